@@ -1,0 +1,1 @@
+"""Reusable Pulumi components of zero-trust-ai (infrastructure as code only)."""

@@ -1,0 +1,329 @@
+"""The stack configuration, parsed once into typed, validated objects.
+
+Every key of the `zero-trust-ai` namespace is declared in `Pulumi.yaml` and parsed here. A bad value
+stops the program before any resource is declared, with one message that lists every problem:
+the key, the value given and what is allowed. `StackConfigError` is a `pulumi.RunError`, so
+`pulumi up` prints that message without a Python traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from components.aws_facts import LOG_RETENTION_DAYS, REGION_AZ_COUNT
+from components.network import SEGMENT_NAMES, Segment
+
+PROJECT = "zero-trust-ai"
+ENVIRONMENTS = ("dev", "staging", "prod")
+DATA_CLASSIFICATIONS = ("public", "internal", "confidential", "restricted")
+DEFAULT_DATA_CLASSIFICATION = {
+    "data": "restricted",
+    "training": "restricted",
+    "inference": "confidential",
+    "management": "internal",
+}
+# A segment VPC is carved into 16 equal subnets (prefix + 4) and AWS's smallest subnet is a /28,
+# so a segment CIDR must lie between /16 (AWS's largest VPC) and /24.
+MIN_SEGMENT_PREFIX = 16
+MAX_SEGMENT_PREFIX = 24
+MIN_AZ_COUNT = 2
+MIN_PROD_AZ_COUNT = 3
+_ORG_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
+# Tag values: letters, digits, spaces and + - = . _ : / @ (EC2 tag restrictions), at most 256.
+_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
+
+
+class StackConfigError(pulumi.RunError):
+    """The stack configuration is invalid; the message lists every problem found."""
+
+    def __init__(self, stack_hint: str, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"invalid stack configuration{stack_hint}:\n{lines}")
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything the program needs from one stack's configuration."""
+
+    environment: str
+    owner: str
+    region: str
+    az_count: int
+    segments: tuple[Segment, ...]
+    flow_log_retention_days: int
+    organization_id: str | None
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+
+@dataclass(frozen=True)
+class _Key:
+    description: str
+    required: bool
+    parse: Callable[[str, Any], Any]
+    default: Any = None
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.items.append(message)
+
+
+def _full(key: str) -> str:
+    return f"{PROJECT}:{key}"
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else repr(value)
+
+
+def _as_string(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{_full(key)} = {_show(value)}: expected a non-empty string")
+    return value.strip()
+
+
+def _as_int(key: str, value: Any) -> int:
+    # Pulumi hands config to the program as strings; YAML in a stack file may give a real int.
+    if isinstance(value, bool):
+        raise ValueError(f"{_full(key)} = {_show(value)}: expected an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    raise ValueError(f"{_full(key)} = {_show(value)}: expected an integer")
+
+
+def _as_string_list(key: str, value: Any) -> list[str]:
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(
+                f"{_full(key)} = {_show(value)}: expected a list of strings, e.g. [\"management\"]"
+            ) from None
+    if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
+        raise ValueError(
+            f"{_full(key)} = {_show(value)}: expected a list of strings, e.g. [\"management\"]"
+        )
+    return parsed
+
+
+def _parse_environment(key: str, value: Any) -> str:
+    text = _as_string(key, value)
+    if text not in ENVIRONMENTS:
+        raise ValueError(f"{_full(key)} = {_show(value)}: allowed values are {', '.join(ENVIRONMENTS)}")
+    return text
+
+
+def _parse_tag_value(key: str, value: Any) -> str:
+    text = _as_string(key, value)
+    if not _TAG_VALUE.match(text):
+        raise ValueError(
+            f"{_full(key)} = {_show(value)}: must be 1-256 characters of letters, digits, "
+            "spaces and + - = . _ : / @ (it becomes a tag value)"
+        )
+    return text
+
+
+def _parse_cidr(key: str, value: Any) -> ipaddress.IPv4Network:
+    text = _as_string(key, value)
+    try:
+        network = ipaddress.IPv4Network(text, strict=False)
+    except ValueError as error:
+        raise ValueError(f"{_full(key)} = {_show(value)}: not an IPv4 CIDR block ({error})") from None
+    if str(network) != text:
+        raise ValueError(
+            f"{_full(key)} = {_show(value)}: host bits are set; the network address is {network}"
+        )
+    if not MIN_SEGMENT_PREFIX <= network.prefixlen <= MAX_SEGMENT_PREFIX:
+        raise ValueError(
+            f"{_full(key)} = {_show(value)}: prefix length must be /{MIN_SEGMENT_PREFIX} to "
+            f"/{MAX_SEGMENT_PREFIX} (AWS VPCs are /16 at most and each segment is carved into 16 "
+            "subnets of at least /28)"
+        )
+    if not network.is_private:
+        raise ValueError(
+            f"{_full(key)} = {_show(value)}: use a private range (10.0.0.0/8, 172.16.0.0/12, "
+            "192.168.0.0/16 or 100.64.0.0/10)"
+        )
+    return network
+
+
+def _parse_az_count(key: str, value: Any) -> int:
+    return _as_int(key, value)
+
+
+def _parse_retention(key: str, value: Any) -> int:
+    days = _as_int(key, value)
+    if days not in LOG_RETENTION_DAYS:
+        raise ValueError(
+            f"{_full(key)} = {_show(value)}: CloudWatch Logs accepts only "
+            f"{', '.join(map(str, LOG_RETENTION_DAYS))} days"
+        )
+    return days
+
+
+def _parse_segment_list(key: str, value: Any) -> list[str]:
+    names = _as_string_list(key, value)
+    unknown = [name for name in names if name not in SEGMENT_NAMES]
+    if unknown:
+        raise ValueError(
+            f"{_full(key)} = {_show(value)}: unknown segment(s) {', '.join(unknown)}; "
+            f"segments are {', '.join(SEGMENT_NAMES)}"
+        )
+    return names
+
+
+def _parse_org_id(key: str, value: Any) -> str | None:
+    # Pulumi.yaml declares the key with default "" (a declared key without default is required).
+    if value == "":
+        return None
+    text = _as_string(key, value)
+    if not _ORG_ID.match(text):
+        raise ValueError(
+            f"{_full(key)} = {_show(value)}: an AWS Organizations id looks like o-a1b2c3d4e5 "
+            "(o- then 10 to 32 lowercase letters or digits)"
+        )
+    return text
+
+
+def _parse_classification(key: str, value: Any) -> str:
+    text = _as_string(key, value)
+    if text not in DATA_CLASSIFICATIONS:
+        raise ValueError(
+            f"{_full(key)} = {_show(value)}: allowed values are {', '.join(DATA_CLASSIFICATIONS)}"
+        )
+    return text
+
+
+# The single list of project keys; Pulumi.yaml declares the same keys (a test keeps them equal).
+KEYS: dict[str, _Key] = {
+    "environment": _Key("Deployment environment: dev, staging or prod.", True, _parse_environment),
+    "owner": _Key("Team accountable for the stack; written to every resource's owner tag.", True,
+                  _parse_tag_value),
+    "azCount": _Key("Availability Zones per segment (>= 2, >= 3 in prod, <= what the region has).",
+                    False, _parse_az_count, MIN_AZ_COUNT),
+    **{
+        f"{segment}Cidr": _Key(f"IPv4 CIDR of the {segment} segment VPC (/16 to /24, private).",
+                               True, _parse_cidr)
+        for segment in SEGMENT_NAMES
+    },
+    **{
+        f"{segment}DataClassification": _Key(
+            f"data-classification tag of the {segment} segment "
+            f"(default {DEFAULT_DATA_CLASSIFICATION[segment]}).",
+            False, _parse_classification, DEFAULT_DATA_CLASSIFICATION[segment])
+        for segment in SEGMENT_NAMES
+    },
+    "egressSegments": _Key("Segments given internet egress through NAT; every other segment has no "
+                           "internet gateway and no default route.", False, _parse_segment_list, []),
+    "flowLogRetentionDays": _Key("Retention of VPC flow logs in CloudWatch Logs, in days.", False,
+                                 _parse_retention, 365),
+    "organizationId": _Key("AWS Organizations id; endpoint policies then admit the organisation "
+                           "instead of only this account.", False, _parse_org_id, ""),
+}
+
+
+def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackConfig:
+    """Parse raw Pulumi config (`namespace:key` → value) into a `StackConfig`.
+
+    Raises `StackConfigError` listing every problem; nothing else escapes for bad input.
+    """
+    problems = _Problems()
+    values: dict[str, Any] = {}
+
+    for full_key in sorted(raw):
+        namespace, _, key = full_key.partition(":")
+        if namespace == PROJECT and key not in KEYS:
+            close = difflib.get_close_matches(key, list(KEYS), n=1)
+            hint = f" (did you mean {_full(close[0])}?)" if close else ""
+            problems.add(f"{full_key}: unknown key{hint}; known keys are "
+                         f"{', '.join(_full(k) for k in KEYS)}")
+
+    for key, spec in KEYS.items():
+        if _full(key) not in raw:
+            if spec.required:
+                problems.add(f"{_full(key)}: missing; required ({spec.description})")
+            values[key] = spec.parse(key, spec.default) if spec.default is not None else None
+            continue
+        try:
+            values[key] = spec.parse(key, raw[_full(key)])
+        except ValueError as error:
+            problems.add(str(error))
+            values[key] = None
+
+    region = raw.get("aws:region")
+    if not isinstance(region, str) or not region:
+        problems.add("aws:region: missing; set it with `pulumi config set aws:region us-east-1`")
+    elif region not in REGION_AZ_COUNT:
+        problems.add(f"aws:region = {_show(region)}: not in the Availability Zone table of "
+                     f"components/aws_facts.py; known regions are {', '.join(sorted(REGION_AZ_COUNT))}")
+
+    az_count = values.get("azCount")
+    if isinstance(az_count, int) and isinstance(region, str) and region in REGION_AZ_COUNT:
+        floor = MIN_PROD_AZ_COUNT if values.get("environment") == "prod" else MIN_AZ_COUNT
+        ceiling = REGION_AZ_COUNT[region]
+        if not floor <= az_count <= ceiling:
+            why = "prod needs at least 3" if values.get("environment") == "prod" else "at least 2"
+            problems.add(f"{_full('azCount')} = {az_count}: allowed {floor} to {ceiling} "
+                         f"({why}; {region} has {ceiling} usable zones)")
+
+    cidrs = {segment: values.get(f"{segment}Cidr") for segment in SEGMENT_NAMES}
+    checked: list[tuple[str, ipaddress.IPv4Network]] = []
+    for segment, cidr in cidrs.items():
+        if not isinstance(cidr, ipaddress.IPv4Network):
+            continue
+        for other, other_cidr in checked:
+            if cidr.overlaps(other_cidr):
+                problems.add(f"{_full(segment + 'Cidr')} = {str(cidr)!r} overlaps "
+                             f"{_full(other + 'Cidr')} = {str(other_cidr)!r}; segment CIDRs must "
+                             "not overlap (they will be routed to each other through inspection)")
+        checked.append((segment, cidr))
+
+    if problems.items:
+        raise StackConfigError(stack_hint, problems.items)
+
+    egress = set(values["egressSegments"])
+    segments = tuple(
+        Segment(
+            name=segment,
+            cidr=str(cidrs[segment]),
+            egress=segment in egress,
+            data_classification=values[f"{segment}DataClassification"],
+        )
+        for segment in SEGMENT_NAMES
+    )
+    return StackConfig(
+        environment=values["environment"],
+        owner=values["owner"],
+        region=str(region),
+        az_count=values["azCount"],
+        segments=segments,
+        flow_log_retention_days=values["flowLogRetentionDays"],
+        organization_id=values["organizationId"],
+    )
+
+
+def load_stack_config() -> StackConfig:
+    """Read the running stack's configuration from the Pulumi runtime and parse it."""
+    raw: dict[str, Any] = dict(pulumi.runtime.get_config_env())
+    # The language host loads config into this context variable; the public `pulumi.Config`
+    # API reads one key at a time and cannot list keys, which unknown-key detection needs.
+    raw.update(pulumi.runtime.config.CONFIG.get())
+    return parse_stack_config(raw, f" for stack {pulumi.get_stack()!r}")

@@ -1,0 +1,24 @@
+"""Every rule of the pack, one module each, named after its rule."""
+
+from ztpolicy.rule import Rule
+from ztpolicy.rules import (
+    default_security_group_closed,
+    egress_free_segment_no_internet_path,
+    instance_no_public_ip,
+    log_group_encrypted,
+    no_unrestricted_ingress,
+    subnet_no_public_ip,
+    vpc_endpoint_policy_restrictive,
+    vpc_flow_logs_enabled,
+)
+
+ALL_RULES: list[Rule] = [
+    subnet_no_public_ip.RULE,
+    instance_no_public_ip.RULE,
+    no_unrestricted_ingress.RULE,
+    vpc_flow_logs_enabled.RULE,
+    egress_free_segment_no_internet_path.RULE,
+    vpc_endpoint_policy_restrictive.RULE,
+    default_security_group_closed.RULE,
+    log_group_encrypted.RULE,
+]

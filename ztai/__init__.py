@@ -1,0 +1,1 @@
+"""zero-trust-ai operator CLI: offline preview, policy analysis (and, later, runtime operations)."""

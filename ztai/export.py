@@ -1,0 +1,153 @@
+"""`pulumi stack export` documents: write one from a recorded preview, read any for analysis.
+
+Deployment version 3, the format `pulumi stack export` writes:
+`{"version": 3, "deployment": {"manifest": {...}, "resources": [{"urn", "custom", "id", "type",
+"inputs", "outputs", "parent", "dependencies", "propertyDependencies", "protect", "provider"}]}}`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ztai.policy.analyzer import AnalyzedResource
+from ztai.preview.recorder import RecordedStack
+
+DEPLOYMENT_VERSION = 3
+
+
+class ExportFileError(ValueError):
+    """The file is not a readable stack export."""
+
+
+def _provider_version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(f"pulumi_{package}")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def to_export(recorded: RecordedStack, pulumi_version: str) -> dict[str, Any]:
+    """The export document of a recorded preview, with the default providers the engine would
+    have registered (the SDK under mocks registers none)."""
+    stack_urn = recorded.resources[0].urn
+    providers: dict[str, dict[str, Any]] = {}
+    resources: list[dict[str, Any]] = []
+    for resource in recorded.resources:
+        entry: dict[str, Any] = {"urn": resource.urn, "custom": resource.custom, "type": resource.type}
+        if resource.custom:
+            package = resource.type.split(":", 1)[0]
+            if package not in providers:
+                version = _provider_version(package)
+                urn = (f"urn:pulumi:{recorded.stack}::{recorded.project}::pulumi:providers:{package}"
+                       f"::default_{version.replace('.', '_')}")
+                provider_id = hashlib.sha256(urn.encode()).hexdigest()[:8] + "-offline"
+                inputs = {"version": version}
+                if package == "aws" and "aws:region" in recorded.config:
+                    inputs["region"] = recorded.config["aws:region"]
+                providers[package] = {"urn": urn, "custom": True, "id": provider_id,
+                                      "type": f"pulumi:providers:{package}", "inputs": inputs,
+                                      "outputs": inputs}
+            provider = providers[package]
+            entry["id"] = resource.id
+            entry["provider"] = f"{provider['urn']}::{provider['id']}"
+        entry["inputs"] = resource.inputs
+        entry["outputs"] = resource.outputs
+        if resource.parent:
+            entry["parent"] = resource.parent
+        if resource.dependencies:
+            entry["dependencies"] = resource.dependencies
+        if resource.property_dependencies:
+            entry["propertyDependencies"] = resource.property_dependencies
+        if resource.protect:
+            entry["protect"] = True
+        resources.append(entry)
+    # Providers come first in real state files: resources refer to them.
+    ordered = [resources[0], *providers.values(), *resources[1:]] if resources else []
+    assert not resources or resources[0]["urn"] == stack_urn
+    manifest_version = f"v{pulumi_version}"
+    return {
+        "version": DEPLOYMENT_VERSION,
+        "deployment": {
+            "manifest": {
+                "time": datetime.now(timezone.utc).isoformat(),
+                # The engine's magic is the SHA-256 of the manifest version.
+                "magic": hashlib.sha256(manifest_version.encode()).hexdigest(),
+                "version": manifest_version,
+            },
+            "resources": ordered,
+        },
+    }
+
+
+def load_export(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ExportFileError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ExportFileError(f"{path} is not JSON: {error.msg} at line {error.lineno}, "
+                              f"column {error.colno}") from None
+    if not isinstance(document, dict) or "deployment" not in document:
+        raise ExportFileError(f"{path} is not a `pulumi stack export` document "
+                              "(no top-level \"deployment\")")
+    if document.get("version") != DEPLOYMENT_VERSION:
+        raise ExportFileError(f"{path}: deployment version {document.get('version')!r} is not "
+                              f"supported; `pulumi stack export` writes version {DEPLOYMENT_VERSION}")
+    return document
+
+
+def _urn_parts(urn: str, index: int) -> tuple[str, str, str, str]:
+    parts = urn.split("::")
+    if not urn.startswith("urn:pulumi:") or len(parts) < 4:
+        raise ExportFileError(f"resources[{index}].urn {urn!r} is not a Pulumi URN "
+                              "(urn:pulumi:<stack>::<project>::<type>::<name>)")
+    return parts[0][len("urn:pulumi:"):], parts[1], parts[2], "::".join(parts[3:])
+
+
+def analyzed_resources(document: Mapping[str, Any]) -> tuple[str, str, list[AnalyzedResource]]:
+    """Stack, project and the resources of an export, as the analyzer receives them.
+
+    The properties are the outputs (what is deployed) where there are any, else the inputs.
+    Resources pending deletion are skipped: they are on their way out.
+    """
+    deployment = document.get("deployment")
+    resources = deployment.get("resources") if isinstance(deployment, Mapping) else None
+    if not isinstance(resources, list):
+        raise ExportFileError("deployment.resources must be a list")
+    analyzed: list[AnalyzedResource] = []
+    stack = project = ""
+    for index, resource in enumerate(resources):
+        if not isinstance(resource, Mapping):
+            raise ExportFileError(f"resources[{index}] must be an object")
+        urn = resource.get("urn")
+        if not isinstance(urn, str):
+            raise ExportFileError(f"resources[{index}] has no urn")
+        stack, project, qualified_type, name = _urn_parts(urn, index)
+        if resource.get("delete"):
+            continue
+        resource_type = resource.get("type") or qualified_type.split("$")[-1]
+        outputs = resource.get("outputs") or {}
+        inputs = resource.get("inputs") or {}
+        for label, value in (("inputs", inputs), ("outputs", outputs)):
+            if not isinstance(value, Mapping):
+                raise ExportFileError(f"resources[{index}] ({urn}) {label} must be an object")
+        properties = outputs or inputs
+        property_dependencies = resource.get("propertyDependencies") or {}
+        analyzed.append(AnalyzedResource(
+            urn=urn, type=str(resource_type), name=name, properties=properties,
+            parent=str(resource.get("parent") or ""),
+            dependencies=[str(d) for d in resource.get("dependencies") or []],
+            property_dependencies={str(k): [str(u) for u in v]
+                                   for k, v in property_dependencies.items() if isinstance(v, list)},
+            protect=bool(resource.get("protect", False)),
+            custom=bool(resource.get("custom", False)),
+        ))
+    return stack, project, analyzed

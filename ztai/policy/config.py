@@ -1,0 +1,95 @@
+"""Policy configuration: the JSON file `pulumi preview --policy-pack-config` takes.
+
+Shape (as the Pulumi CLI reads it): policy name → an enforcement level, or an object with an
+optional `enforcementLevel` and the policy's own properties; the key `all` sets the level of every
+policy. Like the CLI, properties are validated against each policy's config schema and schema
+defaults are filled in before the pack is configured.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from google.protobuf import json_format
+from pulumi.runtime.proto import analyzer_pb2
+
+LEVELS: dict[str, int] = {
+    "advisory": analyzer_pb2.ADVISORY,
+    "mandatory": analyzer_pb2.MANDATORY,
+    "remediate": analyzer_pb2.REMEDIATE,
+    "disabled": analyzer_pb2.DISABLED,
+}
+
+
+class PolicyConfigError(ValueError):
+    """The policy configuration names an unknown policy or breaks a policy's schema."""
+
+
+def load_policy_config(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise PolicyConfigError(f"cannot read policy config {path}: {error.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PolicyConfigError(f"policy config {path} is not JSON: {error.msg} at line "
+                                f"{error.lineno}, column {error.colno}") from None
+    if not isinstance(data, dict):
+        raise PolicyConfigError(f"policy config {path} must be a JSON object keyed by policy name")
+    return data
+
+
+def _level(name: str, value: Any) -> int:
+    if not isinstance(value, str) or value not in LEVELS:
+        raise PolicyConfigError(f"{name}: enforcement level {value!r} is not one of "
+                                f"{', '.join(LEVELS)}")
+    return LEVELS[value]
+
+
+def effective_config(info: analyzer_pb2.AnalyzerInfo,
+                     user: Mapping[str, Any]) -> dict[str, tuple[int, dict[str, Any]]]:
+    """Per policy: the enforcement level and the properties to send with Configure."""
+    policies = {policy.name: policy for policy in info.policies}
+    unknown = sorted(set(user) - set(policies) - {"all"})
+    if unknown:
+        raise PolicyConfigError(f"policy config names unknown policies {', '.join(unknown)}; "
+                                f"the pack has {', '.join(sorted(policies))}")
+    all_level = _level("all", user["all"]) if "all" in user else None
+    initial = {name: json_format.MessageToDict(config.properties)
+               for name, config in info.initialConfig.items()}
+
+    result: dict[str, tuple[int, dict[str, Any]]] = {}
+    for name, policy in policies.items():
+        level = all_level if all_level is not None else policy.enforcementLevel
+        schema = json_format.MessageToDict(policy.configSchema)
+        properties: dict[str, Any] = {
+            key: spec["default"] for key, spec in schema.get("properties", {}).items()
+            if isinstance(spec, dict) and "default" in spec
+        }
+        properties.update(initial.get(name, {}))
+        given = user.get(name)
+        if isinstance(given, str):
+            level = _level(name, given)
+        elif isinstance(given, Mapping):
+            given = dict(given)
+            if "enforcementLevel" in given:
+                level = _level(name, given.pop("enforcementLevel"))
+            properties.update(given)
+        elif given is not None:
+            raise PolicyConfigError(f"{name}: expected an enforcement level or an object, "
+                                    f"got {json.dumps(given)}")
+        # Unknown properties are refused: a misspelt "exclusion" must not silently do nothing.
+        full_schema = {"type": "object", "additionalProperties": False, **schema}
+        try:
+            jsonschema.validate(properties, full_schema)
+        except jsonschema.ValidationError as error:
+            where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+            raise PolicyConfigError(f"{name}: configuration at {where} is invalid: "
+                                    f"{error.message}") from None
+        result[name] = (level, properties)
+    return result

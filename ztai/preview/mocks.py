@@ -1,0 +1,142 @@
+"""Mocks that answer like AWS would: ids, ARNs, zones and identity with the right shapes.
+
+Values are derived from a hash of the resource's type and name, so two previews of the same stack
+print the same ids. An invoke the mocks do not know fails loudly: a silent `{}` would let a
+program that depends on real data source output pass the preview by accident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
+
+from components.aws_facts import REGION_AZ_COUNT, availability_zone_names, partition_for_region
+
+# AWS's documentation account id: obviously not a real account in any report.
+PREVIEW_ACCOUNT_ID = "111122223333"
+
+# EC2 id prefix and ARN resource path per resource type.
+_EC2: dict[str, tuple[str, str]] = {
+    "Vpc": ("vpc", "vpc"),
+    "Subnet": ("subnet", "subnet"),
+    "DefaultSubnet": ("subnet", "subnet"),
+    "SecurityGroup": ("sg", "security-group"),
+    "DefaultSecurityGroup": ("sg", "security-group"),
+    "RouteTable": ("rtb", "route-table"),
+    "DefaultRouteTable": ("rtb", "route-table"),
+    "InternetGateway": ("igw", "internet-gateway"),
+    "EgressOnlyInternetGateway": ("eigw", "egress-only-internet-gateway"),
+    "NatGateway": ("nat", "natgateway"),
+    "Eip": ("eipalloc", "elastic-ip"),
+    "NetworkAcl": ("acl", "network-acl"),
+    "DefaultNetworkAcl": ("acl", "network-acl"),
+    "NetworkAclAssociation": ("aclassoc", "network-acl-association"),
+    "RouteTableAssociation": ("rtbassoc", "route-table-association"),
+    "VpcEndpoint": ("vpce", "vpc-endpoint"),
+    "FlowLog": ("fl", "vpc-flow-log"),
+    "Instance": ("i", "instance"),
+    "LaunchTemplate": ("lt", "launch-template"),
+}
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+class AwsMocks(Mocks):
+    """Realistic answers for one account and region."""
+
+    def __init__(self, region: str, account_id: str = PREVIEW_ACCOUNT_ID) -> None:
+        self.region = region
+        self.account_id = account_id
+        self.partition = partition_for_region(region)
+
+    # -- invokes -------------------------------------------------------------------------------
+    def call(self, args: MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        token = args.token
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": self.account_id,
+                "arn": f"arn:{self.partition}:sts::{self.account_id}:assumed-role/ztai-preview/offline",
+                "userId": "AROAPREVIEWOFFLINE00:offline",
+                "id": self.account_id,
+            }
+        if token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region, "id": self.region,
+                    "endpoint": f"ec2.{self.region}.amazonaws.com",
+                    "description": self.region}
+        if token == "aws:index/getPartition:getPartition":
+            suffix = "amazonaws.com.cn" if self.partition == "aws-cn" else "amazonaws.com"
+            return {"partition": self.partition, "id": self.partition, "dnsSuffix": suffix,
+                    "reverseDnsPrefix": ".".join(reversed(suffix.split(".")))}
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = availability_zone_names(self.region) if self.region in REGION_AZ_COUNT else []
+            short = self.region.replace("-", "")[:4]
+            return {"names": names, "zoneIds": [f"{short}-az{i + 1}" for i in range(len(names))],
+                    "groupNames": [self.region] * len(names), "id": self.region,
+                    "state": args.args.get("state")}
+        raise NotImplementedError(
+            f"the offline preview has no mock for invoke {token}; add one to ztai/preview/mocks.py "
+            "that returns what AWS would")
+
+    # -- resources -----------------------------------------------------------------------------
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        package_module, _, type_name = args.typ.rpartition(":")
+        module = package_module.split(":")[-1].split("/")[0] if ":" in package_module else ""
+        digest = _digest(args.typ, args.name)
+        state: dict[str, Any] = dict(args.inputs)
+        if not args.typ.startswith("aws:"):
+            return f"{args.name}-{digest[:8]}", state
+
+        region, account, partition = self.region, self.account_id, self.partition
+        if module == "ec2" and type_name in _EC2:
+            prefix, path = _EC2[type_name]
+            resource_id = f"{prefix}-{digest[:17]}"
+            if type_name == "DefaultNetworkAcl":
+                resource_id = str(args.inputs.get("defaultNetworkAclId") or resource_id)
+            state["arn"] = f"arn:{partition}:ec2:{region}:{account}:{path}/{resource_id}"
+            if type_name == "Vpc":
+                state.update({
+                    "defaultNetworkAclId": f"acl-{digest[17:34]}",
+                    "defaultSecurityGroupId": f"sg-{digest[17:34]}",
+                    "defaultRouteTableId": f"rtb-{digest[17:34]}",
+                    "mainRouteTableId": f"rtb-{digest[17:34]}",
+                    "ownerId": account,
+                })
+            if type_name == "Eip":
+                state.update({"allocationId": resource_id,
+                              "publicIp": f"203.0.113.{int(digest[:2], 16) % 254 + 1}"})
+            if type_name in ("SecurityGroup", "DefaultSecurityGroup"):
+                state.setdefault("name", args.name if type_name == "SecurityGroup" else "default")
+                state["ownerId"] = account
+        elif args.typ == "aws:kms/key:Key":
+            resource_id = str(uuid.UUID(digest[:32]))
+            state.update({"keyId": resource_id,
+                          "arn": f"arn:{partition}:kms:{region}:{account}:key/{resource_id}"})
+        elif args.typ == "aws:kms/alias:Alias":
+            resource_id = str(args.inputs.get("name"))
+            state.update({"arn": f"arn:{partition}:kms:{region}:{account}:{resource_id}",
+                          "targetKeyArn": f"arn:{partition}:kms:{region}:{account}:key/"
+                                          f"{args.inputs.get('targetKeyId')}"})
+        elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
+            resource_id = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
+            state.update({"name": resource_id,
+                          "arn": f"arn:{partition}:logs:{region}:{account}:log-group:{resource_id}"})
+        elif args.typ == "aws:iam/role:Role":
+            # Pulumi auto-names: the logical name plus seven random hex characters.
+            resource_id = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
+            path = str(args.inputs.get("path") or "/")  # IAM paths start and end with "/"
+            state.update({"name": resource_id, "uniqueId": f"AROA{digest[:17].upper()}",
+                          "arn": f"arn:{partition}:iam::{account}:role{path}{resource_id}"})
+        elif args.typ == "aws:iam/rolePolicy:RolePolicy":
+            name = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
+            resource_id = f"{args.inputs.get('role')}:{name}"
+            state["name"] = name
+        else:
+            resource_id = f"{args.name}-{digest[:8]}"
+            state["arn"] = f"arn:{partition}:{module}:{region}:{account}:{type_name.lower()}/{resource_id}"
+        state["id"] = resource_id
+        return resource_id, state

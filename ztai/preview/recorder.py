@@ -1,0 +1,166 @@
+"""Run a Pulumi program under the mock monitor and record what the engine would see.
+
+`MockMonitor.RegisterResource` receives every registration (components included) with its type,
+name, parent, inputs, dependencies and options; the recorder keeps all of it, which is what the
+policy analyzer and a `pulumi stack export` need.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi.runtime
+from google.protobuf import json_format, struct_pb2
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.stack import wait_for_rpcs
+from pulumi.runtime.sync_await import _sync_await
+
+from ztai.preview.mocks import AwsMocks
+
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+def plain(value: Any) -> Any:
+    """JSON values from a protobuf Struct: whole-number floats back to ints (Struct has only
+    doubles, exports and reports read better with 60 than 60.0)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value
+
+
+def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    result = plain(json_format.MessageToDict(struct))
+    assert isinstance(result, dict)
+    return result
+
+
+@dataclass
+class RecordedResource:
+    """One registration, as the engine would hold it in its state."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str = ""
+    id: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    dependencies: list[str] = field(default_factory=list)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    protect: bool = False
+    provider: str = ""
+
+
+@dataclass
+class RecordedStack:
+    project: str
+    stack: str
+    resources: list[RecordedResource]
+    stack_outputs: dict[str, Any]
+    errors: list[str]
+    config: dict[str, str] = field(default_factory=dict)
+
+
+class RecordingMonitor(MockMonitor):
+    """A MockMonitor that also keeps every registration in order."""
+
+    def __init__(self, mocks: AwsMocks) -> None:
+        super().__init__(mocks)
+        self.recorded: list[RecordedResource] = []
+        self.stack_outputs: dict[str, Any] = {}
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # As the engine builds URNs: a child's type is qualified by its parent's whole qualified
+        # type chain, and the root stack's type is left out. (MockMonitor keeps only the last
+        # link and keeps the stack's, so its URNs differ from the ones a real preview prints.)
+        qualified = type_
+        if parent:
+            parent_type = parent.split("::")[2]
+            if parent_type != STACK_TYPE:
+                qualified = f"{parent_type}${type_}"
+        return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), qualified, name])
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        self.recorded.append(RecordedResource(
+            urn=response.urn,
+            type=request.type,
+            name=request.name,
+            custom=bool(request.custom),
+            parent=request.parent,
+            id=response.id,
+            inputs=struct_to_dict(request.object),
+            outputs=struct_to_dict(response.object) if request.custom else {},
+            dependencies=list(request.dependencies),
+            property_dependencies={key: list(deps.urns)
+                                   for key, deps in request.propertyDependencies.items()},
+            protect=bool(request.protect),
+            provider=request.provider,
+        ))
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        if request.urn.split("::")[-2] == STACK_TYPE:
+            self.stack_outputs.update(struct_to_dict(request.outputs))
+        return super().RegisterResourceOutputs(request)
+
+
+class _ErrorCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def record(program: Callable[[], None], *, project: str, stack: str,
+           config: Mapping[str, str], region: str) -> RecordedStack:
+    """Run `program` against the mocks with `config` set, wait for every registration, and
+    return what was registered. Exceptions from the program propagate unchanged."""
+    mocks = AwsMocks(region)
+    monitor = RecordingMonitor(mocks)
+    errors = _ErrorCollector()
+    logger = logging.getLogger(f"ztai.preview.{stack}")
+    logger.addHandler(errors)
+    logger.propagate = False
+    # Each run gets a fresh root stack (set_mocks reuses one left by an earlier run).
+    pulumi.runtime.settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=True, logger=logger,
+                             monitor=monitor)
+    # set_mocks keeps the config of an earlier run in this process; start from this stack's only.
+    pulumi.runtime.set_all_config(dict(config))
+    program()
+    _sync_await(wait_for_rpcs())
+
+    root = pulumi.runtime.get_root_resource()
+    outputs: dict[str, Any] = {}
+    if root is not None:
+        for key, value in getattr(root, "outputs", {}).items():
+            outputs[key] = _sync_await(_resolve(value))
+    stack_urn = f"urn:pulumi:{stack}::{project}::{STACK_TYPE}::{project}-{stack}"
+    root_record = RecordedResource(urn=stack_urn, type=STACK_TYPE, name=f"{project}-{stack}",
+                                   custom=False, outputs=outputs)
+    resources = [root_record]
+    for resource in monitor.recorded:
+        if resource.type == STACK_TYPE:
+            continue
+        if not resource.parent or resource.parent.split("::")[2] == STACK_TYPE:
+            resource.parent = stack_urn
+        resources.append(resource)
+    return RecordedStack(project=project, stack=stack, resources=resources,
+                         stack_outputs=outputs, errors=errors.messages, config=dict(config))
+
+
+async def _resolve(value: Any) -> Any:
+    output = pulumi.Output.from_input(value)
+    return await output.future()

@@ -1,0 +1,142 @@
+"""Human and machine reports of a preview or an analysis."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ztai.policy.analyzer import PolicyResult
+
+
+@dataclass(frozen=True)
+class ReportResource:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    protect: bool
+    inputs: dict[str, Any]
+
+
+def display_type(token: str) -> str:
+    """`aws:ec2/vpc:Vpc` → `aws:ec2:Vpc`, as `pulumi preview` shows types."""
+    package, _, rest = token.partition(":")
+    module, _, name = rest.rpartition(":")
+    return f"{package}:{module.split('/')[0]}:{name}" if module else token
+
+
+def _tree_rows(resources: Sequence[ReportResource]) -> list[tuple[str, ReportResource]]:
+    children: dict[str, list[ReportResource]] = defaultdict(list)
+    urns = {resource.urn for resource in resources}
+    roots = []
+    for resource in resources:
+        if resource.parent and resource.parent in urns:
+            children[resource.parent].append(resource)
+        else:
+            roots.append(resource)
+    rows: list[tuple[str, ReportResource]] = []
+
+    def walk(resource: ReportResource, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└─ " if last else "├─ ")
+        rows.append((prefix + branch, resource))
+        kids = children.get(resource.urn, [])
+        extension = "" if top else ("   " if last else "│  ")
+        for index, kid in enumerate(kids):
+            walk(kid, prefix + extension, index == len(kids) - 1, False)
+
+    for root in roots:
+        walk(root, "", True, True)
+    return rows
+
+
+def render_text(*, title: str, resources: Sequence[ReportResource], outputs: dict[str, Any] | None,
+                result: PolicyResult, pack_label: str, plan: str) -> str:
+    """A `pulumi preview`-like tree, the stack outputs and the policy summary."""
+    rows = _tree_rows(resources)
+    type_width = max((len(prefix) + len(display_type(r.type)) for prefix, r in rows), default=4)
+    name_width = max((len(r.name) for _, r in rows), default=4)
+    lines = [title, "", f"     {'Type':<{type_width}}  {'Name':<{name_width}}  Plan"]
+    symbol = "+" if plan == "create" else " "
+    for prefix, resource in rows:
+        kind = prefix + display_type(resource.type)
+        flags = "  [protect]" if resource.protect else ""
+        lines.append(f" {symbol}   {kind:<{type_width}}  {resource.name:<{name_width}}  {plan}{flags}")
+    if outputs:
+        lines += ["", "Outputs:"]
+        width = max(len(key) for key in outputs)
+        for key, value in outputs.items():
+            lines.append(f"    {key:<{width}}: {json.dumps(value, sort_keys=True)}")
+    lines += ["", "Resources:", f"    {symbol} {len(resources)} to {plan}" if plan == "create"
+              else f"    {len(resources)} analysed", ""]
+    lines += render_policies(result, pack_label)
+    return "\n".join(lines) + "\n"
+
+
+def render_policies(result: PolicyResult, pack_label: str) -> list[str]:
+    policies = {policy.name: policy for policy in result.policies}
+    mandatory = len(result.mandatory_violations)
+    advisory = len(result.violations) - mandatory
+    mark = "FAILED" if mandatory else "PASSED"
+    lines = ["Policies:", f"    {result.pack_name}@v{result.pack_version} ({pack_label}): {mark}"]
+    by_policy: dict[str, list[Any]] = defaultdict(list)
+    for violation in result.violations:
+        by_policy[violation.policy].append(violation)
+    for name, violations in by_policy.items():
+        policy = policies.get(name)
+        section = f" §{policy.section.lstrip('§')}" if policy and policy.section else ""
+        lines.append(f"    - [{violations[0].level}] [{violations[0].severity}] {name}{section}: "
+                     f"{policy.description if policy else ''}")
+        for violation in violations:
+            lines.append(f"        {violation.urn or '(stack)'}")
+            lines.append(f"          {violation.message}")
+        if policy and policy.remediation:
+            lines.append(f"        remediation: {policy.remediation}")
+    if result.exclusions:
+        lines.append(f"    Exclusions ({len(result.exclusions)}), each suppressing findings:")
+        for exclusion in result.exclusions:
+            lines.append(f"    - {exclusion.policy}: {exclusion.urn}")
+            lines.append(f"        pattern {exclusion.pattern!r}, reason: {exclusion.reason}")
+            for message in exclusion.suppressed:
+                lines.append(f"        suppressed: {message}")
+    lines.append(f"    {len(result.policies)} policies, {mandatory} mandatory and {advisory} advisory "
+                 f"violation(s), {len(result.exclusions)} exclusion(s)")
+    return lines
+
+
+def render_json(*, mode: str, project: str, stack: str, resources: Sequence[ReportResource],
+                outputs: dict[str, Any] | None, result: PolicyResult) -> str:
+    policies = {policy.name: policy for policy in result.policies}
+    document = {
+        "mode": mode,
+        "project": project,
+        "stack": stack,
+        "resources": [{"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent or None,
+                       "custom": r.custom, "protect": r.protect, "inputs": r.inputs}
+                      for r in resources],
+        "outputs": outputs or {},
+        "policyPack": {
+            "name": result.pack_name, "version": result.pack_version,
+            "policies": [{"name": p.name, "description": p.description, "type": p.policy_type,
+                          "enforcementLevel": p.enforcement_level, "severity": p.severity,
+                          "section": p.section, "remediation": p.remediation}
+                         for p in result.policies],
+            "config": result.config,
+        },
+        "violations": [{"policy": v.policy, "level": v.level, "severity": v.severity,
+                        "section": policies[v.policy].section if v.policy in policies else "",
+                        "urn": v.urn, "message": v.message} for v in result.violations],
+        "exclusions": [{"policy": e.policy, "urn": e.urn, "pattern": e.pattern, "reason": e.reason,
+                        "suppressed": list(e.suppressed)} for e in result.exclusions],
+        "summary": {
+            "resources": len(resources),
+            "mandatoryViolations": len(result.mandatory_violations),
+            "advisoryViolations": len(result.violations) - len(result.mandatory_violations),
+            "exclusions": len(result.exclusions),
+            "passed": not result.mandatory_violations,
+        },
+    }
+    return json.dumps(document, indent=2, sort_keys=False) + "\n"

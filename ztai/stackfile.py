@@ -1,0 +1,116 @@
+"""Read a stack's configuration the way the Pulumi CLI hands it to the program.
+
+`Pulumi.yaml` names the project, the stack-config directory and the declared keys with their
+defaults; `stacks/Pulumi.<stack>.yaml` holds the stack's values. Pulumi passes every value to the
+program as a string (lists and objects as JSON), after filling in the project's declared defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+class StackFileError(ValueError):
+    """The project or stack file is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class StackFile:
+    project: str
+    stack: str
+    project_dir: Path
+    config: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def region(self) -> str | None:
+        return self.config.get("aws:region")
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise StackFileError(f"cannot read {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise StackFileError(f"{path} is not valid YAML{where}: "
+                             f"{getattr(error, 'problem', error)}") from None
+
+
+def config_string(value: Any) -> str:
+    """A config value as the engine passes it to a program."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value)
+
+
+def available_stacks(project_dir: Path) -> list[str]:
+    project = load_project(project_dir)
+    directory = project_dir / str(project.get("stackConfigDir", "."))
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in directory.glob("Pulumi.*.yaml"))
+
+
+def load_project(project_dir: Path) -> dict[str, Any]:
+    path = project_dir / "Pulumi.yaml"
+    if not path.is_file():
+        raise StackFileError(f"{project_dir.resolve()} has no Pulumi.yaml; run ztai from the "
+                             "repository root or pass --project-dir")
+    project = _read_yaml(path)
+    if not isinstance(project, dict) or not isinstance(project.get("name"), str):
+        raise StackFileError(f"{path} must be a mapping with a `name`")
+    return project
+
+
+def load_stack(project_dir: Path, stack: str) -> StackFile:
+    if not _STACK_NAME.match(stack):
+        raise StackFileError(f"stack name {stack!r} is not valid: use letters, digits, '-', '_' "
+                             "or '.', at most 100 characters")
+    project = load_project(project_dir)
+    name = project["name"]
+    path = project_dir / str(project.get("stackConfigDir", ".")) / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        known = ", ".join(available_stacks(project_dir)) or "none"
+        raise StackFileError(f"stack {stack!r} has no configuration file {path}; "
+                             f"stacks of this project: {known}")
+    document = _read_yaml(path) or {}
+    if not isinstance(document, dict):
+        raise StackFileError(f"{path} must be a mapping with a `config:` section")
+    raw = document.get("config") or {}
+    if not isinstance(raw, dict):
+        raise StackFileError(f"{path}: `config` must be a mapping of key: value")
+
+    config: dict[str, str] = {}
+    warnings: list[str] = []
+    for key, value in raw.items():
+        key = str(key)
+        if ":" not in key:
+            # Pulumi qualifies bare keys with the project name.
+            key = f"{name}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            # Secrets are encrypted for the stack's secrets provider; offline they stay opaque.
+            warnings.append(f"{key} is a secret; the offline preview uses a placeholder")
+            config[key] = "offline-preview-placeholder"
+            continue
+        config[key] = config_string(value)
+
+    declared = project.get("config") or {}
+    for key, declaration in declared.items():
+        full = key if ":" in key else f"{name}:{key}"
+        if full not in config and isinstance(declaration, dict) and "default" in declaration:
+            config[full] = config_string(declaration["default"])
+    return StackFile(project=name, stack=stack, project_dir=project_dir, config=config,
+                     warnings=warnings)
