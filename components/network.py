@@ -451,8 +451,8 @@ class SegmentedNetwork(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: SegmentedNetworkArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
+        _validate(args)  # before registering anything: bad input leaves nothing half-declared
         super().__init__("zero-trust-ai:network:SegmentedNetwork", name, None, opts)
-        _validate(args)
         child = pulumi.ResourceOptions(parent=self)
         partition = partition_for_region(args.region)
         account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id

@@ -1,0 +1,233 @@
+"""SegmentedNetwork under Pulumi's mock monitor: the security-relevant properties of what it
+declares, read from the registrations the engine would receive."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from components.network import (
+    DEFAULT_INTERFACE_ENDPOINTS,
+    Segment,
+    SegmentedNetwork,
+    SegmentedNetworkArgs,
+    subnet_blocks,
+)
+from ztai.preview.recorder import RecordedResource, RecordedStack, record
+
+SEGMENTS = (
+    Segment("data", "10.10.0.0/16"),
+    Segment("training", "10.11.0.0/16"),
+    Segment("inference", "10.12.0.0/16", data_classification="confidential"),
+    Segment("management", "10.13.0.0/16", egress=True, data_classification="internal"),
+)
+ARGS = SegmentedNetworkArgs(segments=SEGMENTS, environment="dev", owner="ml-platform",
+                            region="eu-west-1", az_count=2)
+TAGGABLE_EXEMPT = {"aws:kms/alias:Alias", "aws:iam/rolePolicy:RolePolicy",
+                   "aws:ec2/networkAclAssociation:NetworkAclAssociation",
+                   "aws:ec2/routeTableAssociation:RouteTableAssociation"}
+
+
+def build(args: SegmentedNetworkArgs = ARGS) -> RecordedStack:
+    return record(lambda: SegmentedNetwork("network", args) and None, project="zero-trust-ai",
+                  stack="test", config={"aws:region": args.region}, region=args.region)
+
+
+@pytest.fixture(scope="module")
+def dev() -> RecordedStack:
+    return build()
+
+
+def of_type(stack: RecordedStack, token: str) -> list[RecordedResource]:
+    return [r for r in stack.resources if r.type == token]
+
+
+def in_segment(stack: RecordedStack, token: str, segment: str) -> list[RecordedResource]:
+    return [r for r in of_type(stack, token) if r.name.startswith(f"network-{segment}-")]
+
+
+def vpc_of(stack: RecordedStack, segment: str) -> RecordedResource:
+    [vpc] = in_segment(stack, "aws:ec2/vpc:Vpc", segment)
+    return vpc
+
+
+def policy(resource: RecordedResource) -> dict[str, Any]:
+    document = json.loads(resource.inputs["policy"])
+    assert isinstance(document, dict)
+    return document
+
+
+def test_one_vpc_per_segment_with_dns_for_private_endpoints(dev: RecordedStack) -> None:
+    vpcs = of_type(dev, "aws:ec2/vpc:Vpc")
+    assert sorted(v.inputs["cidrBlock"] for v in vpcs) == [s.cidr for s in SEGMENTS]
+    assert all(v.inputs["enableDnsSupport"] and v.inputs["enableDnsHostnames"] for v in vpcs)
+
+
+def test_private_subnets_in_each_zone_without_public_addresses(dev: RecordedStack) -> None:
+    for segment in SEGMENTS:
+        private = [s for s in in_segment(dev, "aws:ec2/subnet:Subnet", segment.name)
+                   if "-private-" in s.name]
+        assert sorted(s.inputs["availabilityZone"] for s in private) == ["eu-west-1a", "eu-west-1b"]
+        for subnet in private:
+            assert ipaddress.ip_network(subnet.inputs["cidrBlock"]).subnet_of(
+                ipaddress.ip_network(segment.cidr))
+    assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in of_type(dev, "aws:ec2/subnet:Subnet"))
+
+
+def test_internet_path_only_in_egress_segments(dev: RecordedStack) -> None:
+    for token in ("aws:ec2/internetGateway:InternetGateway", "aws:ec2/natGateway:NatGateway",
+                  "aws:ec2/eip:Eip"):
+        owners = {r.name.split("-")[1] for r in of_type(dev, token)}
+        assert owners == {"management"}, token
+    for segment in ("data", "training", "inference"):
+        [table] = in_segment(dev, "aws:ec2/routeTable:RouteTable", segment)
+        assert not table.inputs.get("routes")
+    nat_tables = [t for t in in_segment(dev, "aws:ec2/routeTable:RouteTable", "management")
+                  if "private-rt" in t.name]
+    assert len(nat_tables) == 2  # one NAT route table per zone
+    assert all(t.inputs["routes"][0]["natGatewayId"].startswith("nat-") for t in nat_tables)
+
+
+def test_default_security_group_and_acl_are_taken_over_empty(dev: RecordedStack) -> None:
+    for token in ("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
+                  "aws:ec2/defaultNetworkAcl:DefaultNetworkAcl"):
+        resources = of_type(dev, token)
+        assert len(resources) == 4
+        assert all(r.inputs["ingress"] == [] and r.inputs["egress"] == [] for r in resources)
+    vpc = vpc_of(dev, "data")
+    [acl] = in_segment(dev, "aws:ec2/defaultNetworkAcl:DefaultNetworkAcl", "data")
+    assert acl.inputs["defaultNetworkAclId"] == vpc.outputs["defaultNetworkAclId"]
+
+
+def test_private_acl_admits_the_segment_and_return_traffic_only(dev: RecordedStack) -> None:
+    [acl] = [a for a in in_segment(dev, "aws:ec2/networkAcl:NetworkAcl", "data")]
+    rules = {(r["cidrBlock"], r["protocol"], r["fromPort"], r["toPort"]) for r in acl.inputs["ingress"]}
+    assert rules == {("10.10.0.0/16", "-1", 0, 0), ("0.0.0.0/0", "tcp", 1024, 65535)}
+    associations = [a for a in of_type(dev, "aws:ec2/networkAclAssociation:NetworkAclAssociation")
+                    if a.name.startswith("network-data-private-nacl")]
+    assert len(associations) == 2
+
+
+def test_flow_logs_capture_all_traffic_into_encrypted_retained_groups(dev: RecordedStack) -> None:
+    [key] = of_type(dev, "aws:kms/key:Key")
+    for segment in SEGMENTS:
+        [flow_log] = in_segment(dev, "aws:ec2/flowLog:FlowLog", segment.name)
+        [group] = in_segment(dev, "aws:cloudwatch/logGroup:LogGroup", segment.name)
+        assert flow_log.inputs["trafficType"] == "ALL"
+        assert flow_log.inputs["vpcId"] == vpc_of(dev, segment.name).id
+        assert flow_log.inputs["logDestination"] == group.outputs["arn"]
+        assert group.inputs["kmsKeyId"] == key.outputs["arn"]
+        assert group.inputs["retentionInDays"] == 365
+        assert group.inputs["name"] == f"/zero-trust-ai/dev/vpc-flow-logs/{segment.name}"
+
+
+def test_flow_log_key_rotates_and_only_logs_may_use_it(dev: RecordedStack) -> None:
+    [key] = of_type(dev, "aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True
+    assert key.inputs["rotationPeriodInDays"] == 90
+    assert key.inputs["deletionWindowInDays"] == 30
+    assert "bypassPolicyLockoutSafetyCheck" not in key.inputs
+    statements = {s["Sid"]: s for s in policy(key)["Statement"]}
+    admin = statements["AccountAdministersButCannotUse"]
+    assert not any(a.startswith(("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"))
+                   or a == "kms:*" for a in admin["Action"])
+    use = statements["CloudWatchLogsEncryptsFlowLogGroups"]
+    assert use["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
+    assert use["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == (
+        "arn:aws:logs:eu-west-1:111122223333:log-group:/zero-trust-ai/dev/vpc-flow-logs/*")
+
+
+def test_flow_log_role_is_scoped_to_its_groups_and_to_our_flow_logs(dev: RecordedStack) -> None:
+    [role] = of_type(dev, "aws:iam/role:Role")
+    [trust] = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": "111122223333"}
+    [grant] = policy(of_type(dev, "aws:iam/rolePolicy:RolePolicy")[0])["Statement"]
+    assert "logs:CreateLogGroup" not in grant["Action"]
+    assert all(arn.startswith("arn:aws:logs:eu-west-1:111122223333:log-group:/zero-trust-ai/dev/")
+               for arn in grant["Resource"])
+
+
+def test_endpoints_form_a_data_perimeter(dev: RecordedStack) -> None:
+    endpoints = in_segment(dev, "aws:ec2/vpcEndpoint:VpcEndpoint", "inference")
+    services = {e.inputs["serviceName"].split("eu-west-1.")[1] for e in endpoints}
+    assert services == {"s3", *DEFAULT_INTERFACE_ENDPOINTS}
+    for endpoint in endpoints:
+        for statement in policy(endpoint)["Statement"]:
+            assert statement["Condition"]["StringEquals"]["aws:PrincipalAccount"] == "111122223333"
+        if endpoint.inputs["vpcEndpointType"] == "Interface":
+            assert endpoint.inputs["privateDnsEnabled"] is True
+    by_service = {e.inputs["serviceName"].rsplit(".", 1)[-1]: e for e in endpoints}
+    [own_buckets, _] = policy(by_service["s3"])["Statement"]
+    assert own_buckets["Condition"]["StringEquals"]["aws:ResourceAccount"] == "111122223333"
+    assert "aws:ResourceAccount" in policy(by_service["kms"])["Statement"][0]["Condition"]["StringEquals"]
+    # SSM acts on AWS-owned documents: a resource perimeter there would break Session Manager.
+    assert "aws:ResourceAccount" not in policy(by_service["ssm"])["Statement"][0]["Condition"]["StringEquals"]
+
+
+def test_endpoint_security_group_admits_https_from_the_segment_only(dev: RecordedStack) -> None:
+    [group] = in_segment(dev, "aws:ec2/securityGroup:SecurityGroup", "data")
+    [rule] = group.inputs["ingress"]
+    assert (rule["protocol"], rule["fromPort"], rule["toPort"], rule["cidrBlocks"]) == (
+        "tcp", 443, 443, ["10.10.0.0/16"])
+    assert group.inputs["egress"] == []
+
+
+def test_every_taggable_resource_carries_the_tags(dev: RecordedStack) -> None:
+    for resource in dev.resources:
+        if not resource.custom or resource.type in TAGGABLE_EXEMPT:
+            continue
+        tags = resource.inputs.get("tags", {})
+        assert {"environment", "owner", "data-classification"} <= set(tags), resource.name
+        assert tags["environment"] == "dev" and tags["owner"] == "ml-platform"
+    assert vpc_of(dev, "data").inputs["tags"]["ztai:egress"] == "none"
+    assert vpc_of(dev, "management").inputs["tags"]["ztai:egress"] == "nat"
+    assert vpc_of(dev, "inference").inputs["tags"]["data-classification"] == "confidential"
+
+
+def test_organisation_perimeter_when_an_organisation_is_given() -> None:
+    stack = build(replace(ARGS, segments=SEGMENTS[:1], organization_id="o-a1b2c3d4e5"))
+    for endpoint in of_type(stack, "aws:ec2/vpcEndpoint:VpcEndpoint"):
+        for statement in policy(endpoint)["Statement"]:
+            assert statement["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == "o-a1b2c3d4e5"
+
+
+def test_handed_over_key_replaces_the_component_key() -> None:
+    key_arn = "arn:aws:kms:eu-west-1:111122223333:key/11111111-2222-3333-4444-555555555555"
+    stack = build(replace(ARGS, segments=SEGMENTS[:1], flow_log_key_arn=key_arn))
+    assert of_type(stack, "aws:kms/key:Key") == []
+    [group] = of_type(stack, "aws:cloudwatch/logGroup:LogGroup")
+    assert group.inputs["kmsKeyId"] == key_arn
+
+
+def test_prod_protects_key_and_log_groups_and_spans_three_zones() -> None:
+    stack = build(replace(ARGS, az_count=3, protect=True))
+    assert all(r.protect for r in of_type(stack, "aws:kms/key:Key"))
+    groups = of_type(stack, "aws:cloudwatch/logGroup:LogGroup")
+    assert all(g.protect and g.inputs["deletionProtectionEnabled"] for g in groups)
+    assert len(in_segment(stack, "aws:ec2/natGateway:NatGateway", "management")) == 3
+    private = [s for s in in_segment(stack, "aws:ec2/subnet:Subnet", "data") if "private" in s.name]
+    assert len({s.inputs["availabilityZone"] for s in private}) == 3
+
+
+def test_subnet_blocks_do_not_overlap() -> None:
+    private, public = subnet_blocks("10.0.0.0/24", 3)
+    networks = [ipaddress.ip_network(block) for block in private + public]
+    assert all(n.prefixlen == 28 for n in networks)
+    assert not any(a.overlaps(b) for i, a in enumerate(networks) for b in networks[i + 1:])
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"segments": ()}, "at least one segment"),
+    ({"segments": (Segment("data", "10.0.0.0/16"), Segment("data", "10.1.0.0/16"))}, "unique"),
+    ({"segments": (Segment("dmz", "10.0.0.0/16"),)}, "unknown segment 'dmz'"),
+    ({"segments": (Segment("data", "10.0.0.0/12"),)}, "must be /16 to /24"),
+    ({"az_count": 1}, "az_count must be 2 to 8"),
+])
+def test_invalid_arguments_fail_before_any_child(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build(replace(ARGS, **change))

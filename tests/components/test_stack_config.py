@@ -1,0 +1,147 @@
+"""The stack configuration parser: good files parse, every kind of bad input is named clearly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from components.stack_config import KEYS, StackConfigError, parse_stack_config
+from tests.conftest import ROOT
+from ztai.stackfile import load_stack
+
+VALID: dict[str, Any] = {
+    "aws:region": "eu-west-1",
+    "zero-trust-ai:environment": "dev",
+    "zero-trust-ai:owner": "ml-platform",
+    "zero-trust-ai:azCount": "2",
+    "zero-trust-ai:dataCidr": "10.10.0.0/16",
+    "zero-trust-ai:trainingCidr": "10.11.0.0/16",
+    "zero-trust-ai:inferenceCidr": "10.12.0.0/16",
+    "zero-trust-ai:managementCidr": "10.13.0.0/16",
+}
+
+
+def problems_of(**changes: Any) -> list[str]:
+    raw = {**VALID, **{key.replace("__", ":"): value for key, value in changes.items()}}
+    raw = {key: value for key, value in raw.items() if value is not None}
+    with pytest.raises(StackConfigError) as caught:
+        parse_stack_config(raw)
+    return caught.value.problems
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_shipped_stacks_parse(stack: str) -> None:
+    config = parse_stack_config(load_stack(ROOT, stack).config)
+    assert config.environment == stack
+    assert config.az_count == (3 if stack == "prod" else 2)
+    assert [s.name for s in config.segments] == ["data", "training", "inference", "management"]
+    assert {s.name for s in config.segments if s.egress} == {"management"}
+
+
+def test_defaults_are_the_secure_ones() -> None:
+    config = parse_stack_config(VALID)
+    assert not any(segment.egress for segment in config.segments)
+    assert config.flow_log_retention_days == 365
+    assert config.organization_id is None
+    assert {s.name: s.data_classification for s in config.segments}["data"] == "restricted"
+
+
+def test_error_is_a_run_error_so_pulumi_prints_no_traceback() -> None:
+    assert issubclass(StackConfigError, pulumi.RunError)
+
+
+def test_prefix_33_is_refused_showing_the_value() -> None:
+    [problem] = problems_of(**{"zero-trust-ai__dataCidr": "10.10.0.0/33"})
+    assert "zero-trust-ai:dataCidr" in problem and "10.10.0.0/33" in problem
+    assert "not an IPv4 CIDR" in problem
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("10.10.0.1/16", "host bits are set; the network address is 10.10.0.0/16"),
+    ("10.0.0.0/8", "prefix length must be /16 to /24"),
+    ("10.10.0.0/26", "prefix length must be /16 to /24"),
+    ("8.8.0.0/16", "use a private range"),
+    ("banana", "not an IPv4 CIDR"),
+])
+def test_bad_cidrs(value: str, expected: str) -> None:
+    [problem] = problems_of(**{"zero-trust-ai__trainingCidr": value})
+    assert expected in problem and value in problem
+
+
+def test_overlapping_segments_are_refused() -> None:
+    [problem] = problems_of(**{"zero-trust-ai__inferenceCidr": "10.10.128.0/17"})
+    assert "zero-trust-ai:inferenceCidr" in problem and "overlaps zero-trust-ai:dataCidr" in problem
+
+
+@pytest.mark.parametrize("region, count, expected", [
+    ("eu-west-1", "4", "allowed 2 to 3"),
+    ("us-west-1", "3", "allowed 2 to 2"),
+    ("eu-west-1", "1", "allowed 2 to 3"),
+])
+def test_az_count_outside_what_the_region_has(region: str, count: str, expected: str) -> None:
+    [problem] = problems_of(**{"aws__region": region, "zero-trust-ai__azCount": count})
+    assert expected in problem and f"= {count}" in problem
+
+
+def test_prod_needs_three_zones() -> None:
+    [problem] = problems_of(**{"zero-trust-ai__environment": "prod"})
+    assert "allowed 3 to 3" in problem and "prod needs at least 3" in problem
+
+
+def test_unknown_region() -> None:
+    [problem] = problems_of(aws__region="mars-north-1")
+    assert "'mars-north-1'" in problem and "known regions are" in problem
+
+
+def test_unknown_key_suggests_the_close_one() -> None:
+    [problem] = problems_of(**{"zero-trust-ai__azCuont": "2"})
+    assert "zero-trust-ai:azCuont: unknown key (did you mean zero-trust-ai:azCount?)" in problem
+
+
+def test_missing_required_keys_are_each_named() -> None:
+    problems = problems_of(**{"zero-trust-ai__owner": None, "zero-trust-ai__dataCidr": None})
+    assert any(p.startswith("zero-trust-ai:owner: missing") for p in problems)
+    assert any(p.startswith("zero-trust-ai:dataCidr: missing") for p in problems)
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("azCount", "two", "expected an integer"),
+    ("azCount", "true", "expected an integer"),
+    ("egressSegments", "management", "expected a list of strings"),
+    ("egressSegments", '["management", "internet"]', "unknown segment(s) internet"),
+    ("environment", "qa", "allowed values are dev, staging, prod"),
+    ("flowLogRetentionDays", "100", "CloudWatch Logs accepts only"),
+    ("organizationId", "my-org", "an AWS Organizations id looks like"),
+    ("dataDataClassification", "secret", "allowed values are public, internal"),
+    ("owner", "ml platform; drop table", "becomes a tag value"),
+])
+def test_wrong_types_and_values(key: str, value: str, expected: str) -> None:
+    [problem] = problems_of(**{f"zero-trust-ai__{key}": value})
+    assert f"zero-trust-ai:{key}" in problem and expected in problem
+
+
+def test_all_problems_come_in_one_message() -> None:
+    with pytest.raises(StackConfigError) as caught:
+        parse_stack_config({**VALID, "zero-trust-ai:azCount": "x", "zero-trust-ai:dataCidr": "1/33"})
+    message = str(caught.value)
+    assert message.startswith("invalid stack configuration:")
+    assert "zero-trust-ai:azCount" in message and "zero-trust-ai:dataCidr" in message
+
+
+def test_values_given_as_yaml_types_are_accepted() -> None:
+    config = parse_stack_config({**VALID, "zero-trust-ai:azCount": 3,
+                                 "zero-trust-ai:egressSegments": ["management"]})
+    assert config.az_count == 3
+    assert [s.name for s in config.segments if s.egress] == ["management"]
+
+
+def test_pulumi_yaml_declares_exactly_the_parsed_keys() -> None:
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    declared = project["config"]
+    assert set(declared) == set(KEYS)
+    for key, spec in KEYS.items():
+        assert declared[key]["description"] == spec.description
+        assert ("default" in declared[key]) == (not spec.required), key

@@ -1,0 +1,146 @@
+"""The pack served through its own gRPC Analyzer, as the engine runs it: policies, configuration,
+enforcement levels and exclusions over the protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import PACK_DIR
+from ztai.policy.analyzer import (
+    AnalyzedResource,
+    PolicyPackProcess,
+    PolicyResult,
+    analyze,
+    pack_environment,
+)
+from ztai.policy.config import PolicyConfigError
+
+PREFIX = "urn:pulumi:test::zero-trust-ai::"
+
+
+def resource(token: str, name: str, deps: dict[str, list[str]] | None = None,
+             **props: Any) -> AnalyzedResource:
+    return AnalyzedResource(urn=f"{PREFIX}{token}::{name}", type=token, name=name,
+                            properties=props, property_dependencies=deps or {})
+
+
+VPC = resource("aws:ec2/vpc:Vpc", "data-vpc", cidrBlock="10.10.0.0/16",
+               tags={"ztai:segment": "data", "ztai:egress": "none"})
+SECURE = [
+    VPC,
+    resource("aws:ec2/flowLog:FlowLog", "data-flow-log", {"vpcId": [VPC.urn]}, trafficType="ALL"),
+    resource("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "data-default-sg",
+             {"vpcId": [VPC.urn]}, ingress=[], egress=[]),
+    resource("aws:ec2/subnet:Subnet", "data-private-0", {"vpcId": [VPC.urn]},
+             mapPublicIpOnLaunch=False),
+]
+PUBLIC_SUBNET = resource("aws:ec2/subnet:Subnet", "edge-public-0", {"vpcId": [VPC.urn]},
+                         mapPublicIpOnLaunch=True)
+OPEN_GROUP = resource("aws:ec2/securityGroup:SecurityGroup", "ssh-from-anywhere",
+                      ingress=[{"protocol": "tcp", "fromPort": 22, "toPort": 22,
+                                "cidrBlocks": ["0.0.0.0/0"]}])
+UNLOGGED_VPC = resource("aws:ec2/vpc:Vpc", "shadow-vpc", cidrBlock="10.99.0.0/16")
+
+
+@pytest.fixture(scope="module")
+def pack() -> Iterator[PolicyPackProcess]:
+    with PolicyPackProcess(PACK_DIR, env=pack_environment("zero-trust-ai", "test", {}, True)) as running:
+        yield running
+
+
+def run(pack: PolicyPackProcess, resources: list[AnalyzedResource],
+        config: dict[str, Any] | None = None) -> PolicyResult:
+    return analyze(pack, resources, user_config=config, project="zero-trust-ai", stack="test")
+
+
+def violated(result: PolicyResult) -> set[tuple[str, str]]:
+    return {(v.policy, v.urn.rsplit("::", 1)[-1]) for v in result.violations}
+
+
+def test_pack_describes_its_policies(pack: PolicyPackProcess) -> None:
+    result = run(pack, SECURE)
+    assert result.pack_name == "zero-trust-ai" and result.pack_version == "0.1.0"
+    by_name = {p.name: p for p in result.policies}
+    assert len(by_name) == 8
+    flow = by_name["vpc-flow-logs-enabled"]
+    assert (flow.policy_type, flow.enforcement_level, flow.severity, flow.section) == (
+        "stack", "mandatory", "high", "§2.1")
+    assert by_name["no-unrestricted-ingress"].severity == "critical"
+    assert all(p.remediation for p in result.policies)
+
+
+def test_secure_configuration_passes(pack: PolicyPackProcess) -> None:
+    result = run(pack, SECURE)
+    assert result.violations == [] and result.exclusions == []
+
+
+def test_insecure_resources_are_named_by_urn(pack: PolicyPackProcess) -> None:
+    result = run(pack, [*SECURE, PUBLIC_SUBNET, OPEN_GROUP, UNLOGGED_VPC])
+    assert violated(result) == {
+        ("subnet-no-public-ip", "edge-public-0"),
+        ("no-unrestricted-ingress", "ssh-from-anywhere"),
+        ("vpc-flow-logs-enabled", "shadow-vpc"),
+        ("default-security-group-closed", "shadow-vpc"),
+    }
+    assert all(v.level == "mandatory" for v in result.violations)
+    assert {v.urn for v in result.violations} >= {PUBLIC_SUBNET.urn, OPEN_GROUP.urn, UNLOGGED_VPC.urn}
+
+
+def test_exclusion_suppresses_and_is_reported_with_its_reason(pack: PolicyPackProcess) -> None:
+    reason = "partner load balancer subnets, reviewed in SEC-123"
+    result = run(pack, [*SECURE, PUBLIC_SUBNET, OPEN_GROUP],
+                 {"subnet-no-public-ip": {"exclusions": [{"resource": "edge-*", "reason": reason}]}})
+    assert violated(result) == {("no-unrestricted-ingress", "ssh-from-anywhere")}
+    [exclusion] = result.exclusions
+    assert (exclusion.policy, exclusion.urn, exclusion.pattern, exclusion.reason) == (
+        "subnet-no-public-ip", PUBLIC_SUBNET.urn, "edge-*", reason)
+    assert "mapPublicIpOnLaunch" in exclusion.suppressed[0]
+
+
+def test_stack_rule_exclusion_is_reported(pack: PolicyPackProcess) -> None:
+    igw = resource("aws:ec2/internetGateway:InternetGateway", "data-igw", {"vpcId": [VPC.urn]})
+    reason = "temporary dataset import, removed after SEC-77 closes"
+    result = run(pack, [*SECURE, igw], {"egress-free-segment-no-internet-path": {
+        "exclusions": [{"resource": "data-igw", "reason": reason}]}})
+    assert result.violations == []
+    [exclusion] = result.exclusions
+    assert exclusion.urn == igw.urn and exclusion.reason == reason
+
+
+def test_non_suppressible_rule_refuses_exclusions(pack: PolicyPackProcess) -> None:
+    result = run(pack, [*SECURE, UNLOGGED_VPC], {"vpc-flow-logs-enabled": {"exclusions": [
+        {"resource": "shadow-*", "reason": "nobody should be able to waive flow logs"}]}})
+    [flow] = [v for v in result.violations if v.policy == "vpc-flow-logs-enabled"]
+    assert "cannot be suppressed" in flow.message
+    assert result.exclusions == []
+
+
+def test_enforcement_level_can_be_lowered_visibly(pack: PolicyPackProcess) -> None:
+    result = run(pack, [*SECURE, PUBLIC_SUBNET], {"subnet-no-public-ip": "advisory"})
+    [violation] = result.violations
+    assert violation.level == "advisory" and result.mandatory_violations == []
+    assert result.config["subnet-no-public-ip"]["enforcementLevel"] == "advisory"
+    assert run(pack, [*SECURE, PUBLIC_SUBNET], {"all": "disabled"}).violations == []
+
+
+def test_egress_free_segments_default_is_reported_in_config(pack: PolicyPackProcess) -> None:
+    result = run(pack, SECURE)
+    assert result.config["egress-free-segment-no-internet-path"]["egressFreeSegments"] == [
+        "data", "training", "inference"]
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"no-such-policy": "advisory"}, "unknown policies no-such-policy"),
+    ({"subnet-no-public-ip": {"exclusions": [{"resource": "edge-*"}]}}, "'reason' is a required"),
+    ({"subnet-no-public-ip": {"exclusions": [{"resource": "edge-*", "reason": "short"}]}},
+     "is too short"),
+    ({"subnet-no-public-ip": {"exclusion": []}}, "Additional properties"),
+    ({"subnet-no-public-ip": "sometimes"}, "is not one of advisory"),
+])
+def test_bad_policy_config_is_refused(pack: PolicyPackProcess, config: dict[str, Any],
+                                      message: str) -> None:
+    with pytest.raises(PolicyConfigError, match=message):
+        run(pack, SECURE, config)
