@@ -19,6 +19,7 @@ Tags on every taggable resource: environment, owner, data-classification, projec
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Mapping, Sequence
@@ -119,7 +120,7 @@ def perimeter_conditions(account_id: str, organization_id: str | None,
     return {"StringEquals": equals}
 
 
-def interface_endpoint_policy(service: str, account_id: str, organization_id: str | None) -> str:
+def interface_endpoint_policy(service: str, account_id: str, *, organization_id: str | None) -> str:
     """Endpoint policy of an interface endpoint: the data perimeter for one service."""
     return _policy_json([{
         "Sid": "OnlyOurPrincipals" + ("OnOurResources" if service in RESOURCE_PERIMETER_SERVICES else ""),
@@ -208,7 +209,7 @@ def subnet_blocks(cidr: str, az_count: int) -> tuple[list[str], list[str]]:
     return private, public
 
 
-def _zone(names: list[str], index: int, region: str) -> str:
+def _zone(names: list[str], *, index: int, region: str) -> str:
     if index >= len(names):
         raise ValueError(f"{region} offers {len(names)} Availability Zones to this account; "
                          f"azCount asks for at least {index + 1}")
@@ -264,7 +265,7 @@ class NetworkSegment(pulumi.ComponentResource):
         )
 
         private_cidrs, public_cidrs = subnet_blocks(segment.cidr, args.az_count)
-        zones = [zone_names.apply(lambda names, i=i: _zone(names, i, args.region))
+        zones = [zone_names.apply(functools.partial(_zone, index=i, region=args.region))
                  for i in range(args.az_count)]
 
         self.private_subnets = [
@@ -280,19 +281,20 @@ class NetworkSegment(pulumi.ComponentResource):
             for i, cidr in enumerate(private_cidrs)
         ]
 
-        vpc_rules = {"cidr_block": segment.cidr, "protocol": "-1", "from_port": 0, "to_port": 0}
         private_acl = aws.ec2.NetworkAcl(
             f"{name}-private-nacl",
             vpc_id=self.vpc.id,
             ingress=[
-                aws.ec2.NetworkAclIngressArgs(rule_no=100, action="allow", **vpc_rules),
+                aws.ec2.NetworkAclIngressArgs(rule_no=100, action="allow", protocol="-1",
+                                              cidr_block=segment.cidr, from_port=0, to_port=0),
                 # Stateless return path for HTTPS this segment opened: S3 (gateway endpoint
                 # targets are S3's public addresses) and, in egress segments, NAT.
                 aws.ec2.NetworkAclIngressArgs(rule_no=200, action="allow", protocol="tcp",
                                               cidr_block="0.0.0.0/0", from_port=1024, to_port=65535),
             ],
             egress=[
-                aws.ec2.NetworkAclEgressArgs(rule_no=100, action="allow", **vpc_rules),
+                aws.ec2.NetworkAclEgressArgs(rule_no=100, action="allow", protocol="-1",
+                                             cidr_block=segment.cidr, from_port=0, to_port=0),
                 aws.ec2.NetworkAclEgressArgs(rule_no=200, action="allow", protocol="tcp",
                                              cidr_block="0.0.0.0/0", from_port=443, to_port=443),
             ],
@@ -339,8 +341,8 @@ class NetworkSegment(pulumi.ComponentResource):
                 private_dns_enabled=True,
                 subnet_ids=[subnet.id for subnet in self.private_subnets],
                 security_group_ids=[self.endpoint_security_group.id],
-                policy=account_id.apply(
-                    lambda account, s=service: interface_endpoint_policy(s, account, args.organization_id)),
+                policy=account_id.apply(functools.partial(
+                    interface_endpoint_policy, service, organization_id=args.organization_id)),
                 tags=named(f"{service}-endpoint"),
                 opts=vpc_child,
             )

@@ -168,7 +168,8 @@ def _analyze(args: argparse.Namespace) -> int:
         except PolicyConfigError as error:
             raise UsageError(f"policy config: {error}") from None
     resources = [ReportResource(urn=r.urn, type=r.type, name=r.name, parent=r.parent,
-                                custom=r.custom, protect=r.protect, inputs=dict(r.properties)) for r in analyzed]
+                                custom=r.custom, protect=r.protect, inputs=dict(r.properties))
+                 for r in analyzed]
     text = render_text(title=f"Policy analysis of {args.file} (stack {stack or '?'}):",
                        resources=resources, outputs=None, result=result,
                        pack_label=f"local: {args.policy_pack}", plan="analyse")

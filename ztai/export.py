@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,7 @@ def to_export(recorded: RecordedStack, pulumi_version: str) -> dict[str, Any]:
         "version": DEPLOYMENT_VERSION,
         "deployment": {
             "manifest": {
-                "time": datetime.now(timezone.utc).isoformat(),
+                "time": datetime.now(UTC).isoformat(),
                 # The engine's magic is the SHA-256 of the manifest version.
                 "magic": hashlib.sha256(manifest_version.encode()).hexdigest(),
                 "version": manifest_version,

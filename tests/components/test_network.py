@@ -33,7 +33,10 @@ TAGGABLE_EXEMPT = {"aws:kms/alias:Alias", "aws:iam/rolePolicy:RolePolicy",
 
 
 def build(args: SegmentedNetworkArgs = ARGS) -> RecordedStack:
-    return record(lambda: SegmentedNetwork("network", args) and None, project="zero-trust-ai",
+    def program() -> None:
+        SegmentedNetwork("network", args)
+
+    return record(program, project="zero-trust-ai",
                   stack="test", config={"aws:region": args.region}, region=args.region)
 
 
@@ -73,8 +76,8 @@ def test_private_subnets_in_each_zone_without_public_addresses(dev: RecordedStac
                    if "-private-" in s.name]
         assert sorted(s.inputs["availabilityZone"] for s in private) == ["eu-west-1a", "eu-west-1b"]
         for subnet in private:
-            assert ipaddress.ip_network(subnet.inputs["cidrBlock"]).subnet_of(
-                ipaddress.ip_network(segment.cidr))
+            assert ipaddress.IPv4Network(subnet.inputs["cidrBlock"]).subnet_of(
+                ipaddress.IPv4Network(segment.cidr))
     assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in of_type(dev, "aws:ec2/subnet:Subnet"))
 
 

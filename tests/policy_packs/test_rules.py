@@ -215,7 +215,7 @@ def test_perimeter_policy_passes_inline_or_attached() -> None:
     ("{not json", "not valid JSON"),
 ])
 def test_missing_or_open_endpoint_policy_is_caught(policy: str | None, fragment: str) -> None:
-    props = {"vpcEndpointType": "Interface"} | ({"policy": policy} if policy else {})
+    props: dict[str, Any] = {"vpcEndpointType": "Interface"} | ({"policy": policy} if policy else {})
     [finding] = vpc_endpoint_policy_restrictive(
         [res("aws:ec2/vpcEndpoint:VpcEndpoint", "sts", **props)], NO_CONFIG)
     assert fragment in finding.message

@@ -129,7 +129,8 @@ class PolicyPackProcess:
             return
         if not (self.pack_dir / "PulumiPolicy.yaml").is_file():
             raise PolicyPackError(f"{self.pack_dir} is not a policy pack (no PulumiPolicy.yaml)")
-        self._stderr = tempfile.TemporaryFile()
+        # A file, not a pipe: a chatty pack can never block on a full stderr pipe. Closed in close().
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self._process = subprocess.Popen(
             # The engine address is unused by Python packs; the engine passes its own here.
             [self.python, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(self.pack_dir)],
@@ -315,10 +316,10 @@ def analyze(pack: PolicyPackProcess, resources: Sequence[AnalyzedResource], *,
             ) for resource in resources]))
         _collect(stack_response, "", by_name, violations, exclusions)
     except grpc.RpcError as error:
-        raise PolicyPackError(f"policy pack failed: {error.details()}\n"  # type: ignore[attr-defined]
+        raise PolicyPackError(f"policy pack failed: {error.details()}\n"
                               f"{pack.stderr_text()}") from None
-    return PolicyResult(pack_name=info.name, pack_version=pack_version(pack.pack_dir, info.version), policies=policies,
-                        violations=violations, exclusions=exclusions,
+    return PolicyResult(pack_name=info.name, pack_version=pack_version(pack.pack_dir, info.version),
+                        policies=policies, violations=violations, exclusions=exclusions,
                         config={name: {"enforcementLevel": _LEVELS[level], **props}
                                 for name, (level, props) in config.items()})
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import jsonschema
 from google.protobuf import json_format
 from pulumi.runtime.proto import analyzer_pb2
 
-LEVELS: dict[str, int] = {
+Level: TypeAlias = analyzer_pb2.EnforcementLevel.ValueType
+
+LEVELS: dict[str, Level] = {
     "advisory": analyzer_pb2.ADVISORY,
     "mandatory": analyzer_pb2.MANDATORY,
     "remediate": analyzer_pb2.REMEDIATE,
@@ -44,7 +46,7 @@ def load_policy_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def _level(name: str, value: Any) -> int:
+def _level(name: str, value: Any) -> Level:
     if not isinstance(value, str) or value not in LEVELS:
         raise PolicyConfigError(f"{name}: enforcement level {value!r} is not one of "
                                 f"{', '.join(LEVELS)}")
@@ -52,7 +54,7 @@ def _level(name: str, value: Any) -> int:
 
 
 def effective_config(info: analyzer_pb2.AnalyzerInfo,
-                     user: Mapping[str, Any]) -> dict[str, tuple[int, dict[str, Any]]]:
+                     user: Mapping[str, Any]) -> dict[str, tuple[Level, dict[str, Any]]]:
     """Per policy: the enforcement level and the properties to send with Configure."""
     policies = {policy.name: policy for policy in info.policies}
     unknown = sorted(set(user) - set(policies) - {"all"})
@@ -63,7 +65,7 @@ def effective_config(info: analyzer_pb2.AnalyzerInfo,
     initial = {name: json_format.MessageToDict(config.properties)
                for name, config in info.initialConfig.items()}
 
-    result: dict[str, tuple[int, dict[str, Any]]] = {}
+    result: dict[str, tuple[Level, dict[str, Any]]] = {}
     for name, policy in policies.items():
         level = all_level if all_level is not None else policy.enforcementLevel
         schema = json_format.MessageToDict(policy.configSchema)

@@ -75,11 +75,11 @@ def egress_free_segment_no_internet_path(resources: Sequence[Resource],
                                     f"{tables[table.urn].name} has a default route"))
     closed_tables = [t for t in of_type(resources, ROUTE_TABLE) if t.urn in tables]
     for route in of_type(resources, ROUTE):
-        table = referenced(route, "routeTableId", closed_tables)
-        if table is not None and _default_route(route.props, "destinationCidrBlock",
+        owner = referenced(route, "routeTableId", closed_tables)
+        if owner is not None and _default_route(route.props, "destinationCidrBlock",
                                                 "destinationIpv6CidrBlock"):
             findings.append(Finding(route.urn, f"route {route.name} adds a default route to "
-                                    f"egress-free VPC {tables[table.urn].name}"))
+                                    f"egress-free VPC {tables[owner.urn].name}"))
     return findings
 
 

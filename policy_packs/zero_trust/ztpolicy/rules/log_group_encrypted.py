@@ -26,7 +26,8 @@ def log_group_encrypted(resource: Resource, _config: Mapping[str, Any]) -> list[
 
 RULE = Rule(
     name="log-group-encrypted",
-    description="CloudWatch log groups must be encrypted with a customer-managed KMS key and have a retention.",
+    description="CloudWatch log groups must be encrypted with a customer-managed KMS key and "
+                "have a retention.",
     section="2.1",
     severity=Severity.HIGH,
     remediation="Pass kms_key_id (the key hierarchy's logs key) and retention_in_days; the key "

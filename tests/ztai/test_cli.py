@@ -1,0 +1,202 @@
+"""`python -m ztai` end to end, as an operator or CI runs it: preview, JSON, export → analyze,
+and every kind of bad input ending in a clear message and exit status 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def ztai(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ztai", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, env=None)
+
+
+@pytest.fixture(scope="module")
+def dev_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    path = tmp_path_factory.mktemp("export") / "dev.json"
+    return ztai("preview", "--stack", "dev", "--json", "--export", str(path)), path
+
+
+@pytest.mark.parametrize("stack, zones", [("dev", 2), ("prod", 3)])
+def test_preview_prints_the_tree_and_passes_the_policies(stack: str, zones: int) -> None:
+    run = ztai("preview", "--stack", stack)
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert f"Previewing update ({stack})" in out
+    assert "pulumi:pulumi:Stack" in out and f"zero-trust-ai-{stack}" in out
+    assert "└─ zero-trust-ai:network:SegmentedNetwork" in out
+    for segment in ("data", "training", "inference", "management"):
+        assert "aws:ec2:Vpc" in out and f"network-{segment}-vpc" in out
+        assert f"network-{segment}-private-{zones - 1}" in out
+        assert f"network-{segment}-private-{zones}" not in out
+    assert "zero-trust-ai@v0.1.0" in out and "PASSED" in out
+    assert "0 mandatory and 0 advisory violation(s)" in out
+    assert ("[protect]" in out) == (stack == "prod")
+
+
+def test_json_report(dev_export: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    run, _ = dev_export
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert (report["mode"], report["stack"], report["project"]) == ("preview", "dev", "zero-trust-ai")
+    assert report["summary"] == {"resources": len(report["resources"]), "mandatoryViolations": 0,
+                                 "advisoryViolations": 0, "exclusions": 0, "passed": True}
+    vpcs = [r for r in report["resources"] if r["type"] == "aws:ec2/vpc:Vpc"]
+    assert len(vpcs) == 4 and all(r["urn"].startswith("urn:pulumi:dev::zero-trust-ai::") for r in vpcs)
+    assert {p["name"] for p in report["policyPack"]["policies"]} >= {
+        "subnet-no-public-ip", "vpc-flow-logs-enabled", "egress-free-segment-no-internet-path"}
+    assert set(report["outputs"]["vpcIds"]) == {"data", "training", "inference", "management"}
+
+
+def test_export_is_a_stack_export_document(dev_export: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, path = dev_export
+    document = json.loads(path.read_text())
+    assert document["version"] == 3
+    manifest = document["deployment"]["manifest"]
+    assert manifest["version"].startswith("v3.") and len(manifest["magic"]) == 64
+    resources = document["deployment"]["resources"]
+    stack, provider = resources[0], resources[1]
+    assert stack["type"] == "pulumi:pulumi:Stack" and "parent" not in stack
+    assert provider["type"] == "pulumi:providers:aws" and provider["inputs"]["region"] == "eu-west-1"
+    [vpc] = [r for r in resources if r["urn"].endswith("::network-data-vpc")]
+    assert vpc["custom"] and vpc["id"].startswith("vpc-")
+    assert vpc["provider"] == f"{provider['urn']}::{provider['id']}"
+    assert vpc["outputs"]["arn"] == f"arn:aws:ec2:eu-west-1:111122223333:vpc/{vpc['id']}"
+    [flow_log] = [r for r in resources if r["urn"].endswith("::network-data-flow-log")]
+    assert flow_log["propertyDependencies"]["vpcId"] == [vpc["urn"]]
+    assert vpc["urn"] in flow_log["dependencies"]
+    keys = [r for r in resources if r["type"] == "aws:kms/key:Key"]
+    assert keys and not any(r.get("protect") for r in keys)  # dev protects nothing
+
+
+def test_export_analyze_round_trip_passes(dev_export: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, path = dev_export
+    run = ztai("policy", "analyze", "--file", str(path))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "PASSED" in run.stdout
+
+
+def _tampered(path: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    document = json.loads(path.read_text())
+    resources: list[dict[str, Any]] = document["deployment"]["resources"]
+    [vpc] = [r for r in resources if r["urn"].endswith("::network-data-vpc")]
+    [group] = [r for r in resources if r["urn"].endswith("::network-data-endpoints-sg")]
+    urns = {
+        "subnet": vpc["urn"].replace("::network-data-vpc", "$aws:ec2/subnet:Subnet::rogue-public"),
+        "group": group["urn"],
+    }
+    resources.append({"urn": urns["subnet"], "custom": True, "type": "aws:ec2/subnet:Subnet",
+                      "id": "subnet-0rogue", "parent": vpc["urn"],
+                      "inputs": {"vpcId": vpc["id"], "cidrBlock": "10.10.200.0/24",
+                                 "mapPublicIpOnLaunch": True},
+                      "outputs": {"vpcId": vpc["id"], "cidrBlock": "10.10.200.0/24",
+                                  "mapPublicIpOnLaunch": True, "id": "subnet-0rogue"}})
+    for key in ("inputs", "outputs"):
+        group[key]["ingress"].append({"protocol": "tcp", "fromPort": 22, "toPort": 22,
+                                      "cidrBlocks": ["0.0.0.0/0"]})
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(document))
+    return tampered, urns
+
+
+def test_public_subnet_and_open_group_are_rejected_by_urn(
+        dev_export: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path) -> None:
+    tampered, urns = _tampered(dev_export[1], tmp_path)
+    run = ztai("policy", "analyze", "--file", str(tampered))
+    assert run.returncode == 1
+    assert urns["subnet"] in run.stdout and urns["group"] in run.stdout
+    assert "FAILED" in run.stdout and "subnet-no-public-ip" in run.stdout
+
+    report = json.loads(ztai("policy", "analyze", "--file", str(tampered), "--json").stdout)
+    assert {(v["policy"], v["urn"]) for v in report["violations"]} == {
+        ("subnet-no-public-ip", urns["subnet"]), ("no-unrestricted-ingress", urns["group"])}
+    assert report["summary"]["passed"] is False
+
+
+def test_exclusions_appear_in_the_report(dev_export: tuple[subprocess.CompletedProcess[str], Path],
+                                         tmp_path: Path) -> None:
+    tampered, urns = _tampered(dev_export[1], tmp_path)
+    config = tmp_path / "policy.json"
+    reason = "rogue subnet kept for the SEC-9 exfiltration drill"
+    config.write_text(json.dumps({"subnet-no-public-ip": {"exclusions": [
+        {"resource": "rogue-*", "reason": reason}]}}))
+    run = ztai("policy", "analyze", "--file", str(tampered), "--config", str(config), "--json")
+    assert run.returncode == 1  # the open security group is still mandatory
+    report = json.loads(run.stdout)
+    assert report["exclusions"] == [{
+        "policy": "subnet-no-public-ip", "urn": urns["subnet"], "pattern": "rogue-*",
+        "reason": reason, "suppressed": [
+            "subnet rogue-public sets mapPublicIpOnLaunch: every instance launched in it gets a "
+            "public IPv4 address"]}]
+    text = ztai("policy", "analyze", "--file", str(tampered), "--config", str(config)).stdout
+    assert "Exclusions (1)" in text and reason in text
+
+
+def _project_copy(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(
+        ".venv", "venv", ".git", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"))
+    return project
+
+
+def test_bad_cidr_in_a_stack_file_is_refused_showing_the_value(tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    stack_file = project / "stacks" / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text().replace("10.10.0.0/16", "10.10.0.0/33"))
+    run = ztai("preview", "--stack", "dev", cwd=project)
+    assert run.returncode == 2
+    assert "zero-trust-ai:dataCidr = '10.10.0.0/33'" in run.stderr
+    assert "Traceback" not in run.stderr and run.stdout == ""
+
+
+def test_bad_yaml_and_unknown_key_are_refused(tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    stacks = project / "stacks"
+    (stacks / "Pulumi.broken.yaml").write_text("config:\n  aws:region: [eu-west-1\n")
+    run = ztai("preview", "--stack", "broken", cwd=project)
+    assert run.returncode == 2 and "is not valid YAML at line" in run.stderr
+    (stacks / "Pulumi.typo.yaml").write_text(
+        (stacks / "Pulumi.dev.yaml").read_text() + "  zero-trust-ai:flowLogRetention: 30\n")
+    run = ztai("preview", "--stack", "typo", cwd=project)
+    assert run.returncode == 2
+    assert "zero-trust-ai:flowLogRetention: unknown key (did you mean" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["preview", "--stack", "qa"], "stack 'qa' has no configuration file"),
+    (["preview", "--stack", "../etc"], "stack name '../etc' is not valid"),
+    (["preview", "--stack", "dev", "--policy-config", "missing.json"], "cannot read policy config"),
+    (["policy", "analyze", "--file", "missing.json"], "cannot read missing.json"),
+    (["policy", "analyze", "--file", "Pulumi.yaml"], "is not JSON"),
+    (["preview"], "the following arguments are required: --stack"),
+])
+def test_usage_errors_exit_2(args: list[str], message: str) -> None:
+    run = ztai(*args)
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_bad_policy_config_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "policy.json"
+    config.write_text(json.dumps({"subnet-no-public-ip": {"exclusions": [{"resource": "x"}]}}))
+    run = ztai("preview", "--stack", "dev", "--policy-config", str(config))
+    assert run.returncode == 2
+    assert "policy config: subnet-no-public-ip" in run.stderr and "'reason'" in run.stderr
+
+
+def test_wrong_export_version_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"version": 1, "deployment": {"resources": []}}))
+    run = ztai("policy", "analyze", "--file", str(path))
+    assert run.returncode == 2 and "deployment version 1 is not supported" in run.stderr
