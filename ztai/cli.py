@@ -87,14 +87,9 @@ def _preview(args: argparse.Namespace) -> int:
     import pulumi
 
     from ztai.export import to_export
-    from ztai.policy.analyzer import (
-        AnalyzedResource,
-        PolicyPackProcess,
-        analyze,
-        pack_environment,
-    )
+    from ztai.policy.analyzer import AnalysisSession, AnalyzedResource, PolicyPackProcess, pack_environment
     from ztai.policy.config import PolicyConfigError
-    from ztai.preview.recorder import record
+    from ztai.preview.recorder import RecordedResource, record
     from ztai.report import ReportResource, render_json, render_text
 
     for warning in stack_file.warnings:
@@ -102,8 +97,19 @@ def _preview(args: argparse.Namespace) -> int:
     project_dir = args.project_dir.resolve()
     program_path = project_dir / "__main__.py"
     environment = pack_environment(stack_file.project, stack_file.stack, stack_file.config, True)
+    def analyzed(r: RecordedResource) -> AnalyzedResource:
+        # Analyze sees the inputs, as in a preview; AnalyzeStack the state the mocks returned.
+        return AnalyzedResource(
+            urn=r.urn, type=r.type, name=r.name, properties=r.inputs,
+            stack_properties=r.outputs if r.custom else None, parent=r.parent,
+            dependencies=r.dependencies, property_dependencies=r.property_dependencies,
+            protect=r.protect, custom=r.custom)
+
+    # The pack boots and is configured on the other core while the program runs, and each
+    # resource is analysed as it is registered, as the engine does.
     with PolicyPackProcess(pack_dir, env=environment) as pack:
-        pack.start()  # boots on the other core while the program runs
+        session = AnalysisSession(pack, user_config=user_config, project=stack_file.project,
+                                  stack=stack_file.stack, stack_config=stack_file.config)
 
         def program() -> None:
             sys.path.insert(0, str(project_dir))
@@ -111,22 +117,17 @@ def _preview(args: argparse.Namespace) -> int:
 
         try:
             recorded = record(program, project=stack_file.project, stack=stack_file.stack,
-                              config=stack_file.config, region=stack_file.region or "us-east-1")
+                              config=stack_file.config, region=stack_file.region or "us-east-1",
+                              on_register=lambda resource: session.submit(analyzed(resource)))
         except pulumi.RunError as error:
             # RunError is how the program reports a user error (e.g. StackConfigError).
             raise UsageError(str(error)) from None
         if recorded.errors:
             print("error: the program logged errors:\n" + "\n".join(recorded.errors), file=sys.stderr)
             return EXIT_FAILURE
-
-        analyzed = [AnalyzedResource(
-            urn=r.urn, type=r.type, name=r.name, properties=r.inputs,
-            stack_properties=r.outputs if r.custom else None, parent=r.parent,
-            dependencies=r.dependencies, property_dependencies=r.property_dependencies,
-            protect=r.protect, custom=r.custom) for r in recorded.resources]
+        session.submit(analyzed(recorded.resources[0]))  # the root stack, described after the run
         try:
-            result = analyze(pack, analyzed, user_config=user_config, project=stack_file.project,
-                             stack=stack_file.stack, stack_config=stack_file.config)
+            result = session.finish([analyzed(r) for r in recorded.resources])
         except PolicyConfigError as error:
             raise UsageError(f"policy config: {error}") from None
 

@@ -4,6 +4,7 @@ enforcement levels and exclusions over the protocol."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from tests.conftest import PACK_DIR
 from ztai.policy.analyzer import (
     AnalyzedResource,
+    PolicyPackError,
     PolicyPackProcess,
     PolicyResult,
     analyze,
@@ -144,3 +146,16 @@ def test_bad_policy_config_is_refused(pack: PolicyPackProcess, config: dict[str,
                                       message: str) -> None:
     with pytest.raises(PolicyConfigError, match=message):
         run(pack, SECURE, config)
+
+
+def test_a_directory_without_a_pack_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PolicyPackError, match="is not a policy pack"), PolicyPackProcess(tmp_path):
+        pass
+
+
+def test_a_pack_that_crashes_is_reported_with_its_stderr(tmp_path: Path) -> None:
+    (tmp_path / "PulumiPolicy.yaml").write_text("runtime: python\n")
+    (tmp_path / "__main__.py").write_text("raise SystemExit('pack exploded: missing rule module')\n")
+    with PolicyPackProcess(tmp_path) as broken, pytest.raises(PolicyPackError) as caught:
+        run(broken, SECURE)
+    assert "did not start" in str(caught.value) and "pack exploded" in str(caught.value)

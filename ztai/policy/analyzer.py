@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -121,12 +122,16 @@ class PolicyPackProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
         self._channel: grpc.Channel | None = None
+        self._lock = threading.Lock()
+        self._closed = False
         self.stub: analyzer_pb2_grpc.AnalyzerStub
 
     def start(self) -> None:
         """Spawn the pack without waiting for it, so it boots while the caller works."""
         if self._process is not None:
             return
+        if self._closed:
+            raise PolicyPackError("policy pack was stopped")
         if not (self.pack_dir / "PulumiPolicy.yaml").is_file():
             raise PolicyPackError(f"{self.pack_dir} is not a policy pack (no PulumiPolicy.yaml)")
         # A file, not a pipe: a chatty pack can never block on a full stderr pipe. Closed in close().
@@ -144,62 +149,66 @@ class PolicyPackProcess:
             return
         self.start()
         port = self._read_port()
-        self._channel = grpc.insecure_channel(
+        channel = grpc.insecure_channel(
             f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", _MAX_MESSAGE),
                                           ("grpc.max_receive_message_length", _MAX_MESSAGE)])
+        with self._lock:
+            if self._closed:
+                channel.close()
+                raise PolicyPackError("policy pack was stopped")
+            self._channel = channel
         try:
-            grpc.channel_ready_future(self._channel).result(timeout=START_TIMEOUT_S)
+            grpc.channel_ready_future(channel).result(timeout=START_TIMEOUT_S)
         except grpc.FutureTimeoutError:
-            self.close()
             raise PolicyPackError(f"policy pack listened on port {port} but never answered") from None
-        self.stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
+        self.stub = analyzer_pb2_grpc.AnalyzerStub(channel)
 
     def __enter__(self) -> PolicyPackProcess:
-        try:
-            self.connect()
-        except BaseException:
-            self.close()
-            raise
+        self.start()  # connect() waits for the port when the pack is first needed
         return self
 
     def _read_port(self) -> int:
-        assert self._process is not None and self._process.stdout is not None
+        process = self._process
+        if process is None or process.stdout is None:
+            raise PolicyPackError("policy pack was stopped before it started")
+        stdout = process.stdout
         line: list[bytes] = []
-        reader = threading.Thread(target=lambda: line.append(self._process.stdout.readline()),  # type: ignore[union-attr]
-                                  daemon=True)
+        reader = threading.Thread(target=lambda: line.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(START_TIMEOUT_S)
         text = line[0].decode(errors="replace").strip() if line else ""
         if not text.isdigit():
             stderr = self.stderr_text()
-            self.close()
             raise PolicyPackError(f"policy pack {self.pack_dir} did not start "
                                   f"(printed {text!r} instead of a port):\n{stderr}")
         return int(text)
 
     def stderr_text(self) -> str:
-        if self._stderr is None:
-            return ""
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")[-4000:]
+        with self._lock:
+            if self._stderr is None:
+                return ""
+            self._stderr.seek(0)
+            return self._stderr.read().decode(errors="replace")[-4000:]
 
     def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
-        if self._process is not None:
-            self._process.terminate()
+        """Stop the pack. Safe to call twice and while a session thread is still connecting."""
+        with self._lock:
+            channel, process, stderr = self._channel, self._process, self._stderr
+            self._channel = self._process = self._stderr = None
+            self._closed = True
+        if channel is not None:
+            channel.close()
+        if process is not None:
+            process.terminate()
             try:
-                self._process.wait(timeout=5)
+                process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            if self._process.stdout is not None:
-                self._process.stdout.close()
-            self._process = None
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+        if stderr is not None:
+            stderr.close()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None:
@@ -268,60 +277,109 @@ def pack_environment(project: str, stack: str, stack_config: Mapping[str, str] |
             "PULUMI_CONFIG": json.dumps(dict(stack_config or {}))}
 
 
-def analyze(pack: PolicyPackProcess, resources: Sequence[AnalyzedResource], *,
-            user_config: Mapping[str, Any] | None, project: str, stack: str,
-            stack_config: Mapping[str, str] | None = None, dry_run: bool = True) -> PolicyResult:
-    """Analyse `resources` with a pack (started with `pack_environment`) as the engine does.
+@dataclass(frozen=True)
+class _Setup:
+    info: analyzer_pb2.AnalyzerInfo
+    policies: list[PolicyInfo]
+    config: dict[str, tuple[Any, dict[str, Any]]]
 
-    Raises PolicyConfigError for a bad policy configuration, PolicyPackError if the pack fails.
+
+class AnalysisSession:
+    """One analysis, driven like the engine drives it: configure the pack, `submit` each resource
+    as it is registered (Analyze), then `finish` with the whole stack (AnalyzeStack).
+
+    Configuration happens on a background thread, so the pack boots and is configured while the
+    program runs; `submit` issues Analyze without waiting for the answer. A failure in either is
+    raised by `finish`, never inside the program's registration path.
     """
-    pack.connect()
-    try:
-        info = pack.stub.GetAnalyzerInfo(empty_pb2.Empty())
-        policies = _policy_infos(info)
-        config = effective_config(info, user_config or {})
-        pack.stub.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig={
-            name: analyzer_pb2.PolicyConfig(enforcementLevel=level, properties=_struct(props))
-            for name, (level, props) in config.items()
-        }))
-        pack.stub.ConfigureStack(analyzer_pb2.AnalyzerStackConfigureRequest(
-            stack=stack, project=project, organization="organization", dry_run=dry_run,
-            config=dict(stack_config or {})))
-        by_name = {policy.name: policy for policy in policies}
-        violations: list[Violation] = []
-        exclusions: list[Exclusion] = []
-        # Issue every Analyze call before reading any answer: the pack serves them on its
-        # worker threads while this process builds the next request.
-        pending = [(resource.urn, pack.stub.Analyze.future(analyzer_pb2.AnalyzeRequest(
+
+    def __init__(self, pack: PolicyPackProcess, *, user_config: Mapping[str, Any] | None,
+                 project: str, stack: str, stack_config: Mapping[str, str] | None = None,
+                 dry_run: bool = True) -> None:
+        self.pack = pack
+        self._pending: list[tuple[str, Any]] = []
+        self._ready: Future[_Setup] = Future()
+        arguments = (dict(user_config or {}), project, stack, dict(stack_config or {}), dry_run)
+        threading.Thread(target=self._setup, args=arguments, daemon=True).start()
+
+    def _setup(self, user_config: dict[str, Any], project: str, stack: str,
+               stack_config: dict[str, str], dry_run: bool) -> None:
+        try:
+            self.pack.connect()
+            info = self.pack.stub.GetAnalyzerInfo(empty_pb2.Empty())
+            config = effective_config(info, user_config)
+            self.pack.stub.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig={
+                name: analyzer_pb2.PolicyConfig(enforcementLevel=level, properties=_struct(props))
+                for name, (level, props) in config.items()
+            }))
+            self.pack.stub.ConfigureStack(analyzer_pb2.AnalyzerStackConfigureRequest(
+                stack=stack, project=project, organization="organization", dry_run=dry_run,
+                config=stack_config))
+            self._ready.set_result(_Setup(info, _policy_infos(info), config))
+        except BaseException as error:  # noqa: BLE001 - handed to finish() to raise
+            self._ready.set_exception(error)
+
+    def submit(self, resource: AnalyzedResource) -> None:
+        """Analyze one resource; the answer is collected by `finish`."""
+        try:
+            self._ready.result()
+        except Exception:  # noqa: BLE001 - finish() raises the setup error
+            return
+        self._pending.append((resource.urn, self.pack.stub.Analyze.future(analyzer_pb2.AnalyzeRequest(
             type=resource.type, properties=_struct(resource.properties), urn=resource.urn,
             name=resource.name,
             options=analyzer_pb2.AnalyzerResourceOptions(protect=resource.protect,
                                                          parent=resource.parent),
-        ))) for resource in resources]
-        for urn, future in pending:
-            _collect(future.result(), urn, by_name, violations, exclusions)
-        stack_response = pack.stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[
-            analyzer_pb2.AnalyzerResource(
-                type=resource.type,
-                properties=_struct(resource.stack_properties
-                                   if resource.stack_properties is not None
-                                   else resource.properties),
-                urn=resource.urn, name=resource.name,
-                options=analyzer_pb2.AnalyzerResourceOptions(protect=resource.protect,
-                                                             parent=resource.parent),
-                parent=resource.parent, dependencies=list(resource.dependencies),
-                propertyDependencies={
-                    key: analyzer_pb2.AnalyzerPropertyDependencies(urns=list(urns))
-                    for key, urns in resource.property_dependencies.items()},
-            ) for resource in resources]))
-        _collect(stack_response, "", by_name, violations, exclusions)
-    except grpc.RpcError as error:
-        raise PolicyPackError(f"policy pack failed: {error.details()}\n"
-                              f"{pack.stderr_text()}") from None
-    return PolicyResult(pack_name=info.name, pack_version=pack_version(pack.pack_dir, info.version),
-                        policies=policies, violations=violations, exclusions=exclusions,
-                        config={name: {"enforcementLevel": _LEVELS[level], **props}
-                                for name, (level, props) in config.items()})
+        ))))
+
+    def finish(self, resources: Sequence[AnalyzedResource]) -> PolicyResult:
+        """AnalyzeStack over `resources`, then every answer gathered into one result.
+
+        Raises PolicyConfigError for a bad policy configuration, PolicyPackError if the pack fails.
+        """
+        try:
+            setup = self._ready.result()
+            by_name = {policy.name: policy for policy in setup.policies}
+            violations: list[Violation] = []
+            exclusions: list[Exclusion] = []
+            for urn, future in self._pending:
+                _collect(future.result(), urn, by_name, violations, exclusions)
+            stack_response = self.pack.stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[
+                analyzer_pb2.AnalyzerResource(
+                    type=resource.type,
+                    properties=_struct(resource.stack_properties
+                                       if resource.stack_properties is not None
+                                       else resource.properties),
+                    urn=resource.urn, name=resource.name,
+                    options=analyzer_pb2.AnalyzerResourceOptions(protect=resource.protect,
+                                                                 parent=resource.parent),
+                    parent=resource.parent, dependencies=list(resource.dependencies),
+                    propertyDependencies={
+                        key: analyzer_pb2.AnalyzerPropertyDependencies(urns=list(urns))
+                        for key, urns in resource.property_dependencies.items()},
+                ) for resource in resources]))
+            _collect(stack_response, "", by_name, violations, exclusions)
+        except grpc.RpcError as error:
+            raise PolicyPackError(f"policy pack failed: {error.details()}\n"
+                                  f"{self.pack.stderr_text()}") from None
+        return PolicyResult(
+            pack_name=setup.info.name,
+            pack_version=pack_version(self.pack.pack_dir, setup.info.version),
+            policies=setup.policies, violations=violations, exclusions=exclusions,
+            config={name: {"enforcementLevel": _LEVELS[level], **props}
+                    for name, (level, props) in setup.config.items()})
 
 
-__all__ = ["AnalyzedResource", "PolicyConfigError", "PolicyPackError", "PolicyResult", "analyze"]
+def analyze(pack: PolicyPackProcess, resources: Sequence[AnalyzedResource], *,
+            user_config: Mapping[str, Any] | None, project: str, stack: str,
+            stack_config: Mapping[str, str] | None = None, dry_run: bool = True) -> PolicyResult:
+    """Analyse a complete list of resources (a stack export, a test) in one session."""
+    session = AnalysisSession(pack, user_config=user_config, project=project, stack=stack,
+                              stack_config=stack_config, dry_run=dry_run)
+    for resource in resources:
+        session.submit(resource)
+    return session.finish(resources)
+
+
+__all__ = ["AnalysisSession", "AnalyzedResource", "PolicyConfigError", "PolicyPackError", "PolicyResult",
+           "analyze"]

@@ -73,8 +73,10 @@ class RecordedStack:
 class RecordingMonitor(MockMonitor):
     """A MockMonitor that also keeps every registration in order."""
 
-    def __init__(self, mocks: AwsMocks) -> None:
+    def __init__(self, mocks: AwsMocks,
+                 on_register: Callable[[RecordedResource], None] | None = None) -> None:
         super().__init__(mocks)
+        self.on_register = on_register
         self.recorded: list[RecordedResource] = []
         self.stack_outputs: dict[str, Any] = {}
 
@@ -91,7 +93,9 @@ class RecordingMonitor(MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
-        self.recorded.append(RecordedResource(
+        if request.type == STACK_TYPE:
+            return response  # record() describes the root stack itself, with its outputs
+        resource = RecordedResource(
             urn=response.urn,
             type=request.type,
             name=request.name,
@@ -105,7 +109,10 @@ class RecordingMonitor(MockMonitor):
                                    for key, deps in request.propertyDependencies.items()},
             protect=bool(request.protect),
             provider=request.provider,
-        ))
+        )
+        self.recorded.append(resource)
+        if self.on_register is not None:
+            self.on_register(resource)
         return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
@@ -124,11 +131,13 @@ class _ErrorCollector(logging.Handler):
 
 
 def record(program: Callable[[], None], *, project: str, stack: str,
-           config: Mapping[str, str], region: str) -> RecordedStack:
+           config: Mapping[str, str], region: str,
+           on_register: Callable[[RecordedResource], None] | None = None) -> RecordedStack:
     """Run `program` against the mocks with `config` set, wait for every registration, and
-    return what was registered. Exceptions from the program propagate unchanged."""
+    return what was registered. `on_register` sees each resource as it is registered (the
+    moment the engine would call Analyze). Exceptions from the program propagate unchanged."""
     mocks = AwsMocks(region)
-    monitor = RecordingMonitor(mocks)
+    monitor = RecordingMonitor(mocks, on_register)
     errors = _ErrorCollector()
     logger = logging.getLogger(f"ztai.preview.{stack}")
     logger.addHandler(errors)
@@ -150,13 +159,7 @@ def record(program: Callable[[], None], *, project: str, stack: str,
     stack_urn = f"urn:pulumi:{stack}::{project}::{STACK_TYPE}::{project}-{stack}"
     root_record = RecordedResource(urn=stack_urn, type=STACK_TYPE, name=f"{project}-{stack}",
                                    custom=False, outputs=outputs)
-    resources = [root_record]
-    for resource in monitor.recorded:
-        if resource.type == STACK_TYPE:
-            continue
-        if not resource.parent or resource.parent.split("::")[2] == STACK_TYPE:
-            resource.parent = stack_urn
-        resources.append(resource)
+    resources = [root_record, *monitor.recorded]
     return RecordedStack(project=project, stack=stack, resources=resources,
                          stack_outputs=outputs, errors=errors.messages, config=dict(config))
 
