@@ -322,8 +322,10 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
 
 def load_stack_config() -> StackConfig:
     """Read the running stack's configuration from the Pulumi runtime and parse it."""
-    raw: dict[str, Any] = dict(pulumi.runtime.get_config_env())
+    merged: dict[str, Any] = dict(pulumi.runtime.get_config_env())
     # The language host loads config into this context variable; the public `pulumi.Config`
     # API reads one key at a time and cannot list keys, which unknown-key detection needs.
-    raw.update(pulumi.runtime.config.CONFIG.get())
+    merged.update(pulumi.runtime.config.CONFIG.get())
+    # Older engines spell keys `namespace:config:key`; the program's own form is `namespace:key`.
+    raw = {key.replace(":config:", ":", 1): value for key, value in merged.items()}
     return parse_stack_config(raw, f" for stack {pulumi.get_stack()!r}")

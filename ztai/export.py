@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,6 @@ class ExportFileError(ValueError):
 
 
 def _provider_version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
     try:
         return version(f"pulumi_{package}")
     except PackageNotFoundError:
@@ -35,7 +35,6 @@ def _provider_version(package: str) -> str:
 def to_export(recorded: RecordedStack, pulumi_version: str) -> dict[str, Any]:
     """The export document of a recorded preview, with the default providers the engine would
     have registered (the SDK under mocks registers none)."""
-    stack_urn = recorded.resources[0].urn
     providers: dict[str, dict[str, Any]] = {}
     resources: list[dict[str, Any]] = []
     for resource in recorded.resources:
@@ -43,11 +42,11 @@ def to_export(recorded: RecordedStack, pulumi_version: str) -> dict[str, Any]:
         if resource.custom:
             package = resource.type.split(":", 1)[0]
             if package not in providers:
-                version = _provider_version(package)
+                provider_version = _provider_version(package)
                 urn = (f"urn:pulumi:{recorded.stack}::{recorded.project}::pulumi:providers:{package}"
-                       f"::default_{version.replace('.', '_')}")
+                       f"::default_{provider_version.replace('.', '_')}")
                 provider_id = hashlib.sha256(urn.encode()).hexdigest()[:8] + "-offline"
-                inputs = {"version": version}
+                inputs = {"version": provider_version}
                 if package == "aws" and "aws:region" in recorded.config:
                     inputs["region"] = recorded.config["aws:region"]
                 providers[package] = {"urn": urn, "custom": True, "id": provider_id,
@@ -69,7 +68,6 @@ def to_export(recorded: RecordedStack, pulumi_version: str) -> dict[str, Any]:
         resources.append(entry)
     # Providers come first in real state files: resources refer to them.
     ordered = [resources[0], *providers.values(), *resources[1:]] if resources else []
-    assert not resources or resources[0]["urn"] == stack_urn
     manifest_version = f"v{pulumi_version}"
     return {
         "version": DEPLOYMENT_VERSION,
