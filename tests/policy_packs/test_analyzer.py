@@ -159,3 +159,24 @@ def test_a_pack_that_crashes_is_reported_with_its_stderr(tmp_path: Path) -> None
     with PolicyPackProcess(tmp_path) as broken, pytest.raises(PolicyPackError) as caught:
         run(broken, SECURE)
     assert "did not start" in str(caught.value) and "pack exploded" in str(caught.value)
+
+
+def test_unknown_ids_in_a_real_preview_do_not_disable_stack_rules(pack: PolicyPackProcess) -> None:
+    # In `pulumi preview` the ids of new resources are unknown; the engine sends this sentinel and
+    # the SDK skips a policy that reads one. Links must come from property dependencies instead.
+    unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+    other = resource("aws:ec2/vpc:Vpc", "training-vpc",
+                     tags={"ztai:segment": "training", "ztai:egress": "none"})
+    resources = [
+        *SECURE,
+        other,
+        resource("aws:ec2/flowLog:FlowLog", "training-flow-log", {"vpcId": [other.urn]},
+                 vpcId=unknown, trafficType="ALL"),
+        resource("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "training-default-sg",
+                 {"vpcId": [other.urn]}, vpcId=unknown, ingress=[], egress=[]),
+        resource("aws:ec2/internetGateway:InternetGateway", "training-igw", {"vpcId": [other.urn]},
+                 vpcId=unknown),
+    ]
+    result = run(pack, resources)
+    assert violated(result) == {("egress-free-segment-no-internet-path", "training-igw")}
+    assert not any("can't run policy" in v.message for v in result.violations)

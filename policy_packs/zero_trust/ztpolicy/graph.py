@@ -19,11 +19,13 @@ _TCP_UDP = {"tcp", "udp", "6", "17"}
 def refers_to(resource: Resource, prop: str, target: Resource) -> bool:
     """Does `resource.<prop>` point at `target`?
 
-    Property dependencies carry the link in a real preview, where ids are still unknown; the id
-    comparison covers stack exports and hand-written state, whose outputs hold the real ids.
+    Property dependencies carry the link in a real preview, where ids are still unknown: when
+    they exist for `prop` they decide alone, and the (possibly unknown) value is never read,
+    since reading an unknown makes the engine skip the whole policy. The id comparison covers
+    state without them (hand-written exports), whose outputs hold the real ids.
     """
-    if target.urn in resource.property_dependencies.get(prop, ()):
-        return True
+    if prop in resource.property_dependencies:
+        return target.urn in resource.property_dependencies[prop]
     value = resource.get(prop)
     target_id = target.get("id")
     return isinstance(value, str) and bool(value) and value == target_id
