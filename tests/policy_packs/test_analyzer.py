@@ -180,3 +180,12 @@ def test_unknown_ids_in_a_real_preview_do_not_disable_stack_rules(pack: PolicyPa
     result = run(pack, resources)
     assert violated(result) == {("egress-free-segment-no-internet-path", "training-igw")}
     assert not any("can't run policy" in v.message for v in result.violations)
+
+
+def test_an_unknown_endpoint_policy_skips_only_that_endpoint(pack: PolicyPackProcess) -> None:
+    unknown_string = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+    pending = resource("aws:ec2/vpcEndpoint:VpcEndpoint", "s3-pending",
+                       vpcEndpointType="Gateway", policy=unknown_string)
+    bare = resource("aws:ec2/vpcEndpoint:VpcEndpoint", "sts-bare", vpcEndpointType="Interface")
+    result = run(pack, [*SECURE, pending, bare])
+    assert violated(result) == {("vpc-endpoint-policy-restrictive", "sts-bare")}

@@ -6,7 +6,12 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pulumi_policy.proxy import UnknownValueError
+
 from ztpolicy.rule import Resource
+
+# Marks a value not known yet (a real preview); `known` returns it instead of raising.
+UNKNOWN = object()
 
 VPC = "aws:ec2/vpc:Vpc"
 SUBNET = "aws:ec2/subnet:Subnet"
@@ -29,6 +34,15 @@ def refers_to(resource: Resource, prop: str, target: Resource) -> bool:
     value = resource.get(prop)
     target_id = target.get("id")
     return isinstance(value, str) and bool(value) and value == target_id
+
+
+def known(resource: Resource, prop: str, default: Any = None) -> Any:
+    """`resource.<prop>`, or UNKNOWN when a real preview does not know it yet. Stack rules use
+    this so one unknown value skips one resource, not the whole policy."""
+    try:
+        return resource.get(prop, default)
+    except UnknownValueError:
+        return UNKNOWN
 
 
 def referenced(resource: Resource, prop: str, candidates: Iterable[Resource]) -> Resource | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from ztpolicy.graph import as_list, of_type, refers_to
+from ztpolicy.graph import UNKNOWN, as_list, known, of_type, refers_to
 from ztpolicy.rule import Finding, Resource, Rule
 
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
@@ -65,13 +65,16 @@ def vpc_endpoint_policy_restrictive(resources: Sequence[Resource],
         if endpoint.get("vpcEndpointType", "Gateway") not in POLICY_TYPES:
             continue
         attached = [p for p in separate if refers_to(p, "vpcEndpointId", endpoint)]
-        document = attached[0].get("policy") if attached else endpoint.get("policy")
+        document = known(attached[0] if attached else endpoint, "policy")
+        if document is UNKNOWN:
+            continue  # computed from resources not created yet; checked when it is known
         findings += [Finding(endpoint.urn, problem)
                      for problem in policy_problems(document, f"endpoint {endpoint.name}")]
     for policy in separate:
-        if policy.get("policy"):
+        document = known(policy, "policy")
+        if document is not UNKNOWN and document:
             findings += [Finding(policy.urn, problem)
-                         for problem in policy_problems(policy.get("policy"), f"{policy.name}")]
+                         for problem in policy_problems(document, policy.name)]
     return findings
 
 
