@@ -39,10 +39,24 @@ DEFAULT_INTERFACE_ENDPOINTS: tuple[str, ...] = (
     "kms", "sts", "logs", "ecr.api", "ecr.dkr", "ssm", "ssmmessages", "ec2messages",
 )
 
-# Services whose every action names a resource that carries an account, so the endpoint policy can
-# also pin the *resource* to the account/organisation. SSM and EC2 messages act on AWS-owned
-# documents, STS and ECR authorisation calls have no resource: those get the principal check only.
-RESOURCE_PERIMETER_SERVICES: frozenset[str] = frozenset({"kms", "logs"})
+# Services whose endpoint policy also pins the *resource* to the account/organisation, so a valid
+# insider credential cannot push weights into a foreign bucket, key, log group, ECR repository or
+# role through the endpoint. ssmmessages/ec2messages carry Session Manager's channels, which have no
+# account-owned resource: they get the principal check only.
+RESOURCE_PERIMETER_SERVICES: frozenset[str] = frozenset(
+    {"s3", "kms", "logs", "ecr.api", "ecr.dkr", "sts", "ssm"})
+
+# AWS-owned buckets that instances in an egress-free segment legitimately read through the S3
+# gateway endpoint: package repositories, SSM agent and documents, CloudWatch agent, Image Builder,
+# ECR image layers and the Nitro Enclaves certificate bucket (AWS data-perimeter guidance).
+_AWS_OWNED_BUCKETS: tuple[str, ...] = (
+    "al2023-repos-{region}-de612dc2", "amazonlinux-2-repos-{region}",
+    "amazon-ssm-{region}", "amazon-ssm-packages-{region}", "aws-ssm-{region}",
+    "{region}-birdwatcher-prod", "aws-ssm-distributor-file-{region}",
+    "aws-ssm-document-attachments-{region}", "patch-baseline-snapshot-{region}",
+    "amazoncloudwatch-agent-{region}", "ec2imagebuilder-toe-{region}-prod",
+    "prod-{region}-starport-layer-bucket", "aws-ec2-enclave-certificate-{region}-prod",
+)
 
 # Each segment's CIDR is cut into 16 equal blocks: private subnets use the first eight (one per AZ),
 # public subnets (egress segments only, for NAT gateways) the last eight.
@@ -120,46 +134,56 @@ def perimeter_conditions(account_id: str, organization_id: str | None,
     return {"StringEquals": equals}
 
 
-def interface_endpoint_policy(service: str, account_id: str, *, organization_id: str | None) -> str:
+def _statement(sid: str, conditions: dict[str, dict[str, str]], *, action: Any = "*",
+               resource: Any = "*", principal: Any = None) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Principal": principal or {"AWS": "*"},
+            "Action": action, "Resource": resource, "Condition": conditions}
+
+
+def interface_endpoint_policy(service: str, account_id: str, *, organization_id: str | None,
+                              region: str) -> str:
     """Endpoint policy of an interface endpoint: the data perimeter for one service."""
-    return _policy_json([{
-        "Sid": "OnlyOurPrincipals" + ("OnOurResources" if service in RESOURCE_PERIMETER_SERVICES else ""),
-        "Effect": "Allow",
-        "Principal": {"AWS": "*"},
-        "Action": "*",
-        "Resource": "*",
-        "Condition": perimeter_conditions(account_id, organization_id,
-                                          service in RESOURCE_PERIMETER_SERVICES),
-    }])
+    partition = partition_for_region(region)
+    pinned = service in RESOURCE_PERIMETER_SERVICES
+    statements = [_statement("OurPrincipalsOnOurResources" if pinned else "OurPrincipals",
+                             perimeter_conditions(account_id, organization_id, pinned))]
+    if service == "sts":
+        # Web-identity and SAML calls are unsigned, so there is no principal account to check;
+        # admit them only into our own roles (IRSA and SSO keep working).
+        resource_key = "aws:ResourceOrgID" if organization_id else "aws:ResourceAccount"
+        statements.append(_statement(
+            "FederatedSessionsIntoOurRoles", {"StringEquals": {resource_key: organization_id or account_id}},
+            action=["sts:AssumeRoleWithWebIdentity", "sts:AssumeRoleWithSAML"],
+            principal={"Federated": "*"}))
+    if service == "ssm":
+        # Session Manager and Run Command use AWS-owned documents and public parameters, which
+        # have no account; our principals may read and run those, nothing else of AWS's.
+        statements.append(_statement(
+            "OurPrincipalsUseAwsOwnedDocuments",
+            perimeter_conditions(account_id, organization_id, False),
+            action=["ssm:Describe*", "ssm:List*", "ssm:Get*", "ssm:SendCommand",
+                    "ssm:StartSession", "ssm:CreateAssociation"],
+            resource=[f"arn:{partition}:ssm:{region}::document/*",
+                      f"arn:{partition}:ssm:{region}::parameter/aws/*"]))
+    return _policy_json(statements)
 
 
 def s3_endpoint_policy(account_id: str, organization_id: str | None, region: str) -> str:
     """S3 gateway endpoint policy: our principals on our buckets, plus read-only access to the
-    AWS-owned buckets that ECR image layers and the SSM agent are served from."""
+    AWS-owned buckets instances need.
+
+    The AWS-owned statement has no principal condition on purpose: ECR serves layers through
+    URLs presigned by an AWS account, and the SSM agent reads its buckets anonymously, so a
+    principal condition would break image pulls and agent updates. It only reads named objects.
+    """
     partition = partition_for_region(region)
-    aws_owned = [
-        f"prod-{region}-starport-layer-bucket",  # ECR image layers
-        f"amazon-ssm-{region}", f"amazon-ssm-packages-{region}", f"{region}-birdwatcher-prod",
-        f"aws-ssm-distributor-file-{region}", f"aws-ssm-document-attachments-{region}",
-        f"patch-baseline-snapshot-{region}", f"aws-ssm-{region}",
-    ]
     return _policy_json([
-        {
-            "Sid": "OnlyOurPrincipalsOnOurBuckets",
-            "Effect": "Allow",
-            "Principal": {"AWS": "*"},
-            "Action": "s3:*",
-            "Resource": "*",
-            "Condition": perimeter_conditions(account_id, organization_id, True),
-        },
-        {
-            "Sid": "OurPrincipalsReadAwsOwnedServiceBuckets",
-            "Effect": "Allow",
-            "Principal": {"AWS": "*"},
-            "Action": "s3:GetObject",
-            "Resource": [f"arn:{partition}:s3:::{bucket}/*" for bucket in aws_owned],
-            "Condition": perimeter_conditions(account_id, organization_id, False),
-        },
+        _statement("OurPrincipalsOnOurBuckets",
+                   perimeter_conditions(account_id, organization_id, True)),
+        {"Sid": "ReadAwsOwnedServiceBuckets", "Effect": "Allow", "Principal": {"AWS": "*"},
+         "Action": "s3:GetObject",
+         "Resource": [f"arn:{partition}:s3:::{bucket.format(region=region)}/*"
+                      for bucket in _AWS_OWNED_BUCKETS]},
     ])
 
 
@@ -175,11 +199,17 @@ def flow_log_key_policy(account_id: str, region: str, log_group_prefix: str) -> 
             "Sid": "AccountAdministersButCannotUse",
             "Effect": "Allow",
             "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+            # Listed one by one: kms:Create* would include CreateGrant, with which an
+            # administrator could grant themselves use of the key.
             "Action": [
-                "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
-                "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*",
-                "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
-                "kms:CancelKeyDeletion", "kms:RotateKeyOnDemand",
+                "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
+                "kms:ListAliases", "kms:ListGrants", "kms:ListKeyPolicies",
+                "kms:ListResourceTags", "kms:ListKeyRotations", "kms:PutKeyPolicy",
+                "kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias",
+                "kms:UpdateKeyDescription", "kms:EnableKeyRotation", "kms:RotateKeyOnDemand",
+                "kms:TagResource", "kms:UntagResource", "kms:RevokeGrant", "kms:RetireGrant",
+                "kms:EnableKey", "kms:DisableKey", "kms:ScheduleKeyDeletion",
+                "kms:CancelKeyDeletion",
             ],
             "Resource": "*",
         },
@@ -288,9 +318,10 @@ class NetworkSegment(pulumi.ComponentResource):
                 aws.ec2.NetworkAclIngressArgs(rule_no=100, action="allow", protocol="-1",
                                               cidr_block=segment.cidr, from_port=0, to_port=0),
                 # Stateless return path for HTTPS this segment opened: S3 (gateway endpoint
-                # targets are S3's public addresses) and, in egress segments, NAT.
+                # targets are S3's public addresses) and, in egress segments, NAT. Linux and
+                # Windows pick ephemeral ports from 32768 up, so services on 1024-32767 stay shut.
                 aws.ec2.NetworkAclIngressArgs(rule_no=200, action="allow", protocol="tcp",
-                                              cidr_block="0.0.0.0/0", from_port=1024, to_port=65535),
+                                              cidr_block="0.0.0.0/0", from_port=32768, to_port=65535),
             ],
             egress=[
                 aws.ec2.NetworkAclEgressArgs(rule_no=100, action="allow", protocol="-1",
@@ -342,7 +373,8 @@ class NetworkSegment(pulumi.ComponentResource):
                 subnet_ids=[subnet.id for subnet in self.private_subnets],
                 security_group_ids=[self.endpoint_security_group.id],
                 policy=account_id.apply(functools.partial(
-                    interface_endpoint_policy, service, organization_id=args.organization_id)),
+                    interface_endpoint_policy, service, organization_id=args.organization_id,
+                    region=args.region)),
                 tags=named(f"{service}-endpoint"),
                 opts=vpc_child,
             )

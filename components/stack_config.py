@@ -36,6 +36,10 @@ MIN_SEGMENT_PREFIX = 16
 MAX_SEGMENT_PREFIX = 24
 MIN_AZ_COUNT = 2
 MIN_PROD_AZ_COUNT = 3
+# Private ranges a VPC may use (RFC 1918 and RFC 6598 shared space). Python's `is_private` is not
+# this test: it also accepts loopback and link-local, which AWS refuses for VPCs.
+_VPC_RANGES = tuple(ipaddress.IPv4Network(block) for block in
+                    ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
 _ORG_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
 # Tag values: letters, digits, spaces and + - = . _ : / @ (EC2 tag restrictions), at most 256.
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
@@ -157,10 +161,10 @@ def _parse_cidr(key: str, value: Any) -> ipaddress.IPv4Network:
             f"/{MAX_SEGMENT_PREFIX} (AWS VPCs are /16 at most and each segment is carved into 16 "
             "subnets of at least /28)"
         )
-    if not network.is_private:
+    if not any(network.subnet_of(block) for block in _VPC_RANGES):
         raise ValueError(
-            f"{_full(key)} = {_show(value)}: use a private range (10.0.0.0/8, 172.16.0.0/12, "
-            "192.168.0.0/16 or 100.64.0.0/10)"
+            f"{_full(key)} = {_show(value)}: use a private range "
+            f"({', '.join(map(str, _VPC_RANGES))})"
         )
     return network
 

@@ -19,6 +19,8 @@ from typing import Any
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 DEFAULT_PACK = Path("policy_packs/zero_trust")
+# The repository this CLI ships in: the default pack is found from anywhere.
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 class UsageError(Exception):
@@ -54,8 +56,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="a `pulumi stack export` document (deployment version 3)")
     analyze.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     analyze.add_argument("--config", type=Path, metavar="PATH", help="policy configuration JSON")
-    analyze.add_argument("--policy-pack", type=Path, default=DEFAULT_PACK, metavar="DIR",
-                         help=f"policy pack directory (default: {DEFAULT_PACK})")
+    analyze.add_argument("--policy-pack", type=Path, default=REPOSITORY / DEFAULT_PACK, metavar="DIR",
+                         help=f"policy pack directory (default: this repository's {DEFAULT_PACK})")
     return parser
 
 
@@ -67,6 +69,12 @@ def _policy_config(path: Path | None) -> dict[str, Any]:
         return load_policy_config(path)
     except PolicyConfigError as error:
         raise UsageError(str(error)) from None
+
+
+def _pack_dir(path: Path) -> Path:
+    if not (path / "PulumiPolicy.yaml").is_file():
+        raise UsageError(f"{path} is not a policy pack (no PulumiPolicy.yaml); pass --policy-pack DIR")
+    return path
 
 
 def _finish(result: Any, text: str, document: str, as_json: bool) -> int:
@@ -81,7 +89,7 @@ def _preview(args: argparse.Namespace) -> int:
     except StackFileError as error:
         raise UsageError(str(error)) from None
     user_config = _policy_config(args.policy_config)
-    pack_dir = args.policy_pack or args.project_dir / DEFAULT_PACK
+    pack_dir = _pack_dir(args.policy_pack or args.project_dir / DEFAULT_PACK)
 
     # Heavy imports only once the input is known to be usable: usage errors answer instantly.
     import pulumi
@@ -133,7 +141,10 @@ def _preview(args: argparse.Namespace) -> int:
 
     if args.export:
         document = to_export(recorded, _pulumi_version())
-        args.export.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        try:
+            args.export.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"cannot write {args.export}: {error.strerror}") from None
         print(f"wrote {len(document['deployment']['resources'])} resources to {args.export}",
               file=sys.stderr)
 
@@ -156,13 +167,13 @@ def _analyze(args: argparse.Namespace) -> int:
     except ExportFileError as error:
         raise UsageError(str(error)) from None
     user_config = _policy_config(args.config)
+    pack_dir = _pack_dir(args.policy_pack)
 
     from ztai.policy.analyzer import PolicyPackProcess, analyze, pack_environment
     from ztai.policy.config import PolicyConfigError
     from ztai.report import ReportResource, render_json, render_text
 
-    with PolicyPackProcess(args.policy_pack,
-                           env=pack_environment(project, stack, {}, False)) as pack:
+    with PolicyPackProcess(pack_dir, env=pack_environment(project, stack, {}, False)) as pack:
         try:
             result = analyze(pack, analyzed, user_config=user_config, project=project, stack=stack,
                              dry_run=False)
@@ -173,7 +184,7 @@ def _analyze(args: argparse.Namespace) -> int:
                  for r in analyzed]
     text = render_text(title=f"Policy analysis of {args.file} (stack {stack or '?'}):",
                        resources=resources, outputs=None, result=result,
-                       pack_label=f"local: {args.policy_pack}", plan="analyse")
+                       pack_label=f"local: {pack_dir}", plan="analyse")
     document = render_json(mode="analyze", project=project, stack=stack, resources=resources,
                            outputs=None, result=result)
     return _finish(result, text, document, args.json)

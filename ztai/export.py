@@ -19,6 +19,9 @@ from ztai.policy.analyzer import AnalyzedResource
 from ztai.preview.recorder import RecordedStack
 
 DEPLOYMENT_VERSION = 3
+# Pulumi's marker of a secret value in state: {SECRET_SIG: SECRET_VALUE, "ciphertext" | "plaintext"}.
+SECRET_SIG, SECRET_VALUE = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+REDACTED = "[secret]"
 
 
 class ExportFileError(ValueError):
@@ -102,6 +105,27 @@ def load_export(path: Path) -> dict[str, Any]:
     return document
 
 
+def analyzable(value: Any) -> Any:
+    """State values as the analyzer protocol carries them: a secret becomes {sig, "value"}.
+
+    Exports hold secrets as ciphertext (or as JSON-encoded plaintext with --show-secrets); the
+    pack's deserializer expects "value", so ciphertext is redacted and plaintext decoded.
+    """
+    if isinstance(value, list):
+        return [analyzable(item) for item in value]
+    if not isinstance(value, Mapping):
+        return value
+    if value.get(SECRET_SIG) == SECRET_VALUE and "value" not in value:
+        inner: Any = REDACTED
+        if isinstance(value.get("plaintext"), str):
+            try:
+                inner = analyzable(json.loads(value["plaintext"]))
+            except json.JSONDecodeError:
+                inner = value["plaintext"]
+        return {SECRET_SIG: SECRET_VALUE, "value": inner}
+    return {key: analyzable(item) for key, item in value.items()}
+
+
 def _urn_parts(urn: str, index: int) -> tuple[str, str, str, str]:
     parts = urn.split("::")
     if not urn.startswith("urn:pulumi:") or len(parts) < 4:
@@ -137,7 +161,7 @@ def analyzed_resources(document: Mapping[str, Any]) -> tuple[str, str, list[Anal
         for label, value in (("inputs", inputs), ("outputs", outputs)):
             if not isinstance(value, Mapping):
                 raise ExportFileError(f"resources[{index}] ({urn}) {label} must be an object")
-        properties = outputs or inputs
+        properties = analyzable(outputs or inputs)
         property_dependencies = resource.get("propertyDependencies") or {}
         analyzed.append(AnalyzedResource(
             urn=urn, type=str(resource_type), name=name, properties=properties,

@@ -109,7 +109,7 @@ def test_default_security_group_and_acl_are_taken_over_empty(dev: RecordedStack)
 def test_private_acl_admits_the_segment_and_return_traffic_only(dev: RecordedStack) -> None:
     [acl] = [a for a in in_segment(dev, "aws:ec2/networkAcl:NetworkAcl", "data")]
     rules = {(r["cidrBlock"], r["protocol"], r["fromPort"], r["toPort"]) for r in acl.inputs["ingress"]}
-    assert rules == {("10.10.0.0/16", "-1", 0, 0), ("0.0.0.0/0", "tcp", 1024, 65535)}
+    assert rules == {("10.10.0.0/16", "-1", 0, 0), ("0.0.0.0/0", "tcp", 32768, 65535)}
     associations = [a for a in of_type(dev, "aws:ec2/networkAclAssociation:NetworkAclAssociation")
                     if a.name.startswith("network-data-private-nacl")]
     assert len(associations) == 2
@@ -136,8 +136,8 @@ def test_flow_log_key_rotates_and_only_logs_may_use_it(dev: RecordedStack) -> No
     assert "bypassPolicyLockoutSafetyCheck" not in key.inputs
     statements = {s["Sid"]: s for s in policy(key)["Statement"]}
     admin = statements["AccountAdministersButCannotUse"]
-    assert not any(a.startswith(("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"))
-                   or a == "kms:*" for a in admin["Action"])
+    assert not any(a.startswith(("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt"))
+                   or "*" in a or a == "kms:CreateGrant" for a in admin["Action"])
     use = statements["CloudWatchLogsEncryptsFlowLogGroups"]
     assert use["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
     assert use["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == (
@@ -160,16 +160,29 @@ def test_endpoints_form_a_data_perimeter(dev: RecordedStack) -> None:
     services = {e.inputs["serviceName"].split("eu-west-1.")[1] for e in endpoints}
     assert services == {"s3", *DEFAULT_INTERFACE_ENDPOINTS}
     for endpoint in endpoints:
-        for statement in policy(endpoint)["Statement"]:
-            assert statement["Condition"]["StringEquals"]["aws:PrincipalAccount"] == "111122223333"
+        first = policy(endpoint)["Statement"][0]
+        assert first["Condition"]["StringEquals"]["aws:PrincipalAccount"] == "111122223333"
         if endpoint.inputs["vpcEndpointType"] == "Interface":
             assert endpoint.inputs["privateDnsEnabled"] is True
-    by_service = {e.inputs["serviceName"].rsplit(".", 1)[-1]: e for e in endpoints}
-    [own_buckets, _] = policy(by_service["s3"])["Statement"]
-    assert own_buckets["Condition"]["StringEquals"]["aws:ResourceAccount"] == "111122223333"
-    assert "aws:ResourceAccount" in policy(by_service["kms"])["Statement"][0]["Condition"]["StringEquals"]
-    # SSM acts on AWS-owned documents: a resource perimeter there would break Session Manager.
-    assert "aws:ResourceAccount" not in policy(by_service["ssm"])["Statement"][0]["Condition"]["StringEquals"]
+    by_service = {e.inputs["serviceName"].split("eu-west-1.")[1]: e for e in endpoints}
+    for service in ("s3", "kms", "logs", "ecr.api", "ecr.dkr", "sts", "ssm"):
+        first = policy(by_service[service])["Statement"][0]
+        assert first["Condition"]["StringEquals"]["aws:ResourceAccount"] == "111122223333", service
+    # Session Manager's channels have no account-owned resource.
+    assert "aws:ResourceAccount" not in policy(
+        by_service["ssmmessages"])["Statement"][0]["Condition"]["StringEquals"]
+    # ECR layers come presigned by AWS and the SSM agent reads anonymously: no principal
+    # condition, read-only, named buckets only.
+    aws_owned = policy(by_service["s3"])["Statement"][1]
+    assert "Condition" not in aws_owned and aws_owned["Action"] == "s3:GetObject"
+    assert "arn:aws:s3:::prod-eu-west-1-starport-layer-bucket/*" in aws_owned["Resource"]
+    assert not any("*" in arn.split(":::")[1].split("/")[0] for arn in aws_owned["Resource"])
+    federated = policy(by_service["sts"])["Statement"][1]
+    assert federated["Principal"] == {"Federated": "*"}
+    assert federated["Condition"] == {"StringEquals": {"aws:ResourceAccount": "111122223333"}}
+    documents = policy(by_service["ssm"])["Statement"][1]
+    assert documents["Resource"] == ["arn:aws:ssm:eu-west-1::document/*",
+                                     "arn:aws:ssm:eu-west-1::parameter/aws/*"]
 
 
 def test_endpoint_security_group_admits_https_from_the_segment_only(dev: RecordedStack) -> None:
@@ -195,8 +208,8 @@ def test_every_taggable_resource_carries_the_tags(dev: RecordedStack) -> None:
 def test_organisation_perimeter_when_an_organisation_is_given() -> None:
     stack = build(replace(ARGS, segments=SEGMENTS[:1], organization_id="o-a1b2c3d4e5"))
     for endpoint in of_type(stack, "aws:ec2/vpcEndpoint:VpcEndpoint"):
-        for statement in policy(endpoint)["Statement"]:
-            assert statement["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == "o-a1b2c3d4e5"
+        first = policy(endpoint)["Statement"][0]
+        assert first["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == "o-a1b2c3d4e5"
 
 
 def test_handed_over_key_replaces_the_component_key() -> None:

@@ -64,11 +64,18 @@ def test_prefix_33_is_refused_showing_the_value() -> None:
     ("10.0.0.0/8", "prefix length must be /16 to /24"),
     ("10.10.0.0/26", "prefix length must be /16 to /24"),
     ("8.8.0.0/16", "use a private range"),
+    ("127.0.0.0/16", "use a private range"),
+    ("169.254.0.0/16", "use a private range"),
     ("banana", "not an IPv4 CIDR"),
 ])
 def test_bad_cidrs(value: str, expected: str) -> None:
     [problem] = problems_of(**{"zero-trust-ai__trainingCidr": value})
     assert expected in problem and value in problem
+
+
+def test_shared_address_space_is_allowed() -> None:
+    config = parse_stack_config({**VALID, "zero-trust-ai:dataCidr": "100.64.0.0/16"})
+    assert config.segments[0].cidr == "100.64.0.0/16"
 
 
 def test_overlapping_segments_are_refused() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -11,18 +10,15 @@ from ztpolicy.exclusions import ExclusionConfigError, find_exclusion, parse_excl
 from ztpolicy.rule import Finding, Resource, Rule
 from ztpolicy.rules import ALL_RULES
 from ztpolicy.rules.default_security_group_closed import default_security_group_closed
-from ztpolicy.rules.egress_free_segment_no_internet_path import (
-    DEFAULT_EGRESS_FREE,
-    egress_free_segment_no_internet_path,
-)
 from ztpolicy.rules.instance_no_public_ip import instance_no_public_ip
 from ztpolicy.rules.log_group_encrypted import log_group_encrypted
 from ztpolicy.rules.no_unrestricted_ingress import no_unrestricted_ingress
 from ztpolicy.rules.subnet_no_public_ip import subnet_no_public_ip
-from ztpolicy.rules.vpc_endpoint_policy_restrictive import vpc_endpoint_policy_restrictive
 from ztpolicy.rules.vpc_flow_logs_enabled import vpc_flow_logs_enabled
 
 STACK = "urn:pulumi:test::zero-trust-ai::"
+# Builders shared with the other rule test modules.
+__all__ = ["NO_CONFIG", "res", "urns", "vpc"]
 NO_CONFIG: dict[str, Any] = {}
 
 
@@ -80,8 +76,12 @@ def test_default_subnet_is_public_unless_told_otherwise() -> None:
 
 # -- instance-no-public-ip ---------------------------------------------------------------------
 def test_private_instance_and_nat_address_pass() -> None:
-    assert instance_no_public_ip(res("aws:ec2/instance:Instance", "i"), NO_CONFIG) == []
+    instance = res("aws:ec2/instance:Instance", "i", subnetId="subnet-0private")
+    assert instance_no_public_ip(instance, NO_CONFIG) == []
     assert instance_no_public_ip(res("aws:ec2/eip:Eip", "nat", domain="vpc"), NO_CONFIG) == []
+    # After a refresh a NAT gateway's address shows its interface: not a workload's address.
+    refreshed = res("aws:ec2/eip:Eip", "nat", domain="vpc", networkInterface="eni-0nat")
+    assert instance_no_public_ip(refreshed, NO_CONFIG) == []
     template = res("aws:ec2/launchTemplate:LaunchTemplate", "lt",
                    networkInterfaces=[{"associatePublicIpAddress": "false"}])
     assert instance_no_public_ip(template, NO_CONFIG) == []
@@ -93,12 +93,21 @@ def test_private_instance_and_nat_address_pass() -> None:
         networkInterfaces=[{"associatePublicIpAddress": "true"}]),
     res("aws:ec2/eip:Eip", "e", instance="i-0123"),
     res("aws:ec2/eipAssociation:EipAssociation", "a", instanceId="i-0123"),
+    res("aws:ec2/instance:Instance", "default-vpc-instance"),
 ])
 def test_public_instance_is_caught(resource: Resource) -> None:
     assert len(instance_no_public_ip(resource, NO_CONFIG)) == 1
 
 
 # -- no-unrestricted-ingress -------------------------------------------------------------------
+@pytest.mark.parametrize("start", [1024, 32768, 49152])
+def test_acl_ephemeral_return_ranges_pass(start: int) -> None:
+    acl = res("aws:ec2/networkAcl:NetworkAcl", "acl", ingress=[
+        {"action": "allow", "protocol": "tcp", "fromPort": start, "toPort": 65535,
+         "cidrBlock": "0.0.0.0/0"}])
+    assert no_unrestricted_ingress(acl, NO_CONFIG) == []
+
+
 def test_segment_only_ingress_and_acl_return_traffic_pass() -> None:
     group = res("aws:ec2/securityGroup:SecurityGroup", "sg",
                 ingress=[{"protocol": "tcp", "fromPort": 443, "toPort": 443,
@@ -127,10 +136,24 @@ def test_segment_only_ingress_and_acl_return_traffic_pass() -> None:
          "cidrBlock": "0.0.0.0/0"}]), "0.0.0.0/0"),
     (res("aws:ec2/networkAclRule:NetworkAclRule", "nr", egress=False, ruleAction="allow",
          protocol="-1", fromPort=0, toPort=0, cidrBlock="0.0.0.0/0"), "0.0.0.0/0"),
+    # A high service port is not an ephemeral return range.
+    (res("aws:ec2/networkAcl:NetworkAcl", "rdp", ingress=[
+        {"action": "allow", "protocol": "tcp", "fromPort": 3389, "toPort": 3389,
+         "cidrBlock": "0.0.0.0/0"}]), "0.0.0.0/0"),
+    (res("aws:ec2/networkAclRule:NetworkAclRule", "pg", egress=False, ruleAction="allow",
+         protocol="tcp", fromPort=5432, toPort=65535, cidrBlock="0.0.0.0/0"), "0.0.0.0/0"),
 ])
 def test_open_ingress_is_caught(resource: Resource, block: str) -> None:
     [message] = no_unrestricted_ingress(resource, NO_CONFIG)
     assert message.endswith(f"admits ingress from {block}")
+
+
+def test_halves_of_the_internet_are_the_internet() -> None:
+    group = res("aws:ec2/securityGroup:SecurityGroup", "halves", ingress=[
+        {"protocol": "tcp", "fromPort": 22, "toPort": 22,
+         "cidrBlocks": ["0.0.0.0/1", "128.0.0.0/1", "10.0.0.0/8"]}])
+    assert no_unrestricted_ingress(group, NO_CONFIG) == [
+        "halves admits ingress from 0.0.0.0/1", "halves admits ingress from 128.0.0.0/1"]
 
 
 def test_denying_acl_rule_from_anywhere_is_fine() -> None:
@@ -182,6 +205,21 @@ def test_closed_default_group_passes() -> None:
     assert default_security_group_closed([data, group], NO_CONFIG) == []
 
 
+def test_rule_resources_on_the_default_group_are_caught() -> None:
+    data = res("aws:ec2/vpc:Vpc", "data-vpc", defaultSecurityGroupId="sg-0default")
+    group = res("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "dsg",
+                deps={"vpcId": [data.urn]}, ingress=[], egress=[])
+    via_vpc_output = res("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "sneaky",
+                         deps={"securityGroupId": [data.urn]}, cidrIpv4="10.0.0.0/8")
+    via_literal = res("aws:ec2/securityGroupRule:SecurityGroupRule", "pasted",
+                      securityGroupId="sg-0default", type="egress", cidrBlocks=["0.0.0.0/0"])
+    own_group = res("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", "fine",
+                    securityGroupId="sg-0workload", cidrIpv4="10.0.0.0/8")
+    findings = default_security_group_closed([data, group, via_vpc_output, via_literal, own_group],
+                                             NO_CONFIG)
+    assert urns(findings) == {"sneaky", "pasted"}
+
+
 def test_unmanaged_or_open_default_group_is_caught() -> None:
     unmanaged, managed = vpc("unmanaged", "data"), vpc("managed", "training")
     open_group = res("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "dsg",
@@ -189,81 +227,6 @@ def test_unmanaged_or_open_default_group_is_caught() -> None:
                      egress=[{"protocol": "-1", "cidrBlocks": ["0.0.0.0/0"]}])
     findings = default_security_group_closed([unmanaged, managed, open_group], NO_CONFIG)
     assert urns(findings) == {"unmanaged", "dsg"}
-
-
-# -- vpc-endpoint-policy-restrictive -------------------------------------------------------------
-PERIMETER = json.dumps({"Statement": [{
-    "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "*", "Resource": "*",
-    "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}}]})
-OPEN = json.dumps({"Statement": [{"Sid": "Everyone", "Effect": "Allow", "Principal": "*",
-                                  "Action": "*", "Resource": "*"}]})
-
-
-def test_perimeter_policy_passes_inline_or_attached() -> None:
-    inline = res("aws:ec2/vpcEndpoint:VpcEndpoint", "kms", vpcEndpointType="Interface",
-                 policy=PERIMETER)
-    bare = res("aws:ec2/vpcEndpoint:VpcEndpoint", "s3", vpcEndpointType="Gateway")
-    attached = res("aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy", "s3-policy",
-                   deps={"vpcEndpointId": [bare.urn]}, policy=PERIMETER)
-    gwlb = res("aws:ec2/vpcEndpoint:VpcEndpoint", "gwlb", vpcEndpointType="GatewayLoadBalancer")
-    assert vpc_endpoint_policy_restrictive([inline, bare, attached, gwlb], NO_CONFIG) == []
-
-
-@pytest.mark.parametrize("policy, fragment", [
-    (None, "has no endpoint policy"),
-    (OPEN, "statement Everyone allows any principal"),
-    ("{not json", "not valid JSON"),
-])
-def test_missing_or_open_endpoint_policy_is_caught(policy: str | None, fragment: str) -> None:
-    props: dict[str, Any] = {"vpcEndpointType": "Interface"} | ({"policy": policy} if policy else {})
-    [finding] = vpc_endpoint_policy_restrictive(
-        [res("aws:ec2/vpcEndpoint:VpcEndpoint", "sts", **props)], NO_CONFIG)
-    assert fragment in finding.message
-
-
-# -- egress-free-segment-no-internet-path --------------------------------------------------------
-def closed_segment() -> list[Resource]:
-    data = vpc("data-vpc", "data")
-    subnet = res("aws:ec2/subnet:Subnet", "data-subnet", deps={"vpcId": [data.urn]})
-    table = res("aws:ec2/routeTable:RouteTable", "data-rt", deps={"vpcId": [data.urn]}, routes=[])
-    return [data, subnet, table]
-
-
-def test_egress_free_segment_without_gateways_passes() -> None:
-    management = vpc("mgmt-vpc", "management", egress="nat")
-    igw = res("aws:ec2/internetGateway:InternetGateway", "mgmt-igw",
-              deps={"vpcId": [management.urn]})
-    config = {"egressFreeSegments": DEFAULT_EGRESS_FREE}
-    assert egress_free_segment_no_internet_path([*closed_segment(), management, igw], config) == []
-
-
-def test_internet_paths_into_egress_free_segment_are_caught() -> None:
-    data, subnet, table = closed_segment()
-    resources = [
-        data, subnet, table,
-        res("aws:ec2/internetGateway:InternetGateway", "igw", deps={"vpcId": [data.urn]}),
-        res("aws:ec2/egressOnlyInternetGateway:EgressOnlyInternetGateway", "eigw",
-            vpcId="vpc-data-vpc"),
-        res("aws:ec2/natGateway:NatGateway", "nat", deps={"subnetId": [subnet.urn]}),
-        res("aws:ec2/route:Route", "default", deps={"routeTableId": [table.urn]},
-            destinationCidrBlock="0.0.0.0/0"),
-        res("aws:ec2/routeTable:RouteTable", "inline-rt", deps={"vpcId": [data.urn]},
-            routes=[{"ipv6CidrBlock": "::/0", "egressOnlyGatewayId": "eigw-1"}]),
-        res("aws:ec2transitgateway/vpcAttachment:VpcAttachment", "tgw", deps={"vpcId": [data.urn]}),
-        res("aws:ec2/natGateway:NatGateway", "private-nat", deps={"subnetId": [subnet.urn]},
-            connectivityType="private"),
-    ]
-    findings = egress_free_segment_no_internet_path(resources, {"egressFreeSegments": ["data"]})
-    assert urns(findings) == {"igw", "eigw", "nat", "default", "inline-rt", "tgw"}
-
-
-def test_flipping_the_tag_does_not_lift_the_rule() -> None:
-    data = vpc("data-vpc", "data", egress="nat")
-    igw = res("aws:ec2/internetGateway:InternetGateway", "igw", deps={"vpcId": [data.urn]})
-    assert urns(egress_free_segment_no_internet_path(
-        [data, igw], {"egressFreeSegments": DEFAULT_EGRESS_FREE})) == {"igw"}
-    # Lifting it takes an explicit change of the rule's configuration.
-    assert egress_free_segment_no_internet_path([data, igw], {"egressFreeSegments": []}) == []
 
 
 # -- exclusions ----------------------------------------------------------------------------------

@@ -200,3 +200,27 @@ def test_wrong_export_version_exits_2(tmp_path: Path) -> None:
     path.write_text(json.dumps({"version": 1, "deployment": {"resources": []}}))
     run = ztai("policy", "analyze", "--file", str(path))
     assert run.returncode == 2 and "deployment version 1 is not supported" in run.stderr
+
+
+def test_real_exports_with_secrets_are_analysed(
+        dev_export: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path) -> None:
+    # `pulumi stack export` writes secrets as ciphertext; the analyzer must not choke on them.
+    document = json.loads(dev_export[1].read_text())
+    [group] = [r for r in document["deployment"]["resources"]
+               if r["urn"].endswith("::network-data-flow-logs")]
+    group["outputs"]["kmsKeyId"] = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+                                    "ciphertext": "v1:AAAA:BBBB"}
+    path = tmp_path / "with-secret.json"
+    path.write_text(json.dumps(document))
+    run = ztai("policy", "analyze", "--file", str(path))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "PASSED" in run.stdout
+
+
+def test_unwritable_export_and_missing_pack_exit_2(tmp_path: Path) -> None:
+    run = ztai("preview", "--stack", "dev", "--export", str(tmp_path / "missing" / "x.json"))
+    assert run.returncode == 2 and "cannot write" in run.stderr and "Traceback" not in run.stderr
+    run = ztai("policy", "analyze", "--file", "Pulumi.yaml", "--policy-pack", str(tmp_path))
+    assert run.returncode == 2
+    run = ztai("preview", "--stack", "dev", "--policy-pack", str(tmp_path))
+    assert run.returncode == 2 and "is not a policy pack" in run.stderr

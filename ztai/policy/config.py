@@ -86,6 +86,12 @@ def effective_config(info: analyzer_pb2.AnalyzerInfo,
             raise PolicyConfigError(f"{name}: expected an enforcement level or an object, "
                                     f"got {json.dumps(given)}")
         # Unknown properties are refused: a misspelt "exclusion" must not silently do nothing.
+        if "not-suppressible" in policy.tags and level not in (analyzer_pb2.MANDATORY,
+                                                               analyzer_pb2.REMEDIATE):
+            # The engine would let the level drop; that would be a silent way around the rule's
+            # refusal of exclusions, so it is refused here too.
+            raise PolicyConfigError(f"{name} cannot be suppressed: its enforcement level stays "
+                                    "mandatory (set by " + ("'all'" if given is None else name) + ")")
         full_schema = {"type": "object", "additionalProperties": False, **schema}
         try:
             jsonschema.validate(properties, full_schema)

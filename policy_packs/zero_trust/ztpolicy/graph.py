@@ -17,7 +17,6 @@ VPC = "aws:ec2/vpc:Vpc"
 SUBNET = "aws:ec2/subnet:Subnet"
 ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
 
-_EPHEMERAL_LOW = 1024
 _TCP_UDP = {"tcp", "udp", "6", "17"}
 
 
@@ -25,14 +24,15 @@ def refers_to(resource: Resource, prop: str, target: Resource) -> bool:
     """Does `resource.<prop>` point at `target`?
 
     Property dependencies carry the link in a real preview, where ids are still unknown: when
-    they exist for `prop` they decide alone, and the (possibly unknown) value is never read,
-    since reading an unknown makes the engine skip the whole policy. The id comparison covers
-    state without them (hand-written exports), whose outputs hold the real ids.
+    `prop` was computed from other resources they decide alone. Otherwise the value is a literal
+    (an id pasted in, a lookup, a stack reference; the engine then records an empty dependency
+    list) and is compared with the target's id, as in exports whose outputs hold real ids.
+    Unknown values are never read raw: that would make the engine skip the whole policy.
     """
-    if prop in resource.property_dependencies:
-        return target.urn in resource.property_dependencies[prop]
-    value = resource.get(prop)
-    target_id = target.get("id")
+    dependencies = resource.property_dependencies.get(prop, ())
+    if dependencies:
+        return target.urn in dependencies
+    value, target_id = known(resource, prop), known(target, "id")
     return isinstance(value, str) and bool(value) and value == target_id
 
 
@@ -53,23 +53,48 @@ def of_type(resources: Sequence[Resource], *types: str) -> list[Resource]:
     return [resource for resource in resources if resource.type in types]
 
 
+_PRIVATE_V4 = tuple(ipaddress.IPv4Network(block) for block in
+                    ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
+_PRIVATE_V6 = ipaddress.IPv6Network("fc00::/7")
+# A public block this wide (or wider) admits a large share of the internet: 0.0.0.0/0, and also
+# the 0.0.0.0/1 + 128.0.0.0/1 pair that dodges a check for "/0" only.
+_BROAD_V4, _BROAD_V6 = 8, 16
+# Where operating systems draw ephemeral ports from: 1024 (NAT gateways, old Linux), 32768
+# (Linux), 49152 (Windows, IANA). An ACL range from one of these to 65535 is a return path;
+# a narrower high range (3389, 5432, 8080...) is a service port.
+_EPHEMERAL_STARTS = {1024, 32768, 49152}
+
+
+def is_private_cidr(value: Any) -> bool:
+    """True for a CIDR inside RFC 1918, carrier-grade NAT (100.64/10) or IPv6 ULA space."""
+    try:
+        network = ipaddress.ip_network(str(value).strip(), strict=False)
+    except ValueError:
+        return False
+    if isinstance(network, ipaddress.IPv4Network):
+        return any(network.subnet_of(block) for block in _PRIVATE_V4)
+    return network.subnet_of(_PRIVATE_V6)
+
+
 def is_open_cidr(value: Any) -> bool:
-    """True for a CIDR that matches every address of its family (0.0.0.0/0, ::/0, 0.0.0.0/00…)."""
+    """True for a public CIDR so wide it amounts to "anyone": /0 and anything up to /8 (/16 v6)."""
     if not isinstance(value, str):
         return False
     try:
-        return ipaddress.ip_network(value.strip(), strict=False).prefixlen == 0
+        network = ipaddress.ip_network(value.strip(), strict=False)
     except ValueError:
         return False
+    broad = _BROAD_V4 if isinstance(network, ipaddress.IPv4Network) else _BROAD_V6
+    return network.prefixlen <= broad and not is_private_cidr(value)
 
 
 def is_ephemeral_return(protocol: Any, from_port: Any, to_port: Any) -> bool:
-    """A stateless ACL rule that admits only TCP/UDP return traffic on ephemeral ports."""
+    """A stateless ACL rule that admits only TCP/UDP return traffic on an ephemeral range."""
     try:
         low, high = int(from_port), int(to_port)
     except (TypeError, ValueError):
         return False
-    return str(protocol).lower() in _TCP_UDP and _EPHEMERAL_LOW <= low <= high <= 65535
+    return str(protocol).lower() in _TCP_UDP and low in _EPHEMERAL_STARTS and high == 65535
 
 
 def as_list(value: Any) -> list[Any]:

@@ -8,6 +8,7 @@ from ztpolicy.rules import (
     log_group_encrypted,
     no_unrestricted_ingress,
     subnet_no_public_ip,
+    vpc_endpoint_policy_present,
     vpc_endpoint_policy_restrictive,
     vpc_flow_logs_enabled,
 )
@@ -18,6 +19,7 @@ ALL_RULES: list[Rule] = [
     no_unrestricted_ingress.RULE,
     vpc_flow_logs_enabled.RULE,
     egress_free_segment_no_internet_path.RULE,
+    vpc_endpoint_policy_present.RULE,
     vpc_endpoint_policy_restrictive.RULE,
     default_security_group_closed.RULE,
     log_group_encrypted.RULE,

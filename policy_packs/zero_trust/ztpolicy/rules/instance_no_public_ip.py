@@ -27,6 +27,11 @@ def instance_no_public_ip(resource: Resource, _config: Mapping[str, Any]) -> lis
     if resource.type in (INSTANCE, SPOT_REQUEST, LAUNCH_CONFIGURATION):
         if _true(resource.get("associatePublicIpAddress")):
             return [f"{resource.name} sets associatePublicIpAddress"]
+        if resource.type != LAUNCH_CONFIGURATION and not resource.get("subnetId") \
+                and not resource.get("networkInterfaces"):
+            # EC2 then launches into the default VPC's default subnet: public IP, internet route.
+            return [f"{resource.name} names no subnet, so it lands in the default VPC with a "
+                    "public address"]
         return []
     if resource.type == LAUNCH_TEMPLATE:
         return [f"launch template {resource.name} network interface {index} sets "
@@ -34,8 +39,10 @@ def instance_no_public_ip(resource: Resource, _config: Mapping[str, Any]) -> lis
                 for index, interface in enumerate(as_list(resource.get("networkInterfaces")))
                 if isinstance(interface, Mapping) and _true(interface.get("associatePublicIpAddress"))]
     if resource.type == EIP:
-        if resource.get("instance") or resource.get("networkInterface"):
-            return [f"Elastic IP {resource.name} is attached to an instance or network interface"]
+        # `networkInterface` is not checked: after a refresh a NAT gateway's own address shows
+        # its interface there too. EipAssociation (below) covers attaching one to an interface.
+        if resource.get("instance"):
+            return [f"Elastic IP {resource.name} is attached to instance {resource.get('instance')}"]
         return []
     if resource.type == EIP_ASSOCIATION:
         return [f"{resource.name} associates an Elastic IP with an instance or network interface"]

@@ -1,90 +1,221 @@
-"""VPC endpoints carry a policy that keeps them inside the data perimeter (§2.1)."""
+"""VPC endpoint policies keep the endpoint inside the data perimeter (§2.1).
+
+A resource rule, so it runs again with known values before each step of `pulumi up`, not only
+once after the update as stack rules do. Every Allow statement must be one of:
+
+- pinned to our principals: a named principal, or a wildcard principal with a positive
+  (`StringEquals`, `ArnEquals`, ... without `IfExists`) condition on aws:PrincipalOrgID /
+  PrincipalAccount / PrincipalArn / PrincipalOrgPaths whose values carry no wildcard; and, on
+  services with account-owned resources (s3, kms, logs, ecr, sts, ssm), also pinned to our
+  resources (aws:ResourceOrgID / ResourceAccount / ResourceOrgPaths) unless it names the
+  resources explicitly;
+- AWS services acting on our behalf (`Bool aws:PrincipalIsAWSService true`);
+- federated sessions (`sts:AssumeRoleWith*` only) into our roles (resource condition);
+- read-only (`Get*`/`List*`/`Describe*`) on explicitly named resources, e.g. AWS-owned buckets.
+
+With `trustedAccountIds` / `trustedOrganizationIds` configured, condition values and named
+principals must also be within them.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import Severity
 
-from ztpolicy.graph import UNKNOWN, as_list, known, of_type, refers_to
-from ztpolicy.rule import Finding, Resource, Rule
+from ztpolicy.graph import as_list
+from ztpolicy.rule import Resource, Rule
 
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
 ENDPOINT_POLICY = "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy"
-# Endpoint types that accept an endpoint policy (Gateway Load Balancer and resource endpoints don't).
 POLICY_TYPES = {"Gateway", "Interface"}
-# Condition keys that tie the caller to known identities.
+RESOURCE_PERIMETER_SERVICES = {"s3", "kms", "logs", "ecr.api", "ecr.dkr", "sts", "ssm"}
 PRINCIPAL_KEYS = {"aws:principalorgid", "aws:principalaccount", "aws:principalarn",
-                  "aws:principalorgpaths", "aws:userid"}
+                  "aws:principalorgpaths"}
+RESOURCE_KEYS = {"aws:resourceorgid", "aws:resourceaccount", "aws:resourceorgpaths"}
+_POSITIVE = {"stringequals", "stringequalsignorecase", "stringlike", "arnequals", "arnlike"}
+_READ_ONLY = re.compile(r"^[a-z0-9-]+:(Get|List|Describe)[A-Za-z]*\*?$")
+_FEDERATED_ACTIONS = {"sts:assumerolewithwebidentity", "sts:assumerolewithsaml"}
+_ACCOUNT = re.compile(r"^\d{12}$")
 
 
-def _is_anyone(principal: Any) -> bool:
-    if principal == "*":
-        return True
-    if isinstance(principal, Mapping):
-        return any(value == "*" or "*" in as_list(value) for value in principal.values())
-    return False
+def _service(endpoint: Resource) -> str | None:
+    name = endpoint.get("serviceName")
+    if not isinstance(name, str) or not name.startswith("com.amazonaws."):
+        return None
+    return name.split(".", 3)[-1] if name.count(".") >= 3 else None
 
 
-def _condition_keys(statement: Mapping[str, Any]) -> set[str]:
+def _account_of(value: str) -> str | None:
+    if _ACCOUNT.match(value):
+        return value
+    parts = value.split(":")
+    return parts[4] if value.startswith("arn:") and len(parts) > 4 else None
+
+
+class _Checker:
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.accounts = set(as_list(config.get("trustedAccountIds")))
+        self.organizations = set(as_list(config.get("trustedOrganizationIds")))
+
+    def _value_ok(self, key: str, value: Any) -> bool:
+        if not isinstance(value, str) or not value or value.strip("*?") == "":
+            return False
+        if key in ("aws:principalaccount", "aws:resourceaccount"):
+            return "*" not in value and "?" not in value and (
+                not self.accounts or value in self.accounts)
+        if key in ("aws:principalorgid", "aws:resourceorgid"):
+            return "*" not in value and "?" not in value and (
+                not self.organizations or value in self.organizations)
+        if key in ("aws:principalorgpaths", "aws:resourceorgpaths"):
+            org = value.split("/", 1)[0]
+            return "*" not in org and (not self.organizations or org in self.organizations)
+        account = _account_of(value)  # aws:PrincipalArn
+        return account is not None and "*" not in account and "?" not in account and (
+            not self.accounts or account in self.accounts)
+
+    def pinned(self, statement: Mapping[str, Any], keys: set[str]) -> bool:
+        """True when a positive condition on one of `keys` holds only acceptable values."""
+        condition = statement.get("Condition")
+        if not isinstance(condition, Mapping):
+            return False
+        for operator, block in condition.items():
+            base = str(operator).lower().removeprefix("forallvalues:").removeprefix("foranyvalue:")
+            if base not in _POSITIVE or not isinstance(block, Mapping):
+                continue
+            for key, values in block.items():
+                if key.lower() in keys and as_list(values) and all(
+                        self._value_ok(key.lower(), value) for value in as_list(values)):
+                    return True
+        return False
+
+    def named_principal_problem(self, principal: Any) -> str | None:
+        """None if `principal` names only acceptable principals; 'wildcard' if it is anyone."""
+        if principal == "*":
+            return "wildcard"
+        if not isinstance(principal, Mapping):
+            return "an unreadable Principal"
+        values = [v for vs in principal.values() for v in as_list(vs)]
+        if any(v == "*" for v in values):
+            return "wildcard"
+        if self.accounts:
+            foreign = sorted({a for v in values if isinstance(v, str)
+                              if (a := _account_of(v)) and a not in self.accounts})
+            if foreign:
+                return f"principals of untrusted account(s) {', '.join(foreign)}"
+        return None
+
+
+def _is_service_statement(statement: Mapping[str, Any]) -> bool:
     condition = statement.get("Condition")
     if not isinstance(condition, Mapping):
-        return set()
-    return {key.lower() for block in condition.values() if isinstance(block, Mapping) for key in block}
+        return False
+    return any(str(op).lower() == "bool" and isinstance(block, Mapping) and any(
+        k.lower() == "aws:principalisawsservice" and str(v).lower() == "true"
+        for k, v in block.items()) for op, block in condition.items())
 
 
-def policy_problems(document: Any, label: str) -> list[str]:
+def _explicit_resources(statement: Mapping[str, Any]) -> bool:
+    """Every Resource is an ARN naming its account (or none, for AWS-owned) and its resource
+    without wildcards in the account or the first path element (bucket, document/...)."""
+    resources = as_list(statement.get("Resource"))
+    if not resources:
+        return False
+    for resource in resources:
+        parts = resource.split(":", 5) if isinstance(resource, str) else []
+        if len(parts) < 6 or parts[0] != "arn":
+            return False
+        account, name = parts[4], parts[5].split("/", 1)[0]
+        if any(wildcard in account + name for wildcard in "*?"):
+            return False
+    return True
+
+
+def statement_problems(statement: Mapping[str, Any], label: str, needs_resource_perimeter: bool,
+                       checker: _Checker) -> list[str]:
+    sid = statement.get("Sid") or "(no Sid)"
+    where = f"{label} statement {sid}"
+    for negated in ("NotPrincipal", "NotAction", "NotResource"):
+        if negated in statement:
+            return [f"{where} allows with {negated}, which admits everything not listed"]
+    actions = [str(a) for a in as_list(statement.get("Action"))]
+    principal = statement.get("Principal")
+    if _is_service_statement(statement):
+        return []
+    if isinstance(principal, Mapping) and set(principal) == {"Federated"}:
+        if all(a.lower() in _FEDERATED_ACTIONS for a in actions) and checker.pinned(
+                statement, RESOURCE_KEYS):
+            return []
+        return [f"{where} admits federated principals beyond sts:AssumeRoleWith* into our roles"]
+    if actions and all(_READ_ONLY.match(a) for a in actions) and _explicit_resources(statement):
+        return []  # read-only on named resources (e.g. AWS-owned package buckets)
+    problem = checker.named_principal_problem(principal)
+    if problem == "wildcard":
+        if not checker.pinned(statement, PRINCIPAL_KEYS):
+            return [f"{where} allows any principal without a positive aws:PrincipalOrgID / "
+                    "aws:PrincipalAccount / aws:PrincipalArn condition on our own values"]
+    elif problem is not None:
+        return [f"{where} allows {problem}"]
+    if needs_resource_perimeter and not _explicit_resources(statement) and not checker.pinned(
+            statement, RESOURCE_KEYS):
+        return [f"{where} lets our principals reach any account's resources: add an "
+                "aws:ResourceOrgID or aws:ResourceAccount condition (exfiltration path)"]
+    return []
+
+
+def policy_problems(document: Any, label: str, service: str | None,
+                    config: Mapping[str, Any]) -> list[str]:
     """Why an endpoint policy document does not keep the endpoint inside the perimeter."""
-    if document in (None, ""):
-        return [f"{label} has no endpoint policy: the AWS default allows any principal, any action, "
-                "any resource (including other accounts' buckets and keys)"]
     try:
         parsed = json.loads(document) if isinstance(document, str) else document
     except json.JSONDecodeError as error:
         return [f"{label} endpoint policy is not valid JSON ({error.msg})"]
     if not isinstance(parsed, Mapping):
         return [f"{label} endpoint policy is not a JSON object"]
+    # An unknown service (a separate VpcEndpointPolicy) gets the strict reading.
+    needs_resource_perimeter = service is None or service in RESOURCE_PERIMETER_SERVICES
+    checker = _Checker(config)
     problems = []
-    for index, statement in enumerate(as_list(parsed.get("Statement"))):
-        if not isinstance(statement, Mapping) or statement.get("Effect") != "Allow":
-            continue
-        sid = statement.get("Sid") or f"#{index}"
-        if _is_anyone(statement.get("Principal")) and not (_condition_keys(statement) & PRINCIPAL_KEYS):
-            problems.append(f"{label} endpoint policy statement {sid} allows any principal without "
-                            "an aws:PrincipalOrgID / aws:PrincipalAccount / aws:PrincipalArn condition")
+    for statement in as_list(parsed.get("Statement")):
+        if isinstance(statement, Mapping) and statement.get("Effect") == "Allow":
+            problems += statement_problems(statement, f"{label} endpoint policy",
+                                           needs_resource_perimeter, checker)
     return problems
 
 
-def vpc_endpoint_policy_restrictive(resources: Sequence[Resource],
-                                    _config: Mapping[str, Any]) -> list[Finding]:
-    separate = of_type(resources, ENDPOINT_POLICY)
-    findings = []
-    for endpoint in of_type(resources, ENDPOINT):
-        if endpoint.get("vpcEndpointType", "Gateway") not in POLICY_TYPES:
-            continue
-        attached = [p for p in separate if refers_to(p, "vpcEndpointId", endpoint)]
-        document = known(attached[0] if attached else endpoint, "policy")
-        if document is UNKNOWN:
-            continue  # computed from resources not created yet; checked when it is known
-        findings += [Finding(endpoint.urn, problem)
-                     for problem in policy_problems(document, f"endpoint {endpoint.name}")]
-    for policy in separate:
-        document = known(policy, "policy")
-        if document is not UNKNOWN and document:
-            findings += [Finding(policy.urn, problem)
-                         for problem in policy_problems(document, policy.name)]
-    return findings
+def vpc_endpoint_policy_restrictive(resource: Resource, config: Mapping[str, Any]) -> list[str]:
+    if resource.type == ENDPOINT:
+        if resource.get("vpcEndpointType", "Gateway") not in POLICY_TYPES:
+            return []
+        document = resource.get("policy")
+        if not document:
+            return []  # vpc-endpoint-policy-present decides whether a policy is attached
+        return policy_problems(document, f"endpoint {resource.name}", _service(resource), config)
+    document = resource.get("policy")
+    return policy_problems(document, resource.name, None, config) if document else [
+        f"{resource.name} attaches an empty endpoint policy"]
 
 
 RULE = Rule(
     name="vpc-endpoint-policy-restrictive",
-    description="Gateway and interface VPC endpoints must have a policy that admits only our principals.",
+    description="VPC endpoint policies must admit only our principals, and on services with "
+                "account-owned resources only our resources.",
     section="2.1",
     severity=Severity.HIGH,
-    remediation="Give every endpoint a policy whose Allow statements carry aws:PrincipalOrgID (or "
-                "aws:PrincipalAccount) conditions, plus aws:ResourceOrgID/ResourceAccount where the "
-                "service supports it (SegmentedNetwork writes these).",
-    stack_check=vpc_endpoint_policy_restrictive,
+    remediation="Pin every Allow statement with StringEquals aws:PrincipalOrgID (or "
+                "aws:PrincipalAccount) and, for s3/kms/logs/ecr/sts/ssm, aws:ResourceOrgID (or "
+                "aws:ResourceAccount); name AWS-owned resources explicitly and read-only "
+                "(SegmentedNetwork writes such policies).",
+    resource_check=vpc_endpoint_policy_restrictive,
+    resource_types=frozenset({ENDPOINT, ENDPOINT_POLICY}),
+    config={
+        "trustedAccountIds": {"type": "array", "items": {"type": "string", "pattern": "^[0-9]{12}$"},
+                              "default": [],
+                              "description": "If set, the only accounts policies may admit."},
+        "trustedOrganizationIds": {"type": "array", "items": {"type": "string"}, "default": [],
+                                   "description": "If set, the only organisations policies may admit."},
+    },
 )
