@@ -32,6 +32,9 @@ import pulumi_aws as aws
 from components.aws_facts import partition_for_region
 
 SEGMENT_NAMES: tuple[str, ...] = ("data", "training", "inference", "management")
+# A segment VPC is carved into 16 equal subnets (prefix + 4) and AWS's smallest subnet is a /28,
+# so a segment CIDR must lie between /16 (AWS's largest VPC) and /24.
+MIN_SEGMENT_PREFIX, MAX_SEGMENT_PREFIX = 16, 24
 
 # Services every segment reaches privately. SSM's three endpoints replace SSH and bastions;
 # ECR's two let nodes pull images; kms/sts/logs serve encryption, role sessions and logging.
@@ -583,7 +586,8 @@ def _validate(args: SegmentedNetworkArgs) -> None:
         if segment.name not in SEGMENT_NAMES:
             raise ValueError(f"unknown segment {segment.name!r}; segments are {', '.join(SEGMENT_NAMES)}")
         prefix = ipaddress.IPv4Network(segment.cidr).prefixlen
-        if not 16 <= prefix <= 24:
-            raise ValueError(f"segment {segment.name} CIDR {segment.cidr} must be /16 to /24")
+        if not MIN_SEGMENT_PREFIX <= prefix <= MAX_SEGMENT_PREFIX:
+            raise ValueError(f"segment {segment.name} CIDR {segment.cidr} must be "
+                             f"/{MIN_SEGMENT_PREFIX} to /{MAX_SEGMENT_PREFIX}")
     if not 2 <= args.az_count <= _PUBLIC_BLOCK_OFFSET:
         raise ValueError(f"az_count must be 2 to {_PUBLIC_BLOCK_OFFSET}, got {args.az_count}")

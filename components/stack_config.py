@@ -19,7 +19,7 @@ from typing import Any
 import pulumi
 
 from components.aws_facts import LOG_RETENTION_DAYS, REGION_AZ_COUNT
-from components.network import SEGMENT_NAMES, Segment
+from components.network import MAX_SEGMENT_PREFIX, MIN_SEGMENT_PREFIX, SEGMENT_NAMES, Segment
 
 PROJECT = "zero-trust-ai"
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -30,10 +30,6 @@ DEFAULT_DATA_CLASSIFICATION = {
     "inference": "confidential",
     "management": "internal",
 }
-# A segment VPC is carved into 16 equal subnets (prefix + 4) and AWS's smallest subnet is a /28,
-# so a segment CIDR must lie between /16 (AWS's largest VPC) and /24.
-MIN_SEGMENT_PREFIX = 16
-MAX_SEGMENT_PREFIX = 24
 MIN_AZ_COUNT = 2
 MIN_PROD_AZ_COUNT = 3
 # Private ranges a VPC may use (RFC 1918 and RFC 6598 shared space). Python's `is_private` is not
