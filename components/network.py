@@ -249,6 +249,32 @@ def _zone(names: list[str], *, index: int, region: str) -> str:
     return names[index]
 
 
+def _segment_acl(name: str, vpc_id: pulumi.Input[str], cidr: str, *, return_from_port: int,
+                 to_segment: aws.ec2.NetworkAclEgressArgs, tags: dict[str, str],
+                 opts: pulumi.ResourceOptions) -> aws.ec2.NetworkAcl:
+    """A stateless ACL: everything from the segment itself, TCP replies from anywhere on
+    `return_from_port`-65535 (S3 gateway-endpoint targets are S3's public addresses, and NAT
+    replies come from the internet), HTTPS out, and `to_segment` towards the segment."""
+    return aws.ec2.NetworkAcl(
+        name,
+        vpc_id=vpc_id,
+        ingress=[
+            aws.ec2.NetworkAclIngressArgs(rule_no=100, action="allow", protocol="-1",
+                                          cidr_block=cidr, from_port=0, to_port=0),
+            aws.ec2.NetworkAclIngressArgs(rule_no=200, action="allow", protocol="tcp",
+                                          cidr_block="0.0.0.0/0", from_port=return_from_port,
+                                          to_port=65535),
+        ],
+        egress=[
+            to_segment,
+            aws.ec2.NetworkAclEgressArgs(rule_no=200, action="allow", protocol="tcp",
+                                         cidr_block="0.0.0.0/0", from_port=443, to_port=443),
+        ],
+        tags=tags,
+        opts=opts,
+    )
+
+
 class NetworkSegment(pulumi.ComponentResource):
     """One segment's VPC with its subnets, ACLs, routes, endpoints and flow log."""
 
@@ -314,27 +340,13 @@ class NetworkSegment(pulumi.ComponentResource):
             for i, cidr in enumerate(private_cidrs)
         ]
 
-        private_acl = aws.ec2.NetworkAcl(
-            f"{name}-private-nacl",
-            vpc_id=self.vpc.id,
-            ingress=[
-                aws.ec2.NetworkAclIngressArgs(rule_no=100, action="allow", protocol="-1",
-                                              cidr_block=segment.cidr, from_port=0, to_port=0),
-                # Stateless return path for HTTPS this segment opened: S3 (gateway endpoint
-                # targets are S3's public addresses) and, in egress segments, NAT. Linux and
-                # Windows pick ephemeral ports from 32768 up, so services on 1024-32767 stay shut.
-                aws.ec2.NetworkAclIngressArgs(rule_no=200, action="allow", protocol="tcp",
-                                              cidr_block="0.0.0.0/0", from_port=32768, to_port=65535),
-            ],
-            egress=[
-                aws.ec2.NetworkAclEgressArgs(rule_no=100, action="allow", protocol="-1",
-                                             cidr_block=segment.cidr, from_port=0, to_port=0),
-                aws.ec2.NetworkAclEgressArgs(rule_no=200, action="allow", protocol="tcp",
-                                             cidr_block="0.0.0.0/0", from_port=443, to_port=443),
-            ],
-            tags=named("private-nacl"),
-            opts=vpc_child,
-        )
+        # Linux and Windows pick ephemeral ports from 32768 up, so services on 1024-32767 of
+        # the segment's hosts stay shut to anything outside the segment.
+        private_acl = _segment_acl(
+            f"{name}-private-nacl", self.vpc.id, segment.cidr, return_from_port=32768,
+            to_segment=aws.ec2.NetworkAclEgressArgs(rule_no=100, action="allow", protocol="-1",
+                                                    cidr_block=segment.cidr, from_port=0, to_port=0),
+            tags=named("private-nacl"), opts=vpc_child)
         for i, subnet in enumerate(self.private_subnets):
             aws.ec2.NetworkAclAssociation(
                 f"{name}-private-nacl-{i}", network_acl_id=private_acl.id, subnet_id=subnet.id,
@@ -429,23 +441,14 @@ class NetworkSegment(pulumi.ComponentResource):
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=gateway.id)],
             tags=named("public-rt"), opts=vpc_child,
         )
-        public_acl = aws.ec2.NetworkAcl(
-            f"{name}-public-nacl",
-            vpc_id=self.vpc.id,
-            ingress=[
-                aws.ec2.NetworkAclIngressArgs(rule_no=100, action="allow", protocol="-1",
-                                              cidr_block=segment.cidr, from_port=0, to_port=0),
-                aws.ec2.NetworkAclIngressArgs(rule_no=200, action="allow", protocol="tcp",
-                                              cidr_block="0.0.0.0/0", from_port=1024, to_port=65535),
-            ],
-            egress=[
-                aws.ec2.NetworkAclEgressArgs(rule_no=100, action="allow", protocol="tcp",
-                                             cidr_block=segment.cidr, from_port=1024, to_port=65535),
-                aws.ec2.NetworkAclEgressArgs(rule_no=200, action="allow", protocol="tcp",
-                                             cidr_block="0.0.0.0/0", from_port=443, to_port=443),
-            ],
-            tags=named("public-nacl"), opts=vpc_child,
-        )
+        # NAT gateways translate to source ports 1024-65535, so their replies come back there;
+        # towards the segment only replies leave the NAT subnet.
+        public_acl = _segment_acl(
+            f"{name}-public-nacl", self.vpc.id, segment.cidr, return_from_port=1024,
+            to_segment=aws.ec2.NetworkAclEgressArgs(rule_no=100, action="allow", protocol="tcp",
+                                                    cidr_block=segment.cidr, from_port=1024,
+                                                    to_port=65535),
+            tags=named("public-nacl"), opts=vpc_child)
         private_tables = []
         for i, cidr in enumerate(public_cidrs):
             public_subnet = aws.ec2.Subnet(

@@ -124,11 +124,15 @@ def _as_string_list(key: str, value: Any) -> list[str]:
     return parsed
 
 
-def _parse_environment(key: str, value: Any) -> str:
+def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> str:
     text = _as_string(key, value)
-    if text not in ENVIRONMENTS:
-        raise ValueError(f"{_full(key)} = {_show(value)}: allowed values are {', '.join(ENVIRONMENTS)}")
+    if text not in allowed:
+        raise ValueError(f"{_full(key)} = {_show(value)}: allowed values are {', '.join(allowed)}")
     return text
+
+
+def _parse_environment(key: str, value: Any) -> str:
+    return _one_of(key, value, ENVIRONMENTS)
 
 
 def _parse_tag_value(key: str, value: Any) -> str:
@@ -204,12 +208,7 @@ def _parse_org_id(key: str, value: Any) -> str | None:
 
 
 def _parse_classification(key: str, value: Any) -> str:
-    text = _as_string(key, value)
-    if text not in DATA_CLASSIFICATIONS:
-        raise ValueError(
-            f"{_full(key)} = {_show(value)}: allowed values are {', '.join(DATA_CLASSIFICATIONS)}"
-        )
-    return text
+    return _one_of(key, value, DATA_CLASSIFICATIONS)
 
 
 # The single list of project keys; Pulumi.yaml declares the same keys (a test keeps them equal).

@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from ztai.jsonfile import read_json
 from ztai.policy.analyzer import AnalyzedResource
 from ztai.preview.recorder import RecordedStack
 
@@ -87,15 +88,7 @@ def to_export(recorded: RecordedStack, pulumi_version: str) -> dict[str, Any]:
 
 
 def load_export(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ExportFileError(f"cannot read {path}: {error.strerror}") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ExportFileError(f"{path} is not JSON: {error.msg} at line {error.lineno}, "
-                              f"column {error.colno}") from None
+    document = read_json(path, "stack export", ExportFileError)
     if not isinstance(document, dict) or "deployment" not in document:
         raise ExportFileError(f"{path} is not a `pulumi stack export` document "
                               "(no top-level \"deployment\")")

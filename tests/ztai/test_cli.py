@@ -176,7 +176,7 @@ def test_bad_yaml_and_unknown_key_are_refused(tmp_path: Path) -> None:
     (["preview", "--stack", "qa"], "stack 'qa' has no configuration file"),
     (["preview", "--stack", "../etc"], "stack name '../etc' is not valid"),
     (["preview", "--stack", "dev", "--policy-config", "missing.json"], "cannot read policy config"),
-    (["policy", "analyze", "--file", "missing.json"], "cannot read missing.json"),
+    (["policy", "analyze", "--file", "missing.json"], "cannot read stack export missing.json"),
     (["policy", "analyze", "--file", "Pulumi.yaml"], "is not JSON"),
     (["preview"], "the following arguments are required: --stack"),
 ])

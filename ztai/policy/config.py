@@ -17,6 +17,8 @@ import jsonschema
 from google.protobuf import json_format
 from pulumi.runtime.proto import analyzer_pb2
 
+from ztai.jsonfile import read_json
+
 Level: TypeAlias = analyzer_pb2.EnforcementLevel.ValueType
 
 LEVELS: dict[str, Level] = {
@@ -32,15 +34,7 @@ class PolicyConfigError(ValueError):
 
 
 def load_policy_config(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise PolicyConfigError(f"cannot read policy config {path}: {error.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise PolicyConfigError(f"policy config {path} is not JSON: {error.msg} at line "
-                                f"{error.lineno}, column {error.colno}") from None
+    data = read_json(path, "policy config", PolicyConfigError)
     if not isinstance(data, dict):
         raise PolicyConfigError(f"policy config {path} must be a JSON object keyed by policy name")
     return data
