@@ -32,9 +32,10 @@ import pulumi_aws as aws
 from components.aws_facts import partition_for_region
 
 SEGMENT_NAMES: tuple[str, ...] = ("data", "training", "inference", "management")
-# A segment VPC is carved into 16 equal subnets (prefix + 4) and AWS's smallest subnet is a /28,
-# so a segment CIDR must lie between /16 (AWS's largest VPC) and /24.
-MIN_SEGMENT_PREFIX, MAX_SEGMENT_PREFIX = 16, 24
+# A segment VPC is carved into 16 equal subnets (prefix + 4). A /22 gives /26 subnets: 59 usable
+# addresses once AWS keeps its five, of which the eight interface endpoints take one each. Smaller
+# VPCs would leave a handful of addresses for workloads. AWS's largest VPC is a /16.
+MIN_SEGMENT_PREFIX, MAX_SEGMENT_PREFIX = 16, 22
 
 # Services every segment reaches privately. SSM's three endpoints replace SSH and bastions;
 # ECR's two let nodes pull images; kms/sts/logs serve encryption, role sessions and logging.
@@ -75,7 +76,7 @@ class Segment:
     """One network segment.
 
     name: one of SEGMENT_NAMES.
-    cidr: the segment VPC's IPv4 CIDR (/16 to /24).
+    cidr: the segment VPC's IPv4 CIDR (/16 to /22).
     egress: give the segment internet egress through per-AZ NAT gateways. Default False: no
         internet gateway, no NAT, no default route. Changing it replaces nothing but adds or
         removes the public tier.

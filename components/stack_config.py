@@ -158,8 +158,8 @@ def _parse_cidr(key: str, value: Any) -> ipaddress.IPv4Network:
     if not MIN_SEGMENT_PREFIX <= network.prefixlen <= MAX_SEGMENT_PREFIX:
         raise ValueError(
             f"{_full(key)} = {_show(value)}: prefix length must be /{MIN_SEGMENT_PREFIX} to "
-            f"/{MAX_SEGMENT_PREFIX} (AWS VPCs are /16 at most and each segment is carved into 16 "
-            "subnets of at least /28)"
+            f"/{MAX_SEGMENT_PREFIX} (AWS VPCs are /16 at most; each segment is carved into 16 "
+            "subnets that must hold the endpoint interfaces and the workloads)"
         )
     if not any(network.subnet_of(block) for block in _VPC_RANGES):
         raise ValueError(
@@ -219,7 +219,7 @@ KEYS: dict[str, _Key] = {
     "azCount": _Key("Availability Zones per segment (>= 2, >= 3 in prod, <= what the region has).",
                     False, _parse_az_count, MIN_AZ_COUNT),
     **{
-        f"{segment}Cidr": _Key(f"IPv4 CIDR of the {segment} segment VPC (/16 to /24, private).",
+        f"{segment}Cidr": _Key(f"IPv4 CIDR of the {segment} segment VPC (/16 to /22, private).",
                                True, _parse_cidr)
         for segment in SEGMENT_NAMES
     },

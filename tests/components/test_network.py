@@ -241,7 +241,8 @@ def test_subnet_blocks_do_not_overlap() -> None:
     ({"segments": ()}, "at least one segment"),
     ({"segments": (Segment("data", "10.0.0.0/16"), Segment("data", "10.1.0.0/16"))}, "unique"),
     ({"segments": (Segment("dmz", "10.0.0.0/16"),)}, "unknown segment 'dmz'"),
-    ({"segments": (Segment("data", "10.0.0.0/12"),)}, "must be /16 to /24"),
+    ({"segments": (Segment("data", "10.0.0.0/12"),)}, "must be /16 to /22"),
+    ({"segments": (Segment("data", "10.0.0.0/24"),)}, "must be /16 to /22"),
     ({"az_count": 1}, "az_count must be 2 to 8"),
 ])
 def test_invalid_arguments_fail_before_any_child(change: dict[str, Any], message: str) -> None:

@@ -61,8 +61,8 @@ def test_prefix_33_is_refused_showing_the_value() -> None:
 
 @pytest.mark.parametrize("value, expected", [
     ("10.10.0.1/16", "host bits are set; the network address is 10.10.0.0/16"),
-    ("10.0.0.0/8", "prefix length must be /16 to /24"),
-    ("10.10.0.0/26", "prefix length must be /16 to /24"),
+    ("10.0.0.0/8", "prefix length must be /16 to /22"),
+    ("10.10.0.0/24", "prefix length must be /16 to /22"),
     ("8.8.0.0/16", "use a private range"),
     ("127.0.0.0/16", "use a private range"),
     ("169.254.0.0/16", "use a private range"),
