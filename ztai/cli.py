@@ -105,6 +105,7 @@ def _preview(args: argparse.Namespace) -> int:
     project_dir = args.project_dir.resolve()
     program_path = project_dir / "__main__.py"
     environment = pack_environment(stack_file.project, stack_file.stack, stack_file.config, True)
+
     def analyzed(r: RecordedResource) -> AnalyzedResource:
         # Analyze sees the inputs, as in a preview; AnalyzeStack the state the mocks returned.
         return AnalyzedResource(
