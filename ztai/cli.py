@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     preview.add_argument("--export", type=Path, metavar="PATH",
                          help="also write the recorded resources as a `pulumi stack export` file")
+    preview.add_argument("--unknowns", action="store_true",
+                         help="leave ids and computed outputs unknown, as a first real `pulumi "
+                              "preview` does, to check the policies under those conditions")
     preview.add_argument("--policy-config", type=Path, metavar="PATH",
                          help="policy configuration JSON (as for --policy-pack-config)")
     preview.add_argument("--project-dir", type=Path, default=Path("."), metavar="DIR",
@@ -127,7 +130,8 @@ def _preview(args: argparse.Namespace) -> int:
         try:
             recorded = record(program, project=stack_file.project, stack=stack_file.stack,
                               config=stack_file.config, region=stack_file.region or "us-east-1",
-                              on_register=lambda resource: session.submit(analyzed(resource)))
+                              on_register=lambda resource: session.submit(analyzed(resource)),
+                              unknowns=args.unknowns)
         except pulumi.RunError as error:
             # RunError is how the program reports a user error (e.g. StackConfigError).
             raise UsageError(str(error)) from None
@@ -153,7 +157,8 @@ def _preview(args: argparse.Namespace) -> int:
                                 custom=r.custom, protect=r.protect, inputs=r.inputs)
                  for r in recorded.resources]
     text = render_text(
-        title=f"Previewing update ({stack_file.stack}) offline, under Pulumi's mock monitor:",
+        title=f"Previewing update ({stack_file.stack}) offline, under Pulumi's mock monitor"
+              f"{' with unknown ids and outputs' if args.unknowns else ''}:",
         resources=resources, outputs=recorded.stack_outputs, result=result,
         pack_label=f"local: {pack_dir}", plan="create")
     document_text = render_json(mode="preview", project=stack_file.project, stack=stack_file.stack,

@@ -224,3 +224,14 @@ def test_unwritable_export_and_missing_pack_exit_2(tmp_path: Path) -> None:
     assert run.returncode == 2
     run = ztai("preview", "--stack", "dev", "--policy-pack", str(tmp_path))
     assert run.returncode == 2 and "is not a policy pack" in run.stderr
+
+
+def test_preview_with_unknowns_like_a_first_real_preview() -> None:
+    # Ids and computed outputs unknown, as the engine sends them before anything exists: the
+    # policies must still run (linking through property dependencies) and pass.
+    run = ztai("preview", "--stack", "prod", "--unknowns", "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["violations"] == [] and report["summary"]["passed"] is True
+    [flow_log] = [r for r in report["resources"] if r["name"] == "network-data-flow-log"]
+    assert flow_log["inputs"]["vpcId"] == "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the unknown marker

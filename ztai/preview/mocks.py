@@ -47,12 +47,19 @@ def _digest(*parts: str) -> str:
 
 
 class AwsMocks(Mocks):
-    """Realistic answers for one account and region."""
+    """Realistic answers for one account and region.
 
-    def __init__(self, region: str, account_id: str = PREVIEW_ACCOUNT_ID) -> None:
+    `unknowns=True` answers as the engine does in a first `pulumi preview` of an empty stack:
+    ids and every computed output unknown (data sources still answer). Policies then see the
+    unknown markers a real preview sends them.
+    """
+
+    def __init__(self, region: str, account_id: str = PREVIEW_ACCOUNT_ID, *,
+                 unknowns: bool = False) -> None:
         self.region = region
         self.account_id = account_id
         self.partition = partition_for_region(region)
+        self.unknowns = unknowns
 
     # -- invokes -------------------------------------------------------------------------------
     def call(self, args: MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
@@ -88,6 +95,8 @@ class AwsMocks(Mocks):
         module = package_module.split(":")[-1].split("/")[0] if ":" in package_module else ""
         digest = _digest(args.typ, args.name)
         state: dict[str, Any] = dict(args.inputs)
+        if self.unknowns:
+            return "", state  # a preview: the SDK marks the id and missing outputs unknown
         if not args.typ.startswith("aws:"):
             return f"{args.name}-{digest[:8]}", state
 

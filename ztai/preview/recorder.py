@@ -132,11 +132,13 @@ class _ErrorCollector(logging.Handler):
 
 def record(program: Callable[[], None], *, project: str, stack: str,
            config: Mapping[str, str], region: str,
-           on_register: Callable[[RecordedResource], None] | None = None) -> RecordedStack:
+           on_register: Callable[[RecordedResource], None] | None = None,
+           unknowns: bool = False) -> RecordedStack:
     """Run `program` against the mocks with `config` set, wait for every registration, and
     return what was registered. `on_register` sees each resource as it is registered (the
-    moment the engine would call Analyze). Exceptions from the program propagate unchanged."""
-    mocks = AwsMocks(region)
+    moment the engine would call Analyze). `unknowns` leaves ids and computed outputs unknown,
+    as in a first real preview. Exceptions from the program propagate unchanged."""
+    mocks = AwsMocks(region, unknowns=unknowns)
     monitor = RecordingMonitor(mocks, on_register)
     errors = _ErrorCollector()
     logger = logging.getLogger(f"ztai.preview.{stack}")

@@ -7,6 +7,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
+from ztpolicy.graph import UNKNOWN, known
 from ztpolicy.rule import Resource, Rule
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
@@ -14,7 +15,9 @@ LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 
 def log_group_encrypted(resource: Resource, _config: Mapping[str, Any]) -> list[str]:
     messages = []
-    if not resource.get("kmsKeyId"):
+    key = known(resource, "kmsKeyId")
+    # Unknown in a preview means "the ARN of a key created in this update": set, not missing.
+    if key is not UNKNOWN and not key:
         messages.append(f"log group {resource.name} has no kmsKeyId: its events (flow logs, audit "
                         "records) are encrypted only with an AWS-owned key anyone with logs:Get* reads")
     retention = resource.get("retentionInDays")
