@@ -505,6 +505,8 @@ class SegmentedNetwork(pulumi.ComponentResource):
             opts=pulumi.InvokeOptions(parent=self),
         ).names
         log_group_prefix = f"/zero-trust-ai/{args.environment}/vpc-flow-logs/"
+        # What a handed-over key must let CloudWatch Logs encrypt (KeyHierarchy.grant_cloudwatch_logs).
+        self.log_group_prefix = log_group_prefix
 
         base_tags = {"environment": args.environment, "owner": args.owner,
                      "data-classification": "internal", "project": "zero-trust-ai"}

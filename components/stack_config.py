@@ -36,6 +36,7 @@ MIN_PROD_AZ_COUNT = 3
 # this test: it also accepts loopback and link-local, which AWS refuses for VPCs.
 _VPC_RANGES = tuple(ipaddress.IPv4Network(block) for block in
                     ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
+_ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _ORG_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
 # Tag values: letters, digits, spaces and + - = . _ : / @ (EC2 tag restrictions), at most 256.
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
@@ -61,6 +62,8 @@ class StackConfig:
     segments: tuple[Segment, ...]
     flow_log_retention_days: int
     organization_id: str | None
+    key_administrator_role_arns: tuple[str, ...] = ()
+    break_glass_role_arn: str | None = None
 
     @property
     def is_prod(self) -> bool:
@@ -207,6 +210,25 @@ def _parse_org_id(key: str, value: Any) -> str | None:
     return text
 
 
+def _parse_role_arn(key: str, value: Any) -> str | None:
+    if value == "":
+        return None
+    text = _as_string(key, value)
+    if not _ROLE_ARN.match(text):
+        raise ValueError(f"{_full(key)} = {_show(value)}: expected an IAM role ARN such as "
+                         "arn:aws:iam::111122223333:role/kms-admin")
+    return text
+
+
+def _parse_role_arns(key: str, value: Any) -> list[str]:
+    arns = _as_string_list(key, value)
+    for arn in arns:
+        if not _ROLE_ARN.match(arn):
+            raise ValueError(f"{_full(key)}: {arn!r} is not an IAM role ARN such as "
+                             "arn:aws:iam::111122223333:role/kms-admin")
+    return arns
+
+
 def _parse_classification(key: str, value: Any) -> str:
     return _one_of(key, value, DATA_CLASSIFICATIONS)
 
@@ -234,6 +256,10 @@ KEYS: dict[str, _Key] = {
                            "internet gateway and no default route.", False, _parse_segment_list, []),
     "flowLogRetentionDays": _Key("Retention of VPC flow logs in CloudWatch Logs, in days.", False,
                                  _parse_retention, 365),
+    "keyAdministratorRoleArns": _Key("Roles that administer (never use) the KMS keys; default: "
+                                     "the account, through IAM.", False, _parse_role_arns, []),
+    "breakGlassRoleArn": _Key("The only role allowed kms:* on the keys (with MFA); default: none.",
+                              False, _parse_role_arn, ""),
     "organizationId": _Key("AWS Organizations id; endpoint policies then admit the organisation "
                            "instead of only this account.", False, _parse_org_id, ""),
 }
@@ -316,6 +342,8 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
         segments=segments,
         flow_log_retention_days=values["flowLogRetentionDays"],
         organization_id=values["organizationId"],
+        key_administrator_role_arns=tuple(values["keyAdministratorRoleArns"]),
+        break_glass_role_arn=values["breakGlassRoleArn"],
     )
 
 

@@ -43,7 +43,9 @@ def _tree_rows(resources: Sequence[ReportResource]) -> list[tuple[str, ReportRes
     def walk(resource: ReportResource, prefix: str, last: bool, top: bool) -> None:
         branch = "" if top else ("└─ " if last else "├─ ")
         rows.append((prefix + branch, resource))
-        kids = children.get(resource.urn, [])
+        # Siblings by name: registration order varies from run to run (the SDK registers
+        # concurrently), and a stable tree can be diffed between two previews.
+        kids = sorted(children.get(resource.urn, []), key=lambda kid: (kid.name, kid.type))
         extension = "" if top else ("   " if last else "│  ")
         for index, kid in enumerate(kids):
             walk(kid, prefix + extension, index == len(kids) - 1, False)

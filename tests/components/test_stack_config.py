@@ -124,6 +124,8 @@ def test_missing_required_keys_are_each_named() -> None:
     ("organizationId", "my-org", "an AWS Organizations id looks like"),
     ("dataDataClassification", "secret", "allowed values are public, internal"),
     ("owner", "ml platform; drop table", "becomes a tag value"),
+    ("breakGlassRoleArn", "arn:aws:iam::111122223333:user/alice", "expected an IAM role ARN"),
+    ("keyAdministratorRoleArns", '["kms-admin"]', "is not an IAM role ARN"),
 ])
 def test_wrong_types_and_values(key: str, value: str, expected: str) -> None:
     [problem] = problems_of(**{f"zero-trust-ai__{key}": value})
@@ -136,6 +138,15 @@ def test_all_problems_come_in_one_message() -> None:
     message = str(caught.value)
     assert message.startswith("invalid stack configuration:")
     assert "zero-trust-ai:azCount" in message and "zero-trust-ai:dataCidr" in message
+
+
+def test_key_roles_are_parsed() -> None:
+    config = parse_stack_config({
+        **VALID, "zero-trust-ai:breakGlassRoleArn": "arn:aws:iam::111122223333:role/break-glass",
+        "zero-trust-ai:keyAdministratorRoleArns": '["arn:aws:iam::111122223333:role/ops/kms-admin"]'})
+    assert config.break_glass_role_arn == "arn:aws:iam::111122223333:role/break-glass"
+    assert config.key_administrator_role_arns == ("arn:aws:iam::111122223333:role/ops/kms-admin",)
+    assert parse_stack_config(VALID).break_glass_role_arn is None
 
 
 def test_values_given_as_yaml_types_are_accepted() -> None:

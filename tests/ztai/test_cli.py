@@ -55,6 +55,10 @@ def test_json_report(dev_export: tuple[subprocess.CompletedProcess[str], Path]) 
     assert {p["name"] for p in report["policyPack"]["policies"]} >= {
         "subnet-no-public-ip", "vpc-flow-logs-enabled", "egress-free-segment-no-internet-path"}
     assert set(report["outputs"]["vpcIds"]) == {"data", "training", "inference", "management"}
+    # The key hierarchy's logs key encrypts the flow logs (the network's own key is not built).
+    by_name = {r["name"]: r for r in report["resources"]}
+    assert "network-flow-logs-key" not in by_name
+    assert by_name["network-data-flow-logs"]["inputs"]["kmsKeyId"] == report["outputs"]["keyArns"]["logs"]
 
 
 def test_export_is_a_stack_export_document(dev_export: tuple[subprocess.CompletedProcess[str], Path]) -> None:

@@ -1,0 +1,221 @@
+"""Key hierarchy (control map §4.1, §4.2): one customer-managed KMS key per purpose.
+
+Purposes: training data, model weights, logs, secrets (symmetric, automatic rotation every 90
+days, the shortest KMS allows) and tokens (HMAC_256 for deterministic tokens; KMS rotates no HMAC
+key). Each has an alias `alias/zero-trust-ai/<environment>/<purpose>`.
+
+Key policies are written here and nowhere else:
+
+- administrators (the roles given, or else the account through IAM) may manage a key but never
+  use it, and may not create grants (a grant would let them hand themselves its use);
+- the break-glass role, if given, is the only principal with `kms:*`, and only with MFA;
+- usage is granted by the hierarchy's owner methods (`grant_encrypt`, `grant_decrypt`,
+  `grant_generate_data_key`, `grant_generate_mac`, `grant_verify_mac`, `grant_cloudwatch_logs`),
+  which take a role, never by other components writing key ARNs into their own policies.
+
+Usage grants are collected while the program composes the stack and written when `seal()` is
+called, as one `aws.kms.KeyPolicy` per key. Until then each key carries its administration-only
+policy: a hierarchy that is never sealed is usable by nobody, which fails safe.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws_facts import partition_for_region
+
+SYMMETRIC_PURPOSES: tuple[str, ...] = ("training-data", "model-weights", "logs", "secrets")
+HMAC_PURPOSE = "tokens"
+PURPOSES: tuple[str, ...] = (*SYMMETRIC_PURPOSES, HMAC_PURPOSE)
+
+# Named action sets: every grant method is one line over `_grant`.
+ENCRYPT_ACTIONS = ("kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext")
+DECRYPT_ACTIONS = ("kms:Decrypt",)
+GENERATE_DATA_KEY_ACTIONS = ("kms:GenerateDataKey",)
+GENERATE_MAC_ACTIONS = ("kms:GenerateMac",)
+VERIFY_MAC_ACTIONS = ("kms:VerifyMac",)
+DESCRIBE_ACTIONS = ("kms:DescribeKey",)
+# Administration without use, listed one by one: `kms:Create*` would include CreateGrant.
+# DisableKeyRotation is left out on purpose: turning rotation off takes the break-glass role.
+ADMIN_ACTIONS = (
+    "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListAliases",
+    "kms:ListGrants", "kms:ListKeyPolicies", "kms:ListResourceTags", "kms:ListKeyRotations",
+    "kms:PutKeyPolicy", "kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias",
+    "kms:UpdateKeyDescription", "kms:EnableKeyRotation", "kms:RotateKeyOnDemand",
+    "kms:TagResource", "kms:UntagResource", "kms:RevokeGrant", "kms:RetireGrant", "kms:EnableKey",
+    "kms:DisableKey", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
+)
+SHORTEST_ROTATION_DAYS = 90
+DELETION_WINDOW_DAYS = 30
+
+
+@dataclass
+class KeyHierarchyArgs:
+    """Inputs of `KeyHierarchy`; every default is the secure one.
+
+    environment, owner, region: tags, alias names and the CloudWatch Logs service principal.
+    administrator_role_arns: roles that administer (not use) the keys. Default empty: the
+        account administers through IAM, still without any usage action. When set, the role
+        that runs `pulumi up` must be one of them: KMS refuses a policy that would lock out
+        the principal writing it.
+    break_glass_role_arn: the only principal allowed `kms:*`, with MFA. Default None: nobody.
+    deletion_window_in_days: 7-30; default 30 (the policy pack requires 30 unless configured).
+    protect: `protect` on the keys (prod). Default False.
+    """
+
+    environment: str
+    owner: str
+    region: str
+    administrator_role_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    break_glass_role_arn: pulumi.Input[str] | None = None
+    deletion_window_in_days: int = DELETION_WINDOW_DAYS
+    protect: bool = False
+
+
+@dataclass(frozen=True)
+class _Grant:
+    sid: str
+    principal: dict[str, pulumi.Input[str]]
+    actions: tuple[str, ...]
+    # Built once the account id is known (it appears in ARNs the condition names).
+    condition: Callable[[str], dict[str, Any]] | None = None
+
+
+class KeyHierarchy(pulumi.ComponentResource):
+    """The per-purpose keys. Type token `zero-trust-ai:keys:KeyHierarchy`."""
+
+    keys: dict[str, aws.kms.Key]
+    aliases: dict[str, aws.kms.Alias]
+
+    def __init__(self, name: str, args: KeyHierarchyArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        if not 7 <= args.deletion_window_in_days <= 30:
+            raise ValueError(f"deletion_window_in_days must be 7 to 30 (KMS limits), got "
+                             f"{args.deletion_window_in_days}")
+        super().__init__("zero-trust-ai:keys:KeyHierarchy", name, None, opts)
+        self._name = name
+        self._args = args
+        self._partition = partition_for_region(args.region)
+        self._account_id = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOptions(parent=self)).account_id
+        self._grants: dict[str, list[_Grant]] = {purpose: [] for purpose in PURPOSES}
+        self._sealed = False
+        self.keys, self.aliases = {}, {}
+        for purpose in PURPOSES:
+            hmac = purpose == HMAC_PURPOSE
+            key = aws.kms.Key(
+                f"{name}-{purpose}",
+                description=f"zero-trust-ai {args.environment}: {purpose}",
+                customer_master_key_spec="HMAC_256" if hmac else "SYMMETRIC_DEFAULT",
+                key_usage="GENERATE_VERIFY_MAC" if hmac else "ENCRYPT_DECRYPT",
+                # KMS rotates only symmetric encryption keys automatically.
+                enable_key_rotation=not hmac,
+                rotation_period_in_days=None if hmac else SHORTEST_ROTATION_DAYS,
+                deletion_window_in_days=args.deletion_window_in_days,
+                policy=self._policy_output(purpose, []),
+                tags={"environment": args.environment, "owner": args.owner,
+                      "data-classification": "restricted", "project": "zero-trust-ai",
+                      "ztai:key-purpose": purpose},
+                # The sealed KeyPolicy owns the policy from then on; without this the key and
+                # the KeyPolicy would rewrite each other on every update.
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
+                                            ignore_changes=["policy"]),
+            )
+            self.keys[purpose] = key
+            self.aliases[purpose] = aws.kms.Alias(
+                f"{name}-{purpose}-alias", name=f"alias/zero-trust-ai/{args.environment}/{purpose}",
+                target_key_id=key.key_id, opts=pulumi.ResourceOptions(parent=key))
+        self.register_outputs({purpose: key.arn for purpose, key in self.keys.items()})
+
+    # -- policy ----------------------------------------------------------------------------------
+    def _policy_output(self, purpose: str, grants: Sequence[_Grant]) -> pulumi.Output[str]:
+        principals = [self._account_id, pulumi.Output.all(*self._args.administrator_role_arns),
+                      pulumi.Output.from_input(self._args.break_glass_role_arn or ""),
+                      pulumi.Output.all(*[pulumi.Output.all(**g.principal) for g in grants])]
+        return pulumi.Output.all(*principals).apply(
+            lambda values: _policy_document(self._partition, values[0], values[1], values[2],
+                                            list(zip(grants, values[3], strict=True))))
+
+    def _grant(self, purpose: str, sid: str, principal: dict[str, pulumi.Input[str]],
+               actions: Sequence[str],
+               condition: Callable[[str], dict[str, Any]] | None = None) -> None:
+        if purpose not in self._grants:
+            raise ValueError(f"unknown key purpose {purpose!r}; purposes are {', '.join(PURPOSES)}")
+        if self._sealed:
+            raise RuntimeError(f"{self._name}: grant after seal(); grant everything first, then seal")
+        wants_mac = any(action.endswith("Mac") for action in actions)
+        if wants_mac != (purpose == HMAC_PURPOSE):
+            raise ValueError(f"{'MAC' if wants_mac else 'encryption'} actions do not fit the "
+                             f"{purpose} key")
+        self._grants[purpose].append(_Grant(sid, principal, tuple(actions), condition))
+
+    def _role(self, role: aws.iam.Role) -> dict[str, pulumi.Input[str]]:
+        return {"AWS": role.arn}
+
+    def grant_encrypt(self, purpose: str, role: aws.iam.Role) -> None:
+        self._grant(purpose, "Encrypt", self._role(role), (*ENCRYPT_ACTIONS, *DESCRIBE_ACTIONS))
+
+    def grant_decrypt(self, purpose: str, role: aws.iam.Role) -> None:
+        self._grant(purpose, "Decrypt", self._role(role), (*DECRYPT_ACTIONS, *DESCRIBE_ACTIONS))
+
+    def grant_generate_data_key(self, purpose: str, role: aws.iam.Role) -> None:
+        self._grant(purpose, "GenerateDataKey", self._role(role),
+                    (*GENERATE_DATA_KEY_ACTIONS, *DESCRIBE_ACTIONS))
+
+    def grant_generate_mac(self, role: aws.iam.Role) -> None:
+        self._grant(HMAC_PURPOSE, "GenerateMac", self._role(role),
+                    (*GENERATE_MAC_ACTIONS, *DESCRIBE_ACTIONS))
+
+    def grant_verify_mac(self, role: aws.iam.Role) -> None:
+        self._grant(HMAC_PURPOSE, "VerifyMac", self._role(role), (*VERIFY_MAC_ACTIONS, *DESCRIBE_ACTIONS))
+
+    def grant_cloudwatch_logs(self, log_group_prefix: str) -> None:
+        """Let CloudWatch Logs encrypt log groups whose names start with the prefix (logs key)."""
+        region, partition = self._args.region, self._partition
+        self._grant("logs", "CloudWatchLogs", {"Service": f"logs.{region}.amazonaws.com"},
+                    ("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                     "kms:Describe*"),
+                    lambda account: {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+                        f"arn:{partition}:logs:{region}:{account}:log-group:{log_group_prefix}*"}})
+
+    def seal(self) -> None:
+        """Write every key's policy with the grants made so far; no grant is accepted after."""
+        self._sealed = True
+        for purpose, key in self.keys.items():
+            aws.kms.KeyPolicy(f"{self._name}-{purpose}-policy", key_id=key.key_id,
+                              policy=self._policy_output(purpose, self._grants[purpose]),
+                              opts=pulumi.ResourceOptions(parent=key))
+
+    def key_arn(self, purpose: str) -> pulumi.Output[str]:
+        return self.keys[purpose].arn
+
+
+def _policy_document(partition: str, account_id: str, administrators: Sequence[str],
+                     break_glass: str, grants: Sequence[tuple[_Grant, dict[str, str]]]) -> str:
+    admin_principal: dict[str, Any] = (
+        {"AWS": sorted(administrators)} if administrators
+        else {"AWS": f"arn:{partition}:iam::{account_id}:root"})
+    statements: list[dict[str, Any]] = [{
+        "Sid": "AdministerWithoutUse", "Effect": "Allow", "Principal": admin_principal,
+        "Action": list(ADMIN_ACTIONS), "Resource": "*",
+    }]
+    if break_glass:
+        statements.append({
+            "Sid": "BreakGlass", "Effect": "Allow", "Principal": {"AWS": break_glass},
+            "Action": "kms:*", "Resource": "*",
+            "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
+        })
+    for index, (grant, principal) in enumerate(grants):
+        statement: dict[str, Any] = {"Sid": f"{grant.sid}{index}", "Effect": "Allow",
+                                     "Principal": principal, "Action": list(grant.actions),
+                                     "Resource": "*"}
+        if grant.condition is not None:
+            statement["Condition"] = grant.condition(account_id)
+        statements.append(statement)
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)

@@ -1,0 +1,144 @@
+"""KeyHierarchy under Pulumi's mock monitor: keys, aliases, rotation and the policies it writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pulumi_aws as aws
+import pytest
+
+from components.keys import ADMIN_ACTIONS, PURPOSES, KeyHierarchy, KeyHierarchyArgs
+from ztai.preview.recorder import RecordedResource, RecordedStack, record
+
+ARGS = KeyHierarchyArgs(environment="dev", owner="ml-platform", region="eu-west-1")
+USE = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt", "kms:GenerateMac",
+       "kms:VerifyMac", "kms:CreateGrant")
+
+
+def build(args: KeyHierarchyArgs = ARGS,
+          compose: Callable[[KeyHierarchy], None] | None = None) -> RecordedStack:
+    def program() -> None:
+        keys = KeyHierarchy("keys", args)
+        if compose is not None:
+            compose(keys)
+
+    return record(program, project="zero-trust-ai", stack="test", config={}, region=args.region)
+
+
+def named(stack: RecordedStack, name: str) -> RecordedResource:
+    [resource] = [r for r in stack.resources if r.name == name]
+    return resource
+
+
+def statements(resource: RecordedResource) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in json.loads(resource.inputs["policy"])["Statement"]}
+
+
+def role(name: str) -> aws.iam.Role:
+    return aws.iam.Role(name, assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": []}))
+
+
+@pytest.fixture(scope="module")
+def unsealed() -> RecordedStack:
+    return build()
+
+
+def test_one_key_and_alias_per_purpose(unsealed: RecordedStack) -> None:
+    for purpose in PURPOSES:
+        key = named(unsealed, f"keys-{purpose}")
+        assert key.inputs["deletionWindowInDays"] == 30
+        assert key.inputs["tags"]["ztai:key-purpose"] == purpose
+        alias = named(unsealed, f"keys-{purpose}-alias")
+        assert alias.inputs["name"] == f"alias/zero-trust-ai/dev/{purpose}"
+        assert alias.inputs["targetKeyId"] == key.outputs["keyId"]
+
+
+def test_symmetric_keys_rotate_every_90_days_and_the_hmac_key_is_hmac(unsealed: RecordedStack) -> None:
+    for purpose in ("training-data", "model-weights", "logs", "secrets"):
+        key = named(unsealed, f"keys-{purpose}")
+        assert (key.inputs["enableKeyRotation"], key.inputs["rotationPeriodInDays"]) == (True, 90)
+        assert key.inputs["customerMasterKeySpec"] == "SYMMETRIC_DEFAULT"
+    tokens = named(unsealed, "keys-tokens")
+    assert (tokens.inputs["customerMasterKeySpec"], tokens.inputs["keyUsage"]) == (
+        "HMAC_256", "GENERATE_VERIFY_MAC")
+    assert tokens.inputs["enableKeyRotation"] is False  # KMS cannot rotate HMAC keys
+
+
+def test_an_unsealed_hierarchy_is_usable_by_nobody(unsealed: RecordedStack) -> None:
+    assert not [r for r in unsealed.resources if r.type == "aws:kms/keyPolicy:KeyPolicy"]
+    for purpose in PURPOSES:
+        key = named(unsealed, f"keys-{purpose}")
+        [admin] = statements(key).values()
+        assert admin["Principal"] == {"AWS": "arn:aws:iam::111122223333:root"}
+        assert admin["Action"] == list(ADMIN_ACTIONS)
+        assert not any(a.startswith(USE) or "*" in a for a in admin["Action"])
+        assert "bypassPolicyLockoutSafetyCheck" not in key.inputs
+
+
+def test_grants_name_the_role_and_only_on_their_key() -> None:
+    def compose(keys: KeyHierarchy) -> None:
+        trainer = role("trainer")
+        keys.grant_decrypt("training-data", trainer)
+        keys.grant_encrypt("model-weights", trainer)
+        keys.grant_generate_mac(role("tokenizer"))
+        keys.seal()
+
+    stack = build(compose=compose)
+    trainer_arn = named(stack, "trainer").outputs["arn"]
+    decrypt = statements(named(stack, "keys-training-data-policy"))["Decrypt0"]
+    assert decrypt["Principal"] == {"AWS": trainer_arn}
+    assert decrypt["Action"] == ["kms:Decrypt", "kms:DescribeKey"]
+    encrypt = statements(named(stack, "keys-model-weights-policy"))["Encrypt0"]
+    assert "kms:Decrypt" not in encrypt["Action"]
+    mac = statements(named(stack, "keys-tokens-policy"))["GenerateMac0"]
+    assert mac["Action"] == ["kms:GenerateMac", "kms:DescribeKey"]
+    assert set(statements(named(stack, "keys-secrets-policy"))) == {"AdministerWithoutUse"}
+    # The key itself keeps its first policy; the KeyPolicy owns it from then on.
+    key = named(stack, "keys-training-data")
+    assert set(statements(key)) == {"AdministerWithoutUse"}
+
+
+def test_cloudwatch_logs_grant_is_bound_to_the_log_group_prefix() -> None:
+    def compose(keys: KeyHierarchy) -> None:
+        keys.grant_cloudwatch_logs("/zero-trust-ai/dev/")
+        keys.seal()
+
+    stack = build(compose=compose)
+    logs = statements(named(stack, "keys-logs-policy"))["CloudWatchLogs0"]
+    assert logs["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
+    assert logs["Condition"] == {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+                                 "arn:aws:logs:eu-west-1:111122223333:log-group:/zero-trust-ai/dev/*"}}
+
+
+def test_administrators_and_break_glass() -> None:
+    admins = ("arn:aws:iam::111122223333:role/kms-admin",)
+    glass = "arn:aws:iam::111122223333:role/break-glass"
+    stack = build(replace(ARGS, administrator_role_arns=admins, break_glass_role_arn=glass,
+                          protect=True), compose=lambda keys: keys.seal())
+    policy = statements(named(stack, "keys-secrets-policy"))
+    assert policy["AdministerWithoutUse"]["Principal"] == {"AWS": list(admins)}
+    assert policy["BreakGlass"] == {
+        "Sid": "BreakGlass", "Effect": "Allow", "Principal": {"AWS": glass}, "Action": "kms:*",
+        "Resource": "*", "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}
+    assert all(named(stack, f"keys-{purpose}").protect for purpose in PURPOSES)
+
+
+@pytest.mark.parametrize("compose, error, message", [
+    (lambda keys: keys.grant_decrypt("weights", role("r1")), ValueError, "unknown key purpose"),
+    (lambda keys: keys.grant_decrypt("tokens", role("r2")), ValueError, "do not fit the tokens key"),
+    (lambda keys: [keys.seal(), keys.grant_decrypt("secrets", role("r3"))],
+     RuntimeError, "grant after seal"),
+])
+def test_misuse_is_refused(compose: Callable[[KeyHierarchy], Any], error: type[Exception],
+                           message: str) -> None:
+    with pytest.raises(error, match=message):
+        build(compose=compose)
+
+
+def test_deletion_window_outside_kms_limits_is_refused() -> None:
+    with pytest.raises(ValueError, match="deletion_window_in_days must be 7 to 30"):
+        build(replace(ARGS, deletion_window_in_days=3))
+
