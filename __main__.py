@@ -20,6 +20,7 @@ keys = KeyHierarchy(
         region=config.region,
         administrator_role_arns=config.key_administrator_role_arns,
         break_glass_role_arn=config.break_glass_role_arn,
+        replica_regions=config.key_replica_regions,
         protect=config.is_prod,
     ),
 )

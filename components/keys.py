@@ -28,7 +28,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_facts import partition_for_region
+from components.aws_facts import REGION_AZ_COUNT, partition_for_region
 
 SYMMETRIC_PURPOSES: tuple[str, ...] = ("training-data", "model-weights", "logs", "secrets")
 HMAC_PURPOSE = "tokens"
@@ -67,6 +67,10 @@ class KeyHierarchyArgs:
     break_glass_role_arn: the only principal allowed `kms:*`, with MFA. Default None: nobody.
     deletion_window_in_days: 7-30; default 30 (the policy pack requires 30 unless configured).
     protect: `protect` on the keys (prod). Default False.
+    replica_regions: regions that get a replica of every key. Default empty: single-Region keys.
+        Replicas have policies of their own in KMS; each gets the same statements (rendered for
+        its region) and the same grants. Adding the first region replaces the keys: multi-Region
+        is fixed at creation.
     """
 
     environment: str
@@ -76,6 +80,7 @@ class KeyHierarchyArgs:
     break_glass_role_arn: pulumi.Input[str] | None = None
     deletion_window_in_days: int = DELETION_WINDOW_DAYS
     protect: bool = False
+    replica_regions: Sequence[str] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,9 @@ class _Grant:
     sid: str
     principal: dict[str, pulumi.Input[str]]
     actions: tuple[str, ...]
-    # Built once the account id is known (it appears in ARNs the condition names).
-    condition: Callable[[str], dict[str, Any]] | None = None
+    # Built per key once the account id and the key's region are known (replicas differ).
+    condition: Callable[[str, str], dict[str, Any]] | None = None
+    service: str | None = None  # an AWS service principal, `<service>.<region>.amazonaws.com`
 
 
 class KeyHierarchy(pulumi.ComponentResource):
@@ -95,9 +101,7 @@ class KeyHierarchy(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KeyHierarchyArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        if not 7 <= args.deletion_window_in_days <= 30:
-            raise ValueError(f"deletion_window_in_days must be 7 to 30 (KMS limits), got "
-                             f"{args.deletion_window_in_days}")
+        _validate(args)
         super().__init__("zero-trust-ai:keys:KeyHierarchy", name, None, opts)
         self._name = name
         self._args = args
@@ -107,6 +111,9 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._grants: dict[str, list[_Grant]] = {purpose: [] for purpose in PURPOSES}
         self._sealed = False
         self.keys, self.aliases = {}, {}
+        self.replicas: dict[str, dict[str, aws.kms.ReplicaKey]] = {p: {} for p in PURPOSES}
+        tags = {"environment": args.environment, "owner": args.owner,
+                "data-classification": "restricted", "project": "zero-trust-ai"}
         for purpose in PURPOSES:
             hmac = purpose == HMAC_PURPOSE
             key = aws.kms.Key(
@@ -118,33 +125,51 @@ class KeyHierarchy(pulumi.ComponentResource):
                 enable_key_rotation=not hmac,
                 rotation_period_in_days=None if hmac else SHORTEST_ROTATION_DAYS,
                 deletion_window_in_days=args.deletion_window_in_days,
-                policy=self._policy_output(purpose, []),
-                tags={"environment": args.environment, "owner": args.owner,
-                      "data-classification": "restricted", "project": "zero-trust-ai",
-                      "ztai:key-purpose": purpose},
+                multi_region=bool(args.replica_regions),
+                policy=self._policy_output(purpose, [], args.region),
+                tags={**tags, "ztai:key-purpose": purpose},
                 # The sealed KeyPolicy owns the policy from then on; without this the key and
                 # the KeyPolicy would rewrite each other on every update.
                 opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
                                             ignore_changes=["policy"]),
             )
             self.keys[purpose] = key
+            alias_name = f"alias/zero-trust-ai/{args.environment}/{purpose}"
             self.aliases[purpose] = aws.kms.Alias(
-                f"{name}-{purpose}-alias", name=f"alias/zero-trust-ai/{args.environment}/{purpose}",
+                f"{name}-{purpose}-alias", name=alias_name,
                 target_key_id=key.key_id, opts=pulumi.ResourceOptions(parent=key))
+            for region in args.replica_regions:
+                replica = aws.kms.ReplicaKey(
+                    f"{name}-{purpose}-{region}",
+                    region=region,
+                    primary_key_arn=key.arn,
+                    description=f"zero-trust-ai {args.environment}: {purpose} (replica)",
+                    deletion_window_in_days=args.deletion_window_in_days,
+                    policy=self._policy_output(purpose, [], region),
+                    tags={**tags, "ztai:key-purpose": purpose},
+                    opts=pulumi.ResourceOptions(parent=key, protect=args.protect,
+                                                ignore_changes=["policy"]),
+                )
+                self.replicas[purpose][region] = replica
+                aws.kms.Alias(f"{name}-{purpose}-{region}-alias", region=region, name=alias_name,
+                              target_key_id=replica.key_id,
+                              opts=pulumi.ResourceOptions(parent=replica))
         self.register_outputs({purpose: key.arn for purpose, key in self.keys.items()})
 
     # -- policy ----------------------------------------------------------------------------------
-    def _policy_output(self, purpose: str, grants: Sequence[_Grant]) -> pulumi.Output[str]:
+    def _policy_output(self, purpose: str, grants: Sequence[_Grant],
+                       region: str) -> pulumi.Output[str]:
         principals = [self._account_id, pulumi.Output.all(*self._args.administrator_role_arns),
                       pulumi.Output.from_input(self._args.break_glass_role_arn or ""),
                       pulumi.Output.all(*[pulumi.Output.all(**g.principal) for g in grants])]
         return pulumi.Output.all(*principals).apply(
-            lambda values: _policy_document(self._partition, values[0], values[1], values[2],
-                                            list(zip(grants, values[3], strict=True))))
+            lambda values: _policy_document(self._partition, values[0], region, values[1],
+                                            values[2], list(zip(grants, values[3], strict=True))))
 
     def _grant(self, purpose: str, sid: str, principal: dict[str, pulumi.Input[str]],
                actions: Sequence[str],
-               condition: Callable[[str], dict[str, Any]] | None = None) -> None:
+               condition: Callable[[str, str], dict[str, Any]] | None = None,
+               service: str | None = None) -> None:
         if purpose not in self._grants:
             raise ValueError(f"unknown key purpose {purpose!r}; purposes are {', '.join(PURPOSES)}")
         if self._sealed:
@@ -153,7 +178,7 @@ class KeyHierarchy(pulumi.ComponentResource):
         if wants_mac != (purpose == HMAC_PURPOSE):
             raise ValueError(f"{'MAC' if wants_mac else 'encryption'} actions do not fit the "
                              f"{purpose} key")
-        self._grants[purpose].append(_Grant(sid, principal, tuple(actions), condition))
+        self._grants[purpose].append(_Grant(sid, principal, tuple(actions), condition, service))
 
     def _role(self, role: aws.iam.Role) -> dict[str, pulumi.Input[str]]:
         return {"AWS": role.arn}
@@ -177,26 +202,49 @@ class KeyHierarchy(pulumi.ComponentResource):
 
     def grant_cloudwatch_logs(self, log_group_prefix: str) -> None:
         """Let CloudWatch Logs encrypt log groups whose names start with the prefix (logs key)."""
-        region, partition = self._args.region, self._partition
-        self._grant("logs", "CloudWatchLogs", {"Service": f"logs.{region}.amazonaws.com"},
+        partition = self._partition
+        self._grant("logs", "CloudWatchLogs", {},
                     ("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
                      "kms:Describe*"),
-                    lambda account: {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                        f"arn:{partition}:logs:{region}:{account}:log-group:{log_group_prefix}*"}})
+                    lambda account, region: {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+                        f"arn:{partition}:logs:{region}:{account}:log-group:{log_group_prefix}*"}},
+                    service="logs")
 
     def seal(self) -> None:
         """Write every key's policy with the grants made so far; no grant is accepted after."""
         self._sealed = True
         for purpose, key in self.keys.items():
+            grants = self._grants[purpose]
             aws.kms.KeyPolicy(f"{self._name}-{purpose}-policy", key_id=key.key_id,
-                              policy=self._policy_output(purpose, self._grants[purpose]),
+                              policy=self._policy_output(purpose, grants, self._args.region),
                               opts=pulumi.ResourceOptions(parent=key))
+            for region, replica in self.replicas[purpose].items():
+                aws.kms.KeyPolicy(f"{self._name}-{purpose}-{region}-policy", region=region,
+                                  key_id=replica.key_id,
+                                  policy=self._policy_output(purpose, grants, region),
+                                  opts=pulumi.ResourceOptions(parent=replica))
 
     def key_arn(self, purpose: str) -> pulumi.Output[str]:
         return self.keys[purpose].arn
 
 
-def _policy_document(partition: str, account_id: str, administrators: Sequence[str],
+def _validate(args: KeyHierarchyArgs) -> None:
+    """Reject what KMS would reject, before anything is declared."""
+    if not 7 <= args.deletion_window_in_days <= 30:
+        raise ValueError(f"deletion_window_in_days must be 7 to 30 (KMS limits), got "
+                         f"{args.deletion_window_in_days}")
+    regions = list(args.replica_regions)
+    if len(set(regions)) != len(regions) or args.region in regions:
+        raise ValueError(f"replica_regions {regions} must be distinct and exclude the primary "
+                         f"region {args.region}")
+    for region in regions:
+        if region not in REGION_AZ_COUNT or partition_for_region(region) != partition_for_region(
+                args.region):
+            raise ValueError(f"replica region {region!r} is not a known region of the "
+                             f"{partition_for_region(args.region)} partition")
+
+
+def _policy_document(partition: str, account_id: str, region: str, administrators: Sequence[str],
                      break_glass: str, grants: Sequence[tuple[_Grant, dict[str, str]]]) -> str:
     admin_principal: dict[str, Any] = (
         {"AWS": sorted(administrators)} if administrators
@@ -212,10 +260,12 @@ def _policy_document(partition: str, account_id: str, administrators: Sequence[s
             "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
         })
     for index, (grant, principal) in enumerate(grants):
+        if grant.service is not None:
+            principal = {"Service": f"{grant.service}.{region}.amazonaws.com"}
         statement: dict[str, Any] = {"Sid": f"{grant.sid}{index}", "Effect": "Allow",
                                      "Principal": principal, "Action": list(grant.actions),
                                      "Resource": "*"}
         if grant.condition is not None:
-            statement["Condition"] = grant.condition(account_id)
+            statement["Condition"] = grant.condition(account_id, region)
         statements.append(statement)
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)

@@ -64,6 +64,7 @@ class StackConfig:
     organization_id: str | None
     key_administrator_role_arns: tuple[str, ...] = ()
     break_glass_role_arn: str | None = None
+    key_replica_regions: tuple[str, ...] = ()
 
     @property
     def is_prod(self) -> bool:
@@ -229,6 +230,15 @@ def _parse_role_arns(key: str, value: Any) -> list[str]:
     return arns
 
 
+def _parse_regions(key: str, value: Any) -> list[str]:
+    regions = _as_string_list(key, value)
+    unknown = [region for region in regions if region not in REGION_AZ_COUNT]
+    if unknown or len(set(regions)) != len(regions):
+        raise ValueError(f"{_full(key)} = {_show(value)}: expected distinct regions from "
+                         f"components/aws_facts.py ({', '.join(sorted(REGION_AZ_COUNT))})")
+    return regions
+
+
 def _parse_classification(key: str, value: Any) -> str:
     return _one_of(key, value, DATA_CLASSIFICATIONS)
 
@@ -260,6 +270,8 @@ KEYS: dict[str, _Key] = {
                                      "the account, through IAM.", False, _parse_role_arns, []),
     "breakGlassRoleArn": _Key("The only role allowed kms:* on the keys (with MFA); default: none.",
                               False, _parse_role_arn, ""),
+    "keyReplicaRegions": _Key("Regions that get a replica of every KMS key (multi-Region keys); "
+                              "default: none.", False, _parse_regions, []),
     "organizationId": _Key("AWS Organizations id; endpoint policies then admit the organisation "
                            "instead of only this account.", False, _parse_org_id, ""),
 }
@@ -309,6 +321,11 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
             problems.add(f"{_full('azCount')} = {az_count}: allowed {floor} to {ceiling} "
                          f"({why}; {region} has {ceiling} usable zones)")
 
+    replicas = values.get("keyReplicaRegions") or []
+    if isinstance(region, str) and region in replicas:
+        problems.add(f"{_full('keyReplicaRegions')} = {json.dumps(replicas)}: must not include "
+                     f"the stack's own region {region}")
+
     cidrs = {segment: values.get(f"{segment}Cidr") for segment in SEGMENT_NAMES}
     checked: list[tuple[str, ipaddress.IPv4Network]] = []
     for segment, cidr in cidrs.items():
@@ -344,6 +361,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
         organization_id=values["organizationId"],
         key_administrator_role_arns=tuple(values["keyAdministratorRoleArns"]),
         break_glass_role_arn=values["breakGlassRoleArn"],
+        key_replica_regions=tuple(values["keyReplicaRegions"]),
     )
 
 

@@ -142,3 +142,37 @@ def test_deletion_window_outside_kms_limits_is_refused() -> None:
     with pytest.raises(ValueError, match="deletion_window_in_days must be 7 to 30"):
         build(replace(ARGS, deletion_window_in_days=3))
 
+
+
+def test_replicas_carry_the_same_policy_rendered_for_their_region() -> None:
+    def compose(keys: KeyHierarchy) -> None:
+        keys.grant_cloudwatch_logs("/zero-trust-ai/dev/")
+        keys.grant_decrypt("secrets", role("reader"))
+        keys.seal()
+
+    stack = build(replace(ARGS, replica_regions=("eu-central-1",)), compose=compose)
+    primary = named(stack, "keys-logs")
+    assert primary.inputs["multiRegion"] is True and primary.id.startswith("mrk-")
+    replica = named(stack, "keys-logs-eu-central-1")
+    assert replica.inputs["region"] == "eu-central-1"
+    assert replica.inputs["primaryKeyArn"] == primary.outputs["arn"]
+    assert replica.outputs["keyId"] == primary.id  # replicas share the mrk- id
+    replica_logs = statements(named(stack, "keys-logs-eu-central-1-policy"))["CloudWatchLogs0"]
+    assert replica_logs["Principal"] == {"Service": "logs.eu-central-1.amazonaws.com"}
+    assert ":logs:eu-central-1:" in replica_logs["Condition"]["ArnLike"][
+        "kms:EncryptionContext:aws:logs:arn"]
+    replica_secrets = statements(named(stack, "keys-secrets-eu-central-1-policy"))
+    assert replica_secrets["Decrypt0"]["Principal"] == {"AWS": named(stack, "reader").outputs["arn"]}
+    alias = named(stack, "keys-secrets-eu-central-1-alias")
+    assert (alias.inputs["region"], alias.inputs["name"]) == ("eu-central-1",
+                                                             "alias/zero-trust-ai/dev/secrets")
+
+
+@pytest.mark.parametrize("regions, message", [
+    (("eu-west-1",), "exclude the primary region"),
+    (("eu-central-1", "eu-central-1"), "must be distinct"),
+    (("cn-north-1",), "not a known region of the aws partition"),
+])
+def test_bad_replica_regions_are_refused(regions: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build(replace(ARGS, replica_regions=regions))

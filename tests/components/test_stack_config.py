@@ -126,6 +126,8 @@ def test_missing_required_keys_are_each_named() -> None:
     ("owner", "ml platform; drop table", "becomes a tag value"),
     ("breakGlassRoleArn", "arn:aws:iam::111122223333:user/alice", "expected an IAM role ARN"),
     ("keyAdministratorRoleArns", '["kms-admin"]', "is not an IAM role ARN"),
+    ("keyReplicaRegions", '["mars-1"]', "expected distinct regions"),
+    ("keyReplicaRegions", '["eu-west-1"]', "must not include the stack's own region"),
 ])
 def test_wrong_types_and_values(key: str, value: str, expected: str) -> None:
     [problem] = problems_of(**{f"zero-trust-ai__{key}": value})

@@ -20,7 +20,7 @@ GLASS = "arn:aws:iam::111122223333:role/break-glass"
 
 def hierarchy_policy() -> str:
     role: dict[str, Any] = {"AWS": "arn:aws:iam::111122223333:role/trainer"}
-    return _policy_document("aws", "111122223333", [], GLASS, [
+    return _policy_document("aws", "111122223333", "eu-west-1", [], GLASS, [
         (_Grant("Decrypt", role, ("kms:Decrypt", "kms:DescribeKey")), role)])
 
 
@@ -69,6 +69,7 @@ def test_the_hierarchys_policy_passes() -> None:
 
 @pytest.mark.parametrize("resource, fragment", [
     (res(KEY, "default"), "AWS's default grants kms:*"),
+    (res("aws:kms/replicaKey:ReplicaKey", "replica"), "AWS's default grants kms:*"),
     (res(KEY_POLICY, "p", policy=statement(Principal="*", Action="kms:Decrypt")),
      "any principal without a condition"),
     (res(KEY_POLICY, "p", policy=statement(Principal={"AWS": "arn:aws:iam::111122223333:root"},

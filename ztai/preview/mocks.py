@@ -122,9 +122,16 @@ class AwsMocks(Mocks):
                 state.setdefault("name", args.name if type_name == "SecurityGroup" else "default")
                 state["ownerId"] = account
         elif args.typ == "aws:kms/key:Key":
-            resource_id = str(uuid.UUID(digest[:32]))
+            # Multi-Region keys have ids starting with mrk- that their replicas share.
+            resource_id = (f"mrk-{digest[:32]}" if args.inputs.get("multiRegion")
+                           else str(uuid.UUID(digest[:32])))
             state.update({"keyId": resource_id,
                           "arn": f"arn:{partition}:kms:{region}:{account}:key/{resource_id}"})
+        elif args.typ == "aws:kms/replicaKey:ReplicaKey":
+            resource_id = str(args.inputs.get("primaryKeyArn", "")).rsplit("/", 1)[-1]
+            replica_region = str(args.inputs.get("region") or region)
+            state.update({"keyId": resource_id,
+                          "arn": f"arn:{partition}:kms:{replica_region}:{account}:key/{resource_id}"})
         elif args.typ == "aws:kms/alias:Alias":
             resource_id = str(args.inputs.get("name"))
             state.update({"arn": f"arn:{partition}:kms:{region}:{account}:{resource_id}",

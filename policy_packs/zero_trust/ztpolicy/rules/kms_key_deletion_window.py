@@ -10,6 +10,8 @@ from pulumi_policy import Severity
 from ztpolicy.rule import Resource, Rule
 
 KEY = "aws:kms/key:Key"
+# Replicas of multi-Region keys have policies and deletion windows of their own.
+REPLICA_KEY = "aws:kms/replicaKey:ReplicaKey"
 DEFAULT_MINIMUM_DAYS = 30  # also what KMS uses when no window is given
 
 
@@ -30,7 +32,7 @@ RULE = Rule(
     remediation="Set deletion_window_in_days=30 (KeyHierarchy does). Lower minimumDays in a "
                 "development stack's policy configuration if you must.",
     resource_check=kms_key_deletion_window,
-    resource_types=frozenset({KEY}),
+    resource_types=frozenset({KEY, REPLICA_KEY}),
     config={"minimumDays": {"type": "integer", "minimum": 7, "maximum": 30,
                             "default": DEFAULT_MINIMUM_DAYS,
                             "description": "Shortest deletion window allowed (7-30)."}},

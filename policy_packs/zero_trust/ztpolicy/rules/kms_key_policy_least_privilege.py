@@ -20,6 +20,8 @@ from ztpolicy.graph import UNKNOWN, as_list, known
 from ztpolicy.rule import Resource, Rule
 
 KEY = "aws:kms/key:Key"
+# Replicas of multi-Region keys have policies and deletion windows of their own.
+REPLICA_KEY = "aws:kms/replicaKey:ReplicaKey"
 KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
 _ADMIN = ("kms:putkeypolicy",)
 _DELEGATE = ("kms:creategrant",)
@@ -81,7 +83,7 @@ def kms_key_policy_least_privilege(resource: Resource, config: Mapping[str, Any]
     if document is UNKNOWN:
         return []  # computed from resources of this update; checked again when known
     if not document:
-        if resource.type == KEY:
+        if resource.type in (KEY, REPLICA_KEY):
             return [f"key {resource.name} has no policy: AWS's default grants kms:* to every "
                     "IAM principal of the account that is allowed it"]
         return [f"{resource.name} sets an empty key policy"]
@@ -98,7 +100,7 @@ RULE = Rule(
     remediation="Let KeyHierarchy write the policy and grant use with grant_encrypt/"
                 "grant_decrypt/...; list the break-glass role in breakGlassPrincipalArns.",
     resource_check=kms_key_policy_least_privilege,
-    resource_types=frozenset({KEY, KEY_POLICY}),
+    resource_types=frozenset({KEY, KEY_POLICY, REPLICA_KEY}),
     config={"breakGlassPrincipalArns": {"type": "array", "items": {"type": "string"}, "default": [],
                                         "description": "Principals allowed kms:* (break glass)."}},
 )

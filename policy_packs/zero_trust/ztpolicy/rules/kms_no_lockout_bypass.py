@@ -10,6 +10,8 @@ from pulumi_policy import Severity
 from ztpolicy.rule import Resource, Rule
 
 KEY = "aws:kms/key:Key"
+# Replicas of multi-Region keys have policies and deletion windows of their own.
+REPLICA_KEY = "aws:kms/replicaKey:ReplicaKey"
 KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
 
 
@@ -27,6 +29,6 @@ RULE = Rule(
     severity=Severity.CRITICAL,
     remediation="Remove bypass_policy_lockout_safety_check; keep an administrator in the policy.",
     resource_check=kms_no_lockout_bypass,
-    resource_types=frozenset({KEY, KEY_POLICY}),
+    resource_types=frozenset({KEY, KEY_POLICY, REPLICA_KEY}),
     suppressible=False,
 )
