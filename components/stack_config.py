@@ -211,23 +211,20 @@ def _parse_org_id(key: str, value: Any) -> str | None:
     return text
 
 
-def _parse_role_arn(key: str, value: Any) -> str | None:
-    if value == "":
-        return None
-    text = _as_string(key, value)
-    if not _ROLE_ARN.match(text):
-        raise ValueError(f"{_full(key)} = {_show(value)}: expected an IAM role ARN such as "
+def _check_role_arn(key: str, arn: str) -> str:
+    if not _ROLE_ARN.match(arn):
+        raise ValueError(f"{_full(key)}: {arn!r} is not an IAM role ARN such as "
                          "arn:aws:iam::111122223333:role/kms-admin")
-    return text
+    return arn
+
+
+def _parse_role_arn(key: str, value: Any) -> str | None:
+    # Declared with default "" in Pulumi.yaml: empty means no role.
+    return None if value == "" else _check_role_arn(key, _as_string(key, value))
 
 
 def _parse_role_arns(key: str, value: Any) -> list[str]:
-    arns = _as_string_list(key, value)
-    for arn in arns:
-        if not _ROLE_ARN.match(arn):
-            raise ValueError(f"{_full(key)}: {arn!r} is not an IAM role ARN such as "
-                             "arn:aws:iam::111122223333:role/kms-admin")
-    return arns
+    return [_check_role_arn(key, arn) for arn in _as_string_list(key, value)]
 
 
 def _parse_regions(key: str, value: Any) -> list[str]:

@@ -124,7 +124,7 @@ def test_missing_required_keys_are_each_named() -> None:
     ("organizationId", "my-org", "an AWS Organizations id looks like"),
     ("dataDataClassification", "secret", "allowed values are public, internal"),
     ("owner", "ml platform; drop table", "becomes a tag value"),
-    ("breakGlassRoleArn", "arn:aws:iam::111122223333:user/alice", "expected an IAM role ARN"),
+    ("breakGlassRoleArn", "arn:aws:iam::111122223333:user/alice", "is not an IAM role ARN"),
     ("keyAdministratorRoleArns", '["kms-admin"]', "is not an IAM role ARN"),
     ("keyReplicaRegions", '["mars-1"]', "expected distinct regions"),
     ("keyReplicaRegions", '["eu-west-1"]', "must not include the stack's own region"),

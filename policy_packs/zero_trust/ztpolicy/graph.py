@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
@@ -95,6 +96,25 @@ def is_ephemeral_return(protocol: Any, from_port: Any, to_port: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return str(protocol).lower() in _TCP_UDP and low in _EPHEMERAL_STARTS and high == 65535
+
+
+class PolicyDocumentError(ValueError):
+    """An IAM-style policy document that cannot be read."""
+
+
+def allow_statements(document: Any, label: str) -> list[tuple[int, Mapping[str, Any]]]:
+    """The Allow statements of a policy document (JSON text or parsed), with their positions.
+
+    Raises PolicyDocumentError naming `label` when the document is not a JSON object.
+    """
+    try:
+        parsed = json.loads(document) if isinstance(document, str) else document
+    except json.JSONDecodeError as error:
+        raise PolicyDocumentError(f"{label} is not valid JSON ({error.msg})") from None
+    if not isinstance(parsed, Mapping):
+        raise PolicyDocumentError(f"{label} is not a JSON object")
+    return [(index, statement) for index, statement in enumerate(as_list(parsed.get("Statement")))
+            if isinstance(statement, Mapping) and statement.get("Effect") == "Allow"]
 
 
 def as_list(value: Any) -> list[Any]:

@@ -10,13 +10,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import Severity
 
-from ztpolicy.graph import UNKNOWN, as_list, known
+from ztpolicy.graph import UNKNOWN, PolicyDocumentError, allow_statements, as_list, known
 from ztpolicy.rule import Resource, Rule
 
 KEY = "aws:kms/key:Key"
@@ -47,15 +46,11 @@ def _covers(action: str, names: tuple[str, ...]) -> bool:
 
 def document_problems(document: Any, label: str, break_glass: set[str]) -> list[str]:
     try:
-        parsed = json.loads(document) if isinstance(document, str) else document
-    except json.JSONDecodeError as error:
-        return [f"{label} policy is not valid JSON ({error.msg})"]
-    if not isinstance(parsed, Mapping):
-        return [f"{label} policy is not a JSON object"]
+        statements = allow_statements(document, f"{label} policy")
+    except PolicyDocumentError as error:
+        return [str(error)]
     problems = []
-    for index, statement in enumerate(as_list(parsed.get("Statement"))):
-        if not isinstance(statement, Mapping) or statement.get("Effect") != "Allow":
-            continue
+    for index, statement in statements:
         sid = statement.get("Sid") or f"#{index}"
         principals = _principals(statement.get("Principal"))
         actions = [str(a) for a in as_list(statement.get("Action"))]

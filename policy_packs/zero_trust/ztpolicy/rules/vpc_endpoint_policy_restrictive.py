@@ -19,14 +19,13 @@ principals must also be within them.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import Severity
 
-from ztpolicy.graph import as_list
+from ztpolicy.graph import PolicyDocumentError, allow_statements, as_list
 from ztpolicy.rule import Resource, Rule
 
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
@@ -170,19 +169,16 @@ def policy_problems(document: Any, label: str, service: str | None,
                     config: Mapping[str, Any]) -> list[str]:
     """Why an endpoint policy document does not keep the endpoint inside the perimeter."""
     try:
-        parsed = json.loads(document) if isinstance(document, str) else document
-    except json.JSONDecodeError as error:
-        return [f"{label} endpoint policy is not valid JSON ({error.msg})"]
-    if not isinstance(parsed, Mapping):
-        return [f"{label} endpoint policy is not a JSON object"]
+        statements = allow_statements(document, f"{label} endpoint policy")
+    except PolicyDocumentError as error:
+        return [str(error)]
     # An unknown service (a separate VpcEndpointPolicy) gets the strict reading.
     needs_resource_perimeter = service is None or service in RESOURCE_PERIMETER_SERVICES
     checker = _Checker(config)
     problems = []
-    for statement in as_list(parsed.get("Statement")):
-        if isinstance(statement, Mapping) and statement.get("Effect") == "Allow":
-            problems += statement_problems(statement, f"{label} endpoint policy",
-                                           needs_resource_perimeter, checker)
+    for _, statement in statements:
+        problems += statement_problems(statement, f"{label} endpoint policy",
+                                       needs_resource_perimeter, checker)
     return problems
 
 
