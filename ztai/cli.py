@@ -17,14 +17,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
+from ztai import tokenize_cmd, weights_cmd
+from ztai.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, UsageError
+
 DEFAULT_PACK = Path("policy_packs/zero_trust")
 # The repository this CLI ships in: the default pack is found from anywhere.
 REPOSITORY = Path(__file__).resolve().parent.parent
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for: printed without a traceback, exit 2."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--config", type=Path, metavar="PATH", help="policy configuration JSON")
     analyze.add_argument("--policy-pack", type=Path, default=REPOSITORY / DEFAULT_PACK, metavar="DIR",
                          help=f"policy pack directory (default: this repository's {DEFAULT_PACK})")
+
+    # Runtime commands: each module adds its parsers and sets `handler` (args -> exit status).
+    for module in (weights_cmd, tokenize_cmd):
+        module.register(commands)
     return parser
 
 
@@ -207,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "preview":
             return _preview(args)
-        return _analyze(args)
+        if args.command == "policy":
+            return _analyze(args)
+        status: int = args.handler(args)
+        return status
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
