@@ -1,0 +1,20 @@
+"""Envelope encryption of model weights in the AWS Encryption SDK message format (see format.py)."""
+
+from ztai_runtime.weights.files import DestinationExistsError, decrypt_file, encrypt_file
+from ztai_runtime.weights.format import AuthenticationError, EncryptedDataKey, WeightsFormatError
+from ztai_runtime.weights.keys import (
+    DataKeySource,
+    DataKeyUnwrapper,
+    KmsDataKeySource,
+    KmsUnwrapper,
+    StaticUnwrapper,
+    UnwrapError,
+)
+from ztai_runtime.weights.stream import MessageInfo, decrypt_stream, encrypt_stream
+
+__all__ = [
+    "AuthenticationError", "DataKeySource", "DataKeyUnwrapper", "DestinationExistsError",
+    "EncryptedDataKey", "KmsDataKeySource", "KmsUnwrapper", "MessageInfo", "StaticUnwrapper",
+    "UnwrapError", "WeightsFormatError", "decrypt_file", "decrypt_stream", "encrypt_file",
+    "encrypt_stream",
+]

@@ -1,0 +1,124 @@
+"""Where a message's data key comes from (encrypt) and how it is unwrapped again (decrypt).
+
+Both are small protocols so that the caller chooses: the CLI uses KMS `GenerateDataKey` / `Decrypt`
+with the standard boto3 configuration; the enclave supplies its own unwrapper, which calls KMS
+`Decrypt` with an attestation `Recipient` and opens the `CiphertextForRecipient` inside the enclave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from ztai_runtime.weights.format import DATA_KEY_LENGTH, KMS_PROVIDER_ID, EncryptedDataKey
+
+
+class UnwrapError(Exception):
+    """No encrypted data key of the message could be unwrapped (wrong key, no access, ...)."""
+
+
+class DataKeySource(Protocol):
+    def generate(self, context: Mapping[str, str]) -> tuple[bytes, list[EncryptedDataKey]]:
+        """A fresh 32-byte data key and its wrapped copies, bound to `context`."""
+        ...
+
+
+class DataKeyUnwrapper(Protocol):
+    def unwrap(self, encrypted_data_keys: Sequence[EncryptedDataKey], context: Mapping[str, str]) -> bytes:
+        """The 32-byte data key from one of `encrypted_data_keys`, or raise UnwrapError."""
+        ...
+
+
+def _error_code(error: Exception) -> str:
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", type(error).__name__))
+    return type(error).__name__
+
+
+class KmsDataKeySource:
+    """`GenerateDataKey` (AES_256) under one KMS key, with the message's encryption context.
+
+    The wrapped key records the key ARN KMS answers with (never an alias), as the SDKs do, so a
+    later alias move (rotation successor) does not change which key decrypts the message.
+    """
+
+    def __init__(self, kms: Any, key_id: str) -> None:
+        self._kms, self._key_id = kms, key_id
+
+    def generate(self, context: Mapping[str, str]) -> tuple[bytes, list[EncryptedDataKey]]:
+        response = self._kms.generate_data_key(KeyId=self._key_id, KeySpec="AES_256",
+                                               EncryptionContext=dict(context))
+        plaintext = response["Plaintext"]
+        if len(plaintext) != DATA_KEY_LENGTH:
+            raise UnwrapError(f"KMS returned a {len(plaintext)}-byte data key; expected {DATA_KEY_LENGTH}")
+        return plaintext, [EncryptedDataKey(KMS_PROVIDER_ID, response["KeyId"].encode("utf-8"),
+                                            response["CiphertextBlob"])]
+
+
+class KmsUnwrapper:
+    """KMS `Decrypt` of the message's `aws-kms` data keys, naming the key explicitly.
+
+    Strict (`key_arns`): only data keys wrapped under those key ARNs are tried, as the SDKs' strict
+    KMS keyring does. Discovery (`discovery_accounts`): any `aws-kms` data key whose key ARN is in
+    one of those accounts. One of the two is required: trying whatever key a file names would let
+    a crafted file make us call keys in another account.
+    """
+
+    def __init__(self, kms: Any, *, key_arns: Sequence[str] = (),
+                 discovery_accounts: Sequence[str] = ()) -> None:
+        if not key_arns and not discovery_accounts:
+            raise ValueError("KmsUnwrapper needs key ARNs (strict) or discovery accounts")
+        for arn in key_arns:
+            if not arn.startswith("arn:") or ":key/" not in arn:
+                raise ValueError(f"{arn!r} is not a KMS key ARN (arn:<partition>:kms:<region>:"
+                                 "<account>:key/<id>); aliases cannot be matched against a message")
+        self._kms = kms
+        self._key_arns = tuple(key_arns)
+        self._accounts = tuple(discovery_accounts)
+
+    def _allowed(self, arn: str) -> bool:
+        if self._key_arns:
+            return arn in self._key_arns
+        parts = arn.split(":")
+        return len(parts) >= 6 and parts[2] == "kms" and parts[4] in self._accounts
+
+    def unwrap(self, encrypted_data_keys: Sequence[EncryptedDataKey], context: Mapping[str, str]) -> bytes:
+        tried: list[str] = []
+        for edk in encrypted_data_keys:
+            if edk.provider_id != KMS_PROVIDER_ID:
+                continue
+            arn = edk.provider_info.decode("utf-8", errors="replace")
+            if not self._allowed(arn):
+                tried.append(f"{arn}: not an allowed key")
+                continue
+            try:
+                response = self._kms.decrypt(CiphertextBlob=edk.ciphertext, KeyId=arn,
+                                             EncryptionContext=dict(context),
+                                             EncryptionAlgorithm="SYMMETRIC_DEFAULT")
+            except Exception as error:  # noqa: BLE001 - any KMS refusal means "try the next key"
+                tried.append(f"{arn}: {_error_code(error)}")
+                continue
+            if response.get("KeyId") != arn:
+                tried.append(f"{arn}: KMS answered for another key ({response.get('KeyId')})")
+                continue
+            plaintext: bytes = response["Plaintext"]
+            if len(plaintext) != DATA_KEY_LENGTH:
+                tried.append(f"{arn}: unwrapped key has {len(plaintext)} bytes")
+                continue
+            return plaintext
+        detail = "; ".join(tried) if tried else "the message has no aws-kms data key"
+        raise UnwrapError(f"no data key of the message could be unwrapped ({detail})")
+
+
+class StaticUnwrapper:
+    """A data key already in hand (e.g. obtained through attestation by the enclave)."""
+
+    def __init__(self, data_key: bytes) -> None:
+        if len(data_key) != DATA_KEY_LENGTH:
+            raise ValueError(f"data key must be {DATA_KEY_LENGTH} bytes")
+        self._data_key = data_key
+
+    def unwrap(self, encrypted_data_keys: Sequence[EncryptedDataKey], context: Mapping[str, str]) -> bytes:
+        del encrypted_data_keys, context  # the commitment check still proves it is the message's key
+        return self._data_key
