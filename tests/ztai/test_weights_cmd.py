@@ -1,0 +1,132 @@
+"""`ztai weights encrypt|decrypt` as a user runs it: a separate process, KMS being moto's server
+reached through the standard `AWS_ENDPOINT_URL` configuration."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from ztai.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SIZE = 48 * 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def kms_endpoint() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_env(kms_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {"AWS_ENDPOINT_URL": kms_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+
+
+def ztai(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ztai", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_48_mib_round_trip_and_tampered_file_refused(aws_env: dict[str, str], tmp_path: Path) -> None:
+    key_arn = boto3.client("kms").create_key(Description="model weights")["KeyMetadata"]["Arn"]
+    weights = tmp_path / "weights.bin"
+    with open(weights, "wb") as out:
+        for _ in range(SIZE // (1024 * 1024)):
+            out.write(os.urandom(1024 * 1024))
+
+    encrypted = ztai(aws_env, tmp_path, "weights", "encrypt", "--key-id", key_arn,
+                     "--context", "model=digits", "--context", "version=3", "weights.bin", "weights.enc")
+    assert encrypted.returncode == 0, encrypted.stderr
+    assert f"encrypted {SIZE} bytes" in encrypted.stdout
+
+    decrypted = ztai(aws_env, tmp_path, "weights", "decrypt", "--context", "model=digits",
+                     "weights.enc", "restored.bin")
+    assert decrypted.returncode == 0, decrypted.stderr
+    assert digest(tmp_path / "restored.bin") == digest(weights)
+
+    sealed = bytearray((tmp_path / "weights.enc").read_bytes())
+    sealed[len(sealed) // 2] ^= 0x80
+    (tmp_path / "tampered.enc").write_bytes(sealed)
+    refused = ztai(aws_env, tmp_path, "weights", "decrypt", "tampered.enc", "tampered.bin")
+    assert refused.returncode == 1
+    assert "failed authentication" in refused.stderr and "nothing was written" in refused.stderr
+    assert not (tmp_path / "tampered.bin").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ztai-partial")] == []
+
+
+def test_wrong_context_and_wrong_key_are_refused(aws_env: dict[str, str], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    kms = boto3.client("kms")
+    key_arn = kms.create_key()["KeyMetadata"]["Arn"]
+    other_arn = kms.create_key()["KeyMetadata"]["Arn"]
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    src, sealed = str(tmp_path / "w.bin"), str(tmp_path / "w.enc")
+    assert main(["weights", "encrypt", "--key-id", key_arn, "--context", "model=a", src, sealed]) == 0
+
+    assert main(["weights", "decrypt", "--context", "model=b", sealed, str(tmp_path / "x")]) == 1
+    assert "'model' is 'a', expected 'b'" in capsys.readouterr().err
+    assert main(["weights", "decrypt", "--key-id", other_arn, sealed, str(tmp_path / "y")]) == 1
+    assert "not an allowed key" in capsys.readouterr().err
+    foreign_account = ["--discovery-account", "999999999999"]
+    assert main(["weights", "decrypt", *foreign_account, sealed, str(tmp_path / "z")]) == 1
+    assert not any((tmp_path / name).exists() for name in "xyz")
+    assert main(["weights", "decrypt", "--key-id", key_arn, "--json", sealed, str(tmp_path / "ok")]) == 0
+    assert '"model": "a"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "complaint"), [
+    (["encrypt", "--key-id", "k", "--context", "novalue", "{src}", "{dst}"], "expected KEY=VALUE"),
+    (["encrypt", "--key-id", "k", "--context", "a=1", "--context", "a=2", "{src}", "{dst}"], "given twice"),
+    (["encrypt", "--key-id", "k", "{missing}", "{dst}"], "no such file"),
+    (["encrypt", "--key-id", "k", "{src}", "{src}"], "exists; pass --force"),
+    (["encrypt", "--key-id", "alias/does-not-exist", "{src}", "{dst}"], "NotFoundException"),
+    (["decrypt", "--key-id", "alias/weights", "{src}", "{dst}"], "not a KMS key ARN"),
+    (["decrypt", "--key-id", "arn:aws:kms:eu-west-1:1:key/x", "--discovery-account", "1", "{src}", "{dst}"],
+     "not both"),
+    (["encrypt", "--key-id", "k", "--context", "aws-crypto-x=1", "{src}", "{dst}"], "reserved"),
+])
+def test_usage_errors_exit_2_and_write_nothing(aws_env: dict[str, str], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str], args: list[str],
+                                               complaint: str) -> None:
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    paths = {"src": str(tmp_path / "w.bin"), "dst": str(tmp_path / "out"), "missing": str(tmp_path / "nope")}
+    assert main(["weights", *[arg.format(**paths) for arg in args]]) == 2
+    assert complaint in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_non_message_is_refused(aws_env: dict[str, str], tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "plain.bin").write_bytes(b"PK\x03\x04 just a zip file")
+    assert main(["weights", "decrypt", str(tmp_path / "plain.bin"), str(tmp_path / "out")]) == 1
+    assert "Is this an AWS Encryption SDK message?" in capsys.readouterr().err
