@@ -4,7 +4,7 @@ Speed and memory come from the same design: a fixed ring of frame buffers, AES-G
 with `encrypt_into`/`decrypt_into` (no per-frame allocation) by worker threads (`cryptography`
 releases the GIL inside AEAD calls), while this thread reads and writes (also GIL-free). At most
 `in_flight` frames are held, so memory is about 2 x in_flight x frame length whatever the size of
-the file: 2 x 4 x 4 MiB = 32 MiB with the defaults.
+the file: 2 x 4 x 2 MiB = 16 MiB with the defaults.
 
 Decryption writes each frame's plaintext to the sink only after that frame's tag verifies, in order.
 A message is authentic only once the final frame verified and nothing follows it: until
@@ -146,7 +146,11 @@ class _Pipeline:
 def _workers_for(frame_length: int, workers: int | None) -> int:
     if frame_length < MIN_PARALLEL_FRAME:
         return 0
-    return workers if workers is not None else max(1, min(2, os.cpu_count() or 1))
+    if workers is not None:
+        return workers
+    # This thread's reads and writes need a core too: on 2 cores one AES worker beats two
+    # (measured in benchmarks/weights_throughput.py); more cores take more workers.
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
 def encrypt_stream(source: BinaryIO, sink: BinaryIO, keys: DataKeySource,
