@@ -2,9 +2,12 @@
 
     ztai preview --stack NAME [--json] [--export PATH] [--policy-config PATH]
     ztai policy analyze --file PATH [--json] [--config PATH]
+    ztai weights encrypt|decrypt ...      (ztai/weights_cmd.py)
+    ztai tokenize|detokenize ...          (ztai/tokenize_cmd.py)
 
-Exit status: 0 no mandatory violation; 1 a mandatory policy is violated; 2 usage, stack-config,
-policy-config or input-file error; 3 the program or the policy pack failed (a bug, with details).
+Exit status: 0 success; 1 refused on security grounds (a mandatory policy is violated, or an
+encrypted file does not authenticate); 2 usage, stack-config, policy-config or input-file error;
+3 the program or the policy pack failed (a bug, with details).
 """
 
 from __future__ import annotations
