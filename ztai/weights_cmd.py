@@ -72,21 +72,24 @@ def parse_context(pairs: list[str]) -> dict[str, str]:
 def _check_paths(args: argparse.Namespace) -> None:
     if not args.source.is_file():
         raise UsageError(f"{args.source}: no such file")
+    if args.source.resolve() == args.destination.resolve():
+        raise UsageError("SRC and DEST are the same file")
     if args.destination.exists() and not args.force:
         raise UsageError(f"{args.destination} exists; pass --force to replace it")
     if args.destination.is_dir():
         raise UsageError(f"{args.destination} is a directory; give a file name")
     if not args.destination.absolute().parent.is_dir():
         raise UsageError(f"{args.destination.parent}: no such directory")
-    if args.source.resolve() == args.destination.resolve():
-        raise UsageError("SRC and DEST are the same file")
+    if args.destination.exists() and args.source.samefile(args.destination):
+        raise UsageError("SRC and DEST are the same file (hard link)")
 
 
 def _kms_client() -> Any:
     import boto3
     from botocore.config import Config
-    # Standard retries cover KMS throttling; boto3 reads region, credentials and AWS_ENDPOINT_URL.
-    return boto3.client("kms", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+    # Standard retries (3 attempts, or AWS_MAX_ATTEMPTS) cover KMS throttling; boto3 reads region,
+    # credentials and AWS_ENDPOINT_URL from the standard configuration.
+    return boto3.client("kms", config=Config(retries={"mode": "standard"}))
 
 
 def _aws_error(error: Exception, doing: str) -> UsageError:
@@ -95,6 +98,12 @@ def _aws_error(error: Exception, doing: str) -> UsageError:
         detail = response.get("Error", {})
         return UsageError(f"{doing}: {detail.get('Code')}: {detail.get('Message')}")
     return UsageError(f"{doing}: {error}")
+
+
+def _os_error(error: OSError) -> UsageError:
+    # Disk full, permission denied, destination created meanwhile: the user's to fix, not a bug.
+    where = f"{error.filename}: " if error.filename else ""
+    return UsageError(f"{where}{error.strerror or error}; nothing was written")
 
 
 def _report(args: argparse.Namespace, verb: str, info: Any) -> None:
@@ -124,6 +133,8 @@ def _encrypt(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     except (ClientError, BotoCoreError) as error:
         raise _aws_error(error, f"KMS GenerateDataKey under {args.key_id}") from None
+    except OSError as error:
+        raise _os_error(error) from None
     _report(args, "encrypted", info)
     return EXIT_OK
 
@@ -158,6 +169,9 @@ def _decrypt(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_VIOLATION
     except (ClientError, BotoCoreError) as error:
-        raise _aws_error(error, "KMS") from None
+        # Not a verdict on the file (throttled, no credentials, no network): nothing was written.
+        raise _aws_error(error, "KMS Decrypt (nothing was written)") from None
+    except OSError as error:
+        raise _os_error(error) from None
     _report(args, "decrypted", info)
     return EXIT_OK

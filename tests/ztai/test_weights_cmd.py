@@ -108,7 +108,7 @@ def test_wrong_context_and_wrong_key_are_refused(aws_env: dict[str, str], tmp_pa
     (["encrypt", "--key-id", "k", "--context", "novalue", "{src}", "{dst}"], "expected KEY=VALUE"),
     (["encrypt", "--key-id", "k", "--context", "a=1", "--context", "a=2", "{src}", "{dst}"], "given twice"),
     (["encrypt", "--key-id", "k", "{missing}", "{dst}"], "no such file"),
-    (["encrypt", "--key-id", "k", "{src}", "{src}"], "exists; pass --force"),
+    (["encrypt", "--key-id", "k", "{src}", "{existing}"], "exists; pass --force"),
     (["encrypt", "--key-id", "alias/does-not-exist", "{src}", "{dst}"], "NotFoundException"),
     (["decrypt", "--key-id", "alias/weights", "{src}", "{dst}"], "not a KMS key ARN"),
     (["decrypt", "--key-id", "arn:aws:kms:eu-west-1:1:key/x", "--discovery-account", "1", "{src}", "{dst}"],
@@ -119,10 +119,13 @@ def test_usage_errors_exit_2_and_write_nothing(aws_env: dict[str, str], tmp_path
                                                capsys: pytest.CaptureFixture[str], args: list[str],
                                                complaint: str) -> None:
     (tmp_path / "w.bin").write_bytes(b"weights")
-    paths = {"src": str(tmp_path / "w.bin"), "dst": str(tmp_path / "out"), "missing": str(tmp_path / "nope")}
+    (tmp_path / "existing").write_bytes(b"keep me")
+    paths = {"src": str(tmp_path / "w.bin"), "dst": str(tmp_path / "out"), "missing": str(tmp_path / "nope"),
+             "existing": str(tmp_path / "existing")}
     assert main(["weights", *[arg.format(**paths) for arg in args]]) == 2
     assert complaint in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+    assert (tmp_path / "existing").read_bytes() == b"keep me"
 
 
 def test_a_non_message_is_refused(aws_env: dict[str, str], tmp_path: Path,
@@ -130,3 +133,31 @@ def test_a_non_message_is_refused(aws_env: dict[str, str], tmp_path: Path,
     (tmp_path / "plain.bin").write_bytes(b"PK\x03\x04 just a zip file")
     assert main(["weights", "decrypt", str(tmp_path / "plain.bin"), str(tmp_path / "out")]) == 1
     assert "Is this an AWS Encryption SDK message?" in capsys.readouterr().err
+
+
+def test_unreachable_kms_is_a_configuration_error_not_a_refusal(aws_env: dict[str, str], tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    key_arn = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    sealed = str(tmp_path / "w.enc")
+    assert main(["weights", "encrypt", "--key-id", key_arn, str(tmp_path / "w.bin"), sealed]) == 0
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    capsys.readouterr()
+    assert main(["weights", "decrypt", "--key-id", key_arn, sealed, str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "KMS Decrypt (nothing was written)" in error and "refused" not in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_same_file_is_refused_even_with_force(aws_env: dict[str, str], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    os.link(tmp_path / "w.bin", tmp_path / "hardlink.bin")
+    for destination in ("w.bin", "hardlink.bin"):
+        args = ["weights", "encrypt", "--key-id", "k", "--force", str(tmp_path / "w.bin"),
+                str(tmp_path / destination)]
+        assert main(args) == 2
+        assert "same file" in capsys.readouterr().err
+    assert (tmp_path / "w.bin").read_bytes() == b"weights"

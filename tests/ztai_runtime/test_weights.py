@@ -12,7 +12,9 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from moto import mock_aws
 
 from ztai_runtime.weights import (
@@ -153,7 +155,7 @@ def test_reordered_dropped_and_duplicated_frames_are_refused() -> None:
     for name, variant in variants.items():
         with pytest.raises(AuthenticationError):
             decrypt(variant, data_key)
-        assert name
+            pytest.fail(f"{name} frames were accepted")
 
 
 def test_renumbered_frame_fails_its_tag() -> None:
@@ -238,17 +240,122 @@ def test_headers_outside_what_we_accept_are_refused_before_unwrap(header: bytes,
     assert unwrapper.calls == 0
 
 
-def test_unsorted_context_in_a_header_is_refused() -> None:
-    header = bytearray(crafted_header())
-    # Swap the two context keys' places ("model" < "version"): sorted order is part of the format.
-    aad_start = 3 + 32 + 2
-    serialized = fmt.serialize_context(CONTEXT)
-    pairs = serialized[2:]
-    model_pair = pairs[:2 + 5 + 2 + len(CONTEXT["model"])]
-    version_pair = pairs[len(model_pair):]
-    header[aad_start + 2:aad_start + len(serialized)] = version_pair + model_pair
-    with pytest.raises(WeightsFormatError, match="not sorted"):
-        fmt.read_header(io.BytesIO(bytes(header)))
+def reordered_context_message(duplicate: bool) -> tuple[bytes, bytes]:
+    """A valid message whose context pairs are written in non-byte order (as the JavaScript SDK
+    may), or with one key twice; the header auth tag is recomputed, as a real writer's would be."""
+    source = StaticKeySource()
+    message_id = os.urandom(32)
+    key, commitment = fmt.derive_keys(source.data_key, message_id)
+    pairs = ([(b"model", b"a"), (b"model", b"b")] if duplicate
+             else [(b"version", b"7"), (b"model", b"digits")])
+    aad = struct.pack(">H", 2) + b"".join(struct.pack(">H", len(k)) + k + struct.pack(">H", len(v)) + v
+                                          for k, v in pairs)
+    edk = EncryptedDataKey("test", b"static", b"\x01")
+    header = bytearray(fmt.serialize_header(message_id, {}, [edk], 1024, commitment))
+    header[35:37] = struct.pack(">H", len(aad))
+    header[37:37] = aad
+    aead = AESGCM(key)
+    body = (struct.pack(">II", fmt.FINAL_FRAME_MARKER, 1) + fmt.frame_iv(1) + struct.pack(">I", 2)
+            + aead.encrypt(fmt.frame_iv(1), b"ok", fmt.body_aad(message_id, True, 1, 2)))
+    return bytes(header) + aead.encrypt(fmt.HEADER_AUTH_IV, b"", bytes(header)) + body, source.data_key
+
+
+def test_context_pairs_in_any_order_are_read_but_duplicates_are_refused() -> None:
+    message, data_key = reordered_context_message(duplicate=False)
+    sink = io.BytesIO()
+    info = decrypt_stream(io.BytesIO(message), sink, StaticUnwrapper(data_key))
+    assert sink.getvalue() == b"ok" and info.encryption_context == {"model": "digits", "version": "7"}
+    message, data_key = reordered_context_message(duplicate=True)
+    with pytest.raises(WeightsFormatError, match="'model' appears twice"):
+        decrypt_stream(io.BytesIO(message), io.BytesIO(), StaticUnwrapper(data_key))
+
+
+class TrickleReader(io.RawIOBase):
+    """Returns at most 7 bytes per call, as a pipe or a vsock stream may."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(7, len(buffer), len(self.data))
+        memoryview(buffer).cast("B")[:count] = self.data[:count]
+        self.data = self.data[count:]
+        return count
+
+
+@pytest.mark.parametrize("frame_length", [1024, 64 * 1024])
+def test_short_reads_are_not_truncation(frame_length: int, key_source: StaticKeySource) -> None:
+    data = os.urandom(3 * frame_length + 5)
+    message = encrypt(data, key_source, frame_length=frame_length)
+    sink = io.BytesIO()
+    decrypt_stream(TrickleReader(message), sink, StaticUnwrapper(key_source.data_key))  # type: ignore[arg-type]
+    assert sink.getvalue() == data
+    with pytest.raises(AuthenticationError, match="truncated"):
+        decrypt_stream(TrickleReader(message[:-1]), io.BytesIO(),  # type: ignore[arg-type]
+                       StaticUnwrapper(key_source.data_key))
+
+
+PARALLEL_FRAME = 64 * 1024  # the smallest frame that goes through the worker threads
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_tampering_is_refused_on_the_parallel_path(workers: int, key_source: StaticKeySource) -> None:
+    data = os.urandom(6 * PARALLEL_FRAME + 100)
+    message = encrypt(data, key_source, frame_length=PARALLEL_FRAME, workers=workers)
+    assert decrypt(message, key_source.data_key, workers=workers) == data
+    head, regular, final = frames(message, PARALLEL_FRAME)
+    start = body_offset(message)
+    for position in (start + 20, start + 3 * len(regular[0]) + 100, len(message) - 1):
+        tampered = bytearray(message)
+        tampered[position] ^= 0x04
+        with pytest.raises(AuthenticationError, match="failed authentication"):
+            decrypt(bytes(tampered), key_source.data_key, workers=workers)
+    with pytest.raises(AuthenticationError, match="out of order"):
+        decrypt(head + regular[1] + regular[0] + b"".join(regular[2:]) + final, key_source.data_key,
+                workers=workers)
+    with pytest.raises(AuthenticationError, match="truncated"):
+        decrypt(message[:start + 4 * len(regular[0]) + 10], key_source.data_key, workers=workers)
+
+
+def test_refused_message_leaves_no_plaintext_in_the_buffers(key_source: StaticKeySource,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from ztai_runtime.weights import stream
+    pipelines: list[Any] = []
+    original = stream._Pipeline.__init__
+
+    def recording_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        pipelines.append(self)
+
+    monkeypatch.setattr(stream._Pipeline, "__init__", recording_init)
+    data = b"\x5a" * (4 * PARALLEL_FRAME)
+    message = bytearray(encrypt(data, key_source, frame_length=PARALLEL_FRAME, workers=1))
+    message[-1] ^= 1  # the final frame fails after three frames decrypted into the buffers
+    with pytest.raises(AuthenticationError):
+        decrypt(bytes(message), key_source.data_key, workers=1)
+    buffers = [buffer for pair in pipelines[-1]._all for buffer in pair]
+    assert buffers and all(not any(buffer) for buffer in buffers)
+
+
+class FailingSink(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failing_sink_stops_the_workers_and_propagates(key_source: StaticKeySource) -> None:
+    import threading
+    message = encrypt(os.urandom(8 * PARALLEL_FRAME), key_source, frame_length=PARALLEL_FRAME, workers=2)
+    before = threading.active_count()
+    with pytest.raises(OSError, match="No space left"):
+        decrypt_stream(io.BytesIO(message), FailingSink(), StaticUnwrapper(key_source.data_key),  # type: ignore[arg-type]
+                       workers=2)
+    assert threading.active_count() == before
 
 
 class SyntheticReader(io.RawIOBase):
@@ -424,3 +531,91 @@ def test_kms_refusal_is_an_unwrap_error_naming_key_and_code(kms: Any) -> None:
                                  service_message=f"{arn} is disabled.")
         with pytest.raises(UnwrapError, match=f"{arn}: DisabledException"):
             decrypt_stream(io.BytesIO(sink.getvalue()), io.BytesIO(), KmsUnwrapper(refusing, key_arns=[arn]))
+
+
+def test_kms_answer_for_another_key_is_not_accepted(kms: Any) -> None:
+    arn = kms.create_key()["KeyMetadata"]["Arn"]
+    sink = io.BytesIO()
+    encrypt_stream(io.BytesIO(b"weights"), sink, KmsDataKeySource(kms, arn), CONTEXT)
+    lying = boto3.client("kms", region_name="eu-west-1")
+    with Stubber(lying) as stubber:
+        stubber.add_response("decrypt", {"KeyId": arn.replace(arn[-4:], "ffff"), "Plaintext": b"k" * 32,
+                                         "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"})
+        with pytest.raises(UnwrapError, match="answered for another key"):
+            decrypt_stream(io.BytesIO(sink.getvalue()), io.BytesIO(), KmsUnwrapper(lying, key_arns=[arn]))
+
+
+@pytest.mark.parametrize(("wrapped_under", "reason"), [
+    ("arn:aws:kms:eu-west-1:123456789012:alias/weights", "not a KMS key ARN"),
+    ("arn:aws-cn:kms:eu-west-1:123456789012:key/1234", "outside the discovery partition"),
+    ("arn:aws:kms:us-east-1:123456789012:key/1234", "in region us-east-1"),
+])
+def test_discovery_skips_keys_outside_its_filter_without_calling_kms(wrapped_under: str, reason: str) -> None:
+    client = boto3.client("kms", region_name="eu-west-1")
+    edks = [EncryptedDataKey("aws-kms", wrapped_under.encode(), b"blob")]
+    # No response queued in the Stubber: any KMS call would fail the test.
+    with Stubber(client), pytest.raises(UnwrapError, match=reason):
+        KmsUnwrapper(client, discovery_accounts=["123456789012"]).unwrap(edks, CONTEXT)
+
+
+def test_kms_transport_errors_are_not_taken_for_a_refusal(kms: Any) -> None:
+    arn = kms.create_key()["KeyMetadata"]["Arn"]
+    sink = io.BytesIO()
+    encrypt_stream(io.BytesIO(b"weights"), sink, KmsDataKeySource(kms, arn), CONTEXT)
+    throttled = boto3.client("kms", region_name="eu-west-1")
+    with Stubber(throttled) as stubber:
+        stubber.add_client_error("decrypt", service_error_code="ThrottlingException", http_status_code=400)
+        with pytest.raises(ClientError, match="ThrottlingException"):
+            decrypt_stream(io.BytesIO(sink.getvalue()), io.BytesIO(), KmsUnwrapper(throttled, key_arns=[arn]))
+
+
+class CreatingUnwrapper(StaticUnwrapper):
+    """Creates the destination while the message is being decrypted (a concurrent writer)."""
+
+    def __init__(self, data_key: bytes, destination: Path) -> None:
+        super().__init__(data_key)
+        self.destination = destination
+
+    def unwrap(self, encrypted_data_keys: Sequence[EncryptedDataKey], context: Mapping[str, str]) -> bytes:
+        self.destination.write_bytes(b"written by someone else meanwhile")
+        return super().unwrap(encrypted_data_keys, context)
+
+
+def test_destination_created_meanwhile_is_never_replaced(tmp_path: Path, key_source: StaticKeySource) -> None:
+    plain, sealed, out = tmp_path / "w.bin", tmp_path / "w.enc", tmp_path / "out.bin"
+    plain.write_bytes(os.urandom(3000))
+    encrypt_file(plain, sealed, key_source, CONTEXT)
+    with pytest.raises(DestinationExistsError):
+        decrypt_file(sealed, out, CreatingUnwrapper(key_source.data_key, out))
+    assert out.read_bytes() == b"written by someone else meanwhile"
+    assert leftovers(tmp_path) == []
+
+
+class ListingUnwrapper(StaticUnwrapper):
+    """Looks at the destination directory while the output file is open."""
+
+    def __init__(self, data_key: bytes, directory: Path) -> None:
+        super().__init__(data_key)
+        self.directory = directory
+        self.partial_modes: list[int] = []
+
+    def unwrap(self, encrypted_data_keys: Sequence[EncryptedDataKey], context: Mapping[str, str]) -> bytes:
+        names = leftovers(self.directory)
+        self.partial_modes = [(self.directory / name).stat().st_mode & 0o777 for name in names]
+        return super().unwrap(encrypted_data_keys, context)
+
+
+def test_unverified_output_is_unnamed_or_private(tmp_path: Path, key_source: StaticKeySource) -> None:
+    from ztai_runtime.weights import files
+    plain, sealed = tmp_path / "w.bin", tmp_path / "w.enc"
+    plain.write_bytes(os.urandom(3000))
+    encrypt_file(plain, sealed, key_source, CONTEXT)
+    anonymous = files._anonymous_file(tmp_path)
+    if anonymous is not None:
+        os.close(anonymous)
+    listing = ListingUnwrapper(key_source.data_key, tmp_path)
+    decrypt_file(sealed, tmp_path / "out.bin", listing)
+    # With O_TMPFILE (most Linux hosts) nothing has a name before it verified; where the
+    # filesystem cannot name such a file later (this sandbox: EXDEV), one private file does.
+    assert listing.partial_modes == ([] if anonymous is not None else [0o600])
+    assert leftovers(tmp_path) == []

@@ -11,9 +11,13 @@ Encryption CLI of any language can decrypt it (and we decrypt what they write):
     (no footer: the suite does not sign)
 
 Only suite 0x0478, AES_256_GCM_HKDF_SHA512_COMMIT_KEY, is written or accepted: it is key-committing
-(a message decrypts under one data key only) and unsigned (the encryptor is authenticated by KMS,
-through who may call GenerateDataKey, not by a per-message signature). The version field of the
-format is the message version byte; anything but 2 is refused.
+(a message decrypts under one data key only) and unsigned. Unsigned means the message proves only
+that its writer could obtain a data key for it: anyone able to unwrap a file's data key (KMS
+Decrypt under its context) or to wrap one (KMS Encrypt) can write a different message that
+decrypts as valid. Who may write weights is therefore decided by the key policy (only the
+publisher may GenerateDataKey/Encrypt; Decrypt only inside an attested enclave, issue #4), and
+provenance by model signing (§4.3), not by this format. The version field of the format is the
+message version byte; anything but 2 is refused.
 """
 
 from __future__ import annotations
@@ -93,6 +97,9 @@ def validate_context(context: Mapping[str, str], *, writing: bool) -> dict[str, 
             problems.append(f"{key!r}: keys and values must be strings")
         elif not key:
             problems.append("empty key")
+        elif writing and not value:
+            # Some official SDKs (Java) refuse to read an empty value: do not write one.
+            problems.append(f"{key!r}: empty value")
         elif writing and key.startswith(RESERVED_CONTEXT_PREFIX):
             problems.append(f"{key!r}: the prefix {RESERVED_CONTEXT_PREFIX!r} is reserved by the "
                             "AWS Encryption SDK")
@@ -129,17 +136,19 @@ def _parse_context(data: bytes) -> dict[str, str]:
         # The spec forbids a zero count in a non-empty field: an empty context has length 0.
         raise WeightsFormatError("malformed header: encryption context with a count of 0")
     context: dict[str, str] = {}
-    previous: bytes | None = None
     for _ in range(count):
         key = reader.take(reader.uint16())
         value = reader.take(reader.uint16())
-        if previous is not None and key <= previous:
-            raise WeightsFormatError("malformed header: encryption context keys not sorted or duplicated")
-        previous = key
         try:
-            context[key.decode("utf-8")] = value.decode("utf-8")
+            name = key.decode("utf-8")
+            text = value.decode("utf-8")
         except UnicodeDecodeError:
             raise WeightsFormatError("malformed header: encryption context is not UTF-8") from None
+        # The order is not checked: writers sort differently (the JavaScript SDK by locale), and
+        # the header bytes are authenticated as they are. A duplicate would be ambiguous.
+        if name in context:
+            raise WeightsFormatError(f"malformed header: encryption context key {name!r} appears twice")
+        context[name] = text
     reader.end()
     return context
 
@@ -251,9 +260,23 @@ def read_header(source: BinaryIO, *, max_encrypted_data_keys: int = MAX_ENCRYPTE
     return header, tag
 
 
+def read_up_to(source: BinaryIO, count: int) -> bytes:
+    """Up to `count` bytes, fewer only at the end of the stream: pipes, sockets and vsock return
+    short reads, which are not truncation."""
+    chunks = []
+    remaining = count
+    while remaining:
+        chunk = source.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
 def _read_exact(source: BinaryIO, count: int, what: str) -> bytes:
-    data = source.read(count)
-    if data is None or len(data) != count:
+    data = read_up_to(source, count)
+    if len(data) != count:
         raise AuthenticationError(f"message truncated in the {what}")
     return data
 

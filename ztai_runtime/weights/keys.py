@@ -17,6 +17,16 @@ class UnwrapError(Exception):
     """No encrypted data key of the message could be unwrapped (wrong key, no access, ...)."""
 
 
+# KMS answers that mean "this key will not unwrap this data key for you": try the next one.
+# Anything else (throttling after retries, no credentials, no network, a bug) is not a verdict on
+# the message and propagates, so it is reported as what it is.
+KMS_REFUSALS = frozenset({
+    "AccessDeniedException", "IncorrectKeyException", "InvalidCiphertextException", "DisabledException",
+    "NotFoundException", "KMSInvalidStateException", "KeyUnavailableException",
+    "InvalidKeyUsageException",
+})
+
+
 class DataKeySource(Protocol):
     def generate(self, context: Mapping[str, str]) -> tuple[bytes, list[EncryptedDataKey]]:
         """A fresh 32-byte data key and its wrapped copies, bound to `context`."""
@@ -29,11 +39,21 @@ class DataKeyUnwrapper(Protocol):
         ...
 
 
-def _error_code(error: Exception) -> str:
+def _error_code(error: Exception) -> str | None:
     response = getattr(error, "response", None)
     if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", type(error).__name__))
-    return type(error).__name__
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def _key_arn_parts(arn: str) -> tuple[str, str, str] | None:
+    """(partition, region, account) of a KMS *key* ARN (not an alias ARN), else None."""
+    parts = arn.split(":")
+    if (len(parts) != 6 or parts[0] != "arn" or parts[2] != "kms" or not parts[5].startswith("key/")
+            or not parts[3] or not parts[4].isdigit()):
+        return None
+    return parts[1], parts[3], parts[4]
 
 
 class KmsDataKeySource:
@@ -60,28 +80,41 @@ class KmsUnwrapper:
     """KMS `Decrypt` of the message's `aws-kms` data keys, naming the key explicitly.
 
     Strict (`key_arns`): only data keys wrapped under those key ARNs are tried, as the SDKs' strict
-    KMS keyring does. Discovery (`discovery_accounts`): any `aws-kms` data key whose key ARN is in
-    one of those accounts. One of the two is required: trying whatever key a file names would let
-    a crafted file make us call keys in another account.
+    KMS keyring does. Discovery (`discovery_accounts`, with `partition`): any `aws-kms` data key
+    whose key ARN is in that partition and one of those accounts, as the SDKs' discovery filter.
+    One of the two is required: trying whatever key a file names would let a crafted file make us
+    call keys in other accounts. The client is regional: keys of other regions are skipped.
     """
 
     def __init__(self, kms: Any, *, key_arns: Sequence[str] = (),
-                 discovery_accounts: Sequence[str] = ()) -> None:
+                 discovery_accounts: Sequence[str] = (), partition: str = "aws") -> None:
         if not key_arns and not discovery_accounts:
             raise ValueError("KmsUnwrapper needs key ARNs (strict) or discovery accounts")
         for arn in key_arns:
-            if not arn.startswith("arn:") or ":key/" not in arn:
+            if _key_arn_parts(arn) is None:
                 raise ValueError(f"{arn!r} is not a KMS key ARN (arn:<partition>:kms:<region>:"
                                  "<account>:key/<id>); aliases cannot be matched against a message")
+        for account in discovery_accounts:
+            if not (len(account) == 12 and account.isdigit()):
+                raise ValueError(f"{account!r} is not an AWS account id (12 digits)")
         self._kms = kms
         self._key_arns = tuple(key_arns)
         self._accounts = tuple(discovery_accounts)
+        self._partition = partition
+        self._region = getattr(getattr(kms, "meta", None), "region_name", None)
 
-    def _allowed(self, arn: str) -> bool:
+    def _skip_reason(self, arn: str) -> str | None:
+        parts = _key_arn_parts(arn)
+        if parts is None:
+            return "not a KMS key ARN"
         if self._key_arns:
-            return arn in self._key_arns
-        parts = arn.split(":")
-        return len(parts) >= 6 and parts[2] == "kms" and parts[4] in self._accounts
+            if arn not in self._key_arns:
+                return "not an allowed key"
+        elif parts[0] != self._partition or parts[2] not in self._accounts:
+            return "not an allowed key (outside the discovery partition and accounts)"
+        if self._region and parts[1] != self._region:
+            return f"in region {parts[1]}; this KMS client is for {self._region}"
+        return None
 
     def unwrap(self, encrypted_data_keys: Sequence[EncryptedDataKey], context: Mapping[str, str]) -> bytes:
         tried: list[str] = []
@@ -89,15 +122,19 @@ class KmsUnwrapper:
             if edk.provider_id != KMS_PROVIDER_ID:
                 continue
             arn = edk.provider_info.decode("utf-8", errors="replace")
-            if not self._allowed(arn):
-                tried.append(f"{arn}: not an allowed key")
+            reason = self._skip_reason(arn)
+            if reason:
+                tried.append(f"{arn}: {reason}")
                 continue
             try:
                 response = self._kms.decrypt(CiphertextBlob=edk.ciphertext, KeyId=arn,
                                              EncryptionContext=dict(context),
                                              EncryptionAlgorithm="SYMMETRIC_DEFAULT")
-            except Exception as error:  # noqa: BLE001 - any KMS refusal means "try the next key"
-                tried.append(f"{arn}: {_error_code(error)}")
+            except Exception as error:
+                code = _error_code(error)
+                if code not in KMS_REFUSALS:
+                    raise
+                tried.append(f"{arn}: {code}")
                 continue
             if response.get("KeyId") != arn:
                 tried.append(f"{arn}: KMS answered for another key ({response.get('KeyId')})")

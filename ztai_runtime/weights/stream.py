@@ -44,6 +44,7 @@ from ztai_runtime.weights.format import (
     derive_keys,
     frame_iv,
     read_header,
+    read_up_to,
     serialize_header,
     validate_context,
 )
@@ -305,7 +306,7 @@ def decrypt_stream(source: BinaryIO, sink: BinaryIO, unwrapper: DataKeyUnwrapper
             if sequence >= MAX_FRAME_COUNT - 1:
                 raise AuthenticationError("message has no final frame")
         pipeline.drain()
-        if source.read(1):
+        if read_up_to(source, 1):
             raise AuthenticationError("data after the final frame: the message was extended or "
                                       "concatenated")
         failed = False
@@ -318,8 +319,8 @@ def decrypt_stream(source: BinaryIO, sink: BinaryIO, unwrapper: DataKeyUnwrapper
 
 
 def _read_exact(source: BinaryIO, count: int, sequence: int) -> bytes:
-    data = source.read(count)
-    if data is None or len(data) != count:
+    data = read_up_to(source, count)
+    if len(data) != count:
         if sequence > 0 and not data:
             raise AuthenticationError(f"message truncated before frame {sequence}: no final frame")
         raise AuthenticationError(f"message truncated in frame {sequence}")
