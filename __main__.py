@@ -6,9 +6,11 @@ Validation lives in `components.stack_config`, resources in `components/`.
 
 import pulumi
 
-from components.keys import KeyHierarchy, KeyHierarchyArgs
+from components.key_rotation import MonthlyKeyRotation, MonthlyKeyRotationArgs
+from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
 from components.stack_config import load_stack_config
+from components.token_vault import TokenVault, TokenVaultArgs
 
 config = load_stack_config()
 
@@ -41,6 +43,44 @@ network = SegmentedNetwork(
 )
 keys.grant_cloudwatch_logs(network.log_group_prefix)
 
+# Monthly on-demand rotation of the symmetric keys (the HMAC key cannot be rotated on demand),
+# from the management segment's private subnets through its KMS endpoint.
+management = network.segments["management"]
+rotation = MonthlyKeyRotation(
+    "key-rotation",
+    MonthlyKeyRotationArgs(
+        environment=config.environment,
+        owner=config.owner,
+        region=config.region,
+        key_aliases=[keys.aliases[purpose].name for purpose in SYMMETRIC_PURPOSES],
+        logs_key_arn=keys.key_arn("logs"),
+        dead_letter_key_arn=keys.key_arn("logs"),
+        subnet_ids=[subnet.id for subnet in management.private_subnets],
+        vpc_id=management.vpc.id,
+        vpc_cidr=management.vpc.cidr_block,
+        protect=config.is_prod,
+    ),
+)
+keys.grant_key_rotation(rotation.role)
+keys.grant_cloudwatch_logs(rotation.log_group_prefix)
+# SQS needs GenerateDataKey and Decrypt from whoever sends to an encrypted queue.
+keys.grant_generate_data_key("logs", rotation.scheduler_role)
+keys.grant_decrypt("logs", rotation.scheduler_role)
+
+# The token vault (§4.1), encrypted with the secrets key. No role is granted tokenize/detokenize
+# yet (roles come with §3.2): grant with token_vault.grant_tokenize(role, keys=keys) and
+# token_vault.grant_detokenize(role, keys=keys) here, above the seal.
+token_vault = TokenVault(
+    "token-vault",
+    TokenVaultArgs(
+        environment=config.environment,
+        owner=config.owner,
+        kms_key_arn=keys.key_arn("secrets"),
+        deletion_protection=config.is_prod,
+        protect=config.is_prod,
+    ),
+)
+
 # Every grant is made above this line: sealing writes the key policies.
 keys.seal()
 
@@ -51,3 +91,4 @@ pulumi.export("privateSubnetIds", {
 })
 pulumi.export("keyArns", {purpose: key.arn for purpose, key in keys.keys.items()})
 pulumi.export("keyAliases", {purpose: alias.name for purpose, alias in keys.aliases.items()})
+pulumi.export("tokenVaultTable", token_vault.table_name)

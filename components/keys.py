@@ -11,7 +11,9 @@ Key policies are written here and nowhere else:
 - the break-glass role, if given, is the only principal with `kms:*`, and only with MFA;
 - usage is granted by the hierarchy's owner methods (`grant_encrypt`, `grant_decrypt`,
   `grant_generate_data_key`, `grant_generate_mac`, `grant_verify_mac`, `grant_cloudwatch_logs`),
-  which take a role, never by other components writing key ARNs into their own policies.
+  which take a role, never by other components writing key ARNs into their own policies;
+- `grant_key_rotation` makes the monthly rotation function's role an administrator of the
+  symmetric keys' policies, without any use (see its docstring).
 
 Usage grants are collected while the program composes the stack and written when `seal()` is
 called, as one `aws.kms.KeyPolicy` per key. Until then each key carries its administration-only
@@ -50,6 +52,17 @@ ADMIN_ACTIONS = (
     "kms:UpdateKeyDescription", "kms:EnableKeyRotation", "kms:RotateKeyOnDemand",
     "kms:TagResource", "kms:UntagResource", "kms:RevokeGrant", "kms:RetireGrant", "kms:EnableKey",
     "kms:DisableKey", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
+)
+# The monthly rotation function (components/key_rotation.py, ztai_runtime/rotation.py), on every
+# symmetric key: inspect and rotate; and, to create a successor with a copy of the key's policy,
+# the actions that copy must grant it. KMS refuses a CreateKey policy that does not let the caller
+# PutKeyPolicy on the new key (the lockout safety check, never bypassed), so PutKeyPolicy is here
+# although the function never calls it; EnableKeyRotation and UpdateAlias act on the successor;
+# TagResource covers the tags set at creation. No use action, no CreateGrant.
+KEY_ROTATION_ACTIONS = (
+    "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListKeyRotations",
+    "kms:ListResourceTags", "kms:RotateKeyOnDemand", "kms:PutKeyPolicy", "kms:TagResource",
+    "kms:EnableKeyRotation", "kms:UpdateAlias",
 )
 SHORTEST_ROTATION_DAYS = 90
 DELETION_WINDOW_DAYS = 30
@@ -136,8 +149,12 @@ class KeyHierarchy(pulumi.ComponentResource):
             self.keys[purpose] = key
             alias_name = f"alias/zero-trust-ai/{args.environment}/{purpose}"
             self.aliases[purpose] = aws.kms.Alias(
-                f"{name}-{purpose}-alias", name=alias_name,
-                target_key_id=key.key_id, opts=pulumi.ResourceOptions(parent=key))
+                f"{name}-{purpose}-alias", name=alias_name, target_key_id=key.key_id,
+                # The monthly rotation moves a symmetric key's alias to a successor key; without
+                # this the next `pulumi up` would move it back (README: successor runbook). The
+                # HMAC key is never replaced, so drift of its alias is still corrected.
+                opts=pulumi.ResourceOptions(parent=key,
+                                            ignore_changes=[] if hmac else ["targetKeyId"]))
             for region in args.replica_regions:
                 replica = aws.kms.ReplicaKey(
                     f"{name}-{purpose}-{region}",
@@ -209,6 +226,19 @@ class KeyHierarchy(pulumi.ComponentResource):
                     lambda account, region: {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
                         f"arn:{partition}:logs:{region}:{account}:log-group:{log_group_prefix}*"}},
                     service="logs")
+
+    def grant_key_rotation(self, role: aws.iam.Role) -> None:
+        """Let the monthly rotation function's role rotate every symmetric key and replace it
+        with a successor (KEY_ROTATION_ACTIONS).
+
+        This makes the role an administrator of those keys' policies: with PutKeyPolicy it could
+        rewrite a policy, including to grant itself use. That is the price of successors that
+        carry the same policy (issue 3, "Monthly rotation"). It holds no use action here, its
+        statement has its own Sid, and the role is assumable only by Lambda for that function.
+        The HMAC key gets nothing: KMS cannot rotate HMAC keys on demand.
+        """
+        for purpose in SYMMETRIC_PURPOSES:
+            self._grant(purpose, "KeyRotationWithoutUse", self._role(role), KEY_ROTATION_ACTIONS)
 
     def seal(self) -> None:
         """Write every key's policy with the grants made so far; no grant is accepted after."""

@@ -3,7 +3,8 @@
 - a key without a policy gets AWS's default, `kms:*` for the whole account through IAM;
 - no Allow to any principal (`*`) without a condition;
 - no `kms:*` (or `*`) except for the configured break-glass principals;
-- no principal that both administers a key (PutKeyPolicy) and uses it;
+- no principal that both administers a key (PutKeyPolicy) and uses it, in one statement or
+  across several (a use grant to an administrator, e.g. the key rotation role, is caught);
 - no kms:CreateGrant (a grant hands out use of the key) except for AWS services acting for a
   resource (`kms:GrantIsForAWSResource`) or break-glass.
 """
@@ -50,10 +51,19 @@ def document_problems(document: Any, label: str, break_glass: set[str]) -> list[
     except PolicyDocumentError as error:
         return [str(error)]
     problems = []
+    # principal -> Sids of the statements that let it administer / use the key
+    administers: dict[str, list[str]] = {}
+    uses: dict[str, list[str]] = {}
     for index, statement in statements:
         sid = statement.get("Sid") or f"#{index}"
         principals = _principals(statement.get("Principal"))
         actions = [str(a) for a in as_list(statement.get("Action"))]
+        if not set(principals) <= break_glass:
+            for principal in principals:
+                if any(_covers(a, _ADMIN) for a in actions):
+                    administers.setdefault(principal, []).append(sid)
+                if any(_covers(a, _USE_PREFIXES) for a in actions):
+                    uses.setdefault(principal, []).append(sid)
         if "*" in principals and not statement.get("Condition"):
             problems.append(f"{label} statement {sid} allows any principal without a condition")
         if principals and set(principals) <= break_glass:
@@ -70,6 +80,12 @@ def document_problems(document: Any, label: str, break_glass: set[str]) -> list[
                 if isinstance(block, Mapping) for key in block}:
             problems.append(f"{label} statement {sid} allows kms:CreateGrant, with which its "
                             "holders can hand out use of the key")
+    for principal in sorted(set(administers) & set(uses)):
+        if set(administers[principal]) & set(uses[principal]):
+            continue  # one statement doing both is reported above
+        problems.append(f"{label} lets {principal} administer the key (statement "
+                        f"{', '.join(administers[principal])}) and use it (statement "
+                        f"{', '.join(uses[principal])})")
     return problems
 
 

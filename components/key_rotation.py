@@ -1,0 +1,397 @@
+"""Monthly rotation of the key hierarchy's symmetric keys (control map §4.2, issue 3 part 2).
+
+KMS automatic rotation runs at most every 90 days. This component adds a monthly on-demand
+rotation: an EventBridge Scheduler schedule invokes a Lambda function (`ztai_runtime.rotation`)
+with the aliases of the symmetric keys; the function rotates each key once a month, and when a key
+has used 24 of its 25 on-demand rotations it creates a successor with the same policy, tags and
+rotation period and moves the alias (the old key stays enabled for decryption).
+
+What it builds, secure by default:
+
+- the function: the runtime modules it needs and nothing else (they depend on boto3 only), a
+  supported Python runtime, reserved concurrency 1 so two runs never race on a successor,
+  asynchronous retries (the rerun is idempotent), and its own log group, `/aws/lambda/<name>`,
+  created before the function, encrypted with the given CMK and kept `log_retention_days`;
+- its execution role, trusted only by lambda.amazonaws.com of this account. Its IAM policy holds
+  only what KMS authorises through IAM: `kms:CreateKey` for symmetric single-Region AWS_KMS keys
+  that carry the predecessor tag, the tagging that comes with it, `kms:ListKeys` (to find a
+  successor left by a crash), `kms:UpdateAlias` on the given aliases, writing to its log group,
+  and an explicit Deny of CreateKey/PutKeyPolicy with the lockout-check bypass. Everything it
+  does on the keys themselves comes from the key policies (`KeyHierarchy.grant_key_rotation`);
+- the schedule: a fixed cron in UTC (default 03:00 on the 1st), no flexible window, a retry
+  policy, and a dead-letter SQS queue encrypted with a CMK whose policy admits only the
+  scheduler's role over TLS. The scheduler's role is trusted only by scheduler.amazonaws.com of
+  this account and may only invoke this function and send to that queue; an explicit Deny keeps
+  its use of the queue's key to SQS and that queue;
+- two alarms: function errors and dead letters. Scheduler retries and the dead-letter queue cover
+  failures to *deliver* the invocation only: Scheduler invokes Lambda asynchronously, so an error
+  the function raises (a failing run) reaches Lambda's own retries and the error alarm, not the
+  queue. Alarm state changes are EventBridge events, so the playbooks of §5.3 can subscribe;
+  `alarm_actions` adds SNS topics or other actions.
+
+Network: with `subnet_ids`, `vpc_id` and `vpc_cidr` (the stack passes the management segment) the
+function runs in those private subnets with a security group that allows only HTTPS to the VPC's
+own CIDR, where the KMS interface endpoint and its data-perimeter policy are. The function calls
+KMS only; Lambda delivers its logs outside the VPC. Without them it runs outside any VPC.
+
+Grants the key owner must make, because components never write key policies:
+`keys.grant_key_rotation(rotation.role)` on the symmetric keys; on the dead-letter key,
+`grant_generate_data_key` and `grant_decrypt` for `rotation.scheduler_role` (what SQS requires of
+a producer); and `keys.grant_cloudwatch_logs(rotation.log_group_prefix)` on the logs key. Type
+token `zero-trust-ai:keys:MonthlyKeyRotation`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws_facts import LOG_RETENTION_DAYS, partition_for_region
+
+# The modules the function imports, shipped alone: the function holds key-policy administration,
+# so it carries no code it does not run (and none that needs `cryptography`, which the Lambda
+# runtime lacks). A test checks that rotation.py imports nothing else from the package.
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "ztai_runtime"
+RUNTIME_MODULES: tuple[str, ...] = ("__init__.py", "jsonlog.py", "rotation.py")
+HANDLER = "ztai_runtime.rotation.handler"
+RUNTIME = "python3.13"
+PREDECESSOR_TAG = "zero-trust-ai:predecessor-key-id"  # must match ztai_runtime.rotation
+
+DEFAULT_SCHEDULE = "cron(0 3 1 * ? *)"  # 03:00 UTC on the 1st of every month
+_CRON = re.compile(r"^cron\(\S+ \S+ \S+ \S+ \S+ \S+\)$")
+_RATE = re.compile(r"^rate\(\d+ (minute|minutes|hour|hours|day|days)\)$")
+# Lambda allows at most 900 s. A successor scan lists every key of the account and reads its tags,
+# and every call may back off up to 8 attempts, so leave room.
+MIN_TIMEOUT, MAX_TIMEOUT = 60, 900
+# Scheduler: 0-185 retries, event age 60-86400 s. Lambda asynchronous invocation: 0-2 retries.
+SCHEDULE_RETRY_ATTEMPTS = 10
+SCHEDULE_MAX_EVENT_AGE = 86400
+FUNCTION_RETRY_ATTEMPTS = 2
+FUNCTION_MAX_EVENT_AGE = 6 * 3600
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum: time to notice and investigate
+
+
+@dataclass
+class MonthlyKeyRotationArgs:
+    """Inputs of `MonthlyKeyRotation`; every default is the secure one.
+
+    environment, owner, region: names, tags and ARNs.
+    key_aliases: aliases of the keys to rotate monthly (the hierarchy's symmetric keys; never an
+        HMAC or asymmetric key, which KMS cannot rotate on demand). The function may move only
+        these aliases.
+    logs_key_arn: CMK that encrypts the function's log group (the hierarchy's logs key, with
+        `grant_cloudwatch_logs(log_group_prefix)`).
+    dead_letter_key_arn: CMK that encrypts the dead-letter queue; its owner must grant the
+        scheduler role GenerateDataKey and Decrypt.
+    schedule_expression: Scheduler expression in UTC; default DEFAULT_SCHEDULE. The policy pack
+        requires at least monthly (`kms-monthly-rotation-scheduled`).
+    subnet_ids, vpc_id, vpc_cidr: run the function in these private subnets, reaching KMS through
+        the VPC's interface endpoint. Default: all empty, no VPC. Give all three or none.
+    log_retention_days: CloudWatch retention of the function's logs; default 365.
+    timeout_seconds: function timeout, 60-900; default 600.
+    alarm_actions: ARNs notified when the function fails or a dead letter arrives. Default none:
+        the alarms still change state, which EventBridge sees.
+    protect: `protect` and deletion protection on the log group; default False, True in prod.
+    """
+
+    environment: str
+    owner: str
+    region: str
+    key_aliases: Sequence[pulumi.Input[str]]
+    logs_key_arn: pulumi.Input[str]
+    dead_letter_key_arn: pulumi.Input[str]
+    schedule_expression: str = DEFAULT_SCHEDULE
+    subnet_ids: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    vpc_id: pulumi.Input[str] | None = None
+    vpc_cidr: pulumi.Input[str] | None = None
+    log_retention_days: int = 365
+    timeout_seconds: int = 600
+    alarm_actions: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    protect: bool = False
+
+
+def _policy(statements: list[dict[str, Any]]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+
+
+def service_trust_policy(service: str, account_id: str) -> str:
+    """Trust for one AWS service acting for this account only (confused-deputy guard)."""
+    return _policy([{
+        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+    }])
+
+
+def rotation_policy(*, partition: str, region: str, account_id: str, alias_names: Sequence[str],
+                    log_group_arn: str, subnet_ids: Sequence[str] = (),
+                    security_group_id: str | None = None) -> str:
+    """The execution role's IAM policy: only what KMS authorises through IAM, plus logging."""
+    kms_arn = f"arn:{partition}:kms:{region}:{account_id}"
+    statements: list[dict[str, Any]] = [
+        {"Sid": "WriteOwnLogGroup", "Effect": "Allow",
+         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": [log_group_arn, f"{log_group_arn}:log-stream:*"]},
+        # CreateKey has no resource to scope; the conditions pin what the function creates to a
+        # successor of a hierarchy key: symmetric, single-Region, material made by KMS, tagged
+        # with the key it replaces.
+        {"Sid": "CreateSuccessorKeysOnly", "Effect": "Allow", "Action": "kms:CreateKey",
+         "Resource": "*",
+         "Condition": {
+             "StringEquals": {"kms:KeySpec": "SYMMETRIC_DEFAULT", "kms:KeyUsage": "ENCRYPT_DECRYPT",
+                              "kms:KeyOrigin": "AWS_KMS"},
+             "Bool": {"kms:MultiRegion": "false"},
+             "Null": {f"aws:RequestTag/{PREDECESSOR_TAG}": "false"},
+         }},
+        # Tags given to CreateKey are authorised by kms:TagResource in an IAM policy covering all
+        # keys of the account and region (KMS developer guide, "Controlling access to tags").
+        {"Sid": "TagKeysAtCreation", "Effect": "Allow", "Action": "kms:TagResource",
+         "Resource": f"{kms_arn}:key/*"},
+        # KMS cannot search by tag: a successor left by a crash is found by listing the keys.
+        {"Sid": "ListKeysToFindSuccessors", "Effect": "Allow", "Action": "kms:ListKeys",
+         "Resource": "*"},
+        # Aliases have no policy of their own; the keys on both sides allow UpdateAlias too.
+        {"Sid": "MoveOnlyTheseAliases", "Effect": "Allow", "Action": "kms:UpdateAlias",
+         "Resource": [f"{kms_arn}:{name}" for name in alias_names]},
+        {"Sid": "NeverBypassTheLockoutCheck", "Effect": "Deny",
+         "Action": ["kms:CreateKey", "kms:PutKeyPolicy"], "Resource": "*",
+         "Condition": {"Bool": {"kms:BypassPolicyLockoutSafetyCheck": "true"}}},
+    ]
+    if subnet_ids:
+        ec2_arn = f"arn:{partition}:ec2:{region}:{account_id}"
+        statements += [
+            # What Lambda needs to attach the function to the VPC (AWSLambdaVPCAccessExecutionRole,
+            # narrowed): Describe* take no resource; the rest stay in this account and region,
+            # and new interfaces only in the given subnets and security group.
+            {"Sid": "DescribeNetwork", "Effect": "Allow",
+             "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], "Resource": "*"},
+            {"Sid": "CreateInterfacesInOwnSubnets", "Effect": "Allow",
+             "Action": "ec2:CreateNetworkInterface",
+             "Resource": [f"{ec2_arn}:network-interface/*",
+                          *(f"{ec2_arn}:subnet/{subnet}" for subnet in subnet_ids),
+                          f"{ec2_arn}:security-group/{security_group_id}"]},
+            {"Sid": "ManageOwnInterfaces", "Effect": "Allow",
+             "Action": ["ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
+                        "ec2:UnassignPrivateIpAddresses"],
+             "Resource": f"{ec2_arn}:network-interface/*"},
+        ]
+    return _policy(statements)
+
+
+def scheduler_policy(*, region: str, function_arn: str, queue_arn: str) -> str:
+    """The scheduler role: invoke this function, dead-letter into this queue, nothing else.
+
+    The queue's key grants this role GenerateDataKey/Decrypt (SQS needs both from a producer).
+    The Denies keep that use to SQS and this queue: were the schedule re-pointed at another
+    target (a universal target can call any API), the role still could not decrypt with the key.
+    """
+    return _policy([
+        {"Sid": "InvokeRotationFunction", "Effect": "Allow", "Action": "lambda:InvokeFunction",
+         "Resource": function_arn},
+        {"Sid": "SendDeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage",
+         "Resource": queue_arn},
+        {"Sid": "KeyOnlyThroughSqs", "Effect": "Deny", "Action": "kms:*", "Resource": "*",
+         "Condition": {"StringNotEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}}},
+        {"Sid": "KeyOnlyForThisQueue", "Effect": "Deny",
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
+         "Resource": "*",
+         "Condition": {"StringNotEquals": {"kms:EncryptionContext:aws:sqs:arn": queue_arn}}},
+    ])
+
+
+def dead_letter_queue_policy(queue_arn: str, scheduler_role_arn: str) -> str:
+    return _policy([
+        {"Sid": "SchedulerRoleSends", "Effect": "Allow", "Principal": {"AWS": scheduler_role_arn},
+         "Action": "sqs:SendMessage", "Resource": queue_arn},
+        {"Sid": "TlsOnly", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "sqs:*",
+         "Resource": queue_arn, "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+    ])
+
+
+def runtime_archive() -> pulumi.AssetArchive:
+    """The Lambda code: `ztai_runtime/<module>` for the modules the function imports."""
+    return pulumi.AssetArchive({"ztai_runtime": pulumi.AssetArchive({
+        module: pulumi.FileAsset(str(RUNTIME_DIR / module)) for module in RUNTIME_MODULES})})
+
+
+class MonthlyKeyRotation(pulumi.ComponentResource):
+    """The monthly rotation function, its schedule and its roles.
+    Type token `zero-trust-ai:keys:MonthlyKeyRotation`."""
+
+    role: aws.iam.Role
+    scheduler_role: aws.iam.Role
+    function: aws.lambda_.Function
+    schedule: aws.scheduler.Schedule
+    dead_letter_queue: aws.sqs.Queue
+    log_group_prefix: str
+
+    def __init__(self, name: str, args: MonthlyKeyRotationArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        _validate(args)  # before registering anything
+        super().__init__("zero-trust-ai:keys:MonthlyKeyRotation", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        partition = partition_for_region(args.region)
+        account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+        tags = {"environment": args.environment, "owner": args.owner,
+                "data-classification": "internal", "project": "zero-trust-ai"}
+        function_name = f"zero-trust-ai-{args.environment}-key-rotation"
+        # Lambda writes to /aws/lambda/<function name>; the group exists (encrypted, with
+        # retention) before the function, so Lambda never creates an unencrypted one.
+        self.log_group_prefix = f"/aws/lambda/{function_name}"
+
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs", name=self.log_group_prefix, retention_in_days=args.log_retention_days,
+            kms_key_id=args.logs_key_arn, deletion_protection_enabled=args.protect,
+            tags={**tags, "Name": function_name},
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+
+        self.role = aws.iam.Role(
+            f"{name}-role", description="Monthly KMS key rotation function (key-policy administrator, "
+                                        "no key use)",
+            max_session_duration=3600,
+            assume_role_policy=account_id.apply(
+                lambda account: service_trust_policy("lambda.amazonaws.com", account)),
+            tags={**tags, "Name": f"{function_name}-role"}, opts=child)
+
+        vpc_config = None
+        security_group: aws.ec2.SecurityGroup | None = None
+        if args.subnet_ids and args.vpc_cidr is not None:  # _validate: all three or none
+            security_group = aws.ec2.SecurityGroup(
+                f"{name}-sg", vpc_id=args.vpc_id,
+                description="Key rotation function: HTTPS to the VPC's interface endpoints only",
+                ingress=[],  # nothing connects to the function
+                egress=[aws.ec2.SecurityGroupEgressArgs(
+                    protocol="tcp", from_port=443, to_port=443, cidr_blocks=[args.vpc_cidr],
+                    description="HTTPS to the KMS interface endpoint in this VPC")],
+                tags={**tags, "Name": f"{function_name}-sg"}, opts=child)
+            vpc_config = aws.lambda_.FunctionVpcConfigArgs(
+                subnet_ids=list(args.subnet_ids), security_group_ids=[security_group.id])
+
+        alias_names = pulumi.Output.all(*args.key_aliases)
+        role_policy = aws.iam.RolePolicy(
+            f"{name}-role-policy", role=self.role.id,
+            policy=pulumi.Output.all(account_id, alias_names, log_group.arn,
+                                     pulumi.Output.all(*args.subnet_ids),
+                                     security_group.id if security_group else None).apply(
+                lambda values: rotation_policy(
+                    partition=partition, region=args.region, account_id=values[0],
+                    alias_names=values[1], log_group_arn=values[2], subnet_ids=values[3],
+                    security_group_id=values[4])),
+            opts=pulumi.ResourceOptions(parent=self.role))
+
+        self.function = aws.lambda_.Function(
+            f"{name}-function", name=function_name,
+            description="Monthly on-demand rotation of the zero-trust-ai symmetric keys",
+            runtime=RUNTIME, handler=HANDLER, code=runtime_archive(), role=self.role.arn,
+            architectures=["arm64"], memory_size=256, timeout=args.timeout_seconds,
+            # One run at a time: two concurrent runs could both create a successor.
+            reserved_concurrent_executions=1,
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+                log_format="Text", log_group=log_group.name),
+            vpc_config=vpc_config,
+            tags={**tags, "Name": function_name},
+            # The log group and the permissions exist before the first invocation can.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, role_policy]))
+
+        aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-async", function_name=self.function.name,
+            # A failed run is retried by Lambda (safe: the function is idempotent).
+            maximum_retry_attempts=FUNCTION_RETRY_ATTEMPTS,
+            maximum_event_age_in_seconds=FUNCTION_MAX_EVENT_AGE,
+            opts=pulumi.ResourceOptions(parent=self.function))
+
+        self.dead_letter_queue = aws.sqs.Queue(
+            f"{name}-dlq", name=f"{function_name}-dlq",
+            kms_master_key_id=args.dead_letter_key_arn, kms_data_key_reuse_period_seconds=300,
+            message_retention_seconds=DLQ_RETENTION_SECONDS,
+            tags={**tags, "Name": f"{function_name}-dlq"}, opts=child)
+
+        self.scheduler_role = aws.iam.Role(
+            f"{name}-scheduler-role",
+            description="EventBridge Scheduler: invoke the key rotation function only",
+            max_session_duration=3600,
+            assume_role_policy=account_id.apply(
+                lambda account: service_trust_policy("scheduler.amazonaws.com", account)),
+            tags={**tags, "Name": f"{function_name}-scheduler-role"}, opts=child)
+        scheduler_role_policy = aws.iam.RolePolicy(
+            f"{name}-scheduler-role-policy", role=self.scheduler_role.id,
+            policy=pulumi.Output.all(self.function.arn, self.dead_letter_queue.arn).apply(
+                lambda arns: scheduler_policy(region=args.region, function_arn=arns[0],
+                                              queue_arn=arns[1])),
+            opts=pulumi.ResourceOptions(parent=self.scheduler_role))
+        aws.sqs.QueuePolicy(
+            f"{name}-dlq-policy", queue_url=self.dead_letter_queue.id,  # a queue's id is its URL
+            policy=pulumi.Output.all(self.dead_letter_queue.arn, self.scheduler_role.arn).apply(
+                lambda arns: dead_letter_queue_policy(arns[0], arns[1])),
+            opts=pulumi.ResourceOptions(parent=self.dead_letter_queue))
+
+        self.schedule = aws.scheduler.Schedule(
+            f"{name}-schedule", name=function_name,
+            description="Monthly on-demand rotation of the zero-trust-ai symmetric keys",
+            schedule_expression=args.schedule_expression, schedule_expression_timezone="UTC",
+            flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="OFF"),
+            state="ENABLED",
+            target=aws.scheduler.ScheduleTargetArgs(
+                arn=self.function.arn, role_arn=self.scheduler_role.arn,
+                input=alias_names.apply(lambda names: json.dumps({"aliases": list(names)})),
+                retry_policy=aws.scheduler.ScheduleTargetRetryPolicyArgs(
+                    maximum_retry_attempts=SCHEDULE_RETRY_ATTEMPTS,
+                    maximum_event_age_in_seconds=SCHEDULE_MAX_EVENT_AGE),
+                dead_letter_config=aws.scheduler.ScheduleTargetDeadLetterConfigArgs(
+                    arn=self.dead_letter_queue.arn)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[scheduler_role_policy]))
+
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-errors-alarm", name=f"{function_name}-errors",
+            alarm_description="The monthly key rotation failed: see its key-rotation log lines",
+            namespace="AWS/Lambda", metric_name="Errors",
+            dimensions={"FunctionName": self.function.name}, statistic="Sum", period=3600,
+            evaluation_periods=1, threshold=1, comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching", alarm_actions=list(args.alarm_actions),
+            tags=tags, opts=pulumi.ResourceOptions(parent=self.function))
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-dead-letters-alarm", name=f"{function_name}-dead-letters",
+            alarm_description="The scheduler could not invoke the key rotation function",
+            namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": self.dead_letter_queue.name}, statistic="Maximum", period=300,
+            evaluation_periods=1, threshold=1, comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching", alarm_actions=list(args.alarm_actions),
+            tags=tags, opts=pulumi.ResourceOptions(parent=self.dead_letter_queue))
+
+        self.register_outputs({
+            "functionArn": self.function.arn,
+            "roleArn": self.role.arn,
+            "schedulerRoleArn": self.scheduler_role.arn,
+            "scheduleArn": self.schedule.arn,
+            "deadLetterQueueArn": self.dead_letter_queue.arn,
+            "logGroup": log_group.name,
+        })
+
+
+def _validate(args: MonthlyKeyRotationArgs) -> None:
+    """Reject what AWS (or the rotation function) would reject, before anything is declared."""
+    if not args.key_aliases:
+        raise ValueError("key_aliases is empty: name the aliases of the keys to rotate")
+    names = [alias for alias in args.key_aliases if isinstance(alias, str)]
+    if len(set(names)) != len(names) or any(not n.startswith("alias/") for n in names):
+        raise ValueError(f"key_aliases must be distinct alias names (alias/...), got {names}")
+    if not (_CRON.match(args.schedule_expression) or _RATE.match(args.schedule_expression)):
+        raise ValueError(f"schedule_expression {args.schedule_expression!r} is not a recurring "
+                         "Scheduler expression: cron(min hour day-of-month month day-of-week year) "
+                         "or rate(n minutes|hours|days)")
+    if args.log_retention_days not in LOG_RETENTION_DAYS:
+        raise ValueError(f"log_retention_days {args.log_retention_days} is not a CloudWatch Logs "
+                         f"retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    if not MIN_TIMEOUT <= args.timeout_seconds <= MAX_TIMEOUT:
+        raise ValueError(f"timeout_seconds must be {MIN_TIMEOUT} to {MAX_TIMEOUT} (Lambda allows at "
+                         f"most {MAX_TIMEOUT}), got {args.timeout_seconds}")
+    network = (bool(args.subnet_ids), args.vpc_id is not None, args.vpc_cidr is not None)
+    if any(network) and not all(network):
+        raise ValueError("subnet_ids, vpc_id and vpc_cidr go together: give all three to run the "
+                         "function in a VPC, or none")

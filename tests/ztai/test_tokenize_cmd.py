@@ -1,0 +1,191 @@
+"""`ztai tokenize` / `ztai detokenize` in-process (`ztai.cli.main`), against moto through boto3's
+standard configuration: the exit status, the message and the files an operator is left with."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from tests.ztai_runtime.test_tokenize import (
+    MAC_ALIAS,
+    Decisions,
+    World,
+    aws_environment,
+    create_vault_table,
+    make_world,
+    people,
+    read_csv,
+    write_csv,
+)
+from ztai.cli import main
+from ztai.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from ztai_runtime.tokenize import DeterministicTokenizer, derive_domain_key
+from ztai_runtime.tokenize.deterministic import TOKEN_PREFIX
+from ztai_runtime.tokenize.stream import checkpoint_path, partial_path
+
+
+@pytest.fixture(scope="module")
+def moto_world() -> Iterator[World]:
+    with aws_environment(), mock_aws():
+        yield make_world()
+
+
+@pytest.fixture
+def aws(moto_world: World, request: pytest.FixtureRequest) -> World:
+    return create_vault_table(moto_world, f"cli-{abs(hash(request.node.nodeid)):x}")
+
+
+@pytest.fixture
+def decisions() -> Iterator[Decisions]:
+    handler = Decisions()
+    logging.getLogger("ztai.tokenize").addHandler(handler)
+    yield handler
+    logging.getLogger("ztai.tokenize").removeHandler(handler)
+
+
+def tokenize(*args: str) -> int:
+    return main(["tokenize", "--key-id", MAC_ALIAS, "--domain", "customers", *args])
+
+
+def vault_args(aws: World) -> list[str]:
+    return ["--mode", "vault", "--table", aws.table, "--vault-key-id", aws.vault_key]
+
+
+def detokenize(aws: World, *args: str, domain: str = "customers") -> int:
+    return main(["detokenize", "--table", aws.table, "--vault-key-id", aws.vault_key, "--domain", domain,
+                 *args])
+
+
+def test_deterministic_csv(aws: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_csv(tmp_path / "in.csv", people(30))
+    assert tokenize("--columns", "email", str(source), str(tmp_path / "out.csv")) == EXIT_OK
+    expected = DeterministicTokenizer(derive_domain_key(aws.kms, MAC_ALIAS, "customers"))
+    out = read_csv(tmp_path / "out.csv")
+    assert [row[1] for row in out[1:]] == [expected.token(row[1]) for row in people(30)[1:]]
+    assert [row[2] for row in out] == [row[2] for row in people(30)]
+    assert "tokenized 30 values in 30 rows" in capsys.readouterr().err
+
+
+def test_jsonl_with_normalisation_format_from_the_extension(aws: World, tmp_path: Path) -> None:
+    source = tmp_path / "in.ndjson"
+    source.write_text('{"email": " Ann@X.com", "id": 7}\n{"email": "ann@x.com", "id": 8}\n')
+    assert tokenize("--columns", "email,id", "--normalize", "email=strip+lower", str(source),
+                    str(tmp_path / "out.ndjson")) == EXIT_OK
+    first, second = (json.loads(line) for line in (tmp_path / "out.ndjson").read_text().splitlines())
+    assert first["email"] == second["email"] and first["id"] != second["id"]
+    assert first["email"].startswith(TOKEN_PREFIX)
+
+
+def test_vault_round_trip_logs_the_detokenization(aws: World, tmp_path: Path, decisions: Decisions) -> None:
+    source = write_csv(tmp_path / "in.csv", people(40, distinct=10))
+    assert tokenize("--columns", "email,country", *vault_args(aws), str(source),
+                    str(tmp_path / "tokens.csv")) == EXIT_OK
+    tokens = read_csv(tmp_path / "tokens.csv")
+    assert all(row[1].startswith("tv1_") for row in tokens[1:])
+    assert detokenize(aws, "--columns", "email,country", str(tmp_path / "tokens.csv"),
+                      str(tmp_path / "back.csv")) == EXIT_OK
+    assert read_csv(tmp_path / "back.csv") == people(40, distinct=10)
+    [line] = decisions.events("detokenize")
+    assert line["outcome"] == "allowed" and line["caller"].startswith("arn:aws:sts::")
+    # Email in every row, country where it was not empty (empty cells stay empty, untokenized).
+    assert line["tokens"] == 40 + sum(1 for row in people(40)[1:] if row[2])
+
+
+def test_detokenize_in_another_domain_fails_without_output(aws: World, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_csv(tmp_path / "in.csv", people(5))
+    assert tokenize("--columns", "email", *vault_args(aws), str(source), str(tmp_path / "t.csv")) == EXIT_OK
+    assert detokenize(aws, "--columns", "email", str(tmp_path / "t.csv"), str(tmp_path / "back.csv"),
+                      domain="partners") == EXIT_USAGE
+    assert "5 of 5 tokens are not in vault" in capsys.readouterr().err
+    assert not (tmp_path / "back.csv").exists() and not partial_path(tmp_path / "back.csv").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--columns", "mail"], "column 'mail' not in the header; the columns are id, email, country"),
+    (["--columns", "email,"], "--columns 'email,' has an empty name"),
+    (["--columns", "email", "--table", "t"], "--table and --vault-key-id belong to --mode vault"),
+    (["--columns", "email", "--mode", "vault", "--table", "t"], "--mode vault needs --table NAME and "
+                                                                "--vault-key-id KEY"),
+    (["--columns", "email", "--normalize", "email=upper"],
+     "unknown step 'upper'; steps are strip, lower, nfc"),
+    (["--columns", "email", "--normalize", "id=strip"], "names column 'id', which is not among the "
+                                                        "tokenized columns"),
+    (["--columns", "email", "--checkpoint-every", "0"], "--checkpoint-every 0"),
+])
+def test_usage_errors_exit_2_and_write_nothing(aws: World, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               extra: list[str], message: str) -> None:
+    source = write_csv(tmp_path / "in.csv", people(3))
+    assert tokenize(*extra, str(source), str(tmp_path / "out.csv")) == EXIT_USAGE
+    assert message in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_file_errors_exit_2(aws: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_csv(tmp_path / "in.csv", people(3))
+    (tmp_path / "out.csv").write_text("already here")
+    assert tokenize("--columns", "email", str(source), str(tmp_path / "out.csv")) == EXIT_USAGE
+    assert "out.csv exists; pass --force to replace it" in capsys.readouterr().err
+    assert tokenize("--columns", "email", "--force", str(source), str(tmp_path / "out.csv")) == EXIT_OK
+    text = source.rename(tmp_path / "in.txt")
+    assert tokenize("--columns", "email", str(text), str(tmp_path / "out.txt")) == EXIT_USAGE
+    assert "pass --format csv|jsonl" in capsys.readouterr().err
+    assert tokenize("--columns", "email", "--format", "csv", str(text), str(tmp_path / "out.txt")) == EXIT_OK
+    missing = tmp_path / "missing.csv"
+    assert tokenize("--columns", "email", str(missing), str(tmp_path / "o.csv")) == EXIT_USAGE
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_resume_and_force_exclude_each_other(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as raised:
+        tokenize("--columns", "email", "--resume", "--force", "a.csv", "b.csv")
+    assert raised.value.code == EXIT_USAGE
+
+
+def test_aws_refusals_exit_2_naming_the_call(aws: World, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_csv(tmp_path / "in.csv", people(3))
+    assert main(["tokenize", "--key-id", aws.vault_key, "--domain", "customers", "--columns", "email",
+                 str(source), str(tmp_path / "out.csv")]) == EXIT_USAGE
+    assert "AWS KMS GenerateMac failed: InvalidKeyUsageException" in capsys.readouterr().err
+    # A vault that does not exist: refused at the first lookup; what was written stays for --resume.
+    assert tokenize("--columns", "email", "--mode", "vault", "--table", "no-such-table", "--vault-key-id",
+                    aws.vault_key, str(source), str(tmp_path / "out.csv")) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "DynamoDB BatchGetItem failed: ResourceNotFoundException" in error
+    assert "is kept: fix the cause and rerun with --resume" in error
+    assert not (tmp_path / "out.csv").exists() and partial_path(tmp_path / "out.csv").exists()
+
+
+def test_an_interrupted_run_resumes_to_the_same_bytes(aws: World, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_csv(tmp_path / "in.csv", people(5000))
+    whole, destination = tmp_path / "whole.csv", tmp_path / "out.csv"
+    assert tokenize("--columns", "email", str(source), str(whole)) == EXIT_OK
+    original = DeterministicTokenizer.tokens
+    calls = [0]
+
+    def dies_on_the_third_batch(self: DeterministicTokenizer, values: Any) -> list[str]:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise MemoryError("killed")
+        return original(self, values)
+
+    monkeypatch.setattr(DeterministicTokenizer, "tokens", dies_on_the_third_batch)
+    assert tokenize("--columns", "email", "--checkpoint-every", "1000", str(source),
+                    str(destination)) == EXIT_FAILURE
+    assert json.loads(checkpoint_path(destination).read_text())["rows_done"] == 2000
+    assert tokenize("--columns", "email", str(source), str(destination)) == EXIT_USAGE
+    assert "pass --resume to continue it or --force to start over" in capsys.readouterr().err
+    monkeypatch.setattr(DeterministicTokenizer, "tokens", original)
+    assert tokenize("--columns", "email", "--resume", str(source), str(destination)) == EXIT_OK
+    assert "(resumed after row 2000)" in capsys.readouterr().err
+    assert destination.read_bytes() == whole.read_bytes()
+    assert not checkpoint_path(destination).exists() and not partial_path(destination).exists()
