@@ -80,6 +80,8 @@ token_vault = TokenVault(
         protect=config.is_prod,
     ),
 )
+# Creating the table makes DynamoDB create a grant on the secrets key for the deploying role.
+keys.allow_service_resource_creation("secrets", "dynamodb")
 
 # Every grant is made above this line: sealing writes the key policies.
 keys.seal()

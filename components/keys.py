@@ -43,6 +43,11 @@ GENERATE_DATA_KEY_ACTIONS = ("kms:GenerateDataKey",)
 GENERATE_MAC_ACTIONS = ("kms:GenerateMac",)
 VERIFY_MAC_ACTIONS = ("kms:VerifyMac",)
 DESCRIBE_ACTIONS = ("kms:DescribeKey",)
+# What a caller needs on a resource's customer managed key for the service (e.g. DynamoDB
+# encryption at rest) to use it on the caller's behalf. Granted only under kms:ViaService.
+SERVICE_USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+                       "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey")
+SERVICE_GRANT_ACTIONS = ("kms:CreateGrant",)
 # Administration without use, listed one by one: `kms:Create*` would include CreateGrant.
 # DisableKeyRotation is left out on purpose: turning rotation off takes the break-glass role.
 ADMIN_ACTIONS = (
@@ -104,6 +109,8 @@ class _Grant:
     # Built per key once the account id and the key's region are known (replicas differ).
     condition: Callable[[str, str], dict[str, Any]] | None = None
     service: str | None = None  # an AWS service principal, `<service>.<region>.amazonaws.com`
+    # The statement goes to the key administrators (the configured roles, else the account).
+    to_administrators: bool = False
 
 
 class KeyHierarchy(pulumi.ComponentResource):
@@ -186,7 +193,7 @@ class KeyHierarchy(pulumi.ComponentResource):
     def _grant(self, purpose: str, sid: str, principal: dict[str, pulumi.Input[str]],
                actions: Sequence[str],
                condition: Callable[[str, str], dict[str, Any]] | None = None,
-               service: str | None = None) -> None:
+               service: str | None = None, to_administrators: bool = False) -> None:
         if purpose not in self._grants:
             raise ValueError(f"unknown key purpose {purpose!r}; purposes are {', '.join(PURPOSES)}")
         if self._sealed:
@@ -195,7 +202,8 @@ class KeyHierarchy(pulumi.ComponentResource):
         if wants_mac != (purpose == HMAC_PURPOSE):
             raise ValueError(f"{'MAC' if wants_mac else 'encryption'} actions do not fit the "
                              f"{purpose} key")
-        self._grants[purpose].append(_Grant(sid, principal, tuple(actions), condition, service))
+        self._grants[purpose].append(_Grant(sid, principal, tuple(actions), condition, service,
+                                            to_administrators))
 
     def _role(self, role: aws.iam.Role) -> dict[str, pulumi.Input[str]]:
         return {"AWS": role.arn}
@@ -226,6 +234,40 @@ class KeyHierarchy(pulumi.ComponentResource):
                     lambda account, region: {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
                         f"arn:{partition}:logs:{region}:{account}:log-group:{log_group_prefix}*"}},
                     service="logs")
+
+    def grant_use_through_service(self, purpose: str, role: aws.iam.Role, service: str) -> None:
+        """Let `service` (e.g. "dynamodb") use the key on `role`'s behalf, and only through it.
+
+        Encryption at rest of a DynamoDB table under a customer managed key makes DynamoDB call
+        KMS as the caller, for reads and writes. The conditions keep it to that path:
+        `kms:ViaService` is set only when the service calls, so the role still cannot Decrypt
+        directly (the vault's client-side ciphertext needs `grant_decrypt` for that).
+        """
+        def via(account: str, region: str) -> dict[str, Any]:
+            return {"StringEquals": {"kms:ViaService": f"{service}.{region}.amazonaws.com",
+                                     "kms:CallerAccount": account}}
+
+        def via_for_resource(account: str, region: str) -> dict[str, Any]:
+            return {**via(account, region), "Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+        label = service.capitalize()
+        self._grant(purpose, f"Through{label}", self._role(role), SERVICE_USE_ACTIONS, via)
+        self._grant(purpose, f"GrantThrough{label}", self._role(role), SERVICE_GRANT_ACTIONS,
+                    via_for_resource)
+
+    def allow_service_resource_creation(self, purpose: str, service: str) -> None:
+        """Let the key administrators (the deploying roles) create `service` resources encrypted
+        with the key: creating a DynamoDB table under a customer managed key makes DynamoDB create
+        a grant for the table on the creator's behalf. Only CreateGrant, only for an AWS resource,
+        only through the service: the administrators still cannot use the key.
+        """
+        def via_for_resource(account: str, region: str) -> dict[str, Any]:
+            return {"StringEquals": {"kms:ViaService": f"{service}.{region}.amazonaws.com",
+                                     "kms:CallerAccount": account},
+                    "Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+        self._grant(purpose, f"Create{service.capitalize()}Resources", {}, SERVICE_GRANT_ACTIONS,
+                    via_for_resource, to_administrators=True)
 
     def grant_key_rotation(self, role: aws.iam.Role) -> None:
         """Let the monthly rotation function's role rotate every symmetric key and replace it
@@ -292,6 +334,8 @@ def _policy_document(partition: str, account_id: str, region: str, administrator
     for index, (grant, principal) in enumerate(grants):
         if grant.service is not None:
             principal = {"Service": f"{grant.service}.{region}.amazonaws.com"}
+        elif grant.to_administrators:
+            principal = admin_principal
         statement: dict[str, Any] = {"Sid": f"{grant.sid}{index}", "Effect": "Allow",
                                      "Principal": principal, "Action": list(grant.actions),
                                      "Resource": "*"}

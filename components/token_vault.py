@@ -27,18 +27,18 @@ KMS, granted by the key hierarchy (only it writes key policies), for each role:
 
 - tokenize: `kms:GenerateMac` on the tokens key (`keys.grant_generate_mac(role)`: derives the vault's
   lookup key) and `kms:GenerateDataKey` on the secrets key (`keys.grant_generate_data_key("secrets",
-  role)`: encrypts new values). DynamoDB also decrypts a CMK-encrypted table's key in the caller's
-  name (CloudTrail shows the caller, invoked by DynamoDB; cached per connection for at most five
-  minutes), for writes as for reads, so the role needs `kms:Decrypt` on the secrets key *through
-  DynamoDB only* (condition `kms:ViaService = dynamodb.<region>.amazonaws.com`). `KeyHierarchy` has no
-  such ViaService-scoped grant yet; do not substitute `grant_decrypt`, which would let the tokenizer
-  decrypt vault values directly.
+  role)`: encrypts new values). DynamoDB also uses a CMK-encrypted table's key in the caller's name
+  (CloudTrail shows the caller, invoked by DynamoDB; cached per connection for at most five
+  minutes), for writes as for reads: `keys.grant_use_through_service("secrets", role, "dynamodb")`
+  allows that under `kms:ViaService = dynamodb.<region>.amazonaws.com` only, so the tokenizer still
+  cannot decrypt vault values directly.
 - detokenize: `kms:Decrypt` on the secrets key (`keys.grant_decrypt("secrets", role)`): it unwraps the
-  values' data keys, and covers DynamoDB's table-key decryption too.
-- the deploying role: to create a table encrypted with a customer managed key, DynamoDB needs
-  kms:Encrypt, Decrypt, ReEncrypt*, GenerateDataKey*, DescribeKey and CreateGrant on behalf of the
-  principal that creates it (through DynamoDB). `KeyHierarchy` administrators get none of them
-  today, so that statement must be added to the secrets key's policy before a real `pulumi up`.
+  values' data keys; plus the same use through DynamoDB for reading the table.
+- the deploying role: creating a table under a customer managed key makes DynamoDB create a grant
+  for the table on the creator's behalf. `keys.allow_service_resource_creation("secrets",
+  "dynamodb")` (called in `__main__.py`) gives the key administrators `kms:CreateGrant` for an AWS
+  resource through DynamoDB, and no use. Not verified against AWS: if CreateTable also asks the
+  creator for data-key actions, that is a use grant to a deploy role, to be made explicitly.
 
 `grant_tokenize(role, keys=...)` / `grant_detokenize(role, keys=...)` make the IAM grant and, given the
 hierarchy, the KMS grants it can express, in one call.
@@ -78,6 +78,7 @@ class _Keys(Protocol):
     def grant_generate_mac(self, role: aws.iam.Role) -> None: ...
     def grant_generate_data_key(self, purpose: str, role: aws.iam.Role) -> None: ...
     def grant_decrypt(self, purpose: str, role: aws.iam.Role) -> None: ...
+    def grant_use_through_service(self, purpose: str, role: aws.iam.Role, service: str) -> None: ...
 
 
 @dataclass
@@ -151,6 +152,7 @@ class TokenVault(pulumi.ComponentResource):
         if keys is not None:
             keys.grant_generate_mac(role)
             keys.grant_generate_data_key(VAULT_KEY_PURPOSE, role)
+            keys.grant_use_through_service(VAULT_KEY_PURPOSE, role, "dynamodb")
         return policy
 
     def grant_detokenize(self, role: aws.iam.Role, *, domains: Sequence[str] | None = None,
@@ -169,6 +171,7 @@ class TokenVault(pulumi.ComponentResource):
             _statement("ReadTokenItems", DETOKENIZE_READ_ACTIONS, prefixes)])
         if keys is not None:
             keys.grant_decrypt(VAULT_KEY_PURPOSE, role)
+            keys.grant_use_through_service(VAULT_KEY_PURPOSE, role, "dynamodb")
         return policy
 
     def _grant(self, kind: str, role: aws.iam.Role,

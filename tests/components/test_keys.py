@@ -176,3 +176,35 @@ def test_replicas_carry_the_same_policy_rendered_for_their_region() -> None:
 def test_bad_replica_regions_are_refused(regions: tuple[str, ...], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build(replace(ARGS, replica_regions=regions))
+
+
+def test_use_through_a_service_is_conditioned_and_table_creation_gives_no_use() -> None:
+    from ztpolicy.rules.kms_key_policy_least_privilege import document_problems
+
+    admins = ("arn:aws:iam::111122223333:role/deployer",)
+
+    def compose(keys: KeyHierarchy) -> None:
+        keys.grant_use_through_service("secrets", role("tokenizer"), "dynamodb")
+        keys.allow_service_resource_creation("secrets", "dynamodb")
+        keys.seal()
+
+    stack = build(replace(ARGS, administrator_role_arns=admins), compose=compose)
+    policy = statements(named(stack, "keys-secrets-policy"))
+    via = {"kms:ViaService": "dynamodb.eu-west-1.amazonaws.com", "kms:CallerAccount": "111122223333"}
+    through = policy["ThroughDynamodb0"]
+    assert through["Condition"] == {"StringEquals": via}
+    assert "kms:Decrypt" in through["Action"] and "kms:CreateGrant" not in through["Action"]
+    assert policy["GrantThroughDynamodb1"]["Action"] == ["kms:CreateGrant"]
+    assert policy["GrantThroughDynamodb1"]["Condition"] == {
+        "StringEquals": via, "Bool": {"kms:GrantIsForAWSResource": "true"}}
+    creation = policy["CreateDynamodbResources2"]
+    assert creation["Principal"] == {"AWS": list(admins)} and creation["Action"] == ["kms:CreateGrant"]
+    assert creation["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
+    # The administrators still cannot use the key, and the pack's least-privilege rule agrees.
+    document = json.loads(named(stack, "keys-secrets-policy").inputs["policy"])
+    assert document_problems(document, "secrets", set()) == []
+    # ...which it would not if the creation statement handed the administrators a use action.
+    creation["Action"] = ["kms:CreateGrant", "kms:Decrypt"]
+    document["Statement"] = list(policy.values())
+    problems = document_problems(document, "secrets", set())
+    assert any(f"lets {admins[0]} administer the key" in problem for problem in problems), problems

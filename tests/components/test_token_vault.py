@@ -202,14 +202,24 @@ def test_kms_grants_through_the_key_hierarchy() -> None:
     stack = record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
     tokenizer, support = named(stack, "tokenizer").outputs["arn"], named(stack, "support").outputs["arn"]
 
-    def granted_actions(policy_name: str, principal: str) -> set[str]:
+    def granted_actions(policy_name: str, principal: str, through_dynamodb: bool = False) -> set[str]:
+        via = "dynamodb.eu-west-1.amazonaws.com"
         return {action for statement in statements(named(stack, policy_name))
-                if statement["Principal"] == {"AWS": principal} for action in statement["Action"]}
+                if statement["Principal"] == {"AWS": principal}
+                and (statement.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService") == via)
+                == through_dynamodb
+                for action in statement["Action"]}
 
+    # Direct use: only what each role's library calls.
     assert granted_actions("keys-tokens-policy", tokenizer) == {"kms:GenerateMac", "kms:DescribeKey"}
     assert granted_actions("keys-secrets-policy", tokenizer) == {"kms:GenerateDataKey", "kms:DescribeKey"}
     assert granted_actions("keys-secrets-policy", support) == {"kms:Decrypt", "kms:DescribeKey"}
     assert granted_actions("keys-tokens-policy", support) == set()
+    # Through DynamoDB only (the table's encryption at rest): the tokenizer's Decrypt is there,
+    # never outside the ViaService condition.
+    for principal in (tokenizer, support):
+        through = granted_actions("keys-secrets-policy", principal, through_dynamodb=True)
+        assert {"kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant"} <= through
 
 
 @pytest.mark.parametrize("args, message", [
