@@ -23,7 +23,7 @@ policy: a hierarchy that is never sealed is usable by nobody, which fails safe.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,12 +211,18 @@ class KeyHierarchy(pulumi.ComponentResource):
     def grant_encrypt(self, purpose: str, role: aws.iam.Role) -> None:
         self._grant(purpose, "Encrypt", self._role(role), (*ENCRYPT_ACTIONS, *DESCRIBE_ACTIONS))
 
-    def grant_decrypt(self, purpose: str, role: aws.iam.Role) -> None:
-        self._grant(purpose, "Decrypt", self._role(role), (*DECRYPT_ACTIONS, *DESCRIBE_ACTIONS))
+    def grant_decrypt(self, purpose: str, role: aws.iam.Role, *,
+                      encryption_context: Mapping[str, Sequence[str]] | None = None) -> None:
+        """Decrypt under the key; with `encryption_context`, only ciphertexts whose context has,
+        for each key named, one of the values listed (e.g. one tenant's domain)."""
+        self._grant(purpose, "Decrypt", self._role(role), (*DECRYPT_ACTIONS, *DESCRIBE_ACTIONS),
+                    _context_condition(encryption_context))
 
-    def grant_generate_data_key(self, purpose: str, role: aws.iam.Role) -> None:
+    def grant_generate_data_key(self, purpose: str, role: aws.iam.Role, *,
+                                encryption_context: Mapping[str, Sequence[str]] | None = None) -> None:
+        """GenerateDataKey under the key, optionally only with the given context values."""
         self._grant(purpose, "GenerateDataKey", self._role(role),
-                    (*GENERATE_DATA_KEY_ACTIONS, *DESCRIBE_ACTIONS))
+                    (*GENERATE_DATA_KEY_ACTIONS, *DESCRIBE_ACTIONS), _context_condition(encryption_context))
 
     def grant_generate_mac(self, role: aws.iam.Role) -> None:
         self._grant(HMAC_PURPOSE, "GenerateMac", self._role(role),
@@ -298,6 +304,19 @@ class KeyHierarchy(pulumi.ComponentResource):
 
     def key_arn(self, purpose: str) -> pulumi.Output[str]:
         return self.keys[purpose].arn
+
+
+def _context_condition(context: Mapping[str, Sequence[str]] | None
+                       ) -> Callable[[str, str], dict[str, Any]] | None:
+    """kms:EncryptionContext:<key> conditions. A DescribeKey request carries no context, so a
+    statement conditioned this way does not grant DescribeKey (nothing here needs it)."""
+    if not context:
+        return None
+    for key, values in context.items():
+        if not key or not values or any(not value for value in values):
+            raise ValueError(f"encryption_context {dict(context)!r}: every key needs non-empty values")
+    condition = {f"kms:EncryptionContext:{key}": sorted(values) for key, values in context.items()}
+    return lambda account, region: {"StringEquals": condition}
 
 
 def _validate(args: KeyHierarchyArgs) -> None:

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -63,6 +63,10 @@ VAULT_KEY_PURPOSE = "secrets"
 # which separates the parts of an item key, and no '*' or '?', which are wildcards in StringLike.
 DOMAIN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")
 TABLE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+# The KMS encryption context of vault data keys, as ztai_runtime.tokenize.vault.encryption_context
+# sets it (a test holds the two equal; components do not import the runtime).
+CONTEXT_PURPOSE_KEY, CONTEXT_PURPOSE = "zero-trust-ai:purpose", "token-vault"
+CONTEXT_DOMAIN_KEY = "zero-trust-ai:domain"
 KEY_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 LONGEST_RECOVERY_DAYS = 35  # the longest point-in-time recovery window DynamoDB offers
 
@@ -76,8 +80,10 @@ class _Keys(Protocol):
     """What the vault asks of `components.keys.KeyHierarchy` (typed here to keep the import light)."""
 
     def grant_generate_mac(self, role: aws.iam.Role) -> None: ...
-    def grant_generate_data_key(self, purpose: str, role: aws.iam.Role) -> None: ...
-    def grant_decrypt(self, purpose: str, role: aws.iam.Role) -> None: ...
+    def grant_generate_data_key(self, purpose: str, role: aws.iam.Role, *,
+                                encryption_context: Mapping[str, Sequence[str]] | None = None) -> None: ...
+    def grant_decrypt(self, purpose: str, role: aws.iam.Role, *,
+                      encryption_context: Mapping[str, Sequence[str]] | None = None) -> None: ...
     def grant_use_through_service(self, purpose: str, role: aws.iam.Role, service: str) -> None: ...
 
 
@@ -151,7 +157,9 @@ class TokenVault(pulumi.ComponentResource):
         ])
         if keys is not None:
             keys.grant_generate_mac(role)
-            keys.grant_generate_data_key(VAULT_KEY_PURPOSE, role)
+            # Data keys only for vault values: the context the runtime sets (a test holds them equal).
+            keys.grant_generate_data_key(VAULT_KEY_PURPOSE, role,
+                                         encryption_context={CONTEXT_PURPOSE_KEY: [CONTEXT_PURPOSE]})
             keys.grant_use_through_service(VAULT_KEY_PURPOSE, role, "dynamodb")
         return policy
 
@@ -170,7 +178,12 @@ class TokenVault(pulumi.ComponentResource):
         policy = self._grant("detokenize", role, [
             _statement("ReadTokenItems", DETOKENIZE_READ_ACTIONS, prefixes)])
         if keys is not None:
-            keys.grant_decrypt(VAULT_KEY_PURPOSE, role)
+            # Only vault data keys, and only of the granted domains: the DynamoDB reads are scoped
+            # by domain, and so is the key, even for a copy of the items (an export, a restore).
+            context = {CONTEXT_PURPOSE_KEY: [CONTEXT_PURPOSE]}
+            if domains:
+                context[CONTEXT_DOMAIN_KEY] = list(domains)
+            keys.grant_decrypt(VAULT_KEY_PURPOSE, role, encryption_context=context)
             keys.grant_use_through_service(VAULT_KEY_PURPOSE, role, "dynamodb")
         return policy
 

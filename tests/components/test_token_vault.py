@@ -190,6 +190,34 @@ def test_domain_rule_matches_the_runtime() -> None:
     assert DOMAIN_PATTERN.pattern == runtime_keys.DOMAIN_PATTERN.pattern
 
 
+def test_encryption_context_names_match_the_runtime() -> None:
+    from components.token_vault import CONTEXT_DOMAIN_KEY, CONTEXT_PURPOSE, CONTEXT_PURPOSE_KEY
+    assert runtime_vault.encryption_context("d") == {CONTEXT_PURPOSE_KEY: CONTEXT_PURPOSE,
+                                                     CONTEXT_DOMAIN_KEY: "d"}
+
+
+def test_kms_grants_are_bound_to_the_vault_context_and_domains() -> None:
+    def program() -> None:
+        keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region="eu-west-1"))
+        vault = TokenVault("token-vault", TokenVaultArgs(environment="dev", owner="o",
+                                                         kms_key_arn=keys.key_arn("secrets")))
+        vault.grant_tokenize(role("tokenizer"), keys=keys)
+        vault.grant_detokenize(role("tenant-a-support"), domains=["tenant-a"], keys=keys)
+        keys.seal()
+
+    stack = record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+    secrets_policy = statements(named(stack, "keys-secrets-policy"))
+    by_sid = {statement["Sid"]: statement for statement in secrets_policy}
+    decrypt = next(s for sid, s in by_sid.items() if sid.startswith("Decrypt"))
+    assert decrypt["Principal"] == {"AWS": named(stack, "tenant-a-support").outputs["arn"]}
+    assert decrypt["Condition"] == {"StringEquals": {
+        "kms:EncryptionContext:zero-trust-ai:purpose": ["token-vault"],
+        "kms:EncryptionContext:zero-trust-ai:domain": ["tenant-a"]}}
+    generate = next(s for sid, s in by_sid.items() if sid.startswith("GenerateDataKey"))
+    assert generate["Condition"] == {"StringEquals": {
+        "kms:EncryptionContext:zero-trust-ai:purpose": ["token-vault"]}}
+
+
 def test_kms_grants_through_the_key_hierarchy() -> None:
     def program() -> None:
         keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region="eu-west-1"))

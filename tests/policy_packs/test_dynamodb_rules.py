@@ -118,6 +118,8 @@ def test_protected_tables_pass_and_dev_tables_need_no_protection() -> None:
     ("prod", {"environment": "dev"}, "stack prod"),       # a flipped tag relaxes nothing
     ("prod-eu", {}, "stack prod-eu"),
     ("test", {"environment": "prod"}, "environment tag prod"),
+    ("Prod", {}, "stack Prod"),                           # names are compared case-insensitively
+    ("test", {"environment": "PROD"}, "environment tag PROD"),
 ])
 def test_unprotected_production_tables_are_caught(stack: str, tags: dict[str, str], fragment: str) -> None:
     [message] = dynamodb_deletion_protection(in_stack(stack, deletionProtectionEnabled=False, tags=tags),

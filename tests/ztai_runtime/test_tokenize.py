@@ -256,7 +256,7 @@ def test_values_are_encrypted_in_the_table(aws: World) -> None:
     items = aws.dynamodb.scan(TableName=aws.table)["Items"]
     assert len(items) == 2 and b"alice" not in json.dumps(items, default=repr).encode()
     [token_item] = [item for item in items if item["pk"]["S"].startswith("T#customers#")]
-    assert set(token_item) == {"pk", "v", "k", "c"}
+    assert set(token_item) == {"pk", "v", "k", "c", "a"}
 
 
 def test_a_token_resolves_only_in_its_domain(aws: World) -> None:
@@ -287,6 +287,32 @@ def test_a_restored_table_still_resolves_tokens(aws: World) -> None:
     assert vault_tokenizer(restored).tokenize(values) == tokens
 
 
+def test_tokens_still_resolve_after_the_alias_moves_to_a_successor_key(aws: World) -> None:
+    alias = f"alias/vault-{aws.table}"
+    aws.kms.create_alias(AliasName=alias, TargetKeyId=aws.vault_key)
+    through_alias = replace(aws, vault_key=alias)
+    values = ["alice", "bob"]
+    tokens = vault_tokenizer(through_alias).tokenize(values)
+    successor = aws.kms.create_key()["KeyMetadata"]["Arn"]
+    aws.kms.update_alias(AliasName=alias, TargetKeyId=successor)  # what monthly rotation does
+    # Old items name the key that wrapped them; new items get the successor.
+    assert detokenizer(through_alias).detokenize(tokens) == values
+    [carol] = vault_tokenizer(through_alias).tokenize(["carol"])
+    item = aws.dynamodb.get_item(TableName=aws.table, Key={"pk": {"S": f"T#customers#{carol}"}})["Item"]
+    assert item["a"]["S"] == successor
+    assert detokenizer(through_alias).detokenize([*tokens, carol]) == [*values, "carol"]
+
+
+def test_an_item_naming_another_accounts_key_is_refused(aws: World) -> None:
+    [token] = vault_tokenizer(aws).tokenize(["alice"])
+    key = {"pk": {"S": f"T#customers#{token}"}}
+    item = aws.dynamodb.get_item(TableName=aws.table, Key=key)["Item"]
+    item["a"] = {"S": "arn:aws:kms:eu-west-1:999999999999:key/11111111-2222-3333-4444-555555555555"}
+    aws.dynamodb.put_item(TableName=aws.table, Item=item)
+    with pytest.raises(VaultError, match="not a key of account"):
+        detokenizer(aws).detokenize([token])
+
+
 def test_a_lost_race_adopts_the_winners_token(aws: World, decisions: Decisions) -> None:
     [winner] = vault_tokenizer(aws).tokenize(["alice"])
     # The loser read the table before the winner committed: its lookup finds nothing.
@@ -294,7 +320,9 @@ def test_a_lost_race_adopts_the_winners_token(aws: World, decisions: Decisions) 
         {"Responses": {aws.table: []}, "UnprocessedKeys": {}} if blind.calls["batch_get_item"] == 1
         else aws.dynamodb.batch_get_item(**kwargs)))
     loser = vault_tokenizer(aws, dynamodb=blind, backoff=Backoff(sleep=lambda _: None))
-    assert loser.tokenize(["alice", "bob"]) == [winner, loser.tokenize(["bob"])[0]]
+    alice, bob = loser.tokenize(["alice", "bob"])
+    # A fresh tokenizer (no cache) reads both mappings from the table: one token per value.
+    assert (alice, bob) == (winner, *vault_tokenizer(aws).tokenize(["bob"]))
     assert blind.calls["transact_write_items"] == 2  # cancelled once, then bob alone
     assert decisions.events("vault-tokenize")[-2]["lost_race"] == 1
     lookups = [i for i in aws.dynamodb.scan(TableName=aws.table)["Items"] if i["pk"]["S"].startswith("L#")]
@@ -406,6 +434,26 @@ def test_jsonl_strings_integers_and_nulls(tmp_path: Path) -> None:
                                  "meta": {"email": "nested stays"}}
     assert blank == "" and json.loads(second) == {"id": det().token("42"), "email": None, "meta": []}
     assert (result.rows, result.values) == (3, 3)
+
+
+def test_jsonl_numbers_in_other_fields_are_kept_exactly_or_refused(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": "a", "score": 0.25, "big": 12345678901234567890}\n', encoding="utf-8")
+    run(job(source, tmp_path / "out.jsonl", file_format="jsonl", columns=("id",)), det().tokens)
+    assert '"score":0.25,"big":12345678901234567890' in (tmp_path / "out.jsonl").read_text(encoding="utf-8")
+    for number in ("1E2", "0.10000000000000000555", "1e400"):
+        source.write_text(f'{{"id": "a", "x": {number}}}\n', encoding="utf-8")
+        with pytest.raises(InputError, match=f"line 1: .*number {re.escape(number)} would be written back"):
+            run(job(source, tmp_path / "bad.jsonl", file_format="jsonl", columns=("id",)), det().tokens)
+        assert not (tmp_path / "bad.jsonl").exists()
+
+
+def test_jsonl_lone_surrogate_is_an_input_error(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": "a", "note": "\\ud800"}\n', encoding="utf-8")
+    with pytest.raises(InputError, match="lone UTF-16 surrogate"):
+        run(job(source, tmp_path / "out.jsonl", file_format="jsonl", columns=("id",)), det().tokens)
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 def recording(batches: list[list[str]]) -> Callable[[list[str]], list[str]]:

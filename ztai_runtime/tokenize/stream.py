@@ -483,16 +483,32 @@ def _process_jsonl(state: _State) -> int:
             assert target is not None  # cells only point at records
             target[column] = result
         transformed += len(values)
-        data = "".join("\n" if entry is None else
-                       json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
-                       for entry in records).encode("utf-8")
+        try:
+            data = "".join("\n" if entry is None else
+                           json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
+                           for entry in records).encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate escape ("\ud800") parses but has no UTF-8 form.
+            raise InputError(f"{state.name} lines {first_line}-{line}: a string holds a lone UTF-16 "
+                             "surrogate escape, which cannot be written as UTF-8") from None
         state.commit(data, len(records), source.tell(), line)
     return transformed
 
 
+def _exact_float(text: str) -> float:
+    """Rows are re-serialised: a number that would not be written back as it was read (1E2,
+    0.10000000000000000555, 1e400) is refused instead of silently changed."""
+    value = float(text)
+    written = json.dumps(value)
+    if written != text:
+        raise ValueError(f"the number {text} would be written back as {written}; quote it as a "
+                         "string to keep it exactly")
+    return value
+
+
 def _parse_record(state: _State, text: str, line: int) -> dict[str, Any]:
     try:
-        record = json.loads(text, parse_constant=_reject_constant)
+        record = json.loads(text, parse_constant=_reject_constant, parse_float=_exact_float)
     except ValueError as error:
         raise InputError(f"{state.name} line {line}: malformed JSON ({error}); each line must be one "
                          "JSON object") from None

@@ -1,7 +1,9 @@
 """Reversible tokens kept in a DynamoDB token vault: `tv1_` + 32 lowercase hex digits.
 
-A vault token is random (128 bits from `secrets`), so it says nothing about its value; only the
-vault maps it back. One table (hash key `pk`, a string) holds two kinds of item per value:
+A vault token is drawn at random (128 bits from `secrets`), so it cannot be computed from its
+value; only the vault maps it back. It still reveals equality and frequency within a domain (one
+token per value, for good), and anyone allowed to tokenize can test a guess by tokenizing it.
+One table (hash key `pk`, a string) holds two kinds of item per value:
 
     lookup item  pk = "L#<domain>#<hex HMAC-SHA256(vault index key of the domain, value)>"
                  t  = the token
@@ -9,6 +11,7 @@ vault maps it back. One table (hash key `pk`, a string) holds two kinds of item 
                  v  = 1 (item format version)
                  k  = the data key, wrapped by KMS (GenerateDataKey on the secrets key)
                  c  = 12-byte nonce || AES-256-GCM(value) with its tag
+                 a  = ARN of the KMS key that wrapped k (decrypt uses it: aliases move)
 
 Both are written in one `TransactWriteItems`, each with `attribute_not_exists(pk)`. Two runs that
 meet the same new value race on the lookup item: exactly one transaction commits, the other is
@@ -196,6 +199,7 @@ class VaultTokenizer:
         self._cache = _Lru(cache_entries)
         self._aead: AESGCM | None = None
         self._wrapped_key = b""
+        self._wrapping_key_arn = vault_key_id
         self._encryptions = 0
 
     @classmethod
@@ -246,8 +250,10 @@ class VaultTokenizer:
         aead, wrapped = self._data_key()
         nonce = secrets.token_bytes(_NONCE_BYTES)
         sealed = nonce + aead.encrypt(nonce, value.encode("utf-8"), value_aad(self.domain, token))
+        # "a": the key ARN that wrapped the data key. An alias moves (a rotation successor), the
+        # ARN does not: detokenize decrypts with the ARN the item names.
         return {PARTITION_KEY: {"S": key}, "v": {"N": str(ITEM_FORMAT_VERSION)},
-                "k": {"B": wrapped}, "c": {"B": sealed}}
+                "k": {"B": wrapped}, "c": {"B": sealed}, "a": {"S": self._wrapping_key_arn}}
 
     def _data_key(self) -> tuple[AESGCM, bytes]:
         if self._aead is None or self._encryptions >= MAX_ENCRYPTIONS_PER_DATA_KEY:
@@ -256,6 +262,7 @@ class VaultTokenizer:
                             EncryptionContext=encryption_context(self.domain))
             self._aead, self._wrapped_key = AESGCM(bytes(response["Plaintext"])), bytes(
                 response["CiphertextBlob"])
+            self._wrapping_key_arn = str(response["KeyId"])
             self._encryptions = 0
             log_decision(_log, "vault-data-key", table=self.table, domain=self.domain,
                          kms_key=response.get("KeyId", self.vault_key_id))
@@ -398,7 +405,8 @@ class VaultDetokenizer:
     def _resolve(self, tokens: Sequence[str], resolved: dict[str, str]) -> int:
         """Read and decrypt `tokens` into `resolved`; returns the number of KMS Decrypt calls."""
         keys = {token: token_item_key(self.domain, token) for token in tokens}
-        items = _batch_get(self.dynamodb, self.table, list(keys.values()), ("v", "k", "c"), self.backoff)
+        items = _batch_get(self.dynamodb, self.table, list(keys.values()), ("v", "k", "c", "a"),
+                           self.backoff)
         unknown = [token for token, key in keys.items() if key not in items]
         if unknown:
             raise VaultError(f"{len(unknown)} of {len(tokens)} tokens are not in vault {self.table} for "
@@ -414,7 +422,7 @@ class VaultDetokenizer:
             aead = self._data_keys.get(wrapped)
             if aead is None:
                 response = call("KMS Decrypt", self.kms.decrypt, CiphertextBlob=wrapped,
-                                KeyId=self.vault_key_id,
+                                KeyId=self._wrapping_key(item, token),
                                 EncryptionContext=encryption_context(self.domain))
                 aead = AESGCM(bytes(response["Plaintext"]))
                 self._data_keys.put(wrapped, aead)
@@ -428,6 +436,25 @@ class VaultDetokenizer:
                                  "(altered, or copied from another token or domain)") from None
             resolved[token] = plaintext.decode("utf-8")
         return decrypts
+
+    def _wrapping_key(self, item: dict[str, Any], token: str) -> str:
+        """The key ARN the item names (items written before it was recorded: --vault-key-id).
+
+        Only keys of the vault key's account are accepted (the account in --vault-key-id when it
+        is an ARN, else the caller's, as KMS resolves a bare alias or key id), so a planted item
+        cannot send our Decrypt call, and its CloudTrail record, to another account's key.
+        """
+        arn: str | None = item.get("a", {}).get("S")
+        if arn is None:
+            return self.vault_key_id
+        given = self.vault_key_id.split(":")
+        account = given[4] if self.vault_key_id.startswith("arn:") and len(given) == 6 else \
+            self.caller()["account"]
+        parts = arn.split(":")
+        if len(parts) != 6 or parts[2] != "kms" or parts[4] != account or not parts[5].startswith("key/"):
+            raise VaultError(f"the vault item of token {mask(token)} names key {arn!r}, not a key of "
+                             f"account {account} (that of {self.vault_key_id}): refused")
+        return arn
 
     def _log(self, outcome: str, caller: dict[str, str], *, tokens: int, distinct: int = 0,
              vault_reads: int = 0, kms_decrypts: int = 0, error: str | None = None) -> None:

@@ -33,13 +33,16 @@ def stack_of(urn: str) -> str:
 def _why_protected(resource: Resource, config: Mapping[str, Any]) -> str | None:
     stack = stack_of(resource.urn)
     patterns = config.get("protectedStacks", DEFAULT_PROTECTED_STACKS)
-    if stack and any(fnmatch.fnmatchcase(stack, pattern) for pattern in patterns):
+    # Case-insensitive: a stack named "Prod" or "PROD" is production too.
+    if stack and any(fnmatch.fnmatchcase(stack.casefold(), str(pattern).casefold()) for pattern in patterns):
         return f"stack {stack}"
     try:
         environment = resource.tags().get("environment")
     except UnknownValueError:
         environment = None
-    if environment in config.get("protectedEnvironments", DEFAULT_PROTECTED_ENVIRONMENTS):
+    protected = {str(name).casefold() for name in config.get("protectedEnvironments",
+                                                             DEFAULT_PROTECTED_ENVIRONMENTS)}
+    if isinstance(environment, str) and environment.casefold() in protected:
         return f"environment tag {environment}"
     return None
 
