@@ -44,7 +44,9 @@ network = SegmentedNetwork(
 keys.grant_cloudwatch_logs(network.log_group_prefix)
 
 # Monthly on-demand rotation of the symmetric keys (the HMAC key cannot be rotated on demand),
-# from the management segment's private subnets through its KMS endpoint.
+# from the management segment's private subnets through its KMS endpoint. Successors are left to
+# the pipeline (create_successors stays False: True would give the function's role
+# kms:PutKeyPolicy on every symmetric key, model-weights included).
 management = network.segments["management"]
 rotation = MonthlyKeyRotation(
     "key-rotation",
@@ -53,6 +55,7 @@ rotation = MonthlyKeyRotation(
         owner=config.owner,
         region=config.region,
         key_aliases=[keys.aliases[purpose].name for purpose in SYMMETRIC_PURPOSES],
+        key_arns=[keys.key_arn(purpose) for purpose in SYMMETRIC_PURPOSES],
         logs_key_arn=keys.key_arn("logs"),
         dead_letter_key_arn=keys.key_arn("logs"),
         subnet_ids=[subnet.id for subnet in management.private_subnets],
@@ -61,11 +64,11 @@ rotation = MonthlyKeyRotation(
         protect=config.is_prod,
     ),
 )
-keys.grant_key_rotation(rotation.role)
+keys.grant_key_rotation(rotation.role, create_successors=rotation.create_successors)
 keys.grant_cloudwatch_logs(rotation.log_group_prefix)
-# SQS needs GenerateDataKey and Decrypt from whoever sends to an encrypted queue.
-keys.grant_generate_data_key("logs", rotation.scheduler_role)
-keys.grant_decrypt("logs", rotation.scheduler_role)
+# SQS needs GenerateDataKey and Decrypt from whoever sends to an encrypted queue: the scheduler
+# role gets the logs key's use through SQS only.
+keys.grant_use_through_service("logs", rotation.scheduler_role, "sqs")
 
 # The token vault (§4.1), encrypted with the secrets key. No role is granted tokenize/detokenize
 # yet (roles come with §3.2): grant with token_vault.grant_tokenize(role, keys=keys) and

@@ -2,9 +2,13 @@
 
 KMS automatic rotation runs at most every 90 days. This component adds a monthly on-demand
 rotation: an EventBridge Scheduler schedule invokes a Lambda function (`ztai_runtime.rotation`)
-with the aliases of the symmetric keys; the function rotates each key once a month, and when a key
-has used 24 of its 25 on-demand rotations it creates a successor with the same policy, tags and
-rotation period and moves the alias (the old key stays enabled for decryption).
+every day with the aliases of the symmetric keys and the key each alias should name; the first run
+of a month rotates each key, the other runs of the month find that rotation and do nothing, so a
+failed run is made up the next day. Three rotations before a key reaches 24 of its 25 on-demand
+rotations the function starts warning (`successor-due-soon`, an alarm); at 24 it answers
+`successor-required` and fails, and the pipeline creates the successor (README runbook). With
+`create_successors=True` it creates the successor itself instead, which costs the role
+kms:PutKeyPolicy on every symmetric key (see `MonthlyKeyRotationArgs`).
 
 What it builds, secure by default:
 
@@ -13,17 +17,18 @@ What it builds, secure by default:
   asynchronous retries (the rerun is idempotent), and its own log group, `/aws/lambda/<name>`,
   created before the function, encrypted with the given CMK and kept `log_retention_days`;
 - its execution role, trusted only by lambda.amazonaws.com of this account. Its IAM policy holds
-  only what KMS authorises through IAM: `kms:CreateKey` for symmetric single-Region AWS_KMS keys
-  that carry the predecessor tag, the tagging that comes with it, `kms:ListKeys` (to find a
-  successor left by a crash), `kms:UpdateAlias` on the given aliases, writing to its log group,
-  and an explicit Deny of CreateKey/PutKeyPolicy with the lockout-check bypass. Everything it
-  does on the keys themselves comes from the key policies (`KeyHierarchy.grant_key_rotation`);
-- the schedule: a fixed cron in UTC (default 03:00 on the 1st), no flexible window, a retry
-  policy, and a dead-letter SQS queue encrypted with a CMK whose policy admits only the
-  scheduler's role over TLS. The scheduler's role is trusted only by scheduler.amazonaws.com of
-  this account and may only invoke this function and send to that queue; an explicit Deny keeps
-  its use of the queue's key to SQS and that queue;
-- two alarms: function errors and dead letters. Scheduler retries and the dead-letter queue cover
+  writing to its log group and an explicit Deny of CreateKey/PutKeyPolicy with the lockout-check
+  bypass; with `create_successors` also what KMS authorises through IAM for a successor:
+  `kms:CreateKey` and `kms:TagResource` only for requests tagged as the successor of one of the
+  given keys (CreateKey also only symmetric, single-Region, AWS_KMS), `kms:ListKeys` (to find a
+  successor left by a crash) and `kms:UpdateAlias` on the given aliases. Everything it does on the
+  keys themselves comes from the key policies (`KeyHierarchy.grant_key_rotation`);
+- the schedule: a fixed cron in UTC (default 03:00 every day), no flexible window, a retry
+  policy, and a dead-letter SQS queue encrypted with a CMK. The scheduler's role is trusted only
+  by scheduler.amazonaws.com of this account and may only invoke this function and send to that
+  queue; explicit Denies keep its use of the queue's key to SQS and that queue;
+- three alarms: function errors, dead letters, and a successor falling due (a metric filter on
+  the function's `successor-due-soon` lines). Scheduler retries and the dead-letter queue cover
   failures to *deliver* the invocation only: Scheduler invokes Lambda asynchronously, so an error
   the function raises (a failing run) reaches Lambda's own retries and the error alarm, not the
   queue. Alarm state changes are EventBridge events, so the playbooks of §5.3 can subscribe;
@@ -35,9 +40,10 @@ own CIDR, where the KMS interface endpoint and its data-perimeter policy are. Th
 KMS only; Lambda delivers its logs outside the VPC. Without them it runs outside any VPC.
 
 Grants the key owner must make, because components never write key policies:
-`keys.grant_key_rotation(rotation.role)` on the symmetric keys; on the dead-letter key,
-`grant_generate_data_key` and `grant_decrypt` for `rotation.scheduler_role` (what SQS requires of
-a producer); and `keys.grant_cloudwatch_logs(rotation.log_group_prefix)` on the logs key. Type
+`keys.grant_key_rotation(rotation.role, create_successors=rotation.create_successors)` on the
+symmetric keys; on the dead-letter key, `keys.grant_use_through_service(<purpose>,
+rotation.scheduler_role, "sqs")` (SQS needs GenerateDataKey and Decrypt from a producer, through
+SQS only); and `keys.grant_cloudwatch_logs(rotation.log_group_prefix)` on the logs key. Type
 token `zero-trust-ai:keys:MonthlyKeyRotation`.
 """
 
@@ -64,7 +70,9 @@ HANDLER = "ztai_runtime.rotation.handler"
 RUNTIME = "python3.13"
 PREDECESSOR_TAG = "zero-trust-ai:predecessor-key-id"  # must match ztai_runtime.rotation
 
-DEFAULT_SCHEDULE = "cron(0 3 1 * ? *)"  # 03:00 UTC on the 1st of every month
+# 03:00 UTC every day: the function rotates once a month and does nothing on the other days, so a
+# run that fails on the 1st is made up on the 2nd instead of a month later.
+DEFAULT_SCHEDULE = "cron(0 3 * * ? *)"
 _CRON = re.compile(r"^cron\(\S+ \S+ \S+ \S+ \S+ \S+\)$")
 _RATE = re.compile(r"^rate\(\d+ (minute|minutes|hour|hours|day|days)\)$")
 # Lambda allows at most 900 s. A successor scan lists every key of the account and reads its tags,
@@ -76,6 +84,9 @@ SCHEDULE_MAX_EVENT_AGE = 86400
 FUNCTION_RETRY_ATTEMPTS = 2
 FUNCTION_MAX_EVENT_AGE = 6 * 3600
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum: time to notice and investigate
+# The function's decision that a successor falls due within months (ztai_runtime.rotation).
+SUCCESSOR_DUE_SOON = "successor-due-soon"
+METRIC_NAMESPACE = "zero-trust-ai/KeyRotation"
 
 
 @dataclass
@@ -84,14 +95,26 @@ class MonthlyKeyRotationArgs:
 
     environment, owner, region: names, tags and ARNs.
     key_aliases: aliases of the keys to rotate monthly (the hierarchy's symmetric keys; never an
-        HMAC or asymmetric key, which KMS cannot rotate on demand). The function may move only
-        these aliases.
+        HMAC or asymmetric key, which KMS cannot rotate on demand). With create_successors the
+        function may move these aliases, and only these.
+    key_arns: the ARN of the key each alias names, in the same order. The function fails for an
+        alias that names anything else than that key or a valid successor of it (a moved alias),
+        and with create_successors the role may create successors of these keys only.
     logs_key_arn: CMK that encrypts the function's log group (the hierarchy's logs key, with
         `grant_cloudwatch_logs(log_group_prefix)`).
     dead_letter_key_arn: CMK that encrypts the dead-letter queue; its owner must grant the
-        scheduler role GenerateDataKey and Decrypt.
-    schedule_expression: Scheduler expression in UTC; default DEFAULT_SCHEDULE. The policy pack
-        requires at least monthly (`kms-monthly-rotation-scheduled`).
+        scheduler role its use through SQS (`grant_use_through_service(..., "sqs")`).
+    create_successors: let the function create a successor key and move the alias when a key
+        reaches 24 on-demand rotations (or KMS reports the quota spent). Default False: it
+        answers `successor-required`, a failing run, after months of `successor-due-soon`
+        warnings, and the pipeline creates the successor (README runbook). A named relaxation:
+        True costs kms:PutKeyPolicy for the role on every symmetric key, model-weights included
+        (KMS's lockout check on the copied policy), plus CreateKey, TagResource, ListKeys and
+        UpdateAlias in its IAM policy. Pass `rotation.create_successors` to
+        `KeyHierarchy.grant_key_rotation`.
+    schedule_expression: Scheduler expression in UTC; default DEFAULT_SCHEDULE (daily). The
+        policy pack requires at least monthly (`kms-monthly-rotation-scheduled`); run it more
+        often than monthly so that a failed run is retried before the month ends.
     subnet_ids, vpc_id, vpc_cidr: run the function in these private subnets, reaching KMS through
         the VPC's interface endpoint. Default: all empty, no VPC. Give all three or none.
     log_retention_days: CloudWatch retention of the function's logs; default 365.
@@ -105,8 +128,10 @@ class MonthlyKeyRotationArgs:
     owner: str
     region: str
     key_aliases: Sequence[pulumi.Input[str]]
+    key_arns: Sequence[pulumi.Input[str]]
     logs_key_arn: pulumi.Input[str]
     dead_letter_key_arn: pulumi.Input[str]
+    create_successors: bool = False
     schedule_expression: str = DEFAULT_SCHEDULE
     subnet_ids: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     vpc_id: pulumi.Input[str] | None = None
@@ -129,40 +154,56 @@ def service_trust_policy(service: str, account_id: str) -> str:
     }])
 
 
+def key_id_of(key_arn: str) -> str:
+    """The key id at the end of a KMS key ARN (`...:key/<id>`), which the predecessor tag holds."""
+    return key_arn.rsplit("/", 1)[-1]
+
+
 def rotation_policy(*, partition: str, region: str, account_id: str, alias_names: Sequence[str],
-                    log_group_arn: str, subnet_ids: Sequence[str] = (),
+                    log_group_arn: str, create_successors: bool = False,
+                    key_arns: Sequence[str] = (), subnet_ids: Sequence[str] = (),
                     security_group_id: str | None = None) -> str:
-    """The execution role's IAM policy: only what KMS authorises through IAM, plus logging."""
+    """The execution role's IAM policy: only what KMS authorises through IAM, plus logging.
+
+    Without create_successors that is nothing on KMS: rotating is granted by the key policies.
+    """
     kms_arn = f"arn:{partition}:kms:{region}:{account_id}"
     statements: list[dict[str, Any]] = [
         {"Sid": "WriteOwnLogGroup", "Effect": "Allow",
          "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
          "Resource": [log_group_arn, f"{log_group_arn}:log-stream:*"]},
-        # CreateKey has no resource to scope; the conditions pin what the function creates to a
-        # successor of a hierarchy key: symmetric, single-Region, material made by KMS, tagged
-        # with the key it replaces.
-        {"Sid": "CreateSuccessorKeysOnly", "Effect": "Allow", "Action": "kms:CreateKey",
-         "Resource": "*",
-         "Condition": {
-             "StringEquals": {"kms:KeySpec": "SYMMETRIC_DEFAULT", "kms:KeyUsage": "ENCRYPT_DECRYPT",
-                              "kms:KeyOrigin": "AWS_KMS"},
-             "Bool": {"kms:MultiRegion": "false"},
-             "Null": {f"aws:RequestTag/{PREDECESSOR_TAG}": "false"},
-         }},
-        # Tags given to CreateKey are authorised by kms:TagResource in an IAM policy covering all
-        # keys of the account and region (KMS developer guide, "Controlling access to tags").
-        {"Sid": "TagKeysAtCreation", "Effect": "Allow", "Action": "kms:TagResource",
-         "Resource": f"{kms_arn}:key/*"},
-        # KMS cannot search by tag: a successor left by a crash is found by listing the keys.
-        {"Sid": "ListKeysToFindSuccessors", "Effect": "Allow", "Action": "kms:ListKeys",
-         "Resource": "*"},
-        # Aliases have no policy of their own; the keys on both sides allow UpdateAlias too.
-        {"Sid": "MoveOnlyTheseAliases", "Effect": "Allow", "Action": "kms:UpdateAlias",
-         "Resource": [f"{kms_arn}:{name}" for name in alias_names]},
+    ]
+    if create_successors:
+        # Only requests that name one of the rotated keys as predecessor. A successor of a
+        # successor (a second one before the stack adopted the first) is refused: adopt first.
+        successor_of_these = {f"aws:RequestTag/{PREDECESSOR_TAG}": sorted(map(key_id_of, key_arns))}
+        statements += [
+            # CreateKey has no resource to scope; the conditions pin what the function creates to
+            # a successor of a hierarchy key: symmetric, single-Region, material made by KMS.
+            {"Sid": "CreateSuccessorKeysOnly", "Effect": "Allow", "Action": "kms:CreateKey",
+             "Resource": "*",
+             "Condition": {
+                 "StringEquals": {"kms:KeySpec": "SYMMETRIC_DEFAULT",
+                                  "kms:KeyUsage": "ENCRYPT_DECRYPT", "kms:KeyOrigin": "AWS_KMS",
+                                  **successor_of_these},
+                 "Bool": {"kms:MultiRegion": "false"},
+             }},
+            # Tags given to CreateKey are authorised by kms:TagResource in an IAM policy that
+            # covers all keys of the account and region (KMS developer guide, "Controlling access
+            # to tags"); the condition keeps every tagging request to one naming a predecessor.
+            {"Sid": "TagSuccessorKeysAtCreation", "Effect": "Allow", "Action": "kms:TagResource",
+             "Resource": f"{kms_arn}:key/*", "Condition": {"StringEquals": successor_of_these}},
+            # KMS cannot search by tag: a successor left by a crash is found by listing the keys.
+            {"Sid": "ListKeysToFindSuccessors", "Effect": "Allow", "Action": "kms:ListKeys",
+             "Resource": "*"},
+            # Aliases have no policy of their own; the keys on both sides allow UpdateAlias too.
+            {"Sid": "MoveOnlyTheseAliases", "Effect": "Allow", "Action": "kms:UpdateAlias",
+             "Resource": [f"{kms_arn}:{name}" for name in alias_names]},
+        ]
+    statements.append(
         {"Sid": "NeverBypassTheLockoutCheck", "Effect": "Deny",
          "Action": ["kms:CreateKey", "kms:PutKeyPolicy"], "Resource": "*",
-         "Condition": {"Bool": {"kms:BypassPolicyLockoutSafetyCheck": "true"}}},
-    ]
+         "Condition": {"Bool": {"kms:BypassPolicyLockoutSafetyCheck": "true"}}})
     if subnet_ids:
         ec2_arn = f"arn:{partition}:ec2:{region}:{account_id}"
         statements += [
@@ -184,12 +225,21 @@ def rotation_policy(*, partition: str, region: str, account_id: str, alias_names
     return _policy(statements)
 
 
+def schedule_input(alias_names: Sequence[str], key_arns: Sequence[str],
+                   create_successors: bool) -> str:
+    """The function's event (ztai_runtime.rotation.parse_event)."""
+    return json.dumps({"aliases": list(alias_names),
+                       "expectedKeyArns": dict(zip(alias_names, key_arns, strict=True)),
+                       "createSuccessors": create_successors})
+
+
 def scheduler_policy(*, region: str, function_arn: str, queue_arn: str) -> str:
     """The scheduler role: invoke this function, dead-letter into this queue, nothing else.
 
-    The queue's key grants this role GenerateDataKey/Decrypt (SQS needs both from a producer).
-    The Denies keep that use to SQS and this queue: were the schedule re-pointed at another
-    target (a universal target can call any API), the role still could not decrypt with the key.
+    The queue's key grants this role its use through SQS (kms:ViaService; SQS needs GenerateDataKey
+    and Decrypt from a producer). The Denies repeat the SQS condition and add this queue's
+    encryption context: were the schedule re-pointed at another target (a universal target can
+    call any API), the role still could not use the key for anything else.
     """
     return _policy([
         {"Sid": "InvokeRotationFunction", "Effect": "Allow", "Action": "lambda:InvokeFunction",
@@ -230,6 +280,8 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
     schedule: aws.scheduler.Schedule
     dead_letter_queue: aws.sqs.Queue
     log_group_prefix: str
+    # Whether the function creates successors: pass it to KeyHierarchy.grant_key_rotation.
+    create_successors: bool
 
     def __init__(self, name: str, args: MonthlyKeyRotationArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -244,6 +296,7 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
         # Lambda writes to /aws/lambda/<function name>; the group exists (encrypted, with
         # retention) before the function, so Lambda never creates an unencrypted one.
         self.log_group_prefix = f"/aws/lambda/{function_name}"
+        self.create_successors = args.create_successors
 
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs", name=self.log_group_prefix, retention_in_days=args.log_retention_days,
@@ -274,20 +327,22 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
                 subnet_ids=list(args.subnet_ids), security_group_ids=[security_group.id])
 
         alias_names = pulumi.Output.all(*args.key_aliases)
+        key_arns = pulumi.Output.all(*args.key_arns)
         role_policy = aws.iam.RolePolicy(
             f"{name}-role-policy", role=self.role.id,
-            policy=pulumi.Output.all(account_id, alias_names, log_group.arn,
+            policy=pulumi.Output.all(account_id, alias_names, log_group.arn, key_arns,
                                      pulumi.Output.all(*args.subnet_ids),
                                      security_group.id if security_group else None).apply(
                 lambda values: rotation_policy(
                     partition=partition, region=args.region, account_id=values[0],
-                    alias_names=values[1], log_group_arn=values[2], subnet_ids=values[3],
-                    security_group_id=values[4])),
+                    alias_names=values[1], log_group_arn=values[2],
+                    create_successors=args.create_successors, key_arns=values[3],
+                    subnet_ids=values[4], security_group_id=values[5])),
             opts=pulumi.ResourceOptions(parent=self.role))
 
         self.function = aws.lambda_.Function(
             f"{name}-function", name=function_name,
-            description="Monthly on-demand rotation of the zero-trust-ai symmetric keys",
+            description="Monthly on-demand rotation of the zero-trust-ai symmetric keys (runs daily)",
             runtime=RUNTIME, handler=HANDLER, code=runtime_archive(), role=self.role.arn,
             architectures=["arm64"], memory_size=256, timeout=args.timeout_seconds,
             # One run at a time: two concurrent runs could both create a successor.
@@ -333,13 +388,15 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
 
         self.schedule = aws.scheduler.Schedule(
             f"{name}-schedule", name=function_name,
-            description="Monthly on-demand rotation of the zero-trust-ai symmetric keys",
+            description="Monthly on-demand rotation of the zero-trust-ai symmetric keys: daily "
+                        "runs, the first of each month rotates",
             schedule_expression=args.schedule_expression, schedule_expression_timezone="UTC",
             flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="OFF"),
             state="ENABLED",
             target=aws.scheduler.ScheduleTargetArgs(
                 arn=self.function.arn, role_arn=self.scheduler_role.arn,
-                input=alias_names.apply(lambda names: json.dumps({"aliases": list(names)})),
+                input=pulumi.Output.all(alias_names, key_arns).apply(
+                    lambda values: schedule_input(values[0], values[1], args.create_successors)),
                 retry_policy=aws.scheduler.ScheduleTargetRetryPolicyArgs(
                     maximum_retry_attempts=SCHEDULE_RETRY_ATTEMPTS,
                     maximum_event_age_in_seconds=SCHEDULE_MAX_EVENT_AGE),
@@ -364,6 +421,24 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
             treat_missing_data="notBreaching", alarm_actions=list(args.alarm_actions),
             tags=tags, opts=pulumi.ResourceOptions(parent=self.dead_letter_queue))
 
+        # Months of notice before a key needs a successor that a human must create.
+        due_soon_metric = f"SuccessorDueSoon-{args.environment}"
+        aws.cloudwatch.LogMetricFilter(
+            f"{name}-successor-due-soon", name=f"{function_name}-successor-due-soon",
+            log_group_name=log_group.name,
+            pattern=f'{{ $.event = "key-rotation" && $.action = "{SUCCESSOR_DUE_SOON}" }}',
+            metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
+                name=due_soon_metric, namespace=METRIC_NAMESPACE, value="1", unit="Count"),
+            opts=pulumi.ResourceOptions(parent=log_group))
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-successor-due-soon-alarm", name=f"{function_name}-successor-due-soon",
+            alarm_description="A rotated key will need a successor within months: create it through "
+                              "the pipeline (README, successor runbook)",
+            namespace=METRIC_NAMESPACE, metric_name=due_soon_metric, statistic="Sum", period=3600,
+            evaluation_periods=1, threshold=1, comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching", alarm_actions=list(args.alarm_actions),
+            tags=tags, opts=pulumi.ResourceOptions(parent=self.function))
+
         self.register_outputs({
             "functionArn": self.function.arn,
             "roleArn": self.role.arn,
@@ -378,6 +453,9 @@ def _validate(args: MonthlyKeyRotationArgs) -> None:
     """Reject what AWS (or the rotation function) would reject, before anything is declared."""
     if not args.key_aliases:
         raise ValueError("key_aliases is empty: name the aliases of the keys to rotate")
+    if len(args.key_arns) != len(args.key_aliases):
+        raise ValueError(f"key_arns must give the ARN of the key of each alias, in the same order: "
+                         f"{len(args.key_aliases)} aliases, {len(args.key_arns)} key ARNs")
     names = [alias for alias in args.key_aliases if isinstance(alias, str)]
     if len(set(names)) != len(names) or any(not n.startswith("alias/") for n in names):
         raise ValueError(f"key_aliases must be distinct alias names (alias/...), got {names}")

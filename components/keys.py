@@ -12,8 +12,9 @@ Key policies are written here and nowhere else:
 - usage is granted by the hierarchy's owner methods (`grant_encrypt`, `grant_decrypt`,
   `grant_generate_data_key`, `grant_generate_mac`, `grant_verify_mac`, `grant_cloudwatch_logs`),
   which take a role, never by other components writing key ARNs into their own policies;
-- `grant_key_rotation` makes the monthly rotation function's role an administrator of the
-  symmetric keys' policies, without any use (see its docstring).
+- `grant_key_rotation` lets the monthly rotation function's role inspect and rotate the
+  symmetric keys, without any use; only with `create_successors=True` does it also make the role
+  an administrator of their policies (see its docstring).
 
 Usage grants are collected while the program composes the stack and written when `seal()` is
 called, as one `aws.kms.KeyPolicy` per key. Until then each key carries its administration-only
@@ -59,16 +60,19 @@ ADMIN_ACTIONS = (
     "kms:DisableKey", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
 )
 # The monthly rotation function (components/key_rotation.py, ztai_runtime/rotation.py), on every
-# symmetric key: inspect and rotate; and, to create a successor with a copy of the key's policy,
-# the actions that copy must grant it. KMS refuses a CreateKey policy that does not let the caller
-# PutKeyPolicy on the new key (the lockout safety check, never bypassed), so PutKeyPolicy is here
-# although the function never calls it; EnableKeyRotation and UpdateAlias act on the successor;
-# TagResource covers the tags set at creation. No use action, no CreateGrant.
+# symmetric key: inspect and rotate; read the policy and tags to check a successor the alias may
+# name (same policy, predecessor tag). No use action, no CreateGrant, no administration.
 KEY_ROTATION_ACTIONS = (
     "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListKeyRotations",
-    "kms:ListResourceTags", "kms:RotateKeyOnDemand", "kms:PutKeyPolicy", "kms:TagResource",
-    "kms:EnableKeyRotation", "kms:UpdateAlias",
+    "kms:ListResourceTags", "kms:RotateKeyOnDemand",
 )
+# Added only when the function creates successors: what the copy of the key's policy must grant
+# it. KMS refuses a CreateKey policy that does not let the caller PutKeyPolicy on the new key (the
+# lockout safety check, never bypassed), so PutKeyPolicy is here although the function never calls
+# it; EnableKeyRotation and UpdateAlias act on the successor (UpdateAlias on the old key too);
+# TagResource covers the tags set at creation.
+KEY_SUCCESSOR_ACTIONS = ("kms:PutKeyPolicy", "kms:TagResource", "kms:EnableKeyRotation",
+                         "kms:UpdateAlias")
 SHORTEST_ROTATION_DAYS = 90
 DELETION_WINDOW_DAYS = 30
 
@@ -157,9 +161,12 @@ class KeyHierarchy(pulumi.ComponentResource):
             alias_name = f"alias/zero-trust-ai/{args.environment}/{purpose}"
             self.aliases[purpose] = aws.kms.Alias(
                 f"{name}-{purpose}-alias", name=alias_name, target_key_id=key.key_id,
-                # The monthly rotation moves a symmetric key's alias to a successor key; without
-                # this the next `pulumi up` would move it back (README: successor runbook). The
-                # HMAC key is never replaced, so drift of its alias is still corrected.
+                # A successor (made by the pipeline, or by the rotation function with
+                # create_successors) takes over a symmetric key's alias before the stack adopts
+                # it; without this the next `pulumi up` would move it back (README: successor
+                # runbook). Other moves are caught by the rotation function, which fails when an
+                # alias names neither the declared key nor a valid successor of it. The HMAC key
+                # is never replaced, so drift of its alias is still corrected.
                 opts=pulumi.ResourceOptions(parent=key,
                                             ignore_changes=[] if hmac else ["targetKeyId"]))
             for region in args.replica_regions:
@@ -275,18 +282,22 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._grant(purpose, f"Create{service.capitalize()}Resources", {}, SERVICE_GRANT_ACTIONS,
                     via_for_resource, to_administrators=True)
 
-    def grant_key_rotation(self, role: aws.iam.Role) -> None:
-        """Let the monthly rotation function's role rotate every symmetric key and replace it
-        with a successor (KEY_ROTATION_ACTIONS).
+    def grant_key_rotation(self, role: aws.iam.Role, *, create_successors: bool = False) -> None:
+        """Let the monthly rotation function's role rotate every symmetric key
+        (KEY_ROTATION_ACTIONS): describe, read the policy, tags and rotation state, rotate on
+        demand. No use, no administration. The HMAC key gets nothing: KMS cannot rotate HMAC keys
+        on demand.
 
-        This makes the role an administrator of those keys' policies: with PutKeyPolicy it could
-        rewrite a policy, including to grant itself use. That is the price of successors that
-        carry the same policy (issue 3, "Monthly rotation"). It holds no use action here, its
-        statement has its own Sid, and the role is assumable only by Lambda for that function.
-        The HMAC key gets nothing: KMS cannot rotate HMAC keys on demand.
+        create_successors: also let the role replace a worn key with a successor
+            (KEY_SUCCESSOR_ACTIONS). Default False. A relaxation, and a large one: KMS lets a
+            caller create a key with a policy only if that policy lets it PutKeyPolicy, so the role
+            becomes an administrator of every symmetric key's policy, model-weights included.
+            Anyone who can run code as the role could rewrite a policy (strip attestation
+            conditions, grant itself use). Must match MonthlyKeyRotationArgs.create_successors.
         """
+        actions = (*KEY_ROTATION_ACTIONS, *(KEY_SUCCESSOR_ACTIONS if create_successors else ()))
         for purpose in SYMMETRIC_PURPOSES:
-            self._grant(purpose, "KeyRotationWithoutUse", self._role(role), KEY_ROTATION_ACTIONS)
+            self._grant(purpose, "KeyRotationWithoutUse", self._role(role), actions)
 
     def seal(self) -> None:
         """Write every key's policy with the grants made so far; no grant is accepted after."""

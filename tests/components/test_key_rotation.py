@@ -7,7 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from components.key_rotation import (
 from components.keys import (
     HMAC_PURPOSE,
     KEY_ROTATION_ACTIONS,
+    KEY_SUCCESSOR_ACTIONS,
     SYMMETRIC_PURPOSES,
     KeyHierarchy,
     KeyHierarchyArgs,
@@ -41,8 +42,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:aws.lambda/microvmsimage.Microvm
 ACCOUNT, REGION = "111122223333", "eu-west-1"
 ALIASES = tuple(f"alias/zero-trust-ai/dev/{purpose}" for purpose in SYMMETRIC_PURPOSES)
 LOGS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0000aaaa-0000-aaaa-0000-aaaa0000aaaa"
+KEY_IDS = tuple(f"{index}000aaaa-0000-aaaa-0000-aaaa0000aaaa" for index in range(len(ALIASES)))
+KEY_ARNS = tuple(f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key_id}" for key_id in KEY_IDS)
 ARGS = MonthlyKeyRotationArgs(environment="dev", owner="ml-platform", region=REGION,
-                              key_aliases=ALIASES, logs_key_arn=LOGS_KEY, dead_letter_key_arn=LOGS_KEY)
+                              key_aliases=ALIASES, key_arns=KEY_ARNS, logs_key_arn=LOGS_KEY,
+                              dead_letter_key_arn=LOGS_KEY)
+CREATING = replace(ARGS, create_successors=True)
 IN_VPC = replace(ARGS, subnet_ids=("subnet-0aaa", "subnet-0bbb"), vpc_id="vpc-0mgmt",
                  vpc_cidr="10.13.0.0/16")
 
@@ -82,6 +87,11 @@ def vpc_stack() -> RecordedStack:
     return build(IN_VPC)
 
 
+@pytest.fixture(scope="module")
+def creating_stack() -> RecordedStack:
+    return build(CREATING)
+
+
 def test_children_are_named_after_the_component_and_parented_to_it(stack: RecordedStack) -> None:
     component = named(stack, "key-rotation")
     assert component.type == "zero-trust-ai:keys:MonthlyKeyRotation" and not component.custom
@@ -117,42 +127,72 @@ def test_its_log_group_exists_first_encrypted_and_kept(stack: RecordedStack) -> 
     assert named(stack, "key-rotation-role-policy").urn in function.dependencies
 
 
-def test_the_execution_role_is_lambdas_only_and_holds_no_key_use(stack: RecordedStack) -> None:
+def test_the_execution_role_is_lambdas_only_and_holds_nothing_on_kms_by_default(
+        stack: RecordedStack) -> None:
     trust = document(named(stack, "key-rotation-role"), "assumeRolePolicy")["Statement"]
     assert trust == [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
                       "Action": "sts:AssumeRole",
                       "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}}]
     policy = statements(named(stack, "key-rotation-role-policy"))
     allowed = [a for s in policy.values() if s["Effect"] == "Allow" for a in as_list(s["Action"])]
-    assert not [a for a in allowed if a.startswith(USE) or a.endswith("*") or a == "kms:PutKeyPolicy"]
-    create = policy["CreateSuccessorKeysOnly"]
-    assert create["Condition"] == {
-        "StringEquals": {"kms:KeySpec": "SYMMETRIC_DEFAULT", "kms:KeyUsage": "ENCRYPT_DECRYPT",
-                         "kms:KeyOrigin": "AWS_KMS"},
-        "Bool": {"kms:MultiRegion": "false"},
-        "Null": {"aws:RequestTag/zero-trust-ai:predecessor-key-id": "false"}}
-    assert policy["MoveOnlyTheseAliases"]["Resource"] == [
-        f"arn:aws:kms:{REGION}:{ACCOUNT}:{alias}" for alias in ALIASES]
+    # Rotating needs nothing from IAM (the key policies grant it): no CreateKey, ListKeys,
+    # TagResource or UpdateAlias without create_successors.
+    assert allowed == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert set(policy) == {"WriteOwnLogGroup", "NeverBypassTheLockoutCheck"}
     deny = policy["NeverBypassTheLockoutCheck"]
     assert (deny["Effect"], deny["Action"], deny["Condition"]) == (
         "Deny", ["kms:CreateKey", "kms:PutKeyPolicy"],
         {"Bool": {"kms:BypassPolicyLockoutSafetyCheck": "true"}})
     logs_arn = named(stack, "key-rotation-logs").outputs["arn"]
     assert policy["WriteOwnLogGroup"]["Resource"] == [logs_arn, f"{logs_arn}:log-stream:*"]
-    assert not any(a.startswith("ec2:") for a in allowed)  # no VPC, no network permissions
 
 
-def test_the_schedule(stack: RecordedStack) -> None:
+def test_creating_successors_adds_only_what_iam_authorises_for_them(
+        creating_stack: RecordedStack) -> None:
+    policy = statements(named(creating_stack, "key-rotation-role-policy"))
+    allowed = [a for s in policy.values() if s["Effect"] == "Allow" for a in as_list(s["Action"])]
+    assert not [a for a in allowed if a.startswith(USE) or a.endswith("*") or a == "kms:PutKeyPolicy"]
+    predecessors = {"aws:RequestTag/zero-trust-ai:predecessor-key-id": sorted(KEY_IDS)}
+    assert policy["CreateSuccessorKeysOnly"]["Condition"] == {
+        "StringEquals": {"kms:KeySpec": "SYMMETRIC_DEFAULT", "kms:KeyUsage": "ENCRYPT_DECRYPT",
+                         "kms:KeyOrigin": "AWS_KMS", **predecessors},
+        "Bool": {"kms:MultiRegion": "false"}}
+    tagging = policy["TagSuccessorKeysAtCreation"]
+    assert (tagging["Action"], tagging["Condition"]) == ("kms:TagResource",
+                                                         {"StringEquals": predecessors})
+    assert policy["MoveOnlyTheseAliases"]["Resource"] == [
+        f"arn:aws:kms:{REGION}:{ACCOUNT}:{alias}" for alias in ALIASES]
+    assert policy["ListKeysToFindSuccessors"]["Action"] == "kms:ListKeys"
+    assert policy["NeverBypassTheLockoutCheck"]["Effect"] == "Deny"
+    assert json.loads(named(creating_stack, "key-rotation-schedule").inputs["target"]["input"])[
+        "createSuccessors"] is True
+
+
+def test_the_schedule_runs_daily_and_names_each_alias_with_its_key(stack: RecordedStack) -> None:
     schedule = named(stack, "key-rotation-schedule").inputs
     assert (schedule["scheduleExpression"], schedule["scheduleExpressionTimezone"]) == (
-        "cron(0 3 1 * ? *)", "UTC")
+        "cron(0 3 * * ? *)", "UTC")
     assert schedule["flexibleTimeWindow"] == {"mode": "OFF"} and schedule["state"] == "ENABLED"
+    assert "startDate" not in schedule and "endDate" not in schedule
     target = schedule["target"]
     assert target["arn"] == named(stack, "key-rotation-function").outputs["arn"]
     assert target["roleArn"] == named(stack, "key-rotation-scheduler-role").outputs["arn"]
-    assert json.loads(target["input"]) == {"aliases": list(ALIASES)}
+    assert json.loads(target["input"]) == {"aliases": list(ALIASES),
+                                           "expectedKeyArns": dict(zip(ALIASES, KEY_ARNS, strict=True)),
+                                           "createSuccessors": False}
     assert target["retryPolicy"]["maximumRetryAttempts"] > 0
     assert target["deadLetterConfig"]["arn"] == named(stack, "key-rotation-dlq").outputs["arn"]
+
+
+def test_a_successor_falling_due_raises_an_alarm(stack: RecordedStack) -> None:
+    metric = named(stack, "key-rotation-successor-due-soon").inputs
+    assert metric["logGroupName"] == named(stack, "key-rotation-logs").outputs["name"]
+    assert metric["pattern"] == '{ $.event = "key-rotation" && $.action = "successor-due-soon" }'
+    transformation = metric["metricTransformation"]
+    alarm = named(stack, "key-rotation-successor-due-soon-alarm").inputs
+    assert (alarm["namespace"], alarm["metricName"]) == (transformation["namespace"],
+                                                         transformation["name"])
+    assert (alarm["threshold"], alarm["comparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
 
 
 def test_the_scheduler_role_may_only_invoke_and_dead_letter(stack: RecordedStack) -> None:
@@ -200,8 +240,9 @@ def test_in_the_vpc_only_https_to_the_vpc_leaves(vpc_stack: RecordedStack) -> No
 
 @pytest.mark.parametrize("changes, message", [
     ({"key_aliases": ()}, "key_aliases is empty"),
-    ({"key_aliases": ("alias/a", "alias/a")}, "must be distinct"),
-    ({"key_aliases": ("key/1234",)}, "alias names"),
+    ({"key_aliases": ("alias/a", "alias/a"), "key_arns": KEY_ARNS[:2]}, "must be distinct"),
+    ({"key_aliases": ("key/1234",), "key_arns": KEY_ARNS[:1]}, "alias names"),
+    ({"key_arns": KEY_ARNS[:2]}, "key_arns must give the ARN of the key of each alias"),
     ({"schedule_expression": "at(2026-07-01T03:00:00)"}, "not a recurring"),
     ({"log_retention_days": 100}, "not a CloudWatch Logs retention"),
     ({"timeout_seconds": 1200}, "timeout_seconds must be 60 to 900"),
@@ -229,8 +270,10 @@ def test_the_shipped_modules_are_all_the_function_needs(tmp_path: Path) -> None:
 
 
 # -- the key hierarchy's side ---------------------------------------------------------------
-@pytest.fixture(scope="module")
-def hierarchy() -> Iterator[tuple[RecordedStack, dict[str, list[str]]]]:
+Hierarchy = tuple[RecordedStack, dict[str, list[str]]]
+
+
+def record_hierarchy(create_successors: bool) -> Hierarchy:
     ignored: dict[str, list[str]] = {}
     register: Callable[..., Any] = recorder.RecordingMonitor.RegisterResource
 
@@ -241,31 +284,65 @@ def hierarchy() -> Iterator[tuple[RecordedStack, dict[str, list[str]]]]:
     def program() -> None:
         keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region=REGION))
         role = aws.iam.Role("key-rotation-role", assume_role_policy="{}")
-        keys.grant_key_rotation(role)
+        if create_successors:
+            keys.grant_key_rotation(role, create_successors=True)
+        else:
+            keys.grant_key_rotation(role)  # the default
         keys.seal()
         pulumi.export("role", role.arn)
 
     recorder.RecordingMonitor.RegisterResource = remember_ignore_changes  # type: ignore[method-assign]
     try:
-        yield record(program, project="zero-trust-ai", stack="test", config={}, region=REGION), ignored
+        return record(program, project="zero-trust-ai", stack="test", config={}, region=REGION), ignored
     finally:
         recorder.RecordingMonitor.RegisterResource = register  # type: ignore[method-assign]
 
 
-def test_grant_key_rotation_on_every_symmetric_key_and_not_the_hmac_key(
-        hierarchy: tuple[RecordedStack, dict[str, list[str]]]) -> None:
-    stack, _ = hierarchy
+@pytest.fixture(scope="module")
+def hierarchy() -> Hierarchy:
+    return record_hierarchy(create_successors=False)
+
+
+@pytest.fixture(scope="module")
+def creating_hierarchy() -> Hierarchy:
+    return record_hierarchy(create_successors=True)
+
+
+def rotation_grants(stack: RecordedStack) -> dict[str, dict[str, Any]]:
+    """The rotation role's statement in each symmetric key's policy; none in the HMAC key's."""
     role_arn = named(stack, "key-rotation-role").outputs["arn"]
+    grants = {}
     for purpose in SYMMETRIC_PURPOSES:
         [grant] = [s for s in statements(named(stack, f"keys-{purpose}-policy")).values()
-                   if s["Sid"].startswith("KeyRotationWithoutUse")]
-        assert grant["Principal"] == {"AWS": role_arn} and grant["Action"] == list(KEY_ROTATION_ACTIONS)
-        assert "Condition" not in grant
+                   if s["Principal"] == {"AWS": role_arn}]
+        assert grant["Sid"].startswith("KeyRotationWithoutUse") and "Condition" not in grant
+        grants[purpose] = grant
     hmac_policy = statements(named(stack, f"keys-{HMAC_PURPOSE}-policy"))
     assert not [s for s in hmac_policy.values() if s["Principal"] == {"AWS": role_arn}]
+    return grants
 
 
-def test_moved_aliases_are_not_moved_back(hierarchy: tuple[RecordedStack, dict[str, list[str]]]) -> None:
+def test_by_default_the_rotation_grant_rotates_and_reads_but_administers_nothing(
+        hierarchy: Hierarchy) -> None:
+    stack, _ = hierarchy
+    for grant in rotation_grants(stack).values():
+        assert grant["Action"] == list(KEY_ROTATION_ACTIONS) == [
+            "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
+            "kms:ListKeyRotations", "kms:ListResourceTags", "kms:RotateKeyOnDemand"]
+
+
+def test_creating_successors_makes_the_role_administer_every_symmetric_key_policy(
+        creating_hierarchy: Hierarchy) -> None:
+    stack, _ = creating_hierarchy
+    grants = rotation_grants(stack)
+    assert set(grants) >= {"model-weights"}  # the price named in MonthlyKeyRotationArgs
+    for grant in grants.values():
+        assert grant["Action"] == [*KEY_ROTATION_ACTIONS, *KEY_SUCCESSOR_ACTIONS]
+        assert "kms:PutKeyPolicy" in grant["Action"]
+        assert not any(a.startswith(USE) or "*" in a for a in grant["Action"])
+
+
+def test_moved_aliases_are_not_moved_back(hierarchy: Hierarchy) -> None:
     _, ignored = hierarchy
     for purpose in SYMMETRIC_PURPOSES:
         assert ignored[f"keys-{purpose}-alias"] == ["targetKeyId"]
@@ -279,9 +356,12 @@ def test_the_stack_rotates_the_symmetric_keys_from_the_management_segment() -> N
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     by_name = {r["name"]: r for r in report["resources"]}
-    aliases = report["outputs"]["keyAliases"]
+    aliases, key_arns = report["outputs"]["keyAliases"], report["outputs"]["keyArns"]
     schedule_input = json.loads(by_name["key-rotation-schedule"]["inputs"]["target"]["input"])
-    assert schedule_input == {"aliases": [aliases[p] for p in SYMMETRIC_PURPOSES]}
+    assert schedule_input == {
+        "aliases": [aliases[p] for p in SYMMETRIC_PURPOSES],
+        "expectedKeyArns": {aliases[p]: key_arns[p] for p in SYMMETRIC_PURPOSES},
+        "createSuccessors": False}  # the stack keeps the default
     assert aliases[HMAC_PURPOSE] not in schedule_input["aliases"]
     subnets = report["outputs"]["privateSubnetIds"]["management"]
     assert by_name["key-rotation-function"]["inputs"]["vpcConfig"]["subnetIds"] == subnets
@@ -289,3 +369,19 @@ def test_the_stack_rotates_the_symmetric_keys_from_the_management_segment() -> N
     services = [s["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
                 for s in logs_policy if s["Principal"] == {"Service": f"logs.{REGION}.amazonaws.com"}]
     assert any(arn.endswith(":log-group:/aws/lambda/zero-trust-ai-dev-key-rotation*") for arn in services)
+    def granted_to(role: str, policy: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [s for s in policy if f":role/{role}-" in str(s["Principal"].get("AWS"))]
+
+    # The rotation role: no kms:PutKeyPolicy anywhere.
+    for purpose in SYMMETRIC_PURPOSES:
+        policy = json.loads(by_name[f"keys-{purpose}-policy"]["inputs"]["policy"])["Statement"]
+        [grant] = granted_to("key-rotation-role", policy)
+        assert grant["Action"] == list(KEY_ROTATION_ACTIONS)
+    # The scheduler role uses the dead-letter queue's key through SQS only (what SQS needs from a
+    # producer: GenerateDataKey and Decrypt), never directly.
+    grants = granted_to("key-rotation-scheduler-role", logs_policy)
+    assert grants and all(s["Condition"]["StringEquals"] == {
+        "kms:ViaService": f"sqs.{REGION}.amazonaws.com", "kms:CallerAccount": ACCOUNT}
+        for s in grants)
+    actions = {a for s in grants for a in s["Action"]}
+    assert {"kms:GenerateDataKey", "kms:Decrypt"} <= actions

@@ -2,16 +2,26 @@
 
 - a key without a policy gets AWS's default, `kms:*` for the whole account through IAM;
 - no Allow to any principal (`*`) without a condition;
+- no Allow with `NotAction` or `NotPrincipal`: they grant everything they do not name, which no
+  least-privilege review can bound;
 - no `kms:*` (or `*`) except for the configured break-glass principals;
 - no principal that both administers a key (PutKeyPolicy) and uses it, in one statement or
-  across several (a use grant to an administrator, e.g. the key rotation role, is caught);
+  across several (a use grant to an administrator, e.g. the key rotation role, is caught).
+  Across statements a principal is compared as IAM would see it: an assumed-role session
+  (`arn:aws:sts::<account>:assumed-role/<role>/<session>`) and a role with a path are the role
+  `arn:aws:iam::<account>:role/<role>`, and `Principal "*"` restricted by an `aws:PrincipalArn`
+  condition (StringEquals, StringLike, ArnEquals, ArnLike) is the principals it names, patterns
+  included;
 - no kms:CreateGrant (a grant hands out use of the key) except for AWS services acting for a
   resource (`kms:GrantIsForAWSResource`) or break-glass.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 from pulumi_policy import Severity
@@ -27,6 +37,11 @@ _ADMIN = ("kms:putkeypolicy",)
 _DELEGATE = ("kms:creategrant",)
 _USE_PREFIXES = ("kms:decrypt", "kms:encrypt", "kms:generatedatakey", "kms:reencrypt",
                  "kms:generatemac", "kms:verifymac", "kms:sign", "kms:derivesharedsecret")
+# Condition operators under which aws:PrincipalArn names who the statement is for. The IfExists
+# forms are not among them: without the key they match anyone.
+_PRINCIPAL_ARN_OPERATORS = {"stringequals", "stringlike", "arnequals", "arnlike"}
+_ASSUMED_ROLE = re.compile(r"^arn:(aws[\w-]*):sts::(\d{12}):assumed-role/([^/]+)/[^/]+$")
+_ROLE = re.compile(r"^arn:(aws[\w-]*):iam::(\d{12}):role/(?:.*/)?([^/]+)$")
 
 
 def _principals(principal: Any) -> list[str]:
@@ -37,6 +52,41 @@ def _principals(principal: Any) -> list[str]:
     return []
 
 
+def identity(principal: str) -> str:
+    """A principal as IAM evaluates it: sessions and role paths map to `...:role/<name>`."""
+    match = _ASSUMED_ROLE.match(principal) or _ROLE.match(principal)
+    return f"arn:{match[1]}:iam::{match[2]}:role/{match[3]}" if match else principal
+
+
+def _principal_arn_condition(condition: Any) -> list[str]:
+    """The ARNs (or ARN patterns) an `aws:PrincipalArn` condition restricts a statement to."""
+    if not isinstance(condition, Mapping):
+        return []
+    return [str(value) for operator, block in condition.items()
+            if str(operator).lower() in _PRINCIPAL_ARN_OPERATORS and isinstance(block, Mapping)
+            for key, values in block.items() if str(key).lower() == "aws:principalarn"
+            for value in as_list(values)]
+
+
+def statement_principals(statement: Mapping[str, Any]) -> list[str]:
+    """Who a statement is for: its principals, `*` narrowed by an aws:PrincipalArn condition."""
+    principals = _principals(statement.get("Principal"))
+    if "*" in principals and (named := _principal_arn_condition(statement.get("Condition"))):
+        principals = [p for p in principals if p != "*"] + named
+    return principals
+
+
+def same_principal(first: str, second: str) -> bool:
+    """Can two principals of a policy be one caller? Patterns (from ArnLike/StringLike) match
+    what they cover; a bare `*` (everyone, narrowed by other conditions) only itself."""
+    first, second = identity(first), identity(second)
+    if first == second:
+        return True
+    if "*" in (first, second):
+        return False
+    return fnmatchcase(first, second) or fnmatchcase(second, first)
+
+
 def _covers(action: str, names: tuple[str, ...]) -> bool:
     """Does `action` (possibly ending in *) include any action starting with one of `names`?"""
     action = action.lower()
@@ -45,28 +95,39 @@ def _covers(action: str, names: tuple[str, ...]) -> bool:
     return any(action.startswith(name) for name in names)
 
 
+@dataclass(frozen=True)
+class _Holder:
+    principal: str
+    sid: str
+
+
 def document_problems(document: Any, label: str, break_glass: set[str]) -> list[str]:
     try:
         statements = allow_statements(document, f"{label} policy")
     except PolicyDocumentError as error:
         return [str(error)]
     problems = []
-    # principal -> Sids of the statements that let it administer / use the key
-    administers: dict[str, list[str]] = {}
-    uses: dict[str, list[str]] = {}
+    break_glass_identities = {identity(p) for p in break_glass}
+    administers: list[_Holder] = []
+    uses: list[_Holder] = []
     for index, statement in statements:
         sid = statement.get("Sid") or f"#{index}"
-        principals = _principals(statement.get("Principal"))
+        negated = [element for element in ("NotAction", "NotPrincipal") if element in statement]
+        if negated:
+            problems.append(f"{label} statement {sid} allows with {' and '.join(negated)}: it "
+                            "grants everything it does not name; name the principals and actions")
+        principals = statement_principals(statement)
         actions = [str(a) for a in as_list(statement.get("Action"))]
-        if not set(principals) <= break_glass:
+        break_glass_only = bool(principals) and {identity(p) for p in principals} <= break_glass_identities
+        if not break_glass_only:
             for principal in principals:
                 if any(_covers(a, _ADMIN) for a in actions):
-                    administers.setdefault(principal, []).append(sid)
+                    administers.append(_Holder(principal, sid))
                 if any(_covers(a, _USE_PREFIXES) for a in actions):
-                    uses.setdefault(principal, []).append(sid)
-        if "*" in principals and not statement.get("Condition"):
+                    uses.append(_Holder(principal, sid))
+        if "*" in _principals(statement.get("Principal")) and not statement.get("Condition"):
             problems.append(f"{label} statement {sid} allows any principal without a condition")
-        if principals and set(principals) <= break_glass:
+        if break_glass_only:
             continue  # break-glass may hold everything
         if any(a in ("*", "kms:*") for a in actions):
             problems.append(f"{label} statement {sid} grants kms:* to {', '.join(principals)}; "
@@ -80,12 +141,20 @@ def document_problems(document: Any, label: str, break_glass: set[str]) -> list[
                 if isinstance(block, Mapping) for key in block}:
             problems.append(f"{label} statement {sid} allows kms:CreateGrant, with which its "
                             "holders can hand out use of the key")
-    for principal in sorted(set(administers) & set(uses)):
-        if set(administers[principal]) & set(uses[principal]):
+    # Across statements: one caller administering in one and using in another.
+    pairs: dict[tuple[str, str], tuple[dict[str, None], dict[str, None]]] = {}
+    for admin in administers:
+        for user in uses:
+            if same_principal(admin.principal, user.principal):
+                admin_sids, use_sids = pairs.setdefault((admin.principal, user.principal), ({}, {}))
+                admin_sids[admin.sid] = use_sids[user.sid] = None  # ordered sets
+    for (admin_principal, use_principal), (admin_sids, use_sids) in sorted(pairs.items()):
+        if set(admin_sids) & set(use_sids):
             continue  # one statement doing both is reported above
-        problems.append(f"{label} lets {principal} administer the key (statement "
-                        f"{', '.join(administers[principal])}) and use it (statement "
-                        f"{', '.join(uses[principal])})")
+        as_whom = "" if use_principal == admin_principal else f", as {use_principal}"
+        problems.append(f"{label} lets {admin_principal} administer the key (statement "
+                        f"{', '.join(admin_sids)}) and use it{as_whom} (statement "
+                        f"{', '.join(use_sids)})")
     return problems
 
 
