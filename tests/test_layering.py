@@ -15,6 +15,8 @@ FORBIDDEN = {
     "ztai_runtime": {"pulumi", "pulumi_aws", "pulumi_policy", "ztai", "components", "ztpolicy"},
     # Components package the runtime as an asset; they never import it (nor the CLI or the pack).
     "components": {"ztai", "ztai_runtime", "ztpolicy", "boto3"},
+    # What runs in and next to the enclave ships with the runtime library only.
+    "enclave_images": {"pulumi", "pulumi_aws", "pulumi_policy", "ztai", "components", "ztpolicy"},
     # The pack is reached through its analyzer protocol only.
     "policy_packs/zero_trust/ztpolicy": {"components", "ztai", "ztai_runtime", "pulumi_aws"},
 }

@@ -1,0 +1,171 @@
+"""The parent-side agent (a systemd unit on the inference instances, baked by the AMI pipeline).
+
+    python -m enclave_images.parent.agent --bucket B --key models/digits.enc --key-arn ARN \
+        --context model=digits --context version=7 [--enclave vsock:16:5005] [--listen 0.0.0.0:8080]
+
+It fetches the *encrypted* weights from S3, streams them to the enclave with the instance role's
+short-lived credentials (used by the enclave for one attested KMS Decrypt), forwards inference
+requests from the load balancer to the enclave, and answers health checks. It never holds a data
+key or plaintext weights: its role's key-policy grant works only with the enclave's attestation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from enclave_images.protocol import PROTOCOL_VERSION, Address, ProtocolError, read_message, send_message
+from ztai_runtime.jsonlog import get_logger, log_decision
+
+MAX_REQUEST_BYTES = 1 << 20
+_log = get_logger("ztai.parent")
+
+
+class EnclaveError(Exception):
+    """The enclave refused or did not answer."""
+
+
+class EnclaveClient:
+    """One connection to the enclave application, used by one request at a time."""
+
+    def __init__(self, address: Address, timeout: float = 60.0) -> None:
+        self._address, self._timeout = address, timeout
+        self._lock = threading.Lock()
+        self._stream: Any = None
+
+    def _call(self, message: dict[str, Any], payload: Path | None = None) -> dict[str, Any]:
+        with self._lock:
+            try:
+                if self._stream is None:
+                    self._stream = self._address.connect(self._timeout).makefile("rwb", buffering=0)
+                send_message(self._stream, message)
+                if payload is not None:
+                    with open(payload, "rb") as source:
+                        while chunk := source.read(1 << 20):
+                            self._stream.write(chunk)
+                answer = read_message(self._stream)
+            except (OSError, ProtocolError) as error:
+                self._stream = None
+                raise EnclaveError(f"enclave at {self._address.family}:{self._address.host}:"
+                                   f"{self._address.port} unreachable: {error}") from None
+        if answer is None:
+            self._stream = None
+            raise EnclaveError("the enclave closed the connection")
+        if answer["type"] == "error":
+            raise EnclaveError(str(answer.get("error")))
+        return answer
+
+    def ping(self) -> dict[str, Any]:
+        return self._call({"type": "ping", "version": PROTOCOL_VERSION})
+
+    def load(self, weights: Path, *, key_arns: Sequence[str], context: Mapping[str, str], region: str,
+             credentials: Mapping[str, str]) -> dict[str, Any]:
+        return self._call({"type": "load", "version": PROTOCOL_VERSION, "size": weights.stat().st_size,
+                           "key_arns": list(key_arns), "context": dict(context), "region": region,
+                           "credentials": dict(credentials)}, payload=weights)
+
+    def predict(self, inputs: Any) -> list[int]:
+        answer = self._call({"type": "predict", "version": PROTOCOL_VERSION, "inputs": inputs})
+        labels: list[int] = answer["labels"]
+        return labels
+
+
+def fetch_weights(s3: Any, bucket: str, key: str, directory: Path) -> Path:
+    """Download the encrypted weights (ciphertext only ever touches the parent's disk)."""
+    descriptor, name = tempfile.mkstemp(prefix="weights-", suffix=".enc", dir=directory)
+    with os.fdopen(descriptor, "wb") as sink:
+        s3.download_fileobj(bucket, key, sink)
+    log_decision(_log, "weights-fetched", bucket=bucket, key=key, bytes=os.path.getsize(name))
+    return Path(name)
+
+
+def instance_credentials() -> dict[str, str]:  # pragma: no cover - needs an instance role
+    """The instance role's current temporary credentials (IMDSv2), for the enclave's one KMS call."""
+    import boto3
+    frozen = boto3.Session().get_credentials().get_frozen_credentials()
+    return {"access_key_id": frozen.access_key, "secret_access_key": frozen.secret_key,
+            "session_token": frozen.token or ""}
+
+
+def make_handler(enclave: EnclaveClient) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "ztai-parent"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # one JSON line per request is written below instead
+
+        def _reply(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path != "/health":
+                self._reply(404, {"error": "not found"})
+                return
+            try:
+                loaded = bool(enclave.ping().get("loaded"))
+            except EnclaveError as error:
+                self._reply(503, {"status": "enclave unreachable", "error": str(error)})
+                return
+            self._reply(200 if loaded else 503, {"status": "ready" if loaded else "no model loaded"})
+
+        def do_POST(self) -> None:
+            if self.path != "/predict":
+                self._reply(404, {"error": "not found"})
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 < length <= MAX_REQUEST_BYTES:
+                self._reply(413 if length else 411, {"error": f"body must be 1..{MAX_REQUEST_BYTES} bytes"})
+                return
+            try:
+                body = json.loads(self.rfile.read(length))
+                inputs = body["inputs"]
+            except (ValueError, KeyError, TypeError):
+                self._reply(400, {"error": 'expected {"inputs": [[64 numbers], ...]}'})
+                return
+            try:
+                labels = enclave.predict(inputs)
+            except EnclaveError as error:
+                self._reply(400 if "must" in str(error) else 502, {"error": str(error)})
+                return
+            log_decision(_log, "predict", rows=len(labels))
+            self._reply(200, {"labels": labels})
+
+    return Handler
+
+
+def main() -> None:  # pragma: no cover - runs on the instance
+    import boto3
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bucket", required=True)
+    parser.add_argument("--key", required=True, help="S3 key of the encrypted weights")
+    parser.add_argument("--key-arn", action="append", required=True, help="KMS key ARN that may unwrap")
+    parser.add_argument("--context", action="append", default=[], metavar="K=V")
+    parser.add_argument("--enclave", default="vsock:16:5005")
+    parser.add_argument("--listen", default="0.0.0.0:8080")
+    args = parser.parse_args()
+    session = boto3.Session()
+    region = session.region_name or "us-east-1"
+    context = dict(pair.split("=", 1) for pair in args.context)
+    weights = fetch_weights(session.client("s3"), args.bucket, args.key, Path(tempfile.gettempdir()))
+    enclave = EnclaveClient(Address.parse(args.enclave))
+    enclave.load(weights, key_arns=args.key_arn, context=context, region=region,
+                 credentials=instance_credentials())
+    host, _, port = args.listen.rpartition(":")
+    ThreadingHTTPServer((host, int(port)), make_handler(enclave)).serve_forever()
+
+
+if __name__ == "__main__":
+    main()

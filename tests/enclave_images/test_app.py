@@ -1,0 +1,124 @@
+"""The enclave application and the parent agent over a real socket (a Unix socket standing in for
+vsock: same code path, `Address` picks the family). Data keys here come from a plain unwrapper;
+the attested path (KMS with Recipient) is in test_end_to_end.py."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from enclave_images.enclave.app import EnclaveApp
+from enclave_images.parent.agent import EnclaveClient, EnclaveError, make_handler
+from enclave_images.protocol import Address, ProtocolError, read_message, send_message
+from tests.enclave_images.conftest import TrainedModel
+from ztai_runtime.weights import EncryptedDataKey, StaticUnwrapper, encrypt_stream
+
+CONTEXT = {"model": "digits", "version": "1"}
+
+
+class FixedKey:
+    def __init__(self) -> None:
+        self.data_key = os.urandom(32)
+
+    def generate(self, context: Any) -> tuple[bytes, list[EncryptedDataKey]]:
+        return self.data_key, [EncryptedDataKey("test", b"fixed", b"\x00")]
+
+
+@pytest.fixture
+def sealed(trained_model: TrainedModel, tmp_path: Path) -> tuple[Path, bytes]:
+    key = FixedKey()
+    path = tmp_path / "digits.enc"
+    with open(path, "wb") as sink:
+        encrypt_stream(io.BytesIO(trained_model.data), sink, key, CONTEXT, frame_length=4096)
+    return path, key.data_key
+
+
+@pytest.fixture
+def enclave(sealed: tuple[Path, bytes], tmp_path: Path) -> Iterator[Address]:
+    address = Address.parse(f"unix:{tmp_path / 'enclave.sock'}")
+    app = EnclaveApp(lambda message: StaticUnwrapper(sealed[1]))
+    listener = address.listen()
+    threading.Thread(target=app.serve, args=(listener,), daemon=True).start()
+    yield address
+    listener.close()
+
+
+def test_load_then_predict(enclave: Address, sealed: tuple[Path, bytes], trained_model: TrainedModel) -> None:
+    client = EnclaveClient(enclave)
+    assert client.ping() == {"type": "pong", "loaded": False}
+    assert client.load(sealed[0], key_arns=[], context=CONTEXT, region="eu-west-1",
+                       credentials={})["classes"] == 10
+    labels = client.predict(trained_model.test_inputs[:20].tolist())
+    assert sum(a == b for a, b in zip(labels, trained_model.test_labels[:20], strict=True)) >= 17
+    assert client.ping()["loaded"] is True
+
+
+def test_tampered_weights_are_refused_and_the_connection_stays_usable(enclave: Address,
+                                                                      sealed: tuple[Path, bytes],
+                                                                      tmp_path: Path) -> None:
+    tampered = tmp_path / "tampered.enc"
+    data = bytearray(sealed[0].read_bytes())
+    data[len(data) // 2] ^= 1
+    tampered.write_bytes(data)
+    client = EnclaveClient(enclave)
+    with pytest.raises(EnclaveError, match=r"weights refused: frame .* failed authentication"):
+        client.load(tampered, key_arns=[], context=CONTEXT, region="eu-west-1", credentials={})
+    assert client.ping()["loaded"] is False  # same connection: the rest of the file was drained
+    with pytest.raises(EnclaveError, match="encryption context does not match"):
+        client.load(sealed[0], key_arns=[], context={"model": "other"}, region="eu-west-1", credentials={})
+
+
+def test_protocol_errors(enclave: Address) -> None:
+    with enclave.connect() as sock, sock.makefile("rwb", buffering=0) as stream:
+        send_message(stream, {"type": "predict", "version": 1, "inputs": [[0] * 64]})
+        assert read_message(stream) == {"type": "error", "error": "no model loaded"}
+        send_message(stream, {"type": "ping", "version": 99})
+        assert "protocol version 99" in str(read_message(stream))
+        stream.write(b"\xff\xff\xff\xff")  # a length far beyond the limit: the enclave hangs up
+        assert read_message(stream) is None
+    with pytest.raises(ProtocolError, match="expected vsock"):
+        Address.parse("http://enclave")
+
+
+def test_parent_http_endpoint(enclave: Address, sealed: tuple[Path, bytes],
+                              trained_model: TrainedModel) -> None:
+    client = EnclaveClient(enclave)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(client))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def call(path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
+        data = None if body is None else json.dumps(body).encode()
+        try:
+            with urllib.request.urlopen(urllib.request.Request(base + path, data=data), timeout=10) as reply:
+                return reply.status, json.loads(reply.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    try:
+        assert call("/health")[0] == 503  # no model yet: the load balancer keeps traffic away
+        client.load(sealed[0], key_arns=[], context=CONTEXT, region="eu-west-1", credentials={})
+        assert call("/health") == (200, {"status": "ready"})
+        status, body = call("/predict", {"inputs": trained_model.test_inputs[:3].tolist()})
+        assert status == 200 and len(body["labels"]) == 3
+        assert call("/predict", {"inputs": [[1] * 5]})[0] == 400
+        assert call("/predict", {"rows": []})[0] == 400
+        assert call("/nothing")[0] == 404
+    finally:
+        server.shutdown()
+
+
+def test_unreachable_enclave_is_a_503(tmp_path: Path) -> None:
+    client = EnclaveClient(Address.parse(f"unix:{tmp_path / 'absent.sock'}"), timeout=1)
+    with pytest.raises(EnclaveError, match="unreachable"):
+        client.ping()

@@ -1,0 +1,67 @@
+"""Pinning an EIF's measurements: recorded nitro-cli output in, config commands or a stack file out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from enclave_images.measurements import Measurements, MeasurementsError, main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+RECORDED = (FIXTURES / "measurements.json").read_text(encoding="utf-8")
+SIGNED = (FIXTURES / "measurements-signed.json").read_text(encoding="utf-8")
+
+
+def test_recorded_output_gives_the_config_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(FIXTURES / "measurements.json"), "--stack", "prod"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    pcr0 = json.loads(RECORDED)["Measurements"]["PCR0"]
+    assert lines[0] == f"pulumi config set --stack prod zero-trust-ai:enclavePcr0 {pcr0}"
+    assert [line.split()[5].split(":")[1] for line in lines] == ["enclavePcr0", "enclavePcr1", "enclavePcr2"]
+
+
+def test_signed_output_adds_pcr8_and_unsigned_is_refused_when_signing_is_required() -> None:
+    assert set(Measurements.parse(SIGNED, require_signed=True).pcrs) == {"PCR0", "PCR1", "PCR2", "PCR8"}
+    with pytest.raises(MeasurementsError, match="PCR8 is missing"):
+        Measurements.parse(RECORDED, require_signed=True)
+
+
+def test_stack_file_is_rewritten_in_place_keeping_everything_else(tmp_path: Path) -> None:
+    stack = tmp_path / "Pulumi.prod.yaml"
+    stack.write_text("# prod\nconfig:\n  aws:region: eu-west-1\n"
+                     "  zero-trust-ai:enclavePcr0: \"" + "a" * 96 + "\"  # placeholder\n", encoding="utf-8")
+    assert main([str(FIXTURES / "measurements.json"), "--stack", "prod", "--write",
+                 "--stacks-dir", str(tmp_path)]) == 0
+    text = stack.read_text(encoding="utf-8")
+    recorded = json.loads(RECORDED)["Measurements"]
+    assert text.startswith("# prod\nconfig:\n  aws:region: eu-west-1\n")
+    assert f"  zero-trust-ai:enclavePcr0: \"{recorded['PCR0']}\"\n" in text
+    assert f"  zero-trust-ai:enclavePcr2: \"{recorded['PCR2']}\"\n" in text and "a" * 96 not in text
+
+
+@pytest.mark.parametrize(("change", "complaint"), [
+    ({"PCR0": "0" * 96}, "all zeros"),
+    ({"PCR1": "ab" * 47}, "not 96 hex digits"),
+    ({"PCR2": None}, "PCR2 is missing"),
+    ({"HashAlgorithm": "Sha256"}, "SHA-384"),
+])
+def test_bad_measurements_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      change: dict[str, str | None], complaint: str) -> None:
+    document = json.loads(RECORDED)
+    for name, value in change.items():
+        if value is None:
+            del document["Measurements"][name]
+        else:
+            document["Measurements"][name] = value
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    assert main([str(path), "--stack", "prod"]) == 2
+    assert complaint in capsys.readouterr().err
+
+
+def test_not_nitro_cli_output_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "m.json").write_text("Start building the Enclave Image...", encoding="utf-8")
+    assert main([str(tmp_path / "m.json"), "--stack", "prod"]) == 2
+    assert "not nitro-cli build-enclave output" in capsys.readouterr().err
