@@ -6,6 +6,9 @@ Validation lives in `components.stack_config`, resources in `components/`.
 
 import pulumi
 
+from components.ami_pipeline import ImmutableAmiPipeline, ImmutableAmiPipelineArgs
+from components.aws_facts import enclave_parent_type
+from components.enclave_fleet import EnclaveInferenceFleet, EnclaveInferenceFleetArgs
 from components.key_rotation import MonthlyKeyRotation, MonthlyKeyRotationArgs
 from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
@@ -86,6 +89,64 @@ token_vault = TokenVault(
 # Creating the table makes DynamoDB create a grant on the secrets key for the deploying role.
 keys.allow_service_resource_creation("secrets", "dynamodb")
 
+# The inference fleet (§2.2, §4.2): enclave parents in the inference segment's private subnets
+# behind an internal load balancer. Volumes and the model-object bucket use the inference key;
+# the model-weights key gives its role plaintext only inside an enclave with the pinned
+# measurements, and nobody plaintext without attestation.
+inference = network.segments["inference"]
+fleet = EnclaveInferenceFleet(
+    "inference-fleet",
+    EnclaveInferenceFleetArgs(
+        environment=config.environment,
+        owner=config.owner,
+        region=config.region,
+        vpc_id=inference.vpc.id,
+        vpc_cidr=inference.vpc.cidr_block,
+        subnet_ids=[subnet.id for subnet in inference.private_subnets],
+        storage_key_arn=keys.key_arn("inference"),
+        model_key_arn=keys.key_arn("model-weights"),
+        measurements=config.enclave_measurements,
+        settings=config.enclave_fleet,
+        client_cidrs=config.enclave_client_cidrs,
+        data_classification=next(s.data_classification for s in config.segments
+                                 if s.name == "inference"),
+        protect=config.is_prod,
+    ),
+)
+keys.grant_decrypt_with_attestation("model-weights", fleet.instance_role, config.enclave_measurements)
+# Auto Scaling launches the encrypted volumes through EC2 with the fleet's own service-linked role;
+# the instances read the bucket's SSE-KMS layer through S3 only.
+keys.grant_use_through_service("inference", fleet.autoscaling_role, "ec2")
+keys.grant_decrypt_through_service("inference", fleet.instance_role, "s3")
+
+# The immutable AMI pipeline (§2.2): Image Builder bakes the enclave parent image weekly in the
+# management segment, encrypts it with the inference key (the one the fleet's volumes use, so
+# launching needs no second key) and writes it into the fleet's launch template as its default
+# version. The allocator reserve and the architecture follow the fleet's configuration.
+ami_pipeline = ImmutableAmiPipeline(
+    "ami-pipeline",
+    ImmutableAmiPipelineArgs(
+        environment=config.environment,
+        owner=config.owner,
+        region=config.region,
+        vpc_id=management.vpc.id,
+        vpc_cidr=management.vpc.cidr_block,
+        subnet_id=management.private_subnets[0].id,
+        ami_key_arn=keys.key_arn("inference"),
+        logs_key_arn=keys.key_arn("logs"),
+        launch_template_id=fleet.launch_template.id,
+        enclave_memory_mib=config.enclave_fleet.enclave_memory_mib,
+        enclave_cpu_count=config.enclave_fleet.enclave_cpu_count,
+        architecture=enclave_parent_type(config.enclave_fleet.instance_type).architecture,
+        organization_id=config.organization_id,
+        protect=config.is_prod,
+    ),
+)
+# Image Builder launches the encrypted build volumes and creates and copies the AMI through EC2
+# as the pipeline's execution role: use of the inference key through EC2 only, no direct Decrypt.
+keys.grant_use_through_service("inference", ami_pipeline.execution_role, "ec2")
+keys.grant_cloudwatch_logs(ami_pipeline.log_group_prefix)
+
 # Every grant is made above this line: sealing writes the key policies.
 keys.seal()
 
@@ -97,3 +158,7 @@ pulumi.export("privateSubnetIds", {
 pulumi.export("keyArns", {purpose: key.arn for purpose, key in keys.keys.items()})
 pulumi.export("keyAliases", {purpose: alias.name for purpose, alias in keys.aliases.items()})
 pulumi.export("tokenVaultTable", token_vault.table_name)
+pulumi.export("inferenceEndpoint", fleet.load_balancer.dns_name)
+pulumi.export("inferenceLaunchTemplateId", fleet.launch_template.id)
+pulumi.export("amiPipelineArn", ami_pipeline.pipeline.arn)
+pulumi.export("amiIdParameter", ami_pipeline.ami_id_parameter_name)

@@ -7,6 +7,8 @@ it does not know rather than guessing how many Availability Zones they have.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # Availability Zones an account can use in each commercial region (AWS Regions and Zones page,
 # checked 2026-11). Where AWS has more zones than new accounts may use (us-west-1, ap-northeast-1),
 # the usable number is given, because that is what `get_availability_zones` returns.
@@ -63,3 +65,102 @@ def partition_for_region(region: str) -> str:
 def availability_zone_names(region: str) -> list[str]:
     """The zone names `get_availability_zones` returns for a region in the table above."""
     return [f"{region}{letter}" for letter in "abcdef"[: REGION_AZ_COUNT[region]]]
+
+
+# -- Nitro Enclaves parent instances -------------------------------------------------------------
+# AWS Nitro Enclaves user guide ("Requirements", "Working with multiple enclaves"): a parent must be
+# a virtualized Nitro instance, Intel/AMD with at least 4 vCPUs or Graviton with at least 2; burstable
+# (T2/T3/T3a/T4g), A1, Mac and bare-metal instances are not parents. An enclave takes whole cores
+# (both hyperthreads on SMT instances), and the parent keeps at least one core: 2 vCPUs with SMT,
+# 1 without. The table lists the CPU families a CPU-inference enclave fits, with the sizes each
+# family really has; extend it (from the EC2 instance-types page) rather than guess.
+X86_64, ARM64 = "x86_64", "arm64"
+MIN_ENCLAVE_PARENT_VCPUS = {X86_64: 4, ARM64: 2}
+SIZE_VCPUS: dict[str, int] = {
+    "medium": 1, "large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32,
+    "9xlarge": 36, "12xlarge": 48, "16xlarge": 64, "18xlarge": 72, "24xlarge": 96,
+    "32xlarge": 128, "48xlarge": 192,
+}
+
+
+@dataclass(frozen=True)
+class InstanceFamily:
+    """What enclave sizing needs to know about one EC2 instance family."""
+
+    architecture: str
+    threads_per_core: int  # 2: Intel/AMD with SMT; 1: Graviton, and AMD's 7th generation
+    memory_gib_per_vcpu: int  # m: 4, c: 2, r: 8 in every family listed
+    sizes: tuple[str, ...]
+
+
+_SIZES_5 = ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge")
+_SIZES_C5 = ("large", "xlarge", "2xlarge", "4xlarge", "9xlarge", "12xlarge", "18xlarge", "24xlarge")
+_SIZES_6I = (*_SIZES_5, "32xlarge")
+_SIZES_6A = (*_SIZES_6I, "48xlarge")
+_SIZES_7I = (*_SIZES_5, "48xlarge")
+_SIZES_7A = ("medium", *_SIZES_6A)
+_SIZES_G = ("medium", "large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")
+_SIZES_8G = (*_SIZES_G, "24xlarge", "48xlarge")
+
+
+_MEMORY_GIB_PER_VCPU = {"m": 4, "c": 2, "r": 8}
+
+
+def _families(generation: str, architecture: str, threads_per_core: int,
+              sizes: tuple[str, ...]) -> dict[str, InstanceFamily]:
+    """The general-purpose (m), compute (c) and memory (r) families of one generation."""
+    return {f"{kind}{generation}": InstanceFamily(architecture, threads_per_core, per_vcpu, sizes)
+            for kind, per_vcpu in _MEMORY_GIB_PER_VCPU.items()}
+
+
+ENCLAVE_INSTANCE_FAMILIES: dict[str, InstanceFamily] = {
+    **_families("5", X86_64, 2, _SIZES_5),
+    "c5": InstanceFamily(X86_64, 2, 2, _SIZES_C5),  # c5 has 9xlarge and 18xlarge instead
+    **_families("5a", X86_64, 2, _SIZES_5),
+    **_families("6i", X86_64, 2, _SIZES_6I),
+    **_families("6a", X86_64, 2, _SIZES_6A),
+    **_families("7i", X86_64, 2, _SIZES_7I),
+    **_families("7a", X86_64, 1, _SIZES_7A),  # 4th-generation EPYC without SMT: 1 vCPU = 1 core
+    **_families("6g", ARM64, 1, _SIZES_G),
+    **_families("7g", ARM64, 1, _SIZES_G),
+    **_families("8g", ARM64, 1, _SIZES_8G),
+}
+# Families AWS names as unable to host enclaves, so the error can say so instead of "unknown".
+NO_ENCLAVE_FAMILIES = ("t2", "t3", "t3a", "t4g", "a1", "mac1", "mac2")
+
+
+@dataclass(frozen=True)
+class EnclaveParentType:
+    """An instance type that can be a Nitro Enclaves parent, with its vCPUs and memory."""
+
+    name: str
+    architecture: str
+    vcpus: int
+    memory_mib: int
+    threads_per_core: int
+
+    @property
+    def max_enclave_vcpus(self) -> int:
+        """vCPUs an enclave may take: all but the parent's core."""
+        return self.vcpus - self.threads_per_core
+
+
+def enclave_parent_type(instance_type: str) -> EnclaveParentType:
+    """The enclave parent facts of `instance_type`; ValueError saying what is allowed otherwise."""
+    family, _, size = instance_type.partition(".")
+    allowed = (f"families {', '.join(sorted(ENCLAVE_INSTANCE_FAMILIES))} (components/aws_facts.py), "
+               f"x86 sizes with at least {MIN_ENCLAVE_PARENT_VCPUS[X86_64]} vCPUs (xlarge and up), "
+               f"Graviton sizes with at least {MIN_ENCLAVE_PARENT_VCPUS[ARM64]} (large and up)")
+    if family in NO_ENCLAVE_FAMILIES or family.startswith("mac") or size.startswith("metal"):
+        raise ValueError(f"{family} {'bare metal ' if size.startswith('metal') else ''}instances "
+                         f"cannot be Nitro Enclaves parents; use {allowed}")
+    spec = ENCLAVE_INSTANCE_FAMILIES.get(family)
+    if spec is None or size not in spec.sizes:
+        raise ValueError(f"not a known enclave parent instance type; use {allowed}")
+    vcpus = SIZE_VCPUS[size]
+    if vcpus < MIN_ENCLAVE_PARENT_VCPUS[spec.architecture]:
+        raise ValueError(f"{vcpus} vCPU; Nitro Enclaves need at least "
+                         f"{MIN_ENCLAVE_PARENT_VCPUS[spec.architecture]} on "
+                         f"{'Graviton' if spec.architecture == ARM64 else 'Intel/AMD'}; use {allowed}")
+    return EnclaveParentType(instance_type, spec.architecture, vcpus,
+                             vcpus * spec.memory_gib_per_vcpu * 1024, spec.threads_per_core)

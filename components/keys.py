@@ -1,8 +1,10 @@
 """Key hierarchy (control map §4.1, §4.2): one customer-managed KMS key per purpose.
 
-Purposes: training data, model weights, logs, secrets (symmetric, automatic rotation every 90
-days, the shortest KMS allows) and tokens (HMAC_256 for deterministic tokens; KMS rotates no HMAC
-key). Each has an alias `alias/zero-trust-ai/<environment>/<purpose>`.
+Purposes: training data, model weights, logs, secrets, inference (symmetric, automatic rotation
+every 90 days, the shortest KMS allows) and tokens (HMAC_256 for deterministic tokens; KMS rotates
+no HMAC key). Each has an alias `alias/zero-trust-ai/<environment>/<purpose>`. The inference key
+encrypts what the inference fleet stores at rest: its EBS volumes and AMI snapshots, and the
+server-side layer of its model-object bucket (the weights in it are encrypted under model-weights).
 
 Key policies are written here and nowhere else:
 
@@ -14,7 +16,9 @@ Key policies are written here and nowhere else:
   which take a role, never by other components writing key ARNs into their own policies;
 - `grant_key_rotation` lets the monthly rotation function's role inspect and rotate the
   symmetric keys, without any use; only with `create_successors=True` does it also make the role
-  an administrator of their policies (see its docstring).
+  an administrator of their policies (see its docstring);
+- `grant_decrypt_with_attestation` lets a role decrypt only from inside a Nitro Enclave whose
+  measurements are pinned, and makes the key refuse plaintext to everyone else (see its docstring).
 
 Usage grants are collected while the program composes the stack and written when `seal()` is
 called, as one `aws.kms.KeyPolicy` per key. Until then each key carries its administration-only
@@ -24,8 +28,10 @@ policy: a hierarchy that is never sealed is usable by nobody, which fails safe.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pulumi
@@ -33,7 +39,8 @@ import pulumi_aws as aws
 
 from components.aws_facts import REGION_AZ_COUNT, partition_for_region
 
-SYMMETRIC_PURPOSES: tuple[str, ...] = ("training-data", "model-weights", "logs", "secrets")
+SYMMETRIC_PURPOSES: tuple[str, ...] = ("training-data", "model-weights", "logs", "secrets",
+                                       "inference")
 HMAC_PURPOSE = "tokens"
 PURPOSES: tuple[str, ...] = (*SYMMETRIC_PURPOSES, HMAC_PURPOSE)
 
@@ -49,6 +56,19 @@ DESCRIBE_ACTIONS = ("kms:DescribeKey",)
 SERVICE_USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
                        "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey")
 SERVICE_GRANT_ACTIONS = ("kms:CreateGrant",)
+# Attested decryption (Nitro Enclaves). KMS sets the kms:RecipientAttestation:* keys only when a
+# request carries a Recipient with a signed attestation document, which only Decrypt,
+# GenerateDataKey(Pair), GenerateRandom and DeriveSharedSecret accept. ReEncrypt accepts none, so
+# ReEncryptFrom (and a re-wrap to a key the caller can decrypt) is plaintext without attestation.
+ATTESTED_DECRYPT_ACTIONS = ("kms:Decrypt",)
+# Denied to the attested role whenever the attestation is absent: no plaintext data key from
+# Decrypt or GenerateDataKey*, no re-wrap.
+ATTESTED_ROLE_DENY_ACTIONS = ("kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*")
+# Denied to every principal whenever the attestation is absent, on a key with an attested grant:
+# nobody (key administrators and grant holders included) gets the plaintext of an existing
+# ciphertext outside an enclave. GenerateDataKey stays possible for the publishers of weights.
+ATTESTED_EVERYONE_DENY_ACTIONS = ("kms:Decrypt", "kms:ReEncryptFrom")
+ATTESTATION_PRESENT_KEY = "kms:RecipientAttestation:PCR0"
 # Administration without use, listed one by one: `kms:Create*` would include CreateGrant.
 # DisableKeyRotation is left out on purpose: turning rotation off takes the break-glass role.
 ADMIN_ACTIONS = (
@@ -75,6 +95,49 @@ KEY_SUCCESSOR_ACTIONS = ("kms:PutKeyPolicy", "kms:TagResource", "kms:EnableKeyRo
                          "kms:UpdateAlias")
 SHORTEST_ROTATION_DAYS = 90
 DELETION_WINDOW_DAYS = 30
+_MEASUREMENT = re.compile(r"^[0-9a-fA-F]{96}$")
+
+# A role, a service-linked role, or a role ARN: whom a grant names.
+Grantee = aws.iam.Role | aws.iam.ServiceLinkedRole | pulumi.Input[str]
+
+
+def measurement_problem(value: str) -> str | None:
+    """Why `value` cannot pin an enclave PCR, or None: SHA-384 (96 hex digits), never all zero."""
+    if not _MEASUREMENT.match(value):
+        return f"{len(value)} characters; a PCR is a SHA-384 digest, 96 hex digits"
+    if set(value) == {"0"}:
+        return ("all zeros: that is what an enclave started with --debug-mode reports, whose memory "
+                "the parent can read; pin the measurements of the production EIF")
+    return None
+
+
+@dataclass(frozen=True)
+class EnclaveMeasurements:
+    """The measurements an enclave must attest before KMS releases plaintext to it.
+
+    pcr0: the enclave image file; pcr1: the kernel and boot ramdisk; pcr2: the application;
+    pcr8: the EIF signing certificate (None for an unsigned EIF). `nitro-cli build-enclave` prints
+    them (enclave_images/measurements.py turns its output into stack configuration).
+    """
+
+    pcr0: str
+    pcr1: str
+    pcr2: str
+    pcr8: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in self.pcrs().items():
+            if (problem := measurement_problem(value)) is not None:
+                raise ValueError(f"enclave measurement {name} {value!r}: {problem}")
+
+    def pcrs(self) -> dict[str, str]:
+        pcrs = {"PCR0": self.pcr0, "PCR1": self.pcr1, "PCR2": self.pcr2}
+        return {**pcrs, "PCR8": self.pcr8} if self.pcr8 is not None else pcrs
+
+    def conditions(self) -> dict[str, str]:
+        """`kms:RecipientAttestation:PCR<n>` → lower-case digest, for StringEqualsIgnoreCase."""
+        return {f"kms:RecipientAttestation:{name}": value.lower()
+                for name, value in self.pcrs().items()}
 
 
 @dataclass
@@ -115,6 +178,7 @@ class _Grant:
     service: str | None = None  # an AWS service principal, `<service>.<region>.amazonaws.com`
     # The statement goes to the key administrators (the configured roles, else the account).
     to_administrators: bool = False
+    effect: str = "Allow"
 
 
 class KeyHierarchy(pulumi.ComponentResource):
@@ -133,6 +197,7 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._account_id = aws.get_caller_identity_output(
             opts=pulumi.InvokeOptions(parent=self)).account_id
         self._grants: dict[str, list[_Grant]] = {purpose: [] for purpose in PURPOSES}
+        self._attested: set[str] = set()
         self._sealed = False
         self.keys, self.aliases = {}, {}
         self.replicas: dict[str, dict[str, aws.kms.ReplicaKey]] = {p: {} for p in PURPOSES}
@@ -200,7 +265,8 @@ class KeyHierarchy(pulumi.ComponentResource):
     def _grant(self, purpose: str, sid: str, principal: dict[str, pulumi.Input[str]],
                actions: Sequence[str],
                condition: Callable[[str, str], dict[str, Any]] | None = None,
-               service: str | None = None, to_administrators: bool = False) -> None:
+               service: str | None = None, to_administrators: bool = False,
+               effect: str = "Allow") -> None:
         if purpose not in self._grants:
             raise ValueError(f"unknown key purpose {purpose!r}; purposes are {', '.join(PURPOSES)}")
         if self._sealed:
@@ -210,10 +276,12 @@ class KeyHierarchy(pulumi.ComponentResource):
             raise ValueError(f"{'MAC' if wants_mac else 'encryption'} actions do not fit the "
                              f"{purpose} key")
         self._grants[purpose].append(_Grant(sid, principal, tuple(actions), condition, service,
-                                            to_administrators))
+                                            to_administrators, effect))
 
-    def _role(self, role: aws.iam.Role) -> dict[str, pulumi.Input[str]]:
-        return {"AWS": role.arn}
+    def _role(self, role: Grantee) -> dict[str, pulumi.Input[str]]:
+        if isinstance(role, (aws.iam.Role, aws.iam.ServiceLinkedRole)):
+            return {"AWS": role.arn}
+        return {"AWS": role}
 
     def grant_encrypt(self, purpose: str, role: aws.iam.Role) -> None:
         self._grant(purpose, "Encrypt", self._role(role), (*ENCRYPT_ACTIONS, *DESCRIBE_ACTIONS))
@@ -248,13 +316,15 @@ class KeyHierarchy(pulumi.ComponentResource):
                         f"arn:{partition}:logs:{region}:{account}:log-group:{log_group_prefix}*"}},
                     service="logs")
 
-    def grant_use_through_service(self, purpose: str, role: aws.iam.Role, service: str) -> None:
+    def grant_use_through_service(self, purpose: str, role: Grantee, service: str) -> None:
         """Let `service` (e.g. "dynamodb") use the key on `role`'s behalf, and only through it.
 
         Encryption at rest of a DynamoDB table under a customer managed key makes DynamoDB call
         KMS as the caller, for reads and writes. The conditions keep it to that path:
         `kms:ViaService` is set only when the service calls, so the role still cannot Decrypt
-        directly (the vault's client-side ciphertext needs `grant_decrypt` for that).
+        directly (the vault's client-side ciphertext needs `grant_decrypt` for that). `role` may
+        be a service-linked role or a role ARN (e.g. Auto Scaling's, launching encrypted volumes
+        through "ec2").
         """
         def via(account: str, region: str) -> dict[str, Any]:
             return {"StringEquals": {"kms:ViaService": f"{service}.{region}.amazonaws.com",
@@ -267,6 +337,48 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._grant(purpose, f"Through{label}", self._role(role), SERVICE_USE_ACTIONS, via)
         self._grant(purpose, f"GrantThrough{label}", self._role(role), SERVICE_GRANT_ACTIONS,
                     via_for_resource)
+
+    def grant_decrypt_through_service(self, purpose: str, role: Grantee, service: str) -> None:
+        """Decrypt only through `service` (e.g. "s3" reading SSE-KMS objects for `role`): the read
+        half of `grant_use_through_service`, without encrypt, re-encrypt or CreateGrant."""
+        def via(account: str, region: str) -> dict[str, Any]:
+            return {"StringEquals": {"kms:ViaService": f"{service}.{region}.amazonaws.com",
+                                     "kms:CallerAccount": account}}
+
+        self._grant(purpose, f"DecryptThrough{service.capitalize()}", self._role(role),
+                    DECRYPT_ACTIONS, via)
+
+    def grant_decrypt_with_attestation(self, purpose: str, role: Grantee,
+                                       measurements: EnclaveMeasurements) -> None:
+        """Let `role` decrypt only inside a Nitro Enclave that attests `measurements`.
+
+        Writes three statements on the key and each replica:
+
+        - Allow `kms:Decrypt` to the role when the request's attestation document (KMS `Recipient`)
+          has PCR0, PCR1, PCR2 (and PCR8 if given) equal, ignoring case, to the measurements.
+          KMS then returns the plaintext only encrypted to the enclave's own public key
+          (`CiphertextForRecipient`), so the parent instance, which holds the same role
+          credentials, never sees it.
+        - Deny the role Decrypt, ReEncrypt* and GenerateDataKey* whenever the attestation is absent
+          (`Null kms:RecipientAttestation:PCR0 = true`): no plaintext data key for the parent,
+          even if another statement, an IAM policy or a KMS grant would allow it.
+        - Deny every principal Decrypt and ReEncryptFrom without attestation. ReEncrypt cannot
+          carry one, so a re-wrap to a key the caller can decrypt would be plaintext by another
+          road. Break-glass is not exempt: to decrypt outside an enclave it must first rewrite
+          this policy (PutKeyPolicy, logged in CloudTrail and shown as drift by the next
+          preview). Publishing weights (GenerateDataKey, Encrypt) stays possible.
+
+        `seal()` refuses a key that has both an attested grant and a grant that would decrypt
+        without attestation (`grant_decrypt`, use through a service).
+        """
+        self._grant(purpose, "DecryptWithAttestation", self._role(role), ATTESTED_DECRYPT_ACTIONS,
+                    lambda account, region: {"StringEqualsIgnoreCase": measurements.conditions()})
+        self._grant(purpose, "DenyWithoutAttestation", self._role(role), ATTESTED_ROLE_DENY_ACTIONS,
+                    _attestation_absent, effect="Deny")
+        if purpose not in self._attested:
+            self._attested.add(purpose)
+            self._grant(purpose, "DenyPlaintextWithoutAttestation", {"AWS": "*"},
+                        ATTESTED_EVERYONE_DENY_ACTIONS, _attestation_absent, effect="Deny")
 
     def allow_service_resource_creation(self, purpose: str, service: str) -> None:
         """Let the key administrators (the deploying roles) create `service` resources encrypted
@@ -301,6 +413,15 @@ class KeyHierarchy(pulumi.ComponentResource):
 
     def seal(self) -> None:
         """Write every key's policy with the grants made so far; no grant is accepted after."""
+        for purpose in sorted(self._attested):
+            unattested = sorted({grant.sid for grant in self._grants[purpose]
+                                 if grant.effect == "Allow" and grant.sid != "DecryptWithAttestation"
+                                 and any(fnmatchcase(action, pattern)
+                                         for action in ATTESTED_EVERYONE_DENY_ACTIONS
+                                         for pattern in grant.actions)})
+            if unattested:
+                raise ValueError(f"the {purpose} key decrypts only with enclave attestation; "
+                                 f"remove the grants that decrypt without it ({', '.join(unattested)})")
         self._sealed = True
         for purpose, key in self.keys.items():
             grants = self._grants[purpose]
@@ -328,6 +449,10 @@ def _context_condition(context: Mapping[str, Sequence[str]] | None
             raise ValueError(f"encryption_context {dict(context)!r}: every key needs non-empty values")
     condition = {f"kms:EncryptionContext:{key}": sorted(values) for key, values in context.items()}
     return lambda account, region: {"StringEquals": condition}
+
+
+def _attestation_absent(account: str, region: str) -> dict[str, Any]:
+    return {"Null": {ATTESTATION_PRESENT_KEY: "true"}}
 
 
 def _validate(args: KeyHierarchyArgs) -> None:
@@ -366,7 +491,7 @@ def _policy_document(partition: str, account_id: str, region: str, administrator
             principal = {"Service": f"{grant.service}.{region}.amazonaws.com"}
         elif grant.to_administrators:
             principal = admin_principal
-        statement: dict[str, Any] = {"Sid": f"{grant.sid}{index}", "Effect": "Allow",
+        statement: dict[str, Any] = {"Sid": f"{grant.sid}{index}", "Effect": grant.effect,
                                      "Principal": principal, "Action": list(grant.actions),
                                      "Resource": "*"}
         if grant.condition is not None:

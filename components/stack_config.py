@@ -19,6 +19,8 @@ from typing import Any
 import pulumi
 
 from components.aws_facts import LOG_RETENTION_DAYS, REGION_AZ_COUNT
+from components.enclave_fleet import EnclaveFleetSettings, sizing_problems
+from components.keys import EnclaveMeasurements, measurement_problem
 from components.network import MAX_SEGMENT_PREFIX, MIN_SEGMENT_PREFIX, SEGMENT_NAMES, Segment
 
 PROJECT = "zero-trust-ai"
@@ -32,6 +34,13 @@ DEFAULT_DATA_CLASSIFICATION = {
 }
 MIN_AZ_COUNT = 2
 MIN_PROD_AZ_COUNT = 3
+MIN_PROD_FLEET_SIZE = 2
+_DEFAULT_FLEET = EnclaveFleetSettings()
+# EnclaveFleetSettings fields (as sizing_problems names them) and the keys that set them.
+_FLEET_KEYS = {"instance_type": ("enclaveInstanceType",), "enclave_cpu_count": ("enclaveCpuCount",),
+               "enclave_memory_mib": ("enclaveMemoryMiB",), "eif_size_mib": ("enclaveEifSizeMiB",),
+               "capacity": ("enclaveFleetMinSize", "enclaveFleetDesiredCapacity",
+                            "enclaveFleetMaxSize")}
 # Private ranges a VPC may use (RFC 1918 and RFC 6598 shared space). Python's `is_private` is not
 # this test: it also accepts loopback and link-local, which AWS refuses for VPCs.
 _VPC_RANGES = tuple(ipaddress.IPv4Network(block) for block in
@@ -62,9 +71,12 @@ class StackConfig:
     segments: tuple[Segment, ...]
     flow_log_retention_days: int
     organization_id: str | None
+    enclave_measurements: EnclaveMeasurements
     key_administrator_role_arns: tuple[str, ...] = ()
     break_glass_role_arn: str | None = None
     key_replica_regions: tuple[str, ...] = ()
+    enclave_fleet: EnclaveFleetSettings = _DEFAULT_FLEET
+    enclave_client_cidrs: tuple[str, ...] = ()  # empty: the inference VPC's CIDR
 
     @property
     def is_prod(self) -> bool:
@@ -240,6 +252,39 @@ def _parse_classification(key: str, value: Any) -> str:
     return _one_of(key, value, DATA_CLASSIFICATIONS)
 
 
+def _parse_positive_int(key: str, value: Any) -> int:
+    number = _as_int(key, value)
+    if number < 1:
+        raise ValueError(f"{_full(key)} = {_show(value)}: expected a positive integer")
+    return number
+
+
+def _parse_measurement(key: str, value: Any) -> str:
+    text = _as_string(key, value)
+    if (problem := measurement_problem(text)) is not None:
+        raise ValueError(f"{_full(key)} = {_show(value)}: {problem} (enclave_images/build.sh "
+                         "prints the values to pin)")
+    return text.lower()
+
+
+def _parse_optional_measurement(key: str, value: Any) -> str | None:
+    # Declared with default "": an unsigned EIF has no PCR8.
+    return None if value == "" else _parse_measurement(key, value)
+
+
+def _parse_client_cidrs(key: str, value: Any) -> list[str]:
+    cidrs = _as_string_list(key, value)
+    for cidr in cidrs:
+        try:
+            network = ipaddress.IPv4Network(cidr)
+        except ValueError:
+            network = None
+        if network is None or not any(network.subnet_of(block) for block in _VPC_RANGES):
+            raise ValueError(f"{_full(key)} = {_show(value)}: {cidr!r} is not a private IPv4 CIDR "
+                             f"without host bits ({', '.join(map(str, _VPC_RANGES))})")
+    return cidrs
+
+
 # The single list of project keys; Pulumi.yaml declares the same keys (a test keeps them equal).
 KEYS: dict[str, _Key] = {
     "environment": _Key("Deployment environment: dev, staging or prod.", True, _parse_environment),
@@ -271,6 +316,32 @@ KEYS: dict[str, _Key] = {
                               "default: none.", False, _parse_regions, []),
     "organizationId": _Key("AWS Organizations id; endpoint policies then admit the organisation "
                            "instead of only this account.", False, _parse_org_id, ""),
+    "enclaveInstanceType": _Key("Inference parent instance type: an enclave parent of "
+                                "components/aws_facts.py (Intel/AMD >= 4 vCPUs, Graviton >= 2).",
+                                False, _as_string, _DEFAULT_FLEET.instance_type),
+    "enclaveCpuCount": _Key("vCPUs of each enclave: whole cores, leaving the parent one core.",
+                            False, _parse_positive_int, _DEFAULT_FLEET.enclave_cpu_count),
+    "enclaveMemoryMiB": _Key("Memory of each enclave in MiB: at least 4 x the EIF size, leaving the "
+                             "parent 2 GiB.", False, _parse_positive_int,
+                             _DEFAULT_FLEET.enclave_memory_mib),
+    "enclaveEifSizeMiB": _Key("Size of the enclave image file (EIF) in MiB, from its build.", True,
+                              _parse_positive_int),
+    "enclaveFleetMinSize": _Key("Fewest inference parents (>= 2 in prod).", False,
+                                _parse_positive_int, _DEFAULT_FLEET.min_size),
+    "enclaveFleetMaxSize": _Key("Most inference parents.", False, _parse_positive_int,
+                                _DEFAULT_FLEET.max_size),
+    "enclaveFleetDesiredCapacity": _Key("Inference parents to run (min to max).", False,
+                                        _parse_positive_int, _DEFAULT_FLEET.desired_capacity),
+    "enclaveClientCidrs": _Key("Private CIDRs admitted to the inference load balancer; default: the "
+                               "inference VPC.", False, _parse_client_cidrs, []),
+    **{
+        f"enclavePcr{index}": _Key(f"PCR{index} of the production EIF ({what}): 96 hex digits, "
+                                   "never all zero; enclave_images/build.sh prints it.", True,
+                                   _parse_measurement)
+        for index, what in ((0, "image"), (1, "kernel and boot ramdisk"), (2, "application"))
+    },
+    "enclavePcr8": _Key("PCR8 of a signed EIF (its signing certificate); default: unsigned.", False,
+                        _parse_optional_measurement, ""),
 }
 
 
@@ -335,7 +406,9 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
                              "not overlap (they will be routed to each other through inspection)")
         checked.append((segment, cidr))
 
-    if problems.items:
+    fleet = _fleet_settings(values, problems)
+
+    if problems.items or fleet is None:
         raise StackConfigError(stack_hint, problems.items)
 
     egress = set(values["egressSegments"])
@@ -359,7 +432,31 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
         key_administrator_role_arns=tuple(values["keyAdministratorRoleArns"]),
         break_glass_role_arn=values["breakGlassRoleArn"],
         key_replica_regions=tuple(values["keyReplicaRegions"]),
+        enclave_measurements=EnclaveMeasurements(
+            pcr0=values["enclavePcr0"], pcr1=values["enclavePcr1"], pcr2=values["enclavePcr2"],
+            pcr8=values["enclavePcr8"]),
+        enclave_fleet=fleet,
+        enclave_client_cidrs=tuple(values["enclaveClientCidrs"]),
     )
+
+
+def _fleet_settings(values: Mapping[str, Any], problems: _Problems) -> EnclaveFleetSettings | None:
+    """The fleet's sizing, checked against the instance type as a whole (once each key parsed)."""
+    keys = [key for names in _FLEET_KEYS.values() for key in names]
+    if any(not isinstance(values.get(key), int | str) for key in keys):
+        return None
+    settings = EnclaveFleetSettings(
+        instance_type=values["enclaveInstanceType"], enclave_cpu_count=values["enclaveCpuCount"],
+        enclave_memory_mib=values["enclaveMemoryMiB"], eif_size_mib=values["enclaveEifSizeMiB"],
+        min_size=values["enclaveFleetMinSize"], max_size=values["enclaveFleetMaxSize"],
+        desired_capacity=values["enclaveFleetDesiredCapacity"])
+    for field_name, reason in sizing_problems(settings):
+        shown = ", ".join(f"{_full(key)} = {values[key]}" for key in _FLEET_KEYS[field_name])
+        problems.add(f"{shown}: {reason}")
+    if values.get("environment") == "prod" and settings.min_size < MIN_PROD_FLEET_SIZE:
+        problems.add(f"{_full('enclaveFleetMinSize')} = {settings.min_size}: prod needs at least "
+                     f"{MIN_PROD_FLEET_SIZE} (one instance is no redundancy)")
+    return settings
 
 
 def load_stack_config() -> StackConfig:

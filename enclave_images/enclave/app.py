@@ -12,6 +12,7 @@ they are used, and wiped if anything fails).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import socket
 import threading
 from collections.abc import Callable
@@ -42,24 +43,38 @@ UnwrapperFactory = Callable[[dict[str, Any]], DataKeyUnwrapper]
 
 
 class _Memory:
-    """A growable in-memory sink whose buffer can be wiped (BytesIO cannot promise that)."""
+    """An in-memory sink of fixed capacity whose bytes can be wiped.
 
-    def __init__(self) -> None:
-        self.buffer = bytearray()
+    Sized once from the ciphertext's length (the plaintext is shorter), so it never reallocates:
+    a growing buffer would leave copies of plaintext in freed memory that nothing wipes.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._buffer = bytearray(capacity)
+        self.length = 0
+
+    @property
+    def view(self) -> memoryview:
+        return memoryview(self._buffer)[:self.length]
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
-        self.buffer += data
-        return len(data)
+        count = len(data)
+        if self.length + count > len(self._buffer):
+            raise ValueError("plaintext longer than its ciphertext: refusing to grow the buffer")
+        self._buffer[self.length:self.length + count] = data
+        self.length += count
+        return count
 
     def flush(self) -> None:
         pass
 
     def wipe(self) -> None:
-        self.buffer[:] = bytes(len(self.buffer))
-        del self.buffer[:]
+        if self._buffer:
+            ctypes.memset((ctypes.c_char * len(self._buffer)).from_buffer(self._buffer), 0, len(self._buffer))
+        self.length = 0
 
 
 class EnclaveApp:
@@ -111,11 +126,11 @@ class EnclaveApp:
             raise ProtocolError(f"load size {size!r} outside 1..{MAX_WEIGHTS_BYTES}")
         weights = LimitedReader(stream, size)
         context = message.get("context") or {}
-        memory = _Memory()
+        memory = _Memory(size)
         try:
             unwrapper = self._unwrapper_factory(message)
             info = decrypt_stream(weights, memory, unwrapper, expected_context=context)  # type: ignore[arg-type]
-            model = DigitsModel.from_bytes(memoryview(memory.buffer))
+            model = DigitsModel.from_bytes(memory.view)
         except (WeightsFormatError, UnwrapError, ModelError, ValueError) as error:
             weights.drain()
             log_decision(_log, "load-refused", reason=str(error), kind=type(error).__name__)
@@ -135,21 +150,17 @@ def _error(text: str) -> dict[str, Any]:
 
 def production_unwrapper(message: dict[str, Any]) -> DataKeyUnwrapper:  # pragma: no cover - needs an enclave
     """KMS through the parent's vsock-proxy, TLS end to end, with attestation from /dev/nsm."""
-    import importlib
-
     import boto3
 
-    # Imported by name until ztai_runtime.attestation lands on main (issue 4, in progress).
-    nsm = importlib.import_module("ztai_runtime.attestation.nsm")
-    recipient = importlib.import_module("ztai_runtime.attestation.recipient")
+    from ztai_runtime.attestation.nsm import NsmAttestationSource
+    from ztai_runtime.attestation.recipient import AttestedKmsUnwrapper
+
     credentials = message.get("credentials") or {}
     kms = boto3.client(
         "kms", region_name=message["region"], aws_access_key_id=credentials.get("access_key_id"),
         aws_secret_access_key=credentials.get("secret_access_key"),
         aws_session_token=credentials.get("session_token"))
-    unwrapper: DataKeyUnwrapper = recipient.AttestedKmsUnwrapper(
-        kms, nsm.NsmAttestationSource(), key_arns=message.get("key_arns") or [])
-    return unwrapper
+    return AttestedKmsUnwrapper(kms, NsmAttestationSource(), key_arns=message.get("key_arns") or [])
 
 
 def main() -> None:  # pragma: no cover - the enclave's entry point

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +18,34 @@ class ModelError(ValueError):
     pass
 
 
+class _Reader(io.RawIOBase):
+    """A seekable reader over a buffer, without copying it (the decrypted weights stay in the one
+    buffer the enclave wipes)."""
+
+    def __init__(self, data: memoryview) -> None:
+        self._data, self._position = data.cast("B"), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._data[self._position:self._position + len(buffer)]
+        memoryview(buffer).cast("B")[:len(chunk)] = chunk
+        self._position += len(chunk)
+        return len(chunk)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._data)}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+
 @dataclass(frozen=True)
 class DigitsModel:
     w1: np.ndarray
@@ -27,7 +56,7 @@ class DigitsModel:
     @classmethod
     def from_bytes(cls, data: bytes | memoryview) -> DigitsModel:
         try:
-            with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as arrays:
+            with np.load(_Reader(memoryview(data)), allow_pickle=False) as arrays:
                 version = int(arrays["format_version"])
                 if version != FORMAT_VERSION:
                     raise ModelError(f"model format {version}; this enclave reads {FORMAT_VERSION}")

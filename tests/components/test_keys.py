@@ -10,7 +10,13 @@ from typing import Any
 import pulumi_aws as aws
 import pytest
 
-from components.keys import ADMIN_ACTIONS, PURPOSES, KeyHierarchy, KeyHierarchyArgs
+from components.keys import (
+    ADMIN_ACTIONS,
+    PURPOSES,
+    EnclaveMeasurements,
+    KeyHierarchy,
+    KeyHierarchyArgs,
+)
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 
 ARGS = KeyHierarchyArgs(environment="dev", owner="ml-platform", region="eu-west-1")
@@ -208,3 +214,70 @@ def test_use_through_a_service_is_conditioned_and_table_creation_gives_no_use() 
     document["Statement"] = list(policy.values())
     problems = document_problems(document, "secrets", set())
     assert any(f"lets {admins[0]} administer the key" in problem for problem in problems), problems
+
+
+# -- attested decryption (issue 4) -------------------------------------------------------------
+PCRS = {"pcr0": "a1" * 48, "pcr1": "b2" * 48, "pcr2": "c3" * 48}
+
+
+def test_attested_decrypt_allows_the_role_only_with_the_measurements_and_denies_the_rest() -> None:
+    measurements = EnclaveMeasurements(**PCRS, pcr8="D4" * 48)
+
+    def compose(keys: KeyHierarchy) -> None:
+        keys.grant_decrypt_with_attestation("model-weights", role("parent"), measurements)
+        keys.seal()
+
+    stack = build(compose=compose)
+    parent = {"AWS": named(stack, "parent").outputs["arn"]}
+    policy = statements(named(stack, "keys-model-weights-policy"))
+    absent = {"Null": {"kms:RecipientAttestation:PCR0": "true"}}
+    assert policy["DecryptWithAttestation0"] == {
+        "Sid": "DecryptWithAttestation0", "Effect": "Allow", "Principal": parent,
+        "Action": ["kms:Decrypt"], "Resource": "*",
+        "Condition": {"StringEqualsIgnoreCase": {
+            "kms:RecipientAttestation:PCR0": "a1" * 48, "kms:RecipientAttestation:PCR1": "b2" * 48,
+            "kms:RecipientAttestation:PCR2": "c3" * 48, "kms:RecipientAttestation:PCR8": "d4" * 48}}}
+    assert policy["DenyWithoutAttestation1"] == {
+        "Sid": "DenyWithoutAttestation1", "Effect": "Deny", "Principal": parent,
+        "Action": ["kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"], "Resource": "*",
+        "Condition": absent}
+    assert policy["DenyPlaintextWithoutAttestation2"] == {
+        "Sid": "DenyPlaintextWithoutAttestation2", "Effect": "Deny", "Principal": {"AWS": "*"},
+        "Action": ["kms:Decrypt", "kms:ReEncryptFrom"], "Resource": "*", "Condition": absent}
+    # Only the model key changes.
+    assert set(statements(named(stack, "keys-training-data-policy"))) == {"AdministerWithoutUse"}
+
+
+def test_a_key_that_decrypts_with_attestation_takes_no_plain_decrypt_grant() -> None:
+    def compose(keys: KeyHierarchy) -> None:
+        keys.grant_decrypt_with_attestation("model-weights", role("p1"), EnclaveMeasurements(**PCRS))
+        keys.grant_use_through_service("model-weights", role("p2"), "s3")
+        keys.seal()
+
+    with pytest.raises(ValueError, match=r"the model-weights key decrypts only with enclave "
+                                         r"attestation; remove .*\(ThroughS3\)"):
+        build(compose=compose)
+
+
+@pytest.mark.parametrize("pcr0, message", [
+    ("0" * 96, "all zeros"),
+    ("a1" * 47, "94 characters"),
+    ("g" * 96, "96 hex digits"),
+])
+def test_measurements_are_validated(pcr0: str, message: str) -> None:
+    with pytest.raises(ValueError, match=f"enclave measurement PCR0 .*{message}"):
+        EnclaveMeasurements(**{**PCRS, "pcr0": pcr0})
+
+
+def test_decrypt_through_a_service_is_read_only() -> None:
+    def compose(keys: KeyHierarchy) -> None:
+        keys.grant_decrypt_through_service("inference", role("reader2"), "s3")
+        keys.grant_use_through_service("inference", "arn:aws:iam::111122223333:role/aws-service-role/"
+                                       "autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling_x", "ec2")
+        keys.seal()
+
+    policy = statements(named(build(compose=compose), "keys-inference-policy"))
+    assert policy["DecryptThroughS30"]["Action"] == ["kms:Decrypt"]
+    assert policy["DecryptThroughS30"]["Condition"] == {"StringEquals": {
+        "kms:ViaService": "s3.eu-west-1.amazonaws.com", "kms:CallerAccount": "111122223333"}}
+    assert policy["ThroughEc21"]["Principal"]["AWS"].endswith("AWSServiceRoleForAutoScaling_x")

@@ -21,6 +21,10 @@ VALID: dict[str, Any] = {
     "zero-trust-ai:trainingCidr": "10.11.0.0/16",
     "zero-trust-ai:inferenceCidr": "10.12.0.0/16",
     "zero-trust-ai:managementCidr": "10.13.0.0/16",
+    "zero-trust-ai:enclaveEifSizeMiB": "600",
+    "zero-trust-ai:enclavePcr0": "a1" * 48,
+    "zero-trust-ai:enclavePcr1": "b2" * 48,
+    "zero-trust-ai:enclavePcr2": "c3" * 48,
 }
 
 
@@ -165,3 +169,108 @@ def test_pulumi_yaml_declares_exactly_the_parsed_keys() -> None:
     for key, spec in KEYS.items():
         assert declared[key]["description"] == spec.description
         assert ("default" in declared[key]) == (not spec.required), key
+
+
+# -- the enclave inference fleet -----------------------------------------------------------------
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_shipped_stacks_pin_non_zero_measurements_and_a_valid_fleet(stack: str) -> None:
+    config = parse_stack_config(load_stack(ROOT, stack).config)
+    pcrs = config.enclave_measurements.pcrs()
+    assert set(pcrs) == {"PCR0", "PCR1", "PCR2"}  # unsigned until build.sh pins a PCR8
+    assert all(len(value) == 96 and set(value) != {"0"} for value in pcrs.values())
+    fleet = config.enclave_fleet
+    assert fleet.enclave_memory_mib >= 4 * fleet.eif_size_mib
+    assert fleet.min_size >= (2 if stack == "prod" else 1)
+
+
+def test_fleet_defaults_and_measurements_are_parsed() -> None:
+    config = parse_stack_config({**VALID, "zero-trust-ai:enclavePcr0": "A1" * 48,
+                                 "zero-trust-ai:enclavePcr8": "d4" * 48})
+    assert config.enclave_measurements.pcr0 == "a1" * 48  # KMS compares ignoring case; we store lower
+    assert config.enclave_measurements.pcr8 == "d4" * 48
+    assert parse_stack_config(VALID).enclave_measurements.pcr8 is None
+    fleet = parse_stack_config(VALID).enclave_fleet
+    assert (fleet.instance_type, fleet.enclave_cpu_count, fleet.enclave_memory_mib) == (
+        "m6i.xlarge", 2, 4096)
+    assert (fleet.min_size, fleet.desired_capacity, fleet.max_size) == (2, 2, 4)
+    assert parse_stack_config(VALID).enclave_client_cidrs == ()
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("enclavePcr0", "0" * 96, "all zeros: that is what an enclave started with --debug-mode reports"),
+    ("enclavePcr1", "ab" * 47, "94 characters; a PCR is a SHA-384 digest, 96 hex digits"),
+    ("enclavePcr2", "zz" * 48, "96 hex digits"),
+    ("enclavePcr8", "0" * 96, "all zeros"),
+])
+def test_bad_measurements_are_refused(key: str, value: str, expected: str) -> None:
+    [problem] = problems_of(**{f"zero-trust-ai__{key}": value})
+    assert problem.startswith(f"zero-trust-ai:{key} = {value!r}: ") and expected in problem
+    assert "enclave_images/build.sh" in problem
+
+
+def test_missing_measurements_are_each_named() -> None:
+    problems = problems_of(**{"zero-trust-ai__enclavePcr0": None, "zero-trust-ai__enclavePcr2": None})
+    assert [p.split(":")[1] for p in problems] == ["enclavePcr0", "enclavePcr2"]
+
+
+@pytest.mark.parametrize("instance_type, expected", [
+    ("t3.xlarge", "t3 instances cannot be Nitro Enclaves parents"),
+    ("t3a.2xlarge", "t3a instances cannot be Nitro Enclaves parents"),
+    ("m6i.large", "2 vCPU; Nitro Enclaves need at least 4 on Intel/AMD"),
+    ("m6g.medium", "1 vCPU; Nitro Enclaves need at least 2 on Graviton"),
+    ("m6i.metal", "bare metal instances cannot be Nitro Enclaves parents"),
+    ("p4d.24xlarge", "not a known enclave parent instance type"),
+    ("m6i.huge", "not a known enclave parent instance type"),
+])
+def test_instance_types_without_enclave_support_are_refused(instance_type: str, expected: str) -> None:
+    [problem] = problems_of(**{"zero-trust-ai__enclaveInstanceType": instance_type})
+    assert problem.startswith(f"zero-trust-ai:enclaveInstanceType = {instance_type}: ")
+    assert expected in problem and "families c5, c5a" in problem and "xlarge and up" in problem
+
+
+def test_graviton_parents_need_two_vcpus_and_no_even_count() -> None:
+    config = parse_stack_config({**VALID, "zero-trust-ai:enclaveInstanceType": "m6g.large",
+                                 "zero-trust-ai:enclaveCpuCount": "1",
+                                 "zero-trust-ai:enclaveMemoryMiB": "4096"})
+    assert config.enclave_fleet.instance_type == "m6g.large"
+
+
+@pytest.mark.parametrize("changes, key, expected", [
+    ({"enclaveInstanceType": "m6i.2xlarge", "enclaveCpuCount": "3"}, "enclaveCpuCount = 3",
+     "must be a multiple of 2: m6i.2xlarge runs 2 threads per core"),
+    ({"enclaveCpuCount": "4"}, "enclaveCpuCount = 4", "at most 2 on m6i.xlarge (4 vCPUs"),
+    ({"enclaveInstanceType": "m6g.large", "enclaveCpuCount": "2"}, "enclaveCpuCount = 2",
+     "at most 1 on m6g.large"),
+    ({"enclaveMemoryMiB": "2048"}, "enclaveMemoryMiB = 2048", "at least 2400 MiB: 4 x the EIF's 600"),
+    ({"enclaveMemoryMiB": "15000"}, "enclaveMemoryMiB = 15000",
+     "at most 14336 MiB on m6i.xlarge (16384 MiB; the parent keeps 2048)"),
+    ({"enclaveFleetMinSize": "3"}, "enclaveFleetMinSize = 3, zero-trust-ai:enclaveFleetDesiredCapacity"
+     " = 2, zero-trust-ai:enclaveFleetMaxSize = 4", "need 1 <= min (3) <= desired (2)"),
+])
+def test_enclave_sizing_is_checked_against_the_instance(changes: dict[str, str], key: str,
+                                                       expected: str) -> None:
+    [problem] = problems_of(**{f"zero-trust-ai__{k}": v for k, v in changes.items()})
+    assert problem.startswith(f"zero-trust-ai:{key}: ") and expected in problem, problem
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("enclaveCpuCount", "0", "expected a positive integer"),
+    ("enclaveEifSizeMiB", "big", "expected an integer"),
+    ("enclaveClientCidrs", '["0.0.0.0/0"]', "'0.0.0.0/0' is not a private IPv4 CIDR"),
+    ("enclaveClientCidrs", '["10.12.0.1/16"]', "is not a private IPv4 CIDR without host bits"),
+])
+def test_bad_fleet_values(key: str, value: str, expected: str) -> None:
+    [problem] = problems_of(**{f"zero-trust-ai__{key}": value})
+    assert problem.startswith(f"zero-trust-ai:{key} = ") and expected in problem
+
+
+def test_prod_fleet_needs_two_instances() -> None:
+    problems = problems_of(**{"zero-trust-ai__environment": "prod", "zero-trust-ai__azCount": "3",
+                              "zero-trust-ai__enclaveFleetMinSize": "1"})
+    assert problems == ["zero-trust-ai:enclaveFleetMinSize = 1: prod needs at least 2 (one "
+                        "instance is no redundancy)"]
+
+
+def test_client_cidrs_are_parsed() -> None:
+    config = parse_stack_config({**VALID, "zero-trust-ai:enclaveClientCidrs": '["10.13.0.0/16"]'})
+    assert config.enclave_client_cidrs == ("10.13.0.0/16",)

@@ -122,3 +122,15 @@ def test_unreachable_enclave_is_a_503(tmp_path: Path) -> None:
     client = EnclaveClient(Address.parse(f"unix:{tmp_path / 'absent.sock'}"), timeout=1)
     with pytest.raises(EnclaveError, match="unreachable"):
         client.ping()
+
+
+def test_the_plaintext_buffer_never_grows_and_is_wiped() -> None:
+    from enclave_images.enclave.app import _Memory
+    memory = _Memory(8)
+    memory.write(b"weights!")
+    assert bytes(memory.view) == b"weights!"
+    with pytest.raises(ValueError, match="refusing to grow"):
+        memory.write(b"x")
+    buffer = memory._buffer
+    memory.wipe()
+    assert buffer == bytearray(8) and bytes(memory.view) == b""

@@ -42,6 +42,16 @@ _EC2: dict[str, tuple[str, str]] = {
 }
 
 
+# Image Builder ARN resource path per resource type (the resource's id is its ARN).
+_IMAGEBUILDER: dict[str, str] = {
+    "Component": "component",
+    "ImageRecipe": "image-recipe",
+    "InfrastructureConfiguration": "infrastructure-configuration",
+    "DistributionConfiguration": "distribution-configuration",
+    "ImagePipeline": "image-pipeline",
+}
+
+
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
@@ -85,6 +95,12 @@ class AwsMocks(Mocks):
             return {"names": names, "zoneIds": [f"{short}-az{i + 1}" for i in range(len(names))],
                     "groupNames": [self.region] * len(names), "id": self.region,
                     "state": args.args.get("state")}
+        if token == "aws:ec2/getPrefixList:getPrefixList":
+            # The AWS-managed prefix list of a service's gateway endpoint, e.g. com.amazonaws.<region>.s3.
+            name = str(args.args.get("name") or f"com.amazonaws.{self.region}.s3")
+            prefix_list_id = str(args.args.get("prefixListId") or f"pl-{_digest(name)[:8]}")
+            return {"id": prefix_list_id, "prefixListId": prefix_list_id, "name": name,
+                    "cidrBlocks": ["198.51.100.0/24", "203.0.113.0/24"], "region": self.region}
         raise NotImplementedError(
             f"the offline preview has no mock for invoke {token}; add one to ztai/preview/mocks.py "
             "that returns what AWS would")
@@ -118,6 +134,8 @@ class AwsMocks(Mocks):
             if type_name == "Eip":
                 state.update({"allocationId": resource_id,
                               "publicIp": f"203.0.113.{int(digest[:2], 16) % 254 + 1}"})
+            if type_name == "LaunchTemplate":
+                state.update({"latestVersion": 1, "defaultVersion": 1})
             if type_name in ("SecurityGroup", "DefaultSecurityGroup"):
                 state.setdefault("name", args.name if type_name == "SecurityGroup" else "default")
                 state["ownerId"] = account
@@ -147,10 +165,56 @@ class AwsMocks(Mocks):
             path = str(args.inputs.get("path") or "/")  # IAM paths start and end with "/"
             state.update({"name": resource_id, "uniqueId": f"AROA{digest[:17].upper()}",
                           "arn": f"arn:{partition}:iam::{account}:role{path}{resource_id}"})
+        elif module == "imagebuilder" and type_name in _IMAGEBUILDER:
+            # Image Builder ARNs carry the lower-cased name, and the version where there is one:
+            # component/<name>/<version>/<build>, image-recipe/<name>/<version>, image-pipeline/<name>.
+            path = _IMAGEBUILDER[type_name]
+            resource_name = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}").lower()
+            version = args.inputs.get("version")
+            versioned = f"/{version}" if version else ""
+            versioned += "/1" if type_name == "Component" else ""
+            resource_id = (f"arn:{partition}:imagebuilder:{region}:{account}:"
+                           f"{path}/{resource_name}{versioned}")
+            state["arn"] = resource_id
         elif args.typ == "aws:iam/rolePolicy:RolePolicy":
             name = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
             resource_id = f"{args.inputs.get('role')}:{name}"
             state["name"] = name
+        elif args.typ == "aws:iam/instanceProfile:InstanceProfile":
+            resource_id = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
+            state.update({"name": resource_id,
+                          "arn": f"arn:{partition}:iam::{account}:instance-profile/{resource_id}"})
+        elif args.typ == "aws:iam/serviceLinkedRole:ServiceLinkedRole":
+            # AWSServiceRoleFor<Service>[_<suffix>] under /aws-service-role/<service principal>/.
+            service = str(args.inputs.get("awsServiceName"))
+            base = {"autoscaling.amazonaws.com": "AWSServiceRoleForAutoScaling"}.get(
+                service, "AWSServiceRoleFor" + service.split(".")[0].capitalize())
+            suffix = args.inputs.get("customSuffix")
+            role_name = f"{base}_{suffix}" if suffix else base
+            resource_id = f"arn:{partition}:iam::{account}:role/aws-service-role/{service}/{role_name}"
+            state.update({"name": role_name, "arn": resource_id,
+                          "path": f"/aws-service-role/{service}/"})
+        elif args.typ == "aws:s3/bucket:Bucket":
+            resource_id = str(args.inputs.get("bucket") or f"{args.name}-{digest[:7]}")
+            state.update({"bucket": resource_id, "arn": f"arn:{partition}:s3:::{resource_id}"})
+        elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
+            name = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")[:32]
+            kind = "net" if args.inputs.get("loadBalancerType") == "network" else "app"
+            resource_id = (f"arn:{partition}:elasticloadbalancing:{region}:{account}:loadbalancer/"
+                           f"{kind}/{name}/{digest[:16]}")
+            scheme = "internal-" if args.inputs.get("internal") else ""
+            state.update({"arn": resource_id, "name": name, "dnsName":
+                          f"{scheme}{name}-{digest[16:26]}.elb.{region}.amazonaws.com"})
+        elif args.typ == "aws:lb/targetGroup:TargetGroup":
+            name = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")[:32]
+            resource_id = (f"arn:{partition}:elasticloadbalancing:{region}:{account}:targetgroup/"
+                           f"{name}/{digest[:16]}")
+            state.update({"arn": resource_id, "name": name})
+        elif args.typ == "aws:autoscaling/group:Group":
+            resource_id = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
+            state.update({"name": resource_id, "arn": f"arn:{partition}:autoscaling:{region}:"
+                          f"{account}:autoScalingGroup:{uuid.UUID(digest[:32])}:"
+                          f"autoScalingGroupName/{resource_id}"})
         else:
             resource_id = f"{args.name}-{digest[:8]}"
             state["arn"] = f"arn:{partition}:{module}:{region}:{account}:{type_name.lower()}/{resource_id}"

@@ -1,0 +1,579 @@
+"""Immutable AMI pipeline (control map §2.2): EC2 Image Builder bakes the enclave parent image.
+
+Instances of the inference fleet are never patched or logged into: a weekly Image Builder run
+bakes a new AMI from the current Amazon Linux 2023 release, tests it, has Amazon Inspector scan it,
+encrypts it with a customer managed key and writes it into the fleet's launch template as the new
+default version; the Auto Scaling group's instance refresh then replaces the running instances.
+
+What the image contains comes from the component documents in `components/image_builder/`
+(AWSTOE schema 1.0, each with build, validate and test phases; read them, they are the image):
+
+- `base-hardening.yaml`: every update installed at build time and none after (no update timers),
+  SSH disabled and masked with password logins off, EC2 Instance Connect removed, root locked,
+  auditd with rules on the enclave configuration, the SSM agent as the only way in;
+- `nitro-enclaves.yaml`: nitro-cli (aws-nitro-enclaves-cli and -devel), the allocator's reserve
+  (memory and vCPUs from the stack configuration, passed as component parameters) and vsock-proxy
+  allowing exactly `kms.<region>.amazonaws.com:443`;
+- `parent-agent.yaml`: a dedicated non-root user and a hardened systemd unit for the parent-side
+  agent at /opt/zero-trust-ai/parent-agent/bin/ztai-parent-agent. The agent itself
+  (enclave_images/parent/agent.py) is not packaged into the image yet; until it is, the unit is
+  skipped at boot.
+
+What it builds, secure by default:
+
+- components whose version is derived from the document's content (Image Builder versions are
+  immutable: a changed document becomes a new version, never a conflicting one);
+- a recipe on the parent image named by an SSM public parameter (`ssm:/aws/service/ami-amazon-
+  linux-latest/al2023-ami-kernel-default-<arch>`, resolved by Image Builder at each build), with
+  the root volume encrypted by the CMK given (`ami_key_arn`) and the SSM agent kept;
+- an infrastructure configuration: one private subnet (the stack passes the management
+  segment's), a security group with no ingress and HTTPS egress only to the VPC's CIDR (the
+  interface endpoints) and to S3's prefix list (the gateway endpoint: AL2023 repositories and the
+  AWSTOE download), IMDSv2 required with hop limit 1, no key pair, instances terminated on
+  failure; build and test instances exist only while a build runs;
+- an Image Builder interface endpoint in that subnet (`imagebuilder_endpoint`): AWSTOE on the
+  build instance fetches its component documents from the Image Builder API, which the segment
+  otherwise reaches only through NAT, and the security group does not allow that path;
+- the build instance's role: the SSM agent's managed policy (AmazonSSMManagedInstanceCore; see
+  `INSTANCE_MANAGED_POLICIES` for why it is kept) plus, instead of EC2InstanceProfileForImageBuilder,
+  an inline policy naming only this pipeline's components, the AWSTOE bucket of the region and the
+  pipeline's own log group;
+- an execution role that Image Builder assumes for the build and test workflows (AWS-managed
+  `build-image` and `test-image`), trusted by imagebuilder.amazonaws.com for this account only;
+- a distribution configuration: the AMI encrypted with the CMK (`ami_key_arn`), private (no launch
+  permissions), named with the build date, written into `launch_template_id` as its new default
+  version, and its id published in the SSM parameter `ami_id_parameter_name`;
+- the pipeline: weekly schedule, image tests on with a timeout, Inspector image scanning on,
+  enhanced metadata (the package inventory) on, logs to two CloudWatch log groups encrypted with
+  `logs_key_arn`.
+
+Grants the key owner must make (components never write key policies), in `__main__.py`:
+`keys.grant_use_through_service(<ami key purpose>, pipeline.execution_role, "ec2")` (EC2 uses the
+key as the caller when Image Builder launches encrypted volumes and creates or copies the AMI) and
+`keys.grant_cloudwatch_logs(pipeline.log_group_prefix)` on the logs key.
+
+Not verified against AWS (no account here): see the README section on the pipeline. Type token
+`zero-trust-ai:images:ImmutableAmiPipeline`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import yaml
+
+from components.aws_facts import LOG_RETENTION_DAYS, partition_for_region
+from components.key_rotation import service_trust_policy
+from components.network import interface_endpoint_policy
+
+DOCUMENTS_DIR = Path(__file__).resolve().parent / "image_builder"
+# Applied in this order: updates (and the reboot into a new kernel) first.
+COMPONENT_DOCUMENTS: tuple[str, ...] = ("base-hardening", "nitro-enclaves", "parent-agent")
+PHASES: tuple[str, ...] = ("build", "validate", "test")
+# Flags that make an enclave debuggable: a debug-mode enclave reports all-zero PCRs and exposes
+# its console. No document may contain them, not even in a comment.
+FORBIDDEN_FLAGS: tuple[str, ...] = ("--debug-mode", "--attach-console")
+_PARAMETER_REFERENCE = re.compile(r"{{\s*([A-Za-z0-9_-]+)\s*}}")
+
+ARCHITECTURES: tuple[str, ...] = ("x86_64", "arm64")
+PARENT_IMAGE_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
+# Build and test instances: small, current, of the parent image's architecture.
+DEFAULT_BUILD_INSTANCE_TYPES: dict[str, tuple[str, ...]] = {"x86_64": ("m6i.large",),
+                                                            "arm64": ("m7g.large",)}
+ROOT_DEVICE = "/dev/xvda"  # Amazon Linux 2023's root device
+MIN_ROOT_VOLUME_GIB = 8  # AL2023's snapshot size: a smaller root volume is refused
+# Weekly, Sunday 04:00 UTC. Image Builder evaluates cron expressions only (six fields).
+DEFAULT_SCHEDULE = "cron(0 4 ? * sun *)"
+_CRON = re.compile(r"^cron\(\S+ \S+ \S+ \S+ \S+ \S+\)$")
+START_CONDITIONS: tuple[str, ...] = ("EXPRESSION_MATCH_ONLY",
+                                     "EXPRESSION_MATCH_AND_DEPENDENCY_UPDATES_AVAILABLE")
+MIN_TEST_TIMEOUT, MAX_TEST_TIMEOUT = 60, 1440  # Image Builder's limits, in minutes
+# The allocator reserves whole cores on Intel/AMD (two vCPUs each); Graviton has one vCPU per core.
+MIN_ENCLAVE_MEMORY_MIB = 64
+AGENT_USER = "ztai-agent"
+AGENT_EXECUTABLE = "/opt/zero-trust-ai/parent-agent/bin/ztai-parent-agent"
+VSOCK_PROXY_PORT = 8000
+
+# The build instance's managed policy, kept on purpose: Image Builder drives every build and test
+# step through SSM (Automation and Run Command), and Inspector's scan of the test instance reads
+# the SSM inventory (ssm:PutInventory, ssm:GetParameter). Its actions either take no resource
+# (ssmmessages, ec2messages) or must reach AWS-owned documents, so a hand-written copy would be
+# just as wide and would break silently when the agent starts calling something new. The instance
+# lives for one build, in a subnet without ingress, and holds no key, weights or data.
+INSTANCE_MANAGED_POLICIES: tuple[str, ...] = ("AmazonSSMManagedInstanceCore",)
+# What Image Builder itself needs to run the workflows in the account (launch and terminate
+# instances tagged CreatedBy=EC2 Image Builder, create images, run SSM commands on them, write
+# /aws/imagebuilder/ logs). AWS's documented baseline for a workflow execution role.
+EXECUTION_MANAGED_POLICIES: tuple[str, ...] = ("EC2ImageBuilderExecutionPolicy",)
+# Buckets the build instance reads: the AWSTOE application of the region (AWS-owned).
+AWSTOE_BUCKET = "ec2imagebuilder-toe-{region}-prod"
+# Each distribution also writes the new AMI's id here (data type aws:ec2:image), for consumers
+# that resolve it at launch (`resolve:ssm:<name>`) instead of holding an AMI id.
+AMI_ID_PARAMETER = "/zero-trust-ai/{environment}/enclave-parent/ami-id"
+
+
+@dataclass
+class ImmutableAmiPipelineArgs:
+    """Inputs of `ImmutableAmiPipeline`; every default is the secure one.
+
+    environment, owner, region: names, tags, the KMS endpoint vsock-proxy allows, ARNs.
+    vpc_id, vpc_cidr, subnet_id: where build and test instances run: a private subnet (the stack
+        passes the management segment's first one). The security group allows HTTPS to vpc_cidr.
+    ami_key_arn: CMK that encrypts the build's root volume and the distributed AMI. Use the key
+        the fleet's launch template encrypts its volumes with: instances launched from the AMI
+        then need no second key. Its owner grants the execution role use through EC2.
+    logs_key_arn: CMK of the pipeline's log groups (the hierarchy's logs key, with
+        `grant_cloudwatch_logs(log_group_prefix)`).
+    launch_template_id: the launch template each new AMI is written into as its new default
+        version. Default None: the AMI is only distributed (no template is touched).
+    enclave_memory_mib, enclave_cpu_count: the allocator's reserve (allocator.yaml). Defaults 4096
+        MiB and 2 vCPUs; memory at least 4x the EIF size, vCPUs whole cores (even on Intel/AMD),
+        and the instance type must keep at least one core for the parent.
+    architecture: "x86_64" (default) or "arm64"; picks the parent image parameter. The build
+        instance types must match it.
+    instance_types: types for build and test instances. Default None: m6i.large for x86_64,
+        m7g.large for arm64. They need no enclave support: the enclave services are enabled in the
+        image, not started during the build.
+    schedule_expression: Image Builder cron expression (UTC); default DEFAULT_SCHEDULE (weekly).
+    start_condition: default EXPRESSION_MATCH_ONLY: build on every tick, so the image picks up
+        the updates published that week even when neither the parent AMI nor a component changed
+        (EXPRESSION_MATCH_AND_DEPENDENCY_UPDATES_AVAILABLE would skip those weeks).
+    image_tests_timeout_minutes: 60-1440; default 60.
+    root_volume_size_gib: default 16; at least 8 (the AL2023 snapshot).
+    imagebuilder_endpoint: create an Image Builder interface endpoint (private DNS) in subnet_id.
+        Default True. Set False only if the VPC has one already: without it the build instance
+        cannot fetch its components through this security group.
+    organization_id: pin that endpoint's policy to the organisation instead of the account.
+    log_retention_days: CloudWatch retention of the pipeline's logs; default 365.
+    protect: `protect` and deletion protection on the log groups; default False, True in prod.
+    """
+
+    environment: str
+    owner: str
+    region: str
+    vpc_id: pulumi.Input[str]
+    vpc_cidr: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+    ami_key_arn: pulumi.Input[str]
+    logs_key_arn: pulumi.Input[str]
+    launch_template_id: pulumi.Input[str] | None = None
+    enclave_memory_mib: int = 4096
+    enclave_cpu_count: int = 2
+    architecture: str = "x86_64"
+    instance_types: Sequence[str] | None = None
+    schedule_expression: str = DEFAULT_SCHEDULE
+    start_condition: str = "EXPRESSION_MATCH_ONLY"
+    image_tests_timeout_minutes: int = 60
+    root_volume_size_gib: int = 16
+    imagebuilder_endpoint: bool = True
+    organization_id: str | None = None
+    log_retention_days: int = 365
+    protect: bool = False
+
+
+# -- component documents -------------------------------------------------------------------------
+def document_text(key: str) -> str:
+    """The YAML text of one component document, as Image Builder receives it."""
+    return (DOCUMENTS_DIR / f"{key}.yaml").read_text(encoding="utf-8")
+
+
+def document_version(text: str) -> str:
+    """A semantic version derived from the document's content (1.0.<28 bits of its SHA-256>).
+
+    Image Builder component versions are immutable; a content-derived patch number turns every
+    change of a document into a new version instead of a name/version conflict. Each node may
+    reach 2^30-1, and 28 bits stay below that.
+    """
+    return f"1.0.{int(hashlib.sha256(text.encode()).hexdigest()[:7], 16)}"
+
+
+def validate_document(key: str, text: str) -> dict[str, Any]:
+    """Parse a component document and refuse what Image Builder (or this project) would refuse."""
+    for flag in FORBIDDEN_FLAGS:
+        if flag in text:
+            raise ValueError(f"component document {key}: contains {flag}; enclaves never run in "
+                             "debug mode or with an attached console")
+    document = yaml.safe_load(text)
+    if not isinstance(document, dict):
+        raise ValueError(f"component document {key}: not a YAML mapping")
+    if document.get("schemaVersion") != 1.0:
+        raise ValueError(f"component document {key}: schemaVersion must be 1.0, got "
+                         f"{document.get('schemaVersion')!r}")
+    phases = document.get("phases")
+    if not isinstance(phases, list) or not phases:
+        raise ValueError(f"component document {key}: no phases")
+    names = [phase.get("name") if isinstance(phase, dict) else None for phase in phases]
+    if any(name not in PHASES for name in names) or len(set(names)) != len(names):
+        raise ValueError(f"component document {key}: phases {names} must be distinct, from "
+                         f"{', '.join(PHASES)}")
+    for phase in phases:
+        steps = phase.get("steps")
+        if not isinstance(steps, list) or not steps or any(
+                not isinstance(step, dict) or not step.get("name") or not step.get("action")
+                for step in steps):
+            raise ValueError(f"component document {key}: phase {phase['name']} needs steps, each "
+                             "with a name and an action")
+    declared = {name for item in document.get("parameters") or [] for name in item}
+    referenced = set(_PARAMETER_REFERENCE.findall(text))
+    if referenced - declared:
+        raise ValueError(f"component document {key}: references undeclared parameters "
+                         f"{sorted(referenced - declared)}")
+    return document
+
+
+def kms_endpoint(region: str) -> str:
+    """The regional KMS endpoint, the only host vsock-proxy forwards to."""
+    suffix = "amazonaws.com.cn" if partition_for_region(region) == "aws-cn" else "amazonaws.com"
+    return f"kms.{region}.{suffix}"
+
+
+def component_parameters(key: str, args: ImmutableAmiPipelineArgs) -> dict[str, str]:
+    """The values the recipe passes to each document's parameters."""
+    if key == "nitro-enclaves":
+        return {"EnclaveMemoryMiB": str(args.enclave_memory_mib),
+                "EnclaveCpuCount": str(args.enclave_cpu_count),
+                "KmsEndpoint": kms_endpoint(args.region)}
+    return {}
+
+
+def parent_image(architecture: str) -> str:
+    """The recipe's parent image: an SSM public parameter, resolved by Image Builder per build."""
+    return "ssm:" + PARENT_IMAGE_PARAMETER.format(arch=architecture)
+
+
+def recipe_version(parts: Sequence[str]) -> str:
+    """A recipe version derived from everything that defines the recipe (recipes are immutable)."""
+    return document_version("\n".join(parts))
+
+
+# -- IAM policies --------------------------------------------------------------------------------
+def _policy(statements: list[dict[str, Any]]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+
+
+def instance_role_policy(*, partition: str, region: str, account_id: str,
+                         component_names: Sequence[str], image_log_group_arn: str) -> str:
+    """What the build instance needs beyond the SSM agent, in place of the broad managed
+    EC2InstanceProfileForImageBuilder (GetComponent on every component, GetObject on every
+    ec2imagebuilder* bucket, logs on every /aws/imagebuilder/ group)."""
+    component_arn = f"arn:{partition}:imagebuilder:{region}:{account_id}:component"
+    return _policy([
+        {"Sid": "ReadThisPipelinesComponents", "Effect": "Allow", "Action": "imagebuilder:GetComponent",
+         "Resource": [f"{component_arn}/{name}/*" for name in component_names]},
+        {"Sid": "DownloadAwsToe", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": f"arn:{partition}:s3:::{AWSTOE_BUCKET.format(region=region)}/*"},
+        {"Sid": "WriteThisPipelinesImageLogs", "Effect": "Allow",
+         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": [image_log_group_arn, f"{image_log_group_arn}:log-stream:*"]},
+    ])
+
+
+def execution_role_policy(*, instance_role_arn: str, ami_id_parameter_arn: str) -> str:
+    """Passing the build instance's role to EC2 (no other role), and writing the AMI id parameter."""
+    return _policy([
+        {"Sid": "PassOnlyTheBuildInstanceRole", "Effect": "Allow", "Action": "iam:PassRole",
+         "Resource": instance_role_arn,
+         "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
+        {"Sid": "PublishTheAmiId", "Effect": "Allow",
+         "Action": ["ssm:GetParameter", "ssm:PutParameter"], "Resource": ami_id_parameter_arn},
+    ])
+
+
+def managed_workflow_arn(partition: str, region: str, kind: str, workflow: str) -> str:
+    """An AWS-managed Image Builder workflow, latest version (x.x.x)."""
+    return f"arn:{partition}:imagebuilder:{region}:aws:workflow/{kind}/{workflow}/x.x.x"
+
+
+class ImmutableAmiPipeline(pulumi.ComponentResource):
+    """The Image Builder pipeline for the enclave parent AMI.
+    Type token `zero-trust-ai:images:ImmutableAmiPipeline`."""
+
+    pipeline: aws.imagebuilder.ImagePipeline
+    recipe: aws.imagebuilder.ImageRecipe
+    components: dict[str, aws.imagebuilder.Component]
+    infrastructure_configuration: aws.imagebuilder.InfrastructureConfiguration
+    distribution_configuration: aws.imagebuilder.DistributionConfiguration
+    instance_role: aws.iam.Role
+    execution_role: aws.iam.Role
+    security_group: aws.ec2.SecurityGroup
+    # Both log groups start with it: pass it to KeyHierarchy.grant_cloudwatch_logs.
+    log_group_prefix: str
+    # The SSM parameter each distribution writes the new AMI id into.
+    ami_id_parameter_name: str
+
+    def __init__(self, name: str, args: ImmutableAmiPipelineArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        documents = _validate(args)  # before registering anything
+        super().__init__("zero-trust-ai:images:ImmutableAmiPipeline", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        partition = partition_for_region(args.region)
+        account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+        base_name = f"zero-trust-ai-{args.environment}-enclave-parent"
+        tags = {"environment": args.environment, "owner": args.owner,
+                "data-classification": "internal", "project": "zero-trust-ai",
+                "ztai:image": "enclave-parent"}
+
+        # -- logs ----------------------------------------------------------------------------
+        # Image Builder (and AWSTOE on the instances) write under /aws/imagebuilder/; the groups
+        # exist before the first build, encrypted and with retention, so none is created bare.
+        self.log_group_prefix = f"/aws/imagebuilder/{base_name}"
+        image_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-image-logs", name=self.log_group_prefix,
+            retention_in_days=args.log_retention_days, kms_key_id=args.logs_key_arn,
+            deletion_protection_enabled=args.protect, tags={**tags, "Name": f"{base_name}-image-logs"},
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+        pipeline_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-pipeline-logs", name=f"{self.log_group_prefix}-pipeline",
+            retention_in_days=args.log_retention_days, kms_key_id=args.logs_key_arn,
+            deletion_protection_enabled=args.protect,
+            tags={**tags, "Name": f"{base_name}-pipeline-logs"},
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+
+        # -- components and recipe -----------------------------------------------------------
+        self.components = {}
+        for key, text in documents.items():
+            self.components[key] = aws.imagebuilder.Component(
+                f"{name}-{key}", name=f"zero-trust-ai-{args.environment}-{key}",
+                description=str(yaml.safe_load(text).get("description", ""))[:1024],
+                platform="Linux", version=document_version(text), data=text,
+                change_description=f"content {document_version(text)}",
+                tags={**tags, "Name": f"zero-trust-ai-{args.environment}-{key}"}, opts=child)
+        component_names = [f"zero-trust-ai-{args.environment}-{key}" for key in documents]
+
+        parent = parent_image(args.architecture)
+        parameters = {key: component_parameters(key, args) for key in documents}
+        recipe_parts = [parent, str(args.root_volume_size_gib), json.dumps(parameters, sort_keys=True),
+                        *(document_version(text) for text in documents.values())]
+        self.recipe = aws.imagebuilder.ImageRecipe(
+            f"{name}-recipe", name=base_name,
+            description="Enclave parent: hardened AL2023, nitro-cli, vsock-proxy to KMS only, agent unit",
+            parent_image=parent,
+            version=pulumi.Output.from_input(args.ami_key_arn).apply(
+                lambda key: recipe_version([*recipe_parts, key])),
+            components=[aws.imagebuilder.ImageRecipeComponentArgs(
+                component_arn=self.components[key].arn,
+                parameters=[aws.imagebuilder.ImageRecipeComponentParameterArgs(name=p, value=v)
+                            for p, v in parameters[key].items()] or None)
+                for key in documents],
+            block_device_mappings=[aws.imagebuilder.ImageRecipeBlockDeviceMappingArgs(
+                device_name=ROOT_DEVICE,
+                ebs=aws.imagebuilder.ImageRecipeBlockDeviceMappingEbsArgs(
+                    # Strings in the provider: unset means "as in the parent image".
+                    encrypted="true", kms_key_id=args.ami_key_arn, delete_on_termination="true",
+                    volume_size=args.root_volume_size_gib, volume_type="gp3"))],
+            # Operators reach instances through SSM only: the agent stays in the image.
+            systems_manager_agent=aws.imagebuilder.ImageRecipeSystemsManagerAgentArgs(
+                uninstall_after_build=False),
+            tags={**tags, "Name": base_name}, opts=child)
+
+        # -- network ---------------------------------------------------------------------------
+        s3_prefix_list = aws.ec2.get_prefix_list_output(
+            name=f"com.amazonaws.{args.region}.s3", opts=pulumi.InvokeOptions(parent=self))
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-build-sg", vpc_id=args.vpc_id,
+            description="Image Builder build and test instances: HTTPS to VPC endpoints and S3 only",
+            ingress=[],  # nothing connects to a build instance; SSM works outbound
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="tcp", from_port=443, to_port=443, cidr_blocks=[args.vpc_cidr],
+                    description="HTTPS to the interface endpoints (SSM, Image Builder, Logs)"),
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="tcp", from_port=443, to_port=443, prefix_list_ids=[s3_prefix_list.id],
+                    description="HTTPS to S3 through the gateway endpoint (AL2023 repos, AWSTOE)"),
+            ],
+            tags={**tags, "Name": f"{base_name}-build-sg"}, opts=child)
+        if args.imagebuilder_endpoint:
+            endpoint_security_group = aws.ec2.SecurityGroup(
+                f"{name}-endpoint-sg", vpc_id=args.vpc_id,
+                description="Image Builder interface endpoint: HTTPS from build instances only",
+                ingress=[aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp", from_port=443, to_port=443,
+                    security_groups=[self.security_group.id],
+                    description="HTTPS from Image Builder build and test instances")],
+                egress=[],  # an endpoint answers; it never opens connections
+                tags={**tags, "Name": f"{base_name}-endpoint-sg"}, opts=child)
+            aws.ec2.VpcEndpoint(
+                f"{name}-imagebuilder-endpoint", vpc_id=args.vpc_id,
+                service_name=f"com.amazonaws.{args.region}.imagebuilder",
+                vpc_endpoint_type="Interface", private_dns_enabled=True,
+                subnet_ids=[args.subnet_id], security_group_ids=[endpoint_security_group.id],
+                policy=account_id.apply(lambda account: interface_endpoint_policy(
+                    "imagebuilder", account, organization_id=args.organization_id,
+                    region=args.region)),
+                tags={**tags, "Name": f"{base_name}-imagebuilder-endpoint"}, opts=child)
+
+        # -- roles -----------------------------------------------------------------------------
+        self.instance_role = aws.iam.Role(
+            f"{name}-instance-role", name=f"{base_name}-imagebuilder-instance",
+            description="Image Builder build and test instances of the enclave parent AMI",
+            max_session_duration=3600,
+            assume_role_policy=account_id.apply(
+                lambda account: service_trust_policy("ec2.amazonaws.com", account)),
+            tags={**tags, "Name": f"{base_name}-imagebuilder-instance"}, opts=child)
+        for policy in INSTANCE_MANAGED_POLICIES:
+            aws.iam.RolePolicyAttachment(
+                f"{name}-instance-role-{policy}", role=self.instance_role.name,
+                policy_arn=f"arn:{partition}:iam::aws:policy/{policy}",
+                opts=pulumi.ResourceOptions(parent=self.instance_role))
+        aws.iam.RolePolicy(
+            f"{name}-instance-role-policy", role=self.instance_role.id,
+            policy=pulumi.Output.all(account_id, image_log_group.arn).apply(
+                lambda values: instance_role_policy(
+                    partition=partition, region=args.region, account_id=values[0],
+                    component_names=component_names, image_log_group_arn=values[1])),
+            opts=pulumi.ResourceOptions(parent=self.instance_role))
+        instance_profile = aws.iam.InstanceProfile(
+            f"{name}-instance-profile", name=f"{base_name}-imagebuilder-instance",
+            role=self.instance_role.name, tags={**tags, "Name": f"{base_name}-imagebuilder-instance"},
+            opts=pulumi.ResourceOptions(parent=self.instance_role))
+
+        self.execution_role = aws.iam.Role(
+            f"{name}-execution-role", name=f"{base_name}-imagebuilder-execution",
+            description="Image Builder runs the enclave parent pipeline's workflows as this role",
+            max_session_duration=3600,
+            assume_role_policy=account_id.apply(
+                lambda account: service_trust_policy("imagebuilder.amazonaws.com", account)),
+            tags={**tags, "Name": f"{base_name}-imagebuilder-execution"}, opts=child)
+        execution_attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-execution-role-{policy}", role=self.execution_role.name,
+                policy_arn=f"arn:{partition}:iam::aws:policy/{policy}",
+                opts=pulumi.ResourceOptions(parent=self.execution_role))
+            for policy in EXECUTION_MANAGED_POLICIES]
+        self.ami_id_parameter_name = AMI_ID_PARAMETER.format(environment=args.environment)
+        execution_policy = aws.iam.RolePolicy(
+            f"{name}-execution-role-policy", role=self.execution_role.id,
+            policy=pulumi.Output.all(account_id, self.instance_role.arn).apply(
+                lambda values: execution_role_policy(
+                    instance_role_arn=values[1],
+                    ami_id_parameter_arn=f"arn:{partition}:ssm:{args.region}:{values[0]}:parameter"
+                                         f"{self.ami_id_parameter_name}")),
+            opts=pulumi.ResourceOptions(parent=self.execution_role))
+
+        # -- infrastructure and distribution ---------------------------------------------------
+        self.infrastructure_configuration = aws.imagebuilder.InfrastructureConfiguration(
+            f"{name}-infrastructure", name=base_name,
+            description="Private subnet, HTTPS egress to endpoints only, IMDSv2, no key pair",
+            instance_profile_name=instance_profile.name,
+            instance_types=list(args.instance_types if args.instance_types is not None
+                                else DEFAULT_BUILD_INSTANCE_TYPES[args.architecture]),
+            subnet_id=args.subnet_id, security_group_ids=[self.security_group.id],
+            instance_metadata_options=aws.imagebuilder.InfrastructureConfigurationInstanceMetadataOptionsArgs(
+                http_tokens="required", http_put_response_hop_limit=1),
+            # A failed build leaves nothing running; logs are in CloudWatch.
+            terminate_instance_on_failure=True,
+            resource_tags={**tags, "Name": f"{base_name}-build"},
+            tags={**tags, "Name": base_name}, opts=child)
+
+        launch_templates = None
+        if args.launch_template_id is not None:
+            launch_templates = [
+                aws.imagebuilder.DistributionConfigurationDistributionLaunchTemplateConfigurationArgs(
+                    launch_template_id=args.launch_template_id, default=True)]
+        self.distribution_configuration = aws.imagebuilder.DistributionConfiguration(
+            f"{name}-distribution", name=base_name,
+            description="Encrypted, private enclave parent AMI, written into the fleet's launch template",
+            distributions=[aws.imagebuilder.DistributionConfigurationDistributionArgs(
+                region=args.region,
+                ami_distribution_configuration=(
+                    aws.imagebuilder.DistributionConfigurationDistributionAmiDistributionConfigurationArgs(
+                        name=f"{base_name}-{{{{ imagebuilder:buildDate }}}}",
+                        description="zero-trust-ai enclave parent (hardened AL2023, Nitro Enclaves)",
+                        kms_key_id=args.ami_key_arn,
+                        ami_tags={**tags, "Name": base_name})),
+                launch_template_configurations=launch_templates,
+                ssm_parameter_configurations=[
+                    aws.imagebuilder.DistributionConfigurationDistributionSsmParameterConfigurationArgs(
+                        parameter_name=self.ami_id_parameter_name, data_type="aws:ec2:image")])],
+            tags={**tags, "Name": base_name}, opts=child)
+
+        # -- pipeline --------------------------------------------------------------------------
+        self.pipeline = aws.imagebuilder.ImagePipeline(
+            f"{name}-pipeline", name=base_name,
+            description="Weekly: build, test, scan and distribute the enclave parent AMI",
+            image_recipe_arn=self.recipe.arn,
+            infrastructure_configuration_arn=self.infrastructure_configuration.arn,
+            distribution_configuration_arn=self.distribution_configuration.arn,
+            execution_role=self.execution_role.arn,
+            workflows=[
+                aws.imagebuilder.ImagePipelineWorkflowArgs(
+                    workflow_arn=managed_workflow_arn(partition, args.region, "build", "build-image"),
+                    on_failure="ABORT"),
+                aws.imagebuilder.ImagePipelineWorkflowArgs(
+                    workflow_arn=managed_workflow_arn(partition, args.region, "test", "test-image"),
+                    on_failure="ABORT"),
+            ],
+            image_tests_configuration=aws.imagebuilder.ImagePipelineImageTestsConfigurationArgs(
+                image_tests_enabled=True, timeout_minutes=args.image_tests_timeout_minutes),
+            image_scanning_configuration=aws.imagebuilder.ImagePipelineImageScanningConfigurationArgs(
+                image_scanning_enabled=True),
+            enhanced_image_metadata_enabled=True,
+            schedule=aws.imagebuilder.ImagePipelineScheduleArgs(
+                schedule_expression=args.schedule_expression, timezone="Etc/UTC",
+                pipeline_execution_start_condition=args.start_condition),
+            logging_configuration=aws.imagebuilder.ImagePipelineLoggingConfigurationArgs(
+                image_log_group_name=image_log_group.name,
+                pipeline_log_group_name=pipeline_log_group.name),
+            status="ENABLED",
+            tags={**tags, "Name": base_name},
+            # The execution role can act before the first scheduled run can start.
+            opts=pulumi.ResourceOptions(parent=self,
+                                        depends_on=[*execution_attachments, execution_policy]))
+
+        self.register_outputs({
+            "pipelineArn": self.pipeline.arn,
+            "recipeArn": self.recipe.arn,
+            "instanceRoleArn": self.instance_role.arn,
+            "executionRoleArn": self.execution_role.arn,
+            "imageLogGroup": image_log_group.name,
+            "amiIdParameter": self.ami_id_parameter_name,
+        })
+
+
+def _validate(args: ImmutableAmiPipelineArgs) -> Mapping[str, str]:
+    """Reject what Image Builder or the enclave allocator would reject; return the documents."""
+    if args.architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture {args.architecture!r}: allowed values are "
+                         f"{', '.join(ARCHITECTURES)}")
+    if args.instance_types is not None and not args.instance_types:
+        raise ValueError("instance_types is empty: name at least one build instance type, or "
+                         "leave it None for the architecture's default")
+    if args.enclave_memory_mib < MIN_ENCLAVE_MEMORY_MIB:
+        raise ValueError(f"enclave_memory_mib must be at least {MIN_ENCLAVE_MEMORY_MIB}, got "
+                         f"{args.enclave_memory_mib}")
+    if args.enclave_cpu_count < 1 or (args.architecture == "x86_64" and args.enclave_cpu_count % 2):
+        raise ValueError(f"enclave_cpu_count {args.enclave_cpu_count}: the allocator reserves whole "
+                         "cores, so Intel/AMD parents need an even number (at least 2), Graviton at "
+                         "least 1")
+    if not _CRON.match(args.schedule_expression):
+        raise ValueError(f"schedule_expression {args.schedule_expression!r}: Image Builder takes a "
+                         "six-field cron(...) expression, e.g. cron(0 4 ? * sun *)")
+    if args.start_condition not in START_CONDITIONS:
+        raise ValueError(f"start_condition {args.start_condition!r}: allowed values are "
+                         f"{', '.join(START_CONDITIONS)}")
+    if not MIN_TEST_TIMEOUT <= args.image_tests_timeout_minutes <= MAX_TEST_TIMEOUT:
+        raise ValueError(f"image_tests_timeout_minutes must be {MIN_TEST_TIMEOUT} to "
+                         f"{MAX_TEST_TIMEOUT}, got {args.image_tests_timeout_minutes}")
+    if args.root_volume_size_gib < MIN_ROOT_VOLUME_GIB:
+        raise ValueError(f"root_volume_size_gib must be at least {MIN_ROOT_VOLUME_GIB} (the AL2023 "
+                         f"snapshot), got {args.root_volume_size_gib}")
+    if args.log_retention_days not in LOG_RETENTION_DAYS:
+        raise ValueError(f"log_retention_days {args.log_retention_days} is not a CloudWatch Logs "
+                         f"retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    documents = {key: document_text(key) for key in COMPONENT_DOCUMENTS}
+    for key, text in documents.items():
+        document = validate_document(key, text)
+        declared = {name for item in document.get("parameters") or [] for name in item}
+        given = set(component_parameters(key, args))
+        if declared != given:
+            raise ValueError(f"component document {key}: declares parameters {sorted(declared)}, "
+                             f"the recipe passes {sorted(given)}")
+    return documents

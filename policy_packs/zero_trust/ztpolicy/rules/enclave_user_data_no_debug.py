@@ -1,0 +1,118 @@
+"""User data never starts an enclave in debug mode or with a console (§4.2).
+
+A debug-mode enclave reports all-zero PCRs and its console shows what the application prints, so
+its parent can watch plaintext weights: debug mode is for a developer's desk, never for an
+instance of the stack. The rule reads the user data of launch templates (base64, possibly gzip)
+and instances (plain or `userDataBase64`), joins shell continuation lines, and refuses
+
+- `--debug-mode` and `--attach-console` (nitro-cli run-enclave), and `nitro-cli console`;
+- `debug_mode` anywhere (the key of a `run-enclave --config` file written inline);
+- `run-enclave --config FILE`: the options are then in a file the pack cannot read;
+- user data it cannot decode (fail closed).
+
+It cannot see what user data downloads and runs (a script from S3, an `#include` URL): keep the
+enclave's start in the user data or in the AMI, where this rule or the image tests see it. Not
+suppressible.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi_policy import Severity
+
+from ztpolicy.graph import UNKNOWN, known
+from ztpolicy.rule import Resource, Rule
+
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+INSTANCE = "aws:ec2/instance:Instance"
+# EC2 limits user data to 16 KB; a gzip bomb must not make the pack allocate without bound.
+MAX_DECODED_BYTES = 1 << 20
+_FORBIDDEN = (
+    (re.compile(r"--debug-mode\b"), "--debug-mode"),
+    (re.compile(r"--attach-console\b"), "--attach-console"),
+    (re.compile(r"\bnitro-cli\s+console\b"), "nitro-cli console"),
+    (re.compile(r"\bdebug_mode\b"), "debug_mode (a run-enclave configuration)"),
+    (re.compile(r"\brun-enclave\b[^\n]*--config\b"), "run-enclave --config (options the pack cannot read)"),
+)
+
+
+class UserDataError(ValueError):
+    """User data that is neither base64 of text nor of gzip-compressed text."""
+
+
+def decoded_user_data(value: Any) -> str | None:
+    """Base64 user data (a launch template's `userData`) as text; None when unset. Raises
+    UserDataError when it is not base64 of (gzip-compressed) UTF-8 text."""
+    if value is None or value == "":
+        return None
+    try:
+        raw = base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        raise UserDataError("user data is not base64") from None
+    return _text(raw)
+
+
+def _text(raw: bytes) -> str:
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            raw = decompressor.decompress(raw, MAX_DECODED_BYTES)
+        except zlib.error:
+            raise UserDataError("user data is not valid gzip") from None
+        if decompressor.unconsumed_tail:
+            raise UserDataError(f"user data expands beyond {MAX_DECODED_BYTES} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserDataError("user data is not UTF-8 text") from None
+
+
+def debug_flags(script: str) -> list[str]:
+    """The forbidden constructs in a script, in the order of _FORBIDDEN."""
+    joined = re.sub(r"\\\r?\n", " ", script)  # `cmd \` + newline continues the command
+    return [label for pattern, label in _FORBIDDEN if pattern.search(joined)]
+
+
+def user_data_script(resource: Resource) -> str | None:
+    """The user data of a launch template or instance as text; None when it has none or it is not
+    known yet (a real preview; checked again when known). Raises UserDataError."""
+    if resource.type == INSTANCE:
+        plain = known(resource, "userData")
+        if plain is UNKNOWN or (isinstance(plain, str) and plain):
+            return None if plain is UNKNOWN else str(plain)
+        encoded = known(resource, "userDataBase64")
+    else:
+        encoded = known(resource, "userData")
+    return None if encoded is UNKNOWN else decoded_user_data(encoded)
+
+
+def enclave_user_data_no_debug(resource: Resource, _config: Mapping[str, Any]) -> list[str]:
+    try:
+        script = user_data_script(resource)
+    except UserDataError as error:
+        return [f"{resource.name}: {error}; the pack cannot check it for enclave debug flags"]
+    if script is None:
+        return []
+    return [f"{resource.name} user data uses {flag}: enclaves run in production mode only"
+            for flag in debug_flags(script)]
+
+
+RULE = Rule(
+    name="enclave-user-data-no-debug",
+    description="User data must not start enclaves in debug mode or attach their console.",
+    section="4.2",
+    severity=Severity.CRITICAL,
+    remediation="Start the enclave with `nitro-cli run-enclave --eif-path ... --cpu-count N "
+                "--memory M` and no --debug-mode, --attach-console or --config "
+                "(EnclaveInferenceFleet's user data does).",
+    resource_check=enclave_user_data_no_debug,
+    resource_types=frozenset({LAUNCH_TEMPLATE, INSTANCE}),
+    # A debug enclave's memory and console are open to its parent: never waived.
+    suppressible=False,
+)

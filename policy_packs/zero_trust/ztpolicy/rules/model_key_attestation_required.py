@@ -1,0 +1,226 @@
+"""The model-weights key gives plaintext only to an attested Nitro Enclave (§4.2).
+
+A key is a model key when it (or its replica) is tagged `ztai:key-purpose` = `model-weights`, or
+an alias `.../model-weights` names it. Its effective policy (each `aws.kms.KeyPolicy` for it, else
+the key's own `policy`) must
+
+- allow `kms:Decrypt` to named principals (never `*`: anyone holding a copy of the EIF could then
+  decrypt) only under `StringEqualsIgnoreCase` (or `StringEquals`) conditions on
+  `kms:RecipientAttestation:PCR0` (or `ImageSha384`, the same digest), `PCR1` and `PCR2`, each a
+  96-hex-digit SHA-384 that is not all zero (the PCRs of a debug-mode enclave). `...IfExists`
+  and set operators do not count: they hold when the attestation is absent;
+- allow nobody else `kms:Decrypt` without those conditions, and nobody `kms:ReEncryptFrom`
+  (ReEncrypt takes no attestation), except the `breakGlassPrincipalArns` of this rule's
+  configuration;
+- deny every principal (`*`) `kms:Decrypt` and `kms:ReEncryptFrom`, and each attested principal
+  also `kms:ReEncrypt*` and `kms:GenerateDataKey*`, with the single condition
+  `Null: {"kms:RecipientAttestation:PCR0": "true"}` (or `ImageSha384`). KMS sets those keys only
+  when the request carries a signed attestation document; any further condition would narrow the
+  deny, so it does not count.
+
+KMS grants (`aws.kms.Grant`) on a model key that allow Decrypt, ReEncryptFrom or CreateGrant are
+violations too: a grant cannot carry attestation conditions. Policies not known yet (a real
+preview) are checked when they are. Not suppressible.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
+from typing import Any
+
+from pulumi_policy import Severity
+
+from ztpolicy.graph import UNKNOWN, as_list, known, of_type, refers_to
+from ztpolicy.rule import Finding, Resource, Rule
+from ztpolicy.rules.kms_key_policy_least_privilege import (
+    KEY,
+    KEY_POLICY,
+    REPLICA_KEY,
+    identity,
+    same_principal,
+    statement_principals,
+)
+
+ALIAS = "aws:kms/alias:Alias"
+GRANT = "aws:kms/grant:Grant"
+PURPOSE_TAG = "ztai:key-purpose"
+MODEL_PURPOSE = "model-weights"
+_ATTESTATION = "kms:recipientattestation:"
+_REQUIRED_PCRS = ("pcr0", "pcr1", "pcr2")
+_MATCH_OPERATORS = {"stringequalsignorecase", "stringequals"}
+_PRESENCE_KEYS = {f"{_ATTESTATION}pcr0", f"{_ATTESTATION}imagesha384"}
+_MEASUREMENT = re.compile(r"^[0-9a-fA-F]{96}$")
+EVERYONE_DENIED = ("kms:Decrypt", "kms:ReEncryptFrom")
+ATTESTED_ROLE_DENIED = ("kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
+                        "kms:GenerateDataKeyWithoutPlaintext", "kms:GenerateDataKeyPair",
+                        "kms:GenerateDataKeyPairWithoutPlaintext")
+_GRANT_OPERATIONS = {"decrypt", "reencryptfrom", "creategrant"}
+
+
+def _covers(statement: Mapping[str, Any], action: str) -> bool:
+    """Does the statement's Action (or NotAction) include `action`?"""
+    if "NotAction" in statement:
+        return not any(fnmatchcase(action.lower(), str(p).lower()) for p in as_list(statement["NotAction"]))
+    return any(fnmatchcase(action.lower(), str(p).lower()) for p in as_list(statement.get("Action")))
+
+
+def _measurement_problem(value: Any) -> str | None:
+    if not isinstance(value, str) or not _MEASUREMENT.match(value):
+        return f"{value!r} is not a SHA-384 digest (96 hex digits)"
+    if set(value) == {"0"}:
+        return "is all zeros, the measurement of a debug-mode enclave"
+    return None
+
+
+def attestation_issue(condition: Any) -> str | None:
+    """Why a Decrypt Allow's condition does not pin an attested enclave; None when it does."""
+    pinned: dict[str, list[Any]] = {}
+    for operator, block in (condition.items() if isinstance(condition, Mapping) else ()):
+        if str(operator).lower() not in _MATCH_OPERATORS or not isinstance(block, Mapping):
+            continue
+        for key, values in block.items():
+            key = str(key).lower()
+            if key.startswith(_ATTESTATION):
+                name = key.removeprefix(_ATTESTATION).replace("imagesha384", "pcr0")
+                pinned.setdefault(name, []).extend(as_list(values))
+    missing = [name.upper() for name in _REQUIRED_PCRS if not pinned.get(name)]
+    if missing:
+        return (f"without attestation conditions on {', '.join(missing)} (StringEqualsIgnoreCase "
+                "kms:RecipientAttestation:PCR<n>)")
+    for name, values in sorted(pinned.items()):
+        for value in values:
+            if (problem := _measurement_problem(value)) is not None:
+                return f"with {name.upper()} {problem}"
+    return None
+
+
+def _absent_attestation_only(condition: Any) -> bool:
+    """A condition that holds exactly when the request carries no attestation document."""
+    if not isinstance(condition, Mapping) or len(condition) != 1:
+        return False
+    [(operator, block)] = condition.items()
+    if str(operator).lower() != "null" or not isinstance(block, Mapping) or len(block) != 1:
+        return False
+    [(key, value)] = block.items()
+    values = [str(v).lower() for v in as_list(value)]
+    return str(key).lower() in _PRESENCE_KEYS and values == ["true"]
+
+
+def _denies_without_attestation(statement: Mapping[str, Any]) -> bool:
+    return (statement.get("Effect") == "Deny" and "NotPrincipal" not in statement
+            and "NotResource" not in statement and "*" in as_list(statement.get("Resource"))
+            and _absent_attestation_only(statement.get("Condition")))
+
+
+def _applies_to(statement: Mapping[str, Any], principal: str) -> bool:
+    principals = statement_principals(statement)
+    return "*" in principals or any(same_principal(principal, p) for p in principals)
+
+
+def document_problems(document: Any, label: str, break_glass: set[str]) -> list[str]:
+    try:
+        parsed = json.loads(document) if isinstance(document, str) else document
+    except json.JSONDecodeError as error:
+        return [f"{label} policy is not valid JSON ({error.msg})"]
+    if not isinstance(parsed, Mapping):
+        return [f"{label} policy is not a JSON object"]
+    statements = [(index, s) for index, s in enumerate(as_list(parsed.get("Statement")))
+                  if isinstance(s, Mapping)]
+    glass = {identity(p) for p in break_glass}
+    problems: list[str] = []
+    attested: list[str] = []
+    for index, statement in statements:
+        if statement.get("Effect") != "Allow":
+            continue
+        sid = statement.get("Sid") or f"#{index}"
+        principals = statement_principals(statement)
+        if principals and {identity(p) for p in principals} <= glass:
+            continue
+        who = ", ".join(principals) or "nobody named"
+        if _covers(statement, "kms:ReEncryptFrom"):
+            problems.append(f"{label} statement {sid} allows kms:ReEncryptFrom to {who}: ReEncrypt "
+                            "takes no attestation, so it re-wraps weights' data keys for use outside "
+                            "an enclave")
+        if not _covers(statement, "kms:Decrypt"):
+            continue
+        issue = attestation_issue(statement.get("Condition"))
+        if issue is not None:
+            problems.append(f"{label} statement {sid} allows kms:Decrypt to {who} {issue}")
+        elif "*" in principals or not principals:
+            problems.append(f"{label} statement {sid} allows attested kms:Decrypt to any principal: "
+                            "anyone with a copy of the enclave image could decrypt; name the role")
+        else:
+            attested += principals
+    if not attested and not problems:
+        problems.append(f"{label} allows no principal kms:Decrypt under enclave attestation "
+                        "(KeyHierarchy.grant_decrypt_with_attestation)")
+    denies = [s for _, s in statements if _denies_without_attestation(s)]
+    missing = [action for action in EVERYONE_DENIED
+               if not any(_covers(s, action) and _applies_to(s, "*") for s in denies)]
+    if missing:
+        problems.append(f"{label} does not deny {', '.join(missing)} to every principal when the "
+                        "attestation is absent (Deny, Principal *, Null "
+                        "kms:RecipientAttestation:PCR0 = true, no other condition)")
+    for principal in dict.fromkeys(attested):
+        gaps = [action for action in ATTESTED_ROLE_DENIED
+                if not any(_covers(s, action) and _applies_to(s, principal) for s in denies)]
+        if gaps:
+            problems.append(f"{label} does not deny {principal} {', '.join(gaps)} when the "
+                            "attestation is absent")
+    return problems
+
+
+def _model_keys(resources: Sequence[Resource]) -> list[Resource]:
+    aliases = [alias for alias in of_type(resources, ALIAS)
+               if str(known(alias, "name", "")).endswith(f"/{MODEL_PURPOSE}")]
+    return [key for key in of_type(resources, KEY, REPLICA_KEY)
+            if key.tags().get(PURPOSE_TAG) == MODEL_PURPOSE
+            or any(refers_to(alias, "targetKeyId", key) for alias in aliases)]
+
+
+def model_key_attestation_required(resources: Sequence[Resource],
+                                   config: Mapping[str, Any]) -> list[Finding]:
+    break_glass = {str(p) for p in as_list(config.get("breakGlassPrincipalArns"))}
+    policies = of_type(resources, KEY_POLICY)
+    grants = of_type(resources, GRANT)
+    findings: list[Finding] = []
+    for key in _model_keys(resources):
+        holders = [policy for policy in policies if refers_to(policy, "keyId", key)] or [key]
+        for holder in holders:
+            document = known(holder, "policy")
+            if document is UNKNOWN:
+                continue  # computed from this update's resources; checked when known
+            label = f"model key {key.name}" + (f" (policy {holder.name})" if holder is not key else "")
+            if not document:
+                findings.append(Finding(holder.urn, f"{label} has no policy: AWS's default lets "
+                                        "every IAM principal of the account decrypt"))
+                continue
+            findings += [Finding(holder.urn, problem)
+                         for problem in document_problems(document, label, break_glass)]
+        for grant in grants:
+            operations = {str(op).lower() for op in as_list(known(grant, "operations", []))}
+            if refers_to(grant, "keyId", key) and operations & _GRANT_OPERATIONS:
+                findings.append(Finding(grant.urn, f"KMS grant {grant.name} on model key {key.name} "
+                                        f"allows {', '.join(sorted(operations & _GRANT_OPERATIONS))}: "
+                                        "a grant cannot require enclave attestation"))
+    return findings
+
+
+RULE = Rule(
+    name="model-key-attestation-required",
+    description="The model-weights key must allow kms:Decrypt only under Nitro Enclave attestation "
+                "(non-zero PCR0/1/2) and deny plaintext to everyone without it.",
+    section="4.2",
+    severity=Severity.CRITICAL,
+    remediation="Grant with KeyHierarchy.grant_decrypt_with_attestation(\"model-weights\", role, "
+                "measurements) and no other decrypt grant on that key; pin the PCRs that "
+                "enclave_images/build.sh prints.",
+    stack_check=model_key_attestation_required,
+    # The one control that keeps weights out of the parent's reach: never waived.
+    suppressible=False,
+    config={"breakGlassPrincipalArns": {"type": "array", "items": {"type": "string"}, "default": [],
+                                        "description": "Principals allowed kms:* (break glass)."}},
+)

@@ -1,0 +1,250 @@
+"""The enclave rules: launch templates, enclave user data and the model key's attestation
+conditions. The configuration EnclaveInferenceFleet and KeyHierarchy write passes; each insecure
+variant is caught."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from typing import Any
+
+import pytest
+
+from components.keys import EnclaveMeasurements, _Grant, _policy_document
+from tests.policy_packs.test_rules import NO_CONFIG, res, urns
+from ztpolicy.rule import Resource
+from ztpolicy.rules.enclave_user_data_no_debug import enclave_user_data_no_debug
+from ztpolicy.rules.launch_template_hardened import launch_template_hardened
+from ztpolicy.rules.model_key_attestation_required import model_key_attestation_required
+
+LAUNCH_TEMPLATE, INSTANCE = "aws:ec2/launchTemplate:LaunchTemplate", "aws:ec2/instance:Instance"
+KEY, KEY_POLICY = "aws:kms/key:Key", "aws:kms/keyPolicy:KeyPolicy"
+ALIAS, GRANT = "aws:kms/alias:Alias", "aws:kms/grant:Grant"
+ROLE = "arn:aws:iam::111122223333:role/inference-parent"
+GLASS = "arn:aws:iam::111122223333:role/break-glass"
+PCRS = EnclaveMeasurements(pcr0="a1" * 48, pcr1="b2" * 48, pcr2="c3" * 48)
+SCRIPT = ("#!/bin/bash\nnitro-cli run-enclave --eif-path /opt/e.eif --cpu-count 2 \\\n"
+          "    --memory 4096 --enclave-cid 16\n")
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def template(**changes: Any) -> Resource:
+    props: dict[str, Any] = {
+        "metadataOptions": {"httpEndpoint": "enabled", "httpTokens": "required",
+                            "httpPutResponseHopLimit": 1},
+        "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {
+            "encrypted": "true", "kmsKeyId": "arn:aws:kms:eu-west-1:111122223333:key/k"}}],
+        "enclaveOptions": {"enabled": True},
+        "userData": b64(SCRIPT),
+        "tags": {"ztai:workload": "enclave-inference"},
+    }
+    props.update(changes)
+    return res(LAUNCH_TEMPLATE, "lt", **{k: v for k, v in props.items() if v is not None})
+
+
+# -- launch-template-hardened --------------------------------------------------------------------
+def test_hardened_template_passes() -> None:
+    assert launch_template_hardened(template(), NO_CONFIG) == []
+    # IMDS switched off altogether is stricter still; a template for something else need no enclave.
+    assert launch_template_hardened(template(metadataOptions={"httpEndpoint": "disabled"}), NO_CONFIG) == []
+    plain = template(enclaveOptions=None, tags={"ztai:workload": "batch"}, userData=b64("#!/bin/sh\n"))
+    assert launch_template_hardened(plain, NO_CONFIG) == []
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"metadataOptions": None}, "sets no metadataOptions"),
+    ({"metadataOptions": {"httpTokens": "optional", "httpPutResponseHopLimit": 1}}, "allows IMDSv1"),
+    ({"metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 2}}, "hop limit 2"),
+    ({"metadataOptions": {"httpTokens": "required"}}, "hop limit unset"),
+    ({"keyName": "ops-key"}, "names key pair ops-key"),
+    ({"blockDeviceMappings": None}, "declares no EBS volume"),
+    ({"blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "false"}}]},
+     "volume /dev/xvda is not encrypted"),
+    ({"blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "true"}}]},
+     "AWS managed EBS key"),
+    ({"blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {
+        "encrypted": "true", "kmsKeyId": "alias/aws/ebs"}}]}, "AWS managed EBS key"),
+    ({"enclaveOptions": None}, "is for enclaves but does not enable them"),
+    ({"enclaveOptions": {"enabled": False}, "tags": {}}, "is for enclaves"),  # found by its user data
+])
+def test_insecure_templates_are_caught(changes: dict[str, Any], fragment: str) -> None:
+    problems = launch_template_hardened(template(**changes), NO_CONFIG)
+    assert any(fragment in problem for problem in problems), problems
+
+
+# -- enclave-user-data-no-debug ------------------------------------------------------------------
+def test_production_user_data_passes() -> None:
+    assert enclave_user_data_no_debug(template(), NO_CONFIG) == []
+    gzipped = base64.b64encode(gzip.compress(SCRIPT.encode())).decode()
+    assert enclave_user_data_no_debug(template(userData=gzipped), NO_CONFIG) == []
+    assert enclave_user_data_no_debug(res(INSTANCE, "i", userData=SCRIPT), NO_CONFIG) == []
+    assert enclave_user_data_no_debug(template(userData=None), NO_CONFIG) == []
+
+
+@pytest.mark.parametrize("script, flag", [
+    (SCRIPT.replace("--enclave-cid 16", "--enclave-cid 16 --debug-mode"), "--debug-mode"),
+    (SCRIPT.replace("--memory 4096", "--memory 4096 --attach-console"), "--attach-console"),
+    (SCRIPT + "nitro-cli console --enclave-id $(nitro-cli describe-enclaves | jq -r .[0].EnclaveID)\n",
+     "nitro-cli console"),
+    ("#!/bin/bash\necho '{\"debug_mode\": true}' > /etc/e.json\n", "debug_mode"),
+    ("#!/bin/bash\nnitro-cli run-enclave \\\n  --config /etc/enclave.json\n", "run-enclave --config"),
+])
+def test_debug_flags_are_caught_in_every_encoding(script: str, flag: str) -> None:
+    for resource in (template(userData=b64(script)),
+                     template(userData=base64.b64encode(gzip.compress(script.encode())).decode()),
+                     res(INSTANCE, "i", userData=script),
+                     res(INSTANCE, "i", userDataBase64=b64(script))):
+        [problem] = enclave_user_data_no_debug(resource, NO_CONFIG)
+        assert flag in problem and "production mode only" in problem
+
+
+@pytest.mark.parametrize("user_data, fragment", [
+    ("not base64 at all!", "is not base64"),
+    (base64.b64encode(b"\x1f\x8b\x08broken").decode(), "not valid gzip"),
+    (base64.b64encode(b"\xff\xfe\x00binary").decode(), "not UTF-8 text"),
+])
+def test_unreadable_user_data_fails_closed(user_data: str, fragment: str) -> None:
+    [problem] = enclave_user_data_no_debug(template(userData=user_data), NO_CONFIG)
+    assert fragment in problem and "cannot check it" in problem
+
+
+# -- model-key-attestation-required --------------------------------------------------------------
+def attested_policy(measurements: EnclaveMeasurements = PCRS, *, glass: str = "",
+                    extra: list[tuple[_Grant, dict[str, Any]]] | None = None) -> str:
+    """What KeyHierarchy writes for grant_decrypt_with_attestation (the same grant objects)."""
+    role: dict[str, Any] = {"AWS": ROLE}
+    absent = {"Null": {"kms:RecipientAttestation:PCR0": "true"}}
+    grants = [
+        (_Grant("DecryptWithAttestation", role, ("kms:Decrypt",),
+                lambda a, r: {"StringEqualsIgnoreCase": measurements.conditions()}), role),
+        (_Grant("DenyWithoutAttestation", role, ("kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"),
+                lambda a, r: absent, effect="Deny"), role),
+        (_Grant("DenyPlaintextWithoutAttestation", {"AWS": "*"}, ("kms:Decrypt", "kms:ReEncryptFrom"),
+                lambda a, r: absent, effect="Deny"), {"AWS": "*"}),
+        *(extra or []),
+    ]
+    return _policy_document("aws", "111122223333", "eu-west-1", [], glass, grants)
+
+
+def stack(policy: str | None, *, tag: bool = True, alias: bool = False,
+          more: list[Resource] | None = None) -> list[Resource]:
+    # The key keeps its administration-only first policy; the KeyPolicy, if any, owns it.
+    first = _policy_document("aws", "111122223333", "eu-west-1", [], "", [])
+    key = res(KEY, "keys-model-weights", id="key-1", policy=first,
+              tags={"ztai:key-purpose": "model-weights"} if tag else {})
+    resources = [key, res(KEY, "keys-secrets", id="key-2", tags={"ztai:key-purpose": "secrets"})]
+    if alias:
+        resources.append(Resource(type=ALIAS, name="alias", urn=f"{key.urn}-alias",
+                                  props={"name": "alias/zero-trust-ai/dev/model-weights"},
+                                  property_dependencies={"targetKeyId": (key.urn,)}))
+    if policy is not None:
+        resources.append(res(KEY_POLICY, "keys-model-weights-policy", deps={"keyId": [key.urn]},
+                             policy=policy))
+    return resources + (more or [])
+
+
+def edit(policy: str, sid: str, **fields: Any) -> str:
+    document = json.loads(policy)
+    for statement in document["Statement"]:
+        if statement["Sid"].startswith(sid):
+            statement.update(fields)
+            for name, value in fields.items():
+                if value is None:
+                    del statement[name]
+    return json.dumps(document)
+
+
+def problems(resources: list[Resource], config: dict[str, Any] | None = None) -> list[str]:
+    return [finding.message for finding in model_key_attestation_required(resources, config or NO_CONFIG)]
+
+
+def test_attested_policy_passes_found_by_tag_or_alias() -> None:
+    assert problems(stack(attested_policy())) == []
+    assert problems(stack(attested_policy(), tag=False, alias=True)) == []
+    signed = EnclaveMeasurements(pcr0="a1" * 48, pcr1="b2" * 48, pcr2="c3" * 48, pcr8="d4" * 48)
+    assert problems(stack(attested_policy(signed))) == []
+    # Break-glass (kms:* with MFA) is allowed when the rule is told who it is.
+    assert problems(stack(attested_policy(glass=GLASS)), {"breakGlassPrincipalArns": [GLASS]}) == []
+
+
+def test_other_keys_are_not_applicable() -> None:
+    assert problems(stack(None, tag=False)) == []
+
+
+def test_a_model_key_without_any_policy_is_caught() -> None:
+    key = res(KEY, "bare", tags={"ztai:key-purpose": "model-weights"})
+    [finding] = model_key_attestation_required([key], NO_CONFIG)
+    assert "has no policy: AWS's default lets every IAM principal of the account decrypt" in finding.message
+
+
+def test_an_unsealed_model_key_is_caught() -> None:
+    found = model_key_attestation_required(stack(None), NO_CONFIG)
+    assert urns(found) == {"keys-model-weights"}
+    messages = " ".join(f.message for f in found)
+    assert "allows no principal kms:Decrypt under enclave attestation" in messages
+    assert "does not deny kms:Decrypt, kms:ReEncryptFrom to every principal" in messages
+
+
+@pytest.mark.parametrize("mutate, fragment", [
+    # The attested Allow weakened.
+    (lambda p: edit(p, "DecryptWithAttestation", Condition=None), "without attestation conditions on "
+     "PCR0, PCR1, PCR2"),
+    (lambda p: edit(p, "DecryptWithAttestation", Condition={"StringEqualsIgnoreCase": {
+        "kms:RecipientAttestation:PCR0": "a1" * 48}}), "without attestation conditions on PCR1, PCR2"),
+    (lambda p: edit(p, "DecryptWithAttestation", Condition={"StringEqualsIgnoreCaseIfExists": {
+        f"kms:RecipientAttestation:PCR{n}": "a1" * 48 for n in range(3)}}), "without attestation"),
+    (lambda p: edit(p, "DecryptWithAttestation", Principal={"AWS": "*"}), "to any principal"),
+    # Debug-mode or malformed measurements.
+    (lambda p: p.replace("a1" * 48, "0" * 96), "PCR0 is all zeros"),
+    (lambda p: p.replace("b2" * 48, "b2" * 32), "PCR1 '" + "b2" * 32 + "' is not a SHA-384"),
+    # The denies missing or narrowed.
+    (lambda p: edit(p, "DenyPlaintextWithoutAttestation", Effect="Allow", Action=["kms:DescribeKey"]),
+     "does not deny kms:Decrypt, kms:ReEncryptFrom to every principal"),
+    (lambda p: edit(p, "DenyPlaintextWithoutAttestation", Condition={
+        "Null": {"kms:RecipientAttestation:PCR0": "true"},
+        "StringEquals": {"aws:PrincipalAccount": "999999999999"}}), "to every principal"),
+    (lambda p: edit(p, "DenyPlaintextWithoutAttestation", Condition={
+        "Null": {"kms:RecipientAttestation:PCR0": "false"}}), "to every principal"),
+    (lambda p: edit(p, "DenyWithoutAttestation", Action=["kms:Decrypt"]),
+     f"does not deny {ROLE} kms:ReEncryptTo, kms:GenerateDataKey"),
+])
+def test_weakened_policies_are_caught(mutate: Any, fragment: str) -> None:
+    found = problems(stack(mutate(attested_policy())))
+    assert any(fragment in message for message in found), found
+
+
+@pytest.mark.parametrize("grant, fragment", [
+    (_Grant("Decrypt", {"AWS": "arn:aws:iam::111122223333:role/analyst"}, ("kms:Decrypt",)),
+     "role/analyst without attestation conditions"),
+    (_Grant("ThroughS3", {"AWS": "arn:aws:iam::111122223333:role/app"}, ("kms:Decrypt",),
+            lambda a, r: {"StringEquals": {"kms:ViaService": f"s3.{r}.amazonaws.com"}}),
+     "role/app without attestation conditions"),
+    (_Grant("Rewrap", {"AWS": "arn:aws:iam::111122223333:role/ops"}, ("kms:ReEncrypt*",)),
+     "allows kms:ReEncryptFrom to arn:aws:iam::111122223333:role/ops"),
+    (_Grant("Admin", {"AWS": "arn:aws:iam::111122223333:role/ops"}, ("kms:*",)),
+     "role/ops without attestation conditions"),
+])
+def test_any_other_plaintext_path_is_caught(grant: _Grant, fragment: str) -> None:
+    policy = attested_policy(extra=[(grant, dict(grant.principal))])
+    found = problems(stack(policy))
+    assert any(fragment in message for message in found), found
+
+
+def test_break_glass_is_exempt_only_when_configured() -> None:
+    found = problems(stack(attested_policy(glass=GLASS)))
+    assert any(f"allows kms:Decrypt to {GLASS} without attestation" in m for m in found), found
+
+
+def test_kms_grants_on_the_model_key_are_caught() -> None:
+    resources = stack(attested_policy())
+    key_urn = resources[0].urn
+    grant = res(GRANT, "side-door", deps={"keyId": [key_urn]}, operations=["Decrypt"],
+                granteePrincipal="arn:aws:iam::111122223333:role/analyst")
+    describe = res(GRANT, "describe", deps={"keyId": [key_urn]}, operations=["DescribeKey"])
+    found = model_key_attestation_required([*resources, grant, describe], NO_CONFIG)
+    assert urns(found) == {"side-door"}
+    assert "a grant cannot require enclave attestation" in found[0].message

@@ -1,0 +1,40 @@
+"""The enclave application in a process of its own, for the end-to-end tests.
+
+Everything an enclave would hold is made inside the child: its attestation source (a test PKI
+signing documents with the PCRs the "EIF" would produce) and KMS, reached as a real HTTP client of
+moto's server and wrapped by the KMS stand-in that evaluates the key policy the component
+rendered. The parent side (the test process) only sees the Unix socket, as a parent sees vsock.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+
+def run_enclave(socket_path: str, kms_endpoint: str, key_policies: dict[str, str], role_arn: str,
+                pcr_hex: Sequence[str], forgery: str | None) -> None:
+    import boto3
+
+    from enclave_images.enclave.app import EnclaveApp
+    from enclave_images.protocol import Address
+    from tests.support.attestation import TestAttestationSource, TestPki, measurements
+    from tests.support.kms_standin import KmsStandIn
+    from ztai_runtime.attestation.recipient import AttestedKmsUnwrapper
+
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    pki = TestPki.create()
+    pcrs = measurements(overrides={index: bytes.fromhex(value) for index, value in enumerate(pcr_hex)})
+    source = TestAttestationSource(pki, pcrs, forgery=forgery)  # type: ignore[arg-type]
+
+    def unwrapper(message: dict[str, Any]) -> Any:
+        # The credentials and region come from the parent, as in production.
+        credentials = message.get("credentials") or {}
+        kms = boto3.client("kms", region_name=message["region"], endpoint_url=kms_endpoint,
+                           aws_access_key_id=credentials.get("access_key_id"),
+                           aws_secret_access_key=credentials.get("secret_access_key"))
+        standin = KmsStandIn(kms, key_policies, pki.root_der, role_arn)
+        return AttestedKmsUnwrapper(standin, source, key_arns=message.get("key_arns") or [])
+
+    EnclaveApp(unwrapper).serve(Address.parse(f"unix:{socket_path}").listen())

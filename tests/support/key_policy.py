@@ -1,0 +1,197 @@
+"""Evaluate a KMS key policy for one request, as IAM does, for the KMS stand-in.
+
+Covered: Effect Allow/Deny; Principal "*", {"AWS": ARN, account id, account root ARN or "*"}
+(strings or lists; service and federated principals never match an IAM role); Action and Resource
+with `*`/`?` wildcards; the condition operators StringEquals, StringNotEquals, StringEqualsIgnoreCase,
+StringNotEqualsIgnoreCase, StringLike, StringNotLike, ArnEquals, ArnNotEquals, ArnLike, ArnNotLike,
+Bool and Null, each with the `IfExists` suffix; single-valued condition keys. Semantics: every
+operator and every key in a Condition must hold (AND), any listed value may match (OR); a key
+absent from the request makes a positive operator false and a negated operator true (IAM's rule);
+an explicit Deny wins over any Allow; no Allow is an implicit deny.
+
+The account principal (`arn:aws:iam::<account>:root` or the bare id) delegates to IAM. The stand-in
+has no IAM policies, so it assumes the caller's IAM policy allows everything the key policy
+delegates: the most permissive assumption, which makes a refusal in a test meaningful.
+
+Anything else (NotPrincipal, NotAction, NotResource, ForAnyValue/ForAllValues, numeric/date
+operators, policy variables, unknown operators) raises UnsupportedPolicyError: the stand-in then refuses
+the request instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Effect = Literal["allow", "explicit-deny", "implicit-deny"]
+
+
+class UnsupportedPolicyError(ValueError):
+    """The policy uses something this evaluator does not implement: refuse, never guess."""
+
+
+@dataclass(frozen=True)
+class Request:
+    principal_arn: str  # the caller's role ARN (arn:aws:iam::<account>:role/<name>)
+    action: str  # e.g. "kms:Decrypt"
+    resource: str  # the key ARN
+    context: Mapping[str, str]  # condition keys present in the request, single-valued
+
+
+@dataclass(frozen=True)
+class Decision:
+    effect: Effect
+    statements: tuple[str, ...]  # the Sids (or positions) that decided it
+
+
+_STRING_OPERATORS: dict[str, tuple[bool, Callable[[str, str], bool]]] = {
+    "StringEquals": (False, lambda policy, actual: policy == actual),
+    "StringNotEquals": (True, lambda policy, actual: policy == actual),
+    "StringEqualsIgnoreCase": (False, lambda policy, actual: policy.casefold() == actual.casefold()),
+    "StringNotEqualsIgnoreCase": (True, lambda policy, actual: policy.casefold() == actual.casefold()),
+    "StringLike": (False, lambda policy, actual: _wildcard(policy, actual)),
+    "StringNotLike": (True, lambda policy, actual: _wildcard(policy, actual)),
+    "ArnEquals": (False, lambda policy, actual: policy == actual),
+    "ArnNotEquals": (True, lambda policy, actual: policy == actual),
+    "ArnLike": (False, lambda policy, actual: _wildcard(policy, actual)),
+    "ArnNotLike": (True, lambda policy, actual: _wildcard(policy, actual)),
+    "Bool": (False, lambda policy, actual: policy.lower() == actual.lower()),
+}
+
+
+def _wildcard(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
+    expression = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    flags = re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL
+    return re.fullmatch(expression, value, flags) is not None
+
+
+def _strings(value: Any, what: str) -> list[str]:
+    values = value if isinstance(value, list) else [value]
+    result = []
+    for item in values:
+        if isinstance(item, bool):
+            result.append("true" if item else "false")
+        elif isinstance(item, str | int):
+            text = str(item)
+            if "${" in text:
+                raise UnsupportedPolicyError(f"{what}: policy variables ({text!r}) are not supported")
+            result.append(text)
+        else:
+            raise UnsupportedPolicyError(f"{what}: value {item!r} is not a string")
+    return result
+
+
+def _account(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[4] if len(parts) >= 6 and parts[0] == "arn" else None
+
+
+def _principal_matches(statement: Mapping[str, Any], principal_arn: str, where: str) -> bool:
+    if "NotPrincipal" in statement:
+        raise UnsupportedPolicyError(f"{where}: NotPrincipal is not supported")
+    if "Principal" not in statement:
+        raise UnsupportedPolicyError(f"{where}: a key policy statement needs a Principal")
+    principal = statement["Principal"]
+    if principal == "*":
+        return True
+    if not isinstance(principal, Mapping):
+        raise UnsupportedPolicyError(f"{where}: Principal {principal!r}")
+    account = _account(principal_arn)
+    for kind, value in principal.items():
+        if kind != "AWS":
+            continue  # Service, Federated, CanonicalUser: never an IAM role caller
+        for candidate in _strings(value, f"{where} Principal"):
+            if candidate in ("*", principal_arn):
+                return True
+            if account is not None and (candidate == account or re.fullmatch(
+                    rf"arn:aws[a-z-]*:iam::{account}:root", candidate)):
+                return True
+    return False
+
+
+def _listed(statement: Mapping[str, Any], element: str, value: str, where: str, *,
+            ignore_case: bool) -> bool:
+    if f"Not{element}" in statement:
+        raise UnsupportedPolicyError(f"{where}: Not{element} is not supported")
+    if element not in statement:
+        raise UnsupportedPolicyError(f"{where}: a key policy statement needs {element}")
+    return any(_wildcard(pattern, value, ignore_case=ignore_case)
+               for pattern in _strings(statement[element], f"{where} {element}"))
+
+
+def _condition_holds(condition: Any, context: Mapping[str, str], where: str) -> bool:
+    if not isinstance(condition, Mapping):
+        raise UnsupportedPolicyError(f"{where}: Condition is not an object")
+    lowered = {key.lower(): value for key, value in context.items()}
+    for operator, block in condition.items():
+        if ":" in operator:
+            raise UnsupportedPolicyError(f"{where}: set operator {operator!r} is not supported")
+        base = operator.removesuffix("IfExists")
+        if_exists = base != operator
+        if not isinstance(block, Mapping):
+            raise UnsupportedPolicyError(f"{where}: {operator} block is not an object")
+        for key, policy_value in block.items():
+            values = _strings(policy_value, f"{where} {operator} {key}")
+            actual = lowered.get(key.lower())
+            if base == "Null":
+                if if_exists:
+                    raise UnsupportedPolicyError(f"{where}: NullIfExists is not an operator")
+                wanted = {value.lower() for value in values}
+                if not wanted <= {"true", "false"}:
+                    raise UnsupportedPolicyError(f"{where}: Null {key} takes true or false, got {values}")
+                if ("true" if actual is None else "false") not in wanted:
+                    return False
+                continue
+            if base not in _STRING_OPERATORS:
+                raise UnsupportedPolicyError(f"{where}: condition operator {operator!r} is not supported")
+            negated, match = _STRING_OPERATORS[base]
+            if actual is None:
+                holds = if_exists or negated
+            else:
+                matched = any(match(value, actual) for value in values)
+                holds = not matched if negated else matched
+            if not holds:
+                return False
+    return True
+
+
+def _statements(policy_json: str) -> Sequence[Mapping[str, Any]]:
+    try:
+        policy = json.loads(policy_json)
+    except (TypeError, ValueError) as error:
+        raise UnsupportedPolicyError(f"the key policy is not JSON ({error})") from None
+    statements = policy.get("Statement") if isinstance(policy, Mapping) else None
+    if isinstance(statements, Mapping):
+        statements = [statements]
+    if not isinstance(statements, list) or not all(isinstance(s, Mapping) for s in statements):
+        raise UnsupportedPolicyError("the key policy has no Statement list")
+    return statements
+
+
+def evaluate(policy_json: str, request: Request) -> Decision:
+    """Allow, explicit deny or implicit deny for `request`; UnsupportedPolicyError when unsure."""
+    allows: list[str] = []
+    denies: list[str] = []
+    for position, statement in enumerate(_statements(policy_json)):
+        where = f"statement {statement.get('Sid', position)!r}"
+        effect = statement.get("Effect")
+        if effect not in ("Allow", "Deny"):
+            raise UnsupportedPolicyError(f"{where}: Effect {effect!r}")
+        # Applicability first: a statement for another principal/action says nothing here.
+        if not _principal_matches(statement, request.principal_arn, where):
+            continue
+        if not _listed(statement, "Action", request.action, where, ignore_case=True):
+            continue
+        if not _listed(statement, "Resource", request.resource, where, ignore_case=False):
+            continue
+        if "Condition" in statement and not _condition_holds(statement["Condition"], request.context, where):
+            continue
+        (allows if effect == "Allow" else denies).append(str(statement.get("Sid", position)))
+    if denies:
+        return Decision("explicit-deny", tuple(denies))
+    if allows:
+        return Decision("allow", tuple(allows))
+    return Decision("implicit-deny", ())
