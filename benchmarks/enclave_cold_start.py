@@ -90,13 +90,14 @@ def main() -> None:
             process = multiprocessing.get_context("spawn").Process(
                 target=run_enclave, daemon=True,
                 args=(str(socket_path), endpoint, {key_arn: policy}, role_arn,
-                      [PINNED[index].hex() for index in range(16)], None))
+                      [PINNED[index].hex() for index in range(16)], None,
+                      {"region": REGION, "key_arns": [key_arn], "context": {"model": "digits"}}))
             process.start()
             while not socket_path.exists():
                 time.sleep(0.005)
             listening = time.perf_counter()
             client = EnclaveClient(Address.parse(f"unix:{socket_path}"))
-            client.load(small, key_arns=[key_arn], context=CONTEXT, region=REGION, credentials=CREDENTIALS)
+            client.load(small, key_arns=[key_arn], context=CONTEXT, credentials=CREDENTIALS)
             loaded = time.perf_counter()
             client.predict(inputs[:1].tolist())
             done = time.perf_counter()

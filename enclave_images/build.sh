@@ -1,26 +1,41 @@
 #!/usr/bin/env bash
 # Build the enclave image, convert it to an EIF, and pin its measurements in a stack.
 #
-#   enclave_images/build.sh STACK REGION [SIGNING_CERT SIGNING_KEY]
+#   BASE_IMAGE=python:3.11-slim@sha256:<digest> \
+#   enclave_images/build.sh STACK REGION KEY_ARN MODEL [SIGNING_CERT SIGNING_KEY]
 #
-# Runs on a build host with docker and nitro-cli (the AMI pipeline's image has both). Writes
+# Runs on a build host with docker and nitro-cli. Writes build/enclave-config.json (the key ARN,
+# region and model this image accepts: baked into the image, so PCR2 covers them),
 # build/digits.eif and build/measurements.json, then prints the `pulumi config set` commands that
-# pin PCR0/1/2 (and PCR8 when signed); review them, run them, commit the stack file, and deploy.
+# pin PCR0/1/2 (and PCR8 when signed). Review them, run them, commit the stack file, deploy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stack=${1:?usage: build.sh STACK REGION [SIGNING_CERT SIGNING_KEY]}
-region=${2:?usage: build.sh STACK REGION [SIGNING_CERT SIGNING_KEY]}
+usage="usage: BASE_IMAGE=image@sha256:... build.sh STACK REGION KEY_ARN MODEL [SIGNING_CERT SIGNING_KEY]"
+stack=${1:?$usage}; region=${2:?$usage}; key_arn=${3:?$usage}; model=${4:?$usage}
+base=${BASE_IMAGE:?$usage}
+# Measurements are only worth pinning for a reproducible input: refuse a floating base image.
+case "$base" in
+    *@sha256:*) ;;
+    *) echo "build.sh: BASE_IMAGE must be pinned by digest (image@sha256:...), got '$base'" >&2; exit 2 ;;
+esac
 mkdir -p build
-docker build --build-arg BASE_IMAGE="${BASE_IMAGE:-python:3.11-slim}" \
-    -f enclave_images/Dockerfile -t zero-trust-ai-enclave:latest .
-# AWS_REGION must be known inside the enclave (KMS host name): bake it in a thin layer.
-printf 'FROM zero-trust-ai-enclave:latest\nENV AWS_REGION=%s\n' "$region" \
+python3 - "$region" "$key_arn" "$model" > build/enclave-config.json <<'PY'
+import json, sys
+region, key_arn, model = sys.argv[1:4]
+print(json.dumps({"region": region, "key_arns": [key_arn], "context": {"model": model}}, indent=2))
+PY
+docker build --build-arg BASE_IMAGE="$base" -f enclave_images/Dockerfile -t zero-trust-ai-enclave:build .
+# AWS_REGION must be known inside the enclave (the KMS host name): a thin layer on top.
+printf 'FROM zero-trust-ai-enclave:build\nENV AWS_REGION=%s\n' "$region" \
     | docker build -t "zero-trust-ai-enclave:$region" -
 signing=()
-if [ $# -ge 4 ]; then
-    signing=(--signing-certificate "$3" --private-key "$4")
+if [ $# -ge 6 ]; then
+    signing=(--signing-certificate "$5" --private-key "$6")
 fi
 nitro-cli build-enclave --docker-uri "zero-trust-ai-enclave:$region" --output-file build/digits.eif \
     "${signing[@]}" > build/measurements.json
-python -m enclave_images.measurements build/measurements.json --stack "$stack" \
-    ${signing:+--signed}
+if [ ${#signing[@]} -gt 0 ]; then
+    python3 -m enclave_images.measurements build/measurements.json --stack "$stack" --signed
+else
+    python3 -m enclave_images.measurements build/measurements.json --stack "$stack"
+fi

@@ -1,10 +1,12 @@
 """The parent <-> enclave wire protocol and the transports it runs on.
 
-A message is a 4-byte big-endian length and a UTF-8 JSON object (at most 64 KiB). A `load`
+A message is a 4-byte big-endian length and a UTF-8 JSON object (at most 4 MiB). A `load`
 message is followed by exactly `size` raw bytes: the encrypted weights file, streamed. Version 1:
 
     parent -> enclave  {"type": "load", "version": 1, "size": N, "key_arns": [...], "context": {...},
-                        "region": "...", "credentials": {...}}  + N bytes
+                        "credentials": {...}}  + N bytes
+                       (key ARNs, region and required context are the enclave image's own; the
+                        parent's must agree with them)
     enclave -> parent  {"type": "loaded", "classes": 10, "features": 64} | {"type": "error", ...}
     parent -> enclave  {"type": "predict", "version": 1, "inputs": [[64 numbers], ...]}
     enclave -> parent  {"type": "prediction", "labels": [...]} | {"type": "error", "error": "..."}
@@ -25,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 PROTOCOL_VERSION = 1
-MAX_MESSAGE_BYTES = 64 * 1024
+# A predict message of the model's largest batch (1024 rows of 64 numbers) is ~1.3 MB of JSON.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 ENCLAVE_PORT = 5005  # vsock port the enclave application listens on
 PARENT_CID = 3  # the parent instance, as seen from an enclave
 

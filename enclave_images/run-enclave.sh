@@ -9,4 +9,6 @@ ip link set dev lo up
 echo "127.0.0.1 kms.${AWS_REGION}.amazonaws.com" >> /etc/hosts
 cd /app
 python -m enclave_images.enclave.forwarder --listen 127.0.0.1:443 --vsock 3:8000 &
-exec su -s /bin/sh enclave -c "python -m enclave_images.enclave.app --listen vsock:4294967295:5005"
+# As root: the NSM attestation ioctl needs CAP_SYS_ADMIN (linux/nsm.h). The enclave is one
+# process tree with no other tenant; its boundary is the enclave itself, not a Unix user.
+exec python -m enclave_images.enclave.app --listen vsock:4294967295:5005

@@ -5,17 +5,27 @@ key that KMS releases only to this attested enclave, and serves predictions.
 
 What the parent can see: the encrypted weights it streams in, the prediction requests and labels.
 What it cannot: the data key (KMS wraps it to this enclave's RSA key inside CiphertextForRecipient)
-and the plaintext weights (decrypted into enclave memory only, verified to the last frame before
-they are used, and wiped if anything fails).
+and the plaintext weights (decrypted into enclave memory only and verified to the last frame
+before they are used). The buffer holding the decrypted file is wiped after loading or on any
+refusal; other transient copies (the parsed arrays' temporaries, the data key) are left to the
+enclave's memory, which the parent cannot read.
+
+Which weights the enclave accepts is decided by the image, not by the parent: the key ARNs, the
+region and the encryption context pairs are read from `/app/enclave-config.json`, baked at build
+time (`build.sh`), so they are covered by the enclave's measurements (PCR2). The parent supplies
+only the ciphertext and short-lived credentials; a load naming another key, region or model is
+refused. Attestation proves the code; this is what ties the code to the weights.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from enclave_images.enclave.model import DigitsModel, ModelError
@@ -34,23 +44,46 @@ from ztai_runtime.weights.stream import decrypt_stream
 
 # Weights larger than this are refused before a byte is decrypted: enclave memory is fixed at launch.
 MAX_WEIGHTS_BYTES = 1 << 30
+CONFIG_PATH = "/app/enclave-config.json"
+
+
+@dataclass(frozen=True)
+class EnclaveConfig:
+    """What this image accepts, fixed at build time (covered by PCR2)."""
+
+    region: str
+    key_arns: tuple[str, ...]
+    context: dict[str, str]  # pairs every accepted weights file must carry (e.g. model=digits)
+
+    @classmethod
+    def load(cls, path: str = CONFIG_PATH) -> EnclaveConfig:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+        config = cls(region=str(raw["region"]), key_arns=tuple(str(arn) for arn in raw["key_arns"]),
+                     context={str(k): str(v) for k, v in raw["context"].items()})
+        if not config.key_arns or not config.context:
+            raise ValueError(f"{path}: key_arns and context must not be empty")
+        return config
 
 _log = get_logger("ztai.enclave")
 
-# Builds the unwrapper for one load message (KMS client with the parent-supplied credentials and
-# the enclave's attestation source). Injected so tests can supply a KMS stand-in.
-UnwrapperFactory = Callable[[dict[str, Any]], DataKeyUnwrapper]
+# Builds the unwrapper for one load: (the enclave's configuration, the parent's credentials) -> a
+# KMS client for the configured region with the enclave's attestation source. Injected so tests
+# can supply a KMS stand-in.
+UnwrapperFactory = Callable[[EnclaveConfig, dict[str, str]], DataKeyUnwrapper]
 
 
 class _Memory:
     """An in-memory sink of fixed capacity whose bytes can be wiped.
 
-    Sized once from the ciphertext's length (the plaintext is shorter), so it never reallocates:
-    a growing buffer would leave copies of plaintext in freed memory that nothing wipes.
+    Its capacity is the ciphertext's length (the plaintext is shorter), so it never reallocates:
+    a growing buffer would leave copies of plaintext in freed memory. It is allocated on the first
+    write, i.e. only once the data key was released and the header verified.
     """
 
     def __init__(self, capacity: int) -> None:
-        self._buffer = bytearray(capacity)
+        self._capacity = capacity
+        self._buffer = bytearray()
         self.length = 0
 
     @property
@@ -61,6 +94,8 @@ class _Memory:
         return True
 
     def write(self, data: Any) -> int:
+        if not self._buffer:
+            self._buffer = bytearray(self._capacity)
         count = len(data)
         if self.length + count > len(self._buffer):
             raise ValueError("plaintext longer than its ciphertext: refusing to grow the buffer")
@@ -78,10 +113,13 @@ class _Memory:
 
 
 class EnclaveApp:
-    def __init__(self, unwrapper_factory: UnwrapperFactory) -> None:
+    def __init__(self, config: EnclaveConfig, unwrapper_factory: UnwrapperFactory) -> None:
+        self._config = config
         self._unwrapper_factory = unwrapper_factory
         self._model: DigitsModel | None = None
         self._lock = threading.Lock()
+        # One load at a time: each holds up to MAX_WEIGHTS_BYTES of enclave memory.
+        self._loading = threading.Lock()
 
     @property
     def loaded(self) -> bool:
@@ -101,14 +139,14 @@ class EnclaveApp:
                 log_decision(_log, "connection-closed", reason=str(error))
 
     def handle(self, message: dict[str, Any], stream: Any) -> dict[str, Any]:
+        if message["type"] == "load":
+            return self._load(message, stream)  # checks the version after learning the size
         if message.get("version") != PROTOCOL_VERSION:
             return _error(f"protocol version {message.get('version')!r}; "
                           f"this enclave speaks {PROTOCOL_VERSION}")
         kind = message["type"]
         if kind == "ping":
             return {"type": "pong", "loaded": self.loaded}
-        if kind == "load":
-            return self._load(message, stream)
         if kind == "predict":
             model = self._model
             if model is None:
@@ -125,49 +163,81 @@ class EnclaveApp:
             # The byte count is unknown, so the stream cannot be resynchronised: end it.
             raise ProtocolError(f"load size {size!r} outside 1..{MAX_WEIGHTS_BYTES}")
         weights = LimitedReader(stream, size)
-        context = message.get("context") or {}
+        if not self._loading.acquire(blocking=False):
+            weights.drain()
+            return _error("another load is in progress")
         memory = _Memory(size)
         try:
-            unwrapper = self._unwrapper_factory(message)
-            info = decrypt_stream(weights, memory, unwrapper, expected_context=context)  # type: ignore[arg-type]
+            refusal = self._check_load(message)
+            if refusal:
+                weights.drain()
+                log_decision(_log, "load-refused", reason=refusal)
+                return _error(f"weights refused: {refusal}")
+            credentials = message.get("credentials")
+            unwrapper = self._unwrapper_factory(
+                self._config, credentials if isinstance(credentials, dict) else {})
+            # The configured pairs must be in the file; the parent may ask for more (a version).
+            expected = {**{str(k): str(v) for k, v in (message.get("context") or {}).items()},
+                        **self._config.context}
+            info = decrypt_stream(weights, memory, unwrapper, expected_context=expected)  # type: ignore[arg-type]
             model = DigitsModel.from_bytes(memory.view)
-        except (WeightsFormatError, UnwrapError, ModelError, ValueError) as error:
+        except Exception as error:  # noqa: BLE001 - any failure refuses the load, keeps the stream in step
             weights.drain()
             log_decision(_log, "load-refused", reason=str(error), kind=type(error).__name__)
-            return _error(f"weights refused: {error}")
+            known = isinstance(error, WeightsFormatError | UnwrapError | ModelError)
+            return _error(f"weights refused: {error}" if known else
+                          f"weights refused: {type(error).__name__} while loading (see the enclave log)")
         finally:
-            memory.wipe()  # the parsed arrays are copies; the decrypted file bytes go now
+            memory.wipe()  # the decrypted file bytes; the model keeps its own arrays
+            self._loading.release()
         with self._lock:
+            replaced = self._model is not None
             self._model = model
         log_decision(_log, "model-loaded", message_id=info.message_id, context=info.encryption_context,
-                     bytes=info.plaintext_length, classes=model.classes)
+                     bytes=info.plaintext_length, classes=model.classes, replaced=replaced)
         return {"type": "loaded", "classes": model.classes, "features": int(model.w1.shape[0])}
+
+    def _check_load(self, message: dict[str, Any]) -> str | None:
+        if message.get("version") != PROTOCOL_VERSION:
+            return (f"protocol version {message.get('version')!r}; "
+                    f"this enclave speaks {PROTOCOL_VERSION}")
+        asked = message.get("key_arns")
+        accepted = list(self._config.key_arns)
+        if asked is not None and (not isinstance(asked, list) or not set(asked) <= set(accepted)):
+            return f"key ARNs {asked!r} are not among those this image accepts {accepted}"
+        context = message.get("context") or {}
+        if not isinstance(context, dict):
+            return "context must be an object"
+        for key, value in self._config.context.items():
+            if key in context and context[key] != value:
+                return f"context {key}={context[key]!r}: this image serves {key}={value!r} only"
+        return None
 
 
 def _error(text: str) -> dict[str, Any]:
     return {"type": "error", "error": text}
 
 
-def production_unwrapper(message: dict[str, Any]) -> DataKeyUnwrapper:  # pragma: no cover - needs an enclave
+def production_unwrapper(  # pragma: no cover - needs an enclave
+        config: EnclaveConfig, credentials: dict[str, str]) -> DataKeyUnwrapper:
     """KMS through the parent's vsock-proxy, TLS end to end, with attestation from /dev/nsm."""
     import boto3
 
     from ztai_runtime.attestation.nsm import NsmAttestationSource
     from ztai_runtime.attestation.recipient import AttestedKmsUnwrapper
 
-    credentials = message.get("credentials") or {}
     kms = boto3.client(
-        "kms", region_name=message["region"], aws_access_key_id=credentials.get("access_key_id"),
+        "kms", region_name=config.region, aws_access_key_id=credentials.get("access_key_id"),
         aws_secret_access_key=credentials.get("secret_access_key"),
         aws_session_token=credentials.get("session_token"))
-    return AttestedKmsUnwrapper(kms, NsmAttestationSource(), key_arns=message.get("key_arns") or [])
+    return AttestedKmsUnwrapper(kms, NsmAttestationSource(), key_arns=list(config.key_arns))
 
 
 def main() -> None:  # pragma: no cover - the enclave's entry point
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listen", default=f"vsock:{socket.VMADDR_CID_ANY}:{ENCLAVE_PORT}")
     args = parser.parse_args()
-    EnclaveApp(production_unwrapper).serve(Address.parse(args.listen).listen())
+    EnclaveApp(EnclaveConfig.load(), production_unwrapper).serve(Address.parse(args.listen).listen())
 
 
 if __name__ == "__main__":

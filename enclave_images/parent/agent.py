@@ -24,7 +24,8 @@ from typing import Any
 from enclave_images.protocol import PROTOCOL_VERSION, Address, ProtocolError, read_message, send_message
 from ztai_runtime.jsonlog import get_logger, log_decision
 
-MAX_REQUEST_BYTES = 1 << 20
+# Below the protocol's message limit, so a request that passes here fits one predict message.
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
 _log = get_logger("ztai.parent")
 
 
@@ -65,10 +66,10 @@ class EnclaveClient:
     def ping(self) -> dict[str, Any]:
         return self._call({"type": "ping", "version": PROTOCOL_VERSION})
 
-    def load(self, weights: Path, *, key_arns: Sequence[str], context: Mapping[str, str], region: str,
+    def load(self, weights: Path, *, key_arns: Sequence[str], context: Mapping[str, str],
              credentials: Mapping[str, str]) -> dict[str, Any]:
         return self._call({"type": "load", "version": PROTOCOL_VERSION, "size": weights.stat().st_size,
-                           "key_arns": list(key_arns), "context": dict(context), "region": region,
+                           "key_arns": list(key_arns), "context": dict(context),
                            "credentials": dict(credentials)}, payload=weights)
 
     def predict(self, inputs: Any) -> list[int]:
@@ -94,7 +95,11 @@ def instance_credentials() -> dict[str, str]:  # pragma: no cover - needs an ins
             "session_token": frozen.token or ""}
 
 
-def make_handler(enclave: EnclaveClient) -> type[BaseHTTPRequestHandler]:
+def make_handler(enclave: EnclaveClient,
+                 health: EnclaveClient | None = None) -> type[BaseHTTPRequestHandler]:
+    """`health`: a second connection for /health, so checks never queue behind predictions."""
+    health_client = health or enclave
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "ztai-parent"
 
@@ -114,7 +119,7 @@ def make_handler(enclave: EnclaveClient) -> type[BaseHTTPRequestHandler]:
                 self._reply(404, {"error": "not found"})
                 return
             try:
-                loaded = bool(enclave.ping().get("loaded"))
+                loaded = bool(health_client.ping().get("loaded"))
             except EnclaveError as error:
                 self._reply(503, {"status": "enclave unreachable", "error": str(error)})
                 return
@@ -124,7 +129,10 @@ def make_handler(enclave: EnclaveClient) -> type[BaseHTTPRequestHandler]:
             if self.path != "/predict":
                 self._reply(404, {"error": "not found"})
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
             if not 0 < length <= MAX_REQUEST_BYTES:
                 self._reply(413 if length else 411, {"error": f"body must be 1..{MAX_REQUEST_BYTES} bytes"})
                 return
@@ -157,14 +165,15 @@ def main() -> None:  # pragma: no cover - runs on the instance
     parser.add_argument("--listen", default="0.0.0.0:8080")
     args = parser.parse_args()
     session = boto3.Session()
-    region = session.region_name or "us-east-1"
+    if not session.region_name:
+        raise SystemExit("no AWS region configured (AWS_REGION or the instance's metadata)")
     context = dict(pair.split("=", 1) for pair in args.context)
     weights = fetch_weights(session.client("s3"), args.bucket, args.key, Path(tempfile.gettempdir()))
     enclave = EnclaveClient(Address.parse(args.enclave))
-    enclave.load(weights, key_arns=args.key_arn, context=context, region=region,
-                 credentials=instance_credentials())
+    enclave.load(weights, key_arns=args.key_arn, context=context, credentials=instance_credentials())
     host, _, port = args.listen.rpartition(":")
-    ThreadingHTTPServer((host, int(port)), make_handler(enclave)).serve_forever()
+    handler = make_handler(enclave, EnclaveClient(Address.parse(args.enclave), timeout=5.0))
+    ThreadingHTTPServer((host, int(port)), handler).serve_forever()
 
 
 if __name__ == "__main__":

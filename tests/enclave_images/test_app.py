@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from enclave_images.enclave.app import EnclaveApp
+from enclave_images.enclave.app import EnclaveApp, EnclaveConfig
 from enclave_images.parent.agent import EnclaveClient, EnclaveError, make_handler
 from enclave_images.protocol import Address, ProtocolError, read_message, send_message
 from tests.enclave_images.conftest import TrainedModel
@@ -46,7 +46,9 @@ def sealed(trained_model: TrainedModel, tmp_path: Path) -> tuple[Path, bytes]:
 @pytest.fixture
 def enclave(sealed: tuple[Path, bytes], tmp_path: Path) -> Iterator[Address]:
     address = Address.parse(f"unix:{tmp_path / 'enclave.sock'}")
-    app = EnclaveApp(lambda message: StaticUnwrapper(sealed[1]))
+    config = EnclaveConfig(region="eu-west-1", key_arns=("arn:aws:kms:eu-west-1:1:key/k",),
+                           context={"model": "digits"})
+    app = EnclaveApp(config, lambda config, credentials: StaticUnwrapper(sealed[1]))
     listener = address.listen()
     threading.Thread(target=app.serve, args=(listener,), daemon=True).start()
     yield address
@@ -56,7 +58,7 @@ def enclave(sealed: tuple[Path, bytes], tmp_path: Path) -> Iterator[Address]:
 def test_load_then_predict(enclave: Address, sealed: tuple[Path, bytes], trained_model: TrainedModel) -> None:
     client = EnclaveClient(enclave)
     assert client.ping() == {"type": "pong", "loaded": False}
-    assert client.load(sealed[0], key_arns=[], context=CONTEXT, region="eu-west-1",
+    assert client.load(sealed[0], key_arns=[], context=CONTEXT,
                        credentials={})["classes"] == 10
     labels = client.predict(trained_model.test_inputs[:20].tolist())
     assert sum(a == b for a, b in zip(labels, trained_model.test_labels[:20], strict=True)) >= 17
@@ -72,10 +74,13 @@ def test_tampered_weights_are_refused_and_the_connection_stays_usable(enclave: A
     tampered.write_bytes(data)
     client = EnclaveClient(enclave)
     with pytest.raises(EnclaveError, match=r"weights refused: frame .* failed authentication"):
-        client.load(tampered, key_arns=[], context=CONTEXT, region="eu-west-1", credentials={})
+        client.load(tampered, key_arns=[], context=CONTEXT, credentials={})
     assert client.ping()["loaded"] is False  # same connection: the rest of the file was drained
-    with pytest.raises(EnclaveError, match="encryption context does not match"):
-        client.load(sealed[0], key_arns=[], context={"model": "other"}, region="eu-west-1", credentials={})
+    with pytest.raises(EnclaveError, match="this image serves model='digits' only"):
+        client.load(sealed[0], key_arns=[], context={"model": "other"}, credentials={})
+    # The parent may ask for more than the image requires (a version), checked against the file.
+    with pytest.raises(EnclaveError, match="encryption context does not match: 'version' is '1'"):
+        client.load(sealed[0], key_arns=[], context={"version": "2"}, credentials={})
 
 
 def test_protocol_errors(enclave: Address) -> None:
@@ -107,7 +112,7 @@ def test_parent_http_endpoint(enclave: Address, sealed: tuple[Path, bytes],
 
     try:
         assert call("/health")[0] == 503  # no model yet: the load balancer keeps traffic away
-        client.load(sealed[0], key_arns=[], context=CONTEXT, region="eu-west-1", credentials={})
+        client.load(sealed[0], key_arns=[], context=CONTEXT, credentials={})
         assert call("/health") == (200, {"status": "ready"})
         status, body = call("/predict", {"inputs": trained_model.test_inputs[:3].tolist()})
         assert status == 200 and len(body["labels"]) == 3
@@ -134,3 +139,20 @@ def test_the_plaintext_buffer_never_grows_and_is_wiped() -> None:
     buffer = memory._buffer
     memory.wipe()
     assert buffer == bytearray(8) and bytes(memory.view) == b""
+
+
+def test_an_unexpected_failure_refuses_the_load_and_keeps_the_stream_in_step(sealed: tuple[Path, bytes],
+                                                                             tmp_path: Path) -> None:
+    def broken(config: EnclaveConfig, credentials: dict[str, str]) -> StaticUnwrapper:
+        raise RuntimeError("no attestation device")
+
+    config = EnclaveConfig(region="eu-west-1", key_arns=("arn:aws:kms:eu-west-1:1:key/k",),
+                           context={"model": "digits"})
+    address = Address.parse(f"unix:{tmp_path / 'broken.sock'}")
+    listener = address.listen()
+    threading.Thread(target=EnclaveApp(config, broken).serve, args=(listener,), daemon=True).start()
+    client = EnclaveClient(address)
+    with pytest.raises(EnclaveError, match="weights refused: RuntimeError while loading"):
+        client.load(sealed[0], key_arns=[], context=CONTEXT, credentials={})
+    assert client.ping() == {"type": "pong", "loaded": False}
+    listener.close()

@@ -102,7 +102,8 @@ def start_enclave(world: World, tmp_path: Path) -> Iterator[Any]:
         process = multiprocessing.get_context("spawn").Process(
             target=run_enclave, daemon=True,
             args=(str(path), world.endpoint, {world.key_arn: world.policy}, world.role_arn,
-                  [pcrs[index].hex() for index in range(16)], forgery))
+                  [pcrs[index].hex() for index in range(16)], forgery,
+                  {"region": REGION, "key_arns": [world.key_arn], "context": {"model": "digits"}}))
         process.start()
         processes.append(process)
         deadline = time.monotonic() + 60
@@ -119,8 +120,7 @@ def start_enclave(world: World, tmp_path: Path) -> Iterator[Any]:
 
 
 def load(client: EnclaveClient, world: World) -> dict[str, Any]:
-    return client.load(world.weights, key_arns=[world.key_arn], context=CONTEXT, region=REGION,
-                       credentials=CREDENTIALS)
+    return client.load(world.weights, key_arns=[world.key_arn], context=CONTEXT, credentials=CREDENTIALS)
 
 
 def test_an_attested_enclave_decrypts_and_predicts(world: World, start_enclave: Any,
@@ -147,6 +147,17 @@ def test_refused_attestations_load_nothing(world: World, start_enclave: Any, pcr
     assert enclave.ping()["loaded"] is False
     with pytest.raises(EnclaveError, match="no model loaded"):
         enclave.predict([[0] * 64])
+
+
+def test_the_parent_cannot_choose_another_key_or_model(world: World, start_enclave: Any) -> None:
+    enclave = start_enclave()
+    foreign = "arn:aws:kms:eu-west-1:999999999999:key/11111111-2222-3333-4444-555555555555"
+    with pytest.raises(EnclaveError, match="not among those this image accepts"):
+        enclave.load(world.weights, key_arns=[foreign], context=CONTEXT, credentials=CREDENTIALS)
+    with pytest.raises(EnclaveError, match="this image serves model='digits' only"):
+        enclave.load(world.weights, key_arns=[world.key_arn], context={"model": "backdoored"},
+                     credentials=CREDENTIALS)
+    assert load(enclave, world)["classes"] == 10  # the stream stayed in step after both refusals
 
 
 def test_the_parent_cannot_decrypt_with_the_same_role(world: World) -> None:

@@ -65,3 +65,15 @@ def test_not_nitro_cli_output_is_refused(tmp_path: Path, capsys: pytest.CaptureF
     (tmp_path / "m.json").write_text("Start building the Enclave Image...", encoding="utf-8")
     assert main([str(tmp_path / "m.json"), "--stack", "prod"]) == 2
     assert "not nitro-cli build-enclave output" in capsys.readouterr().err
+
+
+def test_build_script_refuses_a_base_image_not_pinned_by_digest() -> None:
+    import os
+    import subprocess
+    script = Path(__file__).resolve().parents[2] / "enclave_images" / "build.sh"
+    arguments = ["prod", "eu-west-1", "arn:aws:kms:eu-west-1:1:key/k", "digits"]
+    run = subprocess.run(["bash", str(script), *arguments],
+                         env={**os.environ, "BASE_IMAGE": "python:3.11-slim"}, capture_output=True,
+                         text=True, check=False, timeout=30)
+    assert run.returncode == 2
+    assert "must be pinned by digest" in run.stderr

@@ -14,10 +14,10 @@ from typing import Any
 
 
 def run_enclave(socket_path: str, kms_endpoint: str, key_policies: dict[str, str], role_arn: str,
-                pcr_hex: Sequence[str], forgery: str | None) -> None:
+                pcr_hex: Sequence[str], forgery: str | None, config: dict[str, Any]) -> None:
     import boto3
 
-    from enclave_images.enclave.app import EnclaveApp
+    from enclave_images.enclave.app import EnclaveApp, EnclaveConfig
     from enclave_images.protocol import Address
     from tests.support.attestation import TestAttestationSource, TestPki, measurements
     from tests.support.kms_standin import KmsStandIn
@@ -28,13 +28,14 @@ def run_enclave(socket_path: str, kms_endpoint: str, key_policies: dict[str, str
     pcrs = measurements(overrides={index: bytes.fromhex(value) for index, value in enumerate(pcr_hex)})
     source = TestAttestationSource(pki, pcrs, forgery=forgery)  # type: ignore[arg-type]
 
-    def unwrapper(message: dict[str, Any]) -> Any:
-        # The credentials and region come from the parent, as in production.
-        credentials = message.get("credentials") or {}
-        kms = boto3.client("kms", region_name=message["region"], endpoint_url=kms_endpoint,
+    def unwrapper(enclave_config: EnclaveConfig, credentials: dict[str, str]) -> Any:
+        # Region and keys are the image's own; credentials come from the parent, as in production.
+        kms = boto3.client("kms", region_name=enclave_config.region, endpoint_url=kms_endpoint,
                            aws_access_key_id=credentials.get("access_key_id"),
                            aws_secret_access_key=credentials.get("secret_access_key"))
         standin = KmsStandIn(kms, key_policies, pki.root_der, role_arn)
-        return AttestedKmsUnwrapper(standin, source, key_arns=message.get("key_arns") or [])
+        return AttestedKmsUnwrapper(standin, source, key_arns=list(enclave_config.key_arns))
 
-    EnclaveApp(unwrapper).serve(Address.parse(f"unix:{socket_path}").listen())
+    app = EnclaveApp(EnclaveConfig(region=config["region"], key_arns=tuple(config["key_arns"]),
+                                   context=dict(config["context"])), unwrapper)
+    app.serve(Address.parse(f"unix:{socket_path}").listen())
