@@ -8,7 +8,12 @@ import pulumi
 
 from components.ami_pipeline import ImmutableAmiPipeline, ImmutableAmiPipelineArgs
 from components.aws_facts import enclave_parent_type
-from components.enclave_fleet import EnclaveInferenceFleet, EnclaveInferenceFleetArgs
+from components.enclave_fleet import (
+    EnclaveInferenceFleet,
+    EnclaveInferenceFleetArgs,
+    ImageRollout,
+    ImageRolloutArgs,
+)
 from components.key_rotation import MonthlyKeyRotation, MonthlyKeyRotationArgs
 from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
@@ -92,7 +97,7 @@ keys.allow_service_resource_creation("secrets", "dynamodb")
 # The inference fleet (§2.2, §4.2): enclave parents in the inference segment's private subnets
 # behind an internal load balancer. Volumes and the model-object bucket use the inference key;
 # the model-weights key gives its role plaintext only inside an enclave with the pinned
-# measurements, and nobody plaintext without attestation.
+# measurements, and nobody (break-glass included) plaintext outside such an enclave.
 inference = network.segments["inference"]
 fleet = EnclaveInferenceFleet(
     "inference-fleet",
@@ -121,8 +126,10 @@ keys.grant_decrypt_through_service("inference", fleet.instance_role, "s3")
 
 # The immutable AMI pipeline (§2.2): Image Builder bakes the enclave parent image weekly in the
 # management segment, encrypts it with the inference key (the one the fleet's volumes use, so
-# launching needs no second key) and writes it into the fleet's launch template as its default
-# version. The allocator reserve and the architecture follow the fleet's configuration.
+# launching needs no second key) and writes its id into the fleet's image parameter, which the
+# launch template resolves at each launch (Image Builder never writes the template). With the
+# artifacts pinned in the stack, the image carries the EIF and the parent agent, read from the
+# model bucket's artifact prefix. The allocator reserve and the architecture follow the fleet's.
 ami_pipeline = ImmutableAmiPipeline(
     "ami-pipeline",
     ImmutableAmiPipelineArgs(
@@ -134,7 +141,9 @@ ami_pipeline = ImmutableAmiPipeline(
         subnet_id=management.private_subnets[0].id,
         ami_key_arn=keys.key_arn("inference"),
         logs_key_arn=keys.key_arn("logs"),
-        launch_template_id=fleet.launch_template.id,
+        ami_id_parameter_name=fleet.image_parameter.name,
+        enclave_artifacts=config.enclave_artifacts,
+        artifacts_bucket_name=fleet.model_bucket_name if config.enclave_artifacts else None,
         enclave_memory_mib=config.enclave_fleet.enclave_memory_mib,
         enclave_cpu_count=config.enclave_fleet.enclave_cpu_count,
         architecture=enclave_parent_type(config.enclave_fleet.instance_type).architecture,
@@ -146,6 +155,29 @@ ami_pipeline = ImmutableAmiPipeline(
 # as the pipeline's execution role: use of the inference key through EC2 only, no direct Decrypt.
 keys.grant_use_through_service("inference", ami_pipeline.execution_role, "ec2")
 keys.grant_cloudwatch_logs(ami_pipeline.log_group_prefix)
+# The fleet owns the image parameter and the bucket: it lets the pipeline write the one and read
+# the artifact prefix of the other (whose SSE-KMS layer is the inference key, through S3 only).
+fleet.grant_image_publishing(ami_pipeline.execution_role)
+if config.enclave_artifacts is not None:
+    fleet.grant_artifact_read(ami_pipeline.instance_role)
+    keys.grant_decrypt_through_service("inference", ami_pipeline.instance_role, "s3")
+
+# A new image reaches the instances: when Image Builder reports one of the pipeline's images
+# AVAILABLE (its id already in the parameter), a function starts an instance refresh of the group.
+rollout = ImageRollout(
+    "inference-image-rollout",
+    ImageRolloutArgs(
+        environment=config.environment,
+        owner=config.owner,
+        region=config.region,
+        group_name=fleet.group.name,
+        group_arn=fleet.group.arn,
+        image_arn_prefix=ami_pipeline.image_arn_prefix,
+        logs_key_arn=keys.key_arn("logs"),
+        protect=config.is_prod,
+    ),
+)
+keys.grant_cloudwatch_logs(rollout.log_group_prefix)
 
 # Every grant is made above this line: sealing writes the key policies.
 keys.seal()
@@ -161,4 +193,5 @@ pulumi.export("tokenVaultTable", token_vault.table_name)
 pulumi.export("inferenceEndpoint", fleet.load_balancer.dns_name)
 pulumi.export("inferenceLaunchTemplateId", fleet.launch_template.id)
 pulumi.export("amiPipelineArn", ami_pipeline.pipeline.arn)
-pulumi.export("amiIdParameter", ami_pipeline.ami_id_parameter_name)
+pulumi.export("amiIdParameter", fleet.image_parameter.name)
+pulumi.export("modelBucket", fleet.model_bucket_name)

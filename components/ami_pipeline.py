@@ -2,8 +2,10 @@
 
 Instances of the inference fleet are never patched or logged into: a weekly Image Builder run
 bakes a new AMI from the current Amazon Linux 2023 release, tests it, has Amazon Inspector scan it,
-encrypts it with a customer managed key and writes it into the fleet's launch template as the new
-default version; the Auto Scaling group's instance refresh then replaces the running instances.
+encrypts it with a customer managed key and writes its id into the fleet's image parameter (the
+launch template resolves it at each launch); `ImageRollout` then starts an instance refresh that
+replaces the running instances. Image Builder never writes the launch template: Pulumi is its only
+writer, the pipeline the parameter's.
 
 What the image contains comes from the component documents in `components/image_builder/`
 (AWSTOE schema 1.0, each with build, validate and test phases; read them, they are the image):
@@ -15,9 +17,12 @@ What the image contains comes from the component documents in `components/image_
   (memory and vCPUs from the stack configuration, passed as component parameters) and vsock-proxy
   allowing exactly `kms.<region>.amazonaws.com:443`;
 - `parent-agent.yaml`: a dedicated non-root user and a hardened systemd unit for the parent-side
-  agent at /opt/zero-trust-ai/parent-agent/bin/ztai-parent-agent. The agent itself
-  (enclave_images/parent/agent.py) is not packaged into the image yet; until it is, the unit is
-  skipped at boot.
+  agent at /opt/zero-trust-ai/parent-agent/bin/ztai-parent-agent;
+- `enclave-artifacts.yaml`, when the stack pins the artifacts (`enclave_artifacts`): the EIF at
+  /opt/zero-trust-ai/enclave/digits.eif and the agent package (enclave_images/package_agent.py)
+  under /opt/zero-trust-ai/parent-agent/, downloaded from the model bucket's artifact prefix and
+  refused unless their SHA-256 are the pinned ones. Without them the image has no EIF and no agent
+  (the unit is skipped at boot) and the enclave cannot start from it.
 
 What it builds, secure by default:
 
@@ -37,20 +42,23 @@ What it builds, secure by default:
 - the build instance's role: the SSM agent's managed policy (AmazonSSMManagedInstanceCore; see
   `INSTANCE_MANAGED_POLICIES` for why it is kept) plus, instead of EC2InstanceProfileForImageBuilder,
   an inline policy naming only this pipeline's components, the AWSTOE bucket of the region and the
-  pipeline's own log group;
+  pipeline's own log group (the artifacts' owner grants their read: `grant_artifact_read`);
 - an execution role that Image Builder assumes for the build and test workflows (AWS-managed
   `build-image` and `test-image`), trusted by imagebuilder.amazonaws.com for this account only;
 - a distribution configuration: the AMI encrypted with the CMK (`ami_key_arn`), private (no launch
-  permissions), named with the build date, written into `launch_template_id` as its new default
-  version, and its id published in the SSM parameter `ami_id_parameter_name`;
+  permissions), named with the build date, its id written into the SSM parameter
+  `ami_id_parameter_name` (the fleet's image parameter; no launch template is touched);
 - the pipeline: weekly schedule, image tests on with a timeout, Inspector image scanning on,
   enhanced metadata (the package inventory) on, logs to two CloudWatch log groups encrypted with
   `logs_key_arn`.
 
-Grants the key owner must make (components never write key policies), in `__main__.py`:
-`keys.grant_use_through_service(<ami key purpose>, pipeline.execution_role, "ec2")` (EC2 uses the
-key as the caller when Image Builder launches encrypted volumes and creates or copies the AMI) and
-`keys.grant_cloudwatch_logs(pipeline.log_group_prefix)` on the logs key.
+Grants the owners must make, in `__main__.py`: on the keys (components never write key
+policies), `keys.grant_use_through_service(<ami key purpose>, pipeline.execution_role, "ec2")` (EC2
+uses the key as the caller when Image Builder launches encrypted volumes and creates or copies the
+AMI), `keys.grant_cloudwatch_logs(pipeline.log_group_prefix)` on the logs key and, with artifacts,
+`keys.grant_decrypt_through_service(<bucket key purpose>, pipeline.instance_role, "s3")`; on the
+fleet, `fleet.grant_image_publishing(pipeline.execution_role)` (ssm:PutParameter on the image
+parameter) and, with artifacts, `fleet.grant_artifact_read(pipeline.instance_role)`.
 
 Not verified against AWS (no account here): see the README section on the pipeline. Type token
 `zero-trust-ai:images:ImmutableAmiPipeline`.
@@ -75,8 +83,11 @@ from components.key_rotation import service_trust_policy
 from components.network import interface_endpoint_policy
 
 DOCUMENTS_DIR = Path(__file__).resolve().parent / "image_builder"
-# Applied in this order: updates (and the reboot into a new kernel) first.
-COMPONENT_DOCUMENTS: tuple[str, ...] = ("base-hardening", "nitro-enclaves", "parent-agent")
+# Applied in this order: updates (and the reboot into a new kernel) first; the artifacts last, into
+# the directories and for the user parent-agent creates. The artifacts only when the stack pins them.
+BASE_DOCUMENTS: tuple[str, ...] = ("base-hardening", "nitro-enclaves", "parent-agent")
+ARTIFACTS_DOCUMENT = "enclave-artifacts"
+COMPONENT_DOCUMENTS: tuple[str, ...] = (*BASE_DOCUMENTS, ARTIFACTS_DOCUMENT)
 PHASES: tuple[str, ...] = ("build", "validate", "test")
 # Flags that make an enclave debuggable: a debug-mode enclave reports all-zero PCRs and exposes
 # its console. No document may contain them, not even in a comment.
@@ -115,9 +126,33 @@ INSTANCE_MANAGED_POLICIES: tuple[str, ...] = ("AmazonSSMManagedInstanceCore",)
 EXECUTION_MANAGED_POLICIES: tuple[str, ...] = ("EC2ImageBuilderExecutionPolicy",)
 # Buckets the build instance reads: the AWSTOE application of the region (AWS-owned).
 AWSTOE_BUCKET = "ec2imagebuilder-toe-{region}-prod"
-# Each distribution also writes the new AMI's id here (data type aws:ec2:image), for consumers
-# that resolve it at launch (`resolve:ssm:<name>`) instead of holding an AMI id.
-AMI_ID_PARAMETER = "/zero-trust-ai/{environment}/enclave-parent/ami-id"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_OBJECT_KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+
+
+@dataclass(frozen=True)
+class EnclaveArtifacts:
+    """The EIF and the parent agent package the image carries, pinned by SHA-256 (the stack keys
+    enclaveEifObjectKey/Sha256 and parentAgentObjectKey/Sha256).
+
+    eif_key, agent_key: object keys in the artifacts bucket (letters, digits and ._-/).
+    eif_sha256, agent_sha256: their SHA-256, 64 lowercase hex digits; the build refuses anything else.
+    """
+
+    eif_key: str
+    eif_sha256: str
+    agent_key: str
+    agent_sha256: str
+
+    def problems(self) -> list[str]:
+        found = [f"{name} {value!r}: an S3 object key of letters, digits and ._-/"
+                 for name, value in (("eif_key", self.eif_key), ("agent_key", self.agent_key))
+                 if not _OBJECT_KEY.match(value)]
+        found += [f"{name} {value!r}: 64 lowercase hex digits (SHA-256)"
+                  for name, value in (("eif_sha256", self.eif_sha256),
+                                      ("agent_sha256", self.agent_sha256))
+                  if not _SHA256.match(value)]
+        return found
 
 
 @dataclass
@@ -132,8 +167,15 @@ class ImmutableAmiPipelineArgs:
         then need no second key. Its owner grants the execution role use through EC2.
     logs_key_arn: CMK of the pipeline's log groups (the hierarchy's logs key, with
         `grant_cloudwatch_logs(log_group_prefix)`).
-    launch_template_id: the launch template each new AMI is written into as its new default
-        version. Default None: the AMI is only distributed (no template is touched).
+    ami_id_parameter_name: the SSM parameter each distribution overwrites with the new AMI's id
+        (data type aws:ec2:image): the fleet's image parameter (`fleet.image_parameter.name`),
+        whose owner grants the execution role ssm:PutParameter on it
+        (`grant_image_publishing`). Default None: the AMI is only distributed. No launch template
+        is ever written: that would make Image Builder a second writer of Pulumi's template.
+    enclave_artifacts, artifacts_bucket_name: the pinned EIF and agent package and the bucket
+        holding them (the fleet's model bucket; its owner grants the build role read on the
+        artifact prefix, `grant_artifact_read`). Default None: the image is built without them
+        and the enclave cannot start from it. Give both or neither.
     enclave_memory_mib, enclave_cpu_count: the allocator's reserve (allocator.yaml). Defaults 4096
         MiB and 2 vCPUs; memory at least 4x the EIF size, vCPUs whole cores (even on Intel/AMD),
         and the instance type must keep at least one core for the parent.
@@ -164,7 +206,9 @@ class ImmutableAmiPipelineArgs:
     subnet_id: pulumi.Input[str]
     ami_key_arn: pulumi.Input[str]
     logs_key_arn: pulumi.Input[str]
-    launch_template_id: pulumi.Input[str] | None = None
+    ami_id_parameter_name: pulumi.Input[str] | None = None
+    enclave_artifacts: EnclaveArtifacts | None = None
+    artifacts_bucket_name: pulumi.Input[str] | None = None
     enclave_memory_mib: int = 4096
     enclave_cpu_count: int = 2
     architecture: str = "x86_64"
@@ -235,12 +279,27 @@ def kms_endpoint(region: str) -> str:
     return f"kms.{region}.{suffix}"
 
 
-def component_parameters(key: str, args: ImmutableAmiPipelineArgs) -> dict[str, str]:
-    """The values the recipe passes to each document's parameters."""
+def documents_for(args: ImmutableAmiPipelineArgs) -> tuple[str, ...]:
+    """The recipe's documents, in order: the artifacts only when the stack pins them."""
+    return COMPONENT_DOCUMENTS if args.enclave_artifacts is not None else BASE_DOCUMENTS
+
+
+def component_parameters(key: str, args: ImmutableAmiPipelineArgs,
+                         artifacts_bucket: str | None = None) -> dict[str, str]:
+    """The values the recipe passes to each document's parameters. `artifacts_bucket`: the
+    resolved bucket name (default: `args.artifacts_bucket_name` when it is a plain string)."""
     if key == "nitro-enclaves":
         return {"EnclaveMemoryMiB": str(args.enclave_memory_mib),
                 "EnclaveCpuCount": str(args.enclave_cpu_count),
                 "KmsEndpoint": kms_endpoint(args.region)}
+    if key == ARTIFACTS_DOCUMENT:
+        artifacts = args.enclave_artifacts
+        bucket = artifacts_bucket if artifacts_bucket is not None else args.artifacts_bucket_name
+        if artifacts is None or not isinstance(bucket, str):
+            raise ValueError(f"{ARTIFACTS_DOCUMENT} needs enclave_artifacts and the bucket's name")
+        return {"EifS3Uri": f"s3://{bucket}/{artifacts.eif_key}", "EifSha256": artifacts.eif_sha256,
+                "AgentS3Uri": f"s3://{bucket}/{artifacts.agent_key}",
+                "AgentSha256": artifacts.agent_sha256, "Region": args.region}
     return {}
 
 
@@ -276,14 +335,13 @@ def instance_role_policy(*, partition: str, region: str, account_id: str,
     ])
 
 
-def execution_role_policy(*, instance_role_arn: str, ami_id_parameter_arn: str) -> str:
-    """Passing the build instance's role to EC2 (no other role), and writing the AMI id parameter."""
+def execution_role_policy(*, instance_role_arn: str) -> str:
+    """Passing the build instance's role to EC2, no other role. Writing the AMI id parameter is
+    granted by the parameter's owner (`EnclaveInferenceFleet.grant_image_publishing`)."""
     return _policy([
         {"Sid": "PassOnlyTheBuildInstanceRole", "Effect": "Allow", "Action": "iam:PassRole",
          "Resource": instance_role_arn,
          "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
-        {"Sid": "PublishTheAmiId", "Effect": "Allow",
-         "Action": ["ssm:GetParameter", "ssm:PutParameter"], "Resource": ami_id_parameter_arn},
     ])
 
 
@@ -306,8 +364,9 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
     security_group: aws.ec2.SecurityGroup
     # Both log groups start with it: pass it to KeyHierarchy.grant_cloudwatch_logs.
     log_group_prefix: str
-    # The SSM parameter each distribution writes the new AMI id into.
-    ami_id_parameter_name: str
+    # ARNs of the images this pipeline builds start with it (arn:...:image/<recipe>/): the
+    # EventBridge pattern of ImageRollout.
+    image_arn_prefix: pulumi.Output[str]
 
     def __init__(self, name: str, args: ImmutableAmiPipelineArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -338,6 +397,8 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
 
         # -- components and recipe -----------------------------------------------------------
+        self.image_arn_prefix = account_id.apply(
+            lambda account: f"arn:{partition}:imagebuilder:{args.region}:{account}:image/{base_name}/")
         self.components = {}
         for key, text in documents.items():
             self.components[key] = aws.imagebuilder.Component(
@@ -349,19 +410,31 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
         component_names = [f"zero-trust-ai-{args.environment}-{key}" for key in documents]
 
         parent = parent_image(args.architecture)
-        parameters = {key: component_parameters(key, args) for key in documents}
-        recipe_parts = [parent, str(args.root_volume_size_gib), json.dumps(parameters, sort_keys=True),
+        # The artifacts' URIs name the bucket, an output of the fleet: every value is resolved
+        # with it (the names are known before).
+        bucket = pulumi.Output.from_input(args.artifacts_bucket_name or "")
+        parameters = bucket.apply(lambda name_: {key: component_parameters(key, args, name_)
+                                                 for key in documents})
+        names = {key: list(component_parameters(key, args, "bucket")) for key in documents}
+
+        def parameter_value(key: str, parameter: str) -> pulumi.Output[str]:
+            return parameters.apply(lambda values: values[key][parameter])
+
+        recipe_parts = [parent, str(args.root_volume_size_gib),
                         *(document_version(text) for text in documents.values())]
         self.recipe = aws.imagebuilder.ImageRecipe(
             f"{name}-recipe", name=base_name,
-            description="Enclave parent: hardened AL2023, nitro-cli, vsock-proxy to KMS only, agent unit",
+            description="Enclave parent: hardened AL2023, nitro-cli, vsock-proxy to KMS only, agent unit"
+                        + (", pinned EIF and agent" if args.enclave_artifacts is not None else ""),
             parent_image=parent,
-            version=pulumi.Output.from_input(args.ami_key_arn).apply(
-                lambda key: recipe_version([*recipe_parts, key])),
+            version=pulumi.Output.all(args.ami_key_arn, parameters).apply(
+                lambda values: recipe_version([*recipe_parts, json.dumps(values[1], sort_keys=True),
+                                               values[0]])),
             components=[aws.imagebuilder.ImageRecipeComponentArgs(
                 component_arn=self.components[key].arn,
-                parameters=[aws.imagebuilder.ImageRecipeComponentParameterArgs(name=p, value=v)
-                            for p, v in parameters[key].items()] or None)
+                parameters=[aws.imagebuilder.ImageRecipeComponentParameterArgs(
+                    name=parameter, value=parameter_value(key, parameter))
+                    for parameter in names[key]] or None)
                 for key in documents],
             block_device_mappings=[aws.imagebuilder.ImageRecipeBlockDeviceMappingArgs(
                 device_name=ROOT_DEVICE,
@@ -448,14 +521,10 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
                 policy_arn=f"arn:{partition}:iam::aws:policy/{policy}",
                 opts=pulumi.ResourceOptions(parent=self.execution_role))
             for policy in EXECUTION_MANAGED_POLICIES]
-        self.ami_id_parameter_name = AMI_ID_PARAMETER.format(environment=args.environment)
         execution_policy = aws.iam.RolePolicy(
             f"{name}-execution-role-policy", role=self.execution_role.id,
-            policy=pulumi.Output.all(account_id, self.instance_role.arn).apply(
-                lambda values: execution_role_policy(
-                    instance_role_arn=values[1],
-                    ami_id_parameter_arn=f"arn:{partition}:ssm:{args.region}:{values[0]}:parameter"
-                                         f"{self.ami_id_parameter_name}")),
+            policy=self.instance_role.arn.apply(
+                lambda arn: execution_role_policy(instance_role_arn=arn)),
             opts=pulumi.ResourceOptions(parent=self.execution_role))
 
         # -- infrastructure and distribution ---------------------------------------------------
@@ -473,14 +542,16 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
             resource_tags={**tags, "Name": f"{base_name}-build"},
             tags={**tags, "Name": base_name}, opts=child)
 
-        launch_templates = None
-        if args.launch_template_id is not None:
-            launch_templates = [
-                aws.imagebuilder.DistributionConfigurationDistributionLaunchTemplateConfigurationArgs(
-                    launch_template_id=args.launch_template_id, default=True)]
+        # No launch template configuration: the fleet's template resolves the parameter below at
+        # each launch, and Pulumi stays the template's only writer.
+        ssm_parameters = None
+        if args.ami_id_parameter_name is not None:
+            ssm_parameters = [
+                aws.imagebuilder.DistributionConfigurationDistributionSsmParameterConfigurationArgs(
+                    parameter_name=args.ami_id_parameter_name, data_type="aws:ec2:image")]
         self.distribution_configuration = aws.imagebuilder.DistributionConfiguration(
             f"{name}-distribution", name=base_name,
-            description="Encrypted, private enclave parent AMI, written into the fleet's launch template",
+            description="Encrypted, private enclave parent AMI; its id into the fleet's image parameter",
             distributions=[aws.imagebuilder.DistributionConfigurationDistributionArgs(
                 region=args.region,
                 ami_distribution_configuration=(
@@ -489,10 +560,7 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
                         description="zero-trust-ai enclave parent (hardened AL2023, Nitro Enclaves)",
                         kms_key_id=args.ami_key_arn,
                         ami_tags={**tags, "Name": base_name})),
-                launch_template_configurations=launch_templates,
-                ssm_parameter_configurations=[
-                    aws.imagebuilder.DistributionConfigurationDistributionSsmParameterConfigurationArgs(
-                        parameter_name=self.ami_id_parameter_name, data_type="aws:ec2:image")])],
+                ssm_parameter_configurations=ssm_parameters)],
             tags={**tags, "Name": base_name}, opts=child)
 
         # -- pipeline --------------------------------------------------------------------------
@@ -534,7 +602,7 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
             "instanceRoleArn": self.instance_role.arn,
             "executionRoleArn": self.execution_role.arn,
             "imageLogGroup": image_log_group.name,
-            "amiIdParameter": self.ami_id_parameter_name,
+            "imageArnPrefix": self.image_arn_prefix,
         })
 
 
@@ -568,11 +636,16 @@ def _validate(args: ImmutableAmiPipelineArgs) -> Mapping[str, str]:
     if args.log_retention_days not in LOG_RETENTION_DAYS:
         raise ValueError(f"log_retention_days {args.log_retention_days} is not a CloudWatch Logs "
                          f"retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
-    documents = {key: document_text(key) for key in COMPONENT_DOCUMENTS}
+    if (args.enclave_artifacts is None) != (args.artifacts_bucket_name is None):
+        raise ValueError("enclave_artifacts and artifacts_bucket_name go together: give both to "
+                         "bake the EIF and the agent, or neither")
+    if args.enclave_artifacts is not None and (problems := args.enclave_artifacts.problems()):
+        raise ValueError("enclave_artifacts: " + "; ".join(problems))
+    documents = {key: document_text(key) for key in documents_for(args)}
     for key, text in documents.items():
         document = validate_document(key, text)
         declared = {name for item in document.get("parameters") or [] for name in item}
-        given = set(component_parameters(key, args))
+        given = set(component_parameters(key, args, "bucket"))
         if declared != given:
             raise ValueError(f"component document {key}: declares parameters {sorted(declared)}, "
                              f"the recipe passes {sorted(given)}")

@@ -11,11 +11,18 @@ granted by `__main__.py`, never by this component). What it builds, secure by de
   with the given CMK; user data that sizes the enclave allocator, refuses an EIF whose measurements
   are not the pinned ones, starts the enclave with `nitro-cli run-enclave` (CPU count and memory
   from the stack configuration, never in debug mode and never with a console), then the parent
-  agent (`enclave_images/parent/agent.py`, a systemd unit the AMI pipeline bakes);
+  agent (`enclave_images/parent/agent.py`, a systemd unit the AMI pipeline bakes). Its image is
+  `resolve:ssm:` of the fleet's image parameter, so EC2 reads the AMI id at each launch and the
+  template never changes when an image is built;
+- the image parameter (`/zero-trust-ai/<env>/enclave-parent/ami-id`, data type aws:ec2:image):
+  created with the current Amazon Linux 2023 AMI and then written only by the AMI pipeline's
+  distribution (Pulumi ignores its value), which `grant_image_publishing` allows. One writer for
+  the image: Pulumi writes the template, the pipeline the parameter;
 - an Auto Scaling group across the given private subnets, replaced by an instance refresh whenever
   the launch template changes (it follows the template's latest version; `$Latest` would not
   trigger one), ELB health checks, and its own Auto Scaling service-linked role (custom suffix),
-  so the key policy can name the one role that launches these encrypted volumes;
+  so the key policy can name the one role that launches these encrypted volumes. A new image does
+  not change the template: `ImageRollout` (below) starts the refresh then;
 - an internal Network Load Balancer in the same subnets with a listener on the agent port (TLS on
   443 when a certificate is given) and a target group that checks the agent's `/health`;
 - security groups: the load balancer admits only the client CIDRs (default: the VPC) on its
@@ -28,14 +35,21 @@ granted by `__main__.py`, never by this component). What it builds, secure by de
   writes inventory and compliance, and fetches patch snapshots); nothing else;
 - unless a bucket is given, a model-object bucket: private (all public access blocked, ACLs off),
   versioned, encrypted with the given CMK (S3 Bucket Key on), TLS only, and refusing uploads
-  encrypted any other way.
+  encrypted any other way. Its `artifacts/` prefix holds the EIF and the parent agent package the
+  AMI pipeline bakes in; `grant_artifact_read` lets the pipeline's build role read that prefix.
+
+`ImageRollout` (type token `zero-trust-ai:inference:ImageRollout`) closes the loop from a new image
+to running instances: an EventBridge rule on Image Builder's "Image State Change" events (state
+AVAILABLE, images of the pipeline's recipe) invokes a small function (`ztai_runtime.instance_refresh`)
+that starts an instance refresh of the group unless one that began after the image is running.
 
 Grants the key owner must make (components never write key policies), all above `keys.seal()`:
 `keys.grant_decrypt_with_attestation("model-weights", fleet.instance_role, measurements)`;
 `keys.grant_use_through_service(<storage purpose>, fleet.autoscaling_role, "ec2")` (Auto Scaling
 launches the encrypted volumes through EC2: use and CreateGrant, only via EC2, only for an AWS
 resource); and, for the component's bucket, `keys.grant_decrypt_through_service(<storage purpose>,
-fleet.instance_role, "s3")`. Type token `zero-trust-ai:inference:EnclaveInferenceFleet`.
+fleet.instance_role, "s3")` (and for the pipeline's build role when it reads the artifacts). Type
+token `zero-trust-ai:inference:EnclaveInferenceFleet`.
 """
 
 from __future__ import annotations
@@ -52,7 +66,15 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_facts import ARM64, X86_64, enclave_parent_type, partition_for_region
+from components.aws_facts import (
+    ARM64,
+    LOG_RETENTION_DAYS,
+    X86_64,
+    enclave_parent_type,
+    partition_for_region,
+)
+from components.key_rotation import RUNTIME as LAMBDA_RUNTIME
+from components.key_rotation import runtime_archive, service_trust_policy
 from components.keys import EnclaveMeasurements
 
 # Every size must hold the EIF 4 times over (Nitro Enclaves user guide: the enclave's memory
@@ -68,12 +90,24 @@ HEALTH_PATH = "/health"
 DEFAULT_EIF_PATH = "/opt/zero-trust-ai/enclave/digits.eif"
 DEFAULT_AGENT_UNIT = "ztai-parent-agent.service"  # components/image_builder/parent-agent.yaml
 AGENT_ENVIRONMENT_FILE = "/etc/zero-trust-ai/parent-agent.env"
-# The parent image until the AMI pipeline supplies its own: Amazon Linux 2023 (it packages
-# aws-nitro-enclaves-cli), resolved by EC2 at each launch from AWS's public SSM parameter.
+# The first value of the image parameter, until the AMI pipeline writes its own: the Amazon Linux
+# 2023 AMI that AWS's public SSM parameter names when the parameter is created (no EIF, no agent).
 PARENT_IMAGE_PARAMETERS = {
     X86_64: "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
     ARM64: "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
 }
+# The fleet's image parameter: the launch template resolves it at each launch, the AMI pipeline's
+# distribution overwrites it with each new AMI.
+IMAGE_PARAMETER = "/zero-trust-ai/{environment}/enclave-parent/ami-id"
+_PARAMETER_NAME = re.compile(r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+# Where the AMI pipeline reads the EIF and the parent agent package in the model bucket; the
+# instances read only model_prefix.
+ARTIFACT_PREFIX = "artifacts/"
+# Instance refresh (Pulumi's on a template change, ImageRollout's on a new image): every instance
+# keeps serving (new ones first, up to twice the group), each new one warms up before the next.
+MIN_HEALTHY_PERCENTAGE = 100
+MAX_HEALTHY_PERCENTAGE = 200
+INSTANCE_WARMUP_SECONDS = 300
 # What SSM Agent needs for Session Manager (ssmmessages) and Run Command (ec2messages), and to
 # register the instance. Everything else of AmazonSSMManagedInstanceCore (State Manager
 # associations, inventory, compliance, patch snapshots, GetParameter(s), GetDocument) is left out.
@@ -168,15 +202,18 @@ class EnclaveInferenceFleetArgs:
     measurements: the pinned enclave measurements. The user data refuses to start an EIF that
         measures differently, so a wrong image fails at boot rather than at KMS.
     settings: instance type, enclave CPUs and memory, EIF size, group sizes.
-    image_id: the parent AMI. Default None: `resolve:ssm:` of Amazon Linux 2023 for the instance
-        type's architecture. That image has no EIF and no agent, so the enclave cannot start
-        until the AMI pipeline's image is passed here; it also changes whenever AWS publishes a
-        new AMI, without a template change. Pass the pipeline's AMI id (or a `resolve:ssm:` of a
-        parameter the pipeline writes, with a version) in any real stack.
+    image_parameter_name: the SSM parameter the launch template takes its image from
+        (`resolve:ssm:<name>`). Default None: IMAGE_PARAMETER for the environment. The component
+        creates it with the current Amazon Linux 2023 AMI of the instance type's architecture
+        (no EIF, no agent: the enclave cannot start until the AMI pipeline writes its first image)
+        and never writes it again. Changing the name (or anything that replaces the parameter)
+        starts again from Amazon Linux 2023 until the pipeline's next image.
     model_bucket_name: bucket holding the encrypted weights. Default None: the component builds
         one (then grant `grant_decrypt_through_service(..., "s3")` on storage_key_arn's purpose).
     model_prefix: the prefix the instances may read; default "models/".
     model_object_key: the object the agent loads; default "models/digits.enc" (under the prefix).
+    artifact_prefix: where the AMI pipeline reads the EIF and the agent package in the bucket;
+        default "artifacts/". Must not overlap model_prefix: the instances never read it.
     encryption_context: the context the weights were encrypted under; default {"model": "digits"}.
     client_cidrs: who may reach the load balancer. Default empty: the VPC's CIDR. Private CIDRs.
     agent_port: the agent's HTTP port on the instances; default 8080.
@@ -205,10 +242,11 @@ class EnclaveInferenceFleetArgs:
     measurements: EnclaveMeasurements
     settings: EnclaveFleetSettings = field(default_factory=EnclaveFleetSettings)
     s3_prefix_list_id: pulumi.Input[str] | None = None
-    image_id: pulumi.Input[str] | None = None
+    image_parameter_name: str | None = None
     model_bucket_name: pulumi.Input[str] | None = None
     model_prefix: str = "models/"
     model_object_key: str = "models/digits.enc"
+    artifact_prefix: str = ARTIFACT_PREFIX
     encryption_context: Mapping[str, str] = field(default_factory=lambda: {"model": "digits"})
     client_cidrs: Sequence[str] = field(default_factory=tuple)
     agent_port: int = AGENT_PORT
@@ -221,9 +259,9 @@ class EnclaveInferenceFleetArgs:
     protect: bool = False
 
 
-def parent_image_id(instance_type: str) -> str:
-    """The default parent image: Amazon Linux 2023 for the type's architecture, via SSM."""
-    return f"resolve:ssm:{PARENT_IMAGE_PARAMETERS[enclave_parent_type(instance_type).architecture]}"
+def image_parameter_name(args: EnclaveInferenceFleetArgs) -> str:
+    """The fleet's image parameter: the given name, or IMAGE_PARAMETER for the environment."""
+    return args.image_parameter_name or IMAGE_PARAMETER.format(environment=args.environment)
 
 
 def user_data(args: EnclaveInferenceFleetArgs, bucket: str, model_key_arn: str) -> str:
@@ -281,13 +319,21 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
     launch_template: aws.ec2.LaunchTemplate
     group: aws.autoscaling.Group
     load_balancer: aws.lb.LoadBalancer
+    # The launch template's image: created here, then written only by the AMI pipeline.
+    image_parameter: aws.ssm.Parameter
+    model_bucket_name: pulumi.Output[str]
+    # Where the AMI pipeline reads the EIF and the agent package (grant_artifact_read).
+    artifact_prefix: str
 
     def __init__(self, name: str, args: EnclaveInferenceFleetArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         _validate(args)
         super().__init__("zero-trust-ai:inference:EnclaveInferenceFleet", name, None, opts)
+        self._name = name
+        self._grants: dict[str, int] = {}
         child = pulumi.ResourceOptions(parent=self)
         partition = partition_for_region(args.region)
+        self._partition = partition
         account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
         tags = {"environment": args.environment, "owner": args.owner,
                 "data-classification": args.data_classification, "project": "zero-trust-ai",
@@ -389,13 +435,29 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
                 type="forward", target_group_arn=target_group.arn)],
             tags=tags, opts=pulumi.ResourceOptions(parent=self.load_balancer))
 
-        # -- instances -----------------------------------------------------------------------
+        # -- image ---------------------------------------------------------------------------
+        # One writer for the image: Pulumi creates the parameter with today's Amazon Linux 2023
+        # AMI and then ignores its value; the AMI pipeline's distribution overwrites it with each
+        # new AMI. The template names the parameter, never an AMI, so Pulumi's template does not
+        # change when an image is built and Image Builder never writes a template version.
         settings = args.settings
+        self.artifact_prefix = args.artifact_prefix
+        architecture = enclave_parent_type(settings.instance_type).architecture
+        first_image = aws.ssm.get_parameter_output(
+            name=PARENT_IMAGE_PARAMETERS[architecture], opts=pulumi.InvokeOptions(parent=self))
+        self.image_parameter = aws.ssm.Parameter(
+            f"{name}-image-parameter", name=image_parameter_name(args), type="String",
+            data_type="aws:ec2:image", insecure_value=first_image.insecure_value,
+            description="zero-trust-ai enclave parent AMI: resolved by the launch template at each "
+                        "launch, written by the AMI pipeline",
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["insecure_value"]))
+
+        # -- instances -----------------------------------------------------------------------
         self.launch_template = aws.ec2.LaunchTemplate(
             f"{name}-launch-template",
             description="zero-trust-ai enclave parent",
-            image_id=args.image_id if args.image_id is not None else parent_image_id(
-                settings.instance_type),
+            image_id=self.image_parameter.name.apply(lambda parameter: f"resolve:ssm:{parameter}"),
             instance_type=settings.instance_type,
             enclave_options=aws.ec2.LaunchTemplateEnclaveOptionsArgs(enabled=True),
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
@@ -432,11 +494,15 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
             # Boot, allocator, enclave start and the weights' download and decryption.
             health_check_grace_period=300,
             default_instance_warmup=300,
+            # No auto rollback: Auto Scaling supports none for a template whose image is an SSM
+            # parameter. Keeping 100 % healthy means a bad image fails the refresh while the old
+            # instances still serve.
             instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
                 strategy="Rolling",
                 preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
-                    min_healthy_percentage=100, max_healthy_percentage=200,
-                    instance_warmup="300", auto_rollback=True)),
+                    min_healthy_percentage=MIN_HEALTHY_PERCENTAGE,
+                    max_healthy_percentage=MAX_HEALTHY_PERCENTAGE,
+                    instance_warmup=str(INSTANCE_WARMUP_SECONDS), auto_rollback=False)),
             tags=[aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=False)
                   for key, value in tags.items()],
             opts=child)
@@ -449,7 +515,34 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
             "loadBalancerDnsName": self.load_balancer.dns_name,
             "instanceRoleArn": self.instance_role.arn,
             "modelBucket": bucket_name,
+            "imageParameter": self.image_parameter.name,
         })
+
+    # -- grants: the fleet owns the image parameter and the bucket, so it writes these ---------------
+    def grant_image_publishing(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
+        """Let `role` (the AMI pipeline's execution role) overwrite the image parameter with a new
+        AMI id: ssm:PutParameter on that parameter only. Each new value reaches the instances
+        that launch after it."""
+        return self._grant(role, "publish-image", self.image_parameter.arn.apply(lambda arn: _policy([
+                {"Sid": "PublishTheFleetsImage", "Effect": "Allow", "Action": "ssm:PutParameter",
+                 "Resource": arn}])))
+
+    def grant_artifact_read(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
+        """Let `role` (the AMI pipeline's build instances) read the objects under artifact_prefix
+        of the model bucket: s3:GetObject there only. Their SSE-KMS layer also needs
+        `keys.grant_decrypt_through_service(<storage purpose>, role, "s3")`."""
+        partition = self._partition
+        prefix = self.artifact_prefix
+        return self._grant(role, "read-artifacts", self.model_bucket_name.apply(lambda bucket: _policy([
+            {"Sid": "ReadEnclaveArtifacts", "Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"}])))
+
+    def _grant(self, role: aws.iam.Role, what: str, policy: pulumi.Output[str]) -> aws.iam.RolePolicy:
+        # <fleet>-<what> for the first role granted, <fleet>-<what>-2 ... for more.
+        self._grants[what] = self._grants.get(what, 0) + 1
+        suffix = f"-{self._grants[what]}" if self._grants[what] > 1 else ""
+        return aws.iam.RolePolicy(f"{self._name}-{what}{suffix}", role=role.id, policy=policy,
+                                  opts=pulumi.ResourceOptions(parent=self))
 
     def _model_bucket(self, name: str, args: EnclaveInferenceFleetArgs,
                       tags: Mapping[str, str]) -> pulumi.Output[str]:
@@ -483,6 +576,210 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
                 lambda values: model_bucket_policy(values[0], values[1])),
             opts=child)
         return bucket.bucket
+
+
+# -- image rollout ---------------------------------------------------------------------------------
+ROLLOUT_HANDLER = "ztai_runtime.instance_refresh.handler"
+# The function's code: the runtime modules it imports and nothing else (a test checks the imports).
+ROLLOUT_MODULES: tuple[str, ...] = ("__init__.py", "jsonlog.py", "instance_refresh.py")
+IMAGE_STATE_CHANGE = "EC2 Image Builder Image State Change"
+# Lambda's asynchronous retries (a rerun is idempotent) and how long an event may wait for them.
+ROLLOUT_RETRY_ATTEMPTS = 2
+ROLLOUT_MAX_EVENT_AGE = 3600
+
+
+def image_available_pattern(image_arn_prefix: str) -> str:
+    """The EventBridge pattern: Image Builder says an image of the recipe is AVAILABLE (built,
+    tested, distributed: the image parameter already holds its AMI)."""
+    return json.dumps({
+        "source": ["aws.imagebuilder"], "detail-type": [IMAGE_STATE_CHANGE],
+        "resources": [{"prefix": image_arn_prefix}],
+        "detail": {"state": {"status": ["AVAILABLE"]}},
+    }, sort_keys=True)
+
+
+def rollout_policy(*, group_arn: str, log_group_arn: str) -> str:
+    """The rollout function's role: start a refresh of this group, see its refreshes, write its
+    own log group. DescribeInstanceRefreshes takes no resource (Auto Scaling's Describe actions
+    have no resource-level permissions); StartInstanceRefresh names the group."""
+    return _policy([
+        {"Sid": "RefreshThisGroup", "Effect": "Allow", "Action": "autoscaling:StartInstanceRefresh",
+         "Resource": group_arn},
+        {"Sid": "SeeRefreshes", "Effect": "Allow", "Action": "autoscaling:DescribeInstanceRefreshes",
+         "Resource": "*"},
+        {"Sid": "WriteOwnLogGroup", "Effect": "Allow",
+         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": [log_group_arn, f"{log_group_arn}:log-stream:*"]},
+    ])
+
+
+@dataclass
+class ImageRolloutArgs:
+    """Inputs of `ImageRollout`; every default is the secure one.
+
+    environment, owner, region: names, tags and ARNs.
+    group_name, group_arn: the fleet's Auto Scaling group (`fleet.group.name`, `fleet.group.arn`).
+    image_arn_prefix: images whose AVAILABLE state starts a refresh: the AMI pipeline's
+        (`ImmutableAmiPipeline.image_arn_prefix`, `arn:...:image/<recipe>/`).
+    logs_key_arn: CMK of the function's log group (the hierarchy's logs key, with
+        `grant_cloudwatch_logs(log_group_prefix)`).
+    min_healthy_percentage, max_healthy_percentage, instance_warmup_seconds: the refresh's
+        preferences; defaults are the fleet's own (100, 200, 300 s).
+    log_retention_days: CloudWatch retention of the function's logs; default 365.
+    alarm_actions: ARNs notified when a rollout fails. Default none: the alarms still change state,
+        which EventBridge sees.
+    protect: `protect` and deletion protection on the log group; default False, True in prod.
+    """
+
+    environment: str
+    owner: str
+    region: str
+    group_name: pulumi.Input[str]
+    group_arn: pulumi.Input[str]
+    image_arn_prefix: pulumi.Input[str]
+    logs_key_arn: pulumi.Input[str]
+    min_healthy_percentage: int = MIN_HEALTHY_PERCENTAGE
+    max_healthy_percentage: int = MAX_HEALTHY_PERCENTAGE
+    instance_warmup_seconds: int = INSTANCE_WARMUP_SECONDS
+    log_retention_days: int = 365
+    alarm_actions: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    protect: bool = False
+
+
+class ImageRollout(pulumi.ComponentResource):
+    """A new image of the AMI pipeline → an instance refresh of the fleet.
+
+    What it builds: an EventBridge rule on the default bus matching `image_available_pattern`; the
+    function (`ztai_runtime.instance_refresh`, only the modules it imports, reserved concurrency 1
+    so two events never race, asynchronous retries) with its own log group, encrypted with the
+    given CMK, created before it; its role, trusted by lambda.amazonaws.com of this account only,
+    holding `rollout_policy`; the permission for EventBridge to invoke it from that rule only; and
+    two alarms, function errors (a failed or overtaken rollout: the log line says which) and
+    failed rule invocations. The function runs outside any VPC: it calls only the Auto Scaling
+    API, which no segment has an interface endpoint for, and touches no data.
+
+    Type token `zero-trust-ai:inference:ImageRollout`.
+    """
+
+    role: aws.iam.Role
+    function: aws.lambda_.Function
+    rule: aws.cloudwatch.EventRule
+    log_group_prefix: str
+
+    def __init__(self, name: str, args: ImageRolloutArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        _validate_rollout(args)
+        super().__init__("zero-trust-ai:inference:ImageRollout", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+        tags = {"environment": args.environment, "owner": args.owner,
+                "data-classification": "internal", "project": "zero-trust-ai",
+                "ztai:segment": "inference"}
+        function_name = f"zero-trust-ai-{args.environment}-inference-image-rollout"
+        self.log_group_prefix = f"/aws/lambda/{function_name}"
+
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs", name=self.log_group_prefix, retention_in_days=args.log_retention_days,
+            kms_key_id=args.logs_key_arn, deletion_protection_enabled=args.protect,
+            tags={**tags, "Name": function_name},
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+        self.role = aws.iam.Role(
+            f"{name}-role", description="Starts an instance refresh of the inference fleet when a "
+                                        "new enclave parent image is available",
+            max_session_duration=3600,
+            assume_role_policy=account_id.apply(
+                lambda account: service_trust_policy("lambda.amazonaws.com", account)),
+            tags={**tags, "Name": f"{function_name}-role"}, opts=child)
+        role_policy = aws.iam.RolePolicy(
+            f"{name}-role-policy", role=self.role.id,
+            policy=pulumi.Output.all(args.group_arn, log_group.arn).apply(
+                lambda arns: rollout_policy(group_arn=arns[0], log_group_arn=arns[1])),
+            opts=pulumi.ResourceOptions(parent=self.role))
+
+        self.function = aws.lambda_.Function(
+            f"{name}-function", name=function_name,
+            description="Instance refresh of the inference fleet when a new enclave parent image "
+                        "is available",
+            runtime=LAMBDA_RUNTIME, handler=ROLLOUT_HANDLER, code=runtime_archive(ROLLOUT_MODULES),
+            role=self.role.arn, architectures=["arm64"], memory_size=128, timeout=60,
+            # One rollout at a time: two events (or a retry) never race on the group.
+            reserved_concurrent_executions=1,
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables={
+                "ZTAI_AUTO_SCALING_GROUP": args.group_name,
+                "ZTAI_IMAGE_ARN_PREFIX": args.image_arn_prefix,
+                "ZTAI_MIN_HEALTHY_PERCENTAGE": str(args.min_healthy_percentage),
+                "ZTAI_MAX_HEALTHY_PERCENTAGE": str(args.max_healthy_percentage),
+                "ZTAI_INSTANCE_WARMUP_SECONDS": str(args.instance_warmup_seconds),
+            }),
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+                log_format="Text", log_group=log_group.name),
+            tags={**tags, "Name": function_name},
+            # The log group and the permissions exist before the first invocation can.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, role_policy]))
+        aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-async", function_name=self.function.name,
+            maximum_retry_attempts=ROLLOUT_RETRY_ATTEMPTS,
+            maximum_event_age_in_seconds=ROLLOUT_MAX_EVENT_AGE,
+            opts=pulumi.ResourceOptions(parent=self.function))
+
+        self.rule = aws.cloudwatch.EventRule(
+            f"{name}-image-available",
+            name=f"zero-trust-ai-{args.environment}-enclave-parent-image-available",
+            description="A new enclave parent image is available: refresh the inference fleet",
+            event_pattern=pulumi.Output.from_input(args.image_arn_prefix).apply(image_available_pattern),
+            state="ENABLED", tags=tags, opts=child)
+        permission = aws.lambda_.Permission(
+            f"{name}-invoke", action="lambda:InvokeFunction", function=self.function.name,
+            principal="events.amazonaws.com", source_arn=self.rule.arn,
+            opts=pulumi.ResourceOptions(parent=self.function))
+        aws.cloudwatch.EventTarget(
+            f"{name}-target", rule=self.rule.name, arn=self.function.arn,
+            retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
+                maximum_event_age_in_seconds=ROLLOUT_MAX_EVENT_AGE, maximum_retry_attempts=10),
+            opts=pulumi.ResourceOptions(parent=self.rule, depends_on=[permission]))
+
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-errors-alarm", name=f"{function_name}-errors",
+            alarm_description="A new enclave parent image did not reach the fleet: see the "
+                              "instance-refresh log lines (README, image rollout runbook)",
+            namespace="AWS/Lambda", metric_name="Errors",
+            dimensions={"FunctionName": self.function.name}, statistic="Sum", period=300,
+            evaluation_periods=1, threshold=1, comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching", alarm_actions=list(args.alarm_actions),
+            tags=tags, opts=pulumi.ResourceOptions(parent=self.function))
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-failed-invocations-alarm", name=f"{function_name}-failed-invocations",
+            alarm_description="EventBridge could not invoke the image rollout function",
+            namespace="AWS/Events", metric_name="FailedInvocations",
+            dimensions={"RuleName": self.rule.name}, statistic="Sum", period=300,
+            evaluation_periods=1, threshold=1, comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching", alarm_actions=list(args.alarm_actions),
+            tags=tags, opts=pulumi.ResourceOptions(parent=self.rule))
+
+        self.register_outputs({
+            "functionArn": self.function.arn,
+            "roleArn": self.role.arn,
+            "ruleArn": self.rule.arn,
+            "logGroup": log_group.name,
+        })
+
+
+def _validate_rollout(args: ImageRolloutArgs) -> None:
+    """What Auto Scaling or CloudWatch would refuse, before anything is declared."""
+    problems = []
+    if not 0 <= args.min_healthy_percentage <= 100:
+        problems.append(f"min_healthy_percentage {args.min_healthy_percentage}: 0-100")
+    if not 100 <= args.max_healthy_percentage <= 200:
+        problems.append(f"max_healthy_percentage {args.max_healthy_percentage}: 100-200")
+    elif args.max_healthy_percentage - args.min_healthy_percentage > 100:
+        problems.append("max_healthy_percentage - min_healthy_percentage: at most 100")
+    if args.instance_warmup_seconds < 0:
+        problems.append(f"instance_warmup_seconds {args.instance_warmup_seconds}: not negative")
+    if args.log_retention_days not in LOG_RETENTION_DAYS:
+        problems.append(f"log_retention_days {args.log_retention_days}: a CloudWatch Logs retention "
+                        f"({', '.join(map(str, LOG_RETENTION_DAYS))})")
+    if problems:
+        raise ValueError("ImageRollout: " + "; ".join(problems))
 
 
 def _policy(statements: list[dict[str, Any]]) -> str:
@@ -543,6 +840,17 @@ def _validate(args: EnclaveInferenceFleetArgs) -> None:
             args.model_prefix):
         problems.append(f"model_object_key {args.model_object_key!r}: letters, digits and ._-/ "
                         f"under model_prefix {args.model_prefix!r}")
+    if not args.artifact_prefix.endswith("/") or not _SAFE_WORD.match(args.artifact_prefix):
+        problems.append(f"artifact_prefix {args.artifact_prefix!r}: letters, digits and ._-/ ending in /")
+    elif (args.artifact_prefix.startswith(args.model_prefix)
+          or args.model_prefix.startswith(args.artifact_prefix)):
+        problems.append(f"artifact_prefix {args.artifact_prefix!r} overlaps model_prefix "
+                        f"{args.model_prefix!r}: the instances must not read the artifacts")
+    parameter = image_parameter_name(args)
+    if (not _PARAMETER_NAME.match(parameter) or len(parameter) > 1011
+            or parameter.lower().startswith(("/aws", "/ssm"))):
+        problems.append(f"image_parameter_name {parameter!r}: a /-separated SSM parameter name of "
+                        "letters, digits and _.-, not under /aws or /ssm")
     for key, value in args.encryption_context.items():
         if not _SAFE_WORD.match(key) or not _SAFE_WORD.match(value):
             problems.append(f"encryption_context {key!r}={value!r}: letters, digits and ._-/ only")

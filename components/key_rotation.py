@@ -264,10 +264,11 @@ def dead_letter_queue_policy(queue_arn: str, scheduler_role_arn: str) -> str:
     ])
 
 
-def runtime_archive() -> pulumi.AssetArchive:
-    """The Lambda code: `ztai_runtime/<module>` for the modules the function imports."""
+def runtime_archive(modules: Sequence[str] = RUNTIME_MODULES) -> pulumi.AssetArchive:
+    """The Lambda code: `ztai_runtime/<module>` for the modules the function imports (default:
+    the rotation function's)."""
     return pulumi.AssetArchive({"ztai_runtime": pulumi.AssetArchive({
-        module: pulumi.FileAsset(str(RUNTIME_DIR / module)) for module in RUNTIME_MODULES})})
+        module: pulumi.FileAsset(str(RUNTIME_DIR / module)) for module in modules})})
 
 
 class MonthlyKeyRotation(pulumi.ComponentResource):

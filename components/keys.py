@@ -18,7 +18,8 @@ Key policies are written here and nowhere else:
   symmetric keys, without any use; only with `create_successors=True` does it also make the role
   an administrator of their policies (see its docstring);
 - `grant_decrypt_with_attestation` lets a role decrypt only from inside a Nitro Enclave whose
-  measurements are pinned, and makes the key refuse plaintext to everyone else (see its docstring).
+  measurements are pinned, and makes the key refuse the plaintext of its ciphertexts to everyone,
+  break-glass included, outside an enclave with those measurements (see its docstring).
 
 Usage grants are collected while the program composes the stack and written when `seal()` is
 called, as one `aws.kms.KeyPolicy` per key. Until then each key carries its administration-only
@@ -62,12 +63,17 @@ SERVICE_GRANT_ACTIONS = ("kms:CreateGrant",)
 # ReEncryptFrom (and a re-wrap to a key the caller can decrypt) is plaintext without attestation.
 ATTESTED_DECRYPT_ACTIONS = ("kms:Decrypt",)
 # Denied to the attested role whenever the attestation is absent: no plaintext data key from
-# Decrypt or GenerateDataKey*, no re-wrap.
+# Decrypt or GenerateDataKey*, no re-wrap. (The per-PCR denies below already cover its Decrypt and
+# ReEncryptFrom; GenerateDataKey* and ReEncryptTo are what this statement adds.)
 ATTESTED_ROLE_DENY_ACTIONS = ("kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*")
-# Denied to every principal whenever the attestation is absent, on a key with an attested grant:
-# nobody (key administrators and grant holders included) gets the plaintext of an existing
-# ciphertext outside an enclave. GenerateDataKey stays possible for the publishers of weights.
+# Denied to every principal, break-glass, key administrators and grant holders included, unless the
+# request attests the pinned enclave: one Deny per pinned PCR (see `_pinned_enclave_denies`).
+# Only what returns the plaintext of an EXISTING ciphertext: GenerateDataKey* makes a new data key
+# and is how weights are published (without Recipient), so it is not denied to everyone.
 ATTESTED_EVERYONE_DENY_ACTIONS = ("kms:Decrypt", "kms:ReEncryptFrom")
+# What `seal()` refuses to Allow anyone else on an attested key: plaintext without attestation, and
+# CreateGrant (a KMS grant cannot carry attestation conditions; nothing needs one on that key).
+ATTESTED_KEY_REFUSED_ACTIONS = (*ATTESTED_EVERYONE_DENY_ACTIONS, "kms:CreateGrant")
 ATTESTATION_PRESENT_KEY = "kms:RecipientAttestation:PCR0"
 # Administration without use, listed one by one: `kms:Create*` would include CreateGrant.
 # DisableKeyRotation is left out on purpose: turning rotation off takes the break-glass role.
@@ -197,7 +203,8 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._account_id = aws.get_caller_identity_output(
             opts=pulumi.InvokeOptions(parent=self)).account_id
         self._grants: dict[str, list[_Grant]] = {purpose: [] for purpose in PURPOSES}
-        self._attested: set[str] = set()
+        # purpose -> the measurements pinned by its attested grants (the per-PCR denies, at seal)
+        self._attested: dict[str, list[EnclaveMeasurements]] = {}
         self._sealed = False
         self.keys, self.aliases = {}, {}
         self.replicas: dict[str, dict[str, aws.kms.ReplicaKey]] = {p: {} for p in PURPOSES}
@@ -352,7 +359,7 @@ class KeyHierarchy(pulumi.ComponentResource):
                                        measurements: EnclaveMeasurements) -> None:
         """Let `role` decrypt only inside a Nitro Enclave that attests `measurements`.
 
-        Writes three statements on the key and each replica:
+        Writes, on the key and each replica:
 
         - Allow `kms:Decrypt` to the role when the request's attestation document (KMS `Recipient`)
           has PCR0, PCR1, PCR2 (and PCR8 if given) equal, ignoring case, to the measurements.
@@ -361,24 +368,41 @@ class KeyHierarchy(pulumi.ComponentResource):
           credentials, never sees it.
         - Deny the role Decrypt, ReEncrypt* and GenerateDataKey* whenever the attestation is absent
           (`Null kms:RecipientAttestation:PCR0 = true`): no plaintext data key for the parent,
-          even if another statement, an IAM policy or a KMS grant would allow it.
-        - Deny every principal Decrypt and ReEncryptFrom without attestation. ReEncrypt cannot
-          carry one, so a re-wrap to a key the caller can decrypt would be plaintext by another
-          road. Break-glass is not exempt: to decrypt outside an enclave it must first rewrite
-          this policy (PutKeyPolicy, logged in CloudTrail and shown as drift by the next
-          preview). Publishing weights (GenerateDataKey, Encrypt) stays possible.
+          not even a fresh one, whatever another statement, an IAM policy or a KMS grant allows.
+        - At `seal()`, one Deny per pinned PCR for every principal (`AWS: *`) of Decrypt and
+          ReEncryptFrom unless `kms:RecipientAttestation:PCR<n>` equals the pinned value
+          (`StringNotEqualsIgnoreCase`). A negated operator holds when the key is absent, so a
+          request without attestation is denied too, and ReEncrypt, which cannot carry one, always.
+          One statement per PCR because the keys of one condition block are ANDed: a single
+          statement would deny only an enclave that differs in EVERY PCR. PCR8 gets its statement
+          when every attested grant on the key pins it; with several grants a statement lists every
+          value pinned for its PCR.
 
-        `seal()` refuses a key that has both an attested grant and a grant that would decrypt
-        without attestation (`grant_decrypt`, use through a service).
+        What holds then: an existing ciphertext under the key is decrypted only into an enclave
+        with the pinned measurements, for every caller and every authorization path. The key
+        administrators, any principal a KMS grant names, and break-glass (`kms:*` with MFA) are
+        denied Decrypt for a request attesting any other enclave (another EIF, or a debug-mode
+        enclave whose PCRs are zero and whose memory the parent can read) or none. An explicit Deny
+        in the key policy overrides an Allow from the policy, IAM or a grant (AWS KMS developer
+        guide, "Key policies": nobody has a permission unless it is "explicitly allowed, and never
+        denied"; "Grants": a grant "can allow access ... but not deny access"). Break-glass can still
+        decrypt into the pinned enclave, which keeps the weights to itself, and can still publish
+        (GenerateDataKey). To get plaintext anywhere else a principal must first change the policy:
+        PutKeyPolicy (break-glass; the key administrators; the rotation role with
+        `create_successors=True`), or for a multi-Region key ReplicateKey with a policy of its own
+        (break-glass). Both are logged in CloudTrail, and a rewritten policy shows as drift at the
+        next preview.
+
+        `seal()` refuses a key that has both an attested grant and an Allow for anyone else of
+        Decrypt, ReEncryptFrom or CreateGrant (`grant_decrypt`, `grant_decrypt_through_service`,
+        `grant_use_through_service`, `allow_service_resource_creation`). Publishing weights
+        (`grant_generate_data_key`, `grant_encrypt`) stays possible.
         """
         self._grant(purpose, "DecryptWithAttestation", self._role(role), ATTESTED_DECRYPT_ACTIONS,
                     lambda account, region: {"StringEqualsIgnoreCase": measurements.conditions()})
         self._grant(purpose, "DenyWithoutAttestation", self._role(role), ATTESTED_ROLE_DENY_ACTIONS,
                     _attestation_absent, effect="Deny")
-        if purpose not in self._attested:
-            self._attested.add(purpose)
-            self._grant(purpose, "DenyPlaintextWithoutAttestation", {"AWS": "*"},
-                        ATTESTED_EVERYONE_DENY_ACTIONS, _attestation_absent, effect="Deny")
+        self._attested.setdefault(purpose, []).append(measurements)
 
     def allow_service_resource_creation(self, purpose: str, service: str) -> None:
         """Let the key administrators (the deploying roles) create `service` resources encrypted
@@ -417,11 +441,14 @@ class KeyHierarchy(pulumi.ComponentResource):
             unattested = sorted({grant.sid for grant in self._grants[purpose]
                                  if grant.effect == "Allow" and grant.sid != "DecryptWithAttestation"
                                  and any(fnmatchcase(action, pattern)
-                                         for action in ATTESTED_EVERYONE_DENY_ACTIONS
+                                         for action in ATTESTED_KEY_REFUSED_ACTIONS
                                          for pattern in grant.actions)})
             if unattested:
                 raise ValueError(f"the {purpose} key decrypts only with enclave attestation; "
-                                 f"remove the grants that decrypt without it ({', '.join(unattested)})")
+                                 "remove the grants that decrypt without it or hand out its use "
+                                 f"({', '.join(unattested)})")
+        for purpose, pinned in sorted(self._attested.items()):
+            self._grants[purpose].extend(_pinned_enclave_denies(pinned))
         self._sealed = True
         for purpose, key in self.keys.items():
             grants = self._grants[purpose]
@@ -453,6 +480,30 @@ def _context_condition(context: Mapping[str, Sequence[str]] | None
 
 def _attestation_absent(account: str, region: str) -> dict[str, Any]:
     return {"Null": {ATTESTATION_PRESENT_KEY: "true"}}
+
+
+def _pinned_enclave_denies(pinned: Sequence[EnclaveMeasurements]) -> list[_Grant]:
+    """One Deny per pinned PCR: every principal, Decrypt and ReEncryptFrom, unless the request's
+    attested PCR<n> is one of the values pinned for it.
+
+    IAM User Guide, "IAM JSON policy elements: Condition operators": "If the policy condition
+    requires that the key is not matched, such as StringNotLike or ArnNotLike, and the right key is
+    not present, the condition is true" (every operator but ...IfExists and Null); and "Conditions
+    with multiple context keys or values": the values of one negated matching operator "are
+    evaluated using a logical NOR". So a request without attestation (no Recipient, or ReEncrypt),
+    or attesting a value not pinned, is denied.
+    """
+    every = [measurements.pcrs() for measurements in pinned]
+    names = [name for name in every[0] if all(name in pcrs for pcrs in every)]  # PCR8 if all pin it
+
+    def unless_pinned(name: str) -> Callable[[str, str], dict[str, Any]]:
+        values = sorted({pcrs[name].lower() for pcrs in every})
+        condition = {"StringNotEqualsIgnoreCase": {
+            f"kms:RecipientAttestation:{name}": values[0] if len(values) == 1 else values}}
+        return lambda account, region: condition
+
+    return [_Grant(f"DenyPlaintextUnless{name}Pinned", {"AWS": "*"}, ATTESTED_EVERYONE_DENY_ACTIONS,
+                   unless_pinned(name), effect="Deny") for name in names]
 
 
 def _validate(args: KeyHierarchyArgs) -> None:

@@ -18,8 +18,9 @@ from typing import Any
 
 import pulumi
 
+from components.ami_pipeline import EnclaveArtifacts
 from components.aws_facts import LOG_RETENTION_DAYS, REGION_AZ_COUNT
-from components.enclave_fleet import EnclaveFleetSettings, sizing_problems
+from components.enclave_fleet import ARTIFACT_PREFIX, EnclaveFleetSettings, sizing_problems
 from components.keys import EnclaveMeasurements, measurement_problem
 from components.network import MAX_SEGMENT_PREFIX, MIN_SEGMENT_PREFIX, SEGMENT_NAMES, Segment
 
@@ -49,6 +50,11 @@ _ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]{1,5
 _ORG_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
 # Tag values: letters, digits, spaces and + - = . _ : / @ (EC2 tag restrictions), at most 256.
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
+_ARTIFACT_KEY = re.compile(rf"^{re.escape(ARTIFACT_PREFIX)}[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# The pinned artifacts the AMI pipeline bakes in: all four keys, or none.
+_ARTIFACT_KEYS = ("enclaveEifObjectKey", "enclaveEifSha256", "parentAgentObjectKey",
+                  "parentAgentSha256")
 
 
 class StackConfigError(pulumi.RunError):
@@ -77,6 +83,7 @@ class StackConfig:
     key_replica_regions: tuple[str, ...] = ()
     enclave_fleet: EnclaveFleetSettings = _DEFAULT_FLEET
     enclave_client_cidrs: tuple[str, ...] = ()  # empty: the inference VPC's CIDR
+    enclave_artifacts: EnclaveArtifacts | None = None  # None: the image has no EIF and no agent
 
     @property
     def is_prod(self) -> bool:
@@ -272,6 +279,27 @@ def _parse_optional_measurement(key: str, value: Any) -> str | None:
     return None if value == "" else _parse_measurement(key, value)
 
 
+def _parse_artifact_key(key: str, value: Any) -> str | None:
+    # Declared with default "": no artifact pinned.
+    if value == "":
+        return None
+    text = _as_string(key, value)
+    if not _ARTIFACT_KEY.match(text):
+        raise ValueError(f"{_full(key)} = {_show(value)}: an S3 object key under {ARTIFACT_PREFIX} of "
+                         "the model bucket, letters, digits and ._-/ (enclave_images/package_agent.py "
+                         "prints it)")
+    return text
+
+
+def _parse_sha256(key: str, value: Any) -> str | None:
+    if value == "":
+        return None
+    text = _as_string(key, value).lower()
+    if not _SHA256.match(text):
+        raise ValueError(f"{_full(key)} = {_show(value)}: a SHA-256, 64 hex digits (sha256sum prints it)")
+    return text
+
+
 def _parse_client_cidrs(key: str, value: Any) -> list[str]:
     cidrs = _as_string_list(key, value)
     for cidr in cidrs:
@@ -342,6 +370,17 @@ KEYS: dict[str, _Key] = {
     },
     "enclavePcr8": _Key("PCR8 of a signed EIF (its signing certificate); default: unsigned.", False,
                         _parse_optional_measurement, ""),
+    "enclaveEifObjectKey": _Key("S3 key of the EIF the AMI pipeline bakes in, under artifacts/ of the "
+                                "fleet's model bucket; default: none, and then the image has no EIF "
+                                "or agent and the enclave cannot start from it.", False,
+                                _parse_artifact_key, ""),
+    "enclaveEifSha256": _Key("SHA-256 of that EIF; the image build refuses any other bytes.", False,
+                             _parse_sha256, ""),
+    "parentAgentObjectKey": _Key("S3 key of the parent agent package (enclave_images/package_agent.py), "
+                                 "under artifacts/ of the fleet's model bucket; default: none.", False,
+                                 _parse_artifact_key, ""),
+    "parentAgentSha256": _Key("SHA-256 of that package; the image build refuses any other bytes.", False,
+                              _parse_sha256, ""),
 }
 
 
@@ -408,6 +447,14 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
 
     fleet = _fleet_settings(values, problems)
 
+    artifacts = [values.get(key) for key in _ARTIFACT_KEYS]
+    if any(artifacts) and not all(artifacts):
+        missing = [_full(key) for key, value in zip(_ARTIFACT_KEYS, artifacts, strict=True)
+                   if not value and raw.get(_full(key), "") == ""]
+        if missing:  # a key given with a bad value is reported by its parser already
+            problems.add(f"{', '.join(missing)}: missing; the AMI pipeline bakes the EIF and the "
+                         f"parent agent only with all of {', '.join(map(_full, _ARTIFACT_KEYS))}")
+
     if problems.items or fleet is None:
         raise StackConfigError(stack_hint, problems.items)
 
@@ -437,6 +484,10 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
             pcr8=values["enclavePcr8"]),
         enclave_fleet=fleet,
         enclave_client_cidrs=tuple(values["enclaveClientCidrs"]),
+        enclave_artifacts=EnclaveArtifacts(
+            eif_key=values["enclaveEifObjectKey"], eif_sha256=values["enclaveEifSha256"],
+            agent_key=values["parentAgentObjectKey"], agent_sha256=values["parentAgentSha256"],
+        ) if all(artifacts) else None,
     )
 
 

@@ -3,20 +3,33 @@ write rendered and read back), and the resources it registers under Pulumi's moc
 
 from __future__ import annotations
 
+import grp
+import hashlib
+import io
 import json
+import os
+import pwd
 import re
-from dataclasses import replace
+import stat
+import subprocess
+import tarfile
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 
 from components.ami_pipeline import (
     AGENT_EXECUTABLE,
     AGENT_USER,
+    ARTIFACTS_DOCUMENT,
+    BASE_DOCUMENTS,
     COMPONENT_DOCUMENTS,
     DOCUMENTS_DIR,
     FORBIDDEN_FLAGS,
+    EnclaveArtifacts,
     ImmutableAmiPipeline,
     ImmutableAmiPipelineArgs,
     component_parameters,
@@ -25,12 +38,15 @@ from components.ami_pipeline import (
     kms_endpoint,
     validate_document,
 )
+from components.enclave_fleet import ARTIFACT_PREFIX, DEFAULT_EIF_PATH
 from components.keys import (
     SERVICE_GRANT_ACTIONS,
     SERVICE_USE_ACTIONS,
     KeyHierarchy,
     KeyHierarchyArgs,
 )
+from enclave_images import package_agent
+from tests.support.wheels import build_agent_package
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztpolicy.rule import Resource
 from ztpolicy.rules.image_builder_infrastructure_hardened import image_builder_infrastructure_hardened
@@ -38,11 +54,15 @@ from ztpolicy.rules.image_pipeline_scans_images import image_pipeline_scans_imag
 
 AMI_KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 LOGS_KEY = "arn:aws:kms:eu-west-1:111122223333:key/5678abcd-12ab-34cd-56ef-1234567890ab"
+PARAMETER = "/zero-trust-ai/dev/enclave-parent/ami-id"
+ARTIFACTS = EnclaveArtifacts(eif_key="artifacts/digits-7.eif", eif_sha256="e1" * 32,
+                             agent_key="artifacts/parent-agent-7.tar.gz", agent_sha256="a9" * 32)
 ARGS = ImmutableAmiPipelineArgs(
     environment="dev", owner="ml-platform", region="eu-west-1", vpc_id="vpc-0management",
     vpc_cidr="10.13.0.0/16", subnet_id="subnet-0management", ami_key_arn=AMI_KEY,
-    logs_key_arn=LOGS_KEY, launch_template_id="lt-0fleet", enclave_memory_mib=6144,
-    enclave_cpu_count=4)
+    logs_key_arn=LOGS_KEY, ami_id_parameter_name=PARAMETER, enclave_memory_mib=6144,
+    enclave_cpu_count=4, enclave_artifacts=ARTIFACTS, artifacts_bucket_name="ztai-dev-models")
+BASE = replace(ARGS, enclave_artifacts=None, artifacts_bucket_name=None)
 KNOWN_ACTIONS = {"ExecuteBash", "Reboot"}
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 
@@ -100,6 +120,8 @@ def test_no_document_can_start_a_debuggable_enclave(key: str) -> None:
     assert not any(flag in text for flag in FORBIDDEN_FLAGS)
     # The image only prepares the parent; the launch template's user data starts the enclave.
     assert "run-enclave" not in text and "nitro-cli console" not in text
+    # Nothing in the image writes the launch template (Pulumi is its only writer).
+    assert "launch-template" not in text and "LaunchTemplate" not in text
 
 
 def test_updates_happen_at_build_time_only() -> None:
@@ -111,6 +133,8 @@ def test_updates_happen_at_build_time_only() -> None:
     for key, document in documents().items():
         if key != "base-hardening":
             assert "upgrade" not in "\n".join(scripts(document, "build"))
+        for phase in ("validate", "test"):
+            assert not re.search(r"dnf\b.*\binstall", "\n".join(scripts(document, phase))), key
     # Timers that would update a running instance are disabled and masked.
     assert "dnf-automatic.timer" in build and "systemctl mask" in build
     # The new kernel is booted before the next component: the reboot is the last build step.
@@ -194,7 +218,8 @@ def test_the_parent_agent_runs_as_a_dedicated_user_in_a_hardened_unit() -> None:
     # The fleet's user data writes the agent's arguments into the EnvironmentFile.
     assert unit["ExecStart"] == [f"{AGENT_EXECUTABLE} $ZTAI_AGENT_ARGS"]
     assert unit["EnvironmentFile"] == ["-/etc/zero-trust-ai/parent-agent.env"]
-    assert unit["ConditionPathExists"] == [AGENT_EXECUTABLE]  # skipped, not failed, until installed
+    # Skipped, not failed, on an image built without the artifacts (enclave-artifacts.yaml).
+    assert unit["ConditionPathExists"] == [AGENT_EXECUTABLE]
     expected = {"User": AGENT_USER, "Group": AGENT_USER, "NoNewPrivileges": "yes",
                 "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
                 "PrivateDevices": "yes", "CapabilityBoundingSet": "", "AmbientCapabilities": "",
@@ -207,6 +232,179 @@ def test_the_parent_agent_runs_as_a_dedicated_user_in_a_hardened_unit() -> None:
     validate = "\n".join(scripts(agent, "validate"))
     assert "grep -qxE 'ne|wheel|docker'" in validate  # may not manage enclaves or become root
     assert "systemd-analyze verify" in validate
+
+
+# -- the artifacts: pinned, verified, installed read-only --------------------------------------------
+def step_script(key: str, phase: str, step: str, parameters: dict[str, str]) -> str:
+    [steps] = [p["steps"] for p in documents()[key]["phases"] if p["name"] == phase]
+    [script] = [command for s in steps if s["name"] == step for command in s["inputs"]["commands"]]
+    return render(script, parameters)
+
+
+def test_the_artifacts_are_verified_before_they_are_installed() -> None:
+    parameters = component_parameters(ARTIFACTS_DOCUMENT, ARGS)
+    eif = step_script(ARTIFACTS_DOCUMENT, "build", "InstallEnclaveImage", parameters)
+    assert eif.index("aws s3 cp --region 'eu-west-1'") < eif.index("sha256sum --check") < eif.index(
+        "install -o root -g root -m 0444")
+    assert "'s3://ztai-dev-models/artifacts/digits-7.eif'" in eif
+    assert eif.rstrip().endswith("/opt/zero-trust-ai/enclave/digits.eif")
+    agent = step_script(ARTIFACTS_DOCUMENT, "build", "InstallParentAgent", parameters)
+    assert agent.index("sha256sum --check") < agent.index("tar -xzf") < agent.index('cp -R')
+    assert "--no-same-owner --no-same-permissions" in agent
+    build = "\n".join(scripts(documents()[ARTIFACTS_DOCUMENT], "build"))
+    assert "dnf -y install python3.11" in build  # the launcher's interpreter (system python is 3.9)
+    for phase in ("validate", "test"):
+        checks = "\n".join(scripts(documents()[ARTIFACTS_DOCUMENT], phase))
+        assert "{{ EifSha256 }}" in checks and "{{ AgentSha256 }}" in checks
+        assert "runuser -u ztai-agent --" in checks  # the agent's own user can start it
+
+
+def test_the_paths_agree_with_the_fleet_and_the_packager() -> None:
+    """The EIF where the user data looks for it, the launcher where the unit runs it, the
+    artifacts where the fleet lets the build role read them."""
+    text = document_text(ARTIFACTS_DOCUMENT)
+    assert DEFAULT_EIF_PATH in text
+    assert f"{package_agent.INSTALL_DIR}/{package_agent.LAUNCHER}" == AGENT_EXECUTABLE
+    assert "agent=" + package_agent.INSTALL_DIR in text and package_agent.LAUNCHER in text
+    assert package_agent.ARTIFACT_PREFIX == ARTIFACT_PREFIX
+    assert package_agent.DEFAULT_PYTHON == "/usr/bin/python3.11" and "dnf -y install python3.11" in text
+
+
+@dataclass
+class Sandbox:
+    """Runs the document's scripts as on a build instance, under a temporary root: `aws s3 cp`
+    copies from a local bucket directory, dnf does nothing, runuser runs the command as is, and
+    ownership is the current user's (the scripts say root)."""
+
+    root: Path
+    parameters: dict[str, str]
+
+    @property
+    def opt(self) -> Path:
+        return self.root / "opt" / "zero-trust-ai"
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self.root / "s3" / "ztai-dev-models" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def script(self, phase: str, step: str) -> str:
+        text = step_script(ARTIFACTS_DOCUMENT, phase, step, self.parameters)
+        user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+        for old, new in (("/opt/zero-trust-ai", str(self.opt)), ("/var/tmp", str(self.root / "tmp")),
+                         ("-o root -g root", f"-o {user} -g {group}"), ("root:root", f"{user}:{group}"),
+                         ("! -user root", f"! -user {user}")):
+            text = text.replace(old, new)
+        return text
+
+    def run(self, phase: str, step: str) -> subprocess.CompletedProcess[str]:
+        stubs = self.root / "bin"
+        if not stubs.exists():
+            stubs.mkdir(parents=True)
+            (self.root / "tmp").mkdir()
+            for name, body in (
+                    ("aws", f'[ "$1 $2" = "s3 cp" ] || exit 2\nfor last; do :; done\n'
+                            f'src=$(printf %s "${{@: -2:1}}" | sed "s|^s3://|{self.root}/s3/|")\n'
+                            f'cp "$src" "$last"\n'),
+                    ("dnf", "exit 0\n"),
+                    ("reboot", f"touch {self.root}/rebooted\n"),
+                    ("runuser", 'while [ "$1" != "--" ]; do shift; done\nshift\nexec "$@"\n')):
+                (stubs / name).write_text(f"#!/bin/bash\nset -euo pipefail\n{body}")
+                (stubs / name).chmod(0o755)
+        return subprocess.run(["bash", "-c", self.script(phase, step)], capture_output=True, text=True,
+                              env={"PATH": f"{stubs}:/usr/bin:/bin"}, timeout=120, check=False)
+
+    def build(self) -> None:
+        for step in ("CheckParameters", "InstallPython", "InstallEnclaveImage", "InstallParentAgent"):
+            result = self.run("build", step)
+            assert result.returncode == 0, f"{step}: {result.stderr}"
+
+
+@pytest.fixture(scope="module")
+def agent_package(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A real package of the agent (enclave_images/package_agent.py) with a stand-in boto3."""
+    directory = tmp_path_factory.mktemp("agent-package")
+    build_agent_package(directory, directory / "parent-agent.tar.gz")
+    return (directory / "parent-agent.tar.gz").read_bytes()
+
+
+def sandbox(root: Path, eif: bytes, package: bytes, **pins: str) -> Sandbox:
+    artifacts = replace(ARTIFACTS, eif_sha256=hashlib.sha256(eif).hexdigest(),
+                        agent_sha256=hashlib.sha256(package).hexdigest())
+    box = Sandbox(root, component_parameters(
+        ARTIFACTS_DOCUMENT, replace(ARGS, enclave_artifacts=replace(artifacts, **pins))))
+    box.put(ARTIFACTS.eif_key, eif)
+    box.put(ARTIFACTS.agent_key, package)
+    return box
+
+
+def test_pinned_artifacts_are_installed_read_only_and_the_agent_starts(
+        tmp_path: Path, agent_package: bytes) -> None:
+    box = sandbox(tmp_path, b"EIF" * 1000, agent_package)
+    box.build()
+    eif = box.opt / "enclave" / "digits.eif"
+    assert eif.read_bytes() == b"EIF" * 1000 and stat.S_IMODE(eif.stat().st_mode) == 0o444
+    launcher = box.opt / "parent-agent" / "bin" / "ztai-parent-agent"
+    assert stat.S_IMODE(launcher.stat().st_mode) == 0o755
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in (box.opt / "parent-agent").rglob("*")
+             if p.is_file() and p != launcher}
+    assert modes == {0o644}
+    kept = box.opt / "artifacts" / "parent-agent.tar.gz"
+    assert kept.read_bytes() == agent_package and stat.S_IMODE(kept.stat().st_mode) == 0o444
+    assert not list((tmp_path / "tmp").iterdir())  # staging removed
+    for phase, step in (("validate", "CheckArtifacts"), ("test", "CheckArtifactsOnLaunchedImage")):
+        result = box.run(phase, step)
+        assert result.returncode == 0, result.stderr
+        assert "packaged boto3 stand-in" in result.stderr  # the launcher ran the packaged agent
+
+
+def test_an_artifact_that_is_not_the_pinned_one_is_refused(tmp_path: Path, agent_package: bytes) -> None:
+    box = sandbox(tmp_path / "eif", b"EIF", agent_package, eif_sha256="0" * 64)
+    result = box.run("build", "InstallEnclaveImage")
+    assert result.returncode != 0 and "not the pinned " + "0" * 64 in result.stderr
+    assert not (box.opt / "enclave" / "digits.eif").exists()
+    box = sandbox(tmp_path / "agent", b"EIF", agent_package + b"\0")
+    box.put(ARTIFACTS.agent_key, agent_package)  # the bucket holds other bytes than were pinned
+    result = box.run("build", "InstallParentAgent")
+    assert result.returncode != 0 and "refusing it" in result.stderr
+    assert not (box.opt / "parent-agent").exists()
+
+
+def test_a_pinned_package_with_a_link_or_an_escape_is_refused(tmp_path: Path) -> None:
+    for name, member in (("link", tarfile.TarInfo("bin/ztai-parent-agent")),
+                         ("escape", tarfile.TarInfo("../outside"))):
+        if name == "link":
+            member.type, member.linkname = tarfile.SYMTYPE, "/bin/sh"
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            archive.addfile(member, io.BytesIO(b""))
+        box = sandbox(tmp_path / name, b"EIF", buffer.getvalue())
+        result = box.run("build", "InstallParentAgent")
+        assert result.returncode != 0, name
+        assert ("link or special file" if name == "link" else "absolute or .. path") in result.stderr
+        assert not (tmp_path / name / "opt" / "outside").exists()
+
+
+def test_a_changed_file_after_the_build_fails_validation(tmp_path: Path, agent_package: bytes) -> None:
+    box = sandbox(tmp_path, b"EIF", agent_package)
+    box.build()
+    agent = box.opt / "parent-agent" / "lib" / "enclave_images" / "parent" / "agent.py"
+    agent.write_text(agent.read_text() + "\n# changed\n")
+    result = box.run("validate", "CheckArtifacts")
+    assert result.returncode != 0 and "differs from the pinned package" in result.stderr
+
+
+@pytest.mark.parametrize("parameter, value", [
+    ("EifS3Uri", "s3://ztai-dev-models/artifacts/digits.eif'; reboot; '"),
+    ("AgentSha256", "A9" * 32),
+    ("Region", "eu-west-1; reboot"),
+])
+def test_parameters_are_checked_before_use(tmp_path: Path, parameter: str, value: str) -> None:
+    box = Sandbox(tmp_path, component_parameters(ARTIFACTS_DOCUMENT, ARGS) | {parameter: value})
+    result = box.run("build", "CheckParameters")
+    # Refused (a quote that breaks the script's syntax stops it before anything runs, too).
+    assert result.returncode != 0 and not (tmp_path / "rebooted").exists()
+    assert parameter in result.stderr or "unexpected token" in result.stderr
 
 
 @pytest.mark.parametrize("text, fragment", [
@@ -265,7 +463,8 @@ def test_component_is_typed_and_parents_what_it_declares(dev: RecordedStack) -> 
     assert {r.name for r in children} >= {
         "ami-recipe", "ami-infrastructure", "ami-distribution", "ami-pipeline", "ami-build-sg",
         "ami-instance-role", "ami-execution-role", "ami-image-logs", "ami-pipeline-logs",
-        "ami-base-hardening", "ami-nitro-enclaves", "ami-parent-agent", "ami-imagebuilder-endpoint"}
+        "ami-base-hardening", "ami-nitro-enclaves", "ami-parent-agent", "ami-enclave-artifacts",
+        "ami-imagebuilder-endpoint"}
     assert all(r.name.startswith("ami-") for r in dev.resources if r.type.startswith("aws:"))
     assert not dev.errors
 
@@ -292,14 +491,31 @@ def test_recipe_builds_on_the_al2023_parameter_with_an_encrypted_root(dev: Recor
     [nitro] = [c for c in recipe["components"] if "nitro-enclaves" in c["componentArn"]]
     assert {p["name"]: p["value"] for p in nitro["parameters"]} == {
         "EnclaveMemoryMiB": "6144", "EnclaveCpuCount": "4", "KmsEndpoint": "kms.eu-west-1.amazonaws.com"}
+    [artifacts] = [c for c in recipe["components"] if "enclave-artifacts" in c["componentArn"]]
+    assert {p["name"]: p["value"] for p in artifacts["parameters"]} == {
+        "EifS3Uri": "s3://ztai-dev-models/artifacts/digits-7.eif", "EifSha256": "e1" * 32,
+        "AgentS3Uri": "s3://ztai-dev-models/artifacts/parent-agent-7.tar.gz",
+        "AgentSha256": "a9" * 32, "Region": "eu-west-1"}
     assert re.fullmatch(r"1\.0\.\d+", recipe["version"])
+
+
+def test_without_pinned_artifacts_the_image_is_built_without_them() -> None:
+    base = build(BASE)
+    recipe = named(base, "ami-recipe").inputs
+    assert [c["componentArn"] for c in recipe["components"]] == [
+        named(base, f"ami-{key}").outputs["arn"] for key in BASE_DOCUMENTS]
+    assert not [r for r in base.resources if r.name == f"ami-{ARTIFACTS_DOCUMENT}"]
+    policy = {s["Sid"]: s for s in statements(named(base, "ami-instance-role-policy"))}
+    assert not any(ARTIFACTS_DOCUMENT in arn for arn in policy["ReadThisPipelinesComponents"]["Resource"])
 
 
 def test_recipe_version_changes_with_what_defines_it() -> None:
     versions = {named(build(args), "ami-recipe").inputs["version"] for args in (
         ARGS, replace(ARGS, enclave_memory_mib=8192), replace(ARGS, ami_key_arn=LOGS_KEY),
-        replace(ARGS, root_volume_size_gib=32))}
-    assert len(versions) == 4
+        replace(ARGS, root_volume_size_gib=32), BASE,
+        replace(ARGS, enclave_artifacts=replace(ARTIFACTS, agent_sha256="b8" * 32)),
+        replace(ARGS, artifacts_bucket_name="other-bucket"))}
+    assert len(versions) == 7
 
 
 def test_build_instances_are_private_short_lived_and_keyless(dev: RecordedStack) -> None:
@@ -374,27 +590,36 @@ def test_execution_role_may_pass_only_the_instance_role_to_ec2(dev: RecordedStac
     [attachment] = [r for r in of_type(dev, ATTACHMENT)
                     if r.inputs["role"] == named(dev, "ami-execution-role").outputs["name"]]
     assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/EC2ImageBuilderExecutionPolicy"
-    pass_role, publish = statements(named(dev, "ami-execution-role-policy"))
-    assert publish["Action"] == ["ssm:GetParameter", "ssm:PutParameter"]
-    assert publish["Resource"] == (
-        "arn:aws:ssm:eu-west-1:111122223333:parameter/zero-trust-ai/dev/enclave-parent/ami-id")
+    # Writing the image parameter is the fleet's grant (tests/components/test_enclave_fleet.py).
+    [pass_role] = statements(named(dev, "ami-execution-role-policy"))
     assert pass_role["Action"] == "iam:PassRole"
     assert pass_role["Resource"] == named(dev, "ami-instance-role").outputs["arn"]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
 
 
-def test_distribution_encrypts_the_ami_and_updates_the_launch_template(dev: RecordedStack) -> None:
+def test_distribution_encrypts_the_ami_and_publishes_its_id_only(dev: RecordedStack) -> None:
     [distribution] = named(dev, "ami-distribution").inputs["distributions"]
     assert distribution["region"] == "eu-west-1"
     ami = distribution["amiDistributionConfiguration"]
     assert ami["kmsKeyId"] == AMI_KEY and "launchPermission" not in ami
     assert ami["name"] == "zero-trust-ai-dev-enclave-parent-{{ imagebuilder:buildDate }}"
-    assert distribution["launchTemplateConfigurations"] == [
-        {"launchTemplateId": "lt-0fleet", "default": True}]
+    # The fleet's template resolves the parameter: Image Builder never writes a template version.
+    assert "launchTemplateConfigurations" not in distribution
     assert distribution["ssmParameterConfigurations"] == [
-        {"parameterName": "/zero-trust-ai/dev/enclave-parent/ami-id", "dataType": "aws:ec2:image"}]
-    alone = named(build(replace(ARGS, launch_template_id=None)), "ami-distribution")
-    assert "launchTemplateConfigurations" not in alone.inputs["distributions"][0]
+        {"parameterName": PARAMETER, "dataType": "aws:ec2:image"}]
+    alone = named(build(replace(ARGS, ami_id_parameter_name=None)), "ami-distribution")
+    assert "ssmParameterConfigurations" not in alone.inputs["distributions"][0]
+
+
+def test_image_arns_of_the_recipe_are_announced() -> None:
+    def program() -> None:
+        pulumi.export("prefix", ImmutableAmiPipeline("ami", ARGS).image_arn_prefix)
+
+    stack = record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+    prefix = stack.stack_outputs["prefix"]
+    # Image Builder names an image's ARN after its recipe: image/<recipe>/<version>/<build>.
+    assert prefix == "arn:aws:imagebuilder:eu-west-1:111122223333:image/zero-trust-ai-dev-enclave-parent/"
+    assert named(stack, "ami-recipe").inputs["name"] == prefix.rsplit("/", 2)[1]
 
 
 def test_pipeline_is_scheduled_tested_scanned_and_logged(dev: RecordedStack) -> None:
@@ -448,6 +673,10 @@ def test_graviton_builds_from_the_arm64_parameter() -> None:
     ({"image_tests_timeout_minutes": 30}, "60 to 1440"),
     ({"root_volume_size_gib": 4}, "at least 8"),
     ({"log_retention_days": 42}, "not a CloudWatch Logs retention"),
+    ({"artifacts_bucket_name": None}, "go together"),
+    ({"enclave_artifacts": None}, "go together"),
+    ({"enclave_artifacts": replace(ARTIFACTS, eif_sha256="E1" * 32)}, "eif_sha256"),
+    ({"enclave_artifacts": replace(ARTIFACTS, agent_key="artifacts/agent.tar.gz; reboot")}, "agent_key"),
 ])
 def test_bad_arguments_are_refused_before_anything_is_declared(overrides: dict[str, Any],
                                                                fragment: str) -> None:

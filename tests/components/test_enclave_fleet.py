@@ -6,29 +6,51 @@ from __future__ import annotations
 
 import base64
 import json
+import runpy
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import pulumi_aws as aws
 import pytest
 
 from components.enclave_fleet import (
+    ROLLOUT_HANDLER,
+    ROLLOUT_MODULES,
     SSM_AGENT_ACTIONS,
     EnclaveFleetSettings,
     EnclaveInferenceFleet,
     EnclaveInferenceFleetArgs,
+    ImageRollout,
+    ImageRolloutArgs,
     sizing_problems,
 )
+from components.key_rotation import RUNTIME_DIR
 from components.keys import EnclaveMeasurements, KeyHierarchy, KeyHierarchyArgs
+from tests.conftest import ROOT
 from tests.support.key_policy import Request, evaluate
+from ztai.preview import recorder
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
+from ztai.stackfile import load_stack
 from ztpolicy.rule import Resource
 from ztpolicy.rules.enclave_user_data_no_debug import debug_flags, enclave_user_data_no_debug
 from ztpolicy.rules.instance_no_public_ip import instance_no_public_ip
 from ztpolicy.rules.kms_key_policy_least_privilege import kms_key_policy_least_privilege
 from ztpolicy.rules.launch_template_hardened import launch_template_hardened
+from ztpolicy.rules.log_group_encrypted import log_group_encrypted
 from ztpolicy.rules.model_key_attestation_required import model_key_attestation_required
 from ztpolicy.rules.no_unrestricted_ingress import no_unrestricted_ingress
+
+# pulumi-aws warns about its own deprecated types when lambda_ and s3 are first loaded.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:aws.lambda/microvmsimage.MicrovmsImage:DeprecationWarning"),
+    pytest.mark.filterwarnings(r"ignore:(s3\.BucketV2|aws\.s3/\w+v2\.\w+V2) has been deprecated:"
+                               "DeprecationWarning"),
+]
 
 MEASUREMENTS = EnclaveMeasurements(pcr0="a1" * 48, pcr1="b2" * 48, pcr2="c3" * 48)
 ARGS = EnclaveInferenceFleetArgs(
@@ -116,14 +138,42 @@ def test_launch_template_is_hardened(fleet: RecordedStack) -> None:
         assert rule(as_rule_input(named(fleet, "fleet-launch-template")), {}) == []
 
 
-def test_parent_image_defaults_to_al2023_of_the_instance_architecture(fleet: RecordedStack) -> None:
-    assert named(fleet, "fleet-launch-template").inputs["imageId"] == (
-        "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")
-    graviton = build(replace(ARGS, settings=EnclaveFleetSettings(instance_type="m7g.large",
-                                                                 enclave_cpu_count=1)))
-    assert named(graviton, "fleet-launch-template").inputs["imageId"].endswith("default-arm64")
-    pinned = build(replace(ARGS, image_id="ami-0123456789abcdef0"))
-    assert named(pinned, "fleet-launch-template").inputs["imageId"] == "ami-0123456789abcdef0"
+def test_the_template_takes_its_image_from_the_fleets_parameter(fleet: RecordedStack) -> None:
+    parameter = named(fleet, "fleet-image-parameter")
+    template = named(fleet, "fleet-launch-template")
+    assert parameter.inputs["name"] == "/zero-trust-ai/dev/enclave-parent/ami-id"
+    assert template.inputs["imageId"] == "resolve:ssm:/zero-trust-ai/dev/enclave-parent/ami-id"
+    # The template waits for the parameter (EC2 resolves it when the template is used).
+    assert parameter.urn in template.property_dependencies["imageId"]
+    assert (parameter.inputs["type"], parameter.inputs["dataType"]) == ("String", "aws:ec2:image")
+    assert parameter.inputs["tags"]["ztai:workload"] == "enclave-inference"
+    named_elsewhere = build(replace(ARGS, image_parameter_name="/team/enclave-parent"))
+    assert named(named_elsewhere, "fleet-launch-template").inputs["imageId"] == (
+        "resolve:ssm:/team/enclave-parent")
+
+
+def test_the_parameter_starts_at_al2023_and_pulumi_never_writes_it_again() -> None:
+    ignored: dict[str, list[str]] = {}
+    register: Callable[..., Any] = recorder.RecordingMonitor.RegisterResource
+
+    def remember_ignore_changes(self: recorder.RecordingMonitor, request: Any) -> Any:
+        ignored[request.name] = list(request.ignoreChanges)
+        return register(self, request)
+
+    recorder.RecordingMonitor.RegisterResource = remember_ignore_changes  # type: ignore[method-assign]
+    try:
+        x86 = build()
+        graviton = build(replace(ARGS, settings=EnclaveFleetSettings(instance_type="m7g.large",
+                                                                     enclave_cpu_count=1)))
+    finally:
+        recorder.RecordingMonitor.RegisterResource = register  # type: ignore[method-assign]
+    # The AMI AWS's public AL2023 parameter names for the architecture when it is created...
+    first = [named(stack, "fleet-image-parameter").inputs["insecureValue"] for stack in (x86, graviton)]
+    assert all(value.startswith("ami-") for value in first) and len(set(first)) == 2
+    # ...then only the AMI pipeline writes it: Pulumi ignores its value, so neither side undoes
+    # the other, and the template never changes when an image is built.
+    assert ignored["fleet-image-parameter"] == ["insecureValue"]
+    assert "value" not in named(x86, "fleet-image-parameter").inputs  # not a secret: an AMI id
 
 
 def test_user_data_starts_the_enclave_in_production_mode(fleet: RecordedStack) -> None:
@@ -158,9 +208,10 @@ def test_group_spans_the_private_subnets_and_refreshes_on_template_change(fleet:
     assert (group["minSize"], group["desiredCapacity"], group["maxSize"]) == (2, 2, 4)
     assert group["healthCheckType"] == "ELB"
     assert group["targetGroupArns"] == [named(fleet, "fleet-agents").outputs["arn"]]
+    # No auto rollback: Auto Scaling refuses it when the template's image is an SSM parameter.
     assert group["instanceRefresh"] == {"strategy": "Rolling", "preferences": {
         "minHealthyPercentage": 100, "maxHealthyPercentage": 200, "instanceWarmup": "300",
-        "autoRollback": True}}
+        "autoRollback": False}}
     role = named(fleet, "fleet-autoscaling-role")
     assert role.inputs["awsServiceName"] == "autoscaling.amazonaws.com"
     assert group["serviceLinkedRoleArn"] == role.outputs["arn"]
@@ -268,6 +319,10 @@ def test_a_given_bucket_is_used_and_none_is_built() -> None:
     ({"model_object_key": "elsewhere/digits.enc"}, "under model_prefix"),
     ({"client_cidrs": ("0.0.0.0/0",)}, "client_cidrs '0.0.0.0/0'"),
     ({"subnet_ids": []}, "subnet_ids"),
+    ({"artifact_prefix": "models/artifacts/"}, "overlaps model_prefix"),
+    ({"artifact_prefix": "artifacts"}, "artifact_prefix 'artifacts'"),
+    ({"image_parameter_name": "/aws/service/ami"}, "not under /aws"),
+    ({"image_parameter_name": "no-leading-slash"}, "image_parameter_name"),
 ])
 def test_bad_arguments_are_refused_before_anything_is_declared(changes: dict[str, Any],
                                                                message: str) -> None:
@@ -329,8 +384,9 @@ def test_only_an_attested_enclave_gets_plaintext(wired: RecordedStack) -> None:
     decide: Callable[..., str] = lambda *a: _decide(policy, *a)  # noqa: E731
     assert decide(role, "kms:Decrypt", good) == "allow"
     assert decide(role, "kms:Decrypt", None) == "explicit-deny"  # the parent itself
-    assert decide(role, "kms:Decrypt", good | {"PCR0": "ee" * 48}) == "implicit-deny"
-    assert decide(role, "kms:Decrypt", {k: "0" * 96 for k in good}) == "implicit-deny"  # debug mode
+    # Another enclave, or a debug-mode one: denied to everyone by the per-PCR denies.
+    assert decide(role, "kms:Decrypt", good | {"PCR0": "ee" * 48}) == "explicit-deny"
+    assert decide(role, "kms:Decrypt", {k: "0" * 96 for k in good}) == "explicit-deny"  # debug mode
     for action in ("kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo",
                    "kms:GenerateDataKeyWithoutPlaintext"):
         assert decide(role, action, None) == "explicit-deny", action
@@ -348,3 +404,225 @@ def test_replicas_carry_the_attestation_statements() -> None:
     assert replica == primary  # nothing region-specific in these statements
     resources = [as_rule_input(r) for r in stack.resources if r.custom]
     assert model_key_attestation_required(resources, {}) == []
+
+
+# -- grants on the image parameter and the artifacts ---------------------------------------------
+def test_the_pipeline_may_write_the_parameter_and_read_the_artifacts_only() -> None:
+    def program() -> None:
+        fleet = EnclaveInferenceFleet("fleet", ARGS)
+        publisher = aws.iam.Role("publisher", assume_role_policy="{}")
+        builder = aws.iam.Role("builder", assume_role_policy="{}")
+        fleet.grant_image_publishing(publisher)
+        fleet.grant_artifact_read(builder)
+
+    stack = record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+    publish = named(stack, "fleet-publish-image")
+    assert publish.inputs["role"] == named(stack, "publisher").id
+    assert json.loads(publish.inputs["policy"])["Statement"] == [{
+        "Sid": "PublishTheFleetsImage", "Effect": "Allow", "Action": "ssm:PutParameter",
+        "Resource": "arn:aws:ssm:eu-west-1:111122223333:parameter/zero-trust-ai/dev/enclave-parent/ami-id"}]
+    assert named(stack, "fleet-image-parameter").outputs["arn"] == json.loads(
+        publish.inputs["policy"])["Statement"][0]["Resource"]
+    read = named(stack, "fleet-read-artifacts")
+    bucket = named(stack, "fleet-models").outputs["bucket"]
+    assert read.inputs["role"] == named(stack, "builder").id
+    assert json.loads(read.inputs["policy"])["Statement"] == [{
+        "Sid": "ReadEnclaveArtifacts", "Effect": "Allow", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/artifacts/*"}]
+    # The instances still read models/ only.
+    instance = json.loads(named(stack, "fleet-instance-policy").inputs["policy"])["Statement"]
+    assert [s["Resource"] for s in instance if s["Action"] == "s3:GetObject"] == [
+        f"arn:aws:s3:::{bucket}/models/*"]
+
+
+# -- image rollout -------------------------------------------------------------------------------
+GROUP_ARN = ("arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup:0f1e2d3c-0000-4000-8000-"
+             "000000000000:autoScalingGroupName/fleet-asg-1a2b3c4")
+IMAGE_PREFIX = "arn:aws:imagebuilder:eu-west-1:111122223333:image/zero-trust-ai-dev-enclave-parent/"
+LOGS_KEY = "arn:aws:kms:eu-west-1:111122223333:key/logs"
+ROLLOUT = ImageRolloutArgs(environment="dev", owner="ml-platform", region="eu-west-1",
+                           group_name="fleet-asg-1a2b3c4", group_arn=GROUP_ARN,
+                           image_arn_prefix=IMAGE_PREFIX, logs_key_arn=LOGS_KEY)
+
+
+def build_rollout(args: ImageRolloutArgs = ROLLOUT) -> RecordedStack:
+    def program() -> None:
+        ImageRollout("rollout", args)
+
+    return record(program, project="zero-trust-ai", stack="test", config={}, region=args.region)
+
+
+@pytest.fixture(scope="module")
+def rollout() -> RecordedStack:
+    return build_rollout()
+
+
+def test_rollout_is_a_typed_component_parenting_what_it_declares(rollout: RecordedStack) -> None:
+    component = named(rollout, "rollout")
+    assert component.type == "zero-trust-ai:inference:ImageRollout" and not component.custom
+    assert all(r.name.startswith("rollout") for r in rollout.resources[1:])
+    assert {r.name for r in rollout.resources if r.parent == component.urn} >= {
+        "rollout-logs", "rollout-role", "rollout-function", "rollout-image-available"}
+    assert not rollout.errors
+
+
+def test_the_rule_matches_available_images_of_the_pipeline_only(rollout: RecordedStack) -> None:
+    rule = named(rollout, "rollout-image-available").inputs
+    assert json.loads(rule["eventPattern"]) == {
+        "source": ["aws.imagebuilder"], "detail-type": ["EC2 Image Builder Image State Change"],
+        "resources": [{"prefix": IMAGE_PREFIX}], "detail": {"state": {"status": ["AVAILABLE"]}}}
+    assert rule["state"] == "ENABLED" and "eventBusName" not in rule  # the default bus: AWS events
+    target = named(rollout, "rollout-target").inputs
+    function = named(rollout, "rollout-function")
+    assert (target["rule"], target["arn"]) == (named(rollout, "rollout-image-available").outputs["name"],
+                                              function.outputs["arn"])
+    permission = named(rollout, "rollout-invoke").inputs
+    assert permission == permission | {
+        "action": "lambda:InvokeFunction", "principal": "events.amazonaws.com",
+        "sourceArn": named(rollout, "rollout-image-available").outputs["arn"]}
+    assert named(rollout, "rollout-invoke").urn in named(rollout, "rollout-target").dependencies
+
+
+def test_the_function_refreshes_with_the_fleets_preferences(rollout: RecordedStack) -> None:
+    function = named(rollout, "rollout-function")
+    inputs = function.inputs
+    assert (inputs["handler"], inputs["runtime"]) == (ROLLOUT_HANDLER, "python3.13")
+    assert inputs["reservedConcurrentExecutions"] == 1 and "vpcConfig" not in inputs
+    assert inputs["environment"]["variables"] == {
+        "ZTAI_AUTO_SCALING_GROUP": "fleet-asg-1a2b3c4", "ZTAI_IMAGE_ARN_PREFIX": IMAGE_PREFIX,
+        "ZTAI_MIN_HEALTHY_PERCENTAGE": "100", "ZTAI_MAX_HEALTHY_PERCENTAGE": "200",
+        "ZTAI_INSTANCE_WARMUP_SECONDS": "300"}
+    log_group = named(rollout, "rollout-logs")
+    assert inputs["loggingConfig"]["logGroup"] == log_group.outputs["name"]
+    assert log_group.inputs["name"] == "/aws/lambda/zero-trust-ai-dev-inference-image-rollout"
+    assert log_group.inputs["kmsKeyId"] == LOGS_KEY and log_group.inputs["retentionInDays"] == 365
+    assert log_group_encrypted(as_rule_input(log_group), {}) == []
+    assert {log_group.urn, named(rollout, "rollout-role-policy").urn} <= set(function.dependencies)
+    retries = named(rollout, "rollout-async").inputs
+    assert retries["maximumRetryAttempts"] == 2
+
+
+def test_the_role_may_refresh_this_group_only(rollout: RecordedStack) -> None:
+    [trust] = json.loads(named(rollout, "rollout-role").inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    statements = {s["Sid"]: s for s in json.loads(
+        named(rollout, "rollout-role-policy").inputs["policy"])["Statement"]}
+    assert statements["RefreshThisGroup"] == {
+        "Sid": "RefreshThisGroup", "Effect": "Allow", "Action": "autoscaling:StartInstanceRefresh",
+        "Resource": GROUP_ARN}
+    # Auto Scaling's Describe actions take no resource.
+    assert statements["SeeRefreshes"]["Action"] == "autoscaling:DescribeInstanceRefreshes"
+    log_group = named(rollout, "rollout-logs").outputs["arn"]
+    assert statements["WriteOwnLogGroup"]["Resource"] == [log_group, f"{log_group}:log-stream:*"]
+    assert set(statements) == {"RefreshThisGroup", "SeeRefreshes", "WriteOwnLogGroup"}
+    assert not any(s["Action"] == "*" or "Cancel" in str(s["Action"]) for s in statements.values())
+
+
+def test_a_failed_rollout_raises_an_alarm(rollout: RecordedStack) -> None:
+    errors = named(rollout, "rollout-errors-alarm").inputs
+    assert (errors["namespace"], errors["metricName"]) == ("AWS/Lambda", "Errors")
+    assert errors["dimensions"] == {"FunctionName": named(rollout, "rollout-function").outputs["name"]}
+    failed = named(rollout, "rollout-failed-invocations-alarm").inputs
+    assert (failed["namespace"], failed["metricName"]) == ("AWS/Events", "FailedInvocations")
+    assert failed["dimensions"] == {"RuleName": named(rollout, "rollout-image-available").outputs["name"]}
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"max_healthy_percentage": 250}, "max_healthy_percentage 250"),
+    ({"min_healthy_percentage": 50, "max_healthy_percentage": 200}, "at most 100"),
+    ({"log_retention_days": 42}, "log_retention_days 42"),
+])
+def test_bad_rollout_arguments_are_refused(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match="ImageRollout: .*" + message):
+        build_rollout(replace(ROLLOUT, **changes))
+
+
+def test_the_shipped_modules_are_all_the_rollout_function_needs(tmp_path: Path) -> None:
+    package = tmp_path / "ztai_runtime"
+    package.mkdir()
+    for module in ROLLOUT_MODULES:
+        shutil.copy(RUNTIME_DIR / module, package / module)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import ztai_runtime.instance_refresh as r, sys; "
+         "assert r.__file__.startswith(sys.argv[1]); "
+         "assert not [m for m in sys.modules if m.startswith(('pulumi', 'cryptography'))]",
+         str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert probe.returncode == 0, probe.stderr
+
+
+# -- the stack: one writer for the image, and a new image reaches the instances -------------------
+ARTIFACT_CONFIG = {
+    "zero-trust-ai:enclaveEifObjectKey": "artifacts/digits-0123456789abcdef.eif",
+    "zero-trust-ai:enclaveEifSha256": "01" * 32,
+    "zero-trust-ai:parentAgentObjectKey": "artifacts/parent-agent-fedcba9876543210.tar.gz",
+    "zero-trust-ai:parentAgentSha256": "fe" * 32,
+}
+
+
+def record_main(extra: dict[str, str]) -> RecordedStack:
+    stack_file = load_stack(ROOT, "dev")
+
+    def program() -> None:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    return record(program, project=stack_file.project, stack="dev", config=stack_file.config | extra,
+                  region=stack_file.region or "eu-west-1")
+
+
+@pytest.fixture(scope="module")
+def main_with_artifacts() -> RecordedStack:
+    return record_main(ARTIFACT_CONFIG)
+
+
+def test_the_pipeline_writes_the_parameter_the_template_resolves_and_never_the_template(
+        main_with_artifacts: RecordedStack) -> None:
+    stack = main_with_artifacts
+    parameter = named(stack, "inference-fleet-image-parameter").inputs["name"]
+    assert named(stack, "inference-fleet-launch-template").inputs["imageId"] == f"resolve:ssm:{parameter}"
+    [distribution] = named(stack, "ami-pipeline-distribution").inputs["distributions"]
+    assert distribution["ssmParameterConfigurations"] == [
+        {"parameterName": parameter, "dataType": "aws:ec2:image"}]
+    assert "launchTemplateConfigurations" not in distribution
+    publish = named(stack, "inference-fleet-publish-image").inputs
+    assert publish["role"] == named(stack, "ami-pipeline-execution-role").id
+    # The rule watches this pipeline's images and refreshes this fleet's group.
+    pattern = json.loads(named(stack, "inference-image-rollout-image-available").inputs["eventPattern"])
+    recipe = named(stack, "ami-pipeline-recipe").inputs["name"]
+    assert pattern["resources"] == [{"prefix": f"arn:aws:imagebuilder:eu-west-1:{ACCOUNT}:image/{recipe}/"}]
+    variables = named(stack, "inference-image-rollout-function").inputs["environment"]["variables"]
+    assert variables["ZTAI_AUTO_SCALING_GROUP"] == named(stack, "inference-fleet-asg").outputs["name"]
+    logs_policy = json.loads(named(stack, "keys-logs-policy").inputs["policy"])["Statement"]
+    assert any(str(s.get("Condition", {}).get("ArnLike", {}).get("kms:EncryptionContext:aws:logs:arn", ""))
+               .endswith(":log-group:/aws/lambda/zero-trust-ai-dev-inference-image-rollout*")
+               for s in logs_policy)
+
+
+def test_pinned_artifacts_are_read_from_the_model_bucket_by_the_build_role_only(
+        main_with_artifacts: RecordedStack) -> None:
+    stack = main_with_artifacts
+    bucket = named(stack, "inference-fleet-models").outputs["bucket"]
+    read = named(stack, "inference-fleet-read-artifacts").inputs
+    assert read["role"] == named(stack, "ami-pipeline-instance-role").id
+    assert json.loads(read["policy"])["Statement"][0]["Resource"] == f"arn:aws:s3:::{bucket}/artifacts/*"
+    recipe = named(stack, "ami-pipeline-recipe").inputs
+    [artifacts] = [c for c in recipe["components"] if "enclave-artifacts" in c["componentArn"]]
+    assert {p["name"]: p["value"] for p in artifacts["parameters"]}["EifS3Uri"] == (
+        f"s3://{bucket}/artifacts/digits-0123456789abcdef.eif")
+    # The bucket's SSE-KMS layer: the inference key, through S3 only, for the build role.
+    role_arn = named(stack, "ami-pipeline-instance-role").outputs["arn"]
+    inference = json.loads(named(stack, "keys-inference-policy").inputs["policy"])["Statement"]
+    [grant] = [s for s in inference if s.get("Principal") == {"AWS": role_arn}]
+    assert grant["Action"] == ["kms:Decrypt"]
+    assert grant["Condition"]["StringEquals"]["kms:ViaService"] == "s3.eu-west-1.amazonaws.com"
+
+
+def test_without_pinned_artifacts_nothing_reads_them() -> None:
+    stack = record_main({})
+    names = {r.name for r in stack.resources}
+    assert "inference-fleet-read-artifacts" not in names and "ami-pipeline-enclave-artifacts" not in names
+    assert "inference-fleet-publish-image" in names and "inference-image-rollout-function" in names
+    role_arn = named(stack, "ami-pipeline-instance-role").outputs["arn"]
+    inference = json.loads(named(stack, "keys-inference-policy").inputs["policy"])["Statement"]
+    assert not [s for s in inference if s.get("Principal") == {"AWS": role_arn}]

@@ -241,22 +241,124 @@ def test_attested_decrypt_allows_the_role_only_with_the_measurements_and_denies_
         "Sid": "DenyWithoutAttestation1", "Effect": "Deny", "Principal": parent,
         "Action": ["kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"], "Resource": "*",
         "Condition": absent}
-    assert policy["DenyPlaintextWithoutAttestation2"] == {
-        "Sid": "DenyPlaintextWithoutAttestation2", "Effect": "Deny", "Principal": {"AWS": "*"},
-        "Action": ["kms:Decrypt", "kms:ReEncryptFrom"], "Resource": "*", "Condition": absent}
+    # One deny per pinned PCR, for everyone: a missing key makes the negated operator true.
+    for index, (name, value) in enumerate([("PCR0", "a1"), ("PCR1", "b2"), ("PCR2", "c3"),
+                                           ("PCR8", "d4")], start=2):
+        sid = f"DenyPlaintextUnless{name}Pinned{index}"
+        assert policy[sid] == {
+            "Sid": sid, "Effect": "Deny", "Principal": {"AWS": "*"},
+            "Action": ["kms:Decrypt", "kms:ReEncryptFrom"], "Resource": "*",
+            "Condition": {"StringNotEqualsIgnoreCase": {f"kms:RecipientAttestation:{name}": value * 48}}}
+    assert len(policy) == 7  # administration, allow, the role's deny, four PCR denies: nothing else
     # Only the model key changes.
     assert set(statements(named(stack, "keys-training-data-policy"))) == {"AdministerWithoutUse"}
 
 
-def test_a_key_that_decrypts_with_attestation_takes_no_plain_decrypt_grant() -> None:
+def test_several_attested_grants_list_every_pinned_value_and_pcr8_only_if_all_pin_it() -> None:
+    current = EnclaveMeasurements(**PCRS, pcr8="d4" * 48)
+    previous = EnclaveMeasurements(pcr0="e5" * 48, pcr1="b2" * 48, pcr2="f6" * 48)  # unsigned
+
     def compose(keys: KeyHierarchy) -> None:
-        keys.grant_decrypt_with_attestation("model-weights", role("p1"), EnclaveMeasurements(**PCRS))
-        keys.grant_use_through_service("model-weights", role("p2"), "s3")
+        keys.grant_decrypt_with_attestation("model-weights", role("parent-new"), current)
+        keys.grant_decrypt_with_attestation("model-weights", role("parent-old"), previous)
         keys.seal()
 
-    with pytest.raises(ValueError, match=r"the model-weights key decrypts only with enclave "
-                                         r"attestation; remove .*\(ThroughS3\)"):
+    policy = statements(named(build(compose=compose), "keys-model-weights-policy"))
+    denies = {sid: s["Condition"]["StringNotEqualsIgnoreCase"] for sid, s in policy.items()
+              if sid.startswith("DenyPlaintextUnless")}
+    assert denies == {
+        "DenyPlaintextUnlessPCR0Pinned4": {"kms:RecipientAttestation:PCR0": ["a1" * 48, "e5" * 48]},
+        "DenyPlaintextUnlessPCR1Pinned5": {"kms:RecipientAttestation:PCR1": "b2" * 48},
+        "DenyPlaintextUnlessPCR2Pinned6": {"kms:RecipientAttestation:PCR2": ["c3" * 48, "f6" * 48]}}
+
+
+@pytest.mark.parametrize("other, refused", [
+    (lambda keys: keys.grant_use_through_service("model-weights", role("p2"), "s3"),
+     "GrantThroughS3, ThroughS3"),
+    (lambda keys: keys.grant_decrypt("model-weights", role("p3")), "Decrypt"),
+    (lambda keys: keys.grant_decrypt_through_service("model-weights", role("p4"), "s3"),
+     "DecryptThroughS3"),
+    # A KMS grant cannot carry attestation conditions: nobody may create one on this key.
+    (lambda keys: keys.allow_service_resource_creation("model-weights", "dynamodb"),
+     "CreateDynamodbResources"),
+])
+def test_a_key_that_decrypts_with_attestation_takes_no_plain_decrypt_grant(
+        other: Callable[[KeyHierarchy], None], refused: str) -> None:
+    def compose(keys: KeyHierarchy) -> None:
+        keys.grant_decrypt_with_attestation("model-weights", role("p1"), EnclaveMeasurements(**PCRS))
+        other(keys)
+        keys.seal()
+
+    with pytest.raises(ValueError, match=rf"the model-weights key decrypts only with enclave "
+                                         rf"attestation; remove .*\({refused}\)"):
         build(compose=compose)
+
+
+# -- who may do what on the attested key, evaluated as IAM does (tests/support/key_policy.py) ----
+GLASS = "arn:aws:iam::111122223333:role/break-glass"
+KEY_ADMIN = "arn:aws:iam::111122223333:role/kms-admin"
+MFA = {"aws:MultiFactorAuthPresent": "true"}
+
+
+@pytest.fixture(scope="module")
+def attested_stack() -> RecordedStack:
+    def compose(keys: KeyHierarchy) -> None:
+        keys.grant_decrypt_with_attestation("model-weights", role("enclave-parent"),
+                                            EnclaveMeasurements(**PCRS))
+        keys.grant_generate_data_key("model-weights", role("publisher"))
+        keys.seal()
+
+    return build(replace(ARGS, administrator_role_arns=(KEY_ADMIN,), break_glass_role_arn=GLASS,
+                         replica_regions=("eu-central-1",)), compose=compose)
+
+
+def attestation(**pcrs: str) -> dict[str, str]:
+    return {f"kms:RecipientAttestation:{name.upper()}": value for name, value in pcrs.items()}
+
+
+PINNED = attestation(**PCRS)
+
+
+@pytest.mark.parametrize("region", ["", "-eu-central-1"])
+def test_the_attested_key_denies_everyone_plaintext_outside_the_pinned_enclave(
+        attested_stack: RecordedStack, region: str) -> None:
+    from tests.support.key_policy import Request, evaluate
+
+    policy = named(attested_stack, f"keys-model-weights{region}-policy").inputs["policy"]
+    key = "arn:aws:kms:eu-west-1:111122223333:key/k"
+
+    def decide(principal: str, action: str, context: dict[str, str]) -> tuple[str, tuple[str, ...]]:
+        decision = evaluate(policy, Request(principal, action, key, context))
+        return decision.effect, decision.statements
+
+    foreign = {**PINNED, "kms:RecipientAttestation:PCR0": "ee" * 48}
+    debug = attestation(pcr0="0" * 96, pcr1="0" * 96, pcr2="0" * 96)
+    # Break-glass holds kms:* under MFA, yet gets no data key for an enclave other than the pinned
+    # one (its own EIF, a debug-mode enclave) nor without attestation, nor by re-wrapping it.
+    assert decide(GLASS, "kms:Decrypt", {**foreign, **MFA}) == (
+        "explicit-deny", ("DenyPlaintextUnlessPCR0Pinned3",))
+    assert decide(GLASS, "kms:Decrypt", {**debug, **MFA}) == (
+        "explicit-deny", ("DenyPlaintextUnlessPCR0Pinned3", "DenyPlaintextUnlessPCR1Pinned4",
+                          "DenyPlaintextUnlessPCR2Pinned5"))
+    for action in ("kms:Decrypt", "kms:ReEncryptFrom"):
+        assert decide(GLASS, action, MFA)[0] == "explicit-deny", action
+    assert decide(GLASS, "kms:Decrypt", {**PINNED, **MFA}) == ("allow", ("BreakGlass",))
+    # The key administrators and the account (with whatever IAM or a grant would allow) likewise.
+    for principal in (KEY_ADMIN, "arn:aws:iam::111122223333:root"):
+        assert decide(principal, "kms:Decrypt", foreign)[0] == "explicit-deny"
+        assert decide(principal, "kms:Decrypt", {})[0] == "explicit-deny"
+    # Administration stays with the administrators, and break-glass may still rewrite the policy.
+    for action in ADMIN_ACTIONS:
+        assert decide(KEY_ADMIN, action, {}) == ("allow", ("AdministerWithoutUse",)), action
+    assert decide(GLASS, "kms:PutKeyPolicy", MFA) == ("allow", ("BreakGlass",))
+    # Publishing: GenerateDataKey without Recipient (a new data key, no existing ciphertext).
+    publisher = named(attested_stack, "publisher").outputs["arn"]
+    assert decide(publisher, "kms:GenerateDataKey", {}) == ("allow", ("GenerateDataKey2",))
+    assert decide(publisher, "kms:Decrypt", {})[0] == "explicit-deny"
+    # The enclave's parent gets no plaintext data key, not even a fresh one.
+    parent = named(attested_stack, "enclave-parent").outputs["arn"]
+    assert decide(parent, "kms:Decrypt", PINNED) == ("allow", ("DecryptWithAttestation0",))
+    assert decide(parent, "kms:GenerateDataKey", {}) == ("explicit-deny", ("DenyWithoutAttestation1",))
 
 
 @pytest.mark.parametrize("pcr0, message", [

@@ -274,3 +274,47 @@ def test_prod_fleet_needs_two_instances() -> None:
 def test_client_cidrs_are_parsed() -> None:
     config = parse_stack_config({**VALID, "zero-trust-ai:enclaveClientCidrs": '["10.13.0.0/16"]'})
     assert config.enclave_client_cidrs == ("10.13.0.0/16",)
+
+
+# -- the artifacts the AMI pipeline bakes in ---------------------------------------------------------
+ARTIFACTS = {
+    "zero-trust-ai:enclaveEifObjectKey": "artifacts/digits-0123456789abcdef.eif",
+    "zero-trust-ai:enclaveEifSha256": "AB" * 32,
+    "zero-trust-ai:parentAgentObjectKey": "artifacts/parent-agent-fedcba9876543210.tar.gz",
+    "zero-trust-ai:parentAgentSha256": "cd" * 32,
+}
+
+
+def test_pinned_artifacts_are_parsed_and_absent_ones_are_none() -> None:
+    assert parse_stack_config(VALID).enclave_artifacts is None
+    artifacts = parse_stack_config({**VALID, **ARTIFACTS}).enclave_artifacts
+    assert artifacts is not None
+    assert (artifacts.eif_key, artifacts.eif_sha256) == ("artifacts/digits-0123456789abcdef.eif", "ab" * 32)
+    assert (artifacts.agent_key, artifacts.agent_sha256) == (
+        "artifacts/parent-agent-fedcba9876543210.tar.gz", "cd" * 32)
+    assert artifacts.problems() == []
+
+
+def test_artifacts_come_all_four_or_not_at_all() -> None:
+    for given in ({"zero-trust-ai:enclaveEifObjectKey", "zero-trust-ai:enclaveEifSha256"},
+                  {"zero-trust-ai:parentAgentSha256"}):
+        [problem] = problems_of(**{key.replace(":", "__"): value for key, value in ARTIFACTS.items()
+                                   if key in given})
+        missing = sorted(set(ARTIFACTS) - given)
+        assert problem.startswith(", ".join(key for key in ARTIFACTS if key in missing) + ": missing")
+    # An empty value is not a pin either.
+    [problem] = problems_of(**({key.replace(":", "__"): value for key, value in ARTIFACTS.items()}
+                               | {"zero-trust-ai__parentAgentSha256": ""}))
+    assert problem.startswith("zero-trust-ai:parentAgentSha256: missing")
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("enclaveEifObjectKey", "models/digits.eif", "under artifacts/ of the model bucket"),
+    ("parentAgentObjectKey", "artifacts/agent.tar.gz; reboot", "letters, digits and ._-/"),
+    ("enclaveEifSha256", "ab" * 31, "a SHA-256, 64 hex digits"),
+    ("parentAgentSha256", "zz" * 32, "a SHA-256, 64 hex digits"),
+])
+def test_bad_artifact_pins_are_refused(key: str, value: str, expected: str) -> None:
+    changes = {k.replace(":", "__"): v for k, v in ARTIFACTS.items()} | {f"zero-trust-ai__{key}": value}
+    [problem] = problems_of(**changes)
+    assert problem.startswith(f"zero-trust-ai:{key} = ") and expected in problem

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from components.keys import EnclaveMeasurements, _Grant, _policy_document
+from components.keys import EnclaveMeasurements, _Grant, _pinned_enclave_denies, _policy_document
 from tests.policy_packs.test_rules import NO_CONFIG, res, urns
 from ztpolicy.rule import Resource
 from ztpolicy.rules.enclave_user_data_no_debug import enclave_user_data_no_debug
@@ -113,19 +113,27 @@ def test_unreadable_user_data_fails_closed(user_data: str, fragment: str) -> Non
 
 
 # -- model-key-attestation-required --------------------------------------------------------------
+ABSENT = {"Null": {"kms:RecipientAttestation:PCR0": "true"}}
+
+
 def attested_policy(measurements: EnclaveMeasurements = PCRS, *, glass: str = "",
-                    extra: list[tuple[_Grant, dict[str, Any]]] | None = None) -> str:
-    """What KeyHierarchy writes for grant_decrypt_with_attestation (the same grant objects)."""
+                    extra: list[tuple[_Grant, dict[str, Any]]] | None = None,
+                    null_only: bool = False) -> str:
+    """What KeyHierarchy writes for grant_decrypt_with_attestation (the same grant objects).
+
+    null_only: the shape before the per-PCR denies: one Deny for everyone that only checks that
+    SOME attestation is present (Null), which let break-glass unwrap for any attested enclave."""
     role: dict[str, Any] = {"AWS": ROLE}
-    absent = {"Null": {"kms:RecipientAttestation:PCR0": "true"}}
+    everyone = ([_Grant("DenyPlaintextWithoutAttestation", {"AWS": "*"}, ("kms:Decrypt", "kms:ReEncryptFrom"),
+                        lambda a, r: ABSENT, effect="Deny")] if null_only
+                else _pinned_enclave_denies([measurements]))
     grants = [
         (_Grant("DecryptWithAttestation", role, ("kms:Decrypt",),
                 lambda a, r: {"StringEqualsIgnoreCase": measurements.conditions()}), role),
         (_Grant("DenyWithoutAttestation", role, ("kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"),
-                lambda a, r: absent, effect="Deny"), role),
-        (_Grant("DenyPlaintextWithoutAttestation", {"AWS": "*"}, ("kms:Decrypt", "kms:ReEncryptFrom"),
-                lambda a, r: absent, effect="Deny"), {"AWS": "*"}),
+                lambda a, r: ABSENT, effect="Deny"), role),
         *(extra or []),
+        *((grant, dict(grant.principal)) for grant in everyone),
     ]
     return _policy_document("aws", "111122223333", "eu-west-1", [], glass, grants)
 
@@ -186,7 +194,36 @@ def test_an_unsealed_model_key_is_caught() -> None:
     assert urns(found) == {"keys-model-weights"}
     messages = " ".join(f.message for f in found)
     assert "allows no principal kms:Decrypt under enclave attestation" in messages
-    assert "does not deny kms:Decrypt, kms:ReEncryptFrom to every principal" in messages
+    assert "does not deny kms:Decrypt, kms:ReEncryptFrom to every principal outside a pinned enclave" \
+        in messages
+
+
+def test_the_null_only_deny_for_everyone_is_caught() -> None:
+    # The reviewed shape: a deny that holds only when NO attestation is present lets break-glass
+    # (kms:*) have the data key wrapped for any attested enclave, its own EIF or a debug-mode one.
+    found = problems(stack(attested_policy(null_only=True, glass=GLASS)),
+                     {"breakGlassPrincipalArns": [GLASS]})
+    for pcr in ("PCR0", "PCR1", "PCR2"):
+        assert any(f"does not deny kms:Decrypt, kms:ReEncryptFrom to every principal unless {pcr} is "
+                   "the pinned value" in message for message in found), found
+    # ...while the per-PCR shape passes; with a signed EIF it needs the PCR8 statement as well.
+    signed = EnclaveMeasurements(pcr0="a1" * 48, pcr1="b2" * 48, pcr2="c3" * 48, pcr8="d4" * 48)
+    assert problems(stack(attested_policy(signed))) == []
+    without_pcr8 = json.loads(attested_policy(signed))
+    without_pcr8["Statement"] = [s for s in without_pcr8["Statement"]
+                                 if not s["Sid"].startswith("DenyPlaintextUnlessPCR8")]
+    [message] = problems(stack(json.dumps(without_pcr8)))
+    assert "unless PCR8 is the pinned value" in message
+
+
+def test_a_pinned_deny_with_an_image_sha384_key_or_case_differences_passes() -> None:
+    policy = edit(attested_policy(), "DenyPlaintextUnlessPCR0Pinned", Condition={
+        "StringNotEqualsIgnoreCase": {"kms:RecipientAttestation:ImageSha384": "A1" * 48}})
+    assert problems(stack(policy)) == []
+    # A key both forms pin: StringNotEquals is stricter still, so it counts as well.
+    policy = edit(attested_policy(), "DenyPlaintextUnlessPCR1Pinned", Condition={
+        "StringNotEquals": {"kms:RecipientAttestation:PCR1": "b2" * 48}})
+    assert problems(stack(policy)) == []
 
 
 @pytest.mark.parametrize("mutate, fragment", [
@@ -201,16 +238,38 @@ def test_an_unsealed_model_key_is_caught() -> None:
     # Debug-mode or malformed measurements.
     (lambda p: p.replace("a1" * 48, "0" * 96), "PCR0 is all zeros"),
     (lambda p: p.replace("b2" * 48, "b2" * 32), "PCR1 '" + "b2" * 32 + "' is not a SHA-384"),
-    # The denies missing or narrowed.
-    (lambda p: edit(p, "DenyPlaintextWithoutAttestation", Effect="Allow", Action=["kms:DescribeKey"]),
-     "does not deny kms:Decrypt, kms:ReEncryptFrom to every principal"),
-    (lambda p: edit(p, "DenyPlaintextWithoutAttestation", Condition={
-        "Null": {"kms:RecipientAttestation:PCR0": "true"},
-        "StringEquals": {"aws:PrincipalAccount": "999999999999"}}), "to every principal"),
-    (lambda p: edit(p, "DenyPlaintextWithoutAttestation", Condition={
-        "Null": {"kms:RecipientAttestation:PCR0": "false"}}), "to every principal"),
+    # The per-PCR denies for everyone missing, narrowed, or pinning something else.
+    (lambda p: edit(p, "DenyPlaintextUnlessPCR0Pinned", Effect="Allow", Action=["kms:DescribeKey"]),
+     "does not deny kms:Decrypt, kms:ReEncryptFrom to every principal unless PCR0 is the pinned value"),
+    (lambda p: edit(p, "DenyPlaintextUnlessPCR2Pinned", Action=["kms:Decrypt"]),
+     "does not deny kms:ReEncryptFrom to every principal unless PCR2 is the pinned value"),
+    (lambda p: edit(p, "DenyPlaintextUnlessPCR1Pinned", Principal={"AWS": ROLE}),
+     "unless PCR1 is the pinned value"),
+    (lambda p: edit(p, "DenyPlaintextUnlessPCR0Pinned", Condition={
+        "StringNotEqualsIgnoreCase": {"kms:RecipientAttestation:PCR0": "a1" * 48},
+        "StringEquals": {"aws:PrincipalAccount": "999999999999"}}), "unless PCR0 is the pinned value"),
+    # IfExists: reads as the same, but the pack takes only the shape KeyHierarchy writes.
+    (lambda p: edit(p, "DenyPlaintextUnlessPCR0Pinned", Condition={
+        "StringNotEqualsIgnoreCaseIfExists": {"kms:RecipientAttestation:PCR0": "a1" * 48}}),
+     "unless PCR0 is the pinned value"),
+    # One statement for all PCRs: its keys are ANDed, so it denies only an enclave that differs in all.
+    (lambda p: edit(p, "DenyPlaintextUnlessPCR0Pinned", Condition={"StringNotEqualsIgnoreCase": {
+        f"kms:RecipientAttestation:PCR{n}": v * 48 for n, v in enumerate(("a1", "b2", "c3"))}}),
+     "unless PCR0 is the pinned value"),
+    (lambda p: edit(p, "DenyPlaintextUnlessPCR2Pinned", Condition={
+        "StringNotEqualsIgnoreCase": {"kms:RecipientAttestation:PCR2": ["c3" * 48, "0" * 96]}}),
+     "denies unless PCR2 is all zeros, the measurement of a debug-mode enclave"),
+    (lambda p: edit(p, "DenyPlaintextUnlessPCR2Pinned", Condition={
+        "StringNotEqualsIgnoreCase": {"kms:RecipientAttestation:PCR2": ["c3" * 48, "ee" * 48]}}),
+     "but the attested Allows pin ['" + "c3" * 48 + "']"),
+    (lambda p: edit(p, "DenyPlaintextUnlessPCR1Pinned", Condition={
+        "StringNotEqualsIgnoreCase": {"kms:RecipientAttestation:PCR1": "ee" * 48}}),
+     "does not deny kms:Decrypt, kms:ReEncryptFrom to every principal unless PCR1 is the pinned value"),
+    # The role's deny without attestation.
     (lambda p: edit(p, "DenyWithoutAttestation", Action=["kms:Decrypt"]),
      f"does not deny {ROLE} kms:ReEncryptTo, kms:GenerateDataKey"),
+    (lambda p: edit(p, "DenyWithoutAttestation", Condition={
+        "Null": {"kms:RecipientAttestation:PCR0": "false"}}), f"does not deny {ROLE}"),
 ])
 def test_weakened_policies_are_caught(mutate: Any, fragment: str) -> None:
     found = problems(stack(mutate(attested_policy())))

@@ -33,7 +33,8 @@ def run_enclave(socket_path: str, kms_endpoint: str, key_policies: dict[str, str
         kms = boto3.client("kms", region_name=enclave_config.region, endpoint_url=kms_endpoint,
                            aws_access_key_id=credentials.get("access_key_id"),
                            aws_secret_access_key=credentials.get("secret_access_key"))
-        standin = KmsStandIn(kms, key_policies, pki.root_der, role_arn)
+        # As KMS: the key policy, not the stand-in, refuses a debug-mode enclave.
+        standin = KmsStandIn(kms, key_policies, pki.root_der, role_arn, refuse_debug_documents=False)
         return AttestedKmsUnwrapper(standin, source, key_arns=list(enclave_config.key_arns))
 
     app = EnclaveApp(EnclaveConfig(region=config["region"], key_arns=tuple(config["key_arns"]),

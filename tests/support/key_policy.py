@@ -5,9 +5,10 @@ Covered: Effect Allow/Deny; Principal "*", {"AWS": ARN, account id, account root
 with `*`/`?` wildcards; the condition operators StringEquals, StringNotEquals, StringEqualsIgnoreCase,
 StringNotEqualsIgnoreCase, StringLike, StringNotLike, ArnEquals, ArnNotEquals, ArnLike, ArnNotLike,
 Bool and Null, each with the `IfExists` suffix; single-valued condition keys. Semantics: every
-operator and every key in a Condition must hold (AND), any listed value may match (OR); a key
-absent from the request makes a positive operator false and a negated operator true (IAM's rule);
-an explicit Deny wins over any Allow; no Allow is an implicit deny.
+operator and every key in a Condition must hold (AND), any listed value may match (OR), and for a
+negated operator none may (NOR); a key absent from the request makes a positive operator false and
+a negated operator true (IAM's rule; `...IfExists`: true); an explicit Deny wins over any Allow; no
+Allow is an implicit deny.
 
 The account principal (`arn:aws:iam::<account>:root` or the bare id) delegates to IAM. The stand-in
 has no IAM policies, so it assumes the caller's IAM policy allows everything the key policy

@@ -13,6 +13,7 @@ a test enclave. `KmsStandIn.decrypt(**kwargs)` takes boto3's arguments and answe
 4. the key policy configured for the key that moto names is evaluated (tests/support/key_policy.py)
    for the caller, kms:Decrypt, and the request's condition keys: kms:CallerAccount,
    kms:EncryptionAlgorithm, kms:EncryptionContext:<key>, aws:PrincipalArn, aws:PrincipalAccount,
+   aws:MultiFactorAuthPresent when `mfa` is given (absent otherwise, as for long-term keys),
    and, from the VERIFIED document only, kms:RecipientAttestation:PCR<n> and
    kms:RecipientAttestation:ImageSha384 (= PCR0) as lower-case hex. Explicit deny or no allow:
    AccessDeniedException (KMS's wording); a policy construct the evaluator does not know:
@@ -22,9 +23,11 @@ a test enclave. `KmsStandIn.decrypt(**kwargs)` takes boto3's arguments and answe
    AES-256 content key, AES-256-CBC with PKCS#7 padding, key transport RSAES-OAEP-SHA256 with MGF1
    SHA-256, rid = subjectKeyIdentifier) and no `Plaintext` key at all.
 
-Stricter than KMS on one point: a document whose image PCRs (0, 1, 2) are zero (debug mode) is
-refused with AccessDeniedException even if a policy would match zeros. Every answer is recorded
-in `requests` with its outcome, for tests to read.
+Stricter than KMS on one point, by default: a document whose image PCRs (0, 1, 2) are zero (debug
+mode) is refused with AccessDeniedException even if a policy would match zeros. KMS itself has no
+such rule; only the key policy refuses a debug-mode enclave. Tests of a key policy therefore pass
+`refuse_debug_documents=False`, so that the POLICY is what refuses. Every answer is recorded in
+`requests` with its outcome, for tests to read.
 """
 
 from __future__ import annotations
@@ -134,12 +137,18 @@ class KmsStandIn:
     max_document_age: attestation documents older than this are refused (5 minutes; assumed, KMS
         does not document its limit).
     cms_encoding: "ber" (streaming, as KMS) or "der".
+    extra_context: further condition keys for every request.
+    mfa: aws:MultiFactorAuthPresent ("true"/"false") for the caller's session; None (default): the
+        key is absent, as for long-term access keys.
+    refuse_debug_documents: refuse documents with all-zero image PCRs before the policy is evaluated
+        (default True; stricter than KMS). False leaves the decision to the key policy, as in KMS.
     """
 
     def __init__(self, kms_client: Any, key_policies: Mapping[str, str], trusted_root_der: bytes,
                  caller_arn: str, *, now: datetime | Callable[[], datetime] | None = None,
                  max_document_age: timedelta = timedelta(minutes=5), cms_encoding: CmsEncoding = "ber",
-                 extra_context: Mapping[str, str] | None = None) -> None:
+                 extra_context: Mapping[str, str] | None = None, mfa: bool | None = None,
+                 refuse_debug_documents: bool = True) -> None:
         self._kms = kms_client
         self.meta = kms_client.meta  # region_name, as a boto3 client has
         self.key_policies = dict(key_policies)
@@ -149,6 +158,9 @@ class KmsStandIn:
         self._max_age = max_document_age
         self._encoding: CmsEncoding = cms_encoding
         self._extra_context = dict(extra_context or {})
+        if mfa is not None:
+            self._extra_context["aws:MultiFactorAuthPresent"] = "true" if mfa else "false"
+        self._refuse_debug = refuse_debug_documents
         self.requests: list[Outcome] = []
 
     # -- errors, as botocore raises them ---------------------------------------------------------
@@ -221,7 +233,7 @@ class KmsStandIn:
             invalid("The attestation document's public key is not a DER SubjectPublicKeyInfo")
         if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < 2048:
             invalid("The attestation document's public key must be RSA, 2048 bits or more")
-        if document.debug_mode:
+        if self._refuse_debug and document.debug_mode:
             self._fail("AccessDeniedException", "The attestation document reports all-zero image "
                        "PCRs (a debug-mode enclave); refused", key_arn=None, recipient=True)
         return document

@@ -47,3 +47,20 @@ def test_zones_match_the_region() -> None:
 def test_unknown_invokes_fail_loudly() -> None:
     with pytest.raises(NotImplementedError, match="no mock for invoke aws:s3/getBucket:getBucket"):
         AwsMocks("eu-west-1").call(MockCallArgs("aws:s3/getBucket:getBucket", {}, ""))
+
+
+def test_ssm_parameters_answer_like_parameter_store() -> None:
+    mocks = AwsMocks("eu-west-1")
+    name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    public = mocks.call(MockCallArgs("aws:ssm/getParameter:getParameter", {"name": name}, ""))
+    assert str(public["value"]).startswith("ami-") and len(str(public["value"])) == 21
+    assert public["insecureValue"] == public["value"] and public["type"] == "String"
+    assert public["arn"] == f"arn:aws:ssm:eu-west-1::parameter{name}"  # public: no account
+    other = mocks.call(MockCallArgs("aws:ssm/getParameter:getParameter",
+                                    {"name": name.replace("x86_64", "arm64")}, ""))
+    assert other["value"] != public["value"]
+    parameter_id, parameter = created(mocks, "aws:ssm/parameter:Parameter", "p", name="/ztai/ami-id")
+    assert parameter_id == "/ztai/ami-id"
+    assert parameter["arn"] == f"arn:aws:ssm:eu-west-1:{PREVIEW_ACCOUNT_ID}:parameter/ztai/ami-id"
+    _, rule = created(mocks, "aws:cloudwatch/eventRule:EventRule", "r", name="image-available")
+    assert rule["arn"] == f"arn:aws:events:eu-west-1:{PREVIEW_ACCOUNT_ID}:rule/image-available"

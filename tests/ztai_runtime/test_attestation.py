@@ -497,6 +497,37 @@ def test_policy_evaluation_follows_iam_semantics() -> None:
                                           "Action": "kms:*", "Resource": "*"}]}), {})
 
 
+def test_negated_operators_hold_without_the_key_and_deny_every_value_not_listed() -> None:
+    # What the per-PCR denies of the model key rely on (IAM: a negated operator is true when the
+    # key is absent; several values of one negated operator are NORed).
+    pinned = PCRS[0].hex()
+    allow = {"Sid": "Allow", "Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*"}
+
+    def with_deny(condition: dict[str, Any], context: Mapping[str, str]) -> str:
+        deny = {"Sid": "Deny", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "kms:Decrypt",
+                "Resource": "*", "Condition": condition}
+        return decide(json.dumps({"Statement": [allow, deny]}), context)
+
+    unless = {"StringNotEqualsIgnoreCase": {"kms:RecipientAttestation:PCR0": pinned}}
+    assert with_deny(unless, {}) == "explicit-deny"  # no attestation at all
+    assert with_deny(unless, {"kms:RecipientAttestation:PCR0": "ee" * 48}) == "explicit-deny"
+    assert with_deny(unless, {"kms:RecipientAttestation:PCR0": pinned.upper()}) == "allow"  # case
+    assert with_deny(unless, {"kms:RecipientAttestation:PCR1": pinned}) == "explicit-deny"  # other key
+    listed = {"StringNotEqualsIgnoreCase": {"kms:RecipientAttestation:PCR0": ["aa" * 48, pinned]}}
+    assert with_deny(listed, {"kms:RecipientAttestation:PCR0": pinned}) == "allow"  # NOR: one matches
+    assert with_deny(listed, {"kms:RecipientAttestation:PCR0": "ee" * 48}) == "explicit-deny"
+    if_exists = {"StringNotEqualsIgnoreCaseIfExists": {"kms:RecipientAttestation:PCR0": pinned}}
+    assert with_deny(if_exists, {}) == "explicit-deny"
+    assert with_deny({"StringNotEquals": {"kms:RecipientAttestation:PCR0": pinned}},
+                     {"kms:RecipientAttestation:PCR0": pinned.upper()}) == "explicit-deny"  # case-sensitive
+    # Bool, as the break-glass statement uses it: the key absent (long-term keys) or false is no MFA.
+    mfa = json.dumps({"Statement": [{**allow, "Condition": {
+        "Bool": {"aws:MultiFactorAuthPresent": "true"}}}]})
+    assert decide(mfa, {}) == "implicit-deny"
+    assert decide(mfa, {"aws:MultiFactorAuthPresent": "false"}) == "implicit-deny"
+    assert decide(mfa, {"aws:MultiFactorAuthPresent": "true"}) == "allow"
+
+
 # -- the attested decrypt, end to end at library level --------------------------------------------------
 
 @dataclass
@@ -767,3 +798,127 @@ def test_the_policy_the_component_renders_gates_the_attested_decrypt(weights: We
         weights.decrypt(KmsUnwrapper(admin, key_arns=[weights.key_arn]))
     assert [r.result for r in standin.requests] == ["ciphertext-for-recipient", "AccessDeniedException",
                                                     "AccessDeniedException", "AccessDeniedException"]
+
+
+# -- break-glass, administrators and grants under the rendered policy (the review's finding) ------------
+# Before the per-PCR denies, the deny for everyone only checked that SOME attestation was present:
+# break-glass (kms:* with MFA), or anyone it gave a grant, could have the data key wrapped for any
+# attested enclave (a debug-mode one, or its own EIF) whose memory the parent reads.
+GLASS = "arn:aws:iam::123456789012:role/break-glass"
+KEY_ADMIN = "arn:aws:iam::123456789012:role/kms-admin"
+ROOT = "arn:aws:iam::123456789012:root"
+OWN_EIF = measurements("break-glass-image")  # another image: PCR0 and PCR2 differ, same kernel
+DEBUG = {**PCRS, 0: ZERO_PCR, 1: ZERO_PCR, 2: ZERO_PCR}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    policy: str  # what KeyHierarchy wrote for the model-weights key
+    sids: dict[str, str]  # "PCR0" -> the Sid of its deny for everyone
+
+
+@pytest.fixture(scope="module")
+def rendered() -> Rendered:
+    import pulumi_aws as aws
+
+    from components.keys import EnclaveMeasurements, KeyHierarchy, KeyHierarchyArgs
+    from tests.components.test_keys import build, named, statements
+
+    def compose(keys: KeyHierarchy) -> None:
+        inference = aws.iam.Role("inference", assume_role_policy=json.dumps({"Version": "2012-10-17",
+                                                                             "Statement": []}))
+        keys.grant_decrypt_with_attestation("model-weights", inference, EnclaveMeasurements(
+            pcr0=PCRS[0].hex(), pcr1=PCRS[1].hex(), pcr2=PCRS[2].hex()))
+        keys.seal()
+
+    stack = build(KeyHierarchyArgs(environment="prod", owner="ml", region="eu-west-1",
+                                   administrator_role_arns=(KEY_ADMIN,), break_glass_role_arn=GLASS),
+                  compose)
+    resource = named(stack, "keys-model-weights-policy")
+    sids = {sid.removeprefix("DenyPlaintextUnless")[:4]: sid for sid in statements(resource)
+            if sid.startswith("DenyPlaintextUnless")}
+    assert set(sids) == {"PCR0", "PCR1", "PCR2"}
+    return Rendered(resource.inputs["policy"], sids)
+
+
+def as_if_granted(policy: str, principal: str) -> str:
+    """The policy plus an Allow of kms:Decrypt for `principal`, standing in for what a KMS grant (or
+    an IAM policy) would add: the stand-in evaluates one document, and KMS honours an explicit Deny
+    of the key policy whatever allows the request elsewhere ("explicitly allowed, and never
+    denied"; a grant "can allow access ... but not deny access")."""
+    document = json.loads(policy)
+    document["Statement"].append({"Sid": "AsIfGranted", "Effect": "Allow", "Principal": {"AWS": principal},
+                                  "Action": "kms:Decrypt", "Resource": "*"})
+    return json.dumps(document)
+
+
+def null_only(policy: str) -> str:
+    """The reviewed shape: the per-PCR denies replaced by one Deny for everyone without attestation."""
+    document = json.loads(policy)
+    document["Statement"] = [s for s in document["Statement"]
+                             if not s["Sid"].startswith("DenyPlaintextUnless")]
+    document["Statement"].append({
+        "Sid": "DenyPlaintextWithoutAttestation", "Effect": "Deny", "Principal": {"AWS": "*"},
+        "Action": ["kms:Decrypt", "kms:ReEncryptFrom"], "Resource": "*",
+        "Condition": {"Null": {"kms:RecipientAttestation:PCR0": "true"}}})
+    return json.dumps(document)
+
+
+def denied_by(weights: Weights, standin: KmsStandIn, pcrs: Mapping[int, bytes] | None) -> str:
+    unwrapper = (KmsUnwrapper(standin, key_arns=[weights.key_arn]) if pcrs is None
+                 else weights.unwrapper(standin, pcrs))
+    with pytest.raises(UnwrapError, match="AccessDeniedException"):
+        weights.decrypt(unwrapper)
+    detail = standin.requests[-1].detail
+    assert "explicit deny" in detail, detail
+    return detail
+
+
+def test_the_null_only_deny_let_break_glass_unwrap_for_any_enclave(weights: Weights,
+                                                                  rendered: Rendered) -> None:
+    # Why the policy changed: under the old shape break-glass gets the data key for its own EIF
+    # and for a debug-mode enclave (the stand-in's own debug refusal off: KMS has none).
+    old = KmsStandIn(weights.kms, {weights.key_arn: null_only(rendered.policy)}, weights.pki.root_der,
+                     GLASS, mfa=True, refuse_debug_documents=False)
+    for pcrs in (OWN_EIF, DEBUG):
+        assert weights.decrypt(weights.unwrapper(old, pcrs)) == weights.plaintext
+    assert [r.result for r in old.requests] == ["ciphertext-for-recipient"] * 2
+
+
+def test_break_glass_gets_no_data_key_for_an_enclave_other_than_the_pinned_one(
+        weights: Weights, rendered: Rendered) -> None:
+    standin = KmsStandIn(weights.kms, {weights.key_arn: rendered.policy}, weights.pki.root_der, GLASS,
+                         mfa=True, refuse_debug_documents=False)
+    # Its own EIF: PCR0 and PCR2 differ from the pinned ones, each deny refuses on its own.
+    detail = denied_by(weights, standin, OWN_EIF)
+    assert rendered.sids["PCR0"] in detail and rendered.sids["PCR2"] in detail
+    assert rendered.sids["PCR1"] not in detail  # same kernel
+    # One PCR off is enough (a statement naming all PCRs would have let this through: ANDed keys).
+    assert rendered.sids["PCR1"] in denied_by(weights, standin, {**PCRS, 1: measurement("other-kernel")})
+    # A debug-mode enclave: refused by the POLICY (the stand-in's own check is off), every PCR deny.
+    detail = denied_by(weights, standin, DEBUG)
+    assert all(sid in detail for sid in rendered.sids.values()), detail
+    # No attestation at all: plaintext to the caller.
+    assert all(sid in denied_by(weights, standin, None) for sid in rendered.sids.values())
+    no_plaintext_left(standin)
+    # The pinned enclave still decrypts, for break-glass as for the instance role: the weights
+    # stay inside the enclave the stack trusts.
+    assert weights.decrypt(weights.unwrapper(standin)) == weights.plaintext
+    # Without MFA break-glass has no allow at all.
+    no_mfa = KmsStandIn(weights.kms, {weights.key_arn: rendered.policy}, weights.pki.root_der, GLASS,
+                        mfa=False, refuse_debug_documents=False)
+    with pytest.raises(UnwrapError, match="AccessDeniedException"):
+        weights.decrypt(weights.unwrapper(no_mfa))
+    assert "no resource-based policy allows" in no_mfa.requests[-1].detail
+
+
+@pytest.mark.parametrize("caller", [ROOT, KEY_ADMIN], ids=["account-root", "key-administrator"])
+def test_the_account_and_administrators_get_no_data_key_outside_the_pinned_enclave_even_if_granted(
+        weights: Weights, rendered: Rendered, caller: str) -> None:
+    policy = as_if_granted(rendered.policy, caller)
+    standin = KmsStandIn(weights.kms, {weights.key_arn: policy}, weights.pki.root_der, caller,
+                         mfa=True, refuse_debug_documents=False)
+    assert rendered.sids["PCR0"] in denied_by(weights, standin, OWN_EIF)
+    assert all(sid in denied_by(weights, standin, DEBUG) for sid in rendered.sids.values())
+    assert all(sid in denied_by(weights, standin, None) for sid in rendered.sids.values())
+    no_plaintext_left(standin)

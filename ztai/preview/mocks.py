@@ -101,6 +101,17 @@ class AwsMocks(Mocks):
             prefix_list_id = str(args.args.get("prefixListId") or f"pl-{_digest(name)[:8]}")
             return {"id": prefix_list_id, "prefixListId": prefix_list_id, "name": name,
                     "cidrBlocks": ["198.51.100.0/24", "203.0.113.0/24"], "region": self.region}
+        if token == "aws:ssm/getParameter:getParameter":
+            # AWS's public parameters name AMIs (/aws/service/ami-amazon-linux-latest/...): an
+            # ami- id derived from the name; any other parameter a plain String value.
+            name = str(args.args.get("name"))
+            value = (f"ami-{_digest(self.region, name)[:17]}" if name.startswith("/aws/service/ami-")
+                     else f"value-of-{name.strip('/').replace('/', '-')}")
+            owner = "" if name.startswith("/aws/") else self.account_id  # public: no account
+            return {"id": name, "name": name, "type": "String", "value": value,
+                    "insecureValue": value, "version": 1, "withDecryption": True,
+                    "region": self.region,
+                    "arn": f"arn:{self.partition}:ssm:{self.region}:{owner}:parameter{name}"}
         raise NotImplementedError(
             f"the offline preview has no mock for invoke {token}; add one to ztai/preview/mocks.py "
             "that returns what AWS would")
@@ -210,6 +221,16 @@ class AwsMocks(Mocks):
             resource_id = (f"arn:{partition}:elasticloadbalancing:{region}:{account}:targetgroup/"
                            f"{name}/{digest[:16]}")
             state.update({"arn": resource_id, "name": name})
+        elif args.typ == "aws:ssm/parameter:Parameter":
+            # A parameter's id is its name; names with a leading / give parameter/<path>.
+            resource_id = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
+            path = resource_id if resource_id.startswith("/") else f"/{resource_id}"
+            state.update({"name": resource_id, "version": 1,
+                          "arn": f"arn:{partition}:ssm:{region}:{account}:parameter{path}"})
+        elif args.typ == "aws:cloudwatch/eventRule:EventRule":
+            resource_id = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
+            state.update({"name": resource_id,
+                          "arn": f"arn:{partition}:events:{region}:{account}:rule/{resource_id}"})
         elif args.typ == "aws:autoscaling/group:Group":
             resource_id = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
             state.update({"name": resource_id, "arn": f"arn:{partition}:autoscaling:{region}:"

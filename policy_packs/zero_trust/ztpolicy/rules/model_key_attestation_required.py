@@ -12,11 +12,22 @@ the key's own `policy`) must
 - allow nobody else `kms:Decrypt` without those conditions, and nobody `kms:ReEncryptFrom`
   (ReEncrypt takes no attestation), except the `breakGlassPrincipalArns` of this rule's
   configuration;
-- deny every principal (`*`) `kms:Decrypt` and `kms:ReEncryptFrom`, and each attested principal
-  also `kms:ReEncrypt*` and `kms:GenerateDataKey*`, with the single condition
-  `Null: {"kms:RecipientAttestation:PCR0": "true"}` (or `ImageSha384`). KMS sets those keys only
-  when the request carries a signed attestation document; any further condition would narrow the
-  deny, so it does not count.
+- deny every principal (`*`, break-glass included) `kms:Decrypt` and `kms:ReEncryptFrom` unless the
+  request attests the pinned enclave: for PCR0, PCR1, PCR2, and every other PCR all the attested
+  Allows pin (PCR8 for a signed EIF), a Deny whose single condition is
+  `StringNotEqualsIgnoreCase` (or `StringNotEquals`) on `kms:RecipientAttestation:PCR<n>` (for
+  PCR0 also `ImageSha384`) with exactly the values the Allows pin. A negated operator holds when the key is
+  absent, so the deny also covers a request without attestation (and ReEncrypt, which never has
+  one). One statement per PCR: the keys of one condition block are ANDed, so a statement naming
+  several PCRs would deny only an enclave that differs in all of them. A deny that only checks
+  that some attestation is present (`Null ... = true`) does not count: break-glass, or any
+  principal a KMS grant names, could then have the data key wrapped for any attested enclave, a
+  debug-mode one or its own EIF, whose memory the parent reads. A value the Allows do not pin
+  would open the key to another enclave; a pinned value missing would lock the enclave out.
+- deny each attested principal also `kms:ReEncrypt*` and `kms:GenerateDataKey*`, with the single
+  condition `Null: {"kms:RecipientAttestation:PCR0": "true"}` (or `ImageSha384`): no plaintext
+  data key for the parent instance. KMS sets those keys only when the request carries a signed
+  attestation document; any further condition would narrow the deny, so it does not count.
 
 KMS grants (`aws.kms.Grant`) on a model key that allow Decrypt, ReEncryptFrom or CreateGrant are
 violations too: a grant cannot carry attestation conditions. Policies not known yet (a real
@@ -51,6 +62,8 @@ MODEL_PURPOSE = "model-weights"
 _ATTESTATION = "kms:recipientattestation:"
 _REQUIRED_PCRS = ("pcr0", "pcr1", "pcr2")
 _MATCH_OPERATORS = {"stringequalsignorecase", "stringequals"}
+# Negated operators hold when the key is absent (IAM), so these denies also cover no attestation.
+_UNLESS_OPERATORS = {"stringnotequalsignorecase", "stringnotequals"}
 _PRESENCE_KEYS = {f"{_ATTESTATION}pcr0", f"{_ATTESTATION}imagesha384"}
 _MEASUREMENT = re.compile(r"^[0-9a-fA-F]{96}$")
 EVERYONE_DENIED = ("kms:Decrypt", "kms:ReEncryptFrom")
@@ -75,17 +88,29 @@ def _measurement_problem(value: Any) -> str | None:
     return None
 
 
-def attestation_issue(condition: Any) -> str | None:
-    """Why a Decrypt Allow's condition does not pin an attested enclave; None when it does."""
+def _pcr_name(key: Any) -> str | None:
+    """`kms:RecipientAttestation:PCR<n>` -> "pcr<n>" (ImageSha384 is PCR0), else None."""
+    name = str(key).lower()
+    if not name.startswith(_ATTESTATION):
+        return None
+    return name.removeprefix(_ATTESTATION).replace("imagesha384", "pcr0")
+
+
+def pinned_values(condition: Any) -> dict[str, list[Any]]:
+    """PCR name -> the values a Decrypt Allow's condition requires (StringEquals[IgnoreCase])."""
     pinned: dict[str, list[Any]] = {}
     for operator, block in (condition.items() if isinstance(condition, Mapping) else ()):
         if str(operator).lower() not in _MATCH_OPERATORS or not isinstance(block, Mapping):
             continue
         for key, values in block.items():
-            key = str(key).lower()
-            if key.startswith(_ATTESTATION):
-                name = key.removeprefix(_ATTESTATION).replace("imagesha384", "pcr0")
+            if (name := _pcr_name(key)) is not None:
                 pinned.setdefault(name, []).extend(as_list(values))
+    return pinned
+
+
+def attestation_issue(condition: Any) -> str | None:
+    """Why a Decrypt Allow's condition does not pin an attested enclave; None when it does."""
+    pinned = pinned_values(condition)
     missing = [name.upper() for name in _REQUIRED_PCRS if not pinned.get(name)]
     if missing:
         return (f"without attestation conditions on {', '.join(missing)} (StringEqualsIgnoreCase "
@@ -109,10 +134,62 @@ def _absent_attestation_only(condition: Any) -> bool:
     return str(key).lower() in _PRESENCE_KEYS and values == ["true"]
 
 
-def _denies_without_attestation(statement: Mapping[str, Any]) -> bool:
+def _unconditional_deny(statement: Mapping[str, Any]) -> bool:
+    """A Deny that no element but its Condition narrows."""
     return (statement.get("Effect") == "Deny" and "NotPrincipal" not in statement
-            and "NotResource" not in statement and "*" in as_list(statement.get("Resource"))
-            and _absent_attestation_only(statement.get("Condition")))
+            and "NotResource" not in statement and "NotAction" not in statement
+            and "*" in as_list(statement.get("Resource")))
+
+
+def _denies_without_attestation(statement: Mapping[str, Any]) -> bool:
+    return _unconditional_deny(statement) and _absent_attestation_only(statement.get("Condition"))
+
+
+def _unless_pinned(statement: Mapping[str, Any]) -> tuple[str, list[str]] | None:
+    """(PCR name, values) for a Deny whose only condition is "PCR<n> is none of these values"."""
+    condition = statement.get("Condition")
+    if not _unconditional_deny(statement) or not isinstance(condition, Mapping) or len(condition) != 1:
+        return None
+    [(operator, block)] = condition.items()
+    if str(operator).lower() not in _UNLESS_OPERATORS or not isinstance(block, Mapping) or len(block) != 1:
+        return None
+    [(key, values)] = block.items()
+    name = _pcr_name(key)
+    return (name, [str(v) for v in as_list(values)]) if name is not None else None
+
+
+def _pinned_enclave_problems(statements: Sequence[tuple[int, Mapping[str, Any]]], label: str,
+                             pins: Sequence[Mapping[str, list[Any]]]) -> list[str]:
+    """The per-PCR denies for everyone (see the module docstring), against the Allows' pins."""
+    shape = ("(Deny, Principal *, StringNotEqualsIgnoreCase kms:RecipientAttestation:PCR<n>: the "
+             "pinned value, no other condition; one statement per PCR)")
+    if not pins:
+        return [f"{label} does not deny {', '.join(EVERYONE_DENIED)} to every principal outside a "
+                f"pinned enclave {shape}"]
+    required = [name for name in pins[0] if all(name in pin for pin in pins)]
+    required = sorted(set(required) | set(_REQUIRED_PCRS))
+    problems: list[str] = []
+    for name in required:
+        expected = {str(value).lower() for pin in pins for value in pin.get(name, [])}
+        candidates = [(index, statement, unless) for index, statement in statements
+                      if (unless := _unless_pinned(statement)) is not None and unless[0] == name
+                      and _applies_to(statement, "*")]
+        for index, statement, (_, values) in candidates:
+            sid = statement.get("Sid") or f"#{index}"
+            for value in values:
+                if (problem := _measurement_problem(value)) is not None:
+                    problems.append(f"{label} statement {sid} denies unless {name.upper()} {problem}")
+            if {value.lower() for value in values} != expected:
+                problems.append(f"{label} statement {sid} denies unless {name.upper()} is one of "
+                                f"{sorted(values)}, but the attested Allows pin {sorted(expected)}")
+        matching = [statement for _, statement, (_, values) in candidates
+                    if {value.lower() for value in values} == expected]
+        missing = [action for action in EVERYONE_DENIED
+                   if not any(_covers(statement, action) for statement in matching)]
+        if missing:
+            problems.append(f"{label} does not deny {', '.join(missing)} to every principal unless "
+                            f"{name.upper()} is the pinned value {shape}")
+    return problems
 
 
 def _applies_to(statement: Mapping[str, Any], principal: str) -> bool:
@@ -132,6 +209,7 @@ def document_problems(document: Any, label: str, break_glass: set[str]) -> list[
     glass = {identity(p) for p in break_glass}
     problems: list[str] = []
     attested: list[str] = []
+    pins: list[dict[str, list[Any]]] = []
     for index, statement in statements:
         if statement.get("Effect") != "Allow":
             continue
@@ -154,16 +232,14 @@ def document_problems(document: Any, label: str, break_glass: set[str]) -> list[
                             "anyone with a copy of the enclave image could decrypt; name the role")
         else:
             attested += principals
+            pins.append(pinned_values(statement.get("Condition")))
     if not attested and not problems:
         problems.append(f"{label} allows no principal kms:Decrypt under enclave attestation "
                         "(KeyHierarchy.grant_decrypt_with_attestation)")
-    denies = [s for _, s in statements if _denies_without_attestation(s)]
-    missing = [action for action in EVERYONE_DENIED
-               if not any(_covers(s, action) and _applies_to(s, "*") for s in denies)]
-    if missing:
-        problems.append(f"{label} does not deny {', '.join(missing)} to every principal when the "
-                        "attestation is absent (Deny, Principal *, Null "
-                        "kms:RecipientAttestation:PCR0 = true, no other condition)")
+    problems += _pinned_enclave_problems(statements, label, pins)
+    # Absent attestation: the Null denies, and the per-PCR ones (a negated operator holds then).
+    denies = [s for _, s in statements
+              if _denies_without_attestation(s) or _unless_pinned(s) is not None]
     for principal in dict.fromkeys(attested):
         gaps = [action for action in ATTESTED_ROLE_DENIED
                 if not any(_covers(s, action) and _applies_to(s, principal) for s in denies)]
@@ -212,7 +288,8 @@ def model_key_attestation_required(resources: Sequence[Resource],
 RULE = Rule(
     name="model-key-attestation-required",
     description="The model-weights key must allow kms:Decrypt only under Nitro Enclave attestation "
-                "(non-zero PCR0/1/2) and deny plaintext to everyone without it.",
+                "(non-zero PCR0/1/2) and deny plaintext to everyone, break-glass included, outside "
+                "an enclave with the pinned measurements.",
     section="4.2",
     severity=Severity.CRITICAL,
     remediation="Grant with KeyHierarchy.grant_decrypt_with_attestation(\"model-weights\", role, "
