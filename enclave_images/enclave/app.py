@@ -126,8 +126,12 @@ class EnclaveApp:
         return self._model is not None
 
     def serve(self, listener: socket.socket) -> None:
+        """Serve until the listener is closed."""
         while True:
-            connection, _ = listener.accept()
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return  # closed: the enclave (or a test) is shutting down
             threading.Thread(target=self._connection, args=(connection,), daemon=True).start()
 
     def _connection(self, connection: socket.socket) -> None:
