@@ -116,6 +116,8 @@ fleet = EnclaveInferenceFleet(
         data_classification=next(s.data_classification for s in config.segments
                                  if s.name == "inference"),
         protect=config.is_prod,
+        # Without pinned artifacts no image is built at deploy: the group is created empty.
+        image_built_at_deploy=config.enclave_artifacts is not None,
     ),
 )
 keys.grant_decrypt_with_attestation("model-weights", fleet.instance_role, config.enclave_measurements)
@@ -157,10 +159,14 @@ keys.grant_use_through_service("inference", ami_pipeline.execution_role, "ec2")
 keys.grant_cloudwatch_logs(ami_pipeline.log_group_prefix)
 # The fleet owns the image parameter and the bucket: it lets the pipeline write the one and read
 # the artifact prefix of the other (whose SSE-KMS layer is the inference key, through S3 only).
-fleet.grant_image_publishing(ami_pipeline.execution_role)
+publish_image = fleet.grant_image_publishing(ami_pipeline.execution_role)
 if config.enclave_artifacts is not None:
-    fleet.grant_artifact_read(ami_pipeline.instance_role)
+    read_artifacts = fleet.grant_artifact_read(ami_pipeline.instance_role)
     keys.grant_decrypt_through_service("inference", ami_pipeline.instance_role, "s3")
+    # First boot: the parameter's first value is stock AL2023. One image is built now (tens of
+    # minutes of `pulumi up`), its distribution writes the parameter, and the group launches
+    # only after it.
+    fleet.launch_after(ami_pipeline.build_image(after=[publish_image, read_artifacts]))
 
 # A new image reaches the instances: when Image Builder reports one of the pipeline's images
 # AVAILABLE (its id already in the parameter), a function starts an instance refresh of the group.
@@ -174,6 +180,8 @@ rollout = ImageRollout(
         group_arn=fleet.group.arn,
         image_arn_prefix=ami_pipeline.image_arn_prefix,
         logs_key_arn=keys.key_arn("logs"),
+        ami_parameter_name=fleet.image_parameter.name,
+        ami_parameter_arn=fleet.image_parameter.arn,
         protect=config.is_prod,
     ),
 )

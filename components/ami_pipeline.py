@@ -367,12 +367,15 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
     # ARNs of the images this pipeline builds start with it (arn:...:image/<recipe>/): the
     # EventBridge pattern of ImageRollout.
     image_arn_prefix: pulumi.Output[str]
+    # The image built at deploy (`build_image`), None until then: the fleet's group waits for it.
+    image: aws.imagebuilder.Image | None
 
     def __init__(self, name: str, args: ImmutableAmiPipelineArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         documents = _validate(args)  # before registering anything
         super().__init__("zero-trust-ai:images:ImmutableAmiPipeline", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        self._name, self._args, self.image = name, args, None
         partition = partition_for_region(args.region)
         account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
         base_name = f"zero-trust-ai-{args.environment}-enclave-parent"
@@ -564,6 +567,11 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
             tags={**tags, "Name": base_name}, opts=child)
 
         # -- pipeline --------------------------------------------------------------------------
+        self._workflows = [
+            managed_workflow_arn(partition, args.region, "build", "build-image"),
+            managed_workflow_arn(partition, args.region, "test", "test-image")]
+        self._log_group_names = (image_log_group.name, pipeline_log_group.name)
+        self._execution_grants: list[pulumi.Resource] = [*execution_attachments, execution_policy]
         self.pipeline = aws.imagebuilder.ImagePipeline(
             f"{name}-pipeline", name=base_name,
             description="Weekly: build, test, scan and distribute the enclave parent AMI",
@@ -571,14 +579,8 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
             infrastructure_configuration_arn=self.infrastructure_configuration.arn,
             distribution_configuration_arn=self.distribution_configuration.arn,
             execution_role=self.execution_role.arn,
-            workflows=[
-                aws.imagebuilder.ImagePipelineWorkflowArgs(
-                    workflow_arn=managed_workflow_arn(partition, args.region, "build", "build-image"),
-                    on_failure="ABORT"),
-                aws.imagebuilder.ImagePipelineWorkflowArgs(
-                    workflow_arn=managed_workflow_arn(partition, args.region, "test", "test-image"),
-                    on_failure="ABORT"),
-            ],
+            workflows=[aws.imagebuilder.ImagePipelineWorkflowArgs(workflow_arn=arn, on_failure="ABORT")
+                       for arn in self._workflows],
             image_tests_configuration=aws.imagebuilder.ImagePipelineImageTestsConfigurationArgs(
                 image_tests_enabled=True, timeout_minutes=args.image_tests_timeout_minutes),
             image_scanning_configuration=aws.imagebuilder.ImagePipelineImageScanningConfigurationArgs(
@@ -604,6 +606,43 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
             "imageLogGroup": image_log_group.name,
             "imageArnPrefix": self.image_arn_prefix,
         })
+
+    def build_image(self, after: Sequence[pulumi.Resource] = ()) -> aws.imagebuilder.Image:
+        """Build one image now, while the stack deploys (tens of minutes of `pulumi up`): same
+        recipe, infrastructure, distribution (so it writes the fleet's image parameter), workflows,
+        tests and Inspector scan as the weekly pipeline. Give the fleet's group a `depends_on` on
+        it (`EnclaveInferenceFleet.launch_after`) so no instance boots the parameter's first value.
+
+        after: what the build needs from other owners and must wait for: the fleet's grants on the
+        image parameter and the artifacts (`grant_image_publishing`, `grant_artifact_read`).
+        Only with pinned enclave artifacts: an image without the EIF cannot start the enclave.
+        Changing the recipe (a document, the artifacts) replaces it, i.e. builds again at deploy.
+        """
+        if self._args.enclave_artifacts is None:
+            raise ValueError("build_image: the stack pins no enclave artifacts; an image without "
+                             "the EIF and the parent agent cannot start the enclave")
+        if self.image is not None:
+            raise ValueError("build_image: the deploy-time image is already declared")
+        self.image = aws.imagebuilder.Image(
+            f"{self._name}-image",
+            image_recipe_arn=self.recipe.arn,
+            infrastructure_configuration_arn=self.infrastructure_configuration.arn,
+            distribution_configuration_arn=self.distribution_configuration.arn,
+            execution_role=self.execution_role.arn,
+            workflows=[aws.imagebuilder.ImageWorkflowArgs(workflow_arn=arn, on_failure="ABORT")
+                       for arn in self._workflows],
+            image_tests_configuration=aws.imagebuilder.ImageImageTestsConfigurationArgs(
+                image_tests_enabled=True, timeout_minutes=self._args.image_tests_timeout_minutes),
+            image_scanning_configuration=aws.imagebuilder.ImageImageScanningConfigurationArgs(
+                image_scanning_enabled=True),
+            enhanced_image_metadata_enabled=True,
+            logging_configuration=aws.imagebuilder.ImageLoggingConfigurationArgs(
+                log_group_name=self._log_group_names[0]),
+            tags={"environment": self._args.environment, "owner": self._args.owner,
+                  "project": "zero-trust-ai", "ztai:image": "enclave-parent"},
+            opts=pulumi.ResourceOptions(parent=self,
+                                        depends_on=[*self._execution_grants, *after]))
+        return self.image
 
 
 def _validate(args: ImmutableAmiPipelineArgs) -> Mapping[str, str]:

@@ -54,6 +54,7 @@ token `zero-trust-ai:inference:EnclaveInferenceFleet`.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ipaddress
 import json
@@ -229,6 +230,14 @@ class EnclaveInferenceFleetArgs:
         root as the AMI has it).
     data_classification: tag; default confidential (the inference segment's).
     protect: `protect` and deletion protection on the bucket and load balancer; default False.
+    image_built_at_deploy: whether the stack builds a hardened image while it deploys (the AMI
+        pipeline's `build_image`, with pinned enclave artifacts) and hands it to `launch_after`.
+        Default False: the image parameter then holds stock Amazon Linux 2023 (no nitro-cli, no
+        EIF, no agent, sshd present) until a pipeline image, so the group is created with
+        min = desired = 0 (max as configured) and a warning says why: instances booting it would
+        fail their health checks and be replaced in a loop. True: the group has the configured
+        sizes and waits (`depends_on`) for the image given to `launch_after`, which the stack
+        must call, or the deployment waits for it forever.
     """
 
     environment: str
@@ -257,6 +266,13 @@ class EnclaveInferenceFleetArgs:
     root_device_name: str = "/dev/xvda"
     data_classification: str = "confidential"
     protect: bool = False
+    image_built_at_deploy: bool = False
+
+
+# The stack keys that pin the enclave artifacts (components.stack_config): without them no image
+# is built at deploy, and the group stays empty.
+ARTIFACT_STACK_KEYS: tuple[str, ...] = ("enclaveEifObjectKey", "enclaveEifSha256",
+                                        "parentAgentObjectKey", "parentAgentSha256")
 
 
 def image_parameter_name(args: EnclaveInferenceFleetArgs) -> str:
@@ -480,10 +496,28 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
                 resource_type=kind, tags={**tags, "Name": f"{name}-parent"})
                 for kind in ("instance", "volume", "network-interface")],
             tags=tags, opts=child)
+        # The parameter's first value is stock AL2023: no instance may boot it. Either the group
+        # waits for the image built at deploy (launch_after), or it starts empty.
+        self._image_gate: asyncio.Future[list[pulumi.Resource]] | None = None
+        group_opts = child
+        if args.image_built_at_deploy:
+            self._image_gate = asyncio.get_event_loop().create_future()
+            group_opts = pulumi.ResourceOptions(
+                parent=self, depends_on=pulumi.Output.from_input(self._image_gate))
+            min_size, desired_capacity = settings.min_size, settings.desired_capacity
+        else:
+            min_size = desired_capacity = 0
+            pulumi.log.warn(
+                f"{name}: the enclave artifacts are not pinned ({', '.join(ARTIFACT_STACK_KEYS)} "
+                "in the stack configuration), so no hardened image is built at deploy and the "
+                "image parameter holds stock Amazon Linux 2023 (no nitro-cli, EIF or agent): the "
+                f"Auto Scaling group is created with min = desired = 0 (max {settings.max_size}). "
+                "Pin the four keys and deploy again to build the image and start the instances.",
+                resource=self)
         self.group = aws.autoscaling.Group(
             f"{name}-asg",
-            min_size=settings.min_size, max_size=settings.max_size,
-            desired_capacity=settings.desired_capacity,
+            min_size=min_size, max_size=settings.max_size,
+            desired_capacity=desired_capacity,
             vpc_zone_identifiers=list(args.subnet_ids),
             launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
                 id=self.launch_template.id,
@@ -505,7 +539,7 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
                     instance_warmup=str(INSTANCE_WARMUP_SECONDS), auto_rollback=False)),
             tags=[aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=False)
                   for key, value in tags.items()],
-            opts=child)
+            opts=group_opts)
 
         self.register_outputs({
             "launchTemplateId": self.launch_template.id,
@@ -517,6 +551,16 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
             "modelBucket": bucket_name,
             "imageParameter": self.image_parameter.name,
         })
+
+    def launch_after(self, image: pulumi.Resource) -> None:
+        """Let the group launch only once `image` (the AMI pipeline's deploy-time build, which
+        writes the image parameter) exists. Only with `image_built_at_deploy`, exactly once."""
+        if self._image_gate is None:
+            raise ValueError("launch_after: the fleet was declared without image_built_at_deploy; "
+                             "its group is empty and waits for nothing")
+        if self._image_gate.done():
+            raise ValueError("launch_after: the group already waits for an image")
+        self._image_gate.set_result([image])
 
     # -- grants: the fleet owns the image parameter and the bucket, so it writes these ---------------
     def grant_image_publishing(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
@@ -598,11 +642,18 @@ def image_available_pattern(image_arn_prefix: str) -> str:
     }, sort_keys=True)
 
 
-def rollout_policy(*, group_arn: str, log_group_arn: str) -> str:
+def rollout_policy(*, group_arn: str, log_group_arn: str, ami_parameter_arn: str,
+                   image_arn_prefix: str) -> str:
     """The rollout function's role: start a refresh of this group, see its refreshes, write its
     own log group. DescribeInstanceRefreshes takes no resource (Auto Scaling's Describe actions
-    have no resource-level permissions); StartInstanceRefresh names the group."""
+    have no resource-level permissions); StartInstanceRefresh names the group. Before a refresh
+    it reads the fleet's AMI-id parameter (that one only) and the pipeline's images (the recipe's
+    image ARNs only) to check the parameter names the new image's AMI."""
     return _policy([
+        {"Sid": "ReadAmiIdParameter", "Effect": "Allow", "Action": "ssm:GetParameter",
+         "Resource": ami_parameter_arn},
+        {"Sid": "ReadPipelineImages", "Effect": "Allow", "Action": "imagebuilder:GetImage",
+         "Resource": f"{image_arn_prefix}*"},
         {"Sid": "RefreshThisGroup", "Effect": "Allow", "Action": "autoscaling:StartInstanceRefresh",
          "Resource": group_arn},
         {"Sid": "SeeRefreshes", "Effect": "Allow", "Action": "autoscaling:DescribeInstanceRefreshes",
@@ -623,6 +674,8 @@ class ImageRolloutArgs:
         (`ImmutableAmiPipeline.image_arn_prefix`, `arn:...:image/<recipe>/`).
     logs_key_arn: CMK of the function's log group (the hierarchy's logs key, with
         `grant_cloudwatch_logs(log_group_prefix)`).
+    ami_parameter_name, ami_parameter_arn: the fleet's AMI-id parameter (`fleet.image_parameter`);
+        the function refuses to refresh unless it names the new image's AMI.
     min_healthy_percentage, max_healthy_percentage, instance_warmup_seconds: the refresh's
         preferences; defaults are the fleet's own (100, 200, 300 s).
     log_retention_days: CloudWatch retention of the function's logs; default 365.
@@ -638,6 +691,8 @@ class ImageRolloutArgs:
     group_arn: pulumi.Input[str]
     image_arn_prefix: pulumi.Input[str]
     logs_key_arn: pulumi.Input[str]
+    ami_parameter_name: pulumi.Input[str]
+    ami_parameter_arn: pulumi.Input[str]
     min_healthy_percentage: int = MIN_HEALTHY_PERCENTAGE
     max_healthy_percentage: int = MAX_HEALTHY_PERCENTAGE
     instance_warmup_seconds: int = INSTANCE_WARMUP_SECONDS
@@ -656,7 +711,9 @@ class ImageRollout(pulumi.ComponentResource):
     holding `rollout_policy`; the permission for EventBridge to invoke it from that rule only; and
     two alarms, function errors (a failed or overtaken rollout: the log line says which) and
     failed rule invocations. The function runs outside any VPC: it calls only the Auto Scaling
-    API, which no segment has an interface endpoint for, and touches no data.
+    API, which no segment has an interface endpoint for, and, to check that the AMI-id parameter
+    names the new image's AMI before a refresh, Image Builder GetImage and SSM GetParameter on
+    those resources only; it touches no data.
 
     Type token `zero-trust-ai:inference:ImageRollout`.
     """
@@ -692,8 +749,10 @@ class ImageRollout(pulumi.ComponentResource):
             tags={**tags, "Name": f"{function_name}-role"}, opts=child)
         role_policy = aws.iam.RolePolicy(
             f"{name}-role-policy", role=self.role.id,
-            policy=pulumi.Output.all(args.group_arn, log_group.arn).apply(
-                lambda arns: rollout_policy(group_arn=arns[0], log_group_arn=arns[1])),
+            policy=pulumi.Output.all(args.group_arn, log_group.arn, args.ami_parameter_arn,
+                                     args.image_arn_prefix).apply(
+                lambda arns: rollout_policy(group_arn=arns[0], log_group_arn=arns[1],
+                                            ami_parameter_arn=arns[2], image_arn_prefix=arns[3])),
             opts=pulumi.ResourceOptions(parent=self.role))
 
         self.function = aws.lambda_.Function(
@@ -707,6 +766,7 @@ class ImageRollout(pulumi.ComponentResource):
             environment=aws.lambda_.FunctionEnvironmentArgs(variables={
                 "ZTAI_AUTO_SCALING_GROUP": args.group_name,
                 "ZTAI_IMAGE_ARN_PREFIX": args.image_arn_prefix,
+                "ZTAI_AMI_ID_PARAMETER": args.ami_parameter_name,
                 "ZTAI_MIN_HEALTHY_PERCENTAGE": str(args.min_healthy_percentage),
                 "ZTAI_MAX_HEALTHY_PERCENTAGE": str(args.max_healthy_percentage),
                 "ZTAI_INSTANCE_WARMUP_SECONDS": str(args.instance_warmup_seconds),

@@ -9,7 +9,8 @@ server-side layer of its model-object bucket (the weights in it are encrypted un
 Key policies are written here and nowhere else:
 
 - administrators (the roles given, or else the account through IAM) may manage a key but never
-  use it, and may not create grants (a grant would let them hand themselves its use);
+  use it, and may not create grants (a grant would let them hand themselves its use); a key with
+  an attested grant (model-weights) needs named administrator roles: `seal()` refuses the account;
 - the break-glass role, if given, is the only principal with `kms:*`, and only with MFA;
 - usage is granted by the hierarchy's owner methods (`grant_encrypt`, `grant_decrypt`,
   `grant_generate_data_key`, `grant_generate_mac`, `grant_verify_mac`, `grant_cloudwatch_logs`),
@@ -152,9 +153,10 @@ class KeyHierarchyArgs:
 
     environment, owner, region: tags, alias names and the CloudWatch Logs service principal.
     administrator_role_arns: roles that administer (not use) the keys. Default empty: the
-        account administers through IAM, still without any usage action. When set, the role
-        that runs `pulumi up` must be one of them: KMS refuses a policy that would lock out
-        the principal writing it.
+        account administers through IAM, still without any usage action; `seal()` then refuses
+        a key with an attested grant (any IAM principal allowed kms:PutKeyPolicy could rewrite
+        its policy). The role that runs `pulumi up` must be one of them: KMS refuses a policy
+        that would lock out the principal writing it.
     break_glass_role_arn: the only principal allowed `kms:*`, with MFA. Default None: nobody.
     deletion_window_in_days: 7-30; default 30 (the policy pack requires 30 unless configured).
     protect: `protect` on the keys (prod). Default False.
@@ -436,7 +438,20 @@ class KeyHierarchy(pulumi.ComponentResource):
             self._grant(purpose, "KeyRotationWithoutUse", self._role(role), actions)
 
     def seal(self) -> None:
-        """Write every key's policy with the grants made so far; no grant is accepted after."""
+        """Write every key's policy with the grants made so far; no grant is accepted after.
+
+        Refuses a key with an attested grant while its administrators are the account root (no
+        `administrator_role_arns`): the root principal delegates to IAM, so any principal an IAM
+        policy allows kms:PutKeyPolicy (PowerUserAccess does) could rewrite that key's policy,
+        drop the attestation denies and decrypt.
+        """
+        if self._attested and not self._args.administrator_role_arns:
+            raise ValueError(
+                f"the {', '.join(sorted(self._attested))} key decrypts only with enclave attestation, "
+                "but its administrators would be the account root, which lets any IAM principal "
+                "allowed kms:PutKeyPolicy rewrite its policy and drop the attestation; set "
+                "administrator_role_arns (stack config zero-trust-ai:keyAdministratorRoleArns) to "
+                "named roles, e.g. arn:aws:iam::111122223333:role/zero-trust-ai-key-admin")
         for purpose in sorted(self._attested):
             unattested = sorted({grant.sid for grant in self._grants[purpose]
                                  if grant.effect == "Allow" and grant.sid != "DecryptWithAttestation"

@@ -47,6 +47,12 @@ _FLEET_KEYS = {"instance_type": ("enclaveInstanceType",), "enclave_cpu_count": (
 _VPC_RANGES = tuple(ipaddress.IPv4Network(block) for block in
                     ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
 _ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+# Why keyAdministratorRoleArns is required: without roles the account root administers the keys.
+_KEY_ADMINISTRATORS_NEEDED = (
+    "name at least one IAM role, e.g. [\"arn:aws:iam::111122223333:role/zero-trust-ai-key-admin\"] "
+    "(one of them must be the role that runs `pulumi up`); without roles the account root "
+    "administers the keys, and any IAM principal allowed kms:PutKeyPolicy could rewrite the "
+    "model-weights key's policy, drop its enclave attestation and decrypt the weights")
 _ORG_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
 # Tag values: letters, digits, spaces and + - = . _ : / @ (EC2 tag restrictions), at most 256.
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
@@ -246,6 +252,13 @@ def _parse_role_arns(key: str, value: Any) -> list[str]:
     return [_check_role_arn(key, arn) for arn in _as_string_list(key, value)]
 
 
+def _parse_key_administrators(key: str, value: Any) -> list[str]:
+    arns = _parse_role_arns(key, value)
+    if not arns:
+        raise ValueError(f"{_full(key)} = {_show(value)}: {_KEY_ADMINISTRATORS_NEEDED}")
+    return arns
+
+
 def _parse_regions(key: str, value: Any) -> list[str]:
     regions = _as_string_list(key, value)
     unknown = [region for region in regions if region not in REGION_AZ_COUNT]
@@ -336,8 +349,11 @@ KEYS: dict[str, _Key] = {
                            "internet gateway and no default route.", False, _parse_segment_list, []),
     "flowLogRetentionDays": _Key("Retention of VPC flow logs in CloudWatch Logs, in days.", False,
                                  _parse_retention, 365),
-    "keyAdministratorRoleArns": _Key("Roles that administer (never use) the KMS keys; default: "
-                                     "the account, through IAM.", False, _parse_role_arns, []),
+    "keyAdministratorRoleArns": _Key("Roles that administer (never use) the KMS keys, at least one "
+                                     "(e.g. [\"arn:aws:iam::111122223333:role/zero-trust-ai-key-admin"
+                                     "\"]); the account root may not: it would let any IAM principal "
+                                     "allowed kms:PutKeyPolicy rewrite the model-weights key's policy.",
+                                     True, _parse_key_administrators),
     "breakGlassRoleArn": _Key("The only role allowed kms:* on the keys (with MFA); default: none.",
                               False, _parse_role_arn, ""),
     "keyReplicaRegions": _Key("Regions that get a replica of every KMS key (multi-Region keys); "

@@ -16,6 +16,11 @@ refresh launches resolves the parameter again, so it boots the new AMI.
 - `already-refreshing`: a refresh that started after the image became available is in progress
   (a repeated event, or a refresh somebody else started): it launches from the new AMI already.
   Also when `StartInstanceRefresh` answers InstanceRefreshInProgress (a race with such a refresh);
+- `parameter-mismatch`: just before starting a refresh, the fleet's AMI-id parameter does not name
+  the AMI this image produced in the function's region (`GetImage` outputResources.amis): someone
+  wrote the parameter outside the pipeline, and a refresh would roll their AMI out. The run fails
+  and nothing starts. (A newer image of the pipeline overwriting the parameter between the two
+  events also ends here; that image's own event then starts the refresh.)
 - `ignored`: the event is not an AVAILABLE image of the configured recipe (the rule matches only
   those; a test event or a changed rule ends here). Not a failure;
 - `refresh-predates-image`: a refresh that started *before* the image became available is still
@@ -24,9 +29,9 @@ refresh launches resolves the parameter again, so it boots the new AMI.
   an operator to start a refresh once the running one has ended (README runbook);
 - `failed`: an Auto Scaling error that survived the client's retries.
 
-`refresh-predates-image` and `failed` fail the run (the handler raises after logging), so Lambda
-retries the invocation and counts an error. Reruns are safe: the second run finds the first run's
-refresh in progress. Every decision is one JSON line (`ztai_runtime.jsonlog`).
+`refresh-predates-image`, `parameter-mismatch` and `failed` fail the run (the handler raises
+after logging), so Lambda retries the invocation and counts an error. Reruns are safe: the second
+run finds the first run's refresh in progress. Every decision is one JSON line (`ztai_runtime.jsonlog`).
 
 Configuration comes from the function's environment (`settings_from_environment`), written by
 `components/enclave_fleet.py`. This module imports only the standard library and boto3/botocore:
@@ -47,8 +52,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ztai_runtime.jsonlog import get_logger, log_decision
 
-# boto3 clients are generated at runtime and carry no static types; this names the boundary.
+# boto3 clients are generated at runtime and carry no static types; these name the boundary.
 AutoScalingClient = Any
+ImageBuilderClient = Any
+SsmClient = Any
 
 EVENT_SOURCE = "aws.imagebuilder"
 EVENT_DETAIL_TYPE = "EC2 Image Builder Image State Change"
@@ -61,12 +68,14 @@ REFRESH_STARTED = "refresh-started"
 ALREADY_REFRESHING = "already-refreshing"
 IGNORED = "ignored"
 REFRESH_PREDATES_IMAGE = "refresh-predates-image"
+PARAMETER_MISMATCH = "parameter-mismatch"
 FAILED = "failed"
-FAILING_ACTIONS = frozenset({REFRESH_PREDATES_IMAGE, FAILED})
+FAILING_ACTIONS = frozenset({REFRESH_PREDATES_IMAGE, PARAMETER_MISMATCH, FAILED})
 
 # The environment the component writes (components/enclave_fleet.py, ImageRollout).
 ENV_GROUP = "ZTAI_AUTO_SCALING_GROUP"
 ENV_IMAGE_ARN_PREFIX = "ZTAI_IMAGE_ARN_PREFIX"
+ENV_AMI_PARAMETER = "ZTAI_AMI_ID_PARAMETER"
 ENV_MIN_HEALTHY = "ZTAI_MIN_HEALTHY_PERCENTAGE"
 ENV_MAX_HEALTHY = "ZTAI_MAX_HEALTHY_PERCENTAGE"
 ENV_WARMUP = "ZTAI_INSTANCE_WARMUP_SECONDS"
@@ -83,10 +92,12 @@ class InstanceRefreshError(RuntimeError):
 
 @dataclass(frozen=True)
 class RefreshSettings:
-    """The group to refresh, the images that trigger it, and the refresh preferences."""
+    """The group to refresh, the images that trigger it, the parameter the launch template takes
+    its AMI from, and the refresh preferences."""
 
     group_name: str
     image_arn_prefix: str
+    ami_parameter_name: str
     min_healthy_percentage: int = 100
     max_healthy_percentage: int = 200
     instance_warmup_seconds: int = 300
@@ -94,6 +105,8 @@ class RefreshSettings:
     def __post_init__(self) -> None:
         if not self.group_name:
             raise ValueError("the Auto Scaling group name is empty")
+        if not self.ami_parameter_name:
+            raise ValueError("the AMI-id parameter name is empty")
         if not self.image_arn_prefix.startswith("arn:") or ":image/" not in self.image_arn_prefix:
             raise ValueError(f"image ARN prefix {self.image_arn_prefix!r}: expected "
                              "arn:<partition>:imagebuilder:<region>:<account>:image/<recipe>/")
@@ -126,6 +139,8 @@ class Decision:
     image_arn: str | None = None
     refresh_id: str | None = None
     error_code: str | None = None
+    ami_id: str | None = None  # the image's AMI in this region (parameter-mismatch)
+    parameter_value: str | None = None  # what the AMI-id parameter holds (parameter-mismatch)
 
     @property
     def failed(self) -> bool:
@@ -189,10 +204,39 @@ def _log(decision: Decision) -> Decision:
     return decision
 
 
-def refresh_for_image(autoscaling: AutoScalingClient, settings: RefreshSettings,
+@dataclass(frozen=True)
+class RolloutClients:
+    """The AWS clients one run uses."""
+
+    autoscaling: AutoScalingClient
+    imagebuilder: ImageBuilderClient
+    ssm: SsmClient
+
+
+def _parameter_mismatch(clients: RolloutClients, settings: RefreshSettings, group: str,
+                        image: str) -> Decision | None:
+    """A `parameter-mismatch` decision unless the AMI-id parameter names one of the AMIs the image
+    produced in this region. AWS errors propagate (a `failed` decision)."""
+    region = clients.ssm.meta.region_name
+    answer = clients.imagebuilder.get_image(imageBuildVersionArn=image)
+    amis = answer.get("image", {}).get("outputResources", {}).get("amis", [])
+    expected = sorted({ami["image"] for ami in amis
+                       if ami.get("region") == region and isinstance(ami.get("image"), str)})
+    value = clients.ssm.get_parameter(Name=settings.ami_parameter_name)["Parameter"]["Value"]
+    if value in expected:
+        return None
+    return Decision(PARAMETER_MISMATCH, group,
+                    f"parameter {settings.ami_parameter_name} holds {value!r}, but the image's AMI in "
+                    f"{region} is {', '.join(expected) or 'none'}: the parameter was written outside "
+                    "the pipeline (or by a newer image); no refresh started",
+                    image_arn=image, ami_id=", ".join(expected) or None, parameter_value=value)
+
+
+def refresh_for_image(clients: RolloutClients, settings: RefreshSettings,
                       event: ImageEvent) -> Decision:
     """Decide and act for one event; logs the decision and returns it (never raises for AWS
     errors: they become a `failed` decision)."""
+    autoscaling = clients.autoscaling
     group = settings.group_name
     reason = _ignored_because(event, settings)
     image, available_at = event.image_arn, event.time
@@ -204,6 +248,8 @@ def refresh_for_image(autoscaling: AutoScalingClient, settings: RefreshSettings,
         active = [r for r in refreshes if r.get("Status") in ACTIVE_REFRESH_STATES]
         if active:
             return _log(_judge_active(group, image, available_at, active[0]))
+        if (mismatch := _parameter_mismatch(clients, settings, group, image)) is not None:
+            return _log(mismatch)
         answer = autoscaling.start_instance_refresh(
             AutoScalingGroupName=group, Strategy="Rolling", Preferences=settings.preferences())
     except ClientError as error:
@@ -242,6 +288,7 @@ def settings_from_environment(environ: Mapping[str, str]) -> RefreshSettings:
     try:
         return RefreshSettings(
             group_name=environ[ENV_GROUP], image_arn_prefix=environ[ENV_IMAGE_ARN_PREFIX],
+            ami_parameter_name=environ[ENV_AMI_PARAMETER],
             min_healthy_percentage=int(environ[ENV_MIN_HEALTHY]),
             max_healthy_percentage=int(environ[ENV_MAX_HEALTHY]),
             instance_warmup_seconds=int(environ[ENV_WARMUP]))
@@ -249,15 +296,17 @@ def settings_from_environment(environ: Mapping[str, str]) -> RefreshSettings:
         raise ValueError(f"environment variable {missing} is not set") from None
 
 
-def build_autoscaling_client() -> AutoScalingClient:
-    """An Auto Scaling client as the Lambda uses it: region from the Lambda environment."""
-    return boto3.client("autoscaling", config=RETRY_CONFIG)
+def build_clients() -> RolloutClients:
+    """The clients as the Lambda uses them: region from the Lambda environment."""
+    return RolloutClients(autoscaling=boto3.client("autoscaling", config=RETRY_CONFIG),
+                          imagebuilder=boto3.client("imagebuilder", config=RETRY_CONFIG),
+                          ssm=boto3.client("ssm", config=RETRY_CONFIG))
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Lambda entry point: one event, one decision; raise when the decision fails the run."""
     settings = settings_from_environment(os.environ)
-    decision = refresh_for_image(build_autoscaling_client(), settings, parse_event(event))
+    decision = refresh_for_image(build_clients(), settings, parse_event(event))
     if decision.failed:
         raise InstanceRefreshError(f"{decision.action} for {decision.group}: {decision.reason}")
     return asdict(decision)

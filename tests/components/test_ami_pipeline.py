@@ -708,3 +708,57 @@ def test_the_hierarchy_grants_the_execution_role_use_through_ec2_only() -> None:
     recipe = named(stack, "ami-recipe").inputs
     inference_key = named(stack, "keys-inference").outputs["arn"]
     assert recipe["blockDeviceMappings"][0]["ebs"]["kmsKeyId"] == inference_key
+
+
+# -- the image built at deploy (first boot) -------------------------------------------------------
+def test_build_image_builds_once_from_the_pipelines_recipe_infrastructure_and_distribution() -> None:
+    def program() -> None:
+        pipeline = ImmutableAmiPipeline("ami", ARGS)
+        grant = pulumi.CustomResource("test:index:Grant", "publish-grant", {})
+        pulumi.export("image", pipeline.build_image(after=[grant]).arn)
+
+    stack = record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+    assert stack.errors == []
+    image = named(stack, "ami-image")
+    for key, source in (("imageRecipeArn", "ami-recipe"),
+                        ("infrastructureConfigurationArn", "ami-infrastructure"),
+                        ("distributionConfigurationArn", "ami-distribution")):
+        assert image.inputs[key] == named(stack, source).outputs["arn"]
+    pipeline = named(stack, "ami-pipeline").inputs
+    assert image.inputs["executionRole"] == pipeline["executionRole"]
+    assert image.inputs["workflows"] == pipeline["workflows"]
+    assert image.inputs["imageTestsConfiguration"] == pipeline["imageTestsConfiguration"]
+    assert image.inputs["imageScanningConfiguration"] == {"imageScanningEnabled": True}
+    assert image.inputs["enhancedImageMetadataEnabled"] is True
+    assert image.inputs["loggingConfiguration"] == {
+        "logGroupName": named(stack, "ami-image-logs").inputs["name"]}
+    # A realistic ARN: image/<recipe name>/<recipe version>/<build>, under the rollout's prefix.
+    recipe = named(stack, "ami-recipe").inputs
+    assert image.outputs["arn"] == (f"arn:aws:imagebuilder:eu-west-1:111122223333:image/"
+                                    f"{recipe['name']}/{recipe['version']}/1")
+    assert stack.stack_outputs["image"] == image.outputs["arn"]
+    # It waits for the grants it uses: the given ones and the execution role's own.
+    assert named(stack, "publish-grant").urn in image.dependencies
+    assert named(stack, "ami-execution-role-policy").urn in image.dependencies
+    assert image.parent == named(stack, "ami").urn
+
+
+def test_build_image_needs_pinned_artifacts_and_happens_once() -> None:
+    errors: list[str] = []
+
+    def program() -> None:
+        for args in (BASE, ARGS):
+            pipeline = ImmutableAmiPipeline("ami" if args is ARGS else "base", args)
+            try:
+                pipeline.build_image()
+                pipeline.build_image()
+            except ValueError as error:
+                errors.append(str(error))
+
+    record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+    assert len(errors) == 2
+    assert "pins no enclave artifacts" in errors[0] and "already declared" in errors[1]
+
+
+def test_the_pipeline_alone_builds_no_image() -> None:
+    assert not [r for r in build().resources if r.type == "aws:imagebuilder/image:Image"]

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pulumi_aws as aws
 import pytest
 
@@ -75,9 +76,10 @@ def build_with_keys(measurements: EnclaveMeasurements = MEASUREMENTS,
                     replica_regions: tuple[str, ...] = ()) -> RecordedStack:
     """The fleet and the key hierarchy wired as in __main__.py."""
     def program() -> None:
-        keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="ml-platform",
-                                                     region="eu-west-1",
-                                                     replica_regions=replica_regions))
+        keys = KeyHierarchy("keys", KeyHierarchyArgs(
+            environment="dev", owner="ml-platform", region="eu-west-1",
+            administrator_role_arns=("arn:aws:iam::111122223333:role/kms-admin",),
+            replica_regions=replica_regions))
         fleet = EnclaveInferenceFleet("fleet", replace(
             ARGS, storage_key_arn=keys.key_arn("inference"),
             model_key_arn=keys.key_arn("model-weights"), measurements=measurements))
@@ -205,7 +207,8 @@ def test_group_spans_the_private_subnets_and_refreshes_on_template_change(fleet:
     template = named(fleet, "fleet-launch-template")
     assert group["vpcZoneIdentifiers"] == ARGS.subnet_ids
     assert group["launchTemplate"] == {"id": template.id, "version": "1"}  # latest, not $Latest
-    assert (group["minSize"], group["desiredCapacity"], group["maxSize"]) == (2, 2, 4)
+    # No image is built at deploy (the default): the group starts empty, max as configured.
+    assert (group["minSize"], group["desiredCapacity"], group["maxSize"]) == (0, 0, 4)
     assert group["healthCheckType"] == "ELB"
     assert group["targetGroupArns"] == [named(fleet, "fleet-agents").outputs["arn"]]
     # No auto rollback: Auto Scaling refuses it when the template's image is an SSM parameter.
@@ -217,6 +220,42 @@ def test_group_spans_the_private_subnets_and_refreshes_on_template_change(fleet:
     assert group["serviceLinkedRoleArn"] == role.outputs["arn"]
     assert role.outputs["arn"].endswith("/AWSServiceRoleForAutoScaling_ztai-dev-fleet")
 
+
+
+def test_without_an_image_built_at_deploy_the_group_is_empty_and_a_warning_says_why(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *_, **__: warnings.append(message))
+    group = named(build(), "fleet-asg")
+    assert (group.inputs["minSize"], group.inputs["desiredCapacity"], group.inputs["maxSize"]) == (0, 0, 4)
+    [warning] = warnings
+    assert all(key in warning for key in ("enclaveEifObjectKey", "enclaveEifSha256",
+                                          "parentAgentObjectKey", "parentAgentSha256"))
+    assert "min = desired = 0" in warning and "Amazon Linux 2023" in warning
+    with pytest.raises(ValueError, match="without image_built_at_deploy"):
+        def program() -> None:
+            EnclaveInferenceFleet("fleet", ARGS).launch_after(aws.ssm.Parameter("p", type="String",
+                                                                                value="x"))
+        stack = record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+        raise ValueError(" ".join(stack.errors))
+
+
+def test_with_an_image_built_at_deploy_the_group_is_sized_and_waits_for_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *_, **__: warnings.append(message))
+
+    def program() -> None:
+        fleet = EnclaveInferenceFleet("fleet", replace(ARGS, image_built_at_deploy=True))
+        image = aws.ssm.Parameter("stand-in-image", type="String", value="ami-0",
+                                  opts=pulumi.ResourceOptions(depends_on=[fleet.image_parameter]))
+        fleet.launch_after(image)
+
+    stack = record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+    group = named(stack, "fleet-asg")
+    assert (group.inputs["minSize"], group.inputs["desiredCapacity"], group.inputs["maxSize"]) == (2, 2, 4)
+    assert named(stack, "stand-in-image").urn in group.dependencies
+    assert warnings == []
 
 def test_internal_load_balancer_forwards_to_the_agents(fleet: RecordedStack) -> None:
     balancer = named(fleet, "fleet-nlb").inputs
@@ -440,9 +479,12 @@ GROUP_ARN = ("arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup:0f1e2d
              "000000000000:autoScalingGroupName/fleet-asg-1a2b3c4")
 IMAGE_PREFIX = "arn:aws:imagebuilder:eu-west-1:111122223333:image/zero-trust-ai-dev-enclave-parent/"
 LOGS_KEY = "arn:aws:kms:eu-west-1:111122223333:key/logs"
+AMI_PARAMETER = "/zero-trust-ai/dev/enclave-parent/ami-id"
+AMI_PARAMETER_ARN = f"arn:aws:ssm:eu-west-1:111122223333:parameter{AMI_PARAMETER}"
 ROLLOUT = ImageRolloutArgs(environment="dev", owner="ml-platform", region="eu-west-1",
                            group_name="fleet-asg-1a2b3c4", group_arn=GROUP_ARN,
-                           image_arn_prefix=IMAGE_PREFIX, logs_key_arn=LOGS_KEY)
+                           image_arn_prefix=IMAGE_PREFIX, logs_key_arn=LOGS_KEY,
+                           ami_parameter_name=AMI_PARAMETER, ami_parameter_arn=AMI_PARAMETER_ARN)
 
 
 def build_rollout(args: ImageRolloutArgs = ROLLOUT) -> RecordedStack:
@@ -490,6 +532,7 @@ def test_the_function_refreshes_with_the_fleets_preferences(rollout: RecordedSta
     assert inputs["reservedConcurrentExecutions"] == 1 and "vpcConfig" not in inputs
     assert inputs["environment"]["variables"] == {
         "ZTAI_AUTO_SCALING_GROUP": "fleet-asg-1a2b3c4", "ZTAI_IMAGE_ARN_PREFIX": IMAGE_PREFIX,
+        "ZTAI_AMI_ID_PARAMETER": AMI_PARAMETER,
         "ZTAI_MIN_HEALTHY_PERCENTAGE": "100", "ZTAI_MAX_HEALTHY_PERCENTAGE": "200",
         "ZTAI_INSTANCE_WARMUP_SECONDS": "300"}
     log_group = named(rollout, "rollout-logs")
@@ -515,7 +558,15 @@ def test_the_role_may_refresh_this_group_only(rollout: RecordedStack) -> None:
     assert statements["SeeRefreshes"]["Action"] == "autoscaling:DescribeInstanceRefreshes"
     log_group = named(rollout, "rollout-logs").outputs["arn"]
     assert statements["WriteOwnLogGroup"]["Resource"] == [log_group, f"{log_group}:log-stream:*"]
-    assert set(statements) == {"RefreshThisGroup", "SeeRefreshes", "WriteOwnLogGroup"}
+    # The AMI-id check before a refresh: that parameter, the pipeline's images, nothing else.
+    assert statements["ReadAmiIdParameter"] == {
+        "Sid": "ReadAmiIdParameter", "Effect": "Allow", "Action": "ssm:GetParameter",
+        "Resource": AMI_PARAMETER_ARN}
+    assert statements["ReadPipelineImages"] == {
+        "Sid": "ReadPipelineImages", "Effect": "Allow", "Action": "imagebuilder:GetImage",
+        "Resource": f"{IMAGE_PREFIX}*"}
+    assert set(statements) == {"RefreshThisGroup", "SeeRefreshes", "WriteOwnLogGroup",
+                               "ReadAmiIdParameter", "ReadPipelineImages"}
     assert not any(s["Action"] == "*" or "Cancel" in str(s["Action"]) for s in statements.values())
 
 
@@ -593,6 +644,22 @@ def test_the_pipeline_writes_the_parameter_the_template_resolves_and_never_the_t
     assert pattern["resources"] == [{"prefix": f"arn:aws:imagebuilder:eu-west-1:{ACCOUNT}:image/{recipe}/"}]
     variables = named(stack, "inference-image-rollout-function").inputs["environment"]["variables"]
     assert variables["ZTAI_AUTO_SCALING_GROUP"] == named(stack, "inference-fleet-asg").outputs["name"]
+    # First boot: one image is built at deploy from the pipeline's recipe, infrastructure and
+    # distribution (which writes the parameter), and the group launches only after it.
+    image = named(stack, "ami-pipeline-image")
+    for key, source in (("imageRecipeArn", "ami-pipeline-recipe"),
+                        ("infrastructureConfigurationArn", "ami-pipeline-infrastructure"),
+                        ("distributionConfigurationArn", "ami-pipeline-distribution")):
+        assert image.inputs[key] == named(stack, source).outputs["arn"]
+    assert image.outputs["arn"].startswith(pattern["resources"][0]["prefix"])
+    grants = ("inference-fleet-publish-image", "inference-fleet-read-artifacts")
+    assert {named(stack, grant).urn for grant in grants} <= set(image.dependencies)
+    group = named(stack, "inference-fleet-asg")
+    assert image.urn in group.dependencies
+    config = load_stack(ROOT, "dev").config
+    assert (group.inputs["minSize"], group.inputs["desiredCapacity"]) == (
+        int(config["zero-trust-ai:enclaveFleetMinSize"]),
+        int(config["zero-trust-ai:enclaveFleetDesiredCapacity"]))
     logs_policy = json.loads(named(stack, "keys-logs-policy").inputs["policy"])["Statement"]
     assert any(str(s.get("Condition", {}).get("ArnLike", {}).get("kms:EncryptionContext:aws:logs:arn", ""))
                .endswith(":log-group:/aws/lambda/zero-trust-ai-dev-inference-image-rollout*")
@@ -623,6 +690,11 @@ def test_without_pinned_artifacts_nothing_reads_them() -> None:
     names = {r.name for r in stack.resources}
     assert "inference-fleet-read-artifacts" not in names and "ami-pipeline-enclave-artifacts" not in names
     assert "inference-fleet-publish-image" in names and "inference-image-rollout-function" in names
+    # No image is built at deploy: the group is created empty rather than booting stock AL2023.
+    assert "ami-pipeline-image" not in names
+    group = named(stack, "inference-fleet-asg")
+    assert (group.inputs["minSize"], group.inputs["desiredCapacity"]) == (0, 0)
+    assert group.inputs["maxSize"] >= 1
     role_arn = named(stack, "ami-pipeline-instance-role").outputs["arn"]
     inference = json.loads(named(stack, "keys-inference-policy").inputs["policy"])["Statement"]
     assert not [s for s in inference if s.get("Principal") == {"AWS": role_arn}]

@@ -218,6 +218,23 @@ def test_use_through_a_service_is_conditioned_and_table_creation_gives_no_use() 
 
 # -- attested decryption (issue 4) -------------------------------------------------------------
 PCRS = {"pcr0": "a1" * 48, "pcr1": "b2" * 48, "pcr2": "c3" * 48}
+# An attested key needs named administrators (seal() refuses the account root).
+ADMINISTERED = replace(ARGS, administrator_role_arns=("arn:aws:iam::111122223333:role/kms-admin",))
+
+
+def test_an_attested_key_administered_by_the_account_root_is_refused() -> None:
+    def compose(keys: KeyHierarchy) -> None:
+        keys.grant_decrypt_with_attestation("model-weights", role("parent"), EnclaveMeasurements(**PCRS))
+        keys.seal()
+
+    with pytest.raises(ValueError, match=r"model-weights key decrypts only with enclave attestation, "
+                                         r"but its administrators would be the account root.*"
+                                         r"kms:PutKeyPolicy.*administrator_role_arns"):
+        build(compose=compose)
+    # Named administrators: sealed, and the root is not given the key's administration.
+    policy = statements(named(build(ADMINISTERED, compose=compose), "keys-model-weights-policy"))
+    assert policy["AdministerWithoutUse"]["Principal"] == {
+        "AWS": ["arn:aws:iam::111122223333:role/kms-admin"]}
 
 
 def test_attested_decrypt_allows_the_role_only_with_the_measurements_and_denies_the_rest() -> None:
@@ -227,7 +244,7 @@ def test_attested_decrypt_allows_the_role_only_with_the_measurements_and_denies_
         keys.grant_decrypt_with_attestation("model-weights", role("parent"), measurements)
         keys.seal()
 
-    stack = build(compose=compose)
+    stack = build(ADMINISTERED, compose=compose)
     parent = {"AWS": named(stack, "parent").outputs["arn"]}
     policy = statements(named(stack, "keys-model-weights-policy"))
     absent = {"Null": {"kms:RecipientAttestation:PCR0": "true"}}
@@ -263,7 +280,7 @@ def test_several_attested_grants_list_every_pinned_value_and_pcr8_only_if_all_pi
         keys.grant_decrypt_with_attestation("model-weights", role("parent-old"), previous)
         keys.seal()
 
-    policy = statements(named(build(compose=compose), "keys-model-weights-policy"))
+    policy = statements(named(build(ADMINISTERED, compose=compose), "keys-model-weights-policy"))
     denies = {sid: s["Condition"]["StringNotEqualsIgnoreCase"] for sid, s in policy.items()
               if sid.startswith("DenyPlaintextUnless")}
     assert denies == {
@@ -291,7 +308,7 @@ def test_a_key_that_decrypts_with_attestation_takes_no_plain_decrypt_grant(
 
     with pytest.raises(ValueError, match=rf"the model-weights key decrypts only with enclave "
                                          rf"attestation; remove .*\({refused}\)"):
-        build(compose=compose)
+        build(ADMINISTERED, compose=compose)
 
 
 # -- who may do what on the attested key, evaluated as IAM does (tests/support/key_policy.py) ----

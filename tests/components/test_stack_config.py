@@ -25,6 +25,7 @@ VALID: dict[str, Any] = {
     "zero-trust-ai:enclavePcr0": "a1" * 48,
     "zero-trust-ai:enclavePcr1": "b2" * 48,
     "zero-trust-ai:enclavePcr2": "c3" * 48,
+    "zero-trust-ai:keyAdministratorRoleArns": '["arn:aws:iam::111122223333:role/kms-admin"]',
 }
 
 
@@ -153,6 +154,28 @@ def test_key_roles_are_parsed() -> None:
     assert config.break_glass_role_arn == "arn:aws:iam::111122223333:role/break-glass"
     assert config.key_administrator_role_arns == ("arn:aws:iam::111122223333:role/ops/kms-admin",)
     assert parse_stack_config(VALID).break_glass_role_arn is None
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+@pytest.mark.parametrize("value", [None, "[]", []])
+def test_key_administrators_are_required_in_every_environment(environment: str, value: Any) -> None:
+    # Without named roles the account root administers the model-weights key (kms:PutKeyPolicy).
+    changes = {"zero-trust-ai__environment": environment,
+               "zero-trust-ai__keyAdministratorRoleArns": value}
+    if environment == "prod":
+        changes["zero-trust-ai__azCount"] = "3"
+    [problem] = [p for p in problems_of(**changes) if "keyAdministratorRoleArns" in p]
+    assert problem.startswith("zero-trust-ai:keyAdministratorRoleArns")
+    assert "at least one" in problem or "name at least one IAM role" in problem
+    assert "arn:aws:iam::111122223333:role/zero-trust-ai-key-admin" in problem
+    assert "kms:PutKeyPolicy" in problem and "model-weights" in problem
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_shipped_stacks_name_key_administrator_roles(stack: str) -> None:
+    config = parse_stack_config(load_stack(ROOT, stack).config)
+    assert config.key_administrator_role_arns == (
+        "arn:aws:iam::111122223333:role/zero-trust-ai-key-admin",)
 
 
 def test_values_given_as_yaml_types_are_accepted() -> None:

@@ -61,7 +61,9 @@ def rendered_policy() -> tuple[str, str]:
             pcr0=PINNED[0].hex(), pcr1=PINNED[1].hex(), pcr2=PINNED[2].hex()))
         keys.seal()
 
-    stack = build(KeyHierarchyArgs(environment="prod", owner="ml", region=REGION), compose)
+    stack = build(KeyHierarchyArgs(environment="prod", owner="ml", region=REGION,
+                                   administrator_role_arns=("arn:aws:iam::111122223333:role/kms-admin",)),
+                  compose)
     resource = named(stack, "keys-model-weights-policy")
     [role_arn] = {s["Principal"]["AWS"] for sid, s in statements(resource).items()
                   if sid.startswith("DecryptWithAttestation")}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import quopri
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ KEY, KEY_POLICY = "aws:kms/key:Key", "aws:kms/keyPolicy:KeyPolicy"
 ALIAS, GRANT = "aws:kms/alias:Alias", "aws:kms/grant:Grant"
 ROLE = "arn:aws:iam::111122223333:role/inference-parent"
 GLASS = "arn:aws:iam::111122223333:role/break-glass"
+KEY_ADMIN = "arn:aws:iam::111122223333:role/zero-trust-ai-key-admin"
 PCRS = EnclaveMeasurements(pcr0="a1" * 48, pcr1="b2" * 48, pcr2="c3" * 48)
 SCRIPT = ("#!/bin/bash\nnitro-cli run-enclave --eif-path /opt/e.eif --cpu-count 2 \\\n"
           "    --memory 4096 --enclave-cid 16\n")
@@ -55,6 +57,12 @@ def test_hardened_template_passes() -> None:
     assert launch_template_hardened(plain, NO_CONFIG) == []
 
 
+def test_a_customer_alias_ending_like_the_managed_one_passes() -> None:
+    key = "arn:aws:kms:eu-west-1:111122223333:alias/zero-trust-ai/dev/inference"
+    mappings = [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "true", "kmsKeyId": key}}]
+    assert launch_template_hardened(template(blockDeviceMappings=mappings), NO_CONFIG) == []
+
+
 @pytest.mark.parametrize("changes, fragment", [
     ({"metadataOptions": None}, "sets no metadataOptions"),
     ({"metadataOptions": {"httpTokens": "optional", "httpPutResponseHopLimit": 1}}, "allows IMDSv1"),
@@ -68,6 +76,12 @@ def test_hardened_template_passes() -> None:
      "AWS managed EBS key"),
     ({"blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {
         "encrypted": "true", "kmsKeyId": "alias/aws/ebs"}}]}, "AWS managed EBS key"),
+    ({"blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {
+        "encrypted": "true", "kmsKeyId": "arn:aws:kms:eu-west-1:111122223333:alias/aws/ebs"}}]},
+     "AWS managed EBS key"),
+    ({"blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {
+        "encrypted": "true", "kmsKeyId": "arn:aws-cn:kms:cn-north-1:111122223333:ALIAS/AWS/EBS"}}]},
+     "AWS managed EBS key"),
     ({"enclaveOptions": None}, "is for enclaves but does not enable them"),
     ({"enclaveOptions": {"enabled": False}, "tags": {}}, "is for enclaves"),  # found by its user data
 ])
@@ -112,13 +126,100 @@ def test_unreadable_user_data_fails_closed(user_data: str, fragment: str) -> Non
     assert fragment in problem and "cannot check it" in problem
 
 
+
+DEBUG_SCRIPT = SCRIPT.replace("--enclave-cid 16", "--enclave-cid 16 --debug-mode")
+
+
+def mime(*parts: tuple[str, str, bytes]) -> str:
+    """cloud-init multipart user data: (content type, transfer encoding, body) per part."""
+    lines = ['Content-Type: multipart/mixed; boundary="==BOUNDARY=="', "MIME-Version: 1.0", ""]
+    for kind, encoding, body in parts:
+        text = (base64.encodebytes(body).decode() if encoding == "base64"
+                else quopri.encodestring(body).decode() if encoding == "quoted-printable"
+                else body.decode())
+        lines += ["--==BOUNDARY==", f'Content-Type: {kind}; charset="utf-8"', "MIME-Version: 1.0",
+                  f"Content-Transfer-Encoding: {encoding}", "", text]
+    return "\n".join([*lines, "--==BOUNDARY==--", ""])
+
+
+CLOUD_CONFIG = b"#cloud-config\npackage_update: false\n"
+
+
+def test_clean_mime_user_data_passes() -> None:
+    for encoding in ("7bit", "base64", "quoted-printable"):
+        data = mime(("text/cloud-config", "7bit", CLOUD_CONFIG),
+                    ("text/x-shellscript", encoding, SCRIPT.encode()))
+        assert enclave_user_data_no_debug(template(userData=b64(data)), NO_CONFIG) == []
+    gzipped = mime(("text/x-shellscript", "base64", gzip.compress(SCRIPT.encode())))
+    assert enclave_user_data_no_debug(res(INSTANCE, "i", userData=gzipped), NO_CONFIG) == []
+
+
+@pytest.mark.parametrize("encoding, body", [
+    ("base64", DEBUG_SCRIPT.encode()),
+    ("base64", gzip.compress(DEBUG_SCRIPT.encode())),
+    ("quoted-printable", DEBUG_SCRIPT.encode()),
+])
+def test_debug_flags_in_encoded_mime_parts_are_caught(encoding: str, body: bytes) -> None:
+    data = mime(("text/cloud-config", "7bit", CLOUD_CONFIG), ("text/x-shellscript", encoding, body))
+    for resource in (template(userData=b64(data)), res(INSTANCE, "i", userData=data),
+                     template(userData=base64.b64encode(gzip.compress(data.encode())).decode())):
+        [problem] = enclave_user_data_no_debug(resource, NO_CONFIG)
+        assert "--debug-mode" in problem and "production mode only" in problem
+
+
+def test_a_mime_document_nested_in_a_part_is_opened() -> None:
+    inner = mime(("text/x-shellscript", "base64", DEBUG_SCRIPT.encode()))
+    data = mime(("text/cloud-config", "7bit", CLOUD_CONFIG),
+                ("multipart/mixed", "base64", inner.encode()))
+    [problem] = enclave_user_data_no_debug(template(userData=b64(data)), NO_CONFIG)
+    assert "--debug-mode" in problem
+
+
+@pytest.mark.parametrize("flag, quoted", [
+    ("--debug-mode", '"--debug"-mode'),
+    ("--debug-mode", "--debug''-mode"),
+    ("--debug-mode", "--deb\\ug-mode"),
+    ("--attach-console", "'--attach'-console"),
+    ("nitro-cli console", "nitro-cli 'con'sole"),
+])
+def test_shell_quoting_does_not_hide_a_flag(flag: str, quoted: str) -> None:
+    script = SCRIPT.replace("--enclave-cid 16", f"--enclave-cid 16 {quoted}")
+    if flag == "nitro-cli console":
+        script = SCRIPT + f"{quoted} --enclave-id i-0\n"
+    for resource in (template(userData=b64(script)), res(INSTANCE, "i", userData=script),
+                     template(userData=b64(mime(("text/x-shellscript", "base64", script.encode()))))):
+        [problem] = enclave_user_data_no_debug(resource, NO_CONFIG)
+        assert flag in problem and "production mode only" in problem
+
+
+def test_shell_that_does_not_tokenise_is_reported_and_still_matched_raw() -> None:
+    unbalanced = SCRIPT + "echo \"it's --debug-mode\n"
+    problems = enclave_user_data_no_debug(template(userData=b64(unbalanced)), NO_CONFIG)
+    assert len(problems) == 2
+    assert "does not tokenise as shell" in problems[0] and "cannot check it" in problems[0]
+    assert "--debug-mode" in problems[1]
+    [problem] = enclave_user_data_no_debug(template(userData=b64(SCRIPT + "echo 'a\n")), NO_CONFIG)
+    assert "does not tokenise as shell" in problem
+
+
+@pytest.mark.parametrize("data, fragment", [
+    ('Content-Type: multipart/mixed; boundary="B"\n\n--B\nContent-Type: text/x-shellscript\n'
+     "Content-Transfer-Encoding: base64\n\n!!not base64!!\n--B--\n", "not valid base64"),
+    ('Content-Type: multipart/mixed; boundary="B"\n\n--B\nContent-Type: text/x-shellscript\n'
+     "Content-Transfer-Encoding: x-uuencode\n\nbegin\n--B--\n", "transfer encoding"),
+    ("Content-Type: multipart/mixed\n\nno boundary\n", "malformed MIME"),
+])
+def test_unreadable_mime_fails_closed(data: str, fragment: str) -> None:
+    [problem] = enclave_user_data_no_debug(template(userData=b64(data)), NO_CONFIG)
+    assert fragment in problem and "cannot check it" in problem
+
 # -- model-key-attestation-required --------------------------------------------------------------
 ABSENT = {"Null": {"kms:RecipientAttestation:PCR0": "true"}}
 
 
 def attested_policy(measurements: EnclaveMeasurements = PCRS, *, glass: str = "",
                     extra: list[tuple[_Grant, dict[str, Any]]] | None = None,
-                    null_only: bool = False) -> str:
+                    null_only: bool = False, administrators: tuple[str, ...] = (KEY_ADMIN,)) -> str:
     """What KeyHierarchy writes for grant_decrypt_with_attestation (the same grant objects).
 
     null_only: the shape before the per-PCR denies: one Deny for everyone that only checks that
@@ -135,7 +236,7 @@ def attested_policy(measurements: EnclaveMeasurements = PCRS, *, glass: str = ""
         *(extra or []),
         *((grant, dict(grant.principal)) for grant in everyone),
     ]
-    return _policy_document("aws", "111122223333", "eu-west-1", [], glass, grants)
+    return _policy_document("aws", "111122223333", "eu-west-1", administrators, glass, grants)
 
 
 def stack(policy: str | None, *, tag: bool = True, alias: bool = False,
@@ -307,3 +408,62 @@ def test_kms_grants_on_the_model_key_are_caught() -> None:
     found = model_key_attestation_required([*resources, grant, describe], NO_CONFIG)
     assert urns(found) == {"side-door"}
     assert "a grant cannot require enclave attestation" in found[0].message
+
+
+# -- who may rewrite the model key's policy; how policies are linked to it ------------------------
+@pytest.mark.parametrize("principal", [
+    "arn:aws:iam::111122223333:root", "arn:aws-us-gov:iam::111122223333:root", "111122223333", "*"])
+@pytest.mark.parametrize("action", ["kms:PutKeyPolicy", "kms:*", "kms:Put*"])
+def test_put_key_policy_for_the_account_root_or_anyone_is_caught(principal: str, action: str) -> None:
+    policy = edit(attested_policy(), "AdministerWithoutUse", Principal={"AWS": principal},
+                  Action=[action] if action != "kms:PutKeyPolicy" else ["kms:DescribeKey", action])
+    found = problems(stack(policy))
+    assert any(f"statement AdministerWithoutUse allows kms:PutKeyPolicy to {principal}" in m
+               and "drop the attestation denies" in m for m in found), found
+
+
+def test_the_root_administered_policy_keyhierarchy_wrote_before_is_caught() -> None:
+    root_administered = attested_policy(administrators=())
+    found = problems(stack(root_administered))
+    assert found == ["model key keys-model-weights (policy keys-model-weights-policy) statement "
+                     "AdministerWithoutUse allows kms:PutKeyPolicy to arn:aws:iam::111122223333:root: "
+                     "any IAM principal allowed kms:PutKeyPolicy could rewrite the policy, drop the "
+                     "attestation denies and decrypt; name the key administrator roles "
+                     "(keyAdministratorRoleArns)"]
+
+
+def test_a_second_key_policy_naming_the_key_by_its_arn_is_caught() -> None:
+    resources = stack(attested_policy())
+    key_arn = "arn:aws:kms:eu-west-1:111122223333:key/key-1"
+    weak = res(KEY_POLICY, "side-policy", keyId=key_arn,
+               policy=edit(attested_policy(), "DenyPlaintextUnless", Effect="Allow"))
+    found = model_key_attestation_required([*resources, weak], NO_CONFIG)
+    assert "side-policy" in urns(found)
+    assert any("has 2 key policies (keys-model-weights-policy, side-policy)" in f.message
+               and "last write wins" in f.message for f in found)
+    # Its own weaknesses are read too, now that it is linked to the model key.
+    assert any(f.urn.endswith("side-policy") and "does not deny" in f.message for f in found)
+    # The same by key id; a policy of another key (by ARN) is not linked.
+    by_id = res(KEY_POLICY, "by-id", keyId="key-1", policy=attested_policy())
+    assert any("has 2 key policies" in m for m in problems([*resources, by_id]))
+    other = res(KEY_POLICY, "other", keyId="arn:aws:kms:eu-west-1:111122223333:key/key-2",
+                policy="{}")
+    assert problems([*resources, other]) == []
+
+
+def test_a_grant_or_alias_naming_the_key_by_its_arn_is_linked() -> None:
+    resources = stack(attested_policy(), tag=False)
+    key_arn = "arn:aws:kms:eu-west-1:111122223333:key/key-1"
+    alias = Resource(type=ALIAS, name="by-arn", urn="by-arn", property_dependencies={},
+                     props={"name": "alias/zero-trust-ai/dev/model-weights", "targetKeyId": key_arn})
+    grant = res(GRANT, "side-door", keyId=key_arn, operations=["Decrypt"])
+    found = model_key_attestation_required([*resources, alias, grant], NO_CONFIG)
+    assert urns(found) == {"side-door"}
+
+
+@pytest.mark.parametrize("token", ["aws-native:kms:Key", "aws-native:kms:ReplicaKey"])
+def test_aws_native_kms_resources_are_reported_unsupported(token: str) -> None:
+    native = res(token, "native-key", keyPolicy={"Statement": []})
+    found = model_key_attestation_required([*stack(attested_policy()), native], NO_CONFIG)
+    assert urns(found) == {"native-key"}
+    assert "aws-native provider are not supported" in found[0].message

@@ -778,7 +778,9 @@ def test_the_policy_the_component_renders_gates_the_attested_decrypt(weights: We
             pcr0=PCRS[0].hex().upper(), pcr1=PCRS[1].hex(), pcr2=PCRS[2].hex()))
         keys.seal()
 
-    stack = build(KeyHierarchyArgs(environment="prod", owner="ml", region="eu-west-1"), compose)
+    stack = build(KeyHierarchyArgs(environment="prod", owner="ml", region="eu-west-1",
+                                   administrator_role_arns=("arn:aws:iam::123456789012:role/kms-admin",)),
+                  compose)
     policy_resource = named(stack, "keys-model-weights-policy")
     rendered = policy_resource.inputs["policy"]
     [role_arn] = {s["Principal"]["AWS"] for sid, s in statements(policy_resource).items()

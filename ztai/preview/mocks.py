@@ -49,6 +49,7 @@ _IMAGEBUILDER: dict[str, str] = {
     "InfrastructureConfiguration": "infrastructure-configuration",
     "DistributionConfiguration": "distribution-configuration",
     "ImagePipeline": "image-pipeline",
+    "Image": "image",
 }
 
 
@@ -186,6 +187,10 @@ class AwsMocks(Mocks):
             versioned += "/1" if type_name == "Component" else ""
             resource_id = (f"arn:{partition}:imagebuilder:{region}:{account}:"
                            f"{path}/{resource_name}{versioned}")
+            recipe = str(args.inputs.get("imageRecipeArn") or "")
+            if type_name == "Image" and ":image-recipe/" in recipe:
+                # An image is named after its recipe: image/<recipe>/<version>/<build>.
+                resource_id = recipe.replace(":image-recipe/", ":image/", 1) + "/1"
             state["arn"] = resource_id
         elif args.typ == "aws:iam/rolePolicy:RolePolicy":
             name = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")

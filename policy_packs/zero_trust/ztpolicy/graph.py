@@ -37,6 +37,25 @@ def refers_to(resource: Resource, prop: str, target: Resource) -> bool:
     return isinstance(value, str) and bool(value) and value == target_id
 
 
+def key_id_of(value: Any) -> Any:
+    """A KMS key reference as its key id: `arn:<partition>:kms:<region>:<account>:key/<id>` ->
+    `<id>`; anything else (an id, an alias, UNKNOWN) unchanged."""
+    if isinstance(value, str) and value.startswith("arn:") and ":key/" in value:
+        return value.rsplit(":key/", 1)[1]
+    return value
+
+
+def refers_to_key(resource: Resource, prop: str, key: Resource) -> bool:
+    """`refers_to` for a property naming a KMS key, which KMS accepts as the key id or the key
+    ARN: a literal ARN is compared by its key id, so a pasted ARN links like a pasted id."""
+    if refers_to(resource, prop, key):
+        return True
+    if resource.property_dependencies.get(prop, ()):
+        return False
+    value, key_id = key_id_of(known(resource, prop)), key_id_of(known(key, "id"))
+    return isinstance(value, str) and bool(value) and isinstance(key_id, str) and value == key_id
+
+
 def known(resource: Resource, prop: str, default: Any = None) -> Any:
     """`resource.<prop>`, or UNKNOWN when a real preview does not know it yet. Stack rules use
     this so one unknown value skips one resource, not the whole policy."""

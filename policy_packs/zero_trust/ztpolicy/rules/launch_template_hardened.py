@@ -59,6 +59,15 @@ def _metadata_problems(name: str, options: Any) -> list[str]:
     return problems
 
 
+def _is_aws_managed_ebs_key(key: Any) -> bool:
+    """`alias/aws/ebs`, bare or as an alias ARN (`arn:<partition>:kms:<region>:<account>:alias/aws/ebs`)."""
+    if key is UNKNOWN:
+        return False
+    text = str(key).strip().lower()
+    return text == AWS_MANAGED_EBS_KEY or (text.startswith("arn:")
+                                           and text.endswith(f":{AWS_MANAGED_EBS_KEY}"))
+
+
 def _volume_problems(name: str, mappings: list[Any]) -> list[str]:
     volumes = [m for m in mappings if isinstance(m, Mapping) and isinstance(m.get("ebs"), Mapping)]
     if not volumes:
@@ -73,7 +82,7 @@ def _volume_problems(name: str, mappings: list[Any]) -> list[str]:
             key = UNKNOWN  # a key of this update, not created yet: a customer managed key
         if not _true(ebs.get("encrypted")):
             problems.append(f"launch template {name} volume {device} is not encrypted")
-        elif key is None or key == "" or str(key).lower() == AWS_MANAGED_EBS_KEY:
+        elif key is None or key == "" or _is_aws_managed_ebs_key(key):
             problems.append(f"launch template {name} volume {device} is encrypted with the AWS "
                             "managed EBS key, whose policy nobody controls; name a customer managed key")
     return problems

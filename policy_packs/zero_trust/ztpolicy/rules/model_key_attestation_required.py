@@ -29,6 +29,13 @@ the key's own `policy`) must
   data key for the parent instance. KMS sets those keys only when the request carries a signed
   attestation document; any further condition would narrow the deny, so it does not count.
 
+- allow `kms:PutKeyPolicy` (also through `kms:*`, `kms:Put*`) to no account root
+  (`arn:<partition>:iam::<account>:root`, or the bare account id) and not to `*`: the root delegates
+  to IAM, so any principal an IAM policy allows PutKeyPolicy could drop the attestation denies.
+
+A `keyId` (or alias `targetKeyId`) given as the key ARN links like the key id. More than one
+`aws.kms.KeyPolicy` for one model key is a violation (KMS keeps the last write). KMS resources of
+the aws-native provider (`aws-native:kms:*`) are reported as unsupported: no rule reads them.
 KMS grants (`aws.kms.Grant`) on a model key that allow Decrypt, ReEncryptFrom or CreateGrant are
 violations too: a grant cannot carry attestation conditions. Policies not known yet (a real
 preview) are checked when they are. Not suppressible.
@@ -44,7 +51,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from ztpolicy.graph import UNKNOWN, as_list, known, of_type, refers_to
+from ztpolicy.graph import UNKNOWN, as_list, known, of_type, refers_to_key
 from ztpolicy.rule import Finding, Resource, Rule
 from ztpolicy.rules.kms_key_policy_least_privilege import (
     KEY,
@@ -56,6 +63,8 @@ from ztpolicy.rules.kms_key_policy_least_privilege import (
 )
 
 ALIAS = "aws:kms/alias:Alias"
+# aws-native:kms:Key (its KeyPolicy a property), ReplicaKey, Alias: read by no rule of this pack.
+NATIVE_KMS_PREFIX = "aws-native:kms:"
 GRANT = "aws:kms/grant:Grant"
 PURPOSE_TAG = "ztai:key-purpose"
 MODEL_PURPOSE = "model-weights"
@@ -71,6 +80,17 @@ ATTESTED_ROLE_DENIED = ("kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "
                         "kms:GenerateDataKeyWithoutPlaintext", "kms:GenerateDataKeyPair",
                         "kms:GenerateDataKeyPairWithoutPlaintext")
 _GRANT_OPERATIONS = {"decrypt", "reencryptfrom", "creategrant"}
+# `arn:<partition>:iam::<account>:root`, or the bare account id, which IAM reads as the same.
+_ACCOUNT_ROOT = re.compile(r"^(arn:aws[\w-]*:iam::\d{12}:root|\d{12})$")
+
+
+def _policy_rewriters(statement: Mapping[str, Any]) -> list[str]:
+    """The account root or `*` among the principals an Allow of kms:PutKeyPolicy names: the root
+    delegates to IAM, so any principal an IAM policy allows PutKeyPolicy (PowerUserAccess does)
+    could rewrite the policy and drop the attestation."""
+    if statement.get("Effect") != "Allow" or not _covers(statement, "kms:PutKeyPolicy"):
+        return []
+    return [p for p in statement_principals(statement) if p == "*" or _ACCOUNT_ROOT.match(p)]
 
 
 def _covers(statement: Mapping[str, Any], action: str) -> bool:
@@ -208,12 +228,18 @@ def document_problems(document: Any, label: str, break_glass: set[str]) -> list[
                   if isinstance(s, Mapping)]
     glass = {identity(p) for p in break_glass}
     problems: list[str] = []
+    rewrite_problems: list[str] = []
     attested: list[str] = []
     pins: list[dict[str, list[Any]]] = []
     for index, statement in statements:
         if statement.get("Effect") != "Allow":
             continue
         sid = statement.get("Sid") or f"#{index}"
+        if rewriters := _policy_rewriters(statement):
+            rewrite_problems.append(f"{label} statement {sid} allows kms:PutKeyPolicy to "
+                            f"{', '.join(rewriters)}: any IAM principal allowed kms:PutKeyPolicy "
+                            "could rewrite the policy, drop the attestation denies and decrypt; "
+                            "name the key administrator roles (keyAdministratorRoleArns)")
         principals = statement_principals(statement)
         if principals and {identity(p) for p in principals} <= glass:
             continue
@@ -246,7 +272,7 @@ def document_problems(document: Any, label: str, break_glass: set[str]) -> list[
         if gaps:
             problems.append(f"{label} does not deny {principal} {', '.join(gaps)} when the "
                             "attestation is absent")
-    return problems
+    return rewrite_problems + problems
 
 
 def _model_keys(resources: Sequence[Resource]) -> list[Resource]:
@@ -254,7 +280,7 @@ def _model_keys(resources: Sequence[Resource]) -> list[Resource]:
                if str(known(alias, "name", "")).endswith(f"/{MODEL_PURPOSE}")]
     return [key for key in of_type(resources, KEY, REPLICA_KEY)
             if key.tags().get(PURPOSE_TAG) == MODEL_PURPOSE
-            or any(refers_to(alias, "targetKeyId", key) for alias in aliases)]
+            or any(refers_to_key(alias, "targetKeyId", key) for alias in aliases)]
 
 
 def model_key_attestation_required(resources: Sequence[Resource],
@@ -264,7 +290,14 @@ def model_key_attestation_required(resources: Sequence[Resource],
     grants = of_type(resources, GRANT)
     findings: list[Finding] = []
     for key in _model_keys(resources):
-        holders = [policy for policy in policies if refers_to(policy, "keyId", key)] or [key]
+        linked = [policy for policy in policies if refers_to_key(policy, "keyId", key)]
+        if len(linked) > 1:
+            names = ", ".join(policy.name for policy in linked)
+            findings += [Finding(policy.urn, f"model key {key.name} has {len(linked)} key policies "
+                                 f"({names}): KMS keeps one policy per key and the last write wins, "
+                                 "so which one holds depends on the order of the update; keep one")
+                         for policy in linked]
+        holders = linked or [key]
         for holder in holders:
             document = known(holder, "policy")
             if document is UNKNOWN:
@@ -278,10 +311,15 @@ def model_key_attestation_required(resources: Sequence[Resource],
                          for problem in document_problems(document, label, break_glass)]
         for grant in grants:
             operations = {str(op).lower() for op in as_list(known(grant, "operations", []))}
-            if refers_to(grant, "keyId", key) and operations & _GRANT_OPERATIONS:
+            if refers_to_key(grant, "keyId", key) and operations & _GRANT_OPERATIONS:
                 findings.append(Finding(grant.urn, f"KMS grant {grant.name} on model key {key.name} "
                                         f"allows {', '.join(sorted(operations & _GRANT_OPERATIONS))}: "
                                         "a grant cannot require enclave attestation"))
+    findings += [Finding(resource.urn, f"{resource.type} {resource.name}: KMS resources of the "
+                         "aws-native provider are not supported; no rule of this pack reads them, so "
+                         "a model key or key policy declared with it escapes every check; declare "
+                         "keys with the aws provider (components/keys.py KeyHierarchy)")
+                 for resource in resources if resource.type.startswith(NATIVE_KMS_PREFIX)]
     return findings
 
 
