@@ -163,10 +163,6 @@ publish_image = fleet.grant_image_publishing(ami_pipeline.execution_role)
 if config.enclave_artifacts is not None:
     read_artifacts = fleet.grant_artifact_read(ami_pipeline.instance_role)
     keys.grant_decrypt_through_service("inference", ami_pipeline.instance_role, "s3")
-    # First boot: the parameter's first value is stock AL2023. One image is built now (tens of
-    # minutes of `pulumi up`), its distribution writes the parameter, and the group launches
-    # only after it.
-    fleet.launch_after(ami_pipeline.build_image(after=[publish_image, read_artifacts]))
 
 # A new image reaches the instances: when Image Builder reports one of the pipeline's images
 # AVAILABLE (its id already in the parameter), a function starts an instance refresh of the group.
@@ -188,7 +184,13 @@ rollout = ImageRollout(
 keys.grant_cloudwatch_logs(rollout.log_group_prefix)
 
 # Every grant is made above this line: sealing writes the key policies.
-keys.seal()
+key_policies = keys.seal()
+
+if config.enclave_artifacts is not None:
+    # First boot: the parameter's first value is stock AL2023. One image is built now (tens of
+    # minutes of `pulumi up`), its distribution writes the parameter, and the group launches
+    # only after it. The build waits for the grants it uses, the key policies included.
+    fleet.launch_after(ami_pipeline.build_image(after=[publish_image, read_artifacts, *key_policies]))
 
 pulumi.export("vpcIds", network.vpc_ids())
 pulumi.export("privateSubnetIds", {

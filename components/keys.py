@@ -437,8 +437,10 @@ class KeyHierarchy(pulumi.ComponentResource):
         for purpose in SYMMETRIC_PURPOSES:
             self._grant(purpose, "KeyRotationWithoutUse", self._role(role), actions)
 
-    def seal(self) -> None:
+    def seal(self) -> list[aws.kms.KeyPolicy]:
         """Write every key's policy with the grants made so far; no grant is accepted after.
+        Returns the policies, so resources that need a grant in place (a build that encrypts
+        with a key) can depend on them.
 
         Refuses a key with an attested grant while its administrators are the account root (no
         `administrator_role_arns`): the root principal delegates to IAM, so any principal an IAM
@@ -465,16 +467,19 @@ class KeyHierarchy(pulumi.ComponentResource):
         for purpose, pinned in sorted(self._attested.items()):
             self._grants[purpose].extend(_pinned_enclave_denies(pinned))
         self._sealed = True
+        policies = []
         for purpose, key in self.keys.items():
             grants = self._grants[purpose]
-            aws.kms.KeyPolicy(f"{self._name}-{purpose}-policy", key_id=key.key_id,
-                              policy=self._policy_output(purpose, grants, self._args.region),
-                              opts=pulumi.ResourceOptions(parent=key))
+            policies.append(aws.kms.KeyPolicy(
+                f"{self._name}-{purpose}-policy", key_id=key.key_id,
+                policy=self._policy_output(purpose, grants, self._args.region),
+                opts=pulumi.ResourceOptions(parent=key)))
             for region, replica in self.replicas[purpose].items():
-                aws.kms.KeyPolicy(f"{self._name}-{purpose}-{region}-policy", region=region,
-                                  key_id=replica.key_id,
-                                  policy=self._policy_output(purpose, grants, region),
-                                  opts=pulumi.ResourceOptions(parent=replica))
+                policies.append(aws.kms.KeyPolicy(
+                    f"{self._name}-{purpose}-{region}-policy", region=region, key_id=replica.key_id,
+                    policy=self._policy_output(purpose, grants, region),
+                    opts=pulumi.ResourceOptions(parent=replica)))
+        return policies
 
     def key_arn(self, purpose: str) -> pulumi.Output[str]:
         return self.keys[purpose].arn

@@ -652,7 +652,9 @@ def test_the_pipeline_writes_the_parameter_the_template_resolves_and_never_the_t
                         ("distributionConfigurationArn", "ami-pipeline-distribution")):
         assert image.inputs[key] == named(stack, source).outputs["arn"]
     assert image.outputs["arn"].startswith(pattern["resources"][0]["prefix"])
-    grants = ("inference-fleet-publish-image", "inference-fleet-read-artifacts")
+    grants = ("inference-fleet-publish-image", "inference-fleet-read-artifacts",
+              # the build encrypts volumes and the AMI with the inference key: its policy first
+              "keys-inference-policy")
     assert {named(stack, grant).urn for grant in grants} <= set(image.dependencies)
     group = named(stack, "inference-fleet-asg")
     assert image.urn in group.dependencies

@@ -25,7 +25,7 @@ USE = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt", "km
 
 
 def build(args: KeyHierarchyArgs = ARGS,
-          compose: Callable[[KeyHierarchy], None] | None = None) -> RecordedStack:
+          compose: Callable[[KeyHierarchy], object] | None = None) -> RecordedStack:
     def program() -> None:
         keys = KeyHierarchy("keys", args)
         if compose is not None:
