@@ -67,6 +67,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.alarms import occurrence_alarm
 from components.aws_facts import (
     ARM64,
     LOG_RETENTION_DAYS,
@@ -798,23 +799,17 @@ class ImageRollout(pulumi.ComponentResource):
                 maximum_event_age_in_seconds=ROLLOUT_MAX_EVENT_AGE, maximum_retry_attempts=10),
             opts=pulumi.ResourceOptions(parent=self.rule, depends_on=[permission]))
 
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-errors-alarm", name=f"{function_name}-errors",
-            alarm_description="A new enclave parent image did not reach the fleet: see the "
-                              "instance-refresh log lines (README, image rollout runbook)",
-            namespace="AWS/Lambda", metric_name="Errors",
-            dimensions={"FunctionName": self.function.name}, statistic="Sum", period=300,
-            evaluation_periods=1, threshold=1, comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching", alarm_actions=list(args.alarm_actions),
-            tags=tags, opts=pulumi.ResourceOptions(parent=self.function))
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-failed-invocations-alarm", name=f"{function_name}-failed-invocations",
-            alarm_description="EventBridge could not invoke the image rollout function",
-            namespace="AWS/Events", metric_name="FailedInvocations",
-            dimensions={"RuleName": self.rule.name}, statistic="Sum", period=300,
-            evaluation_periods=1, threshold=1, comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching", alarm_actions=list(args.alarm_actions),
-            tags=tags, opts=pulumi.ResourceOptions(parent=self.rule))
+        occurrence_alarm(
+            f"{name}-errors-alarm", alarm_name=f"{function_name}-errors",
+            description="A new enclave parent image did not reach the fleet: see the "
+                        "instance-refresh log lines (README, image rollout runbook)",
+            namespace="AWS/Lambda", metric_name="Errors", dimensions={"FunctionName": self.function.name},
+            statistic="Sum", period=300, alarm_actions=args.alarm_actions, tags=tags, parent=self.function)
+        occurrence_alarm(
+            f"{name}-failed-invocations-alarm", alarm_name=f"{function_name}-failed-invocations",
+            description="EventBridge could not invoke the image rollout function",
+            namespace="AWS/Events", metric_name="FailedInvocations", dimensions={"RuleName": self.rule.name},
+            statistic="Sum", period=300, alarm_actions=args.alarm_actions, tags=tags, parent=self.rule)
 
         self.register_outputs({
             "functionArn": self.function.arn,

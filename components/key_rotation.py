@@ -59,6 +59,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.alarms import occurrence_alarm
 from components.aws_facts import LOG_RETENTION_DAYS, partition_for_region
 
 # The modules the function imports, shipped alone: the function holds key-policy administration,
@@ -405,22 +406,17 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
                     arn=self.dead_letter_queue.arn)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[scheduler_role_policy]))
 
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-errors-alarm", name=f"{function_name}-errors",
-            alarm_description="The monthly key rotation failed: see its key-rotation log lines",
-            namespace="AWS/Lambda", metric_name="Errors",
-            dimensions={"FunctionName": self.function.name}, statistic="Sum", period=3600,
-            evaluation_periods=1, threshold=1, comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching", alarm_actions=list(args.alarm_actions),
-            tags=tags, opts=pulumi.ResourceOptions(parent=self.function))
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-dead-letters-alarm", name=f"{function_name}-dead-letters",
-            alarm_description="The scheduler could not invoke the key rotation function",
+        occurrence_alarm(
+            f"{name}-errors-alarm", alarm_name=f"{function_name}-errors",
+            description="The monthly key rotation failed: see its key-rotation log lines",
+            namespace="AWS/Lambda", metric_name="Errors", dimensions={"FunctionName": self.function.name},
+            statistic="Sum", period=3600, alarm_actions=args.alarm_actions, tags=tags, parent=self.function)
+        occurrence_alarm(
+            f"{name}-dead-letters-alarm", alarm_name=f"{function_name}-dead-letters",
+            description="The scheduler could not invoke the key rotation function",
             namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
             dimensions={"QueueName": self.dead_letter_queue.name}, statistic="Maximum", period=300,
-            evaluation_periods=1, threshold=1, comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching", alarm_actions=list(args.alarm_actions),
-            tags=tags, opts=pulumi.ResourceOptions(parent=self.dead_letter_queue))
+            alarm_actions=args.alarm_actions, tags=tags, parent=self.dead_letter_queue)
 
         # Months of notice before a key needs a successor that a human must create.
         due_soon_metric = f"SuccessorDueSoon-{args.environment}"
@@ -431,14 +427,12 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
             metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
                 name=due_soon_metric, namespace=METRIC_NAMESPACE, value="1", unit="Count"),
             opts=pulumi.ResourceOptions(parent=log_group))
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-successor-due-soon-alarm", name=f"{function_name}-successor-due-soon",
-            alarm_description="A rotated key will need a successor within months: create it through "
-                              "the pipeline (README, successor runbook)",
-            namespace=METRIC_NAMESPACE, metric_name=due_soon_metric, statistic="Sum", period=3600,
-            evaluation_periods=1, threshold=1, comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching", alarm_actions=list(args.alarm_actions),
-            tags=tags, opts=pulumi.ResourceOptions(parent=self.function))
+        occurrence_alarm(
+            f"{name}-successor-due-soon-alarm", alarm_name=f"{function_name}-successor-due-soon",
+            description="A rotated key will need a successor within months: create it through "
+                        "the pipeline (README, successor runbook)",
+            namespace=METRIC_NAMESPACE, metric_name=due_soon_metric, dimensions=None, statistic="Sum",
+            period=3600, alarm_actions=args.alarm_actions, tags=tags, parent=self.function)
 
         self.register_outputs({
             "functionArn": self.function.arn,
