@@ -4,6 +4,7 @@
     ztai policy analyze --file PATH [--json] [--config PATH]
     ztai weights encrypt|decrypt ...      (ztai/weights_cmd.py)
     ztai tokenize|detokenize ...          (ztai/tokenize_cmd.py)
+    ztai truststore build|check|issue-test-client ...  (ztai/truststore_cmd.py)
 
 Exit status: 0 success; 1 refused on security grounds (a mandatory policy is violated, or an
 encrypted file does not authenticate); 2 usage, stack-config, policy-config or input-file error;
@@ -20,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ztai import tokenize_cmd, weights_cmd
+from ztai import tokenize_cmd, truststore_cmd, weights_cmd
 from ztai.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, UsageError
 
 DEFAULT_PACK = Path("policy_packs/zero_trust")
@@ -64,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
                          help=f"policy pack directory (default: this repository's {DEFAULT_PACK})")
 
     # Runtime commands: each module adds its parsers and sets `handler` (args -> exit status).
-    for module in (weights_cmd, tokenize_cmd):
+    for module in (weights_cmd, tokenize_cmd, truststore_cmd):
         module.register(commands)
     return parser
 

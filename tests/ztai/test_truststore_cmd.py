@@ -1,0 +1,168 @@
+"""`ztai truststore build|check|issue-test-client` in-process (`ztai.cli.main`): exit status, messages,
+the files left behind, and a client issued by the CLI admitted by a TLS server using the CLI's bundle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.support.mtls import MtlsServer, connect, make_server_identity, pem_files
+from tests.ztai_runtime.test_truststore import make_certificate, pem
+from ztai.cli import main
+from ztai.errors import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION
+from ztai_runtime.truststore import create_test_ca
+
+
+def partner_ca(directory: Path, name: str) -> tuple[Path, Path]:
+    certificate, key = create_test_ca(f"{name} CA")
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return pem_files(directory, f"{name}-ca", certificate, key)
+
+
+def test_build_then_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    alpha, _ = partner_ca(tmp_path, "alpha")
+    beta, _ = partner_ca(tmp_path, "beta")
+    bundle = tmp_path / "truststore.pem"
+    assert main(["truststore", "build", "--partner", f"beta={beta}", "--partner", f"alpha={alpha}",
+                 "--output", str(bundle)]) == EXIT_OK
+    assert bundle.read_bytes() == alpha.read_bytes() + beta.read_bytes()
+    assert "wrote" in capsys.readouterr().err
+    assert main(["truststore", "check", str(bundle), "--json"]) == EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and [c["subject"] for c in report["certificates"]] == ["CN=alpha CA", "CN=beta CA"]
+    # Building again needs --force; without beta the new file no longer holds its CA.
+    assert main(["truststore", "build", "--partner", f"alpha={alpha}", "--output", str(bundle)]) == EXIT_USAGE
+    assert "--force" in capsys.readouterr().err
+    assert main(["truststore", "build", "--partner", f"alpha={alpha}", "--output", str(bundle),
+                 "--force"]) == EXIT_OK
+    assert bundle.read_bytes() == alpha.read_bytes()
+
+
+def test_build_refuses_a_bundle_with_errors_and_writes_nothing(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    alpha, _ = partner_ca(tmp_path, "alpha")
+    leaf = tmp_path / "leaf.pem"
+    leaf.write_bytes(pem(make_certificate("a leaf", ca=False)))
+    bundle = tmp_path / "truststore.pem"
+    assert main(["truststore", "build", "--partner", f"alpha={alpha}", "--partner", f"leafy={leaf}",
+                 "--output", str(bundle)]) == EXIT_VIOLATION
+    captured = capsys.readouterr()
+    assert "error: #1: ca: not a CA certificate" in captured.err and "was not written" in captured.err
+    assert not bundle.exists()
+    # The same partner twice is a duplicate, found by the check.
+    assert main(["truststore", "build", "--partner", f"alpha={alpha}", "--partner", f"again={alpha}",
+                 "--output", str(bundle)]) == EXIT_VIOLATION
+    assert "duplicate" in capsys.readouterr().err and not bundle.exists()
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--partner", "alpha"], "expected NAME=CA.pem"),
+    (["--partner", "alpha=ALPHA", "--partner", "alpha=ALPHA"], "given twice"),
+    (["--partner", "alpha=missing.pem"], "missing.pem"),
+    (["--partner", "alpha=ALPHA", "--warning-days", "-1"], "--warning-days"),
+])
+def test_build_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: list[str],
+                            message: str) -> None:
+    alpha, _ = partner_ca(tmp_path, "alpha")
+    arguments = [a.replace("ALPHA", str(alpha)).replace("missing.pem", str(tmp_path / "missing.pem"))
+                 for a in arguments]
+    assert main(["truststore", "build", *arguments, "--output", str(tmp_path / "out.pem")]) == EXIT_USAGE
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out.pem").exists()
+
+
+def test_check_exit_statuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    expiring = tmp_path / "expiring.pem"
+    expiring.write_bytes(pem(make_certificate("soon CA", not_after=dt.datetime.now(dt.UTC)
+                                              + dt.timedelta(days=10))))
+    assert main(["truststore", "check", str(expiring)]) == EXIT_OK
+    captured = capsys.readouterr()
+    assert "warning: #0: expiry" in captured.err
+    assert "ok: 1 certificates, 0 errors, 1 warnings" in captured.out
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_bytes(b"garbage")
+    assert main(["truststore", "check", str(garbage), "--json"]) == EXIT_VIOLATION
+    report = json.loads(capsys.readouterr().out)
+    assert not report["ok"] and {e["check"] for e in report["errors"]} == {"pem", "empty"}
+    assert main(["truststore", "check", str(tmp_path / "missing.pem")]) == EXIT_USAGE
+    with pytest.raises(SystemExit) as exit_info:
+        main(["truststore", "check"])
+    assert exit_info.value.code == EXIT_USAGE
+
+
+def test_issue_test_client_writes_a_0600_key_and_refuses_to_overwrite(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ca_cert, ca_key = partner_ca(tmp_path, "alpha")
+    out_cert, out_key = tmp_path / "client.pem", tmp_path / "client.key"
+    command = ["truststore", "issue-test-client", "--ca-cert", str(ca_cert), "--ca-key", str(ca_key),
+               "--subject", "CN=alpha-onboarding", "--out-cert", str(out_cert), "--out-key", str(out_key)]
+    assert main(command) == EXIT_OK
+    assert stat.S_IMODE(out_key.stat().st_mode) == 0o600
+    client = x509.load_pem_x509_certificate(out_cert.read_bytes())
+    client.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_cert.read_bytes()))
+    assert client.subject.rfc4514_string() == "CN=alpha-onboarding"
+    assert (client.not_valid_after_utc - client.not_valid_before_utc).days == 7  # the default, +5 min
+    first = out_key.read_bytes()
+    capsys.readouterr()
+
+    assert main(command) == EXIT_USAGE
+    assert "exists; pass --force" in capsys.readouterr().err and out_key.read_bytes() == first
+    assert main([*command, "--force", "--days", "2"]) == EXIT_OK
+    assert out_key.read_bytes() != first and stat.S_IMODE(out_key.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporaries
+
+
+def test_issue_test_client_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ca_cert, ca_key = partner_ca(tmp_path, "alpha")
+    _, other_key = partner_ca(tmp_path, "beta")
+    encrypted = tmp_path / "encrypted.key"
+    key = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
+    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(b"secret")))
+
+    def issue(*extra: str, key_file: Path = ca_key) -> int:
+        return main(["truststore", "issue-test-client", "--ca-cert", str(ca_cert), "--ca-key", str(key_file),
+                     "--out-cert", str(tmp_path / "c.pem"), "--out-key", str(tmp_path / "c.key"), *extra])
+
+    for extra, key_file, message in [
+        (("--subject", "CN=x"), other_key, "does not belong"),
+        (("--subject", "CN=x"), encrypted, "encrypted"),
+        (("--subject", "nonsense"), ca_key, "RFC 4514"),
+        (("--subject", "CN=x", "--days", "1000"), ca_key, "days 1000"),
+    ]:
+        assert issue(*extra, key_file=key_file) == EXIT_USAGE
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "c.pem").exists() and not (tmp_path / "c.key").exists()
+
+
+def test_cli_bundle_and_cli_client_against_a_real_tls_server(tmp_path: Path) -> None:
+    identity = make_server_identity(tmp_path)
+    alpha_ca, alpha_key = partner_ca(tmp_path, "alpha")
+    beta_ca, beta_key = partner_ca(tmp_path, "beta")
+    clients = {}
+    for name, ca_cert, ca_key in [("alpha", alpha_ca, alpha_key), ("beta", beta_ca, beta_key)]:
+        clients[name] = tmp_path / f"{name}-client.pem", tmp_path / f"{name}-client.key"
+        assert main(["truststore", "issue-test-client", "--ca-cert", str(ca_cert), "--ca-key", str(ca_key),
+                     "--subject", f"CN={name}-client", "--out-cert", str(clients[name][0]),
+                     "--out-key", str(clients[name][1]), "--days", "1"]) == EXIT_OK
+    bundle = tmp_path / "truststore.pem"
+    assert main(["truststore", "build", "--partner", f"alpha={alpha_ca}", "--partner", f"beta={beta_ca}",
+                 "--output", str(bundle)]) == EXIT_OK
+    with MtlsServer(identity, bundle) as server:
+        for name in ("alpha", "beta"):
+            assert connect(server.port, identity.ca_file, clients[name]) == "admitted"
+            assert server.verdict() == ("admitted", f"CN={name}-client")
+    assert main(["truststore", "build", "--partner", f"alpha={alpha_ca}", "--output", str(bundle),
+                 "--force"]) == EXIT_OK
+    with MtlsServer(identity, bundle) as server:
+        assert connect(server.port, identity.ca_file, clients["beta"]) == "refused"
+        assert server.verdict()[0] == "refused"
+        assert connect(server.port, identity.ca_file, clients["alpha"]) == "admitted"
+        assert server.verdict()[0] == "admitted"

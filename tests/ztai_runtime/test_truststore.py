@@ -1,0 +1,335 @@
+"""Partner truststores (control map §7): every check passing and failing, and the real thing — a TLS
+server that requires client certificates admits exactly the partners in the bundle it was given."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.support.mtls import MtlsServer, ServerIdentity, connect, make_server_identity
+from ztai_runtime.truststore import (
+    TruststoreError,
+    build_bundle,
+    check_bundle,
+    create_test_ca,
+    issue_test_client,
+    load_certificates,
+)
+
+NOW = dt.datetime.now(dt.UTC)
+TLS_VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
+
+
+def pem(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def make_certificate(name: str, *, key: Any = None, signer: Any = None, digest: Any = None, ca: bool = True,
+                     key_usage: bool = True, not_before: dt.datetime | None = None,
+                     not_after: dt.datetime | None = None) -> x509.Certificate:
+    """A self-signed certificate with exactly the flaw a test wants."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    builder = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or NOW - dt.timedelta(days=1))
+        .not_valid_after(not_after or NOW + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if key_usage:
+        builder = builder.add_extension(
+            x509.KeyUsage(digital_signature=not ca, content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
+                          encipher_only=False, decipher_only=False), critical=True)
+    if not ca:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                                        critical=False)
+    signer = signer or key
+    return builder.sign(signer, None if isinstance(signer, ed25519.Ed25519PrivateKey)
+                        else digest or hashes.SHA256())
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    length = len(content)
+    octets = (length.bit_length() + 7) // 8
+    encoded = bytes([length]) if length < 0x80 else bytes([0x80 | octets]) + length.to_bytes(octets, "big")
+    return bytes([tag]) + encoded + content
+
+
+SHA256_WITH_RSA = bytes.fromhex("06092a864886f70d01010b")
+LEGACY_WITH_RSA = {"sha1": bytes.fromhex("06092a864886f70d010105"),
+                   "md5": bytes.fromhex("06092a864886f70d010104")}
+
+
+def legacy_signed_ca(digest: hashes.HashAlgorithm) -> x509.Certificate:
+    """A CA signed with SHA-1 or MD5, which `cryptography` no longer signs: the SHA-256 TBS gets the
+    legacy algorithm identifier (same length) and a real PKCS#1 v1.5 signature over it."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    tbs = make_certificate(f"{digest.name} CA", key=key).tbs_certificate_bytes
+    legacy = LEGACY_WITH_RSA[digest.name]
+    assert tbs.count(SHA256_WITH_RSA) == 1
+    tbs = tbs.replace(SHA256_WITH_RSA, legacy)
+    signature = key.sign(tbs, padding.PKCS1v15(), digest)
+    algorithm = _der(0x30, legacy + b"\x05\x00")
+    return x509.load_der_x509_certificate(_der(0x30, tbs + algorithm + _der(0x03, b"\x00" + signature)))
+
+
+def checks(report: Any, severity: str) -> list[tuple[int | None, str]]:
+    return [(f.index, f.check) for f in report.findings if f.severity == severity]
+
+
+# --- check_bundle ------------------------------------------------------------------------------
+
+def test_a_good_bundle_passes_every_check() -> None:
+    ec_ca, _ = create_test_ca("partner-a CA")
+    p384_ca, _ = create_test_ca("partner-b CA", key=ec.generate_private_key(ec.SECP384R1()))
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    rsa_ca = make_certificate("partner-c CA", key=rsa_key, digest=hashes.SHA384())
+    report = check_bundle(pem(ec_ca) + pem(p384_ca) + pem(rsa_ca), NOW)
+    assert report.ok and report.findings == []
+    assert [c.subject for c in report.certificates] == [
+        "CN=partner-a CA", "CN=partner-b CA", "CN=partner-c CA"]
+    assert report.to_json()["ok"] is True
+
+
+@pytest.mark.parametrize(("certificate", "check", "words"), [
+    pytest.param(lambda: make_certificate("old CA", not_before=NOW - dt.timedelta(days=400),
+                                          not_after=NOW - dt.timedelta(days=1)), "expiry", "expired",
+                 id="expired-ca"),
+    pytest.param(lambda: make_certificate("a leaf", ca=False), "ca", "not a CA", id="leaf-not-ca"),
+    pytest.param(lambda: make_certificate("weak CA", key=rsa.generate_private_key(
+        public_exponent=65537, key_size=1024)), "key", "RSA-1024", id="rsa-1024"),
+    pytest.param(lambda: legacy_signed_ca(hashes.SHA1()), "signature", "SHA1", id="sha1-signature"),
+    pytest.param(lambda: legacy_signed_ca(hashes.MD5()), "signature", "MD5", id="md5-signature"),
+    pytest.param(lambda: make_certificate("p521 CA", key=ec.generate_private_key(ec.SECP521R1()),
+                                          digest=hashes.SHA512()), "key", "secp521r1", id="ec-p521"),
+    pytest.param(lambda: make_certificate("ed CA", key=ed25519.Ed25519PrivateKey.generate()), "key",
+                 "Ed25519", id="ed25519"),
+], )
+def test_each_failing_check_is_an_error(certificate: Any, check: str, words: str) -> None:
+    good, _ = create_test_ca("partner-a CA")
+    report = check_bundle(pem(good) + pem(certificate()), NOW)
+    assert not report.ok
+    assert (1, check) in checks(report, "error")
+    assert any(words in f.message for f in report.errors), report.errors
+    assert all(f.index == 1 for f in report.errors), "the good CA must not be blamed"
+
+
+def test_a_ca_without_keycertsign_is_an_error_and_without_keyusage_a_warning() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "no-sign CA")])
+    no_sign = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(1).not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=90))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    assert checks(check_bundle(pem(no_sign), NOW), "error") == [(0, "ca")]
+    report = check_bundle(pem(make_certificate("legacy CA", key_usage=False)), NOW)
+    assert report.ok and checks(report, "warning") == [(0, "ca")]
+
+
+def test_expiring_within_30_days_is_a_warning_and_not_yet_valid_too() -> None:
+    soon = make_certificate("soon CA", not_after=NOW + dt.timedelta(days=29))
+    later = make_certificate("later CA", not_after=NOW + dt.timedelta(days=31))
+    future = make_certificate("future CA", not_before=NOW + dt.timedelta(days=2))
+    report = check_bundle(pem(soon) + pem(later) + pem(future), NOW)
+    assert report.ok
+    assert checks(report, "warning") == [(0, "expiry"), (2, "expiry")]
+    assert checks(check_bundle(pem(later), NOW, expiry_warning_days=60), "warning") == [(0, "expiry")]
+
+
+def test_a_duplicate_is_an_error() -> None:
+    ca, _ = create_test_ca("partner-a CA")
+    other, _ = create_test_ca("partner-b CA")
+    report = check_bundle(pem(ca) + pem(other) + pem(ca), NOW)
+    assert checks(report, "error") == [(2, "duplicate")]
+    assert "#0" in report.errors[0].message
+
+
+@pytest.mark.parametrize(("data", "check"), [
+    pytest.param(b"", "empty", id="empty"),
+    pytest.param(b"hello, I am not a truststore\n", "pem", id="garbage"),
+    pytest.param(b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n", "pem",
+                 id="not-der"),
+    pytest.param(b"-----BEGIN CERTIFICATE-----\nMIIB\n", "pem", id="unterminated"),
+    pytest.param(b"-----BEGIN CERTIFICATE-----\nMII*B\n-----END CERTIFICATE-----\n", "pem", id="bad-base64"),
+])
+def test_unparseable_input_is_an_error(data: bytes, check: str) -> None:
+    report = check_bundle(data, NOW)
+    assert not report.ok and check in {f.check for f in report.errors}
+
+
+def test_a_private_key_or_stray_text_in_a_bundle_is_an_error() -> None:
+    ca, key = create_test_ca("partner-a CA")
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    report = check_bundle(pem(ca) + key_pem, NOW)
+    assert checks(report, "error") == [(1, "pem")] and "PRIVATE KEY" in report.errors[0].message
+    report = check_bundle(b"subject=CN=partner-a CA\n" + pem(ca), NOW)
+    assert checks(report, "error") == [(None, "pem")]
+
+
+# --- build_bundle ------------------------------------------------------------------------------
+
+def write_ca(directory: Path, name: str) -> tuple[Path, x509.Certificate, Any]:
+    certificate, key = create_test_ca(f"{name} CA")
+    path = directory / f"{name}.pem"
+    path.write_bytes(pem(certificate))
+    return path, certificate, key
+
+
+def test_build_is_plain_pem_in_partner_order_and_deterministic(tmp_path: Path) -> None:
+    b_file, b_ca, _ = write_ca(tmp_path, "zeta")
+    a_file, a_ca, _ = write_ca(tmp_path, "alpha")
+    # A partner's file with a comment and an intermediate: the comment does not reach the bundle.
+    intermediate, _ = create_test_ca("alpha intermediate")
+    a_file.write_bytes(b"# alpha's chain\n" + pem(a_ca) + pem(intermediate))
+    bundle = build_bundle({"zeta": b_file, "alpha": a_file})
+    assert bundle == pem(a_ca) + pem(intermediate) + pem(b_ca)
+    assert bundle == build_bundle({"alpha": a_file, "zeta": b_file})
+    assert check_bundle(bundle, NOW).ok
+    assert bundle.count(b"-----BEGIN CERTIFICATE-----") == 3 and b"#" not in bundle
+
+
+def test_build_refuses_bad_inputs(tmp_path: Path) -> None:
+    a_file, _, key = write_ca(tmp_path, "alpha")
+    with pytest.raises(TruststoreError, match="at least one"):
+        build_bundle({})
+    with pytest.raises(TruststoreError, match="partner name"):
+        build_bundle({"a b": a_file})
+    with pytest.raises(TruststoreError, match=r"missing\.pem"):
+        build_bundle({"alpha": tmp_path / "missing.pem"})
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_bytes(b"nothing here")
+    with pytest.raises(TruststoreError, match="no PEM certificate"):
+        build_bundle({"alpha": garbage})
+    with_key = tmp_path / "with-key.pem"
+    with_key.write_bytes(a_file.read_bytes() + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    with pytest.raises(TruststoreError, match="PRIVATE KEY"):
+        build_bundle({"alpha": with_key})
+    assert len(load_certificates(a_file.read_bytes(), "a")) == 1
+
+
+# --- issue_test_client -------------------------------------------------------------------------
+
+def test_test_client_certificate_is_ec_p256_client_auth_and_verifies_against_its_ca() -> None:
+    ca, key = create_test_ca("partner-a CA", days=10)
+    cert_pem, key_pem = issue_test_client(ca, key, "CN=partner-a-test,O=Partner A", days=30)
+    client = x509.load_pem_x509_certificate(cert_pem)
+    client.verify_directly_issued_by(ca)
+    assert client.subject.rfc4514_string() == "CN=partner-a-test,O=Partner A"
+    assert client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value == x509.ExtendedKeyUsage(
+        [ExtendedKeyUsageOID.CLIENT_AUTH])
+    assert not client.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    public = client.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1"
+    assert client.not_valid_after_utc <= ca.not_valid_after_utc  # never outlives its CA
+    private = serialization.load_pem_private_key(key_pem, password=None)
+    assert private.public_key() == public
+
+
+def test_issue_test_client_refuses_what_cannot_work() -> None:
+    ca, key = create_test_ca("partner-a CA")
+    other_ca, other_key = create_test_ca("partner-b CA")
+    with pytest.raises(TruststoreError, match="does not belong"):
+        issue_test_client(ca, other_key, "CN=x", 1)
+    with pytest.raises(TruststoreError, match="RFC 4514"):
+        issue_test_client(ca, key, "not a name", 1)
+    with pytest.raises(TruststoreError, match="days"):
+        issue_test_client(ca, key, "CN=x", 0)
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(TruststoreError, match="not a CA"):
+        issue_test_client(make_certificate("leaf", key=leaf_key, ca=False), leaf_key, "CN=x", 1)
+    with pytest.raises(TruststoreError, match="expired"):
+        issue_test_client(ca, key, "CN=x", 1, now=NOW + dt.timedelta(days=400))
+    assert other_ca != ca
+
+
+# --- the real TLS test -------------------------------------------------------------------------
+
+class Partner:
+    def __init__(self, directory: Path, name: str) -> None:
+        self.ca_file, self.ca, self.key = write_ca(directory, name)
+        cert_pem, key_pem = issue_test_client(self.ca, self.key, f"CN={name}-client", days=1)
+        self.client = (directory / f"{name}-client.pem", directory / f"{name}-client.key")
+        self.client[0].write_bytes(cert_pem)
+        self.client[1].write_bytes(key_pem)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ServerIdentity]]:
+    directory = tmp_path_factory.mktemp("mtls")
+    yield directory, make_server_identity(directory)
+
+
+def self_signed_client(directory: Path, name: str) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = make_certificate(name, key=key, ca=False)
+    paths = directory / f"{name}.pem", directory / f"{name}.key"
+    paths[0].write_bytes(pem(certificate))
+    paths[1].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+def impostor_client(directory: Path, partner: Partner) -> tuple[Path, Path]:
+    """A CA with exactly partner A's name but another key, and a client it issued: names prove nothing."""
+    impostor_ca, impostor_key = create_test_ca(partner.ca.subject.rfc4514_string().removeprefix("CN="))
+    assert impostor_ca.subject == partner.ca.subject
+    cert_pem, key_pem = issue_test_client(impostor_ca, impostor_key, "CN=alpha-client", days=1)
+    paths = directory / "impostor.pem", directory / "impostor.key"
+    paths[0].write_bytes(cert_pem)
+    paths[1].write_bytes(key_pem)
+    return paths
+
+
+@pytest.mark.parametrize("version", TLS_VERSIONS, ids=["tls1.2", "tls1.3"])
+def test_tls_server_admits_partners_in_the_bundle_and_refuses_everyone_else(
+        world: tuple[Path, ServerIdentity], version: ssl.TLSVersion) -> None:
+    base, identity = world
+    directory = base / version.name
+    directory.mkdir()
+    alpha, beta = Partner(directory, "alpha"), Partner(directory, "beta")
+    bundle = directory / "truststore-v1.pem"
+    bundle.write_bytes(build_bundle({"alpha": alpha.ca_file, "beta": beta.ca_file}))
+    assert check_bundle(bundle.read_bytes(), NOW).ok
+
+    def attempt(server: MtlsServer, client: tuple[Path, Path] | None) -> tuple[str, tuple[str, str]]:
+        return connect(server.port, identity.ca_file, client, version), server.verdict()
+
+    with MtlsServer(identity, bundle, maximum_version=version) as server:
+        seen, (verdict, detail) = attempt(server, alpha.client)
+        assert (seen, verdict, detail) == ("admitted", "admitted", "CN=alpha-client")
+        seen, (verdict, detail) = attempt(server, beta.client)
+        assert (seen, verdict, detail) == ("admitted", "admitted", "CN=beta-client")
+        seen, (verdict, detail) = attempt(server, self_signed_client(directory, "self-signed"))
+        assert (seen, verdict) == ("refused", "refused") and "certificate verify failed" in detail
+        seen, (verdict, detail) = attempt(server, impostor_client(directory, alpha))
+        assert (seen, verdict) == ("refused", "refused") and "certificate verify failed" in detail
+        seen, (verdict, detail) = attempt(server, None)
+        assert (seen, verdict) == ("refused", "refused") and "certificate" in detail
+
+    # Partner beta leaves: rebuild without it, restart the server on the new version.
+    bundle_v2 = directory / "truststore-v2.pem"
+    bundle_v2.write_bytes(build_bundle({"alpha": alpha.ca_file}))
+    with MtlsServer(identity, bundle_v2, maximum_version=version) as server:
+        seen, (verdict, detail) = attempt(server, beta.client)
+        assert (seen, verdict) == ("refused", "refused") and "certificate verify failed" in detail
+        seen, (verdict, _) = attempt(server, alpha.client)
+        assert (seen, verdict) == ("admitted", "admitted")

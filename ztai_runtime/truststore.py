@@ -1,0 +1,329 @@
+"""Partner truststores for API Gateway mutual TLS (control map §7).
+
+A truststore is what API Gateway reads from S3 for a custom domain with mutual TLS: plain PEM
+`CERTIFICATE` blocks, one after another, nothing else. It holds the CA certificates (roots and,
+where a partner's chain needs them, intermediates) of every partner admitted; a client certificate
+that chains to none of them is refused during the TLS handshake.
+
+- `build_bundle` concatenates the partners' CA files in partner-name order, re-encoded from the
+  parsed certificates (comments, keys and stray text in the inputs never reach the bundle), so the
+  same partners always give the same bytes. Removing a partner is building again without it: the
+  result is a new S3 object version that no longer admits that partner.
+- `check_bundle` validates a bundle as API Gateway would need it: every block a parseable
+  certificate, CA certificates only, RSA >= 2048 or ECDSA P-256/P-384 keys, SHA-256 or stronger
+  signatures, expiry (expired = error, expiring soon = warning), no duplicates.
+- `create_test_ca` and `issue_test_client` make test partner CAs and client certificates (EC P-256,
+  clientAuth) for tests and for a partner's onboarding check. They are not a production CA.
+
+On-disk format: the bundle is RFC 7468 PEM (`-----BEGIN CERTIFICATE-----`, strict base64 DER),
+the format has no version field of its own because API Gateway defines it; its versioning is the
+S3 object version the gateway pins.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+EXPIRY_WARNING_DAYS = 30
+MIN_RSA_BITS = 2048
+# API Gateway's mutual TLS accepts RSA-2048 or stronger and ECDSA on these curves, SHA-256 or stronger.
+ACCEPTED_CURVES = {ec.SECP256R1.name: "P-256", ec.SECP384R1.name: "P-384"}
+ACCEPTED_HASHES = {hashes.SHA256.name, hashes.SHA384.name, hashes.SHA512.name}
+MAX_TEST_CLIENT_DAYS = 397
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END ([A-Z0-9 ]+)-----", re.DOTALL)
+_PARTNER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+Severity = Literal["error", "warning"]
+CaPrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+class TruststoreError(Exception):
+    """An input the truststore tool cannot use (unreadable file, no certificate in it, bad name)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: Severity
+    check: str  # stable id: pem, ca, key, signature, expiry, duplicate, empty
+    index: int | None  # position of the certificate in the bundle (0-based), None for the whole file
+    subject: str | None
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"severity": self.severity, "check": self.check, "index": self.index,
+                "subject": self.subject, "message": self.message}
+
+
+@dataclass(frozen=True)
+class CertificateSummary:
+    index: int
+    subject: str
+    issuer: str
+    sha256: str
+    not_after: dt.datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "subject": self.subject, "issuer": self.issuer,
+                "sha256": self.sha256, "notAfter": self.not_after.isoformat()}
+
+
+@dataclass(frozen=True)
+class Report:
+    certificates: list[CertificateSummary] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "certificates": [c.to_json() for c in self.certificates],
+                "errors": [f.to_json() for f in self.errors],
+                "warnings": [f.to_json() for f in self.warnings]}
+
+
+def _base64(body: bytes) -> bytes:
+    return base64.b64decode(b"".join(body.split()), validate=True)  # strict: no stray characters
+
+
+def load_certificates(pem: bytes, source: str) -> list[x509.Certificate]:
+    """Every certificate of a PEM file; anything else in a PEM block (a key, a CSR) is refused."""
+    blocks = _PEM_BLOCK.findall(pem)
+    if not blocks:
+        raise TruststoreError(f"{source}: no PEM certificate found")
+    certificates: list[x509.Certificate] = []
+    for number, (label, body, end_label) in enumerate(blocks, start=1):
+        if label != b"CERTIFICATE" or end_label != label:
+            raise TruststoreError(f"{source}: PEM block {number} is {label.decode()!r}, not a CERTIFICATE "
+                                  "(never put a private key in a truststore input)")
+        try:
+            certificates.append(x509.load_der_x509_certificate(_base64(body)))
+        except (ValueError, binascii.Error) as error:
+            raise TruststoreError(f"{source}: PEM block {number} is not a valid certificate: "
+                                  f"{error}") from None
+    return certificates
+
+
+def build_bundle(partner_ca_files: Mapping[str, Path]) -> bytes:
+    """The truststore for these partners: their CA certificates as plain PEM, ordered by partner
+    name then by position in the partner's file. Deterministic: same inputs, same bytes."""
+    if not partner_ca_files:
+        raise TruststoreError("no partner given: a truststore needs at least one CA")
+    parts: list[bytes] = []
+    for partner in sorted(partner_ca_files):
+        if not _PARTNER_NAME.match(partner):
+            raise TruststoreError(f"partner name {partner!r}: use 1-64 letters, digits, '.', '_' or '-'")
+        path = partner_ca_files[partner]
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise TruststoreError(f"partner {partner}: {path}: {error.strerror or error}") from None
+        for certificate in load_certificates(data, f"partner {partner}: {path}"):
+            parts.append(certificate.public_bytes(serialization.Encoding.PEM))
+    return b"".join(parts)
+
+
+def check_bundle(pem: bytes, now: dt.datetime, *, expiry_warning_days: int = EXPIRY_WARNING_DAYS) -> Report:
+    """Validate a truststore; the report lists every problem, not just the first."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    findings: list[Finding] = []
+    summaries: list[CertificateSummary] = []
+    blocks = list(_PEM_BLOCK.finditer(pem))
+    outside = _PEM_BLOCK.sub(b"", pem).strip()
+    if outside:
+        findings.append(Finding("error", "pem", None, None,
+                                f"{len(outside)} bytes outside PEM blocks (or an unterminated block): "
+                                "a truststore is plain PEM certificates only"))
+    if not blocks:
+        findings.append(Finding("error", "empty", None, None, "no certificate in the truststore"))
+    seen: dict[str, int] = {}
+    for index, block in enumerate(blocks):
+        label, body, end_label = block.groups()
+        if label != b"CERTIFICATE" or end_label != label:
+            findings.append(Finding("error", "pem", index, None,
+                                    f"PEM block is {label.decode()!r}, not a CERTIFICATE"))
+            continue
+        try:
+            certificate = x509.load_der_x509_certificate(_base64(body))
+        except (ValueError, binascii.Error) as error:
+            findings.append(Finding("error", "pem", index, None, f"not a parseable certificate: {error}"))
+            continue
+        subject = certificate.subject.rfc4514_string()
+        fingerprint = certificate.fingerprint(hashes.SHA256()).hex()
+        summaries.append(CertificateSummary(index, subject, certificate.issuer.rfc4514_string(),
+                                            fingerprint, certificate.not_valid_after_utc))
+
+        def add(severity: Severity, check: str, message: str, *, _i: int = index, _s: str = subject) -> None:
+            findings.append(Finding(severity, check, _i, _s, message))
+
+        if fingerprint in seen:
+            add("error", "duplicate", f"same certificate as #{seen[fingerprint]} (SHA-256 {fingerprint})")
+        else:
+            seen[fingerprint] = index
+        for severity, check, message in _certificate_findings(certificate, now, expiry_warning_days):
+            add(severity, check, message)
+    return Report(summaries, findings)
+
+
+def _certificate_findings(certificate: x509.Certificate, now: dt.datetime,
+                          expiry_warning_days: int) -> list[tuple[Severity, str, str]]:
+    found: list[tuple[Severity, str, str]] = []
+    try:
+        basic = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+        is_ca = basic.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        found.append(("error", "ca", "not a CA certificate (BasicConstraints CA=true missing): a leaf "
+                                     "certificate in a truststore admits only itself, use its issuing CA"))
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not usage.key_cert_sign:
+            found.append(("error", "ca", "KeyUsage lacks keyCertSign: this CA may not sign certificates"))
+    except x509.ExtensionNotFound:
+        # RFC 5280 requires KeyUsage on CA certificates, but TLS stacks accept a CA without it.
+        found.append(("warning", "ca", "no KeyUsage extension (RFC 5280 requires keyCertSign on a CA)"))
+
+    key = certificate.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            found.append(("error", "key", f"RSA-{key.key_size} key: at least RSA-{MIN_RSA_BITS} required"))
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name not in ACCEPTED_CURVES:
+            found.append(("error", "key", f"EC key on {key.curve.name}: only P-256 and P-384 are accepted"))
+    else:
+        found.append(("error", "key", f"{type(key).__name__.lstrip('_')} key: only RSA and ECDSA "
+                                      "(P-256, P-384) are accepted"))
+
+    try:
+        digest = certificate.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        digest = None
+    if digest is None or digest.name not in ACCEPTED_HASHES:
+        name = digest.name.upper() if digest else certificate.signature_algorithm_oid.dotted_string
+        found.append(("error", "signature", f"signed with {name}: SHA-256 or stronger required"))
+
+    not_after = certificate.not_valid_after_utc
+    if not_after <= now:
+        found.append(("error", "expiry", f"expired on {not_after.isoformat()}"))
+    elif not_after - now <= dt.timedelta(days=expiry_warning_days):
+        found.append(("warning", "expiry", f"expires on {not_after.isoformat()} (within "
+                                           f"{expiry_warning_days} days): get the partner's next CA"))
+    if certificate.not_valid_before_utc > now:
+        found.append(("warning", "expiry",
+                      f"not valid before {certificate.not_valid_before_utc.isoformat()}"))
+    return found
+
+
+def _signing_hash(key: CaPrivateKey) -> hashes.SHA256 | hashes.SHA384:
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
+        return hashes.SHA384()
+    return hashes.SHA256()
+
+
+def create_test_ca(common_name: str, *, days: int = 365, now: dt.datetime | None = None,
+                   key: CaPrivateKey | None = None) -> tuple[x509.Certificate, CaPrivateKey]:
+    """A self-signed test partner CA (EC P-256 unless `key` is given). For tests and onboarding
+    rehearsals only: its key lives wherever the caller puts it."""
+    now = now or dt.datetime.now(dt.UTC)
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, common_name)])
+    public = key.public_key()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
+                                     key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, key_cert_sign=True,
+                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key, _signing_hash(key))
+    )
+    return certificate, key
+
+
+def issue_test_client(ca_cert: x509.Certificate, ca_key: CaPrivateKey, subject: str | x509.Name,
+                      days: int, *, now: dt.datetime | None = None) -> tuple[bytes, bytes]:
+    """A client certificate (EC P-256, clientAuth) issued by `ca_cert`, as (certificate PEM,
+    unencrypted PKCS#8 key PEM). `subject` is an RFC 4514 string such as "CN=partner-a-test"."""
+    now = now or dt.datetime.now(dt.UTC)
+    if not 1 <= days <= MAX_TEST_CLIENT_DAYS:
+        raise TruststoreError(f"days {days}: give 1 to {MAX_TEST_CLIENT_DAYS}")
+    if isinstance(subject, str):
+        try:
+            subject = x509.Name.from_rfc4514_string(subject)
+        except ValueError as error:
+            raise TruststoreError(f"subject {subject!r}: not an RFC 4514 name ({error})") from None
+    if not subject.rdns:
+        raise TruststoreError("subject is empty: give at least CN=...")
+    if ca_key.public_key() != ca_cert.public_key():
+        raise TruststoreError("the CA key does not belong to the CA certificate")
+    try:
+        if not ca_cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            raise x509.ExtensionNotFound("not a CA", x509.BasicConstraints.oid)
+    except x509.ExtensionNotFound:
+        raise TruststoreError("the issuer certificate is not a CA (BasicConstraints CA=true)") from None
+    if ca_cert.not_valid_after_utc <= now:
+        raise TruststoreError(f"the CA expired on {ca_cert.not_valid_after_utc.isoformat()}")
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    # A certificate never outlives its issuer: clients would be refused before it expires.
+    not_after = min(now + dt.timedelta(days=days), ca_cert.not_valid_after_utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(ca_cert.subject).public_key(key.public_key())
+        .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1)
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                       critical=False)
+        .sign(ca_key, _signing_hash(ca_key))
+    )
+    return (certificate.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def load_ca_key(pem: bytes, source: str) -> CaPrivateKey:
+    """An unencrypted RSA or EC private key in PEM (PKCS#8 or traditional)."""
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except TypeError:
+        raise TruststoreError(f"{source}: the key is encrypted; give an unencrypted test CA key") from None
+    except ValueError as error:
+        raise TruststoreError(f"{source}: not a PEM private key ({error})") from None
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise TruststoreError(f"{source}: only RSA and EC CA keys are supported")
+    return key
