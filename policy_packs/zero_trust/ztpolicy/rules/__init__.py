@@ -2,6 +2,12 @@
 
 from ztpolicy.rule import Rule
 from ztpolicy.rules import (
+    api_default_endpoint_disabled,
+    api_mtls_required,
+    api_route_authorized,
+    api_stage_access_logs,
+    api_stage_throttled,
+    api_tls_12,
     default_security_group_closed,
     dynamodb_deletion_protection,
     dynamodb_pitr_enabled,
@@ -49,4 +55,10 @@ ALL_RULES: list[Rule] = [
     launch_template_hardened.RULE,
     enclave_user_data_no_debug.RULE,
     model_key_attestation_required.RULE,
+    api_mtls_required.RULE,
+    api_default_endpoint_disabled.RULE,
+    api_tls_12.RULE,
+    api_route_authorized.RULE,
+    api_stage_access_logs.RULE,
+    api_stage_throttled.RULE,
 ]

@@ -1,0 +1,513 @@
+"""Secure API gateway (control map §2.3 and §7): the only door to the inference fleet.
+
+**API type: HTTP API (API Gateway v2), not REST API.** The gateway's job is to admit a caller
+that presents both a client certificate from an admitted CA (mutual TLS) and a JWT from the
+identity provider with the scopes of the route it calls. HTTP APIs validate JWTs natively
+(`JWT` authorizer: issuer, audiences, and `authorization_scopes` per route), with no code of ours in
+the request path; a REST API validates JWTs only through a Cognito authorizer (one user pool, no
+external OIDC issuer) or a Lambda authorizer (our code, our bugs, our cold starts, in front of every
+request). HTTP APIs also give per-route throttling on the stage, a VPC link to a private NLB, and
+`disable_execute_api_endpoint`. What they do not have is AWS WAF and usage plans (per-API-key
+quotas). What compensates, for this gateway:
+
+- no anonymous traffic reaches a route: the TLS handshake refuses any client without a
+  certificate chaining to the truststore, before a request is parsed, and the JWT authorizer
+  refuses any request without a valid token carrying the route's scopes;
+- rate limits: stage-wide defaults, per-route limits, and per-partner limits expressed as the
+  partner's own routes (`/partners/<name>/...`, each with its own throttling); HTTP APIs have no
+  per-client (per-token) limit, so a partner is limited per route it owns;
+- nothing public behind the gateway: the integration is private (VPC link to the internal NLB);
+- the default `execute-api` endpoint is disabled, so neither mTLS nor the domain can be bypassed.
+
+If WAF's managed rule groups become a requirement (e.g. body inspection), the alternative is a REST
+API with a Lambda authorizer, or CloudFront + WAF in front (CloudFront cannot forward client
+certificates to API Gateway mTLS, so mTLS would then move to CloudFront's viewer mTLS).
+
+Secure by default, as the component declares it:
+
+- custom domain, REGIONAL endpoint, `TLS_1_2` security policy, ACM certificate from the arguments;
+  mutual TLS with the truststore at `s3://<bucket>/<key>` pinned to the truststore object's S3
+  version (`version_id`): a new bundle is a new version, and the domain follows only when this
+  component is updated (a partner removed from the bundle is no longer admitted after that update);
+- the truststore bucket: private (public access blocked, ownership enforced), versioned, encrypted
+  with the customer managed key passed in, TLS-only and that-key-only bucket policy. The bundle is
+  built here from the partners' and first-party CA files (CERTIFICATE blocks only, parsed, CA
+  certificates only, partner-name order), or taken as built by `ztai truststore build`
+  (`truststore_path`). Not verified against AWS: API Gateway reads the truststore with the
+  deploying caller's credentials, which then need `s3:GetObject*` on it and `kms:Decrypt` on the key;
+- JWT authorizer (`$request.header.Authorization`) with issuer and audiences from the arguments;
+  every route `authorization_type="JWT"` with that authorizer and at least one scope (a route
+  without scopes is refused);
+- a VPC link in the given private subnets, with its own security group (no ingress; egress to the
+  backend CIDR on the backend port only), and an `HTTP_PROXY` integration to the NLB listener;
+- a stage with default throttling, per-route throttling, and JSON access logs (request id, caller
+  `sub` and `client_id` claims, client certificate subject/serial/validity, route, status,
+  latencies) to a CMK-encrypted log group with a retention.
+
+Outputs for incident response (the playbooks throttle a route through the stage's route settings,
+or pause the API by removing the API mapping): `api_id`, `stage_name`, `route_keys`, `domain_name`,
+`truststore_uri`, `truststore_version`, `log_group_name`.
+
+Not here: a Cognito user pool as the default issuer (the issuer is an argument: Cognito's is
+`https://cognito-idp.<region>.amazonaws.com/<pool id>`), partner OAuth clients, a DNS-validated
+certificate and the DNS record of the domain.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+from cryptography import x509
+
+from components.aws_facts import LOG_RETENTION_DAYS
+
+TRUSTSTORE_KEY = "truststore/truststore.pem"
+SECURITY_POLICY = "TLS_1_2"
+JWT_IDENTITY_SOURCE = "$request.header.Authorization"
+PARTNER_PREFIX = "/partners"
+# Everything the incident responders need to attribute a request, one JSON object per request.
+ACCESS_LOG_FORMAT = json.dumps({
+    "requestId": "$context.requestId",
+    "requestTime": "$context.requestTimeEpoch",
+    "sourceIp": "$context.identity.sourceIp",
+    "callerSub": "$context.authorizer.claims.sub",
+    "clientId": "$context.authorizer.claims.client_id",
+    "clientCertSubject": "$context.identity.clientCert.subjectDN",
+    "clientCertIssuer": "$context.identity.clientCert.issuerDN",
+    "clientCertSerial": "$context.identity.clientCert.serialNumber",
+    "clientCertNotAfter": "$context.identity.clientCert.validity.notAfter",
+    "domainName": "$context.domainName",
+    "routeKey": "$context.routeKey",
+    "status": "$context.status",
+    "responseLatency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency",
+    "integrationStatus": "$context.integrationStatus",
+    "authorizerError": "$context.authorizer.error",
+    "error": "$context.error.message",
+}, sort_keys=True)
+
+_ROUTE_KEY = re.compile(r"(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|ANY) (/[A-Za-z0-9._~{}+/-]*)")
+_SCOPE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]{1,256}")  # RFC 6749 scope-token
+_PARTNER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # goes into paths and resource names
+_DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+_STAGE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_PEM_CERTIFICATE = re.compile(
+    r"-----BEGIN CERTIFICATE-----\r?\n(.*?)-----END CERTIFICATE-----", re.DOTALL)
+KEY_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    """One route of the API.
+
+    route_key: `METHOD /path` (`ANY` allowed; no `$default`: every route is named).
+    scopes: OAuth scopes the caller's token must carry (any one of them); at least one.
+    rate_limit, burst_limit: this route's throttling (requests per second, burst); default None,
+        the stage's defaults.
+    """
+
+    route_key: str
+    scopes: tuple[str, ...]
+    rate_limit: float | None = None
+    burst_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class ApiPartner:
+    """A third party (§7): its CA in the truststore, its scopes, its routes and its rate limit.
+
+    name: lower-case letters, digits, `-`; its routes live under `/partners/<name>`.
+    scopes: the scopes its OAuth client is issued; every partner route requires them.
+    rate_limit, burst_limit: applied to each of the partner's routes.
+    paths: `METHOD /path` under the partner prefix; default `POST /v1/infer`.
+    ca_file: the partner's client-certificate CA (PEM). Required unless `truststore_path` is given,
+        in which case its certificates must be in that bundle.
+    """
+
+    name: str
+    scopes: tuple[str, ...]
+    rate_limit: float
+    burst_limit: int
+    paths: tuple[str, ...] = ("POST /v1/infer",)
+    ca_file: str | None = None
+
+    def routes(self) -> list[ApiRoute]:
+        routes = []
+        for path in self.paths:
+            method, _, rest = path.partition(" ")
+            routes.append(ApiRoute(f"{method} {PARTNER_PREFIX}/{self.name}{rest}", self.scopes,
+                                   self.rate_limit, self.burst_limit))
+        return routes
+
+
+@dataclass
+class SecureApiGatewayArgs:
+    """Inputs of `SecureApiGateway`; every default is the secure one.
+
+    environment, owner: tags and names.
+    domain_name: the custom domain (lower case); the only way in.
+    certificate_arn: ACM certificate for `domain_name`, in the API's region.
+    jwt_issuer: `https://` issuer URL of the identity provider (e.g. Cognito:
+        `https://cognito-idp.<region>.amazonaws.com/<pool id>`).
+    jwt_audiences: accepted `aud` (or, for Cognito access tokens, `client_id`) values; at least one.
+    routes: first-party routes; each with scopes. With `partners`, at least one route in all.
+    vpc_id, subnet_ids: where the VPC link's interfaces live (private subnets of the segment).
+    backend_cidr, backend_port: where the VPC link may connect: the NLB's subnets and listener port.
+    nlb_listener_arn: the internal NLB's listener (the enclave fleet's, or a clearly marked
+        stand-in until it exists).
+    truststore_key_arn: customer managed key of the truststore bucket.
+    logs_key_arn: customer managed key of the access log group (its policy must let
+        logs.<region>.amazonaws.com use it).
+    partners: third parties; default none.
+    client_ca_files: CA files of first-party clients, added to the truststore; default none.
+    truststore_path: a bundle built by `ztai truststore build`; default None: built here from
+        `client_ca_files` and the partners' `ca_file`s.
+    stage_name: default `live`.
+    throttling_rate_limit, throttling_burst_limit: stage defaults for every route; default 50 rps,
+        burst 100.
+    log_retention_days: a CloudWatch retention; default 365.
+    backend_server_name: when the NLB listener is TLS, the name its certificate must carry (the
+        integration then verifies it); default None (TCP listener inside the VPC).
+    protect: Pulumi `protect` on the truststore bucket and the log group. Default False.
+    """
+
+    environment: str
+    owner: str
+    domain_name: str
+    certificate_arn: pulumi.Input[str]
+    jwt_issuer: str
+    jwt_audiences: Sequence[str]
+    routes: Sequence[ApiRoute]
+    vpc_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    backend_cidr: str
+    backend_port: int
+    nlb_listener_arn: pulumi.Input[str]
+    truststore_key_arn: pulumi.Input[str]
+    logs_key_arn: pulumi.Input[str]
+    partners: Sequence[ApiPartner] = ()
+    client_ca_files: Sequence[str] = ()
+    truststore_path: str | None = None
+    stage_name: str = "live"
+    throttling_rate_limit: float = 50.0
+    throttling_burst_limit: int = 100
+    log_retention_days: int = 365
+    backend_server_name: str | None = None
+    protect: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class SecureApiGateway(pulumi.ComponentResource):
+    """HTTP API behind a mutual-TLS custom domain. Type token `zero-trust-ai:api:SecureApiGateway`."""
+
+    api: aws.apigatewayv2.Api
+    stage: aws.apigatewayv2.Stage
+    domain: aws.apigatewayv2.DomainName
+
+    def __init__(self, name: str, args: SecureApiGatewayArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        routes = _validate(args)
+        bundle = truststore_bundle(args)
+        super().__init__("zero-trust-ai:api:SecureApiGateway", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {"environment": args.environment, "owner": args.owner, "project": "zero-trust-ai",
+                "data-classification": "internal", "ztai:segment": "inference", **args.tags}
+
+        # -- truststore ------------------------------------------------------------------------
+        bucket = aws.s3.Bucket(f"{name}-truststore", force_destroy=False, tags=tags,
+                               opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+        in_bucket = pulumi.ResourceOptions(parent=bucket)
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{name}-truststore-public-access", bucket=bucket.id, block_public_acls=True,
+            block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
+            opts=in_bucket)
+        aws.s3.BucketOwnershipControls(
+            f"{name}-truststore-ownership", bucket=bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=in_bucket)
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-truststore-versioning", bucket=bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                status="Enabled"),
+            opts=in_bucket)
+        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-truststore-encryption", bucket=bucket.id,
+            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=aws.s3.
+                BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                    sse_algorithm="aws:kms", kms_master_key_id=args.truststore_key_arn),
+                bucket_key_enabled=True)],
+            opts=in_bucket)
+        policy = aws.s3.BucketPolicy(
+            f"{name}-truststore-policy", bucket=bucket.id,
+            policy=pulumi.Output.all(bucket.arn, args.truststore_key_arn).apply(
+                lambda values: truststore_bucket_policy(values[0], values[1])),
+            opts=pulumi.ResourceOptions(parent=bucket, depends_on=[public_access]))
+        truststore = aws.s3.BucketObjectv2(
+            f"{name}-truststore-bundle", bucket=bucket.id, key=TRUSTSTORE_KEY, content=bundle,
+            content_type="application/x-pem-file", server_side_encryption="aws:kms",
+            kms_key_id=args.truststore_key_arn, bucket_key_enabled=True, tags=tags,
+            # A version id exists only once versioning is on.
+            opts=pulumi.ResourceOptions(parent=bucket,
+                                        depends_on=[versioning, encryption, policy]))
+        self.truststore_uri: pulumi.Output[str] = pulumi.Output.concat(
+            "s3://", bucket.bucket, "/", TRUSTSTORE_KEY)
+        self.truststore_version: pulumi.Output[str] = truststore.version_id
+
+        # -- domain ----------------------------------------------------------------------------
+        self.domain = aws.apigatewayv2.DomainName(
+            f"{name}-domain", domain_name=args.domain_name,
+            domain_name_configuration=aws.apigatewayv2.DomainNameDomainNameConfigurationArgs(
+                certificate_arn=args.certificate_arn, endpoint_type="REGIONAL",
+                security_policy=SECURITY_POLICY),
+            mutual_tls_authentication=aws.apigatewayv2.DomainNameMutualTlsAuthenticationArgs(
+                truststore_uri=self.truststore_uri, truststore_version=self.truststore_version),
+            tags=tags, opts=child)
+
+        # -- API, authorizer, private integration ----------------------------------------------
+        api_name = f"zero-trust-ai-{args.environment}-{name}"
+        self.api = aws.apigatewayv2.Api(
+            f"{name}-api", name=api_name, protocol_type="HTTP",
+            description="Inference API: mutual TLS on the custom domain, JWT on every route",
+            # The execute-api endpoint has no mTLS: leaving it on bypasses the truststore.
+            disable_execute_api_endpoint=True, tags=tags, opts=child)
+        in_api = pulumi.ResourceOptions(parent=self.api)
+        authorizer = aws.apigatewayv2.Authorizer(
+            f"{name}-jwt", api_id=self.api.id, name=f"{api_name}-jwt", authorizer_type="JWT",
+            identity_sources=[JWT_IDENTITY_SOURCE],
+            jwt_configuration=aws.apigatewayv2.AuthorizerJwtConfigurationArgs(
+                issuer=args.jwt_issuer, audiences=list(args.jwt_audiences)),
+            opts=in_api)
+
+        link_group = aws.ec2.SecurityGroup(
+            f"{name}-vpc-link-sg", vpc_id=args.vpc_id,
+            description="API Gateway VPC link: nothing in, the backend listener out",
+            tags={**tags, "Name": f"{name}-vpc-link"}, opts=child)
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-vpc-link-out", security_group_id=link_group.id, ip_protocol="tcp",
+            from_port=args.backend_port, to_port=args.backend_port, cidr_ipv4=args.backend_cidr,
+            description="the inference load balancer", tags=tags,
+            opts=pulumi.ResourceOptions(parent=link_group))
+        vpc_link = aws.apigatewayv2.VpcLink(
+            f"{name}-vpc-link", name=f"{api_name}-link", subnet_ids=list(args.subnet_ids),
+            security_group_ids=[link_group.id], tags=tags, opts=child)
+        integration = aws.apigatewayv2.Integration(
+            f"{name}-backend", api_id=self.api.id, integration_type="HTTP_PROXY",
+            integration_method="ANY", integration_uri=args.nlb_listener_arn,
+            connection_type="VPC_LINK", connection_id=vpc_link.id, payload_format_version="1.0",
+            tls_config=(aws.apigatewayv2.IntegrationTlsConfigArgs(
+                server_name_to_verify=args.backend_server_name)
+                        if args.backend_server_name else None),
+            description="private integration to the inference fleet's internal NLB",
+            opts=in_api)
+
+        created: list[pulumi.Resource] = []
+        for route in routes:
+            created.append(aws.apigatewayv2.Route(
+                f"{name}-route-{_slug(route.route_key)}", api_id=self.api.id,
+                route_key=route.route_key, authorization_type="JWT", authorizer_id=authorizer.id,
+                authorization_scopes=list(route.scopes),
+                target=pulumi.Output.concat("integrations/", integration.id), opts=in_api))
+
+        # -- stage, logs, mapping --------------------------------------------------------------
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-access-logs", name=f"/aws/apigateway/{api_name}",
+            retention_in_days=args.log_retention_days, kms_key_id=args.logs_key_arn,
+            tags=tags, opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+        self.stage = aws.apigatewayv2.Stage(
+            f"{name}-stage", api_id=self.api.id, name=args.stage_name, auto_deploy=True,
+            default_route_settings=aws.apigatewayv2.StageDefaultRouteSettingsArgs(
+                throttling_rate_limit=args.throttling_rate_limit,
+                throttling_burst_limit=args.throttling_burst_limit,
+                detailed_metrics_enabled=True),
+            route_settings=[aws.apigatewayv2.StageRouteSettingArgs(
+                route_key=route.route_key,
+                throttling_rate_limit=(route.rate_limit if route.rate_limit is not None
+                                       else args.throttling_rate_limit),
+                throttling_burst_limit=(route.burst_limit if route.burst_limit is not None
+                                        else args.throttling_burst_limit),
+                detailed_metrics_enabled=True)
+                for route in routes if route.rate_limit is not None or route.burst_limit is not None],
+            access_log_settings=aws.apigatewayv2.StageAccessLogSettingsArgs(
+                destination_arn=log_group.arn, format=ACCESS_LOG_FORMAT),
+            tags=tags,
+            # Route settings name routes, which must exist first.
+            opts=pulumi.ResourceOptions(parent=self.api, depends_on=created))
+        aws.apigatewayv2.ApiMapping(
+            f"{name}-mapping", api_id=self.api.id, domain_name=self.domain.id,
+            stage=self.stage.id, opts=child)
+
+        self.api_id: pulumi.Output[str] = self.api.id
+        self.stage_name: pulumi.Output[str] = self.stage.name
+        self.route_keys: list[str] = [route.route_key for route in routes]
+        self.domain_name: pulumi.Output[str] = self.domain.domain_name
+        self.log_group_name: pulumi.Output[str] = log_group.name
+        self.register_outputs({
+            "apiId": self.api_id, "stageName": self.stage_name, "routeKeys": self.route_keys,
+            "domainName": self.domain_name, "truststoreUri": self.truststore_uri,
+            "truststoreVersion": self.truststore_version, "accessLogGroup": self.log_group_name,
+        })
+
+
+def truststore_bucket_policy(bucket_arn: str, key_arn: str) -> str:
+    """TLS only, and every object encrypted with the bucket's key."""
+    def deny(sid: str, action: str, resource: Any, condition: dict[str, Any]) -> dict[str, Any]:
+        return {"Sid": sid, "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": action,
+                "Resource": resource, "Condition": condition}
+
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        deny("DenyInsecureTransport", "s3:*", [bucket_arn, f"{bucket_arn}/*"],
+             {"Bool": {"aws:SecureTransport": "false"}}),
+        deny("DenyOtherEncryption", "s3:PutObject", f"{bucket_arn}/*",
+             {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}}),
+        deny("DenyOtherKey", "s3:PutObject", f"{bucket_arn}/*",
+             {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}}),
+    ]}, sort_keys=True)
+
+
+def ca_certificates(path: str) -> list[str]:
+    """The CERTIFICATE blocks of a PEM file, re-wrapped (nothing else of the file is kept); each
+    must parse and be a CA certificate. Raises ValueError naming the file."""
+    try:
+        text = Path(path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"CA file {path}: cannot read it as PEM text ({error})") from None
+    blocks = []
+    for index, body in enumerate(_PEM_CERTIFICATE.findall(text)):
+        try:
+            der = base64.b64decode("".join(body.split()), validate=True)
+            certificate = x509.load_der_x509_certificate(der)
+            constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+        except (binascii.Error, ValueError, x509.ExtensionNotFound) as error:
+            raise ValueError(f"CA file {path}: certificate {index} is not a CA certificate "
+                             f"with basic constraints ({error})") from None
+        if not constraints.value.ca:
+            raise ValueError(f"CA file {path}: certificate {index} is not a CA (CA:FALSE)")
+        encoded = base64.b64encode(der).decode("ascii")
+        lines = [encoded[i:i + 64] for i in range(0, len(encoded), 64)]
+        blocks.append("-----BEGIN CERTIFICATE-----\n" + "\n".join(lines)
+                      + "\n-----END CERTIFICATE-----\n")
+    if not blocks:
+        raise ValueError(f"CA file {path}: no PEM CERTIFICATE block")
+    return blocks
+
+
+def truststore_bundle(args: SecureApiGatewayArgs) -> str:
+    """The PEM bundle the domain trusts: `truststore_path` as given (every partner CA file given
+    must be in it), or the first-party CAs then the partners' in name order, without duplicates."""
+    if args.truststore_path is not None:
+        bundle = "".join(ca_certificates(args.truststore_path))
+        for partner in args.partners:
+            if partner.ca_file is not None:
+                missing = [b for b in ca_certificates(partner.ca_file) if b not in bundle]
+                if missing:
+                    raise ValueError(f"partner {partner.name}: its CA file {partner.ca_file} is not "
+                                     f"in truststore_path {args.truststore_path}; rebuild the bundle")
+        return bundle
+    blocks: list[str] = []
+    files = list(args.client_ca_files) + [
+        p.ca_file for p in sorted(args.partners, key=lambda p: p.name) if p.ca_file is not None]
+    for path in files:
+        blocks += [block for block in ca_certificates(path) if block not in blocks]
+    return "".join(blocks)
+
+
+def _slug(route_key: str) -> str:
+    method, _, path = route_key.partition(" ")
+    words = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")
+    return f"{method.lower()}-{words}" if words else method.lower()
+
+
+def _route_problems(route: ApiRoute, label: str) -> list[str]:
+    problems = []
+    if not _ROUTE_KEY.fullmatch(route.route_key):
+        problems.append(f"{label} {route.route_key!r}: `METHOD /path` (GET, POST, PUT, PATCH, "
+                        "DELETE, HEAD, OPTIONS or ANY; no $default)")
+    if not route.scopes:
+        problems.append(f"{label} {route.route_key!r} has no scopes: every route requires at "
+                        "least one OAuth scope")
+    problems += [f"{label} {route.route_key!r}: scope {scope!r} is not an OAuth scope token"
+                 for scope in route.scopes if not _SCOPE.fullmatch(scope)]
+    if route.rate_limit is not None and route.rate_limit <= 0:
+        problems.append(f"{label} {route.route_key!r}: rate_limit must be > 0")
+    if route.burst_limit is not None and route.burst_limit < 0:
+        problems.append(f"{label} {route.route_key!r}: burst_limit must be >= 0")
+    return problems
+
+
+def _validate(args: SecureApiGatewayArgs) -> list[ApiRoute]:
+    """Every input checked before anything is declared; returns all routes (first-party, then
+    partners'). Raises ValueError listing every problem."""
+    problems = [f"{label} must not be empty" for label, value in
+                (("environment", args.environment), ("owner", args.owner)) if not value]
+    if not _DOMAIN.fullmatch(args.domain_name):
+        problems.append(f"domain_name {args.domain_name!r}: a lower-case DNS name")
+    if not re.fullmatch(r"https://[^\s/]+(/[^\s]*)?", args.jwt_issuer):
+        problems.append(f"jwt_issuer {args.jwt_issuer!r}: an https:// URL (the token's iss)")
+    if not args.jwt_audiences or not all(args.jwt_audiences):
+        problems.append("jwt_audiences: at least one, none empty")
+    routes: list[ApiRoute] = []
+    for route in args.routes:
+        problems += _route_problems(route, "route")
+        routes.append(route)
+    names: set[str] = set()
+    for partner in args.partners:
+        if not _PARTNER_NAME.fullmatch(partner.name):
+            problems.append(f"partner {partner.name!r}: lower-case letters, digits and -, at most 63")
+            continue
+        if partner.name in names:
+            problems.append(f"partner {partner.name!r} is configured twice")
+        names.add(partner.name)
+        if partner.rate_limit <= 0 or partner.burst_limit < 0:
+            problems.append(f"partner {partner.name}: rate_limit > 0 and burst_limit >= 0")
+        if partner.ca_file is None and args.truststore_path is None:
+            problems.append(f"partner {partner.name}: ca_file is required (or a truststore_path "
+                            "built with it)")
+        if not partner.paths:
+            problems.append(f"partner {partner.name}: at least one path")
+        for route in partner.routes():
+            problems += _route_problems(route, f"partner {partner.name} route")
+            routes.append(route)
+    if not routes:
+        problems.append("routes: the API needs at least one route")
+    keys = [route.route_key for route in routes]
+    problems += [f"route {key!r} is declared twice" for key in sorted(set(keys))
+                 if keys.count(key) > 1]
+    if not args.client_ca_files and not args.partners and args.truststore_path is None:
+        problems.append("truststore: give client_ca_files, partners with ca_file, or "
+                        "truststore_path; an empty truststore admits no one")
+    if not args.subnet_ids:
+        problems.append("subnet_ids: the VPC link needs the segment's private subnets")
+    try:
+        network = ipaddress.IPv4Network(args.backend_cidr)
+        if not network.is_private:
+            problems.append(f"backend_cidr {args.backend_cidr!r}: a private CIDR (the NLB is internal)")
+    except ValueError:
+        problems.append(f"backend_cidr {args.backend_cidr!r}: an IPv4 CIDR without host bits")
+    if not 1 <= args.backend_port <= 65535:
+        problems.append(f"backend_port {args.backend_port}: 1-65535")
+    if not _STAGE.fullmatch(args.stage_name):
+        problems.append(f"stage_name {args.stage_name!r}: letters, digits, _ and -, at most 128")
+    if args.throttling_rate_limit <= 0 or args.throttling_burst_limit < 0:
+        problems.append("throttling_rate_limit must be > 0 and throttling_burst_limit >= 0")
+    if args.log_retention_days not in LOG_RETENTION_DAYS:
+        problems.append(f"log_retention_days {args.log_retention_days}: one of "
+                        f"{', '.join(map(str, LOG_RETENTION_DAYS))}")
+    for label, value in (("truststore_key_arn", args.truststore_key_arn),
+                         ("logs_key_arn", args.logs_key_arn)):
+        if isinstance(value, str) and not KEY_ARN_PATTERN.fullmatch(value):
+            problems.append(f"{label} {value!r}: a customer managed KMS key ARN "
+                            "(arn:aws:kms:<region>:<account>:key/<id>), not an alias")
+    if problems:
+        raise ValueError("SecureApiGateway: " + "; ".join(problems))
+    return routes

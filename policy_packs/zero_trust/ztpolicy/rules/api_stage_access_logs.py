@@ -1,0 +1,57 @@
+"""Every API Gateway stage writes access logs (§2.3, §5.1).
+
+Without access logs, a request cannot be tied to the caller's token (`sub`, `client_id`) or client
+certificate after the fact. Applies to HTTP/WebSocket API stages and REST API stages: the stage
+must have `accessLogSettings` with a destination and a format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi_policy import Severity
+from pulumi_policy.proxy import UnknownValueError
+
+from ztpolicy.graph import UNKNOWN, known
+from ztpolicy.rule import Resource, Rule
+
+STAGE_V2 = "aws:apigatewayv2/stage:Stage"
+STAGE_REST = "aws:apigateway/stage:Stage"
+
+
+def _field(mapping: Any, key: str) -> Any:
+    try:
+        return mapping.get(key) if isinstance(mapping, Mapping) else None
+    except UnknownValueError:
+        return UNKNOWN
+
+
+def api_stage_access_logs(resource: Resource, _config: Mapping[str, Any]) -> list[str]:
+    settings = known(resource, "accessLogSettings")
+    if settings is UNKNOWN:
+        return []
+    if not isinstance(settings, Mapping) or not settings:
+        return [f"API stage {resource.name} has no access logs: requests cannot be attributed to a "
+                "caller or client certificate afterwards"]
+    messages = []
+    destination = _field(settings, "destinationArn")
+    if destination is not UNKNOWN and not destination:
+        messages.append(f"API stage {resource.name} has access log settings without a destinationArn")
+    log_format = _field(settings, "format")
+    if log_format is not UNKNOWN and not log_format:
+        messages.append(f"API stage {resource.name} has access log settings without a format")
+    return messages
+
+
+RULE = Rule(
+    name="api-stage-access-logs",
+    description="API Gateway stages must write access logs to a destination.",
+    section="2.3",
+    severity=Severity.HIGH,
+    remediation="Set access_log_settings(destination_arn=<CMK-encrypted log group>, format=<JSON "
+                "with requestId, caller claims, client certificate, route, status, latency>) "
+                "(SecureApiGateway does).",
+    resource_check=api_stage_access_logs,
+    resource_types=frozenset({STAGE_V2, STAGE_REST}),
+)

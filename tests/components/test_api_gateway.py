@@ -1,0 +1,277 @@
+"""SecureApiGateway under Pulumi's mock monitor: the HTTP API, its mutual-TLS domain pinned to the
+truststore object's version, the JWT authorizer and scoped routes, the private integration, the
+throttled and logged stage; the API rules of the pack accept all of it; bad input is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from cryptography.hazmat.primitives import serialization
+from pulumi.runtime.mocks import MockResourceArgs
+
+from components.api_gateway import (
+    ACCESS_LOG_FORMAT,
+    TRUSTSTORE_KEY,
+    ApiPartner,
+    ApiRoute,
+    SecureApiGateway,
+    SecureApiGatewayArgs,
+)
+from ztai.preview import recorder
+from ztai.preview.mocks import AwsMocks
+from ztai.preview.recorder import RecordedResource, RecordedStack, record
+from ztai_runtime.truststore import check_bundle, create_test_ca
+from ztpolicy.rule import Resource
+from ztpolicy.rules import (
+    api_default_endpoint_disabled,
+    api_mtls_required,
+    api_route_authorized,
+    api_stage_access_logs,
+    api_stage_throttled,
+    api_tls_12,
+    log_group_encrypted,
+    no_unrestricted_ingress,
+)
+
+pytestmark = [
+    pytest.mark.filterwarnings(r"ignore:(s3\.BucketV2|aws\.s3/\w+v2\.\w+V2) has been deprecated:"
+                               "DeprecationWarning"),
+]
+
+KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+LOGS_KEY = "arn:aws:kms:eu-west-1:111122223333:key/abcd1234-12ab-34cd-56ef-1234567890ab"
+LISTENER = ("arn:aws:elasticloadbalancing:eu-west-1:111122223333:listener/net/inference/"
+            "0123456789abcdef/0123456789abcdef")
+API, DOMAIN, ROUTE = ("aws:apigatewayv2/api:Api", "aws:apigatewayv2/domainName:DomainName",
+                      "aws:apigatewayv2/route:Route")
+STAGE, OBJECT = "aws:apigatewayv2/stage:Stage", "aws:s3/bucketObjectv2:BucketObjectv2"
+
+
+class VersioningMocks(AwsMocks):
+    """The shared mocks, plus the S3 version id a versioned bucket gives a new object."""
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        resource_id, state = super().new_resource(args)
+        if args.typ == OBJECT and not self.unknowns:
+            state["versionId"] = "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
+        return resource_id, state
+
+
+@pytest.fixture(scope="module")
+def ca_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("cas")
+    files = {}
+    for name in ("first-party", "acme", "globex"):
+        certificate, _ = create_test_ca(f"{name} test CA")
+        path = directory / f"{name}.pem"
+        path.write_bytes(b"# a comment the bundle drops\n"
+                         + certificate.public_bytes(serialization.Encoding.PEM))
+        files[name] = path
+    return files
+
+
+@pytest.fixture(scope="module")
+def args(ca_files: dict[str, Path]) -> SecureApiGatewayArgs:
+    return SecureApiGatewayArgs(
+        environment="dev", owner="ml-platform", domain_name="api.dev.example.com",
+        certificate_arn="arn:aws:acm:eu-west-1:111122223333:certificate/abc",
+        jwt_issuer="https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example",
+        jwt_audiences=["inference-clients"],
+        routes=[ApiRoute("POST /v1/infer", ("inference/invoke",)),
+                ApiRoute("GET /v1/models", ("inference/read",), rate_limit=5, burst_limit=10)],
+        vpc_id="vpc-0inference", subnet_ids=["subnet-0private0", "subnet-0private1"],
+        backend_cidr="10.12.0.0/16", backend_port=443, nlb_listener_arn=LISTENER,
+        truststore_key_arn=KEY, logs_key_arn=LOGS_KEY,
+        partners=[ApiPartner("globex", ("partner/globex",), 2, 4, ca_file=str(ca_files["globex"])),
+                  ApiPartner("acme", ("partner/acme",), 1, 2, ca_file=str(ca_files["acme"]))],
+        client_ca_files=[str(ca_files["first-party"])],
+    )
+
+
+def build(args: SecureApiGatewayArgs) -> RecordedStack:
+    def program() -> None:
+        SecureApiGateway("gateway", args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(recorder, "AwsMocks", VersioningMocks)  # record() builds its mocks from it
+        return record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+
+
+@pytest.fixture(scope="module")
+def stack(args: SecureApiGatewayArgs) -> RecordedStack:
+    return build(args)
+
+
+def of_type(stack: RecordedStack, token: str) -> list[RecordedResource]:
+    return [r for r in stack.resources if r.type == token]
+
+
+def as_rule_resource(resource: RecordedResource) -> Resource:
+    return Resource(type=resource.type, name=resource.name, urn=resource.urn,
+                    props=resource.inputs, property_dependencies={
+                        k: tuple(v) for k, v in resource.property_dependencies.items()})
+
+
+def test_http_api_without_default_endpoint(stack: RecordedStack) -> None:
+    [api] = of_type(stack, API)
+    assert api.inputs["protocolType"] == "HTTP" and api.inputs["disableExecuteApiEndpoint"] is True
+    assert api.parent.endswith("SecureApiGateway::gateway")
+
+
+def test_domain_has_mtls_pinned_to_the_truststore_version(stack: RecordedStack) -> None:
+    [domain] = of_type(stack, DOMAIN)
+    [bundle] = of_type(stack, OBJECT)
+    [bucket] = of_type(stack, "aws:s3/bucket:Bucket")
+    mtls = domain.inputs["mutualTlsAuthentication"]
+    assert mtls["truststoreUri"] == f"s3://{bucket.outputs['bucket']}/{TRUSTSTORE_KEY}"
+    assert mtls["truststoreVersion"] == bundle.outputs["versionId"]
+    config = domain.inputs["domainNameConfiguration"]
+    assert config["securityPolicy"] == "TLS_1_2" and config["endpointType"] == "REGIONAL"
+
+
+def test_truststore_bundle_is_built_from_the_ca_files(stack: RecordedStack) -> None:
+    [bundle] = of_type(stack, OBJECT)
+    pem = bundle.inputs["content"]
+    assert "# a comment" not in pem and pem.count("BEGIN CERTIFICATE") == 3
+    assert bundle.inputs["serverSideEncryption"] == "aws:kms" and bundle.inputs["kmsKeyId"] == KEY
+    report = check_bundle(pem.encode(), dt.datetime.now(dt.UTC))
+    assert not [f for f in report.findings if f.severity == "error"]
+
+
+def test_truststore_bucket_is_private_versioned_and_tls_only(stack: RecordedStack) -> None:
+    [block] = of_type(stack, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    assert all(block.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy",
+                                                  "ignorePublicAcls", "restrictPublicBuckets"))
+    [versioning] = of_type(stack, "aws:s3/bucketVersioning:BucketVersioning")
+    assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
+    [encryption] = of_type(stack, "aws:s3/bucketServerSideEncryptionConfiguration:"
+                                  "BucketServerSideEncryptionConfiguration")
+    default = encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"]
+    assert default == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": KEY}
+    [policy] = of_type(stack, "aws:s3/bucketPolicy:BucketPolicy")
+    sids = {s["Sid"] for s in json.loads(policy.inputs["policy"])["Statement"]}
+    assert {"DenyInsecureTransport", "DenyOtherKey"} <= sids
+
+
+def test_every_route_is_jwt_with_scopes(stack: RecordedStack) -> None:
+    [authorizer] = of_type(stack, "aws:apigatewayv2/authorizer:Authorizer")
+    assert authorizer.inputs["authorizerType"] == "JWT"
+    assert authorizer.inputs["jwtConfiguration"] == {
+        "issuer": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example",
+        "audiences": ["inference-clients"]}
+    routes = {r.inputs["routeKey"]: r for r in of_type(stack, ROUTE)}
+    assert set(routes) == {"POST /v1/infer", "GET /v1/models", "POST /partners/acme/v1/infer",
+                           "POST /partners/globex/v1/infer"}
+    for route in routes.values():
+        assert route.inputs["authorizationType"] == "JWT"
+        assert route.inputs["authorizerId"] == authorizer.id and route.inputs["authorizationScopes"]
+    assert routes["POST /partners/acme/v1/infer"].inputs["authorizationScopes"] == ["partner/acme"]
+
+
+def test_integration_is_private(stack: RecordedStack) -> None:
+    [integration] = of_type(stack, "aws:apigatewayv2/integration:Integration")
+    [link] = of_type(stack, "aws:apigatewayv2/vpcLink:VpcLink")
+    assert integration.inputs["connectionType"] == "VPC_LINK"
+    assert integration.inputs["connectionId"] == link.id
+    assert integration.inputs["integrationUri"] == LISTENER
+    [egress] = of_type(stack, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+    assert (egress.inputs["cidrIpv4"], egress.inputs["fromPort"]) == ("10.12.0.0/16", 443)
+    assert not of_type(stack, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+
+
+def test_stage_is_throttled_per_route_and_logged(stack: RecordedStack) -> None:
+    [stage] = of_type(stack, STAGE)
+    assert stage.inputs["defaultRouteSettings"]["throttlingRateLimit"] == 50
+    limits = {s["routeKey"]: (s["throttlingRateLimit"], s["throttlingBurstLimit"])
+              for s in stage.inputs["routeSettings"]}
+    assert limits == {"GET /v1/models": (5, 10), "POST /partners/acme/v1/infer": (1, 2),
+                      "POST /partners/globex/v1/infer": (2, 4)}
+    [log_group] = of_type(stack, "aws:cloudwatch/logGroup:LogGroup")
+    assert stage.inputs["accessLogSettings"]["destinationArn"] == log_group.outputs["arn"]
+    assert log_group.inputs["kmsKeyId"] == LOGS_KEY and log_group.inputs["retentionInDays"] == 365
+    fields = json.loads(ACCESS_LOG_FORMAT)
+    assert {fields["callerSub"], fields["clientCertSubject"], fields["clientCertSerial"]} == {
+        "$context.authorizer.claims.sub", "$context.identity.clientCert.subjectDN",
+        "$context.identity.clientCert.serialNumber"}
+
+
+def test_outputs_for_incident_response(args: SecureApiGatewayArgs) -> None:
+    seen: dict[str, Any] = {}
+
+    def program() -> None:
+        gateway = SecureApiGateway("gateway", args)
+        seen["routeKeys"] = gateway.route_keys
+        pulumi.Output.all(gateway.api_id, gateway.stage_name, gateway.truststore_version,
+                          gateway.domain_name).apply(lambda values: seen.update(
+                              zip(("apiId", "stageName", "truststoreVersion", "domainName"),
+                                  values, strict=True)))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(recorder, "AwsMocks", VersioningMocks)  # record() builds its mocks from it
+        stack = record(program, project="zero-trust-ai", stack="test", config={},
+                       region="eu-west-1")
+    [api] = of_type(stack, API)
+    assert seen["apiId"] == api.id and seen["stageName"] == "live"
+    assert seen["truststoreVersion"] and seen["domainName"] == "api.dev.example.com"
+    assert "POST /partners/acme/v1/infer" in seen["routeKeys"]
+
+
+def test_the_api_rules_pass(stack: RecordedStack) -> None:
+    rules = [api_default_endpoint_disabled.RULE, api_mtls_required.RULE, api_route_authorized.RULE,
+             api_stage_access_logs.RULE, api_stage_throttled.RULE, api_tls_12.RULE,
+             log_group_encrypted.RULE, no_unrestricted_ingress.RULE]
+    checked = 0
+    for resource in stack.resources:
+        for rule in rules:
+            if resource.type in rule.resource_types and rule.resource_check is not None:
+                checked += 1
+                assert rule.resource_check(as_rule_resource(resource), {}) == [], (
+                    rule.name, resource.name)
+    assert checked >= 10
+
+
+def test_prebuilt_truststore_must_contain_every_partner(args: SecureApiGatewayArgs,
+                                                        ca_files: dict[str, Path],
+                                                        tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(ca_files["acme"].read_bytes())
+    stack = build(replace(args, truststore_path=str(bundle),
+                          partners=[replace(args.partners[1])], client_ca_files=()))
+    [obj] = of_type(stack, OBJECT)
+    assert obj.inputs["content"].count("BEGIN CERTIFICATE") == 1
+    with pytest.raises(ValueError, match="partner globex: its CA file"):
+        build(replace(args, truststore_path=str(bundle)))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"routes": [ApiRoute("POST /v1/infer", ())]}, "has no scopes"),
+    ({"routes": [ApiRoute("$default", ("a",))]}, "no \\$default"),
+    ({"routes": [ApiRoute("POST /a", ("a",)), ApiRoute("POST /a", ("b",))]}, "declared twice"),
+    ({"jwt_issuer": "http://issuer.example.com"}, "https:// URL"),
+    ({"jwt_audiences": []}, "jwt_audiences"),
+    ({"domain_name": "API.example.com"}, "lower-case DNS name"),
+    ({"backend_cidr": "0.0.0.0/0"}, "private CIDR"),
+    ({"log_retention_days": 10}, "log_retention_days"),
+    ({"truststore_key_arn": "alias/aws/s3"}, "not an alias"),
+    ({"partners": [ApiPartner("Acme Corp", ("p",), 1, 1, ca_file="x")]}, "partner 'Acme Corp'"),
+    ({"partners": [ApiPartner("acme", (), 1, 1, ca_file="x")]}, "has no scopes"),
+    ({"partners": [ApiPartner("acme", ("p",), 1, 1)]}, "ca_file is required"),
+])
+def test_bad_input_is_refused(args: SecureApiGatewayArgs, change: dict[str, Any],
+                              message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build(replace(args, **change))
+
+
+def test_a_ca_file_without_a_ca_is_refused(args: SecureApiGatewayArgs, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pem"
+    empty.write_text("not a certificate\n")
+    with pytest.raises(ValueError, match="no PEM CERTIFICATE block"):
+        build(replace(args, client_ca_files=[str(empty)]))
+
