@@ -63,13 +63,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 from cryptography import x509
 
 from components.aws_facts import LOG_RETENTION_DAYS
+from components.buckets import private_bucket
 
 TRUSTSTORE_KEY = "truststore/truststore.pem"
 SECURITY_POLICY = "TLS_1_2"
@@ -224,42 +224,16 @@ class SecureApiGateway(pulumi.ComponentResource):
                 "data-classification": "internal", "ztai:segment": "inference", **args.tags}
 
         # -- truststore ------------------------------------------------------------------------
-        bucket = aws.s3.Bucket(f"{name}-truststore", force_destroy=False, tags=tags,
-                               opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
-        in_bucket = pulumi.ResourceOptions(parent=bucket)
-        public_access = aws.s3.BucketPublicAccessBlock(
-            f"{name}-truststore-public-access", bucket=bucket.id, block_public_acls=True,
-            block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
-            opts=in_bucket)
-        aws.s3.BucketOwnershipControls(
-            f"{name}-truststore-ownership", bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=in_bucket)
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-truststore-versioning", bucket=bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
-                status="Enabled"),
-            opts=in_bucket)
-        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-truststore-encryption", bucket=bucket.id,
-            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3.
-                BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="aws:kms", kms_master_key_id=args.truststore_key_arn),
-                bucket_key_enabled=True)],
-            opts=in_bucket)
-        policy = aws.s3.BucketPolicy(
-            f"{name}-truststore-policy", bucket=bucket.id,
-            policy=pulumi.Output.all(bucket.arn, args.truststore_key_arn).apply(
-                lambda values: truststore_bucket_policy(values[0], values[1])),
-            opts=pulumi.ResourceOptions(parent=bucket, depends_on=[public_access]))
+        store = private_bucket(f"{name}-truststore", key_arn=args.truststore_key_arn, tags=tags,
+                               protect=args.protect, parent=self)
+        bucket = store.bucket
         truststore = aws.s3.BucketObjectv2(
             f"{name}-truststore-bundle", bucket=bucket.id, key=TRUSTSTORE_KEY, content=bundle,
             content_type="application/x-pem-file", server_side_encryption="aws:kms",
             kms_key_id=args.truststore_key_arn, bucket_key_enabled=True, tags=tags,
             # A version id exists only once versioning is on.
             opts=pulumi.ResourceOptions(parent=bucket,
-                                        depends_on=[versioning, encryption, policy]))
+                                        depends_on=[store.versioning, store.encryption, store.policy]))
         self.truststore_uri: pulumi.Output[str] = pulumi.Output.concat(
             "s3://", bucket.bucket, "/", TRUSTSTORE_KEY)
         self.truststore_version: pulumi.Output[str] = truststore.version_id
@@ -357,22 +331,6 @@ class SecureApiGateway(pulumi.ComponentResource):
             "domainName": self.domain_name, "truststoreUri": self.truststore_uri,
             "truststoreVersion": self.truststore_version, "accessLogGroup": self.log_group_name,
         })
-
-
-def truststore_bucket_policy(bucket_arn: str, key_arn: str) -> str:
-    """TLS only, and every object encrypted with the bucket's key."""
-    def deny(sid: str, action: str, resource: Any, condition: dict[str, Any]) -> dict[str, Any]:
-        return {"Sid": sid, "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": action,
-                "Resource": resource, "Condition": condition}
-
-    return json.dumps({"Version": "2012-10-17", "Statement": [
-        deny("DenyInsecureTransport", "s3:*", [bucket_arn, f"{bucket_arn}/*"],
-             {"Bool": {"aws:SecureTransport": "false"}}),
-        deny("DenyOtherEncryption", "s3:PutObject", f"{bucket_arn}/*",
-             {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}}),
-        deny("DenyOtherKey", "s3:PutObject", f"{bucket_arn}/*",
-             {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}}),
-    ]}, sort_keys=True)
 
 
 def ca_certificates(path: str) -> list[str]:

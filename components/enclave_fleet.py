@@ -75,6 +75,7 @@ from components.aws_facts import (
     enclave_parent_type,
     partition_for_region,
 )
+from components.buckets import private_bucket
 from components.key_rotation import RUNTIME as LAMBDA_RUNTIME
 from components.key_rotation import runtime_archive, service_trust_policy
 from components.keys import EnclaveMeasurements
@@ -591,35 +592,8 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
 
     def _model_bucket(self, name: str, args: EnclaveInferenceFleetArgs,
                       tags: Mapping[str, str]) -> pulumi.Output[str]:
-        bucket = aws.s3.Bucket(f"{name}-models", force_destroy=False, tags=dict(tags),
-                               opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
-        child = pulumi.ResourceOptions(parent=bucket)
-        aws.s3.BucketPublicAccessBlock(
-            f"{name}-models-public-access", bucket=bucket.id, block_public_acls=True,
-            block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
-            opts=child)
-        aws.s3.BucketOwnershipControls(
-            f"{name}-models-ownership", bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=child)
-        aws.s3.BucketVersioning(
-            f"{name}-models-versioning", bucket=bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
-                status="Enabled"),
-            opts=child)
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-models-encryption", bucket=bucket.id,
-            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3.
-                BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="aws:kms", kms_master_key_id=args.storage_key_arn),
-                bucket_key_enabled=True)],
-            opts=child)
-        aws.s3.BucketPolicy(
-            f"{name}-models-policy", bucket=bucket.id,
-            policy=pulumi.Output.all(bucket.arn, args.storage_key_arn).apply(
-                lambda values: model_bucket_policy(values[0], values[1])),
-            opts=child)
+        bucket = private_bucket(f"{name}-models", key_arn=args.storage_key_arn, tags=tags,
+                                protect=args.protect, parent=self).bucket
         return bucket.bucket
 
 
@@ -851,22 +825,6 @@ def instance_policy(partition: str, region: str, account_id: str, bucket: str, p
          "Resource": f"arn:{partition}:ec2:{region}:{account_id}:instance/*"},
         {"Sid": "SsmSessionsAndCommands", "Effect": "Allow", "Action": list(SSM_AGENT_ACTIONS),
          "Resource": "*"},
-    ])
-
-
-def model_bucket_policy(bucket_arn: str, key_arn: str) -> str:
-    """TLS only, and every object encrypted with the bucket's key (no SSE-S3, no other key)."""
-    def deny(sid: str, action: str, resource: Any, condition: dict[str, Any]) -> dict[str, Any]:
-        return {"Sid": sid, "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": action,
-                "Resource": resource, "Condition": condition}
-
-    return _policy([
-        deny("DenyInsecureTransport", "s3:*", [bucket_arn, f"{bucket_arn}/*"],
-             {"Bool": {"aws:SecureTransport": "false"}}),
-        deny("DenyOtherEncryption", "s3:PutObject", f"{bucket_arn}/*",
-             {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}}),
-        deny("DenyOtherKey", "s3:PutObject", f"{bucket_arn}/*",
-             {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}}),
     ])
 
 
