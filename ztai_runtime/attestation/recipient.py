@@ -26,7 +26,7 @@ from ztai_runtime.attestation.cms import CmsError, open_enveloped_data, subject_
 from ztai_runtime.attestation.nsm import AttestationSource
 from ztai_runtime.jsonlog import get_logger, log_decision
 from ztai_runtime.weights.format import DATA_KEY_LENGTH, KMS_PROVIDER_ID, EncryptedDataKey
-from ztai_runtime.weights.keys import KMS_REFUSALS, UnwrapError, _error_code, _key_arn_parts
+from ztai_runtime.weights.keys import KMS_REFUSALS, UnwrapError, error_code, key_arn_parts
 
 KEY_ENCRYPTION_ALGORITHM = "RSAES_OAEP_SHA_256"  # the only value KMS accepts for Recipient
 RSA_KEY_SIZE = 2048
@@ -87,7 +87,7 @@ class AttestedKmsUnwrapper:
         if isinstance(key_arns, str) or not key_arns:
             raise ValueError("AttestedKmsUnwrapper needs the key ARNs it may use (a list, not empty)")
         for arn in key_arns:
-            if _key_arn_parts(arn) is None:
+            if key_arn_parts(arn) is None:
                 raise ValueError(f"{arn!r} is not a KMS key ARN (arn:<partition>:kms:<region>:"
                                  "<account>:key/<id>)")
         self._kms = kms
@@ -119,7 +119,7 @@ class AttestedKmsUnwrapper:
                     Recipient={"AttestationDocument": document,
                                "KeyEncryptionAlgorithm": KEY_ENCRYPTION_ALGORITHM})
             except Exception as error:
-                code = _error_code(error)
+                code = error_code(error)
                 if code not in ATTESTED_REFUSALS:
                     raise
                 log_decision(_log, "attested-decrypt-refused", key_arn=arn, code=code)

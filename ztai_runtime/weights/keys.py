@@ -39,7 +39,7 @@ class DataKeyUnwrapper(Protocol):
         ...
 
 
-def _error_code(error: Exception) -> str | None:
+def error_code(error: Exception) -> str | None:
     response = getattr(error, "response", None)
     if isinstance(response, dict):
         code = response.get("Error", {}).get("Code")
@@ -47,7 +47,7 @@ def _error_code(error: Exception) -> str | None:
     return None
 
 
-def _key_arn_parts(arn: str) -> tuple[str, str, str] | None:
+def key_arn_parts(arn: str) -> tuple[str, str, str] | None:
     """(partition, region, account) of a KMS *key* ARN (not an alias ARN), else None."""
     parts = arn.split(":")
     if (len(parts) != 6 or parts[0] != "arn" or parts[2] != "kms" or not parts[5].startswith("key/")
@@ -91,7 +91,7 @@ class KmsUnwrapper:
         if not key_arns and not discovery_accounts:
             raise ValueError("KmsUnwrapper needs key ARNs (strict) or discovery accounts")
         for arn in key_arns:
-            if _key_arn_parts(arn) is None:
+            if key_arn_parts(arn) is None:
                 raise ValueError(f"{arn!r} is not a KMS key ARN (arn:<partition>:kms:<region>:"
                                  "<account>:key/<id>); aliases cannot be matched against a message")
         for account in discovery_accounts:
@@ -104,7 +104,7 @@ class KmsUnwrapper:
         self._region = getattr(getattr(kms, "meta", None), "region_name", None)
 
     def _skip_reason(self, arn: str) -> str | None:
-        parts = _key_arn_parts(arn)
+        parts = key_arn_parts(arn)
         if parts is None:
             return "not a KMS key ARN"
         if self._key_arns:
@@ -131,7 +131,7 @@ class KmsUnwrapper:
                                              EncryptionContext=dict(context),
                                              EncryptionAlgorithm="SYMMETRIC_DEFAULT")
             except Exception as error:
-                code = _error_code(error)
+                code = error_code(error)
                 if code not in KMS_REFUSALS:
                     raise
                 tried.append(f"{arn}: {code}")
