@@ -295,9 +295,11 @@ def test_security_groups_admit_only_the_load_balancer_path(fleet: RecordedStack)
     for resource in ingress:
         assert no_unrestricted_ingress(as_rule_input(resource), {}) == []
     clients = build(replace(ARGS, client_cidrs=("10.13.0.0/16", "10.14.0.0/24")))
-    assert [r.inputs["cidrIpv4"] for r in of_type(
+    # Resources register concurrently under the mock monitor, so compare by name, not by order.
+    assert {r.name: r.inputs["cidrIpv4"] for r in of_type(
         clients, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-        if r.name.startswith("fleet-nlb-in")] == ["10.13.0.0/16", "10.14.0.0/24"]
+        if r.name.startswith("fleet-nlb-in")} == {"fleet-nlb-in-0": "10.13.0.0/16",
+                                                   "fleet-nlb-in-1": "10.14.0.0/24"}
 
 
 # -- identity and bucket -------------------------------------------------------------------------
