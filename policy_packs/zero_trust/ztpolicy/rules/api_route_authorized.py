@@ -19,7 +19,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from ztpolicy.graph import UNKNOWN, known
+from ztpolicy.graph import UNKNOWN, as_list, known
 from ztpolicy.rule import Resource, Rule
 
 ROUTE_V2 = "aws:apigatewayv2/route:Route"
@@ -47,8 +47,9 @@ def api_route_authorized(resource: Resource, _config: Mapping[str, Any]) -> list
     if kind in _NEEDS_AUTHORIZER and authorizer is not UNKNOWN and not authorizer:
         messages.append(f"{resource.name}: {label} is {kind} without an authorizerId")
     scopes = known(resource, "authorizationScopes")
-    if kind in _NEEDS_SCOPES and scopes is not UNKNOWN and not (
-            isinstance(scopes, list) and any(isinstance(s, str) and s for s in scopes)):
+    # as_list: the analyzer hands lists over as read-only Sequence proxies, never as `list`.
+    if kind in _NEEDS_SCOPES and scopes is not UNKNOWN and not any(
+            isinstance(s, str) and s for s in as_list(scopes)):
         messages.append(f"{resource.name}: {label} is {kind} without authorizationScopes: any "
                         "valid token of the issuer is accepted, whoever it was issued to")
     return messages

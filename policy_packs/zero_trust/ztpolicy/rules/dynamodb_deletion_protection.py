@@ -15,7 +15,7 @@ from typing import Any
 from pulumi_policy import Severity
 from pulumi_policy.proxy import UnknownValueError
 
-from ztpolicy.graph import UNKNOWN, known
+from ztpolicy.graph import UNKNOWN, as_list, known
 from ztpolicy.rule import Resource, Rule
 
 TABLE = "aws:dynamodb/table:Table"
@@ -58,7 +58,8 @@ def dynamodb_deletion_protection(resource: Resource, config: Mapping[str, Any]) 
         messages.append(f"{kind} {resource.name} can be deleted by a single DeleteTable ({reason} "
                         "requires deletion protection): set deletion_protection_enabled=True")
     replicas = known(resource, "replicas") if resource.type == TABLE else None
-    for replica in replicas if isinstance(replicas, list) else []:
+    # The analyzer hands lists over as read-only Sequence proxies, never as `list`.
+    for replica in (as_list(replicas) if replicas is not UNKNOWN else []):
         try:
             flag, region = replica.get("deletionProtectionEnabled"), replica.get("regionName")
         except UnknownValueError:

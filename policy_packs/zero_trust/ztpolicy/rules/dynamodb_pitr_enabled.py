@@ -10,7 +10,7 @@ from typing import Any
 from pulumi_policy import Severity
 from pulumi_policy.proxy import UnknownValueError
 
-from ztpolicy.graph import UNKNOWN, known
+from ztpolicy.graph import UNKNOWN, as_list, known
 from ztpolicy.rule import Resource, Rule
 
 TABLE = "aws:dynamodb/table:Table"
@@ -48,7 +48,8 @@ def dynamodb_pitr_enabled(resource: Resource, config: Mapping[str, Any]) -> list
         messages.append(f"table {resource.name} keeps {period} days of point-in-time recovery; at "
                         f"least {minimum} are required to notice a tampering and restore")
     replicas = known(resource, "replicas")
-    for replica in replicas if isinstance(replicas, list) else []:
+    # The analyzer hands lists over as read-only Sequence proxies, never as `list`.
+    for replica in (as_list(replicas) if replicas is not UNKNOWN else []):
         if _field(replica, "pointInTimeRecovery") not in (True, UNKNOWN):
             messages.append(f"table {resource.name}'s replica in {_field(replica, 'regionName')} has "
                             "no point-in-time recovery")

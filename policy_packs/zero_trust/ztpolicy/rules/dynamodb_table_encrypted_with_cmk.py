@@ -17,7 +17,7 @@ from typing import Any
 from pulumi_policy import Severity
 from pulumi_policy.proxy import UnknownValueError
 
-from ztpolicy.graph import UNKNOWN, known
+from ztpolicy.graph import UNKNOWN, as_list, known
 from ztpolicy.rule import Resource, Rule
 
 TABLE = "aws:dynamodb/table:Table"
@@ -62,7 +62,8 @@ def dynamodb_table_encrypted_with_cmk(resource: Resource, _config: Mapping[str, 
                 "with enabled=True and kms_key_arn of a customer managed key"]
     messages = _key_problem(f"table {resource.name}", _field(sse, "kmsKeyArn"))
     replicas = known(resource, "replicas")
-    for replica in replicas if isinstance(replicas, list) else []:
+    # The analyzer hands lists over as read-only Sequence proxies, never as `list`.
+    for replica in (as_list(replicas) if replicas is not UNKNOWN else []):
         region = _field(replica, "regionName")
         messages += _key_problem(f"table {resource.name}'s replica in {region}", _field(replica, "kmsKeyArn"))
     return messages
