@@ -8,9 +8,10 @@ server-side layer of its model-object bucket (the weights in it are encrypted un
 
 Key policies are written here and nowhere else:
 
-- administrators (the roles given, or else the account through IAM) may manage a key but never
-  use it, and may not create grants (a grant would let them hand themselves its use); a key with
-  an attested grant (model-weights) needs named administrator roles: `seal()` refuses the account;
+- administrators (the roles given, or else the account through IAM) may manage a key but not
+  use it (one named exception, `allow_administrators_through_s3`, below), and may not create
+  grants (a grant would let them hand themselves its use); a key with an attested grant
+  (model-weights) needs named administrator roles: `seal()` refuses the account;
 - the break-glass role, if given, is the only principal with `kms:*`, and only with MFA;
 - usage is granted by the hierarchy's owner methods (`grant_encrypt`, `grant_decrypt`,
   `grant_generate_data_key`, `grant_generate_mac`, `grant_verify_mac`, `grant_cloudwatch_logs`),
@@ -18,6 +19,10 @@ Key policies are written here and nowhere else:
 - `grant_key_rotation` lets the monthly rotation function's role inspect and rotate the
   symmetric keys, without any use; only with `create_successors=True` does it also make the role
   an administrator of their policies (see its docstring);
+- `allow_administrators_through_s3` is the one use the administrators get: writing and reading the
+  SSE-KMS objects of one named bucket, only through S3 (the deployer publishes the API's
+  mutual-TLS truststore, which API Gateway reads with the deployer's credentials; see its
+  docstring). Never on the model-weights or the HMAC key;
 - `grant_decrypt_with_attestation` lets a role decrypt only from inside a Nitro Enclave whose
   measurements are pinned, and makes the key refuse the plaintext of its ciphertexts to everyone,
   break-glass included, outside an enclave with those measurements (see its docstring).
@@ -32,7 +37,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -58,6 +63,11 @@ DESCRIBE_ACTIONS = ("kms:DescribeKey",)
 SERVICE_USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
                        "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey")
 SERVICE_GRANT_ACTIONS = ("kms:CreateGrant",)
+# What S3 asks KMS for, as the caller, on an SSE-KMS bucket's key: GenerateDataKey to write an
+# object (PutObject, CreateMultipartUpload), Decrypt to read one (GetObject) and to finish a
+# multipart upload or a copy. Not Encrypt: S3 never calls it for SSE-KMS (an old revision of the
+# S3 User Guide listed it; the current pages name GenerateDataKey and Decrypt only).
+S3_OBJECT_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 # Attested decryption (Nitro Enclaves). KMS sets the kms:RecipientAttestation:* keys only when a
 # request carries a Recipient with a signed attestation document, which only Decrypt,
 # GenerateDataKey(Pair), GenerateRandom and DeriveSharedSecret accept. ReEncrypt accepts none, so
@@ -103,6 +113,9 @@ KEY_SUCCESSOR_ACTIONS = ("kms:PutKeyPolicy", "kms:TagResource", "kms:EnableKeyRo
 SHORTEST_ROTATION_DAYS = 90
 DELETION_WINDOW_DAYS = 30
 _MEASUREMENT = re.compile(r"^[0-9a-fA-F]{96}$")
+# A general purpose bucket's ARN (bucket naming rules), never an object's or a pattern.
+_BUCKET_ARN = re.compile(r"^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_SID = re.compile(r"^[A-Za-z0-9]+$")
 
 # A role, a service-linked role, or a role ARN: whom a grant names.
 Grantee = aws.iam.Role | aws.iam.ServiceLinkedRole | pulumi.Input[str]
@@ -152,11 +165,12 @@ class KeyHierarchyArgs:
     """Inputs of `KeyHierarchy`; every default is the secure one.
 
     environment, owner, region: tags, alias names and the CloudWatch Logs service principal.
-    administrator_role_arns: roles that administer (not use) the keys. Default empty: the
-        account administers through IAM, still without any usage action; `seal()` then refuses
-        a key with an attested grant (any IAM principal allowed kms:PutKeyPolicy could rewrite
-        its policy). The role that runs `pulumi up` must be one of them: KMS refuses a policy
-        that would lock out the principal writing it.
+    administrator_role_arns: roles that administer, not use, the keys (the one exception:
+        `allow_administrators_through_s3`). Default empty: the account administers through IAM,
+        still without any usage action; `seal()` then refuses a key with an attested grant (any
+        IAM principal allowed kms:PutKeyPolicy could rewrite its policy). The role that runs
+        `pulumi up` must be one of them: KMS refuses a policy that would lock out the principal
+        writing it.
     break_glass_role_arn: the only principal allowed `kms:*`, with MFA. Default None: nobody.
     deletion_window_in_days: 7-30; default 30 (the policy pack requires 30 unless configured).
     protect: `protect` on the keys (prod). Default False.
@@ -181,12 +195,16 @@ class _Grant:
     sid: str
     principal: dict[str, pulumi.Input[str]]
     actions: tuple[str, ...]
-    # Built per key once the account id and the key's region are known (replicas differ).
-    condition: Callable[[str, str], dict[str, Any]] | None = None
+    # Built per key once the account id and the key's region are known (replicas differ), and
+    # `inputs` resolved: called as condition(account, region, *inputs).
+    condition: Callable[..., dict[str, Any]] | None = None
     service: str | None = None  # an AWS service principal, `<service>.<region>.amazonaws.com`
     # The statement goes to the key administrators (the configured roles, else the account).
     to_administrators: bool = False
     effect: str = "Allow"
+    # Values the condition needs that may be known only once other resources exist (a bucket's
+    # ARN); resolved with the principals when the policy is rendered, then passed to `condition`.
+    inputs: tuple[pulumi.Input[str], ...] = ()
 
 
 class KeyHierarchy(pulumi.ComponentResource):
@@ -266,16 +284,23 @@ class KeyHierarchy(pulumi.ComponentResource):
                        region: str) -> pulumi.Output[str]:
         principals = [self._account_id, pulumi.Output.all(*self._args.administrator_role_arns),
                       pulumi.Output.from_input(self._args.break_glass_role_arn or ""),
-                      pulumi.Output.all(*[pulumi.Output.all(**g.principal) for g in grants])]
-        return pulumi.Output.all(*principals).apply(
-            lambda values: _policy_document(self._partition, values[0], region, values[1],
-                                            values[2], list(zip(grants, values[3], strict=True))))
+                      pulumi.Output.all(*[pulumi.Output.all(**g.principal) for g in grants]),
+                      pulumi.Output.all(*[pulumi.Output.all(*g.inputs) for g in grants])]
+
+        def document(values: list[Any]) -> str:
+            resolved = [(replace(grant, inputs=tuple(inputs)), principal)
+                        for grant, principal, inputs in zip(grants, values[3], values[4], strict=True)]
+            return _policy_document(self._partition, values[0], region, values[1], values[2], resolved)
+
+        return pulumi.Output.all(*principals).apply(document)
 
     def _grant(self, purpose: str, sid: str, principal: dict[str, pulumi.Input[str]],
                actions: Sequence[str],
-               condition: Callable[[str, str], dict[str, Any]] | None = None,
+               condition: Callable[..., dict[str, Any]] | None = None,
                service: str | None = None, to_administrators: bool = False,
-               effect: str = "Allow") -> None:
+               effect: str = "Allow", inputs: Sequence[pulumi.Input[str]] = ()) -> None:
+        """Collect a statement for `seal()`. `condition(account, region, *inputs)` builds its
+        Condition per key, with `inputs` resolved (they may be Outputs of other resources)."""
         if purpose not in self._grants:
             raise ValueError(f"unknown key purpose {purpose!r}; purposes are {', '.join(PURPOSES)}")
         if self._sealed:
@@ -285,7 +310,7 @@ class KeyHierarchy(pulumi.ComponentResource):
             raise ValueError(f"{'MAC' if wants_mac else 'encryption'} actions do not fit the "
                              f"{purpose} key")
         self._grants[purpose].append(_Grant(sid, principal, tuple(actions), condition, service,
-                                            to_administrators, effect))
+                                            to_administrators, effect, tuple(inputs)))
 
     def _role(self, role: Grantee) -> dict[str, pulumi.Input[str]]:
         if isinstance(role, (aws.iam.Role, aws.iam.ServiceLinkedRole)):
@@ -420,6 +445,56 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._grant(purpose, f"Create{service.capitalize()}Resources", {}, SERVICE_GRANT_ACTIONS,
                     via_for_resource, to_administrators=True)
 
+    def allow_administrators_through_s3(self, purpose: str, bucket_arn: pulumi.Input[str],
+                                        sid: str = "AdministratorsPublishThroughS3") -> None:
+        """Let the key administrators write and read the objects of one SSE-KMS bucket, `bucket_arn`,
+        only through S3: the one use of a key they are given.
+
+        Why: the API's mutual-TLS truststore is a PEM bundle in a private bucket encrypted under
+        `purpose` with S3 Bucket Keys. The deploying role, an administrator, writes it (Pulumi
+        uploads the object) and API Gateway reads it with the caller's credentials, the deployer's,
+        when it creates or updates the custom domain; without this KMS refuses both.
+
+        What it allows, on the key and each replica, to the administrator roles: S3_OBJECT_ACTIONS
+        (GenerateDataKey, Decrypt; no Encrypt, no ReEncrypt, no CreateGrant) when
+        `kms:ViaService` is S3 in the key's region, `kms:CallerAccount` is the account and
+        `kms:EncryptionContext:aws:s3:arn` equals `bucket_arn` (StringEquals). With S3 Bucket Keys
+        S3 passes the bucket's ARN as that context, without them each object's ARN (S3 User Guide,
+        "Encryption context" and "Reducing the cost of SSE-KMS with Amazon S3 Bucket Keys"), so the
+        bucket must have Bucket Keys on, and then only objects of that one bucket qualify. A direct
+        KMS call carries no `kms:ViaService` and gets nothing; neither does S3 for any other bucket.
+        The pack's kms-key-policy-least-privilege rule accepts exactly this statement from an
+        administrator and nothing looser.
+
+        purpose: a symmetric key other than model-weights. Refused on the HMAC key (S3 encrypts
+            only with symmetric encryption keys) and on model-weights, whose plaintext must stay in
+            attested enclaves.
+        bucket_arn: `arn:<partition>:s3:::<bucket>`, e.g. `bucket.arn` of an auto-named bucket
+            (an Output, checked once known). Not an object ARN or a pattern.
+        sid: the statement's Sid prefix (letters and digits), one per bucket.
+
+        Refused without named `administrator_role_arns`: the statement would go to the account
+        root, i.e. to every IAM principal of the account that IAM allows kms:Decrypt.
+        """
+        if purpose == HMAC_PURPOSE:
+            raise ValueError(f"the {purpose} key is an HMAC key: S3 encrypts objects only with "
+                             "symmetric encryption keys; use another purpose for the bucket")
+        if purpose == "model-weights":
+            raise ValueError("the model-weights key's plaintext must stay in attested enclaves; "
+                             "administrators may not use it, not even through S3: encrypt the "
+                             "bucket under another purpose")
+        if not self._args.administrator_role_arns:
+            raise ValueError("allow_administrators_through_s3 needs named administrator_role_arns "
+                             "(stack config zero-trust-ai:keyAdministratorRoleArns): without them "
+                             "the statement would let every IAM principal of the account allowed "
+                             "kms:Decrypt use the key through S3")
+        if not _SID.match(sid):
+            raise ValueError(f"sid {sid!r}: letters and digits only")
+        if isinstance(bucket_arn, str):
+            _checked_bucket_arn(bucket_arn)
+        self._grant(purpose, sid, {}, S3_OBJECT_ACTIONS, _through_s3_for_bucket,
+                    to_administrators=True, inputs=(bucket_arn,))
+
     def grant_key_rotation(self, role: aws.iam.Role, *, create_successors: bool = False) -> None:
         """Let the monthly rotation function's role rotate every symmetric key
         (KEY_ROTATION_ACTIONS): describe, read the policy, tags and rotation state, rotate on
@@ -498,6 +573,22 @@ def _context_condition(context: Mapping[str, Sequence[str]] | None
     return lambda account, region: {"StringEquals": condition}
 
 
+def _checked_bucket_arn(arn: str) -> str:
+    if not _BUCKET_ARN.match(arn):
+        raise ValueError(f"bucket_arn {arn!r} is not a bucket ARN (arn:<partition>:s3:::<bucket>): "
+                         "with S3 Bucket Keys the encryption context is the bucket's ARN, never an "
+                         "object's or a pattern")
+    return arn
+
+
+def _through_s3_for_bucket(account: str, region: str, bucket_arn: str) -> dict[str, Any]:
+    """Only S3 in the key's region, for this account, for the objects of `bucket_arn` (its ARN
+    is their encryption context under S3 Bucket Keys); checked again here when it was an Output."""
+    return {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com",
+                             "kms:CallerAccount": account,
+                             "kms:EncryptionContext:aws:s3:arn": _checked_bucket_arn(bucket_arn)}}
+
+
 def _attestation_absent(account: str, region: str) -> dict[str, Any]:
     return {"Null": {ATTESTATION_PRESENT_KEY: "true"}}
 
@@ -566,6 +657,6 @@ def _policy_document(partition: str, account_id: str, region: str, administrator
                                      "Principal": principal, "Action": list(grant.actions),
                                      "Resource": "*"}
         if grant.condition is not None:
-            statement["Condition"] = grant.condition(account_id, region)
+            statement["Condition"] = grant.condition(account_id, region, *grant.inputs)
         statements.append(statement)
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)

@@ -16,6 +16,9 @@ from components.keys import (
     EnclaveMeasurements,
     KeyHierarchy,
     KeyHierarchyArgs,
+    _Grant,
+    _policy_document,
+    _through_s3_for_bucket,
 )
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 
@@ -400,3 +403,95 @@ def test_decrypt_through_a_service_is_read_only() -> None:
     assert policy["DecryptThroughS30"]["Condition"] == {"StringEquals": {
         "kms:ViaService": "s3.eu-west-1.amazonaws.com", "kms:CallerAccount": "111122223333"}}
     assert policy["ThroughEc21"]["Principal"]["AWS"].endswith("AWSServiceRoleForAutoScaling_x")
+
+
+# -- the administrators' one use: publishing through S3 (the API's mutual-TLS truststore) --------
+DEPLOYER = "arn:aws:iam::111122223333:role/deployer"
+DEPLOYED = replace(ARGS, administrator_role_arns=(DEPLOYER,))
+
+
+def test_administrators_use_a_key_only_through_s3_for_one_bucket() -> None:
+    from tests.support.key_policy import Request, evaluate
+    from ztpolicy.rules.kms_key_policy_least_privilege import document_problems
+
+    def compose(keys: KeyHierarchy) -> None:
+        bucket = aws.s3.Bucket("truststore")  # auto-named: its ARN is an Output until created
+        keys.allow_administrators_through_s3("inference", bucket.arn)
+        keys.grant_decrypt_through_service("inference", role("reader5"), "s3")
+        keys.seal()
+
+    stack = build(replace(DEPLOYED, replica_regions=("eu-central-1",)), compose=compose)
+    bucket_arn = named(stack, "truststore").outputs["arn"]
+    assert bucket_arn.startswith("arn:aws:s3:::truststore-")
+    for suffix, region in (("", "eu-west-1"), ("-eu-central-1", "eu-central-1")):
+        policy = statements(named(stack, f"keys-inference{suffix}-policy"))
+        assert policy["AdministratorsPublishThroughS30"] == {
+            "Sid": "AdministratorsPublishThroughS30", "Effect": "Allow",
+            "Principal": {"AWS": [DEPLOYER]}, "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com",
+                                           "kms:CallerAccount": "111122223333",
+                                           "kms:EncryptionContext:aws:s3:arn": bucket_arn}}}
+    # No other key gets it.
+    for purpose in PURPOSES:
+        if purpose != "inference":
+            assert set(statements(named(stack, f"keys-{purpose}-policy"))) == {"AdministerWithoutUse"}
+
+    # As IAM evaluates it: S3, for that bucket's objects, and nothing else.
+    document = named(stack, "keys-inference-policy").inputs["policy"]
+    key = "arn:aws:kms:eu-west-1:111122223333:key/k"
+    through_s3 = {"kms:ViaService": "s3.eu-west-1.amazonaws.com", "kms:CallerAccount": "111122223333",
+                  "kms:EncryptionContext:aws:s3:arn": bucket_arn}
+
+    def decide(action: str, context: dict[str, str]) -> str:
+        return evaluate(document, Request(DEPLOYER, action, key, context)).effect
+
+    assert decide("kms:GenerateDataKey", through_s3) == decide("kms:Decrypt", through_s3) == "allow"
+    direct = {k: v for k, v in through_s3.items() if k != "kms:ViaService"}
+    assert decide("kms:Decrypt", direct) == "implicit-deny"
+    for other in ("arn:aws:s3:::another-bucket", f"{bucket_arn}/truststore/truststore.pem"):
+        assert decide("kms:Decrypt", {**through_s3, "kms:EncryptionContext:aws:s3:arn": other}) == (
+            "implicit-deny"), other
+    for action in ("kms:Encrypt", "kms:ReEncryptFrom", "kms:GenerateDataKeyWithoutPlaintext",
+                   "kms:CreateGrant"):
+        assert decide(action, through_s3) == "implicit-deny", action
+
+    # The whole hierarchy still passes the pack's least-privilege rule.
+    for resource in stack.resources:
+        if resource.type == "aws:kms/keyPolicy:KeyPolicy":
+            assert document_problems(json.loads(resource.inputs["policy"]), resource.name, set()) == []
+
+
+def test_a_bucket_arn_given_as_text_is_written_as_is() -> None:
+    bucket_arn = "arn:aws:s3:::ztai-dev-truststore"
+
+    def compose(keys: KeyHierarchy) -> None:
+        keys.allow_administrators_through_s3("secrets", bucket_arn, sid="TruststoreThroughS3")
+        keys.seal()
+
+    policy = statements(named(build(DEPLOYED, compose=compose), "keys-secrets-policy"))
+    assert policy["TruststoreThroughS30"]["Condition"]["StringEquals"][
+        "kms:EncryptionContext:aws:s3:arn"] == bucket_arn
+
+
+@pytest.mark.parametrize("args, purpose, bucket_arn, message", [
+    (DEPLOYED, "tokens", "arn:aws:s3:::truststore", "the tokens key is an HMAC key"),
+    (DEPLOYED, "model-weights", "arn:aws:s3:::truststore",
+     "the model-weights key's plaintext must stay in attested enclaves"),
+    (ARGS, "inference", "arn:aws:s3:::truststore", "needs named administrator_role_arns"),
+    (DEPLOYED, "inference", "arn:aws:s3:::truststore/truststore.pem", "is not a bucket ARN"),
+    (DEPLOYED, "inference", "arn:aws:s3:::truststore-*", "is not a bucket ARN"),
+    (DEPLOYED, "weights", "arn:aws:s3:::truststore", "unknown key purpose"),
+])
+def test_administrators_through_s3_is_refused(args: KeyHierarchyArgs, purpose: str, bucket_arn: str,
+                                              message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build(args, compose=lambda keys: keys.allow_administrators_through_s3(purpose, bucket_arn))
+
+
+def test_an_output_bucket_arn_is_checked_when_the_policy_is_rendered() -> None:
+    # What seal() renders once the Output is known (a failed apply would outlive this test's run).
+    grant = _Grant("AdministratorsPublishThroughS3", {}, ("kms:GenerateDataKey", "kms:Decrypt"),
+                   _through_s3_for_bucket, to_administrators=True, inputs=("arn:aws:s3:::b/*",))
+    with pytest.raises(ValueError, match=r"bucket_arn 'arn:aws:s3:::b/\*' is not a bucket ARN"):
+        _policy_document("aws", "111122223333", "eu-west-1", [DEPLOYER], "", [(grant, {})])

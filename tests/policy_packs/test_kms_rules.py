@@ -96,3 +96,72 @@ def test_break_glass_needs_to_be_configured() -> None:
     policy = res(KEY_POLICY, "p", policy=hierarchy_policy())
     [message] = kms_key_policy_least_privilege(policy, NO_CONFIG)
     assert f"grants kms:* to {GLASS}" in message
+
+
+# -- the administrators' one use: through S3, for named objects ----------------------------------
+DEPLOYER = "arn:aws:iam::111122223333:role/deployer"
+BUCKET = "arn:aws:s3:::truststore-abc1234"
+VIA_S3 = {"kms:ViaService": "s3.eu-west-1.amazonaws.com", "kms:CallerAccount": "111122223333"}
+NARROW = {"StringEquals": {**VIA_S3, "kms:EncryptionContext:aws:s3:arn": BUCKET}}
+
+
+def administered(action: Any = ("kms:GenerateDataKey", "kms:Decrypt"),
+                 condition: dict[str, Any] | None = NARROW) -> Any:
+    """A key administered by the deployer, which also holds the statement `action`/`condition`."""
+    through_s3: dict[str, Any] = {"Sid": "AdministratorsPublishThroughS3", "Effect": "Allow",
+                                  "Principal": {"AWS": DEPLOYER}, "Action": list(action), "Resource": "*"}
+    if condition is not None:
+        through_s3["Condition"] = condition
+    return res(KEY_POLICY, "p", policy=json.dumps({"Statement": [
+        {"Sid": "AdministerWithoutUse", "Effect": "Allow", "Principal": {"AWS": [DEPLOYER]},
+         "Action": ["kms:DescribeKey", "kms:PutKeyPolicy"], "Resource": "*"}, through_s3]}))
+
+
+@pytest.mark.parametrize("action, condition", [
+    (("kms:GenerateDataKey", "kms:Decrypt"), NARROW),
+    (("kms:Decrypt",), NARROW),
+    # Condition keys compare ignoring case, as IAM does; the operator is still plain StringEquals.
+    (("kms:GenerateDataKey",), {"StringEquals": {"KMS:ViaService": "s3.eu-west-1.amazonaws.com",
+                                                 "kms:encryptioncontext:aws:s3:arn": BUCKET}}),
+    # More conditions only narrow it; so do two buckets named exactly.
+    (("kms:Decrypt",), {**NARROW, "Bool": {"aws:SecureTransport": "true"}}),
+    (("kms:Decrypt",), {"StringEquals": {**VIA_S3, "kms:EncryptionContext:aws:s3:arn":
+                                         [BUCKET, "arn:aws:s3:::other-bucket"]}}),
+])
+def test_an_administrator_may_publish_through_s3_for_named_objects(action: Any,
+                                                                    condition: dict[str, Any]) -> None:
+    assert kms_key_policy_least_privilege(administered(action, condition), NO_CONFIG) == []
+
+
+@pytest.mark.parametrize("action, condition", [
+    # StringLike, even without a wildcard, and the IfExists forms that hold without the key.
+    (("kms:Decrypt",), {"StringEquals": VIA_S3, "StringLike": {"kms:EncryptionContext:aws:s3:arn": BUCKET}}),
+    (("kms:Decrypt",), {"StringEquals": {"kms:EncryptionContext:aws:s3:arn": BUCKET},
+                        "StringLike": {"kms:ViaService": "s3.*"}}),
+    (("kms:Decrypt",), {"StringEquals": {"kms:EncryptionContext:aws:s3:arn": BUCKET},
+                        "StringEqualsIfExists": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}),
+    # A pattern for the bucket (meaningless under StringEquals, so a mistake) or a policy variable.
+    (("kms:Decrypt",), {"StringEquals": {**VIA_S3, "kms:EncryptionContext:aws:s3:arn": "arn:aws:s3:::*"}}),
+    (("kms:Decrypt",), {"StringEquals": {**VIA_S3, "kms:EncryptionContext:aws:s3:arn":
+                                         [BUCKET, "arn:aws:s3:::truststore-???????"]}}),
+    (("kms:Decrypt",), {"StringEquals": {**VIA_S3, "kms:EncryptionContext:aws:s3:arn":
+                                         "arn:aws:s3:::${aws:PrincipalTag/bucket}"}}),
+    # No kms:ViaService (a direct call would qualify), or another service.
+    (("kms:Decrypt",), {"StringEquals": {"kms:CallerAccount": "111122223333",
+                                         "kms:EncryptionContext:aws:s3:arn": BUCKET}}),
+    (("kms:Decrypt",), {"StringEquals": {"kms:ViaService": ["s3.eu-west-1.amazonaws.com",
+                                                            "dynamodb.eu-west-1.amazonaws.com"],
+                                         "kms:EncryptionContext:aws:s3:arn": BUCKET}}),
+    # An action beyond Decrypt and GenerateDataKey, or a wildcard.
+    (("kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt"), NARROW),
+    (("kms:Decrypt", "kms:ReEncrypt*"), NARROW),
+    (("kms:GenerateDataKey*",), NARROW),
+    (("kms:Decrypt*",), NARROW),
+    # No encryption context condition, or no condition at all.
+    (("kms:GenerateDataKey", "kms:Decrypt"), {"StringEquals": VIA_S3}),
+    (("kms:GenerateDataKey", "kms:Decrypt"), None),
+])
+def test_anything_looser_is_use_by_an_administrator(action: Any, condition: dict[str, Any] | None) -> None:
+    messages = kms_key_policy_least_privilege(administered(action, condition), NO_CONFIG)
+    assert any(f"lets {DEPLOYER} administer the key (statement AdministerWithoutUse) and use it"
+               in message for message in messages), messages

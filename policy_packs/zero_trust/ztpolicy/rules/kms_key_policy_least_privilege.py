@@ -11,7 +11,19 @@
   (`arn:aws:sts::<account>:assumed-role/<role>/<session>`) and a role with a path are the role
   `arn:aws:iam::<account>:role/<role>`, and `Principal "*"` restricted by an `aws:PrincipalArn`
   condition (StringEquals, StringLike, ArnEquals, ArnLike) is the principals it names, patterns
-  included;
+  included. One use does not count there: an Allow of only kms:Decrypt and kms:GenerateDataKey
+  (exact names, no wildcard) whose Condition has StringEquals `kms:ViaService` naming S3
+  (`s3.<region>.amazonaws.com`) and StringEquals `kms:EncryptionContext:aws:s3:arn` naming
+  concrete S3 ARNs (no `*`, `?` or policy variable); condition keys compare ignoring case, values
+  as written. That is KeyHierarchy.allow_administrators_through_s3: the deploying role, a key
+  administrator, writes the API's mutual-TLS truststore into its SSE-KMS bucket and API Gateway
+  reads it with the deployer's credentials. KMS then returns data keys to S3, never to the
+  caller, and only for the named bucket's objects (S3 sets that context to the bucket's ARN with
+  S3 Bucket Keys, else to the object's); a direct KMS call has no kms:ViaService, so no
+  ciphertext outside that bucket can be decrypted. Anything looser still counts as use:
+  StringLike or an `...IfExists` operator (which holds when the key is absent), a pattern, another
+  or a wildcard action (Encrypt; ReEncrypt*, which re-wraps any ciphertext), a missing ViaService
+  or context condition;
 - no kms:CreateGrant (a grant hands out use of the key) except for AWS services acting for a
   resource (`kms:GrantIsForAWSResource`) or break-glass.
 """
@@ -42,6 +54,11 @@ _USE_PREFIXES = ("kms:decrypt", "kms:encrypt", "kms:generatedatakey", "kms:reenc
 _PRINCIPAL_ARN_OPERATORS = {"stringequals", "stringlike", "arnequals", "arnlike"}
 _ASSUMED_ROLE = re.compile(r"^arn:(aws[\w-]*):sts::(\d{12}):assumed-role/([^/]+)/[^/]+$")
 _ROLE = re.compile(r"^arn:(aws[\w-]*):iam::(\d{12}):role/(?:.*/)?([^/]+)$")
+# The one administrator use the cross-statement check leaves alone (see the module docstring).
+_S3_OBJECT_ACTIONS = frozenset({"kms:decrypt", "kms:generatedatakey"})
+_VIA_SERVICE = "kms:viaservice"
+_S3_CONTEXT = "kms:encryptioncontext:aws:s3:arn"
+_CONCRETE_S3_ARN = re.compile(r"^arn:aws[\w-]*:s3:::[^*?$]+$")
 
 
 def _principals(principal: Any) -> list[str]:
@@ -87,6 +104,32 @@ def same_principal(first: str, second: str) -> bool:
     return fnmatchcase(first, second) or fnmatchcase(second, first)
 
 
+def _string_equals(condition: Any, key: str) -> list[list[str]]:
+    """The value lists `key` (lower case) takes under plain StringEquals, one per block: every
+    block must hold, so any one of them narrows the statement."""
+    if not isinstance(condition, Mapping):
+        return []
+    return [[str(value) for value in as_list(values)]
+            for operator, block in condition.items()
+            if str(operator).lower() == "stringequals" and isinstance(block, Mapping)
+            for name, values in block.items() if str(name).lower() == key]
+
+
+def through_s3_for_named_objects(statement: Mapping[str, Any]) -> bool:
+    """Does the statement allow only S3 to get data keys for named buckets' (or objects') SSE-KMS
+    objects on the caller's behalf: Decrypt/GenerateDataKey under StringEquals kms:ViaService s3.*
+    and StringEquals kms:EncryptionContext:aws:s3:arn with concrete ARNs?"""
+    actions = [str(a).lower() for a in as_list(statement.get("Action"))]
+    if not actions or "NotAction" in statement or not set(actions) <= _S3_OBJECT_ACTIONS:
+        return False
+    condition = statement.get("Condition")
+    via_s3 = any(values and all(value.startswith("s3.") for value in values)
+                 for values in _string_equals(condition, _VIA_SERVICE))
+    named = any(values and all(_CONCRETE_S3_ARN.match(value) for value in values)
+                for values in _string_equals(condition, _S3_CONTEXT))
+    return via_s3 and named
+
+
 def _covers(action: str, names: tuple[str, ...]) -> bool:
     """Does `action` (possibly ending in *) include any action starting with one of `names`?"""
     action = action.lower()
@@ -123,7 +166,8 @@ def document_problems(document: Any, label: str, break_glass: set[str]) -> list[
             for principal in principals:
                 if any(_covers(a, _ADMIN) for a in actions):
                     administers.append(_Holder(principal, sid))
-                if any(_covers(a, _USE_PREFIXES) for a in actions):
+                if any(_covers(a, _USE_PREFIXES) for a in actions) and not through_s3_for_named_objects(
+                        statement):
                     uses.append(_Holder(principal, sid))
         if "*" in _principals(statement.get("Principal")) and not statement.get("Condition"):
             problems.append(f"{label} statement {sid} allows any principal without a condition")
