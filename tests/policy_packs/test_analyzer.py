@@ -66,7 +66,7 @@ def test_pack_describes_its_policies(pack: PolicyPackProcess) -> None:
     result = run(pack, SECURE)
     assert result.pack_name == "zero-trust-ai" and result.pack_version == "0.1.0"
     by_name = {p.name: p for p in result.policies}
-    assert len(by_name) == 28
+    assert len(by_name) == 30
     flow = by_name["vpc-flow-logs-enabled"]
     assert (flow.policy_type, flow.enforcement_level, flow.severity, flow.section) == (
         "stack", "mandatory", "high", "§2.1")
@@ -203,3 +203,33 @@ def test_an_unknown_endpoint_policy_is_checked_later_not_skipped(pack: PolicyPac
         ("vpc-endpoint-policy-present", bare.urn)]
     [deferred] = [v for v in result.violations if v.level == "advisory"]
     assert deferred.policy == "vpc-endpoint-policy-restrictive" and "can't run policy" in deferred.message
+
+
+def test_api_stack_rules_link_by_dependencies_in_a_real_preview(pack: PolicyPackProcess) -> None:
+    # ARNs and ids unknown, lists and maps behind the SDK's proxy: the WAF and partner-scope links
+    # come from property dependencies, and nothing is skipped as "can't run policy".
+    unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+    acl = resource("aws:wafv2/webAcl:WebAcl", "api-waf", arn=unknown, scope="REGIONAL", rules=[
+        {"name": "rate", "statement": {"rateBasedStatement": {"limit": 1000}}},
+        {"name": "common", "statement": {"managedRuleGroupStatement": {
+            "name": "AWSManagedRulesCommonRuleSet", "vendorName": "AWS"}}}])
+    protected = resource("aws:apigateway/stage:Stage", "live", arn=unknown)
+    bare = resource("aws:apigateway/stage:Stage", "canary", arn=unknown)
+    association = resource("aws:wafv2/webAclAssociation:WebAclAssociation", "api-waf-live",
+                           {"resourceArn": [protected.urn], "webAclArn": [acl.urn]},
+                           resourceArn=unknown, webAclArn=unknown)
+    api = resource("aws:apigatewayv2/api:Api", "gateway-api", id=unknown)
+
+    def route(name: str, key: str, scope: str) -> AnalyzedResource:
+        return resource("aws:apigatewayv2/route:Route", name, {"apiId": [api.urn]}, apiId=unknown,
+                        routeKey=key, authorizationType="JWT", authorizerId=unknown,
+                        authorizationScopes=[scope])
+
+    routes = [route("acme-infer", "POST /partners/acme/v1/infer", "https://api/acme.invoke"),
+              route("globex-infer", "POST /partners/globex/v1/infer", "https://api/globex.invoke"),
+              route("status", "GET /v1/status", "https://api/acme.invoke")]
+    result = run(pack, [*SECURE, acl, protected, bare, association, api, *routes])
+    ours = {"api-rest-stage-waf", "api-partner-route-scoped"}
+    assert {v for v in violated(result) if v[0] in ours} == {
+        ("api-rest-stage-waf", "canary"), ("api-partner-route-scoped", "acme-infer")}
+    assert not any("can't run policy" in v.message for v in result.violations if v.policy in ours)

@@ -4,6 +4,8 @@ from ztpolicy.rule import Rule
 from ztpolicy.rules import (
     api_default_endpoint_disabled,
     api_mtls_required,
+    api_partner_route_scoped,
+    api_rest_stage_waf,
     api_route_authorized,
     api_stage_access_logs,
     api_stage_throttled,
@@ -61,4 +63,6 @@ ALL_RULES: list[Rule] = [
     api_route_authorized.RULE,
     api_stage_access_logs.RULE,
     api_stage_throttled.RULE,
+    api_rest_stage_waf.RULE,
+    api_partner_route_scoped.RULE,
 ]
