@@ -4,9 +4,13 @@ Load the stack configuration, build the components, wire grants, seal the key po
 Validation lives in `components.stack_config`, resources in `components/`.
 """
 
+from dataclasses import replace
+
 import pulumi
 
 from components.ami_pipeline import ImmutableAmiPipeline, ImmutableAmiPipelineArgs
+from components.api_gateway import ApiRoute, SecureApiGateway, SecureApiGatewayArgs
+from components.api_identity import ApiClient, CognitoApiIdentity, CognitoApiIdentityArgs, scope_string
 from components.aws_facts import enclave_parent_type
 from components.enclave_fleet import (
     EnclaveInferenceFleet,
@@ -183,8 +187,73 @@ rollout = ImageRollout(
 )
 keys.grant_cloudwatch_logs(rollout.log_group_prefix)
 
+# The inference API (§2.3, §7): the only door to the fleet. Mutual TLS on the custom domain
+# (first-party and partner CAs in a pinned truststore version), a JWT with the route's scope on
+# every route, the default endpoint off, and a VPC link from the inference segment to the fleet's
+# internal load balancer. Tokens come from the stack's own Cognito pool (one client-credentials
+# app client per caller, each with one scope) unless an external issuer is configured.
+api = config.api
+assert api is not None  # load_stack_config always parses it
+api_identifier = f"https://{api.domain_name}"
+partners = [replace(partner, scopes=(scope_string(api_identifier, f"partner-{partner.name}"),))
+            for partner in api.partners]
+first_party_scope = scope_string(api_identifier, "invoke")
+if api.jwt_issuer is None:
+    identity = CognitoApiIdentity(
+        "api-identity",
+        CognitoApiIdentityArgs(
+            environment=config.environment,
+            owner=config.owner,
+            identifier=api_identifier,
+            domain_prefix=api.auth_domain_prefix,
+            scopes={"invoke": "first-party inference",
+                    **{f"partner-{p.name}": f"routes of partner {p.name}" for p in partners}},
+            clients=[ApiClient("inference", ("invoke",)),
+                     *(ApiClient(f"partner-{p.name}", (f"partner-{p.name}",)) for p in partners)],
+            deletion_protection=config.is_prod,
+            protect=config.is_prod,
+        ),
+    )
+    jwt_issuer: pulumi.Input[str] = identity.issuer
+    jwt_audiences: list[pulumi.Input[str]] = list(identity.client_ids.values())
+else:
+    jwt_issuer, jwt_audiences = api.jwt_issuer, list(api.jwt_audiences)
+gateway = SecureApiGateway(
+    "api",
+    SecureApiGatewayArgs(
+        environment=config.environment,
+        owner=config.owner,
+        domain_name=api.domain_name,
+        hosted_zone_id=api.hosted_zone_id,
+        certificate_arn=api.certificate_arn,
+        jwt_issuer=jwt_issuer,
+        jwt_audiences=jwt_audiences,
+        routes=[ApiRoute("POST /v1/infer", (first_party_scope,))],
+        partners=partners,
+        client_ca_files=api.client_ca_files,
+        vpc_id=inference.vpc.id,
+        subnet_ids=[subnet.id for subnet in inference.private_subnets],
+        backend_cidr=next(s.cidr for s in config.segments if s.name == "inference"),
+        backend_port=fleet.listener_port,
+        nlb_listener_arn=fleet.listener.arn,
+        truststore_key_arn=keys.key_arn("inference"),
+        logs_key_arn=keys.key_arn("logs"),
+        throttling_rate_limit=api.rate_limit,
+        throttling_burst_limit=api.burst_limit,
+        log_retention_days=api.access_log_retention_days,
+        publish_after_grants=True,
+        protect=config.is_prod,
+    ),
+)
+keys.grant_cloudwatch_logs(gateway.log_group_prefix)
+# Pulumi uploads the truststore and API Gateway reads it with the deploying role's credentials,
+# and that role is a key administrator, which may otherwise never use a key: it may use the
+# inference key through S3 for the truststore bucket's objects only.
+keys.allow_administrators_through_s3("inference", gateway.truststore_bucket_arn)
+
 # Every grant is made above this line: sealing writes the key policies.
 key_policies = keys.seal()
+gateway.publish_after(key_policies)
 
 if config.enclave_artifacts is not None:
     # First boot: the parameter's first value is stock AL2023. One image is built now (tens of
@@ -205,3 +274,8 @@ pulumi.export("inferenceLaunchTemplateId", fleet.launch_template.id)
 pulumi.export("amiPipelineArn", ami_pipeline.pipeline.arn)
 pulumi.export("amiIdParameter", fleet.image_parameter.name)
 pulumi.export("modelBucket", fleet.model_bucket_name)
+pulumi.export("api", {
+    "apiId": gateway.api_id, "stageName": gateway.stage_name, "routeKeys": gateway.route_keys,
+    "domainName": gateway.domain_name, "truststoreVersion": gateway.truststore_version,
+    "accessLogGroup": gateway.log_group_name,
+})

@@ -25,7 +25,11 @@ certificates to API Gateway mTLS, so mTLS would then move to CloudFront's viewer
 
 Secure by default, as the component declares it:
 
-- custom domain, REGIONAL endpoint, `TLS_1_2` security policy, ACM certificate from the arguments;
+- custom domain, REGIONAL endpoint, `TLS_1_2` security policy. The certificate: with
+  `hosted_zone_id`, a public ACM certificate (RSA 2048) validated by DNS in that Route 53 zone, and
+  an alias record of the domain to the API's regional endpoint; or an existing ACM certificate
+  (`certificate_arn`, then the DNS record is the operator's: output `domain_target`). An imported
+  or private-CA certificate additionally needs AWS's ownership-verification certificate for mTLS;
   mutual TLS with the truststore at `s3://<bucket>/<key>` pinned to the truststore object's S3
   version (`version_id`): a new bundle is a new version, and the domain follows only when this
   component is updated (a partner removed from the bundle is no longer admitted after that update);
@@ -39,7 +43,8 @@ Secure by default, as the component declares it:
   every route `authorization_type="JWT"` with that authorizer and at least one scope (a route
   without scopes is refused);
 - a VPC link in the given private subnets, with its own security group (no ingress; egress to the
-  backend CIDR on the backend port only), and an `HTTP_PROXY` integration to the NLB listener;
+  backend CIDR on the backend port only), and `HTTP_PROXY` integrations to the NLB listener that
+  rewrite each route's path to the agent's (`backend_path`);
 - a stage with default throttling, per-route throttling, and JSON access logs (request id, caller
   `sub` and `client_id` claims, client certificate subject/serial/validity, route, status,
   latencies) to a CMK-encrypted log group with a retention.
@@ -48,13 +53,13 @@ Outputs for incident response (the playbooks throttle a route through the stage'
 or pause the API by removing the API mapping): `api_id`, `stage_name`, `route_keys`, `domain_name`,
 `truststore_uri`, `truststore_version`, `log_group_name`.
 
-Not here: a Cognito user pool as the default issuer (the issuer is an argument: Cognito's is
-`https://cognito-idp.<region>.amazonaws.com/<pool id>`), partner OAuth clients, a DNS-validated
-certificate and the DNS record of the domain.
+The issuer and its clients are arguments: components/api_identity.py's `CognitoApiIdentity` (the
+default, with one client-credentials app client per partner) or an external OIDC issuer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import ipaddress
@@ -100,9 +105,12 @@ _ROUTE_KEY = re.compile(r"(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|ANY) (/[A-Za-z
 _SCOPE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]{1,256}")  # RFC 6749 scope-token
 _PARTNER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # goes into paths and resource names
 _DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+_BACKEND_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
 _STAGE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _PEM_CERTIFICATE = re.compile(
     r"-----BEGIN CERTIFICATE-----\r?\n(.*?)-----END CERTIFICATE-----", re.DOTALL)
+_HOSTED_ZONE = re.compile(r"Z[A-Z0-9]{1,31}")
+_CERTIFICATE_ARN = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+")
 KEY_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 
 
@@ -114,12 +122,15 @@ class ApiRoute:
     scopes: OAuth scopes the caller's token must carry (any one of them); at least one.
     rate_limit, burst_limit: this route's throttling (requests per second, burst); default None,
         the stage's defaults.
+    backend_path: the path the request reaches the fleet's agent on; default None, the gateway's
+        `backend_path`.
     """
 
     route_key: str
     scopes: tuple[str, ...]
     rate_limit: float | None = None
     burst_limit: int | None = None
+    backend_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +167,10 @@ class SecureApiGatewayArgs:
 
     environment, owner: tags and names.
     domain_name: the custom domain (lower case); the only way in.
-    certificate_arn: ACM certificate for `domain_name`, in the API's region.
+    hosted_zone_id: the public Route 53 zone of `domain_name`: the certificate is requested and
+        validated there, and the domain's alias record written. Exactly one of this and
+        `certificate_arn`.
+    certificate_arn: an existing ACM certificate for `domain_name`, in the API's region.
     jwt_issuer: `https://` issuer URL of the identity provider (e.g. Cognito:
         `https://cognito-idp.<region>.amazonaws.com/<pool id>`).
     jwt_audiences: accepted `aud` (or, for Cognito access tokens, `client_id`) values; at least one.
@@ -178,15 +192,19 @@ class SecureApiGatewayArgs:
     log_retention_days: a CloudWatch retention; default 365.
     backend_server_name: when the NLB listener is TLS, the name its certificate must carry (the
         integration then verifies it); default None (TCP listener inside the VPC).
+    backend_path: the agent's inference path every route is rewritten to unless the route names
+        its own; default `/predict` (enclave_images/parent/agent.py).
+    publish_after_grants: the truststore upload waits until `publish_after` names what it needs
+        (the key policy granting the deploying role the truststore key through S3); call it
+        exactly once, or the deployment never uploads. Default False.
     protect: Pulumi `protect` on the truststore bucket and the log group. Default False.
     """
 
     environment: str
     owner: str
     domain_name: str
-    certificate_arn: pulumi.Input[str]
-    jwt_issuer: str
-    jwt_audiences: Sequence[str]
+    jwt_issuer: pulumi.Input[str]
+    jwt_audiences: Sequence[pulumi.Input[str]]
     routes: Sequence[ApiRoute]
     vpc_id: pulumi.Input[str]
     subnet_ids: Sequence[pulumi.Input[str]]
@@ -195,6 +213,8 @@ class SecureApiGatewayArgs:
     nlb_listener_arn: pulumi.Input[str]
     truststore_key_arn: pulumi.Input[str]
     logs_key_arn: pulumi.Input[str]
+    hosted_zone_id: str | None = None
+    certificate_arn: pulumi.Input[str] | None = None
     partners: Sequence[ApiPartner] = ()
     client_ca_files: Sequence[str] = ()
     truststore_path: str | None = None
@@ -203,6 +223,8 @@ class SecureApiGatewayArgs:
     throttling_burst_limit: int = 100
     log_retention_days: int = 365
     backend_server_name: str | None = None
+    backend_path: str = "/predict"
+    publish_after_grants: bool = False
     protect: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -227,26 +249,48 @@ class SecureApiGateway(pulumi.ComponentResource):
         store = private_bucket(f"{name}-truststore", key_arn=args.truststore_key_arn, tags=tags,
                                protect=args.protect, parent=self)
         bucket = store.bucket
+        self.truststore_bucket_arn: pulumi.Output[str] = bucket.arn
+        # A version id exists only once versioning is on. With publish_after_grants the upload
+        # also waits for the resources given to publish_after (the key policy that lets the
+        # deploying role encrypt under the truststore key); the domain waits for the upload.
+        waits: pulumi.Input[Sequence[pulumi.Input[pulumi.Resource]]] = [
+            store.versioning, store.encryption, store.policy]
+        self._publish_gate: asyncio.Future[list[pulumi.Resource]] | None = None
+        if args.publish_after_grants:
+            self._publish_gate = asyncio.get_event_loop().create_future()
+            gate: pulumi.Output[list[pulumi.Resource]] = pulumi.Output.from_input(
+                self._publish_gate)
+            waits = gate.apply(lambda after: [store.versioning, store.encryption, store.policy,
+                                              *after])
         truststore = aws.s3.BucketObjectv2(
             f"{name}-truststore-bundle", bucket=bucket.id, key=TRUSTSTORE_KEY, content=bundle,
             content_type="application/x-pem-file", server_side_encryption="aws:kms",
             kms_key_id=args.truststore_key_arn, bucket_key_enabled=True, tags=tags,
-            # A version id exists only once versioning is on.
-            opts=pulumi.ResourceOptions(parent=bucket,
-                                        depends_on=[store.versioning, store.encryption, store.policy]))
+            opts=pulumi.ResourceOptions(parent=bucket, depends_on=waits))
         self.truststore_uri: pulumi.Output[str] = pulumi.Output.concat(
             "s3://", bucket.bucket, "/", TRUSTSTORE_KEY)
         self.truststore_version: pulumi.Output[str] = truststore.version_id
 
-        # -- domain ----------------------------------------------------------------------------
+        # -- certificate and domain -------------------------------------------------------------
+        certificate_arn: pulumi.Input[str] = (
+            _validated_certificate(name, args, tags, self) if args.certificate_arn is None
+            else args.certificate_arn)  # _validate: exactly one of the two is given
         self.domain = aws.apigatewayv2.DomainName(
             f"{name}-domain", domain_name=args.domain_name,
             domain_name_configuration=aws.apigatewayv2.DomainNameDomainNameConfigurationArgs(
-                certificate_arn=args.certificate_arn, endpoint_type="REGIONAL",
+                certificate_arn=certificate_arn, endpoint_type="REGIONAL",
                 security_policy=SECURITY_POLICY),
             mutual_tls_authentication=aws.apigatewayv2.DomainNameMutualTlsAuthenticationArgs(
                 truststore_uri=self.truststore_uri, truststore_version=self.truststore_version),
             tags=tags, opts=child)
+        target = self.domain.domain_name_configuration.apply(_target)
+        if args.hosted_zone_id is not None:
+            aws.route53.Record(
+                f"{name}-domain-alias", zone_id=args.hosted_zone_id, name=args.domain_name,
+                type="A", aliases=[aws.route53.RecordAliasArgs(
+                    name=target.apply(lambda t: t[0]), zone_id=target.apply(lambda t: t[1]),
+                    evaluate_target_health=False)],
+                opts=pulumi.ResourceOptions(parent=self.domain))
 
         # -- API, authorizer, private integration ----------------------------------------------
         api_name = f"zero-trust-ai-{args.environment}-{name}"
@@ -275,18 +319,25 @@ class SecureApiGateway(pulumi.ComponentResource):
         vpc_link = aws.apigatewayv2.VpcLink(
             f"{name}-vpc-link", name=f"{api_name}-link", subnet_ids=list(args.subnet_ids),
             security_group_ids=[link_group.id], tags=tags, opts=child)
-        integration = aws.apigatewayv2.Integration(
-            f"{name}-backend", api_id=self.api.id, integration_type="HTTP_PROXY",
-            integration_method="ANY", integration_uri=args.nlb_listener_arn,
-            connection_type="VPC_LINK", connection_id=vpc_link.id, payload_format_version="1.0",
-            tls_config=(aws.apigatewayv2.IntegrationTlsConfigArgs(
-                server_name_to_verify=args.backend_server_name)
-                        if args.backend_server_name else None),
-            description="private integration to the inference fleet's internal NLB",
-            opts=in_api)
+        # One integration per backend path: the route's public path is rewritten to the agent's
+        # (a partner's `/partners/<name>/v1/infer` reaches the same `/predict` as first-party).
+        integrations: dict[str, aws.apigatewayv2.Integration] = {}
+        for path in sorted({route.backend_path or args.backend_path for route in routes}):
+            integrations[path] = aws.apigatewayv2.Integration(
+                f"{name}-backend{_slug('ANY ' + path)[3:]}", api_id=self.api.id,
+                integration_type="HTTP_PROXY", integration_method="ANY",
+                integration_uri=args.nlb_listener_arn, connection_type="VPC_LINK",
+                connection_id=vpc_link.id, payload_format_version="1.0",
+                request_parameters={"overwrite:path": path},
+                tls_config=(aws.apigatewayv2.IntegrationTlsConfigArgs(
+                    server_name_to_verify=args.backend_server_name)
+                            if args.backend_server_name else None),
+                description=f"private integration to the inference fleet's internal NLB, {path}",
+                opts=in_api)
 
         created: list[pulumi.Resource] = []
         for route in routes:
+            integration = integrations[route.backend_path or args.backend_path]
             created.append(aws.apigatewayv2.Route(
                 f"{name}-route-{_slug(route.route_key)}", api_id=self.api.id,
                 route_key=route.route_key, authorization_type="JWT", authorizer_id=authorizer.id,
@@ -294,8 +345,10 @@ class SecureApiGateway(pulumi.ComponentResource):
                 target=pulumi.Output.concat("integrations/", integration.id), opts=in_api))
 
         # -- stage, logs, mapping --------------------------------------------------------------
+        # The logs key's owner lets CloudWatch Logs use it for groups under this prefix.
+        self.log_group_prefix = f"/aws/apigateway/{api_name}"
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-access-logs", name=f"/aws/apigateway/{api_name}",
+            f"{name}-access-logs", name=self.log_group_prefix,
             retention_in_days=args.log_retention_days, kms_key_id=args.logs_key_arn,
             tags=tags, opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
         self.stage = aws.apigatewayv2.Stage(
@@ -325,12 +378,56 @@ class SecureApiGateway(pulumi.ComponentResource):
         self.stage_name: pulumi.Output[str] = self.stage.name
         self.route_keys: list[str] = [route.route_key for route in routes]
         self.domain_name: pulumi.Output[str] = self.domain.domain_name
+        self.domain_target: pulumi.Output[str] = target.apply(lambda t: t[0])
         self.log_group_name: pulumi.Output[str] = log_group.name
         self.register_outputs({
+            "truststoreBucketArn": self.truststore_bucket_arn,
             "apiId": self.api_id, "stageName": self.stage_name, "routeKeys": self.route_keys,
-            "domainName": self.domain_name, "truststoreUri": self.truststore_uri,
+            "domainName": self.domain_name, "domainTarget": self.domain_target,
+            "truststoreUri": self.truststore_uri,
             "truststoreVersion": self.truststore_version, "accessLogGroup": self.log_group_name,
         })
+
+
+    def publish_after(self, resources: Sequence[pulumi.Resource]) -> None:
+        """Upload the truststore (and so create the domain) only once `resources` exist: the
+        sealed key policies that let the deploying role use the truststore key through S3. Only
+        with `publish_after_grants`, exactly once (until then the upload waits)."""
+        if self._publish_gate is None:
+            raise ValueError("publish_after: the gateway was declared without publish_after_grants")
+        if self._publish_gate.done():
+            raise ValueError("publish_after: the truststore already waits for its grants")
+        self._publish_gate.set_result(list(resources))
+
+
+def _target(configuration: aws.apigatewayv2.outputs.DomainNameDomainNameConfiguration | None,
+            ) -> tuple[str, str]:
+    """The regional endpoint of a domain and its hosted zone, for the alias record."""
+    if configuration is None:
+        return "", ""
+    return configuration.target_domain_name or "", configuration.hosted_zone_id or ""
+
+
+def _validated_certificate(name: str, args: SecureApiGatewayArgs, tags: Mapping[str, str],
+                           parent: pulumi.Resource) -> pulumi.Output[str]:
+    """A public ACM certificate for the domain, DNS-validated in its Route 53 zone: the ARN once
+    ACM has issued it (the domain cannot use a pending certificate)."""
+    certificate = aws.acm.Certificate(
+        f"{name}-certificate", domain_name=args.domain_name, validation_method="DNS",
+        # RSA 2048: the key type every API Gateway endpoint type and client accepts.
+        key_algorithm="RSA_2048",
+        options=aws.acm.CertificateOptionsArgs(certificate_transparency_logging_preference="ENABLED"),
+        tags=tags, opts=pulumi.ResourceOptions(parent=parent))
+    option = certificate.domain_validation_options.apply(lambda options: options[0])
+    record = aws.route53.Record(
+        f"{name}-certificate-validation", zone_id=str(args.hosted_zone_id),
+        name=option.resource_record_name, type=option.resource_record_type,
+        records=[option.resource_record_value], ttl=300,
+        opts=pulumi.ResourceOptions(parent=certificate))
+    validation = aws.acm.CertificateValidation(
+        f"{name}-certificate-issued", certificate_arn=certificate.arn,
+        validation_record_fqdns=[record.fqdn], opts=pulumi.ResourceOptions(parent=certificate))
+    return validation.certificate_arn
 
 
 def ca_certificates(path: str) -> list[str]:
@@ -380,6 +477,13 @@ def truststore_bundle(args: SecureApiGatewayArgs) -> str:
     return "".join(blocks)
 
 
+def domain_problem(domain: str) -> str | None:
+    """Why `domain` cannot be the API's custom domain, or None."""
+    if not _DOMAIN.fullmatch(domain):
+        return "a lower-case DNS name such as api.example.com"
+    return None
+
+
 def _slug(route_key: str) -> str:
     method, _, path = route_key.partition(" ")
     words = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")
@@ -396,6 +500,9 @@ def _route_problems(route: ApiRoute, label: str) -> list[str]:
                         "least one OAuth scope")
     problems += [f"{label} {route.route_key!r}: scope {scope!r} is not an OAuth scope token"
                  for scope in route.scopes if not _SCOPE.fullmatch(scope)]
+    if route.backend_path is not None and not _BACKEND_PATH.fullmatch(route.backend_path):
+        problems.append(f"{label} {route.route_key!r}: backend_path {route.backend_path!r} is not "
+                        "an absolute path")
     if route.rate_limit is not None and route.rate_limit <= 0:
         problems.append(f"{label} {route.route_key!r}: rate_limit must be > 0")
     if route.burst_limit is not None and route.burst_limit < 0:
@@ -408,12 +515,23 @@ def _validate(args: SecureApiGatewayArgs) -> list[ApiRoute]:
     partners'). Raises ValueError listing every problem."""
     problems = [f"{label} must not be empty" for label, value in
                 (("environment", args.environment), ("owner", args.owner)) if not value]
-    if not _DOMAIN.fullmatch(args.domain_name):
-        problems.append(f"domain_name {args.domain_name!r}: a lower-case DNS name")
-    if not re.fullmatch(r"https://[^\s/]+(/[^\s]*)?", args.jwt_issuer):
+    if (problem := domain_problem(args.domain_name)) is not None:
+        problems.append(f"domain_name {args.domain_name!r}: {problem}")
+    # Outputs (a Cognito pool's issuer, its client ids) are checked by their producer.
+    if isinstance(args.jwt_issuer, str) and not re.fullmatch(r"https://[^\s/]+(/[^\s]*)?",
+                                                             args.jwt_issuer):
         problems.append(f"jwt_issuer {args.jwt_issuer!r}: an https:// URL (the token's iss)")
-    if not args.jwt_audiences or not all(args.jwt_audiences):
+    if not args.jwt_audiences or any(a == "" for a in args.jwt_audiences):
         problems.append("jwt_audiences: at least one, none empty")
+    if (args.hosted_zone_id is None) == (args.certificate_arn is None):
+        problems.append("certificate: give exactly one of hosted_zone_id (a DNS-validated ACM "
+                        "certificate is requested) and certificate_arn (an existing one)")
+    if args.hosted_zone_id is not None and not _HOSTED_ZONE.fullmatch(args.hosted_zone_id):
+        problems.append(f"hosted_zone_id {args.hosted_zone_id!r}: a Route 53 zone id such as "
+                        "Z0123456789ABCDEFGHIJ")
+    if isinstance(args.certificate_arn, str) and not _CERTIFICATE_ARN.fullmatch(args.certificate_arn):
+        problems.append(f"certificate_arn {args.certificate_arn!r}: an ACM certificate ARN "
+                        "(arn:aws:acm:<region>:<account>:certificate/<id>)")
     routes: list[ApiRoute] = []
     for route in args.routes:
         problems += _route_problems(route, "route")
@@ -454,6 +572,8 @@ def _validate(args: SecureApiGatewayArgs) -> list[ApiRoute]:
         problems.append(f"backend_cidr {args.backend_cidr!r}: an IPv4 CIDR without host bits")
     if not 1 <= args.backend_port <= 65535:
         problems.append(f"backend_port {args.backend_port}: 1-65535")
+    if not _BACKEND_PATH.fullmatch(args.backend_path):
+        problems.append(f"backend_path {args.backend_path!r}: an absolute path such as /predict")
     if not _STAGE.fullmatch(args.stage_name):
         problems.append(f"stage_name {args.stage_name!r}: letters, digits, _ and -, at most 128")
     if args.throttling_rate_limit <= 0 or args.throttling_burst_limit < 0:

@@ -445,7 +445,9 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
                 matcher="200", interval=10, healthy_threshold=3, unhealthy_threshold=3),
             tags=tags, opts=pulumi.ResourceOptions(parent=self.load_balancer))
         tls = args.certificate_arn is not None
-        aws.lb.Listener(
+        # The API gateway's VPC link integrates with this listener.
+        self.listener_port = listener_port
+        self.listener = aws.lb.Listener(
             f"{name}-listener", load_balancer_arn=self.load_balancer.arn, port=listener_port,
             protocol="TLS" if tls else "TCP", certificate_arn=args.certificate_arn,
             ssl_policy=_TLS_POLICY if tls else None,

@@ -8,17 +8,22 @@ the key, the value given and what is allowed. `StackConfigError` is a `pulumi.Ru
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
 
 from components.ami_pipeline import EnclaveArtifacts
+from components.api_gateway import ApiPartner, ca_certificates, domain_problem
+from components.api_identity import domain_prefix_problem
 from components.aws_facts import LOG_RETENTION_DAYS, REGION_AZ_COUNT
 from components.enclave_fleet import ARTIFACT_PREFIX, EnclaveFleetSettings, sizing_problems
 from components.keys import EnclaveMeasurements, measurement_problem
@@ -63,6 +68,38 @@ _ARTIFACT_KEYS = ("enclaveEifObjectKey", "enclaveEifSha256", "parentAgentObjectK
                   "parentAgentSha256")
 
 
+# Files the configuration names (CA bundles, the partners file) are relative to the project.
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+# API Gateway's default account-level throttling quota (per region): a stage or route limit
+# above it is never reached.
+MAX_API_RATE_LIMIT, MAX_API_BURST_LIMIT = 10_000.0, 5_000
+_HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+_PARTNER_FIELDS = {"name", "caFile", "rateLimit", "burstLimit", "paths"}
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The API gateway's configuration (§2.3, §7): its domain and certificate, who is trusted at
+    the TLS handshake and by which issuer, and the stage's rate limits.
+
+    client_ca_files, partners' ca_file: absolute paths. jwt_issuer None: the stack's own Cognito
+    user pool issues the tokens; otherwise an external OIDC issuer with `jwt_audiences`.
+    partners: scopes are left empty here; the program gives each partner its own scope.
+    """
+
+    domain_name: str
+    hosted_zone_id: str | None
+    certificate_arn: str | None
+    client_ca_files: tuple[str, ...]
+    partners: tuple[ApiPartner, ...]
+    jwt_issuer: str | None
+    jwt_audiences: tuple[str, ...]
+    rate_limit: float
+    burst_limit: int
+    auth_domain_prefix: str
+    access_log_retention_days: int
+
+
 class StackConfigError(pulumi.RunError):
     """The stack configuration is invalid; the message lists every problem found."""
 
@@ -90,6 +127,7 @@ class StackConfig:
     enclave_fleet: EnclaveFleetSettings = _DEFAULT_FLEET
     enclave_client_cidrs: tuple[str, ...] = ()  # empty: the inference VPC's CIDR
     enclave_artifacts: EnclaveArtifacts | None = None  # None: the image has no EIF and no agent
+    api: ApiSettings | None = None  # None only for configurations built in tests
 
     @property
     def is_prod(self) -> bool:
@@ -326,6 +364,132 @@ def _parse_client_cidrs(key: str, value: Any) -> list[str]:
     return cidrs
 
 
+def _parse_domain(key: str, value: Any) -> str:
+    text = _as_string(key, value)
+    if (problem := domain_problem(text)) is not None:
+        raise ValueError(f"{_full(key)} = {_show(value)}: {problem}")
+    return text
+
+
+def _parse_optional_domain_prefix(key: str, value: Any) -> str | None:
+    if value == "":
+        return None
+    text = _as_string(key, value)
+    if (problem := domain_prefix_problem(text)) is not None:
+        raise ValueError(f"{_full(key)} = {_show(value)}: {problem}")
+    return text
+
+
+def _parse_hosted_zone(key: str, value: Any) -> str | None:
+    if value == "":
+        return None
+    text = _as_string(key, value)
+    if not _HOSTED_ZONE_ID.match(text):
+        raise ValueError(f"{_full(key)} = {_show(value)}: a Route 53 hosted zone id such as "
+                         "Z0123456789ABCDEFGHIJ")
+    return text
+
+
+def _parse_certificate_arn(key: str, value: Any) -> str | None:
+    if value == "":
+        return None
+    text = _as_string(key, value)
+    if not re.match(r"^arn:aws(-cn|-us-gov)?:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$", text):
+        raise ValueError(f"{_full(key)} = {_show(value)}: an ACM certificate ARN such as "
+                         "arn:aws:acm:eu-west-1:111122223333:certificate/<id>")
+    return text
+
+
+def _ca_file(label: str, path_text: str, base: Path) -> str:
+    """An absolute path to a readable PEM file of CA certificates; ValueError naming `label`."""
+    path = (base / path_text).resolve()
+    try:
+        ca_certificates(str(path))
+    except ValueError as error:
+        raise ValueError(f"{label}: {error}") from None
+    return str(path)
+
+
+def _parse_ca_files(key: str, value: Any) -> list[str]:
+    return [_ca_file(f"{_full(key)} = {_show(value)}", path, PROJECT_DIR)
+            for path in _as_string_list(key, value)]
+
+
+def _parse_issuer(key: str, value: Any) -> str | None:
+    if value == "":
+        return None
+    text = _as_string(key, value)
+    if not re.match(r"^https://[^\s/]+(/\S*)?$", text):
+        raise ValueError(f"{_full(key)} = {_show(value)}: the issuer's https:// URL, exactly as its "
+                         "tokens' iss claim")
+    return text
+
+
+def _parse_rate(key: str, value: Any) -> float:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):  # not a number: reported below
+            value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            0 < value <= MAX_API_RATE_LIMIT):
+        raise ValueError(f"{_full(key)} = {_show(value)}: requests per second, > 0 and at most "
+                         f"{MAX_API_RATE_LIMIT:g} (API Gateway's default account quota)")
+    return float(value)
+
+
+def _parse_burst(key: str, value: Any) -> int:
+    number = _as_int(key, value)
+    if not 0 <= number <= MAX_API_BURST_LIMIT:
+        raise ValueError(f"{_full(key)} = {_show(value)}: 0 to {MAX_API_BURST_LIMIT} requests "
+                         "(API Gateway's default account burst)")
+    return number
+
+
+def _parse_partners_file(key: str, value: Any) -> list[ApiPartner]:
+    """The partners file: YAML `partners:` list of {name, caFile, rateLimit, burstLimit, paths};
+    caFile relative to the file. Every entry is checked; ValueError lists the problems."""
+    if value == "":
+        return []
+    path = (PROJECT_DIR / _as_string(key, value)).resolve()
+    label = f"{_full(key)} = {_show(value)}"
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ValueError(f"{label}: cannot read it as YAML ({error})") from None
+    entries = document.get("partners") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(f"{label}: expected a mapping with a `partners:` list")
+    partners, problems = [], []
+    for index, entry in enumerate(entries):
+        where = f"{label}: partners[{index}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: expected a mapping of {', '.join(sorted(_PARTNER_FIELDS))}")
+            continue
+        unknown = sorted(set(entry) - _PARTNER_FIELDS)
+        missing = sorted({"name", "caFile", "rateLimit", "burstLimit"} - set(entry))
+        if unknown or missing:
+            problems.append(f"{where}: " + "; ".join(
+                ([f"unknown field(s) {', '.join(unknown)}"] if unknown else [])
+                + ([f"missing {', '.join(missing)}"] if missing else []))
+                + f" (fields: {', '.join(sorted(_PARTNER_FIELDS))})")
+            continue
+        try:
+            paths = entry.get("paths", ["POST /v1/infer"])
+            if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+                raise ValueError("paths: a list of `METHOD /path` strings")
+            if not isinstance(entry["name"], str) or not isinstance(entry["caFile"], str):
+                raise ValueError("name and caFile: strings")
+            partners.append(ApiPartner(
+                name=entry["name"], scopes=(),
+                rate_limit=_parse_rate(f"{key}.rateLimit", entry["rateLimit"]),
+                burst_limit=_parse_burst(f"{key}.burstLimit", entry["burstLimit"]),
+                paths=tuple(paths), ca_file=_ca_file("caFile", entry["caFile"], path.parent)))
+        except ValueError as error:
+            problems.append(f"{where} ({entry.get('name')!s}): {error}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return partners
+
+
 # The single list of project keys; Pulumi.yaml declares the same keys (a test keeps them equal).
 KEYS: dict[str, _Key] = {
     "environment": _Key("Deployment environment: dev, staging or prod.", True, _parse_environment),
@@ -397,6 +561,33 @@ KEYS: dict[str, _Key] = {
                                  _parse_artifact_key, ""),
     "parentAgentSha256": _Key("SHA-256 of that package; the image build refuses any other bytes.", False,
                               _parse_sha256, ""),
+    "apiDomainName": _Key("The inference API's custom domain (lower case), the only way in: mutual "
+                          "TLS, JWT on every route.", True, _parse_domain),
+    "apiHostedZoneId": _Key("Public Route 53 zone of apiDomainName: a DNS-validated ACM certificate "
+                            "and the alias record are created there. Exactly one of this and "
+                            "apiCertificateArn.", False, _parse_hosted_zone, ""),
+    "apiCertificateArn": _Key("An existing ACM certificate for apiDomainName, in the stack's region "
+                              "(the DNS record is then yours to write).", False,
+                              _parse_certificate_arn, ""),
+    "apiClientCaFiles": _Key("PEM files (relative to the project) of the CAs that issue first-party "
+                             "client certificates; they go into the truststore.", False,
+                             _parse_ca_files, []),
+    "apiPartnersFile": _Key("YAML file (relative to the project) listing the partners: name, caFile, "
+                            "rateLimit, burstLimit, paths; default: no partners.", False,
+                            _parse_partners_file, ""),
+    "apiJwtIssuer": _Key("An external OIDC issuer's URL; default: the stack's own Cognito user pool "
+                         "issues the tokens.", False, _parse_issuer, ""),
+    "apiJwtAudiences": _Key("Audiences (aud or client_id) accepted from apiJwtIssuer; required with it.",
+                            False, _as_string_list, []),
+    "apiRateLimit": _Key("Default requests per second of every route of the API.", False,
+                         _parse_rate, 50),
+    "apiBurstLimit": _Key("Default burst of every route of the API.", False, _parse_burst, 100),
+    "apiAuthDomainPrefix": _Key("Prefix of the Cognito token endpoint's domain "
+                                "(<prefix>.auth.<region>.amazoncognito.com), unique in the region; "
+                                "default: apiDomainName with dots as dashes.", False,
+                                _parse_optional_domain_prefix, ""),
+    "apiAccessLogRetentionDays": _Key("Retention of the API's access logs in CloudWatch Logs, in days.",
+                                      False, _parse_retention, 365),
 }
 
 
@@ -471,7 +662,9 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
             problems.add(f"{', '.join(missing)}: missing; the AMI pipeline bakes the EIF and the "
                          f"parent agent only with all of {', '.join(map(_full, _ARTIFACT_KEYS))}")
 
-    if problems.items or fleet is None:
+    api = _api_settings(values, problems)
+
+    if problems.items or fleet is None or api is None:
         raise StackConfigError(stack_hint, problems.items)
 
     egress = set(values["egressSegments"])
@@ -504,7 +697,52 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
             eif_key=values["enclaveEifObjectKey"], eif_sha256=values["enclaveEifSha256"],
             agent_key=values["parentAgentObjectKey"], agent_sha256=values["parentAgentSha256"],
         ) if all(artifacts) else None,
+        api=api,
     )
+
+
+def _api_settings(values: Mapping[str, Any], problems: _Problems) -> ApiSettings | None:
+    """The API's settings, checked as a whole (once each key parsed)."""
+    keys = ("apiDomainName", "apiClientCaFiles", "apiPartnersFile", "apiJwtAudiences",
+            "apiRateLimit", "apiBurstLimit", "apiAccessLogRetentionDays")
+    if any(values.get(key) is None for key in keys):
+        return None  # a parser reported it
+    zone, certificate = values.get("apiHostedZoneId"), values.get("apiCertificateArn")
+    ok = True
+    if (zone is None) == (certificate is None):
+        ok = False
+        problems.add(f"{_full('apiHostedZoneId')}, {_full('apiCertificateArn')}: give exactly one "
+                     "(a hosted zone: a DNS-validated certificate is requested there; a certificate "
+                     "ARN: an existing certificate)")
+    issuer, audiences = values.get("apiJwtIssuer"), values["apiJwtAudiences"]
+    if (issuer is None) != (not audiences) or any(not a for a in audiences):
+        ok = False
+        problems.add(f"{_full('apiJwtAudiences')} = {json.dumps(audiences)}: given exactly when "
+                     f"{_full('apiJwtIssuer')} is (the external issuer's audiences, none empty); "
+                     "the stack's own Cognito pool takes its app clients' ids")
+    if not values["apiClientCaFiles"] and not values["apiPartnersFile"]:
+        ok = False
+        problems.add(f"{_full('apiClientCaFiles')}, {_full('apiPartnersFile')}: at least one CA, "
+                     "first-party or a partner's; an empty truststore admits no client")
+    domain = values["apiDomainName"]
+    prefix = values.get("apiAuthDomainPrefix") or _default_prefix(domain)
+    if values.get("apiAuthDomainPrefix") is None and issuer is None and (
+            problem := domain_prefix_problem(prefix)) is not None:
+        ok = False
+        problems.add(f"{_full('apiAuthDomainPrefix')}: the default derived from "
+                     f"{_full('apiDomainName')}, {prefix!r}, is refused ({problem}); set one")
+    if not ok:
+        return None
+    return ApiSettings(
+        domain_name=domain, hosted_zone_id=zone, certificate_arn=certificate,
+        client_ca_files=tuple(values["apiClientCaFiles"]), partners=tuple(values["apiPartnersFile"]),
+        jwt_issuer=issuer, jwt_audiences=tuple(audiences), rate_limit=values["apiRateLimit"],
+        burst_limit=values["apiBurstLimit"], auth_domain_prefix=prefix,
+        access_log_retention_days=values["apiAccessLogRetentionDays"])
+
+
+def _default_prefix(domain: str) -> str:
+    return domain.replace(".", "-")[:63].strip("-")
 
 
 def _fleet_settings(values: Mapping[str, Any], problems: _Problems) -> EnclaveFleetSettings | None:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 import pytest
 from cryptography.hazmat.primitives import serialization
-from pulumi.runtime.mocks import MockResourceArgs
 
 from components.api_gateway import (
     ACCESS_LOG_FORMAT,
@@ -23,8 +23,6 @@ from components.api_gateway import (
     SecureApiGateway,
     SecureApiGatewayArgs,
 )
-from ztai.preview import recorder
-from ztai.preview.mocks import AwsMocks
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztai_runtime.truststore import check_bundle, create_test_ca
 from ztpolicy.rule import Resource
@@ -51,16 +49,6 @@ LISTENER = ("arn:aws:elasticloadbalancing:eu-west-1:111122223333:listener/net/in
 API, DOMAIN, ROUTE = ("aws:apigatewayv2/api:Api", "aws:apigatewayv2/domainName:DomainName",
                       "aws:apigatewayv2/route:Route")
 STAGE, OBJECT = "aws:apigatewayv2/stage:Stage", "aws:s3/bucketObjectv2:BucketObjectv2"
-
-
-class VersioningMocks(AwsMocks):
-    """The shared mocks, plus the S3 version id a versioned bucket gives a new object."""
-
-    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        resource_id, state = super().new_resource(args)
-        if args.typ == OBJECT and not self.unknowns:
-            state["versionId"] = "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
-        return resource_id, state
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +86,7 @@ def build(args: SecureApiGatewayArgs) -> RecordedStack:
     def program() -> None:
         SecureApiGateway("gateway", args)
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(recorder, "AwsMocks", VersioningMocks)  # record() builds its mocks from it
-        return record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+    return record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +162,8 @@ def test_every_route_is_jwt_with_scopes(stack: RecordedStack) -> None:
 
 def test_integration_is_private(stack: RecordedStack) -> None:
     [integration] = of_type(stack, "aws:apigatewayv2/integration:Integration")
+    # Every public path reaches the agent's one inference path.
+    assert integration.inputs["requestParameters"] == {"overwrite:path": "/predict"}
     [link] = of_type(stack, "aws:apigatewayv2/vpcLink:VpcLink")
     assert integration.inputs["connectionType"] == "VPC_LINK"
     assert integration.inputs["connectionId"] == link.id
@@ -212,10 +200,7 @@ def test_outputs_for_incident_response(args: SecureApiGatewayArgs) -> None:
                               zip(("apiId", "stageName", "truststoreVersion", "domainName"),
                                   values, strict=True)))
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(recorder, "AwsMocks", VersioningMocks)  # record() builds its mocks from it
-        stack = record(program, project="zero-trust-ai", stack="test", config={},
-                       region="eu-west-1")
+    stack = record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
     [api] = of_type(stack, API)
     assert seen["apiId"] == api.id and seen["stageName"] == "live"
     assert seen["truststoreVersion"] and seen["domainName"] == "api.dev.example.com"
@@ -262,6 +247,12 @@ def test_prebuilt_truststore_must_contain_every_partner(args: SecureApiGatewayAr
     ({"partners": [ApiPartner("Acme Corp", ("p",), 1, 1, ca_file="x")]}, "partner 'Acme Corp'"),
     ({"partners": [ApiPartner("acme", (), 1, 1, ca_file="x")]}, "has no scopes"),
     ({"partners": [ApiPartner("acme", ("p",), 1, 1)]}, "ca_file is required"),
+    ({"certificate_arn": None}, "exactly one of hosted_zone_id"),
+    ({"hosted_zone_id": "Z0123456789ABCDEFGHIJ"}, "exactly one of hosted_zone_id"),
+    ({"certificate_arn": None, "hosted_zone_id": "zone-1"}, "a Route 53 zone id"),
+    ({"certificate_arn": "arn:aws:iam::111122223333:server-certificate/x"}, "an ACM certificate ARN"),
+    ({"backend_path": "predict"}, "an absolute path"),
+    ({"routes": [ApiRoute("POST /v1/infer", ("a",), backend_path="x")]}, "is not an absolute path"),
 ])
 def test_bad_input_is_refused(args: SecureApiGatewayArgs, change: dict[str, Any],
                               message: str) -> None:
@@ -275,3 +266,71 @@ def test_a_ca_file_without_a_ca_is_refused(args: SecureApiGatewayArgs, tmp_path:
     with pytest.raises(ValueError, match="no PEM CERTIFICATE block"):
         build(replace(args, client_ca_files=[str(empty)]))
 
+
+
+def test_routes_reach_the_backend_path_they_name(args: SecureApiGatewayArgs) -> None:
+    stack = build(replace(args, routes=[
+        ApiRoute("POST /v1/infer", ("inference/invoke",)),
+        ApiRoute("GET /v1/ready", ("inference/read",), backend_path="/health")]))
+    integrations = {i.inputs["requestParameters"]["overwrite:path"]: i
+                    for i in of_type(stack, "aws:apigatewayv2/integration:Integration")}
+    assert set(integrations) == {"/predict", "/health"}
+    targets = {r.inputs["routeKey"]: r.inputs["target"] for r in of_type(stack, ROUTE)}
+    assert targets["GET /v1/ready"] == f"integrations/{integrations['/health'].id}"
+    assert targets["POST /partners/acme/v1/infer"] == f"integrations/{integrations['/predict'].id}"
+
+
+def test_a_hosted_zone_gets_a_dns_validated_certificate_and_an_alias(
+        args: SecureApiGatewayArgs) -> None:
+    stack = build(replace(args, certificate_arn=None, hosted_zone_id="Z0123456789ABCDEFGHIJ"))
+    [certificate] = of_type(stack, "aws:acm/certificate:Certificate")
+    assert (certificate.inputs["domainName"], certificate.inputs["validationMethod"],
+            certificate.inputs["keyAlgorithm"]) == ("api.dev.example.com", "DNS", "RSA_2048")
+    [validation] = of_type(stack, "aws:acm/certificateValidation:CertificateValidation")
+    records = {r.name: r for r in of_type(stack, "aws:route53/record:Record")}
+    option = certificate.outputs["domainValidationOptions"][0]
+    check = records["gateway-certificate-validation"].inputs
+    assert (check["zoneId"], check["name"], check["type"], check["records"]) == (
+        "Z0123456789ABCDEFGHIJ", option["resourceRecordName"], "CNAME",
+        [option["resourceRecordValue"]])
+    assert validation.inputs["certificateArn"] == certificate.id
+    # The domain uses the certificate only once ACM has issued it.
+    [domain] = of_type(stack, DOMAIN)
+    assert domain.inputs["domainNameConfiguration"]["certificateArn"] == certificate.id
+    assert validation.urn in domain.dependencies
+    alias = records["gateway-domain-alias"].inputs
+    target = domain.outputs["domainNameConfiguration"]
+    assert (alias["name"], alias["type"], alias["aliases"][0]["name"],
+            alias["aliases"][0]["zoneId"]) == ("api.dev.example.com", "A",
+                                               target["targetDomainName"], target["hostedZoneId"])
+
+
+def test_an_existing_certificate_writes_no_dns(stack: RecordedStack) -> None:
+    assert not of_type(stack, "aws:acm/certificate:Certificate")
+    assert not of_type(stack, "aws:route53/record:Record")
+
+
+def test_the_truststore_upload_waits_for_the_grants_it_needs(args: SecureApiGatewayArgs) -> None:
+    errors: list[str] = []
+
+    def program() -> None:
+        gateway = SecureApiGateway("gateway", replace(args, publish_after_grants=True))
+        grant = aws.kms.KeyPolicy("truststore-key-policy", key_id="k", policy="{}")
+        gateway.publish_after([grant])
+        try:
+            gateway.publish_after([grant])
+        except ValueError as error:
+            errors.append(str(error))
+        ungated = SecureApiGateway("plain", replace(args, domain_name="api2.dev.example.com"))
+        try:
+            ungated.publish_after([grant])
+        except ValueError as error:
+            errors.append(str(error))
+
+    stack = record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+    bundles = {r.name: r for r in of_type(stack, OBJECT)}
+    [grant] = of_type(stack, "aws:kms/keyPolicy:KeyPolicy")
+    assert grant.urn in bundles["gateway-truststore-bundle"].dependencies
+    assert grant.urn not in bundles["plain-truststore-bundle"].dependencies
+    assert errors == ["publish_after: the truststore already waits for its grants",
+                      "publish_after: the gateway was declared without publish_after_grants"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -26,6 +27,9 @@ VALID: dict[str, Any] = {
     "zero-trust-ai:enclavePcr1": "b2" * 48,
     "zero-trust-ai:enclavePcr2": "c3" * 48,
     "zero-trust-ai:keyAdministratorRoleArns": '["arn:aws:iam::111122223333:role/kms-admin"]',
+    "zero-trust-ai:apiDomainName": "api.dev.example.com",
+    "zero-trust-ai:apiHostedZoneId": "Z0123456789ABCDEFGHIJ",
+    "zero-trust-ai:apiClientCaFiles": '["stacks/truststore/placeholder-first-party-ca.pem"]',
 }
 
 
@@ -341,3 +345,98 @@ def test_bad_artifact_pins_are_refused(key: str, value: str, expected: str) -> N
     changes = {k.replace(":", "__"): v for k, v in ARTIFACTS.items()} | {f"zero-trust-ai__{key}": value}
     [problem] = problems_of(**changes)
     assert problem.startswith(f"zero-trust-ai:{key} = ") and expected in problem
+
+
+# -- the inference API (§2.3, §7) -----------------------------------------------------------------
+# caFile is relative to the partners file; an absolute path lets the file live in a temp dir.
+PARTNER_CA = str(ROOT / "stacks" / "truststore" / "placeholder-partner-ca.pem")
+
+
+@pytest.fixture
+def partners_path(tmp_path: Path) -> Any:
+    def make(text: str) -> str:
+        path = tmp_path / "partners.yaml"
+        path.write_text(text)
+        return str(path)
+
+    return make
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_shipped_stacks_configure_the_api(stack: str) -> None:
+    api = parse_stack_config(load_stack(ROOT, stack).config).api
+    assert api is not None
+    assert api.domain_name.endswith("example.com") and api.hosted_zone_id and not api.certificate_arn
+    assert api.jwt_issuer is None  # the stack's own Cognito pool
+    [partner] = api.partners
+    assert partner.name == "example-partner" and Path(str(partner.ca_file)).is_file()
+    assert all(Path(path).is_absolute() and Path(path).is_file() for path in api.client_ca_files)
+    assert api.auth_domain_prefix == api.domain_name.replace(".", "-")
+
+
+def test_api_defaults() -> None:
+    api = parse_stack_config(VALID).api
+    assert api is not None
+    assert (api.rate_limit, api.burst_limit, api.access_log_retention_days) == (50.0, 100, 365)
+    assert api.partners == () and api.jwt_audiences == ()
+
+
+def test_partners_come_from_their_file(partners_path: Any) -> None:
+    path = partners_path(f"partners:\n  - name: acme\n    caFile: {PARTNER_CA}\n    rateLimit: 2.5\n"
+                         "    burstLimit: 5\n    paths: [\"GET /v1/models\"]\n")
+    api = parse_stack_config({**VALID, "zero-trust-ai:apiPartnersFile": path}).api
+    assert api is not None
+    [acme] = api.partners
+    assert (acme.name, acme.rate_limit, acme.burst_limit, acme.paths) == (
+        "acme", 2.5, 5, ("GET /v1/models",))
+    assert acme.ca_file == str((ROOT / "stacks" / "truststore" / "placeholder-partner-ca.pem").resolve())
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("partners: nope\n", "expected a mapping with a `partners:` list"),
+    ("partners:\n  - name: acme\n", "missing burstLimit, caFile, rateLimit"),
+    (f"partners:\n  - {{name: acme, caFile: {PARTNER_CA}, rateLimit: 1, burstLimit: 1, tier: gold}}\n",
+     "unknown field(s) tier"),
+    (f"partners:\n  - {{name: acme, caFile: {PARTNER_CA}, rateLimit: 0, burstLimit: 1}}\n",
+     "requests per second, > 0"),
+    (f"partners:\n  - {{name: acme, caFile: {PARTNER_CA}, rateLimit: 1, burstLimit: 9000}}\n",
+     "0 to 5000 requests"),
+    ("partners:\n  - {name: acme, caFile: missing.pem, rateLimit: 1, burstLimit: 1}\n",
+     "caFile: CA file"),
+    ("partners: [\n", "cannot read it as YAML"),
+])
+def test_bad_partners_files_are_refused(partners_path: Any, text: str, fragment: str) -> None:
+    path = partners_path(text)
+    [problem] = problems_of(**{"zero-trust-ai__apiPartnersFile": path})
+    assert problem.startswith("zero-trust-ai:apiPartnersFile = ") and fragment in problem, problem
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"zero-trust-ai__apiDomainName": "API.example.com"}, "a lower-case DNS name"),
+    ({"zero-trust-ai__apiHostedZoneId": None}, "give exactly one"),
+    ({"zero-trust-ai__apiCertificateArn": "arn:aws:acm:eu-west-1:111122223333:certificate/abc"},
+     "give exactly one"),
+    ({"zero-trust-ai__apiHostedZoneId": "zone"}, "a Route 53 hosted zone id"),
+    ({"zero-trust-ai__apiHostedZoneId": None, "zero-trust-ai__apiCertificateArn": "arn:x"},
+     "an ACM certificate ARN"),
+    ({"zero-trust-ai__apiClientCaFiles": '["Pulumi.yaml"]'}, "no PEM CERTIFICATE block"),
+    ({"zero-trust-ai__apiClientCaFiles": "[]"}, "an empty truststore admits no client"),
+    ({"zero-trust-ai__apiJwtIssuer": "https://login.example.com/"}, "given exactly when"),
+    ({"zero-trust-ai__apiJwtAudiences": '["a"]'}, "given exactly when"),
+    ({"zero-trust-ai__apiJwtIssuer": "login.example.com", "zero-trust-ai__apiJwtAudiences": '["a"]'},
+     "the issuer's https:// URL"),
+    ({"zero-trust-ai__apiRateLimit": "fast"}, "requests per second"),
+    ({"zero-trust-ai__apiAuthDomainPrefix": "aws-auth"}, "Cognito refuses prefixes containing aws"),
+    ({"zero-trust-ai__apiDomainName": "api.amazon-ml.example.com"}, "the default derived from"),
+    ({"zero-trust-ai__apiAccessLogRetentionDays": "10"}, "CloudWatch Logs accepts only"),
+])
+def test_bad_api_settings_are_refused(changes: dict[str, Any], fragment: str) -> None:
+    problems = problems_of(**changes)
+    assert any(fragment in problem for problem in problems), problems
+
+
+def test_an_external_issuer_replaces_the_cognito_pool() -> None:
+    api = parse_stack_config({**VALID, "zero-trust-ai:apiJwtIssuer": "https://login.example.com/",
+                              "zero-trust-ai:apiJwtAudiences": '["inference-api"]'}).api
+    assert api is not None
+    assert (api.jwt_issuer, api.jwt_audiences) == ("https://login.example.com/", ("inference-api",))

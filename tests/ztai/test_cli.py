@@ -239,3 +239,90 @@ def test_preview_with_unknowns_like_a_first_real_preview() -> None:
     assert report["violations"] == [] and report["summary"]["passed"] is True
     [flow_log] = [r for r in report["resources"] if r["name"] == "network-data-flow-log"]
     assert flow_log["inputs"]["vpcId"] == "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the unknown marker
+
+
+# -- the inference API (§2.3, §7) in the prod stack ------------------------------------------------
+@pytest.fixture(scope="module")
+def prod_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("export") / "prod.json"
+    run = ztai("preview", "--stack", "prod", "--json", "--export", str(path))
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr
+    return path
+
+
+def _resources(path: Path) -> list[dict[str, Any]]:
+    resources: list[dict[str, Any]] = json.loads(path.read_text())["deployment"]["resources"]
+    return resources
+
+
+def _one(resources: list[dict[str, Any]], type_token: str) -> dict[str, Any]:
+    [resource] = [r for r in resources if r["type"] == type_token]
+    return resource
+
+
+def test_prod_preview_shows_the_locked_down_gateway(prod_export: Path) -> None:
+    resources = _resources(prod_export)
+    api = _one(resources, "aws:apigatewayv2/api:Api")
+    assert api["inputs"]["disableExecuteApiEndpoint"] is True
+    domain = _one(resources, "aws:apigatewayv2/domainName:DomainName")
+    mtls = domain["inputs"]["mutualTlsAuthentication"]
+    bundle = _one(resources, "aws:s3/bucketObjectv2:BucketObjectv2")
+    assert mtls["truststoreVersion"] == bundle["outputs"]["versionId"]
+    assert mtls["truststoreUri"].endswith("/truststore/truststore.pem")
+    assert domain["inputs"]["domainNameConfiguration"]["securityPolicy"] == "TLS_1_2"
+    routes = [r for r in resources if r["type"] == "aws:apigatewayv2/route:Route"]
+    assert {r["inputs"]["routeKey"]: r["inputs"]["authorizationScopes"] for r in routes} == {
+        "POST /v1/infer": ["https://api.example.com/invoke"],
+        "POST /partners/example-partner/v1/infer": ["https://api.example.com/partner-example-partner"]}
+    assert all(r["inputs"]["authorizationType"] == "JWT" for r in routes)
+    stage = _one(resources, "aws:apigatewayv2/stage:Stage")
+    assert stage["inputs"]["defaultRouteSettings"]["throttlingRateLimit"] == 100
+    assert [s["routeKey"] for s in stage["inputs"]["routeSettings"]] == [
+        "POST /partners/example-partner/v1/infer"]
+    assert stage["inputs"]["accessLogSettings"]["destinationArn"].startswith("arn:aws:logs:")
+    # The partner's own OAuth client holds its one scope; the first-party client another.
+    clients = {r["inputs"]["name"]: r["inputs"] for r in resources
+               if r["type"] == "aws:cognito/userPoolClient:UserPoolClient"}
+    assert {name: c["allowedOauthScopes"] for name, c in clients.items()} == {
+        "inference": ["https://api.example.com/invoke"],
+        "partner-example-partner": ["https://api.example.com/partner-example-partner"]}
+    assert all(c["allowedOauthFlows"] == ["client_credentials"] for c in clients.values())
+    authorizer = _one(resources, "aws:apigatewayv2/authorizer:Authorizer")
+    assert sorted(authorizer["inputs"]["jwtConfiguration"]["audiences"]) == sorted(
+        r["id"] for r in resources if r["type"] == "aws:cognito/userPoolClient:UserPoolClient")
+
+
+def test_the_deploying_role_may_publish_the_truststore_and_nothing_more(prod_export: Path) -> None:
+    resources = _resources(prod_export)
+    bundle = _one(resources, "aws:s3/bucketObjectv2:BucketObjectv2")
+    bucket = next(r for r in resources if r["urn"] == bundle["parent"])
+    policies = {r["urn"].rsplit("::", 1)[1]: r for r in resources
+                if r["type"] == "aws:kms/keyPolicy:KeyPolicy"}
+    # The upload waits for the key policy that lets the administrators encrypt under the key.
+    assert policies["keys-inference-policy"]["urn"] in bundle["dependencies"]
+    holders = {name: [st for st in json.loads(p["inputs"]["policy"])["Statement"]
+                      if st.get("Sid", "").startswith("AdministratorsPublishThroughS3")]
+               for name, p in policies.items()}
+    assert [name for name, statements in holders.items() if statements] == ["keys-inference-policy"]
+    [statement] = holders["keys-inference-policy"]
+    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    equals = statement["Condition"]["StringEquals"]
+    assert equals["kms:EncryptionContext:aws:s3:arn"] == bucket["outputs"]["arn"]
+    assert equals["kms:ViaService"] == "s3.eu-west-1.amazonaws.com"
+
+
+def test_analyze_rejects_an_export_with_the_default_endpoint_re_enabled(
+        prod_export: Path, tmp_path: Path) -> None:
+    document = json.loads(prod_export.read_text())
+    api = _one(document["deployment"]["resources"], "aws:apigatewayv2/api:Api")
+    for key in ("inputs", "outputs"):
+        api[key]["disableExecuteApiEndpoint"] = False
+    tampered = tmp_path / "default-endpoint.json"
+    tampered.write_text(json.dumps(document))
+    run = ztai("policy", "analyze", "--file", str(tampered), "--json")
+    assert run.returncode == 1, run.stdout + run.stderr
+    report = json.loads(run.stdout)
+    assert {(v["policy"], v["urn"]) for v in report["violations"]} == {
+        ("api-default-endpoint-disabled", api["urn"])}
+    # The untouched export passes, so the violation is the edit's.
+    assert ztai("policy", "analyze", "--file", str(prod_export)).returncode == 0

@@ -57,6 +57,18 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
+def _version_id(digest: str) -> str:
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz._"
+    return "".join(alphabet[int(digest[i:i + 2], 16) % len(alphabet)] for i in range(0, 64, 2))
+
+
+def _api_id(digest: str, length: int = 10) -> str:
+    """A lower-case alphanumeric id such as API Gateway's (10) or a Cognito client's (26)."""
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+    value = int(_digest(digest), 16)
+    return "".join(alphabet[(value >> (6 * i)) % 36] for i in range(length))
+
+
 class AwsMocks(Mocks):
     """Realistic answers for one account and region.
 
@@ -241,6 +253,54 @@ class AwsMocks(Mocks):
             state.update({"name": resource_id, "arn": f"arn:{partition}:autoscaling:{region}:"
                           f"{account}:autoScalingGroup:{uuid.UUID(digest[:32])}:"
                           f"autoScalingGroupName/{resource_id}"})
+        elif args.typ == "aws:s3/bucketObjectv2:BucketObjectv2":
+            # A versioned bucket gives each new content a new version id (32 URL-safe characters).
+            key = str(args.inputs.get("key"))
+            content = _digest(str(args.inputs.get("content") or args.inputs.get("source")))
+            resource_id = key
+            state.update({"versionId": _version_id(content), "etag": content[:32],
+                          "arn": f"arn:{partition}:s3:::{args.inputs.get('bucket')}/{key}"})
+        elif args.typ == "aws:acm/certificate:Certificate":
+            resource_id = f"arn:{partition}:acm:{region}:{account}:certificate/{uuid.UUID(digest[:32])}"
+            domain = str(args.inputs.get("domainName"))
+            # DNS validation: one CNAME per name, as ACM answers before the certificate is issued.
+            state.update({"arn": resource_id, "status": "PENDING_VALIDATION", "domainValidationOptions": [
+                {"domainName": name, "resourceRecordType": "CNAME",
+                 "resourceRecordName": f"_{_digest(name)[:32]}.{name}.",
+                 "resourceRecordValue": f"_{_digest(name, 'value')[:32]}.acm-validations.aws."}
+                for name in [domain, *(args.inputs.get("subjectAlternativeNames") or [])]]})
+        elif args.typ == "aws:acm/certificateValidation:CertificateValidation":
+            resource_id = str(args.inputs.get("certificateArn"))
+        elif args.typ == "aws:apigatewayv2/api:Api":
+            resource_id = _api_id(digest)
+            state.update({"arn": f"arn:{partition}:apigateway:{region}::/apis/{resource_id}",
+                          "executionArn": f"arn:{partition}:execute-api:{region}:{account}:{resource_id}",
+                          "apiEndpoint": f"https://{resource_id}.execute-api.{region}.amazonaws.com"})
+        elif args.typ == "aws:apigatewayv2/domainName:DomainName":
+            resource_id = str(args.inputs.get("domainName"))
+            configuration = dict(args.inputs.get("domainNameConfiguration") or {})
+            # The regional endpoint an alias record points at, and that endpoint's hosted zone.
+            configuration.update({"targetDomainName": f"d-{_api_id(digest)}.execute-api.{region}."
+                                                      "amazonaws.com",
+                                  "hostedZoneId": f"Z{digest[:12].upper()}"})
+            state.update({"arn": f"arn:{partition}:apigateway:{region}::/domainnames/{resource_id}",
+                          "domainNameConfiguration": configuration,
+                          "apiMappingSelectionExpression": "$request.basepath"})
+        elif args.typ == "aws:cognito/userPool:UserPool":
+            resource_id = f"{region}_{_api_id(digest)[:9].upper()}"
+            state.update({"arn": f"arn:{partition}:cognito-idp:{region}:{account}:userpool/{resource_id}",
+                          "endpoint": f"cognito-idp.{region}.amazonaws.com/{resource_id}"})
+        elif args.typ == "aws:cognito/userPoolClient:UserPoolClient":
+            resource_id = _api_id(digest + "client", 26)  # the secret is never invented here
+        elif args.typ == "aws:cognito/resourceServer:ResourceServer":
+            identifier = str(args.inputs.get("identifier"))
+            resource_id = f"{args.inputs.get('userPoolId')}|{identifier}"
+            state["scopeIdentifiers"] = [f"{identifier}/{scope['scopeName']}"
+                                         for scope in args.inputs.get("scopes") or []]
+        elif args.typ == "aws:cognito/userPoolDomain:UserPoolDomain":
+            resource_id = str(args.inputs.get("domain"))
+            state.update({"awsAccountId": account, "cloudfrontDistribution": "",
+                          "version": "2"})
         else:
             resource_id = f"{args.name}-{digest[:8]}"
             state["arn"] = f"arn:{partition}:{module}:{region}:{account}:{type_name.lower()}/{resource_id}"
