@@ -117,6 +117,9 @@ fleet = EnclaveInferenceFleet(
         measurements=config.enclave_measurements,
         settings=config.enclave_fleet,
         client_cidrs=config.enclave_client_cidrs,
+        # Unless CIDRs are configured, only the API gateway's VPC link reaches the listener:
+        # nothing else in the VPC gets past the gateway's mTLS, scopes, throttling and logs.
+        clients_by_security_group_only=True,
         data_classification=next(s.data_classification for s in config.segments
                                  if s.name == "inference"),
         protect=config.is_prod,
@@ -246,6 +249,7 @@ gateway = SecureApiGateway(
     ),
 )
 keys.grant_cloudwatch_logs(gateway.log_group_prefix)
+fleet.admit_clients_from(gateway.vpc_link_security_group.id, "api-gateway")
 # Pulumi uploads the truststore and API Gateway reads it with the deploying role's credentials,
 # and that role is a key administrator, which may otherwise never use a key: it may use the
 # inference key through S3 for the truststore bucket's objects only.

@@ -96,7 +96,8 @@ ACCESS_LOG_FORMAT = json.dumps({
     "status": "$context.status",
     "responseLatency": "$context.responseLatency",
     "integrationLatency": "$context.integrationLatency",
-    "integrationStatus": "$context.integrationStatus",
+    # $context.integrationStatus is filled for Lambda integrations only; this is the proxy's.
+    "integrationStatus": "$context.integration.status",
     "authorizerError": "$context.authorizer.error",
     "error": "$context.error.message",
 }, sort_keys=True)
@@ -307,7 +308,7 @@ class SecureApiGateway(pulumi.ComponentResource):
                 issuer=args.jwt_issuer, audiences=list(args.jwt_audiences)),
             opts=in_api)
 
-        link_group = aws.ec2.SecurityGroup(
+        self.vpc_link_security_group = link_group = aws.ec2.SecurityGroup(
             f"{name}-vpc-link-sg", vpc_id=args.vpc_id,
             description="API Gateway VPC link: nothing in, the backend listener out",
             tags={**tags, "Name": f"{name}-vpc-link"}, opts=child)
@@ -551,6 +552,9 @@ def _validate(args: SecureApiGatewayArgs) -> list[ApiRoute]:
                             "built with it)")
         if not partner.paths:
             problems.append(f"partner {partner.name}: at least one path")
+        # "POST -corp/x" would become /partners/<name>-corp/x: another partner's namespace.
+        problems += [f"partner {partner.name}: path {path!r} must be `METHOD /path`"
+                     for path in partner.paths if not path.partition(" ")[2].startswith("/")]
         for route in partner.routes():
             problems += _route_problems(route, f"partner {partner.name} route")
             routes.append(route)

@@ -219,6 +219,8 @@ class EnclaveInferenceFleetArgs:
         default "artifacts/". Must not overlap model_prefix: the instances never read it.
     encryption_context: the context the weights were encrypted under; default {"model": "digits"}.
     client_cidrs: who may reach the load balancer. Default empty: the VPC's CIDR. Private CIDRs.
+    clients_by_security_group_only: with no client_cidrs, admit no CIDR at all: only the security
+        groups given to `admit_clients_from` (the API gateway's VPC link). Default False.
     agent_port: the agent's HTTP port on the instances; default 8080.
     certificate_arn: ACM certificate for a TLS listener on 443. Default None: a TCP listener on
         the agent port, so traffic inside the VPC is plain HTTP until the API gateway issue
@@ -260,6 +262,7 @@ class EnclaveInferenceFleetArgs:
     artifact_prefix: str = ARTIFACT_PREFIX
     encryption_context: Mapping[str, str] = field(default_factory=lambda: {"model": "digits"})
     client_cidrs: Sequence[str] = field(default_factory=tuple)
+    clients_by_security_group_only: bool = False
     agent_port: int = AGENT_PORT
     certificate_arn: pulumi.Input[str] | None = None
     eif_path: str = DEFAULT_EIF_PATH
@@ -391,7 +394,8 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
             tags=tags, opts=child)
 
         # -- network -------------------------------------------------------------------------
-        clients: list[pulumi.Input[str]] = list(args.client_cidrs) or [args.vpc_cidr]
+        clients: list[pulumi.Input[str]] = list(args.client_cidrs) or (
+            [] if args.clients_by_security_group_only else [args.vpc_cidr])
         listener_port = 443 if args.certificate_arn is not None else args.agent_port
         lb_group = aws.ec2.SecurityGroup(
             f"{name}-nlb-sg", vpc_id=args.vpc_id,
@@ -402,6 +406,7 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
             description="Inference parents: agent port from the load balancer, HTTPS out",
             tags={**tags, "Name": f"{name}-instance"}, opts=child)
         rules = pulumi.ResourceOptions(parent=lb_group)
+        self._lb_group, self._tags = lb_group, tags
         for index, cidr in enumerate(clients):
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-nlb-in-{index}", security_group_id=lb_group.id, ip_protocol="tcp",
@@ -555,6 +560,15 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
             "modelBucket": bucket_name,
             "imageParameter": self.image_parameter.name,
         })
+
+    def admit_clients_from(self, security_group_id: pulumi.Input[str], label: str) -> None:
+        """Let members of one security group (the API gateway's VPC link) reach the listener:
+        with `clients_by_security_group_only`, the only way in."""
+        aws.vpc.SecurityGroupIngressRule(
+            f"{self._name}-nlb-in-{label}", security_group_id=self._lb_group.id, ip_protocol="tcp",
+            from_port=self.listener_port, to_port=self.listener_port,
+            referenced_security_group_id=security_group_id, description=f"clients: {label}",
+            tags=self._tags, opts=pulumi.ResourceOptions(parent=self._lb_group))
 
     def launch_after(self, image: pulumi.Resource) -> None:
         """Let the group launch only once `image` (the AMI pipeline's deploy-time build, which

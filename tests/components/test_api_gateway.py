@@ -252,6 +252,8 @@ def test_prebuilt_truststore_must_contain_every_partner(args: SecureApiGatewayAr
     ({"certificate_arn": None, "hosted_zone_id": "zone-1"}, "a Route 53 zone id"),
     ({"certificate_arn": "arn:aws:iam::111122223333:server-certificate/x"}, "an ACM certificate ARN"),
     ({"backend_path": "predict"}, "an absolute path"),
+    ({"partners": [ApiPartner("acme", ("p",), 1, 1, paths=("POST -corp/v1/infer",), ca_file="x")]},
+     "must be `METHOD /path`"),
     ({"routes": [ApiRoute("POST /v1/infer", ("a",), backend_path="x")]}, "is not an absolute path"),
 ])
 def test_bad_input_is_refused(args: SecureApiGatewayArgs, change: dict[str, Any],

@@ -302,6 +302,23 @@ def test_security_groups_admit_only_the_load_balancer_path(fleet: RecordedStack)
                                                    "fleet-nlb-in-1": "10.14.0.0/24"}
 
 
+def test_only_an_admitted_security_group_reaches_the_listener() -> None:
+    def program() -> None:
+        fleet = EnclaveInferenceFleet("fleet", replace(ARGS, clients_by_security_group_only=True))
+        fleet.admit_clients_from("sg-0vpclink", "api-gateway")
+
+    stack = record(program, project="zero-trust-ai", stack="test", config={}, region=ARGS.region)
+    ingress = {r.name: r.inputs for r in of_type(
+        stack, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.name.startswith("fleet-nlb-in")}
+    # No CIDR, not even the VPC's: the gateway's VPC link only, on the listener port.
+    assert list(ingress) == ["fleet-nlb-in-api-gateway"]
+    rule = ingress["fleet-nlb-in-api-gateway"]
+    assert (rule["referencedSecurityGroupId"], rule["fromPort"], rule["toPort"]) == (
+        "sg-0vpclink", 8080, 8080)
+    assert "cidrIpv4" not in rule
+
+
 # -- identity and bucket -------------------------------------------------------------------------
 def test_instance_role_reads_model_objects_and_runs_the_ssm_agent_only(fleet: RecordedStack) -> None:
     role = named(fleet, "fleet-instance-role").inputs

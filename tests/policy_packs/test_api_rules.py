@@ -88,8 +88,9 @@ def test_scoped_jwt_route_passes() -> None:
     assert api_route_authorized(route, NO_CONFIG) == []
     assert api_route_authorized(res(ROUTE_V2, "r", routeKey="GET /x", authorizationType="AWS_IAM"),
                                 NO_CONFIG) == []
-    # WebSocket routes after $connect carry no authorization of their own.
-    assert api_route_authorized(res(ROUTE_V2, "r", routeKey="$default"), NO_CONFIG) == []
+    # A WebSocket $disconnect carries no authorization of its own.
+    assert api_route_authorized(res(ROUTE_V2, "r", routeKey="$disconnect"), NO_CONFIG) == []
+    assert api_route_authorized(res(API_V2, "api", protocolType="HTTP"), NO_CONFIG) == []
     method = res(METHOD, "m", httpMethod="POST", authorization="COGNITO_USER_POOLS",
                  authorizerId="auth-1", authorizationScopes=["inference/invoke"])
     assert api_route_authorized(method, NO_CONFIG) == []
@@ -108,6 +109,14 @@ def test_scoped_jwt_route_passes() -> None:
                 "authorizationScopes": []}, "without authorizationScopes"),
     (METHOD, {"httpMethod": "GET", "authorization": "NONE"}, "has no authorization"),
     (METHOD, {"httpMethod": "GET", "authorization": "CUSTOM"}, "without an authorizerId"),
+    # On an HTTP API, $default catches every request no other route matches.
+    (ROUTE_V2, {"routeKey": "$default", "authorizationType": "NONE"}, "has no authorization"),
+    (ROUTE_V2, {"routeKey": "$default"}, "has no authorization"),
+    # Quick create and OpenAPI import make routes the stack never declares.
+    (API_V2, {"protocolType": "HTTP", "target": "arn:aws:lambda:eu-west-1:1:function:f"},
+     "sets target, which creates routes"),
+    (API_V2, {"protocolType": "HTTP", "routeKey": "ANY /x", "target": "https://x"}, "target, routeKey"),
+    (API_V2, {"protocolType": "HTTP", "body": "{\"openapi\": \"3.0.1\"}"}, "sets body"),
 ])
 def test_unauthorized_route_is_caught(token: str, props: dict[str, Any], fragment: str) -> None:
     [message] = api_route_authorized(res(token, "r", **props), NO_CONFIG)

@@ -287,6 +287,12 @@ def test_prod_preview_shows_the_locked_down_gateway(prod_export: Path) -> None:
         "inference": ["https://api.example.com/invoke"],
         "partner-example-partner": ["https://api.example.com/partner-example-partner"]}
     assert all(c["allowedOauthFlows"] == ["client_credentials"] for c in clients.values())
+    # The fleet's load balancer admits the gateway's VPC link and no CIDR.
+    link_group = next(r for r in resources if r["urn"].endswith("::api-vpc-link-sg"))
+    lb_ingress = [r["inputs"] for r in resources if r["urn"].split("::")[-1].startswith(
+        "inference-fleet-nlb-in")]
+    assert lb_ingress and all(i.get("referencedSecurityGroupId") == link_group["id"]
+                              and "cidrIpv4" not in i for i in lb_ingress)
     authorizer = _one(resources, "aws:apigatewayv2/authorizer:Authorizer")
     assert sorted(authorizer["inputs"]["jwtConfiguration"]["audiences"]) == sorted(
         r["id"] for r in resources if r["type"] == "aws:cognito/userPoolClient:UserPoolClient")

@@ -8,8 +8,12 @@ HTTP API routes (`aws:apigatewayv2/route:Route`) and REST API methods
 - `JWT` routes and `COGNITO_USER_POOLS` methods must require at least one scope: without scopes any
   valid token of the issuer (e.g. a partner's, for another partner's route) is accepted.
 
-`AWS_IAM` (SigV4) is accepted: IAM is then the authorizer. WebSocket routes other than `$connect`
-cannot carry authorization (the connection was authorized) and are not checked. Not suppressible.
+An HTTP API must not create routes outside the stack (`target`/`routeKey` quick create, `body`
+OpenAPI import): those routes, and the `$default` stage quick create makes, are invisible to this
+pack. `$default` routes are checked like any other (on an HTTP API it catches every request no
+route matches); a WebSocket API's `$default` route would be reported too, failing closed: this
+project builds no WebSocket API. `$disconnect` cannot carry authorization and is not checked.
+`AWS_IAM` (SigV4) is accepted: IAM is then the authorizer. Not suppressible.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pulumi_policy import Severity
 from ztpolicy.graph import UNKNOWN, as_list, known
 from ztpolicy.rule import Resource, Rule
 
+API_V2 = "aws:apigatewayv2/api:Api"
 ROUTE_V2 = "aws:apigatewayv2/route:Route"
 REST_METHOD = "aws:apigateway/method:Method"
 _NEEDS_AUTHORIZER = {"JWT", "CUSTOM", "COGNITO_USER_POOLS"}
@@ -29,10 +34,18 @@ _NEEDS_SCOPES = {"JWT", "COGNITO_USER_POOLS"}
 
 
 def api_route_authorized(resource: Resource, _config: Mapping[str, Any]) -> list[str]:
+    if resource.type == API_V2:
+        # Quick create (target/routeKey) and OpenAPI import (body) make routes and a stage that
+        # are not resources of the stack: no rule would ever see their authorization.
+        given = [prop for prop in ("target", "routeKey", "body") if known(resource, prop)]
+        return [f"{resource.name}: API sets {', '.join(given)}, which creates routes (and a "
+                "$default stage) outside the stack, unchecked; declare Route resources"] if given else []
     if resource.type == ROUTE_V2:
         route_key = known(resource, "routeKey")
-        if isinstance(route_key, str) and route_key.startswith("$") and route_key != "$connect":
-            return []  # WebSocket $default/$disconnect/custom selection routes
+        # Only $disconnect cannot carry authorization (a WebSocket connection was authorized at
+        # $connect). `$default` is checked: on an HTTP API it catches every unmatched request.
+        if route_key == "$disconnect":
+            return []
         kind, label = known(resource, "authorizationType"), f"route {route_key}"
     else:
         kind, label = known(resource, "authorization"), f"method {known(resource, 'httpMethod')}"
@@ -64,7 +77,7 @@ RULE = Rule(
     remediation="Give every route authorization_type='JWT', the API's JWT authorizer and the "
                 "route's authorization_scopes (SecureApiGateway refuses a route without scopes).",
     resource_check=api_route_authorized,
-    resource_types=frozenset({ROUTE_V2, REST_METHOD}),
+    resource_types=frozenset({API_V2, ROUTE_V2, REST_METHOD}),
     # An unauthorized route is a public route: never waived.
     suppressible=False,
 )
