@@ -65,6 +65,17 @@ def known(resource: Resource, prop: str, default: Any = None) -> Any:
         return UNKNOWN
 
 
+def known_field(mapping: Any, key: str) -> Any:
+    """`mapping[key]` of a nested property (a block such as `accessLogSettings`): UNKNOWN when the
+    block or the value is not known yet in a preview, None when the block is not a mapping."""
+    if mapping is UNKNOWN:
+        return UNKNOWN
+    try:
+        return mapping.get(key) if isinstance(mapping, Mapping) else None
+    except UnknownValueError:
+        return UNKNOWN
+
+
 def referenced(resource: Resource, prop: str, candidates: Iterable[Resource]) -> Resource | None:
     return next((c for c in candidates if refers_to(resource, prop, c)), None)
 

@@ -13,20 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import Severity
-from pulumi_policy.proxy import UnknownValueError
 
-from ztpolicy.graph import UNKNOWN, known
+from ztpolicy.graph import UNKNOWN, known, known_field
 from ztpolicy.rule import Resource, Rule
 
 DOMAIN_V2 = "aws:apigatewayv2/domainName:DomainName"
 DOMAIN_REST = "aws:apigateway/domainName:DomainName"
 
 
-def _field(mapping: Any, key: str) -> Any:
-    try:
-        return mapping.get(key) if isinstance(mapping, Mapping) else None
-    except UnknownValueError:
-        return UNKNOWN
 
 
 def api_mtls_required(resource: Resource, _config: Mapping[str, Any]) -> list[str]:
@@ -37,12 +31,12 @@ def api_mtls_required(resource: Resource, _config: Mapping[str, Any]) -> list[st
         return [f"API domain {resource.name} has no mutual TLS: any client that reaches it is "
                 "admitted to the TLS layer; set mutual_tls_authentication with a truststore"]
     messages = []
-    uri = _field(mtls, "truststoreUri")
+    uri = known_field(mtls, "truststoreUri")
     if uri is not UNKNOWN and not (isinstance(uri, str) and uri.startswith("s3://")
                                    and "/" in uri[len("s3://"):]):
         messages.append(f"API domain {resource.name} has truststoreUri {uri!r}: an s3://bucket/key "
                         "of the truststore bundle is required")
-    version = _field(mtls, "truststoreVersion")
+    version = known_field(mtls, "truststoreVersion")
     if version is not UNKNOWN and not (isinstance(version, str) and version):
         messages.append(f"API domain {resource.name} does not pin truststoreVersion: the admitted "
                         "CAs would change with the next object uploaded under the key")

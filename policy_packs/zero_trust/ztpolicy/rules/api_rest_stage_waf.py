@@ -42,7 +42,7 @@ from typing import Any
 from pulumi_policy import Severity
 from pulumi_policy.proxy import UnknownValueError
 
-from ztpolicy.graph import UNKNOWN, known, of_type
+from ztpolicy.graph import UNKNOWN, known, known_field, of_type
 from ztpolicy.rule import Finding, Resource, Rule
 
 STAGE_REST = "aws:apigateway/stage:Stage"
@@ -60,13 +60,6 @@ _AWS_NAMES = ("RateBasedStatement", "ManagedRuleGroupStatement", "VendorName")
 Provides = tuple[bool | None, bool | None]
 
 
-def _field(mapping: Any, key: str) -> Any:
-    if mapping is UNKNOWN:
-        return UNKNOWN
-    try:
-        return mapping.get(key) if isinstance(mapping, Mapping) else None
-    except UnknownValueError:
-        return UNKNOWN
 
 
 def _items(value: Any) -> list[Any]:
@@ -101,14 +94,14 @@ def _links(resource: Resource, prop: str, target: Resource, shape: re.Pattern[st
 
 def _provides(statement: Any, names: tuple[str, str, str]) -> Provides:
     rate_name, managed_name, vendor_name = names
-    rate, managed = _field(statement, rate_name), _field(statement, managed_name)
-    vendor = _field(managed, vendor_name)
+    rate, managed = known_field(statement, rate_name), known_field(statement, managed_name)
+    vendor = known_field(managed, vendor_name)
     return (None if rate is UNKNOWN else isinstance(rate, Mapping),
             None if vendor is UNKNOWN else vendor == "AWS")
 
 
 def _rules_of(acl: Resource, resources: Sequence[Resource]) -> list[Provides]:
-    provided = [_provides(_field(rule, "statement"), _PULUMI_NAMES)
+    provided = [_provides(known_field(rule, "statement"), _PULUMI_NAMES)
                 for rule in _items(known(acl, "rules"))]
     rule_json = known(acl, "ruleJson")
     if rule_json is UNKNOWN:
@@ -131,7 +124,7 @@ def _rules_of(acl: Resource, resources: Sequence[Resource]) -> list[Provides]:
         if link is None:
             provided.append((False, None))
         elif link:
-            vendor = _field(known(group, "managedRuleGroup"), "vendorName")
+            vendor = known_field(known(group, "managedRuleGroup"), "vendorName")
             provided.append((False, None if vendor is UNKNOWN else vendor == "AWS"))
     return provided
 

@@ -11,20 +11,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import Severity
-from pulumi_policy.proxy import UnknownValueError
 
-from ztpolicy.graph import UNKNOWN, known
+from ztpolicy.graph import UNKNOWN, known, known_field
 from ztpolicy.rule import Resource, Rule
 
 STAGE_V2 = "aws:apigatewayv2/stage:Stage"
 STAGE_REST = "aws:apigateway/stage:Stage"
 
 
-def _field(mapping: Any, key: str) -> Any:
-    try:
-        return mapping.get(key) if isinstance(mapping, Mapping) else None
-    except UnknownValueError:
-        return UNKNOWN
 
 
 def api_stage_access_logs(resource: Resource, _config: Mapping[str, Any]) -> list[str]:
@@ -35,10 +29,10 @@ def api_stage_access_logs(resource: Resource, _config: Mapping[str, Any]) -> lis
         return [f"API stage {resource.name} has no access logs: requests cannot be attributed to a "
                 "caller or client certificate afterwards"]
     messages = []
-    destination = _field(settings, "destinationArn")
+    destination = known_field(settings, "destinationArn")
     if destination is not UNKNOWN and not destination:
         messages.append(f"API stage {resource.name} has access log settings without a destinationArn")
-    log_format = _field(settings, "format")
+    log_format = known_field(settings, "format")
     if log_format is not UNKNOWN and not log_format:
         messages.append(f"API stage {resource.name} has access log settings without a format")
     return messages

@@ -12,19 +12,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import Severity
-from pulumi_policy.proxy import UnknownValueError
 
-from ztpolicy.graph import UNKNOWN, known
+from ztpolicy.graph import UNKNOWN, known, known_field
 from ztpolicy.rule import Resource, Rule
 
 STAGE_V2 = "aws:apigatewayv2/stage:Stage"
 
 
-def _field(mapping: Any, key: str) -> Any:
-    try:
-        return mapping.get(key) if isinstance(mapping, Mapping) else None
-    except UnknownValueError:
-        return UNKNOWN
 
 
 def api_stage_throttled(resource: Resource, _config: Mapping[str, Any]) -> list[str]:
@@ -33,7 +27,7 @@ def api_stage_throttled(resource: Resource, _config: Mapping[str, Any]) -> list[
         return []
     missing = []
     for name in ("throttlingRateLimit", "throttlingBurstLimit"):
-        value = _field(settings, name)
+        value = known_field(settings, name)
         if value is not UNKNOWN and not isinstance(value, (int, float)):
             missing.append(name)
     if missing:

@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import Severity
-from pulumi_policy.proxy import UnknownValueError
 
-from ztpolicy.graph import UNKNOWN, known
+from ztpolicy.graph import UNKNOWN, known, known_field
 from ztpolicy.rule import Resource, Rule
 
 DOMAIN_V2 = "aws:apigatewayv2/domainName:DomainName"
@@ -22,17 +21,12 @@ DOMAIN_REST = "aws:apigateway/domainName:DomainName"
 _ENHANCED_PREFIXES = ("SecurityPolicy_TLS13_", "SecurityPolicy_TLS12_")
 
 
-def _field(mapping: Any, key: str) -> Any:
-    try:
-        return mapping.get(key) if isinstance(mapping, Mapping) else None
-    except UnknownValueError:
-        return UNKNOWN
 
 
 def api_tls_12(resource: Resource, _config: Mapping[str, Any]) -> list[str]:
     if resource.type == DOMAIN_V2:
         configuration = known(resource, "domainNameConfiguration")
-        policy = UNKNOWN if configuration is UNKNOWN else _field(configuration, "securityPolicy")
+        policy = UNKNOWN if configuration is UNKNOWN else known_field(configuration, "securityPolicy")
     else:
         policy = known(resource, "securityPolicy")
     if policy is UNKNOWN:

@@ -8,9 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import Severity
-from pulumi_policy.proxy import UnknownValueError
 
-from ztpolicy.graph import UNKNOWN, as_list, known
+from ztpolicy.graph import UNKNOWN, as_list, known, known_field
 from ztpolicy.rule import Resource, Rule
 
 TABLE = "aws:dynamodb/table:Table"
@@ -18,11 +17,6 @@ TABLE_REPLICA = "aws:dynamodb/tableReplica:TableReplica"
 LONGEST_RECOVERY_DAYS = 35  # DynamoDB's maximum, and its default period once PITR is on
 
 
-def _field(mapping: Any, key: str) -> Any:
-    try:
-        return mapping.get(key) if isinstance(mapping, Mapping) else None
-    except UnknownValueError:
-        return UNKNOWN
 
 
 def dynamodb_pitr_enabled(resource: Resource, config: Mapping[str, Any]) -> list[str]:
@@ -35,14 +29,14 @@ def dynamodb_pitr_enabled(resource: Resource, config: Mapping[str, Any]) -> list
     pitr = known(resource, "pointInTimeRecovery")
     if pitr is UNKNOWN:
         return []
-    enabled = _field(pitr, "enabled")
+    enabled = known_field(pitr, "enabled")
     if enabled is UNKNOWN:
         return []
     if enabled is not True:
         return [f"table {resource.name} has no point-in-time recovery: an overwritten or deleted item "
                 "cannot be restored"]
     messages = []
-    period = _field(pitr, "recoveryPeriodInDays")
+    period = known_field(pitr, "recoveryPeriodInDays")
     minimum = config.get("minimumRecoveryPeriodDays", LONGEST_RECOVERY_DAYS)
     if isinstance(period, int) and period < minimum:
         messages.append(f"table {resource.name} keeps {period} days of point-in-time recovery; at "
@@ -50,8 +44,8 @@ def dynamodb_pitr_enabled(resource: Resource, config: Mapping[str, Any]) -> list
     replicas = known(resource, "replicas")
     # The analyzer hands lists over as read-only Sequence proxies, never as `list`.
     for replica in (as_list(replicas) if replicas is not UNKNOWN else []):
-        if _field(replica, "pointInTimeRecovery") not in (True, UNKNOWN):
-            messages.append(f"table {resource.name}'s replica in {_field(replica, 'regionName')} has "
+        if known_field(replica, "pointInTimeRecovery") not in (True, UNKNOWN):
+            messages.append(f"table {resource.name}'s replica in {known_field(replica, 'regionName')} has "
                             "no point-in-time recovery")
     return messages
 

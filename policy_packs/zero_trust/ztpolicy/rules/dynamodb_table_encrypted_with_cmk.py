@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import Severity
-from pulumi_policy.proxy import UnknownValueError
 
-from ztpolicy.graph import UNKNOWN, as_list, known
+from ztpolicy.graph import UNKNOWN, as_list, known, known_field
 from ztpolicy.rule import Resource, Rule
 
 TABLE = "aws:dynamodb/table:Table"
@@ -25,12 +24,6 @@ TABLE_REPLICA = "aws:dynamodb/tableReplica:TableReplica"
 _KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 
 
-def _field(mapping: Any, key: str) -> Any:
-    """mapping[key], or UNKNOWN when a preview does not know it yet."""
-    try:
-        return mapping.get(key) if isinstance(mapping, Mapping) else None
-    except UnknownValueError:
-        return UNKNOWN
 
 
 def _key_problem(subject: str, key: Any) -> list[str]:
@@ -54,18 +47,19 @@ def dynamodb_table_encrypted_with_cmk(resource: Resource, _config: Mapping[str, 
     sse = known(resource, "serverSideEncryption")
     if sse is UNKNOWN:
         return []
-    enabled = _field(sse, "enabled")
+    enabled = known_field(sse, "enabled")
     if enabled is UNKNOWN:
         return []
     if enabled is not True:
         return [f"table {resource.name} is encrypted with an AWS owned key: set server_side_encryption "
                 "with enabled=True and kms_key_arn of a customer managed key"]
-    messages = _key_problem(f"table {resource.name}", _field(sse, "kmsKeyArn"))
+    messages = _key_problem(f"table {resource.name}", known_field(sse, "kmsKeyArn"))
     replicas = known(resource, "replicas")
     # The analyzer hands lists over as read-only Sequence proxies, never as `list`.
     for replica in (as_list(replicas) if replicas is not UNKNOWN else []):
-        region = _field(replica, "regionName")
-        messages += _key_problem(f"table {resource.name}'s replica in {region}", _field(replica, "kmsKeyArn"))
+        region = known_field(replica, "regionName")
+        messages += _key_problem(f"table {resource.name}'s replica in {region}",
+                                 known_field(replica, "kmsKeyArn"))
     return messages
 
 

@@ -19,19 +19,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import Severity
-from pulumi_policy.proxy import UnknownValueError
 
-from ztpolicy.graph import UNKNOWN, known
+from ztpolicy.graph import UNKNOWN, known, known_field
 from ztpolicy.rule import Resource, Rule
 
 INFRASTRUCTURE = "aws:imagebuilder/infrastructureConfiguration:InfrastructureConfiguration"
 
 
-def _field(mapping: Any, key: str) -> Any:
-    try:
-        return mapping.get(key) if isinstance(mapping, Mapping) else None
-    except UnknownValueError:
-        return UNKNOWN
 
 
 def _empty(value: Any) -> bool:
@@ -46,11 +40,11 @@ def image_builder_infrastructure_hardened(resource: Resource, _config: Mapping[s
     messages = []
     metadata = known(resource, "instanceMetadataOptions")
     if metadata is not UNKNOWN:
-        tokens = _field(metadata, "httpTokens")
+        tokens = known_field(metadata, "httpTokens")
         if tokens is not UNKNOWN and tokens != "required":
             messages.append(f"{name} does not require IMDSv2: set instance_metadata_options."
                             "http_tokens='required'")
-        hops = _field(metadata, "httpPutResponseHopLimit")
+        hops = known_field(metadata, "httpPutResponseHopLimit")
         if hops is not UNKNOWN and hops != 1:
             shown = hops if hops is not None else "unset (AMI default)"
             messages.append(f"{name} has IMDS hop limit {shown}; set http_put_response_hop_limit=1")

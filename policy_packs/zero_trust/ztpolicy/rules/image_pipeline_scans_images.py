@@ -23,18 +23,13 @@ from typing import Any
 from pulumi_policy import Severity
 from pulumi_policy.proxy import UnknownValueError
 
-from ztpolicy.graph import UNKNOWN, as_list, known
+from ztpolicy.graph import UNKNOWN, as_list, known, known_field
 from ztpolicy.rule import Resource, Rule
 
 PIPELINE = "aws:imagebuilder/imagePipeline:ImagePipeline"
 IMAGE = "aws:imagebuilder/image:Image"
 
 
-def _field(mapping: Any, key: str) -> Any:
-    try:
-        return mapping.get(key) if isinstance(mapping, Mapping) else None
-    except UnknownValueError:
-        return UNKNOWN
 
 
 def _is_test_workflow(arn: Any) -> bool:
@@ -45,19 +40,19 @@ def image_pipeline_scans_images(resource: Resource, _config: Mapping[str, Any]) 
     kind = "image pipeline" if resource.type == PIPELINE else "image build"
     messages = []
     scanning = known(resource, "imageScanningConfiguration")
-    enabled = UNKNOWN if scanning is UNKNOWN else _field(scanning, "imageScanningEnabled")
+    enabled = UNKNOWN if scanning is UNKNOWN else known_field(scanning, "imageScanningEnabled")
     if enabled is not UNKNOWN and enabled is not True:
         messages.append(f"{kind} {resource.name} does not scan its images: set "
                         "image_scanning_configuration.image_scanning_enabled=True (Amazon Inspector)")
     tests = known(resource, "imageTestsConfiguration")
-    tests_enabled = UNKNOWN if tests is UNKNOWN else _field(tests, "imageTestsEnabled")
+    tests_enabled = UNKNOWN if tests is UNKNOWN else known_field(tests, "imageTestsEnabled")
     if tests_enabled is False:
         messages.append(f"{kind} {resource.name} skips its image tests: the AMI would be "
                         "distributed without launching it once")
     workflows = known(resource, "workflows")
     if workflows is not UNKNOWN and tests_enabled is not False:
         try:
-            arns = [_field(workflow, "workflowArn") for workflow in as_list(workflows)]
+            arns = [known_field(workflow, "workflowArn") for workflow in as_list(workflows)]
         except UnknownValueError:  # a workflow entry not known yet: decided later, with values
             arns = [UNKNOWN]
         if arns and UNKNOWN not in arns and not any(_is_test_workflow(arn) for arn in arns):
