@@ -360,8 +360,9 @@ SECURE_PARTNERS = [
     route("globex-infer", "POST /partners/globex/v1/infer", GLOBEX, f"{IDENTIFIER}/globex.read"),
     route("admin-infer", "POST /v1/infer", f"{IDENTIFIER}/admin", api=OTHER_API),
     client("inference", INFER), client("partner-acme", ACME), client("partner-globex", GLOBEX),
-    # Only client_credentials clients are the partners' machines.
-    client("console", INFER, ACME, flows=("code",)),
+    # First-party scopes may be shared between clients; a client without OAuth flows gets no
+    # scoped token.
+    client("batch", INFER), client("sign-in-only", ACME, flows=()),
 ]
 
 
@@ -405,8 +406,10 @@ def test_scope_shared_between_partners_is_caught() -> None:
     greedy = route("acme-infer", "POST /partners/acme/v1/infer", ACME, GLOBEX)
     resources = [r for r in SECURE_PARTNERS if r.name != "acme-infer"] + [greedy]
     findings = api_partner_route_scoped(resources, NO_CONFIG)
-    assert urns(findings) == {"acme-infer", "globex-infer", "partner-globex"}
-    by_route = {f.urn.rsplit("::", 1)[-1]: f.message for f in findings}
+    # globex's client now holds a scope of acme's routes: two holders of acme's scopes.
+    assert urns(findings) == {"acme-infer", "globex-infer", "partner-globex", "partner-acme"}
+    by_route = {f.urn.rsplit("::", 1)[-1]: f.message for f in findings
+                if not f.urn.rsplit("::", 1)[-1].startswith("partner-")}
     assert "partner acme route" in by_route["acme-infer"]
     assert "partner globex's route POST /partners/globex/v1/infer" in by_route["acme-infer"]
     assert "partner globex route" in by_route["globex-infer"]
@@ -433,11 +436,32 @@ def test_partner_scope_on_another_api_is_caught_through_the_client() -> None:
     ((ACME, GLOBEX), "partner acme: " + ACME + "; partner globex: " + GLOBEX),
 ])
 def test_client_holding_scopes_of_two_owners_is_caught(scopes: tuple[str, ...], owners: str) -> None:
-    [finding] = api_partner_route_scoped([*SECURE_PARTNERS, client("partner-acme-v2", *scopes)],
-                                         NO_CONFIG)
+    findings = api_partner_route_scoped([*SECURE_PARTNERS, client("partner-acme-v2", *scopes)],
+                                        NO_CONFIG)
+    [finding] = [f for f in findings if "owners" in f.message]
     assert finding.urn.endswith("::partner-acme-v2")
-    assert "Cognito app client partner-acme-v2 (client_credentials)" in finding.message
+    assert "Cognito app client partner-acme-v2 is allowed" in finding.message
+    # And acme's scope now has two holders.
+    assert {f.urn.rsplit("::", 1)[-1] for f in findings if "as 2 clients do" in f.message} >= {
+        "partner-acme", "partner-acme-v2"}
     assert f"scopes of 2 owners ({owners})" in finding.message
+
+
+@pytest.mark.parametrize("flows", [("code",), ("implicit",), ("client_credentials",)])
+def test_a_second_holder_of_a_partner_scope_is_caught(flows: tuple[str, ...]) -> None:
+    # A console's users, or a copy of the partner's client, would call as the partner.
+    second = client("console", ACME, flows=flows)
+    findings = api_partner_route_scoped([*SECURE_PARTNERS, second], NO_CONFIG)
+    assert urns(findings) == {"console", "partner-acme"}
+    assert all("holds scopes of partner acme, as 2 clients do (console, partner-acme)"
+               in f.message for f in findings)
+
+
+def test_a_user_sign_in_client_holding_two_owners_scopes_is_caught() -> None:
+    console = client("console", INFER, GLOBEX, flows=("code",))
+    findings = api_partner_route_scoped([*SECURE_PARTNERS, console], NO_CONFIG)
+    assert urns(findings) == {"console", "partner-globex"}
+    assert any("scopes of 2 owners" in f.message for f in findings if f.urn.endswith("::console"))
 
 
 def test_partner_routes_link_by_dependency_in_a_preview() -> None:

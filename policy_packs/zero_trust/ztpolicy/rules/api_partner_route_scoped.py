@@ -11,10 +11,13 @@ Partner routes are HTTP API routes (`aws:apigatewayv2/route:Route`) whose path s
   scope lets the partner's token open routes that are not its own, or another caller's token
   open the partner's.
 
-And a Cognito app client (`aws:cognito/userPoolClient:UserPoolClient`) with `client_credentials` in
-`allowedOauthFlows` must not be allowed scopes (`allowedOauthScopes`) that the JWT routes, of any
-API, attribute to two different owners (two partners, or a partner and first-party routes): one
-client's token would then open both. Scopes compare exactly, as API Gateway compares them.
+And for Cognito app clients (`aws:cognito/userPoolClient:UserPoolClient`) with an OAuth flow
+(`client_credentials`, `code` or `implicit` in `allowedOauthFlows`, whose tokens carry the allowed
+scopes): none may be allowed scopes (`allowedOauthScopes`) that the JWT routes, of any API,
+attribute to two different owners (two partners, or a partner and first-party routes), since one
+client's token would then open both; and a partner's scopes are held by one client only, since
+every other holder's token (a console's users, a copy of the client) opens the partner's routes
+as the partner. Scopes compare exactly, as API Gateway compares them.
 
 Previews: a route whose `routeKey`, `authorizationType`, scopes or API is unknown, and a client
 whose flows or scopes are unknown, are left out of the comparisons that need them (an unknown
@@ -40,6 +43,8 @@ API_V2 = "aws:apigatewayv2/api:Api"
 USER_POOL_CLIENT = "aws:cognito/userPoolClient:UserPoolClient"
 _PARTNER_PATH = re.compile(r"^/partners/([a-z0-9-]+)/")
 FIRST_PARTY = "first-party routes"
+# The OAuth grants whose tokens carry the client's allowed scopes.
+_OAUTH_FLOWS = {"client_credentials", "code", "implicit"}
 
 
 @dataclass(frozen=True)
@@ -150,11 +155,18 @@ def _shared_scope_findings(route: _Route, routes: Sequence[_Route]) -> list[Find
     return findings
 
 
-def _client_findings(client: Resource, owners_of: Mapping[str, set[str]]) -> list[Finding]:
+def _client_scopes(client: Resource) -> set[str] | None:
+    """The scopes a client's tokens can carry, or None when it gets no OAuth token at all (no
+    OAuth flow: Cognito then issues only its own `aws.cognito.signin.user.admin` scope)."""
     flows, _ = _strings(known(client, "allowedOauthFlows"))
-    if "client_credentials" not in flows:
-        return []
+    if not flows & _OAUTH_FLOWS:
+        return None
     scopes, _ = _strings(known(client, "allowedOauthScopes"))
+    return set(scopes)
+
+
+def _client_findings(client: Resource, scopes: set[str],
+                     owners_of: Mapping[str, set[str]]) -> list[Finding]:
     by_owner: dict[str, set[str]] = {}
     for scope in scopes:
         for owner in owners_of.get(scope, ()):
@@ -162,9 +174,24 @@ def _client_findings(client: Resource, owners_of: Mapping[str, set[str]]) -> lis
     if len(by_owner) < 2:
         return []
     detail = "; ".join(f"{owner}: {', '.join(sorted(s))}" for owner, s in sorted(by_owner.items()))
-    return [Finding(client.urn, f"Cognito app client {client.name} (client_credentials) is allowed "
-                    f"scopes of {len(by_owner)} owners ({detail}): its token opens routes of "
-                    "each; give every partner a client allowed only its own scopes")]
+    return [Finding(client.urn, f"Cognito app client {client.name} is allowed scopes of "
+                    f"{len(by_owner)} owners ({detail}): its token opens routes of each; give "
+                    "every partner a client allowed only its own scopes")]
+
+
+def _exclusivity_findings(holders: Mapping[str, list[Resource]]) -> list[Finding]:
+    """A partner's scopes belong to one app client: a second holder (a console client, a copy
+    of the partner's client) gets tokens that the partner's routes take for the partner's."""
+    findings = []
+    for owner, clients in sorted(holders.items()):
+        if owner == FIRST_PARTY or len(clients) < 2:
+            continue
+        names = ", ".join(sorted(c.name for c in clients))
+        findings += [Finding(c.urn, f"Cognito app client {c.name} holds scopes of {owner}, as "
+                             f"{len(clients)} clients do ({names}): every holder's token opens "
+                             f"{owner}'s routes as if it were the partner; keep one client per "
+                             "partner") for c in clients]
+    return findings
 
 
 def api_partner_route_scoped(resources: Sequence[Resource],
@@ -180,16 +207,22 @@ def api_partner_route_scoped(resources: Sequence[Resource],
         if route.jwt:
             for scope in route.scopes:
                 owners_of.setdefault(scope, set()).add(route.owner)
+    holders: dict[str, list[Resource]] = {}
     for client in of_type(resources, USER_POOL_CLIENT):
-        findings += _client_findings(client, owners_of)
-    return findings
+        scopes = _client_scopes(client)
+        if scopes is None:
+            continue
+        findings += _client_findings(client, scopes, owners_of)
+        for owner in {owner for scope in scopes for owner in owners_of.get(scope, ())}:
+            holders.setdefault(owner, []).append(client)
+    return findings + _exclusivity_findings(holders)
 
 
 RULE = Rule(
     name="api-partner-route-scoped",
     description="Partner routes (/partners/<name>/...) must be JWT-authorized with scopes that no "
-                "other route of the API requires, and no client_credentials app client may hold "
-                "scopes of two owners.",
+                "other route of the API requires; no OAuth app client may hold scopes of two "
+                "owners, and a partner's scopes belong to one client.",
     section="7",
     severity=Severity.CRITICAL,
     remediation="Declare each partner as an ApiPartner of SecureApiGateway "
