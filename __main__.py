@@ -229,6 +229,7 @@ gateway = SecureApiGateway(
         domain_name=api.domain_name,
         hosted_zone_id=api.hosted_zone_id,
         certificate_arn=api.certificate_arn,
+        ownership_verification_certificate_arn=api.ownership_verification_certificate_arn,
         jwt_issuer=jwt_issuer,
         jwt_audiences=jwt_audiences,
         routes=[ApiRoute("POST /v1/infer", (first_party_scope,))],

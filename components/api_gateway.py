@@ -29,7 +29,8 @@ Secure by default, as the component declares it:
   `hosted_zone_id`, a public ACM certificate (RSA 2048) validated by DNS in that Route 53 zone, and
   an alias record of the domain to the API's regional endpoint; or an existing ACM certificate
   (`certificate_arn`, then the DNS record is the operator's: output `domain_target`). An imported
-  or private-CA certificate additionally needs AWS's ownership-verification certificate for mTLS;
+  or private-CA certificate additionally needs a public ACM certificate proving the domain's
+  ownership for mTLS (`ownership_verification_certificate_arn`);
   mutual TLS with the truststore at `s3://<bucket>/<key>` pinned to the truststore object's S3
   version (`version_id`): a new bundle is a new version, and the domain follows only when this
   component is updated (a partner removed from the bundle is no longer admitted after that update);
@@ -172,6 +173,9 @@ class SecureApiGatewayArgs:
         validated there, and the domain's alias record written. Exactly one of this and
         `certificate_arn`.
     certificate_arn: an existing ACM certificate for `domain_name`, in the API's region.
+    ownership_verification_certificate_arn: with `certificate_arn` imported into ACM or issued by
+        ACM Private CA, API Gateway requires, for mutual TLS, a public ACM certificate for the
+        domain proving its ownership; default None (an ACM-issued public certificate needs none).
     jwt_issuer: `https://` issuer URL of the identity provider (e.g. Cognito:
         `https://cognito-idp.<region>.amazonaws.com/<pool id>`).
     jwt_audiences: accepted `aud` (or, for Cognito access tokens, `client_id`) values; at least one.
@@ -216,6 +220,7 @@ class SecureApiGatewayArgs:
     logs_key_arn: pulumi.Input[str]
     hosted_zone_id: str | None = None
     certificate_arn: pulumi.Input[str] | None = None
+    ownership_verification_certificate_arn: pulumi.Input[str] | None = None
     partners: Sequence[ApiPartner] = ()
     client_ca_files: Sequence[str] = ()
     truststore_path: str | None = None
@@ -280,6 +285,7 @@ class SecureApiGateway(pulumi.ComponentResource):
             f"{name}-domain", domain_name=args.domain_name,
             domain_name_configuration=aws.apigatewayv2.DomainNameDomainNameConfigurationArgs(
                 certificate_arn=certificate_arn, endpoint_type="REGIONAL",
+                ownership_verification_certificate_arn=args.ownership_verification_certificate_arn,
                 security_policy=SECURITY_POLICY),
             mutual_tls_authentication=aws.apigatewayv2.DomainNameMutualTlsAuthenticationArgs(
                 truststore_uri=self.truststore_uri, truststore_version=self.truststore_version),
@@ -530,9 +536,15 @@ def _validate(args: SecureApiGatewayArgs) -> list[ApiRoute]:
     if args.hosted_zone_id is not None and not _HOSTED_ZONE.fullmatch(args.hosted_zone_id):
         problems.append(f"hosted_zone_id {args.hosted_zone_id!r}: a Route 53 zone id such as "
                         "Z0123456789ABCDEFGHIJ")
-    if isinstance(args.certificate_arn, str) and not _CERTIFICATE_ARN.fullmatch(args.certificate_arn):
-        problems.append(f"certificate_arn {args.certificate_arn!r}: an ACM certificate ARN "
-                        "(arn:aws:acm:<region>:<account>:certificate/<id>)")
+    for label, arn in (("certificate_arn", args.certificate_arn),
+                       ("ownership_verification_certificate_arn",
+                        args.ownership_verification_certificate_arn)):
+        if isinstance(arn, str) and not _CERTIFICATE_ARN.fullmatch(arn):
+            problems.append(f"{label} {arn!r}: an ACM certificate ARN "
+                            "(arn:aws:acm:<region>:<account>:certificate/<id>)")
+    if args.ownership_verification_certificate_arn is not None and args.certificate_arn is None:
+        problems.append("ownership_verification_certificate_arn: only with certificate_arn (the "
+                        "certificate requested in hosted_zone_id is ACM-issued and needs none)")
     routes: list[ApiRoute] = []
     for route in args.routes:
         problems += _route_problems(route, "route")

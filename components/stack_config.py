@@ -90,6 +90,7 @@ class ApiSettings:
     domain_name: str
     hosted_zone_id: str | None
     certificate_arn: str | None
+    ownership_verification_certificate_arn: str | None
     client_ca_files: tuple[str, ...]
     partners: tuple[ApiPartner, ...]
     jwt_issuer: str | None
@@ -569,6 +570,9 @@ KEYS: dict[str, _Key] = {
     "apiCertificateArn": _Key("An existing ACM certificate for apiDomainName, in the stack's region "
                               "(the DNS record is then yours to write).", False,
                               _parse_certificate_arn, ""),
+    "apiOwnershipVerificationCertificateArn": _Key(
+        "With an imported or Private CA apiCertificateArn: a public ACM certificate for the domain, "
+        "which API Gateway requires for mutual TLS; default: none.", False, _parse_certificate_arn, ""),
     "apiClientCaFiles": _Key("PEM files (relative to the project) of the CAs that issue first-party "
                              "client certificates; they go into the truststore.", False,
                              _parse_ca_files, []),
@@ -714,6 +718,12 @@ def _api_settings(values: Mapping[str, Any], problems: _Problems) -> ApiSettings
         problems.add(f"{_full('apiHostedZoneId')}, {_full('apiCertificateArn')}: give exactly one "
                      "(a hosted zone: a DNS-validated certificate is requested there; a certificate "
                      "ARN: an existing certificate)")
+    ownership = values.get("apiOwnershipVerificationCertificateArn")
+    if ownership is not None and certificate is None:
+        ok = False
+        problems.add(f"{_full('apiOwnershipVerificationCertificateArn')}: only with "
+                     f"{_full('apiCertificateArn')} (the certificate requested in the hosted zone is "
+                     "ACM-issued and needs none)")
     issuer, audiences = values.get("apiJwtIssuer"), values["apiJwtAudiences"]
     if (issuer is None) != (not audiences) or any(not a for a in audiences):
         ok = False
@@ -735,6 +745,7 @@ def _api_settings(values: Mapping[str, Any], problems: _Problems) -> ApiSettings
         return None
     return ApiSettings(
         domain_name=domain, hosted_zone_id=zone, certificate_arn=certificate,
+        ownership_verification_certificate_arn=ownership,
         client_ca_files=tuple(values["apiClientCaFiles"]), partners=tuple(values["apiPartnersFile"]),
         jwt_issuer=issuer, jwt_audiences=tuple(audiences), rate_limit=values["apiRateLimit"],
         burst_limit=values["apiBurstLimit"], auth_domain_prefix=prefix,

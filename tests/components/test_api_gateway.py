@@ -252,6 +252,10 @@ def test_prebuilt_truststore_must_contain_every_partner(args: SecureApiGatewayAr
     ({"certificate_arn": None, "hosted_zone_id": "zone-1"}, "a Route 53 zone id"),
     ({"certificate_arn": "arn:aws:iam::111122223333:server-certificate/x"}, "an ACM certificate ARN"),
     ({"backend_path": "predict"}, "an absolute path"),
+    ({"ownership_verification_certificate_arn": "proof"}, "an ACM certificate ARN"),
+    ({"certificate_arn": None, "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
+      "ownership_verification_certificate_arn": "arn:aws:acm:eu-west-1:111122223333:certificate/p"},
+     "only with certificate_arn"),
     ({"partners": [ApiPartner("acme", ("p",), 1, 1, paths=("POST -corp/v1/infer",), ca_file="x")]},
      "must be `METHOD /path`"),
     ({"routes": [ApiRoute("POST /v1/infer", ("a",), backend_path="x")]}, "is not an absolute path"),
@@ -336,3 +340,10 @@ def test_the_truststore_upload_waits_for_the_grants_it_needs(args: SecureApiGate
     assert grant.urn not in bundles["plain-truststore-bundle"].dependencies
     assert errors == ["publish_after: the truststore already waits for its grants",
                       "publish_after: the gateway was declared without publish_after_grants"]
+
+
+def test_an_imported_certificate_carries_its_ownership_proof(args: SecureApiGatewayArgs) -> None:
+    proof = "arn:aws:acm:eu-west-1:111122223333:certificate/ownership"
+    stack = build(replace(args, ownership_verification_certificate_arn=proof))
+    [domain] = of_type(stack, DOMAIN)
+    assert domain.inputs["domainNameConfiguration"]["ownershipVerificationCertificateArn"] == proof

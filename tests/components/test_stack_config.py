@@ -429,6 +429,11 @@ def test_bad_partners_files_are_refused(partners_path: Any, text: str, fragment:
     ({"zero-trust-ai__apiAuthDomainPrefix": "aws-auth"}, "Cognito refuses prefixes containing aws"),
     ({"zero-trust-ai__apiDomainName": "api.amazon-ml.example.com"}, "the default derived from"),
     ({"zero-trust-ai__apiAccessLogRetentionDays": "10"}, "CloudWatch Logs accepts only"),
+    ({"zero-trust-ai__apiOwnershipVerificationCertificateArn":
+      "arn:aws:acm:eu-west-1:111122223333:certificate/abc"}, "only with zero-trust-ai:apiCertificateArn"),
+    ({"zero-trust-ai__apiHostedZoneId": None,
+      "zero-trust-ai__apiCertificateArn": "arn:aws:acm:eu-west-1:111122223333:certificate/abc",
+      "zero-trust-ai__apiOwnershipVerificationCertificateArn": "cert"}, "an ACM certificate ARN"),
 ])
 def test_bad_api_settings_are_refused(changes: dict[str, Any], fragment: str) -> None:
     problems = problems_of(**changes)
@@ -440,3 +445,13 @@ def test_an_external_issuer_replaces_the_cognito_pool() -> None:
                               "zero-trust-ai:apiJwtAudiences": '["inference-api"]'}).api
     assert api is not None
     assert (api.jwt_issuer, api.jwt_audiences) == ("https://login.example.com/", ("inference-api",))
+
+
+def test_an_imported_certificate_takes_its_ownership_certificate() -> None:
+    imported = "arn:aws:acm:eu-west-1:111122223333:certificate/imported"
+    proof = "arn:aws:acm:eu-west-1:111122223333:certificate/ownership"
+    raw = {k: v for k, v in VALID.items() if k != "zero-trust-ai:apiHostedZoneId"}
+    api = parse_stack_config({**raw, "zero-trust-ai:apiCertificateArn": imported,
+                              "zero-trust-ai:apiOwnershipVerificationCertificateArn": proof}).api
+    assert api is not None
+    assert (api.certificate_arn, api.ownership_verification_certificate_arn) == (imported, proof)
