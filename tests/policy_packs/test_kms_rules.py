@@ -80,10 +80,26 @@ def test_the_hierarchys_policy_passes() -> None:
     (res(KEY_POLICY, "p", policy=statement(Principal={"AWS": "arn:aws:iam::111122223333:role/a"},
                                            Action=["kms:Create*", "kms:Describe*"])),
      "kms:CreateGrant"),
+    # IAM matches `*` and `?` anywhere in an action, not only at the end.
+    (res(KEY_POLICY, "p", policy=statement(Principal={"AWS": "arn:aws:iam::111122223333:role/a"},
+                                           Action=["kms:PutKeyPolicy", "kms:?ecrypt"])),
+     "administer and use"),
+    (res(KEY_POLICY, "p", policy=statement(Principal={"AWS": "arn:aws:iam::111122223333:role/a"},
+                                           Action=["kms:Put*Policy", "kms:*crypt"])),
+     "administer and use"),
+    (res(KEY_POLICY, "p", policy=statement(Principal={"AWS": "arn:aws:iam::111122223333:role/a"},
+                                           Action=["kms:*Grant"])),
+     "kms:CreateGrant"),
 ])
 def test_over_broad_key_policies_are_caught(resource: Any, fragment: str) -> None:
     messages = kms_key_policy_least_privilege(resource, NO_CONFIG)
     assert any(fragment in message for message in messages), messages
+
+
+def test_patterns_that_match_no_use_are_not_use() -> None:
+    reader = statement(Principal={"AWS": "arn:aws:iam::111122223333:role/a"},
+                       Action=["kms:Describe*", "kms:Get*Policy", "kms:List?eys"])
+    assert kms_key_policy_least_privilege(res(KEY_POLICY, "p", policy=reader), NO_CONFIG) == []
 
 
 def test_grants_for_aws_resources_are_allowed() -> None:

@@ -45,6 +45,21 @@ KEY = "aws:kms/key:Key"
 # Replicas of multi-Region keys have policies and deletion windows of their own.
 REPLICA_KEY = "aws:kms/replicaKey:ReplicaKey"
 KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
+# Every KMS API action (lower case): what an IAM pattern such as `kms:*crypt` may match.
+KMS_ACTIONS = tuple(f"kms:{name.lower()}" for name in (
+    "CancelKeyDeletion", "ConnectCustomKeyStore", "CreateAlias", "CreateCustomKeyStore",
+    "CreateGrant", "CreateKey", "Decrypt", "DeleteAlias", "DeleteCustomKeyStore",
+    "DeleteImportedKeyMaterial", "DeriveSharedSecret", "DescribeCustomKeyStores", "DescribeKey",
+    "DisableKey", "DisableKeyRotation", "DisconnectCustomKeyStore", "EnableKey",
+    "EnableKeyRotation", "Encrypt", "GenerateDataKey", "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext", "GenerateMac",
+    "GenerateRandom", "GetKeyPolicy", "GetKeyRotationStatus", "GetParametersForImport",
+    "GetPublicKey", "ImportKeyMaterial", "ListAliases", "ListGrants", "ListKeyPolicies",
+    "ListKeyRotations", "ListKeys", "ListResourceTags", "ListRetirableGrants", "PutKeyPolicy",
+    "ReEncryptFrom", "ReEncryptTo", "ReplicateKey", "RetireGrant", "RevokeGrant",
+    "RotateKeyOnDemand", "ScheduleKeyDeletion", "Sign", "SynchronizeMultiRegionKey", "TagResource",
+    "UntagResource", "UpdateAlias", "UpdateCustomKeyStore", "UpdateKeyDescription",
+    "UpdatePrimaryRegion", "Verify", "VerifyMac"))
 _ADMIN = ("kms:putkeypolicy",)
 _DELEGATE = ("kms:creategrant",)
 _USE_PREFIXES = ("kms:decrypt", "kms:encrypt", "kms:generatedatakey", "kms:reencrypt",
@@ -131,11 +146,14 @@ def through_s3_for_named_objects(statement: Mapping[str, Any]) -> bool:
 
 
 def _covers(action: str, names: tuple[str, ...]) -> bool:
-    """Does `action` (possibly ending in *) include any action starting with one of `names`?"""
-    action = action.lower()
-    if action.endswith("*"):
-        return any(name.startswith(action[:-1]) for name in names)
-    return any(action.startswith(name) for name in names)
+    """Does the IAM action pattern `action` (`*` and `?` anywhere, as IAM matches them) include
+    any KMS action whose name starts with one of `names`? An action KMS does not have (a typo, a
+    future API) is compared by prefix, as before the list."""
+    pattern = action.lower()
+    candidates = [known for known in KMS_ACTIONS if known.startswith(names)]
+    if any(fnmatchcase(known, pattern) for known in candidates):
+        return True
+    return not any(c in pattern for c in "*?") and pattern.startswith(names)
 
 
 @dataclass(frozen=True)
