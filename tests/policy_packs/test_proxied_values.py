@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pulumi_policy.proxy import unknown_checking_proxy
+from pulumi_policy.proxy import UNKNOWN_OBJECT_VALUE, unknown_checking_proxy
 
 from tests.policy_packs.test_dynamodb_rules import VAULT
 from ztpolicy.rule import Resource
@@ -56,3 +56,23 @@ def test_table_replicas_are_read_through_the_proxy(check: Any, replica: dict[str
                      props=proxied({**VAULT, "replicas": [replica]}))
     messages = check(table, {})
     assert any(fragment in message for message in messages), messages
+
+
+@pytest.mark.parametrize("check, replica, fragment", [
+    (dynamodb_pitr_enabled, {"regionName": "eu-central-1", "pointInTimeRecovery": False},
+     "no point-in-time recovery"),
+    (dynamodb_deletion_protection, {"regionName": "eu-central-1", "deletionProtectionEnabled": False},
+     "replica in eu-central-1"),
+    (dynamodb_table_encrypted_with_cmk, {"regionName": "eu-central-1"}, "replica in eu-central-1"),
+])
+def test_an_unknown_replica_does_not_hide_a_known_one(check: Any, replica: dict[str, Any],
+                                                      fragment: str) -> None:
+    # A preview: the first replica is not known yet; the second is, and violates.
+    table = Resource(type=TABLE, name="vault", urn=f"urn:pulumi:prod::p::{TABLE}::vault",
+                     props=proxied({**VAULT, "replicas": [UNKNOWN_OBJECT_VALUE, replica]}))
+    messages = check(table, {})
+    assert any(fragment in message for message in messages), messages
+    # And the unknown replica alone is no violation.
+    alone = Resource(type=TABLE, name="vault", urn=f"urn:pulumi:prod::p::{TABLE}::vault",
+                     props=proxied({**VAULT, "replicas": [UNKNOWN_OBJECT_VALUE]}))
+    assert check(alone, {}) == []

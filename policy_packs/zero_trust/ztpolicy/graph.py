@@ -147,6 +147,23 @@ def allow_statements(document: Any, label: str) -> list[tuple[int, Mapping[str, 
             if isinstance(statement, Mapping) and statement.get("Effect") == "Allow"]
 
 
+def known_items(value: Any) -> list[Any]:
+    """A list property's elements, each UNKNOWN where a preview does not know it yet (reading it
+    through the analyzer's proxy would raise, and one unknown element would hide the known ones);
+    no elements when the whole list is unknown."""
+    if value is UNKNOWN:
+        return []
+    if not (isinstance(value, Sequence) and not isinstance(value, (str, bytes))):
+        return as_list(value)
+    items = []
+    for index in range(len(value)):
+        try:
+            items.append(value[index])
+        except UnknownValueError:
+            items.append(UNKNOWN)
+    return items
+
+
 def as_list(value: Any) -> list[Any]:
     """A property as a list: the analyzer wraps lists in a read-only Sequence proxy."""
     if value is None:

@@ -15,6 +15,7 @@ from ztpolicy.rules import (
     dynamodb_pitr_enabled,
     dynamodb_table_encrypted_with_cmk,
     egress_free_segment_no_internet_path,
+    eip_only_on_nat_gateways,
     enclave_user_data_no_debug,
     image_builder_infrastructure_hardened,
     image_pipeline_scans_images,
@@ -37,6 +38,7 @@ from ztpolicy.rules import (
 ALL_RULES: list[Rule] = [
     subnet_no_public_ip.RULE,
     instance_no_public_ip.RULE,
+    eip_only_on_nat_gateways.RULE,
     no_unrestricted_ingress.RULE,
     vpc_flow_logs_enabled.RULE,
     egress_free_segment_no_internet_path.RULE,

@@ -15,7 +15,7 @@ from typing import Any
 from pulumi_policy import Severity
 from pulumi_policy.proxy import UnknownValueError
 
-from ztpolicy.graph import UNKNOWN, as_list, known
+from ztpolicy.graph import UNKNOWN, known, known_field, known_items
 from ztpolicy.rule import Resource, Rule
 
 TABLE = "aws:dynamodb/table:Table"
@@ -58,13 +58,9 @@ def dynamodb_deletion_protection(resource: Resource, config: Mapping[str, Any]) 
         messages.append(f"{kind} {resource.name} can be deleted by a single DeleteTable ({reason} "
                         "requires deletion protection): set deletion_protection_enabled=True")
     replicas = known(resource, "replicas") if resource.type == TABLE else None
-    # The analyzer hands lists over as read-only Sequence proxies, never as `list`.
-    for replica in (as_list(replicas) if replicas is not UNKNOWN else []):
-        try:
-            flag, region = replica.get("deletionProtectionEnabled"), replica.get("regionName")
-        except UnknownValueError:
-            continue
-        if flag is not True:
+    for replica in known_items(replicas):
+        flag, region = known_field(replica, "deletionProtectionEnabled"), known_field(replica, "regionName")
+        if flag is not True and flag is not UNKNOWN:
             messages.append(f"table {resource.name}'s replica in {region} has no deletion protection "
                             f"({reason})")
     return messages

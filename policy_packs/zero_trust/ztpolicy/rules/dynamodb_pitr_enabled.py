@@ -9,7 +9,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from ztpolicy.graph import UNKNOWN, as_list, known, known_field
+from ztpolicy.graph import UNKNOWN, known, known_field, known_items
 from ztpolicy.rule import Resource, Rule
 
 TABLE = "aws:dynamodb/table:Table"
@@ -42,8 +42,7 @@ def dynamodb_pitr_enabled(resource: Resource, config: Mapping[str, Any]) -> list
         messages.append(f"table {resource.name} keeps {period} days of point-in-time recovery; at "
                         f"least {minimum} are required to notice a tampering and restore")
     replicas = known(resource, "replicas")
-    # The analyzer hands lists over as read-only Sequence proxies, never as `list`.
-    for replica in (as_list(replicas) if replicas is not UNKNOWN else []):
+    for replica in known_items(replicas):
         if known_field(replica, "pointInTimeRecovery") not in (True, UNKNOWN):
             messages.append(f"table {resource.name}'s replica in {known_field(replica, 'regionName')} has "
                             "no point-in-time recovery")

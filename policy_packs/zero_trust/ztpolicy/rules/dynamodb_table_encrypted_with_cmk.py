@@ -16,7 +16,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from ztpolicy.graph import UNKNOWN, as_list, known, known_field
+from ztpolicy.graph import UNKNOWN, known, known_field, known_items
 from ztpolicy.rule import Resource, Rule
 
 TABLE = "aws:dynamodb/table:Table"
@@ -55,8 +55,7 @@ def dynamodb_table_encrypted_with_cmk(resource: Resource, _config: Mapping[str, 
                 "with enabled=True and kms_key_arn of a customer managed key"]
     messages = _key_problem(f"table {resource.name}", known_field(sse, "kmsKeyArn"))
     replicas = known(resource, "replicas")
-    # The analyzer hands lists over as read-only Sequence proxies, never as `list`.
-    for replica in (as_list(replicas) if replicas is not UNKNOWN else []):
+    for replica in known_items(replicas):
         region = known_field(replica, "regionName")
         messages += _key_problem(f"table {resource.name}'s replica in {region}",
                                  known_field(replica, "kmsKeyArn"))

@@ -39,8 +39,9 @@ def instance_no_public_ip(resource: Resource, _config: Mapping[str, Any]) -> lis
                 for index, interface in enumerate(as_list(resource.get("networkInterfaces")))
                 if isinstance(interface, Mapping) and _true(interface.get("associatePublicIpAddress"))]
     if resource.type == EIP:
-        # `networkInterface` is not checked: after a refresh a NAT gateway's own address shows
-        # its interface there too. EipAssociation (below) covers attaching one to an interface.
+        # `networkInterface` is checked by the stack rule eip-only-on-nat-gateways, which can
+        # tell a NAT gateway's address (refreshed, it shows the gateway's interface) from a
+        # workload's. EipAssociation (below) covers attaching one afterwards.
         if resource.get("instance"):
             return [f"Elastic IP {resource.name} is attached to instance {resource.get('instance')}"]
         return []
