@@ -10,6 +10,7 @@ from ztpolicy.exclusions import ExclusionConfigError, find_exclusion, parse_excl
 from ztpolicy.rule import Finding, Resource, Rule
 from ztpolicy.rules import ALL_RULES
 from ztpolicy.rules.default_security_group_closed import default_security_group_closed
+from ztpolicy.rules.eip_only_on_nat_gateways import eip_only_on_nat_gateways
 from ztpolicy.rules.instance_no_public_ip import instance_no_public_ip
 from ztpolicy.rules.log_group_encrypted import log_group_encrypted
 from ztpolicy.rules.no_unrestricted_ingress import no_unrestricted_ingress
@@ -85,6 +86,32 @@ def test_private_instance_and_nat_address_pass() -> None:
     template = res("aws:ec2/launchTemplate:LaunchTemplate", "lt",
                    networkInterfaces=[{"associatePublicIpAddress": "false"}])
     assert instance_no_public_ip(template, NO_CONFIG) == []
+
+
+# -- eip-only-on-nat-gateways --------------------------------------------------------------------
+EIP, NAT = "aws:ec2/eip:Eip", "aws:ec2/natGateway:NatGateway"
+
+
+def test_a_nat_gateways_refreshed_address_passes() -> None:
+    # Refreshed, the NAT gateway's address shows the gateway's interface.
+    nat_eip = res(EIP, "nat-eip", id="eipalloc-0nat", domain="vpc", networkInterface="eni-0nat")
+    by_id = res(NAT, "nat", allocationId="eipalloc-0nat", subnetId="subnet-0public")
+    assert eip_only_on_nat_gateways([nat_eip, by_id], NO_CONFIG) == []
+    # In a preview the link is the property dependency.
+    by_dependency = res(NAT, "nat", {"allocationId": [nat_eip.urn]}, allocationId="04da6b54")
+    assert eip_only_on_nat_gateways([nat_eip, by_dependency], NO_CONFIG) == []
+    assert eip_only_on_nat_gateways([res(EIP, "spare", domain="vpc")], NO_CONFIG) == []
+
+
+def test_an_address_on_a_workload_interface_is_caught() -> None:
+    nat_eip = res(EIP, "nat-eip", id="eipalloc-0nat", networkInterface="eni-0nat")
+    nat = res(NAT, "nat", allocationId="eipalloc-0nat")
+    workload = res(EIP, "inference", id="eipalloc-0wl", networkInterface="eni-0inference")
+    [finding] = eip_only_on_nat_gateways([nat_eip, nat, workload], NO_CONFIG)
+    assert finding.urn.endswith("::inference")
+    assert "network interface eni-0inference, which is no NAT gateway's" in finding.message
+    # Without any NAT gateway, the refreshed-looking address is a workload's too.
+    assert urns(eip_only_on_nat_gateways([nat_eip], NO_CONFIG)) == {"nat-eip"}
 
 
 @pytest.mark.parametrize("resource", [
