@@ -139,6 +139,7 @@ keys.grant_decrypt_through_service("inference", fleet.instance_role, "s3")
 # launch template resolves at each launch (Image Builder never writes the template). With the
 # artifacts pinned in the stack, the image carries the EIF and the parent agent, read from the
 # model bucket's artifact prefix. The allocator reserve and the architecture follow the fleet's.
+parent_type = enclave_parent_type(config.enclave_fleet.instance_type)
 ami_pipeline = ImmutableAmiPipeline(
     "ami-pipeline",
     ImmutableAmiPipelineArgs(
@@ -155,7 +156,8 @@ ami_pipeline = ImmutableAmiPipeline(
         artifacts_bucket_name=fleet.model_bucket_name if config.enclave_artifacts else None,
         enclave_memory_mib=config.enclave_fleet.enclave_memory_mib,
         enclave_cpu_count=config.enclave_fleet.enclave_cpu_count,
-        architecture=enclave_parent_type(config.enclave_fleet.instance_type).architecture,
+        architecture=parent_type.architecture,
+        enclave_threads_per_core=parent_type.threads_per_core,
         organization_id=config.organization_id,
         protect=config.is_prod,
     ),

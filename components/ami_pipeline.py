@@ -177,8 +177,10 @@ class ImmutableAmiPipelineArgs:
         artifact prefix, `grant_artifact_read`). Default None: the image is built without them
         and the enclave cannot start from it. Give both or neither.
     enclave_memory_mib, enclave_cpu_count: the allocator's reserve (allocator.yaml). Defaults 4096
-        MiB and 2 vCPUs; memory at least 4x the EIF size, vCPUs whole cores (even on Intel/AMD),
-        and the instance type must keep at least one core for the parent.
+        MiB and 2 vCPUs; memory at least 4x the EIF size, vCPUs whole cores, and the instance
+        type must keep at least one core for the parent.
+    enclave_threads_per_core: the parent type's threads per core (components/aws_facts.py);
+        default None: 2 on x86_64, 1 on arm64. The vCPU count must be a multiple of it.
     architecture: "x86_64" (default) or "arm64"; picks the parent image parameter. The build
         instance types must match it.
     instance_types: types for build and test instances. Default None: m6i.large for x86_64,
@@ -211,6 +213,7 @@ class ImmutableAmiPipelineArgs:
     artifacts_bucket_name: pulumi.Input[str] | None = None
     enclave_memory_mib: int = 4096
     enclave_cpu_count: int = 2
+    enclave_threads_per_core: int | None = None
     architecture: str = "x86_64"
     instance_types: Sequence[str] | None = None
     schedule_expression: str = DEFAULT_SCHEDULE
@@ -656,10 +659,13 @@ def _validate(args: ImmutableAmiPipelineArgs) -> Mapping[str, str]:
     if args.enclave_memory_mib < MIN_ENCLAVE_MEMORY_MIB:
         raise ValueError(f"enclave_memory_mib must be at least {MIN_ENCLAVE_MEMORY_MIB}, got "
                          f"{args.enclave_memory_mib}")
-    if args.enclave_cpu_count < 1 or (args.architecture == "x86_64" and args.enclave_cpu_count % 2):
+    # The allocator reserves whole cores: a multiple of the parent's threads per core (2 on
+    # Intel/AMD with SMT; 1 on Graviton and AMD's 7th generation), as the fleet's sizing checks.
+    threads = args.enclave_threads_per_core or (2 if args.architecture == "x86_64" else 1)
+    if args.enclave_cpu_count < 1 or args.enclave_cpu_count % threads:
         raise ValueError(f"enclave_cpu_count {args.enclave_cpu_count}: the allocator reserves whole "
-                         "cores, so Intel/AMD parents need an even number (at least 2), Graviton at "
-                         "least 1")
+                         f"cores, so a parent with {threads} thread(s) per core needs a positive "
+                         f"multiple of {threads}")
     if not _CRON.match(args.schedule_expression):
         raise ValueError(f"schedule_expression {args.schedule_expression!r}: Image Builder takes a "
                          "six-field cron(...) expression, e.g. cron(0 4 ? * sun *)")

@@ -182,8 +182,7 @@ class SecureApiGatewayArgs:
     routes: first-party routes; each with scopes. With `partners`, at least one route in all.
     vpc_id, subnet_ids: where the VPC link's interfaces live (private subnets of the segment).
     backend_cidr, backend_port: where the VPC link may connect: the NLB's subnets and listener port.
-    nlb_listener_arn: the internal NLB's listener (the enclave fleet's, or a clearly marked
-        stand-in until it exists).
+    nlb_listener_arn: the enclave fleet's internal NLB listener.
     truststore_key_arn: customer managed key of the truststore bucket.
     logs_key_arn: customer managed key of the access log group (its policy must let
         logs.<region>.amazonaws.com use it).
@@ -497,12 +496,12 @@ def _slug(route_key: str) -> str:
     return f"{method.lower()}-{words}" if words else method.lower()
 
 
-def _route_problems(route: ApiRoute, label: str) -> list[str]:
+def _route_problems(route: ApiRoute, label: str, *, scoped: bool = True) -> list[str]:
     problems = []
     if not _ROUTE_KEY.fullmatch(route.route_key):
         problems.append(f"{label} {route.route_key!r}: `METHOD /path` (GET, POST, PUT, PATCH, "
                         "DELETE, HEAD, OPTIONS or ANY; no $default)")
-    if not route.scopes:
+    if scoped and not route.scopes:
         problems.append(f"{label} {route.route_key!r} has no scopes: every route requires at "
                         "least one OAuth scope")
     problems += [f"{label} {route.route_key!r}: scope {scope!r} is not an OAuth scope token"
@@ -514,6 +513,28 @@ def _route_problems(route: ApiRoute, label: str) -> list[str]:
         problems.append(f"{label} {route.route_key!r}: rate_limit must be > 0")
     if route.burst_limit is not None and route.burst_limit < 0:
         problems.append(f"{label} {route.route_key!r}: burst_limit must be >= 0")
+    return problems
+
+
+def partner_problems(partner: ApiPartner, *, scoped: bool = True) -> list[str]:
+    """What is wrong with one partner's name, limits and paths (and, with `scoped`, its scopes),
+    each naming the partner; empty when nothing is. The stack configuration checks its partners
+    file with this before the scopes are given (`scoped=False`)."""
+    if not _PARTNER_NAME.fullmatch(partner.name):
+        return [f"partner {partner.name!r}: lower-case letters, digits and -, at most 63"]
+    problems = []
+    if partner.rate_limit <= 0 or partner.burst_limit < 0:
+        problems.append(f"partner {partner.name}: rate_limit > 0 and burst_limit >= 0")
+    if not partner.paths:
+        problems.append(f"partner {partner.name}: at least one path")
+    # "POST -corp/x" would become /partners/<name>-corp/x: another partner's namespace.
+    problems += [f"partner {partner.name}: path {path!r} must be `METHOD /path`"
+                 for path in partner.paths if not path.partition(" ")[2].startswith("/")]
+    keys = [route.route_key for route in partner.routes()]
+    problems += [f"partner {partner.name}: path {key!r} is listed twice" for key in sorted(set(keys))
+                 if keys.count(key) > 1]
+    for route in partner.routes():
+        problems += _route_problems(route, f"partner {partner.name} route", scoped=scoped)
     return problems
 
 
@@ -551,25 +572,15 @@ def _validate(args: SecureApiGatewayArgs) -> list[ApiRoute]:
         routes.append(route)
     names: set[str] = set()
     for partner in args.partners:
-        if not _PARTNER_NAME.fullmatch(partner.name):
-            problems.append(f"partner {partner.name!r}: lower-case letters, digits and -, at most 63")
-            continue
         if partner.name in names:
             problems.append(f"partner {partner.name!r} is configured twice")
         names.add(partner.name)
-        if partner.rate_limit <= 0 or partner.burst_limit < 0:
-            problems.append(f"partner {partner.name}: rate_limit > 0 and burst_limit >= 0")
+        problems += partner_problems(partner)
         if partner.ca_file is None and args.truststore_path is None:
             problems.append(f"partner {partner.name}: ca_file is required (or a truststore_path "
                             "built with it)")
-        if not partner.paths:
-            problems.append(f"partner {partner.name}: at least one path")
-        # "POST -corp/x" would become /partners/<name>-corp/x: another partner's namespace.
-        problems += [f"partner {partner.name}: path {path!r} must be `METHOD /path`"
-                     for path in partner.paths if not path.partition(" ")[2].startswith("/")]
-        for route in partner.routes():
-            problems += _route_problems(route, f"partner {partner.name} route")
-            routes.append(route)
+        if _PARTNER_NAME.fullmatch(partner.name):
+            routes += partner.routes()
     if not routes:
         problems.append("routes: the API needs at least one route")
     keys = [route.route_key for route in routes]

@@ -22,9 +22,9 @@ import pulumi
 import yaml
 
 from components.ami_pipeline import EnclaveArtifacts
-from components.api_gateway import ApiPartner, ca_certificates, domain_problem
+from components.api_gateway import ApiPartner, ca_certificates, domain_problem, partner_problems
 from components.api_identity import domain_prefix_problem
-from components.aws_facts import LOG_RETENTION_DAYS, REGION_AZ_COUNT
+from components.aws_facts import LOG_RETENTION_DAYS, REGION_AZ_COUNT, partition_for_region
 from components.enclave_fleet import ARTIFACT_PREFIX, EnclaveFleetSettings, sizing_problems
 from components.keys import EnclaveMeasurements, measurement_problem
 from components.network import MAX_SEGMENT_PREFIX, MIN_SEGMENT_PREFIX, SEGMENT_NAMES, Segment
@@ -459,13 +459,14 @@ def _parse_partners_file(key: str, value: Any) -> list[ApiPartner]:
     entries = document.get("partners") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         raise ValueError(f"{label}: expected a mapping with a `partners:` list")
-    partners, problems = [], []
+    partners: list[ApiPartner] = []
+    problems: list[str] = []
     for index, entry in enumerate(entries):
         where = f"{label}: partners[{index}]"
         if not isinstance(entry, dict):
             problems.append(f"{where}: expected a mapping of {', '.join(sorted(_PARTNER_FIELDS))}")
             continue
-        unknown = sorted(set(entry) - _PARTNER_FIELDS)
+        unknown = sorted(map(str, set(entry) - _PARTNER_FIELDS))  # YAML keys may be bools
         missing = sorted({"name", "caFile", "rateLimit", "burstLimit"} - set(entry))
         if unknown or missing:
             problems.append(f"{where}: " + "; ".join(
@@ -479,13 +480,19 @@ def _parse_partners_file(key: str, value: Any) -> list[ApiPartner]:
                 raise ValueError("paths: a list of `METHOD /path` strings")
             if not isinstance(entry["name"], str) or not isinstance(entry["caFile"], str):
                 raise ValueError("name and caFile: strings")
-            partners.append(ApiPartner(
+            partner = ApiPartner(
                 name=entry["name"], scopes=(),
                 rate_limit=_parse_rate(f"{key}.rateLimit", entry["rateLimit"]),
                 burst_limit=_parse_burst(f"{key}.burstLimit", entry["burstLimit"]),
-                paths=tuple(paths), ca_file=_ca_file("caFile", entry["caFile"], path.parent)))
+                paths=tuple(paths), ca_file=_ca_file("caFile", entry["caFile"], path.parent))
         except ValueError as error:
             problems.append(f"{where} ({entry.get('name')!s}): {error}")
+            continue
+        # The gateway's own checks of names, paths and limits (its scopes are given later).
+        problems += [f"{where}: {problem}" for problem in partner_problems(partner, scoped=False)]
+        if partner.name in {p.name for p in partners}:
+            problems.append(f"{where}: partner {partner.name!r} is listed twice")
+        partners.append(partner)
     if problems:
         raise ValueError("; ".join(problems))
     return partners
@@ -624,7 +631,9 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
             values[key] = None
 
     region = raw.get("aws:region")
-    if not isinstance(region, str) or not region:
+    if "aws:region" in raw and not isinstance(region, str):
+        problems.add(f"aws:region = {_show(region)}: a region name such as eu-west-1")
+    elif not isinstance(region, str) or not region:
         problems.add("aws:region: missing; set it with `pulumi config set aws:region us-east-1`")
     elif region not in REGION_AZ_COUNT:
         problems.add(f"aws:region = {_show(region)}: not in the Availability Zone table of "
@@ -643,6 +652,13 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
     if isinstance(region, str) and region in replicas:
         problems.add(f"{_full('keyReplicaRegions')} = {json.dumps(replicas)}: must not include "
                      f"the stack's own region {region}")
+    if isinstance(region, str) and region in REGION_AZ_COUNT:
+        # KMS replicates a multi-Region key only within its partition.
+        foreign = [r for r in replicas if partition_for_region(r) != partition_for_region(region)]
+        if foreign:
+            problems.add(f"{_full('keyReplicaRegions')} = {json.dumps(replicas)}: "
+                         f"{', '.join(foreign)} is in another partition than {region} "
+                         f"({partition_for_region(region)}); KMS replicates keys only within one")
 
     cidrs = {segment: values.get(f"{segment}Cidr") for segment in SEGMENT_NAMES}
     checked: list[tuple[str, ipaddress.IPv4Network]] = []

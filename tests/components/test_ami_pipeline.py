@@ -666,8 +666,9 @@ def test_graviton_builds_from_the_arm64_parameter() -> None:
     ({"architecture": "riscv64"}, "architecture 'riscv64'"),
     ({"instance_types": ()}, "instance_types is empty"),
     ({"enclave_memory_mib": 32}, "enclave_memory_mib must be at least 64"),
-    ({"enclave_cpu_count": 3}, "even number"),
-    ({"enclave_cpu_count": 0}, "even number"),
+    ({"enclave_cpu_count": 3}, "2 thread(s) per core needs a positive multiple of 2"),
+    ({"enclave_cpu_count": 0}, "needs a positive multiple of 2"),
+    ({"enclave_cpu_count": 3, "enclave_threads_per_core": 2}, "a positive multiple of 2"),
     ({"schedule_expression": "rate(7 days)"}, "six-field cron"),
     ({"start_condition": "ALWAYS"}, "start_condition 'ALWAYS'"),
     ({"image_tests_timeout_minutes": 30}, "60 to 1440"),
@@ -682,6 +683,15 @@ def test_bad_arguments_are_refused_before_anything_is_declared(overrides: dict[s
                                                                fragment: str) -> None:
     with pytest.raises(ValueError, match=re.escape(fragment)):
         build(replace(ARGS, **overrides))
+
+
+def test_a_parent_without_smt_may_reserve_an_odd_number_of_cpus() -> None:
+    # m7a (AMD 7th generation) runs one thread per core: 3 vCPUs are 3 whole cores, as the
+    # fleet's sizing accepts.
+    stack = build(replace(ARGS, enclave_cpu_count=3, enclave_threads_per_core=1))
+    recipe = named(stack, "ami-recipe").inputs
+    [nitro] = [c for c in recipe["components"] if "nitro-enclaves" in c["componentArn"]]
+    assert {p["name"]: p["value"] for p in nitro["parameters"]}["EnclaveCpuCount"] == "3"
 
 
 def test_the_hierarchy_grants_the_execution_role_use_through_ec2_only() -> None:

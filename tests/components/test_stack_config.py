@@ -404,11 +404,31 @@ def test_partners_come_from_their_file(partners_path: Any) -> None:
     ("partners:\n  - {name: acme, caFile: missing.pem, rateLimit: 1, burstLimit: 1}\n",
      "caFile: CA file"),
     ("partners: [\n", "cannot read it as YAML"),
+    # What the gateway and the Cognito pool would refuse, refused here with the file named.
+    (f"partners:\n  - {{name: Example Partner, caFile: {PARTNER_CA}, rateLimit: 1, burstLimit: 1}}\n",
+     "partner 'Example Partner': lower-case letters, digits and -"),
+    (f"partners:\n  - {{name: acme, caFile: {PARTNER_CA}, rateLimit: 1, burstLimit: 1, paths: [GET]}}\n",
+     "must be `METHOD /path`"),
+    (f"partners:\n  - {{name: acme, caFile: {PARTNER_CA}, rateLimit: 1, burstLimit: 1, paths: []}}\n",
+     "at least one path"),
+    (f"partners:\n  - {{name: acme, caFile: {PARTNER_CA}, rateLimit: 1, burstLimit: 1,"
+     f" paths: [FETCH /x]}}\n", "`METHOD /path` (GET, POST"),
+    (f"partners:\n  - {{name: acme, caFile: {PARTNER_CA}, rateLimit: 1, burstLimit: 1,"
+     f" paths: [GET /x, GET /x]}}\n", "is listed twice"),
+    (f"partners:\n  - {{name: acme, caFile: {PARTNER_CA}, rateLimit: 1, burstLimit: 1, on: x}}\n",
+     "unknown field(s) True"),
 ])
 def test_bad_partners_files_are_refused(partners_path: Any, text: str, fragment: str) -> None:
     path = partners_path(text)
     [problem] = problems_of(**{"zero-trust-ai__apiPartnersFile": path})
     assert problem.startswith("zero-trust-ai:apiPartnersFile = ") and fragment in problem, problem
+
+
+def test_a_partner_listed_twice_is_refused(partners_path: Any) -> None:
+    entry = f"  - {{name: acme, caFile: {PARTNER_CA}, rateLimit: 1, burstLimit: 1}}\n"
+    [problem] = problems_of(**{"zero-trust-ai__apiPartnersFile": partners_path(
+        "partners:\n" + entry + entry)})
+    assert "partners[1]: partner 'acme' is listed twice" in problem
 
 
 @pytest.mark.parametrize("changes, fragment", [
@@ -455,3 +475,13 @@ def test_an_imported_certificate_takes_its_ownership_certificate() -> None:
                               "zero-trust-ai:apiOwnershipVerificationCertificateArn": proof}).api
     assert api is not None
     assert (api.certificate_arn, api.ownership_verification_certificate_arn) == (imported, proof)
+
+
+def test_replicas_stay_in_the_stacks_partition() -> None:
+    problems = problems_of(**{"zero-trust-ai__keyReplicaRegions": '["us-gov-west-1"]'})
+    assert any("us-gov-west-1 is in another partition than eu-west-1 (aws)" in p for p in problems), \
+        problems
+
+
+def test_a_region_that_is_not_a_name_is_named() -> None:
+    assert "aws:region = 5: a region name such as eu-west-1" in problems_of(aws__region=5)
