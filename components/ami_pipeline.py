@@ -79,7 +79,7 @@ import pulumi_aws as aws
 import yaml
 
 from components.aws_facts import LOG_RETENTION_DAYS, partition_for_region
-from components.key_rotation import service_trust_policy
+from components.functions import policy_document, service_trust_policy
 from components.network import interface_endpoint_policy
 
 DOCUMENTS_DIR = Path(__file__).resolve().parent / "image_builder"
@@ -317,9 +317,6 @@ def recipe_version(parts: Sequence[str]) -> str:
 
 
 # -- IAM policies --------------------------------------------------------------------------------
-def _policy(statements: list[dict[str, Any]]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
-
 
 def instance_role_policy(*, partition: str, region: str, account_id: str,
                          component_names: Sequence[str], image_log_group_arn: str) -> str:
@@ -327,7 +324,7 @@ def instance_role_policy(*, partition: str, region: str, account_id: str,
     EC2InstanceProfileForImageBuilder (GetComponent on every component, GetObject on every
     ec2imagebuilder* bucket, logs on every /aws/imagebuilder/ group)."""
     component_arn = f"arn:{partition}:imagebuilder:{region}:{account_id}:component"
-    return _policy([
+    return policy_document([
         {"Sid": "ReadThisPipelinesComponents", "Effect": "Allow", "Action": "imagebuilder:GetComponent",
          "Resource": [f"{component_arn}/{name}/*" for name in component_names]},
         {"Sid": "DownloadAwsToe", "Effect": "Allow", "Action": "s3:GetObject",
@@ -341,7 +338,7 @@ def instance_role_policy(*, partition: str, region: str, account_id: str,
 def execution_role_policy(*, instance_role_arn: str) -> str:
     """Passing the build instance's role to EC2, no other role. Writing the AMI id parameter is
     granted by the parameter's owner (`EnclaveInferenceFleet.grant_image_publishing`)."""
-    return _policy([
+    return policy_document([
         {"Sid": "PassOnlyTheBuildInstanceRole", "Effect": "Allow", "Action": "iam:PassRole",
          "Resource": instance_role_arn,
          "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},

@@ -62,7 +62,6 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -76,8 +75,7 @@ from components.aws_facts import (
     partition_for_region,
 )
 from components.buckets import private_bucket
-from components.key_rotation import RUNTIME as LAMBDA_RUNTIME
-from components.key_rotation import runtime_archive, service_trust_policy
+from components.functions import log_group_name, logged_function, policy_document
 from components.keys import EnclaveMeasurements
 
 # Every size must hold the EIF 4 times over (Nitro Enclaves user guide: the enclave's memory
@@ -585,7 +583,7 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
         """Let `role` (the AMI pipeline's execution role) overwrite the image parameter with a new
         AMI id: ssm:PutParameter on that parameter only. Each new value reaches the instances
         that launch after it."""
-        return self._grant(role, "publish-image", self.image_parameter.arn.apply(lambda arn: _policy([
+        return self._grant(role, "publish-image", self.image_parameter.arn.apply(lambda arn: policy_document([
                 {"Sid": "PublishTheFleetsImage", "Effect": "Allow", "Action": "ssm:PutParameter",
                  "Resource": arn}])))
 
@@ -595,9 +593,10 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
         `keys.grant_decrypt_through_service(<storage purpose>, role, "s3")`."""
         partition = self._partition
         prefix = self.artifact_prefix
-        return self._grant(role, "read-artifacts", self.model_bucket_name.apply(lambda bucket: _policy([
-            {"Sid": "ReadEnclaveArtifacts", "Effect": "Allow", "Action": "s3:GetObject",
-             "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"}])))
+        return self._grant(role, "read-artifacts", self.model_bucket_name.apply(
+            lambda bucket: policy_document([
+                {"Sid": "ReadEnclaveArtifacts", "Effect": "Allow", "Action": "s3:GetObject",
+                 "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"}])))
 
     def _grant(self, role: aws.iam.Role, what: str, policy: pulumi.Output[str]) -> aws.iam.RolePolicy:
         # <fleet>-<what> for the first role granted, <fleet>-<what>-2 ... for more.
@@ -616,7 +615,7 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
 # -- image rollout ---------------------------------------------------------------------------------
 ROLLOUT_HANDLER = "ztai_runtime.instance_refresh.handler"
 # The function's code: the runtime modules it imports and nothing else (a test checks the imports).
-ROLLOUT_MODULES: tuple[str, ...] = ("__init__.py", "jsonlog.py", "instance_refresh.py")
+ROLLOUT_MODULES: tuple[str, ...] = ("__init__.py", "jsonlog.py", "retries.py", "instance_refresh.py")
 IMAGE_STATE_CHANGE = "EC2 Image Builder Image State Change"
 # Lambda's asynchronous retries (a rerun is idempotent) and how long an event may wait for them.
 ROLLOUT_RETRY_ATTEMPTS = 2
@@ -640,7 +639,7 @@ def rollout_policy(*, group_arn: str, log_group_arn: str, ami_parameter_arn: str
     have no resource-level permissions); StartInstanceRefresh names the group. Before a refresh
     it reads the fleet's AMI-id parameter (that one only) and the pipeline's images (the recipe's
     image ARNs only) to check the parameter names the new image's AMI."""
-    return _policy([
+    return policy_document([
         {"Sid": "ReadAmiIdParameter", "Effect": "Allow", "Action": "ssm:GetParameter",
          "Resource": ami_parameter_arn},
         {"Sid": "ReadPipelineImages", "Effect": "Allow", "Action": "imagebuilder:GetImage",
@@ -724,54 +723,37 @@ class ImageRollout(pulumi.ComponentResource):
                 "data-classification": "internal", "project": "zero-trust-ai",
                 "ztai:segment": "inference"}
         function_name = f"zero-trust-ai-{args.environment}-inference-image-rollout"
-        self.log_group_prefix = f"/aws/lambda/{function_name}"
+        self.log_group_prefix = log_group_name(function_name)
 
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=self.log_group_prefix, retention_in_days=args.log_retention_days,
-            kms_key_id=args.logs_key_arn, deletion_protection_enabled=args.protect,
-            tags={**tags, "Name": function_name},
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
-        self.role = aws.iam.Role(
-            f"{name}-role", description="Starts an instance refresh of the inference fleet when a "
-                                        "new enclave parent image is available",
-            max_session_duration=3600,
-            assume_role_policy=account_id.apply(
-                lambda account: service_trust_policy("lambda.amazonaws.com", account)),
-            tags={**tags, "Name": f"{function_name}-role"}, opts=child)
-        role_policy = aws.iam.RolePolicy(
-            f"{name}-role-policy", role=self.role.id,
-            policy=pulumi.Output.all(args.group_arn, log_group.arn, args.ami_parameter_arn,
+        def role_policy(log_group_arn: pulumi.Output[str]) -> pulumi.Output[str]:
+            return pulumi.Output.all(args.group_arn, log_group_arn, args.ami_parameter_arn,
                                      args.image_arn_prefix).apply(
                 lambda arns: rollout_policy(group_arn=arns[0], log_group_arn=arns[1],
-                                            ami_parameter_arn=arns[2], image_arn_prefix=arns[3])),
-            opts=pulumi.ResourceOptions(parent=self.role))
+                                            ami_parameter_arn=arns[2], image_arn_prefix=arns[3]))
 
-        self.function = aws.lambda_.Function(
-            f"{name}-function", name=function_name,
+        # Reserved concurrency 1 (logged_function): two events (or a retry) never race on the group.
+        rollout = logged_function(
+            name, parent=self, account_id=account_id, function_name=function_name,
             description="Instance refresh of the inference fleet when a new enclave parent image "
                         "is available",
-            runtime=LAMBDA_RUNTIME, handler=ROLLOUT_HANDLER, code=runtime_archive(ROLLOUT_MODULES),
-            role=self.role.arn, architectures=["arm64"], memory_size=128, timeout=60,
-            # One rollout at a time: two events (or a retry) never race on the group.
-            reserved_concurrent_executions=1,
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables={
+            role_description="Starts an instance refresh of the inference fleet when a new enclave "
+                             "parent image is available",
+            handler=ROLLOUT_HANDLER, modules=ROLLOUT_MODULES, role_policy=role_policy,
+            logs_key_arn=args.logs_key_arn, log_retention_days=args.log_retention_days,
+            memory_size=128, timeout=60,
+            retry_attempts=ROLLOUT_RETRY_ATTEMPTS, max_event_age=ROLLOUT_MAX_EVENT_AGE,
+            errors_alarm_description="A new enclave parent image did not reach the fleet: see the "
+                                     "instance-refresh log lines (README, image rollout runbook)",
+            errors_alarm_period=300, alarm_actions=args.alarm_actions, tags=tags, protect=args.protect,
+            environment={
                 "ZTAI_AUTO_SCALING_GROUP": args.group_name,
                 "ZTAI_IMAGE_ARN_PREFIX": args.image_arn_prefix,
                 "ZTAI_AMI_ID_PARAMETER": args.ami_parameter_name,
                 "ZTAI_MIN_HEALTHY_PERCENTAGE": str(args.min_healthy_percentage),
                 "ZTAI_MAX_HEALTHY_PERCENTAGE": str(args.max_healthy_percentage),
                 "ZTAI_INSTANCE_WARMUP_SECONDS": str(args.instance_warmup_seconds),
-            }),
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
-                log_format="Text", log_group=log_group.name),
-            tags={**tags, "Name": function_name},
-            # The log group and the permissions exist before the first invocation can.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, role_policy]))
-        aws.lambda_.FunctionEventInvokeConfig(
-            f"{name}-async", function_name=self.function.name,
-            maximum_retry_attempts=ROLLOUT_RETRY_ATTEMPTS,
-            maximum_event_age_in_seconds=ROLLOUT_MAX_EVENT_AGE,
-            opts=pulumi.ResourceOptions(parent=self.function))
+            })
+        log_group, self.role, self.function = rollout.log_group, rollout.role, rollout.function
 
         self.rule = aws.cloudwatch.EventRule(
             f"{name}-image-available",
@@ -789,12 +771,6 @@ class ImageRollout(pulumi.ComponentResource):
                 maximum_event_age_in_seconds=ROLLOUT_MAX_EVENT_AGE, maximum_retry_attempts=10),
             opts=pulumi.ResourceOptions(parent=self.rule, depends_on=[permission]))
 
-        occurrence_alarm(
-            f"{name}-errors-alarm", alarm_name=f"{function_name}-errors",
-            description="A new enclave parent image did not reach the fleet: see the "
-                        "instance-refresh log lines (README, image rollout runbook)",
-            namespace="AWS/Lambda", metric_name="Errors", dimensions={"FunctionName": self.function.name},
-            statistic="Sum", period=300, alarm_actions=args.alarm_actions, tags=tags, parent=self.function)
         occurrence_alarm(
             f"{name}-failed-invocations-alarm", alarm_name=f"{function_name}-failed-invocations",
             description="EventBridge could not invoke the image rollout function",
@@ -827,14 +803,11 @@ def _validate_rollout(args: ImageRolloutArgs) -> None:
         raise ValueError("ImageRollout: " + "; ".join(problems))
 
 
-def _policy(statements: list[dict[str, Any]]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
-
 
 def instance_policy(partition: str, region: str, account_id: str, bucket: str, prefix: str) -> str:
     """The parent's IAM policy: the model objects, the SSM agent, nothing else. KMS is not in it:
     the model-weights key policy names the role, with attestation conditions."""
-    return _policy([
+    return policy_document([
         {"Sid": "ReadEncryptedModelObjects", "Effect": "Allow", "Action": "s3:GetObject",
          "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"},
         {"Sid": "RegisterWithSsm", "Effect": "Allow", "Action": "ssm:UpdateInstanceInformation",

@@ -53,7 +53,6 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -61,14 +60,18 @@ import pulumi_aws as aws
 
 from components.alarms import occurrence_alarm
 from components.aws_facts import LOG_RETENTION_DAYS, partition_for_region
+from components.functions import (
+    log_group_name,
+    logged_function,
+    policy_document,
+    service_trust_policy,
+)
 
 # The modules the function imports, shipped alone: the function holds key-policy administration,
 # so it carries no code it does not run (and none that needs `cryptography`, which the Lambda
 # runtime lacks). A test checks that rotation.py imports nothing else from the package.
-RUNTIME_DIR = Path(__file__).resolve().parent.parent / "ztai_runtime"
-RUNTIME_MODULES: tuple[str, ...] = ("__init__.py", "jsonlog.py", "rotation.py")
+RUNTIME_MODULES: tuple[str, ...] = ("__init__.py", "jsonlog.py", "retries.py", "rotation.py")
 HANDLER = "ztai_runtime.rotation.handler"
-RUNTIME = "python3.13"
 PREDECESSOR_TAG = "zero-trust-ai:predecessor-key-id"  # must match ztai_runtime.rotation
 
 # 03:00 UTC every day: the function rotates once a month and does nothing on the other days, so a
@@ -143,18 +146,6 @@ class MonthlyKeyRotationArgs:
     protect: bool = False
 
 
-def _policy(statements: list[dict[str, Any]]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
-
-
-def service_trust_policy(service: str, account_id: str) -> str:
-    """Trust for one AWS service acting for this account only (confused-deputy guard)."""
-    return _policy([{
-        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-    }])
-
-
 def key_id_of(key_arn: str) -> str:
     """The key id at the end of a KMS key ARN (`...:key/<id>`), which the predecessor tag holds."""
     return key_arn.rsplit("/", 1)[-1]
@@ -223,7 +214,7 @@ def rotation_policy(*, partition: str, region: str, account_id: str, alias_names
                         "ec2:UnassignPrivateIpAddresses"],
              "Resource": f"{ec2_arn}:network-interface/*"},
         ]
-    return _policy(statements)
+    return policy_document(statements)
 
 
 def schedule_input(alias_names: Sequence[str], key_arns: Sequence[str],
@@ -242,7 +233,7 @@ def scheduler_policy(*, region: str, function_arn: str, queue_arn: str) -> str:
     encryption context: were the schedule re-pointed at another target (a universal target can
     call any API), the role still could not use the key for anything else.
     """
-    return _policy([
+    return policy_document([
         {"Sid": "InvokeRotationFunction", "Effect": "Allow", "Action": "lambda:InvokeFunction",
          "Resource": function_arn},
         {"Sid": "SendDeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage",
@@ -257,19 +248,12 @@ def scheduler_policy(*, region: str, function_arn: str, queue_arn: str) -> str:
 
 
 def dead_letter_queue_policy(queue_arn: str, scheduler_role_arn: str) -> str:
-    return _policy([
+    return policy_document([
         {"Sid": "SchedulerRoleSends", "Effect": "Allow", "Principal": {"AWS": scheduler_role_arn},
          "Action": "sqs:SendMessage", "Resource": queue_arn},
         {"Sid": "TlsOnly", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "sqs:*",
          "Resource": queue_arn, "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
     ])
-
-
-def runtime_archive(modules: Sequence[str] = RUNTIME_MODULES) -> pulumi.AssetArchive:
-    """The Lambda code: `ztai_runtime/<module>` for the modules the function imports (default:
-    the rotation function's)."""
-    return pulumi.AssetArchive({"ztai_runtime": pulumi.AssetArchive({
-        module: pulumi.FileAsset(str(RUNTIME_DIR / module)) for module in modules})})
 
 
 class MonthlyKeyRotation(pulumi.ComponentResource):
@@ -295,24 +279,8 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
         tags = {"environment": args.environment, "owner": args.owner,
                 "data-classification": "internal", "project": "zero-trust-ai"}
         function_name = f"zero-trust-ai-{args.environment}-key-rotation"
-        # Lambda writes to /aws/lambda/<function name>; the group exists (encrypted, with
-        # retention) before the function, so Lambda never creates an unencrypted one.
-        self.log_group_prefix = f"/aws/lambda/{function_name}"
+        self.log_group_prefix = log_group_name(function_name)
         self.create_successors = args.create_successors
-
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=self.log_group_prefix, retention_in_days=args.log_retention_days,
-            kms_key_id=args.logs_key_arn, deletion_protection_enabled=args.protect,
-            tags={**tags, "Name": function_name},
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
-
-        self.role = aws.iam.Role(
-            f"{name}-role", description="Monthly KMS key rotation function (key-policy administrator, "
-                                        "no key use)",
-            max_session_duration=3600,
-            assume_role_policy=account_id.apply(
-                lambda account: service_trust_policy("lambda.amazonaws.com", account)),
-            tags={**tags, "Name": f"{function_name}-role"}, opts=child)
 
         vpc_config = None
         security_group: aws.ec2.SecurityGroup | None = None
@@ -330,38 +298,30 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
 
         alias_names = pulumi.Output.all(*args.key_aliases)
         key_arns = pulumi.Output.all(*args.key_arns)
-        role_policy = aws.iam.RolePolicy(
-            f"{name}-role-policy", role=self.role.id,
-            policy=pulumi.Output.all(account_id, alias_names, log_group.arn, key_arns,
+
+        def role_policy(log_group_arn: pulumi.Output[str]) -> pulumi.Output[str]:
+            return pulumi.Output.all(account_id, alias_names, log_group_arn, key_arns,
                                      pulumi.Output.all(*args.subnet_ids),
                                      security_group.id if security_group else None).apply(
                 lambda values: rotation_policy(
                     partition=partition, region=args.region, account_id=values[0],
                     alias_names=values[1], log_group_arn=values[2],
                     create_successors=args.create_successors, key_arns=values[3],
-                    subnet_ids=values[4], security_group_id=values[5])),
-            opts=pulumi.ResourceOptions(parent=self.role))
+                    subnet_ids=values[4], security_group_id=values[5]))
 
-        self.function = aws.lambda_.Function(
-            f"{name}-function", name=function_name,
+        # Reserved concurrency 1 (logged_function): two concurrent runs could both create a successor.
+        rotation = logged_function(
+            name, parent=self, account_id=account_id, function_name=function_name,
             description="Monthly on-demand rotation of the zero-trust-ai symmetric keys (runs daily)",
-            runtime=RUNTIME, handler=HANDLER, code=runtime_archive(), role=self.role.arn,
-            architectures=["arm64"], memory_size=256, timeout=args.timeout_seconds,
-            # One run at a time: two concurrent runs could both create a successor.
-            reserved_concurrent_executions=1,
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
-                log_format="Text", log_group=log_group.name),
-            vpc_config=vpc_config,
-            tags={**tags, "Name": function_name},
-            # The log group and the permissions exist before the first invocation can.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, role_policy]))
-
-        aws.lambda_.FunctionEventInvokeConfig(
-            f"{name}-async", function_name=self.function.name,
-            # A failed run is retried by Lambda (safe: the function is idempotent).
-            maximum_retry_attempts=FUNCTION_RETRY_ATTEMPTS,
-            maximum_event_age_in_seconds=FUNCTION_MAX_EVENT_AGE,
-            opts=pulumi.ResourceOptions(parent=self.function))
+            role_description="Monthly KMS key rotation function (key-policy administrator, no key use)",
+            handler=HANDLER, modules=RUNTIME_MODULES, role_policy=role_policy,
+            logs_key_arn=args.logs_key_arn, log_retention_days=args.log_retention_days,
+            memory_size=256, timeout=args.timeout_seconds,
+            retry_attempts=FUNCTION_RETRY_ATTEMPTS, max_event_age=FUNCTION_MAX_EVENT_AGE,
+            errors_alarm_description="The monthly key rotation failed: see its key-rotation log lines",
+            errors_alarm_period=3600, alarm_actions=args.alarm_actions, tags=tags, protect=args.protect,
+            vpc_config=vpc_config)
+        log_group, self.role, self.function = rotation.log_group, rotation.role, rotation.function
 
         self.dead_letter_queue = aws.sqs.Queue(
             f"{name}-dlq", name=f"{function_name}-dlq",
@@ -406,11 +366,6 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
                     arn=self.dead_letter_queue.arn)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[scheduler_role_policy]))
 
-        occurrence_alarm(
-            f"{name}-errors-alarm", alarm_name=f"{function_name}-errors",
-            description="The monthly key rotation failed: see its key-rotation log lines",
-            namespace="AWS/Lambda", metric_name="Errors", dimensions={"FunctionName": self.function.name},
-            statistic="Sum", period=3600, alarm_actions=args.alarm_actions, tags=tags, parent=self.function)
         occurrence_alarm(
             f"{name}-dead-letters-alarm", alarm_name=f"{function_name}-dead-letters",
             description="The scheduler could not invoke the key rotation function",

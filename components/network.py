@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_facts import partition_for_region
+from components.functions import policy_document
 
 SEGMENT_NAMES: tuple[str, ...] = ("data", "training", "inference", "management")
 # A segment VPC is carved into 16 equal subnets (prefix + 4). A /22 gives /26 subnets: 59 usable
@@ -120,9 +120,6 @@ class SegmentedNetworkArgs:
     protect: bool = False
 
 
-def _policy_json(statements: list[dict[str, Any]]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
-
 
 def perimeter_conditions(account_id: str, organization_id: str | None,
                          resource_perimeter: bool) -> dict[str, dict[str, str]]:
@@ -169,7 +166,7 @@ def interface_endpoint_policy(service: str, account_id: str, *, organization_id:
                     "ssm:StartSession", "ssm:CreateAssociation"],
             resource=[f"arn:{partition}:ssm:{region}::document/*",
                       f"arn:{partition}:ssm:{region}::parameter/aws/*"]))
-    return _policy_json(statements)
+    return policy_document(statements)
 
 
 def s3_endpoint_policy(account_id: str, organization_id: str | None, region: str) -> str:
@@ -181,7 +178,7 @@ def s3_endpoint_policy(account_id: str, organization_id: str | None, region: str
     principal condition would break image pulls and agent updates. It only reads named objects.
     """
     partition = partition_for_region(region)
-    return _policy_json([
+    return policy_document([
         _statement("OurPrincipalsOnOurBuckets",
                    perimeter_conditions(account_id, organization_id, True)),
         {"Sid": "ReadAwsOwnedServiceBuckets", "Effect": "Allow", "Principal": {"AWS": "*"},
@@ -198,7 +195,7 @@ def flow_log_key_policy(account_id: str, region: str, log_group_prefix: str) -> 
     it, and only for log groups under `log_group_prefix`.
     """
     partition = partition_for_region(region)
-    return _policy_json([
+    return policy_document([
         {
             "Sid": "AccountAdministersButCannotUse",
             "Effect": "Allow",
@@ -537,7 +534,7 @@ class SegmentedNetwork(pulumi.ComponentResource):
             f"{name}-flow-logs-role",
             description="VPC flow logs delivery into the segment log groups",
             max_session_duration=3600,
-            assume_role_policy=account_id.apply(lambda account: _policy_json([{
+            assume_role_policy=account_id.apply(lambda account: policy_document([{
                 "Effect": "Allow",
                 "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
                 "Action": "sts:AssumeRole",
@@ -554,7 +551,7 @@ class SegmentedNetwork(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-flow-logs-write",
             role=flow_log_role.id,
-            policy=log_group_arns.apply(lambda arns: _policy_json([{
+            policy=log_group_arns.apply(lambda arns: policy_document([{
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                 "Resource": [*arns, *(f"{arn}:log-stream:*" for arn in arns)],

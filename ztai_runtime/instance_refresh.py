@@ -34,8 +34,8 @@ after logging), so Lambda retries the invocation and counts an error. Reruns are
 run finds the first run's refresh in progress. Every decision is one JSON line (`ztai_runtime.jsonlog`).
 
 Configuration comes from the function's environment (`settings_from_environment`), written by
-`components/enclave_fleet.py`. This module imports only the standard library and boto3/botocore:
-it ships as a Lambda asset.
+`components/enclave_fleet.py`. This module imports only the standard library, boto3/botocore,
+`ztai_runtime.jsonlog` and `ztai_runtime.retries`: it ships with them as a Lambda asset.
 """
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ztai_runtime.jsonlog import get_logger, log_decision
+from ztai_runtime.retries import retry_config
 
 # boto3 clients are generated at runtime and carry no static types; these name the boundary.
 AutoScalingClient = Any
@@ -80,8 +80,8 @@ ENV_MIN_HEALTHY = "ZTAI_MIN_HEALTHY_PERCENTAGE"
 ENV_MAX_HEALTHY = "ZTAI_MAX_HEALTHY_PERCENTAGE"
 ENV_WARMUP = "ZTAI_INSTANCE_WARMUP_SECONDS"
 
-RETRY_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5},
-                      connect_timeout=5, read_timeout=20)
+# Standard retries with backoff on throttling (ztai_runtime.retries), 5 attempts per call in total.
+RETRY_CONFIG = retry_config(5)
 
 logger = get_logger("ztai_runtime.instance_refresh")
 

@@ -47,7 +47,8 @@ error the successor search runs again before the error is reported (a lost respo
 a second key). Two runs must never overlap, which the function's reserved concurrency of 1
 guarantees.
 
-This module imports only the standard library and boto3/botocore: it ships as a Lambda asset.
+This module imports only the standard library, boto3/botocore, `ztai_runtime.jsonlog` and
+`ztai_runtime.retries`: it ships with them as a Lambda asset.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ztai_runtime.jsonlog import get_logger, log_decision
+from ztai_runtime.retries import retry_config
 
 # boto3 clients are generated at runtime and carry no static types; this names the boundary.
 KmsClient = Any
@@ -86,14 +88,11 @@ MAX_SUCCESSOR_CHAIN = 3
 # the key hierarchy's period, the shortest KMS allows.
 DEFAULT_ROTATION_PERIOD_DAYS = 90
 
-_TIMEOUTS = {"connect_timeout": 5, "read_timeout": 20}
-# Standard retry mode: exponential backoff with jitter on throttling and transient errors
-# (ThrottlingException, 5xx), 8 attempts per call in total (botocore's `max_attempts` would count
-# retries only). Adaptive mode would add client-side rate limiting, which one sequential caller
-# does not need. LimitExceededException is taken out of the retries (see build_kms_client).
-RETRY_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 8}, **_TIMEOUTS)
+# Standard retries with backoff on throttling (ztai_runtime.retries), 8 attempts per call in total.
+# LimitExceededException is taken out of the retries (see build_kms_client).
+RETRY_CONFIG = retry_config(8)
 # For CreateKey only: it is not idempotent, so a retry after a lost response makes a second key.
-SINGLE_ATTEMPT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, **_TIMEOUTS)
+SINGLE_ATTEMPT_CONFIG = retry_config(1)
 
 ROTATED = "rotated"
 SUCCESSOR_DUE_SOON = "successor-due-soon"

@@ -30,7 +30,7 @@ from components.enclave_fleet import (
     ImageRolloutArgs,
     sizing_problems,
 )
-from components.key_rotation import RUNTIME_DIR
+from components.functions import RUNTIME_DIR
 from components.keys import EnclaveMeasurements, KeyHierarchy, KeyHierarchyArgs
 from tests.conftest import ROOT
 from tests.support.key_policy import Request, evaluate

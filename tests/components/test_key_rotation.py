@@ -16,9 +16,9 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
+from components.functions import RUNTIME_DIR
 from components.key_rotation import (
     HANDLER,
-    RUNTIME_DIR,
     RUNTIME_MODULES,
     MonthlyKeyRotation,
     MonthlyKeyRotationArgs,

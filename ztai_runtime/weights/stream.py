@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from types import TracebackType
 from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
@@ -87,15 +88,29 @@ def _read_into(source: BinaryIO, buffer: memoryview) -> int:
 
 
 class _Pipeline:
-    """Ordered AEAD jobs over a ring of (input, output) buffer pairs; writes results in order."""
+    """Ordered AEAD jobs over a ring of (input, output) buffer pairs; writes results in order.
 
-    def __init__(self, sink: BinaryIO, buffer_size: int, in_flight: int, workers: int) -> None:
+    Sized for frames of `frame_length` plaintext bytes (each buffer also holds a tag), with at least
+    two pairs in flight (one frame of look-ahead) and `_workers_for` threads. Used as a context
+    manager: leaving the block stops the workers, and leaving it by an exception wipes the buffers.
+    """
+
+    def __init__(self, sink: BinaryIO, frame_length: int, in_flight: int, workers: int | None) -> None:
+        buffer_size = frame_length + TAG_LENGTH
+        threads = _workers_for(frame_length, workers)
         self._sink = sink
-        self._all = [(bytearray(buffer_size), bytearray(buffer_size)) for _ in range(in_flight)]
+        self._all = [(bytearray(buffer_size), bytearray(buffer_size)) for _ in range(max(2, in_flight))]
         self._free = deque(self._all)
         self._pending: deque[tuple[Future[int], bytes, memoryview, tuple[bytearray, bytearray]]] = deque()
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ztai-aead") \
-            if workers > 0 else None
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ztai-aead") \
+            if threads > 0 else None
+
+    def __enter__(self) -> _Pipeline:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close(failed=exc_type is not None)
 
     def buffers(self) -> tuple[bytearray, bytearray]:
         """A free (input, output) pair, waiting for the oldest job to finish and be written if needed."""
@@ -169,12 +184,9 @@ def encrypt_stream(source: BinaryIO, sink: BinaryIO, keys: DataKeySource,
     _write_all(sink, memoryview(header))
     _write_all(sink, memoryview(aead.encrypt(HEADER_AUTH_IV, b"", header)))
 
-    pipeline = _Pipeline(sink, frame_length + TAG_LENGTH, max(2, in_flight),
-                         _workers_for(frame_length, workers))
-    failed = True
     total = 0
     sequence = 0
-    try:
+    with _Pipeline(sink, frame_length, in_flight, workers) as pipeline:
         # One frame of look-ahead: a full frame is final only if nothing follows it (the spec's
         # SHOULD: an exact multiple of the frame length ends with a full final frame).
         pair = pipeline.buffers()
@@ -210,9 +222,6 @@ def encrypt_stream(source: BinaryIO, sink: BinaryIO, keys: DataKeySource,
             assert next_pair is not None
             pair, count = next_pair, next_count
         pipeline.drain()
-        failed = False
-    finally:
-        pipeline.close(failed)
     return MessageInfo(message_id=message_id.hex(), suite=SUITE_NAME, encryption_context=context,
                        key_provider_infos=tuple(_info(edk) for edk in edks), frame_length=frame_length,
                        frames=sequence, plaintext_length=total)
@@ -257,12 +266,9 @@ def decrypt_stream(source: BinaryIO, sink: BinaryIO, unwrapper: DataKeyUnwrapper
         raise AuthenticationError("header authentication failed: the header was modified") from None
 
     frame_length = header.frame_length
-    pipeline = _Pipeline(sink, frame_length + TAG_LENGTH, max(2, in_flight),
-                         _workers_for(frame_length, workers))
-    failed = True
     total = 0
     sequence = 0
-    try:
+    with _Pipeline(sink, frame_length, in_flight, workers) as pipeline:
         while True:
             sequence += 1
             field = _read_exact(source, 4, sequence)
@@ -309,9 +315,6 @@ def decrypt_stream(source: BinaryIO, sink: BinaryIO, unwrapper: DataKeyUnwrapper
         if read_up_to(source, 1):
             raise AuthenticationError("data after the final frame: the message was extended or "
                                       "concatenated")
-        failed = False
-    finally:
-        pipeline.close(failed)
     return MessageInfo(message_id=header.message_id.hex(), suite=SUITE_NAME,
                        encryption_context=header.encryption_context,
                        key_provider_infos=tuple(_info(edk) for edk in header.encrypted_data_keys),

@@ -1,0 +1,134 @@
+"""The Lambda functions of the stack, declared one way (`logged_function`).
+
+Every function runs runtime code: the `ztai_runtime` modules it imports, shipped as an asset and
+nothing else (components package the runtime, they never import it). What `logged_function`
+declares, secure by default:
+
+- the log group `/aws/lambda/<function name>` (`<name>-logs`), created before the function so that
+  Lambda never creates an unencrypted one; encrypted with the given CMK, kept `log_retention_days`,
+  with `protect` and deletion protection when asked;
+- the execution role (`<name>-role`), trusted only by lambda.amazonaws.com of this account, for
+  sessions of at most one hour, and its one inline policy (`<name>-role-policy`, parented to the
+  role), which the caller writes from the log group's ARN;
+- the function (`<name>-function`): a supported Python runtime on arm64, reserved concurrency 1
+  (two runs never race), Text logs to its group; created after the group and the policy, so the
+  first invocation can log and act;
+- its asynchronous invocation settings (`<name>-async`, parented to the function): Lambda retries a
+  failed run, which is safe because the runtime functions are idempotent;
+- an alarm on its errors (`<name>-errors-alarm`, parented to the function).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.alarms import occurrence_alarm
+
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "ztai_runtime"
+RUNTIME = "python3.13"
+MAX_SESSION_SECONDS = 3600
+
+
+def policy_document(statements: list[dict[str, Any]]) -> str:
+    """An IAM policy document of these statements, serialised stably (sorted keys)."""
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+
+
+def service_trust_policy(service: str, account_id: str) -> str:
+    """Trust for one AWS service acting for this account only (confused-deputy guard)."""
+    return policy_document([{
+        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+    }])
+
+
+def runtime_archive(modules: Sequence[str]) -> pulumi.AssetArchive:
+    """The Lambda code: `ztai_runtime/<module>` for each module the function imports."""
+    return pulumi.AssetArchive({"ztai_runtime": pulumi.AssetArchive({
+        module: pulumi.FileAsset(str(RUNTIME_DIR / module)) for module in modules})})
+
+
+def log_group_name(function_name: str) -> str:
+    """Where Lambda writes a function's logs."""
+    return f"/aws/lambda/{function_name}"
+
+
+@dataclass(frozen=True)
+class LoggedFunction:
+    """What `logged_function` declared."""
+
+    log_group: aws.cloudwatch.LogGroup
+    role: aws.iam.Role
+    role_policy: aws.iam.RolePolicy
+    function: aws.lambda_.Function
+
+
+def logged_function(
+        name: str, *, parent: pulumi.Resource, account_id: pulumi.Output[str], function_name: str,
+        description: str, role_description: str, handler: str, modules: Sequence[str],
+        role_policy: Callable[[pulumi.Output[str]], pulumi.Input[str]],
+        logs_key_arn: pulumi.Input[str], log_retention_days: int, memory_size: int, timeout: int,
+        retry_attempts: int, max_event_age: int, errors_alarm_description: str,
+        errors_alarm_period: int, alarm_actions: Sequence[pulumi.Input[str]], tags: Mapping[str, str],
+        protect: bool = False, environment: Mapping[str, pulumi.Input[str]] | None = None,
+        vpc_config: aws.lambda_.FunctionVpcConfigArgs | None = None) -> LoggedFunction:
+    """Declare one function with its log group, role, role policy, retries and error alarm.
+
+    name: prefix of the children's resource names; parent: the component that owns them.
+    account_id: this account (the role's trust condition).
+    function_name: the function's AWS name; its log group is `log_group_name(function_name)`.
+    description, role_description: of the function and of its role.
+    handler, modules: the entry point and the `ztai_runtime` modules shipped (all it imports).
+    role_policy: the role's inline policy, given the log group's ARN.
+    logs_key_arn, log_retention_days: the log group's CMK and retention.
+    memory_size, timeout: the function's MiB and seconds.
+    retry_attempts, max_event_age: Lambda's asynchronous retries (0-2) and how long an event may
+        wait for them (seconds).
+    errors_alarm_description, errors_alarm_period: the error alarm's text and period (seconds).
+    alarm_actions: ARNs notified by the error alarm; none: it still changes state (EventBridge).
+    tags: the component's tags; each child adds its `Name`.
+    protect: `protect` and deletion protection on the log group; default False.
+    environment: the function's environment variables; default none.
+    vpc_config: the subnets and security groups to run in; default none, outside any VPC.
+    """
+    child = pulumi.ResourceOptions(parent=parent)
+    log_group = aws.cloudwatch.LogGroup(
+        f"{name}-logs", name=log_group_name(function_name), retention_in_days=log_retention_days,
+        kms_key_id=logs_key_arn, deletion_protection_enabled=protect,
+        tags={**tags, "Name": function_name},
+        opts=pulumi.ResourceOptions(parent=parent, protect=protect))
+    role = aws.iam.Role(
+        f"{name}-role", description=role_description, max_session_duration=MAX_SESSION_SECONDS,
+        assume_role_policy=account_id.apply(
+            lambda account: service_trust_policy("lambda.amazonaws.com", account)),
+        tags={**tags, "Name": f"{function_name}-role"}, opts=child)
+    policy = aws.iam.RolePolicy(
+        f"{name}-role-policy", role=role.id, policy=role_policy(log_group.arn),
+        opts=pulumi.ResourceOptions(parent=role))
+    function = aws.lambda_.Function(
+        f"{name}-function", name=function_name, description=description,
+        runtime=RUNTIME, handler=handler, code=runtime_archive(modules), role=role.arn,
+        architectures=["arm64"], memory_size=memory_size, timeout=timeout,
+        reserved_concurrent_executions=1,
+        environment=(aws.lambda_.FunctionEnvironmentArgs(variables=dict(environment))
+                     if environment is not None else None),
+        logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=log_group.name),
+        vpc_config=vpc_config,
+        tags={**tags, "Name": function_name},
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[log_group, policy]))
+    aws.lambda_.FunctionEventInvokeConfig(
+        f"{name}-async", function_name=function.name, maximum_retry_attempts=retry_attempts,
+        maximum_event_age_in_seconds=max_event_age, opts=pulumi.ResourceOptions(parent=function))
+    occurrence_alarm(
+        f"{name}-errors-alarm", alarm_name=f"{function_name}-errors", description=errors_alarm_description,
+        namespace="AWS/Lambda", metric_name="Errors", dimensions={"FunctionName": function.name},
+        statistic="Sum", period=errors_alarm_period, alarm_actions=alarm_actions, tags=tags,
+        parent=function)
+    return LoggedFunction(log_group=log_group, role=role, role_policy=policy, function=function)
