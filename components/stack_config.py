@@ -799,4 +799,29 @@ def load_stack_config() -> StackConfig:
     merged.update(pulumi.runtime.config.CONFIG.get())
     # Older engines spell keys `namespace:config:key`; the program's own form is `namespace:key`.
     raw = {key.replace(":config:", ":", 1): value for key, value in merged.items()}
-    return parse_stack_config(raw, f" for stack {pulumi.get_stack()!r}")
+    config = parse_stack_config(raw, f" for stack {pulumi.get_stack()!r}")
+    for placeholder in placeholders(config):
+        pulumi.log.warn(f"placeholder still in the stack configuration: {placeholder}")
+    return config
+
+
+# The shipped stacks' placeholders: a preview passes with them, a deployment would not work.
+PLACEHOLDER_ACCOUNT = "111122223333"  # AWS's documentation account
+
+
+def placeholders(config: StackConfig) -> list[str]:
+    """What in `config` is still one of the shipped placeholders (to be replaced before
+    deploying), each saying which key; empty when none is."""
+    found = [f"{_full('keyAdministratorRoleArns')} names the documentation account "
+             f"{PLACEHOLDER_ACCOUNT}" for arn in config.key_administrator_role_arns[:1]
+             if f":{PLACEHOLDER_ACCOUNT}:" in arn]
+    api = config.api
+    if api is not None:
+        if api.domain_name == "example.com" or api.domain_name.endswith(".example.com"):
+            found.append(f"{_full('apiDomainName')} = {api.domain_name} (example.com is reserved)")
+        if api.hosted_zone_id is not None and "PLACEHOLDER" in api.hosted_zone_id:
+            found.append(f"{_full('apiHostedZoneId')} = {api.hosted_zone_id}")
+        files = [*api.client_ca_files, *(p.ca_file for p in api.partners if p.ca_file)]
+        found += [f"CA file {Path(f).name} (its key was discarded: it admits no one)"
+                  for f in files if Path(f).name.startswith("placeholder-")]
+    return found

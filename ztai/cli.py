@@ -144,6 +144,8 @@ def _preview(args: argparse.Namespace) -> int:
         if recorded.errors:
             print("error: the program logged errors:\n" + "\n".join(recorded.errors), file=sys.stderr)
             return EXIT_FAILURE
+        for warning in recorded.warnings:  # as `pulumi preview` shows them, beside the report
+            print(f"warning: {warning}", file=sys.stderr)
         session.submit(analyzed(recorded.resources[0]))  # the root stack, described after the run
         try:
             result = session.finish([analyzed(r) for r in recorded.resources])

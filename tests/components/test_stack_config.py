@@ -9,7 +9,7 @@ import pulumi
 import pytest
 import yaml
 
-from components.stack_config import KEYS, StackConfigError, parse_stack_config
+from components.stack_config import KEYS, StackConfigError, parse_stack_config, placeholders
 from tests.conftest import ROOT
 from ztai.stackfile import load_stack
 
@@ -485,3 +485,18 @@ def test_replicas_stay_in_the_stacks_partition() -> None:
 
 def test_a_region_that_is_not_a_name_is_named() -> None:
     assert "aws:region = 5: a region name such as eu-west-1" in problems_of(aws__region=5)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_shipped_placeholders_are_named(stack: str) -> None:
+    found = placeholders(parse_stack_config(load_stack(ROOT, stack).config))
+    assert [f.split(" ")[0] for f in found] == [
+        "zero-trust-ai:keyAdministratorRoleArns", "zero-trust-ai:apiDomainName",
+        "zero-trust-ai:apiHostedZoneId", "CA", "CA"]
+
+
+def test_a_real_configuration_has_no_placeholders() -> None:
+    real = {**VALID, "zero-trust-ai:keyAdministratorRoleArns": '["arn:aws:iam::444455556666:role/a"]',
+            "zero-trust-ai:apiDomainName": "api.models.acme.io",
+            "zero-trust-ai:apiClientCaFiles": f'["{PARTNER_CA}"]'}
+    assert [p for p in placeholders(parse_stack_config(real)) if not p.startswith("CA file")] == []

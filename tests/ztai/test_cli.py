@@ -41,6 +41,9 @@ def test_preview_prints_the_tree_and_passes_the_policies(stack: str, zones: int)
     assert "zero-trust-ai@v0.1.0" in out and "PASSED" in out
     assert "0 mandatory and 0 advisory violation(s)" in out
     assert ("[protect]" in out) == (stack == "prod")
+    # The shipped placeholders are named on every preview, as warnings.
+    assert ("warning: placeholder still in the stack configuration: zero-trust-ai:apiDomainName = "
+            f"api.{'dev.' if stack == 'dev' else ''}example.com") in run.stderr
 
 
 def test_json_report(dev_export: tuple[subprocess.CompletedProcess[str], Path]) -> None:

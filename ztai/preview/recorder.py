@@ -68,6 +68,7 @@ class RecordedStack:
     stack_outputs: dict[str, Any]
     errors: list[str]
     config: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 class RecordingMonitor(MockMonitor):
@@ -121,13 +122,16 @@ class RecordingMonitor(MockMonitor):
         return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
 
-class _ErrorCollector(logging.Handler):
+class _DiagnosticCollector(logging.Handler):
+    """The program's `pulumi.log` warnings and errors, as the engine's diagnostics."""
+
     def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.messages: list[str] = []
+        super().__init__(logging.WARNING)
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        (self.errors if record.levelno >= logging.ERROR else self.warnings).append(record.getMessage())
 
 
 def record(program: Callable[[], None], *, project: str, stack: str,
@@ -140,9 +144,9 @@ def record(program: Callable[[], None], *, project: str, stack: str,
     as in a first real preview. Exceptions from the program propagate unchanged."""
     mocks = AwsMocks(region, unknowns=unknowns)
     monitor = RecordingMonitor(mocks, on_register)
-    errors = _ErrorCollector()
+    diagnostics = _DiagnosticCollector()
     logger = logging.getLogger(f"ztai.preview.{stack}")
-    logger.addHandler(errors)
+    logger.handlers = [diagnostics]  # one collector per run, not one more per run
     logger.propagate = False
     # Each run gets a fresh root stack (set_mocks reuses one left by an earlier run).
     pulumi.runtime.settings.ROOT.set(None)
@@ -163,7 +167,8 @@ def record(program: Callable[[], None], *, project: str, stack: str,
                                    custom=False, outputs=outputs)
     resources = [root_record, *monitor.recorded]
     return RecordedStack(project=project, stack=stack, resources=resources,
-                         stack_outputs=outputs, errors=errors.messages, config=dict(config))
+                         stack_outputs=outputs, errors=diagnostics.errors,
+                         warnings=diagnostics.warnings, config=dict(config))
 
 
 async def _resolve(value: Any) -> Any:
