@@ -39,10 +39,12 @@ class Measurements:
     def parse(cls, text: str, *, require_signed: bool = False) -> Measurements:
         try:
             document = json.loads(text)
-            raw = document["Measurements"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise MeasurementsError("not nitro-cli build-enclave output: expected a JSON object with "
-                                    "\"Measurements\"") from None
+        except (json.JSONDecodeError, RecursionError):
+            document = None
+        raw = document.get("Measurements") if isinstance(document, dict) else None
+        if not isinstance(raw, dict):
+            raise MeasurementsError("not nitro-cli build-enclave output: expected a JSON object with a "
+                                    "\"Measurements\" object")
         algorithm = str(raw.get("HashAlgorithm", ""))
         if not algorithm.lower().startswith("sha384"):
             raise MeasurementsError(f"HashAlgorithm {algorithm!r}: KMS attestation conditions use SHA-384")
@@ -71,7 +73,7 @@ class Measurements:
 
     def rewrite_stack_file(self, path: Path) -> str:
         """The stack file with each measurement key set, other lines untouched (comments kept)."""
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        lines = _read_text(path).splitlines(keepends=True)
         remaining = {f"{PROJECT}:{CONFIG_KEYS[name]}": value for name, value in self.pcrs.items()}
         out = []
         for line in lines:
@@ -88,6 +90,13 @@ class Measurements:
         return "".join(out)
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise MeasurementsError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("measurements", type=Path, help="nitro-cli build-enclave output (JSON)")
@@ -97,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stacks-dir", type=Path, default=Path(__file__).resolve().parent.parent / "stacks")
     args = parser.parse_args(argv)
     try:
-        measurements = Measurements.parse(args.measurements.read_text(encoding="utf-8"),
-                                          require_signed=args.signed)
+        measurements = Measurements.parse(_read_text(args.measurements), require_signed=args.signed)
         if args.write:
             stack_file = args.stacks_dir / f"Pulumi.{args.stack}.yaml"
             stack_file.write_text(measurements.rewrite_stack_file(stack_file), encoding="utf-8")

@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 PROTOCOL_VERSION = 1
+MAX_TCP_PORT = 0xFFFF
+# vsock CIDs and ports are 32-bit; -1 stands for VMADDR_CID_ANY / VMADDR_PORT_ANY.
+MAX_VSOCK_NUMBER = 0xFFFFFFFF
 # A predict message of the model's largest batch (1024 rows of 64 numbers) is ~1.3 MB of JSON.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 ENCLAVE_PORT = 5005  # vsock port the enclave application listens on
@@ -51,10 +54,11 @@ class Address:
         try:
             if kind == "vsock":
                 cid, port = rest.split(":")
-                return cls("vsock", cid, int(port))
+                return cls("vsock", str(_number(text, "CID", cid, -1, MAX_VSOCK_NUMBER)),
+                           _number(text, "port", port, -1, MAX_VSOCK_NUMBER))
             if kind == "tcp":
                 host, port = rest.rsplit(":", 1)
-                return cls("tcp", host, int(port))
+                return cls("tcp", host, _number(text, "port", port, 0, MAX_TCP_PORT))
             if kind == "unix" and rest:
                 return cls("unix", rest)
         except ValueError:
@@ -85,6 +89,27 @@ class Address:
         return sock
 
 
+def _number(address: str, what: str, text: str, lowest: int, highest: int) -> int:
+    """An address's port or CID, range-checked here: the socket layer would raise OverflowError
+    for a TCP port and silently truncate a vsock number."""
+    value = int(text)  # ValueError: not a number, reported as a malformed address
+    if not lowest <= value <= highest:
+        raise ProtocolError(f"address {address!r}: {what} {value} outside {lowest}..{highest}")
+    return value
+
+
+def write_all(stream: Any, data: bytes) -> None:
+    """Write every byte of `data`. A raw socket stream (`makefile(buffering=0)`) on a socket with a
+    timeout sends what fits in the socket buffer and returns that count: a bare `write()` would
+    silently drop the rest and desynchronise the peers."""
+    view = memoryview(data).cast("B")
+    while view:
+        written = stream.write(view)
+        if not written:  # None: a non-blocking socket with a full buffer (ours all have timeouts)
+            raise OSError(f"the connection accepted no data ({len(view)} bytes left to send)")
+        view = view[written:]
+
+
 def _recv_exact(stream: io.BufferedIOBase | Any, count: int) -> bytes:
     data = bytearray()
     while len(data) < count:
@@ -99,7 +124,7 @@ def send_message(stream: Any, message: dict[str, Any]) -> None:
     body = json.dumps(message, separators=(",", ":")).encode("utf-8")
     if len(body) > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"message of {len(body)} bytes exceeds {MAX_MESSAGE_BYTES}")
-    stream.write(struct.pack(">I", len(body)) + body)
+    write_all(stream, struct.pack(">I", len(body)) + body)
     stream.flush()
 
 
@@ -117,6 +142,8 @@ def read_message(stream: Any) -> dict[str, Any] | None:
         message = json.loads(_recv_exact(stream, length))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ProtocolError(f"message is not JSON: {error}") from None
+    except RecursionError:
+        raise ProtocolError("message is nested too deeply") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ProtocolError("message is not an object with a string 'type'")
     return message

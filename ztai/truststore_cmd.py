@@ -172,19 +172,14 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _issue_test_client(args: argparse.Namespace) -> int:
-    from cryptography import x509
-
-    from ztai_runtime.truststore import TruststoreError, issue_test_client, load_ca_key
+    from ztai_runtime.truststore import TruststoreError, issue_test_client, load_ca_key, load_certificates
 
     if args.out_cert.absolute() == args.out_key.absolute():
         raise UsageError("--out-cert and --out-key are the same file")
     for path in (args.out_cert, args.out_key):
         _check_destination(path, args.force)
     try:
-        ca_cert = x509.load_pem_x509_certificate(_read(args.ca_cert))
-    except ValueError as error:
-        raise UsageError(f"{args.ca_cert}: not a PEM certificate ({error})") from None
-    try:
+        ca_cert = load_certificates(_read(args.ca_cert), str(args.ca_cert))[0]  # the CA heads its file
         ca_key = load_ca_key(_read(args.ca_key), str(args.ca_key))
         cert_pem, key_pem = issue_test_client(ca_cert, ca_key, args.subject, args.days)
     except TruststoreError as error:

@@ -23,7 +23,6 @@ S3 object version the gateway pins.
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import re
 import secrets
@@ -37,6 +36,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
+
+# What `cryptography` raises on a damaged certificate (at load or when a part is first read),
+# shared with the attestation chain check.
+from ztai_runtime.x509_errors import CERTIFICATE_ERRORS
 
 EXPIRY_WARNING_DAYS = 30
 MIN_RSA_BITS = 2048
@@ -109,21 +112,57 @@ def _base64(body: bytes) -> bytes:
     return base64.b64decode(b"".join(body.split()), validate=True)  # strict: no stray characters
 
 
+def _load_certificate(der: bytes) -> x509.Certificate:
+    """A certificate whose every part the checks read parses now, so a damaged one (a duplicate
+    extension, a malformed BasicConstraints) is refused here rather than failing a check later."""
+    certificate = x509.load_der_x509_certificate(der)
+    certificate.extensions  # noqa: B018 - parsed on first access
+    certificate.public_key()
+    certificate.subject.rfc4514_string()
+    certificate.issuer.rfc4514_string()
+    certificate.not_valid_before_utc  # noqa: B018
+    certificate.not_valid_after_utc  # noqa: B018
+    return certificate
+
+
+@dataclass(frozen=True)
+class _PemBlock:
+    """One PEM block of an input: its certificate, or what is wrong with it."""
+
+    certificate: x509.Certificate | None
+    problem: str | None  # completes "PEM block N ...", e.g. "is 'PRIVATE KEY', not a CERTIFICATE"
+
+
+def _pem_blocks(pem: bytes) -> list[_PemBlock]:
+    """Every PEM block of `pem`, in order; text outside the blocks is the caller's concern."""
+    blocks: list[_PemBlock] = []
+    for match in _PEM_BLOCK.finditer(pem):
+        label, body, end_label = match[1].decode("ascii"), match[2], match[3].decode("ascii")
+        if label != end_label:
+            blocks.append(_PemBlock(None, f"begins {label!r} but ends {end_label!r}"))
+        elif label != "CERTIFICATE":
+            blocks.append(_PemBlock(None, f"is {label!r}, not a CERTIFICATE (never put a private key "
+                                          "in a truststore)"))
+        else:
+            try:
+                blocks.append(_PemBlock(_load_certificate(_base64(body)), None))
+            except CERTIFICATE_ERRORS as error:  # bad base64 too: binascii.Error is a ValueError
+                blocks.append(_PemBlock(None, f"is not a usable certificate ({type(error).__name__}: "
+                                              f"{error})"))
+    return blocks
+
+
 def load_certificates(pem: bytes, source: str) -> list[x509.Certificate]:
-    """Every certificate of a PEM file; anything else in a PEM block (a key, a CSR) is refused."""
-    blocks = _PEM_BLOCK.findall(pem)
+    """Every certificate of a PEM file; anything else in a PEM block (a key, a CSR) or a damaged
+    certificate is refused. Text outside the blocks (comments) is ignored."""
+    blocks = _pem_blocks(pem)
     if not blocks:
         raise TruststoreError(f"{source}: no PEM certificate found")
     certificates: list[x509.Certificate] = []
-    for number, (label, body, end_label) in enumerate(blocks, start=1):
-        if label != b"CERTIFICATE" or end_label != label:
-            raise TruststoreError(f"{source}: PEM block {number} is {label.decode()!r}, not a CERTIFICATE "
-                                  "(never put a private key in a truststore input)")
-        try:
-            certificates.append(x509.load_der_x509_certificate(_base64(body)))
-        except (ValueError, binascii.Error) as error:
-            raise TruststoreError(f"{source}: PEM block {number} is not a valid certificate: "
-                                  f"{error}") from None
+    for number, block in enumerate(blocks, start=1):
+        if block.certificate is None:
+            raise TruststoreError(f"{source}: PEM block {number} {block.problem}")
+        certificates.append(block.certificate)
     return certificates
 
 
@@ -152,7 +191,7 @@ def check_bundle(pem: bytes, now: dt.datetime, *, expiry_warning_days: int = EXP
         raise ValueError("now must be timezone-aware")
     findings: list[Finding] = []
     summaries: list[CertificateSummary] = []
-    blocks = list(_PEM_BLOCK.finditer(pem))
+    blocks = _pem_blocks(pem)
     outside = _PEM_BLOCK.sub(b"", pem).strip()
     if outside:
         findings.append(Finding("error", "pem", None, None,
@@ -162,15 +201,9 @@ def check_bundle(pem: bytes, now: dt.datetime, *, expiry_warning_days: int = EXP
         findings.append(Finding("error", "empty", None, None, "no certificate in the truststore"))
     seen: dict[str, int] = {}
     for index, block in enumerate(blocks):
-        label, body, end_label = block.groups()
-        if label != b"CERTIFICATE" or end_label != label:
-            findings.append(Finding("error", "pem", index, None,
-                                    f"PEM block is {label.decode()!r}, not a CERTIFICATE"))
-            continue
-        try:
-            certificate = x509.load_der_x509_certificate(_base64(body))
-        except (ValueError, binascii.Error) as error:
-            findings.append(Finding("error", "pem", index, None, f"not a parseable certificate: {error}"))
+        certificate = block.certificate
+        if certificate is None:
+            findings.append(Finding("error", "pem", index, None, f"PEM block {block.problem}"))
             continue
         subject = certificate.subject.rfc4514_string()
         fingerprint = certificate.fingerprint(hashes.SHA256()).hex()

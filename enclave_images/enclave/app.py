@@ -159,6 +159,9 @@ class EnclaveApp:
                 return {"type": "prediction", "labels": model.predict(message.get("inputs"))}  # type: ignore[arg-type]
             except ModelError as error:
                 return _error(str(error))
+            except Exception as error:  # noqa: BLE001 - refuse this request, keep serving the connection
+                log_decision(_log, "predict-refused", reason=str(error), kind=type(error).__name__)
+                return _error(f"prediction refused: {type(error).__name__} (see the enclave log)")
         return _error(f"unknown message type {kind!r}")
 
     def _load(self, message: dict[str, Any], stream: Any) -> dict[str, Any]:

@@ -80,7 +80,7 @@ class DigitsModel:
             raise ModelError(f"inputs must be a list of 1..{MAX_BATCH} rows")
         try:
             batch = np.asarray(inputs, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond float
             raise ModelError("inputs must be numbers") from None
         if batch.shape != (len(inputs), FEATURES) or not np.isfinite(batch).all():
             raise ModelError(f"each row must hold {FEATURES} finite numbers (8x8 pixels, 0..16)")

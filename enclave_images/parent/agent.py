@@ -21,7 +21,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from enclave_images.protocol import PROTOCOL_VERSION, Address, ProtocolError, read_message, send_message
+from enclave_images.protocol import (
+    MAX_TCP_PORT,
+    PROTOCOL_VERSION,
+    Address,
+    ProtocolError,
+    read_message,
+    send_message,
+    write_all,
+)
 from ztai_runtime.jsonlog import get_logger, log_decision
 
 # Below the protocol's message limit, so a request that passes here fits one predict message.
@@ -50,7 +58,7 @@ class EnclaveClient:
                 if payload is not None:
                     with open(payload, "rb") as source:
                         while chunk := source.read(1 << 20):
-                            self._stream.write(chunk)
+                            write_all(self._stream, chunk)
                 answer = read_message(self._stream)
             except (OSError, ProtocolError) as error:
                 self._stream = None
@@ -93,6 +101,13 @@ def instance_credentials() -> dict[str, str]:  # pragma: no cover - needs an ins
     frozen = boto3.Session().get_credentials().get_frozen_credentials()
     return {"access_key_id": frozen.access_key, "secret_access_key": frozen.secret_key,
             "session_token": frozen.token or ""}
+
+
+def _is_rows(inputs: Any) -> bool:
+    """A list of flat rows. Only that shape is forwarded (the enclave checks the numbers), so no
+    structure nested deeper than the protocol can encode reaches the enclave channel."""
+    return isinstance(inputs, list) and all(
+        isinstance(row, list) and not any(isinstance(cell, list | dict) for cell in row) for row in inputs)
 
 
 def make_handler(enclave: EnclaveClient,
@@ -138,8 +153,10 @@ def make_handler(enclave: EnclaveClient,
                 return
             try:
                 body = json.loads(self.rfile.read(length))
-                inputs = body["inputs"]
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
+                body = None
+            inputs = body.get("inputs") if isinstance(body, dict) else None
+            if not _is_rows(inputs):
                 self._reply(400, {"error": 'expected {"inputs": [[64 numbers], ...]}'})
                 return
             try:
@@ -153,27 +170,65 @@ def make_handler(enclave: EnclaveClient,
     return Handler
 
 
-def main() -> None:  # pragma: no cover - runs on the instance
-    import boto3
+def _context_pair(text: str) -> tuple[str, str]:
+    key, separator, value = text.partition("=")
+    if not separator or not key or not value:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. model=digits")
+    return key, value
 
+
+def _enclave_address(text: str) -> Address:
+    try:
+        return Address.parse(text)
+    except ProtocolError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _listen_address(text: str) -> tuple[str, int]:
+    host, separator, port = text.rpartition(":")
+    try:
+        number = int(port) if separator else 0
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_TCP_PORT:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT with a port 1..{MAX_TCP_PORT}")
+    return host, number
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, checked: a bad value exits with status 2 and names the option."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bucket", required=True)
     parser.add_argument("--key", required=True, help="S3 key of the encrypted weights")
     parser.add_argument("--key-arn", action="append", required=True, help="KMS key ARN that may unwrap")
-    parser.add_argument("--context", action="append", default=[], metavar="K=V")
-    parser.add_argument("--enclave", default="vsock:16:5005")
-    parser.add_argument("--listen", default="0.0.0.0:8080")
-    args = parser.parse_args()
+    parser.add_argument("--context", action="append", default=[], type=_context_pair, metavar="K=V",
+                        help="encryption context pair the weights must carry; repeatable")
+    parser.add_argument("--enclave", default="vsock:16:5005", type=_enclave_address,
+                        help="the enclave application (default: vsock:16:5005)")
+    parser.add_argument("--listen", default="0.0.0.0:8080", type=_listen_address, metavar="HOST:PORT",
+                        help="where the load balancer reaches the agent (default: 0.0.0.0:8080)")
+    args = parser.parse_args(argv)
+    context: dict[str, str] = {}
+    for key, value in args.context:
+        if key in context:
+            parser.error(f"argument --context: {key!r} given twice")
+        context[key] = value
+    args.context = context
+    return args
+
+
+def main() -> None:  # pragma: no cover - runs on the instance
+    import boto3
+
+    args = parse_args()
     session = boto3.Session()
     if not session.region_name:
         raise SystemExit("no AWS region configured (AWS_REGION or the instance's metadata)")
-    context = dict(pair.split("=", 1) for pair in args.context)
     weights = fetch_weights(session.client("s3"), args.bucket, args.key, Path(tempfile.gettempdir()))
-    enclave = EnclaveClient(Address.parse(args.enclave))
-    enclave.load(weights, key_arns=args.key_arn, context=context, credentials=instance_credentials())
-    host, _, port = args.listen.rpartition(":")
-    handler = make_handler(enclave, EnclaveClient(Address.parse(args.enclave), timeout=5.0))
-    ThreadingHTTPServer((host, int(port)), handler).serve_forever()
+    enclave = EnclaveClient(args.enclave)
+    enclave.load(weights, key_arns=args.key_arn, context=args.context, credentials=instance_credentials())
+    handler = make_handler(enclave, EnclaveClient(args.enclave, timeout=5.0))
+    ThreadingHTTPServer(args.listen, handler).serve_forever()
 
 
 if __name__ == "__main__":

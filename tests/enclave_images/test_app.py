@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
+import struct
 import threading
 import urllib.error
 import urllib.request
@@ -18,12 +20,15 @@ from typing import Any
 import pytest
 
 from enclave_images.enclave.app import EnclaveApp, EnclaveConfig
+from enclave_images.enclave.model import DigitsModel
 from enclave_images.parent.agent import EnclaveClient, EnclaveError, make_handler
 from enclave_images.protocol import Address, ProtocolError, read_message, send_message
 from tests.enclave_images.conftest import TrainedModel
 from ztai_runtime.weights import EncryptedDataKey, StaticUnwrapper, encrypt_stream
 
 CONTEXT = {"model": "digits", "version": "1"}
+CONFIG = EnclaveConfig(region="eu-west-1", key_arns=("arn:aws:kms:eu-west-1:1:key/k",),
+                       context={"model": "digits"})
 
 
 class FixedKey:
@@ -103,7 +108,7 @@ def test_parent_http_endpoint(enclave: Address, sealed: tuple[Path, bytes],
     base = f"http://127.0.0.1:{server.server_address[1]}"
 
     def call(path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
-        data = None if body is None else json.dumps(body).encode()
+        data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
         try:
             with urllib.request.urlopen(urllib.request.Request(base + path, data=data), timeout=10) as reply:
                 return reply.status, json.loads(reply.read())
@@ -118,6 +123,9 @@ def test_parent_http_endpoint(enclave: Address, sealed: tuple[Path, bytes],
         assert status == 200 and len(body["labels"]) == 3
         assert call("/predict", {"inputs": [[1] * 5]})[0] == 400
         assert call("/predict", {"rows": []})[0] == 400
+        # Nested too deeply to parse, or deeper than rows of numbers: refused by the parent.
+        assert call("/predict", b'{"inputs": ' + b"[" * 100_000)[0] == 400
+        assert call("/predict", {"inputs": [[[1] * 64]]})[0] == 400
         assert call("/nothing")[0] == 404
     finally:
         server.shutdown()
@@ -156,3 +164,61 @@ def test_an_unexpected_failure_refuses_the_load_and_keeps_the_stream_in_step(sea
         client.load(sealed[0], key_arns=[], context=CONTEXT, credentials={})
     assert client.ping() == {"type": "pong", "loaded": False}
     listener.close()
+
+
+def test_weights_cross_a_socket_whose_writes_are_partial(enclave: Address, sealed: tuple[Path, bytes],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a small send buffer each write() of a raw socket stream with a timeout sends only part of
+    a weights chunk; the parent must send the rest, or both sides wait for each other."""
+    connect = Address.connect
+
+    def small_send_buffer(address: Address, timeout: float | None = 30.0) -> socket.socket:
+        sock = connect(address, timeout)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        return sock
+
+    monkeypatch.setattr(Address, "connect", small_send_buffer)
+    assert sealed[0].stat().st_size > 4 * 4096  # several times the buffer (the kernel doubles it)
+    client = EnclaveClient(enclave, timeout=10)
+    assert client.load(sealed[0], key_arns=[], context=CONTEXT, credentials={})["classes"] == 10
+    assert client.ping() == {"type": "pong", "loaded": True}
+
+
+def test_a_deeply_nested_message_closes_the_connection_without_a_traceback() -> None:
+    app = EnclaveApp(CONFIG, lambda config, credentials: StaticUnwrapper(bytes(32)))
+    parent, enclave_side = socket.socketpair()
+    body = b"[" * 100_000
+
+    def send() -> None:
+        parent.sendall(struct.pack(">I", len(body)) + body)
+        parent.shutdown(socket.SHUT_WR)
+
+    writer = threading.Thread(target=send)
+    writer.start()
+    app._connection(enclave_side)  # the connection thread's body: must return, not raise
+    writer.join(timeout=10)
+    with parent:
+        assert parent.recv(1) == b""  # the enclave hung up
+
+
+def test_a_number_beyond_float_is_bad_input_and_the_connection_stays_usable(
+        enclave: Address, sealed: tuple[Path, bytes]) -> None:
+    client = EnclaveClient(enclave)
+    client.load(sealed[0], key_arns=[], context=CONTEXT, credentials={})
+    with pytest.raises(EnclaveError, match="inputs must be numbers"):
+        client.predict([[10 ** 400] * 64])  # valid JSON, too large for a float
+    assert client.ping() == {"type": "pong", "loaded": True}
+
+
+def test_a_prediction_that_fails_unexpectedly_is_refused_and_the_connection_stays_usable(
+        enclave: Address, sealed: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    client = EnclaveClient(enclave)
+    client.load(sealed[0], key_arns=[], context=CONTEXT, credentials={})
+
+    def broken(self: object, inputs: object) -> list[int]:
+        raise ArithmeticError("a bug")
+
+    monkeypatch.setattr(DigitsModel, "predict", broken)
+    with pytest.raises(EnclaveError, match="prediction refused: ArithmeticError"):
+        client.predict([[0] * 64])
+    assert client.ping() == {"type": "pong", "loaded": True}

@@ -77,3 +77,24 @@ def test_build_script_refuses_a_base_image_not_pinned_by_digest() -> None:
                          text=True, check=False, timeout=30)
     assert run.returncode == 2
     assert "must be pinned by digest" in run.stderr
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param('{"Measurements": []}', id="measurements-a-list"),
+    pytest.param('{"Measurements": "PCR0"}', id="measurements-a-string"),
+    pytest.param('[{"Measurements": {}}]', id="a-list"),
+    pytest.param('"Measurements"', id="a-string"),
+    pytest.param("[" * 100_000, id="nested-too-deeply"),
+])
+def test_malformed_measurement_files_are_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       text: str) -> None:
+    (tmp_path / "m.json").write_text(text, encoding="utf-8")
+    assert main([str(tmp_path / "m.json"), "--stack", "prod"]) == 2
+    assert "error: not nitro-cli build-enclave output" in capsys.readouterr().err
+
+
+def test_a_binary_measurements_file_is_a_clear_error(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "m.json").write_bytes(b"\xff\xfe{}")
+    assert main([str(tmp_path / "m.json"), "--stack", "prod"]) == 2
+    assert f"error: {tmp_path / 'm.json'}: not UTF-8 text" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.support.mtls import MtlsServer, connect, make_server_identity, pem_files
-from tests.ztai_runtime.test_truststore import make_certificate, pem
+from tests.ztai_runtime.test_truststore import damaged_ca, make_certificate, pem
 from ztai.cli import main
 from ztai.errors import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION
 from ztai_runtime.truststore import create_test_ca
@@ -166,3 +166,34 @@ def test_cli_bundle_and_cli_client_against_a_real_tls_server(tmp_path: Path) -> 
         assert server.verdict()[0] == "refused"
         assert connect(server.port, identity.ca_file, clients["alpha"]) == "admitted"
         assert server.verdict()[0] == "admitted"
+
+
+def test_a_damaged_certificate_is_reported_not_a_traceback(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    alpha, _ = partner_ca(tmp_path, "alpha")
+    damaged_pem, damaged_key = damaged_ca("duplicate")
+    damaged, damaged_key_file = tmp_path / "damaged.pem", tmp_path / "damaged.key"
+    damaged.write_bytes(damaged_pem)
+    damaged_key_file.write_bytes(damaged_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(alpha.read_bytes() + damaged_pem)
+
+    assert main(["truststore", "check", str(bundle)]) == EXIT_VIOLATION
+    captured = capsys.readouterr()
+    assert "error: #1: pem: PEM block is not a usable certificate (DuplicateExtension: " in captured.err
+    assert "REFUSED: 1 certificates, 1 errors" in captured.out and "Traceback" not in captured.err
+
+    output = tmp_path / "out.pem"
+    assert main(["truststore", "build", "--partner", f"alpha={alpha}", "--partner", f"broken={damaged}",
+                 "--output", str(output)]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert f"partner broken: {damaged}: PEM block 1 is not a usable certificate" in captured.err
+    assert "Traceback" not in captured.err and not output.exists()
+
+    assert main(["truststore", "issue-test-client", "--ca-cert", str(damaged), "--ca-key",
+                 str(damaged_key_file), "--subject", "CN=x", "--out-cert", str(tmp_path / "c.pem"),
+                 "--out-key", str(tmp_path / "c.key")]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert "not a usable certificate (DuplicateExtension: " in captured.err
+    assert "Traceback" not in captured.err and not (tmp_path / "c.key").exists()

@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from tests.support.mtls import MtlsServer, ServerIdentity, connect, make_server_identity
 from ztai_runtime.truststore import (
@@ -82,6 +82,43 @@ def legacy_signed_ca(digest: hashes.HashAlgorithm) -> x509.Certificate:
     signature = key.sign(tbs, padding.PKCS1v15(), digest)
     algorithm = _der(0x30, legacy + b"\x05\x00")
     return x509.load_der_x509_certificate(_der(0x30, tbs + algorithm + _der(0x03, b"\x00" + signature)))
+
+
+FIRST_OID, SECOND_OID = x509.ObjectIdentifier("1.2.3.4"), x509.ObjectIdentifier("1.2.3.5")
+
+
+def damaged_ca(damage: str) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
+    """A CA certificate (PEM) that loads but whose extensions do not parse, and its key: `duplicate`
+    holds one extension twice, `basic-constraints` a BasicConstraints that is not a SEQUENCE.
+    `cryptography` refuses to build either, so the DER is edited (the signature no longer matches,
+    which loading does not check)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{damage} CA")])
+    builder = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=365))
+    )
+    if damage == "duplicate":
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        for oid in (FIRST_OID, SECOND_OID):
+            builder = builder.add_extension(x509.UnrecognizedExtension(oid, b"\x05\x00"), critical=False)
+    else:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(ExtensionOID.BASIC_CONSTRAINTS, b"\x04\x00"), critical=True)
+    der = builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    if damage == "duplicate":
+        first, second = bytes.fromhex("06032a0304"), bytes.fromhex("06032a0305")  # the two OIDs in DER
+        assert der.count(second) == 1
+        der = der.replace(second, first)
+    certificate = x509.load_der_x509_certificate(der)
+    with pytest.raises((x509.DuplicateExtension, ValueError)):
+        certificate.extensions  # noqa: B018 - the damage is where the checks read
+    return certificate.public_bytes(serialization.Encoding.PEM), key
+
+
+DAMAGE = [pytest.param("duplicate", "DuplicateExtension", id="duplicate-extension"),
+          pytest.param("basic-constraints", "ValueError", id="malformed-basic-constraints")]
 
 
 def checks(report: Any, severity: str) -> list[tuple[int | None, str]]:
@@ -174,6 +211,15 @@ def test_unparseable_input_is_an_error(data: bytes, check: str) -> None:
     assert not report.ok and check in {f.check for f in report.errors}
 
 
+@pytest.mark.parametrize(("damage", "error"), DAMAGE)
+def test_a_damaged_certificate_is_an_error_not_a_crash(damage: str, error: str) -> None:
+    good, _ = create_test_ca("partner-a CA")
+    report = check_bundle(pem(good) + damaged_ca(damage)[0] + pem(good), NOW)
+    assert checks(report, "error") == [(1, "pem"), (2, "duplicate")]
+    assert f"PEM block is not a usable certificate ({error}: " in report.errors[0].message
+    assert [c.index for c in report.certificates] == [0, 2]
+
+
 def test_a_private_key_or_stray_text_in_a_bundle_is_an_error() -> None:
     ca, key = create_test_ca("partner-a CA")
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -224,6 +270,16 @@ def test_build_refuses_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(TruststoreError, match="PRIVATE KEY"):
         build_bundle({"alpha": with_key})
     assert len(load_certificates(a_file.read_bytes(), "a")) == 1
+
+
+@pytest.mark.parametrize(("damage", "error"), DAMAGE)
+def test_build_refuses_a_damaged_certificate(tmp_path: Path, damage: str, error: str) -> None:
+    a_file, _, _ = write_ca(tmp_path, "alpha")
+    damaged = tmp_path / "damaged.pem"
+    damaged.write_bytes(a_file.read_bytes() + damaged_ca(damage)[0])
+    with pytest.raises(TruststoreError, match=rf"partner alpha: .*damaged\.pem: PEM block 2 is not a "
+                                              rf"usable certificate \({error}: "):
+        build_bundle({"alpha": damaged})
 
 
 # --- issue_test_client -------------------------------------------------------------------------

@@ -44,11 +44,13 @@ from typing import Any
 
 import cbor2
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import ExtensionOID
+
+from ztai_runtime.x509_errors import CERTIFICATE_ERRORS
 
 COSE_SIGN1_TAG = 18
 COSE_HEADER_ALG = 1
@@ -295,9 +297,6 @@ def _parse_payload(payload: bytes) -> dict[str, Any]:
 
 # -- certificate chain ------------------------------------------------------------------------------
 
-# What `cryptography` raises on a damaged certificate, at load or on first access of a part.
-_CERTIFICATE_ERRORS = (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension,
-                       x509.UnsupportedGeneralNameType, UnsupportedAlgorithm)
 
 
 def _load_certificate(der: bytes, what: str) -> x509.Certificate:
@@ -310,7 +309,7 @@ def _load_certificate(der: bytes, what: str) -> x509.Certificate:
         certificate.issuer.rfc4514_string()
         certificate.not_valid_before_utc  # noqa: B018
         certificate.not_valid_after_utc  # noqa: B018
-    except _CERTIFICATE_ERRORS as error:
+    except CERTIFICATE_ERRORS as error:
         raise AttestationError("chain", f"{what} is not a usable DER X.509 certificate "
                                         f"({type(error).__name__}: {error})") from None
     return certificate
@@ -374,13 +373,13 @@ def _verify_chain(leaf_der: bytes, cabundle: Sequence[bytes], trusted_root_der: 
             issuer, issuer_what = chain[depth + 1]
             try:
                 certificate.verify_directly_issued_by(issuer)
-            except (*_CERTIFICATE_ERRORS, InvalidSignature) as error:
+            except (*CERTIFICATE_ERRORS, InvalidSignature) as error:
                 raise AttestationError("chain", f"{what} is not issued by {issuer_what} "
                                                 f"({type(error).__name__}: {error})") from None
     root = chain[-1][0]
     try:
         root.verify_directly_issued_by(root)  # the anchor is self-signed (and not damaged)
-    except (*_CERTIFICATE_ERRORS, InvalidSignature):
+    except (*CERTIFICATE_ERRORS, InvalidSignature):
         raise AttestationError("chain", "the trusted root is not a self-signed certificate") from None
     return leaf
 
