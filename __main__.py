@@ -198,9 +198,10 @@ keys.grant_cloudwatch_logs(rollout.log_group_prefix)
 # internal load balancer. Tokens come from the stack's own Cognito pool (one client-credentials
 # app client per caller, each with one scope) unless an external issuer is configured.
 api = config.api
-assert api is not None  # load_stack_config always parses it
 api_identifier = f"https://{api.domain_name}"
-partners = [replace(partner, scopes=(scope_string(api_identifier, f"partner-{partner.name}"),))
+# One scope per caller: `invoke` for first-party clients, `partner-<name>` for each partner.
+partner_scopes = {partner.name: f"partner-{partner.name}" for partner in api.partners}
+partners = [replace(partner, scopes=(scope_string(api_identifier, partner_scopes[partner.name]),))
             for partner in api.partners]
 first_party_scope = scope_string(api_identifier, "invoke")
 if api.jwt_issuer is None:
@@ -212,9 +213,9 @@ if api.jwt_issuer is None:
             identifier=api_identifier,
             domain_prefix=api.auth_domain_prefix,
             scopes={"invoke": "first-party inference",
-                    **{f"partner-{p.name}": f"routes of partner {p.name}" for p in partners}},
+                    **{scope: f"routes of partner {name}" for name, scope in partner_scopes.items()}},
             clients=[ApiClient("inference", ("invoke",)),
-                     *(ApiClient(f"partner-{p.name}", (f"partner-{p.name}",)) for p in partners)],
+                     *(ApiClient(scope, (scope,)) for scope in partner_scopes.values())],
             deletion_protection=config.is_prod,
             protect=config.is_prod,
         ),

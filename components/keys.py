@@ -361,11 +361,10 @@ class KeyHierarchy(pulumi.ComponentResource):
         through "ec2").
         """
         def via(account: str, region: str) -> dict[str, Any]:
-            return {"StringEquals": {"kms:ViaService": f"{service}.{region}.amazonaws.com",
-                                     "kms:CallerAccount": account}}
+            return _through_service(service, account, region)
 
         def via_for_resource(account: str, region: str) -> dict[str, Any]:
-            return {**via(account, region), "Bool": {"kms:GrantIsForAWSResource": "true"}}
+            return _through_service(service, account, region, for_aws_resource=True)
 
         label = service.capitalize()
         self._grant(purpose, f"Through{label}", self._role(role), SERVICE_USE_ACTIONS, via)
@@ -376,8 +375,7 @@ class KeyHierarchy(pulumi.ComponentResource):
         """Decrypt only through `service` (e.g. "s3" reading SSE-KMS objects for `role`): the read
         half of `grant_use_through_service`, without encrypt, re-encrypt or CreateGrant."""
         def via(account: str, region: str) -> dict[str, Any]:
-            return {"StringEquals": {"kms:ViaService": f"{service}.{region}.amazonaws.com",
-                                     "kms:CallerAccount": account}}
+            return _through_service(service, account, region)
 
         self._grant(purpose, f"DecryptThrough{service.capitalize()}", self._role(role),
                     DECRYPT_ACTIONS, via)
@@ -438,9 +436,7 @@ class KeyHierarchy(pulumi.ComponentResource):
         only through the service: the administrators still cannot use the key.
         """
         def via_for_resource(account: str, region: str) -> dict[str, Any]:
-            return {"StringEquals": {"kms:ViaService": f"{service}.{region}.amazonaws.com",
-                                     "kms:CallerAccount": account},
-                    "Bool": {"kms:GrantIsForAWSResource": "true"}}
+            return _through_service(service, account, region, for_aws_resource=True)
 
         self._grant(purpose, f"Create{service.capitalize()}Resources", {}, SERVICE_GRANT_ACTIONS,
                     via_for_resource, to_administrators=True)
@@ -581,12 +577,23 @@ def _checked_bucket_arn(arn: str) -> str:
     return arn
 
 
+def _through_service(service: str, account: str, region: str, *,
+                     for_aws_resource: bool = False) -> dict[str, Any]:
+    """Only when `service` in the key's region calls KMS for this account (and, with
+    `for_aws_resource`, only for a grant to an AWS resource)."""
+    condition: dict[str, Any] = {"StringEquals": {
+        "kms:ViaService": f"{service}.{region}.amazonaws.com", "kms:CallerAccount": account}}
+    if for_aws_resource:
+        condition["Bool"] = {"kms:GrantIsForAWSResource": "true"}
+    return condition
+
+
 def _through_s3_for_bucket(account: str, region: str, bucket_arn: str) -> dict[str, Any]:
     """Only S3 in the key's region, for this account, for the objects of `bucket_arn` (its ARN
     is their encryption context under S3 Bucket Keys); checked again here when it was an Output."""
-    return {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com",
-                             "kms:CallerAccount": account,
-                             "kms:EncryptionContext:aws:s3:arn": _checked_bucket_arn(bucket_arn)}}
+    condition = _through_service("s3", account, region)
+    condition["StringEquals"]["kms:EncryptionContext:aws:s3:arn"] = _checked_bucket_arn(bucket_arn)
+    return condition
 
 
 def _attestation_absent(account: str, region: str) -> dict[str, Any]:

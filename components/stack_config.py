@@ -122,13 +122,13 @@ class StackConfig:
     flow_log_retention_days: int
     organization_id: str | None
     enclave_measurements: EnclaveMeasurements
+    api: ApiSettings
     key_administrator_role_arns: tuple[str, ...] = ()
     break_glass_role_arn: str | None = None
     key_replica_regions: tuple[str, ...] = ()
     enclave_fleet: EnclaveFleetSettings = _DEFAULT_FLEET
     enclave_client_cidrs: tuple[str, ...] = ()  # empty: the inference VPC's CIDR
     enclave_artifacts: EnclaveArtifacts | None = None  # None: the image has no EIF and no agent
-    api: ApiSettings | None = None  # None only for configurations built in tests
 
     @property
     def is_prod(self) -> bool:
@@ -816,12 +816,11 @@ def placeholders(config: StackConfig) -> list[str]:
              f"{PLACEHOLDER_ACCOUNT}" for arn in config.key_administrator_role_arns[:1]
              if f":{PLACEHOLDER_ACCOUNT}:" in arn]
     api = config.api
-    if api is not None:
-        if api.domain_name == "example.com" or api.domain_name.endswith(".example.com"):
-            found.append(f"{_full('apiDomainName')} = {api.domain_name} (example.com is reserved)")
-        if api.hosted_zone_id is not None and "PLACEHOLDER" in api.hosted_zone_id:
-            found.append(f"{_full('apiHostedZoneId')} = {api.hosted_zone_id}")
-        files = [*api.client_ca_files, *(p.ca_file for p in api.partners if p.ca_file)]
-        found += [f"CA file {Path(f).name} (its key was discarded: it admits no one)"
-                  for f in files if Path(f).name.startswith("placeholder-")]
+    if api.domain_name == "example.com" or api.domain_name.endswith(".example.com"):
+        found.append(f"{_full('apiDomainName')} = {api.domain_name} (example.com is reserved)")
+    if api.hosted_zone_id is not None and "PLACEHOLDER" in api.hosted_zone_id:
+        found.append(f"{_full('apiHostedZoneId')} = {api.hosted_zone_id}")
+    files = [*api.client_ca_files, *(p.ca_file for p in api.partners if p.ca_file)]
+    found += [f"CA file {Path(f).name} (its key was discarded: it admits no one)"
+              for f in files if Path(f).name.startswith("placeholder-")]
     return found
