@@ -403,12 +403,11 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
         self.image_arn_prefix = account_id.apply(
             lambda account: f"arn:{partition}:imagebuilder:{args.region}:{account}:image/{base_name}/")
         self.components = {}
-        for key, text in documents.items():
+        for key, document in documents.items():
             self.components[key] = aws.imagebuilder.Component(
                 f"{name}-{key}", name=f"zero-trust-ai-{args.environment}-{key}",
-                description=str(yaml.safe_load(text).get("description", ""))[:1024],
-                platform="Linux", version=document_version(text), data=text,
-                change_description=f"content {document_version(text)}",
+                description=document.description, platform="Linux", version=document.version,
+                data=document.text, change_description=f"content {document.version}",
                 tags={**tags, "Name": f"zero-trust-ai-{args.environment}-{key}"}, opts=child)
         component_names = [f"zero-trust-ai-{args.environment}-{key}" for key in documents]
 
@@ -424,7 +423,7 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
             return parameters.apply(lambda values: values[key][parameter])
 
         recipe_parts = [parent, str(args.root_volume_size_gib),
-                        *(document_version(text) for text in documents.values())]
+                        *(document.version for document in documents.values())]
         self.recipe = aws.imagebuilder.ImageRecipe(
             f"{name}-recipe", name=base_name,
             description="Enclave parent: hardened AL2023, nitro-cli, vsock-proxy to KMS only, agent unit"
@@ -645,7 +644,16 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
         return self.image
 
 
-def _validate(args: ImmutableAmiPipelineArgs) -> Mapping[str, str]:
+@dataclass(frozen=True)
+class _Document:
+    """A component document as validated: its text, and what the component resource takes."""
+
+    text: str
+    description: str
+    version: str
+
+
+def _validate(args: ImmutableAmiPipelineArgs) -> Mapping[str, _Document]:
     """Reject what Image Builder or the enclave allocator would reject; return the documents."""
     if args.architecture not in ARCHITECTURES:
         raise ValueError(f"architecture {args.architecture!r}: allowed values are "
@@ -683,12 +691,15 @@ def _validate(args: ImmutableAmiPipelineArgs) -> Mapping[str, str]:
                          "bake the EIF and the agent, or neither")
     if args.enclave_artifacts is not None and (problems := args.enclave_artifacts.problems()):
         raise ValueError("enclave_artifacts: " + "; ".join(problems))
-    documents = {key: document_text(key) for key in documents_for(args)}
-    for key, text in documents.items():
+    documents = {}
+    for key in documents_for(args):
+        text = document_text(key)
         document = validate_document(key, text)
         declared = {name for item in document.get("parameters") or [] for name in item}
         given = set(component_parameters(key, args, "bucket"))
         if declared != given:
             raise ValueError(f"component document {key}: declares parameters {sorted(declared)}, "
                              f"the recipe passes {sorted(given)}")
+        documents[key] = _Document(text, str(document.get("description", ""))[:1024],
+                                   document_version(text))
     return documents
