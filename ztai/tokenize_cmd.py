@@ -121,6 +121,14 @@ def _run(action: Any, args: argparse.Namespace, columns: list[str]) -> Any:
         raise UsageError(f"{error}{hint}") from None
     except TokenizeError as error:
         raise UsageError(str(error)) from None
+    except OSError as error:
+        # Permission denied, disk full, a path turned into a directory meanwhile: the user's to
+        # fix. What was written so far stays in the partial output, to --resume from.
+        where = f"{error.filename}: " if error.filename else ""
+        kept = partial_path(args.destination)
+        hint = f"; the partial output {kept} is kept: fix the cause and rerun with --resume" \
+            if kept.exists() else ""
+        raise UsageError(f"{where}{error.strerror or error}{hint}") from None
 
 
 def _tokenize(args: argparse.Namespace) -> int:

@@ -189,3 +189,70 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(aws: World, tmp_path: Path
     assert "(resumed after row 2000)" in capsys.readouterr().err
     assert destination.read_bytes() == whole.read_bytes()
     assert not checkpoint_path(destination).exists() and not partial_path(destination).exists()
+
+
+def test_a_directory_output_exits_2_even_with_force(aws: World, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_csv(tmp_path / "in.csv", people(3000))
+    (tmp_path / "out.csv").mkdir()
+    assert tokenize("--columns", "email", "--force", str(source), str(tmp_path / "out.csv")) == EXIT_USAGE
+    assert "out.csv is a directory; the output must be a file name" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.csv", "out.csv"]
+    assert not any((tmp_path / "out.csv").iterdir())
+
+
+def test_a_damaged_checkpoint_exits_2_and_force_starts_over(aws: World, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    source, destination = write_csv(tmp_path / "in.csv", people(3000)), tmp_path / "out.csv"
+    original = DeterministicTokenizer.tokens
+    calls = [0]
+
+    def dies_on_the_third_batch(self: DeterministicTokenizer, values: Any) -> list[str]:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise MemoryError("killed")
+        return original(self, values)
+
+    monkeypatch.setattr(DeterministicTokenizer, "tokens", dies_on_the_third_batch)
+    assert tokenize("--columns", "email", "--checkpoint-every", "1000", str(source),
+                    str(destination)) == EXIT_FAILURE
+    monkeypatch.setattr(DeterministicTokenizer, "tokens", original)
+    capsys.readouterr()
+    checkpoint = json.loads(checkpoint_path(destination).read_text())
+    for damaged in ({**checkpoint, "parameters": ["mode"]},
+                    {**checkpoint, "input": {k: v for k, v in checkpoint["input"].items() if k != "size"}}):
+        checkpoint_path(destination).write_text(json.dumps(damaged))
+        assert tokenize("--columns", "email", "--resume", str(source), str(destination)) == EXIT_USAGE
+        error = capsys.readouterr().err
+        assert "out.csv.ztai-checkpoint cannot be read (" in error and "pass --force to start over" in error
+        assert "Traceback" not in error
+    assert tokenize("--columns", "email", "--force", str(source), str(destination)) == EXIT_OK
+    assert len(read_csv(destination)) == 3001
+
+
+def test_deeply_nested_jsonl_exits_2(aws: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"email": "a@x.com", "deep": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+                      encoding="utf-8")
+    assert tokenize("--columns", "email", str(source), str(tmp_path / "out.jsonl")) == EXIT_USAGE
+    assert "in.jsonl line 1: JSON nested too deeply" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_a_file_the_system_refuses_is_a_usage_error(aws: World, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Root ignores permissions, so the refusal is simulated where the library writes its output.
+    import ztai_runtime.tokenize.stream as stream
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied", str(tmp_path / "out.csv"))
+
+    source = tmp_path / "in.csv"
+    source.write_text("email\na@example.com\n")
+    monkeypatch.setattr(stream, "_process_csv", refused)
+    code = tokenize("--columns", "email", str(source), str(tmp_path / "out.csv"))
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert f"{tmp_path / 'out.csv'}: Permission denied" in err and "Traceback" not in err

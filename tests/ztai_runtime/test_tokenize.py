@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import pytest
@@ -41,7 +41,8 @@ from ztai_runtime.tokenize import (
     detokenize_file,
     tokenize_file,
 )
-from ztai_runtime.tokenize.keys import HmacSha256, check_domain, derivation_label
+from ztai_runtime.tokenize.keys import DomainKey, KeyedMac, check_domain, derivation_label
+from ztai_runtime.tokenize.normalize import composed
 from ztai_runtime.tokenize.stream import StreamJob, checkpoint_path, partial_path, run
 from ztai_runtime.tokenize.vault import Backoff, lookup_item_key, token_item_key
 
@@ -164,13 +165,49 @@ def people(count: int, distinct: int = 40) -> list[list[str]]:
 
 
 # -- keys and deterministic tokens ---------------------------------------------------------------
-def test_fast_hmac_is_hmac_sha256() -> None:
-    for key in (b"", b"k", os.urandom(32), os.urandom(64)):
-        mac = HmacSha256(key)
+def test_keyed_mac_is_hmac_sha256() -> None:
+    # Keys longer than SHA-256's 64-byte block are hashed first (RFC 2104), as the stdlib does.
+    for key in (b"", b"k", os.urandom(32), os.urandom(64), os.urandom(65), os.urandom(200)):
+        mac = KeyedMac(key)
         for message in (b"", b"a", "Zoë@例え.jp".encode(), os.urandom(1000)):
             assert mac.digest(message) == hmac.digest(key, message, "sha256")
-    with pytest.raises(ValueError, match="at most 64 bytes"):
-        HmacSha256(b"x" * 65)
+        assert mac.digest(b"a") == mac.digest(b"a")  # the keyed state is copied, never consumed
+
+
+def test_tokens_are_pinned() -> None:
+    # Known answers, computed before the MAC moved to the stdlib: tokens already issued must not change.
+    tokenizer = DeterministicTokenizer(DomainKey("token-key", "customers", "arn:test", b"\x01" * 32))
+    pinned = {"alice@example.com": "tk1_f0713837e39c53c620f23068d3dff33b",
+              "Zoë@例え.jp": "tk1_e1d6845a2ddcbf4543830940873d33fc",
+              "": "tk1_2e72eb6626e1d4f7fc6dff111585898f"}
+    assert tokenizer.tokens(list(pinned)) == list(pinned.values())
+    assert [tokenizer.token(value) for value in pinned] == list(pinned.values())
+
+
+def hmac_key_setups(monkeypatch: pytest.MonkeyPatch, key: bytes) -> list[str]:
+    """Calls of `hmac.new` and `hmac.digest` under `key` from now on: each sets the key up anew.
+    (botocore signs every request with `hmac.new` under other keys.)"""
+    calls: list[str] = []
+
+    def counting(name: str) -> Callable[..., Any]:
+        original = getattr(hmac, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            if (args[0] if args else kwargs.get("key")) == key:
+                calls.append(name)
+            return original(*args, **kwargs)
+        return counted
+
+    for name in ("new", "digest"):
+        monkeypatch.setattr(hmac, name, counting(name))
+    return calls
+
+
+def test_values_are_maced_under_a_key_set_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    tokenizer = DeterministicTokenizer(DomainKey("token-key", "customers", "arn:test", b"\x01" * 32))
+    setups = hmac_key_setups(monkeypatch, tokenizer.key.secret)
+    tokens = tokenizer.tokens([f"user{i}@example.com" for i in range(100)])
+    assert len(set(tokens)) == 100 and setups == []
 
 
 def test_derivation_label_is_versioned_and_length_prefixed() -> None:
@@ -363,6 +400,84 @@ def test_lookups_are_batched_by_one_hundred(aws: World) -> None:
     assert counting.calls["batch_get_item"] == 3          # the run's cache answered
 
 
+def test_lookup_keys_use_a_mac_keyed_once(aws: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    tokenizer = vault_tokenizer(aws)
+    setups = hmac_key_setups(monkeypatch, tokenizer.index_key.secret)
+    values = [f"v{i}" for i in range(30)]
+    tokenizer.tokenize(values)
+    assert setups == []
+    # The same lookup keys as one value at a time: tables written before stay readable.
+    lookups = {item["pk"]["S"] for item in aws.dynamodb.scan(TableName=aws.table)["Items"]
+               if item["pk"]["S"].startswith("L#")}
+    assert lookups == {lookup_item_key(tokenizer.index_key, value) for value in values}
+
+
+class CountedStr(str):
+    """A value that counts how often it is encoded."""
+
+    encodings: ClassVar[list[str]] = []
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        self.encodings.append(str(self))
+        return super().encode(encoding, errors)
+
+
+def test_each_new_value_is_encoded_once(aws: World) -> None:
+    CountedStr.encodings.clear()
+    tokenizer = vault_tokenizer(aws)
+    values = [CountedStr("alice"), CountedStr("bob"), CountedStr("alice")]
+    tokens = tokenizer.tokenize(values)
+    # Once for its size, its lookup key and its encryption; cached values and repeats not at all.
+    assert sorted(CountedStr.encodings) == ["alice", "bob"]
+    assert tokenizer.tokenize(values) == tokens and len(CountedStr.encodings) == 2
+    assert detokenizer(aws).detokenize(tokens) == values
+
+
+def test_the_vault_value_limit_holds_for_direct_callers(aws: World) -> None:
+    # The file engine checks first, naming the line; callers of the library get the same limit.
+    counting = Counting(aws.dynamodb)
+    with pytest.raises(InputError, match="a value of 65538 bytes is larger than the vault's limit of 65536"):
+        vault_tokenizer(aws, dynamodb=counting).tokenize(["alice", "é" * 32769])  # 32769 characters
+    assert counting.calls == {}
+
+
+Damage = Callable[[dict[str, Any]], object]  # alters an item (or a checkpoint) in place
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda item: item.pop("k"), "has no attribute 'k' of type binary"),
+    (lambda item: item.pop("c"), "has no attribute 'c' of type binary"),
+    (lambda item: item.update(c={"S": "sealed"}), "has no attribute 'c' of type binary"),
+    (lambda item: item.update(c={"B": b"short"}), "holds a 5-byte sealed value; .* at least 28 bytes"),
+])
+def test_a_damaged_token_item_is_a_vault_error(aws: World, decisions: Decisions, damage: Damage,
+                                              message: str) -> None:
+    [token] = vault_tokenizer(aws).tokenize(["alice"])
+    key = {"pk": {"S": token_item_key("customers", token)}}
+    item = aws.dynamodb.get_item(TableName=aws.table, Key=key)["Item"]
+    damage(item)
+    aws.dynamodb.put_item(TableName=aws.table, Item=item)
+    with pytest.raises(VaultError, match=f"the vault item of token tv1_.* {message}"):
+        detokenizer(aws).detokenize([token])
+    assert decisions.events("detokenize")[-1]["outcome"] == "failed"
+
+
+@pytest.mark.parametrize("damage", [
+    lambda item: item.pop("t"),
+    lambda item: item.update(t={"B": b"tv1_"}),
+    lambda item: item.update(t={"S": "alice@example.com"}),  # would be written out as the "token"
+])
+def test_a_damaged_lookup_item_is_a_vault_error(aws: World, damage: Damage) -> None:
+    tokenizer = vault_tokenizer(aws)
+    tokenizer.tokenize(["alice@example.com"])
+    key = {"pk": {"S": lookup_item_key(tokenizer.index_key, "alice@example.com")}}
+    item = aws.dynamodb.get_item(TableName=aws.table, Key=key)["Item"]
+    damage(item)
+    aws.dynamodb.put_item(TableName=aws.table, Item=item)
+    with pytest.raises(VaultError, match=r"lookup item L#customers#.* has no token \(attribute t"):
+        vault_tokenizer(aws).tokenize(["alice@example.com"])
+
+
 def test_detokenize_logs_who_asked_without_values_or_tokens(aws: World, decisions: Decisions) -> None:
     tokens = vault_tokenizer(aws).tokenize(["alice@example.com", "bob@example.com"])
     values = detokenizer(aws).detokenize(tokens + tokens[:1])
@@ -454,6 +569,77 @@ def test_jsonl_lone_surrogate_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="lone UTF-16 surrogate"):
         run(job(source, tmp_path / "out.jsonl", file_format="jsonl", columns=("id",)), det().tokens)
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def nested_jsonl(depth: int) -> str:
+    return '{"email": "a@x.com", "deep": ' + "[" * depth + "]" * depth + "}\n"
+
+
+def test_deeply_nested_jsonl_is_an_input_error(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"email": "a@x.com"}\n' + nested_jsonl(100_000), encoding="utf-8")
+    with pytest.raises(InputError, match=r"in\.jsonl line 2: JSON nested too deeply"):
+        run(job(source, tmp_path / "out.jsonl", file_format="jsonl"), det().tokens)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_jsonl_near_the_nesting_limit_is_written_or_refused(tmp_path: Path) -> None:
+    # Records are parsed and written at different stack depths: one nested just under the limit
+    # parses, then fails to be written. Either way the answer is a clear error, never a crash.
+    source, destination = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    refused = set()
+    for depth in range(850, 1000):
+        source.write_text(nested_jsonl(depth), encoding="utf-8")
+        try:
+            run(job(source, destination, file_format="jsonl", force=True), det().tokens)
+        except InputError as error:
+            assert "JSON nested too deeply" in str(error)
+            refused.add(str(error).split(":")[0])
+        else:
+            assert json.loads(destination.read_text(encoding="utf-8"))["email"] == det().token("a@x.com")
+    assert "in.jsonl line 1" in refused  # the parse path was reached
+
+
+class CountingLookups(dict[str, Any]):
+    lookups: ClassVar[list[str]] = []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.lookups.append(key)
+        return super().get(key, default)
+
+
+@pytest.mark.parametrize("file_format", ["csv", "jsonl"])
+def test_normalisers_and_the_size_limit_are_looked_up_once_per_file(tmp_path: Path, file_format: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = people(300)
+    if file_format == "csv":
+        source = write_csv(tmp_path / "in.csv", rows)
+    else:
+        source = tmp_path / "in.jsonl"
+        source.write_text("".join(json.dumps(dict(zip(rows[0], row, strict=True))) + "\n"
+                                  for row in rows[1:]), encoding="utf-8")
+    CountingLookups.lookups.clear()
+    monkeypatch.setattr("ztai_runtime.tokenize.stream.composed",
+                        lambda steps: CountingLookups(composed(steps)))
+    checks: list[int] = []
+    monkeypatch.setattr("ztai_runtime.tokenize.stream._State.check_size",
+                        lambda self, value, line, column: checks.append(line))
+    options: dict[str, Any] = {"file_format": file_format, "columns": ("id", "email"),
+                               "normalizers": {"email": ("lower",)}}
+    result = run(job(source, tmp_path / f"out.{file_format}", **options), det().tokens)
+    assert result.values == 600
+    assert sorted(CountingLookups.lookups) == ["email", "id"] and checks == []  # no limit: no checks
+    run(job(source, tmp_path / f"limited.{file_format}", max_value_bytes=100, **options), det().tokens)
+    assert len(checks) == 600  # with a limit, every value
+
+
+def test_the_size_limit_names_the_line_in_jsonl_too(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"email": "a@x.com"}\n{"email": "%s"}\n' % ("é" * 6), encoding="utf-8")
+    with pytest.raises(InputError, match=r"in\.jsonl line 2, column email: the value is 12 bytes; "
+                                         "at most 11 are allowed"):
+        run(job(source, tmp_path / "out.jsonl", file_format="jsonl", max_value_bytes=11), det().tokens)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.jsonl"]
 
 
 def recording(batches: list[list[str]]) -> Callable[[list[str]], list[str]]:
@@ -551,6 +737,65 @@ def test_resume_refuses_other_parameters(tmp_path: Path) -> None:
     with pytest.raises(ResumeError, match=r"'domain': 'customers'.*'domain': 'partners'"):
         run(job(source, destination, resume=True, parameters={"mode": "deterministic",
                                                                 "domain": "partners"}), det().tokens)
+
+
+def checkpoint_text(edit: Damage) -> Callable[[dict[str, Any]], str]:
+    """A corruption of the checkpoint document by `edit`, as the text written back."""
+    def corrupt(document: dict[str, Any]) -> str:
+        edit(document)
+        return json.dumps(document)
+    return corrupt
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (checkpoint_text(lambda c: c.update(parameters=["mode"])),
+     r"'parameters' is \[\"mode\"\], not a JSON object"),
+    (checkpoint_text(lambda c: c.update(parameters="deterministic")), "'parameters' is .*not a JSON object"),
+    (checkpoint_text(lambda c: c["input"].pop("size")), "'size' is null, not a JSON integer"),
+    (checkpoint_text(lambda c: c.update(input=[1, 2])), "'input' is .*not a JSON object"),
+    (checkpoint_text(lambda c: c["input"].pop("consumed_sha256")),
+     "'consumed_sha256' is null, not a JSON string"),
+    (checkpoint_text(lambda c: c["input"].update(mtime_ns="yesterday")),
+     "'mtime_ns' is .*not a JSON integer"),
+    (checkpoint_text(lambda c: c.update(output_offset=-5)), "'output_offset' is -5, not a count"),
+    (checkpoint_text(lambda c: c.update(input_offset=1.5)), "'input_offset' is 1.5, not a JSON integer"),
+    (checkpoint_text(lambda c: c.update(rows_done=True)), "'rows_done' is true, not a JSON integer"),
+    (checkpoint_text(lambda c: c.update(version=2)),
+     "not a zero-trust-ai/tokenize-checkpoint document of version 1"),
+    (lambda c: json.dumps([c]), "not a zero-trust-ai/tokenize-checkpoint document"),
+    (lambda c: "[" * 100_000, "maximum recursion depth exceeded"),
+    (lambda c: "{", "Expecting property name"),
+])
+def test_a_damaged_checkpoint_is_refused_by_name(tmp_path: Path, corrupt: Callable[[dict[str, Any]], str],
+                                                 message: str) -> None:
+    source, destination = interrupted(tmp_path)
+    checkpoint = checkpoint_path(destination)
+    checkpoint.write_text(corrupt(json.loads(checkpoint.read_text())))
+    expected = (rf"checkpoint out\.csv\.ztai-checkpoint cannot be read \(.*{message}.*\); "
+                "pass --force to start over")
+    with pytest.raises(ResumeError, match=expected):
+        run(job(source, destination, resume=True), det().tokens)
+    assert partial_path(destination).exists() and checkpoint.exists() and not destination.exists()
+    assert run(job(source, destination, force=True), det().tokens).rows == 1000
+
+
+@pytest.mark.parametrize("occupied", [
+    lambda destination: destination,
+    partial_path,
+    checkpoint_path,
+])
+def test_a_directory_in_the_outputs_place_is_refused_before_any_work(
+        tmp_path: Path, occupied: Callable[[Path], Path]) -> None:
+    source, destination = write_csv(tmp_path / "in.csv", people(500)), tmp_path / "out.csv"
+    occupied(destination).mkdir()
+    (occupied(destination) / "kept").write_text("kept")
+    batches: list[list[str]] = []
+    with pytest.raises(InputError, match=f"{re.escape(occupied(destination).name)} is a directory; "
+                                         "the output must be a file name"):
+        run(job(source, destination, force=True), recording(batches))
+    assert batches == []  # refused up front, not after the whole input
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.csv", occupied(destination).name]
+    assert (occupied(destination) / "kept").read_text() == "kept"
 
 
 def test_an_interrupted_run_needs_resume_or_force(tmp_path: Path) -> None:

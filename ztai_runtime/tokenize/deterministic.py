@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ztai_runtime.tokenize.keys import PURPOSE_TOKEN, DomainKey, HmacSha256
+from ztai_runtime.tokenize.keys import PURPOSE_TOKEN, DomainKey
 
 TOKEN_PREFIX = "tk1_"
 TOKEN_BYTES = 16  # 128 bits
@@ -38,7 +38,7 @@ class DeterministicTokenizer:
         if key.purpose != PURPOSE_TOKEN:
             raise ValueError(f"a {key.purpose} key cannot make deterministic tokens")
         self.key = key
-        self._mac = HmacSha256(key.secret)
+        self._mac = key.mac()
 
     def token(self, value: str) -> str:
         return TOKEN_PREFIX + self._mac.digest(value.encode("utf-8"))[:TOKEN_BYTES].hex()

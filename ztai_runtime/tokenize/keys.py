@@ -4,10 +4,11 @@
     label      = b"zero-trust-ai/" + purpose + b"/v1" || 0x00 || len(domain) (2 bytes, big endian) || domain
 
 The 32-byte MAC is a pseudo-random function of the label under a key that never leaves KMS, so it
-serves as a key: it is held in memory only, and every value is then MACed locally (stdlib `hmac`),
-which is what makes a million rows a second possible. The label is versioned and length-prefixed,
-so no two (purpose, domain) pairs produce the same message, and the purposes stay apart: the key of
-joinable tokens never equals the key that indexes the vault.
+serves as a key: it is held in memory only, and every value is then MACed locally (stdlib `hmac`,
+keyed once per run: `KeyedMac`), which is what makes hundreds of thousands of rows a second
+possible. The label is versioned and length-prefixed, so no two (purpose, domain) pairs produce the
+same message, and the purposes stay apart: the key of joinable tokens never equals the key that
+indexes the vault.
 
 Who can derive a domain key: anyone allowed `kms:GenerateMac` on the tokens key. KMS has no
 condition key on the message, so that permission covers every domain; grant it narrowly (the
@@ -44,31 +45,25 @@ _KEY_CHECK_LABEL = b"\xffzero-trust-ai/key-check/v1"
 _log = get_logger("ztai.tokenize")
 
 
-class HmacSha256:
-    """HMAC-SHA256 (RFC 2104) under one fixed key, for millions of short messages.
+class KeyedMac:
+    """HMAC-SHA256 under one fixed key, for millions of short messages: the standard library's
+    `hmac`, keyed once.
 
-    The construction is the standard one: SHA256((K ^ opad) || SHA256((K ^ ipad) || m)) with K
-    zero-padded to SHA-256's 64-byte block. The two padded-key blocks are hashed once and their
-    states copied per message, which is what `hmac.HMAC.copy` does too, but without the OpenSSL 3
-    MAC-context duplication that makes `hmac.digest` cost ~2.5 µs a call here (this costs ~0.9 µs).
-    Tests hold it equal to `hmac.digest` over many keys and messages.
+    `hmac.new(key, digestmod="sha256")` sets up the key (its inner and outer pads) once; each
+    message then costs a copy of that keyed state (OpenSSL's HMAC_CTX copy), an update and a
+    digest. `hmac.digest(key, message)` would set the key up again for every message: ~2.4 µs a
+    call on the development machine, against ~1.6 µs.
     """
 
-    _BLOCK = 64
+    __slots__ = ("_keyed",)
 
     def __init__(self, key: bytes) -> None:
-        if len(key) > self._BLOCK:  # RFC 2104 would hash it first; domain keys are 32 bytes
-            raise ValueError("HmacSha256 takes keys of at most 64 bytes")
-        padded = key.ljust(self._BLOCK, b"\x00")
-        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in padded))
-        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in padded))
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     def digest(self, message: bytes) -> bytes:
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
+        mac = self._keyed.copy()
+        mac.update(message)
+        return mac.digest()
 
 
 def check_domain(domain: str) -> str:
@@ -97,6 +92,10 @@ class DomainKey:
         """A short public fingerprint of the secret: a resumed run proves it uses the same key
         (an alias moved to another key would change every token) without storing the key."""
         return hmac.digest(self.secret, _KEY_CHECK_LABEL, hashlib.sha256)[:8].hex()
+
+    def mac(self) -> KeyedMac:
+        """HMAC-SHA256 under the secret, keyed once, for MACing many values."""
+        return KeyedMac(self.secret)
 
 
 def derive_domain_key(kms: KmsClient, key_id: str, domain: str, purpose: str = PURPOSE_TOKEN) -> DomainKey:

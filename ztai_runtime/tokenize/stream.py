@@ -51,6 +51,7 @@ DEFAULT_CHECKPOINT_ROWS = 50_000
 DEFAULT_BATCH_ROWS = 1_000
 _BOM = b"\xef\xbb\xbf"
 _HASH_BLOCK = 1 << 20
+_JSON_KINDS = {dict: "object", int: "integer", str: "string"}
 
 # A batch of cell values in, as many tokens (or values) out, in order.
 Transform = Callable[[list[str]], list[str]]
@@ -201,6 +202,14 @@ def validate(job: StreamJob) -> None:
         raise InputError(f"a column is named twice in {', '.join(job.columns)}")
     if not job.destination.parent.is_dir():
         raise InputError(f"output directory {job.destination.parent} does not exist")
+    # Only regular files are ever replaced, even with --force: a directory (or device) there would
+    # be found at the final rename, after the whole input was processed.
+    for path, role in ((job.destination, "output"), (partial_path(job.destination), "partial output"),
+                       (checkpoint_path(job.destination), "checkpoint")):
+        if path.exists() and not path.is_file():
+            kind = "a directory" if path.is_dir() else "not a regular file"
+            raise InputError(f"{role} {path} is {kind}; the output must be a file name (a new file, "
+                             "or an existing file with --force)")
     if job.destination.exists() and not job.force:
         raise InputError(f"output {job.destination} exists; pass --force to replace it")
     if job.checkpoint_every < 1 or job.batch_rows < 1:
@@ -234,37 +243,54 @@ def _hash_region(hasher: Any, handle: IO[bytes], start: int, end: int) -> None:
 def _load_checkpoint(path: Path, job: StreamJob, parameters: dict[str, Any]) -> tuple[_Position, Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-        recorded = document["input"]
-        position = _Position(int(document["input_offset"]), int(document["output_offset"]),
-                             int(document["rows_done"]), int(document["lines_done"]))
-        if (document["format"], document["version"]) != (CHECKPOINT_FORMAT, CHECKPOINT_VERSION):
-            raise ValueError("unknown checkpoint format")
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        if not isinstance(document, dict) or (document.get("format"), document.get("version")) != (
+                CHECKPOINT_FORMAT, CHECKPOINT_VERSION):
+            raise ValueError(f"not a {CHECKPOINT_FORMAT} document of version {CHECKPOINT_VERSION}")
+        recorded, stored = _field(document, "input", dict), _field(document, "parameters", dict)
+        position = _Position(*(_count(document, name) for name in
+                               ("input_offset", "output_offset", "rows_done", "lines_done")))
+        recorded_size, recorded_mtime_ns = _count(recorded, "size"), _field(recorded, "mtime_ns", int)
+        recorded_sha256 = _field(recorded, "consumed_sha256", str)
+    except (OSError, ValueError, RecursionError) as error:
         raise ResumeError(f"checkpoint {path.name} cannot be read ({error}); pass --force to start "
                           "over") from None
-    differing = sorted(key for key in parameters.keys() | document.get("parameters", {}).keys()
-                       if parameters.get(key) != document.get("parameters", {}).get(key))
+    differing = sorted(key for key in parameters.keys() | stored.keys()
+                       if parameters.get(key) != stored.get(key))
     if differing:
-        was = {key: document.get("parameters", {}).get(key) for key in differing}
+        was = {key: stored.get(key) for key in differing}
         now = {key: parameters.get(key) for key in differing}
         raise ResumeError(f"the checkpoint was written with {was}, this run asks {now}; resume with "
                           "the same options or pass --force to start over")
     size, mtime_ns = _fingerprint(job.source)
     changed = []
-    if size != recorded["size"]:
-        changed.append(f"size {recorded['size']} → {size} bytes")
-    if mtime_ns != recorded["mtime_ns"]:
+    if size != recorded_size:
+        changed.append(f"size {recorded_size} → {size} bytes")
+    if mtime_ns != recorded_mtime_ns:
         changed.append("modification time")
     hasher = hashlib.sha256()
     if not changed:
         with open(job.source, "rb") as source:
             _hash_region(hasher, source, 0, position.input_offset)
-        if hasher.hexdigest() != recorded["consumed_sha256"]:
+        if hasher.hexdigest() != recorded_sha256:
             changed.append(f"content of the first {position.input_offset} bytes")
     if changed:
         raise ResumeError(f"input {job.source} is not the file the checkpoint was taken from "
                           f"({'; '.join(changed)}); pass --force to start over on the new input")
     return position, hasher
+
+
+def _field(document: dict[str, Any], name: str, kind: type) -> Any:
+    value = document.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"{name!r} is {json.dumps(value)[:40]}, not a JSON {_JSON_KINDS[kind]}")
+    return value
+
+
+def _count(document: dict[str, Any], name: str) -> int:
+    value: int = _field(document, name, int)
+    if value < 0:
+        raise ValueError(f"{name!r} is {value}, not a count of bytes, rows or lines")
+    return value
 
 
 def _write_checkpoint(state: _State) -> None:
@@ -448,6 +474,8 @@ def _reject_constant(name: str) -> Any:
 
 def _process_jsonl(state: _State) -> int:
     job, position, source = state.job, state.position, state.source
+    selected = [(column, state.normalizers.get(column)) for column in job.columns]
+    limit = job.max_value_bytes
     source.seek(position.input_offset)
     line = position.lines_done
     transformed = 0
@@ -466,13 +494,13 @@ def _process_jsonl(state: _State) -> int:
                 records.append(None)  # a blank line: passed through as one
                 continue
             record = _parse_record(state, text, line)
-            for column in job.columns:
+            for column, normalize in selected:
                 value = _json_cell(state, record, column, line)
-                normalize = state.normalizers.get(column)
                 if value and normalize is not None:
                     value = record[column] = normalize(value)  # may become "", which stays as it is
                 if value:
-                    state.check_size(value, line, column)
+                    if limit is not None:
+                        state.check_size(value, line, column)
                     cells.append((len(records), column))
                     values.append(value)
             records.append(record)
@@ -491,6 +519,9 @@ def _process_jsonl(state: _State) -> int:
             # A lone surrogate escape ("\ud800") parses but has no UTF-8 form.
             raise InputError(f"{state.name} lines {first_line}-{line}: a string holds a lone UTF-16 "
                              "surrogate escape, which cannot be written as UTF-8") from None
+        except RecursionError:
+            # Parsed just under the interpreter's nesting limit, but written from deeper in the stack.
+            raise _too_deep(state.name, f"lines {first_line}-{line}") from None
         state.commit(data, len(records), source.tell(), line)
     return transformed
 
@@ -512,10 +543,18 @@ def _parse_record(state: _State, text: str, line: int) -> dict[str, Any]:
     except ValueError as error:
         raise InputError(f"{state.name} line {line}: malformed JSON ({error}); each line must be one "
                          "JSON object") from None
+    except RecursionError:
+        raise _too_deep(state.name, f"line {line}") from None
     if not isinstance(record, dict):
         raise InputError(f"{state.name} line {line}: a JSON {type(record).__name__}, not an object; "
                          "each line must be one JSON object")
     return record
+
+
+def _too_deep(name: str, where: str) -> InputError:
+    # The limit is the interpreter's recursion limit (about a thousand levels, less the stack in use).
+    return InputError(f"{name} {where}: JSON nested too deeply (arrays and objects within each other "
+                      "hundreds of levels deep); records may nest a few hundred levels at most")
 
 
 def _json_cell(state: _State, record: Mapping[str, Any], column: str, line: int) -> str | None:

@@ -35,8 +35,6 @@ The item keys are laid out for IAM: `dynamodb:LeadingKeys` lets the tokenizing r
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import random
 import re
 import secrets
@@ -53,7 +51,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ztai_runtime.jsonlog import get_logger, log_decision
 from ztai_runtime.tokenize._aws import DynamoDbClient, KmsClient, StsClient, call
 from ztai_runtime.tokenize.errors import AwsCallError, InputError, VaultError
-from ztai_runtime.tokenize.keys import PURPOSE_VAULT_INDEX, DomainKey, check_domain, derive_domain_key
+from ztai_runtime.tokenize.keys import (
+    PURPOSE_VAULT_INDEX,
+    DomainKey,
+    KeyedMac,
+    check_domain,
+    derive_domain_key,
+)
 
 VAULT_TOKEN_PREFIX = "tv1_"
 VAULT_TOKEN_PATTERN = re.compile(r"tv1_[0-9a-f]{32}")
@@ -71,6 +75,7 @@ MAX_ENCRYPTIONS_PER_DATA_KEY = 1 << 20
 DEFAULT_CACHE_ENTRIES = 100_000
 _VALUE_AAD_LABEL = b"zero-trust-ai/vault-value/v1"
 _NONCE_BYTES = 12
+_TAG_BYTES = 16
 # AWS answers that mean "not allowed", logged as a denied detokenization.
 DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"})
 _RETRYABLE_CANCELLATIONS = frozenset({"TransactionConflict", "ThrottlingError",
@@ -85,8 +90,12 @@ def new_vault_token() -> str:
 
 
 def lookup_item_key(index_key: DomainKey, value: str) -> str:
-    digest = hmac.digest(index_key.secret, value.encode("utf-8"), hashlib.sha256)
-    return f"{LOOKUP_KEY_PREFIX}{index_key.domain}#{digest.hex()}"
+    return _lookup_item_key(index_key.domain, index_key.mac(), value.encode("utf-8"))
+
+
+def _lookup_item_key(domain: str, index_mac: KeyedMac, encoded: bytes) -> str:
+    # A tokenizer keys its MAC once and reuses it for every value.
+    return f"{LOOKUP_KEY_PREFIX}{domain}#{index_mac.digest(encoded).hex()}"
 
 
 def token_item_key(domain: str, token: str) -> str:
@@ -183,6 +192,29 @@ def _batch_get(dynamodb: DynamoDbClient, table: str, keys: Sequence[str], attrib
     return found
 
 
+def _lookup_token(item: dict[str, Any]) -> str:
+    """The token a lookup item names. It is checked: whatever it holds is written into the
+    tokenized output, so a damaged or planted item must not put anything else there."""
+    attribute = item.get("t")
+    token = attribute.get("S") if isinstance(attribute, dict) else None
+    if not isinstance(token, str) or not VAULT_TOKEN_PATTERN.fullmatch(token):
+        raise VaultError(f"lookup item {item[PARTITION_KEY]['S'][:40]}… has no token (attribute t, a "
+                         f"string {VAULT_TOKEN_PREFIX} + 32 hex digits): the item is damaged or was not "
+                         "written by zero-trust-ai; repair it from a backup")
+    return token
+
+
+def _binary_attribute(item: dict[str, Any], name: str, token: str) -> bytes:
+    """Attribute `name` (binary) of the token item of `token`."""
+    attribute = item.get(name)
+    value = attribute.get("B") if isinstance(attribute, dict) else None
+    if not isinstance(value, (bytes, bytearray)):
+        raise VaultError(f"the vault item of token {mask(token)} has no attribute {name!r} of type binary; "
+                         f"format {ITEM_FORMAT_VERSION} items hold k (the wrapped data key) and c (the "
+                         "sealed value): the item is damaged or was not written by zero-trust-ai")
+    return bytes(value)
+
+
 # -- tokenize --------------------------------------------------------------------------------------
 class VaultTokenizer:
     """Values → vault tokens for one domain; the same value always gets the same token."""
@@ -195,6 +227,7 @@ class VaultTokenizer:
         self.dynamodb, self.kms = dynamodb, kms
         self.table, self.domain = table, index_key.domain
         self.index_key, self.vault_key_id = index_key, vault_key_id
+        self._index_mac = index_key.mac()
         self.backoff = backoff or Backoff()
         self._cache = _Lru(cache_entries)
         self._aead: AESGCM | None = None
@@ -211,33 +244,38 @@ class VaultTokenizer:
 
     def tokenize(self, values: Sequence[str]) -> list[str]:
         """Tokens in the order of `values`; one JSON decision line per call."""
-        for value in values:
-            size = len(value.encode("utf-8"))
-            if size > MAX_VALUE_BYTES:
-                raise InputError(f"a value of {size} bytes is larger than the vault's limit of "
-                                 f"{MAX_VALUE_BYTES} bytes")
         resolved: dict[str, str] = {}
-        missing: dict[str, str] = {}
+        # Each value not in the cache is encoded once: the same bytes are size-checked, MACed for
+        # its lookup key and, if new, encrypted.
+        missing: dict[str, bytes] = {}
         for value in values:
             if value in resolved or value in missing:
                 continue
             token = self._cache.get(value)
             if token is not None:
                 resolved[value] = token
-            else:
-                missing[value] = lookup_item_key(self.index_key, value)
+                continue
+            encoded = value.encode("utf-8")
+            # The file engine refuses longer values first, naming their line; this check is for
+            # callers that hand values in directly, before any AWS call.
+            if len(encoded) > MAX_VALUE_BYTES:
+                raise InputError(f"a value of {len(encoded)} bytes is larger than the vault's limit "
+                                 f"of {MAX_VALUE_BYTES} bytes")
+            missing[value] = encoded
         hits = len(resolved)
         existing = created = raced = 0
         if missing:
-            found = _batch_get(self.dynamodb, self.table, list(missing.values()), ("t",), self.backoff)
+            keys = {value: _lookup_item_key(self.domain, self._index_mac, encoded)
+                    for value, encoded in missing.items()}
+            found = _batch_get(self.dynamodb, self.table, list(keys.values()), ("t",), self.backoff)
             new: dict[str, str] = {}
-            for value, key in missing.items():
+            for value, key in keys.items():
                 if key in found:
-                    resolved[value] = found[key]["t"]["S"]
+                    resolved[value] = _lookup_token(found[key])
                     existing += 1
                 else:
                     new[value] = key
-            created, raced = self._create(new, resolved)
+            created, raced = self._create(new, missing, resolved)
             for value in missing:
                 self._cache.put(value, resolved[value])
         log_decision(_log, "vault-tokenize", table=self.table, domain=self.domain, values=len(values),
@@ -246,10 +284,10 @@ class VaultTokenizer:
         return [resolved[value] for value in values]
 
     # A new value: a random token, and its value encrypted for the token item.
-    def _token_item(self, key: str, token: str, value: str) -> dict[str, Any]:
+    def _token_item(self, key: str, token: str, encoded: bytes) -> dict[str, Any]:
         aead, wrapped = self._data_key()
         nonce = secrets.token_bytes(_NONCE_BYTES)
-        sealed = nonce + aead.encrypt(nonce, value.encode("utf-8"), value_aad(self.domain, token))
+        sealed = nonce + aead.encrypt(nonce, encoded, value_aad(self.domain, token))
         # "a": the key ARN that wrapped the data key. An alias moves (a rotation successor), the
         # ARN does not: detokenize decrypts with the ARN the item names.
         return {PARTITION_KEY: {"S": key}, "v": {"N": str(ITEM_FORMAT_VERSION)},
@@ -269,9 +307,11 @@ class VaultTokenizer:
         self._encryptions += 1
         return self._aead, self._wrapped_key
 
-    def _create(self, new: dict[str, str], resolved: dict[str, str]) -> tuple[int, int]:
-        """Write new tokens into `resolved`; returns (created, lost races). A value whose race
-        was lost adopts the winner's token."""
+    def _create(self, new: dict[str, str], encoded: dict[str, bytes],
+                resolved: dict[str, str]) -> tuple[int, int]:
+        """Write new tokens (`new`: value → lookup item key; `encoded`: value → its UTF-8 bytes)
+        into `resolved`; returns (created, lost races). A value whose race was lost adopts the
+        winner's token."""
         created = raced = 0
         pending = list(new.items())
         for start in range(0, len(pending), VALUES_PER_TRANSACTION):
@@ -283,7 +323,7 @@ class VaultTokenizer:
                 for value, (key, token) in group.items():
                     items.append(self._put({PARTITION_KEY: {"S": key}, "t": {"S": token}}))
                     items.append(self._put(self._token_item(token_item_key(self.domain, token),
-                                                            token, value)))
+                                                            token, encoded[value])))
                 try:
                     call("DynamoDB TransactWriteItems", self.dynamodb.transact_write_items,
                          TransactItems=items)
@@ -338,7 +378,7 @@ class VaultTokenizer:
         for value in lost:
             item = winners.get(group[value][0])
             if item is not None:  # else it vanished again (restored table?): write it anew
-                resolved[value] = item["t"]["S"]
+                resolved[value] = _lookup_token(item)
                 del group[value]
                 adopted += 1
         return adopted
@@ -418,7 +458,7 @@ class VaultDetokenizer:
             if item.get("v", {}).get("N") != str(ITEM_FORMAT_VERSION):
                 raise VaultError(f"token {mask(token)} has item format {item.get('v')}; this version "
                                  f"reads format {ITEM_FORMAT_VERSION}")
-            wrapped = bytes(item["k"]["B"])
+            wrapped = _binary_attribute(item, "k", token)
             aead = self._data_keys.get(wrapped)
             if aead is None:
                 response = call("KMS Decrypt", self.kms.decrypt, CiphertextBlob=wrapped,
@@ -427,7 +467,11 @@ class VaultDetokenizer:
                 aead = AESGCM(bytes(response["Plaintext"]))
                 self._data_keys.put(wrapped, aead)
                 decrypts += 1
-            sealed = bytes(item["c"]["B"])
+            sealed = _binary_attribute(item, "c", token)
+            if len(sealed) < _NONCE_BYTES + _TAG_BYTES:
+                raise VaultError(f"the vault item of token {mask(token)} holds a {len(sealed)}-byte "
+                                 f"sealed value; format {ITEM_FORMAT_VERSION} seals a value in at least "
+                                 f"{_NONCE_BYTES + _TAG_BYTES} bytes (nonce and tag): the item is damaged")
             try:
                 plaintext = aead.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:],
                                          value_aad(self.domain, token))
