@@ -22,7 +22,7 @@ from components.key_rotation import MonthlyKeyRotation, MonthlyKeyRotationArgs
 from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
 from components.stack_config import load_stack_config
-from components.token_vault import TokenVault, TokenVaultArgs
+from components.token_vault import TokenVault, TokenVaultArgs, vault_table_name
 
 config = load_stack_config()
 
@@ -35,6 +35,9 @@ keys = KeyHierarchy(
         administrator_role_arns=config.key_administrator_role_arns,
         break_glass_role_arn=config.break_glass_role_arn,
         replica_regions=config.key_replica_regions,
+        # Creating the vault table makes DynamoDB use the secrets key as the deploying role: the
+        # key is created admitting that, for this table only.
+        dynamodb_tables={"secrets": [vault_table_name(config.environment)]},
         protect=config.is_prod,
     ),
 )
@@ -95,8 +98,7 @@ token_vault = TokenVault(
         protect=config.is_prod,
     ),
 )
-# Creating the table makes DynamoDB create a grant on the secrets key for the deploying role.
-keys.allow_service_resource_creation("secrets", "dynamodb")
+
 
 # The inference fleet (§2.2, §4.2): enclave parents in the inference segment's private subnets
 # behind an internal load balancer. Volumes and the model-object bucket use the inference key;

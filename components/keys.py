@@ -28,8 +28,26 @@ Key policies are written here and nowhere else:
   break-glass included, outside an enclave with those measurements (see its docstring).
 
 Usage grants are collected while the program composes the stack and written when `seal()` is
-called, as one `aws.kms.KeyPolicy` per key. Until then each key carries its administration-only
-policy: a hierarchy that is never sealed is usable by nobody, which fails safe.
+called, as one `aws.kms.KeyPolicy` per key, which depends on the roles it names (KMS refuses a
+principal that does not exist; the provider retries PutKeyPolicy while IAM propagates a new role,
+MalformedPolicyDocumentException, for up to two minutes). A hierarchy that is never sealed keeps
+its creation policy, which lets no role of the stack use any key: it fails safe.
+
+Order on a first `pulumi up` (a key must admit a service before the service uses it): what a
+service checks the moment a resource is created with a key is in the policy the key is created
+with, and stays in the sealed one, so no resource races the sealed policy, on the first deploy or
+any later one:
+
+- CloudWatch Logs, which checks the key when a log group is created or associated with it: on the
+  logs key, for the stack's log-group name prefixes (`KeyHierarchyArgs.log_group_prefixes`,
+  default the names every component uses); `grant_cloudwatch_logs(prefix)` refuses a prefix
+  outside them, at composition;
+- DynamoDB creating a table encrypted under a key as the deploying role
+  (`KeyHierarchyArgs.dynamodb_tables`): the administrators, through DynamoDB, for those tables.
+
+A resource that uses a key at creation through a statement naming a role of the stack waits for
+the sealed policy: the truststore upload, the deploy-time image build and the launches that follow
+it do, through `seal()`'s return value.
 """
 
 from __future__ import annotations
@@ -63,6 +81,24 @@ DESCRIBE_ACTIONS = ("kms:DescribeKey",)
 SERVICE_USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
                        "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey")
 SERVICE_GRANT_ACTIONS = ("kms:CreateGrant",)
+# What the principal that creates a DynamoDB table encrypted under a customer managed key needs
+# through DynamoDB (AWS KMS Developer Guide, "How Amazon DynamoDB uses AWS KMS", "Authorizing use
+# of your KMS key": Encrypt, Decrypt, ReEncrypt*, GenerateDataKey*, DescribeKey and CreateGrant).
+# The data-key actions are named one by one: the pack's least-privilege rule accepts an
+# administrator's use only in that shape, under one table's encryption context, which DynamoDB
+# sets on every KMS call ("DynamoDB uses the same encryption context in all AWS KMS cryptographic
+# operations": aws:dynamodb:tableName, aws:dynamodb:subscriberId).
+TABLE_CREATION_USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+                              "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext")
+DYNAMODB_TABLE_CONTEXT = "kms:EncryptionContext:aws:dynamodb:tableName"
+# What CloudWatch Logs asks for a log group's key (CloudWatch Logs User Guide, "Encrypt log data
+# in CloudWatch Logs using AWS KMS": Encrypt*, Decrypt*, ReEncrypt*, GenerateDataKey*, Describe*).
+CLOUDWATCH_LOGS_ACTIONS = ("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                           "kms:Describe*")
+LOGS_PURPOSE = "logs"
+# A DynamoDB table name: 3-255 of a-z, A-Z, 0-9, _ . -
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_LOG_GROUP_PREFIX = re.compile(r"^/[A-Za-z0-9_./#-]{1,510}$")
 # What S3 asks KMS for, as the caller, on an SSE-KMS bucket's key: GenerateDataKey to write an
 # object (PutObject, CreateMultipartUpload), Decrypt to read one (GetObject) and to finish a
 # multipart upload or a copy. Not Encrypt: S3 never calls it for SSE-KMS (an old revision of the
@@ -174,6 +210,11 @@ class KeyHierarchyArgs:
     break_glass_role_arn: the only principal allowed `kms:*`, with MFA. Default None: nobody.
     deletion_window_in_days: 7-30; default 30 (the policy pack requires 30 unless configured).
     protect: `protect` on the keys (prod). Default False.
+    log_group_prefixes: log-group name prefixes CloudWatch Logs may encrypt under the logs key,
+        from the key's creation. Default: the names this project's components use,
+        `log_group_prefixes_for(environment)`.
+    dynamodb_tables: purpose -> names of DynamoDB tables the deploying (administrator) roles
+        create encrypted under that key. Default none. Refused on model-weights.
     replica_regions: regions that get a replica of every key. Default empty: single-Region keys.
         Replicas have policies of their own in KMS; each gets the same statements (rendered for
         its region) and the same grants. Adding the first region replaces the keys: multi-Region
@@ -188,6 +229,17 @@ class KeyHierarchyArgs:
     deletion_window_in_days: int = DELETION_WINDOW_DAYS
     protect: bool = False
     replica_regions: Sequence[str] = field(default_factory=tuple)
+    log_group_prefixes: Sequence[str] | None = None
+    dynamodb_tables: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
+def log_group_prefixes_for(environment: str) -> tuple[str, ...]:
+    """Where the components put their log groups: `/zero-trust-ai/<env>/...` (flow logs and the
+    stack's own), and the names AWS services expect, `/aws/<service>/zero-trust-ai-<env>-...`
+    (Lambda, Image Builder, API Gateway, vended logs)."""
+    return (f"/zero-trust-ai/{environment}/",
+            *(f"/aws/{service}/zero-trust-ai-{environment}-"
+              for service in ("lambda", "imagebuilder", "apigateway", "vendedlogs")))
 
 
 @dataclass(frozen=True)
@@ -222,10 +274,16 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._partition = partition_for_region(args.region)
         self._account_id = aws.get_caller_identity_output(
             opts=pulumi.InvokeOptions(parent=self)).account_id
-        self._grants: dict[str, list[_Grant]] = {purpose: [] for purpose in PURPOSES}
         # purpose -> the measurements pinned by its attested grants (the per-PCR denies, at seal)
         self._attested: dict[str, list[EnclaveMeasurements]] = {}
         self._sealed = False
+        self._log_group_prefixes = tuple(args.log_group_prefixes if args.log_group_prefixes is not None
+                                         else log_group_prefixes_for(args.environment))
+        # Statements a key is created with (see the module docstring), then the sealed grants.
+        self._grants: dict[str, list[_Grant]] = {purpose: [] for purpose in PURPOSES}
+        self._grant_cloudwatch_logs_from_creation()
+        for purpose, tables in sorted(args.dynamodb_tables.items()):
+            self._allow_table_creation(purpose, tables)
         self.keys, self.aliases = {}, {}
         self.replicas: dict[str, dict[str, aws.kms.ReplicaKey]] = {p: {} for p in PURPOSES}
         tags = {"environment": args.environment, "owner": args.owner,
@@ -242,7 +300,7 @@ class KeyHierarchy(pulumi.ComponentResource):
                 rotation_period_in_days=None if hmac else SHORTEST_ROTATION_DAYS,
                 deletion_window_in_days=args.deletion_window_in_days,
                 multi_region=bool(args.replica_regions),
-                policy=self._policy_output(purpose, [], args.region),
+                policy=self._policy_output(purpose, list(self._grants[purpose]), args.region),
                 tags={**tags, "ztai:key-purpose": purpose},
                 # The sealed KeyPolicy owns the policy from then on; without this the key and
                 # the KeyPolicy would rewrite each other on every update.
@@ -268,7 +326,7 @@ class KeyHierarchy(pulumi.ComponentResource):
                     primary_key_arn=key.arn,
                     description=f"zero-trust-ai {args.environment}: {purpose} (replica)",
                     deletion_window_in_days=args.deletion_window_in_days,
-                    policy=self._policy_output(purpose, [], region),
+                    policy=self._policy_output(purpose, list(self._grants[purpose]), region),
                     tags={**tags, "ztai:key-purpose": purpose},
                     opts=pulumi.ResourceOptions(parent=key, protect=args.protect,
                                                 ignore_changes=["policy"]),
@@ -341,13 +399,27 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._grant(HMAC_PURPOSE, "VerifyMac", self._role(role), (*VERIFY_MAC_ACTIONS, *DESCRIBE_ACTIONS))
 
     def grant_cloudwatch_logs(self, log_group_prefix: str) -> None:
-        """Let CloudWatch Logs encrypt log groups whose names start with the prefix (logs key)."""
+        """Check that CloudWatch Logs may encrypt the log groups under `log_group_prefix` with the
+        logs key. It may from the key's creation, for `log_group_prefixes` only (module
+        docstring): a log group outside them would be refused by CloudWatch Logs at creation, so
+        it is refused here, at composition, with the fix."""
+        if not any(log_group_prefix.startswith(prefix) for prefix in self._log_group_prefixes):
+            raise ValueError(
+                f"log group prefix {log_group_prefix!r} is not under the prefixes the logs key admits "
+                f"CloudWatch Logs for ({', '.join(self._log_group_prefixes)}): name the log group "
+                "under one of them, or add its prefix to KeyHierarchyArgs.log_group_prefixes")
+
+    def _grant_cloudwatch_logs_from_creation(self) -> None:
+        prefixes = self._log_group_prefixes
+        for prefix in prefixes:
+            if not _LOG_GROUP_PREFIX.match(prefix):
+                raise ValueError(f"log_group_prefixes: {prefix!r} is not a log-group name prefix "
+                                 "(/, then letters, digits, _ . / # -)")
         partition = self._partition
-        self._grant("logs", "CloudWatchLogs", {},
-                    ("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
-                     "kms:Describe*"),
-                    lambda account, region: {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                        f"arn:{partition}:logs:{region}:{account}:log-group:{log_group_prefix}*"}},
+        self._grant(LOGS_PURPOSE, "CloudWatchLogs", {}, CLOUDWATCH_LOGS_ACTIONS,
+                    lambda account, region: {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": [
+                        f"arn:{partition}:logs:{region}:{account}:log-group:{prefix}*"
+                        for prefix in prefixes]}},
                     service="logs")
 
     def grant_use_through_service(self, purpose: str, role: Grantee, service: str) -> None:
@@ -420,7 +492,7 @@ class KeyHierarchy(pulumi.ComponentResource):
 
         `seal()` refuses a key that has both an attested grant and an Allow for anyone else of
         Decrypt, ReEncryptFrom or CreateGrant (`grant_decrypt`, `grant_decrypt_through_service`,
-        `grant_use_through_service`, `allow_service_resource_creation`). Publishing weights
+        `grant_use_through_service`, `KeyHierarchyArgs.dynamodb_tables`). Publishing weights
         (`grant_generate_data_key`, `grant_encrypt`) stays possible.
         """
         self._grant(purpose, "DecryptWithAttestation", self._role(role), ATTESTED_DECRYPT_ACTIONS,
@@ -429,17 +501,38 @@ class KeyHierarchy(pulumi.ComponentResource):
                     _attestation_absent, effect="Deny")
         self._attested.setdefault(purpose, []).append(measurements)
 
-    def allow_service_resource_creation(self, purpose: str, service: str) -> None:
-        """Let the key administrators (the deploying roles) create `service` resources encrypted
-        with the key: creating a DynamoDB table under a customer managed key makes DynamoDB create
-        a grant for the table on the creator's behalf. Only CreateGrant, only for an AWS resource,
-        only through the service: the administrators still cannot use the key.
-        """
-        def via_for_resource(account: str, region: str) -> dict[str, Any]:
-            return _through_service(service, account, region, for_aws_resource=True)
+    def _allow_table_creation(self, purpose: str, tables: Sequence[str]) -> None:
+        """Let the key administrators (the deploying roles) create the DynamoDB `tables` encrypted
+        with the key: DynamoDB then uses the key as the creator (TABLE_CREATION_USE_ACTIONS,
+        DescribeKey, CreateGrant). Three statements, each only through DynamoDB in the key's region
+        for this account: DescribeKey; CreateGrant for an AWS resource; the data-key actions only
+        under the encryption context naming one of the tables. A direct KMS call carries no
+        kms:ViaService and gets nothing, and neither does DynamoDB for any other table."""
+        names = list(tables)
+        if purpose == HMAC_PURPOSE or purpose == "model-weights":
+            raise ValueError(f"dynamodb_tables: the {purpose} key cannot encrypt a table (HMAC key, "
+                             "or plaintext only in attested enclaves); use another purpose")
+        if not names or any(not isinstance(n, str) or not _TABLE_NAME.match(n) for n in names):
+            raise ValueError(f"dynamodb_tables[{purpose!r}] = {names!r}: name each table in plain text "
+                             "(3-255 of letters, digits, _ . -; no pattern)")
 
-        self._grant(purpose, f"Create{service.capitalize()}Resources", {}, SERVICE_GRANT_ACTIONS,
-                    via_for_resource, to_administrators=True)
+        def via(account: str, region: str) -> dict[str, Any]:
+            return _through_service("dynamodb", account, region)
+
+        def via_for_resource(account: str, region: str) -> dict[str, Any]:
+            return _through_service("dynamodb", account, region, for_aws_resource=True)
+
+        def via_for_tables(account: str, region: str) -> dict[str, Any]:
+            condition = _through_service("dynamodb", account, region)
+            condition["StringEquals"][DYNAMODB_TABLE_CONTEXT] = sorted(names)
+            return condition
+
+        self._grant(purpose, "CreateDynamodbTablesDescribe", {}, DESCRIBE_ACTIONS, via,
+                    to_administrators=True)
+        self._grant(purpose, "CreateDynamodbTablesGrant", {}, SERVICE_GRANT_ACTIONS, via_for_resource,
+                    to_administrators=True)
+        self._grant(purpose, "CreateDynamodbTablesUse", {}, TABLE_CREATION_USE_ACTIONS, via_for_tables,
+                    to_administrators=True)
 
     def allow_administrators_through_s3(self, purpose: str, bucket_arn: pulumi.Input[str],
                                         sid: str = "AdministratorsPublishThroughS3") -> None:

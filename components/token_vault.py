@@ -34,11 +34,13 @@ KMS, granted by the key hierarchy (only it writes key policies), for each role:
   cannot decrypt vault values directly.
 - detokenize: `kms:Decrypt` on the secrets key (`keys.grant_decrypt("secrets", role)`): it unwraps the
   values' data keys; plus the same use through DynamoDB for reading the table.
-- the deploying role: creating a table under a customer managed key makes DynamoDB create a grant
-  for the table on the creator's behalf. `keys.allow_service_resource_creation("secrets",
-  "dynamodb")` (called in `__main__.py`) gives the key administrators `kms:CreateGrant` for an AWS
-  resource through DynamoDB, and no use. Not verified against AWS: if CreateTable also asks the
-  creator for data-key actions, that is a use grant to a deploy role, to be made explicitly.
+- the deploying role: creating a table under a customer managed key makes DynamoDB use the key as
+  the creator (AWS KMS Developer Guide, "How Amazon DynamoDB uses AWS KMS": Encrypt, Decrypt,
+  ReEncrypt*, GenerateDataKey*, DescribeKey and CreateGrant). `KeyHierarchyArgs(dynamodb_tables=
+  {"secrets": [vault_table_name(environment)]})` (in `__main__.py`) gives the key administrators
+  exactly that, through DynamoDB only, the data-key actions only under this table's encryption
+  context, in the policy the key is created with, so the table never races the sealed policy. A
+  direct KMS call by an administrator still gets nothing.
 
 `grant_tokenize(role, keys=...)` / `grant_detokenize(role, keys=...)` make the IAM grant and, given the
 hierarchy, the KMS grants it can express, in one call.
@@ -112,6 +114,12 @@ class TokenVaultArgs:
     protect: bool = False
 
 
+def vault_table_name(environment: str, table_name: str | None = None) -> str:
+    """The vault table's name, known before anything is declared: the key that encrypts it names
+    it in the policy it is created with (KeyHierarchyArgs.dynamodb_tables)."""
+    return table_name or f"zero-trust-ai-{environment}-token-vault"
+
+
 class TokenVault(pulumi.ComponentResource):
     """The vault table and its grants. Type token `zero-trust-ai:tokenization:TokenVault`."""
 
@@ -128,7 +136,7 @@ class TokenVault(pulumi.ComponentResource):
                 "ztai:purpose": "token-vault"}
         self.table = aws.dynamodb.Table(
             f"{name}-table",
-            name=args.table_name or f"zero-trust-ai-{args.environment}-token-vault",
+            name=vault_table_name(args.environment, args.table_name),
             billing_mode="PAY_PER_REQUEST",
             hash_key=PARTITION_KEY,
             attributes=[aws.dynamodb.TableAttributeArgs(name=PARTITION_KEY, type="S")],

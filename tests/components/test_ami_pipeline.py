@@ -46,6 +46,7 @@ from components.keys import (
     KeyHierarchyArgs,
 )
 from enclave_images import package_agent
+from tests.support.key_policy import cloudwatch_logs_may_encrypt
 from tests.support.wheels import build_agent_package
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztpolicy.rule import Resource
@@ -712,9 +713,10 @@ def test_the_hierarchy_grants_the_execution_role_use_through_ec2_only() -> None:
         *SERVICE_USE_ACTIONS, *SERVICE_GRANT_ACTIONS}
     assert all(s["Condition"]["StringEquals"]["kms:ViaService"] == "ec2.eu-west-1.amazonaws.com"
                for s in granted)
-    logs = statements(named(stack, "keys-logs-policy"))
-    assert any(s.get("Condition", {}).get("ArnLike", {}).get("kms:EncryptionContext:aws:logs:arn", "")
-               .endswith(":log-group:/aws/imagebuilder/zero-trust-ai-dev-enclave-parent*") for s in logs)
+    for log_group in ("ami-image-logs", "ami-pipeline-logs"):
+        log_group_arn = named(stack, log_group).outputs["arn"]
+        assert ":log-group:/aws/imagebuilder/zero-trust-ai-dev-enclave-parent" in log_group_arn
+        assert cloudwatch_logs_may_encrypt(named(stack, "keys-logs").inputs["policy"], log_group_arn)
     recipe = named(stack, "ami-recipe").inputs
     inference_key = named(stack, "keys-inference").outputs["arn"]
     assert recipe["blockDeviceMappings"][0]["ebs"]["kmsKeyId"] == inference_key

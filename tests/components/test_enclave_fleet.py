@@ -33,7 +33,7 @@ from components.enclave_fleet import (
 from components.functions import RUNTIME_DIR
 from components.keys import EnclaveMeasurements, KeyHierarchy, KeyHierarchyArgs
 from tests.conftest import ROOT
-from tests.support.key_policy import Request, evaluate
+from tests.support.key_policy import Request, cloudwatch_logs_may_encrypt, evaluate
 from ztai.preview import recorder
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztai.stackfile import load_stack
@@ -681,10 +681,10 @@ def test_the_pipeline_writes_the_parameter_the_template_resolves_and_never_the_t
     assert (group.inputs["minSize"], group.inputs["desiredCapacity"]) == (
         int(config["zero-trust-ai:enclaveFleetMinSize"]),
         int(config["zero-trust-ai:enclaveFleetDesiredCapacity"]))
-    logs_policy = json.loads(named(stack, "keys-logs-policy").inputs["policy"])["Statement"]
-    assert any(str(s.get("Condition", {}).get("ArnLike", {}).get("kms:EncryptionContext:aws:logs:arn", ""))
-               .endswith(":log-group:/aws/lambda/zero-trust-ai-dev-inference-image-rollout*")
-               for s in logs_policy)
+    log_group_arn = named(stack, "inference-image-rollout-logs").outputs["arn"]
+    assert log_group_arn.endswith(":log-group:/aws/lambda/zero-trust-ai-dev-inference-image-rollout")
+    for policy_of in ("keys-logs", "keys-logs-policy"):
+        assert cloudwatch_logs_may_encrypt(named(stack, policy_of).inputs["policy"], log_group_arn)
 
 
 def test_pinned_artifacts_are_read_from_the_model_bucket_by_the_build_role_only(

@@ -33,6 +33,7 @@ from components.keys import (
 )
 from tests.components.test_keys import USE
 from tests.conftest import ROOT
+from tests.support.key_policy import cloudwatch_logs_may_encrypt
 from ztai.preview import recorder
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 
@@ -365,10 +366,14 @@ def test_the_stack_rotates_the_symmetric_keys_from_the_management_segment() -> N
     assert aliases[HMAC_PURPOSE] not in schedule_input["aliases"]
     subnets = report["outputs"]["privateSubnetIds"]["management"]
     assert by_name["key-rotation-function"]["inputs"]["vpcConfig"]["subnetIds"] == subnets
+    # The logs key admits CloudWatch Logs for the function's log group from the key's creation.
+    log_group = by_name["key-rotation-logs"]["inputs"]["name"]
+    assert log_group == "/aws/lambda/zero-trust-ai-dev-key-rotation"
+    log_group_arn = f"arn:aws:logs:{REGION}:111122223333:log-group:{log_group}"
+    for policy_of in ("keys-logs", "keys-logs-policy"):
+        assert cloudwatch_logs_may_encrypt(by_name[policy_of]["inputs"]["policy"], log_group_arn)
     logs_policy = json.loads(by_name["keys-logs-policy"]["inputs"]["policy"])["Statement"]
-    services = [s["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
-                for s in logs_policy if s["Principal"] == {"Service": f"logs.{REGION}.amazonaws.com"}]
-    assert any(arn.endswith(":log-group:/aws/lambda/zero-trust-ai-dev-key-rotation*") for arn in services)
+
     def granted_to(role: str, policy: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [s for s in policy if f":role/{role}-" in str(s["Principal"].get("AWS"))]
 

@@ -80,7 +80,10 @@ def test_an_unsealed_hierarchy_is_usable_by_nobody(unsealed: RecordedStack) -> N
     assert not [r for r in unsealed.resources if r.type == "aws:kms/keyPolicy:KeyPolicy"]
     for purpose in PURPOSES:
         key = named(unsealed, f"keys-{purpose}")
-        [admin] = statements(key).values()
+        # The logs key admits CloudWatch Logs from its creation (checked below), no role.
+        admin, *service = statements(key).values()
+        assert [s["Principal"] for s in service] == (
+            [{"Service": "logs.eu-west-1.amazonaws.com"}] if purpose == "logs" else [])
         assert admin["Principal"] == {"AWS": "arn:aws:iam::111122223333:root"}
         assert admin["Action"] == list(ADMIN_ACTIONS)
         assert not any(a.startswith(USE) or "*" in a for a in admin["Action"])
@@ -105,21 +108,36 @@ def test_grants_name_the_role_and_only_on_their_key() -> None:
     mac = statements(named(stack, "keys-tokens-policy"))["GenerateMac0"]
     assert mac["Action"] == ["kms:GenerateMac", "kms:DescribeKey"]
     assert set(statements(named(stack, "keys-secrets-policy"))) == {"AdministerWithoutUse"}
-    # The key itself keeps its first policy; the KeyPolicy owns it from then on.
+    # A key is created without statements naming roles of the stack (KMS refuses a principal that
+    # does not exist yet); the KeyPolicy, which waits for the role, writes them and owns the
+    # policy from then on.
     key = named(stack, "keys-training-data")
     assert set(statements(key)) == {"AdministerWithoutUse"}
+    assert named(stack, "trainer").urn in named(stack, "keys-training-data-policy").dependencies
 
 
-def test_cloudwatch_logs_grant_is_bound_to_the_log_group_prefix() -> None:
+def test_the_logs_key_admits_cloudwatch_logs_from_its_creation_for_the_stack_prefixes_only() -> None:
     def compose(keys: KeyHierarchy) -> None:
-        keys.grant_cloudwatch_logs("/zero-trust-ai/dev/")
+        keys.grant_cloudwatch_logs("/zero-trust-ai/dev/vpc-flow-logs/")
         keys.seal()
 
     stack = build(compose=compose)
-    logs = statements(named(stack, "keys-logs-policy"))["CloudWatchLogs0"]
-    assert logs["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
-    assert logs["Condition"] == {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                                 "arn:aws:logs:eu-west-1:111122223333:log-group:/zero-trust-ai/dev/*"}}
+    expected = {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": [
+        f"arn:aws:logs:eu-west-1:111122223333:log-group:{prefix}*" for prefix in (
+            "/zero-trust-ai/dev/", "/aws/lambda/zero-trust-ai-dev-", "/aws/imagebuilder/zero-trust-ai-dev-",
+            "/aws/apigateway/zero-trust-ai-dev-", "/aws/vendedlogs/zero-trust-ai-dev-")]}}
+    # In the policy the key is created with (a log group never waits for the sealed policy), and
+    # still in the sealed one (a later deploy adding a log group does not race it either).
+    for resource in ("keys-logs", "keys-logs-policy"):
+        logs = statements(named(stack, resource))["CloudWatchLogs0"]
+        assert logs["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
+        assert logs["Condition"] == expected
+    # Another environment's log groups, or any other name, are not admitted, and a prefix
+    # outside the admitted ones is refused at composition.
+    with pytest.raises(ValueError, match="'/aws/lambda/other-' is not under the prefixes"):
+        build(compose=lambda keys: keys.grant_cloudwatch_logs("/aws/lambda/other-"))
+    with pytest.raises(ValueError, match="log_group_prefixes: 'logs' is not"):
+        build(replace(ARGS, log_group_prefixes=("logs",)))
 
 
 def test_administrators_and_break_glass() -> None:
@@ -168,8 +186,8 @@ def test_replicas_carry_the_same_policy_rendered_for_their_region() -> None:
     assert replica.outputs["keyId"] == primary.id  # replicas share the mrk- id
     replica_logs = statements(named(stack, "keys-logs-eu-central-1-policy"))["CloudWatchLogs0"]
     assert replica_logs["Principal"] == {"Service": "logs.eu-central-1.amazonaws.com"}
-    assert ":logs:eu-central-1:" in replica_logs["Condition"]["ArnLike"][
-        "kms:EncryptionContext:aws:logs:arn"]
+    assert all(":logs:eu-central-1:" in arn for arn in replica_logs["Condition"]["ArnLike"][
+        "kms:EncryptionContext:aws:logs:arn"])
     replica_secrets = statements(named(stack, "keys-secrets-eu-central-1-policy"))
     assert replica_secrets["Decrypt0"]["Principal"] == {"AWS": named(stack, "reader").outputs["arn"]}
     alias = named(stack, "keys-secrets-eu-central-1-alias")
@@ -187,36 +205,71 @@ def test_bad_replica_regions_are_refused(regions: tuple[str, ...], message: str)
         build(replace(ARGS, replica_regions=regions))
 
 
-def test_use_through_a_service_is_conditioned_and_table_creation_gives_no_use() -> None:
+def test_use_through_a_service_is_conditioned_and_table_creation_uses_only_through_dynamodb() -> None:
     from ztpolicy.rules.kms_key_policy_least_privilege import document_problems
 
     admins = ("arn:aws:iam::111122223333:role/deployer",)
+    table = "zero-trust-ai-dev-token-vault"
 
     def compose(keys: KeyHierarchy) -> None:
         keys.grant_use_through_service("secrets", role("tokenizer"), "dynamodb")
-        keys.allow_service_resource_creation("secrets", "dynamodb")
         keys.seal()
 
-    stack = build(replace(ARGS, administrator_role_arns=admins), compose=compose)
+    stack = build(replace(ARGS, administrator_role_arns=admins, dynamodb_tables={"secrets": [table]}),
+                  compose=compose)
     policy = statements(named(stack, "keys-secrets-policy"))
     via = {"kms:ViaService": "dynamodb.eu-west-1.amazonaws.com", "kms:CallerAccount": "111122223333"}
-    through = policy["ThroughDynamodb0"]
+    through = policy["ThroughDynamodb3"]
     assert through["Condition"] == {"StringEquals": via}
     assert "kms:Decrypt" in through["Action"] and "kms:CreateGrant" not in through["Action"]
-    assert policy["GrantThroughDynamodb1"]["Action"] == ["kms:CreateGrant"]
-    assert policy["GrantThroughDynamodb1"]["Condition"] == {
+    assert policy["GrantThroughDynamodb4"]["Action"] == ["kms:CreateGrant"]
+    assert policy["GrantThroughDynamodb4"]["Condition"] == {
         "StringEquals": via, "Bool": {"kms:GrantIsForAWSResource": "true"}}
-    creation = policy["CreateDynamodbResources2"]
-    assert creation["Principal"] == {"AWS": list(admins)} and creation["Action"] == ["kms:CreateGrant"]
-    assert creation["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
-    # The administrators still cannot use the key, and the pack's least-privilege rule agrees.
+    # What DynamoDB asks of the table's creator (KMS Developer Guide): describe, grant, and the
+    # data-key actions, the last only for the named table; in the policy the key is created with.
+    created = statements(named(stack, "keys-secrets"))
+    describe, grant, use = (created[f"CreateDynamodbTables{sid}"] for sid in ("Describe0", "Grant1", "Use2"))
+    assert [policy[f"CreateDynamodbTables{sid}"] for sid in ("Describe0", "Grant1", "Use2")] == [
+        describe, grant, use]
+    assert not [sid for sid in created if "Through" in sid]  # the tokenizer's: sealed policy only
+    for statement in (describe, grant, use):
+        assert statement["Principal"] == {"AWS": list(admins)}
+    assert describe["Action"] == ["kms:DescribeKey"] and describe["Condition"] == {"StringEquals": via}
+    assert grant["Action"] == ["kms:CreateGrant"]
+    assert grant["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
+    assert set(use["Action"]) == {"kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+                                  "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"}
+    assert use["Condition"] == {"StringEquals": {
+        **via, "kms:EncryptionContext:aws:dynamodb:tableName": [table]}}
+    # The administrators use the key only through DynamoDB for that table, and the pack's
+    # least-privilege rule accepts exactly that...
     document = json.loads(named(stack, "keys-secrets-policy").inputs["policy"])
     assert document_problems(document, "secrets", set()) == []
-    # ...which it would not if the creation statement handed the administrators a use action.
-    creation["Action"] = ["kms:CreateGrant", "kms:Decrypt"]
-    document["Statement"] = list(policy.values())
-    problems = document_problems(document, "secrets", set())
-    assert any(f"lets {admins[0]} administer the key" in problem for problem in problems), problems
+    # ...and nothing looser: without the table's context, with a pattern, or with a wildcard
+    # action, it is administration plus use.
+    loosenings: list[Callable[[dict[str, Any]], Any]] = [
+        lambda s: s["Condition"]["StringEquals"].pop("kms:EncryptionContext:aws:dynamodb:tableName"),
+        lambda s: s["Condition"]["StringEquals"].update(
+            {"kms:EncryptionContext:aws:dynamodb:tableName": ["zero-trust-ai-*"]}),
+        lambda s: s.update(Action=["kms:ReEncrypt*", "kms:Decrypt"])]
+    for loosen in loosenings:
+        loosened = json.loads(json.dumps(use))
+        loosen(loosened)
+        document["Statement"] = [*(s for s in policy.values() if s != use), loosened]
+        problems = document_problems(document, "secrets", set())
+        assert any(f"lets {admins[0]} administer the key" in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize("tables, message", [
+    ({"model-weights": ["t-1"]}, "the model-weights key cannot encrypt a table"),
+    ({"tokens": ["t-1"]}, "the tokens key cannot encrypt a table"),
+    ({"secrets": []}, "name each table"),
+    ({"secrets": ["zero-trust-ai-*"]}, "name each table"),
+])
+def test_table_creation_needs_a_table_key_and_named_tables(tables: dict[str, list[str]],
+                                                           message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build(replace(ARGS, dynamodb_tables=tables))
 
 
 # -- attested decryption (issue 4) -------------------------------------------------------------
@@ -298,9 +351,10 @@ def test_several_attested_grants_list_every_pinned_value_and_pcr8_only_if_all_pi
     (lambda keys: keys.grant_decrypt("model-weights", role("p3")), "Decrypt"),
     (lambda keys: keys.grant_decrypt_through_service("model-weights", role("p4"), "s3"),
      "DecryptThroughS3"),
-    # A KMS grant cannot carry attestation conditions: nobody may create one on this key.
-    (lambda keys: keys.allow_service_resource_creation("model-weights", "dynamodb"),
-     "CreateDynamodbResources"),
+    # A KMS grant cannot carry attestation conditions: nobody may create one on this key (the
+    # table-creation statements are refused on it when the hierarchy is declared).
+    (lambda keys: keys.grant_use_through_service("model-weights", role("m1"), "ec2"),
+     "GrantThroughEc2, ThroughEc2"),
 ])
 def test_a_key_that_decrypts_with_attestation_takes_no_plain_decrypt_grant(
         other: Callable[[KeyHierarchy], None], refused: str) -> None:
@@ -435,7 +489,9 @@ def test_administrators_use_a_key_only_through_s3_for_one_bucket() -> None:
     # No other key gets it.
     for purpose in PURPOSES:
         if purpose != "inference":
-            assert set(statements(named(stack, f"keys-{purpose}-policy"))) == {"AdministerWithoutUse"}
+            assert set(statements(named(stack, f"keys-{purpose}-policy"))) == (
+                {"AdministerWithoutUse", "CloudWatchLogs0"} if purpose == "logs"
+                else {"AdministerWithoutUse"})
 
     # As IAM evaluates it: S3, for that bucket's objects, and nothing else.
     document = named(stack, "keys-inference-policy").inputs["policy"]

@@ -109,6 +109,7 @@ def test_the_table_uses_the_hierarchy_secrets_key() -> None:
         keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region="eu-west-1"))
         TokenVault("token-vault", TokenVaultArgs(environment="dev", owner="o",
                                                  kms_key_arn=keys.key_arn("secrets")))
+        keys.seal()
 
     stack = record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
     sse = named(stack, "token-vault-table").inputs["serverSideEncryption"]

@@ -1,7 +1,8 @@
 """Evaluate a KMS key policy for one request, as IAM does, for the KMS stand-in.
 
 Covered: Effect Allow/Deny; Principal "*", {"AWS": ARN, account id, account root ARN or "*"}
-(strings or lists; service and federated principals never match an IAM role); Action and Resource
+(strings or lists; service and federated principals never match an IAM role), and {"Service":
+name} for a caller that is an AWS service principal (`logs.<region>.amazonaws.com`); Action and Resource
 with `*`/`?` wildcards; the condition operators StringEquals, StringNotEquals, StringEqualsIgnoreCase,
 StringNotEqualsIgnoreCase, StringLike, StringNotLike, ArnEquals, ArnNotEquals, ArnLike, ArnNotLike,
 Bool and Null, each with the `IfExists` suffix; single-valued condition keys. Semantics: every
@@ -36,7 +37,8 @@ class UnsupportedPolicyError(ValueError):
 
 @dataclass(frozen=True)
 class Request:
-    principal_arn: str  # the caller's role ARN (arn:aws:iam::<account>:role/<name>)
+    # the caller's role ARN (arn:aws:iam::<account>:role/<name>), or a service principal's name
+    principal_arn: str
     action: str  # e.g. "kms:Decrypt"
     resource: str  # the key ARN
     context: Mapping[str, str]  # condition keys present in the request, single-valued
@@ -102,6 +104,10 @@ def _principal_matches(statement: Mapping[str, Any], principal_arn: str, where: 
         raise UnsupportedPolicyError(f"{where}: Principal {principal!r}")
     account = _account(principal_arn)
     for kind, value in principal.items():
+        if kind == "Service" and account is None:
+            if principal_arn in _strings(value, f"{where} Principal"):
+                return True
+            continue
         if kind != "AWS":
             continue  # Service, Federated, CanonicalUser: never an IAM role caller
         for candidate in _strings(value, f"{where} Principal"):
@@ -196,3 +202,13 @@ def evaluate(policy_json: str, request: Request) -> Decision:
     if allows:
         return Decision("allow", tuple(allows))
     return Decision("implicit-deny", ())
+
+
+def cloudwatch_logs_may_encrypt(policy_json: str, log_group_arn: str) -> bool:
+    """Would KMS let CloudWatch Logs encrypt `log_group_arn`'s data under a key with this policy
+    (what it checks when the group is created with, or associated to, the key)?"""
+    region = log_group_arn.split(":")[3]
+    return all(evaluate(policy_json, Request(
+        principal_arn=f"logs.{region}.amazonaws.com", action=action, resource="*",
+        context={"kms:EncryptionContext:aws:logs:arn": log_group_arn})).effect == "allow"
+        for action in ("kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey"))

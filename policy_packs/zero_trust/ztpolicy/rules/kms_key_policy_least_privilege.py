@@ -11,19 +11,25 @@
   (`arn:aws:sts::<account>:assumed-role/<role>/<session>`) and a role with a path are the role
   `arn:aws:iam::<account>:role/<role>`, and `Principal "*"` restricted by an `aws:PrincipalArn`
   condition (StringEquals, StringLike, ArnEquals, ArnLike) is the principals it names, patterns
-  included. One use does not count there: an Allow of only kms:Decrypt and kms:GenerateDataKey
-  (exact names, no wildcard) whose Condition has StringEquals `kms:ViaService` naming S3
-  (`s3.<region>.amazonaws.com`) and StringEquals `kms:EncryptionContext:aws:s3:arn` naming
-  concrete S3 ARNs (no `*`, `?` or policy variable); condition keys compare ignoring case, values
-  as written. That is KeyHierarchy.allow_administrators_through_s3: the deploying role, a key
-  administrator, writes the API's mutual-TLS truststore into its SSE-KMS bucket and API Gateway
-  reads it with the deployer's credentials. KMS then returns data keys to S3, never to the
-  caller, and only for the named bucket's objects (S3 sets that context to the bucket's ARN with
-  S3 Bucket Keys, else to the object's); a direct KMS call has no kms:ViaService, so no
-  ciphertext outside that bucket can be decrypted. Anything looser still counts as use:
-  StringLike or an `...IfExists` operator (which holds when the key is absent), a pattern, another
-  or a wildcard action (Encrypt; ReEncrypt*, which re-wraps any ciphertext), a missing ViaService
-  or context condition;
+  included. Two uses do not count there, each an Allow of named actions (no wildcard) whose
+  Condition has StringEquals `kms:ViaService` naming the service (`<service>.<region>...`) and
+  StringEquals on the service's own encryption context naming concrete resources (no `*`, `?` or
+  policy variable); condition keys compare ignoring case, values as written:
+  - S3: only kms:Decrypt and kms:GenerateDataKey under `kms:EncryptionContext:aws:s3:arn` (bucket
+    or object ARNs). That is KeyHierarchy.allow_administrators_through_s3: the deploying role, a
+    key administrator, writes the API's mutual-TLS truststore into its SSE-KMS bucket and API
+    Gateway reads it with the deployer's credentials. S3 sets that context to the bucket's ARN
+    with S3 Bucket Keys, else to the object's;
+  - DynamoDB: only Encrypt, Decrypt, ReEncryptFrom, ReEncryptTo, GenerateDataKey and
+    GenerateDataKeyWithoutPlaintext under `kms:EncryptionContext:aws:dynamodb:tableName` (table
+    names). That is KeyHierarchy.allow_service_resource_creation: the deploying role creates the
+    token vault's table, and DynamoDB uses the key as its creator (KMS Developer Guide, "How
+    Amazon DynamoDB uses AWS KMS"), setting that context on every call.
+  KMS then answers only the service, only for the named resources; a direct KMS call has no
+  kms:ViaService, so no ciphertext outside them can be decrypted. Anything looser still counts
+  as use: StringLike or an `...IfExists` operator (which holds when the key is absent), a
+  pattern, another or a wildcard action (ReEncrypt* would also cover what the list does not
+  name), a missing ViaService or context condition;
 - no kms:CreateGrant (a grant hands out use of the key) except for AWS services acting for a
   resource (`kms:GrantIsForAWSResource`) or break-glass.
 """
@@ -69,11 +75,29 @@ _USE_PREFIXES = ("kms:decrypt", "kms:encrypt", "kms:generatedatakey", "kms:reenc
 _PRINCIPAL_ARN_OPERATORS = {"stringequals", "stringlike", "arnequals", "arnlike"}
 _ASSUMED_ROLE = re.compile(r"^arn:(aws[\w-]*):sts::(\d{12}):assumed-role/([^/]+)/[^/]+$")
 _ROLE = re.compile(r"^arn:(aws[\w-]*):iam::(\d{12}):role/(?:.*/)?([^/]+)$")
-# The one administrator use the cross-statement check leaves alone (see the module docstring).
-_S3_OBJECT_ACTIONS = frozenset({"kms:decrypt", "kms:generatedatakey"})
 _VIA_SERVICE = "kms:viaservice"
-_S3_CONTEXT = "kms:encryptioncontext:aws:s3:arn"
-_CONCRETE_S3_ARN = re.compile(r"^arn:aws[\w-]*:s3:::[^*?$]+$")
+
+
+@dataclass(frozen=True)
+class _ServiceUse:
+    """An administrator use the cross-statement check leaves alone (see the module docstring)."""
+
+    service: str  # the kms:ViaService prefix, e.g. "s3."
+    actions: frozenset[str]  # lower case, exact names
+    context_key: str  # lower case
+    resource: re.Pattern[str]  # what one context value must be
+
+
+_SERVICE_USES = (
+    _ServiceUse("s3.", frozenset({"kms:decrypt", "kms:generatedatakey"}),
+                "kms:encryptioncontext:aws:s3:arn", re.compile(r"^arn:aws[\w-]*:s3:::[^*?$]+$")),
+    _ServiceUse("dynamodb.", frozenset({"kms:encrypt", "kms:decrypt", "kms:reencryptfrom",
+                                        "kms:reencryptto", "kms:generatedatakey",
+                                        "kms:generatedatakeywithoutplaintext"}),
+                "kms:encryptioncontext:aws:dynamodb:tablename",
+                # DynamoDB table names: 3-255 of [a-zA-Z0-9_.-]
+                re.compile(r"^[A-Za-z0-9_.-]{3,255}$")),
+)
 
 
 def _principals(principal: Any) -> list[str]:
@@ -130,19 +154,24 @@ def _string_equals(condition: Any, key: str) -> list[list[str]]:
             for name, values in block.items() if str(name).lower() == key]
 
 
-def through_s3_for_named_objects(statement: Mapping[str, Any]) -> bool:
-    """Does the statement allow only S3 to get data keys for named buckets' (or objects') SSE-KMS
-    objects on the caller's behalf: Decrypt/GenerateDataKey under StringEquals kms:ViaService s3.*
-    and StringEquals kms:EncryptionContext:aws:s3:arn with concrete ARNs?"""
-    actions = [str(a).lower() for a in as_list(statement.get("Action"))]
-    if not actions or "NotAction" in statement or not set(actions) <= _S3_OBJECT_ACTIONS:
+def through_service_for_named_resources(statement: Mapping[str, Any]) -> bool:
+    """Does the statement allow only S3 or DynamoDB to use the key for named resources on the
+    caller's behalf: named actions under StringEquals kms:ViaService <service>.* and StringEquals
+    on the service's encryption context with concrete values?"""
+    actions = {str(a).lower() for a in as_list(statement.get("Action"))}
+    if not actions or "NotAction" in statement:
         return False
     condition = statement.get("Condition")
-    via_s3 = any(values and all(value.startswith("s3.") for value in values)
-                 for values in _string_equals(condition, _VIA_SERVICE))
-    named = any(values and all(_CONCRETE_S3_ARN.match(value) for value in values)
-                for values in _string_equals(condition, _S3_CONTEXT))
-    return via_s3 and named
+    for use in _SERVICE_USES:
+        if not actions <= use.actions:
+            continue
+        via = any(values and all(value.startswith(use.service) for value in values)
+                  for values in _string_equals(condition, _VIA_SERVICE))
+        named = any(values and all(use.resource.match(value) for value in values)
+                    for values in _string_equals(condition, use.context_key))
+        if via and named:
+            return True
+    return False
 
 
 def _covers(action: str, names: tuple[str, ...]) -> bool:
@@ -184,8 +213,8 @@ def document_problems(document: Any, label: str, break_glass: set[str]) -> list[
             for principal in principals:
                 if any(_covers(a, _ADMIN) for a in actions):
                     administers.append(_Holder(principal, sid))
-                if any(_covers(a, _USE_PREFIXES) for a in actions) and not through_s3_for_named_objects(
-                        statement):
+                if any(_covers(a, _USE_PREFIXES) for a in actions) and not (
+                        through_service_for_named_resources(statement)):
                     uses.append(_Holder(principal, sid))
         if "*" in _principals(statement.get("Principal")) and not statement.get("Condition"):
             problems.append(f"{label} statement {sid} allows any principal without a condition")
