@@ -370,8 +370,9 @@ def test_handed_over_key_replaces_the_component_key() -> None:
     key_arn = "arn:aws:kms:eu-west-1:111122223333:key/11111111-2222-3333-4444-555555555555"
     stack = build(replace(ARGS, segments=SEGMENTS[:1], flow_log_key_arn=key_arn))
     assert of_type(stack, "aws:kms/key:Key") == []
-    [group] = of_type(stack, "aws:cloudwatch/logGroup:LogGroup")
-    assert group.inputs["kmsKeyId"] == key_arn
+    groups = of_type(stack, "aws:cloudwatch/logGroup:LogGroup")
+    assert len(groups) == 2  # flow logs and Resolver query logs
+    assert all(group.inputs["kmsKeyId"] == key_arn for group in groups)
 
 
 def test_prod_protects_key_and_log_groups_and_spans_three_zones() -> None:
