@@ -116,7 +116,8 @@ def test_nat_gateways_and_their_routes_wait_for_the_internet_gateway(dev: Record
 
 def test_dns_firewall_walls_in_every_egress_free_vpc(dev: RecordedStack) -> None:
     [group] = of_type(dev, "aws:route53/resolverFirewallRuleGroup:ResolverFirewallRuleGroup")
-    lists = {d.id: d for d in of_type(dev, "aws:route53/resolverFirewallDomainList:ResolverFirewallDomainList")}
+    lists = {d.id: d for d in of_type(
+        dev, "aws:route53/resolverFirewallDomainList:ResolverFirewallDomainList")}
     rules = sorted(of_type(dev, "aws:route53/resolverFirewallRule:ResolverFirewallRule"),
                    key=lambda rule: rule.inputs["priority"])
     assert all(rule.inputs["firewallRuleGroupId"] == group.id for rule in rules)
