@@ -148,10 +148,14 @@ def test_interfaces_joining_an_egress_free_vpc_to_another_are_ways_out() -> None
     host = res("aws:ec2/instance:Instance", "host", id="i-host", deps={"subnetId": [mgmt_subnet.urn]})
     data_eni3 = res("aws:ec2/networkInterface:NetworkInterface", "data-eni3", id="eni-data3",
                     deps={"subnetId": [subnet.urn]}, attachments=[{"instance": "i-host", "deviceIndex": 1}])
+    # A preview: the listed interface's id is unknown, its link is a property dependency.
+    gateway_box = res("aws:ec2/instance:Instance", "gateway-box",
+                      deps={"subnetId": [mgmt_subnet.urn], "networkInterfaces": [data_eni.urn]},
+                      networkInterfaces=[{"deviceIndex": 1}])
     resources = [data, subnet, table, management, mgmt_subnet, data_eni, bridge, attachment,
-                 router, mgmt_subnet_literal, data_eni2, host, data_eni3]
+                 router, mgmt_subnet_literal, data_eni2, host, data_eni3, gateway_box]
     findings = egress_free_segment_no_internet_path(resources, DEFAULTS)
-    assert urns(findings) == {"bridge", "router", "host"}
+    assert urns(findings) == {"bridge", "router", "host", "gateway-box"}
     assert "joins egress-free VPC data-vpc to another VPC" in findings[0].message
 
 

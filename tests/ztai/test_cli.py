@@ -348,7 +348,7 @@ def test_analyze_rejects_an_export_with_the_default_endpoint_re_enabled(
 # -- egress-free segments (§2.1): the three doctored exports the last review passed -------------
 def _add(resources: list[dict[str, Any]], parent: dict[str, Any], token: str, name: str,
          resource_id: str, props: dict[str, Any]) -> str:
-    urn = parent["urn"].rsplit("::", 1)[0] + f"${token}::{name}"
+    urn: str = parent["urn"].rsplit("::", 1)[0] + f"${token}::{name}"
     resources.append({"urn": urn, "custom": True, "type": token, "id": resource_id,
                       "parent": parent["urn"], "inputs": dict(props),
                       "outputs": {**props, "id": resource_id}})

@@ -95,8 +95,9 @@ def _leaves_vpc(route: Resource | Mapping[str, Any]) -> bool:
     """Does this route send anything (any destination, private ones included) to a target
     other than `local` or a gateway endpoint? A target known only at deploy counts: an output of
     a gateway, peering connection or interface cannot be a gateway endpoint's route."""
-    get = (lambda key: known(route, key)) if isinstance(route, Resource) else (
-        lambda key: known_field(route, key))
+    def get(key: str) -> Any:
+        return known(route, key) if isinstance(route, Resource) else known_field(route, key)
+
     gateway = get("gatewayId")
     if gateway is UNKNOWN or (isinstance(gateway, str) and gateway
                               and gateway != "local" and not gateway.startswith("vpce-")):
@@ -214,32 +215,33 @@ def _shared_interface_findings(resources: Sequence[Resource],
     instances = of_type(resources, INSTANCE)
     # instance urn -> VPCs its interfaces (primary subnet, listed ENIs, attachments) sit in
     joined: dict[str, dict[str, Resource]] = {}
-    for instance in instances:
-        found = joined.setdefault(instance.urn, {})
-        if (vpc := vpc_of(instance)) is not None:
-            found[vpc.urn] = vpc
-        for item in known_items(known(instance, "networkInterfaces")):
-            interface_id = known_field(item, "networkInterfaceId")
-            interface = next((i for i in interfaces if isinstance(interface_id, str)
-                              and interface_id == known(i, "id")), None)
-            if interface is None and item is not UNKNOWN:
-                # Linked through the instance's property dependencies when ids are unknown.
-                deps = instance.property_dependencies.get("networkInterfaces", ())
-                interface = next((i for i in interfaces if i.urn in deps), None)
-            if interface is not None and (vpc := vpc_of(interface)) is not None:
-                found[vpc.urn] = vpc
-    for attachment in of_type(resources, ENI_ATTACHMENT):
-        instance = referenced(attachment, "instanceId", instances)
-        interface = referenced(attachment, "networkInterfaceId", interfaces)
-        if instance is not None and interface is not None and (vpc := vpc_of(interface)) is not None:
+    def join(instance: Resource, interface: Resource) -> None:
+        if (vpc := vpc_of(interface)) is not None:
             joined.setdefault(instance.urn, {})[vpc.urn] = vpc
+
+    for instance in instances:
+        if (vpc := vpc_of(instance)) is not None:
+            joined.setdefault(instance.urn, {})[vpc.urn] = vpc
+        # Listed interfaces: by literal id (an export), or through the instance's property
+        # dependencies when ids are unknown (a preview).
+        listed = {value for item in known_items(known(instance, "networkInterfaces"))
+                  if isinstance(value := known_field(item, "networkInterfaceId"), str)}
+        linked = set(instance.property_dependencies.get("networkInterfaces", ()))
+        for interface in interfaces:
+            if interface.urn in linked or known(interface, "id") in listed:
+                join(instance, interface)
+    for attachment in of_type(resources, ENI_ATTACHMENT):
+        attached_to = referenced(attachment, "instanceId", instances)
+        attached = referenced(attachment, "networkInterfaceId", interfaces)
+        if attached_to is not None and attached is not None:
+            join(attached_to, attached)
     for interface in interfaces:
         for item in known_items(known(interface, "attachments")):
             instance_id = known_field(item, "instance")
-            instance = next((i for i in instances if isinstance(instance_id, str)
-                             and instance_id == known(i, "id")), None)
-            if instance is not None and (vpc := vpc_of(interface)) is not None:
-                joined.setdefault(instance.urn, {})[vpc.urn] = vpc
+            target = next((i for i in instances if isinstance(instance_id, str)
+                           and instance_id == known(i, "id")), None)
+            if target is not None:
+                join(target, interface)
     findings = []
     for instance in instances:
         found = joined.get(instance.urn, {})
