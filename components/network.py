@@ -802,7 +802,9 @@ class SegmentedNetwork(pulumi.ComponentResource):
                 f"{segment.component_name}-{service.replace('.', '-')}-policy",
                 vpc_endpoint_id=endpoint.id,
                 policy=resolved.apply(functools.partial(document, service)),
-                opts=pulumi.ResourceOptions(parent=endpoint))
+                # Deleting a VpcEndpointPolicy resets the endpoint to AWS's default full-access
+                # policy; dropping this resource from the program must leave the restriction.
+                opts=pulumi.ResourceOptions(parent=endpoint, retain_on_delete=True))
             for segment in self.segments.values()
             for service, endpoint in segment.endpoints.items()
             if service in RESTRICTED_ENDPOINT_SERVICES

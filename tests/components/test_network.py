@@ -304,6 +304,8 @@ def test_restricted_endpoints_admit_this_stacks_resources_by_arn_only() -> None:
     for service, attached in policies.items():
         assert attached.inputs["vpcEndpointId"] == endpoints[f"network-data-{service}"].id
         assert attached.parent == endpoints[f"network-data-{service}"].urn
+        # Deleting one would reset the endpoint to AWS's full-access default: never deleted.
+        assert attached.retain_on_delete is True
 
     def statements(service: str) -> dict[str, Any]:
         return {s["Sid"]: s for s in policy(policies[service])["Statement"]}

@@ -59,6 +59,7 @@ class RecordedResource:
     protect: bool = False
     provider: str = ""
     ignore_changes: list[str] = field(default_factory=list)
+    retain_on_delete: bool = False
 
 
 @dataclass
@@ -112,6 +113,7 @@ class RecordingMonitor(MockMonitor):
             protect=bool(request.protect),
             provider=request.provider,
             ignore_changes=list(request.ignoreChanges),
+            retain_on_delete=bool(request.retainOnDelete),
         )
         self.recorded.append(resource)
         if self.on_register is not None:
