@@ -57,6 +57,7 @@ network = SegmentedNetwork(
     ),
 )
 keys.grant_cloudwatch_logs(network.log_group_prefix)
+keys.grant_cloudwatch_logs(network.query_log_group_prefix)
 
 # Monthly on-demand rotation of the symmetric keys (the HMAC key cannot be rotated on demand),
 # from the management segment's private subnets through its KMS endpoint. Successors are left to
@@ -261,6 +262,15 @@ fleet.admit_clients_from(gateway.vpc_link_security_group.id, "api-gateway")
 # inference key through S3 for the truststore bucket's objects only.
 keys.allow_administrators_through_s3("inference", gateway.truststore_bucket_arn)
 
+# Through the segments' s3, logs, ecr and ssm endpoints, principals reach only what is named
+# here (the model bucket, the AMI-id parameter, the image build's log group, whose name is the
+# pipeline's log_group_prefix), no other resource of the account, another environment's included.
+endpoint_policies = network.restrict_endpoints(
+    bucket_names=[fleet.model_bucket_name],
+    parameter_arns=[fleet.image_parameter.arn],
+    log_group_names=[ami_pipeline.log_group_prefix],
+)
+
 # Every grant is made above this line: sealing writes the key policies.
 key_policies = keys.seal()
 gateway.publish_after(key_policies)
@@ -269,7 +279,8 @@ if config.enclave_artifacts is not None:
     # First boot: the parameter's first value is stock AL2023. One image is built now (tens of
     # minutes of `pulumi up`), its distribution writes the parameter, and the group launches
     # only after it. The build waits for the grants it uses, the key policies included.
-    fleet.launch_after(ami_pipeline.build_image(after=[publish_image, read_artifacts, *key_policies]))
+    fleet.launch_after(ami_pipeline.build_image(
+        after=[publish_image, read_artifacts, *key_policies, *endpoint_policies]))
 
 pulumi.export("vpcIds", network.vpc_ids())
 pulumi.export("privateSubnetIds", {

@@ -29,7 +29,12 @@ ARGS = SegmentedNetworkArgs(segments=SEGMENTS, environment="dev", owner="ml-plat
                             region="eu-west-1", az_count=2)
 TAGGABLE_EXEMPT = {"aws:kms/alias:Alias", "aws:iam/rolePolicy:RolePolicy",
                    "aws:ec2/networkAclAssociation:NetworkAclAssociation",
-                   "aws:ec2/routeTableAssociation:RouteTableAssociation"}
+                   "aws:ec2/routeTableAssociation:RouteTableAssociation",
+                   # pulumi-aws offers no tags on these
+                   "aws:route53/resolverFirewallRule:ResolverFirewallRule",
+                   "aws:route53/resolverFirewallConfig:ResolverFirewallConfig",
+                   "aws:route53/resolverQueryLogConfigAssociation:ResolverQueryLogConfigAssociation",
+                   "aws:cloudwatch/logResourcePolicy:LogResourcePolicy"}
 
 
 def build(args: SegmentedNetworkArgs = ARGS) -> RecordedStack:
@@ -95,6 +100,71 @@ def test_internet_path_only_in_egress_segments(dev: RecordedStack) -> None:
     assert all(t.inputs["routes"][0]["natGatewayId"].startswith("nat-") for t in nat_tables)
 
 
+def test_nat_gateways_and_their_routes_wait_for_the_internet_gateway(dev: RecordedStack) -> None:
+    # A NAT gateway created before the gateway is attached ends Gateway.NotAttached; nothing in
+    # its inputs names the gateway, so the dependency must be explicit. (pulumi-aws v7 attaches
+    # an InternetGateway given vpc_id as part of creating it: the gateway is the attachment.)
+    [gateway] = of_type(dev, "aws:ec2/internetGateway:InternetGateway")
+    assert gateway.inputs["vpcId"] == vpc_of(dev, "management").id
+    nats = of_type(dev, "aws:ec2/natGateway:NatGateway")
+    assert len(nats) == 2
+    assert all(gateway.urn in nat.dependencies for nat in nats)
+    nat_tables = [t for t in in_segment(dev, "aws:ec2/routeTable:RouteTable", "management")
+                  if "private-rt" in t.name]
+    assert nat_tables and all(gateway.urn in table.dependencies for table in nat_tables)
+
+
+def test_dns_firewall_walls_in_every_egress_free_vpc(dev: RecordedStack) -> None:
+    [group] = of_type(dev, "aws:route53/resolverFirewallRuleGroup:ResolverFirewallRuleGroup")
+    lists = {d.id: d for d in of_type(
+        dev, "aws:route53/resolverFirewallDomainList:ResolverFirewallDomainList")}
+    rules = sorted(of_type(dev, "aws:route53/resolverFirewallRule:ResolverFirewallRule"),
+                   key=lambda rule: rule.inputs["priority"])
+    assert all(rule.inputs["firewallRuleGroupId"] == group.id for rule in rules)
+    allow, block = rules
+    assert allow.inputs["action"] == "ALLOW"
+    allowed = lists[allow.inputs["firewallDomainListId"]].inputs["domains"]
+    assert allowed[:3] == ["*.eu-west-1.amazonaws.com", "*.eu-west-1.vpce.amazonaws.com",
+                           "*.eu-west-1.compute.internal"]
+    assert "*" not in allowed and "*.amazonaws.com" not in allowed
+    assert allow.inputs["firewallDomainRedirectionAction"] == "INSPECT_REDIRECTION_DOMAIN"
+    # The last rule blocks every other name.
+    assert (block.inputs["action"], block.inputs["blockResponse"]) == ("BLOCK", "NXDOMAIN")
+    assert lists[block.inputs["firewallDomainListId"]].inputs["domains"] == ["*"]
+
+    associations = of_type(dev, "aws:route53/resolverFirewallRuleGroupAssociation:"
+                                "ResolverFirewallRuleGroupAssociation")
+    configs = of_type(dev, "aws:route53/resolverFirewallConfig:ResolverFirewallConfig")
+    closed = {vpc_of(dev, name).id for name in ("data", "training", "inference")}
+    assert {a.inputs["vpcId"] for a in associations} == closed  # not the NAT segment
+    assert all(a.inputs["firewallRuleGroupId"] == group.id and 100 <= a.inputs["priority"] <= 9900
+               and a.inputs["mutationProtection"] == "ENABLED" for a in associations)
+    assert {c.inputs["resourceId"] for c in configs} == closed
+    assert all(c.inputs["firewallFailOpen"] == "DISABLED" for c in configs)
+
+
+def test_resolver_queries_of_every_vpc_are_logged_encrypted(dev: RecordedStack) -> None:
+    [key] = of_type(dev, "aws:kms/key:Key")
+    [group] = [g for g in of_type(dev, "aws:cloudwatch/logGroup:LogGroup")
+               if g.name == "network-resolver-query-logs"]
+    assert group.inputs["name"] == "/zero-trust-ai/dev/resolver-query-logs"
+    assert group.inputs["kmsKeyId"] == key.outputs["arn"] and group.inputs["retentionInDays"] == 365
+    [config] = of_type(dev, "aws:route53/resolverQueryLogConfig:ResolverQueryLogConfig")
+    assert config.inputs["destinationArn"] == group.outputs["arn"]
+    associations = of_type(dev, "aws:route53/resolverQueryLogConfigAssociation:"
+                                "ResolverQueryLogConfigAssociation")
+    assert {a.inputs["resourceId"] for a in associations} == {vpc_of(dev, s.name).id for s in SEGMENTS}
+    assert all(a.inputs["resolverQueryLogConfigId"] == config.id for a in associations)
+    # Resolver delivers through the log delivery service, which the group's policy admits for
+    # this account's deliveries only; the config waits for that policy.
+    [delivery] = of_type(dev, "aws:cloudwatch/logResourcePolicy:LogResourcePolicy")
+    [statement] = json.loads(delivery.inputs["policyDocument"])["Statement"]
+    assert statement["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
+    assert statement["Resource"] == f"{group.outputs['arn']}:*"
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": "111122223333"}
+    assert delivery.urn in config.dependencies
+
+
 def test_default_security_group_and_acl_are_taken_over_empty(dev: RecordedStack) -> None:
     for token in ("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
                   "aws:ec2/defaultNetworkAcl:DefaultNetworkAcl"):
@@ -140,8 +210,9 @@ def test_flow_log_key_rotates_and_only_logs_may_use_it(dev: RecordedStack) -> No
                    or "*" in a or a == "kms:CreateGrant" for a in admin["Action"])
     use = statements["CloudWatchLogsEncryptsFlowLogGroups"]
     assert use["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
-    assert use["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == (
-        "arn:aws:logs:eu-west-1:111122223333:log-group:/zero-trust-ai/dev/vpc-flow-logs/*")
+    assert use["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == [
+        "arn:aws:logs:eu-west-1:111122223333:log-group:/zero-trust-ai/dev/vpc-flow-logs/*",
+        "arn:aws:logs:eu-west-1:111122223333:log-group:/zero-trust-ai/dev/resolver-query-logs*"]
 
 
 def test_flow_log_role_is_scoped_to_its_groups_and_to_our_flow_logs(dev: RecordedStack) -> None:
@@ -159,13 +230,15 @@ def test_endpoints_form_a_data_perimeter(dev: RecordedStack) -> None:
     endpoints = in_segment(dev, "aws:ec2/vpcEndpoint:VpcEndpoint", "inference")
     services = {e.inputs["serviceName"].split("eu-west-1.")[1] for e in endpoints}
     assert services == {"s3", *DEFAULT_INTERFACE_ENDPOINTS}
+    by_service = {e.inputs["serviceName"].split("eu-west-1.")[1]: e for e in endpoints}
     for endpoint in endpoints:
-        first = policy(endpoint)["Statement"][0]
-        assert first["Condition"]["StringEquals"]["aws:PrincipalAccount"] == "111122223333"
+        for statement in policy(endpoint)["Statement"]:
+            if statement["Effect"] == "Allow" and "Condition" in statement:
+                equals = statement["Condition"]["StringEquals"]
+                assert equals.get("aws:PrincipalAccount", "111122223333") == "111122223333"
         if endpoint.inputs["vpcEndpointType"] == "Interface":
             assert endpoint.inputs["privateDnsEnabled"] is True
-    by_service = {e.inputs["serviceName"].split("eu-west-1.")[1]: e for e in endpoints}
-    for service in ("s3", "kms", "logs", "ecr.api", "ecr.dkr", "sts", "ssm"):
+    for service in ("kms", "sts", "ecr.api", "ecr.dkr", "ssm"):
         first = policy(by_service[service])["Statement"][0]
         assert first["Condition"]["StringEquals"]["aws:ResourceAccount"] == "111122223333", service
     # Session Manager's channels have no account-owned resource.
@@ -173,16 +246,97 @@ def test_endpoints_form_a_data_perimeter(dev: RecordedStack) -> None:
         by_service["ssmmessages"])["Statement"][0]["Condition"]["StringEquals"]
     # ECR layers come presigned by AWS and the SSM agent reads anonymously: no principal
     # condition, read-only, named buckets only.
-    aws_owned = policy(by_service["s3"])["Statement"][1]
+    [aws_owned] = policy(by_service["s3"])["Statement"]
     assert "Condition" not in aws_owned and aws_owned["Action"] == "s3:GetObject"
     assert "arn:aws:s3:::prod-eu-west-1-starport-layer-bucket/*" in aws_owned["Resource"]
     assert not any("*" in arn.split(":::")[1].split("/")[0] for arn in aws_owned["Resource"])
     federated = policy(by_service["sts"])["Statement"][1]
-    assert federated["Principal"] == {"Federated": "*"}
+    # Unsigned federation calls carry no principal: AWS documents the wildcard principal for
+    # them; a `Federated` principal is not what its STS endpoint examples use.
+    assert federated["Principal"] == "*"
+    assert federated["Action"] == ["sts:AssumeRoleWithWebIdentity", "sts:AssumeRoleWithSAML"]
     assert federated["Condition"] == {"StringEquals": {"aws:ResourceAccount": "111122223333"}}
-    documents = policy(by_service["ssm"])["Statement"][1]
+    documents = policy(by_service["ssm"])["Statement"][-1]
     assert documents["Resource"] == ["arn:aws:ssm:eu-west-1::document/*",
                                      "arn:aws:ssm:eu-west-1::parameter/aws/*"]
+
+
+def test_until_restricted_the_data_endpoints_admit_nothing_of_the_account(dev: RecordedStack) -> None:
+    by_service = {e.inputs["serviceName"].split("eu-west-1.")[1]: e
+                  for e in in_segment(dev, "aws:ec2/vpcEndpoint:VpcEndpoint", "data")}
+    # Before: "s3:*" on any bucket of the account, another environment's included.
+    assert [s["Sid"] for s in policy(by_service["s3"])["Statement"]] == ["ReadAwsOwnedServiceBuckets"]
+    [nothing] = policy(by_service["logs"])["Statement"]
+    assert (nothing["Effect"], nothing["Action"], nothing["Resource"]) == ("Deny", "*", "*")
+    [token] = policy(by_service["ecr.dkr"])["Statement"]
+    assert token["Action"] == "ecr:GetAuthorizationToken"
+    agent = policy(by_service["ssm"])["Statement"][0]
+    assert agent["Resource"] == "*" and not any("Parameter" in a for a in agent["Action"])
+    assert of_type(dev, "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy") == []
+    # The later VpcEndpointPolicy owns these endpoints' policies; the others keep theirs inline.
+    for service, endpoint in by_service.items():
+        restricted = service in ("s3", "logs", "ecr.api", "ecr.dkr", "ssm")
+        assert (endpoint.ignore_changes == ["policy"]) is restricted, service
+
+
+MODEL_BUCKET = "inference-fleet-models-8955af5"
+PARAMETER = "arn:aws:ssm:eu-west-1:111122223333:parameter/zero-trust-ai/dev/enclave-parent/ami-id"
+REPOSITORY = "arn:aws:ecr:eu-west-1:111122223333:repository/zero-trust-ai-dev/agent"
+BUILD_LOGS = "/aws/imagebuilder/zero-trust-ai-dev-enclave-parent"
+
+
+def build_restricted(**names: Any) -> RecordedStack:
+    def program() -> None:
+        network = SegmentedNetwork("network", replace(ARGS, segments=SEGMENTS[:1]))
+        network.restrict_endpoints(**names)
+
+    return record(program, project="zero-trust-ai", stack="test",
+                  config={"aws:region": ARGS.region}, region=ARGS.region)
+
+
+def test_restricted_endpoints_admit_this_stacks_resources_by_arn_only() -> None:
+    stack = build_restricted(bucket_names=[MODEL_BUCKET], parameter_arns=[PARAMETER],
+                             repository_arns=[REPOSITORY], log_group_names=[BUILD_LOGS])
+    policies = {p.name.removeprefix("network-data-").removesuffix("-policy"): p
+                for p in of_type(stack, "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy")}
+    assert set(policies) == {"s3", "logs", "ecr-api", "ecr-dkr", "ssm"}
+    endpoints = {e.name: e for e in of_type(stack, "aws:ec2/vpcEndpoint:VpcEndpoint")}
+    for service, attached in policies.items():
+        assert attached.inputs["vpcEndpointId"] == endpoints[f"network-data-{service}"].id
+        assert attached.parent == endpoints[f"network-data-{service}"].urn
+        # Deleting one would reset the endpoint to AWS's full-access default: never deleted.
+        assert attached.retain_on_delete is True
+
+    def statements(service: str) -> dict[str, Any]:
+        return {s["Sid"]: s for s in policy(policies[service])["Statement"]}
+
+    buckets = statements("s3")["OurPrincipalsOnThisStacksBuckets"]
+    assert buckets["Resource"] == [f"arn:aws:s3:::{MODEL_BUCKET}", f"arn:aws:s3:::{MODEL_BUCKET}/*"]
+    # Still of our account: a deleted bucket's name can be registered by anyone.
+    assert buckets["Condition"]["StringEquals"]["aws:ResourceAccount"] == "111122223333"
+    assert "ReadAwsOwnedServiceBuckets" in statements("s3")  # ECR layers, repos, SSM agent
+    group = f"arn:aws:logs:eu-west-1:111122223333:log-group:{BUILD_LOGS}"
+    assert statements("logs")["OurPrincipalsOnThisStacksLogGroups"]["Resource"] == [group, f"{group}:*"]
+    assert statements("ecr-dkr")["OurPrincipalsPullThisStacksRepositories"]["Resource"] == [REPOSITORY]
+    assert statements("ssm")["OurPrincipalsReadThisStacksParameters"]["Resource"] == [PARAMETER]
+    for service in policies:
+        for statement in statements(service).values():
+            assert statement["Resource"] == "*" or all(
+                not arn.endswith((":::*", "parameter/*", "repository/*", "log-group:*"))
+                for arn in statement["Resource"]), (service, statement["Sid"])
+
+
+def test_restricting_twice_or_with_wildcards_is_refused() -> None:
+    def twice() -> None:
+        network = SegmentedNetwork("network", replace(ARGS, segments=SEGMENTS[:1]))
+        network.restrict_endpoints(bucket_names=[MODEL_BUCKET])
+        network.restrict_endpoints(bucket_names=["other"])
+
+    with pytest.raises(ValueError, match="already called"):
+        record(twice, project="zero-trust-ai", stack="test", config={"aws:region": "eu-west-1"},
+               region="eu-west-1")
+    with pytest.raises(ValueError, match=r"bucket_arns: 'arn:aws:s3:::zero-trust-ai-\*' is not an ARN"):
+        build_restricted(bucket_names=["zero-trust-ai-*"])
 
 
 def test_endpoint_security_group_admits_https_from_the_segment_only(dev: RecordedStack) -> None:
@@ -208,16 +362,20 @@ def test_every_taggable_resource_carries_the_tags(dev: RecordedStack) -> None:
 def test_organisation_perimeter_when_an_organisation_is_given() -> None:
     stack = build(replace(ARGS, segments=SEGMENTS[:1], organization_id="o-a1b2c3d4e5"))
     for endpoint in of_type(stack, "aws:ec2/vpcEndpoint:VpcEndpoint"):
-        first = policy(endpoint)["Statement"][0]
-        assert first["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == "o-a1b2c3d4e5"
+        pinned = [s for s in policy(endpoint)["Statement"] if "Condition" in s]
+        assert pinned or endpoint.name.endswith(("-s3", "-logs"))  # nothing of ours yet there
+        for statement in pinned:
+            if statement["Sid"] != "FederatedSessionsIntoOurRoles":
+                assert statement["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == "o-a1b2c3d4e5"
 
 
 def test_handed_over_key_replaces_the_component_key() -> None:
     key_arn = "arn:aws:kms:eu-west-1:111122223333:key/11111111-2222-3333-4444-555555555555"
     stack = build(replace(ARGS, segments=SEGMENTS[:1], flow_log_key_arn=key_arn))
     assert of_type(stack, "aws:kms/key:Key") == []
-    [group] = of_type(stack, "aws:cloudwatch/logGroup:LogGroup")
-    assert group.inputs["kmsKeyId"] == key_arn
+    groups = of_type(stack, "aws:cloudwatch/logGroup:LogGroup")
+    assert len(groups) == 2  # flow logs and Resolver query logs
+    assert all(group.inputs["kmsKeyId"] == key_arn for group in groups)
 
 
 def test_prod_protects_key_and_log_groups_and_spans_three_zones() -> None:
@@ -244,6 +402,8 @@ def test_subnet_blocks_do_not_overlap() -> None:
     ({"segments": (Segment("data", "10.0.0.0/12"),)}, "must be /16 to /22"),
     ({"segments": (Segment("data", "10.0.0.0/24"),)}, "must be /16 to /22"),
     ({"az_count": 1}, "az_count must be 2 to 8"),
+    ({"dns_allowed_domains": ("*",)}, "dns_allowed_domains: '\\*' is not a lower-case domain"),
+    ({"dns_allowed_domains": ("evil.*.example.com",)}, "is not a lower-case domain"),
 ])
 def test_invalid_arguments_fail_before_any_child(change: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -39,6 +39,22 @@ SECURE = [
     resource("aws:ec2/subnet:Subnet", "data-private-0", {"vpcId": [VPC.urn]},
              mapPublicIpOnLaunch=False),
 ]
+# The DNS walled garden an egress-free VPC needs (egress-free-segment-dns-firewall).
+_EVERYTHING = resource("aws:route53/resolverFirewallDomainList:ResolverFirewallDomainList",
+                       "dns-everything", domains=["*"])
+_DNS_GROUP = resource("aws:route53/resolverFirewallRuleGroup:ResolverFirewallRuleGroup", "dns-group")
+SECURE += [
+    _EVERYTHING, _DNS_GROUP,
+    resource("aws:route53/resolverFirewallRule:ResolverFirewallRule", "dns-block",
+             {"firewallRuleGroupId": [_DNS_GROUP.urn], "firewallDomainListId": [_EVERYTHING.urn]},
+             action="BLOCK", priority=200, blockResponse="NXDOMAIN"),
+    resource("aws:route53/resolverFirewallRuleGroupAssociation:ResolverFirewallRuleGroupAssociation",
+             "data-dns", {"vpcId": [VPC.urn], "firewallRuleGroupId": [_DNS_GROUP.urn]}, priority=100),
+    resource("aws:route53/resolverFirewallConfig:ResolverFirewallConfig", "data-dns-config",
+             {"resourceId": [VPC.urn]}, firewallFailOpen="DISABLED"),
+    resource("aws:route53/resolverQueryLogConfigAssociation:ResolverQueryLogConfigAssociation",
+             "data-query-log", {"resourceId": [VPC.urn]}),
+]
 PUBLIC_SUBNET = resource("aws:ec2/subnet:Subnet", "edge-public-0", {"vpcId": [VPC.urn]},
                          mapPublicIpOnLaunch=True)
 OPEN_GROUP = resource("aws:ec2/securityGroup:SecurityGroup", "ssh-from-anywhere",
@@ -66,7 +82,7 @@ def test_pack_describes_its_policies(pack: PolicyPackProcess) -> None:
     result = run(pack, SECURE)
     assert result.pack_name == "zero-trust-ai" and result.pack_version == "0.1.0"
     by_name = {p.name: p for p in result.policies}
-    assert len(by_name) == 31
+    assert len(by_name) == 32
     flow = by_name["vpc-flow-logs-enabled"]
     assert (flow.policy_type, flow.enforcement_level, flow.severity, flow.section) == (
         "stack", "mandatory", "high", "§2.1")
@@ -86,6 +102,7 @@ def test_insecure_resources_are_named_by_urn(pack: PolicyPackProcess) -> None:
         ("no-unrestricted-ingress", "ssh-from-anywhere"),
         ("vpc-flow-logs-enabled", "shadow-vpc"),
         ("default-security-group-closed", "shadow-vpc"),
+        ("egress-free-segment-dns-firewall", "shadow-vpc"),
     }
     assert all(v.level == "mandatory" for v in result.violations)
     assert {v.urn for v in result.violations} >= {PUBLIC_SUBNET.urn, OPEN_GROUP.urn, UNLOGGED_VPC.urn}
@@ -187,7 +204,9 @@ def test_unknown_ids_in_a_real_preview_do_not_disable_stack_rules(pack: PolicyPa
                  vpcId=unknown),
     ]
     result = run(pack, resources)
-    assert violated(result) == {("egress-free-segment-no-internet-path", "training-igw")}
+    # The training VPC has no DNS walled garden either: that rule, too, links it without ids.
+    assert violated(result) == {("egress-free-segment-no-internet-path", "training-igw"),
+                                ("egress-free-segment-dns-firewall", "training-vpc")}
     assert not any("can't run policy" in v.message for v in result.violations)
 
 

@@ -25,15 +25,138 @@ def test_management_egress_and_private_routes_pass() -> None:
     resources = [
         data, subnet, table, management,
         res("aws:ec2/internetGateway:InternetGateway", "mgmt-igw", deps={"vpcId": [management.urn]}),
-        # Private destinations through a transit gateway, S3 through its gateway endpoint.
-        res("aws:ec2/route:Route", "to-shared", deps={"routeTableId": [table.urn]},
-            destinationCidrBlock="10.200.0.0/16", transitGatewayId="tgw-0shared"),
-        res("aws:ec2/route:Route", "s3", deps={"routeTableId": [table.urn]},
-            destinationPrefixListId="pl-6da54004", vpcEndpointId="vpce-0s3"),
+        # AWS services through endpoints: S3 and DynamoDB gateway endpoints (their routes come
+        # from the route table association), interface endpoints of AWS services.
+        res("aws:ec2/vpcEndpoint:VpcEndpoint", "s3", deps={"vpcId": [data.urn]},
+            vpcEndpointType="Gateway", serviceName="com.amazonaws.eu-west-1.s3"),
+        res("aws:ec2/vpcEndpoint:VpcEndpoint", "dynamodb", deps={"vpcId": [data.urn]},
+            vpcEndpointType="Gateway", serviceName="com.amazonaws.eu-west-1.dynamodb"),
+        res("aws:ec2/vpcEndpoint:VpcEndpoint", "kms", deps={"vpcId": [data.urn]},
+            vpcEndpointType="Interface", serviceName="com.amazonaws.eu-west-1.kms"),
+        res("aws:ec2/vpcEndpoint:VpcEndpoint", "ecr", deps={"vpcId": [data.urn]},
+            vpcEndpointType="Interface", serviceName="com.amazonaws.us-gov-west-1.ecr.dkr"),
+        # The local route narrowed to a subnet, and the S3 route as a refresh shows it.
+        res("aws:ec2/route:Route", "local", deps={"routeTableId": [table.urn]},
+            destinationCidrBlock="10.10.0.0/16", gatewayId="local"),
+        res("aws:ec2/routeTable:RouteTable", "refreshed-rt", deps={"vpcId": [data.urn]},
+            routes=[{"destinationPrefixListId": "pl-6da54004", "gatewayId": "vpce-0s3"}]),
+        # A private NAT gateway without a route to it leads nowhere.
         res("aws:ec2/natGateway:NatGateway", "private-nat", deps={"subnetId": [subnet.urn]},
             connectivityType="private"),
+        # One instance with two interfaces, both in the data VPC.
+        res("aws:ec2/networkInterface:NetworkInterface", "second-eni", id="eni-2",
+            deps={"subnetId": [subnet.urn]}),
+        res("aws:ec2/instance:Instance", "worker", id="i-1", deps={"subnetId": [subnet.urn]},
+            networkInterfaces=[{"networkInterfaceId": "eni-2", "deviceIndex": 1}]),
     ]
     assert egress_free_segment_no_internet_path(resources, DEFAULTS) == []
+
+
+def test_any_non_local_route_target_is_a_way_out_whatever_the_destination() -> None:
+    data, subnet, table = closed_segment()
+    private = "10.200.0.0/16"
+    resources = [
+        data, subnet, table,
+        res("aws:ec2/route:Route", "to-shared", deps={"routeTableId": [table.urn]},
+            destinationCidrBlock=private, transitGatewayId="tgw-0shared"),
+        res("aws:ec2/route:Route", "to-peer", deps={"routeTableId": [table.urn]},
+            destinationCidrBlock=private, vpcPeeringConnectionId="pcx-0abc"),
+        res("aws:ec2/route:Route", "to-appliance", deps={"routeTableId": [table.urn]},
+            destinationCidrBlock=private, networkInterfaceId="eni-0abc"),
+        res("aws:ec2/route:Route", "to-gwlb", deps={"routeTableId": [table.urn]},
+            destinationCidrBlock="0.0.0.0/0", vpcEndpointId="vpce-0gwlb"),
+        res("aws:ec2/route:Route", "to-vgw", deps={"routeTableId": [table.urn]},
+            destinationCidrBlock="192.168.0.0/16", gatewayId="vgw-0abc"),
+        res("aws:ec2/route:Route", "to-outpost", deps={"routeTableId": [table.urn]},
+            destinationCidrBlock=private, localGatewayId="lgw-0abc"),
+        res("aws:ec2/route:Route", "to-private-nat", deps={"routeTableId": [table.urn]},
+            destinationCidrBlock=private, natGatewayId="nat-0private"),
+        res("aws:ec2/routeTable:RouteTable", "inline-peer", deps={"vpcId": [data.urn]},
+            routes=[{"cidrBlock": private, "vpcPeeringConnectionId": "pcx-0abc"}]),
+        res("aws:ec2/vpnGatewayRoutePropagation:VpnGatewayRoutePropagation", "propagate",
+            deps={"routeTableId": [table.urn]}, vpnGatewayId="vgw-0abc"),
+    ]
+    assert urns(egress_free_segment_no_internet_path(resources, DEFAULTS)) == {
+        "to-shared", "to-peer", "to-appliance", "to-gwlb", "to-vgw", "to-outpost",
+        "to-private-nat", "inline-peer", "propagate"}
+
+
+def test_endpoints_that_are_not_aws_services_are_ways_out() -> None:
+    data, subnet, table = closed_segment()
+    management = vpc("mgmt-vpc", "management", egress="nat")
+
+    def endpoint(name: str, kind: str, service: str, owner: Resource = data) -> Resource:
+        return res("aws:ec2/vpcEndpoint:VpcEndpoint", name, deps={"vpcId": [owner.urn]},
+                   vpcEndpointType=kind, serviceName=service)
+
+    resources = [
+        data, subnet, table, management,
+        # Anyone's endpoint service (AWS ignores endpoint policies there).
+        endpoint("partner", "Interface", "com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0"),
+        endpoint("marketplace", "Interface", "aws.marketplace.eu-west-1.vpce-svc-0abc"),
+        endpoint("gwlb", "GatewayLoadBalancer", "com.amazonaws.vpce.eu-west-1.vpce-svc-0gwlb"),
+        endpoint("lattice-resource", "Resource", ""),
+        endpoint("lattice-network", "ServiceNetwork", ""),
+        endpoint("odd-gateway", "Gateway", "com.amazonaws.eu-west-1.kms"),
+        # The egress segment may have them.
+        endpoint("mgmt-partner", "Interface", "com.amazonaws.vpce.eu-west-1.vpce-svc-0abc", management),
+    ]
+    assert urns(egress_free_segment_no_internet_path(resources, DEFAULTS)) == {
+        "partner", "marketplace", "gwlb", "lattice-resource", "lattice-network", "odd-gateway"}
+
+
+def test_peering_accepters_attachments_and_lattice_are_ways_out() -> None:
+    data, subnet, table = closed_segment()
+    resources = [
+        data, subnet, table,
+        # An accepter names only the connection; its outputs (an export) name the VPCs.
+        res("aws:ec2/vpcPeeringConnectionAccepter:VpcPeeringConnectionAccepter", "accepter",
+            vpcPeeringConnectionId="pcx-0abc", vpcId="vpc-data-vpc", peerVpcId="vpc-0foreign"),
+        res("aws:ec2transitgateway/vpcAttachmentAccepter:VpcAttachmentAccepter", "tgw-accepter",
+            transitGatewayAttachmentId="tgw-attach-0abc", vpcId="vpc-data-vpc"),
+        res("aws:networkmanager/vpcAttachment:VpcAttachment", "cloud-wan",
+            deps={"vpcArn": [data.urn]}, coreNetworkId="core-network-0abc"),
+        res("aws:vpclattice/serviceNetworkVpcAssociation:ServiceNetworkVpcAssociation", "lattice",
+            deps={"vpcIdentifier": [data.urn]}, serviceNetworkIdentifier="sn-0abc"),
+        res("aws:vpclattice/resourceGateway:ResourceGateway", "resource-gateway",
+            deps={"vpcId": [data.urn]}),
+    ]
+    assert urns(egress_free_segment_no_internet_path(resources, DEFAULTS)) == {
+        "accepter", "tgw-accepter", "cloud-wan", "lattice", "resource-gateway"}
+
+
+def test_interfaces_joining_an_egress_free_vpc_to_another_are_ways_out() -> None:
+    data, subnet, table = closed_segment()
+    management = vpc("mgmt-vpc", "management", egress="nat")
+    mgmt_subnet = res("aws:ec2/subnet:Subnet", "mgmt-subnet", deps={"vpcId": [management.urn]})
+    data_eni = res("aws:ec2/networkInterface:NetworkInterface", "data-eni", id="eni-data",
+                   deps={"subnetId": [subnet.urn]})
+    # Linked through property dependencies, as in a preview.
+    bridge = res("aws:ec2/instance:Instance", "bridge", id="i-bridge",
+                 deps={"subnetId": [mgmt_subnet.urn]})
+    attachment = res("aws:ec2/networkInterfaceAttachment:NetworkInterfaceAttachment", "attach",
+                     deps={"instanceId": [bridge.urn], "networkInterfaceId": [data_eni.urn]},
+                     deviceIndex=1)
+    # Literal ids, as in an export: an instance listing a data-VPC interface.
+    router = res("aws:ec2/instance:Instance", "router", id="i-router", subnetId="subnet-mgmt",
+                 networkInterfaces=[{"networkInterfaceId": "eni-data2", "deviceIndex": 1}])
+    mgmt_subnet_literal = res("aws:ec2/subnet:Subnet", "mgmt-subnet-2", id="subnet-mgmt",
+                              vpcId="vpc-mgmt-vpc")
+    data_eni2 = res("aws:ec2/networkInterface:NetworkInterface", "data-eni2", id="eni-data2",
+                    deps={"subnetId": [subnet.urn]})
+    # An interface created with its attachment to a management instance.
+    host = res("aws:ec2/instance:Instance", "host", id="i-host", deps={"subnetId": [mgmt_subnet.urn]})
+    data_eni3 = res("aws:ec2/networkInterface:NetworkInterface", "data-eni3", id="eni-data3",
+                    deps={"subnetId": [subnet.urn]}, attachments=[{"instance": "i-host", "deviceIndex": 1}])
+    # A preview: the listed interface's id is unknown, its link is a property dependency.
+    gateway_box = res("aws:ec2/instance:Instance", "gateway-box",
+                      deps={"subnetId": [mgmt_subnet.urn], "networkInterfaces": [data_eni.urn]},
+                      networkInterfaces=[{"deviceIndex": 1}])
+    resources = [data, subnet, table, management, mgmt_subnet, data_eni, bridge, attachment,
+                 router, mgmt_subnet_literal, data_eni2, host, data_eni3, gateway_box]
+    findings = egress_free_segment_no_internet_path(resources, DEFAULTS)
+    assert urns(findings) == {"bridge", "router", "host", "gateway-box"}
+    assert "joins egress-free VPC data-vpc to another VPC" in findings[0].message
 
 
 def test_every_way_out_of_an_egress_free_vpc_is_caught() -> None:

@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from components.network import DEFAULT_INTERFACE_ENDPOINTS, interface_endpoint_policy, s3_endpoint_policy
+from components.network import (
+    DEFAULT_INTERFACE_ENDPOINTS,
+    StackResources,
+    interface_endpoint_policy,
+    s3_endpoint_policy,
+)
 from tests.policy_packs.test_rules import NO_CONFIG, res, urns
 from ztpolicy.rules.vpc_endpoint_policy_present import vpc_endpoint_policy_present
 from ztpolicy.rules.vpc_endpoint_policy_restrictive import vpc_endpoint_policy_restrictive
@@ -50,11 +55,26 @@ def test_service_principals_and_federation_into_our_roles_pass() -> None:
     policy = {"Statement": [
         {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "*", "Resource": "*",
          "Condition": {"Bool": {"aws:PrincipalIsAWSService": "true"}}},
-        {"Effect": "Allow", "Principal": {"Federated": "*"},
+        {"Effect": "Allow", "Principal": "*",
          "Action": ["sts:AssumeRoleWithWebIdentity"], "Resource": "*",
          "Condition": {"StringEquals": {"aws:ResourceOrgID": ORG}}},
     ]}
     assert vpc_endpoint_policy_restrictive(endpoint("sts", policy), NO_CONFIG) == []
+
+
+def test_a_federated_principal_is_refused_for_federation() -> None:
+    # What SegmentedNetwork wrote before: AWS documents "Principal": "*" for these unsigned calls.
+    old = {"Statement": [{"Effect": "Allow", "Principal": {"Federated": "*"},
+                          "Action": ["sts:AssumeRoleWithWebIdentity", "sts:AssumeRoleWithSAML"],
+                          "Resource": "*",
+                          "Condition": {"StringEquals": {"aws:ResourceAccount": ACCOUNT}}}]}
+    [message] = vpc_endpoint_policy_restrictive(endpoint("sts", old), NO_CONFIG)
+    assert "names a Federated principal" in message and '"Principal": "*"' in message
+    # The wildcard principal passes only for federation, and only into our roles.
+    unpinned = {"Statement": [{**old["Statement"][0], "Principal": "*", "Condition": {}}]}
+    assert "without a positive" in vpc_endpoint_policy_restrictive(endpoint("sts", unpinned), NO_CONFIG)[0]
+    broader = {"Statement": [{**old["Statement"][0], "Principal": "*", "Action": "sts:*"}]}
+    assert "without a positive" in vpc_endpoint_policy_restrictive(endpoint("sts", broader), NO_CONFIG)[0]
 
 
 @pytest.mark.parametrize("service, policy, fragment", [
@@ -71,7 +91,7 @@ def test_service_principals_and_federation_into_our_roles_pass() -> None:
      "any account's resources"),
     ("kms", allow(NotAction="kms:Decrypt", Condition=OURS), "NotAction"),
     ("sts", {"Statement": [{"Effect": "Allow", "Principal": {"Federated": "*"}, "Action": "sts:*",
-                            "Resource": "*"}]}, "federated principals"),
+                            "Resource": "*"}]}, "Federated principal"),
     ("s3", allow(Action="s3:GetObject", Resource="arn:aws:s3:::*/*"), "any principal"),
     ("s3", "{not json", "not valid JSON"),
 ])
@@ -112,3 +132,54 @@ def test_present_rule_accepts_inline_or_attached_and_skips_other_types() -> None
 def test_present_rule_catches_an_endpoint_without_policy() -> None:
     findings = vpc_endpoint_policy_present([endpoint("sts", None)], NO_CONFIG)
     assert urns(findings) == {"sts-endpoint"} and "has no endpoint policy" in findings[0].message
+
+
+NAMED = StackResources(
+    bucket_arns=["arn:aws:s3:::inference-fleet-models-8955af5"],
+    parameter_arns=[f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/zero-trust-ai/prod/enclave-parent/ami-id"],
+    repository_arns=[f"arn:aws:ecr:eu-west-1:{ACCOUNT}:repository/zero-trust-ai-prod/agent"],
+    log_group_arns=[f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/imagebuilder/zero-trust-ai-prod"])
+
+
+@pytest.mark.parametrize("organization", [None, ORG])
+@pytest.mark.parametrize("service", ["logs", "ecr.api", "ecr.dkr", "ssm"])
+def test_the_components_restricted_policies_pass(service: str, organization: str | None) -> None:
+    policy = interface_endpoint_policy(service, ACCOUNT, organization_id=organization,
+                                       region="eu-west-1", resources=NAMED)
+    assert vpc_endpoint_policy_restrictive(endpoint(service, policy), TRUSTED) == []
+    # Also as the separate VpcEndpointPolicy restrict_endpoints writes (service read from actions).
+    attached = res("aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy", f"{service}-policy", policy=policy)
+    assert vpc_endpoint_policy_restrictive(attached, TRUSTED) == []
+    s3 = s3_endpoint_policy(ACCOUNT, organization, "eu-west-1", NAMED.bucket_arns)
+    assert vpc_endpoint_policy_restrictive(endpoint("s3", s3, "Gateway"), TRUSTED) == []
+    assert vpc_endpoint_policy_restrictive(
+        res("aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy", "s3-policy", policy=s3), TRUSTED) == []
+
+
+@pytest.mark.parametrize("service, action, resource", [
+    # What SegmentedNetwork wrote before: any bucket of the account, another environment's too.
+    ("s3", "s3:*", "*"),
+    ("s3", "s3:*", ["arn:aws:s3:::*", "arn:aws:s3:::*/*"]),
+    ("s3", "s3:PutObject", "arn:aws:s3:::zero-trust-ai-*/*"),
+    ("logs", "logs:*", "*"),
+    ("logs", "logs:PutLogEvents", f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:*"),
+    ("ecr.dkr", "ecr:*", "*"),
+    ("ecr.api", "ecr:BatchGetImage", f"arn:aws:ecr:eu-west-1:{ACCOUNT}:repository/*"),
+    ("ssm", "ssm:*", "*"),
+    ("ssm", "ssm:PutParameter", f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/*"),
+    ("ssm", "ssm:Get*", "*"),
+])
+def test_an_account_wide_resource_perimeter_is_caught(service: str, action: str, resource: Any) -> None:
+    policy = allow(Action=action, Resource=resource, Condition=OURS)
+    [message] = vpc_endpoint_policy_restrictive(endpoint(service, policy), NO_CONFIG)
+    assert f"admits every {service} resource of the account" in message
+    attached = res("aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy", "attached", policy=json.dumps(policy))
+    assert vpc_endpoint_policy_restrictive(attached, NO_CONFIG)
+
+
+def test_account_level_actions_and_kms_keep_the_account_perimeter() -> None:
+    token = allow(Action="ecr:GetAuthorizationToken", Condition=OURS)
+    assert vpc_endpoint_policy_restrictive(endpoint("ecr.api", token), NO_CONFIG) == []
+    agent = allow(Action=["ssm:UpdateInstanceInformation", "ssm:ListAssociations"], Condition=OURS)
+    assert vpc_endpoint_policy_restrictive(endpoint("ssm", agent), NO_CONFIG) == []
+    assert vpc_endpoint_policy_restrictive(endpoint("kms", allow(Condition=OURS)), NO_CONFIG) == []

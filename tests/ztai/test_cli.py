@@ -239,7 +239,15 @@ def test_preview_with_unknowns_like_a_first_real_preview() -> None:
     run = ztai("preview", "--stack", "prod", "--unknowns", "--json")
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
-    assert report["violations"] == [] and report["summary"]["passed"] is True
+    assert report["summary"]["passed"] is True and report["summary"]["mandatoryViolations"] == 0
+    # The endpoint policies that name this stack's resources wait for the bucket's name and the
+    # parameter's ARN: the resource rule says it will check them during `pulumi up` (advisory).
+    # Nothing else is deferred.
+    deferred = {(v["policy"], v["level"], v["urn"].rsplit("$", 1)[-1].split("::")[0])
+                for v in report["violations"]}
+    assert deferred == {("vpc-endpoint-policy-restrictive", "advisory",
+                         "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy")}
+    assert all("can't run policy" in v["message"] for v in report["violations"])
     [flow_log] = [r for r in report["resources"] if r["name"] == "network-data-flow-log"]
     assert flow_log["inputs"]["vpcId"] == "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the unknown marker
 
@@ -335,3 +343,47 @@ def test_analyze_rejects_an_export_with_the_default_endpoint_re_enabled(
         ("api-default-endpoint-disabled", api["urn"])}
     # The untouched export passes, so the violation is the edit's.
     assert ztai("policy", "analyze", "--file", str(prod_export)).returncode == 0
+
+
+# -- egress-free segments (§2.1): the three doctored exports the last review passed -------------
+def _add(resources: list[dict[str, Any]], parent: dict[str, Any], token: str, name: str,
+         resource_id: str, props: dict[str, Any]) -> str:
+    urn: str = parent["urn"].rsplit("::", 1)[0] + f"${token}::{name}"
+    resources.append({"urn": urn, "custom": True, "type": token, "id": resource_id,
+                      "parent": parent["urn"], "inputs": dict(props),
+                      "outputs": {**props, "id": resource_id}})
+    return urn
+
+
+def test_analyze_rejects_the_ways_out_the_last_review_found(
+        dev_export: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path) -> None:
+    document = json.loads(dev_export[1].read_text())
+    resources: list[dict[str, Any]] = document["deployment"]["resources"]
+    [vpc] = [r for r in resources if r["urn"].endswith("::network-data-vpc")]
+    [table] = [r for r in resources if r["urn"].endswith("::network-data-private-rt")]
+    policy = json.dumps({"Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*",
+        "Condition": {"StringEquals": {"aws:PrincipalAccount": "111122223333"}}}]})
+    doctored = {
+        # An interface endpoint to someone's endpoint service: AWS ignores its policy.
+        _add(resources, vpc, "aws:ec2/vpcEndpoint:VpcEndpoint", "partner-link", "vpce-0partner",
+             {"vpcId": vpc["id"], "vpcEndpointType": "Interface", "policy": policy,
+              "serviceName": "com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0"}),
+        # A peering connection accepted here, and a route to a private CIDR through it.
+        _add(resources, vpc, "aws:ec2/vpcPeeringConnectionAccepter:VpcPeeringConnectionAccepter",
+             "accept-peer", "pcx-0peer", {"vpcPeeringConnectionId": "pcx-0peer", "autoAccept": True,
+                                          "vpcId": vpc["id"], "peerVpcId": "vpc-0foreign"}),
+        _add(resources, table, "aws:ec2/route:Route", "to-peer", "r-0peer",
+             {"routeTableId": table["id"], "destinationCidrBlock": "10.50.0.0/16",
+              "vpcPeeringConnectionId": "pcx-0peer"}),
+        # A VPC Lattice service network reaching into the VPC.
+        _add(resources, vpc, "aws:vpclattice/serviceNetworkVpcAssociation:ServiceNetworkVpcAssociation",
+             "lattice", "snva-0abc", {"vpcIdentifier": vpc["id"], "serviceNetworkIdentifier": "sn-0abc"}),
+    }
+    tampered = tmp_path / "ways-out.json"
+    tampered.write_text(json.dumps(document))
+    run = ztai("policy", "analyze", "--file", str(tampered), "--json")
+    assert run.returncode == 1, run.stdout + run.stderr
+    report = json.loads(run.stdout)
+    assert {v["urn"] for v in report["violations"]
+            if v["policy"] == "egress-free-segment-no-internet-path"} == doctored

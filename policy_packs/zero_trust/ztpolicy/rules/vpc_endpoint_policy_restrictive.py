@@ -10,8 +10,17 @@ once after the update as stack rules do. Every Allow statement must be one of:
   resources (aws:ResourceOrgID / ResourceAccount / ResourceOrgPaths) unless it names the
   resources explicitly;
 - AWS services acting on our behalf (`Bool aws:PrincipalIsAWSService true`);
-- federated sessions (`sts:AssumeRoleWith*` only) into our roles (resource condition);
+- federated sessions (`sts:AssumeRoleWith*` only, under `"Principal": "*"` as AWS documents for
+  these unsigned calls; a `{"Federated": ...}` principal is refused) into our roles (resource
+  condition);
 - read-only (`Get*`/`List*`/`Describe*`) on explicitly named resources, e.g. AWS-owned buckets.
+
+On the data services (s3, logs, ecr, and ssm's parameter actions) an account or organisation
+condition is not enough: the statement must name its resources (`arn:aws:s3:::<bucket>`,
+`...:log-group:<name>`, `...:parameter/<path>`, `...:repository/<name>`), not `*` or a bare
+wildcard (`arn:aws:s3:::*`, `log-group:*`, `parameter/*`). Otherwise any resource of the account,
+another environment's included, is reachable: data staged there is read from outside the segment.
+A separate `VpcEndpointPolicy` is read as the service its actions name (all `s3:` -> s3...).
 
 With `trustedAccountIds` / `trustedOrganizationIds` configured, condition values and named
 principals must also be within them.
@@ -20,7 +29,8 @@ principals must also be within them.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import Any
 
 from pulumi_policy import Severity
@@ -39,6 +49,68 @@ _POSITIVE = {"stringequals", "stringequalsignorecase", "stringlike", "arnequals"
 _READ_ONLY = re.compile(r"^[a-z0-9-]+:(Get|List|Describe)[A-Za-z]*\*?$")
 _FEDERATED_ACTIONS = {"sts:assumerolewithwebidentity", "sts:assumerolewithsaml"}
 _ACCOUNT = re.compile(r"^\d{12}$")
+# Services where data can be written into a resource and read back from outside, so each Allow
+# statement must name the resources (service -> the actions that need it, as patterns; None: all
+# actions but the listed account-level ones).
+_DATA_SERVICES: dict[str, tuple[str, ...]] = {
+    "s3": (), "logs": (), "ecr.api": ("ecr:getauthorizationtoken",),
+    "ecr.dkr": ("ecr:getauthorizationtoken",),
+}
+SSM_PARAMETER_ACTIONS = ("ssm:getparameter", "ssm:getparameters", "ssm:getparametersbypath",
+                         "ssm:getparameterhistory", "ssm:putparameter", "ssm:deleteparameter",
+                         "ssm:deleteparameters", "ssm:labelparameterversion",
+                         "ssm:unlabelparameterversion")
+_PREFIX_SERVICE = {"s3": "s3", "logs": "logs", "ecr": "ecr.api", "ssm": "ssm", "kms": "kms",
+                   "sts": "sts"}
+
+
+def _names_resources(statement: Mapping[str, Any]) -> bool:
+    """Every Resource names a resource: an S3 bucket without wildcards, or another service's
+    resource whose name has a literal before any wildcard (`log-group:/a/b*`, not `log-group:*`),
+    in a named account; or an AWS-owned resource (no account, e.g. SSM's public documents)."""
+    resources = as_list(statement.get("Resource"))
+    if not resources:
+        return False
+    for resource in resources:
+        parts = resource.split(":", 5) if isinstance(resource, str) else []
+        if len(parts) < 6 or parts[0] != "arn":
+            return False
+        service, account, rest = parts[2], parts[4], parts[5]
+        if service == "s3":
+            if any(w in rest.split("/", 1)[0] for w in "*?") or not rest.split("/", 1)[0]:
+                return False
+            continue
+        if not account:
+            continue  # AWS-owned (SSM documents and public parameters)
+        if any(w in account for w in "*?"):
+            return False
+        name = re.split(r"[:/]", rest, maxsplit=1)[1] if re.search(r"[:/]", rest) else ""
+        literal = re.split(r"[*?]", name, maxsplit=1)[0]
+        if not literal.strip("/:"):
+            return False
+    return True
+
+
+def _needs_named_resources(service: str | None, actions: Sequence[str]) -> bool:
+    """Do these action patterns reach data-bearing resources of `service`?"""
+    lowered = [action.lower() for action in actions] or ["*"]
+    if service == "ssm":
+        return any(fnmatchcase(candidate, pattern)
+                   for pattern in lowered for candidate in SSM_PARAMETER_ACTIONS)
+    if service not in _DATA_SERVICES:
+        return False
+    exempt = _DATA_SERVICES[service]
+    return any(pattern not in exempt for pattern in lowered)
+
+
+def _service_of_actions(document_statements: Sequence[Mapping[str, Any]]) -> str | None:
+    """The service a separate VpcEndpointPolicy serves, read from its Allow actions' prefix
+    (`s3:*` -> s3); None when they are mixed or include `*` (then the strictest reading)."""
+    prefixes = {str(action).split(":", 1)[0].lower() if ":" in str(action) else "*"
+                for statement in document_statements for action in as_list(statement.get("Action"))}
+    if len(prefixes) == 1:
+        return _PREFIX_SERVICE.get(prefixes.pop())
+    return None
 
 
 def _service(endpoint: Resource) -> str | None:
@@ -134,7 +206,7 @@ def _explicit_resources(statement: Mapping[str, Any]) -> bool:
 
 
 def statement_problems(statement: Mapping[str, Any], label: str, needs_resource_perimeter: bool,
-                       checker: _Checker) -> list[str]:
+                       checker: _Checker, service: str | None = None) -> list[str]:
     sid = statement.get("Sid") or "(no Sid)"
     where = f"{label} statement {sid}"
     for negated in ("NotPrincipal", "NotAction", "NotResource"):
@@ -145,10 +217,12 @@ def statement_problems(statement: Mapping[str, Any], label: str, needs_resource_
     if _is_service_statement(statement):
         return []
     if isinstance(principal, Mapping) and set(principal) == {"Federated"}:
-        if all(a.lower() in _FEDERATED_ACTIONS for a in actions) and checker.pinned(
-                statement, RESOURCE_KEYS):
-            return []
-        return [f"{where} admits federated principals beyond sts:AssumeRoleWith* into our roles"]
+        return [f"{where} names a Federated principal: web-identity and SAML calls through an "
+                'endpoint carry no principal; AWS documents "Principal": "*" with sts:AssumeRoleWith* '
+                "only and an aws:ResourceOrgID / aws:ResourceAccount condition"]
+    if actions and all(a.lower() in _FEDERATED_ACTIONS for a in actions) and checker.pinned(
+            statement, RESOURCE_KEYS) and checker.named_principal_problem(principal) == "wildcard":
+        return []  # federated sessions into our roles
     if actions and all(_READ_ONLY.match(a) for a in actions) and _explicit_resources(statement):
         return []  # read-only on named resources (e.g. AWS-owned package buckets)
     problem = checker.named_principal_problem(principal)
@@ -162,6 +236,10 @@ def statement_problems(statement: Mapping[str, Any], label: str, needs_resource_
             statement, RESOURCE_KEYS):
         return [f"{where} lets our principals reach any account's resources: add an "
                 "aws:ResourceOrgID or aws:ResourceAccount condition (exfiltration path)"]
+    if _needs_named_resources(service, actions) and not _names_resources(statement):
+        return [f"{where} admits every {service} resource of the account "
+                f"(Resource {statement.get('Resource')!r}): name this stack's resources by ARN, "
+                "or data can be staged in another environment's resources and read from outside"]
     return []
 
 
@@ -172,13 +250,15 @@ def policy_problems(document: Any, label: str, service: str | None,
         statements = allow_statements(document, f"{label} endpoint policy")
     except PolicyDocumentError as error:
         return [str(error)]
-    # An unknown service (a separate VpcEndpointPolicy) gets the strict reading.
+    if service is None:
+        service = _service_of_actions([statement for _, statement in statements])
+    # An unknown service (a separate VpcEndpointPolicy with mixed actions) gets the strict reading.
     needs_resource_perimeter = service is None or service in RESOURCE_PERIMETER_SERVICES
     checker = _Checker(config)
     problems = []
     for _, statement in statements:
         problems += statement_problems(statement, f"{label} endpoint policy",
-                                       needs_resource_perimeter, checker)
+                                       needs_resource_perimeter, checker, service)
     return problems
 
 
@@ -203,8 +283,9 @@ RULE = Rule(
     severity=Severity.HIGH,
     remediation="Pin every Allow statement with StringEquals aws:PrincipalOrgID (or "
                 "aws:PrincipalAccount) and, for s3/kms/logs/ecr/sts/ssm, aws:ResourceOrgID (or "
-                "aws:ResourceAccount); name AWS-owned resources explicitly and read-only "
-                "(SegmentedNetwork writes such policies).",
+                "aws:ResourceAccount); on s3, logs, ecr and SSM parameters also name this "
+                "stack's resources by ARN (SegmentedNetwork.restrict_endpoints); name AWS-owned "
+                "resources explicitly and read-only; federation under \"Principal\": \"*\".",
     resource_check=vpc_endpoint_policy_restrictive,
     resource_types=frozenset({ENDPOINT, ENDPOINT_POLICY}),
     config={
