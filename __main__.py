@@ -165,6 +165,10 @@ ami_pipeline = ImmutableAmiPipeline(
 # Image Builder launches the encrypted build volumes and creates and copies the AMI through EC2
 # as the pipeline's execution role: use of the inference key through EC2 only, no direct Decrypt.
 keys.grant_use_through_service("inference", ami_pipeline.execution_role, "ec2")
+# Image Builder's service-linked role copies and encrypts the distributed AMI under the same key.
+# Its ARN resolves only after the pipeline's Image Builder resources exist (Image Builder creates
+# the role with the first of them), so the key policy naming it is written after them.
+keys.grant_use_through_service("inference", ami_pipeline.service_linked_role_arn, "ec2")
 keys.grant_cloudwatch_logs(ami_pipeline.log_group_prefix)
 # The fleet owns the image parameter and the bucket: it lets the pipeline write the one and read
 # the artifact prefix of the other (whose SSE-KMS layer is the inference key, through S3 only).

@@ -58,6 +58,8 @@ class RecordedResource:
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     protect: bool = False
     provider: str = ""
+    # create/update/delete timeouts the program set (e.g. "360m"); empty when the defaults apply
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,6 +112,8 @@ class RecordingMonitor(MockMonitor):
                                    for key, deps in request.propertyDependencies.items()},
             protect=bool(request.protect),
             provider=request.provider,
+            custom_timeouts={kind: value for kind in ("create", "update", "delete")
+                             if (value := getattr(request.customTimeouts, kind, ""))},
         )
         self.recorded.append(resource)
         if self.on_register is not None:
