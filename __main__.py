@@ -178,7 +178,10 @@ if config.enclave_artifacts is not None:
     keys.grant_decrypt_through_service("inference", ami_pipeline.instance_role, "s3")
 
 # A new image reaches the instances: when Image Builder reports one of the pipeline's images
-# AVAILABLE (its id already in the parameter), a function starts an instance refresh of the group.
+# AVAILABLE (its id already in the parameter), a function starts an instance refresh of the group,
+# only for an AMI the pipeline produced (owner, Image Builder record of this recipe, inference
+# key). The same function watches the parameter and puts back the pipeline's last AMI when anyone
+# else writes it, because the launch template resolves it at every launch.
 rollout = ImageRollout(
     "inference-image-rollout",
     ImageRolloutArgs(
@@ -191,6 +194,8 @@ rollout = ImageRollout(
         logs_key_arn=keys.key_arn("logs"),
         ami_parameter_name=fleet.image_parameter.name,
         ami_parameter_arn=fleet.image_parameter.arn,
+        recipe_arn=ami_pipeline.recipe.arn,
+        ami_key_arn=keys.key_arn("inference"),
         protect=config.is_prod,
     ),
 )
