@@ -21,6 +21,7 @@ from components.enclave_fleet import (
 from components.key_rotation import MonthlyKeyRotation, MonthlyKeyRotationArgs
 from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
+from components.session_manager import SessionManagerPreferences, SessionManagerPreferencesArgs
 from components.stack_config import load_stack_config
 from components.token_vault import TokenVault, TokenVaultArgs
 
@@ -200,6 +201,30 @@ rollout = ImageRollout(
     ),
 )
 keys.grant_cloudwatch_logs(rollout.log_group_prefix)
+
+# Session Manager (§2.2, §5.1): the only way onto the parents and the build instances. Every shell
+# is encrypted with the logs key (the hierarchy has no purpose of its own for session data) and
+# streamed to a log group encrypted with it; idle and maximum durations are capped. Only roles
+# granted here may start sessions, and only shells on instances tagged as the fleet's parents or
+# the pipeline's build instances; no role is granted yet (operator roles come with §3.2): grant
+# with sessions.grant_start_session(role) and keys.grant_generate_data_key("logs", role).
+sessions = SessionManagerPreferences(
+    "session-manager",
+    SessionManagerPreferencesArgs(
+        environment=config.environment,
+        owner=config.owner,
+        region=config.region,
+        session_key_arn=keys.key_arn("logs"),
+        logs_key_arn=keys.key_arn("logs"),
+        session_targets={"ztai:workload": ("enclave-inference",), "ztai:image": ("enclave-parent",)},
+        protect=config.is_prod,
+    ),
+)
+keys.grant_cloudwatch_logs(sessions.log_group_prefix)
+# The SSM agent on each instance decrypts the session's data key and streams the session.
+for instance_role in (fleet.instance_role, ami_pipeline.instance_role):
+    sessions.grant_session_logging(instance_role)
+    keys.grant_decrypt("logs", instance_role)
 
 # The inference API (§2.3, §7): the only door to the fleet. Mutual TLS on the custom domain
 # (first-party and partner CAs in a pinned truststore version), a JWT with the route's scope on
