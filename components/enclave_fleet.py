@@ -41,7 +41,11 @@ granted by `__main__.py`, never by this component). What it builds, secure by de
 `ImageRollout` (type token `zero-trust-ai:inference:ImageRollout`) closes the loop from a new image
 to running instances: an EventBridge rule on Image Builder's "Image State Change" events (state
 AVAILABLE, images of the pipeline's recipe) invokes a small function (`ztai_runtime.instance_refresh`)
-that starts an instance refresh of the group unless one that began after the image is running.
+that starts an instance refresh of the group unless one that began after the image is running,
+and only for an AMI the pipeline produced (`verify_pipeline_ami`: owner, Image Builder record of
+the declared recipe version, snapshots under the AMI key). Because the launch template resolves
+the parameter at every launch, a second rule runs the same function on every change of the
+parameter, which puts back the pipeline's last AMI when the new value is not one of its own.
 
 Grants the key owner must make (components never write key policies), all above `keys.seal()`:
 `keys.grant_decrypt_with_attestation("model-weights", fleet.instance_role, measurements)`;

@@ -63,10 +63,12 @@ IDLE_TIMEOUT_RANGE = (1, 60)
 MAX_DURATION_RANGE = (1, 1440)
 DEFAULT_SHELL_PROFILE = ("umask 077; echo 'zero-trust-ai: this session is recorded "
                          "(CloudWatch Logs, encrypted)'")
-# Documents that open something other than a logged shell; named in the README's SCP.
+# AWS's documents that open a tunnel instead of a logged shell (port forwarding, and SSH, which
+# is port forwarding to 22); denied in `grant_start_session` and named in the documented SCP.
 PORT_FORWARDING_DOCUMENTS: tuple[str, ...] = ("AWS-StartPortForwardingSession",
                                               "AWS-StartPortForwardingSessionToRemoteHost",
-                                              "AWS-StartPortForwardingSessionToSocket")
+                                              "AWS-StartPortForwardingSessionToSocket",
+                                              "AWS-StartSSHSession")
 _TAG = re.compile(r"^[A-Za-z0-9_.:/=+@-]{1,128}$")
 
 

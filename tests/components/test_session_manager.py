@@ -6,13 +6,16 @@ what the component registers."""
 from __future__ import annotations
 
 import json
+import re
 import runpy
 from dataclasses import replace
+from fnmatch import fnmatch
 from typing import Any
 
 import pulumi_aws as aws
 import pytest
 
+from components.enclave_fleet import IMAGE_PARAMETER
 from components.session_manager import (
     PORT_FORWARDING_DOCUMENTS,
     PREFERENCES_DOCUMENT,
@@ -177,3 +180,23 @@ def test_the_stack_lets_both_kinds_of_instances_record_encrypted_sessions() -> N
                .endswith(":log-group:/aws/ssm/sessions/zero-trust-ai-dev*") for s in statements)
     # No role may start sessions until one is granted (operator roles come with §3.2).
     assert not [r for r in stack.resources if r.name.startswith("session-manager-start-session")]
+
+
+def test_the_documented_scp_parses_fits_and_covers_what_the_stack_relies_on() -> None:
+    text = (ROOT / "docs" / "scp-images-and-sessions.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"```json\n(.*?)\n```", text, re.S)
+    policy = json.loads(block)
+    assert len(json.dumps(policy, separators=(",", ":"))) <= 5120  # the SCP size limit
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert all(s["Effect"] == "Deny" for s in statements.values())
+    tunnels = statements["NoTunnelsIntoInstances"]["Resource"]
+    for name in PORT_FORWARDING_DOCUMENTS:
+        assert any(fnmatch(f"arn:aws:ssm:eu-west-1::document/{name}", pattern) for pattern in tunnels)
+    overwrite = statements["OnlyThePipelineOverwritesZtaiParameters"]
+    assert fnmatch("arn:aws:ssm:eu-west-1:111122223333:parameter"
+                   + IMAGE_PARAMETER.format(environment="prod"), overwrite["Resource"])
+    allowed = overwrite["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    assert any(fnmatch("arn:aws:iam::111122223333:role/zero-trust-ai-prod-enclave-parent-"
+                       "imagebuilder-execution", pattern) for pattern in allowed)
+    assert any(fnmatch("arn:aws:iam::111122223333:role/inference-image-rollout-role-1a2b3c4", pattern)
+               for pattern in allowed)
