@@ -474,8 +474,8 @@ def guard_parameter(clients: RolloutClients, settings: RefreshSettings) -> Decis
     - `parameter-reverted`: not the pipeline's; the newest earlier value that passes is written
       back (PutParameter, overwrite), and the run fails so the alarms fire;
     - `parameter-untrusted`: not the pipeline's, and no earlier value passes (of the last
-      MAX_RESTORE_CANDIDATES): nothing is written; the run fails. Launches use the bad value until
-      an operator acts (README runbook);
+      MAX_RESTORE_CANDIDATES), or the parameter was deleted: nothing is written; the run fails.
+      Launches use the bad value (or fail) until an operator acts (README runbook);
     - `failed`: an AWS error.
 
     Idempotent: the restore's own change event finds a trusted value. It reads the current value,
@@ -483,7 +483,16 @@ def guard_parameter(clients: RolloutClients, settings: RefreshSettings) -> Decis
     """
     group, name = settings.group_name, settings.ami_parameter_name
     try:
-        value = clients.ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        try:
+            value = clients.ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ParameterNotFound":
+                raise
+            # Deleted: every launch now fails, and its history (the values to restore) is gone.
+            return _log(Decision(PARAMETER_UNTRUSTED, group,
+                                 f"{name} was deleted: launches fail until it is restored with "
+                                 "the pipeline's last AMI (README runbook)",
+                                 error_code="ParameterNotFound", problems=("parameter deleted",)))
         verdict = verify_pipeline_ami(clients, settings, value)
         if verdict.trusted:
             return _log(Decision(PARAMETER_TRUSTED, group, f"{name} holds an AMI of the pipeline",

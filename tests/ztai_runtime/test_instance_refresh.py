@@ -432,3 +432,12 @@ def test_the_handler_sends_parameter_changes_to_the_watch(
     expect_history(stubbed)
     with pytest.raises(InstanceRefreshError, match=PARAMETER_UNTRUSTED):
         handler(parameter_event(), None)
+
+
+def test_a_deleted_parameter_is_reported_as_untrusted(stubbed: Stubs) -> None:
+    stubbed.ssm.add_client_error("get_parameter", "ParameterNotFound", "not found", 400)
+    decision = guard_parameter(stubbed.clients, SETTINGS)  # nothing to restore from, nothing written
+    assert decision.action == PARAMETER_UNTRUSTED and decision.failed
+    assert decision.problems == ("parameter deleted",)
+    stubbed.ssm.add_client_error("get_parameter", "AccessDeniedException", "no", 403)
+    assert guard_parameter(stubbed.clients, SETTINGS).action == FAILED
