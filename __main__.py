@@ -21,6 +21,7 @@ from components.enclave_fleet import (
 from components.key_rotation import MonthlyKeyRotation, MonthlyKeyRotationArgs
 from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
+from components.session_manager import SessionManagerPreferences, SessionManagerPreferencesArgs
 from components.stack_config import load_stack_config
 from components.token_vault import TokenVault, TokenVaultArgs, vault_table_name
 
@@ -168,6 +169,10 @@ ami_pipeline = ImmutableAmiPipeline(
 # Image Builder launches the encrypted build volumes and creates and copies the AMI through EC2
 # as the pipeline's execution role: use of the inference key through EC2 only, no direct Decrypt.
 keys.grant_use_through_service("inference", ami_pipeline.execution_role, "ec2")
+# Image Builder's service-linked role copies and encrypts the distributed AMI under the same key.
+# Its ARN resolves only after the pipeline's Image Builder resources exist (Image Builder creates
+# the role with the first of them), so the key policy naming it is written after them.
+keys.grant_use_through_service("inference", ami_pipeline.service_linked_role_arn, "ec2")
 keys.grant_cloudwatch_logs(ami_pipeline.log_group_prefix)
 # The fleet owns the image parameter and the bucket: it lets the pipeline write the one and read
 # the artifact prefix of the other (whose SSE-KMS layer is the inference key, through S3 only).
@@ -177,7 +182,10 @@ if config.enclave_artifacts is not None:
     keys.grant_decrypt_through_service("inference", ami_pipeline.instance_role, "s3")
 
 # A new image reaches the instances: when Image Builder reports one of the pipeline's images
-# AVAILABLE (its id already in the parameter), a function starts an instance refresh of the group.
+# AVAILABLE (its id already in the parameter), a function starts an instance refresh of the group,
+# only for an AMI the pipeline produced (owner, Image Builder record of this recipe, inference
+# key). The same function watches the parameter and puts back the pipeline's last AMI when anyone
+# else writes it, because the launch template resolves it at every launch.
 rollout = ImageRollout(
     "inference-image-rollout",
     ImageRolloutArgs(
@@ -190,10 +198,36 @@ rollout = ImageRollout(
         logs_key_arn=keys.key_arn("logs"),
         ami_parameter_name=fleet.image_parameter.name,
         ami_parameter_arn=fleet.image_parameter.arn,
+        recipe_arn=ami_pipeline.recipe.arn,
+        ami_key_arn=keys.key_arn("inference"),
         protect=config.is_prod,
     ),
 )
 keys.grant_cloudwatch_logs(rollout.log_group_prefix)
+
+# Session Manager (§2.2, §5.1): the only way onto the parents and the build instances. Every shell
+# is encrypted with the logs key (the hierarchy has no purpose of its own for session data) and
+# streamed to a log group encrypted with it; idle and maximum durations are capped. Only roles
+# granted here may start sessions, and only shells on instances tagged as the fleet's parents or
+# the pipeline's build instances; no role is granted yet (operator roles come with §3.2): grant
+# with sessions.grant_start_session(role) and keys.grant_generate_data_key("logs", role).
+sessions = SessionManagerPreferences(
+    "session-manager",
+    SessionManagerPreferencesArgs(
+        environment=config.environment,
+        owner=config.owner,
+        region=config.region,
+        session_key_arn=keys.key_arn("logs"),
+        logs_key_arn=keys.key_arn("logs"),
+        session_targets={"ztai:workload": ("enclave-inference",), "ztai:image": ("enclave-parent",)},
+        protect=config.is_prod,
+    ),
+)
+keys.grant_cloudwatch_logs(sessions.log_group_prefix)
+# The SSM agent on each instance decrypts the session's data key and streams the session.
+for instance_role in (fleet.instance_role, ami_pipeline.instance_role):
+    sessions.grant_session_logging(instance_role)
+    keys.grant_session_decrypt("logs", instance_role)
 
 # The inference API (§2.3, §7): the only door to the fleet. Mutual TLS on the custom domain
 # (first-party and partner CAs in a pinned truststore version), a JWT with the route's scope on

@@ -39,7 +39,8 @@ What it builds, secure by default:
 - an Image Builder interface endpoint in that subnet (`imagebuilder_endpoint`): AWSTOE on the
   build instance fetches its component documents from the Image Builder API, which the segment
   otherwise reaches only through NAT, and the security group does not allow that path;
-- the build instance's role: the SSM agent's managed policy (AmazonSSMManagedInstanceCore; see
+- the build instance's role, trusted by EC2 without a source-account condition (EC2 sends
+  none; `ec2_instance_trust_policy`): the SSM agent's managed policy (AmazonSSMManagedInstanceCore; see
   `INSTANCE_MANAGED_POLICIES` for why it is kept) plus, instead of EC2InstanceProfileForImageBuilder,
   an inline policy naming only this pipeline's components, the AWSTOE bucket of the region and the
   pipeline's own log group (the artifacts' owner grants their read: `grant_artifact_read`);
@@ -55,7 +56,9 @@ What it builds, secure by default:
 Grants the owners must make, in `__main__.py`: on the keys (components never write key
 policies), `keys.grant_use_through_service(<ami key purpose>, pipeline.execution_role, "ec2")` (EC2
 uses the key as the caller when Image Builder launches encrypted volumes and creates or copies the
-AMI), `keys.grant_cloudwatch_logs(pipeline.log_group_prefix)` on the logs key and, with artifacts,
+AMI), the same for `pipeline.service_linked_role_arn` (Image Builder's service-linked role copies
+and encrypts the distributed AMI; AWS's encrypted-distribution examples admit it in the key
+policy), `keys.grant_cloudwatch_logs(pipeline.log_group_prefix)` on the logs key and, with artifacts,
 `keys.grant_decrypt_through_service(<bucket key purpose>, pipeline.instance_role, "s3")`; on the
 fleet, `fleet.grant_image_publishing(pipeline.execution_role)` (ssm:PutParameter on the image
 parameter) and, with artifacts, `fleet.grant_artifact_read(pipeline.instance_role)`.
@@ -126,6 +129,16 @@ INSTANCE_MANAGED_POLICIES: tuple[str, ...] = ("AmazonSSMManagedInstanceCore",)
 EXECUTION_MANAGED_POLICIES: tuple[str, ...] = ("EC2ImageBuilderExecutionPolicy",)
 # Buckets the build instance reads: the AWSTOE application of the region (AWS-owned).
 AWSTOE_BUCKET = "ec2imagebuilder-toe-{region}-prod"
+# The deploy-time build's create timeout (`deploy_build_timeout_minutes`): time for the build
+# phase and for Inspector's scan plus the distribution (copy, encrypt, parameter), in minutes.
+BUILD_ALLOWANCE_MINUTES = 120
+SCAN_ALLOWANCE_MINUTES = 60
+# Image Builder's service-linked role. Image Builder creates it itself with the first Image
+# Builder resource of the account (Image Builder user guide, "Using service-linked roles for
+# Image Builder"); the caller needs iam:CreateServiceLinkedRole for it, which
+# AWSImageBuilderFullAccess grants. It copies and encrypts the distributed AMI, so the AMI key
+# must admit it (`service_linked_role_arn`).
+IMAGEBUILDER_SERVICE_LINKED_ROLE = "AWSServiceRoleForImageBuilder"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _OBJECT_KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
@@ -345,6 +358,34 @@ def execution_role_policy(*, instance_role_arn: str) -> str:
     ])
 
 
+def ec2_instance_trust_policy() -> str:
+    """Trust for the build and test instances' role: EC2, without conditions.
+
+    EC2 sends no aws:SourceAccount (nor aws:SourceArn) when it assumes an instance profile's
+    role, so a SourceAccount condition, right for Image Builder and Lambda, would leave every
+    build instance without credentials and the build would hang until its timeout. The
+    confused-deputy guard for an instance role is iam:PassRole: only a principal of this account
+    allowed to pass the role (here the execution role, `execution_role_policy`) can attach it.
+    The fleet's instance role is trusted the same way (components/enclave_fleet.py)."""
+    return policy_document([{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                             "Action": "sts:AssumeRole"}])
+
+
+def deploy_build_timeout_minutes(image_tests_timeout_minutes: int) -> int:
+    """How long `pulumi up` waits for the deploy-time image (`build_image`): the build (updates,
+    a reboot, nitro-cli, the artifacts: BUILD_ALLOWANCE_MINUTES), the image tests (their own
+    timeout) and the Inspector scan with the distribution (SCAN_ALLOWANCE_MINUTES). The
+    provider's default create timeout for an Image Builder image is 60 minutes, shorter than a
+    normal build-test-scan run: Pulumi would report a failure and leave the build running."""
+    return BUILD_ALLOWANCE_MINUTES + image_tests_timeout_minutes + SCAN_ALLOWANCE_MINUTES
+
+
+def imagebuilder_service_linked_role_arn(partition: str, account_id: str) -> str:
+    """Image Builder's service-linked role in the account (fixed name and path)."""
+    return (f"arn:{partition}:iam::{account_id}:role/aws-service-role/imagebuilder.amazonaws.com/"
+            f"{IMAGEBUILDER_SERVICE_LINKED_ROLE}")
+
+
 def managed_workflow_arn(partition: str, region: str, kind: str, workflow: str) -> str:
     """An AWS-managed Image Builder workflow, latest version (x.x.x)."""
     return f"arn:{partition}:imagebuilder:{region}:aws:workflow/{kind}/{workflow}/x.x.x"
@@ -369,6 +410,12 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
     image_arn_prefix: pulumi.Output[str]
     # The image built at deploy (`build_image`), None until then: the fleet's group waits for it.
     image: aws.imagebuilder.Image | None
+    # Image Builder's service-linked role (AWSServiceRoleForImageBuilder), known only once the
+    # pipeline's Image Builder resources exist (Image Builder creates the role with the first
+    # one): a key policy naming it is written after them. Grant it the AMI key's use through EC2.
+    service_linked_role_arn: pulumi.Output[str]
+    # `pulumi up`'s wait for the deploy-time image (`deploy_build_timeout_minutes`).
+    build_timeout_minutes: int
 
     def __init__(self, name: str, args: ImmutableAmiPipelineArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -376,6 +423,7 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
         super().__init__("zero-trust-ai:images:ImmutableAmiPipeline", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self._name, self._args, self.image = name, args, None
+        self.build_timeout_minutes = deploy_build_timeout_minutes(args.image_tests_timeout_minutes)
         partition = partition_for_region(args.region)
         account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
         base_name = f"zero-trust-ai-{args.environment}-enclave-parent"
@@ -490,8 +538,7 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
             f"{name}-instance-role", name=f"{base_name}-imagebuilder-instance",
             description="Image Builder build and test instances of the enclave parent AMI",
             max_session_duration=3600,
-            assume_role_policy=account_id.apply(
-                lambda account: service_trust_policy("ec2.amazonaws.com", account)),
+            assume_role_policy=ec2_instance_trust_policy(),
             tags={**tags, "Name": f"{base_name}-imagebuilder-instance"}, opts=child)
         for policy in INSTANCE_MANAGED_POLICIES:
             aws.iam.RolePolicyAttachment(
@@ -564,6 +611,19 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
                         ami_tags={**tags, "Name": base_name})),
                 ssm_parameter_configurations=ssm_parameters)],
             tags={**tags, "Name": base_name}, opts=child)
+
+        # KMS refuses a key policy naming a principal that does not exist
+        # (MalformedPolicyDocumentException). Image Builder creates its service-linked role with
+        # the account's first Image Builder resource, so the ARN is released only once every one
+        # of this pipeline's exists: a key policy built from it is written after them (Pulumi
+        # follows the Output's dependencies). What IAM propagation remains is absorbed by the
+        # provider, which retries PutKeyPolicy on MalformedPolicyDocumentException for two
+        # minutes (terraform-provider-aws, internal/service/kms, updateKeyPolicy).
+        self.service_linked_role_arn = pulumi.Output.all(
+            account_id, *(component.arn for component in self.components.values()),
+            self.recipe.arn, self.infrastructure_configuration.arn,
+            self.distribution_configuration.arn).apply(
+            lambda values: imagebuilder_service_linked_role_arn(partition, values[0]))
 
         # -- pipeline --------------------------------------------------------------------------
         self._workflows = [
@@ -639,8 +699,10 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
                 log_group_name=self._log_group_names[0]),
             tags={"environment": self._args.environment, "owner": self._args.owner,
                   "project": "zero-trust-ai", "ztai:image": "enclave-parent"},
-            opts=pulumi.ResourceOptions(parent=self,
-                                        depends_on=[*self._execution_grants, *after]))
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[*self._execution_grants, *after],
+                # Build, tests and the Inspector scan take hours, not the provider's 60 minutes.
+                custom_timeouts=pulumi.CustomTimeouts(create=f"{self.build_timeout_minutes}m")))
         return self.image
 
 

@@ -41,7 +41,11 @@ granted by `__main__.py`, never by this component). What it builds, secure by de
 `ImageRollout` (type token `zero-trust-ai:inference:ImageRollout`) closes the loop from a new image
 to running instances: an EventBridge rule on Image Builder's "Image State Change" events (state
 AVAILABLE, images of the pipeline's recipe) invokes a small function (`ztai_runtime.instance_refresh`)
-that starts an instance refresh of the group unless one that began after the image is running.
+that starts an instance refresh of the group unless one that began after the image is running,
+and only for an AMI the pipeline produced (`verify_pipeline_ami`: owner, Image Builder record of
+the declared recipe version, snapshots under the AMI key). Because the launch template resolves
+the parameter at every launch, a second rule runs the same function on every change of the
+parameter, which puts back the pipeline's last AMI when the new value is not one of its own.
 
 Grants the key owner must make (components never write key policies), all above `keys.seal()`:
 `keys.grant_decrypt_with_attestation("model-weights", fleet.instance_role, measurements)`;
@@ -617,6 +621,12 @@ ROLLOUT_HANDLER = "ztai_runtime.instance_refresh.handler"
 # The function's code: the runtime modules it imports and nothing else (a test checks the imports).
 ROLLOUT_MODULES: tuple[str, ...] = ("__init__.py", "jsonlog.py", "retries.py", "instance_refresh.py")
 IMAGE_STATE_CHANGE = "EC2 Image Builder Image State Change"
+PARAMETER_STORE_CHANGE = "Parameter Store Change"
+# The function's decisions that mean someone other than the pipeline chose the fleet's image
+# (ztai_runtime.instance_refresh.UNTRUSTED_ACTIONS; a test holds the two lists equal).
+UNTRUSTED_IMAGE_ACTIONS: tuple[str, ...] = ("parameter-mismatch", "untrusted-image",
+                                            "parameter-reverted", "parameter-untrusted")
+ROLLOUT_METRIC_NAMESPACE = "zero-trust-ai/ImageRollout"
 # Lambda's asynchronous retries (a rerun is idempotent) and how long an event may wait for them.
 ROLLOUT_RETRY_ATTEMPTS = 2
 ROLLOUT_MAX_EVENT_AGE = 3600
@@ -632,16 +642,37 @@ def image_available_pattern(image_arn_prefix: str) -> str:
     }, sort_keys=True)
 
 
+def parameter_changed_pattern(ami_parameter_arn: str) -> str:
+    """The EventBridge pattern of the parameter watch: SSM reports a change of the fleet's image
+    parameter (any operation; the function reads the current value)."""
+    return json.dumps({
+        "source": ["aws.ssm"], "detail-type": [PARAMETER_STORE_CHANGE],
+        "resources": [ami_parameter_arn],
+    }, sort_keys=True)
+
+
+def untrusted_image_filter_pattern() -> str:
+    """The metric filter on the function's JSON lines that counts untrusted-image decisions."""
+    return "{ " + " || ".join(f'($.action = "{action}")' for action in UNTRUSTED_IMAGE_ACTIONS) + " }"
+
+
 def rollout_policy(*, group_arn: str, log_group_arn: str, ami_parameter_arn: str,
                    image_arn_prefix: str) -> str:
     """The rollout function's role: start a refresh of this group, see its refreshes, write its
     own log group. DescribeInstanceRefreshes takes no resource (Auto Scaling's Describe actions
-    have no resource-level permissions); StartInstanceRefresh names the group. Before a refresh
-    it reads the fleet's AMI-id parameter (that one only) and the pipeline's images (the recipe's
-    image ARNs only) to check the parameter names the new image's AMI."""
+    have no resource-level permissions); StartInstanceRefresh names the group. Before a refresh,
+    and on every change of the fleet's AMI-id parameter, it reads that parameter and its history
+    (that one only), the pipeline's images (the recipe's image ARNs only) and the AMI and its
+    snapshots (EC2's Describe actions take no resource) to check the AMI is one the pipeline
+    produced; it may write that parameter, only to put back the last such value
+    (`guard_parameter`): the SCP that keeps the parameter to the pipeline must let this role too."""
     return policy_document([
-        {"Sid": "ReadAmiIdParameter", "Effect": "Allow", "Action": "ssm:GetParameter",
+        {"Sid": "ReadAmiIdParameter", "Effect": "Allow",
+         "Action": ["ssm:GetParameter", "ssm:GetParameterHistory"], "Resource": ami_parameter_arn},
+        {"Sid": "RestoreAmiIdParameter", "Effect": "Allow", "Action": "ssm:PutParameter",
          "Resource": ami_parameter_arn},
+        {"Sid": "DescribeAmis", "Effect": "Allow",
+         "Action": ["ec2:DescribeImages", "ec2:DescribeSnapshots"], "Resource": "*"},
         {"Sid": "ReadPipelineImages", "Effect": "Allow", "Action": "imagebuilder:GetImage",
          "Resource": f"{image_arn_prefix}*"},
         {"Sid": "RefreshThisGroup", "Effect": "Allow", "Action": "autoscaling:StartInstanceRefresh",
@@ -665,7 +696,11 @@ class ImageRolloutArgs:
     logs_key_arn: CMK of the function's log group (the hierarchy's logs key, with
         `grant_cloudwatch_logs(log_group_prefix)`).
     ami_parameter_name, ami_parameter_arn: the fleet's AMI-id parameter (`fleet.image_parameter`);
-        the function refuses to refresh unless it names the new image's AMI.
+        the function refuses to refresh unless it names the new image's AMI, and watches it.
+    recipe_arn: the pipeline's recipe (`ImmutableAmiPipeline.recipe.arn`, name and version): an
+        AMI is the pipeline's only if its Image Builder record was built from it.
+    ami_key_arn: the key the pipeline encrypts the AMI with (its `ami_key_arn`): an AMI whose
+        snapshots use another key is not the pipeline's.
     min_healthy_percentage, max_healthy_percentage, instance_warmup_seconds: the refresh's
         preferences; defaults are the fleet's own (100, 200, 300 s).
     log_retention_days: CloudWatch retention of the function's logs; default 365.
@@ -683,6 +718,8 @@ class ImageRolloutArgs:
     logs_key_arn: pulumi.Input[str]
     ami_parameter_name: pulumi.Input[str]
     ami_parameter_arn: pulumi.Input[str]
+    recipe_arn: pulumi.Input[str]
+    ami_key_arn: pulumi.Input[str]
     min_healthy_percentage: int = MIN_HEALTHY_PERCENTAGE
     max_healthy_percentage: int = MAX_HEALTHY_PERCENTAGE
     instance_warmup_seconds: int = INSTANCE_WARMUP_SECONDS
@@ -700,10 +737,13 @@ class ImageRollout(pulumi.ComponentResource):
     given CMK, created before it; its role, trusted by lambda.amazonaws.com of this account only,
     holding `rollout_policy`; the permission for EventBridge to invoke it from that rule only; and
     two alarms, function errors (a failed or overtaken rollout: the log line says which) and
-    failed rule invocations. The function runs outside any VPC: it calls only the Auto Scaling
-    API, which no segment has an interface endpoint for, and, to check that the AMI-id parameter
-    names the new image's AMI before a refresh, Image Builder GetImage and SSM GetParameter on
-    those resources only; it touches no data.
+    failed rule invocations. A second rule sends every change of the AMI-id parameter to the
+    same function (`guard_parameter`: a value the pipeline did not produce is replaced with its
+    last one), and a metric filter on the function's JSON lines raises an untrusted-image alarm
+    (UNTRUSTED_IMAGE_ACTIONS) whenever the parameter or a new image names an AMI the pipeline did
+    not produce. The function runs outside any VPC: it calls the Auto Scaling API, which no
+    segment has an interface endpoint for, Image Builder GetImage on the pipeline's images, SSM
+    on the AMI-id parameter only and EC2's image and snapshot descriptions; it touches no data.
 
     Type token `zero-trust-ai:inference:ImageRollout`.
     """
@@ -711,6 +751,7 @@ class ImageRollout(pulumi.ComponentResource):
     role: aws.iam.Role
     function: aws.lambda_.Function
     rule: aws.cloudwatch.EventRule
+    parameter_rule: aws.cloudwatch.EventRule
     log_group_prefix: str
 
     def __init__(self, name: str, args: ImageRolloutArgs,
@@ -749,6 +790,8 @@ class ImageRollout(pulumi.ComponentResource):
                 "ZTAI_AUTO_SCALING_GROUP": args.group_name,
                 "ZTAI_IMAGE_ARN_PREFIX": args.image_arn_prefix,
                 "ZTAI_AMI_ID_PARAMETER": args.ami_parameter_name,
+                "ZTAI_IMAGE_RECIPE_ARN": args.recipe_arn,
+                "ZTAI_AMI_KEY_ARN": args.ami_key_arn,
                 "ZTAI_MIN_HEALTHY_PERCENTAGE": str(args.min_healthy_percentage),
                 "ZTAI_MAX_HEALTHY_PERCENTAGE": str(args.max_healthy_percentage),
                 "ZTAI_INSTANCE_WARMUP_SECONDS": str(args.instance_warmup_seconds),
@@ -771,6 +814,46 @@ class ImageRollout(pulumi.ComponentResource):
                 maximum_event_age_in_seconds=ROLLOUT_MAX_EVENT_AGE, maximum_retry_attempts=10),
             opts=pulumi.ResourceOptions(parent=self.rule, depends_on=[permission]))
 
+        # The launch template resolves the parameter at every launch, so a refused rollout is not
+        # enough: every change of the parameter runs the function's watch (`guard_parameter`),
+        # which puts back the pipeline's last AMI when the new value is not one of its own.
+        self.parameter_rule = aws.cloudwatch.EventRule(
+            f"{name}-parameter-changed",
+            name=f"zero-trust-ai-{args.environment}-enclave-parent-parameter-changed",
+            description="The enclave parent image parameter changed: check it is the pipeline's AMI",
+            event_pattern=pulumi.Output.from_input(args.ami_parameter_arn).apply(
+                parameter_changed_pattern),
+            state="ENABLED", tags=tags, opts=child)
+        parameter_permission = aws.lambda_.Permission(
+            f"{name}-invoke-on-parameter", action="lambda:InvokeFunction",
+            function=self.function.name, principal="events.amazonaws.com",
+            source_arn=self.parameter_rule.arn, opts=pulumi.ResourceOptions(parent=self.function))
+        aws.cloudwatch.EventTarget(
+            f"{name}-parameter-target", rule=self.parameter_rule.name, arn=self.function.arn,
+            retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
+                maximum_event_age_in_seconds=ROLLOUT_MAX_EVENT_AGE, maximum_retry_attempts=10),
+            opts=pulumi.ResourceOptions(parent=self.parameter_rule, depends_on=[parameter_permission]))
+        untrusted_metric = f"UntrustedImage-{args.environment}"
+        aws.cloudwatch.LogMetricFilter(
+            f"{name}-untrusted-image", name=f"{function_name}-untrusted-image",
+            log_group_name=log_group.name, pattern=untrusted_image_filter_pattern(),
+            metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
+                name=untrusted_metric, namespace=ROLLOUT_METRIC_NAMESPACE, value="1", unit="Count"),
+            opts=pulumi.ResourceOptions(parent=log_group))
+        occurrence_alarm(
+            f"{name}-untrusted-image-alarm", alarm_name=f"{function_name}-untrusted-image",
+            description="The fleet's image parameter or a new image names an AMI the pipeline did "
+                        "not produce (README, image rollout runbook: untrusted image)",
+            namespace=ROLLOUT_METRIC_NAMESPACE, metric_name=untrusted_metric, dimensions=None,
+            statistic="Sum", period=60, alarm_actions=args.alarm_actions, tags=tags,
+            parent=self.function)
+        occurrence_alarm(
+            f"{name}-parameter-failed-invocations-alarm",
+            alarm_name=f"{function_name}-parameter-failed-invocations",
+            description="EventBridge could not invoke the image parameter watch",
+            namespace="AWS/Events", metric_name="FailedInvocations",
+            dimensions={"RuleName": self.parameter_rule.name}, statistic="Sum", period=300,
+            alarm_actions=args.alarm_actions, tags=tags, parent=self.parameter_rule)
         occurrence_alarm(
             f"{name}-failed-invocations-alarm", alarm_name=f"{function_name}-failed-invocations",
             description="EventBridge could not invoke the image rollout function",
@@ -781,6 +864,7 @@ class ImageRollout(pulumi.ComponentResource):
             "functionArn": self.function.arn,
             "roleArn": self.role.arn,
             "ruleArn": self.rule.arn,
+            "parameterRuleArn": self.parameter_rule.arn,
             "logGroup": log_group.name,
         })
 

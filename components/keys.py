@@ -391,6 +391,17 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._grant(purpose, "GenerateDataKey", self._role(role),
                     (*GENERATE_DATA_KEY_ACTIONS, *DESCRIBE_ACTIONS), _context_condition(encryption_context))
 
+    def grant_session_decrypt(self, purpose: str, role: Grantee) -> None:
+        """Let `role` (an instance's SSM agent) decrypt Session Manager data keys, and nothing
+        else: only ciphertexts whose encryption context names a session and an instance, which is
+        what the agent and the client set (`aws:ssm:SessionId`, `aws:ssm:TargetId`, as in the
+        amazon-ssm-agent's session encryption). A StringLike on a key absent from the request is
+        false, so a ciphertext without that context (log data, queue messages) is refused."""
+        self._grant(purpose, "DecryptSessionData", self._role(role), DECRYPT_ACTIONS,
+                    lambda account, region: {"StringLike": {
+                        "kms:EncryptionContext:aws:ssm:SessionId": "*",
+                        "kms:EncryptionContext:aws:ssm:TargetId": "i-*"}})
+
     def grant_generate_mac(self, role: aws.iam.Role) -> None:
         self._grant(HMAC_PURPOSE, "GenerateMac", self._role(role),
                     (*GENERATE_MAC_ACTIONS, *DESCRIBE_ACTIONS))

@@ -21,6 +21,9 @@ refresh launches resolves the parameter again, so it boots the new AMI.
   wrote the parameter outside the pipeline, and a refresh would roll their AMI out. The run fails
   and nothing starts. (A newer image of the pipeline overwriting the parameter between the two
   events also ends here; that image's own event then starts the refresh.)
+- `untrusted-image`: the parameter names the image's AMI, but the AMI fails
+  `verify_pipeline_ami` (another owner, no Image Builder record of the declared recipe version
+  listing it, snapshots not encrypted with the AMI key): nothing starts;
 - `ignored`: the event is not an AVAILABLE image of the configured recipe (the rule matches only
   those; a test event or a changed rule ends here). Not a failure;
 - `refresh-predates-image`: a refresh that started *before* the image became available is still
@@ -29,8 +32,16 @@ refresh launches resolves the parameter again, so it boots the new AMI.
   an operator to start a refresh once the running one has ended (README runbook);
 - `failed`: an Auto Scaling error that survived the client's retries.
 
-`refresh-predates-image`, `parameter-mismatch` and `failed` fail the run (the handler raises
-after logging), so Lambda retries the invocation and counts an error. Reruns are safe: the second
+The same function watches the parameter itself (`guard_parameter`, on SSM's "Parameter Store
+Change" events): the launch template resolves it at EVERY launch (scale-out, replacement of an
+unhealthy instance), not only during a refresh, so refusing a rollout is not enough. A value the
+pipeline did not produce is replaced with the newest earlier value that it did (`parameter-reverted`)
+or, when there is none, left and reported (`parameter-untrusted`).
+
+`refresh-predates-image`, `parameter-mismatch`, `untrusted-image`, `parameter-reverted`,
+`parameter-untrusted` and `failed` fail the run (the handler raises after logging), so Lambda
+retries the invocation and counts an error; the untrusted ones (UNTRUSTED_ACTIONS) also raise the
+component's untrusted-image alarm through a metric filter on the log line. Reruns are safe: the second
 run finds the first run's refresh in progress. Every decision is one JSON line (`ztai_runtime.jsonlog`).
 
 Configuration comes from the function's environment (`settings_from_environment`), written by
@@ -41,7 +52,8 @@ Configuration comes from the function's environment (`settings_from_environment`
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +66,7 @@ from ztai_runtime.retries import retry_config
 
 # boto3 clients are generated at runtime and carry no static types; these name the boundary.
 AutoScalingClient = Any
+Ec2Client = Any
 ImageBuilderClient = Any
 SsmClient = Any
 
@@ -64,18 +77,46 @@ AVAILABLE = "AVAILABLE"
 ACTIVE_REFRESH_STATES = frozenset({"Pending", "InProgress", "Cancelling", "RollbackInProgress",
                                    "Baking"})
 
+# The parameter watch (`guard_parameter`): the event SSM sends when a parameter changes.
+PARAMETER_EVENT_SOURCE = "aws.ssm"
+PARAMETER_EVENT_DETAIL_TYPE = "Parameter Store Change"
+# What Image Builder tags every AMI it creates with: the image build version's ARN.
+IMAGE_BUILDER_ARN_TAG = "Ec2ImageBuilderArn"
+# Image records that are still on their way to AVAILABLE: an AMI they do not list yet is pending.
+IN_PROGRESS_STATES = frozenset({"PENDING", "CREATING", "BUILDING", "TESTING", "DISTRIBUTING",
+                                "INTEGRATING"})
+# How many earlier values of the parameter are checked for one to restore.
+MAX_RESTORE_CANDIDATES = 10
+_AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
+_IMAGE_ARN_PREFIX = re.compile(r"^arn:aws[a-z-]*:imagebuilder:[a-z0-9-]+:\d{12}:image/[A-Za-z0-9._-]+/$")
+_RECIPE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:imagebuilder:[a-z0-9-]+:\d{12}:image-recipe/[A-Za-z0-9._-]+/\d+\.\d+\.\d+$")
+_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+
 REFRESH_STARTED = "refresh-started"
 ALREADY_REFRESHING = "already-refreshing"
 IGNORED = "ignored"
 REFRESH_PREDATES_IMAGE = "refresh-predates-image"
 PARAMETER_MISMATCH = "parameter-mismatch"
+UNTRUSTED_IMAGE = "untrusted-image"
 FAILED = "failed"
-FAILING_ACTIONS = frozenset({REFRESH_PREDATES_IMAGE, PARAMETER_MISMATCH, FAILED})
+# The parameter watch's decisions.
+PARAMETER_TRUSTED = "parameter-trusted"
+PARAMETER_PENDING = "parameter-pending"
+PARAMETER_REVERTED = "parameter-reverted"
+PARAMETER_UNTRUSTED = "parameter-untrusted"
+# Someone other than the pipeline chose the fleet's image: each of these is also counted by the
+# component's metric filter and raises its untrusted-image alarm (components/enclave_fleet.py).
+UNTRUSTED_ACTIONS = frozenset({PARAMETER_MISMATCH, UNTRUSTED_IMAGE, PARAMETER_REVERTED,
+                               PARAMETER_UNTRUSTED})
+FAILING_ACTIONS = frozenset({REFRESH_PREDATES_IMAGE, FAILED, *UNTRUSTED_ACTIONS})
 
 # The environment the component writes (components/enclave_fleet.py, ImageRollout).
 ENV_GROUP = "ZTAI_AUTO_SCALING_GROUP"
 ENV_IMAGE_ARN_PREFIX = "ZTAI_IMAGE_ARN_PREFIX"
 ENV_AMI_PARAMETER = "ZTAI_AMI_ID_PARAMETER"
+ENV_RECIPE_ARN = "ZTAI_IMAGE_RECIPE_ARN"
+ENV_AMI_KEY_ARN = "ZTAI_AMI_KEY_ARN"
 ENV_MIN_HEALTHY = "ZTAI_MIN_HEALTHY_PERCENTAGE"
 ENV_MAX_HEALTHY = "ZTAI_MAX_HEALTHY_PERCENTAGE"
 ENV_WARMUP = "ZTAI_INSTANCE_WARMUP_SECONDS"
@@ -98,6 +139,8 @@ class RefreshSettings:
     group_name: str
     image_arn_prefix: str
     ami_parameter_name: str
+    recipe_arn: str
+    ami_key_arn: str
     min_healthy_percentage: int = 100
     max_healthy_percentage: int = 200
     instance_warmup_seconds: int = 300
@@ -107,9 +150,15 @@ class RefreshSettings:
             raise ValueError("the Auto Scaling group name is empty")
         if not self.ami_parameter_name:
             raise ValueError("the AMI-id parameter name is empty")
-        if not self.image_arn_prefix.startswith("arn:") or ":image/" not in self.image_arn_prefix:
+        if not _IMAGE_ARN_PREFIX.match(self.image_arn_prefix):
             raise ValueError(f"image ARN prefix {self.image_arn_prefix!r}: expected "
                              "arn:<partition>:imagebuilder:<region>:<account>:image/<recipe>/")
+        if not _RECIPE_ARN.match(self.recipe_arn):
+            raise ValueError(f"image recipe ARN {self.recipe_arn!r}: expected "
+                             "arn:<partition>:imagebuilder:<region>:<account>:image-recipe/<name>/<version>")
+        if not _KEY_ARN.match(self.ami_key_arn):
+            raise ValueError(f"AMI key ARN {self.ami_key_arn!r}: expected "
+                             "arn:<partition>:kms:<region>:<account>:key/<key id>")
         if not 0 <= self.min_healthy_percentage <= 100:
             raise ValueError(f"minimum healthy percentage {self.min_healthy_percentage}: 0 to 100")
         if not 100 <= self.max_healthy_percentage <= 200:
@@ -118,6 +167,11 @@ class RefreshSettings:
             raise ValueError("maximum minus minimum healthy percentage may be at most 100")
         if self.instance_warmup_seconds < 0:
             raise ValueError(f"instance warm-up {self.instance_warmup_seconds}: not negative")
+
+    @property
+    def account_id(self) -> str:
+        """The account that owns the pipeline's images (from the image ARN prefix)."""
+        return self.image_arn_prefix.split(":")[4]
 
     def preferences(self) -> dict[str, Any]:
         """StartInstanceRefresh preferences. No SkipMatching: the template is unchanged, so every
@@ -141,6 +195,8 @@ class Decision:
     error_code: str | None = None
     ami_id: str | None = None  # the image's AMI in this region (parameter-mismatch)
     parameter_value: str | None = None  # what the AMI-id parameter holds (parameter-mismatch)
+    problems: tuple[str, ...] | None = None  # why an AMI is not the pipeline's (untrusted-*)
+    restored_value: str | None = None  # the verified AMI the watch wrote back (parameter-reverted)
 
     @property
     def failed(self) -> bool:
@@ -211,20 +267,122 @@ class RolloutClients:
     autoscaling: AutoScalingClient
     imagebuilder: ImageBuilderClient
     ssm: SsmClient
+    ec2: Ec2Client
+
+
+# -- is an AMI the pipeline's? ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImageVerdict:
+    """Whether an AMI is one the pipeline produced: `problems` says why not; `pending` means its
+    image record is still on its way to AVAILABLE and does not list it yet (neither proven nor
+    refuted)."""
+
+    ami_id: str
+    image_arn: str | None
+    problems: tuple[str, ...] = ()
+    pending: bool = False
+
+    @property
+    def trusted(self) -> bool:
+        return not self.problems and not self.pending
+
+
+def _record_amis(record: Mapping[str, Any], region: str) -> list[str]:
+    amis = record.get("outputResources", {}).get("amis", [])
+    return sorted({ami["image"] for ami in amis
+                   if ami.get("region") == region and isinstance(ami.get("image"), str)})
+
+
+def verify_pipeline_ami(clients: RolloutClients, settings: RefreshSettings, ami_id: str) -> ImageVerdict:
+    """Check an AMI against what only the pipeline produces, not against the parameter:
+
+    - EC2 (DescribeImages): the AMI exists, is available, is owned by this account, and carries
+      the `Ec2ImageBuilderArn` tag Image Builder sets, naming an image of the pipeline's recipe
+      (`image_arn_prefix`);
+    - EC2 (DescribeSnapshots): every EBS snapshot of it is encrypted with the AMI key
+      (`ami_key_arn`), the key the pipeline's distribution encrypts with;
+    - Image Builder (GetImage on that tag): the record exists, was built from the recipe version
+      Pulumi declared (`recipe_arn`), did not fail, and lists this AMI among its outputs in this
+      region. A tag can be forged by anyone allowed ec2:CreateTags; the record cannot.
+
+    While the record is still being built, tested or distributed (the pipeline writes the
+    parameter during distribution) and does not list the AMI yet, the verdict is `pending`.
+    AWS errors other than "no such AMI/image" propagate."""
+    if not _AMI_ID.match(ami_id):
+        return ImageVerdict(ami_id, None, (f"{ami_id!r} is not an AMI id",))
+    region = clients.ec2.meta.region_name
+    try:
+        images = clients.ec2.describe_images(ImageIds=[ami_id]).get("Images", [])
+    except ClientError as error:
+        if not error.response.get("Error", {}).get("Code", "").startswith("InvalidAMIID"):
+            raise
+        images = []
+    if not images:
+        return ImageVerdict(ami_id, None, (f"no AMI {ami_id} is visible in {region}",))
+    image = images[0]
+    problems: list[str] = []
+    if image.get("OwnerId") != settings.account_id:
+        problems.append(f"owned by {image.get('OwnerId')}, not by this account {settings.account_id}")
+    if image.get("State") != "available":
+        problems.append(f"AMI state {image.get('State')!r}, not 'available'")
+    tags = {tag.get("Key"): tag.get("Value") for tag in image.get("Tags", [])}
+    image_arn = tags.get(IMAGE_BUILDER_ARN_TAG)
+    snapshots = [mapping["Ebs"] for mapping in image.get("BlockDeviceMappings", []) if "Ebs" in mapping]
+    if not snapshots:
+        problems.append("no EBS snapshot: not an image of the pipeline")
+    if any(ebs.get("Encrypted") is not True for ebs in snapshots):
+        problems.append("a volume of it is not encrypted")
+    snapshot_ids = [ebs["SnapshotId"] for ebs in snapshots if ebs.get("SnapshotId")]
+    if snapshot_ids:
+        described = clients.ec2.describe_snapshots(SnapshotIds=snapshot_ids).get("Snapshots", [])
+        keys = sorted({str(snapshot.get("KmsKeyId")) for snapshot in described})
+        if keys != [settings.ami_key_arn]:
+            problems.append(f"its snapshots are encrypted with {', '.join(keys) or 'no key'}, not "
+                            f"with the AMI key {settings.ami_key_arn}")
+    if not isinstance(image_arn, str) or not image_arn.startswith(settings.image_arn_prefix):
+        problems.append(f"tag {IMAGE_BUILDER_ARN_TAG}={image_arn!r} does not name an image of the "
+                        f"pipeline's recipe ({settings.image_arn_prefix}*)")
+        return ImageVerdict(ami_id, None, tuple(problems))
+    try:
+        record = clients.imagebuilder.get_image(imageBuildVersionArn=image_arn).get("image", {})
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        return ImageVerdict(ami_id, image_arn, (*problems, f"Image Builder has no image {image_arn}"))
+    recipe = record.get("imageRecipe", {}).get("arn")
+    if recipe != settings.recipe_arn:
+        problems.append(f"built from recipe {recipe!r}, not from the declared {settings.recipe_arn}")
+    status = record.get("state", {}).get("status")
+    listed = _record_amis(record, region)
+    pending = False
+    if ami_id not in listed:
+        if status in IN_PROGRESS_STATES:
+            pending = True
+        else:
+            problems.append(f"image {image_arn} ({status}) lists {', '.join(listed) or 'no AMI'} in "
+                            f"{region}, not {ami_id}")
+    elif status not in IN_PROGRESS_STATES and status != AVAILABLE:
+        problems.append(f"image {image_arn} is {status}, not {AVAILABLE}")
+    return ImageVerdict(ami_id, image_arn, tuple(problems), pending=pending and not problems)
 
 
 def _parameter_mismatch(clients: RolloutClients, settings: RefreshSettings, group: str,
                         image: str) -> Decision | None:
     """A `parameter-mismatch` decision unless the AMI-id parameter names one of the AMIs the image
-    produced in this region. AWS errors propagate (a `failed` decision)."""
+    produced in this region; an `untrusted-image` decision unless that AMI also passes
+    `verify_pipeline_ami`. AWS errors propagate (a `failed` decision)."""
     region = clients.ssm.meta.region_name
     answer = clients.imagebuilder.get_image(imageBuildVersionArn=image)
-    amis = answer.get("image", {}).get("outputResources", {}).get("amis", [])
-    expected = sorted({ami["image"] for ami in amis
-                       if ami.get("region") == region and isinstance(ami.get("image"), str)})
+    expected = _record_amis(answer.get("image", {}), region)
     value = clients.ssm.get_parameter(Name=settings.ami_parameter_name)["Parameter"]["Value"]
     if value in expected:
-        return None
+        verdict = verify_pipeline_ami(clients, settings, value)
+        if verdict.trusted:
+            return None
+        return Decision(UNTRUSTED_IMAGE, group,
+                        f"the image's AMI {value} is not one the pipeline produced as declared; "
+                        "no refresh started", image_arn=image, ami_id=value, parameter_value=value,
+                        problems=verdict.problems or ("its image record is not complete",))
     return Decision(PARAMETER_MISMATCH, group,
                     f"parameter {settings.ami_parameter_name} holds {value!r}, but the image's AMI in "
                     f"{region} is {', '.join(expected) or 'none'}: the parameter was written outside "
@@ -283,12 +441,95 @@ def _judge_active(group: str, image: str, available_at: datetime,
                     image_arn=image, refresh_id=refresh_id)
 
 
+# -- the parameter watch ----------------------------------------------------------------------------
+def is_parameter_event(event: Any) -> bool:
+    """An SSM "Parameter Store Change" event (the watch's rule), as opposed to an image event."""
+    return (isinstance(event, Mapping) and event.get("source") == PARAMETER_EVENT_SOURCE
+            and event.get("detail-type") == PARAMETER_EVENT_DETAIL_TYPE)
+
+
+def _earlier_values(ssm: SsmClient, name: str, current: str) -> Iterator[str]:
+    """The parameter's earlier values, newest first, each once, never the current one."""
+    history: list[Mapping[str, Any]] = []
+    for page in ssm.get_paginator("get_parameter_history").paginate(Name=name):
+        history.extend(page.get("Parameters", []))
+    seen = {current}
+    for entry in sorted(history, key=lambda item: int(item.get("Version", 0)), reverse=True):
+        value = entry.get("Value")
+        if isinstance(value, str) and value not in seen:
+            seen.add(value)
+            yield value
+
+
+def guard_parameter(clients: RolloutClients, settings: RefreshSettings) -> Decision:
+    """Check the value the launch template resolves at every launch, and put back the last one the
+    pipeline produced when it is not. Runs on every change of the parameter (an EventBridge rule
+    on SSM's "Parameter Store Change" events for it), so a value written outside the pipeline is
+    used only by launches in the seconds before this runs. Decides:
+
+    - `parameter-trusted`: the current value passes `verify_pipeline_ami` (the pipeline's own
+      writes, and this function's restores);
+    - `parameter-pending`: its image record is still being distributed (the pipeline writes the
+      parameter then); the AVAILABLE event's rollout checks it again, completely;
+    - `parameter-reverted`: not the pipeline's; the newest earlier value that passes is written
+      back (PutParameter, overwrite), and the run fails so the alarms fire;
+    - `parameter-untrusted`: not the pipeline's, and no earlier value passes (of the last
+      MAX_RESTORE_CANDIDATES), or the parameter was deleted: nothing is written; the run fails.
+      Launches use the bad value (or fail) until an operator acts (README runbook);
+    - `failed`: an AWS error.
+
+    Idempotent: the restore's own change event finds a trusted value. It reads the current value,
+    never the event's, so a newer pipeline write is never overwritten by an older restore.
+    """
+    group, name = settings.group_name, settings.ami_parameter_name
+    try:
+        try:
+            value = clients.ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ParameterNotFound":
+                raise
+            # Deleted: every launch now fails, and its history (the values to restore) is gone.
+            return _log(Decision(PARAMETER_UNTRUSTED, group,
+                                 f"{name} was deleted: launches fail until it is restored with "
+                                 "the pipeline's last AMI (README runbook)",
+                                 error_code="ParameterNotFound", problems=("parameter deleted",)))
+        verdict = verify_pipeline_ami(clients, settings, value)
+        if verdict.trusted:
+            return _log(Decision(PARAMETER_TRUSTED, group, f"{name} holds an AMI of the pipeline",
+                                 image_arn=verdict.image_arn, parameter_value=value))
+        if verdict.pending:
+            return _log(Decision(PARAMETER_PENDING, group,
+                                 f"{name} holds {value}, of image {verdict.image_arn}, still being "
+                                 "distributed: the rollout checks it when the image is available",
+                                 image_arn=verdict.image_arn, parameter_value=value))
+        for candidate in list(_earlier_values(clients.ssm, name, value))[:MAX_RESTORE_CANDIDATES]:
+            if verify_pipeline_ami(clients, settings, candidate).trusted:
+                clients.ssm.put_parameter(Name=name, Value=candidate, Type="String",
+                                          DataType="aws:ec2:image", Overwrite=True)
+                return _log(Decision(
+                    PARAMETER_REVERTED, group,
+                    f"{name} was set to {value}, which the pipeline did not produce; restored "
+                    f"{candidate}. Instances launched in between may run {value}: see the runbook",
+                    parameter_value=value, restored_value=candidate, problems=verdict.problems))
+        return _log(Decision(
+            PARAMETER_UNTRUSTED, group,
+            f"{name} holds {value}, which the pipeline did not produce, and none of its last "
+            f"{MAX_RESTORE_CANDIDATES} earlier values did: launches boot it until an operator acts",
+            parameter_value=value, problems=verdict.problems))
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        return _log(Decision(FAILED, group, str(error), error_code=code))
+    except BotoCoreError as error:
+        return _log(Decision(FAILED, group, str(error), error_code=type(error).__name__))
+
+
 def settings_from_environment(environ: Mapping[str, str]) -> RefreshSettings:
     """The function's configuration; a missing or malformed variable is a deployment error."""
     try:
         return RefreshSettings(
             group_name=environ[ENV_GROUP], image_arn_prefix=environ[ENV_IMAGE_ARN_PREFIX],
             ami_parameter_name=environ[ENV_AMI_PARAMETER],
+            recipe_arn=environ[ENV_RECIPE_ARN], ami_key_arn=environ[ENV_AMI_KEY_ARN],
             min_healthy_percentage=int(environ[ENV_MIN_HEALTHY]),
             max_healthy_percentage=int(environ[ENV_MAX_HEALTHY]),
             instance_warmup_seconds=int(environ[ENV_WARMUP]))
@@ -300,13 +541,18 @@ def build_clients() -> RolloutClients:
     """The clients as the Lambda uses them: region from the Lambda environment."""
     return RolloutClients(autoscaling=boto3.client("autoscaling", config=RETRY_CONFIG),
                           imagebuilder=boto3.client("imagebuilder", config=RETRY_CONFIG),
-                          ssm=boto3.client("ssm", config=RETRY_CONFIG))
+                          ssm=boto3.client("ssm", config=RETRY_CONFIG),
+                          ec2=boto3.client("ec2", config=RETRY_CONFIG))
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    """Lambda entry point: one event, one decision; raise when the decision fails the run."""
+    """Lambda entry point: one event, one decision; raise when the decision fails the run. A
+    parameter change goes to `guard_parameter`, anything else to `refresh_for_image`."""
     settings = settings_from_environment(os.environ)
-    decision = refresh_for_image(build_clients(), settings, parse_event(event))
+    if is_parameter_event(event):
+        decision = guard_parameter(build_clients(), settings)
+    else:
+        decision = refresh_for_image(build_clients(), settings, parse_event(event))
     if decision.failed:
         raise InstanceRefreshError(f"{decision.action} for {decision.group}: {decision.reason}")
     return asdict(decision)

@@ -33,6 +33,7 @@ from components.ami_pipeline import (
     ImmutableAmiPipeline,
     ImmutableAmiPipelineArgs,
     component_parameters,
+    deploy_build_timeout_minutes,
     document_text,
     document_version,
     kms_endpoint,
@@ -563,12 +564,23 @@ def statements(resource: RecordedResource, field: str = "policy") -> list[dict[s
 
 
 def test_roles_are_trusted_by_their_service_in_this_account_only(dev: RecordedStack) -> None:
-    for role, service in (("ami-instance-role", "ec2.amazonaws.com"),
-                          ("ami-execution-role", "imagebuilder.amazonaws.com")):
-        [trust] = statements(named(dev, role), "assumeRolePolicy")
-        assert trust["Principal"] == {"Service": service}
-        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "111122223333"}}
+    [trust] = statements(named(dev, "ami-execution-role"), "assumeRolePolicy")
+    assert trust["Principal"] == {"Service": "imagebuilder.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "111122223333"}}
+    for role in ("ami-instance-role", "ami-execution-role"):
         assert named(dev, role).inputs["maxSessionDuration"] == 3600
+
+
+def test_the_build_instance_role_trusts_ec2_without_a_condition_ec2_never_sends(
+        dev: RecordedStack) -> None:
+    # EC2 sends no aws:SourceAccount when it assumes an instance profile's role: a condition on
+    # it would leave every build instance without credentials (issue 9, item 3).
+    [trust] = statements(named(dev, "ami-instance-role"), "assumeRolePolicy")
+    assert trust == {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                     "Action": "sts:AssumeRole"}
+    # Only the execution role may pass it, and only to EC2: that is the confused-deputy guard.
+    [passing] = statements(named(dev, "ami-execution-role-policy"), "policy")
+    assert passing["Resource"] == named(dev, "ami-instance-role").outputs["arn"]
 
 
 def test_instance_role_holds_only_ssm_and_this_pipelines_resources(dev: RecordedStack) -> None:
@@ -753,6 +765,46 @@ def test_build_image_builds_once_from_the_pipelines_recipe_infrastructure_and_di
     assert named(stack, "publish-grant").urn in image.dependencies
     assert named(stack, "ami-execution-role-policy").urn in image.dependencies
     assert image.parent == named(stack, "ami").urn
+
+
+def test_the_deploy_time_build_may_take_hours_not_the_providers_hour() -> None:
+    # Build (updates, reboot, nitro-cli, artifacts), tests and the Inspector scan outlast the
+    # provider's 60-minute default: `pulumi up` would fail while the build still runs.
+    for tests_timeout, expected in ((60, "240m"), (180, "360m")):
+        def program(minutes: int = tests_timeout) -> None:
+            pipeline = ImmutableAmiPipeline("ami", replace(ARGS, image_tests_timeout_minutes=minutes))
+            pipeline.build_image()
+
+        stack = record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+        image = named(stack, "ami-image")
+        assert image.custom_timeouts == {"create": expected}
+        assert image.inputs["imageTestsConfiguration"]["timeoutMinutes"] == tests_timeout
+    assert deploy_build_timeout_minutes(60) > 60 + 60
+
+
+def test_the_ami_key_admits_image_builders_service_linked_role_once_it_exists() -> None:
+    def program() -> None:
+        keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region="eu-west-1"))
+        pipeline = ImmutableAmiPipeline("ami", replace(
+            ARGS, ami_key_arn=keys.key_arn("inference"), logs_key_arn=keys.key_arn("logs")))
+        keys.grant_use_through_service("inference", pipeline.service_linked_role_arn, "ec2")
+        keys.seal()
+
+    stack = record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+    role = ("arn:aws:iam::111122223333:role/aws-service-role/imagebuilder.amazonaws.com/"
+            "AWSServiceRoleForImageBuilder")
+    key_policy = named(stack, "keys-inference-policy")
+    granted = [s for s in statements(key_policy) if s.get("Principal") == {"AWS": role}]
+    assert {action for s in granted for action in s["Action"]} == {
+        *SERVICE_USE_ACTIONS, *SERVICE_GRANT_ACTIONS}
+    assert all(s["Condition"]["StringEquals"]["kms:ViaService"] == "ec2.eu-west-1.amazonaws.com"
+               for s in granted)
+    # KMS refuses a policy naming a role that does not exist yet: the policy is written only
+    # after every Image Builder resource of the pipeline, the first of which makes Image Builder
+    # create its role.
+    for name in ("ami-base-hardening", "ami-nitro-enclaves", "ami-parent-agent",
+                 "ami-enclave-artifacts", "ami-recipe", "ami-infrastructure", "ami-distribution"):
+        assert named(stack, name).urn in key_policy.dependencies, name
 
 
 def test_build_image_needs_pinned_artifacts_and_happens_once() -> None:

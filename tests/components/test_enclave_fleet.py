@@ -23,6 +23,7 @@ from components.enclave_fleet import (
     ROLLOUT_HANDLER,
     ROLLOUT_MODULES,
     SSM_AGENT_ACTIONS,
+    UNTRUSTED_IMAGE_ACTIONS,
     EnclaveFleetSettings,
     EnclaveInferenceFleet,
     EnclaveInferenceFleetArgs,
@@ -37,6 +38,7 @@ from tests.support.key_policy import Request, cloudwatch_logs_may_encrypt, evalu
 from ztai.preview import recorder
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztai.stackfile import load_stack
+from ztai_runtime.instance_refresh import UNTRUSTED_ACTIONS
 from ztpolicy.rule import Resource
 from ztpolicy.rules.enclave_user_data_no_debug import debug_flags, enclave_user_data_no_debug
 from ztpolicy.rules.instance_no_public_ip import instance_no_public_ip
@@ -500,10 +502,14 @@ IMAGE_PREFIX = "arn:aws:imagebuilder:eu-west-1:111122223333:image/zero-trust-ai-
 LOGS_KEY = "arn:aws:kms:eu-west-1:111122223333:key/logs"
 AMI_PARAMETER = "/zero-trust-ai/dev/enclave-parent/ami-id"
 AMI_PARAMETER_ARN = f"arn:aws:ssm:eu-west-1:111122223333:parameter{AMI_PARAMETER}"
+RECIPE_ARN = ("arn:aws:imagebuilder:eu-west-1:111122223333:image-recipe/"
+              "zero-trust-ai-dev-enclave-parent/1.0.12345")
+AMI_KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/inference"
 ROLLOUT = ImageRolloutArgs(environment="dev", owner="ml-platform", region="eu-west-1",
                            group_name="fleet-asg-1a2b3c4", group_arn=GROUP_ARN,
                            image_arn_prefix=IMAGE_PREFIX, logs_key_arn=LOGS_KEY,
-                           ami_parameter_name=AMI_PARAMETER, ami_parameter_arn=AMI_PARAMETER_ARN)
+                           ami_parameter_name=AMI_PARAMETER, ami_parameter_arn=AMI_PARAMETER_ARN,
+                           recipe_arn=RECIPE_ARN, ami_key_arn=AMI_KEY_ARN)
 
 
 def build_rollout(args: ImageRolloutArgs = ROLLOUT) -> RecordedStack:
@@ -552,6 +558,7 @@ def test_the_function_refreshes_with_the_fleets_preferences(rollout: RecordedSta
     assert inputs["environment"]["variables"] == {
         "ZTAI_AUTO_SCALING_GROUP": "fleet-asg-1a2b3c4", "ZTAI_IMAGE_ARN_PREFIX": IMAGE_PREFIX,
         "ZTAI_AMI_ID_PARAMETER": AMI_PARAMETER,
+        "ZTAI_IMAGE_RECIPE_ARN": RECIPE_ARN, "ZTAI_AMI_KEY_ARN": AMI_KEY_ARN,
         "ZTAI_MIN_HEALTHY_PERCENTAGE": "100", "ZTAI_MAX_HEALTHY_PERCENTAGE": "200",
         "ZTAI_INSTANCE_WARMUP_SECONDS": "300"}
     log_group = named(rollout, "rollout-logs")
@@ -577,15 +584,21 @@ def test_the_role_may_refresh_this_group_only(rollout: RecordedStack) -> None:
     assert statements["SeeRefreshes"]["Action"] == "autoscaling:DescribeInstanceRefreshes"
     log_group = named(rollout, "rollout-logs").outputs["arn"]
     assert statements["WriteOwnLogGroup"]["Resource"] == [log_group, f"{log_group}:log-stream:*"]
-    # The AMI-id check before a refresh: that parameter, the pipeline's images, nothing else.
+    # The AMI checks: that parameter (read, history, restore), the pipeline's images, the AMIs'
+    # descriptions (EC2 Describe takes no resource), nothing else.
     assert statements["ReadAmiIdParameter"] == {
-        "Sid": "ReadAmiIdParameter", "Effect": "Allow", "Action": "ssm:GetParameter",
+        "Sid": "ReadAmiIdParameter", "Effect": "Allow",
+        "Action": ["ssm:GetParameter", "ssm:GetParameterHistory"], "Resource": AMI_PARAMETER_ARN}
+    assert statements["RestoreAmiIdParameter"] == {
+        "Sid": "RestoreAmiIdParameter", "Effect": "Allow", "Action": "ssm:PutParameter",
         "Resource": AMI_PARAMETER_ARN}
     assert statements["ReadPipelineImages"] == {
         "Sid": "ReadPipelineImages", "Effect": "Allow", "Action": "imagebuilder:GetImage",
         "Resource": f"{IMAGE_PREFIX}*"}
+    assert statements["DescribeAmis"]["Action"] == ["ec2:DescribeImages", "ec2:DescribeSnapshots"]
     assert set(statements) == {"RefreshThisGroup", "SeeRefreshes", "WriteOwnLogGroup",
-                               "ReadAmiIdParameter", "ReadPipelineImages"}
+                               "ReadAmiIdParameter", "RestoreAmiIdParameter", "ReadPipelineImages",
+                               "DescribeAmis"}
     assert not any(s["Action"] == "*" or "Cancel" in str(s["Action"]) for s in statements.values())
 
 
@@ -596,6 +609,36 @@ def test_a_failed_rollout_raises_an_alarm(rollout: RecordedStack) -> None:
     failed = named(rollout, "rollout-failed-invocations-alarm").inputs
     assert (failed["namespace"], failed["metricName"]) == ("AWS/Events", "FailedInvocations")
     assert failed["dimensions"] == {"RuleName": named(rollout, "rollout-image-available").outputs["name"]}
+
+
+def test_every_change_of_the_image_parameter_runs_the_watch(rollout: RecordedStack) -> None:
+    # The launch template resolves the parameter at every launch, not only during a rollout.
+    rule = named(rollout, "rollout-parameter-changed")
+    assert json.loads(rule.inputs["eventPattern"]) == {
+        "source": ["aws.ssm"], "detail-type": ["Parameter Store Change"],
+        "resources": [AMI_PARAMETER_ARN]}
+    target = named(rollout, "rollout-parameter-target")
+    assert (target.inputs["rule"], target.inputs["arn"]) == (
+        rule.outputs["name"], named(rollout, "rollout-function").outputs["arn"])
+    permission = named(rollout, "rollout-invoke-on-parameter")
+    assert permission.inputs["sourceArn"] == rule.outputs["arn"]
+    assert permission.urn in target.dependencies
+    failed = named(rollout, "rollout-parameter-failed-invocations-alarm").inputs
+    assert failed["dimensions"] == {"RuleName": rule.outputs["name"]}
+
+
+def test_an_untrusted_image_raises_its_own_alarm(rollout: RecordedStack) -> None:
+    metric_filter = named(rollout, "rollout-untrusted-image").inputs
+    assert metric_filter["logGroupName"] == named(rollout, "rollout-logs").outputs["name"]
+    # The filter counts exactly the decisions the runtime calls untrusted.
+    assert set(UNTRUSTED_IMAGE_ACTIONS) == set(UNTRUSTED_ACTIONS)
+    for action in UNTRUSTED_ACTIONS:
+        assert f'($.action = "{action}")' in metric_filter["pattern"]
+    transformation = metric_filter["metricTransformation"]
+    alarm = named(rollout, "rollout-untrusted-image-alarm").inputs
+    assert (alarm["namespace"], alarm["metricName"]) == (transformation["namespace"],
+                                                        transformation["name"])
+    assert alarm["threshold"] == 1 and alarm["period"] == 60
 
 
 @pytest.mark.parametrize("changes, message", [

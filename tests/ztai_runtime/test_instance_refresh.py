@@ -19,20 +19,29 @@ from botocore.stub import Stubber
 from ztai_runtime import instance_refresh
 from ztai_runtime.instance_refresh import (
     ALREADY_REFRESHING,
+    ENV_AMI_KEY_ARN,
     ENV_AMI_PARAMETER,
     ENV_GROUP,
     ENV_IMAGE_ARN_PREFIX,
     ENV_MAX_HEALTHY,
     ENV_MIN_HEALTHY,
+    ENV_RECIPE_ARN,
     ENV_WARMUP,
     FAILED,
     IGNORED,
     PARAMETER_MISMATCH,
+    PARAMETER_PENDING,
+    PARAMETER_REVERTED,
+    PARAMETER_TRUSTED,
+    PARAMETER_UNTRUSTED,
     REFRESH_PREDATES_IMAGE,
     REFRESH_STARTED,
+    UNTRUSTED_ACTIONS,
+    UNTRUSTED_IMAGE,
     InstanceRefreshError,
     RefreshSettings,
     RolloutClients,
+    guard_parameter,
     handler,
     parse_event,
     refresh_for_image,
@@ -46,11 +55,14 @@ IMAGE = PREFIX + "1.0.12345/3"
 AVAILABLE_AT = datetime(2026, 3, 1, 4, 41, 7, tzinfo=UTC)
 PARAMETER = "/zero-trust-ai/dev/enclave-parent/ami-id"
 AMI = "ami-0a1b2c3d4e5f67890"
-SETTINGS = RefreshSettings(group_name=GROUP, image_arn_prefix=PREFIX, ami_parameter_name=PARAMETER)
+RECIPE = "arn:aws:imagebuilder:eu-west-1:111122223333:image-recipe/zero-trust-ai-dev-enclave-parent/1.0.12345"
+AMI_KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+SETTINGS = RefreshSettings(group_name=GROUP, image_arn_prefix=PREFIX, ami_parameter_name=PARAMETER,
+                           recipe_arn=RECIPE, ami_key_arn=AMI_KEY)
 PREFERENCES = {"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200, "InstanceWarmup": 300,
                "SkipMatching": False, "AutoRollback": False}
 ENVIRONMENT = {ENV_GROUP: GROUP, ENV_IMAGE_ARN_PREFIX: PREFIX, ENV_AMI_PARAMETER: PARAMETER,
-               ENV_MIN_HEALTHY: "100",
+               ENV_RECIPE_ARN: RECIPE, ENV_AMI_KEY_ARN: AMI_KEY, ENV_MIN_HEALTHY: "100",
                ENV_MAX_HEALTHY: "200", ENV_WARMUP: "300"}
 
 
@@ -79,6 +91,7 @@ class Stubs:
     autoscaling: Stubber
     imagebuilder: Stubber
     ssm: Stubber
+    ec2: Stubber
 
 
 @pytest.fixture
@@ -87,29 +100,61 @@ def stubbed() -> Iterator[Stubs]:
         return boto3.client(service, region_name=REGION, aws_access_key_id="testing",
                             aws_secret_access_key="testing")
 
-    clients = RolloutClients(client("autoscaling"), client("imagebuilder"), client("ssm"))
+    clients = RolloutClients(client("autoscaling"), client("imagebuilder"), client("ssm"),
+                             client("ec2"))
     with (Stubber(clients.autoscaling) as autoscaling, Stubber(clients.imagebuilder) as imagebuilder,
-          Stubber(clients.ssm) as ssm):
-        yield Stubs(clients, autoscaling, imagebuilder, ssm)
-        for stubber in (autoscaling, imagebuilder, ssm):
+          Stubber(clients.ssm) as ssm, Stubber(clients.ec2) as ec2):
+        yield Stubs(clients, autoscaling, imagebuilder, ssm, ec2)
+        for stubber in (autoscaling, imagebuilder, ssm, ec2):
             stubber.assert_no_pending_responses()
 
 
-def expect_image_check(stubs: Stubs, parameter_value: str = AMI) -> None:
-    """GetImage (shape of the Image Builder API reference: one entry per AMI, copies included) and
-    GetParameter, as the function calls them before starting a refresh."""
+def image_record(image: str = IMAGE, ami: str = AMI, status: str = "AVAILABLE",
+                 recipe: str = RECIPE) -> dict[str, Any]:
+    """GetImage's answer (shape of the Image Builder API reference: one entry per AMI, copies in
+    other regions included)."""
     amis = [{"region": "us-east-1", "image": "ami-0fffffffffffffff0", "name": "copy",
              "accountId": "111122223333"},
-            {"region": REGION, "image": AMI, "name": "zero-trust-ai-dev-enclave-parent 1.0.12345/3",
+            {"region": REGION, "image": ami, "name": "zero-trust-ai-dev-enclave-parent 1.0.12345/3",
              "description": "enclave parent", "accountId": "111122223333",
              "state": {"status": "AVAILABLE"}}]
-    stubs.imagebuilder.add_response(
-        "get_image", {"requestId": "r", "image": {"arn": IMAGE, "outputResources": {"amis": amis}}},
-        {"imageBuildVersionArn": IMAGE})
+    return {"requestId": "r", "image": {
+        "arn": image, "state": {"status": status}, "imageRecipe": {"arn": recipe},
+        "outputResources": {"amis": amis if status not in ("BUILDING", "DISTRIBUTING") else []}}}
+
+
+def expect_ami(stubs: Stubs, ami: str = AMI, *, owner: str = "111122223333",
+               tag: str | None = IMAGE, key: str = AMI_KEY, record: dict[str, Any] | None = None,
+               encrypted: bool = True) -> None:
+    """DescribeImages, DescribeSnapshots and GetImage (on the AMI's Ec2ImageBuilderArn tag), as
+    `verify_pipeline_ami` calls them."""
+    snapshot = "snap-0a1b2c3d4e5f67890"
+    tags = [{"Key": "Name", "Value": "zero-trust-ai-dev-enclave-parent"}]
+    if tag is not None:
+        tags.append({"Key": "Ec2ImageBuilderArn", "Value": tag})
+    stubs.ec2.add_response("describe_images", {"Images": [{
+        "ImageId": ami, "OwnerId": owner, "State": "available", "Tags": tags,
+        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {
+            "SnapshotId": snapshot, "Encrypted": encrypted, "VolumeSize": 16}}]}]},
+        {"ImageIds": [ami]})
+    stubs.ec2.add_response("describe_snapshots", {"Snapshots": [{
+        "SnapshotId": snapshot, "OwnerId": owner, "Encrypted": encrypted, "KmsKeyId": key}]},
+        {"SnapshotIds": [snapshot]})
+    if tag is not None and tag.startswith(PREFIX):
+        stubs.imagebuilder.add_response("get_image", record or image_record(tag, ami),
+                                        {"imageBuildVersionArn": tag})
+
+
+def expect_image_check(stubs: Stubs, parameter_value: str = AMI, verify: bool = True) -> None:
+    """GetImage and GetParameter, as the function calls them before starting a refresh, then the
+    verification of the AMI when the parameter names the image's."""
+    stubs.imagebuilder.add_response("get_image", image_record(), {"imageBuildVersionArn": IMAGE})
     stubs.ssm.add_response(
         "get_parameter", {"Parameter": {"Name": PARAMETER, "Type": "String", "Value": parameter_value,
                                         "Version": 7, "DataType": "aws:ec2:image"}},
         {"Name": PARAMETER})
+    if verify and parameter_value == AMI:
+        expect_ami(stubs)
 
 
 def expect_describe(stubber: Stubber, *refreshes: dict[str, Any]) -> None:
@@ -209,7 +254,9 @@ def test_settings_come_from_the_environment() -> None:
     for key, value, message in ((ENV_MAX_HEALTHY, "250", "100 to 200"),
                                 (ENV_MIN_HEALTHY, "101", "0 to 100"),
                                 (ENV_IMAGE_ARN_PREFIX, "zero-trust-ai", "expected arn:"),
-                                (ENV_WARMUP, "ten", "invalid literal")):
+                                (ENV_WARMUP, "ten", "invalid literal"),
+                                (ENV_RECIPE_ARN, PREFIX, "image recipe ARN"),
+                                (ENV_AMI_KEY_ARN, "alias/zero-trust-ai/dev/inference", "AMI key ARN")):
         with pytest.raises(ValueError, match=message):
             settings_from_environment(ENVIRONMENT | {key: value})
 
@@ -261,3 +308,136 @@ def test_an_image_builder_or_ssm_error_is_a_failed_decision(stubbed: Stubs) -> N
     stubbed.imagebuilder.add_client_error("get_image", "AccessDeniedException", "not authorized", 403)
     decision = refresh_for_image(stubbed.clients, SETTINGS, parse_event(image_event()))
     assert (decision.action, decision.error_code) == (FAILED, "AccessDeniedException")
+
+
+# -- the AMI must be one the pipeline produced, not only the one the parameter names ----------------
+FOREIGN = "ami-0badbadbadbadbad0"
+
+
+def capture(caplog: pytest.LogCaptureFixture) -> logging.Logger:
+    logger = logging.getLogger("ztai_runtime.instance_refresh")
+    logger.addHandler(caplog.handler)
+    return logger
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"owner": "444455556666"}, "not by this account 111122223333"),
+    ({"key": "arn:aws:kms:eu-west-1:111122223333:key/ffffffff-0000-0000-0000-000000000000"},
+     "not with the AMI key"),
+    ({"encrypted": False}, "not encrypted"),
+    ({"tag": None}, "does not name an image of the pipeline"),
+    ({"record": image_record(recipe=RECIPE.replace("1.0.12345", "9.9.9"))}, "not from the declared"),
+])
+def test_the_rollout_refuses_an_ami_the_pipeline_did_not_produce_as_declared(
+        stubbed: Stubs, caplog: pytest.LogCaptureFixture, change: dict[str, Any], problem: str) -> None:
+    expect_describe(stubbed.autoscaling)
+    expect_image_check(stubbed, verify=False)
+    expect_ami(stubbed, **change)
+    # No start_instance_refresh is stubbed: a call would fail the test.
+    logger = capture(caplog)
+    try:
+        decision = refresh_for_image(stubbed.clients, SETTINGS, parse_event(image_event()))
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert decision.action == UNTRUSTED_IMAGE and decision.failed
+    assert decision.problems and any(problem in p for p in decision.problems), decision.problems
+    [line] = [json.loads(record.getMessage()) for record in caplog.records]
+    assert line["action"] == UNTRUSTED_IMAGE and line["parameter_value"] == AMI and line["problems"]
+    assert UNTRUSTED_IMAGE in UNTRUSTED_ACTIONS
+
+
+def parameter_event(operation: str = "Update") -> dict[str, Any]:
+    """SSM's "Parameter Store Change" event as EventBridge delivers it."""
+    return {"version": "0", "id": "3c2f6b0a-1d7e-4f5a-9e1b-2a6c8d0f4b7e",
+            "detail-type": "Parameter Store Change", "source": "aws.ssm", "account": "111122223333",
+            "time": "2026-03-02T10:00:00Z", "region": REGION,
+            "resources": [f"arn:aws:ssm:{REGION}:111122223333:parameter{PARAMETER}"],
+            "detail": {"operation": operation, "name": PARAMETER, "type": "String"}}
+
+
+def expect_parameter(stubs: Stubs, value: str) -> None:
+    stubs.ssm.add_response(
+        "get_parameter", {"Parameter": {"Name": PARAMETER, "Type": "String", "Value": value,
+                                        "Version": 9, "DataType": "aws:ec2:image"}},
+        {"Name": PARAMETER})
+
+
+def expect_history(stubs: Stubs, *values: str) -> None:
+    """GetParameterHistory, oldest first as SSM answers; `values` newest last."""
+    stubs.ssm.add_response("get_parameter_history", {"Parameters": [
+        {"Name": PARAMETER, "Type": "String", "Value": value, "Version": version,
+         "DataType": "aws:ec2:image"} for version, value in enumerate(values, start=1)]},
+        {"Name": PARAMETER})
+
+
+def test_the_watch_leaves_a_pipeline_value_alone(stubbed: Stubs) -> None:
+    expect_parameter(stubbed, AMI)
+    expect_ami(stubbed)
+    decision = guard_parameter(stubbed.clients, SETTINGS)  # no put_parameter stubbed
+    assert decision.action == PARAMETER_TRUSTED and not decision.failed
+
+
+def test_the_watch_reverts_a_value_written_outside_the_pipeline_and_fails_loudly(
+        stubbed: Stubs, caplog: pytest.LogCaptureFixture) -> None:
+    older = "ami-0123456789abcdef0"
+    expect_parameter(stubbed, FOREIGN)
+    expect_ami(stubbed, FOREIGN, owner="444455556666", tag=None)
+    # Newest earlier value first: AMI (the pipeline's last), then an older one never reached.
+    expect_history(stubbed, older, AMI, FOREIGN)
+    expect_ami(stubbed, AMI)
+    stubbed.ssm.add_response("put_parameter", {"Version": 10, "Tier": "Standard"},
+                             {"Name": PARAMETER, "Value": AMI, "Type": "String",
+                              "DataType": "aws:ec2:image", "Overwrite": True})
+    logger = capture(caplog)
+    try:
+        decision = guard_parameter(stubbed.clients, SETTINGS)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert decision.action == PARAMETER_REVERTED and decision.failed
+    assert (decision.parameter_value, decision.restored_value) == (FOREIGN, AMI)
+    [line] = [json.loads(record.getMessage()) for record in caplog.records]
+    assert line["action"] == PARAMETER_REVERTED and line["restored_value"] == AMI
+    assert any("444455556666" in problem for problem in line["problems"])
+
+
+def test_a_forged_tag_does_not_make_an_ami_the_pipelines(stubbed: Stubs) -> None:
+    # An AMI made from a tampered parent (same account, same key) and tagged with a real image's
+    # ARN: the image record lists another AMI, so it is refused; nothing earlier passes either.
+    expect_parameter(stubbed, FOREIGN)
+    expect_ami(stubbed, FOREIGN, tag=IMAGE, record=image_record(IMAGE, AMI))
+    expect_history(stubbed, FOREIGN)
+    decision = guard_parameter(stubbed.clients, SETTINGS)  # no put_parameter stubbed
+    assert decision.action == PARAMETER_UNTRUSTED and decision.failed
+    assert decision.problems and f"not {FOREIGN}" in decision.problems[-1]
+
+
+def test_the_watch_waits_for_an_image_still_being_distributed(stubbed: Stubs) -> None:
+    # The pipeline writes the parameter while distributing, before the record lists the AMI.
+    expect_parameter(stubbed, AMI)
+    expect_ami(stubbed, record=image_record(status="DISTRIBUTING"))
+    decision = guard_parameter(stubbed.clients, SETTINGS)
+    assert decision.action == PARAMETER_PENDING and not decision.failed
+
+
+def test_the_handler_sends_parameter_changes_to_the_watch(
+        stubbed: Stubs, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(instance_refresh, "build_clients", lambda: stubbed.clients)
+    for key, value in ENVIRONMENT.items():
+        monkeypatch.setenv(key, value)
+    expect_parameter(stubbed, AMI)
+    expect_ami(stubbed)
+    assert handler(parameter_event(), None)["action"] == PARAMETER_TRUSTED
+    expect_parameter(stubbed, FOREIGN)
+    stubbed.ec2.add_client_error("describe_images", "InvalidAMIID.NotFound", "not found", 400)
+    expect_history(stubbed)
+    with pytest.raises(InstanceRefreshError, match=PARAMETER_UNTRUSTED):
+        handler(parameter_event(), None)
+
+
+def test_a_deleted_parameter_is_reported_as_untrusted(stubbed: Stubs) -> None:
+    stubbed.ssm.add_client_error("get_parameter", "ParameterNotFound", "not found", 400)
+    decision = guard_parameter(stubbed.clients, SETTINGS)  # nothing to restore from, nothing written
+    assert decision.action == PARAMETER_UNTRUSTED and decision.failed
+    assert decision.problems == ("parameter deleted",)
+    stubbed.ssm.add_client_error("get_parameter", "AccessDeniedException", "no", 403)
+    assert guard_parameter(stubbed.clients, SETTINGS).action == FAILED

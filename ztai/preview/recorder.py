@@ -60,6 +60,8 @@ class RecordedResource:
     provider: str = ""
     ignore_changes: list[str] = field(default_factory=list)
     retain_on_delete: bool = False
+    # create/update/delete timeouts the program set (e.g. "360m"); empty when the defaults apply
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,6 +116,8 @@ class RecordingMonitor(MockMonitor):
             provider=request.provider,
             ignore_changes=list(request.ignoreChanges),
             retain_on_delete=bool(request.retainOnDelete),
+            custom_timeouts={kind: value for kind in ("create", "update", "delete")
+                             if (value := getattr(request.customTimeouts, kind, ""))},
         )
         self.recorded.append(resource)
         if self.on_register is not None:

@@ -30,6 +30,7 @@ from ztpolicy.rules import (
     log_group_encrypted,
     model_key_attestation_required,
     no_unrestricted_ingress,
+    session_manager_logging_encrypted,
     subnet_no_public_ip,
     vpc_endpoint_policy_present,
     vpc_endpoint_policy_restrictive,
@@ -69,4 +70,5 @@ ALL_RULES: list[Rule] = [
     api_stage_throttled.RULE,
     api_rest_stage_waf.RULE,
     api_partner_route_scoped.RULE,
+    session_manager_logging_encrypted.RULE,
 ]
