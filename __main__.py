@@ -74,6 +74,7 @@ rotation = MonthlyKeyRotation(
         vpc_id=management.vpc.id,
         vpc_cidr=management.vpc.cidr_block,
         protect=config.is_prod,
+        reserve_concurrency=config.reserve_function_concurrency,
     ),
 )
 keys.grant_key_rotation(rotation.role, create_successors=rotation.create_successors)
@@ -188,6 +189,7 @@ rollout = ImageRollout(
         ami_parameter_name=fleet.image_parameter.name,
         ami_parameter_arn=fleet.image_parameter.arn,
         protect=config.is_prod,
+        reserve_concurrency=config.reserve_function_concurrency,
     ),
 )
 keys.grant_cloudwatch_logs(rollout.log_group_prefix)

@@ -672,6 +672,9 @@ class ImageRolloutArgs:
     alarm_actions: ARNs notified when a rollout fails. Default none: the alarms still change state,
         which EventBridge sees.
     protect: `protect` and deletion protection on the log group; default False, True in prod.
+    reserve_concurrency: reserve concurrency 1 for the function; default True. False (accounts
+        whose Lambda concurrency quota cannot spare it) lets two events run at once: the second
+        StartInstanceRefresh then meets InstanceRefreshInProgress (`already-refreshing`), harmless.
     """
 
     environment: str
@@ -689,6 +692,7 @@ class ImageRolloutArgs:
     log_retention_days: int = 365
     alarm_actions: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     protect: bool = False
+    reserve_concurrency: bool = True
 
 
 class ImageRollout(pulumi.ComponentResource):
@@ -752,7 +756,7 @@ class ImageRollout(pulumi.ComponentResource):
                 "ZTAI_MIN_HEALTHY_PERCENTAGE": str(args.min_healthy_percentage),
                 "ZTAI_MAX_HEALTHY_PERCENTAGE": str(args.max_healthy_percentage),
                 "ZTAI_INSTANCE_WARMUP_SECONDS": str(args.instance_warmup_seconds),
-            })
+            }, reserve_concurrency=args.reserve_concurrency)
         log_group, self.role, self.function = rollout.log_group, rollout.role, rollout.function
 
         self.rule = aws.cloudwatch.EventRule(

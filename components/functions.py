@@ -11,7 +11,8 @@ declares, secure by default:
   sessions of at most one hour, and its one inline policy (`<name>-role-policy`, parented to the
   role), which the caller writes from the log group's ARN;
 - the function (`<name>-function`): a supported Python runtime on arm64, reserved concurrency 1
-  (two runs never race), Text logs to its group; created after the group and the policy, so the
+  (two runs never race; `reserve_concurrency=False` leaves it unreserved, for accounts whose
+  Lambda concurrency quota cannot spare it), Text logs to its group; created after the group and the policy, so the
   first invocation can log and act;
 - its asynchronous invocation settings (`<name>-async`, parented to the function): Lambda retries a
   failed run, which is safe because the runtime functions are idempotent;
@@ -78,7 +79,8 @@ def logged_function(
         retry_attempts: int, max_event_age: int, errors_alarm_description: str,
         errors_alarm_period: int, alarm_actions: Sequence[pulumi.Input[str]], tags: Mapping[str, str],
         protect: bool = False, environment: Mapping[str, pulumi.Input[str]] | None = None,
-        vpc_config: aws.lambda_.FunctionVpcConfigArgs | None = None) -> LoggedFunction:
+        vpc_config: aws.lambda_.FunctionVpcConfigArgs | None = None,
+        reserve_concurrency: bool = True) -> LoggedFunction:
     """Declare one function with its log group, role, role policy, retries and error alarm.
 
     name: prefix of the children's resource names; parent: the component that owns them.
@@ -97,6 +99,10 @@ def logged_function(
     protect: `protect` and deletion protection on the log group; default False.
     environment: the function's environment variables; default none.
     vpc_config: the subnets and security groups to run in; default none, outside any VPC.
+    reserve_concurrency: reserve concurrency 1 (default True). Lambda reserves only what leaves 100
+        of the account's concurrency unreserved ("Configuring reserved concurrency", Lambda
+        developer guide), so an account whose quota is lower (new accounts start at 10) refuses
+        any reservation; False leaves the function unreserved and two runs may then overlap.
     """
     child = pulumi.ResourceOptions(parent=parent)
     log_group = aws.cloudwatch.LogGroup(
@@ -116,7 +122,8 @@ def logged_function(
         f"{name}-function", name=function_name, description=description,
         runtime=RUNTIME, handler=handler, code=runtime_archive(modules), role=role.arn,
         architectures=["arm64"], memory_size=memory_size, timeout=timeout,
-        reserved_concurrent_executions=1,
+        # None leaves Lambda's default, -1: no reservation.
+        reserved_concurrent_executions=1 if reserve_concurrency else None,
         environment=(aws.lambda_.FunctionEnvironmentArgs(variables=dict(environment))
                      if environment is not None else None),
         logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=log_group.name),

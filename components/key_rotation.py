@@ -126,6 +126,11 @@ class MonthlyKeyRotationArgs:
     alarm_actions: ARNs notified when the function fails or a dead letter arrives. Default none:
         the alarms still change state, which EventBridge sees.
     protect: `protect` and deletion protection on the log group; default False, True in prod.
+    reserve_concurrency: reserve concurrency 1 for the function; default True. False (accounts
+        whose Lambda concurrency quota cannot spare it) lets two runs overlap: both may rotate a
+        key on the 1st (one more of its 25 on-demand rotations spent), and with create_successors
+        both may create a successor, which the next run refuses as several tagged keys (possible
+        tampering) until one is deleted.
     """
 
     environment: str
@@ -144,6 +149,7 @@ class MonthlyKeyRotationArgs:
     timeout_seconds: int = 600
     alarm_actions: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     protect: bool = False
+    reserve_concurrency: bool = True
 
 
 def key_id_of(key_arn: str) -> str:
@@ -309,7 +315,8 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
                     create_successors=args.create_successors, key_arns=values[3],
                     subnet_ids=values[4], security_group_id=values[5]))
 
-        # Reserved concurrency 1 (logged_function): two concurrent runs could both create a successor.
+        # Reserved concurrency 1 (logged_function, unless reserve_concurrency is False): two
+        # concurrent runs could both create a successor.
         rotation = logged_function(
             name, parent=self, account_id=account_id, function_name=function_name,
             description="Monthly on-demand rotation of the zero-trust-ai symmetric keys (runs daily)",
@@ -320,7 +327,7 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
             retry_attempts=FUNCTION_RETRY_ATTEMPTS, max_event_age=FUNCTION_MAX_EVENT_AGE,
             errors_alarm_description="The monthly key rotation failed: see its key-rotation log lines",
             errors_alarm_period=3600, alarm_actions=args.alarm_actions, tags=tags, protect=args.protect,
-            vpc_config=vpc_config)
+            vpc_config=vpc_config, reserve_concurrency=args.reserve_concurrency)
         log_group, self.role, self.function = rotation.log_group, rotation.role, rotation.function
 
         self.dead_letter_queue = aws.sqs.Queue(

@@ -719,3 +719,14 @@ def test_without_pinned_artifacts_nothing_reads_them() -> None:
     role_arn = named(stack, "ami-pipeline-instance-role").outputs["arn"]
     inference = json.loads(named(stack, "keys-inference-policy").inputs["policy"])["Statement"]
     assert not [s for s in inference if s.get("Principal") == {"AWS": role_arn}]
+
+
+def test_the_stack_reserves_function_concurrency_unless_configured_not_to() -> None:
+    functions = ("inference-image-rollout-function", "key-rotation-function")
+    reserved = record_main({})
+    assert [named(reserved, f).inputs.get("reservedConcurrentExecutions") for f in functions] == [1, 1]
+    assert not any("reserveFunctionConcurrency" in w for w in reserved.warnings)
+    # A low-quota account: both unreserved, and the preview says so.
+    unreserved = record_main({"zero-trust-ai:reserveFunctionConcurrency": "false"})
+    assert all("reservedConcurrentExecutions" not in named(unreserved, f).inputs for f in functions)
+    assert any("reserveFunctionConcurrency is false" in w for w in unreserved.warnings)

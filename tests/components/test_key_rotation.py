@@ -118,6 +118,12 @@ def test_the_function(stack: RecordedStack) -> None:
         2, "zero-trust-ai-dev-key-rotation")
 
 
+def test_concurrency_is_left_unreserved_only_when_asked() -> None:
+    # Accounts with a low Lambda concurrency quota (new accounts: 10) refuse any reservation.
+    inputs = named(build(replace(ARGS, reserve_concurrency=False)), "key-rotation-function").inputs
+    assert "reservedConcurrentExecutions" not in inputs  # Lambda's default: unreserved
+
+
 def test_its_log_group_exists_first_encrypted_and_kept(stack: RecordedStack) -> None:
     function, logs = named(stack, "key-rotation-function"), named(stack, "key-rotation-logs")
     name = f"/aws/lambda/{function.inputs['name']}"
