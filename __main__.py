@@ -82,6 +82,9 @@ keys.grant_cloudwatch_logs(rotation.log_group_prefix)
 # SQS needs GenerateDataKey and Decrypt from whoever sends to an encrypted queue: the scheduler
 # role gets the logs key's use through SQS only.
 keys.grant_use_through_service("logs", rotation.scheduler_role, "sqs")
+# Lambda sends the record of a run that failed every retry to the function's failure queue
+# (logs key) with the function's own role: the same use of the key, through SQS only.
+keys.grant_use_through_service("logs", rotation.role, "sqs")
 
 # The token vault (§4.1), encrypted with the secrets key. No role is granted tokenize/detokenize
 # yet (roles come with §3.2): grant with token_vault.grant_tokenize(role, keys=keys) and
@@ -193,6 +196,7 @@ rollout = ImageRollout(
     ),
 )
 keys.grant_cloudwatch_logs(rollout.log_group_prefix)
+keys.grant_use_through_service("logs", rollout.role, "sqs")  # its failure queue, as above
 
 # The inference API (§2.3, §7): the only door to the fleet. Mutual TLS on the custom domain
 # (first-party and partner CAs in a pinned truststore version), a JWT with the route's scope on

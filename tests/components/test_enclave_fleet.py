@@ -544,6 +544,16 @@ def test_the_rule_matches_available_images_of_the_pipeline_only(rollout: Recorde
     assert named(rollout, "rollout-invoke").urn in named(rollout, "rollout-target").dependencies
 
 
+def test_a_rollout_that_fails_every_retry_leaves_its_record_in_an_encrypted_queue(
+        rollout: RecordedStack) -> None:
+    queue = named(rollout, "rollout-failures")
+    assert queue.inputs["kmsMasterKeyId"] == ROLLOUT.logs_key_arn
+    asynchronous = named(rollout, "rollout-async")
+    assert asynchronous.inputs["destinationConfig"] == {
+        "onFailure": {"destination": queue.outputs["arn"]}}
+    assert named(rollout, "rollout-role-failures").urn in asynchronous.dependencies
+
+
 def test_the_function_refreshes_with_the_fleets_preferences(rollout: RecordedStack) -> None:
     function = named(rollout, "rollout-function")
     inputs = function.inputs
