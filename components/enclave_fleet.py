@@ -74,7 +74,7 @@ from components.aws_facts import (
     enclave_parent_type,
     partition_for_region,
 )
-from components.buckets import private_bucket
+from components.buckets import ELB_LOG_PREFIX, AccessLogBucket, access_log_bucket, log_to, private_bucket
 from components.functions import log_group_name, logged_function, policy_document
 from components.keys import EnclaveMeasurements
 
@@ -341,6 +341,8 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
     # The launch template's image: created here, then written only by the AMI pipeline.
     image_parameter: aws.ssm.Parameter
     model_bucket_name: pulumi.Output[str]
+    # Load balancer access logs and the model bucket's server access logs.
+    access_logs: AccessLogBucket
     # Where the AMI pipeline reads the EIF and the agent package (grant_artifact_read).
     artifact_prefix: str
 
@@ -359,11 +361,21 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
                 "ztai:segment": "inference", "ztai:workload": "enclave-inference"}
 
         # -- model objects -------------------------------------------------------------------
-        if args.model_bucket_name is None:
-            bucket_name: pulumi.Output[str] = self._model_bucket(name, args, tags)
-        else:
-            bucket_name = pulumi.Output.from_input(args.model_bucket_name)
+        models = self._model_bucket(name, args, tags) if args.model_bucket_name is None else None
+        bucket_name: pulumi.Output[str] = (
+            models.bucket if models is not None else pulumi.Output.from_input(args.model_bucket_name))
         self.model_bucket_name = bucket_name
+        # -- access logs ---------------------------------------------------------------------
+        # The load balancer's access logs and the model bucket's S3 server access logs (who read
+        # which object, beside CloudTrail's data events), in one SSE-S3 bucket (components/buckets.py
+        # says why not the CMK).
+        self.access_logs = access_log_bucket(
+            f"{name}-access-logs", partition=partition, region=args.region, account_id=account_id,
+            source_bucket_arns=[models.arn] if models is not None else [], tags=tags,
+            protect=args.protect, parent=self)
+        if models is not None:
+            log_to(f"{name}-models-logging", bucket=models, log_bucket=self.access_logs.bucket,
+                   after=self.access_logs.policy)
 
         # -- identities ----------------------------------------------------------------------
         # EC2 sends no aws:SourceAccount when it assumes an instance profile's role, so a
@@ -439,7 +451,13 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
             subnets=list(args.subnet_ids), security_groups=[lb_group.id], ip_address_type="ipv4",
             enable_cross_zone_load_balancing=True, enable_deletion_protection=args.protect,
             enforce_security_group_inbound_rules_on_private_link_traffic="on",
-            tags=tags, opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+            # ELB writes access logs only for TLS listeners, and only their TLS connections
+            # ("Access logs for your Network Load Balancer"): with the TCP listener (no
+            # certificate_arn) the bucket stays empty until the listener is TLS.
+            access_logs=aws.lb.LoadBalancerAccessLogsArgs(
+                bucket=self.access_logs.bucket.bucket, prefix=ELB_LOG_PREFIX, enabled=True),
+            tags=tags, opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
+                                                   depends_on=[self.access_logs.policy]))
         target_group = aws.lb.TargetGroup(
             f"{name}-agents", vpc_id=args.vpc_id, target_type="instance", protocol="TCP",
             port=args.agent_port, deregistration_delay=30,
@@ -606,10 +624,9 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
                                   opts=pulumi.ResourceOptions(parent=self))
 
     def _model_bucket(self, name: str, args: EnclaveInferenceFleetArgs,
-                      tags: Mapping[str, str]) -> pulumi.Output[str]:
-        bucket = private_bucket(f"{name}-models", key_arn=args.storage_key_arn, tags=tags,
-                                protect=args.protect, parent=self).bucket
-        return bucket.bucket
+                      tags: Mapping[str, str]) -> aws.s3.Bucket:
+        return private_bucket(f"{name}-models", key_arn=args.storage_key_arn, tags=tags,
+                              protect=args.protect, parent=self).bucket
 
 
 # -- image rollout ---------------------------------------------------------------------------------

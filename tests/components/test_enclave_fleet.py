@@ -358,10 +358,39 @@ def test_model_bucket_is_private_versioned_cmk_encrypted_and_tls_only(fleet: Rec
         "s3:x-amz-server-side-encryption-aws-kms-key-id": ARGS.storage_key_arn}}
 
 
+def test_load_balancer_and_model_bucket_access_logs_go_to_an_sse_s3_log_bucket(
+        fleet: RecordedStack) -> None:
+    logs = named(fleet, "fleet-access-logs")
+    assert named(fleet, "fleet-access-logs-encryption").inputs["rules"][0][
+        "applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}  # what both services accept
+    assert named(fleet, "fleet-access-logs-public-access").inputs["restrictPublicBuckets"] is True
+    nlb = named(fleet, "fleet-nlb")
+    assert nlb.inputs["accessLogs"] == {"bucket": logs.outputs["bucket"], "prefix": "elb", "enabled": True}
+    assert named(fleet, "fleet-access-logs-policy").urn in nlb.dependencies
+    models = named(fleet, "fleet-models")
+    logging = named(fleet, "fleet-models-logging").inputs
+    assert (logging["bucket"], logging["targetBucket"]) == (models.id, logs.id)
+    assert logging["targetPrefix"] == f"s3/{models.outputs['bucket']}/"
+    statements = {s["Sid"]: s for s in json.loads(
+        named(fleet, "fleet-access-logs-policy").inputs["policy"])["Statement"]}
+    account = statements["ElbLogDeliveryWrite"]["Condition"]["StringEquals"]["aws:SourceAccount"]
+    assert statements["ElbLogDeliveryWrite"]["Resource"] == f"{logs.outputs['arn']}/elb/AWSLogs/{account}/*"
+    assert statements["ElbLogDeliveryWrite"]["Condition"]["ArnLike"] == {
+        "aws:SourceArn": f"arn:aws:logs:eu-west-1:{account}:*"}
+    server = statements["S3ServerAccessLogDelivery"]
+    assert server["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert server["Condition"]["ArnLike"] == {"aws:SourceArn": [models.outputs["arn"]]}
+    assert statements["DenyInsecureTransport"]["Effect"] == "Deny"
+
+
 def test_a_given_bucket_is_used_and_none_is_built() -> None:
     stack = build(replace(ARGS, model_bucket_name="weights-registry", model_prefix="digits/",
                           model_object_key="digits/7.enc"))
-    assert not of_type(stack, "aws:s3/bucket:Bucket")
+    # No model bucket: only the access-log bucket, which admits no server access logs then.
+    assert [b.name for b in of_type(stack, "aws:s3/bucket:Bucket")] == ["fleet-access-logs"]
+    assert not of_type(stack, "aws:s3/bucketLogging:BucketLogging")
+    log_policy = json.loads(named(stack, "fleet-access-logs-policy").inputs["policy"])
+    assert "S3ServerAccessLogDelivery" not in {s["Sid"] for s in log_policy["Statement"]}
     policy = json.loads(named(stack, "fleet-instance-policy").inputs["policy"])
     assert policy["Statement"][0]["Resource"] == "arn:aws:s3:::weights-registry/digits/*"
     assert "--bucket weights-registry --key digits/7.enc " in script(stack)
