@@ -25,7 +25,9 @@ from ztpolicy.rules import (
     kms_key_rotation_enabled,
     kms_monthly_rotation_scheduled,
     kms_no_lockout_bypass,
+    lambda_failure_destination,
     launch_template_hardened,
+    load_balancer_access_logs,
     log_group_encrypted,
     model_key_attestation_required,
     no_unrestricted_ingress,
@@ -67,4 +69,6 @@ ALL_RULES: list[Rule] = [
     api_stage_throttled.RULE,
     api_rest_stage_waf.RULE,
     api_partner_route_scoped.RULE,
+    lambda_failure_destination.RULE,
+    load_balancer_access_logs.RULE,
 ]
