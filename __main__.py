@@ -85,6 +85,9 @@ keys.grant_use_through_service("logs", rotation.scheduler_role, "sqs")
 # Lambda sends the record of a run that failed every retry to the function's failure queue
 # (logs key) with the function's own role: the same use of the key, through SQS only.
 keys.grant_use_through_service("logs", rotation.role, "sqs")
+# LEAD NOTE (issue 9 §6, Checkov CKV_AWS_297): the schedule's payload is encrypted with an AWS
+# owned key until KeyHierarchy can grant what a customer managed key needs (docs/checkov.md,
+# "Pending key statements"); then pass schedule_key_arn=keys.key_arn("logs") above.
 
 # The token vault (§4.1), encrypted with the secrets key. No role is granted tokenize/detokenize
 # yet (roles come with §3.2): grant with token_vault.grant_tokenize(role, keys=keys) and
@@ -170,6 +173,9 @@ ami_pipeline = ImmutableAmiPipeline(
 # as the pipeline's execution role: use of the inference key through EC2 only, no direct Decrypt.
 keys.grant_use_through_service("inference", ami_pipeline.execution_role, "ec2")
 keys.grant_cloudwatch_logs(ami_pipeline.log_group_prefix)
+# LEAD NOTE (issue 9 §6, Checkov CKV_AWS_180): the component documents are encrypted with an AWS
+# owned key until KeyHierarchy can grant what a customer managed key needs (docs/checkov.md,
+# "Pending key statements"); then pass component_key_arn=keys.key_arn("inference") above.
 # The fleet owns the image parameter and the bucket: it lets the pipeline write the one and read
 # the artifact prefix of the other (whose SSE-KMS layer is the inference key, through S3 only).
 publish_image = fleet.grant_image_publishing(ami_pipeline.execution_role)

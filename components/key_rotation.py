@@ -126,6 +126,11 @@ class MonthlyKeyRotationArgs:
     alarm_actions: ARNs notified when the function fails or a dead letter arrives. Default none:
         the alarms still change state, which EventBridge sees.
     protect: `protect` and deletion protection on the log group; default False, True in prod.
+    schedule_key_arn: CMK that encrypts the schedule's payload (the aliases and key ARNs the
+        function gets) at rest in EventBridge Scheduler. Default None: an AWS owned key. The key's
+        policy must first let the deploying role encrypt and the scheduler role decrypt for this
+        schedule (docs/checkov.md, "Pending key statements"); the stack does not pass it until
+        KeyHierarchy has such grants.
     reserve_concurrency: reserve concurrency 1 for the function; default True. False (accounts
         whose Lambda concurrency quota cannot spare it) lets two runs overlap: both may rotate a
         key on the 1st (one more of its 25 on-demand rotations spent), and with create_successors
@@ -150,6 +155,7 @@ class MonthlyKeyRotationArgs:
     alarm_actions: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     protect: bool = False
     reserve_concurrency: bool = True
+    schedule_key_arn: pulumi.Input[str] | None = None
 
 
 def key_id_of(key_arn: str) -> str:
@@ -361,7 +367,7 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
                         "runs, the first of each month rotates",
             schedule_expression=args.schedule_expression, schedule_expression_timezone="UTC",
             flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="OFF"),
-            state="ENABLED",
+            state="ENABLED", kms_key_arn=args.schedule_key_arn,
             target=aws.scheduler.ScheduleTargetArgs(
                 arn=self.function.arn, role_arn=self.scheduler_role.arn,
                 input=pulumi.Output.all(alias_names, key_arns).apply(

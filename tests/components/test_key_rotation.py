@@ -421,3 +421,9 @@ def test_the_stack_rotates_the_symmetric_keys_from_the_management_segment() -> N
             for s in grants)
         actions = {a for s in grants for a in s["Action"]}
         assert {"kms:GenerateDataKey", "kms:Decrypt"} <= actions
+
+
+def test_the_schedule_is_encrypted_with_the_given_key_only_when_one_is_given(stack: RecordedStack) -> None:
+    assert "kmsKeyArn" not in named(stack, "key-rotation-schedule").inputs
+    encrypted = build(replace(ARGS, schedule_key_arn=LOGS_KEY))
+    assert named(encrypted, "key-rotation-schedule").inputs["kmsKeyArn"] == LOGS_KEY
