@@ -31,7 +31,8 @@ What it builds, secure by default:
   the function's `successor-due-soon` lines). Scheduler retries and the dead-letter queue cover
   failures to *deliver* the invocation only: Scheduler invokes Lambda asynchronously, so an error
   the function raises (a failing run) reaches Lambda's own retries and the error alarm, not the
-  queue. Alarm state changes are EventBridge events, so the playbooks of §5.3 can subscribe;
+  queue; after the last retry Lambda sends its record to the function's own failure queue
+  (`logged_function`). Alarm state changes are EventBridge events, so the playbooks of §5.3 can subscribe;
   `alarm_actions` adds SNS topics or other actions.
 
 Network: with `subnet_ids`, `vpc_id` and `vpc_cidr` (the stack passes the management segment) the
@@ -43,7 +44,7 @@ Grants the key owner must make, because components never write key policies:
 `keys.grant_key_rotation(rotation.role, create_successors=rotation.create_successors)` on the
 symmetric keys; on the dead-letter key, `keys.grant_use_through_service(<purpose>,
 rotation.scheduler_role, "sqs")` (SQS needs GenerateDataKey and Decrypt from a producer, through
-SQS only); and `keys.grant_cloudwatch_logs(rotation.log_group_prefix)` on the logs key. Type
+SQS only); on the logs key, the same for `rotation.role` (its failure queue); and `keys.grant_cloudwatch_logs(rotation.log_group_prefix)` on the logs key. Type
 token `zero-trust-ai:keys:MonthlyKeyRotation`.
 """
 
