@@ -361,9 +361,12 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
                 "ztai:segment": "inference", "ztai:workload": "enclave-inference"}
 
         # -- model objects -------------------------------------------------------------------
-        models = self._model_bucket(name, args, tags) if args.model_bucket_name is None else None
-        bucket_name: pulumi.Output[str] = (
-            models.bucket if models is not None else pulumi.Output.from_input(args.model_bucket_name))
+        models: aws.s3.Bucket | None = None
+        if args.model_bucket_name is None:
+            models = self._model_bucket(name, args, tags)
+            bucket_name: pulumi.Output[str] = models.bucket
+        else:
+            bucket_name = pulumi.Output.from_input(args.model_bucket_name)
         self.model_bucket_name = bucket_name
         # -- access logs ---------------------------------------------------------------------
         # The load balancer's access logs and the model bucket's S3 server access logs (who read
@@ -724,7 +727,9 @@ class ImageRollout(pulumi.ComponentResource):
     failed rule invocations. The function runs outside any VPC: it calls only the Auto Scaling
     API, which no segment has an interface endpoint for, and, to check that the AMI-id parameter
     names the new image's AMI before a refresh, Image Builder GetImage and SSM GetParameter on
-    those resources only; it touches no data.
+    those resources only; it touches no data. An event that fails every retry goes to the
+    function's failure queue (`logged_function`), encrypted with logs_key_arn: its owner grants
+    the role that key's use through SQS (`grant_use_through_service("logs", rollout.role, "sqs")`).
 
     Type token `zero-trust-ai:inference:ImageRollout`.
     """

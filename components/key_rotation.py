@@ -44,8 +44,9 @@ Grants the key owner must make, because components never write key policies:
 `keys.grant_key_rotation(rotation.role, create_successors=rotation.create_successors)` on the
 symmetric keys; on the dead-letter key, `keys.grant_use_through_service(<purpose>,
 rotation.scheduler_role, "sqs")` (SQS needs GenerateDataKey and Decrypt from a producer, through
-SQS only); on the logs key, the same for `rotation.role` (its failure queue); and `keys.grant_cloudwatch_logs(rotation.log_group_prefix)` on the logs key. Type
-token `zero-trust-ai:keys:MonthlyKeyRotation`.
+SQS only); on the logs key, the same for `rotation.role` (its failure queue); and
+`keys.grant_cloudwatch_logs(rotation.log_group_prefix)` on the logs key. Type token
+`zero-trust-ai:keys:MonthlyKeyRotation`.
 """
 
 from __future__ import annotations
