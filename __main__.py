@@ -79,6 +79,7 @@ rotation = MonthlyKeyRotation(
         vpc_id=management.vpc.id,
         vpc_cidr=management.vpc.cidr_block,
         protect=config.is_prod,
+        reserve_concurrency=config.reserve_function_concurrency,
     ),
 )
 keys.grant_key_rotation(rotation.role, create_successors=rotation.create_successors)
@@ -86,6 +87,12 @@ keys.grant_cloudwatch_logs(rotation.log_group_prefix)
 # SQS needs GenerateDataKey and Decrypt from whoever sends to an encrypted queue: the scheduler
 # role gets the logs key's use through SQS only.
 keys.grant_use_through_service("logs", rotation.scheduler_role, "sqs")
+# Lambda sends the record of a run that failed every retry to the function's failure queue
+# (logs key) with the function's own role: the same use of the key, through SQS only.
+keys.grant_use_through_service("logs", rotation.role, "sqs")
+# LEAD NOTE (issue 9 §6, Checkov CKV_AWS_297): the schedule's payload is encrypted with an AWS
+# owned key until KeyHierarchy can grant what a customer managed key needs (docs/checkov.md,
+# "Pending key statements"); then pass schedule_key_arn=keys.key_arn("logs") above.
 
 # The token vault (§4.1), encrypted with the secrets key. No role is granted tokenize/detokenize
 # yet (roles come with §3.2): grant with token_vault.grant_tokenize(role, keys=keys) and
@@ -174,6 +181,9 @@ keys.grant_use_through_service("inference", ami_pipeline.execution_role, "ec2")
 # the role with the first of them), so the key policy naming it is written after them.
 keys.grant_use_through_service("inference", ami_pipeline.service_linked_role_arn, "ec2")
 keys.grant_cloudwatch_logs(ami_pipeline.log_group_prefix)
+# LEAD NOTE (issue 9 §6, Checkov CKV_AWS_180): the component documents are encrypted with an AWS
+# owned key until KeyHierarchy can grant what a customer managed key needs (docs/checkov.md,
+# "Pending key statements"); then pass component_key_arn=keys.key_arn("inference") above.
 # The fleet owns the image parameter and the bucket: it lets the pipeline write the one and read
 # the artifact prefix of the other (whose SSE-KMS layer is the inference key, through S3 only).
 publish_image = fleet.grant_image_publishing(ami_pipeline.execution_role)
@@ -201,9 +211,11 @@ rollout = ImageRollout(
         recipe_arn=ami_pipeline.recipe.arn,
         ami_key_arn=keys.key_arn("inference"),
         protect=config.is_prod,
+        reserve_concurrency=config.reserve_function_concurrency,
     ),
 )
 keys.grant_cloudwatch_logs(rollout.log_group_prefix)
+keys.grant_use_through_service("logs", rollout.role, "sqs")  # its failure queue, as above
 
 # Session Manager (§2.2, §5.1): the only way onto the parents and the build instances. Every shell
 # is encrypted with the logs key (the hierarchy has no purpose of its own for session data) and

@@ -211,6 +211,11 @@ class ImmutableAmiPipelineArgs:
     organization_id: pin that endpoint's policy to the organisation instead of the account.
     log_retention_days: CloudWatch retention of the pipeline's logs; default 365.
     protect: `protect` and deletion protection on the log groups; default False, True in prod.
+    component_key_arn: CMK that encrypts the component documents Image Builder stores (the
+        components' `kms_key_id`). Default None: an AWS owned key. Replaces the components when
+        changed. The key's policy must first let the deploying role encrypt with it through
+        Image Builder and the build instance role decrypt through it (docs/checkov.md, "Pending
+        key statements"); the stack does not pass it until KeyHierarchy has such grants.
     """
 
     environment: str
@@ -237,6 +242,7 @@ class ImmutableAmiPipelineArgs:
     organization_id: str | None = None
     log_retention_days: int = 365
     protect: bool = False
+    component_key_arn: pulumi.Input[str] | None = None
 
 
 # -- component documents -------------------------------------------------------------------------
@@ -456,6 +462,7 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
                 f"{name}-{key}", name=f"zero-trust-ai-{args.environment}-{key}",
                 description=document.description, platform="Linux", version=document.version,
                 data=document.text, change_description=f"content {document.version}",
+                kms_key_id=args.component_key_arn,
                 tags={**tags, "Name": f"zero-trust-ai-{args.environment}-{key}"}, opts=child)
         component_names = [f"zero-trust-ai-{args.environment}-{key}" for key in documents]
 

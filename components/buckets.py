@@ -2,7 +2,15 @@
 
 Public access blocked, ACLs disabled (bucket owner enforced), versioned, encrypted by default
 with a customer managed key, and a policy that refuses plain HTTP and any object not encrypted
-with that key.
+with that key. Given an access-log bucket, S3 server access logs of the bucket go there.
+
+The access-log bucket (`access_log_bucket`) is the one exception to the customer managed key:
+S3 delivers server access logs only to a target whose default encryption is SSE-S3 (S3 User
+Guide, "Enabling Amazon S3 server access logging": SSE-KMS targets are not supported), and Elastic
+Load Balancing writes access logs with the log delivery service, which a CMK would have to admit
+in its key policy. It is private, versioned, TLS only, and written only by those two services for
+this account: `logging.s3.amazonaws.com` for the named source buckets, `delivery.logs.amazonaws.com`
+for this account's load balancers.
 """
 
 from __future__ import annotations
@@ -30,6 +38,93 @@ def kms_only_bucket_policy(bucket_arn: str, key_arn: str) -> str:
         deny("DenyOtherKey", "s3:PutObject", f"{bucket_arn}/*",
              {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}}),
     ]}, sort_keys=True)
+
+
+ELB_LOG_PREFIX = "elb"  # load balancer access logs: <prefix>/AWSLogs/<account>/...
+S3_LOG_PREFIX = "s3/"  # server access logs: s3/<source bucket>/...
+
+
+def access_log_bucket_policy(*, partition: str, region: str, account_id: str, bucket_arn: str,
+                             source_bucket_arns: list[str]) -> str:
+    """TLS only; log delivery for this account only (aws:SourceAccount, aws:SourceArn), each
+    service under its own prefix. Statements as the ELB guide ("Enable access logs for your
+    Network Load Balancer") and the S3 User Guide ("Permissions for log delivery") give them."""
+    statements: list[dict[str, Any]] = [
+        {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "s3:*",
+         "Resource": [bucket_arn, f"{bucket_arn}/*"],
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        {"Sid": "ElbLogDeliveryAclCheck", "Effect": "Allow",
+         "Principal": {"Service": "delivery.logs.amazonaws.com"}, "Action": "s3:GetBucketAcl",
+         "Resource": bucket_arn,
+         "Condition": {"StringEquals": {"aws:SourceAccount": account_id},
+                       "ArnLike": {"aws:SourceArn": f"arn:{partition}:logs:{region}:{account_id}:*"}}},
+        {"Sid": "ElbLogDeliveryWrite", "Effect": "Allow",
+         "Principal": {"Service": "delivery.logs.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": f"{bucket_arn}/{ELB_LOG_PREFIX}/AWSLogs/{account_id}/*",
+         "Condition": {"StringEquals": {"aws:SourceAccount": account_id,
+                                        "s3:x-amz-acl": "bucket-owner-full-control"},
+                       "ArnLike": {"aws:SourceArn": f"arn:{partition}:logs:{region}:{account_id}:*"}}},
+    ]
+    if source_bucket_arns:
+        statements.append(
+            {"Sid": "S3ServerAccessLogDelivery", "Effect": "Allow",
+             "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
+             "Resource": f"{bucket_arn}/{S3_LOG_PREFIX}*",
+             "Condition": {"StringEquals": {"aws:SourceAccount": account_id},
+                           "ArnLike": {"aws:SourceArn": sorted(source_bucket_arns)}}})
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class AccessLogBucket:
+    bucket: aws.s3.Bucket
+    policy: aws.s3.BucketPolicy
+
+
+def access_log_bucket(name: str, *, partition: str, region: str, account_id: pulumi.Input[str],
+                      source_bucket_arns: list[pulumi.Input[str]], tags: Mapping[str, str],
+                      protect: bool, parent: pulumi.Resource) -> AccessLogBucket:
+    """The bucket `name` for access logs (see the module's docstring), with `<name>-public-access`,
+    `-ownership`, `-versioning`, `-encryption` (SSE-S3) and `-policy`, children of the bucket.
+    source_bucket_arns: the buckets whose server access logs it receives (under s3/)."""
+    bucket = aws.s3.Bucket(name, force_destroy=False, tags=dict(tags),
+                           opts=pulumi.ResourceOptions(parent=parent, protect=protect))
+    child = pulumi.ResourceOptions(parent=bucket)
+    public_access = aws.s3.BucketPublicAccessBlock(
+        f"{name}-public-access", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
+        ignore_public_acls=True, restrict_public_buckets=True, opts=child)
+    aws.s3.BucketOwnershipControls(
+        f"{name}-ownership", bucket=bucket.id,
+        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"), opts=child)
+    aws.s3.BucketVersioning(
+        f"{name}-versioning", bucket=bucket.id,
+        versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+        opts=child)
+    aws.s3.BucketServerSideEncryptionConfiguration(
+        f"{name}-encryption", bucket=bucket.id,
+        rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+            apply_server_side_encryption_by_default=aws.s3.
+            BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                sse_algorithm="AES256"))],
+        opts=child)
+    policy = aws.s3.BucketPolicy(
+        f"{name}-policy", bucket=bucket.id,
+        policy=pulumi.Output.all(bucket.arn, account_id, *source_bucket_arns).apply(
+            lambda values: access_log_bucket_policy(
+                partition=partition, region=region, account_id=values[1], bucket_arn=values[0],
+                source_bucket_arns=list(values[2:]))),
+        opts=pulumi.ResourceOptions(parent=bucket, depends_on=[public_access]))
+    return AccessLogBucket(bucket, policy)
+
+
+def log_to(name: str, *, bucket: aws.s3.Bucket, log_bucket: aws.s3.Bucket,
+           after: pulumi.Resource) -> aws.s3.BucketLogging:
+    """S3 server access logs of `bucket` into `log_bucket` under s3/<bucket name>/; created after
+    `after` (the log bucket's policy, which admits the logging service)."""
+    return aws.s3.BucketLogging(
+        name, bucket=bucket.id, target_bucket=log_bucket.id,
+        target_prefix=bucket.bucket.apply(lambda source: f"{S3_LOG_PREFIX}{source}/"),
+        opts=pulumi.ResourceOptions(parent=bucket, depends_on=[after]))
 
 
 @dataclass(frozen=True)

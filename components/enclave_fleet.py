@@ -78,7 +78,7 @@ from components.aws_facts import (
     enclave_parent_type,
     partition_for_region,
 )
-from components.buckets import private_bucket
+from components.buckets import ELB_LOG_PREFIX, AccessLogBucket, access_log_bucket, log_to, private_bucket
 from components.functions import log_group_name, logged_function, policy_document
 from components.keys import EnclaveMeasurements
 
@@ -345,6 +345,8 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
     # The launch template's image: created here, then written only by the AMI pipeline.
     image_parameter: aws.ssm.Parameter
     model_bucket_name: pulumi.Output[str]
+    # Load balancer access logs and the model bucket's server access logs.
+    access_logs: AccessLogBucket
     # Where the AMI pipeline reads the EIF and the agent package (grant_artifact_read).
     artifact_prefix: str
 
@@ -363,11 +365,24 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
                 "ztai:segment": "inference", "ztai:workload": "enclave-inference"}
 
         # -- model objects -------------------------------------------------------------------
+        models: aws.s3.Bucket | None = None
         if args.model_bucket_name is None:
-            bucket_name: pulumi.Output[str] = self._model_bucket(name, args, tags)
+            models = self._model_bucket(name, args, tags)
+            bucket_name: pulumi.Output[str] = models.bucket
         else:
             bucket_name = pulumi.Output.from_input(args.model_bucket_name)
         self.model_bucket_name = bucket_name
+        # -- access logs ---------------------------------------------------------------------
+        # The load balancer's access logs and the model bucket's S3 server access logs (who read
+        # which object, beside CloudTrail's data events), in one SSE-S3 bucket (components/buckets.py
+        # says why not the CMK).
+        self.access_logs = access_log_bucket(
+            f"{name}-access-logs", partition=partition, region=args.region, account_id=account_id,
+            source_bucket_arns=[models.arn] if models is not None else [], tags=tags,
+            protect=args.protect, parent=self)
+        if models is not None:
+            log_to(f"{name}-models-logging", bucket=models, log_bucket=self.access_logs.bucket,
+                   after=self.access_logs.policy)
 
         # -- identities ----------------------------------------------------------------------
         # EC2 sends no aws:SourceAccount when it assumes an instance profile's role, so a
@@ -443,7 +458,13 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
             subnets=list(args.subnet_ids), security_groups=[lb_group.id], ip_address_type="ipv4",
             enable_cross_zone_load_balancing=True, enable_deletion_protection=args.protect,
             enforce_security_group_inbound_rules_on_private_link_traffic="on",
-            tags=tags, opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+            # ELB writes access logs only for TLS listeners, and only their TLS connections
+            # ("Access logs for your Network Load Balancer"): with the TCP listener (no
+            # certificate_arn) the bucket stays empty until the listener is TLS.
+            access_logs=aws.lb.LoadBalancerAccessLogsArgs(
+                bucket=self.access_logs.bucket.bucket, prefix=ELB_LOG_PREFIX, enabled=True),
+            tags=tags, opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
+                                                   depends_on=[self.access_logs.policy]))
         target_group = aws.lb.TargetGroup(
             f"{name}-agents", vpc_id=args.vpc_id, target_type="instance", protocol="TCP",
             port=args.agent_port, deregistration_delay=30,
@@ -610,10 +631,9 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
                                   opts=pulumi.ResourceOptions(parent=self))
 
     def _model_bucket(self, name: str, args: EnclaveInferenceFleetArgs,
-                      tags: Mapping[str, str]) -> pulumi.Output[str]:
-        bucket = private_bucket(f"{name}-models", key_arn=args.storage_key_arn, tags=tags,
-                                protect=args.protect, parent=self).bucket
-        return bucket.bucket
+                      tags: Mapping[str, str]) -> aws.s3.Bucket:
+        return private_bucket(f"{name}-models", key_arn=args.storage_key_arn, tags=tags,
+                              protect=args.protect, parent=self).bucket
 
 
 # -- image rollout ---------------------------------------------------------------------------------
@@ -707,6 +727,9 @@ class ImageRolloutArgs:
     alarm_actions: ARNs notified when a rollout fails. Default none: the alarms still change state,
         which EventBridge sees.
     protect: `protect` and deletion protection on the log group; default False, True in prod.
+    reserve_concurrency: reserve concurrency 1 for the function; default True. False (accounts
+        whose Lambda concurrency quota cannot spare it) lets two events run at once: the second
+        StartInstanceRefresh then meets InstanceRefreshInProgress (`already-refreshing`), harmless.
     """
 
     environment: str
@@ -726,6 +749,7 @@ class ImageRolloutArgs:
     log_retention_days: int = 365
     alarm_actions: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     protect: bool = False
+    reserve_concurrency: bool = True
 
 
 class ImageRollout(pulumi.ComponentResource):
@@ -744,6 +768,9 @@ class ImageRollout(pulumi.ComponentResource):
     not produce. The function runs outside any VPC: it calls the Auto Scaling API, which no
     segment has an interface endpoint for, Image Builder GetImage on the pipeline's images, SSM
     on the AMI-id parameter only and EC2's image and snapshot descriptions; it touches no data.
+    An event that fails every retry goes to the function's failure queue (`logged_function`),
+    encrypted with logs_key_arn: its owner grants the role that key's use through SQS
+    (`grant_use_through_service("logs", rollout.role, "sqs")`).
 
     Type token `zero-trust-ai:inference:ImageRollout`.
     """
@@ -795,7 +822,7 @@ class ImageRollout(pulumi.ComponentResource):
                 "ZTAI_MIN_HEALTHY_PERCENTAGE": str(args.min_healthy_percentage),
                 "ZTAI_MAX_HEALTHY_PERCENTAGE": str(args.max_healthy_percentage),
                 "ZTAI_INSTANCE_WARMUP_SECONDS": str(args.instance_warmup_seconds),
-            })
+            }, reserve_concurrency=args.reserve_concurrency)
         log_group, self.role, self.function = rollout.log_group, rollout.role, rollout.function
 
         self.rule = aws.cloudwatch.EventRule(

@@ -31,7 +31,8 @@ What it builds, secure by default:
   the function's `successor-due-soon` lines). Scheduler retries and the dead-letter queue cover
   failures to *deliver* the invocation only: Scheduler invokes Lambda asynchronously, so an error
   the function raises (a failing run) reaches Lambda's own retries and the error alarm, not the
-  queue. Alarm state changes are EventBridge events, so the playbooks of §5.3 can subscribe;
+  queue; after the last retry Lambda sends its record to the function's own failure queue
+  (`logged_function`). Alarm state changes are EventBridge events, so the playbooks of §5.3 can subscribe;
   `alarm_actions` adds SNS topics or other actions.
 
 Network: with `subnet_ids`, `vpc_id` and `vpc_cidr` (the stack passes the management segment) the
@@ -43,8 +44,9 @@ Grants the key owner must make, because components never write key policies:
 `keys.grant_key_rotation(rotation.role, create_successors=rotation.create_successors)` on the
 symmetric keys; on the dead-letter key, `keys.grant_use_through_service(<purpose>,
 rotation.scheduler_role, "sqs")` (SQS needs GenerateDataKey and Decrypt from a producer, through
-SQS only); and `keys.grant_cloudwatch_logs(rotation.log_group_prefix)` on the logs key. Type
-token `zero-trust-ai:keys:MonthlyKeyRotation`.
+SQS only); on the logs key, the same for `rotation.role` (its failure queue); and
+`keys.grant_cloudwatch_logs(rotation.log_group_prefix)` on the logs key. Type token
+`zero-trust-ai:keys:MonthlyKeyRotation`.
 """
 
 from __future__ import annotations
@@ -126,6 +128,16 @@ class MonthlyKeyRotationArgs:
     alarm_actions: ARNs notified when the function fails or a dead letter arrives. Default none:
         the alarms still change state, which EventBridge sees.
     protect: `protect` and deletion protection on the log group; default False, True in prod.
+    schedule_key_arn: CMK that encrypts the schedule's payload (the aliases and key ARNs the
+        function gets) at rest in EventBridge Scheduler. Default None: an AWS owned key. The key's
+        policy must first let the deploying role encrypt and the scheduler role decrypt for this
+        schedule (docs/checkov.md, "Pending key statements"); the stack does not pass it until
+        KeyHierarchy has such grants.
+    reserve_concurrency: reserve concurrency 1 for the function; default True. False (accounts
+        whose Lambda concurrency quota cannot spare it) lets two runs overlap: both may rotate a
+        key on the 1st (one more of its 25 on-demand rotations spent), and with create_successors
+        both may create a successor, which the next run refuses as several tagged keys (possible
+        tampering) until one is deleted.
     """
 
     environment: str
@@ -144,6 +156,8 @@ class MonthlyKeyRotationArgs:
     timeout_seconds: int = 600
     alarm_actions: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     protect: bool = False
+    reserve_concurrency: bool = True
+    schedule_key_arn: pulumi.Input[str] | None = None
 
 
 def key_id_of(key_arn: str) -> str:
@@ -309,7 +323,8 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
                     create_successors=args.create_successors, key_arns=values[3],
                     subnet_ids=values[4], security_group_id=values[5]))
 
-        # Reserved concurrency 1 (logged_function): two concurrent runs could both create a successor.
+        # Reserved concurrency 1 (logged_function, unless reserve_concurrency is False): two
+        # concurrent runs could both create a successor.
         rotation = logged_function(
             name, parent=self, account_id=account_id, function_name=function_name,
             description="Monthly on-demand rotation of the zero-trust-ai symmetric keys (runs daily)",
@@ -320,7 +335,7 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
             retry_attempts=FUNCTION_RETRY_ATTEMPTS, max_event_age=FUNCTION_MAX_EVENT_AGE,
             errors_alarm_description="The monthly key rotation failed: see its key-rotation log lines",
             errors_alarm_period=3600, alarm_actions=args.alarm_actions, tags=tags, protect=args.protect,
-            vpc_config=vpc_config)
+            vpc_config=vpc_config, reserve_concurrency=args.reserve_concurrency)
         log_group, self.role, self.function = rotation.log_group, rotation.role, rotation.function
 
         self.dead_letter_queue = aws.sqs.Queue(
@@ -354,7 +369,7 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
                         "runs, the first of each month rotates",
             schedule_expression=args.schedule_expression, schedule_expression_timezone="UTC",
             flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="OFF"),
-            state="ENABLED",
+            state="ENABLED", kms_key_arn=args.schedule_key_arn,
             target=aws.scheduler.ScheduleTargetArgs(
                 arn=self.function.arn, role_arn=self.scheduler_role.arn,
                 input=pulumi.Output.all(alias_names, key_arns).apply(

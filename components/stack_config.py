@@ -129,6 +129,8 @@ class StackConfig:
     enclave_fleet: EnclaveFleetSettings = _DEFAULT_FLEET
     enclave_client_cidrs: tuple[str, ...] = ()  # empty: the inference VPC's CIDR
     enclave_artifacts: EnclaveArtifacts | None = None  # None: the image has no EIF and no agent
+    # Reserved concurrency 1 on the rotation and rollout functions; False: unreserved (low quota).
+    reserve_function_concurrency: bool = True
 
     @property
     def is_prod(self) -> bool:
@@ -163,6 +165,15 @@ def _as_string(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{_full(key)} = {_show(value)}: expected a non-empty string")
     return value.strip()
+
+
+def _as_bool(key: str, value: Any) -> bool:
+    # Pulumi hands config to the program as strings ("true"/"false"); YAML may give a real bool.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"{_full(key)} = {_show(value)}: expected true or false")
 
 
 def _as_int(key: str, value: Any) -> int:
@@ -599,6 +610,11 @@ KEYS: dict[str, _Key] = {
                                 _parse_optional_domain_prefix, ""),
     "apiAccessLogRetentionDays": _Key("Retention of the API's access logs in CloudWatch Logs, in days.",
                                       False, _parse_retention, 365),
+    "reserveFunctionConcurrency": _Key(
+        "Reserve concurrency 1 for the key rotation and image rollout functions, so two runs never "
+        "race. Lambda reserves only what leaves 100 unreserved: in an account with a lower "
+        "concurrency quota (new accounts: 10) set false until the quota is raised.",
+        False, _as_bool, True),
 }
 
 
@@ -718,6 +734,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
             agent_key=values["parentAgentObjectKey"], agent_sha256=values["parentAgentSha256"],
         ) if all(artifacts) else None,
         api=api,
+        reserve_function_concurrency=values["reserveFunctionConcurrency"],
     )
 
 
@@ -802,6 +819,11 @@ def load_stack_config() -> StackConfig:
     config = parse_stack_config(raw, f" for stack {pulumi.get_stack()!r}")
     for placeholder in placeholders(config):
         pulumi.log.warn(f"placeholder still in the stack configuration: {placeholder}")
+    if not config.reserve_function_concurrency:
+        pulumi.log.warn(f"{_full('reserveFunctionConcurrency')} is false: the key rotation and image "
+                        "rollout functions run without reserved concurrency, so two runs may overlap "
+                        "(see the README); set it back to true once the account's Lambda "
+                        "concurrency quota allows it")
     return config
 
 

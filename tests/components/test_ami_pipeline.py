@@ -826,3 +826,10 @@ def test_build_image_needs_pinned_artifacts_and_happens_once() -> None:
 
 def test_the_pipeline_alone_builds_no_image() -> None:
     assert not [r for r in build().resources if r.type == "aws:imagebuilder/image:Image"]
+
+
+def test_component_documents_are_encrypted_with_the_given_key_only_when_one_is_given() -> None:
+    components = "aws:imagebuilder/component:Component"
+    assert all("kmsKeyId" not in c.inputs for c in of_type(build(BASE), components))
+    encrypted = of_type(build(replace(BASE, component_key_arn=AMI_KEY)), components)
+    assert encrypted and all(c.inputs["kmsKeyId"] == AMI_KEY for c in encrypted)

@@ -360,10 +360,39 @@ def test_model_bucket_is_private_versioned_cmk_encrypted_and_tls_only(fleet: Rec
         "s3:x-amz-server-side-encryption-aws-kms-key-id": ARGS.storage_key_arn}}
 
 
+def test_load_balancer_and_model_bucket_access_logs_go_to_an_sse_s3_log_bucket(
+        fleet: RecordedStack) -> None:
+    logs = named(fleet, "fleet-access-logs")
+    assert named(fleet, "fleet-access-logs-encryption").inputs["rules"][0][
+        "applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}  # what both services accept
+    assert named(fleet, "fleet-access-logs-public-access").inputs["restrictPublicBuckets"] is True
+    nlb = named(fleet, "fleet-nlb")
+    assert nlb.inputs["accessLogs"] == {"bucket": logs.outputs["bucket"], "prefix": "elb", "enabled": True}
+    assert named(fleet, "fleet-access-logs-policy").urn in nlb.dependencies
+    models = named(fleet, "fleet-models")
+    logging = named(fleet, "fleet-models-logging").inputs
+    assert (logging["bucket"], logging["targetBucket"]) == (models.id, logs.id)
+    assert logging["targetPrefix"] == f"s3/{models.outputs['bucket']}/"
+    statements = {s["Sid"]: s for s in json.loads(
+        named(fleet, "fleet-access-logs-policy").inputs["policy"])["Statement"]}
+    account = statements["ElbLogDeliveryWrite"]["Condition"]["StringEquals"]["aws:SourceAccount"]
+    assert statements["ElbLogDeliveryWrite"]["Resource"] == f"{logs.outputs['arn']}/elb/AWSLogs/{account}/*"
+    assert statements["ElbLogDeliveryWrite"]["Condition"]["ArnLike"] == {
+        "aws:SourceArn": f"arn:aws:logs:eu-west-1:{account}:*"}
+    server = statements["S3ServerAccessLogDelivery"]
+    assert server["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert server["Condition"]["ArnLike"] == {"aws:SourceArn": [models.outputs["arn"]]}
+    assert statements["DenyInsecureTransport"]["Effect"] == "Deny"
+
+
 def test_a_given_bucket_is_used_and_none_is_built() -> None:
     stack = build(replace(ARGS, model_bucket_name="weights-registry", model_prefix="digits/",
                           model_object_key="digits/7.enc"))
-    assert not of_type(stack, "aws:s3/bucket:Bucket")
+    # No model bucket: only the access-log bucket, which admits no server access logs then.
+    assert [b.name for b in of_type(stack, "aws:s3/bucket:Bucket")] == ["fleet-access-logs"]
+    assert not of_type(stack, "aws:s3/bucketLogging:BucketLogging")
+    log_policy = json.loads(named(stack, "fleet-access-logs-policy").inputs["policy"])
+    assert "S3ServerAccessLogDelivery" not in {s["Sid"] for s in log_policy["Statement"]}
     policy = json.loads(named(stack, "fleet-instance-policy").inputs["policy"])
     assert policy["Statement"][0]["Resource"] == "arn:aws:s3:::weights-registry/digits/*"
     assert "--bucket weights-registry --key digits/7.enc " in script(stack)
@@ -548,6 +577,16 @@ def test_the_rule_matches_available_images_of_the_pipeline_only(rollout: Recorde
         "action": "lambda:InvokeFunction", "principal": "events.amazonaws.com",
         "sourceArn": named(rollout, "rollout-image-available").outputs["arn"]}
     assert named(rollout, "rollout-invoke").urn in named(rollout, "rollout-target").dependencies
+
+
+def test_a_rollout_that_fails_every_retry_leaves_its_record_in_an_encrypted_queue(
+        rollout: RecordedStack) -> None:
+    queue = named(rollout, "rollout-failures")
+    assert queue.inputs["kmsMasterKeyId"] == ROLLOUT.logs_key_arn
+    asynchronous = named(rollout, "rollout-async")
+    assert asynchronous.inputs["destinationConfig"] == {
+        "onFailure": {"destination": queue.outputs["arn"]}}
+    assert named(rollout, "rollout-role-failures").urn in asynchronous.dependencies
 
 
 def test_the_function_refreshes_with_the_fleets_preferences(rollout: RecordedStack) -> None:
@@ -762,3 +801,14 @@ def test_without_pinned_artifacts_nothing_reads_them() -> None:
     role_arn = named(stack, "ami-pipeline-instance-role").outputs["arn"]
     inference = json.loads(named(stack, "keys-inference-policy").inputs["policy"])["Statement"]
     assert not [s for s in inference if s.get("Principal") == {"AWS": role_arn}]
+
+
+def test_the_stack_reserves_function_concurrency_unless_configured_not_to() -> None:
+    functions = ("inference-image-rollout-function", "key-rotation-function")
+    reserved = record_main({})
+    assert [named(reserved, f).inputs.get("reservedConcurrentExecutions") for f in functions] == [1, 1]
+    assert not any("reserveFunctionConcurrency" in w for w in reserved.warnings)
+    # A low-quota account: both unreserved, and the preview says so.
+    unreserved = record_main({"zero-trust-ai:reserveFunctionConcurrency": "false"})
+    assert all("reservedConcurrentExecutions" not in named(unreserved, f).inputs for f in functions)
+    assert any("reserveFunctionConcurrency is false" in w for w in unreserved.warnings)

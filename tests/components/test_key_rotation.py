@@ -119,6 +119,35 @@ def test_the_function(stack: RecordedStack) -> None:
         2, "zero-trust-ai-dev-key-rotation")
 
 
+def test_a_run_that_fails_every_retry_leaves_its_record_in_an_encrypted_queue(stack: RecordedStack) -> None:
+    queue = named(stack, "key-rotation-failures")
+    assert queue.parent == named(stack, "key-rotation-function").urn
+    assert queue.inputs["kmsMasterKeyId"] == LOGS_KEY and "fifoQueue" not in queue.inputs
+    assert queue.inputs["messageRetentionSeconds"] == 14 * 24 * 3600
+    asynchronous = named(stack, "key-rotation-async")
+    assert asynchronous.inputs["destinationConfig"] == {
+        "onFailure": {"destination": queue.outputs["arn"]}}
+    # Lambda checks the role's permission when the destination is written: the policy goes first.
+    send = named(stack, "key-rotation-role-failures")
+    assert send.urn in asynchronous.dependencies
+    assert send.inputs["role"] == named(stack, "key-rotation-role").id
+    sends, data_keys = document(send)["Statement"]
+    assert (sends["Effect"], sends["Action"], sends["Resource"]) == (
+        "Allow", "sqs:SendMessage", queue.outputs["arn"])
+    assert data_keys["Effect"] == "Deny" and data_keys["Condition"] == {
+        "StringNotEquals": {"kms:EncryptionContext:aws:sqs:arn": queue.outputs["arn"]}}
+    [tls] = document(named(stack, "key-rotation-failures-policy"))["Statement"]
+    assert tls["Effect"] == "Deny" and tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    alarm = named(stack, "key-rotation-failures-alarm").inputs
+    assert (alarm["namespace"], alarm["dimensions"]) == ("AWS/SQS", {"QueueName": queue.outputs["name"]})
+
+
+def test_concurrency_is_left_unreserved_only_when_asked() -> None:
+    # Accounts with a low Lambda concurrency quota (new accounts: 10) refuse any reservation.
+    inputs = named(build(replace(ARGS, reserve_concurrency=False)), "key-rotation-function").inputs
+    assert "reservedConcurrentExecutions" not in inputs  # Lambda's default: unreserved
+
+
 def test_its_log_group_exists_first_encrypted_and_kept(stack: RecordedStack) -> None:
     function, logs = named(stack, "key-rotation-function"), named(stack, "key-rotation-logs")
     name = f"/aws/lambda/{function.inputs['name']}"
@@ -377,16 +406,29 @@ def test_the_stack_rotates_the_symmetric_keys_from_the_management_segment() -> N
     def granted_to(role: str, policy: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [s for s in policy if f":role/{role}-" in str(s["Principal"].get("AWS"))]
 
-    # The rotation role: no kms:PutKeyPolicy anywhere.
+    def through_sqs(statement: dict[str, Any]) -> bool:
+        condition = statement.get("Condition", {}).get("StringEquals", {})
+        return bool(condition.get("kms:ViaService") == f"sqs.{REGION}.amazonaws.com")
+
+    # The rotation role: no kms:PutKeyPolicy anywhere; on the logs key, besides, the use of its
+    # failure queue's key through SQS only.
     for purpose in SYMMETRIC_PURPOSES:
         policy = json.loads(by_name[f"keys-{purpose}-policy"]["inputs"]["policy"])["Statement"]
-        [grant] = granted_to("key-rotation-role", policy)
+        [grant] = [s for s in granted_to("key-rotation-role", policy) if not through_sqs(s)]
         assert grant["Action"] == list(KEY_ROTATION_ACTIONS)
-    # The scheduler role uses the dead-letter queue's key through SQS only (what SQS needs from a
-    # producer: GenerateDataKey and Decrypt), never directly.
-    grants = granted_to("key-rotation-scheduler-role", logs_policy)
-    assert grants and all(s["Condition"]["StringEquals"] == {
-        "kms:ViaService": f"sqs.{REGION}.amazonaws.com", "kms:CallerAccount": ACCOUNT}
-        for s in grants)
-    actions = {a for s in grants for a in s["Action"]}
-    assert {"kms:GenerateDataKey", "kms:Decrypt"} <= actions
+    # The scheduler role (dead-letter queue) and the function role (failure queue) use the queues'
+    # key through SQS only (what SQS needs from a producer: GenerateDataKey and Decrypt), never
+    # directly.
+    for role in ("key-rotation-scheduler-role", "key-rotation-role"):
+        grants = [s for s in granted_to(role, logs_policy) if "kms:RotateKeyOnDemand" not in s["Action"]]
+        assert grants and all(s["Condition"]["StringEquals"] == {
+            "kms:ViaService": f"sqs.{REGION}.amazonaws.com", "kms:CallerAccount": ACCOUNT}
+            for s in grants)
+        actions = {a for s in grants for a in s["Action"]}
+        assert {"kms:GenerateDataKey", "kms:Decrypt"} <= actions
+
+
+def test_the_schedule_is_encrypted_with_the_given_key_only_when_one_is_given(stack: RecordedStack) -> None:
+    assert "kmsKeyArn" not in named(stack, "key-rotation-schedule").inputs
+    encrypted = build(replace(ARGS, schedule_key_arn=LOGS_KEY))
+    assert named(encrypted, "key-rotation-schedule").inputs["kmsKeyArn"] == LOGS_KEY

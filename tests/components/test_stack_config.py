@@ -137,6 +137,8 @@ def test_missing_required_keys_are_each_named() -> None:
     ("keyAdministratorRoleArns", '["kms-admin"]', "is not an IAM role ARN"),
     ("keyReplicaRegions", '["mars-1"]', "expected distinct regions"),
     ("keyReplicaRegions", '["eu-west-1"]', "must not include the stack's own region"),
+    ("reserveFunctionConcurrency", "yes", "expected true or false"),
+    ("reserveFunctionConcurrency", "1", "expected true or false"),
 ])
 def test_wrong_types_and_values(key: str, value: str, expected: str) -> None:
     [problem] = problems_of(**{f"zero-trust-ai__{key}": value})
@@ -187,6 +189,15 @@ def test_values_given_as_yaml_types_are_accepted() -> None:
                                  "zero-trust-ai:egressSegments": ["management"]})
     assert config.az_count == 3
     assert [s.name for s in config.segments if s.egress] == ["management"]
+
+
+def test_function_concurrency_is_reserved_unless_the_stack_says_false() -> None:
+    assert parse_stack_config(VALID).reserve_function_concurrency is True
+    for value in ("false", " False ", False):
+        config = parse_stack_config({**VALID, "zero-trust-ai:reserveFunctionConcurrency": value})
+        assert config.reserve_function_concurrency is False
+    config = parse_stack_config({**VALID, "zero-trust-ai:reserveFunctionConcurrency": "true"})
+    assert config.reserve_function_concurrency is True
 
 
 def test_pulumi_yaml_declares_exactly_the_parsed_keys() -> None:

@@ -26,7 +26,9 @@ from ztpolicy.rules import (
     kms_key_rotation_enabled,
     kms_monthly_rotation_scheduled,
     kms_no_lockout_bypass,
+    lambda_failure_destination,
     launch_template_hardened,
+    load_balancer_access_logs,
     log_group_encrypted,
     model_key_attestation_required,
     no_unrestricted_ingress,
@@ -71,4 +73,6 @@ ALL_RULES: list[Rule] = [
     api_rest_stage_waf.RULE,
     api_partner_route_scoped.RULE,
     session_manager_logging_encrypted.RULE,
+    lambda_failure_destination.RULE,
+    load_balancer_access_logs.RULE,
 ]
