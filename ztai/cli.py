@@ -121,7 +121,7 @@ def _preview(args: argparse.Namespace) -> int:
             urn=r.urn, type=r.type, name=r.name, properties=r.inputs,
             stack_properties=r.outputs if r.custom else None, parent=r.parent,
             dependencies=r.dependencies, property_dependencies=r.property_dependencies,
-            protect=r.protect, custom=r.custom)
+            protect=r.protect, ignore_changes=r.ignore_changes, custom=r.custom)
 
     # The pack boots and is configured on the other core while the program runs, and each
     # resource is analysed as it is registered, as the engine does.

@@ -58,6 +58,7 @@ class RecordedResource:
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     protect: bool = False
     provider: str = ""
+    ignore_changes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -110,6 +111,7 @@ class RecordingMonitor(MockMonitor):
                                    for key, deps in request.propertyDependencies.items()},
             protect=bool(request.protect),
             provider=request.provider,
+            ignore_changes=list(request.ignoreChanges),
         )
         self.recorded.append(resource)
         if self.on_register is not None:
