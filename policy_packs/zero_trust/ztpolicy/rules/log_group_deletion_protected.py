@@ -2,7 +2,8 @@
 
 Logs are the evidence an insider most wants gone. In production every
 `aws.cloudwatch.LogGroup` needs `deletionProtectionEnabled` (CloudWatch Logs then refuses
-DeleteLogGroup until an administrator turns it off, a change CloudTrail records) and the Pulumi
+DeleteLogGroup until an administrator turns it off with PutLogGroupDeletionProtection, a call
+CloudTrail records; CloudWatch Logs API, botocore's `logs` model) and the Pulumi
 `protect` option (the engine refuses to delete it, in `pulumi destroy` or a replacement, until
 the program says otherwise, a change the review of the program shows).
 
