@@ -186,19 +186,22 @@ def test_an_export_carries_ignore_changes_to_the_rule(pack: PolicyPackProcess) -
     prefix = "urn:pulumi:prod::zero-trust-ai::"
     key_urn = f"{prefix}aws:kms/key:Key::keys-model-weights"
     policy = attested_policy()
+    alias_entry: dict[str, Any] = {
+        "urn": f"{prefix}aws:kms/alias:Alias::keys-model-weights-alias", "custom": True, "type": ALIAS,
+        "id": "alias/zero-trust-ai/prod/model-weights", "ignoreChanges": ["targetKeyId"],
+        "outputs": {"id": "alias/zero-trust-ai/prod/model-weights", "targetKeyId": "key-1",
+                    "name": "alias/zero-trust-ai/prod/model-weights"}}
     document = {"version": 3, "deployment": {"resources": [
         {"urn": key_urn, "custom": True, "type": KEY, "id": "key-1",
          "outputs": {"id": "key-1", "keyId": "key-1", "arn": "arn:aws:kms:eu-west-1:111122223333:key/key-1",
                      "policy": policy, "tags": {"ztai:key-purpose": "model-weights"}}},
         {"urn": f"{prefix}aws:kms/keyPolicy:KeyPolicy::keys-model-weights-policy", "custom": True,
          "type": KEY_POLICY, "id": "key-1", "outputs": {"id": "key-1", "keyId": "key-1", "policy": policy}},
-        {"urn": f"{prefix}aws:kms/alias:Alias::keys-model-weights-alias", "custom": True, "type": ALIAS,
-         "id": "alias/zero-trust-ai/prod/model-weights", "ignoreChanges": ["targetKeyId"],
-         "outputs": {"id": "alias/zero-trust-ai/prod/model-weights", "targetKeyId": "key-1",
-                     "name": "alias/zero-trust-ai/prod/model-weights"}},
+        alias_entry,
     ]}}
     _, _, resources = analyzed_resources(document)
     assert [r.ignore_changes for r in resources if r.type == ALIAS] == [["targetKeyId"]]
+
     def model_key_findings() -> set[tuple[str, str]]:
         result = analyze(pack, resources, user_config=None, project="zero-trust-ai", stack="prod")
         # (This minimal stack has no rotation schedule: the rotation rules' findings are not ours.)
@@ -206,6 +209,6 @@ def test_an_export_carries_ignore_changes_to_the_rule(pack: PolicyPackProcess) -
                 if v.policy.startswith("model-key-")}
 
     assert model_key_findings() == {("model-key-alias-pinned", "keys-model-weights-alias")}
-    document["deployment"]["resources"][2].pop("ignoreChanges")
+    alias_entry.pop("ignoreChanges")
     _, _, resources = analyzed_resources(document)
     assert model_key_findings() == set()
