@@ -201,7 +201,8 @@ class SecureApiGatewayArgs:
     publish_after_grants: the truststore upload waits until `publish_after` names what it needs
         (the key policy granting the deploying role the truststore key through S3); call it
         exactly once, or the deployment never uploads. Default False.
-    protect: Pulumi `protect` on the truststore bucket and the log group. Default False.
+    protect: Pulumi `protect` on the truststore bucket and the log group, and deletion protection
+        on the log group. Default False.
     """
 
     environment: str
@@ -356,6 +357,8 @@ class SecureApiGateway(pulumi.ComponentResource):
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-access-logs", name=self.log_group_prefix,
             retention_in_days=args.log_retention_days, kms_key_id=args.logs_key_arn,
+            # The access log is evidence: in prod neither DeleteLogGroup nor the engine removes it.
+            deletion_protection_enabled=args.protect,
             tags=tags, opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
         self.stage = aws.apigatewayv2.Stage(
             f"{name}-stage", api_id=self.api.id, name=args.stage_name, auto_deploy=True,

@@ -44,6 +44,11 @@ ELB_LOG_PREFIX = "elb"  # load balancer access logs: <prefix>/AWSLogs/<account>/
 S3_LOG_PREFIX = "s3/"  # server access logs: s3/<source bucket>/...
 
 
+# The services that deliver access logs into the access-log bucket: ELB (delivery.logs) and S3
+# server access logging.
+LOG_DELIVERY_SERVICES = ("delivery.logs.amazonaws.com", "logging.s3.amazonaws.com")
+
+
 def access_log_bucket_policy(*, partition: str, region: str, account_id: str, bucket_arn: str,
                              source_bucket_arns: list[str]) -> str:
     """TLS only; log delivery for this account only (aws:SourceAccount, aws:SourceArn), each
@@ -53,6 +58,14 @@ def access_log_bucket_policy(*, partition: str, region: str, account_id: str, bu
         {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "s3:*",
          "Resource": [bucket_arn, f"{bucket_arn}/*"],
          "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        # Only the log-delivery services write here, whatever IAM allows anyone else: the bucket
+        # must use SSE-S3 (S3 server access logs accept no other default encryption), so it
+        # must never hold anything but logs. aws:PrincipalServiceName is set only when a service
+        # principal calls (IAM User Guide, global condition keys); absent for a role, the
+        # negated operator holds and the Deny applies.
+        {"Sid": "DenyWritesButLogDelivery", "Effect": "Deny", "Principal": {"AWS": "*"},
+         "Action": "s3:PutObject", "Resource": f"{bucket_arn}/*",
+         "Condition": {"StringNotEquals": {"aws:PrincipalServiceName": list(LOG_DELIVERY_SERVICES)}}},
         {"Sid": "ElbLogDeliveryAclCheck", "Effect": "Allow",
          "Principal": {"Service": "delivery.logs.amazonaws.com"}, "Action": "s3:GetBucketAcl",
          "Resource": bucket_arn,

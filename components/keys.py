@@ -316,9 +316,13 @@ class KeyHierarchy(pulumi.ComponentResource):
                 # it; without this the next `pulumi up` would move it back (README: successor
                 # runbook). Other moves are caught by the rotation function, which fails when an
                 # alias names neither the declared key nor a valid successor of it. The HMAC key
-                # is never replaced, so drift of its alias is still corrected.
-                opts=pulumi.ResourceOptions(parent=key,
-                                            ignore_changes=[] if hmac else ["targetKeyId"]))
+                # is never replaced, so drift of its alias is still corrected. Nor is the
+                # model-weights alias left to drift: whoever moves it chooses the key weights are
+                # published under (pack rule model-key-alias-pinned); its successor is adopted in
+                # the program, alias included, in one reviewed change.
+                opts=pulumi.ResourceOptions(
+                    parent=key,
+                    ignore_changes=[] if hmac or purpose == "model-weights" else ["targetKeyId"]))
             for region in args.replica_regions:
                 replica = aws.kms.ReplicaKey(
                     f"{name}-{purpose}-{region}",

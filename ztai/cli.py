@@ -116,12 +116,14 @@ def _preview(args: argparse.Namespace) -> int:
     environment = pack_environment(stack_file.project, stack_file.stack, stack_file.config, True)
 
     def analyzed(r: RecordedResource) -> AnalyzedResource:
-        # Analyze sees the inputs, as in a preview; AnalyzeStack the state the mocks returned.
+        # Analyze sees the inputs, as in a preview; AnalyzeStack the state the mocks returned,
+        # and the root stack's outputs (the exports), as the engine passes them.
         return AnalyzedResource(
             urn=r.urn, type=r.type, name=r.name, properties=r.inputs,
-            stack_properties=r.outputs if r.custom else None, parent=r.parent,
+            stack_properties=r.outputs if r.custom or r.type == "pulumi:pulumi:Stack" else None,
+            parent=r.parent,
             dependencies=r.dependencies, property_dependencies=r.property_dependencies,
-            protect=r.protect, custom=r.custom)
+            protect=r.protect, ignore_changes=r.ignore_changes, custom=r.custom)
 
     # The pack boots and is configured on the other core while the program runs, and each
     # resource is analysed as it is registered, as the engine does.

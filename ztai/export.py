@@ -2,7 +2,8 @@
 
 Deployment version 3, the format `pulumi stack export` writes:
 `{"version": 3, "deployment": {"manifest": {...}, "resources": [{"urn", "custom", "id", "type",
-"inputs", "outputs", "parent", "dependencies", "propertyDependencies", "protect", "provider"}]}}`.
+"inputs", "outputs", "parent", "dependencies", "propertyDependencies", "protect", "ignoreChanges",
+"provider"}]}}`.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def to_export(recorded: RecordedStack, pulumi_version: str) -> dict[str, Any]:
             entry["propertyDependencies"] = resource.property_dependencies
         if resource.protect:
             entry["protect"] = True
+        if resource.ignore_changes:
+            entry["ignoreChanges"] = resource.ignore_changes
         resources.append(entry)
     # Providers come first in real state files: resources refer to them.
     ordered = [resources[0], *providers.values(), *resources[1:]] if resources else []
@@ -163,6 +166,9 @@ def analyzed_resources(document: Mapping[str, Any]) -> tuple[str, str, list[Anal
             property_dependencies={str(k): [str(u) for u in v]
                                    for k, v in property_dependencies.items() if isinstance(v, list)},
             protect=bool(resource.get("protect", False)),
+            # Stored in state since pulumi/pulumi#16146 (2024), so refresh can honour it.
+            ignore_changes=[str(p) for p in resource.get("ignoreChanges") or []
+                            if isinstance(p, str)],
             custom=bool(resource.get("custom", False)),
         ))
     return stack, project, analyzed

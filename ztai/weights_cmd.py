@@ -1,8 +1,14 @@
 """`ztai weights encrypt|decrypt`: envelope encryption of model weights (control map §4.2).
 
-    ztai weights encrypt --key-id KEY [--context k=v ...] [--force] SRC DEST
+    ztai weights encrypt --key-id KEY [--expected-key-arn ARN | --stack-outputs FILE]
+                         [--context k=v ...] [--force] SRC DEST
     ztai weights decrypt [--key-id ARN ... | --discovery-account ID ...] [--context k=v ...]
                          [--force] SRC DEST
+
+Encrypting pins the key: KEY is a key ARN, or an alias (or key id) that must resolve (KMS
+DescribeKey) to the expected key ARN, given with --expected-key-arn or read from the stack's outputs
+(`pulumi stack output --json`, `keyArns.model-weights`). An alias alone is refused: anyone allowed
+kms:UpdateAlias could have pointed it at a key of their own.
 
 Files are AWS Encryption SDK messages (suite 0x0478, framed): the official SDKs and the AWS
 Encryption CLI decrypt them too. AWS access uses the standard boto3 configuration, so
@@ -22,6 +28,9 @@ from typing import Any
 
 from ztai.errors import EXIT_OK, EXIT_VIOLATION, UsageError
 
+# The stack output (`keyArns.<purpose>`) naming the key weights are published under.
+WEIGHTS_PURPOSE = "model-weights"
+
 
 def register(commands: Any) -> None:  # argparse's subparsers action has no public type
     weights = commands.add_parser("weights", help="encrypt or decrypt model weights (AWS Encryption SDK "
@@ -33,7 +42,13 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
         description="Encrypt SRC into DEST with a data key from KMS GenerateDataKey under KEY, binding "
                     "the encryption context into the header (and into the KMS call).")
     encrypt.add_argument("--key-id", required=True, metavar="KEY",
-                         help="KMS key id, key ARN, alias name (alias/...) or alias ARN")
+                         help="KMS key ARN; or an alias name (alias/...), alias ARN or key id, which "
+                              "must resolve to the expected key ARN")
+    encrypt.add_argument("--expected-key-arn", metavar="ARN",
+                         help="the key ARN KEY must be (or resolve to)")
+    encrypt.add_argument("--stack-outputs", type=Path, metavar="FILE",
+                         help="the stack's `pulumi stack output --json`: the expected key ARN is "
+                              f"keyArns.{WEIGHTS_PURPOSE}")
     encrypt.set_defaults(handler=_encrypt)
 
     decrypt = actions.add_parser(
@@ -119,20 +134,70 @@ def _report(args: argparse.Namespace, verb: str, info: Any) -> None:
               f"[key {keys}; context {json.dumps(info.encryption_context, sort_keys=True)}]")
 
 
+def stack_output_key_arn(path: Path) -> str:
+    """`keyArns.model-weights` of a `pulumi stack output --json` document."""
+    from ztai.jsonfile import read_json
+
+    document = read_json(path, "stack outputs", UsageError)
+    key_arns = document.get("keyArns") if isinstance(document, dict) else None
+    arn = key_arns.get(WEIGHTS_PURPOSE) if isinstance(key_arns, dict) else None
+    if not isinstance(arn, str) or not arn:
+        raise UsageError(f"stack outputs {path} have no keyArns.{WEIGHTS_PURPOSE} (expected the output "
+                         "of `pulumi stack output --json` for the stack that holds the model key)")
+    return arn
+
+
+def expected_key_arn(args: argparse.Namespace) -> str | None:
+    """The key ARN the encryption must use, from --expected-key-arn and/or --stack-outputs."""
+    given = args.expected_key_arn
+    from_stack = stack_output_key_arn(args.stack_outputs) if args.stack_outputs else None
+    if given and from_stack and given != from_stack:
+        raise UsageError(f"--expected-key-arn {given} differs from keyArns.{WEIGHTS_PURPOSE} "
+                         f"{from_stack} in {args.stack_outputs}; give one, or make them agree")
+    return given or from_stack
+
+
 def _encrypt(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from ztai_runtime.weights import KmsDataKeySource, WeightsFormatError, encrypt_file
+    from ztai_runtime.weights import (
+        KeyPinError,
+        KmsDataKeySource,
+        WeightsFormatError,
+        encrypt_file,
+        key_arn_parts,
+        pinned_key_arn,
+    )
+    from ztai_runtime.weights.format import validate_context
 
     context = parse_context(args.context)
-    _check_paths(args)
     try:
-        info = encrypt_file(args.source, args.destination, KmsDataKeySource(_kms_client(), args.key_id),
+        validate_context(context, writing=True)  # before any KMS call
+    except WeightsFormatError as error:
+        raise UsageError(str(error)) from None
+    _check_paths(args)
+    expected = expected_key_arn(args)
+    if expected is None and key_arn_parts(args.key_id) is None:
+        raise UsageError(f"--key-id {args.key_id} is not a key ARN: an alias can be pointed at another "
+                         "key by anyone allowed kms:UpdateAlias, so it is used only when it resolves "
+                         "to the expected key; pass --expected-key-arn ARN or --stack-outputs FILE "
+                         "(`pulumi stack output --json`), or give the key ARN itself; nothing was "
+                         "written")
+    kms = _kms_client()
+    try:
+        key_arn = pinned_key_arn(kms, args.key_id, expected)
+    except KeyPinError as error:
+        raise UsageError(f"refused: {error}; nothing was written") from None
+    except (ClientError, BotoCoreError) as error:
+        raise _aws_error(error, f"KMS DescribeKey of {args.key_id} (nothing was written)") from None
+    try:
+        # Under the pinned ARN, never the alias: a move after the check cannot switch the key.
+        info = encrypt_file(args.source, args.destination, KmsDataKeySource(kms, key_arn),
                             context, overwrite=args.force)
     except WeightsFormatError as error:
         raise UsageError(str(error)) from None
     except (ClientError, BotoCoreError) as error:
-        raise _aws_error(error, f"KMS GenerateDataKey under {args.key_id}") from None
+        raise _aws_error(error, f"KMS GenerateDataKey under {key_arn}") from None
     except OSError as error:
         raise _os_error(error) from None
     _report(args, "encrypted", info)

@@ -347,3 +347,19 @@ def test_an_imported_certificate_carries_its_ownership_proof(args: SecureApiGate
     stack = build(replace(args, ownership_verification_certificate_arn=proof))
     [domain] = of_type(stack, DOMAIN)
     assert domain.inputs["domainNameConfiguration"]["ownershipVerificationCertificateArn"] == proof
+
+
+def test_the_prod_access_log_group_cannot_be_deleted(args: SecureApiGatewayArgs) -> None:
+    from ztpolicy.rules.log_group_deletion_protected import log_group_deletion_protected
+
+    def rule_view(stack: RecordedStack) -> Resource:
+        [group] = of_type(stack, "aws:cloudwatch/logGroup:LogGroup")
+        return Resource(type=group.type, name=group.name, urn=group.urn, props=group.inputs,
+                        protect=group.protect)
+
+    prod = rule_view(build(replace(args, environment="prod", protect=True)))
+    assert prod.props["deletionProtectionEnabled"] is True and prod.protect
+    assert log_group_deletion_protected(prod, {}) == []
+    # Unprotected (dev's default): the rule catches both gaps once the stack counts as production.
+    dev = rule_view(build(args))
+    assert len(log_group_deletion_protected(dev, {"protectedEnvironments": ["dev"]})) == 2

@@ -4,12 +4,14 @@ reached through the standard `AWS_ENDPOINT_URL` configuration."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -19,6 +21,7 @@ from ztai.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SIZE = 48 * 1024 * 1024
+EXPECTED = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
 
 
 def free_port() -> int:
@@ -109,7 +112,8 @@ def test_wrong_context_and_wrong_key_are_refused(aws_env: dict[str, str], tmp_pa
     (["encrypt", "--key-id", "k", "--context", "a=1", "--context", "a=2", "{src}", "{dst}"], "given twice"),
     (["encrypt", "--key-id", "k", "{missing}", "{dst}"], "no such file"),
     (["encrypt", "--key-id", "k", "{src}", "{existing}"], "exists; pass --force"),
-    (["encrypt", "--key-id", "alias/does-not-exist", "{src}", "{dst}"], "NotFoundException"),
+    (["encrypt", "--key-id", "alias/does-not-exist", "--expected-key-arn", EXPECTED, "{src}", "{dst}"],
+     "NotFoundException"),
     (["decrypt", "--key-id", "alias/weights", "{src}", "{dst}"], "not a KMS key ARN"),
     (["decrypt", "--key-id", "arn:aws:kms:eu-west-1:1:key/x", "--discovery-account", "1", "{src}", "{dst}"],
      "not both"),
@@ -161,3 +165,76 @@ def test_same_file_is_refused_even_with_force(aws_env: dict[str, str], tmp_path:
         assert main(args) == 2
         assert "same file" in capsys.readouterr().err
     assert (tmp_path / "w.bin").read_bytes() == b"weights"
+
+
+# -- key pinning: an alias is used only when it names the expected key ARN --------------------------
+def pinned_setup(tmp_path: Path) -> tuple[Any, str, str, dict[str, str]]:
+    kms = boto3.client("kms")
+    key_arn = kms.create_key(Description="model weights")["KeyMetadata"]["Arn"]
+    rogue_arn = kms.create_key(Description="an insider's key")["KeyMetadata"]["Arn"]
+    alias = f"alias/zero-trust-ai/test/model-weights-{tmp_path.name}"
+    kms.create_alias(AliasName=alias, TargetKeyId=key_arn)
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    paths = {"src": str(tmp_path / "w.bin"), "dst": str(tmp_path / "w.enc")}
+    return kms, key_arn, rogue_arn, {"alias": alias, **paths}
+
+
+def outputs_file(tmp_path: Path, document: Any) -> str:
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+def test_an_alias_naming_the_expected_key_encrypts_under_the_key_arn(
+        aws_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, key_arn, _, p = pinned_setup(tmp_path)
+    assert main(["weights", "encrypt", "--key-id", p["alias"], "--expected-key-arn", key_arn, "--json",
+                 p["src"], p["dst"]]) == 0
+    assert json.loads(capsys.readouterr().out)["keys"] == [key_arn]
+    outputs = outputs_file(tmp_path, {"keyArns": {"model-weights": key_arn, "secrets": "arn:x"}})
+    assert main(["weights", "encrypt", "--key-id", p["alias"], "--stack-outputs", outputs, "--force",
+                 p["src"], p["dst"]]) == 0
+    assert main(["weights", "decrypt", "--key-id", key_arn, p["dst"], str(tmp_path / "back")]) == 0
+    assert (tmp_path / "back").read_bytes() == b"weights"
+
+
+def test_a_moved_alias_is_refused_and_nothing_is_written(aws_env: dict[str, str], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    kms, key_arn, rogue_arn, p = pinned_setup(tmp_path)
+    kms.update_alias(AliasName=p["alias"], TargetKeyId=rogue_arn)  # what an insider with UpdateAlias does
+    outputs = outputs_file(tmp_path, {"keyArns": {"model-weights": key_arn}})
+    for pin in (["--expected-key-arn", key_arn], ["--stack-outputs", outputs]):
+        assert main(["weights", "encrypt", "--key-id", p["alias"], *pin, p["src"], p["dst"]]) == 2
+        error = capsys.readouterr().err
+        assert f"names key {rogue_arn}, not the expected key {key_arn}" in error
+        assert "nothing was written" in error and not (tmp_path / "w.enc").exists()
+
+
+def test_an_alias_without_an_expected_key_is_refused(aws_env: dict[str, str], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, _, p = pinned_setup(tmp_path)
+    run = ztai(aws_env, tmp_path, "weights", "encrypt", "--key-id", p["alias"], "w.bin", "w.enc")
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "is not a key ARN" in run.stderr and "--expected-key-arn ARN or --stack-outputs FILE" in run.stderr
+    assert not (tmp_path / "w.enc").exists()
+
+
+@pytest.mark.parametrize("extra, complaint", [
+    (lambda key, rogue, out: ["--key-id", rogue, "--expected-key-arn", key], "is not the expected key"),
+    (lambda key, rogue, out: ["--key-id", key, "--expected-key-arn", "alias/x"], "is not a KMS key ARN"),
+    (lambda key, rogue, out: ["--key-id", key, "--stack-outputs", out({"keyArns": {}})],
+     "have no keyArns.model-weights"),
+    (lambda key, rogue, out: ["--key-id", key, "--stack-outputs", out([1])], "have no keyArns.model-weights"),
+    (lambda key, rogue, out: ["--key-id", key, "--expected-key-arn", key, "--stack-outputs",
+                              out({"keyArns": {"model-weights": rogue}})], "differs from keyArns"),
+    (lambda key, rogue, out: ["--key-id", key, "--stack-outputs", "/nonexistent/outputs.json"],
+     "cannot read stack outputs"),
+])
+def test_pinning_errors_exit_2_and_write_nothing(aws_env: dict[str, str], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str], extra: Any,
+                                                complaint: str) -> None:
+    _, key_arn, rogue_arn, p = pinned_setup(tmp_path)
+    args = extra(key_arn, rogue_arn, lambda document: outputs_file(tmp_path, document))
+    assert main(["weights", "encrypt", *args, p["src"], p["dst"]]) == 2
+    assert complaint in capsys.readouterr().err
+    assert not (tmp_path / "w.enc").exists()

@@ -58,6 +58,7 @@ class AnalyzedResource:
     dependencies: Sequence[str] = ()
     property_dependencies: Mapping[str, Sequence[str]] = field(default_factory=dict)
     protect: bool = False
+    ignore_changes: Sequence[str] = ()
     custom: bool = True
     stack_properties: Mapping[str, Any] | None = None  # AnalyzeStack's view, if different
 
@@ -328,8 +329,9 @@ class AnalysisSession:
         self._pending.append((resource.urn, self.pack.stub.Analyze.future(analyzer_pb2.AnalyzeRequest(
             type=resource.type, properties=_struct(resource.properties), urn=resource.urn,
             name=resource.name,
-            options=analyzer_pb2.AnalyzerResourceOptions(protect=resource.protect,
-                                                         parent=resource.parent),
+            options=analyzer_pb2.AnalyzerResourceOptions(
+                protect=resource.protect, parent=resource.parent,
+                ignoreChanges=list(resource.ignore_changes)),
         ))))
 
     def finish(self, resources: Sequence[AnalyzedResource]) -> PolicyResult:
@@ -351,8 +353,9 @@ class AnalysisSession:
                                        if resource.stack_properties is not None
                                        else resource.properties),
                     urn=resource.urn, name=resource.name,
-                    options=analyzer_pb2.AnalyzerResourceOptions(protect=resource.protect,
-                                                                 parent=resource.parent),
+                    options=analyzer_pb2.AnalyzerResourceOptions(
+                        protect=resource.protect, parent=resource.parent,
+                        ignoreChanges=list(resource.ignore_changes)),
                     parent=resource.parent, dependencies=list(resource.dependencies),
                     propertyDependencies={
                         key: analyzer_pb2.AnalyzerPropertyDependencies(urns=list(urns))

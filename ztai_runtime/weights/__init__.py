@@ -5,16 +5,19 @@ from ztai_runtime.weights.format import AuthenticationError, EncryptedDataKey, W
 from ztai_runtime.weights.keys import (
     DataKeySource,
     DataKeyUnwrapper,
+    KeyPinError,
     KmsDataKeySource,
     KmsUnwrapper,
     StaticUnwrapper,
     UnwrapError,
+    key_arn_parts,
+    pinned_key_arn,
 )
 from ztai_runtime.weights.stream import MessageInfo, decrypt_stream, encrypt_stream
 
 __all__ = [
     "AuthenticationError", "DataKeySource", "DataKeyUnwrapper", "DestinationExistsError",
-    "EncryptedDataKey", "KmsDataKeySource", "KmsUnwrapper", "MessageInfo", "StaticUnwrapper",
+    "EncryptedDataKey", "KeyPinError", "KmsDataKeySource", "KmsUnwrapper", "MessageInfo", "StaticUnwrapper",
     "UnwrapError", "WeightsFormatError", "decrypt_file", "decrypt_stream", "encrypt_file",
-    "encrypt_stream",
+    "encrypt_stream", "key_arn_parts", "pinned_key_arn",
 ]

@@ -56,6 +56,40 @@ def key_arn_parts(arn: str) -> tuple[str, str, str] | None:
     return parts[1], parts[3], parts[4]
 
 
+class KeyPinError(ValueError):
+    """The key a request names is not the key the caller expects; nothing was encrypted."""
+
+
+def pinned_key_arn(kms: Any, key_id: str, expected_arn: str | None) -> str:
+    """The ARN of the key to encrypt under, pinned to `expected_arn`.
+
+    A key ARN is used as given (it must equal `expected_arn` when one is given). Anything else (an
+    alias name or alias ARN, a bare key id) is resolved with KMS `DescribeKey` and must resolve to
+    `expected_arn`: anyone allowed `kms:UpdateAlias` can point an alias at a key of their own, whose
+    policy lets them decrypt outside an enclave. The caller then encrypts under the returned ARN,
+    never the alias, so a move after the check cannot switch the key either.
+
+    Raises KeyPinError when there is nothing to pin against or the keys differ; botocore errors of
+    DescribeKey propagate.
+    """
+    if expected_arn is not None and key_arn_parts(expected_arn) is None:
+        raise KeyPinError(f"expected key {expected_arn!r} is not a KMS key ARN "
+                          "(arn:<partition>:kms:<region>:<account>:key/<key id>)")
+    if key_arn_parts(key_id) is not None:
+        if expected_arn is not None and key_id != expected_arn:
+            raise KeyPinError(f"key {key_id} is not the expected key {expected_arn}")
+        return key_id
+    if expected_arn is None:
+        raise KeyPinError(f"{key_id} is not a key ARN and no expected key ARN was given: an alias "
+                          "can be moved to another key by anyone allowed kms:UpdateAlias")
+    resolved = str(kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"])
+    if resolved != expected_arn:
+        raise KeyPinError(f"{key_id} names key {resolved}, not the expected key {expected_arn}: the "
+                          "alias may have been moved (kms:UpdateAlias); check CloudTrail for "
+                          "UpdateAlias and the stack before publishing")
+    return resolved
+
+
 class KmsDataKeySource:
     """`GenerateDataKey` (AES_256) under one KMS key, with the message's encryption context.
 

@@ -37,7 +37,9 @@ def _merged_config(rule: Rule, given: Mapping[str, Any] | None) -> dict[str, Any
 
 def resource_from_args(args: ResourceValidationArgs) -> Resource:
     return Resource(type=args.resource_type, name=args.name, urn=args.urn, props=args.props,
-                    parent=args.opts.parent if args.opts else None)
+                    parent=args.opts.parent if args.opts else None,
+                    protect=bool(args.opts.protect) if args.opts else False,
+                    ignore_changes=tuple(args.opts.ignore_changes or ()) if args.opts else ())
 
 
 def resource_from_stack(resource: PolicyResource) -> Resource:
@@ -47,6 +49,8 @@ def resource_from_stack(resource: PolicyResource) -> Resource:
         dependencies=tuple(dep.urn for dep in resource.dependencies),
         property_dependencies={key: tuple(dep.urn for dep in deps)
                                for key, deps in resource.property_dependencies.items()},
+        protect=bool(resource.opts.protect) if resource.opts else False,
+        ignore_changes=tuple(resource.opts.ignore_changes or ()) if resource.opts else (),
     )
 
 

@@ -30,6 +30,10 @@ class Resource:
     parent: str | None = None
     dependencies: tuple[str, ...] = ()
     property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Resource options the engine passes along: `protect`, and the properties the engine leaves
+    # as they are in the cloud (`ignoreChanges`), i.e. drift it will never correct.
+    protect: bool = False
+    ignore_changes: tuple[str, ...] = ()
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.props.get(key, default)

@@ -30,7 +30,7 @@ def stack_of(urn: str) -> str:
     return head.split(":", 2)[2] if head.count(":") >= 2 else ""
 
 
-def _why_protected(resource: Resource, config: Mapping[str, Any]) -> str | None:
+def why_protected(resource: Resource, config: Mapping[str, Any]) -> str | None:
     stack = stack_of(resource.urn)
     patterns = config.get("protectedStacks", DEFAULT_PROTECTED_STACKS)
     # Case-insensitive: a stack named "Prod" or "PROD" is production too.
@@ -48,7 +48,7 @@ def _why_protected(resource: Resource, config: Mapping[str, Any]) -> str | None:
 
 
 def dynamodb_deletion_protection(resource: Resource, config: Mapping[str, Any]) -> list[str]:
-    reason = _why_protected(resource, config)
+    reason = why_protected(resource, config)
     if reason is None:
         return []
     messages = []

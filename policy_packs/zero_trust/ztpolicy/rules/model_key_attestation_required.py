@@ -1,8 +1,26 @@
 """The model-weights key gives plaintext only to an attested Nitro Enclave (§4.2).
 
-A key is a model key when it (or its replica) is tagged `ztai:key-purpose` = `model-weights`, or
-an alias `.../model-weights` names it. Its effective policy (each `aws.kms.KeyPolicy` for it, else
-the key's own `policy`) must
+Which keys are model keys is decided by their role, not by one name, because an insider who wants
+plaintext weights creates a second key, labels it differently and points the publisher at it. A
+key (or replica) is a model key, and must pass every check below, when
+
+- its `ztai:key-purpose` tag, or the last part of the name of an alias naming it, matches one of
+  `attestedKeyPurposes` (globs, case and `_`/`-` ignored; default `model-weights*`, so
+  `model-weights-v2` and `Model_Weights` claim the role too), or an alias naming it matches
+  `attestedAliases` (full alias-name globs, default none);
+- the stack exports its ARN as `keyArns.<purpose>` for such a purpose: the key `ztai weights
+  encrypt --stack-outputs` pins, i.e. the key weights are actually published under;
+- its policy uses a `kms:RecipientAttestation:*` condition anywhere: it claims enclave-only
+  decryption, so it must hold it completely;
+- a principal that decrypts a model key under attestation (the enclave fleet's role) is allowed
+  `kms:Decrypt` on it with neither attestation nor a `kms:ViaService` condition: the parent
+  instance holds that role's credentials, so whatever is encrypted under that key, weights
+  included, is plaintext to the parent. (Through a service, e.g. S3 objects, is another control;
+  so is a Decrypt bound to Session Manager's encryption context, `aws:ssm:SessionId` and
+  `aws:ssm:TargetId` under StringEquals or StringLike, which the SSM agent on the parent needs to
+  open encrypted sessions: it decrypts only ciphertexts made with a session's context.)
+
+Its effective policy (each `aws.kms.KeyPolicy` for it, else the key's own `policy`) must
 
 - allow `kms:Decrypt` to named principals (never `*`: anyone holding a copy of the EIF could then
   decrypt) only under `StringEqualsIgnoreCase` (or `StringEquals`) conditions on
@@ -50,8 +68,9 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from pulumi_policy import Severity
+from pulumi_policy.proxy import UnknownValueError
 
-from ztpolicy.graph import UNKNOWN, as_list, known, of_type, refers_to_key
+from ztpolicy.graph import UNKNOWN, as_list, known, known_field, of_type, refers_to_key
 from ztpolicy.rule import Finding, Resource, Rule
 from ztpolicy.rules.kms_key_policy_least_privilege import (
     KEY,
@@ -68,6 +87,19 @@ NATIVE_KMS_PREFIX = "aws-native:kms:"
 GRANT = "aws:kms/grant:Grant"
 PURPOSE_TAG = "ztai:key-purpose"
 MODEL_PURPOSE = "model-weights"
+STACK = "pulumi:pulumi:Stack"
+DEFAULT_ATTESTED_PURPOSES = [f"{MODEL_PURPOSE}*"]
+# Shared with model-key-alias-pinned: give both rules the same values.
+ATTESTED_KEY_CONFIG: dict[str, dict[str, Any]] = {
+    "attestedKeyPurposes": {
+        "type": "array", "items": {"type": "string"}, "default": DEFAULT_ATTESTED_PURPOSES,
+        "description": "Globs over `ztai:key-purpose` tags, alias-name endings and `keyArns` output "
+                       "names whose keys must decrypt only in an attested enclave."},
+    "attestedAliases": {
+        "type": "array", "items": {"type": "string"}, "default": [],
+        "description": "Alias names (globs, e.g. alias/acme/llm-weights) whose keys must decrypt only "
+                       "in an attested enclave."},
+}
 _ATTESTATION = "kms:recipientattestation:"
 _REQUIRED_PCRS = ("pcr0", "pcr1", "pcr2")
 _MATCH_OPERATORS = {"stringequalsignorecase", "stringequals"}
@@ -275,12 +307,130 @@ def document_problems(document: Any, label: str, break_glass: set[str]) -> list[
     return rewrite_problems + problems
 
 
-def _model_keys(resources: Sequence[Resource]) -> list[Resource]:
-    aliases = [alias for alias in of_type(resources, ALIAS)
-               if str(known(alias, "name", "")).endswith(f"/{MODEL_PURPOSE}")]
-    return [key for key in of_type(resources, KEY, REPLICA_KEY)
-            if key.tags().get(PURPOSE_TAG) == MODEL_PURPOSE
-            or any(refers_to_key(alias, "targetKeyId", key) for alias in aliases)]
+def claims_purpose(value: Any, patterns: Sequence[Any]) -> bool:
+    """Does a purpose tag or alias segment claim one of `patterns` (case and `_`/`-` ignored)?"""
+    if not isinstance(value, str) or not value:
+        return False
+    normal = value.casefold().replace("_", "-")
+    return any(fnmatchcase(normal, str(p).casefold().replace("_", "-")) for p in patterns)
+
+
+def _purpose_tag(key: Resource) -> Any:
+    try:
+        return key.tags().get(PURPOSE_TAG)
+    except UnknownValueError:
+        return None
+
+
+def _key_documents(key: Resource, policies: Sequence[Resource]) -> list[tuple[Resource, Any]]:
+    """(holder, policy) of a key: each KeyPolicy for it, else the key's own `policy`."""
+    linked = [policy for policy in policies if refers_to_key(policy, "keyId", key)]
+    return [(holder, known(holder, "policy")) for holder in (linked or [key])]
+
+
+def _parsed(document: Any) -> Mapping[str, Any] | None:
+    if document is UNKNOWN or not document:
+        return None
+    try:
+        parsed = json.loads(document) if isinstance(document, str) else document
+    except json.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, Mapping) else None
+
+
+def _decrypt_allows(document: Any) -> list[Mapping[str, Any]]:
+    parsed = _parsed(document)
+    statements = as_list(parsed.get("Statement")) if parsed is not None else []
+    return [s for s in statements if isinstance(s, Mapping) and s.get("Effect") == "Allow"
+            and _covers(s, "kms:Decrypt")]
+
+
+def _condition_keys(condition: Any) -> set[str]:
+    return {str(key).lower() for block in (condition.values() if isinstance(condition, Mapping) else ())
+            if isinstance(block, Mapping) for key in block}
+
+
+_SESSION_CONTEXT = ("kms:encryptioncontext:aws:ssm:sessionid", "kms:encryptioncontext:aws:ssm:targetid")
+
+
+def _session_data_only(condition: Any) -> bool:
+    """Is the statement bound to Session Manager data keys: both of the session's context keys
+    required by a positive, non-IfExists string operator?"""
+    if not isinstance(condition, Mapping):
+        return False
+    required = {str(key).lower() for operator, block in condition.items()
+                if str(operator).lower() in ("stringequals", "stringlike") and isinstance(block, Mapping)
+                for key, values in block.items() if as_list(values)}
+    return all(key in required for key in _SESSION_CONTEXT)
+
+
+def _mentions_attestation(document: Any) -> bool:
+    parsed = _parsed(document)
+    statements = as_list(parsed.get("Statement")) if parsed is not None else []
+    return any(key.startswith(_ATTESTATION) for s in statements if isinstance(s, Mapping)
+               for key in _condition_keys(s.get("Condition")))
+
+
+def _exported_key_arns(resources: Sequence[Resource], patterns: Sequence[Any]) -> dict[str, str]:
+    """ARN -> `keyArns.<purpose>` for the purposes the stack exports that claim the role."""
+    exported: dict[str, str] = {}
+    for stack in of_type(resources, STACK):
+        arns = known(stack, "keyArns")
+        if not isinstance(arns, Mapping):
+            continue
+        for purpose in list(arns):
+            arn = known_field(arns, purpose)
+            if claims_purpose(purpose, patterns) and isinstance(arn, str) and arn:
+                exported[arn] = f"keyArns.{purpose}"
+    return exported
+
+
+def attested_keys(resources: Sequence[Resource],
+                  config: Mapping[str, Any]) -> dict[str, tuple[Resource, str]]:
+    """URN -> (key, why it is a model key) for every key or replica that must be attested."""
+    purposes = list(as_list(config.get("attestedKeyPurposes", DEFAULT_ATTESTED_PURPOSES)))
+    alias_patterns = [str(p) for p in as_list(config.get("attestedAliases", []))]
+    aliases = [(alias, name) for alias in of_type(resources, ALIAS)
+               if isinstance(name := known(alias, "name", ""), str) and name
+               and (claims_purpose(name.rsplit("/", 1)[-1], purposes)
+                    or any(fnmatchcase(name, pattern) for pattern in alias_patterns))]
+    exported = _exported_key_arns(resources, purposes)
+    policies = of_type(resources, KEY_POLICY)
+    keys = of_type(resources, KEY, REPLICA_KEY)
+    found: dict[str, tuple[Resource, str]] = {}
+    for key in keys:
+        tag = _purpose_tag(key)
+        named = next((name for alias, name in aliases if refers_to_key(alias, "targetKeyId", key)), None)
+        arn = known(key, "arn")
+        if claims_purpose(tag, purposes):
+            found[key.urn] = (key, f"tagged {PURPOSE_TAG}={tag}")
+        elif named is not None:
+            found[key.urn] = (key, f"named by alias {named}")
+        elif isinstance(arn, str) and arn in exported:
+            found[key.urn] = (key, f"exported as {exported[arn]}, the key publishers pin")
+        elif any(_mentions_attestation(document) for _, document in _key_documents(key, policies)):
+            found[key.urn] = (key, "its policy uses enclave attestation conditions")
+    # The principals that decrypt a model key only under attestation: the enclave fleet's roles.
+    enclave_roles = {principal for key, _ in found.values()
+                     for _, document in _key_documents(key, policies)
+                     for statement in _decrypt_allows(document)
+                     if attestation_issue(statement.get("Condition")) is None
+                     for principal in statement_principals(statement) if principal != "*"}
+    for key in keys:
+        if key.urn in found:
+            continue
+        for _, document in _key_documents(key, policies):
+            for statement in _decrypt_allows(document):
+                keys_used = _condition_keys(statement.get("Condition"))
+                if ("kms:viaservice" in keys_used or attestation_issue(statement.get("Condition")) is None
+                        or _session_data_only(statement.get("Condition"))):
+                    continue
+                shared = [p for p in statement_principals(statement)
+                          if any(same_principal(p, role) for role in enclave_roles)]
+                if shared and key.urn not in found:
+                    found[key.urn] = (key, f"the enclave role {shared[0]} may decrypt under it "
+                                           "without attestation, so the parent instance can too")
+    return found
 
 
 def model_key_attestation_required(resources: Sequence[Resource],
@@ -289,7 +439,7 @@ def model_key_attestation_required(resources: Sequence[Resource],
     policies = of_type(resources, KEY_POLICY)
     grants = of_type(resources, GRANT)
     findings: list[Finding] = []
-    for key in _model_keys(resources):
+    for key, why in attested_keys(resources, config).values():
         linked = [policy for policy in policies if refers_to_key(policy, "keyId", key)]
         if len(linked) > 1:
             names = ", ".join(policy.name for policy in linked)
@@ -303,6 +453,8 @@ def model_key_attestation_required(resources: Sequence[Resource],
             if document is UNKNOWN:
                 continue  # computed from this update's resources; checked when known
             label = f"model key {key.name}" + (f" (policy {holder.name})" if holder is not key else "")
+            if not why.startswith(("tagged", "named by alias")):
+                label += f" ({why})"
             if not document:
                 findings.append(Finding(holder.urn, f"{label} has no policy: AWS's default lets "
                                         "every IAM principal of the account decrypt"))
@@ -337,5 +489,6 @@ RULE = Rule(
     # The one control that keeps weights out of the parent's reach: never waived.
     suppressible=False,
     config={"breakGlassPrincipalArns": {"type": "array", "items": {"type": "string"}, "default": [],
-                                        "description": "Principals allowed kms:* (break glass)."}},
+                                        "description": "Principals allowed kms:* (break glass)."},
+            **ATTESTED_KEY_CONFIG},
 )
