@@ -7,6 +7,11 @@ It fetches the *encrypted* weights from S3, streams them to the enclave with the
 short-lived credentials (used by the enclave for one attested KMS Decrypt), forwards inference
 requests from the load balancer to the enclave, and answers health checks. It never holds a data
 key or plaintext weights: its role's key-policy grant works only with the enclave's attestation.
+
+It decides nothing about callers: it passes the caller's Authorization header and the headers the
+API gateway's integration writes (the client certificate's issuer, subject and serial, the route)
+to the enclave, which verifies them (enclave/auth.py) and answers 401/403 for a request that did
+not pass the gateway's checks. A parent that relays anything else gets the same refusal.
 """
 
 from __future__ import annotations
@@ -34,11 +39,19 @@ from ztai_runtime.jsonlog import get_logger, log_decision
 
 # Below the protocol's message limit, so a request that passes here fits one predict message.
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
+# What the enclave verifies (enclave/auth.py), lower case; the gateway writes all but the first.
+FORWARDED_HEADERS = ("authorization", "x-ztai-route", "x-ztai-client-cert-issuer",
+                     "x-ztai-client-cert-subject", "x-ztai-client-cert-serial")
+MAX_HEADER_BYTES = 16 * 1024
 _log = get_logger("ztai.parent")
 
 
 class EnclaveError(Exception):
-    """The enclave refused or did not answer."""
+    """The enclave refused or did not answer. `status`: 401/403 when it refused the caller."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class EnclaveClient:
@@ -68,7 +81,9 @@ class EnclaveClient:
             self._stream = None
             raise EnclaveError("the enclave closed the connection")
         if answer["type"] == "error":
-            raise EnclaveError(str(answer.get("error")))
+            status = answer.get("status")
+            raise EnclaveError(str(answer.get("error")),
+                               status if status in (401, 403) else None)
         return answer
 
     def ping(self) -> dict[str, Any]:
@@ -80,8 +95,10 @@ class EnclaveClient:
                            "key_arns": list(key_arns), "context": dict(context),
                            "credentials": dict(credentials)}, payload=weights)
 
-    def predict(self, inputs: Any) -> list[int]:
-        answer = self._call({"type": "predict", "version": PROTOCOL_VERSION, "inputs": inputs})
+    def predict(self, inputs: Any, auth: Mapping[str, str]) -> list[int]:
+        """`auth`: the caller's headers the enclave verifies (FORWARDED_HEADERS)."""
+        answer = self._call({"type": "predict", "version": PROTOCOL_VERSION, "inputs": inputs,
+                             "auth": dict(auth)})
         labels: list[int] = answer["labels"]
         return labels
 
@@ -159,10 +176,13 @@ def make_handler(enclave: EnclaveClient,
             if not _is_rows(inputs):
                 self._reply(400, {"error": 'expected {"inputs": [[64 numbers], ...]}'})
                 return
+            auth = {name: value for name in FORWARDED_HEADERS
+                    if (value := self.headers.get(name)) is not None and len(value) <= MAX_HEADER_BYTES}
             try:
-                labels = enclave.predict(inputs)
+                labels = enclave.predict(inputs, auth)
             except EnclaveError as error:
-                self._reply(400 if "must" in str(error) else 502, {"error": str(error)})
+                status = error.status or (400 if "must" in str(error) else 502)
+                self._reply(status, {"error": str(error)})
                 return
             log_decision(_log, "predict", rows=len(labels))
             self._reply(200, {"labels": labels})
