@@ -80,6 +80,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from components.aws_facts import LOG_RETENTION_DAYS
 from components.buckets import private_bucket
@@ -502,8 +503,10 @@ def ca_certificates(path: str) -> list[str]:
 
 def ca_subject_names(path: str) -> list[str]:
     """The RFC 4514 subject names of a CA file's certificates: the issuer DN a client certificate
-    signed by one of them carries (the enclave compares names regardless of attribute order)."""
-    return [x509.load_pem_x509_certificate(block.encode("ascii")).subject.rfc4514_string()
+    signed by one of them carries (the enclave compares names regardless of attribute order,
+    spacing and escapes). An e-mail attribute is written by name, not as RFC 4514's hex DER."""
+    return [x509.load_pem_x509_certificate(block.encode("ascii")).subject.rfc4514_string(
+                {NameOID.EMAIL_ADDRESS: "EMAILADDRESS"})
             for block in ca_certificates(path)]
 
 

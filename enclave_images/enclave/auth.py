@@ -32,14 +32,11 @@ that; Cognito does not issue them.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 TRUST_PATH = "/app/enclave-trust.json"
 TRUST_FORMAT_VERSION = 1
@@ -57,11 +54,8 @@ CERT_SUBJECT_HEADER = "x-ztai-client-cert-subject"
 CERT_SERIAL_HEADER = "x-ztai-client-cert-serial"
 ROUTE_HEADER = "x-ztai-route"
 
-# API Gateway writes DNs as `C=US,ST=...,CN=...`; RFC 4514 parsing plus the names it may use
-# that cryptography's parser does not know by default.
-_DN_KEYWORDS = {"EMAILADDRESS": NameOID.EMAIL_ADDRESS, "E": NameOID.EMAIL_ADDRESS,
-                "SERIALNUMBER": NameOID.SERIAL_NUMBER}
-_SPACE_AFTER_COMMA = re.compile(r"(?<!\\),\s+")
+# Other spellings of attribute names that DN writers use (RFC 1779, OpenSSL, Java).
+_DN_KEY_ALIASES = {"E": "EMAILADDRESS", "S": "ST", "SP": "ST"}
 
 
 class AuthError(Exception):
@@ -74,19 +68,36 @@ class AuthError(Exception):
 
 
 def dn_key(text: str) -> frozenset[tuple[str, str]]:
-    """A distinguished name as a set of (OID, value) pairs: equal for the same name whatever the
-    attribute order (RFC 4514 writes it reversed; API Gateway writes it in certificate order)
-    and spacing after commas. ValueError for text that is not a DN."""
-    normalised = _SPACE_AFTER_COMMA.sub(",", text.strip())
-    try:
-        name = x509.Name.from_rfc4514_string(normalised, _DN_KEYWORDS)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a distinguished name (e.g. CN=Partner CA,O=Acme)") from None
-    pairs = frozenset((attribute.oid.dotted_string, str(attribute.value).strip())
-                      for attribute in name)
-    if not pairs:
-        raise ValueError(f"{text!r} is an empty distinguished name")
-    return pairs
+    """A distinguished name as a set of (attribute, value) pairs, so one name compares equal
+    however it is written: the attribute order (RFC 4514 writes it reversed, API Gateway may write
+    it in certificate order), spaces after commas, backslash escapes (`\\,` `\\;`), quotes around a
+    value, upper or lower case attribute names. Splits on unescaped commas only, so a value with a
+    bare comma cannot be told apart: CA names are chosen by their owners, who can avoid that.
+    ValueError for text that is not a DN. (Name matching, not a parser of certificates: the CA
+    certificate itself was verified by API Gateway's truststore.)"""
+    parts, current, escaped = [], [], False
+    for character in text:
+        if escaped:
+            current.append(character)
+            escaped = False
+        elif character == "\\":
+            escaped = True
+        elif character == ",":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(character)
+    parts.append("".join(current))
+    pairs = set()
+    for part in parts:
+        attribute, separator, value = part.partition("=")
+        attribute, value = attribute.strip().upper(), value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if not separator or not attribute or not value:
+            raise ValueError(f"{text!r} is not a distinguished name (e.g. CN=Partner CA,O=Acme)")
+        pairs.add((_DN_KEY_ALIASES.get(attribute, attribute), value))
+    return frozenset(pairs)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The parent-side agent (a systemd unit on the inference instances, baked by the AMI pipeline).
 
     python -m enclave_images.parent.agent --bucket B --key models/digits.enc --key-arn ARN \
-        --context model=digits --context version=7 [--enclave vsock:16:5005] [--listen 0.0.0.0:8080]
+        --context model=digits --context version=7 [--enclave vsock:16:5005] [--listen 0.0.0.0:8080] \
+        [--tls]
 
 It fetches the *encrypted* weights from S3, streams them to the enclave with the instance role's
 short-lived credentials (used by the enclave for one attested KMS Decrypt), forwards inference
@@ -12,6 +13,11 @@ It decides nothing about callers: it passes the caller's Authorization header an
 API gateway's integration writes (the client certificate's issuer, subject and serial, the route)
 to the enclave, which verifies them (enclave/auth.py) and answers 401/403 for a request that did
 not pass the gateway's checks. A parent that relays anything else gets the same refusal.
+
+With `--tls` (the fleet's default: its load balancer's target group is TLS) it serves HTTPS with
+an RSA key and self-signed certificate it makes at start and keeps in memory only: the load
+balancer re-encrypts to the instance and does not validate target certificates, so there is no
+certificate to distribute; what the key protects is the hop on the VPC's network.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
+import subprocess
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
@@ -190,6 +198,54 @@ def make_handler(enclave: EnclaveClient,
     return Handler
 
 
+def self_signed_context(host_name: str = "ztai-parent-agent", openssl: str = "openssl") -> ssl.SSLContext:
+    """A TLS 1.2+ server context with a fresh RSA key and a self-signed certificate, made by the
+    instance's `openssl` (the agent's package carries no cryptography library). The files
+    `load_cert_chain` needs live in a private directory only while it reads them."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    with tempfile.TemporaryDirectory(prefix="ztai-agent-tls-") as directory:  # mode 0700
+        key_path, certificate_path = Path(directory, "key.pem"), Path(directory, "cert.pem")
+        try:
+            subprocess.run(
+                [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "397",
+                 "-subj", f"/CN={host_name}", "-addext", f"subjectAltName=DNS:{host_name}",
+                 "-keyout", str(key_path), "-out", str(certificate_path)],
+                check=True, capture_output=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as error:
+            raise SystemExit(f"--tls: could not make the agent's TLS key with {openssl} ({error})") from None
+        context.load_cert_chain(certificate_path, key_path)
+    return context
+
+
+class AgentServer(ThreadingHTTPServer):
+    """The agent's HTTP server; with a TLS context, each connection's handshake runs in that
+    connection's own thread (a slow or broken client never holds up the accept loop)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(address, handler)
+        self._tls = tls
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self._tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(30)
+        try:
+            connection = self._tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as error:
+            log_decision(_log, "tls-handshake-failed", reason=str(error))
+            return
+        with connection:
+            self.RequestHandlerClass(connection, client_address, self)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log_decision(_log, "connection-failed", client=str(client_address))
+
+
 def _context_pair(text: str) -> tuple[str, str]:
     key, separator, value = text.partition("=")
     if not separator or not key or not value:
@@ -227,6 +283,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="the enclave application (default: vsock:16:5005)")
     parser.add_argument("--listen", default="0.0.0.0:8080", type=_listen_address, metavar="HOST:PORT",
                         help="where the load balancer reaches the agent (default: 0.0.0.0:8080)")
+    parser.add_argument("--tls", action="store_true",
+                        help="serve HTTPS with a key made at start (the load balancer's TLS target group)")
     args = parser.parse_args(argv)
     context: dict[str, str] = {}
     for key, value in args.context:
@@ -248,7 +306,7 @@ def main() -> None:  # pragma: no cover - runs on the instance
     enclave = EnclaveClient(args.enclave)
     enclave.load(weights, key_arns=args.key_arn, context=args.context, credentials=instance_credentials())
     handler = make_handler(enclave, EnclaveClient(args.enclave, timeout=5.0))
-    ThreadingHTTPServer(args.listen, handler).serve_forever()
+    AgentServer(args.listen, handler, self_signed_context() if args.tls else None).serve_forever()
 
 
 if __name__ == "__main__":

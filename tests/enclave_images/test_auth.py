@@ -140,6 +140,14 @@ def test_the_issuer_dn_matches_whatever_the_attribute_order_and_spacing(verifier
     for written in ("O=Zero Trust AI,CN=First-party Client CA", "CN=First-party Client CA, O=Zero Trust AI"):
         assert verifier.verify(ISSUER.headers(ca=written)).client_id == FIRST_PARTY_ID
     assert dn_key("C=US,ST=Washington,CN=x") == dn_key("CN=x,ST=Washington,C=US")
+    # RFC 4514 escapes (what the stack writes) against the same name written plainly or quoted.
+    assert dn_key(r"CN=CA (old\; new)") == dn_key("cn=CA (old; new)") == dn_key('CN="CA (old; new)"')
+    assert dn_key(r"CN=Acme\, Inc. CA,O=Acme") == {("CN", "Acme, Inc. CA"), ("O", "Acme")}
+    assert dn_key("E=ca@acme.example,CN=x") == dn_key("CN=x,EMAILADDRESS=ca@acme.example")
+    assert dn_key("CN=Acme CA") != dn_key("CN=Acme CA,O=Evil")  # an extra attribute is another name
+    for text in ("", "CN=", "no equals sign", "CN=a,,O=b"):
+        with pytest.raises(ValueError, match="not a distinguished name"):
+            dn_key(text)
 
 
 def test_a_missing_or_malformed_token_is_refused(verifier: RequestVerifier) -> None:
