@@ -240,7 +240,7 @@ class AgentServer(ThreadingHTTPServer):
             log_decision(_log, "tls-handshake-failed", reason=str(error))
             return
         with connection:
-            self.RequestHandlerClass(connection, client_address, self)
+            super().finish_request(connection, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log_decision(_log, "connection-failed", client=str(client_address))
