@@ -35,6 +35,7 @@ from ztpolicy.rules import (
     api_stage_access_logs,
     api_stage_throttled,
     api_tls_12,
+    inference_path_tls_bound,
     log_group_encrypted,
     no_unrestricted_ingress,
 )
@@ -225,7 +226,7 @@ def test_outputs_for_incident_response(args: SecureApiGatewayArgs) -> None:
 def test_the_api_rules_pass(stack: RecordedStack) -> None:
     rules = [api_default_endpoint_disabled.RULE, api_mtls_required.RULE, api_route_authorized.RULE,
              api_stage_access_logs.RULE, api_stage_throttled.RULE, api_tls_12.RULE,
-             log_group_encrypted.RULE, no_unrestricted_ingress.RULE]
+             log_group_encrypted.RULE, no_unrestricted_ingress.RULE, inference_path_tls_bound.RULE]
     checked = 0
     for resource in stack.resources:
         for rule in rules:
@@ -370,6 +371,9 @@ def test_a_plaintext_backend_must_be_named(args: SecureApiGatewayArgs) -> None:
     stack = build(replace(args, backend_server_name=None, allow_plaintext_backend=True))
     [integration] = of_type(stack, "aws:apigatewayv2/integration:Integration")
     assert "tlsConfig" not in integration.inputs
+    # Named or not, the pack still refuses it (not suppressible).
+    [message] = inference_path_tls_bound.inference_path_tls_bound(as_rule_resource(integration), {})
+    assert "without TLS" in message
 
 
 def test_the_enclave_trust_binds_each_client_to_its_own_cas(args: SecureApiGatewayArgs,

@@ -39,6 +39,7 @@ from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztai.stackfile import load_stack
 from ztpolicy.rule import Resource
 from ztpolicy.rules.enclave_user_data_no_debug import debug_flags, enclave_user_data_no_debug
+from ztpolicy.rules.inference_path_tls_bound import inference_path_tls_bound
 from ztpolicy.rules.instance_no_public_ip import instance_no_public_ip
 from ztpolicy.rules.kms_key_policy_least_privilege import kms_key_policy_least_privilege
 from ztpolicy.rules.launch_template_hardened import launch_template_hardened
@@ -271,6 +272,8 @@ def test_internal_load_balancer_forwards_to_the_agents(fleet: RecordedStack) -> 
     listener = named(fleet, "fleet-listener").inputs
     assert (listener["protocol"], listener["port"], listener["sslPolicy"], listener["certificateArn"]) == (
         "TLS", 443, "ELBSecurityPolicy-TLS13-1-2-2021-06", ARGS.certificate_arn)
+    for name in ("fleet-listener", "fleet-agents"):
+        assert inference_path_tls_bound(as_rule_input(named(fleet, name)), {}) == []
 
 
 def test_the_listener_certificate_can_be_requested_in_the_zone() -> None:
@@ -291,6 +294,10 @@ def test_a_plaintext_listener_must_be_named() -> None:
     assert "certificateArn" not in listener and "sslPolicy" not in listener
     assert named(plain, "fleet-agents").inputs["protocol"] == "TCP"
     assert "--listen 0.0.0.0:8080\n" in script(plain) and "--tls" not in script(plain)
+    # Named or not, the pack refuses a plain-text path to the enclave (not suppressible).
+    for name in ("fleet-listener", "fleet-agents"):
+        [message] = inference_path_tls_bound(as_rule_input(named(plain, name)), {})
+        assert "uses protocol TCP" in message
 
 
 @pytest.mark.parametrize(("change", "problem"), [

@@ -66,7 +66,7 @@ def test_pack_describes_its_policies(pack: PolicyPackProcess) -> None:
     result = run(pack, SECURE)
     assert result.pack_name == "zero-trust-ai" and result.pack_version == "0.1.0"
     by_name = {p.name: p for p in result.policies}
-    assert len(by_name) == 31
+    assert len(by_name) == 32
     flow = by_name["vpc-flow-logs-enabled"]
     assert (flow.policy_type, flow.enforcement_level, flow.severity, flow.section) == (
         "stack", "mandatory", "high", "§2.1")

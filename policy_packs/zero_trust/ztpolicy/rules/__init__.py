@@ -19,6 +19,7 @@ from ztpolicy.rules import (
     enclave_user_data_no_debug,
     image_builder_infrastructure_hardened,
     image_pipeline_scans_images,
+    inference_path_tls_bound,
     instance_no_public_ip,
     kms_key_deletion_window,
     kms_key_policy_least_privilege,
@@ -67,4 +68,5 @@ ALL_RULES: list[Rule] = [
     api_stage_throttled.RULE,
     api_rest_stage_waf.RULE,
     api_partner_route_scoped.RULE,
+    inference_path_tls_bound.RULE,
 ]
