@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from enclave_images.enclave.app import EnclaveApp, EnclaveConfig
 from enclave_images.enclave.auth import AuthError, RequestVerifier, TrustConfig, dn_key
 from enclave_images.parent.agent import EnclaveClient, make_handler
-from enclave_images.protocol import Address
+from enclave_images.protocol import Address, read_message, send_message
 from tests.enclave_images.test_app import CONTEXT, sealed  # noqa: F401 - the weights fixture
 from tests.support.token_issuer import (
     API,
@@ -257,3 +257,22 @@ def test_a_second_api_on_the_vpc_link_gets_nothing(relay: str) -> None:
     # Only a call as the gateway makes it is served.
     status, body = post(relay, ISSUER.headers())
     assert status == 200 and len(body["labels"]) == 1
+
+
+def test_root_on_the_parent_writing_to_vsock_gets_nothing(relay: str, tmp_path: Path) -> None:
+    """The parent bypassing its own agent: predict messages straight onto the enclave's socket."""
+    address = Address.parse(f"unix:{tmp_path / 'enclave.sock'}")
+    with address.connect() as sock, sock.makefile("rwb", buffering=0) as stream:
+        for auth in (None, {}, {**ISSUER.headers(), "authorization": "Bearer x.y.z"},
+                     ISSUER.headers(ca=PARTNER_CA)):
+            message = {"type": "predict", "version": 1, "inputs": [[0] * 64]}
+            if auth is not None:
+                message["auth"] = auth
+            send_message(stream, message)
+            answer = read_message(stream)
+            assert answer is not None and answer["type"] == "error"
+            assert answer["status"] in (401, 403) and answer["error"].startswith("refused: ")
+        send_message(stream, {"type": "predict", "version": 1, "inputs": [[0] * 64],
+                              "auth": ISSUER.headers()})
+        answer = read_message(stream)
+        assert answer is not None and answer["type"] == "prediction"
