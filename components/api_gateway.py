@@ -363,6 +363,8 @@ class SecureApiGateway(pulumi.ComponentResource):
                 integration_uri=args.nlb_listener_arn, connection_type="VPC_LINK",
                 connection_id=vpc_link.id, payload_format_version="1.0",
                 request_parameters={"overwrite:path": path, **ENCLAVE_AUTH_HEADERS},
+                # TLS to the private backend, its certificate's host name verified (and sent as
+                # SNI): https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-apigatewayv2-integration-tlsconfig.html
                 tls_config=(aws.apigatewayv2.IntegrationTlsConfigArgs(
                     server_name_to_verify=args.backend_server_name)
                             if args.backend_server_name is not None else None),

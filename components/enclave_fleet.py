@@ -232,7 +232,8 @@ class EnclaveInferenceFleetArgs:
     hosted_zone_id: the public Route 53 zone of `certificate_domain_name`: a public ACM
         certificate is requested and DNS-validated there. Exactly one of this and
         `certificate_arn` (an existing, publicly trusted ACM certificate for that name: API
-        Gateway verifies the backend's certificate against public CAs).
+        Gateway is expected to verify the backend's certificate against public CAs only; not
+        confirmed by a doc search).
     certificate_arn: see hosted_zone_id.
     allow_plaintext_listener: a TCP listener on the agent port and a TCP target group: bearer
         tokens and prompts in clear inside the VPC. Default False.
