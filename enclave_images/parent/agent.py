@@ -15,8 +15,9 @@ to the enclave, which verifies them (enclave/auth.py) and answers 401/403 for a 
 not pass the gateway's checks. A parent that relays anything else gets the same refusal.
 
 With `--tls` (the fleet's default: its load balancer's target group is TLS) it serves HTTPS with
-an RSA key and self-signed certificate it makes at start and keeps in memory only: the load
-balancer re-encrypts to the instance and does not validate target certificates, so there is no
+an RSA key and self-signed certificate `openssl` makes at start (written only to a private
+temporary directory while the TLS context loads them, then removed): the load balancer
+re-encrypts to the instance and does not validate target certificates, so there is no
 certificate to distribute; what the key protects is the hop on the VPC's network.
 """
 
@@ -27,6 +28,7 @@ import json
 import os
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
@@ -243,7 +245,10 @@ class AgentServer(ThreadingHTTPServer):
             super().finish_request(connection, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log_decision(_log, "connection-failed", client=str(client_address))
+        # One JSON line instead of socketserver's traceback on stderr.
+        error = sys.exc_info()[1]
+        log_decision(_log, "connection-failed", client=str(client_address),
+                     kind=type(error).__name__, reason=str(error))
 
 
 def _context_pair(text: str) -> tuple[str, str]:
