@@ -15,9 +15,10 @@ Why baked in and not fetched at run time: the enclave has no network of its own,
 parent relays it can substitute. A JWKS fetched through the parent over TLS terminating in the
 enclave would also work, but needs a CA bundle and an HTTPS client in the image for little gain:
 a user pool's signing keys are not rotated on a schedule (as remembered, not confirmed by a doc
-search; a key the image does not hold fails closed, it never admits). The cost is plain: a new issuer key, a new
-partner or a new route is a new EIF, new measurements and new pinned PCRs (until then, tokens
-signed with a new key id are refused: "not one of the issuer's keys baked into this image").
+search; a key the image does not hold fails closed, it never admits). The cost is plain: a new
+issuer key, a new partner or a new route is a new EIF, new measurements and new pinned PCRs
+(until then, tokens signed with a new key id are refused: "not one of the issuer's keys baked
+into this image").
 """
 
 from __future__ import annotations
