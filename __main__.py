@@ -9,7 +9,7 @@ from dataclasses import replace
 import pulumi
 
 from components.ami_pipeline import ImmutableAmiPipeline, ImmutableAmiPipelineArgs
-from components.api_gateway import ApiRoute, SecureApiGateway, SecureApiGatewayArgs
+from components.api_gateway import FIRST_PARTY, ApiRoute, SecureApiGateway, SecureApiGatewayArgs
 from components.api_identity import ApiClient, CognitoApiIdentity, CognitoApiIdentityArgs, scope_string
 from components.aws_facts import enclave_parent_type
 from components.enclave_fleet import (
@@ -131,6 +131,15 @@ fleet = EnclaveInferenceFleet(
         # Unless CIDRs are configured, only the API gateway's VPC link reaches the listener:
         # nothing else in the VPC gets past the gateway's mTLS, scopes, throttling and logs.
         clients_by_security_group_only=True,
+        # TLS from the gateway's VPC link to the listener (the gateway verifies this name) and on
+        # to the agents. With the API's zone: a public certificate for inference.<API domain>
+        # requested there; otherwise the API's own publicly trusted certificate (the ownership
+        # proof when the API's is imported or private: API Gateway verifies against public CAs).
+        certificate_domain_name=(f"inference.{config.api.domain_name}" if config.api.hosted_zone_id
+                                 else config.api.domain_name),
+        hosted_zone_id=config.api.hosted_zone_id,
+        certificate_arn=(None if config.api.hosted_zone_id else
+                         config.api.ownership_verification_certificate_arn or config.api.certificate_arn),
         data_classification=next(s.data_classification for s in config.segments
                                  if s.name == "inference"),
         protect=config.is_prod,
@@ -292,6 +301,7 @@ gateway = SecureApiGateway(
         backend_cidr=next(s.cidr for s in config.segments if s.name == "inference"),
         backend_port=fleet.listener_port,
         nlb_listener_arn=fleet.listener.arn,
+        backend_server_name=fleet.tls_server_name,
         truststore_key_arn=keys.key_arn("inference"),
         logs_key_arn=keys.key_arn("logs"),
         throttling_rate_limit=api.rate_limit,
@@ -341,6 +351,16 @@ pulumi.export("inferenceLaunchTemplateId", fleet.launch_template.id)
 pulumi.export("amiPipelineArn", ami_pipeline.pipeline.arn)
 pulumi.export("amiIdParameter", fleet.image_parameter.name)
 pulumi.export("modelBucket", fleet.model_bucket_name)
+if api.jwt_issuer is None:
+    # What the enclave image bakes to re-verify every request (enclave_images/build.sh): the pool,
+    # each app client bound to its CAs' names, each route's scopes. Onboarding a partner changes
+    # it, and so the EIF and its pinned measurements.
+    pulumi.export("enclaveTrust", gateway.enclave_trust(identity.issuer, {
+        FIRST_PARTY: identity.client_ids["inference"],
+        **{name: identity.client_ids[scope] for name, scope in partner_scopes.items()}}))
+else:
+    pulumi.log.warn("enclaveTrust is not exported with an external jwtIssuer: bind its client ids "
+                    "to their CAs by hand in the enclave's trust file (enclave_images/trust.py)")
 pulumi.export("api", {
     "apiId": gateway.api_id, "stageName": gateway.stage_name, "routeKeys": gateway.route_keys,
     "domainName": gateway.domain_name, "truststoreVersion": gateway.truststore_version,

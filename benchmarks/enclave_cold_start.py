@@ -60,6 +60,7 @@ def main() -> None:
     from tests.support.attestation import TestAttestationSource, TestPki
     from tests.support.enclave_process import run_enclave
     from tests.support.kms_standin import KmsStandIn
+    from tests.support.token_issuer import StandInIssuer
     from ztai_runtime.attestation.recipient import AttestedKmsUnwrapper
     from ztai_runtime.weights import KmsDataKeySource, encrypt_stream
     from ztai_runtime.weights.stream import decrypt_stream
@@ -73,6 +74,7 @@ def main() -> None:
     key_arn = kms.create_key()["KeyMetadata"]["Arn"]
     policy, role_arn = rendered_policy()
     model, _, (inputs, _) = train()
+    issuer = StandInIssuer()  # the enclave verifies a token on every prediction
     with tempfile.TemporaryDirectory(prefix="ztai-enclave-bench-") as temp:
         directory = Path(temp)
 
@@ -91,7 +93,8 @@ def main() -> None:
                 target=run_enclave, daemon=True,
                 args=(str(socket_path), endpoint, {key_arn: policy}, role_arn,
                       [PINNED[index].hex() for index in range(16)], None,
-                      {"region": REGION, "key_arns": [key_arn], "context": {"model": "digits"}}))
+                      {"region": REGION, "key_arns": [key_arn], "context": {"model": "digits"}},
+                      issuer.trust()))
             process.start()
             while not socket_path.exists():
                 time.sleep(0.005)
@@ -99,7 +102,7 @@ def main() -> None:
             client = EnclaveClient(Address.parse(f"unix:{socket_path}"))
             client.load(small, key_arns=[key_arn], context=CONTEXT, credentials=CREDENTIALS)
             loaded = time.perf_counter()
-            client.predict(inputs[:1].tolist())
+            client.predict(inputs[:1].tolist(), issuer.headers())
             done = time.perf_counter()
             process.terminate()
             process.join(10)

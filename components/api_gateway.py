@@ -45,7 +45,14 @@ Secure by default, as the component declares it:
   without scopes is refused);
 - a VPC link in the given private subnets, with its own security group (no ingress; egress to the
   backend CIDR on the backend port only), and `HTTP_PROXY` integrations to the NLB listener that
-  rewrite each route's path to the agent's (`backend_path`);
+  rewrite each route's path to the agent's (`backend_path`), over TLS verified against
+  `backend_server_name` (the NLB's TLS listener; a plain-text backend is refused unless
+  `allow_plaintext_backend` names the risk), and that write what the enclave checks again
+  (`ENCLAVE_AUTH_HEADERS`: the route key and the client certificate's issuer, subject and serial);
+- `enclave_trust(...)`: what the enclave image must bake to verify requests itself
+  (enclave_images/enclave/auth.py): the issuer, each client id bound to its CAs' names, each
+  route's scopes. The gateway is not the only door AWS offers (a second API can reuse the VPC link
+  with no authorizer); the enclave is the check nobody can route around.
 - a stage with default throttling, per-route throttling, and JSON access logs (request id, caller
   `sub` and `client_id` claims, client certificate subject/serial/validity, route, status,
   latencies) to a CMK-encrypted log group with a retention.
@@ -73,14 +80,30 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from components.aws_facts import LOG_RETENTION_DAYS
 from components.buckets import private_bucket
+from components.certificates import dns_validated_certificate
 
 TRUSTSTORE_KEY = "truststore/truststore.pem"
 SECURITY_POLICY = "TLS_1_2"
 JWT_IDENTITY_SOURCE = "$request.header.Authorization"
 PARTNER_PREFIX = "/partners"
+# What the integration writes for the enclave (enclave_images/enclave/auth.py re-verifies every
+# request; the names are its *_HEADER constants). `overwrite:` replaces a header the caller sent
+# under the same name, so a client cannot claim another certificate's issuer at our gateway
+# (`append:` would keep the caller's value first). Authorization is one of HTTP APIs' reserved
+# headers, which no mapping may name: the HTTP proxy forwards it unchanged, and the enclave
+# verifies it. The clientCert variables are set on a mutual-TLS custom domain only.
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-parameter-mapping.html
+ENCLAVE_AUTH_HEADERS = {
+    "overwrite:header.x-ztai-route": "$context.routeKey",
+    "overwrite:header.x-ztai-client-cert-issuer": "$context.identity.clientCert.issuerDN",
+    "overwrite:header.x-ztai-client-cert-subject": "$context.identity.clientCert.subjectDN",
+    "overwrite:header.x-ztai-client-cert-serial": "$context.identity.clientCert.serialNumber",
+}
+FIRST_PARTY = "first-party"  # the principal name of `client_ca_files` in `enclave_trust`
 # Everything the incident responders need to attribute a request, one JSON object per request.
 ACCESS_LOG_FORMAT = json.dumps({
     "requestId": "$context.requestId",
@@ -194,8 +217,11 @@ class SecureApiGatewayArgs:
     throttling_rate_limit, throttling_burst_limit: stage defaults for every route; default 50 rps,
         burst 100.
     log_retention_days: a CloudWatch retention; default 365.
-    backend_server_name: when the NLB listener is TLS, the name its certificate must carry (the
-        integration then verifies it); default None (TCP listener inside the VPC).
+    backend_server_name: the name the NLB's TLS listener certificate carries; the integration
+        verifies it (and sends it as SNI), so the token and the prompt cross the VPC encrypted.
+        Required unless `allow_plaintext_backend`.
+    allow_plaintext_backend: accept a plain TCP listener (bearer tokens and prompts in clear
+        inside the VPC, readable by anyone who can mirror traffic). Default False.
     backend_path: the agent's inference path every route is rewritten to unless the route names
         its own; default `/predict` (enclave_images/parent/agent.py).
     publish_after_grants: the truststore upload waits until `publish_after` names what it needs
@@ -228,7 +254,8 @@ class SecureApiGatewayArgs:
     throttling_rate_limit: float = 50.0
     throttling_burst_limit: int = 100
     log_retention_days: int = 365
-    backend_server_name: str | None = None
+    backend_server_name: pulumi.Input[str] | None = None
+    allow_plaintext_backend: bool = False
     backend_path: str = "/predict"
     publish_after_grants: bool = False
     protect: bool = False
@@ -279,7 +306,8 @@ class SecureApiGateway(pulumi.ComponentResource):
 
         # -- certificate and domain -------------------------------------------------------------
         certificate_arn: pulumi.Input[str] = (
-            _validated_certificate(name, args, tags, self) if args.certificate_arn is None
+            dns_validated_certificate(name, args.domain_name, str(args.hosted_zone_id), tags, self)
+            if args.certificate_arn is None
             else args.certificate_arn)  # _validate: exactly one of the two is given
         self.domain = aws.apigatewayv2.DomainName(
             f"{name}-domain", domain_name=args.domain_name,
@@ -335,10 +363,12 @@ class SecureApiGateway(pulumi.ComponentResource):
                 integration_type="HTTP_PROXY", integration_method="ANY",
                 integration_uri=args.nlb_listener_arn, connection_type="VPC_LINK",
                 connection_id=vpc_link.id, payload_format_version="1.0",
-                request_parameters={"overwrite:path": path},
+                request_parameters={"overwrite:path": path, **ENCLAVE_AUTH_HEADERS},
+                # TLS to the private backend, its certificate's host name verified (and sent as
+                # SNI): https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-apigatewayv2-integration-tlsconfig.html
                 tls_config=(aws.apigatewayv2.IntegrationTlsConfigArgs(
                     server_name_to_verify=args.backend_server_name)
-                            if args.backend_server_name else None),
+                            if args.backend_server_name is not None else None),
                 description=f"private integration to the inference fleet's internal NLB, {path}",
                 opts=in_api)
 
@@ -389,6 +419,12 @@ class SecureApiGateway(pulumi.ComponentResource):
         self.domain_name: pulumi.Output[str] = self.domain.domain_name
         self.domain_target: pulumi.Output[str] = target.apply(lambda t: t[0])
         self.log_group_name: pulumi.Output[str] = log_group.name
+        self.route_scopes: dict[str, list[str]] = {route.route_key: list(route.scopes)
+                                                   for route in routes}
+        self._ca_issuers = {FIRST_PARTY: [dn for path in args.client_ca_files
+                                          for dn in ca_subject_names(path)],
+                            **{partner.name: ca_subject_names(partner.ca_file)
+                               for partner in args.partners if partner.ca_file is not None}}
         self.register_outputs({
             "truststoreBucketArn": self.truststore_bucket_arn,
             "apiId": self.api_id, "stageName": self.stage_name, "routeKeys": self.route_keys,
@@ -397,6 +433,32 @@ class SecureApiGateway(pulumi.ComponentResource):
             "truststoreVersion": self.truststore_version, "accessLogGroup": self.log_group_name,
         })
 
+
+    def enclave_trust(self, issuer: pulumi.Input[str],
+                      client_ids: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[dict[str, object]]:
+        """What the enclave bakes to re-verify requests (`enclave_images/trust.py` adds the
+        issuer's JWKS and writes `/app/enclave-trust.json`): the issuer, each client id bound to
+        the subject names of its CAs (a client certificate's issuer DN is its CA's subject), and
+        each route's scopes. `client_ids`: principal -> OAuth client id, the principals being
+        FIRST_PARTY (the `client_ca_files`) and the partners' names; each must have CA files, and
+        two principals may not share a CA name (either could then present the other's token)."""
+        problems = [f"enclave_trust: principal {principal!r} has no CA file in this gateway"
+                    for principal in client_ids if not self._ca_issuers.get(principal)]
+        owners: dict[str, str] = {}
+        for principal in client_ids:
+            for dn in self._ca_issuers.get(principal, []):
+                if owners.setdefault(dn, principal) != principal:
+                    problems.append(f"enclave_trust: {owners[dn]} and {principal} share the CA name "
+                                    f"{dn!r}; give each its own CA")
+        if problems:
+            raise ValueError("; ".join(problems))
+        principals = list(client_ids)
+        return pulumi.Output.all(issuer, *client_ids.values()).apply(lambda values: {
+            "issuer": values[0],
+            "clients": {client_id: {"name": principal, "ca_issuers": self._ca_issuers[principal]}
+                        for principal, client_id in zip(principals, values[1:], strict=True)},
+            "routes": self.route_scopes,
+        })
 
     def publish_after(self, resources: Sequence[pulumi.Resource]) -> None:
         """Upload the truststore (and so create the domain) only once `resources` exist: the
@@ -415,28 +477,6 @@ def _target(configuration: aws.apigatewayv2.outputs.DomainNameDomainNameConfigur
     if configuration is None:
         return "", ""
     return configuration.target_domain_name or "", configuration.hosted_zone_id or ""
-
-
-def _validated_certificate(name: str, args: SecureApiGatewayArgs, tags: Mapping[str, str],
-                           parent: pulumi.Resource) -> pulumi.Output[str]:
-    """A public ACM certificate for the domain, DNS-validated in its Route 53 zone: the ARN once
-    ACM has issued it (the domain cannot use a pending certificate)."""
-    certificate = aws.acm.Certificate(
-        f"{name}-certificate", domain_name=args.domain_name, validation_method="DNS",
-        # RSA 2048: the key type every API Gateway endpoint type and client accepts.
-        key_algorithm="RSA_2048",
-        options=aws.acm.CertificateOptionsArgs(certificate_transparency_logging_preference="ENABLED"),
-        tags=tags, opts=pulumi.ResourceOptions(parent=parent))
-    option = certificate.domain_validation_options.apply(lambda options: options[0])
-    record = aws.route53.Record(
-        f"{name}-certificate-validation", zone_id=str(args.hosted_zone_id),
-        name=option.resource_record_name, type=option.resource_record_type,
-        records=[option.resource_record_value], ttl=300,
-        opts=pulumi.ResourceOptions(parent=certificate))
-    validation = aws.acm.CertificateValidation(
-        f"{name}-certificate-issued", certificate_arn=certificate.arn,
-        validation_record_fqdns=[record.fqdn], opts=pulumi.ResourceOptions(parent=certificate))
-    return validation.certificate_arn
 
 
 def ca_certificates(path: str) -> list[str]:
@@ -464,6 +504,15 @@ def ca_certificates(path: str) -> list[str]:
     if not blocks:
         raise ValueError(f"CA file {path}: no PEM CERTIFICATE block")
     return blocks
+
+
+def ca_subject_names(path: str) -> list[str]:
+    """The RFC 4514 subject names of a CA file's certificates: the issuer DN a client certificate
+    signed by one of them carries (the enclave compares names regardless of attribute order,
+    spacing and escapes). An e-mail attribute is written by name, not as RFC 4514's hex DER."""
+    return [x509.load_pem_x509_certificate(block.encode("ascii")).subject.rfc4514_string(
+                {NameOID.EMAIL_ADDRESS: "EMAILADDRESS"})
+            for block in ca_certificates(path)]
 
 
 def truststore_bundle(args: SecureApiGatewayArgs) -> str:
@@ -602,6 +651,12 @@ def _validate(args: SecureApiGatewayArgs) -> list[ApiRoute]:
         problems.append(f"backend_cidr {args.backend_cidr!r}: an IPv4 CIDR without host bits")
     if not 1 <= args.backend_port <= 65535:
         problems.append(f"backend_port {args.backend_port}: 1-65535")
+    if args.backend_server_name is None and not args.allow_plaintext_backend:
+        problems.append("backend_server_name: the NLB listener's TLS certificate name is required "
+                        "(the token and prompt must not cross the VPC in clear); "
+                        "allow_plaintext_backend=True accepts a TCP listener explicitly")
+    if isinstance(args.backend_server_name, str) and domain_problem(args.backend_server_name):
+        problems.append(f"backend_server_name {args.backend_server_name!r}: a lower-case DNS name")
     if not _BACKEND_PATH.fullmatch(args.backend_path):
         problems.append(f"backend_path {args.backend_path!r}: an absolute path such as /predict")
     if not _STAGE.fullmatch(args.stage_name):

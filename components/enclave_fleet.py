@@ -23,8 +23,13 @@ granted by `__main__.py`, never by this component). What it builds, secure by de
   trigger one), ELB health checks, and its own Auto Scaling service-linked role (custom suffix),
   so the key policy can name the one role that launches these encrypted volumes. A new image does
   not change the template: `ImageRollout` (below) starts the refresh then;
-- an internal Network Load Balancer in the same subnets with a listener on the agent port (TLS on
-  443 when a certificate is given) and a target group that checks the agent's `/health`;
+- an internal Network Load Balancer in the same subnets with a TLS listener on 443 (TLS 1.2/1.3
+  policy; the certificate given, or a DNS-validated public ACM certificate for
+  `certificate_domain_name` requested in `hosted_zone_id`) and a TLS target group whose HTTPS
+  health check reads the agent's `/health`: the caller's bearer token and prompt are encrypted
+  from the API gateway to the load balancer (which the gateway verifies by name) and from the load
+  balancer to the parent (the agent serves TLS with a key it makes at start; an NLB does not
+  verify target certificates). A plain TCP listener needs `allow_plaintext_listener`, by name;
 - security groups: the load balancer admits only the client CIDRs (default: the VPC) on its
   listener port and sends only to the instances' agent port; the instances admit only the load
   balancer on the agent port and send only HTTPS, to the VPC (interface endpoints: KMS through the
@@ -79,6 +84,7 @@ from components.aws_facts import (
     partition_for_region,
 )
 from components.buckets import ELB_LOG_PREFIX, AccessLogBucket, access_log_bucket, log_to, private_bucket
+from components.certificates import dns_validated_certificate
 from components.functions import log_group_name, logged_function, policy_document
 from components.keys import EnclaveMeasurements
 
@@ -224,9 +230,17 @@ class EnclaveInferenceFleetArgs:
     clients_by_security_group_only: with no client_cidrs, admit no CIDR at all: only the security
         groups given to `admit_clients_from` (the API gateway's VPC link). Default False.
     agent_port: the agent's HTTP port on the instances; default 8080.
-    certificate_arn: ACM certificate for a TLS listener on 443. Default None: a TCP listener on
-        the agent port, so traffic inside the VPC is plain HTTP until the API gateway issue
-        brings a certificate.
+    certificate_domain_name: the name on the TLS listener's certificate (the API gateway's
+        integration verifies it: `tls_server_name`), e.g. `inference.<API domain>`. Required
+        unless `allow_plaintext_listener`.
+    hosted_zone_id: the public Route 53 zone of `certificate_domain_name`: a public ACM
+        certificate is requested and DNS-validated there. Exactly one of this and
+        `certificate_arn` (an existing, publicly trusted ACM certificate for that name: API
+        Gateway is expected to verify the backend's certificate against public CAs only; not
+        confirmed by a doc search).
+    certificate_arn: see hosted_zone_id.
+    allow_plaintext_listener: a TCP listener on the agent port and a TCP target group: bearer
+        tokens and prompts in clear inside the VPC. Default False.
     eif_path: where the AMI keeps the EIF; default /opt/zero-trust-ai/enclave/digits.eif.
     agent_unit: the parent agent's systemd unit (the AMI pipeline installs it); default
         ztai-parent-agent.service. Its EnvironmentFile, /etc/zero-trust-ai/parent-agent.env, gets
@@ -266,7 +280,10 @@ class EnclaveInferenceFleetArgs:
     client_cidrs: Sequence[str] = field(default_factory=tuple)
     clients_by_security_group_only: bool = False
     agent_port: int = AGENT_PORT
+    certificate_domain_name: str | None = None
+    hosted_zone_id: str | None = None
     certificate_arn: pulumi.Input[str] | None = None
+    allow_plaintext_listener: bool = False
     eif_path: str = DEFAULT_EIF_PATH
     agent_unit: str = DEFAULT_AGENT_UNIT
     root_volume_size_gib: int = 30
@@ -297,6 +314,8 @@ def user_data(args: EnclaveInferenceFleetArgs, bucket: str, model_key_arn: str) 
         *[part for key, value in sorted(args.encryption_context.items())
           for part in ("--context", f"{key}={value}")],
         "--enclave", f"vsock:{ENCLAVE_CID}:{ENCLAVE_PORT}", "--listen", f"0.0.0.0:{args.agent_port}",
+        # The load balancer's TLS target group speaks TLS to the agent.
+        *([] if args.allow_plaintext_listener else ["--tls"]),
     ]
     return f"""#!/bin/bash
 # zero-trust-ai inference parent (components/enclave_fleet.py): size the enclave allocator, check
@@ -413,7 +432,8 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
         # -- network -------------------------------------------------------------------------
         clients: list[pulumi.Input[str]] = list(args.client_cidrs) or (
             [] if args.clients_by_security_group_only else [args.vpc_cidr])
-        listener_port = 443 if args.certificate_arn is not None else args.agent_port
+        tls = not args.allow_plaintext_listener
+        listener_port = 443 if tls else args.agent_port
         lb_group = aws.ec2.SecurityGroup(
             f"{name}-nlb-sg", vpc_id=args.vpc_id,
             description="Inference load balancer: clients in, agent port out",
@@ -459,25 +479,35 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
             enable_cross_zone_load_balancing=True, enable_deletion_protection=args.protect,
             enforce_security_group_inbound_rules_on_private_link_traffic="on",
             # ELB writes access logs only for TLS listeners, and only their TLS connections
-            # ("Access logs for your Network Load Balancer"): with the TCP listener (no
-            # certificate_arn) the bucket stays empty until the listener is TLS.
+            # ("Access logs for your Network Load Balancer"): with a plaintext listener (allowed
+            # only by name) the bucket stays empty.
             access_logs=aws.lb.LoadBalancerAccessLogsArgs(
                 bucket=self.access_logs.bucket.bucket, prefix=ELB_LOG_PREFIX, enabled=True),
             tags=tags, opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
                                                    depends_on=[self.access_logs.policy]))
+        # A TLS target group: the load balancer re-encrypts to the agent, which serves TLS with a
+        # key it makes at start (the load balancer does not validate target certificates:
+        # https://docs.aws.amazon.com/elasticloadbalancing/latest/network/load-balancer-target-groups.html).
         target_group = aws.lb.TargetGroup(
-            f"{name}-agents", vpc_id=args.vpc_id, target_type="instance", protocol="TCP",
-            port=args.agent_port, deregistration_delay=30,
+            f"{name}-agents", vpc_id=args.vpc_id, target_type="instance",
+            protocol="TLS" if tls else "TCP", port=args.agent_port, deregistration_delay=30,
             health_check=aws.lb.TargetGroupHealthCheckArgs(
-                enabled=True, protocol="HTTP", path=HEALTH_PATH, port="traffic-port",
+                enabled=True, protocol="HTTPS" if tls else "HTTP", path=HEALTH_PATH,
+                port="traffic-port",
                 matcher="200", interval=10, healthy_threshold=3, unhealthy_threshold=3),
             tags=tags, opts=pulumi.ResourceOptions(parent=self.load_balancer))
-        tls = args.certificate_arn is not None
-        # The API gateway's VPC link integrates with this listener.
+        certificate_arn: pulumi.Input[str] | None = None
+        if tls:
+            certificate_arn = (args.certificate_arn if args.hosted_zone_id is None else
+                               dns_validated_certificate(
+                                   f"{name}-listener", str(args.certificate_domain_name),
+                                   args.hosted_zone_id, tags, self.load_balancer))
+        # The API gateway's VPC link integrates with this listener, and verifies this name on it.
+        self.tls_server_name: str | None = args.certificate_domain_name if tls else None
         self.listener_port = listener_port
         self.listener = aws.lb.Listener(
             f"{name}-listener", load_balancer_arn=self.load_balancer.arn, port=listener_port,
-            protocol="TLS" if tls else "TCP", certificate_arn=args.certificate_arn,
+            protocol="TLS" if tls else "TCP", certificate_arn=certificate_arn,
             ssl_policy=_TLS_POLICY if tls else None,
             default_actions=[aws.lb.ListenerDefaultActionArgs(
                 type="forward", target_group_arn=target_group.arn)],
@@ -975,5 +1005,35 @@ def _validate(args: EnclaveInferenceFleetArgs) -> None:
                             "without host bits")
     if not 8 <= args.root_volume_size_gib <= 16384:
         problems.append(f"root_volume_size_gib {args.root_volume_size_gib}: 8-16384 (gp3)")
+    problems += _listener_problems(args)
     if problems:
         raise ValueError("EnclaveInferenceFleet: " + "; ".join(problems))
+
+
+_DNS_NAME = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+_HOSTED_ZONE = re.compile(r"Z[A-Z0-9]{1,31}")
+
+
+def _listener_problems(args: EnclaveInferenceFleetArgs) -> list[str]:
+    """TLS unless plain text is asked for by name; one source of the certificate."""
+    given = [label for label, value in (("certificate_domain_name", args.certificate_domain_name),
+                                        ("hosted_zone_id", args.hosted_zone_id),
+                                        ("certificate_arn", args.certificate_arn)) if value is not None]
+    if args.allow_plaintext_listener:
+        return [f"{label}: not with allow_plaintext_listener (a TCP listener has no certificate)"
+                for label in given]
+    problems = []
+    if args.certificate_domain_name is None:
+        problems.append("certificate_domain_name: the TLS listener's certificate name is required "
+                        "(tokens and prompts must not cross the VPC in clear); "
+                        "allow_plaintext_listener=True accepts a TCP listener explicitly")
+    elif not _DNS_NAME.fullmatch(args.certificate_domain_name):
+        problems.append(f"certificate_domain_name {args.certificate_domain_name!r}: a lower-case "
+                        "DNS name such as inference.api.example.com")
+    if (args.hosted_zone_id is None) == (args.certificate_arn is None):
+        problems.append("listener certificate: give exactly one of hosted_zone_id (a DNS-validated "
+                        "ACM certificate is requested) and certificate_arn (an existing one)")
+    if args.hosted_zone_id is not None and not _HOSTED_ZONE.fullmatch(args.hosted_zone_id):
+        problems.append(f"hosted_zone_id {args.hosted_zone_id!r}: a Route 53 zone id such as "
+                        "Z0123456789ABCDEFGHIJ")
+    return problems

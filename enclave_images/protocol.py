@@ -8,8 +8,12 @@ message is followed by exactly `size` raw bytes: the encrypted weights file, str
                        (key ARNs, region and required context are the enclave image's own; the
                         parent's must agree with them)
     enclave -> parent  {"type": "loaded", "classes": 10, "features": 64} | {"type": "error", ...}
-    parent -> enclave  {"type": "predict", "version": 1, "inputs": [[64 numbers], ...]}
+    parent -> enclave  {"type": "predict", "version": 1, "inputs": [[64 numbers], ...],
+                        "auth": {"authorization": "Bearer <JWT>", "x-ztai-route": "POST /v1/infer",
+                                 "x-ztai-client-cert-issuer": "<issuer DN>", ...}}
+                       (the HTTP headers the gateway sent; enclave/auth.py verifies them)
     enclave -> parent  {"type": "prediction", "labels": [...]} | {"type": "error", "error": "..."}
+                       | {"type": "error", "error": "refused: ...", "status": 401 | 403}
     parent -> enclave  {"type": "ping", "version": 1}
     enclave -> parent  {"type": "pong", "loaded": true|false}
 

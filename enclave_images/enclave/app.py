@@ -15,6 +15,12 @@ region and the encryption context pairs are read from `/app/enclave-config.json`
 time (`build.sh`), so they are covered by the enclave's measurements (PCR2). The parent supplies
 only the ciphertext and short-lived credentials; a load naming another key, region or model is
 refused. Attestation proves the code; this is what ties the code to the weights.
+
+Whom the enclave serves is decided the same way: every prediction carries the caller's token and
+the gateway's client-certificate headers, and `enclave_images/enclave/auth.py` verifies them
+against `/app/enclave-trust.json` (the issuer's keys, the clients and their CAs, the routes'
+scopes), also baked into the image. A request relayed around the gateway (a second API on the VPC
+link, or root on the parent writing to vsock) without a valid, bound token gets nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from enclave_images.enclave.auth import AuthError, RequestVerifier, TrustConfig
 from enclave_images.enclave.model import DigitsModel, ModelError
 from enclave_images.protocol import (
     ENCLAVE_PORT,
@@ -113,8 +120,10 @@ class _Memory:
 
 
 class EnclaveApp:
-    def __init__(self, config: EnclaveConfig, unwrapper_factory: UnwrapperFactory) -> None:
+    def __init__(self, config: EnclaveConfig, unwrapper_factory: UnwrapperFactory,
+                 verifier: RequestVerifier) -> None:
         self._config = config
+        self._verifier = verifier
         self._unwrapper_factory = unwrapper_factory
         self._model: DigitsModel | None = None
         self._lock = threading.Lock()
@@ -152,6 +161,20 @@ class EnclaveApp:
         if kind == "ping":
             return {"type": "pong", "loaded": self.loaded}
         if kind == "predict":
+            # Who asks is checked before anything else, the model's state included.
+            auth = message.get("auth")
+            headers = ({str(k).lower(): str(v) for k, v in auth.items()}
+                       if isinstance(auth, dict) else {})
+            try:
+                caller = self._verifier.verify(headers)
+            except AuthError as error:
+                log_decision(_log, "predict-unauthorised", status=error.status, reason=str(error),
+                             route=headers.get("x-ztai-route"))
+                return {**_error(f"refused: {error}"), "status": error.status}
+            log_decision(_log, "predict-authorised", client=caller.client_name,
+                         client_id=caller.client_id, route=caller.route, scope=caller.scope,
+                         token_id=caller.token_id, cert_subject=caller.cert_subject,
+                         cert_serial=caller.cert_serial)
             model = self._model
             if model is None:
                 return _error("no model loaded")
@@ -244,7 +267,8 @@ def main() -> None:  # pragma: no cover - the enclave's entry point
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listen", default=f"vsock:{socket.VMADDR_CID_ANY}:{ENCLAVE_PORT}")
     args = parser.parse_args()
-    EnclaveApp(EnclaveConfig.load(), production_unwrapper).serve(Address.parse(args.listen).listen())
+    app = EnclaveApp(EnclaveConfig.load(), production_unwrapper, RequestVerifier(TrustConfig.load()))
+    app.serve(Address.parse(args.listen).listen())
 
 
 if __name__ == "__main__":

@@ -1,12 +1,24 @@
 """The parent-side agent (a systemd unit on the inference instances, baked by the AMI pipeline).
 
     python -m enclave_images.parent.agent --bucket B --key models/digits.enc --key-arn ARN \
-        --context model=digits --context version=7 [--enclave vsock:16:5005] [--listen 0.0.0.0:8080]
+        --context model=digits --context version=7 [--enclave vsock:16:5005] [--listen 0.0.0.0:8080] \
+        [--tls]
 
 It fetches the *encrypted* weights from S3, streams them to the enclave with the instance role's
 short-lived credentials (used by the enclave for one attested KMS Decrypt), forwards inference
 requests from the load balancer to the enclave, and answers health checks. It never holds a data
 key or plaintext weights: its role's key-policy grant works only with the enclave's attestation.
+
+It decides nothing about callers: it passes the caller's Authorization header and the headers the
+API gateway's integration writes (the client certificate's issuer, subject and serial, the route)
+to the enclave, which verifies them (enclave/auth.py) and answers 401/403 for a request that did
+not pass the gateway's checks. A parent that relays anything else gets the same refusal.
+
+With `--tls` (the fleet's default: its load balancer's target group is TLS) it serves HTTPS with
+an RSA key and self-signed certificate `openssl` makes at start (written only to a private
+temporary directory while the TLS context loads them, then removed): the load balancer
+re-encrypts to the instance and does not validate target certificates, so there is no
+certificate to distribute; what the key protects is the hop on the VPC's network.
 """
 
 from __future__ import annotations
@@ -14,6 +26,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
@@ -34,11 +49,19 @@ from ztai_runtime.jsonlog import get_logger, log_decision
 
 # Below the protocol's message limit, so a request that passes here fits one predict message.
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
+# What the enclave verifies (enclave/auth.py), lower case; the gateway writes all but the first.
+FORWARDED_HEADERS = ("authorization", "x-ztai-route", "x-ztai-client-cert-issuer",
+                     "x-ztai-client-cert-subject", "x-ztai-client-cert-serial")
+MAX_HEADER_BYTES = 16 * 1024
 _log = get_logger("ztai.parent")
 
 
 class EnclaveError(Exception):
-    """The enclave refused or did not answer."""
+    """The enclave refused or did not answer. `status`: 401/403 when it refused the caller."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class EnclaveClient:
@@ -68,7 +91,9 @@ class EnclaveClient:
             self._stream = None
             raise EnclaveError("the enclave closed the connection")
         if answer["type"] == "error":
-            raise EnclaveError(str(answer.get("error")))
+            status = answer.get("status")
+            raise EnclaveError(str(answer.get("error")),
+                               status if status in (401, 403) else None)
         return answer
 
     def ping(self) -> dict[str, Any]:
@@ -80,8 +105,10 @@ class EnclaveClient:
                            "key_arns": list(key_arns), "context": dict(context),
                            "credentials": dict(credentials)}, payload=weights)
 
-    def predict(self, inputs: Any) -> list[int]:
-        answer = self._call({"type": "predict", "version": PROTOCOL_VERSION, "inputs": inputs})
+    def predict(self, inputs: Any, auth: Mapping[str, str]) -> list[int]:
+        """`auth`: the caller's headers the enclave verifies (FORWARDED_HEADERS)."""
+        answer = self._call({"type": "predict", "version": PROTOCOL_VERSION, "inputs": inputs,
+                             "auth": dict(auth)})
         labels: list[int] = answer["labels"]
         return labels
 
@@ -159,15 +186,69 @@ def make_handler(enclave: EnclaveClient,
             if not _is_rows(inputs):
                 self._reply(400, {"error": 'expected {"inputs": [[64 numbers], ...]}'})
                 return
+            auth = {name: value for name in FORWARDED_HEADERS
+                    if (value := self.headers.get(name)) is not None and len(value) <= MAX_HEADER_BYTES}
             try:
-                labels = enclave.predict(inputs)
+                labels = enclave.predict(inputs, auth)
             except EnclaveError as error:
-                self._reply(400 if "must" in str(error) else 502, {"error": str(error)})
+                status = error.status or (400 if "must" in str(error) else 502)
+                self._reply(status, {"error": str(error)})
                 return
             log_decision(_log, "predict", rows=len(labels))
             self._reply(200, {"labels": labels})
 
     return Handler
+
+
+def self_signed_context(host_name: str = "ztai-parent-agent", openssl: str = "openssl") -> ssl.SSLContext:
+    """A TLS 1.2+ server context with a fresh RSA key and a self-signed certificate, made by the
+    instance's `openssl` (the agent's package carries no cryptography library). The files
+    `load_cert_chain` needs live in a private directory only while it reads them."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    with tempfile.TemporaryDirectory(prefix="ztai-agent-tls-") as directory:  # mode 0700
+        key_path, certificate_path = Path(directory, "key.pem"), Path(directory, "cert.pem")
+        try:
+            subprocess.run(
+                [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "397",
+                 "-subj", f"/CN={host_name}", "-addext", f"subjectAltName=DNS:{host_name}",
+                 "-keyout", str(key_path), "-out", str(certificate_path)],
+                check=True, capture_output=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as error:
+            raise SystemExit(f"--tls: could not make the agent's TLS key with {openssl} ({error})") from None
+        context.load_cert_chain(certificate_path, key_path)
+    return context
+
+
+class AgentServer(ThreadingHTTPServer):
+    """The agent's HTTP server; with a TLS context, each connection's handshake runs in that
+    connection's own thread (a slow or broken client never holds up the accept loop)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(address, handler)
+        self._tls = tls
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self._tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(30)
+        try:
+            connection = self._tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as error:
+            log_decision(_log, "tls-handshake-failed", reason=str(error))
+            return
+        with connection:
+            super().finish_request(connection, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # One JSON line instead of socketserver's traceback on stderr.
+        error = sys.exc_info()[1]
+        log_decision(_log, "connection-failed", client=str(client_address),
+                     kind=type(error).__name__, reason=str(error))
 
 
 def _context_pair(text: str) -> tuple[str, str]:
@@ -207,6 +288,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="the enclave application (default: vsock:16:5005)")
     parser.add_argument("--listen", default="0.0.0.0:8080", type=_listen_address, metavar="HOST:PORT",
                         help="where the load balancer reaches the agent (default: 0.0.0.0:8080)")
+    parser.add_argument("--tls", action="store_true",
+                        help="serve HTTPS with a key made at start (the load balancer's TLS target group)")
     args = parser.parse_args(argv)
     context: dict[str, str] = {}
     for key, value in args.context:
@@ -228,7 +311,7 @@ def main() -> None:  # pragma: no cover - runs on the instance
     enclave = EnclaveClient(args.enclave)
     enclave.load(weights, key_arns=args.key_arn, context=args.context, credentials=instance_credentials())
     handler = make_handler(enclave, EnclaveClient(args.enclave, timeout=5.0))
-    ThreadingHTTPServer(args.listen, handler).serve_forever()
+    AgentServer(args.listen, handler, self_signed_context() if args.tls else None).serve_forever()
 
 
 if __name__ == "__main__":

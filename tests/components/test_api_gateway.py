@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import serialization
 
 from components.api_gateway import (
     ACCESS_LOG_FORMAT,
+    ENCLAVE_AUTH_HEADERS,
+    FIRST_PARTY,
     TRUSTSTORE_KEY,
     ApiPartner,
     ApiRoute,
@@ -33,6 +35,7 @@ from ztpolicy.rules import (
     api_stage_access_logs,
     api_stage_throttled,
     api_tls_12,
+    inference_path_tls_bound,
     log_group_encrypted,
     no_unrestricted_ingress,
 )
@@ -79,6 +82,7 @@ def args(ca_files: dict[str, Path]) -> SecureApiGatewayArgs:
         partners=[ApiPartner("globex", ("partner/globex",), 2, 4, ca_file=str(ca_files["globex"])),
                   ApiPartner("acme", ("partner/acme",), 1, 2, ca_file=str(ca_files["acme"]))],
         client_ca_files=[str(ca_files["first-party"])],
+        backend_server_name="inference.api.dev.example.com",
     )
 
 
@@ -162,8 +166,20 @@ def test_every_route_is_jwt_with_scopes(stack: RecordedStack) -> None:
 
 def test_integration_is_private(stack: RecordedStack) -> None:
     [integration] = of_type(stack, "aws:apigatewayv2/integration:Integration")
-    # Every public path reaches the agent's one inference path.
-    assert integration.inputs["requestParameters"] == {"overwrite:path": "/predict"}
+    # Every public path reaches the agent's one inference path, with what the enclave re-checks:
+    # the route and the client certificate, written over anything the caller sent by those names.
+    assert integration.inputs["requestParameters"] == {
+        "overwrite:path": "/predict",
+        "overwrite:header.x-ztai-route": "$context.routeKey",
+        "overwrite:header.x-ztai-client-cert-issuer": "$context.identity.clientCert.issuerDN",
+        "overwrite:header.x-ztai-client-cert-subject": "$context.identity.clientCert.subjectDN",
+        "overwrite:header.x-ztai-client-cert-serial": "$context.identity.clientCert.serialNumber"}
+    # The header names are the ones the enclave reads.
+    from enclave_images.enclave import auth
+    assert {key.removeprefix("overwrite:header.") for key in ENCLAVE_AUTH_HEADERS} == {
+        auth.ROUTE_HEADER, auth.CERT_ISSUER_HEADER, auth.CERT_SUBJECT_HEADER, auth.CERT_SERIAL_HEADER}
+    # TLS to the load balancer, its certificate's name verified.
+    assert integration.inputs["tlsConfig"] == {"serverNameToVerify": "inference.api.dev.example.com"}
     [link] = of_type(stack, "aws:apigatewayv2/vpcLink:VpcLink")
     assert integration.inputs["connectionType"] == "VPC_LINK"
     assert integration.inputs["connectionId"] == link.id
@@ -210,7 +226,7 @@ def test_outputs_for_incident_response(args: SecureApiGatewayArgs) -> None:
 def test_the_api_rules_pass(stack: RecordedStack) -> None:
     rules = [api_default_endpoint_disabled.RULE, api_mtls_required.RULE, api_route_authorized.RULE,
              api_stage_access_logs.RULE, api_stage_throttled.RULE, api_tls_12.RULE,
-             log_group_encrypted.RULE, no_unrestricted_ingress.RULE]
+             log_group_encrypted.RULE, no_unrestricted_ingress.RULE, inference_path_tls_bound.RULE]
     checked = 0
     for resource in stack.resources:
         for rule in rules:
@@ -259,6 +275,8 @@ def test_prebuilt_truststore_must_contain_every_partner(args: SecureApiGatewayAr
     ({"partners": [ApiPartner("acme", ("p",), 1, 1, paths=("POST -corp/v1/infer",), ca_file="x")]},
      "must be `METHOD /path`"),
     ({"routes": [ApiRoute("POST /v1/infer", ("a",), backend_path="x")]}, "is not an absolute path"),
+    ({"backend_server_name": None}, "TLS certificate name is required"),
+    ({"backend_server_name": "Inference.Example.com"}, "backend_server_name .*lower-case DNS name"),
 ])
 def test_bad_input_is_refused(args: SecureApiGatewayArgs, change: dict[str, Any],
                               message: str) -> None:
@@ -363,3 +381,48 @@ def test_the_prod_access_log_group_cannot_be_deleted(args: SecureApiGatewayArgs)
     # Unprotected (dev's default): the rule catches both gaps once the stack counts as production.
     dev = rule_view(build(args))
     assert len(log_group_deletion_protected(dev, {"protectedEnvironments": ["dev"]})) == 2
+def test_a_plaintext_backend_must_be_named(args: SecureApiGatewayArgs) -> None:
+    stack = build(replace(args, backend_server_name=None, allow_plaintext_backend=True))
+    [integration] = of_type(stack, "aws:apigatewayv2/integration:Integration")
+    assert "tlsConfig" not in integration.inputs
+    # Named or not, the pack still refuses it (not suppressible).
+    [message] = inference_path_tls_bound.inference_path_tls_bound(as_rule_resource(integration), {})
+    assert "without TLS" in message
+
+
+def test_the_enclave_trust_binds_each_client_to_its_own_cas(args: SecureApiGatewayArgs,
+                                                           ca_files: dict[str, Path]) -> None:
+    seen: dict[str, Any] = {}
+
+    def program() -> None:
+        gateway = SecureApiGateway("gateway", args)
+        gateway.enclave_trust("https://issuer.example.com", {
+            FIRST_PARTY: "first-party-client-id", "acme": pulumi.Output.from_input("acme-client-id"),
+        }).apply(lambda trust: seen.update(trust))
+
+    record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+    assert seen["issuer"] == "https://issuer.example.com"
+    assert seen["clients"] == {
+        "first-party-client-id": {"name": FIRST_PARTY, "ca_issuers": ["CN=first-party test CA"]},
+        "acme-client-id": {"name": "acme", "ca_issuers": ["CN=acme test CA"]}}
+    assert seen["routes"]["POST /partners/acme/v1/infer"] == ["partner/acme"]
+    assert seen["routes"]["POST /v1/infer"] == ["inference/invoke"]
+    # What the gateway exports is what the enclave's trust configuration accepts.
+    from enclave_images.enclave.auth import TrustConfig
+    from tests.support.token_issuer import StandInIssuer
+    trust = TrustConfig.from_dict({"version": 1, "jwks": StandInIssuer().jwks(), **seen})
+    assert set(trust.clients) == {"first-party-client-id", "acme-client-id"}
+
+
+def test_the_enclave_trust_refuses_a_client_without_its_own_ca(args: SecureApiGatewayArgs,
+                                                               ca_files: dict[str, Path]) -> None:
+    def program(principals: dict[str, str], gateway_args: SecureApiGatewayArgs) -> None:
+        SecureApiGateway("gateway", gateway_args).enclave_trust("https://issuer.example.com", principals)
+
+    with pytest.raises(ValueError, match="principal 'initech' has no CA file"):
+        record(lambda: program({"initech": "id"}, args), project="zero-trust-ai", stack="test",
+               config={}, region="eu-west-1")
+    shared = replace(args, client_ca_files=[str(ca_files["acme"])])
+    with pytest.raises(ValueError, match="share the CA name 'CN=acme test CA'"):
+        record(lambda: program({FIRST_PARTY: "a", "acme": "b"}, shared), project="zero-trust-ai",
+               stack="test", config={}, region="eu-west-1")

@@ -41,6 +41,7 @@ from ztai.stackfile import load_stack
 from ztai_runtime.instance_refresh import UNTRUSTED_ACTIONS
 from ztpolicy.rule import Resource
 from ztpolicy.rules.enclave_user_data_no_debug import debug_flags, enclave_user_data_no_debug
+from ztpolicy.rules.inference_path_tls_bound import inference_path_tls_bound
 from ztpolicy.rules.instance_no_public_ip import instance_no_public_ip
 from ztpolicy.rules.kms_key_policy_least_privilege import kms_key_policy_least_privilege
 from ztpolicy.rules.launch_template_hardened import launch_template_hardened
@@ -63,6 +64,8 @@ ARGS = EnclaveInferenceFleetArgs(
     storage_key_arn="arn:aws:kms:eu-west-1:111122223333:key/inference",
     model_key_arn="arn:aws:kms:eu-west-1:111122223333:key/model-weights",
     measurements=MEASUREMENTS,
+    certificate_domain_name="inference.api.dev.example.com",
+    certificate_arn="arn:aws:acm:eu-west-1:111122223333:certificate/inference",
 )
 ACCOUNT = "111122223333"
 
@@ -193,7 +196,7 @@ def test_user_data_starts_the_enclave_in_production_mode(fleet: RecordedStack) -
     assert text.index("describe-eif") < text.index("run-enclave") < text.index("systemctl enable --now")
     assert ("ZTAI_AGENT_ARGS=--bucket " + named(fleet, "fleet-models").outputs["bucket"]
             + " --key models/digits.enc --key-arn " + ARGS.model_key_arn
-            + " --context model=digits --enclave vsock:16:5005 --listen 0.0.0.0:8080\n") in text
+            + " --context model=digits --enclave vsock:16:5005 --listen 0.0.0.0:8080 --tls\n") in text
     assert "AWS_REGION=eu-west-1\n" in text
     assert text.endswith("systemctl enable --now ztai-parent-agent.service\n")
 
@@ -264,16 +267,53 @@ def test_internal_load_balancer_forwards_to_the_agents(fleet: RecordedStack) -> 
     assert (balancer["internal"], balancer["loadBalancerType"]) == (True, "network")
     assert balancer["subnets"] == ARGS.subnet_ids
     assert balancer["securityGroups"] == [named(fleet, "fleet-nlb-sg").id]
+    # TLS from the API gateway to the load balancer and from the load balancer to the agents.
     target = named(fleet, "fleet-agents").inputs
-    assert (target["protocol"], target["port"], target["targetType"]) == ("TCP", 8080, "instance")
-    assert target["healthCheck"]["path"] == "/health" and target["healthCheck"]["protocol"] == "HTTP"
+    assert (target["protocol"], target["port"], target["targetType"]) == ("TLS", 8080, "instance")
+    assert target["healthCheck"]["path"] == "/health" and target["healthCheck"]["protocol"] == "HTTPS"
     listener = named(fleet, "fleet-listener").inputs
+    assert (listener["protocol"], listener["port"], listener["sslPolicy"], listener["certificateArn"]) == (
+        "TLS", 443, "ELBSecurityPolicy-TLS13-1-2-2021-06", ARGS.certificate_arn)
+    for name in ("fleet-listener", "fleet-agents"):
+        assert inference_path_tls_bound(as_rule_input(named(fleet, name)), {}) == []
+
+
+def test_the_listener_certificate_can_be_requested_in_the_zone() -> None:
+    stack = build(replace(ARGS, certificate_arn=None, hosted_zone_id="Z0123456789ABCDEFGHIJ"))
+    certificate = named(stack, "fleet-listener-certificate").inputs
+    assert (certificate["domainName"], certificate["validationMethod"]) == (
+        "inference.api.dev.example.com", "DNS")
+    assert named(stack, "fleet-listener-certificate-validation").inputs["zoneId"] == "Z0123456789ABCDEFGHIJ"
+    issued = named(stack, "fleet-listener-certificate-issued")
+    assert named(stack, "fleet-listener").inputs["certificateArn"] == issued.outputs["certificateArn"]
+
+
+def test_a_plaintext_listener_must_be_named() -> None:
+    plain = build(replace(ARGS, certificate_domain_name=None, certificate_arn=None,
+                          allow_plaintext_listener=True))
+    listener = named(plain, "fleet-listener").inputs
     assert (listener["protocol"], listener["port"]) == ("TCP", 8080)
-    assert "certificateArn" not in listener
-    tls = named(build(replace(ARGS, certificate_arn="arn:aws:acm:eu-west-1:111122223333:certificate/x")),
-                "fleet-listener").inputs
-    assert (tls["protocol"], tls["port"], tls["sslPolicy"]) == (
-        "TLS", 443, "ELBSecurityPolicy-TLS13-1-2-2021-06")
+    assert "certificateArn" not in listener and "sslPolicy" not in listener
+    assert named(plain, "fleet-agents").inputs["protocol"] == "TCP"
+    assert "--listen 0.0.0.0:8080\n" in script(plain) and "--tls" not in script(plain)
+    # Named or not, the pack refuses a plain-text path to the enclave (not suppressible).
+    for name in ("fleet-listener", "fleet-agents"):
+        [message] = inference_path_tls_bound(as_rule_input(named(plain, name)), {})
+        assert "uses protocol TCP" in message
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"certificate_domain_name": None}, "the TLS listener's certificate name is required"),
+    ({"certificate_domain_name": "Inference.Example.com"}, "a lower-case DNS name"),
+    ({"certificate_arn": None}, "exactly one of hosted_zone_id"),
+    ({"hosted_zone_id": "Z0123456789ABCDEFGHIJ"}, "exactly one of hosted_zone_id"),
+    ({"certificate_arn": None, "hosted_zone_id": "zone"}, "a Route 53 zone id"),
+    ({"allow_plaintext_listener": True}, "certificate_domain_name: not with allow_plaintext_listener"),
+])
+def test_a_listener_without_tls_or_with_two_certificates_is_refused(change: dict[str, Any],
+                                                                   problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        build(replace(ARGS, **change))
 
 
 def test_security_groups_admit_only_the_load_balancer_path(fleet: RecordedStack) -> None:
@@ -283,7 +323,7 @@ def test_security_groups_admit_only_the_load_balancer_path(fleet: RecordedStack)
     egress = of_type(fleet, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
     rules = {r.name: r.inputs for r in ingress + egress}
     assert rules["fleet-nlb-in-0"] | {"tags": None} == {
-        "securityGroupId": lb_group.id, "ipProtocol": "tcp", "fromPort": 8080, "toPort": 8080,
+        "securityGroupId": lb_group.id, "ipProtocol": "tcp", "fromPort": 443, "toPort": 443,
         "cidrIpv4": "10.12.0.0/16", "description": "clients of the inference API", "tags": None}
     assert rules["fleet-nlb-out"]["referencedSecurityGroupId"] == instance_group.id
     assert rules["fleet-instance-in"]["referencedSecurityGroupId"] == lb_group.id
@@ -317,7 +357,7 @@ def test_only_an_admitted_security_group_reaches_the_listener() -> None:
     assert list(ingress) == ["fleet-nlb-in-api-gateway"]
     rule = ingress["fleet-nlb-in-api-gateway"]
     assert (rule["referencedSecurityGroupId"], rule["fromPort"], rule["toPort"]) == (
-        "sg-0vpclink", 8080, 8080)
+        "sg-0vpclink", 443, 443)
     assert "cidrIpv4" not in rule
 
 

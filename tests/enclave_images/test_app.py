@@ -20,15 +20,19 @@ from typing import Any
 import pytest
 
 from enclave_images.enclave.app import EnclaveApp, EnclaveConfig
+from enclave_images.enclave.auth import RequestVerifier, TrustConfig
 from enclave_images.enclave.model import DigitsModel
 from enclave_images.parent.agent import EnclaveClient, EnclaveError, make_handler
 from enclave_images.protocol import Address, ProtocolError, read_message, send_message
 from tests.enclave_images.conftest import TrainedModel
+from tests.support.token_issuer import StandInIssuer
 from ztai_runtime.weights import EncryptedDataKey, StaticUnwrapper, encrypt_stream
 
 CONTEXT = {"model": "digits", "version": "1"}
 CONFIG = EnclaveConfig(region="eu-west-1", key_arns=("arn:aws:kms:eu-west-1:1:key/k",),
                        context={"model": "digits"})
+ISSUER = StandInIssuer()
+VERIFIER = RequestVerifier(TrustConfig.from_dict(ISSUER.trust()))
 
 
 class FixedKey:
@@ -53,7 +57,7 @@ def enclave(sealed: tuple[Path, bytes], tmp_path: Path) -> Iterator[Address]:
     address = Address.parse(f"unix:{tmp_path / 'enclave.sock'}")
     config = EnclaveConfig(region="eu-west-1", key_arns=("arn:aws:kms:eu-west-1:1:key/k",),
                            context={"model": "digits"})
-    app = EnclaveApp(config, lambda config, credentials: StaticUnwrapper(sealed[1]))
+    app = EnclaveApp(config, lambda config, credentials: StaticUnwrapper(sealed[1]), VERIFIER)
     listener = address.listen()
     threading.Thread(target=app.serve, args=(listener,), daemon=True).start()
     yield address
@@ -65,7 +69,7 @@ def test_load_then_predict(enclave: Address, sealed: tuple[Path, bytes], trained
     assert client.ping() == {"type": "pong", "loaded": False}
     assert client.load(sealed[0], key_arns=[], context=CONTEXT,
                        credentials={})["classes"] == 10
-    labels = client.predict(trained_model.test_inputs[:20].tolist())
+    labels = client.predict(trained_model.test_inputs[:20].tolist(), ISSUER.headers())
     assert sum(a == b for a, b in zip(labels, trained_model.test_labels[:20], strict=True)) >= 17
     assert client.ping()["loaded"] is True
 
@@ -90,7 +94,8 @@ def test_tampered_weights_are_refused_and_the_connection_stays_usable(enclave: A
 
 def test_protocol_errors(enclave: Address) -> None:
     with enclave.connect() as sock, sock.makefile("rwb", buffering=0) as stream:
-        send_message(stream, {"type": "predict", "version": 1, "inputs": [[0] * 64]})
+        send_message(stream, {"type": "predict", "version": 1, "inputs": [[0] * 64],
+                              "auth": ISSUER.headers()})
         assert read_message(stream) == {"type": "error", "error": "no model loaded"}
         send_message(stream, {"type": "ping", "version": 99})
         assert "protocol version 99" in str(read_message(stream))
@@ -110,7 +115,8 @@ def test_parent_http_endpoint(enclave: Address, sealed: tuple[Path, bytes],
     def call(path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
         data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
         try:
-            with urllib.request.urlopen(urllib.request.Request(base + path, data=data), timeout=10) as reply:
+            request = urllib.request.Request(base + path, data=data, headers=ISSUER.headers())
+            with urllib.request.urlopen(request, timeout=10) as reply:
                 return reply.status, json.loads(reply.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())
@@ -158,7 +164,7 @@ def test_an_unexpected_failure_refuses_the_load_and_keeps_the_stream_in_step(sea
                            context={"model": "digits"})
     address = Address.parse(f"unix:{tmp_path / 'broken.sock'}")
     listener = address.listen()
-    threading.Thread(target=EnclaveApp(config, broken).serve, args=(listener,), daemon=True).start()
+    threading.Thread(target=EnclaveApp(config, broken, VERIFIER).serve, args=(listener,), daemon=True).start()
     client = EnclaveClient(address)
     with pytest.raises(EnclaveError, match="weights refused: RuntimeError while loading"):
         client.load(sealed[0], key_arns=[], context=CONTEXT, credentials={})
@@ -185,7 +191,7 @@ def test_weights_cross_a_socket_whose_writes_are_partial(enclave: Address, seale
 
 
 def test_a_deeply_nested_message_closes_the_connection_without_a_traceback() -> None:
-    app = EnclaveApp(CONFIG, lambda config, credentials: StaticUnwrapper(bytes(32)))
+    app = EnclaveApp(CONFIG, lambda config, credentials: StaticUnwrapper(bytes(32)), VERIFIER)
     parent, enclave_side = socket.socketpair()
     body = b"[" * 100_000
 
@@ -206,7 +212,7 @@ def test_a_number_beyond_float_is_bad_input_and_the_connection_stays_usable(
     client = EnclaveClient(enclave)
     client.load(sealed[0], key_arns=[], context=CONTEXT, credentials={})
     with pytest.raises(EnclaveError, match="inputs must be numbers"):
-        client.predict([[10 ** 400] * 64])  # valid JSON, too large for a float
+        client.predict([[10 ** 400] * 64], ISSUER.headers())  # valid JSON, too large for a float
     assert client.ping() == {"type": "pong", "loaded": True}
 
 
@@ -220,5 +226,5 @@ def test_a_prediction_that_fails_unexpectedly_is_refused_and_the_connection_stay
 
     monkeypatch.setattr(DigitsModel, "predict", broken)
     with pytest.raises(EnclaveError, match="prediction refused: ArithmeticError"):
-        client.predict([[0] * 64])
+        client.predict([[0] * 64], ISSUER.headers())
     assert client.ping() == {"type": "pong", "loaded": True}

@@ -29,12 +29,14 @@ from tests.enclave_images.conftest import TrainedModel
 from tests.support.attestation import ZERO_PCR, measurement, measurements
 from tests.support.enclave_process import run_enclave
 from tests.support.kms_standin import KmsStandIn
+from tests.support.token_issuer import StandInIssuer
 from ztai_runtime.weights import KmsDataKeySource, KmsUnwrapper, UnwrapError, encrypt_stream
 
 REGION = "eu-west-1"
 CONTEXT = {"model": "digits", "version": "1"}
 PINNED = measurements()  # what the stack pins (the EIF's PCR0/1/2)
 CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing", "session_token": ""}
+ISSUER = StandInIssuer()
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,8 @@ def start_enclave(world: World, tmp_path: Path) -> Iterator[Any]:
             target=run_enclave, daemon=True,
             args=(str(path), world.endpoint, {world.key_arn: world.policy}, world.role_arn,
                   [pcrs[index].hex() for index in range(16)], forgery,
-                  {"region": REGION, "key_arns": [world.key_arn], "context": {"model": "digits"}}))
+                  {"region": REGION, "key_arns": [world.key_arn], "context": {"model": "digits"}},
+                  ISSUER.trust()))
         process.start()
         processes.append(process)
         deadline = time.monotonic() + 60
@@ -129,7 +132,7 @@ def test_an_attested_enclave_decrypts_and_predicts(world: World, start_enclave: 
                                                    trained_model: TrainedModel) -> None:
     enclave = start_enclave()
     assert load(enclave, world) == {"type": "loaded", "classes": 10, "features": 64}
-    labels = enclave.predict(trained_model.test_inputs[:50].tolist())
+    labels = enclave.predict(trained_model.test_inputs[:50].tolist(), ISSUER.headers())
     correct = sum(a == b for a, b in zip(labels, trained_model.test_labels[:50], strict=True))
     assert correct >= 45  # the real model: ~97% on held-out digits
 
@@ -148,7 +151,7 @@ def test_refused_attestations_load_nothing(world: World, start_enclave: Any, pcr
         load(enclave, world)
     assert enclave.ping()["loaded"] is False
     with pytest.raises(EnclaveError, match="no model loaded"):
-        enclave.predict([[0] * 64])
+        enclave.predict([[0] * 64], ISSUER.headers())
 
 
 def test_the_parent_cannot_choose_another_key_or_model(world: World, start_enclave: Any) -> None:

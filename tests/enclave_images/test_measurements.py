@@ -79,6 +79,20 @@ def test_build_script_refuses_a_base_image_not_pinned_by_digest() -> None:
     assert "must be pinned by digest" in run.stderr
 
 
+def test_build_script_refuses_an_image_without_its_trust_file(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    script = Path(__file__).resolve().parents[2] / "enclave_images" / "build.sh"
+    arguments = ["prod", "eu-west-1", "arn:aws:kms:eu-west-1:1:key/k", "digits"]
+    pinned = {name: value for name, value in os.environ.items() if name != "ENCLAVE_TRUST"}
+    pinned["BASE_IMAGE"] = "python:3.11-slim@sha256:" + "0" * 64
+    for env in (pinned, {**pinned, "ENCLAVE_TRUST": str(tmp_path / "absent.json")}):
+        run = subprocess.run(["bash", str(script), *arguments], env=env, capture_output=True,
+                             text=True, check=False, timeout=30, cwd=tmp_path)
+        assert run.returncode == 2
+        assert "ENCLAVE_TRUST must name a readable file" in run.stderr
+
+
 @pytest.mark.parametrize("text", [
     pytest.param('{"Measurements": []}', id="measurements-a-list"),
     pytest.param('{"Measurements": "PCR0"}', id="measurements-a-string"),

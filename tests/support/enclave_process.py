@@ -14,10 +14,13 @@ from typing import Any
 
 
 def run_enclave(socket_path: str, kms_endpoint: str, key_policies: dict[str, str], role_arn: str,
-                pcr_hex: Sequence[str], forgery: str | None, config: dict[str, Any]) -> None:
+                pcr_hex: Sequence[str], forgery: str | None, config: dict[str, Any],
+                trust: dict[str, Any]) -> None:
+    """`trust`: the enclave's trust configuration (enclave/auth.py), as the image would bake it."""
     import boto3
 
     from enclave_images.enclave.app import EnclaveApp, EnclaveConfig
+    from enclave_images.enclave.auth import RequestVerifier, TrustConfig
     from enclave_images.protocol import Address
     from tests.support.attestation import TestAttestationSource, TestPki, measurements
     from tests.support.kms_standin import KmsStandIn
@@ -38,5 +41,6 @@ def run_enclave(socket_path: str, kms_endpoint: str, key_policies: dict[str, str
         return AttestedKmsUnwrapper(standin, source, key_arns=list(enclave_config.key_arns))
 
     app = EnclaveApp(EnclaveConfig(region=config["region"], key_arns=tuple(config["key_arns"]),
-                                   context=dict(config["context"])), unwrapper)
+                                   context=dict(config["context"])), unwrapper,
+                     RequestVerifier(TrustConfig.from_dict(trust)))
     app.serve(Address.parse(f"unix:{socket_path}").listen())

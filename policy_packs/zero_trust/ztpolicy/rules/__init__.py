@@ -20,6 +20,7 @@ from ztpolicy.rules import (
     enclave_user_data_no_debug,
     image_builder_infrastructure_hardened,
     image_pipeline_scans_images,
+    inference_path_tls_bound,
     instance_no_public_ip,
     kms_key_deletion_window,
     kms_key_policy_least_privilege,
@@ -89,4 +90,5 @@ ALL_RULES: list[Rule] = [
     s3_bucket_versioning_enabled.RULE,
     s3_bucket_encrypted_with_cmk.RULE,
     s3_bucket_policy_tls_and_key_pinned.RULE,
+    inference_path_tls_bound.RULE,
 ]
