@@ -270,6 +270,9 @@ if api.jwt_issuer is None:
             owner=config.owner,
             identifier=api_identifier,
             domain_prefix=api.auth_domain_prefix,
+            # Cognito prefix domains are global to the region: a derived prefix gets a suffix
+            # unique to this account, region and stack; one set by hand is used as given.
+            unique_domain_suffix=api.auth_domain_prefix_derived,
             scopes={"invoke": "first-party inference",
                     **{scope: f"routes of partner {name}" for name, scope in partner_scopes.items()}},
             clients=[ApiClient("inference", ("invoke",)),

@@ -32,6 +32,7 @@ endpoint (it needs an ACM certificate in us-east-1).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,8 +69,14 @@ class CognitoApiIdentityArgs:
     environment, owner: tags and names.
     identifier: the resource server's identifier, by convention the API's URL
         (`https://api.example.com`); scopes are `<identifier>/<name>`.
-    domain_prefix: the token endpoint's Cognito-prefix domain (lower case, digits, `-`; unique in
-        the region; without the words aws, amazon or cognito).
+    domain_prefix: the token endpoint's Cognito-prefix domain (lower case, digits, `-`; without the
+        words aws, amazon or cognito). Cognito prefix domains are global to the region, across
+        every AWS account: a prefix someone else holds fails the first `pulumi up`.
+    unique_domain_suffix: append `-<8 hex digits>` derived from the account, region, project and
+        stack (a SHA-256), so two stacks, or two forks, deriving the same prefix from the same
+        domain never collide, and the name stays the same on every update. Default True; set
+        False for a prefix chosen and reserved by hand (apiAuthDomainPrefix). With the suffix
+        the prefix may have at most 54 characters.
     scopes: scope name → description; every scope a client or route uses.
     clients: the callers; at least one.
     access_token_minutes: 5 to 1440; default 60.
@@ -83,6 +90,7 @@ class CognitoApiIdentityArgs:
     domain_prefix: str
     scopes: Mapping[str, str]
     clients: Sequence[ApiClient]
+    unique_domain_suffix: bool = True
     access_token_minutes: int = 60
     deletion_protection: bool = False
     protect: bool = False
@@ -129,9 +137,15 @@ class CognitoApiIdentity(pulumi.ComponentResource):
             scopes=[aws.cognito.ResourceServerScopeArgs(scope_name=scope, scope_description=text)
                     for scope, text in sorted(args.scopes.items())],
             opts=in_pool)
+        prefix: pulumi.Input[str] = args.domain_prefix
+        if args.unique_domain_suffix:
+            account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+            region = aws.get_region_output(opts=pulumi.InvokeOptions(parent=self)).region
+            prefix = pulumi.Output.all(account, region).apply(lambda values: unique_domain_prefix(
+                args.domain_prefix, values[0], values[1], pulumi.get_project(), pulumi.get_stack()))
         domain = aws.cognito.UserPoolDomain(
-            f"{name}-domain", domain=args.domain_prefix, user_pool_id=self.user_pool.id,
-            opts=in_pool)
+            f"{name}-domain", domain=prefix, user_pool_id=self.user_pool.id, opts=in_pool)
+        self.domain_prefix: pulumi.Output[str] = domain.domain
 
         self.clients = {}
         for client in args.clients:
@@ -173,10 +187,23 @@ def scope_string(identifier: str, name: str) -> str:
     return f"{identifier}/{name}"
 
 
-def domain_prefix_problem(prefix: str) -> str | None:
-    """Why Cognito would refuse `prefix` as a user pool domain prefix, or None."""
-    if not _DOMAIN_PREFIX.fullmatch(prefix):
-        return ("1-63 lower-case letters, digits and -, not starting or ending with -")
+UNIQUE_SUFFIX_LENGTH = 9  # "-" and 8 hex digits
+
+
+def unique_domain_prefix(prefix: str, account: str, region: str, project: str, stack: str) -> str:
+    """`<prefix>-<8 hex digits of SHA-256(account/region/project/stack)>`: the same on every
+    update of one stack, different for any other stack, account or region."""
+    digest = hashlib.sha256(f"{account}/{region}/{project}/{stack}".encode()).hexdigest()[:8]
+    return f"{prefix}-{digest}"
+
+
+def domain_prefix_problem(prefix: str, *, suffixed: bool = False) -> str | None:
+    """Why Cognito would refuse `prefix` as a user pool domain prefix (with the unique suffix
+    appended when `suffixed`), or None."""
+    limit = 63 - (UNIQUE_SUFFIX_LENGTH if suffixed else 0)
+    if not _DOMAIN_PREFIX.fullmatch(prefix) or len(prefix) > limit:
+        return (f"1-{limit} lower-case letters, digits and -, not starting or ending with -"
+                + (" (a unique 9-character suffix is appended)" if suffixed else ""))
     reserved = [word for word in _RESERVED_IN_PREFIX if word in prefix]
     if reserved:
         return f"Cognito refuses prefixes containing {', '.join(reserved)}"
@@ -188,7 +215,8 @@ def _validate(args: CognitoApiIdentityArgs) -> None:
                 (("environment", args.environment), ("owner", args.owner)) if not value]
     if not re.fullmatch(r"https://[a-z0-9.-]+(/[A-Za-z0-9._~-]+)*", args.identifier):
         problems.append(f"identifier {args.identifier!r}: the API's https:// URL, no trailing /")
-    if (problem := domain_prefix_problem(args.domain_prefix)) is not None:
+    if (problem := domain_prefix_problem(args.domain_prefix,
+                                         suffixed=args.unique_domain_suffix)) is not None:
         problems.append(f"domain_prefix {args.domain_prefix!r}: {problem}")
     problems += [f"scope {scope!r}: printable ASCII without space, \", / or \\, at most 256"
                  for scope in args.scopes if not _SCOPE_NAME.fullmatch(scope)]

@@ -23,7 +23,7 @@ import yaml
 
 from components.ami_pipeline import EnclaveArtifacts
 from components.api_gateway import ApiPartner, ca_certificates, domain_problem, partner_problems
-from components.api_identity import domain_prefix_problem
+from components.api_identity import UNIQUE_SUFFIX_LENGTH, domain_prefix_problem
 from components.aws_facts import LOG_RETENTION_DAYS, REGION_AZ_COUNT, partition_for_region
 from components.enclave_fleet import ARTIFACT_PREFIX, EnclaveFleetSettings, sizing_problems
 from components.keys import EnclaveMeasurements, measurement_problem
@@ -99,6 +99,8 @@ class ApiSettings:
     burst_limit: int
     auth_domain_prefix: str
     access_log_retention_days: int
+    # True when the prefix was derived (a unique suffix is appended at deploy), False when set.
+    auth_domain_prefix_derived: bool = True
 
 
 class StackConfigError(pulumi.RunError):
@@ -605,8 +607,10 @@ KEYS: dict[str, _Key] = {
                          _parse_rate, 50),
     "apiBurstLimit": _Key("Default burst of every route of the API.", False, _parse_burst, 100),
     "apiAuthDomainPrefix": _Key("Prefix of the Cognito token endpoint's domain "
-                                "(<prefix>.auth.<region>.amazoncognito.com), unique in the region; "
-                                "default: apiDomainName with dots as dashes.", False,
+                                "(<prefix>.auth.<region>.amazoncognito.com), unique in the region "
+                                "across every AWS account, used as given; default: apiDomainName "
+                                "with dots as dashes plus a suffix unique to the account, region "
+                                "and stack.", False,
                                 _parse_optional_domain_prefix, ""),
     "apiAccessLogRetentionDays": _Key("Retention of the API's access logs in CloudWatch Logs, in days.",
                                       False, _parse_retention, 365),
@@ -768,9 +772,10 @@ def _api_settings(values: Mapping[str, Any], problems: _Problems) -> ApiSettings
         problems.add(f"{_full('apiClientCaFiles')}, {_full('apiPartnersFile')}: at least one CA, "
                      "first-party or a partner's; an empty truststore admits no client")
     domain = values["apiDomainName"]
+    derived = values.get("apiAuthDomainPrefix") is None
     prefix = values.get("apiAuthDomainPrefix") or _default_prefix(domain)
-    if values.get("apiAuthDomainPrefix") is None and issuer is None and (
-            problem := domain_prefix_problem(prefix)) is not None:
+    if derived and issuer is None and (
+            problem := domain_prefix_problem(prefix, suffixed=True)) is not None:
         ok = False
         problems.add(f"{_full('apiAuthDomainPrefix')}: the default derived from "
                      f"{_full('apiDomainName')}, {prefix!r}, is refused ({problem}); set one")
@@ -782,11 +787,13 @@ def _api_settings(values: Mapping[str, Any], problems: _Problems) -> ApiSettings
         client_ca_files=tuple(values["apiClientCaFiles"]), partners=tuple(values["apiPartnersFile"]),
         jwt_issuer=issuer, jwt_audiences=tuple(audiences), rate_limit=values["apiRateLimit"],
         burst_limit=values["apiBurstLimit"], auth_domain_prefix=prefix,
+        auth_domain_prefix_derived=derived,
         access_log_retention_days=values["apiAccessLogRetentionDays"])
 
 
 def _default_prefix(domain: str) -> str:
-    return domain.replace(".", "-")[:63].strip("-")
+    """The domain with dots as dashes, cut so that the unique suffix still fits in 63."""
+    return domain.replace(".", "-")[:63 - UNIQUE_SUFFIX_LENGTH].strip("-")
 
 
 def _fleet_settings(values: Mapping[str, Any], problems: _Problems) -> EnclaveFleetSettings | None:

@@ -4,13 +4,20 @@ bad input is refused before anything is declared."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import replace
 from typing import Any
 
 import pulumi
 import pytest
 
-from components.api_identity import ApiClient, CognitoApiIdentity, CognitoApiIdentityArgs
+from components.api_identity import (
+    ApiClient,
+    CognitoApiIdentity,
+    CognitoApiIdentityArgs,
+    unique_domain_prefix,
+)
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 
 ARGS = CognitoApiIdentityArgs(
@@ -87,9 +94,40 @@ def test_each_client_is_client_credentials_with_only_its_scopes(stack: RecordedS
 def test_issuer_token_endpoint_and_audiences(stack: RecordedStack, seen: dict[str, Any]) -> None:
     [pool] = of_type(stack, "aws:cognito/userPool:UserPool")
     assert seen["issuer"] == f"https://cognito-idp.eu-west-1.amazonaws.com/{pool.id}"
-    assert seen["token"] == "https://api-example-com.auth.eu-west-1.amazoncognito.com/oauth2/token"
+    # The derived prefix carries a suffix unique to the account, region, project and stack.
+    suffix = hashlib.sha256(b"111122223333/eu-west-1/zero-trust-ai/prod").hexdigest()[:8]
+    assert seen["token"] == (f"https://api-example-com-{suffix}.auth.eu-west-1.amazoncognito.com"
+                             "/oauth2/token")
+    [domain] = of_type(stack, "aws:cognito/userPoolDomain:UserPoolDomain")
+    assert domain.inputs["domain"] == f"api-example-com-{suffix}"
     assert sorted(seen["ids"]) == sorted(
         c.id for c in of_type(stack, "aws:cognito/userPoolClient:UserPoolClient"))
+
+
+def test_the_domain_suffix_is_stable_per_stack_and_differs_between_stacks() -> None:
+    same = unique_domain_prefix("api-example-com", "111122223333", "eu-west-1", "zero-trust-ai", "prod")
+    assert same == unique_domain_prefix("api-example-com", "111122223333", "eu-west-1", "zero-trust-ai",
+                                        "prod")
+    others = {unique_domain_prefix("api-example-com", *values) for values in (
+        ("111122223333", "eu-west-1", "zero-trust-ai", "dev"),
+        ("444455556666", "eu-west-1", "zero-trust-ai", "prod"),
+        ("111122223333", "eu-central-1", "zero-trust-ai", "prod"),
+        ("111122223333", "eu-west-1", "fork", "prod"))}
+    assert same not in others and len(others) == 4
+    assert re.fullmatch(r"api-example-com-[0-9a-f]{8}", same)
+
+
+def test_a_prefix_set_by_hand_is_used_as_given() -> None:
+    stack = build(replace(ARGS, unique_domain_suffix=False))
+    [domain] = of_type(stack, "aws:cognito/userPoolDomain:UserPoolDomain")
+    assert domain.inputs["domain"] == "api-example-com"
+
+
+def test_a_derived_prefix_leaves_room_for_the_suffix() -> None:
+    with pytest.raises(ValueError, match="1-54 lower-case letters"):
+        build(replace(ARGS, domain_prefix="a" * 55))
+    build(replace(ARGS, domain_prefix="a" * 55, unique_domain_suffix=False))  # 63 without it
+
 
 
 def test_dev_pool_has_no_deletion_protection() -> None:
@@ -101,7 +139,7 @@ def test_dev_pool_has_no_deletion_protection() -> None:
 @pytest.mark.parametrize("change, fragment", [
     ({"identifier": "http://api.example.com"}, "the API's https:// URL"),
     ({"domain_prefix": "my-cognito-pool"}, "Cognito refuses prefixes containing cognito"),
-    ({"domain_prefix": "-api"}, "1-63 lower-case letters"),
+    ({"domain_prefix": "-api"}, "1-54 lower-case letters"),
     ({"scopes": {"bad/scope": "x"}, "clients": [ApiClient("c", ("bad/scope",))]},
      "scope 'bad/scope': printable ASCII"),
     ({"clients": []}, "clients: at least one"),

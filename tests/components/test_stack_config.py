@@ -383,6 +383,16 @@ def test_shipped_stacks_configure_the_api(stack: str) -> None:
     assert partner.name == "example-partner" and Path(str(partner.ca_file)).is_file()
     assert all(Path(path).is_absolute() and Path(path).is_file() for path in api.client_ca_files)
     assert api.auth_domain_prefix == api.domain_name.replace(".", "-")
+    assert api.auth_domain_prefix_derived  # a unique suffix is appended at deploy
+
+
+def test_a_prefix_set_by_hand_is_used_as_given_and_a_derived_one_leaves_room_for_the_suffix() -> None:
+    api = parse_stack_config(VALID | {"zero-trust-ai:apiAuthDomainPrefix": "acme-ml-auth"}).api
+    assert api is not None and (api.auth_domain_prefix, api.auth_domain_prefix_derived) == (
+        "acme-ml-auth", False)
+    long_domain = "a" * 40 + ".inference.example.com"
+    api = parse_stack_config(VALID | {"zero-trust-ai:apiDomainName": long_domain}).api
+    assert api is not None and len(api.auth_domain_prefix) <= 54
 
 
 def test_api_defaults() -> None:
