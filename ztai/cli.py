@@ -92,7 +92,7 @@ def _finish(result: Any, text: str, document: str, as_json: bool) -> int:
 
 
 def _preview(args: argparse.Namespace) -> int:
-    from ztai.stackfile import StackFileError, load_stack
+    from ztai.stackfile import StackFileError, load_stack, shared_target_warnings
     try:
         stack_file = load_stack(args.project_dir, args.stack)
     except StackFileError as error:
@@ -109,7 +109,7 @@ def _preview(args: argparse.Namespace) -> int:
     from ztai.preview.recorder import RecordedResource, record
     from ztai.report import ReportResource, render_json, render_text
 
-    for warning in stack_file.warnings:
+    for warning in [*stack_file.warnings, *shared_target_warnings(stack_file)]:
         print(f"warning: {warning}", file=sys.stderr)
     project_dir = args.project_dir.resolve()
     program_path = project_dir / "__main__.py"

@@ -114,3 +114,71 @@ def load_stack(project_dir: Path, stack: str) -> StackFile:
             config[full] = config_string(declaration["default"])
     return StackFile(project=name, stack=stack, project_dir=project_dir, config=config,
                      warnings=warnings)
+
+
+# Default per-Region quotas a stack's network counts against (Amazon VPC User Guide, "Amazon VPC
+# quotas": VPCs per Region 5, internet gateways per Region 5; Amazon EC2 User Guide, "Elastic IP
+# address limit": 5 per Region). Each is adjustable through Service Quotas.
+DEFAULT_QUOTAS = {"VPCs": 5, "Elastic IP addresses": 5, "internet gateways": 5}
+_ACCOUNT_IN_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):")
+
+
+def _json_list(value: str | None) -> list[str]:
+    try:
+        parsed = json.loads(value) if value else []
+    except ValueError:
+        return []
+    return [str(item) for item in parsed] if isinstance(parsed, list) else []
+
+
+def target(stack_file: StackFile) -> tuple[frozenset[str], str] | None:
+    """The accounts and the region a stack deploys to, as far as its file says: `aws:allowedAccountIds`,
+    else the accounts of its key administrator roles; None when it does not say."""
+    region = stack_file.region
+    administrators = _json_list(stack_file.config.get(f"{stack_file.project}:keyAdministratorRoleArns"))
+    accounts = _json_list(stack_file.config.get("aws:allowedAccountIds")) or [
+        match[1] for arn in administrators if (match := _ACCOUNT_IN_ARN.match(arn))]
+    return (frozenset(accounts), region) if region and accounts else None
+
+
+def network_footprint(stack_file: StackFile) -> dict[str, int]:
+    """What one stack counts against DEFAULT_QUOTAS: four VPCs (the segments), and per egress
+    segment an internet gateway and a NAT gateway with an Elastic IP in each zone."""
+    try:
+        zones = int(stack_file.config.get(f"{stack_file.project}:azCount", "2"))
+    except ValueError:
+        zones = 2
+    egress = len(_json_list(stack_file.config.get(f"{stack_file.project}:egressSegments")))
+    return {"VPCs": 4, "Elastic IP addresses": zones * egress, "internet gateways": egress}
+
+
+def shared_target_warnings(stack_file: StackFile) -> list[str]:
+    """A warning for each other stack of the project whose file targets the same account and
+    Region: their networks add up against the Region's default quotas, which a first `pulumi up`
+    of the second stack would exceed (VpcLimitExceeded, AddressLimitExceeded)."""
+    mine = target(stack_file)
+    if mine is None:
+        return []
+    warnings = []
+    for other_name in available_stacks(stack_file.project_dir):
+        if other_name == stack_file.stack:
+            continue
+        try:
+            other = load_stack(stack_file.project_dir, other_name)
+        except StackFileError:
+            continue  # that stack's own preview reports its file
+        theirs = target(other)
+        if theirs is None or theirs[1] != mine[1] or not theirs[0] & mine[0]:
+            continue
+        total = {name: count + network_footprint(other)[name]
+                 for name, count in network_footprint(stack_file).items()}
+        over = [f"{total[name]} {name} (default quota {quota})"
+                for name, quota in DEFAULT_QUOTAS.items() if total[name] > quota]
+        accounts = ", ".join(sorted(theirs[0] & mine[0]))
+        warnings.append(
+            f"stacks {stack_file.stack!r} and {other_name!r} both target account {accounts} in "
+            f"{mine[1]}: together they need " + ", ".join(f"{total[n]} {n}" for n in DEFAULT_QUOTAS)
+            + (f"; over the default quotas: {'; '.join(over)}. Request increases (Service Quotas) "
+               "or deploy them to separate accounts (docs/quotas.md)" if over else
+               " (within the default quotas)"))
+    return warnings

@@ -44,6 +44,11 @@ def test_preview_prints_the_tree_and_passes_the_policies(stack: str, zones: int)
     # The shipped placeholders are named on every preview, as warnings.
     assert ("warning: placeholder still in the stack configuration: zero-trust-ai:apiDomainName = "
             f"api.{'dev.' if stack == 'dev' else ''}example.com") in run.stderr
+    # Both shipped stacks name the same account and Region: their networks add up.
+    other = "prod" if stack == "dev" else "dev"
+    assert (f"warning: stacks '{stack}' and '{other}' both target account 111122223333 in eu-west-1: "
+            "together they need 8 VPCs, 5 Elastic IP addresses, 2 internet gateways; over the default "
+            "quotas: 8 VPCs (default quota 5)") in run.stderr
 
 
 def test_json_report(dev_export: tuple[subprocess.CompletedProcess[str], Path]) -> None:
