@@ -44,6 +44,30 @@ ELB_LOG_PREFIX = "elb"  # load balancer access logs: <prefix>/AWSLogs/<account>/
 S3_LOG_PREFIX = "s3/"  # server access logs: s3/<source bucket>/...
 
 
+_BucketBase = tuple[aws.s3.Bucket, aws.s3.BucketPublicAccessBlock, aws.s3.BucketVersioning]
+
+
+def _closed_versioned_bucket(name: str, *, tags: Mapping[str, str], protect: bool,
+                             parent: pulumi.Resource) -> _BucketBase:
+    """What every bucket of the stack has: public access blocked (all four settings), ACLs off
+    (BucketOwnerEnforced) and versioning on, as `<name>-public-access`, `-ownership` and
+    `-versioning`, children of the bucket; never force-destroyed."""
+    bucket = aws.s3.Bucket(name, force_destroy=False, tags=dict(tags),
+                           opts=pulumi.ResourceOptions(parent=parent, protect=protect))
+    child = pulumi.ResourceOptions(parent=bucket)
+    public_access = aws.s3.BucketPublicAccessBlock(
+        f"{name}-public-access", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
+        ignore_public_acls=True, restrict_public_buckets=True, opts=child)
+    aws.s3.BucketOwnershipControls(
+        f"{name}-ownership", bucket=bucket.id,
+        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"), opts=child)
+    versioning = aws.s3.BucketVersioning(
+        f"{name}-versioning", bucket=bucket.id,
+        versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+        opts=child)
+    return bucket, public_access, versioning
+
+
 # The services that deliver access logs into the access-log bucket: ELB (delivery.logs) and S3
 # server access logging.
 LOG_DELIVERY_SERVICES = ("delivery.logs.amazonaws.com", "logging.s3.amazonaws.com")
@@ -100,19 +124,8 @@ def access_log_bucket(name: str, *, partition: str, region: str, account_id: pul
     """The bucket `name` for access logs (see the module's docstring), with `<name>-public-access`,
     `-ownership`, `-versioning`, `-encryption` (SSE-S3) and `-policy`, children of the bucket.
     source_bucket_arns: the buckets whose server access logs it receives (under s3/)."""
-    bucket = aws.s3.Bucket(name, force_destroy=False, tags=dict(tags),
-                           opts=pulumi.ResourceOptions(parent=parent, protect=protect))
+    bucket, public_access, _ = _closed_versioned_bucket(name, tags=tags, protect=protect, parent=parent)
     child = pulumi.ResourceOptions(parent=bucket)
-    public_access = aws.s3.BucketPublicAccessBlock(
-        f"{name}-public-access", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
-        ignore_public_acls=True, restrict_public_buckets=True, opts=child)
-    aws.s3.BucketOwnershipControls(
-        f"{name}-ownership", bucket=bucket.id,
-        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"), opts=child)
-    aws.s3.BucketVersioning(
-        f"{name}-versioning", bucket=bucket.id,
-        versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-        opts=child)
     aws.s3.BucketServerSideEncryptionConfiguration(
         f"{name}-encryption", bucket=bucket.id,
         rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
@@ -152,19 +165,9 @@ def private_bucket(name: str, *, key_arn: pulumi.Input[str], tags: Mapping[str, 
                    parent: pulumi.Resource) -> PrivateBucket:
     """The bucket `name` and its controls, named `<name>-public-access`, `-ownership`,
     `-versioning`, `-encryption` and `-policy`, children of the bucket."""
-    bucket = aws.s3.Bucket(name, force_destroy=False, tags=dict(tags),
-                           opts=pulumi.ResourceOptions(parent=parent, protect=protect))
+    bucket, public_access, versioning = _closed_versioned_bucket(name, tags=tags, protect=protect,
+                                                                 parent=parent)
     child = pulumi.ResourceOptions(parent=bucket)
-    public_access = aws.s3.BucketPublicAccessBlock(
-        f"{name}-public-access", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
-        ignore_public_acls=True, restrict_public_buckets=True, opts=child)
-    aws.s3.BucketOwnershipControls(
-        f"{name}-ownership", bucket=bucket.id,
-        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"), opts=child)
-    versioning = aws.s3.BucketVersioning(
-        f"{name}-versioning", bucket=bucket.id,
-        versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-        opts=child)
     encryption = aws.s3.BucketServerSideEncryptionConfiguration(
         f"{name}-encryption", bucket=bucket.id,
         rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
