@@ -651,7 +651,7 @@ def test_schedules_and_components_are_named_plainly_on_a_usable_key(
 
 
 def test_a_schedule_or_component_read_needs_its_creation_admitted() -> None:
-    with pytest.raises(ValueError, match="not among KeyHierarchyArgs.schedules"):
+    with pytest.raises(ValueError, match=r"not among KeyHierarchyArgs\.schedules"):
         build(compose=lambda keys: keys.grant_schedule_decrypt("logs", role("s"), SCHEDULE))
     with pytest.raises(ValueError, match="no image_builder_components on the logs key"):
         build(compose=lambda keys: keys.grant_component_decrypt("logs", role("b")))
