@@ -647,7 +647,8 @@ def test_schedule_and_component_creation_are_admitted_from_creation_bound_to_the
 def test_schedules_and_components_are_named_plainly_on_a_usable_key(
         field_name: str, value: dict[str, list[str]], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        build(replace(ARGS, **{field_name: value}))
+        build(replace(ARGS, schedules=value) if field_name == "schedules"
+              else replace(ARGS, image_builder_components=value))
 
 
 def test_a_schedule_or_component_read_needs_its_creation_admitted() -> None:
