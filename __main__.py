@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pulumi
 
-from components.ami_pipeline import ImmutableAmiPipeline, ImmutableAmiPipelineArgs
+from components.ami_pipeline import ImmutableAmiPipeline, ImmutableAmiPipelineArgs, component_names
 from components.api_gateway import FIRST_PARTY, ApiRoute, SecureApiGateway, SecureApiGatewayArgs
 from components.api_identity import ApiClient, CognitoApiIdentity, CognitoApiIdentityArgs, scope_string
 from components.aws_facts import enclave_parent_type
@@ -18,7 +18,7 @@ from components.enclave_fleet import (
     ImageRollout,
     ImageRolloutArgs,
 )
-from components.key_rotation import MonthlyKeyRotation, MonthlyKeyRotationArgs
+from components.key_rotation import MonthlyKeyRotation, MonthlyKeyRotationArgs, rotation_schedule_name
 from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
 from components.session_manager import SessionManagerPreferences, SessionManagerPreferencesArgs
@@ -39,6 +39,13 @@ keys = KeyHierarchy(
         # Creating the vault table makes DynamoDB use the secrets key as the deploying role: the
         # key is created admitting that, for this table only.
         dynamodb_tables={"secrets": [vault_table_name(config.environment)]},
+        # Creating the rotation schedule and the Image Builder components with the logs key makes
+        # Scheduler and Image Builder use it as the deploying role: admitted from the key's
+        # creation, for those names only. The logs key, not the inference key: the component
+        # documents are in git and the schedule holds aliases, and no administrator use is ever
+        # admitted on the key of the fleet's volumes, AMIs and model bucket.
+        schedules={"logs": [rotation_schedule_name(config.environment)]},
+        image_builder_components={"logs": list(component_names(config.environment))},
         protect=config.is_prod,
     ),
 )
@@ -80,6 +87,7 @@ rotation = MonthlyKeyRotation(
         vpc_cidr=management.vpc.cidr_block,
         protect=config.is_prod,
         reserve_concurrency=config.reserve_function_concurrency,
+        schedule_key_arn=keys.key_arn("logs"),
     ),
 )
 keys.grant_key_rotation(rotation.role, create_successors=rotation.create_successors)
@@ -90,9 +98,9 @@ keys.grant_use_through_service("logs", rotation.scheduler_role, "sqs")
 # Lambda sends the record of a run that failed every retry to the function's failure queue
 # (logs key) with the function's own role: the same use of the key, through SQS only.
 keys.grant_use_through_service("logs", rotation.role, "sqs")
-# LEAD NOTE (issue 9 §6, Checkov CKV_AWS_297): the schedule's payload is encrypted with an AWS
-# owned key until KeyHierarchy can grant what a customer managed key needs (docs/checkov.md,
-# "Pending key statements"); then pass schedule_key_arn=keys.key_arn("logs") above.
+# The scheduler role reads the schedule's payload (logs key) when it invokes the function: this
+# schedule's only.
+keys.grant_schedule_decrypt("logs", rotation.scheduler_role, rotation.schedule_name)
 
 # The token vault (§4.1), encrypted with the secrets key. No role is granted tokenize/detokenize
 # yet (roles come with §3.2): grant with token_vault.grant_tokenize(role, keys=keys) and
@@ -180,6 +188,7 @@ ami_pipeline = ImmutableAmiPipeline(
         enclave_threads_per_core=parent_type.threads_per_core,
         organization_id=config.organization_id,
         protect=config.is_prod,
+        component_key_arn=keys.key_arn("logs"),
     ),
 )
 # Image Builder launches the encrypted build volumes and creates and copies the AMI through EC2
@@ -190,9 +199,8 @@ keys.grant_use_through_service("inference", ami_pipeline.execution_role, "ec2")
 # the role with the first of them), so the key policy naming it is written after them.
 keys.grant_use_through_service("inference", ami_pipeline.service_linked_role_arn, "ec2")
 keys.grant_cloudwatch_logs(ami_pipeline.log_group_prefix)
-# LEAD NOTE (issue 9 §6, Checkov CKV_AWS_180): the component documents are encrypted with an AWS
-# owned key until KeyHierarchy can grant what a customer managed key needs (docs/checkov.md,
-# "Pending key statements"); then pass component_key_arn=keys.key_arn("inference") above.
+# The build instance reads its component documents (logs key) through Image Builder only.
+keys.grant_component_decrypt("logs", ami_pipeline.instance_role)
 # The fleet owns the image parameter and the bucket: it lets the pipeline write the one and read
 # the artifact prefix of the other (whose SSE-KMS layer is the inference key, through S3 only).
 publish_image = fleet.grant_image_publishing(ami_pipeline.execution_role)

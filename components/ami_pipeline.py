@@ -212,10 +212,11 @@ class ImmutableAmiPipelineArgs:
     log_retention_days: CloudWatch retention of the pipeline's logs; default 365.
     protect: `protect` and deletion protection on the log groups; default False, True in prod.
     component_key_arn: CMK that encrypts the component documents Image Builder stores (the
-        components' `kms_key_id`). Default None: an AWS owned key. Replaces the components when
-        changed. The key's policy must first let the deploying role encrypt with it through
-        Image Builder and the build instance role decrypt through it (docs/checkov.md, "Pending
-        key statements"); the stack does not pass it until KeyHierarchy has such grants.
+        components' `kms_key_id`). Default None: an AWS owned key (the pack's
+        image-builder-component-encrypted rule refuses it). Replaces the components when
+        changed. The key must admit the deploying role for these components from its creation
+        (`KeyHierarchyArgs.image_builder_components` with `component_names(environment)`) and the
+        build instance's read (`keys.grant_component_decrypt(purpose, pipeline.instance_role)`).
     """
 
     environment: str
@@ -246,6 +247,12 @@ class ImmutableAmiPipelineArgs:
 
 
 # -- component documents -------------------------------------------------------------------------
+def component_names(environment: str) -> tuple[str, ...]:
+    """The names every component the pipeline may create gets (the artifacts' one only with
+    artifacts): known before deploy, so their key can admit them at creation."""
+    return tuple(f"zero-trust-ai-{environment}-{key}" for key in COMPONENT_DOCUMENTS)
+
+
 def document_text(key: str) -> str:
     """The YAML text of one component document, as Image Builder receives it."""
     return (DOCUMENTS_DIR / f"{key}.yaml").read_text(encoding="utf-8")

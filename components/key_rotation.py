@@ -129,10 +129,11 @@ class MonthlyKeyRotationArgs:
         the alarms still change state, which EventBridge sees.
     protect: `protect` and deletion protection on the log group; default False, True in prod.
     schedule_key_arn: CMK that encrypts the schedule's payload (the aliases and key ARNs the
-        function gets) at rest in EventBridge Scheduler. Default None: an AWS owned key. The key's
-        policy must first let the deploying role encrypt and the scheduler role decrypt for this
-        schedule (docs/checkov.md, "Pending key statements"); the stack does not pass it until
-        KeyHierarchy has such grants.
+        function gets) at rest in EventBridge Scheduler. Default None: an AWS owned key (the pack's
+        scheduler-schedule-encrypted rule refuses it). The key must admit the deploying role for
+        this schedule from its creation (`KeyHierarchyArgs.schedules` with
+        `rotation_schedule_name(environment)`) and the scheduler role's Decrypt
+        (`keys.grant_schedule_decrypt(purpose, rotation.scheduler_role, rotation.schedule_name)`).
     reserve_concurrency: reserve concurrency 1 for the function; default True. False (accounts
         whose Lambda concurrency quota cannot spare it) lets two runs overlap: both may rotate a
         key on the 1st (one more of its 25 on-demand rotations spent), and with create_successors
@@ -158,6 +159,12 @@ class MonthlyKeyRotationArgs:
     protect: bool = False
     reserve_concurrency: bool = True
     schedule_key_arn: pulumi.Input[str] | None = None
+
+
+def rotation_schedule_name(environment: str) -> str:
+    """The schedule's name (default group), which is also the function's: known before deploy, so
+    the key that encrypts the schedule can admit it at creation (`KeyHierarchyArgs.schedules`)."""
+    return f"zero-trust-ai-{environment}-key-rotation"
 
 
 def key_id_of(key_arn: str) -> str:
@@ -280,6 +287,7 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
     schedule: aws.scheduler.Schedule
     dead_letter_queue: aws.sqs.Queue
     log_group_prefix: str
+    schedule_name: str
     # Whether the function creates successors: pass it to KeyHierarchy.grant_key_rotation.
     create_successors: bool
 
@@ -292,8 +300,9 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
         account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
         tags = {"environment": args.environment, "owner": args.owner,
                 "data-classification": "internal", "project": "zero-trust-ai"}
-        function_name = f"zero-trust-ai-{args.environment}-key-rotation"
+        function_name = rotation_schedule_name(args.environment)
         self.log_group_prefix = log_group_name(function_name)
+        self.schedule_name = function_name
         self.create_successors = args.create_successors
 
         vpc_config = None

@@ -43,7 +43,12 @@ any later one:
   default the names every component uses); `grant_cloudwatch_logs(prefix)` refuses a prefix
   outside them, at composition;
 - DynamoDB creating a table encrypted under a key as the deploying role
-  (`KeyHierarchyArgs.dynamodb_tables`): the administrators, through DynamoDB, for those tables.
+  (`KeyHierarchyArgs.dynamodb_tables`): the administrators, through DynamoDB, for those tables;
+- EventBridge Scheduler creating a schedule with a key as the deploying role
+  (`KeyHierarchyArgs.schedules`): the administrators, under those schedules' ARNs as context;
+- Image Builder creating a component encrypted under a key as the deploying role
+  (`KeyHierarchyArgs.image_builder_components`): the administrators, through Image Builder, for
+  those components.
 
 A resource that uses a key at creation through a statement naming a role of the stack waits for
 the sealed policy: the truststore upload, the deploy-time image build and the launches that follow
@@ -96,6 +101,30 @@ DYNAMODB_TABLE_CONTEXT = "kms:EncryptionContext:aws:dynamodb:tableName"
 CLOUDWATCH_LOGS_ACTIONS = ("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
                            "kms:Describe*")
 LOGS_PURPOSE = "logs"
+# EventBridge Scheduler with a customer managed key (Scheduler User Guide, "Encryption at rest in
+# EventBridge Scheduler"): it encrypts a schedule's payload (the target input) when the schedule
+# is created or updated, as the caller, and decrypts it as the schedule's execution role when it
+# invokes the target, each time under the encryption context `aws:scheduler:schedule-arn` = the
+# schedule's ARN. The caller's actions are listed one by one (Encrypt, GenerateDataKey: the exact
+# call is not documented; Decrypt: UpdateSchedule and GetSchedule read the payload back; not
+# confirmed against the current page offline). DescribeKey the administrators already hold.
+SCHEDULE_CREATION_USE_ACTIONS = ("kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt")
+SCHEDULE_CONTEXT = "kms:EncryptionContext:aws:scheduler:schedule-arn"
+# EC2 Image Builder with a customer managed key on a component: Image Builder encrypts the
+# document as the caller of CreateComponent (and decrypts it for GetComponent, which the provider
+# calls after creating it), and the build instance reads it through Image Builder
+# (imagebuilder:GetComponent) with its instance profile. AWS's own EC2InstanceProfileForImageBuilder
+# policy grants that read as `kms:Decrypt` when `kms:EncryptionContextKeys` has
+# `aws:imagebuilder:arn` and `aws:CalledVia` is imagebuilder.amazonaws.com (Image Builder User
+# Guide, "Use AWS managed policies for EC2 Image Builder"). The context's value is not documented:
+# the statements here bind it to the stack's component names (`component/<name>/*`, any version),
+# which a StringLike also requires to be present.
+COMPONENT_CREATION_USE_ACTIONS = ("kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt")
+COMPONENT_CONTEXT = "kms:EncryptionContext:aws:imagebuilder:arn"
+# A schedule name (Scheduler: 1-64 of letters, digits, . - _) in the default group, and an Image
+# Builder component name (letters, digits, - _ and spaces; the stack's use no spaces).
+_SCHEDULE_NAME = re.compile(r"^[0-9A-Za-z_.-]{1,64}$")
+_COMPONENT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,126}$")
 # A DynamoDB table name: 3-255 of a-z, A-Z, 0-9, _ . -
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _LOG_GROUP_PREFIX = re.compile(r"^/[A-Za-z0-9_./#-]{1,510}$")
@@ -215,6 +244,12 @@ class KeyHierarchyArgs:
         `log_group_prefixes_for(environment)`.
     dynamodb_tables: purpose -> names of DynamoDB tables the deploying (administrator) roles
         create encrypted under that key. Default none. Refused on model-weights.
+    schedules: purpose -> names of EventBridge Scheduler schedules (default group) the deploying
+        roles create with that key (`kmsKeyArn`). Default none. Refused on model-weights and the
+        HMAC key. `grant_schedule_decrypt` lets each schedule's execution role read it.
+    image_builder_components: purpose -> names of Image Builder components the deploying roles
+        create encrypted under that key (`kmsKeyId`). Default none. Refused on model-weights and
+        the HMAC key. `grant_component_decrypt` lets the build instance read them.
     replica_regions: regions that get a replica of every key. Default empty: single-Region keys.
         Replicas have policies of their own in KMS; each gets the same statements (rendered for
         its region) and the same grants. Adding the first region replaces the keys: multi-Region
@@ -231,6 +266,8 @@ class KeyHierarchyArgs:
     replica_regions: Sequence[str] = field(default_factory=tuple)
     log_group_prefixes: Sequence[str] | None = None
     dynamodb_tables: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    schedules: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    image_builder_components: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def log_group_prefixes_for(environment: str) -> tuple[str, ...]:
@@ -284,6 +321,10 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._grant_cloudwatch_logs_from_creation()
         for purpose, tables in sorted(args.dynamodb_tables.items()):
             self._allow_table_creation(purpose, tables)
+        for purpose, schedules in sorted(args.schedules.items()):
+            self._allow_schedule_creation(purpose, schedules)
+        for purpose, components in sorted(args.image_builder_components.items()):
+            self._allow_component_creation(purpose, components)
         self.keys, self.aliases = {}, {}
         self.replicas: dict[str, dict[str, aws.kms.ReplicaKey]] = {p: {} for p in PURPOSES}
         tags = {"environment": args.environment, "owner": args.owner,
@@ -549,6 +590,59 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._grant(purpose, "CreateDynamodbTablesUse", {}, TABLE_CREATION_USE_ACTIONS, via_for_tables,
                     to_administrators=True)
 
+    def _allow_schedule_creation(self, purpose: str, schedules: Sequence[str]) -> None:
+        """Let the key administrators (the deploying roles) create the EventBridge Scheduler
+        `schedules` (default group) with the key: SCHEDULE_CREATION_USE_ACTIONS, only under the
+        encryption context naming one of those schedules' ARNs (StringEquals; the ARN is known
+        before the schedule exists). No kms:ViaService condition: whether Scheduler sets it for
+        the caller is not documented, and a direct call gets no more than Scheduler would: the
+        payload of those schedules, which the deployer writes and can read with GetSchedule."""
+        names = _checked_names("schedules", purpose, schedules, _SCHEDULE_NAME,
+                               "1-64 of letters, digits, . - _")
+        partition = self._partition
+        self._grant(purpose, "CreateSchedules", {}, SCHEDULE_CREATION_USE_ACTIONS,
+                    lambda account, region: {"StringEquals": {SCHEDULE_CONTEXT: [
+                        _schedule_arn(partition, region, account, name) for name in names]}},
+                    to_administrators=True)
+
+    def grant_schedule_decrypt(self, purpose: str, role: aws.iam.Role, schedule_name: str) -> None:
+        """Let a schedule's execution role `role` decrypt that schedule's payload, and nothing
+        else: kms:Decrypt under the context `aws:scheduler:schedule-arn` = its ARN. The schedule
+        must be one the key admits at creation (`KeyHierarchyArgs.schedules`)."""
+        if schedule_name not in self._args.schedules.get(purpose, ()):
+            raise ValueError(f"schedule {schedule_name!r} is not among KeyHierarchyArgs.schedules"
+                             f"[{purpose!r}]: the deployer could not create it with the key; add it")
+        partition = self._partition
+        self._grant(purpose, "DecryptSchedulePayload", self._role(role), DECRYPT_ACTIONS,
+                    lambda account, region: {"StringEquals": {SCHEDULE_CONTEXT: _schedule_arn(
+                        partition, region, account, schedule_name)}})
+
+    def _allow_component_creation(self, purpose: str, components: Sequence[str]) -> None:
+        """Let the key administrators create the Image Builder `components` encrypted with the
+        key: COMPONENT_CREATION_USE_ACTIONS only through Image Builder in the key's region for
+        this account (kms:ViaService, kms:CallerAccount) and only under an `aws:imagebuilder:arn`
+        context naming one of those components (any version)."""
+        names = _checked_names("image_builder_components", purpose, components, _COMPONENT_NAME,
+                               "letters, digits, - _")
+        partition = self._partition
+        self._grant(purpose, "CreateImageBuilderComponents", {}, COMPONENT_CREATION_USE_ACTIONS,
+                    lambda account, region: _through_image_builder_for_components(
+                        partition, account, region, names), to_administrators=True)
+
+    def grant_component_decrypt(self, purpose: str, role: Grantee) -> None:
+        """Let a build instance's role read the components the key encrypts
+        (`KeyHierarchyArgs.image_builder_components[purpose]`) through Image Builder only:
+        kms:Decrypt under the same conditions as their creation, nothing else."""
+        names = list(self._args.image_builder_components.get(purpose, ()))
+        if not names:
+            raise ValueError(f"no image_builder_components on the {purpose} key: name them in "
+                             "KeyHierarchyArgs.image_builder_components")
+        partition = self._partition
+        self._grant(purpose, "DecryptComponentsThroughImagebuilder", self._role(role),
+                    DECRYPT_ACTIONS,
+                    lambda account, region: _through_image_builder_for_components(
+                        partition, account, region, names))
+
     def allow_administrators_through_s3(self, purpose: str, bucket_arn: pulumi.Input[str],
                                         sid: str = "AdministratorsPublishThroughS3") -> None:
         """Let the key administrators write and read the objects of one SSE-KMS bucket, `bucket_arn`,
@@ -675,6 +769,31 @@ def _context_condition(context: Mapping[str, Sequence[str]] | None
             raise ValueError(f"encryption_context {dict(context)!r}: every key needs non-empty values")
     condition = {f"kms:EncryptionContext:{key}": sorted(values) for key, values in context.items()}
     return lambda account, region: {"StringEquals": condition}
+
+
+def _checked_names(field_name: str, purpose: str, names: Sequence[str], pattern: re.Pattern[str],
+                   allowed: str) -> list[str]:
+    if purpose in (HMAC_PURPOSE, "model-weights"):
+        raise ValueError(f"{field_name}: the {purpose} key cannot encrypt them (HMAC key, or "
+                         "plaintext only in attested enclaves); use another purpose")
+    listed = list(names)
+    if not listed or any(not isinstance(n, str) or not pattern.match(n) for n in listed):
+        raise ValueError(f"{field_name}[{purpose!r}] = {listed!r}: name each in plain text "
+                         f"({allowed}; no pattern)")
+    return listed
+
+
+def _schedule_arn(partition: str, region: str, account: str, name: str) -> str:
+    """A schedule of the default group (Scheduler: `schedule/<group>/<name>`)."""
+    return f"arn:{partition}:scheduler:{region}:{account}:schedule/default/{name}"
+
+
+def _through_image_builder_for_components(partition: str, account: str, region: str,
+                                          names: Sequence[str]) -> dict[str, Any]:
+    condition = _through_service("imagebuilder", account, region)
+    condition["StringLike"] = {COMPONENT_CONTEXT: [
+        f"arn:{partition}:imagebuilder:{region}:{account}:component/{name}/*" for name in names]}
+    return condition
 
 
 def _checked_bucket_arn(arn: str) -> str:

@@ -16,7 +16,12 @@ are evaluated as KMS would (tests/support/key_policy.py), with the request each 
 - S3, storing an SSE-KMS object as the deploying role (the truststore upload), under the bucket's
   ARN as context (S3 Bucket Keys);
 - EC2, launching encrypted volumes for an Auto Scaling group (its service-linked role) and for the
-  deploy-time image build (the pipeline's execution role).
+  deploy-time image build (the pipeline's execution role);
+- EventBridge Scheduler, creating a schedule with `kmsKeyArn` as the deploying role: the payload
+  encrypted (and read back) under the schedule's ARN as context (Scheduler User Guide,
+  "Encryption at rest");
+- EC2 Image Builder, creating a component with `kmsKeyId` as the deploying role, through Image
+  Builder, under the component's ARN as `aws:imagebuilder:arn` context.
 
 A sealed key policy names roles of the stack, and KMS refuses a principal that does not exist:
 each KeyPolicy must also depend on every role it names.
@@ -156,6 +161,24 @@ def uses(stack: RecordedStack, administrators: Iterable[str], region: str, accou
                 found.append(_Use(resource, mapping["ebs"]["kmsKeyId"], _ec2_launch(
                     inputs["serviceLinkedRoleArn"], region, account),
                     "Auto Scaling launching encrypted volumes"))
+        elif resource.type == "aws:scheduler/schedule:Schedule" and inputs.get("kmsKeyArn"):
+            group = inputs.get("groupName") or "default"
+            arn = f"arn:aws:scheduler:{region}:{account}:schedule/{group}/{inputs['name']}"
+            for admin in administrators:
+                found.append(_Use(resource, inputs["kmsKeyArn"], tuple(
+                    Request(admin, action, "*", _via("scheduler", region, account, **{
+                        "kms:EncryptionContext:aws:scheduler:schedule-arn": arn}))
+                    for action in ("kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt")),
+                    f"Scheduler creating {inputs['name']} as {admin}"))
+        elif resource.type == "aws:imagebuilder/component:Component" and inputs.get("kmsKeyId"):
+            arn = (f"arn:aws:imagebuilder:{region}:{account}:component/{inputs['name']}/"
+                   f"{inputs['version']}/1")
+            for admin in administrators:
+                found.append(_Use(resource, inputs["kmsKeyId"], tuple(
+                    Request(admin, action, "*", _via("imagebuilder", region, account, **{
+                        "kms:EncryptionContext:aws:imagebuilder:arn": arn}))
+                    for action in ("kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt")),
+                    f"ImageBuilder creating {inputs['name']} as {admin}"))
         elif resource.type == "aws:imagebuilder/image:Image":
             recipe = next(r for r in stack.resources if r.type == "aws:imagebuilder/imageRecipe:ImageRecipe"
                           and r.outputs.get("arn") == inputs["imageRecipeArn"])
@@ -231,7 +254,7 @@ def test_no_resource_uses_a_key_before_the_key_admits_it(stack: RecordedStack) -
     found = uses(stack, administrators, region, "111122223333")
     kinds = {use.what.split(" ")[0] for use in found}
     # The check has something to check: log groups, the vault table and the truststore always.
-    assert {"CloudWatch", "DynamoDB", "S3"} <= kinds, kinds
+    assert {"CloudWatch", "DynamoDB", "S3", "Scheduler", "ImageBuilder"} <= kinds, kinds
     if stack.config.get("zero-trust-ai:enclaveEifObjectKey"):
         assert {"Auto", "Image"} <= kinds, kinds
     assert ordering_problems(stack) == []
@@ -244,7 +267,7 @@ def test_log_groups_and_the_vault_table_need_no_sealed_policy(stack: RecordedSta
     region = stack.config.get("aws:region", "eu-west-1")
     administrators = json.loads(stack.config["zero-trust-ai:keyAdministratorRoleArns"])
     for use in uses(stack, administrators, region, "111122223333"):
-        if use.what.startswith(("CloudWatch", "DynamoDB")):
+        if use.what.startswith(("CloudWatch", "DynamoDB", "Scheduler", "ImageBuilder")):
             assert graph.admitted(use) == "creation policy", use.what
             log_group = use.resource.inputs.get("name", "")
             if use.what.startswith("CloudWatch"):
@@ -295,3 +318,16 @@ def test_the_check_catches_a_launch_that_does_not_wait_for_the_key_policy() -> N
                                    for k, v in group.property_dependencies.items()}
     problems = ordering_problems(doctored)
     assert [p for p in problems if p.startswith("inference-fleet-asg: Auto Scaling")], problems
+
+
+@pytest.mark.parametrize("sid_prefix, kind", [("CreateSchedules", "Scheduler creating"),
+                                               ("CreateImageBuilderComponents", "ImageBuilder creating")])
+def test_the_check_catches_a_schedule_or_component_whose_creator_is_not_admitted(
+        sid_prefix: str, kind: str) -> None:
+    stack = record_stack("dev")
+    # What the stack would do with the deployer's statement only in the sealed policy (or
+    # nowhere): Scheduler or Image Builder refuses the creation.
+    doctored = _without_statement(stack, "keys-logs", sid_prefix)
+    problems = ordering_problems(doctored)
+    assert [p for p in problems if kind in p], problems
+    assert all(kind in p for p in problems), problems

@@ -417,11 +417,22 @@ def test_the_stack_rotates_the_symmetric_keys_from_the_management_segment() -> N
         policy = json.loads(by_name[f"keys-{purpose}-policy"]["inputs"]["policy"])["Statement"]
         [grant] = [s for s in granted_to("key-rotation-role", policy) if not through_sqs(s)]
         assert grant["Action"] == list(KEY_ROTATION_ACTIONS)
-    # The scheduler role (dead-letter queue) and the function role (failure queue) use the queues'
-    # key through SQS only (what SQS needs from a producer: GenerateDataKey and Decrypt), never
-    # directly.
+    # The scheduler role reads the schedule's payload (logs key): Decrypt, only under this
+    # schedule's ARN as encryption context.
+    schedule_arn = (f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/"
+                    f"{by_name['key-rotation-schedule']['inputs']['name']}")
+    payload = [s for s in granted_to("key-rotation-scheduler-role", logs_policy)
+               if s["Sid"].startswith("DecryptSchedulePayload")]
+    assert [(s["Action"], s["Condition"]) for s in payload] == [(["kms:Decrypt"], {"StringEquals": {
+        "kms:EncryptionContext:aws:scheduler:schedule-arn": schedule_arn}})]
+    assert (by_name["key-rotation-schedule"]["inputs"]["kmsKeyArn"]
+            == by_name["key-rotation-logs"]["inputs"]["kmsKeyId"])  # the logs key
+    # Besides, the scheduler role (dead-letter queue) and the function role (failure queue) use the
+    # queues' key through SQS only (what SQS needs from a producer: GenerateDataKey and Decrypt),
+    # never directly.
     for role in ("key-rotation-scheduler-role", "key-rotation-role"):
-        grants = [s for s in granted_to(role, logs_policy) if "kms:RotateKeyOnDemand" not in s["Action"]]
+        grants = [s for s in granted_to(role, logs_policy) if "kms:RotateKeyOnDemand" not in s["Action"]
+                  and s not in payload]
         assert grants and all(s["Condition"]["StringEquals"] == {
             "kms:ViaService": f"sqs.{REGION}.amazonaws.com", "kms:CallerAccount": ACCOUNT}
             for s in grants)

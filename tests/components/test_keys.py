@@ -551,3 +551,108 @@ def test_an_output_bucket_arn_is_checked_when_the_policy_is_rendered() -> None:
                    _through_s3_for_bucket, to_administrators=True, inputs=("arn:aws:s3:::b/*",))
     with pytest.raises(ValueError, match=r"bucket_arn 'arn:aws:s3:::b/\*' is not a bucket ARN"):
         _policy_document("aws", "111122223333", "eu-west-1", [DEPLOYER], "", [(grant, {})])
+
+
+SCHEDULE = "zero-trust-ai-dev-key-rotation"
+SCHEDULE_ARN = f"arn:aws:scheduler:eu-west-1:111122223333:schedule/default/{SCHEDULE}"
+COMPONENT = "zero-trust-ai-dev-base-hardening"
+COMPONENT_ARN = f"arn:aws:imagebuilder:eu-west-1:111122223333:component/{COMPONENT}/*"
+
+
+def _loosened_problems(document: dict[str, Any], statement: dict[str, Any],
+                       loosen: Callable[[dict[str, Any]], Any]) -> list[str]:
+    from ztpolicy.rules.kms_key_policy_least_privilege import document_problems
+
+    loosened = json.loads(json.dumps(statement))
+    loosen(loosened)
+    doctored = {**document, "Statement": [loosened if s == statement else s
+                                          for s in document["Statement"]]}
+    return document_problems(doctored, "logs", set())
+
+
+def test_schedule_and_component_creation_are_admitted_from_creation_bound_to_their_names() -> None:
+    from ztpolicy.rules.kms_key_policy_least_privilege import document_problems
+
+    admins = ("arn:aws:iam::111122223333:role/deployer",)
+
+    def compose(keys: KeyHierarchy) -> None:
+        keys.grant_schedule_decrypt("logs", role("scheduler"), SCHEDULE)
+        keys.grant_component_decrypt("logs", role("build-instance"))
+        keys.seal()
+
+    stack = build(replace(ARGS, administrator_role_arns=admins, schedules={"logs": [SCHEDULE]},
+                          image_builder_components={"logs": [COMPONENT]}), compose=compose)
+    created = statements(named(stack, "keys-logs"))
+    sealed = statements(named(stack, "keys-logs-policy"))
+    schedule = next(s for sid, s in created.items() if sid.startswith("CreateSchedules"))
+    component = next(s for sid, s in created.items() if sid.startswith("CreateImageBuilderComponents"))
+    # The deployer's statements are in the policy the key is created with, and stay sealed.
+    assert schedule in sealed.values() and component in sealed.values()
+    assert schedule["Principal"] == component["Principal"] == {"AWS": list(admins)}
+    assert schedule["Action"] == ["kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt"]
+    assert schedule["Condition"] == {"StringEquals": {
+        "kms:EncryptionContext:aws:scheduler:schedule-arn": [SCHEDULE_ARN]}}
+    assert component["Action"] == ["kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt"]
+    assert component["Condition"] == {
+        "StringEquals": {"kms:ViaService": "imagebuilder.eu-west-1.amazonaws.com",
+                         "kms:CallerAccount": "111122223333"},
+        "StringLike": {"kms:EncryptionContext:aws:imagebuilder:arn": [COMPONENT_ARN]}}
+    # The roles' reads: sealed policy only, Decrypt only, under the same bindings.
+    [payload] = [s for sid, s in sealed.items() if sid.startswith("DecryptSchedulePayload")]
+    assert payload["Action"] == ["kms:Decrypt"]
+    assert payload["Condition"] == {"StringEquals": {
+        "kms:EncryptionContext:aws:scheduler:schedule-arn": SCHEDULE_ARN}}
+    [read] = [s for sid, s in sealed.items() if sid.startswith("DecryptComponentsThroughImagebuilder")]
+    assert read["Action"] == ["kms:Decrypt"] and read["Condition"] == component["Condition"]
+    assert not [sid for sid in created if sid.startswith(("DecryptSchedule", "DecryptComponents"))]
+    # The pack accepts exactly these administrator uses...
+    document = json.loads(named(stack, "keys-logs-policy").inputs["policy"])
+    assert document_problems(document, "logs", set()) == []
+    # ...and nothing looser: a pattern, a missing context or service, a wildcard or other
+    # action, an IfExists operator.
+    context = "kms:EncryptionContext:aws:scheduler:schedule-arn"
+    for loosen in [
+            lambda s: s["Condition"]["StringEquals"].update({context: [
+                "arn:aws:scheduler:eu-west-1:111122223333:schedule/default/*"]}),
+            lambda s: s.update(Condition={}),
+            lambda s: s.update(Condition={"StringEqualsIfExists": {context: [SCHEDULE_ARN]}}),
+            lambda s: s.update(Condition={"StringLike": {context: [SCHEDULE_ARN]}}),
+            lambda s: s.update(Action=["kms:GenerateDataKey*", "kms:Decrypt"]),
+            lambda s: s.update(Action=["kms:ReEncryptFrom"])]:
+        problems = _loosened_problems(document, schedule, loosen)
+        assert any(f"lets {admins[0]} administer the key" in p for p in problems), problems
+    image_context = "kms:EncryptionContext:aws:imagebuilder:arn"
+    for loosen in [
+            lambda s: s["Condition"]["StringLike"].update({image_context: [
+                "arn:aws:imagebuilder:eu-west-1:111122223333:component/*"]}),
+            lambda s: s["Condition"]["StringLike"].update({image_context: [
+                "arn:aws:imagebuilder:eu-west-1:111122223333:component/zero-trust-ai-*/*"]}),
+            lambda s: s["Condition"].pop("StringLike"),
+            lambda s: s["Condition"]["StringEquals"].pop("kms:ViaService"),
+            lambda s: s["Condition"].update(
+                StringLikeIfExists=s["Condition"].pop("StringLike")),
+            lambda s: s.update(Action=["kms:Encrypt*", "kms:Decrypt"])]:
+        problems = _loosened_problems(document, component, loosen)
+        assert any(f"lets {admins[0]} administer the key" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("field_name, value, message", [
+    ("schedules", {"model-weights": [SCHEDULE]}, "the model-weights key cannot encrypt them"),
+    ("schedules", {"tokens": [SCHEDULE]}, "the tokens key cannot encrypt them"),
+    ("schedules", {"logs": ["zero-trust-ai-*"]}, "name each in plain text"),
+    ("schedules", {"logs": []}, "name each in plain text"),
+    ("image_builder_components", {"logs": ["a/b"]}, "name each in plain text"),
+    ("image_builder_components", {"model-weights": [COMPONENT]}, "cannot encrypt them"),
+])
+def test_schedules_and_components_are_named_plainly_on_a_usable_key(
+        field_name: str, value: dict[str, list[str]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build(replace(ARGS, schedules=value) if field_name == "schedules"
+              else replace(ARGS, image_builder_components=value))
+
+
+def test_a_schedule_or_component_read_needs_its_creation_admitted() -> None:
+    with pytest.raises(ValueError, match=r"not among KeyHierarchyArgs\.schedules"):
+        build(compose=lambda keys: keys.grant_schedule_decrypt("logs", role("s"), SCHEDULE))
+    with pytest.raises(ValueError, match="no image_builder_components on the logs key"):
+        build(compose=lambda keys: keys.grant_component_decrypt("logs", role("b")))

@@ -25,6 +25,15 @@
     names). That is KeyHierarchy.allow_service_resource_creation: the deploying role creates the
     token vault's table, and DynamoDB uses the key as its creator (KMS Developer Guide, "How
     Amazon DynamoDB uses AWS KMS"), setting that context on every call.
+  - EventBridge Scheduler: only Encrypt, GenerateDataKey and Decrypt under StringEquals
+    `kms:EncryptionContext:aws:scheduler:schedule-arn` (schedule ARNs). That is
+    KeyHierarchyArgs.schedules: Scheduler encrypts a schedule's payload as its creator under that
+    context (Scheduler User Guide, "Encryption at rest"). No kms:ViaService is required (not
+    documented as set): a direct call still gets only ciphertexts bound to the named schedules;
+  - EC2 Image Builder: only Encrypt, GenerateDataKey and Decrypt under StringEquals
+    kms:ViaService `imagebuilder.*` and StringLike `kms:EncryptionContext:aws:imagebuilder:arn`
+    naming components as `arn:...:component/<name>/*` (a concrete name, any version: the one
+    pattern accepted). That is KeyHierarchyArgs.image_builder_components.
   KMS then answers only the service, only for the named resources; a direct KMS call has no
   kms:ViaService, so no ciphertext outside them can be decrypted. Anything looser still counts
   as use: StringLike or an `...IfExists` operator (which holds when the key is absent), a
@@ -82,10 +91,11 @@ _VIA_SERVICE = "kms:viaservice"
 class _ServiceUse:
     """An administrator use the cross-statement check leaves alone (see the module docstring)."""
 
-    service: str  # the kms:ViaService prefix, e.g. "s3."
+    service: str | None  # the kms:ViaService prefix, e.g. "s3."; None: not required
     actions: frozenset[str]  # lower case, exact names
     context_key: str  # lower case
     resource: re.Pattern[str]  # what one context value must be
+    operator: str = "stringequals"  # the one operator the context condition may use
 
 
 _SERVICE_USES = (
@@ -97,6 +107,15 @@ _SERVICE_USES = (
                 "kms:encryptioncontext:aws:dynamodb:tablename",
                 # DynamoDB table names: 3-255 of [a-zA-Z0-9_.-]
                 re.compile(r"^[A-Za-z0-9_.-]{3,255}$")),
+    # Scheduler encrypts a schedule's payload as its creator under the schedule's ARN.
+    _ServiceUse(None, frozenset({"kms:encrypt", "kms:generatedatakey", "kms:decrypt"}),
+                "kms:encryptioncontext:aws:scheduler:schedule-arn",
+                re.compile(r"^arn:aws[\w-]*:scheduler:[a-z0-9-]+:\d{12}:schedule/[^/*?$]+/[^/*?$]+$")),
+    # Image Builder encrypts a component as its creator; its ARN's version part may be `*`.
+    _ServiceUse("imagebuilder.", frozenset({"kms:encrypt", "kms:generatedatakey", "kms:decrypt"}),
+                "kms:encryptioncontext:aws:imagebuilder:arn",
+                re.compile(r"^arn:aws[\w-]*:imagebuilder:[a-z0-9-]+:\d{12}:component/[^/*?$]+/\*$"),
+                operator="stringlike"),
 )
 
 
@@ -143,21 +162,21 @@ def same_principal(first: str, second: str) -> bool:
     return fnmatchcase(first, second) or fnmatchcase(second, first)
 
 
-def _string_equals(condition: Any, key: str) -> list[list[str]]:
-    """The value lists `key` (lower case) takes under plain StringEquals, one per block: every
-    block must hold, so any one of them narrows the statement."""
+def _string_equals(condition: Any, key: str, operator: str = "stringequals") -> list[list[str]]:
+    """The value lists `key` (lower case) takes under plain `operator` (StringEquals unless
+    told), one per block: every block must hold, so any one of them narrows the statement."""
     if not isinstance(condition, Mapping):
         return []
     return [[str(value) for value in as_list(values)]
-            for operator, block in condition.items()
-            if str(operator).lower() == "stringequals" and isinstance(block, Mapping)
+            for name_of_operator, block in condition.items()
+            if str(name_of_operator).lower() == operator and isinstance(block, Mapping)
             for name, values in block.items() if str(name).lower() == key]
 
 
 def through_service_for_named_resources(statement: Mapping[str, Any]) -> bool:
-    """Does the statement allow only S3 or DynamoDB to use the key for named resources on the
-    caller's behalf: named actions under StringEquals kms:ViaService <service>.* and StringEquals
-    on the service's encryption context with concrete values?"""
+    """Does the statement allow only S3, DynamoDB, Scheduler or Image Builder to use the key for
+    named resources on the caller's behalf, in one of the shapes of `_SERVICE_USES` (module
+    docstring)?"""
     actions = {str(a).lower() for a in as_list(statement.get("Action"))}
     if not actions or "NotAction" in statement:
         return False
@@ -165,10 +184,11 @@ def through_service_for_named_resources(statement: Mapping[str, Any]) -> bool:
     for use in _SERVICE_USES:
         if not actions <= use.actions:
             continue
-        via = any(values and all(value.startswith(use.service) for value in values)
-                  for values in _string_equals(condition, _VIA_SERVICE))
+        via = use.service is None or any(
+            values and all(value.startswith(use.service) for value in values)
+            for values in _string_equals(condition, _VIA_SERVICE))
         named = any(values and all(use.resource.match(value) for value in values)
-                    for values in _string_equals(condition, use.context_key))
+                    for values in _string_equals(condition, use.context_key, use.operator))
         if via and named:
             return True
     return False
