@@ -643,6 +643,9 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
         self._workflows = [
             managed_workflow_arn(partition, args.region, "build", "build-image"),
             managed_workflow_arn(partition, args.region, "test", "test-image")]
+        # What the image rollout checks every image record against (ImageRollout).
+        self.workflow_arns: tuple[str, ...] = tuple(self._workflows)
+        self.build_subnet_id: pulumi.Input[str] = args.subnet_id
         self._log_group_names = (image_log_group.name, pipeline_log_group.name)
         self._execution_grants: list[pulumi.Resource] = [*execution_attachments, execution_policy]
         self.pipeline = aws.imagebuilder.ImagePipeline(

@@ -751,6 +751,15 @@ class ImageRolloutArgs:
         AMI is the pipeline's only if its Image Builder record was built from it.
     ami_key_arn: the key the pipeline encrypts the AMI with (its `ami_key_arn`): an AMI whose
         snapshots use another key is not the pipeline's.
+    pipeline_arn, infrastructure_configuration_arn, distribution_configuration_arn,
+    build_subnet_id, build_security_group_ids, execution_role_arn, workflow_arns: how the
+        pipeline builds, as declared (`ImmutableAmiPipeline`: `pipeline.arn`,
+        `infrastructure_configuration.arn`, `distribution_configuration.arn`, `build_subnet_id`,
+        `security_group.id`, `execution_role.arn`, `workflow_arns`): an AMI is the pipeline's only
+        if its Image Builder record shows that pipeline (or the stack's deploy-time build, run as
+        that execution role), tests and scanning on, that distribution, that infrastructure with
+        no key pair, that subnet and those security groups, and no other workflow
+        (`ztai_runtime.instance_refresh.build_problems`).
     min_healthy_percentage, max_healthy_percentage, instance_warmup_seconds: the refresh's
         preferences; defaults are the fleet's own (100, 200, 300 s).
     log_retention_days: CloudWatch retention of the function's logs; default 365.
@@ -773,6 +782,13 @@ class ImageRolloutArgs:
     ami_parameter_arn: pulumi.Input[str]
     recipe_arn: pulumi.Input[str]
     ami_key_arn: pulumi.Input[str]
+    pipeline_arn: pulumi.Input[str]
+    infrastructure_configuration_arn: pulumi.Input[str]
+    distribution_configuration_arn: pulumi.Input[str]
+    build_subnet_id: pulumi.Input[str]
+    build_security_group_ids: Sequence[pulumi.Input[str]]
+    execution_role_arn: pulumi.Input[str]
+    workflow_arns: Sequence[str]
     min_healthy_percentage: int = MIN_HEALTHY_PERCENTAGE
     max_healthy_percentage: int = MAX_HEALTHY_PERCENTAGE
     instance_warmup_seconds: int = INSTANCE_WARMUP_SECONDS
@@ -849,6 +865,14 @@ class ImageRollout(pulumi.ComponentResource):
                 "ZTAI_AMI_ID_PARAMETER": args.ami_parameter_name,
                 "ZTAI_IMAGE_RECIPE_ARN": args.recipe_arn,
                 "ZTAI_AMI_KEY_ARN": args.ami_key_arn,
+                "ZTAI_IMAGE_PIPELINE_ARN": args.pipeline_arn,
+                "ZTAI_INFRASTRUCTURE_CONFIGURATION_ARN": args.infrastructure_configuration_arn,
+                "ZTAI_DISTRIBUTION_CONFIGURATION_ARN": args.distribution_configuration_arn,
+                "ZTAI_BUILD_SUBNET_ID": args.build_subnet_id,
+                "ZTAI_BUILD_SECURITY_GROUP_IDS": pulumi.Output.all(
+                    *args.build_security_group_ids).apply(lambda ids: ",".join(ids)),
+                "ZTAI_IMAGE_EXECUTION_ROLE_ARN": args.execution_role_arn,
+                "ZTAI_IMAGE_WORKFLOW_ARNS": ",".join(args.workflow_arns),
                 "ZTAI_MIN_HEALTHY_PERCENTAGE": str(args.min_healthy_percentage),
                 "ZTAI_MAX_HEALTHY_PERCENTAGE": str(args.max_healthy_percentage),
                 "ZTAI_INSTANCE_WARMUP_SECONDS": str(args.instance_warmup_seconds),
@@ -940,6 +964,10 @@ def _validate_rollout(args: ImageRolloutArgs) -> None:
     if args.log_retention_days not in LOG_RETENTION_DAYS:
         problems.append(f"log_retention_days {args.log_retention_days}: a CloudWatch Logs retention "
                         f"({', '.join(map(str, LOG_RETENTION_DAYS))})")
+    if not args.build_security_group_ids:
+        problems.append("build_security_group_ids is empty: name the pipeline's build security group")
+    if not args.workflow_arns:
+        problems.append("workflow_arns is empty: name the pipeline's workflows")
     if problems:
         raise ValueError("ImageRollout: " + "; ".join(problems))
 

@@ -23,7 +23,8 @@ refresh launches resolves the parameter again, so it boots the new AMI.
   events also ends here; that image's own event then starts the refresh.)
 - `untrusted-image`: the parameter names the image's AMI, but the AMI fails
   `verify_pipeline_ami` (another owner, no Image Builder record of the declared recipe version
-  listing it, snapshots not encrypted with the AMI key): nothing starts;
+  listing it, snapshots not encrypted with the AMI key, a record that was not built by the
+  declared pipeline or not as it declares: see `build_problems`): nothing starts;
 - `ignored`: the event is not an AVAILABLE image of the configured recipe (the rule matches only
   those; a test event or a changed rule ends here). Not a failure;
 - `refresh-predates-image`: a refresh that started *before* the image became available is still
@@ -92,6 +93,17 @@ _IMAGE_ARN_PREFIX = re.compile(r"^arn:aws[a-z-]*:imagebuilder:[a-z0-9-]+:\d{12}:
 _RECIPE_ARN = re.compile(
     r"^arn:aws[a-z-]*:imagebuilder:[a-z0-9-]+:\d{12}:image-recipe/[A-Za-z0-9._-]+/\d+\.\d+\.\d+$")
 _KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+_PIPELINE_ARN = re.compile(r"^arn:aws[a-z-]*:imagebuilder:[a-z0-9-]+:\d{12}:image-pipeline/[A-Za-z0-9._-]+$")
+_INFRASTRUCTURE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:imagebuilder:[a-z0-9-]+:\d{12}:infrastructure-configuration/[A-Za-z0-9._-]+$")
+_DISTRIBUTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:imagebuilder:[a-z0-9-]+:\d{12}:distribution-configuration/[A-Za-z0-9._-]+$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+# An AWS-managed workflow (account "aws"); the version, x.x.x or resolved, is not compared.
+_WORKFLOW_ARN = re.compile(
+    r"^(arn:aws[a-z-]*:imagebuilder:[a-z0-9-]+:aws:workflow/(?:build|test|distribution)/[a-z0-9-]+)/.+$")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 
 REFRESH_STARTED = "refresh-started"
 ALREADY_REFRESHING = "already-refreshing"
@@ -117,6 +129,14 @@ ENV_IMAGE_ARN_PREFIX = "ZTAI_IMAGE_ARN_PREFIX"
 ENV_AMI_PARAMETER = "ZTAI_AMI_ID_PARAMETER"
 ENV_RECIPE_ARN = "ZTAI_IMAGE_RECIPE_ARN"
 ENV_AMI_KEY_ARN = "ZTAI_AMI_KEY_ARN"
+# How the pipeline builds (components/ami_pipeline.py): what every image record must show.
+ENV_PIPELINE_ARN = "ZTAI_IMAGE_PIPELINE_ARN"
+ENV_INFRASTRUCTURE_ARN = "ZTAI_INFRASTRUCTURE_CONFIGURATION_ARN"
+ENV_DISTRIBUTION_ARN = "ZTAI_DISTRIBUTION_CONFIGURATION_ARN"
+ENV_BUILD_SUBNET = "ZTAI_BUILD_SUBNET_ID"
+ENV_BUILD_SECURITY_GROUPS = "ZTAI_BUILD_SECURITY_GROUP_IDS"  # comma-separated
+ENV_EXECUTION_ROLE_ARN = "ZTAI_IMAGE_EXECUTION_ROLE_ARN"
+ENV_WORKFLOW_ARNS = "ZTAI_IMAGE_WORKFLOW_ARNS"  # comma-separated
 ENV_MIN_HEALTHY = "ZTAI_MIN_HEALTHY_PERCENTAGE"
 ENV_MAX_HEALTHY = "ZTAI_MAX_HEALTHY_PERCENTAGE"
 ENV_WARMUP = "ZTAI_INSTANCE_WARMUP_SECONDS"
@@ -141,6 +161,14 @@ class RefreshSettings:
     ami_parameter_name: str
     recipe_arn: str
     ami_key_arn: str
+    # How the pipeline builds, as Pulumi declares it (`build_problems`).
+    pipeline_arn: str
+    infrastructure_configuration_arn: str
+    distribution_configuration_arn: str
+    build_subnet_id: str
+    build_security_group_ids: tuple[str, ...]
+    execution_role_arn: str
+    workflow_arns: tuple[str, ...]
     min_healthy_percentage: int = 100
     max_healthy_percentage: int = 200
     instance_warmup_seconds: int = 300
@@ -159,6 +187,28 @@ class RefreshSettings:
         if not _KEY_ARN.match(self.ami_key_arn):
             raise ValueError(f"AMI key ARN {self.ami_key_arn!r}: expected "
                              "arn:<partition>:kms:<region>:<account>:key/<key id>")
+        for what, value, pattern, expected in (
+                ("image pipeline ARN", self.pipeline_arn, _PIPELINE_ARN, "image-pipeline/<name>"),
+                ("infrastructure configuration ARN", self.infrastructure_configuration_arn,
+                 _INFRASTRUCTURE_ARN, "infrastructure-configuration/<name>"),
+                ("distribution configuration ARN", self.distribution_configuration_arn,
+                 _DISTRIBUTION_ARN, "distribution-configuration/<name>")):
+            if not pattern.match(value):
+                raise ValueError(f"{what} {value!r}: expected "
+                                 f"arn:<partition>:imagebuilder:<region>:<account>:{expected}")
+        if not _SUBNET_ID.match(self.build_subnet_id):
+            raise ValueError(f"build subnet {self.build_subnet_id!r}: expected subnet-<hex>")
+        if not self.build_security_group_ids or not all(
+                _SECURITY_GROUP_ID.match(group) for group in self.build_security_group_ids):
+            raise ValueError(f"build security groups {self.build_security_group_ids!r}: expected "
+                             "one or more sg-<hex>, comma-separated")
+        if not _ROLE_ARN.match(self.execution_role_arn):
+            raise ValueError(f"execution role ARN {self.execution_role_arn!r}: expected "
+                             "arn:<partition>:iam::<account>:role/<name>")
+        if not self.workflow_arns or not all(_WORKFLOW_ARN.match(arn) for arn in self.workflow_arns):
+            raise ValueError(f"workflow ARNs {self.workflow_arns!r}: expected one or more AWS-managed "
+                             "arn:<partition>:imagebuilder:<region>:aws:workflow/<type>/<name>/<version>, "
+                             "comma-separated")
         if not 0 <= self.min_healthy_percentage <= 100:
             raise ValueError(f"minimum healthy percentage {self.min_healthy_percentage}: 0 to 100")
         if not 100 <= self.max_healthy_percentage <= 200:
@@ -293,6 +343,86 @@ def _record_amis(record: Mapping[str, Any], region: str) -> list[str]:
                    if ami.get("region") == region and isinstance(ami.get("image"), str)})
 
 
+def _role_name(role: str) -> str:
+    return role.rsplit("/", 1)[-1]
+
+
+def _workflow(arn: str) -> str:
+    """A workflow ARN without its version (the pipeline declares x.x.x; a record may resolve it)."""
+    match = _WORKFLOW_ARN.match(arn)
+    return match.group(1) if match else arn
+
+
+def build_problems(record: Mapping[str, Any], settings: RefreshSettings) -> list[str]:
+    """What in an Image Builder image record (GetImage `image`) shows it was not built by the
+    declared pipeline as Pulumi declares it. The record keeps a snapshot of the configurations
+    the build used, so a configuration changed in place (same ARN) and changed back is still seen
+    here. Field names: botocore's imagebuilder model (2019-12-02), shapes Image,
+    InfrastructureConfiguration, ImageTestsConfiguration, ImageScanningConfiguration,
+    WorkflowConfiguration.
+
+    - origin: `sourcePipelineArn` is the declared pipeline ("only present for images that a
+      pipeline execution created"). The stack's deploy-time build (ImmutableAmiPipeline.build_image,
+      a CreateImage) has none: it is accepted when its `executionRole` is the pipeline's execution
+      role, which a CreateImage can name only with iam:PassRole on that role (the SCP keeps
+      imagebuilder:Create* to the deploy role). Its ARN is not pinned: Pulumi learns it only when
+      the build ends, after the build has written the AMI parameter, so a function waiting for it
+      would judge that write with its previous configuration (README, fleet section);
+    - `executionRole`, when present: the declared one;
+    - image tests and Inspector scanning enabled;
+    - the declared infrastructure and distribution configurations (ARN), and the snapshot of the
+      infrastructure: no key pair, the declared subnet and security groups, instances terminated
+      on failure, IMDSv2 required;
+    - workflows: none but the declared ones (AWS-managed, compared without their version)."""
+    problems: list[str] = []
+    source = record.get("sourcePipelineArn")
+    role = record.get("executionRole")
+    declared_role = settings.execution_role_arn
+    if role is not None and role != declared_role and (
+            str(role).startswith("arn:") or role != _role_name(declared_role)):
+        problems.append(f"run as execution role {role!r}, not the declared {declared_role}")
+    if source is None:
+        if role is None:
+            problems.append(f"not built by the pipeline {settings.pipeline_arn} (no sourcePipelineArn) "
+                            "nor by the stack's deploy-time build (no executionRole)")
+    elif source != settings.pipeline_arn:
+        problems.append(f"built by pipeline {source!r}, not by the declared {settings.pipeline_arn}")
+    if record.get("imageTestsConfiguration", {}).get("imageTestsEnabled") is not True:
+        problems.append("image tests were not enabled")
+    if record.get("imageScanningConfiguration", {}).get("imageScanningEnabled") is not True:
+        problems.append("image scanning (Inspector) was not enabled")
+    distribution = record.get("distributionConfiguration", {}).get("arn")
+    if distribution != settings.distribution_configuration_arn:
+        problems.append(f"distribution configuration {distribution!r}, not the declared "
+                        f"{settings.distribution_configuration_arn}")
+    infrastructure = record.get("infrastructureConfiguration", {})
+    if infrastructure.get("arn") != settings.infrastructure_configuration_arn:
+        problems.append(f"infrastructure configuration {infrastructure.get('arn')!r}, not the "
+                        f"declared {settings.infrastructure_configuration_arn}")
+    if infrastructure.get("keyPair"):
+        problems.append(f"the build instance had key pair {infrastructure['keyPair']!r} (an SSH "
+                        "way in); the declared configuration has none")
+    if infrastructure.get("subnetId") != settings.build_subnet_id:
+        problems.append(f"the build instance ran in subnet {infrastructure.get('subnetId')!r}, not "
+                        f"the declared {settings.build_subnet_id}")
+    groups = sorted(infrastructure.get("securityGroupIds") or [])
+    if groups != sorted(settings.build_security_group_ids):
+        problems.append(f"the build instance had security groups {', '.join(groups) or 'none'}, not "
+                        f"the declared {', '.join(sorted(settings.build_security_group_ids))}")
+    if infrastructure.get("terminateInstanceOnFailure") is not True:
+        problems.append("the infrastructure did not terminate instances on failure (a failed build "
+                        "instance is left running to be changed)")
+    if infrastructure.get("instanceMetadataOptions", {}).get("httpTokens") != "required":
+        problems.append("the build instance did not require IMDSv2")
+    declared_workflows = {_workflow(arn) for arn in settings.workflow_arns}
+    extra = sorted({str(item.get("workflowArn")) for item in record.get("workflows") or []
+                    if _workflow(str(item.get("workflowArn"))) not in declared_workflows})
+    if extra:
+        problems.append(f"ran workflows {', '.join(extra)}, beyond the declared "
+                        f"{', '.join(settings.workflow_arns)}")
+    return problems
+
+
 def verify_pipeline_ami(clients: RolloutClients, settings: RefreshSettings, ami_id: str) -> ImageVerdict:
     """Check an AMI against what only the pipeline produces, not against the parameter:
 
@@ -302,8 +432,9 @@ def verify_pipeline_ami(clients: RolloutClients, settings: RefreshSettings, ami_
     - EC2 (DescribeSnapshots): every EBS snapshot of it is encrypted with the AMI key
       (`ami_key_arn`), the key the pipeline's distribution encrypts with;
     - Image Builder (GetImage on that tag): the record exists, was built from the recipe version
-      Pulumi declared (`recipe_arn`), did not fail, and lists this AMI among its outputs in this
-      region. A tag can be forged by anyone allowed ec2:CreateTags; the record cannot.
+      Pulumi declared (`recipe_arn`), by the declared pipeline as it is declared
+      (`build_problems`), did not fail, and lists this AMI among its outputs in this region. A tag
+      can be forged by anyone allowed ec2:CreateTags; the record cannot.
 
     While the record is still being built, tested or distributed (the pipeline writes the
     parameter during distribution) and does not list the AMI yet, the verdict is `pending`.
@@ -352,6 +483,7 @@ def verify_pipeline_ami(clients: RolloutClients, settings: RefreshSettings, ami_
     recipe = record.get("imageRecipe", {}).get("arn")
     if recipe != settings.recipe_arn:
         problems.append(f"built from recipe {recipe!r}, not from the declared {settings.recipe_arn}")
+    problems.extend(build_problems(record, settings))
     status = record.get("state", {}).get("status")
     listed = _record_amis(record, region)
     pending = False
@@ -530,11 +662,22 @@ def settings_from_environment(environ: Mapping[str, str]) -> RefreshSettings:
             group_name=environ[ENV_GROUP], image_arn_prefix=environ[ENV_IMAGE_ARN_PREFIX],
             ami_parameter_name=environ[ENV_AMI_PARAMETER],
             recipe_arn=environ[ENV_RECIPE_ARN], ami_key_arn=environ[ENV_AMI_KEY_ARN],
+            pipeline_arn=environ[ENV_PIPELINE_ARN],
+            infrastructure_configuration_arn=environ[ENV_INFRASTRUCTURE_ARN],
+            distribution_configuration_arn=environ[ENV_DISTRIBUTION_ARN],
+            build_subnet_id=environ[ENV_BUILD_SUBNET],
+            build_security_group_ids=_split(environ[ENV_BUILD_SECURITY_GROUPS]),
+            execution_role_arn=environ[ENV_EXECUTION_ROLE_ARN],
+            workflow_arns=_split(environ[ENV_WORKFLOW_ARNS]),
             min_healthy_percentage=int(environ[ENV_MIN_HEALTHY]),
             max_healthy_percentage=int(environ[ENV_MAX_HEALTHY]),
             instance_warmup_seconds=int(environ[ENV_WARMUP]))
     except KeyError as missing:
         raise ValueError(f"environment variable {missing} is not set") from None
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
 def build_clients() -> RolloutClients:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import runpy
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import replace
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ from tests.support.key_policy import Request, cloudwatch_logs_may_encrypt, evalu
 from ztai.preview import recorder
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztai.stackfile import load_stack
-from ztai_runtime.instance_refresh import UNTRUSTED_ACTIONS
+from ztai_runtime.instance_refresh import UNTRUSTED_ACTIONS, settings_from_environment
 from ztpolicy.rule import Resource
 from ztpolicy.rules.enclave_user_data_no_debug import debug_flags, enclave_user_data_no_debug
 from ztpolicy.rules.inference_path_tls_bound import inference_path_tls_bound
@@ -574,11 +576,24 @@ AMI_PARAMETER_ARN = f"arn:aws:ssm:eu-west-1:111122223333:parameter{AMI_PARAMETER
 RECIPE_ARN = ("arn:aws:imagebuilder:eu-west-1:111122223333:image-recipe/"
               "zero-trust-ai-dev-enclave-parent/1.0.12345")
 AMI_KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/inference"
+PIPELINE_ARN = "arn:aws:imagebuilder:eu-west-1:111122223333:image-pipeline/zero-trust-ai-dev-enclave-parent"
+INFRASTRUCTURE_ARN = ("arn:aws:imagebuilder:eu-west-1:111122223333:infrastructure-configuration/"
+                      "zero-trust-ai-dev-enclave-parent")
+DISTRIBUTION_ARN = ("arn:aws:imagebuilder:eu-west-1:111122223333:distribution-configuration/"
+                    "zero-trust-ai-dev-enclave-parent")
+EXECUTION_ROLE_ARN = "arn:aws:iam::111122223333:role/zero-trust-ai-dev-enclave-parent-imagebuilder-execution"
+WORKFLOW_ARNS = ("arn:aws:imagebuilder:eu-west-1:aws:workflow/build/build-image/x.x.x",
+                 "arn:aws:imagebuilder:eu-west-1:aws:workflow/test/test-image/x.x.x")
 ROLLOUT = ImageRolloutArgs(environment="dev", owner="ml-platform", region="eu-west-1",
                            group_name="fleet-asg-1a2b3c4", group_arn=GROUP_ARN,
                            image_arn_prefix=IMAGE_PREFIX, logs_key_arn=LOGS_KEY,
                            ami_parameter_name=AMI_PARAMETER, ami_parameter_arn=AMI_PARAMETER_ARN,
-                           recipe_arn=RECIPE_ARN, ami_key_arn=AMI_KEY_ARN)
+                           recipe_arn=RECIPE_ARN, ami_key_arn=AMI_KEY_ARN,
+                           pipeline_arn=PIPELINE_ARN, infrastructure_configuration_arn=INFRASTRUCTURE_ARN,
+                           distribution_configuration_arn=DISTRIBUTION_ARN,
+                           build_subnet_id="subnet-0a1b2c3d4e5f60001",
+                           build_security_group_ids=["sg-0a1b2c3d4e5f60002", "sg-0a1b2c3d4e5f60003"],
+                           execution_role_arn=EXECUTION_ROLE_ARN, workflow_arns=WORKFLOW_ARNS)
 
 
 def build_rollout(args: ImageRolloutArgs = ROLLOUT) -> RecordedStack:
@@ -639,7 +654,18 @@ def test_the_function_refreshes_with_the_fleets_preferences(rollout: RecordedSta
         "ZTAI_AMI_ID_PARAMETER": AMI_PARAMETER,
         "ZTAI_IMAGE_RECIPE_ARN": RECIPE_ARN, "ZTAI_AMI_KEY_ARN": AMI_KEY_ARN,
         "ZTAI_MIN_HEALTHY_PERCENTAGE": "100", "ZTAI_MAX_HEALTHY_PERCENTAGE": "200",
-        "ZTAI_INSTANCE_WARMUP_SECONDS": "300"}
+        "ZTAI_INSTANCE_WARMUP_SECONDS": "300",
+        "ZTAI_IMAGE_PIPELINE_ARN": PIPELINE_ARN,
+        "ZTAI_INFRASTRUCTURE_CONFIGURATION_ARN": INFRASTRUCTURE_ARN,
+        "ZTAI_DISTRIBUTION_CONFIGURATION_ARN": DISTRIBUTION_ARN,
+        "ZTAI_BUILD_SUBNET_ID": "subnet-0a1b2c3d4e5f60001",
+        "ZTAI_BUILD_SECURITY_GROUP_IDS": "sg-0a1b2c3d4e5f60002,sg-0a1b2c3d4e5f60003",
+        "ZTAI_IMAGE_EXECUTION_ROLE_ARN": EXECUTION_ROLE_ARN,
+        "ZTAI_IMAGE_WORKFLOW_ARNS": ",".join(WORKFLOW_ARNS)}
+    # The function reads exactly what the component writes (settings_from_environment validates).
+    settings = settings_from_environment(inputs["environment"]["variables"])
+    assert settings.pipeline_arn == PIPELINE_ARN and settings.workflow_arns == WORKFLOW_ARNS
+    assert settings.build_security_group_ids == ("sg-0a1b2c3d4e5f60002", "sg-0a1b2c3d4e5f60003")
     log_group = named(rollout, "rollout-logs")
     assert inputs["loggingConfig"]["logGroup"] == log_group.outputs["name"]
     assert log_group.inputs["name"] == "/aws/lambda/zero-trust-ai-dev-inference-image-rollout"
@@ -785,6 +811,21 @@ def test_the_pipeline_writes_the_parameter_the_template_resolves_and_never_the_t
     assert pattern["resources"] == [{"prefix": f"arn:aws:imagebuilder:eu-west-1:{ACCOUNT}:image/{recipe}/"}]
     variables = named(stack, "inference-image-rollout-function").inputs["environment"]["variables"]
     assert variables["ZTAI_AUTO_SCALING_GROUP"] == named(stack, "inference-fleet-asg").outputs["name"]
+    # The function checks every image record against the pipeline the stack declares.
+    pipeline = named(stack, "ami-pipeline-pipeline")
+    infrastructure = named(stack, "ami-pipeline-infrastructure")
+    assert variables["ZTAI_IMAGE_PIPELINE_ARN"] == pipeline.outputs["arn"]
+    assert variables["ZTAI_INFRASTRUCTURE_CONFIGURATION_ARN"] == infrastructure.outputs["arn"]
+    assert variables["ZTAI_DISTRIBUTION_CONFIGURATION_ARN"] == pipeline.inputs[
+        "distributionConfigurationArn"] == named(stack, "ami-pipeline-distribution").outputs["arn"]
+    assert variables["ZTAI_BUILD_SUBNET_ID"] == infrastructure.inputs["subnetId"]
+    assert variables["ZTAI_BUILD_SECURITY_GROUP_IDS"] == ",".join(infrastructure.inputs["securityGroupIds"])
+    assert variables["ZTAI_IMAGE_EXECUTION_ROLE_ARN"] == pipeline.inputs["executionRole"] == named(
+        stack, "ami-pipeline-execution-role").outputs["arn"]
+    assert variables["ZTAI_IMAGE_WORKFLOW_ARNS"].split(",") == [
+        workflow["workflowArn"] for workflow in pipeline.inputs["workflows"]]
+    recipe_arn = named(stack, "ami-pipeline-recipe").outputs["arn"]
+    assert settings_from_environment(variables).recipe_arn == recipe_arn
     # First boot: one image is built at deploy from the pipeline's recipe, infrastructure and
     # distribution (which writes the parameter), and the group launches only after it.
     image = named(stack, "ami-pipeline-image")
@@ -852,3 +893,28 @@ def test_the_stack_reserves_function_concurrency_unless_configured_not_to() -> N
     unreserved = record_main({"zero-trust-ai:reserveFunctionConcurrency": "false"})
     assert all("reservedConcurrentExecutions" not in named(unreserved, f).inputs for f in functions)
     assert any("reserveFunctionConcurrency is false" in w for w in unreserved.warnings)
+
+
+def test_the_documented_scp_keeps_the_pipelines_image_builder_resources_to_the_deployer(
+        main_with_artifacts: RecordedStack) -> None:
+    """The rollout catches a build configuration changed in place only through the image record's
+    snapshot of it; the SCP (docs/scp-images-and-sessions.md) stops the change itself."""
+    text = (ROOT / "docs" / "scp-images-and-sessions.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"```json\n(.*?)\n```", text, re.S)
+    policy = json.loads(block)
+    assert len(json.dumps(policy, separators=(",", ":"))) <= 5120  # the SCP size limit
+    [deny] = [s for s in policy["Statement"] if s["Sid"] == "ImageBuilderResourcesOnlyThroughTheDeployment"]
+    assert deny["Effect"] == "Deny"
+    assert set(deny["Action"]) == {"imagebuilder:Create*", "imagebuilder:Update*"}
+    for action in ("imagebuilder:UpdateInfrastructureConfiguration", "imagebuilder:CreateImage",
+                   "imagebuilder:UpdateImagePipeline", "imagebuilder:UpdateDistributionConfiguration",
+                   "imagebuilder:CreateImageRecipe"):
+        assert any(fnmatch(action, pattern) for pattern in deny["Action"]), action
+    stack = main_with_artifacts
+    arns = [named(stack, resource).outputs["arn"] for resource in (
+        "ami-pipeline-pipeline", "ami-pipeline-infrastructure", "ami-pipeline-distribution",
+        "ami-pipeline-recipe", "ami-pipeline-image")]
+    for arn in arns:
+        assert any(fnmatch(arn, pattern) for pattern in deny["Resource"]), arn
+    assert deny["Condition"] == {"ArnNotLike": {
+        "aws:PrincipalArn": "arn:aws:iam::*:role/zero-trust-ai-deployer"}}

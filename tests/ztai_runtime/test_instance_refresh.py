@@ -21,12 +21,19 @@ from ztai_runtime.instance_refresh import (
     ALREADY_REFRESHING,
     ENV_AMI_KEY_ARN,
     ENV_AMI_PARAMETER,
+    ENV_BUILD_SECURITY_GROUPS,
+    ENV_BUILD_SUBNET,
+    ENV_DISTRIBUTION_ARN,
+    ENV_EXECUTION_ROLE_ARN,
     ENV_GROUP,
     ENV_IMAGE_ARN_PREFIX,
+    ENV_INFRASTRUCTURE_ARN,
     ENV_MAX_HEALTHY,
     ENV_MIN_HEALTHY,
+    ENV_PIPELINE_ARN,
     ENV_RECIPE_ARN,
     ENV_WARMUP,
+    ENV_WORKFLOW_ARNS,
     FAILED,
     IGNORED,
     PARAMETER_MISMATCH,
@@ -57,13 +64,32 @@ PARAMETER = "/zero-trust-ai/dev/enclave-parent/ami-id"
 AMI = "ami-0a1b2c3d4e5f67890"
 RECIPE = "arn:aws:imagebuilder:eu-west-1:111122223333:image-recipe/zero-trust-ai-dev-enclave-parent/1.0.12345"
 AMI_KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+# What the stack declares for the pipeline (components/ami_pipeline.py).
+PIPELINE = "arn:aws:imagebuilder:eu-west-1:111122223333:image-pipeline/zero-trust-ai-dev-enclave-parent"
+INFRASTRUCTURE = ("arn:aws:imagebuilder:eu-west-1:111122223333:infrastructure-configuration/"
+                  "zero-trust-ai-dev-enclave-parent")
+DISTRIBUTION = ("arn:aws:imagebuilder:eu-west-1:111122223333:distribution-configuration/"
+                "zero-trust-ai-dev-enclave-parent")
+SUBNET = "subnet-0a1b2c3d4e5f60001"
+SECURITY_GROUP = "sg-0a1b2c3d4e5f60002"
+EXECUTION_ROLE = "arn:aws:iam::111122223333:role/zero-trust-ai-dev-enclave-parent-imagebuilder-execution"
+WORKFLOWS = ("arn:aws:imagebuilder:eu-west-1:aws:workflow/build/build-image/x.x.x",
+             "arn:aws:imagebuilder:eu-west-1:aws:workflow/test/test-image/x.x.x")
 SETTINGS = RefreshSettings(group_name=GROUP, image_arn_prefix=PREFIX, ami_parameter_name=PARAMETER,
-                           recipe_arn=RECIPE, ami_key_arn=AMI_KEY)
+                           recipe_arn=RECIPE, ami_key_arn=AMI_KEY, pipeline_arn=PIPELINE,
+                           infrastructure_configuration_arn=INFRASTRUCTURE,
+                           distribution_configuration_arn=DISTRIBUTION, build_subnet_id=SUBNET,
+                           build_security_group_ids=(SECURITY_GROUP,),
+                           execution_role_arn=EXECUTION_ROLE, workflow_arns=WORKFLOWS)
 PREFERENCES = {"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200, "InstanceWarmup": 300,
                "SkipMatching": False, "AutoRollback": False}
 ENVIRONMENT = {ENV_GROUP: GROUP, ENV_IMAGE_ARN_PREFIX: PREFIX, ENV_AMI_PARAMETER: PARAMETER,
                ENV_RECIPE_ARN: RECIPE, ENV_AMI_KEY_ARN: AMI_KEY, ENV_MIN_HEALTHY: "100",
-               ENV_MAX_HEALTHY: "200", ENV_WARMUP: "300"}
+               ENV_MAX_HEALTHY: "200", ENV_WARMUP: "300",
+               ENV_PIPELINE_ARN: PIPELINE, ENV_INFRASTRUCTURE_ARN: INFRASTRUCTURE,
+               ENV_DISTRIBUTION_ARN: DISTRIBUTION, ENV_BUILD_SUBNET: SUBNET,
+               ENV_BUILD_SECURITY_GROUPS: SECURITY_GROUP, ENV_EXECUTION_ROLE_ARN: EXECUTION_ROLE,
+               ENV_WORKFLOW_ARNS: ",".join(WORKFLOWS)}
 
 
 def image_event(status: str = "AVAILABLE", image: str = IMAGE, **changes: Any) -> dict[str, Any]:
@@ -110,17 +136,39 @@ def stubbed() -> Iterator[Stubs]:
 
 
 def image_record(image: str = IMAGE, ami: str = AMI, status: str = "AVAILABLE",
-                 recipe: str = RECIPE) -> dict[str, Any]:
-    """GetImage's answer (shape of the Image Builder API reference: one entry per AMI, copies in
-    other regions included)."""
+                 recipe: str = RECIPE, **changes: Any) -> dict[str, Any]:
+    """GetImage's answer for an image of the declared pipeline (shape of the Image Builder API
+    reference: one entry per AMI, copies in other regions included; the configurations the build
+    used, as the record keeps them). `changes` replaces top-level fields of the image (None drops
+    one); `infrastructure` is merged into its infrastructure configuration."""
     amis = [{"region": "us-east-1", "image": "ami-0fffffffffffffff0", "name": "copy",
              "accountId": "111122223333"},
             {"region": REGION, "image": ami, "name": "zero-trust-ai-dev-enclave-parent 1.0.12345/3",
              "description": "enclave parent", "accountId": "111122223333",
              "state": {"status": "AVAILABLE"}}]
-    return {"requestId": "r", "image": {
+    infrastructure = {
+        "arn": INFRASTRUCTURE, "name": "zero-trust-ai-dev-enclave-parent",
+        "instanceTypes": ["m6i.large"], "instanceProfileName": "zero-trust-ai-dev-imagebuilder-instance",
+        "subnetId": SUBNET, "securityGroupIds": [SECURITY_GROUP], "terminateInstanceOnFailure": True,
+        "instanceMetadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
+        **changes.pop("infrastructure", {})}
+    record = {
         "arn": image, "state": {"status": status}, "imageRecipe": {"arn": recipe},
-        "outputResources": {"amis": amis if status not in ("BUILDING", "DISTRIBUTING") else []}}}
+        "sourcePipelineArn": PIPELINE, "sourcePipelineName": "zero-trust-ai-dev-enclave-parent",
+        "infrastructureConfiguration": infrastructure,
+        "distributionConfiguration": {"arn": DISTRIBUTION, "name": "zero-trust-ai-dev-enclave-parent",
+                                      "distributions": [{"region": REGION}], "timeoutMinutes": 720},
+        "imageTestsConfiguration": {"imageTestsEnabled": True, "timeoutMinutes": 60},
+        "imageScanningConfiguration": {"imageScanningEnabled": True},
+        "executionRole": EXECUTION_ROLE,
+        # Image Builder resolves x.x.x to the version it ran.
+        "workflows": [{"workflowArn": "arn:aws:imagebuilder:eu-west-1:aws:workflow/build/build-image/1.0.2/1",
+                       "onFailure": "ABORT"},
+                      {"workflowArn": "arn:aws:imagebuilder:eu-west-1:aws:workflow/test/test-image/1.0.1/1",
+                       "onFailure": "ABORT"}],
+        "outputResources": {"amis": amis if status not in ("BUILDING", "DISTRIBUTING") else []}}
+    record.update(changes)
+    return {"requestId": "r", "image": {k: v for k, v in record.items() if v is not None}}
 
 
 def expect_ami(stubs: Stubs, ami: str = AMI, *, owner: str = "111122223333",
@@ -251,12 +299,22 @@ def test_settings_come_from_the_environment() -> None:
     assert SETTINGS.preferences() == PREFERENCES
     with pytest.raises(ValueError, match="ZTAI_AUTO_SCALING_GROUP"):
         settings_from_environment({k: v for k, v in ENVIRONMENT.items() if k != ENV_GROUP})
+    with pytest.raises(ValueError, match="ZTAI_IMAGE_PIPELINE_ARN"):
+        settings_from_environment({k: v for k, v in ENVIRONMENT.items() if k != ENV_PIPELINE_ARN})
     for key, value, message in ((ENV_MAX_HEALTHY, "250", "100 to 200"),
                                 (ENV_MIN_HEALTHY, "101", "0 to 100"),
                                 (ENV_IMAGE_ARN_PREFIX, "zero-trust-ai", "expected arn:"),
                                 (ENV_WARMUP, "ten", "invalid literal"),
                                 (ENV_RECIPE_ARN, PREFIX, "image recipe ARN"),
-                                (ENV_AMI_KEY_ARN, "alias/zero-trust-ai/dev/inference", "AMI key ARN")):
+                                (ENV_AMI_KEY_ARN, "alias/zero-trust-ai/dev/inference", "AMI key ARN"),
+                (ENV_PIPELINE_ARN, RECIPE, "image pipeline ARN"),
+                (ENV_INFRASTRUCTURE_ARN, DISTRIBUTION, "infrastructure configuration ARN"),
+                (ENV_DISTRIBUTION_ARN, INFRASTRUCTURE, "distribution configuration ARN"),
+                (ENV_BUILD_SUBNET, "", "build subnet"),
+                (ENV_BUILD_SECURITY_GROUPS, " , ", "build security groups"),
+                (ENV_EXECUTION_ROLE_ARN, "imagebuilder-execution", "execution role ARN"),
+                (ENV_WORKFLOW_ARNS, "arn:aws:imagebuilder:eu-west-1:111122223333:workflow/build/x/1.0.0",
+                 "workflow ARNs")):
         with pytest.raises(ValueError, match=message):
             settings_from_environment(ENVIRONMENT | {key: value})
 
@@ -344,6 +402,107 @@ def test_the_rollout_refuses_an_ami_the_pipeline_did_not_produce_as_declared(
     [line] = [json.loads(record.getMessage()) for record in caplog.records]
     assert line["action"] == UNTRUSTED_IMAGE and line["parameter_value"] == AMI and line["problems"]
     assert UNTRUSTED_IMAGE in UNTRUSTED_ACTIONS
+
+
+# Images built from the declared recipe, but not by the declared pipeline or not as it declares
+# (review finding: a PowerUser's UpdateInfrastructureConfiguration on the stack's own build
+# configuration, or a CreateImage of their own): each a record change and what the refusal names.
+OTHER_SUBNET = "subnet-0fffffffffffff001"
+OTHER_GROUP = "sg-0fffffffffffff002"
+BUILT_OTHERWISE: list[Any] = [
+    pytest.param({"infrastructure": {"keyPair": "insider-key"}}, "key pair 'insider-key'",
+                 id="key-pair-on-build-instance"),
+    pytest.param({"infrastructure": {"subnetId": OTHER_SUBNET}}, f"subnet '{OTHER_SUBNET}'",
+                 id="foreign-subnet"),
+    pytest.param({"infrastructure": {"securityGroupIds": [SECURITY_GROUP, OTHER_GROUP]}},
+                 f"{OTHER_GROUP}, not the declared", id="foreign-security-group"),
+    pytest.param({"infrastructure": {"terminateInstanceOnFailure": False}},
+                 "did not terminate instances on failure", id="failed-instance-kept"),
+    pytest.param({"infrastructure": {"instanceMetadataOptions": {"httpTokens": "optional"}}},
+                 "did not require IMDSv2", id="imdsv1"),
+    pytest.param({"sourcePipelineArn": None, "sourcePipelineName": None, "executionRole": None},
+                 "no sourcePipelineArn", id="create-image-not-from-the-pipeline"),
+    pytest.param({"sourcePipelineArn": PIPELINE + "-copy"}, "not by the declared", id="other-pipeline"),
+    pytest.param({"sourcePipelineArn": None, "executionRole":
+                  "arn:aws:iam::111122223333:role/insider-imagebuilder"},
+                 "execution role 'arn:aws:iam::111122223333:role/insider-imagebuilder'",
+                 id="create-image-other-execution-role"),
+    pytest.param({"imageTestsConfiguration": {"imageTestsEnabled": False, "timeoutMinutes": 60}},
+                 "image tests were not enabled", id="tests-off"),
+    pytest.param({"imageTestsConfiguration": None}, "image tests were not enabled",
+                 id="tests-not-shown"),
+    pytest.param({"imageScanningConfiguration": {"imageScanningEnabled": False}},
+                 "image scanning (Inspector) was not enabled", id="scanning-off"),
+    pytest.param({"infrastructure": {"arn": INFRASTRUCTURE + "-insider"}},
+                 "infrastructure configuration", id="other-infrastructure-configuration"),
+    pytest.param({"distributionConfiguration": {"arn": DISTRIBUTION + "-insider", "name": "x",
+                                                "distributions": [{"region": REGION}],
+                                                "timeoutMinutes": 720}},
+                 "distribution configuration", id="other-distribution-configuration"),
+    pytest.param({"workflows": [
+        {"workflowArn": "arn:aws:imagebuilder:eu-west-1:aws:workflow/build/build-image/1.0.2/1"},
+        {"workflowArn": "arn:aws:imagebuilder:eu-west-1:111122223333:workflow/build/insider/1.0.0/1"}]},
+        "ran workflows arn:aws:imagebuilder:eu-west-1:111122223333:workflow/build/insider",
+        id="extra-workflow"),
+]
+
+
+@pytest.mark.parametrize(("change", "problem"), BUILT_OTHERWISE)
+def test_the_rollout_refuses_an_image_not_built_by_the_declared_pipeline_as_declared(
+        stubbed: Stubs, caplog: pytest.LogCaptureFixture, change: dict[str, Any], problem: str) -> None:
+    expect_describe(stubbed.autoscaling)
+    expect_image_check(stubbed, verify=False)
+    expect_ami(stubbed, record=image_record(**change))
+    # No start_instance_refresh is stubbed: a call would fail the test.
+    logger = capture(caplog)
+    try:
+        decision = refresh_for_image(stubbed.clients, SETTINGS, parse_event(image_event()))
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert decision.action == UNTRUSTED_IMAGE and decision.failed
+    [line] = [json.loads(record.getMessage()) for record in caplog.records]
+    assert line["action"] == UNTRUSTED_IMAGE
+    assert any(problem in p for p in line["problems"]), line["problems"]
+
+
+@pytest.mark.parametrize(("change", "problem"), BUILT_OTHERWISE)
+def test_the_watch_reverts_an_ami_not_built_by_the_declared_pipeline_as_declared(
+        stubbed: Stubs, change: dict[str, Any], problem: str) -> None:
+    insider = "ami-0123456789abcdef0"
+    insider_image = PREFIX + "1.0.12345/4"
+    expect_parameter(stubbed, insider)
+    expect_ami(stubbed, insider, tag=insider_image,
+               record=image_record(insider_image, insider, **change))
+    expect_history(stubbed, AMI, insider)
+    expect_ami(stubbed, AMI)
+    stubbed.ssm.add_response("put_parameter", {"Version": 10, "Tier": "Standard"},
+                             {"Name": PARAMETER, "Value": AMI, "Type": "String",
+                              "DataType": "aws:ec2:image", "Overwrite": True})
+    decision = guard_parameter(stubbed.clients, SETTINGS)
+    assert decision.action == PARAMETER_REVERTED and decision.failed
+    assert decision.problems and any(problem in p for p in decision.problems), decision.problems
+
+
+@pytest.mark.parametrize("role", [EXECUTION_ROLE, EXECUTION_ROLE.rsplit("/", 1)[1]])
+def test_the_stacks_deploy_time_build_is_trusted_without_a_source_pipeline(
+        stubbed: Stubs, role: str) -> None:
+    """ImmutableAmiPipeline.build_image is a CreateImage with everything the pipeline declares and
+    its execution role (given as an ARN or, as the record may show it, a name)."""
+    expect_parameter(stubbed, AMI)
+    expect_ami(stubbed, record=image_record(sourcePipelineArn=None, sourcePipelineName=None,
+                                            executionRole=role))
+    decision = guard_parameter(stubbed.clients, SETTINGS)  # no put_parameter stubbed
+    assert decision.action == PARAMETER_TRUSTED, decision
+
+
+def test_an_in_progress_record_built_otherwise_is_refused_not_pending(stubbed: Stubs) -> None:
+    """While an insider's build is still distributing, the watch does not wait for it."""
+    expect_parameter(stubbed, AMI)
+    expect_ami(stubbed, record=image_record(status="DISTRIBUTING",
+                                            infrastructure={"keyPair": "insider-key"}))
+    expect_history(stubbed, AMI)
+    decision = guard_parameter(stubbed.clients, SETTINGS)
+    assert decision.action == PARAMETER_UNTRUSTED and decision.failed
 
 
 def parameter_event(operation: str = "Update") -> dict[str, Any]:
