@@ -398,26 +398,35 @@ def test_the_enclave_trust_binds_each_client_to_its_own_cas(args: SecureApiGatew
         gateway = SecureApiGateway("gateway", args)
         gateway.enclave_trust("https://issuer.example.com", {
             FIRST_PARTY: "first-party-client-id", "acme": pulumi.Output.from_input("acme-client-id"),
-        }).apply(lambda trust: seen.update(trust))
+        }, {FIRST_PARTY: ["inference/invoke"], "acme": ["partner/acme"]}).apply(
+            lambda trust: seen.update(trust))
 
     record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
     assert seen["issuer"] == "https://issuer.example.com"
+    # Each client with the routes whose scopes it is given, and no other: the enclave refuses it
+    # any other route even if Cognito later gives it another route's scope.
     assert seen["clients"] == {
-        "first-party-client-id": {"name": FIRST_PARTY, "ca_issuers": ["CN=first-party test CA"]},
-        "acme-client-id": {"name": "acme", "ca_issuers": ["CN=acme test CA"]}}
+        "first-party-client-id": {"name": FIRST_PARTY, "ca_issuers": ["CN=first-party test CA"],
+                                  "routes": ["POST /v1/infer"]},
+        "acme-client-id": {"name": "acme", "ca_issuers": ["CN=acme test CA"],
+                           "routes": ["POST /partners/acme/v1/infer"]}}
     assert seen["routes"]["POST /partners/acme/v1/infer"] == ["partner/acme"]
     assert seen["routes"]["POST /v1/infer"] == ["inference/invoke"]
     # What the gateway exports is what the enclave's trust configuration accepts.
     from enclave_images.enclave.auth import TrustConfig
     from tests.support.token_issuer import StandInIssuer
-    trust = TrustConfig.from_dict({"version": 1, "jwks": StandInIssuer().jwks(), **seen})
+    trust = TrustConfig.from_dict({"version": 2, "jwks": StandInIssuer().jwks(), **seen})
     assert set(trust.clients) == {"first-party-client-id", "acme-client-id"}
+    assert trust.clients["acme-client-id"].routes == {"POST /partners/acme/v1/infer"}
 
 
 def test_the_enclave_trust_refuses_a_client_without_its_own_ca(args: SecureApiGatewayArgs,
                                                                ca_files: dict[str, Path]) -> None:
-    def program(principals: dict[str, str], gateway_args: SecureApiGatewayArgs) -> None:
-        SecureApiGateway("gateway", gateway_args).enclave_trust("https://issuer.example.com", principals)
+    def program(principals: dict[str, str], gateway_args: SecureApiGatewayArgs,
+                scopes: dict[str, list[str]] | None = None) -> None:
+        SecureApiGateway("gateway", gateway_args).enclave_trust(
+            "https://issuer.example.com", principals,
+            scopes or {FIRST_PARTY: ["inference/invoke"], "acme": ["partner/acme"]})
 
     with pytest.raises(ValueError, match="principal 'initech' has no CA file"):
         record(lambda: program({"initech": "id"}, args), project="zero-trust-ai", stack="test",
@@ -426,3 +435,6 @@ def test_the_enclave_trust_refuses_a_client_without_its_own_ca(args: SecureApiGa
     with pytest.raises(ValueError, match="share the CA name 'CN=acme test CA'"):
         record(lambda: program({FIRST_PARTY: "a", "acme": "b"}, shared), project="zero-trust-ai",
                stack="test", config={}, region="eu-west-1")
+    with pytest.raises(ValueError, match="principal 'acme' is given no scope of any route"):
+        record(lambda: program({"acme": "b"}, args, {"acme": ["partner/other"]}),
+               project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
