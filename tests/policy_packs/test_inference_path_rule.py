@@ -6,6 +6,7 @@ found by their links, not their tags: an untagged copy of the listener is caught
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -68,16 +69,21 @@ def link(form: str, props: dict[str, Any], deps: dict[str, list[str]], prop: str
         props[prop] = value
 
 
-def resource(form: str, token: str, name: str, props: dict[str, Any],
-             links: list[tuple[str, str, str, Any]] = ()) -> Resource:  # type: ignore[assignment]
+def resource(form: str, token: str, name: str, props: Mapping[str, Any],
+             links: Sequence[tuple[str, str, str, Any]] = ()) -> Resource:
     """`props` plus `links` (prop, target token, target name, value holding the target's ARN); in
     outputs the resource also has its own ARN and id."""
-    props, deps = dict(props), {}
+    props, deps = dict(props), dict[str, list[str]]()
     for prop, target_token, target_name, value in links:
         link(form, props, deps, prop, target_token, target_name, value)
     if form == "outputs" and name in ARNS:
         props.update(arn=ARNS[name], id=ARNS[name])
     return res(token, name, deps, **props)
+
+
+def bare(token: str, name: str, props: Mapping[str, Any]) -> Resource:
+    """A resource with literal properties only (no dependencies)."""
+    return res(token, name, None, **props)
 
 
 def forward(arn: str) -> list[dict[str, Any]]:
@@ -183,8 +189,8 @@ def test_an_untagged_plaintext_copy_of_the_listener_is_caught(form: str) -> None
     resources.append(resource(form, LISTENER, "copy", PLAIN_LISTENER, [
         ("loadBalancerArn", LOAD_BALANCER, "nlb", ARNS["nlb"]),
         ("defaultActions", TARGET_GROUP, "plain-agents", forward(f"{ELB}:targetgroup/plain/4"))]))
-    resources.append(res(TARGET_GROUP, "plain-agents", **{"protocol": "TCP", "port": 8080},
-                         **({"arn": f"{ELB}:targetgroup/plain/4"} if form == "outputs" else {})))
+    own_arn = {"arn": f"{ELB}:targetgroup/plain/4"} if form == "outputs" else {}
+    resources.append(bare(TARGET_GROUP, "plain-agents", {"protocol": "TCP", "port": 8080, **own_arn}))
     messages = check(resources)
     assert sorted(messages) == sorted([
         "enclave fleet listener copy uses protocol TCP: the request, bearer token and prompt "
@@ -210,8 +216,8 @@ def test_a_target_group_the_fleet_registers_is_on_the_path(form: str) -> None:
     # Registered by the Auto Scaling group (targetGroupArns), or by an Attachment resource; the
     # group is the fleet's by its enclave launch template even without tags.
     plain_arn = f"{ELB}:targetgroup/side/5"
-    plain = res(TARGET_GROUP, "side", protocol="TCP", port=8080,
-                **({"arn": plain_arn, "id": plain_arn} if form == "outputs" else {}))
+    plain = bare(TARGET_GROUP, "side", {"protocol": "TCP", "port": 8080,
+                                        **({"arn": plain_arn, "id": plain_arn} if form == "outputs" else {})})
     resources = [r for r in fleet(form, tags={}) if r.type != AUTOSCALING_GROUP]
     resources.append(resource(form, AUTOSCALING_GROUP, "asg", {}, [
         ("launchTemplate", LAUNCH_TEMPLATE, "template", {"id": ARNS["template"], "version": "1"}),
@@ -232,8 +238,8 @@ def test_a_target_group_the_fleet_registers_is_on_the_path(form: str) -> None:
 def test_an_auto_scaling_group_launching_enclaves_is_the_fleets(form: str) -> None:
     # No tag and no listener in the stack leads to it: the enclave launch template decides.
     plain_arn = f"{ELB}:targetgroup/side/5"
-    plain = res(TARGET_GROUP, "side", protocol="TCP",
-                **({"arn": plain_arn, "id": plain_arn} if form == "outputs" else {}))
+    plain = bare(TARGET_GROUP, "side", {"protocol": "TCP",
+                                        **({"arn": plain_arn, "id": plain_arn} if form == "outputs" else {})})
     template = resource(form, LAUNCH_TEMPLATE, "template", {"enclaveOptions": {"enabled": True}})
     group = resource(form, AUTOSCALING_GROUP, "asg", {}, [
         ("launchTemplate", LAUNCH_TEMPLATE, "template", {"id": ARNS["template"], "version": "1"}),
@@ -249,7 +255,7 @@ def test_a_listener_on_another_load_balancer_reached_by_the_vpc_link_is_on_the_p
     other = resource(form, LISTENER, "elsewhere", PLAIN_LISTENER)
     other_arn = f"{ELB}:listener/net/other/9/9"
     if form == "outputs":
-        other = res(LISTENER, "elsewhere", **{**PLAIN_LISTENER, "arn": other_arn, "id": other_arn})
+        other = bare(LISTENER, "elsewhere", {**PLAIN_LISTENER, "arn": other_arn, "id": other_arn})
     second = resource(form, INTEGRATION, "second",
                       INTEGRATION_INPUTS if form == "inputs" else INTEGRATION_OUTPUTS,
                       [("integrationUri", LISTENER, "elsewhere", other_arn)])
