@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import replace
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from components.api_gateway import (
     SecureApiGateway,
     SecureApiGatewayArgs,
 )
+from tests.conftest import ROOT
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztai_runtime.truststore import check_bundle, create_test_ca
 from ztpolicy.rule import Resource
@@ -441,3 +444,74 @@ def test_the_enclave_trust_refuses_a_client_without_its_own_ca(args: SecureApiGa
     with pytest.raises(ValueError, match="principal 'acme' is given no scope of any route"):
         record(lambda: program({"acme": "b"}, args, {"acme": ["partner/other"]}),
                project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+
+
+def _scp_statements() -> dict[str, dict[str, Any]]:
+    """Every statement of the SCP document(s) in docs/scp-images-and-sessions.md, by Sid (each
+    block a JSON policy within the SCP size limit)."""
+    text = (ROOT / "docs" / "scp-images-and-sessions.md").read_text(encoding="utf-8")
+    statements: dict[str, dict[str, Any]] = {}
+    for block in re.findall(r"```json\n(.*?)\n```", text, re.S):
+        policy = json.loads(block)
+        assert len(json.dumps(policy, separators=(",", ":"))) <= 5120
+        statements.update({statement["Sid"]: statement for statement in policy["Statement"]})
+    return statements
+
+
+def _denied(statement: dict[str, Any], action: str, resource: str, principal: str,
+            resource_tags: dict[str, str] | None = None) -> bool:
+    """Whether the Deny statement applies (its conditions read as written: ArnNotLike on the
+    principal, StringEquals on resource tags)."""
+    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    if action not in actions or not any(fnmatchcase(resource, pattern) for pattern in resources):
+        return False
+    condition = statement.get("Condition", {})
+    excepted = condition.get("ArnNotLike", {}).get("aws:PrincipalArn", [])
+    excepted = excepted if isinstance(excepted, list) else [excepted]
+    if any(fnmatchcase(principal, pattern) for pattern in excepted):
+        return False
+    for key, value in condition.get("StringEquals", {}).items():
+        tag = key.removeprefix("aws:ResourceTag/")
+        if (resource_tags or {}).get(tag) != value:
+            return False
+    return True
+
+
+def test_the_scp_keeps_integrations_vpc_links_and_client_secrets_with_the_deploying_role() -> None:
+    # Anyone with an integration on the VPC link and a client's token calls the enclave as that
+    # client without mutual TLS (the enclave sees only headers): both halves stay with the deployer.
+    from tests.components.test_api_identity import ARGS as IDENTITY_ARGS
+    from tests.components.test_api_identity import build as build_identity
+    from tests.support.iam_catalog import action_problem, condition_key_problem
+    statements = _scp_statements()
+    api = statements["ApiIntegrationsAndVpcLinksOnlyThroughTheDeployment"]
+    imports = statements["ApiImportsOnlyThroughTheDeployment"]
+    secrets = statements["ApiClientSecretsAndScopesOnlyThroughTheDeployment"]
+    admin, deployer = ("arn:aws:iam::111122223333:role/Admin",
+                       "arn:aws:iam::111122223333:role/zero-trust-ai-deployer")
+    region = "arn:aws:apigateway:eu-west-1::"
+    for action, path in (("apigateway:POST", "/apis/a1b2c3/integrations"),
+                         ("apigateway:PATCH", "/apis/a1b2c3/integrations/xyz789"),
+                         ("apigateway:PUT", "/restapis/r1/resources/res1/methods/POST/integration"),
+                         ("apigateway:POST", "/restapis"), ("apigateway:POST", "/vpclinks")):
+        assert _denied(api, action, region + path, admin), (action, path)
+        assert not _denied(api, action, region + path, deployer), (action, path)
+    for path in ("/apis", "/apis/a1b2c3", "/restapis/r1"):
+        assert _denied(imports, "apigateway:PUT", region + path, admin)
+    # Creating an HTTP API, its routes and stages stays open (none of them reaches the VPC link).
+    for path in ("/apis", "/apis/a1b2c3/routes", "/apis/a1b2c3/stages"):
+        assert not any(_denied(s, "apigateway:POST", region + path, admin) for s in (api, imports))
+    [pool] = [r for r in build_identity(IDENTITY_ARGS).resources if r.type == "aws:cognito/userPool:UserPool"]
+    pool_arn = "arn:aws:cognito-idp:eu-west-1:111122223333:userpool/eu-west-1_TestPool1"
+    for action in ("DescribeUserPoolClient", "AddUserPoolClientSecret", "UpdateUserPoolClient",
+                   "ListUserPoolClientSecrets", "UntagResource"):
+        assert _denied(secrets, f"cognito-idp:{action}", pool_arn, admin, pool.inputs["tags"]), action
+        assert not _denied(secrets, f"cognito-idp:{action}", pool_arn, deployer, pool.inputs["tags"])
+    assert not _denied(secrets, "cognito-idp:DescribeUserPoolClient", pool_arn, admin, {"project": "other"})
+    # Every action and condition key exists in the IAM service authorization reference.
+    for statement in (api, imports, secrets):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert [problem for a in actions if (problem := action_problem(a))] == []
+        keys = [key for block in statement["Condition"].values() for key in block]
+        assert [problem for k in keys if (problem := condition_key_problem(k))] == []
