@@ -50,9 +50,11 @@ Secure by default, as the component declares it:
   `allow_plaintext_backend` names the risk), and that write what the enclave checks again
   (`ENCLAVE_AUTH_HEADERS`: the route key and the client certificate's issuer, subject and serial);
 - `enclave_trust(...)`: what the enclave image must bake to verify requests itself
-  (enclave_images/enclave/auth.py): the issuer, each client id bound to its CAs' names, each
-  route's scopes. The gateway is not the only door AWS offers (a second API can reuse the VPC link
-  with no authorizer); the enclave is the check nobody can route around.
+  (enclave_images/enclave/auth.py): the issuer, each client id bound to its CAs' names and to
+  the routes whose scopes it is given, each route's scopes. The gateway is not the only door AWS
+  offers (a second API can reuse the VPC link with no authorizer); the enclave re-checks the token,
+  the route and the CA name, but a CA name in a header is not proof of mutual TLS: a relay holding
+  a client's token can write it (README, known gaps).
 - a stage with default throttling, per-route throttling, and JSON access logs (request id, caller
   `sub` and `client_id` claims, client certificate subject/serial/validity, route, status,
   latencies) to a CMK-encrypted log group with a retention.

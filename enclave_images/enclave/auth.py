@@ -14,19 +14,24 @@ cannot change (`/app/enclave-trust.json`, baked into the image, so PCR2 covers i
   otherwise Cognito's `client_id`, one of the configured clients), `exp`/`nbf`/`iat` with a small
   leeway, `token_use=access` (Cognito's id tokens are not API credentials), and one of the
   scopes the called route requires;
+- the client's routes: the route must be one the trust file lists for the token's client (the
+  routes whose scopes the stack gives it), so a scope an administrator adds to a client in Cognito
+  (`UpdateUserPoolClient`) opens no route here;
 - the certificate binding: the gateway writes the mTLS client certificate's issuer DN into
   `x-ztai-client-cert-issuer` (parameter mapping with `overwrite:`, so a client's own header of
   that name is replaced). The token's client must be bound to that CA: a partner's token presented
-  with another principal's certificate is refused.
+  with another principal's certificate at the gateway is refused.
 
-What the binding gains against a relaying insider, and what it does not: the headers come through
-whoever relays, so a relay can write any issuer DN. But it then needs a token that verifies (it
-cannot mint one: the issuer's private key is in Cognito) AND the DN of the CA bound to that
-token's client; a request without a token, with a forged or expired one, or with a partner's
-token and first-party DN is refused. What remains: someone who holds a live token (e.g. root on
-a parent, which sees requests pass) and knows its client's CA name (public) can replay it until it
-expires (Cognito: 60 minutes by default). Certificate-bound tokens (RFC 8705 `cnf`) would close
-that; Cognito does not issue them.
+What the binding proves, and what it does not: it is a name in a header, not the handshake. The
+enclave sees only the headers whoever relays writes, so it cannot tell that mutual TLS happened.
+A relay without a token that verifies, or with a token for a route its client is not bound to,
+gets nothing. But anyone who can get a valid token for a client (its secret is enough:
+`cognito-idp:DescribeUserPoolClient` returns it, `AddUserPoolClientSecret` adds one) AND create an
+integration on the stack's VPC link (`apigateway:*`) calls as that client without mutual TLS, by
+writing the client's CA name (public: it is in the `enclaveTrust` output); root on a parent can
+replay the live tokens it sees until they expire. The SCP in docs/scp-images-and-sessions.md
+narrows who can do either; TLS terminated in the enclave with the client certificate verified
+here would close it and is not built (README, known gaps).
 """
 
 from __future__ import annotations

@@ -26,7 +26,9 @@ re-checks (§2.3, §4.2).
   (an export, or a value pasted in).
 
 It cannot see a second API someone creates outside the stack on the same VPC link: the enclave
-refuses such a relay's requests by itself (enclave_images/enclave/auth.py). Not suppressible.
+refuses such a relay's requests unless the relay holds a valid token for a client, whose CA name
+it can then write (enclave_images/enclave/auth.py; the SCP in docs/scp-images-and-sessions.md
+keeps integrations and client secrets with the deploying role). Not suppressible.
 """
 
 from __future__ import annotations
