@@ -376,7 +376,9 @@ if api.jwt_issuer is None:
     # it, and so the EIF and its pinned measurements.
     pulumi.export("enclaveTrust", gateway.enclave_trust(identity.issuer, {
         FIRST_PARTY: identity.client_ids["inference"],
-        **{name: identity.client_ids[scope] for name, scope in partner_scopes.items()}}))
+        **{name: identity.client_ids[scope] for name, scope in partner_scopes.items()}},
+        # The scopes each client is given above: they decide the routes the enclave lets it call.
+        {FIRST_PARTY: [first_party_scope], **{partner.name: list(partner.scopes) for partner in partners}}))
 else:
     pulumi.log.warn("enclaveTrust is not exported with an external jwtIssuer: bind its client ids "
                     "to their CAs by hand in the enclave's trust file (enclave_images/trust.py)")

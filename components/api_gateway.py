@@ -50,9 +50,11 @@ Secure by default, as the component declares it:
   `allow_plaintext_backend` names the risk), and that write what the enclave checks again
   (`ENCLAVE_AUTH_HEADERS`: the route key and the client certificate's issuer, subject and serial);
 - `enclave_trust(...)`: what the enclave image must bake to verify requests itself
-  (enclave_images/enclave/auth.py): the issuer, each client id bound to its CAs' names, each
-  route's scopes. The gateway is not the only door AWS offers (a second API can reuse the VPC link
-  with no authorizer); the enclave is the check nobody can route around.
+  (enclave_images/enclave/auth.py): the issuer, each client id bound to its CAs' names and to
+  the routes whose scopes it is given, each route's scopes. The gateway is not the only door AWS
+  offers (a second API can reuse the VPC link with no authorizer); the enclave re-checks the token,
+  the route and the CA name, but a CA name in a header is not proof of mutual TLS: a relay holding
+  a client's token can write it (README, known gaps).
 - a stage with default throttling, per-route throttling, and JSON access logs (request id, caller
   `sub` and `client_id` claims, client certificate subject/serial/validity, route, status,
   latencies) to a CMK-encrypted log group with a retention.
@@ -435,15 +437,26 @@ class SecureApiGateway(pulumi.ComponentResource):
 
 
     def enclave_trust(self, issuer: pulumi.Input[str],
-                      client_ids: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[dict[str, object]]:
+                      client_ids: Mapping[str, pulumi.Input[str]],
+                      client_scopes: Mapping[str, Sequence[str]]) -> pulumi.Output[dict[str, object]]:
         """What the enclave bakes to re-verify requests (`enclave_images/trust.py` adds the
         issuer's JWKS and writes `/app/enclave-trust.json`): the issuer, each client id bound to
-        the subject names of its CAs (a client certificate's issuer DN is its CA's subject), and
-        each route's scopes. `client_ids`: principal -> OAuth client id, the principals being
-        FIRST_PARTY (the `client_ca_files`) and the partners' names; each must have CA files, and
-        two principals may not share a CA name (either could then present the other's token)."""
+        the subject names of its CAs (a client certificate's issuer DN is its CA's subject) and
+        to the routes it may call, and each route's scopes. `client_ids`: principal -> OAuth
+        client id, the principals being FIRST_PARTY (the `client_ca_files`) and the partners'
+        names; each must have CA files, and two principals may not share a CA name (either could
+        then present the other's token). `client_scopes`: principal -> the scopes the stack gives
+        its client; its routes are those requiring one of them, fixed here so that a scope added
+        to the client later in Cognito (`UpdateUserPoolClient`) opens no route in the enclave."""
         problems = [f"enclave_trust: principal {principal!r} has no CA file in this gateway"
                     for principal in client_ids if not self._ca_issuers.get(principal)]
+        client_routes = {principal: sorted(route for route, scopes in self.route_scopes.items()
+                                           if set(scopes) & set(client_scopes.get(principal, ())))
+                         for principal in client_ids}
+        problems += [f"enclave_trust: principal {principal!r} is given no scope of any route "
+                     f"(scopes {sorted(client_scopes.get(principal, ()))}; routes need "
+                     f"{sorted({s for scopes in self.route_scopes.values() for s in scopes})})"
+                     for principal, routes in client_routes.items() if not routes]
         owners: dict[str, str] = {}
         for principal in client_ids:
             for dn in self._ca_issuers.get(principal, []):
@@ -455,7 +468,8 @@ class SecureApiGateway(pulumi.ComponentResource):
         principals = list(client_ids)
         return pulumi.Output.all(issuer, *client_ids.values()).apply(lambda values: {
             "issuer": values[0],
-            "clients": {client_id: {"name": principal, "ca_issuers": self._ca_issuers[principal]}
+            "clients": {client_id: {"name": principal, "ca_issuers": self._ca_issuers[principal],
+                                    "routes": client_routes[principal]}
                         for principal, client_id in zip(principals, values[1:], strict=True)},
             "routes": self.route_scopes,
         })

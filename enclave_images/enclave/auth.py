@@ -14,19 +14,24 @@ cannot change (`/app/enclave-trust.json`, baked into the image, so PCR2 covers i
   otherwise Cognito's `client_id`, one of the configured clients), `exp`/`nbf`/`iat` with a small
   leeway, `token_use=access` (Cognito's id tokens are not API credentials), and one of the
   scopes the called route requires;
+- the client's routes: the route must be one the trust file lists for the token's client (the
+  routes whose scopes the stack gives it), so a scope an administrator adds to a client in Cognito
+  (`UpdateUserPoolClient`) opens no route here;
 - the certificate binding: the gateway writes the mTLS client certificate's issuer DN into
   `x-ztai-client-cert-issuer` (parameter mapping with `overwrite:`, so a client's own header of
   that name is replaced). The token's client must be bound to that CA: a partner's token presented
-  with another principal's certificate is refused.
+  with another principal's certificate at the gateway is refused.
 
-What the binding gains against a relaying insider, and what it does not: the headers come through
-whoever relays, so a relay can write any issuer DN. But it then needs a token that verifies (it
-cannot mint one: the issuer's private key is in Cognito) AND the DN of the CA bound to that
-token's client; a request without a token, with a forged or expired one, or with a partner's
-token and first-party DN is refused. What remains: someone who holds a live token (e.g. root on
-a parent, which sees requests pass) and knows its client's CA name (public) can replay it until it
-expires (Cognito: 60 minutes by default). Certificate-bound tokens (RFC 8705 `cnf`) would close
-that; Cognito does not issue them.
+What the binding proves, and what it does not: it is a name in a header, not the handshake. The
+enclave sees only the headers whoever relays writes, so it cannot tell that mutual TLS happened.
+A relay without a token that verifies, or with a token for a route its client is not bound to,
+gets nothing. But anyone who can get a valid token for a client (its secret is enough:
+`cognito-idp:DescribeUserPoolClient` returns it, `AddUserPoolClientSecret` adds one) AND create an
+integration on the stack's VPC link (`apigateway:*`) calls as that client without mutual TLS, by
+writing the client's CA name (public: it is in the `enclaveTrust` output); root on a parent can
+replay the live tokens it sees until they expire. The SCP in docs/scp-images-and-sessions.md
+narrows who can do either; TLS terminated in the enclave with the client certificate verified
+here would close it and is not built (README, known gaps).
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ from typing import Any
 import jwt
 
 TRUST_PATH = "/app/enclave-trust.json"
-TRUST_FORMAT_VERSION = 1
+# 2: each client lists the routes it may call (version 1 files, without them, are refused).
+TRUST_FORMAT_VERSION = 2
 # The only signature algorithm Cognito (and most OIDC issuers) use for access tokens.
 ALGORITHM = "RS256"
 # Clock skew between Cognito and the enclave's clock; small, because a token lives an hour.
@@ -102,23 +108,27 @@ def dn_key(text: str) -> frozenset[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class ClientBinding:
-    """One OAuth client the enclave serves: its name (for logs) and the CAs whose certificates
-    it must present (issuer DNs, as the gateway maps them)."""
+    """One OAuth client the enclave serves: its name (for logs), the CAs whose certificates
+    it must present (issuer DNs, as the gateway maps them) and the routes it may call. The routes
+    are fixed at build time from the scopes the stack gives the client: a scope added to the
+    client later (`cognito-idp:UpdateUserPoolClient`) does not open another route here."""
 
     name: str
     ca_issuers: frozenset[frozenset[tuple[str, str]]]
+    routes: frozenset[str]
 
 
 @dataclass(frozen=True)
 class TrustConfig:
     """Whom the enclave serves, fixed at build time (covered by PCR2). On disk (version 1)::
 
-        {"version": 1,
+        {"version": 2,
          "issuer": "https://cognito-idp.<region>.amazonaws.com/<pool id>",
          "jwks": {"keys": [<the issuer's RSA public keys, from <issuer>/.well-known/jwks.json>]},
          "token_use": "access",            # or null for an issuer without the claim
          "leeway_seconds": 60,
-         "clients": {"<client id>": {"name": "partner-acme", "ca_issuers": ["CN=Acme CA,O=Acme"]}},
+         "clients": {"<client id>": {"name": "partner-acme", "ca_issuers": ["CN=Acme CA,O=Acme"],
+                                     "routes": ["POST /partners/acme/v1/infer"]}},
          "routes": {"POST /partners/acme/v1/infer": ["https://api.example.com/partner-acme"]}}
 
     `enclave_images/trust.py` writes it from the stack's `enclaveTrust` output and the issuer's
@@ -175,7 +185,12 @@ class TrustConfig:
                 if owner_of.setdefault(dn, client_id) != client_id:
                     raise fail(f"clients {owner_of[dn]} and {client_id} are bound to the same CA "
                                "name: each client needs its own CA")
-            clients[str(client_id)] = ClientBinding(str(entry.get("name") or client_id), keyed)
+            client_routes = entry.get("routes")
+            if (not isinstance(client_routes, list) or not client_routes
+                    or not all(isinstance(route, str) for route in client_routes)):
+                raise fail(f"client {client_id}: routes must list at least one route key it may call")
+            clients[str(client_id)] = ClientBinding(str(entry.get("name") or client_id), keyed,
+                                                    frozenset(client_routes))
         raw_routes = raw.get("routes")
         if not isinstance(raw_routes, dict) or not raw_routes:
             raise fail("routes: at least one route key with its scopes")
@@ -184,6 +199,10 @@ class TrustConfig:
             if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
                 raise fail(f"route {route!r}: a list of at least one scope")
             routes[str(route)] = frozenset(scopes)
+        for client_id, binding in clients.items():
+            if unknown := sorted(binding.routes - set(routes)):
+                raise fail(f"client {client_id}: routes {unknown} are not routes of this API "
+                           f"(routes: {sorted(routes)})")
         token_use = raw.get("token_use", "access")
         leeway = raw.get("leeway_seconds", DEFAULT_LEEWAY_SECONDS)
         if token_use is not None and not isinstance(token_use, str):
@@ -263,6 +282,11 @@ class RequestVerifier:
         matched = sorted(scopes & required)
         if not matched:
             raise AuthError(403, f"the token carries none of the scopes route {route!r} requires")
+        # The scope alone is not enough: scopes live in Cognito, where an admin can add one to any
+        # client; the routes a client may call were fixed when this image was built.
+        if route not in binding.routes:
+            raise AuthError(403, f"client {binding.name} may not call route {route!r} (its routes: "
+                                 f"{', '.join(sorted(binding.routes))})")
         issuer_dn = headers.get(CERT_ISSUER_HEADER)
         if not issuer_dn:
             raise AuthError(403, "no client certificate issuer: the request did not come through "

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import replace
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from components.api_gateway import (
     SecureApiGateway,
     SecureApiGatewayArgs,
 )
+from tests.conftest import ROOT
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztai_runtime.truststore import check_bundle, create_test_ca
 from ztpolicy.rule import Resource
@@ -226,7 +229,7 @@ def test_outputs_for_incident_response(args: SecureApiGatewayArgs) -> None:
 def test_the_api_rules_pass(stack: RecordedStack) -> None:
     rules = [api_default_endpoint_disabled.RULE, api_mtls_required.RULE, api_route_authorized.RULE,
              api_stage_access_logs.RULE, api_stage_throttled.RULE, api_tls_12.RULE,
-             log_group_encrypted.RULE, no_unrestricted_ingress.RULE, inference_path_tls_bound.RULE]
+             log_group_encrypted.RULE, no_unrestricted_ingress.RULE]
     checked = 0
     for resource in stack.resources:
         for rule in rules:
@@ -235,6 +238,8 @@ def test_the_api_rules_pass(stack: RecordedStack) -> None:
                 assert rule.resource_check(as_rule_resource(resource), {}) == [], (
                     rule.name, resource.name)
     assert checked >= 10
+    assert inference_path_tls_bound.inference_path_tls_bound(
+        [as_rule_resource(resource) for resource in stack.resources], {}) == []
 
 
 def test_prebuilt_truststore_must_contain_every_partner(args: SecureApiGatewayArgs,
@@ -386,8 +391,9 @@ def test_a_plaintext_backend_must_be_named(args: SecureApiGatewayArgs) -> None:
     [integration] = of_type(stack, "aws:apigatewayv2/integration:Integration")
     assert "tlsConfig" not in integration.inputs
     # Named or not, the pack still refuses it (not suppressible).
-    [message] = inference_path_tls_bound.inference_path_tls_bound(as_rule_resource(integration), {})
-    assert "without TLS" in message
+    [finding] = inference_path_tls_bound.inference_path_tls_bound(
+        [as_rule_resource(resource) for resource in stack.resources], {})
+    assert finding.urn == integration.urn and "without TLS" in finding.message
 
 
 def test_the_enclave_trust_binds_each_client_to_its_own_cas(args: SecureApiGatewayArgs,
@@ -398,26 +404,35 @@ def test_the_enclave_trust_binds_each_client_to_its_own_cas(args: SecureApiGatew
         gateway = SecureApiGateway("gateway", args)
         gateway.enclave_trust("https://issuer.example.com", {
             FIRST_PARTY: "first-party-client-id", "acme": pulumi.Output.from_input("acme-client-id"),
-        }).apply(lambda trust: seen.update(trust))
+        }, {FIRST_PARTY: ["inference/invoke"], "acme": ["partner/acme"]}).apply(
+            lambda trust: seen.update(trust))
 
     record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
     assert seen["issuer"] == "https://issuer.example.com"
+    # Each client with the routes whose scopes it is given, and no other: the enclave refuses it
+    # any other route even if Cognito later gives it another route's scope.
     assert seen["clients"] == {
-        "first-party-client-id": {"name": FIRST_PARTY, "ca_issuers": ["CN=first-party test CA"]},
-        "acme-client-id": {"name": "acme", "ca_issuers": ["CN=acme test CA"]}}
+        "first-party-client-id": {"name": FIRST_PARTY, "ca_issuers": ["CN=first-party test CA"],
+                                  "routes": ["POST /v1/infer"]},
+        "acme-client-id": {"name": "acme", "ca_issuers": ["CN=acme test CA"],
+                           "routes": ["POST /partners/acme/v1/infer"]}}
     assert seen["routes"]["POST /partners/acme/v1/infer"] == ["partner/acme"]
     assert seen["routes"]["POST /v1/infer"] == ["inference/invoke"]
     # What the gateway exports is what the enclave's trust configuration accepts.
     from enclave_images.enclave.auth import TrustConfig
     from tests.support.token_issuer import StandInIssuer
-    trust = TrustConfig.from_dict({"version": 1, "jwks": StandInIssuer().jwks(), **seen})
+    trust = TrustConfig.from_dict({"version": 2, "jwks": StandInIssuer().jwks(), **seen})
     assert set(trust.clients) == {"first-party-client-id", "acme-client-id"}
+    assert trust.clients["acme-client-id"].routes == {"POST /partners/acme/v1/infer"}
 
 
 def test_the_enclave_trust_refuses_a_client_without_its_own_ca(args: SecureApiGatewayArgs,
                                                                ca_files: dict[str, Path]) -> None:
-    def program(principals: dict[str, str], gateway_args: SecureApiGatewayArgs) -> None:
-        SecureApiGateway("gateway", gateway_args).enclave_trust("https://issuer.example.com", principals)
+    def program(principals: dict[str, str], gateway_args: SecureApiGatewayArgs,
+                scopes: dict[str, list[str]] | None = None) -> None:
+        SecureApiGateway("gateway", gateway_args).enclave_trust(
+            "https://issuer.example.com", principals,
+            scopes or {FIRST_PARTY: ["inference/invoke"], "acme": ["partner/acme"]})
 
     with pytest.raises(ValueError, match="principal 'initech' has no CA file"):
         record(lambda: program({"initech": "id"}, args), project="zero-trust-ai", stack="test",
@@ -426,3 +441,77 @@ def test_the_enclave_trust_refuses_a_client_without_its_own_ca(args: SecureApiGa
     with pytest.raises(ValueError, match="share the CA name 'CN=acme test CA'"):
         record(lambda: program({FIRST_PARTY: "a", "acme": "b"}, shared), project="zero-trust-ai",
                stack="test", config={}, region="eu-west-1")
+    with pytest.raises(ValueError, match="principal 'acme' is given no scope of any route"):
+        record(lambda: program({"acme": "b"}, args, {"acme": ["partner/other"]}),
+               project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+
+
+def _scp_statements() -> dict[str, dict[str, Any]]:
+    """Every statement of the SCP document(s) in docs/scp-images-and-sessions.md, by Sid (each
+    block a JSON policy within the SCP size limit)."""
+    text = (ROOT / "docs" / "scp-images-and-sessions.md").read_text(encoding="utf-8")
+    statements: dict[str, dict[str, Any]] = {}
+    for block in re.findall(r"```json\n(.*?)\n```", text, re.S):
+        policy = json.loads(block)
+        assert len(json.dumps(policy, separators=(",", ":"))) <= 5120
+        statements.update({statement["Sid"]: statement for statement in policy["Statement"]})
+    return statements
+
+
+def _denied(statement: dict[str, Any], action: str, resource: str, principal: str,
+            resource_tags: dict[str, str] | None = None) -> bool:
+    """Whether the Deny statement applies (its conditions read as written: ArnNotLike on the
+    principal, StringEquals on resource tags)."""
+    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    if action not in actions or not any(fnmatchcase(resource, pattern) for pattern in resources):
+        return False
+    condition = statement.get("Condition", {})
+    excepted = condition.get("ArnNotLike", {}).get("aws:PrincipalArn", [])
+    excepted = excepted if isinstance(excepted, list) else [excepted]
+    if any(fnmatchcase(principal, pattern) for pattern in excepted):
+        return False
+    for key, value in condition.get("StringEquals", {}).items():
+        tag = key.removeprefix("aws:ResourceTag/")
+        if (resource_tags or {}).get(tag) != value:
+            return False
+    return True
+
+
+def test_the_scp_keeps_integrations_vpc_links_and_client_secrets_with_the_deploying_role() -> None:
+    # Anyone with an integration on the VPC link and a client's token calls the enclave as that
+    # client without mutual TLS (the enclave sees only headers): both halves stay with the deployer.
+    from tests.components.test_api_identity import ARGS as IDENTITY_ARGS
+    from tests.components.test_api_identity import build as build_identity
+    from tests.support.iam_catalog import action_problem, condition_key_problem
+    statements = _scp_statements()
+    api = statements["ApiIntegrationsAndVpcLinksOnlyThroughTheDeployment"]
+    imports = statements["ApiImportsOnlyThroughTheDeployment"]
+    secrets = statements["ApiClientSecretsAndScopesOnlyThroughTheDeployment"]
+    admin, deployer = ("arn:aws:iam::111122223333:role/Admin",
+                       "arn:aws:iam::111122223333:role/zero-trust-ai-deployer")
+    region = "arn:aws:apigateway:eu-west-1::"
+    for action, path in (("apigateway:POST", "/apis/a1b2c3/integrations"),
+                         ("apigateway:PATCH", "/apis/a1b2c3/integrations/xyz789"),
+                         ("apigateway:PUT", "/restapis/r1/resources/res1/methods/POST/integration"),
+                         ("apigateway:POST", "/restapis"), ("apigateway:POST", "/vpclinks")):
+        assert _denied(api, action, region + path, admin), (action, path)
+        assert not _denied(api, action, region + path, deployer), (action, path)
+    for path in ("/apis", "/apis/a1b2c3", "/restapis/r1"):
+        assert _denied(imports, "apigateway:PUT", region + path, admin)
+    # Creating an HTTP API, its routes and stages stays open (none of them reaches the VPC link).
+    for path in ("/apis", "/apis/a1b2c3/routes", "/apis/a1b2c3/stages"):
+        assert not any(_denied(s, "apigateway:POST", region + path, admin) for s in (api, imports))
+    [pool] = [r for r in build_identity(IDENTITY_ARGS).resources if r.type == "aws:cognito/userPool:UserPool"]
+    pool_arn = "arn:aws:cognito-idp:eu-west-1:111122223333:userpool/eu-west-1_TestPool1"
+    for action in ("DescribeUserPoolClient", "AddUserPoolClientSecret", "UpdateUserPoolClient",
+                   "ListUserPoolClientSecrets", "UntagResource"):
+        assert _denied(secrets, f"cognito-idp:{action}", pool_arn, admin, pool.inputs["tags"]), action
+        assert not _denied(secrets, f"cognito-idp:{action}", pool_arn, deployer, pool.inputs["tags"])
+    assert not _denied(secrets, "cognito-idp:DescribeUserPoolClient", pool_arn, admin, {"project": "other"})
+    # Every action and condition key exists in the IAM service authorization reference.
+    for statement in (api, imports, secrets):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert [problem for a in actions if (problem := action_problem(a))] == []
+        keys = [key for block in statement["Condition"].values() for key in block]
+        assert [problem for k in keys if (problem := condition_key_problem(k))] == []

@@ -276,8 +276,7 @@ def test_internal_load_balancer_forwards_to_the_agents(fleet: RecordedStack) -> 
     listener = named(fleet, "fleet-listener").inputs
     assert (listener["protocol"], listener["port"], listener["sslPolicy"], listener["certificateArn"]) == (
         "TLS", 443, "ELBSecurityPolicy-TLS13-1-2-2021-06", ARGS.certificate_arn)
-    for name in ("fleet-listener", "fleet-agents"):
-        assert inference_path_tls_bound(as_rule_input(named(fleet, name)), {}) == []
+    assert inference_path_tls_bound([as_rule_input(r) for r in fleet.resources], {}) == []
 
 
 def test_the_listener_certificate_can_be_requested_in_the_zone() -> None:
@@ -299,9 +298,9 @@ def test_a_plaintext_listener_must_be_named() -> None:
     assert named(plain, "fleet-agents").inputs["protocol"] == "TCP"
     assert "--listen 0.0.0.0:8080\n" in script(plain) and "--tls" not in script(plain)
     # Named or not, the pack refuses a plain-text path to the enclave (not suppressible).
-    for name in ("fleet-listener", "fleet-agents"):
-        [message] = inference_path_tls_bound(as_rule_input(named(plain, name)), {})
-        assert "uses protocol TCP" in message
+    findings = inference_path_tls_bound([as_rule_input(r) for r in plain.resources], {})
+    assert {(finding.urn, "uses protocol TCP" in finding.message) for finding in findings} == {
+        (named(plain, "fleet-listener").urn, True), (named(plain, "fleet-agents").urn, True)}
 
 
 @pytest.mark.parametrize(("change", "problem"), [

@@ -124,6 +124,20 @@ def test_the_routes_scope_is_required(verifier: RequestVerifier) -> None:
             "not a route of this API")
 
 
+def test_a_scope_added_to_a_client_in_cognito_does_not_open_another_route(verifier: RequestVerifier) -> None:
+    # An admin runs UpdateUserPoolClient to give the partner's client the first-party `invoke`
+    # scope: its token now carries a scope /v1/infer accepts, and still the route is not its own.
+    widened = ISSUER.token(PARTNER_ID, f"{PARTNER_SCOPE} {INVOKE}")
+    refused(verifier, ISSUER.headers(widened, ca=PARTNER_CA), 403,
+            "partner-acme may not call route 'POST /v1/infer'")
+    # The same token on its own route is served, and the first party's on the partner's route not.
+    own_route = ISSUER.headers(widened, route=PARTNER_ROUTE, ca=PARTNER_CA)
+    assert verifier.verify(own_route).client_id == PARTNER_ID
+    both = ISSUER.token(FIRST_PARTY_ID, f"{INVOKE} {PARTNER_SCOPE}")
+    refused(verifier, ISSUER.headers(both, route=PARTNER_ROUTE), 403,
+            "inference may not call route 'POST /partners/acme/v1/infer'")
+
+
 def test_a_token_replayed_with_another_principals_certificate_is_refused(verifier: RequestVerifier) -> None:
     # The partner's token with the first-party CA (its own route and scope): the binding refuses it.
     partner_token = ISSUER.token(PARTNER_ID, PARTNER_SCOPE)
@@ -179,7 +193,7 @@ def test_alg_none_and_algorithm_confusion_are_refused(verifier: RequestVerifier)
 
 
 @pytest.mark.parametrize(("edit", "problem"), [
-    (lambda t: t.update(version=2), "version 1"),
+    (lambda t: t.update(version=1), "version 2"),
     (lambda t: t.update(issuer="http://insecure"), "https://"),
     (lambda t: t["jwks"]["keys"].clear(), "at least one of the issuer's RSA keys"),
     (lambda t: t["jwks"]["keys"][0].update(alg="HS256"), "not an RS256 signing key"),
@@ -188,9 +202,11 @@ def test_alg_none_and_algorithm_confusion_are_refused(verifier: RequestVerifier)
     (lambda t: t["clients"][PARTNER_ID].update(ca_issuers=[]), "at least one issuer DN"),
     (lambda t: t["clients"][PARTNER_ID].update(ca_issuers=["no equals sign"]), "not a distinguished name"),
     (lambda t: t["routes"].update({"POST /x": []}), "at least one scope"),
+    (lambda t: t["clients"][PARTNER_ID].pop("routes"), "routes must list at least one route"),
+    (lambda t: t["clients"][PARTNER_ID].update(routes=["POST /admin"]), r"\['POST /admin'\] are not routes"),
     (lambda t: t.update(leeway_seconds=3600), "0..300"),
 ], ids=["version", "issuer", "no-keys", "hmac-key", "oct-key", "shared-ca", "no-ca", "bad-dn",
-        "unscoped-route", "leeway"])
+        "unscoped-route", "client-without-routes", "client-unknown-route", "leeway"])
 def test_a_bad_trust_configuration_is_refused_at_start(edit: Any, problem: str) -> None:
     trust = copy.deepcopy(ISSUER.trust())
     edit(trust)

@@ -29,9 +29,19 @@ def test_the_file_is_what_the_enclave_loads_and_verifies_with(tmp_path: Path,
     (tmp_path / "jwks.json").write_text(json.dumps(ISSUER.jwks()))
     main([str(tmp_path / "output.json"), str(tmp_path / "jwks.json")])
     written = json.loads(capsys.readouterr().out)
-    assert written["version"] == 1 and written["token_use"] == "access"
+    assert written["version"] == 2 and written["token_use"] == "access"
     verifier = RequestVerifier(TrustConfig.from_dict(written))
     assert verifier.verify(ISSUER.headers()).client_name == "inference"
+
+
+def test_an_output_without_each_clients_routes_is_refused() -> None:
+    # An enclaveTrust output from before clients were bound to routes: every client could call
+    # every route it had a scope for, so it is not baked.
+    older = stack_output()
+    for client in older["clients"].values():
+        client.pop("routes")
+    with pytest.raises(TrustError, match="routes must list at least one route key it may call"):
+        build_trust(older, ISSUER.jwks())
 
 
 def test_a_jwks_with_private_members_is_refused() -> None:

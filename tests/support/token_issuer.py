@@ -34,10 +34,12 @@ class StandInIssuer:
         return {"keys": [{**jwk, "kid": self.kid, "alg": "RS256", "use": "sig"}]}
 
     def trust(self) -> dict[str, Any]:
-        return {"version": 1, "issuer": ISSUER, "jwks": self.jwks(), "token_use": "access",
+        return {"version": 2, "issuer": ISSUER, "jwks": self.jwks(), "token_use": "access",
                 "leeway_seconds": 60,
-                "clients": {FIRST_PARTY_ID: {"name": "inference", "ca_issuers": [FIRST_PARTY_CA]},
-                            PARTNER_ID: {"name": "partner-acme", "ca_issuers": [PARTNER_CA]}},
+                "clients": {FIRST_PARTY_ID: {"name": "inference", "ca_issuers": [FIRST_PARTY_CA],
+                                             "routes": ["POST /v1/infer"]},
+                            PARTNER_ID: {"name": "partner-acme", "ca_issuers": [PARTNER_CA],
+                                         "routes": ["POST /partners/acme/v1/infer"]}},
                 "routes": ROUTES}
 
     def claims(self, client_id: str = FIRST_PARTY_ID, scope: str = INVOKE,

@@ -134,6 +134,33 @@ def test_public_subnet_and_open_group_are_rejected_by_urn(
     assert report["summary"]["passed"] is False
 
 
+def test_an_untagged_plaintext_copy_of_the_fleet_listener_is_rejected(
+        dev_export: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path) -> None:
+    # inference-path-tls-bound finds the fleet's listeners by structure: a TCP copy of the
+    # listener on the fleet's load balancer, tags and certificate removed, forwarding to an
+    # untagged TCP target group, as deployed resources (outputs, links as ARNs only).
+    document = json.loads(dev_export[1].read_text())
+    resources: list[dict[str, Any]] = document["deployment"]["resources"]
+    [listener] = [r for r in resources if r["urn"].endswith("::inference-fleet-listener")]
+    copy_urn = listener["urn"].replace("::inference-fleet-listener", "::plain-copy")
+    group_urn = listener["urn"].replace("aws:lb/listener:Listener::inference-fleet-listener",
+                                        "aws:lb/targetGroup:TargetGroup::plain-agents")
+    group_arn = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:targetgroup/plain-agents/1"
+    copy = {"loadBalancerArn": listener["outputs"]["loadBalancerArn"], "protocol": "TCP", "port": 80,
+            "defaultActions": [{"type": "forward", "targetGroupArn": group_arn}],
+            "arn": "arn:aws:lb:eu-west-1:111122223333:listener/plain-copy", "id": "plain-copy"}
+    group = {"protocol": "TCP", "port": 8080, "targetType": "instance", "arn": group_arn, "id": group_arn}
+    for urn, token, outputs in ((copy_urn, "aws:lb/listener:Listener", copy),
+                                (group_urn, "aws:lb/targetGroup:TargetGroup", group)):
+        resources.append({"urn": urn, "custom": True, "type": token, "id": outputs["id"],
+                          "parent": listener["parent"], "inputs": {}, "outputs": outputs})
+    tampered = tmp_path / "plain-copy.json"
+    tampered.write_text(json.dumps(document))
+    report = json.loads(ztai("policy", "analyze", "--file", str(tampered), "--json").stdout)
+    assert {(v["policy"], v["urn"]) for v in report["violations"]} == {
+        ("inference-path-tls-bound", copy_urn), ("inference-path-tls-bound", group_urn)}
+
+
 def test_exclusions_appear_in_the_report(dev_export: tuple[subprocess.CompletedProcess[str], Path],
                                          tmp_path: Path) -> None:
     tampered, urns = _tampered(dev_export[1], tmp_path)
