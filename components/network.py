@@ -44,12 +44,13 @@ DEFAULT_INTERFACE_ENDPOINTS: tuple[str, ...] = (
     "kms", "sts", "logs", "ecr.api", "ecr.dkr", "ssm", "ssmmessages", "ec2messages",
 )
 
-# Services whose endpoint policy also pins the *resource* to the account/organisation, so a valid
-# insider credential cannot push weights into a foreign bucket, key, log group, ECR repository or
-# role through the endpoint. ssmmessages/ec2messages carry Session Manager's channels, which have no
-# account-owned resource: they get the principal check only.
-RESOURCE_PERIMETER_SERVICES: frozenset[str] = frozenset(
-    {"s3", "kms", "logs", "ecr.api", "ecr.dkr", "sts", "ssm"})
+# Every endpoint policy also pins the *resource* to the account/organisation, so a valid insider
+# credential cannot push weights into a foreign bucket, key, log group, ECR repository, role (or,
+# for a service added to interface_endpoints, queue, topic, stream...) through the endpoint. But
+# ssmmessages/ec2messages: they carry Session Manager's and Run Command's channels, whose actions
+# name no resource (Service Authorization Reference, list_ssmmessages.html, list_ec2messages.html),
+# so they get the principal check only. vpc-endpoint-policy-restrictive holds the same list.
+SERVICES_WITHOUT_RESOURCES: frozenset[str] = frozenset({"ssmmessages", "ec2messages"})
 
 # Services whose endpoints admit only this stack's resources by ARN (restrict_endpoints): the
 # ones where data can be written into a resource and read back from outside the segment.
@@ -215,12 +216,13 @@ def interface_endpoint_policy(service: str, account_id: str, *, organization_id:
     """Endpoint policy of an interface endpoint: the data perimeter for one service.
 
     For logs, ecr.api/ecr.dkr and ssm, our principals reach only the `resources` named (none
-    until `SegmentedNetwork.restrict_endpoints` is called); kms and sts stay pinned to the
-    account (or organisation), other services to our principals.
+    until `SegmentedNetwork.restrict_endpoints` is called); other services stay pinned to the
+    account's (or organisation's) principals and resources, ssmmessages/ec2messages (no
+    resources) to its principals.
     """
     partition = partition_for_region(region)
     named = resources or StackResources()
-    pinned = service in RESOURCE_PERIMETER_SERVICES
+    pinned = service not in SERVICES_WITHOUT_RESOURCES
     ours = perimeter_conditions(account_id, organization_id, pinned)
     statements: list[dict[str, Any]] = []
     if service == "logs":

@@ -6,9 +6,10 @@ once after the update as stack rules do. Every Allow statement must be one of:
 - pinned to our principals: a named principal, or a wildcard principal with a positive
   (`StringEquals`, `ArnEquals`, ... without `IfExists`) condition on aws:PrincipalOrgID /
   PrincipalAccount / PrincipalArn / PrincipalOrgPaths whose values carry no wildcard; and, on
-  services with account-owned resources (s3, kms, logs, ecr, sts, ssm), also pinned to our
-  resources (aws:ResourceOrgID / ResourceAccount / ResourceOrgPaths) unless it names the
-  resources explicitly;
+  every service but those whose actions have no resources (ssmmessages, ec2messages), also
+  pinned to our resources (aws:ResourceOrgID / ResourceAccount / ResourceOrgPaths) unless it
+  names the resources explicitly: a principal condition alone lets our principals send to an
+  SQS queue, SNS topic, Kinesis stream, secret or function of another account;
 - AWS services acting on our behalf (`Bool aws:PrincipalIsAWSService true`);
 - federated sessions (`sts:AssumeRoleWith*` only, under `"Principal": "*"` as AWS documents for
   these unsigned calls; a `{"Federated": ...}` principal is refused) into our roles (resource
@@ -41,7 +42,11 @@ from ztpolicy.rule import Resource, Rule
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
 ENDPOINT_POLICY = "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy"
 POLICY_TYPES = {"Gateway", "Interface"}
-RESOURCE_PERIMETER_SERVICES = {"s3", "kms", "logs", "ecr.api", "ecr.dkr", "sts", "ssm"}
+# Services whose actions name no resource type, so there is no other account's resource to
+# reach and aws:ResourceAccount has nothing to test: Session Manager's and Run Command's channels
+# ("Resource types" empty for every action: Service Authorization Reference, list_ssmmessages.html
+# and list_ec2messages.html). Every other service needs a resource perimeter.
+SERVICES_WITHOUT_RESOURCES = frozenset({"ssmmessages", "ec2messages"})
 PRINCIPAL_KEYS = {"aws:principalorgid", "aws:principalaccount", "aws:principalarn",
                   "aws:principalorgpaths"}
 RESOURCE_KEYS = {"aws:resourceorgid", "aws:resourceaccount", "aws:resourceorgpaths"}
@@ -61,7 +66,7 @@ SSM_PARAMETER_ACTIONS = ("ssm:getparameter", "ssm:getparameters", "ssm:getparame
                          "ssm:deleteparameters", "ssm:labelparameterversion",
                          "ssm:unlabelparameterversion")
 _PREFIX_SERVICE = {"s3": "s3", "logs": "logs", "ecr": "ecr.api", "ssm": "ssm", "kms": "kms",
-                   "sts": "sts"}
+                   "sts": "sts", "ssmmessages": "ssmmessages", "ec2messages": "ec2messages"}
 
 
 def _names_resources(statement: Mapping[str, Any]) -> bool:
@@ -253,7 +258,7 @@ def policy_problems(document: Any, label: str, service: str | None,
     if service is None:
         service = _service_of_actions([statement for _, statement in statements])
     # An unknown service (a separate VpcEndpointPolicy with mixed actions) gets the strict reading.
-    needs_resource_perimeter = service is None or service in RESOURCE_PERIMETER_SERVICES
+    needs_resource_perimeter = service not in SERVICES_WITHOUT_RESOURCES
     checker = _Checker(config)
     problems = []
     for _, statement in statements:
@@ -277,13 +282,13 @@ def vpc_endpoint_policy_restrictive(resource: Resource, config: Mapping[str, Any
 
 RULE = Rule(
     name="vpc-endpoint-policy-restrictive",
-    description="VPC endpoint policies must admit only our principals, and on services with "
-                "account-owned resources only our resources.",
+    description="VPC endpoint policies must admit only our principals, and (on every service "
+                "with resources) only our resources.",
     section="2.1",
     severity=Severity.HIGH,
     remediation="Pin every Allow statement with StringEquals aws:PrincipalOrgID (or "
-                "aws:PrincipalAccount) and, for s3/kms/logs/ecr/sts/ssm, aws:ResourceOrgID (or "
-                "aws:ResourceAccount); on s3, logs, ecr and SSM parameters also name this "
+                "aws:PrincipalAccount) and, on every service but ssmmessages/ec2messages, "
+                "aws:ResourceOrgID (or aws:ResourceAccount) or named resources; on s3, logs, ecr and SSM parameters also name this "
                 "stack's resources by ARN (SegmentedNetwork.restrict_endpoints); name AWS-owned "
                 "resources explicitly and read-only; federation under \"Principal\": \"*\".",
     resource_check=vpc_endpoint_policy_restrictive,
