@@ -110,13 +110,18 @@ class SegmentedNetworkArgs:
         `pulumi.Alias(parent=<network>, name="<network>-flow-logs-key")` or `pulumi state move` it.
     organization_id: AWS Organizations id; default None pins endpoint policies to this account.
     interface_endpoints: interface endpoint services per VPC; default DEFAULT_INTERFACE_ENDPOINTS.
+        The policy pack refuses, in egress-free VPCs, any service not also listed in
+        egress-free-segment-no-internet-path's `egressFreeEndpointServices` (same default): SQS,
+        SNS, Lambda... reach other accounts' resources, so adding one is a reviewed change in both.
     protect: set `protect` (and log-group deletion protection) on the key and flow-log groups;
         default False, True in prod.
     dns_allowed_domains: names, beyond `dns_firewall_allow_list(region)`, that egress-free
         segments may resolve (e.g. `internal.example.com` and `*.internal.example.com` for a
         private hosted zone). Default none: only AWS-answered names. Each entry is a domain
         name, optionally starting with `*.`; never add a name served from outside AWS, since
-        DNS queries carry data to whoever answers them.
+        DNS queries carry data to whoever answers them. List the same entries in the policy
+        configuration's egress-free-segment-dns-firewall `dnsAllowedDomains`, or the pack
+        refuses them.
     """
 
     segments: Sequence[Segment]

@@ -161,7 +161,8 @@ def test_names_answered_by_aws(entry: str, aws: bool) -> None:
 
 def _rule(name: str, domains: list[str] | None, action: str, priority: int, **props: Any) -> list[Resource]:
     group = next(r for r in walled() if r.type == GROUP)
-    listed = [res(LIST, f"{name}-list", id=f"rslvr-fdl-{name}", domains=domains)] if domains is not None else []
+    listed = ([res(LIST, f"{name}-list", id=f"rslvr-fdl-{name}", domains=domains)]
+              if domains is not None else [])
     deps = {"firewallRuleGroupId": [group.urn], "firewallDomainListId": [r.urn for r in listed]}
     return [*listed, res(RULE, name, deps=deps, action=action, priority=priority,
                          firewallDomainListId=None if listed else "rslvr-fdl-pasted", **props)]

@@ -238,20 +238,22 @@ def _endpoint_findings(resources: Sequence[Resource], closed: Sequence[Resource]
             continue
         kind, service = known(endpoint, "vpcEndpointType", "Gateway"), known(endpoint, "serviceName")
         where = f"endpoint {endpoint.name} in egress-free VPC {vpc.name}"
+        aws_service = _AWS_SERVICE.match(service) if isinstance(service, str) else None
         if kind is UNKNOWN or service is UNKNOWN:
             findings.append(Finding(endpoint.urn, f"{where} names a service or type known only at "
                                     "deploy (an endpoint service of this stack?): cannot tell it is AWS's"))
         elif kind not in ("Interface", "Gateway"):
             findings.append(Finding(endpoint.urn, f"{where} is of type {kind}: traffic leaves the "
                                     "VPC to whatever is behind it, and AWS ignores its endpoint policy"))
-        elif not (isinstance(service, str) and _AWS_SERVICE.match(service)):
+        elif aws_service is None:
             findings.append(Finding(endpoint.urn, f"{where} connects to {service!r}, not an AWS "
                                     "service (com.amazonaws.<region>.<service>): a private link "
                                     "to whoever runs that endpoint service"))
         elif kind == "Gateway" and service.rsplit(".", 1)[-1] not in _GATEWAY_ENDPOINT_SERVICES:
             findings.append(Finding(endpoint.urn, f"{where} is a Gateway endpoint for {service}"))
-        elif kind == "Interface" and (name := _AWS_SERVICE.match(service)["service"]) not in services:
-            findings.append(Finding(endpoint.urn, f"{where} reaches {name}, which is not in "
+        elif kind == "Interface" and aws_service["service"] not in services:
+            findings.append(Finding(endpoint.urn, f"{where} reaches {aws_service['service']}, "
+                                    "which is not in "
                                     "egressFreeEndpointServices "
                                     f"({', '.join(sorted(services)) or 'none'}): through it "
                                     "principals of ours can send data to another account's "

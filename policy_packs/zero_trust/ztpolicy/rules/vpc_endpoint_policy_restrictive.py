@@ -288,7 +288,8 @@ RULE = Rule(
     severity=Severity.HIGH,
     remediation="Pin every Allow statement with StringEquals aws:PrincipalOrgID (or "
                 "aws:PrincipalAccount) and, on every service but ssmmessages/ec2messages, "
-                "aws:ResourceOrgID (or aws:ResourceAccount) or named resources; on s3, logs, ecr and SSM parameters also name this "
+                "aws:ResourceOrgID (or aws:ResourceAccount) or named resources; on s3, logs, "
+                "ecr and SSM parameters also name this "
                 "stack's resources by ARN (SegmentedNetwork.restrict_endpoints); name AWS-owned "
                 "resources explicitly and read-only; federation under \"Principal\": \"*\".",
     resource_check=vpc_endpoint_policy_restrictive,
