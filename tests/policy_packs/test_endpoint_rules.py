@@ -232,3 +232,23 @@ def test_the_component_pins_resources_for_a_service_added_to_its_endpoints(
     assert set(statement["Condition"]["StringEquals"]) == (
         {"aws:PrincipalOrgID", "aws:ResourceOrgID"} if organization
         else {"aws:PrincipalAccount", "aws:ResourceAccount"})
+
+
+@pytest.mark.parametrize("service, action, resource", [
+    ("sqs", "sqs:SendMessage", "arn:aws:sqs:eu-west-1:999988887777:drop"),
+    ("secretsmanager", "secretsmanager:PutSecretValue",
+     "arn:aws:secretsmanager:eu-west-1:999988887777:secret:drop-AbCdEf"),
+    # A bucket's ARN names no account: `attacker-drop` may be anyone's.
+    ("s3", "s3:PutObject", "arn:aws:s3:::attacker-drop/*"),
+])
+def test_named_resources_must_be_shown_to_be_ours(service: str, action: str, resource: str) -> None:
+    policy = allow(Action=action, Resource=resource, Condition=PRINCIPAL_ONLY)
+    kind = "Gateway" if service == "s3" else "Interface"
+    [problem] = vpc_endpoint_policy_restrictive(endpoint(service, policy, kind), {})
+    assert f"names resources not shown to be ours ({resource})" in problem
+    # Another account of ours, named in trustedAccountIds, is ours; a resource condition too.
+    if service != "s3":
+        trusted = {"trustedAccountIds": [ACCOUNT, "999988887777"]}
+        assert vpc_endpoint_policy_restrictive(endpoint(service, policy, kind), trusted) == []
+    pinned = allow(Action=action, Resource=resource, Condition=OURS)
+    assert vpc_endpoint_policy_restrictive(endpoint(service, pinned, kind), TRUSTED) == []

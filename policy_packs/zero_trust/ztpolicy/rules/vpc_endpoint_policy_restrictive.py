@@ -8,8 +8,10 @@ once after the update as stack rules do. Every Allow statement must be one of:
   PrincipalAccount / PrincipalArn / PrincipalOrgPaths whose values carry no wildcard; and, on
   every service but those whose actions have no resources (ssmmessages, ec2messages), also
   pinned to our resources (aws:ResourceOrgID / ResourceAccount / ResourceOrgPaths) unless it
-  names the resources explicitly: a principal condition alone lets our principals send to an
-  SQS queue, SNS topic, Kinesis stream, secret or function of another account;
+  names the resources explicitly in an account the statement's principal condition (or
+  trustedAccountIds) names, or AWS's: a principal condition alone lets our principals send to an
+  SQS queue, SNS topic, Kinesis stream, secret or function of another account, and an S3 ARN
+  names no account at all (a bucket name can be anyone's), so buckets always need the condition;
 - AWS services acting on our behalf (`Bool aws:PrincipalIsAWSService true`);
 - federated sessions (`sts:AssumeRoleWith*` only, under `"Principal": "*"` as AWS documents for
   these unsigned calls; a `{"Federated": ...}` principal is refused) into our roles (resource
@@ -168,6 +170,23 @@ class _Checker:
                     return True
         return False
 
+    def our_accounts(self, statement: Mapping[str, Any]) -> set[str]:
+        """Accounts the statement itself says are ours (its positive aws:PrincipalAccount values
+        and named principals' accounts), with the trusted ones."""
+        found = set(self.accounts)
+        condition = statement.get("Condition")
+        for operator, block in (condition.items() if isinstance(condition, Mapping) else ()):
+            base = str(operator).lower().removeprefix("forallvalues:").removeprefix("foranyvalue:")
+            if base in _POSITIVE and isinstance(block, Mapping):
+                found |= {value for key, values in block.items() if key.lower() == "aws:principalaccount"
+                          for value in as_list(values) if isinstance(value, str) and _ACCOUNT.match(value)}
+        principal = statement.get("Principal")
+        if isinstance(principal, Mapping):
+            found |= {account for values in principal.values() for value in as_list(values)
+                      if isinstance(value, str) and (account := _account_of(value))
+                      and _ACCOUNT.match(account)}
+        return found
+
     def named_principal_problem(self, principal: Any) -> str | None:
         """None if `principal` names only acceptable principals; 'wildcard' if it is anyone."""
         if principal == "*":
@@ -192,6 +211,20 @@ def _is_service_statement(statement: Mapping[str, Any]) -> bool:
     return any(str(op).lower() == "bool" and isinstance(block, Mapping) and any(
         k.lower() == "aws:principalisawsservice" and str(v).lower() == "true"
         for k, v in block.items()) for op, block in condition.items())
+
+
+def _foreign_resources(statement: Mapping[str, Any], accounts: set[str]) -> list[str]:
+    """Named resources the ARN does not show to be ours: another account's (one neither the
+    statement's principal condition nor trustedAccountIds names), and S3 buckets, whose ARN has no
+    account (a name anyone can hold). ARNs without an account elsewhere, or account `aws`, are
+    AWS-owned (SSM documents, public parameters, managed components)."""
+    foreign = []
+    for resource in as_list(statement.get("Resource")):
+        parts = str(resource).split(":", 5)
+        service, account = parts[2], parts[4]
+        if service == "s3" or (account not in ("", "aws") and account not in accounts):
+            foreign.append(str(resource))
+    return foreign
 
 
 def _explicit_resources(statement: Mapping[str, Any]) -> bool:
@@ -237,10 +270,14 @@ def statement_problems(statement: Mapping[str, Any], label: str, needs_resource_
                     "aws:PrincipalAccount / aws:PrincipalArn condition on our own values"]
     elif problem is not None:
         return [f"{where} allows {problem}"]
-    if needs_resource_perimeter and not _explicit_resources(statement) and not checker.pinned(
-            statement, RESOURCE_KEYS):
-        return [f"{where} lets our principals reach any account's resources: add an "
-                "aws:ResourceOrgID or aws:ResourceAccount condition (exfiltration path)"]
+    if needs_resource_perimeter and not checker.pinned(statement, RESOURCE_KEYS):
+        if not _explicit_resources(statement):
+            return [f"{where} lets our principals reach any account's resources: add an "
+                    "aws:ResourceOrgID or aws:ResourceAccount condition (exfiltration path)"]
+        if foreign := _foreign_resources(statement, checker.our_accounts(statement)):
+            return [f"{where} names resources not shown to be ours ({', '.join(foreign)}): a "
+                    "bucket's name or another account's ARN can be anyone's; add an "
+                    "aws:ResourceOrgID or aws:ResourceAccount condition (exfiltration path)"]
     if _needs_named_resources(service, actions) and not _names_resources(statement):
         return [f"{where} admits every {service} resource of the account "
                 f"(Resource {statement.get('Resource')!r}): name this stack's resources by ARN, "
