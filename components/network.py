@@ -44,12 +44,13 @@ DEFAULT_INTERFACE_ENDPOINTS: tuple[str, ...] = (
     "kms", "sts", "logs", "ecr.api", "ecr.dkr", "ssm", "ssmmessages", "ec2messages",
 )
 
-# Services whose endpoint policy also pins the *resource* to the account/organisation, so a valid
-# insider credential cannot push weights into a foreign bucket, key, log group, ECR repository or
-# role through the endpoint. ssmmessages/ec2messages carry Session Manager's channels, which have no
-# account-owned resource: they get the principal check only.
-RESOURCE_PERIMETER_SERVICES: frozenset[str] = frozenset(
-    {"s3", "kms", "logs", "ecr.api", "ecr.dkr", "sts", "ssm"})
+# Every endpoint policy also pins the *resource* to the account/organisation, so a valid insider
+# credential cannot push weights into a foreign bucket, key, log group, ECR repository, role (or,
+# for a service added to interface_endpoints, queue, topic, stream...) through the endpoint. But
+# ssmmessages/ec2messages: they carry Session Manager's and Run Command's channels, whose actions
+# name no resource (Service Authorization Reference, list_ssmmessages.html, list_ec2messages.html),
+# so they get the principal check only. vpc-endpoint-policy-restrictive holds the same list.
+SERVICES_WITHOUT_RESOURCES: frozenset[str] = frozenset({"ssmmessages", "ec2messages"})
 
 # Services whose endpoints admit only this stack's resources by ARN (restrict_endpoints): the
 # ones where data can be written into a resource and read back from outside the segment.
@@ -109,13 +110,18 @@ class SegmentedNetworkArgs:
         `pulumi.Alias(parent=<network>, name="<network>-flow-logs-key")` or `pulumi state move` it.
     organization_id: AWS Organizations id; default None pins endpoint policies to this account.
     interface_endpoints: interface endpoint services per VPC; default DEFAULT_INTERFACE_ENDPOINTS.
+        The policy pack refuses, in egress-free VPCs, any service not also listed in
+        egress-free-segment-no-internet-path's `egressFreeEndpointServices` (same default): SQS,
+        SNS, Lambda... reach other accounts' resources, so adding one is a reviewed change in both.
     protect: set `protect` (and log-group deletion protection) on the key and flow-log groups;
         default False, True in prod.
     dns_allowed_domains: names, beyond `dns_firewall_allow_list(region)`, that egress-free
         segments may resolve (e.g. `internal.example.com` and `*.internal.example.com` for a
         private hosted zone). Default none: only AWS-answered names. Each entry is a domain
         name, optionally starting with `*.`; never add a name served from outside AWS, since
-        DNS queries carry data to whoever answers them.
+        DNS queries carry data to whoever answers them. List the same entries in the policy
+        configuration's egress-free-segment-dns-firewall `dnsAllowedDomains`, or the pack
+        refuses them.
     """
 
     segments: Sequence[Segment]
@@ -215,12 +221,13 @@ def interface_endpoint_policy(service: str, account_id: str, *, organization_id:
     """Endpoint policy of an interface endpoint: the data perimeter for one service.
 
     For logs, ecr.api/ecr.dkr and ssm, our principals reach only the `resources` named (none
-    until `SegmentedNetwork.restrict_endpoints` is called); kms and sts stay pinned to the
-    account (or organisation), other services to our principals.
+    until `SegmentedNetwork.restrict_endpoints` is called); other services stay pinned to the
+    account's (or organisation's) principals and resources, ssmmessages/ec2messages (no
+    resources) to its principals.
     """
     partition = partition_for_region(region)
     named = resources or StackResources()
-    pinned = service in RESOURCE_PERIMETER_SERVICES
+    pinned = service not in SERVICES_WITHOUT_RESOURCES
     ours = perimeter_conditions(account_id, organization_id, pinned)
     statements: list[dict[str, Any]] = []
     if service == "logs":

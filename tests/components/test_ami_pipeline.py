@@ -549,7 +549,10 @@ def test_the_imagebuilder_endpoint_admits_only_build_instances(dev: RecordedStac
     assert endpoint["serviceName"] == "com.amazonaws.eu-west-1.imagebuilder"
     assert endpoint["privateDnsEnabled"] is True and endpoint["subnetIds"] == ["subnet-0management"]
     [statement] = json.loads(endpoint["policy"])["Statement"]
-    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": "111122223333"}}
+    # Our principals on our resources only: the build role reads only this account's components,
+    # and a principal condition alone would let it reach another account's (issue 9 review).
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": "111122223333",
+                                                       "aws:ResourceAccount": "111122223333"}}
     [group] = [r for r in of_type(dev, "aws:ec2/securityGroup:SecurityGroup") if r.name == "ami-endpoint-sg"]
     [ingress] = group.inputs["ingress"]
     assert ingress["securityGroups"] == [named(dev, "ami-build-sg").outputs["id"]]

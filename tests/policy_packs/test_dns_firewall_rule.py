@@ -12,7 +12,10 @@ from tests.components.test_network import ARGS, SEGMENTS, build
 from tests.policy_packs.test_rules import res, urns, vpc
 from ztai.preview.recorder import RecordedResource
 from ztpolicy.rule import Resource
-from ztpolicy.rules.egress_free_segment_dns_firewall import egress_free_segment_dns_firewall
+from ztpolicy.rules.egress_free_segment_dns_firewall import (
+    _answered_by_aws,
+    egress_free_segment_dns_firewall,
+)
 
 DEFAULTS = {"egressAllowedSegments": ["management"]}
 GROUP = "aws:route53/resolverFirewallRuleGroup:ResolverFirewallRuleGroup"
@@ -109,3 +112,75 @@ def test_the_egress_segment_is_exempt_and_tags_cannot_exempt_others() -> None:
     management = vpc("mgmt-vpc", "management", egress="nat")
     flipped = vpc("data-vpc", "data", egress="nat")
     assert urns(egress_free_segment_dns_firewall([management, flipped], DEFAULTS)) == {"data-vpc"}
+
+
+# -- the allow list holds only names AWS answers (issue 9 review) --------------------------------
+def _with_domains(resources: list[Resource], extra: list[str]) -> list[Resource]:
+    return [replace(r, props={**r.props, "domains": [*r.props["domains"], *extra]})
+            if r.type == LIST and "*" not in r.props["domains"] else r for r in resources]
+
+
+@pytest.mark.parametrize("convert", [from_inputs, from_outputs], ids=["preview", "export"])
+def test_a_public_suffix_on_the_allow_list_is_caught(recorded: list[RecordedResource],
+                                                     convert: Any) -> None:
+    # The review's edit: an allow list that lets every .com, .net and .io name out.
+    resources = _with_domains([convert(r) for r in recorded], ["*.com", "*.net", "*.io"])
+    findings = egress_free_segment_dns_firewall(resources, DEFAULTS)
+    assert len(findings) == 3  # one per egress-free VPC, on the allowing rule
+    assert {f.urn.rsplit("::", 1)[-1] for f in findings} == {"network-dns-allow-aws"}
+    assert all("resolve *.com, *.io, *.net: names not answered by AWS" in f.message for f in findings)
+    assert {f.message.split("lets egress-free VPC ")[1].split(" ")[0] for f in findings} == {
+        "network-data-vpc", "network-training-vpc", "network-inference-vpc"}
+
+
+@pytest.mark.parametrize("convert", [from_inputs, from_outputs], ids=["preview", "export"])
+def test_the_components_extra_domains_need_the_same_entries_in_the_rule(convert: Any) -> None:
+    zone = ("internal.example.com", "*.internal.example.com")
+    built = build(replace(ARGS, segments=SEGMENTS, dns_allowed_domains=zone)).resources
+    resources = [convert(r) for r in built]
+    findings = egress_free_segment_dns_firewall(resources, DEFAULTS)
+    assert len(findings) == 3 and all(
+        "resolve *.internal.example.com, internal.example.com" in f.message for f in findings)
+    assert egress_free_segment_dns_firewall(resources, {**DEFAULTS, "dnsAllowedDomains": list(zone)}) == []
+    # Matched exactly: the zone does not admit its parent, nor `*` anything.
+    wider = _with_domains(resources, ["example.com"])
+    assert len(egress_free_segment_dns_firewall(wider, {**DEFAULTS, "dnsAllowedDomains": [*zone, "*"]})) == 3
+
+
+@pytest.mark.parametrize("entry, aws", [
+    ("*.eu-west-1.amazonaws.com", True), ("*.cn-north-1.amazonaws.com.cn", True),
+    ("ec2.eu-west-1.api.aws", True), ("*.eu-west-1.compute.internal", True), ("*.ec2.internal", True),
+    ("*.10.in-addr.arpa", True), ("*.20.172.in-addr.arpa", True), ("AMAZONAWS.COM.", True),
+    ("*amazonaws.com", False), ("amazonaws.com.attacker.io", False), ("*.com", False),
+    ("*.in-addr.arpa", False), ("*.8.8.8.in-addr.arpa", False), ("*.32.172.in-addr.arpa", False),
+    ("*.aws.amazon.com", False), ("x.*.amazonaws.com", False), ("*", False),
+])
+def test_names_answered_by_aws(entry: str, aws: bool) -> None:
+    assert _answered_by_aws(entry) is aws
+
+
+def _rule(name: str, domains: list[str] | None, action: str, priority: int, **props: Any) -> list[Resource]:
+    group = next(r for r in walled() if r.type == GROUP)
+    listed = ([res(LIST, f"{name}-list", id=f"rslvr-fdl-{name}", domains=domains)]
+              if domains is not None else [])
+    deps = {"firewallRuleGroupId": [group.urn], "firewallDomainListId": [r.urn for r in listed]}
+    return [*listed, res(RULE, name, deps=deps, action=action, priority=priority,
+                         firewallDomainListId=None if listed else "rslvr-fdl-pasted", **props)]
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (_rule("alert-partner", ["*.partner.example"], "ALERT", 50), "resolve *.partner.example"),
+    (_rule("allow-look-alike", ["*amazonaws.com"], "ALLOW", 150), "resolve *amazonaws.com"),
+    (_rule("pasted", None, "ALLOW", 150), "a domain list the stack does not declare"),
+    (_rule("trusting", ["*.eu-west-1.amazonaws.com"], "ALLOW", 150,
+           firewallDomainRedirectionAction="TRUST_REDIRECTION_DOMAIN"), "trusts CNAME targets"),
+])
+def test_every_rule_that_lets_names_through_before_the_block_is_bounded(
+        extra: list[Resource], fragment: str) -> None:
+    [finding] = egress_free_segment_dns_firewall([*walled(), *extra], DEFAULTS)
+    assert finding.urn == extra[-1].urn and fragment in finding.message
+
+
+def test_rules_after_the_block_of_everything_are_never_reached() -> None:
+    late = _rule("late-allow", ["*.com"], "ALLOW", 300)
+    assert egress_free_segment_dns_firewall([*walled(), *late], DEFAULTS) == []

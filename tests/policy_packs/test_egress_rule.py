@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
+
 from tests.policy_packs.test_rules import res, urns, vpc
 from ztpolicy.rule import Resource
 from ztpolicy.rules.egress_free_segment_no_internet_path import (
     DEFAULT_EGRESS_ALLOWED,
+    DEFAULT_ENDPOINT_SERVICES,
     egress_free_segment_no_internet_path,
 )
 
@@ -208,3 +213,79 @@ def test_tags_cannot_open_a_segment_only_the_rule_configuration_can() -> None:
     opened = egress_free_segment_no_internet_path(
         resources, {"egressAllowedSegments": ["management", "data"]})
     assert urns(opened) == {"igw-renamed-vpc", "igw-untagged-vpc"}
+
+
+# -- AWS services that reach other accounts' resources, and DNS forwarding (issue 9 review) -----
+def _service_endpoint(name: str, service: str, owner: Resource, *, literal: bool = False,
+                      kind: str = "Interface") -> Resource:
+    link = {"vpcId": []} if literal else {"vpcId": [owner.urn]}
+    return res("aws:ec2/vpcEndpoint:VpcEndpoint", name, deps=link, vpcEndpointType=kind,
+               serviceName=f"com.amazonaws.eu-west-1.{service}",
+               **({"vpcId": owner.get("id")} if literal else {}))
+
+
+@pytest.mark.parametrize("literal", [False, True], ids=["preview", "export"])
+def test_interface_endpoints_only_for_the_configured_services(literal: bool) -> None:
+    data, subnet, table = closed_segment()
+    management = vpc("mgmt-vpc", "management", egress="nat")
+    allowed = [_service_endpoint(s, s, data, literal=literal) for s in DEFAULT_ENDPOINT_SERVICES]
+    gateways = [_service_endpoint(f"{s}-gw", s, data, literal=literal, kind="Gateway")
+                for s in ("s3", "dynamodb")]
+    # Each of these lets a principal of ours send data to another account's queue, topic,
+    # stream, API, secret or function, whatever the endpoint policy's principal condition.
+    ways_out = [_service_endpoint(s, s, data, literal=literal) for s in (
+        "sqs", "sns", "kinesis-streams", "execute-api", "secretsmanager", "lambda", "s3")]
+    resources = [data, subnet, table, management, *allowed, *gateways, *ways_out,
+                 _service_endpoint("mgmt-sqs", "sqs", management, literal=literal)]
+    findings = egress_free_segment_no_internet_path(resources, DEFAULTS)
+    assert urns(findings) == {e.name for e in ways_out}
+    [sqs] = [f for f in findings if f.urn.endswith("::sqs")]
+    assert "reaches sqs, which is not in egressFreeEndpointServices" in sqs.message
+    # Adding a service is a reviewed change of the rule's configuration.
+    configured = {**DEFAULTS, "egressFreeEndpointServices": [*DEFAULT_ENDPOINT_SERVICES, "sqs"]}
+    assert "sqs" not in urns(egress_free_segment_no_internet_path(resources, configured))
+
+
+def _forwarding(rule_type: str | None, *, literal: bool = False) -> list[Resource]:
+    data = vpc("data-vpc", "data")
+    management = vpc("mgmt-vpc", "management", egress="nat")
+    outbound = res("aws:route53/resolverEndpoint:ResolverEndpoint", "outbound", id="rslvr-out-1",
+                   deps={"securityGroupIds": []}, direction="OUTBOUND")
+    resources = [data, management, outbound]
+    if rule_type is not None:
+        resources.append(res("aws:route53/resolverRule:ResolverRule", "forward", id="rslvr-rr-1",
+                             deps={"resolverEndpointId": [outbound.urn]}, ruleType=rule_type,
+                             domainName="x.eu-west-1.amazonaws.com",
+                             targetIps=[{"ip": "203.0.113.53", "port": 53}]))
+    link = ({"vpcId": [], "resolverRuleId": []} if literal else
+            {"vpcId": [data.urn], "resolverRuleId": [r.urn for r in resources[3:]]})
+    resources.append(res("aws:route53/resolverRuleAssociation:ResolverRuleAssociation", "forward-data",
+                         deps=link, vpcId="vpc-data-vpc" if literal else None,
+                         resolverRuleId="rslvr-rr-1" if literal else None))
+    return resources
+
+
+@pytest.mark.parametrize("literal", [False, True], ids=["preview", "export"])
+@pytest.mark.parametrize("rule_type", ["FORWARD", "RECURSIVE", "DELEGATE", None])
+def test_resolver_rules_forwarding_an_egress_free_vpcs_queries_are_ways_out(
+        rule_type: str | None, literal: bool) -> None:
+    [finding] = egress_free_segment_no_internet_path(_forwarding(rule_type, literal=literal), DEFAULTS)
+    assert finding.urn.endswith("::forward-data")
+    assert "egress-free VPC data-vpc" in finding.message
+    assert ("does not declare" in finding.message) == (rule_type is None)
+
+
+def test_a_system_rule_and_the_egress_segment_may_have_resolver_rules() -> None:
+    assert egress_free_segment_no_internet_path(_forwarding("SYSTEM"), DEFAULTS) == []
+    resources = _forwarding("FORWARD")
+    management = next(r for r in resources if r.name == "mgmt-vpc")
+    resources[-1] = replace(resources[-1], property_dependencies={
+        "vpcId": (management.urn,), "resolverRuleId": (resources[3].urn,)})
+    assert egress_free_segment_no_internet_path(resources, DEFAULTS) == []
+
+
+def test_a_route53_profile_on_an_egress_free_vpc_is_a_way_out() -> None:
+    data = vpc("data-vpc", "data")
+    profile = res("aws:route53/profilesAssociation:ProfilesAssociation", "profile-data",
+                  deps={"resourceId": []}, resourceId="vpc-data-vpc", profileId="rp-0abc")
+    assert urns(egress_free_segment_no_internet_path([data, profile], DEFAULTS)) == {"profile-data"}

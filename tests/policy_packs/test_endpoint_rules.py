@@ -183,3 +183,72 @@ def test_account_level_actions_and_kms_keep_the_account_perimeter() -> None:
     agent = allow(Action=["ssm:UpdateInstanceInformation", "ssm:ListAssociations"], Condition=OURS)
     assert vpc_endpoint_policy_restrictive(endpoint("ssm", agent), NO_CONFIG) == []
     assert vpc_endpoint_policy_restrictive(endpoint("kms", allow(Condition=OURS)), NO_CONFIG) == []
+
+
+# -- a principal condition alone admits other accounts' resources (issue 9 review) --------------
+PRINCIPAL_ONLY = {"StringEquals": {"aws:PrincipalAccount": ACCOUNT}}
+
+
+@pytest.mark.parametrize("service, action", [
+    ("sqs", "sqs:*"), ("sns", "sns:Publish"), ("kinesis-streams", "kinesis:PutRecord"),
+    ("execute-api", "execute-api:Invoke"), ("secretsmanager", "secretsmanager:*"),
+    ("lambda", "lambda:InvokeFunction"), ("dynamodb", "dynamodb:*"), ("sqs", "*"),
+])
+def test_any_service_with_resources_needs_a_resource_perimeter(service: str, action: str) -> None:
+    # The review's policy: root on a parent could send data to a queue of another account.
+    policy = {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": action,
+                             "Resource": "*", "Condition": PRINCIPAL_ONLY}]}
+    kind = "Gateway" if service == "dynamodb" else "Interface"
+    [problem] = vpc_endpoint_policy_restrictive(endpoint(service, policy, kind), TRUSTED)
+    assert "any account's resources" in problem
+    # The same through a separate VpcEndpointPolicy, read as the service its actions name.
+    separate = res("aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy", "separate", policy=json.dumps(policy))
+    assert vpc_endpoint_policy_restrictive(separate, TRUSTED) == [
+        "separate endpoint policy statement (no Sid) lets our principals reach any account's "
+        "resources: add an aws:ResourceOrgID or aws:ResourceAccount condition (exfiltration path)"]
+    # A resource perimeter, or the resources named, close it.
+    pinned = allow(Action=action, Condition=OURS)
+    assert vpc_endpoint_policy_restrictive(endpoint(service, pinned, kind), TRUSTED) == []
+    named = allow(Action=action, Resource=f"arn:aws:{service}:eu-west-1:{ACCOUNT}:our-resource",
+                  Condition=PRINCIPAL_ONLY)
+    assert vpc_endpoint_policy_restrictive(endpoint(service, named, kind), TRUSTED) == []
+
+
+@pytest.mark.parametrize("service", ["ssmmessages", "ec2messages"])
+def test_channels_without_resources_need_only_the_principal_condition(service: str) -> None:
+    policy = allow(Action=f"{service}:*", Condition=PRINCIPAL_ONLY)
+    assert vpc_endpoint_policy_restrictive(endpoint(service, policy), TRUSTED) == []
+    separate = res("aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy", "separate", policy=json.dumps(policy))
+    assert vpc_endpoint_policy_restrictive(separate, TRUSTED) == []
+
+
+@pytest.mark.parametrize("organization", [None, ORG])
+def test_the_component_pins_resources_for_a_service_added_to_its_endpoints(
+        organization: str | None) -> None:
+    policy = interface_endpoint_policy("sqs", ACCOUNT, organization_id=organization,
+                                       region="eu-west-1")
+    assert vpc_endpoint_policy_restrictive(endpoint("sqs", policy), TRUSTED) == []
+    [statement] = json.loads(policy)["Statement"]
+    assert set(statement["Condition"]["StringEquals"]) == (
+        {"aws:PrincipalOrgID", "aws:ResourceOrgID"} if organization
+        else {"aws:PrincipalAccount", "aws:ResourceAccount"})
+
+
+@pytest.mark.parametrize("service, action, resource", [
+    ("sqs", "sqs:SendMessage", "arn:aws:sqs:eu-west-1:999988887777:drop"),
+    ("secretsmanager", "secretsmanager:PutSecretValue",
+     "arn:aws:secretsmanager:eu-west-1:999988887777:secret:drop-AbCdEf"),
+    # A bucket's ARN names no account: `attacker-drop` may be anyone's.
+    ("s3", "s3:PutObject", "arn:aws:s3:::attacker-drop/*"),
+])
+def test_named_resources_must_be_shown_to_be_ours(service: str, action: str, resource: str) -> None:
+    policy = allow(Action=action, Resource=resource, Condition=PRINCIPAL_ONLY)
+    kind = "Gateway" if service == "s3" else "Interface"
+    [problem] = vpc_endpoint_policy_restrictive(endpoint(service, policy, kind), {})
+    assert f"names resources not shown to be ours ({resource})" in problem
+    # Another account of ours, named in trustedAccountIds, is ours; a resource condition too.
+    if service != "s3":
+        trusted = {"trustedAccountIds": [ACCOUNT, "999988887777"]}
+        assert vpc_endpoint_policy_restrictive(endpoint(service, policy, kind), trusted) == []
+    pinned = allow(Action=action, Resource=resource, Condition=OURS)
+    assert vpc_endpoint_policy_restrictive(endpoint(service, pinned, kind), TRUSTED) == []

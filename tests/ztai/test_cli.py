@@ -419,3 +419,43 @@ def test_analyze_rejects_the_ways_out_the_last_review_found(
     report = json.loads(run.stdout)
     assert {v["urn"] for v in report["violations"]
             if v["policy"] == "egress-free-segment-no-internet-path"} == doctored
+
+
+# -- egress-free segments: the second review's doctored exports ---------------------------------
+def test_analyze_rejects_service_endpoints_dns_forwarding_and_a_public_allow_list(
+        dev_export: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path) -> None:
+    document = json.loads(dev_export[1].read_text())
+    resources: list[dict[str, Any]] = document["deployment"]["resources"]
+    by_name = {r["urn"].rsplit("::", 1)[1]: r for r in resources}
+    kms, vpc = by_name["network-inference-kms"], by_name["network-data-vpc"]
+    # 1. A copy of the kms endpoint to SQS, its policy pinned to our principals only.
+    sqs_policy = json.dumps({"Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "sqs:*", "Resource": "*",
+        "Condition": {"StringEquals": {"aws:PrincipalAccount": "111122223333"}}}]})
+    sqs = _add(resources, by_name["network-inference-vpc"], "aws:ec2/vpcEndpoint:VpcEndpoint",
+               "network-inference-sqs", "vpce-0sqs",
+               {**kms["outputs"], "serviceName": "com.amazonaws.eu-west-1.sqs", "policy": sqs_policy})
+    # 2. Forwarding x.eu-west-1.amazonaws.com (which the firewall allows) to a name server outside.
+    _add(resources, vpc, "aws:route53/resolverEndpoint:ResolverEndpoint", "outbound", "rslvr-out-0x",
+         {"direction": "OUTBOUND", "securityGroupIds": ["sg-0x"],
+          "ipAddresses": [{"subnetId": "subnet-0x"}, {"subnetId": "subnet-0y"}]})
+    _add(resources, vpc, "aws:route53/resolverRule:ResolverRule", "forward-x", "rslvr-rr-0x",
+         {"ruleType": "FORWARD", "domainName": "x.eu-west-1.amazonaws.com",
+          "resolverEndpointId": "rslvr-out-0x", "targetIps": [{"ip": "203.0.113.53", "port": 53}]})
+    association = _add(resources, vpc, "aws:route53/resolverRuleAssociation:ResolverRuleAssociation",
+                       "forward-x-data", "rslvr-rrassoc-0x",
+                       {"resolverRuleId": "rslvr-rr-0x", "vpcId": vpc["id"]})
+    # 3. Every .com, .net and .io name on the allow list.
+    for key in ("inputs", "outputs"):
+        by_name["network-dns-allowed"][key]["domains"] += ["*.com", "*.net", "*.io"]
+    tampered = tmp_path / "ways-out-2.json"
+    tampered.write_text(json.dumps(document))
+    run = ztai("policy", "analyze", "--file", str(tampered), "--json")
+    assert run.returncode == 1, run.stdout + run.stderr
+    found = {(v["policy"], v["urn"]) for v in json.loads(run.stdout)["violations"]}
+    assert found == {
+        ("egress-free-segment-no-internet-path", sqs),
+        ("vpc-endpoint-policy-restrictive", sqs),
+        ("egress-free-segment-no-internet-path", association),
+        ("egress-free-segment-dns-firewall", by_name["network-dns-allow-aws"]["urn"]),
+    }

@@ -15,6 +15,22 @@ with an instance of another VPC (multi-VPC ENIs), VPN route propagation, and any
 in the main route table, or separate) in the VPC's route tables to a target other than `local`
 or a gateway endpoint, whatever its destination: a private CIDR behind a peering connection or a
 transit gateway leads out of the segment as surely as 0.0.0.0/0 does.
+
+AWS services' own endpoints are ways out too when the service can carry data to someone else's
+resource: an SQS, SNS, Kinesis, execute-api, Secrets Manager or Lambda endpoint lets a principal of
+ours send to a queue, topic or function of another account. So an egress-free VPC may have
+interface endpoints only for the services in `egressFreeEndpointServices` (default: the ones
+SegmentedNetwork creates: kms, sts, logs, ecr.api, ecr.dkr, ssm, ssmmessages, ec2messages) and
+gateway endpoints only for S3 and DynamoDB; add a service in a reviewed change of this rule's
+configuration, after giving its endpoint a policy with a resource perimeter.
+
+DNS is a way out when the VPC's resolver forwards queries: a Resolver rule of any type but SYSTEM
+(FORWARD to an outbound endpoint whose target name server anyone may run, RECURSIVE or DELEGATE)
+associated with an egress-free VPC, or one not declared in the stack (a rule shared from another
+account), sends `<data>.<domain>` to a name server outside AWS whatever the DNS Firewall allowed.
+A Route 53 Profile associated with an egress-free VPC counts as well: it can carry such rules.
+This lives here, not in egress-free-segment-dns-firewall, because it is a path out that does not
+depend on the firewall's verdict (the firewall allows the name, the rule then sends it out).
 """
 
 from __future__ import annotations
@@ -72,8 +88,15 @@ NETWORK_INTERFACE = "aws:ec2/networkInterface:NetworkInterface"
 ENI_ATTACHMENT = "aws:ec2/networkInterfaceAttachment:NetworkInterfaceAttachment"
 # An AWS service's endpoint: com.amazonaws.<region>.<service>. Endpoint services of any account
 # (marketplace partners, another team, an attacker) are com.amazonaws.vpce.<region>.vpce-svc-...
-_AWS_SERVICE = re.compile(r"^com\.amazonaws\.(?!vpce\.)[a-z]{2}(-[a-z]+)+-\d\.[a-z0-9.-]+$")
+_AWS_SERVICE = re.compile(r"^com\.amazonaws\.(?!vpce\.)[a-z]{2}(-[a-z]+)+-\d\.(?P<service>[a-z0-9.-]+)$")
 _GATEWAY_ENDPOINT_SERVICES = ("s3", "dynamodb")
+# The interface endpoints SegmentedNetwork creates (components/network.py
+# DEFAULT_INTERFACE_ENDPOINTS): the only services an egress-free VPC reaches unless configured.
+DEFAULT_ENDPOINT_SERVICES = ["kms", "sts", "logs", "ecr.api", "ecr.dkr", "ssm", "ssmmessages",
+                             "ec2messages"]
+RESOLVER_RULE = "aws:route53/resolverRule:ResolverRule"
+RESOLVER_RULE_ASSOCIATION = "aws:route53/resolverRuleAssociation:ResolverRuleAssociation"
+PROFILE_ASSOCIATION = "aws:route53/profilesAssociation:ProfilesAssociation"
 NAT_GATEWAY = "aws:ec2/natGateway:NatGateway"
 ROUTE = "aws:ec2/route:Route"
 DEFAULT_ROUTE_TABLE = "aws:ec2/defaultRouteTable:DefaultRouteTable"
@@ -168,32 +191,73 @@ def egress_free_segment_no_internet_path(resources: Sequence[Resource],
         if (owner := table_owner(propagation)) is not None:
             findings.append(Finding(propagation.urn, f"VPN route propagation {propagation.name} "
                                     f"routes egress-free VPC {owner.name} to a VPN"))
-    findings += _endpoint_findings(resources, closed)
+    services = set(as_list(config.get("egressFreeEndpointServices", DEFAULT_ENDPOINT_SERVICES)))
+    findings += _endpoint_findings(resources, closed, services)
     findings += _shared_interface_findings(resources, closed)
+    findings += _dns_forwarding_findings(resources, closed)
     return findings
 
 
-def _endpoint_findings(resources: Sequence[Resource], closed: Sequence[Resource]) -> list[Finding]:
+def _dns_forwarding_findings(resources: Sequence[Resource],
+                             closed: Sequence[Resource]) -> list[Finding]:
+    """Resolver rules that send an egress-free VPC's queries to a name server someone runs."""
+    findings = []
+    rules = of_type(resources, RESOLVER_RULE)
+    for association in of_type(resources, RESOLVER_RULE_ASSOCIATION):
+        if (vpc := _owner(association, "vpcId", closed)) is None:
+            continue
+        rule = referenced(association, "resolverRuleId", rules)
+        kind = known(rule, "ruleType") if rule is not None else None
+        if kind == "SYSTEM":
+            continue  # Resolver answers itself: the rule undoes a forwarding rule for a subdomain
+        what = (f"Resolver rule {rule.name} ({'type known only at deploy' if kind is UNKNOWN else kind}"
+                f" {known(rule, 'domainName')!r})" if rule is not None else
+                "a Resolver rule the stack does not declare (shared from another account?)")
+        findings.append(Finding(association.urn, f"Resolver rule association {association.name} "
+                                f"applies {what} to egress-free VPC {vpc.name}: queries are sent "
+                                "to a name server outside AWS, carrying data whatever the DNS "
+                                "Firewall allows"))
+    for association in of_type(resources, PROFILE_ASSOCIATION):
+        if (vpc := _owner(association, "resourceId", closed)) is not None:
+            findings.append(Finding(association.urn, f"Route 53 Profile association "
+                                    f"{association.name} applies a profile to egress-free VPC "
+                                    f"{vpc.name}: a profile can forward its queries outside AWS "
+                                    "(Resolver rules) and brings DNS Firewall rules of its own"))
+    return findings
+
+
+def _endpoint_findings(resources: Sequence[Resource], closed: Sequence[Resource],
+                       services: set[str]) -> list[Finding]:
     """VPC endpoints in an egress-free VPC must be AWS services' own: anything else is a private
-    link to whoever runs the service, and AWS does not apply endpoint policies there."""
+    link to whoever runs the service, and AWS does not apply endpoint policies there. Of AWS's
+    services only the configured ones: SQS, SNS, Kinesis, execute-api, Lambda... reach other
+    accounts' queues, topics and functions, which an account-pinned endpoint policy admits."""
     findings = []
     for endpoint in of_type(resources, ENDPOINT):
         if (vpc := _owner(endpoint, "vpcId", closed)) is None:
             continue
         kind, service = known(endpoint, "vpcEndpointType", "Gateway"), known(endpoint, "serviceName")
         where = f"endpoint {endpoint.name} in egress-free VPC {vpc.name}"
+        aws_service = _AWS_SERVICE.match(service) if isinstance(service, str) else None
         if kind is UNKNOWN or service is UNKNOWN:
             findings.append(Finding(endpoint.urn, f"{where} names a service or type known only at "
                                     "deploy (an endpoint service of this stack?): cannot tell it is AWS's"))
         elif kind not in ("Interface", "Gateway"):
             findings.append(Finding(endpoint.urn, f"{where} is of type {kind}: traffic leaves the "
                                     "VPC to whatever is behind it, and AWS ignores its endpoint policy"))
-        elif not (isinstance(service, str) and _AWS_SERVICE.match(service)):
+        elif aws_service is None:
             findings.append(Finding(endpoint.urn, f"{where} connects to {service!r}, not an AWS "
                                     "service (com.amazonaws.<region>.<service>): a private link "
                                     "to whoever runs that endpoint service"))
         elif kind == "Gateway" and service.rsplit(".", 1)[-1] not in _GATEWAY_ENDPOINT_SERVICES:
             findings.append(Finding(endpoint.urn, f"{where} is a Gateway endpoint for {service}"))
+        elif kind == "Interface" and aws_service["service"] not in services:
+            findings.append(Finding(endpoint.urn, f"{where} reaches {aws_service['service']}, "
+                                    "which is not in "
+                                    "egressFreeEndpointServices "
+                                    f"({', '.join(sorted(services)) or 'none'}): through it "
+                                    "principals of ours can send data to another account's "
+                                    "resources of that service"))
     return findings
 
 
@@ -255,17 +319,27 @@ def _shared_interface_findings(resources: Sequence[Resource],
 
 RULE = Rule(
     name="egress-free-segment-no-internet-path",
-    description="Only VPCs of segments allowed egress may have gateways, peering, non-AWS or "
-                "Lattice endpoints, multi-VPC interfaces or non-local routes leading out of the VPC.",
+    description="Only VPCs of segments allowed egress may have gateways, peering, non-AWS, "
+                "unlisted AWS-service or Lattice endpoints, multi-VPC interfaces, non-local routes "
+                "or forwarding Resolver rules leading out of the VPC.",
     section="2.1",
     severity=Severity.CRITICAL,
-    remediation="Reach AWS services through VPC endpoints. If a segment really needs egress, add "
-                "it to egressSegments in the stack config AND to this rule's "
-                "egressAllowedSegments (or add an exclusion with a reason).",
+    remediation="Reach AWS services through VPC endpoints of the services in "
+                "egressFreeEndpointServices (add one there, and to interface_endpoints, in a "
+                "reviewed change); resolve names through Route 53 Resolver, never a forwarding "
+                "rule. If a segment really needs egress, add it to egressSegments in the stack "
+                "config AND to this rule's egressAllowedSegments (or add an exclusion with a reason).",
     stack_check=egress_free_segment_no_internet_path,
     config={"egressAllowedSegments": {
         "type": "array", "items": {"type": "string"}, "default": DEFAULT_EGRESS_ALLOWED,
         "description": "Segments (ztai:segment tag, with ztai:egress=nat) that may have internet "
                        "egress; every other VPC must have none.",
+    }, "egressFreeEndpointServices": {
+        "type": "array", "items": {"type": "string", "pattern": "^[a-z0-9][a-z0-9.-]*$"},
+        "default": DEFAULT_ENDPOINT_SERVICES,
+        "description": "AWS services (the part of com.amazonaws.<region>.<service> after the "
+                       "region) that egress-free VPCs may have interface endpoints for; keep equal "
+                       "to SegmentedNetworkArgs.interface_endpoints. Gateway endpoints: S3 and "
+                       "DynamoDB only.",
     }},
 )

@@ -6,9 +6,12 @@ once after the update as stack rules do. Every Allow statement must be one of:
 - pinned to our principals: a named principal, or a wildcard principal with a positive
   (`StringEquals`, `ArnEquals`, ... without `IfExists`) condition on aws:PrincipalOrgID /
   PrincipalAccount / PrincipalArn / PrincipalOrgPaths whose values carry no wildcard; and, on
-  services with account-owned resources (s3, kms, logs, ecr, sts, ssm), also pinned to our
-  resources (aws:ResourceOrgID / ResourceAccount / ResourceOrgPaths) unless it names the
-  resources explicitly;
+  every service but those whose actions have no resources (ssmmessages, ec2messages), also
+  pinned to our resources (aws:ResourceOrgID / ResourceAccount / ResourceOrgPaths) unless it
+  names the resources explicitly in an account the statement's principal condition (or
+  trustedAccountIds) names, or AWS's: a principal condition alone lets our principals send to an
+  SQS queue, SNS topic, Kinesis stream, secret or function of another account, and an S3 ARN
+  names no account at all (a bucket name can be anyone's), so buckets always need the condition;
 - AWS services acting on our behalf (`Bool aws:PrincipalIsAWSService true`);
 - federated sessions (`sts:AssumeRoleWith*` only, under `"Principal": "*"` as AWS documents for
   these unsigned calls; a `{"Federated": ...}` principal is refused) into our roles (resource
@@ -41,7 +44,11 @@ from ztpolicy.rule import Resource, Rule
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
 ENDPOINT_POLICY = "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy"
 POLICY_TYPES = {"Gateway", "Interface"}
-RESOURCE_PERIMETER_SERVICES = {"s3", "kms", "logs", "ecr.api", "ecr.dkr", "sts", "ssm"}
+# Services whose actions name no resource type, so there is no other account's resource to
+# reach and aws:ResourceAccount has nothing to test: Session Manager's and Run Command's channels
+# ("Resource types" empty for every action: Service Authorization Reference, list_ssmmessages.html
+# and list_ec2messages.html). Every other service needs a resource perimeter.
+SERVICES_WITHOUT_RESOURCES = frozenset({"ssmmessages", "ec2messages"})
 PRINCIPAL_KEYS = {"aws:principalorgid", "aws:principalaccount", "aws:principalarn",
                   "aws:principalorgpaths"}
 RESOURCE_KEYS = {"aws:resourceorgid", "aws:resourceaccount", "aws:resourceorgpaths"}
@@ -61,7 +68,7 @@ SSM_PARAMETER_ACTIONS = ("ssm:getparameter", "ssm:getparameters", "ssm:getparame
                          "ssm:deleteparameters", "ssm:labelparameterversion",
                          "ssm:unlabelparameterversion")
 _PREFIX_SERVICE = {"s3": "s3", "logs": "logs", "ecr": "ecr.api", "ssm": "ssm", "kms": "kms",
-                   "sts": "sts"}
+                   "sts": "sts", "ssmmessages": "ssmmessages", "ec2messages": "ec2messages"}
 
 
 def _names_resources(statement: Mapping[str, Any]) -> bool:
@@ -163,6 +170,23 @@ class _Checker:
                     return True
         return False
 
+    def our_accounts(self, statement: Mapping[str, Any]) -> set[str]:
+        """Accounts the statement itself says are ours (its positive aws:PrincipalAccount values
+        and named principals' accounts), with the trusted ones."""
+        found = set(self.accounts)
+        condition = statement.get("Condition")
+        for operator, block in (condition.items() if isinstance(condition, Mapping) else ()):
+            base = str(operator).lower().removeprefix("forallvalues:").removeprefix("foranyvalue:")
+            if base in _POSITIVE and isinstance(block, Mapping):
+                found |= {value for key, values in block.items() if key.lower() == "aws:principalaccount"
+                          for value in as_list(values) if isinstance(value, str) and _ACCOUNT.match(value)}
+        principal = statement.get("Principal")
+        if isinstance(principal, Mapping):
+            found |= {account for values in principal.values() for value in as_list(values)
+                      if isinstance(value, str) and (account := _account_of(value))
+                      and _ACCOUNT.match(account)}
+        return found
+
     def named_principal_problem(self, principal: Any) -> str | None:
         """None if `principal` names only acceptable principals; 'wildcard' if it is anyone."""
         if principal == "*":
@@ -187,6 +211,20 @@ def _is_service_statement(statement: Mapping[str, Any]) -> bool:
     return any(str(op).lower() == "bool" and isinstance(block, Mapping) and any(
         k.lower() == "aws:principalisawsservice" and str(v).lower() == "true"
         for k, v in block.items()) for op, block in condition.items())
+
+
+def _foreign_resources(statement: Mapping[str, Any], accounts: set[str]) -> list[str]:
+    """Named resources the ARN does not show to be ours: another account's (one neither the
+    statement's principal condition nor trustedAccountIds names), and S3 buckets, whose ARN has no
+    account (a name anyone can hold). ARNs without an account elsewhere, or account `aws`, are
+    AWS-owned (SSM documents, public parameters, managed components)."""
+    foreign = []
+    for resource in as_list(statement.get("Resource")):
+        parts = str(resource).split(":", 5)
+        service, account = parts[2], parts[4]
+        if service == "s3" or (account not in ("", "aws") and account not in accounts):
+            foreign.append(str(resource))
+    return foreign
 
 
 def _explicit_resources(statement: Mapping[str, Any]) -> bool:
@@ -232,10 +270,14 @@ def statement_problems(statement: Mapping[str, Any], label: str, needs_resource_
                     "aws:PrincipalAccount / aws:PrincipalArn condition on our own values"]
     elif problem is not None:
         return [f"{where} allows {problem}"]
-    if needs_resource_perimeter and not _explicit_resources(statement) and not checker.pinned(
-            statement, RESOURCE_KEYS):
-        return [f"{where} lets our principals reach any account's resources: add an "
-                "aws:ResourceOrgID or aws:ResourceAccount condition (exfiltration path)"]
+    if needs_resource_perimeter and not checker.pinned(statement, RESOURCE_KEYS):
+        if not _explicit_resources(statement):
+            return [f"{where} lets our principals reach any account's resources: add an "
+                    "aws:ResourceOrgID or aws:ResourceAccount condition (exfiltration path)"]
+        if foreign := _foreign_resources(statement, checker.our_accounts(statement)):
+            return [f"{where} names resources not shown to be ours ({', '.join(foreign)}): a "
+                    "bucket's name or another account's ARN can be anyone's; add an "
+                    "aws:ResourceOrgID or aws:ResourceAccount condition (exfiltration path)"]
     if _needs_named_resources(service, actions) and not _names_resources(statement):
         return [f"{where} admits every {service} resource of the account "
                 f"(Resource {statement.get('Resource')!r}): name this stack's resources by ARN, "
@@ -253,7 +295,7 @@ def policy_problems(document: Any, label: str, service: str | None,
     if service is None:
         service = _service_of_actions([statement for _, statement in statements])
     # An unknown service (a separate VpcEndpointPolicy with mixed actions) gets the strict reading.
-    needs_resource_perimeter = service is None or service in RESOURCE_PERIMETER_SERVICES
+    needs_resource_perimeter = service not in SERVICES_WITHOUT_RESOURCES
     checker = _Checker(config)
     problems = []
     for _, statement in statements:
@@ -277,13 +319,14 @@ def vpc_endpoint_policy_restrictive(resource: Resource, config: Mapping[str, Any
 
 RULE = Rule(
     name="vpc-endpoint-policy-restrictive",
-    description="VPC endpoint policies must admit only our principals, and on services with "
-                "account-owned resources only our resources.",
+    description="VPC endpoint policies must admit only our principals, and (on every service "
+                "with resources) only our resources.",
     section="2.1",
     severity=Severity.HIGH,
     remediation="Pin every Allow statement with StringEquals aws:PrincipalOrgID (or "
-                "aws:PrincipalAccount) and, for s3/kms/logs/ecr/sts/ssm, aws:ResourceOrgID (or "
-                "aws:ResourceAccount); on s3, logs, ecr and SSM parameters also name this "
+                "aws:PrincipalAccount) and, on every service but ssmmessages/ec2messages, "
+                "aws:ResourceOrgID (or aws:ResourceAccount) or named resources; on s3, logs, "
+                "ecr and SSM parameters also name this "
                 "stack's resources by ARN (SegmentedNetwork.restrict_endpoints); name AWS-owned "
                 "resources explicitly and read-only; federation under \"Principal\": \"*\".",
     resource_check=vpc_endpoint_policy_restrictive,
