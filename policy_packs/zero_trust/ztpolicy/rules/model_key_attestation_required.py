@@ -400,7 +400,8 @@ def attested_keys(resources: Sequence[Resource],
     found: dict[str, tuple[Resource, str]] = {}
     for key in keys:
         tag = _purpose_tag(key)
-        named = next((name for alias, name in aliases if refers_to_key(alias, "targetKeyId", key)), None)
+        named = next((name for alias, name in aliases
+                      if refers_to_key(alias, "targetKeyId", key, "targetKeyArn")), None)
         arn = known(key, "arn")
         if claims_purpose(tag, purposes):
             found[key.urn] = (key, f"tagged {PURPOSE_TAG}={tag}")
