@@ -13,8 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from tests.conftest import ROOT
+from tests.policy_packs.test_rules import NO_CONFIG, STACK, res
+from ztpolicy.rule import Resource
+from ztpolicy.rules.model_key_alias_pinned import model_key_alias_pinned
+from ztpolicy.rules.model_key_attestation_required import attested_keys
+from ztpolicy.rules.s3_bucket_encrypted_with_cmk import s3_bucket_encrypted_with_cmk
 
 Resources = dict[str, dict[str, Any]]
 OTHER_ACCOUNT_KEY = "arn:aws:kms:eu-west-1:999999999999:key/11111111-2222-3333-4444-555555555555"
@@ -181,3 +187,53 @@ def test_a_prod_log_group_must_keep_a_year(prod_export: Path, tmp_path: Path, wh
 
     found = violations(prod_export, tmp_path, doctor)
     assert found == ({("log-group-deletion-protected", "key-rotation-logs")} if caught else set())
+
+
+# -- the same rules in a real preview: unknown values are linked by their dependencies ------------
+def _unknown_res(token: str, logical: str, deps: dict[str, list[str]] | None = None,
+                 **props: Any) -> Resource:
+    """A resource as AnalyzeStack passes it: unknown values raise when read."""
+    return Resource(type=token, name=logical, urn=f"{STACK}{token}::{logical}",
+                    props=unknown_checking_proxy(props),
+                    property_dependencies={k: tuple(v) for k, v in (deps or {}).items()})
+
+
+MODEL_KEY = res("aws:kms/key:Key", "model", id="mk", arn="arn:aws:kms:eu-west-1:111122223333:key/mk",
+                tags={"ztai:key-purpose": "model-weights"})
+DATA_KEY = res("aws:kms/key:Key", "data", id="dk", arn="arn:aws:kms:eu-west-1:111122223333:key/dk",
+               tags={"ztai:key-purpose": "training-data"})
+
+
+def _alias(value: Any, name: str = "alias/zero-trust-ai/prod/model-weights") -> Resource:
+    return _unknown_res("aws:kms/alias:Alias", "weights-alias", {"targetKeyId": [MODEL_KEY.urn]},
+                        name=name, targetKeyId=value)
+
+
+def test_an_alias_value_not_known_yet_is_linked_by_its_dependency() -> None:
+    assert model_key_alias_pinned([MODEL_KEY, DATA_KEY, _alias(UNKNOWN_STRING_VALUE)], NO_CONFIG) == []
+    assert model_key_alias_pinned([MODEL_KEY, DATA_KEY, _alias("mk")], NO_CONFIG) == []
+    assert model_key_alias_pinned([MODEL_KEY, DATA_KEY, _alias(MODEL_KEY.props["arn"])], NO_CONFIG) == []
+    # The value decides once known, also for an alias whose name claims no model role: it was
+    # computed from the model key.
+    [finding] = model_key_alias_pinned([MODEL_KEY, DATA_KEY, _alias("dk", "alias/other")], NO_CONFIG)
+    assert "was moved from key model to key data" in finding.message
+    # The key it names now is held to attestation, as named by the model alias.
+    keys = {key.name: why for key, why in
+            attested_keys([MODEL_KEY, DATA_KEY, _alias("dk")], NO_CONFIG).values()}
+    assert keys["data"] == "named by alias alias/zero-trust-ai/prod/model-weights"
+
+
+def _encryption(key: Any, deps: list[str]) -> list[Resource]:
+    bucket = res("aws:s3/bucket:Bucket", "models", id="models-bucket")
+    return [bucket, MODEL_KEY, _unknown_res(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "models-encryption", {"bucket": [bucket.urn], "rules": deps}, bucket="models-bucket",
+        rules=[{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key}}])]
+
+
+def test_a_bucket_key_not_known_yet_must_come_from_a_key_of_the_stack() -> None:
+    assert s3_bucket_encrypted_with_cmk(_encryption(UNKNOWN_STRING_VALUE, [MODEL_KEY.urn]), NO_CONFIG) == []
+    [finding] = s3_bucket_encrypted_with_cmk(
+        _encryption(UNKNOWN_STRING_VALUE, [f"{STACK}aws:ssm/parameter:Parameter::key-arn"]), NO_CONFIG)
+    assert "computed from no KMS key of this stack" in finding.message
+    assert s3_bucket_encrypted_with_cmk(_encryption(MODEL_KEY.props["arn"], []), NO_CONFIG) == []
