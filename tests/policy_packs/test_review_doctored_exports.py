@@ -17,6 +17,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from tests.conftest import ROOT
 from tests.policy_packs.test_rules import NO_CONFIG, STACK, res
+from ztpolicy.graph import refers_to_key
 from ztpolicy.rule import Resource
 from ztpolicy.rules.model_key_alias_pinned import model_key_alias_pinned
 from ztpolicy.rules.model_key_attestation_required import attested_keys
@@ -237,3 +238,19 @@ def test_a_bucket_key_not_known_yet_must_come_from_a_key_of_the_stack() -> None:
         _encryption(UNKNOWN_STRING_VALUE, [f"{STACK}aws:ssm/parameter:Parameter::key-arn"]), NO_CONFIG)
     assert "computed from no KMS key of this stack" in finding.message
     assert s3_bucket_encrypted_with_cmk(_encryption(MODEL_KEY.props["arn"], []), NO_CONFIG) == []
+
+
+def test_a_bare_key_id_shared_by_a_replica_is_told_apart_by_the_dependency() -> None:
+    primary = res("aws:kms/key:Key", "weights", id="mrk-1",
+                  arn="arn:aws:kms:eu-west-1:111122223333:key/mrk-1")
+    replica = res("aws:kms/replicaKey:ReplicaKey", "weights-eu-central-1", id="mrk-1",
+                  arn="arn:aws:kms:eu-central-1:111122223333:key/mrk-1")
+    policy = res("aws:kms/keyPolicy:KeyPolicy", "weights-policy", {"keyId": [primary.urn]}, keyId="mrk-1")
+    keys = [primary, replica]
+    assert refers_to_key(policy, "keyId", primary, among=keys)
+    assert not refers_to_key(policy, "keyId", replica, among=keys)
+    # An ARN says which copy; a value naming another key is not linked, whatever the dependency.
+    by_arn = res("aws:kms/keyPolicy:KeyPolicy", "p2", {"keyId": [primary.urn]}, keyId=replica.props["arn"])
+    assert refers_to_key(by_arn, "keyId", replica) and not refers_to_key(by_arn, "keyId", primary)
+    moved = res("aws:kms/keyPolicy:KeyPolicy", "p3", {"keyId": [primary.urn]}, keyId="other")
+    assert not refers_to_key(moved, "keyId", primary)

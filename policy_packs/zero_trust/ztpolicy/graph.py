@@ -88,7 +88,8 @@ def names_key(value: Any, key: Resource) -> bool | None:
     return key_id_of(value) in ids if ids else None
 
 
-def refers_to_key(resource: Resource, prop: str, key: Resource, *also: str) -> bool:
+def refers_to_key(resource: Resource, prop: str, key: Resource, *also: str,
+                  among: Sequence[Resource] = ()) -> bool:
     """Does `resource.<prop>` (a KMS key, which KMS accepts as the key id or the key ARN) name `key`?
 
     The value decides whenever it and the key's id or ARN are known (an export, an update of
@@ -97,12 +98,24 @@ def refers_to_key(resource: Resource, prop: str, key: Resource, *also: str) -> b
     dependency while the value names another key. `also` are further properties holding the same
     reference (an alias's output `targetKeyArn`): a known one that names the key links it too.
     Only when no value can be compared does the property dependency link them, as in a preview
-    where the key is still being created.
+    where the key is still being created. `among` are the stack's keys: a bare key id is the same
+    for a multi-Region primary and its replicas, so when the key the dependency names has that id
+    too, that one is meant.
     """
-    answers = [names_key(known(resource, name), key) for name in (prop, *also)]
-    if any(answer is not None for answer in answers):
-        return any(answers)
+    values = [known(resource, name) for name in (prop, *also)]
+    answers = [names_key(value, key) for value in values]
     dependencies = resource.property_dependencies.get(prop, ())
+    if any(answers):
+        # A bare key id is the same for a multi-Region primary and its replicas (KMS resolves it
+        # in the caller's Region): when only ids matched, the dependency picks which copy.
+        by_arn = any(answer and isinstance(value, str) and value.startswith("arn:")
+                     for answer, value in zip(answers, values, strict=True))
+        if by_arn or key.urn in dependencies:
+            return True
+        return not any(other.urn in dependencies and names_key(value, other)
+                       for other in among for value in values)
+    if any(answer is not None for answer in answers):
+        return False
     return key.urn in dependencies
 
 

@@ -70,7 +70,8 @@ RULE = Rule(
     section="5.1",
     severity=Severity.HIGH,
     remediation="Pass deletion_protection_enabled=True and ResourceOptions(protect=True) in prod "
-                "(the components do when their `protect` argument is set). "
+                "(the components do when their `protect` argument is set), and retention_in_days "
+                "of at least minimumProdLogRetentionDays (default 365) or 0 (never expire). "
                 "protectedStacks / protectedEnvironments name what counts as production.",
     resource_check=log_group_deletion_protected,
     resource_types=frozenset({LOG_GROUP}),

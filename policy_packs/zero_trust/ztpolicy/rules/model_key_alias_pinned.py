@@ -79,12 +79,12 @@ def model_key_alias_pinned(resources: Sequence[Resource], config: Mapping[str, A
     findings = []
     for alias in of_type(resources, ALIAS):
         target = next((key for key, _ in keys
-                       if refers_to_key(alias, "targetKeyId", key, "targetKeyArn")), None)
+                       if refers_to_key(alias, "targetKeyId", key, "targetKeyArn", among=all_keys)), None)
         moved = _moved(alias, all_keys)
         if moved is not None:
             source, value = moved
             now = next((key for key in all_keys
-                        if refers_to_key(alias, "targetKeyId", key, "targetKeyArn")), None)
+                        if refers_to_key(alias, "targetKeyId", key, "targetKeyArn", among=all_keys)), None)
             if target is not None or source.urn in attested or _claims_role(alias, config):
                 now_label = f"key {now.name}" if now is not None else "a key outside this stack"
                 findings.append(Finding(alias.urn, f"alias {alias.name} was moved from key "
