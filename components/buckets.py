@@ -86,9 +86,12 @@ def access_log_bucket_policy(*, partition: str, region: str, account_id: str, bu
         # must use SSE-S3 (S3 server access logs accept no other default encryption), so it
         # must never hold anything but logs. aws:PrincipalServiceName is set only when a service
         # principal calls (IAM User Guide, global condition keys); absent for a role, the
-        # negated operator holds and the Deny applies.
+        # negated operator holds and the Deny applies. s3:ReplicateObject too: replication
+        # writes objects with the replication role's s3:ReplicateObject, not s3:PutObject (S3
+        # User Guide, "Setting up permissions for live replication"), so a replication rule of
+        # another bucket pointed here would otherwise fill it with SSE-S3 copies.
         {"Sid": "DenyWritesButLogDelivery", "Effect": "Deny", "Principal": {"AWS": "*"},
-         "Action": "s3:PutObject", "Resource": f"{bucket_arn}/*",
+         "Action": ["s3:PutObject", "s3:ReplicateObject"], "Resource": f"{bucket_arn}/*",
          "Condition": {"StringNotEquals": {"aws:PrincipalServiceName": list(LOG_DELIVERY_SERVICES)}}},
         {"Sid": "ElbLogDeliveryAclCheck", "Effect": "Allow",
          "Principal": {"Service": "delivery.logs.amazonaws.com"}, "Action": "s3:GetBucketAcl",

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
@@ -30,6 +31,7 @@ OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
 ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+KMS_KEY = "aws:kms/key:Key"
 RULES: list[Callable[[Sequence[Resource], Any], list[Finding]]] = [
     s3_bucket_public_access_blocked, s3_bucket_owner_enforced, s3_bucket_versioning_enabled,
     s3_bucket_encrypted_with_cmk, s3_bucket_policy_tls_and_key_pinned]
@@ -61,7 +63,16 @@ def as_resources(stack: RecordedStack, mode: str) -> list[Resource]:
         deps = {k: tuple(v) for k, v in r.property_dependencies.items()} if mode == "inputs" else {}
         resources.append(Resource(type=r.type, name=r.name, urn=r.urn, props=unknown_checking_proxy(props),
                                   property_dependencies=deps, protect=r.protect))
-    return resources
+    return [*resources, *stack_keys()]
+
+
+def stack_keys(*arns: str) -> list[Resource]:
+    """The KMS keys of the stack the test buckets encrypt under (KEY and OTHER_KEY by default):
+    s3-bucket-encrypted-with-cmk accepts only keys the stack manages."""
+    return [Resource(type=KMS_KEY, name=f"key-{index}",
+                     urn=f"urn:pulumi:prod::zero-trust-ai::{KMS_KEY}::key-{index}",
+                     props=unknown_checking_proxy({"id": arn.rsplit("/", 1)[1], "arn": arn}))
+            for index, arn in enumerate(arns or (KEY, OTHER_KEY))]
 
 
 def run_all(resources: Sequence[Resource]) -> list[Finding]:
@@ -238,12 +249,15 @@ def test_inline_settings_of_a_bucket_count_without_separate_resources() -> None:
                     serverSideEncryptionConfiguration={"rule": {"applyServerSideEncryptionByDefault": kms}},
                     policy=kms_only_bucket_policy("arn:aws:s3:::legacy", KEY))
     assert s3_bucket_versioning_enabled([bucket], {}) == []
-    assert s3_bucket_encrypted_with_cmk([bucket], {}) == []
+    assert s3_bucket_encrypted_with_cmk([bucket, *stack_keys()], {}) == []
     assert s3_bucket_policy_tls_and_key_pinned([bucket], {}) == []
     v2 = inline(BUCKET_V2, versionings=[{"enabled": True}], serverSideEncryptionConfigurations=[
         {"rules": [{"applyServerSideEncryptionByDefaults": [kms]}]}])
     assert s3_bucket_versioning_enabled([v2], {}) == []
-    assert s3_bucket_encrypted_with_cmk([v2], {}) == []
+    assert s3_bucket_encrypted_with_cmk([v2, *stack_keys()], {}) == []
+    # ...and only under a key of the stack (or trustedBucketKeyArns).
+    assert "no KMS key of this stack" in messages(s3_bucket_encrypted_with_cmk([v2], {}))
+    assert s3_bucket_encrypted_with_cmk([v2], {"trustedBucketKeyArns": [KEY]}) == []
 
 
 def test_insecure_inline_settings_are_caught() -> None:
@@ -280,9 +294,12 @@ EXCEPTION_SID = "DenyWritesButLogDelivery"
 def _log_bucket_recorded() -> RecordedStack:
     def program() -> None:
         parent = pulumi.ComponentResource("test:index:Logs", "logs")
-        access_log_bucket("access-logs", partition="aws", region="eu-west-1", account_id="111122223333",
-                          source_bucket_arns=["arn:aws:s3:::models-bucket"], tags={"environment": "prod"},
-                          protect=True, parent=parent)
+        logs = access_log_bucket("access-logs", partition="aws", region="eu-west-1",
+                                 account_id="111122223333", source_bucket_arns=["arn:aws:s3:::models-bucket"],
+                                 tags={"environment": "prod"}, protect=True, parent=parent)
+        # The exception holds only for a bucket the stack delivers access logs to.
+        aws.s3.BucketLogging("models-logging", bucket="models-bucket", target_bucket=logs.bucket.id,
+                             target_prefix="s3/models-bucket/", opts=pulumi.ResourceOptions(parent=parent))
 
     return record(program, project="zero-trust-ai", stack="prod", config={}, region="eu-west-1")
 

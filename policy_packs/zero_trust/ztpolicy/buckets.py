@@ -18,7 +18,17 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ztpolicy.graph import UNKNOWN, as_list, known, known_field, known_items, of_type, refers_to
+from ztpolicy.graph import (
+    UNKNOWN,
+    as_list,
+    known,
+    known_field,
+    known_items,
+    names_by_value,
+    of_type,
+    refers_to,
+    refers_to_by_value,
+)
 from ztpolicy.rule import Finding, Resource
 
 BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
@@ -106,6 +116,47 @@ def encryption_key(block: Any) -> Any:
 
 
 LOG_DELIVERY_SERVICES = frozenset({"delivery.logs.amazonaws.com", "logging.s3.amazonaws.com"})
+BUCKET_LOGGING = ("aws:s3/bucketLogging:BucketLogging", "aws:s3/bucketLoggingV2:BucketLoggingV2")
+LOAD_BALANCERS = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer",
+                  "aws:elb/loadBalancer:LoadBalancer")
+# Resources that write objects of their own into the bucket their `bucket` property names.
+OBJECT_WRITERS = ("aws:s3/bucketObject:BucketObject", "aws:s3/bucketObjectv2:BucketObjectv2",
+                  "aws:s3/objectCopy:ObjectCopy")
+# The writes the exception's Deny must cover: PutObject, and s3:ReplicateObject, the action a
+# replication role writes replicas with (S3 User Guide, "Setting up permissions for live
+# replication"), which a Deny of PutObject alone leaves open.
+LOG_BUCKET_DENIED_WRITES = ("s3:putobject", "s3:replicateobject")
+
+
+def _load_balancer_logs_to(load_balancer: Resource, bucket: Resource) -> bool:
+    """Does the load balancer deliver its access logs (`accessLogs.bucket`) to `bucket`?"""
+    logs = known(load_balancer, "accessLogs")
+    if logs is None or (logs is not UNKNOWN and not isinstance(logs, Mapping)):
+        return False
+    if known_field(logs, "enabled") is False:
+        return False
+    target, names = known_field(logs, "bucket"), (known(bucket, "id"), known(bucket, "bucket"))
+    if isinstance(target, str) and target and any(isinstance(n, str) and n for n in names):
+        return target in names
+    return bucket.urn in load_balancer.property_dependencies.get("accessLogs", ())
+
+
+def log_destination(resources: Sequence[Resource], bucket: Resource) -> bool:
+    """Is `bucket` where this stack delivers access logs, and nothing else writes objects?
+
+    Logs are delivered to it when an `aws.s3.BucketLogging` (or `...V2`) names it as its
+    `targetBucket`, or a load balancer's `accessLogs.bucket` is it; an `aws.s3.BucketObject*` or
+    `ObjectCopy` into it means it holds more than logs. The policy shape alone would let any
+    bucket, a model bucket given the log bucket's policy, claim the SSE-S3 exception.
+    """
+    delivered = any(refers_to_by_value(logging, "targetBucket", bucket, "bucket")
+                    for logging in of_type(resources, *BUCKET_LOGGING)) \
+        or any(_load_balancer_logs_to(lb, bucket) for lb in of_type(resources, *LOAD_BALANCERS))
+    # A writer counts if either its value or its recorded dependency names the bucket: any sign
+    # of objects of another origin ends the exception.
+    written = any(refers_to(writer, "bucket", bucket) or names_by_value(writer, "bucket", bucket, "bucket")
+                  for writer in of_type(resources, *OBJECT_WRITERS))
+    return delivered and not written
 
 
 def log_delivery_only(resources: Sequence[Resource], bucket: Resource) -> bool | None:
@@ -113,12 +164,16 @@ def log_delivery_only(resources: Sequence[Resource], bucket: Resource) -> bool |
 
     S3 server access logs go only to a bucket whose default encryption is SSE-S3 (S3 User Guide,
     "Enabling Amazon S3 server access logging"), so such a bucket cannot meet the CMK rules; it
-    is accepted in their place only in this exact shape, which keeps anything but logs out of it:
-    every policy of the bucket (one `aws.s3.BucketPolicy` at least, all known) has a Deny, to
-    everyone, of `s3:PutObject` (or `s3:*`) whose only condition is StringNotEquals
-    `aws:PrincipalServiceName` with log-delivery services only, and Allows only to those services.
+    is accepted in their place only when this stack delivers access logs to it and writes no
+    object of its own into it (`log_destination`), and only in this exact shape, which keeps
+    anything but logs out of it: every policy of the bucket (one `aws.s3.BucketPolicy` at least,
+    all known) has a Deny, to everyone, of `s3:PutObject` and `s3:ReplicateObject` (or `s3:*`)
+    whose only condition is StringNotEquals `aws:PrincipalServiceName` with log-delivery services
+    only, and Allows only to those services.
     None when a policy is not known yet (a first preview): the rules decide once it is.
     """
+    if not log_destination(resources, bucket):
+        return False
     policies = attached(resources, bucket, BUCKET_POLICY)
     if not policies:
         return False
@@ -153,8 +208,8 @@ def _denies_writes_but_log_delivery(statement: Mapping[str, Any]) -> bool:
     if statement.get("Effect") != "Deny" or not everyone or \
             {"NotPrincipal", "NotAction", "NotResource"} & set(statement):
         return False
-    if not any(str(action).lower() in ("s3:putobject", "s3:*", "*")
-               for action in as_list(statement.get("Action"))):
+    actions = {str(action).lower() for action in as_list(statement.get("Action"))}
+    if not ({"s3:*", "*"} & actions or set(LOG_BUCKET_DENIED_WRITES) <= actions):
         return False
     condition = statement.get("Condition")
     if not isinstance(condition, Mapping) or len(condition) != 1:

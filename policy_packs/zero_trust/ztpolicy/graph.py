@@ -37,6 +37,28 @@ def refers_to(resource: Resource, prop: str, target: Resource) -> bool:
     return isinstance(value, str) and bool(value) and value == target_id
 
 
+def names_by_value(resource: Resource, prop: str, target: Resource, *target_props: str) -> bool | None:
+    """Does the known value of `resource.<prop>` equal the target's id (or one of `target_props`,
+    e.g. a bucket's `bucket` name)? None when the value or every identifier of the target is
+    unknown. Unlike `refers_to`, for callers that must follow the value the cloud holds, not the
+    dependency the program recorded (which hand-edited state keeps)."""
+    value = known(resource, prop)
+    names = [name for name in (known(target, "id"), *(known(target, p) for p in target_props))
+             if isinstance(name, str) and name]
+    if not isinstance(value, str) or not value or not names:
+        return None
+    return value in names
+
+
+def refers_to_by_value(resource: Resource, prop: str, target: Resource, *target_props: str) -> bool:
+    """`names_by_value` when it can tell, else the property dependency (a preview of new
+    resources, where the value is not known yet)."""
+    answer = names_by_value(resource, prop, target, *target_props)
+    if answer is not None:
+        return answer
+    return target.urn in resource.property_dependencies.get(prop, ())
+
+
 def key_id_of(value: Any) -> Any:
     """A KMS key reference as its key id: `arn:<partition>:kms:<region>:<account>:key/<id>` ->
     `<id>`; anything else (an id, an alias, UNKNOWN) unchanged."""
@@ -45,15 +67,56 @@ def key_id_of(value: Any) -> Any:
     return value
 
 
-def refers_to_key(resource: Resource, prop: str, key: Resource) -> bool:
-    """`refers_to` for a property naming a KMS key, which KMS accepts as the key id or the key
-    ARN: a literal ARN is compared by its key id, so a pasted ARN links like a pasted id."""
-    if refers_to(resource, prop, key):
-        return True
-    if resource.property_dependencies.get(prop, ()):
+def key_references(key: Resource) -> tuple[set[str], set[str]]:
+    """The known ways to name `key`: its key id (from `id`, `keyId` or its ARN) and its ARN."""
+    ids = {key_id_of(value) for value in (known(key, "id"), known(key, "keyId"), known(key, "arn"))
+           if isinstance(value, str) and value}
+    arns = {value for value in (known(key, "arn"),) if isinstance(value, str) and value.startswith("arn:")}
+    return {str(i) for i in ids}, arns
+
+
+def names_key(value: Any, key: Resource) -> bool | None:
+    """Does the literal `value` (a key id or key ARN) name `key`? None when either is not known.
+
+    An ARN is compared with the key's ARN when that is known (a multi-Region replica shares its
+    primary's key id, not its ARN), else by key id."""
+    if not isinstance(value, str) or not value:
+        return None
+    ids, arns = key_references(key)
+    if value.startswith("arn:") and arns:
+        return value in arns
+    return key_id_of(value) in ids if ids else None
+
+
+def refers_to_key(resource: Resource, prop: str, key: Resource, *also: str,
+                  among: Sequence[Resource] = ()) -> bool:
+    """Does `resource.<prop>` (a KMS key, which KMS accepts as the key id or the key ARN) name `key`?
+
+    The value decides whenever it and the key's id or ARN are known (an export, an update of
+    existing resources): a dependency only records which resource the program computed the value
+    from, so state edited by hand, or a target moved outside Pulumi and refreshed, keeps the old
+    dependency while the value names another key. `also` are further properties holding the same
+    reference (an alias's output `targetKeyArn`): a known one that names the key links it too.
+    Only when no value can be compared does the property dependency link them, as in a preview
+    where the key is still being created. `among` are the stack's keys: a bare key id is the same
+    for a multi-Region primary and its replicas, so when the key the dependency names has that id
+    too, that one is meant.
+    """
+    values = [known(resource, name) for name in (prop, *also)]
+    answers = [names_key(value, key) for value in values]
+    dependencies = resource.property_dependencies.get(prop, ())
+    if any(answers):
+        # A bare key id is the same for a multi-Region primary and its replicas (KMS resolves it
+        # in the caller's Region): when only ids matched, the dependency picks which copy.
+        by_arn = any(answer and isinstance(value, str) and value.startswith("arn:")
+                     for answer, value in zip(answers, values, strict=True))
+        if by_arn or key.urn in dependencies:
+            return True
+        return not any(other.urn in dependencies and names_key(value, other)
+                       for other in among for value in values)
+    if any(answer is not None for answer in answers):
         return False
-    value, key_id = key_id_of(known(resource, prop)), key_id_of(known(key, "id"))
-    return isinstance(value, str) and bool(value) and isinstance(key_id, str) and value == key_id
+    return key.urn in dependencies
 
 
 def known(resource: Resource, prop: str, default: Any = None) -> Any:

@@ -7,6 +7,12 @@ CloudTrail records; CloudWatch Logs API, botocore's `logs` model) and the Pulumi
 `protect` option (the engine refuses to delete it, in `pulumi destroy` or a replacement, until
 the program says otherwise, a change the review of the program shows).
 
+Deletion protection does not stop PutRetentionPolicy: a retention of one day erases the evidence
+as surely as a deletion. So a production log group must also keep its events at least
+`minimumProdLogRetentionDays` (default 365): `retentionInDays` absent or 0 (never expire) passes,
+a positive value below the minimum is a finding. (Lowering it later is a PutRetentionPolicy call
+CloudTrail records; the next preview of the program shows the drift.)
+
 Production is decided as for DynamoDB tables (dynamodb-deletion-protection): the stack, read from
 the URN, matching `protectedStacks`, or the resource's `environment` tag matching
 `protectedEnvironments`. `protect` is read from the resource options the engine passes (in an
@@ -29,6 +35,7 @@ from ztpolicy.rules.dynamodb_deletion_protection import (
 )
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+DEFAULT_MINIMUM_PROD_RETENTION_DAYS = 365
 
 
 def log_group_deletion_protected(resource: Resource, config: Mapping[str, Any]) -> list[str]:
@@ -41,6 +48,14 @@ def log_group_deletion_protected(resource: Resource, config: Mapping[str, Any]) 
         messages.append(f"log group {resource.name} can be deleted by a single DeleteLogGroup "
                         f"({reason} requires deletion protection): set "
                         "deletion_protection_enabled=True")
+    retention, minimum = known(resource, "retentionInDays"), config.get(
+        "minimumProdLogRetentionDays", DEFAULT_MINIMUM_PROD_RETENTION_DAYS)
+    if retention is not UNKNOWN and isinstance(retention, (int, float)) and not isinstance(retention, bool) \
+            and isinstance(minimum, (int, float)) and 0 < retention < minimum:
+        messages.append(f"log group {resource.name} keeps its events {retention:g} days ({reason} "
+                        f"requires at least {minimum:g}, or 0 for never expire): a short retention "
+                        "erases the evidence despite deletion protection; set "
+                        f"retention_in_days >= {minimum:g}")
     if not resource.protect:
         messages.append(f"log group {resource.name} is not protected in Pulumi ({reason}): "
                         "`pulumi destroy` or a replacement would delete it; set protect=True")
@@ -50,11 +65,13 @@ def log_group_deletion_protected(resource: Resource, config: Mapping[str, Any]) 
 RULE = Rule(
     name="log-group-deletion-protected",
     description="CloudWatch log groups of production stacks or environments must have deletion "
-                "protection and the Pulumi protect option.",
+                "protection, the Pulumi protect option and a retention of at least "
+                "minimumProdLogRetentionDays (or never expire).",
     section="5.1",
     severity=Severity.HIGH,
     remediation="Pass deletion_protection_enabled=True and ResourceOptions(protect=True) in prod "
-                "(the components do when their `protect` argument is set). "
+                "(the components do when their `protect` argument is set), and retention_in_days "
+                "of at least minimumProdLogRetentionDays (default 365) or 0 (never expire). "
                 "protectedStacks / protectedEnvironments name what counts as production.",
     resource_check=log_group_deletion_protected,
     resource_types=frozenset({LOG_GROUP}),
@@ -67,5 +84,10 @@ RULE = Rule(
                                   "default": DEFAULT_PROTECTED_ENVIRONMENTS,
                                   "description": "`environment` tag values whose log groups need "
                                                  "deletion protection."},
+        "minimumProdLogRetentionDays": {"type": "integer", "minimum": 0,
+                                        "default": DEFAULT_MINIMUM_PROD_RETENTION_DAYS,
+                                        "description": "Fewest days a production log group may keep "
+                                                       "its events (0 or absent retention = never "
+                                                       "expire always passes)."},
     },
 )

@@ -10,6 +10,14 @@ model-key-attestation-required must hold to attestation: same `attestedKeyPurpos
 to `targetKeyId`. A successor key is then adopted in the program, with the alias, in one reviewed
 change, rather than moved out of band.
 
+The alias's target is read from its value whenever it is known (`targetKeyId`, or the output
+`targetKeyArn`, compared with the keys' ids and ARNs); the dependency the program recorded only
+stands in while the value is unknown (a key still being created). An alias whose known target is
+not the key it was computed from has been moved (by hand in the state, or outside Pulumi and
+refreshed) and is reported as moved when it names a model key, claims the model role by its name,
+or was computed from a model key; model-key-attestation-required then holds the key it now names
+to attestation.
+
 Not suppressible. `ztai weights encrypt` refuses an alias whose key is not the expected key ARN:
 that protects publishers between a move and the next `pulumi up`; this rule makes sure the next
 `pulumi up` happens to notice.
@@ -23,8 +31,9 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from ztpolicy.graph import as_list, known, of_type, refers_to_key
+from ztpolicy.graph import as_list, known, names_key, of_type, refers_to_key
 from ztpolicy.rule import Finding, Resource, Rule
+from ztpolicy.rules.kms_key_policy_least_privilege import KEY, REPLICA_KEY
 from ztpolicy.rules.model_key_attestation_required import (
     ALIAS,
     ATTESTED_KEY_CONFIG,
@@ -49,13 +58,42 @@ def _claims_role(alias: Resource, config: Mapping[str, Any]) -> bool:
     return claims_purpose(name.rsplit("/", 1)[-1], purposes) or any(fnmatchcase(name, p) for p in patterns)
 
 
+def _moved(alias: Resource, all_keys: Sequence[Resource]) -> tuple[Resource, str] | None:
+    """(the key the alias was computed from, the value it now holds) when its known target is
+    another key; None when it agrees, or when either side cannot be told."""
+    dependencies = alias.property_dependencies.get("targetKeyId", ())
+    source = next((key for key in all_keys if key.urn in dependencies), None)
+    if source is None:
+        return None
+    for prop in ("targetKeyId", "targetKeyArn"):
+        value = known(alias, prop)
+        if names_key(value, source) is False:
+            return source, str(value)
+    return None
+
+
 def model_key_alias_pinned(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Finding]:
-    keys = list(attested_keys(resources, config).values())
+    attested = attested_keys(resources, config)
+    keys = list(attested.values())
+    all_keys = of_type(resources, KEY, REPLICA_KEY)
     findings = []
     for alias in of_type(resources, ALIAS):
+        target = next((key for key, _ in keys
+                       if refers_to_key(alias, "targetKeyId", key, "targetKeyArn", among=all_keys)), None)
+        moved = _moved(alias, all_keys)
+        if moved is not None:
+            source, value = moved
+            now = next((key for key in all_keys
+                        if refers_to_key(alias, "targetKeyId", key, "targetKeyArn", among=all_keys)), None)
+            if target is not None or source.urn in attested or _claims_role(alias, config):
+                now_label = f"key {now.name}" if now is not None else "a key outside this stack"
+                findings.append(Finding(alias.urn, f"alias {alias.name} was moved from key "
+                                        f"{source.name} to {now_label} ({value}): the program "
+                                        f"points it at {source.name}, but it names another key, so "
+                                        "publishers encrypting by alias would use that key; move it "
+                                        "back (pulumi up after a refresh) and find out who moved it"))
         if not _ignores_target(alias):
             continue
-        target = next((key for key, _ in keys if refers_to_key(alias, "targetKeyId", key)), None)
         if target is None and not _claims_role(alias, config):
             continue
         what = f"model key {target.name}" if target is not None else "a model key (by its name)"
@@ -70,7 +108,8 @@ def model_key_alias_pinned(resources: Sequence[Resource], config: Mapping[str, A
 
 RULE = Rule(
     name="model-key-alias-pinned",
-    description="An alias naming a model-weights key must not ignore changes to targetKeyId.",
+    description="An alias naming a model-weights key must not ignore changes to targetKeyId, "
+                "nor name another key than the one the program points it at.",
     section="4.2",
     severity=Severity.CRITICAL,
     remediation="Remove \"targetKeyId\" from the alias's ignore_changes (components/keys.py "

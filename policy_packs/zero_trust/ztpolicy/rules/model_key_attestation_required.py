@@ -322,9 +322,10 @@ def _purpose_tag(key: Resource) -> Any:
         return None
 
 
-def _key_documents(key: Resource, policies: Sequence[Resource]) -> list[tuple[Resource, Any]]:
+def _key_documents(key: Resource, policies: Sequence[Resource],
+                   among: Sequence[Resource] = ()) -> list[tuple[Resource, Any]]:
     """(holder, policy) of a key: each KeyPolicy for it, else the key's own `policy`."""
-    linked = [policy for policy in policies if refers_to_key(policy, "keyId", key)]
+    linked = [policy for policy in policies if refers_to_key(policy, "keyId", key, among=among)]
     return [(holder, known(holder, "policy")) for holder in (linked or [key])]
 
 
@@ -400,7 +401,8 @@ def attested_keys(resources: Sequence[Resource],
     found: dict[str, tuple[Resource, str]] = {}
     for key in keys:
         tag = _purpose_tag(key)
-        named = next((name for alias, name in aliases if refers_to_key(alias, "targetKeyId", key)), None)
+        named = next((name for alias, name in aliases
+                      if refers_to_key(alias, "targetKeyId", key, "targetKeyArn", among=keys)), None)
         arn = known(key, "arn")
         if claims_purpose(tag, purposes):
             found[key.urn] = (key, f"tagged {PURPOSE_TAG}={tag}")
@@ -408,18 +410,18 @@ def attested_keys(resources: Sequence[Resource],
             found[key.urn] = (key, f"named by alias {named}")
         elif isinstance(arn, str) and arn in exported:
             found[key.urn] = (key, f"exported as {exported[arn]}, the key publishers pin")
-        elif any(_mentions_attestation(document) for _, document in _key_documents(key, policies)):
+        elif any(_mentions_attestation(document) for _, document in _key_documents(key, policies, keys)):
             found[key.urn] = (key, "its policy uses enclave attestation conditions")
     # The principals that decrypt a model key only under attestation: the enclave fleet's roles.
     enclave_roles = {principal for key, _ in found.values()
-                     for _, document in _key_documents(key, policies)
+                     for _, document in _key_documents(key, policies, keys)
                      for statement in _decrypt_allows(document)
                      if attestation_issue(statement.get("Condition")) is None
                      for principal in statement_principals(statement) if principal != "*"}
     for key in keys:
         if key.urn in found:
             continue
-        for _, document in _key_documents(key, policies):
+        for _, document in _key_documents(key, policies, keys):
             for statement in _decrypt_allows(document):
                 keys_used = _condition_keys(statement.get("Condition"))
                 if ("kms:viaservice" in keys_used or attestation_issue(statement.get("Condition")) is None
@@ -438,9 +440,10 @@ def model_key_attestation_required(resources: Sequence[Resource],
     break_glass = {str(p) for p in as_list(config.get("breakGlassPrincipalArns"))}
     policies = of_type(resources, KEY_POLICY)
     grants = of_type(resources, GRANT)
+    all_keys = of_type(resources, KEY, REPLICA_KEY)
     findings: list[Finding] = []
     for key, why in attested_keys(resources, config).values():
-        linked = [policy for policy in policies if refers_to_key(policy, "keyId", key)]
+        linked = [policy for policy in policies if refers_to_key(policy, "keyId", key, among=all_keys)]
         if len(linked) > 1:
             names = ", ".join(policy.name for policy in linked)
             findings += [Finding(policy.urn, f"model key {key.name} has {len(linked)} key policies "
@@ -463,7 +466,7 @@ def model_key_attestation_required(resources: Sequence[Resource],
                          for problem in document_problems(document, label, break_glass)]
         for grant in grants:
             operations = {str(op).lower() for op in as_list(known(grant, "operations", []))}
-            if refers_to_key(grant, "keyId", key) and operations & _GRANT_OPERATIONS:
+            if refers_to_key(grant, "keyId", key, among=all_keys) and operations & _GRANT_OPERATIONS:
                 findings.append(Finding(grant.urn, f"KMS grant {grant.name} on model key {key.name} "
                                         f"allows {', '.join(sorted(operations & _GRANT_OPERATIONS))}: "
                                         "a grant cannot require enclave attestation"))
