@@ -36,9 +36,11 @@ Owner grants (the component owns the preferences, the log group and the session 
   grant the instance role kms:Decrypt of session data keys (`keys.grant_session_decrypt`).
 
 A preferences document does not keep anyone with ssm:StartSession of their own from opening a
-port-forwarding session: only IAM does. The SCP that denies StartSession with any other
-document, and to anyone but the named roles, is documented in the README (the guardrails issue
-ships it). Type token `zero-trust-ai:access:SessionManagerPreferences`.
+port-forwarding session (with AWS's documents, or a Port-type document of their own): only IAM
+does. The SCP in docs/scp-images-and-sessions.md (documented, not shipped: the guardrails issue
+ships it) denies StartSession with any document but the shell preferences, and sessions on the
+stack's instances to anyone but the named roles. Type token
+`zero-trust-ai:access:SessionManagerPreferences`.
 """
 
 from __future__ import annotations

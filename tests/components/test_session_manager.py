@@ -195,9 +195,19 @@ def test_the_documented_scp_parses_fits_and_covers_what_the_stack_relies_on() ->
     assert len(json.dumps(policy, separators=(",", ":"))) <= 5120  # the SCP size limit
     statements = {s["Sid"]: s for s in policy["Statement"]}
     assert all(s["Effect"] == "Deny" for s in statements.values())
-    tunnels = statements["NoTunnelsIntoInstances"]["Resource"]
+    # Sessions with any document but the shell preferences are denied: the AWS port-forwarding
+    # and SSH documents, and a Port-type document of one's own (ssm:CreateDocument) alike.
+    tunnels = statements["NoTunnelsIntoInstances"]
+    assert "Resource" not in tunnels
+    exempt = tunnels["NotResource"]
     for name in PORT_FORWARDING_DOCUMENTS:
-        assert any(fnmatch(f"arn:aws:ssm:eu-west-1::document/{name}", pattern) for pattern in tunnels)
+        assert not any(fnmatch(f"arn:aws:ssm:eu-west-1::document/{name}", pattern) for pattern in exempt)
+    assert not any(fnmatch("arn:aws:ssm:eu-west-1:111122223333:document/my-tunnel", pattern)
+                   for pattern in exempt)
+    assert any(fnmatch("arn:aws:ssm:eu-west-1:111122223333:document/SSM-SessionManagerRunShell", pattern)
+               for pattern in exempt)
+    assert any(fnmatch("arn:aws:ec2:eu-west-1:111122223333:instance/i-0123456789abcdef0", pattern)
+               for pattern in exempt)
     overwrite = statements["OnlyThePipelineOverwritesZtaiParameters"]
     assert fnmatch("arn:aws:ssm:eu-west-1:111122223333:parameter"
                    + IMAGE_PARAMETER.format(environment="prod"), overwrite["Resource"])
