@@ -128,6 +128,13 @@ def known(resource: Resource, prop: str, default: Any = None) -> Any:
         return UNKNOWN
 
 
+def sets_a_key(resource: Resource, prop: str) -> bool:
+    """Does `resource.<prop>` name a KMS key? A value unknown in a preview is the ARN of a key
+    created in the same update, so it counts as set."""
+    key = known(resource, prop)
+    return key is UNKNOWN or (isinstance(key, str) and bool(key.strip()))
+
+
 def known_field(mapping: Any, key: str) -> Any:
     """`mapping[key]` of a nested property (a block such as `accessLogSettings`): UNKNOWN when the
     block or the value is not known yet in a preview, None when the block is not a mapping."""

@@ -14,16 +14,14 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from ztpolicy.graph import UNKNOWN, known
+from ztpolicy.graph import sets_a_key
 from ztpolicy.rule import Resource, Rule
 
 COMPONENT = "aws:imagebuilder/component:Component"
 
 
 def image_builder_component_encrypted(resource: Resource, _config: Mapping[str, Any]) -> list[str]:
-    key = known(resource, "kmsKeyId")
-    # Unknown in a preview: the ARN of a key created in this update, so set.
-    if key is UNKNOWN or (isinstance(key, str) and key.strip()):
+    if sets_a_key(resource, "kmsKeyId"):
         return []
     return [f"Image Builder component {resource.name} has no kmsKeyId: its document is encrypted "
             "with an AWS owned key, outside any key policy and unseen in CloudTrail"]

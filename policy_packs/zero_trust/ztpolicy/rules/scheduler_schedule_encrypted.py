@@ -15,16 +15,14 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from ztpolicy.graph import UNKNOWN, known
+from ztpolicy.graph import sets_a_key
 from ztpolicy.rule import Resource, Rule
 
 SCHEDULE = "aws:scheduler/schedule:Schedule"
 
 
 def scheduler_schedule_encrypted(resource: Resource, _config: Mapping[str, Any]) -> list[str]:
-    key = known(resource, "kmsKeyArn")
-    # Unknown in a preview: the ARN of a key created in this update, so set.
-    if key is UNKNOWN or (isinstance(key, str) and key.strip()):
+    if sets_a_key(resource, "kmsKeyArn"):
         return []
     return [f"schedule {resource.name} has no kmsKeyArn: its payload is encrypted with an AWS owned "
             "key, outside any key policy and unseen in CloudTrail"]

@@ -71,6 +71,12 @@ _PREFIX_SERVICE = {"s3": "s3", "logs": "logs", "ecr": "ecr.api", "ssm": "ssm", "
                    "sts": "sts", "ssmmessages": "ssmmessages", "ec2messages": "ec2messages"}
 
 
+def _arn_parts(resource: Any) -> list[str] | None:
+    """`arn:partition:service:region:account:rest` split in six, or None for anything else."""
+    parts = resource.split(":", 5) if isinstance(resource, str) else []
+    return parts if len(parts) == 6 and parts[0] == "arn" else None
+
+
 def _names_resources(statement: Mapping[str, Any]) -> bool:
     """Every Resource names a resource: an S3 bucket without wildcards, or another service's
     resource whose name has a literal before any wildcard (`log-group:/a/b*`, not `log-group:*`),
@@ -79,8 +85,7 @@ def _names_resources(statement: Mapping[str, Any]) -> bool:
     if not resources:
         return False
     for resource in resources:
-        parts = resource.split(":", 5) if isinstance(resource, str) else []
-        if len(parts) < 6 or parts[0] != "arn":
+        if (parts := _arn_parts(resource)) is None:
             return False
         service, account, rest = parts[2], parts[4], parts[5]
         if service == "s3":
@@ -234,8 +239,7 @@ def _explicit_resources(statement: Mapping[str, Any]) -> bool:
     if not resources:
         return False
     for resource in resources:
-        parts = resource.split(":", 5) if isinstance(resource, str) else []
-        if len(parts) < 6 or parts[0] != "arn":
+        if (parts := _arn_parts(resource)) is None:
             return False
         account, name = parts[4], parts[5].split("/", 1)[0]
         if any(wildcard in account + name for wildcard in "*?"):
