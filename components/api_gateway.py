@@ -1,4 +1,4 @@
-"""Secure API gateway (control map §2.3 and §7): the only door to the inference fleet.
+"""Secure API gateway (and its partners): the only door to the inference fleet.
 
 **API type: HTTP API (API Gateway v2), not REST API.** The gateway's job is to admit a caller
 that presents both a client certificate from an admitted CA (mutual TLS) and a JWT from the
@@ -162,7 +162,7 @@ class ApiRoute:
 
 @dataclass(frozen=True)
 class ApiPartner:
-    """A third party (§7): its CA in the truststore, its scopes, its routes and its rate limit.
+    """A third party (a partner): its CA in the truststore, its scopes, its routes and its rate limit.
 
     name: lower-case letters, digits, `-`; its routes live under `/partners/<name>`.
     scopes: the scopes its OAuth client is issued; every partner route requires them.

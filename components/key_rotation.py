@@ -1,4 +1,4 @@
-"""Monthly rotation of the key hierarchy's symmetric keys (control map §4.2, issue 3 part 2).
+"""Monthly rotation of the key hierarchy's symmetric keys.
 
 KMS automatic rotation runs at most every 90 days. This component adds a monthly on-demand
 rotation: an EventBridge Scheduler schedule invokes a Lambda function (`ztai_runtime.rotation`)
@@ -32,7 +32,7 @@ What it builds, secure by default:
   failures to *deliver* the invocation only: Scheduler invokes Lambda asynchronously, so an error
   the function raises (a failing run) reaches Lambda's own retries and the error alarm, not the
   queue; after the last retry Lambda sends its record to the function's own failure queue
-  (`logged_function`). Alarm state changes are EventBridge events, so the playbooks of §5.3 can subscribe;
+  (`logged_function`). Alarm state changes are EventBridge events, so response playbooks can subscribe;
   `alarm_actions` adds SNS topics or other actions.
 
 Network: with `subnet_ids`, `vpc_id` and `vpc_cidr` (the stack passes the management segment) the

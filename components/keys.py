@@ -1,4 +1,4 @@
-"""Key hierarchy (control map §4.1, §4.2): one customer-managed KMS key per purpose.
+"""Key hierarchy: one customer-managed KMS key per purpose.
 
 Purposes: training data, model weights, logs, secrets, inference (symmetric, automatic rotation
 every 90 days, the shortest KMS allows) and tokens (HMAC_256 for deterministic tokens; KMS rotates

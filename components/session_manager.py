@@ -1,4 +1,4 @@
-"""Session Manager preferences and who may start sessions (control map §2.2, §5.1).
+"""Session Manager preferences and who may start sessions.
 
 Operators reach the enclave parents and the Image Builder build instances only through SSM
 Session Manager (no SSH, no key pair). What a session may do, and what it leaves behind, is set

@@ -79,7 +79,7 @@ _PARTNER_FIELDS = {"name", "caFile", "rateLimit", "burstLimit", "paths"}
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """The API gateway's configuration (§2.3, §7): its domain and certificate, who is trusted at
+    """The API gateway's configuration: its domain and certificate, who is trusted at
     the TLS handshake and by which issuer, and the stage's rate limits.
 
     client_ca_files, partners' ca_file: absolute paths. jwt_issuer None: the stack's own Cognito

@@ -1,4 +1,4 @@
-"""Roll a new enclave parent image out to the inference fleet (control map §2.2).
+"""Roll a new enclave parent image out to the inference fleet (immutable infrastructure).
 
 The fleet's launch template names its image as `resolve:ssm:<parameter>`, and the AMI pipeline's
 distribution overwrites that parameter with each new AMI. The template does not change, so

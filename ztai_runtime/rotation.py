@@ -1,4 +1,4 @@
-"""Monthly rotation of the key hierarchy's symmetric keys (control map §4.2).
+"""Monthly rotation of the key hierarchy's symmetric keys (key rotation).
 
 KMS automatic rotation cannot run more often than every 90 days, so an EventBridge Scheduler
 schedule invokes `handler` every day with
