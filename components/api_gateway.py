@@ -54,7 +54,7 @@ Secure by default, as the component declares it:
   the routes whose scopes it is given, each route's scopes. The gateway is not the only door AWS
   offers (a second API can reuse the VPC link with no authorizer); the enclave re-checks the token,
   the route and the CA name, but a CA name in a header is not proof of mutual TLS: a relay holding
-  a client's token can write it (README, known gaps).
+  a client's token can write it (docs/known-gaps.md).
 - a stage with default throttling, per-route throttling, and JSON access logs (request id, caller
   `sub` and `client_id` claims, client certificate subject/serial/validity, route, status,
   latencies) to a CMK-encrypted log group with a retention.

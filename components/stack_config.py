@@ -829,7 +829,7 @@ def load_stack_config() -> StackConfig:
     if not config.reserve_function_concurrency:
         pulumi.log.warn(f"{_full('reserveFunctionConcurrency')} is false: the key rotation and image "
                         "rollout functions run without reserved concurrency, so two runs may overlap "
-                        "(see the README); set it back to true once the account's Lambda "
+                        "(see docs/deploying.md); set it back to true once the account's Lambda "
                         "concurrency quota allows it")
     return config
 
