@@ -102,8 +102,8 @@ keys.grant_use_through_service("logs", rotation.role, "sqs")
 # schedule's only.
 keys.grant_schedule_decrypt("logs", rotation.scheduler_role, rotation.schedule_name)
 
-# The token vault (§4.1), encrypted with the secrets key. No role is granted tokenize/detokenize
-# yet (roles come with §3.2): grant with token_vault.grant_tokenize(role, keys=keys) and
+# The token vault (tokenization), encrypted with the secrets key. No role is granted tokenize/detokenize
+# yet (operator roles are not built yet): grant with token_vault.grant_tokenize(role, keys=keys) and
 # token_vault.grant_detokenize(role, keys=keys) here, above the seal.
 token_vault = TokenVault(
     "token-vault",
@@ -117,7 +117,7 @@ token_vault = TokenVault(
 )
 
 
-# The inference fleet (§2.2, §4.2): enclave parents in the inference segment's private subnets
+# The inference fleet (enclave-only decryption): enclave parents in the inference segment's private subnets
 # behind an internal load balancer. Volumes and the model-object bucket use the inference key;
 # the model-weights key gives its role plaintext only inside an enclave with the pinned
 # measurements, and nobody (break-glass included) plaintext outside such an enclave.
@@ -161,7 +161,7 @@ keys.grant_decrypt_with_attestation("model-weights", fleet.instance_role, config
 keys.grant_use_through_service("inference", fleet.autoscaling_role, "ec2")
 keys.grant_decrypt_through_service("inference", fleet.instance_role, "s3")
 
-# The immutable AMI pipeline (§2.2): Image Builder bakes the enclave parent image weekly in the
+# The immutable AMI pipeline: Image Builder bakes the enclave parent image weekly in the
 # management segment, encrypts it with the inference key (the one the fleet's volumes use, so
 # launching needs no second key) and writes its id into the fleet's image parameter, which the
 # launch template resolves at each launch (Image Builder never writes the template). With the
@@ -242,11 +242,11 @@ rollout = ImageRollout(
 keys.grant_cloudwatch_logs(rollout.log_group_prefix)
 keys.grant_use_through_service("logs", rollout.role, "sqs")  # its failure queue, as above
 
-# Session Manager (§2.2, §5.1): the only way onto the parents and the build instances. Every shell
+# Session Manager: the only way onto the parents and the build instances. Every shell
 # is encrypted with the logs key (the hierarchy has no purpose of its own for session data) and
 # streamed to a log group encrypted with it; idle and maximum durations are capped. Only roles
 # granted here may start sessions, and only shells on instances tagged as the fleet's parents or
-# the pipeline's build instances; no role is granted yet (operator roles come with §3.2): grant
+# the pipeline's build instances; no role is granted yet (operator roles are not built yet): grant
 # with sessions.grant_start_session(role) and keys.grant_generate_data_key("logs", role).
 sessions = SessionManagerPreferences(
     "session-manager",
@@ -266,7 +266,7 @@ for instance_role in (fleet.instance_role, ami_pipeline.instance_role):
     sessions.grant_session_logging(instance_role)
     keys.grant_session_decrypt("logs", instance_role)
 
-# The inference API (§2.3, §7): the only door to the fleet. Mutual TLS on the custom domain
+# The inference API (gateway, partners): the only door to the fleet. Mutual TLS on the custom domain
 # (first-party and partner CAs in a pinned truststore version), a JWT with the route's scope on
 # every route, the default endpoint off, and a VPC link from the inference segment to the fleet's
 # internal load balancer. Tokens come from the stack's own Cognito pool (one client-credentials

@@ -1,4 +1,4 @@
-"""Secure API gateway (control map §2.3 and §7): the only door to the inference fleet.
+"""Secure API gateway (and its partners): the only door to the inference fleet.
 
 **API type: HTTP API (API Gateway v2), not REST API.** The gateway's job is to admit a caller
 that presents both a client certificate from an admitted CA (mutual TLS) and a JWT from the
@@ -54,7 +54,7 @@ Secure by default, as the component declares it:
   the routes whose scopes it is given, each route's scopes. The gateway is not the only door AWS
   offers (a second API can reuse the VPC link with no authorizer); the enclave re-checks the token,
   the route and the CA name, but a CA name in a header is not proof of mutual TLS: a relay holding
-  a client's token can write it (README, known gaps).
+  a client's token can write it (docs/known-gaps.md).
 - a stage with default throttling, per-route throttling, and JSON access logs (request id, caller
   `sub` and `client_id` claims, client certificate subject/serial/validity, route, status,
   latencies) to a CMK-encrypted log group with a retention.
@@ -162,7 +162,7 @@ class ApiRoute:
 
 @dataclass(frozen=True)
 class ApiPartner:
-    """A third party (§7): its CA in the truststore, its scopes, its routes and its rate limit.
+    """A third party (a partner): its CA in the truststore, its scopes, its routes and its rate limit.
 
     name: lower-case letters, digits, `-`; its routes live under `/partners/<name>`.
     scopes: the scopes its OAuth client is issued; every partner route requires them.

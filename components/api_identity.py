@@ -1,4 +1,4 @@
-"""The OAuth 2.0 issuer of the inference API (control map §2.3 and §7): a Cognito user pool.
+"""The OAuth 2.0 issuer of the inference API (secure API gateway, partners): a Cognito user pool.
 
 Machines call the API, not people: every caller (the first-party inference clients, each partner)
 is an app client of the pool that obtains an access token with the **client-credentials** grant

@@ -1,4 +1,4 @@
-"""Monthly rotation of the key hierarchy's symmetric keys (control map §4.2, issue 3 part 2).
+"""Monthly rotation of the key hierarchy's symmetric keys.
 
 KMS automatic rotation runs at most every 90 days. This component adds a monthly on-demand
 rotation: an EventBridge Scheduler schedule invokes a Lambda function (`ztai_runtime.rotation`)
@@ -6,7 +6,7 @@ every day with the aliases of the symmetric keys and the key each alias should n
 of a month rotates each key, the other runs of the month find that rotation and do nothing, so a
 failed run is made up the next day. Three rotations before a key reaches 24 of its 25 on-demand
 rotations the function starts warning (`successor-due-soon`, an alarm); at 24 it answers
-`successor-required` and fails, and the pipeline creates the successor (README runbook). With
+`successor-required` and fails, and the pipeline creates the successor (docs/runbooks/key-rotation.md). With
 `create_successors=True` it creates the successor itself instead, which costs the role
 kms:PutKeyPolicy on every symmetric key (see `MonthlyKeyRotationArgs`).
 
@@ -32,7 +32,7 @@ What it builds, secure by default:
   failures to *deliver* the invocation only: Scheduler invokes Lambda asynchronously, so an error
   the function raises (a failing run) reaches Lambda's own retries and the error alarm, not the
   queue; after the last retry Lambda sends its record to the function's own failure queue
-  (`logged_function`). Alarm state changes are EventBridge events, so the playbooks of §5.3 can subscribe;
+  (`logged_function`). Alarm state changes are EventBridge events, so response playbooks can subscribe;
   `alarm_actions` adds SNS topics or other actions.
 
 Network: with `subnet_ids`, `vpc_id` and `vpc_cidr` (the stack passes the management segment) the
@@ -113,7 +113,7 @@ class MonthlyKeyRotationArgs:
     create_successors: let the function create a successor key and move the alias when a key
         reaches 24 on-demand rotations (or KMS reports the quota spent). Default False: it
         answers `successor-required`, a failing run, after months of `successor-due-soon`
-        warnings, and the pipeline creates the successor (README runbook). A named relaxation:
+        warnings, and the pipeline creates the successor (docs/runbooks/key-rotation.md). A named relaxation:
         True costs kms:PutKeyPolicy for the role on every symmetric key, model-weights included
         (KMS's lockout check on the copied policy), plus CreateKey, TagResource, ListKeys and
         UpdateAlias in its IAM policy. Pass `rotation.create_successors` to
@@ -409,7 +409,7 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
         occurrence_alarm(
             f"{name}-successor-due-soon-alarm", alarm_name=f"{function_name}-successor-due-soon",
             description="A rotated key will need a successor within months: create it through "
-                        "the pipeline (README, successor runbook)",
+                        "the pipeline (docs/runbooks/key-rotation.md)",
             namespace=METRIC_NAMESPACE, metric_name=due_soon_metric, dimensions=None, statistic="Sum",
             period=3600, alarm_actions=args.alarm_actions, tags=tags, parent=self.function)
 

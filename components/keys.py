@@ -1,4 +1,4 @@
-"""Key hierarchy (control map §4.1, §4.2): one customer-managed KMS key per purpose.
+"""Key hierarchy: one customer-managed KMS key per purpose.
 
 Purposes: training data, model weights, logs, secrets, inference (symmetric, automatic rotation
 every 90 days, the shortest KMS allows) and tokens (HMAC_256 for deterministic tokens; KMS rotates
@@ -354,8 +354,8 @@ class KeyHierarchy(pulumi.ComponentResource):
                 f"{name}-{purpose}-alias", name=alias_name, target_key_id=key.key_id,
                 # A successor (made by the pipeline, or by the rotation function with
                 # create_successors) takes over a symmetric key's alias before the stack adopts
-                # it; without this the next `pulumi up` would move it back (README: successor
-                # runbook). Other moves are caught by the rotation function, which fails when an
+                # it; without this the next `pulumi up` would move it back (docs/runbooks/key-rotation.md).
+                # Other moves are caught by the rotation function, which fails when an
                 # alias names neither the declared key nor a valid successor of it. The HMAC key
                 # is never replaced, so drift of its alias is still corrected. Nor is the
                 # model-weights alias left to drift: whoever moves it chooses the key weights are

@@ -1,4 +1,4 @@
-"""Segmented network (control map §2.1).
+"""Segmented network: one VPC per segment.
 
 One VPC per segment (data, training, inference, management), private subnets across the configured
 Availability Zones, and nothing that reaches the internet unless the segment is named in

@@ -1,4 +1,4 @@
-"""Session Manager preferences and who may start sessions (control map §2.2, §5.1).
+"""Session Manager preferences and who may start sessions.
 
 Operators reach the enclave parents and the Image Builder build instances only through SSM
 Session Manager (no SSH, no key pair). What a session may do, and what it leaves behind, is set
@@ -21,7 +21,7 @@ Manager applies to every standard shell session. This component writes it, secur
 The document schema (schemaVersion 1.0, sessionType Standard_Stream, the `inputs` used here) is
 the Systems Manager user guide's "Session document schema". The document name is fixed by
 Session Manager: an account that ever saved preferences in the console already has it, and
-Pulumi cannot create it again; import it first (README, Session Manager runbook).
+Pulumi cannot create it again; import it first (docs/session-manager.md, runbook).
 
 Owner grants (the component owns the preferences, the log group and the session targets):
 

@@ -79,7 +79,7 @@ _PARTNER_FIELDS = {"name", "caFile", "rateLimit", "burstLimit", "paths"}
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """The API gateway's configuration (§2.3, §7): its domain and certificate, who is trusted at
+    """The API gateway's configuration: its domain and certificate, who is trusted at
     the TLS handshake and by which issuer, and the stage's rate limits.
 
     client_ca_files, partners' ca_file: absolute paths. jwt_issuer None: the stack's own Cognito
@@ -829,7 +829,7 @@ def load_stack_config() -> StackConfig:
     if not config.reserve_function_concurrency:
         pulumi.log.warn(f"{_full('reserveFunctionConcurrency')} is false: the key rotation and image "
                         "rollout functions run without reserved concurrency, so two runs may overlap "
-                        "(see the README); set it back to true once the account's Lambda "
+                        "(see docs/deploying.md); set it back to true once the account's Lambda "
                         "concurrency quota allows it")
     return config
 

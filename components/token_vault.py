@@ -1,4 +1,4 @@
-"""Token vault (control map §4.1): the DynamoDB table behind reversible tokens, and who may use it.
+"""Token vault (tokenization): the DynamoDB table behind reversible tokens, and who may use it.
 
 The table follows the item layout of `ztai_runtime/tokenize/vault.py` (which this module must not
 import: components package runtime code, they do not run it). One string hash key `pk`:

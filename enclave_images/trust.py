@@ -31,7 +31,7 @@ from typing import Any
 
 from enclave_images.enclave.auth import DEFAULT_LEEWAY_SECONDS, TRUST_FORMAT_VERSION, TrustConfig
 
-# RFC 7518 §6.3: n and e are an RSA key's public members; everything else of the key is private.
+# RFC 7518 section 6.3: n and e are an RSA key's public members; everything else of the key is private.
 PUBLIC_MEMBERS = ("kty", "kid", "alg", "use", "n", "e")
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 

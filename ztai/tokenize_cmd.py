@@ -1,4 +1,4 @@
-"""`ztai tokenize` and `ztai detokenize`: the batch CLI over `ztai_runtime.tokenize` (§4.1).
+"""`ztai tokenize` and `ztai detokenize`: the batch CLI over `ztai_runtime.tokenize`.
 
     ztai tokenize --key-id KEY --domain NAME --columns A,B [--normalize COLUMN=STEP[+STEP]]...
                   [--format csv|jsonl] [--mode deterministic|vault] [--table NAME --vault-key-id KEY]

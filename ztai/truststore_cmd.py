@@ -1,5 +1,5 @@
 """`ztai truststore build|check|issue-test-client`: partner truststores for API Gateway mutual TLS
-(control map §7; library: ztai_runtime/truststore.py).
+(the partners control; library: ztai_runtime/truststore.py).
 
     ztai truststore build --partner NAME=CA.pem [--partner ...] --output BUNDLE [--force] [--json]
     ztai truststore check BUNDLE [--json] [--warning-days N]

@@ -1,4 +1,4 @@
-"""`ztai weights encrypt|decrypt`: envelope encryption of model weights (control map §4.2).
+"""`ztai weights encrypt|decrypt`: envelope encryption of model weights.
 
     ztai weights encrypt --key-id KEY [--expected-key-arn ARN | --stack-outputs FILE]
                          [--context k=v ...] [--force] SRC DEST

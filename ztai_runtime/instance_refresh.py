@@ -1,4 +1,4 @@
-"""Roll a new enclave parent image out to the inference fleet (control map §2.2).
+"""Roll a new enclave parent image out to the inference fleet (immutable infrastructure).
 
 The fleet's launch template names its image as `resolve:ssm:<parameter>`, and the AMI pipeline's
 distribution overwrites that parameter with each new AMI. The template does not change, so
@@ -30,7 +30,7 @@ refresh launches resolves the parameter again, so it boots the new AMI.
 - `refresh-predates-image`: a refresh that started *before* the image became available is still
   running. The instances it replaced earlier keep the previous AMI, and a second refresh cannot
   start until it ends, so the run fails: Lambda retries it, then the function's error alarm asks
-  an operator to start a refresh once the running one has ended (README runbook);
+  an operator to start a refresh once the running one has ended (docs/weights-and-enclave.md);
 - `failed`: an Auto Scaling error that survived the client's retries.
 
 The same function watches the parameter itself (`guard_parameter`, on SSM's "Parameter Store
@@ -367,7 +367,7 @@ def build_problems(record: Mapping[str, Any], settings: RefreshSettings) -> list
       role, which a CreateImage can name only with iam:PassRole on that role (the SCP keeps
       imagebuilder:Create* to the deploy role). Its ARN is not pinned: Pulumi learns it only when
       the build ends, after the build has written the AMI parameter, so a function waiting for it
-      would judge that write with its previous configuration (README, fleet section);
+      would judge that write with its previous configuration (docs/weights-and-enclave.md);
     - `executionRole`, when present: the declared one;
     - image tests and Inspector scanning enabled;
     - the declared infrastructure and distribution configurations (ARN), and the snapshot of the
@@ -607,7 +607,7 @@ def guard_parameter(clients: RolloutClients, settings: RefreshSettings) -> Decis
       back (PutParameter, overwrite), and the run fails so the alarms fire;
     - `parameter-untrusted`: not the pipeline's, and no earlier value passes (of the last
       MAX_RESTORE_CANDIDATES), or the parameter was deleted: nothing is written; the run fails.
-      Launches use the bad value (or fail) until an operator acts (README runbook);
+      Launches use the bad value (or fail) until an operator acts (untrusted image runbook, docs/);
     - `failed`: an AWS error.
 
     Idempotent: the restore's own change event finds a trusted value. It reads the current value,
@@ -623,7 +623,7 @@ def guard_parameter(clients: RolloutClients, settings: RefreshSettings) -> Decis
             # Deleted: every launch now fails, and its history (the values to restore) is gone.
             return _log(Decision(PARAMETER_UNTRUSTED, group,
                                  f"{name} was deleted: launches fail until it is restored with "
-                                 "the pipeline's last AMI (README runbook)",
+                                 "the pipeline's last AMI (docs/weights-and-enclave.md, untrusted image)",
                                  error_code="ParameterNotFound", problems=("parameter deleted",)))
         verdict = verify_pipeline_ami(clients, settings, value)
         if verdict.trusted:

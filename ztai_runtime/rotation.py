@@ -1,4 +1,4 @@
-"""Monthly rotation of the key hierarchy's symmetric keys (control map §4.2).
+"""Monthly rotation of the key hierarchy's symmetric keys (key rotation).
 
 KMS automatic rotation cannot run more often than every 90 days, so an EventBridge Scheduler
 schedule invokes `handler` every day with
@@ -24,7 +24,7 @@ run is simply retried the next day. For each alias, `rotate_keys` decides one of
   was moved to it. The old key stays enabled: it still decrypts everything it encrypted. Nothing
   here disables or deletes a key;
 - `successor-required`: the key needs a successor that this function does not create: by default
-  (creating one needs kms:PutKeyPolicy on every key, see the README), or because the key is
+  (creating one needs kms:PutKeyPolicy on every key, see docs/keys-and-rotation.md), or because the key is
   multi-Region (a new primary and replicas with their own policies are the pipeline's job);
 - `skipped`: the key cannot be rotated on demand (HMAC, asymmetric, imported material, custom key
   store, replica, AWS managed, not enabled). The schedule names only symmetric keys of the
@@ -309,7 +309,7 @@ def successor_problem(kms: KmsClient, successor: Mapping[str, Any],
             f"{', '.join(wrong)} (expected an enabled, customer managed, single-Region "
             "SYMMETRIC_DEFAULT ENCRYPT_DECRYPT key with AWS_KMS material and the same policy): "
             "possible tampering, or the predecessor's policy changed since (adopt the successor, "
-            "README runbook); not used")
+            "docs/runbooks/key-rotation.md); not used")
 
 
 def _target_problem(kms: KmsClient, meta: Mapping[str, Any], expected_arn: str) -> str | None:
@@ -329,7 +329,7 @@ def _target_problem(kms: KmsClient, meta: Mapping[str, Any], expected_arn: str) 
             return f"the alias names {meta['Arn']}: {problem}"
         key = predecessor
     return (f"the alias names {meta['Arn']}, more than {MAX_SUCCESSOR_CHAIN} successors away from "
-            f"the expected key {expected_arn}: adopt the successors (README runbook)")
+            f"the expected key {expected_arn}: adopt the successors (docs/runbooks/key-rotation.md)")
 
 
 def _rotate_alias(run: _Run, alias: str, expected_arn: str | None,
@@ -387,7 +387,7 @@ def _rotate_alias(run: _Run, alias: str, expected_arn: str | None,
         months = max(SUCCESSOR_THRESHOLD - used, 0)
         return Decision(alias, SUCCESSOR_DUE_SOON, f"{reason}; a successor is required in {months} "
                         "month(s) and this function will not create it: create it through the "
-                        "pipeline now (README, successor runbook)", key_id, used)
+                        "pipeline now (docs/runbooks/key-rotation.md)", key_id, used)
     return Decision(alias, ROTATED, reason, key_id, used)
 
 
@@ -401,7 +401,7 @@ def _needs_successor(run: _Run, alias: str, meta: Mapping[str, Any], status: Map
     if not run.create_successors:
         return Decision(alias, SUCCESSOR_REQUIRED, f"{why}: this function does not create successors "
                         "(createSuccessors is false, the default): create the successor through the "
-                        "pipeline (README, successor runbook)", key_id, used)
+                        "pipeline (docs/runbooks/key-rotation.md)", key_id, used)
     return _move_to_successor(run, alias, meta, status, used, progress, why)
 
 

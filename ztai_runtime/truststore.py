@@ -1,4 +1,4 @@
-"""Partner truststores for API Gateway mutual TLS (control map §7).
+"""Partner truststores for API Gateway mutual TLS (the partners control).
 
 A truststore is what API Gateway reads from S3 for a custom domain with mutual TLS: plain PEM
 `CERTIFICATE` blocks, one after another, nothing else. It holds the CA certificates (roots and,

@@ -31,7 +31,7 @@ integration on the stack's VPC link (`apigateway:*`) calls as that client withou
 writing the client's CA name (public: it is in the `enclaveTrust` output); root on a parent can
 replay the live tokens it sees until they expire. The SCP in docs/scp-images-and-sessions.md
 narrows who can do either; TLS terminated in the enclave with the client certificate verified
-here would close it and is not built (README, known gaps).
+here would close it and is not built (docs/known-gaps.md).
 """
 
 from __future__ import annotations

@@ -272,7 +272,7 @@ def test_table_creation_needs_a_table_key_and_named_tables(tables: dict[str, lis
         build(replace(ARGS, dynamodb_tables=tables))
 
 
-# -- attested decryption (issue 4) -------------------------------------------------------------
+# -- attested decryption ----------------------------------------------------------------------------
 PCRS = {"pcr0": "a1" * 48, "pcr1": "b2" * 48, "pcr2": "c3" * 48}
 # An attested key needs named administrators (seal() refuses the account root).
 ADMINISTERED = replace(ARGS, administrator_role_arns=("arn:aws:iam::111122223333:role/kms-admin",))

@@ -184,7 +184,7 @@ def test_the_stack_lets_both_kinds_of_instances_record_encrypted_sessions() -> N
     log_group_arn = named(stack, "session-manager-logs").outputs["arn"]
     assert log_group_arn.endswith(":log-group:/zero-trust-ai/dev/ssm-sessions")
     assert cloudwatch_logs_may_encrypt(named(stack, "keys-logs").inputs["policy"], log_group_arn)
-    # No role may start sessions until one is granted (operator roles come with §3.2).
+    # No role may start sessions until one is granted (operator roles are not built yet).
     assert not [r for r in stack.resources if r.name.startswith("session-manager-start-session")]
 
 

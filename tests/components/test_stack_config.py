@@ -358,7 +358,7 @@ def test_bad_artifact_pins_are_refused(key: str, value: str, expected: str) -> N
     assert problem.startswith(f"zero-trust-ai:{key} = ") and expected in problem
 
 
-# -- the inference API (§2.3, §7) -----------------------------------------------------------------
+# -- the inference API ---------------------------------------------------------------------------------
 # caFile is relative to the partners file; an absolute path lets the file live in a temp dir.
 PARTNER_CA = str(ROOT / "stacks" / "truststore" / "placeholder-partner-ca.pem")
 

@@ -1,4 +1,4 @@
-"""Issue 4, end to end: weights encrypted with the key-hierarchy library (KMS: moto's server) →
+"""End to end: weights encrypted with the key-hierarchy library (KMS: moto's server) →
 the parent agent fetches them from S3 and streams them to the enclave application, a separate
 process on a Unix socket standing in for vsock → attested KMS Decrypt with Recipient through the
 stand-in, under the key policy that `KeyHierarchy` renders for the pinned measurements → a

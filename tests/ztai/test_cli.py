@@ -284,7 +284,7 @@ def test_preview_with_unknowns_like_a_first_real_preview() -> None:
     assert flow_log["inputs"]["vpcId"] == "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the unknown marker
 
 
-# -- the inference API (§2.3, §7) in the prod stack ------------------------------------------------
+# -- the inference API in the prod stack ------------------------------------------------------------
 @pytest.fixture(scope="module")
 def prod_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("export") / "prod.json"
@@ -377,7 +377,7 @@ def test_analyze_rejects_an_export_with_the_default_endpoint_re_enabled(
     assert ztai("policy", "analyze", "--file", str(prod_export)).returncode == 0
 
 
-# -- egress-free segments (§2.1): the three doctored exports the last review passed -------------
+# -- egress-free segments: the three doctored exports the last review passed ---------------------
 def _add(resources: list[dict[str, Any]], parent: dict[str, Any], token: str, name: str,
          resource_id: str, props: dict[str, Any]) -> str:
     urn: str = parent["urn"].rsplit("::", 1)[0] + f"${token}::{name}"

@@ -438,7 +438,7 @@ def test_the_recipient_key_does_not_leave_its_object(recipient: RecipientKey) ->
 def attested_policy(pcrs: Mapping[int, bytes] = PCRS, *, role: str = ROLE,
                     indices: tuple[int, ...] = (0, 1, 2), deny_without_attestation: bool = True,
                     conditions: bool = True) -> str:
-    """A key policy in the shape of issue 4 §2 (what KeyHierarchy renders for the weights key)."""
+    """A key policy in the attested-decryption shape (what KeyHierarchy renders for the weights key)."""
     allow: dict[str, Any] = {"Sid": "DecryptWithAttestation", "Effect": "Allow", "Principal": {"AWS": role},
                              "Action": ["kms:Decrypt"], "Resource": "*"}
     if conditions:

@@ -1,4 +1,4 @@
-"""Partner truststores (control map §7): every check passing and failing, and the real thing — a TLS
+"""Partner truststores: every check passing and failing, and the real thing — a TLS
 server that requires client certificates admits exactly the partners in the bundle it was given."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""KMS `CiphertextForRecipient`: a CMS EnvelopedData (RFC 5652 §6) opened inside the enclave.
+"""KMS `CiphertextForRecipient`: a CMS EnvelopedData (RFC 5652 section 6) opened inside the enclave.
 
 What KMS sends (and what `open_enveloped_data` accepts, nothing looser), BER or DER:
 
@@ -62,7 +62,7 @@ class OpenedEnvelope:
 
 
 def subject_key_identifier(public_key: rsa.RSAPublicKey) -> bytes:
-    """RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING's value."""
+    """RFC 5280 section 4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING's value."""
     return x509.SubjectKeyIdentifier.from_public_key(public_key).digest
 
 

@@ -1,6 +1,6 @@
 """Nitro Enclaves attestation documents: parse and verify, failing closed with a reason.
 
-The format (aws-nitro-enclaves-nsm-api `docs/attestation_process.md`; COSE: RFC 9052 §4):
+The format (aws-nitro-enclaves-nsm-api `docs/attestation_process.md`; COSE: RFC 9052 section 4):
 
     COSE_Sign1 = [ protected:   bstr, the CBOR map {1: -35} (alg ES384)
                    unprotected: map (empty in NSM documents)
@@ -78,7 +78,7 @@ REQUIRED_FIELDS = ("module_id", "digest", "timestamp", "pcrs", "certificate", "c
 OPTIONAL_FIELDS = ("public_key", "user_data", "nonce")
 
 # Extensions this verifier understands; any other extension marked critical fails the chain
-# (RFC 5280 §4.2: a certificate with an unrecognised critical extension must be rejected).
+# (RFC 5280 section 4.2: a certificate with an unrecognised critical extension must be rejected).
 _UNDERSTOOD_CRITICAL = frozenset({ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE})
 
 
@@ -218,7 +218,7 @@ def _parse_cose_sign1(data: bytes) -> _CoseSign1:
 
 
 def sig_structure(protected: bytes, payload: bytes) -> bytes:
-    """RFC 9052 §4.4: the bytes a COSE_Sign1 signature covers (no external AAD)."""
+    """RFC 9052 section 4.4: the bytes a COSE_Sign1 signature covers (no external AAD)."""
     return bytes(cbor2.dumps([SIGNATURE1_CONTEXT, protected, b"", payload]))
 
 
