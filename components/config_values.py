@@ -71,6 +71,12 @@ def as_string_list(key: str, value: Any) -> list[str]:
         raise ValueError(
             f"{full(key)} = {show(value)}: expected a list of strings, e.g. [\"management\"]"
         )
+    # Every list key is a set (segments, roles, regions, CIDRs, CA files, audiences): an item
+    # given twice is a copy-and-paste slip, often of the line that was meant to change.
+    twice = sorted({item for item in parsed if parsed.count(item) > 1})
+    if twice:
+        raise ValueError(f"{full(key)} = {show(value)}: {', '.join(map(repr, twice))} listed twice; "
+                         "each item once")
     return parsed
 
 

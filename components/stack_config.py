@@ -1,8 +1,14 @@
 """The stack configuration, parsed once into typed, validated objects.
 
-Every key of the `zero-trust-ai` namespace is declared in `Pulumi.yaml` and parsed here. A bad value
-stops the program before any resource is declared, with one message that lists every problem:
-the key, the value given and what is allowed. `StackConfigError` is a `pulumi.RunError`, so
+Every key of the `zero-trust-ai` namespace is declared once, in KEYS below: its description,
+whether it is required, its parser, its default, its schema type and its allowed values.
+Pulumi.yaml's `config:` block and docs/configuration.md are generated from KEYS
+(`./run ztai config docs`; a test fails when they differ). Adding a key is one StackKey in KEYS,
+its use in `parse_stack_config`, and that command.
+
+A bad value stops the program before any resource is declared, with one message that lists every
+problem: the key, the value given and what is allowed; so do an unknown key, an unknown `aws:`
+setting and a namespace that is a typo of either. `StackConfigError` is a `pulumi.RunError`, so
 `pulumi up` prints that message without a Python traceback.
 """
 
@@ -394,7 +400,7 @@ def _parse_issuer(key: str, value: Any) -> str | None:
     return text
 
 
-# The single list of project keys; Pulumi.yaml declares the same keys (a test keeps them equal).
+# The one declaration of every project key (see the module's docstring).
 KEYS: dict[str, StackKey] = {
     "environment": StackKey("Deployment environment: dev, staging or prod.", True, _parse_environment,
                             allowed=ENVIRONMENTS),

@@ -41,6 +41,7 @@ class StrictLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             if key_node.tag == _MERGE_TAG:
                 continue  # `<<: *anchor` may be followed by keys that override the merged ones
+            # Python equates 1 and true, so they count as one key here: no stack key is either.
             key = self.construct_object(key_node, deep=True)
             try:
                 earlier = first_line.get(key)
@@ -99,9 +100,16 @@ def load(text: str) -> Any:
 def describe(error: yaml.YAMLError) -> str:
     """` at line L, column C: problem` (or `: problem`) for a YAML error, without PyYAML's stream
     names, to follow "... is not valid YAML"."""
+    if isinstance(error, yaml.reader.ReaderError):  # a character YAML does not allow
+        code = error.character if isinstance(error.character, int) else ord(error.character)
+        return f": character #x{code:04x} at position {error.position} is not allowed in YAML text"
     mark = getattr(error, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return f"{where}: {getattr(error, 'problem', None) or error}"
+    problem = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context", None)
+    if context and problem.startswith("but "):  # "expected a single document ... but found another"
+        problem = f"{context} {problem}"
+    return f"{where}: {problem}"
 
 
 def read(path: Path) -> Any:

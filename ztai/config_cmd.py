@@ -30,7 +30,10 @@ _TYPE_NAMES = {"string": "string", "integer": "integer", "boolean": "boolean", "
 
 
 def register(commands: Any) -> None:  # argparse's subparsers action has no public type
-    config = commands.add_parser("config", help="stack configuration: generated files, stack checks")
+    config = commands.add_parser(
+        "config", help="stack configuration: generated files, stack checks",
+        epilog="exit status: 0 done, up to date or valid; 1 `docs --check` found a file out of date; "
+               "2 usage error, or an invalid stack file or configuration; 3 a bug")
     actions = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
 
     docs = actions.add_parser(
@@ -179,7 +182,7 @@ def check_stack(project_dir: Path, stack: str) -> tuple[Mapping[str, Any], list[
     """The stack's file read and its configuration parsed; (summary, warnings). UsageError with
     every problem when either is invalid."""
     from components.stack_config import StackConfigError, parse_stack_config, placeholders
-    from ztai.stackfile import StackFileError, load_stack
+    from ztai.stackfile import StackFileError, load_stack, shared_target_warnings
     try:
         stack_file = load_stack(project_dir, stack)
     except StackFileError as error:
@@ -188,7 +191,7 @@ def check_stack(project_dir: Path, stack: str) -> tuple[Mapping[str, Any], list[
         config = parse_stack_config(stack_file.config, f" for stack {stack!r}")
     except StackConfigError as error:
         raise UsageError(str(error)) from None
-    warnings = [*stack_file.warnings,
+    warnings = [*stack_file.warnings, *shared_target_warnings(stack_file),
                 *(f"placeholder still in the stack configuration: {p}" for p in placeholders(config))]
     summary = {"stack": stack, "environment": config.environment, "region": config.region}
     return summary, warnings

@@ -108,12 +108,16 @@ def _type_problem(value: Any, declared: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _plain(value: Any) -> bool:
-    """A value JSON can carry, as Pulumi passes config to the program."""
-    if isinstance(value, list):
-        return all(_plain(item) for item in value)
-    if isinstance(value, dict):
-        return all(isinstance(key, str) and _plain(item) for key, item in value.items())
+def _plain(value: Any, containers: frozenset[int] = frozenset()) -> bool:
+    """A value JSON can carry, as Pulumi passes config to the program: no YAML-only types, and
+    no alias that contains itself (`&a [*a]`)."""
+    if isinstance(value, list | dict):
+        if id(value) in containers:
+            return False
+        inside = containers | {id(value)}
+        if isinstance(value, list):
+            return all(_plain(item, inside) for item in value)
+        return all(isinstance(key, str) and _plain(item, inside) for key, item in value.items())
     return value is None or isinstance(value, str | int | float | bool)
 
 
@@ -148,7 +152,7 @@ def load_stack(project_dir: Path, stack: str) -> StackFile:
     if "config" not in document:
         raise StackFileError(f"{path} has no `config:` section; the stack's keys "
                              f"(aws:region, {name}:environment, ...) go under it")
-    raw = document.get("config") or {}
+    raw = {} if document["config"] is None else document["config"]
     if not isinstance(raw, dict):
         raise StackFileError(f"{path}: `config` must be a mapping of key: value")
 
@@ -176,8 +180,9 @@ def load_stack(project_dir: Path, stack: str) -> StackFile:
             problems.append(f"{at}: {key} has no value; give one, or delete the line for the default")
             continue
         if not _plain(value):
-            problems.append(f"{at}: {key} = {value!r} is {_yaml_type(value)}, which Pulumi config "
-                            "cannot carry; write a string, number, boolean or list")
+            problems.append(f"{at}: {key} is {_yaml_type(value)} that Pulumi config cannot carry "
+                            "(a YAML-only type, or an alias inside itself); write a string, number, "
+                            "boolean, list or mapping")
             continue
         if key in declared and (problem := _type_problem(value, declared[key])) is not None:
             problems.append(f"{at}: {key} = {json.dumps(value)}: {problem}")

@@ -146,6 +146,9 @@ def test_missing_required_keys_are_each_named() -> None:
     ("keyReplicaRegions", '["eu-west-1"]', "must not include the stack's own region"),
     ("reserveFunctionConcurrency", "yes", "expected true or false"),
     ("reserveFunctionConcurrency", "1", "expected true or false"),
+    ("egressSegments", '["management", "management"]', "'management' listed twice; each item once"),
+    ("enclaveClientCidrs", '["10.13.0.0/16", "10.13.0.0/16"]', "'10.13.0.0/16' listed twice"),
+    ("apiJwtAudiences", '["a", "a"]', "'a' listed twice"),
 ])
 def test_wrong_types_and_values(key: str, value: str, expected: str) -> None:
     [problem] = problems_of(**{f"zero-trust-ai__{key}": value})

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from ztai.stackfile import StackFileError, load_stack, network_footprint, shared_target_warnings
 
 
@@ -130,7 +132,8 @@ def test_values_are_passed_as_the_engine_passes_them_with_declared_defaults(tmp_
     ("config:\n  zero-trust-ai:egressSegments: [management, 7]\n",
      "item 1: expected a string, got an integer"),
     ("config:\n  zero-trust-ai:egressSegments: [~]\n", "item 0: expected a string, got nothing (null)"),
-    ("config:\n  aws:region: !!binary aGVsbG8=\n", "is bytes, which Pulumi config cannot carry"),
+    ("config:\n  aws:region: !!binary aGVsbG8=\n",
+     "line 2: aws:region is bytes that Pulumi config cannot carry"),
     # The document itself.
     ("- config\n", "must be a mapping with a `config:` section"),
     ("", "is empty; it needs a `config:` section"),
@@ -140,6 +143,13 @@ def test_values_are_passed_as_the_engine_passes_them_with_declared_defaults(tmp_
     ("confg:\n  aws:region: eu-west-1\n",
      "line 1: unknown top-level setting `confg` (did you mean `config`?)"),
     ("config: [aws:region]\n", "`config` must be a mapping of key: value"),
+    ('config: "x"\n', "`config` must be a mapping of key: value"),
+    ("config:\n  zero-trust-ai:egressSegments: &a [*a]\n",
+     "line 2: zero-trust-ai:egressSegments is a list that Pulumi config cannot carry"),
+    ("---\nconfig: {}\n---\nconfig: {}\n",
+     "at line 3, column 1: expected a single document in the stream but found another document"),
+    ("config:\n  zero-trust-ai:owner: \x00\n",
+     "not valid YAML: character #x0000 at position 31 is not allowed in YAML text"),
     # The bytes.
     (b"config:\n  zero-trust-ai:owner: caf\xe9\n", "not UTF-8 text (byte 0xe9 on line 2); save it as UTF-8"),
     ("config:\n  zero-trust-ai:owner: ml\n".encode("utf-16"), "it is UTF-16 text; save it as UTF-8"),
@@ -173,3 +183,35 @@ def test_secrets_stay_opaque_and_are_not_type_checked(tmp_path: Path) -> None:
     loaded = load_stack(stack_file(tmp_path, "config:\n  zero-trust-ai:azCount:\n    secure: AAAB\n"), "dev")
     assert loaded.config["zero-trust-ai:azCount"] == "offline-preview-placeholder"
     assert loaded.warnings == ["zero-trust-ai:azCount is a secret; the offline preview uses a placeholder"]
+
+
+def test_no_stack_file_content_ends_in_anything_but_a_clear_error(tmp_path: Path) -> None:
+    # Damaged copies of a shipped stack file (bytes dropped, swapped or inserted): each loads, or is
+    # refused with StackFileError, and what loads is refused by the parser with StackConfigError.
+    from components.stack_config import StackConfigError, parse_stack_config
+    project_dir = tmp_path / "project"
+    (project_dir / "stacks").mkdir(parents=True)
+    (project_dir / "Pulumi.yaml").write_bytes((ROOT / "Pulumi.yaml").read_bytes())
+    original = (ROOT / "stacks" / "Pulumi.prod.yaml").read_bytes()
+    chaos = random.Random(20261207)
+    outcomes = set()
+    for _ in range(150):
+        data = bytearray(original)
+        for _ in range(chaos.randint(1, 4)):
+            at = chaos.randrange(len(data))
+            action = chaos.choice(("drop", "swap", "insert"))
+            if action == "drop":
+                del data[at:at + chaos.randint(1, 8)]
+            elif action == "swap":
+                data[at] = chaos.choice(b":-[]{}&*!|>'\"#%@` \n\t\x00\xff0aZ")
+            else:
+                data[at:at] = chaos.choice((b"\n  ", b": ", b"- ", b"&x ", b"*x", b"!!binary ", b"~"))
+        (project_dir / "stacks" / "Pulumi.prod.yaml").write_bytes(bytes(data))
+        try:
+            parse_stack_config(load_stack(project_dir, "prod").config)
+            outcomes.add("valid")
+        except StackFileError:
+            outcomes.add("file refused")
+        except StackConfigError:
+            outcomes.add("config refused")
+    assert {"file refused", "config refused"} <= outcomes
