@@ -86,8 +86,9 @@ def _yaml_type(value: Any) -> str:
 
 def _type_problem(value: Any, declared: Mapping[str, Any]) -> str | None:
     """How a stack-file value differs from the type Pulumi.yaml declares for its key; None if it
-    does not. The program gets every value as a string, so a quoted number or boolean would pass
-    its checks unseen: the file says something other than what it means."""
+    does not. The program receives every value as a string and cannot tell `"3"` from `3` or
+    `"false"` from `false`, so the declared type is held to here, where the YAML type is still
+    known: a file then means one thing to every reader."""
     kind = declared.get("type")
     if kind == "integer" and (type(value) is not int):
         example = (value.strip() if isinstance(value, str) and value.strip().lstrip("-").isdigit()
