@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,10 +97,9 @@ def test_check_passes_a_shipped_stack_and_names_its_placeholders(capsys: pytest.
     (lambda text: "\ufeff" + text.replace("10.20.0.0/16", "10.20.0.0/33"), "10.20.0.0/33"),
 ])
 def test_check_refuses_a_bad_stack_with_exit_2(project: Path, capsys: pytest.CaptureFixture[str],
-                                               edit: object, expected: str) -> None:
+                                               edit: Callable[[str], str], expected: str) -> None:
     (project / "stacks").mkdir()
     text = (ROOT / "stacks" / "Pulumi.prod.yaml").read_text(encoding="utf-8")
-    assert callable(edit)
     (project / "stacks" / "Pulumi.prod.yaml").write_text(edit(text), encoding="utf-8")
     assert main(["config", "check", "--stack", "prod", "--project-dir", str(project)]) == 2
     errors = capsys.readouterr().err
