@@ -1,15 +1,22 @@
 """The stack configuration, parsed once into typed, validated objects.
 
-Every key of the `zero-trust-ai` namespace is declared in `Pulumi.yaml` and parsed here. A bad value
-stops the program before any resource is declared, with one message that lists every problem:
-the key, the value given and what is allowed. `StackConfigError` is a `pulumi.RunError`, so
+Every key of the `zero-trust-ai` namespace is declared once, in KEYS below: its description,
+whether it is required, its parser, its default, its schema type and its allowed values.
+Pulumi.yaml's `config:` block and docs/configuration.md are generated from KEYS
+(`./run ztai config docs`; a test fails when they differ). Adding a key is one StackKey in KEYS,
+its use in `parse_stack_config`, and that command.
+
+A bad value stops the program before any resource is declared, with one message that lists every
+problem: the key, the value given and what is allowed; so do an unknown key, an unknown `aws:`
+setting and a namespace that is a typo of either. `StackConfigError` is a `pulumi.RunError`, so
 `pulumi up` prints that message without a Python traceback.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
+import functools
+import importlib.util
 import ipaddress
 import json
 import re
@@ -19,17 +26,26 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 
 from components.ami_pipeline import EnclaveArtifacts
-from components.api_gateway import ApiPartner, ca_certificates, domain_problem, partner_problems
+from components.api_gateway import ApiPartner, domain_problem
 from components.api_identity import UNIQUE_SUFFIX_LENGTH, domain_prefix_problem
 from components.aws_facts import LOG_RETENTION_DAYS, REGION_AZ_COUNT, partition_for_region
+from components.config_values import PROJECT, PROJECT_DIR
+from components.config_values import as_bool as _as_bool
+from components.config_values import as_int as _as_int
+from components.config_values import as_string as _as_string
+from components.config_values import as_string_list as _as_string_list
+from components.config_values import ca_file as _ca_file
+from components.config_values import full as _full
+from components.config_values import parse_burst as _parse_burst
+from components.config_values import parse_rate as _parse_rate
+from components.config_values import show as _show
 from components.enclave_fleet import ARTIFACT_PREFIX, EnclaveFleetSettings, sizing_problems
 from components.keys import EnclaveMeasurements, measurement_problem
 from components.network import MAX_SEGMENT_PREFIX, MIN_SEGMENT_PREFIX, SEGMENT_NAMES, Segment
+from components.partners_file import parse_partners_file
 
-PROJECT = "zero-trust-ai"
 ENVIRONMENTS = ("dev", "staging", "prod")
 DATA_CLASSIFICATIONS = ("public", "internal", "confidential", "restricted")
 DEFAULT_DATA_CLASSIFICATION = {
@@ -68,13 +84,7 @@ _ARTIFACT_KEYS = ("enclaveEifObjectKey", "enclaveEifSha256", "parentAgentObjectK
                   "parentAgentSha256")
 
 
-# Files the configuration names (CA bundles, the partners file) are relative to the project.
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-# API Gateway's default account-level throttling quota (per region): a stage or route limit
-# above it is never reached.
-MAX_API_RATE_LIMIT, MAX_API_BURST_LIMIT = 10_000.0, 5_000
 _HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
-_PARTNER_FIELDS = {"name", "caFile", "rateLimit", "burstLimit", "paths"}
 
 
 @dataclass(frozen=True)
@@ -139,12 +149,23 @@ class StackConfig:
         return self.environment == "prod"
 
 
+# The types Pulumi.yaml's `config:` schema knows; "array" is a list of strings here.
+SCHEMA_TYPES = ("string", "integer", "boolean", "array")
+
+
 @dataclass(frozen=True)
-class _Key:
+class StackKey:
+    """One stack key of the project namespace: everything Pulumi.yaml's schema, the configuration
+    reference (docs/configuration.md) and the parser need. Both files are generated from KEYS
+    (`ztai config docs`), and a test fails when either differs from what KEYS generates."""
+
     description: str
     required: bool
+    # (key, value as Pulumi passes it) -> typed value; ValueError naming key, value and what is allowed.
     parse: Callable[[str, Any], Any]
-    default: Any = None
+    default: Any = None  # written to Pulumi.yaml for keys that are not required
+    type: str = "string"  # one of SCHEMA_TYPES
+    allowed: tuple[str, ...] = ()  # the values allowed, when they are a short list (for the reference)
 
 
 class _Problems:
@@ -153,56 +174,6 @@ class _Problems:
 
     def add(self, message: str) -> None:
         self.items.append(message)
-
-
-def _full(key: str) -> str:
-    return f"{PROJECT}:{key}"
-
-
-def _show(value: Any) -> str:
-    return json.dumps(value) if not isinstance(value, str) else repr(value)
-
-
-def _as_string(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{_full(key)} = {_show(value)}: expected a non-empty string")
-    return value.strip()
-
-
-def _as_bool(key: str, value: Any) -> bool:
-    # Pulumi hands config to the program as strings ("true"/"false"); YAML may give a real bool.
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ValueError(f"{_full(key)} = {_show(value)}: expected true or false")
-
-
-def _as_int(key: str, value: Any) -> int:
-    # Pulumi hands config to the program as strings; YAML in a stack file may give a real int.
-    if isinstance(value, bool):
-        raise ValueError(f"{_full(key)} = {_show(value)}: expected an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-        return int(value)
-    raise ValueError(f"{_full(key)} = {_show(value)}: expected an integer")
-
-
-def _as_string_list(key: str, value: Any) -> list[str]:
-    parsed = value
-    if isinstance(value, str):
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            raise ValueError(
-                f"{_full(key)} = {_show(value)}: expected a list of strings, e.g. [\"management\"]"
-            ) from None
-    if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
-        raise ValueError(
-            f"{_full(key)} = {_show(value)}: expected a list of strings, e.g. [\"management\"]"
-        )
-    return parsed
 
 
 def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -414,16 +385,6 @@ def _parse_certificate_arn(key: str, value: Any) -> str | None:
     return text
 
 
-def _ca_file(label: str, path_text: str, base: Path) -> str:
-    """An absolute path to a readable PEM file of CA certificates; ValueError naming `label`."""
-    path = (base / path_text).resolve()
-    try:
-        ca_certificates(str(path))
-    except ValueError as error:
-        raise ValueError(f"{label}: {error}") from None
-    return str(path)
-
-
 def _parse_ca_files(key: str, value: Any) -> list[str]:
     return [_ca_file(f"{_full(key)} = {_show(value)}", path, PROJECT_DIR)
             for path in _as_string_list(key, value)]
@@ -439,187 +400,177 @@ def _parse_issuer(key: str, value: Any) -> str | None:
     return text
 
 
-def _parse_rate(key: str, value: Any) -> float:
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):  # not a number: reported below
-            value = float(value)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            0 < value <= MAX_API_RATE_LIMIT):
-        raise ValueError(f"{_full(key)} = {_show(value)}: requests per second, > 0 and at most "
-                         f"{MAX_API_RATE_LIMIT:g} (API Gateway's default account quota)")
-    return float(value)
-
-
-def _parse_burst(key: str, value: Any) -> int:
-    number = _as_int(key, value)
-    if not 0 <= number <= MAX_API_BURST_LIMIT:
-        raise ValueError(f"{_full(key)} = {_show(value)}: 0 to {MAX_API_BURST_LIMIT} requests "
-                         "(API Gateway's default account burst)")
-    return number
-
-
-def _parse_partners_file(key: str, value: Any) -> list[ApiPartner]:
-    """The partners file: YAML `partners:` list of {name, caFile, rateLimit, burstLimit, paths};
-    caFile relative to the file. Every entry is checked; ValueError lists the problems."""
-    if value == "":
-        return []
-    path = (PROJECT_DIR / _as_string(key, value)).resolve()
-    label = f"{_full(key)} = {_show(value)}"
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise ValueError(f"{label}: cannot read it as YAML ({error})") from None
-    entries = document.get("partners") if isinstance(document, dict) else None
-    if not isinstance(entries, list):
-        raise ValueError(f"{label}: expected a mapping with a `partners:` list")
-    partners: list[ApiPartner] = []
-    problems: list[str] = []
-    for index, entry in enumerate(entries):
-        where = f"{label}: partners[{index}]"
-        if not isinstance(entry, dict):
-            problems.append(f"{where}: expected a mapping of {', '.join(sorted(_PARTNER_FIELDS))}")
-            continue
-        unknown = sorted(map(str, set(entry) - _PARTNER_FIELDS))  # YAML keys may be bools
-        missing = sorted({"name", "caFile", "rateLimit", "burstLimit"} - set(entry))
-        if unknown or missing:
-            problems.append(f"{where}: " + "; ".join(
-                ([f"unknown field(s) {', '.join(unknown)}"] if unknown else [])
-                + ([f"missing {', '.join(missing)}"] if missing else []))
-                + f" (fields: {', '.join(sorted(_PARTNER_FIELDS))})")
-            continue
-        try:
-            paths = entry.get("paths", ["POST /v1/infer"])
-            if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-                raise ValueError("paths: a list of `METHOD /path` strings")
-            if not isinstance(entry["name"], str) or not isinstance(entry["caFile"], str):
-                raise ValueError("name and caFile: strings")
-            partner = ApiPartner(
-                name=entry["name"], scopes=(),
-                rate_limit=_parse_rate(f"{key}.rateLimit", entry["rateLimit"]),
-                burst_limit=_parse_burst(f"{key}.burstLimit", entry["burstLimit"]),
-                paths=tuple(paths), ca_file=_ca_file("caFile", entry["caFile"], path.parent))
-        except ValueError as error:
-            problems.append(f"{where} ({entry.get('name')!s}): {error}")
-            continue
-        # The gateway's own checks of names, paths and limits (its scopes are given later).
-        problems += [f"{where}: {problem}" for problem in partner_problems(partner, scoped=False)]
-        if partner.name in {p.name for p in partners}:
-            problems.append(f"{where}: partner {partner.name!r} is listed twice")
-        partners.append(partner)
-    if problems:
-        raise ValueError("; ".join(problems))
-    return partners
-
-
-# The single list of project keys; Pulumi.yaml declares the same keys (a test keeps them equal).
-KEYS: dict[str, _Key] = {
-    "environment": _Key("Deployment environment: dev, staging or prod.", True, _parse_environment),
-    "owner": _Key("Team accountable for the stack; written to every resource's owner tag.", True,
+# The one declaration of every project key (see the module's docstring).
+KEYS: dict[str, StackKey] = {
+    "environment": StackKey("Deployment environment: dev, staging or prod.", True, _parse_environment,
+                            allowed=ENVIRONMENTS),
+    "owner": StackKey("Team accountable for the stack; written to every resource's owner tag.", True,
                   _parse_tag_value),
-    "azCount": _Key("Availability Zones per segment (>= 2, >= 3 in prod, <= what the region has).",
-                    False, _parse_az_count, MIN_AZ_COUNT),
+    "azCount": StackKey("Availability Zones per segment (>= 2, >= 3 in prod, <= what the region has).",
+                    False, _parse_az_count, MIN_AZ_COUNT, type="integer"),
     **{
-        f"{segment}Cidr": _Key(f"IPv4 CIDR of the {segment} segment VPC (/16 to /22, private).",
+        f"{segment}Cidr": StackKey(f"IPv4 CIDR of the {segment} segment VPC (/16 to /22, private).",
                                True, _parse_cidr)
         for segment in SEGMENT_NAMES
     },
     **{
-        f"{segment}DataClassification": _Key(
+        f"{segment}DataClassification": StackKey(
             f"data-classification tag of the {segment} segment "
             f"(default {DEFAULT_DATA_CLASSIFICATION[segment]}).",
-            False, _parse_classification, DEFAULT_DATA_CLASSIFICATION[segment])
+            False, _parse_classification, DEFAULT_DATA_CLASSIFICATION[segment],
+            allowed=DATA_CLASSIFICATIONS)
         for segment in SEGMENT_NAMES
     },
-    "egressSegments": _Key("Segments given internet egress through NAT; every other segment has no "
-                           "internet gateway and no default route.", False, _parse_segment_list, []),
-    "flowLogRetentionDays": _Key("Retention of VPC flow logs in CloudWatch Logs, in days.", False,
-                                 _parse_retention, 365),
-    "keyAdministratorRoleArns": _Key("Roles that administer (never use) the KMS keys, at least one "
+    "egressSegments": StackKey("Segments given internet egress through NAT; every other segment has no "
+                           "internet gateway and no default route.", False, _parse_segment_list, [],
+                                type="array", allowed=SEGMENT_NAMES),
+    "flowLogRetentionDays": StackKey("Retention of VPC flow logs in CloudWatch Logs, in days.", False,
+                                 _parse_retention, 365, type="integer",
+                                      allowed=tuple(map(str, LOG_RETENTION_DAYS))),
+    "keyAdministratorRoleArns": StackKey("Roles that administer (never use) the KMS keys, at least one "
                                      "(e.g. [\"arn:aws:iam::111122223333:role/zero-trust-ai-key-admin"
                                      "\"]); the account root may not: it would let any IAM principal "
                                      "allowed kms:PutKeyPolicy rewrite the model-weights key's policy.",
-                                     True, _parse_key_administrators),
-    "breakGlassRoleArn": _Key("The only role allowed kms:* on the keys (with MFA); default: none.",
+                                     True, _parse_key_administrators, type="array"),
+    "breakGlassRoleArn": StackKey("The only role allowed kms:* on the keys (with MFA); default: none.",
                               False, _parse_role_arn, ""),
-    "keyReplicaRegions": _Key("Regions that get a replica of every KMS key (multi-Region keys); "
-                              "default: none.", False, _parse_regions, []),
-    "organizationId": _Key("AWS Organizations id; endpoint policies then admit the organisation "
+    "keyReplicaRegions": StackKey("Regions that get a replica of every KMS key (multi-Region keys); "
+                              "default: none.", False, _parse_regions, [], type="array",
+                                   allowed=tuple(sorted(REGION_AZ_COUNT))),
+    "organizationId": StackKey("AWS Organizations id; endpoint policies then admit the organisation "
                            "instead of only this account.", False, _parse_org_id, ""),
-    "enclaveInstanceType": _Key("Inference parent instance type: an enclave parent of "
+    "enclaveInstanceType": StackKey("Inference parent instance type: an enclave parent of "
                                 "components/aws_facts.py (Intel/AMD >= 4 vCPUs, Graviton >= 2).",
                                 False, _as_string, _DEFAULT_FLEET.instance_type),
-    "enclaveCpuCount": _Key("vCPUs of each enclave: whole cores, leaving the parent one core.",
-                            False, _parse_positive_int, _DEFAULT_FLEET.enclave_cpu_count),
-    "enclaveMemoryMiB": _Key("Memory of each enclave in MiB: at least 4 x the EIF size, leaving the "
+    "enclaveCpuCount": StackKey("vCPUs of each enclave: whole cores, leaving the parent one core.",
+                            False, _parse_positive_int, _DEFAULT_FLEET.enclave_cpu_count, type="integer"),
+    "enclaveMemoryMiB": StackKey("Memory of each enclave in MiB: at least 4 x the EIF size, leaving the "
                              "parent 2 GiB.", False, _parse_positive_int,
-                             _DEFAULT_FLEET.enclave_memory_mib),
-    "enclaveEifSizeMiB": _Key("Size of the enclave image file (EIF) in MiB, from its build.", True,
-                              _parse_positive_int),
-    "enclaveFleetMinSize": _Key("Fewest inference parents (>= 2 in prod).", False,
-                                _parse_positive_int, _DEFAULT_FLEET.min_size),
-    "enclaveFleetMaxSize": _Key("Most inference parents.", False, _parse_positive_int,
-                                _DEFAULT_FLEET.max_size),
-    "enclaveFleetDesiredCapacity": _Key("Inference parents to run (min to max).", False,
-                                        _parse_positive_int, _DEFAULT_FLEET.desired_capacity),
-    "enclaveClientCidrs": _Key("Private CIDRs admitted to the inference load balancer; default: the "
-                               "inference VPC.", False, _parse_client_cidrs, []),
+                             _DEFAULT_FLEET.enclave_memory_mib, type="integer"),
+    "enclaveEifSizeMiB": StackKey("Size of the enclave image file (EIF) in MiB, from its build.", True,
+                                   _parse_positive_int, type="integer"),
+    "enclaveFleetMinSize": StackKey("Fewest inference parents (>= 2 in prod).", False,
+                                _parse_positive_int, _DEFAULT_FLEET.min_size, type="integer"),
+    "enclaveFleetMaxSize": StackKey("Most inference parents.", False, _parse_positive_int,
+                                _DEFAULT_FLEET.max_size, type="integer"),
+    "enclaveFleetDesiredCapacity": StackKey("Inference parents to run (min to max).", False,
+                                        _parse_positive_int, _DEFAULT_FLEET.desired_capacity,
+                                             type="integer"),
+    "enclaveClientCidrs": StackKey("Private CIDRs admitted to the inference load balancer; default: the "
+                               "inference VPC.", False, _parse_client_cidrs, [], type="array"),
     **{
-        f"enclavePcr{index}": _Key(f"PCR{index} of the production EIF ({what}): 96 hex digits, "
+        f"enclavePcr{index}": StackKey(f"PCR{index} of the production EIF ({what}): 96 hex digits, "
                                    "never all zero; enclave_images/build.sh prints it.", True,
                                    _parse_measurement)
         for index, what in ((0, "image"), (1, "kernel and boot ramdisk"), (2, "application"))
     },
-    "enclavePcr8": _Key("PCR8 of a signed EIF (its signing certificate); default: unsigned.", False,
+    "enclavePcr8": StackKey("PCR8 of a signed EIF (its signing certificate); default: unsigned.", False,
                         _parse_optional_measurement, ""),
-    "enclaveEifObjectKey": _Key("S3 key of the EIF the AMI pipeline bakes in, under artifacts/ of the "
+    "enclaveEifObjectKey": StackKey("S3 key of the EIF the AMI pipeline bakes in, under artifacts/ of the "
                                 "fleet's model bucket; default: none, and then the image has no EIF "
                                 "or agent and the enclave cannot start from it.", False,
                                 _parse_artifact_key, ""),
-    "enclaveEifSha256": _Key("SHA-256 of that EIF; the image build refuses any other bytes.", False,
+    "enclaveEifSha256": StackKey("SHA-256 of that EIF; the image build refuses any other bytes.", False,
                              _parse_sha256, ""),
-    "parentAgentObjectKey": _Key("S3 key of the parent agent package (enclave_images/package_agent.py), "
+    "parentAgentObjectKey": StackKey("S3 key of the parent agent package (enclave_images/package_agent.py), "
                                  "under artifacts/ of the fleet's model bucket; default: none.", False,
                                  _parse_artifact_key, ""),
-    "parentAgentSha256": _Key("SHA-256 of that package; the image build refuses any other bytes.", False,
+    "parentAgentSha256": StackKey("SHA-256 of that package; the image build refuses any other bytes.", False,
                               _parse_sha256, ""),
-    "apiDomainName": _Key("The inference API's custom domain (lower case), the only way in: mutual "
+    "apiDomainName": StackKey("The inference API's custom domain (lower case), the only way in: mutual "
                           "TLS, JWT on every route.", True, _parse_domain),
-    "apiHostedZoneId": _Key("Public Route 53 zone of apiDomainName: a DNS-validated ACM certificate "
+    "apiHostedZoneId": StackKey("Public Route 53 zone of apiDomainName: a DNS-validated ACM certificate "
                             "and the alias record are created there. Exactly one of this and "
                             "apiCertificateArn.", False, _parse_hosted_zone, ""),
-    "apiCertificateArn": _Key("An existing ACM certificate for apiDomainName, in the stack's region "
+    "apiCertificateArn": StackKey("An existing ACM certificate for apiDomainName, in the stack's region "
                               "(the DNS record is then yours to write).", False,
                               _parse_certificate_arn, ""),
-    "apiOwnershipVerificationCertificateArn": _Key(
+    "apiOwnershipVerificationCertificateArn": StackKey(
         "With an imported or Private CA apiCertificateArn: a public ACM certificate for the domain, "
         "which API Gateway requires for mutual TLS; default: none.", False, _parse_certificate_arn, ""),
-    "apiClientCaFiles": _Key("PEM files (relative to the project) of the CAs that issue first-party "
+    "apiClientCaFiles": StackKey("PEM files (relative to the project) of the CAs that issue first-party "
                              "client certificates; they go into the truststore.", False,
-                             _parse_ca_files, []),
-    "apiPartnersFile": _Key("YAML file (relative to the project) listing the partners: name, caFile, "
+                             _parse_ca_files, [], type="array"),
+    "apiPartnersFile": StackKey("YAML file (relative to the project) listing the partners: name, caFile, "
                             "rateLimit, burstLimit, paths; default: no partners.", False,
-                            _parse_partners_file, ""),
-    "apiJwtIssuer": _Key("An external OIDC issuer's URL; default: the stack's own Cognito user pool "
+                            parse_partners_file, ""),
+    "apiJwtIssuer": StackKey("An external OIDC issuer's URL; default: the stack's own Cognito user pool "
                          "issues the tokens.", False, _parse_issuer, ""),
-    "apiJwtAudiences": _Key("Audiences (aud or client_id) accepted from apiJwtIssuer; required with it.",
-                            False, _as_string_list, []),
-    "apiRateLimit": _Key("Default requests per second of every route of the API.", False,
-                         _parse_rate, 50),
-    "apiBurstLimit": _Key("Default burst of every route of the API.", False, _parse_burst, 100),
-    "apiAuthDomainPrefix": _Key("Prefix of the Cognito token endpoint's domain "
+    "apiJwtAudiences": StackKey("Audiences (aud or client_id) accepted from apiJwtIssuer; required with it.",
+                            False, _as_string_list, [], type="array"),
+    "apiRateLimit": StackKey("Default requests per second of every route of the API.", False,
+                         _parse_rate, 50, type="integer"),
+    "apiBurstLimit": StackKey("Default burst of every route of the API.", False, _parse_burst, 100,
+                              type="integer"),
+    "apiAuthDomainPrefix": StackKey("Prefix of the Cognito token endpoint's domain "
                                 "(<prefix>.auth.<region>.amazoncognito.com), unique in the region "
                                 "across every AWS account, used as given; default: apiDomainName "
                                 "with dots as dashes plus a suffix unique to the account, region "
                                 "and stack.", False,
                                 _parse_optional_domain_prefix, ""),
-    "apiAccessLogRetentionDays": _Key("Retention of the API's access logs in CloudWatch Logs, in days.",
-                                      False, _parse_retention, 365),
-    "reserveFunctionConcurrency": _Key(
+    "apiAccessLogRetentionDays": StackKey("Retention of the API's access logs in CloudWatch Logs, in days.",
+                                      False, _parse_retention, 365, type="integer",
+                                           allowed=tuple(map(str, LOG_RETENTION_DAYS))),
+    "reserveFunctionConcurrency": StackKey(
         "Reserve concurrency 1 for the key rotation and image rollout functions, so two runs never "
         "race. Lambda reserves only what leaves 100 unreserved: in an account with a lower "
         "concurrency quota (new accounts: 10) set false until the quota is raised.",
-        False, _as_bool, True),
+        False, _as_bool, True, type="boolean"),
 }
+
+
+# Other providers' namespaces one edit away from a namespace checked here; left alone.
+_OTHER_NAMESPACES = frozenset({"awsx"})
+_AWS_CONFIG_GET = re.compile(r"__config__\.get(?:_[a-z]+)?\(['\"]([A-Za-z0-9]+)['\"]")
+
+
+@functools.cache
+def aws_config_keys() -> frozenset[str]:
+    """The settings of the aws provider (`aws:<key>`), as pulumi_aws's generated config module
+    reads them (`__config__.get('<key>')`), so the list follows the pinned provider version."""
+    spec = importlib.util.find_spec("pulumi_aws")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("pulumi_aws is not installed (requirements.txt pins it)")
+    source = Path(spec.origin).parent / "config" / "vars.py"
+    return frozenset(_AWS_CONFIG_GET.findall(source.read_text(encoding="utf-8")))
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Insertions, deletions, substitutions and swaps of two neighbours that turn a into b."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            cost = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b))
+            if i > 1 and j > 1 and char_a == b[j - 2] and a[i - 2] == char_b:
+                cost = min(cost, previous2[j - 2] + 1)
+            current.append(cost)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def _namespace_problem(full_key: str) -> str | None:
+    """What is wrong with a key's name: an unknown key of this project or of the aws provider,
+    or a namespace that is a typo of one of them (its value would be ignored). Keys of other
+    namespaces belong to other providers and are left alone."""
+    namespace, _, key = full_key.partition(":")
+    if namespace == PROJECT and key not in KEYS:
+        close = difflib.get_close_matches(key, list(KEYS), n=1)
+        hint = f" (did you mean {_full(close[0])}?)" if close else ""
+        return f"{full_key}: unknown key{hint}; known keys are {', '.join(_full(k) for k in KEYS)}"
+    if namespace == "aws" and key not in aws_config_keys():
+        close = difflib.get_close_matches(key, sorted(aws_config_keys()), n=1)
+        hint = f" (did you mean aws:{close[0]}?)" if close else ""
+        return (f"{full_key}: not a setting of the aws provider{hint}; its settings are listed at "
+                "https://www.pulumi.com/registry/packages/aws/installation-configuration/")
+    if namespace in (PROJECT, "aws") or namespace in _OTHER_NAMESPACES:
+        return None
+    for known, allowed_edits in ((PROJECT, 2), ("aws", 1)):
+        if _edit_distance(namespace, known) <= allowed_edits:
+            return (f"{full_key}: unknown namespace {namespace!r} (did you mean {known}:{key}?); "
+                    f"the value would be ignored")
+    return None
 
 
 def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackConfig:
@@ -631,12 +582,8 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
     values: dict[str, Any] = {}
 
     for full_key in sorted(raw):
-        namespace, _, key = full_key.partition(":")
-        if namespace == PROJECT and key not in KEYS:
-            close = difflib.get_close_matches(key, list(KEYS), n=1)
-            hint = f" (did you mean {_full(close[0])}?)" if close else ""
-            problems.add(f"{full_key}: unknown key{hint}; known keys are "
-                         f"{', '.join(_full(k) for k in KEYS)}")
+        if (problem := _namespace_problem(full_key)) is not None:
+            problems.add(problem)
 
     for key, spec in KEYS.items():
         if _full(key) not in raw:
@@ -836,19 +783,54 @@ def load_stack_config() -> StackConfig:
 
 # The shipped stacks' placeholders: a preview passes with them, a deployment would not work.
 PLACEHOLDER_ACCOUNT = "111122223333"  # AWS's documentation account
+# Account ids the AWS documentation uses in examples: never a real deployment's.
+DOCUMENTATION_ACCOUNTS = (PLACEHOLDER_ACCOUNT, "123456789012")
+# The labelled placeholder measurements of the shipped stacks (stacks/Pulumi.dev.yaml,
+# stacks/Pulumi.prod.yaml): no image measures so; enclave_images/build.sh prints the real ones.
+PLACEHOLDER_PCRS = frozenset({
+    "34ddc011c9ed6092b3dbf4e4db3ded7f7605c7477c306bde711c05f01d5fada3c293bdaee9a4d27c8112acdfb3552dc9",
+    "50f191f12181c74b87866e365fe4a0ef5704253781c015f1e39ca3a4925ec8eea439f4efe29afb531aa743b076c0cac8",
+    "f3ca3fb862ce50a848045e15d67e3c54541198472b09159203005d0a6db424533afd661988c641f84d4831c4f5b80588",
+    "628d0989f8107e4c1d85386ec093beadfeab25508fbac4b4ca78e3bfeea08c0bc552110473ed1d8d33bfc623bfb135e2",
+    "fda3b3a1871480c32e885933385783ec4ee841a162ab134745e84a350ad38d3d949f966e0b82bdf625ed5648bcaa8f8a",
+    "3244efa14d2ddf121875a6f33fbf67a36f2285ca6b41870c3412c406c7fc4a8e267c432f16b507684a7319778862a1d5",
+})
+_EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")  # reserved for documentation
+
+
+def _documentation_account(arn: str | None) -> str | None:
+    return next((account for account in DOCUMENTATION_ACCOUNTS if f":{account}:" in (arn or "")), None)
+
+
+def _example_host(host: str) -> bool:
+    return any(host == domain or host.endswith("." + domain) for domain in _EXAMPLE_DOMAINS)
 
 
 def placeholders(config: StackConfig) -> list[str]:
     """What in `config` is still one of the shipped placeholders (to be replaced before
     deploying), each saying which key; empty when none is."""
-    found = [f"{_full('keyAdministratorRoleArns')} names the documentation account "
-             f"{PLACEHOLDER_ACCOUNT}" for arn in config.key_administrator_role_arns[:1]
-             if f":{PLACEHOLDER_ACCOUNT}:" in arn]
+    found = [f"{_full('keyAdministratorRoleArns')} names the documentation account {account}"
+             for account in [_documentation_account(arn) for arn in config.key_administrator_role_arns]
+             if account][:1]
     api = config.api
-    if api.domain_name == "example.com" or api.domain_name.endswith(".example.com"):
+    if (account := _documentation_account(config.break_glass_role_arn)) is not None:
+        found.append(f"{_full('breakGlassRoleArn')} names the documentation account {account}")
+    if _example_host(api.domain_name):
         found.append(f"{_full('apiDomainName')} = {api.domain_name} (example.com is reserved)")
     if api.hosted_zone_id is not None and "PLACEHOLDER" in api.hosted_zone_id:
         found.append(f"{_full('apiHostedZoneId')} = {api.hosted_zone_id}")
+    for key, arn in (("apiCertificateArn", api.certificate_arn),
+                     ("apiOwnershipVerificationCertificateArn", api.ownership_verification_certificate_arn)):
+        if (account := _documentation_account(arn)) is not None:
+            found.append(f"{_full(key)} names the documentation account {account}")
+    if api.jwt_issuer is not None and _example_host(api.jwt_issuer.split("/")[2]):
+        found.append(f"{_full('apiJwtIssuer')} = {api.jwt_issuer} (example domains are reserved)")
+    pcrs = [f"enclavePcr{index}" for index, value in enumerate(
+        (config.enclave_measurements.pcr0, config.enclave_measurements.pcr1,
+         config.enclave_measurements.pcr2)) if value in PLACEHOLDER_PCRS]
+    if pcrs:
+        found.append(f"{', '.join(map(_full, pcrs))}: the shipped placeholder measurements, not your "
+                     "EIF's (enclave_images/build.sh prints them); no enclave could decrypt the weights")
     files = [*api.client_ca_files, *(p.ca_file for p in api.partners if p.ca_file)]
     found += [f"CA file {Path(f).name} (its key was discarded: it admits no one)"
               for f in files if Path(f).name.startswith("placeholder-")]

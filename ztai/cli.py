@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ztai import tokenize_cmd, truststore_cmd, weights_cmd
+from ztai import config_cmd, tokenize_cmd, truststore_cmd, weights_cmd
 from ztai.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, UsageError
 
 DEFAULT_PACK = Path("policy_packs/zero_trust")
@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
                          help=f"policy pack directory (default: this repository's {DEFAULT_PACK})")
 
     # Runtime commands: each module adds its parsers and sets `handler` (args -> exit status).
-    for module in (weights_cmd, tokenize_cmd, truststore_cmd):
+    for module in (weights_cmd, tokenize_cmd, truststore_cmd, config_cmd):
         module.register(commands)
     return parser
 

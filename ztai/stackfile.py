@@ -7,13 +7,15 @@ program as a string (lists and objects as JSON), after filling in the project's 
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from components import strict_yaml
 
 _STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
@@ -36,15 +38,11 @@ class StackFile:
 
 
 def _read_yaml(path: Path) -> Any:
+    # Read as Pulumi's Go parser reads it: duplicate keys refused, `yes`/`no` and dates are strings.
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise StackFileError(f"cannot read {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise StackFileError(f"{path} is not valid YAML{where}: "
-                             f"{getattr(error, 'problem', error)}") from None
+        return strict_yaml.read(path)
+    except ValueError as error:
+        raise StackFileError(str(error)) from None
 
 
 def config_string(value: Any) -> str:
@@ -75,7 +73,61 @@ def load_project(project_dir: Path) -> dict[str, Any]:
     return project
 
 
+# What a stack file may hold at its top level (Pulumi's stack settings); anything else is a typo.
+STACK_FILE_KEYS = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
+_YAML_TYPE_NAMES = {str: "a string", bool: "a boolean", int: "an integer", float: "a number",
+                    list: "a list", type(None): "nothing (null)"}
+
+
+def _yaml_type(value: Any) -> str:
+    return next((name for kind, name in _YAML_TYPE_NAMES.items() if type(value) is kind),
+                "a mapping" if isinstance(value, dict) else type(value).__name__)
+
+
+def _type_problem(value: Any, declared: Mapping[str, Any]) -> str | None:
+    """How a stack-file value differs from the type Pulumi.yaml declares for its key; None if it
+    does not. The program receives every value as a string and cannot tell `"3"` from `3` or
+    `"false"` from `false`, so the declared type is held to here, where the YAML type is still
+    known: a file then means one thing to every reader."""
+    kind = declared.get("type")
+    if kind == "integer" and (type(value) is not int):
+        example = (value.strip() if isinstance(value, str) and value.strip().lstrip("-").isdigit()
+                   else "3")
+        return f"expected an integer (e.g. {example}, without quotes), got {_yaml_type(value)}"
+    if kind == "boolean" and type(value) is not bool:
+        return f"expected true or false (without quotes), got {_yaml_type(value)}"
+    if kind == "string" and not isinstance(value, str):
+        return f"expected a string, got {_yaml_type(value)} (put quotes around it if it is meant as text)"
+    if kind == "array":
+        if not isinstance(value, list):
+            return f"expected a list, got {_yaml_type(value)} (one item per line, each after `- `)"
+        items = declared.get("items")
+        item_kind = items.get("type") if isinstance(items, dict) else None
+        for index, item in enumerate(value):
+            if (problem := _type_problem(item, {"type": item_kind})) is not None:
+                return f"item {index}: {problem}"
+    return None
+
+
+def _plain(value: Any, containers: frozenset[int] = frozenset()) -> bool:
+    """A value JSON can carry, as Pulumi passes config to the program: no YAML-only types, and
+    no alias that contains itself (`&a [*a]`)."""
+    if isinstance(value, list | dict):
+        if id(value) in containers:
+            return False
+        inside = containers | {id(value)}
+        if isinstance(value, list):
+            return all(_plain(item, inside) for item in value)
+        return all(isinstance(key, str) and _plain(item, inside) for key, item in value.items())
+    return value is None or isinstance(value, str | int | float | bool)
+
+
 def load_stack(project_dir: Path, stack: str) -> StackFile:
+    """The stack's configuration as the engine hands it to the program (defaults filled in).
+
+    StackFileError, listing every problem with its line, for a file Pulumi would refuse or read
+    otherwise than it looks: duplicate keys, a key given twice (bare and qualified), values without
+    a value or of another type than Pulumi.yaml declares, unknown top-level settings."""
     if not _STACK_NAME.match(stack):
         raise StackFileError(f"stack name {stack!r} is not valid: use letters, digits, '-', '_' "
                              "or '.', at most 100 characters")
@@ -86,31 +138,62 @@ def load_stack(project_dir: Path, stack: str) -> StackFile:
         known = ", ".join(available_stacks(project_dir)) or "none"
         raise StackFileError(f"stack {stack!r} has no configuration file {path}; "
                              f"stacks of this project: {known}")
-    document = _read_yaml(path) or {}
+    document = _read_yaml(path)
+    if document is None:
+        raise StackFileError(f"{path} is empty; it needs a `config:` section with the stack's keys")
     if not isinstance(document, dict):
         raise StackFileError(f"{path} must be a mapping with a `config:` section")
-    raw = document.get("config") or {}
+    unknown = [str(key) for key in document if key not in STACK_FILE_KEYS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], STACK_FILE_KEYS, n=1)
+        hint = f" (did you mean `{close[0]}`?)" if close else ""
+        raise StackFileError(f"{path}, line {strict_yaml.line_of(document, unknown[0])}: unknown "
+                             f"top-level setting `{unknown[0]}`{hint}; a stack file holds "
+                             f"{', '.join(STACK_FILE_KEYS)}")
+    if "config" not in document:
+        raise StackFileError(f"{path} has no `config:` section; the stack's keys "
+                             f"(aws:region, {name}:environment, ...) go under it")
+    raw = {} if document["config"] is None else document["config"]
     if not isinstance(raw, dict):
         raise StackFileError(f"{path}: `config` must be a mapping of key: value")
 
+    declarations = project.get("config") or {}
+    declared = {(key if ":" in key else f"{name}:{key}"): declaration
+                for key, declaration in declarations.items() if isinstance(declaration, dict)}
     config: dict[str, str] = {}
+    given_as: dict[str, str] = {}
+    problems: list[str] = []
     warnings: list[str] = []
-    for key, value in raw.items():
-        key = str(key)
-        if ":" not in key:
-            # Pulumi qualifies bare keys with the project name.
-            key = f"{name}:{key}"
+    for given, value in raw.items():
+        at = f"line {strict_yaml.line_of(raw, given)}"
+        # Pulumi qualifies bare keys with the project name.
+        key = str(given) if ":" in str(given) else f"{name}:{given}"
+        if key in given_as:
+            problems.append(f"{at}: {key} is given twice, as {given_as[key]} and as {given}; keep one")
+            continue
+        given_as[key] = str(given)
         if isinstance(value, dict) and set(value) == {"secure"}:
             # Secrets are encrypted for the stack's secrets provider; offline they stay opaque.
             warnings.append(f"{key} is a secret; the offline preview uses a placeholder")
             config[key] = "offline-preview-placeholder"
             continue
+        if value is None:
+            problems.append(f"{at}: {key} has no value; give one, or delete the line for the default")
+            continue
+        if not _plain(value):
+            problems.append(f"{at}: {key} is {_yaml_type(value)} that Pulumi config cannot carry "
+                            "(a YAML-only type, or an alias inside itself); write a string, number, "
+                            "boolean, list or mapping")
+            continue
+        if key in declared and (problem := _type_problem(value, declared[key])) is not None:
+            problems.append(f"{at}: {key} = {json.dumps(value)}: {problem}")
+            continue
         config[key] = config_string(value)
+    if problems:
+        raise StackFileError(f"{path} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
 
-    declared = project.get("config") or {}
-    for key, declaration in declared.items():
-        full = key if ":" in key else f"{name}:{key}"
-        if full not in config and isinstance(declaration, dict) and "default" in declaration:
+    for full, declaration in declared.items():
+        if full not in config and "default" in declaration:
             config[full] = config_string(declaration["default"])
     return StackFile(project=name, stack=stack, project_dir=project_dir, config=config,
                      warnings=warnings)

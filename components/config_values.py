@@ -1,0 +1,109 @@
+"""Parsers of single configuration values, shared by the stack keys (components.stack_config) and
+the partners file (components.partners_file).
+
+Each takes the key it parses (for the message) and the value as Pulumi hands it to the program (a
+string; lists as JSON) or as YAML gives it, and returns the typed value or raises ValueError whose
+message names the key, the value given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from components.api_gateway import ca_certificates
+
+PROJECT = "zero-trust-ai"
+# Files the configuration names (CA bundles, the partners file) are relative to the project.
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+# API Gateway's default account-level throttling quota (per region): a stage or route limit
+# above it is never reached.
+MAX_API_RATE_LIMIT, MAX_API_BURST_LIMIT = 10_000.0, 5_000
+
+
+def full(key: str) -> str:
+    return f"{PROJECT}:{key}"
+
+
+def show(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else repr(value)
+
+
+def as_string(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{full(key)} = {show(value)}: expected a non-empty string")
+    return value.strip()
+
+
+def as_bool(key: str, value: Any) -> bool:
+    # Pulumi hands config to the program as strings ("true"/"false"); YAML may give a real bool.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"{full(key)} = {show(value)}: expected true or false")
+
+
+def as_int(key: str, value: Any) -> int:
+    # Pulumi hands config to the program as strings; YAML in a stack file may give a real int.
+    if isinstance(value, bool):
+        raise ValueError(f"{full(key)} = {show(value)}: expected an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    raise ValueError(f"{full(key)} = {show(value)}: expected an integer")
+
+
+def as_string_list(key: str, value: Any) -> list[str]:
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(
+                f"{full(key)} = {show(value)}: expected a list of strings, e.g. [\"management\"]"
+            ) from None
+    if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
+        raise ValueError(
+            f"{full(key)} = {show(value)}: expected a list of strings, e.g. [\"management\"]"
+        )
+    # Every list key is a set (segments, roles, regions, CIDRs, CA files, audiences): an item
+    # given twice is a copy-and-paste slip, often of the line that was meant to change.
+    twice = sorted({item for item in parsed if parsed.count(item) > 1})
+    if twice:
+        raise ValueError(f"{full(key)} = {show(value)}: {', '.join(map(repr, twice))} listed twice; "
+                         "each item once")
+    return parsed
+
+
+def parse_rate(key: str, value: Any) -> float:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):  # not a number: reported below
+            value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            0 < value <= MAX_API_RATE_LIMIT):
+        raise ValueError(f"{full(key)} = {show(value)}: requests per second, > 0 and at most "
+                         f"{MAX_API_RATE_LIMIT:g} (API Gateway's default account quota)")
+    return float(value)
+
+
+def parse_burst(key: str, value: Any) -> int:
+    number = as_int(key, value)
+    if not 0 <= number <= MAX_API_BURST_LIMIT:
+        raise ValueError(f"{full(key)} = {show(value)}: 0 to {MAX_API_BURST_LIMIT} requests "
+                         "(API Gateway's default account burst)")
+    return number
+
+
+def ca_file(label: str, path_text: str, base: Path) -> str:
+    """An absolute path to a readable PEM file of CA certificates; ValueError naming `label`."""
+    path = (base / path_text).resolve()
+    try:
+        ca_certificates(str(path))
+    except ValueError as error:
+        raise ValueError(f"{label}: {error}") from None
+    return str(path)

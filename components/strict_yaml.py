@@ -1,0 +1,128 @@
+"""YAML read as Pulumi's own parser reads the project's files, so an offline check and `pulumi up`
+agree on what a file says.
+
+Pulumi parses Pulumi.yaml and the stack files with Go's YAML library (YAML 1.2), which differs
+from PyYAML's YAML 1.1 defaults in ways that would change a stack's meaning silently:
+
+- a key given twice in one mapping is an error there; PyYAML keeps the last value;
+- `yes`, `no`, `on`, `off` are strings there; PyYAML makes them booleans (`owner: no` -> false);
+- `2024-01-01` is a string there; PyYAML makes it a date, which is no config value at all.
+
+`load` refuses duplicate keys (naming the key and both lines) and resolves only `true`/`false` as
+booleans and no timestamps. Mappings it returns remember the line of each key (`line_of`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32",
+         b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
+
+
+class LineMapping(dict[Any, Any]):
+    """A YAML mapping that remembers the (1-based) line of each of its keys."""
+
+    lines: dict[Any, int]
+
+
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader with Go YAML's reading of booleans and dates, refusing duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue  # `<<: *anchor` may be followed by keys that override the merged ones
+            # Python equates 1 and true, so they count as one key here: no stack key is either.
+            key = self.construct_object(key_node, deep=True)
+            try:
+                earlier = first_line.get(key)
+            except TypeError:  # an unhashable key: SafeLoader's own error names it below
+                break
+            if earlier is not None:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"duplicate key {key!r} (first given at line {earlier}); Pulumi refuses a key "
+                    "given twice, keep one", key_node.start_mark)
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_line_mapping(self, node: yaml.MappingNode) -> Any:
+        data = LineMapping()
+        yield data
+        data.update(self.construct_mapping(node))
+        data.lines = {self.construct_object(key_node, deep=True): key_node.start_mark.line + 1
+                      for key_node, _ in node.value if key_node.tag != _MERGE_TAG}
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:map", StrictLoader.construct_line_mapping)
+# Only YAML 1.2's booleans, and no implicit timestamps (copies: SafeLoader's table is shared).
+StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL_TAG, _TIMESTAMP_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+StrictLoader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                   list("tTfF"))
+
+
+def line_of(mapping: Any, key: Any) -> int | None:
+    """The line `key` is given at in a mapping `load` returned; None when not known."""
+    lines = getattr(mapping, "lines", None)
+    return lines.get(key) if isinstance(lines, dict) else None
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 text, with or without a byte order mark; ValueError saying what the bytes are."""
+    for bom, encoding in _BOMS.items():
+        if data.startswith(bom):
+            raise ValueError(f"it is {encoding} text; save it as UTF-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise ValueError(f"it is not UTF-8 text (byte 0x{data[error.start]:02x} on line {line}); "
+                         "save it as UTF-8") from None
+
+
+def load(text: str) -> Any:
+    """Parse one YAML document; yaml.YAMLError (with its mark) for bad YAML or a duplicate key."""
+    return yaml.load(text, Loader=StrictLoader)
+
+
+def describe(error: yaml.YAMLError) -> str:
+    """` at line L, column C: problem` (or `: problem`) for a YAML error, without PyYAML's stream
+    names, to follow "... is not valid YAML"."""
+    if isinstance(error, yaml.reader.ReaderError):  # a character YAML does not allow
+        code = error.character if isinstance(error.character, int) else ord(error.character)
+        return f": character #x{code:04x} at position {error.position} is not allowed in YAML text"
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context", None)
+    if context and problem.startswith("but "):  # "expected a single document ... but found another"
+        problem = f"{context} {problem}"
+    return f"{where}: {problem}"
+
+
+def read(path: Path) -> Any:
+    """Read and parse a YAML file; ValueError with a message naming the file and the problem."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        text = decode(data)
+    except ValueError as error:
+        raise ValueError(f"cannot read {path}: {error}") from None
+    try:
+        return load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML{describe(error)}") from None
