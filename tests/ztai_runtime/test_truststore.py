@@ -25,6 +25,8 @@ from ztai_runtime.truststore import (
     load_certificates,
 )
 
+# One clock for every certificate the tests make and check: a CA made "now" at call time and
+# checked against an earlier NOW would look not yet valid in a long run.
 NOW = dt.datetime.now(dt.UTC)
 TLS_VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
 
@@ -128,8 +130,8 @@ def checks(report: Any, severity: str) -> list[tuple[int | None, str]]:
 # --- check_bundle ------------------------------------------------------------------------------
 
 def test_a_good_bundle_passes_every_check() -> None:
-    ec_ca, _ = create_test_ca("partner-a CA")
-    p384_ca, _ = create_test_ca("partner-b CA", key=ec.generate_private_key(ec.SECP384R1()))
+    ec_ca, _ = create_test_ca("partner-a CA", now=NOW)
+    p384_ca, _ = create_test_ca("partner-b CA", now=NOW, key=ec.generate_private_key(ec.SECP384R1()))
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     rsa_ca = make_certificate("partner-c CA", key=rsa_key, digest=hashes.SHA384())
     report = check_bundle(pem(ec_ca) + pem(p384_ca) + pem(rsa_ca), NOW)
@@ -154,7 +156,7 @@ def test_a_good_bundle_passes_every_check() -> None:
                  "Ed25519", id="ed25519"),
 ], )
 def test_each_failing_check_is_an_error(certificate: Any, check: str, words: str) -> None:
-    good, _ = create_test_ca("partner-a CA")
+    good, _ = create_test_ca("partner-a CA", now=NOW)
     report = check_bundle(pem(good) + pem(certificate()), NOW)
     assert not report.ok
     assert (1, check) in checks(report, "error")
@@ -191,7 +193,7 @@ def test_expiring_within_30_days_is_a_warning_and_not_yet_valid_too() -> None:
 
 
 def test_a_duplicate_is_an_error() -> None:
-    ca, _ = create_test_ca("partner-a CA")
+    ca, _ = create_test_ca("partner-a CA", now=NOW)
     other, _ = create_test_ca("partner-b CA")
     report = check_bundle(pem(ca) + pem(other) + pem(ca), NOW)
     assert checks(report, "error") == [(2, "duplicate")]
@@ -213,7 +215,7 @@ def test_unparseable_input_is_an_error(data: bytes, check: str) -> None:
 
 @pytest.mark.parametrize(("damage", "error"), DAMAGE)
 def test_a_damaged_certificate_is_an_error_not_a_crash(damage: str, error: str) -> None:
-    good, _ = create_test_ca("partner-a CA")
+    good, _ = create_test_ca("partner-a CA", now=NOW)
     report = check_bundle(pem(good) + damaged_ca(damage)[0] + pem(good), NOW)
     assert checks(report, "error") == [(1, "pem"), (2, "duplicate")]
     assert f"PEM block is not a usable certificate ({error}: " in report.errors[0].message
@@ -221,7 +223,7 @@ def test_a_damaged_certificate_is_an_error_not_a_crash(damage: str, error: str) 
 
 
 def test_a_private_key_or_stray_text_in_a_bundle_is_an_error() -> None:
-    ca, key = create_test_ca("partner-a CA")
+    ca, key = create_test_ca("partner-a CA", now=NOW)
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     report = check_bundle(pem(ca) + key_pem, NOW)
@@ -301,7 +303,7 @@ def test_test_client_certificate_is_ec_p256_client_auth_and_verifies_against_its
 
 
 def test_issue_test_client_refuses_what_cannot_work() -> None:
-    ca, key = create_test_ca("partner-a CA")
+    ca, key = create_test_ca("partner-a CA", now=NOW)
     other_ca, other_key = create_test_ca("partner-b CA")
     with pytest.raises(TruststoreError, match="does not belong"):
         issue_test_client(ca, other_key, "CN=x", 1)
