@@ -48,11 +48,14 @@ from components.keys import (
 )
 from enclave_images import package_agent
 from tests.support.key_policy import cloudwatch_logs_may_encrypt
+from tests.support.shellcheck import shellcheck
 from tests.support.wheels import build_agent_package
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztpolicy.rule import Resource
-from ztpolicy.rules.image_builder_infrastructure_hardened import image_builder_infrastructure_hardened
-from ztpolicy.rules.image_pipeline_scans_images import image_pipeline_scans_images
+from ztpolicy.rules.imagebuilder.image_builder_infrastructure_hardened import (
+    image_builder_infrastructure_hardened,
+)
+from ztpolicy.rules.imagebuilder.image_pipeline_scans_images import image_pipeline_scans_images
 
 AMI_KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 LOGS_KEY = "arn:aws:kms:eu-west-1:111122223333:key/5678abcd-12ab-34cd-56ef-1234567890ab"
@@ -94,6 +97,33 @@ def written_file(script: str, path: str) -> str:
 
 def test_every_document_in_the_folder_is_used() -> None:
     assert sorted(p.stem for p in DOCUMENTS_DIR.glob("*.yaml")) == sorted(COMPONENT_DOCUMENTS)
+
+
+# AWSTOE writes each {{ Parameter }} into the step's text before bash runs it, so a step that checks
+# a parameter (`[[ '4096' =~ ^[1-9][0-9]*$ ]]`) tests a literal on purpose: SC2050 ("this
+# expression is constant") is what that substitution looks like, not a forgotten `$`.
+PARAMETER_SUBSTITUTION = ("SC2050",)
+
+
+def shell_steps() -> list[tuple[str, str, str]]:
+    return [(key, phase["name"], step["name"]) for key, document in documents().items()
+            for phase in document["phases"] for step in phase["steps"] if step["action"] == "ExecuteBash"]
+
+
+@pytest.mark.parametrize(("key", "phase", "step"), shell_steps())
+def test_every_shell_step_passes_shellcheck(key: str, phase: str, step: str) -> None:
+    # The step as AWSTOE runs it: its commands in one bash script, the recipe's values filled in.
+    [commands] = [s["inputs"]["commands"] for p in documents()[key]["phases"] if p["name"] == phase
+                  for s in p["steps"] if s["name"] == step]
+    parameters = component_parameters(key, ARGS, "zero-trust-ai-dev-models")
+    assert shellcheck(render("\n".join(commands), parameters), exclude=PARAMETER_SUBSTITUTION) == []
+
+
+def test_shell_steps_are_all_linted() -> None:
+    # Every step is a shell step but the reboot: none escapes the lint above by its action.
+    steps = [step["action"] for document in documents().values() for phase in document["phases"]
+             for step in phase["steps"]]
+    assert set(steps) == KNOWN_ACTIONS and steps.count("ExecuteBash") == len(shell_steps()) >= 10
 
 
 @pytest.mark.parametrize("key", COMPONENT_DOCUMENTS)

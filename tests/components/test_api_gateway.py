@@ -373,7 +373,7 @@ def test_an_imported_certificate_carries_its_ownership_proof(args: SecureApiGate
 
 
 def test_the_prod_access_log_group_cannot_be_deleted(args: SecureApiGatewayArgs) -> None:
-    from ztpolicy.rules.log_group_deletion_protected import log_group_deletion_protected
+    from ztpolicy.rules.logs.log_group_deletion_protected import log_group_deletion_protected
 
     def rule_view(stack: RecordedStack) -> Resource:
         [group] = of_type(stack, "aws:cloudwatch/logGroup:LogGroup")
