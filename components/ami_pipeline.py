@@ -98,6 +98,7 @@ from components.image_builder.documents import (
     validate_document,
 )
 from components.network import interface_endpoint_policy
+from components.tags import standard_tags
 
 # The component documents' names stay importable from here, as before they had their own module.
 __all__ = [
@@ -301,7 +302,7 @@ def ec2_instance_trust_policy() -> str:
     build instance without credentials and the build would hang until its timeout. The
     confused-deputy guard for an instance role is iam:PassRole: only a principal of this account
     allowed to pass the role (here the execution role, `execution_role_policy`) can attach it.
-    The fleet's instance role is trusted the same way (components/enclave_fleet.py)."""
+    The fleet's instance role is trusted the same way (components/enclave_fleet/fleet.py)."""
     return policy_document([{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
                              "Action": "sts:AssumeRole"}])
 
@@ -362,9 +363,10 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
         partition = partition_for_region(args.region)
         account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
         base_name = f"zero-trust-ai-{args.environment}-enclave-parent"
-        tags = {"environment": args.environment, "owner": args.owner,
-                "data-classification": "internal", "project": "zero-trust-ai",
-                "ztai:image": "enclave-parent"}
+        # The stack's transformation adds the standard tags (components/tags.py) to the resources;
+        # the build instances and the AMI are Image Builder's, so they get them here.
+        tags = {"data-classification": "internal", "ztai:image": "enclave-parent"}
+        created_by_aws_tags = {**standard_tags(args.environment, args.owner), **tags}
 
         # -- logs ----------------------------------------------------------------------------
         # Image Builder (and AWSTOE on the instances) write under /aws/imagebuilder/; the groups
@@ -478,7 +480,7 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
                 http_tokens="required", http_put_response_hop_limit=1),
             # A failed build leaves nothing running; logs are in CloudWatch.
             terminate_instance_on_failure=True,
-            resource_tags={**tags, "Name": f"{base_name}-build"},
+            resource_tags={**created_by_aws_tags, "Name": f"{base_name}-build"},
             tags={**tags, "Name": base_name}, opts=child)
 
         # No launch template configuration: the fleet's template resolves the parameter below at
@@ -498,7 +500,7 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
                         name=f"{base_name}-{{{{ imagebuilder:buildDate }}}}",
                         description="zero-trust-ai enclave parent (hardened AL2023, Nitro Enclaves)",
                         kms_key_id=args.ami_key_arn,
-                        ami_tags={**tags, "Name": base_name})),
+                        ami_tags={**created_by_aws_tags, "Name": base_name})),
                 ssm_parameter_configurations=ssm_parameters)],
             tags={**tags, "Name": base_name}, opts=child)
 
@@ -645,8 +647,7 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
             enhanced_image_metadata_enabled=True,
             logging_configuration=aws.imagebuilder.ImageLoggingConfigurationArgs(
                 log_group_name=self._log_group_names[0]),
-            tags={"environment": self._args.environment, "owner": self._args.owner,
-                  "project": "zero-trust-ai", "ztai:image": "enclave-parent"},
+            tags={"ztai:image": "enclave-parent"},
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[*self._execution_grants, *after],
                 # Build, tests and the Inspector scan take hours, not the provider's 60 minutes.

@@ -78,6 +78,7 @@ from components.enclave_fleet.settings import (
     TLS_POLICY,
 )
 from components.functions import policy_document
+from components.tags import standard_tags
 
 
 class EnclaveInferenceFleet(pulumi.ComponentResource):
@@ -106,9 +107,9 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
         partition = partition_for_region(args.region)
         self._partition = partition
         account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
-        tags = {"environment": args.environment, "owner": args.owner,
-                "data-classification": args.data_classification, "project": "zero-trust-ai",
-                "ztai:segment": "inference", "ztai:workload": "enclave-inference"}
+        # The stack's transformation adds the standard tags (components/tags.py).
+        tags = {"data-classification": args.data_classification, "ztai:segment": "inference",
+                "ztai:workload": "enclave-inference"}
 
         # -- model objects -------------------------------------------------------------------
         models: aws.s3.Bucket | None = None
@@ -281,8 +282,11 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
                 lambda values: base64.b64encode(
                     user_data(args, values[0], values[1]).encode()).decode()),
             update_default_version=True,
+            # What EC2 creates from the template is no resource of the stack: no transformation
+            # reaches it, so the standard tags are named here.
             tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(
-                resource_type=kind, tags={**tags, "Name": f"{name}-parent"})
+                resource_type=kind, tags={**standard_tags(args.environment, args.owner), **tags,
+                                          "Name": f"{name}-parent"})
                 for kind in ("instance", "volume", "network-interface")],
             tags=tags, opts=child)
         # The parameter's first value is stock AL2023: no instance may boot it. Either the group

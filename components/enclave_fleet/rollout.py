@@ -194,9 +194,7 @@ class ImageRollout(pulumi.ComponentResource):
         super().__init__("zero-trust-ai:inference:ImageRollout", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
-        tags = {"environment": args.environment, "owner": args.owner,
-                "data-classification": "internal", "project": "zero-trust-ai",
-                "ztai:segment": "inference"}
+        tags = {"data-classification": "internal", "ztai:segment": "inference"}
         function_name = f"zero-trust-ai-{args.environment}-inference-image-rollout"
         self.log_group_prefix = log_group_name(function_name)
 

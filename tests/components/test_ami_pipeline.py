@@ -580,7 +580,7 @@ def test_the_imagebuilder_endpoint_admits_only_build_instances(dev: RecordedStac
     assert endpoint["privateDnsEnabled"] is True and endpoint["subnetIds"] == ["subnet-0management"]
     [statement] = json.loads(endpoint["policy"])["Statement"]
     # Our principals on our resources only: the build role reads only this account's components,
-    # and a principal condition alone would let it reach another account's (issue 9 review).
+    # and a principal condition alone would let it reach another account's.
     assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": "111122223333",
                                                        "aws:ResourceAccount": "111122223333"}}
     [group] = [r for r in of_type(dev, "aws:ec2/securityGroup:SecurityGroup") if r.name == "ami-endpoint-sg"]
@@ -607,7 +607,7 @@ def test_roles_are_trusted_by_their_service_in_this_account_only(dev: RecordedSt
 def test_the_build_instance_role_trusts_ec2_without_a_condition_ec2_never_sends(
         dev: RecordedStack) -> None:
     # EC2 sends no aws:SourceAccount when it assumes an instance profile's role: a condition on
-    # it would leave every build instance without credentials (issue 9, item 3).
+    # it would leave every build instance without credentials.
     [trust] = statements(named(dev, "ami-instance-role"), "assumeRolePolicy")
     assert trust == {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
                      "Action": "sts:AssumeRole"}

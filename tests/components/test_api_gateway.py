@@ -27,6 +27,7 @@ from components.api_gateway import (
     SecureApiGateway,
     SecureApiGatewayArgs,
 )
+from components.tags import register_standard_tags
 from tests.conftest import ROOT
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztai_runtime.truststore import check_bundle, create_test_ca
@@ -91,6 +92,7 @@ def args(ca_files: dict[str, Path]) -> SecureApiGatewayArgs:
 
 def build(args: SecureApiGatewayArgs) -> RecordedStack:
     def program() -> None:
+        register_standard_tags(args.environment, args.owner)  # as __main__.py does
         SecureApiGateway("gateway", args)
 
     return record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")

@@ -211,6 +211,8 @@ def test_signed_eif_measurements_include_pcr8() -> None:
     assert '"PCR8": "' + "d4" * 48 + '"' in script(signed)
 
 
+# The model key as the boot script receives it, resolved.
+MODEL_KEY = "arn:aws:kms:eu-west-1:111122223333:key/model-weights"
 BOOT_VARIANTS = {
     "default": ARGS,
     "plaintext listener": replace(ARGS, allow_plaintext_listener=True, certificate_domain_name=None,
@@ -227,13 +229,13 @@ BOOT_VARIANTS = {
 @pytest.mark.parametrize("variant", BOOT_VARIANTS)
 def test_boot_script_passes_shellcheck(variant: str) -> None:
     # Rendered from components/enclave_fleet/boot.sh.tpl exactly as the launch template carries it.
-    text = user_data(BOOT_VARIANTS[variant], "zero-trust-ai-dev-models", ARGS.model_key_arn)
+    text = user_data(BOOT_VARIANTS[variant], "zero-trust-ai-dev-models", MODEL_KEY)
     assert "@{" not in text  # every placeholder filled
     assert shellcheck(text) == []
 
 
 def test_boot_script_quotes_the_eif_path() -> None:
-    text = user_data(BOOT_VARIANTS["EIF path that needs quoting"], "bucket", ARGS.model_key_arn)
+    text = user_data(BOOT_VARIANTS["EIF path that needs quoting"], "bucket", MODEL_KEY)
     assert "eif='/opt/zero trust/it'\"'\"'s.eif'\n" in text
 
 
@@ -241,7 +243,7 @@ def test_boot_script_is_the_template_with_its_values() -> None:
     # Everything but the placeholders is the template's text, byte for byte.
     template = BOOT_TEMPLATE.read_text(encoding="utf-8")
     literal = re.split(r"@\{[a-z_]+\}", template)
-    text = user_data(ARGS, "bucket", ARGS.model_key_arn)
+    text = user_data(ARGS, "bucket", MODEL_KEY)
     position = 0
     for piece in literal:
         found = text.find(piece, position)
@@ -256,7 +258,7 @@ def test_boot_script_refuses_a_line_break_in_here_document_data(field_name: str)
     bucket = "bucket\nEOF" if field_name == "bucket" else "bucket"
     with pytest.raises(ValueError, match=r"holds a line break; it would end the boot script's "
                                          r"here-document early"):
-        user_data(args, bucket, ARGS.model_key_arn)
+        user_data(args, bucket, MODEL_KEY)
 
 
 # -- group, load balancer, network ---------------------------------------------------------------

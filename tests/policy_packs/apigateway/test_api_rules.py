@@ -1,5 +1,6 @@
-"""The API Gateway rules (§2.3, §7): what SecureApiGateway declares passes; each insecure variant
-is caught; a value a preview does not know yet is not a violation."""
+"""The API Gateway rules (controls: secure API gateway, partner access): what SecureApiGateway
+declares passes; each insecure variant is caught; a value a preview does not know yet is not a
+violation."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The DynamoDB rules (§4.1): TokenVault's table passes; the AWS owned key, the AWS managed key, an
-alias, no point-in-time recovery and an unprotected production table are caught."""
+"""The DynamoDB rules (control: tokenization): TokenVault's table passes; the AWS owned key, the AWS
+managed key, an alias, no point-in-time recovery and an unprotected production table are caught."""
 
 from __future__ import annotations
 

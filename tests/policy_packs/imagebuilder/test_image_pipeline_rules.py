@@ -1,5 +1,6 @@
-"""The Image Builder rules (§2.2): what ImmutableAmiPipeline registers passes; a pipeline that does not
-scan or test, and build infrastructure with IMDSv1, a key pair, kept failures or no subnet, are caught."""
+"""The Image Builder rules (control: immutable infrastructure): what ImmutableAmiPipeline registers
+passes; a pipeline that does not scan or test, and build infrastructure with IMDSv1, a key pair,
+kept failures or no subnet, are caught."""
 
 from __future__ import annotations
 

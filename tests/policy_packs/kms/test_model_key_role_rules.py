@@ -1,7 +1,8 @@
-"""Model keys by role, not by name (§4.2): the insider's second weights key is found however it is
-labelled (purpose tag, alias, the stack's keyArns export, attestation in its policy, the enclave
-role allowed to decrypt under it); model-key-alias-pinned catches an attested key's alias that
-ignores targetKeyId. Both through the pack's gRPC analyzer too (ignoreChanges, stack outputs)."""
+"""Model keys by role, not by name (control: encryption and key management): the insider's second
+weights key is found however it is labelled (purpose tag, alias, the stack's keyArns export,
+attestation in its policy, the enclave role allowed to decrypt under it); model-key-alias-pinned
+catches an attested key's alias that ignores targetKeyId. Both through the pack's gRPC analyzer too
+(ignoreChanges, stack outputs)."""
 
 from __future__ import annotations
 

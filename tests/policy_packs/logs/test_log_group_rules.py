@@ -1,5 +1,6 @@
-"""log-group-deletion-protected (§5.1): a production log group needs deletion protection and the
-Pulumi protect option; dev is not concerned; the flags are read from inputs, outputs and options."""
+"""log-group-deletion-protected (control: audit logging): a production log group needs deletion
+protection and the Pulumi protect option; dev is not concerned; the flags are read from inputs,
+outputs and options."""
 
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ def test_the_egress_segment_is_exempt_and_tags_cannot_exempt_others() -> None:
     assert urns(egress_free_segment_dns_firewall([management, flipped], DEFAULTS)) == {"data-vpc"}
 
 
-# -- the allow list holds only names AWS answers (issue 9 review) --------------------------------
+# -- the allow list holds only names AWS answers -------------------------------------------------
 def _with_domains(resources: list[Resource], extra: list[str]) -> list[Resource]:
     return [replace(r, props={**r.props, "domains": [*r.props["domains"], *extra]})
             if r.type == LIST and "*" not in r.props["domains"] else r for r in resources]

@@ -215,7 +215,7 @@ def test_tags_cannot_open_a_segment_only_the_rule_configuration_can() -> None:
     assert urns(opened) == {"igw-renamed-vpc", "igw-untagged-vpc"}
 
 
-# -- AWS services that reach other accounts' resources, and DNS forwarding (issue 9 review) -----
+# -- AWS services that reach other accounts' resources, and DNS forwarding ----------------------
 def _service_endpoint(name: str, service: str, owner: Resource, *, literal: bool = False,
                       kind: str = "Interface") -> Resource:
     link = {"vpcId": []} if literal else {"vpcId": [owner.urn]}

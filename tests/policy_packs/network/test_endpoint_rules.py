@@ -185,7 +185,7 @@ def test_account_level_actions_and_kms_keep_the_account_perimeter() -> None:
     assert vpc_endpoint_policy_restrictive(endpoint("kms", allow(Condition=OURS)), NO_CONFIG) == []
 
 
-# -- a principal condition alone admits other accounts' resources (issue 9 review) --------------
+# -- a principal condition alone admits other accounts' resources -------------------------------
 PRINCIPAL_ONLY = {"StringEquals": {"aws:PrincipalAccount": ACCOUNT}}
 
 
