@@ -84,8 +84,10 @@ def test_pack_describes_its_policies(pack: PolicyPackProcess) -> None:
     by_name = {p.name: p for p in result.policies}
     # One policy per rule file (in the service folders), each registered once and served under its
     # file's name.
-    rule_files = {path.stem.replace("_", "-") for path in (PACK_DIR / "ztpolicy" / "rules").rglob("*.py")
-                  if path.stem != "__init__"}
+    rules_dir = PACK_DIR / "ztpolicy" / "rules"
+    rule_files = {path.stem.replace("_", "-") for path in rules_dir.rglob("*.py") if path.stem != "__init__"}
+    # Every rule sits in its service's folder, none loose beside them.
+    assert [path.name for path in rules_dir.glob("*.py")] == ["__init__.py"]
     assert len(result.policies) == len(by_name) == len(rule_files) >= 32
     assert set(by_name) == rule_files
     flow = by_name["vpc-flow-logs-enabled"]
