@@ -60,6 +60,9 @@ def standard_tags_transformation(environment: str, owner: str) -> pulumi.Resourc
 
 def register_standard_tags(environment: str, owner: str) -> None:
     """Tag every resource the program declares from now on (call before the first one)."""
+    # A stack transformation runs in this process, before a resource is registered, so the offline
+    # preview's mock engine sees its result too; `register_resource_transform` runs in the engine
+    # through a callback server, which the mocks do not have.
     pulumi.runtime.register_stack_transformation(standard_tags_transformation(environment, owner))
 
 
