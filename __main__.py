@@ -23,9 +23,12 @@ from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
 from components.session_manager import SessionManagerPreferences, SessionManagerPreferencesArgs
 from components.stack_config import load_stack_config
+from components.tags import register_standard_tags
 from components.token_vault import TokenVault, TokenVaultArgs, vault_table_name
 
 config = load_stack_config()
+# Before the first resource: every taggable resource gets environment, owner and project here, once.
+register_standard_tags(config.environment, config.owner)
 
 keys = KeyHierarchy(
     "keys",

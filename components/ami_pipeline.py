@@ -1,4 +1,4 @@
-"""Immutable AMI pipeline (control map §2.2): EC2 Image Builder bakes the enclave parent image.
+"""Immutable AMI pipeline (immutable-infrastructure control): Image Builder bakes the parent image.
 
 Instances of the inference fleet are never patched or logged into: a weekly Image Builder run
 bakes a new AMI from the current Amazon Linux 2023 release, tests it, has Amazon Inspector scan it,
@@ -69,33 +69,47 @@ Not verified against AWS (no account here): see the README section on the pipeli
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-import yaml
 
 from components.aws_facts import LOG_RETENTION_DAYS, partition_for_region
 from components.functions import policy_document, service_trust_policy
+from components.image_builder.documents import (
+    ARTIFACTS_DOCUMENT,
+    BASE_DOCUMENTS,
+    COMPONENT_DOCUMENTS,
+    DOCUMENTS_DIR,
+    FORBIDDEN_FLAGS,
+    PHASES,
+    ComponentDocument,
+    component_names,
+    component_parameters,
+    document_text,
+    document_version,
+    documents_for,
+    kms_endpoint,
+    load_documents,
+    recipe_version,
+    validate_document,
+)
 from components.network import interface_endpoint_policy
+from components.tags import standard_tags
 
-DOCUMENTS_DIR = Path(__file__).resolve().parent / "image_builder"
-# Applied in this order: updates (and the reboot into a new kernel) first; the artifacts last, into
-# the directories and for the user parent-agent creates. The artifacts only when the stack pins them.
-BASE_DOCUMENTS: tuple[str, ...] = ("base-hardening", "nitro-enclaves", "parent-agent")
-ARTIFACTS_DOCUMENT = "enclave-artifacts"
-COMPONENT_DOCUMENTS: tuple[str, ...] = (*BASE_DOCUMENTS, ARTIFACTS_DOCUMENT)
-PHASES: tuple[str, ...] = ("build", "validate", "test")
-# Flags that make an enclave debuggable: a debug-mode enclave reports all-zero PCRs and exposes
-# its console. No document may contain them, not even in a comment.
-FORBIDDEN_FLAGS: tuple[str, ...] = ("--debug-mode", "--attach-console")
-_PARAMETER_REFERENCE = re.compile(r"{{\s*([A-Za-z0-9_-]+)\s*}}")
+# The component documents' names stay importable from here, as before they had their own module.
+__all__ = [
+    "ARTIFACTS_DOCUMENT", "BASE_DOCUMENTS", "COMPONENT_DOCUMENTS", "DOCUMENTS_DIR", "FORBIDDEN_FLAGS",
+    "PHASES", "ComponentDocument", "EnclaveArtifacts", "ImmutableAmiPipeline",
+    "ImmutableAmiPipelineArgs", "component_names", "component_parameters",
+    "deploy_build_timeout_minutes", "document_text", "document_version", "documents_for",
+    "ec2_instance_trust_policy", "execution_role_policy", "imagebuilder_service_linked_role_arn",
+    "instance_role_policy", "kms_endpoint", "managed_workflow_arn", "parent_image",
+    "recipe_version", "validate_document",
+]
 
 ARCHITECTURES: tuple[str, ...] = ("x86_64", "arm64")
 PARENT_IMAGE_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
@@ -246,100 +260,9 @@ class ImmutableAmiPipelineArgs:
     component_key_arn: pulumi.Input[str] | None = None
 
 
-# -- component documents -------------------------------------------------------------------------
-def component_names(environment: str) -> tuple[str, ...]:
-    """The names every component the pipeline may create gets (the artifacts' one only with
-    artifacts): known before deploy, so their key can admit them at creation."""
-    return tuple(f"zero-trust-ai-{environment}-{key}" for key in COMPONENT_DOCUMENTS)
-
-
-def document_text(key: str) -> str:
-    """The YAML text of one component document, as Image Builder receives it."""
-    return (DOCUMENTS_DIR / f"{key}.yaml").read_text(encoding="utf-8")
-
-
-def document_version(text: str) -> str:
-    """A semantic version derived from the document's content (1.0.<28 bits of its SHA-256>).
-
-    Image Builder component versions are immutable; a content-derived patch number turns every
-    change of a document into a new version instead of a name/version conflict. Each node may
-    reach 2^30-1, and 28 bits stay below that.
-    """
-    return f"1.0.{int(hashlib.sha256(text.encode()).hexdigest()[:7], 16)}"
-
-
-def validate_document(key: str, text: str) -> dict[str, Any]:
-    """Parse a component document and refuse what Image Builder (or this project) would refuse."""
-    for flag in FORBIDDEN_FLAGS:
-        if flag in text:
-            raise ValueError(f"component document {key}: contains {flag}; enclaves never run in "
-                             "debug mode or with an attached console")
-    document = yaml.safe_load(text)
-    if not isinstance(document, dict):
-        raise ValueError(f"component document {key}: not a YAML mapping")
-    if document.get("schemaVersion") != 1.0:
-        raise ValueError(f"component document {key}: schemaVersion must be 1.0, got "
-                         f"{document.get('schemaVersion')!r}")
-    phases = document.get("phases")
-    if not isinstance(phases, list) or not phases:
-        raise ValueError(f"component document {key}: no phases")
-    names = [phase.get("name") if isinstance(phase, dict) else None for phase in phases]
-    if any(name not in PHASES for name in names) or len(set(names)) != len(names):
-        raise ValueError(f"component document {key}: phases {names} must be distinct, from "
-                         f"{', '.join(PHASES)}")
-    for phase in phases:
-        steps = phase.get("steps")
-        if not isinstance(steps, list) or not steps or any(
-                not isinstance(step, dict) or not step.get("name") or not step.get("action")
-                for step in steps):
-            raise ValueError(f"component document {key}: phase {phase['name']} needs steps, each "
-                             "with a name and an action")
-    declared = {name for item in document.get("parameters") or [] for name in item}
-    referenced = set(_PARAMETER_REFERENCE.findall(text))
-    if referenced - declared:
-        raise ValueError(f"component document {key}: references undeclared parameters "
-                         f"{sorted(referenced - declared)}")
-    return document
-
-
-def kms_endpoint(region: str) -> str:
-    """The regional KMS endpoint, the only host vsock-proxy forwards to."""
-    suffix = "amazonaws.com.cn" if partition_for_region(region) == "aws-cn" else "amazonaws.com"
-    return f"kms.{region}.{suffix}"
-
-
-def documents_for(args: ImmutableAmiPipelineArgs) -> tuple[str, ...]:
-    """The recipe's documents, in order: the artifacts only when the stack pins them."""
-    return COMPONENT_DOCUMENTS if args.enclave_artifacts is not None else BASE_DOCUMENTS
-
-
-def component_parameters(key: str, args: ImmutableAmiPipelineArgs,
-                         artifacts_bucket: str | None = None) -> dict[str, str]:
-    """The values the recipe passes to each document's parameters. `artifacts_bucket`: the
-    resolved bucket name (default: `args.artifacts_bucket_name` when it is a plain string)."""
-    if key == "nitro-enclaves":
-        return {"EnclaveMemoryMiB": str(args.enclave_memory_mib),
-                "EnclaveCpuCount": str(args.enclave_cpu_count),
-                "KmsEndpoint": kms_endpoint(args.region)}
-    if key == ARTIFACTS_DOCUMENT:
-        artifacts = args.enclave_artifacts
-        bucket = artifacts_bucket if artifacts_bucket is not None else args.artifacts_bucket_name
-        if artifacts is None or not isinstance(bucket, str):
-            raise ValueError(f"{ARTIFACTS_DOCUMENT} needs enclave_artifacts and the bucket's name")
-        return {"EifS3Uri": f"s3://{bucket}/{artifacts.eif_key}", "EifSha256": artifacts.eif_sha256,
-                "AgentS3Uri": f"s3://{bucket}/{artifacts.agent_key}",
-                "AgentSha256": artifacts.agent_sha256, "Region": args.region}
-    return {}
-
-
 def parent_image(architecture: str) -> str:
     """The recipe's parent image: an SSM public parameter, resolved by Image Builder per build."""
     return "ssm:" + PARENT_IMAGE_PARAMETER.format(arch=architecture)
-
-
-def recipe_version(parts: Sequence[str]) -> str:
-    """A recipe version derived from everything that defines the recipe (recipes are immutable)."""
-    return document_version("\n".join(parts))
 
 
 # -- IAM policies --------------------------------------------------------------------------------
@@ -379,7 +302,7 @@ def ec2_instance_trust_policy() -> str:
     build instance without credentials and the build would hang until its timeout. The
     confused-deputy guard for an instance role is iam:PassRole: only a principal of this account
     allowed to pass the role (here the execution role, `execution_role_policy`) can attach it.
-    The fleet's instance role is trusted the same way (components/enclave_fleet.py)."""
+    The fleet's instance role is trusted the same way (components/enclave_fleet/fleet.py)."""
     return policy_document([{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
                              "Action": "sts:AssumeRole"}])
 
@@ -440,9 +363,10 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
         partition = partition_for_region(args.region)
         account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
         base_name = f"zero-trust-ai-{args.environment}-enclave-parent"
-        tags = {"environment": args.environment, "owner": args.owner,
-                "data-classification": "internal", "project": "zero-trust-ai",
-                "ztai:image": "enclave-parent"}
+        # The stack's transformation adds the standard tags (components/tags.py) to the resources;
+        # the build instances and the AMI are Image Builder's, so they get them here.
+        tags = {"data-classification": "internal", "ztai:image": "enclave-parent"}
+        created_by_aws_tags = {**standard_tags(args.environment, args.owner), **tags}
 
         # -- logs ----------------------------------------------------------------------------
         # Image Builder (and AWSTOE on the instances) write under /aws/imagebuilder/; the groups
@@ -463,53 +387,7 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
         # -- components and recipe -----------------------------------------------------------
         self.image_arn_prefix = account_id.apply(
             lambda account: f"arn:{partition}:imagebuilder:{args.region}:{account}:image/{base_name}/")
-        self.components = {}
-        for key, document in documents.items():
-            self.components[key] = aws.imagebuilder.Component(
-                f"{name}-{key}", name=f"zero-trust-ai-{args.environment}-{key}",
-                description=document.description, platform="Linux", version=document.version,
-                data=document.text, change_description=f"content {document.version}",
-                kms_key_id=args.component_key_arn,
-                tags={**tags, "Name": f"zero-trust-ai-{args.environment}-{key}"}, opts=child)
-        component_names = [f"zero-trust-ai-{args.environment}-{key}" for key in documents]
-
-        parent = parent_image(args.architecture)
-        # The artifacts' URIs name the bucket, an output of the fleet: every value is resolved
-        # with it (the names are known before).
-        bucket = pulumi.Output.from_input(args.artifacts_bucket_name or "")
-        parameters = bucket.apply(lambda name_: {key: component_parameters(key, args, name_)
-                                                 for key in documents})
-        names = {key: list(component_parameters(key, args, "bucket")) for key in documents}
-
-        def parameter_value(key: str, parameter: str) -> pulumi.Output[str]:
-            return parameters.apply(lambda values: values[key][parameter])
-
-        recipe_parts = [parent, str(args.root_volume_size_gib),
-                        *(document.version for document in documents.values())]
-        self.recipe = aws.imagebuilder.ImageRecipe(
-            f"{name}-recipe", name=base_name,
-            description="Enclave parent: hardened AL2023, nitro-cli, vsock-proxy to KMS only, agent unit"
-                        + (", pinned EIF and agent" if args.enclave_artifacts is not None else ""),
-            parent_image=parent,
-            version=pulumi.Output.all(args.ami_key_arn, parameters).apply(
-                lambda values: recipe_version([*recipe_parts, json.dumps(values[1], sort_keys=True),
-                                               values[0]])),
-            components=[aws.imagebuilder.ImageRecipeComponentArgs(
-                component_arn=self.components[key].arn,
-                parameters=[aws.imagebuilder.ImageRecipeComponentParameterArgs(
-                    name=parameter, value=parameter_value(key, parameter))
-                    for parameter in names[key]] or None)
-                for key in documents],
-            block_device_mappings=[aws.imagebuilder.ImageRecipeBlockDeviceMappingArgs(
-                device_name=ROOT_DEVICE,
-                ebs=aws.imagebuilder.ImageRecipeBlockDeviceMappingEbsArgs(
-                    # Strings in the provider: unset means "as in the parent image".
-                    encrypted="true", kms_key_id=args.ami_key_arn, delete_on_termination="true",
-                    volume_size=args.root_volume_size_gib, volume_type="gp3"))],
-            # Operators reach instances through SSM only: the agent stays in the image.
-            systems_manager_agent=aws.imagebuilder.ImageRecipeSystemsManagerAgentArgs(
-                uninstall_after_build=False),
-            tags={**tags, "Name": base_name}, opts=child)
+        built_components = self._components_and_recipe(name, args, documents, base_name, tags)
 
         # -- network ---------------------------------------------------------------------------
         s3_prefix_list = aws.ec2.get_prefix_list_output(
@@ -564,7 +442,7 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
             policy=pulumi.Output.all(account_id, image_log_group.arn).apply(
                 lambda values: instance_role_policy(
                     partition=partition, region=args.region, account_id=values[0],
-                    component_names=component_names, image_log_group_arn=values[1])),
+                    component_names=built_components, image_log_group_arn=values[1])),
             opts=pulumi.ResourceOptions(parent=self.instance_role))
         instance_profile = aws.iam.InstanceProfile(
             f"{name}-instance-profile", name=f"{base_name}-imagebuilder-instance",
@@ -602,7 +480,7 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
                 http_tokens="required", http_put_response_hop_limit=1),
             # A failed build leaves nothing running; logs are in CloudWatch.
             terminate_instance_on_failure=True,
-            resource_tags={**tags, "Name": f"{base_name}-build"},
+            resource_tags={**created_by_aws_tags, "Name": f"{base_name}-build"},
             tags={**tags, "Name": base_name}, opts=child)
 
         # No launch template configuration: the fleet's template resolves the parameter below at
@@ -622,7 +500,7 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
                         name=f"{base_name}-{{{{ imagebuilder:buildDate }}}}",
                         description="zero-trust-ai enclave parent (hardened AL2023, Nitro Enclaves)",
                         kms_key_id=args.ami_key_arn,
-                        ami_tags={**tags, "Name": base_name})),
+                        ami_tags={**created_by_aws_tags, "Name": base_name})),
                 ssm_parameter_configurations=ssm_parameters)],
             tags={**tags, "Name": base_name}, opts=child)
 
@@ -683,6 +561,61 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
             "imageArnPrefix": self.image_arn_prefix,
         })
 
+    def _components_and_recipe(self, name: str, args: ImmutableAmiPipelineArgs,
+                               documents: Mapping[str, ComponentDocument], base_name: str,
+                               tags: Mapping[str, str]) -> list[str]:
+        """One Image Builder component per checked document and the recipe applying them in
+        order, with the parameters each document declares; returns the components' names."""
+        child = pulumi.ResourceOptions(parent=self)
+        self.components = {}
+        for key, document in documents.items():
+            self.components[key] = aws.imagebuilder.Component(
+                f"{name}-{key}", name=f"zero-trust-ai-{args.environment}-{key}",
+                description=document.description, platform="Linux", version=document.version,
+                data=document.text, change_description=f"content {document.version}",
+                kms_key_id=args.component_key_arn,
+                tags={**tags, "Name": f"zero-trust-ai-{args.environment}-{key}"}, opts=child)
+        names_of_components = [f"zero-trust-ai-{args.environment}-{key}" for key in documents]
+
+        parent = parent_image(args.architecture)
+        # The artifacts' URIs name the bucket, an output of the fleet: every value is resolved
+        # with it (the names are known before).
+        bucket = pulumi.Output.from_input(args.artifacts_bucket_name or "")
+        parameters = bucket.apply(lambda name_: {key: component_parameters(key, args, name_)
+                                                 for key in documents})
+        names = {key: list(component_parameters(key, args, "bucket")) for key in documents}
+
+        def parameter_value(key: str, parameter: str) -> pulumi.Output[str]:
+            return parameters.apply(lambda values: values[key][parameter])
+
+        recipe_parts = [parent, str(args.root_volume_size_gib),
+                        *(document.version for document in documents.values())]
+        self.recipe = aws.imagebuilder.ImageRecipe(
+            f"{name}-recipe", name=base_name,
+            description="Enclave parent: hardened AL2023, nitro-cli, vsock-proxy to KMS only, agent unit"
+                        + (", pinned EIF and agent" if args.enclave_artifacts is not None else ""),
+            parent_image=parent,
+            version=pulumi.Output.all(args.ami_key_arn, parameters).apply(
+                lambda values: recipe_version([*recipe_parts, json.dumps(values[1], sort_keys=True),
+                                               values[0]])),
+            components=[aws.imagebuilder.ImageRecipeComponentArgs(
+                component_arn=self.components[key].arn,
+                parameters=[aws.imagebuilder.ImageRecipeComponentParameterArgs(
+                    name=parameter, value=parameter_value(key, parameter))
+                    for parameter in names[key]] or None)
+                for key in documents],
+            block_device_mappings=[aws.imagebuilder.ImageRecipeBlockDeviceMappingArgs(
+                device_name=ROOT_DEVICE,
+                ebs=aws.imagebuilder.ImageRecipeBlockDeviceMappingEbsArgs(
+                    # Strings in the provider: unset means "as in the parent image".
+                    encrypted="true", kms_key_id=args.ami_key_arn, delete_on_termination="true",
+                    volume_size=args.root_volume_size_gib, volume_type="gp3"))],
+            # Operators reach instances through SSM only: the agent stays in the image.
+            systems_manager_agent=aws.imagebuilder.ImageRecipeSystemsManagerAgentArgs(
+                uninstall_after_build=False),
+            tags={**tags, "Name": base_name}, opts=child)
+        return names_of_components
+
     def build_image(self, after: Sequence[pulumi.Resource] = ()) -> aws.imagebuilder.Image:
         """Build one image now, while the stack deploys (tens of minutes of `pulumi up`): same
         recipe, infrastructure, distribution (so it writes the fleet's image parameter), workflows,
@@ -714,25 +647,14 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
             enhanced_image_metadata_enabled=True,
             logging_configuration=aws.imagebuilder.ImageLoggingConfigurationArgs(
                 log_group_name=self._log_group_names[0]),
-            tags={"environment": self._args.environment, "owner": self._args.owner,
-                  "project": "zero-trust-ai", "ztai:image": "enclave-parent"},
+            tags={"ztai:image": "enclave-parent"},
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[*self._execution_grants, *after],
                 # Build, tests and the Inspector scan take hours, not the provider's 60 minutes.
                 custom_timeouts=pulumi.CustomTimeouts(create=f"{self.build_timeout_minutes}m")))
         return self.image
 
-
-@dataclass(frozen=True)
-class _Document:
-    """A component document as validated: its text, and what the component resource takes."""
-
-    text: str
-    description: str
-    version: str
-
-
-def _validate(args: ImmutableAmiPipelineArgs) -> Mapping[str, _Document]:
+def _validate(args: ImmutableAmiPipelineArgs) -> Mapping[str, ComponentDocument]:
     """Reject what Image Builder or the enclave allocator would reject; return the documents."""
     if args.architecture not in ARCHITECTURES:
         raise ValueError(f"architecture {args.architecture!r}: allowed values are "
@@ -770,15 +692,4 @@ def _validate(args: ImmutableAmiPipelineArgs) -> Mapping[str, _Document]:
                          "bake the EIF and the agent, or neither")
     if args.enclave_artifacts is not None and (problems := args.enclave_artifacts.problems()):
         raise ValueError("enclave_artifacts: " + "; ".join(problems))
-    documents = {}
-    for key in documents_for(args):
-        text = document_text(key)
-        document = validate_document(key, text)
-        declared = {name for item in document.get("parameters") or [] for name in item}
-        given = set(component_parameters(key, args, "bucket"))
-        if declared != given:
-            raise ValueError(f"component document {key}: declares parameters {sorted(declared)}, "
-                             f"the recipe passes {sorted(given)}")
-        documents[key] = _Document(text, str(document.get("description", ""))[:1024],
-                                   document_version(text))
-    return documents
+    return load_documents(args)

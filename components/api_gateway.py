@@ -277,8 +277,7 @@ class SecureApiGateway(pulumi.ComponentResource):
         bundle = truststore_bundle(args)
         super().__init__("zero-trust-ai:api:SecureApiGateway", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        tags = {"environment": args.environment, "owner": args.owner, "project": "zero-trust-ai",
-                "data-classification": "internal", "ztai:segment": "inference", **args.tags}
+        tags = {"data-classification": "internal", "ztai:segment": "inference", **args.tags}
 
         # -- truststore ------------------------------------------------------------------------
         store = private_bucket(f"{name}-truststore", key_arn=args.truststore_key_arn, tags=tags,

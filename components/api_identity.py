@@ -107,8 +107,7 @@ class CognitoApiIdentity(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         _validate(args)
         super().__init__("zero-trust-ai:api:CognitoApiIdentity", name, None, opts)
-        tags = {"environment": args.environment, "owner": args.owner, "project": "zero-trust-ai",
-                "ztai:segment": "inference", **args.tags}
+        tags = {"ztai:segment": "inference", **args.tags}
         self.identifier = args.identifier
 
         self.user_pool = aws.cognito.UserPool(

@@ -298,8 +298,7 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         partition = partition_for_region(args.region)
         account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
-        tags = {"environment": args.environment, "owner": args.owner,
-                "data-classification": "internal", "project": "zero-trust-ai"}
+        tags = {"data-classification": "internal"}
         function_name = rotation_schedule_name(args.environment)
         self.log_group_prefix = log_group_name(function_name)
         self.schedule_name = function_name

@@ -327,8 +327,7 @@ class KeyHierarchy(pulumi.ComponentResource):
             self._allow_component_creation(purpose, components)
         self.keys, self.aliases = {}, {}
         self.replicas: dict[str, dict[str, aws.kms.ReplicaKey]] = {p: {} for p in PURPOSES}
-        tags = {"environment": args.environment, "owner": args.owner,
-                "data-classification": "restricted", "project": "zero-trust-ai"}
+        tags = {"data-classification": "restricted"}
         for purpose in PURPOSES:
             hmac = purpose == HMAC_PURPOSE
             key = aws.kms.Key(

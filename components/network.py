@@ -444,10 +444,7 @@ class NetworkSegment(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.component_name, self.segment_name, self.egress = name, segment.name, segment.egress
         tags = {
-            "environment": args.environment,
-            "owner": args.owner,
             "data-classification": segment.data_classification,
-            "project": "zero-trust-ai",
             SEGMENT_TAG: segment.name,
             EGRESS_TAG: "nat" if segment.egress else "none",
         }
@@ -683,8 +680,7 @@ class SegmentedNetwork(pulumi.ComponentResource):
         self._account_id, self._args, self._name = account_id, args, name
         self._endpoint_policies: list[aws.ec2.VpcEndpointPolicy] | None = None
 
-        base_tags = {"environment": args.environment, "owner": args.owner,
-                     "data-classification": "internal", "project": "zero-trust-ai"}
+        base_tags = {"data-classification": "internal"}
         if args.flow_log_key_arn is None:
             key = aws.kms.Key(
                 f"{name}-flow-logs-key",

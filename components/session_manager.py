@@ -192,8 +192,7 @@ class SessionManagerPreferences(pulumi.ComponentResource):
         self._account_id = aws.get_caller_identity_output(
             opts=pulumi.InvokeOptions(parent=self)).account_id
         self._grants = 0
-        tags = {"environment": args.environment, "owner": args.owner,
-                "data-classification": "restricted", "project": "zero-trust-ai"}
+        tags = {"data-classification": "restricted"}
         self.log_group_prefix = f"{LOG_GROUP_PREFIX}/{args.environment}/ssm-sessions"
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs", name=self.log_group_prefix, retention_in_days=args.log_retention_days,

@@ -131,9 +131,7 @@ class TokenVault(pulumi.ComponentResource):
         super().__init__("zero-trust-ai:tokenization:TokenVault", name, None, opts)
         self._name = name
         self._granted: set[tuple[str, str]] = set()
-        tags = {"environment": args.environment, "owner": args.owner,
-                "data-classification": "restricted", "project": "zero-trust-ai",
-                "ztai:purpose": "token-vault"}
+        tags = {"data-classification": "restricted", "ztai:purpose": "token-vault"}
         self.table = aws.dynamodb.Table(
             f"{name}-table",
             name=vault_table_name(args.environment, args.table_name),

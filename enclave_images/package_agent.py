@@ -58,7 +58,7 @@ FORMAT = 1
 DEFAULT_PYTHON = "/usr/bin/python3.11"
 INSTALL_DIR = "/opt/zero-trust-ai/parent-agent"
 PROJECT = "zero-trust-ai"
-ARTIFACT_PREFIX = "artifacts/"  # components/enclave_fleet.py ARTIFACT_PREFIX
+ARTIFACT_PREFIX = "artifacts/"  # components/enclave_fleet/settings.py ARTIFACT_PREFIX
 _PYTHON_VERSION = re.compile(r"python(\d+\.\d+)$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
 

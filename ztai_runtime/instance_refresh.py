@@ -46,7 +46,7 @@ component's untrusted-image alarm through a metric filter on the log line. Rerun
 run finds the first run's refresh in progress. Every decision is one JSON line (`ztai_runtime.jsonlog`).
 
 Configuration comes from the function's environment (`settings_from_environment`), written by
-`components/enclave_fleet.py`. This module imports only the standard library, boto3/botocore,
+`components/enclave_fleet/rollout.py`. This module imports only the standard library, boto3/botocore,
 `ztai_runtime.jsonlog` and `ztai_runtime.retries`: it ships with them as a Lambda asset.
 """
 
@@ -118,12 +118,12 @@ PARAMETER_PENDING = "parameter-pending"
 PARAMETER_REVERTED = "parameter-reverted"
 PARAMETER_UNTRUSTED = "parameter-untrusted"
 # Someone other than the pipeline chose the fleet's image: each of these is also counted by the
-# component's metric filter and raises its untrusted-image alarm (components/enclave_fleet.py).
+# component's metric filter and raises its untrusted-image alarm (components/enclave_fleet/rollout.py).
 UNTRUSTED_ACTIONS = frozenset({PARAMETER_MISMATCH, UNTRUSTED_IMAGE, PARAMETER_REVERTED,
                                PARAMETER_UNTRUSTED})
 FAILING_ACTIONS = frozenset({REFRESH_PREDATES_IMAGE, FAILED, *UNTRUSTED_ACTIONS})
 
-# The environment the component writes (components/enclave_fleet.py, ImageRollout).
+# The environment the component writes (components/enclave_fleet/rollout.py, ImageRollout).
 ENV_GROUP = "ZTAI_AUTO_SCALING_GROUP"
 ENV_IMAGE_ARN_PREFIX = "ZTAI_IMAGE_ARN_PREFIX"
 ENV_AMI_PARAMETER = "ZTAI_AMI_ID_PARAMETER"

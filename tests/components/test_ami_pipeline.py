@@ -48,11 +48,14 @@ from components.keys import (
 )
 from enclave_images import package_agent
 from tests.support.key_policy import cloudwatch_logs_may_encrypt
+from tests.support.shellcheck import shellcheck
 from tests.support.wheels import build_agent_package
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztpolicy.rule import Resource
-from ztpolicy.rules.image_builder_infrastructure_hardened import image_builder_infrastructure_hardened
-from ztpolicy.rules.image_pipeline_scans_images import image_pipeline_scans_images
+from ztpolicy.rules.imagebuilder.image_builder_infrastructure_hardened import (
+    image_builder_infrastructure_hardened,
+)
+from ztpolicy.rules.imagebuilder.image_pipeline_scans_images import image_pipeline_scans_images
 
 AMI_KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 LOGS_KEY = "arn:aws:kms:eu-west-1:111122223333:key/5678abcd-12ab-34cd-56ef-1234567890ab"
@@ -94,6 +97,33 @@ def written_file(script: str, path: str) -> str:
 
 def test_every_document_in_the_folder_is_used() -> None:
     assert sorted(p.stem for p in DOCUMENTS_DIR.glob("*.yaml")) == sorted(COMPONENT_DOCUMENTS)
+
+
+# AWSTOE writes each {{ Parameter }} into the step's text before bash runs it, so a step that checks
+# a parameter (`[[ '4096' =~ ^[1-9][0-9]*$ ]]`) tests a literal on purpose: SC2050 ("this
+# expression is constant") is what that substitution looks like, not a forgotten `$`.
+PARAMETER_SUBSTITUTION = ("SC2050",)
+
+
+def shell_steps() -> list[tuple[str, str, str]]:
+    return [(key, phase["name"], step["name"]) for key, document in documents().items()
+            for phase in document["phases"] for step in phase["steps"] if step["action"] == "ExecuteBash"]
+
+
+@pytest.mark.parametrize(("key", "phase", "step"), shell_steps())
+def test_every_shell_step_passes_shellcheck(key: str, phase: str, step: str) -> None:
+    # The step as AWSTOE runs it: its commands in one bash script, the recipe's values filled in.
+    [commands] = [s["inputs"]["commands"] for p in documents()[key]["phases"] if p["name"] == phase
+                  for s in p["steps"] if s["name"] == step]
+    parameters = component_parameters(key, ARGS, "zero-trust-ai-dev-models")
+    assert shellcheck(render("\n".join(commands), parameters), exclude=PARAMETER_SUBSTITUTION) == []
+
+
+def test_shell_steps_are_all_linted() -> None:
+    # Every step is a shell step but the reboot: none escapes the lint above by its action.
+    steps = [step["action"] for document in documents().values() for phase in document["phases"]
+             for step in phase["steps"]]
+    assert set(steps) == KNOWN_ACTIONS and steps.count("ExecuteBash") == len(shell_steps()) >= 10
 
 
 @pytest.mark.parametrize("key", COMPONENT_DOCUMENTS)
@@ -550,7 +580,7 @@ def test_the_imagebuilder_endpoint_admits_only_build_instances(dev: RecordedStac
     assert endpoint["privateDnsEnabled"] is True and endpoint["subnetIds"] == ["subnet-0management"]
     [statement] = json.loads(endpoint["policy"])["Statement"]
     # Our principals on our resources only: the build role reads only this account's components,
-    # and a principal condition alone would let it reach another account's (issue 9 review).
+    # and a principal condition alone would let it reach another account's.
     assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": "111122223333",
                                                        "aws:ResourceAccount": "111122223333"}}
     [group] = [r for r in of_type(dev, "aws:ec2/securityGroup:SecurityGroup") if r.name == "ami-endpoint-sg"]
@@ -577,7 +607,7 @@ def test_roles_are_trusted_by_their_service_in_this_account_only(dev: RecordedSt
 def test_the_build_instance_role_trusts_ec2_without_a_condition_ec2_never_sends(
         dev: RecordedStack) -> None:
     # EC2 sends no aws:SourceAccount when it assumes an instance profile's role: a condition on
-    # it would leave every build instance without credentials (issue 9, item 3).
+    # it would leave every build instance without credentials.
     [trust] = statements(named(dev, "ami-instance-role"), "assumeRolePolicy")
     assert trust == {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
                      "Action": "sts:AssumeRole"}

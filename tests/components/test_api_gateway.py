@@ -27,6 +27,7 @@ from components.api_gateway import (
     SecureApiGateway,
     SecureApiGatewayArgs,
 )
+from components.tags import register_standard_tags
 from tests.conftest import ROOT
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztai_runtime.truststore import check_bundle, create_test_ca
@@ -91,6 +92,7 @@ def args(ca_files: dict[str, Path]) -> SecureApiGatewayArgs:
 
 def build(args: SecureApiGatewayArgs) -> RecordedStack:
     def program() -> None:
+        register_standard_tags(args.environment, args.owner)  # as __main__.py does
         SecureApiGateway("gateway", args)
 
     return record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
@@ -373,7 +375,7 @@ def test_an_imported_certificate_carries_its_ownership_proof(args: SecureApiGate
 
 
 def test_the_prod_access_log_group_cannot_be_deleted(args: SecureApiGatewayArgs) -> None:
-    from ztpolicy.rules.log_group_deletion_protected import log_group_deletion_protected
+    from ztpolicy.rules.logs.log_group_deletion_protected import log_group_deletion_protected
 
     def rule_view(stack: RecordedStack) -> Resource:
         [group] = of_type(stack, "aws:cloudwatch/logGroup:LogGroup")

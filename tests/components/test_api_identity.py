@@ -18,6 +18,7 @@ from components.api_identity import (
     CognitoApiIdentityArgs,
     unique_domain_prefix,
 )
+from components.tags import register_standard_tags
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 
 ARGS = CognitoApiIdentityArgs(
@@ -30,6 +31,7 @@ ARGS = CognitoApiIdentityArgs(
 
 def build(args: CognitoApiIdentityArgs, seen: dict[str, Any] | None = None) -> RecordedStack:
     def program() -> None:
+        register_standard_tags(args.environment, args.owner)  # as __main__.py does
         identity = CognitoApiIdentity("identity", args)
         if seen is not None:
             pulumi.Output.all(identity.issuer, identity.token_endpoint,

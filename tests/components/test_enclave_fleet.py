@@ -22,6 +22,7 @@ import pulumi_aws as aws
 import pytest
 
 from components.enclave_fleet import (
+    BOOT_TEMPLATE,
     ROLLOUT_HANDLER,
     ROLLOUT_MODULES,
     SSM_AGENT_ACTIONS,
@@ -32,24 +33,26 @@ from components.enclave_fleet import (
     ImageRollout,
     ImageRolloutArgs,
     sizing_problems,
+    user_data,
 )
 from components.functions import RUNTIME_DIR
 from components.keys import EnclaveMeasurements, KeyHierarchy, KeyHierarchyArgs
 from tests.conftest import ROOT
 from tests.support.key_policy import Request, cloudwatch_logs_may_encrypt, evaluate
+from tests.support.shellcheck import shellcheck
 from ztai.preview import recorder
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztai.stackfile import load_stack
 from ztai_runtime.instance_refresh import UNTRUSTED_ACTIONS, settings_from_environment
 from ztpolicy.rule import Resource
-from ztpolicy.rules.enclave_user_data_no_debug import debug_flags, enclave_user_data_no_debug
-from ztpolicy.rules.inference_path_tls_bound import inference_path_tls_bound
-from ztpolicy.rules.instance_no_public_ip import instance_no_public_ip
-from ztpolicy.rules.kms_key_policy_least_privilege import kms_key_policy_least_privilege
-from ztpolicy.rules.launch_template_hardened import launch_template_hardened
-from ztpolicy.rules.log_group_encrypted import log_group_encrypted
-from ztpolicy.rules.model_key_attestation_required import model_key_attestation_required
-from ztpolicy.rules.no_unrestricted_ingress import no_unrestricted_ingress
+from ztpolicy.rules.apigateway.inference_path_tls_bound import inference_path_tls_bound
+from ztpolicy.rules.ec2.enclave_user_data_no_debug import debug_flags, enclave_user_data_no_debug
+from ztpolicy.rules.ec2.launch_template_hardened import launch_template_hardened
+from ztpolicy.rules.kms.kms_key_policy_least_privilege import kms_key_policy_least_privilege
+from ztpolicy.rules.kms.model_key_attestation_required import model_key_attestation_required
+from ztpolicy.rules.logs.log_group_encrypted import log_group_encrypted
+from ztpolicy.rules.network.instance_no_public_ip import instance_no_public_ip
+from ztpolicy.rules.network.no_unrestricted_ingress import no_unrestricted_ingress
 
 # pulumi-aws warns about its own deprecated types when lambda_ and s3 are first loaded.
 pytestmark = [
@@ -206,6 +209,56 @@ def test_user_data_starts_the_enclave_in_production_mode(fleet: RecordedStack) -
 def test_signed_eif_measurements_include_pcr8() -> None:
     signed = build(replace(ARGS, measurements=replace(MEASUREMENTS, pcr8="d4" * 48)))
     assert '"PCR8": "' + "d4" * 48 + '"' in script(signed)
+
+
+# The model key as the boot script receives it, resolved.
+MODEL_KEY = "arn:aws:kms:eu-west-1:111122223333:key/model-weights"
+BOOT_VARIANTS = {
+    "default": ARGS,
+    "plaintext listener": replace(ARGS, allow_plaintext_listener=True, certificate_domain_name=None,
+                                  certificate_arn=None),
+    "signed EIF": replace(ARGS, measurements=replace(MEASUREMENTS, pcr8="d4" * 48)),
+    "EIF path that needs quoting": replace(ARGS, eif_path="/opt/zero trust/it's.eif"),
+    "larger enclave, several contexts": replace(
+        ARGS, settings=EnclaveFleetSettings(instance_type="m6i.4xlarge", enclave_cpu_count=8,
+                                            enclave_memory_mib=32768),
+        encryption_context={"model": "digits", "tenant": "acme/eu"}, agent_unit="ztai@agent.service"),
+}
+
+
+@pytest.mark.parametrize("variant", BOOT_VARIANTS)
+def test_boot_script_passes_shellcheck(variant: str) -> None:
+    # Rendered from components/enclave_fleet/boot.sh.tpl exactly as the launch template carries it.
+    text = user_data(BOOT_VARIANTS[variant], "zero-trust-ai-dev-models", MODEL_KEY)
+    assert "@{" not in text  # every placeholder filled
+    assert shellcheck(text) == []
+
+
+def test_boot_script_quotes_the_eif_path() -> None:
+    text = user_data(BOOT_VARIANTS["EIF path that needs quoting"], "bucket", MODEL_KEY)
+    assert "eif='/opt/zero trust/it'\"'\"'s.eif'\n" in text
+
+
+def test_boot_script_is_the_template_with_its_values() -> None:
+    # Everything but the placeholders is the template's text, byte for byte.
+    template = BOOT_TEMPLATE.read_text(encoding="utf-8")
+    literal = re.split(r"@\{[a-z_]+\}", template)
+    text = user_data(ARGS, "bucket", MODEL_KEY)
+    position = 0
+    for piece in literal:
+        found = text.find(piece, position)
+        assert found >= position, piece
+        position = found + len(piece)
+    assert text.endswith(literal[-1])
+
+
+@pytest.mark.parametrize("field_name", ["region", "bucket"])
+def test_boot_script_refuses_a_line_break_in_here_document_data(field_name: str) -> None:
+    args = replace(ARGS, region="eu-west-1\nEOF") if field_name == "region" else ARGS
+    bucket = "bucket\nEOF" if field_name == "bucket" else "bucket"
+    with pytest.raises(ValueError, match=r"holds a line break; it would end the boot script's "
+                                         r"here-document early"):
+        user_data(args, bucket, MODEL_KEY)
 
 
 # -- group, load balancer, network ---------------------------------------------------------------

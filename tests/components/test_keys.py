@@ -206,7 +206,7 @@ def test_bad_replica_regions_are_refused(regions: tuple[str, ...], message: str)
 
 
 def test_use_through_a_service_is_conditioned_and_table_creation_uses_only_through_dynamodb() -> None:
-    from ztpolicy.rules.kms_key_policy_least_privilege import document_problems
+    from ztpolicy.rules.kms.kms_key_policy_least_privilege import document_problems
 
     admins = ("arn:aws:iam::111122223333:role/deployer",)
     table = "zero-trust-ai-dev-token-vault"
@@ -466,7 +466,7 @@ DEPLOYED = replace(ARGS, administrator_role_arns=(DEPLOYER,))
 
 def test_administrators_use_a_key_only_through_s3_for_one_bucket() -> None:
     from tests.support.key_policy import Request, evaluate
-    from ztpolicy.rules.kms_key_policy_least_privilege import document_problems
+    from ztpolicy.rules.kms.kms_key_policy_least_privilege import document_problems
 
     def compose(keys: KeyHierarchy) -> None:
         bucket = aws.s3.Bucket("truststore")  # auto-named: its ARN is an Output until created
@@ -561,7 +561,7 @@ COMPONENT_ARN = f"arn:aws:imagebuilder:eu-west-1:111122223333:component/{COMPONE
 
 def _loosened_problems(document: dict[str, Any], statement: dict[str, Any],
                        loosen: Callable[[dict[str, Any]], Any]) -> list[str]:
-    from ztpolicy.rules.kms_key_policy_least_privilege import document_problems
+    from ztpolicy.rules.kms.kms_key_policy_least_privilege import document_problems
 
     loosened = json.loads(json.dumps(statement))
     loosen(loosened)
@@ -571,7 +571,7 @@ def _loosened_problems(document: dict[str, Any], statement: dict[str, Any],
 
 
 def test_schedule_and_component_creation_are_admitted_from_creation_bound_to_their_names() -> None:
-    from ztpolicy.rules.kms_key_policy_least_privilege import document_problems
+    from ztpolicy.rules.kms.kms_key_policy_least_privilege import document_problems
 
     admins = ("arn:aws:iam::111122223333:role/deployer",)
 

@@ -17,6 +17,7 @@ from components.network import (
     SegmentedNetworkArgs,
     subnet_blocks,
 )
+from components.tags import register_standard_tags
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 
 SEGMENTS = (
@@ -39,6 +40,7 @@ TAGGABLE_EXEMPT = {"aws:kms/alias:Alias", "aws:iam/rolePolicy:RolePolicy",
 
 def build(args: SegmentedNetworkArgs = ARGS) -> RecordedStack:
     def program() -> None:
+        register_standard_tags(args.environment, args.owner)  # as __main__.py does
         SegmentedNetwork("network", args)
 
     return record(program, project="zero-trust-ai",

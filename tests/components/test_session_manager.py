@@ -27,8 +27,8 @@ from tests.support.key_policy import Request, cloudwatch_logs_may_encrypt, evalu
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztai.stackfile import load_stack
 from ztpolicy.rule import Resource
-from ztpolicy.rules.log_group_encrypted import log_group_encrypted
-from ztpolicy.rules.session_manager_logging_encrypted import session_manager_logging_encrypted
+from ztpolicy.rules.logs.log_group_encrypted import log_group_encrypted
+from ztpolicy.rules.ssm.session_manager_logging_encrypted import session_manager_logging_encrypted
 
 SESSION_KEY = "arn:aws:kms:eu-west-1:111122223333:key/5e55104e-12ab-34cd-56ef-1234567890ab"
 LOGS_KEY = "arn:aws:kms:eu-west-1:111122223333:key/5678abcd-12ab-34cd-56ef-1234567890ab"

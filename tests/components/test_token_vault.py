@@ -14,6 +14,7 @@ import pulumi_aws as aws
 import pytest
 
 from components.keys import KeyHierarchy, KeyHierarchyArgs
+from components.tags import register_standard_tags
 from components.token_vault import DOMAIN_PATTERN, TokenVault, TokenVaultArgs
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 from ztai_runtime.tokenize import keys as runtime_keys
@@ -27,6 +28,7 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 
 def build(args: TokenVaultArgs = ARGS, compose: Callable[[TokenVault], None] | None = None) -> RecordedStack:
     def program() -> None:
+        register_standard_tags(args.environment, args.owner)  # as __main__.py does
         vault = TokenVault("token-vault", args)
         if compose is not None:
             compose(vault)

@@ -82,9 +82,12 @@ def test_pack_describes_its_policies(pack: PolicyPackProcess) -> None:
     result = run(pack, SECURE)
     assert result.pack_name == "zero-trust-ai" and result.pack_version == "0.1.0"
     by_name = {p.name: p for p in result.policies}
-    # One policy per rule file, each registered once and served under its file's name.
-    rule_files = {path.stem.replace("_", "-") for path in (PACK_DIR / "ztpolicy" / "rules").glob("*.py")
-                  if path.stem != "__init__"}
+    # One policy per rule file (in the service folders), each registered once and served under its
+    # file's name.
+    rules_dir = PACK_DIR / "ztpolicy" / "rules"
+    rule_files = {path.stem.replace("_", "-") for path in rules_dir.rglob("*.py") if path.stem != "__init__"}
+    # Every rule sits in its service's folder, none loose beside them.
+    assert [path.name for path in rules_dir.glob("*.py")] == ["__init__.py"]
     assert len(result.policies) == len(by_name) == len(rule_files) >= 32
     assert set(by_name) == rule_files
     flow = by_name["vpc-flow-logs-enabled"]

@@ -18,8 +18,11 @@ from tests.policy_packs.test_logging_rules import analyzed, ztai
 from tests.policy_packs.test_rules import NO_CONFIG, STACK
 from ztai.policy.analyzer import PolicyPackProcess, analyze, pack_environment
 from ztpolicy.rule import Resource
-from ztpolicy.rules.image_builder_component_encrypted import COMPONENT, image_builder_component_encrypted
-from ztpolicy.rules.scheduler_schedule_encrypted import SCHEDULE, scheduler_schedule_encrypted
+from ztpolicy.rules.imagebuilder.image_builder_component_encrypted import (
+    COMPONENT,
+    image_builder_component_encrypted,
+)
+from ztpolicy.rules.scheduler.scheduler_schedule_encrypted import SCHEDULE, scheduler_schedule_encrypted
 
 KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 

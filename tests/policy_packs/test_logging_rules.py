@@ -18,8 +18,12 @@ from tests.conftest import PACK_DIR, ROOT
 from tests.policy_packs.test_rules import NO_CONFIG, STACK, res, urns
 from ztai.policy.analyzer import AnalyzedResource, PolicyPackProcess, analyze, pack_environment
 from ztpolicy.rule import Resource
-from ztpolicy.rules.lambda_failure_destination import FUNCTION, INVOKE_CONFIG, lambda_failure_destination
-from ztpolicy.rules.load_balancer_access_logs import load_balancer_access_logs
+from ztpolicy.rules.elb.load_balancer_access_logs import load_balancer_access_logs
+from ztpolicy.rules.lambda_.lambda_failure_destination import (
+    FUNCTION,
+    INVOKE_CONFIG,
+    lambda_failure_destination,
+)
 
 LB = "aws:lb/loadBalancer:LoadBalancer"
 QUEUE_ARN = "arn:aws:sqs:eu-west-1:111122223333:rotation-failures"

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from pulumi_policy.proxy import UNKNOWN_OBJECT_VALUE, unknown_checking_proxy
 
-from tests.policy_packs.test_dynamodb_rules import VAULT
+from tests.policy_packs.dynamodb.test_dynamodb_rules import VAULT
 from ztpolicy.rule import Resource
-from ztpolicy.rules.api_route_authorized import ROUTE_V2, api_route_authorized
-from ztpolicy.rules.dynamodb_deletion_protection import dynamodb_deletion_protection
-from ztpolicy.rules.dynamodb_pitr_enabled import dynamodb_pitr_enabled
-from ztpolicy.rules.dynamodb_table_encrypted_with_cmk import dynamodb_table_encrypted_with_cmk
+from ztpolicy.rules.apigateway.api_route_authorized import ROUTE_V2, api_route_authorized
+from ztpolicy.rules.dynamodb.dynamodb_deletion_protection import dynamodb_deletion_protection
+from ztpolicy.rules.dynamodb.dynamodb_pitr_enabled import dynamodb_pitr_enabled
+from ztpolicy.rules.dynamodb.dynamodb_table_encrypted_with_cmk import dynamodb_table_encrypted_with_cmk
 
 TABLE = "aws:dynamodb/table:Table"
 

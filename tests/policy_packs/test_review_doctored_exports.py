@@ -19,9 +19,9 @@ from tests.conftest import ROOT
 from tests.policy_packs.test_rules import NO_CONFIG, STACK, res
 from ztpolicy.graph import refers_to_key
 from ztpolicy.rule import Resource
-from ztpolicy.rules.model_key_alias_pinned import model_key_alias_pinned
-from ztpolicy.rules.model_key_attestation_required import attested_keys
-from ztpolicy.rules.s3_bucket_encrypted_with_cmk import s3_bucket_encrypted_with_cmk
+from ztpolicy.rules.kms.model_key_alias_pinned import model_key_alias_pinned
+from ztpolicy.rules.kms.model_key_attestation_required import attested_keys
+from ztpolicy.rules.s3.s3_bucket_encrypted_with_cmk import s3_bucket_encrypted_with_cmk
 
 Resources = dict[str, dict[str, Any]]
 OTHER_ACCOUNT_KEY = "arn:aws:kms:eu-west-1:999999999999:key/11111111-2222-3333-4444-555555555555"

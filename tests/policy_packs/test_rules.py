@@ -9,13 +9,13 @@ import pytest
 from ztpolicy.exclusions import ExclusionConfigError, find_exclusion, parse_exclusions
 from ztpolicy.rule import Finding, Resource, Rule
 from ztpolicy.rules import ALL_RULES
-from ztpolicy.rules.default_security_group_closed import default_security_group_closed
-from ztpolicy.rules.eip_only_on_nat_gateways import eip_only_on_nat_gateways
-from ztpolicy.rules.instance_no_public_ip import instance_no_public_ip
-from ztpolicy.rules.log_group_encrypted import log_group_encrypted
-from ztpolicy.rules.no_unrestricted_ingress import no_unrestricted_ingress
-from ztpolicy.rules.subnet_no_public_ip import subnet_no_public_ip
-from ztpolicy.rules.vpc_flow_logs_enabled import vpc_flow_logs_enabled
+from ztpolicy.rules.logs.log_group_encrypted import log_group_encrypted
+from ztpolicy.rules.network.default_security_group_closed import default_security_group_closed
+from ztpolicy.rules.network.eip_only_on_nat_gateways import eip_only_on_nat_gateways
+from ztpolicy.rules.network.instance_no_public_ip import instance_no_public_ip
+from ztpolicy.rules.network.no_unrestricted_ingress import no_unrestricted_ingress
+from ztpolicy.rules.network.subnet_no_public_ip import subnet_no_public_ip
+from ztpolicy.rules.network.vpc_flow_logs_enabled import vpc_flow_logs_enabled
 
 STACK = "urn:pulumi:test::zero-trust-ai::"
 # Builders shared with the other rule test modules.

@@ -1,7 +1,9 @@
-"""Every rule of the pack, one module each, named after its rule."""
+"""Every rule of the pack, one module each, named after its rule, in one folder per AWS service
+(the folder `lambda_` has its underscore because `lambda` is a Python keyword). ALL_RULES is the
+pack's order."""
 
 from ztpolicy.rule import Rule
-from ztpolicy.rules import (
+from ztpolicy.rules.apigateway import (
     api_default_endpoint_disabled,
     api_mtls_required,
     api_partner_route_scoped,
@@ -10,43 +12,65 @@ from ztpolicy.rules import (
     api_stage_access_logs,
     api_stage_throttled,
     api_tls_12,
-    default_security_group_closed,
+    inference_path_tls_bound,
+)
+from ztpolicy.rules.dynamodb import (
     dynamodb_deletion_protection,
     dynamodb_pitr_enabled,
     dynamodb_table_encrypted_with_cmk,
-    egress_free_segment_dns_firewall,
-    egress_free_segment_no_internet_path,
-    eip_only_on_nat_gateways,
+)
+from ztpolicy.rules.ec2 import (
     enclave_user_data_no_debug,
+    launch_template_hardened,
+)
+from ztpolicy.rules.elb import (
+    load_balancer_access_logs,
+)
+from ztpolicy.rules.imagebuilder import (
     image_builder_component_encrypted,
     image_builder_infrastructure_hardened,
     image_pipeline_scans_images,
-    inference_path_tls_bound,
-    instance_no_public_ip,
+)
+from ztpolicy.rules.kms import (
     kms_key_deletion_window,
     kms_key_policy_least_privilege,
     kms_key_rotation_enabled,
     kms_monthly_rotation_scheduled,
     kms_no_lockout_bypass,
-    lambda_failure_destination,
-    launch_template_hardened,
-    load_balancer_access_logs,
-    log_group_deletion_protected,
-    log_group_encrypted,
     model_key_alias_pinned,
     model_key_attestation_required,
+)
+from ztpolicy.rules.lambda_ import (
+    lambda_failure_destination,
+)
+from ztpolicy.rules.logs import (
+    log_group_deletion_protected,
+    log_group_encrypted,
+)
+from ztpolicy.rules.network import (
+    default_security_group_closed,
+    egress_free_segment_dns_firewall,
+    egress_free_segment_no_internet_path,
+    eip_only_on_nat_gateways,
+    instance_no_public_ip,
     no_unrestricted_ingress,
+    subnet_no_public_ip,
+    vpc_endpoint_policy_present,
+    vpc_endpoint_policy_restrictive,
+    vpc_flow_logs_enabled,
+)
+from ztpolicy.rules.s3 import (
     s3_bucket_encrypted_with_cmk,
     s3_bucket_owner_enforced,
     s3_bucket_policy_tls_and_key_pinned,
     s3_bucket_public_access_blocked,
     s3_bucket_versioning_enabled,
+)
+from ztpolicy.rules.scheduler import (
     scheduler_schedule_encrypted,
+)
+from ztpolicy.rules.ssm import (
     session_manager_logging_encrypted,
-    subnet_no_public_ip,
-    vpc_endpoint_policy_present,
-    vpc_endpoint_policy_restrictive,
-    vpc_flow_logs_enabled,
 )
 
 ALL_RULES: list[Rule] = [

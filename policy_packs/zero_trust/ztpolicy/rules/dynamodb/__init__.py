@@ -1,0 +1,1 @@
+"""Rules on DynamoDB tables (the token vault)."""

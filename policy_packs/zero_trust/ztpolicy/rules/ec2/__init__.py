@@ -1,0 +1,1 @@
+"""Rules on EC2 launch templates and the enclave boot script."""

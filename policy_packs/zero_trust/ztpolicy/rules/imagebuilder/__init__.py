@@ -1,0 +1,1 @@
+"""Rules on EC2 Image Builder pipelines, infrastructure and components."""

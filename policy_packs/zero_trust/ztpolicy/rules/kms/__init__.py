@@ -1,0 +1,1 @@
+"""Rules on KMS keys: rotation, deletion, key policies, the model key."""

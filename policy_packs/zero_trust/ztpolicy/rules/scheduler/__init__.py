@@ -1,0 +1,1 @@
+"""Rules on EventBridge Scheduler schedules."""

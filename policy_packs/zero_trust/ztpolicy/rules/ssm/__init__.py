@@ -1,0 +1,1 @@
+"""Rules on Systems Manager: Session Manager preferences."""
