@@ -29,7 +29,7 @@ from components.api_gateway import (
 )
 from tests.conftest import ROOT
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
-from ztai_runtime.truststore import check_bundle, create_test_ca
+from components.truststore import check_bundle, create_test_ca
 from ztpolicy.rule import Resource
 from ztpolicy.rules import (
     api_default_endpoint_disabled,

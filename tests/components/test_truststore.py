@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from tests.support.mtls import MtlsServer, ServerIdentity, connect, make_server_identity
-from ztai_runtime.truststore import (
+from components.truststore import (
     TruststoreError,
     build_bundle,
     check_bundle,
