@@ -4,6 +4,7 @@ reached through the standard `AWS_ENDPOINT_URL` configuration."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import socket
@@ -338,3 +339,42 @@ def test_pinning_errors_exit_2_and_write_nothing(aws_env: dict[str, str], tmp_pa
     assert main(["weights", "encrypt", *args, p["src"], p["dst"]]) == 2
     assert complaint in capsys.readouterr().err
     assert not (tmp_path / "w.enc").exists()
+
+
+class Terminal(io.StringIO):
+    """stderr as a person's terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_drawn_on_a_terminal_only(aws_env: dict[str, str], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    key_arn = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
+    (tmp_path / "w.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    sealed = str(tmp_path / "w.enc")
+    assert main(["weights", "encrypt", "--key-id", key_arn, str(tmp_path / "w.bin"), sealed]) == 0
+    assert "%|" not in capsys.readouterr().err  # not a terminal: nothing drawn
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["weights", "decrypt", "--key-id", key_arn, sealed, str(tmp_path / "back")]) == 0
+    # The bar names the file and its size; how often it is redrawn depends on time, not asserted.
+    assert "\rdecrypting w.enc:   0%|" in terminal.getvalue() and "/3.00M" in terminal.getvalue()
+
+
+def test_progress_is_told_the_bytes_read_up_to_the_whole_file(tmp_path: Path) -> None:
+    from ztai_runtime.weights import StaticUnwrapper, decrypt_file, encrypt_file
+    from ztai_runtime.weights.format import EncryptedDataKey
+
+    class Keys:
+        def generate(self, context: Any) -> tuple[bytes, list[EncryptedDataKey]]:
+            return b"k" * 32, [EncryptedDataKey("test", b"key", b"wrapped")]
+
+    (tmp_path / "w.bin").write_bytes(os.urandom(5 * 1024 * 1024 + 7))
+    told: list[int] = []
+    encrypt_file(tmp_path / "w.bin", tmp_path / "w.enc", Keys(), {}, progress=told.append)
+    assert told == sorted(told) and told[-1] == 5 * 1024 * 1024 + 7
+    told.clear()
+    decrypt_file(tmp_path / "w.enc", tmp_path / "back", StaticUnwrapper(b"k" * 32), progress=told.append)
+    assert told == sorted(told) and told[-1] == (tmp_path / "w.enc").stat().st_size
