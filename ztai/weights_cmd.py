@@ -322,7 +322,13 @@ def _check_header_regions(arns: list[str], region: str | None) -> None:
 def _decrypt(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from ztai_runtime.weights import KmsUnwrapper, UnwrapError, WeightsFormatError, decrypt_file, key_arn_parts
+    from ztai_runtime.weights import (
+        KmsUnwrapper,
+        UnwrapError,
+        WeightsFormatError,
+        decrypt_file,
+        key_arn_parts,
+    )
 
     context = parse_context(args.context)
     _check_paths(args)

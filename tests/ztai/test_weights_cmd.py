@@ -229,7 +229,8 @@ def test_the_right_region_given_with_region_decrypts(aws_env: dict[str, str], tm
 
 
 def test_an_unaccepted_suite_is_still_a_refusal(aws_env: dict[str, str], tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str], no_aws_call: None) -> None:
+                                                capsys: pytest.CaptureFixture[str],
+                                                no_aws_call: None) -> None:
     # A message, but one this tool refuses on security grounds (a non-committing suite): exit 1.
     source = crafted_message(tmp_path, EXPECTED)
     data = bytearray(source.read_bytes())
