@@ -400,8 +400,8 @@ def load_ca_key(pem: bytes, source: str) -> CaPrivateKey:
         key = serialization.load_pem_private_key(pem, password=None)
     except TypeError:
         raise TruststoreError(f"{source}: the key is encrypted; give an unencrypted test CA key") from None
-    except ValueError as error:
-        raise TruststoreError(f"{source}: not a PEM private key ({error})") from None
+    except (ValueError, UnsupportedAlgorithm) as error:
+        raise TruststoreError(f"{source}: not a PEM private key this tool can use ({error})") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise TruststoreError(f"{source}: only RSA and EC CA keys are supported")
     return key

@@ -177,7 +177,14 @@ def stack_output_key_arn(path: Path) -> str:
     """`keyArns.model-weights` of a `pulumi stack output --json` document."""
     from ztai.jsonfile import read_json
 
-    document = read_json(path, "stack outputs", UsageError)
+    try:
+        document = read_json(path, "stack outputs", UsageError)
+    except UnicodeDecodeError as error:
+        raise UsageError(f"stack outputs {path} is not UTF-8 text ({error.reason} at byte {error.start}); "
+                         "save the output of `pulumi stack output --json` as it is") from None
+    except RecursionError:
+        raise UsageError(f"stack outputs {path}: JSON nested too deeply to be `pulumi stack output "
+                         "--json`") from None
     key_arns = document.get("keyArns") if isinstance(document, dict) else None
     arn = key_arns.get(WEIGHTS_PURPOSE) if isinstance(key_arns, dict) else None
     if not isinstance(arn, str) or not arn:
