@@ -37,7 +37,8 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
                                                         "Gateway mutual TLS; issue test client certificates",
                                       description="Build and check partner truststores; issue test "
                                                   "client certificates.", epilog=EXIT_CODES)
-    actions = truststore.add_subparsers(dest="truststore_command", required=True, metavar="COMMAND")
+    actions = truststore.add_subparsers(dest="truststore_command", required=True, metavar="COMMAND",
+                                        help="build, check or issue-test-client")
 
     build = actions.add_parser(
         "build", help="build the truststore from per-partner CA files",

@@ -45,7 +45,8 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
     weights = commands.add_parser("weights", help="encrypt or decrypt model weights (AWS Encryption SDK "
                                                   "format, KMS data keys)",
                                   description="Encrypt or decrypt model weights.", epilog=EXIT_CODES)
-    actions = weights.add_subparsers(dest="weights_command", required=True, metavar="COMMAND")
+    actions = weights.add_subparsers(dest="weights_command", required=True, metavar="COMMAND",
+                                     help="encrypt or decrypt")
 
     encrypt = actions.add_parser(
         "encrypt", help="encrypt a file under a KMS key",

@@ -1,9 +1,9 @@
 """Tokenize (or detokenize) selected columns of a CSV or JSON Lines file, row by row, resumably.
 
 Memory is bounded by one batch of rows, whatever the file size. The output is written to
-`DEST.ztai-partial` and renamed to DEST only once the last row is written and synced, so DEST either
+`OUTPUT.ztai-partial` and renamed to OUTPUT only once the last row is written and synced, so OUTPUT either
 does not exist or is complete. Every `checkpoint_every` rows the partial output is synced and a
-checkpoint (JSON, written atomically next to DEST as `DEST.ztai-checkpoint`) records:
+checkpoint (JSON, written atomically next to OUTPUT as `OUTPUT.ztai-checkpoint`) records:
 
     {"format": "zero-trust-ai/tokenize-checkpoint", "version": 1,
      "input": {"path", "size", "mtime_ns", "consumed_bytes", "consumed_sha256"},
