@@ -148,11 +148,18 @@ def _run(action: Any, args: argparse.Namespace, columns: list[str]) -> Any:
 
 
 def _report(args: argparse.Namespace, verb: str, result: Any) -> None:
+    warnings = []
+    if args.resume and not result.resumed_from_row:
+        # The interrupted run stopped before its first checkpoint: say that nothing was skipped.
+        warnings.append("the interrupted run had written no checkpoint, so the input was processed "
+                        "again from its first row")
     if args.json:
         print(json.dumps({"result": verb, "output": str(result.destination), "rows": result.rows,
                           "values": result.values, "resumedFromRow": result.resumed_from_row,
-                          "warnings": []}, indent=2))
+                          "warnings": warnings}, indent=2))
         return
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     resumed = f" (resumed after row {result.resumed_from_row})" if result.resumed_from_row else ""
     print(f"{verb} {result.values} values in {result.rows} rows into {result.destination}{resumed}",
           file=sys.stderr)

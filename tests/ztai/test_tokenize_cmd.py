@@ -163,6 +163,12 @@ def test_aws_refusals_exit_2_naming_the_call(aws: World, tmp_path: Path,
     assert "DynamoDB BatchGetItem failed: ResourceNotFoundException" in error
     assert "is kept: fix the cause and rerun with --resume" in error
     assert not (tmp_path / "out.csv").exists() and partial_path(tmp_path / "out.csv").exists()
+    # Stopped before its first checkpoint: --resume starts from the first row, and says so.
+    assert tokenize("--columns", "email", "--resume", "--json", str(source),
+                    str(tmp_path / "out.csv")) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["warnings"] == [
+        "the interrupted run had written no checkpoint, so the input was processed again from its first row"]
+    assert len(read_csv(tmp_path / "out.csv")) == 4
 
 
 def test_an_interrupted_run_resumes_to_the_same_bytes(aws: World, tmp_path: Path,
