@@ -36,10 +36,13 @@ Secure by default, as the component declares it:
   component is updated (a partner removed from the bundle is no longer admitted after that update);
 - the truststore bucket: private (public access blocked, ownership enforced), versioned, encrypted
   with the customer managed key passed in, TLS-only and that-key-only bucket policy. The bundle is
-  built here from the partners' and first-party CA files (CERTIFICATE blocks only, parsed, CA
-  certificates only, partner-name order), or taken as built by `ztai truststore build`
-  (`truststore_path`). Not verified against AWS: API Gateway reads the truststore with the
-  deploying caller's credentials, which then need `s3:GetObject*` on it and `kms:Decrypt` on the key;
+  built here from the partners' and first-party CA files (CERTIFICATE blocks only, partner-name
+  order), or taken as built by `ztai truststore build` (`truststore_path`); either way it passes
+  the checks of `ztai truststore check` (components/truststore.py: CA certificates only, key and
+  signature strength, expiry, no duplicate), whose warnings (a shipped placeholder CA, expiry
+  within 30 days) are the deploy's warnings. Not verified against AWS: API Gateway reads the
+  truststore with the deploying caller's credentials, which then need `s3:GetObject*` on it and
+  `kms:Decrypt` on the key;
 - JWT authorizer (`$request.header.Authorization`) with issuer and audiences from the arguments;
   every route `authorization_type="JWT"` with that authorizer and at least one scope (a route
   without scopes is refused);

@@ -1,7 +1,7 @@
 """One structured JSON line per decision, on the logger the caller names.
 
 Lambda ships stdout/stderr lines to CloudWatch Logs as they are; one JSON object per line keeps every
-decision queryable with Logs Insights and forwardable to the SIEM (control map §5.1) unchanged.
+decision queryable with Logs Insights and forwardable to the SIEM (control map: audit logging) unchanged.
 """
 
 from __future__ import annotations

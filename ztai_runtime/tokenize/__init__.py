@@ -1,4 +1,4 @@
-"""Tokenization of training data (control map §4.1): deterministic tokens and a token vault.
+"""Tokenization of training data (control map: tokenization): deterministic tokens and a token vault.
 
 - `deterministic`: joinable one-way tokens `tk1_...`, HMAC-SHA256 under a per-domain key derived
   with one KMS GenerateMac call (`keys`);

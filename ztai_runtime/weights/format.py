@@ -15,9 +15,9 @@ Only suite 0x0478, AES_256_GCM_HKDF_SHA512_COMMIT_KEY, is written or accepted: i
 that its writer could obtain a data key for it: anyone able to unwrap a file's data key (KMS
 Decrypt under its context) or to wrap one (KMS Encrypt) can write a different message that
 decrypts as valid. Who may write weights is therefore decided by the key policy (only the
-publisher may GenerateDataKey/Encrypt; Decrypt only inside an attested enclave, issue #4), and
-provenance by model signing (§4.3), not by this format. The version field of the format is the
-message version byte; anything but 2 is refused.
+publisher may GenerateDataKey/Encrypt; Decrypt only inside an attested enclave), and
+provenance by model signing (the model-signing control), not by this format. The version field
+of the format is the message version byte; anything but 2 is refused.
 """
 
 from __future__ import annotations
