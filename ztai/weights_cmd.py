@@ -126,7 +126,11 @@ def _session_region(args: argparse.Namespace) -> str | None:
         region: str = args.region
         return region
     import boto3
-    configured: str | None = boto3.session.Session().region_name
+    from botocore.exceptions import BotoCoreError
+    try:
+        configured: str | None = boto3.session.Session().region_name
+    except BotoCoreError as error:  # e.g. an AWS config file that does not parse
+        raise UsageError(f"AWS configuration: {error}") from None
     return configured
 
 

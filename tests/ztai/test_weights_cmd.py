@@ -379,3 +379,17 @@ def test_progress_is_told_the_bytes_read_up_to_the_whole_file(tmp_path: Path) ->
     told.clear()
     decrypt_file(tmp_path / "w.enc", tmp_path / "back", StaticUnwrapper(b"k" * 32), progress=told.append)
     assert told == sorted(told) and told[-1] == (tmp_path / "w.enc").stat().st_size
+
+
+def test_an_unreadable_aws_configuration_is_a_usage_error(aws_env: dict[str, str], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          no_aws_call: None) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default\nregion = eu-west-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    source = crafted_message(tmp_path, EXPECTED)
+    assert main(["weights", "decrypt", str(source), str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "AWS configuration: Unable to parse config file" in error and "Traceback" not in error
