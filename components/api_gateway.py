@@ -36,10 +36,13 @@ Secure by default, as the component declares it:
   component is updated (a partner removed from the bundle is no longer admitted after that update);
 - the truststore bucket: private (public access blocked, ownership enforced), versioned, encrypted
   with the customer managed key passed in, TLS-only and that-key-only bucket policy. The bundle is
-  built here from the partners' and first-party CA files (CERTIFICATE blocks only, parsed, CA
-  certificates only, partner-name order), or taken as built by `ztai truststore build`
-  (`truststore_path`). Not verified against AWS: API Gateway reads the truststore with the
-  deploying caller's credentials, which then need `s3:GetObject*` on it and `kms:Decrypt` on the key;
+  built here from the partners' and first-party CA files (CERTIFICATE blocks only, partner-name
+  order), or taken as built by `ztai truststore build` (`truststore_path`); either way it passes
+  the checks of `ztai truststore check` (components/truststore.py: CA certificates only, key and
+  signature strength, expiry, no duplicate), whose warnings (a shipped placeholder CA, expiry
+  within 30 days) are the deploy's warnings. Not verified against AWS: API Gateway reads the
+  truststore with the deploying caller's credentials, which then need `s3:GetObject*` on it and
+  `kms:Decrypt` on the key;
 - JWT authorizer (`$request.header.Authorization`) with issuer and audiences from the arguments;
   every route `authorization_type="JWT"` with that authorizer and at least one scope (a route
   without scopes is refused);
@@ -70,8 +73,7 @@ default, with one client-credentials app client per partner) or an external OIDC
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
+import datetime as dt
 import ipaddress
 import json
 import re
@@ -82,11 +84,13 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from components.aws_facts import LOG_RETENTION_DAYS
 from components.buckets import private_bucket
 from components.certificates import dns_validated_certificate
+from components.truststore import Report, TruststoreError, ca_file_problems, check_bundle
 
 TRUSTSTORE_KEY = "truststore/truststore.pem"
 SECURITY_POLICY = "TLS_1_2"
@@ -134,8 +138,6 @@ _PARTNER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # goes into paths and re
 _DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 _BACKEND_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
 _STAGE = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_PEM_CERTIFICATE = re.compile(
-    r"-----BEGIN CERTIFICATE-----\r?\n(.*?)-----END CERTIFICATE-----", re.DOTALL)
 _HOSTED_ZONE = re.compile(r"Z[A-Z0-9]{1,31}")
 _CERTIFICATE_ARN = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+")
 KEY_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
@@ -275,6 +277,8 @@ class SecureApiGateway(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         routes = _validate(args)
         bundle = truststore_bundle(args)
+        for warning in truststore_warnings(args):  # as `ztai truststore check` reports them
+            pulumi.log.warn(warning)
         super().__init__("zero-trust-ai:api:SecureApiGateway", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = {"data-classification": "internal", "ztai:segment": "inference", **args.tags}
@@ -494,29 +498,36 @@ def _target(configuration: aws.apigatewayv2.outputs.DomainNameDomainNameConfigur
 
 def ca_certificates(path: str) -> list[str]:
     """The CERTIFICATE blocks of a PEM file, re-wrapped (nothing else of the file is kept); each
-    must parse and be a CA certificate. Raises ValueError naming the file."""
+    must parse and pass the truststore checks of `ztai truststore check` (components/truststore.py:
+    CA certificates, key and signature strength, expiry, no duplicate). Raises ValueError naming
+    the file and every error; warnings are `ca_file_warnings`'."""
+    certificates, report = _read_ca_file(path)
+    if report.errors:
+        raise ValueError(f"CA file {path}: " + "; ".join(
+            f"certificate {finding.index}: {finding.message}" if finding.index is not None
+            else finding.message for finding in report.errors))
+    return [certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+            for certificate in certificates]
+
+
+def ca_file_warnings(path: str) -> list[str]:
+    """What the truststore checks warn about in a CA file (a shipped placeholder CA, expiry within
+    30 days, no KeyUsage), each naming the file; comment lines are not worth a warning here, as the
+    deploy drops them."""
+    _, report = _read_ca_file(path)
+    return [f"CA file {path}: certificate {finding.index} ({finding.subject}): {finding.message}"
+            for finding in report.warnings if finding.index is not None]
+
+
+def _read_ca_file(path: str) -> tuple[list[x509.Certificate], Report]:
     try:
-        text = Path(path).read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"CA file {path}: cannot read it as PEM text ({error})") from None
-    blocks = []
-    for index, body in enumerate(_PEM_CERTIFICATE.findall(text)):
-        try:
-            der = base64.b64decode("".join(body.split()), validate=True)
-            certificate = x509.load_der_x509_certificate(der)
-            constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
-        except (binascii.Error, ValueError, x509.ExtensionNotFound) as error:
-            raise ValueError(f"CA file {path}: certificate {index} is not a CA certificate "
-                             f"with basic constraints ({error})") from None
-        if not constraints.value.ca:
-            raise ValueError(f"CA file {path}: certificate {index} is not a CA (CA:FALSE)")
-        encoded = base64.b64encode(der).decode("ascii")
-        lines = [encoded[i:i + 64] for i in range(0, len(encoded), 64)]
-        blocks.append("-----BEGIN CERTIFICATE-----\n" + "\n".join(lines)
-                      + "\n-----END CERTIFICATE-----\n")
-    if not blocks:
-        raise ValueError(f"CA file {path}: no PEM CERTIFICATE block")
-    return blocks
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise ValueError(f"CA file {path}: cannot read it ({error.strerror or error})") from None
+    try:
+        return ca_file_problems(data, f"CA file {path}", dt.datetime.now(dt.UTC))
+    except TruststoreError as error:
+        raise ValueError(str(error)) from None
 
 
 def ca_subject_names(path: str) -> list[str]:
@@ -539,13 +550,27 @@ def truststore_bundle(args: SecureApiGatewayArgs) -> str:
                 if missing:
                     raise ValueError(f"partner {partner.name}: its CA file {partner.ca_file} is not "
                                      f"in truststore_path {args.truststore_path}; rebuild the bundle")
-        return bundle
-    blocks: list[str] = []
-    files = list(args.client_ca_files) + [
-        p.ca_file for p in sorted(args.partners, key=lambda p: p.name) if p.ca_file is not None]
-    for path in files:
-        blocks += [block for block in ca_certificates(path) if block not in blocks]
-    return "".join(blocks)
+    else:
+        blocks: list[str] = []
+        files = list(args.client_ca_files) + [
+            p.ca_file for p in sorted(args.partners, key=lambda p: p.name) if p.ca_file is not None]
+        for path in files:
+            blocks += [block for block in ca_certificates(path) if block not in blocks]
+        bundle = "".join(blocks)
+    # The whole bundle, as `ztai truststore check` sees it: a duplicate across files is an error.
+    report = check_bundle(bundle.encode("ascii"), dt.datetime.now(dt.UTC))
+    if report.errors:
+        raise ValueError("truststore: " + "; ".join(f"certificate {finding.index}: {finding.message}"
+                                                    for finding in report.errors))
+    return bundle
+
+
+def truststore_warnings(args: SecureApiGatewayArgs) -> list[str]:
+    """The truststore checks' warnings for every CA file the bundle is made of."""
+    files = ([args.truststore_path] if args.truststore_path is not None else
+             [*args.client_ca_files, *(p.ca_file for p in sorted(args.partners, key=lambda p: p.name)
+                                       if p.ca_file is not None)])
+    return [warning for path in files for warning in ca_file_warnings(path)]
 
 
 def domain_problem(domain: str) -> str | None:

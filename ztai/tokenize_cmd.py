@@ -2,19 +2,23 @@
 
     ztai tokenize --key-id KEY --domain NAME --columns A,B [--normalize COLUMN=STEP[+STEP]]...
                   [--format csv|jsonl] [--mode deterministic|vault] [--table NAME --vault-key-id KEY]
-                  [--resume | --force] [--checkpoint-every ROWS] SRC DEST
+                  [--resume | --force] [--checkpoint-every ROWS] [--json] INPUT OUTPUT
     ztai detokenize --table NAME --vault-key-id KEY --domain NAME --columns A,B
-                    [--format csv|jsonl] [--resume | --force] [--checkpoint-every ROWS] SRC DEST
+                    [--format csv|jsonl] [--resume | --force] [--checkpoint-every ROWS] [--json]
+                    INPUT OUTPUT
 
+The input's header (CSV) or first record (JSON Lines) is checked before any AWS call: a missing
+column, another delimiter, an empty or non-UTF-8 file cost no KMS request and leave no audit line.
 AWS clients come from the standard boto3 configuration (profile, region, credentials, and
 AWS_ENDPOINT_URL for a local stand-in). Exit status 0 on success; 2 for a wrong option or input
-file, a checkpoint that does not fit, or a refusal or outage of AWS (then the partial output and its
-checkpoint stay, and `--resume` continues).
+file, a checkpoint that does not fit (or none to --resume), or a refusal or outage of AWS (then the
+partial output and its checkpoint stay, and `--resume` continues); 3 a bug.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,10 @@ from ztai.errors import EXIT_OK, UsageError
 
 FORMATS = ("csv", "jsonl")
 MODES = ("deterministic", "vault")
+EXIT_CODES = ("exit status: 0 done; 2 usage or input-file error, a checkpoint that does not fit (or "
+              "none to --resume), or a refusal or outage of AWS (the partial output and its "
+              "checkpoint are kept: fix the cause and rerun with --resume); 3 a bug. Tokenizing "
+              "refuses nothing on security grounds, so it never exits 1.")
 
 
 def register(commands: Any) -> None:  # argparse's subparsers action has no public type
@@ -32,7 +40,7 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
         description="Deterministic tokens (tk1_..., joinable, one-way; HMAC under a per-domain key "
                     "derived with one KMS GenerateMac call) or vault tokens (tv1_..., random, "
                     "reversible through the DynamoDB token vault). Streams row by row and resumes "
-                    "after an interruption.")
+                    "after an interruption.", epilog=EXIT_CODES)
     tokenize.add_argument("--key-id", required=True, metavar="KEY",
                           help="the HMAC_256 tokens key, e.g. alias/zero-trust-ai/prod/tokens")
     _common(tokenize)
@@ -51,7 +59,8 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
     detokenize = commands.add_parser(
         "detokenize", help="replace vault tokens in selected columns by their values",
         description="Resolve tv1_ tokens through the token vault. Needs the grants the vault's "
-                    "grant_detokenize writes; every batch is logged with the caller's identity.")
+                    "grant_detokenize writes; every batch is logged with the caller's identity.",
+        epilog=EXIT_CODES)
     detokenize.add_argument("--table", required=True, metavar="NAME", help="the token vault table")
     detokenize.add_argument("--vault-key-id", required=True, metavar="KEY",
                             help="the key that encrypts vault values, e.g. alias/zero-trust-ai/prod/secrets")
@@ -67,19 +76,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--columns", required=True, metavar="A,B",
                         help="comma-separated columns (CSV header names or top-level JSON fields)")
     parser.add_argument("--format", choices=FORMATS,
-                        help="input and output format (default: from SRC's extension)")
+                        help="input and output format (default: from INPUT's extension)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as JSON on stdout (warnings included)")
 
 
 def _files(parser: argparse.ArgumentParser) -> None:
     restart = parser.add_mutually_exclusive_group()
     restart.add_argument("--resume", action="store_true",
-                         help="continue an interrupted run from its checkpoint (next to DEST)")
+                         help="continue an interrupted run from its checkpoint (next to OUTPUT)")
     restart.add_argument("--force", action="store_true",
-                         help="replace DEST, and discard an interrupted run's partial output")
+                         help="replace OUTPUT, and discard an interrupted run's partial output")
     parser.add_argument("--checkpoint-every", type=int, metavar="ROWS",
                         help="rows between checkpoints (default 50000 deterministic, 5000 vault)")
-    parser.add_argument("source", type=Path, metavar="SRC", help="input file (.csv, .jsonl, .ndjson)")
-    parser.add_argument("destination", type=Path, metavar="DEST", help="output file (must not exist)")
+    parser.add_argument("input", type=Path, metavar="INPUT",
+                        help="input file (.csv, .jsonl, .ndjson; UTF-8, comma-separated CSV)")
+    parser.add_argument("output", type=Path, metavar="OUTPUT",
+                        help="output file (must not exist, unless --force)")
 
 
 def _columns(text: str) -> list[str]:
@@ -100,22 +113,24 @@ def _clients(*services: str) -> list[Any]:
 
 
 def _run(action: Any, args: argparse.Namespace, columns: list[str]) -> Any:
-    """Check the files and options, then run `action()`; the library's errors become usage errors
-    saying what to do next."""
+    """Check the files and options, then run `action(progress)`; the library's errors become usage
+    errors saying what to do next."""
+    from ztai.progress import byte_progress
     from ztai_runtime.tokenize import AwsCallError, TokenizeError
     from ztai_runtime.tokenize.keys import check_domain
     from ztai_runtime.tokenize.stream import StreamJob, format_for, partial_path, validate
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every {args.checkpoint_every}: give a number of rows, at least 1")
     try:
-        # Wrong files or options are reported before any AWS client is configured or called.
+        # Wrong files, columns or options are reported before any AWS client is configured or called.
         check_domain(args.domain)
-        validate(StreamJob(source=args.source, destination=args.destination,
-                           file_format=args.format or format_for(args.source), columns=tuple(columns),
+        validate(StreamJob(source=args.input, destination=args.output,
+                           file_format=args.format or format_for(args.input), columns=tuple(columns),
                            resume=args.resume, force=args.force))
-        return action()
+        with byte_progress(f"{args.command} {args.input.name}", args.input.stat().st_size) as advance:
+            return action(advance)
     except AwsCallError as error:
-        kept = partial_path(args.destination)
+        kept = partial_path(args.output)
         hint = f"; the partial output {kept} is kept: fix the cause and rerun with --resume" \
             if kept.exists() else ""
         raise UsageError(f"{error}{hint}") from None
@@ -125,10 +140,28 @@ def _run(action: Any, args: argparse.Namespace, columns: list[str]) -> Any:
         # Permission denied, disk full, a path turned into a directory meanwhile: the user's to
         # fix. What was written so far stays in the partial output, to --resume from.
         where = f"{error.filename}: " if error.filename else ""
-        kept = partial_path(args.destination)
+        kept = partial_path(args.output)
         hint = f"; the partial output {kept} is kept: fix the cause and rerun with --resume" \
             if kept.exists() else ""
         raise UsageError(f"{where}{error.strerror or error}{hint}") from None
+
+
+def _report(args: argparse.Namespace, verb: str, result: Any) -> None:
+    warnings = []
+    if args.resume and not result.resumed_from_row:
+        # The interrupted run stopped before its first checkpoint: say that nothing was skipped.
+        warnings.append("the interrupted run had written no checkpoint, so the input was processed "
+                        "again from its first row")
+    if args.json:
+        print(json.dumps({"result": verb, "output": str(result.destination), "rows": result.rows,
+                          "values": result.values, "resumedFromRow": result.resumed_from_row,
+                          "warnings": warnings}, indent=2))
+        return
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    resumed = f" (resumed after row {result.resumed_from_row})" if result.resumed_from_row else ""
+    print(f"{verb} {result.values} values in {result.rows} rows into {result.destination}{resumed}",
+          file=sys.stderr)
 
 
 def _tokenize(args: argparse.Namespace) -> int:
@@ -142,19 +175,17 @@ def _tokenize(args: argparse.Namespace) -> int:
     if vault and not (args.table and args.vault_key_id):
         raise UsageError("--mode vault needs --table NAME and --vault-key-id KEY (the secrets key)")
 
-    def action() -> Any:
+    def action(progress: Any) -> Any:
         normalizers = parse_normalizers(args.normalize, columns)
         kms, dynamodb = _clients("kms", "dynamodb") if vault else (*_clients("kms"), None)
-        return tokenize_file(kms, args.source, args.destination, key_id=args.key_id,
+        return tokenize_file(kms, args.input, args.output, key_id=args.key_id,
                              domain=args.domain, columns=columns, normalizers=normalizers,
                              file_format=args.format, mode=args.mode, dynamodb=dynamodb,
                              table=args.table, vault_key_id=args.vault_key_id, resume=args.resume,
-                             force=args.force, checkpoint_every=args.checkpoint_every)
+                             force=args.force, checkpoint_every=args.checkpoint_every,
+                             progress=progress)
 
-    result = _run(action, args, columns)
-    resumed = f" (resumed after row {result.resumed_from_row})" if result.resumed_from_row else ""
-    print(f"tokenized {result.values} values in {result.rows} rows into {result.destination}{resumed}",
-          file=sys.stderr)
+    _report(args, "tokenized", _run(action, args, columns))
     return EXIT_OK
 
 
@@ -162,15 +193,12 @@ def _detokenize(args: argparse.Namespace) -> int:
     from ztai_runtime.tokenize import detokenize_file
     columns = _columns(args.columns)
 
-    def action() -> Any:
+    def action(progress: Any) -> Any:
         dynamodb, kms, sts = _clients("dynamodb", "kms", "sts")
-        return detokenize_file(dynamodb, kms, sts, args.source, args.destination, table=args.table,
+        return detokenize_file(dynamodb, kms, sts, args.input, args.output, table=args.table,
                                domain=args.domain, vault_key_id=args.vault_key_id, columns=columns,
                                file_format=args.format, resume=args.resume, force=args.force,
-                               checkpoint_every=args.checkpoint_every)
+                               checkpoint_every=args.checkpoint_every, progress=progress)
 
-    result = _run(action, args, columns)
-    resumed = f" (resumed after row {result.resumed_from_row})" if result.resumed_from_row else ""
-    print(f"detokenized {result.values} values in {result.rows} rows into {result.destination}{resumed}",
-          file=sys.stderr)
+    _report(args, "detokenized", _run(action, args, columns))
     return EXIT_OK

@@ -1,13 +1,16 @@
 """`ztai truststore build|check|issue-test-client`: partner truststores for API Gateway mutual TLS
-(the partners control; library: ztai_runtime/truststore.py).
+(the partners control; library: components/truststore.py, the same parser and checks the
+deploy runs on the stack's CA files).
 
-    ztai truststore build --partner NAME=CA.pem [--partner ...] --output BUNDLE [--force] [--json]
-    ztai truststore check BUNDLE [--json] [--warning-days N]
+    ztai truststore build --partner NAME=CA.pem [--partner ...] --output PATH [--force] [--json]
+    ztai truststore check INPUT [--json] [--warning-days N]
     ztai truststore issue-test-client --ca-cert CA.pem --ca-key CA.key --subject CN=... \\
-                                      --out-cert C.pem --out-key C.key [--days N] [--force]
+                                      --output-cert C.pem --output-key C.key [--days N] [--force] [--json]
 
 `build` checks the bundle it made and writes nothing if the check finds an error. Removing a partner
 is building again without it; upload the new file as a new S3 object version and pin that version.
+The shipped placeholder CAs pass `check`, `build` and the deploy with a warning: they are valid CAs
+whose key was discarded, so they admit no one until replaced.
 
 Exit status: 0 done (warnings allowed); 1 the truststore has errors (nothing written by `build`);
 2 usage or input-file error; 3 a bug.
@@ -25,46 +28,64 @@ from typing import Any
 
 from ztai.errors import EXIT_OK, EXIT_VIOLATION, UsageError
 
+EXIT_CODES = ("exit status: 0 done (warnings allowed); 1 the truststore has errors (nothing written "
+              "by build); 2 usage or input-file error; 3 a bug.")
+
 
 def register(commands: Any) -> None:  # argparse's subparsers action has no public type
     truststore = commands.add_parser("truststore", help="build and check partner truststores for API "
-                                                        "Gateway mutual TLS; issue test client certificates")
-    actions = truststore.add_subparsers(dest="truststore_command", required=True, metavar="COMMAND")
+                                                        "Gateway mutual TLS; issue test client certificates",
+                                      description="Build and check partner truststores; issue test "
+                                                  "client certificates.", epilog=EXIT_CODES)
+    actions = truststore.add_subparsers(dest="truststore_command", required=True, metavar="COMMAND",
+                                        help="build, check or issue-test-client")
 
     build = actions.add_parser(
         "build", help="build the truststore from per-partner CA files",
         description="Concatenate the partners' CA certificates (plain PEM, ordered by partner name), check "
-                    "the result and write it only if the check finds no error.")
+                    "the result and write it only if the check finds no error.", epilog=EXIT_CODES)
     build.add_argument("--partner", action="append", required=True, metavar="NAME=CA.pem",
                        help="a partner and its CA certificate file (root, plus intermediates if its "
                             "clients do not send them); repeatable")
-    build.add_argument("--output", required=True, type=Path, metavar="BUNDLE",
+    build.add_argument("--output", required=True, type=Path, metavar="PATH",
                        help="truststore file to write")
-    build.add_argument("--force", action="store_true", help="replace BUNDLE if it exists")
+    build.add_argument("--force", action="store_true", help="replace the --output file if it exists")
     build.set_defaults(handler=_build)
 
-    check = actions.add_parser("check", help="validate a truststore",
+    check = actions.add_parser("check", help="validate a truststore or a CA file",
                                description="Parseable PEM, CA certificates only, RSA >= 2048 or ECDSA "
-                                           "P-256/P-384, SHA-256+ signatures, expiry, duplicates.")
-    check.add_argument("bundle", type=Path, metavar="BUNDLE")
+                                           "P-256/P-384, SHA-256+ signatures, expiry, duplicates: the "
+                                           "checks the deploy runs on the stack's CA files. Placeholder "
+                                           "CAs and '#' comment lines are warnings.",
+                               epilog=EXIT_CODES)
+    check.add_argument("input", type=Path, metavar="INPUT",
+                       help="the truststore (or a CA file) to check, PEM")
     check.set_defaults(handler=_check)
 
     for parser in (build, check):
-        parser.add_argument("--json", action="store_true", help="print the report as JSON")
+        parser.add_argument("--json", action="store_true",
+                            help="print the report as JSON on stdout (warnings included)")
         parser.add_argument("--warning-days", type=int, default=30, metavar="N",
                             help="warn about certificates expiring within N days (default: 30)")
 
     issue = actions.add_parser(
         "issue-test-client", help="issue a test client certificate from a (test) partner CA",
         description="EC P-256 client certificate with the clientAuth extended key usage, for tests and "
-                    "partner onboarding checks. The key is written unencrypted with mode 0600.")
-    issue.add_argument("--ca-cert", required=True, type=Path, metavar="CA.pem")
-    issue.add_argument("--ca-key", required=True, type=Path, metavar="CA.key", help="unencrypted PEM key")
+                    "partner onboarding checks. The key is written unencrypted with mode 0600.",
+        epilog=EXIT_CODES)
+    issue.add_argument("--ca-cert", required=True, type=Path, metavar="CA.pem",
+                       help="the (test) partner CA certificate, PEM; the first certificate is used")
+    issue.add_argument("--ca-key", required=True, type=Path, metavar="CA.key",
+                       help="the CA's private key, unencrypted PEM")
     issue.add_argument("--subject", required=True, metavar="DN", help="RFC 4514 name, e.g. CN=partner-a-test")
-    issue.add_argument("--out-cert", required=True, type=Path, metavar="PATH")
-    issue.add_argument("--out-key", required=True, type=Path, metavar="PATH")
+    issue.add_argument("--output-cert", required=True, type=Path, metavar="PATH",
+                       help="the client certificate file to write (PEM)")
+    issue.add_argument("--output-key", required=True, type=Path, metavar="PATH",
+                       help="the client key file to write (PEM, unencrypted, mode 0600)")
     issue.add_argument("--days", type=int, default=7, metavar="N", help="validity in days (default: 7)")
     issue.add_argument("--force", action="store_true", help="replace the output files if they exist")
+    issue.add_argument("--json", action="store_true",
+                       help="print the result as JSON on stdout (warnings included)")
     issue.set_defaults(handler=_issue_test_client)
 
 
@@ -142,7 +163,7 @@ def _warning_days(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from ztai_runtime.truststore import TruststoreError, build_bundle, check_bundle
+    from components.truststore import TruststoreError, build_bundle, check_bundle
 
     partners = _partners(args.partner)
     warning_days = _warning_days(args)
@@ -163,20 +184,22 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ztai_runtime.truststore import check_bundle
+    from components.truststore import check_bundle
 
     warning_days = _warning_days(args)
-    report = check_bundle(_read(args.bundle), dt.datetime.now(dt.UTC), expiry_warning_days=warning_days)
-    _print_report(report, str(args.bundle), args.json)
+    if args.input.is_dir():
+        raise UsageError(f"{args.input} is a directory; INPUT is a PEM file")
+    report = check_bundle(_read(args.input), dt.datetime.now(dt.UTC), expiry_warning_days=warning_days)
+    _print_report(report, str(args.input), args.json)
     return EXIT_OK if report.ok else EXIT_VIOLATION
 
 
 def _issue_test_client(args: argparse.Namespace) -> int:
-    from ztai_runtime.truststore import TruststoreError, issue_test_client, load_ca_key, load_certificates
+    from components.truststore import TruststoreError, issue_test_client, load_ca_key, load_certificates
 
-    if args.out_cert.absolute() == args.out_key.absolute():
-        raise UsageError("--out-cert and --out-key are the same file")
-    for path in (args.out_cert, args.out_key):
+    if args.output_cert.absolute() == args.output_key.absolute():
+        raise UsageError("--output-cert and --output-key are the same file")
+    for path in (args.output_cert, args.output_key):
         _check_destination(path, args.force)
     try:
         ca_cert = load_certificates(_read(args.ca_cert), str(args.ca_cert))[0]  # the CA heads its file
@@ -184,7 +207,13 @@ def _issue_test_client(args: argparse.Namespace) -> int:
         cert_pem, key_pem = issue_test_client(ca_cert, ca_key, args.subject, args.days)
     except TruststoreError as error:
         raise UsageError(str(error)) from None
-    _write(args.out_key, key_pem, 0o600, args.force)
-    _write(args.out_cert, cert_pem, 0o644, args.force)
-    print(f"issued {args.subject} by {ca_cert.subject.rfc4514_string()}: {args.out_cert}, key {args.out_key}")
+    _write(args.output_key, key_pem, 0o600, args.force)
+    _write(args.output_cert, cert_pem, 0o644, args.force)
+    issuer = ca_cert.subject.rfc4514_string()
+    if args.json:
+        print(json.dumps({"result": "issued", "subject": args.subject, "issuer": issuer,
+                          "certificate": str(args.output_cert), "key": str(args.output_key),
+                          "warnings": []}, indent=2))
+    else:
+        print(f"issued {args.subject} by {issuer}: {args.output_cert}, key {args.output_key}")
     return EXIT_OK

@@ -28,9 +28,9 @@ from components.api_gateway import (
     SecureApiGatewayArgs,
 )
 from components.tags import register_standard_tags
+from components.truststore import check_bundle, create_test_ca
 from tests.conftest import ROOT
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
-from ztai_runtime.truststore import check_bundle, create_test_ca
 from ztpolicy.rule import Resource
 from ztpolicy.rules import (
     api_default_endpoint_disabled,
@@ -517,3 +517,46 @@ def test_the_scp_keeps_integrations_vpc_links_and_client_secrets_with_the_deploy
         assert [problem for a in actions if (problem := action_problem(a))] == []
         keys = [key for block in statement["Condition"].values() for key in block]
         assert [problem for k in keys if (problem := condition_key_problem(k))] == []
+
+
+# -- the deploy runs the checks of `ztai truststore check` -----------------------------------------
+def test_the_deploy_warns_about_a_placeholder_ca(args: SecureApiGatewayArgs) -> None:
+    placeholder = ROOT / "stacks" / "truststore" / "placeholder-first-party-ca.pem"
+    recorded = build(replace(args, client_ca_files=[str(placeholder)]))
+    assert [w for w in recorded.warnings if "placeholder" in w] == [
+        f"CA file {placeholder}: certificate 0 (CN=PLACEHOLDER first-party client CA (key discarded\\; "
+        "replace)): the shipped placeholder CA (its private key was discarded): it admits no client; "
+        "replace it with your CA's certificate before deploying"]
+
+
+@pytest.mark.parametrize("flaw, message", [
+    ("expired", "certificate 0: expired on "),
+    ("rsa-1024", "certificate 0: RSA-1024 key: at least RSA-2048 required"),
+    ("leaf", "certificate 0: not a CA certificate"),
+])
+def test_the_deploy_refuses_what_check_refuses(args: SecureApiGatewayArgs, tmp_path: Path, flaw: str,
+                                               message: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from tests.components.test_truststore import make_certificate
+
+    now = dt.datetime.now(dt.UTC)
+    certificate = {
+        "expired": lambda: make_certificate("old CA", not_before=now - dt.timedelta(days=400),
+                                            not_after=now - dt.timedelta(days=1)),
+        "rsa-1024": lambda: make_certificate("weak CA", key=rsa.generate_private_key(
+            public_exponent=65537, key_size=1024)),
+        "leaf": lambda: make_certificate("a leaf", ca=False),
+    }[flaw]()
+    path = tmp_path / f"{flaw}.pem"
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    with pytest.raises(ValueError, match=f"CA file {re.escape(str(path))}: {message}"):
+        build(replace(args, client_ca_files=[str(path)]))
+
+
+def test_a_prebuilt_truststore_with_a_duplicate_is_refused(args: SecureApiGatewayArgs,
+                                                           ca_files: dict[str, Path], tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(ca_files["acme"].read_bytes() * 2)
+    with pytest.raises(ValueError, match=r"certificate 1: same certificate as #0"):
+        build(replace(args, truststore_path=str(bundle), partners=[], client_ca_files=()))

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ztai_runtime.truststore import create_test_ca
+from components.truststore import create_test_ca
 
 TIMEOUT = 5.0
 

@@ -3,8 +3,10 @@ standard configuration: the exit status, the message and the files an operator i
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -161,6 +163,12 @@ def test_aws_refusals_exit_2_naming_the_call(aws: World, tmp_path: Path,
     assert "DynamoDB BatchGetItem failed: ResourceNotFoundException" in error
     assert "is kept: fix the cause and rerun with --resume" in error
     assert not (tmp_path / "out.csv").exists() and partial_path(tmp_path / "out.csv").exists()
+    # Stopped before its first checkpoint: --resume starts from the first row, and says so.
+    assert tokenize("--columns", "email", "--resume", "--json", str(source),
+                    str(tmp_path / "out.csv")) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["warnings"] == [
+        "the interrupted run had written no checkpoint, so the input was processed again from its first row"]
+    assert len(read_csv(tmp_path / "out.csv")) == 4
 
 
 def test_an_interrupted_run_resumes_to_the_same_bytes(aws: World, tmp_path: Path,
@@ -256,3 +264,129 @@ def test_a_file_the_system_refuses_is_a_usage_error(aws: World, tmp_path: Path,
     err = capsys.readouterr().err
     assert code == EXIT_USAGE, err
     assert f"{tmp_path / 'out.csv'}: Permission denied" in err and "Traceback" not in err
+
+
+# -- the input is checked before any AWS call ------------------------------------------------------
+@pytest.fixture
+def no_aws_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any AWS client made fails the test (exit 3 through the CLI's bug handler)."""
+    import ztai.tokenize_cmd as tokenize_cmd
+
+    def made(*services: str) -> list[Any]:
+        raise AssertionError(f"AWS clients {services} made before the input was checked")
+
+    monkeypatch.setattr(tokenize_cmd, "_clients", made)
+
+
+BAD_INPUTS = [
+    pytest.param("in.csv", "id,email\r\n1,a@x.com\r\n", "--columns", "mail",
+                 "in.csv: column 'mail' not in the header; the columns are id, email", id="csv-column"),
+    pytest.param("in.jsonl", '\n{"id": 1, "email": "a@x.com"}\n', "--columns", "mail",
+                 "in.jsonl line 2: field 'mail' is missing; every selected field must be present in every "
+                 "record (null for no value); the fields are id, email", id="jsonl-field"),
+    pytest.param("in.csv", "id;email;country\r\n1;a@x.com;DE\r\n", "--columns", "email",
+                 "The file looks ';'-delimited; only comma-separated CSV is read: export it again with ',' "
+                 "as the separator", id="semicolon"),
+    pytest.param("in.csv", "id\temail\r\n1\ta@x.com\r\n", "--columns", "email",
+                 "The file looks tab-delimited", id="tab"),
+    pytest.param("in.csv", "", "--columns", "email",
+                 "in.csv is empty; a CSV input starts with a header line naming its columns", id="empty-csv"),
+    pytest.param("in.jsonl", "\n\n", "--columns", "email",
+                 "in.jsonl has no record; a JSON Lines input holds one JSON object per line",
+                 id="empty-jsonl"),
+    pytest.param("in.csv", "id,email\r\n".encode("utf-16"), "--columns", "email",
+                 "in.csv is UTF-16 text (it starts with a UTF-16 byte-order mark); files must be UTF-8",
+                 id="utf16-csv"),
+    pytest.param("in.jsonl", '{"email": "a"}\n'.encode("utf-16"), "--columns", "email",
+                 "in.jsonl is UTF-16 text", id="utf16-jsonl"),
+    pytest.param("in.csv", b"id,e\xe9mail\r\n", "--columns", "email",
+                 "in.csv line 1: not UTF-8 text", id="latin1-header"),
+    pytest.param("in.jsonl", "[1, 2]\n", "--columns", "email",
+                 "in.jsonl line 1: a JSON list, not an object", id="jsonl-not-object"),
+]
+
+
+@pytest.mark.parametrize("name, content, flag, columns, message", BAD_INPUTS)
+def test_a_wrong_input_exits_2_before_any_kms_call_or_audit_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], decisions: Decisions, no_aws_client: None,
+        name: str, content: str | bytes, flag: str, columns: str, message: str) -> None:
+    source = tmp_path / name
+    if isinstance(content, str):
+        source.write_text(content, encoding="utf-8")
+    else:
+        source.write_bytes(content)
+    output = tmp_path / ("out" + source.suffix)
+    assert tokenize(flag, columns, str(source), str(output)) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+    assert decisions.lines == []  # no token-key-derived line: KMS was not asked
+    assert sorted(path.name for path in tmp_path.iterdir()) == [name]
+
+
+def test_detokenize_checks_the_columns_before_any_aws_call(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], no_aws_client: None) -> None:
+    source = write_csv(tmp_path / "in.csv", people(2))
+    assert main(["detokenize", "--table", "t", "--vault-key-id", "k", "--domain", "customers",
+                 "--columns", "mail", str(source), str(tmp_path / "out.csv")]) == EXIT_USAGE
+    assert "column 'mail' not in the header" in capsys.readouterr().err
+
+
+def test_resume_without_an_interrupted_run_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      no_aws_client: None) -> None:
+    source = write_csv(tmp_path / "in.csv", people(3))
+    assert tokenize("--columns", "email", "--resume", str(source), str(tmp_path / "out.csv")) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert ("nothing to resume: there is no interrupted run of " in error
+            and "(no out.csv.ztai-partial or out.csv.ztai-checkpoint next to it); run without --resume "
+                "to start" in error)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_a_utf8_byte_order_mark_is_accepted_in_json_lines(aws: World, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\xef\xbb\xbf" + b'{"email": "a@x.com"}\n{"email": "b@x.com"}\n')
+    assert tokenize("--columns", "email", str(source), str(tmp_path / "out.jsonl")) == EXIT_OK
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [record["email"][:4] for record in records] == [TOKEN_PREFIX] * 2
+
+
+def test_json_reports_the_result_on_stdout(aws: World, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_csv(tmp_path / "in.csv", people(4))
+    assert tokenize("--columns", "email", "--json", str(source), str(tmp_path / "out.csv")) == EXIT_OK
+    document = json.loads(capsys.readouterr().out)
+    assert document == {"result": "tokenized", "output": str(tmp_path / "out.csv"), "rows": 4,
+                        "values": 4, "resumedFromRow": 0, "warnings": []}
+
+
+class Terminal(io.StringIO):
+    """stderr as a person's terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_drawn_on_a_terminal_only(aws: World, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    source = write_csv(tmp_path / "in.csv", people(3000))
+    assert tokenize("--columns", "email", str(source), str(tmp_path / "plain.csv")) == EXIT_OK
+    assert "%|" not in capsys.readouterr().err  # not a terminal: no bar in a log
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert tokenize("--columns", "email", str(source), str(tmp_path / "drawn.csv")) == EXIT_OK
+    drawn = terminal.getvalue()
+    # The bar names the file and its size; how often it is redrawn depends on time, not asserted.
+    assert "\rtokenize in.csv:   0%|" in drawn and "/78.3k" in drawn
+    assert drawn.endswith("tokenized 3000 values in 3000 rows into " + str(tmp_path / "drawn.csv") + "\n")
+
+
+def test_progress_is_told_every_batch_up_to_the_end_of_the_input(aws: World, tmp_path: Path) -> None:
+    from ztai_runtime.tokenize import tokenize_file
+
+    source = write_csv(tmp_path / "in.csv", people(2500))
+    positions: list[int] = []
+    tokenize_file(aws.kms, source, tmp_path / "out.csv", key_id=MAC_ALIAS, domain="customers",
+                  columns=["email"], batch_rows=1000, progress=positions.append)
+    # The header, then three batches of rows: 1000, 1000, 500.
+    assert len(positions) == 4 and positions == sorted(positions)
+    assert positions[-1] == source.stat().st_size

@@ -13,11 +13,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from components.truststore import create_test_ca
+from tests.components.test_truststore import damaged_ca, make_certificate, pem
 from tests.support.mtls import MtlsServer, connect, make_server_identity, pem_files
-from tests.ztai_runtime.test_truststore import damaged_ca, make_certificate, pem
 from ztai.cli import main
 from ztai.errors import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION
-from ztai_runtime.truststore import create_test_ca
 
 
 def partner_ca(directory: Path, name: str) -> tuple[Path, Path]:
@@ -102,7 +102,8 @@ def test_issue_test_client_writes_a_0600_key_and_refuses_to_overwrite(
     ca_cert, ca_key = partner_ca(tmp_path, "alpha")
     out_cert, out_key = tmp_path / "client.pem", tmp_path / "client.key"
     command = ["truststore", "issue-test-client", "--ca-cert", str(ca_cert), "--ca-key", str(ca_key),
-               "--subject", "CN=alpha-onboarding", "--out-cert", str(out_cert), "--out-key", str(out_key)]
+               "--subject", "CN=alpha-onboarding", "--output-cert", str(out_cert),
+               "--output-key", str(out_key)]
     assert main(command) == EXIT_OK
     assert stat.S_IMODE(out_key.stat().st_mode) == 0o600
     client = x509.load_pem_x509_certificate(out_cert.read_bytes())
@@ -129,7 +130,8 @@ def test_issue_test_client_usage_errors(tmp_path: Path, capsys: pytest.CaptureFi
 
     def issue(*extra: str, key_file: Path = ca_key) -> int:
         return main(["truststore", "issue-test-client", "--ca-cert", str(ca_cert), "--ca-key", str(key_file),
-                     "--out-cert", str(tmp_path / "c.pem"), "--out-key", str(tmp_path / "c.key"), *extra])
+                     "--output-cert", str(tmp_path / "c.pem"), "--output-key", str(tmp_path / "c.key"),
+                     *extra])
 
     for extra, key_file, message in [
         (("--subject", "CN=x"), other_key, "does not belong"),
@@ -150,8 +152,8 @@ def test_cli_bundle_and_cli_client_against_a_real_tls_server(tmp_path: Path) -> 
     for name, ca_cert, ca_key in [("alpha", alpha_ca, alpha_key), ("beta", beta_ca, beta_key)]:
         clients[name] = tmp_path / f"{name}-client.pem", tmp_path / f"{name}-client.key"
         assert main(["truststore", "issue-test-client", "--ca-cert", str(ca_cert), "--ca-key", str(ca_key),
-                     "--subject", f"CN={name}-client", "--out-cert", str(clients[name][0]),
-                     "--out-key", str(clients[name][1]), "--days", "1"]) == EXIT_OK
+                     "--subject", f"CN={name}-client", "--output-cert", str(clients[name][0]),
+                     "--output-key", str(clients[name][1]), "--days", "1"]) == EXIT_OK
     bundle = tmp_path / "truststore.pem"
     assert main(["truststore", "build", "--partner", f"alpha={alpha_ca}", "--partner", f"beta={beta_ca}",
                  "--output", str(bundle)]) == EXIT_OK
@@ -192,8 +194,57 @@ def test_a_damaged_certificate_is_reported_not_a_traceback(tmp_path: Path,
     assert "Traceback" not in captured.err and not output.exists()
 
     assert main(["truststore", "issue-test-client", "--ca-cert", str(damaged), "--ca-key",
-                 str(damaged_key_file), "--subject", "CN=x", "--out-cert", str(tmp_path / "c.pem"),
-                 "--out-key", str(tmp_path / "c.key")]) == EXIT_USAGE
+                 str(damaged_key_file), "--subject", "CN=x", "--output-cert", str(tmp_path / "c.pem"),
+                 "--output-key", str(tmp_path / "c.key")]) == EXIT_USAGE
     captured = capsys.readouterr()
     assert "not a usable certificate (DuplicateExtension: " in captured.err
     assert "Traceback" not in captured.err and not (tmp_path / "c.key").exists()
+
+
+# -- the shipped placeholder CAs: accepted with a warning by check, build and the deploy -------------
+PLACEHOLDERS = sorted((Path(__file__).resolve().parents[2] / "stacks" / "truststore")
+                      .glob("placeholder-*.pem"))
+
+
+@pytest.mark.parametrize("placeholder", PLACEHOLDERS, ids=[p.name for p in PLACEHOLDERS])
+def test_check_accepts_a_shipped_placeholder_with_warnings(placeholder: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["truststore", "check", str(placeholder), "--json"]) == EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["errors"] == []
+    assert {(w["check"], w["index"]) for w in report["warnings"]} == {("placeholder", 0), ("pem", None)}
+    assert any("admits no client; replace it" in w["message"] for w in report["warnings"])
+    assert main(["truststore", "check", str(placeholder)]) == EXIT_OK
+    captured = capsys.readouterr()
+    assert "warning: #0: placeholder: the shipped placeholder CA" in captured.err
+    assert ": ok: 1 certificates, 0 errors, 2 warnings" in captured.out
+
+
+def test_build_accepts_the_placeholder_with_its_warning(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "truststore.pem"
+    assert main(["truststore", "build", "--partner", f"example={PLACEHOLDERS[0]}", "--output", str(bundle),
+                 "--json"]) == EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    # The comments are dropped from the bundle: only the placeholder warning remains.
+    assert [(w["check"], w["index"]) for w in report["warnings"]] == [("placeholder", 0)]
+    assert b"#" not in bundle.read_bytes()
+
+
+def test_check_of_a_directory_or_missing_file_exits_2(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["truststore", "check", str(tmp_path)]) == EXIT_USAGE
+    assert "is a directory; INPUT is a PEM file" in capsys.readouterr().err
+    assert main(["truststore", "check", str(tmp_path / "missing.pem")]) == EXIT_USAGE
+    assert "missing.pem: No such file or directory" in capsys.readouterr().err
+
+
+def test_issue_test_client_reports_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ca_cert, ca_key = partner_ca(tmp_path, "alpha")
+    out_cert, out_key = tmp_path / "client.pem", tmp_path / "client.key"
+    assert main(["truststore", "issue-test-client", "--ca-cert", str(ca_cert), "--ca-key", str(ca_key),
+                 "--subject", "CN=alpha-onboarding", "--output-cert", str(out_cert), "--output-key",
+                 str(out_key), "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out) == {
+        "result": "issued", "subject": "CN=alpha-onboarding", "issuer": "CN=alpha CA",
+        "certificate": str(out_cert), "key": str(out_key), "warnings": []}

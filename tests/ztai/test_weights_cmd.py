@@ -4,6 +4,7 @@ reached through the standard `AWS_ENDPOINT_URL` configuration."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import socket
@@ -132,11 +133,112 @@ def test_usage_errors_exit_2_and_write_nothing(aws_env: dict[str, str], tmp_path
     assert (tmp_path / "existing").read_bytes() == b"keep me"
 
 
-def test_a_non_message_is_refused(aws_env: dict[str, str], tmp_path: Path,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_non_message_is_a_usage_error(aws_env: dict[str, str], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # The wrong file given is the user's to fix (2), not a file that fails to authenticate (1).
     (tmp_path / "plain.bin").write_bytes(b"PK\x03\x04 just a zip file")
-    assert main(["weights", "decrypt", str(tmp_path / "plain.bin"), str(tmp_path / "out")]) == 1
+    assert main(["weights", "decrypt", str(tmp_path / "plain.bin"), str(tmp_path / "out")]) == 2
     assert "Is this an AWS Encryption SDK message?" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def crafted_message(tmp_path: Path, key_arn: str, *, cut: int | None = None) -> Path:
+    """A message header naming `key_arn` (with a random tag): enough for every check made before
+    KMS; `cut` keeps only that many bytes."""
+    from ztai_runtime.weights.format import EncryptedDataKey, serialize_header
+
+    header = serialize_header(os.urandom(32), {"model": "digits"},
+                              [EncryptedDataKey("aws-kms", key_arn.encode(), b"wrapped")], 1024,
+                              os.urandom(32)) + os.urandom(16) + b"body"
+    path = tmp_path / "crafted.enc"
+    path.write_bytes(header[:cut])
+    return path
+
+
+@pytest.fixture
+def no_aws_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any KMS or STS client made fails the test (exit 3 through the CLI's bug handler)."""
+    import ztai.weights_cmd as weights_cmd
+
+    def called(*args: Any) -> Any:
+        raise AssertionError("an AWS client was made before the input was checked")
+
+    monkeypatch.setattr(weights_cmd, "_kms_client", called)
+    monkeypatch.setattr(weights_cmd, "_caller_account", called)
+
+
+@pytest.mark.parametrize("content, complaint", [
+    (b"", "the file is empty, not an AWS Encryption SDK message"),
+    (b"\x02\x04", "message truncated in the header"),
+    (None, "message truncated in the encrypted data key"),
+])
+def test_an_empty_or_cut_header_is_a_usage_error_before_any_aws_call(
+        aws_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], no_aws_call: None,
+        content: bytes | None, complaint: str) -> None:
+    if content is None:
+        source = crafted_message(tmp_path, EXPECTED, cut=80)
+    else:
+        source = tmp_path / "cut.enc"
+        source.write_bytes(content)
+    assert main(["weights", "decrypt", str(source), str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert complaint in error and "nothing was written" in error and "Traceback" not in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_key_in_another_region_is_a_usage_error_naming_the_region(
+        aws_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], no_aws_call: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    source = crafted_message(tmp_path, EXPECTED)  # a key in eu-west-1
+    out = str(tmp_path / "out")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    assert main(["weights", "decrypt", str(source), out]) == 2
+    error = capsys.readouterr().err
+    assert ("the file was encrypted under a key in eu-west-1, but this session is in us-east-1: run "
+            "with --region eu-west-1 (or AWS_REGION=eu-west-1)") in error
+    assert main(["weights", "decrypt", "--region", "ap-south-1", "--key-id", EXPECTED, str(source),
+                 out]) == 2
+    assert (f"--key-id {EXPECTED} is in eu-west-1, but this session is in ap-south-1: run with "
+            "--region eu-west-1") in capsys.readouterr().err
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    assert main(["weights", "encrypt", "--key-id", EXPECTED, str(tmp_path / "w.bin"), out]) == 2
+    assert f"--key-id {EXPECTED} is in eu-west-1, but this session is in us-east-1" in capsys.readouterr().err
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    assert main(["weights", "decrypt", str(source), out]) == 2
+    assert ("the file was encrypted under a key in eu-west-1, but no AWS Region is configured: run "
+            "with --region eu-west-1") in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_right_region_given_with_region_decrypts(aws_env: dict[str, str], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    key_arn = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    sealed = str(tmp_path / "w.enc")
+    assert main(["weights", "encrypt", "--key-id", key_arn, str(tmp_path / "w.bin"), sealed]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    assert main(["weights", "decrypt", "--region", "eu-west-1", "--json", sealed,
+                 str(tmp_path / "back")]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["warnings"] == [] and document["output"] == str(tmp_path / "back")
+    assert (tmp_path / "back").read_bytes() == b"weights"
+
+
+def test_an_unaccepted_suite_is_still_a_refusal(aws_env: dict[str, str], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str],
+                                                no_aws_call: None) -> None:
+    # A message, but one this tool refuses on security grounds (a non-committing suite): exit 1.
+    source = crafted_message(tmp_path, EXPECTED)
+    data = bytearray(source.read_bytes())
+    data[1:3] = b"\x01\x78"
+    source.write_bytes(bytes(data))
+    assert main(["weights", "decrypt", str(source), str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert "refused:" in error and "algorithm suite 0x0178 is not accepted" in error
 
 
 def test_unreachable_kms_is_a_configuration_error_not_a_refusal(aws_env: dict[str, str], tmp_path: Path,
@@ -238,3 +340,56 @@ def test_pinning_errors_exit_2_and_write_nothing(aws_env: dict[str, str], tmp_pa
     assert main(["weights", "encrypt", *args, p["src"], p["dst"]]) == 2
     assert complaint in capsys.readouterr().err
     assert not (tmp_path / "w.enc").exists()
+
+
+class Terminal(io.StringIO):
+    """stderr as a person's terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_drawn_on_a_terminal_only(aws_env: dict[str, str], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    key_arn = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
+    (tmp_path / "w.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    sealed = str(tmp_path / "w.enc")
+    assert main(["weights", "encrypt", "--key-id", key_arn, str(tmp_path / "w.bin"), sealed]) == 0
+    assert "%|" not in capsys.readouterr().err  # not a terminal: nothing drawn
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["weights", "decrypt", "--key-id", key_arn, sealed, str(tmp_path / "back")]) == 0
+    # The bar names the file and its size; how often it is redrawn depends on time, not asserted.
+    assert "\rdecrypting w.enc:   0%|" in terminal.getvalue() and "/3.00M" in terminal.getvalue()
+
+
+def test_progress_is_told_the_bytes_read_up_to_the_whole_file(tmp_path: Path) -> None:
+    from ztai_runtime.weights import StaticUnwrapper, decrypt_file, encrypt_file
+    from ztai_runtime.weights.format import EncryptedDataKey
+
+    class Keys:
+        def generate(self, context: Any) -> tuple[bytes, list[EncryptedDataKey]]:
+            return b"k" * 32, [EncryptedDataKey("test", b"key", b"wrapped")]
+
+    (tmp_path / "w.bin").write_bytes(os.urandom(5 * 1024 * 1024 + 7))
+    told: list[int] = []
+    encrypt_file(tmp_path / "w.bin", tmp_path / "w.enc", Keys(), {}, progress=told.append)
+    assert told == sorted(told) and told[-1] == 5 * 1024 * 1024 + 7
+    told.clear()
+    decrypt_file(tmp_path / "w.enc", tmp_path / "back", StaticUnwrapper(b"k" * 32), progress=told.append)
+    assert told == sorted(told) and told[-1] == (tmp_path / "w.enc").stat().st_size
+
+
+def test_an_unreadable_aws_configuration_is_a_usage_error(aws_env: dict[str, str], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          no_aws_call: None) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default\nregion = eu-west-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    source = crafted_message(tmp_path, EXPECTED)
+    assert main(["weights", "decrypt", str(source), str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "AWS configuration: Unable to parse config file" in error and "Traceback" not in error

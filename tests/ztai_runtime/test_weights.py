@@ -619,3 +619,20 @@ def test_unverified_output_is_unnamed_or_private(tmp_path: Path, key_source: Sta
     # filesystem cannot name such a file later (this sandbox: EXDEV), one private file does.
     assert listing.partial_modes == ([] if anonymous is not None else [0o600])
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(("data", "error", "complaint"), [
+    (b"", fmt.NotAMessageError, "the file is empty"),
+    (b"PK\x03\x04", fmt.NotAMessageError, "message version 80 does not exist"),
+    (b"\x02\x04", fmt.TruncatedHeaderError, "message truncated in the header"),
+    (crafted_header()[:60], fmt.TruncatedHeaderError, "message truncated in the"),
+])
+def test_not_a_message_and_a_cut_header_are_told_apart_from_tampering(
+        data: bytes, error: type[Exception], complaint: str) -> None:
+    # The CLI reports these as the user's mistake (exit 2), not as a refused message (exit 1).
+    unwrapper = CountingUnwrapper(os.urandom(32))
+    with pytest.raises(error, match=complaint) as raised:
+        decrypt_stream(io.BytesIO(data), io.BytesIO(), unwrapper)
+    assert isinstance(raised.value, WeightsFormatError) and unwrapper.calls == 0
+    # A cut header is still an AuthenticationError for callers that only ask "did it verify?".
+    assert isinstance(raised.value, AuthenticationError) == (error is fmt.TruncatedHeaderError)

@@ -7,7 +7,7 @@ alias moved to another key is refused instead of mixing two sets of tokens in on
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,13 +32,15 @@ def tokenize_file(kms: KmsClient, source: Path, destination: Path, *, key_id: st
                   file_format: str | None = None, mode: str = "deterministic",
                   dynamodb: DynamoDbClient | None = None, table: str | None = None,
                   vault_key_id: str | None = None, resume: bool = False, force: bool = False,
-                  checkpoint_every: int | None = None, batch_rows: int | None = None) -> StreamResult:
+                  checkpoint_every: int | None = None, batch_rows: int | None = None,
+                  progress: Callable[[int], None] | None = None) -> StreamResult:
     """Tokenize `columns` of `source` into `destination`.
 
     key_id: the HMAC tokens key (deterministic tokens, and the vault's lookup index).
     mode "vault": random tokens kept in `table`, values encrypted under `vault_key_id`.
     checkpoint_every, batch_rows: rows between checkpoints, rows per batch (per vault round trip);
         the defaults suit each mode.
+    progress: told the input position in bytes after each batch (a progress bar).
     """
     check_domain(domain)
     if mode not in MODES:
@@ -52,8 +54,8 @@ def tokenize_file(kms: KmsClient, source: Path, destination: Path, *, key_id: st
     job = StreamJob(source=source, destination=destination,
                     file_format=file_format or format_for(source), columns=tuple(columns),
                     normalizers=dict(normalizers or {}), resume=resume, force=force,
-                    event="tokenize-file")
-    validate(job)  # fail on the files before spending a KMS call
+                    event="tokenize-file", progress=progress)
+    validate(job)  # fail on the files and columns before spending a KMS call
     if mode == "deterministic":
         tokenizer = DeterministicTokenizer(derive_domain_key(kms, key_id, domain, PURPOSE_TOKEN))
         return run(replace(job, parameters={"mode": mode, "domain": domain, "token_scheme": "tk1",
@@ -74,14 +76,16 @@ def detokenize_file(dynamodb: DynamoDbClient, kms: KmsClient, sts: StsClient, so
                     destination: Path, *, table: str, domain: str, vault_key_id: str,
                     columns: Sequence[str], file_format: str | None = None, resume: bool = False,
                     force: bool = False, checkpoint_every: int | None = None,
-                    batch_rows: int | None = None) -> StreamResult:
+                    batch_rows: int | None = None,
+                    progress: Callable[[int], None] | None = None) -> StreamResult:
     """Replace the vault tokens in `columns` by their values; every batch is one logged call."""
     job = StreamJob(source=source, destination=destination,
                     file_format=file_format or format_for(source), columns=tuple(columns),
                     parameters={"mode": "detokenize", "domain": domain, "table": table},
                     accept_integers=False, resume=resume, force=force,
                     checkpoint_every=checkpoint_every or VAULT_CHECKPOINT_ROWS,
-                    batch_rows=batch_rows or VAULT_BATCH_ROWS, event="detokenize-file")
+                    batch_rows=batch_rows or VAULT_BATCH_ROWS, event="detokenize-file",
+                    progress=progress)
     validate(job)
     detokenizer = VaultDetokenizer(dynamodb, kms, sts, table=table, domain=domain,
                                    vault_key_id=vault_key_id)

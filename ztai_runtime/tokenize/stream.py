@@ -1,9 +1,9 @@
 """Tokenize (or detokenize) selected columns of a CSV or JSON Lines file, row by row, resumably.
 
 Memory is bounded by one batch of rows, whatever the file size. The output is written to
-`DEST.ztai-partial` and renamed to DEST only once the last row is written and synced, so DEST either
+`OUTPUT.ztai-partial` and renamed to OUTPUT only once the last row is written and synced, so OUTPUT either
 does not exist or is complete. Every `checkpoint_every` rows the partial output is synced and a
-checkpoint (JSON, written atomically next to DEST as `DEST.ztai-checkpoint`) records:
+checkpoint (JSON, written atomically next to OUTPUT as `OUTPUT.ztai-checkpoint`) records:
 
     {"format": "zero-trust-ai/tokenize-checkpoint", "version": 1,
      "input": {"path", "size", "mtime_ns", "consumed_bytes", "consumed_sha256"},
@@ -85,6 +85,7 @@ class StreamJob:
     normalizers: column → steps (see `normalize.NORMALIZERS`), applied before `transform`.
     accept_integers: JSON integers are transformed as their decimal text (tokenize: yes).
     max_value_bytes: refuse longer values, naming their line (the vault has a limit).
+    progress: told the input position in bytes after each batch (a progress bar), if given.
     """
 
     source: Path
@@ -100,6 +101,9 @@ class StreamJob:
     checkpoint_every: int = DEFAULT_CHECKPOINT_ROWS
     batch_rows: int = DEFAULT_BATCH_ROWS
     event: str = "tokenize-file"
+    # Told the input position (bytes) after each batch, for a progress display; not a parameter of
+    # the output, so a resumed run may show progress differently.
+    progress: Callable[[int], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,103 @@ def validate(job: StreamJob) -> None:
         raise InputError(f"output {job.destination} exists; pass --force to replace it")
     if job.checkpoint_every < 1 or job.batch_rows < 1:
         raise InputError("checkpoint interval and batch size must be at least one row")
+    partial, checkpoint = partial_path(job.destination), checkpoint_path(job.destination)
+    if job.resume and not (partial.exists() or checkpoint.exists()):
+        # Starting over silently would redo (and, in vault mode, re-log) work the user thinks is done.
+        raise ResumeError(f"nothing to resume: there is no interrupted run of {job.destination} (no "
+                          f"{partial.name} or {checkpoint.name} next to it); run without --resume "
+                          "to start")
+    check_input(job)
+
+
+# -- the input's first lines, checked before any work --------------------------------------------
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# Separators a spreadsheet export may use instead of commas.
+_OTHER_DELIMITERS = {";": "';'", "\t": "tab", "|": "'|'"}
+
+
+def check_input(job: StreamJob) -> None:
+    """Refuse an input whose header (CSV) or first record (JSON Lines) cannot serve the job:
+    empty, not UTF-8, another delimiter, a selected column missing. Called before any AWS call,
+    so a wrong file or column costs no KMS request and leaves no audit line."""
+    name = job.source.name
+    with open(job.source, "rb") as source:
+        if job.file_format == "csv":
+            first = source.readline()
+            if first.startswith(_UTF16_BOMS):
+                raise InputError(f"{name} is UTF-16 text (it starts with a UTF-16 byte-order mark); "
+                                 "files must be UTF-8: save or export it as UTF-8")
+            source.seek(0)
+            header, _ = _read_csv_header(name, source)
+            _check_csv_columns(name, header, job.columns)
+        else:
+            _check_first_record(name, source, job.columns)
+
+
+def _read_csv_header(name: str, source: IO[bytes]) -> tuple[list[str], int]:
+    """The header of a CSV file positioned at its start (a UTF-8 byte-order mark is skipped), and
+    the number of lines it spans (a quoted name may hold a line break)."""
+    if source.read(len(_BOM)) != _BOM:
+        source.seek(0)
+    reader = csv.reader(map(bytes.decode, source), strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as error:
+        raise InputError(f"{name} line {reader.line_num}: malformed CSV header ({error})") from None
+    except UnicodeDecodeError as error:
+        raise _not_utf8(name, reader.line_num + 1, error) from None
+    if header is None:
+        raise InputError(f"{name} is empty; a CSV input starts with a header line naming its columns")
+    return header, reader.line_num
+
+
+def _check_csv_columns(name: str, header: list[str], columns: tuple[str, ...]) -> None:
+    absent = [column for column in columns if column not in header]
+    if absent:
+        hint = _delimiter_hint(header)
+        raise InputError(f"{name}: column {', '.join(repr(c) for c in absent)} not in the header; "
+                         f"the columns are {', '.join(header)}{hint}")
+    repeated = [column for column in columns if header.count(column) > 1]
+    if repeated:
+        raise InputError(f"{name}: column {repeated[0]!r} appears twice in the header; "
+                         "which one to tokenize is ambiguous")
+
+
+def _delimiter_hint(header: list[str]) -> str:
+    """Why a header may have come out as one column: the file uses another separator."""
+    if len(header) != 1:
+        return ""
+    counts = {delimiter: header[0].count(delimiter) for delimiter in _OTHER_DELIMITERS}
+    delimiter = max(counts, key=lambda d: counts[d])
+    if not counts[delimiter]:
+        return ""
+    return (f". The file looks {_OTHER_DELIMITERS[delimiter]}-delimited; only comma-separated CSV "
+            "is read: export it again with ',' as the separator (in a spreadsheet: CSV, "
+            "comma-delimited, UTF-8)")
+
+
+def _check_first_record(name: str, source: IO[bytes], columns: tuple[str, ...]) -> None:
+    """The first non-blank line of a JSON Lines file must be an object holding every column."""
+    for line, raw in enumerate(source, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            if line == 1 and raw.startswith(_UTF16_BOMS):
+                raise InputError(f"{name} is UTF-16 text (it starts with a UTF-16 byte-order mark); "
+                                 "files must be UTF-8: save or export it as UTF-8") from None
+            raise _not_utf8(name, line, error) from None
+        if line == 1:
+            text = text.removeprefix("\ufeff")
+        if not text.strip():
+            continue
+        record = _parse_record(name, text, line)
+        for column in columns:
+            if column not in record:
+                raise InputError(f"{name} line {line}: field {column!r} is missing; every selected "
+                                 "field must be present in every record (null for no value); the "
+                                 f"fields are {', '.join(record) or 'none'}")
+        return
+    raise InputError(f"{name} has no record; a JSON Lines input holds one JSON object per line")
 
 
 def _parameters(job: StreamJob) -> dict[str, Any]:
@@ -378,6 +479,8 @@ class _State:
         if position.rows_done - self.last_checkpoint_rows >= self.job.checkpoint_every:
             _write_checkpoint(self)
             self.last_checkpoint_rows = position.rows_done
+        if self.job.progress is not None:
+            self.job.progress(input_offset)
 
 
 def _csv_header(state: _State) -> tuple[list[str], str, bool, int, int]:
@@ -388,30 +491,15 @@ def _csv_header(state: _State) -> tuple[list[str], str, bool, int, int]:
     first = source.readline()
     bom = first.startswith(_BOM)
     terminator = "\r\n" if first.endswith(b"\r\n") else "\n"
-    source.seek(len(_BOM) if bom else 0)
-    reader = csv.reader(map(bytes.decode, source), strict=True)
-    try:
-        header = next(reader, None)
-    except csv.Error as error:
-        raise InputError(f"{state.name} line {reader.line_num}: malformed CSV header ({error})") from None
-    except UnicodeDecodeError as error:
-        raise _not_utf8(state.name, reader.line_num + 1, error) from None
-    if header is None:
-        raise InputError(f"{state.name} is empty; a CSV input starts with a header line naming its columns")
-    return header, terminator, bom, source.tell(), reader.line_num
+    source.seek(0)
+    header, lines = _read_csv_header(state.name, source)
+    return header, terminator, bom, source.tell(), lines
 
 
 def _process_csv(state: _State) -> int:
     job, position, source = state.job, state.position, state.source
     header, terminator, bom, header_end, header_lines = _csv_header(state)
-    absent = [column for column in job.columns if column not in header]
-    if absent:
-        raise InputError(f"{state.name}: column {', '.join(repr(c) for c in absent)} not in the header; "
-                         f"the columns are {', '.join(header)}")
-    repeated = [column for column in job.columns if header.count(column) > 1]
-    if repeated:
-        raise InputError(f"{state.name}: column {repeated[0]!r} appears twice in the header; "
-                         "which one to tokenize is ambiguous")
+    _check_csv_columns(state.name, header, job.columns)
     selected = [(header.index(column), column, state.normalizers.get(column)) for column in job.columns]
     indexes = [index for index, _, _ in selected]
     width, limit = len(header), job.max_value_bytes
@@ -490,10 +578,12 @@ def _process_jsonl(state: _State) -> int:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as error:
                 raise _not_utf8(state.name, line, error) from None
+            if line == 1:
+                text = text.removeprefix("\ufeff")  # a byte-order mark: not part of the record
             if not text.strip():
                 records.append(None)  # a blank line: passed through as one
                 continue
-            record = _parse_record(state, text, line)
+            record = _parse_record(state.name, text, line)
             for column, normalize in selected:
                 value = _json_cell(state, record, column, line)
                 if value and normalize is not None:
@@ -537,16 +627,16 @@ def _exact_float(text: str) -> float:
     return value
 
 
-def _parse_record(state: _State, text: str, line: int) -> dict[str, Any]:
+def _parse_record(name: str, text: str, line: int) -> dict[str, Any]:
     try:
         record = json.loads(text, parse_constant=_reject_constant, parse_float=_exact_float)
     except ValueError as error:
-        raise InputError(f"{state.name} line {line}: malformed JSON ({error}); each line must be one "
+        raise InputError(f"{name} line {line}: malformed JSON ({error}); each line must be one "
                          "JSON object") from None
     except RecursionError:
-        raise _too_deep(state.name, f"line {line}") from None
+        raise _too_deep(name, f"line {line}") from None
     if not isinstance(record, dict):
-        raise InputError(f"{state.name} line {line}: a JSON {type(record).__name__}, not an object; "
+        raise InputError(f"{name} line {line}: a JSON {type(record).__name__}, not an object; "
                          "each line must be one JSON object")
     return record
 

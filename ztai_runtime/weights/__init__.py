@@ -1,7 +1,14 @@
 """Envelope encryption of model weights in the AWS Encryption SDK message format (see format.py)."""
 
 from ztai_runtime.weights.files import DestinationExistsError, decrypt_file, encrypt_file
-from ztai_runtime.weights.format import AuthenticationError, EncryptedDataKey, WeightsFormatError
+from ztai_runtime.weights.format import (
+    AuthenticationError,
+    EncryptedDataKey,
+    NotAMessageError,
+    TruncatedHeaderError,
+    WeightsFormatError,
+    read_header,
+)
 from ztai_runtime.weights.keys import (
     DataKeySource,
     DataKeyUnwrapper,
@@ -17,7 +24,7 @@ from ztai_runtime.weights.stream import MessageInfo, decrypt_stream, encrypt_str
 
 __all__ = [
     "AuthenticationError", "DataKeySource", "DataKeyUnwrapper", "DestinationExistsError",
-    "EncryptedDataKey", "KeyPinError", "KmsDataKeySource", "KmsUnwrapper", "MessageInfo", "StaticUnwrapper",
-    "UnwrapError", "WeightsFormatError", "decrypt_file", "decrypt_stream", "encrypt_file",
-    "encrypt_stream", "key_arn_parts", "pinned_key_arn",
+    "EncryptedDataKey", "KeyPinError", "KmsDataKeySource", "KmsUnwrapper", "MessageInfo", "NotAMessageError",
+    "StaticUnwrapper", "TruncatedHeaderError", "UnwrapError", "WeightsFormatError", "decrypt_file",
+    "decrypt_stream", "encrypt_file", "encrypt_stream", "key_arn_parts", "pinned_key_arn", "read_header",
 ]

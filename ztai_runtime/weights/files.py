@@ -17,7 +17,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ztai_runtime.weights.format import DEFAULT_FRAME_LENGTH
 from ztai_runtime.weights.keys import DataKeySource, DataKeyUnwrapper
@@ -115,23 +115,54 @@ def _atomic_output(destination: Path, overwrite: bool) -> Iterator[BinaryIO]:
     _fsync_directory(directory)
 
 
+# Told the number of input bytes read so far (a progress display); called once per read.
+Progress = Callable[[int], None]
+
+
+class _ProgressReader:
+    """The source file, reporting the bytes read so far to `progress` after each read. Only the
+    two methods the streams use are forwarded: anything else is a bug worth an AttributeError."""
+
+    def __init__(self, source: BinaryIO, progress: Progress) -> None:
+        self._source, self._progress, self._position = source, progress, 0
+
+    def read(self, count: int = -1) -> bytes:
+        data = self._source.read(count)
+        self._advance(len(data))
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        count: int = self._source.readinto(buffer)  # type: ignore[attr-defined]
+        self._advance(count or 0)
+        return count
+
+    def _advance(self, count: int) -> None:
+        if count:
+            self._position += count
+            self._progress(self._position)
+
+
 def _run(source: Path, destination: Path, overwrite: bool,
-         work: Callable[[BinaryIO, BinaryIO], MessageInfo]) -> MessageInfo:
+         work: Callable[[BinaryIO, BinaryIO], MessageInfo], progress: Progress | None) -> MessageInfo:
     if destination.exists() and os.path.samefile(source, destination):
         raise ValueError("source and destination are the same file")
     with open(source, "rb", buffering=_READ_BUFFERING) as source_file, \
             _atomic_output(destination, overwrite) as sink:
-        return work(source_file, sink)
+        reader: Any = source_file if progress is None else _ProgressReader(source_file, progress)
+        return work(reader, sink)
 
 
 def encrypt_file(source: Path, destination: Path, keys: DataKeySource, context: Mapping[str, str], *,
-                 frame_length: int = DEFAULT_FRAME_LENGTH, overwrite: bool = False) -> MessageInfo:
+                 frame_length: int = DEFAULT_FRAME_LENGTH, overwrite: bool = False,
+                 progress: Progress | None = None) -> MessageInfo:
     return _run(source, destination, overwrite,
-                lambda src, dst: encrypt_stream(src, dst, keys, context, frame_length=frame_length))
+                lambda src, dst: encrypt_stream(src, dst, keys, context, frame_length=frame_length),
+                progress)
 
 
 def decrypt_file(source: Path, destination: Path, unwrapper: DataKeyUnwrapper, *,
                  expected_context: Mapping[str, str] | None = None,
-                 overwrite: bool = False) -> MessageInfo:
+                 overwrite: bool = False, progress: Progress | None = None) -> MessageInfo:
     return _run(source, destination, overwrite,
-                lambda src, dst: decrypt_stream(src, dst, unwrapper, expected_context=expected_context))
+                lambda src, dst: decrypt_stream(src, dst, unwrapper, expected_context=expected_context),
+                progress)

@@ -68,6 +68,16 @@ class AuthenticationError(WeightsFormatError):
     """The message does not authenticate: tampered, truncated, reordered, wrong key or wrong context."""
 
 
+class NotAMessageError(WeightsFormatError):
+    """The input is not an AWS Encryption SDK message at all (another kind of file, or empty): a
+    mistake about which file to decrypt rather than a verdict on a message."""
+
+
+class TruncatedHeaderError(AuthenticationError):
+    """The input ends inside the message header: an incomplete copy or download. Nothing of the
+    message was authenticated yet; it is an AuthenticationError for callers that do not care."""
+
+
 @dataclass(frozen=True)
 class EncryptedDataKey:
     """One wrapped copy of the message's data key. For KMS: provider "aws-kms", info = key ARN."""
@@ -216,11 +226,21 @@ def read_header(source: BinaryIO, *, max_encrypted_data_keys: int = MAX_ENCRYPTE
         recorded.extend(data)
         return data
 
-    version, suite = struct.unpack(">BH", take(3, "header"))
+    first = read_up_to(source, 3)
+    recorded.extend(first)
+    if not first:
+        raise NotAMessageError("the file is empty, not an AWS Encryption SDK message")
+    if first[0] not in (1, MESSAGE_VERSION):
+        raise NotAMessageError(f"message version {first[0]} does not exist (first byte 0x{first[0]:02X}; "
+                               f"messages start with 0x{MESSAGE_VERSION:02X}): the file is not an "
+                               "encrypted weights file. Is this an AWS Encryption SDK message?")
+    if len(first) < 3:
+        raise TruncatedHeaderError("message truncated in the header (the file is shorter than a header)")
+    version, suite = struct.unpack(">BH", first)
     if version != MESSAGE_VERSION:
-        hint = " (version 1 messages use non-committing suites)" if version == 1 else ""
         raise WeightsFormatError(f"message version {version} is not accepted; only version "
-                                 f"{MESSAGE_VERSION}{hint}. Is this an AWS Encryption SDK message?")
+                                 f"{MESSAGE_VERSION} (version 1 messages use non-committing suites). "
+                                 "Is this an AWS Encryption SDK message?")
     if suite != SUITE_ID:
         raise WeightsFormatError(f"algorithm suite 0x{suite:04X} is not accepted; only 0x{SUITE_ID:04X} "
                                  f"({SUITE_NAME}, committing, unsigned)")
@@ -277,7 +297,7 @@ def read_up_to(source: BinaryIO, count: int) -> bytes:
 def _read_exact(source: BinaryIO, count: int, what: str) -> bytes:
     data = read_up_to(source, count)
     if len(data) != count:
-        raise AuthenticationError(f"message truncated in the {what}")
+        raise TruncatedHeaderError(f"message truncated in the {what}")
     return data
 
 

@@ -1,19 +1,30 @@
-"""Partner truststores for API Gateway mutual TLS (the partners control).
+"""Partner truststores for API Gateway mutual TLS (the partners control): the one parser
+and validator of CA files, shared by the deploy (`components/api_gateway.py`) and the CLI (`ztai
+truststore build|check|issue-test-client`), so a file one accepts the other accepts too.
 
 A truststore is what API Gateway reads from S3 for a custom domain with mutual TLS: plain PEM
 `CERTIFICATE` blocks, one after another, nothing else. It holds the CA certificates (roots and,
 where a partner's chain needs them, intermediates) of every partner admitted; a client certificate
 that chains to none of them is refused during the TLS handshake.
 
+- `load_certificates` reads a CA file: every PEM block must be a certificate that parses; text
+  outside the blocks (comments) is dropped.
 - `build_bundle` concatenates the partners' CA files in partner-name order, re-encoded from the
   parsed certificates (comments, keys and stray text in the inputs never reach the bundle), so the
   same partners always give the same bytes. Removing a partner is building again without it: the
   result is a new S3 object version that no longer admits that partner.
 - `check_bundle` validates a bundle as API Gateway would need it: every block a parseable
   certificate, CA certificates only, RSA >= 2048 or ECDSA P-256/P-384 keys, SHA-256 or stronger
-  signatures, expiry (expired = error, expiring soon = warning), no duplicates.
+  signatures, expiry (expired = error, expiring soon = warning), no duplicates. `#` comment lines
+  (as in the shipped placeholder CA files) are a warning: build and the deploy drop them. The
+  shipped placeholder CAs (subject starting "PLACEHOLDER") are a warning everywhere: they are
+  valid CAs whose private key was discarded, so they admit no one until replaced.
 - `create_test_ca` and `issue_test_client` make test partner CAs and client certificates (EC P-256,
   clientAuth) for tests and for a partner's onboarding check. They are not a production CA.
+
+Why here: the deploy needs these checks, and components never import `ztai_runtime` (it is shipped
+to Lambda and the enclave, which need none of this); the CLI may import components. This module
+imports `cryptography` only, never pulumi, so the CLI stays quick.
 
 On-disk format: the bundle is RFC 7468 PEM (`-----BEGIN CERTIFICATE-----`, strict base64 DER),
 the format has no version field of its own because API Gateway defines it; its versioning is the
@@ -35,11 +46,16 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-# What `cryptography` raises on a damaged certificate (at load or when a part is first read),
-# shared with the attestation chain check.
-from ztai_runtime.x509_errors import CERTIFICATE_ERRORS
+# What `cryptography` raises on a damaged certificate (at load or when a part is first read). The
+# attestation check keeps the same list in ztai_runtime/x509_errors.py (components cannot import
+# the runtime); a test holds the two equal.
+CERTIFICATE_ERRORS = (
+    ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType, UnsupportedAlgorithm)
+# The subject common name of the shipped placeholder CAs (stacks/truststore/placeholder-*.pem).
+PLACEHOLDER_PREFIX = "PLACEHOLDER"
 
 EXPIRY_WARNING_DAYS = 30
 MIN_RSA_BITS = 2048
@@ -62,7 +78,7 @@ class TruststoreError(Exception):
 @dataclass(frozen=True)
 class Finding:
     severity: Severity
-    check: str  # stable id: pem, ca, key, signature, expiry, duplicate, empty
+    check: str  # stable id: pem, ca, key, signature, expiry, duplicate, empty, placeholder
     index: int | None  # position of the certificate in the bundle (0-based), None for the whole file
     subject: str | None
     message: str
@@ -157,7 +173,8 @@ def load_certificates(pem: bytes, source: str) -> list[x509.Certificate]:
     certificate is refused. Text outside the blocks (comments) is ignored."""
     blocks = _pem_blocks(pem)
     if not blocks:
-        raise TruststoreError(f"{source}: no PEM certificate found")
+        raise TruststoreError(f"{source}: no PEM certificate found (no PEM CERTIFICATE block, '-----BEGIN "
+                              "CERTIFICATE-----')")
     certificates: list[x509.Certificate] = []
     for number, block in enumerate(blocks, start=1):
         if block.certificate is None:
@@ -192,11 +209,19 @@ def check_bundle(pem: bytes, now: dt.datetime, *, expiry_warning_days: int = EXP
     findings: list[Finding] = []
     summaries: list[CertificateSummary] = []
     blocks = _pem_blocks(pem)
-    outside = _PEM_BLOCK.sub(b"", pem).strip()
-    if outside:
+    outside = _PEM_BLOCK.sub(b"", pem)
+    comments = [line for line in outside.splitlines() if line.lstrip().startswith(b"#")]
+    stray = b"".join(line for line in outside.splitlines()
+                     if line.strip() and not line.lstrip().startswith(b"#"))
+    if stray:
         findings.append(Finding("error", "pem", None, None,
-                                f"{len(outside)} bytes outside PEM blocks (or an unterminated block): "
+                                f"{len(stray)} bytes outside PEM blocks (or an unterminated block): "
                                 "a truststore is plain PEM certificates only"))
+    if comments:
+        findings.append(Finding("warning", "pem", None, None,
+                                f"{len(comments)} comment lines ('#') outside the PEM blocks: "
+                                "`ztai truststore build` and the deploy drop them; upload only what "
+                                "they write, as API Gateway reads plain PEM"))
     if not blocks:
         findings.append(Finding("error", "empty", None, None, "no certificate in the truststore"))
     seen: dict[str, int] = {}
@@ -260,6 +285,11 @@ def _certificate_findings(certificate: x509.Certificate, now: dt.datetime,
         name = digest.name.upper() if digest else certificate.signature_algorithm_oid.dotted_string
         found.append(("error", "signature", f"signed with {name}: SHA-256 or stronger required"))
 
+    if is_placeholder(certificate):
+        found.append(("warning", "placeholder",
+                      "the shipped placeholder CA (its private key was discarded): it admits no "
+                      "client; replace it with your CA's certificate before deploying"))
+
     not_after = certificate.not_valid_after_utc
     if not_after <= now:
         found.append(("error", "expiry", f"expired on {not_after.isoformat()}"))
@@ -270,6 +300,21 @@ def _certificate_findings(certificate: x509.Certificate, now: dt.datetime,
         found.append(("warning", "expiry",
                       f"not valid before {certificate.not_valid_before_utc.isoformat()}"))
     return found
+
+
+def is_placeholder(certificate: x509.Certificate) -> bool:
+    """One of the shipped placeholder CAs, told by its subject's common name."""
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return any(str(name.value).startswith(PLACEHOLDER_PREFIX) for name in names)
+
+
+def ca_file_problems(pem: bytes, source: str, now: dt.datetime) -> tuple[list[x509.Certificate], Report]:
+    """A CA file as the deploy and `truststore build` read it: its certificates (raises
+    TruststoreError naming `source` if a block is not one), and the report of `check_bundle` on
+    them re-encoded, which is what reaches the truststore."""
+    certificates = load_certificates(pem, source)
+    bundle = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates)
+    return certificates, check_bundle(bundle, now)
 
 
 def _signing_hash(key: CaPrivateKey) -> hashes.SHA256 | hashes.SHA384:
@@ -355,8 +400,8 @@ def load_ca_key(pem: bytes, source: str) -> CaPrivateKey:
         key = serialization.load_pem_private_key(pem, password=None)
     except TypeError:
         raise TruststoreError(f"{source}: the key is encrypted; give an unencrypted test CA key") from None
-    except ValueError as error:
-        raise TruststoreError(f"{source}: not a PEM private key ({error})") from None
+    except (ValueError, UnsupportedAlgorithm) as error:
+        raise TruststoreError(f"{source}: not a PEM private key this tool can use ({error})") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise TruststoreError(f"{source}: only RSA and EC CA keys are supported")
     return key

@@ -15,8 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
-from tests.support.mtls import MtlsServer, ServerIdentity, connect, make_server_identity
-from ztai_runtime.truststore import (
+from components.truststore import (
     TruststoreError,
     build_bundle,
     check_bundle,
@@ -24,6 +23,7 @@ from ztai_runtime.truststore import (
     issue_test_client,
     load_certificates,
 )
+from tests.support.mtls import MtlsServer, ServerIdentity, connect, make_server_identity
 
 # One clock for every certificate the tests make and check: a CA made "now" at call time and
 # checked against an earlier NOW would look not yet valid in a long run.
@@ -391,3 +391,50 @@ def test_tls_server_admits_partners_in_the_bundle_and_refuses_everyone_else(
         assert (seen, verdict) == ("refused", "refused") and "certificate verify failed" in detail
         seen, (verdict, _) = attempt(server, alpha.client)
         assert (seen, verdict) == ("admitted", "admitted")
+
+
+# --- one parser for the deploy, build and check -------------------------------------------------
+
+def test_the_certificate_error_list_is_the_attestation_checks_list() -> None:
+    # components cannot import the runtime, so each keeps the list; they must not drift apart.
+    from components import truststore
+    from ztai_runtime.x509_errors import CERTIFICATE_ERRORS
+
+    assert truststore.CERTIFICATE_ERRORS == CERTIFICATE_ERRORS
+
+
+def test_the_module_imports_no_pulumi() -> None:
+    # The CLI imports it: pulumi would cost every `ztai truststore` command seconds.
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    probe = "import sys, components.truststore; print(sorted(m for m in sys.modules if 'pulumi' in m))"
+    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
+    assert run.stdout.strip() == "[]"
+
+
+def test_comment_lines_are_a_warning_and_stray_text_an_error() -> None:
+    ca, _ = create_test_ca("partner-a CA")
+    report = check_bundle(b"# partner A's root\n\n" + pem(ca) + b"  # rotated 2026\n", NOW)
+    assert report.ok and checks(report, "warning") == [(None, "pem")]
+    assert "2 comment lines" in report.warnings[0].message
+    report = check_bundle(b"# partner A\nsubject=CN=partner-a CA\n" + pem(ca), NOW)
+    assert checks(report, "error") == [(None, "pem")] and checks(report, "warning") == [(None, "pem")]
+
+
+def test_the_shipped_placeholders_are_valid_cas_flagged_as_placeholders() -> None:
+    from components.truststore import is_placeholder
+
+    shipped = sorted((Path(__file__).resolve().parents[2] / "stacks" / "truststore")
+                     .glob("placeholder-*.pem"))
+    assert len(shipped) == 2
+    for path in shipped:
+        [certificate] = load_certificates(path.read_bytes(), path.name)
+        assert is_placeholder(certificate)
+        report = check_bundle(path.read_bytes(), NOW)
+        assert report.ok and {(f.index, f.check) for f in report.warnings} == {(0, "placeholder"),
+                                                                                (None, "pem")}
+    assert not is_placeholder(create_test_ca("partner-a CA")[0])
