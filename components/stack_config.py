@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from cryptography import x509
 
 from components.ami_pipeline import EnclaveArtifacts
 from components.api_gateway import ApiPartner, domain_problem
@@ -45,6 +46,7 @@ from components.enclave_fleet import ARTIFACT_PREFIX, EnclaveFleetSettings, sizi
 from components.keys import EnclaveMeasurements, measurement_problem
 from components.network import MAX_SEGMENT_PREFIX, MIN_SEGMENT_PREFIX, SEGMENT_NAMES, Segment
 from components.partners_file import parse_partners_file
+from components.truststore import is_placeholder
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 DATA_CLASSIFICATIONS = ("public", "internal", "confidential", "restricted")
@@ -832,6 +834,16 @@ def placeholders(config: StackConfig) -> list[str]:
         found.append(f"{', '.join(map(_full, pcrs))}: the shipped placeholder measurements, not your "
                      "EIF's (enclave_images/build.sh prints them); no enclave could decrypt the weights")
     files = [*api.client_ca_files, *(p.ca_file for p in api.partners if p.ca_file)]
+    # Told by content, as the truststore checks tell them, so a renamed copy is still named.
     found += [f"CA file {Path(f).name} (its key was discarded: it admits no one)"
-              for f in files if Path(f).name.startswith("placeholder-")]
+              for f in files if _holds_placeholder_ca(f)]
     return found
+
+
+def _holds_placeholder_ca(path: str) -> bool:
+    """A CA file holding one of the shipped placeholder CAs (their keys were discarded)."""
+    try:
+        certificates = x509.load_pem_x509_certificates(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return False  # parsing reported the file already; an unreadable file is not a placeholder
+    return any(is_placeholder(certificate) for certificate in certificates)

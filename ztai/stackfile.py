@@ -262,6 +262,6 @@ def shared_target_warnings(stack_file: StackFile) -> list[str]:
             f"stacks {stack_file.stack!r} and {other_name!r} both target account {accounts} in "
             f"{mine[1]}: together they need " + ", ".join(f"{total[n]} {n}" for n in DEFAULT_QUOTAS)
             + (f"; over the default quotas: {'; '.join(over)}. Request increases (Service Quotas) "
-               "or deploy them to separate accounts (docs/quotas.md)" if over else
+               "or deploy them to separate accounts (docs/deploying.md)" if over else
                " (within the default quotas)"))
     return warnings

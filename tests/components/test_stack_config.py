@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -560,6 +561,22 @@ def test_a_real_configuration_has_no_placeholders() -> None:
             "zero-trust-ai:apiDomainName": "api.models.acme.io",
             "zero-trust-ai:apiClientCaFiles": f'["{PARTNER_CA}"]'}
     assert [p for p in placeholders(parse_stack_config(real)) if not p.startswith("CA file")] == []
+
+
+def test_a_placeholder_ca_is_told_by_its_content_not_its_file_name(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from components.truststore import create_test_ca
+    renamed = tmp_path / "our-ca.pem"
+    renamed.write_bytes(Path(PARTNER_CA).read_bytes())
+    ours, _ = create_test_ca("acme clients CA")
+    real_ca = tmp_path / "placeholder-looking-name.pem"
+    real_ca.write_bytes(ours.public_bytes(serialization.Encoding.PEM))
+    real = {**VALID, "zero-trust-ai:keyAdministratorRoleArns": '["arn:aws:iam::444455556666:role/a"]',
+            "zero-trust-ai:apiDomainName": "api.models.acme.io",
+            "zero-trust-ai:apiClientCaFiles": json.dumps([str(renamed), str(real_ca)])}
+    assert placeholders(parse_stack_config(real)) == [
+        "CA file our-ca.pem (its key was discarded: it admits no one)"]
 
 
 # -- key names: namespaces and provider settings ---------------------------------------------------
