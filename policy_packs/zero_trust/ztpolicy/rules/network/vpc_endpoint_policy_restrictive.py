@@ -46,8 +46,9 @@ ENDPOINT_POLICY = "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy"
 POLICY_TYPES = {"Gateway", "Interface"}
 # Services whose actions name no resource type, so there is no other account's resource to
 # reach and aws:ResourceAccount has nothing to test: Session Manager's and Run Command's channels
-# ("Resource types" empty for every action: Service Authorization Reference, list_amazonsessionmanagermessagegatewayservice.html
-# and list_amazonmessagedeliveryservice.html). Every other service needs a resource perimeter.
+# ("Resource types" empty for every action: Service Authorization Reference,
+# list_amazonsessionmanagermessagegatewayservice.html and list_amazonmessagedeliveryservice.html).
+# Every other service needs a resource perimeter.
 SERVICES_WITHOUT_RESOURCES = frozenset({"ssmmessages", "ec2messages"})
 PRINCIPAL_KEYS = {"aws:principalorgid", "aws:principalaccount", "aws:principalarn",
                   "aws:principalorgpaths"}
