@@ -520,7 +520,7 @@ def test_the_scp_keeps_integrations_vpc_links_and_client_secrets_with_the_deploy
 
 
 # -- the deploy runs the checks of `ztai truststore check` -----------------------------------------
-def test_the_gateway_leaves_a_placeholder_ca_to_the_stack_placeholder_list(args: SecureApiGatewayArgs) -> None:
+def test_the_gateway_leaves_a_placeholder_ca_to_the_stack_config(args: SecureApiGatewayArgs) -> None:
     # The stack configuration's placeholder list names it (tests/components/test_stack_config.py);
     # the gateway repeating it would print every placeholder CA twice.
     placeholder = ROOT / "stacks" / "truststore" / "placeholder-first-party-ca.pem"
