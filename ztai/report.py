@@ -89,8 +89,8 @@ def render_policies(result: PolicyResult, pack_label: str) -> list[str]:
         by_policy[violation.policy].append(violation)
     for name, violations in by_policy.items():
         policy = policies.get(name)
-        section = f" §{policy.section.lstrip('§')}" if policy and policy.section else ""
-        lines.append(f"    - [{violations[0].level}] [{violations[0].severity}] {name}{section}: "
+        control = f" ({policy.control})" if policy and policy.control else ""
+        lines.append(f"    - [{violations[0].level}] [{violations[0].severity}] {name}{control}: "
                      f"{policy.description if policy else ''}")
         for violation in violations:
             lines.append(f"        {violation.urn or '(stack)'}")
@@ -124,12 +124,12 @@ def render_json(*, mode: str, project: str, stack: str, resources: Sequence[Repo
             "name": result.pack_name, "version": result.pack_version,
             "policies": [{"name": p.name, "description": p.description, "type": p.policy_type,
                           "enforcementLevel": p.enforcement_level, "severity": p.severity,
-                          "section": p.section, "remediation": p.remediation}
+                          "control": p.control, "remediation": p.remediation}
                          for p in result.policies],
             "config": result.config,
         },
         "violations": [{"policy": v.policy, "level": v.level, "severity": v.severity,
-                        "section": policies[v.policy].section if v.policy in policies else "",
+                        "control": policies[v.policy].control if v.policy in policies else "",
                         "urn": v.urn, "message": v.message} for v in result.violations],
         "exclusions": [{"policy": e.policy, "urn": e.urn, "pattern": e.pattern, "reason": e.reason,
                         "suppressed": list(e.suppressed)} for e in result.exclusions],

@@ -86,3 +86,12 @@ def test_control_map_links_every_control_to_a_page() -> None:
             continue
         assert re.search(r"\]\(docs/[^)]+\.md(#[^)]*)?\)", row), \
             f"control map line without a docs/ page: {row}"
+
+
+def test_every_rule_names_a_control_of_the_control_map() -> None:
+    # The pack's reports print each violation's control: a forker reads it in the README's map.
+    from ztpolicy.rules import ALL_RULES
+    rows = [line for line in section(_readme(), "Control map").splitlines() if line.startswith("| ")]
+    controls = {row.split("|")[1].strip() for row in rows[1:]}  # after the header row
+    unknown = sorted({rule.control for rule in ALL_RULES} - controls)
+    assert not unknown, f"rules name controls the README's control map does not list: {unknown}"

@@ -91,8 +91,8 @@ def test_pack_describes_its_policies(pack: PolicyPackProcess) -> None:
     assert len(result.policies) == len(by_name) == len(rule_files) >= 32
     assert set(by_name) == rule_files
     flow = by_name["vpc-flow-logs-enabled"]
-    assert (flow.policy_type, flow.enforcement_level, flow.severity, flow.section) == (
-        "stack", "mandatory", "high", "§2.1")
+    assert (flow.policy_type, flow.enforcement_level, flow.severity, flow.control) == (
+        "stack", "mandatory", "high", "segmented network")
     assert by_name["no-unrestricted-ingress"].severity == "critical"
     assert all(p.remediation for p in result.policies)
 

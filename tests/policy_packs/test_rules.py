@@ -42,14 +42,14 @@ def test_every_rule_has_complete_metadata() -> None:
     names = [rule.name for rule in ALL_RULES]
     assert len(names) == len(set(names))
     for rule in ALL_RULES:
-        assert rule.description and rule.remediation and rule.section
+        assert rule.description and rule.remediation and rule.control
         module = (rule.resource_check or rule.stack_check).__name__  # type: ignore[union-attr]
         assert module.replace("_", "-") == rule.name, "a rule's function is named after its rule"
 
 
 def test_rule_needs_exactly_one_check() -> None:
     with pytest.raises(ValueError, match="exactly one"):
-        Rule(name="x", description="d", section="2.1", severity=ALL_RULES[0].severity,
+        Rule(name="x", description="d", control="segmented network", severity=ALL_RULES[0].severity,
              remediation="r")
 
 

@@ -69,7 +69,7 @@ class PolicyInfo:
     description: str
     enforcement_level: str
     severity: str
-    section: str
+    control: str
     remediation: str
     policy_type: str
 
@@ -232,7 +232,7 @@ def _policy_infos(info: analyzer_pb2.AnalyzerInfo) -> list[PolicyInfo]:
         name=policy.name, description=policy.description,
         enforcement_level=_LEVELS.get(policy.enforcementLevel, "advisory"),
         severity=_SEVERITIES.get(policy.severity, "unspecified"),
-        section=policy.framework.reference,
+        control=policy.framework.reference,
         remediation=policy.remediation_steps,
         policy_type="stack" if policy.policy_type == analyzer_pb2.POLICY_TYPE_STACK else "resource",
     ) for policy in info.policies]

@@ -128,8 +128,8 @@ def to_policy(rule: Rule) -> Policy:
         "config_schema": schema,
         "severity": rule.severity,
         "framework": PolicyComplianceFramework(name=FRAMEWORK, version="1",
-                                               reference=f"§{rule.section}"),
-        "tags": [f"section:{rule.section}", "suppressible" if rule.suppressible else "not-suppressible"],
+                                               reference=rule.control),
+        "tags": [f"control:{rule.control}", "suppressible" if rule.suppressible else "not-suppressible"],
         "remediation_steps": rule.remediation,
     }
     if rule.resource_check is not None:

@@ -60,7 +60,7 @@ class Rule:
     """A policy rule with the metadata reports and the control map need.
 
     name: stable id, also the key of the rule's policy configuration.
-    section: control-map section the rule enforces, e.g. "2.1".
+    control: the control of the README's control map the rule enforces, e.g. "segmented network".
     resource_types: types a resource rule looks at (stack rules see every resource).
     suppressible: False means exclusions in the policy config are refused for this rule.
     config: extra JSON-schema properties of the rule's configuration, with defaults.
@@ -68,7 +68,7 @@ class Rule:
 
     name: str
     description: str
-    section: str
+    control: str
     severity: Severity
     remediation: str
     resource_check: ResourceCheck | None = None

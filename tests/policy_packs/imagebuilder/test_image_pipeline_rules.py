@@ -154,5 +154,5 @@ def test_the_pack_rejects_an_unscanned_pipeline_and_weak_build_infrastructure(
     messages = [v.message for v in result.violations if v.urn.endswith("unscanned-pipeline")]
     assert any("does not scan" in m for m in messages) and any("skips its image tests" in m for m in messages)
     policies = {p.name: p for p in result.policies}
-    assert policies["image-pipeline-scans-images"].section == "§2.2"
+    assert policies["image-pipeline-scans-images"].control == "immutable images"
     assert policies["image-builder-infrastructure-hardened"].severity == "high"

@@ -241,7 +241,7 @@ def test_runs_at_least_monthly(expression: Any, monthly: bool) -> None:
 
 def test_the_rule_has_no_switch_but_exclusions() -> None:
     assert RULE.stack_check is kms_monthly_rotation_scheduled and RULE.config == {}
-    assert RULE.suppressible and RULE.section == "4.2"
+    assert RULE.suppressible and RULE.control == "monthly key rotation"
 
 
 def test_through_the_analyzer_an_exclusion_is_the_only_waiver(pack: PolicyPackProcess) -> None:  # noqa: F811

@@ -115,7 +115,7 @@ def violations(pack: PolicyPackProcess, resources: list[AnalyzedResource]) -> di
         if violation.policy == RULE:
             found.setdefault(violation.urn.rsplit("::", 1)[-1], []).append(violation.message)
     assert all(v.level == "mandatory" for v in result.violations if v.policy == RULE)
-    assert {p.name: p for p in result.policies}[RULE].section == "§2.2"
+    assert {p.name: p for p in result.policies}[RULE].control == "Session Manager"
     return found
 
 

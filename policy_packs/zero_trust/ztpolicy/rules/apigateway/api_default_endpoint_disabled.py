@@ -31,7 +31,7 @@ RULE = Rule(
     name="api-default-endpoint-disabled",
     description="API Gateway APIs must disable the default execute-api endpoint (it bypasses "
                 "mutual TLS).",
-    section="2.3",
+    control="secure API gateway",
     severity=Severity.CRITICAL,
     remediation="Set disable_execute_api_endpoint=True on the API and reach it through its custom "
                 "domain only (SecureApiGateway does).",

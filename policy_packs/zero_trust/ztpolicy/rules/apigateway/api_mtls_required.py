@@ -48,7 +48,7 @@ RULE = Rule(
     name="api-mtls-required",
     description="API Gateway custom domains must require mutual TLS with an S3 truststore and a "
                 "pinned truststore version.",
-    section="2.3",
+    control="secure API gateway",
     severity=Severity.CRITICAL,
     remediation="Set mutual_tls_authentication(truststore_uri='s3://<bucket>/<key>', "
                 "truststore_version=<the object's version_id>) on the domain (SecureApiGateway "

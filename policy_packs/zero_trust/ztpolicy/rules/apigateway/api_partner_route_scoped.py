@@ -223,7 +223,7 @@ RULE = Rule(
     description="Partner routes (/partners/<name>/...) must be JWT-authorized with scopes that no "
                 "other route of the API requires; no OAuth app client may hold scopes of two "
                 "owners, and a partner's scopes belong to one client.",
-    section="7",
+    control="partners",
     severity=Severity.CRITICAL,
     remediation="Declare each partner as an ApiPartner of SecureApiGateway "
                 "(components/api_gateway.py): its routes under /partners/<name>/, JWT-authorized "

@@ -187,7 +187,7 @@ RULE = Rule(
     name="api-rest-stage-waf",
     description="REST API stages must be associated with a REGIONAL AWS WAF web ACL that has a "
                 "rate-based rule and an AWS managed rule group.",
-    section="2.3",
+    control="secure API gateway",
     severity=Severity.HIGH,
     remediation="Declare an aws.wafv2.WebAcl(scope='REGIONAL') with a rule whose statement is a "
                 "rate_based_statement and one whose statement is a managed_rule_group_statement "

@@ -73,7 +73,7 @@ RULE = Rule(
     name="api-route-authorized",
     description="API Gateway routes must have an authorizer (never NONE), and token-authorized "
                 "routes must require scopes.",
-    section="2.3",
+    control="secure API gateway",
     severity=Severity.CRITICAL,
     remediation="Give every route authorization_type='JWT', the API's JWT authorizer and the "
                 "route's authorization_scopes (SecureApiGateway refuses a route without scopes).",

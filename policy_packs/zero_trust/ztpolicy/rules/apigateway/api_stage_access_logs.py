@@ -41,7 +41,7 @@ def api_stage_access_logs(resource: Resource, _config: Mapping[str, Any]) -> lis
 RULE = Rule(
     name="api-stage-access-logs",
     description="API Gateway stages must write access logs to a destination.",
-    section="2.3",
+    control="secure API gateway",
     severity=Severity.HIGH,
     remediation="Set access_log_settings(destination_arn=<CMK-encrypted log group>, format=<JSON "
                 "with requestId, caller claims, client certificate, route, status, latency>) "

@@ -39,7 +39,7 @@ def api_stage_throttled(resource: Resource, _config: Mapping[str, Any]) -> list[
 RULE = Rule(
     name="api-stage-throttled",
     description="HTTP/WebSocket API stages must set default route throttling (rate and burst).",
-    section="2.3",
+    control="secure API gateway",
     severity=Severity.HIGH,
     remediation="Set default_route_settings(throttling_rate_limit=..., throttling_burst_limit=...) "
                 "on the stage, and route_settings for routes that need their own limits "

@@ -40,7 +40,7 @@ def api_tls_12(resource: Resource, _config: Mapping[str, Any]) -> list[str]:
 RULE = Rule(
     name="api-tls-12",
     description="API Gateway custom domains must use a TLS 1.2+ security policy.",
-    section="2.3",
+    control="secure API gateway",
     severity=Severity.HIGH,
     remediation="Set security_policy='TLS_1_2' (HTTP API: in domain_name_configuration) "
                 "(SecureApiGateway does).",

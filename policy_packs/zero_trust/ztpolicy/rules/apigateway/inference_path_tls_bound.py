@@ -211,7 +211,7 @@ def inference_path_tls_bound(resources: Sequence[Resource], _config: Mapping[str
 RULE = Rule(
     name="inference-path-tls-bound",
     description="The gateway-to-enclave path must be TLS and carry the headers the enclave verifies.",
-    section="2.3",
+    control="secure API gateway",
     severity=Severity.HIGH,
     remediation="Give EnclaveInferenceFleet a listener certificate (certificate_domain_name with "
                 "hosted_zone_id or certificate_arn) and SecureApiGateway its backend_server_name; "

@@ -69,7 +69,7 @@ def dynamodb_deletion_protection(resource: Resource, config: Mapping[str, Any]) 
 RULE = Rule(
     name="dynamodb-deletion-protection",
     description="DynamoDB tables of production stacks or environments must have deletion protection.",
-    section="4.1",
+    control="tokenization",
     severity=Severity.MEDIUM,
     remediation="Set deletion_protection_enabled=True (TokenVault does in prod, with protect). "
                 "protectedStacks / protectedEnvironments name what counts as production.",

@@ -53,7 +53,7 @@ RULE = Rule(
     name="dynamodb-pitr-enabled",
     description="DynamoDB tables (and their replicas) must have point-in-time recovery, "
                 "for at least 35 days (configurable).",
-    section="4.1",
+    control="tokenization",
     severity=Severity.HIGH,
     remediation="Set point_in_time_recovery=TablePointInTimeRecoveryArgs(enabled=True) (TokenVault "
                 "does, with 35 days) and point_in_time_recovery=True on every replica.",

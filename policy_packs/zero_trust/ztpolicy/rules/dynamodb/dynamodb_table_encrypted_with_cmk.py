@@ -66,7 +66,7 @@ def dynamodb_table_encrypted_with_cmk(resource: Resource, _config: Mapping[str, 
 RULE = Rule(
     name="dynamodb-table-encrypted-with-cmk",
     description="DynamoDB tables (and their replicas) must be encrypted with a customer managed KMS key.",
-    section="4.1",
+    control="tokenization",
     severity=Severity.HIGH,
     remediation="Set server_side_encryption=TableServerSideEncryptionArgs(enabled=True, kms_key_arn="
                 "<key ARN>) (TokenVault passes the key hierarchy's secrets key), and kms_key_arn on "

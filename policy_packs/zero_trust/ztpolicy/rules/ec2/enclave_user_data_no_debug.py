@@ -185,7 +185,7 @@ def enclave_user_data_no_debug(resource: Resource, _config: Mapping[str, Any]) -
 RULE = Rule(
     name="enclave-user-data-no-debug",
     description="User data must not start enclaves in debug mode or attach their console.",
-    section="4.2",
+    control="enclave-only decryption",
     severity=Severity.CRITICAL,
     remediation="Start the enclave with `nitro-cli run-enclave --eif-path ... --cpu-count N "
                 "--memory M` and no --debug-mode, --attach-console or --config "

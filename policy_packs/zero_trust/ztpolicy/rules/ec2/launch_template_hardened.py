@@ -137,7 +137,7 @@ RULE = Rule(
     name="launch-template-hardened",
     description="Launch templates must require IMDSv2 with hop limit 1, name no key pair, encrypt "
                 "every EBS volume with a customer managed key, and enable enclaves where they run.",
-    section="2.2",
+    control="enclave-only decryption",
     severity=Severity.HIGH,
     remediation="Set metadata_options(http_tokens='required', http_put_response_hop_limit=1), drop "
                 "key_name, map the root device with encrypted='true' and kms_key_id=<CMK>, and "

@@ -34,7 +34,7 @@ def load_balancer_access_logs(resource: Resource, _config: Mapping[str, Any]) ->
 RULE = Rule(
     name="load-balancer-access-logs",
     description="Application and Network Load Balancers must write access logs to S3.",
-    section="5.1",
+    control="logs that last",
     severity=Severity.MEDIUM,
     remediation="Pass access_logs=aws.lb.LoadBalancerAccessLogsArgs(bucket=..., prefix=..., "
                 "enabled=True) with a bucket whose policy admits delivery.logs.amazonaws.com for this "

@@ -30,7 +30,7 @@ def image_builder_component_encrypted(resource: Resource, _config: Mapping[str, 
 RULE = Rule(
     name="image-builder-component-encrypted",
     description="EC2 Image Builder components must be encrypted with a customer managed KMS key.",
-    section="2.2",
+    control="immutable images",
     severity=Severity.MEDIUM,
     remediation="Pass component_key_arn (the key hierarchy's logs key) and name the components in "
                 "KeyHierarchyArgs.image_builder_components; grant the build instance "

@@ -69,7 +69,7 @@ RULE = Rule(
     name="image-builder-infrastructure-hardened",
     description="Image Builder infrastructure configurations must require IMDSv2 with hop limit 1, "
                 "terminate failed instances, use no key pair and run in a named private subnet.",
-    section="2.2",
+    control="immutable images",
     severity=Severity.HIGH,
     remediation="Set instance_metadata_options(http_tokens='required', http_put_response_hop_limit=1), "
                 "terminate_instance_on_failure=True, subnet_id and security_group_ids, and no "

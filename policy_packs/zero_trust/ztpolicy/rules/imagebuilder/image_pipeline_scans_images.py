@@ -65,7 +65,7 @@ RULE = Rule(
     name="image-pipeline-scans-images",
     description="Image Builder pipelines and image builds must have Inspector image scanning and "
                 "image tests enabled.",
-    section="2.2",
+    control="immutable images",
     severity=Severity.HIGH,
     remediation="Set image_scanning_configuration=...(image_scanning_enabled=True) and keep "
                 "image_tests_configuration.image_tests_enabled (ImmutableAmiPipeline does); with "

@@ -28,7 +28,7 @@ def kms_key_deletion_window(resource: Resource, config: Mapping[str, Any]) -> li
 RULE = Rule(
     name="kms-key-deletion-window",
     description="KMS keys must have a deletion window of at least 30 days (configurable).",
-    section="4.2",
+    control="key hierarchy",
     severity=Severity.HIGH,
     remediation="Set deletion_window_in_days=30 (KeyHierarchy does). Lower minimumDays in a "
                 "development stack's policy configuration if you must.",

@@ -286,7 +286,7 @@ RULE = Rule(
     name="kms-key-policy-least-privilege",
     description="KMS key policies must name their principals, keep kms:* for break-glass only, "
                 "and separate administration from use.",
-    section="4.2",
+    control="key hierarchy",
     severity=Severity.CRITICAL,
     remediation="Let KeyHierarchy write the policy and grant use with grant_encrypt/"
                 "grant_decrypt/...; list the break-glass role in breakGlassPrincipalArns.",

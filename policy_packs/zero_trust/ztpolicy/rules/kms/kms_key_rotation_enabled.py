@@ -33,7 +33,7 @@ def kms_key_rotation_enabled(resource: Resource, config: Mapping[str, Any]) -> l
 RULE = Rule(
     name="kms-key-rotation-enabled",
     description="Symmetric customer-managed KMS keys must rotate automatically.",
-    section="4.2",
+    control="key hierarchy",
     severity=Severity.HIGH,
     remediation="Set enable_key_rotation=True and rotation_period_in_days=90 (KeyHierarchy does); "
                 "monthly on-demand rotation comes on top of it.",

@@ -218,7 +218,7 @@ RULE = Rule(
     name="kms-monthly-rotation-scheduled",
     description="Symmetric encryption KMS keys must be rotated at least monthly by a scheduled "
                 "function (automatic rotation alone is every 90 days at best).",
-    section="4.2",
+    control="monthly key rotation",
     severity=Severity.HIGH,
     remediation="Add the key's alias to MonthlyKeyRotationArgs.key_aliases (components/"
                 "key_rotation.py) and grant the rotation role with KeyHierarchy.grant_key_rotation; "

@@ -25,7 +25,7 @@ def kms_no_lockout_bypass(resource: Resource, _config: Mapping[str, Any]) -> lis
 RULE = Rule(
     name="kms-no-lockout-bypass",
     description="KMS keys and key policies must never bypass the policy lockout safety check.",
-    section="4.2",
+    control="key hierarchy",
     severity=Severity.CRITICAL,
     remediation="Remove bypass_policy_lockout_safety_check; keep an administrator in the policy.",
     resource_check=kms_no_lockout_bypass,

@@ -110,7 +110,7 @@ RULE = Rule(
     name="model-key-alias-pinned",
     description="An alias naming a model-weights key must not ignore changes to targetKeyId, "
                 "nor name another key than the one the program points it at.",
-    section="4.2",
+    control="encrypted weights",
     severity=Severity.CRITICAL,
     remediation="Remove \"targetKeyId\" from the alias's ignore_changes (components/keys.py "
                 "KeyHierarchy, for attested purposes); adopt a successor key in the program, moving "

@@ -484,7 +484,7 @@ RULE = Rule(
     description="The model-weights key must allow kms:Decrypt only under Nitro Enclave attestation "
                 "(non-zero PCR0/1/2) and deny plaintext to everyone, break-glass included, outside "
                 "an enclave with the pinned measurements.",
-    section="4.2",
+    control="enclave-only decryption",
     severity=Severity.CRITICAL,
     remediation="Grant with KeyHierarchy.grant_decrypt_with_attestation(\"model-weights\", role, "
                 "measurements) and no other decrypt grant on that key; pin the PCRs that "

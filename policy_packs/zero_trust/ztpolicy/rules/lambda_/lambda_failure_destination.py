@@ -59,7 +59,7 @@ RULE = Rule(
     name="lambda-failure-destination",
     description="Every Lambda function keeps the asynchronous events that fail every retry (an "
                 "on-failure destination or a dead-letter queue).",
-    section="5.3",
+    control="logs that last",
     severity=Severity.MEDIUM,
     remediation="Add an aws.lambda_.FunctionEventInvokeConfig for the function with "
                 "destination_config.on_failure.destination set to an encrypted standard SQS queue "

@@ -67,7 +67,7 @@ RULE = Rule(
     description="CloudWatch log groups of production stacks or environments must have deletion "
                 "protection, the Pulumi protect option and a retention of at least "
                 "minimumProdLogRetentionDays (or never expire).",
-    section="5.1",
+    control="logs that last",
     severity=Severity.HIGH,
     remediation="Pass deletion_protection_enabled=True and ResourceOptions(protect=True) in prod "
                 "(the components do when their `protect` argument is set), and retention_in_days "

@@ -32,7 +32,7 @@ RULE = Rule(
     name="log-group-encrypted",
     description="CloudWatch log groups must be encrypted with a customer-managed KMS key and "
                 "have a retention.",
-    section="2.1",
+    control="logs that last",
     severity=Severity.HIGH,
     remediation="Pass kms_key_id (the key hierarchy's logs key) and retention_in_days; the key "
                 "policy must let logs.<region>.amazonaws.com use the key for this log group.",

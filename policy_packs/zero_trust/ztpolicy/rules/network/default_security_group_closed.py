@@ -52,7 +52,7 @@ def default_security_group_closed(resources: Sequence[Resource],
 RULE = Rule(
     name="default-security-group-closed",
     description="Every VPC's default security group must be managed with no ingress and no egress rules.",
-    section="2.1",
+    control="segmented network",
     severity=Severity.HIGH,
     remediation="Declare aws.ec2.DefaultSecurityGroup(vpc_id=<vpc>.id, ingress=[], egress=[]) and "
                 "give every workload its own security group.",

@@ -182,7 +182,7 @@ RULE = Rule(
     description="Egress-free VPCs have a DNS Firewall that allows only names AWS answers (plus "
                 "dnsAllowedDomains), blocks every other name, fails closed, and Resolver query "
                 "logging.",
-    section="2.1",
+    control="DNS walled garden",
     severity=Severity.HIGH,
     remediation="Use SegmentedNetwork: it associates an allow-list-then-block-`*` rule group, a "
                 "fail-closed firewall configuration and query logging with each egress-free VPC. "

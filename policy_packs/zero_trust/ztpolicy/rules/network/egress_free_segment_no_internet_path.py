@@ -322,7 +322,7 @@ RULE = Rule(
     description="Only VPCs of segments allowed egress may have gateways, peering, non-AWS, "
                 "unlisted AWS-service or Lattice endpoints, multi-VPC interfaces, non-local routes "
                 "or forwarding Resolver rules leading out of the VPC.",
-    section="2.1",
+    control="segmented network",
     severity=Severity.CRITICAL,
     remediation="Reach AWS services through VPC endpoints of the services in "
                 "egressFreeEndpointServices (add one there, and to interface_endpoints, in a "

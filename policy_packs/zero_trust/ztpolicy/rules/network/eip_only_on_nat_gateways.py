@@ -41,7 +41,7 @@ RULE = Rule(
     name="eip-only-on-nat-gateways",
     description="Elastic IPs on network interfaces must be NAT gateways' allocations, never a "
                 "workload's address.",
-    section="2.1",
+    control="segmented network",
     severity=Severity.HIGH,
     remediation="Remove the Elastic IP from the interface (or its network_interface argument); "
                 "publish services through the API gateway and reach instances through SSM.",

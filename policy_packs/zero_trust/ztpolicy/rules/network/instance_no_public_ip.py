@@ -54,7 +54,7 @@ def instance_no_public_ip(resource: Resource, _config: Mapping[str, Any]) -> lis
 RULE = Rule(
     name="instance-no-public-ip",
     description="Instances, launch templates and Elastic IPs must not give a workload a public address.",
-    section="2.1",
+    control="segmented network",
     severity=Severity.HIGH,
     remediation="Remove associate_public_ip_address and Elastic IP attachments; operators connect "
                 "through SSM Session Manager and services are published through the API gateway.",

@@ -56,7 +56,7 @@ def no_unrestricted_ingress(resource: Resource, _config: Mapping[str, Any]) -> l
 RULE = Rule(
     name="no-unrestricted-ingress",
     description="Security groups and network ACLs must not admit ingress from 0.0.0.0/0 or ::/0.",
-    section="2.1",
+    control="segmented network",
     severity=Severity.CRITICAL,
     remediation="Admit only the segment's own CIDR or a source security group; publish services "
                 "through the mTLS API gateway. Network ACLs may admit TCP/UDP return traffic on "

@@ -32,7 +32,7 @@ def subnet_no_public_ip(resource: Resource, _config: Mapping[str, Any]) -> list[
 RULE = Rule(
     name="subnet-no-public-ip",
     description="Subnets must not assign public (or globally routable) addresses on launch.",
-    section="2.1",
+    control="segmented network",
     severity=Severity.HIGH,
     remediation="Set map_public_ip_on_launch=False (and leave assign_ipv6_address_on_creation and "
                 "map_customer_owned_ip_on_launch unset); reach AWS through VPC endpoints and the "

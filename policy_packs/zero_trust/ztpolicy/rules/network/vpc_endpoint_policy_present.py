@@ -33,7 +33,7 @@ def vpc_endpoint_policy_present(resources: Sequence[Resource],
 RULE = Rule(
     name="vpc-endpoint-policy-present",
     description="Gateway and interface VPC endpoints must have an endpoint policy.",
-    section="2.1",
+    control="data perimeter",
     severity=Severity.HIGH,
     remediation="Set policy= on the endpoint (or attach an aws.ec2.VpcEndpointPolicy) with the "
                 "data-perimeter statements SegmentedNetwork writes.",

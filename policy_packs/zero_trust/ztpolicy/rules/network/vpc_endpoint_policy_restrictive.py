@@ -326,7 +326,7 @@ RULE = Rule(
     name="vpc-endpoint-policy-restrictive",
     description="VPC endpoint policies must admit only our principals, and (on every service "
                 "with resources) only our resources.",
-    section="2.1",
+    control="data perimeter",
     severity=Severity.HIGH,
     remediation="Pin every Allow statement with StringEquals aws:PrincipalOrgID (or "
                 "aws:PrincipalAccount) and, on every service but ssmmessages/ec2messages, "

@@ -30,7 +30,7 @@ def vpc_flow_logs_enabled(resources: Sequence[Resource], _config: Mapping[str, A
 RULE = Rule(
     name="vpc-flow-logs-enabled",
     description="Every VPC must have a flow log that records ALL traffic.",
-    section="2.1",
+    control="segmented network",
     severity=Severity.HIGH,
     remediation="Create an aws.ec2.FlowLog with vpc_id=<vpc>.id and traffic_type='ALL' into an "
                 "encrypted log group (SegmentedNetwork does this for every segment).",

@@ -156,7 +156,7 @@ RULE = Rule(
     description="Every S3 bucket must encrypt by default with a customer managed KMS key of the "
                 "stack (or trustedBucketKeyArns) named by its ARN (SSE-KMS), not SSE-S3, the "
                 "aws/s3 key, an alias or a key of another account.",
-    section="4.2",
+    control="private buckets",
     severity=Severity.HIGH,
     remediation="Create buckets with components.buckets.private_bucket(key_arn=...), or add an "
                 "aws.s3.BucketServerSideEncryptionConfiguration with sse_algorithm=\"aws:kms\" and "

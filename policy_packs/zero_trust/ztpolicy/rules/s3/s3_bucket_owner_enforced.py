@@ -57,7 +57,7 @@ def s3_bucket_owner_enforced(resources: Sequence[Resource], _config: Mapping[str
 RULE = Rule(
     name="s3-bucket-owner-enforced",
     description="Every S3 bucket must declare object ownership BucketOwnerEnforced (ACLs disabled).",
-    section="4.2",
+    control="private buckets",
     severity=Severity.HIGH,
     remediation="Create buckets with components.buckets.private_bucket, or add an "
                 "aws.s3.BucketOwnershipControls with rule.object_ownership=\"BucketOwnerEnforced\"; "

@@ -168,7 +168,7 @@ RULE = Rule(
     name="s3-bucket-policy-tls-and-key-pinned",
     description="Every S3 bucket's policy must deny plain HTTP and any PutObject not encrypted "
                 "with SSE-KMS under the bucket's own key.",
-    section="4.2",
+    control="private buckets",
     severity=Severity.HIGH,
     remediation="Create buckets with components.buckets.private_bucket, whose policy is "
                 "kms_only_bucket_policy(bucket_arn, key_arn): Deny s3:* when aws:SecureTransport is "

@@ -42,7 +42,7 @@ def s3_bucket_public_access_blocked(resources: Sequence[Resource],
 RULE = Rule(
     name="s3-bucket-public-access-blocked",
     description="Every S3 bucket must have a public access block with all four settings on.",
-    section="4.2",
+    control="private buckets",
     severity=Severity.CRITICAL,
     remediation="Create buckets with components.buckets.private_bucket, or add an "
                 "aws.s3.BucketPublicAccessBlock with block_public_acls, ignore_public_acls, "

@@ -51,7 +51,7 @@ def s3_bucket_versioning_enabled(resources: Sequence[Resource], _config: Mapping
 RULE = Rule(
     name="s3-bucket-versioning-enabled",
     description="Every S3 bucket must have versioning enabled.",
-    section="4.3",
+    control="private buckets",
     severity=Severity.HIGH,
     remediation="Create buckets with components.buckets.private_bucket, or add an "
                 "aws.s3.BucketVersioning with versioning_configuration.status=\"Enabled\".",

@@ -32,7 +32,7 @@ RULE = Rule(
     name="scheduler-schedule-encrypted",
     description="EventBridge Scheduler schedules must encrypt their payload with a customer "
                 "managed KMS key.",
-    section="4.2",
+    control="monthly key rotation",
     severity=Severity.MEDIUM,
     remediation="Pass schedule_key_arn (the key hierarchy's logs key) and name the schedule in "
                 "KeyHierarchyArgs.schedules; grant its execution role keys.grant_schedule_decrypt.",

@@ -89,7 +89,7 @@ RULE = Rule(
     name="session-manager-logging-encrypted",
     description="Session Manager shell documents must encrypt session data with KMS and stream "
                 "sessions to an encrypted CloudWatch log group; no port-forwarding documents.",
-    section="2.2",
+    control="Session Manager",
     severity=Severity.HIGH,
     remediation="Declare the preferences with SessionManagerPreferences (components/"
                 "session_manager.py): kmsKeyId, cloudWatchLogGroupName of a CMK-encrypted group, "
