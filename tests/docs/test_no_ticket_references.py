@@ -2,19 +2,12 @@
 tracker nor the specification they point at, so code, comments and docs name the control instead.
 A standard's section spelt out ("RFC 5652 section 6") is fine.
 
-The files in SWEPT_IN_OTHER_BRANCHES are being moved or rewritten on other branches of the same
-change, which sweep them there. They are checked by the strict-xfail test at the end, which fails
-(as an unexpected pass) once those branches are merged and the files are clean: then delete the
-tuple, the exclusion and the xfail mark.
 """
 
 from __future__ import annotations
 
 import re
-from fnmatch import fnmatch
 from pathlib import Path
-
-import pytest
 
 from tests.docs.markdown import ROOT, project_files
 
@@ -23,22 +16,9 @@ SECTION_MARK = "\u00a7"
 # the word issue (or issues), then a number, with or without a space or a hash in between
 TICKET = re.compile(r"\bissues?\s?#?\d+", re.IGNORECASE)
 
-SWEPT_IN_OTHER_BRANCHES = (
-    "components/enclave_fleet*", "components/ami_pipeline*",
-    "tests/components/test_enclave_fleet*", "tests/components/test_ami_pipeline*",
-    "policy_packs/zero_trust/ztpolicy/*", "tests/policy_packs/*",
-    # The pack reports each rule's control as its compliance reference, with the mark, and the
-    # text report prints it: a change of behaviour, decided with the pack's reshaping.
-    "ztai/report.py",
-)
-
 
 def _relative(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
-
-
-def _swept_elsewhere(path: Path) -> bool:
-    return any(fnmatch(_relative(path), pattern) for pattern in SWEPT_IN_OTHER_BRANCHES)
 
 
 def references(path: Path, root: Path = ROOT) -> list[str]:
@@ -51,16 +31,8 @@ def references(path: Path, root: Path = ROOT) -> list[str]:
 
 
 def test_no_issue_numbers_or_section_marks() -> None:
-    files = [path for path in project_files(*SUFFIXES) if not _swept_elsewhere(path)]
+    files = project_files(*SUFFIXES)
     assert len(files) > 50
-    found = [hit for path in files for hit in references(path)]
-    assert not found, "name the control instead:\n" + "\n".join(found)
-
-
-@pytest.mark.xfail(strict=True, reason="swept on the branches that move these files; remove "
-                   "SWEPT_IN_OTHER_BRANCHES and this mark once they are merged")
-def test_files_swept_in_other_branches_are_clean() -> None:
-    files = [path for path in project_files(*SUFFIXES) if _swept_elsewhere(path)]
     found = [hit for path in files for hit in references(path)]
     assert not found, "name the control instead:\n" + "\n".join(found)
 

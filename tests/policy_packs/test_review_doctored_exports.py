@@ -1,4 +1,4 @@
-"""Issue 9 review: exports of the prod stack doctored the way an insider would (an alias moved to
+"""Hostile review: exports of the prod stack doctored the way an insider would (an alias moved to
 another key, a model bucket under another account's key or the log bucket's exception, a prod log
 group that forgets after a day) fail `ztai policy analyze`, whether the rules read the outputs or,
 with no outputs recorded, the inputs. The untouched export passes."""
