@@ -1,7 +1,6 @@
 """No issue numbers and no bare section marks in the project's text: a forker has neither the
 tracker nor the specification they point at, so code, comments and docs name the control instead.
 A standard's section spelt out ("RFC 5652 section 6") is fine.
-
 """
 
 from __future__ import annotations
@@ -15,10 +14,6 @@ SUFFIXES = (".md", ".py", ".yaml", ".yml", ".sh", ".tpl")
 SECTION_MARK = "\u00a7"
 # the word issue (or issues), then a number, with or without a space or a hash in between
 TICKET = re.compile(r"\bissues?\s?#?\d+", re.IGNORECASE)
-
-
-def _relative(path: Path) -> str:
-    return path.relative_to(ROOT).as_posix()
 
 
 def references(path: Path, root: Path = ROOT) -> list[str]:
