@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from ztai.jsonfile import read_text
+
 _STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
@@ -36,10 +38,9 @@ class StackFile:
 
 
 def _read_yaml(path: Path) -> Any:
+    text = read_text(path, "", StackFileError)  # any bytes: a clear error, a UTF-8 BOM accepted
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise StackFileError(f"cannot read {path}: {error.strerror}") from None
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
