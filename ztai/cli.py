@@ -99,8 +99,8 @@ def _parser() -> argparse.ArgumentParser:
 
     preview = commands.add_parser(
         "preview", help="offline preview of a stack with its policy check",
-        description="Run __main__.py for stacks/Pulumi.NAME.yaml under Pulumi's mock monitor, "
-                    "then the policy pack through its gRPC analyzer. Works from any directory "
+        description="Run the program (`__main__.py`) with stacks/Pulumi.NAME.yaml under Pulumi's "
+                    "mock monitor, then the policy pack through its gRPC analyzer. Works from any directory "
                     "inside the project: Pulumi.yaml is looked for upward from there.")
     preview.add_argument("--stack", required=True, metavar="NAME",
                          help="stack name: its configuration is stacks/Pulumi.NAME.yaml")
@@ -111,7 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--unknowns", action="store_true",
                          help="leave ids and computed outputs unknown, as a first real `pulumi "
                               "preview` does, to check the policies under those conditions")
-    _policy_options(preview, pack_default="<project>/" + str(DEFAULT_PACK))
+    _policy_options(preview, pack_default="PROJECT/" + str(DEFAULT_PACK) + ", PROJECT being the "
+                                          "directory holding Pulumi.yaml")
     preview.add_argument("--project-dir", type=Path, metavar="DIR",
                          help="directory holding Pulumi.yaml (default: the nearest one at or "
                               "above the current directory)")
@@ -304,9 +305,13 @@ def _preview(args: argparse.Namespace) -> int:
 def _analyze(args: argparse.Namespace) -> int:
     from ztai.export import ExportFileError, analyzed_resources, load_export
     try:
-        stack, project, analyzed = analyzed_resources(load_export(args.file))
+        document = load_export(args.file)
     except ExportFileError as error:
         raise UsageError(str(error)) from None
+    try:
+        stack, project, analyzed = analyzed_resources(document)
+    except ExportFileError as error:
+        raise UsageError(f"stack export {args.file}: {error}") from None
     user_config = _policy_config(args.policy_config)
     candidates = [REPOSITORY / DEFAULT_PACK]
     with contextlib.suppress(UsageError):  # outside any project: this repository's pack

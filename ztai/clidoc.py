@@ -108,6 +108,9 @@ def render() -> str:
                     meaning += f" (one of: {', '.join(str(choice) for choice in action.choices)})"
                 lines.append(f"| `{_spelling(action)}` | {required} | {_cell(meaning)} |")
             lines.append("")
+        for group in command._mutually_exclusive_groups:
+            names = [action.option_strings[0] for action in group._group_actions if action.option_strings]
+            lines += [f"Only one of {', '.join(f'`{name}`' for name in names)} may be given.", ""]
         if has_subcommands:
             for action in command._actions:
                 if isinstance(action, argparse._SubParsersAction):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ _FOREIGN_BOMS = (
     (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"),
 )
 _RESAVE = "save it as UTF-8"
+# Deeper documents are refused: nothing the CLI reads nests this far, and the values travel on as
+# protocol buffers whose parsers stop at about this depth.
+MAX_DEPTH = 64
 
 
 def _label(what: str, path: Path) -> str:
@@ -63,7 +67,7 @@ def read_json(path: Path, what: str, error: type[Exception]) -> Any:
     """The parsed document, or `error` naming `what` the file was meant to be and the problem."""
     text = read_text(path, what, error)
     try:
-        return json.loads(text)
+        document = json.loads(text)
     except json.JSONDecodeError as failure:
         raise error(f"{_label(what, path)} is not JSON: {failure.msg} at line {failure.lineno}, "
                     f"column {failure.colno}") from None
@@ -71,3 +75,67 @@ def read_json(path: Path, what: str, error: type[Exception]) -> Any:
         raise error(f"{_label(what, path)} nests arrays or objects too deeply to be read") from None
     except ValueError as failure:  # e.g. an integer longer than Python converts (4,300 digits)
         raise error(f"{_label(what, path)} is not usable JSON: {failure}") from None
+    problem = plain_json_problem(document)
+    if problem:
+        raise error(f"{_label(what, path)}: {problem}")
+    return document
+
+
+def _where(trail: list[str]) -> str:
+    return "".join(trail).lstrip(".") or "the top level"
+
+
+def plain_json_problem(document: Any, max_values: int | None = None) -> str | None:
+    """What stops `document` from travelling as plain JSON, or None.
+
+    Python's JSON parser accepts more than the standard (NaN, Infinity, lone surrogate escapes,
+    integers of any size), YAML more still (dates, sets, binary, non-text keys, aliases that refer
+    to themselves), and the policy pack's protocol carries numbers as doubles and text as UTF-8.
+    Checked without recursion, so any depth is answered; `max_values` bounds the work on documents
+    that alias the same node many times over."""
+    stack: list[tuple[Any, list[str]]] = [(document, [])]
+    seen = 0
+    while stack:
+        value, trail = stack.pop()
+        seen += 1
+        if max_values is not None and seen > max_values:
+            return f"holds more than {max_values} values"
+        if len(trail) > MAX_DEPTH:
+            return (f"{_where(trail[:4])}... nests more than {MAX_DEPTH} levels deep (or refers to "
+                    "itself)")
+        if isinstance(value, str):
+            if not _encodable(value):
+                return f"{_where(trail)} holds text that is not valid Unicode (a lone surrogate escape)"
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return f"{_where(trail)} is {value}, which is not a JSON number"
+        elif isinstance(value, int):
+            if abs(value) > _LARGEST_NUMBER:
+                return f"{_where(trail)} is a number too large to use"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    return f"{_where(trail)} has a key that is not text: {key!r}"
+                if not _encodable(key):
+                    return f"{_where(trail)} has a key that is not valid Unicode (a lone surrogate escape)"
+                stack.append((item, [*trail, f".{key}"]))
+        elif isinstance(value, list):
+            stack.extend((item, [*trail, f"[{index}]"]) for index, item in enumerate(value))
+        else:
+            return (f"{_where(trail)} is a {type(value).__name__}, not text, a number, true/false, "
+                    "a list or a mapping")
+    return None
+
+
+# Numbers travel as doubles: anything beyond the largest finite double cannot be converted.
+_LARGEST_NUMBER = int(1.7976931348623157e308)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ztai.jsonfile import read_text
+from ztai.jsonfile import plain_json_problem, read_text
 
 _STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
@@ -37,15 +37,30 @@ class StackFile:
         return self.config.get("aws:region")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as Pulumi reads stack files: a date is the text written (Pulumi passes `2024-01-01` on
+    as that string), not a Python date."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)
+
+
 def _read_yaml(path: Path) -> Any:
     text = read_text(path, "", StackFileError)  # any bytes: a clear error, a UTF-8 BOM accepted
     try:
-        return yaml.safe_load(text)
+        document = yaml.load(text, Loader=_Loader)
+    except RecursionError:
+        raise StackFileError(f"{path} nests too deeply to be read") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise StackFileError(f"{path} is not valid YAML{where}: "
                              f"{getattr(error, 'problem', error)}") from None
+    # Values reach the program as JSON text: anything JSON cannot carry is named here.
+    problem = plain_json_problem(document, max_values=100_000)
+    if problem:
+        raise StackFileError(f"{path}: {problem}")
+    return document
 
 
 def config_string(value: Any) -> str:

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import ROOT
 from ztai import cli
-from ztai.clidoc import arguments, subcommands
+from ztai.clidoc import DOC, arguments, render, subcommands
 from ztai.errors import EXIT_CODES
 
 SUBNET_URN = "urn:pulumi:fuzz::zero-trust-ai::aws:ec2/subnet:Subnet::edge-public-0"
@@ -135,6 +135,17 @@ def test_the_entry_point_resolves() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     module, _, attribute = project["project"]["scripts"]["ztai"].partition(":")
     assert callable(getattr(importlib.import_module(module), attribute))
+
+
+def test_the_cli_reference_is_the_parser() -> None:
+    # docs/cli.md is generated from the parser: a changed flag or help text without regenerating
+    # it (python -m ztai.clidoc) fails here.
+    assert DOC == ROOT / "docs" / "cli.md"
+    assert DOC.read_text(encoding="utf-8") == render(), "run `python -m ztai.clidoc`"
+    for name, _, _ in _parsers():
+        assert f"### `{name}`" in DOC.read_text(encoding="utf-8")
+    for code, _ in EXIT_CODES:
+        assert f"| {code} |" in DOC.read_text(encoding="utf-8")
 
 
 # -- running from anywhere ------------------------------------------------------------------------
