@@ -108,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--export", type=Path, metavar="EXPORT",
                          help="also write the recorded resources as a `pulumi stack export` file, "
                               "for `ztai policy analyze --file`")
+    preview.add_argument("--force", action="store_true", help="replace EXPORT if it exists")
     preview.add_argument("--unknowns", action="store_true",
                          help="leave ids and computed outputs unknown, as a first real `pulumi "
                               "preview` does, to check the policies under those conditions")
@@ -221,6 +222,8 @@ def _preview(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     user_config = _policy_config(args.policy_config)
     pack_dir = _pack_dir(args.policy_pack, [project_dir / DEFAULT_PACK])
+    if args.export and args.export.exists() and not args.force:  # said now, not after the run
+        raise UsageError(f"{args.export} exists; pass --force to replace it")
 
     # Heavy imports only once the input is known to be usable: usage errors answer instantly.
     import pulumi

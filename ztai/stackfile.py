@@ -42,7 +42,12 @@ class _Loader(yaml.SafeLoader):
     as that string), not a Python date."""
 
 
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)
+def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    assert isinstance(node, yaml.ScalarNode)  # the timestamp resolver only tags scalars
+    return str(loader.construct_scalar(node))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
 
 
 def _read_yaml(path: Path) -> Any:

@@ -148,17 +148,16 @@ def test_non_suppressible_rule_fails_closed_when_exclusions_reach_it(
         pack: PolicyPackProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     # An engine that skips the schema (which refuses them) hands the exclusions over anyway: the
     # rule still reports the violation, marked as an exclusion refused, and suppresses nothing.
-    import ztai.policy.analyzer as analyzer
-    checked = analyzer.effective_config
+    from ztai.policy.config import effective_config
 
     def unchecked(info: Any, user: Any) -> Any:
-        config = checked(info, {})
+        config = effective_config(info, {})
         level, properties = config["vpc-flow-logs-enabled"]
         config["vpc-flow-logs-enabled"] = (level, {**properties, "exclusions": [
             {"resource": "shadow-*", "reason": "nobody should be able to waive flow logs"}]})
         return config
 
-    monkeypatch.setattr(analyzer, "effective_config", unchecked)
+    monkeypatch.setattr("ztai.policy.analyzer.effective_config", unchecked)
     result = run(pack, [*SECURE, UNLOGGED_VPC])
     [flow] = [v for v in result.violations if v.policy == "vpc-flow-logs-enabled"]
     assert "cannot be suppressed" in flow.message

@@ -167,6 +167,17 @@ def test_preview_outside_any_project_says_so(capsys: pytest.CaptureFixture[str],
             "inside the project or pass --project-dir DIR") in err
 
 
+def test_an_existing_export_is_replaced_only_with_force(capsys: pytest.CaptureFixture[str],
+                                                        tmp_path: Path) -> None:
+    export = tmp_path / "dev.json"
+    export.write_text("kept")
+    status, out, err = run_main(capsys, "preview", "--stack", "dev", "--project-dir", str(ROOT),
+                                "--export", str(export))
+    assert (status, out) == (2, "")
+    assert f"error: {export} exists; pass --force to replace it" in err
+    assert export.read_text() == "kept"
+
+
 def test_json_and_quiet_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         cli.main(["policy", "analyze", "--file", "x.json", "--json", "--quiet"])
