@@ -1,6 +1,6 @@
 """`ztai`: the operator CLI.
 
-    ztai preview [--stack NAME] [--json | --quiet] [--export EXPORT] [--policy-config PATH]
+    ztai preview --stack NAME [--json | --quiet] [--export EXPORT [--force]] [--policy-config PATH]
     ztai policy analyze --file EXPORT [--json | --quiet] [--policy-config PATH]
     ztai weights encrypt|decrypt ...      (ztai/weights_cmd.py)
     ztai tokenize|detokenize ...          (ztai/tokenize_cmd.py)
