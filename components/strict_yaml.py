@@ -124,5 +124,7 @@ def read(path: Path) -> Any:
         raise ValueError(f"cannot read {path}: {error}") from None
     try:
         return load(text)
+    except RecursionError:  # nesting deep enough to exhaust the parser's stack
+        raise ValueError(f"{path} nests too deeply to be read") from None
     except yaml.YAMLError as error:
         raise ValueError(f"{path} is not valid YAML{describe(error)}") from None

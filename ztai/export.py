@@ -124,6 +124,8 @@ def analyzable(value: Any) -> Any:
 
 def _urn_parts(urn: str, index: int) -> tuple[str, str, str, str]:
     parts = urn.split("::")
+    if "\x00" in urn:
+        raise ExportFileError(f"resources[{index}].urn {urn!r} contains a NUL character")
     if not urn.startswith("urn:pulumi:") or len(parts) < 4:
         raise ExportFileError(f"resources[{index}].urn {urn!r} is not a Pulumi URN "
                               "(urn:pulumi:<stack>::<project>::<type>::<name>)")
@@ -149,9 +151,10 @@ def analyzed_resources(document: Mapping[str, Any]) -> tuple[str, str, list[Anal
         if not isinstance(urn, str):
             raise ExportFileError(f"resources[{index}] has no urn")
         stack, project, qualified_type, name = _urn_parts(urn, index)
-        if resource.get("delete"):
+        fields = _Fields(resource, f"resources[{index}] ({urn})")
+        if fields.flag("delete"):
             continue
-        resource_type = resource.get("type") or qualified_type.split("$")[-1]
+        resource_type = fields.text("type") or qualified_type.split("$")[-1]
         outputs = resource.get("outputs") or {}
         inputs = resource.get("inputs") or {}
         for label, value in (("inputs", inputs), ("outputs", outputs)):
@@ -159,16 +162,48 @@ def analyzed_resources(document: Mapping[str, Any]) -> tuple[str, str, list[Anal
                 raise ExportFileError(f"resources[{index}] ({urn}) {label} must be an object")
         properties = analyzable(outputs or inputs)
         property_dependencies = resource.get("propertyDependencies") or {}
+        if not isinstance(property_dependencies, Mapping) or not all(
+                _is_texts(urns) for urns in property_dependencies.values()):
+            raise ExportFileError(f"resources[{index}] ({urn}) propertyDependencies must map each "
+                                  "property to a list of URNs")
         analyzed.append(AnalyzedResource(
-            urn=urn, type=str(resource_type), name=name, properties=properties,
-            parent=str(resource.get("parent") or ""),
-            dependencies=[str(d) for d in resource.get("dependencies") or []],
-            property_dependencies={str(k): [str(u) for u in v]
-                                   for k, v in property_dependencies.items() if isinstance(v, list)},
-            protect=bool(resource.get("protect", False)),
+            urn=urn, type=resource_type, name=name, properties=properties,
+            parent=fields.text("parent"),
+            dependencies=fields.texts("dependencies", "URNs"),
+            property_dependencies={str(k): list(v) for k, v in property_dependencies.items()},
+            protect=fields.flag("protect"),
             # Stored in state since pulumi/pulumi#16146 (2024), so refresh can honour it.
-            ignore_changes=[str(p) for p in resource.get("ignoreChanges") or []
-                            if isinstance(p, str)],
-            custom=bool(resource.get("custom", False)),
+            ignore_changes=fields.texts("ignoreChanges", "property paths"),
+            custom=fields.flag("custom"),
         ))
     return stack, project, analyzed
+
+
+def _is_texts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+class _Fields:
+    """Typed access to the optional fields of one exported resource: a field of the wrong type is
+    an error naming the resource, never a guess."""
+
+    def __init__(self, resource: Mapping[str, Any], label: str) -> None:
+        self.resource, self.label = resource, label
+
+    def flag(self, key: str) -> bool:
+        value = self.resource.get(key, False)
+        if not isinstance(value, bool):
+            raise ExportFileError(f"{self.label} {key} must be true or false, not {json.dumps(value)}")
+        return value
+
+    def text(self, key: str) -> str:
+        value = self.resource.get(key) or ""
+        if not isinstance(value, str):
+            raise ExportFileError(f"{self.label} {key} must be a string, not {json.dumps(value)}")
+        return value
+
+    def texts(self, key: str, what: str) -> list[str]:
+        value = self.resource.get(key) or []
+        if not _is_texts(value):
+            raise ExportFileError(f"{self.label} {key} must be a list of {what}")
+        return list(value)

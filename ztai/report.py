@@ -56,8 +56,11 @@ def _tree_rows(resources: Sequence[ReportResource]) -> list[tuple[str, ReportRes
 
 
 def render_text(*, title: str, resources: Sequence[ReportResource], outputs: dict[str, Any] | None,
-                result: PolicyResult, pack_label: str, plan: str) -> str:
-    """A `pulumi preview`-like tree, the stack outputs and the policy summary."""
+                result: PolicyResult, pack_label: str, plan: str, quiet: bool = False) -> str:
+    """A `pulumi preview`-like tree, the stack outputs and the policy summary; `quiet` keeps only
+    the policy section (violations, exclusions, disabled policies and the summary)."""
+    if quiet:
+        return "\n".join(render_policies(result, pack_label)) + "\n"
     rows = _tree_rows(resources)
     type_width = max((len(prefix) + len(display_type(r.type)) for prefix, r in rows), default=4)
     name_width = max((len(r.name) for _, r in rows), default=4)
@@ -78,11 +81,20 @@ def render_text(*, title: str, resources: Sequence[ReportResource], outputs: dic
     return "\n".join(lines) + "\n"
 
 
+def disabled_policies(result: PolicyResult) -> list[str]:
+    """Policies the policy configuration disabled: not run, so neither passed nor failed."""
+    return sorted(name for name, config in result.config.items()
+                  if config.get("enforcementLevel") == "disabled")
+
+
 def render_policies(result: PolicyResult, pack_label: str) -> list[str]:
     policies = {policy.name: policy for policy in result.policies}
     mandatory = len(result.mandatory_violations)
     advisory = len(result.violations) - mandatory
+    disabled = disabled_policies(result)
     mark = "FAILED" if mandatory else "PASSED"
+    if disabled:
+        mark += f" ({len(disabled)} disabled {'policy' if len(disabled) == 1 else 'policies'} not checked)"
     lines = ["Policies:", f"    {result.pack_name}@v{result.pack_version} ({pack_label}): {mark}"]
     by_policy: dict[str, list[Any]] = defaultdict(list)
     for violation in result.violations:
@@ -104,14 +116,25 @@ def render_policies(result: PolicyResult, pack_label: str) -> list[str]:
             lines.append(f"        pattern {exclusion.pattern!r}, reason: {exclusion.reason}")
             for message in exclusion.suppressed:
                 lines.append(f"        suppressed: {message}")
-    lines.append(f"    {len(result.policies)} policies, {mandatory} mandatory and {advisory} advisory "
+    if disabled:
+        # A disabled policy never ran: listed apart so that nobody reads it as passed.
+        lines.append(f"    Disabled by the policy configuration, not checked ({len(disabled)}):")
+        lines += [f"    - {name}" for name in disabled]
+    checked = len(result.policies) - len(disabled)
+    counted = (f"{checked} policies checked, {len(disabled)} disabled" if disabled
+               else f"{len(result.policies)} policies")
+    lines.append(f"    {counted}, {mandatory} mandatory and {advisory} advisory "
                  f"violation(s), {len(result.exclusions)} exclusion(s)")
     return lines
 
 
 def render_json(*, mode: str, project: str, stack: str, resources: Sequence[ReportResource],
-                outputs: dict[str, Any] | None, result: PolicyResult) -> str:
+                outputs: dict[str, Any] | None, result: PolicyResult,
+                warnings: Sequence[str] = ()) -> str:
+    """One JSON document: resources, policies, violations, exclusions, the warnings also printed
+    on stderr, and a summary in which disabled policies are counted apart from checked ones."""
     policies = {policy.name: policy for policy in result.policies}
+    disabled = disabled_policies(result)
     document = {
         "mode": mode,
         "project": project,
@@ -138,7 +161,10 @@ def render_json(*, mode: str, project: str, stack: str, resources: Sequence[Repo
             "mandatoryViolations": len(result.mandatory_violations),
             "advisoryViolations": len(result.violations) - len(result.mandatory_violations),
             "exclusions": len(result.exclusions),
+            "policiesChecked": len(result.policies) - len(disabled),
+            "disabledPolicies": disabled,
             "passed": not result.mandatory_violations,
         },
+        "warnings": list(warnings),
     }
     return json.dumps(document, indent=2, sort_keys=False) + "\n"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from components import strict_yaml
+from ztai.jsonfile import plain_json_problem
 
 _STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
@@ -40,9 +41,14 @@ class StackFile:
 def _read_yaml(path: Path) -> Any:
     # Read as Pulumi's Go parser reads it: duplicate keys refused, `yes`/`no` and dates are strings.
     try:
-        return strict_yaml.read(path)
+        document = strict_yaml.read(path)
     except ValueError as error:
         raise StackFileError(str(error)) from None
+    # Values reach the program as JSON text: anything JSON cannot carry is named here.
+    problem = plain_json_problem(document, max_values=100_000)
+    if problem:
+        raise StackFileError(f"{path}: {problem}")
+    return document
 
 
 def config_string(value: Any) -> str:

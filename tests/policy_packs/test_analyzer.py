@@ -136,9 +136,32 @@ def test_stack_rule_exclusion_is_reported(pack: PolicyPackProcess) -> None:
     assert exclusion.urn == igw.urn and exclusion.reason == reason
 
 
-def test_non_suppressible_rule_refuses_exclusions(pack: PolicyPackProcess) -> None:
-    result = run(pack, [*SECURE, UNLOGGED_VPC], {"vpc-flow-logs-enabled": {"exclusions": [
-        {"resource": "shadow-*", "reason": "nobody should be able to waive flow logs"}]}})
+@pytest.mark.parametrize("pattern", ["shadow-*", "*"])
+def test_non_suppressible_rule_refuses_exclusions(pack: PolicyPackProcess, pattern: str) -> None:
+    # Refused as configuration, whether or not the exclusion matches anything.
+    config = {"vpc-flow-logs-enabled": {"exclusions": [
+        {"resource": pattern, "reason": "nobody should be able to waive flow logs"}]}}
+    with pytest.raises(PolicyConfigError, match=r'vpc-flow-logs-enabled cannot be suppressed: it '
+                                                r'accepts no exclusions; remove its "exclusions" '
+                                                r'\(rules that accept exclusions: .*subnet-no-public-ip'):
+        run(pack, [*SECURE, UNLOGGED_VPC], config)
+
+
+def test_non_suppressible_rule_fails_closed_when_exclusions_reach_it(
+        pack: PolicyPackProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An engine that skips the schema (which refuses them) hands the exclusions over anyway: the
+    # rule still reports the violation, marked as an exclusion refused, and suppresses nothing.
+    from ztai.policy.config import effective_config
+
+    def unchecked(info: Any, user: Any) -> Any:
+        config = effective_config(info, {})
+        level, properties = config["vpc-flow-logs-enabled"]
+        config["vpc-flow-logs-enabled"] = (level, {**properties, "exclusions": [
+            {"resource": "shadow-*", "reason": "nobody should be able to waive flow logs"}]})
+        return config
+
+    monkeypatch.setattr("ztai.policy.analyzer.effective_config", unchecked)
+    result = run(pack, [*SECURE, UNLOGGED_VPC])
     [flow] = [v for v in result.violations if v.policy == "vpc-flow-logs-enabled"]
     assert "cannot be suppressed" in flow.message
     assert result.exclusions == []

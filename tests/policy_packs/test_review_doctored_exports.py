@@ -63,7 +63,7 @@ def violations(prod_export: Path, tmp_path: Path, doctor: Callable[[Resources], 
     args = ["policy", "analyze", "--file", str(path), "--json"]
     if config is not None:
         (tmp_path / "config.json").write_text(json.dumps(config))
-        args += ["--config", str(tmp_path / "config.json")]
+        args += ["--policy-config", str(tmp_path / "config.json")]
     run = ztai(*args)
     report = json.loads(run.stdout)
     assert run.returncode == (1 if report["violations"] else 0), run.stderr

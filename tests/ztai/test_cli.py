@@ -57,7 +57,11 @@ def test_json_report(dev_export: tuple[subprocess.CompletedProcess[str], Path]) 
     report = json.loads(run.stdout)
     assert (report["mode"], report["stack"], report["project"]) == ("preview", "dev", "zero-trust-ai")
     assert report["summary"] == {"resources": len(report["resources"]), "mandatoryViolations": 0,
-                                 "advisoryViolations": 0, "exclusions": 0, "passed": True}
+                                 "advisoryViolations": 0, "exclusions": 0,
+                                 "policiesChecked": len(report["policyPack"]["policies"]),
+                                 "disabledPolicies": [], "passed": True}
+    # The warnings printed on stderr are in the document too.
+    assert report["warnings"] and all(f"warning: {w}" in run.stderr for w in report["warnings"])
     vpcs = [r for r in report["resources"] if r["type"] == "aws:ec2/vpc:Vpc"]
     assert len(vpcs) == 4 and all(r["urn"].startswith("urn:pulumi:dev::zero-trust-ai::") for r in vpcs)
     assert {p["name"] for p in report["policyPack"]["policies"]} >= {
@@ -168,7 +172,7 @@ def test_exclusions_appear_in_the_report(dev_export: tuple[subprocess.CompletedP
     reason = "rogue subnet kept for the SEC-9 exfiltration drill"
     config.write_text(json.dumps({"subnet-no-public-ip": {"exclusions": [
         {"resource": "rogue-*", "reason": reason}]}}))
-    run = ztai("policy", "analyze", "--file", str(tampered), "--config", str(config), "--json")
+    run = ztai("policy", "analyze", "--file", str(tampered), "--policy-config", str(config), "--json")
     assert run.returncode == 1  # the open security group is still mandatory
     report = json.loads(run.stdout)
     assert report["exclusions"] == [{
@@ -176,7 +180,7 @@ def test_exclusions_appear_in_the_report(dev_export: tuple[subprocess.CompletedP
         "reason": reason, "suppressed": [
             "subnet rogue-public sets mapPublicIpOnLaunch: every instance launched in it gets a "
             "public IPv4 address"]}]
-    text = ztai("policy", "analyze", "--file", str(tampered), "--config", str(config)).stdout
+    text = ztai("policy", "analyze", "--file", str(tampered), "--policy-config", str(config)).stdout
     assert "Exclusions (1)" in text and reason in text
 
 

@@ -26,6 +26,7 @@ import yaml
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from ztai.errors import PolicyPackError
 from ztai.policy.config import PolicyConfigError, effective_config
 
 # The pack reports each exclusion it applied as a not-applicable result whose reason is this
@@ -40,10 +41,6 @@ _SEVERITIES = {analyzer_pb2.POLICY_SEVERITY_UNSPECIFIED: "unspecified",
                analyzer_pb2.POLICY_SEVERITY_LOW: "low", analyzer_pb2.POLICY_SEVERITY_MEDIUM: "medium",
                analyzer_pb2.POLICY_SEVERITY_HIGH: "high",
                analyzer_pb2.POLICY_SEVERITY_CRITICAL: "critical"}
-
-
-class PolicyPackError(RuntimeError):
-    """The pack could not be started or did not answer."""
 
 
 @dataclass(frozen=True)

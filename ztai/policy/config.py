@@ -86,6 +86,13 @@ def effective_config(info: analyzer_pb2.AnalyzerInfo,
             # refusal of exclusions, so it is refused here too.
             raise PolicyConfigError(f"{name} cannot be suppressed: its enforcement level stays "
                                     "mandatory (set by " + ("'all'" if given is None else name) + ")")
+        if "not-suppressible" in policy.tags and properties.get("exclusions"):
+            # The pack's schema refuses these too (maxItems 0); said here in words, with the
+            # rules that do take exclusions.
+            allowed = sorted(other.name for other in policies.values() if "suppressible" in other.tags)
+            raise PolicyConfigError(f"{name} cannot be suppressed: it accepts no exclusions; remove "
+                                    f"its \"exclusions\" (rules that accept exclusions: "
+                                    f"{', '.join(allowed)})")
         full_schema = {"type": "object", "additionalProperties": False, **schema}
         try:
             jsonschema.validate(properties, full_schema)

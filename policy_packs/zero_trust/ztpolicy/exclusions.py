@@ -38,6 +38,14 @@ EXCLUSIONS_SCHEMA: dict[str, Any] = {
         "additionalProperties": False,
     },
 }
+# A rule that cannot be suppressed takes no exclusions: its schema refuses any entry, so the
+# engine (and `ztai`) reject such a configuration outright instead of accepting it and letting the
+# rule report each would-be exclusion as a violation.
+NO_EXCLUSIONS_SCHEMA: dict[str, Any] = {
+    **EXCLUSIONS_SCHEMA,
+    "description": "This rule cannot be suppressed: it accepts no exclusions.",
+    "maxItems": 0,
+}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pulumi_policy import (
 
 from ztpolicy.exclusions import (
     EXCLUSIONS_SCHEMA,
+    NO_EXCLUSIONS_SCHEMA,
     ExclusionConfigError,
     exclusion_report,
     find_exclusion,
@@ -76,6 +77,8 @@ def _resource_validator(rule: Rule) -> Any:
         except ExclusionConfigError as error:
             _config_error(rule, error, report)
             exclusion = None
+        # The schema refuses exclusions on a rule that cannot be suppressed; an engine that skips
+        # schema validation can still hand them over, and they are then reported, never applied.
         if exclusion is not None and rule.suppressible:
             args.not_applicable(exclusion_report(resource.urn, exclusion, messages))
         for message in messages:
@@ -119,7 +122,8 @@ def _stack_validator(rule: Rule) -> Any:
 
 def to_policy(rule: Rule) -> Policy:
     """The `pulumi_policy` policy that runs `rule` with its exclusions and defaults."""
-    schema = PolicyConfigSchema(properties={"exclusions": EXCLUSIONS_SCHEMA,
+    exclusions = EXCLUSIONS_SCHEMA if rule.suppressible else NO_EXCLUSIONS_SCHEMA
+    schema = PolicyConfigSchema(properties={"exclusions": exclusions,
                                             **{k: dict(v) for k, v in rule.config.items()}})
     common: dict[str, Any] = {
         "name": rule.name,
