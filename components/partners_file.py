@@ -22,6 +22,7 @@ import yaml
 from components import strict_yaml
 from components.api_gateway import ApiPartner, partner_problems
 from components.config_values import PROJECT_DIR, as_string, ca_file, full, parse_burst, parse_rate, show
+from components.text_files import NotUtf8TextError, decode_utf8
 
 FIELDS = frozenset({"name", "caFile", "rateLimit", "burstLimit", "paths"})
 REQUIRED_FIELDS = frozenset({"name", "caFile", "rateLimit", "burstLimit"})
@@ -36,9 +37,13 @@ def parse_partners_file(key: str, value: Any, project_dir: Path = PROJECT_DIR) -
     path = (project_dir / as_string(key, value)).resolve()
     label = f"{full(key)} = {show(value)}"
     try:
-        document = strict_yaml.load(strict_yaml.decode(path.read_bytes()))
+        document = strict_yaml.load(decode_utf8(path.read_bytes()))
     except OSError as error:
         raise ValueError(f"{label}: cannot read it as YAML ({error})") from None
+    except NotUtf8TextError as problem:
+        raise ValueError(f"{label}: cannot read it as YAML: the file {problem}") from None
+    except RecursionError:
+        raise ValueError(f"{label}: the file nests too deeply to be read") from None
     except ValueError as error:
         raise ValueError(f"{label}: cannot read it as YAML ({error})") from None
     except yaml.YAMLError as error:

@@ -20,11 +20,11 @@ from typing import Any
 
 import yaml
 
+from components.text_files import NotUtf8TextError, decode_utf8
+
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-_BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32",
-         b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
 
 
 class LineMapping(dict[Any, Any]):
@@ -79,19 +79,6 @@ def line_of(mapping: Any, key: Any) -> int | None:
     return lines.get(key) if isinstance(lines, dict) else None
 
 
-def decode(data: bytes) -> str:
-    """UTF-8 text, with or without a byte order mark; ValueError saying what the bytes are."""
-    for bom, encoding in _BOMS.items():
-        if data.startswith(bom):
-            raise ValueError(f"it is {encoding} text; save it as UTF-8")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n") + 1
-        raise ValueError(f"it is not UTF-8 text (byte 0x{data[error.start]:02x} on line {line}); "
-                         "save it as UTF-8") from None
-
-
 def load(text: str) -> Any:
     """Parse one YAML document; yaml.YAMLError (with its mark) for bad YAML or a duplicate key."""
     return yaml.load(text, Loader=StrictLoader)
@@ -119,9 +106,9 @@ def read(path: Path) -> Any:
     except OSError as error:
         raise ValueError(f"cannot read {path}: {error.strerror}") from None
     try:
-        text = decode(data)
-    except ValueError as error:
-        raise ValueError(f"cannot read {path}: {error}") from None
+        text = decode_utf8(data)
+    except NotUtf8TextError as problem:
+        raise ValueError(f"{path} {problem}") from None
     try:
         return load(text)
     except RecursionError:  # nesting deep enough to exhaust the parser's stack

@@ -69,7 +69,9 @@ class _Parser(argparse.ArgumentParser):
     lists the exit codes under its help."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("epilog", exit_codes_text())
+        # A command's own epilog says what the codes mean for it; the shared list always follows.
+        note = kwargs.pop("epilog", None)
+        kwargs["epilog"] = exit_codes_text() + (f"\n\n{note}" if note else "")
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
 

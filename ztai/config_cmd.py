@@ -32,7 +32,7 @@ _TYPE_NAMES = {"string": "string", "integer": "integer", "boolean": "boolean", "
 def register(commands: Any) -> None:  # argparse's subparsers action has no public type
     config = commands.add_parser(
         "config", help="stack configuration: generated files, stack checks",
-        epilog="exit status: 0 done, up to date or valid; 1 `docs --check` found a file out of date; "
+        epilog="for this command: 0 done, up to date or valid; 1 `docs --check` found a file out of date; "
                "2 usage error, or an invalid stack file or configuration; 3 a bug")
     actions = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
 

@@ -8,19 +8,13 @@ refused with the encoding named.
 
 from __future__ import annotations
 
-import codecs
 import json
 import math
 from pathlib import Path
 from typing import Any
 
-# Byte order marks of encodings we name but do not read: checked longest first (the UTF-32 LE mark
-# starts with the UTF-16 LE one).
-_FOREIGN_BOMS = (
-    (codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
-    (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"),
-)
-_RESAVE = "save it as UTF-8"
+from components.text_files import NotUtf8TextError, decode_utf8
+
 # Deeper documents are refused: nothing the CLI reads nests this far, and the values travel on as
 # protocol buffers whose parsers stop at about this depth.
 MAX_DEPTH = 64
@@ -31,26 +25,11 @@ def _label(what: str, path: Path) -> str:
 
 
 def decode(data: bytes, path: Path, what: str, error: type[Exception]) -> str:
-    """`data` as text: UTF-8 with or without a byte order mark, or `error` naming the encoding."""
-    label = _label(what, path)
-    for bom, encoding in _FOREIGN_BOMS:
-        if data.startswith(bom):
-            raise error(f"{label} is {encoding} text (it starts with a {encoding} byte order "
-                        f"mark); {_RESAVE}")
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+    """`data` as text (`components.text_files.decode_utf8`), or `error` naming the file."""
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as failure:
-        # UTF-16 without a mark: every other byte of ASCII text is NUL.
-        hint = (" (it looks like UTF-16)" if data[1:40:2].count(0) > 10 or data[0:40:2].count(0) > 10
-                else "")
-        raise error(f"{label} is not UTF-8 text{hint}: byte 0x{data[failure.start]:02x} at "
-                    f"offset {failure.start} cannot be decoded; {_RESAVE}") from None
-    if "\x00" in text:
-        raise error(f"{label} contains NUL characters (a binary file, or UTF-16 text?); "
-                    f"{_RESAVE}")
-    return text
+        return decode_utf8(data)
+    except NotUtf8TextError as problem:
+        raise error(f"{_label(what, path)} {problem}") from None
 
 
 def read_text(path: Path, what: str, error: type[Exception]) -> str:

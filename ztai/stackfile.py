@@ -44,11 +44,15 @@ def _read_yaml(path: Path) -> Any:
         document = strict_yaml.read(path)
     except ValueError as error:
         raise StackFileError(str(error)) from None
-    # Values reach the program as JSON text: anything JSON cannot carry is named here.
+    return document
+
+
+def _check_plain_json(path: Path, document: Any) -> None:
+    # Values reach the program as JSON text: what JSON cannot carry (NaN, numbers too large, lone
+    # surrogates, nesting too deep) is named here, once the line-numbered checks found nothing.
     problem = plain_json_problem(document, max_values=100_000)
     if problem:
         raise StackFileError(f"{path}: {problem}")
-    return document
 
 
 def config_string(value: Any) -> str:
@@ -74,6 +78,7 @@ def load_project(project_dir: Path) -> dict[str, Any]:
         raise StackFileError(f"{project_dir.resolve()} has no Pulumi.yaml; run ztai from the "
                              "repository root or pass --project-dir")
     project = _read_yaml(path)
+    _check_plain_json(path, project)
     if not isinstance(project, dict) or not isinstance(project.get("name"), str):
         raise StackFileError(f"{path} must be a mapping with a `name`")
     return project
@@ -197,6 +202,7 @@ def load_stack(project_dir: Path, stack: str) -> StackFile:
         config[key] = config_string(value)
     if problems:
         raise StackFileError(f"{path} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+    _check_plain_json(path, {"config": raw})
 
     for full, declaration in declared.items():
         if full not in config and "default" in declaration:

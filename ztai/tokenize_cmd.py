@@ -27,7 +27,7 @@ from ztai.errors import EXIT_OK, UsageError
 
 FORMATS = ("csv", "jsonl")
 MODES = ("deterministic", "vault")
-EXIT_CODES = ("exit status: 0 done; 2 usage or input-file error, a checkpoint that does not fit (or "
+EXIT_NOTE = ("for this command: 0 done; 2 usage or input-file error, a checkpoint that does not fit (or "
               "none to --resume), or a refusal or outage of AWS (the partial output and its "
               "checkpoint are kept: fix the cause and rerun with --resume); 3 a bug. Tokenizing "
               "refuses nothing on security grounds, so it never exits 1.")
@@ -40,7 +40,7 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
         description="Deterministic tokens (tk1_..., joinable, one-way; HMAC under a per-domain key "
                     "derived with one KMS GenerateMac call) or vault tokens (tv1_..., random, "
                     "reversible through the DynamoDB token vault). Streams row by row and resumes "
-                    "after an interruption.", epilog=EXIT_CODES)
+                    "after an interruption.", epilog=EXIT_NOTE)
     tokenize.add_argument("--key-id", required=True, metavar="KEY",
                           help="the HMAC_256 tokens key, e.g. alias/zero-trust-ai/prod/tokens")
     _common(tokenize)
@@ -60,7 +60,7 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
         "detokenize", help="replace vault tokens in selected columns by their values",
         description="Resolve tv1_ tokens through the token vault. Needs the grants the vault's "
                     "grant_detokenize writes; every batch is logged with the caller's identity.",
-        epilog=EXIT_CODES)
+        epilog=EXIT_NOTE)
     detokenize.add_argument("--table", required=True, metavar="NAME", help="the token vault table")
     detokenize.add_argument("--vault-key-id", required=True, metavar="KEY",
                             help="the key that encrypts vault values, e.g. alias/zero-trust-ai/prod/secrets")

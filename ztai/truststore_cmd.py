@@ -28,7 +28,7 @@ from typing import Any
 
 from ztai.errors import EXIT_OK, EXIT_VIOLATION, UsageError
 
-EXIT_CODES = ("exit status: 0 done (warnings allowed); 1 the truststore has errors (nothing written "
+EXIT_NOTE = ("for this command: 0 done (warnings allowed); 1 the truststore has errors (nothing written "
               "by build); 2 usage or input-file error; 3 a bug.")
 
 
@@ -36,14 +36,14 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
     truststore = commands.add_parser("truststore", help="build and check partner truststores for API "
                                                         "Gateway mutual TLS; issue test client certificates",
                                       description="Build and check partner truststores; issue test "
-                                                  "client certificates.", epilog=EXIT_CODES)
+                                                  "client certificates.", epilog=EXIT_NOTE)
     actions = truststore.add_subparsers(dest="truststore_command", required=True, metavar="COMMAND",
                                         help="build, check or issue-test-client")
 
     build = actions.add_parser(
         "build", help="build the truststore from per-partner CA files",
         description="Concatenate the partners' CA certificates (plain PEM, ordered by partner name), check "
-                    "the result and write it only if the check finds no error.", epilog=EXIT_CODES)
+                    "the result and write it only if the check finds no error.", epilog=EXIT_NOTE)
     build.add_argument("--partner", action="append", required=True, metavar="NAME=CA.pem",
                        help="a partner and its CA certificate file (root, plus intermediates if its "
                             "clients do not send them); repeatable")
@@ -57,7 +57,7 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
                                            "P-256/P-384, SHA-256+ signatures, expiry, duplicates: the "
                                            "checks the deploy runs on the stack's CA files. Placeholder "
                                            "CAs and '#' comment lines are warnings.",
-                               epilog=EXIT_CODES)
+                               epilog=EXIT_NOTE)
     check.add_argument("input", type=Path, metavar="INPUT",
                        help="the truststore (or a CA file) to check, PEM")
     check.set_defaults(handler=_check)
@@ -72,7 +72,7 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
         "issue-test-client", help="issue a test client certificate from a (test) partner CA",
         description="EC P-256 client certificate with the clientAuth extended key usage, for tests and "
                     "partner onboarding checks. The key is written unencrypted with mode 0600.",
-        epilog=EXIT_CODES)
+        epilog=EXIT_NOTE)
     issue.add_argument("--ca-cert", required=True, type=Path, metavar="CA.pem",
                        help="the (test) partner CA certificate, PEM; the first certificate is used")
     issue.add_argument("--ca-key", required=True, type=Path, metavar="CA.key",

@@ -35,7 +35,7 @@ from ztai.errors import EXIT_OK, EXIT_VIOLATION, UsageError
 
 # The stack output (`keyArns.<purpose>`) naming the key weights are published under.
 WEIGHTS_PURPOSE = "model-weights"
-EXIT_CODES = ("exit status: 0 done; 1 refused (the file does not authenticate: tampered, truncated, "
+EXIT_NOTE = ("for this command: 0 done; 1 refused (the file does not authenticate: tampered, truncated, "
               "wrong key or context, a format not accepted), nothing written; 2 usage, input-file or "
               "configuration error (wrong Region included); 3 a bug.")
 
@@ -43,7 +43,7 @@ EXIT_CODES = ("exit status: 0 done; 1 refused (the file does not authenticate: t
 def register(commands: Any) -> None:  # argparse's subparsers action has no public type
     weights = commands.add_parser("weights", help="encrypt or decrypt model weights (AWS Encryption SDK "
                                                   "format, KMS data keys)",
-                                  description="Encrypt or decrypt model weights.", epilog=EXIT_CODES)
+                                  description="Encrypt or decrypt model weights.", epilog=EXIT_NOTE)
     actions = weights.add_subparsers(dest="weights_command", required=True, metavar="COMMAND",
                                      help="encrypt or decrypt")
 
@@ -51,7 +51,7 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
         "encrypt", help="encrypt a file under a KMS key",
         description="Encrypt INPUT into OUTPUT with a data key from KMS GenerateDataKey under KEY, "
                     "binding the encryption context into the header (and into the KMS call).",
-        epilog=EXIT_CODES)
+        epilog=EXIT_NOTE)
     encrypt.add_argument("--key-id", required=True, metavar="KEY",
                          help="KMS key ARN; or an alias name (alias/...), alias ARN or key id, which "
                               "must resolve to the expected key ARN")
@@ -66,7 +66,7 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
         "decrypt", help="decrypt a file (refuses anything that does not authenticate)",
         description="Decrypt INPUT into OUTPUT. OUTPUT appears only after the whole message verified. "
                     "Without --key-id, only KMS keys in the caller's own account are tried.",
-        epilog=EXIT_CODES)
+        epilog=EXIT_NOTE)
     decrypt.add_argument("--key-id", action="append", default=[], metavar="ARN",
                          help="only unwrap with this key ARN (repeatable; strict mode)")
     decrypt.add_argument("--discovery-account", action="append", default=[], metavar="ID",

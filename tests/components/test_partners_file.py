@@ -40,8 +40,10 @@ def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
      "    rateLimit: 500\n".encode(),
      "not valid YAML at line 6, column 5: duplicate key 'rateLimit' (first given at line 4)"),
     (b"partners: []\npartners:\n" + ENTRY.encode(), "duplicate key 'partners' (first given at line 1)"),
-    (b"partners:\n  - name: caf\xe9\n", "not UTF-8 text (byte 0xe9 on line 2); save it as UTF-8"),
-    ("partners: []\n".encode("utf-16"), "it is UTF-16 text; save it as UTF-8"),
+    (b"partners:\n  - name: caf\xe9\n",
+     "not UTF-8 text: byte 0xe9 on line 2 (offset 23) cannot be decoded; save it as UTF-8"),
+    ("partners: []\n".encode("utf-16"),
+     "the file is UTF-16 text (it starts with a UTF-16 byte order mark); save it as UTF-8"),
 ])
 def test_bad_files_are_named_with_what_is_wrong(tmp_path: Path, data: bytes, expected: str) -> None:
     with pytest.raises(ValueError, match="cannot read it as YAML") as caught:

@@ -9,17 +9,7 @@ import pytest
 
 from tests.docs.markdown import ROOT, Link, anchors, github_anchor, project_files, relative_links
 
-# The configuration and CLI references are generated on other branches of the same change. Links
-# to them are checked by `test_reference_pages_generated_elsewhere_exist` alone, which is expected
-# to fail until those branches are merged: once it passes (strict xfail turns that into a
-# failure), delete this tuple's use below and the xfail mark.
-GENERATED_ELSEWHERE = ("docs/configuration.md", "docs/cli.md")
-
 MARKDOWN = project_files(".md")
-
-
-def _generated_elsewhere(path: Path) -> bool:
-    return any(path == (ROOT / name).resolve() for name in GENERATED_ELSEWHERE)
 
 
 def test_the_docs_are_found() -> None:
@@ -33,20 +23,11 @@ def test_relative_links_resolve(document: Path) -> None:
     broken = []
     for link in relative_links(document):
         target = link.resolved()
-        if _generated_elsewhere(target) and not target.exists():
-            continue
         if not target.exists():
             broken.append(f"{link}: no such file")
         elif link.anchor and target.suffix == ".md" and link.anchor not in anchors(target):
             broken.append(f"{link}: {target.relative_to(ROOT)} has no heading #{link.anchor}")
     assert not broken, "broken links:\n" + "\n".join(broken)
-
-
-@pytest.mark.xfail(strict=True, reason="docs/configuration.md and docs/cli.md are generated on the "
-                   "configuration and CLI branches; remove this mark once they are merged")
-def test_reference_pages_generated_elsewhere_exist() -> None:
-    missing = [name for name in GENERATED_ELSEWHERE if not (ROOT / name).is_file()]
-    assert not missing, f"linked from the docs but missing: {missing}"
 
 
 # -- the link checker itself ---------------------------------------------------------------------

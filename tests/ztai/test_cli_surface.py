@@ -204,7 +204,7 @@ ENCODINGS = [
                  "contains NUL characters (a binary file, or UTF-16 text?); save it as UTF-8",
                  id="utf16-no-bom"),
     pytest.param('{"reason": "caf\xe9"}'.encode("latin-1"),
-                 "is not UTF-8 text: byte 0xe9 at offset 15 cannot be decoded; save it as UTF-8",
+                 "is not UTF-8 text: byte 0xe9 on line 1 (offset 15) cannot be decoded; save it as UTF-8",
                  id="latin-1"),
 ]
 

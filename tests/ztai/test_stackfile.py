@@ -149,10 +149,12 @@ def test_values_are_passed_as_the_engine_passes_them_with_declared_defaults(tmp_
     ("---\nconfig: {}\n---\nconfig: {}\n",
      "at line 3, column 1: expected a single document in the stream but found another document"),
     ("config:\n  zero-trust-ai:owner: \x00\n",
-     "not valid YAML: character #x0000 at position 31 is not allowed in YAML text"),
+     "contains NUL characters (a binary file, or UTF-16 text?); save it as UTF-8"),
     # The bytes.
-    (b"config:\n  zero-trust-ai:owner: caf\xe9\n", "not UTF-8 text (byte 0xe9 on line 2); save it as UTF-8"),
-    ("config:\n  zero-trust-ai:owner: ml\n".encode("utf-16"), "it is UTF-16 text; save it as UTF-8"),
+    (b"config:\n  zero-trust-ai:owner: caf\xe9\n",
+     "not UTF-8 text: byte 0xe9 on line 2 (offset 34) cannot be decoded; save it as UTF-8"),
+    ("config:\n  zero-trust-ai:owner: ml\n".encode("utf-16"),
+     "is UTF-16 text (it starts with a UTF-16 byte order mark); save it as UTF-8"),
 ])
 def test_bad_stack_files_are_refused_naming_line_and_key(tmp_path: Path, text: str | bytes,
                                                          expected: str) -> None:
