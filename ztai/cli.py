@@ -39,6 +39,7 @@ from ztai.errors import (
     PolicyPackError,
     UsageError,
 )
+from ztai.project import find_project, use_project
 
 DEFAULT_PACK = Path("policy_packs/zero_trust")
 # The repository this CLI ships in: the default pack is found from anywhere.
@@ -159,16 +160,6 @@ def _policy_options(command: argparse.ArgumentParser, pack_default: str) -> None
                          help=f"policy pack directory (default: {pack_default})")
 
 
-def find_project(start: Path) -> Path:
-    """The nearest directory at or above `start` holding Pulumi.yaml."""
-    start = start.resolve()
-    for directory in (start, *start.parents):
-        if (directory / "Pulumi.yaml").is_file():
-            return directory
-    raise UsageError(f"no Pulumi.yaml in {start} or any directory above it; run ztai inside the "
-                     "project or pass --project-dir DIR")
-
-
 def _policy_config(path: Path | None) -> dict[str, Any]:
     from ztai.policy.config import PolicyConfigError, load_policy_config
     if path is None:
@@ -216,8 +207,8 @@ def _finish(result: Any, text: str, document: str, as_json: bool) -> int:
 
 
 def _preview(args: argparse.Namespace) -> int:
+    project_dir = use_project(args.project_dir or find_project(Path.cwd()))
     from ztai.stackfile import StackFileError, load_stack, shared_target_warnings
-    project_dir: Path = args.project_dir or find_project(Path.cwd())
     try:
         stack_file = load_stack(project_dir, args.stack)
     except StackFileError as error:
@@ -260,7 +251,6 @@ def _preview(args: argparse.Namespace) -> int:
                                   stack=stack_file.stack, stack_config=stack_file.config)
 
         def program() -> None:
-            sys.path.insert(0, str(project_dir))
             runpy.run_path(str(program_path), run_name="__main__")
 
         try:

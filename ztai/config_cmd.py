@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ztai.errors import EXIT_OK, EXIT_VIOLATION, UsageError
+from ztai.project import find_project, use_project
 
-# The repository this CLI ships in: KEYS is its declaration, so its files are the ones generated.
-REPOSITORY = Path(__file__).resolve().parent.parent
 REFERENCE = Path("docs/configuration.md")
 PROJECT_FILE = Path("Pulumi.yaml")
 _TYPE_NAMES = {"string": "string", "integer": "integer", "boolean": "boolean", "array": "list of strings"}
@@ -44,8 +43,9 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
     docs.add_argument("--check", action="store_true",
                       help="write nothing; exit 1 naming each file that differs from what KEYS "
                            "generates (for CI)")
-    docs.add_argument("--project-dir", type=Path, default=REPOSITORY, metavar="DIR",
-                      help="directory holding Pulumi.yaml (default: this repository)")
+    docs.add_argument("--project-dir", type=Path, metavar="DIR",
+                      help="directory holding Pulumi.yaml (default: the nearest one at or above "
+                           "the current directory)")
     docs.set_defaults(handler=_docs)
 
     check = actions.add_parser(
@@ -54,8 +54,9 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
                     "report every problem, and name the shipped placeholders still in it.")
     check.add_argument("--stack", required=True, metavar="NAME", help="stack name (stacks/Pulumi.NAME.yaml)")
     check.add_argument("--json", action="store_true", help="machine-readable result on stdout")
-    check.add_argument("--project-dir", type=Path, default=REPOSITORY, metavar="DIR",
-                       help="directory holding Pulumi.yaml (default: this repository)")
+    check.add_argument("--project-dir", type=Path, metavar="DIR",
+                       help="directory holding Pulumi.yaml (default: the nearest one at or above "
+                            "the current directory)")
     check.set_defaults(handler=_check)
 
 
@@ -154,8 +155,9 @@ def generated_files(project_dir: Path) -> dict[Path, str]:
 
 def _docs(args: argparse.Namespace) -> int:
     stale = []
-    for relative, text in generated_files(args.project_dir).items():
-        path = args.project_dir / relative
+    project_dir = use_project(args.project_dir or find_project(Path.cwd()))
+    for relative, text in generated_files(project_dir).items():
+        path = project_dir / relative
         try:
             current = path.read_text(encoding="utf-8") if path.exists() else None
         except (OSError, UnicodeDecodeError):
@@ -198,7 +200,7 @@ def check_stack(project_dir: Path, stack: str) -> tuple[Mapping[str, Any], list[
 
 
 def _check(args: argparse.Namespace) -> int:
-    summary, warnings = check_stack(args.project_dir, args.stack)
+    summary, warnings = check_stack(use_project(args.project_dir or find_project(Path.cwd())), args.stack)
     if args.json:
         print(json.dumps({**summary, "valid": True, "warnings": warnings}, indent=2))
     else:

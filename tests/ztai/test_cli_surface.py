@@ -96,7 +96,7 @@ def test_pip_install_gives_a_ztai_command(tmp_path: Path) -> None:
     source.mkdir()
     for name in ("pyproject.toml", "requirements.txt"):
         (source / name).write_bytes((ROOT / name).read_bytes())
-    for package in ("ztai", "ztai_runtime"):
+    for package in ("ztai", "ztai_runtime", "components"):
         subprocess.run(["cp", "-r", str(ROOT / package), str(source / package)], check=True)
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                             "--no-index", "-w", str(tmp_path / "dist"), str(source)],
@@ -110,10 +110,13 @@ def test_pip_install_gives_a_ztai_command(tmp_path: Path) -> None:
     assert "ztai = ztai.cli:entry" in entry_points
     # Every module of the CLI and the runtime is in the wheel (a package without __init__.py would
     # silently be left out).
-    for package in ("ztai", "ztai_runtime"):
+    for package in ("ztai", "ztai_runtime", "components"):
         for module in (ROOT / package).rglob("*.py"):
             if "__pycache__" not in module.parts:
                 assert module.relative_to(ROOT).as_posix() in names
+    # ... and the data files the components read.
+    for data in [*(ROOT / "components").rglob("*.tpl"), *(ROOT / "components").rglob("*.yaml")]:
+        assert data.relative_to(ROOT).as_posix() in names
     # The dependencies are requirements.txt's pins.
     pins = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
     assert {f"Requires-Dist: {pin}" for pin in pins if pin} <= set(metadata.splitlines())
@@ -129,6 +132,15 @@ def test_pip_install_gives_a_ztai_command(tmp_path: Path) -> None:
     run = subprocess.run([str(target / "bin" / "ztai"), "policy", "analyze", "--help"], cwd=tmp_path,
                          capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0 and "--policy-config" in run.stdout
+    # Commands that read files through the components work outside any project...
+    (tmp_path / "bundle.pem").write_text("not a certificate\n")
+    run = subprocess.run([str(target / "bin" / "ztai"), "truststore", "check", "bundle.pem"], cwd=tmp_path,
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode in (1, 2) and "Traceback" not in run.stderr, run.stderr
+    # ... and one that works on a project finds it from a directory inside it.
+    run = subprocess.run([str(target / "bin" / "ztai"), "config", "check", "--stack", "dev"],
+                         cwd=ROOT / "stacks", capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
 
 
 def test_the_entry_point_resolves() -> None:
