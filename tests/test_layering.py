@@ -1,4 +1,4 @@
-"""The layers of CONVENTIONS.md, checked on the import statements of every module."""
+"""The layers of CONTRIBUTING.md, checked on the import statements of every module."""
 
 from __future__ import annotations
 

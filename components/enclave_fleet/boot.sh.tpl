@@ -1,5 +1,5 @@
 #!/bin/bash
-# zero-trust-ai inference parent (components/enclave_fleet.py): size the enclave allocator, check
+# zero-trust-ai inference parent (components/enclave_fleet/): size the enclave allocator, check
 # the EIF against the pinned measurements, start the enclave in production mode, start the agent.
 set -euo pipefail
 umask 077
