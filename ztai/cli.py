@@ -223,7 +223,7 @@ def _preview(args: argparse.Namespace) -> int:
 
     from ztai.export import to_export
     from ztai.policy.analyzer import AnalysisSession, AnalyzedResource, PolicyPackProcess, pack_environment
-    from ztai.policy.config import PolicyConfigError
+    from ztai.policy.config import PolicyConfigError, unmatched_exclusions
     from ztai.preview.recorder import RecordedResource, record
     from ztai.report import ReportResource, render_json, render_text
 
@@ -271,6 +271,9 @@ def _preview(args: argparse.Namespace) -> int:
             result = session.finish([analyzed(r) for r in recorded.resources])
         except PolicyConfigError as error:
             raise UsageError(f"policy config: {error}") from None
+    stale = unmatched_exclusions(user_config, [(r.name, r.urn) for r in recorded.resources])
+    _warn(stale)
+    warnings += stale
 
     if args.export:
         document = to_export(recorded, _pulumi_version())
@@ -307,6 +310,11 @@ def _analyze(args: argparse.Namespace) -> int:
         stack, project, analyzed = analyzed_resources(document)
     except ExportFileError as error:
         raise UsageError(f"stack export {args.file}: {error}") from None
+    # An empty export passes every policy: a CI gate pointed at the wrong file would go green.
+    if not any(r.custom and not r.type.startswith("pulumi:providers:") for r in analyzed):
+        raise UsageError(f"stack export {args.file} holds no cloud resources, so every policy would "
+                         "pass; analyse the export of a deployed stack (`pulumi stack export --file "
+                         "FILE`) or of a preview (`ztai preview --export FILE`)")
     user_config = _policy_config(args.policy_config)
     candidates = [REPOSITORY / DEFAULT_PACK]
     with contextlib.suppress(UsageError):  # outside any project: this repository's pack
@@ -314,7 +322,7 @@ def _analyze(args: argparse.Namespace) -> int:
     pack_dir = _pack_dir(args.policy_pack, candidates)
 
     from ztai.policy.analyzer import PolicyPackProcess, analyze, pack_environment
-    from ztai.policy.config import PolicyConfigError
+    from ztai.policy.config import PolicyConfigError, unmatched_exclusions
     from ztai.report import ReportResource, render_json, render_text
 
     with PolicyPackProcess(pack_dir, env=pack_environment(project, stack, {}, False)) as pack:
@@ -323,12 +331,15 @@ def _analyze(args: argparse.Namespace) -> int:
                              dry_run=False)
         except PolicyConfigError as error:
             raise UsageError(f"policy config: {error}") from None
+    warnings = unmatched_exclusions(user_config, [(r.name, r.urn) for r in analyzed])
+    _warn(warnings)
     resources = [ReportResource(urn=r.urn, type=r.type, name=r.name, parent=r.parent,
                                 custom=r.custom, protect=r.protect, inputs=dict(r.properties))
                  for r in analyzed]
     if args.json:
         return _finish(result, "", render_json(mode="analyze", project=project, stack=stack,
-                                               resources=resources, outputs=None, result=result), True)
+                                               resources=resources, outputs=None, result=result,
+                                               warnings=warnings), True)
     text = render_text(title=f"Policy analysis of {args.file} (stack {stack or '?'}):",
                        resources=resources, outputs=None, result=result,
                        pack_label=f"local: {pack_dir}", plan="analyse", quiet=args.quiet)

@@ -42,11 +42,31 @@ def read_text(path: Path, what: str, error: type[Exception]) -> str:
     return decode(data, path, what, error)
 
 
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Python keeps the last of two equal keys, other readers the first: either way one setting
+    # (an enforcement level, an exclusion) would vanish unseen.
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise _DuplicateKeyError(key)
+        document[key] = value
+    return document
+
+
 def read_json(path: Path, what: str, error: type[Exception]) -> Any:
     """The parsed document, or `error` naming `what` the file was meant to be and the problem."""
     text = read_text(path, what, error)
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKeyError as duplicate:
+        raise error(f"{_label(what, path)} gives the key {duplicate.key!r} twice in one object; "
+                    "JSON readers keep one of them silently, so remove the other") from None
     except json.JSONDecodeError as failure:
         raise error(f"{_label(what, path)} is not JSON: {failure.msg} at line {failure.lineno}, "
                     f"column {failure.colno}") from None

@@ -115,6 +115,19 @@ def test_insecure_resources_are_named_by_urn(pack: PolicyPackProcess) -> None:
     assert {v.urn for v in result.violations} >= {PUBLIC_SUBNET.urn, OPEN_GROUP.urn, UNLOGGED_VPC.urn}
 
 
+def test_a_property_of_the_wrong_type_fails_the_rule_closed_naming_it(pack: PolicyPackProcess) -> None:
+    # A hand-edited export can hold what AWS never returns: the rule reports the resource instead
+    # of crashing the pack, and an exclusion does not cover it.
+    key = resource("aws:kms/key:Key", "doctored-key", deletionWindowInDays="abc")
+    exclusion = {"kms-key-deletion-window": {"exclusions": [
+        {"resource": "doctored-key", "reason": "a reason long enough to be accepted"}]}}
+    result = run(pack, [*SECURE, key], exclusion)
+    [failed] = [v for v in result.violations if v.policy == "kms-key-deletion-window"]
+    assert failed.urn == key.urn and failed.level == "mandatory"
+    assert failed.message.startswith("kms-key-deletion-window could not evaluate this (TypeError: ")
+    assert result.exclusions == []
+
+
 def test_exclusion_suppresses_and_is_reported_with_its_reason(pack: PolicyPackProcess) -> None:
     reason = "partner load balancer subnets, reviewed in SEC-123"
     result = run(pack, [*SECURE, PUBLIC_SUBNET, OPEN_GROUP],
@@ -194,7 +207,7 @@ def test_egress_allowed_segments_default_is_reported_in_config(pack: PolicyPackP
     ({"no-such-policy": "advisory"}, "unknown policies no-such-policy"),
     ({"subnet-no-public-ip": {"exclusions": [{"resource": "edge-*"}]}}, "'reason' is a required"),
     ({"subnet-no-public-ip": {"exclusions": [{"resource": "edge-*", "reason": "short"}]}},
-     "is too short"),
+     "needs a reason of at least 10 characters besides blanks"),
     ({"subnet-no-public-ip": {"exclusion": []}}, "Additional properties"),
     ({"subnet-no-public-ip": "sometimes"}, "is not one of advisory"),
 ])

@@ -310,6 +310,21 @@ def test_the_pack_schema_refuses_exclusions_on_rules_that_cannot_be_suppressed()
         assert valid is accepts, name
 
 
+@pytest.mark.parametrize("reason, accepted", [
+    ("reviewed in SEC-123", True), ("  ten chars  ", False), (" " * 12, False), ("ab        cd", True),
+])
+def test_the_pack_schema_refuses_a_reason_of_blanks(reason: str, accepted: bool) -> None:
+    # The engine validates the schema: a reason padded to length with blanks is no reason.
+    import jsonschema
+
+    from ztpolicy.pack import policies
+    [policy] = [p for p in policies() if p.name == "subnet-no-public-ip"]
+    assert policy.config_schema is not None
+    schema = {"type": "object", "properties": policy.config_schema.properties}
+    entry = {"exclusions": [{"resource": "edge-*", "reason": reason}]}
+    assert jsonschema.Draft7Validator(schema).is_valid(entry) is accepted
+
+
 def test_a_disabled_policy_is_not_counted_as_passing(
         capsys: pytest.CaptureFixture[str], tmp_path: Path, public_subnet_export: Path) -> None:
     config = tmp_path / "policy.json"
@@ -400,3 +415,68 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     err = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+
+
+@pytest.mark.parametrize("resources", [
+    [],
+    [{"urn": "urn:pulumi:dev::zero-trust-ai::pulumi:pulumi:Stack::zero-trust-ai-dev",
+      "type": "pulumi:pulumi:Stack", "custom": False},
+     {"urn": "urn:pulumi:dev::zero-trust-ai::pulumi:providers:aws::default", "type": "pulumi:providers:aws",
+      "custom": True, "id": "x"}],
+], ids=["no-resources", "stack-and-provider-only"])
+def test_an_export_without_cloud_resources_is_refused(tmp_path: Path, resources: list[Any]) -> None:
+    # Every policy passes on nothing: a CI gate given the wrong file must not go green.
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps({"version": 3, "deployment": {"manifest": {}, "resources": resources}}))
+    run = ztai("policy", "analyze", "--file", str(export))
+    assert (run.returncode, run.stdout) == (2, "")
+    assert f"error: stack export {export} holds no cloud resources, so every policy would pass" in run.stderr
+
+
+def _one_vpc_export(tmp_path: Path) -> Path:
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps({"version": 3, "deployment": {"manifest": {}, "resources": [
+        {"urn": "urn:pulumi:dev::zero-trust-ai::pulumi:pulumi:Stack::zero-trust-ai-dev",
+         "type": "pulumi:pulumi:Stack", "custom": False},
+        {"urn": "urn:pulumi:dev::zero-trust-ai::aws:ec2/vpc:Vpc::data-vpc", "type": "aws:ec2/vpc:Vpc",
+         "custom": True, "id": "vpc-1", "inputs": {"cidrBlock": "10.10.0.0/16"}}]}}))
+    return export
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"subnet-no-public-ip": "advisory", "subnet-no-public-ip": "mandatory"}',
+     "gives the key 'subnet-no-public-ip' twice in one object; JSON readers keep one of them silently"),
+    ('{"subnet-no-public-ip": null}', "subnet-no-public-ip: null is not a setting"),
+    ('{"subnet-no-public-ip": {"exclusions": [{"resource": "edge-*", "reason": "            "}]}}',
+     "subnet-no-public-ip: exclusions[0] (edge-*) needs a reason of at least 10 characters besides blanks"),
+], ids=["duplicate-key", "null", "blank-reason"])
+def test_policy_configs_that_would_lose_or_fake_a_setting_are_refused(tmp_path: Path, text: str,
+                                                                       message: str) -> None:
+    config = tmp_path / "policy.json"
+    config.write_text(text)
+    export = _one_vpc_export(tmp_path)
+    run = ztai("policy", "analyze", "--file", str(export), "--policy-config", str(config))
+    assert (run.returncode, run.stdout) == (2, ""), run.stderr
+    assert message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_duplicate_key_in_an_export_is_refused(tmp_path: Path) -> None:
+    export = tmp_path / "export.json"
+    export.write_text('{"version": 3, "version": 3, "deployment": {"resources": []}}')
+    run = ztai("policy", "analyze", "--file", str(export))
+    assert run.returncode == 2 and "gives the key 'version' twice" in run.stderr
+
+
+def test_an_exclusion_that_matches_no_resource_is_a_warning(tmp_path: Path) -> None:
+    config = tmp_path / "policy.json"
+    config.write_text(json.dumps({"subnet-no-public-ip": {"exclusions": [
+        {"resource": "future-public-*", "reason": "planted before the resource exists"},
+        {"resource": "data-*", "reason": "matches the stack's VPC, so no warning"}]}}))
+    export = _one_vpc_export(tmp_path)
+    run = ztai("policy", "analyze", "--file", str(export), "--policy-config", str(config), "--json")
+    warning = ("policy config: the exclusion 'future-public-*' of subnet-no-public-ip matches no resource "
+               "of this stack")
+    assert run.returncode in (0, 1), run.stderr
+    assert [w for w in json.loads(run.stdout)["warnings"] if "matches no resource" in w] == [
+        warning + "; remove it, or it will silently apply to a resource of that name created later"]
+    assert f"warning: {warning}" in run.stderr

@@ -8,6 +8,7 @@ defaults are filled in before the pack is configured.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +48,44 @@ def _level(name: str, value: Any) -> Level:
     return LEVELS[value]
 
 
+# The pack's rule for a reason (ztpolicy/exclusions.py MIN_REASON_LENGTH), checked here so the
+# message names the exclusion; blanks around it do not count.
+MIN_REASON_LENGTH = 10
+
+
+def _check_reasons(name: str, exclusions: Any) -> None:
+    if not isinstance(exclusions, list):
+        return  # the schema names a wrong shape
+    for index, entry in enumerate(exclusions):
+        reason = entry.get("reason") if isinstance(entry, Mapping) else None
+        if isinstance(reason, str) and len(reason.strip()) < MIN_REASON_LENGTH:
+            raise PolicyConfigError(
+                f"{name}: exclusions[{index}] ({entry.get('resource')!s}) needs a reason of at least "
+                f"{MIN_REASON_LENGTH} characters besides blanks: say why the exclusion is acceptable "
+                "(it is shown in every report)")
+
+
+def unmatched_exclusions(user: Mapping[str, Any], names_and_urns: list[tuple[str, str]]) -> list[str]:
+    """Warnings for exclusions whose pattern matches no resource of the stack: a stale exclusion,
+    or one waiting for a resource that does not exist yet, both worth a reviewer's eye. The glob
+    is the pack's (ztpolicy/exclusions.py): over the URN when it starts with `urn:`, else over the
+    logical name."""
+    warnings = []
+    for policy, given in user.items():
+        entries = given.get("exclusions") if isinstance(given, Mapping) else None
+        for entry in entries if isinstance(entries, list) else []:
+            pattern = entry.get("resource") if isinstance(entry, Mapping) else None
+            if not isinstance(pattern, str):
+                continue
+            by_urn = pattern.startswith("urn:")
+            if not any(fnmatch.fnmatchcase(urn if by_urn else name, pattern)
+                       for name, urn in names_and_urns):
+                warnings.append(f"policy config: the exclusion {pattern!r} of {policy} matches no "
+                                "resource of this stack; remove it, or it will silently apply to "
+                                "a resource of that name created later")
+    return warnings
+
+
 def effective_config(info: analyzer_pb2.AnalyzerInfo,
                      user: Mapping[str, Any]) -> dict[str, tuple[Level, dict[str, Any]]]:
     """Per policy: the enforcement level and the properties to send with Configure."""
@@ -69,6 +108,11 @@ def effective_config(info: analyzer_pb2.AnalyzerInfo,
         }
         properties.update(initial.get(name, {}))
         given = user.get(name)
+        if name in user and given is None:
+            raise PolicyConfigError(f"{name}: null is not a setting; give an enforcement level "
+                                    f"({', '.join(LEVELS)}) or an object, or leave the policy out")
+        if isinstance(given, Mapping):
+            _check_reasons(name, given.get("exclusions"))
         if isinstance(given, str):
             level = _level(name, given)
         elif isinstance(given, Mapping):

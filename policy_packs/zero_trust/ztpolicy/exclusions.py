@@ -31,7 +31,10 @@ EXCLUSIONS_SCHEMA: dict[str, Any] = {
         "properties": {
             "resource": {"type": "string", "minLength": 1,
                          "description": "glob over the logical name, or over the URN if it starts with urn:"},
+            # At least MIN_REASON_LENGTH characters between the first and the last that is not
+            # blank, so the Pulumi CLI, which validates this schema, refuses a reason of blanks too.
             "reason": {"type": "string", "minLength": MIN_REASON_LENGTH,
+                       "pattern": rf"^\s*\S.{{{MIN_REASON_LENGTH - 2},}}\S\s*$",
                        "description": "why the exclusion is acceptable (shown in every report)"},
         },
         "required": ["resource", "reason"],

@@ -17,6 +17,10 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+# The framework's signal that a rule read a value unknown during a preview (not exported at the
+# package's top level).
+from pulumi_policy.proxy import UnknownValueError
+
 from ztpolicy.exclusions import (
     EXCLUSIONS_SCHEMA,
     NO_EXCLUSIONS_SCHEMA,
@@ -60,6 +64,15 @@ def _config_error(rule: Rule, error: ExclusionConfigError, report: ReportViolati
     report(f"policy configuration of {rule.name} is invalid: {error}", None)
 
 
+def _unreadable(rule: Rule, error: Exception) -> str:
+    # Fail closed: a rule that cannot read what it was given (a property of a type AWS would never
+    # return, as a hand-edited export can hold) reports a violation instead of crashing the pack,
+    # which would fail the whole run without naming the rule or the resource. No exclusion applies:
+    # nothing was evaluated that an exclusion could be about.
+    return (f"{rule.name} could not evaluate this ({type(error).__name__}: {error}); a property "
+            "does not have the shape AWS gives it, so the rule fails closed")
+
+
 def _resource_validator(rule: Rule) -> Any:
     assert rule.resource_check is not None
     check = rule.resource_check
@@ -69,7 +82,13 @@ def _resource_validator(rule: Rule) -> Any:
             return
         config = _merged_config(rule, args.get_config())
         resource = resource_from_args(args)
-        messages = check(resource, config)
+        try:
+            messages = check(resource, config)
+        except UnknownValueError:
+            raise  # a value unknown until deploy: the framework reports the rule as not run yet
+        except Exception as error:  # noqa: BLE001 - any other failure of the rule fails the resource
+            report(_unreadable(rule, error), None)
+            return
         if not messages:
             return
         try:
@@ -95,7 +114,13 @@ def _stack_validator(rule: Rule) -> Any:
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
         config = _merged_config(rule, args.get_config())
         resources = [resource_from_stack(resource) for resource in args.resources]
-        findings = check(resources, config)
+        try:
+            findings = check(resources, config)
+        except UnknownValueError:
+            raise  # a value unknown until deploy: the framework reports the rule as not run yet
+        except Exception as error:  # noqa: BLE001 - any other failure of the rule fails the stack
+            report(_unreadable(rule, error), None)
+            return
         if not findings:
             return
         try:
