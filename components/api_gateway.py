@@ -90,7 +90,14 @@ from cryptography.x509.oid import NameOID
 from components.aws_facts import LOG_RETENTION_DAYS
 from components.buckets import private_bucket
 from components.certificates import dns_validated_certificate
-from components.truststore import Report, TruststoreError, ca_file_problems, check_bundle
+from components.truststore import (
+    PARTNER_NAME,
+    PARTNER_NAME_RULE,
+    Report,
+    TruststoreError,
+    ca_file_problems,
+    check_bundle,
+)
 
 TRUSTSTORE_KEY = "truststore/truststore.pem"
 SECURITY_POLICY = "TLS_1_2"
@@ -134,7 +141,7 @@ ACCESS_LOG_FORMAT = json.dumps({
 
 _ROUTE_KEY = re.compile(r"(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|ANY) (/[A-Za-z0-9._~{}+/-]*)")
 _SCOPE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]{1,256}")  # RFC 6749 scope-token
-_PARTNER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # goes into paths and resource names
+_PARTNER_NAME = PARTNER_NAME  # goes into paths and resource names; shared with `ztai truststore build`
 _DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 _BACKEND_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
 _STAGE = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -614,7 +621,7 @@ def partner_problems(partner: ApiPartner, *, scoped: bool = True) -> list[str]:
     each naming the partner; empty when nothing is. The stack configuration checks its partners
     file with this before the scopes are given (`scoped=False`)."""
     if not _PARTNER_NAME.fullmatch(partner.name):
-        return [f"partner {partner.name!r}: lower-case letters, digits and -, at most 63"]
+        return [f"partner {partner.name!r}: {PARTNER_NAME_RULE}"]
     problems = []
     if partner.rate_limit <= 0 or partner.burst_limit < 0:
         problems.append(f"partner {partner.name}: rate_limit > 0 and burst_limit >= 0")

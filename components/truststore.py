@@ -37,6 +37,7 @@ import base64
 import datetime as dt
 import re
 import secrets
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,10 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from components.text_files import NotUtf8TextError, decode_utf8
 
 # What `cryptography` raises on a damaged certificate (at load or when a part is first read). The
 # attestation check keeps the same list in ztai_runtime/x509_errors.py (components cannot import
@@ -65,7 +69,11 @@ ACCEPTED_HASHES = {hashes.SHA256.name, hashes.SHA384.name, hashes.SHA512.name}
 MAX_TEST_CLIENT_DAYS = 397
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END ([A-Z0-9 ]+)-----", re.DOTALL)
-_PARTNER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# The one partner-name rule, for the partners file (the API's paths and resource names are made from
+# the name) and `ztai truststore build` alike: here, because components.api_gateway imports this
+# module and the CLI reads it without loading pulumi.
+PARTNER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+PARTNER_NAME_RULE = "lower-case letters, digits and -, at most 63"
 
 Severity = Literal["error", "warning"]
 CaPrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -131,14 +139,28 @@ def _base64(body: bytes) -> bytes:
 def _load_certificate(der: bytes) -> x509.Certificate:
     """A certificate whose every part the checks read parses now, so a damaged one (a duplicate
     extension, a malformed BasicConstraints) is refused here rather than failing a check later."""
-    certificate = x509.load_der_x509_certificate(der)
-    certificate.extensions  # noqa: B018 - parsed on first access
-    certificate.public_key()
-    certificate.subject.rfc4514_string()
-    certificate.issuer.rfc4514_string()
-    certificate.not_valid_before_utc  # noqa: B018
-    certificate.not_valid_after_utc  # noqa: B018
+    with warnings.catch_warnings():
+        # A serial number that is not positive makes `cryptography` warn on stderr (system CA bundles
+        # hold such roots); the checks report it as a finding instead, naming the certificate.
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        certificate = x509.load_der_x509_certificate(der)
+        certificate.extensions  # noqa: B018 - parsed on first access
+        certificate.public_key()
+        certificate.subject.rfc4514_string()
+        certificate.issuer.rfc4514_string()
+        certificate.not_valid_before_utc  # noqa: B018
+        certificate.not_valid_after_utc  # noqa: B018
     return certificate
+
+
+def _encoding_problem(pem: bytes) -> str | None:
+    """What `text_files.decode_utf8` says about a file that is not UTF-8 text (UTF-16 saved by an
+    editor, a binary file), completing "the file ..."; None for UTF-8 (PEM is ASCII)."""
+    try:
+        decode_utf8(pem)
+    except NotUtf8TextError as error:
+        return str(error)
+    return None
 
 
 @dataclass(frozen=True)
@@ -173,6 +195,8 @@ def load_certificates(pem: bytes, source: str) -> list[x509.Certificate]:
     certificate is refused. Text outside the blocks (comments) is ignored."""
     blocks = _pem_blocks(pem)
     if not blocks:
+        if (encoding := _encoding_problem(pem)) is not None:
+            raise TruststoreError(f"{source} {encoding}")
         raise TruststoreError(f"{source}: no PEM certificate found (no PEM CERTIFICATE block, '-----BEGIN "
                               "CERTIFICATE-----')")
     certificates: list[x509.Certificate] = []
@@ -190,8 +214,9 @@ def build_bundle(partner_ca_files: Mapping[str, Path]) -> bytes:
         raise TruststoreError("no partner given: a truststore needs at least one CA")
     parts: list[bytes] = []
     for partner in sorted(partner_ca_files):
-        if not _PARTNER_NAME.match(partner):
-            raise TruststoreError(f"partner name {partner!r}: use 1-64 letters, digits, '.', '_' or '-'")
+        if not PARTNER_NAME.fullmatch(partner):
+            raise TruststoreError(f"partner name {partner!r}: {PARTNER_NAME_RULE}, starting with a letter "
+                                  "or digit (the name used in the partners file)")
         path = partner_ca_files[partner]
         try:
             data = path.read_bytes()
@@ -213,7 +238,11 @@ def check_bundle(pem: bytes, now: dt.datetime, *, expiry_warning_days: int = EXP
     comments = [line for line in outside.splitlines() if line.lstrip().startswith(b"#")]
     stray = b"".join(line for line in outside.splitlines()
                      if line.strip() and not line.lstrip().startswith(b"#"))
-    if stray:
+    encoding = _encoding_problem(pem) if stray and not blocks else None
+    if encoding is not None:
+        # A UTF-16 file's PEM is hidden by its NUL bytes: name the encoding, not a byte count.
+        findings.append(Finding("error", "encoding", None, None, f"the file {encoding}"))
+    elif stray:
         findings.append(Finding("error", "pem", None, None,
                                 f"{len(stray)} bytes outside PEM blocks (or an unterminated block): "
                                 "a truststore is plain PEM certificates only"))
@@ -285,6 +314,13 @@ def _certificate_findings(certificate: x509.Certificate, now: dt.datetime,
         name = digest.name.upper() if digest else certificate.signature_algorithm_oid.dotted_string
         found.append(("error", "signature", f"signed with {name}: SHA-256 or stronger required"))
 
+    with warnings.catch_warnings():  # reading it warns again, as loading did
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        serial = certificate.serial_number
+    if serial <= 0:
+        found.append(("warning", "serial", f"serial number {serial} is not positive "
+                                           "(RFC 5280 requires a positive one; TLS libraries may refuse "
+                                           "the certificate in future)"))
     if is_placeholder(certificate):
         found.append(("warning", "placeholder",
                       "the shipped placeholder CA (its private key was discarded): it admits no "
@@ -358,7 +394,10 @@ def issue_test_client(ca_cert: x509.Certificate, ca_key: CaPrivateKey, subject: 
         try:
             subject = x509.Name.from_rfc4514_string(subject)
         except ValueError as error:
-            raise TruststoreError(f"subject {subject!r}: not an RFC 4514 name ({error})") from None
+            detail = f" ({error})" if str(error) else ""  # the library often gives no reason
+            raise TruststoreError(f"subject {subject!r}: not an RFC 4514 name{detail}; give "
+                                  "ATTRIBUTE=VALUE pairs separated by commas, e.g. "
+                                  "CN=partner-a-test,O=Example Corp") from None
     if not subject.rdns:
         raise TruststoreError("subject is empty: give at least CN=...")
     if ca_key.public_key() != ca_cert.public_key():

@@ -11,8 +11,10 @@ The input's header (CSV) or first record (JSON Lines) is checked before any AWS 
 column, another delimiter, an empty or non-UTF-8 file cost no KMS request and leave no audit line.
 AWS clients come from the standard boto3 configuration (profile, region, credentials, and
 AWS_ENDPOINT_URL for a local stand-in). Exit status 0 on success; 2 for a wrong option or input
-file, a checkpoint that does not fit (or none to --resume), or a refusal or outage of AWS (then the
-partial output and its checkpoint stay, and `--resume` continues); 3 a bug.
+file, a checkpoint that does not fit (or none to --resume), or a refusal or outage of AWS (then,
+once rows were done, the partial output and its checkpoint stay and `--resume` continues; before the
+first row nothing is left behind); 3 a bug. Key ids and the table name are checked for the shapes AWS
+accepts before any AWS call too.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from ztai.errors import EXIT_OK, UsageError
 FORMATS = ("csv", "jsonl")
 MODES = ("deterministic", "vault")
 EXIT_NOTE = ("for this command: 0 done; 2 usage or input-file error, a checkpoint that does not fit (or "
-              "none to --resume), or a refusal or outage of AWS (the partial output and its "
-              "checkpoint are kept: fix the cause and rerun with --resume); 3 a bug. Tokenizing "
-              "refuses nothing on security grounds, so it never exits 1.")
+              "none to --resume), or a refusal or outage of AWS (once rows were done, the partial "
+              "output and its checkpoint are kept: fix the cause and rerun with --resume); 3 a "
+              "bug. Tokenizing refuses nothing on security grounds, so it never exits 1.")
 
 
 def register(commands: Any) -> None:  # argparse's subparsers action has no public type
@@ -109,7 +111,22 @@ def _clients(*services: str) -> list[Any]:
     try:
         return [boto3.client(service) for service in services]
     except BotoCoreError as error:  # e.g. no region configured
-        raise UsageError(f"AWS configuration: {error} (set AWS_REGION or a profile with a region)") from None
+        raise UsageError(f"AWS configuration: {error} (use a profile with a region, or set "
+                         "AWS_DEFAULT_REGION: boto3 does not read AWS_REGION)") from None
+
+
+def _check_aws_names(args: argparse.Namespace) -> None:
+    """The key ids and the table name have the shapes AWS accepts; checked before any client is made,
+    so an empty or mistyped one is named here rather than by botocore or a failed KMS call."""
+    from ztai_runtime.aws_names import kms_key_problem, table_problem
+    problems = [kms_key_problem(option, value) for option, value in
+                (("--key-id", getattr(args, "key_id", None)), ("--vault-key-id", args.vault_key_id))
+                if value is not None]
+    if args.table is not None:
+        problems.append(table_problem("--table", args.table))
+    for problem in problems:
+        if problem is not None:
+            raise UsageError(problem)
 
 
 def _run(action: Any, args: argparse.Namespace, columns: list[str]) -> Any:
@@ -127,12 +144,14 @@ def _run(action: Any, args: argparse.Namespace, columns: list[str]) -> Any:
         validate(StreamJob(source=args.input, destination=args.output,
                            file_format=args.format or format_for(args.input), columns=tuple(columns),
                            resume=args.resume, force=args.force))
+        _check_aws_names(args)
         with byte_progress(f"{args.command} {args.input.name}", args.input.stat().st_size) as advance:
             return action(advance)
     except AwsCallError as error:
         kept = partial_path(args.output)
+        # A failure before the first row was done leaves nothing behind (see stream.run).
         hint = f"; the partial output {kept} is kept: fix the cause and rerun with --resume" \
-            if kept.exists() else ""
+            if kept.exists() else f"; nothing was written to {args.output}"
         raise UsageError(f"{error}{hint}") from None
     except TokenizeError as error:
         raise UsageError(str(error)) from None

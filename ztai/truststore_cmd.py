@@ -45,7 +45,8 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
         description="Concatenate the partners' CA certificates (plain PEM, ordered by partner name), check "
                     "the result and write it only if the check finds no error.", epilog=EXIT_NOTE)
     build.add_argument("--partner", action="append", required=True, metavar="NAME=CA.pem",
-                       help="a partner and its CA certificate file (root, plus intermediates if its "
+                       help="a partner (its name in the partners file: lower-case letters, digits "
+                            "and -) and its CA certificate file (root, plus intermediates if its "
                             "clients do not send them); repeatable")
     build.add_argument("--output", required=True, type=Path, metavar="PATH",
                        help="truststore file to write")
@@ -115,6 +116,16 @@ def _check_destination(path: Path, force: bool) -> None:
         raise UsageError(f"{path} exists; pass --force to replace it")
     if not path.absolute().parent.is_dir():
         raise UsageError(f"{path.parent}: no such directory")
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    """The same path (links resolved), or two names of one file (a hard link)."""
+    if one.resolve() == other.resolve():
+        return True
+    try:
+        return one.samefile(other)
+    except OSError:  # one of them does not exist (yet)
+        return False
 
 
 def _write(path: Path, data: bytes, mode: int, force: bool) -> None:
@@ -199,6 +210,12 @@ def _issue_test_client(args: argparse.Namespace) -> int:
 
     if args.output_cert.absolute() == args.output_key.absolute():
         raise UsageError("--output-cert and --output-key are the same file")
+    # Even with --force, an output never replaces an input: the CA key would be lost.
+    for output, output_option in ((args.output_cert, "--output-cert"), (args.output_key, "--output-key")):
+        for source, source_option in ((args.ca_cert, "--ca-cert"), (args.ca_key, "--ca-key")):
+            if _same_file(output, source):
+                raise UsageError(f"{output_option} {output} is the {source_option} file; write the "
+                                 "client certificate and key to new files")
     for path in (args.output_cert, args.output_key):
         _check_destination(path, args.force)
     try:

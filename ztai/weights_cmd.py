@@ -18,8 +18,9 @@ Decrypting reads and checks the file's header before any AWS call: a file that i
 or ends inside its header, and a key in another Region than the session's, are the user's to fix
 (exit 2, with the Region to use), not a verdict on the file.
 
-Exit status: 0 done; 1 the input was refused (tampered, truncated after its header, wrong key or
-context, a format this tool does not accept) and no plaintext was written; 2 usage, input-file or
+Exit status: 0 done; 1 refused and nothing written: on decrypt the input does not authenticate
+(tampered, truncated after its header, wrong key or context, a format this tool does not accept), on
+encrypt KEY resolves to another key than the expected one (a moved alias); 2 usage, input-file or
 configuration error; 3 a bug.
 """
 
@@ -35,9 +36,10 @@ from ztai.errors import EXIT_OK, EXIT_VIOLATION, UsageError
 
 # The stack output (`keyArns.<purpose>`) naming the key weights are published under.
 WEIGHTS_PURPOSE = "model-weights"
-EXIT_NOTE = ("for this command: 0 done; 1 refused (the file does not authenticate: tampered, truncated, "
-              "wrong key or context, a format not accepted), nothing written; 2 usage, input-file or "
-              "configuration error (wrong Region included); 3 a bug.")
+EXIT_NOTE = ("for this command: 0 done; 1 refused, nothing written (decrypt: the file does not "
+              "authenticate: tampered, truncated, wrong key or context, a format not accepted; "
+              "encrypt: KEY resolves to another key than the expected one, as a moved alias does); "
+              "2 usage, input-file or configuration error (wrong Region included); 3 a bug.")
 
 
 def register(commands: Any) -> None:  # argparse's subparsers action has no public type
@@ -80,7 +82,7 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
                                  "pairs the message must carry")
         parser.add_argument("--region", metavar="NAME",
                             help="AWS Region of the KMS key (default: the standard configuration, "
-                                 "AWS_REGION or the profile's)")
+                                 "AWS_DEFAULT_REGION or the profile's)")
         parser.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
         parser.add_argument("--json", action="store_true",
                             help="print the result as JSON on stdout (warnings included)")
@@ -134,7 +136,8 @@ def _session_region(args: argparse.Namespace) -> str | None:
 
 
 def _region_hint(region: str) -> str:
-    return f"run with --region {region} (or AWS_REGION={region})"
+    # AWS_DEFAULT_REGION, not AWS_REGION: boto3 reads only the former (the AWS CLI reads both).
+    return f"run with --region {region} (or set AWS_DEFAULT_REGION={region})"
 
 
 def _kms_client(region: str | None) -> Any:
@@ -232,7 +235,9 @@ def _progress(args: argparse.Namespace, verb: str) -> Any:
 def _encrypt(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from ztai_runtime.aws_names import kms_key_problem
     from ztai_runtime.weights import (
+        AliasMovedError,
         KeyPinError,
         KmsDataKeySource,
         WeightsFormatError,
@@ -249,6 +254,8 @@ def _encrypt(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     _check_paths(args)
     expected = expected_key_arn(args)
+    if (problem := kms_key_problem("--key-id", args.key_id)) is not None:
+        raise UsageError(f"{problem}; nothing was written")
     if expected is None and key_arn_parts(args.key_id) is None:
         raise UsageError(f"--key-id {args.key_id} is not a key ARN: an alias can be pointed at another "
                          "key by anyone allowed kms:UpdateAlias, so it is used only when it resolves "
@@ -262,8 +269,13 @@ def _encrypt(args: argparse.Namespace) -> int:
     kms = _kms_client(region)
     try:
         key_arn = pinned_key_arn(kms, args.key_id, expected)
-    except KeyPinError as error:
-        raise UsageError(f"refused: {error}; nothing was written") from None
+    except AliasMovedError as error:
+        # The threat the pin exists for (or an alias naming another key): a security refusal, exit 1,
+        # so a pipeline can tell it from a mistyped argument.
+        print(f"refused: {error}; nothing was written to {args.output}", file=sys.stderr)
+        return EXIT_VIOLATION
+    except KeyPinError as error:  # two ARNs that differ, an expected key that is not a key ARN
+        raise UsageError(f"{error}; nothing was written") from None
     except (ClientError, BotoCoreError) as error:
         raise _aws_error(error, f"KMS DescribeKey of {args.key_id} (nothing was written)") from None
     try:

@@ -3,8 +3,10 @@ server that requires client certificates admits exactly the partners in the bund
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ssl
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -438,3 +440,77 @@ def test_the_shipped_placeholders_are_valid_cas_flagged_as_placeholders() -> Non
         assert report.ok and {(f.index, f.check) for f in report.warnings} == {(0, "placeholder"),
                                                                                 (None, "pem")}
     assert not is_placeholder(create_test_ca("partner-a CA")[0])
+
+
+# --- review findings: one partner-name rule, encodings, library warnings, clear messages -----------
+@pytest.mark.parametrize("name", ["Acme_Corp.v2", "Acme", "acme_corp", "acme.corp", "-acme", "a" * 64, ""])
+def test_build_refuses_a_partner_name_the_partners_file_refuses(tmp_path: Path, name: str) -> None:
+    from components.api_gateway import ApiPartner, partner_problems
+
+    a_file, _, _ = write_ca(tmp_path, "alpha")
+    with pytest.raises(TruststoreError, match="lower-case letters, digits and -, at most 63"):
+        build_bundle({name: a_file})
+    # The same name is refused in the partners file, by the same rule.
+    assert partner_problems(ApiPartner(name=name, scopes=("s",), rate_limit=1, burst_limit=1),
+                            scoped=False)
+
+
+@pytest.mark.parametrize("name", ["acme-corp-2", "a", "0partner", "a" * 63])
+def test_build_accepts_a_partner_name_the_partners_file_accepts(tmp_path: Path, name: str) -> None:
+    from components.api_gateway import ApiPartner, partner_problems
+
+    a_file, _, _ = write_ca(tmp_path, "alpha")
+    assert build_bundle({name: a_file}) == a_file.read_bytes()
+    assert not partner_problems(ApiPartner(name=name, scopes=("s",), rate_limit=1, burst_limit=1),
+                                scoped=False)
+
+
+def zero_serial_ca() -> bytes:
+    """A CA certificate whose serial number is 0 (as some roots in system CA bundles have)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "zero serial CA")])
+    certificate = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(1).not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256()))
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    version_and_serial = bytes.fromhex("a003020102020101")  # [0] v3, INTEGER 1
+    assert der.count(version_and_serial) == 1
+    # Serial 0; the signature no longer matches, which the checks do not look at.
+    der = der.replace(version_and_serial, version_and_serial[:-1] + b"\x00")
+    body = base64.encodebytes(der).replace(b"\n", b"")
+    lines = b"\n".join(body[i:i + 64] for i in range(0, len(body), 64))
+    return b"-----BEGIN CERTIFICATE-----\n" + lines + b"\n-----END CERTIFICATE-----\n"
+
+
+def test_a_non_positive_serial_is_a_finding_and_no_library_warning_leaks() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a CryptographyDeprecationWarning would fail the check
+        report = check_bundle(zero_serial_ca(), NOW)
+        assert len(load_certificates(zero_serial_ca(), "zero.pem")) == 1
+    assert ("warning", "serial") in {(f.severity, f.check) for f in report.findings}
+    assert "serial number 0 is not positive" in " ".join(f.message for f in report.warnings)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])
+def test_a_utf16_truststore_is_named_as_utf16(encoding: str) -> None:
+    text = pem(make_certificate("partner CA")).decode("ascii")
+    report = check_bundle(text.encode(encoding), NOW)
+    assert not report.ok
+    messages = {f.check: f.message for f in report.errors}
+    assert "UTF-16" in messages["encoding"] and "save it as UTF-8" in messages["encoding"]
+    assert "pem" not in messages  # not "N bytes outside PEM blocks"
+    with pytest.raises(TruststoreError, match="UTF-16"):
+        load_certificates(text.encode(encoding), "ca.pem")
+    assert check_bundle(text.encode("utf-8"), NOW).ok
+
+
+def test_a_subject_that_is_not_rfc_4514_says_what_is_allowed() -> None:
+    ca, key = create_test_ca("partner CA")
+    with pytest.raises(TruststoreError) as raised:
+        issue_test_client(ca, key, "garbage", 1)
+    message = str(raised.value)
+    assert "()" not in message and "not an RFC 4514 name; give ATTRIBUTE=VALUE pairs" in message
+    assert "e.g. CN=partner-a-test" in message

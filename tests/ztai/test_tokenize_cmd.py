@@ -156,14 +156,17 @@ def test_aws_refusals_exit_2_naming_the_call(aws: World, tmp_path: Path,
     assert main(["tokenize", "--key-id", aws.vault_key, "--domain", "customers", "--columns", "email",
                  str(source), str(tmp_path / "out.csv")]) == EXIT_USAGE
     assert "AWS KMS GenerateMac failed: InvalidKeyUsageException" in capsys.readouterr().err
-    # A vault that does not exist: refused at the first lookup; what was written stays for --resume.
+    # A vault that does not exist: refused at the first lookup, before any row was done, so nothing
+    # is left behind and no --resume is suggested.
     assert tokenize("--columns", "email", "--mode", "vault", "--table", "no-such-table", "--vault-key-id",
                     aws.vault_key, str(source), str(tmp_path / "out.csv")) == EXIT_USAGE
     error = capsys.readouterr().err
     assert "DynamoDB BatchGetItem failed: ResourceNotFoundException" in error
-    assert "is kept: fix the cause and rerun with --resume" in error
-    assert not (tmp_path / "out.csv").exists() and partial_path(tmp_path / "out.csv").exists()
-    # Stopped before its first checkpoint: --resume starts from the first row, and says so.
+    assert f"nothing was written to {tmp_path / 'out.csv'}" in error and "--resume" not in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.csv"]
+    # A run killed before its first checkpoint (a partial output, no checkpoint): --resume starts
+    # from the first row, and says so.
+    partial_path(tmp_path / "out.csv").write_bytes(source.read_bytes().splitlines(keepends=True)[0])
     assert tokenize("--columns", "email", "--resume", "--json", str(source),
                     str(tmp_path / "out.csv")) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["warnings"] == [
@@ -390,3 +393,114 @@ def test_progress_is_told_every_batch_up_to_the_end_of_the_input(aws: World, tmp
     # The header, then three batches of rows: 1000, 1000, 500.
     assert len(positions) == 4 and positions == sorted(positions)
     assert positions[-1] == source.stat().st_size
+
+
+# -- review findings: nothing left behind by a run that did no row; names checked locally ---------
+def test_a_detokenize_refused_before_any_row_leaves_nothing_and_masks_no_later_error(
+        aws: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("id,email\n1,tv1_" + "0" * 32 + "\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    assert main(["detokenize", "--table", "no-such-table", "--vault-key-id", aws.vault_key, "--domain",
+                 "customers", "--columns", "email", str(source), str(out)]) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "ResourceNotFoundException" in error and f"nothing was written to {out}" in error
+    assert "--resume" not in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.csv"]
+    # The next mistake is reported as itself, not as "an interrupted run left ...".
+    assert detokenize(aws, "--columns", "mail", str(source), str(out)) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "column 'mail' not in the header" in error and "interrupted" not in error
+
+
+def test_tokenize_into_a_leftover_partial_is_refused_before_any_kms_call(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], decisions: Decisions,
+        no_aws_client: None) -> None:
+    source = write_csv(tmp_path / "in.csv", people(3))
+    partial_path(tmp_path / "out.csv").write_text("id\n")
+    assert tokenize("--columns", "email", str(source), str(tmp_path / "out.csv")) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "an interrupted run left out.csv.ztai-partial; pass --resume to continue it or --force to " \
+           "start over" in error
+    assert decisions.lines == []  # no token key was derived: KMS was not asked
+
+
+BAD_NAMES = [
+    pytest.param(["tokenize", "--key-id", ""], "--key-id '' is not a KMS key: give a key ARN",
+                 id="empty-key"),
+    pytest.param(["tokenize", "--key-id", "x y"], "--key-id 'x y' is not a KMS key", id="key-with-space"),
+    pytest.param(["tokenize", "--key-id", MAC_ALIAS, "--mode", "vault", "--table", "", "--vault-key-id",
+                  MAC_ALIAS], "--table NAME", id="empty-table"),
+    pytest.param(["tokenize", "--key-id", MAC_ALIAS, "--mode", "vault", "--table", "bad table!",
+                  "--vault-key-id", MAC_ALIAS],
+                 "--table 'bad table!' is not a DynamoDB table: give a DynamoDB table name (3-255 letters, "
+                 "digits, '_', '-' and '.'; not an ARN)", id="bad-table"),
+    pytest.param(["tokenize", "--key-id", MAC_ALIAS, "--mode", "vault", "--table", "vault", "--vault-key-id",
+                  "alias"], "--vault-key-id 'alias' is not a KMS key", id="bad-vault-key"),
+    pytest.param(["detokenize", "--table", "t", "--vault-key-id", MAC_ALIAS],
+                 "--table 't' is not a DynamoDB table", id="short-table"),
+    pytest.param(["detokenize", "--table", "vault", "--vault-key-id", "alias/"],
+                 "--vault-key-id 'alias/' is not a KMS key", id="empty-alias"),
+]
+
+
+@pytest.mark.parametrize("arguments, message", BAD_NAMES)
+def test_a_key_or_table_name_of_no_aws_shape_exits_2_before_any_aws_client(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], no_aws_client: None, arguments: list[str],
+        message: str) -> None:
+    source = write_csv(tmp_path / "in.csv", people(3))
+    assert main([*arguments, "--domain", "customers", "--columns", "email", str(source),
+                 str(tmp_path / "out.csv")]) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_names_of_every_accepted_shape_pass_the_local_check() -> None:
+    from ztai_runtime.aws_names import kms_key_problem, table_problem
+    for key in ("1234abcd-12ab-34cd-56ef-1234567890ab", "mrk-1234abcd12ab34cd56ef1234567890ab",
+                "alias/zero-trust-ai/prod/tokens", "arn:aws:kms:eu-west-1:111122223333:key/"
+                "1234abcd-12ab-34cd-56ef-1234567890ab", "arn:aws-cn:kms:cn-north-1:111122223333:alias/x"):
+        assert kms_key_problem("--key-id", key) is None, key
+    for table in ("vault", "zero-trust-ai.prod_vault"):
+        assert table_problem("--table", table) is None, table
+    assert table_problem("--table", "arn:aws:dynamodb:eu-west-1:111122223333:table/vault") is not None
+
+
+def test_a_json_field_given_twice_is_refused_naming_it(aws: World, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.jsonl"
+    out = tmp_path / "out.jsonl"
+    # In the first record (checked before any AWS call), in a later one, and inside a nested object.
+    for lines, line in ((['{"email": "a", "email": "b"}'], 1),
+                        (['{"email": "a"}', '{"id": 1, "email": "b", "email": "c"}'], 2),
+                        (['{"email": "a", "meta": {"k": 1, "k": 2}}'], 1)):
+        source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        assert tokenize("--columns", "email", str(source), str(out)) == EXIT_USAGE
+        error = capsys.readouterr().err
+        assert f"in.jsonl line {line}: field " in error and "appears twice in one object" in error
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["in.jsonl"]
+    source.write_text('{"email": "a", "meta": {"email": "b"}}\n', encoding="utf-8")  # not a duplicate
+    assert tokenize("--columns", "email", str(source), str(out)) == EXIT_OK
+
+
+def test_a_blank_csv_line_is_refused_like_a_short_row(aws: World, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.csv"
+    out = tmp_path / "out.csv"
+    source.write_text("id,email\n1,a@x.com\n\n2,b@x.com\n", encoding="utf-8")
+    assert tokenize("--columns", "email", str(source), str(out)) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "in.csv line 3: a blank line; every row needs one field per column (2), so remove blank lines" \
+        in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.csv"]
+    source.write_text("id,email\n1,a@x.com\n2,,\n", encoding="utf-8")  # short rows: as before
+    assert tokenize("--columns", "email", str(source), str(out)) == EXIT_USAGE
+    assert "3 fields, the header has 2" in capsys.readouterr().err
+    source.write_text("id,email\n1,a@x.com\n2,\n", encoding="utf-8")  # an empty value: accepted
+    assert tokenize("--columns", "email", "--json", str(source), str(out)) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["rows"] == 2
+    # With one column, a blank line is that column's empty value.
+    source.write_text("email\na@x.com\n\nb@x.com\n", encoding="utf-8")
+    assert tokenize("--columns", "email", "--json", "--force", str(source), str(out)) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["rows"] == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -248,3 +249,62 @@ def test_issue_test_client_reports_json(tmp_path: Path, capsys: pytest.CaptureFi
     assert json.loads(capsys.readouterr().out) == {
         "result": "issued", "subject": "CN=alpha-onboarding", "issuer": "CN=alpha CA",
         "certificate": str(out_cert), "key": str(out_key), "warnings": []}
+
+
+@pytest.mark.parametrize(("output", "source"), [
+    ("--output-key", "--ca-key"), ("--output-cert", "--ca-cert"), ("--output-key", "--ca-cert"),
+    ("--output-cert", "--ca-key")])
+def test_issue_test_client_never_overwrites_the_ca_even_with_force(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str, source: str) -> None:
+    ca_cert, ca_key = partner_ca(tmp_path, "alpha")
+    files = {"--ca-cert": str(ca_cert), "--ca-key": str(ca_key), "--output-cert": str(tmp_path / "c.pem"),
+             "--output-key": str(tmp_path / "c.key")}
+    hard, soft = tmp_path / "hard-link", tmp_path / "soft-link"
+    os.link(files[source], hard)
+    soft.symlink_to(files[source])
+    before = {path: Path(path).read_bytes() for path in (files["--ca-cert"], files["--ca-key"])}
+    for target in (files[source], str(hard), str(soft)):
+        arguments = {**files, output: target}
+        assert main(["truststore", "issue-test-client", "--subject", "CN=x", "--force",
+                     *[item for pair in arguments.items() for item in pair]]) == EXIT_USAGE
+        error = capsys.readouterr().err
+        assert f"{output} {target} is the {source} file; write the client certificate and key to new " \
+               "files" in error
+        assert {path: Path(path).read_bytes() for path in before} == before
+    assert not (tmp_path / "c.pem").exists() and not (tmp_path / "c.key").exists()
+    assert main(["truststore", "issue-test-client", "--subject", "CN=x",
+                 *[item for pair in files.items() for item in pair]]) == EXIT_OK
+
+
+def test_build_refuses_a_partner_name_the_partners_file_refuses(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    alpha, _ = partner_ca(tmp_path, "alpha")
+    out = tmp_path / "out.pem"
+    assert main(["truststore", "build", "--partner", f"Acme_Corp.v2={alpha}", "--output",
+                 str(out)]) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "partner name 'Acme_Corp.v2': lower-case letters, digits and -, at most 63" in error
+    assert not out.exists()
+    assert main(["truststore", "build", "--partner", f"acme-corp-2={alpha}", "--output", str(out)]) == EXIT_OK
+
+
+def test_check_names_a_utf16_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    alpha, _ = partner_ca(tmp_path, "alpha")
+    wide = tmp_path / "wide.pem"
+    wide.write_bytes(alpha.read_text(encoding="ascii").encode("utf-16"))
+    assert main(["truststore", "check", str(wide)]) == EXIT_VIOLATION
+    error = capsys.readouterr().err
+    assert "encoding: the file is UTF-16 text" in error and "save it as UTF-8" in error
+    assert "bytes outside PEM blocks" not in error
+    assert main(["truststore", "check", str(alpha)]) == EXIT_OK
+
+
+def test_issue_test_client_names_what_a_subject_is(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    ca_cert, ca_key = partner_ca(tmp_path, "alpha")
+    assert main(["truststore", "issue-test-client", "--ca-cert", str(ca_cert), "--ca-key", str(ca_key),
+                 "--subject", "garbage", "--output-cert", str(tmp_path / "c.pem"), "--output-key",
+                 str(tmp_path / "c.key")]) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "subject 'garbage': not an RFC 4514 name; give ATTRIBUTE=VALUE pairs" in error
+    assert "()" not in error

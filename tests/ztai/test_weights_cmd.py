@@ -195,7 +195,8 @@ def test_a_key_in_another_region_is_a_usage_error_naming_the_region(
     assert main(["weights", "decrypt", str(source), out]) == 2
     error = capsys.readouterr().err
     assert ("the file was encrypted under a key in eu-west-1, but this session is in us-east-1: run "
-            "with --region eu-west-1 (or AWS_REGION=eu-west-1)") in error
+            "with --region eu-west-1 (or set AWS_DEFAULT_REGION=eu-west-1)") in error
+    assert "AWS_REGION=" not in error  # boto3 ignores AWS_REGION: the hint must not send people there
     assert main(["weights", "decrypt", "--region", "ap-south-1", "--key-id", EXPECTED, str(source),
                  out]) == 2
     assert (f"--key-id {EXPECTED} is in eu-west-1, but this session is in ap-south-1: run with "
@@ -306,10 +307,35 @@ def test_a_moved_alias_is_refused_and_nothing_is_written(aws_env: dict[str, str]
     kms.update_alias(AliasName=p["alias"], TargetKeyId=rogue_arn)  # what an insider with UpdateAlias does
     outputs = outputs_file(tmp_path, {"keyArns": {"model-weights": key_arn}})
     for pin in (["--expected-key-arn", key_arn], ["--stack-outputs", outputs]):
-        assert main(["weights", "encrypt", "--key-id", p["alias"], *pin, p["src"], p["dst"]]) == 2
+        # The threat the pin exists for: a security refusal (exit 1), said as one, not a usage error.
+        assert main(["weights", "encrypt", "--key-id", p["alias"], *pin, p["src"], p["dst"]]) == 1
         error = capsys.readouterr().err
+        assert error.startswith("refused: ") and "error:" not in error
         assert f"names key {rogue_arn}, not the expected key {key_arn}" in error
         assert "nothing was written" in error and not (tmp_path / "w.enc").exists()
+
+
+@pytest.mark.parametrize("key_id", ["not-a-key", "", "alias/", "alias/has space", "1234abcd",
+                                    "arn:aws:kms:eu-west-1:123456789012:keys/x"])
+def test_a_key_id_of_no_kms_shape_is_named_as_such(aws_env: dict[str, str], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str], key_id: str) -> None:
+    _, key_arn, _, p = pinned_setup(tmp_path)
+    assert main(["weights", "encrypt", "--key-id", key_id, "--expected-key-arn", key_arn, p["src"],
+                 p["dst"]]) == 2
+    error = capsys.readouterr().err
+    assert f"--key-id {key_id!r} is not a KMS key: give a key ARN" in error
+    assert "an alias name (alias/NAME)" in error and "kms:UpdateAlias" not in error
+    assert "Traceback" not in error and not (tmp_path / "w.enc").exists()
+
+
+def test_a_mismatched_key_arn_is_a_usage_error_not_a_refusal(aws_env: dict[str, str], tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    _, key_arn, rogue_arn, p = pinned_setup(tmp_path)
+    # Two ARNs given that differ: the user's own arguments disagree, nothing was resolved.
+    assert main(["weights", "encrypt", "--key-id", rogue_arn, "--expected-key-arn", key_arn, p["src"],
+                 p["dst"]]) == 2
+    error = capsys.readouterr().err
+    assert "is not the expected key" in error and "refused" not in error
 
 
 def test_an_alias_without_an_expected_key_is_refused(aws_env: dict[str, str], tmp_path: Path,

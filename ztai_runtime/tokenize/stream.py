@@ -178,8 +178,10 @@ def run(job: StreamJob, transform: Transform) -> StreamResult:
                                  "to replace it")
             os.replace(partial, job.destination)
         except TokenizeError as error:
-            if not isinstance(error, (ResumeError, AwsCallError)):
-                # The input is wrong: a partial output of it is of no use, and none is left behind.
+            # The input is wrong, or AWS refused before the first row was done: a partial output
+            # holding no row is of no use, and none is left behind (nor a --resume to suggest).
+            if (not isinstance(error, (ResumeError, AwsCallError))
+                    or (isinstance(error, AwsCallError) and position.rows_done == 0)):
                 _remove(checkpoint, partial)
             raise
     _sync_directory(job.destination.parent)
@@ -219,6 +221,11 @@ def validate(job: StreamJob) -> None:
     if job.checkpoint_every < 1 or job.batch_rows < 1:
         raise InputError("checkpoint interval and batch size must be at least one row")
     partial, checkpoint = partial_path(job.destination), checkpoint_path(job.destination)
+    if (partial.exists() or checkpoint.exists()) and not (job.resume or job.force):
+        # Refused here, before any AWS call (tokenize derives its key first); `run` checks again
+        # under the lock, as another run may have left one meanwhile.
+        raise ResumeError(f"an interrupted run left {partial.name}; pass --resume to continue it or "
+                          "--force to start over")
     if job.resume and not (partial.exists() or checkpoint.exists()):
         # Starting over silently would redo (and, in vault mode, re-log) work the user thinks is done.
         raise ResumeError(f"nothing to resume: there is no interrupted run of {job.destination} (no "
@@ -520,6 +527,11 @@ def _process_csv(state: _State) -> int:
         first_line = base + reader.line_num + 1
         try:
             for row in itertools.islice(reader, job.batch_rows):
+                if not row and width > 1:
+                    # Copied through, it would count as a row while a short row is refused.
+                    raise InputError(f"{state.name} line {base + reader.line_num}: a blank line; every "
+                                     f"row needs one field per column ({width}), so remove blank "
+                                     "lines (an empty value is an empty field: ,,)")
                 if len(row) != width and row:
                     raise InputError(f"{state.name} line {base + reader.line_num}: {len(row)} fields, "
                                      f"the header has {width}; every row needs one field per column")
@@ -627,9 +639,28 @@ def _exact_float(text: str) -> float:
     return value
 
 
+class _DuplicateFieldError(Exception):
+    """A JSON object names a field twice (not a ValueError: it is not reported as malformed)."""
+
+
+def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal names; the first value would vanish from the output.
+    record: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in record:
+            raise _DuplicateFieldError(key)
+        record[key] = value
+    return record
+
+
 def _parse_record(name: str, text: str, line: int) -> dict[str, Any]:
     try:
-        record = json.loads(text, parse_constant=_reject_constant, parse_float=_exact_float)
+        record = json.loads(text, parse_constant=_reject_constant, parse_float=_exact_float,
+                            object_pairs_hook=_unique_fields)
+    except _DuplicateFieldError as duplicate:
+        raise InputError(f"{name} line {line}: field {duplicate.args[0]!r} appears twice in one object; "
+                         "each field may appear once (otherwise the first value would be silently "
+                         "dropped)") from None
     except ValueError as error:
         raise InputError(f"{name} line {line}: malformed JSON ({error}); each line must be one "
                          "JSON object") from None

@@ -10,6 +10,7 @@ from ztai_runtime.weights.format import (
     read_header,
 )
 from ztai_runtime.weights.keys import (
+    AliasMovedError,
     DataKeySource,
     DataKeyUnwrapper,
     KeyPinError,
@@ -23,7 +24,7 @@ from ztai_runtime.weights.keys import (
 from ztai_runtime.weights.stream import MessageInfo, decrypt_stream, encrypt_stream
 
 __all__ = [
-    "AuthenticationError", "DataKeySource", "DataKeyUnwrapper", "DestinationExistsError",
+    "AliasMovedError", "AuthenticationError", "DataKeySource", "DataKeyUnwrapper", "DestinationExistsError",
     "EncryptedDataKey", "KeyPinError", "KmsDataKeySource", "KmsUnwrapper", "MessageInfo", "NotAMessageError",
     "StaticUnwrapper", "TruncatedHeaderError", "UnwrapError", "WeightsFormatError", "decrypt_file",
     "decrypt_stream", "encrypt_file", "encrypt_stream", "key_arn_parts", "pinned_key_arn", "read_header",

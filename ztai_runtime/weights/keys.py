@@ -60,6 +60,11 @@ class KeyPinError(ValueError):
     """The key a request names is not the key the caller expects; nothing was encrypted."""
 
 
+class AliasMovedError(KeyPinError):
+    """An alias (or key id) resolves to another key than the expected one: what an insider allowed
+    kms:UpdateAlias would arrange, so a security refusal rather than a mistyped argument."""
+
+
 def pinned_key_arn(kms: Any, key_id: str, expected_arn: str | None) -> str:
     """The ARN of the key to encrypt under, pinned to `expected_arn`.
 
@@ -84,9 +89,9 @@ def pinned_key_arn(kms: Any, key_id: str, expected_arn: str | None) -> str:
                           "can be moved to another key by anyone allowed kms:UpdateAlias")
     resolved = str(kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"])
     if resolved != expected_arn:
-        raise KeyPinError(f"{key_id} names key {resolved}, not the expected key {expected_arn}: the "
-                          "alias may have been moved (kms:UpdateAlias); check CloudTrail for "
-                          "UpdateAlias and the stack before publishing")
+        raise AliasMovedError(f"{key_id} names key {resolved}, not the expected key {expected_arn}: "
+                              "the alias may have been moved (kms:UpdateAlias); check CloudTrail for "
+                              "UpdateAlias and the stack before publishing")
     return resolved
 
 
