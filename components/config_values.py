@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,17 @@ def use_namespace(project: str) -> None:
     """Name the stack keys `<project>:<key>` from now on (the running project's name)."""
     global _namespace
     _namespace = project
+
+
+@contextlib.contextmanager
+def namespace_of(project: str) -> Iterator[None]:
+    """Name the stack keys `<project>:<key>` inside the block (a command checking one project)."""
+    before = _namespace
+    use_namespace(project)
+    try:
+        yield
+    finally:
+        use_namespace(before)
 
 
 def namespace() -> str:

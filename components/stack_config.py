@@ -34,13 +34,13 @@ from components.api_gateway import FIRST_PARTY, ApiPartner, ca_subject_names, do
 from components.api_identity import UNIQUE_SUFFIX_LENGTH, domain_prefix_problem
 from components.aws_facts import LOG_RETENTION_DAYS, REGION_AZ_COUNT, partition_for_region
 from components.config_values import DEFAULT_PROJECT, PROJECT_DIR, use_namespace
-from components.config_values import namespace as _project_namespace
 from components.config_values import as_bool as _as_bool
 from components.config_values import as_int as _as_int
 from components.config_values import as_string as _as_string
 from components.config_values import as_string_list as _as_string_list
 from components.config_values import ca_file as _ca_file
 from components.config_values import full as _full
+from components.config_values import namespace as _project_namespace
 from components.config_values import parse_burst as _parse_burst
 from components.config_values import parse_rate as _parse_rate
 from components.config_values import show as _show

@@ -80,14 +80,13 @@ class StrictLoader(yaml.SafeLoader):
     excessive aliasing."""
 
     def compose_document(self) -> yaml.Node | None:
-        start = self.peek_event().start_mark
         node: yaml.Node | None = super().compose_document()
         # A document without aliases is as large as its text; only aliasing can blow it up.
         if node is not None and _expanded_size(node) > MAX_VALUES:
             raise ExcessiveAliasingError(
                 None, None, f"excessive aliasing: its aliases expand to more than {MAX_VALUES:,} "
                 "values (Pulumi's YAML parser refuses it too); write the values out, or use fewer "
-                "nested aliases", start)
+                "nested aliases", node.start_mark)
         return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:

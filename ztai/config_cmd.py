@@ -146,7 +146,7 @@ def render_reference() -> str:
 
 def generated_files(project_dir: Path) -> dict[Path, str]:
     """Each generated file (relative to the project) and the text KEYS generates for it."""
-    from components.config_values import use_namespace
+    from components.config_values import namespace_of
     from ztai.stackfile import StackFileError, load_project
     project_path = project_dir / PROJECT_FILE
     try:
@@ -154,10 +154,11 @@ def generated_files(project_dir: Path) -> dict[Path, str]:
     except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"cannot read {project_path}: {error}; pass --project-dir DIR") from None
     try:
-        use_namespace(load_project(project_dir)["name"])  # the keys are `<project name>:<key>`
+        name = load_project(project_dir)["name"]
     except StackFileError as error:
         raise UsageError(str(error)) from None
-    return {PROJECT_FILE: render_project_file(current), REFERENCE: render_reference()}
+    with namespace_of(name):  # the reference names the keys `<project name>:<key>`
+        return {PROJECT_FILE: render_project_file(current), REFERENCE: render_reference()}
 
 
 def _docs(args: argparse.Namespace) -> int:
@@ -190,20 +191,21 @@ def _docs(args: argparse.Namespace) -> int:
 def check_stack(project_dir: Path, stack: str) -> tuple[Mapping[str, Any], list[str]]:
     """The stack's file read and its configuration parsed; (summary, warnings). UsageError with
     every problem when either is invalid."""
+    from components.config_values import namespace_of
     from components.stack_config import StackConfigError, parse_stack_config, placeholders
     from ztai.stackfile import StackFileError, load_stack, shared_target_warnings
-    from components.config_values import use_namespace
     try:
         stack_file = load_stack(project_dir, stack)
     except StackFileError as error:
         raise UsageError(str(error)) from None
-    use_namespace(stack_file.project)  # the keys are `<project name>:<key>`, as Pulumi gives them
-    try:
-        config = parse_stack_config(stack_file.config, f" for stack {stack!r}")
-    except StackConfigError as error:
-        raise UsageError(str(error)) from None
-    warnings = [*stack_file.warnings, *shared_target_warnings(stack_file),
-                *(f"placeholder still in the stack configuration: {p}" for p in placeholders(config))]
+    # The keys are `<project name>:<key>`, as Pulumi hands them to the program.
+    with namespace_of(stack_file.project):
+        try:
+            config = parse_stack_config(stack_file.config, f" for stack {stack!r}")
+        except StackConfigError as error:
+            raise UsageError(str(error)) from None
+        warnings = [*stack_file.warnings, *shared_target_warnings(stack_file),
+                    *(f"placeholder still in the stack configuration: {p}" for p in placeholders(config))]
     summary = {"stack": stack, "environment": config.environment, "region": config.region}
     return summary, warnings
 

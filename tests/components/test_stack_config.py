@@ -13,8 +13,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from components.config_values import use_namespace
-
+from components.config_values import namespace_of
 from components.stack_config import (
     KEYS,
     PLACEHOLDER_PCRS,
@@ -672,7 +671,7 @@ def test_a_partner_may_not_take_the_first_party_name(partners_path: Any) -> None
     ("apiOwnershipVerificationCertificateArn", "arn:aws-cn:acm:cn-north-1:111122223333:certificate/x"),
 ])
 def test_arns_of_another_partition_are_refused(key: str, value: str) -> None:
-    changes = {f"zero-trust-ai__{key}": value}
+    changes: dict[str, str | None] = {f"zero-trust-ai__{key}": value}
     if key == "apiOwnershipVerificationCertificateArn":
         changes |= {"zero-trust-ai__apiHostedZoneId": None, "zero-trust-ai__apiCertificateArn":
                     "arn:aws-cn:acm:cn-north-1:111122223333:certificate/imported"}
@@ -717,9 +716,8 @@ def test_a_key_without_namespace_is_refused() -> None:
 
 @pytest.fixture
 def renamed_project() -> Iterator[None]:
-    use_namespace("my-fork")
-    yield
-    use_namespace("zero-trust-ai")
+    with namespace_of("my-fork"):
+        yield
 
 
 def test_a_renamed_project_names_its_keys_by_its_name(renamed_project: None) -> None:
