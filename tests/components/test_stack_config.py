@@ -728,3 +728,15 @@ def test_a_renamed_project_names_its_keys_by_its_name(renamed_project: None) -> 
     [problem] = caught.value.problems
     assert problem.startswith("zero-trust-ai:azCount: unknown namespace 'zero-trust-ai' (did you mean "
                               "my-fork:azCount?); the project is named my-fork in Pulumi.yaml"), problem
+
+
+def test_the_program_reads_a_renamed_projects_keys_under_its_name() -> None:
+    # Under `pulumi up` the namespace is the running project's name (a fork may rename it).
+    from components.stack_config import load_stack_config
+    from ztai.preview.recorder import record
+    loaded: list[Any] = []
+    config = {key.replace("zero-trust-ai:", "my-fork:"): value for key, value in VALID.items()}
+    with namespace_of("zero-trust-ai"):  # restored for the tests that follow
+        record(lambda: loaded.append(load_stack_config()), project="my-fork", stack="dev",
+               config={**config, "my-fork:azCount": "3"}, region="eu-west-1")
+    assert loaded[0].az_count == 3
