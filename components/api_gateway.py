@@ -117,6 +117,8 @@ ENCLAVE_AUTH_HEADERS = {
     "overwrite:header.x-ztai-client-cert-serial": "$context.identity.clientCert.serialNumber",
 }
 FIRST_PARTY = "first-party"  # the principal name of `client_ca_files` in `enclave_trust`
+# Principal names the program gives its own clients: no partner may take one.
+RESERVED_PARTNER_NAMES = frozenset({FIRST_PARTY})
 # Everything the incident responders need to attribute a request, one JSON object per request.
 ACCESS_LOG_FORMAT = json.dumps({
     "requestId": "$context.requestId",
@@ -622,6 +624,11 @@ def partner_problems(partner: ApiPartner, *, scoped: bool = True) -> list[str]:
     file with this before the scopes are given (`scoped=False`)."""
     if not _PARTNER_NAME.fullmatch(partner.name):
         return [f"partner {partner.name!r}: {PARTNER_NAME_RULE}"]
+    if partner.name in RESERVED_PARTNER_NAMES:
+        # The enclave's trust names the first-party clients so: a partner of that name would
+        # replace them (or be replaced) there.
+        return [f"partner {partner.name!r}: the name is reserved for the program's own clients "
+                f"({', '.join(sorted(RESERVED_PARTNER_NAMES))}); choose another"]
     problems = []
     if partner.rate_limit <= 0 or partner.burst_limit < 0:
         problems.append(f"partner {partner.name}: rate_limit > 0 and burst_limit >= 0")

@@ -11,25 +11,75 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from components import strict_yaml
 from components.api_gateway import ca_certificates
 
-PROJECT = "zero-trust-ai"
 # Files the configuration names (CA bundles, the partners file) are relative to the project.
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# The shipped project's name, used when no Pulumi.yaml says otherwise.
+DEFAULT_PROJECT = "zero-trust-ai"
+
+
+def _declared_project(project_dir: Path) -> str:
+    """The `name` of the project's Pulumi.yaml; DEFAULT_PROJECT when it cannot be read (the
+    loaders that need the file report why)."""
+    try:
+        project = strict_yaml.read(project_dir / "Pulumi.yaml")
+    except (ValueError, RecursionError):
+        return DEFAULT_PROJECT
+    name = project.get("name") if isinstance(project, dict) else None
+    return name if isinstance(name, str) and name else DEFAULT_PROJECT
+
+
+# The namespace of the stack keys is the project's name: Pulumi qualifies a stack file's bare keys
+# with it and hands the program `<project>:<key>`. A fork that renames its project keeps working:
+# the program sets it from pulumi.get_project(), the offline check from the stack file's project.
+_namespace = _declared_project(PROJECT_DIR)
+
+
+def use_namespace(project: str) -> None:
+    """Name the stack keys `<project>:<key>` from now on (the running project's name)."""
+    global _namespace
+    _namespace = project
+
+
+@contextlib.contextmanager
+def namespace_of(project: str) -> Iterator[None]:
+    """Name the stack keys `<project>:<key>` inside the block (a command checking one project)."""
+    before = _namespace
+    use_namespace(project)
+    try:
+        yield
+    finally:
+        use_namespace(before)
+
+
+def namespace() -> str:
+    """The namespace of the stack keys: the project's name."""
+    return _namespace
 # API Gateway's default account-level throttling quota (per region): a stage or route limit
 # above it is never reached.
 MAX_API_RATE_LIMIT, MAX_API_BURST_LIMIT = 10_000.0, 5_000
 
 
 def full(key: str) -> str:
-    return f"{PROJECT}:{key}"
+    return f"{_namespace}:{key}"
 
 
 def show(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, str) else repr(value)
+
+
+def show_number(value: Any) -> str:
+    """A value meant as a number, as given: Pulumi hands the program every value as a string, so
+    `91` arrives as "91" and is shown without quotes (text that is no number keeps them)."""
+    if isinstance(value, str) and re.fullmatch(r"-?\d+(\.\d+)?", value.strip()):
+        return value.strip()
+    return show(value)
 
 
 def as_string(key: str, value: Any) -> str:
@@ -55,7 +105,7 @@ def as_int(key: str, value: Any) -> int:
         return value
     if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
         return int(value)
-    raise ValueError(f"{full(key)} = {show(value)}: expected an integer")
+    raise ValueError(f"{full(key)} = {show_number(value)}: expected an integer")
 
 
 def as_string_list(key: str, value: Any) -> list[str]:
@@ -81,20 +131,22 @@ def as_string_list(key: str, value: Any) -> list[str]:
 
 
 def parse_rate(key: str, value: Any) -> float:
+    number = value
     if isinstance(value, str):
         with contextlib.suppress(ValueError):  # not a number: reported below
-            value = float(value)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            0 < value <= MAX_API_RATE_LIMIT):
-        raise ValueError(f"{full(key)} = {show(value)}: requests per second, > 0 and at most "
-                         f"{MAX_API_RATE_LIMIT:g} (API Gateway's default account quota)")
-    return float(value)
+            number = float(value)
+    if isinstance(number, bool) or not isinstance(number, int | float) or not (
+            0 < number <= MAX_API_RATE_LIMIT):
+        # The value as given (`0`, not the float it was read as).
+        raise ValueError(f"{full(key)} = {show_number(value)}: requests per second, > 0 and at "
+                         f"most {MAX_API_RATE_LIMIT:g} (API Gateway's default account quota)")
+    return float(number)
 
 
 def parse_burst(key: str, value: Any) -> int:
     number = as_int(key, value)
     if not 0 <= number <= MAX_API_BURST_LIMIT:
-        raise ValueError(f"{full(key)} = {show(value)}: 0 to {MAX_API_BURST_LIMIT} requests "
+        raise ValueError(f"{full(key)} = {number}: 0 to {MAX_API_BURST_LIMIT} requests "
                          "(API Gateway's default account burst)")
     return number
 

@@ -1,6 +1,7 @@
 """The stack configuration, parsed once into typed, validated objects.
 
-Every key of the `zero-trust-ai` namespace is declared once, in KEYS below: its description,
+Every key of the project's namespace (its name in Pulumi.yaml: `zero-trust-ai` as shipped) is
+declared once, in KEYS below: its description,
 whether it is required, its parser, its default, its schema type and its allowed values.
 Pulumi.yaml's `config:` block and docs/configuration.md are generated from KEYS
 (`./run ztai config docs`; a test fails when they differ). Adding a key is one StackKey in KEYS,
@@ -29,16 +30,17 @@ import pulumi
 from cryptography import x509
 
 from components.ami_pipeline import EnclaveArtifacts
-from components.api_gateway import ApiPartner, domain_problem
+from components.api_gateway import FIRST_PARTY, ApiPartner, ca_subject_names, domain_problem
 from components.api_identity import UNIQUE_SUFFIX_LENGTH, domain_prefix_problem
 from components.aws_facts import LOG_RETENTION_DAYS, REGION_AZ_COUNT, partition_for_region
-from components.config_values import PROJECT, PROJECT_DIR
+from components.config_values import DEFAULT_PROJECT, PROJECT_DIR, use_namespace
 from components.config_values import as_bool as _as_bool
 from components.config_values import as_int as _as_int
 from components.config_values import as_string as _as_string
 from components.config_values import as_string_list as _as_string_list
 from components.config_values import ca_file as _ca_file
 from components.config_values import full as _full
+from components.config_values import namespace as _project_namespace
 from components.config_values import parse_burst as _parse_burst
 from components.config_values import parse_rate as _parse_rate
 from components.config_values import show as _show
@@ -231,7 +233,7 @@ def _parse_retention(key: str, value: Any) -> int:
     days = _as_int(key, value)
     if days not in LOG_RETENTION_DAYS:
         raise ValueError(
-            f"{_full(key)} = {_show(value)}: CloudWatch Logs accepts only "
+            f"{_full(key)} = {days}: CloudWatch Logs accepts only "
             f"{', '.join(map(str, LOG_RETENTION_DAYS))} days"
         )
     return days
@@ -300,7 +302,7 @@ def _parse_classification(key: str, value: Any) -> str:
 def _parse_positive_int(key: str, value: Any) -> int:
     number = _as_int(key, value)
     if number < 1:
-        raise ValueError(f"{_full(key)} = {_show(value)}: expected a positive integer")
+        raise ValueError(f"{_full(key)} = {number}: expected a positive integer")
     return number
 
 
@@ -552,12 +554,21 @@ def _edit_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
+def _bare(name: str) -> str:
+    """A name without case and punctuation."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
 def _namespace_problem(full_key: str) -> str | None:
     """What is wrong with a key's name: an unknown key of this project or of the aws provider,
     or a namespace that is a typo of one of them (its value would be ignored). Keys of other
     namespaces belong to other providers and are left alone."""
-    namespace, _, key = full_key.partition(":")
-    if namespace == PROJECT and key not in KEYS:
+    namespace, colon, key = full_key.partition(":")
+    if not colon:  # Pulumi qualifies a bare key with the project name; a caller that did not
+        hint = f" (did you mean {_full(full_key)}?)" if full_key in KEYS else ""
+        return f"{full_key}: no namespace{hint}; write {_full('<key>')} or aws:<key>"
+    project = _project_namespace()
+    if namespace == project and key not in KEYS:
         close = difflib.get_close_matches(key, list(KEYS), n=1)
         hint = f" (did you mean {_full(close[0])}?)" if close else ""
         return f"{full_key}: unknown key{hint}; known keys are {', '.join(_full(k) for k in KEYS)}"
@@ -566,10 +577,15 @@ def _namespace_problem(full_key: str) -> str | None:
         hint = f" (did you mean aws:{close[0]}?)" if close else ""
         return (f"{full_key}: not a setting of the aws provider{hint}; its settings are listed at "
                 "https://www.pulumi.com/registry/packages/aws/installation-configuration/")
-    if namespace in (PROJECT, "aws") or namespace in _OTHER_NAMESPACES:
+    if namespace in (project, "aws") or namespace in _OTHER_NAMESPACES:
         return None
-    for known, allowed_edits in ((PROJECT, 2), ("aws", 1)):
-        if _edit_distance(namespace, known) <= allowed_edits:
+    if _bare(namespace) == _bare(DEFAULT_PROJECT):  # a renamed fork's stack file not yet renamed
+        return (f"{full_key}: unknown namespace {namespace!r} (did you mean {project}:{key}?); the "
+                f"project is named {project} in Pulumi.yaml, and its keys are {project}:<key>")
+    for known, allowed_edits in ((project, 2), ("aws", 1)):
+        # `Zero-Trust-AI`, `zeroTrustAi`: the name up to case and punctuation, more than a typo
+        # away, still meant as it.
+        if _edit_distance(namespace, known) <= allowed_edits or _bare(namespace) == _bare(known):
             return (f"{full_key}: unknown namespace {namespace!r} (did you mean {known}:{key}?); "
                     f"the value would be ignored")
     return None
@@ -628,6 +644,9 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
             problems.add(f"{_full('keyReplicaRegions')} = {json.dumps(replicas)}: "
                          f"{', '.join(foreign)} is in another partition than {region} "
                          f"({partition_for_region(region)}); KMS replicates keys only within one")
+
+    if isinstance(region, str) and region in REGION_AZ_COUNT:
+        problems.items += _partition_problems(values, partition_for_region(region), region)
 
     cidrs = {segment: values.get(f"{segment}Cidr") for segment in SEGMENT_NAMES}
     checked: list[tuple[str, ipaddress.IPv4Network]] = []
@@ -691,6 +710,24 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
     )
 
 
+# Keys holding ARNs (one or a list), which must be in the stack region's partition: IAM and ACM
+# refuse a principal or certificate of another partition, at deploy time.
+_ARN_KEYS = ("keyAdministratorRoleArns", "breakGlassRoleArn", "apiCertificateArn",
+             "apiOwnershipVerificationCertificateArn")
+
+
+def _partition_problems(values: Mapping[str, Any], partition: str, region: str) -> list[str]:
+    problems = []
+    for key in _ARN_KEYS:
+        value = values.get(key)
+        arns = value if isinstance(value, list) else [value] if isinstance(value, str) else []
+        foreign = [arn for arn in arns if arn.split(":")[1] != partition]
+        if foreign:
+            problems.append(f"{_full(key)}: {', '.join(map(repr, foreign))} is not in the partition "
+                            f"of {region} ({partition}); use an ARN starting arn:{partition}:")
+    return problems
+
+
 def _api_settings(values: Mapping[str, Any], problems: _Problems) -> ApiSettings | None:
     """The API's settings, checked as a whole (once each key parsed)."""
     keys = ("apiDomainName", "apiClientCaFiles", "apiPartnersFile", "apiJwtAudiences",
@@ -720,6 +757,9 @@ def _api_settings(values: Mapping[str, Any], problems: _Problems) -> ApiSettings
         ok = False
         problems.add(f"{_full('apiClientCaFiles')}, {_full('apiPartnersFile')}: at least one CA, "
                      "first-party or a partner's; an empty truststore admits no client")
+    if (shared := _shared_ca_names(values["apiClientCaFiles"], values["apiPartnersFile"])):
+        ok = False
+        problems.add(shared)
     domain = values["apiDomainName"]
     derived = values.get("apiAuthDomainPrefix") is None
     prefix = values.get("apiAuthDomainPrefix") or _default_prefix(domain)
@@ -738,6 +778,31 @@ def _api_settings(values: Mapping[str, Any], problems: _Problems) -> ApiSettings
         burst_limit=values["apiBurstLimit"], auth_domain_prefix=prefix,
         auth_domain_prefix_derived=derived,
         access_log_retention_days=values["apiAccessLogRetentionDays"])
+
+
+def _shared_ca_names(client_ca_files: list[str], partners: list[ApiPartner]) -> str | None:
+    """Subject names that the CAs of two callers (first-party, each partner) share, or None.
+    The enclave tells callers apart by the subject name of the CA that issued their certificate
+    (a client certificate's issuer name), so a shared name would let either present the
+    other's token."""
+    files = [(FIRST_PARTY, path) for path in client_ca_files] + [
+        (partner.name, partner.ca_file) for partner in partners if partner.ca_file]
+    owners: dict[str, str] = {}
+    shared: list[str] = []
+    for caller, path in files:
+        try:
+            names = ca_subject_names(path)
+        except ValueError:
+            continue  # the file's parser reported it
+        for name in names:
+            owner = owners.setdefault(name, caller)
+            if owner != caller:
+                shared.append(f"{owner} and {caller} share the CA subject name {name!r}")
+    if not shared:
+        return None
+    return (f"{_full('apiClientCaFiles')}, {_full('apiPartnersFile')}: {'; '.join(shared)}; "
+            "the enclave binds each caller to its CA by subject name, so either could use the "
+            "other's token: give each caller (first-party, every partner) its own CA")
 
 
 def _default_prefix(domain: str) -> str:
@@ -766,6 +831,8 @@ def _fleet_settings(values: Mapping[str, Any], problems: _Problems) -> EnclaveFl
 
 def load_stack_config() -> StackConfig:
     """Read the running stack's configuration from the Pulumi runtime and parse it."""
+    # The keys' namespace is the running project's name (a fork may rename it in Pulumi.yaml).
+    use_namespace(pulumi.get_project())
     merged: dict[str, Any] = dict(pulumi.runtime.get_config_env())
     # The language host loads config into this context variable; the public `pulumi.Config`
     # API reads one key at a time and cannot list keys, which unknown-key detection needs.

@@ -10,6 +10,11 @@ from PyYAML's YAML 1.1 defaults in ways that would change a stack's meaning sile
 
 `load` refuses duplicate keys (naming the key and both lines) and resolves only `true`/`false` as
 booleans and no timestamps. Mappings it returns remember the line of each key (`line_of`).
+
+It also refuses excessive aliasing, as Go's parser does: a few hundred bytes of nested aliases
+(`&a [x, x]`, `&b [*a, *a]`, ...) stand for billions of values, which every reader of the file
+(and Pulumi, which sends config as JSON) would expand. A document may hold at most MAX_VALUES
+values once its aliases are expanded.
 """
 
 from __future__ import annotations
@@ -25,6 +30,43 @@ from components.text_files import NotUtf8TextError, decode_utf8
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+# Values a document may expand to through its aliases: far above any stack or partners file.
+MAX_VALUES = 100_000
+
+
+class ExcessiveAliasingError(yaml.composer.ComposerError):
+    """A document whose aliases expand to more than MAX_VALUES values."""
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """The values `root` stands for once every alias is expanded, counted without expanding
+    (each node once), stopping above MAX_VALUES. An alias inside itself counts once: the
+    loaders name that case themselves."""
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in visiting:
+            return 1
+        visiting.add(id(node))
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            children: list[yaml.Node] = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > MAX_VALUES:
+                break
+        visiting.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
 
 
 class LineMapping(dict[Any, Any]):
@@ -34,7 +76,18 @@ class LineMapping(dict[Any, Any]):
 
 
 class StrictLoader(yaml.SafeLoader):
-    """SafeLoader with Go YAML's reading of booleans and dates, refusing duplicate keys."""
+    """SafeLoader with Go YAML's reading of booleans and dates, refusing duplicate keys and
+    excessive aliasing."""
+
+    def compose_document(self) -> yaml.Node | None:
+        node: yaml.Node | None = super().compose_document()
+        # A document without aliases is as large as its text; only aliasing can blow it up.
+        if node is not None and _expanded_size(node) > MAX_VALUES:
+            raise ExcessiveAliasingError(
+                None, None, f"excessive aliasing: its aliases expand to more than {MAX_VALUES:,} "
+                "values (Pulumi's YAML parser refuses it too); write the values out, or use fewer "
+                "nested aliases", node.start_mark)
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         first_line: dict[Any, int] = {}

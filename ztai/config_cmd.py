@@ -103,13 +103,14 @@ def _default_cell(spec: Any) -> str:
 
 def render_reference() -> str:
     """docs/configuration.md: the reference table of every stack key."""
-    from components.config_values import PROJECT
+    from components.config_values import namespace
     from components.stack_config import KEYS
+    project = namespace()  # the project's name, as Pulumi.yaml declares it
     rows = []
     for key, spec in KEYS.items():
         allowed = ("`true`, `false`" if spec.type == "boolean"
                    else ", ".join(f"`{value}`" for value in spec.allowed))
-        rows.append(f"| `{PROJECT}:{key}` | {_TYPE_NAMES[spec.type]} | {_default_cell(spec)} | "
+        rows.append(f"| `{project}:{key}` | {_TYPE_NAMES[spec.type]} | {_default_cell(spec)} | "
                     f"{_cell(spec.description)} | {allowed} |")
     return "\n".join([
         "# Configuration reference",
@@ -118,16 +119,16 @@ def render_reference() -> str:
         "     edit the declaration there, not this file (a test fails when they differ). -->",
         "",
         f"A stack's settings live in `stacks/Pulumi.<stack>.yaml` under `config:`. Keys of this project "
-        f"are written `{PROJECT}:<key>`; set them in the file or with "
-        f"`pulumi config set {PROJECT}:<key> <value>`. Besides them, `aws:region` is required (a region "
+        f"are written `{project}:<key>`; set them in the file or with "
+        f"`pulumi config set {project}:<key> <value>`. Besides them, `aws:region` is required (a region "
         "of `components/aws_facts.py`), and other `aws:` settings of the AWS provider may be given.",
         "",
         "The stack is checked before anything is declared, and every problem is reported at once:",
         "",
         "- a value of the wrong type (`azCount: \"3\"`, `reserveFunctionConcurrency: \"false\"`), a key "
         "without a value, a key given twice, or an unknown top-level setting in the stack file;",
-        f"- an unknown `{PROJECT}:` key, an unknown `aws:` setting, or a namespace that is a typo of "
-        f"either (`{PROJECT}i:azCount`, `aws:regoin`), each with the key it was probably meant to be;",
+        f"- an unknown `{project}:` key, an unknown `aws:` setting, or a namespace that is a typo of "
+        f"either (`{project}i:azCount`, `aws:regoin`), each with the key it was probably meant to be;",
         "- values outside what is allowed below, and combinations that cannot work (overlapping "
         "segments, more zones than the region has, an enclave larger than its instance).",
         "",
@@ -145,12 +146,19 @@ def render_reference() -> str:
 
 def generated_files(project_dir: Path) -> dict[Path, str]:
     """Each generated file (relative to the project) and the text KEYS generates for it."""
+    from components.config_values import namespace_of
+    from ztai.stackfile import StackFileError, load_project
     project_path = project_dir / PROJECT_FILE
     try:
         current = project_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"cannot read {project_path}: {error}; pass --project-dir DIR") from None
-    return {PROJECT_FILE: render_project_file(current), REFERENCE: render_reference()}
+    try:
+        name = load_project(project_dir)["name"]
+    except StackFileError as error:
+        raise UsageError(str(error)) from None
+    with namespace_of(name):  # the reference names the keys `<project name>:<key>`
+        return {PROJECT_FILE: render_project_file(current), REFERENCE: render_reference()}
 
 
 def _docs(args: argparse.Namespace) -> int:
@@ -183,18 +191,21 @@ def _docs(args: argparse.Namespace) -> int:
 def check_stack(project_dir: Path, stack: str) -> tuple[Mapping[str, Any], list[str]]:
     """The stack's file read and its configuration parsed; (summary, warnings). UsageError with
     every problem when either is invalid."""
+    from components.config_values import namespace_of
     from components.stack_config import StackConfigError, parse_stack_config, placeholders
     from ztai.stackfile import StackFileError, load_stack, shared_target_warnings
     try:
         stack_file = load_stack(project_dir, stack)
     except StackFileError as error:
         raise UsageError(str(error)) from None
-    try:
-        config = parse_stack_config(stack_file.config, f" for stack {stack!r}")
-    except StackConfigError as error:
-        raise UsageError(str(error)) from None
-    warnings = [*stack_file.warnings, *shared_target_warnings(stack_file),
-                *(f"placeholder still in the stack configuration: {p}" for p in placeholders(config))]
+    # The keys are `<project name>:<key>`, as Pulumi hands them to the program.
+    with namespace_of(stack_file.project):
+        try:
+            config = parse_stack_config(stack_file.config, f" for stack {stack!r}")
+        except StackConfigError as error:
+            raise UsageError(str(error)) from None
+        warnings = [*stack_file.warnings, *shared_target_warnings(stack_file),
+                    *(f"placeholder still in the stack configuration: {p}" for p in placeholders(config))]
     summary = {"stack": stack, "environment": config.environment, "region": config.region}
     return summary, warnings
 

@@ -55,3 +55,49 @@ def test_bad_files_are_named_with_what_is_wrong(tmp_path: Path, data: bytes, exp
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="No such file"):
         parse_partners_file("apiPartnersFile", str(tmp_path / "absent.yaml"))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("partner:\n" + ENTRY, "unknown top-level key(s) partner; the file holds only a `partners:` list"),
+    ("partners:\n" + ENTRY + "extra: 1\n", "unknown top-level key(s) extra"),
+])
+def test_an_unknown_top_level_key_is_named(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse(tmp_path, text.encode())
+    assert expected in str(caught.value)
+
+
+def test_every_problem_of_every_partner_comes_at_once(tmp_path: Path) -> None:
+    # A missing field hides no other problem of its entry, nor of the next.
+    text = ("partners:\n  - {name: Acme, rateLimit: 0.0, burstLimit: 2}\n"
+            f"  - {{name: globex, caFile: {PARTNER_CA}, rateLimit: 1, burstLimit: -1, paths: [GET]}}\n")
+    with pytest.raises(ValueError) as caught:
+        parse(tmp_path, text.encode())
+    message = str(caught.value)
+    for fragment in ("partners[0]: missing caFile",
+                     "partners[0] (Acme): zero-trust-ai:apiPartnersFile.rateLimit = 0.0: requests per second",
+                     "partners[0]: partner 'Acme': lower-case letters, digits and -",
+                     "partners[1] (globex): zero-trust-ai:apiPartnersFile.burstLimit = -1: 0 to 5000",
+                     "partners[1]: partner globex: path 'GET' must be `METHOD /path`"):
+        assert fragment in message, message
+
+
+def test_a_partner_named_as_the_first_party_clients_is_refused(tmp_path: Path) -> None:
+    # The enclave's trust names the first-party clients `first-party`: a partner may not take it.
+    with pytest.raises(ValueError, match="partner 'first-party': the name is reserved"):
+        parse(tmp_path, ENTRY.replace("acme", "first-party").join(["partners:\n", ""]).encode())
+
+
+def test_an_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    # 9**12 values once expanded: read naively, this would not end (the test would hang).
+    lines = ["  - &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"  - &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 13)]
+    with pytest.raises(ValueError, match="excessive aliasing: its aliases expand to more than"):
+        parse(tmp_path, ("partners:\n" + "\n".join(lines) + "\n").encode())
+
+
+def test_a_few_aliases_are_still_read(tmp_path: Path) -> None:
+    text = (f"partners:\n  - &acme {{name: acme, caFile: {PARTNER_CA}, rateLimit: 1, burstLimit: 2}}\n"
+            "  - {<<: *acme, name: globex}\n")
+    # Both read (the merge works); they then share one CA, which the stack configuration refuses.
+    assert parse(tmp_path, text.encode()) == ["acme", "globex"]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
+from components.config_values import namespace_of
 from components.stack_config import (
     KEYS,
     PLACEHOLDER_PCRS,
@@ -18,6 +22,7 @@ from components.stack_config import (
     parse_stack_config,
     placeholders,
 )
+from components.truststore import create_test_ca
 from tests.conftest import ROOT
 from ztai.stackfile import load_stack
 
@@ -607,3 +612,131 @@ def test_aws_settings_come_from_the_pinned_provider() -> None:
     assert {"region", "profile", "allowedAccountIds", "forbiddenAccountIds", "defaultTags",
             "assumeRoles", "skipCredentialsValidation"} <= keys
     assert "regoin" not in keys and len(keys) > 30
+
+
+# -- callers' CAs, reserved names, partitions, shown values, the project's name -----------------
+FIRST_PARTY_CA = str(ROOT / "stacks" / "truststore" / "placeholder-first-party-ca.pem")
+
+
+def _partner(name: str, ca: str) -> str:
+    return f"  - {{name: {name}, caFile: {ca}, rateLimit: 1, burstLimit: 1}}\n"
+
+
+def _same_name_ca(tmp_path: Path, common_name: str) -> str:
+    """Another CA (other key) with the subject name `CN=<common_name>`."""
+    certificate, _ = create_test_ca(common_name)
+    path = tmp_path / "same-name-ca.pem"
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return str(path)
+
+
+@pytest.mark.parametrize("case", ["first-party's file", "two partners, one file",
+                                  "another CA of the same name"])
+def test_callers_sharing_a_ca_subject_name_are_refused(partners_path: Any, tmp_path: Path,
+                                                       case: str) -> None:
+    # The enclave binds each caller to its CAs by subject name: a shared name lets one caller use
+    # another's token. Refused here, before any resource, rather than by a traceback at preview.
+    if case == "first-party's file":
+        text, expected = _partner("acme", FIRST_PARTY_CA), "first-party and acme share"
+    elif case == "two partners, one file":
+        text, expected = _partner("acme", PARTNER_CA) + _partner("globex", PARTNER_CA), \
+            "acme and globex share"
+    else:
+        first_party_name = x509.load_pem_x509_certificate(
+            Path(FIRST_PARTY_CA).read_bytes()).subject.get_attributes_for_oid(
+                x509.NameOID.COMMON_NAME)[0].value
+        text = _partner("acme", _same_name_ca(tmp_path, str(first_party_name)))
+        expected = "first-party and acme share"
+    problems = problems_of(**{"zero-trust-ai__apiPartnersFile": partners_path("partners:\n" + text)})
+    [problem] = [p for p in problems if "share the CA subject name" in p]
+    assert expected in problem and "give each caller (first-party, every partner) its own CA" in problem
+
+
+def test_callers_with_their_own_cas_are_accepted(partners_path: Any, tmp_path: Path) -> None:
+    other = _same_name_ca(tmp_path, "globex test CA")
+    api = parse_stack_config({**VALID, "zero-trust-ai:apiPartnersFile": partners_path(
+        "partners:\n" + _partner("acme", PARTNER_CA) + _partner("globex", other))}).api
+    assert api is not None and [p.name for p in api.partners] == ["acme", "globex"]
+
+
+def test_a_partner_may_not_take_the_first_party_name(partners_path: Any) -> None:
+    [problem] = problems_of(**{"zero-trust-ai__apiPartnersFile": partners_path(
+        "partners:\n" + _partner("first-party", PARTNER_CA))})
+    assert "partner 'first-party': the name is reserved for the program's own clients" in problem
+
+
+@pytest.mark.parametrize("key, value", [
+    ("keyAdministratorRoleArns", '["arn:aws-cn:iam::111122223333:role/kms-admin"]'),
+    ("breakGlassRoleArn", "arn:aws-us-gov:iam::111122223333:role/break-glass"),
+    ("apiOwnershipVerificationCertificateArn", "arn:aws-cn:acm:cn-north-1:111122223333:certificate/x"),
+])
+def test_arns_of_another_partition_are_refused(key: str, value: str) -> None:
+    changes: dict[str, str | None] = {f"zero-trust-ai__{key}": value}
+    if key == "apiOwnershipVerificationCertificateArn":
+        changes |= {"zero-trust-ai__apiHostedZoneId": None, "zero-trust-ai__apiCertificateArn":
+                    "arn:aws-cn:acm:cn-north-1:111122223333:certificate/imported"}
+    problems = problems_of(**changes)
+    assert any(p.startswith(f"zero-trust-ai:{key}: ") and "is not in the partition of eu-west-1 (aws)"
+               in p and "arn:aws:" in p for p in problems), problems
+
+
+def test_arns_of_the_stacks_partition_are_accepted() -> None:
+    config = parse_stack_config({**VALID, "aws:region": "us-gov-west-1",
+                                 "zero-trust-ai:keyAdministratorRoleArns":
+                                     '["arn:aws-us-gov:iam::111122223333:role/kms-admin"]'})
+    assert config.key_administrator_role_arns == ("arn:aws-us-gov:iam::111122223333:role/kms-admin",)
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("apiRateLimit", "0.0", "zero-trust-ai:apiRateLimit = 0.0: requests per second, > 0"),
+    ("apiRateLimit", "0", "zero-trust-ai:apiRateLimit = 0: requests per second, > 0"),
+    ("flowLogRetentionDays", "91", "zero-trust-ai:flowLogRetentionDays = 91: CloudWatch Logs"),
+    ("enclaveCpuCount", "0", "zero-trust-ai:enclaveCpuCount = 0: expected a positive integer"),
+    ("azCount", "three", "zero-trust-ai:azCount = 'three': expected an integer"),
+])
+def test_numbers_are_shown_as_given(key: str, value: str, expected: str) -> None:
+    # Pulumi hands every value over as text: a number is shown as the number written.
+    problems = problems_of(**{f"zero-trust-ai__{key}": value})
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+@pytest.mark.parametrize("namespace", ["Zero-Trust-AI", "zeroTrustAi", "ZERO_TRUST_AI", "zero_trust_ai"])
+def test_the_project_name_in_another_spelling_is_refused(namespace: str) -> None:
+    [problem] = problems_of(**{f"{namespace}__azCount": "3"})
+    assert problem.startswith(f"{namespace}:azCount: unknown namespace {namespace!r} "
+                              "(did you mean zero-trust-ai:azCount?)"), problem
+
+
+def test_a_key_without_namespace_is_refused() -> None:
+    # Pulumi qualifies a stack file's bare keys with the project name; a caller that hands the
+    # parser a bare key would otherwise see it ignored.
+    [problem] = problems_of(azCount="3")
+    assert problem.startswith("azCount: no namespace (did you mean zero-trust-ai:azCount?)"), problem
+
+
+@pytest.fixture
+def renamed_project() -> Iterator[None]:
+    with namespace_of("my-fork"):
+        yield
+
+
+def test_a_renamed_project_names_its_keys_by_its_name(renamed_project: None) -> None:
+    raw = {key.replace("zero-trust-ai:", "my-fork:"): value for key, value in VALID.items()}
+    assert parse_stack_config({**raw, "my-fork:azCount": "3"}).az_count == 3
+    with pytest.raises(StackConfigError) as caught:
+        parse_stack_config({**raw, "zero-trust-ai:azCount": "3"})
+    [problem] = caught.value.problems
+    assert problem.startswith("zero-trust-ai:azCount: unknown namespace 'zero-trust-ai' (did you mean "
+                              "my-fork:azCount?); the project is named my-fork in Pulumi.yaml"), problem
+
+
+def test_the_program_reads_a_renamed_projects_keys_under_its_name() -> None:
+    # Under `pulumi up` the namespace is the running project's name (a fork may rename it).
+    from components.stack_config import load_stack_config
+    from ztai.preview.recorder import record
+    loaded: list[Any] = []
+    config = {key.replace("zero-trust-ai:", "my-fork:"): value for key, value in VALID.items()}
+    with namespace_of("zero-trust-ai"):  # restored for the tests that follow
+        record(lambda: loaded.append(load_stack_config()), project="my-fork", stack="dev",
+               config={**config, "my-fork:azCount": "3"}, region="eu-west-1")
+    assert loaded[0].az_count == 3

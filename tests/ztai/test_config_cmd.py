@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import stack_config
+from components import config_values, stack_config
 from components.stack_config import KEYS, StackKey
 from tests.conftest import ROOT
 from ztai import config_cmd
@@ -104,3 +104,80 @@ def test_check_refuses_a_bad_stack_with_exit_2(project: Path, capsys: pytest.Cap
     assert main(["config", "check", "--stack", "prod", "--project-dir", str(project)]) == 2
     errors = capsys.readouterr().err
     assert expected in errors and "Traceback" not in errors
+
+
+def _bomb(levels: int) -> str:
+    """YAML of `levels` nested aliases, nine each: 9**levels values once expanded."""
+    lines = ["  - &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"  - &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def _partners_file(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "partners.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    # 9**12 values: read naively this would not end (the test would hang); refused at once.
+    (lambda text, tmp: text + "  team:bomb:\n" + _bomb(12), "excessive aliasing"),
+    (lambda text, tmp: text.replace("stacks/partners/prod.yaml", _partners_file(
+        tmp, "partners:\n" + _bomb(12))), "excessive aliasing"),
+    # A bare key is the project's (as Pulumi reads it): checked, not dropped.
+    (lambda text, tmp: text.replace("zero-trust-ai:azCount: 3", "azCount: 9"),
+     "zero-trust-ai:azCount = 9: allowed 3 to 3"),
+    (lambda text, tmp: text.replace("zero-trust-ai:azCount", "Zero-Trust-AI:azCount"),
+     "unknown namespace 'Zero-Trust-AI' (did you mean zero-trust-ai:azCount?)"),
+    # The enclave binds a caller to its CA by subject name: shared names are refused up front.
+    (lambda text, tmp: text.replace("stacks/partners/prod.yaml", _partners_file(
+        tmp, "partners:\n  - {name: acme, caFile: " + str(
+            ROOT / "stacks" / "truststore" / "placeholder-first-party-ca.pem")
+        + ", rateLimit: 1, burstLimit: 1}\n")), "first-party and acme share the CA subject name"),
+    (lambda text, tmp: text.replace("stacks/partners/prod.yaml", _partners_file(
+        tmp, "partners:\n  - {name: first-party, caFile: " + str(
+            ROOT / "stacks" / "truststore" / "placeholder-partner-ca.pem")
+        + ", rateLimit: 1, burstLimit: 1}\n")), "partner 'first-party': the name is reserved"),
+    (lambda text, tmp: text.replace("arn:aws:iam::", "arn:aws-cn:iam::"),
+     "is not in the partition of eu-west-1 (aws)"),
+])
+def test_check_refuses_what_the_review_found_with_exit_2(
+        project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        edit: Callable[[str, Path], str], expected: str) -> None:
+    (project / "stacks").mkdir()
+    text = (ROOT / "stacks" / "Pulumi.prod.yaml").read_text(encoding="utf-8")
+    (project / "stacks" / "Pulumi.prod.yaml").write_text(edit(text, tmp_path), encoding="utf-8")
+    assert main(["config", "check", "--stack", "prod", "--project-dir", str(project)]) == 2
+    errors = capsys.readouterr().err
+    assert expected in errors and "Traceback" not in errors, errors
+
+
+@pytest.fixture
+def fork(project: Path) -> Path:
+    """The project renamed in Pulumi.yaml, as a fork may do, with the prod stack's keys renamed."""
+    pulumi_yaml = project / "Pulumi.yaml"
+    pulumi_yaml.write_text(pulumi_yaml.read_text().replace("name: zero-trust-ai", "name: my-fork", 1))
+    (project / "stacks").mkdir()
+    text = (ROOT / "stacks" / "Pulumi.prod.yaml").read_text(encoding="utf-8")
+    (project / "stacks" / "Pulumi.prod.yaml").write_text(text.replace("zero-trust-ai:", "my-fork:"))
+    return project
+
+
+def test_a_renamed_project_is_checked_under_its_own_name(fork: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "check", "--stack", "prod", "--project-dir", str(fork)]) == 0
+    captured = capsys.readouterr()
+    assert "configuration valid" in captured.out
+    assert "my-fork:enclavePcr0" in captured.err  # placeholders named by the fork's keys
+    # The stack file's keys still under the old name are refused, not silently dropped.
+    stack_path = fork / "stacks" / "Pulumi.prod.yaml"
+    stack_path.write_text(stack_path.read_text().replace("my-fork:azCount", "zero-trust-ai:azCount"))
+    assert main(["config", "check", "--stack", "prod", "--project-dir", str(fork)]) == 2
+    assert "the project is named my-fork in Pulumi.yaml" in capsys.readouterr().err
+    # Later commands of the process name the shipped project's keys again.
+    assert config_values.full("azCount") == "zero-trust-ai:azCount"
+
+
+def test_a_renamed_projects_reference_names_its_keys(fork: Path) -> None:
+    reference = config_cmd.generated_files(fork)[config_cmd.REFERENCE]
+    assert "| `my-fork:azCount` |" in reference and "zero-trust-ai:" not in reference

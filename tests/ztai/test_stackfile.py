@@ -217,3 +217,26 @@ def test_no_stack_file_content_ends_in_anything_but_a_clear_error(tmp_path: Path
         except StackConfigError:
             outcomes.add("config refused")
     assert {"file refused", "config refused"} <= outcomes
+
+
+def test_a_bare_key_is_the_projects_as_pulumi_reads_it(tmp_path: Path) -> None:
+    # Pulumi qualifies a stack file's bare keys with the project name: `azCount: 3` is
+    # zero-trust-ai:azCount, and so it is here (a renamed project: its own name).
+    assert load_stack(stack_file(tmp_path, "config:\n  azCount: 3\n"), "dev").config[
+        "zero-trust-ai:azCount"] == "3"
+    renamed = PROJECT_FILE.replace("name: zero-trust-ai", "name: my-fork")
+    loaded = load_stack(stack_file(tmp_path, "config:\n  azCount: 3\n", renamed), "dev")
+    assert (loaded.project, loaded.config["my-fork:azCount"]) == ("my-fork", "3")
+
+
+@pytest.mark.parametrize("where", ["stack", "project"])
+def test_an_alias_bomb_is_refused_at_once(tmp_path: Path, where: str) -> None:
+    # 9**12 values once expanded: read naively, this would not end (the test would hang).
+    lines = ["  - &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"  - &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 13)]
+    bomb = "bomb:\n" + "\n".join(lines) + "\n"
+    if where == "stack":
+        message = refused(tmp_path, "config:\n  team:" + bomb.replace("\n  ", "\n    "))
+    else:
+        message = refused(tmp_path, "config: {}\n", PROJECT_FILE + "x" + bomb)
+    assert "is not valid YAML at line 1, column 1: excessive aliasing" in message, message
