@@ -37,7 +37,8 @@ from ztai.errors import EXIT_OK, EXIT_VIOLATION, UsageError
 # The stack output (`keyArns.<purpose>`) naming the key weights are published under.
 WEIGHTS_PURPOSE = "model-weights"
 EXIT_NOTE = ("for this command: 0 done; 1 refused, nothing written (decrypt: the file does not "
-              "authenticate: tampered, truncated, wrong key or context, a format not accepted; "
+              "authenticate: not an encrypted message, tampered, truncated, under a key not allowed, "
+              "wrong context, a format not accepted; "
               "encrypt: KEY resolves to another key than the expected one, as a moved alias does); "
               "2 usage, input-file or configuration error (wrong Region included); 3 a bug.")
 
@@ -299,15 +300,16 @@ def _caller_account(region: str | None) -> str:
     return account
 
 
-def _refused(args: argparse.Namespace, error: Exception) -> int:
+def _refused(args: argparse.Namespace, error: Exception | str) -> int:
     print(f"refused: {args.input}: {error}; nothing was written to {args.output}", file=sys.stderr)
     return EXIT_VIOLATION
 
 
 def _header_key_arns(args: argparse.Namespace) -> list[str] | None:
     """The KMS key ARNs the message's header names, read before any AWS call; None when the file
-    is refused (the caller exits 1). A file that is not a message at all, or ends inside its
-    header, is a usage error: the wrong file, or an incomplete copy."""
+    is refused (the caller exits 1). A file that is not a message, or ends inside its header, is
+    refused like any file that does not authenticate: it may be the wrong file, an incomplete copy
+    or a tampered one, and the tamper code is what a pipeline alerts on."""
     from ztai_runtime.weights import NotAMessageError, TruncatedHeaderError, WeightsFormatError, read_header
     from ztai_runtime.weights.format import KMS_PROVIDER_ID
 
@@ -315,10 +317,12 @@ def _header_key_arns(args: argparse.Namespace) -> list[str] | None:
         with open(args.input, "rb") as source:
             header, _ = read_header(source)
     except NotAMessageError as error:
-        raise UsageError(f"{args.input}: {error} (nothing was written)") from None
+        _refused(args, f"{error} (the wrong file, or a damaged one)")
+        return None
     except TruncatedHeaderError as error:
-        raise UsageError(f"{args.input}: {error}: the file is incomplete (an interrupted copy or "
-                         "download?); nothing was written") from None
+        _refused(args, f"{error}: the file is incomplete (an interrupted copy or download?) or "
+                       "damaged")
+        return None
     except WeightsFormatError as error:
         _refused(args, error)
         return None
@@ -328,18 +332,21 @@ def _header_key_arns(args: argparse.Namespace) -> list[str] | None:
             for edk in header.encrypted_data_keys if edk.provider_id == KMS_PROVIDER_ID]
 
 
-def _check_header_regions(arns: list[str], region: str | None) -> None:
-    """Refuse to call KMS in a Region none of the message's keys is in: that is a configuration
-    mistake (exit 2 with the Region to use), not a file that fails to authenticate."""
+def _check_header_regions(arns: list[str], region: str, key_ids: list[str], accounts: list[str]) -> None:
+    """Refuse to call KMS in a Region none of the message's allowed keys is in: that is a
+    configuration mistake (exit 2 with the Region to use), not a file that fails to authenticate.
+    Only keys the caller allows (--key-id, or the accounts discovery trusts) count: the header is
+    not authenticated yet, so a Region named by any other key is the file's word, and such a file
+    is left to the unwrapper to refuse (exit 1)."""
     from ztai_runtime.weights import key_arn_parts
 
-    regions = sorted({parts[1] for parts in map(key_arn_parts, arns) if parts is not None})
-    if not regions or (region is not None and region in regions):
-        return  # no KMS key named at all is the unwrapper's refusal to report
-    named = " or ".join(regions)
-    where = "no AWS Region is configured" if region is None else f"this session is in {region}"
-    raise UsageError(f"the file was encrypted under a key in {named}, but {where}: "
-                     f"{_region_hint(regions[0])}; nothing was written")
+    allowed = [parts for arn in arns if (parts := key_arn_parts(arn)) is not None
+               and (arn in key_ids if key_ids else parts[2] in accounts)]
+    regions = sorted({parts[1] for parts in allowed})
+    if not regions or region in regions:
+        return
+    raise UsageError(f"the file was encrypted under a key in {' or '.join(regions)}, but this session "
+                     f"is in {region}: {_region_hint(regions[0])}; nothing was written")
 
 
 def _decrypt(args: argparse.Namespace) -> int:
@@ -367,14 +374,19 @@ def _decrypt(args: argparse.Namespace) -> int:
     region = _session_region(args)
     for arn in args.key_id:
         _check_key_region(arn, "--key-id", region)
-    _check_header_regions(header_arns, region)
+    if region is None:
+        raise UsageError("no AWS Region is configured: run with --region REGION (or set "
+                         "AWS_DEFAULT_REGION=REGION), the Region of the key the file was encrypted "
+                         "under; nothing was written")
     try:
         accounts = args.discovery_account or ([] if args.key_id else [_caller_account(region)])
+    except (ClientError, BotoCoreError) as error:
+        raise _aws_error(error, "STS GetCallerIdentity (to find your account)") from None
+    _check_header_regions(header_arns, region, args.key_id, accounts)
+    try:
         unwrapper = KmsUnwrapper(_kms_client(region), key_arns=args.key_id, discovery_accounts=accounts)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    except (ClientError, BotoCoreError) as error:
-        raise _aws_error(error, "STS GetCallerIdentity (to find your account)") from None
     try:
         with _progress(args, "decrypting") as advance:
             info = decrypt_file(args.input, args.output, unwrapper, expected_context=context,

@@ -133,12 +133,14 @@ def test_usage_errors_exit_2_and_write_nothing(aws_env: dict[str, str], tmp_path
     assert (tmp_path / "existing").read_bytes() == b"keep me"
 
 
-def test_a_non_message_is_a_usage_error(aws_env: dict[str, str], tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
-    # The wrong file given is the user's to fix (2), not a file that fails to authenticate (1).
+def test_a_non_message_is_refused_and_named(aws_env: dict[str, str], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # The wrong file, or one whose first bytes were changed: both fail to authenticate (1), the
+    # code a pipeline alerts on; the message says what the file looks like.
     (tmp_path / "plain.bin").write_bytes(b"PK\x03\x04 just a zip file")
-    assert main(["weights", "decrypt", str(tmp_path / "plain.bin"), str(tmp_path / "out")]) == 2
-    assert "Is this an AWS Encryption SDK message?" in capsys.readouterr().err
+    assert main(["weights", "decrypt", str(tmp_path / "plain.bin"), str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("refused: ") and "Is this an AWS Encryption SDK message?" in error
     assert not (tmp_path / "out").exists()
 
 
@@ -172,7 +174,7 @@ def no_aws_call(monkeypatch: pytest.MonkeyPatch) -> None:
     (b"\x02\x04", "message truncated in the header"),
     (None, "message truncated in the encrypted data key"),
 ])
-def test_an_empty_or_cut_header_is_a_usage_error_before_any_aws_call(
+def test_an_empty_or_cut_header_is_refused_before_any_aws_call(
         aws_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], no_aws_call: None,
         content: bytes | None, complaint: str) -> None:
     if content is None:
@@ -180,18 +182,22 @@ def test_an_empty_or_cut_header_is_a_usage_error_before_any_aws_call(
     else:
         source = tmp_path / "cut.enc"
         source.write_bytes(content)
-    assert main(["weights", "decrypt", str(source), str(tmp_path / "out")]) == 2
+    assert main(["weights", "decrypt", str(source), str(tmp_path / "out")]) == 1
     error = capsys.readouterr().err
-    assert complaint in error and "nothing was written" in error and "Traceback" not in error
+    assert error.startswith("refused: ") and complaint in error
+    assert "nothing was written" in error and "Traceback" not in error
     assert not (tmp_path / "out").exists()
 
 
 def test_a_key_in_another_region_is_a_usage_error_naming_the_region(
         aws_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], no_aws_call: None,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    source = crafted_message(tmp_path, EXPECTED)  # a key in eu-west-1
+    import ztai.weights_cmd as weights_cmd
+
+    source = crafted_message(tmp_path, EXPECTED)  # a key in eu-west-1, of the caller's account
     out = str(tmp_path / "out")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setattr(weights_cmd, "_caller_account", lambda region: "123456789012")
     assert main(["weights", "decrypt", str(source), out]) == 2
     error = capsys.readouterr().err
     assert ("the file was encrypted under a key in eu-west-1, but this session is in us-east-1: run "
@@ -208,8 +214,30 @@ def test_a_key_in_another_region_is_a_usage_error_naming_the_region(
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     assert main(["weights", "decrypt", str(source), out]) == 2
-    assert ("the file was encrypted under a key in eu-west-1, but no AWS Region is configured: run "
-            "with --region eu-west-1") in capsys.readouterr().err
+    # The header is not authenticated yet: with no Region to check its keys' account against, the
+    # hint does not repeat a Region the file names.
+    assert ("no AWS Region is configured: run with --region REGION (or set AWS_DEFAULT_REGION=REGION)"
+            ) in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_region_named_only_by_a_key_the_caller_does_not_allow_is_no_hint(
+        aws_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A header can name any key: one of another account in another Region is the file's claim,
+    # not a configuration mistake; the file is refused (1), and no Region is suggested.
+    import ztai.weights_cmd as weights_cmd
+
+    foreign = "arn:aws:kms:us-east-1:999988887777:key/11111111-1111-1111-1111-111111111111"
+    source = crafted_message(tmp_path, foreign)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert main(["weights", "decrypt", "--key-id", EXPECTED, str(source), str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("refused: ") and "--region" not in error
+    monkeypatch.setattr(weights_cmd, "_caller_account", lambda region: "123456789012")
+    assert main(["weights", "decrypt", str(source), str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("refused: ") and "--region" not in error
     assert not (tmp_path / "out").exists()
 
 
