@@ -902,8 +902,8 @@ def placeholders(config: StackConfig) -> list[str]:
                      "EIF's (enclave_images/build.sh prints them); no enclave could decrypt the weights")
     files = [*api.client_ca_files, *(p.ca_file for p in api.partners if p.ca_file)]
     # Told by content, as the truststore checks tell them, so a renamed copy is still named.
-    found += [f"CA file {Path(f).name} (its key was discarded: it admits no one)"
-              for f in files if _holds_placeholder_ca(f)]
+    found += [f"CA file {Path(f).name} holds a shipped placeholder CA (its key was discarded: that "
+              "certificate admits no one)" for f in files if _holds_placeholder_ca(f)]
     return found
 
 

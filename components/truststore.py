@@ -48,7 +48,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.utils import CryptographyDeprecationWarning
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from components.text_files import NotUtf8TextError, decode_utf8
 
@@ -58,8 +58,13 @@ from components.text_files import NotUtf8TextError, decode_utf8
 CERTIFICATE_ERRORS = (
     ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType, UnsupportedAlgorithm)
-# The subject common name of the shipped placeholder CAs (stacks/truststore/placeholder-*.pem).
-PLACEHOLDER_PREFIX = "PLACEHOLDER"
+# SHA-256 fingerprints of the shipped placeholder CAs (stacks/truststore/placeholder-*.pem), whose
+# private keys were discarded: they admit no client. Told by fingerprint, never by name: anyone can
+# name a CA "PLACEHOLDER ..." and keep its key, and that CA admits every client it signs.
+PLACEHOLDER_FINGERPRINTS = frozenset({
+    "e674df7e7c763d6c5c129f36f38b07d0712e616a4aa4878ad422800522fb4050",  # first-party
+    "5dd1f2a8b66f62887da85fa944117e463bd45ff151c0014e4901105e6a0b3d8c",  # example-partner
+})
 
 EXPIRY_WARNING_DAYS = 30
 MIN_RSA_BITS = 2048
@@ -339,9 +344,8 @@ def _certificate_findings(certificate: x509.Certificate, now: dt.datetime,
 
 
 def is_placeholder(certificate: x509.Certificate) -> bool:
-    """One of the shipped placeholder CAs, told by its subject's common name."""
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return any(str(name.value).startswith(PLACEHOLDER_PREFIX) for name in names)
+    """One of the shipped placeholder CAs (whose keys were discarded), told by its fingerprint."""
+    return certificate.fingerprint(hashes.SHA256()).hex() in PLACEHOLDER_FINGERPRINTS
 
 
 def ca_file_problems(pem: bytes, source: str, now: dt.datetime) -> tuple[list[x509.Certificate], Report]:

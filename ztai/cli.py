@@ -301,7 +301,7 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from ztai.export import ExportFileError, analyzed_resources, load_export
+    from ztai.export import ExportFileError, analyzed_resources, load_export, unknown_value_warnings
     try:
         document = load_export(args.file)
     except ExportFileError as error:
@@ -331,7 +331,8 @@ def _analyze(args: argparse.Namespace) -> int:
                              dry_run=False)
         except PolicyConfigError as error:
             raise UsageError(f"policy config: {error}") from None
-    warnings = unmatched_exclusions(user_config, [(r.name, r.urn) for r in analyzed])
+    warnings = [*unknown_value_warnings(document),
+                *unmatched_exclusions(user_config, [(r.name, r.urn) for r in analyzed])]
     _warn(warnings)
     resources = [ReportResource(urn=r.urn, type=r.type, name=r.name, parent=r.parent,
                                 custom=r.custom, protect=r.protect, inputs=dict(r.properties))

@@ -101,6 +101,43 @@ def load_export(path: Path) -> dict[str, Any]:
     return document
 
 
+# The string Pulumi's engine writes for a value not known until deploy (pulumi.runtime.rpc.UNKNOWN).
+UNKNOWN_MARKER = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def _unknown_marker_paths(value: Any, path: str) -> list[str]:
+    """The property paths (`outputs.a.b[0]`) of the unknown-value markers in `value`."""
+    found, pending = [], [(value, path)]
+    while pending:
+        item, where = pending.pop()
+        if item == UNKNOWN_MARKER:
+            found.append(where)
+        elif isinstance(item, Mapping):
+            pending += [(child, f"{where}.{key}") for key, child in item.items()]
+        elif isinstance(item, list):
+            pending += [(child, f"{where}[{position}]") for position, child in enumerate(item)]
+    return sorted(found)
+
+
+def unknown_value_warnings(document: Mapping[str, Any]) -> list[str]:
+    """One warning per resource whose analysed properties hold Pulumi's unknown-value marker. The
+    rules skip an unknown value ("can't run during preview"): right for a preview, where it is
+    decided at deploy, but deployed state never holds one, so in the export of a deployed stack it
+    means the file was edited to hide a value from the pack. (An offline preview's export holds
+    some: the mocks leave a few computed outputs unknown.)"""
+    warnings = []
+    for resource in document["deployment"]["resources"]:
+        outputs, inputs = resource.get("outputs") or {}, resource.get("inputs") or {}
+        paths = _unknown_marker_paths(outputs or inputs, "outputs" if outputs else "inputs")
+        if paths and not resource.get("delete"):
+            shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+            warnings.append(f"{resource['urn']}: {shown} hold Pulumi's unknown-value marker; the "
+                            "policies skip unknown values. An offline preview's export holds a few "
+                            "(the mocks leave some outputs unknown); a deployed stack's state holds "
+                            "none, so there it means the file was edited")
+    return warnings
+
+
 def analyzable(value: Any) -> Any:
     """State values as the analyzer protocol carries them: a secret becomes {sig, "value"}.
 

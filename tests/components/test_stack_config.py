@@ -581,7 +581,8 @@ def test_a_placeholder_ca_is_told_by_its_content_not_its_file_name(tmp_path: Pat
             "zero-trust-ai:apiDomainName": "api.models.acme.io",
             "zero-trust-ai:apiClientCaFiles": json.dumps([str(renamed), str(real_ca)])}
     assert placeholders(parse_stack_config(real)) == [
-        "CA file our-ca.pem (its key was discarded: it admits no one)"]
+        "CA file our-ca.pem holds a shipped placeholder CA (its key was discarded: that certificate "
+        "admits no one)"]
 
 
 # -- key names: namespaces and provider settings ---------------------------------------------------

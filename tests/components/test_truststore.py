@@ -442,6 +442,16 @@ def test_the_shipped_placeholders_are_valid_cas_flagged_as_placeholders() -> Non
     assert not is_placeholder(create_test_ca("partner-a CA")[0])
 
 
+def test_a_ca_named_like_a_placeholder_is_not_one() -> None:
+    # Its key was kept: it admits every client it signs, so no check may call it harmless.
+    from components.truststore import is_placeholder
+
+    impostor, _ = create_test_ca("PLACEHOLDER acme real CA", now=NOW)
+    assert not is_placeholder(impostor)
+    report = check_bundle(pem(impostor), NOW)
+    assert report.ok and [f.check for f in report.findings] == []
+
+
 # --- review findings: one partner-name rule, encodings, library warnings, clear messages -----------
 @pytest.mark.parametrize("name", ["Acme_Corp.v2", "Acme", "acme_corp", "acme.corp", "-acme", "a" * 64, ""])
 def test_build_refuses_a_partner_name_the_partners_file_refuses(tmp_path: Path, name: str) -> None:

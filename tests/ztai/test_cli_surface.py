@@ -480,3 +480,20 @@ def test_an_exclusion_that_matches_no_resource_is_a_warning(tmp_path: Path) -> N
     assert [w for w in json.loads(run.stdout)["warnings"] if "matches no resource" in w] == [
         warning + "; remove it, or it will silently apply to a resource of that name created later"]
     assert f"warning: {warning}" in run.stderr
+
+
+def test_an_export_holding_the_unknown_marker_is_named(tmp_path: Path) -> None:
+    # Rules skip a value unknown until deploy; deployed state never holds one, so an export that
+    # does may have been edited to hide a key's settings: the run says so, in text and JSON.
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps({"version": 3, "deployment": {"manifest": {}, "resources": [
+        {"urn": "urn:pulumi:prod::zero-trust-ai::aws:kms/key:Key::keys-training-data",
+         "type": "aws:kms/key:Key", "custom": True, "id": "k",
+         "inputs": {"enableKeyRotation": True},
+         "outputs": {"enableKeyRotation": "04da6b54-80e4-46f7-96ec-b56ff0331ba9", "tags": {}}}]}}))
+    warning = ("urn:pulumi:prod::zero-trust-ai::aws:kms/key:Key::keys-training-data: "
+               "outputs.enableKeyRotation hold Pulumi's unknown-value marker; the policies skip "
+               "unknown values. An offline preview's export holds a few (the mocks leave some outputs "
+               "unknown); a deployed stack's state holds none, so there it means the file was edited")
+    run = ztai("policy", "analyze", "--file", str(export), "--json")
+    assert warning in json.loads(run.stdout)["warnings"] and f"warning: {warning}" in run.stderr
