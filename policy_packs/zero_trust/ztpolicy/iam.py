@@ -70,14 +70,14 @@ def parse(document: Any, label: str) -> Mapping[str, Any] | object:
     """A policy document as an object; UNKNOWN when not known yet; DocumentError if unreadable."""
     if document is UNKNOWN:
         return UNKNOWN
+    parsed: object = document
     if isinstance(document, str):
         try:
-            document = json.loads(document)
+            parsed = json.loads(document)
         except json.JSONDecodeError as error:
             raise DocumentError(f"{label} is not valid JSON ({error.msg})") from None
-    if not isinstance(document, Mapping):
+    if not isinstance(parsed, Mapping):
         raise DocumentError(f"{label} is not a JSON object")
-    parsed: Mapping[str, Any] = document
     return parsed
 
 
