@@ -68,9 +68,9 @@ def is_break_glass(role: Resource) -> bool:
 
 def parse(document: Any, label: str) -> Mapping[str, Any] | object:
     """A policy document as an object; UNKNOWN when not known yet; DocumentError if unreadable."""
-    if document is UNKNOWN:
-        return UNKNOWN
     parsed: object = document
+    if parsed is UNKNOWN:
+        return parsed
     if isinstance(document, str):
         try:
             parsed = json.loads(document)
