@@ -259,9 +259,10 @@ def test_a_role_policy_with_broken_json_is_a_finding() -> None:
 # -- iam-human-role-conditions -------------------------------------------------------------------
 DENY_WITHOUT_MFA = {"Effect": "Deny", "NotAction": ["iam:ListMFADevices"], "Resource": "*",
                     "Condition": {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}}
+OUTSIDE_NETWORK: dict[str, Any] = {"NotIpAddress": {"aws:SourceIp": ["203.0.113.0/24"]},
+                                   "Bool": {"aws:ViaAWSService": "false"}}
 DENY_OUTSIDE_NETWORK = {"Effect": "Deny", "Action": "*", "Resource": "*",
-                        "Condition": {"NotIpAddress": {"aws:SourceIp": ["203.0.113.0/24"]},
-                                      "Bool": {"aws:ViaAWSService": "false"}}}
+                        "Condition": OUTSIDE_NETWORK}
 PLAIN_TRUST = trust({"Federated": SAML}, {"StringEquals": {"SAML:aud": "https://signin.aws.amazon.com/saml"}})
 
 
@@ -303,7 +304,7 @@ def test_a_human_role_missing_a_condition_is_caught(condition: dict[str, Any], m
 
 def test_a_deny_that_holds_only_with_the_key_present_does_not_count() -> None:
     weak = {**DENY_WITHOUT_MFA, "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "false"}}}
-    narrowed = {**DENY_OUTSIDE_NETWORK, "Condition": {**DENY_OUTSIDE_NETWORK["Condition"],
+    narrowed = {**DENY_OUTSIDE_NETWORK, "Condition": {**OUTSIDE_NETWORK,
                                                       "StringEquals": {"aws:RequestedRegion": "eu-west-1"}}}
     curator = role(trust_policy=PLAIN_TRUST, inlinePolicies=[inline("deny", weak, narrowed)])
     findings = iam_human_role_conditions([curator], NO_CONFIG)
