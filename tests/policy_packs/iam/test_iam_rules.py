@@ -35,6 +35,9 @@ def res(token: str, logical_name: str, **props: Any) -> Resource:
     return Resource(type=token, name=logical_name, urn=f"{STACK}{token}::{logical_name}", props=props)
 
 
+RULE_DEFAULTS = {rule.name: rule.defaults() for rule in ALL_RULES}
+
+
 def document(*statements: dict[str, Any]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
@@ -319,7 +322,33 @@ def test_a_session_tag_proves_mfa_only_when_configured() -> None:
         **NETWORK["StringEquals"]}})
     curator = role(trust_policy=tagged)
     assert "MFA" in messages(iam_human_role_conditions([curator], NO_CONFIG))
-    assert iam_human_role_conditions([curator], {"mfaConditionKeys": ["aws:RequestTag/mfa"]}) == []
+    assert iam_human_role_conditions([curator], {"mfaSessionTags": ["mfa"]}) == []
+
+
+def test_a_shared_boundary_with_either_proof_of_mfa_and_a_break_glass_exception_passes() -> None:
+    """The shape AccessRoles writes: one Deny for "neither IAM's MFA nor the IdP's tag", and a
+    network Deny that spares break-glass and calls AWS services make for the person."""
+    config = RULE_DEFAULTS["iam-human-role-conditions"]
+    either = {"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {
+        "BoolIfExists": {"aws:MultiFactorAuthPresent": "false"},
+        "StringNotEquals": {"aws:PrincipalTag/mfa-authenticated": "true"}}}
+
+    def network(spared: str) -> dict[str, Any]:
+        return {"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {
+            "StringNotEquals": {"aws:SourceVpce": [VPCE], "aws:PrincipalTag/ztai:access": spared},
+            "BoolIfExists": {"aws:ViaAWSService": "false"}}}
+
+    boundary = managed("ztai-boundary", allow("kms:*", "*"), either, network("break-glass"))
+    curator = role(trust_policy=PLAIN_TRUST, permissionsBoundary=boundary.get("arn"))
+    assert iam_human_role_conditions([curator, boundary], config) == []
+    # The boundary's Allow of kms:* is a ceiling, not a grant; attached as a policy it grants.
+    assert iam_no_wildcard_action([curator, boundary], NO_CONFIG) == []
+    assert urns(iam_no_wildcard_action([curator, boundary, attach(curator, str(boundary.get("arn")))],
+                                       NO_CONFIG)) == {"ztai-boundary"}
+    # Without the tag configured, or with an exception that spares human roles, it does not count.
+    assert "does not require MFA" in messages(iam_human_role_conditions([curator, boundary], NO_CONFIG))
+    sparing = managed("ztai-boundary", either, network("human"))
+    assert "a network location" in messages(iam_human_role_conditions([curator, sparing], config))
 
 
 def test_a_look_alike_human_tag_is_still_a_human_role_and_other_roles_are_not() -> None:

@@ -7,15 +7,21 @@ must require both, each in one of three ways:
 - in its permissions: a Deny of every action (`Action: "*"`, or `NotAction` for what an MFA-less
   session must still do) on every resource whose condition holds when the context is missing or
   wrong, in an inline policy, a `RolePolicy`, an attached managed policy the stack declares or the
-  role's permissions boundary. Its only other condition may be `Bool aws:ViaAWSService false` (a
-  service calling on the user's behalf comes from AWS's network, not the user's);
+  role's permissions boundary. Its only other conditions may be `Bool[IfExists] aws:ViaAWSService
+  false` (a service calling on the user's behalf comes from AWS's network, not the user's) and
+  `StringNotEquals aws:PrincipalTag/ztai:access` naming values other than the role's own (the
+  break-glass exception of a shared boundary);
 - in its permissions: every Allow of every permission policy carries the positive condition (a
   managed policy the stack does not declare cannot be read, so it defeats this form).
 
 The conditions:
 
-- MFA: `Bool` (or `StringEquals`) `"true"` on `aws:MultiFactorAuthPresent` or on a key of
-  `mfaConditionKeys` (a session tag your identity provider sets, e.g. `aws:PrincipalTag/mfa`).
+- MFA: `Bool` (or `StringEquals`) `"true"` on `aws:MultiFactorAuthPresent`, or on
+  `aws:PrincipalTag/<tag>` or `aws:RequestTag/<tag>` for a tag of `mfaSessionTags`: session tags
+  the identity provider sets after MFA (default `mfa-authenticated`, the stack's default
+  `mfaSessionTag`; a fork that renames it lists its name here). Several proofs in one Deny
+  (`BoolIfExists aws:MultiFactorAuthPresent false` and `StringNotEquals aws:PrincipalTag/<tag>
+  true`) deny when none of them holds: that counts.
   The deny form: `BoolIfExists ... "false"`, `Null ... "true"`, or `StringNotEquals[IfExists]
   ... "true"`; plain `Bool ... "false"` does not count, it holds only when the key is present.
   `...IfExists` forms never count as positive conditions: they hold when the key is absent.
@@ -37,10 +43,22 @@ from typing import Any
 from pulumi_policy import Severity
 
 from ztpolicy.graph import UNKNOWN, as_list, is_open_cidr, known
-from ztpolicy.iam import HUMAN, DocumentError, Permissions, access_tag, conditions, loosely, parse, statements
+from ztpolicy.iam import (
+    ACCESS_TAG,
+    HUMAN,
+    DocumentError,
+    Permissions,
+    access_tag,
+    conditions,
+    loosely,
+    parse,
+    statements,
+)
 from ztpolicy.rule import Finding, Resource, Rule
 
 MFA_KEY = "aws:MultiFactorAuthPresent"
+# The stack's default `mfaSessionTag`.
+DEFAULT_MFA_TAG = "mfa-authenticated"
 _VIA_SERVICE = "aws:viaawsservice"
 _VPCE_KEYS = {"aws:sourcevpce", "aws:sourcevpc"}
 _IP_KEY = "aws:sourceip"
@@ -96,7 +114,18 @@ def _allows_all_carry(document: Mapping[str, Any], checks: _Checks) -> tuple[int
     return len(allows), all(any(checks.positive(*c) for c in conditions(s)) for s in allows)
 
 
-def _denies_without(document: Mapping[str, Any], checks: _Checks) -> bool:
+def _harmless_extra(condition: tuple[str, str, list[str]], access: str) -> bool:
+    """A further condition of a Deny that does not narrow it for this role's sessions."""
+    operator, key, values = condition
+    lowered = [value.lower() for value in values]
+    if key == _VIA_SERVICE:
+        return operator in ("bool", "boolifexists") and lowered == ["false"]
+    return (key == f"aws:principaltag/{ACCESS_TAG}"
+            and operator in ("stringnotequals", "stringnotequalsignorecase")
+            and access not in [value.strip() for value in lowered])
+
+
+def _denies_without(document: Mapping[str, Any], checks: _Checks, access: str) -> bool:
     """A Deny of every action on every resource unless the requirement holds."""
     for _, statement in statements(document):
         if statement.get("Effect") != "Deny" or "NotResource" in statement:
@@ -108,14 +137,13 @@ def _denies_without(document: Mapping[str, Any], checks: _Checks) -> bool:
         found = conditions(statement)
         required = [c for c in found if checks.negative(*c)]
         rest = [c for c in found if c not in required]
-        if required and all(op == "bool" and key == _VIA_SERVICE and [v.lower() for v in values] == ["false"]
-                            for op, key, values in rest):
+        if required and all(_harmless_extra(condition, access) for condition in rest):
             return True
     return False
 
 
 def _requirement_met(trust: Any, permissions: list[tuple[str, Any]], boundary: tuple[str, Any] | None,
-                     checks: _Checks) -> bool | None:
+                     checks: _Checks, access: str) -> bool | None:
     """True when met, False when not, None when it depends on a document not known yet."""
     pending = False
     if trust is UNKNOWN:
@@ -128,7 +156,7 @@ def _requirement_met(trust: Any, permissions: list[tuple[str, Any]], boundary: t
     for document in documents:
         if document is UNKNOWN:
             pending = True
-        elif isinstance(document, Mapping) and _denies_without(document, checks):
+        elif isinstance(document, Mapping) and _denies_without(document, checks, access):
             return True
     readable = [doc for _, doc in permissions]
     if readable and all(isinstance(doc, Mapping) for doc in readable):
@@ -146,9 +174,12 @@ def _parsed(document: Any, label: str) -> Any:
 
 def iam_human_role_conditions(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Finding]:
     permissions = Permissions(resources)
-    mfa_keys = {str(k).lower() for k in [MFA_KEY, *as_list(config.get("mfaConditionKeys"))]}
+    tags = [str(tag).lower() for tag in as_list(config.get("mfaSessionTags"))]
+    mfa_keys = {MFA_KEY.lower(),
+                *(f"aws:{kind}/{tag}" for kind in ("principaltag", "requesttag") for tag in tags)}
     requirements = [
-        ("MFA (aws:MultiFactorAuthPresent or a key of mfaConditionKeys = true)", _Checks("mfa", mfa_keys)),
+        ("MFA (aws:MultiFactorAuthPresent, or a session tag of mfaSessionTags, = true)",
+         _Checks("mfa", mfa_keys)),
         ("a network location (aws:SourceVpce / aws:SourceVpc, or aws:SourceIp within named ranges)",
          _Checks("network", None)),
     ]
@@ -167,7 +198,7 @@ def iam_human_role_conditions(resources: Sequence[Resource], config: Mapping[str
             findings.append(Finding(role.urn, str(error)))
             continue
         for description, checks in requirements:
-            if _requirement_met(trust, documents, boundary, checks) is False:
+            if _requirement_met(trust, documents, boundary, checks, HUMAN) is False:
                 findings.append(Finding(role.urn, (
                     f"human role {role.name} does not require {description}: no condition on "
                     "every Allow of its trust policy or of its permissions, and no Deny of every "
@@ -187,10 +218,10 @@ RULE = Rule(
                 "Deny-unless statements to the role's permissions boundary.",
     stack_check=iam_human_role_conditions,
     config={
-        "mfaConditionKeys": {
-            "type": "array", "items": {"type": "string"}, "default": [],
-            "description": "Condition keys besides aws:MultiFactorAuthPresent whose value \"true\" "
-                           "proves MFA (e.g. aws:PrincipalTag/mfa, a session tag your identity "
-                           "provider sets)."},
+        "mfaSessionTags": {
+            "type": "array", "items": {"type": "string", "minLength": 1}, "default": [DEFAULT_MFA_TAG],
+            "description": "Session tags the identity provider sets to \"true\" after MFA "
+                           "(aws:PrincipalTag/<tag> or aws:RequestTag/<tag> prove MFA besides "
+                           "aws:MultiFactorAuthPresent); keep equal to the stack's mfaSessionTag."},
     },
 )

@@ -12,6 +12,9 @@ Read in every Allow of a role's inline policies (`inlinePolicies`), of `aws.iam.
 AWS managed policies of the same reach attached to a role, user or group (`AdministratorAccess`,
 `IAMFullAccess`, `PowerUserAccess`) are findings too, on the attachment.
 
+A managed policy used only as a permissions boundary is not read: its Allows are a ceiling, not a
+grant (attached as a permission policy as well, it is read).
+
 The one exception is a role tagged exactly `ztai:access=break-glass` (alarmed, MFA-bound,
 two-person): its inline policies, its `RolePolicy` resources, and managed policies the stack
 attaches only to break-glass roles. A role policy whose role cannot be found in the stack gets no
@@ -117,6 +120,10 @@ def iam_no_wildcard_action(resources: Sequence[Resource], config: Mapping[str, A
                    or known(policy, "arn") in as_list(known(role, "managedPolicyArns"))]
         elsewhere = any(refers_to_by_value(other, "policyArn", policy, "arn") for other in others)
         if holders and not elsewhere and all(is_break_glass(role) for role in holders):
+            continue
+        # A boundary's Allows grant nothing: they are the ceiling the role's own grants stay under.
+        if not holders and not elsewhere and any(
+                refers_to_by_value(role, "permissionsBoundary", policy, "arn") for role in permissions.roles):
             continue
         report(policy, document_problems(known(policy, "policy"), f"managed policy {policy.name}"))
     for attachment in [*permissions.attachments, *others]:
