@@ -113,6 +113,10 @@ def test_the_iam_rules_are_registered_with_their_controls_and_excludability() ->
 
 
 # -- iam-role-trust-restricted -------------------------------------------------------------------
+def trust_problems(*resources: Resource, config: dict[str, Any] | None = None) -> list[str]:
+    return [finding.message for finding in iam_role_trust_restricted(list(resources), config or NO_CONFIG)]
+
+
 SERVICE_TRUST = trust({"Service": "lambda.amazonaws.com"}, {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
                       "sts:AssumeRole")
 
@@ -131,7 +135,7 @@ SERVICE_TRUST = trust({"Service": "lambda.amazonaws.com"}, {"StringEquals": {"aw
 ], ids=["saml-with-audience", "service", "own-root", "named-foreign-role", "foreign-root-external-id",
         "anyone-in-org", "oidc-with-audience"])
 def test_restricted_trust_passes(policy: dict[str, Any], as_text: bool) -> None:
-    assert iam_role_trust_restricted(role(trust_policy=policy, as_text=as_text), NO_CONFIG) == []
+    assert trust_problems(role(trust_policy=policy, as_text=as_text)) == []
 
 
 @pytest.mark.parametrize("as_text", [True, False], ids=["outputs", "inputs"])
@@ -152,23 +156,28 @@ def test_restricted_trust_passes(policy: dict[str, Any], as_text: bool) -> None:
 ], ids=["star", "aws-star-mfa-only", "any-account-root", "wildcard-account-arn", "if-exists",
         "foreign-root", "foreign-account-id", "saml-no-audience", "saml-wildcard-audience", "not-principal"])
 def test_open_trust_is_caught(policy: dict[str, Any], expected: str, as_text: bool) -> None:
-    problems = iam_role_trust_restricted(role(trust_policy=policy, as_text=as_text), NO_CONFIG)
+    problems = trust_problems(role(trust_policy=policy, as_text=as_text))
     assert len(problems) == 1 and expected in problems[0], problems
     assert "role curator trust policy statement" in problems[0]
 
 
 def test_a_trusted_account_root_passes_only_when_configured() -> None:
     foreign = role(trust_policy=trust({"AWS": f"arn:aws:iam::{OTHER}:root"}, action="sts:AssumeRole"))
-    assert iam_role_trust_restricted(foreign, NO_CONFIG)
-    assert iam_role_trust_restricted(foreign, {"trustedAccountIds": [OTHER]}) == []
+    assert trust_problems(foreign)
+    assert trust_problems(foreign, config={"trustedAccountIds": [OTHER]}) == []
 
 
-def test_an_account_root_is_held_to_a_condition_while_the_roles_account_is_not_known() -> None:
+def test_an_account_root_is_held_to_a_condition_while_the_stacks_account_is_not_known() -> None:
     new_role = role(trust_policy=trust({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, action="sts:AssumeRole"),
                     arn=UNKNOWN)
-    [problem] = iam_role_trust_restricted(new_role, NO_CONFIG)
+    [problem] = trust_problems(new_role)
     assert "set trustedAccountIds" in problem
-    assert iam_role_trust_restricted(new_role, {"trustedAccountIds": [ACCOUNT]}) == []
+    assert trust_problems(new_role, config={"trustedAccountIds": [ACCOUNT]}) == []
+    # Any known ARN of the stack tells its account: a key created earlier, another role.
+    key = res("aws:kms/key:Key", "logs", arn=f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/k")
+    assert trust_problems(new_role, key) == []
+    foreign_key = res("aws:kms/key:Key", "logs", arn=f"arn:aws:kms:eu-west-1:{OTHER}:key/k")
+    assert trust_problems(new_role, foreign_key)
 
 
 @pytest.mark.parametrize("policy, expected", [
@@ -176,12 +185,12 @@ def test_an_account_root_is_held_to_a_condition_while_the_roles_account_is_not_k
     ("[]", "role curator trust policy is not a JSON object"),
 ])
 def test_an_unreadable_trust_policy_is_a_finding(policy: str, expected: str) -> None:
-    [problem] = iam_role_trust_restricted(res(ROLE, "curator", assumeRolePolicy=policy), NO_CONFIG)
+    [problem] = trust_problems(res(ROLE, "curator", assumeRolePolicy=policy))
     assert problem.startswith(expected)
 
 
 def test_a_trust_policy_not_known_yet_is_checked_later() -> None:
-    assert iam_role_trust_restricted(res(ROLE, "curator", assumeRolePolicy=UNKNOWN), NO_CONFIG) == []
+    assert trust_problems(res(ROLE, "curator", assumeRolePolicy=UNKNOWN)) == []
 
 
 # -- iam-no-wildcard-action ----------------------------------------------------------------------

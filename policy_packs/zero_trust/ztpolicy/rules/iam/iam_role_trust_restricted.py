@@ -10,27 +10,29 @@ Every Allow of a role's trust policy (`assumeRolePolicy`) must bound who it admi
   not wildcards (for an ARN, a concrete account);
 - the root of another account (`arn:aws:iam::<account>:root` or the bare account id) delegates to
   every principal that account's administrators allow, so it needs the same kind of condition, or
-  `sts:ExternalId`. "Another" means not the role's own account (from its ARN) and not one of
-  `trustedAccountIds`; while neither is known (a new role in a real preview, with the setting
-  empty) an account root cannot be told apart and needs the condition too;
+  `sts:ExternalId`. "Another" means an account that is neither the stack's (the accounts of the
+  known ARNs of the stack's resources, the role's own among them) nor one of `trustedAccountIds`.
+  While no ARN is known (a first preview of a real stack) and the setting is empty, an account
+  root cannot be told apart and needs the condition too: set `trustedAccountIds`;
 - a `Federated` principal (a SAML or OIDC provider) needs a positive condition on the provider's
   audience (`SAML:aud`, `<provider>:aud`): without it any application registered with that
   provider can obtain the role.
 
-Service principals are left to the service's own checks. Not suppressible: a role anyone can
-assume defeats every grant written for it.
+Service principals are left to the service's own checks. A stack rule, so that the stack's
+account is known while a new role's ARN is not. Not suppressible: a role anyone can assume
+defeats every grant written for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import Severity
 
 from ztpolicy.graph import UNKNOWN, as_list, known
 from ztpolicy.iam import ROLE, DocumentError, conditions, is_account, parse, role_account, statements
-from ztpolicy.rule import Resource, Rule
+from ztpolicy.rule import Finding, Resource, Rule
 
 _POSITIVE = {"stringequals", "stringequalsignorecase", "stringlike", "arnequals", "arnlike"}
 _PRINCIPAL_KEYS = {"aws:principalarn", "aws:principalaccount", "aws:principalorgid",
@@ -108,7 +110,7 @@ def statement_problems(sid: str, statement: Mapping[str, Any], own: set[str], la
             continue
         if not _narrowed(statement, _PRINCIPAL_KEYS | {_EXTERNAL_ID}):
             whose = ("another account's" if own else
-                     "an account root (this role's account is not known yet: set trustedAccountIds) and")
+                     "an account root (the stack's account is not known yet: set trustedAccountIds) and")
             problems.append(f"{where} trusts {whose} root {value} without a condition "
                             "(aws:PrincipalArn, aws:PrincipalOrgID or sts:ExternalId): every "
                             "principal that account allows could assume the role")
@@ -120,7 +122,19 @@ def statement_problems(sid: str, statement: Mapping[str, Any], own: set[str], la
     return problems
 
 
-def iam_role_trust_restricted(resource: Resource, config: Mapping[str, Any]) -> list[str]:
+def stack_accounts(resources: Sequence[Resource]) -> set[str]:
+    """The accounts of the known ARNs of the stack's resources."""
+    accounts = set()
+    for resource in resources:
+        arn = known(resource, "arn")
+        parts = arn.split(":") if isinstance(arn, str) and arn.startswith("arn:") else []
+        if len(parts) > 4 and is_account(parts[4]):
+            accounts.add(parts[4])
+    return accounts
+
+
+def trust_problems(resource: Resource, own: set[str]) -> list[str]:
+    """Why one role's trust policy admits too much, given the accounts that are ours."""
     label = f"role {resource.name} trust policy"
     try:
         document = parse(known(resource, "assumeRolePolicy"), label)
@@ -128,14 +142,19 @@ def iam_role_trust_restricted(resource: Resource, config: Mapping[str, Any]) -> 
         return [str(error)]
     if document is UNKNOWN or not isinstance(document, Mapping):
         return []  # checked once the policy is known
-    own = {str(a) for a in as_list(config.get("trustedAccountIds"))}
     if (account := role_account(resource)) is not None:
-        own.add(account)
+        own = own | {account}
     problems: list[str] = []
     for sid, statement in statements(document):
         if statement.get("Effect") == "Allow":
             problems += statement_problems(sid, statement, own, label)
     return problems
+
+
+def iam_role_trust_restricted(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Finding]:
+    own = {str(a) for a in as_list(config.get("trustedAccountIds"))} | stack_accounts(resources)
+    return [Finding(role.urn, problem) for role in resources if role.type == ROLE
+            for problem in trust_problems(role, own)]
 
 
 RULE = Rule(
@@ -149,13 +168,12 @@ RULE = Rule(
                 "sts:ExternalId or aws:PrincipalArn; a SAML or OIDC provider needs its audience "
                 "(SAML:aud, <provider>:aud). AccessRoles writes human roles' trust from the "
                 "configured identity provider.",
-    resource_check=iam_role_trust_restricted,
-    resource_types=frozenset({ROLE}),
+    stack_check=iam_role_trust_restricted,
     suppressible=False,
     config={
         "trustedAccountIds": {"type": "array", "items": {"type": "string", "pattern": "^[0-9]{12}$"},
                               "default": [],
                               "description": "Accounts whose root a trust policy may name without a "
-                                             "condition, besides the role's own."},
+                                             "condition, besides the stack's own."},
     },
 )
