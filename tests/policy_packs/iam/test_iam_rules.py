@@ -451,5 +451,24 @@ def test_standing_grants_through_role_and_managed_policies_are_caught() -> None:
     assert "AmazonS3FullAccess is not declared by the stack" in found
 
 
+def test_a_trust_that_carries_the_expiry_covers_standing_permissions() -> None:
+    """The JustInTimeAccess shape: the role holds its permissions, and its trust admits nobody
+    until a grant (a date in the past), then only the requester until the expiry."""
+    standing = [inline("standing", allow())]
+    closed = trust({"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                   {"DateLessThan": {"aws:CurrentTime": "2000-01-01T00:00:00Z"}}, "sts:AssumeRole")
+    granted = trust({"AWS": f"arn:aws:iam::{ACCOUNT}:role/curator"}, EXPIRY, "sts:AssumeRole")
+    nobody: dict[str, Any] = {"Version": "2012-10-17", "Statement": []}
+    for policy in (closed, granted, nobody):
+        assert jit_grant_expiry([elevation(trust_policy=policy, inlinePolicies=standing)], NO_CONFIG) == []
+    # One Allow of the trust without the expiry, and the permissions must carry it themselves.
+    leaky = {"Statement": [*closed["Statement"], *trust({"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                                                        action="sts:AssumeRole")["Statement"]]}
+    [finding] = jit_grant_expiry([elevation(trust_policy=leaky, inlinePolicies=standing)], NO_CONFIG)
+    assert "the role's trust does not carry one on every Allow either" in finding.message
+    pending = elevation(assumeRolePolicy=UNKNOWN, inlinePolicies=standing)
+    assert jit_grant_expiry([pending], NO_CONFIG) == []
+
+
 def test_other_roles_are_not_held_to_expiry() -> None:
     assert jit_grant_expiry([role(inlinePolicies=[inline("standing", allow())])], NO_CONFIG) == []
