@@ -26,6 +26,14 @@ from ztpolicy.rules.ec2 import (
 from ztpolicy.rules.elb import (
     load_balancer_access_logs,
 )
+from ztpolicy.rules.iam import (
+    iam_human_role_conditions,
+    iam_no_wildcard_action,
+    iam_role_permissions_boundary,
+    iam_role_session_duration,
+    iam_role_trust_restricted,
+    jit_grant_expiry,
+)
 from ztpolicy.rules.imagebuilder import (
     image_builder_component_encrypted,
     image_builder_infrastructure_hardened,
@@ -119,4 +127,10 @@ ALL_RULES: list[Rule] = [
     s3_bucket_encrypted_with_cmk.RULE,
     s3_bucket_policy_tls_and_key_pinned.RULE,
     inference_path_tls_bound.RULE,
+    iam_role_trust_restricted.RULE,
+    iam_no_wildcard_action.RULE,
+    iam_human_role_conditions.RULE,
+    iam_role_permissions_boundary.RULE,
+    iam_role_session_duration.RULE,
+    jit_grant_expiry.RULE,
 ]

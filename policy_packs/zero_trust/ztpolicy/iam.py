@@ -1,0 +1,192 @@
+"""What the IAM rules share: how a role's access tag, trust policy and permission policies are read.
+
+A role's documents arrive as JSON text in deployed state (`assumeRolePolicy`, each inline
+`policy`) and as text or an object in a program's inputs; both are read the same way. A value not
+known yet (a real preview) is UNKNOWN: the rules skip what they cannot read and check it at deploy.
+
+Which roles are held to the human-access controls is decided by one tag, `ztai:access`, read from
+`tags` and the provider's merged `tagsAll`: `human`, `break-glass` or `jit-elevation`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ztpolicy.graph import UNKNOWN, as_list, known, known_field, known_items, refers_to_by_value
+from ztpolicy.rule import Resource
+
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+POLICY = "aws:iam/policy:Policy"
+ROLE_POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+USER_POLICY = "aws:iam/userPolicy:UserPolicy"
+GROUP_POLICY = "aws:iam/groupPolicy:GroupPolicy"
+# Attachments of a managed policy to anything but a role.
+OTHER_ATTACHMENTS = ("aws:iam/userPolicyAttachment:UserPolicyAttachment",
+                     "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
+                     "aws:iam/policyAttachment:PolicyAttachment")
+
+ACCESS_TAG = "ztai:access"
+HUMAN, BREAK_GLASS, JIT_ELEVATION = "human", "break-glass", "jit-elevation"
+ACCESS_KINDS = (HUMAN, BREAK_GLASS, JIT_ELEVATION)
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/")
+_AWS_MANAGED_POLICY = re.compile(r"^arn:aws[\w-]*:iam::aws:policy/")
+
+
+class DocumentError(ValueError):
+    """A policy document that cannot be read as IAM reads it."""
+
+
+def access_tag(role: Resource) -> str | None:
+    """The role's `ztai:access` value (from `tags`, else the merged `tagsAll`), or None.
+
+    The value is returned as written: callers that widen a control compare it loosely, callers
+    that grant an exception compare it exactly, so a look-alike value never earns the exception.
+    """
+    for prop in ("tags", "tagsAll"):
+        tags = known(role, prop)
+        if isinstance(tags, Mapping):
+            value = tags.get(ACCESS_TAG)
+            if isinstance(value, str):
+                return value
+    return None
+
+
+def loosely(value: str | None) -> str:
+    return (value or "").strip().lower()
+
+
+def is_break_glass(role: Resource) -> bool:
+    """Exactly `break-glass`: the one value that earns the wildcard exception."""
+    return access_tag(role) == BREAK_GLASS
+
+
+def parse(document: Any, label: str) -> Mapping[str, Any] | object:
+    """A policy document as an object; UNKNOWN when not known yet; DocumentError if unreadable."""
+    parsed: object = document
+    if parsed is UNKNOWN:
+        return parsed
+    if isinstance(document, str):
+        try:
+            parsed = json.loads(document)
+        except json.JSONDecodeError as error:
+            raise DocumentError(f"{label} is not valid JSON ({error.msg})") from None
+    if not isinstance(parsed, Mapping):
+        raise DocumentError(f"{label} is not a JSON object")
+    return parsed
+
+
+def statements(document: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(Sid or position, statement) for every statement of a parsed document."""
+    return [(str(statement.get("Sid") or f"#{index}"), statement)
+            for index, statement in enumerate(as_list(document.get("Statement")))
+            if isinstance(statement, Mapping)]
+
+
+def conditions(statement: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """(operator, key, values) of a statement's Condition; operator and key in lower case."""
+    condition = statement.get("Condition")
+    if not isinstance(condition, Mapping):
+        return []
+    return [(str(operator).lower(), str(key).lower(), [str(v) for v in as_list(values)])
+            for operator, block in condition.items() if isinstance(block, Mapping)
+            for key, values in block.items()]
+
+
+def role_account(role: Resource) -> str | None:
+    """The account of the role, from its ARN once known."""
+    arn = known(role, "arn")
+    match = _ROLE_ARN.match(arn) if isinstance(arn, str) else None
+    return match[1] if match else None
+
+
+def is_aws_managed(arn: Any) -> bool:
+    return isinstance(arn, str) and bool(_AWS_MANAGED_POLICY.match(arn))
+
+
+def is_account(value: str) -> bool:
+    return bool(_ACCOUNT.match(value))
+
+
+class Permissions:
+    """The permission policies of each role of a stack: inline, separate RolePolicy resources,
+    attached managed policies (those the stack declares, by document; others by ARN only)."""
+
+    def __init__(self, resources: Sequence[Resource]) -> None:
+        self.roles = [r for r in resources if r.type == ROLE]
+        self.role_policies = [r for r in resources if r.type == ROLE_POLICY]
+        self.policies = [r for r in resources if r.type == POLICY]
+        self.attachments = [r for r in resources if r.type == ROLE_POLICY_ATTACHMENT]
+
+    def owner_of(self, inline: Resource) -> Resource | None:
+        """The role a RolePolicy belongs to (by the role's name, or the program's dependency)."""
+        return next((role for role in self.roles
+                     if refers_to_by_value(inline, "role", role, "name")), None)
+
+    def declared_policy(self, arn: Any, attachment: Resource | None = None) -> Resource | None:
+        """The stack's managed policy an ARN (or an attachment's dependency) names."""
+        for policy in self.policies:
+            if isinstance(arn, str) and arn and arn in (known(policy, "arn"), known(policy, "id")):
+                return policy
+            if attachment is not None and arn is UNKNOWN and \
+                    policy.urn in attachment.property_dependencies.get("policyArn", ()):
+                return policy
+        return None
+
+    def attached(self, role: Resource) -> list[tuple[str, Any]]:
+        """(label, document or ARN marker) of every managed policy attached to `role`: a declared
+        policy's document, else ("<arn>", None) for a policy the stack does not declare."""
+        found: list[tuple[str, Any]] = []
+        for attachment in self.attachments:
+            if not refers_to_by_value(attachment, "role", role, "name"):
+                continue
+            arn = known(attachment, "policyArn")
+            policy = self.declared_policy(arn, attachment)
+            if policy is not None:
+                found.append((f"managed policy {policy.name}", known(policy, "policy")))
+            else:
+                found.append((f"managed policy {arn if isinstance(arn, str) else '(not known yet)'}",
+                              None if arn is not UNKNOWN else UNKNOWN))
+        for arn in known_items(known(role, "managedPolicyArns")):
+            policy = self.declared_policy(arn)
+            if policy is not None:
+                found.append((f"managed policy {policy.name}", known(policy, "policy")))
+            else:
+                found.append((f"managed policy {arn if isinstance(arn, str) else '(not known yet)'}",
+                              None if arn is not UNKNOWN else UNKNOWN))
+        return found
+
+    def documents(self, role: Resource) -> list[tuple[str, Any]]:
+        """(label, document) of every permission policy of `role`; a document None stands for a
+        managed policy the stack does not declare (its content cannot be read here)."""
+        found: list[tuple[str, Any]] = []
+        inline = known(role, "inlinePolicies")
+        for item in known_items(inline):
+            if isinstance(item, Mapping):
+                policy = known_field(item, "policy")
+                if policy in (None, ""):
+                    continue  # an inline entry without a policy deletes nothing and grants nothing
+                found.append((f"inline policy {known_field(item, 'name') or '(unnamed)'}", policy))
+            elif item is UNKNOWN:
+                found.append(("inline policy (not known yet)", UNKNOWN))
+        for role_policy in self.role_policies:
+            if self.owner_of(role_policy) is role:
+                found.append((f"role policy {role_policy.name}", known(role_policy, "policy")))
+        return found + self.attached(role)
+
+    def boundary(self, role: Resource) -> tuple[str, Any] | None:
+        """(label, document) of the role's permissions boundary when the stack declares it."""
+        arn = known(role, "permissionsBoundary")
+        for policy in self.policies:
+            by_value = isinstance(arn, str) and arn and arn in (known(policy, "arn"), known(policy, "id"))
+            by_dependency = arn is UNKNOWN and policy.urn in role.property_dependencies.get(
+                "permissionsBoundary", ())
+            if by_value or by_dependency:
+                return f"permissions boundary {policy.name}", known(policy, "policy")
+        return None
+
