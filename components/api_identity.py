@@ -15,10 +15,10 @@ Secure by default, as the component declares it:
 - one resource server, identified by the API's URL, owning every scope; a scope is
   `<identifier>/<name>`, the exact string the routes require;
 - one app client per caller: `client_credentials` only (no code or implicit flow, no callback
-  URLs), a generated secret, access tokens valid `access_token_minutes` (default and most 15: a stolen token is
-  worth a quarter of an hour), no refresh token worth having (the client-credentials flow issues
-  none; the validity Cognito still requires is set to its minimum, one hour), token revocation on,
-  user-existence errors hidden;
+  URLs), a generated secret, access tokens valid `access_token_minutes` (default and most 15: a
+  stolen token is worth a quarter of an hour), no refresh token worth having (the
+  client-credentials flow issues none; the validity Cognito still requires is set to its minimum,
+  one hour), token revocation on, user-existence errors hidden;
 - a Cognito-prefix domain (`<prefix>.auth.<region>.amazoncognito.com`) for the token endpoint.
 
 The client secrets are not exported (they would be stack outputs in plain view of whoever reads

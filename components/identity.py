@@ -43,6 +43,7 @@ Every role:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -193,6 +194,12 @@ def trust_policy(role: str, settings: HumanAccessSettings, *, partition: str, ac
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
 
 
+def _trust_for_account(role: str, settings: HumanAccessSettings, partition: str, environment: str,
+                       account_id: str) -> str:
+    return trust_policy(role, settings, partition=partition, account_id=account_id,
+                        environment=environment)
+
+
 def log_read_policy(partition: str, region: str, account_id: str,
                     log_group_prefixes: Sequence[str]) -> str:
     """Read the stack's log groups (their names start with the given prefixes), nothing else."""
@@ -267,10 +274,8 @@ class AccessRoles(pulumi.ComponentResource):
             self.roles[role] = aws.iam.Role(
                 f"{name}-{role}", name=role_name(args.environment, role),
                 description=f"zero-trust-ai {args.environment}: {role} (docs/identity.md)",
-                assume_role_policy=account_id.apply(
-                    lambda account, role=role: trust_policy(role, settings, partition=partition,
-                                                            account_id=account,
-                                                            environment=args.environment)),
+                assume_role_policy=account_id.apply(functools.partial(
+                    _trust_for_account, role, settings, partition, args.environment)),
                 permissions_boundary=self.boundary.arn,
                 max_session_duration=MAX_SESSION_SECONDS,
                 tags={ACCESS_TAG: access, ROLE_TAG: role},
