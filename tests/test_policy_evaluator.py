@@ -120,10 +120,16 @@ def test_ip_address_operators(address: str, inside: bool) -> None:
 def test_a_federated_principal_is_matched_by_its_provider_arn_only() -> None:
     provider = "arn:aws:iam::111122223333:saml-provider/corp"
     trust = policy({"Effect": "Allow", "Principal": {"Federated": provider},
-                    "Action": "sts:AssumeRoleWithSAML", "Resource": "*"})
-    assert evaluate(trust, Request(provider, "sts:AssumeRoleWithSAML", "*", {})).effect == "allow"
+                    "Action": "sts:AssumeRoleWithSAML"})
+    assert evaluate(trust, Request(provider, "sts:AssumeRoleWithSAML", "*", {}), trust=True).effect == "allow"
     for caller in ("arn:aws:iam::111122223333:saml-provider/other", ROLE):
-        assert evaluate(trust, Request(caller, "sts:AssumeRoleWithSAML", "*", {})).effect == "implicit-deny"
+        assert evaluate(trust, Request(caller, "sts:AssumeRoleWithSAML", "*", {}),
+                        trust=True).effect == "implicit-deny"
+    # A trust policy names no Resource: one that does is refused, not guessed at.
+    with pytest.raises(UnsupportedPolicyError):
+        evaluate(policy({"Effect": "Allow", "Principal": {"Federated": provider},
+                         "Action": "sts:AssumeRoleWithSAML", "Resource": "*"}),
+                 Request(provider, "sts:AssumeRoleWithSAML", "*", {}), trust=True)
 
 
 def test_what_it_does_not_implement_is_refused_not_guessed() -> None:
@@ -133,5 +139,5 @@ def test_what_it_does_not_implement_is_refused_not_guessed() -> None:
         evaluate(policy(allow(NumericLessThan={"aws:MultiFactorAuthAge": "3600"})), request(),
                  identity=True)
     with pytest.raises(UnsupportedPolicyError):
-        evaluate(policy(allow(**{"ForAllValues:StringEquals": {"aws:TagKeys": "a"}})), request(),
-                 identity=True)
+        evaluate(policy({**allow(), "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": "a"}}}),
+                 request(), identity=True)

@@ -210,9 +210,11 @@ def _statements(policy_json: str) -> Sequence[Mapping[str, Any]]:
     return statements
 
 
-def evaluate(policy_json: str, request: Request, *, identity: bool = False) -> Decision:
+def evaluate(policy_json: str, request: Request, *, identity: bool = False,
+             trust: bool = False) -> Decision:
     """Allow, explicit deny or implicit deny for `request`; UnsupportedPolicyError when unsure.
-    identity=True: an identity-based policy or boundary (no Principal; it applies to its holder)."""
+    identity=True: an identity-based policy or boundary (no Principal; it applies to its holder).
+    trust=True: a role's trust policy (no Resource; it is about the role that holds it)."""
     allows: list[str] = []
     denies: list[str] = []
     for position, statement in enumerate(_statements(policy_json)):
@@ -225,7 +227,9 @@ def evaluate(policy_json: str, request: Request, *, identity: bool = False) -> D
             continue
         if not _listed(statement, "Action", request.action, where, ignore_case=True):
             continue
-        if not _listed(statement, "Resource", request.resource, where, ignore_case=False):
+        if trust and "Resource" in statement:
+            raise UnsupportedPolicyError(f"{where}: a trust policy statement has no Resource")
+        if not trust and not _listed(statement, "Resource", request.resource, where, ignore_case=False):
             continue
         if "Condition" in statement and not _condition_holds(statement["Condition"], request.context, where):
             continue
