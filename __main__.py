@@ -12,13 +12,13 @@ from components.ami_pipeline import ImmutableAmiPipeline, ImmutableAmiPipelineAr
 from components.api_gateway import FIRST_PARTY, ApiRoute, SecureApiGateway, SecureApiGatewayArgs
 from components.api_identity import ApiClient, CognitoApiIdentity, CognitoApiIdentityArgs, scope_string
 from components.aws_facts import enclave_parent_type
-from components.identity import AccessRoles, AccessRolesArgs
 from components.enclave_fleet import (
     EnclaveInferenceFleet,
     EnclaveInferenceFleetArgs,
     ImageRollout,
     ImageRolloutArgs,
 )
+from components.identity import AccessRoles, AccessRolesArgs
 from components.key_rotation import MonthlyKeyRotation, MonthlyKeyRotationArgs, rotation_schedule_name
 from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs, log_group_prefixes_for
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
