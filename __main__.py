@@ -18,13 +18,15 @@ from components.enclave_fleet import (
     ImageRollout,
     ImageRolloutArgs,
 )
+from components.identity import AccessRoles, AccessRolesArgs
 from components.key_rotation import MonthlyKeyRotation, MonthlyKeyRotationArgs, rotation_schedule_name
-from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs
+from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs, log_group_prefixes_for
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
 from components.session_manager import SessionManagerPreferences, SessionManagerPreferencesArgs
 from components.stack_config import load_stack_config
 from components.tags import register_standard_tags
 from components.token_vault import TokenVault, TokenVaultArgs, vault_table_name
+from components.training_data import TrainingDataBucket, TrainingDataBucketArgs
 
 config = load_stack_config()
 # Before the first resource: every taggable resource gets environment, owner and project here, once.
@@ -105,9 +107,8 @@ keys.grant_use_through_service("logs", rotation.role, "sqs")
 # schedule's only.
 keys.grant_schedule_decrypt("logs", rotation.scheduler_role, rotation.schedule_name)
 
-# The token vault (tokenization), encrypted with the secrets key. No role is granted tokenize/detokenize
-# yet (operator roles are not built yet): grant with token_vault.grant_tokenize(role, keys=keys) and
-# token_vault.grant_detokenize(role, keys=keys) here, above the seal.
+# The token vault (tokenization), encrypted with the secrets key. The data curator tokenizes (below);
+# no role detokenizes: grant with token_vault.grant_detokenize(role, keys=keys) here, above the seal.
 token_vault = TokenVault(
     "token-vault",
     TokenVaultArgs(
@@ -249,8 +250,7 @@ keys.grant_use_through_service("logs", rollout.role, "sqs")  # its failure queue
 # is encrypted with the logs key (the hierarchy has no purpose of its own for session data) and
 # streamed to a log group encrypted with it; idle and maximum durations are capped. Only roles
 # granted here may start sessions, and only shells on instances tagged as the fleet's parents or
-# the pipeline's build instances; no role is granted yet (operator roles are not built yet): grant
-# with sessions.grant_start_session(role) and keys.grant_generate_data_key("logs", role).
+# the pipeline's build instances; the security responder is granted below.
 sessions = SessionManagerPreferences(
     "session-manager",
     SessionManagerPreferencesArgs(
@@ -340,6 +340,54 @@ fleet.admit_clients_from(gateway.vpc_link_security_group.id, "api-gateway")
 # inference key through S3 for the truststore bucket's objects only.
 keys.allow_administrators_through_s3("inference", gateway.truststore_bucket_arn)
 
+# The training data: raw/, curated/ (tokenized) and outputs/, under the training-data key.
+training_data = TrainingDataBucket(
+    "training-data",
+    TrainingDataBucketArgs(environment=config.environment, owner=config.owner, region=config.region,
+                           key_arn=keys.key_arn("training-data"), protect=config.is_prod),
+)
+
+# The human roles (docs/identity.md): one per job, trusted only from the configured identity
+# provider, usable only with MFA, a compliant device, from the management segment's endpoints (or
+# the corporate ranges) and in the stack's Regions. Each is granted below by the owners of what it
+# uses; none is a key administrator of the key policies (keyAdministratorRoleArns stays the
+# deployer's), and break-glass gets kms:* on the keys only if breakGlassRoleArn names it.
+people = AccessRoles(
+    "access",
+    AccessRolesArgs(
+        environment=config.environment,
+        owner=config.owner,
+        region=config.region,
+        settings=config.human_access,
+        log_group_prefixes=log_group_prefixes_for(config.environment),
+        source_vpce_ids=[endpoint.id for endpoint in management.endpoints.values()],
+        extra_regions=config.key_replica_regions,
+    ),
+)
+curator, engineer = people["data-curator"], people["model-engineer"]
+publisher, responder = people["model-publisher"], people["security-responder"]
+# Data curator: brings raw data in, tokenizes it into curated/; never detokenizes, never weights.
+training_data.grant_read_prefix(curator, "raw/")
+training_data.grant_write_prefix(curator, "raw/")
+training_data.grant_write_prefix(curator, "curated/")
+keys.grant_use_through_service("training-data", curator, "s3")
+token_vault.grant_tokenize(curator, keys=keys)
+# Model engineer: trains on curated (tokenized) data and writes outputs.
+training_data.grant_read_prefix(engineer, "curated/")
+training_data.grant_read_prefix(engineer, "outputs/")
+training_data.grant_write_prefix(engineer, "outputs/")
+keys.grant_use_through_service("training-data", engineer, "s3")
+# Model publisher: data keys for the published models only (the weights' encryption context), and
+# uploads to models/; never kms:Decrypt on the weights key.
+if config.human_access.published_models:
+    keys.grant_generate_data_key("model-weights", publisher,
+                                 encryption_context={"model": list(config.human_access.published_models)})
+fleet.grant_model_publishing(publisher)
+keys.grant_use_through_service("inference", publisher, "s3")
+# Security responder: logged shells on the fleet's parents and the build instances.
+sessions.grant_start_session(responder)
+keys.grant_generate_data_key("logs", responder)
+
 # Through the segments' s3, logs, ecr and ssm endpoints, principals reach only what is named
 # here (the model bucket, the AMI-id parameter, the image build's log group, whose name is the
 # pipeline's log_group_prefix), no other resource of the account, another environment's included.
@@ -373,6 +421,8 @@ pulumi.export("inferenceLaunchTemplateId", fleet.launch_template.id)
 pulumi.export("amiPipelineArn", ami_pipeline.pipeline.arn)
 pulumi.export("amiIdParameter", fleet.image_parameter.name)
 pulumi.export("modelBucket", fleet.model_bucket_name)
+pulumi.export("trainingDataBucket", training_data.bucket_name)
+pulumi.export("humanRoleArns", people.role_arns)
 if api.jwt_issuer is None:
     # What the enclave image bakes to re-verify every request (enclave_images/build.sh): the pool,
     # each app client bound to its CAs' names, each route's scopes. Onboarding a partner changes

@@ -15,8 +15,10 @@ Secure by default, as the component declares it:
 - one resource server, identified by the API's URL, owning every scope; a scope is
   `<identifier>/<name>`, the exact string the routes require;
 - one app client per caller: `client_credentials` only (no code or implicit flow, no callback
-  URLs), a generated secret, access tokens valid `access_token_minutes` (default 60), token
-  revocation on, user-existence errors hidden;
+  URLs), a generated secret, access tokens valid `access_token_minutes` (default and most 15: a
+  stolen token is worth a quarter of an hour), no refresh token worth having (the
+  client-credentials flow issues none; the validity Cognito still requires is set to its minimum,
+  one hour), token revocation on, user-existence errors hidden;
 - a Cognito-prefix domain (`<prefix>.auth.<region>.amazoncognito.com`) for the token endpoint.
 
 The client secrets are not exported (they would be stack outputs in plain view of whoever reads
@@ -47,7 +49,9 @@ _RESERVED_IN_PREFIX = ("aws", "amazon", "cognito")
 _SCOPE_NAME = re.compile(r"[\x21\x23-\x2E\x30-\x5B\x5D-\x7E]{1,256}")
 _CLIENT_NAME = re.compile(r"[\w\s+=,.@-]{1,128}")
 # Cognito accepts access tokens valid 5 minutes to 1 day.
-MIN_ACCESS_TOKEN_MINUTES, MAX_ACCESS_TOKEN_MINUTES = 5, 24 * 60
+# 15 minutes at most: a client-credentials caller asks for a new token whenever it needs one,
+# so a longer life only lengthens what a stolen token is worth.
+MIN_ACCESS_TOKEN_MINUTES, MAX_ACCESS_TOKEN_MINUTES = 5, 15
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ class CognitoApiIdentityArgs:
         the prefix may have at most 54 characters.
     scopes: scope name → description; every scope a client or route uses.
     clients: the callers; at least one.
-    access_token_minutes: 5 to 1440; default 60.
+    access_token_minutes: 5 to 15; default 15.
     deletion_protection: Cognito's deletion protection on the pool (prod: on).
     protect: Pulumi `protect` on the pool. Default False.
     """
@@ -91,7 +95,7 @@ class CognitoApiIdentityArgs:
     scopes: Mapping[str, str]
     clients: Sequence[ApiClient]
     unique_domain_suffix: bool = True
-    access_token_minutes: int = 60
+    access_token_minutes: int = MAX_ACCESS_TOKEN_MINUTES
     deletion_protection: bool = False
     protect: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -158,9 +162,11 @@ class CognitoApiIdentity(pulumi.ComponentResource):
                 explicit_auth_flows=["ALLOW_REFRESH_TOKEN_AUTH"],
                 access_token_validity=args.access_token_minutes,
                 id_token_validity=args.access_token_minutes,
-                refresh_token_validity=1,
+                # The client-credentials flow issues no refresh token; Cognito still wants a
+                # validity, so it gets the shortest Cognito accepts (60 minutes).
+                refresh_token_validity=60,
                 token_validity_units=aws.cognito.UserPoolClientTokenValidityUnitsArgs(
-                    access_token="minutes", id_token="minutes", refresh_token="days"),
+                    access_token="minutes", id_token="minutes", refresh_token="minutes"),
                 enable_token_revocation=True,
                 prevent_user_existence_errors="ENABLED",
                 # The scopes must exist on the resource server before a client may be allowed them.

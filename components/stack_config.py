@@ -117,6 +117,33 @@ class ApiSettings:
     auth_domain_prefix_derived: bool = True
 
 
+# How people reach the human roles (components/identity.py): the federation the roles trust and
+# the session context every one of them requires.
+IDENTITY_PROVIDERS = ("identity-center", "saml", "oidc")
+
+
+@dataclass(frozen=True)
+class HumanAccessSettings:
+    """Federation and context of the human roles (docs/identity.md).
+
+    provider: identity-center (default: AWS's recommendation for workforce access, one place for
+        users, groups, MFA and the session tags), saml or oidc (an IAM identity provider).
+    provider_arn: the IAM SAML or OIDC provider's ARN (saml, oidc); None with identity-center.
+    audience: the OIDC client id the tokens carry as `aud` (oidc only).
+    mfa_tag, device_tag: session tags the IdP sets to "true" after MFA and on a compliant device.
+    source_cidrs: corporate ranges people come from; empty: the management segment's VPC endpoints.
+    published_models: model names the publisher may generate weights data keys for.
+    """
+
+    provider: str = "identity-center"
+    provider_arn: str | None = None
+    audience: str | None = None
+    mfa_tag: str = "mfa-authenticated"
+    device_tag: str = "device-compliant"
+    source_cidrs: tuple[str, ...] = ()
+    published_models: tuple[str, ...] = ()
+
+
 class StackConfigError(pulumi.RunError):
     """The stack configuration is invalid; the message lists every problem found."""
 
@@ -147,6 +174,7 @@ class StackConfig:
     enclave_artifacts: EnclaveArtifacts | None = None  # None: the image has no EIF and no agent
     # Reserved concurrency 1 on the rotation and rollout functions; False: unreserved (low quota).
     reserve_function_concurrency: bool = True
+    human_access: HumanAccessSettings = HumanAccessSettings()
 
     @property
     def is_prod(self) -> bool:
@@ -404,6 +432,59 @@ def _parse_issuer(key: str, value: Any) -> str | None:
     return text
 
 
+_IDENTITY_PROVIDER_ARN = re.compile(
+    r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(saml-provider/[\w.-]{1,128}|oidc-provider/[A-Za-z0-9.-]+(/\S*)?)$")
+_SESSION_TAG = re.compile(r"^[\w.:/=+@-]{1,128}$")
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def _parse_identity_provider(key: str, value: Any) -> str:
+    return _one_of(key, value, IDENTITY_PROVIDERS)
+
+
+def _parse_identity_provider_arn(key: str, value: Any) -> str | None:
+    if value == "":
+        return None
+    text = _as_string(key, value)
+    if not _IDENTITY_PROVIDER_ARN.match(text):
+        raise ValueError(f"{_full(key)} = {_show(value)}: an IAM identity provider ARN such as "
+                         "arn:aws:iam::111122223333:saml-provider/corp or "
+                         "arn:aws:iam::111122223333:oidc-provider/login.example.com")
+    return text
+
+
+def _parse_optional_text(key: str, value: Any) -> str | None:
+    return None if value == "" else _as_string(key, value)
+
+
+def _parse_session_tag(key: str, value: Any) -> str:
+    text = _as_string(key, value)
+    if not _SESSION_TAG.match(text) or text.lower().startswith("aws:"):
+        raise ValueError(f"{_full(key)} = {_show(value)}: a session tag key of 1-128 letters, digits "
+                         "and _.:/=+-@, not starting with aws:")
+    return text
+
+
+def _parse_source_cidrs(key: str, value: Any) -> list[str]:
+    cidrs = _as_string_list(key, value)
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr)
+        except ValueError:
+            raise ValueError(f"{_full(key)} = {_show(value)}: {cidr!r} is not a CIDR without host "
+                             "bits, e.g. 203.0.113.0/24") from None
+    return cidrs
+
+
+def _parse_model_names(key: str, value: Any) -> list[str]:
+    names = _as_string_list(key, value)
+    bad = [name for name in names if not _MODEL_NAME.match(name)]
+    if bad or len(set(names)) != len(names):
+        raise ValueError(f"{_full(key)} = {_show(value)}: distinct model names of 1-128 letters, "
+                         "digits and ._- (the `model` value of the weights' encryption context)")
+    return names
+
+
 # The one declaration of every project key (see the module's docstring).
 KEYS: dict[str, StackKey] = {
     "environment": StackKey("Deployment environment: dev, staging or prod.", True, _parse_environment,
@@ -520,6 +601,29 @@ KEYS: dict[str, StackKey] = {
         "race. Lambda reserves only what leaves 100 unreserved: in an account with a lower "
         "concurrency quota (new accounts: 10) set false until the quota is raised.",
         False, _as_bool, True, type="boolean"),
+    "identityProvider": StackKey(
+        "Where the human roles' people sign in: identity-center (default: AWS recommends IAM "
+        "Identity Center for workforce access, with users, MFA and session tags in one place), "
+        "saml or oidc (an IAM identity provider, identityProviderArn).",
+        False, _parse_identity_provider, "identity-center", allowed=IDENTITY_PROVIDERS),
+    "identityProviderArn": StackKey("The IAM SAML or OIDC identity provider the human roles trust "
+                                    "(saml, oidc); empty with identity-center.",
+                                    False, _parse_identity_provider_arn, ""),
+    "identityProviderAudience": StackKey("The OIDC client id the IdP's tokens carry as aud (oidc "
+                                         "only).", False, _parse_optional_text, ""),
+    "mfaSessionTag": StackKey("Session tag the IdP sets to \"true\" when the person signed in with "
+                              "MFA; every human role requires it (or aws:MultiFactorAuthPresent).",
+                              False, _parse_session_tag, "mfa-authenticated"),
+    "deviceComplianceTag": StackKey("Session tag the IdP sets to \"true\" for a managed, compliant "
+                                    "device; every human role except break-glass requires it.",
+                                    False, _parse_session_tag, "device-compliant"),
+    "humanSourceCidrs": StackKey("Corporate ranges the human roles may be used from (aws:SourceIp, "
+                                 "AWS services acting for them excepted); default: only through "
+                                 "the management segment's VPC endpoints.",
+                                 False, _parse_source_cidrs, [], type="array"),
+    "publishedModels": StackKey("Model names the model publisher may encrypt weights for (the "
+                                "`model` encryption context value); default: none.",
+                                False, _parse_model_names, [], type="array"),
 }
 
 
@@ -671,8 +775,9 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
                          f"parent agent only with all of {', '.join(map(_full, _ARTIFACT_KEYS))}")
 
     api = _api_settings(values, problems)
+    human_access = _human_access_settings(values, problems)
 
-    if problems.items or fleet is None or api is None:
+    if problems.items or fleet is None or api is None or human_access is None:
         raise StackConfigError(stack_hint, problems.items)
 
     egress = set(values["egressSegments"])
@@ -707,13 +812,54 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
         ) if all(artifacts) else None,
         api=api,
         reserve_function_concurrency=values["reserveFunctionConcurrency"],
+        human_access=human_access,
     )
+
+
+def _human_access_settings(values: Mapping[str, Any], problems: _Problems) -> HumanAccessSettings | None:
+    provider, arn = values.get("identityProvider"), values.get("identityProviderArn")
+    audience = values.get("identityProviderAudience")
+    if provider is None:
+        return None  # its parser reported it
+    found: list[str] = []
+    kind = {"saml": "saml-provider/", "oidc": "oidc-provider/"}.get(provider)
+    if kind is None:
+        found += [f"{_full(name)}: only with identityProvider saml or oidc; identity-center "
+                  "needs none (remove it)" for name, given in
+                  (("identityProviderArn", arn), ("identityProviderAudience", audience)) if given]
+    else:
+        if arn is None:
+            found.append(f"{_full('identityProviderArn')}: missing; identityProvider {provider} "
+                         f"needs the IAM {kind.rstrip('/')} ARN the human roles trust")
+        elif f":{kind}" not in arn:
+            found.append(f"{_full('identityProviderArn')} = {arn!r}: identityProvider {provider} "
+                         f"needs an IAM {kind.rstrip('/')} ARN")
+        if provider == "oidc" and audience is None:
+            found.append(f"{_full('identityProviderAudience')}: missing; identityProvider oidc "
+                         "needs the client id its tokens carry as aud")
+        if provider == "saml" and audience is not None:
+            found.append(f"{_full('identityProviderAudience')}: only with identityProvider oidc "
+                         "(SAML's audience is AWS's sign-in URL)")
+    for message in found:
+        problems.add(message)
+    parts = [values.get(k) for k in ("mfaSessionTag", "deviceComplianceTag", "humanSourceCidrs",
+                                     "publishedModels")]
+    if found or any(part is None for part in parts):
+        return None
+    if values["mfaSessionTag"] == values["deviceComplianceTag"]:
+        problems.add(f"{_full('mfaSessionTag')} and {_full('deviceComplianceTag')} are both "
+                     f"{values['mfaSessionTag']!r}: two different session tags")
+        return None
+    return HumanAccessSettings(
+        provider=provider, provider_arn=arn, audience=audience, mfa_tag=values["mfaSessionTag"],
+        device_tag=values["deviceComplianceTag"], source_cidrs=tuple(values["humanSourceCidrs"]),
+        published_models=tuple(values["publishedModels"]))
 
 
 # Keys holding ARNs (one or a list), which must be in the stack region's partition: IAM and ACM
 # refuse a principal or certificate of another partition, at deploy time.
 _ARN_KEYS = ("keyAdministratorRoleArns", "breakGlassRoleArn", "apiCertificateArn",
-             "apiOwnershipVerificationCertificateArn")
+             "apiOwnershipVerificationCertificateArn", "identityProviderArn")
 
 
 def _partition_problems(values: Mapping[str, Any], partition: str, region: str) -> list[str]:

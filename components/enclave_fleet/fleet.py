@@ -248,6 +248,7 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
         # change when an image is built and Image Builder never writes a template version.
         settings = args.settings
         self.artifact_prefix = args.artifact_prefix
+        self.model_prefix = args.model_prefix
         architecture = enclave_parent_type(settings.instance_type).architecture
         first_image = aws.ssm.get_parameter_output(
             name=PARENT_IMAGE_PARAMETERS[architecture], opts=pulumi.InvokeOptions(parent=self))
@@ -382,6 +383,19 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
         return self._grant(role, "read-artifacts", self.model_bucket_name.apply(
             lambda bucket: policy_document([
                 {"Sid": "ReadEnclaveArtifacts", "Effect": "Allow", "Action": "s3:GetObject",
+                 "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"}])))
+
+    def grant_model_publishing(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
+        """Let `role` (the model publisher) upload encrypted weights under model_prefix of the model
+        bucket: s3:PutObject there only, no read, no delete (the bucket is versioned, so an upload
+        never destroys the version the fleet serves). Its SSE-KMS layer also needs
+        `keys.grant_use_through_service(<storage purpose>, role, "s3")`; the weights themselves are
+        encrypted before upload with data keys from the model-weights key."""
+        partition = self._partition
+        prefix = self.model_prefix
+        return self._grant(role, "publish-models", self.model_bucket_name.apply(
+            lambda bucket: policy_document([
+                {"Sid": "UploadEncryptedModels", "Effect": "Allow", "Action": "s3:PutObject",
                  "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"}])))
 
     def _grant(self, role: aws.iam.Role, what: str, policy: pulumi.Output[str]) -> aws.iam.RolePolicy:

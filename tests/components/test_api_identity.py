@@ -87,8 +87,11 @@ def test_each_client_is_client_credentials_with_only_its_scopes(stack: RecordedS
         assert inputs["allowedOauthFlowsUserPoolClient"] is True
         assert inputs["generateSecret"] is True and inputs["enableTokenRevocation"] is True
         assert inputs["explicitAuthFlows"] == ["ALLOW_REFRESH_TOKEN_AUTH"]
-        assert inputs["accessTokenValidity"] == 60
+        # Short-lived tokens: 15 minutes at most, and no refresh token worth having.
+        assert inputs["accessTokenValidity"] == 15 and inputs["idTokenValidity"] == 15
         assert inputs["tokenValidityUnits"]["accessToken"] == "minutes"
+        assert inputs["refreshTokenValidity"] == 60
+        assert inputs["tokenValidityUnits"]["refreshToken"] == "minutes"
         assert "callbackUrls" not in inputs
         assert server.urn in client.dependencies  # scopes exist before a client is allowed them
 
@@ -148,7 +151,9 @@ def test_dev_pool_has_no_deletion_protection() -> None:
     ({"clients": [ApiClient("a", ())]}, "'a': at least one scope"),
     ({"clients": [ApiClient("a", ("nope",))]}, "scope 'nope' is not one of the resource server's"),
     ({"clients": [ApiClient("a", ("invoke",)), ApiClient("a", ("invoke",))]}, "declared twice"),
-    ({"access_token_minutes": 2}, "access_token_minutes 2: 5 to 1440"),
+    ({"access_token_minutes": 2}, "access_token_minutes 2: 5 to 15"),
+    ({"access_token_minutes": 16}, "access_token_minutes 16: 5 to 15"),
+    ({"access_token_minutes": 60}, "access_token_minutes 60: 5 to 15"),
 ])
 def test_bad_input_is_refused_before_anything_is_declared(change: dict[str, Any], fragment: str) -> None:
     declared: list[str] = []

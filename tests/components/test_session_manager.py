@@ -184,8 +184,9 @@ def test_the_stack_lets_both_kinds_of_instances_record_encrypted_sessions() -> N
     log_group_arn = named(stack, "session-manager-logs").outputs["arn"]
     assert log_group_arn.endswith(":log-group:/zero-trust-ai/dev/ssm-sessions")
     assert cloudwatch_logs_may_encrypt(named(stack, "keys-logs").inputs["policy"], log_group_arn)
-    # No role may start sessions until one is granted (operator roles are not built yet).
-    assert not [r for r in stack.resources if r.name.startswith("session-manager-start-session")]
+    # Only the security responder (a human role) may start sessions.
+    starters = [r for r in stack.resources if r.name.startswith("session-manager-start-session")]
+    assert [r.inputs["role"] for r in starters] == [named(stack, "access-security-responder").outputs["id"]]
 
 
 def test_the_documented_scp_parses_fits_and_covers_what_the_stack_relies_on() -> None:

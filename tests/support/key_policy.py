@@ -15,6 +15,15 @@ The account principal (`arn:aws:iam::<account>:root` or the bare id) delegates t
 has no IAM policies, so it assumes the caller's IAM policy allows everything the key policy
 delegates: the most permissive assumption, which makes a refusal in a test meaningful.
 
+IAM roles' policies too (`evaluate_session`): identity-based policies (statements without a
+Principal), a permissions boundary and a resource policy, combined as IAM's policy evaluation logic
+does within one account (IAM User Guide, "Policy evaluation logic"): an explicit Deny in any of them
+wins; otherwise the request needs an Allow from the identity-based policies or the resource policy,
+and, when the role has a boundary, an Allow from the boundary as well. A trust policy is a resource
+policy whose caller may be a federated identity provider (`{"Federated": <provider ARN>}`, matched
+when the request's principal_arn is that provider's ARN). IpAddress and NotIpAddress compare
+aws:SourceIp with CIDRs (IPv4 and IPv6).
+
 Anything else (NotPrincipal, NotAction, NotResource, ForAnyValue/ForAllValues, numeric/date
 operators, policy variables, unknown operators) raises UnsupportedPolicyError: the stand-in then refuses
 the request instead of guessing.
@@ -22,6 +31,7 @@ the request instead of guessing.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -65,6 +75,17 @@ _STRING_OPERATORS: dict[str, tuple[bool, Callable[[str, str], bool]]] = {
 }
 
 
+def _in_network(cidr: str, address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(cidr)
+    except ValueError:
+        raise UnsupportedPolicyError(f"IpAddress: {cidr!r} / {address!r} is not a CIDR / address") from None
+
+
+_STRING_OPERATORS["IpAddress"] = (False, _in_network)
+_STRING_OPERATORS["NotIpAddress"] = (True, _in_network)
+
+
 def _wildcard(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
     expression = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     flags = re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL
@@ -92,7 +113,13 @@ def _account(arn: str) -> str | None:
     return parts[4] if len(parts) >= 6 and parts[0] == "arn" else None
 
 
-def _principal_matches(statement: Mapping[str, Any], principal_arn: str, where: str) -> bool:
+def _principal_matches(statement: Mapping[str, Any], principal_arn: str, where: str, *,
+                        identity: bool = False) -> bool:
+    if identity:
+        # An identity-based policy (or boundary) applies to whoever holds it.
+        if "Principal" in statement or "NotPrincipal" in statement:
+            raise UnsupportedPolicyError(f"{where}: an identity-based policy has no Principal")
+        return True
     if "NotPrincipal" in statement:
         raise UnsupportedPolicyError(f"{where}: NotPrincipal is not supported")
     if "Principal" not in statement:
@@ -108,8 +135,13 @@ def _principal_matches(statement: Mapping[str, Any], principal_arn: str, where: 
             if principal_arn in _strings(value, f"{where} Principal"):
                 return True
             continue
+        if kind == "Federated":
+            # A federated caller is named by its identity provider's ARN, never a role's.
+            if principal_arn in _strings(value, f"{where} Principal"):
+                return True
+            continue
         if kind != "AWS":
-            continue  # Service, Federated, CanonicalUser: never an IAM role caller
+            continue  # Service, CanonicalUser: never an IAM role caller
         for candidate in _strings(value, f"{where} Principal"):
             if candidate in ("*", principal_arn):
                 return True
@@ -178,8 +210,11 @@ def _statements(policy_json: str) -> Sequence[Mapping[str, Any]]:
     return statements
 
 
-def evaluate(policy_json: str, request: Request) -> Decision:
-    """Allow, explicit deny or implicit deny for `request`; UnsupportedPolicyError when unsure."""
+def evaluate(policy_json: str, request: Request, *, identity: bool = False,
+             trust: bool = False) -> Decision:
+    """Allow, explicit deny or implicit deny for `request`; UnsupportedPolicyError when unsure.
+    identity=True: an identity-based policy or boundary (no Principal; it applies to its holder).
+    trust=True: a role's trust policy (no Resource; it is about the role that holds it)."""
     allows: list[str] = []
     denies: list[str] = []
     for position, statement in enumerate(_statements(policy_json)):
@@ -188,11 +223,13 @@ def evaluate(policy_json: str, request: Request) -> Decision:
         if effect not in ("Allow", "Deny"):
             raise UnsupportedPolicyError(f"{where}: Effect {effect!r}")
         # Applicability first: a statement for another principal/action says nothing here.
-        if not _principal_matches(statement, request.principal_arn, where):
+        if not _principal_matches(statement, request.principal_arn, where, identity=identity):
             continue
         if not _listed(statement, "Action", request.action, where, ignore_case=True):
             continue
-        if not _listed(statement, "Resource", request.resource, where, ignore_case=False):
+        if trust and "Resource" in statement:
+            raise UnsupportedPolicyError(f"{where}: a trust policy statement has no Resource")
+        if not trust and not _listed(statement, "Resource", request.resource, where, ignore_case=False):
             continue
         if "Condition" in statement and not _condition_holds(statement["Condition"], request.context, where):
             continue
@@ -212,3 +249,22 @@ def cloudwatch_logs_may_encrypt(policy_json: str, log_group_arn: str) -> bool:
         principal_arn=f"logs.{region}.amazonaws.com", action=action, resource="*",
         context={"kms:EncryptionContext:aws:logs:arn": log_group_arn})).effect == "allow"
         for action in ("kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey"))
+
+
+def evaluate_session(request: Request, *, identity_policies: Sequence[str] = (),
+                     boundary: str | None = None, resource_policy: str | None = None) -> Decision:
+    """What IAM decides for a role session in one account: explicit Deny anywhere wins; else an
+    Allow from the identity-based policies or the resource policy is needed, and from the boundary
+    too when there is one (a boundary only ever limits; it grants nothing)."""
+    identity_decisions = [evaluate(policy, request, identity=True) for policy in identity_policies]
+    boundary_decision = evaluate(boundary, request, identity=True) if boundary is not None else None
+    resource_decision = evaluate(resource_policy, request) if resource_policy is not None else None
+    decisions = [d for d in (*identity_decisions, boundary_decision, resource_decision) if d is not None]
+    denies = tuple(sid for d in decisions if d.effect == "explicit-deny" for sid in d.statements)
+    if denies:
+        return Decision("explicit-deny", denies)
+    granted = [d for d in (*identity_decisions, resource_decision)
+               if d is not None and d.effect == "allow"]
+    if not granted or (boundary_decision is not None and boundary_decision.effect != "allow"):
+        return Decision("implicit-deny", ())
+    return Decision("allow", tuple(sid for d in granted for sid in d.statements))

@@ -1,0 +1,110 @@
+"""The training-data bucket: where curated, tokenized data and training outputs live.
+
+One private bucket (components/buckets.py: public access blocked, ACLs off, versioned, TLS only,
+every object encrypted with the `training-data` key) with three prefixes, each with one job:
+
+- `raw/`: what the data curators bring in, before tokenization;
+- `curated/`: tokenized data, what model engineers train on;
+- `outputs/`: what training writes (checkpoints, metrics).
+
+The bucket owns who may use it: `grant_read_prefix` and `grant_write_prefix` write a role's
+policy for one prefix. Nobody is granted s3:DeleteObject: the bucket is versioned, so an upload
+never destroys what was there, and removing data is a reviewed, out-of-band act. The key's use
+through S3 is granted by the key's owner (`keys.grant_use_through_service("training-data", role,
+"s3")`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws_facts import partition_for_region
+from components.buckets import private_bucket
+
+PREFIXES: tuple[str, ...] = ("raw/", "curated/", "outputs/")
+READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+WRITE_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
+
+
+@dataclass
+class TrainingDataBucketArgs:
+    """Inputs of `TrainingDataBucket`.
+
+    environment, owner, region: tags and ARNs.
+    key_arn: the `training-data` key (`keys.key_arn("training-data")`).
+    protect: Pulumi `protect` on the bucket (prod). Default False.
+    """
+
+    environment: str
+    owner: str
+    region: str
+    key_arn: pulumi.Input[str]
+    protect: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def prefix_policy(partition: str, bucket: str, prefix: str, *, write: bool) -> str:
+    """A role's policy for one prefix: read (GetObject, and ListBucket of that prefix only) or
+    write (PutObject, AbortMultipartUpload), nothing else."""
+    statements: list[dict[str, Any]]
+    if write:
+        statements = [{"Sid": "WritePrefix", "Effect": "Allow", "Action": list(WRITE_ACTIONS),
+                       "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"}]
+    else:
+        statements = [
+            {"Sid": "ReadPrefix", "Effect": "Allow", "Action": list(READ_ACTIONS),
+             "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"},
+            {"Sid": "ListPrefix", "Effect": "Allow", "Action": "s3:ListBucket",
+             "Resource": f"arn:{partition}:s3:::{bucket}",
+             "Condition": {"StringLike": {"s3:prefix": f"{prefix}*"}}},
+        ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+
+
+class TrainingDataBucket(pulumi.ComponentResource):
+    """The bucket and its grants. Type token `zero-trust-ai:data:TrainingDataBucket`."""
+
+    def __init__(self, name: str, args: TrainingDataBucketArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        for label, value in (("environment", args.environment), ("owner", args.owner)):
+            if not value:
+                raise ValueError(f"TrainingDataBucket: {label} must not be empty")
+        super().__init__("zero-trust-ai:data:TrainingDataBucket", name, None, opts)
+        self._name = name
+        self._partition = partition_for_region(args.region)
+        self._granted: set[tuple[str, str, str]] = set()
+        made = private_bucket(f"{name}-bucket", key_arn=args.key_arn,
+                              tags={"data-classification": "restricted", **args.tags},
+                              protect=args.protect, parent=self)
+        self.bucket = made.bucket
+        self.bucket_name: pulumi.Output[str] = made.bucket.bucket
+        self.bucket_arn: pulumi.Output[str] = made.bucket.arn
+        self.register_outputs({"bucketName": self.bucket_name})
+
+    def grant_read_prefix(self, role: aws.iam.Role, prefix: str) -> aws.iam.RolePolicy:
+        """Let `role` read (and list) the objects under `prefix`, one of PREFIXES."""
+        return self._grant(role, prefix, write=False)
+
+    def grant_write_prefix(self, role: aws.iam.Role, prefix: str) -> aws.iam.RolePolicy:
+        """Let `role` upload objects under `prefix`, one of PREFIXES (no read, no delete)."""
+        return self._grant(role, prefix, write=True)
+
+    def _grant(self, role: aws.iam.Role, prefix: str, *, write: bool) -> aws.iam.RolePolicy:
+        if prefix not in PREFIXES:
+            raise ValueError(f"{self._name}: prefix {prefix!r} is not one of {', '.join(PREFIXES)}")
+        kind = "write" if write else "read"
+        role_name = role.pulumi_resource_name
+        if (kind, prefix, role_name) in self._granted:
+            raise ValueError(f"{self._name}: {kind} on {prefix} is already granted to role {role_name}")
+        self._granted.add((kind, prefix, role_name))
+        partition = self._partition
+        return aws.iam.RolePolicy(
+            f"{self._name}-{kind}-{prefix.rstrip('/')}-{role_name}", role=role.id,
+            policy=self.bucket_name.apply(
+                lambda bucket: prefix_policy(partition, bucket, prefix, write=write)),
+            opts=pulumi.ResourceOptions(parent=self))

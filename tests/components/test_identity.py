@@ -1,0 +1,454 @@
+"""Human roles (components/identity.py) and the training-data bucket (components/training_data.py):
+the resources under mocks, the stack keys that configure them, and, with the IAM-style evaluator
+(tests/support/key_policy.py; moto evaluates none of these conditions), that every context
+condition denies when its context is missing or wrong, that each role can do its job, and that it
+cannot do what it must not."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from components.identity import (
+    ACCESS_TAG,
+    ROLE_TAG,
+    ROLES,
+    boundary_policy,
+    role_name,
+    trust_policy,
+)
+from components.stack_config import HumanAccessSettings, StackConfigError, parse_stack_config
+from components.training_data import TrainingDataBucket, TrainingDataBucketArgs
+from tests.components.test_stack_config import VALID, problems_of
+from tests.conftest import ROOT
+from tests.support.key_policy import Request, evaluate, evaluate_session
+from ztai.preview.recorder import RecordedResource, RecordedStack, record
+from ztai.stackfile import load_stack
+
+ACCOUNT = "111122223333"
+VPCE = "vpce-0123456789abcdef0"
+REGION = "eu-west-1"
+SETTINGS = HumanAccessSettings()
+BOUNDARY = boundary_policy(regions=[REGION], mfa_tag=SETTINGS.mfa_tag, device_tag=SETTINGS.device_tag,
+                           source_vpce_ids=[VPCE])
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-dev-model-engineer"
+ALLOW_S3 = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]})
+# What a person's session carries when everything is right.
+GOOD: dict[str, str] = {
+    f"aws:PrincipalTag/{SETTINGS.mfa_tag}": "true",
+    f"aws:PrincipalTag/{SETTINGS.device_tag}": "true",
+    f"aws:PrincipalTag/{ACCESS_TAG}": "human",
+    f"aws:PrincipalTag/{ROLE_TAG}": "model-engineer",
+    "aws:SourceVpce": VPCE,
+    "aws:ViaAWSService": "false",
+    "aws:RequestedRegion": REGION,
+}
+
+
+def decide(context: Mapping[str, str], *, action: str = "s3:GetObject", boundary: str = BOUNDARY,
+           identity: str = ALLOW_S3, principal: str = ROLE) -> str:
+    return evaluate_session(Request(principal, action, "arn:aws:s3:::b/curated/x", dict(context)),
+                            identity_policies=[identity], boundary=boundary).effect
+
+
+def without(key: str) -> dict[str, str]:
+    return {k: v for k, v in GOOD.items() if k != key}
+
+
+# -- the boundary's context conditions: right context allows, missing or wrong denies ------------
+def test_the_right_context_is_allowed() -> None:
+    assert decide(GOOD) == "allow"
+
+
+@pytest.mark.parametrize("key, wrong", [
+    (f"aws:PrincipalTag/{SETTINGS.mfa_tag}", "false"),
+    (f"aws:PrincipalTag/{SETTINGS.device_tag}", "false"),
+    ("aws:SourceVpce", "vpce-0fffffffffffffff0"),
+    ("aws:RequestedRegion", "us-east-1"),
+])
+def test_each_condition_denies_when_its_context_is_wrong_or_missing(key: str, wrong: str) -> None:
+    assert decide({**GOOD, key: wrong}) == "explicit-deny"
+    assert decide(without(key)) == "explicit-deny"
+
+
+def test_iam_mfa_counts_as_mfa() -> None:
+    context = {**without(f"aws:PrincipalTag/{SETTINGS.mfa_tag}"), "aws:MultiFactorAuthPresent": "true"}
+    assert decide(context) == "allow"
+    assert decide({**context, "aws:MultiFactorAuthPresent": "false"}) == "explicit-deny"
+
+
+def test_a_call_an_aws_service_makes_for_the_role_is_judged_by_the_call_that_started_it() -> None:
+    # S3 asking KMS for the object's data key: no source endpoint, but through an AWS service.
+    context = {**without("aws:SourceVpce"), "aws:ViaAWSService": "true"}
+    assert decide(context) == "allow"
+
+
+def test_corporate_ranges_replace_the_endpoints() -> None:
+    boundary = boundary_policy(regions=[REGION], mfa_tag=SETTINGS.mfa_tag,
+                               device_tag=SETTINGS.device_tag, source_cidrs=["203.0.113.0/24"])
+    base = without("aws:SourceVpce")
+    assert decide({**base, "aws:SourceIp": "203.0.113.9"}, boundary=boundary) == "allow"
+    assert decide({**base, "aws:SourceIp": "198.51.100.9"}, boundary=boundary) == "explicit-deny"
+    assert decide(base, boundary=boundary) == "explicit-deny"
+    assert decide({**base, "aws:ViaAWSService": "true"}, boundary=boundary) == "allow"
+
+
+def test_break_glass_needs_mfa_and_the_region_but_not_the_device_or_network() -> None:
+    glass = {"aws:MultiFactorAuthPresent": "true", f"aws:PrincipalTag/{ACCESS_TAG}": "break-glass",
+             f"aws:PrincipalTag/{ROLE_TAG}": "break-glass", "aws:RequestedRegion": REGION,
+             "aws:ViaAWSService": "false"}
+    assert decide(glass) == "allow"
+    assert decide({**glass, "aws:MultiFactorAuthPresent": "false"}) == "explicit-deny"
+    assert decide({**glass, "aws:RequestedRegion": "us-east-1"}) == "explicit-deny"
+
+
+@pytest.mark.parametrize("action", ["iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy",
+                                    "iam:DeleteRolePermissionsBoundary", "iam:PutRolePermissionsBoundary",
+                                    "iam:UpdateAssumeRolePolicy", "iam:PassRole", "iam:CreateAccessKey"])
+def test_no_role_changes_identities_or_leaves_its_boundary(action: str) -> None:
+    admin = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+    for role in ("model-engineer", "break-glass", "key-administrator"):
+        context = {**GOOD, f"aws:PrincipalTag/{ROLE_TAG}": role}
+        assert decide(context, action=action, identity=admin) == "explicit-deny"
+    # Reads stay possible (the auditor's SecurityAudit).
+    assert decide(GOOD, action="iam:GetRole", identity=admin) == "allow"
+
+
+@pytest.mark.parametrize("action", ["kms:PutKeyPolicy", "kms:CreateGrant"])
+def test_key_policies_change_only_for_break_glass_and_the_key_admin_elevation_hook(action: str) -> None:
+    admin = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+    for role in ("data-curator", "model-publisher", "security-responder", "auditor"):
+        assert decide({**GOOD, f"aws:PrincipalTag/{ROLE_TAG}": role}, action=action,
+                      identity=admin) == "explicit-deny"
+    for role in ("break-glass", "key-administrator"):
+        assert decide({**GOOD, f"aws:PrincipalTag/{ROLE_TAG}": role}, action=action,
+                      identity=admin) == "allow"
+
+
+# -- trust: only the configured identity provider, with the IdP's MFA and device tags -----------
+def trust(role: str, settings: HumanAccessSettings = SETTINGS) -> str:
+    return trust_policy(role, settings, partition="aws", account_id=ACCOUNT, environment="dev")
+
+
+def sso_role(role: str) -> str:
+    return (f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/"
+            f"AWSReservedSSO_{role_name('dev', role)}_0123456789abcdef")
+
+
+def assume(policy: str, caller: str, action: str, context: Mapping[str, str]) -> str:
+    return evaluate(policy, Request(caller, action, "*", dict(context)), trust=True).effect
+
+
+def test_identity_center_trust() -> None:
+    policy = trust("data-curator")
+    tags = {f"aws:PrincipalTag/{SETTINGS.mfa_tag}": "true",
+            f"aws:PrincipalTag/{SETTINGS.device_tag}": "true"}
+    caller = sso_role("data-curator")
+    assert assume(policy, caller, "sts:AssumeRole", {"aws:PrincipalArn": caller, **tags}) == "allow"
+    # Another permission set's role, or a plain role of the account: refused.
+    for other in (sso_role("model-engineer"), f"arn:aws:iam::{ACCOUNT}:role/developer"):
+        assert assume(policy, other, "sts:AssumeRole", {"aws:PrincipalArn": other, **tags}) == "implicit-deny"
+    for tag in tags:
+        context = {"aws:PrincipalArn": caller, **tags}
+        assert assume(policy, caller, "sts:AssumeRole", {**context, tag: "false"}) == "implicit-deny"
+        del context[tag]
+        assert assume(policy, caller, "sts:AssumeRole", context) == "implicit-deny"
+    # The caller may not claim the device, MFA or ztai: tags itself.
+    for tag in (SETTINGS.device_tag, SETTINGS.mfa_tag, ACCESS_TAG, ROLE_TAG):
+        assert assume(policy, caller, "sts:TagSession",
+                      {"aws:PrincipalArn": caller, **tags, f"aws:RequestTag/{tag}": "true"}) == (
+            "explicit-deny")
+
+
+@pytest.mark.parametrize("provider, action, audience", [
+    ("saml", "sts:AssumeRoleWithSAML", {"SAML:aud": "https://signin.aws.amazon.com/saml"}),
+    ("oidc", "sts:AssumeRoleWithWebIdentity", {"login.example.com:aud": "ztai-client"}),
+])
+def test_federated_trust(provider: str, action: str, audience: dict[str, str]) -> None:
+    arn = (f"arn:aws:iam::{ACCOUNT}:saml-provider/corp" if provider == "saml"
+           else f"arn:aws:iam::{ACCOUNT}:oidc-provider/login.example.com")
+    settings = replace(SETTINGS, provider=provider, provider_arn=arn,
+                       audience="ztai-client" if provider == "oidc" else None)
+    policy = trust("model-engineer", settings)
+    tags = {f"aws:RequestTag/{SETTINGS.mfa_tag}": "true", f"aws:RequestTag/{SETTINGS.device_tag}": "true"}
+    assert assume(policy, arn, action, {**audience, **tags}) == "allow"
+    assert assume(policy, f"arn:aws:iam::{ACCOUNT}:saml-provider/other", action,
+                  {**audience, **tags}) == "implicit-deny"
+    assert assume(policy, arn, action, {**{k: "other" for k in audience}, **tags}) == "implicit-deny"
+    for tag in tags:
+        assert assume(policy, arn, action, {**audience, **tags, tag: "false"}) == "implicit-deny"
+    assert assume(policy, arn, "sts:TagSession",
+                  {**audience, **tags, f"aws:RequestTag/{ROLE_TAG}": "break-glass"}) == "explicit-deny"
+    # No plain IAM principal of the account may assume it.
+    assert assume(policy, f"arn:aws:iam::{ACCOUNT}:role/developer", "sts:AssumeRole", {}) == "implicit-deny"
+
+
+def test_break_glass_trust_needs_iam_mfa() -> None:
+    policy = trust("break-glass")
+    user = f"arn:aws:iam::{ACCOUNT}:user/break-glass-1"
+    assert assume(policy, user, "sts:AssumeRole", {"aws:MultiFactorAuthPresent": "true"}) == "allow"
+    assert assume(policy, user, "sts:AssumeRole", {"aws:MultiFactorAuthPresent": "false"}) == "implicit-deny"
+    assert assume(policy, user, "sts:AssumeRole", {}) == "implicit-deny"
+    assert assume(policy, "arn:aws:iam::444455556666:user/x", "sts:AssumeRole",
+                  {"aws:MultiFactorAuthPresent": "true"}) == "implicit-deny"
+
+
+# -- the stack: the roles, and what each can and cannot do --------------------------------------
+def stack_of(extra: Mapping[str, str] | None = None) -> RecordedStack:
+    stack_file = load_stack(ROOT, "dev")
+
+    def program() -> None:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    return record(program, project=stack_file.project, stack="dev",
+                  config={**stack_file.config, **(extra or {})}, region=stack_file.region or REGION)
+
+
+@pytest.fixture(scope="module")
+def stack() -> RecordedStack:
+    built = stack_of({"zero-trust-ai:publishedModels": '["digits"]'})
+    assert not built.errors
+    return built
+
+
+def named(stack: RecordedStack, name: str) -> RecordedResource:
+    [resource] = [r for r in stack.resources if r.name == name]
+    return resource
+
+
+def test_one_role_per_job_with_boundary_tags_and_one_hour_sessions(stack: RecordedStack) -> None:
+    roles = [r for r in stack.resources if r.type == "aws:iam/role:Role" and r.name.startswith("access-")]
+    assert sorted(r.name for r in roles) == sorted(f"access-{role}" for role in ROLES)
+    boundary = named(stack, "access-boundary")
+    for resource in roles:
+        role = resource.name.removeprefix("access-")
+        assert resource.inputs["name"] == role_name("dev", role)
+        assert resource.inputs["permissionsBoundary"] == boundary.outputs["arn"]
+        assert resource.inputs["maxSessionDuration"] == 3600
+        assert resource.inputs["tags"][ACCESS_TAG] == ("break-glass" if role == "break-glass" else "human")
+        assert resource.inputs["tags"][ROLE_TAG] == role
+    # The inference consumer is an API scope, not an AWS principal.
+    assert not [r for r in roles if "consumer" in r.name]
+
+
+def test_the_boundary_names_the_management_endpoints(stack: RecordedStack) -> None:
+    policy = json.loads(named(stack, "access-boundary").inputs["policy"])
+    [network] = [s for s in policy["Statement"] if s["Sid"] == "DenyOutsideNetwork"]
+    endpoints = {r.outputs["id"] for r in stack.resources
+                 if r.type == "aws:ec2/vpcEndpoint:VpcEndpoint" and r.name.startswith("network-management")}
+    assert endpoints and set(network["Condition"]["StringNotEquals"]["aws:SourceVpce"]) == endpoints
+
+
+def test_break_glass_use_is_an_event(stack: RecordedStack) -> None:
+    rule = named(stack, "access-break-glass-used")
+    pattern = json.loads(rule.inputs["eventPattern"])
+    assert pattern["detail"]["eventName"] == ["AssumeRole"]
+    role_arn = named(stack, "access-break-glass").outputs["arn"]
+    assert pattern["detail"]["requestParameters"]["roleArn"] == [role_arn]
+
+
+def role_policies(stack: RecordedStack, role: str) -> list[str]:
+    role_id = named(stack, f"access-{role}").outputs["id"]
+    return [r.inputs["policy"] for r in stack.resources
+            if r.type == "aws:iam/rolePolicy:RolePolicy" and r.inputs.get("role") == role_id]
+
+
+def can(stack: RecordedStack, role: str, action: str, resource: str,
+        context: Mapping[str, str] | None = None) -> bool:
+    arn = named(stack, f"access-{role}").outputs["arn"]
+    # From one of the management segment's endpoints.
+    endpoint = next(r.outputs["id"] for r in stack.resources
+                    if r.type == "aws:ec2/vpcEndpoint:VpcEndpoint"
+                    and r.name.startswith("network-management"))
+    session = {**GOOD, f"aws:PrincipalTag/{ROLE_TAG}": role, "aws:SourceVpce": endpoint,
+               **(context or {})}
+    decision = evaluate_session(Request(arn, action, resource, session),
+                                identity_policies=role_policies(stack, role),
+                                boundary=named(stack, "access-boundary").inputs["policy"])
+    return decision.effect == "allow"
+
+
+def key_allows(stack: RecordedStack, role: str, purpose: str, action: str,
+               context: Mapping[str, str] | None = None) -> bool:
+    arn = named(stack, f"access-{role}").outputs["arn"]
+    policy = named(stack, f"keys-{purpose}-policy").inputs["policy"]
+    return evaluate(policy, Request(arn, action, "*", dict(context or {}))).effect == "allow"
+
+
+def test_each_role_does_its_job_and_nothing_it_must_not(stack: RecordedStack) -> None:
+    training = named(stack, "training-data-bucket").outputs["bucket"]
+    models = named(stack, "inference-fleet-models").outputs["bucket"]
+    [table] = [r for r in stack.resources if r.type == "aws:dynamodb/table:Table"
+               and r.name.startswith("token-vault")]
+    vault = table.outputs["arn"]
+
+    def obj(bucket: str, key: str) -> str:
+        return f"arn:aws:s3:::{bucket}/{key}"
+
+    # Data curator: raw and curated in, tokenization; no weights, no detokenize, no outputs.
+    assert can(stack, "data-curator", "s3:PutObject", obj(training, "raw/a.csv"))
+    assert can(stack, "data-curator", "s3:PutObject", obj(training, "curated/a.csv"))
+    assert not can(stack, "data-curator", "s3:PutObject", obj(training, "outputs/a"))
+    assert not can(stack, "data-curator", "s3:PutObject", obj(models, "models/digits"))
+    assert not can(stack, "data-curator", "s3:DeleteObject", obj(training, "raw/a.csv"))
+    assert key_allows(stack, "data-curator", "tokens", "kms:GenerateMac")
+    for action in ("kms:Decrypt", "kms:GenerateDataKey"):
+        assert not key_allows(stack, "data-curator", "model-weights", action, {
+            "kms:EncryptionContext:model": "digits"})
+    # Detokenize: reading a token item's value, and the vault's Decrypt.
+    assert not can(stack, "data-curator", "dynamodb:GetItem", vault,
+                   {"dynamodb:LeadingKeys": "token#tenant-a#x"})
+    assert not key_allows(stack, "data-curator", "secrets", "kms:Decrypt",
+                          {"kms:EncryptionContext:zero-trust-ai:purpose": "token-vault"})
+    # Model engineer: reads curated, writes outputs; never raw, never weights.
+    assert can(stack, "model-engineer", "s3:GetObject", obj(training, "curated/a.csv"))
+    assert can(stack, "model-engineer", "s3:PutObject", obj(training, "outputs/run-1/ckpt"))
+    assert not can(stack, "model-engineer", "s3:GetObject", obj(training, "raw/a.csv"))
+    assert not can(stack, "model-engineer", "s3:PutObject", obj(training, "curated/a.csv"))
+    assert not key_allows(stack, "model-engineer", "model-weights", "kms:Decrypt",
+                          {"kms:EncryptionContext:model": "digits"})
+    assert not key_allows(stack, "model-engineer", "tokens", "kms:GenerateMac")
+    # Model publisher: data keys for its models only, uploads under models/; never decrypts.
+    assert key_allows(stack, "model-publisher", "model-weights", "kms:GenerateDataKey",
+                      {"kms:EncryptionContext:model": "digits"})
+    assert not key_allows(stack, "model-publisher", "model-weights", "kms:GenerateDataKey",
+                          {"kms:EncryptionContext:model": "other"})
+    assert not key_allows(stack, "model-publisher", "model-weights", "kms:GenerateDataKey")
+    assert not key_allows(stack, "model-publisher", "model-weights", "kms:Decrypt",
+                          {"kms:EncryptionContext:model": "digits"})
+    assert can(stack, "model-publisher", "s3:PutObject", obj(models, "models/digits/v1.ztw"))
+    assert not can(stack, "model-publisher", "s3:PutObject", obj(models, "artifacts/enclave.eif"))
+    assert not can(stack, "model-publisher", "s3:GetObject", obj(models, "models/digits/v1.ztw"))
+    assert not can(stack, "model-publisher", "s3:GetObject", obj(training, "curated/a.csv"))
+    # Auditor and responder: no data; no key use of any key.
+    for role in ("auditor", "security-responder", "key-administrator", "break-glass"):
+        assert not can(stack, role, "s3:GetObject", obj(training, "curated/a.csv"))
+        for purpose in ("training-data", "model-weights", "secrets", "inference"):
+            assert not key_allows(stack, role, purpose, "kms:Decrypt")
+    assert can(stack, "auditor", "logs:FilterLogEvents",
+               f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/zero-trust-ai/dev/flow-logs/data")
+    # Key administrator: inspects; no use, and no key policy change without an elevation.
+    assert can(stack, "key-administrator", "kms:GetKeyPolicy", "*")
+    assert not can(stack, "key-administrator", "kms:PutKeyPolicy", "*")
+
+
+def test_security_audit_is_the_only_managed_policy_of_the_readers(stack: RecordedStack) -> None:
+    attached = {r.name: r.inputs["policyArn"] for r in stack.resources
+                if r.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+                and r.name.startswith("access-")}
+    assert attached == {"access-auditor-security-audit": "arn:aws:iam::aws:policy/SecurityAudit",
+                        "access-security-responder-security-audit": "arn:aws:iam::aws:policy/SecurityAudit",
+                        "access-break-glass-administrator": "arn:aws:iam::aws:policy/AdministratorAccess"}
+
+
+def test_without_published_models_the_publisher_gets_no_data_keys() -> None:
+    stack = stack_of()
+    assert not stack.errors
+    assert not key_allows(stack, "model-publisher", "model-weights", "kms:GenerateDataKey",
+                          {"kms:EncryptionContext:model": "digits"})
+
+
+# -- the training-data bucket ------------------------------------------------------------------
+def test_training_data_bucket_is_private_and_under_the_training_data_key(stack: RecordedStack) -> None:
+    key = named(stack, "keys-training-data").outputs["arn"]
+    encryption = named(stack, "training-data-bucket-encryption").inputs
+    default = encryption["rules"][0]["applyServerSideEncryptionByDefault"]
+    assert default == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key}
+    assert named(stack, "training-data-bucket-versioning").inputs[
+        "versioningConfiguration"]["status"] == "Enabled"
+    block = named(stack, "training-data-bucket-public-access").inputs
+    assert all(block[k] for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
+                                  "restrictPublicBuckets"))
+    policy = json.loads(named(stack, "training-data-bucket-policy").inputs["policy"])
+    assert {s["Sid"] for s in policy["Statement"]} >= {"DenyInsecureTransport", "DenyOtherKey"}
+
+
+@pytest.mark.parametrize("prefix", ["models/", "raw", "", "../raw/"])
+def test_a_prefix_outside_the_bucket_layout_is_refused(prefix: str) -> None:
+    errors: list[str] = []
+
+    def program() -> None:
+        import pulumi_aws as aws
+        bucket = TrainingDataBucket("training-data", TrainingDataBucketArgs(
+            environment="dev", owner="o", region=REGION,
+            key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"))
+        role = aws.iam.Role("someone", assume_role_policy="{}")
+        try:
+            bucket.grant_write_prefix(role, prefix)
+        except ValueError as error:
+            errors.append(str(error))
+
+    record(program, project="zero-trust-ai", stack="test", config={}, region=REGION)
+    [message] = errors
+    assert f"prefix {prefix!r} is not one of raw/, curated/, outputs/" in message
+
+
+# -- stack keys ----------------------------------------------------------------------------------
+def test_default_federation_is_identity_center() -> None:
+    settings = parse_stack_config(VALID).human_access
+    assert settings == HumanAccessSettings()
+    assert settings.provider == "identity-center" and settings.provider_arn is None
+
+
+def test_federation_settings_are_parsed() -> None:
+    config = parse_stack_config({
+        **VALID, "zero-trust-ai:identityProvider": "oidc",
+        "zero-trust-ai:identityProviderArn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/login.example.com",
+        "zero-trust-ai:identityProviderAudience": "ztai-client",
+        "zero-trust-ai:humanSourceCidrs": '["203.0.113.0/24"]',
+        "zero-trust-ai:publishedModels": '["digits"]'})
+    assert config.human_access.provider == "oidc"
+    assert config.human_access.source_cidrs == ("203.0.113.0/24",)
+    assert config.human_access.published_models == ("digits",)
+
+
+SAML_ARN = f"arn:aws:iam::{ACCOUNT}:saml-provider/corp"
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"zero-trust-ai__identityProvider": "okta"},
+     "zero-trust-ai:identityProvider = 'okta': allowed values are identity-center, saml, oidc"),
+    ({"zero-trust-ai__identityProvider": "saml"},
+     "zero-trust-ai:identityProviderArn: missing; identityProvider saml needs the IAM saml-provider ARN"),
+    ({"zero-trust-ai__identityProvider": "oidc",
+      "zero-trust-ai__identityProviderArn": SAML_ARN, "zero-trust-ai__identityProviderAudience": "x"},
+     "identityProvider oidc needs an IAM oidc-provider ARN"),
+    ({"zero-trust-ai__identityProvider": "oidc",
+      "zero-trust-ai__identityProviderArn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/login.example.com"},
+     "zero-trust-ai:identityProviderAudience: missing; identityProvider oidc needs the client id"),
+    ({"zero-trust-ai__identityProvider": "saml", "zero-trust-ai__identityProviderArn": SAML_ARN,
+      "zero-trust-ai__identityProviderAudience": "x"},
+     "zero-trust-ai:identityProviderAudience: only with identityProvider oidc"),
+    ({"zero-trust-ai__identityProviderArn": SAML_ARN},
+     "zero-trust-ai:identityProviderArn: only with identityProvider saml or oidc"),
+    ({"zero-trust-ai__identityProviderArn": "arn:aws:iam::111122223333:role/x",
+      "zero-trust-ai__identityProvider": "saml"},
+     "an IAM identity provider ARN such as"),
+    ({"zero-trust-ai__identityProviderArn": "arn:aws-cn:iam::111122223333:saml-provider/corp",
+      "zero-trust-ai__identityProvider": "saml"},
+     "is not in the partition of eu-west-1 (aws)"),
+    ({"zero-trust-ai__humanSourceCidrs": '["203.0.113.1/24"]'},
+     "'203.0.113.1/24' is not a CIDR without host bits"),
+    ({"zero-trust-ai__humanSourceCidrs": '"203.0.113.0/24"'}, "expected a list of strings"),
+    ({"zero-trust-ai__mfaSessionTag": "aws:mfa"}, "not starting with aws:"),
+    ({"zero-trust-ai__deviceComplianceTag": "has space"}, "a session tag key of 1-128"),
+    ({"zero-trust-ai__deviceComplianceTag": "mfa-authenticated"}, "two different session tags"),
+    ({"zero-trust-ai__publishedModels": '["digits", "digits"]'}, "'digits' listed twice"),
+    ({"zero-trust-ai__publishedModels": '["a/b"]'}, "distinct model names"),
+])
+def test_bad_identity_settings_are_refused(changes: dict[str, Any], expected: str) -> None:
+    problems = problems_of(**changes)
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_a_bad_identity_setting_is_a_run_error() -> None:
+    with pytest.raises(StackConfigError, match="identityProvider"):
+        parse_stack_config({**VALID, "zero-trust-ai:identityProvider": "ldap"})
