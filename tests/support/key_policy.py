@@ -5,7 +5,11 @@ Covered: Effect Allow/Deny; Principal "*", {"AWS": ARN, account id, account root
 name} for a caller that is an AWS service principal (`logs.<region>.amazonaws.com`); Action and Resource
 with `*`/`?` wildcards; the condition operators StringEquals, StringNotEquals, StringEqualsIgnoreCase,
 StringNotEqualsIgnoreCase, StringLike, StringNotLike, ArnEquals, ArnNotEquals, ArnLike, ArnNotLike,
-Bool and Null, each with the `IfExists` suffix; single-valued condition keys. Semantics: every
+Bool, Null and the date operators DateEquals, DateNotEquals, DateLessThan, DateLessThanEquals,
+DateGreaterThan and DateGreaterThanEquals (ISO 8601 times in UTC such as `aws:CurrentTime` and
+`aws:TokenIssueTime`), each with the `IfExists` suffix; single-valued condition keys. Identity
+policies (a role's own, `evaluate(..., identity_policy=True)`) have no Principal: they apply to
+the role they are attached to. Semantics: every
 operator and every key in a Condition must hold (AND), any listed value may match (OR), and for a
 negated operator none may (NOR); a key absent from the request makes a positive operator false and
 a negated operator true (IAM's rule; `...IfExists`: true); an explicit Deny wins over any Allow; no
@@ -15,7 +19,7 @@ The account principal (`arn:aws:iam::<account>:root` or the bare id) delegates t
 has no IAM policies, so it assumes the caller's IAM policy allows everything the key policy
 delegates: the most permissive assumption, which makes a refusal in a test meaningful.
 
-Anything else (NotPrincipal, NotAction, NotResource, ForAnyValue/ForAllValues, numeric/date
+Anything else (NotPrincipal, NotAction, NotResource, ForAnyValue/ForAllValues, numeric
 operators, policy variables, unknown operators) raises UnsupportedPolicyError: the stand-in then refuses
 the request instead of guessing.
 """
@@ -26,6 +30,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 Effect = Literal["allow", "explicit-deny", "implicit-deny"]
@@ -152,6 +157,18 @@ def _condition_holds(condition: Any, context: Mapping[str, str], where: str) -> 
                 if ("true" if actual is None else "false") not in wanted:
                     return False
                 continue
+            if base in _DATE_OPERATORS:
+                compare = _DATE_OPERATORS[base]
+                if actual is None:
+                    holds = if_exists or base == "DateNotEquals"
+                else:
+                    moment = _date(actual, f"{where} request {key}")
+                    holds = (all(not compare(moment, _date(v, f"{where} {key}")) for v in values)
+                             if base == "DateNotEquals" else
+                             any(compare(moment, _date(v, f"{where} {key}")) for v in values))
+                if not holds:
+                    return False
+                continue
             if base not in _STRING_OPERATORS:
                 raise UnsupportedPolicyError(f"{where}: condition operator {operator!r} is not supported")
             negated, match = _STRING_OPERATORS[base]
@@ -163,6 +180,27 @@ def _condition_holds(condition: Any, context: Mapping[str, str], where: str) -> 
             if not holds:
                 return False
     return True
+
+
+_DATE_OPERATORS: dict[str, Callable[[datetime, datetime], bool]] = {
+    # (the request's time, the policy's time); DateNotEquals is handled as "no value equals".
+    "DateEquals": lambda actual, policy: actual == policy,
+    "DateNotEquals": lambda actual, policy: actual == policy,
+    "DateLessThan": lambda actual, policy: actual < policy,
+    "DateLessThanEquals": lambda actual, policy: actual <= policy,
+    "DateGreaterThan": lambda actual, policy: actual > policy,
+    "DateGreaterThanEquals": lambda actual, policy: actual >= policy,
+}
+
+
+def _date(text: str, what: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UnsupportedPolicyError(f"{what}: {text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise UnsupportedPolicyError(f"{what}: {text!r} has no time zone")
+    return moment
 
 
 def _statements(policy_json: str) -> Sequence[Mapping[str, Any]]:
@@ -178,8 +216,11 @@ def _statements(policy_json: str) -> Sequence[Mapping[str, Any]]:
     return statements
 
 
-def evaluate(policy_json: str, request: Request) -> Decision:
-    """Allow, explicit deny or implicit deny for `request`; UnsupportedPolicyError when unsure."""
+def evaluate(policy_json: str, request: Request, *, identity_policy: bool = False,
+             trust_policy: bool = False) -> Decision:
+    """Allow, explicit deny or implicit deny for `request`; UnsupportedPolicyError when unsure.
+    identity_policy: the policy is attached to the caller's role (no Principal element).
+    trust_policy: a role's trust policy (no Resource element: the role is the resource)."""
     allows: list[str] = []
     denies: list[str] = []
     for position, statement in enumerate(_statements(policy_json)):
@@ -188,11 +229,17 @@ def evaluate(policy_json: str, request: Request) -> Decision:
         if effect not in ("Allow", "Deny"):
             raise UnsupportedPolicyError(f"{where}: Effect {effect!r}")
         # Applicability first: a statement for another principal/action says nothing here.
-        if not _principal_matches(statement, request.principal_arn, where):
+        if identity_policy:
+            if "Principal" in statement or "NotPrincipal" in statement:
+                raise UnsupportedPolicyError(f"{where}: an identity policy has no Principal")
+        elif not _principal_matches(statement, request.principal_arn, where):
             continue
         if not _listed(statement, "Action", request.action, where, ignore_case=True):
             continue
-        if not _listed(statement, "Resource", request.resource, where, ignore_case=False):
+        if trust_policy:
+            if "Resource" in statement or "NotResource" in statement:
+                raise UnsupportedPolicyError(f"{where}: a trust policy has no Resource")
+        elif not _listed(statement, "Resource", request.resource, where, ignore_case=False):
             continue
         if "Condition" in statement and not _condition_holds(statement["Condition"], request.context, where):
             continue
