@@ -341,3 +341,67 @@ def test_the_expiry_function_handles_its_event(env: Env, monkeypatch: pytest.Mon
     env.clock.now += timedelta(minutes=30)
     assert handler.expire({"request_id": rid}, None) == {"changed": True, "message": f"{rid}: expired"}
     assert handler.expire({"request_id": rid}, None)["changed"] is False  # a retried event
+
+
+def _url_event(caller_arn: str | None, body: Any, *, base64_body: bool = False) -> dict[str, Any]:
+    text = json.dumps(body) if not isinstance(body, str) else body
+    context: dict[str, Any] = {"http": {"method": "POST"}}
+    if caller_arn is not None:
+        context["authorizer"] = {"iam": {"userArn": caller_arn}}
+    if base64_body:
+        import base64
+        text = base64.b64encode(text.encode()).decode()
+    return {"requestContext": context, "body": text, "isBase64Encoded": base64_body}
+
+
+@pytest.fixture
+def api_env(env: Env, monkeypatch: pytest.MonkeyPatch) -> Env:
+    monkeypatch.setenv("JIT_TABLE", TABLE)
+    monkeypatch.setenv("JIT_CATALOGUE", json.dumps({
+        name: {"roleArn": e.role_arn, "maxMinutes": e.max_minutes, "approvers": list(e.approver_roles),
+               "approvalsNeeded": e.approvals_needed} for name, e in _catalogue().items()}))
+    monkeypatch.setenv("JIT_EXPIRY_ARN", f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:jit-expiry")
+    monkeypatch.setenv("JIT_SCHEDULER_ROLE_ARN", ROLE.format("jit-scheduler"))
+    monkeypatch.setattr(handler, "_clock", lambda: env.clock.now)
+    return env
+
+
+STS = f"arn:aws:sts::{ACCOUNT}:assumed-role/{{}}/{{}}"
+
+
+def _call(caller: str | None, body: Any, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    response = handler.api(_url_event(caller, body, **kwargs), None)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_the_api_takes_the_caller_from_the_signed_request_not_the_body(api_env: Env) -> None:
+    alice, bob = STS.format("model-engineer", "alice@example.com"), STS.format("data-lead", "bob@example.com")
+    status, body = _call(alice, {"action": "request", "elevation": "training-data-write", "minutes": 30,
+                                 "reason": "job", "requester": "someone-else"}, base64_body=True)
+    assert status == 200 and body["request"]["requester"] == SCIENTIST.who
+    rid = body["request"]["request_id"]
+    # Alice cannot approve her own request by claiming to be Bob in the body.
+    status, body = _call(alice, {"action": "approve", "request_id": rid, "approver": bob})
+    assert status == 403 and "self-approval is refused" in body["error"]
+    status, body = _call(bob, {"action": "approve", "request_id": rid})
+    assert status == 200 and body["request"]["state"] == "active"
+    status, body = _call(bob, {"action": "list", "state": "active"})
+    assert [item["request_id"] for item in body["requests"]] == [rid]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("not json", "the request body is not JSON"),
+    ({"action": "grant"}, "action: one of request, approve, deny, revoke, list"),
+    ({"action": "request", "elevation": "training-data-write", "minutes": "30", "reason": "x"},
+     "field 'minutes': expected a int"),
+    ({"action": "approve"}, "field 'request_id': expected a str"),
+    ({"action": "list", "state": "gone"}, "state 'gone' is not one of"),
+])
+def test_the_api_answers_bad_input_with_400(api_env: Env, body: Any, message: str) -> None:
+    status, answer = _call(STS.format("data-lead", "bob@example.com"), body)
+    assert status == 400 and message in answer["error"]
+
+
+def test_the_api_refuses_an_unsigned_call(api_env: Env) -> None:
+    status, answer = _call(None, {"action": "list"})
+    assert status == 403 and "AWS_IAM" in answer["error"]

@@ -29,7 +29,12 @@ Clock = Callable[[], datetime]
 
 
 class JitError(ValueError):
-    """A request the rules refuse (unknown elevation, too long, self-approval...): nothing changed."""
+    """A request that cannot be made as asked (unknown elevation, too long, no reason...): nothing
+    changed."""
+
+
+class JitRefusedError(JitError):
+    """A request refused on security grounds (self-approval, not an approver): nothing changed."""
 
 
 @dataclass(frozen=True)
@@ -245,8 +250,8 @@ class JitStore:
         is_requester = (caller.principal_arn, caller.session) == (item["requester_principal"],
                                                                  item["requester_session"])
         if not is_requester and (elevation is None or caller.role_name not in elevation.approver_roles):
-            raise JitError(f"{caller.who} may not revoke {request_id}: only its requester or an "
-                           f"approver of {item['elevation']} may")
+            raise JitRefusedError(f"{caller.who} may not revoke {request_id}: only its requester or an "
+                                  f"approver of {item['elevation']} may")
         return self._end(caller, item, "revoked", reason.strip())
 
     def expire(self, request_id: str) -> JitResult:
@@ -266,11 +271,11 @@ class JitStore:
 
     def _check_approver(self, caller: Caller, item: Mapping[str, Any], elevation: Elevation) -> None:
         if caller.session == item["requester_session"]:
-            raise JitError(f"{caller.who} requested {item['request_id']} and may not approve or deny it "
-                           "(self-approval is refused)")
+            raise JitRefusedError(f"{caller.who} requested {item['request_id']} and may not approve or "
+                                  "deny it (self-approval is refused)")
         if caller.role_name not in elevation.approver_roles:
-            raise JitError(f"{caller.who} is not an approver of {elevation.name}; its approvers are the "
-                           f"roles {', '.join(elevation.approver_roles)}")
+            raise JitRefusedError(f"{caller.who} is not an approver of {elevation.name}; its approvers "
+                                  f"are the roles {', '.join(elevation.approver_roles)}")
 
     def _take_lock(self, elevation_name: str, request_id: str) -> None:
         """One grant per elevation: a conditional write, so two requests racing get one winner. A
