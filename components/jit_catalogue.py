@@ -9,7 +9,7 @@ elevation role per entry and `ztai access` checks requests against it. It is YAM
         grant: model-prefix-write    # what the role may do (GRANTS below)
         prefix: training-data/       # for model-prefix-write: the one prefix written
         maxMinutes: 240              # the longest duration a request may ask for
-        approvers: [ztai-dev-data-lead]   # role names whose sessions may approve
+        approvers: [zero-trust-ai-dev-data-lead]   # role names whose sessions may approve
         approvalsNeeded: 1           # different people, never the requester
 
 `key-admin` and `break-glass` grants need at least two approvals. Every problem is reported at once.
@@ -53,11 +53,11 @@ class JitElevation:
 
 def elevation_role_name(environment: str, elevation: str) -> str:
     """The AWS name of an elevation's role (the CLI finds it by this name)."""
-    return f"ztai-{environment}-jit-{elevation}"
+    return f"zero-trust-ai-{environment}-jit-{elevation}"
 
 
 def jit_table_name(environment: str) -> str:
-    return f"ztai-{environment}-jit"
+    return f"zero-trust-ai-{environment}-jit"
 
 
 def parse_catalogue_file(key: str, value: Any, project_dir: Path = PROJECT_DIR) -> list[JitElevation]:
