@@ -405,3 +405,60 @@ def test_the_api_answers_bad_input_with_400(api_env: Env, body: Any, message: st
 def test_the_api_refuses_an_unsigned_call(api_env: Env) -> None:
     status, answer = _call(None, {"action": "list"})
     assert status == 403 and "AWS_IAM" in answer["error"]
+
+
+def _one(condition: dict[str, Any], *, effect: str = "Allow") -> str:
+    return json.dumps({"Statement": [{"Effect": effect, "Action": "s3:PutObject", "Resource": "*",
+                                      "Condition": condition}]})
+
+
+@pytest.mark.parametrize(("operator", "policy_time", "request_time", "holds"), [
+    # IAM's date operators compare instants (IAM user guide, "IAM JSON policy elements: Condition
+    # operators", date condition operators); the equal case decides strict against inclusive.
+    ("DateLessThan", "2026-12-07T10:00:00Z", "2026-12-07T09:59:59Z", True),
+    ("DateLessThan", "2026-12-07T10:00:00Z", "2026-12-07T10:00:00Z", False),
+    ("DateLessThanEquals", "2026-12-07T10:00:00Z", "2026-12-07T10:00:00Z", True),
+    ("DateGreaterThan", "2026-12-07T10:00:00Z", "2026-12-07T10:00:00Z", False),
+    ("DateGreaterThanEquals", "2026-12-07T10:00:00Z", "2026-12-07T10:00:00Z", True),
+    ("DateEquals", "2026-12-07T10:00:00Z", "2026-12-07T11:00:00+01:00", True),  # the same instant
+    ("DateNotEquals", "2026-12-07T10:00:00Z", "2026-12-07T10:00:01Z", True),
+])
+def test_the_evaluators_date_operators(operator: str, policy_time: str, request_time: str,
+                                       holds: bool) -> None:
+    request = Request("arn:aws:iam::123456789012:role/r", "s3:PutObject", "arn:aws:s3:::b/k",
+                      {"aws:CurrentTime": request_time})
+    decision = evaluate(_one({operator: {"aws:CurrentTime": policy_time}}), request, identity_policy=True)
+    assert decision.effect == ("allow" if holds else "implicit-deny")
+
+
+def test_the_evaluator_on_absent_keys_and_deny_precedence() -> None:
+    # A key absent from the request: a positive operator is false, ...IfExists true (IAM's rule).
+    bare = Request("arn:aws:iam::123456789012:role/r", "s3:PutObject", "arn:aws:s3:::b/k", {})
+    deny_old = _one({"DateLessThan": {"aws:TokenIssueTime": "2026-12-07T10:00:00Z"}}, effect="Deny")
+    assert evaluate(deny_old, bare, identity_policy=True).effect == "implicit-deny"
+    if_exists = _one({"DateLessThanIfExists": {"aws:TokenIssueTime": "2026-12-07T10:00:00Z"}})
+    assert evaluate(if_exists, bare, identity_policy=True).effect == "allow"
+    # An explicit Deny wins over an Allow in the same policy.
+    both = json.dumps({"Statement": [
+        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "*", "Resource": "*",
+         "Condition": {"DateLessThan": {"aws:TokenIssueTime": "2026-12-07T10:00:00Z"}}}]})
+    old = Request(bare.principal_arn, bare.action, bare.resource,
+                  {"aws:TokenIssueTime": "2026-12-07T09:00:00Z"})
+    assert evaluate(both, old, identity_policy=True).effect == "explicit-deny"
+
+
+def test_the_evaluator_refuses_what_it_cannot_judge() -> None:
+    from tests.support.key_policy import UnsupportedPolicyError
+
+    request = Request("arn:aws:iam::123456789012:role/r", "s3:PutObject", "arn:aws:s3:::b/k",
+                      {"aws:CurrentTime": "yesterday"})
+    with pytest.raises(UnsupportedPolicyError, match="not an ISO 8601 time"):
+        evaluate(_one({"DateLessThan": {"aws:CurrentTime": "2026-12-07T10:00:00Z"}}), request,
+                 identity_policy=True)
+    with_principal = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*",
+                                                "Resource": "*"}]})
+    with pytest.raises(UnsupportedPolicyError, match="an identity policy has no Principal"):
+        evaluate(with_principal, request, identity_policy=True)
+    with pytest.raises(UnsupportedPolicyError, match="a trust policy has no Resource"):
+        evaluate(with_principal, request, trust_policy=True)
