@@ -62,7 +62,8 @@ def _catalogue() -> dict[str, Elevation]:
     return {
         "training-data-write": Elevation("training-data-write", ROLE.format("jit-training-data-write"),
                                          120, ("data-lead",), 1),
-        "key-admin": Elevation("key-admin", ROLE.format("jit-key-admin"), 30, ("data-lead",), 2),
+        "key-admin": Elevation("key-admin", ROLE.format("jit-key-admin"), 30,
+                               ("data-lead", "security-lead"), 2),
     }
 
 
@@ -202,6 +203,15 @@ def test_key_admin_needs_two_different_approvers(env: Env) -> None:
     second = env.store.approve(SECOND_LEAD, rid)
     assert second.changed and second.request["state"] == "active"
     assert may_assume(env, SCIENTIST, env.clock.now, role="jit-key-admin")
+
+
+def test_one_person_through_two_approver_roles_counts_once(env: Env) -> None:
+    rid = env.store.request(SCIENTIST, "key-admin", 15, "rotate").request["request_id"]
+    env.store.approve(LEAD, rid)
+    same_person = Caller(ROLE.format("security-lead"), LEAD.session)
+    again = env.store.approve(same_person, rid)
+    assert not again.changed and again.request["state"] == "pending"
+    assert not may_assume(env, SCIENTIST, env.clock.now, role="jit-key-admin")
 
 
 def test_approving_twice_changes_nothing(env: Env) -> None:

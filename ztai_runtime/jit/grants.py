@@ -100,10 +100,11 @@ def _policy(statements: list[dict[str, Any]]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
 
 
-def closed_trust_policy(account_id: str) -> str:
+def closed_trust_policy(account_id: str, partition: str = "aws") -> str:
     """Trust that admits nobody: the condition is never true (the stack creates roles with it)."""
     return _policy([{"Sid": "NobodyUntilApproved", "Effect": "Allow",
-                     "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"}, "Action": "sts:AssumeRole",
+                     "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                     "Action": "sts:AssumeRole",
                      "Condition": {"DateLessThan": {"aws:CurrentTime": CLOSED_BEFORE}}}])
 
 
@@ -189,13 +190,16 @@ class JitStore:
             "request_id": request_id, "elevation": elevation_name, "role_arn": elevation.role_arn,
             "requester": caller.who, "requester_principal": caller.principal_arn,
             "requester_session": caller.session, "reason": reason.strip(), "minutes": minutes,
-            "approvals_needed": elevation.approvals_needed, "approvers": [], "state": "pending",
+            "approvals_needed": elevation.approvals_needed, "approvers": [], "approver_people": [],
+            "state": "pending",
             "requested_at": now, "expires_at": "", "events": [],
         }
-        item["events"] = [self._event("requested", caller, reason.strip(), request_id, item)]
+        requested = self._event("requested", caller, reason.strip())
+        item["events"] = [requested]
         self.dynamodb.put_item(TableName=self.table,
                                Item=_typed({"pk": f"request#{request_id}", **item})["M"],
                                ConditionExpression="attribute_not_exists(pk)")
+        self._log(requested, item)
         return JitResult(True, f"requested {elevation_name} for {minutes} minutes: {request_id}", item)
 
     def approve(self, caller: Caller, request_id: str) -> JitResult:
@@ -203,8 +207,9 @@ class JitStore:
         elevation = self.catalogue.get(item["elevation"])
         if elevation is None:
             raise JitError(f"elevation {item['elevation']!r} is no longer in the catalogue; deny the request")
-        if caller.who in item["approvers"]:
-            return JitResult(False, f"{request_id}: already approved by {caller.who}", item)
+        # Approvals are counted per person (session name), whatever role they approve through.
+        if caller.session in item["approver_people"]:
+            return JitResult(False, f"{request_id}: already approved by {caller.session}", item)
         if item["state"] != "pending":
             return JitResult(False, f"{request_id} is {item['state']}, not pending: nothing to approve", item)
         self._check_approver(caller, item, elevation)
@@ -212,20 +217,22 @@ class JitStore:
             updated = self.dynamodb.update_item(
                 TableName=self.table, Key={"pk": {"S": f"request#{request_id}"}},
                 UpdateExpression="SET approvers = list_append(approvers, :me), "
+                                 "approver_people = list_append(approver_people, :person), "
                                  "events = list_append(events, :ev)",
-                ConditionExpression="#s = :pending AND NOT contains(approvers, :who)",
+                ConditionExpression="#s = :pending AND NOT contains(approver_people, :who)",
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues={
-                    ":me": {"L": [{"S": caller.who}]}, ":who": {"S": caller.who},
-                    ":pending": {"S": "pending"},
-                    ":ev": {"L": [_typed(self._event("approved", caller, "", request_id, item))]}},
+                    ":me": {"L": [{"S": caller.who}]}, ":person": {"L": [{"S": caller.session}]},
+                    ":who": {"S": caller.session}, ":pending": {"S": "pending"},
+                    ":ev": {"L": [_typed(event := self._event("approved", caller, ""))]}},
                 ReturnValues="ALL_NEW")["Attributes"]
         except self.dynamodb.exceptions.ConditionalCheckFailedException:
             item = self._get(request_id)
-            return JitResult(False, f"{request_id}: already approved by {caller.who}, or no longer "
+            return JitResult(False, f"{request_id}: already approved by {caller.session}, or no longer "
                                     f"pending ({item['state']})", item)
         item = _plain(updated)
-        if len(item["approvers"]) < item["approvals_needed"]:
+        self._log(event, item)
+        if len(item["approver_people"]) < item["approvals_needed"]:
             return JitResult(True, f"{request_id}: approval {len(item['approvers'])} of "
                                    f"{item['approvals_needed']} recorded", item)
         return self._activate(caller, item)
@@ -310,12 +317,15 @@ class JitStore:
                                "grant per elevation at a time: wait for it to end, or revoke it") from None
         raise JitError(f"{elevation_name} is being requested by someone else right now; try again")
 
-    def _event(self, action: str, caller: Caller, why: str, request_id: str,
-               item: Mapping[str, Any], **extra: str) -> dict[str, Any]:
-        event = {"action": action, "by": caller.who, "why": why, "at": _iso(self.clock()), **extra}
-        log_decision(LOGGER, f"jit.{action}", request_id=request_id, elevation=item["elevation"],
-                     requester=item["requester"], reason=item["reason"], **event)
-        return event
+    def _event(self, action: str, caller: Caller, why: str, **extra: str) -> dict[str, Any]:
+        return {"action": action, "by": caller.who, "why": why, "at": _iso(self.clock()), **extra}
+
+    @staticmethod
+    def _log(event: Mapping[str, Any], item: Mapping[str, Any]) -> None:
+        """One line per change, written once the change is stored (a lost race logs nothing)."""
+        log_decision(LOGGER, f"jit.{event['action']}", request_id=item["request_id"],
+                     elevation=item["elevation"], requester=item["requester"], reason=item["reason"],
+                     **event)
 
     def _activate(self, caller: Caller, item: dict[str, Any]) -> JitResult:
         now = self.clock()
@@ -331,13 +341,14 @@ class JitStore:
                 ExpressionAttributeValues={
                     ":active": {"S": "active"}, ":pending": {"S": "pending"}, ":now": {"S": _iso(now)},
                     ":exp": {"S": expires_at},
-                    ":ev": {"L": [_typed(self._event("granted", caller, "", request_id, item,
-                                                     expires_at=expires_at))]}},
+                    ":ev": {"L": [_typed(event := self._event("granted", caller, "",
+                                                              expires_at=expires_at))]}},
                 ReturnValues="ALL_NEW")["Attributes"]
         except self.dynamodb.exceptions.ConditionalCheckFailedException:
             item = self._get(request_id)
             return JitResult(False, f"{request_id} is already {item['state']}", item)
         item = _plain(updated)
+        self._log(event, item)
         role = item["role_arn"].rsplit("/", 1)[-1]
         requester = Caller(item["requester_principal"], item["requester_session"])
         # Window first: by the time the trust admits the requester, the expiry already binds.
@@ -383,12 +394,13 @@ class JitStore:
         result = self._finish(caller, item, outcome, why, from_state="active")
         if result.changed:
             role = item["role_arn"].rsplit("/", 1)[-1]
-            account = item["role_arn"].split(":")[4]
+            partition, account = item["role_arn"].split(":")[1], item["role_arn"].split(":")[4]
             now = _iso(self.clock())
             # Floor first: sessions issued before now are refused even while the trust change spreads.
             self.iam.put_role_policy(RoleName=role, PolicyName=WINDOW_POLICY,
                                      PolicyDocument=window_policy(now, now))
-            self.iam.update_assume_role_policy(RoleName=role, PolicyDocument=closed_trust_policy(account))
+            self.iam.update_assume_role_policy(RoleName=role,
+                                               PolicyDocument=closed_trust_policy(account, partition))
             if self.scheduler is not None:
                 # Fired already (and deleted itself), or never created: nothing to do.
                 with contextlib.suppress(self.scheduler.exceptions.ResourceNotFoundException):
@@ -406,11 +418,12 @@ class JitStore:
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues={
                     ":to": {"S": outcome}, ":from": {"S": from_state}, ":now": {"S": _iso(self.clock())},
-                    ":ev": {"L": [_typed(self._event(outcome, caller, why, request_id, item))]}},
+                    ":ev": {"L": [_typed(event := self._event(outcome, caller, why))]}},
                 ReturnValues="ALL_NEW")["Attributes"]
         except self.dynamodb.exceptions.ConditionalCheckFailedException:
             item = self._get(request_id)
             return JitResult(False, f"{request_id} is already {item['state']}", item)
+        self._log(event, _plain(updated))
         # Only this request's lock is released: a later request may hold the elevation by now.
         with contextlib.suppress(self.dynamodb.exceptions.ConditionalCheckFailedException):
             self.dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": f"lock#{item['elevation']}"}},
