@@ -19,6 +19,8 @@ from components.enclave_fleet import (
     ImageRolloutArgs,
 )
 from components.identity import AccessRoles, AccessRolesArgs
+from components.jit import JustInTimeAccess, JustInTimeAccessArgs
+from components.jit_catalogue import jit_table_name
 from components.key_rotation import MonthlyKeyRotation, MonthlyKeyRotationArgs, rotation_schedule_name
 from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs, log_group_prefixes_for
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
@@ -41,9 +43,10 @@ keys = KeyHierarchy(
         administrator_role_arns=config.key_administrator_role_arns,
         break_glass_role_arn=config.break_glass_role_arn,
         replica_regions=config.key_replica_regions,
-        # Creating the vault table makes DynamoDB use the secrets key as the deploying role: the
-        # key is created admitting that, for this table only.
-        dynamodb_tables={"secrets": [vault_table_name(config.environment)]},
+        # Creating the vault and JIT tables makes DynamoDB use the secrets key as the deploying
+        # role: the key is created admitting that, for these tables only.
+        dynamodb_tables={"secrets": [vault_table_name(config.environment),
+                                     jit_table_name(config.environment)]},
         # Creating the rotation schedule and the Image Builder components with the logs key makes
         # Scheduler and Image Builder use it as the deploying role: admitted from the key's
         # creation, for those names only. The logs key, not the inference key: the component
@@ -397,6 +400,36 @@ endpoint_policies = network.restrict_endpoints(
     log_group_names=[ami_pipeline.log_group_prefix],
 )
 
+# --- Just-in-time elevation -------------------------------------------------------------------
+# One role per catalogue entry, admitting nobody until a request is approved by someone else; the
+# grant carries its own expiry and revocation refuses sessions already issued (docs/jit.md). The
+# requests table is encrypted with the secrets key, admitted at creation above (dynamodb_tables).
+jit = JustInTimeAccess(
+    "jit",
+    JustInTimeAccessArgs(
+        environment=config.environment,
+        region=config.region,
+        elevations=config.jit_elevations,
+        table_key_arn=keys.key_arn("secrets"),
+        logs_key_arn=keys.key_arn("logs"),
+        protect=config.is_prod,
+        reserve_concurrency=config.reserve_function_concurrency,
+        permissions_boundary=people.boundary.arn,
+    ),
+)
+keys.grant_cloudwatch_logs(jit.log_group_prefix)
+for jit_function in (jit.api, jit.expiry):
+    keys.grant_use_through_service("secrets", jit_function.role, "dynamodb")
+    keys.grant_use_through_service("logs", jit_function.role, "sqs")  # failure records
+# Each elevation's permissions, granted by the owner of what it touches. key-admin and break-glass
+# get none yet: key policies name their administrators (keyAdministratorRoleArns) until the key
+# hierarchy learns to admit an elevation role.
+for elevation in config.jit_elevations:
+    if elevation.grant == "model-prefix-write":
+        fleet.grant_prefix_write(jit.roles[elevation.name], elevation.prefix)
+        keys.grant_use_through_service("inference", jit.roles[elevation.name], "s3")
+# --- end of just-in-time elevation -------------------------------------------------------------
+
 # Every grant is made above this line: sealing writes the key policies.
 key_policies = keys.seal()
 gateway.publish_after(key_policies)
@@ -416,6 +449,8 @@ pulumi.export("privateSubnetIds", {
 pulumi.export("keyArns", {purpose: key.arn for purpose, key in keys.keys.items()})
 pulumi.export("keyAliases", {purpose: alias.name for purpose, alias in keys.aliases.items()})
 pulumi.export("tokenVaultTable", token_vault.table_name)
+pulumi.export("jit", {"table": jit.table.name, "apiUrl": jit.function_url.function_url,
+                      "roles": {name: role.arn for name, role in jit.roles.items()}})
 pulumi.export("inferenceEndpoint", fleet.load_balancer.dns_name)
 pulumi.export("inferenceLaunchTemplateId", fleet.launch_template.id)
 pulumi.export("amiPipelineArn", ami_pipeline.pipeline.arn)

@@ -45,6 +45,7 @@ from components.config_values import parse_burst as _parse_burst
 from components.config_values import parse_rate as _parse_rate
 from components.config_values import show as _show
 from components.enclave_fleet import ARTIFACT_PREFIX, EnclaveFleetSettings, sizing_problems
+from components.jit_catalogue import JitElevation, parse_catalogue_file
 from components.keys import EnclaveMeasurements, measurement_problem
 from components.network import MAX_SEGMENT_PREFIX, MIN_SEGMENT_PREFIX, SEGMENT_NAMES, Segment
 from components.partners_file import parse_partners_file
@@ -175,6 +176,8 @@ class StackConfig:
     # Reserved concurrency 1 on the rotation and rollout functions; False: unreserved (low quota).
     reserve_function_concurrency: bool = True
     human_access: HumanAccessSettings = HumanAccessSettings()
+    # Just-in-time elevations (jitCatalogueFile); empty: no elevation role.
+    jit_elevations: tuple[JitElevation, ...] = ()
 
     @property
     def is_prod(self) -> bool:
@@ -624,6 +627,10 @@ KEYS: dict[str, StackKey] = {
     "publishedModels": StackKey("Model names the model publisher may encrypt weights for (the "
                                 "`model` encryption context value); default: none.",
                                 False, _parse_model_names, [], type="array"),
+    "jitCatalogueFile": StackKey(
+        "YAML file (relative to the project) listing the just-in-time elevations: name, "
+        "description, grant, prefix, maxMinutes, approvers, approvalsNeeded (docs/jit.md); "
+        "default: none, no elevation can be requested.", False, parse_catalogue_file, ""),
 }
 
 
@@ -813,6 +820,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
         api=api,
         reserve_function_concurrency=values["reserveFunctionConcurrency"],
         human_access=human_access,
+        jit_elevations=tuple(values["jitCatalogueFile"]),
     )
 
 

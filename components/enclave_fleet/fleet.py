@@ -398,6 +398,19 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
                 {"Sid": "UploadEncryptedModels", "Effect": "Allow", "Action": "s3:PutObject",
                  "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"}])))
 
+    def grant_prefix_write(self, role: aws.iam.Role, prefix: str) -> aws.iam.RolePolicy:
+        """Let `role` (a just-in-time elevation) write objects under `prefix` of the model bucket:
+        s3:PutObject there only, never under the model or artifact prefixes. Their SSE-KMS layer
+        also needs `keys.grant_use_through_service(<storage purpose>, role, "s3")`."""
+        if not prefix.endswith("/") or prefix.startswith((self.artifact_prefix, "models/")):
+            raise ValueError(f"prefix {prefix!r}: a prefix ending in / outside models/ and "
+                             f"{self.artifact_prefix}")
+        partition = self._partition
+        return self._grant(role, "write-prefix", self.model_bucket_name.apply(
+            lambda bucket: policy_document([
+                {"Sid": "WriteOnePrefix", "Effect": "Allow", "Action": "s3:PutObject",
+                 "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"}])))
+
     def _grant(self, role: aws.iam.Role, what: str, policy: pulumi.Output[str]) -> aws.iam.RolePolicy:
         # <fleet>-<what> for the first role granted, <fleet>-<what>-2 ... for more.
         self._grants[what] = self._grants.get(what, 0) + 1

@@ -5,7 +5,11 @@ Covered: Effect Allow/Deny; Principal "*", {"AWS": ARN, account id, account root
 name} for a caller that is an AWS service principal (`logs.<region>.amazonaws.com`); Action and Resource
 with `*`/`?` wildcards; the condition operators StringEquals, StringNotEquals, StringEqualsIgnoreCase,
 StringNotEqualsIgnoreCase, StringLike, StringNotLike, ArnEquals, ArnNotEquals, ArnLike, ArnNotLike,
-Bool and Null, each with the `IfExists` suffix; single-valued condition keys. Semantics: every
+Bool, Null and the date operators DateEquals, DateNotEquals, DateLessThan, DateLessThanEquals,
+DateGreaterThan and DateGreaterThanEquals (ISO 8601 times in UTC such as `aws:CurrentTime` and
+`aws:TokenIssueTime`), each with the `IfExists` suffix; single-valued condition keys. Identity
+policies (a role's own, `evaluate(..., identity=True)`) have no Principal: they apply to
+the role they are attached to. Semantics: every
 operator and every key in a Condition must hold (AND), any listed value may match (OR), and for a
 negated operator none may (NOR); a key absent from the request makes a positive operator false and
 a negated operator true (IAM's rule; `...IfExists`: true); an explicit Deny wins over any Allow; no
@@ -24,7 +28,7 @@ policy whose caller may be a federated identity provider (`{"Federated": <provid
 when the request's principal_arn is that provider's ARN). IpAddress and NotIpAddress compare
 aws:SourceIp with CIDRs (IPv4 and IPv6).
 
-Anything else (NotPrincipal, NotAction, NotResource, ForAnyValue/ForAllValues, numeric/date
+Anything else (NotPrincipal, NotAction, NotResource, ForAnyValue/ForAllValues, numeric
 operators, policy variables, unknown operators) raises UnsupportedPolicyError: the stand-in then refuses
 the request instead of guessing.
 """
@@ -36,6 +40,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 Effect = Literal["allow", "explicit-deny", "implicit-deny"]
@@ -184,6 +189,18 @@ def _condition_holds(condition: Any, context: Mapping[str, str], where: str) -> 
                 if ("true" if actual is None else "false") not in wanted:
                     return False
                 continue
+            if base in _DATE_OPERATORS:
+                compare = _DATE_OPERATORS[base]
+                if actual is None:
+                    holds = if_exists or base == "DateNotEquals"
+                else:
+                    moment = _date(actual, f"{where} request {key}")
+                    holds = (all(not compare(moment, _date(v, f"{where} {key}")) for v in values)
+                             if base == "DateNotEquals" else
+                             any(compare(moment, _date(v, f"{where} {key}")) for v in values))
+                if not holds:
+                    return False
+                continue
             if base not in _STRING_OPERATORS:
                 raise UnsupportedPolicyError(f"{where}: condition operator {operator!r} is not supported")
             negated, match = _STRING_OPERATORS[base]
@@ -195,6 +212,27 @@ def _condition_holds(condition: Any, context: Mapping[str, str], where: str) -> 
             if not holds:
                 return False
     return True
+
+
+_DATE_OPERATORS: dict[str, Callable[[datetime, datetime], bool]] = {
+    # (the request's time, the policy's time); DateNotEquals is handled as "no value equals".
+    "DateEquals": lambda actual, policy: actual == policy,
+    "DateNotEquals": lambda actual, policy: actual == policy,
+    "DateLessThan": lambda actual, policy: actual < policy,
+    "DateLessThanEquals": lambda actual, policy: actual <= policy,
+    "DateGreaterThan": lambda actual, policy: actual > policy,
+    "DateGreaterThanEquals": lambda actual, policy: actual >= policy,
+}
+
+
+def _date(text: str, what: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UnsupportedPolicyError(f"{what}: {text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise UnsupportedPolicyError(f"{what}: {text!r} has no time zone")
+    return moment
 
 
 def _statements(policy_json: str) -> Sequence[Mapping[str, Any]]:

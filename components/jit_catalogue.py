@@ -1,0 +1,155 @@
+"""The just-in-time elevation catalogue: what may be asked for, for how long, approved by whom.
+
+The stack key `jitCatalogueFile` names it (relative to the project); the deploy creates one
+elevation role per entry and `ztai access` checks requests against it. It is YAML:
+
+    elevations:
+      - name: training-data-write    # lower case, digits and dashes; names the role
+        description: Write training data under one prefix of the model bucket for one job run
+        grant: model-prefix-write    # what the role may do (GRANTS below)
+        prefix: training-data/       # for model-prefix-write: the one prefix written
+        maxMinutes: 240              # the longest duration a request may ask for
+        approvers: [zero-trust-ai-dev-data-lead]   # role names whose sessions may approve
+        approvalsNeeded: 1           # different people, never the requester
+
+`key-admin` and `break-glass` grants need at least two approvals. Every problem is reported at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components import strict_yaml
+from components.config_values import PROJECT_DIR, as_string, full, show
+from components.text_files import NotUtf8TextError, decode_utf8
+
+# What an elevation role may do, each granted by the owner of what it touches.
+GRANTS = ("model-prefix-write", "key-admin", "break-glass")
+TWO_PERSON_GRANTS = frozenset({"key-admin", "break-glass"})
+FIELDS = frozenset({"name", "description", "grant", "prefix", "maxMinutes", "approvers", "approvalsNeeded"})
+REQUIRED_FIELDS = frozenset({"name", "description", "grant", "maxMinutes", "approvers", "approvalsNeeded"})
+# A grant that outlives a working day is standing access by another name.
+MAX_MINUTES = 720
+NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
+ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
+PREFIX = re.compile(r"[A-Za-z0-9!_.()'-]+(/[A-Za-z0-9!_.()'-]+)*/")
+
+
+@dataclass(frozen=True)
+class JitElevation:
+    name: str
+    description: str
+    grant: str
+    prefix: str  # model-prefix-write only, else ""
+    max_minutes: int
+    approvers: tuple[str, ...]
+    approvals_needed: int
+
+
+def elevation_role_name(environment: str, elevation: str) -> str:
+    """The AWS name of an elevation's role (the CLI finds it by this name)."""
+    return f"zero-trust-ai-{environment}-jit-{elevation}"
+
+
+def jit_table_name(environment: str) -> str:
+    return f"zero-trust-ai-{environment}-jit"
+
+
+def parse_catalogue_file(key: str, value: Any, project_dir: Path = PROJECT_DIR) -> list[JitElevation]:
+    """The elevations of the file named by stack key `key` ("" names none); ValueError listing
+    every problem, each naming the key, the entry and the field."""
+    if value == "":
+        return []
+    path = (project_dir / as_string(key, value)).resolve()
+    label = f"{full(key)} = {show(value)}"
+    try:
+        document = strict_yaml.load(decode_utf8(path.read_bytes()))
+    except OSError as error:
+        raise ValueError(f"{label}: cannot read it as YAML ({error})") from None
+    except NotUtf8TextError as problem:
+        raise ValueError(f"{label}: cannot read it as YAML: the file {problem}") from None
+    except RecursionError:
+        raise ValueError(f"{label}: the file nests too deeply to be read") from None
+    except ValueError as error:
+        raise ValueError(f"{label}: cannot read it as YAML ({error})") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"{label}: cannot read it as YAML (not valid YAML"
+                         f"{strict_yaml.describe(error)})") from None
+    return parse_catalogue(label, document)
+
+
+def parse_catalogue(label: str, document: Any) -> list[JitElevation]:
+    if isinstance(document, dict) and set(document) - {"elevations"}:
+        unknown = sorted(map(str, set(document) - {"elevations"}))
+        raise ValueError(f"{label}: unknown top-level key(s) {', '.join(unknown)}; the file holds "
+                         "only an `elevations:` list")
+    entries = document.get("elevations") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(f"{label}: expected a mapping with an `elevations:` list")
+    elevations: list[JitElevation] = []
+    problems: list[str] = []
+    for index, entry in enumerate(entries):
+        where = f"{label}: elevations[{index}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: expected a mapping of {', '.join(sorted(FIELDS))}")
+            continue
+        entry_problems, elevation = _entry(entry)
+        named = f"{where} ({entry.get('name')!s})" if "name" in entry else where
+        problems += [f"{named}: {problem}" for problem in entry_problems]
+        if elevation is None:
+            continue
+        if elevation.name in {e.name for e in elevations}:
+            problems.append(f"{where}: elevation {elevation.name!r} is listed twice")
+        elevations.append(elevation)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return elevations
+
+
+def _entry(entry: dict[Any, Any]) -> tuple[list[str], JitElevation | None]:
+    problems: list[str] = []
+    unknown = sorted(map(str, set(entry) - FIELDS))
+    missing = sorted(REQUIRED_FIELDS - set(entry))
+    if unknown or missing:
+        problems.append("; ".join(
+            ([f"unknown field(s) {', '.join(unknown)}"] if unknown else [])
+            + ([f"missing {', '.join(missing)}"] if missing else []))
+            + f" (fields: {', '.join(sorted(FIELDS))})")
+        return problems, None
+    name, description, grant = entry["name"], entry["description"], entry["grant"]
+    prefix, minutes = entry.get("prefix", ""), entry["maxMinutes"]
+    approvers, needed = entry["approvers"], entry["approvalsNeeded"]
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        problems.append(f"name = {show(name)}: 2 to 32 lower-case letters, digits and dashes, "
+                        "starting with a letter")
+    if not isinstance(description, str) or not description.strip():
+        problems.append("description: say what the elevation is for, in words")
+    if grant not in GRANTS:
+        problems.append(f"grant = {show(grant)}: allowed values are {', '.join(GRANTS)}")
+    if grant == "model-prefix-write":
+        if not isinstance(prefix, str) or not PREFIX.fullmatch(prefix):
+            problems.append(f"prefix = {show(prefix)}: model-prefix-write needs one object-key prefix "
+                            "ending in `/` (such as training-data/)")
+    elif "prefix" in entry:
+        problems.append(f"prefix: only model-prefix-write takes one, not {show(grant)}")
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 15 <= minutes <= MAX_MINUTES:
+        problems.append(f"maxMinutes = {show(minutes)}: a whole number of minutes from 15 (the shortest "
+                        f"AWS role session) to {MAX_MINUTES}")
+    if (not isinstance(approvers, list) or not approvers
+            or not all(isinstance(a, str) and ROLE_NAME.fullmatch(a) for a in approvers)):
+        problems.append(f"approvers = {show(approvers)}: a non-empty list of IAM role names")
+    elif len(set(approvers)) != len(approvers):
+        problems.append(f"approvers = {show(approvers)}: a role is listed twice")
+    lowest = 2 if grant in TWO_PERSON_GRANTS else 1
+    if isinstance(needed, bool) or not isinstance(needed, int) or not lowest <= needed <= 3:
+        problems.append(f"approvalsNeeded = {show(needed)}: {lowest} to 3"
+                        + (f" ({grant} is a two-person elevation)" if lowest == 2 else ""))
+    if problems:
+        return problems, None
+    return [], JitElevation(name=name, description=description.strip(), grant=grant, prefix=prefix or "",
+                            max_minutes=minutes, approvers=tuple(approvers), approvals_needed=needed)

@@ -1,0 +1,462 @@
+"""Request, approve, deny, revoke, list and expire elevations over one DynamoDB table.
+
+Every function takes its AWS clients as arguments and is idempotent: a transition already made is
+reported (`JitResult.changed` False), never made twice. Bad input raises `JitError` before any
+write. The design is described in the package's docstring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ztai_runtime.jsonlog import get_logger, log_decision
+
+LOGGER = get_logger("ztai.jit")
+WINDOW_POLICY = "ztai-jit-window"
+# AWS refuses AssumeRole sessions shorter than 15 minutes; the window policy ends them earlier.
+MIN_SESSION_SECONDS = 900
+# Where a trust policy admitting nobody points: its condition can never hold.
+CLOSED_BEFORE = "2000-01-01T00:00:00Z"
+STATES = ("pending", "active", "denied", "revoked", "expired")
+Clock = Callable[[], datetime]
+
+
+class JitError(ValueError):
+    """A request that cannot be made as asked (unknown elevation, too long, no reason...): nothing
+    changed."""
+
+
+class JitRefusedError(JitError):
+    """A request refused on security grounds (self-approval, not an approver): nothing changed."""
+
+
+@dataclass(frozen=True)
+class Elevation:
+    """One catalogue entry, as the runtime needs it."""
+
+    name: str
+    role_arn: str
+    max_minutes: int
+    approver_roles: tuple[str, ...]  # role names whose sessions may approve
+    approvals_needed: int
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who acts: the role (or user) ARN and the person's session name (the IdP user)."""
+
+    principal_arn: str
+    session: str
+
+    @property
+    def who(self) -> str:
+        return f"{self.principal_arn}/{self.session}"
+
+    @property
+    def role_name(self) -> str:
+        return self.principal_arn.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class JitResult:
+    changed: bool
+    message: str
+    request: dict[str, Any]
+
+
+def caller_from_arn(arn: str) -> Caller:
+    """The caller of an STS GetCallerIdentity ARN: an assumed role's session, or an IAM user."""
+    assumed = re.fullmatch(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([\w+=,.@-]+)/([\w+=,.@-]+)", arn)
+    if assumed:
+        partition, account, role, session = assumed.groups()
+        return Caller(f"arn:{partition}:iam::{account}:role/{role}", session)
+    user = re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:user/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)", arn)
+    if user:
+        return Caller(arn, user.group(1))
+    raise JitError(f"caller {arn!r} is neither an assumed-role session nor an IAM user; "
+                   "sign in through the identity provider")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _policy(statements: list[dict[str, Any]]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+
+
+def closed_trust_policy(account_id: str, partition: str = "aws") -> str:
+    """Trust that admits nobody: the condition is never true (the stack creates roles with it)."""
+    return _policy([{"Sid": "NobodyUntilApproved", "Effect": "Allow",
+                     "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                     "Action": "sts:AssumeRole",
+                     "Condition": {"DateLessThan": {"aws:CurrentTime": CLOSED_BEFORE}}}])
+
+
+def open_trust_policy(caller: Caller, expires_at: str) -> str:
+    """Trust admitting the requester's own session until the expiry."""
+    return _policy([{"Sid": "ApprovedElevation", "Effect": "Allow",
+                     "Principal": {"AWS": caller.principal_arn},
+                     "Action": ["sts:AssumeRole", "sts:TagSession"],
+                     "Condition": {"DateLessThan": {"aws:CurrentTime": expires_at},
+                                   "StringLike": {"aws:userid": f"*:{caller.session}"}}}])
+
+
+def window_policy(expires_at: str, revoked_floor: str) -> str:
+    """The role's own expiry and the revocation floor for sessions already issued."""
+    return _policy([
+        {"Sid": "EndsAtExpiry", "Effect": "Deny", "Action": "*", "Resource": "*",
+         "Condition": {"DateGreaterThanEquals": {"aws:CurrentTime": expires_at}}},
+        {"Sid": "RevokeOlderSessions", "Effect": "Deny", "Action": "*", "Resource": "*",
+         "Condition": {"DateLessThan": {"aws:TokenIssueTime": revoked_floor}}},
+    ])
+
+
+class JitStore:
+    """The elevation requests of one table, and the catalogue they are checked against."""
+
+    def __init__(self, *, table: str, catalogue: Mapping[str, Elevation], dynamodb: Any, iam: Any,
+                 scheduler: Any = None, expiry_target: Mapping[str, str] | None = None,
+                 clock: Clock = _now) -> None:
+        """dynamodb, iam, scheduler: boto3 clients. expiry_target: {"Arn": the expiry function,
+        "RoleArn": the role Scheduler invokes it with}; none: no schedule (the grant still ends by
+        its own conditions)."""
+        self.table, self.catalogue, self.dynamodb, self.iam = table, catalogue, dynamodb, iam
+        self.scheduler, self.expiry_target, self.clock = scheduler, expiry_target, clock
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _get(self, request_id: str) -> dict[str, Any]:
+        if not re.fullmatch(r"[0-9a-f]{32}", request_id):
+            raise JitError(f"request id {request_id!r} is not one: ids are 32 hexadecimal digits "
+                           "(see `ztai access list`)")
+        item = self.dynamodb.get_item(TableName=self.table, Key={"pk": {"S": f"request#{request_id}"}},
+                                      ConsistentRead=True).get("Item")
+        if item is None:
+            raise JitError(f"no request {request_id}")
+        return _plain(item)
+
+    def list(self, *, state: str | None = None) -> list[dict[str, Any]]:
+        if state is not None and state not in STATES:
+            raise JitError(f"state {state!r} is not one of {', '.join(STATES)}")
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
+        while True:
+            page = self.dynamodb.scan(**kwargs)
+            items += [_plain(item) for item in page.get("Items", [])
+                      if item["pk"]["S"].startswith("request#")]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        # A grant whose expiry passed is expired, whether or not its schedule ran yet.
+        now = _iso(self.clock())
+        for item in items:
+            if item["state"] == "active" and item["expires_at"] <= now:
+                item["state"] = "expired"
+        return sorted((item for item in items if state is None or item["state"] == state),
+                      key=lambda item: item["requested_at"])
+
+    # -- transitions ---------------------------------------------------------------------------
+
+    def request(self, caller: Caller, elevation_name: str, minutes: int, reason: str) -> JitResult:
+        elevation = self.catalogue.get(elevation_name)
+        if elevation is None:
+            raise JitError(f"unknown elevation {elevation_name!r}; the catalogue has: "
+                           f"{', '.join(sorted(self.catalogue)) or 'nothing'}")
+        if not 1 <= minutes <= elevation.max_minutes:
+            raise JitError(f"duration {minutes} minutes: {elevation_name} allows 1 to "
+                           f"{elevation.max_minutes} minutes")
+        if not reason.strip():
+            raise JitError("a reason is required: say what the elevation is for (the approvers read it)")
+        now = _iso(self.clock())
+        request_id = uuid.uuid4().hex
+        self._take_lock(elevation_name, request_id)
+        item = {
+            "request_id": request_id, "elevation": elevation_name, "role_arn": elevation.role_arn,
+            "requester": caller.who, "requester_principal": caller.principal_arn,
+            "requester_session": caller.session, "reason": reason.strip(), "minutes": minutes,
+            "approvals_needed": elevation.approvals_needed, "approvers": [], "approver_people": [],
+            "state": "pending",
+            "requested_at": now, "expires_at": "", "events": [],
+        }
+        requested = self._event("requested", caller, reason.strip())
+        item["events"] = [requested]
+        self.dynamodb.put_item(TableName=self.table,
+                               Item=_typed({"pk": f"request#{request_id}", **item})["M"],
+                               ConditionExpression="attribute_not_exists(pk)")
+        self._log(requested, item)
+        return JitResult(True, f"requested {elevation_name} for {minutes} minutes: {request_id}", item)
+
+    def approve(self, caller: Caller, request_id: str) -> JitResult:
+        item = self._get(request_id)
+        elevation = self.catalogue.get(item["elevation"])
+        if elevation is None:
+            raise JitError(f"elevation {item['elevation']!r} is no longer in the catalogue; deny the request")
+        # Approvals are counted per person (session name), whatever role they approve through.
+        if caller.session in item["approver_people"]:
+            return JitResult(False, f"{request_id}: already approved by {caller.session}", item)
+        if item["state"] != "pending":
+            return JitResult(False, f"{request_id} is {item['state']}, not pending: nothing to approve", item)
+        self._check_approver(caller, item, elevation)
+        try:
+            updated = self.dynamodb.update_item(
+                TableName=self.table, Key={"pk": {"S": f"request#{request_id}"}},
+                UpdateExpression="SET approvers = list_append(approvers, :me), "
+                                 "approver_people = list_append(approver_people, :person), "
+                                 "events = list_append(events, :ev)",
+                ConditionExpression="#s = :pending AND NOT contains(approver_people, :who)",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":me": {"L": [{"S": caller.who}]}, ":person": {"L": [{"S": caller.session}]},
+                    ":who": {"S": caller.session}, ":pending": {"S": "pending"},
+                    ":ev": {"L": [_typed(event := self._event("approved", caller, ""))]}},
+                ReturnValues="ALL_NEW")["Attributes"]
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            item = self._get(request_id)
+            return JitResult(False, f"{request_id}: already approved by {caller.session}, or no longer "
+                                    f"pending ({item['state']})", item)
+        item = _plain(updated)
+        self._log(event, item)
+        if len(item["approver_people"]) < item["approvals_needed"]:
+            return JitResult(True, f"{request_id}: approval {len(item['approvers'])} of "
+                                   f"{item['approvals_needed']} recorded", item)
+        return self._activate(caller, item)
+
+    def deny(self, caller: Caller, request_id: str, reason: str) -> JitResult:
+        if not reason.strip():
+            raise JitError("a reason is required to deny: the requester reads it")
+        item = self._get(request_id)
+        elevation = self.catalogue.get(item["elevation"])
+        if item["state"] != "pending":
+            return JitResult(False, f"{request_id} is {item['state']}, not pending: nothing to deny", item)
+        if elevation is not None:
+            self._check_approver(caller, item, elevation)
+        return self._finish(caller, item, "denied", reason.strip(), from_state="pending")
+
+    def revoke(self, caller: Caller, request_id: str, reason: str) -> JitResult:
+        """On demand: by the requester, or by one of the elevation's approvers."""
+        if not reason.strip():
+            raise JitError("a reason is required to revoke")
+        item = self._get(request_id)
+        elevation = self.catalogue.get(item["elevation"])
+        is_requester = (caller.principal_arn, caller.session) == (item["requester_principal"],
+                                                                 item["requester_session"])
+        if not is_requester and (elevation is None or caller.role_name not in elevation.approver_roles):
+            raise JitRefusedError(f"{caller.who} may not revoke {request_id}: only its requester or an "
+                                  f"approver of {item['elevation']} may")
+        return self._end(caller, item, "revoked", reason.strip())
+
+    def expire(self, request_id: str) -> JitResult:
+        """The schedule's call at expiry (or anyone's later): ends an active grant whose time is up."""
+        item = self._get(request_id)
+        if item["state"] != "active":
+            result = JitResult(False, f"{request_id} is {item['state']}: nothing to expire", item)
+            log_decision(LOGGER, "jit.expire.skipped", request_id=request_id, state=item["state"])
+            return result
+        if _iso(self.clock()) < item["expires_at"]:
+            log_decision(LOGGER, "jit.expire.early", request_id=request_id, expires_at=item["expires_at"])
+            return JitResult(False, f"{request_id} expires at {item['expires_at']}: not yet", item)
+        system = Caller("scheduler", "expiry")
+        return self._end(system, item, "expired", "the approved duration ended")
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _check_approver(self, caller: Caller, item: Mapping[str, Any], elevation: Elevation) -> None:
+        if caller.session == item["requester_session"]:
+            raise JitRefusedError(f"{caller.who} requested {item['request_id']} and may not approve or "
+                                  "deny it (self-approval is refused)")
+        if caller.role_name not in elevation.approver_roles:
+            raise JitRefusedError(f"{caller.who} is not an approver of {elevation.name}; its approvers "
+                                  f"are the roles {', '.join(elevation.approver_roles)}")
+
+    def _take_lock(self, elevation_name: str, request_id: str) -> None:
+        """One grant per elevation: a conditional write, so two requests racing get one winner. A
+        lock still held by a grant whose time is up (its schedule has not run yet) is ended first."""
+        for _attempt in range(2):
+            try:
+                self.dynamodb.put_item(
+                    TableName=self.table,
+                    Item={"pk": {"S": f"lock#{elevation_name}"}, "request_id": {"S": request_id}},
+                    ConditionExpression="attribute_not_exists(pk)")
+                return
+            except self.dynamodb.exceptions.ConditionalCheckFailedException:
+                lock = self.dynamodb.get_item(
+                    TableName=self.table, Key={"pk": {"S": f"lock#{elevation_name}"}},
+                    ConsistentRead=True).get("Item")
+                holder = lock["request_id"]["S"] if lock else ""
+                if not holder:
+                    continue  # released meanwhile
+                held = self._get(holder)
+                if held["state"] == "active" and held["expires_at"] <= _iso(self.clock()):
+                    self.expire(holder)
+                    continue
+                if held["state"] not in ("pending", "active"):
+                    # Left by an ending interrupted between its two writes: release it.
+                    with contextlib.suppress(self.dynamodb.exceptions.ConditionalCheckFailedException):
+                        self.dynamodb.delete_item(
+                            TableName=self.table, Key={"pk": {"S": f"lock#{elevation_name}"}},
+                            ConditionExpression="request_id = :id",
+                            ExpressionAttributeValues={":id": {"S": holder}})
+                    continue
+                raise JitError(f"{elevation_name} is already requested or granted (request {holder}); one "
+                               "grant per elevation at a time: wait for it to end, or revoke it") from None
+        raise JitError(f"{elevation_name} is being requested by someone else right now; try again")
+
+    def _event(self, action: str, caller: Caller, why: str, **extra: str) -> dict[str, Any]:
+        return {"action": action, "by": caller.who, "why": why, "at": _iso(self.clock()), **extra}
+
+    @staticmethod
+    def _log(event: Mapping[str, Any], item: Mapping[str, Any]) -> None:
+        """One line per change, written once the change is stored (a lost race logs nothing)."""
+        log_decision(LOGGER, f"jit.{event['action']}", request_id=item["request_id"],
+                     elevation=item["elevation"], requester=item["requester"], reason=item["reason"],
+                     **event)
+
+    def _activate(self, caller: Caller, item: dict[str, Any]) -> JitResult:
+        now = self.clock()
+        expires_at = _iso(now + timedelta(minutes=int(item["minutes"])))
+        request_id = item["request_id"]
+        try:
+            updated = self.dynamodb.update_item(
+                TableName=self.table, Key={"pk": {"S": f"request#{request_id}"}},
+                UpdateExpression="SET #s = :active, granted_at = :now, expires_at = :exp, "
+                                 "events = list_append(events, :ev)",
+                ConditionExpression="#s = :pending",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":active": {"S": "active"}, ":pending": {"S": "pending"}, ":now": {"S": _iso(now)},
+                    ":exp": {"S": expires_at},
+                    ":ev": {"L": [_typed(event := self._event("granted", caller, "",
+                                                              expires_at=expires_at))]}},
+                ReturnValues="ALL_NEW")["Attributes"]
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            item = self._get(request_id)
+            return JitResult(False, f"{request_id} is already {item['state']}", item)
+        item = _plain(updated)
+        self._log(event, item)
+        role = item["role_arn"].rsplit("/", 1)[-1]
+        requester = Caller(item["requester_principal"], item["requester_session"])
+        # Window first: by the time the trust admits the requester, the expiry already binds.
+        self.iam.put_role_policy(RoleName=role, PolicyName=WINDOW_POLICY,
+                                 PolicyDocument=window_policy(expires_at, self._floor(role)))
+        self.iam.update_assume_role_policy(RoleName=role,
+                                           PolicyDocument=open_trust_policy(requester, expires_at))
+        self._schedule(request_id, expires_at)
+        return JitResult(True, f"{request_id}: granted until {expires_at}", item)
+
+    def _floor(self, role: str) -> str:
+        """The revocation floor in force on the role (kept across grants), or the epoch."""
+        try:
+            document = self.iam.get_role_policy(RoleName=role, PolicyName=WINDOW_POLICY)["PolicyDocument"]
+        except self.iam.exceptions.NoSuchEntityException:
+            return CLOSED_BEFORE
+        if isinstance(document, str):
+            document = json.loads(document)
+        for statement in document.get("Statement", []):
+            if statement.get("Sid") == "RevokeOlderSessions":
+                return str(statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"])
+        return CLOSED_BEFORE
+
+    def _schedule(self, request_id: str, expires_at: str) -> None:
+        if self.scheduler is None or self.expiry_target is None:
+            return
+        # A retry finds the schedule already there (ConflictException): nothing to do.
+        with contextlib.suppress(self.scheduler.exceptions.ConflictException):
+            self.scheduler.create_schedule(
+                Name=f"ztai-jit-{request_id}", ScheduleExpression=f"at({expires_at[:-1]})",
+                ScheduleExpressionTimezone="UTC", FlexibleTimeWindow={"Mode": "OFF"},
+                ActionAfterCompletion="DELETE",
+                Target={**self.expiry_target, "Input": json.dumps({"request_id": request_id})})
+
+    def _end(self, caller: Caller, item: dict[str, Any], outcome: str, why: str) -> JitResult:
+        request_id = item["request_id"]
+        if item["state"] == "pending":
+            return self._finish(caller, item, outcome, why, from_state="pending")
+        if item["state"] != "active":
+            return JitResult(False, f"{request_id} is already {item['state']}: nothing to end", item)
+        if outcome == "revoked" and item["expires_at"] <= _iso(self.clock()):
+            outcome, why = "expired", f"the approved duration ended ({why})"
+        result = self._finish(caller, item, outcome, why, from_state="active")
+        if result.changed:
+            role = item["role_arn"].rsplit("/", 1)[-1]
+            partition, account = item["role_arn"].split(":")[1], item["role_arn"].split(":")[4]
+            now = _iso(self.clock())
+            # Floor first: sessions issued before now are refused even while the trust change spreads.
+            self.iam.put_role_policy(RoleName=role, PolicyName=WINDOW_POLICY,
+                                     PolicyDocument=window_policy(now, now))
+            self.iam.update_assume_role_policy(RoleName=role,
+                                               PolicyDocument=closed_trust_policy(account, partition))
+            if self.scheduler is not None:
+                # Fired already (and deleted itself), or never created: nothing to do.
+                with contextlib.suppress(self.scheduler.exceptions.ResourceNotFoundException):
+                    self.scheduler.delete_schedule(Name=f"ztai-jit-{request_id}")
+        return result
+
+    def _finish(self, caller: Caller, item: dict[str, Any], outcome: str, why: str, *,
+                from_state: str) -> JitResult:
+        request_id = item["request_id"]
+        try:
+            updated = self.dynamodb.update_item(
+                TableName=self.table, Key={"pk": {"S": f"request#{request_id}"}},
+                UpdateExpression="SET #s = :to, ended_at = :now, events = list_append(events, :ev)",
+                ConditionExpression="#s = :from",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":to": {"S": outcome}, ":from": {"S": from_state}, ":now": {"S": _iso(self.clock())},
+                    ":ev": {"L": [_typed(event := self._event(outcome, caller, why))]}},
+                ReturnValues="ALL_NEW")["Attributes"]
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            item = self._get(request_id)
+            return JitResult(False, f"{request_id} is already {item['state']}", item)
+        self._log(event, _plain(updated))
+        # Only this request's lock is released: a later request may hold the elevation by now.
+        with contextlib.suppress(self.dynamodb.exceptions.ConditionalCheckFailedException):
+            self.dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": f"lock#{item['elevation']}"}},
+                                      ConditionExpression="request_id = :id",
+                                      ExpressionAttributeValues={":id": {"S": request_id}})
+        return JitResult(True, f"{request_id}: {outcome}", _plain(updated))
+
+
+def _typed(value: Any) -> dict[str, Any]:
+    """A plain value as a DynamoDB attribute value (strings, integers, lists, maps)."""
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, Sequence):
+        return {"L": [_typed(entry) for entry in value]}
+    if isinstance(value, Mapping):
+        return {"M": {key: _typed(entry) for key, entry in value.items()}}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _value(attribute) for key, attribute in item.items()}
+
+
+def _value(attribute: Mapping[str, Any]) -> Any:
+    (kind, value), = attribute.items()
+    if kind == "N":
+        return int(value)
+    if kind == "L":
+        return [_value(entry) for entry in value]
+    if kind == "M":
+        return _plain(value)
+    return value
