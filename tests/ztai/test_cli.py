@@ -278,11 +278,13 @@ def test_preview_with_unknowns_like_a_first_real_preview() -> None:
     assert report["summary"]["passed"] is True and report["summary"]["mandatoryViolations"] == 0
     # The endpoint policies that name this stack's resources wait for the bucket's name and the
     # parameter's ARN: the resource rule says it will check them during `pulumi up` (advisory).
-    # Nothing else is deferred.
+    # The trust rule waits for the stack's account (no ARN is known yet) to tell whether a root
+    # trusted is the stack's own. Nothing else is deferred.
     deferred = {(v["policy"], v["level"], v["urn"].rsplit("$", 1)[-1].split("::")[0])
                 for v in report["violations"]}
     assert deferred == {("vpc-endpoint-policy-restrictive", "advisory",
-                         "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy")}
+                         "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy"),
+                        ("iam-role-trust-restricted", "advisory", "")}
     assert all("can't run policy" in v["message"] for v in report["violations"])
     [flow_log] = [r for r in report["resources"] if r["name"] == "network-data-flow-log"]
     assert flow_log["inputs"]["vpcId"] == "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the unknown marker

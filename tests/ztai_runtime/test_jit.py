@@ -468,7 +468,7 @@ def test_the_evaluator_refuses_what_it_cannot_judge() -> None:
                  identity=True)
     with_principal = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*",
                                                 "Resource": "*"}]})
-    with pytest.raises(UnsupportedPolicyError, match="an identity policy has no Principal"):
+    with pytest.raises(UnsupportedPolicyError, match="an identity-based policy has no Principal"):
         evaluate(with_principal, request, identity=True)
-    with pytest.raises(UnsupportedPolicyError, match="a trust policy has no Resource"):
+    with pytest.raises(UnsupportedPolicyError, match="a trust policy statement has no Resource"):
         evaluate(with_principal, request, trust=True)

@@ -167,11 +167,20 @@ def test_a_trusted_account_root_passes_only_when_configured() -> None:
     assert trust_problems(foreign, config={"trustedAccountIds": [OTHER]}) == []
 
 
-def test_an_account_root_is_held_to_a_condition_while_the_stacks_account_is_not_known() -> None:
+def test_an_account_root_waits_for_the_stacks_account_when_it_is_not_known() -> None:
+    # A first real preview knows no ARN: the rule does not run then (the framework reports it as
+    # "can't run during preview"), and runs at deploy once the account is known.
+    from pulumi_policy.proxy import UnknownValueError
+
     new_role = role(trust_policy=trust({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, action="sts:AssumeRole"),
                     arn=UNKNOWN)
-    [problem] = trust_problems(new_role)
-    assert "set trustedAccountIds" in problem
+    with pytest.raises(UnknownValueError) as deferred:
+        trust_problems(new_role)
+    assert "the stack's account is not known until deploy (or set trustedAccountIds)" in str(deferred.value)
+    # A trust that is wrong whatever the account is reported at once, the undecided one aside.
+    anyone = role("open", trust_policy=trust({"AWS": "*"}, action="sts:AssumeRole"), arn=UNKNOWN)
+    [problem] = trust_problems(new_role, anyone)
+    assert "admits any principal" in problem
     assert trust_problems(new_role, config={"trustedAccountIds": [ACCOUNT]}) == []
     # Any known ARN of the stack tells its account: a key created earlier, another role.
     key = res("aws:kms/key:Key", "logs", arn=f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/k")

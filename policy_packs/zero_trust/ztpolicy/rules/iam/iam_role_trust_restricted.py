@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import Severity
+from pulumi_policy.proxy import UnknownValueError
 
 from ztpolicy.graph import UNKNOWN, as_list, known
 from ztpolicy.iam import ROLE, DocumentError, conditions, is_account, parse, role_account, statements
@@ -109,9 +110,13 @@ def statement_problems(sid: str, statement: Mapping[str, Any], own: set[str], la
         if account is None or account in own:
             continue
         if not _narrowed(statement, _PRINCIPAL_KEYS | {_EXTERNAL_ID}):
-            whose = ("another account's" if own else
-                     "an account root (the stack's account is not known yet: set trustedAccountIds) and")
-            problems.append(f"{where} trusts {whose} root {value} without a condition "
+            if not own:
+                # No ARN of the stack is known yet (a first real preview): whether this root is
+                # the stack's own account is decided at deploy, as an unknown value would be.
+                problems.append(f"{_DEFERRED}{where} trusts the root {value}, and the stack's "
+                                "account is not known until deploy (or set trustedAccountIds)")
+                continue
+            problems.append(f"{where} trusts another account's root {value} without a condition "
                             "(aws:PrincipalArn, aws:PrincipalOrgID or sts:ExternalId): every "
                             "principal that account allows could assume the role")
     for value in entries.get("Federated", []):
@@ -120,6 +125,19 @@ def statement_problems(sid: str, statement: Mapping[str, Any], own: set[str], la
                             "audience condition (SAML:aud, or <provider>:aud naming your client): "
                             "any application of that provider could obtain the role")
     return problems
+
+
+# Marks a finding that waits for the stack's account (kept apart from the real ones above).
+_DEFERRED = "deferred: "
+
+
+class _NotKnownUntilDeployError(UnknownValueError):
+    """The framework's "can't run during preview" signal, with our own reason (its constructor
+    builds a message about one property path)."""
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
+        self.message = message
 
 
 def stack_accounts(resources: Sequence[Resource]) -> set[str]:
@@ -153,8 +171,14 @@ def trust_problems(resource: Resource, own: set[str]) -> list[str]:
 
 def iam_role_trust_restricted(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Finding]:
     own = {str(a) for a in as_list(config.get("trustedAccountIds"))} | stack_accounts(resources)
-    return [Finding(role.urn, problem) for role in resources if role.type == ROLE
-            for problem in trust_problems(role, own)]
+    found = [Finding(role.urn, problem) for role in resources if role.type == ROLE
+             for problem in trust_problems(role, own)]
+    findings = [finding for finding in found if not finding.message.startswith(_DEFERRED)]
+    if not findings and len(found) > len(findings):
+        # Only undecidable trusts are left: the framework reports the rule as not run during this
+        # preview ("can't run ... during preview"), and it runs again once the ARNs are known.
+        raise _NotKnownUntilDeployError(found[0].message.removeprefix(_DEFERRED))
+    return findings
 
 
 RULE = Rule(
