@@ -425,9 +425,15 @@ for jit_function in (jit.api, jit.expiry):
 # get none yet: key policies name their administrators (keyAdministratorRoleArns) until the key
 # hierarchy learns to admit an elevation role.
 for elevation in config.jit_elevations:
+    if elevation.grant == "training-data-prefix-write":  # the canonical case: one job run's writes
+        training_data.grant_write_prefix(jit.roles[elevation.name], elevation.prefix)
+        keys.grant_use_through_service("training-data", jit.roles[elevation.name], "s3")
     if elevation.grant == "model-prefix-write":
         fleet.grant_prefix_write(jit.roles[elevation.name], elevation.prefix)
         keys.grant_use_through_service("inference", jit.roles[elevation.name], "s3")
+# Every person's role may call the JIT API (to request, or to approve as the catalogue allows).
+for person in people.roles.values():
+    jit.grant_requests(person)
 # --- end of just-in-time elevation -------------------------------------------------------------
 
 # Every grant is made above this line: sealing writes the key policies.

@@ -128,6 +128,7 @@ class JustInTimeAccess(pulumi.ComponentResource):
             raise ValueError(f"log_retention_days {args.log_retention_days}: one of "
                              f"{', '.join(map(str, LOG_RETENTION_DAYS))}")
         super().__init__("zero-trust-ai:jit:JustInTimeAccess", name, None, opts)
+        self._name = name
         child = pulumi.ResourceOptions(parent=self)
         partition = partition_for_region(args.region)
         account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
@@ -228,3 +229,16 @@ class JustInTimeAccess(pulumi.ComponentResource):
 
     def elevation_roles(self) -> Mapping[str, aws.iam.Role]:
         return dict(self.roles)
+
+    def grant_requests(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
+        """Let `role` (a person's) call the JIT API: request, approve, deny, revoke, list. The API
+        takes the caller from the signed request and decides who may approve what, so this is all a
+        requester or approver needs; it gives no IAM or table access."""
+        return aws.iam.RolePolicy(
+            f"{self._name}-requests-{role.pulumi_resource_name}", role=role.id,
+            policy=self.api.function.arn.apply(lambda arn: policy_document([{
+                "Sid": "CallTheJitApi", "Effect": "Allow", "Action": "lambda:InvokeFunctionUrl",
+                "Resource": arn,
+                # Only through the IAM-authenticated URL, never a direct Invoke.
+                "Condition": {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}}])),
+            opts=pulumi.ResourceOptions(parent=self))

@@ -27,9 +27,13 @@ import yaml
 from components import strict_yaml
 from components.config_values import PROJECT_DIR, as_string, full, show
 from components.text_files import NotUtf8TextError, decode_utf8
+from components.training_data import PREFIXES as TRAINING_DATA_PREFIXES
 
 # What an elevation role may do, each granted by the owner of what it touches.
-GRANTS = ("model-prefix-write", "key-admin", "break-glass")
+GRANTS = ("training-data-prefix-write", "model-prefix-write", "key-admin", "break-glass")
+# Grants over one object-key prefix: of the training-data bucket (one of its PREFIXES), or of the
+# model bucket (any prefix outside models/ and the enclave artifacts).
+PREFIX_GRANTS = frozenset({"training-data-prefix-write", "model-prefix-write"})
 TWO_PERSON_GRANTS = frozenset({"key-admin", "break-glass"})
 FIELDS = frozenset({"name", "description", "grant", "prefix", "maxMinutes", "approvers", "approvalsNeeded"})
 REQUIRED_FIELDS = frozenset({"name", "description", "grant", "maxMinutes", "approvers", "approvalsNeeded"})
@@ -131,12 +135,16 @@ def _entry(entry: dict[Any, Any]) -> tuple[list[str], JitElevation | None]:
         problems.append("description: say what the elevation is for, in words")
     if grant not in GRANTS:
         problems.append(f"grant = {show(grant)}: allowed values are {', '.join(GRANTS)}")
-    if grant == "model-prefix-write":
+    if grant == "training-data-prefix-write":
+        if prefix not in TRAINING_DATA_PREFIXES:
+            problems.append(f"prefix = {show(prefix)}: training-data-prefix-write needs one of the "
+                            f"training-data bucket's prefixes, {', '.join(TRAINING_DATA_PREFIXES)}")
+    elif grant == "model-prefix-write":
         if not isinstance(prefix, str) or not PREFIX.fullmatch(prefix):
             problems.append(f"prefix = {show(prefix)}: model-prefix-write needs one object-key prefix "
                             "ending in `/` (such as training-data/)")
     elif "prefix" in entry:
-        problems.append(f"prefix: only model-prefix-write takes one, not {show(grant)}")
+        problems.append(f"prefix: only {' and '.join(sorted(PREFIX_GRANTS))} take one, not {show(grant)}")
     if isinstance(minutes, bool) or not isinstance(minutes, int) or not 15 <= minutes <= MAX_MINUTES:
         problems.append(f"maxMinutes = {show(minutes)}: a whole number of minutes from 15 (the shortest "
                         f"AWS role session) to {MAX_MINUTES}")

@@ -114,7 +114,11 @@ GOOD = {"name": "training-data-write", "description": "write", "grant": "model-p
 @pytest.mark.parametrize(("change", "message"), [
     ({"name": "Training"}, "name = 'Training': 2 to 32 lower-case letters"),
     ({"description": " "}, "description: say what the elevation is for"),
-    ({"grant": "admin"}, "grant = 'admin': allowed values are model-prefix-write, key-admin, break-glass"),
+    ({"grant": "admin"},
+     "grant = 'admin': allowed values are training-data-prefix-write, model-prefix-write, key-admin, "
+     "break-glass"),
+    ({"grant": "training-data-prefix-write", "prefix": "models/"},
+     "prefix = 'models/': training-data-prefix-write needs one of the training-data bucket's prefixes, raw/"),
     ({"prefix": "models"}, "prefix = 'models': model-prefix-write needs one object-key prefix ending in `/`"),
     ({"maxMinutes": 10}, "maxMinutes = 10: a whole number of minutes from 15"),
     ({"maxMinutes": 721}, "maxMinutes = 721"),
@@ -125,7 +129,8 @@ GOOD = {"name": "training-data-write", "description": "write", "grant": "model-p
     ({"grant": "key-admin", "prefix": None, "approvalsNeeded": 1},
      "approvalsNeeded = 1: 2 to 3 (key-admin is a two-person elevation)"),
     ({"grant": "break-glass", "prefix": None, "approvalsNeeded": 1}, "break-glass is a two-person elevation"),
-    ({"grant": "key-admin", "approvalsNeeded": 2}, "prefix: only model-prefix-write takes one"),
+    ({"grant": "key-admin", "approvalsNeeded": 2},
+     "prefix: only model-prefix-write and training-data-prefix-write take one"),
     ({"approver": ["x"]}, "unknown field(s) approver"),
     ({"approvers": None}, "missing approvers"),
 ])
@@ -149,3 +154,32 @@ def test_a_catalogue_file_that_is_not_one(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot read it as YAML"):
         parse_catalogue_file("jitCatalogueFile", "missing.yaml", tmp_path)
     assert parse_catalogue_file("jitCatalogueFile", "", tmp_path) == []
+
+
+def test_a_persons_role_may_call_the_api_through_its_iam_url_only() -> None:
+    import pulumi_aws as aws
+
+    def program() -> None:
+        register_standard_tags("dev", "ml-platform")
+        jit = JustInTimeAccess("jit", JustInTimeAccessArgs(
+            environment="dev", region="eu-west-1", elevations=ELEVATIONS, table_key_arn=KEY,
+            logs_key_arn=KEY, permissions_boundary="arn:aws:iam::111122223333:policy/boundary"))
+        person = aws.iam.Role("curator", assume_role_policy="{}")
+        jit.grant_requests(person)
+
+    stack = record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+    policy = named(stack, "jit-requests-curator").inputs["policy"]
+    function_arn = named(stack, "jit-api-function").outputs["arn"]
+    caller = "arn:aws:iam::111122223333:role/curator"
+    through_url = Request(caller, "lambda:InvokeFunctionUrl", function_arn,
+                          {"lambda:FunctionUrlAuthType": "AWS_IAM"})
+    assert evaluate(policy, through_url, identity=True).effect == "allow"
+    for other in (Request(caller, "lambda:InvokeFunctionUrl", function_arn,
+                          {"lambda:FunctionUrlAuthType": "NONE"}),
+                  Request(caller, "lambda:InvokeFunction", function_arn, {}),
+                  Request(caller, "dynamodb:PutItem", "arn:aws:dynamodb:eu-west-1:111122223333:table/t", {})):
+        assert evaluate(policy, other, identity=True).effect == "implicit-deny"
+    # Elevation roles sit inside the boundary they are given.
+    for elevation in ELEVATIONS:
+        role = named(stack, f"jit-role-{elevation.name}").inputs
+        assert role["permissionsBoundary"] == "arn:aws:iam::111122223333:policy/boundary"
