@@ -53,6 +53,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_facts import partition_for_region
+from components.jit_catalogue import elevation_role_name
 from components.stack_config import HumanAccessSettings
 
 ROLES: tuple[str, ...] = ("data-curator", "model-engineer", "model-publisher", "security-responder",
@@ -107,9 +108,12 @@ def _statement(sid: str, effect: str, actions: Sequence[str] | str, resource: An
 
 
 def boundary_policy(*, regions: Sequence[str], mfa_tag: str, device_tag: str,
-                    source_vpce_ids: Sequence[str] = (), source_cidrs: Sequence[str] = ()) -> str:
+                    source_vpce_ids: Sequence[str] = (), source_cidrs: Sequence[str] = (),
+                    elevation_roles: str | None = None) -> str:
     """The permissions boundary of every human role (see the module docstring). Network: the
-    corporate ranges when given (aws:SourceIp), else the VPC endpoints (aws:SourceVpce)."""
+    corporate ranges when given (aws:SourceIp), else the VPC endpoints (aws:SourceVpce).
+    elevation_roles: ARN pattern of the stack's just-in-time elevation roles, which a person may
+    assume (their trust admits only an approved requester, until the grant's expiry)."""
     if not regions:
         raise ValueError("boundary_policy: at least one region")
     if not source_cidrs and not source_vpce_ids:
@@ -123,9 +127,12 @@ def boundary_policy(*, regions: Sequence[str], mfa_tag: str, device_tag: str,
     # Calls an AWS service makes for the role (S3 asking KMS for a data key) come from the
     # service's network, not the person's: they are judged by the call that started them.
     network["BoolIfExists"] = {"aws:ViaAWSService": "false"}
+    elevations = ([_statement("AssumeApprovedElevations", "Allow", ["sts:AssumeRole", "sts:TagSession"],
+                              resource=elevation_roles)] if elevation_roles else [])
     return json.dumps({"Version": "2012-10-17", "Statement": [
         _statement("AllowWithinBoundary", "Allow",
                    [*(f"{service}:*" for service in REGIONAL_SERVICES), *GLOBAL_READS]),
+        *elevations,
         _statement("DenyIdentityChanges", "Deny", IAM_CHANGES),
         _statement("DenyKeyPolicyChanges", "Deny", KEY_POLICY_CHANGES, condition={
             "StringNotEquals": {f"aws:PrincipalTag/{ROLE_TAG}": list(KEY_POLICY_EXEMPT_ROLES)}}),
@@ -263,9 +270,11 @@ class AccessRoles(pulumi.ComponentResource):
         self.boundary = aws.iam.Policy(
             f"{name}-boundary", name=f"zero-trust-ai-{args.environment}-human-boundary",
             description="zero-trust-ai: the limit of every human role (IAM, key policies, context)",
-            policy=pulumi.Output.all(*args.source_vpce_ids).apply(lambda ids: boundary_policy(
+            policy=pulumi.Output.all(account_id, *args.source_vpce_ids).apply(lambda ids: boundary_policy(
                 regions=regions, mfa_tag=settings.mfa_tag, device_tag=settings.device_tag,
-                source_vpce_ids=list(ids), source_cidrs=settings.source_cidrs)),
+                source_vpce_ids=list(ids[1:]), source_cidrs=settings.source_cidrs,
+                elevation_roles=f"arn:{partition}:iam::{ids[0]}:role/"
+                                f"{elevation_role_name(args.environment, '*')}")),
             opts=child)
 
         self.roles = {}

@@ -231,14 +231,22 @@ class JustInTimeAccess(pulumi.ComponentResource):
         return dict(self.roles)
 
     def grant_requests(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
-        """Let `role` (a person's) call the JIT API: request, approve, deny, revoke, list. The API
-        takes the caller from the signed request and decides who may approve what, so this is all a
-        requester or approver needs; it gives no IAM or table access."""
+        """Let `role` (a person's) call the JIT API (request, approve, deny, revoke, list) and assume
+        the elevation roles, whose trust admits only an approved requester until the expiry. The
+        API takes the caller from the signed request and decides who may approve what; this gives
+        no IAM or table access."""
+        role_arns = [elevation.arn for elevation in self.roles.values()]
         return aws.iam.RolePolicy(
             f"{self._name}-requests-{role.pulumi_resource_name}", role=role.id,
-            policy=self.api.function.arn.apply(lambda arn: policy_document([{
-                "Sid": "CallTheJitApi", "Effect": "Allow", "Action": "lambda:InvokeFunctionUrl",
-                "Resource": arn,
-                # Only through the IAM-authenticated URL, never a direct Invoke.
-                "Condition": {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}}])),
+            policy=pulumi.Output.all(self.api.function.arn, *role_arns).apply(
+                lambda arns: policy_document([
+                    {"Sid": "CallTheJitApi", "Effect": "Allow", "Action": "lambda:InvokeFunctionUrl",
+                     "Resource": arns[0],
+                     # Only through the IAM-authenticated URL, never a direct Invoke.
+                     "Condition": {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}},
+                    # Using an approved grant: each elevation role's trust admits only its
+                    # approved requester, until the grant's expiry.
+                    *([{"Sid": "AssumeApprovedElevations", "Effect": "Allow",
+                        "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": list(arns[1:])}]
+                      if len(arns) > 1 else [])])),
             opts=pulumi.ResourceOptions(parent=self))

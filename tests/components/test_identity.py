@@ -452,3 +452,23 @@ def test_bad_identity_settings_are_refused(changes: dict[str, Any], expected: st
 def test_a_bad_identity_setting_is_a_run_error() -> None:
     with pytest.raises(StackConfigError, match="identityProvider"):
         parse_stack_config({**VALID, "zero-trust-ai:identityProvider": "ldap"})
+
+
+def test_a_person_may_assume_an_elevation_role_within_the_boundary_only() -> None:
+    # The boundary ceilings a person's session: without its elevation statement no grant could
+    # ever be used; with it, only the stack's elevation roles, and only under the same context.
+    elevations = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-dev-jit-*"
+    boundary = boundary_policy(regions=[REGION], mfa_tag=SETTINGS.mfa_tag, device_tag=SETTINGS.device_tag,
+                               source_vpce_ids=[VPCE], elevation_roles=elevations)
+    grant = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": "*"}]})
+
+    def assume(target: str, context: Mapping[str, str], ceiling: str = boundary) -> str:
+        return evaluate_session(Request(ROLE, "sts:AssumeRole", target, dict(context)),
+                                identity_policies=[grant], boundary=ceiling).effect
+
+    elevation = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-dev-jit-training-data-write"
+    assert assume(elevation, GOOD) == "allow"
+    assert assume(elevation, GOOD, ceiling=BOUNDARY) == "implicit-deny"  # no elevation statement
+    assert assume(f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-dev-break-glass", GOOD) == "implicit-deny"
+    assert assume(elevation, without("aws:SourceVpce")) == "explicit-deny"

@@ -28,9 +28,9 @@ policy whose caller may be a federated identity provider (`{"Federated": <provid
 when the request's principal_arn is that provider's ARN). IpAddress and NotIpAddress compare
 aws:SourceIp with CIDRs (IPv4 and IPv6).
 
-Anything else (NotPrincipal, NotAction, NotResource, ForAnyValue/ForAllValues, numeric
-operators, policy variables, unknown operators) raises UnsupportedPolicyError: the stand-in then refuses
-the request instead of guessing.
+Anything else (NotPrincipal, NotAction, NotResource, ForAllValues, ForAnyValue beyond
+StringEquals/StringLike, numeric operators, policy variables, unknown operators) raises
+UnsupportedPolicyError: the stand-in then refuses the request instead of guessing.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ class Request:
     principal_arn: str
     action: str  # e.g. "kms:Decrypt"
     resource: str  # the key ARN
-    context: Mapping[str, str]  # condition keys present in the request, single-valued
+    # condition keys present in the request; a multivalued key (aws:TagKeys) as a tuple
+    context: Mapping[str, str | tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -166,11 +167,17 @@ def _listed(statement: Mapping[str, Any], element: str, value: str, where: str, 
                for pattern in _strings(statement[element], f"{where} {element}"))
 
 
-def _condition_holds(condition: Any, context: Mapping[str, str], where: str) -> bool:
+def _condition_holds(condition: Any, context: Mapping[str, str | tuple[str, ...]], where: str) -> bool:
     if not isinstance(condition, Mapping):
         raise UnsupportedPolicyError(f"{where}: Condition is not an object")
     lowered = {key.lower(): value for key, value in context.items()}
     for operator, block in condition.items():
+        if operator.startswith("ForAnyValue:"):
+            # Multivalued keys (IAM User Guide, "Set operators for multivalued context keys"):
+            # true when any value of the request matches; a key absent from the request: false.
+            if not _for_any_value(operator.removeprefix("ForAnyValue:"), block, lowered, where):
+                return False
+            continue
         if ":" in operator:
             raise UnsupportedPolicyError(f"{where}: set operator {operator!r} is not supported")
         base = operator.removesuffix("IfExists")
@@ -180,6 +187,8 @@ def _condition_holds(condition: Any, context: Mapping[str, str], where: str) -> 
         for key, policy_value in block.items():
             values = _strings(policy_value, f"{where} {operator} {key}")
             actual = lowered.get(key.lower())
+            if isinstance(actual, tuple):
+                raise UnsupportedPolicyError(f"{where}: {key} is multivalued; use ForAnyValue")
             if base == "Null":
                 if if_exists:
                     raise UnsupportedPolicyError(f"{where}: NullIfExists is not an operator")
@@ -211,6 +220,19 @@ def _condition_holds(condition: Any, context: Mapping[str, str], where: str) -> 
                 holds = not matched if negated else matched
             if not holds:
                 return False
+    return True
+
+
+def _for_any_value(operator: str, block: Any, lowered: Mapping[str, Any], where: str) -> bool:
+    if operator not in ("StringEquals", "StringLike") or not isinstance(block, Mapping):
+        raise UnsupportedPolicyError(f"{where}: ForAnyValue:{operator} is not supported")
+    _, match = _STRING_OPERATORS[operator]
+    for key, policy_value in block.items():
+        values = _strings(policy_value, f"{where} ForAnyValue:{operator} {key}")
+        actual = lowered.get(key.lower())
+        given = actual if isinstance(actual, tuple) else (() if actual is None else (actual,))
+        if not any(match(value, one) for value in values for one in given):
+            return False
     return True
 
 

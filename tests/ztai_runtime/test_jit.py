@@ -166,6 +166,42 @@ def test_end_to_end_request_approve_write_expire_and_revoke(env: Env) -> None:
     assert not may_write(env, fresh + timedelta(minutes=1), old_session)
 
 
+def test_the_elevated_session_cannot_tag_itself_past_the_boundary(env: Env) -> None:
+    # The boundary spares sessions tagged ztai:access=break-glass (device, network) or
+    # ztai:role=key-administrator (key policies): the elevated session may carry the person's
+    # transitive tags, never one of those.
+    rid = env.store.request(SCIENTIST, "training-data-write", 30, "job").request["request_id"]
+    env.store.approve(LEAD, rid)
+    at = _iso(env.clock.now + timedelta(minutes=1))
+
+    def tag(keys: tuple[str, ...]) -> str:
+        return evaluate(_trust(env, "jit-training-data-write"), Request(
+            principal_arn=SCIENTIST.principal_arn, action="sts:TagSession",
+            resource=ROLE.format("jit-training-data-write"),
+            context={"aws:CurrentTime": at, "aws:userid": f"AROAEXAMPLE:{SCIENTIST.session}",
+                     "aws:TagKeys": keys}), trust=True).effect
+
+    assert tag(("mfa-authenticated", "device-compliant")) == "allow"
+    assert tag(("mfa-authenticated", "ztai:access")) == "explicit-deny"
+    assert tag(("ztai:role",)) == "explicit-deny"
+
+
+def test_a_session_that_raced_a_revocation_stays_dead_under_the_next_grant(env: Env) -> None:
+    # A session issued a few seconds after a revoke (while IAM spread the closed trust) is newer
+    # than that revoke's floor; the next grant must not let it act again.
+    start = env.clock.now
+    rid = env.store.request(SCIENTIST, "training-data-write", 60, "first run").request["request_id"]
+    env.store.approve(LEAD, rid)
+    env.clock.now = start + timedelta(minutes=10)
+    env.store.revoke(LEAD, rid, "stop the job")
+    raced = env.clock.now + timedelta(seconds=3)
+    env.clock.now = start + timedelta(minutes=30)
+    nxt = env.store.request(SCIENTIST, "training-data-write", 30, "next run").request["request_id"]
+    env.store.approve(LEAD, nxt)
+    assert not may_write(env, env.clock.now + timedelta(minutes=1), raced)
+    assert may_write(env, env.clock.now + timedelta(minutes=1), env.clock.now + timedelta(seconds=10))
+
+
 def test_the_schedule_is_created_at_expiry_and_removed_by_a_revoke(env: Env) -> None:
     rid = env.store.request(SCIENTIST, "training-data-write", 45, "job").request["request_id"]
     env.store.approve(LEAD, rid)

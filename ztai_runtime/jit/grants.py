@@ -109,12 +109,18 @@ def closed_trust_policy(account_id: str, partition: str = "aws") -> str:
 
 
 def open_trust_policy(caller: Caller, expires_at: str) -> str:
-    """Trust admitting the requester's own session until the expiry."""
+    """Trust admitting the requester's own session until the expiry. sts:TagSession is allowed
+    because role chaining passes the person's transitive session tags (their MFA and device
+    proofs); a tag of the project's own (`ztai:*`: `ztai:access=break-glass` or
+    `ztai:role=key-administrator` would exempt the session from the boundary's checks) never."""
     return _policy([{"Sid": "ApprovedElevation", "Effect": "Allow",
                      "Principal": {"AWS": caller.principal_arn},
                      "Action": ["sts:AssumeRole", "sts:TagSession"],
                      "Condition": {"DateLessThan": {"aws:CurrentTime": expires_at},
-                                   "StringLike": {"aws:userid": f"*:{caller.session}"}}}])
+                                   "StringLike": {"aws:userid": f"*:{caller.session}"}}},
+                    {"Sid": "NoProjectTagsFromTheSession", "Effect": "Deny",
+                     "Principal": {"AWS": caller.principal_arn}, "Action": "sts:TagSession",
+                     "Condition": {"ForAnyValue:StringLike": {"aws:TagKeys": ["ztai:*"]}}}])
 
 
 def window_policy(expires_at: str, revoked_floor: str) -> str:
@@ -351,26 +357,15 @@ class JitStore:
         self._log(event, item)
         role = item["role_arn"].rsplit("/", 1)[-1]
         requester = Caller(item["requester_principal"], item["requester_session"])
-        # Window first: by the time the trust admits the requester, the expiry already binds.
+        # Window first: by the time the trust admits the requester, the expiry already binds. The
+        # floor is the grant's own time: no session issued before it (one a previous grant's
+        # revocation raced, say) comes back to life under this grant.
         self.iam.put_role_policy(RoleName=role, PolicyName=WINDOW_POLICY,
-                                 PolicyDocument=window_policy(expires_at, self._floor(role)))
+                                 PolicyDocument=window_policy(expires_at, _iso(now)))
         self.iam.update_assume_role_policy(RoleName=role,
                                            PolicyDocument=open_trust_policy(requester, expires_at))
         self._schedule(request_id, expires_at)
         return JitResult(True, f"{request_id}: granted until {expires_at}", item)
-
-    def _floor(self, role: str) -> str:
-        """The revocation floor in force on the role (kept across grants), or the epoch."""
-        try:
-            document = self.iam.get_role_policy(RoleName=role, PolicyName=WINDOW_POLICY)["PolicyDocument"]
-        except self.iam.exceptions.NoSuchEntityException:
-            return CLOSED_BEFORE
-        if isinstance(document, str):
-            document = json.loads(document)
-        for statement in document.get("Statement", []):
-            if statement.get("Sid") == "RevokeOlderSessions":
-                return str(statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"])
-        return CLOSED_BEFORE
 
     def _schedule(self, request_id: str, expires_at: str) -> None:
         if self.scheduler is None or self.expiry_target is None:
