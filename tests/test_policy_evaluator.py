@@ -141,3 +141,22 @@ def test_what_it_does_not_implement_is_refused_not_guessed() -> None:
     with pytest.raises(UnsupportedPolicyError):
         evaluate(policy({**allow(), "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": "a"}}}),
                  request(), identity=True)
+
+
+def test_for_any_value_matches_any_value_of_a_multivalued_key_and_is_false_when_absent() -> None:
+    # IAM User Guide, "Set operators for multivalued context keys": ForAnyValue is true when at
+    # least one request value matches; with the key absent from the request it is false.
+    statement = {"Effect": "Allow", "Action": "sts:TagSession", "Resource": "*",
+                 "Condition": {"ForAnyValue:StringLike": {"aws:TagKeys": ["ztai:*"]}}}
+
+    def tagging(context: dict[str, Any]) -> str:
+        return evaluate(policy(statement), Request(ROLE, "sts:TagSession", "*", context),
+                        identity=True).effect
+
+    assert tagging({"aws:TagKeys": ("team", "ztai:access")}) == "allow"
+    assert tagging({"aws:TagKeys": ("team", "project")}) == "implicit-deny"
+    assert tagging({"aws:TagKeys": "ztai:role"}) == "allow"
+    assert tagging({}) == "implicit-deny"
+    with pytest.raises(UnsupportedPolicyError, match="multivalued"):
+        evaluate(policy(allow("sts:TagSession", StringLike={"aws:TagKeys": "ztai:*"})),
+                 Request(ROLE, "sts:TagSession", "*", {"aws:TagKeys": ("ztai:access",)}), identity=True)

@@ -488,7 +488,7 @@ def test_policy_evaluation_follows_iam_semantics() -> None:
     assert one({"Bool": {"aws:MultiFactorAuthPresent": True}}, {}) == "implicit-deny"
     log_group = {"k": "arn:aws:logs:r:log-group:xy"}
     assert one({"ArnLike": {"k": "arn:aws:logs:*:log-group:x*"}}, log_group) == "allow"
-    for unsupported in ({"ForAnyValue:StringEquals": {"k": "a"}}, {"NumericLessThan": {"k": "1"}},
+    for unsupported in ({"ForAllValues:StringEquals": {"k": "a"}}, {"NumericLessThan": {"k": "1"}},
                         {"StringEquals": {"k": "${aws:username}"}}):
         with pytest.raises(UnsupportedPolicyError):
             one(unsupported, {"k": "a"})
