@@ -53,7 +53,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_facts import partition_for_region
-from components.jit_catalogue import elevation_role_name
+from components.jit_catalogue import elevation_role_name, jit_table_name
 from components.stack_config import HumanAccessSettings
 
 ROLES: tuple[str, ...] = ("data-curator", "model-engineer", "model-publisher", "security-responder",
@@ -63,6 +63,14 @@ KEY_ADMINISTRATOR = "key-administrator"
 # Tags the boundary and the policy pack read: never settable from a session.
 ACCESS_TAG, ROLE_TAG = "ztai:access", "ztai:role"
 HUMAN, BREAK_GLASS_ACCESS = "human", "break-glass"
+# What would let a person rewrite the JIT functions (and so grant elevations without approval).
+JIT_FUNCTION_CHANGES: tuple[str, ...] = (
+    "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:AddPermission",
+    "lambda:RemovePermission", "lambda:DeleteFunction", "lambda:PublishVersion",
+    "lambda:CreateAlias", "lambda:UpdateAlias", "lambda:PutFunctionConcurrency",
+    "lambda:CreateFunctionUrlConfig", "lambda:UpdateFunctionUrlConfig", "lambda:DeleteFunctionUrlConfig",
+    "lambda:PutFunctionEventInvokeConfig", "lambda:UpdateFunctionEventInvokeConfig",
+    "lambda:TagResource", "lambda:UntagResource")
 # IAM's shortest maximum session: one hour.
 MAX_SESSION_SECONDS = 3600
 # Roles exempt from the boundary's key-policy deny: break-glass, and the key administrator, whose
@@ -109,11 +117,14 @@ def _statement(sid: str, effect: str, actions: Sequence[str] | str, resource: An
 
 def boundary_policy(*, regions: Sequence[str], mfa_tag: str, device_tag: str,
                     source_vpce_ids: Sequence[str] = (), source_cidrs: Sequence[str] = (),
-                    elevation_roles: str | None = None) -> str:
+                    elevation_roles: str | None = None, jit_functions: str | None = None) -> str:
     """The permissions boundary of every human role (see the module docstring). Network: the
     corporate ranges when given (aws:SourceIp), else the VPC endpoints (aws:SourceVpce).
     elevation_roles: ARN pattern of the stack's just-in-time elevation roles, which a person may
-    assume (their trust admits only an approved requester, until the grant's expiry)."""
+    assume (their trust admits only an approved requester, until the grant's expiry).
+    jit_functions: ARN pattern of the JIT functions, which write the elevation roles: nobody
+    inside the boundary (break-glass included) may change them or invoke them but through the
+    function URL, or they would grant elevations without approval."""
     if not regions:
         raise ValueError("boundary_policy: at least one region")
     if not source_cidrs and not source_vpce_ids:
@@ -129,6 +140,12 @@ def boundary_policy(*, regions: Sequence[str], mfa_tag: str, device_tag: str,
     network["BoolIfExists"] = {"aws:ViaAWSService": "false"}
     elevations = ([_statement("AssumeApprovedElevations", "Allow", ["sts:AssumeRole", "sts:TagSession"],
                               resource=elevation_roles)] if elevation_roles else [])
+    if jit_functions:
+        elevations += [
+            _statement("DenyChangingTheJitFunctions", "Deny", JIT_FUNCTION_CHANGES, resource=jit_functions),
+            _statement("DenyInvokingTheJitFunctionsDirectly", "Deny", "lambda:InvokeFunction",
+                       resource=jit_functions,
+                       condition={"BoolIfExists": {"lambda:InvokedViaFunctionUrl": "false"}})]
     return json.dumps({"Version": "2012-10-17", "Statement": [
         _statement("AllowWithinBoundary", "Allow",
                    [*(f"{service}:*" for service in REGIONAL_SERVICES), *GLOBAL_READS]),
@@ -274,7 +291,9 @@ class AccessRoles(pulumi.ComponentResource):
                 regions=regions, mfa_tag=settings.mfa_tag, device_tag=settings.device_tag,
                 source_vpce_ids=list(ids[1:]), source_cidrs=settings.source_cidrs,
                 elevation_roles=f"arn:{partition}:iam::{ids[0]}:role/"
-                                f"{elevation_role_name(args.environment, '*')}")),
+                                f"{elevation_role_name(args.environment, '*')}",
+                jit_functions=f"arn:{partition}:lambda:*:{ids[0]}:function:"
+                              f"{jit_table_name(args.environment)}-*")),
             opts=child)
 
         self.roles = {}

@@ -242,8 +242,13 @@ class JustInTimeAccess(pulumi.ComponentResource):
                 lambda arns: policy_document([
                     {"Sid": "CallTheJitApi", "Effect": "Allow", "Action": "lambda:InvokeFunctionUrl",
                      "Resource": arns[0],
-                     # Only through the IAM-authenticated URL, never a direct Invoke.
                      "Condition": {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}},
+                    # Function URLs created since October 2025 also need lambda:InvokeFunction;
+                    # only as part of a URL call, never a direct Invoke (whose event the caller
+                    # writes, signed caller included).
+                    {"Sid": "InvokeThroughTheUrlOnly", "Effect": "Allow", "Action": "lambda:InvokeFunction",
+                     "Resource": arns[0],
+                     "Condition": {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}},
                     # Using an approved grant: each elevation role's trust admits only its
                     # approved requester, until the grant's expiry.
                     *([{"Sid": "AssumeApprovedElevations", "Effect": "Allow",

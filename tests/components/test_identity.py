@@ -472,3 +472,26 @@ def test_a_person_may_assume_an_elevation_role_within_the_boundary_only() -> Non
     assert assume(elevation, GOOD, ceiling=BOUNDARY) == "implicit-deny"  # no elevation statement
     assert assume(f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-dev-break-glass", GOOD) == "implicit-deny"
     assert assume(elevation, without("aws:SourceVpce")) == "explicit-deny"
+
+
+def test_nobody_in_the_boundary_may_change_the_jit_functions_or_invoke_them_directly() -> None:
+    # The JIT functions write the elevation roles: rewriting one, or invoking it with an event of
+    # one's own (the signed caller is a field of the event), would grant without approval.
+    functions = f"arn:aws:lambda:*:{ACCOUNT}:function:zero-trust-ai-dev-jit-*"
+    boundary = boundary_policy(regions=[REGION], mfa_tag=SETTINGS.mfa_tag, device_tag=SETTINGS.device_tag,
+                               source_vpce_ids=[VPCE], jit_functions=functions)
+    everything = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "lambda:*", "Resource": "*"}]})
+    api = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:zero-trust-ai-dev-jit-api"
+
+    def call(action: str, context: Mapping[str, str], resource: str = api) -> str:
+        return evaluate_session(Request(ROLE, action, resource, dict(context)),
+                                identity_policies=[everything], boundary=boundary).effect
+
+    assert call("lambda:InvokeFunction", {**GOOD, "lambda:InvokedViaFunctionUrl": "true"}) == "allow"
+    assert call("lambda:InvokeFunction", GOOD) == "explicit-deny"
+    assert call("lambda:InvokeFunction", {**GOOD, "lambda:InvokedViaFunctionUrl": "false"}) == "explicit-deny"
+    for change in ("lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:AddPermission"):
+        assert call(change, GOOD) == "explicit-deny"
+    other = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:zero-trust-ai-dev-key-rotation"
+    assert call("lambda:InvokeFunction", GOOD, resource=other) == "allow"

@@ -174,6 +174,10 @@ def test_a_persons_role_may_call_the_api_through_its_iam_url_only() -> None:
     through_url = Request(caller, "lambda:InvokeFunctionUrl", function_arn,
                           {"lambda:FunctionUrlAuthType": "AWS_IAM"})
     assert evaluate(policy, through_url, identity=True).effect == "allow"
+    # The Invoke that a URL call also needs is granted only as part of one.
+    invoke_via_url = Request(caller, "lambda:InvokeFunction", function_arn,
+                             {"lambda:InvokedViaFunctionUrl": "true"})
+    assert evaluate(policy, invoke_via_url, identity=True).effect == "allow"
     for other in (Request(caller, "lambda:InvokeFunctionUrl", function_arn,
                           {"lambda:FunctionUrlAuthType": "NONE"}),
                   Request(caller, "lambda:InvokeFunction", function_arn, {}),
