@@ -15,8 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from components import strict_yaml
 from components.api_gateway import ca_certificates
+from components.text_files import NotUtf8TextError, decode_utf8
 
 # Files the configuration names (CA bundles, the partners file) are relative to the project.
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -159,3 +162,21 @@ def ca_file(label: str, path_text: str, base: Path) -> str:
     except ValueError as error:
         raise ValueError(f"{label}: {error}") from None
     return str(path)
+
+
+def read_project_yaml(label: str, path: Path) -> Any:
+    """A YAML file a stack key names (partners, the JIT catalogue), read as Pulumi reads YAML;
+    ValueError starting with `label` (the key and its value) for anything that is not one."""
+    try:
+        return strict_yaml.load(decode_utf8(path.resolve().read_bytes()))
+    except OSError as error:
+        raise ValueError(f"{label}: cannot read it as YAML ({error})") from None
+    except NotUtf8TextError as problem:
+        raise ValueError(f"{label}: cannot read it as YAML: the file {problem}") from None
+    except RecursionError:
+        raise ValueError(f"{label}: the file nests too deeply to be read") from None
+    except ValueError as error:
+        raise ValueError(f"{label}: cannot read it as YAML ({error})") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"{label}: cannot read it as YAML (not valid YAML"
+                         f"{strict_yaml.describe(error)})") from None

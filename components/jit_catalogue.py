@@ -22,11 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from components import strict_yaml
-from components.config_values import PROJECT_DIR, as_string, full, show
-from components.text_files import NotUtf8TextError, decode_utf8
+from components.config_values import PROJECT_DIR, as_string, full, read_project_yaml, show
 from components.training_data import PREFIXES as TRAINING_DATA_PREFIXES
 
 # What an elevation role may do, each granted by the owner of what it touches.
@@ -69,21 +65,8 @@ def parse_catalogue_file(key: str, value: Any, project_dir: Path = PROJECT_DIR) 
     every problem, each naming the key, the entry and the field."""
     if value == "":
         return []
-    path = (project_dir / as_string(key, value)).resolve()
     label = f"{full(key)} = {show(value)}"
-    try:
-        document = strict_yaml.load(decode_utf8(path.read_bytes()))
-    except OSError as error:
-        raise ValueError(f"{label}: cannot read it as YAML ({error})") from None
-    except NotUtf8TextError as problem:
-        raise ValueError(f"{label}: cannot read it as YAML: the file {problem}") from None
-    except RecursionError:
-        raise ValueError(f"{label}: the file nests too deeply to be read") from None
-    except ValueError as error:
-        raise ValueError(f"{label}: cannot read it as YAML ({error})") from None
-    except yaml.YAMLError as error:
-        raise ValueError(f"{label}: cannot read it as YAML (not valid YAML"
-                         f"{strict_yaml.describe(error)})") from None
+    document = read_project_yaml(label, project_dir / as_string(key, value))
     return parse_catalogue(label, document)
 
 

@@ -18,12 +18,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from components import strict_yaml
 from components.api_gateway import ApiPartner, partner_problems
-from components.config_values import PROJECT_DIR, as_string, ca_file, full, parse_burst, parse_rate, show
-from components.text_files import NotUtf8TextError, decode_utf8
+from components.config_values import (
+    PROJECT_DIR,
+    as_string,
+    ca_file,
+    full,
+    parse_burst,
+    parse_rate,
+    read_project_yaml,
+    show,
+)
 
 FIELDS = frozenset({"name", "caFile", "rateLimit", "burstLimit", "paths"})
 REQUIRED_FIELDS = frozenset({"name", "caFile", "rateLimit", "burstLimit"})
@@ -35,21 +40,9 @@ def parse_partners_file(key: str, value: Any, project_dir: Path = PROJECT_DIR) -
     every problem, each naming the key, the entry and the field."""
     if value == "":
         return []
-    path = (project_dir / as_string(key, value)).resolve()
     label = f"{full(key)} = {show(value)}"
-    try:
-        document = strict_yaml.load(decode_utf8(path.read_bytes()))
-    except OSError as error:
-        raise ValueError(f"{label}: cannot read it as YAML ({error})") from None
-    except NotUtf8TextError as problem:
-        raise ValueError(f"{label}: cannot read it as YAML: the file {problem}") from None
-    except RecursionError:
-        raise ValueError(f"{label}: the file nests too deeply to be read") from None
-    except ValueError as error:
-        raise ValueError(f"{label}: cannot read it as YAML ({error})") from None
-    except yaml.YAMLError as error:
-        raise ValueError(f"{label}: cannot read it as YAML (not valid YAML"
-                         f"{strict_yaml.describe(error)})") from None
+    path = (project_dir / as_string(key, value)).resolve()  # its CA files are relative to it
+    document = read_project_yaml(label, path)
     if isinstance(document, dict) and set(document) - {"partners"}:
         unknown = sorted(map(str, set(document) - {"partners"}))  # YAML keys may be bools
         raise ValueError(f"{label}: unknown top-level key(s) {', '.join(unknown)}; the file holds "
