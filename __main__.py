@@ -54,6 +54,9 @@ keys = KeyHierarchy(
         # admitted on the key of the fleet's volumes, AMIs and model bucket.
         schedules={"logs": [rotation_schedule_name(config.environment)]},
         image_builder_components={"logs": list(component_names(config.environment))},
+        # Only an approved key-admin elevation (two approvers) may rewrite these keys' policies,
+        # move their aliases, disable or delete them; the deployer writes the first policy.
+        two_person_purposes=config.two_person_keys,
         protect=config.is_prod,
     ),
 )
@@ -421,10 +424,12 @@ keys.grant_cloudwatch_logs(jit.log_group_prefix)
 for jit_function in (jit.api, jit.expiry):
     keys.grant_use_through_service("secrets", jit_function.role, "dynamodb")
     keys.grant_use_through_service("logs", jit_function.role, "sqs")  # failure records
-# Each elevation's permissions, granted by the owner of what it touches. key-admin and break-glass
-# get none yet: key policies name their administrators (keyAdministratorRoleArns) until the key
-# hierarchy learns to admit an elevation role.
+# Each elevation's permissions, granted by the owner of what it touches. A key-admin elevation
+# administers its key; on a two-person key it is the only principal allowed to change the policy
+# (the deployer included, after the first deploy: docs/runbooks/key-administration.md).
 for elevation in config.jit_elevations:
+    if elevation.grant == "key-admin":
+        keys.grant_key_administration(elevation.key, jit.roles[elevation.name])
     if elevation.grant == "training-data-prefix-write":  # the canonical case: one job run's writes
         training_data.grant_write_prefix(jit.roles[elevation.name], elevation.prefix)
         keys.grant_use_through_service("training-data", jit.roles[elevation.name], "s3")

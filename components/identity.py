@@ -16,8 +16,8 @@ Roles (`ROLES`; IAM name `zero-trust-ai-<env>-<role>`):
 - security-responder: reads configuration and logs, opens logged shells on the fleet's parents;
 - auditor: reads configuration and logs (AWS's SecurityAudit policy, and the stack's log groups
   through CloudWatch Logs, which decrypts them as the service: the auditor holds no kms:Decrypt);
-- key-administrator: describes and lists keys; no use, and key-policy changes only through an
-  elevation (below);
+- key-administrator: describes and lists keys; no use, no key-policy change: changes are made in
+  the just-in-time key-admin elevation, approved by two other people (docs/jit.md);
 - break-glass: AWS's AdministratorAccess, still inside the boundary; MFA on its trust and an
   EventBridge rule on every AssumeRole of it (`break_glass_alarm`).
 
@@ -28,9 +28,8 @@ Every role:
 
 - carries the permissions boundary `boundary` (one managed policy, `boundary_policy`), which
   denies changing IAM principals and policies (the boundary included), kms:PutKeyPolicy and
-  kms:CreateGrant on any key except for break-glass and the key administrator (the hook for the
-  just-in-time key-admin elevation: the key administrator holds no standing permission for them,
-  so only an elevation's expiring grant gives it one), and any call without the session context:
+  kms:CreateGrant on any key except for break-glass and the key-admin (or break-glass) elevation
+  roles (tag `ztai:grant`), and any call without the session context:
   MFA (aws:MultiFactorAuthPresent, or the IdP's MFA session tag), a compliant device (the IdP's
   device session tag; break-glass excepted), the network (the management segment's VPC
   endpoints, or the configured corporate ranges; calls AWS services make on the role's behalf
@@ -73,9 +72,14 @@ JIT_FUNCTION_CHANGES: tuple[str, ...] = (
     "lambda:TagResource", "lambda:UntagResource")
 # IAM's shortest maximum session: one hour.
 MAX_SESSION_SECONDS = 3600
-# Roles exempt from the boundary's key-policy deny: break-glass, and the key administrator, whose
-# only route to kms:PutKeyPolicy/CreateGrant is a just-in-time elevation's expiring grant.
-KEY_POLICY_EXEMPT_ROLES: tuple[str, ...] = (BREAK_GLASS, KEY_ADMINISTRATOR)
+# Exempt from the boundary's key-policy deny: the break-glass role, and the just-in-time elevations
+# whose grant is key administration (or break-glass), told by their role's `ztai:grant` tag. The
+# standing key-administrator role is not: it inspects keys, and changes them only by requesting
+# the key-admin elevation. A key policy still decides who may PutKeyPolicy: on a two-person key
+# only the key-admin elevation (components/keys.py, TWO_PERSON_ACTIONS).
+KEY_POLICY_EXEMPT_ROLES: tuple[str, ...] = (BREAK_GLASS,)
+GRANT_TAG = "ztai:grant"
+KEY_POLICY_EXEMPT_GRANTS: tuple[str, ...] = ("key-admin", "break-glass")
 
 # Services whose calls are regional (aws:RequestedRegion is the Region they act in) and global
 # ones (IAM, Organizations, STS's global endpoint, Support...: their Region is us-east-1 whatever
@@ -151,8 +155,11 @@ def boundary_policy(*, regions: Sequence[str], mfa_tag: str, device_tag: str,
                    [*(f"{service}:*" for service in REGIONAL_SERVICES), *GLOBAL_READS]),
         *elevations,
         _statement("DenyIdentityChanges", "Deny", IAM_CHANGES),
+        # Both keys in one operator are ANDed: denied unless the role is break-glass or a
+        # key-administration elevation (an absent tag matches StringNotEquals, so is denied).
         _statement("DenyKeyPolicyChanges", "Deny", KEY_POLICY_CHANGES, condition={
-            "StringNotEquals": {f"aws:PrincipalTag/{ROLE_TAG}": list(KEY_POLICY_EXEMPT_ROLES)}}),
+            "StringNotEquals": {f"aws:PrincipalTag/{ROLE_TAG}": list(KEY_POLICY_EXEMPT_ROLES),
+                                f"aws:PrincipalTag/{GRANT_TAG}": list(KEY_POLICY_EXEMPT_GRANTS)}}),
         # Either proof of MFA: IAM's own (an IAM user's MFA, break-glass) or the IdP's session tag.
         _statement("DenyWithoutMfa", "Deny", "*", condition={
             "BoolIfExists": {"aws:MultiFactorAuthPresent": "false"},
@@ -169,7 +176,7 @@ def trust_policy(role: str, settings: HumanAccessSettings, *, partition: str, ac
                  environment: str) -> str:
     """Who may assume `role`: the configured identity provider (break-glass: the account's IAM
     users with MFA), and never with session tags that claim what the IdP must say."""
-    claimed = [ACCESS_TAG, ROLE_TAG]
+    claimed = [ACCESS_TAG, ROLE_TAG, GRANT_TAG]
     statements: list[dict[str, Any]] = []
     if role == BREAK_GLASS:
         # IAM users of the account (the break-glass users, kept apart from the IdP so an IdP outage

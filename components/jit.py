@@ -41,6 +41,7 @@ from components.jit_catalogue import JitElevation, elevation_role_name, jit_tabl
 
 RUNTIME_MODULES: tuple[str, ...] = ("__init__.py", "jsonlog.py", "jit")
 ELEVATION_TAG = {"ztai:access": "jit-elevation"}
+GRANT_TAG = "ztai:grant"
 # Lambda's asynchronous retries: safe, the runtime is idempotent.
 RETRY_ATTEMPTS, MAX_EVENT_AGE = 2, 3600
 # What the trust of an elevation role says while nothing is granted: a condition never true.
@@ -155,7 +156,11 @@ class JustInTimeAccess(pulumi.ComponentResource):
                 max_session_duration=3600,
                 permissions_boundary=args.permissions_boundary,
                 assume_role_policy=account_id.apply(lambda account: closed_trust_policy(account, partition)),
-                tags={**tags, **ELEVATION_TAG, "Name": role_name, "ztai:elevation": elevation.name},
+                # ztai:grant is what the human boundary's key-policy deny exempts (key-admin,
+                # break-glass): a tag on the role, which no session may set (the trusts refuse
+                # ztai:* session tags).
+                tags={**tags, **ELEVATION_TAG, "Name": role_name, "ztai:elevation": elevation.name,
+                      GRANT_TAG: elevation.grant},
                 # The API function writes the trust while a grant lasts; a deploy must not undo it.
                 opts=pulumi.ResourceOptions(parent=self, ignore_changes=["assumeRolePolicy"]))
         role_arns = [role.arn for role in self.roles.values()]

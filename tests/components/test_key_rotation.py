@@ -312,7 +312,8 @@ def record_hierarchy(create_successors: bool) -> Hierarchy:
         return register(self, request)
 
     def program() -> None:
-        keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region=REGION))
+        keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region=REGION,
+                                                      two_person_purposes=()))
         role = aws.iam.Role("key-rotation-role", assume_role_policy="{}")
         if create_successors:
             keys.grant_key_rotation(role, create_successors=True)

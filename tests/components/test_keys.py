@@ -13,6 +13,7 @@ import pytest
 from components.keys import (
     ADMIN_ACTIONS,
     PURPOSES,
+    TWO_PERSON_ACTIONS,
     EnclaveMeasurements,
     KeyHierarchy,
     KeyHierarchyArgs,
@@ -20,9 +21,12 @@ from components.keys import (
     _policy_document,
     _through_s3_for_bucket,
 )
+from tests.support.key_policy import Request, evaluate
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 
-ARGS = KeyHierarchyArgs(environment="dev", owner="ml-platform", region="eu-west-1")
+# Two-person key administration has tests of its own (below); elsewhere the keys have none.
+ARGS = KeyHierarchyArgs(environment="dev", owner="ml-platform", region="eu-west-1",
+                        two_person_purposes=())
 USE = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt", "kms:GenerateMac",
        "kms:VerifyMac", "kms:CreateGrant")
 
@@ -396,7 +400,6 @@ PINNED = attestation(**PCRS)
 @pytest.mark.parametrize("region", ["", "-eu-central-1"])
 def test_the_attested_key_denies_everyone_plaintext_outside_the_pinned_enclave(
         attested_stack: RecordedStack, region: str) -> None:
-    from tests.support.key_policy import Request, evaluate
 
     policy = named(attested_stack, f"keys-model-weights{region}-policy").inputs["policy"]
     key = "arn:aws:kms:eu-west-1:111122223333:key/k"
@@ -465,7 +468,6 @@ DEPLOYED = replace(ARGS, administrator_role_arns=(DEPLOYER,))
 
 
 def test_administrators_use_a_key_only_through_s3_for_one_bucket() -> None:
-    from tests.support.key_policy import Request, evaluate
     from ztpolicy.rules.kms.kms_key_policy_least_privilege import document_problems
 
     def compose(keys: KeyHierarchy) -> None:
@@ -656,3 +658,105 @@ def test_a_schedule_or_component_read_needs_its_creation_admitted() -> None:
         build(compose=lambda keys: keys.grant_schedule_decrypt("logs", role("s"), SCHEDULE))
     with pytest.raises(ValueError, match="no image_builder_components on the logs key"):
         build(compose=lambda keys: keys.grant_component_decrypt("logs", role("b")))
+
+
+# -- two-person key administration -----------------------------------------------------------------
+DEPLOYER = "arn:aws:iam::111122223333:role/deployer"
+GLASS = "arn:aws:iam::111122223333:role/break-glass"
+ROOT = "arn:aws:iam::111122223333:root"
+TWO_PERSON = replace(ARGS, administrator_role_arns=(DEPLOYER,), break_glass_role_arn=GLASS,
+                     two_person_purposes=("model-weights",))
+
+
+def elevated_stack(args: KeyHierarchyArgs = TWO_PERSON) -> tuple[RecordedStack, str]:
+    arns: list[str] = []
+
+    def compose(keys: KeyHierarchy) -> None:
+        elevation = aws.iam.Role("key-admin", name="zero-trust-ai-dev-jit-key-admin",
+                                 assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": []}))
+        keys.grant_key_administration("model-weights", elevation)
+        elevation.arn.apply(arns.append)
+        keys.seal()
+
+    stack = build(args, compose)
+    return stack, arns[0]
+
+
+def kms_decides(policy: str, principal: str, action: str, mfa: bool = True) -> str:
+    return evaluate(policy, Request(principal, action, "*",
+                                    {"aws:PrincipalArn": principal,
+                                     "aws:MultiFactorAuthPresent": "true" if mfa else "false"})).effect
+
+
+def test_a_two_person_key_changes_only_in_the_key_admin_elevation() -> None:
+    stack, elevation = elevated_stack()
+    weights = named(stack, "keys-model-weights-policy")
+    policy = weights.inputs["policy"]
+    for action in TWO_PERSON_ACTIONS:
+        assert kms_decides(policy, elevation, action) == "allow"
+        # The deployer, break-glass with MFA and the account root itself: explicit deny.
+        for principal in (DEPLOYER, GLASS, ROOT):
+            assert kms_decides(policy, principal, action) == "explicit-deny", (principal, action)
+    # What is not a two-person action stays with the deployer (tags, rotation, descriptions).
+    for action in ("kms:TagResource", "kms:EnableKeyRotation", "kms:DescribeKey", "kms:CreateAlias"):
+        assert kms_decides(policy, DEPLOYER, action) == "allow"
+    # The elevation administers without using: no plaintext, no data key.
+    for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:ReEncryptFrom"):
+        assert kms_decides(policy, elevation, action) != "allow"
+    # The deployer writes that first policy once, skipping KMS's lockout check (which would refuse
+    # a policy that does not let the deployer write it again); the other keys keep the check.
+    assert weights.inputs["bypassPolicyLockoutSafetyCheck"] is True
+    secrets = named(stack, "keys-secrets-policy")
+    assert not secrets.inputs.get("bypassPolicyLockoutSafetyCheck")
+    assert kms_decides(secrets.inputs["policy"], DEPLOYER, "kms:PutKeyPolicy") == "allow"
+    # The key is created with a policy the deployer may still change (CreateKey's lockout check).
+    created = named(stack, "keys-model-weights").inputs["policy"]
+    assert kms_decides(created, DEPLOYER, "kms:PutKeyPolicy") == "allow"
+
+
+def test_a_two_person_key_that_no_elevation_administers_is_refused() -> None:
+    with pytest.raises(ValueError, match="model-weights key is a two-person key .* no key-admin elevation"):
+        build(TWO_PERSON, compose=lambda keys: keys.seal())
+    # Administering another key does not count for model-weights.
+    def other_key(keys: KeyHierarchy) -> None:
+        keys.grant_key_administration("secrets", role("secrets-admin"))
+        keys.seal()
+    with pytest.raises(ValueError, match="model-weights key is a two-person key"):
+        build(TWO_PERSON, compose=other_key)
+
+
+def test_without_two_person_keys_the_administrators_keep_every_action() -> None:
+    stack = build(replace(TWO_PERSON, two_person_purposes=()), compose=lambda keys: keys.seal())
+    weights = named(stack, "keys-model-weights-policy")
+    assert "TwoPersonChangesOnly" not in "".join(statements(weights))
+    assert not weights.inputs.get("bypassPolicyLockoutSafetyCheck")
+    assert kms_decides(weights.inputs["policy"], DEPLOYER, "kms:PutKeyPolicy") == "allow"
+
+
+@pytest.mark.parametrize("purposes", [("weights",), ("model-weights", "model-weights"), ("",)])
+def test_bad_two_person_purposes_are_refused(purposes: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="two_person_purposes .* distinct purposes of"):
+        build(replace(TWO_PERSON, two_person_purposes=purposes))
+
+
+def test_the_rotation_function_never_administers_a_two_person_key() -> None:
+    def compose(keys: KeyHierarchy) -> None:
+        keys.grant_key_administration("model-weights", role("key-admin-elevation"))
+        keys.grant_key_rotation(role("rotation"), create_successors=True)
+        keys.seal()
+
+    stack = build(TWO_PERSON, compose)
+    weights = [s for sid, s in statements(named(stack, "keys-model-weights-policy")).items()
+               if sid.startswith("KeyRotationWithoutUse")]
+    training = [s for sid, s in statements(named(stack, "keys-training-data-policy")).items()
+                if sid.startswith("KeyRotationWithoutUse")]
+    assert "kms:PutKeyPolicy" not in weights[0]["Action"]
+    assert "kms:PutKeyPolicy" in training[0]["Action"]
+
+
+def test_the_replicas_of_a_two_person_key_carry_the_same_deny() -> None:
+    stack, elevation = elevated_stack(replace(TWO_PERSON, replica_regions=("eu-central-1",)))
+    replica = named(stack, "keys-model-weights-eu-central-1-policy")
+    assert replica.inputs["bypassPolicyLockoutSafetyCheck"] is True
+    assert kms_decides(replica.inputs["policy"], DEPLOYER, "kms:PutKeyPolicy") == "explicit-deny"
+    assert kms_decides(replica.inputs["policy"], elevation, "kms:PutKeyPolicy") == "allow"

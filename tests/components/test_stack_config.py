@@ -43,6 +43,8 @@ VALID: dict[str, Any] = {
     "zero-trust-ai:apiDomainName": "api.dev.example.com",
     "zero-trust-ai:apiHostedZoneId": "Z0123456789ABCDEFGHIJ",
     "zero-trust-ai:apiClientCaFiles": '["stacks/truststore/placeholder-first-party-ca.pem"]',
+    # The model-weights key is a two-person key by default: it needs a key-admin elevation.
+    "zero-trust-ai:jitCatalogueFile": "stacks/jit/dev.yaml",
 }
 
 

@@ -108,7 +108,8 @@ def test_prod_protects_the_table_and_dev_may_drop_deletion_protection() -> None:
 
 def test_the_table_uses_the_hierarchy_secrets_key() -> None:
     def program() -> None:
-        keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region="eu-west-1"))
+        keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region="eu-west-1",
+                                                      two_person_purposes=()))
         TokenVault("token-vault", TokenVaultArgs(environment="dev", owner="o",
                                                  kms_key_arn=keys.key_arn("secrets")))
         keys.seal()
@@ -201,7 +202,8 @@ def test_encryption_context_names_match_the_runtime() -> None:
 
 def test_kms_grants_are_bound_to_the_vault_context_and_domains() -> None:
     def program() -> None:
-        keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region="eu-west-1"))
+        keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region="eu-west-1",
+                                                      two_person_purposes=()))
         vault = TokenVault("token-vault", TokenVaultArgs(environment="dev", owner="o",
                                                          kms_key_arn=keys.key_arn("secrets")))
         vault.grant_tokenize(role("tokenizer"), keys=keys)
@@ -223,7 +225,8 @@ def test_kms_grants_are_bound_to_the_vault_context_and_domains() -> None:
 
 def test_kms_grants_through_the_key_hierarchy() -> None:
     def program() -> None:
-        keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region="eu-west-1"))
+        keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region="eu-west-1",
+                                                      two_person_purposes=()))
         vault = TokenVault("token-vault", TokenVaultArgs(environment="dev", owner="o",
                                                          kms_key_arn=keys.key_arn("secrets")))
         vault.grant_tokenize(role("tokenizer"), keys=keys)

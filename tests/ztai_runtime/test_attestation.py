@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import cbor2
+import pulumi_aws as aws
 import pytest
 from asn1crypto import cms
 from botocore.exceptions import ClientError, ParamValidationError
@@ -776,6 +777,9 @@ def test_the_policy_the_component_renders_gates_the_attested_decrypt(weights: We
                                                                              "Statement": []}))
         keys.grant_decrypt_with_attestation("model-weights", inference, EnclaveMeasurements(
             pcr0=PCRS[0].hex().upper(), pcr1=PCRS[1].hex(), pcr2=PCRS[2].hex()))
+        # As __main__.py composes it: the model key's policy changes only in a key-admin elevation.
+        keys.grant_key_administration("model-weights", aws.iam.Role(
+            "key-admin-elevation", assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": []})))
         keys.seal()
 
     stack = build(KeyHierarchyArgs(environment="prod", owner="ml", region="eu-west-1",
@@ -831,6 +835,9 @@ def rendered() -> Rendered:
                                                                              "Statement": []}))
         keys.grant_decrypt_with_attestation("model-weights", inference, EnclaveMeasurements(
             pcr0=PCRS[0].hex(), pcr1=PCRS[1].hex(), pcr2=PCRS[2].hex()))
+        # As __main__.py composes it: the model key's policy changes only in a key-admin elevation.
+        keys.grant_key_administration("model-weights", aws.iam.Role(
+            "key-admin-elevation", assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": []})))
         keys.seal()
 
     stack = build(KeyHierarchyArgs(environment="prod", owner="ml", region="eu-west-1",

@@ -45,6 +45,7 @@ from ztpolicy.rules.kms import (
     kms_key_rotation_enabled,
     kms_monthly_rotation_scheduled,
     kms_no_lockout_bypass,
+    kms_two_person_key_administration,
     model_key_alias_pinned,
     model_key_attestation_required,
 )
@@ -133,4 +134,5 @@ ALL_RULES: list[Rule] = [
     iam_role_permissions_boundary.RULE,
     iam_role_session_duration.RULE,
     jit_grant_expiry.RULE,
+    kms_two_person_key_administration.RULE,
 ]

@@ -1,0 +1,105 @@
+"""Key administration as a two-person elevation: the catalogue's key-admin entries, the stack keys
+that make a key two-person (twoPersonKeys), and the program wiring them (docs/jit.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components.jit_catalogue import parse_catalogue
+from components.stack_config import parse_stack_config
+from tests.components.test_stack_config import VALID, problems_of
+from tests.support.key_policy import Request, evaluate
+from tests.test_deploy_order import record_stack
+from ztai.preview.recorder import RecordedStack
+
+KEY_ADMIN = {"name": "key-admin", "description": "change the weights key's policy", "grant": "key-admin",
+             "key": "model-weights", "maxMinutes": 30, "approvers": ["security-lead"],
+             "approvalsNeeded": 2}
+LABEL = "zero-trust-ai:jitCatalogueFile = x.yaml"
+
+
+def test_a_key_admin_elevation_names_its_key() -> None:
+    [elevation] = parse_catalogue(LABEL, {"elevations": [KEY_ADMIN]})
+    assert (elevation.grant, elevation.key) == ("key-admin", "model-weights")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"key": None}, "key: missing; key-admin needs the key it administers, one of training-data, "
+                    "model-weights, logs, secrets, inference, tokens"),
+    ({"key": "weights"}, "key = 'weights'; key-admin needs the key it administers"),
+    ({"key": ["model-weights"]}, 'key = ["model-weights"]; key-admin needs'),
+    ({"grant": "model-prefix-write", "prefix": "x/", "approvalsNeeded": 1},
+     "key: only key-admin takes one, not 'model-prefix-write'"),
+])
+def test_bad_key_admin_entries_are_named(change: dict[str, Any], message: str) -> None:
+    entry = {key: value for key, value in {**KEY_ADMIN, **change}.items() if value is not None}
+    with pytest.raises(ValueError, match="zero-trust-ai:jitCatalogueFile") as problem:
+        parse_catalogue(LABEL, {"elevations": [entry]})
+    assert message in str(problem.value)
+
+
+def test_the_shipped_stacks_make_the_model_key_two_person() -> None:
+    config = parse_stack_config(VALID)
+    assert config.two_person_keys == ("model-weights",)
+    assert any(e.grant == "key-admin" and e.key == "model-weights" for e in config.jit_elevations)
+
+
+def test_a_two_person_key_needs_a_key_admin_elevation_for_it() -> None:
+    [problem] = problems_of(**{"zero-trust-ai__jitCatalogueFile": None})
+    assert problem == (
+        "zero-trust-ai:twoPersonKeys names model-weights, but zero-trust-ai:jitCatalogueFile has no "
+        "key-admin elevation with `key: model-weights`: nobody could ever change that key's policy; "
+        "add one (docs/jit.md), or take the key out of twoPersonKeys")
+    [problem] = problems_of(**{"zero-trust-ai__twoPersonKeys": '["model-weights", "secrets"]'})
+    assert "names secrets, but" in problem
+    # The explicit relaxation parses (the policy pack then reports it).
+    config = parse_stack_config({**VALID, "zero-trust-ai:twoPersonKeys": "[]"})
+    assert config.two_person_keys == ()
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ('["weights"]', "zero-trust-ai:twoPersonKeys = '[\"weights\"]': distinct key purposes of training-data"),
+    ('["model-weights", "model-weights"]', "'model-weights' listed twice; each item once"),
+    ('"model-weights"', "zero-trust-ai:twoPersonKeys"),
+])
+def test_bad_two_person_keys_are_named(value: str, message: str) -> None:
+    problems = problems_of(**{"zero-trust-ai__twoPersonKeys": value})
+    assert any(message in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize("role", ["zero-trust-ai-dev-key-administrator", "zero-trust-ai-dev-jit-key-admin",
+                                  "zero-trust-ai-dev-break-glass", "ops/zero-trust-ai-dev-data-curator"])
+def test_people_are_never_standing_key_administrators(role: str) -> None:
+    arns = json.dumps(["arn:aws:iam::111122223333:role/deployer", f"arn:aws:iam::111122223333:role/{role}"])
+    [problem] = problems_of(**{"zero-trust-ai__keyAdministratorRoleArns": arns})
+    assert problem == (f"zero-trust-ai:keyAdministratorRoleArns: arn:aws:iam::111122223333:role/{role} is "
+                       "one of the stack's own human or elevation roles; name the deploying role: people "
+                       "administer keys only through the key-admin elevation")
+    # Another environment's roles, or a deployer whose name merely starts alike, are not refused.
+    for other in ("zero-trust-ai-prod-key-administrator", "zero-trust-ai-dev-deployer"):
+        parse_stack_config({**VALID, "zero-trust-ai:keyAdministratorRoleArns":
+                            json.dumps([f"arn:aws:iam::111122223333:role/{other}"])})
+
+
+@pytest.fixture(scope="module")
+def dev_preview() -> RecordedStack:
+    return record_stack("dev")
+
+
+def test_the_program_makes_the_key_admin_elevation_the_only_writer_of_the_model_key(
+        dev_preview: RecordedStack) -> None:
+    [weights] = [r for r in dev_preview.resources if r.name == "keys-model-weights-policy"]
+    [elevation] = [r for r in dev_preview.resources
+                   if r.type == "aws:iam/role:Role" and r.inputs.get("name") == "zero-trust-ai-dev-jit-key-admin"]
+    assert elevation.inputs["tags"]["ztai:grant"] == "key-admin"
+    policy = weights.inputs["policy"]
+    deny = next(s for s in json.loads(policy)["Statement"] if s["Sid"].startswith("TwoPersonChangesOnly"))
+    [exempt] = deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    assert exempt.endswith(":role/zero-trust-ai-dev-jit-key-admin")
+    for principal, effect in ((exempt, "allow"),
+                              ("arn:aws:iam::111122223333:role/zero-trust-ai-key-admin", "explicit-deny")):
+        decision = evaluate(policy, Request(principal, "kms:PutKeyPolicy", "*", {"aws:PrincipalArn": principal}))
+        assert decision.effect == effect
