@@ -162,7 +162,11 @@ class JustInTimeAccess(pulumi.ComponentResource):
                 tags={**tags, **ELEVATION_TAG, "Name": role_name, "ztai:elevation": elevation.name,
                       GRANT_TAG: elevation.grant},
                 # The API function writes the trust while a grant lasts; a deploy must not undo it.
-                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["assumeRolePolicy"]))
+                # Protected in prod: a two-person key's policy admits only its key-admin elevation
+                # role, and KMS knows a role by its unique id, so a role deleted and made again
+                # under the same name would no longer be able to change that policy.
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["assumeRolePolicy"],
+                                            protect=args.protect))
         role_arns = [role.arn for role in self.roles.values()]
 
         self.scheduler_role = aws.iam.Role(

@@ -93,7 +93,8 @@ def test_the_program_makes_the_key_admin_elevation_the_only_writer_of_the_model_
         dev_preview: RecordedStack) -> None:
     [weights] = [r for r in dev_preview.resources if r.name == "keys-model-weights-policy"]
     [elevation] = [r for r in dev_preview.resources
-                   if r.type == "aws:iam/role:Role" and r.inputs.get("name") == "zero-trust-ai-dev-jit-key-admin"]
+                   if r.type == "aws:iam/role:Role"
+                   and r.inputs.get("name") == "zero-trust-ai-dev-jit-key-admin"]
     assert elevation.inputs["tags"]["ztai:grant"] == "key-admin"
     policy = weights.inputs["policy"]
     deny = next(s for s in json.loads(policy)["Statement"] if s["Sid"].startswith("TwoPersonChangesOnly"))
@@ -101,5 +102,5 @@ def test_the_program_makes_the_key_admin_elevation_the_only_writer_of_the_model_
     assert exempt.endswith(":role/zero-trust-ai-dev-jit-key-admin")
     for principal, effect in ((exempt, "allow"),
                               ("arn:aws:iam::111122223333:role/zero-trust-ai-key-admin", "explicit-deny")):
-        decision = evaluate(policy, Request(principal, "kms:PutKeyPolicy", "*", {"aws:PrincipalArn": principal}))
-        assert decision.effect == effect
+        request = Request(principal, "kms:PutKeyPolicy", "*", {"aws:PrincipalArn": principal})
+        assert evaluate(policy, request).effect == effect

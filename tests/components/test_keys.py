@@ -715,7 +715,7 @@ def test_a_two_person_key_changes_only_in_the_key_admin_elevation() -> None:
 
 
 def test_a_two_person_key_that_no_elevation_administers_is_refused() -> None:
-    with pytest.raises(ValueError, match="model-weights key is a two-person key .* no key-admin elevation"):
+    with pytest.raises(ValueError, match=r"model-weights key is a two-person key .* no key-admin elevation"):
         build(TWO_PERSON, compose=lambda keys: keys.seal())
     # Administering another key does not count for model-weights.
     def other_key(keys: KeyHierarchy) -> None:
@@ -735,7 +735,7 @@ def test_without_two_person_keys_the_administrators_keep_every_action() -> None:
 
 @pytest.mark.parametrize("purposes", [("weights",), ("model-weights", "model-weights"), ("",)])
 def test_bad_two_person_purposes_are_refused(purposes: tuple[str, ...]) -> None:
-    with pytest.raises(ValueError, match="two_person_purposes .* distinct purposes of"):
+    with pytest.raises(ValueError, match=r"two_person_purposes .* distinct purposes of"):
         build(replace(TWO_PERSON, two_person_purposes=purposes))
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import boto3
 import cbor2
-import pulumi_aws as aws
 import pytest
 from asn1crypto import cms
 from botocore.exceptions import ClientError, ParamValidationError
