@@ -52,7 +52,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_facts import partition_for_region
-from components.jit_catalogue import elevation_role_name, jit_table_name
+from components.jit_catalogue import elevation_role_name, jit_api_function_name, jit_table_name
 from components.stack_config import HumanAccessSettings
 
 ROLES: tuple[str, ...] = ("data-curator", "model-engineer", "model-publisher", "security-responder",
@@ -121,14 +121,21 @@ def _statement(sid: str, effect: str, actions: Sequence[str] | str, resource: An
 
 def boundary_policy(*, regions: Sequence[str], mfa_tag: str, device_tag: str,
                     source_vpce_ids: Sequence[str] = (), source_cidrs: Sequence[str] = (),
-                    elevation_roles: str | None = None, jit_functions: str | None = None) -> str:
+                    elevation_roles: str | None = None, jit_functions: str | None = None,
+                    jit_api: str | None = None) -> str:
     """The permissions boundary of every human role (see the module docstring). Network: the
     corporate ranges when given (aws:SourceIp), else the VPC endpoints (aws:SourceVpce).
     elevation_roles: ARN pattern of the stack's just-in-time elevation roles, which a person may
     assume (their trust admits only an approved requester, until the grant's expiry).
     jit_functions: ARN pattern of the JIT functions, which write the elevation roles: nobody
     inside the boundary (break-glass included) may change them or invoke them but through the
-    function URL, or they would grant elevations without approval."""
+    function URL, or they would grant elevations without approval.
+    jit_api: ARN of the JIT API function, left out of the network condition: a function URL is
+    reached over the public internet only ("You can access your function URL through the public
+    internet only. While Lambda functions do support AWS PrivateLink, function URLs do not",
+    Lambda Developer Guide, "Lambda function URLs"), so no call to it carries aws:SourceVpce. Asking
+    for, approving and ending elevations still needs MFA, a compliant device and the Region; using
+    an elevation (assuming its role, and every call it makes) stays inside the network."""
     if not regions:
         raise ValueError("boundary_policy: at least one region")
     if not source_cidrs and not source_vpce_ids:
@@ -166,10 +173,18 @@ def boundary_policy(*, regions: Sequence[str], mfa_tag: str, device_tag: str,
             "StringNotEquals": {f"aws:PrincipalTag/{mfa_tag}": "true"}}),
         _statement("DenyUnmanagedDevice", "Deny", "*", condition={
             "StringNotEquals": {f"aws:PrincipalTag/{device_tag}": "true", **not_break_glass}}),
-        _statement("DenyOutsideNetwork", "Deny", "*", condition=network),
+        _outside_network(network, jit_api),
         _statement("DenyOtherRegions", "Deny", [f"{service}:*" for service in REGIONAL_SERVICES],
                    condition={"StringNotEquals": {"aws:RequestedRegion": sorted(set(regions))}}),
     ]}, sort_keys=True)
+
+
+def _outside_network(network: Mapping[str, Any], jit_api: str | None) -> dict[str, Any]:
+    statement = _statement("DenyOutsideNetwork", "Deny", "*", condition=network)
+    if jit_api:
+        del statement["Resource"]
+        statement["NotResource"] = [jit_api]
+    return statement
 
 
 def trust_policy(role: str, settings: HumanAccessSettings, *, partition: str, account_id: str,
@@ -300,7 +315,9 @@ class AccessRoles(pulumi.ComponentResource):
                 elevation_roles=f"arn:{partition}:iam::{ids[0]}:role/"
                                 f"{elevation_role_name(args.environment, '*')}",
                 jit_functions=f"arn:{partition}:lambda:*:{ids[0]}:function:"
-                              f"{jit_table_name(args.environment)}-*")),
+                              f"{jit_table_name(args.environment)}-*",
+                jit_api=f"arn:{partition}:lambda:{args.region}:{ids[0]}:function:"
+                        + jit_api_function_name(args.environment))),
             opts=child)
 
         self.roles = {}

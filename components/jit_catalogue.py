@@ -73,6 +73,11 @@ def jit_table_name(environment: str) -> str:
     return f"zero-trust-ai-{environment}-jit"
 
 
+def jit_api_function_name(environment: str) -> str:
+    """The JIT API function (`JustInTimeAccess.api`), which the human boundary names."""
+    return f"{jit_table_name(environment)}-api"
+
+
 def parse_catalogue_file(key: str, value: Any, project_dir: Path = PROJECT_DIR) -> list[JitElevation]:
     """The elevations of the file named by stack key `key` ("" names none); ValueError listing
     every problem, each naming the key, the entry and the field."""

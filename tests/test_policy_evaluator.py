@@ -160,3 +160,20 @@ def test_for_any_value_matches_any_value_of_a_multivalued_key_and_is_false_when_
     with pytest.raises(UnsupportedPolicyError, match="multivalued"):
         evaluate(policy(allow("sts:TagSession", StringLike={"aws:TagKeys": "ztai:*"})),
                  Request(ROLE, "sts:TagSession", "*", {"aws:TagKeys": ("ztai:access",)}), identity=True)
+
+
+def test_not_resource_applies_to_every_resource_but_those_listed() -> None:
+    # IAM User Guide, "IAM JSON policy elements: NotResource".
+    exempt = "arn:aws:lambda:eu-west-1:111122223333:function:jit-api"
+    statement = {"Effect": "Deny", "Action": "*", "NotResource": [exempt]}
+    for resource, effect in ((exempt, "implicit-deny"),
+                             ("arn:aws:lambda:eu-west-1:111122223333:function:other", "explicit-deny"),
+                             ("*", "explicit-deny")):
+        decision = evaluate(policy(statement), Request("arn:aws:iam::111122223333:role/r",
+                                                       "lambda:InvokeFunctionUrl", resource, {}),
+                            identity=True)
+        assert decision.effect == effect, resource
+    patterned = {"Effect": "Deny", "Action": "*", "NotResource": "arn:aws:lambda:*:*:function:jit-*"}
+    assert evaluate(policy(patterned), request(), identity=True).effect == "explicit-deny"
+    with pytest.raises(UnsupportedPolicyError, match="both Resource and NotResource"):
+        evaluate(policy({**statement, "Resource": "*"}), request(), identity=True)

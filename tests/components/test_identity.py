@@ -507,3 +507,43 @@ def test_nobody_in_the_boundary_may_change_the_jit_functions_or_invoke_them_dire
         assert call(change, GOOD) == "explicit-deny"
     other = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:zero-trust-ai-dev-key-rotation"
     assert call("lambda:InvokeFunction", GOOD, resource=other) == "allow"
+
+
+# -- the JIT API: a function URL, reached over the public internet only ---------------------------
+JIT_API = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:zero-trust-ai-dev-jit-api"
+
+
+def test_the_jit_api_is_the_one_thing_a_person_may_call_from_outside_the_network() -> None:
+    boundary = boundary_policy(regions=[REGION], mfa_tag=SETTINGS.mfa_tag, device_tag=SETTINGS.device_tag,
+                               source_vpce_ids=[VPCE], jit_api=JIT_API)
+    url_calls = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["lambda:InvokeFunctionUrl", "s3:GetObject"], "Resource": "*"}]})
+    outside = {**without("aws:SourceVpce"), "aws:SourceIp": "198.51.100.7"}
+
+    def call(context: Mapping[str, str], action: str, resource: str) -> str:
+        return evaluate_session(Request(ROLE, action, resource, dict(context)),
+                                identity_policies=[url_calls], boundary=boundary).effect
+
+    # Lambda Developer Guide, "Lambda function URLs": no PrivateLink, so no aws:SourceVpce.
+    assert call(outside, "lambda:InvokeFunctionUrl", JIT_API) == "allow"
+    # Everything else stays inside the network: another function's URL, and any other action.
+    other = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:zero-trust-ai-dev-jit-expiry"
+    assert call(outside, "lambda:InvokeFunctionUrl", other) == "explicit-deny"
+    assert call(outside, "s3:GetObject", "arn:aws:s3:::b/curated/x") == "explicit-deny"
+    # The other conditions still hold for the JIT API: MFA, a compliant device, the Region.
+    for key in (f"aws:PrincipalTag/{SETTINGS.mfa_tag}", f"aws:PrincipalTag/{SETTINGS.device_tag}",
+                "aws:RequestedRegion"):
+        assert call({k: v for k, v in outside.items() if k != key}, "lambda:InvokeFunctionUrl",
+                    JIT_API) == "explicit-deny", key
+
+
+def test_the_deployed_boundary_leaves_out_the_stacks_jit_api_only(stack: RecordedStack) -> None:
+    boundary = named(stack, "access-boundary")
+    [outside] = [s for s in json.loads(boundary.inputs["policy"])["Statement"]
+                 if s["Sid"] == "DenyOutsideNetwork"]
+    assert "Resource" not in outside
+    [function] = outside["NotResource"]
+    assert function.endswith(":function:zero-trust-ai-dev-jit-api")
+    [api] = [r for r in stack.resources if r.type == "aws:lambda/function:Function"
+             and r.inputs.get("name", "").endswith("-jit-api")]
+    assert api.inputs["name"] == function.rsplit(":", 1)[-1]

@@ -28,7 +28,9 @@ policy whose caller may be a federated identity provider (`{"Federated": <provid
 when the request's principal_arn is that provider's ARN). IpAddress and NotIpAddress compare
 aws:SourceIp with CIDRs (IPv4 and IPv6).
 
-Anything else (NotPrincipal, NotAction, NotResource, ForAllValues, ForAnyValue beyond
+NotResource: the statement applies to every resource it does not list.
+
+Anything else (NotPrincipal, NotAction, ForAllValues, ForAnyValue beyond
 StringEquals/StringLike, numeric operators, policy variables, unknown operators) raises
 UnsupportedPolicyError: the stand-in then refuses the request instead of guessing.
 """
@@ -159,6 +161,13 @@ def _principal_matches(statement: Mapping[str, Any], principal_arn: str, where: 
 
 def _listed(statement: Mapping[str, Any], element: str, value: str, where: str, *,
             ignore_case: bool) -> bool:
+    if element == "Resource" and "NotResource" in statement:
+        # IAM User Guide, "IAM JSON policy elements: NotResource": the statement applies to every
+        # resource except those listed (with both Resource and NotResource the policy is invalid).
+        if "Resource" in statement:
+            raise UnsupportedPolicyError(f"{where}: both Resource and NotResource")
+        return not any(_wildcard(pattern, value, ignore_case=ignore_case)
+                       for pattern in _strings(statement["NotResource"], f"{where} NotResource"))
     if f"Not{element}" in statement:
         raise UnsupportedPolicyError(f"{where}: Not{element} is not supported")
     if element not in statement:

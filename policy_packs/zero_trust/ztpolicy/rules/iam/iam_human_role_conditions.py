@@ -7,7 +7,9 @@ must require both, each in one of three ways:
 - in its permissions: a Deny of every action (`Action: "*"`, or `NotAction` for what an MFA-less
   session must still do) on every resource whose condition holds when the context is missing or
   wrong, in an inline policy, a `RolePolicy`, an attached managed policy the stack declares or the
-  role's permissions boundary. Its only other conditions may be `Bool[IfExists] aws:ViaAWSService
+  role's permissions boundary (the network Deny may leave out Lambda functions named exactly in
+  `NotResource`: a function URL, the JIT API's, is reached over the public internet only). Its
+  only other conditions may be `Bool[IfExists] aws:ViaAWSService
   false` (a service calling on the user's behalf comes from AWS's network, not the user's) and
   `StringNotEquals aws:PrincipalTag/ztai:access` naming values other than the role's own (the
   break-glass exception of a shared boundary);
@@ -37,6 +39,7 @@ identity provider enforces both, and says so in a session tag, lists its key ins
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -62,6 +65,7 @@ DEFAULT_MFA_TAG = "mfa-authenticated"
 _VIA_SERVICE = "aws:viaawsservice"
 _VPCE_KEYS = {"aws:sourcevpce", "aws:sourcevpc"}
 _IP_KEY = "aws:sourceip"
+_FUNCTION_ARN = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}")
 
 
 class _Checks:
@@ -125,14 +129,27 @@ def _harmless_extra(condition: tuple[str, str, list[str]], access: str) -> bool:
             and access not in [value.strip() for value in lowered])
 
 
+def _function_urls_only(value: Any) -> bool:
+    """NotResource naming Lambda functions exactly (no wildcard): what a network Deny may leave
+    out, because a function URL is reached over the public internet only (Lambda Developer Guide,
+    "Lambda function URLs"): the JIT API's, which people call from wherever they are."""
+    names = [str(v) for v in as_list(value)]
+    return bool(names) and all(_FUNCTION_ARN.fullmatch(name) for name in names)
+
+
 def _denies_without(document: Mapping[str, Any], checks: _Checks, access: str) -> bool:
-    """A Deny of every action on every resource unless the requirement holds."""
+    """A Deny of every action on every resource unless the requirement holds (the network Deny may
+    leave out named Lambda functions, see `_function_urls_only`)."""
     for _, statement in statements(document):
-        if statement.get("Effect") != "Deny" or "NotResource" in statement:
+        if statement.get("Effect") != "Deny":
             continue
         if "NotAction" not in statement and "*" not in [str(a) for a in as_list(statement.get("Action"))]:
             continue
-        if "*" not in [str(r) for r in as_list(statement.get("Resource"))]:
+        if "NotResource" in statement:
+            if checks.name != "network" or "Resource" in statement \
+                    or not _function_urls_only(statement["NotResource"]):
+                continue
+        elif "*" not in [str(r) for r in as_list(statement.get("Resource"))]:
             continue
         found = conditions(statement)
         required = [c for c in found if checks.negative(*c)]
