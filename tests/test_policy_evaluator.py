@@ -220,9 +220,10 @@ def test_role_session_name_and_source_identity_are_plain_keys() -> None:
     allow(resource="arn:aws:s3:::data/${aws:username}/*"),
     allow(StringEquals={"k": "${aws:username, 'nobody'}"}),
     allow(StringEquals={"k": "${*}"}),
-    allow(**{"ForAnyValue:StringEquals": {"aws:TagKeys": "${aws:username}"}}),
+    {**allow(), "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": "${aws:username}"}}},
 ])
 def test_variables_it_does_not_implement_are_refused(statement: dict[str, Any]) -> None:
+    context: dict[str, str | tuple[str, ...]] = {"aws:username": "erin", "k": "erin",
+                                                 "aws:TagKeys": ("erin",)}
     with pytest.raises(UnsupportedPolicyError, match="policy variable"):
-        evaluate(policy(statement), request(context={"aws:username": "erin", "k": "erin",
-                                                     "aws:TagKeys": ("erin",)}), identity=True)
+        evaluate(policy(statement), Request(ROLE, "s3:GetObject", OBJECT, context), identity=True)

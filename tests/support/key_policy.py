@@ -126,13 +126,13 @@ def _strings(value: Any, what: str, *, variables: bool = False) -> list[str]:
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
 
-class _Unresolved(Exception):
+class _UnresolvedVariableError(Exception):
     """A policy variable names a key the request does not carry (or a multivalued one)."""
 
 
 def _substitute(text: str, lowered: Mapping[str, str | tuple[str, ...]], where: str) -> str:
     """`text` with each `${key}` replaced by the request's value of key (names are not
-    case-sensitive, as for condition keys); _Unresolved when a key is absent or multivalued."""
+    case-sensitive, as for condition keys); _UnresolvedVariableError when a key is absent or multivalued."""
     def value_of(match: re.Match[str]) -> str:
         name = match.group(1)
         if not name or name in ("*", "?", "$") or "," in name or "'" in name:
@@ -140,7 +140,7 @@ def _substitute(text: str, lowered: Mapping[str, str | tuple[str, ...]], where: 
                                          "characters and default values) is not supported")
         actual = lowered.get(name.lower())
         if actual is None or isinstance(actual, tuple):
-            raise _Unresolved(name)
+            raise _UnresolvedVariableError(name)
         return actual
 
     return _VARIABLE.sub(value_of, text)
@@ -220,7 +220,7 @@ def _condition_holds(condition: Any, context: Mapping[str, str | tuple[str, ...]
             raw = _strings(policy_value, f"{where} {operator} {key}", variables=True)
             try:
                 values = [_substitute(value, lowered, where) for value in raw]
-            except _Unresolved:
+            except _UnresolvedVariableError:
                 return False  # a variable without a value: the condition does not match
             actual = lowered.get(key.lower())
             if isinstance(actual, tuple):

@@ -542,9 +542,9 @@ def test_approvers_are_sessions_of_the_approver_roles_in_the_stacks_account(env:
     elsewhere = Caller("arn:aws:iam::999988887777:role/data-lead", "bob@example.com")
     user = Caller(f"arn:aws:iam::{ACCOUNT}:user/data-lead", "data-lead")
     for caller in (elsewhere, user):
-        with pytest.raises(JitRefusedError, match=f"never an IAM user"):
+        with pytest.raises(JitRefusedError, match="never an IAM user"):
             env.store.approve(caller, rid)
-        with pytest.raises(JitRefusedError, match="self-approval|never an IAM user"):
+        with pytest.raises(JitRefusedError, match=r"self-approval|never an IAM user"):
             env.store.deny(caller, rid, "no")
     assert env.store.list(state="pending")[0]["approvers"] == []
     env.store.approve(LEAD, rid)
@@ -645,7 +645,8 @@ def test_list_shows_own_requests_and_those_one_may_approve(env: Env) -> None:
 
 
 def test_the_api_lists_only_what_the_caller_may_see(api_env: Env) -> None:
-    alice, dave = STS.format("model-engineer", "alice@example.com"), STS.format("model-engineer", "dave@example.com")
+    alice = STS.format("model-engineer", "alice@example.com")
+    dave = STS.format("model-engineer", "dave@example.com")
     rid = _call(alice, {"action": "request", "elevation": "training-data-write", "minutes": 30,
                         "reason": "job"})[1]["request"]["request_id"]
     assert [item["request_id"] for item in _call(alice, {"action": "list"})[1]["requests"]] == [rid]
