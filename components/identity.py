@@ -99,6 +99,7 @@ KEY_ADMIN_READS: tuple[str, ...] = ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:
 LOG_READS: tuple[str, ...] = ("logs:Describe*", "logs:FilterLogEvents", "logs:GetLogEvents",
                               "logs:GetQueryResults", "logs:StartQuery", "logs:StopQuery")
 SAML_AUDIENCE = "https://signin.aws.amazon.com/saml"
+SET_SOURCE_IDENTITY = "sts:SetSourceIdentity"
 
 
 def role_name(environment: str, role: str) -> str:
@@ -138,7 +139,10 @@ def boundary_policy(*, regions: Sequence[str], mfa_tag: str, device_tag: str,
     # Calls an AWS service makes for the role (S3 asking KMS for a data key) come from the
     # service's network, not the person's: they are judged by the call that started them.
     network["BoolIfExists"] = {"aws:ViaAWSService": "false"}
-    elevations = ([_statement("AssumeApprovedElevations", "Allow", ["sts:AssumeRole", "sts:TagSession"],
+    # sts:SetSourceIdentity: chaining a session that carries a source identity (every person's,
+    # see trust_policy) passes it on, and the elevation roles require it.
+    elevations = ([_statement("AssumeApprovedElevations", "Allow",
+                              ["sts:AssumeRole", "sts:TagSession", SET_SOURCE_IDENTITY],
                               resource=elevation_roles)] if elevation_roles else [])
     if jit_functions:
         elevations += [
@@ -172,7 +176,6 @@ def boundary_policy(*, regions: Sequence[str], mfa_tag: str, device_tag: str,
 # set, persists through role chaining and cannot be changed ("Monitor and control actions taken
 # with assumed roles"); setting it needs sts:SetSourceIdentity in the trust. A variable whose key
 # the request lacks makes its condition fail, so a caller without the IdP's value is refused.
-SET_SOURCE_IDENTITY = "sts:SetSourceIdentity"
 
 
 def _identity_center_person(user_tag: str) -> dict[str, str]:

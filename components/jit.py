@@ -265,7 +265,10 @@ class JustInTimeAccess(pulumi.ComponentResource):
                      "Condition": {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}},
                     # Using an approved grant: each elevation role's trust admits only its
                     # approved requester, until the grant's expiry.
+                    # sts:SetSourceIdentity: the person's source identity goes with the chained
+                    # session, and the elevation role's trust requires it.
                     *([{"Sid": "AssumeApprovedElevations", "Effect": "Allow",
-                        "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": list(arns[1:])}]
+                        "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+                        "Resource": list(arns[1:])}]
                       if len(arns) > 1 else [])])),
             opts=pulumi.ResourceOptions(parent=self))

@@ -560,14 +560,20 @@ def test_a_person_may_assume_an_elevation_role_within_the_boundary_only() -> Non
     boundary = boundary_policy(regions=[REGION], mfa_tag=SETTINGS.mfa_tag, device_tag=SETTINGS.device_tag,
                                source_vpce_ids=[VPCE], elevation_roles=elevations)
     grant = json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": "*"}]})
+        {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+         "Resource": "*"}]})
 
-    def assume(target: str, context: Mapping[str, str], ceiling: str = boundary) -> str:
-        return evaluate_session(Request(ROLE, "sts:AssumeRole", target, dict(context)),
+    def assume(target: str, context: Mapping[str, str], ceiling: str = boundary,
+               action: str = "sts:AssumeRole") -> str:
+        return evaluate_session(Request(ROLE, action, target, dict(context)),
                                 identity_policies=[grant], boundary=ceiling).effect
 
     elevation = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-dev-jit-training-data-write"
     assert assume(elevation, GOOD) == "allow"
+    # The person's source identity goes with the chained session.
+    assert assume(elevation, GOOD, action="sts:SetSourceIdentity") == "allow"
+    assert assume(f"arn:aws:iam::{ACCOUNT}:role/other", GOOD, action="sts:SetSourceIdentity") == (
+        "implicit-deny")
     assert assume(elevation, GOOD, ceiling=BOUNDARY) == "implicit-deny"  # no elevation statement
     assert assume(f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-dev-break-glass", GOOD) == "implicit-deny"
     assert assume(elevation, without("aws:SourceVpce")) == "explicit-deny"

@@ -183,6 +183,11 @@ def test_a_persons_role_may_call_the_api_through_its_iam_url_only() -> None:
                   Request(caller, "lambda:InvokeFunction", function_arn, {}),
                   Request(caller, "dynamodb:PutItem", "arn:aws:dynamodb:eu-west-1:111122223333:table/t", {})):
         assert evaluate(policy, other, identity=True).effect == "implicit-deny"
+    # The person's source identity goes with the session they chain into an elevation role.
+    for elevation in ELEVATIONS:
+        role_arn = named(stack, f"jit-role-{elevation.name}").outputs["arn"]
+        for action in ("sts:AssumeRole", "sts:SetSourceIdentity"):
+            assert evaluate(policy, Request(caller, action, role_arn, {}), identity=True).effect == "allow"
     # Elevation roles sit inside the boundary they are given.
     for elevation in ELEVATIONS:
         role = named(stack, f"jit-role-{elevation.name}").inputs
