@@ -37,8 +37,10 @@ Every role:
   excepted; break-glass excepted) and the stack's regions (regional services);
 - has MaxSessionDuration 3600 (the shortest IAM allows) and the tags `ztai:access`
   (`human`, or `break-glass`) and `ztai:role`, which the boundary and the policy pack read;
-- trusts only the configured identity provider (`trust_policy`), and refuses session tags that
-  would claim the `ztai:` tags, or the MFA and device tags outside a SAML/OIDC assertion.
+- trusts only the configured identity provider (`trust_policy`), as the person it asserts (the
+  session name and source identity bound to the IdP's user name, SAML assertion, OIDC subject or
+  IAM user name), and refuses session tags that would claim the `ztai:` tags, the user name tag,
+  or the MFA and device tags outside a SAML/OIDC assertion.
 """
 
 from __future__ import annotations
