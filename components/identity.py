@@ -36,8 +36,10 @@ Every role:
   excepted; break-glass excepted) and the stack's regions (regional services);
 - has MaxSessionDuration 3600 (the shortest IAM allows) and the tags `ztai:access`
   (`human`, or `break-glass`) and `ztai:role`, which the boundary and the policy pack read;
-- trusts only the configured identity provider (`trust_policy`), and refuses session tags that
-  would claim the `ztai:` tags, or the MFA and device tags outside a SAML/OIDC assertion.
+- trusts only the configured identity provider (`trust_policy`), as the person it asserts (the
+  session name and source identity bound to the IdP's user name, SAML assertion, OIDC subject or
+  IAM user name), and refuses session tags that would claim the `ztai:` tags, the user name tag,
+  or the MFA and device tags outside a SAML/OIDC assertion.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ KEY_ADMIN_READS: tuple[str, ...] = ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:
 LOG_READS: tuple[str, ...] = ("logs:Describe*", "logs:FilterLogEvents", "logs:GetLogEvents",
                               "logs:GetQueryResults", "logs:StartQuery", "logs:StopQuery")
 SAML_AUDIENCE = "https://signin.aws.amazon.com/saml"
+SET_SOURCE_IDENTITY = "sts:SetSourceIdentity"
 
 
 def role_name(environment: str, role: str) -> str:
@@ -149,7 +152,10 @@ def boundary_policy(*, regions: Sequence[str], mfa_tag: str, device_tag: str,
     # Calls an AWS service makes for the role (S3 asking KMS for a data key) come from the
     # service's network, not the person's: they are judged by the call that started them.
     network["BoolIfExists"] = {"aws:ViaAWSService": "false"}
-    elevations = ([_statement("AssumeApprovedElevations", "Allow", ["sts:AssumeRole", "sts:TagSession"],
+    # sts:SetSourceIdentity: chaining a session that carries a source identity (every person's,
+    # see trust_policy) passes it on, and the elevation roles require it.
+    elevations = ([_statement("AssumeApprovedElevations", "Allow",
+                              ["sts:AssumeRole", "sts:TagSession", SET_SOURCE_IDENTITY],
                               resource=elevation_roles)] if elevation_roles else [])
     if jit_functions:
         elevations += [
@@ -187,52 +193,93 @@ def _outside_network(network: Mapping[str, Any], jit_api: str | None) -> dict[st
     return statement
 
 
+# The person behind a session, bound to what the identity provider asserts (docs/identity.md,
+# "Who a session is"). sts:RoleSessionName and sts:SourceIdentity are keys of the AssumeRole*
+# request, and policy variables take the request's values ("IAM and AWS STS condition context
+# keys" and "IAM policy elements: Variables and tags", IAM User Guide). A source identity, once
+# set, persists through role chaining and cannot be changed ("Monitor and control actions taken
+# with assumed roles"); setting it needs sts:SetSourceIdentity in the trust. A variable whose key
+# the request lacks makes its condition fail, so a caller without the IdP's value is refused.
+
+
+def _identity_center_person(user_tag: str) -> dict[str, str]:
+    # The Identity Center session's tag carrying the user name (an attribute for access control):
+    # the chained session must be named after it and carry it as its source identity.
+    person = f"${{aws:PrincipalTag/{user_tag}}}"
+    return {"sts:RoleSessionName": person, "sts:SourceIdentity": person}
+
+
+def _break_glass_person() -> dict[str, str]:
+    # IAM users: their own user name (aws:username exists only for IAM users, so a role of the
+    # account is refused whatever it names its session).
+    return {"sts:RoleSessionName": "${aws:username}", "sts:SourceIdentity": "${aws:username}"}
+
+
 def trust_policy(role: str, settings: HumanAccessSettings, *, partition: str, account_id: str,
                  environment: str) -> str:
     """Who may assume `role`: the configured identity provider (break-glass: the account's IAM
-    users with MFA), and never with session tags that claim what the IdP must say."""
+    users with MFA), as the person the IdP asserts (session name and source identity bound to it,
+    see `_identity_center_person`), and never with session tags that claim what the IdP must say."""
     claimed = [ACCESS_TAG, ROLE_TAG, GRANT_TAG]
     statements: list[dict[str, Any]] = []
     if role == BREAK_GLASS:
         # IAM users of the account (the break-glass users, kept apart from the IdP so an IdP outage
-        # does not lock the account), with MFA.
+        # does not lock the account), with MFA, under their own user name.
         statements.append({"Sid": "BreakGlassWithMfa", "Effect": "Allow",
                            "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-                           "Action": "sts:AssumeRole",
-                           "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}})
-        claimed += [settings.mfa_tag, settings.device_tag]
+                           "Action": ["sts:AssumeRole", SET_SOURCE_IDENTITY],
+                           "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"},
+                                         "StringEquals": _break_glass_person()}})
+        claimed += [settings.mfa_tag, settings.device_tag, settings.user_tag]
     elif settings.provider == "identity-center":
         # Role chaining from the permission set `zero-trust-ai-<env>-<role>`: Identity Center's
-        # roles live under aws-reserved/sso.amazonaws.com/ and carry the IdP's MFA and device
-        # attributes as transitive session tags, which a chained session keeps and cannot
-        # override. Tags the caller would add itself are refused below.
+        # roles live under aws-reserved/sso.amazonaws.com/ and carry the IdP's MFA, device and user
+        # name attributes as session tags, which a chained session keeps and cannot override. The
+        # chained session's name is the caller's choice unless bound here to the user name tag.
+        # Tags the caller would add itself are refused below.
         sso_role = (f"arn:{partition}:iam::{account_id}:role/aws-reserved/sso.amazonaws.com/*"
                     f"AWSReservedSSO_{role_name(environment, role)}_*")
         statements.append({"Sid": "FromIdentityCenter", "Effect": "Allow",
                            "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-                           "Action": ["sts:AssumeRole", "sts:TagSession"],
+                           "Action": ["sts:AssumeRole", "sts:TagSession", SET_SOURCE_IDENTITY],
                            "Condition": {"ArnLike": {"aws:PrincipalArn": sso_role},
                                          "StringEquals": {
                                              f"aws:PrincipalTag/{settings.mfa_tag}": "true",
-                                             f"aws:PrincipalTag/{settings.device_tag}": "true"}}})
-        claimed += [settings.mfa_tag, settings.device_tag]
+                                             f"aws:PrincipalTag/{settings.device_tag}": "true",
+                                             **_identity_center_person(settings.user_tag)}}})
+        claimed += [settings.mfa_tag, settings.device_tag, settings.user_tag]
     else:
         if settings.provider_arn is None:
             raise ValueError(f"trust_policy: identityProvider {settings.provider} needs its ARN")
+        person: dict[str, str]
         if settings.provider == "saml":
+            # The session name comes from the signed assertion (its RoleSessionName attribute):
+            # the caller has no say. The source identity comes from the assertion's
+            # https://aws.amazon.com/SAML/Attributes/SourceIdentity attribute and must be there.
             action, audience = "sts:AssumeRoleWithSAML", {"SAML:aud": SAML_AUDIENCE}
+            person = {}
         else:
+            # AssumeRoleWithWebIdentity takes the session name from the caller: bind it to the
+            # token's subject. The source identity comes from the token's
+            # https://aws.amazon.com/source_identity claim and must be there. Not verified against
+            # AWS: that `<provider>:sub` resolves as a policy variable in a trust policy for any
+            # OIDC provider (the IAM User Guide lists it as a condition key, and names provider
+            # keys as variables for some providers only); if it does not, the condition fails
+            # and nobody can sign in (fails closed).
             host = settings.provider_arn.split(":oidc-provider/", 1)[1]
             action, audience = "sts:AssumeRoleWithWebIdentity", {f"{host}:aud": settings.audience or ""}
+            person = {"sts:RoleSessionName": f"${{{host}:sub}}"}
         # The IdP's assertion passes the MFA and device tags: required at sign-in, and again on
         # every call by the boundary.
         statements.append({"Sid": "FromIdentityProvider", "Effect": "Allow",
                            "Principal": {"Federated": settings.provider_arn},
-                           "Action": [action, "sts:TagSession"],
+                           "Action": [action, "sts:TagSession", SET_SOURCE_IDENTITY],
                            "Condition": {"StringEquals": {
                                **audience,
                                f"aws:RequestTag/{settings.mfa_tag}": "true",
-                               f"aws:RequestTag/{settings.device_tag}": "true"}}})
+                               f"aws:RequestTag/{settings.device_tag}": "true",
+                               **person},
+                               "Null": {"sts:SourceIdentity": "false"}}})
     for tag in claimed:
         statements.append({"Sid": f"DenyClaimed{''.join(c for c in tag.title() if c.isalnum())}",
                            "Effect": "Deny", "Principal": "*", "Action": "sts:TagSession",

@@ -82,12 +82,28 @@ def closed_trust_policy(account_id: str, partition: str = "aws") -> str:
         "Condition": {"DateLessThan": {"aws:CurrentTime": CLOSED_BEFORE}}}])
 
 
+def expiry_schedules_arn(partition: str, region: str, account_id: str) -> str:
+    """The one-time schedules the API function creates (`ztai-jit-<request id>`, default group)."""
+    return f"arn:{partition}:scheduler:{region}:{account_id}:schedule/default/ztai-jit-*"
+
+
+def scheduler_trust_policy(partition: str, region: str, account_id: str) -> str:
+    """EventBridge Scheduler may use the role only for the JIT expiry schedules of this account:
+    aws:SourceAccount alone would let any schedule of the account (one a person creates, say)
+    invoke the expiry function with a role it was never meant to have."""
+    return policy_document([{
+        "Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account_id},
+                      "ArnLike": {"aws:SourceArn": expiry_schedules_arn(partition, region, account_id)}}}])
+
+
 def function_policy(*, partition: str, region: str, account_id: str, table_arn: str, log_group_arn: str,
                     role_arns: Sequence[str], scheduler_role_arn: str | None, expiry_arn: str | None) -> str:
     """A function's role: the table, the elevation roles' trust and window policy, its logs; the
     API function also creates the expiry schedules (and passes the Scheduler role), the expiry
     function deletes them."""
-    schedules = f"arn:{partition}:scheduler:{region}:{account_id}:schedule/default/ztai-jit-*"
+    schedules = expiry_schedules_arn(partition, region, account_id)
     statements: list[dict[str, Any]] = [
         {"Sid": "Requests", "Effect": "Allow", "Resource": table_arn,
          "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
@@ -173,10 +189,8 @@ class JustInTimeAccess(pulumi.ComponentResource):
             f"{name}-scheduler-role",
             description="EventBridge Scheduler: invoke the JIT expiry function only",
             max_session_duration=3600,
-            assume_role_policy=account_id.apply(lambda account: policy_document([{
-                "Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}}}])),
+            assume_role_policy=account_id.apply(
+                lambda account: scheduler_trust_policy(partition, args.region, account)),
             tags={**tags, "Name": f"{prefix}-scheduler"}, opts=child)
 
         def common(function: str) -> dict[str, object]:
@@ -260,7 +274,10 @@ class JustInTimeAccess(pulumi.ComponentResource):
                      "Condition": {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}},
                     # Using an approved grant: each elevation role's trust admits only its
                     # approved requester, until the grant's expiry.
+                    # sts:SetSourceIdentity: the person's source identity goes with the chained
+                    # session, and the elevation role's trust requires it.
                     *([{"Sid": "AssumeApprovedElevations", "Effect": "Allow",
-                        "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": list(arns[1:])}]
+                        "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+                        "Resource": list(arns[1:])}]
                       if len(arns) > 1 else [])])),
             opts=pulumi.ResourceOptions(parent=self))

@@ -133,6 +133,8 @@ class HumanAccessSettings:
     provider_arn: the IAM SAML or OIDC provider's ARN (saml, oidc); None with identity-center.
     audience: the OIDC client id the tokens carry as `aud` (oidc only).
     mfa_tag, device_tag: session tags the IdP sets to "true" after MFA and on a compliant device.
+    user_tag: the Identity Center session tag carrying the person's user name, to which the
+        chained session's name and source identity are bound (identity-center only).
     source_cidrs: corporate ranges people come from; empty: the management segment's VPC endpoints.
     published_models: model names the publisher may generate weights data keys for.
     """
@@ -142,6 +144,7 @@ class HumanAccessSettings:
     audience: str | None = None
     mfa_tag: str = "mfa-authenticated"
     device_tag: str = "device-compliant"
+    user_tag: str = "ztai-user"
     source_cidrs: tuple[str, ...] = ()
     published_models: tuple[str, ...] = ()
 
@@ -632,6 +635,11 @@ KEYS: dict[str, StackKey] = {
     "deviceComplianceTag": StackKey("Session tag the IdP sets to \"true\" for a managed, compliant "
                                     "device; every human role except break-glass requires it.",
                                     False, _parse_session_tag, "device-compliant"),
+    "userNameSessionTag": StackKey(
+        "Session tag Identity Center sets to the person's user name (an attribute for access "
+        "control); with identity-center, a human role's session name and source identity must "
+        "equal it, so a person is told apart by what the IdP asserts, not by a name they choose.",
+        False, _parse_session_tag, "ztai-user"),
     "humanSourceCidrs": StackKey("Corporate ranges the human roles may be used from (aws:SourceIp, "
                                  "AWS services acting for them excepted); default: only through "
                                  "the management segment's VPC endpoints.",
@@ -901,17 +909,21 @@ def _human_access_settings(values: Mapping[str, Any], problems: _Problems) -> Hu
                          "(SAML's audience is AWS's sign-in URL)")
     for message in found:
         problems.add(message)
-    parts = [values.get(k) for k in ("mfaSessionTag", "deviceComplianceTag", "humanSourceCidrs",
-                                     "publishedModels")]
+    parts = [values.get(k) for k in ("mfaSessionTag", "deviceComplianceTag", "userNameSessionTag",
+                                     "humanSourceCidrs", "publishedModels")]
     if found or any(part is None for part in parts):
         return None
-    if values["mfaSessionTag"] == values["deviceComplianceTag"]:
-        problems.add(f"{_full('mfaSessionTag')} and {_full('deviceComplianceTag')} are both "
-                     f"{values['mfaSessionTag']!r}: two different session tags")
-        return None
+    tag_keys = ("mfaSessionTag", "deviceComplianceTag", "userNameSessionTag")
+    for position, first in enumerate(tag_keys):
+        for second in tag_keys[position + 1:]:
+            if values[first] == values[second]:
+                problems.add(f"{_full(first)} and {_full(second)} are both {values[first]!r}: "
+                             "two different session tags")
+                return None
     return HumanAccessSettings(
         provider=provider, provider_arn=arn, audience=audience, mfa_tag=values["mfaSessionTag"],
-        device_tag=values["deviceComplianceTag"], source_cidrs=tuple(values["humanSourceCidrs"]),
+        device_tag=values["deviceComplianceTag"], user_tag=values["userNameSessionTag"],
+        source_cidrs=tuple(values["humanSourceCidrs"]),
         published_models=tuple(values["publishedModels"]))
 
 

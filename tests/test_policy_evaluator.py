@@ -177,3 +177,70 @@ def test_not_resource_applies_to_every_resource_but_those_listed() -> None:
     assert evaluate(policy(patterned), request(), identity=True).effect == "explicit-deny"
     with pytest.raises(UnsupportedPolicyError, match="both Resource and NotResource"):
         evaluate(policy({**statement, "Resource": "*"}), request(), identity=True)
+
+
+# -- policy variables (IAM User Guide, "IAM policy elements: Variables and tags") ---------------
+def test_a_policy_variable_takes_the_requests_value_of_its_key() -> None:
+    own_name = policy(allow("sts:AssumeRole", StringEquals={"sts:RoleSessionName": "${aws:username}"}))
+    assert evaluate(own_name, request("sts:AssumeRole", {"aws:username": "erin",
+                                                         "sts:RoleSessionName": "erin"}),
+                    identity=True).effect == "allow"
+    assert evaluate(own_name, request("sts:AssumeRole", {"aws:username": "erin",
+                                                         "sts:RoleSessionName": "frank"}),
+                    identity=True).effect == "implicit-deny"
+    # Key names are not case-sensitive, in the variable as in the condition.
+    tagged = policy(allow("sts:AssumeRole", StringEquals={
+        "sts:SourceIdentity": "${aws:PrincipalTag/ztai-user}"}))
+    assert evaluate(tagged, request("sts:AssumeRole", {"aws:principaltag/ZTAI-USER": "alice",
+                                                       "sts:SourceIdentity": "alice"}),
+                    identity=True).effect == "allow"
+    # Inside a longer value.
+    prefixed = policy(allow(StringLike={"s3:prefix": "home/${aws:username}/*"}))
+    assert evaluate(prefixed, request(context={"aws:username": "erin", "s3:prefix": "home/erin/a"}),
+                    identity=True).effect == "allow"
+    assert evaluate(prefixed, request(context={"aws:username": "erin", "s3:prefix": "home/frank/a"}),
+                    identity=True).effect == "implicit-deny"
+
+
+def test_a_variable_whose_key_is_absent_makes_the_condition_not_match() -> None:
+    # "Policy variables with no value": the condition does not match, whatever the operator, so
+    # the statement neither allows nor denies (an IAM role's session has no aws:username).
+    context = {"sts:RoleSessionName": "erin"}
+    assert evaluate(policy(allow(StringEquals={"sts:RoleSessionName": "${aws:username}"})),
+                    request(context=context), identity=True).effect == "implicit-deny"
+    assert evaluate(policy(allow(StringNotEquals={"sts:RoleSessionName": "${aws:username}"})),
+                    request(context=context), identity=True).effect == "implicit-deny"
+    unresolved_deny = policy(allow(), deny(StringNotEquals={"sts:RoleSessionName": "${aws:username}"}))
+    assert evaluate(unresolved_deny, request(context=context), identity=True).effect == "allow"
+    assert evaluate(unresolved_deny, request(context={**context, "aws:username": "frank"}),
+                    identity=True).effect == "explicit-deny"
+    # A multivalued key has no single value to put in: no match either.
+    tags = Request(ROLE, "s3:GetObject", OBJECT, {"aws:TagKeys": ("a", "b"), "k": "a"})
+    assert evaluate(policy(allow(StringEquals={"k": "${aws:TagKeys}"})), tags,
+                    identity=True).effect == "implicit-deny"
+
+
+def test_role_session_name_and_source_identity_are_plain_keys() -> None:
+    bound = policy(allow("sts:AssumeRole", StringEquals={"sts:RoleSessionName": "alice",
+                                                         "sts:SourceIdentity": "alice"}))
+    good = {"sts:RoleSessionName": "alice", "sts:SourceIdentity": "alice"}
+    assert evaluate(bound, request("sts:AssumeRole", good), identity=True).effect == "allow"
+    for key in good:
+        missing = {k: v for k, v in good.items() if k != key}
+        assert evaluate(bound, request("sts:AssumeRole", missing), identity=True).effect == "implicit-deny"
+    present = policy(allow("sts:SetSourceIdentity", Null={"sts:SourceIdentity": "false"}))
+    assert evaluate(present, request("sts:SetSourceIdentity", good), identity=True).effect == "allow"
+    assert evaluate(present, request("sts:SetSourceIdentity", {}), identity=True).effect == "implicit-deny"
+
+
+@pytest.mark.parametrize("statement", [
+    allow(resource="arn:aws:s3:::data/${aws:username}/*"),
+    allow(StringEquals={"k": "${aws:username, 'nobody'}"}),
+    allow(StringEquals={"k": "${*}"}),
+    {**allow(), "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": "${aws:username}"}}},
+])
+def test_variables_it_does_not_implement_are_refused(statement: dict[str, Any]) -> None:
+    context: dict[str, str | tuple[str, ...]] = {"aws:username": "erin", "k": "erin",
+                                                 "aws:TagKeys": ("erin",)}
+    with pytest.raises(UnsupportedPolicyError, match="policy variable"):
+        evaluate(policy(statement), Request(ROLE, "s3:GetObject", OBJECT, context), identity=True)

@@ -3,7 +3,7 @@
     ztai access request ELEVATION --minutes N --reason TEXT [--url URL] [--json]
     ztai access approve REQUEST_ID [--url URL] [--json]
     ztai access deny|revoke REQUEST_ID --reason TEXT [--url URL] [--json]
-    ztai access list [--state STATE] [--url URL] [--json]
+    ztai access list [--state STATE] [--url URL] [--json]   (your requests, and those you may approve)
 
 Every command is one call to the stack's JIT function URL (stack output `jit.apiUrl`, given with
 --url, --stack-outputs or ZTAI_JIT_URL), signed with SigV4 from the standard AWS configuration:
@@ -70,8 +70,11 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
     for parser in (deny, revoke):
         parser.add_argument("request_id", metavar="REQUEST_ID", help="from `ztai access list`")
         parser.add_argument("--reason", required=True, metavar="TEXT", help="why (recorded)")
-    listing = actions.add_parser("list", help="list requests and grants", epilog=EXIT_NOTE,
-                                 description="List the requests, oldest first.")
+    listing = actions.add_parser("list", help="list your requests and those you may approve",
+                                 epilog=EXIT_NOTE,
+                                 description="List your own requests and those of the elevations you "
+                                             "may approve, oldest first. Nobody else's: the function "
+                                             "decides from who signed the call.")
     listing.add_argument("--state", choices=STATES, help="only requests in this state")
     for parser in (request, approve, deny, revoke, listing):
         parser.add_argument("--url", metavar="URL",

@@ -19,6 +19,7 @@ from components.identity import (
     GRANT_TAG,
     ROLE_TAG,
     ROLES,
+    SAML_AUDIENCE,
     boundary_policy,
     role_name,
     trust_policy,
@@ -159,25 +160,66 @@ def assume(policy: str, caller: str, action: str, context: Mapping[str, str]) ->
     return evaluate(policy, Request(caller, action, "*", dict(context)), trust=True).effect
 
 
+# A person's session as the IdP asserts it: Identity Center's user-name tag, and the session name
+# and source identity the chained AssumeRole asks for.
+ALICE = {f"aws:PrincipalTag/{SETTINGS.user_tag}": "alice@example.com",
+         "sts:RoleSessionName": "alice@example.com", "sts:SourceIdentity": "alice@example.com"}
+
+
 def test_identity_center_trust() -> None:
     policy = trust("data-curator")
     tags = {f"aws:PrincipalTag/{SETTINGS.mfa_tag}": "true",
-            f"aws:PrincipalTag/{SETTINGS.device_tag}": "true"}
+            f"aws:PrincipalTag/{SETTINGS.device_tag}": "true", **ALICE}
     caller = sso_role("data-curator")
     assert assume(policy, caller, "sts:AssumeRole", {"aws:PrincipalArn": caller, **tags}) == "allow"
     # Another permission set's role, or a plain role of the account: refused.
     for other in (sso_role("model-engineer"), f"arn:aws:iam::{ACCOUNT}:role/developer"):
         assert assume(policy, other, "sts:AssumeRole", {"aws:PrincipalArn": other, **tags}) == "implicit-deny"
-    for tag in tags:
+    for tag in (f"aws:PrincipalTag/{SETTINGS.mfa_tag}", f"aws:PrincipalTag/{SETTINGS.device_tag}"):
         context = {"aws:PrincipalArn": caller, **tags}
         assert assume(policy, caller, "sts:AssumeRole", {**context, tag: "false"}) == "implicit-deny"
         del context[tag]
         assert assume(policy, caller, "sts:AssumeRole", context) == "implicit-deny"
-    # The caller may not claim the device, MFA or ztai: tags itself.
-    for tag in (SETTINGS.device_tag, SETTINGS.mfa_tag, ACCESS_TAG, ROLE_TAG):
+    # The caller may not claim the device, MFA, user name or ztai: tags itself.
+    for tag in (SETTINGS.device_tag, SETTINGS.mfa_tag, SETTINGS.user_tag, ACCESS_TAG, ROLE_TAG):
         assert assume(policy, caller, "sts:TagSession",
                       {"aws:PrincipalArn": caller, **tags, f"aws:RequestTag/{tag}": "true"}) == (
             "explicit-deny")
+
+
+def test_identity_center_binds_the_session_to_the_idps_user_name() -> None:
+    # Under role chaining the caller names its session: only the name (and source identity) that
+    # Identity Center's user-name tag asserts is accepted, so nobody can pass for someone else.
+    policy = trust("data-curator")
+    caller = sso_role("data-curator")
+    base = {"aws:PrincipalArn": caller, f"aws:PrincipalTag/{SETTINGS.mfa_tag}": "true",
+            f"aws:PrincipalTag/{SETTINGS.device_tag}": "true"}
+    for action in ("sts:AssumeRole", "sts:SetSourceIdentity"):
+        assert assume(policy, caller, action, {**base, **ALICE}) == "allow"
+    bob = "bob@example.com"
+    refused = [
+        {**ALICE, "sts:RoleSessionName": bob},                       # another person's name
+        {**ALICE, "sts:RoleSessionName": "admin", "sts:SourceIdentity": "admin"},  # a chosen name
+        {**ALICE, "sts:SourceIdentity": bob},                        # another source identity
+        {k: v for k, v in ALICE.items() if k != "sts:SourceIdentity"},  # no source identity
+        {k: v for k, v in ALICE.items() if not k.startswith("aws:PrincipalTag/")},  # no user tag
+    ]
+    for person in refused:
+        assert assume(policy, caller, "sts:AssumeRole", {**base, **person}) == "implicit-deny", person
+
+
+def test_the_user_name_tag_is_a_stack_key() -> None:
+    settings = replace(SETTINGS, user_tag="idp-user")
+    policy = trust("auditor", settings)
+    caller = sso_role("auditor")
+    context = {"aws:PrincipalArn": caller, f"aws:PrincipalTag/{SETTINGS.mfa_tag}": "true",
+               f"aws:PrincipalTag/{SETTINGS.device_tag}": "true", "aws:PrincipalTag/idp-user": "alice",
+               "sts:RoleSessionName": "alice", "sts:SourceIdentity": "alice"}
+    assert assume(policy, caller, "sts:AssumeRole", context) == "allow"
+    assert assume(policy, caller, "sts:AssumeRole", {**context, "aws:PrincipalTag/idp-user": "bob"}) == (
+        "implicit-deny")
+    assert parse_stack_config({**VALID, "zero-trust-ai:userNameSessionTag": "idp-user"}
+                              ).human_access.user_tag == "idp-user"
 
 
 @pytest.mark.parametrize("provider, action, audience", [
@@ -190,12 +232,13 @@ def test_federated_trust(provider: str, action: str, audience: dict[str, str]) -
     settings = replace(SETTINGS, provider=provider, provider_arn=arn,
                        audience="ztai-client" if provider == "oidc" else None)
     policy = trust("model-engineer", settings)
-    tags = {f"aws:RequestTag/{SETTINGS.mfa_tag}": "true", f"aws:RequestTag/{SETTINGS.device_tag}": "true"}
+    tags = {f"aws:RequestTag/{SETTINGS.mfa_tag}": "true", f"aws:RequestTag/{SETTINGS.device_tag}": "true",
+            **federated_person(provider, "alice")}
     assert assume(policy, arn, action, {**audience, **tags}) == "allow"
     assert assume(policy, f"arn:aws:iam::{ACCOUNT}:saml-provider/other", action,
                   {**audience, **tags}) == "implicit-deny"
     assert assume(policy, arn, action, {**{k: "other" for k in audience}, **tags}) == "implicit-deny"
-    for tag in tags:
+    for tag in (f"aws:RequestTag/{SETTINGS.mfa_tag}", f"aws:RequestTag/{SETTINGS.device_tag}"):
         assert assume(policy, arn, action, {**audience, **tags, tag: "false"}) == "implicit-deny"
     assert assume(policy, arn, "sts:TagSession",
                   {**audience, **tags, f"aws:RequestTag/{ROLE_TAG}": "break-glass"}) == "explicit-deny"
@@ -203,14 +246,66 @@ def test_federated_trust(provider: str, action: str, audience: dict[str, str]) -
     assert assume(policy, f"arn:aws:iam::{ACCOUNT}:role/developer", "sts:AssumeRole", {}) == "implicit-deny"
 
 
+def federated_person(provider: str, name: str) -> dict[str, str]:
+    """What the IdP asserts about `name`: SAML names the session itself (from the signed
+    assertion); an OIDC caller names it, and the token's subject says who it is."""
+    person = {"sts:SourceIdentity": name, "sts:RoleSessionName": name}
+    return {**person, "login.example.com:sub": name} if provider == "oidc" else person
+
+
+@pytest.mark.parametrize("provider", ["saml", "oidc"])
+def test_federated_sessions_carry_the_idps_source_identity(provider: str) -> None:
+    arn = (f"arn:aws:iam::{ACCOUNT}:saml-provider/corp" if provider == "saml"
+           else f"arn:aws:iam::{ACCOUNT}:oidc-provider/login.example.com")
+    settings = replace(SETTINGS, provider=provider, provider_arn=arn,
+                       audience="ztai-client" if provider == "oidc" else None)
+    policy = trust("model-engineer", settings)
+    action = "sts:AssumeRoleWithSAML" if provider == "saml" else "sts:AssumeRoleWithWebIdentity"
+    base = {"SAML:aud": SAML_AUDIENCE} if provider == "saml" else {"login.example.com:aud": "ztai-client"}
+    base |= {f"aws:RequestTag/{SETTINGS.mfa_tag}": "true", f"aws:RequestTag/{SETTINGS.device_tag}": "true"}
+    alice = federated_person(provider, "alice")
+    for allowed in (action, "sts:SetSourceIdentity"):
+        assert assume(policy, arn, allowed, {**base, **alice}) == "allow"
+    no_source = {k: v for k, v in alice.items() if k != "sts:SourceIdentity"}
+    assert assume(policy, arn, action, {**base, **no_source}) == "implicit-deny"
+    if provider == "oidc":
+        # The caller chooses the session name of AssumeRoleWithWebIdentity: only the token's
+        # subject is accepted, not another person's name nor one made up.
+        for chosen in ("bob", "admin"):
+            assert assume(policy, arn, action, {**base, **alice, "sts:RoleSessionName": chosen}) == (
+                "implicit-deny")
+        assert assume(policy, arn, action, {**base, **{k: v for k, v in alice.items()
+                                                       if k != "login.example.com:sub"}}) == "implicit-deny"
+
+
 def test_break_glass_trust_needs_iam_mfa() -> None:
     policy = trust("break-glass")
     user = f"arn:aws:iam::{ACCOUNT}:user/break-glass-1"
-    assert assume(policy, user, "sts:AssumeRole", {"aws:MultiFactorAuthPresent": "true"}) == "allow"
-    assert assume(policy, user, "sts:AssumeRole", {"aws:MultiFactorAuthPresent": "false"}) == "implicit-deny"
-    assert assume(policy, user, "sts:AssumeRole", {}) == "implicit-deny"
+    erin = {"aws:username": "break-glass-1", "sts:RoleSessionName": "break-glass-1",
+            "sts:SourceIdentity": "break-glass-1"}
+    assert assume(policy, user, "sts:AssumeRole", {"aws:MultiFactorAuthPresent": "true", **erin}) == "allow"
+    assert assume(policy, user, "sts:AssumeRole", {"aws:MultiFactorAuthPresent": "false", **erin}) == (
+        "implicit-deny")
+    assert assume(policy, user, "sts:AssumeRole", erin) == "implicit-deny"
     assert assume(policy, "arn:aws:iam::444455556666:user/x", "sts:AssumeRole",
-                  {"aws:MultiFactorAuthPresent": "true"}) == "implicit-deny"
+                  {"aws:MultiFactorAuthPresent": "true", **erin}) == "implicit-deny"
+
+
+def test_break_glass_sessions_are_named_after_the_iam_user() -> None:
+    policy = trust("break-glass")
+    user = f"arn:aws:iam::{ACCOUNT}:user/break-glass-1"
+    mfa = {"aws:MultiFactorAuthPresent": "true", "aws:username": "break-glass-1"}
+    own = {"sts:RoleSessionName": "break-glass-1", "sts:SourceIdentity": "break-glass-1"}
+    assert assume(policy, user, "sts:SetSourceIdentity", {**mfa, **own}) == "allow"
+    for person in ({**own, "sts:RoleSessionName": "break-glass-2"},   # another person's name
+                   {**own, "sts:RoleSessionName": "alice@example.com"},  # a chosen name
+                   {**own, "sts:SourceIdentity": "break-glass-2"},
+                   {"sts:RoleSessionName": "break-glass-1"}):            # no source identity
+        assert assume(policy, user, "sts:AssumeRole", {**mfa, **person}) == "implicit-deny", person
+    # A role of the account has no aws:username: the variable has no value and the trust fails.
+    role = f"arn:aws:iam::{ACCOUNT}:role/developer"
+    assert assume(policy, role, "sts:AssumeRole", {"aws:MultiFactorAuthPresent": "true", **own}) == (
+        "implicit-deny")
 
 
 # -- the stack: the roles, and what each can and cannot do --------------------------------------
@@ -453,6 +548,10 @@ SAML_ARN = f"arn:aws:iam::{ACCOUNT}:saml-provider/corp"
     ({"zero-trust-ai__mfaSessionTag": "aws:mfa"}, "not starting with aws:"),
     ({"zero-trust-ai__deviceComplianceTag": "has space"}, "a session tag key of 1-128"),
     ({"zero-trust-ai__deviceComplianceTag": "mfa-authenticated"}, "two different session tags"),
+    ({"zero-trust-ai__userNameSessionTag": "device-compliant"},
+     "deviceComplianceTag and zero-trust-ai:userNameSessionTag are both 'device-compliant': two "
+     "different session tags"),
+    ({"zero-trust-ai__userNameSessionTag": "aws:username"}, "zero-trust-ai:userNameSessionTag = "),
     ({"zero-trust-ai__publishedModels": '["digits", "digits"]'}, "'digits' listed twice"),
     ({"zero-trust-ai__publishedModels": '["a/b"]'}, "distinct model names"),
 ])
@@ -473,14 +572,20 @@ def test_a_person_may_assume_an_elevation_role_within_the_boundary_only() -> Non
     boundary = boundary_policy(regions=[REGION], mfa_tag=SETTINGS.mfa_tag, device_tag=SETTINGS.device_tag,
                                source_vpce_ids=[VPCE], elevation_roles=elevations)
     grant = json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": "*"}]})
+        {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+         "Resource": "*"}]})
 
-    def assume(target: str, context: Mapping[str, str], ceiling: str = boundary) -> str:
-        return evaluate_session(Request(ROLE, "sts:AssumeRole", target, dict(context)),
+    def assume(target: str, context: Mapping[str, str], ceiling: str = boundary,
+               action: str = "sts:AssumeRole") -> str:
+        return evaluate_session(Request(ROLE, action, target, dict(context)),
                                 identity_policies=[grant], boundary=ceiling).effect
 
     elevation = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-dev-jit-training-data-write"
     assert assume(elevation, GOOD) == "allow"
+    # The person's source identity goes with the chained session.
+    assert assume(elevation, GOOD, action="sts:SetSourceIdentity") == "allow"
+    assert assume(f"arn:aws:iam::{ACCOUNT}:role/other", GOOD, action="sts:SetSourceIdentity") == (
+        "implicit-deny")
     assert assume(elevation, GOOD, ceiling=BOUNDARY) == "implicit-deny"  # no elevation statement
     assert assume(f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-dev-break-glass", GOOD) == "implicit-deny"
     assert assume(elevation, without("aws:SourceVpce")) == "explicit-deny"

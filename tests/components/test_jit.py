@@ -183,7 +183,29 @@ def test_a_persons_role_may_call_the_api_through_its_iam_url_only() -> None:
                   Request(caller, "lambda:InvokeFunction", function_arn, {}),
                   Request(caller, "dynamodb:PutItem", "arn:aws:dynamodb:eu-west-1:111122223333:table/t", {})):
         assert evaluate(policy, other, identity=True).effect == "implicit-deny"
+    # The person's source identity goes with the session they chain into an elevation role.
+    for elevation in ELEVATIONS:
+        role_arn = named(stack, f"jit-role-{elevation.name}").outputs["arn"]
+        for action in ("sts:AssumeRole", "sts:SetSourceIdentity"):
+            assert evaluate(policy, Request(caller, action, role_arn, {}), identity=True).effect == "allow"
     # Elevation roles sit inside the boundary they are given.
     for elevation in ELEVATIONS:
         role = named(stack, f"jit-role-{elevation.name}").inputs
         assert role["permissionsBoundary"] == "arn:aws:iam::111122223333:policy/boundary"
+
+
+def test_the_scheduler_role_trusts_only_the_jit_expiry_schedules_of_the_account() -> None:
+    trust = named(build(), "jit-scheduler-role").inputs["assumeRolePolicy"]
+    schedule = "arn:aws:scheduler:eu-west-1:111122223333:schedule/default/ztai-jit-0123abcd"
+
+    def assumes(context: dict[str, str]) -> str:
+        return evaluate(trust, Request("scheduler.amazonaws.com", "sts:AssumeRole", "", context),
+                        trust=True).effect
+
+    assert assumes({"aws:SourceAccount": "111122223333", "aws:SourceArn": schedule}) == "allow"
+    for other in ("arn:aws:scheduler:eu-west-1:111122223333:schedule/default/someone-elses",
+                  "arn:aws:scheduler:eu-west-1:111122223333:schedule/team/ztai-jit-0123abcd",
+                  "arn:aws:scheduler:us-east-1:111122223333:schedule/default/ztai-jit-0123abcd"):
+        assert assumes({"aws:SourceAccount": "111122223333", "aws:SourceArn": other}) == "implicit-deny"
+    assert assumes({"aws:SourceAccount": "111122223333"}) == "implicit-deny"
+    assert assumes({"aws:SourceAccount": "444455556666", "aws:SourceArn": schedule}) == "implicit-deny"

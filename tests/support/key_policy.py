@@ -30,9 +30,17 @@ aws:SourceIp with CIDRs (IPv4 and IPv6).
 
 NotResource: the statement applies to every resource it does not list.
 
+Policy variables (`${aws:username}`, `${aws:PrincipalTag/ztai-user}`, `${sts:RoleSessionName}`)
+in condition values are replaced by the request's value of that key (IAM User Guide, "IAM policy
+elements: Variables and tags"). A variable whose key is absent from the request, or multivalued,
+cannot be resolved: the condition then does not match, whatever its operator ("Policy variables
+with no value" on that page), so a statement that needs it neither allows nor denies. Keys such as
+sts:RoleSessionName and sts:SourceIdentity are plain single-valued keys of the request.
+
 Anything else (NotPrincipal, NotAction, ForAllValues, ForAnyValue beyond
-StringEquals/StringLike, numeric operators, policy variables, unknown operators) raises
-UnsupportedPolicyError: the stand-in then refuses the request instead of guessing.
+StringEquals/StringLike, numeric operators, variables outside condition values or with a default
+value, unknown operators) raises UnsupportedPolicyError: the stand-in then refuses the request
+instead of guessing.
 """
 
 from __future__ import annotations
@@ -100,7 +108,7 @@ def _wildcard(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
     return re.fullmatch(expression, value, flags) is not None
 
 
-def _strings(value: Any, what: str) -> list[str]:
+def _strings(value: Any, what: str, *, variables: bool = False) -> list[str]:
     values = value if isinstance(value, list) else [value]
     result = []
     for item in values:
@@ -108,12 +116,36 @@ def _strings(value: Any, what: str) -> list[str]:
             result.append("true" if item else "false")
         elif isinstance(item, str | int):
             text = str(item)
-            if "${" in text:
-                raise UnsupportedPolicyError(f"{what}: policy variables ({text!r}) are not supported")
+            if "${" in text and not variables:
+                raise UnsupportedPolicyError(f"{what}: policy variables ({text!r}) are supported in "
+                                             "condition values only")
             result.append(text)
         else:
             raise UnsupportedPolicyError(f"{what}: value {item!r} is not a string")
     return result
+
+
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+
+
+class _UnresolvedVariableError(Exception):
+    """A policy variable names a key the request does not carry (or a multivalued one)."""
+
+
+def _substitute(text: str, lowered: Mapping[str, str | tuple[str, ...]], where: str) -> str:
+    """`text` with each `${key}` replaced by the request's value of key (names are not
+    case-sensitive, as for condition keys); _UnresolvedVariableError when a key is absent or multivalued."""
+    def value_of(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if not name or name in ("*", "?", "$") or "," in name or "'" in name:
+            raise UnsupportedPolicyError(f"{where}: policy variable {match.group(0)!r} (special "
+                                         "characters and default values) is not supported")
+        actual = lowered.get(name.lower())
+        if actual is None or isinstance(actual, tuple):
+            raise _UnresolvedVariableError(name)
+        return actual
+
+    return _VARIABLE.sub(value_of, text)
 
 
 def _account(arn: str) -> str | None:
@@ -194,7 +226,11 @@ def _condition_holds(condition: Any, context: Mapping[str, str | tuple[str, ...]
         if not isinstance(block, Mapping):
             raise UnsupportedPolicyError(f"{where}: {operator} block is not an object")
         for key, policy_value in block.items():
-            values = _strings(policy_value, f"{where} {operator} {key}")
+            raw = _strings(policy_value, f"{where} {operator} {key}", variables=True)
+            try:
+                values = [_substitute(value, lowered, where) for value in raw]
+            except _UnresolvedVariableError:
+                return False  # a variable without a value: the condition does not match
             actual = lowered.get(key.lower())
             if isinstance(actual, tuple):
                 raise UnsupportedPolicyError(f"{where}: {key} is multivalued; use ForAnyValue")

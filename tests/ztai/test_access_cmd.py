@@ -176,3 +176,15 @@ def test_requests_are_signed_for_lambda(monkeypatch: pytest.MonkeyPatch) -> None
     authorization = sent["headers"]["Authorization"]
     assert authorization.startswith("AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/")
     assert "/eu-west-1/lambda/aws4_request" in authorization
+
+
+def test_list_shows_only_ones_own_requests_and_those_one_may_approve(
+        signed_in: SignedIn, capsys: pytest.CaptureFixture[str]) -> None:
+    rid = _request(signed_in, capsys)
+    signed_in.arn = STS.format("model-engineer", "dave@example.com")  # same role, another person
+    assert main(["access", "list"]) == 0
+    assert rid not in capsys.readouterr().out
+    for who in (ALICE, BOB):  # the requester, and an approver of the elevation
+        signed_in.arn = who
+        assert main(["access", "list"]) == 0
+        assert rid in capsys.readouterr().out

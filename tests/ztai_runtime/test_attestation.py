@@ -489,7 +489,7 @@ def test_policy_evaluation_follows_iam_semantics() -> None:
     log_group = {"k": "arn:aws:logs:r:log-group:xy"}
     assert one({"ArnLike": {"k": "arn:aws:logs:*:log-group:x*"}}, log_group) == "allow"
     for unsupported in ({"ForAllValues:StringEquals": {"k": "a"}}, {"NumericLessThan": {"k": "1"}},
-                        {"StringEquals": {"k": "${aws:username}"}}):
+                        {"StringEquals": {"k": "${aws:username, 'nobody'}"}}):
         with pytest.raises(UnsupportedPolicyError):
             one(unsupported, {"k": "a"})
     with pytest.raises(UnsupportedPolicyError, match="NotPrincipal"):

@@ -24,6 +24,7 @@ from ztai_runtime.jit.grants import (
     Caller,
     Elevation,
     JitError,
+    JitRefusedError,
     JitStore,
     caller_from_arn,
     closed_trust_policy,
@@ -107,12 +108,20 @@ def _role_policies(env: Env, role: str) -> list[str]:
     return documents
 
 
-def may_assume(env: Env, caller: Caller, at: datetime, role: str = "jit-training-data-write") -> bool:
-    """Would IAM let `caller`'s session assume the elevation role at `at` (its trust policy)?"""
+def may_assume(env: Env, caller: Caller, at: datetime, role: str = "jit-training-data-write", *,
+               source_identity: str | None = "", session_name: str = "",
+               action: str = "sts:AssumeRole") -> bool:
+    """Would IAM let `caller`'s session assume the elevation role at `at` (its trust policy)?
+    The session carries the source identity its sign-in set (default: the person, as the human
+    roles' trust requires; None: none), and asks for the elevated session name `session_name`
+    (default: the person's)."""
+    context = {"aws:CurrentTime": _iso(at), "aws:userid": f"AROAEXAMPLE:{caller.session}",
+               "sts:RoleSessionName": session_name or caller.session}
+    if source_identity is not None:
+        context["sts:SourceIdentity"] = source_identity or caller.session
     return evaluate(_trust(env, role), Request(
-        principal_arn=caller.principal_arn, action="sts:AssumeRole", resource=ROLE.format(role),
-        context={"aws:CurrentTime": _iso(at), "aws:userid": f"AROAEXAMPLE:{caller.session}"}),
-        trust=True).effect == "allow"
+        principal_arn=caller.principal_arn, action=action, resource=ROLE.format(role),
+        context=context), trust=True).effect == "allow"
 
 
 def may_write(env: Env, at: datetime, issued: datetime, role: str = "jit-training-data-write") -> bool:
@@ -179,6 +188,7 @@ def test_the_elevated_session_cannot_tag_itself_past_the_boundary(env: Env) -> N
             principal_arn=SCIENTIST.principal_arn, action="sts:TagSession",
             resource=ROLE.format("jit-training-data-write"),
             context={"aws:CurrentTime": at, "aws:userid": f"AROAEXAMPLE:{SCIENTIST.session}",
+                     "sts:SourceIdentity": SCIENTIST.session, "sts:RoleSessionName": SCIENTIST.session,
                      "aws:TagKeys": keys}), trust=True).effect
 
     assert tag(("mfa-authenticated", "device-compliant")) == "allow"
@@ -508,3 +518,138 @@ def test_the_evaluator_refuses_what_it_cannot_judge() -> None:
         evaluate(with_principal, request, identity=True)
     with pytest.raises(UnsupportedPolicyError, match="a trust policy statement has no Resource"):
         evaluate(with_principal, request, trust=True)
+
+
+# -- the person is the IdP-asserted identity, not a session name anyone may choose ---------------
+def test_only_the_requesters_source_identity_may_use_the_grant(env: Env) -> None:
+    # Dave, in the same role as Alice, names his session after her: his session's source identity
+    # (set at sign-in from what the IdP asserts, unchangeable afterwards) is still his.
+    rid = env.store.request(SCIENTIST, "training-data-write", 30, "job").request["request_id"]
+    env.store.approve(LEAD, rid)
+    at = env.clock.now + timedelta(minutes=1)
+    assert may_assume(env, SCIENTIST, at)
+    assert may_assume(env, SCIENTIST, at, action="sts:SetSourceIdentity")
+    posing = Caller(SCIENTIST.principal_arn, SCIENTIST.session)  # Dave's session named "alice..."
+    assert not may_assume(env, posing, at, source_identity=OUTSIDER.session)
+    assert not may_assume(env, SCIENTIST, at, source_identity=None)  # no source identity at all
+    assert not may_assume(env, SCIENTIST, at, session_name="someone-else")  # a chosen session name
+    # The same person through another role is not the requester's role.
+    assert not may_assume(env, Caller(LEAD.principal_arn, SCIENTIST.session), at)
+
+
+def test_approvers_are_sessions_of_the_approver_roles_in_the_stacks_account(env: Env) -> None:
+    rid = env.store.request(SCIENTIST, "training-data-write", 30, "job").request["request_id"]
+    elsewhere = Caller("arn:aws:iam::999988887777:role/data-lead", "bob@example.com")
+    user = Caller(f"arn:aws:iam::{ACCOUNT}:user/data-lead", "data-lead")
+    for caller in (elsewhere, user):
+        with pytest.raises(JitRefusedError, match="never an IAM user"):
+            env.store.approve(caller, rid)
+        with pytest.raises(JitRefusedError, match=r"self-approval|never an IAM user"):
+            env.store.deny(caller, rid, "no")
+    assert env.store.list(state="pending")[0]["approvers"] == []
+    env.store.approve(LEAD, rid)
+    for caller in (elsewhere, user):
+        with pytest.raises(JitRefusedError, match="only its requester or an approver"):
+            env.store.revoke(caller, rid, "mischief")
+    assert env.store.list(state="active")
+
+
+def test_the_api_refuses_an_iam_user_named_like_an_approver_role(api_env: Env) -> None:
+    alice = STS.format("model-engineer", "alice@example.com")
+    rid = _call(alice, {"action": "request", "elevation": "training-data-write", "minutes": 30,
+                        "reason": "job"})[1]["request"]["request_id"]
+    status, body = _call(f"arn:aws:iam::{ACCOUNT}:user/data-lead", {"action": "approve", "request_id": rid})
+    assert status == 403 and "never an IAM user" in body["error"]
+
+
+# -- revocation survives a failed IAM write ----------------------------------------------------------
+class FailsOnce:
+    """An IAM client whose first call of `method` fails, as IAM throttling or an outage would."""
+
+    def __init__(self, iam: Any, method: str) -> None:
+        self._iam, self._method, self.failed = iam, method, False
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._iam, name)
+        if name != self._method or self.failed:
+            return call
+
+        def fail(**_kwargs: Any) -> None:
+            self.failed = True
+            raise RuntimeError(f"{name}: throttled")
+
+        return fail
+
+
+@pytest.mark.parametrize("method", ["put_role_policy", "update_assume_role_policy"])
+def test_a_revoke_whose_iam_write_failed_is_finished_by_the_retry(env: Env, method: str) -> None:
+    rid = env.store.request(SCIENTIST, "training-data-write", 60, "job").request["request_id"]
+    env.store.approve(LEAD, rid)
+    env.clock.now += timedelta(minutes=10)
+    flaky = FailsOnce(env.iam, method)
+    env.store.iam = flaky
+    with pytest.raises(RuntimeError, match="throttled"):
+        env.store.revoke(LEAD, rid, "incident")
+    assert flaky.failed
+    # Nothing recorded as ended while the role may still be open: the retry finds it active.
+    assert [item["state"] for item in env.store.list()] == ["active"]
+    retried = env.store.revoke(LEAD, rid, "incident")
+    assert retried.changed and retried.request["state"] == "revoked"
+    assert not may_assume(env, SCIENTIST, env.clock.now + timedelta(seconds=1))
+    assert not may_write(env, env.clock.now + timedelta(seconds=1), env.clock.now - timedelta(minutes=5))
+
+
+def test_an_expiry_whose_iam_write_failed_is_finished_by_the_retry(env: Env) -> None:
+    rid = env.store.request(SCIENTIST, "training-data-write", 30, "job").request["request_id"]
+    env.store.approve(LEAD, rid)
+    env.clock.now += timedelta(minutes=30)
+    env.store.iam = FailsOnce(env.iam, "update_assume_role_policy")
+    with pytest.raises(RuntimeError, match="throttled"):
+        env.store.expire(rid)
+    assert env.store.expire(rid).changed  # Lambda's retry of the schedule's event
+    trust = json.loads(_trust(env, "jit-training-data-write"))
+    assert trust == json.loads(closed_trust_policy(ACCOUNT))
+
+
+def test_a_stale_ending_leaves_a_newer_grant_alone(env: Env) -> None:
+    # An ending that read the request before another one ended it must not close the role's next
+    # grant: the lock, held by the newer request, tells it so.
+    rid = env.store.request(SCIENTIST, "training-data-write", 30, "job").request["request_id"]
+    env.store.approve(LEAD, rid)
+    stale = env.store._get(rid)
+    env.store.revoke(LEAD, rid, "done")
+    nxt = env.store.request(SCIENTIST, "training-data-write", 30, "next").request["request_id"]
+    env.store.approve(LEAD, nxt)
+    late = env.store._end(LEAD, stale, "revoked", "late retry")
+    assert not late.changed
+    assert may_assume(env, SCIENTIST, env.clock.now + timedelta(minutes=1))
+
+
+# -- list shows a caller their own requests and those they may approve -------------------------------
+def test_list_shows_own_requests_and_those_one_may_approve(env: Env) -> None:
+    mine = env.store.request(SCIENTIST, "training-data-write", 30, "job").request["request_id"]
+    keys = env.store.request(OUTSIDER, "key-admin", 15, "rotate").request["request_id"]
+    security = Caller(ROLE.format("security-lead"), "erin@example.com")
+
+    def seen(viewer: Caller) -> set[str]:
+        return {item["request_id"] for item in env.store.list(viewer=viewer)}
+
+    assert seen(SCIENTIST) == {mine}                  # own request only
+    assert seen(OUTSIDER) == {keys}
+    assert seen(LEAD) == {mine, keys}                 # approves both elevations
+    assert seen(security) == {keys}                   # approves key-admin only
+    assert seen(Caller(f"arn:aws:iam::{ACCOUNT}:user/data-lead", "data-lead")) == set()
+    # The same person through another role still sees their own request.
+    assert seen(Caller(ROLE.format("auditor"), SCIENTIST.session)) == {mine}
+    assert {item["request_id"] for item in env.store.list()} == {mine, keys}
+
+
+def test_the_api_lists_only_what_the_caller_may_see(api_env: Env) -> None:
+    alice = STS.format("model-engineer", "alice@example.com")
+    dave = STS.format("model-engineer", "dave@example.com")
+    rid = _call(alice, {"action": "request", "elevation": "training-data-write", "minutes": 30,
+                        "reason": "job"})[1]["request"]["request_id"]
+    assert [item["request_id"] for item in _call(alice, {"action": "list"})[1]["requests"]] == [rid]
+    assert _call(dave, {"action": "list"})[1]["requests"] == []
+    lead = STS.format("data-lead", "bob@example.com")
+    assert [item["request_id"] for item in _call(lead, {"action": "list"})[1]["requests"]] == [rid]

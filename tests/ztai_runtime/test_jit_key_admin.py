@@ -115,7 +115,8 @@ def may_assume(env: Env, caller: Caller, at: datetime) -> bool:
     trust = _document(env.iam.get_role(RoleName=ELEVATION)["Role"]["AssumeRolePolicyDocument"])
     return evaluate(trust, Request(caller.principal_arn, "sts:AssumeRole", ELEVATION_ARN, {
         "aws:CurrentTime": _iso(at), "aws:userid": f"AROAEXAMPLE:{caller.session}",
-        "sts:SourceIdentity": caller.session, "aws:PrincipalArn": caller.principal_arn}),
+        "sts:SourceIdentity": caller.session, "sts:RoleSessionName": caller.session,
+        "aws:PrincipalArn": caller.principal_arn}),
         trust=True).effect == "allow"
 
 

@@ -50,7 +50,13 @@ class Elevation:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who acts: the role (or user) ARN and the person's session name (the IdP user)."""
+    """Who acts: the role (or user) ARN and the person's session name.
+
+    The session name is the person: the human roles' trust binds it to what the identity
+    provider asserts (Identity Center's user-name tag, the SAML assertion, the OIDC token's
+    subject, an IAM user's name for break-glass) and requires the same value as the session's
+    source identity (components/identity.py, docs/identity.md). Approvals are counted, the
+    requester recognised and self-approval refused by it."""
 
     principal_arn: str
     session: str
@@ -62,6 +68,18 @@ class Caller:
     @property
     def role_name(self) -> str:
         return self.principal_arn.rsplit("/", 1)[-1]
+
+    @property
+    def is_role_session(self) -> bool:
+        """An assumed role's session (`caller_from_arn` turns it into the role's ARN), not an IAM
+        user."""
+        parts = self.principal_arn.split(":", 5)
+        return len(parts) == 6 and parts[2] == "iam" and parts[5].startswith("role/")
+
+    @property
+    def account(self) -> str:
+        parts = self.principal_arn.split(":")
+        return parts[4] if len(parts) > 4 else ""
 
 
 @dataclass(frozen=True)
@@ -109,15 +127,23 @@ def closed_trust_policy(account_id: str, partition: str = "aws") -> str:
 
 
 def open_trust_policy(caller: Caller, expires_at: str) -> str:
-    """Trust admitting the requester's own session until the expiry. sts:TagSession is allowed
-    because role chaining passes the person's transitive session tags (their MFA and device
-    proofs); a tag of the project's own (`ztai:*`: `ztai:access=break-glass` or
-    `ztai:role=key-administrator` would exempt the session from the boundary's checks) never."""
+    """Trust admitting the requester's own session until the expiry: their role, their session
+    (`aws:userid` ends in its name), and their source identity. The source identity is the
+    person the IdP asserted when they signed in to their role; it persists through role chaining
+    and cannot be changed ("Monitor and control actions taken with assumed roles", IAM user
+    guide), so someone else in the same role who names a session after the requester is still
+    refused. sts:SetSourceIdentity is allowed because chaining a session that has one sets it
+    again; the elevated session is named after the person too, for the audit trail.
+    sts:TagSession is allowed because role chaining passes the person's transitive session tags
+    (their MFA and device proofs); a tag of the project's own (`ztai:*`: `ztai:access=break-glass`
+    or `ztai:role=key-administrator` would exempt the session from the boundary's checks) never."""
     return _policy([{"Sid": "ApprovedElevation", "Effect": "Allow",
                      "Principal": {"AWS": caller.principal_arn},
-                     "Action": ["sts:AssumeRole", "sts:TagSession"],
+                     "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
                      "Condition": {"DateLessThan": {"aws:CurrentTime": expires_at},
-                                   "StringLike": {"aws:userid": f"*:{caller.session}"}}},
+                                   "StringLike": {"aws:userid": f"*:{caller.session}"},
+                                   "StringEquals": {"sts:SourceIdentity": caller.session,
+                                                    "sts:RoleSessionName": caller.session}}},
                     {"Sid": "NoProjectTagsFromTheSession", "Effect": "Deny",
                      "Principal": {"AWS": caller.principal_arn}, "Action": "sts:TagSession",
                      "Condition": {"ForAnyValue:StringLike": {"aws:TagKeys": ["ztai:*"]}}}])
@@ -157,7 +183,10 @@ class JitStore:
             raise JitError(f"no request {request_id}")
         return _plain(item)
 
-    def list(self, *, state: str | None = None) -> list[dict[str, Any]]:
+    def list(self, *, state: str | None = None, viewer: Caller | None = None) -> list[dict[str, Any]]:
+        """The requests, oldest first. viewer: only what that person may see (the API always
+        passes the caller): their own requests, and those of the elevations they may approve.
+        None: every request (for the operators' own tools and tests)."""
         if state is not None and state not in STATES:
             raise JitError(f"state {state!r} is not one of {', '.join(STATES)}")
         items: list[dict[str, Any]] = []
@@ -174,8 +203,15 @@ class JitStore:
         for item in items:
             if item["state"] == "active" and item["expires_at"] <= now:
                 item["state"] = "expired"
-        return sorted((item for item in items if state is None or item["state"] == state),
+        return sorted((item for item in items if (state is None or item["state"] == state)
+                       and (viewer is None or self._may_see(viewer, item))),
                       key=lambda item: item["requested_at"])
+
+    def _may_see(self, viewer: Caller, item: Mapping[str, Any]) -> bool:
+        if viewer.session == item["requester_session"]:
+            return True
+        elevation = self.catalogue.get(item["elevation"])
+        return elevation is not None and _is_approver(viewer, elevation)
 
     # -- transitions ---------------------------------------------------------------------------
 
@@ -260,9 +296,9 @@ class JitStore:
             raise JitError("a reason is required to revoke")
         item = self._get(request_id)
         elevation = self.catalogue.get(item["elevation"])
-        is_requester = (caller.principal_arn, caller.session) == (item["requester_principal"],
-                                                                 item["requester_session"])
-        if not is_requester and (elevation is None or caller.role_name not in elevation.approver_roles):
+        # The requester is the person (the bound session name), whichever role they call from.
+        is_requester = caller.session == item["requester_session"]
+        if not is_requester and (elevation is None or not _is_approver(caller, elevation)):
             raise JitRefusedError(f"{caller.who} may not revoke {request_id}: only its requester or an "
                                   f"approver of {item['elevation']} may")
         return self._end(caller, item, "revoked", reason.strip())
@@ -286,9 +322,10 @@ class JitStore:
         if caller.session == item["requester_session"]:
             raise JitRefusedError(f"{caller.who} requested {item['request_id']} and may not approve or "
                                   "deny it (self-approval is refused)")
-        if caller.role_name not in elevation.approver_roles:
+        if not _is_approver(caller, elevation):
             raise JitRefusedError(f"{caller.who} is not an approver of {elevation.name}; its approvers "
-                                  f"are the roles {', '.join(elevation.approver_roles)}")
+                                  f"are the roles {', '.join(elevation.approver_roles)} (their sessions in "
+                                  f"account {_account_of(elevation.role_arn)}, never an IAM user)")
 
     def _take_lock(self, elevation_name: str, request_id: str) -> None:
         """One grant per elevation: a conditional write, so two requests racing get one winner. A
@@ -322,6 +359,11 @@ class JitStore:
                 raise JitError(f"{elevation_name} is already requested or granted (request {holder}); one "
                                "grant per elevation at a time: wait for it to end, or revoke it") from None
         raise JitError(f"{elevation_name} is being requested by someone else right now; try again")
+
+    def _lock_holder(self, elevation_name: str) -> str | None:
+        lock = self.dynamodb.get_item(TableName=self.table, Key={"pk": {"S": f"lock#{elevation_name}"}},
+                                      ConsistentRead=True).get("Item")
+        return lock["request_id"]["S"] if lock else None
 
     def _event(self, action: str, caller: Caller, why: str, **extra: str) -> dict[str, Any]:
         return {"action": action, "by": caller.who, "why": why, "at": _iso(self.clock()), **extra}
@@ -386,21 +428,28 @@ class JitStore:
             return JitResult(False, f"{request_id} is already {item['state']}: nothing to end", item)
         if outcome == "revoked" and item["expires_at"] <= _iso(self.clock()):
             outcome, why = "expired", f"the approved duration ended ({why})"
-        result = self._finish(caller, item, outcome, why, from_state="active")
-        if result.changed:
-            role = item["role_arn"].rsplit("/", 1)[-1]
-            partition, account = item["role_arn"].split(":")[1], item["role_arn"].split(":")[4]
-            now = _iso(self.clock())
-            # Floor first: sessions issued before now are refused even while the trust change spreads.
-            self.iam.put_role_policy(RoleName=role, PolicyName=WINDOW_POLICY,
-                                     PolicyDocument=window_policy(now, now))
-            self.iam.update_assume_role_policy(RoleName=role,
-                                               PolicyDocument=closed_trust_policy(account, partition))
-            if self.scheduler is not None:
-                # Fired already (and deleted itself), or never created: nothing to do.
-                with contextlib.suppress(self.scheduler.exceptions.ResourceNotFoundException):
-                    self.scheduler.delete_schedule(Name=f"ztai-jit-{request_id}")
-        return result
+        # IAM first, then the state: if a write fails, the request is still active, so a retry
+        # (the caller's, or Lambda's for the schedule) finds it and does the writes again. Both
+        # writes are idempotent. Done the other way, a failed write would leave the trust open
+        # behind a request recorded as ended, and retries would see nothing to end. The lock is
+        # released only once the state is stored, so no newer grant exists meanwhile; an ending
+        # that read the item before another one finished finds the lock held by a newer request
+        # and leaves the role alone.
+        if self._lock_holder(item["elevation"]) not in (None, request_id):
+            return self._finish(caller, item, outcome, why, from_state="active")
+        role = item["role_arn"].rsplit("/", 1)[-1]
+        partition, account = item["role_arn"].split(":")[1], _account_of(item["role_arn"])
+        now = _iso(self.clock())
+        # Floor first: sessions issued before now are refused even while the trust change spreads.
+        self.iam.put_role_policy(RoleName=role, PolicyName=WINDOW_POLICY,
+                                 PolicyDocument=window_policy(now, now))
+        self.iam.update_assume_role_policy(RoleName=role,
+                                           PolicyDocument=closed_trust_policy(account, partition))
+        if self.scheduler is not None:
+            # Fired already (and deleted itself), or never created: nothing to do.
+            with contextlib.suppress(self.scheduler.exceptions.ResourceNotFoundException):
+                self.scheduler.delete_schedule(Name=f"ztai-jit-{request_id}")
+        return self._finish(caller, item, outcome, why, from_state="active")
 
     def _finish(self, caller: Caller, item: dict[str, Any], outcome: str, why: str, *,
                 from_state: str) -> JitResult:
@@ -425,6 +474,18 @@ class JitStore:
                                       ConditionExpression="request_id = :id",
                                       ExpressionAttributeValues={":id": {"S": request_id}})
         return JitResult(True, f"{request_id}: {outcome}", _plain(updated))
+
+
+def _account_of(arn: str) -> str:
+    return arn.split(":")[4]
+
+
+def _is_approver(caller: Caller, elevation: Elevation) -> bool:
+    """A session of one of the elevation's approver roles, in the stack's own account (the
+    elevation role's): a role of the same name in another account, or an IAM user named like
+    one, never counts."""
+    return (caller.is_role_session and caller.account == _account_of(elevation.role_arn)
+            and caller.role_name in elevation.approver_roles)
 
 
 def _typed(value: Any) -> dict[str, Any]:

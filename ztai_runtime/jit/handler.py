@@ -93,7 +93,8 @@ def api(event: dict[str, Any], _context: Any) -> dict[str, Any]:
             state = body.get("state")
             if state is not None and state not in STATES:
                 raise JitError(f"state {state!r} is not one of {', '.join(STATES)}")
-            return _response(200, {"requests": store.list(state=state)})
+            # A caller sees their own requests and those they may approve, nobody else's.
+            return _response(200, {"requests": store.list(state=state, viewer=caller)})
         if action == "request":
             result = store.request(caller, _field(body, "elevation", str), _field(body, "minutes", int),
                                    _field(body, "reason", str))
