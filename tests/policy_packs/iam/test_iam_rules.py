@@ -220,6 +220,76 @@ def test_wildcard_actions_in_inline_policies_are_caught(action: Any) -> None:
     assert "role curator inline policy data statement #0 allows" in messages(findings)
 
 
+@pytest.mark.parametrize("action, reached", [
+    ("iam:P*", "iam:PutRolePolicy"), ("iam:Pass*", "iam:PassRole"), ("IAM:put*policy", "iam:PutRolePolicy"),
+    ("iam:?ttachRolePolicy", "iam:AttachRolePolicy"), ("iam:Create*", "iam:CreateUser"),
+    ("iam:*Provider", "iam:CreateSAMLProvider"), ("kms:*Key*", "kms:PutKeyPolicy"),
+    ("kms:Put*", "kms:PutKeyPolicy"), ("kms:Create*", "kms:CreateGrant"),
+    ("kms:Schedule*", "kms:ScheduleKeyDeletion"), ("kms:Decrypt*", "kms:Decrypt"),
+    ("kms:ReEncrypt*", "kms:ReEncryptFrom"), ("kms:*crypt", "kms:Decrypt"),
+], ids=lambda value: str(value))
+def test_a_wildcard_that_reaches_a_sensitive_action_is_caught(action: str, reached: str) -> None:
+    curator = role(inlinePolicies=[inline("data", allow(action, "*"))])
+    [finding] = iam_no_wildcard_action([curator], NO_CONFIG)
+    assert f"role curator inline policy data statement #0 allows {action}, a wildcard" in finding.message
+    assert reached in finding.message
+
+
+@pytest.mark.parametrize("action", ["s*:*", "*:*", "?am:*", "*:PutKeyPolicy", "kms:**"])
+def test_near_wildcards_of_the_service_are_administrator_access(action: str) -> None:
+    [finding] = iam_no_wildcard_action([role(inlinePolicies=[inline("d", allow(action, "*"))])], NO_CONFIG)
+    assert f"allows {action}: administrator access" in finding.message
+
+
+@pytest.mark.parametrize("action", ["iam:Get*", "iam:List*", "kms:Describe*", "kms:GenerateDataKey*",
+                                    "kms:List*", "kms:Encrypt", "iam:PutRolePolicy", "kms:Decrypt",
+                                    "sts:GetCallerIdentity", "s3:Put*", "sts:AssumeRole", "sts:Assume*"])
+def test_wildcards_short_of_sensitive_actions_and_exact_names_on_named_resources_pass(action: str) -> None:
+    named = [f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-dev-jit-*", f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/k"]
+    assert iam_no_wildcard_action([role(inlinePolicies=[inline("d", allow(action, named))])], NO_CONFIG) == []
+
+
+@pytest.mark.parametrize("action", ["sts:AssumeRole", "sts:Assume*", "STS:assumerole", "sts:*Role"])
+@pytest.mark.parametrize("resource", ["*", f"arn:aws:iam::{ACCOUNT}:role/*", "arn:aws:iam::*:role/admin",
+                                      f"arn:aws:iam::{ACCOUNT}:*"])
+def test_assuming_every_role_is_caught(action: str, resource: str) -> None:
+    assuming = role(inlinePolicies=[inline("d", allow(action, resource))])
+    [finding] = iam_no_wildcard_action([assuming], NO_CONFIG)
+    assert f"allows {action} on every role" in finding.message
+
+
+def test_assuming_every_role_through_not_resource_is_caught() -> None:
+    statement = {"Effect": "Allow", "Action": "sts:AssumeRole",
+                 "NotResource": f"arn:aws:iam::{ACCOUNT}:role/break-glass"}
+    [finding] = iam_no_wildcard_action([role(inlinePolicies=[inline("d", statement)])], NO_CONFIG)
+    assert "allows sts:AssumeRole on every role" in finding.message
+
+
+def test_near_wildcards_are_caught_in_every_kind_of_policy_but_not_for_break_glass() -> None:
+    engineer = role("engineer")
+    glass = role("glass", access="break-glass", inlinePolicies=[inline("all", allow("iam:P*", "*"))])
+    user_policy = res(USER_POLICY, "alice", user="alice",
+                      policy=json.dumps(document(allow("kms:*Key*", "*"))))
+    declared = managed("near", allow("iam:Attach*", "*"))
+    resources = [engineer, glass, role_policy("near-rp", engineer, allow("kms:Decrypt*", "*")), user_policy,
+                 declared, attach(engineer, str(declared.get("arn"))),
+                 role_policy("glass-rp", glass, allow("sts:Assume*", "*"))]
+    assert urns(iam_no_wildcard_action(resources, NO_CONFIG)) == {"near-rp", "alice", "near"}
+
+
+def test_the_sensitive_actions_are_real_action_names() -> None:
+    """A typo in the list would leave a hole no test of a wildcard finds."""
+    import re as regex
+
+    from ztpolicy.rules.iam.iam_no_wildcard_action import SENSITIVE_ACTIONS
+
+    assert len(set(SENSITIVE_ACTIONS)) == len(SENSITIVE_ACTIONS)
+    assert all(regex.fullmatch(r"(iam|kms):[A-Z][A-Za-z]+", name) for name in SENSITIVE_ACTIONS)
+    assert {"kms:PutKeyPolicy", "kms:CreateGrant", "kms:ScheduleKeyDeletion", "kms:Decrypt",
+            "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy",
+            "iam:CreatePolicyVersion", "iam:PassRole"} <= set(SENSITIVE_ACTIONS)
+
+
 def test_service_wide_actions_of_other_services_pass() -> None:
     # Scoped to named resources by other rules; this rule is about administrator access.
     assert iam_no_wildcard_action([role(inlinePolicies=[inline("d", allow("s3:*"))])], NO_CONFIG) == []
@@ -481,3 +551,88 @@ def test_a_trust_that_carries_the_expiry_covers_standing_permissions() -> None:
 
 def test_other_roles_are_not_held_to_expiry() -> None:
     assert jit_grant_expiry([role(inlinePolicies=[inline("standing", allow())])], NO_CONFIG) == []
+
+
+def _in(minutes: int) -> str:
+    """A date `minutes` from now, as the JIT API writes it."""
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_the_packs_longest_grant_is_the_catalogues() -> None:
+    from components.jit_catalogue import MAX_MINUTES
+    from ztpolicy.rules.iam.jit_grant_expiry import MAX_GRANT_MINUTES
+
+    assert MAX_GRANT_MINUTES == MAX_MINUTES
+
+
+def granted_trust(expires_at: str) -> dict[str, Any]:
+    return trust({"AWS": f"arn:aws:iam::{ACCOUNT}:role/curator"},
+                 {"DateLessThan": {"aws:CurrentTime": expires_at}}, "sts:AssumeRole")
+
+
+def window(expires_at: str) -> dict[str, Any]:
+    """The JIT API's `ztai-jit-window` inline policy."""
+    return inline("ztai-jit-window",
+                  {"Sid": "EndsAtExpiry", "Effect": "Deny", "Action": "*", "Resource": "*",
+                   "Condition": {"DateGreaterThanEquals": {"aws:CurrentTime": expires_at}}},
+                  {"Sid": "RevokeOlderSessions", "Effect": "Deny", "Action": "*", "Resource": "*",
+                   "Condition": {"DateLessThan": {"aws:TokenIssueTime": _in(-60)}}})
+
+
+@pytest.mark.parametrize("minutes", [15, 240, 720], ids=["quarter", "four-hours", "longest"])
+def test_a_grant_within_the_longest_elevation_passes(minutes: int) -> None:
+    granted = elevation(trust_policy=granted_trust(_in(minutes)),
+                        inlinePolicies=[inline("standing", allow()), window(_in(minutes))])
+    assert jit_grant_expiry([granted], NO_CONFIG) == []
+    expiring = elevation(inlinePolicies=[inline("grant", allow(condition={
+        "DateLessThan": {"aws:CurrentTime": _in(minutes)}}))])
+    assert jit_grant_expiry([expiring], NO_CONFIG) == []
+
+
+@pytest.mark.parametrize("as_text", [True, False], ids=["outputs", "inputs"])
+def test_a_trust_whose_expiry_is_far_away_is_caught(as_text: bool) -> None:
+    far = elevation(trust_policy=granted_trust(_in(730)), as_text=as_text,
+                    inlinePolicies=[inline("standing", allow())])
+    found = messages(jit_grant_expiry([far], NO_CONFIG))
+    assert "elevation role training-data-write trust policy statement #0 admits until" in found
+    assert "is later than now plus 720 minutes" in found
+    # The trust no longer covers the standing permissions: they are reported too.
+    assert "inline policy standing statement #0 allows without a DateLessThan" in found
+    next_year = elevation(trust_policy=granted_trust("2099-01-01T00:00:00Z"))
+    found = messages(jit_grant_expiry([next_year], NO_CONFIG))
+    assert "admits until 2099-01-01T00:00:00+00:00 is later" in found
+
+
+def test_several_dates_count_by_the_latest() -> None:
+    # IAM holds a condition with several values when any holds: the latest date is the expiry.
+    either = trust({"AWS": f"arn:aws:iam::{ACCOUNT}:role/curator"},
+                   {"DateLessThan": {"aws:CurrentTime": [_in(60), "2099-01-01T00:00:00Z"]}}, "sts:AssumeRole")
+    assert "admits until 2099" in messages(jit_grant_expiry([elevation(trust_policy=either)], NO_CONFIG))
+    # Two conditions both hold only until the earlier one.
+    both = trust({"AWS": f"arn:aws:iam::{ACCOUNT}:role/curator"},
+                 {"DateLessThan": {"aws:CurrentTime": "2099-01-01T00:00:00Z"},
+                  "DateLessThanEquals": {"aws:CurrentTime": _in(60)}}, "sts:AssumeRole")
+    assert jit_grant_expiry([elevation(trust_policy=both)], NO_CONFIG) == []
+
+
+def test_a_window_policy_that_ends_far_away_is_caught() -> None:
+    late = elevation(trust_policy=granted_trust(_in(60)), inlinePolicies=[window(_in(2000))])
+    [finding] = jit_grant_expiry([late], NO_CONFIG)
+    assert ("elevation role training-data-write inline policy ztai-jit-window statement EndsAtExpiry "
+            "ends the grant at") in finding.message
+    assert "later than now plus 720 minutes" in finding.message
+    # Under a closed trust too: the window is read whatever the trust says.
+    closed = trust({"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                   {"DateLessThan": {"aws:CurrentTime": "2000-01-01T00:00:00Z"}}, "sts:AssumeRole")
+    assert jit_grant_expiry([elevation(trust_policy=closed, inlinePolicies=[window(_in(2000))])], NO_CONFIG)
+
+
+def test_a_permission_policys_far_expiry_is_caught_when_the_trust_is_open() -> None:
+    grant = elevation(trust_policy=trust({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, action="sts:AssumeRole"),
+                      inlinePolicies=[inline("grant", allow(condition={
+                          "DateLessThan": {"aws:CurrentTime": _in(24 * 60)}}))])
+    [finding] = jit_grant_expiry([grant], NO_CONFIG)
+    assert "inline policy grant statement #0 allows until" in finding.message
+    assert "later than now plus 720 minutes" in finding.message
