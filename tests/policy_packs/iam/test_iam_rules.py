@@ -441,7 +441,9 @@ def test_a_shared_boundary_with_either_proof_of_mfa_and_a_break_glass_exception_
 
 def test_a_look_alike_human_tag_is_still_a_human_role_and_other_roles_are_not() -> None:
     assert iam_human_role_conditions([role(trust_policy=PLAIN_TRUST, access=" Human ")], NO_CONFIG)
-    assert iam_human_role_conditions([role(trust_policy=PLAIN_TRUST, access=None)], NO_CONFIG) == []
+    # Without the tag, a role people cannot assume (no identity provider, no Identity Center) is not.
+    own_root = trust({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, action="sts:AssumeRole")
+    assert iam_human_role_conditions([role(trust_policy=own_root, access=None)], NO_CONFIG) == []
 
 
 def test_an_undeclared_managed_policy_defeats_the_every_allow_form_and_unknowns_wait() -> None:
@@ -452,6 +454,96 @@ def test_an_undeclared_managed_policy_defeats_the_every_allow_form_and_unknowns_
     assert len(iam_human_role_conditions([curator, managed_elsewhere], NO_CONFIG)) == 2
     pending = res(ROLE_POLICY, "pending", role="curator", policy=UNKNOWN)
     assert iam_human_role_conditions([role(trust_policy=PLAIN_TRUST), pending], NO_CONFIG) == []
+
+
+DEFAULTS = RULE_DEFAULTS["iam-human-role-conditions"]
+IP_NETWORK: dict[str, Any] = {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}
+OWN_ROOT = {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+
+
+def tagged_proof(principal: Any, key: str, action: Any = "sts:AssumeRole") -> dict[str, Any]:
+    """A trust proving MFA with `key` = true, from a named network."""
+    return trust(principal, {"StringEquals": {key: "true", **NETWORK["StringEquals"]}}, action)
+
+
+@pytest.mark.parametrize("as_text", [True, False], ids=["outputs", "inputs"])
+def test_a_request_tag_on_a_plain_assume_role_does_not_prove_mfa(as_text: bool) -> None:
+    """The caller of sts:AssumeRole (with sts:TagSession) writes the request's tags itself."""
+    claimed = tagged_proof(OWN_ROOT, "aws:RequestTag/mfa-authenticated", ["sts:AssumeRole", "sts:TagSession"])
+    [finding] = iam_human_role_conditions([role(trust_policy=claimed, as_text=as_text)], DEFAULTS)
+    assert "human role curator does not require MFA" in finding.message
+    assert "a request tag only from a SAML or OIDC provider" in finding.message
+    # The principal's own tags (transitive session tags the IdP set) and IAM's MFA key do prove it.
+    for proof in ("aws:PrincipalTag/mfa-authenticated", "aws:MultiFactorAuthPresent"):
+        proved = tagged_proof(OWN_ROOT, proof)
+        assert iam_human_role_conditions([role(trust_policy=proved, as_text=as_text)], DEFAULTS) == []
+
+
+@pytest.mark.parametrize("principal, action", [
+    ({"Federated": SAML}, "sts:AssumeRoleWithSAML"),
+    ({"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/idp.example.com"}, "sts:AssumeRoleWithWebIdentity"),
+], ids=["saml", "oidc"])
+def test_a_request_tag_from_an_identity_providers_assertion_proves_mfa(principal: Any, action: str) -> None:
+    asserted = tagged_proof(principal, "aws:RequestTag/mfa-authenticated", action)
+    assert iam_human_role_conditions([role(trust_policy=asserted)], DEFAULTS) == []
+    # An AWS principal beside the provider in the same statement may set the tags itself.
+    mixed = tagged_proof({**principal, **OWN_ROOT}, "aws:RequestTag/mfa-authenticated", action)
+    assert "does not require MFA" in messages(iam_human_role_conditions([role(trust_policy=mixed)], DEFAULTS))
+
+
+def test_a_request_tag_proves_nothing_in_permission_policies() -> None:
+    deny = {"Effect": "Deny", "Action": "*", "Resource": "*",
+            "Condition": {"StringNotEquals": {"aws:RequestTag/mfa-authenticated": "true"}}}
+    carried = allow(condition={"StringEquals": {"aws:RequestTag/mfa-authenticated": "true"}, **IP_NETWORK})
+    for policy in (inline("deny", deny, DENY_OUTSIDE_NETWORK), inline("carried", carried)):
+        curator = role(trust_policy=PLAIN_TRUST, inlinePolicies=[policy])
+        assert "does not require MFA" in messages(iam_human_role_conditions([curator], DEFAULTS))
+
+
+IDENTITY_CENTER_ROLE = (f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/"
+                        "AWSReservedSSO_x_0a1b")
+PEOPLE_TRUSTS = {
+    "saml": SAML_TRUST,
+    "oidc": trust({"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/idp.example.com"},
+                  {"StringEquals": {"idp.example.com:aud": "ztai", "aws:RequestTag/mfa-authenticated": "true",
+                                    **NETWORK["StringEquals"]}}, "sts:AssumeRoleWithWebIdentity"),
+    "identity-center-condition": trust(OWN_ROOT, {
+        "ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/*"},
+        "StringEquals": {"aws:PrincipalTag/mfa-authenticated": "true", **NETWORK["StringEquals"]}},
+        "sts:AssumeRole"),
+    "identity-center-principal": tagged_proof({"AWS": IDENTITY_CENTER_ROLE},
+                                              "aws:PrincipalTag/mfa-authenticated"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PEOPLE_TRUSTS))
+def test_a_role_people_assume_without_the_tag_is_caught(kind: str) -> None:
+    untagged = role("analyst", trust_policy=PEOPLE_TRUSTS[kind], access=None)
+    [finding] = iam_human_role_conditions([untagged], DEFAULTS)
+    assert "role analyst is assumed by people (its trust admits " in finding.message
+    assert "carries no ztai:access tag: tag it human" in finding.message
+    # Tagged, the same role passes: its trust carries MFA and the network.
+    assert iam_human_role_conditions([role("analyst", trust_policy=PEOPLE_TRUSTS[kind])], DEFAULTS) == []
+
+
+@pytest.mark.parametrize("access", [None, "jit-elevation", "break-glass", "workload"])
+def test_the_human_conditions_hold_for_people_trusts_whatever_the_tag(access: str | None) -> None:
+    loose = role("analyst", trust_policy=PLAIN_TRUST, access=access)
+    found = messages(iam_human_role_conditions([loose], DEFAULTS))
+    assert "human role analyst does not require MFA" in found
+    assert "human role analyst does not require a network location" in found
+    assert ("carries no ztai:access tag" in found) is (access is None)
+
+
+def test_roles_people_assume_get_a_boundary_and_short_sessions_whatever_the_tag() -> None:
+    untagged = role("analyst", access=None, permissionsBoundary=None, maxSessionDuration=43200)
+    [boundary] = iam_role_permissions_boundary(untagged, NO_CONFIG)
+    assert "role analyst (assumed by people) has no permissions boundary" in boundary
+    [duration] = iam_role_session_duration(untagged, NO_CONFIG)
+    assert "role analyst (assumed by people) issues sessions of 43200 seconds" in duration
+    # A trust not known yet cannot tell: the tag alone decides then.
+    pending = role("analyst", access=None, assumeRolePolicy=UNKNOWN, permissionsBoundary=None)
+    assert iam_role_permissions_boundary(pending, NO_CONFIG) == []
 
 
 # -- iam-role-permissions-boundary and iam-role-session-duration ---------------------------------
@@ -474,8 +566,12 @@ def test_an_access_role_without_its_own_boundary_is_caught(boundary: Any, expect
 
 def test_a_boundary_not_known_yet_counts_and_roles_without_the_tag_are_not_checked() -> None:
     assert iam_role_permissions_boundary(role(permissionsBoundary=UNKNOWN), NO_CONFIG) == []
-    assert iam_role_permissions_boundary(role(access=None, permissionsBoundary=None), NO_CONFIG) == []
-    assert iam_role_session_duration(role(access=None, maxSessionDuration=43200), NO_CONFIG) == []
+    # Untagged, and not trusted by an identity provider or Identity Center: not a person's role.
+    service = trust({"Service": "lambda.amazonaws.com"}, action="sts:AssumeRole")
+    assert iam_role_permissions_boundary(role(access=None, permissionsBoundary=None, trust_policy=service),
+                                         NO_CONFIG) == []
+    assert iam_role_session_duration(role(access=None, maxSessionDuration=43200, trust_policy=service),
+                                     NO_CONFIG) == []
 
 
 @pytest.mark.parametrize("duration, expected", [
