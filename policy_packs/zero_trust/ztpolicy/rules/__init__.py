@@ -69,6 +69,7 @@ from ztpolicy.rules.network import (
     vpc_flow_logs_enabled,
 )
 from ztpolicy.rules.s3 import (
+    s3_bucket_access_logging,
     s3_bucket_encrypted_with_cmk,
     s3_bucket_owner_enforced,
     s3_bucket_policy_tls_and_key_pinned,
@@ -127,6 +128,7 @@ ALL_RULES: list[Rule] = [
     s3_bucket_versioning_enabled.RULE,
     s3_bucket_encrypted_with_cmk.RULE,
     s3_bucket_policy_tls_and_key_pinned.RULE,
+    s3_bucket_access_logging.RULE,
     inference_path_tls_bound.RULE,
     iam_role_trust_restricted.RULE,
     iam_no_wildcard_action.RULE,

@@ -1,7 +1,9 @@
 """Human roles need MFA and a network location (control: human roles).
 
-A role tagged `ztai:access=human` (case and spaces ignored: a look-alike value does not escape)
-must require both, each in one of three ways:
+A role tagged `ztai:access=human` (case and spaces ignored: a look-alike value does not escape),
+and any role whose trust admits a SAML or OIDC provider or IAM Identity Center's roles whatever
+its tags (people assume it), must require both, each in one of three ways. Such a role without
+a `ztai:access` tag is a finding of its own: the boundary and the other rules read the tag.
 
 - in its trust policy: every Allow carries the positive condition;
 - in its permissions: a Deny of every action (`Action: "*"`, or `NotAction` for what an MFA-less
@@ -19,11 +21,13 @@ must require both, each in one of three ways:
 The conditions:
 
 - MFA: `Bool` (or `StringEquals`) `"true"` on `aws:MultiFactorAuthPresent`, or on
-  `aws:PrincipalTag/<tag>` or `aws:RequestTag/<tag>` for a tag of `mfaSessionTags`: session tags
-  the identity provider sets after MFA (default `mfa-authenticated`, the stack's default
-  `mfaSessionTag`; a fork that renames it lists its name here). Several proofs in one Deny
-  (`BoolIfExists aws:MultiFactorAuthPresent false` and `StringNotEquals aws:PrincipalTag/<tag>
-  true`) deny when none of them holds: that counts.
+  `aws:PrincipalTag/<tag>` for a tag of `mfaSessionTags`: session tags the identity provider sets
+  after MFA (default `mfa-authenticated`, the stack's default `mfaSessionTag`; a fork that renames
+  it lists its name here). `aws:RequestTag/<tag>` counts only in a trust statement whose only
+  principal is a SAML or OIDC provider, where the request's tags are the provider's assertion; on
+  a plain `sts:AssumeRole` (or in a permission policy) the caller writes them itself. Several
+  proofs in one Deny (`BoolIfExists aws:MultiFactorAuthPresent false` and `StringNotEquals
+  aws:PrincipalTag/<tag> true`) deny when none of them holds: that counts.
   The deny form: `BoolIfExists ... "false"`, `Null ... "true"`, or `StringNotEquals[IfExists]
   ... "true"`; plain `Bool ... "false"` does not count, it holds only when the key is present.
   `...IfExists` forms never count as positive conditions: they hold when the key is absent.
@@ -53,8 +57,11 @@ from ztpolicy.iam import (
     Permissions,
     access_tag,
     conditions,
+    federated_only,
+    is_human,
     loosely,
     parse,
+    people_trust,
     statements,
 )
 from ztpolicy.rule import Finding, Resource, Rule
@@ -71,14 +78,16 @@ _FUNCTION_ARN = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A
 class _Checks:
     """How one requirement (MFA or network) reads in an Allow and in a Deny."""
 
-    def __init__(self, name: str, mfa_keys: set[str] | None) -> None:
-        self.name, self.mfa_keys = name, mfa_keys
+    def __init__(self, name: str, mfa_keys: set[str] | None, asserted_keys: set[str] | None = None) -> None:
+        # asserted_keys: MFA proofs only an identity provider's assertion can carry (request tags).
+        self.name, self.mfa_keys, self.asserted_keys = name, mfa_keys, asserted_keys or set()
 
-    def positive(self, operator: str, key: str, values: list[str]) -> bool:
+    def positive(self, operator: str, key: str, values: list[str], *, federated: bool = False) -> bool:
         if not values:
             return False
         if self.mfa_keys is not None:
-            return (key in self.mfa_keys and operator in ("bool", "stringequals", "stringequalsignorecase")
+            proof = key in self.mfa_keys or (federated and key in self.asserted_keys)
+            return (proof and operator in ("bool", "stringequals", "stringequalsignorecase")
                     and all(v.lower() == "true" for v in values))
         if key in _VPCE_KEYS:
             return operator in ("stringequals", "stringlike") and all(_named(v) for v in values)
@@ -112,10 +121,13 @@ def _narrow_range(value: str) -> bool:
     return not is_open_cidr(value)
 
 
-def _allows_all_carry(document: Mapping[str, Any], checks: _Checks) -> tuple[int, bool]:
-    """(number of Allows, whether each carries the positive condition)."""
+def _allows_all_carry(document: Mapping[str, Any], checks: _Checks, *,
+                      trust: bool = False) -> tuple[int, bool]:
+    """(number of Allows, whether each carries the positive condition). In a trust, a statement
+    whose only principal is an identity provider may prove MFA with the tags it asserts."""
     allows = [s for _, s in statements(document) if s.get("Effect") == "Allow"]
-    return len(allows), all(any(checks.positive(*c) for c in conditions(s)) for s in allows)
+    return len(allows), all(any(checks.positive(*c, federated=trust and federated_only(s))
+                                for c in conditions(s)) for s in allows)
 
 
 def _harmless_extra(condition: tuple[str, str, list[str]], access: str) -> bool:
@@ -166,7 +178,7 @@ def _requirement_met(trust: Any, permissions: list[tuple[str, Any]], boundary: t
     if trust is UNKNOWN:
         pending = True
     elif isinstance(trust, Mapping):
-        count, carried = _allows_all_carry(trust, checks)
+        count, carried = _allows_all_carry(trust, checks, trust=True)
         if count and carried:
             return True
     documents = [doc for _, doc in permissions] + ([boundary[1]] if boundary else [])
@@ -192,18 +204,25 @@ def _parsed(document: Any, label: str) -> Any:
 def iam_human_role_conditions(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[Finding]:
     permissions = Permissions(resources)
     tags = [str(tag).lower() for tag in as_list(config.get("mfaSessionTags"))]
-    mfa_keys = {MFA_KEY.lower(),
-                *(f"aws:{kind}/{tag}" for kind in ("principaltag", "requesttag") for tag in tags)}
+    mfa_keys = {MFA_KEY.lower(), *(f"aws:principaltag/{tag}" for tag in tags)}
+    asserted = {f"aws:requesttag/{tag}" for tag in tags}
     requirements = [
-        ("MFA (aws:MultiFactorAuthPresent, or a session tag of mfaSessionTags, = true)",
-         _Checks("mfa", mfa_keys)),
+        ("MFA (aws:MultiFactorAuthPresent, or a session tag of mfaSessionTags, = true; a request "
+         "tag only from a SAML or OIDC provider)",
+         _Checks("mfa", mfa_keys, asserted)),
         ("a network location (aws:SourceVpce / aws:SourceVpc, or aws:SourceIp within named ranges)",
          _Checks("network", None)),
     ]
     findings: list[Finding] = []
     for role in permissions.roles:
-        if loosely(access_tag(role)) != HUMAN:
+        if not is_human(role):
             continue
+        access = access_tag(role)
+        if access is None:
+            findings.append(Finding(role.urn, (
+                f"role {role.name} is assumed by people (its trust admits {people_trust(role)}) but "
+                f"carries no {ACCESS_TAG} tag: tag it {HUMAN} so that the boundary and the pack "
+                "treat it as a person's role")))
         try:
             trust = _parsed(known(role, "assumeRolePolicy"), f"role {role.name} trust policy")
             documents = [(label, _parsed(doc, f"role {role.name} {label}"))
@@ -215,7 +234,7 @@ def iam_human_role_conditions(resources: Sequence[Resource], config: Mapping[str
             findings.append(Finding(role.urn, str(error)))
             continue
         for description, checks in requirements:
-            if _requirement_met(trust, documents, boundary, checks, HUMAN) is False:
+            if _requirement_met(trust, documents, boundary, checks, loosely(access)) is False:
                 findings.append(Finding(role.urn, (
                     f"human role {role.name} does not require {description}: no condition on "
                     "every Allow of its trust policy or of its permissions, and no Deny of every "
@@ -225,8 +244,9 @@ def iam_human_role_conditions(resources: Sequence[Resource], config: Mapping[str
 
 RULE = Rule(
     name="iam-human-role-conditions",
-    description="Roles tagged ztai:access=human must require MFA and a network location "
-                "(VPC endpoint or named IP ranges) in their trust or permissions.",
+    description="Roles tagged ztai:access=human, and roles trusted by a SAML/OIDC provider or "
+                "IAM Identity Center (which must carry the tag), must require MFA and a network "
+                "location (VPC endpoint or named IP ranges) in their trust or permissions.",
     control="human roles",
     severity=Severity.HIGH,
     remediation="Build human roles with AccessRoles, which writes the MFA and network conditions "
@@ -238,7 +258,8 @@ RULE = Rule(
         "mfaSessionTags": {
             "type": "array", "items": {"type": "string", "minLength": 1}, "default": [DEFAULT_MFA_TAG],
             "description": "Session tags the identity provider sets to \"true\" after MFA "
-                           "(aws:PrincipalTag/<tag> or aws:RequestTag/<tag> prove MFA besides "
-                           "aws:MultiFactorAuthPresent); keep equal to the stack's mfaSessionTag."},
+                           "(aws:PrincipalTag/<tag>, or aws:RequestTag/<tag> in a SAML or OIDC "
+                           "trust, prove MFA besides aws:MultiFactorAuthPresent); keep equal to "
+                           "the stack's mfaSessionTag."},
     },
 )
