@@ -430,6 +430,8 @@ for jit_function in (jit.api, jit.expiry):
 for elevation in config.jit_elevations:
     if elevation.grant == "key-admin":
         keys.grant_key_administration(elevation.key, jit.roles[elevation.name])
+    if elevation.grant == "break-glass":  # two approvers; what the break-glass role holds, watched
+        people.grant_break_glass(jit.roles[elevation.name])
     if elevation.grant == "training-data-prefix-write":  # the canonical case: one job run's writes
         training_data.grant_write_prefix(jit.roles[elevation.name], elevation.prefix)
         keys.grant_use_through_service("training-data", jit.roles[elevation.name], "s3")

@@ -399,17 +399,38 @@ class AccessRoles(pulumi.ComponentResource):
 
         # Every AssumeRole of break-glass is an event (CloudTrail management events reach
         # EventBridge in the Region of the call): the audit trail routes it to people.
-        self.break_glass_alarm = aws.cloudwatch.EventRule(
-            f"{name}-break-glass-used", name=f"zero-trust-ai-{args.environment}-break-glass-used",
-            description="zero-trust-ai: the break-glass role was assumed",
-            event_pattern=self.roles[BREAK_GLASS].arn.apply(lambda arn: json.dumps({
-                "source": ["aws.sts"], "detail-type": ["AWS API Call via CloudTrail"],
-                "detail": {"eventSource": ["sts.amazonaws.com"], "eventName": ["AssumeRole"],
-                           "requestParameters": {"roleArn": [arn]}}}, sort_keys=True)),
-            opts=in_role[BREAK_GLASS])
+        self._name, self._partition, self._environment = name, partition, args.environment
+        self.break_glass_alarm = self._watch(f"{name}-break-glass-used", "break-glass-used",
+                                             "the break-glass role was assumed", self.roles[BREAK_GLASS])
 
         self.role_arns: dict[str, pulumi.Output[str]] = {role: r.arn for role, r in self.roles.items()}
         self.register_outputs({"roleArns": self.role_arns, "boundaryArn": self.boundary.arn})
+
+    def _watch(self, resource_name: str, rule_name: str, what: str,
+               role: aws.iam.Role) -> aws.cloudwatch.EventRule:
+        """An EventBridge rule on every AssumeRole of `role` (no target until the audit trail)."""
+        return aws.cloudwatch.EventRule(
+            resource_name, name=f"zero-trust-ai-{self._environment}-{rule_name}"[:64],
+            description=f"zero-trust-ai: {what}",
+            event_pattern=role.arn.apply(lambda arn: json.dumps({
+                "source": ["aws.sts"], "detail-type": ["AWS API Call via CloudTrail"],
+                "detail": {"eventSource": ["sts.amazonaws.com"], "eventName": ["AssumeRole"],
+                           "requestParameters": {"roleArn": [arn]}}}, sort_keys=True)),
+            opts=pulumi.ResourceOptions(parent=role))
+
+    def grant_break_glass(self, role: aws.iam.Role) -> aws.cloudwatch.EventRule:
+        """Give `role`, a just-in-time `break-glass` elevation (two approvers, an expiry), what the
+        break-glass role holds: AWS's AdministratorAccess, still inside the human boundary (no IAM
+        change, MFA, device, network, Region; no change of a two-person key, whose policy admits
+        only its key-admin elevation). Every AssumeRole of it is watched like break-glass's.
+        Returns the watching rule."""
+        aws.iam.RolePolicyAttachment(
+            f"{self._name}-{role.pulumi_resource_name}-administrator", role=role.name,
+            policy_arn=f"arn:{self._partition}:iam::aws:policy/AdministratorAccess",
+            opts=pulumi.ResourceOptions(parent=role))
+        return self._watch(f"{self._name}-{role.pulumi_resource_name}-used",
+                           f"{role.pulumi_resource_name}-used",
+                           f"the break-glass elevation {role.pulumi_resource_name} was assumed", role)
 
     def __getitem__(self, role: str) -> aws.iam.Role:
         if role not in self.roles:

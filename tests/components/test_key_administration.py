@@ -104,3 +104,34 @@ def test_the_program_makes_the_key_admin_elevation_the_only_writer_of_the_model_
                               ("arn:aws:iam::111122223333:role/zero-trust-ai-key-admin", "explicit-deny")):
         request = Request(principal, "kms:PutKeyPolicy", "*", {"aws:PrincipalArn": principal})
         assert evaluate(policy, request).effect == effect
+
+
+# -- the break-glass elevation: two approvers, then what the break-glass role holds, watched ------
+def test_a_break_glass_elevation_holds_administrator_access_and_is_watched() -> None:
+    from ztpolicy.rule import Resource
+    from ztpolicy.rules.iam.iam_no_wildcard_action import iam_no_wildcard_action
+
+    stack = record_stack("dev", {"zero-trust-ai:jitCatalogueFile":
+                                 "tests/components/fixtures/jit-with-break-glass.yaml"})
+    [role] = [r for r in stack.resources if r.type == "aws:iam/role:Role"
+              and r.inputs.get("name") == "zero-trust-ai-dev-jit-emergency"]
+    assert role.inputs["tags"]["ztai:grant"] == "break-glass"
+    [attached] = [r for r in stack.resources if r.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+                  and r.inputs["role"] == "zero-trust-ai-dev-jit-emergency"]
+    assert attached.inputs["policyArn"].endswith(":policy/AdministratorAccess")
+    [watch] = [r for r in stack.resources if r.type == "aws:cloudwatch/eventRule:EventRule"
+               and "jit-role-emergency" in r.inputs["name"]]
+    pattern = json.loads(watch.inputs["eventPattern"])
+    assert pattern["detail"]["requestParameters"]["roleArn"] == [role.outputs["arn"]]
+
+    def as_rules_see(tags: dict[str, str] | None = None) -> list[Resource]:
+        return [Resource(type=r.type, name=r.name, urn=r.urn,
+                         props={**r.inputs, "tags": tags} if tags is not None and r is role else r.inputs,
+                         property_dependencies={k: tuple(v) for k, v in r.property_dependencies.items()})
+                for r in stack.resources if r.custom]
+
+    # The pack's wildcard rule admits it as break-glass; the same role as any other elevation is caught.
+    assert iam_no_wildcard_action(as_rules_see(), {}) == []
+    for grant in ("key-admin", "training-data-prefix-write"):
+        retagged = {**role.inputs["tags"], "ztai:grant": grant}
+        assert iam_no_wildcard_action(as_rules_see(retagged), {}), grant

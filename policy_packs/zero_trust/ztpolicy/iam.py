@@ -18,6 +18,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pulumi_policy.proxy import UnknownValueError
+
 from ztpolicy.graph import UNKNOWN, as_list, known, known_field, known_items, refers_to_by_value
 from ztpolicy.rule import Resource
 
@@ -68,8 +70,16 @@ def loosely(value: str | None) -> str:
 
 
 def is_break_glass(role: Resource) -> bool:
-    """Exactly `break-glass`: the one value that earns the wildcard exception."""
-    return access_tag(role) == BREAK_GLASS
+    """Exactly `break-glass`: the one value that earns the wildcard exception; or a just-in-time
+    elevation whose grant is break-glass (`ztai:access=jit-elevation`, `ztai:grant=break-glass`),
+    which admits nobody until two other people approve and ends by itself (jit-grant-expiry)."""
+    if access_tag(role) == BREAK_GLASS:
+        return True
+    try:
+        tags = role.tags()
+    except UnknownValueError:
+        return False
+    return access_tag(role) == "jit-elevation" and tags.get("ztai:grant") == BREAK_GLASS
 
 
 def parse(document: Any, label: str) -> Mapping[str, Any] | object:
