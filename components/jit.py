@@ -37,8 +37,11 @@ import pulumi_aws as aws
 
 from components.aws_facts import LOG_RETENTION_DAYS, partition_for_region
 from components.functions import LoggedFunction, log_group_name, logged_function, policy_document
-from components.jit_catalogue import JitElevation, elevation_role_name, jit_table_name
+from components.jit_catalogue import TWO_PERSON_GRANTS, JitElevation, elevation_role_name, jit_table_name
 
+# ztai_runtime.jit.grants.PRIVILEGED_SESSION_MINUTES (components import no runtime code; a test
+# keeps the two equal).
+PRIVILEGED_SESSION_MINUTES = 15
 RUNTIME_MODULES: tuple[str, ...] = ("__init__.py", "jsonlog.py", "jit")
 ELEVATION_TAG = {"ztai:access": "jit-elevation"}
 GRANT_TAG = "ztai:grant"
@@ -225,7 +228,11 @@ class JustInTimeAccess(pulumi.ComponentResource):
         catalogue = pulumi.Output.all(*role_arns).apply(lambda arns: json.dumps({
             elevation.name: {"roleArn": arn, "maxMinutes": elevation.max_minutes,
                              "approvers": list(elevation.approvers),
-                             "approvalsNeeded": elevation.approvals_needed}
+                             "approvalsNeeded": elevation.approvals_needed,
+                             # Two-person elevations issue 15-minute sessions (their window
+                             # policy ends each session 15 minutes after it was issued).
+                             "sessionMinutes": (PRIVILEGED_SESSION_MINUTES
+                                                if elevation.grant in TWO_PERSON_GRANTS else None)}
             for elevation, arn in zip(args.elevations, arns, strict=True)}, sort_keys=True))
         self.api = logged_function(
             f"{name}-api", description="Just-in-time elevation requests (function URL, AWS_IAM)",

@@ -47,6 +47,9 @@ FIELDS = frozenset({"name", "description", "grant", "prefix", "key", "maxMinutes
 REQUIRED_FIELDS = frozenset({"name", "description", "grant", "maxMinutes", "approvers", "approvalsNeeded"})
 # A grant that outlives a working day is standing access by another name.
 MAX_MINUTES = 720
+# Two-person elevations are for one change, and their sessions last 15 minutes each (the window
+# policy holds one statement per few minutes of the grant: ztai_runtime.jit.grants.session_slots).
+MAX_TWO_PERSON_MINUTES = 60
 NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
 ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 PREFIX = re.compile(r"[A-Za-z0-9!_.()'-]+(/[A-Za-z0-9!_.()'-]+)*/")
@@ -154,9 +157,11 @@ def _entry(entry: dict[Any, Any]) -> tuple[list[str], JitElevation | None]:
                             f"{', '.join(KEY_PURPOSES)}")
     elif "key" in entry:
         problems.append(f"key: only key-admin takes one, not {show(grant)}")
-    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 15 <= minutes <= MAX_MINUTES:
+    longest = MAX_TWO_PERSON_MINUTES if grant in TWO_PERSON_GRANTS else MAX_MINUTES
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 15 <= minutes <= longest:
         problems.append(f"maxMinutes = {show(minutes)}: a whole number of minutes from 15 (the shortest "
-                        f"AWS role session) to {MAX_MINUTES}")
+                        f"AWS role session) to {longest}"
+                        + (f" ({grant} is a two-person elevation)" if grant in TWO_PERSON_GRANTS else ""))
     if (not isinstance(approvers, list) or not approvers
             or not all(isinstance(a, str) and ROLE_NAME.fullmatch(a) for a in approvers)):
         problems.append(f"approvers = {show(approvers)}: a non-empty list of IAM role names")

@@ -135,3 +135,19 @@ def test_a_break_glass_elevation_holds_administrator_access_and_is_watched() -> 
     for grant in ("key-admin", "training-data-prefix-write"):
         retagged = {**role.inputs["tags"], "ztai:grant": grant}
         assert iam_no_wildcard_action(as_rules_see(retagged), {}), grant
+
+
+def test_two_person_elevations_last_an_hour_at_most_and_issue_15_minute_sessions(
+        dev_preview: RecordedStack) -> None:
+    from components.jit import PRIVILEGED_SESSION_MINUTES
+    from ztai_runtime.jit.grants import PRIVILEGED_SESSION_MINUTES as RUNTIME_SESSION_MINUTES
+
+    assert PRIVILEGED_SESSION_MINUTES == RUNTIME_SESSION_MINUTES
+    with pytest.raises(ValueError, match=r"maxMinutes = 61: a whole number of minutes from 15 .* to 60 "
+                                         r"\(key-admin is a two-person elevation\)"):
+        parse_catalogue(LABEL, {"elevations": [{**KEY_ADMIN, "maxMinutes": 61}]})
+    [api] = [r for r in dev_preview.resources if r.type == "aws:lambda/function:Function"
+             and r.inputs.get("name") == "zero-trust-ai-dev-jit-api"]
+    catalogue = json.loads(api.inputs["environment"]["variables"]["JIT_CATALOGUE"])
+    assert catalogue["key-admin"]["sessionMinutes"] == 15
+    assert catalogue["training-data-write"]["sessionMinutes"] is None

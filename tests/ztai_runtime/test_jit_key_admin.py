@@ -25,7 +25,17 @@ from components.identity import GRANT_TAG, boundary_policy
 from components.keys import TWO_PERSON_ACTIONS, EnclaveMeasurements, KeyHierarchy, KeyHierarchyArgs
 from tests.support.key_policy import Request, evaluate, evaluate_session
 from ztai.preview.recorder import record
-from ztai_runtime.jit.grants import Caller, Elevation, JitRefusedError, JitStore, closed_trust_policy
+from ztai_runtime.jit.grants import (
+    MAX_ROLE_POLICY_CHARACTERS,
+    PRIVILEGED_SESSION_MINUTES,
+    SESSION_SLOT,
+    Caller,
+    Elevation,
+    JitRefusedError,
+    JitStore,
+    closed_trust_policy,
+    window_policy,
+)
 
 ACCOUNT = "111122223333"  # the mock monitor's account, so the rendered policy and moto agree
 REGION = "eu-west-1"
@@ -97,7 +107,8 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
         iam.create_role(RoleName=ELEVATION, AssumeRolePolicyDocument=closed_trust_policy(ACCOUNT),
                         Tags=[{"Key": GRANT_TAG, "Value": "key-admin"}])
         catalogue = {"key-admin": Elevation("key-admin", ELEVATION_ARN, 30,
-                                            ("zero-trust-ai-dev-security-lead",), 2)}
+                                            ("zero-trust-ai-dev-security-lead",), 2,
+                                            session_minutes=PRIVILEGED_SESSION_MINUTES)}
         clock = Clock(datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
         store = JitStore(table=TABLE, catalogue=catalogue, dynamodb=dynamodb, iam=iam, clock=clock)
         yield Env(store, clock, iam, key_policy)
@@ -185,3 +196,26 @@ def test_a_revoked_key_admin_session_is_refused_at_once(env: Env) -> None:
     # The session already issued, still inside the approved half hour, is refused.
     assert elevated(env, "kms:PutKeyPolicy", env.clock.now + timedelta(seconds=1), issued) == "explicit-deny"
     assert not may_assume(env, ALICE, env.clock.now + timedelta(seconds=1))
+
+
+def test_a_key_admin_session_ends_15_minutes_after_it_was_issued_whatever_it_asked_for(env: Env) -> None:
+    start = env.clock.now
+    rid = env.store.request(ALICE, "key-admin", 30, "one change").request["request_id"]
+    env.store.approve(BOB, rid)
+    env.store.approve(CAROL, rid)
+    # Sessions issued all through the half hour (AWS's shortest DurationSeconds is 15 minutes, and
+    # nothing stops a caller asking for an hour): each works for at least 15 - SESSION_SLOT
+    # minutes, and none a second past 15 minutes after it was issued (or past the expiry).
+    for second in range(0, 30 * 60, 30):
+        issued = start + timedelta(seconds=second)
+        lasts = timedelta(minutes=PRIVILEGED_SESSION_MINUTES - SESSION_SLOT) - timedelta(seconds=1)
+        if issued + lasts < start + timedelta(minutes=30):
+            assert elevated(env, "kms:PutKeyPolicy", issued + lasts, issued) == "allow", issued
+        assert elevated(env, "kms:PutKeyPolicy", issued + timedelta(minutes=15), issued) == "explicit-deny"
+
+
+def test_the_longest_privileged_window_fits_in_a_roles_inline_policies() -> None:
+    start = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    policy = window_policy(_iso(start + timedelta(minutes=60)), _iso(start), PRIVILEGED_SESSION_MINUTES)
+    compact = json.dumps(json.loads(policy), separators=(",", ":"))
+    assert len(compact) < MAX_ROLE_POLICY_CHARACTERS // 2, len(compact)

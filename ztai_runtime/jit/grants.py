@@ -22,6 +22,13 @@ LOGGER = get_logger("ztai.jit")
 WINDOW_POLICY = "ztai-jit-window"
 # AWS refuses AssumeRole sessions shorter than 15 minutes; the window policy ends them earlier.
 MIN_SESSION_SECONDS = 900
+# Privileged elevations' sessions end within this many minutes of being issued, and live at
+# least PRIVILEGED_SESSION_MINUTES - SESSION_SLOT (see `session_slots`).
+PRIVILEGED_SESSION_MINUTES = 15
+SESSION_SLOT = 3
+# IAM quotas: the inline policies of one role total at most 10,240 characters (whitespace not
+# counted). The window policy of the longest two-person grant must leave room for the role's own.
+MAX_ROLE_POLICY_CHARACTERS = 10_240
 # Where a trust policy admitting nobody points: its condition can never hold.
 CLOSED_BEFORE = "2000-01-01T00:00:00Z"
 STATES = ("pending", "active", "denied", "revoked", "expired")
@@ -46,6 +53,9 @@ class Elevation:
     max_minutes: int
     approver_roles: tuple[str, ...]  # role names whose sessions may approve
     approvals_needed: int
+    # Privileged (two-person) elevations: each session ends this many minutes after it was
+    # issued, whatever DurationSeconds it asked for (see `window_policy`). None: at the expiry.
+    session_minutes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -149,14 +159,41 @@ def open_trust_policy(caller: Caller, expires_at: str) -> str:
                      "Condition": {"ForAnyValue:StringLike": {"aws:TagKeys": ["ztai:*"]}}}])
 
 
-def window_policy(expires_at: str, revoked_floor: str) -> str:
-    """The role's own expiry and the revocation floor for sessions already issued."""
+def window_policy(expires_at: str, revoked_floor: str, session_minutes: int | None = None) -> str:
+    """The role's own expiry and the revocation floor for sessions already issued; with
+    `session_minutes`, also a short life for every session (`session_slots`)."""
     return _policy([
         {"Sid": "EndsAtExpiry", "Effect": "Deny", "Action": "*", "Resource": "*",
          "Condition": {"DateGreaterThanEquals": {"aws:CurrentTime": expires_at}}},
         {"Sid": "RevokeOlderSessions", "Effect": "Deny", "Action": "*", "Resource": "*",
          "Condition": {"DateLessThan": {"aws:TokenIssueTime": revoked_floor}}},
+        *(session_slots(_parse(revoked_floor), _parse(expires_at), session_minutes)
+          if session_minutes else []),
     ])
+
+
+def session_slots(start: datetime, expires: datetime, minutes: int) -> list[dict[str, Any]]:
+    """Denies that end every session at most `minutes` after it was issued.
+
+    No IAM condition sets a session's length (DurationSeconds is the caller's, and AWS's shortest is
+    15 minutes; IAM has no key for it), and IAM does no date arithmetic, so the grant's window is
+    cut into SESSION_SLOT-minute slots: slot k denies every session issued before its end T_k once
+    the time reaches T_k + minutes - SESSION_SLOT. A session issued at t, in the slot ending at
+    T_k, is refused from T_k + minutes - SESSION_SLOT <= t + minutes, and lives at least
+    minutes - SESSION_SLOT. One statement per slot: a 60-minute grant takes 20 (about 4 KB of the
+    10,240 characters IAM allows a role's inline policies).
+    """
+    statements = []
+    slot_end = start + timedelta(minutes=SESSION_SLOT)
+    while slot_end - timedelta(minutes=SESSION_SLOT) < expires:
+        statements.append({
+            "Sid": f"SessionsEnd{minutes}MinutesAfterIssue{len(statements)}", "Effect": "Deny",
+            "Action": "*", "Resource": "*",
+            "Condition": {"DateLessThan": {"aws:TokenIssueTime": _iso(slot_end)},
+                          "DateGreaterThanEquals": {"aws:CurrentTime": _iso(
+                              slot_end + timedelta(minutes=minutes - SESSION_SLOT))}}})
+        slot_end += timedelta(minutes=SESSION_SLOT)
+    return statements
 
 
 class JitStore:
@@ -402,8 +439,10 @@ class JitStore:
         # Window first: by the time the trust admits the requester, the expiry already binds. The
         # floor is the grant's own time: no session issued before it (one a previous grant's
         # revocation raced, say) comes back to life under this grant.
+        elevation = self.catalogue.get(item["elevation"])
+        session_minutes = elevation.session_minutes if elevation is not None else None
         self.iam.put_role_policy(RoleName=role, PolicyName=WINDOW_POLICY,
-                                 PolicyDocument=window_policy(expires_at, _iso(now)))
+                                 PolicyDocument=window_policy(expires_at, _iso(now), session_minutes))
         self.iam.update_assume_role_policy(RoleName=role,
                                            PolicyDocument=open_trust_policy(requester, expires_at))
         self._schedule(request_id, expires_at)

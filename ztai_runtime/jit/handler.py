@@ -10,8 +10,8 @@ elevation roles: approvers hold no IAM rights on them, so an approver cannot gra
 `{"request_id": ...}`. It can only end a grant whose time is up, so a stray call is harmless.
 
 Environment: JIT_TABLE (the requests table); for `api` also JIT_CATALOGUE (JSON: name ->
-{roleArn, maxMinutes, approvers, approvalsNeeded}) and JIT_EXPIRY_ARN, JIT_SCHEDULER_ROLE_ARN (the
-expiry function and the role Scheduler invokes it with).
+{roleArn, maxMinutes, approvers, approvalsNeeded, sessionMinutes}) and JIT_EXPIRY_ARN,
+JIT_SCHEDULER_ROLE_ARN (the expiry function and the role Scheduler invokes it with).
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def catalogue_from_json(text: str) -> dict[str, Elevation]:
     entries = json.loads(text)
     return {name: Elevation(name=name, role_arn=entry["roleArn"], max_minutes=int(entry["maxMinutes"]),
                             approver_roles=tuple(entry["approvers"]),
-                            approvals_needed=int(entry["approvalsNeeded"]))
+                            approvals_needed=int(entry["approvalsNeeded"]),
+                            session_minutes=(int(entry["sessionMinutes"])
+                                             if entry.get("sessionMinutes") else None))
             for name, entry in entries.items()}
 
 
