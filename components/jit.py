@@ -229,7 +229,7 @@ class JustInTimeAccess(pulumi.ComponentResource):
             elevation.name: {"roleArn": arn, "maxMinutes": elevation.max_minutes,
                              "approvers": list(elevation.approvers),
                              "approvalsNeeded": elevation.approvals_needed,
-                             # Two-person elevations issue 15-minute sessions (their window
+                             # Sessions of two-person elevations last 15 minutes (their window
                              # policy ends each session 15 minutes after it was issued).
                              "sessionMinutes": (PRIVILEGED_SESSION_MINUTES
                                                 if elevation.grant in TWO_PERSON_GRANTS else None)}

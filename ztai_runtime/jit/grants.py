@@ -183,7 +183,7 @@ def session_slots(start: datetime, expires: datetime, minutes: int) -> list[dict
     minutes - SESSION_SLOT. One statement per slot: a 60-minute grant takes 20 (about 4 KB of the
     10,240 characters IAM allows a role's inline policies).
     """
-    statements = []
+    statements: list[dict[str, Any]] = []
     slot_end = start + timedelta(minutes=SESSION_SLOT)
     while slot_end - timedelta(minutes=SESSION_SLOT) < expires:
         statements.append({
