@@ -179,15 +179,21 @@ KEY_SUCCESSOR_ACTIONS = ("kms:PutKeyPolicy", "kms:TagResource", "kms:EnableKeyRo
 # rewrite its policy (drop the attestation denies, then decrypt), delete or disable it, or move or
 # drop its alias (point publishing at a key the insider controls). Denied in the key policy to
 # every principal but the key-admin elevation roles, deployers, break-glass and the account root
-# included: an explicit Deny in a key policy binds everyone (AWS KMS Developer Guide, "Key
-# policies in AWS KMS": "If a key policy explicitly denies a principal... the principal is denied
-# even if IAM policies allow it"). CreateAlias stays with the deployers (Pulumi names the key at
-# creation, before the sealed policy); CreateGrant is not here because a service may need it
+# included. ReplicateKey carries the new replica's whole key policy (AWS KMS API Reference,
+# ReplicateKey, `Policy`) and UpdatePrimaryRegion hands the key to a replica's policy: both would
+# copy the key out from under this policy. An explicit Deny in a key policy binds everyone (AWS KMS
+# Developer Guide, "Key policies in AWS KMS": "If a key policy explicitly denies a principal...
+# the principal is denied even if IAM policies allow it"). CreateAlias stays with the deployers
+# (Pulumi names the key at creation, before the sealed policy); CreateGrant is not here because a service may need it
 # through kms:GrantIsForAWSResource on another two-person key (a key with an attested grant refuses
 # every CreateGrant anyway, see ATTESTED_KEY_REFUSED_ACTIONS).
 TWO_PERSON_ACTIONS = ("kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DisableKey",
-                      "kms:UpdateAlias", "kms:DeleteAlias")
+                      "kms:UpdateAlias", "kms:DeleteAlias", "kms:ReplicateKey",
+                      "kms:UpdatePrimaryRegion")
 DEFAULT_TWO_PERSON_PURPOSES: tuple[str, ...] = ("model-weights",)
+# What a key-admin elevation may do on its key: administration without use, plus the multi-Region
+# moves only it may make (a new replica Region of a multi-Region key, a new primary).
+ELEVATION_ADMIN_ACTIONS = (*ADMIN_ACTIONS, "kms:ReplicateKey", "kms:UpdatePrimaryRegion")
 SHORTEST_ROTATION_DAYS = 90
 DELETION_WINDOW_DAYS = 30
 _MEASUREMENT = re.compile(r"^[0-9a-fA-F]{96}$")
@@ -748,7 +754,7 @@ class KeyHierarchy(pulumi.ComponentResource):
         """
         if self._sealed:
             raise RuntimeError(f"{self._name}: grant after seal(); grant everything first, then seal")
-        self._grant(purpose, "AdministerInApprovedElevation", self._role(role), ADMIN_ACTIONS)
+        self._grant(purpose, "AdministerInApprovedElevation", self._role(role), ELEVATION_ADMIN_ACTIONS)
         self._elevated_administrators[purpose].append(role)
 
     def seal(self) -> list[aws.kms.KeyPolicy]:

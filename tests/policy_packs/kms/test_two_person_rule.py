@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pulumi_aws as aws
@@ -101,8 +102,10 @@ def for_one_principal(document: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(("edit", "fragment"), [
     (without_deny, "does not deny kms:PutKeyPolicy, kms:ScheduleKeyDeletion, kms:DisableKey, "
-                   "kms:UpdateAlias, kms:DeleteAlias to every principal"),
-    (narrowed, "does not deny kms:ScheduleKeyDeletion, kms:DisableKey, kms:UpdateAlias, kms:DeleteAlias"),
+                   "kms:UpdateAlias, kms:DeleteAlias, kms:ReplicateKey, kms:UpdatePrimaryRegion "
+                   "to every principal"),
+    (narrowed, "does not deny kms:ScheduleKeyDeletion, kms:DisableKey, kms:UpdateAlias, kms:DeleteAlias, "
+               "kms:ReplicateKey"),
     (extra_condition, "does not deny kms:PutKeyPolicy"),
     (for_one_principal, "does not deny kms:PutKeyPolicy"),
     (lambda d: exempt(d, [DEPLOYER]), f"exempts {DEPLOYER} from its two-person deny, which is not a "
@@ -182,3 +185,68 @@ def test_deployed_outputs_pass_and_a_rewritten_policy_is_caught(pack: PolicyPack
     assert two_person_findings(pack, exported(without_deny)) == {"keys-model-weights-policy"}
     deployer_exempt = exported(lambda d: exempt(d, [DEPLOYER]))
     assert two_person_findings(pack, deployer_exempt) == {"keys-model-weights-policy"}
+
+
+# -- the exempt role must be the stack's own elevation, and closed (hostile review) -----------------
+STACK_ACCOUNT, OTHER_ACCOUNT = "111122223333", "999988887777"
+
+
+def with_known_role_arns(found: list[Resource]) -> list[Resource]:
+    """Deployed outputs: every role's ARN is known, in the stack's account."""
+    return [r if r.type != "aws:iam/role:Role" else Resource(
+        type=r.type, name=r.name, urn=r.urn,
+        props={**r.props, "arn": f"arn:aws:iam::{STACK_ACCOUNT}:role/{r.props.get('name', r.name)}"})
+        for r in found]
+
+
+def test_a_role_of_another_account_named_like_the_elevation_is_not_it() -> None:
+    foreign = f"arn:aws:iam::{OTHER_ACCOUNT}:role/{ELEVATION}"
+
+    def edit(document: dict[str, Any]) -> None:
+        exempt(document, [foreign])
+        admin = next(s for s in document["Statement"] if s["Sid"].startswith("AdministerInApprovedElevation"))
+        admin["Principal"] = {"AWS": foreign}
+
+    assert kms_two_person_key_administration(with_known_role_arns(resources()), NO_CONFIG) == []
+    findings = kms_two_person_key_administration(with_known_role_arns(resources(edit=edit)), NO_CONFIG)
+    assert any(foreign in f.message and "not a just-in-time key-admin elevation" in f.message
+               for f in findings)
+
+
+def trusted(trust: dict[str, Any]) -> list[Resource]:
+    return [r if r.name != "key-admin" else Resource(
+        type=r.type, name=r.name, urn=r.urn, props={**r.props, "assumeRolePolicy": json.dumps(trust)})
+        for r in with_known_role_arns(resources())]
+
+
+def allow_until(principal: str, minutes: int, **extra: Any) -> dict[str, Any]:
+    until = (datetime.now(UTC) + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole",
+        "Condition": {"DateLessThan": {"aws:CurrentTime": until}, **extra}}]}
+
+
+def test_the_exempt_elevations_trust_admits_nobody_but_one_approved_person() -> None:
+    closed = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{STACK_ACCOUNT}:root"},
+        "Action": "sts:AssumeRole",
+        "Condition": {"DateLessThan": {"aws:CurrentTime": "2000-01-01T00:00:00Z"}}}]}
+    assert kms_two_person_key_administration(trusted(closed), NO_CONFIG) == []
+    # The deployer, for the next six hours: no approval at all.
+    [finding] = kms_two_person_key_administration(trusted(allow_until(DEPLOYER, 360)), NO_CONFIG)
+    assert "only the JIT runtime may open it" in finding.message
+    assert finding.urn == next(r for r in resources() if r.name == "key-admin").urn
+
+
+def test_an_open_trust_the_jit_runtime_wrote_passes_only_for_a_person_of_the_stack() -> None:
+    person = f"arn:aws:iam::{STACK_ACCOUNT}:role/zero-trust-ai-dev-key-administrator"
+    human = Resource(type="aws:iam/role:Role", name="person", urn="urn:person",
+                     props={"name": "zero-trust-ai-dev-key-administrator", "arn": person,
+                            "tags": {"ztai:access": "human"}})
+    bound = {"StringEquals": {"sts:SourceIdentity": "alice", "sts:RoleSessionName": "alice"}}
+    assert kms_two_person_key_administration([*trusted(allow_until(person, 30, **bound)), human],
+                                             NO_CONFIG) == []
+    for trust in (allow_until(person, 30),                      # not bound to the person
+                  allow_until(person, 6 * 60, **bound),         # for hours
+                  allow_until(DEPLOYER, 30, **bound)):          # not a person's role
+        assert kms_two_person_key_administration([*trusted(trust), human], NO_CONFIG), trust

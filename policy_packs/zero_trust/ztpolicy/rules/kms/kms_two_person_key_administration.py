@@ -6,13 +6,18 @@ decrypt the weights and put the policy back, unseen. So on every model key (the 
 model-key-attestation-required finds, with the same `attestedKeyPurposes` and `attestedAliases`
 settings) the effective policy must
 
-- deny `kms:PutKeyPolicy`, `kms:ScheduleKeyDeletion`, `kms:DisableKey`, `kms:UpdateAlias` and
-  `kms:DeleteAlias` to every principal (`*`) except the roles listed in one `ArnNotEquals`
+- deny `kms:PutKeyPolicy`, `kms:ScheduleKeyDeletion`, `kms:DisableKey`, `kms:UpdateAlias`,
+  `kms:DeleteAlias`, `kms:ReplicateKey` and `kms:UpdatePrimaryRegion` (a replica gets a key policy
+  of its own) to every principal (`*`) except the roles listed in one `ArnNotEquals`
   (or `ArnNotLike`) condition on `aws:PrincipalArn`, the statement's only condition; a
   listed ARN may hold no wildcard (a pattern would admit roles made later);
 - list only roles of this stack that are just-in-time key-admin elevations (tags
-  `ztai:access=jit-elevation` and `ztai:grant=key-admin`): their trust admits nobody until two
-  other people approve a request, and only until the grant's expiry (jit-grant-expiry checks that).
+  `ztai:access=jit-elevation` and `ztai:grant=key-admin`), matched by their ARN once known (a role
+  of another account with the same name is not one), else by name in the key's account;
+- and each such role's trust admits nobody (the closed trust the program writes), or, deployed
+  while a grant lasts, one person: one human role of this stack (`ztai:access=human`), bound to
+  their `sts:SourceIdentity`, until an expiry no later than the longest two-person grant (60
+  minutes) from now. A trust that admits the deployer, or anyone for hours, is a finding.
 
 An explicit Deny in a key policy binds everyone, administrators, break-glass and the account root
 included, whatever their IAM policies say. Stack key `twoPersonKeys: []` turns this off: the rule
@@ -23,7 +28,9 @@ known yet are checked when they are.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -35,8 +42,16 @@ from ztpolicy.rules.kms.kms_key_policy_least_privilege import KEY, KEY_POLICY, R
 from ztpolicy.rules.kms.model_key_attestation_required import ATTESTED_KEY_CONFIG, attested_keys
 
 ROLE = "aws:iam/role:Role"
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/(.+)")
+# components/jit.py CLOSED_BEFORE: the closed trust's Allow holds only before this date.
+_CLOSED = datetime(2000, 1, 1, tzinfo=UTC)
+# components/jit_catalogue.py MAX_TWO_PERSON_MINUTES (the pack imports no component; a test keeps
+# them equal), and the skew jit-grant-expiry also allows.
+MAX_TWO_PERSON_MINUTES = 60
+CLOCK_SKEW_MINUTES = 5
 TWO_PERSON_ACTIONS = ("kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DisableKey",
-                      "kms:UpdateAlias", "kms:DeleteAlias")
+                      "kms:UpdateAlias", "kms:DeleteAlias", "kms:ReplicateKey",
+                      "kms:UpdatePrimaryRegion")
 _NEGATED_ARN_OPERATORS = {"arnnotequals", "arnnotlike"}
 _EVERYONE = ("*", {"AWS": "*"}, {"AWS": ["*"]})
 
@@ -85,26 +100,70 @@ def two_person_exemptions(document: Any) -> tuple[list[str], list[str]]:
     return exempt, uncovered
 
 
-def _elevation_roles(resources: Sequence[Resource]) -> dict[str, Resource]:
-    """ARN (known, or made from the role's name and any account) -> key-admin elevation role."""
-    roles: dict[str, Resource] = {}
-    for role in of_type(resources, ROLE):
-        tags = role.tags()
-        if tags.get("ztai:access") != "jit-elevation" or tags.get("ztai:grant") != "key-admin":
+def _elevation_roles(resources: Sequence[Resource]) -> list[Resource]:
+    return [role for role in of_type(resources, ROLE) if role.tags().get("ztai:access") == "jit-elevation"
+            and role.tags().get("ztai:grant") == "key-admin"]
+
+
+def _elevation_for(arn: str, roles: Sequence[Resource], key_account: str | None) -> Resource | None:
+    """The stack's key-admin elevation role `arn` names: by its ARN when known (exactly: a role of
+    another account with the same name is another role); else by name, in the key's account when
+    that is known (a real preview knows neither until the deploy)."""
+    match = _ROLE_ARN.fullmatch(arn)
+    if match is None:
+        return None
+    account, role_name = match[1], match[2].rsplit("/", 1)[-1]
+    for role in roles:
+        known_arn = known(role, "arn")
+        if isinstance(known_arn, str) and known_arn:
+            if known_arn == arn:
+                return role
             continue
-        arn, name = known(role, "arn"), known(role, "name")
-        if isinstance(arn, str) and arn:
-            roles[arn] = role
-        if isinstance(name, str) and name:
-            roles[f"name:{name}"] = role
-    return roles
+        if known(role, "name") == role_name and key_account in (None, account):
+            return role
+    return None
 
 
-def _is_elevation(arn: str, roles: Mapping[str, Resource]) -> bool:
-    if arn in roles:
-        return True
-    role_name = arn.split(":role/", 1)[1].rsplit("/", 1)[-1] if ":role/" in arn else None
-    return role_name is not None and f"name:{role_name}" in roles
+def _trust_problem(role: Resource, resources: Sequence[Resource]) -> str | None:
+    """Why the elevation role's trust lets someone in without the JIT runtime's approval, or None.
+
+    In the program the trust is the closed one (admits nobody: every Allow holds only before
+    CLOSED_BEFORE). Once deployed, the JIT API writes an open one while a grant lasts: one Allow
+    for one person's role of this stack (tagged `ztai:access=human`), bound to their source
+    identity, until an expiry within the longest two-person grant from now."""
+    trust = known(role, "assumeRolePolicy")
+    if trust is UNKNOWN or trust is None:
+        return None
+    try:
+        document = json.loads(trust) if isinstance(trust, str) else trust
+    except json.JSONDecodeError:
+        return "its trust policy is not JSON"
+    allows = [s for s in as_list(document.get("Statement")) if isinstance(s, Mapping)
+              and s.get("Effect") == "Allow"] if isinstance(document, Mapping) else []
+    people = {known(r, "arn") for r in of_type(resources, ROLE) if r.tags().get("ztai:access") == "human"}
+    latest = datetime.now(UTC) + timedelta(minutes=MAX_TWO_PERSON_MINUTES + CLOCK_SKEW_MINUTES)
+    for statement in allows:
+        condition = statement.get("Condition") if isinstance(statement.get("Condition"), Mapping) else {}
+        dates = [str(v) for k, v in (condition.get("DateLessThan") or {}).items()
+                 if str(k).lower() == "aws:currenttime"]
+        if dates and all(_date(d) is not None and _date(d) <= _CLOSED for d in dates):
+            continue  # the closed trust
+        principal = statement.get("Principal")
+        arns = as_list(principal.get("AWS")) if isinstance(principal, Mapping) else []
+        bound = any(str(k).lower() == "sts:sourceidentity" for k in (condition.get("StringEquals") or {}))
+        if (len(arns) != 1 or arns[0] not in people or not bound or not dates
+                or any(_date(d) is None or _date(d) > latest for d in dates)):
+            return ("its trust admits someone other than one approved person of this stack (one "
+                    "human role, bound to their source identity, until an expiry within "
+                    f"{MAX_TWO_PERSON_MINUTES} minutes): only the JIT runtime may open it")
+    return None
+
+
+def _date(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def kms_two_person_key_administration(resources: Sequence[Resource],
@@ -114,6 +173,8 @@ def kms_two_person_key_administration(resources: Sequence[Resource],
     roles = _elevation_roles(resources)
     findings: list[Finding] = []
     for key, _why in attested_keys(resources, config).values():
+        key_arn = known(key, "arn")
+        key_account = key_arn.split(":")[4] if isinstance(key_arn, str) and key_arn.count(":") >= 5 else None
         linked = [policy for policy in policies if refers_to_key(policy, "keyId", key, among=keys)]
         for holder in linked or [key]:
             document = known(holder, "policy")
@@ -131,11 +192,14 @@ def kms_two_person_key_administration(resources: Sequence[Resource],
                 if "*" in arn or "?" in arn:
                     findings.append(Finding(holder.urn, f"{label} exempts the pattern {arn} from its "
                                             "two-person deny: name each key-admin elevation role exactly"))
-                elif not _is_elevation(arn, roles):
+                elif (elevation := _elevation_for(arn, roles, key_account)) is None:
                     findings.append(Finding(holder.urn, (
                         f"{label} exempts {arn} from its two-person deny, which is not a just-in-time "
                         "key-admin elevation role of this stack (tags ztai:access=jit-elevation, "
                         "ztai:grant=key-admin): it could change the policy without two approvals")))
+                elif (problem := _trust_problem(elevation, resources)) is not None:
+                    findings.append(Finding(elevation.urn, (
+                        f"{label} exempts the elevation role {elevation.name}, but {problem}")))
     return findings
 
 
