@@ -184,9 +184,9 @@ KEY_SUCCESSOR_ACTIONS = ("kms:PutKeyPolicy", "kms:TagResource", "kms:EnableKeyRo
 # copy the key out from under this policy. An explicit Deny in a key policy binds everyone (AWS KMS
 # Developer Guide, "Key policies in AWS KMS": "If a key policy explicitly denies a principal...
 # the principal is denied even if IAM policies allow it"). CreateAlias stays with the deployers
-# (Pulumi names the key at creation, before the sealed policy); CreateGrant is not here because a service may need it
-# through kms:GrantIsForAWSResource on another two-person key (a key with an attested grant refuses
-# every CreateGrant anyway, see ATTESTED_KEY_REFUSED_ACTIONS).
+# (Pulumi names the key at creation, before the sealed policy); CreateGrant is not here because a
+# service may need it through kms:GrantIsForAWSResource on another two-person key (a key with an
+# attested grant refuses every CreateGrant anyway, see ATTESTED_KEY_REFUSED_ACTIONS).
 TWO_PERSON_ACTIONS = ("kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DisableKey",
                       "kms:UpdateAlias", "kms:DeleteAlias", "kms:ReplicateKey",
                       "kms:UpdatePrimaryRegion")
