@@ -184,8 +184,12 @@ class JustInTimeAccess(pulumi.ComponentResource):
                 # Protected in prod: a two-person key's policy admits only its key-admin elevation
                 # role, and KMS knows a role by its unique id, so a role deleted and made again
                 # under the same name would no longer be able to change that policy.
+                # A key-admin role is also kept when the stack is destroyed: the two-person key's
+                # policy stays on the key (a policy written with the lockout bypass is only removed
+                # from the state on destroy), and admits only this role.
                 opts=pulumi.ResourceOptions(parent=self, ignore_changes=["assumeRolePolicy"],
-                                            protect=args.protect))
+                                            protect=args.protect,
+                                            retain_on_delete=elevation.grant == "key-admin"))
         role_arns = [role.arn for role in self.roles.values()]
 
         self.scheduler_role = aws.iam.Role(

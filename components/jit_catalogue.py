@@ -9,7 +9,7 @@ elevation role per entry and `ztai access` checks requests against it. It is YAM
         grant: model-prefix-write    # what the role may do (GRANTS below)
         prefix: training-data/       # for model-prefix-write: the one prefix written
         maxMinutes: 240              # the longest duration a request may ask for
-        approvers: [zero-trust-ai-dev-data-lead]   # role names whose sessions may approve
+        approvers: [zero-trust-ai-dev-data-curator]   # the stack's human roles whose people approve
         approvalsNeeded: 1           # different people, never the requester
 
       - name: key-admin
@@ -17,7 +17,7 @@ elevation role per entry and `ztai access` checks requests against it. It is YAM
         grant: key-admin
         key: model-weights           # for key-admin: the key (purpose) it administers
         maxMinutes: 30
-        approvers: [zero-trust-ai-dev-security-lead]
+        approvers: [zero-trust-ai-dev-security-responder, zero-trust-ai-dev-auditor]
         approvalsNeeded: 2
 
 `key-admin` and `break-glass` grants need at least two approvals. A `key-admin` elevation is the

@@ -871,6 +871,19 @@ def _key_administration_problems(values: Mapping[str, Any]) -> list[str]:
                     f"key-admin elevation with `key: {purpose}`: nobody could ever change that key's "
                     "policy; add one (docs/jit.md), or take the key out of twoPersonKeys")
     environment = values.get("environment")
+    if isinstance(elevations, list) and isinstance(environment, str):
+        # Approvals are counted per person, and only the stack's human roles bind a session's name
+        # to the person the identity provider asserts (components/identity.py trust_policy): in
+        # any other role one person could approve twice under two session names.
+        people = [f"zero-trust-ai-{environment}-{role}" for role in HUMAN_ROLES if role != "break-glass"]
+        for elevation in elevations:
+            strangers = [a for a in elevation.approvers if a not in people]
+            if strangers:
+                problems.append(
+                    f"{_full('jitCatalogueFile')}: elevation {elevation.name} names approver role(s) "
+                    f"{', '.join(strangers)}, which are not the stack's human roles; only those bind a "
+                    "session to the person the identity provider asserts, so one person could count "
+                    f"twice elsewhere. Allowed: {', '.join(people)}")
     administrators = values.get("keyAdministratorRoleArns")
     if isinstance(environment, str) and isinstance(administrators, list):
         ours = re.compile(rf":role/(?:.*/)?zero-trust-ai-{re.escape(environment)}-"

@@ -151,3 +151,44 @@ def test_two_person_elevations_last_an_hour_at_most_and_issue_15_minute_sessions
     catalogue = json.loads(api.inputs["environment"]["variables"]["JIT_CATALOGUE"])
     assert catalogue["key-admin"]["sessionMinutes"] == 15
     assert catalogue["training-data-write"]["sessionMinutes"] is None
+
+
+# -- approvers are people the stack can tell apart ----------------------------------------------------
+def test_approvers_must_be_the_stacks_human_roles() -> None:
+    from components.identity import ROLES, role_name
+    from components.jit_catalogue import parse_catalogue_file
+    from tests.conftest import ROOT
+
+    people = {role_name(environment, role) for environment in ("dev", "prod") for role in ROLES
+              if role != "break-glass"}
+    for environment in ("dev", "prod"):
+        catalogue = parse_catalogue_file("jitCatalogueFile", f"stacks/jit/{environment}.yaml", ROOT)
+        assert {a for elevation in catalogue for a in elevation.approvers} <= people
+    # A role the stack does not make (so nothing binds its session names to a person), or the
+    # break-glass users' role, is refused: one person could approve twice under two session names.
+    from components.stack_config import _key_administration_problems
+
+    entries = [{**KEY_ADMIN, "approvers": ["zero-trust-ai-dev-security-responder",
+                                           "zero-trust-ai-dev-security-lead"]},
+               {**KEY_ADMIN, "name": "glass", "grant": "break-glass", "key": None,
+                "approvers": ["zero-trust-ai-dev-break-glass"]}]
+    elevations = parse_catalogue(LABEL, {"elevations": [{k: v for k, v in e.items() if v is not None}
+                                                        for e in entries]})
+    problems = _key_administration_problems({"environment": "dev", "jitCatalogueFile": elevations,
+                                             "twoPersonKeys": ["model-weights"]})
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("zero-trust-ai:jitCatalogueFile: elevation key-admin names approver "
+                                  "role(s) zero-trust-ai-dev-security-lead, which are not the stack's "
+                                  "human roles")
+    assert "elevation glass names approver role(s) zero-trust-ai-dev-break-glass" in problems[1]
+
+
+def test_a_destroy_keeps_the_role_a_two_person_key_admits(dev_preview: RecordedStack) -> None:
+    # A policy written with the lockout bypass is only dropped from the state on destroy (the
+    # provider's KeyPolicy docs), so it stays on the key, admitting only the key-admin role: that
+    # role must outlive the stack, in every environment.
+    [policy] = [r for r in dev_preview.resources if r.name == "keys-model-weights-policy"]
+    assert policy.inputs.get("bypassPolicyLockoutSafetyCheck") is True
+    roles = {r.inputs.get("name"): r for r in dev_preview.resources if r.type == "aws:iam/role:Role"}
+    assert roles["zero-trust-ai-dev-jit-key-admin"].retain_on_delete
+    assert not roles["zero-trust-ai-dev-jit-training-data-write"].retain_on_delete

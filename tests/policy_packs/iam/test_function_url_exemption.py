@@ -51,3 +51,11 @@ def test_a_network_deny_that_spares_more_is_caught(spared: list[str]) -> None:
 def test_the_mfa_deny_may_spare_nothing() -> None:
     mfa = {key: value for key, value in DENY_WITHOUT_MFA.items() if key != "Resource"}
     assert "does not require MFA" in findings(DENY_OUTSIDE_NETWORK, {**mfa, "NotResource": [JIT_API]})
+
+
+def test_only_the_jit_api_may_be_spared() -> None:
+    # Any other function, even named exactly, would be reachable from anywhere, every Lambda
+    # action on it included.
+    exporter = "arn:aws:lambda:eu-west-1:111122223333:function:training-data-export"
+    assert "a network location" in findings(sparing(JIT_API, exporter))
+    assert "a network location" in findings(sparing(exporter))

@@ -9,8 +9,8 @@ a `ztai:access` tag is a finding of its own: the boundary and the other rules re
 - in its permissions: a Deny of every action (`Action: "*"`, or `NotAction` for what an MFA-less
   session must still do) on every resource whose condition holds when the context is missing or
   wrong, in an inline policy, a `RolePolicy`, an attached managed policy the stack declares or the
-  role's permissions boundary (the network Deny may leave out Lambda functions named exactly in
-  `NotResource`: a function URL, the JIT API's, is reached over the public internet only). Its
+  role's permissions boundary (the network Deny may leave out the JIT API function, named exactly
+  in `NotResource`: a function URL is reached over the public internet only). Its
   only other conditions may be `Bool[IfExists] aws:ViaAWSService
   false` (a service calling on the user's behalf comes from AWS's network, not the user's) and
   `StringNotEquals aws:PrincipalTag/ztai:access` naming values other than the role's own (the
@@ -72,7 +72,7 @@ DEFAULT_MFA_TAG = "mfa-authenticated"
 _VIA_SERVICE = "aws:viaawsservice"
 _VPCE_KEYS = {"aws:sourcevpce", "aws:sourcevpc"}
 _IP_KEY = "aws:sourceip"
-_FUNCTION_ARN = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}")
+_FUNCTION_ARN = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,56}-jit-api")
 
 
 class _Checks:
@@ -142,9 +142,10 @@ def _harmless_extra(condition: tuple[str, str, list[str]], access: str) -> bool:
 
 
 def _function_urls_only(value: Any) -> bool:
-    """NotResource naming Lambda functions exactly (no wildcard): what a network Deny may leave
-    out, because a function URL is reached over the public internet only (Lambda Developer Guide,
-    "Lambda function URLs"): the JIT API's, which people call from wherever they are."""
+    """NotResource naming only the JIT API function exactly (`...:function:<prefix>-jit-api`, no
+    wildcard): what a network Deny may leave out, because a function URL is reached over the
+    public internet only (Lambda Developer Guide, "Lambda function URLs"). Any other function
+    left out would be reachable, every Lambda action on it, from anywhere."""
     names = [str(v) for v in as_list(value)]
     return bool(names) and all(_FUNCTION_ARN.fullmatch(name) for name in names)
 
