@@ -418,6 +418,8 @@ jit = JustInTimeAccess(
         protect=config.is_prod,
         reserve_concurrency=config.reserve_function_concurrency,
         permissions_boundary=people.boundary.arn,
+        # The keys of the key-admin elevations: the API writes their approved policies.
+        key_arns={e.key: keys.key_arn(e.key) for e in config.jit_elevations if e.grant == "key-admin"},
     ),
 )
 keys.grant_cloudwatch_logs(jit.log_group_prefix)
@@ -425,11 +427,12 @@ for jit_function in (jit.api, jit.expiry):
     keys.grant_use_through_service("secrets", jit_function.role, "dynamodb")
     keys.grant_use_through_service("logs", jit_function.role, "sqs")  # failure records
 # Each elevation's permissions, granted by the owner of what it touches. A key-admin elevation
-# administers its key; on a two-person key it is the only principal allowed to change the policy
-# (the deployer included, after the first deploy: docs/runbooks/key-administration.md).
+# administers its key (disable, schedule deletion, alias) and the JIT API writes the key policy
+# two other people approved by its SHA-256; on a two-person key nobody else may (the deployer
+# included, after the first deploy: docs/runbooks/key-administration.md).
 for elevation in config.jit_elevations:
     if elevation.grant == "key-admin":
-        keys.grant_key_administration(elevation.key, jit.roles[elevation.name])
+        keys.grant_key_administration(elevation.key, jit.roles[elevation.name], policy_writer=jit.api.role)
     if elevation.grant == "break-glass":  # two approvers; what the break-glass role holds, watched
         people.grant_break_glass(jit.roles[elevation.name])
     if elevation.grant == "training-data-prefix-write":  # the canonical case: one job run's writes

@@ -76,6 +76,9 @@ class JustInTimeAccessArgs:
     # The human roles' boundary (`AccessRoles.boundary`): an elevation is used from a person's
     # session and stays inside the same limits (no IAM changes, MFA, device, network, Region).
     permissions_boundary: pulumi.Input[str] | None = None
+    # purpose -> key ARN, for the key-admin elevations' keys: the API writes an approved policy
+    # document to that key (keys.grant_key_administration(..., policy_writer=api.role)).
+    key_arns: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 def closed_trust_policy(account_id: str, partition: str = "aws") -> str:
@@ -229,15 +232,24 @@ class JustInTimeAccess(pulumi.ComponentResource):
                 "Resource": arn}])),
             opts=pulumi.ResourceOptions(parent=self.scheduler_role))
 
-        catalogue = pulumi.Output.all(*role_arns).apply(lambda arns: json.dumps({
+        missing = sorted({e.key for e in args.elevations if e.grant == "key-admin"} - set(args.key_arns))
+        if missing:
+            raise ValueError(f"JustInTimeAccess: key_arns lacks {', '.join(missing)}, the key(s) of its "
+                             "key-admin elevations")
+        key_purposes = sorted(args.key_arns)
+        catalogue = pulumi.Output.all(*role_arns, *(args.key_arns[p] for p in key_purposes)).apply(
+            lambda values: json.dumps({
             elevation.name: {"roleArn": arn, "maxMinutes": elevation.max_minutes,
                              "approvers": list(elevation.approvers),
                              "approvalsNeeded": elevation.approvals_needed,
                              # Sessions of two-person elevations last 15 minutes (their window
                              # policy ends each session 15 minutes after it was issued).
                              "sessionMinutes": (PRIVILEGED_SESSION_MINUTES
-                                                if elevation.grant in TWO_PERSON_GRANTS else None)}
-            for elevation, arn in zip(args.elevations, arns, strict=True)}, sort_keys=True))
+                                                if elevation.grant in TWO_PERSON_GRANTS else None),
+                             "keyArn": (dict(zip(key_purposes, values[len(role_arns):], strict=True))
+                                        [elevation.key] if elevation.grant == "key-admin" else None)}
+            for elevation, arn in zip(args.elevations, values[:len(role_arns)], strict=True)},
+            sort_keys=True))
         self.api = logged_function(
             f"{name}-api", description="Just-in-time elevation requests (function URL, AWS_IAM)",
             role_description="JIT API: records requests and approvals, writes elevation roles' trust",

@@ -194,6 +194,9 @@ DEFAULT_TWO_PERSON_PURPOSES: tuple[str, ...] = ("model-weights",)
 # What a key-admin elevation may do on its key: administration without use, plus the multi-Region
 # moves only it may make (a new replica Region of a multi-Region key, a new primary).
 ELEVATION_ADMIN_ACTIONS = (*ADMIN_ACTIONS, "kms:ReplicateKey", "kms:UpdatePrimaryRegion")
+# Two-person actions whose request carries a key policy document: only the JIT API writes one,
+# the document two other people approved (`grant_key_administration`'s policy_writer).
+DOCUMENT_ACTIONS = ("kms:PutKeyPolicy", "kms:ReplicateKey")
 SHORTEST_ROTATION_DAYS = 90
 DELETION_WINDOW_DAYS = 30
 _MEASUREMENT = re.compile(r"^[0-9a-fA-F]{96}$")
@@ -741,21 +744,30 @@ class KeyHierarchy(pulumi.ComponentResource):
             self._grant(purpose, "KeyRotationWithoutUse", self._role(role),
                         (*KEY_ROTATION_ACTIONS, *(KEY_SUCCESSOR_ACTIONS if successors else ())))
 
-    def grant_key_administration(self, purpose: str, role: Grantee) -> None:
-        """Let `role`, a just-in-time key-admin elevation role, administer the `purpose` key
-        without using it (ADMIN_ACTIONS, as the administrators), and make it, on a two-person key,
-        the only principal allowed TWO_PERSON_ACTIONS (kms:PutKeyPolicy among them).
+    def grant_key_administration(self, purpose: str, role: Grantee, *, policy_writer: Grantee) -> None:
+        """Make the `purpose` key administered in an approved two-person elevation.
 
-        The role holds nothing until an elevation is approved: its trust admits nobody, and an
-        approved grant opens it to the requester alone until the grant's expiry, with a window
-        policy that denies everything after it (components/jit.py, docs/jit.md). Its human
-        permissions boundary must exempt it from the boundary's key-policy deny (it does, by the
-        role's `ztai:grant=key-admin` tag; components/identity.py).
+        role: the just-in-time key-admin elevation role. It administers the key without using it
+            (ELEVATION_ADMIN_ACTIONS) except what carries a key policy document (DOCUMENT_ACTIONS:
+            PutKeyPolicy, ReplicateKey): it may disable or schedule the deletion of the key, or
+            move its alias, in the minutes an approved grant lasts. Its trust admits nobody until
+            two other people approve a request, and its window policy ends the grant (components/
+            jit.py, docs/jit.md); its human boundary exempts it from the key-policy deny by its
+            `ztai:grant=key-admin` tag (components/identity.py).
+        policy_writer: the JIT API function's role, the one principal that writes the key's
+            policy: it writes only the document two other people approved by its SHA-256, when the
+            last approval arrives (ztai_runtime/jit/grants.py). Two people approve what is
+            written, not a person who may then write anything.
+
+        On a two-person key both are the only principals the two-person deny leaves out.
         """
         if self._sealed:
             raise RuntimeError(f"{self._name}: grant after seal(); grant everything first, then seal")
-        self._grant(purpose, "AdministerInApprovedElevation", self._role(role), ELEVATION_ADMIN_ACTIONS)
-        self._elevated_administrators[purpose].append(role)
+        self._grant(purpose, "AdministerInApprovedElevation", self._role(role),
+                    tuple(a for a in ELEVATION_ADMIN_ACTIONS if a not in DOCUMENT_ACTIONS))
+        self._grant(purpose, "WriteApprovedPolicy", self._role(policy_writer),
+                    ("kms:PutKeyPolicy", "kms:GetKeyPolicy", "kms:DescribeKey"))
+        self._elevated_administrators[purpose] += [role, policy_writer]
 
     def seal(self) -> list[aws.kms.KeyPolicy]:
         """Write every key's policy with the grants made so far; no grant is accepted after.

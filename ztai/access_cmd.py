@@ -35,6 +35,9 @@ STATES = ("pending", "active", "denied", "revoked", "expired")
 MAX_MINUTES = 720
 ELEVATION = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
 REQUEST_ID = re.compile(r"[0-9a-f]{32}")
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+# AWS KMS API Reference, PutKeyPolicy: Policy is at most 32768 bytes.
+MAX_POLICY_BYTES = 32_768
 FUNCTION_URL = re.compile(r"https://[a-z0-9]{1,64}\.lambda-url\.([a-z]{2}(?:-[a-z]+)+-\d)\.on\.aws/?")
 EXIT_NOTE = ("for this command: 0 done, or nothing left to do (approved twice, revoking an ended "
              "grant); 1 refused on security grounds (self-approval, not an approver, not allowed to "
@@ -57,10 +60,16 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
     request.add_argument("--minutes", type=int, required=True, metavar="N",
                          help="how long the grant lasts once approved (at most the elevation's maxMinutes)")
     request.add_argument("--reason", required=True, metavar="TEXT", help="what it is for (approvers read it)")
+    request.add_argument("--policy-file", type=Path, metavar="FILE",
+                         help="key-admin only: the key policy to write (JSON, up to 32 KB); the approvers "
+                              "approve its SHA-256 and the function writes exactly it")
     approve = actions.add_parser("approve", help="approve someone else's request", epilog=EXIT_NOTE,
                                  description="Approve REQUEST_ID. Never your own; the last approval "
                                              "needed grants it at once.")
     approve.add_argument("request_id", metavar="REQUEST_ID", help="from `ztai access list`")
+    approve.add_argument("--policy-sha256", metavar="HEX",
+                         help="for a request that writes a key policy: the SHA-256 of the document you "
+                              "read (`ztai access list --json` shows it); refused if it differs")
     deny = actions.add_parser("deny", help="deny a pending request", epilog=EXIT_NOTE,
                               description="Deny REQUEST_ID, saying why.")
     revoke = actions.add_parser("revoke", help="end a grant now (sessions already issued included)",
@@ -127,15 +136,38 @@ def _payload(args: argparse.Namespace) -> dict[str, Any]:
         if not 1 <= args.minutes <= MAX_MINUTES:
             raise UsageError(f"--minutes {args.minutes}: 1 to {MAX_MINUTES}, and at most the elevation's "
                              "maxMinutes")
-        return {"action": "request", "elevation": args.elevation, "minutes": args.minutes,
-                "reason": args.reason.strip()}
+        payload: dict[str, Any] = {"action": "request", "elevation": args.elevation,
+                                   "minutes": args.minutes, "reason": args.reason.strip()}
+        if args.policy_file is not None:
+            payload["policy"] = _policy_text(args.policy_file)
+        return payload
     if not REQUEST_ID.fullmatch(args.request_id):
         raise UsageError(f"REQUEST_ID {args.request_id!r} is not a request id (32 hexadecimal digits, "
                          "as `ztai access list` shows)")
     payload = {"action": command, "request_id": args.request_id}
     if reason is not None:
         payload["reason"] = reason.strip()
+    digest = getattr(args, "policy_sha256", None)
+    if digest is not None:
+        if not SHA256.fullmatch(digest):
+            raise UsageError(f"--policy-sha256 {digest!r}: 64 hexadecimal digits (the SHA-256 `ztai access "
+                             "list --json` shows as policy_sha256)")
+        payload["policy_sha256"] = digest.lower()
     return payload
+
+
+def _policy_text(path: Path) -> str:
+    """The key policy file as sent: its JSON text (the function writes exactly this)."""
+    from ztai.jsonfile import read_json, read_text
+
+    document = read_json(path, "key policy", UsageError)  # readable JSON, or a message naming why
+    if not isinstance(document, dict) or not isinstance(document.get("Statement"), list):
+        raise UsageError(f"--policy-file {path}: not a key policy (a JSON object with a Statement list)")
+    text = read_text(path, "key policy", UsageError)
+    if len(text.encode("utf-8")) > MAX_POLICY_BYTES:
+        raise UsageError(f"--policy-file {path}: {len(text.encode('utf-8'))} bytes; KMS takes a key "
+                         f"policy of at most {MAX_POLICY_BYTES} bytes")
+    return text
 
 
 def post(url: str, region: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -189,7 +221,9 @@ def _run(args: argparse.Namespace) -> int:
     elif payload["action"] == "list":
         for item in answer.get("requests", []):
             print(f"{item['request_id']}  {item['state']:<8} {item['elevation']:<24} "
-                  f"{item['requester']}  {item.get('expires_at') or '-'}  {item['reason']}")
+                  f"{item['requester']}  {item.get('expires_at') or '-'}  {item['reason']}"
+                  + (f"  writes the key policy with SHA-256 {item['policy_sha256']} (--json shows it)"
+                     if item.get("policy_sha256") else ""))
     else:
         print(answer.get("message", ""))
     return EXIT_OK

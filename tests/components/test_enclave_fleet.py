@@ -97,7 +97,8 @@ def build_with_keys(measurements: EnclaveMeasurements = MEASUREMENTS,
         keys.grant_use_through_service("inference", fleet.autoscaling_role, "ec2")
         keys.grant_decrypt_through_service("inference", fleet.instance_role, "s3")
         keys.grant_key_administration("model-weights", aws.iam.Role(
-            "key-admin-elevation", assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": []})))
+            "key-admin-elevation", assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": []})),
+            policy_writer="arn:aws:iam::111122223333:role/zero-trust-ai-dev-jit-api-role")
         keys.seal()
 
     return record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")

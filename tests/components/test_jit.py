@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 ELEVATIONS = (
     JitElevation("training-data-write", "write training data", "model-prefix-write", "training-data/", 240,
                  ("data-lead",), 1),
-    JitElevation("key-admin", "administer keys", "key-admin", "", 30, ("security-lead",), 2),
+    JitElevation("key-admin", "administer keys", "key-admin", "", 30, ("security-lead",), 2,
+                 key="model-weights"),
 )
 
 
@@ -28,7 +29,7 @@ def build(elevations: tuple[JitElevation, ...] = ELEVATIONS) -> RecordedStack:
         register_standard_tags("dev", "ml-platform")
         JustInTimeAccess("jit", JustInTimeAccessArgs(environment="dev", region="eu-west-1",
                                                      elevations=elevations, table_key_arn=KEY,
-                                                     logs_key_arn=KEY))
+                                                     logs_key_arn=KEY, key_arns={"model-weights": KEY}))
 
     return record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
 
@@ -163,7 +164,8 @@ def test_a_persons_role_may_call_the_api_through_its_iam_url_only() -> None:
         register_standard_tags("dev", "ml-platform")
         jit = JustInTimeAccess("jit", JustInTimeAccessArgs(
             environment="dev", region="eu-west-1", elevations=ELEVATIONS, table_key_arn=KEY,
-            logs_key_arn=KEY, permissions_boundary="arn:aws:iam::111122223333:policy/boundary"))
+            logs_key_arn=KEY, permissions_boundary="arn:aws:iam::111122223333:policy/boundary",
+            key_arns={"model-weights": KEY}))
         person = aws.iam.Role("curator", assume_role_policy="{}")
         jit.grant_requests(person)
 
@@ -209,3 +211,16 @@ def test_the_scheduler_role_trusts_only_the_jit_expiry_schedules_of_the_account(
         assert assumes({"aws:SourceAccount": "111122223333", "aws:SourceArn": other}) == "implicit-deny"
     assert assumes({"aws:SourceAccount": "111122223333"}) == "implicit-deny"
     assert assumes({"aws:SourceAccount": "444455556666", "aws:SourceArn": schedule}) == "implicit-deny"
+
+
+def test_the_api_learns_the_key_each_key_admin_elevation_writes_the_policy_of() -> None:
+    api = named(build(), "jit-api-function")
+    catalogue = json.loads(api.inputs["environment"]["variables"]["JIT_CATALOGUE"])
+    assert catalogue["key-admin"]["keyArn"] == KEY
+    assert catalogue["training-data-write"]["keyArn"] is None
+    with pytest.raises(ValueError, match="key_arns lacks model-weights, the key"):
+        def program() -> None:
+            JustInTimeAccess("jit", JustInTimeAccessArgs(environment="dev", region="eu-west-1",
+                                                         elevations=ELEVATIONS, table_key_arn=KEY,
+                                                         logs_key_arn=KEY))
+        record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")

@@ -89,21 +89,21 @@ def dev_preview() -> RecordedStack:
     return record_stack("dev")
 
 
-def test_the_program_makes_the_key_admin_elevation_the_only_writer_of_the_model_key(
-        dev_preview: RecordedStack) -> None:
+def test_the_program_lets_only_the_jit_api_write_the_model_keys_policy(dev_preview: RecordedStack) -> None:
     [weights] = [r for r in dev_preview.resources if r.name == "keys-model-weights-policy"]
-    [elevation] = [r for r in dev_preview.resources
-                   if r.type == "aws:iam/role:Role"
-                   and r.inputs.get("name") == "zero-trust-ai-dev-jit-key-admin"]
+    roles = {r.inputs.get("name"): r for r in dev_preview.resources if r.type == "aws:iam/role:Role"}
+    elevation = roles["zero-trust-ai-dev-jit-key-admin"]
     assert elevation.inputs["tags"]["ztai:grant"] == "key-admin"
+    [api] = [r for r in dev_preview.resources if r.type == "aws:lambda/function:Function"
+             and r.inputs.get("name") == "zero-trust-ai-dev-jit-api"]
     policy = weights.inputs["policy"]
     deny = next(s for s in json.loads(policy)["Statement"] if s["Sid"].startswith("TwoPersonChangesOnly"))
-    [exempt] = deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
-    assert exempt.endswith(":role/zero-trust-ai-dev-jit-key-admin")
-    for principal, effect in ((exempt, "allow"),
+    exempt = deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    assert sorted(exempt) == sorted([elevation.outputs["arn"], api.inputs["role"]])
+    for principal, effect in ((api.inputs["role"], "allow"), (elevation.outputs["arn"], "implicit-deny"),
                               ("arn:aws:iam::111122223333:role/zero-trust-ai-key-admin", "explicit-deny")):
         request = Request(principal, "kms:PutKeyPolicy", "*", {"aws:PrincipalArn": principal})
-        assert evaluate(policy, request).effect == effect
+        assert evaluate(policy, request).effect == effect, principal
 
 
 # -- the break-glass elevation: two approvers, then what the break-glass role holds, watched ------

@@ -12,6 +12,7 @@ import pytest
 
 from components.keys import (
     ADMIN_ACTIONS,
+    DOCUMENT_ACTIONS,
     PURPOSES,
     TWO_PERSON_ACTIONS,
     EnclaveMeasurements,
@@ -664,6 +665,7 @@ def test_a_schedule_or_component_read_needs_its_creation_admitted() -> None:
 DEPLOYER = "arn:aws:iam::111122223333:role/deployer"
 GLASS = "arn:aws:iam::111122223333:role/break-glass"
 ROOT = "arn:aws:iam::111122223333:root"
+WRITER = "arn:aws:iam::111122223333:role/zero-trust-ai-dev-jit-api-role"
 TWO_PERSON = replace(ARGS, administrator_role_arns=(DEPLOYER,), break_glass_role_arn=GLASS,
                      two_person_purposes=("model-weights",))
 
@@ -674,7 +676,7 @@ def elevated_stack(args: KeyHierarchyArgs = TWO_PERSON) -> tuple[RecordedStack, 
     def compose(keys: KeyHierarchy) -> None:
         elevation = aws.iam.Role("key-admin", name="zero-trust-ai-dev-jit-key-admin",
                                  assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": []}))
-        keys.grant_key_administration("model-weights", elevation)
+        keys.grant_key_administration("model-weights", elevation, policy_writer=WRITER)
         elevation.arn.apply(arns.append)
         keys.seal()
 
@@ -693,7 +695,15 @@ def test_a_two_person_key_changes_only_in_the_key_admin_elevation() -> None:
     weights = named(stack, "keys-model-weights-policy")
     policy = weights.inputs["policy"]
     for action in TWO_PERSON_ACTIONS:
-        assert kms_decides(policy, elevation, action) == "allow"
+        # A policy document (a key's, or a replica's) only the JIT API writes, the one approved
+        # by SHA-256; the elevation's session makes the rest.
+        if action in DOCUMENT_ACTIONS:
+            assert kms_decides(policy, elevation, action) == "implicit-deny"
+            assert kms_decides(policy, WRITER, action) == ("allow" if action == "kms:PutKeyPolicy"
+                                                           else "implicit-deny")
+        else:
+            assert kms_decides(policy, elevation, action) == "allow"
+            assert kms_decides(policy, WRITER, action) == "implicit-deny"
         # The deployer, break-glass with MFA and the account root itself: explicit deny.
         for principal in (DEPLOYER, GLASS, ROOT):
             assert kms_decides(policy, principal, action) == "explicit-deny", (principal, action)
@@ -719,7 +729,7 @@ def test_a_two_person_key_that_no_elevation_administers_is_refused() -> None:
         build(TWO_PERSON, compose=lambda keys: keys.seal())
     # Administering another key does not count for model-weights.
     def other_key(keys: KeyHierarchy) -> None:
-        keys.grant_key_administration("secrets", role("secrets-admin"))
+        keys.grant_key_administration("secrets", role("secrets-admin"), policy_writer=WRITER)
         keys.seal()
     with pytest.raises(ValueError, match="model-weights key is a two-person key"):
         build(TWO_PERSON, compose=other_key)
@@ -741,7 +751,7 @@ def test_bad_two_person_purposes_are_refused(purposes: tuple[str, ...]) -> None:
 
 def test_the_rotation_function_never_administers_a_two_person_key() -> None:
     def compose(keys: KeyHierarchy) -> None:
-        keys.grant_key_administration("model-weights", role("key-admin-elevation"))
+        keys.grant_key_administration("model-weights", role("key-admin-elevation"), policy_writer=WRITER)
         keys.grant_key_rotation(role("rotation"), create_successors=True)
         keys.seal()
 
@@ -759,4 +769,5 @@ def test_the_replicas_of_a_two_person_key_carry_the_same_deny() -> None:
     replica = named(stack, "keys-model-weights-eu-central-1-policy")
     assert replica.inputs["bypassPolicyLockoutSafetyCheck"] is True
     assert kms_decides(replica.inputs["policy"], DEPLOYER, "kms:PutKeyPolicy") == "explicit-deny"
-    assert kms_decides(replica.inputs["policy"], elevation, "kms:PutKeyPolicy") == "allow"
+    assert kms_decides(replica.inputs["policy"], WRITER, "kms:PutKeyPolicy") == "allow"
+    assert kms_decides(replica.inputs["policy"], elevation, "kms:DisableKey") == "allow"

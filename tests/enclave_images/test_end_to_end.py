@@ -63,7 +63,8 @@ def rendered_policy() -> tuple[str, str]:
             pcr0=PINNED[0].hex(), pcr1=PINNED[1].hex(), pcr2=PINNED[2].hex()))
         # As __main__.py composes it: the model key's policy changes only in a key-admin elevation.
         keys.grant_key_administration("model-weights", aws.iam.Role(
-            "key-admin-elevation", assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": []})))
+            "key-admin-elevation", assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": []})),
+            policy_writer="arn:aws:iam::111122223333:role/zero-trust-ai-dev-jit-api-role")
         keys.seal()
 
     stack = build(KeyHierarchyArgs(environment="prod", owner="ml", region=REGION,

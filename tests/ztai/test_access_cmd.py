@@ -188,3 +188,52 @@ def test_list_shows_only_ones_own_requests_and_those_one_may_approve(
         signed_in.arn = who
         assert main(["access", "list"]) == 0
         assert rid in capsys.readouterr().out
+
+
+# -- a key policy document with a key-admin request ---------------------------------------------------
+def test_a_policy_file_is_sent_as_written_and_approvals_name_its_sha256(
+        signed_in: SignedIn, capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
+    import hashlib
+
+    policy = tmp_path / "policy.json"
+    text = json.dumps({"Version": "2012-10-17", "Statement": [{"Sid": "A", "Effect": "Allow"}]}, indent=2)
+    policy.write_text(text)
+    # The shared catalogue's training-data elevation writes no key policy: the function says so.
+    assert main(["access", "request", "training-data-write", "--minutes", "30", "--reason", "x",
+                 "--policy-file", str(policy)]) == 2
+    assert "writes no key policy" in capsys.readouterr().err
+    assert signed_in.calls[-1]["policy"] == text
+    rid = _request(signed_in, capsys)
+    signed_in.arn = BOB
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    assert main(["access", "approve", rid, "--policy-sha256", digest]) == 2  # its request has none
+    assert signed_in.calls[-1]["policy_sha256"] == digest
+    assert "writes no key policy: approve it without a SHA-256" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("not json", "is not JSON"),
+    ("[1]", "not a key policy (a JSON object with a Statement list)"),
+    ('{"Version": "2012-10-17"}', "not a key policy"),
+    ('{"Statement": ["' + "x" * 33_000 + '"]}', "bytes; KMS takes a key policy of at most 32768 bytes"),
+])
+def test_a_policy_file_that_is_not_a_key_policy_is_refused_before_any_call(
+        signed_in: SignedIn, capsys: pytest.CaptureFixture[str], tmp_path: Any, content: str,
+        message: str) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text(content)
+    assert main(["access", "request", "key-admin", "--minutes", "30", "--reason", "x",
+                 "--policy-file", str(policy)]) == 2
+    assert message in capsys.readouterr().err
+    assert signed_in.calls == []
+    assert main(["access", "request", "key-admin", "--minutes", "30", "--reason", "x",
+                 "--policy-file", str(tmp_path / "missing.json")]) == 2
+    assert signed_in.calls == []
+
+
+@pytest.mark.parametrize("digest", ["abc", "g" * 64, "0" * 63])
+def test_a_sha256_that_is_not_one_is_refused_before_any_call(
+        signed_in: SignedIn, capsys: pytest.CaptureFixture[str], digest: str) -> None:
+    assert main(["access", "approve", "0" * 32, "--policy-sha256", digest]) == 2
+    assert "64 hexadecimal digits" in capsys.readouterr().err
+    assert signed_in.calls == []

@@ -778,7 +778,8 @@ def test_the_policy_the_component_renders_gates_the_attested_decrypt(weights: We
             pcr0=PCRS[0].hex().upper(), pcr1=PCRS[1].hex(), pcr2=PCRS[2].hex()))
         # As __main__.py composes it: the model key's policy changes only in a key-admin elevation.
         keys.grant_key_administration("model-weights", aws.iam.Role(
-            "key-admin-elevation", assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": []})))
+            "key-admin-elevation", assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": []})),
+            policy_writer="arn:aws:iam::111122223333:role/zero-trust-ai-dev-jit-api-role")
         keys.seal()
 
     stack = build(KeyHierarchyArgs(environment="prod", owner="ml", region="eu-west-1",
@@ -836,7 +837,8 @@ def rendered() -> Rendered:
             pcr0=PCRS[0].hex(), pcr1=PCRS[1].hex(), pcr2=PCRS[2].hex()))
         # As __main__.py composes it: the model key's policy changes only in a key-admin elevation.
         keys.grant_key_administration("model-weights", aws.iam.Role(
-            "key-admin-elevation", assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": []})))
+            "key-admin-elevation", assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": []})),
+            policy_writer="arn:aws:iam::111122223333:role/zero-trust-ai-dev-jit-api-role")
         keys.seal()
 
     stack = build(KeyHierarchyArgs(environment="prod", owner="ml", region="eu-west-1",

@@ -8,6 +8,7 @@ write. The design is described in the package's docstring.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import uuid
@@ -29,6 +30,8 @@ SESSION_SLOT = 3
 # IAM quotas: the inline policies of one role total at most 10,240 characters (whitespace not
 # counted). The window policy of the longest two-person grant must leave room for the role's own.
 MAX_ROLE_POLICY_CHARACTERS = 10_240
+# AWS KMS API Reference, PutKeyPolicy: the Policy parameter is at most 32768 bytes.
+MAX_POLICY_BYTES = 32_768
 # Where a trust policy admitting nobody points: its condition can never hold.
 CLOSED_BEFORE = "2000-01-01T00:00:00Z"
 STATES = ("pending", "active", "denied", "revoked", "expired")
@@ -56,6 +59,9 @@ class Elevation:
     # Privileged (two-person) elevations: each session ends this many minutes after it was
     # issued, whatever DurationSeconds it asked for (see `window_policy`). None: at the expiry.
     session_minutes: int | None = None
+    # key-admin elevations: the key whose policy the API writes, once the document it names by
+    # SHA-256 is approved (`JitStore.request(policy=...)`). None: no key policy is written.
+    key_arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,23 @@ def open_trust_policy(caller: Caller, expires_at: str) -> str:
                      "Condition": {"ForAnyValue:StringLike": {"aws:TagKeys": ["ztai:*"]}}}])
 
 
+def checked_policy(policy: str) -> str:
+    """The SHA-256 (hex) of a key policy document, once it is one KMS could take: a JSON object
+    with a Statement list, at most 32 KB (AWS KMS API Reference, PutKeyPolicy: Policy, up to
+    32768 bytes). JitError otherwise, naming what is wrong."""
+    data = policy.encode("utf-8")
+    if not 1 <= len(data) <= MAX_POLICY_BYTES:
+        raise JitError(f"the key policy is {len(data)} bytes: KMS takes 1 to {MAX_POLICY_BYTES}")
+    try:
+        document = json.loads(policy)
+    except ValueError as error:
+        raise JitError(f"the key policy is not JSON: {error}") from None
+    statements = document.get("Statement") if isinstance(document, dict) else None
+    if not isinstance(statements, list) or not statements:
+        raise JitError("the key policy is not a policy document: a JSON object with a Statement list")
+    return hashlib.sha256(data).hexdigest()
+
+
 def window_policy(expires_at: str, revoked_floor: str, session_minutes: int | None = None) -> str:
     """The role's own expiry and the revocation floor for sessions already issued; with
     `session_minutes`, also a short life for every session (`session_slots`)."""
@@ -201,12 +224,12 @@ class JitStore:
 
     def __init__(self, *, table: str, catalogue: Mapping[str, Elevation], dynamodb: Any, iam: Any,
                  scheduler: Any = None, expiry_target: Mapping[str, str] | None = None,
-                 clock: Clock = _now) -> None:
-        """dynamodb, iam, scheduler: boto3 clients. expiry_target: {"Arn": the expiry function,
-        "RoleArn": the role Scheduler invokes it with}; none: no schedule (the grant still ends by
-        its own conditions)."""
+                 clock: Clock = _now, kms: Any = None) -> None:
+        """dynamodb, iam, scheduler, kms: boto3 clients (kms writes approved key policies).
+        expiry_target: {"Arn": the expiry function, "RoleArn": the role Scheduler invokes it with};
+        none: no schedule (the grant still ends by its own conditions)."""
         self.table, self.catalogue, self.dynamodb, self.iam = table, catalogue, dynamodb, iam
-        self.scheduler, self.expiry_target, self.clock = scheduler, expiry_target, clock
+        self.scheduler, self.expiry_target, self.clock, self.kms = scheduler, expiry_target, clock, kms
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -252,7 +275,11 @@ class JitStore:
 
     # -- transitions ---------------------------------------------------------------------------
 
-    def request(self, caller: Caller, elevation_name: str, minutes: int, reason: str) -> JitResult:
+    def request(self, caller: Caller, elevation_name: str, minutes: int, reason: str,
+                policy: str | None = None) -> JitResult:
+        """policy: for a key-admin elevation, the key policy document to write (the exact text).
+        The approvers approve its SHA-256, and the API writes it when the last approval arrives:
+        two people approve what is written, not a person who may then write anything."""
         elevation = self.catalogue.get(elevation_name)
         if elevation is None:
             raise JitError(f"unknown elevation {elevation_name!r}; the catalogue has: "
@@ -262,6 +289,12 @@ class JitStore:
                            f"{elevation.max_minutes} minutes")
         if not reason.strip():
             raise JitError("a reason is required: say what the elevation is for (the approvers read it)")
+        digest = ""
+        if policy is not None:
+            if elevation.key_arn is None:
+                raise JitError(f"{elevation_name} writes no key policy: a policy document goes only with "
+                               "a key-admin elevation")
+            digest = checked_policy(policy)
         now = _iso(self.clock())
         request_id = uuid.uuid4().hex
         self._take_lock(elevation_name, request_id)
@@ -272,6 +305,7 @@ class JitStore:
             "approvals_needed": elevation.approvals_needed, "approvers": [], "approver_people": [],
             "state": "pending",
             "requested_at": now, "expires_at": "", "events": [],
+            "key_arn": elevation.key_arn or "", "policy_document": policy or "", "policy_sha256": digest,
         }
         requested = self._event("requested", caller, reason.strip())
         item["events"] = [requested]
@@ -281,7 +315,9 @@ class JitStore:
         self._log(requested, item)
         return JitResult(True, f"requested {elevation_name} for {minutes} minutes: {request_id}", item)
 
-    def approve(self, caller: Caller, request_id: str) -> JitResult:
+    def approve(self, caller: Caller, request_id: str, policy_sha256: str | None = None) -> JitResult:
+        """policy_sha256: required when the request carries a key policy: the SHA-256 of the
+        document the approver read (`ztai access list --json` shows it)."""
         item = self._get(request_id)
         elevation = self.catalogue.get(item["elevation"])
         if elevation is None:
@@ -292,6 +328,7 @@ class JitStore:
         if item["state"] != "pending":
             return JitResult(False, f"{request_id} is {item['state']}, not pending: nothing to approve", item)
         self._check_approver(caller, item, elevation)
+        self._check_document(item, policy_sha256)
         try:
             updated = self.dynamodb.update_item(
                 TableName=self.table, Key={"pk": {"S": f"request#{request_id}"}},
@@ -364,6 +401,34 @@ class JitStore:
                                   f"are the roles {', '.join(elevation.approver_roles)} (their sessions in "
                                   f"account {_account_of(elevation.role_arn)}, never an IAM user)")
 
+    @staticmethod
+    def _check_document(item: Mapping[str, Any], policy_sha256: str | None) -> None:
+        expected = item.get("policy_sha256") or ""
+        if not expected:
+            if policy_sha256 is not None:
+                raise JitError(f"{item['request_id']} writes no key policy: approve it without a SHA-256")
+            return
+        if policy_sha256 is None:
+            raise JitError(f"{item['request_id']} writes the policy of {item['key_arn']}: read the document "
+                           "(`ztai access list --json`) and approve it with --policy-sha256 <its SHA-256>")
+        if policy_sha256.lower() != expected:
+            raise JitRefusedError(f"the document you approve, SHA-256 {policy_sha256}, is not the one "
+                                  f"{item['request_id']} would write ({expected}): nothing approved")
+
+    def _write_policy(self, item: Mapping[str, Any]) -> None:
+        """Write the approved document, exactly, to the key (kms:PutKeyPolicy, with KMS's own
+        lockout safety check: a document that would keep this function from writing the next one
+        is refused)."""
+        if self.kms is None:
+            raise JitError("this function has no KMS client: the approved policy cannot be written")
+        try:
+            self.kms.put_key_policy(KeyId=item["key_arn"], PolicyName="default",
+                                    Policy=item["policy_document"])
+        except self.kms.exceptions.ClientError as error:
+            details = error.response.get("Error", {})
+            raise JitError(f"KMS refused the approved policy: {details.get('Code')}: "
+                           f"{details.get('Message')}") from None
+
     def _take_lock(self, elevation_name: str, request_id: str) -> None:
         """One grant per elevation: a conditional write, so two requests racing get one winner. A
         lock still held by a grant whose time is up (its schedule has not run yet) is ended first."""
@@ -416,6 +481,17 @@ class JitStore:
         now = self.clock()
         expires_at = _iso(now + timedelta(minutes=int(item["minutes"])))
         request_id = item["request_id"]
+        if item.get("policy_document"):
+            # The approved document first, before anything opens: if KMS refuses it, the request
+            # ends (denied, with KMS's reason) and no session was ever admitted. Two final
+            # approvals racing write the same document twice, which changes nothing.
+            try:
+                self._write_policy(item)
+            except JitError as error:
+                result = self._finish(caller, item, "denied", str(error), from_state="pending")
+                return JitResult(result.changed, f"{request_id}: {error}; the request is closed, ask again",
+                                 result.request)
+        written = {"policy_written": item["policy_sha256"]} if item.get("policy_document") else {}
         try:
             updated = self.dynamodb.update_item(
                 TableName=self.table, Key={"pk": {"S": f"request#{request_id}"}},
@@ -426,8 +502,8 @@ class JitStore:
                 ExpressionAttributeValues={
                     ":active": {"S": "active"}, ":pending": {"S": "pending"}, ":now": {"S": _iso(now)},
                     ":exp": {"S": expires_at},
-                    ":ev": {"L": [_typed(event := self._event("granted", caller, "",
-                                                              expires_at=expires_at))]}},
+                    ":ev": {"L": [_typed(event := self._event("granted", caller, "", expires_at=expires_at,
+                                                              **written))]}},
                 ReturnValues="ALL_NEW")["Attributes"]
         except self.dynamodb.exceptions.ConditionalCheckFailedException:
             item = self._get(request_id)

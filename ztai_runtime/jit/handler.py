@@ -10,7 +10,7 @@ elevation roles: approvers hold no IAM rights on them, so an approver cannot gra
 `{"request_id": ...}`. It can only end a grant whose time is up, so a stray call is harmless.
 
 Environment: JIT_TABLE (the requests table); for `api` also JIT_CATALOGUE (JSON: name ->
-{roleArn, maxMinutes, approvers, approvalsNeeded, sessionMinutes}) and JIT_EXPIRY_ARN,
+{roleArn, maxMinutes, approvers, approvalsNeeded, sessionMinutes, keyArn}) and JIT_EXPIRY_ARN,
 JIT_SCHEDULER_ROLE_ARN (the expiry function and the role Scheduler invokes it with).
 """
 
@@ -46,14 +46,15 @@ def catalogue_from_json(text: str) -> dict[str, Elevation]:
                             approver_roles=tuple(entry["approvers"]),
                             approvals_needed=int(entry["approvalsNeeded"]),
                             session_minutes=(int(entry["sessionMinutes"])
-                                             if entry.get("sessionMinutes") else None))
+                                             if entry.get("sessionMinutes") else None),
+                            key_arn=entry.get("keyArn") or None)
             for name, entry in entries.items()}
 
 
 def _clients() -> dict[str, Any]:
     import boto3
 
-    return {name: boto3.client(name) for name in ("dynamodb", "iam", "scheduler")}
+    return {name: boto3.client(name) for name in ("dynamodb", "iam", "scheduler", "kms")}
 
 
 def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -99,9 +100,12 @@ def api(event: dict[str, Any], _context: Any) -> dict[str, Any]:
             return _response(200, {"requests": store.list(state=state, viewer=caller)})
         if action == "request":
             result = store.request(caller, _field(body, "elevation", str), _field(body, "minutes", int),
-                                   _field(body, "reason", str))
+                                   _field(body, "reason", str),
+                                   policy=_field(body, "policy", str) if "policy" in body else None)
         elif action == "approve":
-            result = store.approve(caller, _field(body, "request_id", str))
+            result = store.approve(caller, _field(body, "request_id", str),
+                                   policy_sha256=(_field(body, "policy_sha256", str)
+                                                  if "policy_sha256" in body else None))
         elif action == "deny":
             result = store.deny(caller, _field(body, "request_id", str), _field(body, "reason", str))
         else:

@@ -26,6 +26,8 @@ from ztpolicy.rules.kms.kms_two_person_key_administration import kms_two_person_
 
 DEPLOYER = "arn:aws:iam::111122223333:role/deployer"
 ELEVATION = "zero-trust-ai-dev-jit-key-admin"
+# The JIT API function's role, which writes approved key policies (a function of the stack: below).
+WRITER = "arn:aws:iam::111122223333:role/zero-trust-ai-dev-jit-api-role"
 PCR = "cd" * 48
 EMPTY = json.dumps({"Version": "2012-10-17", "Statement": []})
 
@@ -35,11 +37,18 @@ def recorded(two_person: tuple[str, ...] = ("model-weights",)) -> RecordedStack:
         keys = KeyHierarchy("keys", KeyHierarchyArgs(environment="dev", owner="o", region="eu-west-1",
                                                      administrator_role_arns=(DEPLOYER,),
                                                      two_person_purposes=two_person))
+        # The JIT API function and its role (Lambda alone assumes it): the policy writer.
+        lambda_only = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"Service": "lambda.amazonaws.com"}}]})
+        writer = aws.iam.Role("jit-api-role", name="zero-trust-ai-dev-jit-api-role",
+                              assume_role_policy=lambda_only)
+        aws.lambda_.Function("jit-api", name="zero-trust-ai-dev-jit-api", role=writer.arn)
         keys.grant_decrypt_with_attestation("model-weights", aws.iam.Role("fleet", assume_role_policy=EMPTY),
                                             EnclaveMeasurements(pcr0=PCR, pcr1=PCR, pcr2=PCR))
         keys.grant_key_administration("model-weights", aws.iam.Role(
             "key-admin", name=ELEVATION, assume_role_policy=EMPTY,
-            tags={"ztai:access": "jit-elevation", "ztai:grant": "key-admin"}))
+            tags={"ztai:access": "jit-elevation", "ztai:grant": "key-admin"}), policy_writer=writer)
         keys.seal()
 
     return record(program, project="zero-trust-ai", stack="dev", config={}, region="eu-west-1")
@@ -108,8 +117,8 @@ def for_one_principal(document: dict[str, Any]) -> None:
                "kms:ReplicateKey"),
     (extra_condition, "does not deny kms:PutKeyPolicy"),
     (for_one_principal, "does not deny kms:PutKeyPolicy"),
-    (lambda d: exempt(d, [DEPLOYER]), f"exempts {DEPLOYER} from its two-person deny, which is not a "
-                                      "just-in-time key-admin elevation role"),
+    (lambda d: exempt(d, [DEPLOYER]), f"exempts {DEPLOYER} from its two-person deny, which is neither "
+                                      "the JIT API's role"),
     (lambda d: exempt(d, ["arn:aws:iam::111122223333:role/zero-trust-ai-dev-jit-*"]), "exempts the pattern"),
 ])
 def test_an_insiders_edit_is_caught(edit: Callable[[dict[str, Any]], None], fragment: str) -> None:
@@ -120,8 +129,9 @@ def test_an_insiders_edit_is_caught(edit: Callable[[dict[str, Any]], None], frag
 
 def test_an_exempt_role_must_be_a_key_admin_elevation_of_the_stack() -> None:
     # Without the role in the stack, or with the role's tags changed, its ARN is just a name.
-    [finding] = kms_two_person_key_administration(resources(roles=False), NO_CONFIG)
-    assert f"role/{ELEVATION} from its two-person deny, which is not" in finding.message
+    messages = [f.message for f in kms_two_person_key_administration(resources(roles=False), NO_CONFIG)]
+    assert any(f"role/{ELEVATION} from its two-person deny, which is neither" in m for m in messages)
+    assert any(f"{WRITER} from its two-person deny, which is neither" in m for m in messages)
     retagged = [r if r.name != "key-admin" else Resource(
         type=r.type, name=r.name, urn=r.urn, props={**r.props, "tags": {"ztai:access": "human"}})
         for r in resources()]
@@ -138,7 +148,7 @@ def test_the_relaxation_is_reported_and_needs_no_bypass() -> None:
 def test_the_lockout_bypass_is_accepted_only_on_a_policy_someone_can_still_change() -> None:
     def no_admin_allow(document: dict[str, Any]) -> None:
         document["Statement"] = [s for s in document["Statement"]
-                                 if not s["Sid"].startswith("AdministerInApprovedElevation")]
+                                 if not s["Sid"].startswith("WriteApprovedPolicy")]
 
     for edit in (without_deny, no_admin_allow, lambda d: exempt(d, ["*"]), lambda d: exempt(d, [])):
         [message] = kms_no_lockout_bypass(weights_policy(resources(edit=edit)), NO_CONFIG)
@@ -209,7 +219,7 @@ def test_a_role_of_another_account_named_like_the_elevation_is_not_it() -> None:
 
     assert kms_two_person_key_administration(with_known_role_arns(resources()), NO_CONFIG) == []
     findings = kms_two_person_key_administration(with_known_role_arns(resources(edit=edit)), NO_CONFIG)
-    assert any(foreign in f.message and "not a just-in-time key-admin elevation" in f.message
+    assert any(foreign in f.message and "nor a just-in-time key-admin elevation" in f.message
                for f in findings)
 
 
@@ -250,3 +260,32 @@ def test_an_open_trust_the_jit_runtime_wrote_passes_only_for_a_person_of_the_sta
                   allow_until(person, 6 * 60, **bound),         # for hours
                   allow_until(DEPLOYER, 30, **bound)):          # not a person's role
         assert kms_two_person_key_administration([*trusted(trust), human], NO_CONFIG), trust
+
+
+
+def test_the_policy_writer_must_be_the_jit_apis_role_and_lambdas_alone() -> None:
+    # Its role admitting a person (or anyone but Lambda) would let them write unapproved policies.
+    loose = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}},
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": DEPLOYER}}]})
+    found = [r if r.name != "jit-api-role" else Resource(
+        type=r.type, name=r.name, urn=r.urn, props={**r.props, "assumeRolePolicy": loose})
+        for r in resources()]
+    [finding] = kms_two_person_key_administration(found, NO_CONFIG)
+    assert "not by Lambda alone" in finding.message
+    # A function not named as the JIT API does not make its role a writer.
+    renamed = [r if r.name != "jit-api" else Resource(
+        type=r.type, name=r.name, urn=r.urn, props={**r.props, "name": "training-data-export"},
+        property_dependencies=r.property_dependencies) for r in resources()]
+    [finding] = kms_two_person_key_administration(renamed, NO_CONFIG)
+    assert f"exempts {WRITER} from its two-person deny, which is neither" in finding.message
+
+
+def test_the_pack_and_the_components_agree_on_their_shared_numbers() -> None:
+    from components import jit, jit_catalogue, keys
+    from ztpolicy.rules.kms import kms_two_person_key_administration as rule
+
+    assert rule.MAX_TWO_PERSON_MINUTES == jit_catalogue.MAX_TWO_PERSON_MINUTES
+    assert rule._CLOSED.strftime("%Y-%m-%dT%H:%M:%SZ") == jit.CLOSED_BEFORE
+    assert jit_catalogue.jit_api_function_name("dev").endswith(rule.JIT_API_SUFFIX)
+    assert rule.TWO_PERSON_ACTIONS == keys.TWO_PERSON_ACTIONS

@@ -4,8 +4,8 @@ One exception: a key policy (`aws.kms.KeyPolicy`) of a two-person key. Its polic
 just-in-time key-admin elevation change it, so KMS's check, which asks whether the writer (the
 deployer) could write the policy again, fails by design. The bypass is accepted there only when the
 policy denies the two-person actions to everyone but named roles (kms-two-person-key-administration
-checks who they are) and allows each of those roles kms:PutKeyPolicy: the key is never left
-without someone who can manage it.
+checks who they are) and allows one of those roles kms:PutKeyPolicy (the JIT API's, which writes
+approved documents): the key is never left without someone who can manage it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
 
 
 def _still_managed(document: Any) -> bool:
-    """Does the policy deny the two-person actions to all but named roles, and allow each of them
+    """Does the policy deny the two-person actions to all but named roles, and allow one of them
     kms:PutKeyPolicy (so someone can always change it)?"""
     exempt, uncovered = two_person_exemptions(document)
     if uncovered or not exempt or any("*" in arn or "?" in arn for arn in exempt):
@@ -43,7 +43,7 @@ def _still_managed(document: Any) -> bool:
     allowed = {principal for s in statements if s.get("Effect") == "Allow" and "Condition" not in s
                and any(fnmatchcase("kms:putkeypolicy", str(a).lower()) for a in as_list(s.get("Action")))
                for principal in statement_principals(s)}
-    return all(arn in allowed for arn in exempt)
+    return any(arn in allowed for arn in exempt)
 
 
 def kms_no_lockout_bypass(resource: Resource, _config: Mapping[str, Any]) -> list[str]:

@@ -11,7 +11,9 @@ settings) the effective policy must
   of its own) to every principal (`*`) except the roles listed in one `ArnNotEquals`
   (or `ArnNotLike`) condition on `aws:PrincipalArn`, the statement's only condition; a
   listed ARN may hold no wildcard (a pattern would admit roles made later);
-- list only roles of this stack that are just-in-time key-admin elevations (tags
+- list only the role of the stack's JIT API function (a Lambda function named `*-jit-api`, whose
+  role Lambda alone may assume: it writes a key policy only once two other people approved the
+  document's SHA-256), and roles of this stack that are just-in-time key-admin elevations (tags
   `ztai:access=jit-elevation` and `ztai:grant=key-admin`), matched by their ARN once known (a role
   of another account with the same name is not one), else by name in the key's account;
 - and each such role's trust admits nobody (the closed trust the program writes), or, deployed
@@ -42,6 +44,9 @@ from ztpolicy.rules.kms.kms_key_policy_least_privilege import KEY, KEY_POLICY, R
 from ztpolicy.rules.kms.model_key_attestation_required import ATTESTED_KEY_CONFIG, attested_keys
 
 ROLE = "aws:iam/role:Role"
+FUNCTION = "aws:lambda/function:Function"
+# components/jit_catalogue.py jit_api_function_name: `zero-trust-ai-<env>-jit-api`.
+JIT_API_SUFFIX = "-jit-api"
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/(.+)")
 # components/jit.py CLOSED_BEFORE: the closed trust's Allow holds only before this date.
 _CLOSED = datetime(2000, 1, 1, tzinfo=UTC)
@@ -106,9 +111,9 @@ def _elevation_roles(resources: Sequence[Resource]) -> list[Resource]:
 
 
 def _elevation_for(arn: str, roles: Sequence[Resource], key_account: str | None) -> Resource | None:
-    """The stack's key-admin elevation role `arn` names: by its ARN when known (exactly: a role of
-    another account with the same name is another role); else by name, in the key's account when
-    that is known (a real preview knows neither until the deploy)."""
+    """The role among `roles` that `arn` names: by its ARN when known (exactly: a role of another
+    account with the same name is another role); else by name, in the key's account when that is
+    known (a real preview knows neither until the deploy)."""
     match = _ROLE_ARN.fullmatch(arn)
     if match is None:
         return None
@@ -143,19 +148,61 @@ def _trust_problem(role: Resource, resources: Sequence[Resource]) -> str | None:
     people = {known(r, "arn") for r in of_type(resources, ROLE) if r.tags().get("ztai:access") == "human"}
     latest = datetime.now(UTC) + timedelta(minutes=MAX_TWO_PERSON_MINUTES + CLOCK_SKEW_MINUTES)
     for statement in allows:
-        condition = statement.get("Condition") if isinstance(statement.get("Condition"), Mapping) else {}
-        dates = [str(v) for k, v in (condition.get("DateLessThan") or {}).items()
-                 if str(k).lower() == "aws:currenttime"]
-        if dates and all(_date(d) is not None and _date(d) <= _CLOSED for d in dates):
+        raw = statement.get("Condition")
+        condition: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        before = condition.get("DateLessThan")
+        dates = [_date(str(v)) for k, values in (before.items() if isinstance(before, Mapping) else ())
+                 if str(k).lower() == "aws:currenttime" for v in as_list(values)]
+        known_dates = [d for d in dates if d is not None]
+        if dates and len(known_dates) == len(dates) and all(d <= _CLOSED for d in known_dates):
             continue  # the closed trust
         principal = statement.get("Principal")
         arns = as_list(principal.get("AWS")) if isinstance(principal, Mapping) else []
-        bound = any(str(k).lower() == "sts:sourceidentity" for k in (condition.get("StringEquals") or {}))
+        equals = condition.get("StringEquals")
+        bound = isinstance(equals, Mapping) and any(str(k).lower() == "sts:sourceidentity" for k in equals)
         if (len(arns) != 1 or arns[0] not in people or not bound or not dates
-                or any(_date(d) is None or _date(d) > latest for d in dates)):
+                or len(known_dates) != len(dates) or any(d > latest for d in known_dates)):
             return ("its trust admits someone other than one approved person of this stack (one "
                     "human role, bound to their source identity, until an expiry within "
                     f"{MAX_TWO_PERSON_MINUTES} minutes): only the JIT runtime may open it")
+    return None
+
+
+def _policy_writers(resources: Sequence[Resource]) -> list[Resource]:
+    """The role of each Lambda function of the stack named `*-jit-api`: the JIT API, which writes a
+    key policy only once two other people approved its SHA-256. Linked by the function's `role`
+    (the role's ARN once known, else the dependency Pulumi records)."""
+    roles = of_type(resources, ROLE)
+    found: list[Resource] = []
+    for function in of_type(resources, FUNCTION):
+        name = known(function, "name")
+        if not (isinstance(name, str) and name.endswith(JIT_API_SUFFIX)):
+            continue
+        arn = known(function, "role")
+        linked = set(function.property_dependencies.get("role", ()))
+        found += [role for role in roles if role.urn in linked
+                  or (isinstance(arn, str) and arn and known(role, "arn") == arn)]
+    return found
+
+
+def _writer_problem(role: Resource) -> str | None:
+    """A function's role is trusted by Lambda alone: no person or account may assume it."""
+    trust = known(role, "assumeRolePolicy")
+    if trust is UNKNOWN or trust is None:
+        return None
+    try:
+        document = json.loads(trust) if isinstance(trust, str) else trust
+    except json.JSONDecodeError:
+        return "its role's trust policy is not JSON"
+    for statement in as_list(document.get("Statement")) if isinstance(document, Mapping) else []:
+        if not isinstance(statement, Mapping) or statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal")
+        services = as_list(principal.get("Service")) if isinstance(principal, Mapping) else []
+        if (not isinstance(principal, Mapping) or set(principal) != {"Service"}
+                or services != ["lambda.amazonaws.com"]):
+            return (f"the JIT API's role {role.name} may be assumed by {principal!r}, not by Lambda "
+                    "alone: whoever assumes it writes the key policy without approvals")
     return None
 
 
@@ -171,6 +218,7 @@ def kms_two_person_key_administration(resources: Sequence[Resource],
     policies = of_type(resources, KEY_POLICY)
     keys = of_type(resources, KEY, REPLICA_KEY)
     roles = _elevation_roles(resources)
+    writers = _policy_writers(resources)
     findings: list[Finding] = []
     for key, _why in attested_keys(resources, config).values():
         key_arn = known(key, "arn")
@@ -192,10 +240,14 @@ def kms_two_person_key_administration(resources: Sequence[Resource],
                 if "*" in arn or "?" in arn:
                     findings.append(Finding(holder.urn, f"{label} exempts the pattern {arn} from its "
                                             "two-person deny: name each key-admin elevation role exactly"))
+                elif (writer := _elevation_for(arn, writers, key_account)) is not None:
+                    if (problem := _writer_problem(writer)) is not None:
+                        findings.append(Finding(holder.urn, f"{label} exempts {arn}, but {problem}"))
                 elif (elevation := _elevation_for(arn, roles, key_account)) is None:
                     findings.append(Finding(holder.urn, (
-                        f"{label} exempts {arn} from its two-person deny, which is not a just-in-time "
-                        "key-admin elevation role of this stack (tags ztai:access=jit-elevation, "
+                        f"{label} exempts {arn} from its two-person deny, which is neither the JIT "
+                        "API's role (of the Lambda function *-jit-api) nor a just-in-time key-admin "
+                        "elevation role of this stack (tags ztai:access=jit-elevation, "
                         "ztai:grant=key-admin): it could change the policy without two approvals")))
                 elif (problem := _trust_problem(elevation, resources)) is not None:
                     findings.append(Finding(elevation.urn, (
