@@ -362,3 +362,17 @@ def test_the_api_carries_the_document_and_the_approvers_sha256(env: Env,
     # A policy for an elevation that writes none is refused; so is a policy that is not text.
     assert call(ALICE, {"action": "request", "elevation": "key-admin", "minutes": 30, "reason": "x",
                         "policy": {"Statement": []}})[0] == 400
+
+
+def test_a_document_swapped_in_the_table_after_the_approvals_is_not_written(env: Env) -> None:
+    document = new_policy(env)
+    rid = env.store.request(ALICE, "key-admin", 30, "pin PCRs", policy=document).request["request_id"]
+    env.store.approve(BOB, rid, policy_sha256=_sha256(document))
+    # Whoever may write the requests table swaps the document, keeping the approved SHA-256.
+    env.store.dynamodb.update_item(
+        TableName=TABLE, Key={"pk": {"S": f"request#{rid}"}}, UpdateExpression="SET policy_document = :d",
+        ExpressionAttributeValues={":d": {"S": new_policy(env, "Swapped")}})
+    result = env.store.approve(CAROL, rid, policy_sha256=_sha256(document))
+    assert result.request["state"] == "denied"
+    assert "not the one approved" in result.message
+    assert live_policy(env) == env.key_policy

@@ -421,6 +421,11 @@ class JitStore:
         is refused)."""
         if self.kms is None:
             raise JitError("this function has no KMS client: the approved policy cannot be written")
+        # The stored document is checked against the approved SHA-256 again here: an item changed
+        # in the table after the approvals (by whoever can write the table) is not written.
+        if hashlib.sha256(item["policy_document"].encode("utf-8")).hexdigest() != item["policy_sha256"]:
+            raise JitRefusedError("the stored document is not the one approved (its SHA-256 differs): "
+                                  "not written")
         try:
             self.kms.put_key_policy(KeyId=item["key_arn"], PolicyName="default",
                                     Policy=item["policy_document"])
