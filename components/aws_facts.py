@@ -164,3 +164,9 @@ def enclave_parent_type(instance_type: str) -> EnclaveParentType:
                          f"{'Graviton' if spec.architecture == ARM64 else 'Intel/AMD'}; use {allowed}")
     return EnclaveParentType(instance_type, spec.architecture, vcpus,
                              vcpus * spec.memory_gib_per_vcpu * 1024, spec.threads_per_core)
+
+# Regions without Lambda function URLs (Lambda Developer Guide, "Lambda function URLs": "Function
+# URLs are not supported in the following AWS Regions"), where the JIT API cannot be reached.
+FUNCTION_URL_UNSUPPORTED_REGIONS: frozenset[str] = frozenset({
+    "ap-south-2", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7", "ap-east-2",
+    "ca-west-1", "eu-south-2", "eu-central-2", "il-central-1", "me-central-1"})

@@ -32,7 +32,12 @@ from cryptography import x509
 from components.ami_pipeline import EnclaveArtifacts
 from components.api_gateway import FIRST_PARTY, ApiPartner, ca_subject_names, domain_problem
 from components.api_identity import UNIQUE_SUFFIX_LENGTH, domain_prefix_problem
-from components.aws_facts import LOG_RETENTION_DAYS, REGION_AZ_COUNT, partition_for_region
+from components.aws_facts import (
+    FUNCTION_URL_UNSUPPORTED_REGIONS,
+    LOG_RETENTION_DAYS,
+    REGION_AZ_COUNT,
+    partition_for_region,
+)
 from components.config_values import DEFAULT_PROJECT, PROJECT_DIR, use_namespace
 from components.config_values import as_bool as _as_bool
 from components.config_values import as_int as _as_int
@@ -809,7 +814,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
 
     api = _api_settings(values, problems)
     human_access = _human_access_settings(values, problems)
-    problems.items += _key_administration_problems(values)
+    problems.items += _key_administration_problems(values, region)
 
     if problems.items or fleet is None or api is None or human_access is None:
         raise StackConfigError(stack_hint, problems.items)
@@ -852,7 +857,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
     )
 
 
-def _key_administration_problems(values: Mapping[str, Any]) -> list[str]:
+def _key_administration_problems(values: Mapping[str, Any], region: Any = None) -> list[str]:
     """A two-person key needs a key-admin elevation for it (else nobody could ever change its
     policy), and no standing key administrator may be one of the stack's own human or elevation
     roles (the deployer administers; people do it through an elevation)."""
@@ -870,6 +875,10 @@ def _key_administration_problems(values: Mapping[str, Any]) -> list[str]:
                     f"{_full('twoPersonKeys')} names {purpose}, but {_full('jitCatalogueFile')} has no "
                     f"key-admin elevation with `key: {purpose}`: nobody could ever change that key's "
                     "policy; add one (docs/jit.md), or take the key out of twoPersonKeys")
+    if isinstance(elevations, list) and elevations and region in FUNCTION_URL_UNSUPPORTED_REGIONS:
+        problems.append(f"{_full('jitCatalogueFile')}: the JIT API is a Lambda function URL, which "
+                        f"{region} does not offer; deploy in another Region, or leave the catalogue "
+                        "empty (no elevation can then be requested)")
     environment = values.get("environment")
     if isinstance(elevations, list) and isinstance(environment, str):
         # Approvals are counted per person, and only the stack's human roles bind a session's name

@@ -192,3 +192,18 @@ def test_a_destroy_keeps_the_role_a_two_person_key_admits(dev_preview: RecordedS
     roles = {r.inputs.get("name"): r for r in dev_preview.resources if r.type == "aws:iam/role:Role"}
     assert roles["zero-trust-ai-dev-jit-key-admin"].retain_on_delete
     assert not roles["zero-trust-ai-dev-jit-training-data-write"].retain_on_delete
+
+
+def test_a_region_without_function_urls_cannot_have_jit_elevations() -> None:
+    from components.stack_config import _key_administration_problems
+
+    entry = {**KEY_ADMIN, "approvers": ["zero-trust-ai-dev-auditor"]}
+    elevations = parse_catalogue(LABEL, {"elevations": [entry]})
+    values = {"environment": "dev", "jitCatalogueFile": elevations, "twoPersonKeys": ["model-weights"]}
+    # Lambda Developer Guide, "Lambda function URLs": not offered in eu-central-2 (and others).
+    [problem] = _key_administration_problems(values, "eu-central-2")
+    assert problem.startswith("zero-trust-ai:jitCatalogueFile: the JIT API is a Lambda function URL, "
+                              "which eu-central-2 does not offer")
+    assert _key_administration_problems({**values, "jitCatalogueFile": [], "twoPersonKeys": []},
+                                        "eu-central-2") == []
+    assert _key_administration_problems(values, "eu-west-1") == []
