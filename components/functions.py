@@ -113,7 +113,7 @@ def logged_function(
         errors_alarm_period: int, alarm_actions: Sequence[pulumi.Input[str]], tags: Mapping[str, str],
         protect: bool = False, environment: Mapping[str, pulumi.Input[str]] | None = None,
         vpc_config: aws.lambda_.FunctionVpcConfigArgs | None = None,
-        reserve_concurrency: bool = True) -> LoggedFunction:
+        reserve_concurrency: bool = True, keep_role: bool = False) -> LoggedFunction:
     """Declare one function with its log group, role, role policy, retries and error alarm.
 
     name: prefix of the children's resource names; parent: the component that owns them.
@@ -137,8 +137,10 @@ def logged_function(
         of the account's concurrency unreserved ("Configuring reserved concurrency", Lambda
         developer guide), so an account whose quota is lower (new accounts start at 10) refuses
         any reservation; False leaves the function unreserved and two runs may then overlap.
+    keep_role: `protect` (with `protect`) and `retain_on_delete` on the role: a role a key policy
+        names as its only writer (KMS knows it by its unique id; a new role of the same name would
+        not be it). Default False.
     """
-    child = pulumi.ResourceOptions(parent=parent)
     log_group = aws.cloudwatch.LogGroup(
         f"{name}-logs", name=log_group_name(function_name), retention_in_days=log_retention_days,
         kms_key_id=logs_key_arn, deletion_protection_enabled=protect,
@@ -148,7 +150,8 @@ def logged_function(
         f"{name}-role", description=role_description, max_session_duration=MAX_SESSION_SECONDS,
         assume_role_policy=account_id.apply(
             lambda account: service_trust_policy("lambda.amazonaws.com", account)),
-        tags={**tags, "Name": f"{function_name}-role"}, opts=child)
+        tags={**tags, "Name": f"{function_name}-role"},
+        opts=pulumi.ResourceOptions(parent=parent, protect=protect and keep_role, retain_on_delete=keep_role))
     policy = aws.iam.RolePolicy(
         f"{name}-role-policy", role=role.id, policy=role_policy(log_group.arn),
         opts=pulumi.ResourceOptions(parent=role))

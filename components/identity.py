@@ -125,7 +125,7 @@ def _statement(sid: str, effect: str, actions: Sequence[str] | str, resource: An
 def boundary_policy(*, regions: Sequence[str], mfa_tag: str, device_tag: str,
                     source_vpce_ids: Sequence[str] = (), source_cidrs: Sequence[str] = (),
                     elevation_roles: str | None = None, jit_functions: str | None = None,
-                    jit_api: str | None = None) -> str:
+                    jit_api: str | None = None, jit_table: str | None = None) -> str:
     """The permissions boundary of every human role (see the module docstring). Network: the
     corporate ranges when given (aws:SourceIp), else the VPC endpoints (aws:SourceVpce).
     elevation_roles: ARN pattern of the stack's just-in-time elevation roles, which a person may
@@ -138,7 +138,9 @@ def boundary_policy(*, regions: Sequence[str], mfa_tag: str, device_tag: str,
     internet only. While Lambda functions do support AWS PrivateLink, function URLs do not",
     Lambda Developer Guide, "Lambda function URLs"), so no call to it carries aws:SourceVpce. Asking
     for, approving and ending elevations still needs MFA, a compliant device and the Region; using
-    an elevation (assuming its role, and every call it makes) stays inside the network."""
+    an elevation (assuming its role, and every call it makes) stays inside the network.
+    jit_table: ARN of the JIT requests table, which nobody inside the boundary (break-glass
+    included) may touch: the JIT API trusts what it holds (who approved, the document to write)."""
     if not regions:
         raise ValueError("boundary_policy: at least one region")
     if not source_cidrs and not source_vpce_ids:
@@ -157,6 +159,9 @@ def boundary_policy(*, regions: Sequence[str], mfa_tag: str, device_tag: str,
     elevations = ([_statement("AssumeApprovedElevations", "Allow",
                               ["sts:AssumeRole", "sts:TagSession", SET_SOURCE_IDENTITY],
                               resource=elevation_roles)] if elevation_roles else [])
+    if jit_table:
+        elevations.append(_statement("DenyTheJitTable", "Deny", "dynamodb:*",
+                                     resource=[jit_table, f"{jit_table}/*"]))
     if jit_functions:
         elevations += [
             _statement("DenyChangingTheJitFunctions", "Deny", JIT_FUNCTION_CHANGES, resource=jit_functions),
@@ -364,7 +369,9 @@ class AccessRoles(pulumi.ComponentResource):
                 jit_functions=f"arn:{partition}:lambda:*:{ids[0]}:function:"
                               f"{jit_table_name(args.environment)}-*",
                 jit_api=f"arn:{partition}:lambda:{args.region}:{ids[0]}:function:"
-                        + jit_api_function_name(args.environment))),
+                        + jit_api_function_name(args.environment),
+                jit_table=f"arn:{partition}:dynamodb:{args.region}:{ids[0]}:table/"
+                          + jit_table_name(args.environment))),
             opts=child)
 
         self.roles = {}

@@ -134,6 +134,20 @@ def function_policy(*, partition: str, region: str, account_id: str, table_arn: 
     return policy_document(statements)
 
 
+TABLE_WRITES: tuple[str, ...] = (
+    "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete",
+    "dynamodb:RestoreTableFromBackup", "dynamodb:RestoreTableToPointInTime", "dynamodb:ImportTable")
+
+
+def table_policy(table_arn: str, writers: Sequence[str]) -> str:
+    """Nobody but `writers` (the JIT functions' roles) writes the requests table."""
+    return policy_document([{
+        "Sid": "OnlyTheJitFunctionsWrite", "Effect": "Deny", "Principal": {"AWS": "*"},
+        "Action": list(TABLE_WRITES), "Resource": [table_arn, f"{table_arn}/*"],
+        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": sorted(writers)}}}])
+
+
 class JustInTimeAccess(pulumi.ComponentResource):
     """The requests table, the API and expiry functions and one role per elevation."""
 
@@ -262,10 +276,21 @@ class JustInTimeAccess(pulumi.ComponentResource):
                     log_group_arn=values[2], role_arns=values[5:], scheduler_role_arn=values[3],
                     expiry_arn=values[4])),
             errors_alarm_description="The JIT API function failed: see its jit.* log lines",
+            # Its role is the only writer of a two-person key's policy: it outlives the stack.
+            keep_role=any(e.grant == "key-admin" for e in args.elevations),
             environment={"JIT_TABLE": self.table.name, "JIT_CATALOGUE": catalogue,
                          "JIT_EXPIRY_ARN": self.expiry.function.arn,
                          "JIT_SCHEDULER_ROLE_ARN": self.scheduler_role.arn},
             **common("api"))  # type: ignore[arg-type]
+        # Only the two functions write the requests table: the API trusts what it holds (who
+        # approved, the document to write). A resource policy denies every data-plane write to
+        # anyone else, the deployer and break-glass included (DynamoDB Developer Guide, "Using
+        # resource-based policies for DynamoDB"); the human boundary denies the table too.
+        self.table_policy = aws.dynamodb.ResourcePolicy(
+            f"{name}-table-policy", resource_arn=self.table.arn,
+            policy=pulumi.Output.all(self.table.arn, self.api.role.arn, self.expiry.role.arn).apply(
+                lambda values: table_policy(values[0], values[1:])),
+            opts=pulumi.ResourceOptions(parent=self.table))
         self.function_url = aws.lambda_.FunctionUrl(
             f"{name}-api-url", function_name=self.api.function.name, authorization_type="AWS_IAM",
             opts=pulumi.ResourceOptions(parent=self.api.function))

@@ -30,7 +30,7 @@ from typing import Any
 from ztai.errors import EXIT_OK, EXIT_VIOLATION, UsageError
 
 URL_ENV = "ZTAI_JIT_URL"
-STATES = ("pending", "active", "denied", "revoked", "expired")
+STATES = ("pending", "writing", "active", "denied", "revoked", "expired")
 # As the catalogue allows (components/jit_catalogue.py): the server checks the elevation's own maximum.
 MAX_MINUTES = 720
 ELEVATION = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")

@@ -207,3 +207,56 @@ def test_a_region_without_function_urls_cannot_have_jit_elevations() -> None:
     assert _key_administration_problems({**values, "jitCatalogueFile": [], "twoPersonKeys": []},
                                         "eu-central-2") == []
     assert _key_administration_problems(values, "eu-west-1") == []
+
+
+# -- the requests table is written by the JIT functions alone ----------------------------------------
+def test_only_the_jit_functions_write_the_requests_table(dev_preview: RecordedStack) -> None:
+    from components.jit import TABLE_WRITES
+
+    [policy] = [r for r in dev_preview.resources if r.type == "aws:dynamodb/resourcePolicy:ResourcePolicy"]
+    [table] = [r for r in dev_preview.resources if r.type == "aws:dynamodb/table:Table"
+               and r.inputs.get("name") == "zero-trust-ai-dev-jit"]
+    assert policy.inputs["resourceArn"] == table.outputs["arn"]
+    functions = {r.inputs["name"]: r.inputs["role"] for r in dev_preview.resources
+                 if r.type == "aws:lambda/function:Function"
+                 and r.inputs["name"].startswith("zero-trust-ai-dev-jit-")}
+    assert set(functions) == {"zero-trust-ai-dev-jit-api", "zero-trust-ai-dev-jit-expiry"}
+    deployer = "arn:aws:iam::111122223333:role/zero-trust-ai-key-admin"
+    glass = "arn:aws:iam::111122223333:role/zero-trust-ai-dev-break-glass"
+    for action in TABLE_WRITES:
+        for principal, effect in [(deployer, "explicit-deny"), (glass, "explicit-deny"),
+                                  *((role, "implicit-deny") for role in functions.values())]:
+            request = Request(principal, action, table.outputs["arn"], {"aws:PrincipalArn": principal})
+            assert evaluate(policy.inputs["policy"], request).effect == effect, (principal, action)
+
+
+def test_the_human_boundary_keeps_people_off_the_jit_table(dev_preview: RecordedStack) -> None:
+    from tests.support.key_policy import evaluate_session
+
+    [boundary] = [r for r in dev_preview.resources if r.name == "access-boundary"]
+    # The table's ARN as AWS makes it from its name (the mock monitor names it otherwise).
+    table_arn = "arn:aws:dynamodb:eu-west-1:111122223333:table/zero-trust-ai-dev-jit"
+    glass = "arn:aws:iam::111122223333:role/zero-trust-ai-dev-break-glass"
+    everything = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*",
+                                                                     "Resource": "*"}]})
+    context = {"aws:PrincipalArn": glass, "aws:MultiFactorAuthPresent": "true",
+               "aws:PrincipalTag/ztai:access": "break-glass", "aws:RequestedRegion": "eu-west-1"}
+    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem",
+                   "dynamodb:PartiQLUpdate"):
+        for resource in (table_arn, f"{table_arn}/index/x"):
+            decision = evaluate_session(Request(glass, action, resource, context),
+                                        identity_policies=[everything], boundary=boundary.inputs["policy"])
+            assert decision.effect == "explicit-deny", (action, resource)
+    # Control: the same session may still use another table (the boundary is not a blanket deny).
+    other = "arn:aws:dynamodb:eu-west-1:111122223333:table/zero-trust-ai-dev-token-vault"
+    control = evaluate_session(Request(glass, "dynamodb:GetItem", other, context),
+                               identity_policies=[everything], boundary=boundary.inputs["policy"])
+    assert control.effect == "allow"
+
+
+def test_the_only_policy_writer_outlives_the_stack(dev_preview: RecordedStack) -> None:
+    [api] = [r for r in dev_preview.resources if r.type == "aws:lambda/function:Function"
+             and r.inputs.get("name") == "zero-trust-ai-dev-jit-api"]
+    [role] = [r for r in dev_preview.resources if r.type == "aws:iam/role:Role"
+              and r.outputs.get("arn") == api.inputs["role"]]
+    assert role.retain_on_delete

@@ -373,7 +373,7 @@ def test_list_filters_by_state_and_shows_passed_expiries(env: Env) -> None:
     assert [item["request_id"] for item in env.store.list(state="active")] == [rid]
     env.clock.now += timedelta(hours=1)
     assert [item["request_id"] for item in env.store.list(state="expired")] == [rid]
-    with pytest.raises(JitError, match="state 'gone' is not one of pending, active"):
+    with pytest.raises(JitError, match="state 'gone' is not one of pending, writing, active, denied"):
         env.store.list(state="gone")
 
 

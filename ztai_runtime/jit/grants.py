@@ -34,7 +34,9 @@ MAX_ROLE_POLICY_CHARACTERS = 10_240
 MAX_POLICY_BYTES = 32_768
 # Where a trust policy admitting nobody points: its condition can never hold.
 CLOSED_BEFORE = "2000-01-01T00:00:00Z"
-STATES = ("pending", "active", "denied", "revoked", "expired")
+# `writing`: the approvals are all in and the JIT API is writing the approved key policy; it
+# becomes active (or denied, if KMS refuses the document) in the same call.
+STATES = ("pending", "writing", "active", "denied", "revoked", "expired")
 Clock = Callable[[], datetime]
 
 
@@ -165,15 +167,29 @@ def open_trust_policy(caller: Caller, expires_at: str) -> str:
                      "Condition": {"ForAnyValue:StringLike": {"aws:TagKeys": ["ztai:*"]}}}])
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    duplicated = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicated:
+        raise ValueError(f"the key {duplicated[0]!r} is given twice in one object")
+    return dict(pairs)
+
+
 def checked_policy(policy: str) -> str:
     """The SHA-256 (hex) of a key policy document, once it is one KMS could take: a JSON object
     with a Statement list, at most 32 KB (AWS KMS API Reference, PutKeyPolicy: Policy, up to
     32768 bytes). JitError otherwise, naming what is wrong."""
-    data = policy.encode("utf-8")
+    try:
+        data = policy.encode("utf-8")
+    except UnicodeEncodeError:
+        raise JitError("the key policy is not valid text (a lone surrogate): KMS takes UTF-8") from None
     if not 1 <= len(data) <= MAX_POLICY_BYTES:
         raise JitError(f"the key policy is {len(data)} bytes: KMS takes 1 to {MAX_POLICY_BYTES}")
     try:
-        document = json.loads(policy)
+        # A key given twice in one object reads one way to the approver and maybe another to KMS.
+        document = json.loads(policy, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise JitError("the key policy nests too deeply to be read") from None
     except ValueError as error:
         raise JitError(f"the key policy is not JSON: {error}") from None
     statements = document.get("Statement") if isinstance(document, dict) else None
@@ -334,12 +350,15 @@ class JitStore:
                 TableName=self.table, Key={"pk": {"S": f"request#{request_id}"}},
                 UpdateExpression="SET approvers = list_append(approvers, :me), "
                                  "approver_people = list_append(approver_people, :person), "
+                                 "approved_sha256 = "
+                                 "list_append(if_not_exists(approved_sha256, :none), :sha), "
                                  "events = list_append(events, :ev)",
                 ConditionExpression="#s = :pending AND NOT contains(approver_people, :who)",
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues={
                     ":me": {"L": [{"S": caller.who}]}, ":person": {"L": [{"S": caller.session}]},
                     ":who": {"S": caller.session}, ":pending": {"S": "pending"},
+                    ":sha": {"L": [{"S": (policy_sha256 or "").lower()}]}, ":none": {"L": []},
                     ":ev": {"L": [_typed(event := self._event("approved", caller, ""))]}},
                 ReturnValues="ALL_NEW")["Attributes"]
         except self.dynamodb.exceptions.ConditionalCheckFailedException:
@@ -348,9 +367,11 @@ class JitStore:
                                     f"pending ({item['state']})", item)
         item = _plain(updated)
         self._log(event, item)
-        if len(item["approver_people"]) < item["approvals_needed"]:
-            return JitResult(True, f"{request_id}: approval {len(item['approvers'])} of "
-                                   f"{item['approvals_needed']} recorded", item)
+        # The catalogue, not the stored item, says how many approvals an elevation needs.
+        needed = max(int(item["approvals_needed"]), elevation.approvals_needed)
+        if len(item["approver_people"]) < needed:
+            return JitResult(True, f"{request_id}: approval {len(item['approvers'])} of {needed} recorded",
+                             item)
         return self._activate(caller, item)
 
     def deny(self, caller: Caller, request_id: str, reason: str) -> JitResult:
@@ -415,6 +436,17 @@ class JitStore:
             raise JitRefusedError(f"the document you approve, SHA-256 {policy_sha256}, is not the one "
                                   f"{item['request_id']} would write ({expected}): nothing approved")
 
+    def _check_approved_document(self, item: Mapping[str, Any]) -> None:
+        """Every approval counted named the SHA-256 being written, and the key is the catalogue's."""
+        elevation = self.catalogue.get(item["elevation"])
+        if elevation is None or elevation.key_arn is None or elevation.key_arn != item["key_arn"]:
+            raise JitRefusedError(f"the request names the key {item['key_arn']}, not the one the catalogue "
+                                  f"gives {item['elevation']}: not written")
+        hashes = item.get("approved_sha256") or []
+        needed = max(int(item["approvals_needed"]), elevation.approvals_needed)
+        if len(hashes) < needed or any(h != item["policy_sha256"] for h in hashes):
+            raise JitRefusedError("not every approval named the document being written: not written")
+
     def _write_policy(self, item: Mapping[str, Any]) -> None:
         """Write the approved document, exactly, to the key (kms:PutKeyPolicy, with KMS's own
         lockout safety check: a document that would keep this function from writing the next one
@@ -455,7 +487,7 @@ class JitStore:
                 if held["state"] == "active" and held["expires_at"] <= _iso(self.clock()):
                     self.expire(holder)
                     continue
-                if held["state"] not in ("pending", "active"):
+                if held["state"] not in ("pending", "writing", "active"):
                     # Left by an ending interrupted between its two writes: release it.
                     with contextlib.suppress(self.dynamodb.exceptions.ConditionalCheckFailedException):
                         self.dynamodb.delete_item(
@@ -486,14 +518,28 @@ class JitStore:
         now = self.clock()
         expires_at = _iso(now + timedelta(minutes=int(item["minutes"])))
         request_id = item["request_id"]
+        from_state = "pending"
         if item.get("policy_document"):
-            # The approved document first, before anything opens: if KMS refuses it, the request
-            # ends (denied, with KMS's reason) and no session was ever admitted. Two final
-            # approvals racing write the same document twice, which changes nothing.
+            # Claim the request first (pending -> writing, conditional): a deny or a second final
+            # approval racing this one finds it no longer pending, so the document is written
+            # once, and never for a request denied meanwhile. Then the approved document, before
+            # anything opens: if it is refused, the request ends denied and no session was ever
+            # admitted.
             try:
+                self.dynamodb.update_item(
+                    TableName=self.table, Key={"pk": {"S": f"request#{request_id}"}},
+                    UpdateExpression="SET #s = :writing", ConditionExpression="#s = :pending",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues={":writing": {"S": "writing"}, ":pending": {"S": "pending"}})
+            except self.dynamodb.exceptions.ConditionalCheckFailedException:
+                item = self._get(request_id)
+                return JitResult(False, f"{request_id} is already {item['state']}", item)
+            from_state = "writing"
+            try:
+                self._check_approved_document(item)
                 self._write_policy(item)
             except JitError as error:
-                result = self._finish(caller, item, "denied", str(error), from_state="pending")
+                result = self._finish(caller, item, "denied", str(error), from_state="writing")
                 return JitResult(result.changed, f"{request_id}: {error}; the request is closed, ask again",
                                  result.request)
         written = {"policy_written": item["policy_sha256"]} if item.get("policy_document") else {}
@@ -502,25 +548,30 @@ class JitStore:
                 TableName=self.table, Key={"pk": {"S": f"request#{request_id}"}},
                 UpdateExpression="SET #s = :active, granted_at = :now, expires_at = :exp, "
                                  "events = list_append(events, :ev)",
-                ConditionExpression="#s = :pending",
+                ConditionExpression="#s = :from",
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues={
-                    ":active": {"S": "active"}, ":pending": {"S": "pending"}, ":now": {"S": _iso(now)},
+                    ":active": {"S": "active"}, ":from": {"S": from_state}, ":now": {"S": _iso(now)},
                     ":exp": {"S": expires_at},
                     ":ev": {"L": [_typed(event := self._event("granted", caller, "", expires_at=expires_at,
                                                               **written))]}},
                 ReturnValues="ALL_NEW")["Attributes"]
         except self.dynamodb.exceptions.ConditionalCheckFailedException:
             item = self._get(request_id)
+            if written:  # ended while the document was written (a revoke of a `writing` request)
+                log_decision(LOGGER, "jit.policy-written-after-end", request_id=request_id,
+                             state=item["state"], **written)
             return JitResult(False, f"{request_id} is already {item['state']}", item)
         item = _plain(updated)
         self._log(event, item)
-        role = item["role_arn"].rsplit("/", 1)[-1]
+        elevation = self.catalogue.get(item["elevation"])
+        # The role comes from the catalogue, not the stored item.
+        role_arn = elevation.role_arn if elevation is not None else item["role_arn"]
+        role = role_arn.rsplit("/", 1)[-1]
         requester = Caller(item["requester_principal"], item["requester_session"])
         # Window first: by the time the trust admits the requester, the expiry already binds. The
         # floor is the grant's own time: no session issued before it (one a previous grant's
         # revocation raced, say) comes back to life under this grant.
-        elevation = self.catalogue.get(item["elevation"])
         session_minutes = elevation.session_minutes if elevation is not None else None
         self.iam.put_role_policy(RoleName=role, PolicyName=WINDOW_POLICY,
                                  PolicyDocument=window_policy(expires_at, _iso(now), session_minutes))
@@ -542,8 +593,10 @@ class JitStore:
 
     def _end(self, caller: Caller, item: dict[str, Any], outcome: str, why: str) -> JitResult:
         request_id = item["request_id"]
-        if item["state"] == "pending":
-            return self._finish(caller, item, outcome, why, from_state="pending")
+        if item["state"] in ("pending", "writing"):
+            # Nothing is open yet (a `writing` request left by a call that stopped half-way, or
+            # one being written right now, whose writer then finds it ended and opens nothing).
+            return self._finish(caller, item, outcome, why, from_state=item["state"])
         if item["state"] != "active":
             return JitResult(False, f"{request_id} is already {item['state']}: nothing to end", item)
         if outcome == "revoked" and item["expires_at"] <= _iso(self.clock()):
