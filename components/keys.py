@@ -823,11 +823,14 @@ class KeyHierarchy(pulumi.ComponentResource):
             # deploy, with the bypass; every later change is refused to the deployer and made in an
             # approved elevation (docs/runbooks/key-administration.md).
             two_person = purpose in self._args.two_person_purposes
+            # After the replicas: the sealed policy of a two-person key denies kms:ReplicateKey to the
+            # deployer, who makes them.
             policies.append(aws.kms.KeyPolicy(
                 f"{self._name}-{purpose}-policy", key_id=key.key_id,
                 policy=self._policy_output(purpose, grants, self._args.region, two_person),
                 bypass_policy_lockout_safety_check=two_person,
-                opts=pulumi.ResourceOptions(parent=key)))
+                opts=pulumi.ResourceOptions(parent=key,
+                                            depends_on=list(self.replicas[purpose].values()))))
             for region, replica in self.replicas[purpose].items():
                 policies.append(aws.kms.KeyPolicy(
                     f"{self._name}-{purpose}-{region}-policy", region=region, key_id=replica.key_id,

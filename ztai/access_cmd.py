@@ -20,6 +20,7 @@ or input error (unknown elevation, duration over the maximum, missing reason, un
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -67,9 +68,13 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
                                  description="Approve REQUEST_ID. Never your own; the last approval "
                                              "needed grants it at once.")
     approve.add_argument("request_id", metavar="REQUEST_ID", help="from `ztai access list`")
-    approve.add_argument("--policy-sha256", metavar="HEX",
-                         help="for a request that writes a key policy: the SHA-256 of the document you "
-                              "read (`ztai access list --json` shows it); refused if it differs")
+    document = approve.add_mutually_exclusive_group()
+    document.add_argument("--policy-sha256", metavar="HEX",
+                          help="for a request that writes a key policy: the SHA-256 of the document "
+                               "you read (`ztai access list --json` shows it); refused if it differs")
+    document.add_argument("--policy-file", dest="approve_policy_file", type=Path, metavar="FILE",
+                          help="for a request that writes a key policy: the document you reviewed; its "
+                               "SHA-256 is computed here, not taken from the function")
     deny = actions.add_parser("deny", help="deny a pending request", epilog=EXIT_NOTE,
                               description="Deny REQUEST_ID, saying why.")
     revoke = actions.add_parser("revoke", help="end a grant now (sessions already issued included)",
@@ -148,6 +153,8 @@ def _payload(args: argparse.Namespace) -> dict[str, Any]:
     if reason is not None:
         payload["reason"] = reason.strip()
     digest = getattr(args, "policy_sha256", None)
+    if getattr(args, "approve_policy_file", None) is not None:
+        digest = hashlib.sha256(_policy_text(args.approve_policy_file).encode("utf-8")).hexdigest()
     if digest is not None:
         if not SHA256.fullmatch(digest):
             raise UsageError(f"--policy-sha256 {digest!r}: 64 hexadecimal digits (the SHA-256 `ztai access "

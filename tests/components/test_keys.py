@@ -771,3 +771,12 @@ def test_the_replicas_of_a_two_person_key_carry_the_same_deny() -> None:
     assert kms_decides(replica.inputs["policy"], DEPLOYER, "kms:PutKeyPolicy") == "explicit-deny"
     assert kms_decides(replica.inputs["policy"], WRITER, "kms:PutKeyPolicy") == "allow"
     assert kms_decides(replica.inputs["policy"], elevation, "kms:DisableKey") == "allow"
+
+
+def test_a_two_person_keys_replicas_are_made_before_its_sealed_policy() -> None:
+    # The sealed policy denies kms:ReplicateKey to the deployer, who makes the replicas on the
+    # first deploy: the primary's KeyPolicy must wait for them.
+    stack, _ = elevated_stack(replace(TWO_PERSON, replica_regions=("eu-central-1",)))
+    sealed = named(stack, "keys-model-weights-policy")
+    replica = named(stack, "keys-model-weights-eu-central-1")
+    assert replica.urn in sealed.dependencies

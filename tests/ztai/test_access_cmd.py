@@ -237,3 +237,20 @@ def test_a_sha256_that_is_not_one_is_refused_before_any_call(
     assert main(["access", "approve", "0" * 32, "--policy-sha256", digest]) == 2
     assert "64 hexadecimal digits" in capsys.readouterr().err
     assert signed_in.calls == []
+
+
+def test_an_approver_may_hash_the_reviewed_document_locally(
+        signed_in: SignedIn, capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
+    import hashlib
+
+    policy = tmp_path / "reviewed.json"
+    text = json.dumps({"Version": "2012-10-17", "Statement": [{"Sid": "A", "Effect": "Allow"}]})
+    policy.write_text(text)
+    rid = _request(signed_in, capsys)
+    signed_in.arn = BOB
+    assert main(["access", "approve", rid, "--policy-file", str(policy)]) == 2
+    assert signed_in.calls[-1]["policy_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    capsys.readouterr()
+    # Not both: the hash given and the file read could disagree.
+    with pytest.raises(SystemExit):
+        main(["access", "approve", rid, "--policy-file", str(policy), "--policy-sha256", "0" * 64])

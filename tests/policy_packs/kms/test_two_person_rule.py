@@ -43,7 +43,8 @@ def recorded(two_person: tuple[str, ...] = ("model-weights",)) -> RecordedStack:
             "Principal": {"Service": "lambda.amazonaws.com"}}]})
         writer = aws.iam.Role("jit-api-role", name="zero-trust-ai-dev-jit-api-role",
                               assume_role_policy=lambda_only)
-        aws.lambda_.Function("jit-api", name="zero-trust-ai-dev-jit-api", role=writer.arn)
+        aws.lambda_.Function("jit-api", name="zero-trust-ai-dev-jit-api", role=writer.arn,
+                             handler="ztai_runtime.jit.handler.api")
         keys.grant_decrypt_with_attestation("model-weights", aws.iam.Role("fleet", assume_role_policy=EMPTY),
                                             EnclaveMeasurements(pcr0=PCR, pcr1=PCR, pcr2=PCR))
         keys.grant_key_administration("model-weights", aws.iam.Role(

@@ -11,12 +11,14 @@ settings) the effective policy must
   of its own) to every principal (`*`) except the roles listed in one `ArnNotEquals`
   (or `ArnNotLike`) condition on `aws:PrincipalArn`, the statement's only condition; a
   listed ARN may hold no wildcard (a pattern would admit roles made later);
-- list only the role of the stack's JIT API function (a Lambda function named `*-jit-api`, whose
-  role Lambda alone may assume: it writes a key policy only once two other people approved the
-  document's SHA-256), and roles of this stack that are just-in-time key-admin elevations (tags
+- list only the role of the stack's JIT API function (`zero-trust-ai-<env>-jit-api`, handler
+  `ztai_runtime.jit.handler.api`, whose role Lambda alone may assume and no other function runs
+  with: it writes a key policy only once two other people approved the document's SHA-256), and
+  roles of this stack that are just-in-time key-admin elevations (tags
   `ztai:access=jit-elevation` and `ztai:grant=key-admin`), matched by their ARN once known (a role
   of another account with the same name is not one), else by name in the key's account;
-- and each such role's trust admits nobody (the closed trust the program writes), or, deployed
+- allow calls that carry a key policy (`kms:PutKeyPolicy`, `kms:ReplicateKey`) to no elevation;
+- and each elevation role's trust admits nobody (the closed trust the program writes), or, deployed
   while a grant lasts, one person: one human role of this stack (`ztai:access=human`), bound to
   their `sts:SourceIdentity`, until an expiry no later than the longest two-person grant (60
   minutes) from now. A trust that admits the deployer, or anyone for hours, is a finding.
@@ -40,13 +42,24 @@ from pulumi_policy import Severity
 
 from ztpolicy.graph import UNKNOWN, as_list, known, of_type, refers_to_key
 from ztpolicy.rule import Finding, Resource, Rule
-from ztpolicy.rules.kms.kms_key_policy_least_privilege import KEY, KEY_POLICY, REPLICA_KEY
+from ztpolicy.rules.kms.kms_key_policy_least_privilege import (
+    KEY,
+    KEY_POLICY,
+    REPLICA_KEY,
+    statement_principals,
+)
 from ztpolicy.rules.kms.model_key_attestation_required import ATTESTED_KEY_CONFIG, attested_keys
 
 ROLE = "aws:iam/role:Role"
 FUNCTION = "aws:lambda/function:Function"
-# components/jit_catalogue.py jit_api_function_name: `zero-trust-ai-<env>-jit-api`.
+# components/jit_catalogue.py jit_api_function_name: `zero-trust-ai-<env>-jit-api`, with the
+# environments components/stack_config.py allows (a test keeps them equal).
 JIT_API_SUFFIX = "-jit-api"
+ENVIRONMENTS = ("dev", "staging", "prod")
+JIT_API_NAME = re.compile(rf"zero-trust-ai-(?:{'|'.join(ENVIRONMENTS)}){re.escape(JIT_API_SUFFIX)}")
+JIT_API_HANDLER = "ztai_runtime.jit.handler.api"
+# Calls whose request carries a key policy document (components/keys.py DOCUMENT_ACTIONS).
+DOCUMENT_ACTIONS = ("kms:PutKeyPolicy", "kms:ReplicateKey")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/(.+)")
 # components/jit.py CLOSED_BEFORE: the closed trust's Allow holds only before this date.
 _CLOSED = datetime(2000, 1, 1, tzinfo=UTC)
@@ -168,21 +181,48 @@ def _trust_problem(role: Resource, resources: Sequence[Resource]) -> str | None:
     return None
 
 
+def _role_of(function: Resource, roles: Sequence[Resource]) -> list[Resource]:
+    arn = known(function, "role")
+    linked = set(function.property_dependencies.get("role", ()))
+    return [role for role in roles if role.urn in linked
+            or (isinstance(arn, str) and arn and known(role, "arn") == arn)]
+
+
 def _policy_writers(resources: Sequence[Resource]) -> list[Resource]:
-    """The role of each Lambda function of the stack named `*-jit-api`: the JIT API, which writes a
-    key policy only once two other people approved its SHA-256. Linked by the function's `role`
-    (the role's ARN once known, else the dependency Pulumi records)."""
+    """The role of the stack's JIT API function (`zero-trust-ai-<env>-jit-api`, handler
+    `ztai_runtime.jit.handler.api`), which writes a key policy only once two other people approved
+    its SHA-256. Linked by the function's `role` (the role's ARN once known, else the dependency
+    Pulumi records)."""
     roles = of_type(resources, ROLE)
     found: list[Resource] = []
     for function in of_type(resources, FUNCTION):
-        name = known(function, "name")
-        if not (isinstance(name, str) and name.endswith(JIT_API_SUFFIX)):
-            continue
-        arn = known(function, "role")
-        linked = set(function.property_dependencies.get("role", ()))
-        found += [role for role in roles if role.urn in linked
-                  or (isinstance(arn, str) and arn and known(role, "arn") == arn)]
+        name, handler = known(function, "name"), known(function, "handler")
+        if isinstance(name, str) and JIT_API_NAME.fullmatch(name) and handler in (JIT_API_HANDLER, UNKNOWN):
+            found += _role_of(function, roles)
     return found
+
+
+def _shared_writer(writer: Resource, resources: Sequence[Resource]) -> str | None:
+    """Another function that runs with the writer's role: its code writes policies unapproved."""
+    for function in of_type(resources, FUNCTION):
+        name = known(function, "name")
+        if isinstance(name, str) and JIT_API_NAME.fullmatch(name):
+            continue
+        if writer in _role_of(function, [writer]):
+            return str(name if isinstance(name, str) else function.name)
+    return None
+
+
+def _document_writers(document: Any) -> set[str]:
+    """Principals an Allow of the document lets make a call that carries a key policy."""
+    try:
+        parsed = json.loads(document) if isinstance(document, str) else document
+    except json.JSONDecodeError:
+        return set()
+    statements = as_list(parsed.get("Statement")) if isinstance(parsed, Mapping) else []
+    return {principal for s in statements if isinstance(s, Mapping) and s.get("Effect") == "Allow"
+            and any(_covers(s, action) for action in DOCUMENT_ACTIONS)
+            for principal in statement_principals(s)}
 
 
 def _writer_problem(role: Resource) -> str | None:
@@ -230,6 +270,7 @@ def kms_two_person_key_administration(resources: Sequence[Resource],
                 continue
             label = f"model key {key.name}" + (f" (policy {holder.name})" if holder is not key else "")
             exempt, uncovered = two_person_exemptions(document)
+            document_writers = _document_writers(document)
             if uncovered:
                 findings.append(Finding(holder.urn, (
                     f"{label} does not deny {', '.join(uncovered)} to every principal but its key-admin "
@@ -243,12 +284,21 @@ def kms_two_person_key_administration(resources: Sequence[Resource],
                 elif (writer := _elevation_for(arn, writers, key_account)) is not None:
                     if (problem := _writer_problem(writer)) is not None:
                         findings.append(Finding(holder.urn, f"{label} exempts {arn}, but {problem}"))
+                    elif (other := _shared_writer(writer, resources)) is not None:
+                        findings.append(Finding(holder.urn, (
+                            f"{label} exempts {arn}, the JIT API's role, which the function {other} "
+                            "runs with too: its code could write the policy without approvals")))
                 elif (elevation := _elevation_for(arn, roles, key_account)) is None:
                     findings.append(Finding(holder.urn, (
                         f"{label} exempts {arn} from its two-person deny, which is neither the JIT "
                         "API's role (of the Lambda function *-jit-api) nor a just-in-time key-admin "
                         "elevation role of this stack (tags ztai:access=jit-elevation, "
                         "ztai:grant=key-admin): it could change the policy without two approvals")))
+                elif arn in document_writers:
+                    findings.append(Finding(holder.urn, (
+                        f"{label} lets {arn}, a key-admin elevation, make calls that carry a key "
+                        f"policy ({', '.join(DOCUMENT_ACTIONS)}): two people would approve a reason, "
+                        "not the document; only the JIT API's role may write it")))
                 elif (problem := _trust_problem(elevation, resources)) is not None:
                     findings.append(Finding(elevation.urn, (
                         f"{label} exempts the elevation role {elevation.name}, but {problem}")))
