@@ -4,6 +4,7 @@ Load the stack configuration, build the components, wire grants, seal the key po
 Validation lives in `components.stack_config`, resources in `components/`.
 """
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pulumi
@@ -21,473 +22,521 @@ from components.enclave_fleet import (
 from components.identity import AccessRoles, AccessRolesArgs
 from components.jit import JustInTimeAccess, JustInTimeAccessArgs
 from components.jit_catalogue import jit_table_name
+from components.key_grants import ledger_output
+from components.key_grants import replay as replay_grants
+from components.key_layer import KeyLayerReference, KeyLayerReferenceArgs
 from components.key_rotation import MonthlyKeyRotation, MonthlyKeyRotationArgs, rotation_schedule_name
+from components.keys import PURPOSES as KEY_PURPOSES
 from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs, log_group_prefixes_for
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
 from components.session_manager import SessionManagerPreferences, SessionManagerPreferencesArgs
-from components.stack_config import load_stack_config
+from components.stack_config import KeyLayerConfig, StackConfig, load_stack_config
 from components.tags import register_standard_tags
 from components.token_vault import TokenVault, TokenVaultArgs, vault_table_name
 from components.training_data import TrainingDataBucket, TrainingDataBucketArgs
 
-config = load_stack_config()
-# Before the first resource: every taggable resource gets environment, owner and project here, once.
-register_standard_tags(config.environment, config.owner)
 
-keys = KeyHierarchy(
-    "keys",
-    KeyHierarchyArgs(
-        environment=config.environment,
-        owner=config.owner,
-        region=config.region,
-        administrator_role_arns=config.key_administrator_role_arns,
-        break_glass_role_arn=config.break_glass_role_arn,
-        replica_regions=config.key_replica_regions,
-        # Creating the vault and JIT tables makes DynamoDB use the secrets key as the deploying
-        # role: the key is created admitting that, for these tables only.
-        dynamodb_tables={"secrets": [vault_table_name(config.environment),
-                                     jit_table_name(config.environment)]},
-        # Creating the rotation schedule and the Image Builder components with the logs key makes
-        # Scheduler and Image Builder use it as the deploying role: admitted from the key's
-        # creation, for those names only. The logs key, not the inference key: the component
-        # documents are in git and the schedule holds aliases, and no administrator use is ever
-        # admitted on the key of the fleet's volumes, AMIs and model bucket.
-        schedules={"logs": [rotation_schedule_name(config.environment)]},
-        image_builder_components={"logs": list(component_names(config.environment))},
-        # Only an approved key-admin elevation (two approvers) may rewrite these keys' policies,
-        # move their aliases, disable or delete them; the deployer writes the first policy.
-        two_person_purposes=config.two_person_keys,
-        protect=config.is_prod,
-    ),
-)
-
-network = SegmentedNetwork(
-    "network",
-    SegmentedNetworkArgs(
-        segments=config.segments,
-        environment=config.environment,
-        owner=config.owner,
-        region=config.region,
-        az_count=config.az_count,
-        flow_log_retention_days=config.flow_log_retention_days,
-        flow_log_key_arn=keys.key_arn("logs"),
-        organization_id=config.organization_id,
-        protect=config.is_prod,
-    ),
-)
-keys.grant_cloudwatch_logs(network.log_group_prefix)
-keys.grant_cloudwatch_logs(network.query_log_group_prefix)
-
-# Monthly on-demand rotation of the symmetric keys (the HMAC key cannot be rotated on demand),
-# from the management segment's private subnets through its KMS endpoint. Successors are left to
-# the pipeline (create_successors stays False: True would give the function's role
-# kms:PutKeyPolicy on every symmetric key, model-weights included).
-management = network.segments["management"]
-rotation = MonthlyKeyRotation(
-    "key-rotation",
-    MonthlyKeyRotationArgs(
-        environment=config.environment,
-        owner=config.owner,
-        region=config.region,
-        key_aliases=[keys.aliases[purpose].name for purpose in SYMMETRIC_PURPOSES],
-        key_arns=[keys.key_arn(purpose) for purpose in SYMMETRIC_PURPOSES],
-        logs_key_arn=keys.key_arn("logs"),
-        dead_letter_key_arn=keys.key_arn("logs"),
-        subnet_ids=[subnet.id for subnet in management.private_subnets],
-        vpc_id=management.vpc.id,
-        vpc_cidr=management.vpc.cidr_block,
-        protect=config.is_prod,
-        reserve_concurrency=config.reserve_function_concurrency,
-        schedule_key_arn=keys.key_arn("logs"),
-    ),
-)
-keys.grant_key_rotation(rotation.role, create_successors=rotation.create_successors)
-keys.grant_cloudwatch_logs(rotation.log_group_prefix)
-# SQS needs GenerateDataKey and Decrypt from whoever sends to an encrypted queue: the scheduler
-# role gets the logs key's use through SQS only.
-keys.grant_use_through_service("logs", rotation.scheduler_role, "sqs")
-# Lambda sends the record of a run that failed every retry to the function's failure queue
-# (logs key) with the function's own role: the same use of the key, through SQS only.
-keys.grant_use_through_service("logs", rotation.role, "sqs")
-# The scheduler role reads the schedule's payload (logs key) when it invokes the function: this
-# schedule's only.
-keys.grant_schedule_decrypt("logs", rotation.scheduler_role, rotation.schedule_name)
-
-# The token vault (tokenization), encrypted with the secrets key. The data curator tokenizes (below);
-# no role detokenizes: grant with token_vault.grant_detokenize(role, keys=keys) here, above the seal.
-token_vault = TokenVault(
-    "token-vault",
-    TokenVaultArgs(
-        environment=config.environment,
-        owner=config.owner,
-        kms_key_arn=keys.key_arn("secrets"),
-        deletion_protection=config.is_prod,
-        protect=config.is_prod,
-    ),
-)
+def key_hierarchy(config: StackConfig | KeyLayerConfig, deployers: Sequence[str] = ()) -> KeyHierarchy:
+    """The keys, as a combined stack or the key layer declares them (docs/keys.md)."""
+    environment = config.environment
+    return KeyHierarchy(
+        "keys",
+        KeyHierarchyArgs(
+            environment=environment,
+            owner=config.owner,
+            region=config.region,
+            administrator_role_arns=config.key_administrator_role_arns,
+            break_glass_role_arn=config.break_glass_role_arn,
+            replica_regions=config.key_replica_regions,
+            # Creating the vault and JIT tables makes DynamoDB use the secrets key as the deploying
+            # role: the key is created admitting that, for these tables only.
+            dynamodb_tables={"secrets": [vault_table_name(environment), jit_table_name(environment)]},
+            # Creating the rotation schedule and the Image Builder components with the logs key makes
+            # Scheduler and Image Builder use it as the deploying role: admitted from the key's
+            # creation, for those names only. The logs key, not the inference key: the component
+            # documents are in git and the schedule holds aliases, and no administrator use is ever
+            # admitted on the key of the fleet's volumes, AMIs and model bucket.
+            schedules={"logs": [rotation_schedule_name(environment)]},
+            image_builder_components={"logs": list(component_names(environment))},
+            # Only an approved key-admin elevation (two approvers) may rewrite these keys' policies,
+            # move their aliases, disable or delete them; the deployer writes the first policy.
+            two_person_purposes=config.two_person_keys,
+            # In a split deployment, the workload's deployer creates what uses the keys at creation.
+            deployer_role_arns=deployers,
+            protect=config.is_prod,
+        ),
+    )
 
 
-# The inference fleet (enclave-only decryption): enclave parents in the inference segment's private subnets
-# behind an internal load balancer. Volumes and the model-object bucket use the inference key;
-# the model-weights key gives its role plaintext only inside an enclave with the pinned
-# measurements, and nobody (break-glass included) plaintext outside such an enclave.
-inference = network.segments["inference"]
-fleet = EnclaveInferenceFleet(
-    "inference-fleet",
-    EnclaveInferenceFleetArgs(
-        environment=config.environment,
-        owner=config.owner,
-        region=config.region,
-        vpc_id=inference.vpc.id,
-        vpc_cidr=inference.vpc.cidr_block,
-        subnet_ids=[subnet.id for subnet in inference.private_subnets],
-        storage_key_arn=keys.key_arn("inference"),
-        model_key_arn=keys.key_arn("model-weights"),
-        measurements=config.enclave_measurements,
-        settings=config.enclave_fleet,
-        client_cidrs=config.enclave_client_cidrs,
-        # Unless CIDRs are configured, only the API gateway's VPC link reaches the listener:
-        # nothing else in the VPC gets past the gateway's mTLS, scopes, throttling and logs.
-        clients_by_security_group_only=True,
-        # TLS from the gateway's VPC link to the listener (the gateway verifies this name) and on
-        # to the agents. With the API's zone: a public certificate for inference.<API domain>
-        # requested there; otherwise the API's own publicly trusted certificate (the ownership
-        # proof when the API's is imported or private: API Gateway verifies against public CAs).
-        certificate_domain_name=(f"inference.{config.api.domain_name}" if config.api.hosted_zone_id
-                                 else config.api.domain_name),
-        hosted_zone_id=config.api.hosted_zone_id,
-        certificate_arn=(None if config.api.hosted_zone_id else
-                         config.api.ownership_verification_certificate_arn or config.api.certificate_arn),
-        data_classification=next(s.data_classification for s in config.segments
-                                 if s.name == "inference"),
-        protect=config.is_prod,
-        # Without pinned artifacts no image is built at deploy: the group is created empty.
-        image_built_at_deploy=config.enclave_artifacts is not None,
-    ),
-)
-keys.grant_decrypt_with_attestation("model-weights", fleet.instance_role, config.enclave_measurements)
-# Auto Scaling launches the encrypted volumes through EC2 with the fleet's own service-linked role;
-# the instances read the bucket's SSE-KMS layer through S3 only.
-keys.grant_use_through_service("inference", fleet.autoscaling_role, "ec2")
-keys.grant_decrypt_through_service("inference", fleet.instance_role, "s3")
+def compose_key_layer(config: KeyLayerConfig) -> None:
+    """The key layer of a split deployment: the keys, and their policies written from the
+    workload's reviewed grants file. Before the workload's first deploy there is none, and the
+    keys keep their creation policies, which let no role of the workload use them (docs/deploying.md)."""
+    keys = key_hierarchy(config, config.workload_deployer_role_arns)
+    if config.workload_grants:
+        replay_grants(keys, config.workload_grants, config.enclave_measurements)
+        keys.seal()
+    else:
+        pulumi.log.warn("no workloadGrantsFile yet: the keys keep their creation policies; deploy the "
+                        "workload stack, save its keyGrants output as the grants file, and deploy "
+                        "this stack again (docs/deploying.md)")
+    pulumi.export("keyArns", keys.key_arns())
+    pulumi.export("keyAliases", {purpose: keys.alias_name(purpose) for purpose in KEY_PURPOSES})
+    pulumi.export("sealedGrants", len(config.workload_grants))
 
-# The immutable AMI pipeline: Image Builder bakes the enclave parent image weekly in the
-# management segment, encrypts it with the inference key (the one the fleet's volumes use, so
-# launching needs no second key) and writes its id into the fleet's image parameter, which the
-# launch template resolves at each launch (Image Builder never writes the template). With the
-# artifacts pinned in the stack, the image carries the EIF and the parent agent, read from the
-# model bucket's artifact prefix. The allocator reserve and the architecture follow the fleet's.
-parent_type = enclave_parent_type(config.enclave_fleet.instance_type)
-ami_pipeline = ImmutableAmiPipeline(
-    "ami-pipeline",
-    ImmutableAmiPipelineArgs(
-        environment=config.environment,
-        owner=config.owner,
-        region=config.region,
-        vpc_id=management.vpc.id,
-        vpc_cidr=management.vpc.cidr_block,
-        subnet_id=management.private_subnets[0].id,
-        ami_key_arn=keys.key_arn("inference"),
-        logs_key_arn=keys.key_arn("logs"),
-        ami_id_parameter_name=fleet.image_parameter.name,
-        enclave_artifacts=config.enclave_artifacts,
-        artifacts_bucket_name=fleet.model_bucket_name if config.enclave_artifacts else None,
-        enclave_memory_mib=config.enclave_fleet.enclave_memory_mib,
-        enclave_cpu_count=config.enclave_fleet.enclave_cpu_count,
-        architecture=parent_type.architecture,
-        enclave_threads_per_core=parent_type.threads_per_core,
-        organization_id=config.organization_id,
-        protect=config.is_prod,
-        component_key_arn=keys.key_arn("logs"),
-    ),
-)
-# Image Builder launches the encrypted build volumes and creates and copies the AMI through EC2
-# as the pipeline's execution role: use of the inference key through EC2 only, no direct Decrypt.
-keys.grant_use_through_service("inference", ami_pipeline.execution_role, "ec2")
-# Image Builder's service-linked role copies and encrypts the distributed AMI under the same key.
-# Its ARN resolves only after the pipeline's Image Builder resources exist (Image Builder creates
-# the role with the first of them), so the key policy naming it is written after them.
-keys.grant_use_through_service("inference", ami_pipeline.service_linked_role_arn, "ec2")
-keys.grant_cloudwatch_logs(ami_pipeline.log_group_prefix)
-# The build instance reads its component documents (logs key) through Image Builder only.
-keys.grant_component_decrypt("logs", ami_pipeline.instance_role)
-# The fleet owns the image parameter and the bucket: it lets the pipeline write the one and read
-# the artifact prefix of the other (whose SSE-KMS layer is the inference key, through S3 only).
-publish_image = fleet.grant_image_publishing(ami_pipeline.execution_role)
-if config.enclave_artifacts is not None:
-    read_artifacts = fleet.grant_artifact_read(ami_pipeline.instance_role)
-    keys.grant_decrypt_through_service("inference", ami_pipeline.instance_role, "s3")
 
-# A new image reaches the instances: when Image Builder reports one of the pipeline's images
-# AVAILABLE (its id already in the parameter), a function starts an instance refresh of the group,
-# only for an AMI the pipeline produced (owner, Image Builder record of this recipe, inference
-# key). The same function watches the parameter and puts back the pipeline's last AMI when anyone
-# else writes it, because the launch template resolves it at every launch.
-rollout = ImageRollout(
-    "inference-image-rollout",
-    ImageRolloutArgs(
-        environment=config.environment,
-        owner=config.owner,
-        region=config.region,
-        group_name=fleet.group.name,
-        group_arn=fleet.group.arn,
-        image_arn_prefix=ami_pipeline.image_arn_prefix,
-        logs_key_arn=keys.key_arn("logs"),
-        ami_parameter_name=fleet.image_parameter.name,
-        ami_parameter_arn=fleet.image_parameter.arn,
-        recipe_arn=ami_pipeline.recipe.arn,
-        ami_key_arn=keys.key_arn("inference"),
-        # An image counts only if its record shows it was built by this pipeline as declared.
-        pipeline_arn=ami_pipeline.pipeline.arn,
-        infrastructure_configuration_arn=ami_pipeline.infrastructure_configuration.arn,
-        distribution_configuration_arn=ami_pipeline.distribution_configuration.arn,
-        build_subnet_id=ami_pipeline.build_subnet_id,
-        build_security_group_ids=[ami_pipeline.security_group.id],
-        execution_role_arn=ami_pipeline.execution_role.arn,
-        workflow_arns=ami_pipeline.workflow_arns,
-        protect=config.is_prod,
-        reserve_concurrency=config.reserve_function_concurrency,
-    ),
-)
-keys.grant_cloudwatch_logs(rollout.log_group_prefix)
-keys.grant_use_through_service("logs", rollout.role, "sqs")  # its failure queue, as above
+def compose_workload(config: StackConfig) -> None:
+    """A combined stack (the keys too) or a split deployment's workload layer."""
+    if config.layer == "workload":
+        # The keys are the key layer's stack: their ARNs come from it, and every grant below is
+        # recorded for it (exported as keyGrants, replayed there from its reviewed grants file).
+        keys: KeyHierarchy | KeyLayerReference = KeyLayerReference(
+            "keys", KeyLayerReferenceArgs(environment=config.environment,
+                                          key_layer_stack=str(config.key_layer_stack)))
+    else:
+        keys = key_hierarchy(config)
 
-# Session Manager: the only way onto the parents and the build instances. Every shell
-# is encrypted with the logs key (the hierarchy has no purpose of its own for session data) and
-# streamed to a log group encrypted with it; idle and maximum durations are capped. Only roles
-# granted here may start sessions, and only shells on instances tagged as the fleet's parents or
-# the pipeline's build instances; the security responder is granted below.
-sessions = SessionManagerPreferences(
-    "session-manager",
-    SessionManagerPreferencesArgs(
-        environment=config.environment,
-        owner=config.owner,
-        region=config.region,
-        session_key_arn=keys.key_arn("logs"),
-        logs_key_arn=keys.key_arn("logs"),
-        session_targets={"ztai:workload": ("enclave-inference",), "ztai:image": ("enclave-parent",)},
-        protect=config.is_prod,
-    ),
-)
-keys.grant_cloudwatch_logs(sessions.log_group_prefix)
-# The SSM agent on each instance decrypts the session's data key and streams the session.
-for instance_role in (fleet.instance_role, ami_pipeline.instance_role):
-    sessions.grant_session_logging(instance_role)
-    keys.grant_session_decrypt("logs", instance_role)
-
-# The inference API (gateway, partners): the only door to the fleet. Mutual TLS on the custom domain
-# (first-party and partner CAs in a pinned truststore version), a JWT with the route's scope on
-# every route, the default endpoint off, and a VPC link from the inference segment to the fleet's
-# internal load balancer. Tokens come from the stack's own Cognito pool (one client-credentials
-# app client per caller, each with one scope) unless an external issuer is configured.
-api = config.api
-api_identifier = f"https://{api.domain_name}"
-# One scope per caller: `invoke` for first-party clients, `partner-<name>` for each partner.
-partner_scopes = {partner.name: f"partner-{partner.name}" for partner in api.partners}
-partners = [replace(partner, scopes=(scope_string(api_identifier, partner_scopes[partner.name]),))
-            for partner in api.partners]
-first_party_scope = scope_string(api_identifier, "invoke")
-if api.jwt_issuer is None:
-    identity = CognitoApiIdentity(
-        "api-identity",
-        CognitoApiIdentityArgs(
+    network = SegmentedNetwork(
+        "network",
+        SegmentedNetworkArgs(
+            segments=config.segments,
             environment=config.environment,
             owner=config.owner,
-            identifier=api_identifier,
-            domain_prefix=api.auth_domain_prefix,
-            # Cognito prefix domains are global to the region: a derived prefix gets a suffix
-            # unique to this account, region and stack; one set by hand is used as given.
-            unique_domain_suffix=api.auth_domain_prefix_derived,
-            scopes={"invoke": "first-party inference",
-                    **{scope: f"routes of partner {name}" for name, scope in partner_scopes.items()}},
-            clients=[ApiClient("inference", ("invoke",)),
-                     *(ApiClient(scope, (scope,)) for scope in partner_scopes.values())],
+            region=config.region,
+            az_count=config.az_count,
+            flow_log_retention_days=config.flow_log_retention_days,
+            flow_log_key_arn=keys.key_arn("logs"),
+            organization_id=config.organization_id,
+            protect=config.is_prod,
+        ),
+    )
+    keys.grant_cloudwatch_logs(network.log_group_prefix)
+    keys.grant_cloudwatch_logs(network.query_log_group_prefix)
+
+    # Monthly on-demand rotation of the symmetric keys (the HMAC key cannot be rotated on demand),
+    # from the management segment's private subnets through its KMS endpoint. Successors are left to
+    # the pipeline (create_successors stays False: True would give the function's role
+    # kms:PutKeyPolicy on every symmetric key, model-weights included).
+    management = network.segments["management"]
+    rotation = MonthlyKeyRotation(
+        "key-rotation",
+        MonthlyKeyRotationArgs(
+            environment=config.environment,
+            owner=config.owner,
+            region=config.region,
+            key_aliases=[keys.alias_name(purpose) for purpose in SYMMETRIC_PURPOSES],
+            key_arns=[keys.key_arn(purpose) for purpose in SYMMETRIC_PURPOSES],
+            logs_key_arn=keys.key_arn("logs"),
+            dead_letter_key_arn=keys.key_arn("logs"),
+            subnet_ids=[subnet.id for subnet in management.private_subnets],
+            vpc_id=management.vpc.id,
+            vpc_cidr=management.vpc.cidr_block,
+            protect=config.is_prod,
+            reserve_concurrency=config.reserve_function_concurrency,
+            schedule_key_arn=keys.key_arn("logs"),
+        ),
+    )
+    keys.grant_key_rotation(rotation.role, create_successors=rotation.create_successors)
+    keys.grant_cloudwatch_logs(rotation.log_group_prefix)
+    # SQS needs GenerateDataKey and Decrypt from whoever sends to an encrypted queue: the scheduler
+    # role gets the logs key's use through SQS only.
+    keys.grant_use_through_service("logs", rotation.scheduler_role, "sqs")
+    # Lambda sends the record of a run that failed every retry to the function's failure queue
+    # (logs key) with the function's own role: the same use of the key, through SQS only.
+    keys.grant_use_through_service("logs", rotation.role, "sqs")
+    # The scheduler role reads the schedule's payload (logs key) when it invokes the function: this
+    # schedule's only.
+    keys.grant_schedule_decrypt("logs", rotation.scheduler_role, rotation.schedule_name)
+
+    # The token vault (tokenization), encrypted with the secrets key. The data curator tokenizes (below);
+    # no role detokenizes: grant with token_vault.grant_detokenize(role, keys=keys) here, above the seal.
+    token_vault = TokenVault(
+        "token-vault",
+        TokenVaultArgs(
+            environment=config.environment,
+            owner=config.owner,
+            kms_key_arn=keys.key_arn("secrets"),
             deletion_protection=config.is_prod,
             protect=config.is_prod,
         ),
     )
-    jwt_issuer: pulumi.Input[str] = identity.issuer
-    jwt_audiences: list[pulumi.Input[str]] = list(identity.client_ids.values())
+
+
+    # The inference fleet (enclave-only decryption): enclave parents in the inference segment's
+    # private subnets behind an internal load balancer. Volumes and the model-object bucket use the
+    # inference key; the model-weights key gives its role plaintext only inside an enclave with the
+    # pinned measurements, and nobody (break-glass included) plaintext outside such an enclave.
+    inference = network.segments["inference"]
+    fleet = EnclaveInferenceFleet(
+        "inference-fleet",
+        EnclaveInferenceFleetArgs(
+            environment=config.environment,
+            owner=config.owner,
+            region=config.region,
+            vpc_id=inference.vpc.id,
+            vpc_cidr=inference.vpc.cidr_block,
+            subnet_ids=[subnet.id for subnet in inference.private_subnets],
+            storage_key_arn=keys.key_arn("inference"),
+            model_key_arn=keys.key_arn("model-weights"),
+            measurements=config.enclave_measurements,
+            settings=config.enclave_fleet,
+            client_cidrs=config.enclave_client_cidrs,
+            # Unless CIDRs are configured, only the API gateway's VPC link reaches the listener:
+            # nothing else in the VPC gets past the gateway's mTLS, scopes, throttling and logs.
+            clients_by_security_group_only=True,
+            # TLS from the gateway's VPC link to the listener (the gateway verifies this name) and on
+            # to the agents. With the API's zone: a public certificate for inference.<API domain>
+            # requested there; otherwise the API's own publicly trusted certificate (the ownership
+            # proof when the API's is imported or private: API Gateway verifies against public CAs).
+            certificate_domain_name=(f"inference.{config.api.domain_name}" if config.api.hosted_zone_id
+                                     else config.api.domain_name),
+            hosted_zone_id=config.api.hosted_zone_id,
+            certificate_arn=(None if config.api.hosted_zone_id else
+                             config.api.ownership_verification_certificate_arn or config.api.certificate_arn),
+            data_classification=next(s.data_classification for s in config.segments
+                                     if s.name == "inference"),
+            protect=config.is_prod,
+            # Without pinned artifacts no image is built at deploy: the group is created empty.
+            image_built_at_deploy=config.enclave_artifacts is not None,
+        ),
+    )
+    keys.grant_decrypt_with_attestation("model-weights", fleet.instance_role, config.enclave_measurements)
+    # Auto Scaling launches the encrypted volumes through EC2 with the fleet's own service-linked role;
+    # the instances read the bucket's SSE-KMS layer through S3 only.
+    keys.grant_use_through_service("inference", fleet.autoscaling_role, "ec2")
+    keys.grant_decrypt_through_service("inference", fleet.instance_role, "s3")
+
+    # The immutable AMI pipeline: Image Builder bakes the enclave parent image weekly in the
+    # management segment, encrypts it with the inference key (the one the fleet's volumes use, so
+    # launching needs no second key) and writes its id into the fleet's image parameter, which the
+    # launch template resolves at each launch (Image Builder never writes the template). With the
+    # artifacts pinned in the stack, the image carries the EIF and the parent agent, read from the
+    # model bucket's artifact prefix. The allocator reserve and the architecture follow the fleet's.
+    parent_type = enclave_parent_type(config.enclave_fleet.instance_type)
+    ami_pipeline = ImmutableAmiPipeline(
+        "ami-pipeline",
+        ImmutableAmiPipelineArgs(
+            environment=config.environment,
+            owner=config.owner,
+            region=config.region,
+            vpc_id=management.vpc.id,
+            vpc_cidr=management.vpc.cidr_block,
+            subnet_id=management.private_subnets[0].id,
+            ami_key_arn=keys.key_arn("inference"),
+            logs_key_arn=keys.key_arn("logs"),
+            ami_id_parameter_name=fleet.image_parameter.name,
+            enclave_artifacts=config.enclave_artifacts,
+            artifacts_bucket_name=fleet.model_bucket_name if config.enclave_artifacts else None,
+            enclave_memory_mib=config.enclave_fleet.enclave_memory_mib,
+            enclave_cpu_count=config.enclave_fleet.enclave_cpu_count,
+            architecture=parent_type.architecture,
+            enclave_threads_per_core=parent_type.threads_per_core,
+            organization_id=config.organization_id,
+            protect=config.is_prod,
+            component_key_arn=keys.key_arn("logs"),
+        ),
+    )
+    # Image Builder launches the encrypted build volumes and creates and copies the AMI through EC2
+    # as the pipeline's execution role: use of the inference key through EC2 only, no direct Decrypt.
+    keys.grant_use_through_service("inference", ami_pipeline.execution_role, "ec2")
+    # Image Builder's service-linked role copies and encrypts the distributed AMI under the same key.
+    # Its ARN resolves only after the pipeline's Image Builder resources exist (Image Builder creates
+    # the role with the first of them), so the key policy naming it is written after them.
+    keys.grant_use_through_service("inference", ami_pipeline.service_linked_role_arn, "ec2")
+    keys.grant_cloudwatch_logs(ami_pipeline.log_group_prefix)
+    # The build instance reads its component documents (logs key) through Image Builder only.
+    keys.grant_component_decrypt("logs", ami_pipeline.instance_role)
+    # The fleet owns the image parameter and the bucket: it lets the pipeline write the one and read
+    # the artifact prefix of the other (whose SSE-KMS layer is the inference key, through S3 only).
+    publish_image = fleet.grant_image_publishing(ami_pipeline.execution_role)
+    if config.enclave_artifacts is not None:
+        read_artifacts = fleet.grant_artifact_read(ami_pipeline.instance_role)
+        keys.grant_decrypt_through_service("inference", ami_pipeline.instance_role, "s3")
+
+    # A new image reaches the instances: when Image Builder reports one of the pipeline's images
+    # AVAILABLE (its id already in the parameter), a function starts an instance refresh of the group,
+    # only for an AMI the pipeline produced (owner, Image Builder record of this recipe, inference
+    # key). The same function watches the parameter and puts back the pipeline's last AMI when anyone
+    # else writes it, because the launch template resolves it at every launch.
+    rollout = ImageRollout(
+        "inference-image-rollout",
+        ImageRolloutArgs(
+            environment=config.environment,
+            owner=config.owner,
+            region=config.region,
+            group_name=fleet.group.name,
+            group_arn=fleet.group.arn,
+            image_arn_prefix=ami_pipeline.image_arn_prefix,
+            logs_key_arn=keys.key_arn("logs"),
+            ami_parameter_name=fleet.image_parameter.name,
+            ami_parameter_arn=fleet.image_parameter.arn,
+            recipe_arn=ami_pipeline.recipe.arn,
+            ami_key_arn=keys.key_arn("inference"),
+            # An image counts only if its record shows it was built by this pipeline as declared.
+            pipeline_arn=ami_pipeline.pipeline.arn,
+            infrastructure_configuration_arn=ami_pipeline.infrastructure_configuration.arn,
+            distribution_configuration_arn=ami_pipeline.distribution_configuration.arn,
+            build_subnet_id=ami_pipeline.build_subnet_id,
+            build_security_group_ids=[ami_pipeline.security_group.id],
+            execution_role_arn=ami_pipeline.execution_role.arn,
+            workflow_arns=ami_pipeline.workflow_arns,
+            protect=config.is_prod,
+            reserve_concurrency=config.reserve_function_concurrency,
+        ),
+    )
+    keys.grant_cloudwatch_logs(rollout.log_group_prefix)
+    keys.grant_use_through_service("logs", rollout.role, "sqs")  # its failure queue, as above
+
+    # Session Manager: the only way onto the parents and the build instances. Every shell
+    # is encrypted with the logs key (the hierarchy has no purpose of its own for session data) and
+    # streamed to a log group encrypted with it; idle and maximum durations are capped. Only roles
+    # granted here may start sessions, and only shells on instances tagged as the fleet's parents or
+    # the pipeline's build instances; the security responder is granted below.
+    sessions = SessionManagerPreferences(
+        "session-manager",
+        SessionManagerPreferencesArgs(
+            environment=config.environment,
+            owner=config.owner,
+            region=config.region,
+            session_key_arn=keys.key_arn("logs"),
+            logs_key_arn=keys.key_arn("logs"),
+            session_targets={"ztai:workload": ("enclave-inference",), "ztai:image": ("enclave-parent",)},
+            protect=config.is_prod,
+        ),
+    )
+    keys.grant_cloudwatch_logs(sessions.log_group_prefix)
+    # The SSM agent on each instance decrypts the session's data key and streams the session.
+    for instance_role in (fleet.instance_role, ami_pipeline.instance_role):
+        sessions.grant_session_logging(instance_role)
+        keys.grant_session_decrypt("logs", instance_role)
+
+    # The inference API (gateway, partners): the only door to the fleet. Mutual TLS on the custom domain
+    # (first-party and partner CAs in a pinned truststore version), a JWT with the route's scope on
+    # every route, the default endpoint off, and a VPC link from the inference segment to the fleet's
+    # internal load balancer. Tokens come from the stack's own Cognito pool (one client-credentials
+    # app client per caller, each with one scope) unless an external issuer is configured.
+    api = config.api
+    api_identifier = f"https://{api.domain_name}"
+    # One scope per caller: `invoke` for first-party clients, `partner-<name>` for each partner.
+    partner_scopes = {partner.name: f"partner-{partner.name}" for partner in api.partners}
+    partners = [replace(partner, scopes=(scope_string(api_identifier, partner_scopes[partner.name]),))
+                for partner in api.partners]
+    first_party_scope = scope_string(api_identifier, "invoke")
+    if api.jwt_issuer is None:
+        identity = CognitoApiIdentity(
+            "api-identity",
+            CognitoApiIdentityArgs(
+                environment=config.environment,
+                owner=config.owner,
+                identifier=api_identifier,
+                domain_prefix=api.auth_domain_prefix,
+                # Cognito prefix domains are global to the region: a derived prefix gets a suffix
+                # unique to this account, region and stack; one set by hand is used as given.
+                unique_domain_suffix=api.auth_domain_prefix_derived,
+                scopes={"invoke": "first-party inference",
+                        **{scope: f"routes of partner {name}" for name, scope in partner_scopes.items()}},
+                clients=[ApiClient("inference", ("invoke",)),
+                         *(ApiClient(scope, (scope,)) for scope in partner_scopes.values())],
+                deletion_protection=config.is_prod,
+                protect=config.is_prod,
+            ),
+        )
+        jwt_issuer: pulumi.Input[str] = identity.issuer
+        jwt_audiences: list[pulumi.Input[str]] = list(identity.client_ids.values())
+    else:
+        jwt_issuer, jwt_audiences = api.jwt_issuer, list(api.jwt_audiences)
+    gateway = SecureApiGateway(
+        "api",
+        SecureApiGatewayArgs(
+            environment=config.environment,
+            owner=config.owner,
+            domain_name=api.domain_name,
+            hosted_zone_id=api.hosted_zone_id,
+            certificate_arn=api.certificate_arn,
+            ownership_verification_certificate_arn=api.ownership_verification_certificate_arn,
+            jwt_issuer=jwt_issuer,
+            jwt_audiences=jwt_audiences,
+            routes=[ApiRoute("POST /v1/infer", (first_party_scope,))],
+            partners=partners,
+            client_ca_files=api.client_ca_files,
+            vpc_id=inference.vpc.id,
+            subnet_ids=[subnet.id for subnet in inference.private_subnets],
+            backend_cidr=next(s.cidr for s in config.segments if s.name == "inference"),
+            backend_port=fleet.listener_port,
+            nlb_listener_arn=fleet.listener.arn,
+            backend_server_name=fleet.tls_server_name,
+            truststore_key_arn=keys.key_arn("inference"),
+            logs_key_arn=keys.key_arn("logs"),
+            throttling_rate_limit=api.rate_limit,
+            throttling_burst_limit=api.burst_limit,
+            log_retention_days=api.access_log_retention_days,
+            publish_after_grants=True,
+            protect=config.is_prod,
+        ),
+    )
+    keys.grant_cloudwatch_logs(gateway.log_group_prefix)
+    fleet.admit_clients_from(gateway.vpc_link_security_group.id, "api-gateway")
+    # Pulumi uploads the truststore and API Gateway reads it with the deploying role's credentials,
+    # and that role is a key administrator, which may otherwise never use a key: it may use the
+    # inference key through S3 for the truststore bucket's objects only.
+    keys.allow_administrators_through_s3("inference", gateway.truststore_bucket_arn)
+
+    # The training data: raw/, curated/ (tokenized) and outputs/, under the training-data key.
+    training_data = TrainingDataBucket(
+        "training-data",
+        TrainingDataBucketArgs(environment=config.environment, owner=config.owner, region=config.region,
+                               key_arn=keys.key_arn("training-data"), protect=config.is_prod),
+    )
+
+    # The human roles (docs/identity.md): one per job, trusted only from the configured identity
+    # provider, usable only with MFA, a compliant device, from the management segment's endpoints (or
+    # the corporate ranges) and in the stack's Regions. Each is granted below by the owners of what it
+    # uses; none is a key administrator of the key policies (keyAdministratorRoleArns stays the
+    # deployer's), and break-glass gets kms:* on the keys only if breakGlassRoleArn names it.
+    people = AccessRoles(
+        "access",
+        AccessRolesArgs(
+            environment=config.environment,
+            owner=config.owner,
+            region=config.region,
+            settings=config.human_access,
+            log_group_prefixes=log_group_prefixes_for(config.environment),
+            source_vpce_ids=[endpoint.id for endpoint in management.endpoints.values()],
+            extra_regions=config.key_replica_regions,
+        ),
+    )
+    curator, engineer = people["data-curator"], people["model-engineer"]
+    publisher, responder = people["model-publisher"], people["security-responder"]
+    # Data curator: brings raw data in, tokenizes it into curated/; never detokenizes, never weights.
+    training_data.grant_read_prefix(curator, "raw/")
+    training_data.grant_write_prefix(curator, "raw/")
+    training_data.grant_write_prefix(curator, "curated/")
+    keys.grant_use_through_service("training-data", curator, "s3")
+    token_vault.grant_tokenize(curator, keys=keys)
+    # Model engineer: trains on curated (tokenized) data and writes outputs.
+    training_data.grant_read_prefix(engineer, "curated/")
+    training_data.grant_read_prefix(engineer, "outputs/")
+    training_data.grant_write_prefix(engineer, "outputs/")
+    keys.grant_use_through_service("training-data", engineer, "s3")
+    # Model publisher: data keys for the published models only (the weights' encryption context), and
+    # uploads to models/; never kms:Decrypt on the weights key.
+    if config.human_access.published_models:
+        keys.grant_generate_data_key("model-weights", publisher,
+                                     encryption_context={"model": list(config.human_access.published_models)})
+    fleet.grant_model_publishing(publisher)
+    keys.grant_use_through_service("inference", publisher, "s3")
+    # Security responder: logged shells on the fleet's parents and the build instances.
+    sessions.grant_start_session(responder)
+    keys.grant_generate_data_key("logs", responder)
+
+    # Through the segments' s3, logs, ecr and ssm endpoints, principals reach only what is named
+    # here (the model bucket, the AMI-id parameter, the image build's log group, whose name is the
+    # pipeline's log_group_prefix), no other resource of the account, another environment's included.
+    endpoint_policies = network.restrict_endpoints(
+        bucket_names=[fleet.model_bucket_name],
+        parameter_arns=[fleet.image_parameter.arn],
+        log_group_names=[ami_pipeline.log_group_prefix],
+    )
+
+    # --- Just-in-time elevation -------------------------------------------------------------------
+    # One role per catalogue entry, admitting nobody until a request is approved by someone else; the
+    # grant carries its own expiry and revocation refuses sessions already issued (docs/jit.md). The
+    # requests table is encrypted with the secrets key, admitted at creation above (dynamodb_tables).
+    jit = JustInTimeAccess(
+        "jit",
+        JustInTimeAccessArgs(
+            environment=config.environment,
+            region=config.region,
+            elevations=config.jit_elevations,
+            table_key_arn=keys.key_arn("secrets"),
+            logs_key_arn=keys.key_arn("logs"),
+            protect=config.is_prod,
+            reserve_concurrency=config.reserve_function_concurrency,
+            permissions_boundary=people.boundary.arn,
+            # The keys of the key-admin elevations: the API writes their approved policies.
+            key_arns={e.key: keys.key_arn(e.key) for e in config.jit_elevations if e.grant == "key-admin"},
+        ),
+    )
+    keys.grant_cloudwatch_logs(jit.log_group_prefix)
+    for jit_function in (jit.api, jit.expiry):
+        keys.grant_use_through_service("secrets", jit_function.role, "dynamodb")
+        keys.grant_use_through_service("logs", jit_function.role, "sqs")  # failure records
+    # Each elevation's permissions, granted by the owner of what it touches. A key-admin elevation
+    # administers its key (disable, schedule deletion, alias) and the JIT API writes the key policy
+    # two other people approved by its SHA-256; on a two-person key nobody else may (the deployer
+    # included, after the first deploy: docs/runbooks/key-administration.md).
+    for elevation in config.jit_elevations:
+        if elevation.grant == "key-admin":
+            keys.grant_key_administration(elevation.key, jit.roles[elevation.name],
+                                          policy_writer=jit.api.role)
+        if elevation.grant == "break-glass":  # two approvers; what the break-glass role holds, watched
+            people.grant_break_glass(jit.roles[elevation.name])
+        if elevation.grant == "training-data-prefix-write":  # the canonical case: one job run's writes
+            training_data.grant_write_prefix(jit.roles[elevation.name], elevation.prefix)
+            keys.grant_use_through_service("training-data", jit.roles[elevation.name], "s3")
+        if elevation.grant == "model-prefix-write":
+            fleet.grant_prefix_write(jit.roles[elevation.name], elevation.prefix)
+            keys.grant_use_through_service("inference", jit.roles[elevation.name], "s3")
+    # Every person's role may call the JIT API (to request, or to approve as the catalogue allows).
+    for person in people.roles.values():
+        jit.grant_requests(person)
+    # --- end of just-in-time elevation -------------------------------------------------------------
+
+    # Every grant is made above this line: sealing writes the key policies.
+    key_policies = keys.seal()
+    gateway.publish_after(key_policies)
+
+    if config.enclave_artifacts is not None:
+        # First boot: the parameter's first value is stock AL2023. One image is built now (tens of
+        # minutes of `pulumi up`), its distribution writes the parameter, and the group launches
+        # only after it. The build waits for the grants it uses, the key policies included.
+        fleet.launch_after(ami_pipeline.build_image(
+            after=[publish_image, read_artifacts, *key_policies, *endpoint_policies]))
+
+    pulumi.export("vpcIds", network.vpc_ids())
+    pulumi.export("privateSubnetIds", {
+        name: [subnet.id for subnet in segment.private_subnets]
+        for name, segment in network.segments.items()
+    })
+    pulumi.export("keyArns", keys.key_arns())
+    pulumi.export("keyAliases", {purpose: keys.alias_name(purpose) for purpose in KEY_PURPOSES})
+    # Every key grant of the composition: in a workload stack, what the key layer's grants file
+    # must hold (docs/deploying.md); in a combined stack, what a split would move there.
+    pulumi.export("keyGrants", ledger_output(config.environment, keys.ledger))
+    pulumi.export("tokenVaultTable", token_vault.table_name)
+    pulumi.export("jit", {"table": jit.table.name, "apiUrl": jit.function_url.function_url,
+                          "roles": {name: role.arn for name, role in jit.roles.items()}})
+    pulumi.export("inferenceEndpoint", fleet.load_balancer.dns_name)
+    pulumi.export("inferenceLaunchTemplateId", fleet.launch_template.id)
+    pulumi.export("amiPipelineArn", ami_pipeline.pipeline.arn)
+    pulumi.export("amiIdParameter", fleet.image_parameter.name)
+    pulumi.export("modelBucket", fleet.model_bucket_name)
+    pulumi.export("trainingDataBucket", training_data.bucket_name)
+    pulumi.export("humanRoleArns", people.role_arns)
+    if api.jwt_issuer is None:
+        # What the enclave image bakes to re-verify every request (enclave_images/build.sh): the pool,
+        # each app client bound to its CAs' names, each route's scopes. Onboarding a partner changes
+        # it, and so the EIF and its pinned measurements.
+        pulumi.export("enclaveTrust", gateway.enclave_trust(identity.issuer, {
+            FIRST_PARTY: identity.client_ids["inference"],
+            **{name: identity.client_ids[scope] for name, scope in partner_scopes.items()}},
+            # The scopes each client is given above: they decide the routes the enclave lets it call.
+            {FIRST_PARTY: [first_party_scope],
+             **{partner.name: list(partner.scopes) for partner in partners}}))
+    else:
+        pulumi.log.warn("enclaveTrust is not exported with an external jwtIssuer: bind its client ids "
+                        "to their CAs by hand in the enclave's trust file (enclave_images/trust.py)")
+    pulumi.export("api", {
+        "apiId": gateway.api_id, "stageName": gateway.stage_name, "routeKeys": gateway.route_keys,
+        "domainName": gateway.domain_name, "truststoreVersion": gateway.truststore_version,
+        "accessLogGroup": gateway.log_group_name,
+    })
+
+
+config = load_stack_config()
+# Before the first resource: every taggable resource gets environment, owner and project here, once.
+register_standard_tags(config.environment, config.owner)
+if isinstance(config, KeyLayerConfig):
+    compose_key_layer(config)
 else:
-    jwt_issuer, jwt_audiences = api.jwt_issuer, list(api.jwt_audiences)
-gateway = SecureApiGateway(
-    "api",
-    SecureApiGatewayArgs(
-        environment=config.environment,
-        owner=config.owner,
-        domain_name=api.domain_name,
-        hosted_zone_id=api.hosted_zone_id,
-        certificate_arn=api.certificate_arn,
-        ownership_verification_certificate_arn=api.ownership_verification_certificate_arn,
-        jwt_issuer=jwt_issuer,
-        jwt_audiences=jwt_audiences,
-        routes=[ApiRoute("POST /v1/infer", (first_party_scope,))],
-        partners=partners,
-        client_ca_files=api.client_ca_files,
-        vpc_id=inference.vpc.id,
-        subnet_ids=[subnet.id for subnet in inference.private_subnets],
-        backend_cidr=next(s.cidr for s in config.segments if s.name == "inference"),
-        backend_port=fleet.listener_port,
-        nlb_listener_arn=fleet.listener.arn,
-        backend_server_name=fleet.tls_server_name,
-        truststore_key_arn=keys.key_arn("inference"),
-        logs_key_arn=keys.key_arn("logs"),
-        throttling_rate_limit=api.rate_limit,
-        throttling_burst_limit=api.burst_limit,
-        log_retention_days=api.access_log_retention_days,
-        publish_after_grants=True,
-        protect=config.is_prod,
-    ),
-)
-keys.grant_cloudwatch_logs(gateway.log_group_prefix)
-fleet.admit_clients_from(gateway.vpc_link_security_group.id, "api-gateway")
-# Pulumi uploads the truststore and API Gateway reads it with the deploying role's credentials,
-# and that role is a key administrator, which may otherwise never use a key: it may use the
-# inference key through S3 for the truststore bucket's objects only.
-keys.allow_administrators_through_s3("inference", gateway.truststore_bucket_arn)
-
-# The training data: raw/, curated/ (tokenized) and outputs/, under the training-data key.
-training_data = TrainingDataBucket(
-    "training-data",
-    TrainingDataBucketArgs(environment=config.environment, owner=config.owner, region=config.region,
-                           key_arn=keys.key_arn("training-data"), protect=config.is_prod),
-)
-
-# The human roles (docs/identity.md): one per job, trusted only from the configured identity
-# provider, usable only with MFA, a compliant device, from the management segment's endpoints (or
-# the corporate ranges) and in the stack's Regions. Each is granted below by the owners of what it
-# uses; none is a key administrator of the key policies (keyAdministratorRoleArns stays the
-# deployer's), and break-glass gets kms:* on the keys only if breakGlassRoleArn names it.
-people = AccessRoles(
-    "access",
-    AccessRolesArgs(
-        environment=config.environment,
-        owner=config.owner,
-        region=config.region,
-        settings=config.human_access,
-        log_group_prefixes=log_group_prefixes_for(config.environment),
-        source_vpce_ids=[endpoint.id for endpoint in management.endpoints.values()],
-        extra_regions=config.key_replica_regions,
-    ),
-)
-curator, engineer = people["data-curator"], people["model-engineer"]
-publisher, responder = people["model-publisher"], people["security-responder"]
-# Data curator: brings raw data in, tokenizes it into curated/; never detokenizes, never weights.
-training_data.grant_read_prefix(curator, "raw/")
-training_data.grant_write_prefix(curator, "raw/")
-training_data.grant_write_prefix(curator, "curated/")
-keys.grant_use_through_service("training-data", curator, "s3")
-token_vault.grant_tokenize(curator, keys=keys)
-# Model engineer: trains on curated (tokenized) data and writes outputs.
-training_data.grant_read_prefix(engineer, "curated/")
-training_data.grant_read_prefix(engineer, "outputs/")
-training_data.grant_write_prefix(engineer, "outputs/")
-keys.grant_use_through_service("training-data", engineer, "s3")
-# Model publisher: data keys for the published models only (the weights' encryption context), and
-# uploads to models/; never kms:Decrypt on the weights key.
-if config.human_access.published_models:
-    keys.grant_generate_data_key("model-weights", publisher,
-                                 encryption_context={"model": list(config.human_access.published_models)})
-fleet.grant_model_publishing(publisher)
-keys.grant_use_through_service("inference", publisher, "s3")
-# Security responder: logged shells on the fleet's parents and the build instances.
-sessions.grant_start_session(responder)
-keys.grant_generate_data_key("logs", responder)
-
-# Through the segments' s3, logs, ecr and ssm endpoints, principals reach only what is named
-# here (the model bucket, the AMI-id parameter, the image build's log group, whose name is the
-# pipeline's log_group_prefix), no other resource of the account, another environment's included.
-endpoint_policies = network.restrict_endpoints(
-    bucket_names=[fleet.model_bucket_name],
-    parameter_arns=[fleet.image_parameter.arn],
-    log_group_names=[ami_pipeline.log_group_prefix],
-)
-
-# --- Just-in-time elevation -------------------------------------------------------------------
-# One role per catalogue entry, admitting nobody until a request is approved by someone else; the
-# grant carries its own expiry and revocation refuses sessions already issued (docs/jit.md). The
-# requests table is encrypted with the secrets key, admitted at creation above (dynamodb_tables).
-jit = JustInTimeAccess(
-    "jit",
-    JustInTimeAccessArgs(
-        environment=config.environment,
-        region=config.region,
-        elevations=config.jit_elevations,
-        table_key_arn=keys.key_arn("secrets"),
-        logs_key_arn=keys.key_arn("logs"),
-        protect=config.is_prod,
-        reserve_concurrency=config.reserve_function_concurrency,
-        permissions_boundary=people.boundary.arn,
-        # The keys of the key-admin elevations: the API writes their approved policies.
-        key_arns={e.key: keys.key_arn(e.key) for e in config.jit_elevations if e.grant == "key-admin"},
-    ),
-)
-keys.grant_cloudwatch_logs(jit.log_group_prefix)
-for jit_function in (jit.api, jit.expiry):
-    keys.grant_use_through_service("secrets", jit_function.role, "dynamodb")
-    keys.grant_use_through_service("logs", jit_function.role, "sqs")  # failure records
-# Each elevation's permissions, granted by the owner of what it touches. A key-admin elevation
-# administers its key (disable, schedule deletion, alias) and the JIT API writes the key policy
-# two other people approved by its SHA-256; on a two-person key nobody else may (the deployer
-# included, after the first deploy: docs/runbooks/key-administration.md).
-for elevation in config.jit_elevations:
-    if elevation.grant == "key-admin":
-        keys.grant_key_administration(elevation.key, jit.roles[elevation.name], policy_writer=jit.api.role)
-    if elevation.grant == "break-glass":  # two approvers; what the break-glass role holds, watched
-        people.grant_break_glass(jit.roles[elevation.name])
-    if elevation.grant == "training-data-prefix-write":  # the canonical case: one job run's writes
-        training_data.grant_write_prefix(jit.roles[elevation.name], elevation.prefix)
-        keys.grant_use_through_service("training-data", jit.roles[elevation.name], "s3")
-    if elevation.grant == "model-prefix-write":
-        fleet.grant_prefix_write(jit.roles[elevation.name], elevation.prefix)
-        keys.grant_use_through_service("inference", jit.roles[elevation.name], "s3")
-# Every person's role may call the JIT API (to request, or to approve as the catalogue allows).
-for person in people.roles.values():
-    jit.grant_requests(person)
-# --- end of just-in-time elevation -------------------------------------------------------------
-
-# Every grant is made above this line: sealing writes the key policies.
-key_policies = keys.seal()
-gateway.publish_after(key_policies)
-
-if config.enclave_artifacts is not None:
-    # First boot: the parameter's first value is stock AL2023. One image is built now (tens of
-    # minutes of `pulumi up`), its distribution writes the parameter, and the group launches
-    # only after it. The build waits for the grants it uses, the key policies included.
-    fleet.launch_after(ami_pipeline.build_image(
-        after=[publish_image, read_artifacts, *key_policies, *endpoint_policies]))
-
-pulumi.export("vpcIds", network.vpc_ids())
-pulumi.export("privateSubnetIds", {
-    name: [subnet.id for subnet in segment.private_subnets]
-    for name, segment in network.segments.items()
-})
-pulumi.export("keyArns", {purpose: key.arn for purpose, key in keys.keys.items()})
-pulumi.export("keyAliases", {purpose: alias.name for purpose, alias in keys.aliases.items()})
-pulumi.export("tokenVaultTable", token_vault.table_name)
-pulumi.export("jit", {"table": jit.table.name, "apiUrl": jit.function_url.function_url,
-                      "roles": {name: role.arn for name, role in jit.roles.items()}})
-pulumi.export("inferenceEndpoint", fleet.load_balancer.dns_name)
-pulumi.export("inferenceLaunchTemplateId", fleet.launch_template.id)
-pulumi.export("amiPipelineArn", ami_pipeline.pipeline.arn)
-pulumi.export("amiIdParameter", fleet.image_parameter.name)
-pulumi.export("modelBucket", fleet.model_bucket_name)
-pulumi.export("trainingDataBucket", training_data.bucket_name)
-pulumi.export("humanRoleArns", people.role_arns)
-if api.jwt_issuer is None:
-    # What the enclave image bakes to re-verify every request (enclave_images/build.sh): the pool,
-    # each app client bound to its CAs' names, each route's scopes. Onboarding a partner changes
-    # it, and so the EIF and its pinned measurements.
-    pulumi.export("enclaveTrust", gateway.enclave_trust(identity.issuer, {
-        FIRST_PARTY: identity.client_ids["inference"],
-        **{name: identity.client_ids[scope] for name, scope in partner_scopes.items()}},
-        # The scopes each client is given above: they decide the routes the enclave lets it call.
-        {FIRST_PARTY: [first_party_scope], **{partner.name: list(partner.scopes) for partner in partners}}))
-else:
-    pulumi.log.warn("enclaveTrust is not exported with an external jwtIssuer: bind its client ids "
-                    "to their CAs by hand in the enclave's trust file (enclave_images/trust.py)")
-pulumi.export("api", {
-    "apiId": gateway.api_id, "stageName": gateway.stage_name, "routeKeys": gateway.route_keys,
-    "domainName": gateway.domain_name, "truststoreVersion": gateway.truststore_version,
-    "accessLogGroup": gateway.log_group_name,
-})
+    compose_workload(config)

@@ -68,6 +68,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_facts import REGION_AZ_COUNT, partition_for_region
+from components.key_grants import recorded
 
 SYMMETRIC_PURPOSES: tuple[str, ...] = ("training-data", "model-weights", "logs", "secrets",
                                        "inference")
@@ -282,6 +283,12 @@ class KeyHierarchyArgs:
         Replicas have policies of their own in KMS; each gets the same statements (rendered for
         its region) and the same grants. Adding the first region replaces the keys: multi-Region
         is fixed at creation.
+    deployer_role_arns: roles that create the stack's resources encrypted under the keys (the
+        tables, schedules and Image Builder components above, the truststore upload of
+        `allow_administrators_through_s3`), which the keys admit for those uses only. Default
+        empty: the administrators, who deploy everything in a combined stack. In a split
+        deployment the key layer names the workload's deployer here, and administrators keep no
+        use at all (docs/deploying.md).
     """
 
     environment: str
@@ -297,6 +304,7 @@ class KeyHierarchyArgs:
     schedules: Mapping[str, Sequence[str]] = field(default_factory=dict)
     image_builder_components: Mapping[str, Sequence[str]] = field(default_factory=dict)
     two_person_purposes: Sequence[str] = DEFAULT_TWO_PERSON_PURPOSES
+    deployer_role_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
 
 
 def log_group_prefixes_for(environment: str) -> tuple[str, ...]:
@@ -343,6 +351,8 @@ class KeyHierarchy(pulumi.ComponentResource):
         # purpose -> the measurements pinned by its attested grants (the per-PCR denies, at seal)
         self._attested: dict[str, list[EnclaveMeasurements]] = {}
         self._sealed = False
+        # Every grant call, as the key layer's grants file holds it (components/key_grants.py).
+        self.ledger: list[dict[str, Any]] = []
         # purpose -> the key-admin elevation roles that alone may make its TWO_PERSON_ACTIONS
         self._elevated_administrators: dict[str, list[Grantee]] = {p: [] for p in PURPOSES}
         self._log_group_prefixes = tuple(args.log_group_prefixes if args.log_group_prefixes is not None
@@ -379,9 +389,9 @@ class KeyHierarchy(pulumi.ComponentResource):
                                             ignore_changes=["policy"]),
             )
             self.keys[purpose] = key
-            alias_name = f"alias/zero-trust-ai/{args.environment}/{purpose}"
+            key_alias = alias_name(args.environment, purpose)
             self.aliases[purpose] = aws.kms.Alias(
-                f"{name}-{purpose}-alias", name=alias_name, target_key_id=key.key_id,
+                f"{name}-{purpose}-alias", name=key_alias, target_key_id=key.key_id,
                 # A successor (made by the pipeline, or by the rotation function with
                 # create_successors) takes over a symmetric key's alias before the stack adopts
                 # it; without this the next `pulumi up` would move it back (docs/runbooks/key-rotation.md).
@@ -407,7 +417,7 @@ class KeyHierarchy(pulumi.ComponentResource):
                                                 ignore_changes=["policy"]),
                 )
                 self.replicas[purpose][region] = replica
-                aws.kms.Alias(f"{name}-{purpose}-{region}-alias", region=region, name=alias_name,
+                aws.kms.Alias(f"{name}-{purpose}-{region}-alias", region=region, name=key_alias,
                               target_key_id=replica.key_id,
                               opts=pulumi.ResourceOptions(parent=replica))
         self.register_outputs({purpose: key.arn for purpose, key in self.keys.items()})
@@ -418,13 +428,14 @@ class KeyHierarchy(pulumi.ComponentResource):
         principals = [self._account_id, pulumi.Output.all(*self._args.administrator_role_arns),
                       pulumi.Output.from_input(self._args.break_glass_role_arn or ""),
                       pulumi.Output.all(*[pulumi.Output.all(**g.principal) for g in grants]),
-                      pulumi.Output.all(*[pulumi.Output.all(*g.inputs) for g in grants])]
+                      pulumi.Output.all(*[pulumi.Output.all(*g.inputs) for g in grants]),
+                      pulumi.Output.all(*self._args.deployer_role_arns)]
 
         def document(values: list[Any]) -> str:
             resolved = [(replace(grant, inputs=tuple(inputs)), principal)
                         for grant, principal, inputs in zip(grants, values[3], values[4], strict=True)]
             return _policy_document(self._partition, values[0], region, values[1], values[2], resolved,
-                                    two_person=two_person)
+                                    two_person=two_person, deployers=values[5])
 
         return pulumi.Output.all(*principals).apply(document)
 
@@ -451,9 +462,11 @@ class KeyHierarchy(pulumi.ComponentResource):
             return {"AWS": role.arn}
         return {"AWS": role}
 
+    @recorded
     def grant_encrypt(self, purpose: str, role: aws.iam.Role) -> None:
         self._grant(purpose, "Encrypt", self._role(role), (*ENCRYPT_ACTIONS, *DESCRIBE_ACTIONS))
 
+    @recorded
     def grant_decrypt(self, purpose: str, role: aws.iam.Role, *,
                       encryption_context: Mapping[str, Sequence[str]] | None = None) -> None:
         """Decrypt under the key; with `encryption_context`, only ciphertexts whose context has,
@@ -461,12 +474,14 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._grant(purpose, "Decrypt", self._role(role), (*DECRYPT_ACTIONS, *DESCRIBE_ACTIONS),
                     _context_condition(encryption_context))
 
+    @recorded
     def grant_generate_data_key(self, purpose: str, role: aws.iam.Role, *,
                                 encryption_context: Mapping[str, Sequence[str]] | None = None) -> None:
         """GenerateDataKey under the key, optionally only with the given context values."""
         self._grant(purpose, "GenerateDataKey", self._role(role),
                     (*GENERATE_DATA_KEY_ACTIONS, *DESCRIBE_ACTIONS), _context_condition(encryption_context))
 
+    @recorded
     def grant_session_decrypt(self, purpose: str, role: Grantee) -> None:
         """Let `role` (an instance's SSM agent) decrypt Session Manager data keys, and nothing
         else: only ciphertexts whose encryption context names a session and an instance, which is
@@ -478,13 +493,16 @@ class KeyHierarchy(pulumi.ComponentResource):
                         "kms:EncryptionContext:aws:ssm:SessionId": "*",
                         "kms:EncryptionContext:aws:ssm:TargetId": "i-*"}})
 
+    @recorded
     def grant_generate_mac(self, role: aws.iam.Role) -> None:
         self._grant(HMAC_PURPOSE, "GenerateMac", self._role(role),
                     (*GENERATE_MAC_ACTIONS, *DESCRIBE_ACTIONS))
 
+    @recorded
     def grant_verify_mac(self, role: aws.iam.Role) -> None:
         self._grant(HMAC_PURPOSE, "VerifyMac", self._role(role), (*VERIFY_MAC_ACTIONS, *DESCRIBE_ACTIONS))
 
+    @recorded
     def grant_cloudwatch_logs(self, log_group_prefix: str) -> None:
         """Check that CloudWatch Logs may encrypt the log groups under `log_group_prefix` with the
         logs key. It may from the key's creation, for `log_group_prefixes` only (module
@@ -509,6 +527,7 @@ class KeyHierarchy(pulumi.ComponentResource):
                         for prefix in prefixes]}},
                     service="logs")
 
+    @recorded
     def grant_use_through_service(self, purpose: str, role: Grantee, service: str) -> None:
         """Let `service` (e.g. "dynamodb") use the key on `role`'s behalf, and only through it.
 
@@ -530,6 +549,7 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._grant(purpose, f"GrantThrough{label}", self._role(role), SERVICE_GRANT_ACTIONS,
                     via_for_resource)
 
+    @recorded
     def grant_decrypt_through_service(self, purpose: str, role: Grantee, service: str) -> None:
         """Decrypt only through `service` (e.g. "s3" reading SSE-KMS objects for `role`): the read
         half of `grant_use_through_service`, without encrypt, re-encrypt or CreateGrant."""
@@ -539,6 +559,7 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._grant(purpose, f"DecryptThrough{service.capitalize()}", self._role(role),
                     DECRYPT_ACTIONS, via)
 
+    @recorded
     def grant_decrypt_with_attestation(self, purpose: str, role: Grantee,
                                        measurements: EnclaveMeasurements) -> None:
         """Let `role` decrypt only inside a Nitro Enclave that attests `measurements`.
@@ -636,6 +657,7 @@ class KeyHierarchy(pulumi.ComponentResource):
                         _schedule_arn(partition, region, account, name) for name in names]}},
                     to_administrators=True)
 
+    @recorded
     def grant_schedule_decrypt(self, purpose: str, role: aws.iam.Role, schedule_name: str) -> None:
         """Let a schedule's execution role `role` decrypt that schedule's payload, and nothing
         else: kms:Decrypt under the context `aws:scheduler:schedule-arn` = its ARN. The schedule
@@ -660,6 +682,7 @@ class KeyHierarchy(pulumi.ComponentResource):
                     lambda account, region: _through_image_builder_for_components(
                         partition, account, region, names), to_administrators=True)
 
+    @recorded
     def grant_component_decrypt(self, purpose: str, role: Grantee) -> None:
         """Let a build instance's role read the components the key encrypts
         (`KeyHierarchyArgs.image_builder_components[purpose]`) through Image Builder only:
@@ -674,6 +697,7 @@ class KeyHierarchy(pulumi.ComponentResource):
                     lambda account, region: _through_image_builder_for_components(
                         partition, account, region, names))
 
+    @recorded
     def allow_administrators_through_s3(self, purpose: str, bucket_arn: pulumi.Input[str],
                                         sid: str = "AdministratorsPublishThroughS3") -> None:
         """Let the key administrators write and read the objects of one SSE-KMS bucket, `bucket_arn`,
@@ -712,7 +736,7 @@ class KeyHierarchy(pulumi.ComponentResource):
             raise ValueError("the model-weights key's plaintext must stay in attested enclaves; "
                              "administrators may not use it, not even through S3: encrypt the "
                              "bucket under another purpose")
-        if not self._args.administrator_role_arns:
+        if not self._args.administrator_role_arns and not self._args.deployer_role_arns:
             raise ValueError("allow_administrators_through_s3 needs named administrator_role_arns "
                              "(stack config zero-trust-ai:keyAdministratorRoleArns): without them "
                              "the statement would let every IAM principal of the account allowed "
@@ -724,6 +748,7 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._grant(purpose, sid, {}, S3_OBJECT_ACTIONS, _through_s3_for_bucket,
                     to_administrators=True, inputs=(bucket_arn,))
 
+    @recorded
     def grant_key_rotation(self, role: aws.iam.Role, *, create_successors: bool = False) -> None:
         """Let the monthly rotation function's role rotate every symmetric key
         (KEY_ROTATION_ACTIONS): describe, read the policy, tags and rotation state, rotate on
@@ -744,6 +769,7 @@ class KeyHierarchy(pulumi.ComponentResource):
             self._grant(purpose, "KeyRotationWithoutUse", self._role(role),
                         (*KEY_ROTATION_ACTIONS, *(KEY_SUCCESSOR_ACTIONS if successors else ())))
 
+    @recorded
     def grant_key_administration(self, purpose: str, role: Grantee, *, policy_writer: Grantee) -> None:
         """Make the `purpose` key administered in an approved two-person elevation.
 
@@ -841,6 +867,17 @@ class KeyHierarchy(pulumi.ComponentResource):
 
     def key_arn(self, purpose: str) -> pulumi.Output[str]:
         return self.keys[purpose].arn
+
+    def key_arns(self) -> dict[str, pulumi.Output[str]]:
+        return {purpose: key.arn for purpose, key in self.keys.items()}
+
+    def alias_name(self, purpose: str) -> str:
+        return alias_name(self._args.environment, purpose)
+
+
+def alias_name(environment: str, purpose: str) -> str:
+    """The alias every key of the hierarchy has: `alias/zero-trust-ai/<environment>/<purpose>`."""
+    return f"alias/zero-trust-ai/{environment}/{purpose}"
 
 
 def _context_condition(context: Mapping[str, Sequence[str]] | None
@@ -958,7 +995,7 @@ def _validate(args: KeyHierarchyArgs) -> None:
 
 def _policy_document(partition: str, account_id: str, region: str, administrators: Sequence[str],
                      break_glass: str, grants: Sequence[tuple[_Grant, dict[str, str]]], *,
-                     two_person: bool = False) -> str:
+                     two_person: bool = False, deployers: Sequence[str] = ()) -> str:
     """two_person: the sealed policy of a two-person key, whose standing administrators lose
     TWO_PERSON_ACTIONS (the key's creation policy keeps them: KMS refuses a CreateKey policy that
     would not let its caller PutKeyPolicy, and the deployer creates the key)."""
@@ -976,11 +1013,13 @@ def _policy_document(partition: str, account_id: str, region: str, administrator
             "Action": "kms:*", "Resource": "*",
             "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
         })
-    for index, (grant, principal) in enumerate(grants):
+    deployer_principal: dict[str, Any] = {"AWS": sorted(deployers)} if deployers else admin_principal
+    for index, (grant, grantee) in enumerate(grants):
+        principal: dict[str, Any] = dict(grantee)
         if grant.service is not None:
             principal = {"Service": f"{grant.service}.{region}.amazonaws.com"}
-        elif grant.to_administrators:
-            principal = admin_principal
+        elif grant.to_administrators:  # a deployer's use at creation (deployer_role_arns)
+            principal = deployer_principal
         statement: dict[str, Any] = {"Sid": f"{grant.sid}{index}", "Effect": grant.effect,
                                      "Principal": principal, "Action": list(grant.actions),
                                      "Resource": "*"}

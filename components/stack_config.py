@@ -51,6 +51,7 @@ from components.config_values import parse_rate as _parse_rate
 from components.config_values import show as _show
 from components.enclave_fleet import ARTIFACT_PREFIX, EnclaveFleetSettings, sizing_problems
 from components.jit_catalogue import JitElevation, parse_catalogue_file
+from components.key_grants import ledger_problems, load_grants_file
 from components.keys import PURPOSES as KEY_PURPOSES
 from components.keys import EnclaveMeasurements, measurement_problem
 from components.network import MAX_SEGMENT_PREFIX, MIN_SEGMENT_PREFIX, SEGMENT_NAMES, Segment
@@ -58,6 +59,13 @@ from components.partners_file import parse_partners_file
 from components.truststore import is_placeholder
 
 ENVIRONMENTS = ("dev", "staging", "prod")
+# What one stack deploys (stack key `layer`, docs/deploying.md): everything (combined), or one of
+# the two layers of a split deployment: the keys and their policies, or the workload.
+LAYERS = ("combined", "keys", "workload")
+ALL_LAYERS = LAYERS
+WORKLOAD_LAYERS = ("combined", "workload")
+KEY_LAYERS = ("combined", "keys")
+STACK_REFERENCE = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
 DATA_CLASSIFICATIONS = ("public", "internal", "confidential", "restricted")
 DEFAULT_DATA_CLASSIFICATION = {
     "data": "restricted",
@@ -189,6 +197,32 @@ class StackConfig:
     jit_elevations: tuple[JitElevation, ...] = ()
     # Keys only a key-admin elevation may change the policy of (twoPersonKeys).
     two_person_keys: tuple[str, ...] = ("model-weights",)
+    # combined: this stack holds the keys too; workload: they are the key layer's (key_layer_stack).
+    layer: str = "combined"
+    key_layer_stack: str | None = None
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+
+@dataclass(frozen=True)
+class KeyLayerConfig:
+    """A key layer's stack (`layer: keys`): the keys, their aliases and their policies, with the
+    workload's grants from its reviewed grants file (components/key_grants.py)."""
+
+    environment: str
+    owner: str
+    region: str
+    key_administrator_role_arns: tuple[str, ...]
+    break_glass_role_arn: str | None
+    key_replica_regions: tuple[str, ...]
+    enclave_measurements: EnclaveMeasurements
+    two_person_keys: tuple[str, ...]
+    workload_deployer_role_arns: tuple[str, ...]
+    # Empty until the workload's first deploy: the keys keep their creation policies.
+    workload_grants: tuple[dict[str, Any], ...] = ()
+    layer: str = "keys"
 
     @property
     def is_prod(self) -> bool:
@@ -212,6 +246,24 @@ class StackKey:
     default: Any = None  # written to Pulumi.yaml for keys that are not required
     type: str = "string"  # one of SCHEMA_TYPES
     allowed: tuple[str, ...] = ()  # the values allowed, when they are a short list (for the reference)
+    # The layers whose stacks read the key (`layer`); given in another layer's stack, it is refused.
+    layers: tuple[str, ...] = WORKLOAD_LAYERS
+
+    @property
+    def schema_default(self) -> Any:
+        """The default Pulumi.yaml declares, which the engine gives every stack that does not set
+        the key; None for a key every stack must set. A key required only in some layers gets an
+        empty default there (Pulumi would otherwise demand it of every stack), and the parser
+        treats that empty value as missing."""
+        if not self.required:
+            return self.default
+        if self.layers == ALL_LAYERS:
+            return None
+        return [] if self.type == "array" else ""
+
+    def required_in(self) -> str:
+        """Where the key is required, for messages and the reference."""
+        return "" if self.layers == ALL_LAYERS else f" in {' and '.join(self.layers)} stacks"
 
 
 class _Problems:
@@ -326,6 +378,22 @@ def _parse_key_administrators(key: str, value: Any) -> list[str]:
     if not arns:
         raise ValueError(f"{_full(key)} = {_show(value)}: {_KEY_ADMINISTRATORS_NEEDED}")
     return arns
+
+
+def _parse_stack_reference(key: str, value: Any) -> str:
+    text = _as_string(key, value)
+    if not STACK_REFERENCE.match(text):
+        raise ValueError(f"{_full(key)} = {_show(value)}: a fully qualified stack name, "
+                         "<organization>/<project>/<stack>, e.g. organization/zero-trust-ai/prod-keys")
+    return text
+
+
+def _parse_grants_file(key: str, value: Any) -> tuple[str, tuple[dict[str, Any], ...]] | None:
+    if value == "":
+        return None
+    text = _as_string(key, value)
+    path = (PROJECT_DIR / text).resolve()
+    return load_grants_file(path, f"{_full(key)} = {text!r}")
 
 
 def _parse_two_person_keys(key: str, value: Any) -> list[str]:
@@ -510,10 +578,16 @@ def _parse_model_names(key: str, value: Any) -> list[str]:
 
 # The one declaration of every project key (see the module's docstring).
 KEYS: dict[str, StackKey] = {
+    "layer": StackKey("What this stack deploys: combined (the keys and the workload, one deployer), "
+                      "or one layer of a split deployment: keys (the keys and their policies, "
+                      "deployed by the key administrators) or workload (everything else, deployed "
+                      "by a role without kms:PutKeyPolicy); docs/deploying.md.", False,
+                      lambda key, value: _one_of(key, value, LAYERS), "combined", allowed=LAYERS,
+                      layers=ALL_LAYERS),
     "environment": StackKey("Deployment environment: dev, staging or prod.", True, _parse_environment,
-                            allowed=ENVIRONMENTS),
+                            allowed=ENVIRONMENTS, layers=ALL_LAYERS),
     "owner": StackKey("Team accountable for the stack; written to every resource's owner tag.", True,
-                  _parse_tag_value),
+                  _parse_tag_value, layers=ALL_LAYERS),
     "azCount": StackKey("Availability Zones per segment (>= 2, >= 3 in prod, <= what the region has).",
                     False, _parse_az_count, MIN_AZ_COUNT, type="integer"),
     **{
@@ -539,12 +613,12 @@ KEYS: dict[str, StackKey] = {
                                      "(e.g. [\"arn:aws:iam::111122223333:role/zero-trust-ai-key-admin"
                                      "\"]); the account root may not: it would let any IAM principal "
                                      "allowed kms:PutKeyPolicy rewrite the model-weights key's policy.",
-                                     True, _parse_key_administrators, type="array"),
+                                     True, _parse_key_administrators, type="array", layers=KEY_LAYERS),
     "breakGlassRoleArn": StackKey("The only role allowed kms:* on the keys (with MFA); default: none.",
-                              False, _parse_role_arn, ""),
+                              False, _parse_role_arn, "", layers=KEY_LAYERS),
     "keyReplicaRegions": StackKey("Regions that get a replica of every KMS key (multi-Region keys); "
                               "default: none.", False, _parse_regions, [], type="array",
-                                   allowed=tuple(sorted(REGION_AZ_COUNT))),
+                                   allowed=tuple(sorted(REGION_AZ_COUNT)), layers=ALL_LAYERS),
     "organizationId": StackKey("AWS Organizations id; endpoint policies then admit the organisation "
                            "instead of only this account.", False, _parse_org_id, ""),
     "enclaveInstanceType": StackKey("Inference parent instance type: an enclave parent of "
@@ -569,11 +643,11 @@ KEYS: dict[str, StackKey] = {
     **{
         f"enclavePcr{index}": StackKey(f"PCR{index} of the production EIF ({what}): 96 hex digits, "
                                    "never all zero; enclave_images/build.sh prints it.", True,
-                                   _parse_measurement)
+                                   _parse_measurement, layers=ALL_LAYERS)
         for index, what in ((0, "image"), (1, "kernel and boot ramdisk"), (2, "application"))
     },
     "enclavePcr8": StackKey("PCR8 of a signed EIF (its signing certificate); default: unsigned.", False,
-                        _parse_optional_measurement, ""),
+                        _parse_optional_measurement, "", layers=ALL_LAYERS),
     "enclaveEifObjectKey": StackKey("S3 key of the EIF the AMI pipeline bakes in, under artifacts/ of the "
                                 "fleet's model bucket; default: none, and then the image has no EIF "
                                 "or agent and the enclave cannot start from it.", False,
@@ -661,7 +735,19 @@ KEYS: dict[str, StackKey] = {
         "(two approvers, jitCatalogueFile) may change; the deployer and break-glass are denied "
         "them. Each needs a key-admin elevation for it. [] is a relaxation the policy pack "
         "reports.", False, _parse_two_person_keys, ["model-weights"], type="array",
-        allowed=KEY_PURPOSES),
+        allowed=KEY_PURPOSES, layers=ALL_LAYERS),
+    "keyLayerStack": StackKey(
+        "The key layer's stack, <organization>/<project>/<stack> (e.g. "
+        "organization/zero-trust-ai/prod-keys): a workload stack reads its key ARNs from it.",
+        True, _parse_stack_reference, layers=("workload",)),
+    "workloadDeployerRoleArns": StackKey(
+        "Roles that deploy this environment's workload stack: the keys admit them to create the "
+        "tables, schedules, Image Builder components and truststore object encrypted under them, "
+        "and nothing else.", True, _parse_role_arns, type="array", layers=("keys",)),
+    "workloadGrantsFile": StackKey(
+        "JSON file (relative to the project) of the workload's key grants, its `keyGrants` "
+        "output, reviewed into git; default: none, and the keys keep their creation policies "
+        "(a first deployment, docs/deploying.md).", False, _parse_grants_file, "", layers=("keys",)),
 }
 
 
@@ -734,7 +820,30 @@ def _namespace_problem(full_key: str) -> str | None:
 
 
 def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackConfig:
-    """Parse raw Pulumi config (`namespace:key` → value) into a `StackConfig`.
+    """Parse a combined or workload stack's raw config into a `StackConfig` (see
+    `parse_layer_config` for every layer)."""
+    config = parse_layer_config(raw, stack_hint)
+    if not isinstance(config, StackConfig):
+        raise StackConfigError(stack_hint, [f"{_full('layer')} = {config.layer!r}: this command "
+                                            "needs a combined or workload stack"])
+    return config
+
+
+def _is_schema_default(spec: StackKey, value: Any) -> bool:
+    """Whether `value` is Pulumi.yaml's default for the key (the engine passes a list as JSON)."""
+    if spec.schema_default is None:
+        return False
+    if spec.type == "array" and isinstance(value, str):
+        try:
+            return bool(json.loads(value) == spec.schema_default)
+        except ValueError:
+            return False
+    return bool(value == spec.schema_default)
+
+
+def parse_layer_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackConfig | KeyLayerConfig:
+    """Parse raw Pulumi config (`namespace:key` → value) into the configuration of the stack's
+    layer: a `StackConfig` (combined, workload) or a `KeyLayerConfig` (keys).
 
     Raises `StackConfigError` listing every problem; nothing else escapes for bad input.
     """
@@ -745,10 +854,22 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
         if (problem := _namespace_problem(full_key)) is not None:
             problems.add(problem)
 
+    try:
+        layer = KEYS["layer"].parse("layer", raw.get(_full("layer"), KEYS["layer"].default))
+    except ValueError as error:
+        raise StackConfigError(stack_hint, [*problems.items, str(error)]) from None
     for key, spec in KEYS.items():
-        if _full(key) not in raw:
+        # Pulumi gives a stack Pulumi.yaml's default for a key it does not set: that is not a value.
+        given = _full(key) in raw and not _is_schema_default(spec, raw[_full(key)])
+        if layer not in spec.layers:
+            if given:
+                problems.add(f"{_full(key)}: not read by a {layer} stack (it belongs to "
+                             f"{' and '.join(spec.layers)} stacks); remove it")
+            values[key] = None
+            continue
+        if not given:
             if spec.required:
-                problems.add(f"{_full(key)}: missing; required ({spec.description})")
+                problems.add(f"{_full(key)}: missing; required{spec.required_in()} ({spec.description})")
             values[key] = spec.parse(key, spec.default) if spec.default is not None else None
             continue
         try:
@@ -789,6 +910,9 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
 
     if isinstance(region, str) and region in REGION_AZ_COUNT:
         problems.items += _partition_problems(values, partition_for_region(region), region)
+
+    if layer == "keys":
+        return _key_layer_config(values, str(region), problems, stack_hint)
 
     cidrs = {segment: values.get(f"{segment}Cidr") for segment in SEGMENT_NAMES}
     checked: list[tuple[str, ipaddress.IPv4Network]] = []
@@ -837,7 +961,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
         segments=segments,
         flow_log_retention_days=values["flowLogRetentionDays"],
         organization_id=values["organizationId"],
-        key_administrator_role_arns=tuple(values["keyAdministratorRoleArns"]),
+        key_administrator_role_arns=tuple(values["keyAdministratorRoleArns"] or ()),
         break_glass_role_arn=values["breakGlassRoleArn"],
         key_replica_regions=tuple(values["keyReplicaRegions"]),
         enclave_measurements=EnclaveMeasurements(
@@ -854,6 +978,44 @@ def parse_stack_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
         human_access=human_access,
         jit_elevations=tuple(values["jitCatalogueFile"]),
         two_person_keys=tuple(values["twoPersonKeys"]),
+        layer=layer,
+        key_layer_stack=values["keyLayerStack"],
+    )
+
+
+def _key_layer_config(values: Mapping[str, Any], region: str, problems: _Problems,
+                      stack_hint: str) -> KeyLayerConfig:
+    """A key layer's configuration, once each key parsed: its grants file checked against it."""
+    measurements = None
+    if all(values.get(f"enclavePcr{i}") for i in (0, 1, 2)):
+        measurements = EnclaveMeasurements(pcr0=values["enclavePcr0"], pcr1=values["enclavePcr1"],
+                                           pcr2=values["enclavePcr2"], pcr8=values["enclavePcr8"])
+    grants = values.get("workloadGrantsFile")
+    administrators = values.get("keyAdministratorRoleArns") or []
+    deployers = values.get("workloadDeployerRoleArns") or []
+    if grants is not None and measurements is not None and isinstance(values.get("environment"), str):
+        ledger_environment, entries = grants
+        accounts = {arn.split(":")[4] for arn in administrators}
+        problems.items += [f"{_full('workloadGrantsFile')}: {problem}" for problem in ledger_problems(
+            entries, environment=values["environment"], ledger_environment=ledger_environment,
+            accounts=accounts, measurements=measurements.pcrs())]
+    problems.items += _key_administration_problems(values, region)
+    overlap = sorted(set(administrators) & set(deployers))
+    if overlap:
+        problems.add(f"{_full('workloadDeployerRoleArns')} names {', '.join(overlap)}, a key "
+                     f"administrator (keyAdministratorRoleArns): the workload's deployer must not "
+                     "administer the keys, or one role would hold both layers")
+    if problems.items or measurements is None:
+        raise StackConfigError(stack_hint, problems.items)
+    return KeyLayerConfig(
+        environment=values["environment"], owner=values["owner"], region=region,
+        key_administrator_role_arns=tuple(administrators),
+        break_glass_role_arn=values["breakGlassRoleArn"],
+        key_replica_regions=tuple(values["keyReplicaRegions"]),
+        enclave_measurements=measurements,
+        two_person_keys=tuple(values["twoPersonKeys"]),
+        workload_deployer_role_arns=tuple(deployers),
+        workload_grants=grants[1] if grants is not None else (),
     )
 
 
@@ -1068,7 +1230,7 @@ def _fleet_settings(values: Mapping[str, Any], problems: _Problems) -> EnclaveFl
     return settings
 
 
-def load_stack_config() -> StackConfig:
+def load_stack_config() -> StackConfig | KeyLayerConfig:
     """Read the running stack's configuration from the Pulumi runtime and parse it."""
     # The keys' namespace is the running project's name (a fork may rename it in Pulumi.yaml).
     use_namespace(pulumi.get_project())
@@ -1078,10 +1240,10 @@ def load_stack_config() -> StackConfig:
     merged.update(pulumi.runtime.config.CONFIG.get())
     # Older engines spell keys `namespace:config:key`; the program's own form is `namespace:key`.
     raw = {key.replace(":config:", ":", 1): value for key, value in merged.items()}
-    config = parse_stack_config(raw, f" for stack {pulumi.get_stack()!r}")
+    config = parse_layer_config(raw, f" for stack {pulumi.get_stack()!r}")
     for placeholder in placeholders(config):
         pulumi.log.warn(f"placeholder still in the stack configuration: {placeholder}")
-    if not config.reserve_function_concurrency:
+    if isinstance(config, StackConfig) and not config.reserve_function_concurrency:
         pulumi.log.warn(f"{_full('reserveFunctionConcurrency')} is false: the key rotation and image "
                         "rollout functions run without reserved concurrency, so two runs may overlap "
                         "(see docs/deploying.md); set it back to true once the account's Lambda "
@@ -1114,15 +1276,29 @@ def _example_host(host: str) -> bool:
     return any(host == domain or host.endswith("." + domain) for domain in _EXAMPLE_DOMAINS)
 
 
-def placeholders(config: StackConfig) -> list[str]:
+def _placeholder_pcrs(measurements: EnclaveMeasurements) -> list[str]:
+    pcrs = [f"enclavePcr{index}" for index, value in enumerate(
+        (measurements.pcr0, measurements.pcr1, measurements.pcr2)) if value in PLACEHOLDER_PCRS]
+    if not pcrs:
+        return []
+    return [f"{', '.join(map(_full, pcrs))}: the shipped placeholder measurements, not your "
+            "EIF's (enclave_images/build.sh prints them); no enclave could decrypt the weights"]
+
+
+def placeholders(config: StackConfig | KeyLayerConfig) -> list[str]:
     """What in `config` is still one of the shipped placeholders (to be replaced before
     deploying), each saying which key; empty when none is."""
     found = [f"{_full('keyAdministratorRoleArns')} names the documentation account {account}"
              for account in [_documentation_account(arn) for arn in config.key_administrator_role_arns]
              if account][:1]
-    api = config.api
     if (account := _documentation_account(config.break_glass_role_arn)) is not None:
         found.append(f"{_full('breakGlassRoleArn')} names the documentation account {account}")
+    if isinstance(config, KeyLayerConfig):
+        found += [f"{_full('workloadDeployerRoleArns')} names the documentation account {account}"
+                  for account in [_documentation_account(arn) for arn in config.workload_deployer_role_arns]
+                  if account][:1]
+        return found + _placeholder_pcrs(config.enclave_measurements)
+    api = config.api
     if _example_host(api.domain_name):
         found.append(f"{_full('apiDomainName')} = {api.domain_name} (example.com is reserved)")
     if api.hosted_zone_id is not None and "PLACEHOLDER" in api.hosted_zone_id:
@@ -1133,12 +1309,7 @@ def placeholders(config: StackConfig) -> list[str]:
             found.append(f"{_full(key)} names the documentation account {account}")
     if api.jwt_issuer is not None and _example_host(api.jwt_issuer.split("/")[2]):
         found.append(f"{_full('apiJwtIssuer')} = {api.jwt_issuer} (example domains are reserved)")
-    pcrs = [f"enclavePcr{index}" for index, value in enumerate(
-        (config.enclave_measurements.pcr0, config.enclave_measurements.pcr1,
-         config.enclave_measurements.pcr2)) if value in PLACEHOLDER_PCRS]
-    if pcrs:
-        found.append(f"{', '.join(map(_full, pcrs))}: the shipped placeholder measurements, not your "
-                     "EIF's (enclave_images/build.sh prints them); no enclave could decrypt the weights")
+    found += _placeholder_pcrs(config.enclave_measurements)
     files = [*api.client_ca_files, *(p.ca_file for p in api.partners if p.ca_file)]
     # Told by content, as the truststore checks tell them, so a renamed copy is still named.
     found += [f"CA file {Path(f).name} holds a shipped placeholder CA (its key was discarded: that "

@@ -75,8 +75,8 @@ def render_config_block() -> str:
         if spec.type == "array":
             lines += ["    items:", "      type: string"]
         lines.append(f"    description: {_yaml_scalar(spec.description)}")
-        if not spec.required:
-            lines.append(f"    default: {_yaml_scalar(spec.default)}")
+        if spec.schema_default is not None:
+            lines.append(f"    default: {_yaml_scalar(spec.schema_default)}")
     return "\n".join(lines) + "\n"
 
 
@@ -95,7 +95,7 @@ def _cell(text: str) -> str:
 
 def _default_cell(spec: Any) -> str:
     if spec.required:
-        return "**required**"
+        return f"**required**{spec.required_in()}"
     if spec.default == "":
         return "optional (unset)"
     return f"default `{_yaml_scalar(spec.default)}`"

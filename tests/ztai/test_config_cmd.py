@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from components import config_values, stack_config
-from components.stack_config import KEYS, StackKey
+from components.stack_config import ALL_LAYERS, KEYS, StackKey
 from tests.conftest import ROOT
 from ztai import config_cmd
 from ztai.cli import main
@@ -30,7 +30,10 @@ def test_the_generated_schema_declares_each_key_as_keys_does() -> None:
     assert list(declared) == list(KEYS)
     for key, spec in KEYS.items():
         assert declared[key]["type"] == spec.type, key
-        assert declared[key].get("default") == (None if spec.required else spec.default), key
+        expected = None if spec.required else spec.default
+        if spec.required and spec.layers != ALL_LAYERS:  # required in some layers only
+            expected = [] if spec.type == "array" else ""
+        assert declared[key].get("default") == expected, key
         assert declared[key]["description"] == spec.description
 
 
@@ -38,6 +41,7 @@ def test_the_reference_has_one_row_per_key_with_its_default() -> None:
     text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert "| `zero-trust-ai:azCount` | integer | default `2` |" in text
     assert "| `zero-trust-ai:environment` | string | **required** |" in text
+    assert "| `zero-trust-ai:keyLayerStack` | string | **required** in workload stacks |" in text
     assert "| `dev`, `staging`, `prod` |" in text
     assert "(&lt;prefix&gt;.auth.&lt;region&gt;.amazoncognito.com)" in text
     assert sum(line.startswith("| `zero-trust-ai:") for line in text.splitlines()) == len(KEYS)

@@ -1,0 +1,130 @@
+"""The workload layer's view of the keys: `KeyLayerReference`.
+
+In a split deployment (docs/deploying.md) the keys, their aliases and their policies belong to
+the key layer's stack, deployed by its own role in an approved elevation; the workload's deployer
+holds no kms:PutKeyPolicy. The workload composes exactly as a combined stack does, with this
+object in place of `KeyHierarchy`:
+
+- `key_arn(purpose)` reads the key layer's `keyArns` output through a stack reference, so the
+  workload depends on the key layer and never the other way round;
+- every `grant_*` method records the call in `ledger` (components/key_grants.py) instead of
+  writing a statement; the program exports it as `keyGrants`, which the key layer reads from its
+  reviewed grants file and replays on the real keys;
+- `seal()` writes nothing and returns no policy to wait for.
+
+Type token `zero-trust-ai:keys:KeyLayerReference`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.key_grants import ledger_output, recorded
+from components.keys import PURPOSES, EnclaveMeasurements, Grantee, alias_name
+
+
+@dataclass(frozen=True)
+class KeyLayerReferenceArgs:
+    """environment: the stacks' environment (alias names).
+    key_layer_stack: the key layer's stack, `<organization>/<project>/<stack>` (stack key
+        `keyLayerStack`), whose `keyArns` output names the keys."""
+
+    environment: str
+    key_layer_stack: str
+
+
+class KeyLayerReference(pulumi.ComponentResource):
+    """The key layer's keys, seen from the workload: ARNs in, grants out."""
+
+    def __init__(self, name: str, args: KeyLayerReferenceArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("zero-trust-ai:keys:KeyLayerReference", name, None, opts)
+        self._args = args
+        self.stack = pulumi.StackReference(f"{name}-layer", stack_name=args.key_layer_stack,
+                                           opts=pulumi.ResourceOptions(parent=self))
+        self._key_arns: Any = self.stack.get_output("keyArns")
+        self.ledger: list[dict[str, Any]] = []
+        self.register_outputs({})
+
+    # -- what the workload reads -----------------------------------------------------------------
+    def key_arn(self, purpose: str) -> pulumi.Output[str]:
+        if purpose not in PURPOSES:
+            raise ValueError(f"unknown key purpose {purpose!r}; purposes are {', '.join(PURPOSES)}")
+        stack = self._args.key_layer_stack
+
+        def pick(arns: Any) -> str:
+            if not isinstance(arns, Mapping) or not isinstance(arns.get(purpose), str):
+                raise ValueError(f"the key layer stack {stack} exports no keyArns[{purpose!r}]: "
+                                 "deploy the key layer first (docs/deploying.md)")
+            return str(arns[purpose])
+
+        return pulumi.Output.from_input(self._key_arns).apply(pick)
+
+    def key_arns(self) -> dict[str, pulumi.Output[str]]:
+        return {purpose: self.key_arn(purpose) for purpose in PURPOSES}
+
+    def alias_name(self, purpose: str) -> str:
+        return alias_name(self._args.environment, purpose)
+
+    def grants_output(self) -> pulumi.Output[Any]:
+        """The ledger as the `keyGrants` stack output (the key layer's grants file)."""
+        return ledger_output(self._args.environment, self.ledger)
+
+    def seal(self) -> list[aws.kms.KeyPolicy]:
+        """Nothing to write here: the key layer writes the policies from the ledger."""
+        return []
+
+    # -- grants, recorded (same signatures as KeyHierarchy's; a test holds them equal) -----------
+    @recorded
+    def grant_encrypt(self, purpose: str, role: aws.iam.Role) -> None: ...
+
+    @recorded
+    def grant_decrypt(self, purpose: str, role: aws.iam.Role, *,
+                      encryption_context: Mapping[str, Sequence[str]] | None = None) -> None: ...
+
+    @recorded
+    def grant_generate_data_key(self, purpose: str, role: aws.iam.Role, *,
+                                encryption_context: Mapping[str, Sequence[str]] | None = None) -> None: ...
+
+    @recorded
+    def grant_session_decrypt(self, purpose: str, role: Grantee) -> None: ...
+
+    @recorded
+    def grant_generate_mac(self, role: aws.iam.Role) -> None: ...
+
+    @recorded
+    def grant_verify_mac(self, role: aws.iam.Role) -> None: ...
+
+    @recorded
+    def grant_cloudwatch_logs(self, log_group_prefix: str) -> None: ...
+
+    @recorded
+    def grant_use_through_service(self, purpose: str, role: Grantee, service: str) -> None: ...
+
+    @recorded
+    def grant_decrypt_through_service(self, purpose: str, role: Grantee, service: str) -> None: ...
+
+    @recorded
+    def grant_decrypt_with_attestation(self, purpose: str, role: Grantee,
+                                       measurements: EnclaveMeasurements) -> None: ...
+
+    @recorded
+    def grant_schedule_decrypt(self, purpose: str, role: aws.iam.Role, schedule_name: str) -> None: ...
+
+    @recorded
+    def grant_component_decrypt(self, purpose: str, role: Grantee) -> None: ...
+
+    @recorded
+    def allow_administrators_through_s3(self, purpose: str, bucket_arn: pulumi.Input[str],
+                                        sid: str = "AdministratorsPublishThroughS3") -> None: ...
+
+    @recorded
+    def grant_key_rotation(self, role: aws.iam.Role, *, create_successors: bool = False) -> None: ...
+
+    @recorded
+    def grant_key_administration(self, purpose: str, role: Grantee, *, policy_writer: Grantee) -> None: ...
