@@ -833,12 +833,16 @@ def _is_schema_default(spec: StackKey, value: Any) -> bool:
     """Whether `value` is Pulumi.yaml's default for the key (the engine passes a list as JSON)."""
     if spec.schema_default is None:
         return False
+    if value == spec.schema_default:
+        return True
     if spec.type == "array" and isinstance(value, str):
         try:
             return bool(json.loads(value) == spec.schema_default)
         except ValueError:
             return False
-    return bool(value == spec.schema_default)
+    if spec.type in ("integer", "boolean") and isinstance(value, str):  # the engine passes text
+        return value.strip().lower() == json.dumps(spec.schema_default)
+    return False
 
 
 def parse_layer_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackConfig | KeyLayerConfig:

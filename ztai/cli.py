@@ -20,9 +20,11 @@ import os
 import re
 import runpy
 import sys
+import tempfile
 import textwrap
 import tomllib
 import traceback
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -218,22 +220,97 @@ def _preview(args: argparse.Namespace) -> int:
     pack_dir = _pack_dir(args.policy_pack, [project_dir / DEFAULT_PACK])
     if args.export and args.export.exists() and not args.force:  # said now, not after the run
         raise UsageError(f"{args.export} exists; pass --force to replace it")
-
-    # Heavy imports only once the input is known to be usable: usage errors answer instantly.
-    import pulumi
-
-    from ztai.export import to_export
-    from ztai.policy.analyzer import AnalysisSession, AnalyzedResource, PolicyPackProcess, pack_environment
-    from ztai.policy.config import PolicyConfigError, unmatched_exclusions
-    from ztai.preview.recorder import RecordedResource, record
-    from ztai.report import ReportResource, render_json, render_text
-
     # Warnings go to stderr as they come and into the JSON report at the end.
     warnings = [*stack_file.warnings, *shared_target_warnings(stack_file)]
     _warn(warnings)
-    project_dir = project_dir.resolve()
-    program_path = project_dir / "__main__.py"
-    environment = pack_environment(stack_file.project, stack_file.stack, stack_file.config, True)
+
+    key_layer = _key_layer_of(stack_file)
+    if key_layer is None:
+        recorded, result, more = _record_and_check(args, stack_file, stack_file.config, {},
+                                                   pack_dir, user_config)
+        return _report(args, [(stack_file, recorded, result, [*warnings, *more])], pack_dir)
+
+    # A workload stack of a split deployment (docs/deploying.md): previewed as its first
+    # deployment goes. The key layer as it is first deployed (the keys, no grants yet) gives the
+    # workload its key ARNs; the workload is checked; then the key layer is checked with the
+    # workload's grants, as it is deployed once its grants file holds them.
+    reference, key_file = key_layer
+    try:
+        key_stack = load_stack(project_dir, key_file)
+    except StackFileError as error:
+        raise UsageError(f"{stack_file.stack} is a workload stack whose keyLayerStack is {reference}: "
+                         f"{error}") from None
+    grants_key = f"{stack_file.project}:workloadGrantsFile"
+    references = {reference: _record(args, key_stack, {**key_stack.config, grants_key: ""}, {}).stack_outputs}
+    ledger = _record(args, stack_file, stack_file.config, references).stack_outputs.get("keyGrants")
+    with tempfile.TemporaryDirectory(prefix="ztai-grants-") as scratch:
+        grants = Path(scratch) / "grants.json"
+        grants.write_text(json.dumps(ledger), encoding="utf-8")
+        sealed_config = {**key_stack.config, grants_key: str(grants)}
+        sealed = _record(args, key_stack, sealed_config, {})
+        # The key policies name the workload's roles, the rotation schedule is the workload's, the
+        # workload's buckets use the key layer's keys: each layer's stack-wide policies see the
+        # other layer's resources too, as the environment is deployed.
+        recorded, result, more = _record_and_check(
+            args, stack_file, stack_file.config, references, pack_dir, user_config,
+            context=[r for r in sealed.resources[1:] if r.custom])
+        sealed, sealed_result, sealed_more = _record_and_check(
+            args, key_stack, sealed_config, {}, pack_dir, user_config,
+            context=[r for r in recorded.resources[1:] if r.custom])
+    return _report(args, [(stack_file, recorded, result, [*warnings, *more]),
+                          (key_stack, sealed, sealed_result, sealed_more)], pack_dir)
+
+
+class ProgramLoggedError(Exception):
+    """The program logged errors (the preview stops and says them)."""
+
+
+def _key_layer_of(stack_file: Any) -> tuple[str, str] | None:
+    """(keyLayerStack, the key layer's stack name) of a workload stack; None for another layer."""
+    if stack_file.config.get(f"{stack_file.project}:layer") != "workload":
+        return None
+    reference = str(stack_file.config.get(f"{stack_file.project}:keyLayerStack") or "")
+    if reference.count("/") != 2:
+        return None  # the program reports the missing or malformed key
+    return reference, reference.rsplit("/", 1)[-1]
+
+
+def _record(args: argparse.Namespace, stack_file: Any, config: Mapping[str, str],
+            stack_outputs: Mapping[str, Any],
+            on_register: Callable[[Any], None] | None = None) -> Any:
+    import pulumi
+
+    from ztai.preview.recorder import record
+    program_path = stack_file.project_dir.resolve() / "__main__.py"
+
+    def program() -> None:
+        runpy.run_path(str(program_path), run_name="__main__")
+
+    try:
+        recorded = record(program, project=stack_file.project, stack=stack_file.stack,
+                          config=dict(config), region=stack_file.region or "us-east-1",
+                          on_register=on_register, unknowns=args.unknowns,
+                          stack_outputs=stack_outputs)
+    except pulumi.RunError as error:
+        # RunError is how the program reports a user error (e.g. StackConfigError).
+        raise UsageError(str(error)) from None
+    if recorded.errors:
+        raise ProgramLoggedError("error: the program logged errors:\n" + "\n".join(recorded.errors))
+    return recorded
+
+
+def _record_and_check(args: argparse.Namespace, stack_file: Any, config: Mapping[str, str],
+                      stack_outputs: Mapping[str, Any], pack_dir: Path,
+                      user_config: Any, context: Sequence[Any] = ()) -> tuple[Any, Any, list[str]]:
+    """Run the program for `stack_file` with `config` under the mocks, the pack checking each
+    resource as it is registered; (recorded stack, pack result, warnings). `context`: resources
+    of another layer the stack-wide policies also see (a key layer's rotation schedule and JIT API
+    are the workload's), not reported as this stack's."""
+    from ztai.policy.analyzer import AnalysisSession, AnalyzedResource, PolicyPackProcess, pack_environment
+    from ztai.policy.config import PolicyConfigError, unmatched_exclusions
+    from ztai.preview.recorder import RecordedResource
+
+    environment = pack_environment(stack_file.project, stack_file.stack, dict(config), True)
 
     def analyzed(r: RecordedResource) -> AnalyzedResource:
         # Analyze sees the inputs, as in a preview; AnalyzeStack the state the mocks returned,
@@ -245,38 +322,34 @@ def _preview(args: argparse.Namespace) -> int:
             dependencies=r.dependencies, property_dependencies=r.property_dependencies,
             protect=r.protect, ignore_changes=r.ignore_changes, custom=r.custom)
 
+    warnings: list[str] = []
     # The pack boots and is configured on the other core while the program runs, and each
     # resource is analysed as it is registered, as the engine does.
     with PolicyPackProcess(pack_dir, env=environment) as pack:
         session = AnalysisSession(pack, user_config=user_config, project=stack_file.project,
-                                  stack=stack_file.stack, stack_config=stack_file.config)
-
-        def program() -> None:
-            runpy.run_path(str(program_path), run_name="__main__")
-
-        try:
-            recorded = record(program, project=stack_file.project, stack=stack_file.stack,
-                              config=stack_file.config, region=stack_file.region or "us-east-1",
-                              on_register=lambda resource: session.submit(analyzed(resource)),
-                              unknowns=args.unknowns)
-        except pulumi.RunError as error:
-            # RunError is how the program reports a user error (e.g. StackConfigError).
-            raise UsageError(str(error)) from None
-        if recorded.errors:
-            print("error: the program logged errors:\n" + "\n".join(recorded.errors), file=sys.stderr)
-            return EXIT_FAILURE
+                                  stack=stack_file.stack, stack_config=dict(config))
+        recorded = _record(args, stack_file, config, stack_outputs,
+                           on_register=lambda resource: session.submit(analyzed(resource)))
         _warn(recorded.warnings)  # as `pulumi preview` shows them, beside the report
         warnings += recorded.warnings
         session.submit(analyzed(recorded.resources[0]))  # the root stack, described after the run
         try:
-            result = session.finish([analyzed(r) for r in recorded.resources])
+            result = session.finish([analyzed(r) for r in [*recorded.resources, *context]])
         except PolicyConfigError as error:
             raise UsageError(f"policy config: {error}") from None
     stale = unmatched_exclusions(user_config, [(r.name, r.urn) for r in recorded.resources])
     _warn(stale)
-    warnings += stale
+    return recorded, result, [*warnings, *stale]
+
+
+def _report(args: argparse.Namespace, checked: list[tuple[Any, Any, Any, list[str]]],
+            pack_dir: Path) -> int:
+    """Export (the first stack) and print each checked stack's report; the exit code of the worst."""
+    from ztai.export import to_export
+    from ztai.report import ReportResource, render_json, render_text
 
     if args.export:
+        recorded = checked[0][1]
         document = to_export(recorded, _pulumi_version())
         try:
             args.export.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -285,20 +358,31 @@ def _preview(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"wrote {len(document['deployment']['resources'])} resources to {args.export}",
                   file=sys.stderr)
-
-    resources = [ReportResource(urn=r.urn, type=r.type, name=r.name, parent=r.parent,
-                                custom=r.custom, protect=r.protect, inputs=r.inputs)
-                 for r in recorded.resources]
+    documents, texts = [], []
+    for stack_file, recorded, result, warnings in checked:
+        resources = [ReportResource(urn=r.urn, type=r.type, name=r.name, parent=r.parent,
+                                    custom=r.custom, protect=r.protect, inputs=r.inputs)
+                     for r in recorded.resources]
+        if args.json:
+            documents.append(render_json(
+                mode="preview", project=stack_file.project, stack=stack_file.stack,
+                resources=resources, outputs=recorded.stack_outputs, result=result,
+                warnings=warnings))
+            continue
+        layer = stack_file.config.get(f"{stack_file.project}:layer", "combined")
+        texts.append(render_text(
+            title=f"Previewing update ({stack_file.stack}, {layer} layer) offline, under Pulumi's mock "
+                  f"monitor{' with unknown ids and outputs' if args.unknowns else ''}:",
+            resources=resources, outputs=recorded.stack_outputs, result=result,
+            pack_label=f"local: {pack_dir}", plan="create", quiet=args.quiet))
+    failed = any(result.mandatory_violations for _, _, result, _ in checked)
     if args.json:
-        return _finish(result, "", render_json(
-            mode="preview", project=stack_file.project, stack=stack_file.stack, resources=resources,
-            outputs=recorded.stack_outputs, result=result, warnings=warnings), True)
-    text = render_text(
-        title=f"Previewing update ({stack_file.stack}) offline, under Pulumi's mock monitor"
-              f"{' with unknown ids and outputs' if args.unknowns else ''}:",
-        resources=resources, outputs=recorded.stack_outputs, result=result,
-        pack_label=f"local: {pack_dir}", plan="create", quiet=args.quiet)
-    return _finish(result, text, "", False)
+        # One stack: its report, as before; a split deployment: {"stacks": [workload, keys]}.
+        _emit(documents[0] if len(documents) == 1 else json.dumps(
+            {"stacks": [json.loads(document) for document in documents]}, indent=2))
+    else:
+        _emit("\n".join(texts))
+    return EXIT_VIOLATION if failed else EXIT_OK
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -354,7 +438,11 @@ def _pulumi_version() -> str:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "preview":
-        return _preview(args)
+        try:
+            return _preview(args)
+        except ProgramLoggedError as error:
+            print(error, file=sys.stderr)
+            return EXIT_FAILURE
     if args.command == "policy":
         return _analyze(args)
     status: int = args.handler(args)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
@@ -78,11 +79,14 @@ class AwsMocks(Mocks):
     """
 
     def __init__(self, region: str, account_id: str = PREVIEW_ACCOUNT_ID, *,
-                 unknowns: bool = False) -> None:
+                 unknowns: bool = False,
+                 stack_outputs: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.region = region
         self.account_id = account_id
         self.partition = partition_for_region(region)
         self.unknowns = unknowns
+        # Stack name (as a StackReference names it) -> that stack's outputs.
+        self.stack_outputs = dict(stack_outputs or {})
 
     # -- invokes -------------------------------------------------------------------------------
     def call(self, args: MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
@@ -135,6 +139,16 @@ class AwsMocks(Mocks):
         module = package_module.split(":")[-1].split("/")[0] if ":" in package_module else ""
         digest = _digest(args.typ, args.name)
         state: dict[str, Any] = dict(args.inputs)
+        if args.typ == "pulumi:pulumi:StackReference":
+            # Read, not created: the id is the stack's name. A stack the preview has no outputs
+            # for answers none, as a stack that was never deployed would fail to.
+            name = str(args.inputs.get("name") or args.resource_id)
+            if name not in self.stack_outputs:
+                raise ValueError(f"stack reference {name}: the offline preview has no outputs for it "
+                                 "(a workload stack's key layer is previewed first: keyLayerStack "
+                                 "must end with the key layer's stack name)")
+            return name, {"name": name, "outputs": dict(self.stack_outputs[name]),
+                          "secretOutputNames": []}
         if self.unknowns:
             return "", state  # a preview: the SDK marks the id and missing outputs unknown
         if not args.typ.startswith("aws:"):

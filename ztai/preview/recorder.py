@@ -145,12 +145,13 @@ class _DiagnosticCollector(logging.Handler):
 def record(program: Callable[[], None], *, project: str, stack: str,
            config: Mapping[str, str], region: str,
            on_register: Callable[[RecordedResource], None] | None = None,
-           unknowns: bool = False) -> RecordedStack:
+           unknowns: bool = False,
+           stack_outputs: Mapping[str, Mapping[str, Any]] | None = None) -> RecordedStack:
     """Run `program` against the mocks with `config` set, wait for every registration, and
     return what was registered. `on_register` sees each resource as it is registered (the
     moment the engine would call Analyze). `unknowns` leaves ids and computed outputs unknown,
     as in a first real preview. Exceptions from the program propagate unchanged."""
-    mocks = AwsMocks(region, unknowns=unknowns)
+    mocks = AwsMocks(region, unknowns=unknowns, stack_outputs=stack_outputs)
     monitor = RecordingMonitor(mocks, on_register)
     diagnostics = _DiagnosticCollector()
     logger = logging.getLogger(f"ztai.preview.{stack}")
