@@ -10,7 +10,13 @@ from dataclasses import replace
 import pulumi
 
 from components.ami_pipeline import ImmutableAmiPipeline, ImmutableAmiPipelineArgs, component_names
-from components.api_gateway import FIRST_PARTY, ApiRoute, SecureApiGateway, SecureApiGatewayArgs
+from components.api_gateway import (
+    FIRST_PARTY,
+    ApiRoute,
+    SecureApiGateway,
+    SecureApiGatewayArgs,
+    truststore_bucket_name,
+)
 from components.api_identity import ApiClient, CognitoApiIdentity, CognitoApiIdentityArgs, scope_string
 from components.aws_facts import enclave_parent_type
 from components.enclave_fleet import (
@@ -58,6 +64,10 @@ def key_hierarchy(config: StackConfig | KeyLayerConfig, deployers: Sequence[str]
             # admitted on the key of the fleet's volumes, AMIs and model bucket.
             schedules={"logs": [rotation_schedule_name(environment)]},
             image_builder_components={"logs": list(component_names(environment))},
+            # Pulumi uploads the API's mutual-TLS truststore, and API Gateway reads it, with the
+            # deploying role's credentials (which may otherwise never use a key): the inference key
+            # admits that through S3, for the truststore bucket's objects only, from its creation.
+            s3_buckets={"inference": [truststore_bucket_name(environment, config.region)]},
             # Only an approved key-admin elevation (two approvers) may rewrite these keys' policies,
             # move their aliases, disable or delete them; the deployer writes the first policy.
             two_person_purposes=config.two_person_keys,
@@ -366,6 +376,7 @@ def compose_workload(config: StackConfig) -> None:
             nlb_listener_arn=fleet.listener.arn,
             backend_server_name=fleet.tls_server_name,
             truststore_key_arn=keys.key_arn("inference"),
+            truststore_bucket_name=truststore_bucket_name(config.environment, config.region),
             logs_key_arn=keys.key_arn("logs"),
             throttling_rate_limit=api.rate_limit,
             throttling_burst_limit=api.burst_limit,
@@ -376,10 +387,6 @@ def compose_workload(config: StackConfig) -> None:
     )
     keys.grant_cloudwatch_logs(gateway.log_group_prefix)
     fleet.admit_clients_from(gateway.vpc_link_security_group.id, "api-gateway")
-    # Pulumi uploads the truststore and API Gateway reads it with the deploying role's credentials,
-    # and that role is a key administrator, which may otherwise never use a key: it may use the
-    # inference key through S3 for the truststore bucket's objects only.
-    keys.allow_administrators_through_s3("inference", gateway.truststore_bucket_arn)
 
     # The training data: raw/, curated/ (tokenized) and outputs/, under the training-data key.
     training_data = TrainingDataBucket(

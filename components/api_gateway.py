@@ -273,6 +273,9 @@ class SecureApiGatewayArgs:
     publish_after_grants: bool = False
     protect: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
+    # The truststore bucket's name (`truststore_bucket_name`), so the key can admit the deployer's
+    # upload from its creation; None: auto-named.
+    truststore_bucket_name: pulumi.Input[str] | None = None
 
 
 class SecureApiGateway(pulumi.ComponentResource):
@@ -294,6 +297,7 @@ class SecureApiGateway(pulumi.ComponentResource):
 
         # -- truststore ------------------------------------------------------------------------
         store = private_bucket(f"{name}-truststore", key_arn=args.truststore_key_arn, tags=tags,
+                               bucket_name=args.truststore_bucket_name,
                                protect=args.protect, parent=self)
         bucket = store.bucket
         self.truststore_bucket_arn: pulumi.Output[str] = bucket.arn
@@ -503,6 +507,15 @@ def _target(configuration: aws.apigatewayv2.outputs.DomainNameDomainNameConfigur
     if configuration is None:
         return "", ""
     return configuration.target_domain_name or "", configuration.hosted_zone_id or ""
+
+
+def truststore_bucket_name(environment: str, region: str) -> pulumi.Output[str]:
+    """The truststore bucket's name: known before the bucket exists, so the key it is encrypted
+    under can admit the deployer's upload from the key's creation (`KeyHierarchyArgs.s3_buckets`),
+    which a split deployment's key layer needs (docs/deploying.md). Unique per account, Region and
+    environment (S3 bucket names are global; at most 63 characters: 60 with staging)."""
+    account = aws.get_caller_identity_output().account_id
+    return account.apply(lambda account_id: f"zero-trust-ai-{environment}-truststore-{account_id}-{region}")
 
 
 def ca_certificates(path: str) -> list[str]:

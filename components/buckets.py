@@ -48,11 +48,12 @@ _BucketBase = tuple[aws.s3.Bucket, aws.s3.BucketPublicAccessBlock, aws.s3.Bucket
 
 
 def _closed_versioned_bucket(name: str, *, tags: Mapping[str, str], protect: bool,
-                             parent: pulumi.Resource) -> _BucketBase:
+                             parent: pulumi.Resource,
+                             bucket_name: pulumi.Input[str] | None = None) -> _BucketBase:
     """What every bucket of the stack has: public access blocked (all four settings), ACLs off
     (BucketOwnerEnforced) and versioning on, as `<name>-public-access`, `-ownership` and
     `-versioning`, children of the bucket; never force-destroyed."""
-    bucket = aws.s3.Bucket(name, force_destroy=False, tags=dict(tags),
+    bucket = aws.s3.Bucket(name, bucket=bucket_name, force_destroy=False, tags=dict(tags),
                            opts=pulumi.ResourceOptions(parent=parent, protect=protect))
     child = pulumi.ResourceOptions(parent=bucket)
     public_access = aws.s3.BucketPublicAccessBlock(
@@ -165,11 +166,13 @@ class PrivateBucket:
 
 
 def private_bucket(name: str, *, key_arn: pulumi.Input[str], tags: Mapping[str, str], protect: bool,
-                   parent: pulumi.Resource) -> PrivateBucket:
+                   parent: pulumi.Resource,
+                   bucket_name: pulumi.Input[str] | None = None) -> PrivateBucket:
     """The bucket `name` and its controls, named `<name>-public-access`, `-ownership`,
-    `-versioning`, `-encryption` and `-policy`, children of the bucket."""
+    `-versioning`, `-encryption` and `-policy`, children of the bucket. `bucket_name`: the
+    bucket's name in S3 when it must be known in advance (default: Pulumi's auto-name)."""
     bucket, public_access, versioning = _closed_versioned_bucket(name, tags=tags, protect=protect,
-                                                                 parent=parent)
+                                                                 parent=parent, bucket_name=bucket_name)
     child = pulumi.ResourceOptions(parent=bucket)
     encryption = aws.s3.BucketServerSideEncryptionConfiguration(
         f"{name}-encryption", bucket=bucket.id,

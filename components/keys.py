@@ -283,6 +283,11 @@ class KeyHierarchyArgs:
         Replicas have policies of their own in KMS; each gets the same statements (rendered for
         its region) and the same grants. Adding the first region replaces the keys: multi-Region
         is fixed at creation.
+    s3_buckets: purpose -> names of buckets (Bucket Keys on) whose SSE-KMS objects the deploying
+        roles write and read through S3 under that key, from its creation (the API's truststore,
+        which Pulumi uploads and API Gateway reads with the deployer's credentials); the
+        statement is `allow_administrators_through_s3`'s. Default none. Refused on model-weights
+        and the HMAC key.
     deployer_role_arns: roles that create the stack's resources encrypted under the keys (the
         tables, schedules and Image Builder components above, the truststore upload of
         `allow_administrators_through_s3`), which the keys admit for those uses only. Default
@@ -305,6 +310,7 @@ class KeyHierarchyArgs:
     image_builder_components: Mapping[str, Sequence[str]] = field(default_factory=dict)
     two_person_purposes: Sequence[str] = DEFAULT_TWO_PERSON_PURPOSES
     deployer_role_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    s3_buckets: Mapping[str, Sequence[pulumi.Input[str]]] = field(default_factory=dict)
 
 
 def log_group_prefixes_for(environment: str) -> tuple[str, ...]:
@@ -366,6 +372,10 @@ class KeyHierarchy(pulumi.ComponentResource):
             self._allow_schedule_creation(purpose, schedules)
         for purpose, components in sorted(args.image_builder_components.items()):
             self._allow_component_creation(purpose, components)
+        for purpose, buckets in sorted(args.s3_buckets.items()):
+            for bucket in buckets:
+                self._allow_deployers_through_s3(
+                    purpose, pulumi.Output.concat(f"arn:{self._partition}:s3:::", bucket))
         self.keys, self.aliases = {}, {}
         self.replicas: dict[str, dict[str, aws.kms.ReplicaKey]] = {p: {} for p in PURPOSES}
         tags = {"data-classification": "restricted"}
@@ -729,6 +739,10 @@ class KeyHierarchy(pulumi.ComponentResource):
         Refused without named `administrator_role_arns`: the statement would go to the account
         root, i.e. to every IAM principal of the account that IAM allows kms:Decrypt.
         """
+        self._allow_deployers_through_s3(purpose, bucket_arn, sid)
+
+    def _allow_deployers_through_s3(self, purpose: str, bucket_arn: pulumi.Input[str],
+                                    sid: str = "AdministratorsPublishThroughS3") -> None:
         if purpose == HMAC_PURPOSE:
             raise ValueError(f"the {purpose} key is an HMAC key: S3 encrypts objects only with "
                              "symmetric encryption keys; use another purpose for the bucket")

@@ -7,6 +7,7 @@ program as a string (lists and objects as JSON), after filling in the project's 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import re
@@ -230,6 +231,14 @@ def target(stack_file: StackFile) -> tuple[frozenset[str], str] | None:
     """The accounts and the region a stack deploys to, as far as its file says: `aws:allowedAccountIds`,
     else the accounts of its key administrator roles; None when it does not say."""
     region = stack_file.region
+    project = stack_file.project
+    reference = str(stack_file.config.get(f"{project}:keyLayerStack") or "")
+    if stack_file.config.get(f"{project}:layer") == "workload" and reference.count("/") == 2:
+        # A workload stack names no key administrator: its accounts are its key layer's.
+        with contextlib.suppress(StackFileError):
+            key_layer = target(load_stack(stack_file.project_dir, reference.rsplit("/", 1)[-1]))
+            if key_layer is not None and "aws:allowedAccountIds" not in stack_file.config:
+                return (key_layer[0], region) if region else None
     administrators = _json_list(stack_file.config.get(f"{stack_file.project}:keyAdministratorRoleArns"))
     accounts = _json_list(stack_file.config.get("aws:allowedAccountIds")) or [
         match[1] for arn in administrators if (match := _ACCOUNT_IN_ARN.match(arn))]
@@ -239,6 +248,8 @@ def target(stack_file: StackFile) -> tuple[frozenset[str], str] | None:
 def network_footprint(stack_file: StackFile) -> dict[str, int]:
     """What one stack counts against DEFAULT_QUOTAS: four VPCs (the segments), and per egress
     segment an internet gateway and a NAT gateway with an Elastic IP in each zone."""
+    if stack_file.config.get(f"{stack_file.project}:layer") == "keys":
+        return dict.fromkeys(DEFAULT_QUOTAS, 0)  # keys and their policies: no network
     try:
         zones = int(stack_file.config.get(f"{stack_file.project}:azCount", "2"))
     except ValueError:
@@ -265,6 +276,8 @@ def shared_target_warnings(stack_file: StackFile) -> list[str]:
         theirs = target(other)
         if theirs is None or theirs[1] != mine[1] or not theirs[0] & mine[0]:
             continue
+        if not any(network_footprint(other).values()) or not any(network_footprint(stack_file).values()):
+            continue  # a key layer has no network to add up
         total = {name: count + network_footprint(other)[name]
                  for name, count in network_footprint(stack_file).items()}
         over = [f"{total[name]} {name} (default quota {quota})"
