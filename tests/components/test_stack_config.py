@@ -205,7 +205,7 @@ def test_key_administrators_are_required_in_every_environment(environment: str, 
     ("prod", ())])
 def test_shipped_stacks_name_key_administrator_roles(stack: str, administrators: tuple[str, ...]) -> None:
     config = parse_layer_config(load_stack(ROOT, stack).config)
-    assert config.key_administrator_role_arns == administrators  # type: ignore[union-attr]
+    assert config.key_administrator_role_arns == administrators
 
 
 def test_values_given_as_yaml_types_are_accepted() -> None:
