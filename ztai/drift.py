@@ -98,7 +98,7 @@ def _normal_statement(statement: Any) -> Any:
 
 def normal_policy(document: Any) -> Any:
     """A policy as data compared as IAM reads it: JSON text parsed, one string the same as a list
-    of it, lists of values in any order, `Statement` as a list. Not JSON: the text itself."""
+    of it, lists of values and statements in any order, `Statement` as a list. Not JSON: the text itself."""
     document = _unsecret(document)
     if isinstance(document, str):
         try:
@@ -111,7 +111,9 @@ def normal_policy(document: Any) -> Any:
     statements = normal.get("Statement")
     statements = [statements] if isinstance(statements, Mapping) else statements
     if isinstance(statements, list):
-        normal["Statement"] = [_normal_statement(statement) for statement in statements]
+        # IAM reads the statements as a set: their order means nothing.
+        normal["Statement"] = sorted((_normal_statement(statement) for statement in statements),
+                                     key=_canonical)
     return normal
 
 
@@ -155,7 +157,7 @@ def policy_differences(expected: Any, actual: Any) -> list[str]:
                        if _canonical(wanted[label].get(part)) != _canonical(found[label].get(part))]
             differences.append(f"changed {label} ({', '.join(changed)}): now "
                                f"{_canonical(found[label])}")
-    return differences or ["the statements are the same but in another order"]
+    return differences or ["the policies differ in a way no statement shows"]
 
 
 # -- the state ------------------------------------------------------------------------------------
@@ -253,9 +255,10 @@ def _key_drift(state: StateView, deployment: Deployment) -> list[Drift]:
             drift.append(Drift("key-policy", key.alias, "changed", holder.urn, tuple(differences)))
         rotation = []
         if key.rotation_enabled is not None:
-            if state_key.properties.get("enableKeyRotation") is not key.rotation_enabled:
+            recorded = state_key.properties.get("enableKeyRotation") is True
+            if recorded is not key.rotation_enabled:
                 rotation.append(f"automatic rotation is {'on' if key.rotation_enabled else 'off'}; "
-                                f"the state has it {'on' if state_key.properties.get('enableKeyRotation') else 'off'}")
+                                f"the state has it {'on' if recorded else 'off'}")
             period = state_key.properties.get("rotationPeriodInDays")
             if key.rotation_enabled and key.rotation_period_days is not None and period \
                     and period != key.rotation_period_days:
@@ -399,12 +402,12 @@ def analyzed_view(deployment: Deployment, *, stack: str, project: str,
     items = _deployed_items(deployment)
     root = _urn(stack, project, STACK, f"{project}-{stack}")
     if state is None:
-        view = [AnalyzedResource(urn=root, type=STACK, name=f"{project}-{stack}", properties={},
-                                 custom=False)]
-        view += [AnalyzedResource(urn=_urn(stack, project, kind, name), type=kind, name=name,
-                                  properties=properties, parent=root)
-                 for kind, _, name, properties in items]
-        return view
+        alone = [AnalyzedResource(urn=root, type=STACK, name=f"{project}-{stack}", properties={},
+                                  custom=False)]
+        alone += [AnalyzedResource(urn=_urn(stack, project, kind, name), type=kind, name=name,
+                                   properties=properties, parent=root)
+                  for kind, _, name, properties in items]
+        return alone
 
     by_id = {(kind, aws_id): properties for kind, aws_id, _, properties in items}
     indexes = {KEY: state.keys, ALIAS: state.aliases, VPC: state.vpcs, ENDPOINT: state.endpoints,

@@ -118,3 +118,30 @@ def trail(region: str, *, multi_region: bool = True, validation: bool = True,
     if logging:
         cloudtrail.start_logging(Name=name)
     return arn
+
+
+def model_rotation_periods(monkeypatch: Any) -> None:
+    """Make moto keep a key's rotation period as KMS does. moto (5.2) ignores EnableKeyRotation's
+    RotationPeriodInDays and leaves it out of GetKeyRotationStatus, which KMS answers with it
+    (AWS KMS API Reference, GetKeyRotationStatus: RotationPeriodInDays, "The default value is 365
+    days"): without this every deployed key would read as rotating yearly."""
+    from moto.kms.responses import KmsResponse
+
+    periods: dict[str, int] = {}
+    enable, status = KmsResponse.enable_key_rotation, KmsResponse.get_key_rotation_status
+
+    def enable_key_rotation(self: Any) -> str:
+        answer: str = enable(self)
+        key_id = self.kms_backend.describe_key(self._get_param("KeyId")).id
+        periods[key_id] = int(self._get_param("RotationPeriodInDays") or 365)
+        return answer
+
+    def get_key_rotation_status(self: Any) -> str:
+        answer = json.loads(status(self))
+        key_id = self.kms_backend.describe_key(self._get_param("KeyId")).id
+        if answer.get("KeyRotationEnabled"):
+            answer["RotationPeriodInDays"] = periods.get(key_id, 365)
+        return json.dumps(answer)
+
+    monkeypatch.setattr(KmsResponse, "enable_key_rotation", enable_key_rotation)
+    monkeypatch.setattr(KmsResponse, "get_key_rotation_status", get_key_rotation_status)
