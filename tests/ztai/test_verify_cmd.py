@@ -363,3 +363,29 @@ def test_every_standalone_rule_is_in_the_pack() -> None:
     """A renamed rule would silently drop out of what verify judges without --state."""
     from ztpolicy.rules import ALL_RULES
     assert verify_cmd.STANDALONE_RULES <= {rule.name for rule in ALL_RULES}
+
+
+# -- the comparison of policies -------------------------------------------------------------------
+def test_policies_compare_as_iam_reads_them() -> None:
+    from ztai.drift import policy_differences
+    written = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "A", "Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::1:role/a"]},
+         "Action": ["kms:Encrypt", "kms:Decrypt"], "Resource": "*"},
+        {"Sid": "B", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*",
+         "Condition": {"StringNotEquals": {"kms:RecipientAttestation:PCR0": "ab"}}}]}
+    returned = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "B", "Effect": "Deny", "Principal": "*", "Action": ["kms:Decrypt"], "Resource": ["*"],
+         "Condition": {"StringNotEquals": {"kms:RecipientAttestation:PCR0": ["ab"]}}},
+        {"Sid": "A", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:role/a"},
+         "Action": ["kms:Decrypt", "kms:Encrypt"], "Resource": "*"}]}
+    assert policy_differences(json.dumps(written), json.dumps(returned, indent=4)) == []
+    changed = json.loads(json.dumps(returned))
+    changed["Statement"][0]["Condition"]["StringNotEquals"]["kms:RecipientAttestation:PCR0"] = "cd"
+    changed["Statement"].append({"Sid": "C", "Effect": "Allow", "Principal": "*", "Action": "kms:*",
+                                 "Resource": "*"})
+    differences = policy_differences(written, changed)
+    assert differences[0].startswith("added Sid C: ")
+    assert differences[1].startswith("changed Sid B (Condition): now ")
+    assert len(differences) == 2
+    assert policy_differences(written, None) == ["the policy is missing"]
+    assert policy_differences(written, "not json") == ["the policy is not a JSON object"]
