@@ -50,7 +50,7 @@ _SET_VALUED = ("Action", "NotAction", "Resource", "NotResource")
 class Drift:
     """One difference between the state and what is deployed."""
 
-    kind: str  # key, key-policy, key-rotation, alias, endpoint, endpoint-policy, flow-log
+    kind: str  # key, key-policy, key-rotation, alias, vpc, endpoint, endpoint-policy, flow-log
     resource: str  # what AWS calls it: an alias name, an endpoint or flow log id
     change: str  # changed, added (deployed, not in the state), removed (in the state, not deployed)
     urn: str = ""
@@ -277,6 +277,20 @@ def _key_drift(state: StateView, deployment: Deployment) -> list[Drift]:
     return drift
 
 
+def _vpc_drift(state: StateView, deployment: Deployment) -> list[Drift]:
+    """VPCs are found by their tags: one the state holds but not found was deleted or re-tagged
+    (which also hides its endpoints and flow logs from this check)."""
+    found = {vpc.vpc_id for vpc in deployment.vpcs}
+    drift = [Drift("vpc", vpc_id, "removed", resource.urn, (
+        "in the state, but no VPC with this id is tagged project=zero-trust-ai, environment="
+        f"{deployment.environment} (deleted, or its tags changed)",))
+        for vpc_id, resource in state.vpcs.items() if vpc_id not in found]
+    if state.vpcs:
+        drift += [Drift("vpc", vpc.vpc_id, "added", "", ("tagged as the environment's, not in the state",))
+                  for vpc in deployment.vpcs if vpc.vpc_id not in state.vpcs]
+    return drift
+
+
 def _endpoint_drift(state: StateView, deployment: Deployment) -> list[Drift]:
     drift: list[Drift] = []
     deployed = {endpoint.endpoint_id: endpoint for endpoint in deployment.endpoints}
@@ -327,9 +341,10 @@ def _flow_log_drift(state: StateView, deployment: Deployment) -> list[Drift]:
 
 def compare(state: StateView, deployment: Deployment) -> list[Drift]:
     """Every difference between the state and the deployment: keys (policy, rotation, alias
-    targets), endpoints (policy), flow logs (existence, traffic, destination)."""
-    return [*_key_drift(state, deployment), *_endpoint_drift(state, deployment),
-            *_flow_log_drift(state, deployment)]
+    targets), VPCs (existence), endpoints (existence, policy), flow logs (existence, traffic,
+    destination)."""
+    return [*_key_drift(state, deployment), *_vpc_drift(state, deployment),
+            *_endpoint_drift(state, deployment), *_flow_log_drift(state, deployment)]
 
 
 # -- the view the pack judges ---------------------------------------------------------------------

@@ -166,12 +166,17 @@ def _read(environment: str, region: str) -> Deployment:
 
 # -- findings the pack does not make --------------------------------------------------------------
 def status_findings(deployment: Deployment, *, require_trail: bool) -> list[Finding]:
-    """Keys not enabled, flow logs not recording, and the trails: none seen is reported (a
-    blocking finding only with --require-trail, as the stack deploys no trail of its own yet); a
-    trail that stopped logging always blocks; so does having trails of which none logs every
-    Region with log file validation."""
+    """What could not be read (blocking), keys not enabled, flow logs not recording, and the
+    trails: none seen is reported (a blocking finding only with --require-trail, as the stack
+    deploys no trail of its own yet); a trail that stopped logging always blocks; so does having
+    trails of which none logs every Region with log file validation."""
     from ztai.drift import recording
     findings: list[Finding] = []
+    # What could not be read was not checked. An insider may deny the verifying role
+    # kms:GetKeyPolicy in the very policy they changed: that must fail the run, not pass it.
+    findings += [Finding("unreadable", what.split(":", 1)[0], f"could not read {what}: it was not "
+                         "checked (the verifying role needs the permissions in docs/drift.md, and "
+                         "no key policy may deny them to it)") for what in deployment.unreadable]
     for key in deployment.keys:
         if key.state != "Enabled":
             findings.append(Finding("key-state", key.alias, f"key {key.key_id} is {key.state}"
@@ -245,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
                              stack_config=config, dry_run=False)
         except PolicyConfigError as error:
             raise UsageError(f"policy config: {error}") from None
-    warnings = [f"could not read {what}" for what in deployment.unreadable]
+    warnings: list[str] = []
     not_judged: list[str] = []
     if state is None:
         result, not_judged = standalone(result)

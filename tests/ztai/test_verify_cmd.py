@@ -243,6 +243,49 @@ def test_rotation_turned_off_is_drift_and_a_violation(account: Account,
     assert "kms-key-rotation-enabled" in policies(report)
 
 
+def test_a_key_policy_denying_the_verifier_its_read_fails_the_run(
+        account: Account, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An insider hides a changed policy by denying kms:GetKeyPolicy to the verifying role in it.
+    moto evaluates no key policy, so the refusal KMS would give is made here."""
+    from botocore.exceptions import ClientError
+    hidden = account.key_id(MODEL_ALIAS)
+    real = verify_cmd.clients
+
+    class Refusing:
+        def __init__(self, client: Any) -> None:
+            self.client = client
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.client, name)
+
+        def get_key_policy(self, **params: Any) -> Any:
+            if params["KeyId"] == hidden:
+                raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "denied"}},
+                                  "GetKeyPolicy")
+            return self.client.get_key_policy(**params)
+
+    monkeypatch.setattr(verify_cmd, "clients",
+                        lambda region: {**real(region), "kms": Refusing(real(region)["kms"])})
+    status, report, _ = verify(capsys)
+    assert status == 1
+    assert [(f["kind"], f["blocking"]) for f in report["findings"] if f["kind"] == "unreadable"] == [
+        ("unreadable", True)]
+    status, report, _ = verify(capsys, "--state", str(account.state))
+    assert status == 1
+    assert ("key", "removed") in kinds(report)
+
+
+def test_a_vpc_retagged_out_of_the_environment_is_drift(account: Account,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    vpc = account.ec2.describe_vpcs(Filters=[{"Name": "tag:environment", "Values": ["dev"]}])["Vpcs"][0]
+    account.ec2.create_tags(Resources=[vpc["VpcId"]], Tags=[{"Key": "environment", "Value": "sandbox"}])
+    status, report, _ = verify(capsys, "--state", str(account.state))
+    assert status == 1
+    assert {"vpc", "flow-log", "endpoint"} == {item["kind"] for item in report["drift"]}
+    assert ("vpc", vpc["VpcId"], "removed") in {(d["kind"], d["resource"], d["change"])
+                                                for d in report["drift"]}
+
+
 # -- trails ---------------------------------------------------------------------------------------
 def test_no_trail_fails_only_when_required(account: Account, capsys: pytest.CaptureFixture[str]) -> None:
     status, report, _ = verify(capsys, "--state", str(account.state), "--require-trail")
