@@ -19,12 +19,14 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ztai.errors import EXIT_OK, EXIT_VIOLATION, UsageError
-from ztai.policy.analyzer import PolicyResult
 from ztai.project import find_project, use_project
 from ztai_runtime.deployed import Deployment, alias_prefix
+
+if TYPE_CHECKING:  # the analyzer loads grpc and pulumi: only when a verify runs
+    from ztai.policy.analyzer import PolicyResult
 
 ENVIRONMENTS = ("dev", "staging", "prod")  # components/stack_config.py ENVIRONMENTS
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
@@ -273,6 +275,8 @@ def run(args: argparse.Namespace) -> int:
 
 def standalone(result: PolicyResult) -> tuple[PolicyResult, list[str]]:
     """The result of STANDALONE_RULES alone, and the names of the rules left out."""
+    from ztai.policy.analyzer import PolicyResult
+
     def judged(name: str) -> bool:
         return name in STANDALONE_RULES
     left_out = sorted(policy.name for policy in result.policies if not judged(policy.name))
