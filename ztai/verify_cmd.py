@@ -29,6 +29,9 @@ if TYPE_CHECKING:  # the analyzer loads grpc and pulumi: only when a verify runs
     from ztai.policy.analyzer import PolicyResult
 
 ENVIRONMENTS = ("dev", "staging", "prod")  # components/stack_config.py ENVIRONMENTS
+# Stack key `layer`: the layers that deploy keys or the workload. A bootstrap stack (CI identity,
+# state backend) or the organisation's (guardrails) has neither to verify.
+VERIFIED_LAYERS = ("combined", "keys", "workload")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 # The rules that judge what verify reads by itself: keys, aliases, VPCs, endpoints and flow logs.
 # Without --state the other rules would judge those resources without the rest of the stack (the
@@ -106,6 +109,10 @@ def _stack_settings(args: argparse.Namespace, project_dir: Path) -> tuple[str, s
         raise UsageError(f"stack {args.stack}: {stack_file.project}:environment is "
                          f"{json.dumps(environment)}; it must be one of {', '.join(ENVIRONMENTS)} "
                          "(it names the keys' aliases and the VPCs' tags verify reads)")
+    layer = stack_file.config.get(f"{stack_file.project}:layer", "combined")
+    if layer not in VERIFIED_LAYERS:
+        raise UsageError(f"stack {args.stack} is of layer {layer!r}: verify checks the keys and the "
+                         f"workload, so stacks of layer {', '.join(VERIFIED_LAYERS)}")
     region = args.region or stack_file.region
     if not region:
         raise UsageError(f"stack {args.stack} sets no aws:region; pass --region R")

@@ -432,3 +432,35 @@ def test_policies_compare_as_iam_reads_them() -> None:
     assert len(differences) == 2
     assert policy_differences(written, None) == ["the policy is missing"]
     assert policy_differences(written, "not json") == ["the policy is not a JSON object"]
+
+
+def _project(tmp_path: Path, config: dict[str, Any]) -> Path:
+    """A project holding the repository's Pulumi.yaml and one stack file `x`."""
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "stacks").mkdir()
+    lines = ["config:", *(f"  {key}: {json.dumps(value)}" for key, value in config.items())]
+    (tmp_path / "stacks" / "Pulumi.x.yaml").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+def test_a_stack_without_a_known_environment_is_refused(capsys: pytest.CaptureFixture[str],
+                                                        tmp_path: Path) -> None:
+    project = _project(tmp_path, {"aws:region": REGION})
+    status, err = run_text(capsys, "--stack", "x", "--project-dir", str(project))
+    assert status == 2
+    assert "zero-trust-ai:environment is null; it must be one of dev, staging, prod" in err
+
+
+def test_a_stack_without_a_region_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    project = _project(tmp_path, {"zero-trust-ai:environment": "dev"})
+    status, err = run_text(capsys, "--stack", "x", "--project-dir", str(project))
+    assert (status, err.strip()) == (2, "error: stack x sets no aws:region; pass --region R")
+
+
+def test_a_stack_of_a_layer_without_keys_or_workload_is_refused(capsys: pytest.CaptureFixture[str],
+                                                                tmp_path: Path) -> None:
+    project = _project(tmp_path, {"aws:region": REGION, "zero-trust-ai:environment": "prod",
+                                  "zero-trust-ai:layer": "bootstrap"})
+    status, err = run_text(capsys, "--stack", "x", "--project-dir", str(project))
+    assert status == 2
+    assert "stack x is of layer 'bootstrap': verify checks the keys and the workload" in err
