@@ -50,6 +50,7 @@ from components.config_values import parse_burst as _parse_burst
 from components.config_values import parse_rate as _parse_rate
 from components.config_values import show as _show
 from components.enclave_fleet import ARTIFACT_PREFIX, EnclaveFleetSettings, sizing_problems
+from components.guardrails import GUARDRAIL_KEYS
 from components.jit_catalogue import JitElevation, parse_catalogue_file
 from components.keys import PURPOSES as KEY_PURPOSES
 from components.keys import EnclaveMeasurements, measurement_problem
@@ -663,6 +664,9 @@ KEYS: dict[str, StackKey] = {
         "reports.", False, _parse_two_person_keys, ["model-weights"], type="array",
         allowed=KEY_PURPOSES),
 }
+# The organisation layer's keys, declared by their component (components/guardrails.py).
+KEYS.update({key: StackKey(spec.description, False, spec.parse, spec.default, spec.type)
+             for key, spec in GUARDRAIL_KEYS.items()})
 
 
 # Other providers' namespaces one edit away from a namespace checked here; left alone.

@@ -1,0 +1,413 @@
+"""Organisation guardrails (components/guardrails.py): each guardrail denies the attack it names
+and lets the legitimate path through, evaluated with SCP/RCP semantics (tests/support/
+org_policy.py: an SCP or RCP filters, it never grants); each document fits the size limit; the
+settings refuse bad input with a message; under mocks the component creates the policies and
+attaches each to every target."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+
+import pulumi
+import pytest
+
+from components import guardrails
+from components.aws_facts import REGION_AZ_COUNT
+from components.guardrails import (
+    DOCUMENTS,
+    MAX_POLICY_CHARACTERS,
+    RCP,
+    SCP,
+    GuardrailSettings,
+    GuardrailSettingsError,
+    OrganizationGuardrails,
+    OrganizationGuardrailsArgs,
+    parse_settings,
+    rendered_documents,
+)
+from components.network import EGRESS_TAG
+from tests.support.key_policy import Request
+from tests.support.org_policy import Caller, evaluate_in_organization
+from ztai.preview.recorder import RecordedStack, record
+
+ORG = "o-exampleorgid"
+ACCOUNT = "111122223333"
+REGION = "eu-west-1"
+SETTINGS = GuardrailSettings(target_ids=("ou-ab12-cdef3456", "ou-ab12-99998888"), organization_id=ORG,
+                             allowed_regions=(REGION, "eu-central-1"),
+                             break_glass_arn_patterns=("arn:aws:iam::*:role/break-glass-*",),
+                             endpoint_service_owners=("222233334444",))
+ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+
+
+def role(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:role/{name}"
+
+
+POWER_USER = role("PowerUser")
+BREAK_GLASS = role("break-glass-ops")
+PIPELINE = role("zero-trust-ai-prod-enclave-parent-imagebuilder-execution")
+DEPLOY_WORKLOAD = role("zero-trust-ai-prod-deploy-workload")
+DEPLOY_KEYS = role("zero-trust-ai-prod-deploy-keys")
+KEY_ELEVATION = role("zero-trust-ai-prod-jit-key-admin")
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+TAGGED = {f"aws:ResourceTag/{guardrails.KEY_PURPOSE_TAG}": "model-weights"}
+PARAMETER = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/zero-trust-ai/prod/enclave-parent/ami-id"
+VPC = f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/vpc-0123456789abcdef0"
+EGRESS_FREE = {f"aws:ResourceTag/{EGRESS_TAG}": "none"}
+API = f"arn:aws:apigateway:{REGION}::"
+
+
+def documents(settings: GuardrailSettings = SETTINGS) -> tuple[list[str], list[str]]:
+    rendered = rendered_documents(settings)
+    scps = [text for document, text in rendered.values() if document.type == SCP]
+    rcps = [text for document, text in rendered.values() if document.type == RCP]
+    return scps, rcps
+
+
+SCPS, RCPS = documents()
+
+
+OWN_ACCOUNT = Caller()
+
+
+def decide(principal: str, action: str, resource: str = "*", context: Mapping[str, str] | None = None,
+           *, caller: Caller = OWN_ACCOUNT, identity: str | None = ALLOW_ALL,
+           resource_policy: str | None = None) -> str:
+    """The organisation's decision for a session of `principal` with an identity policy that
+    allows everything (a PowerUser or administrator), in an allowed Region, over TLS."""
+    full = {"aws:PrincipalArn": principal, "aws:RequestedRegion": REGION, "aws:PrincipalOrgID": ORG,
+            "aws:SecureTransport": "true", "aws:PrincipalIsAWSService": "false", **(context or {})}
+    full = {key: value for key, value in full.items() if value is not None}
+    return evaluate_in_organization(
+        Request(principal, action, resource, full), scps=SCPS, rcps=RCPS,
+        identity_policies=[identity] if identity else [], resource_policy=resource_policy,
+        caller=caller).effect
+
+
+# -- SCP/RCP semantics ------------------------------------------------------------------------
+def test_an_scp_allow_alone_grants_nothing() -> None:
+    assert decide(POWER_USER, "s3:GetObject", "arn:aws:s3:::b/k", identity=None) == "implicit-deny"
+
+
+def test_without_full_aws_access_nothing_passes_the_scps() -> None:
+    request = Request(POWER_USER, "s3:GetObject", "arn:aws:s3:::b/k",
+                      {"aws:PrincipalArn": POWER_USER, "aws:RequestedRegion": REGION})
+    assert evaluate_in_organization(request, scps=SCPS, identity_policies=[ALLOW_ALL],
+                                    full_aws_access=False).effect == "implicit-deny"
+
+
+def test_scps_spare_the_management_account_and_service_linked_roles() -> None:
+    assert decide(POWER_USER, "cloudtrail:StopLogging", caller=Caller(management_account=True)) == "allow"
+    assert decide(role("aws-service-role/AWSServiceRoleForConfig"), "config:StopConfigurationRecorder",
+                  caller=Caller(service_linked_role=True)) == "allow"
+
+
+# -- logging -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("action", ["cloudtrail:StopLogging", "cloudtrail:DeleteTrail",
+                                    "guardduty:DeleteDetector", "config:StopConfigurationRecorder",
+                                    "securityhub:DisableSecurityHub", "cloudtrail:UpdateTrail",
+                                    "cloudtrail:PutEventSelectors", "ec2:DeleteFlowLogs",
+                                    "route53resolver:DisassociateResolverQueryLogConfig"])
+def test_a_power_user_cannot_stop_or_change_logging(action: str) -> None:
+    assert decide(POWER_USER, action) == "explicit-deny"
+    assert decide(BREAK_GLASS, action) == "allow"
+
+
+def test_the_deployer_changes_logging_but_never_stops_it() -> None:
+    assert decide(DEPLOY_WORKLOAD, "cloudtrail:UpdateTrail") == "allow"
+    assert decide(DEPLOY_WORKLOAD, "ec2:DeleteFlowLogs") == "allow"
+    assert decide(DEPLOY_WORKLOAD, "cloudtrail:StopLogging") == "explicit-deny"
+
+
+# -- identity ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("action", ["iam:CreateUser", "iam:CreateAccessKey", "iam:CreateLoginProfile"])
+def test_no_iam_users_or_access_keys(action: str) -> None:
+    assert decide(POWER_USER, action) == "explicit-deny"
+    assert decide(BREAK_GLASS, action) == "allow"
+
+
+def test_no_one_leaves_the_organization_not_even_break_glass() -> None:
+    assert decide(POWER_USER, "organizations:LeaveOrganization") == "explicit-deny"
+    assert decide(BREAK_GLASS, "organizations:LeaveOrganization") == "explicit-deny"
+
+
+def test_regions_outside_the_allow_list_are_refused_global_services_excepted() -> None:
+    outside = {"aws:RequestedRegion": "us-west-2"}
+    assert decide(POWER_USER, "ec2:RunInstances", context=outside) == "explicit-deny"
+    assert decide(POWER_USER, "ec2:RunInstances", context={"aws:RequestedRegion": "eu-central-1"}) == "allow"
+    assert decide(POWER_USER, "iam:ListRoles", context={"aws:RequestedRegion": "us-east-1"}) == "allow"
+    assert decide(BREAK_GLASS, "ec2:RunInstances", context=outside) == "allow"
+
+
+def test_only_deployers_make_a_role_an_exemption_trusts() -> None:
+    impostor = role("zero-trust-ai-prod-jit-impostor")
+    assert decide(POWER_USER, "iam:CreateRole", impostor) == "explicit-deny"
+    assert decide(POWER_USER, "iam:UpdateAssumeRolePolicy", KEY_ELEVATION) == "explicit-deny"
+    assert decide(DEPLOY_WORKLOAD, "iam:CreateRole", impostor) == "allow"
+    assert decide(POWER_USER, "iam:CreateRole", role("reporting")) == "allow"
+
+
+# -- keys --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("action", ["kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DisableKey",
+                                    "kms:UpdateAlias", "kms:UntagResource", "kms:CreateGrant"])
+def test_an_administrator_cannot_administer_the_stacks_keys(action: str) -> None:
+    assert decide(POWER_USER, action, KEY, TAGGED) == "explicit-deny"
+
+
+@pytest.mark.parametrize("admin", [KEY_ELEVATION, DEPLOY_KEYS, BREAK_GLASS])
+def test_the_key_admin_elevation_and_key_deployer_administer_them(admin: str) -> None:
+    assert decide(admin, "kms:PutKeyPolicy", KEY, TAGGED) == "allow"
+    assert decide(admin, "kms:CreateGrant", KEY, TAGGED) == "allow"
+
+
+def test_the_workload_deployer_cannot_write_key_policies() -> None:
+    assert decide(DEPLOY_WORKLOAD, "kms:PutKeyPolicy", KEY, TAGGED) == "explicit-deny"
+
+
+def test_keys_without_the_tag_are_not_the_guardrails_business() -> None:
+    assert decide(POWER_USER, "kms:PutKeyPolicy", KEY) == "allow"
+
+
+def test_grants_aws_services_make_for_their_resources_stay_allowed() -> None:
+    for_ebs = {**TAGGED, "kms:GrantIsForAWSResource": "true", "kms:ViaService": f"ec2.{REGION}.amazonaws.com"}
+    assert decide(PIPELINE, "kms:CreateGrant", KEY, for_ebs) == "allow"
+    assert decide(PIPELINE, "kms:CreateGrant", KEY, {**TAGGED, "kms:GrantIsForAWSResource": "false"}) == (
+        "explicit-deny")
+
+
+# -- images ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("action", ["ssm:PutParameter", "ssm:DeleteParameter", "ssm:LabelParameterVersion"])
+def test_a_non_pipeline_role_cannot_write_the_image_parameter(action: str) -> None:
+    assert decide(POWER_USER, action, PARAMETER) == "explicit-deny"
+
+
+def test_the_pipeline_and_the_deployer_write_the_image_parameter() -> None:
+    assert decide(PIPELINE, "ssm:PutParameter", PARAMETER) == "allow"
+    assert decide(DEPLOY_WORKLOAD, "ssm:PutParameter", PARAMETER) == "allow"
+
+
+def test_other_parameters_are_not_the_guardrails_business() -> None:
+    other = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/team/x"
+    assert decide(POWER_USER, "ssm:PutParameter", other) == "allow"
+
+
+# -- API ---------------------------------------------------------------------------------------
+def test_no_api_with_the_default_endpoint() -> None:
+    enabled = {"apigateway:Request/DisableExecuteApiEndpoint": "false"}
+    assert decide(POWER_USER, "apigateway:PATCH", f"{API}/restapis/a1b2c3d4e5", enabled) == "explicit-deny"
+    assert decide(POWER_USER, "apigateway:POST", f"{API}/apis", enabled) == "explicit-deny"
+    assert decide(POWER_USER, "apigateway:POST", f"{API}/restapis") == "explicit-deny"  # field left out
+    disabled = {"apigateway:Request/DisableExecuteApiEndpoint": "true"}
+    assert decide(POWER_USER, "apigateway:POST", f"{API}/restapis", disabled) == "allow"
+
+
+def test_no_route_without_authorization() -> None:
+    for resource in (f"{API}/apis/a1b2c3d4e5/routes", f"{API}/restapis/a1b2c3d4e5/resources/r1/methods/GET"):
+        assert decide(POWER_USER, "apigateway:PUT", resource,
+                      {"apigateway:Request/RouteAuthorizationType": "NONE"}) == "explicit-deny"
+        assert decide(POWER_USER, "apigateway:PUT", resource,
+                      {"apigateway:Request/RouteAuthorizationType": "AWS_IAM"}) == "allow"
+
+
+@pytest.mark.parametrize("resource", [f"{API}/vpclinks", f"{API}/apis/a1b2c3d4e5/integrations",
+                                      f"{API}/restapis/a1b2c3d4e5/resources/r1/methods/GET/integration"])
+def test_vpc_links_and_integrations_only_by_the_deployer(resource: str) -> None:
+    assert decide(POWER_USER, "apigateway:POST", resource) == "explicit-deny"
+    assert decide(DEPLOY_WORKLOAD, "apigateway:POST", resource) == "allow"
+
+
+# -- network -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("action", ["ec2:CreateVpcPeeringConnection", "ec2:AcceptVpcPeeringConnection",
+                                    "ec2:AttachInternetGateway", "ec2:CreateNatGateway",
+                                    "ec2:CreateEgressOnlyInternetGateway"])
+def test_an_egress_free_vpc_gets_no_path_out(action: str) -> None:
+    assert decide(POWER_USER, action, VPC, EGRESS_FREE) == "explicit-deny"
+    assert decide(DEPLOY_WORKLOAD, action, VPC, EGRESS_FREE) == "explicit-deny"
+    assert decide(POWER_USER, action, VPC, {f"aws:ResourceTag/{EGRESS_TAG}": "nat"}) == "allow"
+    assert decide(BREAK_GLASS, action, VPC, EGRESS_FREE) == "allow"
+
+
+def test_the_egress_tag_is_changed_by_deployers_only() -> None:
+    retag = {"aws:TagKeys": (EGRESS_TAG,)}
+    assert decide(POWER_USER, "ec2:DeleteTags", VPC, retag) == "explicit-deny"  # type: ignore[arg-type]
+    assert decide(DEPLOY_WORKLOAD, "ec2:CreateTags", VPC, retag) == "allow"  # type: ignore[arg-type]
+    assert decide(POWER_USER, "ec2:CreateTags", VPC, {"aws:TagKeys": ("team",)}) == "allow"  # type: ignore[arg-type]
+
+
+def test_no_lattice_association() -> None:
+    assert decide(POWER_USER, "vpc-lattice:CreateServiceNetworkVpcAssociation") == "explicit-deny"
+
+
+def test_endpoints_only_to_aws_or_listed_owners() -> None:
+    endpoint = f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc-endpoint/*"
+    assert decide(POWER_USER, "ec2:CreateVpcEndpoint", endpoint,
+                  {"ec2:VpceServiceOwner": "444455556666"}) == "explicit-deny"
+    assert decide(POWER_USER, "ec2:CreateVpcEndpoint", endpoint,
+                  {"ec2:VpceServiceOwner": "amazon"}) == "allow"
+    assert decide(POWER_USER, "ec2:CreateVpcEndpoint", endpoint,
+                  {"ec2:VpceServiceOwner": "222233334444"}) == "allow"
+
+
+# -- data perimeter (RCP) ----------------------------------------------------------------------
+BUCKET_OBJECT = "arn:aws:s3:::zero-trust-ai-prod-training/curated/x"
+
+
+@pytest.mark.parametrize("action, resource", [
+    ("s3:GetObject", BUCKET_OBJECT), ("kms:Decrypt", KEY), ("sts:AssumeRole", role("reader")),
+    ("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:x"),
+    ("sqs:ReceiveMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:q")])
+def test_principals_outside_the_organization_are_refused(action: str, resource: str) -> None:
+    outsider = "arn:aws:iam::999988887777:role/attacker"
+    # Even with a resource policy that (wrongly) lets them in.
+    opened = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": action, "Resource": resource}]})
+    assert decide(outsider, action, resource, {"aws:PrincipalOrgID": "o-otherorg123"}, identity=None,
+                  resource_policy=opened, caller=Caller(outside_organization=True)) == "explicit-deny"
+    assert decide(POWER_USER, action, resource) == "allow"
+
+
+def test_aws_services_pass_only_for_the_organizations_resources() -> None:
+    service = "cloudtrail.amazonaws.com"
+    writes = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "s3:PutObject", "Resource": "*"}]})
+    ours = {"aws:PrincipalOrgID": None, "aws:PrincipalArn": None, "aws:PrincipalIsAWSService": "true",
+            "aws:SourceAccount": ACCOUNT, "aws:SourceOrgID": ORG}
+    outside = Caller(outside_organization=True)
+    assert decide(service, "s3:PutObject", BUCKET_OBJECT, ours, identity=None, resource_policy=writes,  # type: ignore[arg-type]
+                  caller=outside) == "allow"
+    assert decide(service, "s3:PutObject", BUCKET_OBJECT, {**ours, "aws:SourceOrgID": "o-otherorg123"},  # type: ignore[arg-type]
+                  identity=None, resource_policy=writes, caller=outside) == "explicit-deny"
+
+
+@pytest.mark.parametrize("action, resource", [("s3:GetObject", BUCKET_OBJECT), ("kms:Decrypt", KEY),
+                                              ("sts:GetCallerIdentity", "*")])
+def test_plain_http_is_refused(action: str, resource: str) -> None:
+    assert decide(POWER_USER, action, resource, {"aws:SecureTransport": "false"}) == "explicit-deny"
+    assert decide(POWER_USER, action, resource) == "allow"
+
+
+def test_rcp_statements_are_deny_with_principal_star_only() -> None:
+    # RCP syntax (AWS Organizations User Guide): Allow only in RCPFullAWSAccess; Principal "*".
+    for text in RCPS:
+        for statement in json.loads(text)["Statement"]:
+            assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+            assert "NotPrincipal" not in statement and "NotAction" not in statement
+            services = {action.split(":")[0] for action in statement["Action"]}
+            assert services <= {"s3", "kms", "sts", "secretsmanager", "sqs"}
+
+
+def test_scp_statements_are_denies_without_principal() -> None:
+    for text in SCPS:
+        for statement in json.loads(text)["Statement"]:
+            assert statement["Effect"] == "Deny" and "Principal" not in statement
+
+
+# -- size --------------------------------------------------------------------------------------
+LARGEST = replace(SETTINGS, allowed_regions=tuple(sorted(REGION_AZ_COUNT))[:10],
+                  break_glass_arn_patterns=tuple(f"arn:aws:iam::{n:012d}:role/break-glass-*"
+                                                 for n in range(5)),
+                  endpoint_service_owners=tuple(f"{n:012d}" for n in range(5)))
+
+
+@pytest.mark.parametrize("document", [d.name for d in DOCUMENTS])
+def test_each_document_fits_the_limit_minified(document: str) -> None:
+    for settings in (SETTINGS, LARGEST):
+        _, text = rendered_documents(settings)[document]
+        assert len(text) <= MAX_POLICY_CHARACTERS
+        assert " " not in text.replace("Logging stays", "")  # minified: no white space outside strings
+
+
+def test_at_most_four_scps_so_full_aws_access_still_fits_on_the_ou() -> None:
+    # An OU takes at most five SCPs directly, FullAWSAccess included.
+    assert sum(d.type == SCP for d in DOCUMENTS) <= 4 and sum(d.type == RCP for d in DOCUMENTS) <= 4
+
+
+def test_a_document_over_the_limit_is_refused_by_name() -> None:
+    many = replace(SETTINGS, break_glass_arn_patterns=tuple(
+        f"arn:aws:iam::{n:012d}:role/break-glass-role-with-a-long-name-*" for n in range(60)))
+    with pytest.raises(ValueError,
+                       match=r"guardrail document 'logging-identity' is \d+ characters, over the 5120"):
+        rendered_documents(many)
+
+
+# -- settings ----------------------------------------------------------------------------------
+NS = "zero-trust-ai"
+GOOD = {f"{NS}:guardrailTargetIds": '["ou-ab12-cdef3456", "r-ab12"]',
+        f"{NS}:guardrailAllowedRegions": '["eu-west-1"]', f"{NS}:organizationId": ORG}
+
+
+def test_good_settings_parse_with_defaults() -> None:
+    settings = parse_settings(GOOD)
+    assert settings.target_ids == ("ou-ab12-cdef3456", "r-ab12")
+    assert settings.organization_id == ORG and settings.allowed_regions == ("eu-west-1",)
+    assert settings.key_admin_role_patterns == ("zero-trust-ai-*-jit-*", "zero-trust-ai-*-deploy-keys")
+    assert settings.break_glass_arn_patterns == ()
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("guardrailTargetIds", '["123456789012"]', "expected distinct OU ids (ou-ab12-cdef3456) or the root id"),
+    ("guardrailTargetIds", '["ou-ab12-cdef3456", "ou-ab12-cdef3456"]', "listed twice"),
+    ("guardrailTargetIds", "[]", "guardrailTargetIds: missing; required by the organization layer"),
+    ("guardrailTargetIds", "ou-ab12", "guardrailTargetIds"),
+    ("guardrailAllowedRegions", '["eu-west-9"]', "expected distinct Regions"),
+    ("guardrailAllowedRegions", "[]", "guardrailAllowedRegions: missing; required"),
+    ("guardrailBreakGlassArnPatterns", '["arn:aws:iam::*:role/*"]',
+     "not an IAM role ARN pattern with a name"),
+    ("guardrailBreakGlassArnPatterns", '["arn:aws:iam::*:user/bob"]', "not an IAM role ARN pattern"),
+    ("guardrailKeyAdminRolePatterns", '["*"]', "not a role name pattern"),
+    ("guardrailKeyAdminRolePatterns", '["bad name"]', "not a role name pattern"),
+    ("guardrailImagePublisherRolePatterns", "[]", "name at least one role"),
+    ("guardrailDeployRolePatterns", '["a/b"]', "not a role name pattern"),
+    ("guardrailEndpointServiceOwners", '["amazon"]', "expected 12-digit account ids"),
+    ("organizationId", "org-1", "required by the organization layer; an AWS Organizations id"),
+])
+def test_each_bad_setting_is_named_with_what_is_allowed(key: str, value: str, message: str) -> None:
+    with pytest.raises(GuardrailSettingsError) as error:
+        parse_settings({**GOOD, f"{NS}:{key}": value})
+    assert f"{NS}:{key}" in str(error.value)
+    assert message in str(error.value)
+
+
+def test_missing_organization_id_is_reported_with_the_other_problems() -> None:
+    raw = {k: v for k, v in GOOD.items() if not k.endswith("organizationId")}
+    with pytest.raises(GuardrailSettingsError) as error:
+        parse_settings({**raw, f"{NS}:guardrailAllowedRegions": "[]"})
+    assert len(error.value.problems) == 2
+
+
+def test_the_keys_are_declared_in_the_stack_keys_and_pulumi_yaml() -> None:
+    from components.stack_config import KEYS
+    for key, spec in guardrails.GUARDRAIL_KEYS.items():
+        assert key in KEYS and not KEYS[key].required and KEYS[key].default == spec.default
+
+
+# -- under mocks -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stack() -> RecordedStack:
+    def program() -> None:
+        built = OrganizationGuardrails("guardrails", OrganizationGuardrailsArgs(SETTINGS))
+        pulumi.export("policies", sorted(built.policies))
+
+    return record(program, project="zero-trust-ai", stack="org", config={}, region="us-east-1")
+
+
+def test_the_component_creates_each_policy_and_attaches_it_to_every_target(stack: RecordedStack) -> None:
+    policies = [r for r in stack.resources if r.type == "aws:organizations/policy:Policy"]
+    assert sorted(p.inputs["name"] for p in policies) == sorted(
+        f"zero-trust-ai-{d.name}" for d in DOCUMENTS)
+    types = {p.inputs["name"]: p.inputs["type"] for p in policies}
+    assert types["zero-trust-ai-data-perimeter"] == "RESOURCE_CONTROL_POLICY"
+    assert types["zero-trust-ai-keys-images"] == "SERVICE_CONTROL_POLICY"
+    for policy in policies:
+        assert len(policy.inputs["content"]) <= MAX_POLICY_CHARACTERS
+        assert json.loads(policy.inputs["content"])["Statement"]
+    attachments = [r for r in stack.resources
+                   if r.type == "aws:organizations/policyAttachment:PolicyAttachment"]
+    assert sorted(a.inputs["targetId"] for a in attachments) == sorted(
+        list(SETTINGS.target_ids) * len(DOCUMENTS))
+    component = [r for r in stack.resources if r.type == "zero-trust-ai:guardrails:OrganizationGuardrails"]
+    assert len(component) == 1
