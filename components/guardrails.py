@@ -79,11 +79,11 @@ GLOBAL_ACTIONS = (
     "trustedadvisor:*", "waf-regional:*", "waf:*", "wafv2:*", "wellarchitected:*")
 
 # The data perimeter's services (all five support RCPs: AWS Organizations User Guide, "Resource
-# control policies", supported services). STS: the actions an identity outside the organisation
-# could call on the organisation's roles; AssumeRoleWithWebIdentity and AssumeRoleWithSAML are
-# left out, their callers (CI, the IdP) are not principals of any account.
-PERIMETER_ACTIONS = ("s3:*", "kms:*", "secretsmanager:*", "sqs:*", "sts:AssumeRole",
-                     "sts:SetContext", "sts:TagSession", "sts:SetSourceIdentity")
+# control policies", supported services). STS: the calls a principal of another account makes on
+# the organisation's roles. Federation is left out: AssumeRoleWithWebIdentity and
+# AssumeRoleWithSAML, and the sts:TagSession and sts:SetSourceIdentity they need for the IdP's
+# session tags, come from a provider (CI, the IdP), never from a principal of an organisation.
+PERIMETER_ACTIONS = ("s3:*", "kms:*", "secretsmanager:*", "sqs:*", "sts:AssumeRole", "sts:SetContext")
 TLS_ACTIONS = ("s3:*", "kms:*", "secretsmanager:*", "sqs:*", "sts:*")
 
 _OU_ID = re.compile(r"ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}")

@@ -29,7 +29,7 @@ from components.guardrails import (
 )
 from components.network import EGRESS_TAG
 from tests.support.key_policy import Request
-from tests.support.org_policy import Caller, evaluate_in_organization
+from tests.support.org_policy import Caller, evaluate_in_organization, rcp_decision
 from ztai.preview.recorder import RecordedStack, record
 
 ORG = "o-exampleorgid"
@@ -74,16 +74,20 @@ SCPS, RCPS = documents()
 OWN_ACCOUNT = Caller()
 
 
-def decide(principal: str, action: str, resource: str = "*", context: Mapping[str, str] | None = None,
+Context = Mapping[str, str | tuple[str, ...] | None]
+
+
+def decide(principal: str, action: str, resource: str = "*", context: Context | None = None,
            *, caller: Caller = OWN_ACCOUNT, identity: str | None = ALLOW_ALL,
            resource_policy: str | None = None) -> str:
     """The organisation's decision for a session of `principal` with an identity policy that
     allows everything (a PowerUser or administrator), in an allowed Region, over TLS."""
-    full = {"aws:PrincipalArn": principal, "aws:RequestedRegion": REGION, "aws:PrincipalOrgID": ORG,
-            "aws:SecureTransport": "true", "aws:PrincipalIsAWSService": "false", **(context or {})}
-    full = {key: value for key, value in full.items() if value is not None}
+    full: dict[str, str | tuple[str, ...] | None] = {
+        "aws:PrincipalArn": principal, "aws:RequestedRegion": REGION, "aws:PrincipalOrgID": ORG,
+        "aws:SecureTransport": "true", "aws:PrincipalIsAWSService": "false", **(context or {})}
+    present = {key: value for key, value in full.items() if value is not None}
     return evaluate_in_organization(
-        Request(principal, action, resource, full), scps=SCPS, rcps=RCPS,
+        Request(principal, action, resource, present), scps=SCPS, rcps=RCPS,
         identity_policies=[identity] if identity else [], resource_policy=resource_policy,
         caller=caller).effect
 
@@ -233,9 +237,9 @@ def test_an_egress_free_vpc_gets_no_path_out(action: str) -> None:
 
 def test_the_egress_tag_is_changed_by_deployers_only() -> None:
     retag = {"aws:TagKeys": (EGRESS_TAG,)}
-    assert decide(POWER_USER, "ec2:DeleteTags", VPC, retag) == "explicit-deny"  # type: ignore[arg-type]
-    assert decide(DEPLOY_WORKLOAD, "ec2:CreateTags", VPC, retag) == "allow"  # type: ignore[arg-type]
-    assert decide(POWER_USER, "ec2:CreateTags", VPC, {"aws:TagKeys": ("team",)}) == "allow"  # type: ignore[arg-type]
+    assert decide(POWER_USER, "ec2:DeleteTags", VPC, retag) == "explicit-deny"
+    assert decide(DEPLOY_WORKLOAD, "ec2:CreateTags", VPC, retag) == "allow"
+    assert decide(POWER_USER, "ec2:CreateTags", VPC, {"aws:TagKeys": ("team",)}) == "allow"
 
 
 def test_no_lattice_association() -> None:
@@ -273,14 +277,33 @@ def test_principals_outside_the_organization_are_refused(action: str, resource: 
 def test_aws_services_pass_only_for_the_organizations_resources() -> None:
     service = "cloudtrail.amazonaws.com"
     writes = json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "s3:PutObject", "Resource": "*"}]})
-    ours = {"aws:PrincipalOrgID": None, "aws:PrincipalArn": None, "aws:PrincipalIsAWSService": "true",
-            "aws:SourceAccount": ACCOUNT, "aws:SourceOrgID": ORG}
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "s3:PutObject",
+         "Resource": "*"}]})
+    ours: Context = {"aws:PrincipalOrgID": None, "aws:PrincipalArn": None,
+                     "aws:PrincipalIsAWSService": "true",
+                     "aws:SourceAccount": ACCOUNT, "aws:SourceOrgID": ORG}
     outside = Caller(outside_organization=True)
-    assert decide(service, "s3:PutObject", BUCKET_OBJECT, ours, identity=None, resource_policy=writes,  # type: ignore[arg-type]
+    assert decide(service, "s3:PutObject", BUCKET_OBJECT, ours, identity=None, resource_policy=writes,
                   caller=outside) == "allow"
-    assert decide(service, "s3:PutObject", BUCKET_OBJECT, {**ours, "aws:SourceOrgID": "o-otherorg123"},  # type: ignore[arg-type]
+    assert decide(service, "s3:PutObject", BUCKET_OBJECT, {**ours, "aws:SourceOrgID": "o-otherorg123"},
                   identity=None, resource_policy=writes, caller=outside) == "explicit-deny"
+
+
+def test_federation_into_the_organizations_roles_passes_the_rcp() -> None:
+    # A person's IdP (or CI's OIDC provider) is no principal of any organisation; its session tags
+    # need sts:TagSession on the role. The request carries no aws:PrincipalOrgID.
+    provider = f"arn:aws:iam::{ACCOUNT}:saml-provider/corporate-idp"
+    for action in ("sts:AssumeRoleWithSAML", "sts:AssumeRoleWithWebIdentity", "sts:TagSession",
+                   "sts:SetSourceIdentity"):
+        request = Request(provider, action, role("zero-trust-ai-prod-model-engineer"),
+                          {"aws:SecureTransport": "true", "aws:PrincipalIsAWSService": "false"})
+        assert rcp_decision(request, RCPS).effect == "allow", action
+    # ...while a role of another organisation assuming it is refused.
+    outsider = Request("arn:aws:iam::999988887777:role/x", "sts:AssumeRole",
+                       role("zero-trust-ai-prod-model-engineer"),
+                       {"aws:SecureTransport": "true", "aws:PrincipalIsAWSService": "false",
+                        "aws:PrincipalOrgID": "o-otherorg123"})
+    assert rcp_decision(outsider, RCPS).effect == "explicit-deny"
 
 
 @pytest.mark.parametrize("action, resource", [("s3:GetObject", BUCKET_OBJECT), ("kms:Decrypt", KEY),
