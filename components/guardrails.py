@@ -56,9 +56,22 @@ KEY_PURPOSE_TAG = "ztai:key-purpose"  # set by the key hierarchy on every key it
 EGRESS_FREE_VALUE = "none"  # `ztai:egress` of a VPC without an internet path (components.network)
 PARAMETER_PREFIX = "/zero-trust-ai/"  # the fleet's image parameter lives under it
 DEFAULT_KEY_ADMIN_ROLE_PATTERNS = ("zero-trust-ai-*-jit-*", "zero-trust-ai-*-deploy-keys")
+# The pipeline's execution role (its distribution writes the new AMI id) and the rollout function's
+# role (the parameter watch puts the pipeline's last AMI back; Pulumi names it from
+# `inference-image-rollout-role`).
 DEFAULT_IMAGE_PUBLISHER_ROLE_PATTERNS = ("zero-trust-ai-*-enclave-parent-imagebuilder-execution",
-                                         "zero-trust-ai-*-deploy-workload")
+                                         "inference-image-rollout-role-*")
 DEFAULT_DEPLOY_ROLE_PATTERNS = ("zero-trust-ai-*-deploy-workload", "zero-trust-ai-*-deploy-keys")
+# Who opens sessions on, or sends commands to, the stack's instances: the human role the stack
+# grants sessions to (`sessions.grant_start_session`) and the pipeline, which builds through Run
+# Command.
+DEFAULT_SESSION_ROLE_PATTERNS = ("zero-trust-ai-*-security-responder",
+                                 "zero-trust-ai-*-enclave-parent-imagebuilder-execution")
+JIT_FUNCTION_CHANGES = ("lambda:Update*", "lambda:Put*", "lambda:Create*", "lambda:Delete*",
+                        "lambda:AddPermission", "lambda:RemovePermission", "lambda:PublishVersion",
+                        "lambda:TagResource", "lambda:UntagResource")
+PROJECT_TAG = ("project", "zero-trust-ai")  # components.tags: every resource of the stack
+SESSION_PREFERENCES = "SSM-SessionManagerRunShell"  # the only document a session may use
 
 # AWS Organizations User Guide, "Quotas and service limits": SCPs and RCPs 5,120 characters each.
 MAX_POLICY_CHARACTERS = 5120
@@ -106,9 +119,12 @@ class GuardrailSettings:
     break_glass_arn_patterns: role ARN patterns exempt from every SCP statement but leaving the
         organisation (`arn:aws:iam::*:role/break-glass-*`); default none.
     key_admin_role_patterns: role names that may administer the tagged keys.
-    image_publisher_role_patterns: role names that may write the `/zero-trust-ai/` parameters.
-    deploy_role_patterns: role names that may create VPC links and integrations, change logging,
-        retag VPCs and create or edit the roles the patterns above name.
+    image_publisher_role_patterns: role names that may overwrite the `/zero-trust-ai/` parameters.
+    deploy_role_patterns: role names that may create VPC links and integrations, import APIs,
+        read the API's client secrets, change logging, the Image Builder resources and the
+        session preferences, retag VPCs and create or edit the roles the patterns name.
+    session_role_patterns: role names that may open sessions on and send commands to the stack's
+        instances.
     endpoint_service_owners: accounts whose endpoint services VPCs may connect to, beyond AWS's.
     """
 
@@ -119,6 +135,7 @@ class GuardrailSettings:
     key_admin_role_patterns: tuple[str, ...] = DEFAULT_KEY_ADMIN_ROLE_PATTERNS
     image_publisher_role_patterns: tuple[str, ...] = DEFAULT_IMAGE_PUBLISHER_ROLE_PATTERNS
     deploy_role_patterns: tuple[str, ...] = DEFAULT_DEPLOY_ROLE_PATTERNS
+    session_role_patterns: tuple[str, ...] = DEFAULT_SESSION_ROLE_PATTERNS
     endpoint_service_owners: tuple[str, ...] = ()
 
 
@@ -207,13 +224,19 @@ GUARDRAIL_KEYS: dict[str, GuardrailKey] = {
         "grants of keys tagged ztai:key-purpose (JIT elevations, the key layer's deployer).",
         parse_role_name_patterns, list(DEFAULT_KEY_ADMIN_ROLE_PATTERNS), "array"),
     "guardrailImagePublisherRolePatterns": GuardrailKey(
-        "Organisation layer: role names that may write the /zero-trust-ai/ SSM parameters (the "
-        "image pipeline's execution role, the workload deployer).",
+        "Organisation layer: role names that may overwrite the /zero-trust-ai/ SSM parameters (the "
+        "image pipeline's execution role, the image rollout function's role).",
         parse_role_name_patterns, list(DEFAULT_IMAGE_PUBLISHER_ROLE_PATTERNS), "array"),
     "guardrailDeployRolePatterns": GuardrailKey(
-        "Organisation layer: role names that may create API VPC links and integrations, change "
-        "trails and flow logs, retag VPCs' ztai:egress and create the roles the patterns name.",
+        "Organisation layer: the deploying roles: the only ones that create API VPC links, "
+        "integrations and imports, read the API's client secrets, change trails, flow logs, the "
+        "image pipeline and session preferences, retag VPCs' ztai:egress and create the roles "
+        "the guardrail patterns name.",
         parse_role_name_patterns, list(DEFAULT_DEPLOY_ROLE_PATTERNS), "array"),
+    "guardrailSessionRolePatterns": GuardrailKey(
+        "Organisation layer: role names that may open Session Manager sessions on, and send "
+        "commands to, the stack's instances (the security responder, the image pipeline).",
+        parse_role_name_patterns, list(DEFAULT_SESSION_ROLE_PATTERNS), "array"),
     "guardrailEndpointServiceOwners": GuardrailKey(
         "Organisation layer: accounts whose VPC endpoint services the VPCs may connect to, beyond "
         "AWS's own; default none.", parse_service_owners, [], "array"),
@@ -256,6 +279,7 @@ def parse_settings(raw: Mapping[str, Any]) -> GuardrailSettings:
         key_admin_role_patterns=tuple(values["guardrailKeyAdminRolePatterns"]),
         image_publisher_role_patterns=tuple(values["guardrailImagePublisherRolePatterns"]),
         deploy_role_patterns=tuple(values["guardrailDeployRolePatterns"]),
+        session_role_patterns=tuple(values["guardrailSessionRolePatterns"]),
         endpoint_service_owners=tuple(values["guardrailEndpointServiceOwners"]))
 
 
@@ -272,11 +296,19 @@ def _exempt(settings: GuardrailSettings, *names: Sequence[str]) -> dict[str, Any
 
 
 def _deny(sid: str, actions: Sequence[str] | str, resources: Sequence[str] | str = "*",
-          condition: Mapping[str, Any] | None = None, *, not_action: bool = False) -> dict[str, Any]:
+          condition: Mapping[str, Any] | None = None, *, not_action: bool = False,
+          not_resources: Sequence[str] = ()) -> dict[str, Any]:
+    """A Deny statement; not_action: the actions are those NOT listed; not_resources: the
+    statement covers every resource but these (then `resources` is ignored)."""
+    def listed(values: Sequence[str] | str) -> list[str] | str:
+        return values if isinstance(values, str) else list(values)
+
     statement: dict[str, Any] = {"Sid": sid, "Effect": "Deny",
-                                 ("NotAction" if not_action else "Action"): list(actions)
-                                 if not isinstance(actions, str) else actions,
-                                 "Resource": list(resources) if not isinstance(resources, str) else resources}
+                                 ("NotAction" if not_action else "Action"): listed(actions)}
+    if not_resources:
+        statement["NotResource"] = list(not_resources)
+    else:
+        statement["Resource"] = listed(resources)
     if condition:
         statement["Condition"] = dict(condition)
     return statement
@@ -299,7 +331,7 @@ def logging_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
     exempted roles cannot be made or edited by anyone but the deploy roles."""
     break_glass = _exempt(settings)
     exempt_roles = [*settings.key_admin_role_patterns, *settings.image_publisher_role_patterns,
-                    *settings.deploy_role_patterns]
+                    *settings.deploy_role_patterns, *settings.session_role_patterns]
     return _document([
         _deny("StopNoLogging", [
             "cloudtrail:StopLogging", "cloudtrail:DeleteTrail", "guardduty:DeleteDetector",
@@ -322,7 +354,7 @@ def logging_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
             {"StringNotEquals": {"aws:RequestedRegion": list(settings.allowed_regions)}}, break_glass),
             not_action=True),
         # A name pattern is an exemption only while no one else can make a role of that name.
-        _deny("ExemptRolesOnlyByDeployers", [
+        _deny("ExemptRolesByDeployers", [
             "iam:CreateRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy",
             "iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary",
             "iam:DeleteRolePermissionsBoundary", "iam:TagRole", "iam:UntagRole"],
@@ -330,30 +362,66 @@ def logging_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
     ])
 
 
-def keys_and_images_scp(settings: GuardrailSettings) -> dict[str, Any]:
-    """The stack's keys (by their tag) administered only by the key-administration roles; the
-    image parameters written only by the image publishers."""
+def keys_images_and_sessions_scp(settings: GuardrailSettings) -> dict[str, Any]:
+    """The stack's keys (by their tag) administered only by the key-administration roles, and the
+    JIT functions that write their policies changed only by the deployers; the
+    image parameters overwritten only by the image publishers; the image pipeline and the session
+    preferences changed only by the deployers; no tunnels, and shells on the stack's instances
+    only for the named roles."""
     tagged = {"Null": {f"aws:ResourceTag/{KEY_PURPOSE_TAG}": "false"}}
     key_admins = _exempt(settings, settings.key_admin_role_patterns)
+    break_glass = _exempt(settings)
+    deployers = _exempt(settings, settings.deploy_role_patterns)
+    parameters = f"arn:*:ssm:*:*:parameter{PARAMETER_PREFIX}*"
+    pipeline = "zero-trust-ai-*-enclave-parent"
     return _document([
         # The key resource carries aws:ResourceTag for these actions (Service Authorization
         # Reference, AWS KMS: resource type `key`); UpdateAlias is checked on the keys it moves
         # between, Tag/UntagResource keep the tag from being removed to slip past this statement.
-        _deny("KeyAdministrationByKeyAdminsOnly", [
+        _deny("KeysByKeyAdmins", [
             "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:DisableKeyRotation",
             "kms:UpdateAlias", "kms:DeleteAlias", "kms:TagResource", "kms:UntagResource",
             "kms:ReplicateKey", "kms:UpdatePrimaryRegion"],
             "arn:*:kms:*:*:key/*", _merge(tagged, key_admins)),
+        # The JIT functions write the approved key policies and open elevations: whoever
+        # changes their code or configuration skips the approvals (components.identity's
+        # JIT_FUNCTION_CHANGES; a test checks this covers them).
+        _deny("JitFunctionsByDeployers", JIT_FUNCTION_CHANGES,
+              "arn:*:lambda:*:*:function:zero-trust-ai-*-jit-*", deployers),
         # Grants AWS services create for their own resources (EBS volumes, AMI copies) are how
         # the fleet and the pipeline use the keys: kms:GrantIsForAWSResource is true only then.
         _deny("GrantsByKeyAdminsOrForAwsResources", "kms:CreateGrant", "arn:*:kms:*:*:key/*", _merge(
             tagged, key_admins, {"BoolIfExists": {"kms:GrantIsForAWSResource": "false"}})),
-        _deny("ImageParametersByPublishersOnly", [
-            "ssm:PutParameter", "ssm:DeleteParameter", "ssm:DeleteParameters",
-            "ssm:LabelParameterVersion", "ssm:UnlabelParameterVersion", "ssm:AddTagsToResource",
-            "ssm:RemoveTagsFromResource"],
-            f"arn:*:ssm:*:*:parameter{PARAMETER_PREFIX}*",
-            _exempt(settings, settings.image_publisher_role_patterns)),
+        # ssm:Overwrite tells an overwrite from a new parameter (Systems Manager User Guide,
+        # "Preventing access to Parameter Store API operations"): Pulumi creates it without.
+        _deny("OnlyThePipelineOverwritesZtaiParameters", "ssm:PutParameter", parameters, _merge(
+            {"StringEquals": {"ssm:Overwrite": "true"}},
+            _exempt(settings, settings.image_publisher_role_patterns))),
+        # Deleting and re-creating erases the history the parameter watch restores from; a label
+        # can point a `resolve:ssm:<name>:<label>` reference at an old version.
+        _deny("NobodyButBreakGlassDeletesOrRelabelsZtaiParameters", [
+            "ssm:DeleteParameter", "ssm:DeleteParameters", "ssm:LabelParameterVersion",
+            "ssm:UnlabelParameterVersion"], parameters, break_glass),
+        _deny("ImageBuilderResourcesOnlyThroughTheDeployment",
+              ["imagebuilder:Create*", "imagebuilder:Update*"], [
+            f"arn:*:imagebuilder:*:*:image-pipeline/{pipeline}",
+            f"arn:*:imagebuilder:*:*:infrastructure-configuration/{pipeline}",
+            f"arn:*:imagebuilder:*:*:distribution-configuration/{pipeline}",
+            f"arn:*:imagebuilder:*:*:image-recipe/{pipeline}/*",
+            f"arn:*:imagebuilder:*:*:image/{pipeline}/*",
+            "arn:*:imagebuilder:*:*:component/zero-trust-ai-*"], deployers),
+        # Port forwarding and SSH over Session Manager carry bytes no session log records.
+        # No exemption, break-glass included.
+        _deny("NoTunnelsIntoInstances", "ssm:StartSession", not_resources=[
+            f"arn:*:ssm:*:*:document/{SESSION_PREFERENCES}", "arn:*:ec2:*:*:instance/*",
+            "arn:*:ssm:*:*:managed-instance/*"]),
+        _deny("OnlyNamedRolesOpenShellsOnZtaiInstances",
+              ["ssm:StartSession", "ssm:ResumeSession", "ssm:SendCommand"], "arn:*:ec2:*:*:instance/*",
+              _merge({"StringEquals": {f"aws:ResourceTag/{PROJECT_TAG[0]}": PROJECT_TAG[1]}},
+                     _exempt(settings, settings.session_role_patterns))),
+        _deny("SessionPreferencesOnlyThroughTheDeployment", [
+            "ssm:UpdateDocument", "ssm:DeleteDocument", "ssm:UpdateDocumentDefaultVersion",
+            "ssm:CreateDocument"], f"arn:*:ssm:*:*:document/{SESSION_PREFERENCES}", deployers),
     ])
 
 
@@ -373,17 +441,31 @@ def api_and_network_scp(settings: GuardrailSettings) -> dict[str, Any]:
                                             f"{api}/apis/*"],
               _merge({"Bool": {"apigateway:Request/DisableExecuteApiEndpoint": "false"}}, break_glass)),
         # Creating an API without the field leaves the endpoint on.
-        _deny("NewApisDisableDefaultEndpoint", "apigateway:POST", [f"{api}/restapis", f"{api}/apis"],
+        _deny("NewApiNoDefaultEndpoint", "apigateway:POST", [f"{api}/restapis", f"{api}/apis"],
               _merge({"Null": {"apigateway:Request/DisableExecuteApiEndpoint": "true"}}, break_glass)),
         _deny("NoUnauthorizedRoutes", writes, [f"{api}/apis/*/routes", f"{api}/apis/*/routes/*",
                                                f"{api}/restapis/*/resources/*/methods/*"],
               _merge({"StringEqualsIgnoreCase": {"apigateway:Request/RouteAuthorizationType": "NONE"}},
                      break_glass)),
-        _deny("VpcLinksAndIntegrationsByDeployers", [*writes, "apigateway:DELETE"], [
-            f"{api}/vpclinks", f"{api}/vpclinks/*", f"{api}/apis/*/integrations",
-            f"{api}/apis/*/integrations/*", f"{api}/restapis/*/resources/*/methods/*/integration"],
-            deployers),
-        _deny("EgressFreeStaysEgressFree", [
+        # An integration on the stack's VPC link writes whatever headers its author chooses, and
+        # no condition key names an integration's link or target: so nobody but the deployers
+        # creates or changes any integration or VPC link, or creates or imports a REST API
+        # (POST /restapis is both). Deleting opens no door and is left alone.
+        _deny("ApiIntegrationsAndVpcLinksOnlyThroughTheDeployment", writes, [
+            f"{api}/apis/*/integrations", f"{api}/apis/*/integrations/*",
+            f"{api}/restapis/*/resources/*/methods/*/integration", f"{api}/restapis",
+            f"{api}/vpclinks", f"{api}/vpclinks/*"], deployers),
+        # An OpenAPI body carries integrations, VPC links included.
+        _deny("ApiImportsOnlyThroughTheDeployment", "apigateway:PUT", [f"{api}/apis", f"{api}/apis/*",
+                                                          f"{api}/restapis/*"], deployers),
+        # DescribeUserPoolClient and the secret calls return a client's secret; the tag calls
+        # would lift the rest.
+        _deny("ApiClientSecretsAndScopesOnlyThroughTheDeployment", [
+            "cognito-idp:DescribeUserPoolClient", "cognito-idp:ListUserPoolClientSecrets",
+            "cognito-idp:AddUserPoolClientSecret", "cognito-idp:UpdateUserPoolClient",
+            "cognito-idp:TagResource", "cognito-idp:UntagResource"], "arn:*:cognito-idp:*:*:userpool/*",
+            _merge({"StringEquals": {f"aws:ResourceTag/{PROJECT_TAG[0]}": PROJECT_TAG[1]}}, deployers)),
+        _deny("EgressFreeStaysSo", [
             "ec2:CreateVpcPeeringConnection", "ec2:AcceptVpcPeeringConnection",
             "ec2:AttachInternetGateway", "ec2:CreateNatGateway", "ec2:CreateEgressOnlyInternetGateway"],
             "arn:*:ec2:*:*:vpc/*", _merge(egress_free, break_glass)),
@@ -393,7 +475,7 @@ def api_and_network_scp(settings: GuardrailSettings) -> dict[str, Any]:
                                         "vpc-lattice:CreateServiceNetworkResourceAssociation"],
               condition=break_glass),
         # ec2:VpceServiceOwner is `amazon` for AWS's services, else the owner's account id.
-        _deny("EndpointsToTrustedServicesOnly", "ec2:CreateVpcEndpoint", "arn:*:ec2:*:*:vpc-endpoint/*",
+        _deny("EndpointsToTrustedServices", "ec2:CreateVpcEndpoint", "arn:*:ec2:*:*:vpc-endpoint/*",
               _merge({"StringNotEquals": {"ec2:VpceServiceOwner": ["amazon",
                                                                    *settings.endpoint_service_owners]}},
                      break_glass)),
@@ -438,7 +520,8 @@ DOCUMENTS = (
                       "organisation; allowed Regions; exempt roles made by deployers only",
                       logging_and_identity_scp),
     GuardrailDocument("keys-images", SCP, "Tagged keys administered by key admins only; image "
-                      "parameters written by the image pipeline only", keys_and_images_scp),
+                      "parameters, pipeline and sessions kept to their roles",
+                      keys_images_and_sessions_scp),
     GuardrailDocument("api-network", SCP, "No default execute-api endpoint or unauthorised route; "
                       "VPC links by deployers; egress-free VPCs stay egress-free", api_and_network_scp),
     GuardrailDocument("data-perimeter", RCP, "S3, KMS, STS, Secrets Manager, SQS: organisation "

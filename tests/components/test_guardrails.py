@@ -7,6 +7,7 @@ attaches each to every target."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -28,6 +29,7 @@ from components.guardrails import (
     rendered_documents,
 )
 from components.network import EGRESS_TAG
+from tests.conftest import ROOT
 from tests.support.key_policy import Request
 from tests.support.org_policy import Caller, evaluate_in_organization, rcp_decision
 from ztai.preview.recorder import RecordedStack, record
@@ -168,6 +170,17 @@ def test_the_key_admin_elevation_and_key_deployer_administer_them(admin: str) ->
     assert decide(admin, "kms:CreateGrant", KEY, TAGGED) == "allow"
 
 
+def test_an_administrator_cannot_rewrite_the_jit_functions() -> None:
+    from components.identity import JIT_FUNCTION_CHANGES
+    api = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:zero-trust-ai-prod-jit-api"
+    for action in JIT_FUNCTION_CHANGES:
+        assert decide(POWER_USER, action, api) == "explicit-deny", action
+        assert decide(DEPLOY_WORKLOAD, action, api) == "allow", action
+    assert decide(POWER_USER, "lambda:InvokeFunctionUrl", api) == "allow"
+    assert decide(POWER_USER, "lambda:UpdateFunctionCode",
+                  f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:reporting") == "allow"
+
+
 def test_the_workload_deployer_cannot_write_key_policies() -> None:
     assert decide(DEPLOY_WORKLOAD, "kms:PutKeyPolicy", KEY, TAGGED) == "explicit-deny"
 
@@ -184,14 +197,62 @@ def test_grants_aws_services_make_for_their_resources_stay_allowed() -> None:
 
 
 # -- images ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("action", ["ssm:PutParameter", "ssm:DeleteParameter", "ssm:LabelParameterVersion"])
-def test_a_non_pipeline_role_cannot_write_the_image_parameter(action: str) -> None:
-    assert decide(POWER_USER, action, PARAMETER) == "explicit-deny"
+ROLLOUT = role("inference-image-rollout-role-1a2b3c4")
+OVERWRITE = {"ssm:Overwrite": "true"}
 
 
-def test_the_pipeline_and_the_deployer_write_the_image_parameter() -> None:
-    assert decide(PIPELINE, "ssm:PutParameter", PARAMETER) == "allow"
-    assert decide(DEPLOY_WORKLOAD, "ssm:PutParameter", PARAMETER) == "allow"
+def test_a_non_pipeline_role_cannot_overwrite_the_image_parameter() -> None:
+    assert decide(POWER_USER, "ssm:PutParameter", PARAMETER, OVERWRITE) == "explicit-deny"
+    assert decide(DEPLOY_WORKLOAD, "ssm:PutParameter", PARAMETER, OVERWRITE) == "explicit-deny"
+
+
+def test_the_pipeline_and_the_rollout_overwrite_it_and_the_deployer_creates_it() -> None:
+    assert decide(PIPELINE, "ssm:PutParameter", PARAMETER, OVERWRITE) == "allow"
+    assert decide(ROLLOUT, "ssm:PutParameter", PARAMETER, OVERWRITE) == "allow"
+    assert decide(DEPLOY_WORKLOAD, "ssm:PutParameter", PARAMETER, {"ssm:Overwrite": "false"}) == "allow"
+
+
+@pytest.mark.parametrize("action", ["ssm:DeleteParameter", "ssm:LabelParameterVersion"])
+def test_only_break_glass_deletes_or_relabels_it(action: str) -> None:
+    for principal in (POWER_USER, DEPLOY_WORKLOAD, PIPELINE):
+        assert decide(principal, action, PARAMETER) == "explicit-deny"
+    assert decide(BREAK_GLASS, action, PARAMETER) == "allow"
+
+
+def test_the_image_pipeline_is_changed_by_the_deployer_only() -> None:
+    configuration = (f"arn:aws:imagebuilder:{REGION}:{ACCOUNT}:infrastructure-configuration/"
+                     "zero-trust-ai-prod-enclave-parent")
+    assert decide(POWER_USER, "imagebuilder:UpdateInfrastructureConfiguration", configuration) == (
+        "explicit-deny")
+    assert decide(DEPLOY_WORKLOAD, "imagebuilder:UpdateInfrastructureConfiguration", configuration) == "allow"
+
+
+# -- sessions ----------------------------------------------------------------------------------
+INSTANCE = f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0123456789abcdef0"
+RESPONDER = role("zero-trust-ai-prod-security-responder")
+STACK_INSTANCE = {"aws:ResourceTag/project": "zero-trust-ai"}
+
+
+def test_no_tunnels_for_anyone() -> None:
+    forwarding = f"arn:aws:ssm:{REGION}::document/AWS-StartPortForwardingSession"
+    for principal in (POWER_USER, RESPONDER, BREAK_GLASS):
+        assert decide(principal, "ssm:StartSession", forwarding) == "explicit-deny"
+    shell = f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/SSM-SessionManagerRunShell"
+    assert decide(RESPONDER, "ssm:StartSession", shell) == "allow"
+
+
+def test_shells_on_the_stacks_instances_only_for_the_named_roles() -> None:
+    assert decide(POWER_USER, "ssm:StartSession", INSTANCE, STACK_INSTANCE) == "explicit-deny"
+    assert decide(POWER_USER, "ssm:SendCommand", INSTANCE, STACK_INSTANCE) == "explicit-deny"
+    assert decide(RESPONDER, "ssm:StartSession", INSTANCE, STACK_INSTANCE) == "allow"
+    assert decide(PIPELINE, "ssm:SendCommand", INSTANCE, STACK_INSTANCE) == "allow"
+    assert decide(POWER_USER, "ssm:StartSession", INSTANCE, {"aws:ResourceTag/project": "other"}) == "allow"
+
+
+def test_session_preferences_only_through_the_deployment() -> None:
+    preferences = f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/SSM-SessionManagerRunShell"
+    assert decide(POWER_USER, "ssm:UpdateDocument", preferences) == "explicit-deny"
+    assert decide(DEPLOY_WORKLOAD, "ssm:UpdateDocument", preferences) == "allow"
 
 
 def test_other_parameters_are_not_the_guardrails_business() -> None:
@@ -200,28 +261,48 @@ def test_other_parameters_are_not_the_guardrails_business() -> None:
 
 
 # -- API ---------------------------------------------------------------------------------------
-def test_no_api_with_the_default_endpoint() -> None:
+def test_no_api_with_the_default_endpoint_not_even_from_the_deployer() -> None:
     enabled = {"apigateway:Request/DisableExecuteApiEndpoint": "false"}
-    assert decide(POWER_USER, "apigateway:PATCH", f"{API}/restapis/a1b2c3d4e5", enabled) == "explicit-deny"
-    assert decide(POWER_USER, "apigateway:POST", f"{API}/apis", enabled) == "explicit-deny"
-    assert decide(POWER_USER, "apigateway:POST", f"{API}/restapis") == "explicit-deny"  # field left out
+    for principal in (POWER_USER, DEPLOY_WORKLOAD):
+        assert decide(principal, "apigateway:PATCH", f"{API}/apis/a1b2c3d4e5", enabled) == "explicit-deny"
+        assert decide(principal, "apigateway:POST", f"{API}/apis", enabled) == "explicit-deny"
+        assert decide(principal, "apigateway:POST", f"{API}/apis") == "explicit-deny"  # field left out
+    assert decide(DEPLOY_WORKLOAD, "apigateway:PATCH", f"{API}/restapis/a1b2c3d4e5", enabled) == (
+        "explicit-deny")
     disabled = {"apigateway:Request/DisableExecuteApiEndpoint": "true"}
-    assert decide(POWER_USER, "apigateway:POST", f"{API}/restapis", disabled) == "allow"
+    assert decide(POWER_USER, "apigateway:POST", f"{API}/apis", disabled) == "allow"
+    assert decide(DEPLOY_WORKLOAD, "apigateway:POST", f"{API}/restapis", disabled) == "allow"
 
 
 def test_no_route_without_authorization() -> None:
-    for resource in (f"{API}/apis/a1b2c3d4e5/routes", f"{API}/restapis/a1b2c3d4e5/resources/r1/methods/GET"):
-        assert decide(POWER_USER, "apigateway:PUT", resource,
+    for principal, resource in ((POWER_USER, f"{API}/apis/a1b2c3d4e5/routes"),
+                                (DEPLOY_WORKLOAD, f"{API}/restapis/a1b2c3d4e5/resources/r1/methods/GET")):
+        assert decide(principal, "apigateway:POST", resource,
                       {"apigateway:Request/RouteAuthorizationType": "NONE"}) == "explicit-deny"
-        assert decide(POWER_USER, "apigateway:PUT", resource,
+        assert decide(principal, "apigateway:POST", resource,
                       {"apigateway:Request/RouteAuthorizationType": "AWS_IAM"}) == "allow"
 
 
 @pytest.mark.parametrize("resource", [f"{API}/vpclinks", f"{API}/apis/a1b2c3d4e5/integrations",
                                       f"{API}/restapis/a1b2c3d4e5/resources/r1/methods/GET/integration"])
 def test_vpc_links_and_integrations_only_by_the_deployer(resource: str) -> None:
-    assert decide(POWER_USER, "apigateway:POST", resource) == "explicit-deny"
-    assert decide(DEPLOY_WORKLOAD, "apigateway:POST", resource) == "allow"
+    method = "apigateway:PUT" if resource.endswith("/integration") else "apigateway:POST"
+    assert decide(POWER_USER, method, resource) == "explicit-deny"
+    assert decide(DEPLOY_WORKLOAD, method, resource) == "allow"
+
+
+def test_api_imports_only_by_the_deployer() -> None:
+    assert decide(POWER_USER, "apigateway:PUT", f"{API}/apis") == "explicit-deny"
+    assert decide(POWER_USER, "apigateway:PUT", f"{API}/restapis/a1b2c3d4e5") == "explicit-deny"
+    assert decide(DEPLOY_WORKLOAD, "apigateway:PUT", f"{API}/restapis/a1b2c3d4e5") == "allow"
+
+
+def test_api_client_secrets_only_by_the_deployer() -> None:
+    pool = f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{REGION}_abcdefghi"
+    ours = {"aws:ResourceTag/project": "zero-trust-ai"}
+    assert decide(POWER_USER, "cognito-idp:DescribeUserPoolClient", pool, ours) == "explicit-deny"
+    assert decide(POWER_USER, "cognito-idp:UntagResource", pool, ours) == "explicit-deny"
+    assert decide(DEPLOY_WORKLOAD, "cognito-idp:DescribeUserPoolClient", pool, ours) == "allow"
 
 
 # -- network -----------------------------------------------------------------------------------
@@ -330,10 +411,12 @@ def test_scp_statements_are_denies_without_principal() -> None:
 
 
 # -- size --------------------------------------------------------------------------------------
-LARGEST = replace(SETTINGS, allowed_regions=tuple(sorted(REGION_AZ_COUNT))[:10],
-                  break_glass_arn_patterns=tuple(f"arn:aws:iam::{n:012d}:role/break-glass-*"
-                                                 for n in range(5)),
-                  endpoint_service_owners=tuple(f"{n:012d}" for n in range(5)))
+# The budget docs/guardrails.md promises: two break-glass patterns, six Regions, three endpoint
+# service owners, the default role patterns.
+LARGEST = replace(SETTINGS, allowed_regions=tuple(sorted(REGION_AZ_COUNT))[:6],
+                  break_glass_arn_patterns=("arn:aws:iam::*:role/zero-trust-ai-*-break-glass",
+                                            "arn:aws:iam::*:role/OrganizationBreakGlass"),
+                  endpoint_service_owners=("222233334444", "333344445555", "444455556666"))
 
 
 @pytest.mark.parametrize("document", [d.name for d in DOCUMENTS])
@@ -434,3 +517,25 @@ def test_the_component_creates_each_policy_and_attaches_it_to_every_target(stack
         list(SETTINGS.target_ids) * len(DOCUMENTS))
     component = [r for r in stack.resources if r.type == "zero-trust-ai:guardrails:OrganizationGuardrails"]
     assert len(component) == 1
+
+
+# -- the documented statement set the image, session and API controls rely on -----------------
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def test_the_guardrails_ship_the_documented_image_session_and_api_statements() -> None:
+    text = (ROOT / "docs" / "scp-images-and-sessions.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"```json\n(.*?)\n```", text, re.S)
+    shipped = {statement["Sid"]: statement for text in SCPS for statement in json.loads(text)["Statement"]}
+    for documented in json.loads(block)["Statement"]:
+        statement = shipped[documented["Sid"]]
+        assert sorted(_as_list(statement["Action"])) == sorted(_as_list(documented["Action"]))
+        for element in ("Resource", "NotResource"):
+            expected = [arn.replace("arn:aws:", "arn:*:", 1) for arn in _as_list(documented.get(element, []))]
+            assert sorted(_as_list(statement.get(element, []))) == sorted(expected), documented["Sid"]
+        # The same conditions, but for who is exempt (the organisation layer's role patterns).
+        conditions = {op: block for op, block in documented.get("Condition", {}).items()
+                      if op != "ArnNotLike"}
+        assert {op: block for op, block in statement.get("Condition", {}).items()
+                if op != "ArnNotLike"} == conditions, documented["Sid"]
