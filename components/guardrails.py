@@ -358,7 +358,8 @@ def logging_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
             "iam:CreateRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy",
             "iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary",
             "iam:DeleteRolePermissionsBoundary", "iam:TagRole", "iam:UntagRole"],
-            role_arn_patterns(exempt_roles), _exempt(settings, settings.deploy_role_patterns)),
+            [*role_arn_patterns(exempt_roles), *settings.break_glass_arn_patterns],
+            _exempt(settings, settings.deploy_role_patterns)),
     ])
 
 

@@ -154,6 +154,9 @@ def test_only_deployers_make_a_role_an_exemption_trusts() -> None:
     assert decide(POWER_USER, "iam:CreateRole", impostor) == "explicit-deny"
     assert decide(POWER_USER, "iam:UpdateAssumeRolePolicy", KEY_ELEVATION) == "explicit-deny"
     assert decide(DEPLOY_WORKLOAD, "iam:CreateRole", impostor) == "allow"
+    assert decide(POWER_USER, "iam:CreateRole", role("break-glass-me")) == "explicit-deny"
+    assert decide(POWER_USER, "iam:AttachRolePolicy", BREAK_GLASS) == "explicit-deny"
+    assert decide(POWER_USER, "iam:PutRolePolicy", ROLLOUT) == "explicit-deny"
     assert decide(POWER_USER, "iam:CreateRole", role("reporting")) == "allow"
 
 
@@ -539,3 +542,13 @@ def test_the_guardrails_ship_the_documented_image_session_and_api_statements() -
                       if op != "ArnNotLike"}
         assert {op: block for op, block in statement.get("Condition", {}).items()
                 if op != "ArnNotLike"} == conditions, documented["Sid"]
+
+
+def test_the_shipped_organization_stack_parses() -> None:
+    from ztai.stackfile import load_stack
+    stack = load_stack(ROOT, "org")
+    assert stack.config["zero-trust-ai:layer"] == "organization"
+    settings = parse_settings(stack.config)
+    assert settings.organization_id == ORG and len(settings.target_ids) == 2
+    assert settings.break_glass_arn_patterns == ("arn:aws:iam::*:role/zero-trust-ai-*-break-glass",)
+    assert all(len(text) <= MAX_POLICY_CHARACTERS for _, text in rendered_documents(settings).values())
