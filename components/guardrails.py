@@ -55,7 +55,10 @@ from components.network import EGRESS_TAG
 KEY_PURPOSE_TAG = "ztai:key-purpose"  # set by the key hierarchy on every key it creates
 EGRESS_FREE_VALUE = "none"  # `ztai:egress` of a VPC without an internet path (components.network)
 PARAMETER_PREFIX = "/zero-trust-ai/"  # the fleet's image parameter lives under it
-DEFAULT_KEY_ADMIN_ROLE_PATTERNS = ("zero-trust-ai-*-jit-*", "zero-trust-ai-*-deploy-keys")
+# The JIT elevations and the JIT API (`zero-trust-ai-<env>-jit-...`), the key layer's deployer, and
+# the monthly rotation with successors (once its role carries this name).
+DEFAULT_KEY_ADMIN_ROLE_PATTERNS = ("zero-trust-ai-*-jit-*", "zero-trust-ai-*-deploy-keys",
+                                   "zero-trust-ai-*-key-rotation")
 # The pipeline's execution role (its distribution writes the new AMI id) and the rollout function's
 # role (the parameter watch puts the pipeline's last AMI back; Pulumi names it from
 # `inference-image-rollout-role`).

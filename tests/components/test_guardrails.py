@@ -453,7 +453,8 @@ def test_good_settings_parse_with_defaults() -> None:
     settings = parse_settings(GOOD)
     assert settings.target_ids == ("ou-ab12-cdef3456", "r-ab12")
     assert settings.organization_id == ORG and settings.allowed_regions == ("eu-west-1",)
-    assert settings.key_admin_role_patterns == ("zero-trust-ai-*-jit-*", "zero-trust-ai-*-deploy-keys")
+    assert settings.key_admin_role_patterns == ("zero-trust-ai-*-jit-*", "zero-trust-ai-*-deploy-keys",
+                                                "zero-trust-ai-*-key-rotation")
     assert settings.break_glass_arn_patterns == ()
 
 
