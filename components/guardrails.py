@@ -8,26 +8,28 @@ KMS, STS, Secrets Manager and SQS resources. Neither ever grants anything.
 
 Guardrails (docs/guardrails.md says what each stops and what it cannot):
 - logging: no stopping or deleting trails, GuardDuty, Config, Security Hub; no changing trails,
-  flow logs or Resolver query logging except by the deploy roles;
+  flow logs or Resolver query logging except by the deployers;
 - identity: no IAM users or access keys, no leaving the organisation, Regions outside the
-  allow-list refused (global services excepted), and no one but the deploy roles creates or
-  edits a role whose name the exemptions below trust;
+  allow-list refused (global services excepted), and no one but the deployers creates or edits a
+  role whose name an exemption trusts;
 - keys: on keys tagged `ztai:key-purpose` (the key hierarchy's tag), no PutKeyPolicy, deletion,
   disabling, alias moves, tag changes or grants except by the key-administration roles (JIT
   elevations, the key layer's deployer); grants AWS services create for their own resources stay
-  allowed;
-- images: the `/zero-trust-ai/` SSM parameters (the fleet's image id) written only by the image
-  pipeline's execution role (and the workload deployer that creates them);
-- API: no enabling the default execute-api endpoint, no route without authorization, no VPC links
-  or integrations except by the deploy roles;
+  allowed; the JIT functions, which write approved key policies, changed only by the deployers;
+- images and sessions: the `/zero-trust-ai/` parameters (the fleet's image id) overwritten only
+  by the image pipeline and the rollout, deleted or relabelled only by break-glass; the image
+  pipeline and the session preferences changed only by the deployers; no tunnels; shells on the
+  stack's instances only for the named roles (docs/scp-images-and-sessions.md says why);
+- API: no enabling the default execute-api endpoint, no route without authorization; VPC links,
+  integrations, imports and the client secrets only for the deployers;
 - network: no peering, internet or NAT gateway for VPCs tagged `ztai:egress = none`, no changing
-  that tag except by the deploy roles, no VPC Lattice association, no endpoint to a service not
+  that tag except by the deployers, no VPC Lattice association, no endpoint to a service not
   owned by AWS or a listed account;
-- data perimeter (RCPs): the five services reachable only by the organisation's principals, and
+- data perimeter (RCP): the five services reachable only by the organisation's principals, and
   AWS services acting for the organisation's resources; TLS only.
 
 Every SCP statement exempts the break-glass roles (ArnNotLike aws:PrincipalArn), except leaving
-the organisation. Documents are minified and each fits the 5,120-character limit of both policy
+the organisation and tunnels. Documents are minified and each fits the 5,120-character limit of both policy
 types (AWS Organizations User Guide, "Quotas and service limits": "Maximum size of a policy
 document"); an entity takes at most five SCPs, FullAWSAccess included, so the SCPs are three.
 
