@@ -248,6 +248,12 @@ GUARDRAIL_KEYS: dict[str, GuardrailKey] = {
 }
 
 
+# The keys whose values are repeated in the documents, and so decide their size.
+_SIZE_KEYS = ("guardrailBreakGlassArnPatterns", "guardrailAllowedRegions", "guardrailEndpointServiceOwners",
+              "guardrailKeyAdminRolePatterns", "guardrailImagePublisherRolePatterns",
+              "guardrailDeployRolePatterns", "guardrailSessionRolePatterns")
+
+
 class GuardrailSettingsError(ValueError):
     """The organisation layer's settings are invalid; `problems` lists each (key, value, allowed)."""
 
@@ -277,7 +283,7 @@ def parse_settings(raw: Mapping[str, Any]) -> GuardrailSettings:
                         "then 10 to 32 lowercase letters or digits)")
     if problems:
         raise GuardrailSettingsError(problems)
-    return GuardrailSettings(
+    settings = GuardrailSettings(
         target_ids=tuple(values["guardrailTargetIds"]), organization_id=organization_id.strip(),
         allowed_regions=tuple(values["guardrailAllowedRegions"]),
         break_glass_arn_patterns=tuple(values["guardrailBreakGlassArnPatterns"]),
@@ -286,6 +292,12 @@ def parse_settings(raw: Mapping[str, Any]) -> GuardrailSettings:
         deploy_role_patterns=tuple(values["guardrailDeployRolePatterns"]),
         session_role_patterns=tuple(values["guardrailSessionRolePatterns"]),
         endpoint_service_owners=tuple(values["guardrailEndpointServiceOwners"]))
+    try:
+        rendered_documents(settings)
+    except ValueError as error:
+        raise GuardrailSettingsError([
+            f"{error} ({', '.join(_full(key) for key in _SIZE_KEYS)})"]) from None
+    return settings
 
 
 # -- documents ---------------------------------------------------------------------------------

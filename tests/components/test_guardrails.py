@@ -482,6 +482,16 @@ def test_each_bad_setting_is_named_with_what_is_allowed(key: str, value: str, me
     assert message in str(error.value)
 
 
+def test_settings_whose_documents_would_be_too_long_are_refused_naming_the_keys() -> None:
+    patterns = json.dumps([f"arn:aws:iam::{n:012d}:role/break-glass-role-with-a-long-name-*"
+                           for n in range(40)])
+    with pytest.raises(GuardrailSettingsError) as error:
+        parse_settings({**GOOD, f"{NS}:guardrailBreakGlassArnPatterns": patterns})
+    [problem] = error.value.problems
+    assert "over the 5120 AWS Organizations allows" in problem
+    assert f"{NS}:guardrailBreakGlassArnPatterns" in problem
+
+
 def test_missing_organization_id_is_reported_with_the_other_problems() -> None:
     raw = {k: v for k, v in GOOD.items() if not k.endswith("organizationId")}
     with pytest.raises(GuardrailSettingsError) as error:
