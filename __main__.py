@@ -25,6 +25,7 @@ from components.enclave_fleet import (
     ImageRollout,
     ImageRolloutArgs,
 )
+from components.guardrails import OrganizationGuardrails, OrganizationGuardrailsArgs
 from components.identity import AccessRoles, AccessRolesArgs
 from components.jit import JustInTimeAccess, JustInTimeAccessArgs
 from components.jit_catalogue import jit_table_name
@@ -36,7 +37,7 @@ from components.keys import PURPOSES as KEY_PURPOSES
 from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs, log_group_prefixes_for
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
 from components.session_manager import SessionManagerPreferences, SessionManagerPreferencesArgs
-from components.stack_config import KeyLayerConfig, StackConfig, load_stack_config
+from components.stack_config import KeyLayerConfig, OrganizationConfig, StackConfig, load_stack_config
 from components.tags import register_standard_tags
 from components.token_vault import TokenVault, TokenVaultArgs, vault_table_name
 from components.training_data import TrainingDataBucket, TrainingDataBucketArgs
@@ -96,6 +97,14 @@ def compose_key_layer(config: KeyLayerConfig) -> None:
     pulumi.export("keyArns", keys.key_arns())
     pulumi.export("keyAliases", {purpose: keys.alias_name(purpose) for purpose in KEY_PURPOSES})
     pulumi.export("sealedGrants", len(config.workload_grants))
+
+
+def compose_organization(config: OrganizationConfig) -> None:
+    """The organisation's guardrails (docs/guardrails.md): SCPs and RCPs that hold above every
+    account below the targets, their administrators included."""
+    guardrails = OrganizationGuardrails(
+        "guardrails", OrganizationGuardrailsArgs(settings=config.guardrails))
+    pulumi.export("guardrailPolicyIds", {name: policy.id for name, policy in guardrails.policies.items()})
 
 
 def compose_workload(config: StackConfig) -> None:
@@ -546,7 +555,9 @@ def compose_workload(config: StackConfig) -> None:
 config = load_stack_config()
 # Before the first resource: every taggable resource gets environment, owner and project here, once.
 register_standard_tags(config.environment, config.owner)
-if isinstance(config, KeyLayerConfig):
+if isinstance(config, OrganizationConfig):
+    compose_organization(config)
+elif isinstance(config, KeyLayerConfig):
     compose_key_layer(config)
 else:
     compose_workload(config)

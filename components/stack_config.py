@@ -50,6 +50,8 @@ from components.config_values import parse_burst as _parse_burst
 from components.config_values import parse_rate as _parse_rate
 from components.config_values import show as _show
 from components.enclave_fleet import ARTIFACT_PREFIX, EnclaveFleetSettings, sizing_problems
+from components.guardrails import GUARDRAIL_KEYS, GuardrailSettings, GuardrailSettingsError
+from components.guardrails import parse_settings as parse_guardrail_settings
 from components.jit_catalogue import JitElevation, parse_catalogue_file
 from components.key_grants import ledger_problems, load_grants_file
 from components.keys import PURPOSES as KEY_PURPOSES
@@ -61,8 +63,10 @@ from components.truststore import is_placeholder
 ENVIRONMENTS = ("dev", "staging", "prod")
 # What one stack deploys (stack key `layer`, docs/deploying.md): everything (combined), or one of
 # the two layers of a split deployment: the keys and their policies, or the workload.
-LAYERS = ("combined", "keys", "workload")
+LAYERS = ("combined", "keys", "workload", "organization")
 ALL_LAYERS = LAYERS
+# The stacks of one environment's keys and workload, whether split or not.
+ENVIRONMENT_LAYERS = ("combined", "keys", "workload")
 WORKLOAD_LAYERS = ("combined", "workload")
 KEY_LAYERS = ("combined", "keys")
 STACK_REFERENCE = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
@@ -227,6 +231,18 @@ class KeyLayerConfig:
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
+
+
+@dataclass(frozen=True)
+class OrganizationConfig:
+    """An organization stack (`layer: organization`): the guardrail SCPs and RCPs, deployed from
+    the management account or a delegated policy administrator (docs/guardrails.md)."""
+
+    environment: str
+    owner: str
+    region: str
+    guardrails: GuardrailSettings
+    layer: str = "organization"
 
 
 # The types Pulumi.yaml's `config:` schema knows; "array" is a list of strings here.
@@ -581,7 +597,9 @@ KEYS: dict[str, StackKey] = {
     "layer": StackKey("What this stack deploys: combined (the keys and the workload, one deployer), "
                       "or one layer of a split deployment: keys (the keys and their policies, "
                       "deployed by the key administrators) or workload (everything else, deployed "
-                      "by a role without kms:PutKeyPolicy); docs/deploying.md.", False,
+                      "by a role without kms:PutKeyPolicy), docs/deploying.md; or organization "
+                      "(the guardrail SCPs and RCPs, from the management account, "
+                      "docs/guardrails.md).", False,
                       lambda key, value: _one_of(key, value, LAYERS), "combined", allowed=LAYERS,
                       layers=ALL_LAYERS),
     "environment": StackKey("Deployment environment: dev, staging or prod.", True, _parse_environment,
@@ -618,9 +636,11 @@ KEYS: dict[str, StackKey] = {
                               False, _parse_role_arn, "", layers=KEY_LAYERS),
     "keyReplicaRegions": StackKey("Regions that get a replica of every KMS key (multi-Region keys); "
                               "default: none.", False, _parse_regions, [], type="array",
-                                   allowed=tuple(sorted(REGION_AZ_COUNT)), layers=ALL_LAYERS),
+                                   allowed=tuple(sorted(REGION_AZ_COUNT)), layers=ENVIRONMENT_LAYERS),
     "organizationId": StackKey("AWS Organizations id; endpoint policies then admit the organisation "
-                           "instead of only this account.", False, _parse_org_id, ""),
+                           "instead of only this account (required in an organization stack: the "
+                           "resource control policies admit its principals).", False, _parse_org_id, "",
+                           layers=(*WORKLOAD_LAYERS, "organization")),
     "enclaveInstanceType": StackKey("Inference parent instance type: an enclave parent of "
                                 "components/aws_facts.py (Intel/AMD >= 4 vCPUs, Graviton >= 2).",
                                 False, _as_string, _DEFAULT_FLEET.instance_type),
@@ -643,11 +663,11 @@ KEYS: dict[str, StackKey] = {
     **{
         f"enclavePcr{index}": StackKey(f"PCR{index} of the production EIF ({what}): 96 hex digits, "
                                    "never all zero; enclave_images/build.sh prints it.", True,
-                                   _parse_measurement, layers=ALL_LAYERS)
+                                   _parse_measurement, layers=ENVIRONMENT_LAYERS)
         for index, what in ((0, "image"), (1, "kernel and boot ramdisk"), (2, "application"))
     },
     "enclavePcr8": StackKey("PCR8 of a signed EIF (its signing certificate); default: unsigned.", False,
-                        _parse_optional_measurement, "", layers=ALL_LAYERS),
+                        _parse_optional_measurement, "", layers=ENVIRONMENT_LAYERS),
     "enclaveEifObjectKey": StackKey("S3 key of the EIF the AMI pipeline bakes in, under artifacts/ of the "
                                 "fleet's model bucket; default: none, and then the image has no EIF "
                                 "or agent and the enclave cannot start from it.", False,
@@ -735,7 +755,7 @@ KEYS: dict[str, StackKey] = {
         "(two approvers, jitCatalogueFile) may change; the deployer and break-glass are denied "
         "them. Each needs a key-admin elevation for it. [] is a relaxation the policy pack "
         "reports.", False, _parse_two_person_keys, ["model-weights"], type="array",
-        allowed=KEY_PURPOSES, layers=ALL_LAYERS),
+        allowed=KEY_PURPOSES, layers=ENVIRONMENT_LAYERS),
     "keyLayerStack": StackKey(
         "The key layer's stack, <organization>/<project>/<stack> (e.g. "
         "organization/zero-trust-ai/prod-keys): a workload stack reads its key ARNs from it.",
@@ -749,6 +769,10 @@ KEYS: dict[str, StackKey] = {
         "output, reviewed into git; default: none, and the keys keep their creation policies "
         "(a first deployment, docs/deploying.md).", False, _parse_grants_file, "", layers=("keys",)),
 }
+# The organisation layer's keys, declared by their component (components/guardrails.py).
+KEYS.update({key: StackKey(spec.description, False, spec.parse, spec.default, spec.type,
+                            layers=("organization",))
+             for key, spec in GUARDRAIL_KEYS.items()})
 
 
 # Other providers' namespaces one edit away from a namespace checked here; left alone.
@@ -845,7 +869,8 @@ def _is_schema_default(spec: StackKey, value: Any) -> bool:
     return False
 
 
-def parse_layer_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackConfig | KeyLayerConfig:
+def parse_layer_config(raw: Mapping[str, Any],
+                       stack_hint: str = "") -> StackConfig | KeyLayerConfig | OrganizationConfig:
     """Parse raw Pulumi config (`namespace:key` → value) into the configuration of the stack's
     layer: a `StackConfig` (combined, workload) or a `KeyLayerConfig` (keys).
 
@@ -917,6 +942,15 @@ def parse_layer_config(raw: Mapping[str, Any], stack_hint: str = "") -> StackCon
 
     if layer == "keys":
         return _key_layer_config(values, str(region), problems, stack_hint)
+    if layer == "organization":
+        try:
+            guardrails = parse_guardrail_settings(raw)
+        except GuardrailSettingsError as error:
+            problems.items += error.problems
+        if problems.items:
+            raise StackConfigError(stack_hint, problems.items)
+        return OrganizationConfig(environment=values["environment"], owner=values["owner"],
+                                  region=str(region), guardrails=guardrails)
 
     cidrs = {segment: values.get(f"{segment}Cidr") for segment in SEGMENT_NAMES}
     checked: list[tuple[str, ipaddress.IPv4Network]] = []
@@ -1234,7 +1268,7 @@ def _fleet_settings(values: Mapping[str, Any], problems: _Problems) -> EnclaveFl
     return settings
 
 
-def load_stack_config() -> StackConfig | KeyLayerConfig:
+def load_stack_config() -> StackConfig | KeyLayerConfig | OrganizationConfig:
     """Read the running stack's configuration from the Pulumi runtime and parse it."""
     # The keys' namespace is the running project's name (a fork may rename it in Pulumi.yaml).
     use_namespace(pulumi.get_project())
@@ -1289,9 +1323,16 @@ def _placeholder_pcrs(measurements: EnclaveMeasurements) -> list[str]:
             "EIF's (enclave_images/build.sh prints them); no enclave could decrypt the weights"]
 
 
-def placeholders(config: StackConfig | KeyLayerConfig) -> list[str]:
+def placeholders(config: StackConfig | KeyLayerConfig | OrganizationConfig) -> list[str]:
     """What in `config` is still one of the shipped placeholders (to be replaced before
     deploying), each saying which key; empty when none is."""
+    if isinstance(config, OrganizationConfig):
+        found = []
+        if config.guardrails.organization_id == "o-exampleorgid":
+            found.append(f"{_full('organizationId')} = o-exampleorgid (the shipped placeholder)")
+        if any("placeholder" in target for target in config.guardrails.target_ids):
+            found.append(f"{_full('guardrailTargetIds')} names placeholder OUs")
+        return found
     found = [f"{_full('keyAdministratorRoleArns')} names the documentation account {account}"
              for account in [_documentation_account(arn) for arn in config.key_administrator_role_arns]
              if account][:1]

@@ -28,7 +28,7 @@ policy whose caller may be a federated identity provider (`{"Federated": <provid
 when the request's principal_arn is that provider's ARN). IpAddress and NotIpAddress compare
 aws:SourceIp with CIDRs (IPv4 and IPv6).
 
-NotResource: the statement applies to every resource it does not list.
+NotResource and NotAction: the statement applies to every resource (action) it does not list.
 
 Policy variables (`${aws:username}`, `${aws:PrincipalTag/ztai-user}`, `${sts:RoleSessionName}`)
 in condition values are replaced by the request's value of that key (IAM User Guide, "IAM policy
@@ -37,7 +37,7 @@ cannot be resolved: the condition then does not match, whatever its operator ("P
 with no value" on that page), so a statement that needs it neither allows nor denies. Keys such as
 sts:RoleSessionName and sts:SourceIdentity are plain single-valued keys of the request.
 
-Anything else (NotPrincipal, NotAction, ForAllValues, ForAnyValue beyond
+Anything else (NotPrincipal, ForAllValues, ForAnyValue beyond
 StringEquals/StringLike, numeric operators, variables outside condition values or with a default
 value, unknown operators) raises UnsupportedPolicyError: the stand-in then refuses the request
 instead of guessing.
@@ -200,6 +200,13 @@ def _listed(statement: Mapping[str, Any], element: str, value: str, where: str, 
             raise UnsupportedPolicyError(f"{where}: both Resource and NotResource")
         return not any(_wildcard(pattern, value, ignore_case=ignore_case)
                        for pattern in _strings(statement["NotResource"], f"{where} NotResource"))
+    if element == "Action" and "NotAction" in statement:
+        # IAM User Guide, "IAM JSON policy elements: NotAction": the statement applies to every
+        # action except those listed (the guardrails' Region allow-list is written so).
+        if "Action" in statement:
+            raise UnsupportedPolicyError(f"{where}: both Action and NotAction")
+        return not any(_wildcard(pattern, value, ignore_case=ignore_case)
+                       for pattern in _strings(statement["NotAction"], f"{where} NotAction"))
     if f"Not{element}" in statement:
         raise UnsupportedPolicyError(f"{where}: Not{element} is not supported")
     if element not in statement:

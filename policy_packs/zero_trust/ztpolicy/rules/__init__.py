@@ -27,6 +27,7 @@ from ztpolicy.rules.elb import (
     load_balancer_access_logs,
 )
 from ztpolicy.rules.iam import (
+    guardrail_role_names,
     iam_human_role_conditions,
     iam_no_wildcard_action,
     iam_role_permissions_boundary,
@@ -40,6 +41,7 @@ from ztpolicy.rules.imagebuilder import (
     image_pipeline_scans_images,
 )
 from ztpolicy.rules.kms import (
+    guardrail_key_tagged,
     kms_key_deletion_window,
     kms_key_policy_least_privilege,
     kms_key_rotation_enabled,
@@ -61,12 +63,16 @@ from ztpolicy.rules.network import (
     egress_free_segment_dns_firewall,
     egress_free_segment_no_internet_path,
     eip_only_on_nat_gateways,
+    guardrail_vpc_egress_tagged,
     instance_no_public_ip,
     no_unrestricted_ingress,
     subnet_no_public_ip,
     vpc_endpoint_policy_present,
     vpc_endpoint_policy_restrictive,
     vpc_flow_logs_enabled,
+)
+from ztpolicy.rules.organizations import (
+    guardrail_policies_attached,
 )
 from ztpolicy.rules.s3 import (
     s3_bucket_access_logging,
@@ -80,6 +86,7 @@ from ztpolicy.rules.scheduler import (
     scheduler_schedule_encrypted,
 )
 from ztpolicy.rules.ssm import (
+    guardrail_image_parameter_path,
     session_manager_logging_encrypted,
 )
 
@@ -137,4 +144,9 @@ ALL_RULES: list[Rule] = [
     iam_role_session_duration.RULE,
     jit_grant_expiry.RULE,
     kms_two_person_key_administration.RULE,
+    guardrail_key_tagged.RULE,
+    guardrail_vpc_egress_tagged.RULE,
+    guardrail_image_parameter_path.RULE,
+    guardrail_role_names.RULE,
+    guardrail_policies_attached.RULE,
 ]

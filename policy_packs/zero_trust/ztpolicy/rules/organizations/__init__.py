@@ -1,0 +1,1 @@
+"""Rules on AWS Organizations: the guardrail policies of the organisation layer."""
