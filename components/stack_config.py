@@ -892,7 +892,8 @@ def parse_layer_config(raw: Mapping[str, Any],
         given = _full(key) in raw and not _is_schema_default(spec, raw[_full(key)])
         if layer not in spec.layers:
             if given:
-                problems.add(f"{_full(key)}: not read by a {layer} stack (it belongs to "
+                article = "an" if layer[0] in "aeiou" else "a"
+                problems.add(f"{_full(key)}: not read by {article} {layer} stack (it belongs to "
                              f"{' and '.join(spec.layers)} stacks); remove it")
             values[key] = None
             continue

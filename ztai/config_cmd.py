@@ -192,7 +192,7 @@ def check_stack(project_dir: Path, stack: str) -> tuple[Mapping[str, Any], list[
     """The stack's file read and its configuration parsed; (summary, warnings). UsageError with
     every problem when either is invalid."""
     from components.config_values import namespace_of
-    from components.stack_config import StackConfigError, parse_stack_config, placeholders
+    from components.stack_config import StackConfigError, parse_layer_config, placeholders
     from ztai.stackfile import StackFileError, load_stack, shared_target_warnings
     try:
         stack_file = load_stack(project_dir, stack)
@@ -201,12 +201,13 @@ def check_stack(project_dir: Path, stack: str) -> tuple[Mapping[str, Any], list[
     # The keys are `<project name>:<key>`, as Pulumi hands them to the program.
     with namespace_of(stack_file.project):
         try:
-            config = parse_stack_config(stack_file.config, f" for stack {stack!r}")
+            config = parse_layer_config(stack_file.config, f" for stack {stack!r}")
         except StackConfigError as error:
             raise UsageError(str(error)) from None
         warnings = [*stack_file.warnings, *shared_target_warnings(stack_file),
                     *(f"placeholder still in the stack configuration: {p}" for p in placeholders(config))]
-    summary = {"stack": stack, "environment": config.environment, "region": config.region}
+    summary = {"stack": stack, "environment": config.environment, "region": config.region,
+               "layer": config.layer}
     return summary, warnings
 
 
@@ -217,6 +218,6 @@ def _check(args: argparse.Namespace) -> int:
     else:
         for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        print(f"stack {summary['stack']!r} ({summary['environment']}, {summary['region']}): "
-              "configuration valid")
+        print(f"stack {summary['stack']!r} ({summary['environment']}, {summary['region']}, "
+              f"{summary['layer']} layer): configuration valid")
     return EXIT_OK

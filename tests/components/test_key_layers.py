@@ -15,7 +15,14 @@ import pytest
 from components.key_grants import GRANT_METHODS, LEDGER_VERSION
 from components.key_layer import KeyLayerReference
 from components.keys import KeyHierarchy
-from components.stack_config import KeyLayerConfig, StackConfig, StackConfigError, parse_layer_config
+from components.stack_config import (
+    KeyLayerConfig,
+    OrganizationConfig,
+    StackConfig,
+    StackConfigError,
+    parse_layer_config,
+    placeholders,
+)
 from tests.conftest import ROOT
 from tests.support.stacks import COMBINED, SplitEnvironment, record_split, record_stack, run_program
 from ztai.preview.recorder import RecordedStack
@@ -229,3 +236,29 @@ def test_the_shipped_layers_parse() -> None:
     workload = parse_layer_config(load_stack(ROOT, "prod").config)
     assert isinstance(workload, StackConfig) and workload.layer == "workload"
     assert workload.key_layer_stack == "organization/zero-trust-ai/prod-keys"
+
+
+# -- the organisation's stack --------------------------------------------------------------------
+def test_the_organization_stack_is_a_layer_of_its_own() -> None:
+    config = parse_layer_config(load_stack(ROOT, "org").config)
+    assert isinstance(config, OrganizationConfig)
+    assert config.guardrails.organization_id == "o-exampleorgid"
+    assert placeholders(config) == ["zero-trust-ai:organizationId = o-exampleorgid (the shipped placeholder)",
+                                    "zero-trust-ai:guardrailTargetIds names placeholder OUs"]
+    # A workload's key in the organisation's stack, or a guardrail in a workload's, is refused.
+    org = load_stack(ROOT, "org").config
+    assert "zero-trust-ai:dataCidr: not read by an organization stack" in _problems(
+        {**org, "zero-trust-ai:dataCidr": "10.0.0.0/16"})
+    assert "zero-trust-ai:guardrailTargetIds: not read by a workload stack" in _problems(
+        {**load_stack(ROOT, "prod").config, "zero-trust-ai:guardrailTargetIds": '["ou-abcd-12345678"]'})
+    assert "zero-trust-ai:organizationId" in _problems({**org, "zero-trust-ai:organizationId": ""})
+
+
+def test_the_organization_stack_declares_the_guardrails_only() -> None:
+    stack = record_stack("org")
+    types = {r.type for r in stack.resources[1:]}
+    assert types == {"zero-trust-ai:guardrails:OrganizationGuardrails",
+                     "aws:organizations/policy:Policy",
+                     "aws:organizations/policyAttachment:PolicyAttachment"}
+    assert sorted(stack.stack_outputs["guardrailPolicyIds"]) == [
+        "api-network", "data-perimeter", "keys-images", "logging-identity"]
