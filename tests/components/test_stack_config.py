@@ -18,6 +18,7 @@ from components.stack_config import (
     ALL_LAYERS,
     KEYS,
     PLACEHOLDER_PCRS,
+    OrganizationConfig,
     StackConfigError,
     aws_config_keys,
     parse_layer_config,
@@ -205,6 +206,7 @@ def test_key_administrators_are_required_in_every_environment(environment: str, 
     ("prod", ())])
 def test_shipped_stacks_name_key_administrator_roles(stack: str, administrators: tuple[str, ...]) -> None:
     config = parse_layer_config(load_stack(ROOT, stack).config)
+    assert not isinstance(config, OrganizationConfig)
     assert config.key_administrator_role_arns == administrators
 
 
