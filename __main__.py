@@ -74,6 +74,8 @@ def key_hierarchy(config: StackConfig | KeyLayerConfig, deployers: Sequence[str]
             two_person_purposes=config.two_person_keys,
             # In a split deployment, the workload's deployer creates what uses the keys at creation.
             deployer_role_arns=deployers,
+            # The drift check reads every key's policy without being able to change or use it.
+            inspector_role_arns=config.key_inspector_role_arns,
             protect=config.is_prod,
         ),
     )

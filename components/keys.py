@@ -165,6 +165,10 @@ ADMIN_ACTIONS = (
 # The monthly rotation function (components/key_rotation.py, ztai_runtime/rotation.py), on every
 # symmetric key: inspect and rotate; read the policy and tags to check a successor the alias may
 # name (same policy, predecessor tag). No use action, no CreateGrant, no administration.
+# What a drift check reads of a key (`ztai verify`, docs/drift.md): its state, policy, rotation and
+# tags; no use, no change.
+INSPECT_ACTIONS = ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
+                   "kms:ListKeyRotations", "kms:ListResourceTags")
 KEY_ROTATION_ACTIONS = (
     "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListKeyRotations",
     "kms:ListResourceTags", "kms:RotateKeyOnDemand",
@@ -288,6 +292,9 @@ class KeyHierarchyArgs:
         which Pulumi uploads and API Gateway reads with the deployer's credentials); the
         statement is `allow_administrators_through_s3`'s. Default none. Refused on model-weights
         and the HMAC key.
+    inspector_role_arns: roles that read every key's state, policy, rotation and tags
+        (INSPECT_ACTIONS) and nothing else, from its creation: the drift check's (`ztai verify`),
+        which must see a policy someone rewrote without being a key administrator. Default none.
     deployer_role_arns: roles that create the stack's resources encrypted under the keys (the
         tables, schedules and Image Builder components above, the truststore upload of
         `allow_administrators_through_s3`), which the keys admit for those uses only. Default
@@ -311,6 +318,7 @@ class KeyHierarchyArgs:
     two_person_purposes: Sequence[str] = DEFAULT_TWO_PERSON_PURPOSES
     deployer_role_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     s3_buckets: Mapping[str, Sequence[pulumi.Input[str]]] = field(default_factory=dict)
+    inspector_role_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
 
 
 def log_group_prefixes_for(environment: str) -> tuple[str, ...]:
@@ -372,6 +380,10 @@ class KeyHierarchy(pulumi.ComponentResource):
             self._allow_schedule_creation(purpose, schedules)
         for purpose, components in sorted(args.image_builder_components.items()):
             self._allow_component_creation(purpose, components)
+        for inspector in args.inspector_role_arns:
+            for purpose in PURPOSES:  # reading, not using: the HMAC key's too
+                self._grants[purpose].append(_Grant("InspectWithoutUse", {"AWS": inspector},
+                                                    INSPECT_ACTIONS))
         for purpose, buckets in sorted(args.s3_buckets.items()):
             for bucket in buckets:
                 self._allow_deployers_through_s3(

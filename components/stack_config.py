@@ -191,6 +191,7 @@ class StackConfig:
     key_administrator_role_arns: tuple[str, ...] = ()
     break_glass_role_arn: str | None = None
     key_replica_regions: tuple[str, ...] = ()
+    key_inspector_role_arns: tuple[str, ...] = ()
     enclave_fleet: EnclaveFleetSettings = _DEFAULT_FLEET
     enclave_client_cidrs: tuple[str, ...] = ()  # empty: the inference VPC's CIDR
     enclave_artifacts: EnclaveArtifacts | None = None  # None: the image has no EIF and no agent
@@ -224,6 +225,7 @@ class KeyLayerConfig:
     enclave_measurements: EnclaveMeasurements
     two_person_keys: tuple[str, ...]
     workload_deployer_role_arns: tuple[str, ...]
+    key_inspector_role_arns: tuple[str, ...] = ()
     # Empty until the workload's first deploy: the keys keep their creation policies.
     workload_grants: tuple[dict[str, Any], ...] = ()
     layer: str = "keys"
@@ -634,6 +636,11 @@ KEYS: dict[str, StackKey] = {
                                      True, _parse_key_administrators, type="array", layers=KEY_LAYERS),
     "breakGlassRoleArn": StackKey("The only role allowed kms:* on the keys (with MFA); default: none.",
                               False, _parse_role_arn, "", layers=KEY_LAYERS),
+    "keyInspectorRoleArns": StackKey(
+        "Roles that may read every key's state, policy, rotation and tags, and nothing else: the "
+        "drift check's (`ztai verify`, docs/drift.md); default: none, and only the key "
+        "administrators can read a key's policy.", False, _parse_role_arns, [], type="array",
+        layers=KEY_LAYERS),
     "keyReplicaRegions": StackKey("Regions that get a replica of every KMS key (multi-Region keys); "
                               "default: none.", False, _parse_regions, [], type="array",
                                    allowed=tuple(sorted(REGION_AZ_COUNT)), layers=ENVIRONMENT_LAYERS),
@@ -1003,6 +1010,7 @@ def parse_layer_config(raw: Mapping[str, Any],
         key_administrator_role_arns=tuple(values["keyAdministratorRoleArns"] or ()),
         break_glass_role_arn=values["breakGlassRoleArn"],
         key_replica_regions=tuple(values["keyReplicaRegions"]),
+        key_inspector_role_arns=tuple(values["keyInspectorRoleArns"] or ()),
         enclave_measurements=EnclaveMeasurements(
             pcr0=values["enclavePcr0"], pcr1=values["enclavePcr1"], pcr2=values["enclavePcr2"],
             pcr8=values["enclavePcr8"]),
@@ -1054,6 +1062,7 @@ def _key_layer_config(values: Mapping[str, Any], region: str, problems: _Problem
         enclave_measurements=measurements,
         two_person_keys=tuple(values["twoPersonKeys"]),
         workload_deployer_role_arns=tuple(deployers),
+        key_inspector_role_arns=tuple(values["keyInspectorRoleArns"] or ()),
         workload_grants=grants[1] if grants is not None else (),
     )
 
@@ -1152,7 +1161,8 @@ def _human_access_settings(values: Mapping[str, Any], problems: _Problems) -> Hu
 
 # Keys holding ARNs (one or a list), which must be in the stack region's partition: IAM and ACM
 # refuse a principal or certificate of another partition, at deploy time.
-_ARN_KEYS = ("keyAdministratorRoleArns", "breakGlassRoleArn", "apiCertificateArn",
+_ARN_KEYS = ("keyAdministratorRoleArns", "keyInspectorRoleArns", "workloadDeployerRoleArns",
+             "breakGlassRoleArn", "apiCertificateArn",
              "apiOwnershipVerificationCertificateArn", "identityProviderArn")
 
 

@@ -24,6 +24,7 @@ from components.stack_config import (
     placeholders,
 )
 from tests.conftest import ROOT
+from tests.support.key_policy import Request, evaluate
 from tests.support.stacks import COMBINED, SplitEnvironment, record_split, record_stack, run_program
 from ztai.preview.recorder import RecordedStack
 from ztai.stackfile import load_stack
@@ -31,6 +32,7 @@ from ztai.stackfile import load_stack
 KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
 ADMIN = "arn:aws:iam::111122223333:role/zero-trust-ai-prod-deploy-keys"
 DEPLOYER = "arn:aws:iam::111122223333:role/zero-trust-ai-prod-deploy-workload"
+INSPECTOR = "arn:aws:iam::111122223333:role/zero-trust-ai-prod-ci-preview"
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +88,7 @@ def test_the_first_key_layer_admits_no_role_of_the_workload(split: SplitEnvironm
         principals = {json.dumps(s["Principal"], sort_keys=True)
                       for s in json.loads(key.inputs["policy"])["Statement"]}
         allowed = {json.dumps({"AWS": [ADMIN]}), json.dumps({"AWS": [DEPLOYER]}),
-                   json.dumps({"Service": "logs.eu-west-1.amazonaws.com"})}
+                   json.dumps({"AWS": INSPECTOR}), json.dumps({"Service": "logs.eu-west-1.amazonaws.com"})}
         assert principals <= allowed, (key.name, principals - allowed)
     assert any("no workloadGrantsFile yet" in w for w in split.first_keys.warnings)
 
@@ -262,3 +264,19 @@ def test_the_organization_stack_declares_the_guardrails_only() -> None:
                      "aws:organizations/policyAttachment:PolicyAttachment"}
     assert sorted(stack.stack_outputs["guardrailPolicyIds"]) == [
         "api-network", "data-perimeter", "keys-images", "logging-identity"]
+
+
+# -- the drift check's read-only role -------------------------------------------------------------
+def test_the_inspector_reads_every_key_and_uses_none(split: SplitEnvironment) -> None:
+    inspector = INSPECTOR
+    keys = [r for r in split.sealed_keys.resources if r.type in ("aws:kms/key:Key", KEY_POLICY)]
+    assert len(keys) == 12
+    for resource in keys:
+        policy = resource.inputs["policy"]
+        for action in ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
+                       "kms:ListResourceTags"):
+            assert evaluate(policy, Request(inspector, action, "*", {})).effect == "allow", resource.name
+        for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:PutKeyPolicy", "kms:CreateGrant",
+                       "kms:ScheduleKeyDeletion", "kms:GenerateMac"):
+            assert evaluate(policy, Request(inspector, action, "*", {})).effect != "allow", (
+                resource.name, action)

@@ -24,7 +24,9 @@ GRANTS_FILE = f"{PROJECT}:workloadGrantsFile"
 # Prod as one stack (the keys and the workload, one deployer): what the split must be equivalent to.
 COMBINED = {f"{PROJECT}:layer": "combined", f"{PROJECT}:keyLayerStack": "",
             f"{PROJECT}:keyAdministratorRoleArns": json.dumps(
-                ["arn:aws:iam::111122223333:role/zero-trust-ai-prod-deploy-keys"])}
+                ["arn:aws:iam::111122223333:role/zero-trust-ai-prod-deploy-keys"]),
+            f"{PROJECT}:keyInspectorRoleArns": json.dumps(
+                ["arn:aws:iam::111122223333:role/zero-trust-ai-prod-ci-preview"])}
 
 
 def run_program(stack_file: StackFile, config: Mapping[str, str], *,
