@@ -334,7 +334,9 @@ def _record_and_check(args: argparse.Namespace, stack_file: Any, config: Mapping
         warnings += recorded.warnings
         session.submit(analyzed(recorded.resources[0]))  # the root stack, described after the run
         try:
-            result = session.finish([analyzed(r) for r in [*recorded.resources, *context]])
+            # The stack reference the program read is in the engine's view of the stack too.
+            result = session.finish([analyzed(r) for r in [*recorded.resources, *recorded.reads,
+                                                           *context]])
         except PolicyConfigError as error:
             raise UsageError(f"policy config: {error}") from None
     stale = unmatched_exclusions(user_config, [(r.name, r.urn) for r in recorded.resources])
