@@ -230,6 +230,18 @@ def test_usage_errors_exit_2(args: list[str], message: str) -> None:
     assert "Traceback" not in run.stderr
 
 
+def test_analyze_reads_the_config_of_the_stack_the_export_is_of(prod_export: Path) -> None:
+    # Without it the workload is checked as a combined stack: its buckets' keys are no stack's.
+    run = ztai("policy", "analyze", "--file", str(prod_export), "--json")
+    assert run.returncode == 1
+    assert {v["policy"] for v in json.loads(run.stdout)["violations"]} == {"s3-bucket-encrypted-with-cmk"}
+    for stack, message in (("prod-keys", "--stack prod-keys: the stack export"),
+                           ("qa", "--stack qa: stack 'qa' has no configuration file")):
+        run = ztai("policy", "analyze", "--file", str(prod_export), "--stack", stack)
+        assert run.returncode == 2, run.stdout + run.stderr
+        assert message in run.stderr and "Traceback" not in run.stderr
+
+
 def test_bad_policy_config_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "policy.json"
     config.write_text(json.dumps({"subnet-no-public-ip": {"exclusions": [{"resource": "x"}]}}))
@@ -374,13 +386,14 @@ def test_analyze_rejects_an_export_with_the_default_endpoint_re_enabled(
         api[key]["disableExecuteApiEndpoint"] = False
     tampered = tmp_path / "default-endpoint.json"
     tampered.write_text(json.dumps(document))
-    run = ztai("policy", "analyze", "--file", str(tampered), "--json")
+    # prod is a split deployment's workload: the pack reads its layer from the stack's config.
+    run = ztai("policy", "analyze", "--file", str(tampered), "--json", "--stack", "prod")
     assert run.returncode == 1, run.stdout + run.stderr
     report = json.loads(run.stdout)
     assert {(v["policy"], v["urn"]) for v in report["violations"]} == {
         ("api-default-endpoint-disabled", api["urn"])}
     # The untouched export passes, so the violation is the edit's.
-    assert ztai("policy", "analyze", "--file", str(prod_export)).returncode == 0
+    assert ztai("policy", "analyze", "--file", str(prod_export), "--stack", "prod").returncode == 0
 
 
 # -- egress-free segments: the three doctored exports the last review passed ---------------------
