@@ -84,8 +84,11 @@ def compose_key_layer(config: KeyLayerConfig) -> None:
     keys keep their creation policies, which let no role of the workload use them (docs/deploying.md)."""
     keys = key_hierarchy(config, config.workload_deployer_role_arns)
     if config.workload_grants:
-        replay_grants(keys, config.workload_grants, config.enclave_measurements)
-        keys.seal()
+        try:
+            replay_grants(keys, config.workload_grants, config.enclave_measurements)
+            keys.seal()
+        except ValueError as error:  # a grant the keys refuse: the file's, not the program's fault
+            raise pulumi.RunError(f"zero-trust-ai:workloadGrantsFile: {error}") from None
     else:
         pulumi.log.warn("no workloadGrantsFile yet: the keys keep their creation policies; deploy the "
                         "workload stack, save its keyGrants output as the grants file, and deploy "

@@ -31,17 +31,15 @@ from __future__ import annotations
 
 import copy
 import json
-import runpy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.support.key_policy import Request, cloudwatch_logs_may_encrypt, evaluate
-from ztai.preview.recorder import RecordedResource, RecordedStack, record
-from ztai.stackfile import load_stack
+from tests.support.stacks import COMBINED, record_split, record_stack
+from ztai.preview.recorder import RecordedResource, RecordedStack
 
 ARTIFACT_CONFIG = {
     "zero-trust-ai:enclaveEifObjectKey": "artifacts/digits-0123456789abcdef.eif",
@@ -51,16 +49,6 @@ ARTIFACT_CONFIG = {
 }
 KEY = "aws:kms/key:Key"
 KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
-
-
-def record_stack(name: str, extra: Mapping[str, str] | None = None) -> RecordedStack:
-    stack_file = load_stack(ROOT, name)
-
-    def program() -> None:
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-
-    return record(program, project=stack_file.project, stack=name,
-                  config=stack_file.config | dict(extra or {}), region=stack_file.region or "eu-west-1")
 
 
 @dataclass(frozen=True)
@@ -213,7 +201,7 @@ def _ec2_launch(role_arn: str, region: str, account: str) -> tuple[Request, ...]
 def ordering_problems(stack: RecordedStack) -> list[str]:
     region = stack.config.get("aws:region", "eu-west-1")
     account = "111122223333"
-    administrators = json.loads(stack.config.get("zero-trust-ai:keyAdministratorRoleArns", "[]"))
+    administrators = json.loads(stack.config.get("zero-trust-ai:keyAdministratorRoleArns") or "[]")
     graph = Graph(stack)
     problems = []
     for use in uses(stack, administrators, region, account):
@@ -240,12 +228,57 @@ def _aws_principals(principal: Any) -> list[str]:
     return []
 
 
-@pytest.fixture(scope="module", params=["dev", "prod", "dev-with-artifacts"])
+@pytest.fixture(scope="module", params=["dev", "prod-combined", "dev-with-artifacts"])
 def stack(request: pytest.FixtureRequest) -> RecordedStack:
     name: str = request.param
     if name == "dev-with-artifacts":
         return record_stack("dev", ARTIFACT_CONFIG)
+    if name == "prod-combined":  # prod as one stack; the split is checked below
+        return record_stack("prod", COMBINED)
     return record_stack(name)
+
+
+# -- a split environment: two stacks, deployed one after the other (docs/deploying.md) -------------
+DEPLOYER = "arn:aws:iam::111122223333:role/zero-trust-ai-prod-deploy-workload"
+
+
+def _split_problems(workload: RecordedStack, keys: RecordedStack, *, sealed: bool) -> list[str]:
+    """Each creation in the workload that uses a key, admitted by the key layer as deployed
+    before it: the keys' creation policies (a first deployment), or those and the sealed ones.
+    The stacks are deployed one after the other, so no dependency between them is needed."""
+    graph = Graph(keys)
+    problems = []
+    found = uses(workload, [DEPLOYER], "eu-west-1", "111122223333")
+    for use in found:
+        key = graph.keys.get(use.key_arn)
+        if key is None:
+            problems.append(f"{use.resource.name}: {use.what} names a key the key layer does not hold")
+            continue
+        policies = [key.inputs["policy"], *(p.inputs["policy"] for p in graph.policies.get(use.key_arn, [])
+                                            if sealed)]
+        if not any(all(evaluate(policy, r).effect == "allow" for r in use.requests) for policy in policies):
+            problems.append(f"{use.resource.name}: {use.what} is not admitted by the key layer")
+    return problems
+
+
+def test_a_split_first_deployment_needs_no_grant_of_the_key_layer() -> None:
+    # Steps 1 and 2: the key layer without grants, then the workload as shipped (no artifacts).
+    split = record_split("prod")
+    found = uses(split.workload, [DEPLOYER], "eu-west-1", "111122223333")
+    kinds = {use.what.split(" ")[0] for use in found}
+    assert {"CloudWatch", "DynamoDB", "S3", "Scheduler", "ImageBuilder"} <= kinds, kinds
+    assert _split_problems(split.workload, split.first_keys, sealed=False) == []
+
+
+def test_a_split_deployment_with_the_image_needs_the_sealed_key_layer() -> None:
+    # Steps 4 and 5: the key layer sealed with the grants of a workload that builds the image.
+    split = record_split("prod", ARTIFACT_CONFIG)
+    kinds = {use.what.split(" ")[0] for use in uses(split.workload, [DEPLOYER], "eu-west-1", "111122223333")}
+    assert {"Auto", "Image"} <= kinds, kinds
+    assert _split_problems(split.workload, split.sealed_keys, sealed=True) == []
+    # Before the key layer holds the grants, the image build and the launches would be refused.
+    refused = _split_problems(split.workload, split.first_keys, sealed=False)
+    assert {p.split(":")[0] for p in refused} == {"inference-fleet-asg", "ami-pipeline-image"}, refused
 
 
 def test_no_resource_uses_a_key_before_the_key_admits_it(stack: RecordedStack) -> None:

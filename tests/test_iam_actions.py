@@ -9,12 +9,10 @@ the policies the stack does not build by default (the rotation function's succes
 from __future__ import annotations
 
 import json
-import runpy
 
 import pytest
 
 from components.key_rotation import rotation_policy
-from tests.conftest import ROOT
 from tests.support.iam_catalog import (
     Statement,
     action_problem,
@@ -23,8 +21,8 @@ from tests.support.iam_catalog import (
     problems_of,
     statements_of,
 )
-from ztai.preview.recorder import RecordedStack, record
-from ztai.stackfile import load_stack
+from tests.support.stacks import record_split, record_stack
+from ztai.preview.recorder import RecordedStack
 
 ARTIFACTS = {
     "zero-trust-ai:enclaveEifObjectKey": "artifacts/digits-0123456789abcdef.eif",
@@ -36,13 +34,9 @@ STACKS = {"prod": ("prod", {}), "dev": ("dev", {}), "dev-artifacts": ("dev", ART
 
 
 def run_stack(stack: str, extra: dict[str, str]) -> RecordedStack:
-    stack_file = load_stack(ROOT, stack)
-
-    def program() -> None:
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-
-    return record(program, project=stack_file.project, stack=stack, config=stack_file.config | extra,
-                  region=stack_file.region or "us-east-1")
+    if stack == "prod":  # split: both layers, the key layer sealed with the workload's grants
+        return record_split(stack, extra).combined()
+    return record_stack(stack, extra)
 
 
 @pytest.fixture(scope="module", params=sorted(STACKS))

@@ -1,11 +1,18 @@
-"""`./run`, the developer entry point: paths given to it are the caller's."""
+"""`./run`, the developer entry point: paths given to it are the caller's, and it installs only
+from the hash-pinned lock files."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+from tests.support.locks import LOCK_PAIRS
 
 
 def test_preview_reads_option_paths_from_the_callers_directory(tmp_path: Path) -> None:
@@ -16,3 +23,110 @@ def test_preview_reads_option_paths_from_the_callers_directory(tmp_path: Path) -
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 2, run.stderr
     assert "error: policy config policy.json is not JSON" in run.stderr, run.stderr
+
+
+# --- Installs from the hash-pinned lock files ---------------------------------------------------
+
+def _copy_of_run(tmp_path: Path) -> Path:
+    """The script and its lock files in a scratch directory, with a stand-in `.venv/bin/python`
+    (and `uv`) that logs how it is called instead of installing anything: offline, and the real
+    environment is never touched."""
+    for _, lock in LOCK_PAIRS:
+        (tmp_path / lock).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / lock).write_bytes((ROOT / lock).read_bytes())
+    (tmp_path / "run").write_bytes((ROOT / "run").read_bytes())
+    (tmp_path / "run").chmod(0o755)
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for tool in ("python", "uv"):
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> "{tmp_path}/calls.log"\n')
+        (bin_dir / tool).chmod(0o755)
+    return tmp_path
+
+
+def _run(copy: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHON": sys.executable}
+    return subprocess.run([str(copy / "run"), *args], cwd=copy, capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def _calls(copy: Path) -> list[str]:
+    log = copy / "calls.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_run_lists_the_lock_files_the_tests_check() -> None:
+    text = (ROOT / "run").read_text()
+    block = re.search(r"^LOCKS=\(\n(.*?)\n\)", text, re.M | re.S)
+    assert block, "no LOCKS=( ... ) in ./run"
+    assert tuple(tuple(line.strip().split(":")) for line in block.group(1).splitlines()) == LOCK_PAIRS
+
+
+def test_setup_installs_the_lock_with_require_hashes_and_reinstalls_when_it_changes(tmp_path: Path) -> None:
+    copy = _copy_of_run(tmp_path)
+    run = _run(copy, "ztai", "--version")
+    assert run.returncode == 0, run.stderr
+    install = ("python -m pip install --disable-pip-version-check --require-hashes --only-binary :all: "
+               "-r requirements.txt")
+    assert _calls(copy) == [install, "python -m ztai --version"]
+    # Installed once: the next command goes straight to the CLI...
+    assert _run(copy, "ztai", "--version").returncode == 0
+    assert _calls(copy)[2:] == ["python -m ztai --version"]
+    # ... until the lock changes (the stamp is keyed on the lock file's content).
+    with (copy / "requirements.txt").open("a") as lock:
+        lock.write("# regenerated\n")
+    assert _run(copy, "ztai", "--version").returncode == 0
+    assert _calls(copy)[3:] == [install, "python -m ztai --version"]
+    # The tests install their own lock (the whole closure, the program's included).
+    copy2 = _copy_of_run(tmp_path / "second")
+    _run(copy2, "test")
+    assert _calls(copy2)[0] == install.replace("requirements.txt", "requirements-dev.txt")
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("evil==1.0", "'evil==1.0' has no valid --hash=sha256:"),
+    ("evil>=1.0 --hash=sha256:" + "a" * 64, "'evil>=1.0' is not a requirement pinned with =="),
+    ("evil==1.0 --hash=md5:" + "a" * 32, "'evil==1.0' has no valid --hash=sha256:"),
+    ("evil==1.0 --hash=sha256:abc", "'evil==1.0' has no valid --hash=sha256:"),
+    ("-r other.txt", "'-r other.txt' is not a requirement pinned with =="),
+    ("--index-url https://mirror.example/simple",
+     "'--index-url https://mirror.example/simple' is not a requirement pinned with =="),
+    ("evil @ https://mirror.example/evil.whl",
+     "'evil @ https://mirror.example/evil.whl' is not a requirement pinned with =="),
+])
+def test_setup_refuses_a_lock_with_an_unpinned_or_unhashed_requirement(tmp_path: Path, line: str,
+                                                                         problem: str) -> None:
+    copy = _copy_of_run(tmp_path)
+    lock = copy / "requirements-dev.txt"
+    lines = lock.read_text().splitlines()
+    lines.insert(2, line)  # after the generated header's two comment lines
+    lock.write_text("\n".join(lines) + "\n")
+    run = _run(copy, "test")
+    assert run.returncode == 2, run.stderr
+    assert f"run: requirements-dev.txt line 3: {problem}" in run.stderr, run.stderr
+    assert "regenerate the lock files with ./run lock" in run.stderr
+    # Refused before pip (or anything else) ran.
+    assert _calls(copy) == []
+
+
+def test_setup_refuses_a_missing_lock_file(tmp_path: Path) -> None:
+    copy = _copy_of_run(tmp_path)
+    (copy / "requirements.txt").unlink()
+    run = _run(copy, "ztai", "--version")
+    assert run.returncode == 2, run.stderr
+    assert "run: cannot read the lock file requirements.txt" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr and _calls(copy) == []
+
+
+def test_lock_installs_the_resolver_from_its_own_lock_and_compiles_every_input_with_hashes(
+        tmp_path: Path) -> None:
+    copy = _copy_of_run(tmp_path)
+    run = _run(copy, "lock", "--upgrade-package", "boto3")
+    assert run.returncode == 0, run.stderr
+    calls = _calls(copy)
+    assert calls[0] == ("python -m pip install --disable-pip-version-check --require-hashes "
+                        "--only-binary :all: -r requirements-lock.txt")
+    assert calls[1:] == [
+        "uv pip compile --quiet --universal --python-version 3.11 --generate-hashes "
+        f"--custom-compile-command ./run lock --upgrade-package boto3 {source} -o {lock}"
+        for source, lock in LOCK_PAIRS]

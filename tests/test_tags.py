@@ -3,7 +3,6 @@ in the inputs of every resource whose type takes tags, where the pack and these 
 
 from __future__ import annotations
 
-import runpy
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,10 +11,9 @@ import pulumi_aws as aws
 import pytest
 
 from components.tags import PROJECT, STANDARD_TAG_KEYS, register_standard_tags, standard_tags
-from tests.conftest import ROOT
+from tests.support.stacks import record_stack
 from tests.test_deploy_order import ARTIFACT_CONFIG
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
-from ztai.stackfile import load_stack
 
 GROUP = "aws:autoscaling/group:Group"
 
@@ -23,21 +21,17 @@ GROUP = "aws:autoscaling/group:Group"
 def record_program(name: str, extra: Mapping[str, str] | None = None) -> tuple[RecordedStack, set[str]]:
     """The stack as __main__.py declares it, and the URNs-to-be (type, name) of every resource
     whose type takes tags, seen before any transformation adds them."""
-    stack_file = load_stack(ROOT, name)
     taggable: set[str] = set()
 
     def observe(args: pulumi.ResourceTransformationArgs) -> None:
         if isinstance(args.resource, pulumi.CustomResource) and "tags" in args.props:
             taggable.add(f"{args.type_}::{args.name}")
 
-    def program() -> None:
+    def before() -> None:
         # Registered first, so it sees what each resource declares before the stack's own.
         pulumi.runtime.register_stack_transformation(observe)
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
-    stack = record(program, project=stack_file.project, stack=name,
-                   config=stack_file.config | dict(extra or {}), region=stack_file.region or "eu-west-1")
-    return stack, taggable
+    return record_stack(name, extra, before=before), taggable
 
 
 def tag_map(resource: RecordedResource) -> dict[str, str]:
@@ -95,15 +89,18 @@ def test_what_aws_creates_from_a_resource_carries_the_standard_tags(
 
 def test_components_keep_their_own_tags_beside_the_standard_ones(
         stack: tuple[RecordedStack, set[str], str]) -> None:
-    recorded, _, _ = stack
+    recorded, _, name = stack
     [group] = [r for r in recorded.resources if r.type == GROUP]
     tags = group.inputs["tags"]
     # Each key once, none propagated (the launch template tags the instances).
     assert len({tag["key"] for tag in tags}) == len(tags)
     assert all(tag["propagateAtLaunch"] is False for tag in tags)
     assert tag_map(group)["ztai:segment"] == "inference"
+    if name == "prod":  # a workload stack: the keys are its key layer's
+        recorded = record_stack("prod-keys")
     keys = [r for r in recorded.resources if r.type == "aws:kms/key:Key"]
     assert keys and all(tag_map(key)["data-classification"] == "restricted" for key in keys)
+    assert all(set(STANDARD_TAG_KEYS) <= set(tag_map(key)) for key in keys)
 
 
 # -- the transformation on its own ----------------------------------------------------------------

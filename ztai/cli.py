@@ -247,22 +247,27 @@ def _preview(args: argparse.Namespace) -> int:
         raise UsageError(f"{stack_file.stack} is a workload stack whose keyLayerStack is {reference}: "
                          f"{error}") from None
     grants_key = f"{stack_file.project}:workloadGrantsFile"
-    references = {reference: _record(args, key_stack, {**key_stack.config, grants_key: ""}, {}).stack_outputs}
-    ledger = _record(args, stack_file, stack_file.config, references).stack_outputs.get("keyGrants")
+    # What the other layer has when each is deployed: known values, even with --unknowns (the key
+    # layer exists before the workload's first preview; the workload before the key layer's next).
+    references = {reference: _record(args, key_stack, {**key_stack.config, grants_key: ""}, {},
+                                     unknowns=False).stack_outputs}
+    deployed = _record(args, stack_file, stack_file.config, references, unknowns=False)
+    ledger = deployed.stack_outputs.get("keyGrants")
     with tempfile.TemporaryDirectory(prefix="ztai-grants-") as scratch:
         grants = Path(scratch) / "grants.json"
         grants.write_text(json.dumps(ledger), encoding="utf-8")
         sealed_config = {**key_stack.config, grants_key: str(grants)}
-        sealed = _record(args, key_stack, sealed_config, {})
+        sealed = _record(args, key_stack, sealed_config, {}, unknowns=False)
         # The key policies name the workload's roles, the rotation schedule is the workload's, the
         # workload's buckets use the key layer's keys: each layer's stack-wide policies see the
         # other layer's resources too, as the environment is deployed.
         recorded, result, more = _record_and_check(
             args, stack_file, stack_file.config, references, pack_dir, user_config,
             context=[r for r in sealed.resources[1:] if r.custom])
+        # The key layer is previewed once the workload is deployed: its resources are known.
         sealed, sealed_result, sealed_more = _record_and_check(
             args, key_stack, sealed_config, {}, pack_dir, user_config,
-            context=[r for r in recorded.resources[1:] if r.custom])
+            context=[r for r in deployed.resources[1:] if r.custom])
     return _report(args, [(stack_file, recorded, result, [*warnings, *more]),
                           (key_stack, sealed, sealed_result, sealed_more)], pack_dir)
 
@@ -283,7 +288,7 @@ def _key_layer_of(stack_file: Any) -> tuple[str, str] | None:
 
 def _record(args: argparse.Namespace, stack_file: Any, config: Mapping[str, str],
             stack_outputs: Mapping[str, Any],
-            on_register: Callable[[Any], None] | None = None) -> Any:
+            on_register: Callable[[Any], None] | None = None, *, unknowns: bool | None = None) -> Any:
     import pulumi
 
     from ztai.preview.recorder import record
@@ -295,7 +300,8 @@ def _record(args: argparse.Namespace, stack_file: Any, config: Mapping[str, str]
     try:
         recorded = record(program, project=stack_file.project, stack=stack_file.stack,
                           config=dict(config), region=stack_file.region or "us-east-1",
-                          on_register=on_register, unknowns=args.unknowns,
+                          on_register=on_register,
+                          unknowns=args.unknowns if unknowns is None else unknowns,
                           stack_outputs=stack_outputs)
     except pulumi.RunError as error:
         # RunError is how the program reports a user error (e.g. StackConfigError).
@@ -345,6 +351,9 @@ def _record_and_check(args: argparse.Namespace, stack_file: Any, config: Mapping
                                                            *context]])
         except PolicyConfigError as error:
             raise UsageError(f"policy config: {error}") from None
+    # What a policy finds on the other layer's resources is that layer's check's to report.
+    others = {r.urn for r in context}
+    result.violations = [v for v in result.violations if v.urn not in others]
     stale = unmatched_exclusions(user_config, [(r.name, r.urn) for r in recorded.resources])
     _warn(stale)
     return recorded, result, [*warnings, *stale]

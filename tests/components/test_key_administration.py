@@ -12,7 +12,7 @@ from components.jit_catalogue import parse_catalogue
 from components.stack_config import parse_stack_config
 from tests.components.test_stack_config import VALID, problems_of
 from tests.support.key_policy import Request, evaluate
-from tests.test_deploy_order import record_stack
+from tests.support.stacks import record_stack
 from ztai.preview.recorder import RecordedStack
 
 KEY_ADMIN = {"name": "key-admin", "description": "change the weights key's policy", "grant": "key-admin",

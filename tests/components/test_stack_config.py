@@ -20,6 +20,7 @@ from components.stack_config import (
     PLACEHOLDER_PCRS,
     StackConfigError,
     aws_config_keys,
+    parse_layer_config,
     parse_stack_config,
     placeholders,
 )
@@ -197,11 +198,14 @@ def test_key_administrators_are_required_in_every_environment(environment: str, 
     assert "kms:PutKeyPolicy" in problem and "model-weights" in problem
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_shipped_stacks_name_key_administrator_roles(stack: str) -> None:
-    config = parse_stack_config(load_stack(ROOT, stack).config)
-    assert config.key_administrator_role_arns == (
-        "arn:aws:iam::111122223333:role/zero-trust-ai-key-admin",)
+@pytest.mark.parametrize("stack, administrators", [
+    ("dev", ("arn:aws:iam::111122223333:role/zero-trust-ai-key-admin",)),
+    # Split: the key layer's deployer administers the keys; the workload names no administrator.
+    ("prod-keys", ("arn:aws:iam::111122223333:role/zero-trust-ai-prod-deploy-keys",)),
+    ("prod", ())])
+def test_shipped_stacks_name_key_administrator_roles(stack: str, administrators: tuple[str, ...]) -> None:
+    config = parse_layer_config(load_stack(ROOT, stack).config)
+    assert config.key_administrator_role_arns == administrators
 
 
 def test_values_given_as_yaml_types_are_accepted() -> None:
@@ -532,12 +536,16 @@ def test_a_region_that_is_not_a_name_is_named() -> None:
     assert "aws:region = 5: a region name such as eu-west-1" in problems_of(aws__region=5)
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_the_shipped_placeholders_are_named(stack: str) -> None:
-    found = placeholders(parse_stack_config(load_stack(ROOT, stack).config))
-    assert [f.split(" ")[0] for f in found] == [
-        "zero-trust-ai:keyAdministratorRoleArns", "zero-trust-ai:apiDomainName",
-        "zero-trust-ai:apiHostedZoneId", "zero-trust-ai:enclavePcr0,", "CA", "CA"]
+@pytest.mark.parametrize("stack, keys", [
+    ("dev", ["zero-trust-ai:keyAdministratorRoleArns", "zero-trust-ai:apiDomainName",
+             "zero-trust-ai:apiHostedZoneId", "zero-trust-ai:enclavePcr0,", "CA", "CA"]),
+    ("prod", ["zero-trust-ai:apiDomainName", "zero-trust-ai:apiHostedZoneId",
+              "zero-trust-ai:enclavePcr0,", "CA", "CA"]),
+    ("prod-keys", ["zero-trust-ai:keyAdministratorRoleArns", "zero-trust-ai:workloadDeployerRoleArns",
+                   "zero-trust-ai:enclavePcr0,"])])
+def test_the_shipped_placeholders_are_named(stack: str, keys: list[str]) -> None:
+    found = placeholders(parse_layer_config(load_stack(ROOT, stack).config))
+    assert [f.split(" ")[0] for f in found] == keys
     [pcrs] = [f for f in found if "enclavePcr" in f]
     assert pcrs.startswith("zero-trust-ai:enclavePcr0, zero-trust-ai:enclavePcr1, zero-trust-ai:enclavePcr2: "
                            "the shipped placeholder measurements")

@@ -130,7 +130,7 @@ def test_requirements_are_pinned_with_hashes_as_the_repository_pins_boto3() -> N
         pins[match.group(1)] = match.group(2)
     assert set(pins) == {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six",
                          "urllib3"}
-    repository = dict(re.findall(r"^(boto3|botocore)==(\S+)$", (ROOT / "requirements.txt").read_text(),
+    repository = dict(re.findall(r"^(boto3|botocore)==([^\s\\]+)", (ROOT / "requirements.txt").read_text(),
                                  re.M))
     assert pins["boto3"] == repository["boto3"]
 

@@ -31,7 +31,8 @@ def test_preview_prints_the_tree_and_passes_the_policies(stack: str, zones: int)
     run = ztai("preview", "--stack", stack)
     assert run.returncode == 0, run.stderr
     out = run.stdout
-    assert f"Previewing update ({stack})" in out
+    layer = "workload" if stack == "prod" else "combined"
+    assert f"Previewing update ({stack}, {layer} layer)" in out
     assert "pulumi:pulumi:Stack" in out and f"zero-trust-ai-{stack}" in out
     assert "─ zero-trust-ai:network:SegmentedNetwork" in out  # a child of the stack (├─ or └─)
     for segment in ("data", "training", "inference", "management"):
@@ -41,6 +42,11 @@ def test_preview_prints_the_tree_and_passes_the_policies(stack: str, zones: int)
     assert "zero-trust-ai@v0.1.0" in out and "PASSED" in out
     assert "0 mandatory and 0 advisory violation(s)" in out
     assert ("[protect]" in out) == (stack == "prod")
+    if stack == "prod":  # split: its key layer is previewed and checked after it, with its grants
+        workload, keys = out.split("Previewing update (prod-keys, keys layer)")
+        assert workload.count("PASSED") == keys.count("PASSED") == 1
+        assert "aws:kms:KeyPolicy" in keys and "aws:kms:KeyPolicy" not in workload
+        assert "aws:ec2:Vpc" not in keys
     # The shipped placeholders are named on every preview, as warnings.
     assert ("warning: placeholder still in the stack configuration: zero-trust-ai:apiDomainName = "
             f"api.{'dev.' if stack == 'dev' else ''}example.com") in run.stderr
@@ -286,18 +292,22 @@ def test_preview_with_unknowns_like_a_first_real_preview() -> None:
     # policies must still run (linking through property dependencies) and pass.
     run = ztai("preview", "--stack", "prod", "--unknowns", "--json")
     assert run.returncode == 0, run.stderr
-    report = json.loads(run.stdout)
-    assert report["summary"]["passed"] is True and report["summary"]["mandatoryViolations"] == 0
+    # A split environment: the workload's first preview (its key layer already deployed, so the
+    # key ARNs are known), then the key layer's (the workload deployed: its roles are known).
+    workload, keys = json.loads(run.stdout)["stacks"]
+    assert (workload["stack"], keys["stack"]) == ("prod", "prod-keys")
+    for report in (workload, keys):
+        assert report["summary"]["passed"] is True and report["summary"]["mandatoryViolations"] == 0
     # The endpoint policies that name this stack's resources wait for the bucket's name and the
     # parameter's ARN: the resource rule says it will check them during `pulumi up` (advisory).
-    # The trust rule waits for the stack's account (no ARN is known yet) to tell whether a root
-    # trusted is the stack's own. Nothing else is deferred.
+    # Nothing else is deferred.
     deferred = {(v["policy"], v["level"], v["urn"].rsplit("$", 1)[-1].split("::")[0])
-                for v in report["violations"]}
+                for v in workload["violations"]}
     assert deferred == {("vpc-endpoint-policy-restrictive", "advisory",
-                         "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy"),
-                        ("iam-role-trust-restricted", "advisory", "")}
-    assert all("can't run policy" in v["message"] for v in report["violations"])
+                         "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy")}
+    assert all("can't run policy" in v["message"] for v in workload["violations"])
+    assert keys["violations"] == []
+    report = workload
     [flow_log] = [r for r in report["resources"] if r["name"] == "network-data-flow-log"]
     assert flow_log["inputs"]["vpcId"] == "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the unknown marker
 
@@ -359,18 +369,23 @@ def test_prod_preview_shows_the_locked_down_gateway(prod_export: Path) -> None:
         r["id"] for r in resources if r["type"] == "aws:cognito/userPoolClient:UserPoolClient")
 
 
-def test_the_deploying_role_may_publish_the_truststore_and_nothing_more(prod_export: Path) -> None:
-    resources = _resources(prod_export)
+def test_the_deploying_role_may_publish_the_truststore_and_nothing_more(
+        dev_export: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    resources = _resources(dev_export[1])
     bundle = _one(resources, "aws:s3/bucketObjectv2:BucketObjectv2")
     bucket = next(r for r in resources if r["urn"] == bundle["parent"])
+    # The bucket's name is known in advance, so the key admits the upload from its creation (a
+    # split deployment's workload uploads before the key layer holds its grants).
+    assert bucket["outputs"]["bucket"] == "zero-trust-ai-dev-truststore-111122223333-eu-west-1"
     policies = {r["urn"].rsplit("::", 1)[1]: r for r in resources
-                if r["type"] == "aws:kms/keyPolicy:KeyPolicy"}
-    # The upload waits for the key policy that lets the administrators encrypt under the key.
-    assert policies["keys-inference-policy"]["urn"] in bundle["dependencies"]
+                if r["type"] in ("aws:kms/keyPolicy:KeyPolicy", "aws:kms/key:Key")}
     holders = {name: [st for st in json.loads(p["inputs"]["policy"])["Statement"]
                       if st.get("Sid", "").startswith("AdministratorsPublishThroughS3")]
                for name, p in policies.items()}
-    assert [name for name, statements in holders.items() if statements] == ["keys-inference-policy"]
+    assert [name for name, statements in holders.items() if statements] == [
+        "keys-inference", "keys-inference-policy"]
+    assert holders["keys-inference"] == holders["keys-inference-policy"]
+    assert policies["keys-inference"]["urn"] in bundle["dependencies"]
     [statement] = holders["keys-inference-policy"]
     assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
     equals = statement["Condition"]["StringEquals"]
@@ -379,7 +394,8 @@ def test_the_deploying_role_may_publish_the_truststore_and_nothing_more(prod_exp
 
 
 def test_analyze_rejects_an_export_with_the_default_endpoint_re_enabled(
-        prod_export: Path, tmp_path: Path) -> None:
+        dev_export: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path) -> None:
+    prod_export = dev_export[1]  # a combined stack's export: the keys are in it
     document = json.loads(prod_export.read_text())
     api = _one(document["deployment"]["resources"], "aws:apigatewayv2/api:Api")
     for key in ("inputs", "outputs"):

@@ -94,7 +94,7 @@ def test_pip_install_gives_a_ztai_command(tmp_path: Path) -> None:
     # project, and takes its version from the installed metadata.
     source = tmp_path / "source"
     source.mkdir()
-    for name in ("pyproject.toml", "requirements.txt"):
+    for name in ("pyproject.toml", "requirements.in"):
         (source / name).write_bytes((ROOT / name).read_bytes())
     for package in ("ztai", "ztai_runtime", "components"):
         subprocess.run(["cp", "-r", str(ROOT / package), str(source / package)], check=True)
@@ -117,8 +117,8 @@ def test_pip_install_gives_a_ztai_command(tmp_path: Path) -> None:
     # ... and the data files the components read.
     for data in [*(ROOT / "components").rglob("*.tpl"), *(ROOT / "components").rglob("*.yaml")]:
         assert data.relative_to(ROOT).as_posix() in names
-    # The dependencies are requirements.txt's pins.
-    pins = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    # The dependencies are requirements.in's pins (the lock's top-level inputs).
+    pins = [line.split("#")[0].strip() for line in (ROOT / "requirements.in").read_text().splitlines()]
     assert {f"Requires-Dist: {pin}" for pin in pins if pin} <= set(metadata.splitlines())
     target = tmp_path / "target"
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",

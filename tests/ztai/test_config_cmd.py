@@ -142,7 +142,9 @@ def _partners_file(tmp_path: Path, text: str) -> str:
         tmp, "partners:\n  - {name: first-party, caFile: " + str(
             ROOT / "stacks" / "truststore" / "placeholder-partner-ca.pem")
         + ", rateLimit: 1, burstLimit: 1}\n")), "partner 'first-party': the name is reserved"),
-    (lambda text, tmp: text.replace("arn:aws:iam::", "arn:aws-cn:iam::"),
+    (lambda text, tmp: text.replace(
+        "zero-trust-ai:apiHostedZoneId: Z00000000PLACEHOLDER0",
+        "zero-trust-ai:apiCertificateArn: arn:aws-cn:acm:eu-west-1:111122223333:certificate/abc"),
      "is not in the partition of eu-west-1 (aws)"),
 ])
 def test_check_refuses_what_the_review_found_with_exit_2(

@@ -1,0 +1,231 @@
+"""A split deployment: the key layer writes the key policies a combined stack writes, from the
+workload's reviewed grants file, and nothing the workload's deployer controls decides them."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.key_grants import GRANT_METHODS, LEDGER_VERSION
+from components.key_layer import KeyLayerReference
+from components.keys import KeyHierarchy
+from components.stack_config import KeyLayerConfig, StackConfig, StackConfigError, parse_layer_config
+from tests.conftest import ROOT
+from tests.support.stacks import COMBINED, SplitEnvironment, record_split, record_stack, run_program
+from ztai.preview.recorder import RecordedStack
+from ztai.stackfile import load_stack
+
+KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
+ADMIN = "arn:aws:iam::111122223333:role/zero-trust-ai-prod-deploy-keys"
+DEPLOYER = "arn:aws:iam::111122223333:role/zero-trust-ai-prod-deploy-workload"
+
+
+@pytest.fixture(scope="module")
+def split() -> SplitEnvironment:
+    return record_split("prod")
+
+
+@pytest.fixture(scope="module")
+def combined() -> RecordedStack:
+    return record_stack("prod", COMBINED)
+
+
+def _policies(stack: RecordedStack) -> dict[str, Any]:
+    return {r.name: json.loads(r.inputs["policy"]) for r in stack.resources if r.type == KEY_POLICY}
+
+
+def test_the_key_layer_writes_the_policies_a_combined_stack_writes(
+        split: SplitEnvironment, combined: RecordedStack) -> None:
+    sealed, reference = _policies(split.sealed_keys), _policies(combined)
+    assert sorted(sealed) == sorted(reference) and len(sealed) == 6
+    for name, policy in sealed.items():
+        # One difference only: what the deployer creates under a key is the workload deployer's
+        # in a split, the administrators' (who deploy everything) in a combined stack.
+        text = json.dumps(policy, sort_keys=True).replace(json.dumps([DEPLOYER]), json.dumps([ADMIN]))
+        assert json.loads(text) == reference[name], name
+    deployer_statements = [s for s in sealed["keys-secrets-policy"]["Statement"]
+                           if s["Principal"] == {"AWS": [DEPLOYER]}]
+    assert {s["Sid"].rstrip("0123456789") for s in deployer_statements} >= {
+        "CreateDynamodbTablesDescribe", "CreateDynamodbTablesGrant", "CreateDynamodbTablesUse"}
+
+
+def test_the_workload_declares_no_key_and_writes_no_key_policy(split: SplitEnvironment) -> None:
+    assert not [r.type for r in split.workload.resources if r.type.startswith("aws:kms/")]
+    assert [r.type for r in split.workload.resources if r.type.endswith("KeyLayerReference")] == [
+        "zero-trust-ai:keys:KeyLayerReference"]
+
+
+def test_the_workload_uses_the_key_layers_keys(split: SplitEnvironment) -> None:
+    arns = split.first_keys.stack_outputs["keyArns"]
+    text = json.dumps([r.inputs for r in split.workload.resources])
+    used = set(re.findall(r"arn:aws:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]+", text))
+    # Every key the workload names is the key layer's, and it names those of its resources.
+    assert used and used <= set(arns.values())
+    assert {purpose for purpose, arn in arns.items() if arn in used} >= {
+        "training-data", "model-weights", "logs", "secrets", "inference"}
+    assert split.workload.stack_outputs["keyArns"] == arns
+
+
+def test_the_first_key_layer_admits_no_role_of_the_workload(split: SplitEnvironment) -> None:
+    keys = [r for r in split.first_keys.resources if r.type == "aws:kms/key:Key"]
+    assert len(keys) == 6 and not _policies(split.first_keys)
+    for key in keys:
+        principals = {json.dumps(s["Principal"], sort_keys=True)
+                      for s in json.loads(key.inputs["policy"])["Statement"]}
+        allowed = {json.dumps({"AWS": [ADMIN]}), json.dumps({"AWS": [DEPLOYER]}),
+                   json.dumps({"Service": "logs.eu-west-1.amazonaws.com"})}
+        assert principals <= allowed, (key.name, principals - allowed)
+    assert any("no workloadGrantsFile yet" in w for w in split.first_keys.warnings)
+
+
+def test_the_ledger_names_only_roles_the_workload_declares(split: SplitEnvironment) -> None:
+    ledger = split.workload.stack_outputs["keyGrants"]
+    assert ledger["version"] == LEDGER_VERSION and ledger["environment"] == "prod"
+    roles = {r.outputs["arn"] for r in split.workload.resources
+             if r.type in ("aws:iam/role:Role", "aws:iam/serviceLinkedRole:ServiceLinkedRole")}
+    named = {entry[name] for entry in ledger["grants"] for name in ("role", "policy_writer")
+             if name in entry}
+    # Image Builder's service-linked role is created by AWS, not declared (components/ami_pipeline.py).
+    assert named and {arn for arn in named if ":role/aws-service-role/" not in arn} <= roles
+    assert {entry["grant"] for entry in ledger["grants"]} >= {
+        "grant_decrypt_with_attestation", "grant_key_administration", "grant_key_rotation"}
+    assert split.sealed_keys.stack_outputs["sealedGrants"] == len(ledger["grants"])
+
+
+def test_the_reference_records_what_the_hierarchy_would_grant() -> None:
+    # The workload calls the same methods as a combined stack: same names, same signatures.
+    recorded = sorted(name for name, member in inspect.getmembers(KeyHierarchy)
+                      if callable(member) and hasattr(member, "__wrapped__"))
+    assert recorded == sorted(GRANT_METHODS)
+    for name in GRANT_METHODS:
+        assert (inspect.signature(getattr(KeyLayerReference, name))
+                == inspect.signature(getattr(KeyHierarchy, name))), name
+
+
+# -- the grants file, refused before anything is declared -----------------------------------------
+def _key_layer_raw(grants: Any, tmp_path: Path, *, text: str | None = None) -> dict[str, Any]:
+    path = tmp_path / "grants.json"
+    path.write_text(text if text is not None else json.dumps(grants), encoding="utf-8")
+    return {**load_stack(ROOT, "prod-keys").config, "zero-trust-ai:workloadGrantsFile": str(path)}
+
+
+@pytest.fixture(scope="module")
+def ledger(split: SplitEnvironment) -> dict[str, Any]:
+    return dict(split.workload.stack_outputs["keyGrants"])
+
+
+def _with(ledger: dict[str, Any], index: int, **changes: Any) -> dict[str, Any]:
+    grants = [dict(entry) for entry in ledger["grants"]]
+    grants[index].update(changes)
+    return {**ledger, "grants": grants}
+
+
+def _index(ledger: dict[str, Any], grant: str) -> int:
+    return next(i for i, entry in enumerate(ledger["grants"]) if entry["grant"] == grant)
+
+
+def test_the_exported_ledger_is_a_valid_grants_file(ledger: dict[str, Any], tmp_path: Path) -> None:
+    config = parse_layer_config(_key_layer_raw(ledger, tmp_path))
+    assert isinstance(config, KeyLayerConfig)
+    assert len(config.workload_grants) == len(ledger["grants"])
+
+
+@pytest.mark.parametrize("doctor, expected", [
+    (lambda g: {**g, "version": 2}, "version 2; this program reads version 1"),
+    (lambda g: {**g, "environment": "dev"}, "the grants file is environment 'dev''s"),
+    (lambda g: {**g, "extra": 1}, "exactly version, environment and grants"),
+    (lambda g: _with(g, 0, grant="grant_everything"), "grant 'grant_everything' is not one of"),
+    (lambda g: _with(g, _index(g, "grant_use_through_service"), role="*"),
+     "role = \"*\"; expected an IAM role ARN"),
+    (lambda g: _with(g, _index(g, "grant_use_through_service"),
+                     role="arn:aws:iam::999999999999:role/outsider"),
+     "is in account 999999999999; the keys admit roles of 111122223333 only"),
+    (lambda g: _with(g, _index(g, "grant_use_through_service"), actions=["kms:*"]),
+     "unknown actions"),
+    (lambda g: {**g, "grants": [{"grant": "grant_encrypt", "purpose": "logs"}]}, "missing role"),
+    (lambda g: _with(g, _index(g, "grant_decrypt_with_attestation"),
+                     measurements={"PCR0": "00" * 48, "PCR1": "11" * 48, "PCR2": "22" * 48}),
+     "measurements differ from the key layer's enclavePcr*"),
+])
+def test_a_doctored_grants_file_is_refused(ledger: dict[str, Any], tmp_path: Path, doctor: Any,
+                                           expected: str) -> None:
+    with pytest.raises(StackConfigError) as caught:
+        parse_layer_config(_key_layer_raw(doctor(ledger), tmp_path))
+    assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"version": 1, "version": 1, "environment": "prod", "grants": []}', "given twice"),
+    ("not json", "is not JSON"),
+])
+def test_a_grants_file_that_reads_two_ways_or_not_at_all_is_refused(
+        tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(StackConfigError) as caught:
+        parse_layer_config(_key_layer_raw(None, tmp_path, text=text))
+    assert expected in str(caught.value)
+
+
+def test_a_missing_grants_file_names_the_export_command() -> None:
+    raw = {**load_stack(ROOT, "prod-keys").config,
+           "zero-trust-ai:workloadGrantsFile": "stacks/grants/nope.json"}
+    with pytest.raises(StackConfigError, match="pulumi stack output keyGrants"):
+        parse_layer_config(raw)
+
+
+def test_a_grant_the_keys_refuse_stops_the_key_layer(ledger: dict[str, Any], tmp_path: Path) -> None:
+    # Well formed, but a log group outside the prefixes the logs key admits CloudWatch Logs for.
+    doctored = _with(ledger, _index(ledger, "grant_cloudwatch_logs"), log_group_prefix="/elsewhere/")
+    raw = _key_layer_raw(doctored, tmp_path)
+    stack_file = load_stack(ROOT, "prod-keys")
+    with pytest.raises(Exception, match=r"workloadGrantsFile: grants\[\d+\] \(grant_cloudwatch_logs\)"):
+        run_program(replace(stack_file, config=raw), raw)
+
+
+# -- which keys each layer reads ------------------------------------------------------------------
+def _problems(raw: dict[str, Any]) -> str:
+    with pytest.raises(StackConfigError) as caught:
+        parse_layer_config(raw)
+    return str(caught.value)
+
+
+def test_a_key_of_another_layer_is_refused() -> None:
+    keys = load_stack(ROOT, "prod-keys").config
+    assert ("zero-trust-ai:apiDomainName: not read by a keys stack"
+            in _problems({**keys, "zero-trust-ai:apiDomainName": "api.example.org"}))
+    workload = load_stack(ROOT, "prod").config
+    problem = _problems({**workload, "zero-trust-ai:keyAdministratorRoleArns": json.dumps([ADMIN])})
+    assert "zero-trust-ai:keyAdministratorRoleArns: not read by a workload stack" in problem
+
+
+def test_each_layer_names_what_it_needs() -> None:
+    workload = {**load_stack(ROOT, "prod").config, "zero-trust-ai:keyLayerStack": ""}
+    assert "zero-trust-ai:keyLayerStack: missing; required in workload stacks" in _problems(workload)
+    bad = {**workload, "zero-trust-ai:keyLayerStack": "prod-keys"}
+    assert "a fully qualified stack name" in _problems(bad)
+    keys = {**load_stack(ROOT, "prod-keys").config, "zero-trust-ai:workloadDeployerRoleArns": "[]"}
+    assert ("zero-trust-ai:workloadDeployerRoleArns: missing; required in keys stacks"
+            in _problems(keys))
+
+
+def test_the_workload_deployer_may_not_administer_the_keys() -> None:
+    keys = {**load_stack(ROOT, "prod-keys").config,
+            "zero-trust-ai:workloadDeployerRoleArns": json.dumps([ADMIN])}
+    assert "must not administer the keys" in _problems(keys)
+
+
+def test_a_layer_that_does_not_exist_is_refused() -> None:
+    assert "allowed values are combined, keys, workload" in _problems(
+        {**load_stack(ROOT, "dev").config, "zero-trust-ai:layer": "everything"})
+
+
+def test_the_shipped_layers_parse() -> None:
+    assert isinstance(parse_layer_config(load_stack(ROOT, "prod-keys").config), KeyLayerConfig)
+    workload = parse_layer_config(load_stack(ROOT, "prod").config)
+    assert isinstance(workload, StackConfig) and workload.layer == "workload"
+    assert workload.key_layer_stack == "organization/zero-trust-ai/prod-keys"

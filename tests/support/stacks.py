@@ -1,0 +1,92 @@
+"""The program recorded under the preview's mocks, for one stack or a split environment.
+
+A workload stack reads its keys from its key layer's stack (a StackReference): recording it first
+records the key layer as its first deployment leaves it (no grants file) and answers the reference
+with that stack's outputs, as `ztai preview` does (ztai/cli.py).
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import ROOT
+from ztai.preview.recorder import RecordedStack, record
+from ztai.stackfile import StackFile, load_stack
+
+PROJECT = "zero-trust-ai"
+GRANTS_FILE = f"{PROJECT}:workloadGrantsFile"
+# Prod as one stack (the keys and the workload, one deployer): what the split must be equivalent to.
+COMBINED = {f"{PROJECT}:layer": "combined", f"{PROJECT}:keyLayerStack": "",
+            f"{PROJECT}:keyAdministratorRoleArns": json.dumps(
+                ["arn:aws:iam::111122223333:role/zero-trust-ai-prod-deploy-keys"])}
+
+
+def run_program(stack_file: StackFile, config: Mapping[str, str], *,
+                stack_outputs: Mapping[str, Any] | None = None,
+                before: Callable[[], None] | None = None) -> RecordedStack:
+    def program() -> None:
+        if before is not None:
+            before()
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    return record(program, project=stack_file.project, stack=stack_file.stack, config=dict(config),
+                  region=stack_file.region or "eu-west-1", stack_outputs=stack_outputs)
+
+
+def key_layer_of(stack_file: StackFile) -> StackFile | None:
+    if stack_file.config.get(f"{PROJECT}:layer") != "workload":
+        return None
+    reference = stack_file.config[f"{PROJECT}:keyLayerStack"]
+    return load_stack(ROOT, reference.rsplit("/", 1)[-1])
+
+
+def record_stack(name: str, extra: Mapping[str, str] | None = None, *,
+                 before: Callable[[], None] | None = None) -> RecordedStack:
+    """One stack as `pulumi up` would declare it; a workload stack against its key layer's first
+    deployment."""
+    stack_file = load_stack(ROOT, name)
+    config = stack_file.config | dict(extra or {})
+    key_file = key_layer_of(replace(stack_file, config=config))
+    outputs = {}
+    if key_file is not None:
+        first = run_program(key_file, key_file.config | {GRANTS_FILE: ""})
+        outputs = {config[f"{PROJECT}:keyLayerStack"]: first.stack_outputs}
+    return run_program(stack_file, config, stack_outputs=outputs, before=before)
+
+
+@dataclass(frozen=True)
+class SplitEnvironment:
+    """A split environment's three states: the key layer's first deployment (no grants), the
+    workload, and the key layer sealed with the workload's grants."""
+
+    first_keys: RecordedStack
+    workload: RecordedStack
+    sealed_keys: RecordedStack
+
+    def combined(self) -> RecordedStack:
+        """Both layers' resources as one stack (the sealed key layer's), for checks that span them."""
+        return replace(self.workload, resources=[*self.workload.resources,
+                                                 *self.sealed_keys.resources[1:]])
+
+
+def record_split(name: str, extra: Mapping[str, str] | None = None,
+                 key_extra: Mapping[str, str] | None = None) -> SplitEnvironment:
+    stack_file = load_stack(ROOT, name)
+    config = stack_file.config | dict(extra or {})
+    key_file = key_layer_of(replace(stack_file, config=config))
+    assert key_file is not None, f"{name} is not a workload stack"
+    key_config = key_file.config | dict(key_extra or {})
+    first = run_program(key_file, key_config | {GRANTS_FILE: ""})
+    workload = run_program(stack_file, config,
+                           stack_outputs={config[f"{PROJECT}:keyLayerStack"]: first.stack_outputs})
+    with tempfile.TemporaryDirectory() as scratch:
+        grants = Path(scratch) / "grants.json"
+        grants.write_text(json.dumps(workload.stack_outputs["keyGrants"]), encoding="utf-8")
+        sealed = run_program(key_file, key_config | {GRANTS_FILE: str(grants)})
+    return SplitEnvironment(first, workload, sealed)
