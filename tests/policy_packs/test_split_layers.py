@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-import runpy
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +18,9 @@ from components import jit_catalogue
 from components.keys import SYMMETRIC_PURPOSES, alias_name
 from components.stack_config import ENVIRONMENTS as STACK_ENVIRONMENTS
 from tests.conftest import PACK_DIR, ROOT
+from tests.support.stacks import record_split
 from ztai.policy.analyzer import AnalyzedResource, PolicyPackProcess, analyze, pack_environment
-from ztai.preview.recorder import RecordedResource, RecordedStack, record
+from ztai.preview.recorder import RecordedResource, RecordedStack
 from ztai.stackfile import load_stack
 from ztpolicy.rule import Resource
 from ztpolicy.rules.kms import kms_two_person_key_administration as two_person_module
@@ -48,36 +47,24 @@ PCRS = {f"PCR{n}": load_stack(ROOT, "prod-keys").config[f"zero-trust-ai:enclaveP
 PCR = PCRS["PCR0"]
 
 
-def _record(name: str, config: Mapping[str, str],
-            outputs: Mapping[str, Mapping[str, Any]] | None = None) -> RecordedStack:
-    stack_file = load_stack(ROOT, name)
-
-    def program() -> None:
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-
-    return record(program, project=stack_file.project, stack=name, config=dict(config),
-                  region=stack_file.region or "eu-west-1", stack_outputs=outputs)
-
-
 class Split:
-    """The three states of a first split deployment, with the config each stack is checked with."""
+    """The three states of a first split deployment (tests/support/stacks.py), with the config
+    each stack is checked with."""
 
-    def __init__(self, scratch: Path) -> None:
-        keys_file, workload_file = load_stack(ROOT, "prod-keys"), load_stack(ROOT, "prod")
-        self.keys_config = {**keys_file.config, GRANTS_KEY: ""}
-        self.keys_first = _record("prod-keys", self.keys_config)
-        self.workload_config = dict(workload_file.config)
-        self.workload = _record("prod", self.workload_config,
-                                {KEY_LAYER: self.keys_first.stack_outputs})
-        grants = scratch / "grants.json"
-        grants.write_text(json.dumps(self.workload.stack_outputs["keyGrants"]), encoding="utf-8")
-        self.sealed_config = {**keys_file.config, GRANTS_KEY: str(grants)}
-        self.keys_sealed = _record("prod-keys", self.sealed_config)
+    def __init__(self) -> None:
+        environment = record_split("prod")
+        self.keys_first, self.workload = environment.first_keys, environment.workload
+        self.keys_sealed = environment.sealed_keys
+        self.keys_config = {**load_stack(ROOT, "prod-keys").config, GRANTS_KEY: ""}
+        self.workload_config = dict(load_stack(ROOT, "prod").config)
+        # The grants file's path is the recording's (a scratch file): any non-empty value says
+        # the key layer is sealed.
+        self.sealed_config = {**self.keys_config, GRANTS_KEY: "stacks/grants/prod.json"}
 
 
 @pytest.fixture(scope="module")
-def split(tmp_path_factory: pytest.TempPathFactory) -> Split:
-    return Split(tmp_path_factory.mktemp("split"))
+def split() -> Split:
+    return Split()
 
 
 def settings(config: Mapping[str, str]) -> StackSettings:
