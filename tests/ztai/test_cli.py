@@ -236,16 +236,25 @@ def test_usage_errors_exit_2(args: list[str], message: str) -> None:
     assert "Traceback" not in run.stderr
 
 
-def test_analyze_reads_the_config_of_the_stack_the_export_is_of(prod_export: Path) -> None:
+def test_analyze_reads_the_config_of_the_stack_the_export_is_of(prod_export: Path,
+                                                                 tmp_path: Path) -> None:
     # Without it the workload is checked as a combined stack: its buckets' keys are no stack's.
     run = ztai("policy", "analyze", "--file", str(prod_export), "--json")
     assert run.returncode == 1
     assert {v["policy"] for v in json.loads(run.stdout)["violations"]} == {"s3-bucket-encrypted-with-cmk"}
-    for stack, message in (("prod-keys", "--stack prod-keys: the stack export"),
-                           ("qa", "--stack qa: stack 'qa' has no configuration file")):
-        run = ztai("policy", "analyze", "--file", str(prod_export), "--stack", stack)
-        assert run.returncode == 2, run.stdout + run.stderr
-        assert message in run.stderr and "Traceback" not in run.stderr
+    # With it, the workload's export passes alone: its buckets use the keys its reference read.
+    run = ztai("policy", "analyze", "--file", str(prod_export), "--stack", "prod")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr
+    run = ztai("policy", "analyze", "--file", str(prod_export), "--stack", "prod-keys")
+    assert run.returncode == 2
+    assert "--stack prod-keys: the stack export" in run.stderr and "is stack prod's" in run.stderr
+    # A stack without a stack file: the export renamed to stack qa.
+    renamed = tmp_path / "qa.json"
+    renamed.write_text(prod_export.read_text().replace("urn:pulumi:prod::", "urn:pulumi:qa::"))
+    run = ztai("policy", "analyze", "--file", str(renamed), "--stack", "qa")
+    assert run.returncode == 2
+    assert "--stack qa: stack 'qa' has no configuration file" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_bad_policy_config_exits_2(tmp_path: Path) -> None:
@@ -402,14 +411,13 @@ def test_analyze_rejects_an_export_with_the_default_endpoint_re_enabled(
         api[key]["disableExecuteApiEndpoint"] = False
     tampered = tmp_path / "default-endpoint.json"
     tampered.write_text(json.dumps(document))
-    # prod is a split deployment's workload: the pack reads its layer from the stack's config.
-    run = ztai("policy", "analyze", "--file", str(tampered), "--json", "--stack", "prod")
+    run = ztai("policy", "analyze", "--file", str(tampered), "--json")
     assert run.returncode == 1, run.stdout + run.stderr
     report = json.loads(run.stdout)
     assert {(v["policy"], v["urn"]) for v in report["violations"]} == {
         ("api-default-endpoint-disabled", api["urn"])}
     # The untouched export passes, so the violation is the edit's.
-    assert ztai("policy", "analyze", "--file", str(prod_export), "--stack", "prod").returncode == 0
+    assert ztai("policy", "analyze", "--file", str(prod_export)).returncode == 0
 
 
 # -- egress-free segments: the three doctored exports the last review passed ---------------------
