@@ -373,8 +373,8 @@ def _workload_findings(resources: Sequence[Resource], settings: StackSettings) -
             if writer is None:
                 findings.append(Finding(anchor, (
                     f"{label} the policy writer {writer_arn}, which is not the role of this stack's "
-                    f"JIT API function ({JIT_API_NAME.pattern}, handler {JIT_API_HANDLER}): it could "
-                    "write the policy without approvals")))
+                    f"JIT API function (zero-trust-ai-{settings.environment}-jit-api, handler "
+                    f"{JIT_API_HANDLER}): it could write the policy without approvals")))
             elif (name := known(writer, "name")) != writer_name and name is not UNKNOWN:
                 findings.append(Finding(writer.urn, (
                     f"{label} the JIT API's role {writer.name}, named {name!r}, not {writer_name}: "
