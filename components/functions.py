@@ -113,7 +113,8 @@ def logged_function(
         errors_alarm_period: int, alarm_actions: Sequence[pulumi.Input[str]], tags: Mapping[str, str],
         protect: bool = False, environment: Mapping[str, pulumi.Input[str]] | None = None,
         vpc_config: aws.lambda_.FunctionVpcConfigArgs | None = None,
-        reserve_concurrency: bool = True, keep_role: bool = False) -> LoggedFunction:
+        reserve_concurrency: bool = True, keep_role: bool = False,
+        role_name: str | None = None) -> LoggedFunction:
     """Declare one function with its log group, role, role policy, retries and error alarm.
 
     name: prefix of the children's resource names; parent: the component that owns them.
@@ -140,6 +141,8 @@ def logged_function(
     keep_role: `protect` (with `protect`) and `retain_on_delete` on the role: a role a key policy
         names as its only writer (KMS knows it by its unique id; a new role of the same name would
         not be it). Default False.
+    role_name: the role's AWS name; default None, a name Pulumi makes unique. Given for a role
+        another stack names by its ARN (the JIT API's role, in a split deployment's key policies).
     """
     log_group = aws.cloudwatch.LogGroup(
         f"{name}-logs", name=log_group_name(function_name), retention_in_days=log_retention_days,
@@ -147,7 +150,8 @@ def logged_function(
         tags={**tags, "Name": function_name},
         opts=pulumi.ResourceOptions(parent=parent, protect=protect))
     role = aws.iam.Role(
-        f"{name}-role", description=role_description, max_session_duration=MAX_SESSION_SECONDS,
+        f"{name}-role", name=role_name, description=role_description,
+        max_session_duration=MAX_SESSION_SECONDS,
         assume_role_policy=account_id.apply(
             lambda account: service_trust_policy("lambda.amazonaws.com", account)),
         tags={**tags, "Name": f"{function_name}-role"},

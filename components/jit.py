@@ -37,7 +37,13 @@ import pulumi_aws as aws
 
 from components.aws_facts import LOG_RETENTION_DAYS, partition_for_region
 from components.functions import LoggedFunction, log_group_name, logged_function, policy_document
-from components.jit_catalogue import TWO_PERSON_GRANTS, JitElevation, elevation_role_name, jit_table_name
+from components.jit_catalogue import (
+    TWO_PERSON_GRANTS,
+    JitElevation,
+    elevation_role_name,
+    jit_api_role_name,
+    jit_table_name,
+)
 
 # ztai_runtime.jit.grants.PRIVILEGED_SESSION_MINUTES (components import no runtime code; a test
 # keeps the two equal).
@@ -278,6 +284,8 @@ class JustInTimeAccess(pulumi.ComponentResource):
             errors_alarm_description="The JIT API function failed: see its jit.* log lines",
             # Its role is the only writer of a two-person key's policy: it outlives the stack.
             keep_role=any(e.grant == "key-admin" for e in args.elevations),
+            # A known name: a split deployment's key layer names this role in its key policies.
+            role_name=jit_api_role_name(args.environment),
             environment={"JIT_TABLE": self.table.name, "JIT_CATALOGUE": catalogue,
                          "JIT_EXPIRY_ARN": self.expiry.function.arn,
                          "JIT_SCHEDULER_ROLE_ARN": self.scheduler_role.arn},

@@ -52,6 +52,8 @@ MAX_MINUTES = 720
 MAX_TWO_PERSON_MINUTES = 60
 NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
 ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
+# An elevation `api-role` would get the role name of the JIT API's role (jit_api_role_name).
+RESERVED_NAMES = ("api-role",)
 PREFIX = re.compile(r"[A-Za-z0-9!_.()'-]+(/[A-Za-z0-9!_.()'-]+)*/")
 
 
@@ -79,6 +81,13 @@ def jit_table_name(environment: str) -> str:
 def jit_api_function_name(environment: str) -> str:
     """The JIT API function (`JustInTimeAccess.api`), which the human boundary names."""
     return f"{jit_table_name(environment)}-api"
+
+
+def jit_api_role_name(environment: str) -> str:
+    """The JIT API function's role: a known name, because a split deployment's key layer names it
+    in the two-person deny by its ARN, and the policy pack checks that name there (rule
+    kms-two-person-key-administration). No elevation may take it (`RESERVED_NAMES`)."""
+    return f"{jit_api_function_name(environment)}-role"
 
 
 def parse_catalogue_file(key: str, value: Any, project_dir: Path = PROJECT_DIR) -> list[JitElevation]:
@@ -135,6 +144,9 @@ def _entry(entry: dict[Any, Any]) -> tuple[list[str], JitElevation | None]:
     if not isinstance(name, str) or not NAME.fullmatch(name):
         problems.append(f"name = {show(name)}: 2 to 32 lower-case letters, digits and dashes, "
                         "starting with a letter")
+    elif name in RESERVED_NAMES:
+        problems.append(f"name = {show(name)}: reserved (its role would have the name of the JIT "
+                        "API's role); choose another name")
     if not isinstance(description, str) or not description.strip():
         problems.append("description: say what the elevation is for, in words")
     if grant not in GRANTS:

@@ -136,6 +136,12 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--file", type=Path, required=True, metavar="EXPORT",
                          help="a `pulumi stack export` document (deployment version 3), as "
                               "`pulumi stack export --file` or `ztai preview --export` writes it")
+    analyze.add_argument("--stack", metavar="NAME",
+                         help="the stack whose configuration (stacks/Pulumi.NAME.yaml of the project "
+                              "found upward from the current directory) the pack reads, as the "
+                              "engine hands it: a split deployment's layer is checked as that "
+                              "layer. It must be the stack the export is of. Default: no "
+                              "configuration, the stack is checked as a combined one")
     _report_options(analyze)
     _policy_options(analyze, pack_default="the project's (found upward from the current directory), "
                                           "else this repository's " + str(DEFAULT_PACK))
@@ -341,7 +347,9 @@ def _record_and_check(args: argparse.Namespace, stack_file: Any, config: Mapping
         warnings += recorded.warnings
         session.submit(analyzed(recorded.resources[0]))  # the root stack, described after the run
         try:
-            result = session.finish([analyzed(r) for r in [*recorded.resources, *context]])
+            # The stack reference the program read is in the engine's view of the stack too.
+            result = session.finish([analyzed(r) for r in [*recorded.resources, *recorded.reads,
+                                                           *context]])
         except PolicyConfigError as error:
             raise UsageError(f"policy config: {error}") from None
     # What a policy finds on the other layer's resources is that layer's check's to report.
@@ -420,10 +428,11 @@ def _analyze(args: argparse.Namespace) -> int:
     from ztai.policy.config import PolicyConfigError, unmatched_exclusions
     from ztai.report import ReportResource, render_json, render_text
 
-    with PolicyPackProcess(pack_dir, env=pack_environment(project, stack, {}, False)) as pack:
+    stack_config = _analyzed_stack_config(args.stack, stack, args.file)
+    with PolicyPackProcess(pack_dir, env=pack_environment(project, stack, stack_config, False)) as pack:
         try:
             result = analyze(pack, analyzed, user_config=user_config, project=project, stack=stack,
-                             dry_run=False)
+                             stack_config=stack_config, dry_run=False)
         except PolicyConfigError as error:
             raise UsageError(f"policy config: {error}") from None
     warnings = [*unknown_value_warnings(document),
@@ -440,6 +449,20 @@ def _analyze(args: argparse.Namespace) -> int:
                        resources=resources, outputs=None, result=result,
                        pack_label=f"local: {pack_dir}", plan="analyse", quiet=args.quiet)
     return _finish(result, text, "", False)
+
+
+def _analyzed_stack_config(name: str | None, exported: str, path: Path) -> dict[str, str]:
+    """The configuration of the stack `--stack` names, which must be the one the export is of."""
+    if name is None:
+        return {}
+    if name != exported:
+        raise UsageError(f"--stack {name}: the stack export {path} is stack {exported or '?'}'s "
+                         "(its URNs say so); give the stack the export is of")
+    from ztai.stackfile import StackFileError, load_stack
+    try:
+        return dict(load_stack(find_project(Path.cwd()), name).config)
+    except StackFileError as error:
+        raise UsageError(f"--stack {name}: {error}") from None
 
 
 def _pulumi_version() -> str:

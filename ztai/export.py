@@ -73,6 +73,9 @@ def to_export(recorded: RecordedStack, pulumi_version: str) -> dict[str, Any]:
         if resource.ignore_changes:
             entry["ignoreChanges"] = resource.ignore_changes
         resources.append(entry)
+    # What the program read (a StackReference) is in the state too, marked external.
+    resources += [{"urn": read.urn, "custom": True, "external": True, "type": read.type, "id": read.id,
+                   "inputs": read.inputs, "outputs": read.outputs} for read in recorded.reads]
     # Providers come first in real state files: resources refer to them.
     ordered = [resources[0], *providers.values(), *resources[1:]] if resources else []
     manifest_version = f"v{pulumi_version}"

@@ -236,6 +236,27 @@ def test_usage_errors_exit_2(args: list[str], message: str) -> None:
     assert "Traceback" not in run.stderr
 
 
+def test_analyze_reads_the_config_of_the_stack_the_export_is_of(prod_export: Path,
+                                                                 tmp_path: Path) -> None:
+    # Without it the workload is checked as a combined stack: its buckets' keys are no stack's.
+    run = ztai("policy", "analyze", "--file", str(prod_export), "--json")
+    assert run.returncode == 1
+    assert {v["policy"] for v in json.loads(run.stdout)["violations"]} == {"s3-bucket-encrypted-with-cmk"}
+    # With it, the workload's export passes alone: its buckets use the keys its reference read.
+    run = ztai("policy", "analyze", "--file", str(prod_export), "--stack", "prod")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr
+    run = ztai("policy", "analyze", "--file", str(prod_export), "--stack", "prod-keys")
+    assert run.returncode == 2
+    assert "--stack prod-keys: the stack export" in run.stderr and "is stack prod's" in run.stderr
+    # A stack without a stack file: the export renamed to stack qa.
+    renamed = tmp_path / "qa.json"
+    renamed.write_text(prod_export.read_text().replace("urn:pulumi:prod::", "urn:pulumi:qa::"))
+    run = ztai("policy", "analyze", "--file", str(renamed), "--stack", "qa")
+    assert run.returncode == 2
+    assert "--stack qa: stack 'qa' has no configuration file" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
 def test_bad_policy_config_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "policy.json"
     config.write_text(json.dumps({"subnet-no-public-ip": {"exclusions": [{"resource": "x"}]}}))

@@ -164,7 +164,8 @@ def test_an_admin_allowing_itself_decrypt_is_a_violation_without_state(
 def test_a_removed_attestation_deny_is_drift_and_a_violation(
         account: Account, capsys: pytest.CaptureFixture[str]) -> None:
     account.edit_policy(MODEL_ALIAS, lambda statements: statements.__delitem__(
-        next(i for i, s in enumerate(statements) if s.get("Sid", "").startswith("DenyPlaintextUnlessPCR0Pinned"))))
+        next(i for i, s in enumerate(statements)
+             if s.get("Sid", "").startswith("DenyPlaintextUnlessPCR0Pinned"))))
     status, report, _ = verify(capsys, "--state", str(account.state))
     assert status == 1
     [item] = report["drift"]

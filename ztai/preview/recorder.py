@@ -73,6 +73,9 @@ class RecordedStack:
     errors: list[str]
     config: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # Resources the program read rather than declared (a StackReference): in the engine's state
+    # and in AnalyzeStack's view of the stack, not created, so not among `resources`.
+    reads: list[RecordedResource] = field(default_factory=list)
 
 
 class RecordingMonitor(MockMonitor):
@@ -83,6 +86,7 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.on_register = on_register
         self.recorded: list[RecordedResource] = []
+        self.reads: list[RecordedResource] = []
         self.stack_outputs: dict[str, Any] = {}
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
@@ -122,6 +126,15 @@ class RecordingMonitor(MockMonitor):
         self.recorded.append(resource)
         if self.on_register is not None:
             self.on_register(resource)
+        return response
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().ReadResource(request)  # type: ignore[no-untyped-call]
+        self.reads.append(RecordedResource(
+            urn=response.urn, type=request.type, name=request.name, custom=True,
+            parent=request.parent, id=request.id, inputs=struct_to_dict(request.properties),
+            outputs=struct_to_dict(response.properties), dependencies=list(request.dependencies),
+            provider=request.provider))
         return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
@@ -177,7 +190,7 @@ def record(program: Callable[[], None], *, project: str, stack: str,
     resources = [root_record, *monitor.recorded]
     return RecordedStack(project=project, stack=stack, resources=resources,
                          stack_outputs=outputs, errors=diagnostics.errors,
-                         warnings=diagnostics.warnings, config=dict(config))
+                         warnings=diagnostics.warnings, config=dict(config), reads=monitor.reads)
 
 
 async def _resolve(value: Any) -> Any:

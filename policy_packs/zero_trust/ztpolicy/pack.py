@@ -31,13 +31,15 @@ from ztpolicy.exclusions import (
 )
 from ztpolicy.rule import FRAMEWORK, Resource, Rule
 from ztpolicy.rules import ALL_RULES
+from ztpolicy.stack import STACK_SETTINGS, from_engine
 
 PACK_NAME = "zero-trust-ai"
 NOT_SUPPRESSIBLE = "exclusion refused: this rule cannot be suppressed"
 
 
 def _merged_config(rule: Rule, given: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {**rule.defaults(), **(dict(given) if given else {})}
+    # The stack's settings last: a policy configuration cannot say which layer a stack is.
+    return {**rule.defaults(), **(dict(given) if given else {}), STACK_SETTINGS: from_engine()}
 
 
 def resource_from_args(args: ResourceValidationArgs) -> Resource:

@@ -22,6 +22,26 @@ external). HMAC and asymmetric keys are not applicable (no on-demand rotation ex
 are replicas (their primary rotates them). Unknown values in a real preview skip only what they
 hide; the rule runs again with known values on `pulumi up`. The only way to waive it for a key is
 an exclusion with a reason.
+
+A split deployment (stack key `layer`, docs/deploying.md) puts the keys in one stack and the
+rotation schedule and function in another, and a per-stack check sees one of them. The rule then
+checks each half against the name both halves share, the alias every key of the hierarchy has,
+`alias/zero-trust-ai/<environment>/<purpose>` (components/keys.py alias_name):
+
+- a key layer (`layer: keys`): each symmetric encryption key must be one KMS can rotate on demand
+  (as above) and be named by the alias of one of the rotated purposes (`ROTATED_PURPOSES`) of the
+  stack's environment. The schedule is not in this stack, so it is not looked for; a key under
+  any other alias, or none, is a finding, because no workload check would require a schedule for it;
+- a workload (`layer: workload`): one qualifying schedule of this stack (as above: enabled,
+  started, no end, at least monthly, invoking this stack's rotation function) must name the alias
+  of every rotated purpose of the stack's environment; each one missing is a finding.
+
+Together the two halves hold what the combined check holds, provided both stacks are of the same
+environment and the key layer the workload reads is that environment's (the workload's
+`keyLayerStack`; checked by s3-bucket-encrypted-with-cmk's reading of the reference, not here).
+What neither half sees: a key layer deployed without its workload never rotates; the drift check
+(`ztai verify`) and the key layer's `keyAliases` output are where that shows. A stack whose
+environment the config does not give is a finding in both layers.
 """
 
 from __future__ import annotations
@@ -37,12 +57,18 @@ from pulumi_policy.proxy import UnknownValueError
 
 from ztpolicy.graph import UNKNOWN, as_list, known, of_type, refers_to
 from ztpolicy.rule import Finding, Resource, Rule
+from ztpolicy.stack import StackSettings, alias_for, stack_settings
 
 KEY = "aws:kms/key:Key"
 EXTERNAL_KEY = "aws:kms/externalKey:ExternalKey"
 ALIAS = "aws:kms/alias:Alias"
 SCHEDULE = "aws:scheduler/schedule:Schedule"
 FUNCTION = "aws:lambda/function:Function"
+STACK = "pulumi:pulumi:Stack"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+# The symmetric encryption keys of the hierarchy (components/keys.py SYMMETRIC_PURPOSES; a test
+# keeps them equal): the workload's schedule rotates these.
+ROTATED_PURPOSES = ("training-data", "model-weights", "logs", "secrets", "inference")
 # The rotation function's entry point (components/key_rotation.py HANDLER; a test keeps them equal).
 ROTATION_HANDLER = "ztai_runtime.rotation.handler"
 
@@ -186,11 +212,51 @@ def _why_not_rotatable(key: Resource) -> str | None:
     return None
 
 
+def _key_layer_finding(key: Resource, names: Sequence[Any], settings: StackSettings) -> Finding | None:
+    """A key of a key layer: named by a rotated purpose's alias of the stack's environment?"""
+    if any(name is UNKNOWN for name in names):
+        return None
+    if settings.environment is None:
+        return Finding(key.urn, f"key {key.name}: the stack config gives no environment (dev, "
+                       "staging or prod), so the alias the workload's rotation schedule must name "
+                       "is not known")
+    expected = {alias_for(settings.environment, purpose) for purpose in ROTATED_PURPOSES}
+    if any(name in expected for name in names):
+        return None
+    shown = ", ".join(sorted(str(n) for n in names)) or "no alias"
+    return Finding(key.urn, f"key {key.name} ({shown}) is in a key layer, whose rotation schedule is "
+                   "the workload's, but is named by none of the aliases that schedule must rotate "
+                   f"(alias/zero-trust-ai/{settings.environment}/<{'|'.join(ROTATED_PURPOSES)}>): "
+                   "nothing would rotate it monthly")
+
+
+def _workload_findings(resources: Sequence[Resource], scheduled: set[str], undecided: bool,
+                       settings: StackSettings) -> list[Finding]:
+    """A workload: its schedule names the alias of every rotated purpose of its environment."""
+    anchors = [r.urn for r in resources if r.type == STACK_REFERENCE] or \
+        [r.urn for r in resources if r.type == STACK] or [""]
+    if settings.environment is None:
+        return [Finding(anchors[0], "the stack config gives no environment (dev, staging or prod), "
+                        "so the aliases of the key layer's keys that the rotation schedule must "
+                        "name are not known")]
+    if undecided:
+        return []  # a schedule's input, start or function is not known yet
+    missing = [alias for purpose in ROTATED_PURPOSES
+               if (alias := alias_for(settings.environment, purpose)) not in scheduled]
+    if not missing:
+        return []
+    return [Finding(anchors[0], f"this workload rotates the key layer's keys, but no enabled, started "
+                    "schedule without end date that runs at least monthly and invokes a function of "
+                    f"this stack with handler {ROTATION_HANDLER} names {', '.join(missing)} in its "
+                    "input: those keys would not be rotated monthly")]
+
+
 def kms_monthly_rotation_scheduled(resources: Sequence[Resource],
-                                   _config: Mapping[str, Any]) -> list[Finding]:
+                                   config: Mapping[str, Any]) -> list[Finding]:
+    settings = stack_settings(config)
     scheduled, undecided = scheduled_aliases(resources)
+    findings = _workload_findings(resources, scheduled, undecided, settings) if settings.is_workload else []
     aliases = of_type(resources, ALIAS)
-    findings = []
     for key in of_type(resources, KEY, EXTERNAL_KEY):
         if not _symmetric_encryption(key):
             continue  # HMAC and asymmetric keys: KMS has no on-demand rotation for them at all
@@ -200,6 +266,10 @@ def kms_monthly_rotation_scheduled(resources: Sequence[Resource],
             continue
         names = [known(alias, "name") for alias in aliases if refers_to(alias, "targetKeyId", key)]
         if any(name is UNKNOWN for name in names) or any(name in scheduled for name in names):
+            continue
+        if settings.is_keys:
+            if (finding := _key_layer_finding(key, names, settings)) is not None:
+                findings.append(finding)
             continue
         if undecided:
             continue  # a schedule's input, start or function is not known yet: it may name this key

@@ -27,6 +27,33 @@ An explicit Deny in a key policy binds everyone, administrators, break-glass and
 included, whatever their IAM policies say. Stack key `twoPersonKeys: []` turns this off: the rule
 then fails, and an exclusion with a reason is how a fork records that relaxation. Policies not
 known yet are checked when they are.
+
+A split deployment (stack key `layer`, docs/deploying.md) puts the model key in the key layer's
+stack and the roles the deny exempts (the JIT API's function and role, the elevation roles) in
+the workload's, and a per-stack check sees one of them. Each half checks what it holds, and the
+two meet on names both know (components/jit_catalogue.py):
+
+- a key layer (`layer: keys`): every check above on the policy itself (the deny, its shape, no
+  pattern, no elevation allowed a call that carries a policy), and every exempted ARN must be a role of
+  the key's account, without a path, named like the JIT API's role (`zero-trust-ai-<env>-jit-api-role`,
+  the only one that may write the policy) or an elevation role (`zero-trust-ai-<env>-jit-<name>`)
+  of the stack's environment. The roles' tags, trust and the function that runs the writer are
+  not in this stack, so they are checked by the workload's half. Before the workload's grants (a
+  first deployment: `workloadGrantsFile: ""`) the model key keeps its creation policy, which lets
+  the deploying key administrators change it (KMS refuses a CreateKey policy its caller could not
+  change); a missing deny is then accepted, since nothing can yet be decrypted under the key
+  (model-key-attestation-required holds that), and the sealed policy must have it;
+- a workload (`layer: workload`): the grants it hands the key layer (its `keyGrants` output, the
+  key layer's reviewed grants file) are checked where the roles are: each key-administration
+  grant's `role` must be a key-admin elevation role of this stack (tags as above) named like one,
+  with the closed trust (or one person's, as above), and its `policy_writer` must be the role of
+  this stack's JIT API function, named `zero-trust-ai-<env>-jit-api-role`, trusted by Lambda alone
+  and run by no other function.
+
+What neither half sees: that the key layer's grants file is the workload's `keyGrants` output as
+deployed (a reviewed copy: CODEOWNERS and the review hold it; `ztai verify` reads the deployed
+policies), and, in the key layer, which elevation role is a key-admin one rather than another
+elevation of the same environment (the workload's half holds that for the grants it exports).
 """
 
 from __future__ import annotations
@@ -40,7 +67,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from ztpolicy.graph import UNKNOWN, as_list, known, of_type, refers_to_key
+from ztpolicy.graph import UNKNOWN, as_list, known, known_field, of_type, refers_to_key
 from ztpolicy.rule import Finding, Resource, Rule
 from ztpolicy.rules.kms.kms_key_policy_least_privilege import (
     KEY,
@@ -49,6 +76,7 @@ from ztpolicy.rules.kms.kms_key_policy_least_privilege import (
     statement_principals,
 )
 from ztpolicy.rules.kms.model_key_attestation_required import ATTESTED_KEY_CONFIG, attested_keys
+from ztpolicy.stack import StackSettings, stack_settings
 
 ROLE = "aws:iam/role:Role"
 FUNCTION = "aws:lambda/function:Function"
@@ -61,6 +89,12 @@ JIT_API_HANDLER = "ztai_runtime.jit.handler.api"
 # Calls whose request carries a key policy document (components/keys.py DOCUMENT_ACTIONS).
 DOCUMENT_ACTIONS = ("kms:PutKeyPolicy", "kms:ReplicateKey")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/(.+)")
+# components/jit_catalogue.py jit_api_role_name, elevation_role_name and NAME (a test keeps them
+# equal): the names a key layer can check.
+JIT_API_ROLE_SUFFIX = "-jit-api-role"
+ELEVATION_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
+STACK = "pulumi:pulumi:Stack"
+KEY_ADMINISTRATION = "grant_key_administration"
 # components/jit.py CLOSED_BEFORE: the closed trust's Allow holds only before this date.
 _CLOSED = datetime(2000, 1, 1, tzinfo=UTC)
 # components/jit_catalogue.py MAX_TWO_PERSON_MINUTES (the pack imports no component; a test keeps
@@ -253,13 +287,115 @@ def _date(text: str) -> datetime | None:
         return None
 
 
+def jit_role_names(environment: str) -> tuple[str, str]:
+    """(the JIT API's role name, the prefix of every elevation role's name) of an environment."""
+    return f"zero-trust-ai-{environment}{JIT_API_ROLE_SUFFIX}", f"zero-trust-ai-{environment}-jit-"
+
+
+def _is_elevation_name(name: Any, prefix: str) -> bool:
+    return isinstance(name, str) and name.startswith(prefix) \
+        and ELEVATION_NAME.fullmatch(name[len(prefix):]) is not None
+
+
+def _key_layer_problem(arn: str, label: str, key_account: str | None, settings: StackSettings,
+                       document_writers: set[str]) -> str | None:
+    """An exempted ARN in a key layer: a role of the key's account named as the stack's JIT API
+    role or one of its elevation roles (the workload's half checks the roles themselves)."""
+    if settings.environment is None:
+        return (f"{label} exempts {arn} from its two-person deny, but the stack config gives no "
+                "environment (dev, staging or prod), so which JIT roles it may exempt is not known")
+    match = _ROLE_ARN.fullmatch(arn)
+    writer_name, prefix = jit_role_names(settings.environment)
+    if match is None:
+        return f"{label} exempts {arn} from its two-person deny, which is not an IAM role ARN"
+    account, name = match[1], match[2]
+    if key_account is not None and account != key_account:
+        return (f"{label} exempts {arn}, a role of account {account}, from its two-person deny; "
+                f"the key is in account {key_account}, and only its JIT roles may be exempted")
+    if name == writer_name:
+        return None
+    if not _is_elevation_name(name, prefix):
+        return (f"{label} exempts {arn} from its two-person deny, which is named neither as the JIT "
+                f"API's role ({writer_name}) nor as an elevation role ({prefix}<elevation>, no "
+                "path) of this environment: it could change the policy without two approvals")
+    if arn in document_writers:
+        return (f"{label} lets {arn}, an elevation role, make calls that carry a key policy "
+                f"({', '.join(DOCUMENT_ACTIONS)}): two people would approve a reason, not the "
+                f"document; only the JIT API's role ({writer_name}) may write it")
+    return None
+
+
+def _exported_key_administration(resources: Sequence[Resource]) -> list[tuple[str, Any, Any]]:
+    """(purpose, role, policy_writer) of each key-administration grant in the stack's `keyGrants`
+    output (components/key_grants.py); UNKNOWN where a preview does not know a value yet."""
+    found = []
+    for stack in of_type(resources, STACK):
+        ledger = known(stack, "keyGrants")
+        for entry in as_list(known_field(ledger, "grants")) if isinstance(ledger, Mapping) else []:
+            if isinstance(entry, Mapping) and known_field(entry, "grant") == KEY_ADMINISTRATION:
+                found.append((str(known_field(entry, "purpose")), known_field(entry, "role"),
+                              known_field(entry, "policy_writer")))
+    return found
+
+
+def _workload_findings(resources: Sequence[Resource], settings: StackSettings) -> list[Finding]:
+    """A workload's half: the key-administration grants it exports name its own JIT roles."""
+    grants = _exported_key_administration(resources)
+    if not grants:
+        return []
+    anchor = next((r.urn for r in resources if r.type == STACK), "")
+    if settings.environment is None:
+        return [Finding(anchor, "keyGrants hands the key layer key-administration grants, but the "
+                        "stack config gives no environment (dev, staging or prod), so the JIT role "
+                        "names they must have are not known")]
+    writer_name, prefix = jit_role_names(settings.environment)
+    elevations, writers = _elevation_roles(resources), _policy_writers(resources)
+    findings: list[Finding] = []
+    for purpose, role_arn, writer_arn in grants:
+        label = f"keyGrants hands the key layer, for the {purpose} key,"
+        if isinstance(role_arn, str):
+            elevation = _elevation_for(role_arn, elevations, None)
+            if elevation is None:
+                findings.append(Finding(anchor, (
+                    f"{label} the elevation {role_arn}, which is no just-in-time key-admin elevation "
+                    "role of this stack (tags ztai:access=jit-elevation, ztai:grant=key-admin): it "
+                    "could change the policy without two approvals")))
+            elif not _is_elevation_name(name := known(elevation, "name"), prefix) \
+                    and name is not UNKNOWN:
+                findings.append(Finding(elevation.urn, (
+                    f"{label} the elevation role {elevation.name}, named {name!r}, not "
+                    f"{prefix}<elevation>: the key layer checks its exemptions by that name")))
+            elif (problem := _trust_problem(elevation, resources)) is not None:
+                findings.append(Finding(elevation.urn, f"{label} the elevation role "
+                                        f"{elevation.name}, but {problem}"))
+        if isinstance(writer_arn, str):
+            writer = _elevation_for(writer_arn, writers, None)
+            if writer is None:
+                findings.append(Finding(anchor, (
+                    f"{label} the policy writer {writer_arn}, which is not the role of this stack's "
+                    f"JIT API function (zero-trust-ai-{settings.environment}-jit-api, handler "
+                    f"{JIT_API_HANDLER}): it could write the policy without approvals")))
+            elif (name := known(writer, "name")) != writer_name and name is not UNKNOWN:
+                findings.append(Finding(writer.urn, (
+                    f"{label} the JIT API's role {writer.name}, named {name!r}, not {writer_name}: "
+                    "the key layer checks its exemptions by that name")))
+            elif (problem := _writer_problem(writer)) is not None:
+                findings.append(Finding(writer.urn, f"{label} the policy writer, but {problem}"))
+            elif (other := _shared_writer(writer, resources)) is not None:
+                findings.append(Finding(writer.urn, (
+                    f"{label} the JIT API's role as policy writer, which the function {other} runs "
+                    "with too: its code could write the policy without approvals")))
+    return findings
+
+
 def kms_two_person_key_administration(resources: Sequence[Resource],
                                       config: Mapping[str, Any]) -> list[Finding]:
+    settings = stack_settings(config)
     policies = of_type(resources, KEY_POLICY)
     keys = of_type(resources, KEY, REPLICA_KEY)
     roles = _elevation_roles(resources)
     writers = _policy_writers(resources)
-    findings: list[Finding] = []
+    findings: list[Finding] = _workload_findings(resources, settings) if settings.is_workload else []
     for key, _why in attested_keys(resources, config).values():
         key_arn = known(key, "arn")
         key_account = key_arn.split(":")[4] if isinstance(key_arn, str) and key_arn.count(":") >= 5 else None
@@ -271,6 +407,8 @@ def kms_two_person_key_administration(resources: Sequence[Resource],
             label = f"model key {key.name}" + (f" (policy {holder.name})" if holder is not key else "")
             exempt, uncovered = two_person_exemptions(document)
             document_writers = _document_writers(document)
+            if uncovered and settings.keys_before_grants and holder is key:
+                continue  # a key layer's first deployment: its creation policy (module docstring)
             if uncovered:
                 findings.append(Finding(holder.urn, (
                     f"{label} does not deny {', '.join(uncovered)} to every principal but its key-admin "
@@ -281,6 +419,10 @@ def kms_two_person_key_administration(resources: Sequence[Resource],
                 if "*" in arn or "?" in arn:
                     findings.append(Finding(holder.urn, f"{label} exempts the pattern {arn} from its "
                                             "two-person deny: name each key-admin elevation role exactly"))
+                elif settings.is_keys:
+                    if (problem := _key_layer_problem(arn, label, key_account, settings,
+                                                      document_writers)) is not None:
+                        findings.append(Finding(holder.urn, problem))
                 elif (writer := _elevation_for(arn, writers, key_account)) is not None:
                     if (problem := _writer_problem(writer)) is not None:
                         findings.append(Finding(holder.urn, f"{label} exempts {arn}, but {problem}"))

@@ -58,6 +58,17 @@ the aws-native provider (`aws-native:kms:*`) are reported as unsupported: no rul
 KMS grants (`aws.kms.Grant`) on a model key that allow Decrypt, ReEncryptFrom or CreateGrant are
 violations too: a grant cannot carry attestation conditions. Policies not known yet (a real
 preview) are checked when they are. Not suppressible.
+
+A key layer's first deployment (stack keys `layer: keys` and `workloadGrantsFile: ""`, read from
+the stack's config, docs/deploying.md) creates the keys before the workload exists, so no role
+can be granted attested decryption yet: the model key has only its creation policy. The rule then
+accepts a model key that no Allow of its policy lets anyone use to get plaintext (kms:Decrypt,
+kms:ReEncryptFrom, kms:GenerateDataKey*, kms:CreateGrant; break-glass included), which fails safe:
+nothing can be decrypted under it, the weights are not published yet. An Allow of such a use
+(break-glass's `kms:*`) is accepted only under the per-PCR denies above pinned to the stack's own
+`enclavePcr0..2`. Everything else is checked as usual (no account root or `*` may rewrite the
+policy). Any other layer, a key layer with a grants file, or a config that does not say, gets the
+full check; once the grants file is set the sealed policy must pass it.
 """
 
 from __future__ import annotations
@@ -81,6 +92,7 @@ from ztpolicy.rules.kms.kms_key_policy_least_privilege import (
     same_principal,
     statement_principals,
 )
+from ztpolicy.stack import StackSettings, stack_settings
 
 ALIAS = "aws:kms/alias:Alias"
 # aws-native:kms:Key (its KeyPolicy a property), ReplicaKey, Alias: read by no rule of this pack.
@@ -103,6 +115,7 @@ ATTESTED_KEY_CONFIG: dict[str, dict[str, Any]] = {
 }
 _ATTESTATION = "kms:recipientattestation:"
 _REQUIRED_PCRS = ("pcr0", "pcr1", "pcr2")
+_REQUIRED_PCRS_UPPER = ("PCR0", "PCR1", "PCR2")
 _MATCH_OPERATORS = {"stringequalsignorecase", "stringequals"}
 # Negated operators hold when the key is absent (IAM), so these denies also cover no attestation.
 _UNLESS_OPERATORS = {"stringnotequalsignorecase", "stringnotequals"}
@@ -113,6 +126,10 @@ ATTESTED_ROLE_DENIED = ("kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "
                         "kms:GenerateDataKeyWithoutPlaintext", "kms:GenerateDataKeyPair",
                         "kms:GenerateDataKeyPairWithoutPlaintext")
 _GRANT_OPERATIONS = {"decrypt", "reencryptfrom", "creategrant"}
+# What gives plaintext of the key's data, or hands that on: none may be allowed before the grants
+# (a key layer's first deployment) unless the pinned-enclave denies stand.
+PLAINTEXT_USES = ("kms:Decrypt", "kms:ReEncryptFrom", "kms:GenerateDataKey",
+                  "kms:GenerateDataKeyPair", "kms:CreateGrant")
 # `arn:<partition>:iam::<account>:root`, or the bare account id, which IAM reads as the same.
 _ACCOUNT_ROOT = re.compile(r"^(arn:aws[\w-]*:iam::\d{12}:root|\d{12})$")
 
@@ -308,6 +325,45 @@ def document_problems(document: Any, label: str, break_glass: set[str]) -> list[
     return rewrite_problems + problems
 
 
+def plaintext_users(document: Any) -> list[str]:
+    """Sid and principals of each Allow of the document that covers a use in PLAINTEXT_USES."""
+    parsed = _parsed(document)
+    statements = as_list(parsed.get("Statement")) if parsed is not None else []
+    return [f"{s.get('Sid') or f'#{index}'} ({', '.join(statement_principals(s)) or 'nobody named'})"
+            for index, s in enumerate(statements) if isinstance(s, Mapping) and s.get("Effect") == "Allow"
+            and any(_covers(s, action) for action in PLAINTEXT_USES)]
+
+
+def before_grants_problems(document: Any, label: str, settings: StackSettings) -> list[str]:
+    """A key layer's model key before the workload's grants (see the module docstring)."""
+    try:
+        parsed = json.loads(document) if isinstance(document, str) else document
+    except json.JSONDecodeError as error:
+        return [f"{label} policy is not valid JSON ({error.msg})"]
+    if not isinstance(parsed, Mapping):
+        return [f"{label} policy is not a JSON object"]
+    statements = [(index, s) for index, s in enumerate(as_list(parsed.get("Statement")))
+                  if isinstance(s, Mapping)]
+    problems = [f"{label} statement {s.get('Sid') or f'#{index}'} allows kms:PutKeyPolicy to "
+                f"{', '.join(rewriters)}: any IAM principal allowed kms:PutKeyPolicy could rewrite "
+                "the policy; name the key administrator roles (keyAdministratorRoleArns)"
+                for index, s in statements if (rewriters := _policy_rewriters(s))]
+    users = plaintext_users(parsed)
+    if not users:
+        return problems
+    if set(settings.measurements) != set(_REQUIRED_PCRS_UPPER):
+        return [*problems, f"{label} allows {', '.join(users)} a use that yields plaintext before "
+                "the workload's grants, and the stack config pins no enclavePcr0, enclavePcr1 and "
+                "enclavePcr2 for denies to hold it to"]
+    pins = [{name.lower(): [value] for name, value in settings.measurements.items()}]
+    pinned = _pinned_enclave_problems(statements, label, pins)
+    if pinned:
+        return [*problems, f"{label} allows {', '.join(users)} a use that yields plaintext before "
+                "the workload's grants, without the denies that hold it to the stack's pinned "
+                "enclave", *pinned]
+    return problems
+
+
 def claims_purpose(value: Any, patterns: Sequence[Any]) -> bool:
     """Does a purpose tag or alias segment claim one of `patterns` (case and `_`/`-` ignored)?"""
     if not isinstance(value, str) or not value:
@@ -439,6 +495,7 @@ def attested_keys(resources: Sequence[Resource],
 def model_key_attestation_required(resources: Sequence[Resource],
                                    config: Mapping[str, Any]) -> list[Finding]:
     break_glass = {str(p) for p in as_list(config.get("breakGlassPrincipalArns"))}
+    settings = stack_settings(config)
     policies = of_type(resources, KEY_POLICY)
     grants = of_type(resources, GRANT)
     all_keys = of_type(resources, KEY, REPLICA_KEY)
@@ -462,6 +519,11 @@ def model_key_attestation_required(resources: Sequence[Resource],
             if not document:
                 findings.append(Finding(holder.urn, f"{label} has no policy: AWS's default lets "
                                         "every IAM principal of the account decrypt"))
+                continue
+            if settings.keys_before_grants and holder is key:
+                # A key layer's first deployment: the creation policy, no grant possible yet.
+                findings += [Finding(holder.urn, problem)
+                             for problem in before_grants_problems(document, label, settings)]
                 continue
             findings += [Finding(holder.urn, problem)
                          for problem in document_problems(document, label, break_glass)]

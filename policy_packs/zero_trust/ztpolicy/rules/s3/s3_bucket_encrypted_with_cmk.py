@@ -18,6 +18,16 @@ named exception). Any other ARN is a finding, the AWS managed aws/s3 key given b
 included, and a key of an account other than the one the stack's keys live in always is,
 listed or not: whoever administers that account decides who decrypts the bucket.
 
+A split deployment's workload (stack key `layer: workload`, docs/deploying.md) holds no key: its
+buckets use the keys of its key layer, whose ARNs it reads through a stack reference. There a key
+also counts as the stack's when it is one of the `keyArns` outputs of the
+`pulumi:pulumi:StackReference` whose stack is the workload's configured `keyLayerStack` (the
+engine records the reference, with the outputs it read, among the workload's resources). The stack
+named in the stack config decides, not whichever reference the program makes: a reference to
+another stack (another environment's keys, an insider's own stack) does not count, and nor does
+any reference in a stack whose config does not say it is a workload. What the key layer's
+policies, rotation and deletion are is checked in the key layer's own stack.
+
 One exception, in one shape: an access-log destination that only the log-delivery services can
 write, and that the stack actually delivers access logs to and writes nothing else into
 (`ztpolicy.buckets.log_delivery_only`), may use SSE-S3 (`AES256`) and nothing weaker, because
@@ -42,6 +52,9 @@ from ztpolicy.buckets import (
 from ztpolicy.graph import UNKNOWN, known, known_field, names_key, of_type
 from ztpolicy.rule import Finding, Resource, Rule
 from ztpolicy.rules.kms.kms_key_policy_least_privilege import KEY, REPLICA_KEY
+from ztpolicy.stack import stack_settings
+
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
 
 # The property of each encryption holder that carries the key; its dependencies stand in for an
 # unknown key.
@@ -69,6 +82,27 @@ def _account_of(arn: str) -> str | None:
     return parts[4] if len(parts) > 5 and parts[0] == "arn" and parts[4] else None
 
 
+def key_layer_arns(resources: Sequence[Resource], config: Mapping[str, Any]) -> set[str] | None:
+    """The key ARNs a workload reads from its configured key layer (`keyArns` of the stack
+    reference to `keyLayerStack`); empty for any other stack; None when not known yet."""
+    settings = stack_settings(config)
+    if not settings.is_workload or not settings.key_layer_stack:
+        return set()
+    arns: set[str] = set()
+    for reference in of_type(resources, STACK_REFERENCE):
+        if known(reference, "name") != settings.key_layer_stack:
+            continue
+        outputs = known(reference, "outputs")
+        key_arns = known_field(outputs, "keyArns")
+        if key_arns is UNKNOWN:
+            return None
+        if isinstance(key_arns, Mapping):
+            for purpose in list(key_arns):
+                if isinstance(arn := known_field(key_arns, purpose), str) and arn:
+                    arns.add(arn)
+    return arns
+
+
 def stack_key_problem(key: Any, holder: Resource, resources: Sequence[Resource],
                       config: Mapping[str, Any]) -> str | None:
     """Why the key `holder` encrypts under is not a key this stack manages (or trusts by name)."""
@@ -89,6 +123,9 @@ def stack_key_problem(key: Any, holder: Resource, resources: Sequence[Resource],
                 "decrypts the bucket")
     if key in {str(arn) for arn in config.get("trustedBucketKeyArns") or []}:
         return None
+    layer_arns = key_layer_arns(resources, config)
+    if layer_arns is None or key in layer_arns:
+        return None  # a key of the workload's key layer (or its outputs are not read yet)
     if any(known(k, "arn") is UNKNOWN or known(k, "id") is UNKNOWN for k in keys) and \
             any(k.urn in holder.property_dependencies.get(_KEY_PROPERTY.get(holder.type, "rules"), ())
                 for k in keys):
