@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,28 @@ def namespace_of(project: str) -> Iterator[None]:
 def namespace() -> str:
     """The namespace of the stack keys: the project's name."""
     return _namespace
+
+
+# The types Pulumi.yaml's `config:` schema knows; "array" is a list of strings here.
+SCHEMA_TYPES = ("string", "integer", "boolean", "array")
+
+
+@dataclass(frozen=True)
+class StackKey:
+    """One stack key of the project namespace: everything Pulumi.yaml's schema, the configuration
+    reference (docs/configuration.md) and the parser need. Both files are generated from KEYS in
+    components/stack_config.py (`ztai config docs`), and a test fails when either differs from
+    what KEYS generates."""
+
+    description: str
+    required: bool
+    # (key, value as Pulumi passes it) -> typed value; ValueError naming key, value and what is allowed.
+    parse: Callable[[str, Any], Any]
+    default: Any = None  # written to Pulumi.yaml for keys that are not required
+    type: str = "string"  # one of SCHEMA_TYPES
+    allowed: tuple[str, ...] = ()  # the values allowed, when they are a short list (for the reference)
+
+
 # API Gateway's default account-level throttling quota (per region): a stage or route limit
 # above it is never reached.
 MAX_API_RATE_LIMIT, MAX_API_BURST_LIMIT = 10_000.0, 5_000

@@ -21,7 +21,7 @@ import importlib.util
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,14 @@ from components.aws_facts import (
     REGION_AZ_COUNT,
     partition_for_region,
 )
-from components.config_values import DEFAULT_PROJECT, PROJECT_DIR, use_namespace
+from components.ci_identity import CI_KEYS
+from components.config_values import (
+    DEFAULT_PROJECT,
+    PROJECT_DIR,
+    SCHEMA_TYPES,  # noqa: F401 - re-exported: the schema types of StackKey.type
+    StackKey,
+    use_namespace,
+)
 from components.config_values import as_bool as _as_bool
 from components.config_values import as_int as _as_int
 from components.config_values import as_string as _as_string
@@ -193,25 +200,6 @@ class StackConfig:
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
-
-
-# The types Pulumi.yaml's `config:` schema knows; "array" is a list of strings here.
-SCHEMA_TYPES = ("string", "integer", "boolean", "array")
-
-
-@dataclass(frozen=True)
-class StackKey:
-    """One stack key of the project namespace: everything Pulumi.yaml's schema, the configuration
-    reference (docs/configuration.md) and the parser need. Both files are generated from KEYS
-    (`ztai config docs`), and a test fails when either differs from what KEYS generates."""
-
-    description: str
-    required: bool
-    # (key, value as Pulumi passes it) -> typed value; ValueError naming key, value and what is allowed.
-    parse: Callable[[str, Any], Any]
-    default: Any = None  # written to Pulumi.yaml for keys that are not required
-    type: str = "string"  # one of SCHEMA_TYPES
-    allowed: tuple[str, ...] = ()  # the values allowed, when they are a short list (for the reference)
 
 
 class _Problems:
@@ -662,6 +650,9 @@ KEYS: dict[str, StackKey] = {
         "them. Each needs a key-admin elevation for it. [] is a relaxation the policy pack "
         "reports.", False, _parse_two_person_keys, ["model-weights"], type="array",
         allowed=KEY_PURPOSES),
+    # The bootstrap layer's keys (CI identity and Pulumi state backend), declared with their parsers
+    # in components/ci_identity.py.
+    **CI_KEYS,
 }
 
 
