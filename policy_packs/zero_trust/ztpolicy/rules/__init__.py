@@ -27,6 +27,7 @@ from ztpolicy.rules.elb import (
     load_balancer_access_logs,
 )
 from ztpolicy.rules.iam import (
+    ci_oidc_trust_pinned,
     iam_human_role_conditions,
     iam_no_wildcard_action,
     iam_role_permissions_boundary,
@@ -137,4 +138,5 @@ ALL_RULES: list[Rule] = [
     iam_role_session_duration.RULE,
     jit_grant_expiry.RULE,
     kms_two_person_key_administration.RULE,
+    ci_oidc_trust_pinned.RULE,
 ]
