@@ -450,11 +450,12 @@ def trust_policy(*, provider_arn: str, issuer_host: str, audience: str, subjects
     sts:TagSession: a token cannot set the `ztai:` tags the boundary and the pack read."""
     if not subjects or any("*" in s or "?" in s for s in subjects):
         raise ValueError("trust_policy: exact subjects, without wildcards")
-    return _document([_statement(
-        "CiWorkflowOfOneRepository", "Allow", "sts:AssumeRoleWithWebIdentity", condition={
-            "StringEquals": {f"{issuer_host}:aud": audience,
-                             f"{issuer_host}:sub": sorted(subjects)}})
-        | {"Principal": {"Federated": provider_arn}}])
+    # No Resource: IAM refuses a trust policy statement that has one.
+    return _document([{
+        "Sid": "CiWorkflowOfOneRepository", "Effect": "Allow",
+        "Principal": {"Federated": provider_arn}, "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {f"{issuer_host}:aud": audience,
+                                       f"{issuer_host}:sub": sorted(subjects)}}}])
 
 
 # Everything that uses a key's material: what the preview role may do with no key but the state
