@@ -280,8 +280,9 @@ def subjects_for(settings: CiSettings) -> CiSubjects:
 
     GitHub (GitHub Docs, "About security hardening with OpenID Connect", subject claims): a job
     that names an environment has `repo:<owner>/<name>:environment:<environment>`, whatever its
-    branch; a pull request's job `repo:<owner>/<name>:pull_request` (a fork's pull request gets no
-    token with id-token write permission from the `pull_request` event); a branch's job
+    branch; a pull request's job `repo:<owner>/<name>:pull_request` (a fork's pull request too,
+    should the repository send it write tokens: hence the preview role reads no secret and writes
+    nothing); a branch's job
     `repo:<owner>/<name>:ref:refs/heads/<branch>`. GitLab (GitLab Docs, "OpenID Connect (OIDC)
     Authentication Using ID Tokens"): `project_path:<group>/<project>:ref_type:branch:ref:<branch>`;
     its tokens name no environment, so the deployers are told apart by protected branch.
