@@ -677,7 +677,6 @@ class CiIdentityArgs:
     settings: CiSettings
     region: str
     key_administrator_role_arns: tuple[str, ...]
-    owner: str = ""
     protect: bool = True
 
 

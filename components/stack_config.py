@@ -39,13 +39,9 @@ from components.aws_facts import (
     partition_for_region,
 )
 from components.ci_identity import CI_KEYS
-from components.config_values import (
-    DEFAULT_PROJECT,
-    PROJECT_DIR,
-    SCHEMA_TYPES,  # noqa: F401 - re-exported: the schema types of StackKey.type
-    StackKey,
-    use_namespace,
-)
+from components.config_values import DEFAULT_PROJECT, PROJECT_DIR, use_namespace
+from components.config_values import SCHEMA_TYPES as SCHEMA_TYPES  # re-exported (declared there
+from components.config_values import StackKey as StackKey  # for components/ci_identity.py too)
 from components.config_values import as_bool as _as_bool
 from components.config_values import as_int as _as_int
 from components.config_values import as_string as _as_string
