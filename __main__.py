@@ -19,6 +19,7 @@ from components.api_gateway import (
 )
 from components.api_identity import ApiClient, CognitoApiIdentity, CognitoApiIdentityArgs, scope_string
 from components.aws_facts import enclave_parent_type
+from components.ci_identity import CiIdentity, CiIdentityArgs
 from components.enclave_fleet import (
     EnclaveInferenceFleet,
     EnclaveInferenceFleetArgs,
@@ -37,7 +38,13 @@ from components.keys import PURPOSES as KEY_PURPOSES
 from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs, log_group_prefixes_for
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
 from components.session_manager import SessionManagerPreferences, SessionManagerPreferencesArgs
-from components.stack_config import KeyLayerConfig, OrganizationConfig, StackConfig, load_stack_config
+from components.stack_config import (
+    BootstrapConfig,
+    KeyLayerConfig,
+    OrganizationConfig,
+    StackConfig,
+    load_stack_config,
+)
 from components.tags import register_standard_tags
 from components.token_vault import TokenVault, TokenVaultArgs, vault_table_name
 from components.training_data import TrainingDataBucket, TrainingDataBucketArgs
@@ -99,6 +106,18 @@ def compose_key_layer(config: KeyLayerConfig) -> None:
     pulumi.export("keyArns", keys.key_arns())
     pulumi.export("keyAliases", {purpose: keys.alias_name(purpose) for purpose in KEY_PURPOSES})
     pulumi.export("sealedGrants", len(config.workload_grants))
+
+
+def compose_bootstrap(config: BootstrapConfig) -> None:
+    """One account's CI identity and Pulumi state backend (docs/ci-identity.md): the roles CI
+    previews and deploys with, each trusting only its repository, branch or protected environment,
+    and the state bucket and secrets key only they reach."""
+    ci = CiIdentity("ci", CiIdentityArgs(settings=config.ci, region=config.region,
+                                         key_administrator_role_arns=config.key_administrator_role_arns,
+                                         protect=True))
+    pulumi.export("stateBackendUrl", ci.state_backend_url)
+    pulumi.export("secretsProvider", ci.secrets_provider)
+    pulumi.export("ciRoleArns", {role: arn.arn for role, arn in ci.roles.items()})
 
 
 def compose_organization(config: OrganizationConfig) -> None:
@@ -559,6 +578,8 @@ config = load_stack_config()
 register_standard_tags(config.environment, config.owner)
 if isinstance(config, OrganizationConfig):
     compose_organization(config)
+elif isinstance(config, BootstrapConfig):
+    compose_bootstrap(config)
 elif isinstance(config, KeyLayerConfig):
     compose_key_layer(config)
 else:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,55 @@ def namespace_of(project: str) -> Iterator[None]:
 def namespace() -> str:
     """The namespace of the stack keys: the project's name."""
     return _namespace
+
+
+# The types Pulumi.yaml's `config:` schema knows; "array" is a list of strings here.
+SCHEMA_TYPES = ("string", "integer", "boolean", "array")
+# What one stack deploys (stack key `layer`, docs/deploying.md): everything of an environment
+# (combined), or one layer of a split environment (keys, workload); a CI identity and state backend
+# per account (bootstrap); the organisation's guardrails (organization).
+LAYERS = ("combined", "keys", "workload", "bootstrap", "organization")
+ALL_LAYERS = LAYERS
+# The stacks of one environment's keys and workload, whether split or not.
+ENVIRONMENT_LAYERS = ("combined", "keys", "workload")
+WORKLOAD_LAYERS = ("combined", "workload")
+KEY_LAYERS = ("combined", "keys")
+
+
+@dataclass(frozen=True)
+class StackKey:
+    """One stack key of the project namespace: everything Pulumi.yaml's schema, the configuration
+    reference (docs/configuration.md) and the parser need. Both files are generated from KEYS in
+    components/stack_config.py (`ztai config docs`), and a test fails when either differs from
+    what KEYS generates."""
+
+    description: str
+    required: bool
+    # (key, value as Pulumi passes it) -> typed value; ValueError naming key, value and what is allowed.
+    parse: Callable[[str, Any], Any]
+    default: Any = None  # written to Pulumi.yaml for keys that are not required
+    type: str = "string"  # one of SCHEMA_TYPES
+    allowed: tuple[str, ...] = ()  # the values allowed, when they are a short list (for the reference)
+    # The layers whose stacks read the key (`layer`); given in another layer's stack, it is refused.
+    layers: tuple[str, ...] = WORKLOAD_LAYERS
+
+    @property
+    def schema_default(self) -> Any:
+        """The default Pulumi.yaml declares, which the engine gives every stack that does not set
+        the key; None for a key every stack must set. A key required only in some layers gets an
+        empty default there (Pulumi would otherwise demand it of every stack), and the parser
+        treats that empty value as missing."""
+        if not self.required:
+            return self.default
+        if self.layers == ALL_LAYERS:
+            return None
+        return [] if self.type == "array" else ""
+
+    def required_in(self) -> str:
+        """Where the key is required, for messages and the reference."""
+        return "" if self.layers == ALL_LAYERS else f" in {' and '.join(self.layers)} stacks"
+
+
 # API Gateway's default account-level throttling quota (per region): a stage or route limit
 # above it is never reached.
 MAX_API_RATE_LIMIT, MAX_API_BURST_LIMIT = 10_000.0, 5_000

@@ -21,8 +21,8 @@ import importlib.util
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,19 @@ from components.aws_facts import (
     REGION_AZ_COUNT,
     partition_for_region,
 )
-from components.config_values import DEFAULT_PROJECT, PROJECT_DIR, use_namespace
+from components.ci_identity import CI_KEYS, CiSettings, ci_settings
+from components.config_values import ALL_LAYERS as ALL_LAYERS  # the layers (stack key `layer`)
+from components.config_values import (
+    DEFAULT_PROJECT,
+    ENVIRONMENT_LAYERS,
+    KEY_LAYERS,
+    LAYERS,
+    PROJECT_DIR,
+    WORKLOAD_LAYERS,
+    use_namespace,
+)
+from components.config_values import SCHEMA_TYPES as SCHEMA_TYPES  # re-exported (declared there
+from components.config_values import StackKey as StackKey  # for components/ci_identity.py too)
 from components.config_values import as_bool as _as_bool
 from components.config_values import as_int as _as_int
 from components.config_values import as_string as _as_string
@@ -61,14 +73,6 @@ from components.partners_file import parse_partners_file
 from components.truststore import is_placeholder
 
 ENVIRONMENTS = ("dev", "staging", "prod")
-# What one stack deploys (stack key `layer`, docs/deploying.md): everything (combined), or one of
-# the two layers of a split deployment: the keys and their policies, or the workload.
-LAYERS = ("combined", "keys", "workload", "organization")
-ALL_LAYERS = LAYERS
-# The stacks of one environment's keys and workload, whether split or not.
-ENVIRONMENT_LAYERS = ("combined", "keys", "workload")
-WORKLOAD_LAYERS = ("combined", "workload")
-KEY_LAYERS = ("combined", "keys")
 STACK_REFERENCE = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
 DATA_CLASSIFICATIONS = ("public", "internal", "confidential", "restricted")
 DEFAULT_DATA_CLASSIFICATION = {
@@ -236,6 +240,19 @@ class KeyLayerConfig:
 
 
 @dataclass(frozen=True)
+class BootstrapConfig:
+    """A bootstrap stack (`layer: bootstrap`), one per account: the CI system's identity and the
+    Pulumi state backend (docs/ci-identity.md)."""
+
+    environment: str
+    owner: str
+    region: str
+    ci: CiSettings
+    key_administrator_role_arns: tuple[str, ...]
+    layer: str = "bootstrap"
+
+
+@dataclass(frozen=True)
 class OrganizationConfig:
     """An organization stack (`layer: organization`): the guardrail SCPs and RCPs, deployed from
     the management account or a delegated policy administrator (docs/guardrails.md)."""
@@ -247,41 +264,8 @@ class OrganizationConfig:
     layer: str = "organization"
 
 
-# The types Pulumi.yaml's `config:` schema knows; "array" is a list of strings here.
-SCHEMA_TYPES = ("string", "integer", "boolean", "array")
-
-
-@dataclass(frozen=True)
-class StackKey:
-    """One stack key of the project namespace: everything Pulumi.yaml's schema, the configuration
-    reference (docs/configuration.md) and the parser need. Both files are generated from KEYS
-    (`ztai config docs`), and a test fails when either differs from what KEYS generates."""
-
-    description: str
-    required: bool
-    # (key, value as Pulumi passes it) -> typed value; ValueError naming key, value and what is allowed.
-    parse: Callable[[str, Any], Any]
-    default: Any = None  # written to Pulumi.yaml for keys that are not required
-    type: str = "string"  # one of SCHEMA_TYPES
-    allowed: tuple[str, ...] = ()  # the values allowed, when they are a short list (for the reference)
-    # The layers whose stacks read the key (`layer`); given in another layer's stack, it is refused.
-    layers: tuple[str, ...] = WORKLOAD_LAYERS
-
-    @property
-    def schema_default(self) -> Any:
-        """The default Pulumi.yaml declares, which the engine gives every stack that does not set
-        the key; None for a key every stack must set. A key required only in some layers gets an
-        empty default there (Pulumi would otherwise demand it of every stack), and the parser
-        treats that empty value as missing."""
-        if not self.required:
-            return self.default
-        if self.layers == ALL_LAYERS:
-            return None
-        return [] if self.type == "array" else ""
-
-    def required_in(self) -> str:
-        """Where the key is required, for messages and the reference."""
-        return "" if self.layers == ALL_LAYERS else f" in {' and '.join(self.layers)} stacks"
+# What one stack's configuration parses into, by its layer.
+LayerConfig = StackConfig | KeyLayerConfig | BootstrapConfig | OrganizationConfig
 
 
 class _Problems:
@@ -633,7 +617,8 @@ KEYS: dict[str, StackKey] = {
                                      "(e.g. [\"arn:aws:iam::111122223333:role/zero-trust-ai-key-admin"
                                      "\"]); the account root may not: it would let any IAM principal "
                                      "allowed kms:PutKeyPolicy rewrite the model-weights key's policy.",
-                                     True, _parse_key_administrators, type="array", layers=KEY_LAYERS),
+                                     True, _parse_key_administrators, type="array",
+                                     layers=(*KEY_LAYERS, "bootstrap")),
     "breakGlassRoleArn": StackKey("The only role allowed kms:* on the keys (with MFA); default: none.",
                               False, _parse_role_arn, "", layers=KEY_LAYERS),
     "keyInspectorRoleArns": StackKey(
@@ -775,6 +760,9 @@ KEYS: dict[str, StackKey] = {
         "JSON file (relative to the project) of the workload's key grants, its `keyGrants` "
         "output, reviewed into git; default: none, and the keys keep their creation policies "
         "(a first deployment, docs/deploying.md).", False, _parse_grants_file, "", layers=("keys",)),
+    # The bootstrap layer's keys (CI identity and Pulumi state backend), declared with their parsers
+    # in components/ci_identity.py.
+    **{key: replace(spec, layers=("bootstrap",)) for key, spec in CI_KEYS.items()},
 }
 # The organisation layer's keys, declared by their component (components/guardrails.py).
 KEYS.update({key: StackKey(spec.description, False, spec.parse, spec.default, spec.type,
@@ -877,7 +865,7 @@ def _is_schema_default(spec: StackKey, value: Any) -> bool:
 
 
 def parse_layer_config(raw: Mapping[str, Any],
-                       stack_hint: str = "") -> StackConfig | KeyLayerConfig | OrganizationConfig:
+                       stack_hint: str = "") -> LayerConfig:
     """Parse raw Pulumi config (`namespace:key` → value) into the configuration of the stack's
     layer: a `StackConfig` (combined, workload) or a `KeyLayerConfig` (keys).
 
@@ -950,6 +938,15 @@ def parse_layer_config(raw: Mapping[str, Any],
 
     if layer == "keys":
         return _key_layer_config(values, str(region), problems, stack_hint)
+    if layer == "bootstrap":
+        ci, found = ci_settings(values, str(values.get("environment")),
+                                given={key for key in CI_KEYS if _full(key) in raw})
+        problems.items += found
+        if problems.items or ci is None:
+            raise StackConfigError(stack_hint, problems.items)
+        return BootstrapConfig(environment=values["environment"], owner=values["owner"],
+                               region=str(region), ci=ci,
+                               key_administrator_role_arns=tuple(values["keyAdministratorRoleArns"]))
     if layer == "organization":
         try:
             guardrails = parse_guardrail_settings(raw)
@@ -1279,7 +1276,7 @@ def _fleet_settings(values: Mapping[str, Any], problems: _Problems) -> EnclaveFl
     return settings
 
 
-def load_stack_config() -> StackConfig | KeyLayerConfig | OrganizationConfig:
+def load_stack_config() -> LayerConfig:
     """Read the running stack's configuration from the Pulumi runtime and parse it."""
     # The keys' namespace is the running project's name (a fork may rename it in Pulumi.yaml).
     use_namespace(pulumi.get_project())
@@ -1334,7 +1331,7 @@ def _placeholder_pcrs(measurements: EnclaveMeasurements) -> list[str]:
             "EIF's (enclave_images/build.sh prints them); no enclave could decrypt the weights"]
 
 
-def placeholders(config: StackConfig | KeyLayerConfig | OrganizationConfig) -> list[str]:
+def placeholders(config: LayerConfig) -> list[str]:
     """What in `config` is still one of the shipped placeholders (to be replaced before
     deploying), each saying which key; empty when none is."""
     if isinstance(config, OrganizationConfig):
@@ -1347,6 +1344,10 @@ def placeholders(config: StackConfig | KeyLayerConfig | OrganizationConfig) -> l
     found = [f"{_full('keyAdministratorRoleArns')} names the documentation account {account}"
              for account in [_documentation_account(arn) for arn in config.key_administrator_role_arns]
              if account][:1]
+    if isinstance(config, BootstrapConfig):
+        if config.ci.repository.startswith("example-org/"):
+            found.append(f"{_full('ciRepository')} = {config.ci.repository} (the shipped placeholder)")
+        return found
     if (account := _documentation_account(config.break_glass_role_arn)) is not None:
         found.append(f"{_full('breakGlassRoleArn')} names the documentation account {account}")
     if isinstance(config, KeyLayerConfig):

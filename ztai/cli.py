@@ -119,7 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--unknowns", action="store_true",
                          help="leave ids and computed outputs unknown, as a first real `pulumi "
                               "preview` does, to check the policies under those conditions")
-    _policy_options(preview, pack_default="PROJECT/" + str(DEFAULT_PACK) + ", PROJECT being the "
+    _policy_options(preview,
+                    config_default=" (default: the stack's own stacks/policy/STACK.json when it exists)",
+                    pack_default="PROJECT/" + str(DEFAULT_PACK) + ", PROJECT being the "
                                           "directory holding Pulumi.yaml")
     preview.add_argument("--project-dir", type=Path, metavar="DIR",
                          help="directory holding Pulumi.yaml (default: the nearest one at or "
@@ -162,10 +164,11 @@ def _report_options(command: argparse.ArgumentParser) -> None:
                              "policies and the summary")
 
 
-def _policy_options(command: argparse.ArgumentParser, pack_default: str) -> None:
+def _policy_options(command: argparse.ArgumentParser, pack_default: str,
+                    config_default: str = "") -> None:
     command.add_argument("--policy-config", type=Path, metavar="PATH",
                          help="policy configuration JSON, as `pulumi preview --policy-pack-config` "
-                              "takes it: enforcement levels and exclusions per policy")
+                              f"takes it: enforcement levels and exclusions per policy{config_default}")
     command.add_argument("--policy-pack", type=Path, metavar="DIR",
                          help=f"policy pack directory (default: {pack_default})")
 
@@ -223,7 +226,7 @@ def _preview(args: argparse.Namespace) -> int:
         stack_file = load_stack(project_dir, args.stack)
     except StackFileError as error:
         raise UsageError(str(error)) from None
-    user_config = _policy_config(args.policy_config)
+    user_config = _policy_config(args.policy_config or _stack_policy_file(project_dir, args.stack))
     pack_dir = _pack_dir(args.policy_pack, [project_dir / DEFAULT_PACK])
     if args.export and args.export.exists() and not args.force:  # said now, not after the run
         raise UsageError(f"{args.export} exists; pass --force to replace it")
@@ -266,11 +269,21 @@ def _preview(args: argparse.Namespace) -> int:
             args, stack_file, stack_file.config, references, pack_dir, user_config,
             context=[r for r in sealed.resources[1:] if r.custom])
         # The key layer is previewed once the workload is deployed: its resources are known.
+        key_config = (user_config if args.policy_config else
+                      _policy_config(_stack_policy_file(project_dir, key_stack.stack)))
         sealed, sealed_result, sealed_more = _record_and_check(
-            args, key_stack, sealed_config, {}, pack_dir, user_config,
+            args, key_stack, sealed_config, {}, pack_dir, key_config,
             context=[r for r in deployed.resources[1:] if r.custom])
     return _report(args, [(stack_file, recorded, result, [*warnings, *more]),
                           (key_stack, sealed, sealed_result, sealed_more)], pack_dir)
+
+
+def _stack_policy_file(project_dir: Path, stack: str) -> Path | None:
+    """The stack's own policy configuration, `stacks/policy/<stack>.json` (its exclusions, each with
+    a reason, approved by the code owners), when it has one: what the CI recipe passes as
+    `--policy-pack-config` (docs/ci.md)."""
+    path = project_dir / "stacks" / "policy" / f"{stack}.json"
+    return path if path.is_file() else None
 
 
 class ProgramLoggedError(Exception):

@@ -218,6 +218,11 @@ class AwsMocks(Mocks):
                 # An image is named after its recipe: image/<recipe>/<version>/<build>.
                 resource_id = recipe.replace(":image-recipe/", ":image/", 1) + "/1"
             state["arn"] = resource_id
+        elif args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            # IAM names an OIDC provider after its URL without the scheme.
+            resource_id = (f"arn:{partition}:iam::{account}:oidc-provider/"
+                           f"{str(args.inputs.get('url')).removeprefix('https://')}")
+            state["arn"] = resource_id
         elif args.typ == "aws:iam/rolePolicy:RolePolicy":
             name = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
             resource_id = f"{args.inputs.get('role')}:{name}"

@@ -8,7 +8,10 @@ Which roles are held to the human-access controls is decided by one tag, `ztai:a
 `tags` and the provider's merged `tagsAll`: `human`, `break-glass` or `jit-elevation`. A tag is
 easy to leave off, so the trust decides too: a role whose trust admits a SAML or OIDC provider, or
 IAM Identity Center's roles (`aws-reserved/sso.amazonaws.com`), is assumed by people whatever its
-tags (`people_trust`).
+tags (`people_trust`). One exception, `ztai:access=ci`: a CI system's role (components/ci_identity.py),
+whose trust admits its OIDC provider only for one audience and exact token subjects of one
+repository (`ci_trust_problems` finds none); such a trust admits workflows, not people, and
+ci-oidc-trust-pinned holds it to that.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ OTHER_ATTACHMENTS = ("aws:iam/userPolicyAttachment:UserPolicyAttachment",
 ACCESS_TAG = "ztai:access"
 HUMAN, BREAK_GLASS, JIT_ELEVATION = "human", "break-glass", "jit-elevation"
 ACCESS_KINDS = (HUMAN, BREAK_GLASS, JIT_ELEVATION)
+CI = "ci"
+# The CI systems whose OIDC issuers the pack knows, and the prefix their subjects start with,
+# naming the repository: GitHub Actions (`repo:<owner>/<name>:...`) and GitLab.com
+# (`project_path:<group>/<project>:...`). Other issuers: rule setting `ciIssuerHosts`.
+CI_ISSUER_SUBJECTS = {"token.actions.githubusercontent.com": re.compile(r"^repo:([^:/*?]+/[^:/*?]+):(.+)$"),
+                      "gitlab.com": re.compile(r"^project_path:([^:*?]+/[^:*?]+):(.+)$")}
 
 # IAM Identity Center's roles: their path, and the prefix of their names.
 IDENTITY_CENTER_MARKERS = ("aws-reserved/sso.amazonaws.com", "awsreservedsso_")
@@ -121,6 +130,75 @@ def federated_only(statement: Mapping[str, Any]) -> bool:
     return isinstance(principal, Mapping) and set(principal) == {"Federated"}
 
 
+def oidc_provider_host(arn: Any) -> str | None:
+    """The issuer of an IAM OIDC provider ARN (`arn:...:oidc-provider/<host>[/path]`), as IAM
+    prefixes its condition keys (`<host>:sub`); None for anything else."""
+    if not isinstance(arn, str) or ":oidc-provider/" not in arn:
+        return None
+    return arn.split(":oidc-provider/", 1)[1] or None
+
+
+def ci_trust_problems(statement: Mapping[str, Any], host: str) -> list[str]:
+    """Why one Allow admitting the OIDC provider `host` does not pin its tokens to one audience
+    and the exact subjects of one repository: StringEquals (not StringLike, not `...IfExists`,
+    not `ForAnyValue:`) on `<host>:aud` and on `<host>:sub`, values without `*` or `?`; for a
+    known CI issuer, every subject names the same repository and a branch, environment, tag or
+    pull request after it. A pattern anywhere on the subject admits every repository, branch or
+    fork it matches."""
+    problems: list[str] = []
+    exact: dict[str, list[str]] = {}
+    for operator, key, values in conditions(statement):
+        if not key.startswith(f"{host.lower()}:"):
+            continue
+        claim = key.rsplit(":", 1)[1]
+        if claim not in ("sub", "aud"):
+            continue
+        if operator == "stringequals":
+            exact.setdefault(claim, []).extend(values)
+            continue
+        if operator.startswith(("stringnot", "foranyvalue:stringnot", "forallvalues:stringnot")):
+            continue  # a negated condition narrows further; it pins nothing by itself
+        problems.append(f"{operator} on {host}:{claim} ({', '.join(values)}): only StringEquals "
+                        "with exact values pins a token claim (a pattern or IfExists admits more)")
+    for claim in ("aud", "sub"):
+        values = exact.get(claim, [])
+        if not values:
+            problems.append(f"no StringEquals on {host}:{claim}: every token of the issuer's "
+                            f"{'applications' if claim == 'aud' else 'workflows, of every repository,'} "
+                            "could assume the role")
+        elif any(not v or "*" in v or "?" in v for v in values):
+            problems.append(f"{host}:{claim} = {', '.join(values)}: a wildcard in a StringEquals "
+                            "value is matched literally by IAM, or meant as a pattern; name the "
+                            "exact value")
+    subject_format = CI_ISSUER_SUBJECTS.get(host.lower())
+    subjects = [v for v in exact.get("sub", []) if v and "*" not in v and "?" not in v]
+    if subject_format is not None and subjects:
+        repositories = set()
+        for subject in subjects:
+            match = subject_format.match(subject)
+            if match is None:
+                problems.append(f"{host}:sub = {subject}: not a subject naming one repository and "
+                                "its branch, environment or pull request")
+            else:
+                repositories.add(match[1].lower())
+        if len(repositories) > 1:
+            problems.append(f"{host}:sub names {len(repositories)} repositories "
+                            f"({', '.join(sorted(repositories))}): one role, one repository")
+    return problems
+
+
+def ci_trust(role: Resource, statement: Mapping[str, Any]) -> bool:
+    """Is this Allow a CI role's pinned trust (tag `ztai:access=ci`, exactly; only OIDC
+    providers as principal; each one's tokens pinned)? Then it admits workflows, not people."""
+    if access_tag(role) != CI or not federated_only(statement):
+        return False
+    principal = statement.get("Principal")
+    providers = as_list(principal.get("Federated")) if isinstance(principal, Mapping) else []
+    hosts = [oidc_provider_host(provider) for provider in providers]
+    return bool(hosts) and all(host is not None and not ci_trust_problems(statement, host)
+                               for host in hosts)
+
+
 def _identity_center(value: Any) -> bool:
     return isinstance(value, str) and any(marker in value.lower() for marker in IDENTITY_CENTER_MARKERS)
 
@@ -140,6 +218,8 @@ def people_trust(role: Resource) -> str | None:
             continue
         principal = statement.get("Principal")
         if isinstance(principal, Mapping):
+            if ci_trust(role, statement):
+                continue
             if providers := as_list(principal.get("Federated")):
                 return f"the identity provider {providers[0]}"
             if any(_identity_center(arn) for arn in as_list(principal.get("AWS"))):

@@ -27,6 +27,7 @@ from ztpolicy.rules.elb import (
     load_balancer_access_logs,
 )
 from ztpolicy.rules.iam import (
+    ci_oidc_trust_pinned,
     guardrail_role_names,
     iam_human_role_conditions,
     iam_no_wildcard_action,
@@ -149,4 +150,5 @@ ALL_RULES: list[Rule] = [
     guardrail_image_parameter_path.RULE,
     guardrail_role_names.RULE,
     guardrail_policies_attached.RULE,
+    ci_oidc_trust_pinned.RULE,
 ]
