@@ -280,10 +280,11 @@ def subjects_for(settings: CiSettings) -> CiSubjects:
 
     GitHub (GitHub Docs, "About security hardening with OpenID Connect", subject claims): a job
     that names an environment has `repo:<owner>/<name>:environment:<environment>`, whatever its
-    branch; a pull request's job `repo:<owner>/<name>:pull_request` (a fork's pull request too,
-    should the repository send it write tokens: hence the preview role reads no secret and writes
-    nothing); a branch's job
-    `repo:<owner>/<name>:ref:refs/heads/<branch>`. GitLab (GitLab Docs, "OpenID Connect (OIDC)
+    branch. Every role trusts one protected environment only: the preview role
+    `<environment>-preview`, whose deployment rules let only approved commits in (the merge queue
+    and the main branch, docs/ci.md), never a pull request's own job
+    (`repo:<owner>/<name>:pull_request`), which runs the pull request's code: a cloud preview runs
+    the program, and with it whatever the pull request changed. GitLab (GitLab Docs, "OpenID Connect (OIDC)
     Authentication Using ID Tokens"): `project_path:<group>/<project>:ref_type:branch:ref:<branch>`;
     its tokens name no environment, so the deployers are told apart by protected branch.
     """
@@ -291,8 +292,7 @@ def subjects_for(settings: CiSettings) -> CiSubjects:
     deploy_env = settings.deploy_environment or env
     keys_env = settings.keys_environment or f"{env}-keys"
     if settings.provider == "github":
-        return CiSubjects(preview=(f"repo:{repo}:pull_request",
-                                   f"repo:{repo}:ref:refs/heads/{settings.branch}"),
+        return CiSubjects(preview=(f"repo:{repo}:environment:{env}-preview",),
                           workload=f"repo:{repo}:environment:{deploy_env}",
                           keys=f"repo:{repo}:environment:{keys_env}")
     if settings.provider == "gitlab":

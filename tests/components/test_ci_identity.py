@@ -94,8 +94,7 @@ def session(role: str, action: str, resource: str, *, context: dict[str, str] | 
 
 # -- trust: which tokens get which role ----------------------------------------------------------
 @pytest.mark.parametrize("role, sub", [
-    (PREVIEW, f"repo:{REPO}:pull_request"),
-    (PREVIEW, f"repo:{REPO}:ref:refs/heads/main"),
+    (PREVIEW, f"repo:{REPO}:environment:prod-preview"),
     (DEPLOY_WORKLOAD, f"repo:{REPO}:environment:prod"),
     (DEPLOY_KEYS, f"repo:{REPO}:environment:prod-keys"),
 ])
@@ -127,7 +126,12 @@ def test_the_key_deployer_admits_only_its_own_protected_environment(sub: str) ->
 
 @pytest.mark.parametrize("sub", ["repo:mallory/zero-trust-ai:pull_request",
                                  f"repo:{REPO}:ref:refs/heads/feature",
-                                 "repo:example-org/other-repo:pull_request"])
+                                 "repo:example-org/other-repo:pull_request",
+                                 # A pull request's own job runs its code: only approved commits,
+                                 # through the protected preview environment, get the role.
+                                 f"repo:{REPO}:pull_request",
+                                 f"repo:{REPO}:ref:refs/heads/main",
+                                 "repo:mallory/zero-trust-ai:environment:prod-preview"])
 def test_the_preview_role_refuses_forks_other_repositories_and_other_branches(sub: str) -> None:
     assert token(PREVIEW, sub) == "implicit-deny"
 

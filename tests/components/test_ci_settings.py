@@ -21,10 +21,11 @@ from components.ci_identity import (
     CiSubjects,
     parse_ci_settings,
 )
-from components.stack_config import KEYS, parse_stack_config
-from tests.components.test_stack_config import VALID, problems_of
+from components.stack_config import KEYS, StackConfigError, parse_layer_config, parse_stack_config
+from tests.components.test_stack_config import VALID
 from tests.conftest import ROOT
 from ztai.cli import main
+from ztai.stackfile import load_stack
 
 ADMINS = json.dumps(["arn:aws:iam::111122223333:role/zero-trust-ai-key-admin"])
 BASE = {"zero-trust-ai:ciRepository": "example-org/zero-trust-ai",
@@ -42,9 +43,12 @@ def problems(**changes: Any) -> list[str]:
     return caught.value.problems
 
 
-def test_the_keys_are_declared_once_and_end_the_config_block() -> None:
-    assert list(KEYS)[-len(CI_KEYS):] == list(CI_KEYS)
+def test_the_keys_are_declared_once_in_one_block_of_the_bootstrap_layer() -> None:
+    names = list(KEYS)
+    start = names.index(next(iter(CI_KEYS)))
+    assert names[start:start + len(CI_KEYS)] == list(CI_KEYS)
     assert not any(spec.required for spec in CI_KEYS.values())  # required in the bootstrap layer only
+    assert all(KEYS[key].layers == ("bootstrap",) for key in CI_KEYS)
 
 
 def test_the_other_layers_stacks_parse_unchanged() -> None:
@@ -56,8 +60,7 @@ def test_defaults_are_github_actions_with_protected_environments() -> None:
     assert (parsed.provider, parsed.issuer_url, parsed.audience, parsed.branch) == (
         "github", GITHUB_ISSUER, "sts.amazonaws.com", "main")
     assert parsed.subjects == CiSubjects(
-        preview=("repo:example-org/zero-trust-ai:pull_request",
-                 "repo:example-org/zero-trust-ai:ref:refs/heads/main"),
+        preview=("repo:example-org/zero-trust-ai:environment:prod-preview",),
         workload="repo:example-org/zero-trust-ai:environment:prod",
         keys="repo:example-org/zero-trust-ai:environment:prod-keys")
     assert (parsed.object_lock_days, parsed.object_lock_mode, parsed.state_bucket_name) == (
@@ -108,7 +111,10 @@ def test_object_lock_and_bucket_name() -> None:
                                           "are compliance, governance"),
 ])
 def test_each_bad_value_is_named_with_what_is_allowed(key: str, value: str, expected: str) -> None:
-    found = problems_of(**{f"zero-trust-ai__{key}": value})
+    raw = {**load_stack(ROOT, "bootstrap-prod").config, f"zero-trust-ai:{key}": value}
+    with pytest.raises(StackConfigError) as caught:
+        parse_layer_config(raw)
+    found = caught.value.problems
     assert any(expected in problem for problem in found), found
     assert any(expected in problem for problem in problems(**{key: value}))
 
@@ -149,8 +155,8 @@ def test_config_check_refuses_a_bad_ci_key_with_exit_2(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
     (tmp_path / "stacks").mkdir()
-    text = (ROOT / "stacks" / "Pulumi.dev.yaml").read_text(encoding="utf-8")
-    (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(
-        text + "  zero-trust-ai:ciRepository: example-org/*\n", encoding="utf-8")
-    assert main(["config", "check", "--stack", "dev", "--project-dir", str(tmp_path)]) == 2
+    text = (ROOT / "stacks" / "Pulumi.bootstrap-prod.yaml").read_text(encoding="utf-8")
+    (tmp_path / "stacks" / "Pulumi.bootstrap-prod.yaml").write_text(
+        text.replace("example-org/zero-trust-ai", "example-org/*"), encoding="utf-8")
+    assert main(["config", "check", "--stack", "bootstrap-prod", "--project-dir", str(tmp_path)]) == 2
     assert "zero-trust-ai:ciRepository = 'example-org/*'" in capsys.readouterr().err
