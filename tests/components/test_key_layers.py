@@ -229,7 +229,7 @@ def test_the_workload_deployer_may_not_administer_the_keys() -> None:
 
 
 def test_a_layer_that_does_not_exist_is_refused() -> None:
-    assert "allowed values are combined, keys, workload, organization" in _problems(
+    assert "allowed values are combined, keys, workload, bootstrap, organization" in _problems(
         {**load_stack(ROOT, "dev").config, "zero-trust-ai:layer": "everything"})
 
 
