@@ -110,3 +110,13 @@ def test_the_workload_deployer_is_denied_put_key_policy_directly() -> None:
     # What the design does guarantee (passes): the direct call is refused.
     assert as_workload_deployer("kms:PutKeyPolicy", MODEL_KEY) != "allow"
     assert json.loads(IDENTITY)  # the policy under test is the shipped one
+
+
+@pytest.mark.xfail(strict=True, reason="review finding: every grantee of the grants file is a role "
+                   "the workload deployer can re-trust")
+def test_the_workload_deployer_cannot_take_over_a_grantee_of_the_keys(split: SplitEnvironment) -> None:
+    # The data curator's role holds training-data use through S3 and token-vault data keys
+    # (ledger); whoever may rewrite its trust holds them too.
+    curator = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-{ENV}-data-curator"
+    assert curator in {e.get("role") for e in split.workload.stack_outputs["keyGrants"]["grants"]}
+    assert as_workload_deployer("iam:UpdateAssumeRolePolicy", curator) != "allow"
