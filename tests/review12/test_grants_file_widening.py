@@ -96,8 +96,8 @@ def _allowed(policy: str, principal: str, action: str, context: dict[str, str] |
 
 
 def test_the_doctored_files_widen_the_key_policies(split: SplitEnvironment, tmp_path: Path) -> None:
-    """The reproduction (passes today): what each entry writes, and that the pack stays silent."""
-    sealed, raw = _sealed_with(split, [
+    """The reproduction (passes today): what each doctored entry writes into the key policy."""
+    sealed, _ = _sealed_with(split, [
         {"grant": "allow_administrators_through_s3", "purpose": "training-data",
          "bucket_arn": TRAINING_BUCKET, "sid": "TruststoreUpload"},
         {"grant": "grant_key_administration", "purpose": "training-data", "role": ELEVATION,

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import pytest
 
-from components.ci_identity import StateResources, boundary_policy, keys_deployer_policy, workload_deployer_policy
+from components.ci_identity import (
+    StateResources,
+    boundary_policy,
+    keys_deployer_policy,
+    workload_deployer_policy,
+)
 from components.state_backend import ci_role_arns, state_bucket_policy
 from tests.support.key_policy import Request, evaluate_session
 

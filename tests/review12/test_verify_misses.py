@@ -18,13 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.ztai.test_verify_cmd import (  # noqa: F401  (fixtures)
-    ACCOUNT,
-    Account,
-    account,
-    dev_export,
-    verify,
-)
+from tests.ztai.test_verify_cmd import ACCOUNT, Account, verify
 
 TRAINING_ALIAS = "alias/zero-trust-ai/dev/training-data"
 MODEL_ALIAS = "alias/zero-trust-ai/dev/model-weights"
