@@ -50,6 +50,15 @@ GRANT_METHODS = (
     "grant_component_decrypt", "allow_administrators_through_s3", "grant_key_rotation",
     "grant_key_administration",
 )
+# Grant methods a grants file may not name, and why: in a key layer they would hand the workload's
+# side what the split keeps from it.
+REFUSED_IN_A_GRANTS_FILE = {
+    # Its statement goes to the deployers, which in a key layer are the WORKLOAD's deployer: one
+    # entry naming any bucket would give it that key's use through S3. The one use it needs, the
+    # truststore upload, the key layer admits itself (KeyHierarchyArgs.s3_buckets).
+    "allow_administrators_through_s3": "it would give the workload's deployer the key's use "
+                                       "through S3; the key layer admits the truststore itself",
+}
 # Arguments that name a principal: an IAM role ARN in the ledger.
 ROLE_ARGUMENTS = ("role", "policy_writer")
 _ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
@@ -140,6 +149,10 @@ def parse_grants(data: Any, source: str) -> tuple[dict[str, Any], ...]:
         if not isinstance(entry, dict) or entry.get("grant") not in GRANT_METHODS:
             shown = entry.get("grant") if isinstance(entry, dict) else entry
             problems.append(f"{where}: grant {shown!r} is not one of {', '.join(GRANT_METHODS)}")
+            continue
+        if entry["grant"] in REFUSED_IN_A_GRANTS_FILE:
+            problems.append(f"{where}: {entry['grant']} is refused in a grants file: "
+                            f"{REFUSED_IN_A_GRANTS_FILE[entry['grant']]}")
             continue
         parameters = _parameters(entry["grant"])
         given = {k: v for k, v in entry.items() if k != "grant"}

@@ -46,7 +46,6 @@ def test_the_matcher_reads_the_shipped_file() -> None:
     assert _owners("README.md") == []
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: code that decides key policies has no code owner")
 @pytest.mark.parametrize("path", [
     "components/key_grants.py", "components/key_layer.py", "__main__.py",
     "components/stack_config.py", "components/jit.py", "components/identity.py",

@@ -98,15 +98,12 @@ def _allowed(policy: str, principal: str, action: str, context: dict[str, str] |
 def test_the_doctored_files_widen_the_key_policies(split: SplitEnvironment, tmp_path: Path) -> None:
     """The reproduction (passes today): what each doctored entry writes into the key policy."""
     sealed, _ = _sealed_with(split, [
-        {"grant": "allow_administrators_through_s3", "purpose": "training-data",
-         "bucket_arn": TRAINING_BUCKET, "sid": "TruststoreUpload"},
         {"grant": "grant_key_administration", "purpose": "training-data", "role": ELEVATION,
          "policy_writer": CURATOR},
     ], tmp_path, _successors)
     training = _policy(sealed, "training-data")
     through_s3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com", "kms:CallerAccount": ACCOUNT,
                   "kms:EncryptionContext:aws:s3:arn": TRAINING_BUCKET}
-    assert _allowed(training, DEPLOY_WORKLOAD, "kms:Decrypt", through_s3)
     assert _allowed(training, CURATOR, "kms:PutKeyPolicy")
     rotation = next(e["role"] for e in split.workload.stack_outputs["keyGrants"]["grants"]
                     if e["grant"] == "grant_key_rotation")
@@ -151,8 +148,6 @@ def test_the_pack_refuses_these_doctored_files(split: SplitEnvironment, tmp_path
     assert _refused(split, tmp_path, doctoring)
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: allow_administrators_through_s3 in a grants "
-                   "file gives the workload deployer training-data decryption; nothing refuses it")
 def test_the_pack_or_the_key_layer_refuses_deployer_use_through_s3(split: SplitEnvironment,
                                                                     tmp_path: Path) -> None:
     assert _refused(split, tmp_path, "deployer-reads-training-data")
