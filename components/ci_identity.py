@@ -629,6 +629,11 @@ def boundary_policy(state: StateResources, *, partition: str, account: str, envi
     return _document([
         _statement("Ceiling", "Allow", "*"),
         _statement("NoChangesToTheCiRoles", "Deny", CI_IDENTITY_CHANGES, ci_roles),
+        # Nor a role of a CI or deployer name, in any environment: the guardrails exempt deployers
+        # by name, so a deployer that made one (unbounded, trusting itself) could change the other
+        # deployer's trust through it, the keys deployer's included.
+        _statement("NoRolesOfTheCiNames", "Deny", ("iam:CreateRole", *CI_IDENTITY_CHANGES),
+                   [f"{iam}:role/zero-trust-ai-*-ci-*", f"{iam}:role/zero-trust-ai-*-deploy-*"]),
         _statement("NoChangesToTheBoundary", "Deny", BOUNDARY_POLICY_CHANGES,
                    f"{iam}:policy/{boundary_name(environment)}"),
         _statement("NoChangesToTheIdentityProvider", "Deny", OIDC_PROVIDER_CHANGES),

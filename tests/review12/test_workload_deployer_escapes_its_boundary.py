@@ -56,8 +56,6 @@ def test_the_boundary_itself_holds_for_the_ci_role() -> None:
                    boundary=boundary) != "allow"
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: deploy-workload creates an unbounded "
-                   "deployer-named role that re-trusts deploy-keys")
 def test_the_workload_deployer_cannot_mint_an_unbounded_deployer() -> None:
     boundary = boundary_policy(STATE, partition="aws", account=ACCOUNT, environment="prod")
     identity = workload_deployer_policy(STATE, partition="aws", account=ACCOUNT)
