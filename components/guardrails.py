@@ -485,7 +485,12 @@ def api_and_network_scp(settings: GuardrailSettings) -> dict[str, Any]:
             _merge({"StringEquals": {f"aws:ResourceTag/{PROJECT_TAG[0]}": PROJECT_TAG[1]}}, deployers)),
         _deny("EgressFreeStaysSo", [
             "ec2:CreateVpcPeeringConnection", "ec2:AcceptVpcPeeringConnection",
-            "ec2:AttachInternetGateway", "ec2:CreateNatGateway", "ec2:CreateEgressOnlyInternetGateway"],
+            "ec2:AttachInternetGateway", "ec2:CreateNatGateway", "ec2:CreateEgressOnlyInternetGateway",
+            # Other ways out, each authorised on the VPC too (Service Authorization Reference,
+            # Amazon EC2): a transit gateway, a VPN gateway, a carrier gateway (Wavelength) and
+            # an Outposts local gateway route table.
+            "ec2:CreateTransitGatewayVpcAttachment", "ec2:AttachVpnGateway", "ec2:CreateCarrierGateway",
+            "ec2:CreateLocalGatewayRouteTableVpcAssociation"],
             "arn:*:ec2:*:*:vpc/*", _merge(egress_free, break_glass)),
         _deny("EgressTagByDeployers", ["ec2:CreateTags", "ec2:DeleteTags"], "*", _merge(
             {"ForAnyValue:StringEquals": {"aws:TagKeys": [EGRESS_TAG]}}, deployers)),

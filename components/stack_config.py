@@ -936,6 +936,15 @@ def parse_layer_config(raw: Mapping[str, Any],
     if isinstance(region, str) and region in REGION_AZ_COUNT:
         problems.items += _partition_problems(values, partition_for_region(region), region)
 
+    reference, environment = values.get("keyLayerStack"), values.get("environment")
+    if isinstance(reference, str) and isinstance(environment, str):
+        # A workload reads its keys from its own environment's key layer of this project: another
+        # environment's keys, another project's or its own outputs would vouch for any key.
+        _, project, stack = reference.split("/")
+        if (project, stack) != (_project_namespace(), f"{environment}-keys"):
+            problems.add(f"{_full('keyLayerStack')} = {reference!r}: a {environment} workload reads its "
+                         f"keys from <organization>/{_project_namespace()}/{environment}-keys, its own "
+                         "environment's key layer of this project")
     if layer == "keys":
         return _key_layer_config(values, str(region), problems, stack_hint)
     if layer == "bootstrap":

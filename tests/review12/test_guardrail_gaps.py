@@ -31,7 +31,6 @@ def test_the_named_paths_out_are_denied() -> None:
     assert decide(BREAK_GLASS, "ec2:CreateTransitGatewayVpcAttachment", VPC, EGRESS_FREE) == "allow"
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: other paths out of an egress-free VPC")
 @pytest.mark.parametrize("action", ["ec2:CreateTransitGatewayVpcAttachment", "ec2:AttachVpnGateway",
                                     "ec2:CreateCarrierGateway",
                                     "ec2:CreateLocalGatewayRouteTableVpcAssociation"])

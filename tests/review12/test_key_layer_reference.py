@@ -23,10 +23,9 @@ def test_the_shipped_reference_is_the_environments_key_layer() -> None:
     assert load_stack(ROOT, "prod").config["zero-trust-ai:keyLayerStack"].endswith("/zero-trust-ai/prod-keys")
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: keyLayerStack may name another environment's stack")
 @pytest.mark.parametrize("reference", ["organization/zero-trust-ai/dev", "organization/zero-trust-ai/prod",
                                        "organization/other-project/prod-keys"])
 def test_a_workload_names_its_own_environments_key_layer(reference: str) -> None:
     raw = {**load_stack(ROOT, "prod").config, "zero-trust-ai:keyLayerStack": reference}
-    with pytest.raises(StackConfigError):
+    with pytest.raises(StackConfigError, match="its own environment's key layer of this project"):
         parse_layer_config(raw)
