@@ -404,8 +404,12 @@ def keys_images_and_sessions_scp(settings: GuardrailSettings) -> dict[str, Any]:
         # The JIT functions write the approved key policies and open elevations: whoever
         # changes their code or configuration skips the approvals (components.identity's
         # JIT_FUNCTION_CHANGES; a test checks this covers them).
-        _deny("JitFunctionsByDeployers", JIT_FUNCTION_CHANGES,
-              "arn:*:lambda:*:*:function:zero-trust-ai-*-jit-*", deployers),
+        # So do the image rollout's parameter watch and the key rotation, which run as roles the
+        # guardrails exempt by name: new code would act as them.
+        _deny("JitFunctionsByDeployers", JIT_FUNCTION_CHANGES, [
+            "arn:*:lambda:*:*:function:zero-trust-ai-*-jit-*",
+            "arn:*:lambda:*:*:function:zero-trust-ai-*-inference-image-rollout",
+            "arn:*:lambda:*:*:function:zero-trust-ai-*-key-rotation"], deployers),
         # Grants AWS services create for their own resources (EBS volumes, AMI copies) are how
         # the fleet and the pipeline use the keys: kms:GrantIsForAWSResource is true only then.
         _deny("GrantsByKeyAdminsOrForAwsResources", "kms:CreateGrant", "arn:*:kms:*:*:key/*", _merge(
@@ -538,6 +542,20 @@ class GuardrailDocument:
     render: Callable[[GuardrailSettings], dict[str, Any]]
 
 
+def fleet_scp(settings: GuardrailSettings) -> dict[str, Any]:
+    """The fleet launches only what the deployment declares: the image parameter's consumer."""
+    deployers = _exempt(settings, settings.deploy_role_patterns)
+    return _document([
+        # The parameter's consumer: a launch template version naming another image, or a group
+        # pointed at another template, launches any AMI without touching the parameter.
+        _deny("FleetLaunchesOnlyThroughTheDeployment", [
+            "ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate",
+            "autoscaling:UpdateAutoScalingGroup"], [
+            "arn:*:ec2:*:*:launch-template/*", "arn:*:autoscaling:*:*:autoScalingGroup:*"],
+            _merge({"StringEquals": {f"aws:ResourceTag/{PROJECT_TAG[0]}": PROJECT_TAG[1]}}, deployers)),
+    ])
+
+
 DOCUMENTS = (
     GuardrailDocument("logging-identity", SCP, "Logging stays on; no IAM users or keys; stay in the "
                       "organisation; allowed Regions; exempt roles made by deployers only",
@@ -547,6 +565,8 @@ DOCUMENTS = (
                       keys_images_and_sessions_scp),
     GuardrailDocument("api-network", SCP, "No default execute-api endpoint or unauthorised route; "
                       "VPC links by deployers; egress-free VPCs stay egress-free", api_and_network_scp),
+    GuardrailDocument("fleet", SCP, "The fleet's launch template and group changed by deployers only",
+                      fleet_scp),
     GuardrailDocument("data-perimeter", RCP, "S3, KMS, STS, Secrets Manager, SQS: organisation "
                       "principals and TLS only", data_perimeter_rcp),
 )

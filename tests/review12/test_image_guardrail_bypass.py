@@ -30,13 +30,11 @@ def test_the_rollout_role_overwrites_the_parameter() -> None:
     assert decide(ROLLOUT_ROLE, "ssm:PutParameter", PARAMETER, {"ssm:Overwrite": "true"}) == "allow"
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: the rollout function's code is not guarded")
 @pytest.mark.parametrize("action", ["lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration"])
 def test_a_power_user_cannot_rewrite_the_rollout_function(action: str) -> None:
     assert decide(POWER_USER, action, ROLLOUT_FUNCTION) == "explicit-deny"
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: the fleet's launch template is not guarded")
 @pytest.mark.parametrize("action, resource", [
     ("ec2:CreateLaunchTemplateVersion", LAUNCH_TEMPLATE), ("ec2:ModifyLaunchTemplate", LAUNCH_TEMPLATE),
     ("autoscaling:UpdateAutoScalingGroup", GROUP)])
