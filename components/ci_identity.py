@@ -482,6 +482,13 @@ S3_WRITE_ACTIONS = (
 # What the program looks up from AWS in a preview (data sources): the caller's identity needs no
 # permission; the zones and Regions do.
 PROGRAM_LOOKUP_ACTIONS = ("ec2:DescribeAvailabilityZones", "ec2:DescribeRegions")
+# What the drift check (`ztai verify`, docs/drift.md) reads as the preview role in the scheduled
+# job: configuration and status, no data. The key-level reads work only on keys whose policy
+# names the role (keyInspectorRoleArns).
+DRIFT_READ_ACTIONS = ("kms:ListAliases", "kms:DescribeKey", "kms:GetKeyPolicy",
+                      "kms:GetKeyRotationStatus", "kms:ListKeyRotations", "kms:ListResourceTags",
+                      "ec2:DescribeVpcs", "ec2:DescribeVpcEndpoints", "ec2:DescribeFlowLogs",
+                      "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus")
 STATE_READ_OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
 STATE_READ_BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketVersioning")
 # The Pulumi S3 backend writes and deletes the state, its backups, history and lock files.
@@ -575,6 +582,7 @@ def preview_policy(state: StateResources) -> str:
     return _document([
         *_state_read(state),
         _statement("ProgramLookups", "Allow", PROGRAM_LOOKUP_ACTIONS),
+        _statement("DriftCheckReads", "Allow", DRIFT_READ_ACTIONS),
         _statement("NoKeyButTheStateKey", "Deny", KEY_USE_ACTIONS, not_resource=state.state_key_arn),
         _statement("StateKeyOnlyThroughS3", "Deny", KEY_USE_ACTIONS, state.state_key_arn,
                    {"StringNotEquals": {"kms:ViaService": state.s3_service}}),
@@ -596,6 +604,13 @@ def workload_deployer_policy(state: StateResources, *, partition: str, account: 
     iam = f"arn:{partition}:iam::{account}"
     return _document([
         *_deployer_state(state),
+        # Not the key layer's state: its outputs are the key ARNs the workload trusts, and its
+        # inputs what the next key-layer deployment diffs against (the Pulumi S3 backend's files
+        # of a stack: stacks/<project>/<stack>.json and its history, backups and lock).
+        _statement("NotTheKeyLayersState", "Deny", [*STATE_WRITE_OBJECT_ACTIONS, "s3:PutObjectAcl"], [
+            f"{state.bucket_arn}/.pulumi/stacks/*-keys.json*",
+            *(f"{state.bucket_arn}/.pulumi/{folder}/*-keys/*"
+              for folder in ("history", "backups", "locks"))]),
         _statement("DeployWorkloadServices", "Allow", [f"{service}:*" for service in WORKLOAD_SERVICES]),
         _statement("StackRolesAndPolicies", "Allow", WORKLOAD_IAM_ACTIONS,
                    [f"{iam}:role/*", f"{iam}:policy/*", f"{iam}:instance-profile/*"]),

@@ -286,4 +286,4 @@ def test_drift_runs_a_refresh_preview_per_stack_and_ztai_verify_on_a_schedule() 
     refresh = "\n".join(step.get("run", "") for step in jobs["refresh"]["steps"])
     assert 'pulumi refresh --preview-only --expect-no-changes --stack "$STACK"' in refresh
     verify = "\n".join(step.get("run", "") for step in jobs["verify"]["steps"])
-    assert './run ztai verify --stack "$ENV"' in verify
+    assert './run ztai verify --stack "$STACK" --state state.json' in verify

@@ -40,7 +40,6 @@ def test_the_drift_recipe_uses_the_preview_role() -> None:
     assert "ci-preview" in recipe and "ztai verify" in recipe
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: the drift job's role cannot make verify's reads")
 @pytest.mark.parametrize("action", VERIFY_READS)
 def test_the_drift_jobs_role_reads_what_verify_reads(action: str) -> None:
     assert _as_preview(action) == "allow"

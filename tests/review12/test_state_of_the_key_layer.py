@@ -13,8 +13,6 @@ The secure expectation (xfail strict today): each deployer writes only its own l
 
 from __future__ import annotations
 
-import pytest
-
 from components.ci_identity import (
     StateResources,
     boundary_policy,
@@ -55,7 +53,6 @@ def test_each_deployer_writes_its_own_state() -> None:
     assert _put(ROLES.keys, keys_deployer_policy(STATE), KEY_LAYER_STATE) == "allow"
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: deploy-workload writes the key layer's state")
 def test_the_workload_deployer_cannot_write_the_key_layers_state() -> None:
     assert _put(ROLES.workload, workload_deployer_policy(STATE, partition="aws", account=ACCOUNT),
                 KEY_LAYER_STATE) != "allow"

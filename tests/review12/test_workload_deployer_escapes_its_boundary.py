@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from components.ci_identity import StateResources, boundary_policy, workload_deployer_policy
 from tests.components.test_guardrails import ORG, RCPS, REGION, SCPS
 from tests.support.key_policy import Request
