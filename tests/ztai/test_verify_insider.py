@@ -20,6 +20,10 @@ import pytest
 
 from tests.ztai.test_verify_cmd import ACCOUNT, Account, verify
 
+# The moto account of `ztai verify`'s own tests, as fixtures here too.
+from tests.ztai.test_verify_cmd import account as account
+from tests.ztai.test_verify_cmd import dev_export as dev_export
+
 TRAINING_ALIAS = "alias/zero-trust-ai/dev/training-data"
 MODEL_ALIAS = "alias/zero-trust-ai/dev/model-weights"
 OUTSIDER = f"arn:aws:iam::{ACCOUNT}:role/PowerUser"
