@@ -165,7 +165,9 @@ def fork(project: Path) -> Path:
     pulumi_yaml.write_text(pulumi_yaml.read_text().replace("name: zero-trust-ai", "name: my-fork", 1))
     (project / "stacks").mkdir()
     text = (ROOT / "stacks" / "Pulumi.prod.yaml").read_text(encoding="utf-8")
-    (project / "stacks" / "Pulumi.prod.yaml").write_text(text.replace("zero-trust-ai:", "my-fork:"))
+    # Its key layer is the fork's too: keyLayerStack names the project.
+    text = text.replace("zero-trust-ai:", "my-fork:").replace("/zero-trust-ai/", "/my-fork/")
+    (project / "stacks" / "Pulumi.prod.yaml").write_text(text)
     return project
 
 
@@ -180,6 +182,11 @@ def test_a_renamed_project_is_checked_under_its_own_name(fork: Path,
     stack_path.write_text(stack_path.read_text().replace("my-fork:azCount", "zero-trust-ai:azCount"))
     assert main(["config", "check", "--stack", "prod", "--project-dir", str(fork)]) == 2
     assert "the project is named my-fork in Pulumi.yaml" in capsys.readouterr().err
+    # A key layer of the old project's name is refused too: it would be another project's keys.
+    stack_path.write_text(stack_path.read_text().replace("zero-trust-ai:azCount", "my-fork:azCount")
+                          .replace("/my-fork/", "/zero-trust-ai/"))
+    assert main(["config", "check", "--stack", "prod", "--project-dir", str(fork)]) == 2
+    assert "<organization>/my-fork/prod-keys" in capsys.readouterr().err
     # Later commands of the process name the shipped project's keys again.
     assert config_values.full("azCount") == "zero-trust-ai:azCount"
 
