@@ -486,7 +486,8 @@ PROGRAM_LOOKUP_ACTIONS = ("ec2:DescribeAvailabilityZones", "ec2:DescribeRegions"
 # job: configuration and status, no data. The key-level reads work only on keys whose policy
 # names the role (keyInspectorRoleArns).
 DRIFT_READ_ACTIONS = ("kms:ListAliases", "kms:DescribeKey", "kms:GetKeyPolicy",
-                      "kms:GetKeyRotationStatus", "kms:ListKeyRotations", "kms:ListResourceTags",
+                      "kms:GetKeyRotationStatus", "kms:ListGrants", "kms:ListKeyRotations",
+                      "kms:ListResourceTags",
                       "ec2:DescribeVpcs", "ec2:DescribeVpcEndpoints", "ec2:DescribeFlowLogs",
                       "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus")
 STATE_READ_OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")

@@ -168,7 +168,7 @@ ADMIN_ACTIONS = (
 # What a drift check reads of a key (`ztai verify`, docs/drift.md): its state, policy, rotation and
 # tags; no use, no change.
 INSPECT_ACTIONS = ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
-                   "kms:ListKeyRotations", "kms:ListResourceTags")
+                   "kms:ListGrants", "kms:ListKeyRotations", "kms:ListResourceTags")
 KEY_ROTATION_ACTIONS = (
     "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListKeyRotations",
     "kms:ListResourceTags", "kms:RotateKeyOnDemand",

@@ -44,6 +44,15 @@ STANDALONE_RULES = frozenset({
 })
 
 
+def _service_grantee(principal: str) -> bool:
+    """A grantee an AWS service's own grant names (for a table, a volume, an image): its service
+    principal (DynamoDB), a service-linked role (Auto Scaling, Image Builder) or EC2's
+    infrastructure session for an instance's volumes. Not checked against AWS: a service that
+    names another grantee shows as a finding to look at, not as a pass."""
+    return (principal.endswith(".amazonaws.com") or ":role/aws-service-role/" in principal
+            or ":assumed-role/aws:ec2-infrastructure/" in principal)
+
+
 @dataclass(frozen=True)
 class Finding:
     """A status the pack does not see (it judges configuration, not whether a key is enabled or a
@@ -192,6 +201,13 @@ def status_findings(deployment: Deployment, *, require_trail: bool) -> list[Find
                                     + (f" (deleted in {key.pending_deletion_days} days)"
                                        if key.pending_deletion_days else "")
                                     + ": the stack's keys must be Enabled"))
+        for grant_id, grantee, operations in key.grants:
+            if not _service_grantee(grantee):
+                findings.append(Finding(
+                    "key-grant", key.alias,
+                    f"grant {grant_id} on key {key.key_id} lets {grantee} {', '.join(operations)}: the "
+                    "stack makes no grant; AWS services make them for their own resources, to a "
+                    "service principal or service-linked role (revoke it: aws kms revoke-grant)"))
     for log in deployment.flow_logs:
         if not recording(log):
             findings.append(Finding("flow-log-status", log.flow_log_id,

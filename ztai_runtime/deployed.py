@@ -50,6 +50,9 @@ class DeployedKey:
     rotation_period_days: int | None
     tags: dict[str, str]
     pending_deletion_days: int | None = None
+    # (grant id, grantee principal, operations) of every grant on the key: the key policy is not
+    # the only way in, and a grant made outside Pulumi is in no state (ListGrants).
+    grants: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
     @property
     def purpose(self) -> str:
@@ -146,6 +149,9 @@ def read_keys(kms: Any, environment: str, unreadable: list[str]) -> list[Deploye
             metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
             policy = kms.get_key_policy(KeyId=key_id, PolicyName=KEY_POLICY_NAME).get("Policy")
             tags = _tags(kms.list_resource_tags(KeyId=key_id).get("Tags"), "TagKey", "TagValue")
+            grants = tuple((str(grant.get("GrantId", "")), str(grant.get("GranteePrincipal", "")),
+                            tuple(str(operation) for operation in grant.get("Operations", [])))
+                           for grant in _pages(kms, "list_grants", "Grants", KeyId=key_id))
         except ClientError as error:
             unreadable.append(f"key {key_id} of {name}: {_error_code(error) or error}")
             continue
@@ -168,7 +174,7 @@ def read_keys(kms: Any, environment: str, unreadable: list[str]) -> list[Deploye
             key_usage=str(metadata.get("KeyUsage", "")),
             multi_region=bool(metadata.get("MultiRegion", False)), policy=policy,
             rotation_enabled=rotation_enabled, rotation_period_days=period, tags=tags,
-            pending_deletion_days=metadata.get("PendingDeletionWindowInDays")))
+            pending_deletion_days=metadata.get("PendingDeletionWindowInDays"), grants=grants))
     return keys
 
 

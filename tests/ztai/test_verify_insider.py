@@ -54,11 +54,25 @@ def test_the_recipe_runs_verify_with_the_state(account: Account,
     assert status == 1
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: verify reads no KMS grants")
 @pytest.mark.parametrize("alias", [TRAINING_ALIAS, MODEL_ALIAS])
 def test_a_grant_made_outside_pulumi_fails_the_run(account: Account, alias: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     account.kms.create_grant(KeyId=account.key_id(alias), GranteePrincipal=OUTSIDER,
                              Operations=["Decrypt"])
-    status, _, _ = verify(capsys, "--state", str(account.state))
+    status, report, _ = verify(capsys, "--state", str(account.state))
     assert status == 1
+    [grant] = [f for f in report["findings"] if f["kind"] == "key-grant"]
+    assert grant["resource"] == alias and OUTSIDER in grant["message"] and "Decrypt" in grant["message"]
+
+
+def test_a_grant_an_aws_service_makes_for_its_resource_is_not_a_finding(
+        account: Account, capsys: pytest.CaptureFixture[str]) -> None:
+    # DynamoDB's grants for a table name its service principal; Auto Scaling's, its linked role.
+    key_id = account.key_id(TRAINING_ALIAS)
+    account.kms.create_grant(KeyId=key_id, GranteePrincipal="dynamodb.eu-west-1.amazonaws.com",
+                             Operations=["Decrypt"])
+    account.kms.create_grant(KeyId=key_id, Operations=["Decrypt"], GranteePrincipal=(
+        f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"))
+    status, report, _ = verify(capsys, "--state", str(account.state))
+    assert not [f for f in report["findings"] if f["kind"] == "key-grant"], report["findings"]
+    assert status == 0, report
