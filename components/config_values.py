@@ -230,3 +230,15 @@ def read_project_yaml(label: str, path: Path) -> Any:
     except yaml.YAMLError as error:
         raise ValueError(f"{label}: cannot read it as YAML (not valid YAML"
                          f"{strict_yaml.describe(error)})") from None
+
+
+def parse_regions(key: str, value: Any) -> list[str]:
+    """Distinct Regions of components/aws_facts.py (replica Regions, the guardrails' allow-list)."""
+    from components.aws_facts import REGION_AZ_COUNT
+
+    regions = as_string_list(key, value)
+    unknown = [region for region in regions if region not in REGION_AZ_COUNT]
+    if unknown or len(set(regions)) != len(regions):
+        raise ValueError(f"{full(key)} = {show(value)}: expected distinct regions from "
+                         f"components/aws_facts.py ({', '.join(sorted(REGION_AZ_COUNT))})")
+    return regions

@@ -47,9 +47,10 @@ from typing import Any, NamedTuple
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_facts import REGION_AZ_COUNT
 from components.config_values import as_string_list as _list
 from components.config_values import full as _full
+from components.config_values import parse_regions
+from components.config_values import show as _show
 from components.network import EGRESS_TAG
 
 # What the guardrails key on; the policy pack's `ztpolicy.guardrails` repeats these (the pack may
@@ -155,10 +156,6 @@ class GuardrailKey(NamedTuple):
     type: str
 
 
-def _show(value: Any) -> str:
-    return json.dumps(value) if not isinstance(value, str) else repr(value)
-
-
 def parse_target_ids(key: str, value: Any) -> list[str]:
     ids = _list(key, value)
     bad = [item for item in ids if not (_OU_ID.fullmatch(item) or _ROOT_ID.fullmatch(item))]
@@ -169,12 +166,7 @@ def parse_target_ids(key: str, value: Any) -> list[str]:
 
 
 def parse_allowed_regions(key: str, value: Any) -> list[str]:
-    regions = _list(key, value)
-    unknown = [region for region in regions if region not in REGION_AZ_COUNT]
-    if unknown or len(set(regions)) != len(regions):
-        raise ValueError(f"{_full(key)} = {_show(value)}: expected distinct Regions of "
-                         f"components/aws_facts.py ({', '.join(sorted(REGION_AZ_COUNT))})")
-    return regions
+    return parse_regions(key, value)
 
 
 def _only_wildcards(text: str) -> bool:

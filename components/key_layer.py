@@ -59,8 +59,9 @@ class KeyLayerReference(pulumi.ComponentResource):
 
         def pick(arns: Any) -> str:
             if not isinstance(arns, Mapping) or not isinstance(arns.get(purpose), str):
-                raise ValueError(f"the key layer stack {stack} exports no keyArns[{purpose!r}]: "
-                                 "deploy the key layer first (docs/deploying.md)")
+                # A RunError: Pulumi reports it as the user's error, without a traceback.
+                raise pulumi.RunError(f"the key layer stack {stack} exports no keyArns[{purpose!r}]: "
+                                      "deploy the key layer first (docs/deploying.md)")
             return str(arns[purpose])
 
         return pulumi.Output.from_input(self._key_arns).apply(pick)

@@ -47,6 +47,7 @@ from components.config_values import (
     LAYERS,
     PROJECT_DIR,
     WORKLOAD_LAYERS,
+    parse_regions,
     use_namespace,
 )
 from components.config_values import SCHEMA_TYPES as SCHEMA_TYPES  # re-exported (declared there
@@ -407,13 +408,6 @@ def _parse_two_person_keys(key: str, value: Any) -> list[str]:
     return purposes
 
 
-def _parse_regions(key: str, value: Any) -> list[str]:
-    regions = _as_string_list(key, value)
-    unknown = [region for region in regions if region not in REGION_AZ_COUNT]
-    if unknown or len(set(regions)) != len(regions):
-        raise ValueError(f"{_full(key)} = {_show(value)}: expected distinct regions from "
-                         f"components/aws_facts.py ({', '.join(sorted(REGION_AZ_COUNT))})")
-    return regions
 
 
 def _parse_classification(key: str, value: Any) -> str:
@@ -627,7 +621,7 @@ KEYS: dict[str, StackKey] = {
         "administrators can read a key's policy.", False, _parse_role_arns, [], type="array",
         layers=KEY_LAYERS),
     "keyReplicaRegions": StackKey("Regions that get a replica of every KMS key (multi-Region keys); "
-                              "default: none.", False, _parse_regions, [], type="array",
+                              "default: none.", False, parse_regions, [], type="array",
                                    allowed=tuple(sorted(REGION_AZ_COUNT)), layers=ENVIRONMENT_LAYERS),
     "organizationId": StackKey("AWS Organizations id; endpoint policies then admit the organisation "
                            "instead of only this account (required in an organization stack: the "

@@ -463,7 +463,7 @@ def test_good_settings_parse_with_defaults() -> None:
     ("guardrailTargetIds", '["ou-ab12-cdef3456", "ou-ab12-cdef3456"]', "listed twice"),
     ("guardrailTargetIds", "[]", "guardrailTargetIds: missing; required by the organization layer"),
     ("guardrailTargetIds", "ou-ab12", "guardrailTargetIds"),
-    ("guardrailAllowedRegions", '["eu-west-9"]', "expected distinct Regions"),
+    ("guardrailAllowedRegions", '["eu-west-9"]', "expected distinct regions"),
     ("guardrailAllowedRegions", "[]", "guardrailAllowedRegions: missing; required"),
     ("guardrailBreakGlassArnPatterns", '["arn:aws:iam::*:role/*"]',
      "not an IAM role ARN pattern with a name"),

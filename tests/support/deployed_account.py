@@ -17,13 +17,9 @@ from typing import Any
 
 import boto3
 
-KEY = "aws:kms/key:Key"
-KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
-ALIAS = "aws:kms/alias:Alias"
-VPC = "aws:ec2/vpc:Vpc"
-ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
-ENDPOINT_POLICY = "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy"
-FLOW_LOG = "aws:ec2/flowLog:FlowLog"
+# The resource types verify maps what it reads to (ztai/drift.py), one spelling for both.
+from ztai.drift import ALIAS, ENDPOINT, ENDPOINT_POLICY, FLOW_LOG, KEY, KEY_POLICY, VPC
+
 # Until the real policies are put: KMS needs one to create a key.
 _PLACEHOLDER = json.dumps({"Version": "2012-10-17", "Statement": []})
 

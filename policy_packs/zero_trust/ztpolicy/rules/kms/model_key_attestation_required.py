@@ -267,15 +267,22 @@ def _applies_to(statement: Mapping[str, Any], principal: str) -> bool:
     return "*" in principals or any(same_principal(principal, p) for p in principals)
 
 
-def document_problems(document: Any, label: str, break_glass: set[str]) -> list[str]:
+def _read_policy(document: Any, label: str) -> tuple[Any, list[tuple[int, Mapping[str, Any]]], list[str]]:
+    """(the policy, its statements with their index, why it cannot be read: empty when it can)."""
     try:
         parsed = json.loads(document) if isinstance(document, str) else document
     except json.JSONDecodeError as error:
-        return [f"{label} policy is not valid JSON ({error.msg})"]
+        return None, [], [f"{label} policy is not valid JSON ({error.msg})"]
     if not isinstance(parsed, Mapping):
-        return [f"{label} policy is not a JSON object"]
-    statements = [(index, s) for index, s in enumerate(as_list(parsed.get("Statement")))
-                  if isinstance(s, Mapping)]
+        return None, [], [f"{label} policy is not a JSON object"]
+    return parsed, [(index, s) for index, s in enumerate(as_list(parsed.get("Statement")))
+                    if isinstance(s, Mapping)], []
+
+
+def document_problems(document: Any, label: str, break_glass: set[str]) -> list[str]:
+    _, statements, unreadable = _read_policy(document, label)
+    if unreadable:
+        return unreadable
     glass = {identity(p) for p in break_glass}
     problems: list[str] = []
     rewrite_problems: list[str] = []
@@ -336,14 +343,9 @@ def plaintext_users(document: Any) -> list[str]:
 
 def before_grants_problems(document: Any, label: str, settings: StackSettings) -> list[str]:
     """A key layer's model key before the workload's grants (see the module docstring)."""
-    try:
-        parsed = json.loads(document) if isinstance(document, str) else document
-    except json.JSONDecodeError as error:
-        return [f"{label} policy is not valid JSON ({error.msg})"]
-    if not isinstance(parsed, Mapping):
-        return [f"{label} policy is not a JSON object"]
-    statements = [(index, s) for index, s in enumerate(as_list(parsed.get("Statement")))
-                  if isinstance(s, Mapping)]
+    parsed, statements, unreadable = _read_policy(document, label)
+    if unreadable:
+        return unreadable
     problems = [f"{label} statement {s.get('Sid') or f'#{index}'} allows kms:PutKeyPolicy to "
                 f"{', '.join(rewriters)}: any IAM principal allowed kms:PutKeyPolicy could rewrite "
                 "the policy; name the key administrator roles (keyAdministratorRoleArns)"
