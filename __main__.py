@@ -4,10 +4,11 @@ Load the stack configuration, build the components, wire grants, seal the key po
 Validation lives in `components.stack_config`, resources in `components/`.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import pulumi
+import pulumi_aws as aws
 
 from components.ami_pipeline import ImmutableAmiPipeline, ImmutableAmiPipelineArgs, component_names
 from components.api_gateway import (
@@ -32,7 +33,12 @@ from components.jit import JustInTimeAccess, JustInTimeAccessArgs
 from components.jit_catalogue import jit_table_name
 from components.key_grants import ledger_output
 from components.key_grants import replay as replay_grants
-from components.key_layer import KeyLayerReference, KeyLayerReferenceArgs
+from components.key_layer import (
+    IdentityReference,
+    IdentityReferenceArgs,
+    KeyLayerReference,
+    KeyLayerReferenceArgs,
+)
 from components.key_rotation import MonthlyKeyRotation, MonthlyKeyRotationArgs, rotation_schedule_name
 from components.keys import PURPOSES as KEY_PURPOSES
 from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs, log_group_prefixes_for
@@ -88,11 +94,96 @@ def key_hierarchy(config: StackConfig | KeyLayerConfig, deployers: Sequence[str]
     )
 
 
+def compose_identity(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy,
+                     source_vpce_ids: Sequence[pulumi.Input[str]]) -> tuple[AccessRoles, JustInTimeAccess]:
+    """The identity part: the human roles and just-in-time elevation, with the key grants only
+    the keys' owner makes to them. In a split deployment the key layer declares it, because the key
+    policies name these roles (the key-admin elevation, the JIT API that writes two-person
+    policies, the people granted data keys): whoever controls a role's trust, tags or code holds
+    what the keys grant it. The workload grants them its own resources by their known names
+    (IdentityReference)."""
+    # The human roles (docs/identity.md): one per job, trusted only from the configured identity
+    # provider, usable only with MFA, a compliant device, from the management segment's endpoints (or
+    # the corporate ranges) and in the stack's Regions. Each is granted by the owners of what it
+    # uses; none is a key administrator of the key policies (keyAdministratorRoleArns stays the
+    # deployer's), and break-glass gets kms:* on the keys only if breakGlassRoleArn names it.
+    people = AccessRoles(
+        "access",
+        AccessRolesArgs(
+            environment=config.environment,
+            owner=config.owner,
+            region=config.region,
+            settings=config.human_access,
+            log_group_prefixes=log_group_prefixes_for(config.environment),
+            source_vpce_ids=source_vpce_ids,
+            extra_regions=config.key_replica_regions,
+        ),
+    )
+    publisher, responder = people["model-publisher"], people["security-responder"]
+    # Model publisher: data keys for the published models only (the weights' encryption context);
+    # never kms:Decrypt on the weights key.
+    if config.human_access.published_models:
+        keys.grant_generate_data_key("model-weights", publisher,
+                                     encryption_context={"model": list(config.human_access.published_models)})
+    # Security responder: encrypts the session logs of the shells it opens.
+    keys.grant_generate_data_key("logs", responder)
+
+    # --- Just-in-time elevation -------------------------------------------------------------------
+    # One role per catalogue entry, admitting nobody until a request is approved by someone else; the
+    # grant carries its own expiry and revocation refuses sessions already issued (docs/jit.md). The
+    # requests table is encrypted with the secrets key, admitted at creation (dynamodb_tables).
+    jit = JustInTimeAccess(
+        "jit",
+        JustInTimeAccessArgs(
+            environment=config.environment,
+            region=config.region,
+            elevations=config.jit_elevations,
+            table_key_arn=keys.key_arn("secrets"),
+            logs_key_arn=keys.key_arn("logs"),
+            protect=config.is_prod,
+            reserve_concurrency=config.reserve_function_concurrency,
+            permissions_boundary=people.boundary.arn,
+            # The keys of the key-admin elevations: the API writes their approved policies.
+            key_arns={e.key: keys.key_arn(e.key) for e in config.jit_elevations if e.grant == "key-admin"},
+        ),
+    )
+    keys.grant_cloudwatch_logs(jit.log_group_prefix)
+    for jit_function in (jit.api, jit.expiry):
+        keys.grant_use_through_service("secrets", jit_function.role, "dynamodb")
+        keys.grant_use_through_service("logs", jit_function.role, "sqs")  # failure records
+    # A key-admin elevation administers its key (disable, schedule deletion, alias) and the JIT API
+    # writes the key policy two other people approved by its SHA-256; on a two-person key nobody
+    # else may (the deployer included, after the first deploy: docs/runbooks/key-administration.md).
+    # The elevations' grants on the workload's resources are the workload's (compose_workload).
+    for elevation in config.jit_elevations:
+        if elevation.grant == "key-admin":
+            keys.grant_key_administration(elevation.key, jit.roles[elevation.name],
+                                          policy_writer=jit.api.role)
+        if elevation.grant == "break-glass":  # two approvers; what the break-glass role holds, watched
+            people.grant_break_glass(jit.roles[elevation.name])
+    # Every person's role may call the JIT API (to request, or to approve as the catalogue allows).
+    for person in people.roles.values():
+        jit.grant_requests(person)
+    return people, jit
+
+
+def export_identity(people: AccessRoles, jit: JustInTimeAccess) -> None:
+    pulumi.export("jit", {"table": jit.table.name, "apiUrl": jit.function_url.function_url,
+                          "roles": {name: role.arn for name, role in jit.roles.items()}})
+    pulumi.export("humanRoleArns", people.role_arns)
+
+
 def compose_key_layer(config: KeyLayerConfig) -> None:
     """The key layer of a split deployment: the keys, and their policies written from the
     workload's reviewed grants file. Before the workload's first deploy there is none, and the
     keys keep their creation policies, which let no role of the workload use them (docs/deploying.md)."""
-    keys = key_hierarchy(config, config.workload_deployer_role_arns)
+    # The key layer's deployer creates the JIT table (compose_identity), which makes DynamoDB use
+    # the secrets key as that role: it is admitted as the workload's deployers are, for the
+    # tables named at the key's creation only.
+    keys = key_hierarchy(config, (*config.workload_deployer_role_arns, *config.key_administrator_role_arns))
+    # The roles the key policies name, and the JIT that writes the two-person policies, are this
+    # layer's: the workload's deployer can change neither who assumes them nor the JIT's code.
+    people, jit = compose_identity(config, keys, config.human_source_vpce_ids)
     if config.workload_grants:
         try:
             replay_grants(keys, config.workload_grants, config.enclave_measurements)
@@ -106,6 +197,7 @@ def compose_key_layer(config: KeyLayerConfig) -> None:
     pulumi.export("keyArns", keys.key_arns())
     pulumi.export("keyAliases", {purpose: keys.alias_name(purpose) for purpose in KEY_PURPOSES})
     pulumi.export("sealedGrants", len(config.workload_grants))
+    export_identity(people, jit)
 
 
 def compose_bootstrap(config: BootstrapConfig) -> None:
@@ -428,23 +520,18 @@ def compose_workload(config: StackConfig) -> None:
                                key_arn=keys.key_arn("training-data"), protect=config.is_prod),
     )
 
-    # The human roles (docs/identity.md): one per job, trusted only from the configured identity
-    # provider, usable only with MFA, a compliant device, from the management segment's endpoints (or
-    # the corporate ranges) and in the stack's Regions. Each is granted below by the owners of what it
-    # uses; none is a key administrator of the key policies (keyAdministratorRoleArns stays the
-    # deployer's), and break-glass gets kms:* on the keys only if breakGlassRoleArn names it.
-    people = AccessRoles(
-        "access",
-        AccessRolesArgs(
-            environment=config.environment,
-            owner=config.owner,
-            region=config.region,
-            settings=config.human_access,
-            log_group_prefixes=log_group_prefixes_for(config.environment),
-            source_vpce_ids=[endpoint.id for endpoint in management.endpoints.values()],
-            extra_regions=config.key_replica_regions,
-        ),
-    )
+    # The human roles and the JIT elevations (compose_identity): this stack's in a combined
+    # deployment; in a split one the key layer's, read here by their known names.
+    management_endpoints = [endpoint.id for endpoint in management.endpoints.values()]
+    people: AccessRoles | IdentityReference
+    jit: JustInTimeAccess | None
+    if isinstance(keys, KeyHierarchy):
+        people, jit = compose_identity(config, keys, management_endpoints)
+        elevation_roles: Mapping[str, aws.iam.Role] = jit.roles
+    else:
+        people = IdentityReference("access", IdentityReferenceArgs(environment=config.environment,
+                                                                   elevations=config.jit_elevations))
+        elevation_roles, jit = people.elevation_roles, None
     curator, engineer = people["data-curator"], people["model-engineer"]
     publisher, responder = people["model-publisher"], people["security-responder"]
     # Data curator: brings raw data in, tokenizes it into curated/; never detokenizes, never weights.
@@ -458,16 +545,11 @@ def compose_workload(config: StackConfig) -> None:
     training_data.grant_read_prefix(engineer, "outputs/")
     training_data.grant_write_prefix(engineer, "outputs/")
     keys.grant_use_through_service("training-data", engineer, "s3")
-    # Model publisher: data keys for the published models only (the weights' encryption context), and
-    # uploads to models/; never kms:Decrypt on the weights key.
-    if config.human_access.published_models:
-        keys.grant_generate_data_key("model-weights", publisher,
-                                     encryption_context={"model": list(config.human_access.published_models)})
+    # Model publisher: uploads to models/ (its data keys are the key owner's grant, compose_identity).
     fleet.grant_model_publishing(publisher)
     keys.grant_use_through_service("inference", publisher, "s3")
     # Security responder: logged shells on the fleet's parents and the build instances.
     sessions.grant_start_session(responder)
-    keys.grant_generate_data_key("logs", responder)
 
     # Through the segments' s3, logs, ecr and ssm endpoints, principals reach only what is named
     # here (the model bucket, the AMI-id parameter, the image build's log group, whose name is the
@@ -478,48 +560,15 @@ def compose_workload(config: StackConfig) -> None:
         log_group_names=[ami_pipeline.log_group_prefix],
     )
 
-    # --- Just-in-time elevation -------------------------------------------------------------------
-    # One role per catalogue entry, admitting nobody until a request is approved by someone else; the
-    # grant carries its own expiry and revocation refuses sessions already issued (docs/jit.md). The
-    # requests table is encrypted with the secrets key, admitted at creation above (dynamodb_tables).
-    jit = JustInTimeAccess(
-        "jit",
-        JustInTimeAccessArgs(
-            environment=config.environment,
-            region=config.region,
-            elevations=config.jit_elevations,
-            table_key_arn=keys.key_arn("secrets"),
-            logs_key_arn=keys.key_arn("logs"),
-            protect=config.is_prod,
-            reserve_concurrency=config.reserve_function_concurrency,
-            permissions_boundary=people.boundary.arn,
-            # The keys of the key-admin elevations: the API writes their approved policies.
-            key_arns={e.key: keys.key_arn(e.key) for e in config.jit_elevations if e.grant == "key-admin"},
-        ),
-    )
-    keys.grant_cloudwatch_logs(jit.log_group_prefix)
-    for jit_function in (jit.api, jit.expiry):
-        keys.grant_use_through_service("secrets", jit_function.role, "dynamodb")
-        keys.grant_use_through_service("logs", jit_function.role, "sqs")  # failure records
-    # Each elevation's permissions, granted by the owner of what it touches. A key-admin elevation
-    # administers its key (disable, schedule deletion, alias) and the JIT API writes the key policy
-    # two other people approved by its SHA-256; on a two-person key nobody else may (the deployer
-    # included, after the first deploy: docs/runbooks/key-administration.md).
+    # --- Just-in-time elevation: what the elevations touch of this stack's resources ---------------
     for elevation in config.jit_elevations:
-        if elevation.grant == "key-admin":
-            keys.grant_key_administration(elevation.key, jit.roles[elevation.name],
-                                          policy_writer=jit.api.role)
-        if elevation.grant == "break-glass":  # two approvers; what the break-glass role holds, watched
-            people.grant_break_glass(jit.roles[elevation.name])
+        role = elevation_roles[elevation.name]
         if elevation.grant == "training-data-prefix-write":  # the canonical case: one job run's writes
-            training_data.grant_write_prefix(jit.roles[elevation.name], elevation.prefix)
-            keys.grant_use_through_service("training-data", jit.roles[elevation.name], "s3")
+            training_data.grant_write_prefix(role, elevation.prefix)
+            keys.grant_use_through_service("training-data", role, "s3")
         if elevation.grant == "model-prefix-write":
-            fleet.grant_prefix_write(jit.roles[elevation.name], elevation.prefix)
-            keys.grant_use_through_service("inference", jit.roles[elevation.name], "s3")
-    # Every person's role may call the JIT API (to request, or to approve as the catalogue allows).
-    for person in people.roles.values():
-        jit.grant_requests(person)
+            fleet.grant_prefix_write(role, elevation.prefix)
+            keys.grant_use_through_service("inference", role, "s3")
     # --- end of just-in-time elevation -------------------------------------------------------------
 
     # Every grant is made above this line: sealing writes the key policies.
@@ -542,17 +591,16 @@ def compose_workload(config: StackConfig) -> None:
     pulumi.export("keyAliases", {purpose: keys.alias_name(purpose) for purpose in KEY_PURPOSES})
     # Every key grant of the composition: in a workload stack, what the key layer's grants file
     # must hold (docs/deploying.md); in a combined stack, what a split would move there.
-    pulumi.export("keyGrants", ledger_output(config.environment, keys.ledger))
+    pulumi.export("keyGrants", ledger_output(config.environment, keys.ledger, management_endpoints))
     pulumi.export("tokenVaultTable", token_vault.table_name)
-    pulumi.export("jit", {"table": jit.table.name, "apiUrl": jit.function_url.function_url,
-                          "roles": {name: role.arn for name, role in jit.roles.items()}})
+    if isinstance(people, AccessRoles) and jit is not None:
+        export_identity(people, jit)
     pulumi.export("inferenceEndpoint", fleet.load_balancer.dns_name)
     pulumi.export("inferenceLaunchTemplateId", fleet.launch_template.id)
     pulumi.export("amiPipelineArn", ami_pipeline.pipeline.arn)
     pulumi.export("amiIdParameter", fleet.image_parameter.name)
     pulumi.export("modelBucket", fleet.model_bucket_name)
     pulumi.export("trainingDataBucket", training_data.bucket_name)
-    pulumi.export("humanRoleArns", people.role_arns)
     if api.jwt_issuer is None:
         # What the enclave image bakes to re-verify every request (enclave_images/build.sh): the pool,
         # each app client bound to its CAs' names, each route's scopes. Onboarding a partner changes

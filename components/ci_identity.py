@@ -529,6 +529,68 @@ WORKLOAD_IAM_ACTIONS = (
 )
 WORKLOAD_KMS_READ_ACTIONS = ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListAliases",
                              "kms:ListResourceTags")
+# The identity part of an environment (__main__.compose_identity), which a split deployment's key
+# layer declares because the key policies name its roles: the human roles, the JIT elevations
+# (zero-trust-ai-<env>-jit-<name>) and the JIT's own roles (zero-trust-ai-<env>-jit-<fn>-role),
+# the JIT functions, table, logs and failure queues, the human boundary and the break-glass
+# watches. Only the key deployer changes them: whoever changes a role's trust or tags, or the
+# JIT's code or table, holds what the keys grant those roles (the JIT API writes two-person key
+# policies). The workload's deployer may still write inline policies on the human and elevation
+# roles (the grants of its own resources: a bucket prefix, sessions), within the human boundary.
+IDENTITY_ROLE_CHANGES = (
+    "iam:CreateRole", "iam:DeleteRole", "iam:UpdateRole", "iam:UpdateRoleDescription",
+    "iam:UpdateAssumeRolePolicy", "iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary",
+    "iam:TagRole", "iam:UntagRole", "iam:AttachRolePolicy", "iam:DetachRolePolicy",
+)
+# On the JIT's own roles, their permissions and who may hand them to a service too: a function
+# created with the JIT API's role would write key policies with no approval.
+JIT_ROLE_CHANGES = ("iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole")
+# What records or watches the elevations: their logs, failure queues and break-glass rules.
+IDENTITY_RECORD_CHANGES = (
+    "logs:DeleteLogGroup", "logs:DeleteLogStream", "logs:PutRetentionPolicy",
+    "logs:DeleteRetentionPolicy", "logs:AssociateKmsKey", "logs:DisassociateKmsKey",
+    "logs:PutSubscriptionFilter", "logs:DeleteSubscriptionFilter", "logs:TagResource",
+    "logs:UntagResource", "sqs:*", "events:DeleteRule", "events:DisableRule", "events:PutRule",
+    "events:PutTargets", "events:RemoveTargets", "events:TagResource", "events:UntagResource",
+    "cloudwatch:DeleteAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:DisableAlarmActions",
+    "cloudwatch:SetAlarmState",
+)
+# The JIT functions' own alarms, queues and log groups are named after the functions.
+JIT_NAME = "zero-trust-ai-{environment}-jit"
+
+
+@dataclass(frozen=True)
+class IdentityPart:
+    """ARNs (patterns) of an environment's identity part, `*` for every environment."""
+
+    roles: tuple[str, ...]  # the human roles, the elevations and the JIT's roles
+    jit_roles: tuple[str, ...]  # the JIT's own roles
+    functions: tuple[str, ...]
+    table: tuple[str, ...]
+    boundary: str
+    records: tuple[str, ...]
+
+
+def identity_part(partition: str, account: str, environment: str = "*") -> IdentityPart:
+    # Imported here: components.identity reads components.stack_config, which reads this module.
+    from components.identity import ROLES as HUMAN_ROLES
+
+    iam, jit = f"arn:{partition}:iam::{account}", JIT_NAME.format(environment=environment)
+    return IdentityPart(
+        roles=(*(f"{iam}:role/zero-trust-ai-{environment}-{role}" for role in HUMAN_ROLES),
+               f"{iam}:role/{jit}-*"),
+        jit_roles=(f"{iam}:role/{jit}-*-role",),
+        functions=(f"arn:{partition}:lambda:*:{account}:function:{jit}-*",),
+        table=(f"arn:{partition}:dynamodb:*:{account}:table/{jit}",
+               f"arn:{partition}:dynamodb:*:{account}:table/{jit}/*"),
+        boundary=f"{iam}:policy/zero-trust-ai-{environment}-human-boundary",
+        records=(f"arn:{partition}:logs:*:{account}:log-group:/aws/lambda/{jit}-*",
+                 f"arn:{partition}:sqs:*:{account}:{jit}-*",
+                 f"arn:{partition}:events:*:{account}:rule/zero-trust-ai-{environment}-*-used",
+                 f"arn:{partition}:cloudwatch:*:{account}:alarm:{jit}-*"),
+    )
+
+
 # Changes to the CI identity itself, refused to the CI roles by their boundary.
 CI_IDENTITY_CHANGES = (
     "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy",
@@ -623,13 +685,27 @@ def workload_deployer_policy(state: StateResources, *, partition: str, account: 
     ])
 
 
-def keys_deployer_policy(state: StateResources) -> str:
+def keys_deployer_policy(state: StateResources, *, partition: str, account: str, environment: str) -> str:
     """The key layer's deployer: the state, the program's lookups and the key hierarchy's
-    actions, kms:PutKeyPolicy among them; never deleting or disabling a key."""
+    actions, kms:PutKeyPolicy among them, never deleting or disabling a key; and the identity
+    part the key layer declares (the human and JIT roles, the JIT functions and table)."""
+    part = identity_part(partition, account, environment)
     return _document([
         *_deployer_state(state),
         _statement("ProgramLookups", "Allow", PROGRAM_LOOKUP_ACTIONS),
         _statement("KeyLayer", "Allow", KEY_LAYER_ACTIONS),
+        _statement("IdentityRoles", "Allow", [*IDENTITY_ROLE_CHANGES, *JIT_ROLE_CHANGES, "iam:GetRole",
+                                              "iam:GetRolePolicy", "iam:ListRolePolicies",
+                                              "iam:ListAttachedRolePolicies",
+                                              "iam:ListInstanceProfilesForRole"], list(part.roles)),
+        _statement("HumanBoundary", "Allow", [*BOUNDARY_POLICY_CHANGES, "iam:CreatePolicy", "iam:GetPolicy",
+                                              "iam:GetPolicyVersion", "iam:ListPolicyVersions",
+                                              "iam:TagPolicy"], part.boundary),
+        _statement("JitFunctions", "Allow", "lambda:*", list(part.functions)),
+        _statement("JitTable", "Allow", "dynamodb:*", list(part.table)),
+        _statement("IdentityRecords", "Allow", ["logs:*", "sqs:*", "events:*", "cloudwatch:*"],
+                   list(part.records)),
+        _statement("DescribeLogGroups", "Allow", ["logs:DescribeLogGroups", "cloudwatch:DescribeAlarms"]),
         _statement("NoKeyDestruction", "Deny", ["kms:ScheduleKeyDeletion", "kms:DisableKey",
                                                 "kms:DisableKeyRotation"]),
     ])
@@ -642,6 +718,10 @@ def boundary_policy(state: StateResources, *, partition: str, account: str, envi
     iam = f"arn:{partition}:iam::{account}"
     ci_roles = [f"{iam}:role/{role_name(environment, role)}" for role in CI_ROLES]
     keys_deployer = role_arn(partition, account, environment, DEPLOY_KEYS)
+    from components.identity import JIT_FUNCTION_CHANGES  # as in identity_part
+
+    not_keys_deployer = {"ArnNotEquals": {"aws:PrincipalArn": keys_deployer}}
+    part = identity_part(partition, account)
     return _document([
         _statement("Ceiling", "Allow", "*"),
         _statement("NoChangesToTheCiRoles", "Deny", CI_IDENTITY_CHANGES, ci_roles),
@@ -655,8 +735,21 @@ def boundary_policy(state: StateResources, *, partition: str, account: str, envi
         _statement("NoChangesToTheIdentityProvider", "Deny", OIDC_PROVIDER_CHANGES),
         _statement("NoLongLivedCredentials", "Deny", LONG_LIVED_CREDENTIALS),
         _statement("NoTrailChanges", "Deny", TRAIL_CHANGES),
-        _statement("KeyPoliciesOnlyByTheKeyDeployer", "Deny", KEY_POLICY_ACTIONS, "*",
-                   {"ArnNotEquals": {"aws:PrincipalArn": keys_deployer}}),
+        _statement("KeyPoliciesOnlyByTheKeyDeployer", "Deny", KEY_POLICY_ACTIONS, "*", not_keys_deployer),
+        # The identity part (IdentityPart): the key layer's, every environment's.
+        _statement("IdentityRolesOnlyByTheKeyDeployer", "Deny", IDENTITY_ROLE_CHANGES,
+                   list(part.roles), not_keys_deployer),
+        _statement("JitRolesOnlyByTheKeyDeployer", "Deny", JIT_ROLE_CHANGES, list(part.jit_roles),
+                   not_keys_deployer),
+        # Invoking a JIT function other than through its URL hands it a request context the
+        # caller wrote (who asked, who approved).
+        _statement("JitFunctionsOnlyByTheKeyDeployer", "Deny",
+                   [*JIT_FUNCTION_CHANGES, "lambda:InvokeFunction"], list(part.functions), not_keys_deployer),
+        _statement("JitTableOnlyByTheKeyDeployer", "Deny", "dynamodb:*", list(part.table), not_keys_deployer),
+        _statement("HumanBoundaryOnlyByTheKeyDeployer", "Deny", BOUNDARY_POLICY_CHANGES, part.boundary,
+                   not_keys_deployer),
+        _statement("IdentityRecordsOnlyByTheKeyDeployer", "Deny", IDENTITY_RECORD_CHANGES,
+                   list(part.records), not_keys_deployer),
         _statement("NoStateBucketChanges", "Deny", STATE_BUCKET_CHANGES, state.bucket_arn),
         _statement("NoStateHistoryChanges", "Deny", STATE_HISTORY_CHANGES, f"{state.bucket_arn}/*"),
         _statement("NoStateKeyChanges", "Deny", KEY_POLICY_ACTIONS,
@@ -664,19 +757,21 @@ def boundary_policy(state: StateResources, *, partition: str, account: str, envi
     ])
 
 
-def permissions_policy(role: str, state: StateResources, *, partition: str, account: str) -> str:
+def permissions_policy(role: str, state: StateResources, *, partition: str, account: str,
+                       environment: str) -> str:
     """The identity policy of one CI role."""
     if role == PREVIEW:
         return preview_policy(state)
     if role == DEPLOY_WORKLOAD:
         return workload_deployer_policy(state, partition=partition, account=account)
     if role == DEPLOY_KEYS:
-        return keys_deployer_policy(state)
+        return keys_deployer_policy(state, partition=partition, account=account, environment=environment)
     raise ValueError(f"unknown CI role {role!r}; one of {', '.join(CI_ROLES)}")
 
 
-def _permissions_of(role: str, partition: str, values: list[Any]) -> str:
-    return permissions_policy(role, values[0], partition=partition, account=values[1])
+def _permissions_of(role: str, partition: str, environment: str, values: list[Any]) -> str:
+    return permissions_policy(role, values[0], partition=partition, account=values[1],
+                              environment=environment)
 
 
 def _trust_of(provider_arn: str, *, settings: CiSettings, subjects: Sequence[str]) -> str:
@@ -762,7 +857,7 @@ class CiIdentity(pulumi.ComponentResource):
             aws.iam.RolePolicy(
                 f"{name}-{role}-permissions", role=self.roles[role].id,
                 policy=pulumi.Output.all(state, account).apply(functools.partial(
-                    _permissions_of, role, partition)),
+                    _permissions_of, role, partition, env)),
                 opts=pulumi.ResourceOptions(parent=self.roles[role]))
         self.key_policies = self.state.grant_ci_roles(list(self.roles.values()))
 

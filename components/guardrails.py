@@ -68,6 +68,14 @@ DEFAULT_KEY_ADMIN_ROLE_PATTERNS = ("zero-trust-ai-*-jit-*", "zero-trust-ai-*-dep
 DEFAULT_IMAGE_PUBLISHER_ROLE_PATTERNS = ("zero-trust-ai-*-enclave-parent-imagebuilder-execution",
                                          "inference-image-rollout-role-*")
 DEFAULT_DEPLOY_ROLE_PATTERNS = ("zero-trust-ai-*-deploy-workload", "zero-trust-ai-*-deploy-keys")
+# The key layer's deployer, and what only it changes: the identity part a split deployment's key
+# layer declares (components.ci_identity.IdentityPart), because the key policies name its roles.
+KEY_DEPLOY_ROLE_PATTERNS = ("zero-trust-ai-*-deploy-keys",)
+IDENTITY_ROLE_PATTERNS = ("zero-trust-ai-*-jit-*", "zero-trust-ai-*-data-curator",
+                          "zero-trust-ai-*-model-engineer", "zero-trust-ai-*-model-publisher",
+                          "zero-trust-ai-*-security-responder", "zero-trust-ai-*-auditor",
+                          "zero-trust-ai-*-key-administrator", "zero-trust-ai-*-break-glass")
+JIT_ROLE_PATTERN = "zero-trust-ai-*-jit-*-role"  # the JIT's own roles (components.jit_catalogue)
 # Who opens sessions on, or sends commands to, the stack's instances: the human role the stack
 # grants sessions to (`sessions.grant_start_session`) and the pipeline, which builds through Run
 # Command.
@@ -398,8 +406,7 @@ def keys_images_and_sessions_scp(settings: GuardrailSettings) -> dict[str, Any]:
         # JIT_FUNCTION_CHANGES; a test checks this covers them).
         # So do the image rollout's parameter watch and the key rotation, which run as roles the
         # guardrails exempt by name: new code would act as them.
-        _deny("JitFunctionsByDeployers", JIT_FUNCTION_CHANGES, [
-            "arn:*:lambda:*:*:function:zero-trust-ai-*-jit-*",
+        _deny("FunctionsByDeployers", JIT_FUNCTION_CHANGES, [
             "arn:*:lambda:*:*:function:zero-trust-ai-*-inference-image-rollout",
             "arn:*:lambda:*:*:function:zero-trust-ai-*-key-rotation"], deployers),
         # Grants AWS services create for their own resources (EBS volumes, AMI copies) are how
@@ -534,10 +541,35 @@ class GuardrailDocument:
     render: Callable[[GuardrailSettings], dict[str, Any]]
 
 
-def fleet_scp(settings: GuardrailSettings) -> dict[str, Any]:
-    """The fleet launches only what the deployment declares: the image parameter's consumer."""
+def fleet_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
+    """The fleet launches only what the deployment declares (the image parameter's consumer);
+    the identity part is changed only by the key layer's deployer. (An account or OU takes five
+    SCPs, AWS's FullAWSAccess included: these share one document.)"""
     deployers = _exempt(settings, settings.deploy_role_patterns)
     return _document([
+        # The JIT functions and their table are the key layer's (IDENTITY_ROLE_PATTERNS).
+        _deny("JitByTheKeyDeployer", [*JIT_FUNCTION_CHANGES, "dynamodb:DeleteTable", "dynamodb:UpdateTable",
+                                      "dynamodb:PutResourcePolicy", "dynamodb:DeleteResourcePolicy"], [
+            "arn:*:lambda:*:*:function:zero-trust-ai-*-jit-*",
+            "arn:*:dynamodb:*:*:table/zero-trust-ai-*-jit"],
+            _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
+        # The identity part (the human roles, the elevations, the JIT's roles) only by the key
+        # layer's deployer: whoever sets a role's trust or tags holds what the keys grant it. The
+        # workload's deployer still writes their inline policies (grants of its resources), and
+        # never the JIT's own roles' policies, nor hands those roles to a new function.
+        _deny("IdentityRolesByTheKeyDeployer", [
+            "iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy", "iam:AttachRolePolicy",
+            "iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary", "iam:TagRole",
+            "iam:UntagRole"], role_arn_patterns(IDENTITY_ROLE_PATTERNS),
+            _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
+        _deny("JitRolesByTheKeyDeployer", ["iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole"],
+              role_arn_patterns([JIT_ROLE_PATTERN]), _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
+        _deny("HumanBoundaryByTheKeyDeployer", ["iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion",
+                                                 "iam:DeletePolicy"],
+              "arn:*:iam::*:policy/zero-trust-ai-*-human-boundary",
+              _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
+
+
         # The parameter's consumer: a launch template version naming another image, or a group
         # pointed at another template, launches any AMI without touching the parameter.
         _deny("FleetLaunchesOnlyThroughTheDeployment", [
@@ -557,8 +589,9 @@ DOCUMENTS = (
                       keys_images_and_sessions_scp),
     GuardrailDocument("api-network", SCP, "No default execute-api endpoint or unauthorised route; "
                       "VPC links by deployers; egress-free VPCs stay egress-free", api_and_network_scp),
-    GuardrailDocument("fleet", SCP, "The fleet's launch template and group changed by deployers only",
-                      fleet_scp),
+    GuardrailDocument("fleet-identity", SCP, "The fleet's launch template and group changed by "
+                      "deployers only; the human and JIT roles, JIT functions and human boundary by "
+                      "the key deployer only", fleet_and_identity_scp),
     GuardrailDocument("data-perimeter", RCP, "S3, KMS, STS, Secrets Manager, SQS: organisation "
                       "principals and TLS only", data_perimeter_rcp),
 )

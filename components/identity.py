@@ -143,11 +143,13 @@ def boundary_policy(*, regions: Sequence[str], mfa_tag: str, device_tag: str,
     included) may touch: the JIT API trusts what it holds (who approved, the document to write)."""
     if not regions:
         raise ValueError("boundary_policy: at least one region")
-    if not source_cidrs and not source_vpce_ids:
-        raise ValueError("boundary_policy: the network condition needs VPC endpoint ids or CIDRs")
     not_break_glass = {f"aws:PrincipalTag/{ACCESS_TAG}": BREAK_GLASS_ACCESS}
-    if source_cidrs:
-        network: dict[str, Any] = {"NotIpAddress": {"aws:SourceIp": sorted(source_cidrs)},
+    if not source_cidrs and not source_vpce_ids:
+        # No network yet (a key layer before the workload's grants file names the management
+        # endpoints): every call is outside it, break-glass's excepted, as for any network.
+        network: dict[str, Any] = {"StringNotEquals": not_break_glass}
+    elif source_cidrs:
+        network = {"NotIpAddress": {"aws:SourceIp": sorted(source_cidrs)},
                                    "StringNotEquals": not_break_glass}
     else:
         network = {"StringNotEquals": {"aws:SourceVpce": sorted(source_vpce_ids), **not_break_glass}}
@@ -346,8 +348,11 @@ class AccessRoles(pulumi.ComponentResource):
     def __init__(self, name: str, args: AccessRolesArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         if not args.settings.source_cidrs and not args.source_vpce_ids:
-            raise ValueError("AccessRoles: source_vpce_ids is empty and no corporate CIDRs are "
-                             "configured (humanSourceCidrs): the roles would be usable from nowhere")
+            # A split deployment's key layer before the workload's grants file names the management
+            # endpoints: the roles exist (the workload grants them) but are usable from nowhere.
+            pulumi.log.warn("AccessRoles: no management endpoints (the workload's grants file) and no "
+                            "humanSourceCidrs: the human roles are usable from nowhere until then "
+                            "(break-glass excepted)")
         if not args.log_group_prefixes:
             raise ValueError("AccessRoles: log_group_prefixes is empty: the auditor could read no log")
         super().__init__("zero-trust-ai:identity:AccessRoles", name, None, opts)

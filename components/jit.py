@@ -42,6 +42,7 @@ from components.jit_catalogue import (
     JitElevation,
     elevation_role_name,
     jit_api_role_name,
+    jit_function_role_name,
     jit_table_name,
 )
 
@@ -216,7 +217,7 @@ class JustInTimeAccess(pulumi.ComponentResource):
         role_arns = [role.arn for role in self.roles.values()]
 
         self.scheduler_role = aws.iam.Role(
-            f"{name}-scheduler-role",
+            f"{name}-scheduler-role", name=jit_function_role_name(args.environment, "scheduler"),
             description="EventBridge Scheduler: invoke the JIT expiry function only",
             max_session_duration=3600,
             assume_role_policy=account_id.apply(
@@ -243,6 +244,7 @@ class JustInTimeAccess(pulumi.ComponentResource):
             errors_alarm_description="The JIT expiry function failed: a grant may have outlived its "
                                      "schedule (its own conditions still end it)",
             environment={"JIT_TABLE": self.table.name},
+            role_name=jit_function_role_name(args.environment, "expiry"),
             **common("expiry"))  # type: ignore[arg-type]
 
         aws.iam.RolePolicy(

@@ -52,8 +52,10 @@ MAX_MINUTES = 720
 MAX_TWO_PERSON_MINUTES = 60
 NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
 ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
-# An elevation `api-role` would get the role name of the JIT API's role (jit_api_role_name).
-RESERVED_NAMES = ("api-role",)
+# The JIT's own roles are zero-trust-ai-<env>-jit-<function>-role (jit_function_role_name): an
+# elevation named like one would take its name, and the CI boundary tells the two kinds apart by
+# that suffix (the workload's deployer may write an elevation's permissions, never those roles').
+RESERVED_SUFFIX = "-role"
 PREFIX = re.compile(r"[A-Za-z0-9!_.()'-]+(/[A-Za-z0-9!_.()'-]+)*/")
 
 
@@ -83,11 +85,17 @@ def jit_api_function_name(environment: str) -> str:
     return f"{jit_table_name(environment)}-api"
 
 
+def jit_function_role_name(environment: str, function: str) -> str:
+    """The role of a JIT function (`api`, `expiry`) or of its scheduler (`scheduler`): known
+    names, which the CI roles' boundary and the guardrails protect from the workload's deployer.
+    No elevation may take one (`RESERVED_SUFFIX`)."""
+    return f"{jit_table_name(environment)}-{function}-role"
+
+
 def jit_api_role_name(environment: str) -> str:
-    """The JIT API function's role: a known name, because a split deployment's key layer names it
-    in the two-person deny by its ARN, and the policy pack checks that name there (rule
-    kms-two-person-key-administration). No elevation may take it (`RESERVED_NAMES`)."""
-    return f"{jit_api_function_name(environment)}-role"
+    """The JIT API function's role: the key layer names it in the two-person deny by its ARN, and
+    the policy pack checks that name there (rule kms-two-person-key-administration)."""
+    return jit_function_role_name(environment, "api")
 
 
 def parse_catalogue_file(key: str, value: Any, project_dir: Path = PROJECT_DIR) -> list[JitElevation]:
@@ -144,9 +152,9 @@ def _entry(entry: dict[Any, Any]) -> tuple[list[str], JitElevation | None]:
     if not isinstance(name, str) or not NAME.fullmatch(name):
         problems.append(f"name = {show(name)}: 2 to 32 lower-case letters, digits and dashes, "
                         "starting with a letter")
-    elif name in RESERVED_NAMES:
-        problems.append(f"name = {show(name)}: reserved (its role would have the name of the JIT "
-                        "API's role); choose another name")
+    elif name.endswith(RESERVED_SUFFIX):
+        problems.append(f"name = {show(name)}: a name ending in {RESERVED_SUFFIX} is reserved (the "
+                        "JIT's own roles are named so); choose another name")
     if not isinstance(description, str) or not description.strip():
         problems.append("description: say what the elevation is for, in words")
     if grant not in GRANTS:

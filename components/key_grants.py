@@ -18,9 +18,16 @@ grant method with exactly that method's arguments, every role an IAM role ARN of
 key administrators are in, and each attested grant's measurements equal to the key layer's own
 (its stack file holds the PCRs the key policy pins; the workload's copy can only agree).
 
-File format (JSON, version 1):
+The file also carries what the key layer's identity part needs of the workload (section
+`identity`): the management segment's VPC endpoints, the only network the human roles may be used
+from (when no corporate CIDRs are configured). The key layer owns those roles, their boundary and
+the just-in-time access (`compose_identity` in __main__.py): whoever deploys the workload must not
+decide who may assume a role the key policies name, so the endpoints too arrive reviewed.
+
+File format (JSON, version 1; `identity` optional, absent: the human roles are usable from nowhere):
 
     {"version": 1, "environment": "prod",
+     "identity": {"sourceVpceIds": ["vpce-0123456789abcdef0", ...]},
      "grants": [{"grant": "grant_use_through_service", "purpose": "logs",
                  "role": "arn:aws:iam::111122223333:role/...", "service": "sqs"}, ...]}
 """
@@ -32,6 +39,7 @@ import inspect
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -58,6 +66,11 @@ REFUSED_IN_A_GRANTS_FILE = {
     # truststore upload, the key layer admits itself (KeyHierarchyArgs.s3_buckets).
     "allow_administrators_through_s3": "it would give the workload's deployer the key's use "
                                        "through S3; the key layer admits the truststore itself",
+    # Who administers a key and who writes its approved policy are the key layer's own roles (its
+    # identity part: the key-admin elevations and the JIT API): an entry naming another role would
+    # let the workload's side choose a writer of key policies.
+    "grant_key_administration": "the key layer grants its own key-admin elevations and JIT API "
+                                "(compose_identity); the workload names no key administrator",
 }
 # Arguments that name a principal: an IAM role ARN in the ledger.
 ROLE_ARGUMENTS = ("role", "policy_writer")
@@ -100,9 +113,23 @@ def recorded(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def ledger_output(environment: str, entries: Sequence[Mapping[str, Any]]) -> pulumi.Output[Any]:
-    """The ledger as a stack output: role ARNs resolved once the roles exist."""
+_VPCE_ID = re.compile(r"^vpce-[0-9a-f]{8,17}$")
+
+
+@dataclass(frozen=True)
+class GrantsFile:
+    """A checked grants file: its environment, its grant entries, and the human roles' network."""
+
+    environment: str
+    grants: tuple[dict[str, Any], ...]
+    source_vpce_ids: tuple[str, ...] = field(default=())
+
+
+def ledger_output(environment: str, entries: Sequence[Mapping[str, Any]],
+                  source_vpce_ids: Sequence[pulumi.Input[str]] = ()) -> pulumi.Output[Any]:
+    """The ledger as a stack output: role ARNs and endpoint ids resolved once they exist."""
     return pulumi.Output.from_input({"version": LEDGER_VERSION, "environment": environment,
+                                     "identity": {"sourceVpceIds": list(source_vpce_ids)},
                                      "grants": [dict(entry) for entry in entries]})
 
 
@@ -131,13 +158,24 @@ def _argument_problem(name: str, value: Any) -> str | None:
     return None if isinstance(value, str) and _TEXT.match(value) else "a name or an ARN"
 
 
-def parse_grants(data: Any, source: str) -> tuple[dict[str, Any], ...]:
+def _source_vpce_ids(data: Mapping[str, Any], source: str) -> tuple[str, ...]:
+    identity = data.get("identity", {"sourceVpceIds": []})
+    ids = identity.get("sourceVpceIds") if isinstance(identity, dict) else None
+    if (not isinstance(identity, dict) or set(identity) != {"sourceVpceIds"} or not isinstance(ids, list)
+            or not all(isinstance(i, str) and _VPCE_ID.match(i) for i in ids) or len(set(ids)) != len(ids)):
+        raise ValueError(f"{source}: identity must be an object with exactly sourceVpceIds, a list of "
+                         "distinct VPC endpoint ids (vpce- and 8 to 17 hex digits)")
+    return tuple(ids)
+
+
+def parse_grants(data: Any, source: str) -> GrantsFile:
     """Check a ledger's structure; ValueError naming `source`, the entry and what is allowed.
     The key layer checks environment, account and measurements against its own configuration
     (`ledger_problems`)."""
-    if not isinstance(data, dict) or set(data) != {"version", "environment", "grants"}:
-        raise ValueError(f"{source}: expected an object with exactly version, environment and "
-                         "grants (the workload stack's keyGrants output)")
+    if not isinstance(data, dict) or not ({"version", "environment", "grants"} <= set(data)
+                                          <= {"version", "environment", "grants", "identity"}):
+        raise ValueError(f"{source}: expected an object with version, environment, grants and "
+                         "optionally identity, and nothing else (the workload stack's keyGrants output)")
     if data["version"] != LEDGER_VERSION:
         raise ValueError(f"{source}: version {data['version']!r}; this program reads version "
                          f"{LEDGER_VERSION}")
@@ -170,7 +208,7 @@ def parse_grants(data: Any, source: str) -> tuple[dict[str, Any], ...]:
                                 f"expected {wanted}")
     if problems:
         raise ValueError("; ".join(problems))
-    return tuple(data["grants"])
+    return GrantsFile(data["environment"], tuple(data["grants"]), _source_vpce_ids(data, source))
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -183,8 +221,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def load_grants_file(path: Path, source: str) -> tuple[str, tuple[dict[str, Any], ...]]:
-    """(environment, entries) of a grants file; ValueError for anything wrong with it."""
+def load_grants_file(path: Path, source: str) -> GrantsFile:
+    """A grants file, checked; ValueError for anything wrong with it."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -194,8 +232,7 @@ def load_grants_file(path: Path, source: str) -> tuple[str, tuple[dict[str, Any]
         data = json.loads(text, object_pairs_hook=_unique_keys)
     except (json.JSONDecodeError, RecursionError) as error:
         raise ValueError(f"{source}: {path} is not JSON ({error})") from None
-    entries = parse_grants(data, source)
-    return data["environment"], entries
+    return parse_grants(data, source)
 
 
 def ledger_problems(entries: Sequence[Mapping[str, Any]], *, environment: str, ledger_environment: str,

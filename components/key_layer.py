@@ -24,6 +24,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.identity import ROLES as HUMAN_ROLES
+from components.identity import role_name as human_role_name
+from components.jit_catalogue import JitElevation, elevation_role_name
 from components.key_grants import ledger_output, recorded
 from components.keys import PURPOSES, EnclaveMeasurements, Grantee, alias_name
 
@@ -72,9 +75,10 @@ class KeyLayerReference(pulumi.ComponentResource):
     def alias_name(self, purpose: str) -> str:
         return alias_name(self._args.environment, purpose)
 
-    def grants_output(self) -> pulumi.Output[Any]:
-        """The ledger as the `keyGrants` stack output (the key layer's grants file)."""
-        return ledger_output(self._args.environment, self.ledger)
+    def grants_output(self, source_vpce_ids: Sequence[pulumi.Input[str]] = ()) -> pulumi.Output[Any]:
+        """The ledger as the `keyGrants` stack output (the key layer's grants file), with the
+        management segment's endpoints the key layer's human roles are used through."""
+        return ledger_output(self._args.environment, self.ledger, source_vpce_ids)
 
     def seal(self) -> list[aws.kms.KeyPolicy]:
         """Nothing to write here: the key layer writes the policies from the ledger."""
@@ -129,3 +133,41 @@ class KeyLayerReference(pulumi.ComponentResource):
 
     @recorded
     def grant_key_administration(self, purpose: str, role: Grantee, *, policy_writer: Grantee) -> None: ...
+
+
+@dataclass(frozen=True)
+class IdentityReferenceArgs:
+    """environment: the stacks' environment (the roles' known names).
+    elevations: the just-in-time catalogue (jitCatalogueFile), the same file the key layer reads."""
+
+    environment: str
+    elevations: Sequence[JitElevation]
+
+
+class IdentityReference(pulumi.ComponentResource):
+    """The key layer's identity part, seen from the workload: the human roles and the elevation
+    roles, read by their known names (`aws.iam.Role.get`), so that the workload's owners grant
+    them what they use of the workload's resources (a bucket prefix, sessions) as in a combined
+    stack. The workload declares none of them: their trust, boundary and tags, the JIT functions
+    and table are the key layer's, which the workload's deployer may not change (its boundary and
+    the guardrails). Reading a role that does not exist fails the deployment: deploy the key layer
+    first (docs/deploying.md). Type token `zero-trust-ai:identity:IdentityReference`."""
+
+    def __init__(self, name: str, args: IdentityReferenceArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("zero-trust-ai:identity:IdentityReference", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.roles: dict[str, aws.iam.Role] = {
+            role: aws.iam.Role.get(f"{name}-{role}", human_role_name(args.environment, role), opts=child)
+            for role in HUMAN_ROLES}
+        self.elevation_roles: dict[str, aws.iam.Role] = {
+            elevation.name: aws.iam.Role.get(f"{name}-jit-{elevation.name}",
+                                             elevation_role_name(args.environment, elevation.name),
+                                             opts=child)
+            for elevation in args.elevations}
+        self.register_outputs({})
+
+    def __getitem__(self, role: str) -> aws.iam.Role:
+        if role not in self.roles:
+            raise KeyError(f"no role {role!r}; roles are {', '.join(HUMAN_ROLES)}")
+        return self.roles[role]

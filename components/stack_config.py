@@ -66,7 +66,7 @@ from components.enclave_fleet import ARTIFACT_PREFIX, EnclaveFleetSettings, sizi
 from components.guardrails import GUARDRAIL_KEYS, GuardrailSettings, GuardrailSettingsError
 from components.guardrails import parse_settings as parse_guardrail_settings
 from components.jit_catalogue import JitElevation, parse_catalogue_file
-from components.key_grants import ledger_problems, load_grants_file
+from components.key_grants import GrantsFile, ledger_problems, load_grants_file
 from components.keys import PURPOSES as KEY_PURPOSES
 from components.keys import EnclaveMeasurements, measurement_problem
 from components.network import MAX_SEGMENT_PREFIX, MIN_SEGMENT_PREFIX, SEGMENT_NAMES, Segment
@@ -233,6 +233,13 @@ class KeyLayerConfig:
     key_inspector_role_arns: tuple[str, ...] = ()
     # Empty until the workload's first deploy: the keys keep their creation policies.
     workload_grants: tuple[dict[str, Any], ...] = ()
+    # The identity part the key layer deploys (the roles its key policies name, and the JIT).
+    human_access: HumanAccessSettings = HumanAccessSettings()
+    jit_elevations: tuple[JitElevation, ...] = ()
+    reserve_function_concurrency: bool = True
+    # What the workload's grants file says of the management segment's VPC endpoints (the human
+    # roles' network); empty until then, and the human roles are usable from nowhere.
+    human_source_vpce_ids: tuple[str, ...] = ()
     layer: str = "keys"
 
     @property
@@ -391,7 +398,7 @@ def _parse_stack_reference(key: str, value: Any) -> str:
     return text
 
 
-def _parse_grants_file(key: str, value: Any) -> tuple[str, tuple[dict[str, Any], ...]] | None:
+def _parse_grants_file(key: str, value: Any) -> GrantsFile | None:
     if value == "":
         return None
     text = _as_string(key, value)
@@ -703,39 +710,41 @@ KEYS: dict[str, StackKey] = {
         "Reserve concurrency 1 for the key rotation and image rollout functions, so two runs never "
         "race. Lambda reserves only what leaves 100 unreserved: in an account with a lower "
         "concurrency quota (new accounts: 10) set false until the quota is raised.",
-        False, _as_bool, True, type="boolean"),
+        False, _as_bool, True, type="boolean", layers=ENVIRONMENT_LAYERS),
     "identityProvider": StackKey(
         "Where the human roles' people sign in: identity-center (default: AWS recommends IAM "
         "Identity Center for workforce access, with users, MFA and session tags in one place), "
         "saml or oidc (an IAM identity provider, identityProviderArn).",
-        False, _parse_identity_provider, "identity-center", allowed=IDENTITY_PROVIDERS),
+        False, _parse_identity_provider, "identity-center", allowed=IDENTITY_PROVIDERS, layers=KEY_LAYERS),
     "identityProviderArn": StackKey("The IAM SAML or OIDC identity provider the human roles trust "
                                     "(saml, oidc); empty with identity-center.",
-                                    False, _parse_identity_provider_arn, ""),
+                                    False, _parse_identity_provider_arn, "", layers=KEY_LAYERS),
     "identityProviderAudience": StackKey("The OIDC client id the IdP's tokens carry as aud (oidc "
-                                         "only).", False, _parse_optional_text, ""),
+                                         "only).", False, _parse_optional_text, "", layers=KEY_LAYERS),
     "mfaSessionTag": StackKey("Session tag the IdP sets to \"true\" when the person signed in with "
                               "MFA; every human role requires it (or aws:MultiFactorAuthPresent).",
-                              False, _parse_session_tag, "mfa-authenticated"),
+                              False, _parse_session_tag, "mfa-authenticated", layers=KEY_LAYERS),
     "deviceComplianceTag": StackKey("Session tag the IdP sets to \"true\" for a managed, compliant "
                                     "device; every human role except break-glass requires it.",
-                                    False, _parse_session_tag, "device-compliant"),
+                                    False, _parse_session_tag, "device-compliant", layers=KEY_LAYERS),
     "userNameSessionTag": StackKey(
         "Session tag Identity Center sets to the person's user name (an attribute for access "
         "control); with identity-center, a human role's session name and source identity must "
         "equal it, so a person is told apart by what the IdP asserts, not by a name they choose.",
-        False, _parse_session_tag, "ztai-user"),
+        False, _parse_session_tag, "ztai-user", layers=KEY_LAYERS),
     "humanSourceCidrs": StackKey("Corporate ranges the human roles may be used from (aws:SourceIp, "
                                  "AWS services acting for them excepted); default: only through "
                                  "the management segment's VPC endpoints.",
-                                 False, _parse_source_cidrs, [], type="array"),
+                                 False, _parse_source_cidrs, [], type="array", layers=KEY_LAYERS),
     "publishedModels": StackKey("Model names the model publisher may encrypt weights for (the "
                                 "`model` encryption context value); default: none.",
-                                False, _parse_model_names, [], type="array"),
+                                False, _parse_model_names, [], type="array", layers=KEY_LAYERS),
     "jitCatalogueFile": StackKey(
         "YAML file (relative to the project) listing the just-in-time elevations: name, "
         "description, grant, prefix, key, maxMinutes, approvers, approvalsNeeded (docs/jit.md); "
-        "default: none, no elevation can be requested.", False, parse_catalogue_file, ""),
+        "default: none, no elevation can be requested. The key layer creates the elevations' roles "
+        "and the JIT API; the workload grants what they touch of its resources: both stacks name "
+        "the same file.", False, parse_catalogue_file, "", layers=ENVIRONMENT_LAYERS),
     "twoPersonKeys": StackKey(
         "Keys whose policy, alias, disabling and deletion only an approved key-admin elevation "
         "(two approvers, jitCatalogueFile) may change; the deployer and break-glass are denied "
@@ -983,7 +992,9 @@ def parse_layer_config(raw: Mapping[str, Any],
                          f"parent agent only with all of {', '.join(map(_full, _ARTIFACT_KEYS))}")
 
     api = _api_settings(values, problems)
-    human_access = _human_access_settings(values, problems)
+    # A workload stack's human roles are its key layer's (compose_identity in __main__.py).
+    human_access = (HumanAccessSettings() if layer == "workload"
+                    else _human_access_settings(values, problems))
     problems.items += _key_administration_problems(values, region)
 
     if problems.items or fleet is None or api is None or human_access is None:
@@ -1041,10 +1052,9 @@ def _key_layer_config(values: Mapping[str, Any], region: str, problems: _Problem
     administrators = values.get("keyAdministratorRoleArns") or []
     deployers = values.get("workloadDeployerRoleArns") or []
     if grants is not None and measurements is not None and isinstance(values.get("environment"), str):
-        ledger_environment, entries = grants
         accounts = {arn.split(":")[4] for arn in administrators}
         problems.items += [f"{_full('workloadGrantsFile')}: {problem}" for problem in ledger_problems(
-            entries, environment=values["environment"], ledger_environment=ledger_environment,
+            grants.grants, environment=values["environment"], ledger_environment=grants.environment,
             accounts=accounts, measurements=measurements.pcrs())]
     problems.items += _key_administration_problems(values, region)
     overlap = sorted(set(administrators) & set(deployers))
@@ -1052,7 +1062,8 @@ def _key_layer_config(values: Mapping[str, Any], region: str, problems: _Problem
         problems.add(f"{_full('workloadDeployerRoleArns')} names {', '.join(overlap)}, a key "
                      f"administrator (keyAdministratorRoleArns): the workload's deployer must not "
                      "administer the keys, or one role would hold both layers")
-    if problems.items or measurements is None:
+    human_access = _human_access_settings(values, problems)
+    if problems.items or measurements is None or human_access is None:
         raise StackConfigError(stack_hint, problems.items)
     return KeyLayerConfig(
         environment=values["environment"], owner=values["owner"], region=region,
@@ -1063,7 +1074,11 @@ def _key_layer_config(values: Mapping[str, Any], region: str, problems: _Problem
         two_person_keys=tuple(values["twoPersonKeys"]),
         workload_deployer_role_arns=tuple(deployers),
         key_inspector_role_arns=tuple(values["keyInspectorRoleArns"] or ()),
-        workload_grants=grants[1] if grants is not None else (),
+        workload_grants=grants.grants if grants is not None else (),
+        human_access=human_access,
+        jit_elevations=tuple(values["jitCatalogueFile"]),
+        reserve_function_concurrency=values["reserveFunctionConcurrency"],
+        human_source_vpce_ids=grants.source_vpce_ids if grants is not None else (),
     )
 
 

@@ -153,11 +153,56 @@ def test_only_deployers_make_a_role_an_exemption_trusts() -> None:
     impostor = role("zero-trust-ai-prod-jit-impostor")
     assert decide(POWER_USER, "iam:CreateRole", impostor) == "explicit-deny"
     assert decide(POWER_USER, "iam:UpdateAssumeRolePolicy", KEY_ELEVATION) == "explicit-deny"
-    assert decide(DEPLOY_WORKLOAD, "iam:CreateRole", impostor) == "allow"
+    # JIT roles are the key layer's identity part: its deployer only (below).
+    assert decide(DEPLOY_WORKLOAD, "iam:CreateRole", impostor) == "explicit-deny"
+    assert decide(DEPLOY_KEYS, "iam:CreateRole", impostor) == "allow"
+    assert decide(DEPLOY_WORKLOAD, "iam:PutRolePolicy", ROLLOUT) == "allow"
     assert decide(POWER_USER, "iam:CreateRole", role("break-glass-me")) == "explicit-deny"
     assert decide(POWER_USER, "iam:AttachRolePolicy", BREAK_GLASS) == "explicit-deny"
     assert decide(POWER_USER, "iam:PutRolePolicy", ROLLOUT) == "explicit-deny"
     assert decide(POWER_USER, "iam:CreateRole", role("reporting")) == "allow"
+
+
+IDENTITY_CHANGES = ["iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy", "iam:TagRole",
+                    "iam:UntagRole", "iam:AttachRolePolicy", "iam:DeleteRolePermissionsBoundary"]
+
+
+@pytest.mark.parametrize("action", IDENTITY_CHANGES)
+@pytest.mark.parametrize("name", ["zero-trust-ai-prod-data-curator", "zero-trust-ai-prod-break-glass",
+                                  "zero-trust-ai-prod-jit-key-admin", "zero-trust-ai-prod-jit-api-role"])
+def test_the_identity_part_is_changed_by_the_key_deployer_only(action: str, name: str) -> None:
+    # The key policies name these roles: whoever sets their trust or tags holds what the keys
+    # grant them. The workload's deployer is one of "everybody else" here.
+    for principal in (DEPLOY_WORKLOAD, POWER_USER):
+        assert decide(principal, action, role(name)) == "explicit-deny", principal
+    assert decide(DEPLOY_KEYS, action, role(name)) == "allow"
+
+
+def test_the_jits_own_roles_are_neither_written_nor_handed_to_a_new_function() -> None:
+    api_role = role("zero-trust-ai-prod-jit-api-role")
+    for action in ("iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole"):
+        assert decide(DEPLOY_WORKLOAD, action, api_role) == "explicit-deny"
+        assert decide(DEPLOY_KEYS, action, api_role) == "allow"
+    # An elevation's and a person's inline policies stay the workload's to write (its grants).
+    elevation = role("zero-trust-ai-prod-jit-training-data-write")
+    assert decide(DEPLOY_WORKLOAD, "iam:PutRolePolicy", elevation) == "allow"
+    assert decide(DEPLOY_WORKLOAD, "iam:PutRolePolicy", role("zero-trust-ai-prod-data-curator")) == "allow"
+
+
+@pytest.mark.parametrize("action", ["lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
+                                    "lambda:AddPermission"])
+def test_the_jit_functions_are_changed_by_the_key_deployer_only(action: str) -> None:
+    function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:zero-trust-ai-prod-jit-api"
+    assert decide(DEPLOY_WORKLOAD, action, function) == "explicit-deny"
+    assert decide(DEPLOY_KEYS, action, function) == "allow"
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/zero-trust-ai-prod-jit"
+    assert decide(DEPLOY_WORKLOAD, "dynamodb:DeleteResourcePolicy", table) == "explicit-deny"
+
+
+def test_the_human_boundary_is_changed_by_the_key_deployer_only() -> None:
+    boundary = f"arn:aws:iam::{ACCOUNT}:policy/zero-trust-ai-prod-human-boundary"
+    assert decide(DEPLOY_WORKLOAD, "iam:CreatePolicyVersion", boundary) == "explicit-deny"
+    assert decide(DEPLOY_KEYS, "iam:CreatePolicyVersion", boundary) == "allow"
 
 
 # -- keys --------------------------------------------------------------------------------------
@@ -178,7 +223,8 @@ def test_an_administrator_cannot_rewrite_the_jit_functions() -> None:
     api = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:zero-trust-ai-prod-jit-api"
     for action in JIT_FUNCTION_CHANGES:
         assert decide(POWER_USER, action, api) == "explicit-deny", action
-        assert decide(DEPLOY_WORKLOAD, action, api) == "allow", action
+        assert decide(DEPLOY_WORKLOAD, action, api) == "explicit-deny", action  # the key layer's
+        assert decide(DEPLOY_KEYS, action, api) == "allow", action
     assert decide(POWER_USER, "lambda:InvokeFunctionUrl", api) == "allow"
     assert decide(POWER_USER, "lambda:UpdateFunctionCode",
                   f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:reporting") == "allow"

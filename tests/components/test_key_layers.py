@@ -263,7 +263,7 @@ def test_the_organization_stack_declares_the_guardrails_only() -> None:
                      "aws:organizations/policy:Policy",
                      "aws:organizations/policyAttachment:PolicyAttachment"}
     assert sorted(stack.stack_outputs["guardrailPolicyIds"]) == [
-        "api-network", "data-perimeter", "fleet", "keys-images", "logging-identity"]
+        "api-network", "data-perimeter", "fleet-identity", "keys-images", "logging-identity"]
 
 
 # -- the drift check's read-only role -------------------------------------------------------------

@@ -198,8 +198,9 @@ class AwsMocks(Mocks):
             state.update({"name": resource_id,
                           "arn": f"arn:{partition}:logs:{region}:{account}:log-group:{resource_id}"})
         elif args.typ == "aws:iam/role:Role":
-            # Pulumi auto-names: the logical name plus seven random hex characters.
-            resource_id = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
+            # Pulumi auto-names: the logical name plus seven random hex characters. A role read
+            # by its name (`Role.get`) is that role.
+            resource_id = str(args.inputs.get("name") or args.resource_id or f"{args.name}-{digest[:7]}")
             path = str(args.inputs.get("path") or "/")  # IAM paths start and end with "/"
             state.update({"name": resource_id, "uniqueId": f"AROA{digest[:17].upper()}",
                           "arn": f"arn:{partition}:iam::{account}:role{path}{resource_id}"})
