@@ -70,7 +70,10 @@ def key_hierarchy(config: StackConfig | KeyLayerConfig, deployers: Sequence[str]
             replica_regions=config.key_replica_regions,
             # Creating the vault and JIT tables makes DynamoDB use the secrets key as the deploying
             # role: the key is created admitting that, for these tables only.
-            dynamodb_tables={"secrets": [vault_table_name(environment), jit_table_name(environment)]},
+            dynamodb_tables={"secrets": [vault_table_name(environment)]},
+            # The JIT table is the identity part's (compose_identity), which the key layer's own
+            # deployer creates in a split deployment: admitted to the administrators.
+            administrator_tables={"secrets": [jit_table_name(environment)]},
             # Creating the rotation schedule and the Image Builder components with the logs key makes
             # Scheduler and Image Builder use it as the deploying role: admitted from the key's
             # creation, for those names only. The logs key, not the inference key: the component
@@ -177,10 +180,7 @@ def compose_key_layer(config: KeyLayerConfig) -> None:
     """The key layer of a split deployment: the keys, and their policies written from the
     workload's reviewed grants file. Before the workload's first deploy there is none, and the
     keys keep their creation policies, which let no role of the workload use them (docs/deploying.md)."""
-    # The key layer's deployer creates the JIT table (compose_identity), which makes DynamoDB use
-    # the secrets key as that role: it is admitted as the workload's deployers are, for the
-    # tables named at the key's creation only.
-    keys = key_hierarchy(config, (*config.workload_deployer_role_arns, *config.key_administrator_role_arns))
+    keys = key_hierarchy(config, config.workload_deployer_role_arns)
     # The roles the key policies name, and the JIT that writes the two-person policies, are this
     # layer's: the workload's deployer can change neither who assumes them nor the JIT's code.
     people, jit = compose_identity(config, keys, config.human_source_vpce_ids)

@@ -300,7 +300,10 @@ class KeyHierarchyArgs:
         `allow_administrators_through_s3`), which the keys admit for those uses only. Default
         empty: the administrators, who deploy everything in a combined stack. In a split
         deployment the key layer names the workload's deployer here, and administrators keep no
-        use at all (docs/deploying.md).
+        use but administrator_tables' (docs/deploying.md).
+    administrator_tables: as dynamodb_tables, for tables the key administrators create whoever
+        the deployers are: the just-in-time requests table, which a split deployment's key layer
+        declares with the keys (its identity part). Default none.
     """
 
     environment: str
@@ -319,6 +322,7 @@ class KeyHierarchyArgs:
     deployer_role_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     s3_buckets: Mapping[str, Sequence[pulumi.Input[str]]] = field(default_factory=dict)
     inspector_role_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    administrator_tables: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def log_group_prefixes_for(environment: str) -> tuple[str, ...]:
@@ -339,8 +343,12 @@ class _Grant:
     # `inputs` resolved: called as condition(account, region, *inputs).
     condition: Callable[..., dict[str, Any]] | None = None
     service: str | None = None  # an AWS service principal, `<service>.<region>.amazonaws.com`
-    # The statement goes to the key administrators (the configured roles, else the account).
+    # The statement goes to the deploying roles: deployer_role_arns, else the key administrators
+    # (the configured roles, else the account).
     to_administrators: bool = False
+    # ... to the key administrators themselves, even when deployer_role_arns are named (what a
+    # split deployment's key layer creates: administrator_tables).
+    to_key_administrators: bool = False
     effect: str = "Allow"
     # Values the condition needs that may be known only once other resources exist (a bucket's
     # ARN); resolved with the principals when the policy is rendered, then passed to `condition`.
@@ -376,6 +384,8 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._grant_cloudwatch_logs_from_creation()
         for purpose, tables in sorted(args.dynamodb_tables.items()):
             self._allow_table_creation(purpose, tables)
+        for purpose, tables in sorted(args.administrator_tables.items()):
+            self._allow_table_creation(purpose, tables, by_key_administrators=True)
         for purpose, schedules in sorted(args.schedules.items()):
             self._allow_schedule_creation(purpose, schedules)
         for purpose, components in sorted(args.image_builder_components.items()):
@@ -465,7 +475,8 @@ class KeyHierarchy(pulumi.ComponentResource):
                actions: Sequence[str],
                condition: Callable[..., dict[str, Any]] | None = None,
                service: str | None = None, to_administrators: bool = False,
-               effect: str = "Allow", inputs: Sequence[pulumi.Input[str]] = ()) -> None:
+               effect: str = "Allow", inputs: Sequence[pulumi.Input[str]] = (),
+               to_key_administrators: bool = False) -> None:
         """Collect a statement for `seal()`. `condition(account, region, *inputs)` builds its
         Condition per key, with `inputs` resolved (they may be Outputs of other resources)."""
         if purpose not in self._grants:
@@ -477,7 +488,8 @@ class KeyHierarchy(pulumi.ComponentResource):
             raise ValueError(f"{'MAC' if wants_mac else 'encryption'} actions do not fit the "
                              f"{purpose} key")
         self._grants[purpose].append(_Grant(sid, principal, tuple(actions), condition, service,
-                                            to_administrators, effect, tuple(inputs)))
+                                            to_administrators, to_key_administrators, effect,
+                                            tuple(inputs)))
 
     def _role(self, role: Grantee) -> dict[str, pulumi.Input[str]]:
         if isinstance(role, (aws.iam.Role, aws.iam.ServiceLinkedRole)):
@@ -631,7 +643,8 @@ class KeyHierarchy(pulumi.ComponentResource):
                     _attestation_absent, effect="Deny")
         self._attested.setdefault(purpose, []).append(measurements)
 
-    def _allow_table_creation(self, purpose: str, tables: Sequence[str]) -> None:
+    def _allow_table_creation(self, purpose: str, tables: Sequence[str], *,
+                              by_key_administrators: bool = False) -> None:
         """Let the key administrators (the deploying roles) create the DynamoDB `tables` encrypted
         with the key: DynamoDB then uses the key as the creator (TABLE_CREATION_USE_ACTIONS,
         DescribeKey, CreateGrant). Three statements, each only through DynamoDB in the key's region
@@ -657,12 +670,11 @@ class KeyHierarchy(pulumi.ComponentResource):
             condition["StringEquals"][DYNAMODB_TABLE_CONTEXT] = sorted(names)
             return condition
 
-        self._grant(purpose, "CreateDynamodbTablesDescribe", {}, DESCRIBE_ACTIONS, via,
-                    to_administrators=True)
-        self._grant(purpose, "CreateDynamodbTablesGrant", {}, SERVICE_GRANT_ACTIONS, via_for_resource,
-                    to_administrators=True)
-        self._grant(purpose, "CreateDynamodbTablesUse", {}, TABLE_CREATION_USE_ACTIONS, via_for_tables,
-                    to_administrators=True)
+        for sid, actions, condition in (("Describe", DESCRIBE_ACTIONS, via),
+                                        ("Grant", SERVICE_GRANT_ACTIONS, via_for_resource),
+                                        ("Use", TABLE_CREATION_USE_ACTIONS, via_for_tables)):
+            self._grant(purpose, f"CreateDynamodbTables{sid}", {}, actions, condition, to_administrators=True,
+                        to_key_administrators=by_key_administrators)
 
     def _allow_schedule_creation(self, purpose: str, schedules: Sequence[str]) -> None:
         """Let the key administrators (the deploying roles) create the EventBridge Scheduler
@@ -1044,6 +1056,8 @@ def _policy_document(partition: str, account_id: str, region: str, administrator
         principal: dict[str, Any] = dict(grantee)
         if grant.service is not None:
             principal = {"Service": f"{grant.service}.{region}.amazonaws.com"}
+        elif grant.to_key_administrators:  # the key layer's own creation (administrator_tables)
+            principal = admin_principal
         elif grant.to_administrators:  # a deployer's use at creation (deployer_role_arns)
             principal = deployer_principal
         statement: dict[str, Any] = {"Sid": f"{grant.sid}{index}", "Effect": grant.effect,

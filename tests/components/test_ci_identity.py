@@ -59,7 +59,7 @@ ARN = {PREVIEW: ROLES.preview, DEPLOY_WORKLOAD: ROLES.workload, DEPLOY_KEYS: ROL
 BOUNDARY = boundary_policy(STATE, partition=PARTITION, account=ACCOUNT, environment=ENV)
 POLICY = {PREVIEW: preview_policy(STATE),
           DEPLOY_WORKLOAD: workload_deployer_policy(STATE, partition=PARTITION, account=ACCOUNT),
-          DEPLOY_KEYS: keys_deployer_policy(STATE)}
+          DEPLOY_KEYS: keys_deployer_policy(STATE, partition=PARTITION, account=ACCOUNT, environment=ENV)}
 ADMINISTRATOR_EVERYTHING = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
 PUT_STATE = {"aws:SecureTransport": "true", "s3:x-amz-server-side-encryption": "aws:kms",

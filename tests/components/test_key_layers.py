@@ -49,6 +49,12 @@ def _policies(stack: RecordedStack) -> dict[str, Any]:
     return {r.name: json.loads(r.inputs["policy"]) for r in stack.resources if r.type == KEY_POLICY}
 
 
+def _statements(policy: dict[str, Any]) -> list[str]:
+    """A policy's statements, sorted, each Sid without its position number."""
+    return sorted(json.dumps({**statement, "Sid": statement["Sid"].rstrip("0123456789")}, sort_keys=True)
+                  for statement in policy["Statement"])
+
+
 def test_the_key_layer_writes_the_policies_a_combined_stack_writes(
         split: SplitEnvironment, combined: RecordedStack) -> None:
     sealed, reference = _policies(split.sealed_keys), _policies(combined)
@@ -56,8 +62,9 @@ def test_the_key_layer_writes_the_policies_a_combined_stack_writes(
     for name, policy in sealed.items():
         # One difference only: what the deployer creates under a key is the workload deployer's
         # in a split, the administrators' (who deploy everything) in a combined stack.
+        # The order aside: the key layer makes its identity part's grants before the ledger's.
         text = json.dumps(policy, sort_keys=True).replace(json.dumps([DEPLOYER]), json.dumps([ADMIN]))
-        assert json.loads(text) == reference[name], name
+        assert _statements(json.loads(text)) == _statements(reference[name]), name
     deployer_statements = [s for s in sealed["keys-secrets-policy"]["Statement"]
                            if s["Principal"] == {"AWS": [DEPLOYER]}]
     assert {s["Sid"].rstrip("0123456789") for s in deployer_statements} >= {
@@ -93,17 +100,23 @@ def test_the_first_key_layer_admits_no_role_of_the_workload(split: SplitEnvironm
     assert any("no workloadGrantsFile yet" in w for w in split.first_keys.warnings)
 
 
-def test_the_ledger_names_only_roles_the_workload_declares(split: SplitEnvironment) -> None:
+def test_the_ledger_names_only_roles_the_workload_declares_or_reads(split: SplitEnvironment) -> None:
     ledger = split.workload.stack_outputs["keyGrants"]
     assert ledger["version"] == LEDGER_VERSION and ledger["environment"] == "prod"
     roles = {r.outputs["arn"] for r in split.workload.resources
              if r.type in ("aws:iam/role:Role", "aws:iam/serviceLinkedRole:ServiceLinkedRole")}
+    # The human and elevation roles are the key layer's, read by their names (IdentityReference).
+    read = {r.outputs["arn"] for r in split.workload.reads if r.type == "aws:iam/role:Role"}
+    identity = set(split.sealed_keys.stack_outputs["humanRoleArns"].values())
+    assert identity <= read and not read & roles
     named = {entry[name] for entry in ledger["grants"] for name in ("role", "policy_writer")
              if name in entry}
     # Image Builder's service-linked role is created by AWS, not declared (components/ami_pipeline.py).
-    assert named and {arn for arn in named if ":role/aws-service-role/" not in arn} <= roles
-    assert {entry["grant"] for entry in ledger["grants"]} >= {
-        "grant_decrypt_with_attestation", "grant_key_administration", "grant_key_rotation"}
+    assert named and {arn for arn in named if ":role/aws-service-role/" not in arn} <= roles | read
+    grants = {entry["grant"] for entry in ledger["grants"]}
+    assert grants >= {"grant_decrypt_with_attestation", "grant_key_rotation"}
+    # Who administers a key and writes its approved policy is the key layer's own choice.
+    assert "grant_key_administration" not in grants
     assert split.sealed_keys.stack_outputs["sealedGrants"] == len(ledger["grants"])
 
 
@@ -143,12 +156,24 @@ def test_the_exported_ledger_is_a_valid_grants_file(ledger: dict[str, Any], tmp_
     config = parse_layer_config(_key_layer_raw(ledger, tmp_path))
     assert isinstance(config, KeyLayerConfig)
     assert len(config.workload_grants) == len(ledger["grants"])
+    # The management segment's endpoints: the human roles' network, set by the key layer.
+    assert config.human_source_vpce_ids == tuple(ledger["identity"]["sourceVpceIds"])
+    assert len(config.human_source_vpce_ids) >= 1
 
 
 @pytest.mark.parametrize("doctor, expected", [
     (lambda g: {**g, "version": 2}, "version 2; this program reads version 1"),
     (lambda g: {**g, "environment": "dev"}, "the grants file is environment 'dev''s"),
-    (lambda g: {**g, "extra": 1}, "exactly version, environment and grants"),
+    (lambda g: {**g, "extra": 1}, "version, environment, grants and optionally identity"),
+    (lambda g: {**g, "identity": []}, "identity must be an object with exactly sourceVpceIds"),
+    (lambda g: {**g, "identity": {"sourceVpceIds": ["sg-0123456789abcdef0"]}}, "VPC endpoint ids"),
+    (lambda g: {**g, "identity": {"sourceVpceIds": ["vpce-0123456789abcdef0"] * 2}}, "distinct"),
+    (lambda g: {**g, "identity": {"sourceVpceIds": [], "sourceCidrs": ["0.0.0.0/0"]}},
+     "exactly sourceVpceIds"),
+    (lambda g: {**g, "grants": [{"grant": "grant_key_administration", "purpose": "model-weights",
+                                 "role": "arn:aws:iam::111122223333:role/anyone",
+                                 "policy_writer": "arn:aws:iam::111122223333:role/anyone"}]},
+     "grant_key_administration is refused in a grants file"),
     (lambda g: _with(g, 0, grant="grant_everything"), "grant 'grant_everything' is not one of"),
     (lambda g: _with(g, _index(g, "grant_use_through_service"), role="*"),
      "role = \"*\"; expected an IAM role ARN"),
@@ -280,3 +305,26 @@ def test_the_inspector_reads_every_key_and_uses_none(split: SplitEnvironment) ->
                        "kms:ScheduleKeyDeletion", "kms:GenerateMac"):
             assert evaluate(policy, Request(inspector, action, "*", {})).effect != "allow", (
                 resource.name, action)
+
+
+def _human_network(stack: Any) -> dict[str, Any]:
+    [boundary] = [r for r in stack.resources if r.name == "access-boundary"]
+    statements = json.loads(boundary.inputs["policy"])["Statement"]
+    return dict(next(s for s in statements if s["Sid"] == "DenyOutsideNetwork")["Condition"])
+
+
+def test_the_human_roles_are_usable_from_nowhere_until_the_grants_file_names_the_network(
+        split: SplitEnvironment) -> None:
+    # First deployment of the key layer: the roles exist (the workload grants them) but every call
+    # but break-glass's is outside the network.
+    first = _human_network(split.first_keys)
+    assert "aws:SourceVpce" not in json.dumps(first) and "aws:SourceIp" not in json.dumps(first)
+    assert first["StringNotEquals"] == {"aws:PrincipalTag/ztai:access": "break-glass"}
+    # Sealed: the management endpoints the reviewed grants file names, exactly.
+    sealed = _human_network(split.sealed_keys)
+    endpoints = split.workload.stack_outputs["keyGrants"]["identity"]["sourceVpceIds"]
+    assert sealed["StringNotEquals"]["aws:SourceVpce"] == sorted(endpoints)
+    management = {r.outputs["id"] for r in split.workload.resources
+                  if r.type == "aws:ec2/vpcEndpoint:VpcEndpoint"
+                  and r.parent.endswith("::network-management-vpc")}
+    assert management and set(endpoints) == management

@@ -1,21 +1,16 @@
-"""Review finding: the workload deployer reaches kms:PutKeyPolicy on the two-person model key.
+"""The workload deployer cannot reach kms:PutKeyPolicy on the two-person model key.
 
 In a split deployment the JIT API's role (`zero-trust-ai-<env>-jit-api-role`) is the one principal
-the model key's policy lets write that policy (statement WriteApprovedPolicy, replayed by the key
-layer from the grants file), and the key-admin elevation role may disable the key or schedule its
-deletion. Both roles, and the JIT API function, are declared by the WORKLOAD stack, so the
-workload deployer (CI role deploy-workload, i.e. whatever code a merged pull request runs with it)
-can rewrite the role's trust policy or the function's code:
+the model key's policy lets write that policy (statement WriteApprovedPolicy), and the key-admin
+elevation role may disable the key or schedule its deletion. A review found both roles, the JIT
+API function and every grantee role declared by the WORKLOAD stack, so that the workload deployer
+(CI role deploy-workload: whatever code a merged pull request runs with it) could rewrite a role's
+trust or the function's code and so write the key policy with no approval.
 
-- its identity policy allows iam:UpdateAssumeRolePolicy / iam:PutRolePolicy on `role/*` and
-  `lambda:*` (components/ci_identity.py workload_deployer_policy);
-- its boundary only protects the CI roles themselves;
-- the SCPs exempt the deploy roles from ExemptRolesByDeployers and JitFunctionsByDeployers, and
-  exempt `zero-trust-ai-*-jit-*` (the JIT API role) from KeysByKeyAdmins.
-
-So the chain deploy-workload -> (trust or code of jit-api-role) -> kms:PutKeyPolicy passes every
-layer: "The workload deployer has no kms:PutKeyPolicy" does not hold. The tests marked xfail(strict)
-assert the secure behaviour; they fail today (run with --runxfail to see the assertion).
+They are now the key layer's identity part (`compose_identity` in __main__.py), and the CI roles'
+boundary and the guardrails deny their changes to all but the key layer's deployer. These tests
+evaluate the shipped documents (the deployer's policy and boundary, under the SCPs and RCPs) for
+each link of that chain, and the legitimate path of the key deployer.
 """
 
 from __future__ import annotations
@@ -25,7 +20,12 @@ from typing import Any
 
 import pytest
 
-from components.ci_identity import StateResources, boundary_policy, workload_deployer_policy
+from components.ci_identity import (
+    StateResources,
+    boundary_policy,
+    keys_deployer_policy,
+    workload_deployer_policy,
+)
 from tests.components.test_guardrails import ORG, RCPS, REGION, SCPS, TAGGED
 from tests.support.key_policy import Request, evaluate
 from tests.support.org_policy import evaluate_in_organization
@@ -79,27 +79,26 @@ def test_the_chain_end_is_real_the_jit_api_role_may_write_the_model_key_policy(
     assert evaluate_in_organization(
         Request(JIT_API_ROLE, "kms:PutKeyPolicy", MODEL_KEY, _context(JIT_API_ROLE, TAGGED)),
         scps=SCPS, rcps=RCPS, resource_policy=policy).effect == "allow"
-    # ... and the ledger the key layer replays names that workload-owned role as the writer.
-    writers = {entry.get("policy_writer") for entry in split.workload.stack_outputs["keyGrants"]["grants"]}
-    assert JIT_API_ROLE in writers
-    roles = {r.inputs.get("name") for r in split.workload.resources if r.type == "aws:iam/role:Role"}
-    assert {"zero-trust-ai-prod-jit-api-role", "zero-trust-ai-prod-jit-key-admin"} <= roles
+    # ... and both roles are the key layer's: the workload declares neither, and its ledger names
+    # no policy writer (a grants file may not: grant_key_administration is refused there).
+    assert not any("policy_writer" in entry for entry in split.workload.stack_outputs["keyGrants"]["grants"])
+    def roles(stack: Any) -> set[Any]:
+        return {r.inputs.get("name") for r in stack.resources if r.type == "aws:iam/role:Role"}
+    assert {"zero-trust-ai-prod-jit-api-role", "zero-trust-ai-prod-jit-key-admin"} <= roles(split.sealed_keys)
+    assert not roles(split.workload) & roles(split.sealed_keys)
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: deploy-workload can re-trust the JIT API role")
 @pytest.mark.parametrize("action", ["iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy",
                                     "iam:AttachRolePolicy"])
 def test_the_workload_deployer_cannot_take_over_the_jit_api_role(action: str) -> None:
     assert as_workload_deployer(action, JIT_API_ROLE) != "allow"
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: deploy-workload can re-trust the key-admin elevation")
 def test_the_workload_deployer_cannot_take_over_the_key_admin_elevation() -> None:
     # The elevation may kms:DisableKey / ScheduleKeyDeletion / UpdateAlias on the model key.
     assert as_workload_deployer("iam:UpdateAssumeRolePolicy", KEY_ADMIN_ELEVATION) != "allow"
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: deploy-workload can rewrite the JIT API's code")
 @pytest.mark.parametrize("action", ["lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration"])
 def test_the_workload_deployer_cannot_change_the_code_that_writes_key_policies(action: str) -> None:
     # The function runs as the JIT API role: new code writes any policy, with no approval.
@@ -112,11 +111,58 @@ def test_the_workload_deployer_is_denied_put_key_policy_directly() -> None:
     assert json.loads(IDENTITY)  # the policy under test is the shipped one
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: every grantee of the grants file is a role "
-                   "the workload deployer can re-trust")
 def test_the_workload_deployer_cannot_take_over_a_grantee_of_the_keys(split: SplitEnvironment) -> None:
     # The data curator's role holds training-data use through S3 and token-vault data keys
     # (ledger); whoever may rewrite its trust holds them too.
     curator = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-{ENV}-data-curator"
     assert curator in {e.get("role") for e in split.workload.stack_outputs["keyGrants"]["grants"]}
     assert as_workload_deployer("iam:UpdateAssumeRolePolicy", curator) != "allow"
+
+
+DEPLOY_KEYS = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-{ENV}-deploy-keys"
+KEYS_IDENTITY = keys_deployer_policy(STATE, partition="aws", account=ACCOUNT, environment=ENV)
+CURATOR = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-{ENV}-data-curator"
+JIT_TABLE = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/zero-trust-ai-{ENV}-jit"
+HUMAN_BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/zero-trust-ai-{ENV}-human-boundary"
+
+
+def as_keys_deployer(action: str, resource: str) -> str:
+    return evaluate_in_organization(
+        Request(DEPLOY_KEYS, action, resource, _context(DEPLOY_KEYS)), scps=SCPS, rcps=RCPS,
+        identity_policies=[KEYS_IDENTITY], boundary=BOUNDARY).effect
+
+
+@pytest.mark.parametrize(("action", "resource"), [
+    ("iam:PassRole", JIT_API_ROLE),  # a new function of its own running as the policy writer
+    ("iam:TagRole", CURATOR),  # ztai:access=break-glass lifts the network and device conditions
+    ("iam:CreateRole", f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-{ENV}-jit-training-data-read"),
+    ("iam:DeleteRolePermissionsBoundary", CURATOR),
+    ("iam:CreatePolicyVersion", HUMAN_BOUNDARY),
+    ("lambda:InvokeFunction", JIT_API_FUNCTION),  # a request context it wrote: a forged approval
+    ("dynamodb:PutItem", JIT_TABLE),  # the approvals the JIT API trusts
+    ("dynamodb:DeleteResourcePolicy", JIT_TABLE),
+])
+def test_the_workload_deployer_cannot_go_around_the_jit(action: str, resource: str) -> None:
+    assert as_workload_deployer(action, resource) != "allow"
+
+
+@pytest.mark.parametrize(("action", "resource"), [
+    ("iam:CreateRole", CURATOR), ("iam:UpdateAssumeRolePolicy", KEY_ADMIN_ELEVATION),
+    ("iam:PutRolePolicy", JIT_API_ROLE), ("iam:PassRole", JIT_API_ROLE),
+    ("iam:CreatePolicyVersion", HUMAN_BOUNDARY), ("lambda:UpdateFunctionCode", JIT_API_FUNCTION),
+    ("dynamodb:CreateTable", JIT_TABLE), ("kms:PutKeyPolicy", MODEL_KEY),
+])
+def test_the_key_deployer_deploys_the_identity_part(action: str, resource: str) -> None:
+    # The legitimate path: the key layer's own deployer (two reviewers, docs/ci.md) declares it.
+    context = TAGGED if action.startswith("kms:") else {}
+    assert evaluate_in_organization(
+        Request(DEPLOY_KEYS, action, resource, _context(DEPLOY_KEYS, context)), scps=SCPS, rcps=RCPS,
+        identity_policies=[KEYS_IDENTITY], boundary=BOUNDARY).effect == "allow"
+
+
+def test_what_the_workload_deployer_still_writes_on_a_person_s_role() -> None:
+    # Left to it on purpose: the inline policies granting the workload's own resources (a bucket
+    # prefix, sessions). They stay inside the human boundary, which the key layer owns, and only
+    # the person the IdP asserts can use them (docs/deploying.md, "What each deployer controls").
+    assert as_workload_deployer("iam:PutRolePolicy", CURATOR) == "allow"
+    assert as_workload_deployer("iam:UpdateAssumeRolePolicy", CURATOR) != "allow"
