@@ -72,6 +72,7 @@ MAX_OBJECT_LOCK_DAYS = 36500
 MAX_SESSION_SECONDS = 3600
 
 ACCESS_TAG, ROLE_TAG = "ztai:access", "ztai:role"
+ROLE_GRANT_TAG = "ztai:grant"  # components.identity.GRANT_TAG: what an elevation grants
 CI_ACCESS = "ci"
 PREVIEW, DEPLOY_WORKLOAD, DEPLOY_KEYS = "ci-preview", "deploy-workload", "deploy-keys"
 CI_ROLES = (PREVIEW, DEPLOY_WORKLOAD, DEPLOY_KEYS)
@@ -545,6 +546,14 @@ IDENTITY_ROLE_CHANGES = (
 # On the JIT's own roles, their permissions and who may hand them to a service too: a function
 # created with the JIT API's role would write key policies with no approval.
 JIT_ROLE_CHANGES = ("iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole")
+# The roles whose inline policies the workload's deployer may not write either: those it grants
+# nothing (the auditor's reads, the key administrator's inspection, break-glass), and the
+# elevations that administer keys or stand for break-glass (tag ztai:grant, set by the key layer,
+# which the deployer may not change): more permissions there would ride on two people's approval
+# of something else.
+PRIVILEGED_HUMAN_ROLES = ("auditor", "key-administrator", "break-glass")
+PRIVILEGED_GRANTS = ("key-admin", "break-glass")
+INLINE_POLICY_CHANGES = ("iam:PutRolePolicy", "iam:DeleteRolePolicy")
 # What records or watches the elevations: their logs, failure queues and break-glass rules.
 IDENTITY_RECORD_CHANGES = (
     "logs:DeleteLogGroup", "logs:DeleteLogStream", "logs:PutRetentionPolicy",
@@ -565,6 +574,8 @@ class IdentityPart:
 
     roles: tuple[str, ...]  # the human roles, the elevations and the JIT's roles
     jit_roles: tuple[str, ...]  # the JIT's own roles
+    privileged_roles: tuple[str, ...]  # PRIVILEGED_HUMAN_ROLES
+    elevations: str  # every elevation role (and the JIT's: the pattern cannot tell them apart)
     functions: tuple[str, ...]
     table: tuple[str, ...]
     boundary: str
@@ -580,6 +591,9 @@ def identity_part(partition: str, account: str, environment: str = "*") -> Ident
         roles=(*(f"{iam}:role/zero-trust-ai-{environment}-{role}" for role in HUMAN_ROLES),
                f"{iam}:role/{jit}-*"),
         jit_roles=(f"{iam}:role/{jit}-*-role",),
+        privileged_roles=tuple(f"{iam}:role/zero-trust-ai-{environment}-{role}"
+                               for role in PRIVILEGED_HUMAN_ROLES),
+        elevations=f"{iam}:role/{jit}-*",
         functions=(f"arn:{partition}:lambda:*:{account}:function:{jit}-*",),
         table=(f"arn:{partition}:dynamodb:*:{account}:table/{jit}",
                f"arn:{partition}:dynamodb:*:{account}:table/{jit}/*"),
@@ -741,6 +755,13 @@ def boundary_policy(state: StateResources, *, partition: str, account: str, envi
                    list(part.roles), not_keys_deployer),
         _statement("JitRolesOnlyByTheKeyDeployer", "Deny", JIT_ROLE_CHANGES, list(part.jit_roles),
                    not_keys_deployer),
+        _statement("PrivilegedRolesPoliciesOnlyByTheKeyDeployer", "Deny", INLINE_POLICY_CHANGES,
+                   list(part.privileged_roles), not_keys_deployer),
+        # A role's own tags are its aws:ResourceTag (IAM User Guide, "Controlling access to and
+        # for IAM users and roles using tags"); only the key deployer tags these roles (above).
+        _statement("PrivilegedElevationsPoliciesOnlyByTheKeyDeployer", "Deny", INLINE_POLICY_CHANGES,
+                   part.elevations, {**not_keys_deployer, "StringEquals": {
+                       f"aws:ResourceTag/{ROLE_GRANT_TAG}": list(PRIVILEGED_GRANTS)}}),
         # Invoking a JIT function other than through its URL hands it a request context the
         # caller wrote (who asked, who approved).
         _statement("JitFunctionsOnlyByTheKeyDeployer", "Deny",

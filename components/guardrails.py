@@ -76,6 +76,8 @@ IDENTITY_ROLE_PATTERNS = ("zero-trust-ai-*-jit-*", "zero-trust-ai-*-data-curator
                           "zero-trust-ai-*-security-responder", "zero-trust-ai-*-auditor",
                           "zero-trust-ai-*-key-administrator", "zero-trust-ai-*-break-glass")
 JIT_ROLE_PATTERN = "zero-trust-ai-*-jit-*-role"  # the JIT's own roles (components.jit_catalogue)
+PRIVILEGED_ROLE_PATTERNS = ("zero-trust-ai-*-auditor", "zero-trust-ai-*-key-administrator",
+                            "zero-trust-ai-*-break-glass")
 # Who opens sessions on, or sends commands to, the stack's instances: the human role the stack
 # grants sessions to (`sessions.grant_start_session`) and the pipeline, which builds through Run
 # Command.
@@ -564,6 +566,15 @@ def fleet_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
             _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
         _deny("JitRolesByTheKeyDeployer", ["iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole"],
               role_arn_patterns([JIT_ROLE_PATTERN]), _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
+        # Nor the permissions of the roles nothing of the workload is granted to: the auditor, the
+        # key administrator, break-glass, and the elevations that administer keys or stand for
+        # break-glass (by their tag, which only the key deployer sets).
+        _deny("PrivilegedRolePoliciesByTheKeyDeployer", ["iam:PutRolePolicy", "iam:DeleteRolePolicy"],
+              role_arn_patterns(PRIVILEGED_ROLE_PATTERNS), _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
+        _deny("PrivilegedElevationPoliciesByTheKeyDeployer", ["iam:PutRolePolicy", "iam:DeleteRolePolicy"],
+              role_arn_patterns(["zero-trust-ai-*-jit-*"]), _merge(
+                  {"StringEquals": {"aws:ResourceTag/ztai:grant": ["key-admin", "break-glass"]}},
+                  _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS))),
         _deny("HumanBoundaryByTheKeyDeployer", ["iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion",
                                                  "iam:DeletePolicy"],
               "arn:*:iam::*:policy/zero-trust-ai-*-human-boundary",

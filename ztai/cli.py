@@ -253,9 +253,13 @@ def _preview(args: argparse.Namespace) -> int:
     grants_key = f"{stack_file.project}:workloadGrantsFile"
     # What the other layer has when each is deployed: known values, even with --unknowns (the key
     # layer exists before the workload's first preview; the workload before the key layer's next).
-    references = {reference: _record(args, key_stack, {**key_stack.config, grants_key: ""}, {},
-                                     unknowns=False).stack_outputs}
-    deployed = _record(args, stack_file, stack_file.config, references, unknowns=False)
+    from ztai.preview.recorder import existing_resources
+
+    first_keys = _record(args, key_stack, {**key_stack.config, grants_key: ""}, {}, unknowns=False)
+    references = {reference: first_keys.stack_outputs}
+    # The roles the workload reads by name (the key layer's identity part), as the key layer left them.
+    existing = existing_resources(first_keys)
+    deployed = _record(args, stack_file, stack_file.config, references, unknowns=False, existing=existing)
     ledger = deployed.stack_outputs.get("keyGrants")
     with tempfile.TemporaryDirectory(prefix="ztai-grants-") as scratch:
         grants = Path(scratch) / "grants.json"
@@ -267,7 +271,7 @@ def _preview(args: argparse.Namespace) -> int:
         # other layer's resources too, as the environment is deployed.
         recorded, result, more = _record_and_check(
             args, stack_file, stack_file.config, references, pack_dir, user_config,
-            context=[r for r in sealed.resources[1:] if r.custom])
+            context=[r for r in sealed.resources[1:] if r.custom], existing=existing)
         # The key layer is previewed once the workload is deployed: its resources are known.
         key_config = (user_config if args.policy_config else
                       _policy_config(_stack_policy_file(project_dir, key_stack.stack)))
@@ -302,7 +306,8 @@ def _key_layer_of(stack_file: Any) -> tuple[str, str] | None:
 
 def _record(args: argparse.Namespace, stack_file: Any, config: Mapping[str, str],
             stack_outputs: Mapping[str, Any],
-            on_register: Callable[[Any], None] | None = None, *, unknowns: bool | None = None) -> Any:
+            on_register: Callable[[Any], None] | None = None, *, unknowns: bool | None = None,
+            existing: Mapping[tuple[str, str], Any] | None = None) -> Any:
     import pulumi
 
     from ztai.preview.recorder import record
@@ -316,7 +321,7 @@ def _record(args: argparse.Namespace, stack_file: Any, config: Mapping[str, str]
                           config=dict(config), region=stack_file.region or "us-east-1",
                           on_register=on_register,
                           unknowns=args.unknowns if unknowns is None else unknowns,
-                          stack_outputs=stack_outputs)
+                          stack_outputs=stack_outputs, existing=existing)
     except pulumi.RunError as error:
         # RunError is how the program reports a user error (e.g. StackConfigError).
         raise UsageError(str(error)) from None
@@ -327,7 +332,8 @@ def _record(args: argparse.Namespace, stack_file: Any, config: Mapping[str, str]
 
 def _record_and_check(args: argparse.Namespace, stack_file: Any, config: Mapping[str, str],
                       stack_outputs: Mapping[str, Any], pack_dir: Path,
-                      user_config: Any, context: Sequence[Any] = ()) -> tuple[Any, Any, list[str]]:
+                      user_config: Any, context: Sequence[Any] = (),
+                      existing: Mapping[tuple[str, str], Any] | None = None) -> tuple[Any, Any, list[str]]:
     """Run the program for `stack_file` with `config` under the mocks, the pack checking each
     resource as it is registered; (recorded stack, pack result, warnings). `context`: resources
     of another layer the stack-wide policies also see (a key layer's rotation schedule and JIT API
@@ -355,7 +361,8 @@ def _record_and_check(args: argparse.Namespace, stack_file: Any, config: Mapping
         session = AnalysisSession(pack, user_config=user_config, project=stack_file.project,
                                   stack=stack_file.stack, stack_config=dict(config))
         recorded = _record(args, stack_file, config, stack_outputs,
-                           on_register=lambda resource: session.submit(analyzed(resource)))
+                           on_register=lambda resource: session.submit(analyzed(resource)),
+                           existing=existing)
         _warn(recorded.warnings)  # as `pulumi preview` shows them, beside the report
         warnings += recorded.warnings
         session.submit(analyzed(recorded.resources[0]))  # the root stack, described after the run

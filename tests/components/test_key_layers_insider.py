@@ -166,3 +166,36 @@ def test_what_the_workload_deployer_still_writes_on_a_person_s_role() -> None:
     # the person the IdP asserts can use them (docs/deploying.md, "What each deployer controls").
     assert as_workload_deployer("iam:PutRolePolicy", CURATOR) == "allow"
     assert as_workload_deployer("iam:UpdateAssumeRolePolicy", CURATOR) != "allow"
+
+
+@pytest.mark.parametrize(("role", "tags", "expected"), [
+    # Nothing of the workload is granted to these: more permissions would ride on the person
+    # (auditor, key administrator), on break-glass, or on two people's approval of a key change.
+    ("auditor", {}, "deny"), ("key-administrator", {}, "deny"), ("break-glass", {}, "deny"),
+    ("jit-key-admin", {"aws:ResourceTag/ztai:grant": "key-admin"}, "deny"),
+    ("jit-emergency", {"aws:ResourceTag/ztai:grant": "break-glass"}, "deny"),
+    # The roles the workload grants its resources to (a bucket prefix, sessions, publishing).
+    ("data-curator", {}, "allow"), ("security-responder", {}, "allow"),
+    ("jit-training-data-write", {"aws:ResourceTag/ztai:grant": "training-data-prefix-write"}, "allow"),
+])
+def test_which_roles_the_workload_deployer_writes_inline_policies_on(
+        role: str, tags: dict[str, str], expected: str) -> None:
+    arn = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-{ENV}-{role}"
+    for action in ("iam:PutRolePolicy", "iam:DeleteRolePolicy"):
+        effect = evaluate_in_organization(
+            Request(DEPLOY_WORKLOAD, action, arn, _context(DEPLOY_WORKLOAD, tags)), scps=SCPS, rcps=RCPS,
+            identity_policies=[IDENTITY], boundary=BOUNDARY).effect
+        assert (effect == "allow") == (expected == "allow"), (role, action, effect)
+        assert evaluate_in_organization(
+            Request(DEPLOY_KEYS, action, arn, _context(DEPLOY_KEYS, tags)), scps=SCPS, rcps=RCPS,
+            identity_policies=[KEYS_IDENTITY], boundary=BOUNDARY).effect == "allow"
+
+
+def test_the_tag_the_denials_key_on_is_the_one_the_jit_sets() -> None:
+    from components import ci_identity, guardrails, identity, jit, jit_catalogue
+
+    assert ci_identity.ROLE_GRANT_TAG == identity.GRANT_TAG == jit.GRANT_TAG == "ztai:grant"
+    scp = json.dumps(guardrails.fleet_and_identity_scp(guardrails.GuardrailSettings(
+        target_ids=("r-ab12",), organization_id=ORG, allowed_regions=(REGION,))))
+    assert f"aws:ResourceTag/{identity.GRANT_TAG}" in scp
+    assert set(ci_identity.PRIVILEGED_GRANTS) == {"key-admin", "break-glass"} <= set(jit_catalogue.GRANTS)

@@ -129,7 +129,10 @@ def test_the_pack_reads_the_layer_from_the_stack_config(split: Split) -> None:
     assert policies == {"kms-monthly-rotation-scheduled", "model-key-attestation-required",
                         "kms-two-person-key-administration"}
     # A policy configuration cannot say which layer a stack is (the stack config decides).
-    assert {policy for policy, _ in mandatory(split.workload, {})} == {"s3-bucket-encrypted-with-cmk"}
+    # The workload read as a combined stack: its buckets' keys and the human roles it reads (whose
+    # boundary is the key layer's) are missing their other half.
+    assert {policy for policy, _ in mandatory(split.workload, {})} == {
+        "s3-bucket-encrypted-with-cmk", "iam-human-role-conditions"}
 
 
 # -- the settings ------------------------------------------------------------------------------------
@@ -158,20 +161,25 @@ def test_the_pack_names_what_the_components_name() -> None:
     assert two_person_module.ELEVATION_NAME.pattern == jit_catalogue.NAME.pattern
 
 
-def test_the_jit_api_role_has_its_known_name(split: Split) -> None:
-    [role] = [r for r in split.workload.resources if r.name == "jit-api-role"]
-    assert role.inputs["name"] == "zero-trust-ai-prod-jit-api-role"
+def test_the_jit_roles_have_their_known_names_in_the_key_layer(split: Split) -> None:
+    names = {r.name: r.inputs.get("name") for r in split.keys_sealed.resources
+             if r.type == "aws:iam/role:Role"}
+    assert names["jit-api-role"] == "zero-trust-ai-prod-jit-api-role"
+    assert names["jit-expiry-role"] == "zero-trust-ai-prod-jit-expiry-role"
+    assert names["jit-scheduler-role"] == "zero-trust-ai-prod-jit-scheduler-role"
+    assert not [r for r in split.workload.resources if r.name.startswith("jit-")]
 
 
-def test_an_elevation_may_not_take_the_jit_api_roles_name() -> None:
-    entry = {"name": "api-role", "description": "d", "grant": "key-admin", "key": "model-weights",
+@pytest.mark.parametrize("name", ["api-role", "expiry-role", "scheduler-role", "anything-role"])
+def test_an_elevation_may_not_take_a_jit_roles_name(name: str) -> None:
+    entry = {"name": name, "description": "d", "grant": "key-admin", "key": "model-weights",
              "maxMinutes": 30, "approvers": ["a", "b"], "approvalsNeeded": 2}
-    with pytest.raises(ValueError, match=r"name = 'api-role': reserved"):
+    with pytest.raises(ValueError, match=rf"name = '{name}': a name ending in -role is reserved"):
         jit_catalogue.parse_catalogue("stacks/jit/prod.yaml", {"elevations": [entry]})
 
 
 def test_the_preview_records_the_stack_reference_it_reads(split: Split) -> None:
-    [reference] = split.workload.reads
+    [reference] = [r for r in split.workload.reads if r.type == "pulumi:pulumi:StackReference"]
     assert reference.type == "pulumi:pulumi:StackReference"
     assert reference.outputs["name"] == KEY_LAYER
     assert reference.outputs["outputs"]["keyArns"] == split.keys_first.stack_outputs["keyArns"]
@@ -380,35 +388,26 @@ def test_a_missing_deny_is_accepted_only_before_the_grants(split: Split) -> None
     assert len(messages) == 2 and all("gives no environment" in m for m in messages)
 
 
-def ledger_edit(field: str, value: str) -> Callable[[str, dict[str, Any]], None]:
-    def apply(name: str, props: dict[str, Any]) -> None:
+def test_a_workload_handing_over_key_administration_is_caught(split: Split) -> None:
+    # Who may change a key's policy is the key layer's own choice: a workload that exports a
+    # key-administration grant (its JIT declared in the workload again) is caught by its half.
+    def hands_over(name: str, props: dict[str, Any]) -> None:
         if name == "zero-trust-ai-prod":
-            for entry in props["keyGrants"]["grants"]:
-                if entry["grant"] == "grant_key_administration":
-                    entry[field] = value
-    return apply
+            props["keyGrants"]["grants"].append({
+                "grant": "grant_key_administration", "purpose": "model-weights", "role": ELEVATION,
+                "policy_writer": WRITER})
+
+    [message] = two_person(split.workload, split.workload_config, hands_over)
+    assert "a key-administration grant for the model-weights key" in message
+    assert "never the workload's" in message
 
 
-def test_a_workload_handing_over_roles_that_are_not_its_jit_roles_is_caught(split: Split) -> None:
-    rotation_role = next(r.outputs["arn"] for r in split.workload.resources
-                         if r.type == "aws:iam/role:Role" and r.name == "key-rotation-role")
-    [message] = two_person(split.workload, split.workload_config, ledger_edit("role", rotation_role))
-    assert f"the elevation {rotation_role}, which is no just-in-time key-admin elevation role" in message
-    [message] = two_person(split.workload, split.workload_config,
-                           ledger_edit("policy_writer", rotation_role))
-    assert f"the policy writer {rotation_role}, which is not the role of this stack's JIT API" in message
-
-
-def test_a_workloads_jit_roles_must_be_what_the_key_layer_takes_them_for(split: Split) -> None:
+def test_the_key_layers_jit_roles_are_checked_as_in_a_combined_stack(split: Split) -> None:
     def opened(name: str, props: dict[str, Any]) -> None:
         if name == "jit-role-key-admin":
             props["assumeRolePolicy"] = json.dumps({"Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow", "Action": "sts:AssumeRole",
                 "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}]})
-
-    def renamed_writer(name: str, props: dict[str, Any]) -> None:
-        if name == "jit-api-role":
-            props["name"] = "some-other-name"
 
     def writer_trusts_people(name: str, props: dict[str, Any]) -> None:
         if name == "jit-api-role":
@@ -416,12 +415,10 @@ def test_a_workloads_jit_roles_must_be_what_the_key_layer_takes_them_for(split: 
                 "Effect": "Allow", "Action": "sts:AssumeRole",
                 "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}]})
 
-    assert {r.name for r in split.workload.resources} >= {"jit-role-key-admin", "jit-api-role"}
-    [message] = two_person(split.workload, split.workload_config, opened)
+    assert {r.name for r in split.keys_sealed.resources} >= {"jit-role-key-admin", "jit-api-role"}
+    [message] = two_person(split.keys_sealed, split.sealed_config, opened)
     assert "its trust admits someone other than one approved person" in message
-    [message] = two_person(split.workload, split.workload_config, renamed_writer)
-    assert "named 'some-other-name', not zero-trust-ai-prod-jit-api-role" in message
-    [message] = two_person(split.workload, split.workload_config, writer_trusts_people)
+    [message] = two_person(split.keys_sealed, split.sealed_config, writer_trusts_people)
     assert "not by Lambda alone" in message
 
 

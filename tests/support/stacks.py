@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import ROOT
-from ztai.preview.recorder import RecordedStack, record
+from ztai.preview.recorder import RecordedStack, existing_resources, record
 from ztai.stackfile import StackFile, load_stack
 
 PROJECT = "zero-trust-ai"
@@ -31,14 +31,16 @@ COMBINED = {f"{PROJECT}:layer": "combined", f"{PROJECT}:keyLayerStack": "",
 
 def run_program(stack_file: StackFile, config: Mapping[str, str], *,
                 stack_outputs: Mapping[str, Any] | None = None,
-                before: Callable[[], None] | None = None) -> RecordedStack:
+                before: Callable[[], None] | None = None,
+                existing: Mapping[tuple[str, str], Any] | None = None) -> RecordedStack:
     def program() -> None:
         if before is not None:
             before()
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
     return record(program, project=stack_file.project, stack=stack_file.stack, config=dict(config),
-                  region=stack_file.region or "eu-west-1", stack_outputs=stack_outputs)
+                  region=stack_file.region or "eu-west-1", stack_outputs=stack_outputs,
+                  existing=existing)
 
 
 def key_layer_of(stack_file: StackFile) -> StackFile | None:
@@ -55,11 +57,12 @@ def record_stack(name: str, extra: Mapping[str, str] | None = None, *,
     stack_file = load_stack(ROOT, name)
     config = stack_file.config | dict(extra or {})
     key_file = key_layer_of(replace(stack_file, config=config))
-    outputs = {}
+    outputs, existing = {}, {}
     if key_file is not None:
         first = run_program(key_file, key_file.config | {GRANTS_FILE: ""})
         outputs = {config[f"{PROJECT}:keyLayerStack"]: first.stack_outputs}
-    return run_program(stack_file, config, stack_outputs=outputs, before=before)
+        existing = existing_resources(first)
+    return run_program(stack_file, config, stack_outputs=outputs, before=before, existing=existing)
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ def record_split(name: str, extra: Mapping[str, str] | None = None,
     key_config = key_file.config | dict(key_extra or {})
     first = run_program(key_file, key_config | {GRANTS_FILE: ""})
     workload = run_program(stack_file, config,
-                           stack_outputs={config[f"{PROJECT}:keyLayerStack"]: first.stack_outputs})
+                           stack_outputs={config[f"{PROJECT}:keyLayerStack"]: first.stack_outputs},
+                           existing=existing_resources(first))
     with tempfile.TemporaryDirectory() as scratch:
         grants = Path(scratch) / "grants.json"
         grants.write_text(json.dumps(workload.stack_outputs["keyGrants"]), encoding="utf-8")

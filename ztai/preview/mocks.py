@@ -80,13 +80,17 @@ class AwsMocks(Mocks):
 
     def __init__(self, region: str, account_id: str = PREVIEW_ACCOUNT_ID, *,
                  unknowns: bool = False,
-                 stack_outputs: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+                 stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+                 existing: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> None:
         self.region = region
         self.account_id = account_id
         self.partition = partition_for_region(region)
         self.unknowns = unknowns
         # Stack name (as a StackReference names it) -> that stack's outputs.
         self.stack_outputs = dict(stack_outputs or {})
+        # (type, id) -> the state of a resource that exists already (another stack's), which a
+        # program reads with `<Resource>.get`: a workload reading the key layer's roles.
+        self.existing = dict(existing or {})
 
     # -- invokes -------------------------------------------------------------------------------
     def call(self, args: MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
@@ -149,6 +153,15 @@ class AwsMocks(Mocks):
                                  "must end with the key layer's stack name)")
             return name, {"name": name, "outputs": dict(self.stack_outputs[name]),
                           "secretOutputNames": []}
+        if args.resource_id:
+            # Read, not created (`<Resource>.get`): the provider returns the resource's state as
+            # it is, or fails when there is none, as reading a role never created would.
+            found = self.existing.get((args.typ, str(args.resource_id)))
+            if found is None:
+                raise ValueError(f"read of {args.typ} {args.resource_id}: the offline preview has no "
+                                 "state for it (a workload stack reads its key layer's roles: "
+                                 "the key layer is previewed first, and declares them)")
+            return str(args.resource_id), dict(found)
         if self.unknowns:
             return "", state  # a preview: the SDK marks the id and missing outputs unknown
         if not args.typ.startswith("aws:"):
@@ -198,9 +211,8 @@ class AwsMocks(Mocks):
             state.update({"name": resource_id,
                           "arn": f"arn:{partition}:logs:{region}:{account}:log-group:{resource_id}"})
         elif args.typ == "aws:iam/role:Role":
-            # Pulumi auto-names: the logical name plus seven random hex characters. A role read
-            # by its name (`Role.get`) is that role.
-            resource_id = str(args.inputs.get("name") or args.resource_id or f"{args.name}-{digest[:7]}")
+            # Pulumi auto-names: the logical name plus seven random hex characters.
+            resource_id = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
             path = str(args.inputs.get("path") or "/")  # IAM paths start and end with "/"
             state.update({"name": resource_id, "uniqueId": f"AROA{digest[:17].upper()}",
                           "arn": f"arn:{partition}:iam::{account}:role{path}{resource_id}"})

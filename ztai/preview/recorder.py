@@ -159,12 +159,15 @@ def record(program: Callable[[], None], *, project: str, stack: str,
            config: Mapping[str, str], region: str,
            on_register: Callable[[RecordedResource], None] | None = None,
            unknowns: bool = False,
-           stack_outputs: Mapping[str, Mapping[str, Any]] | None = None) -> RecordedStack:
+           stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+           existing: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> RecordedStack:
     """Run `program` against the mocks with `config` set, wait for every registration, and
     return what was registered. `on_register` sees each resource as it is registered (the
     moment the engine would call Analyze). `unknowns` leaves ids and computed outputs unknown,
-    as in a first real preview. Exceptions from the program propagate unchanged."""
-    mocks = AwsMocks(region, unknowns=unknowns, stack_outputs=stack_outputs)
+    as in a first real preview. `stack_outputs` answers stack references, `existing` reads of
+    resources another stack made (`existing_resources`). Exceptions from the program propagate
+    unchanged."""
+    mocks = AwsMocks(region, unknowns=unknowns, stack_outputs=stack_outputs, existing=existing)
     monitor = RecordingMonitor(mocks, on_register)
     diagnostics = _DiagnosticCollector()
     logger = logging.getLogger(f"ztai.preview.{stack}")
@@ -196,3 +199,8 @@ def record(program: Callable[[], None], *, project: str, stack: str,
 async def _resolve(value: Any) -> Any:
     output = pulumi.Output.from_input(value)
     return await output.future()
+
+
+def existing_resources(stack: RecordedStack) -> dict[tuple[str, str], dict[str, Any]]:
+    """What a recorded stack leaves in the account for another stack to read: (type, id) -> state."""
+    return {(r.type, r.id): dict(r.outputs) for r in stack.resources if r.custom and r.id}

@@ -38,6 +38,13 @@ OTHER_ATTACHMENTS = ("aws:iam/userPolicyAttachment:UserPolicyAttachment",
                      "aws:iam/policyAttachment:PolicyAttachment")
 
 ACCESS_TAG = "ztai:access"
+# The identity part of a split deployment's key layer (components/identity.py ROLES and
+# components/jit_catalogue.py names; a test keeps them equal): in a workload stack a role so named
+# is the key layer's, read by name (`aws.iam.Role.get`); declaring one there is the finding of
+# identity-part-in-key-layer, which cannot be excluded.
+HUMAN_ROLES = ("data-curator", "model-engineer", "model-publisher", "security-responder", "auditor",
+               "key-administrator", "break-glass")
+IDENTITY_ROLE_PATTERNS = ("zero-trust-ai-*-jit-*", *(f"zero-trust-ai-*-{role}" for role in HUMAN_ROLES))
 HUMAN, BREAK_GLASS, JIT_ELEVATION = "human", "break-glass", "jit-elevation"
 ACCESS_KINDS = (HUMAN, BREAK_GLASS, JIT_ELEVATION)
 CI = "ci"
@@ -327,3 +334,14 @@ class Permissions:
                 return f"permissions boundary {policy.name}", known(policy, "policy")
         return None
 
+
+
+def read_from_key_layer(role: Resource, settings: Any) -> bool:
+    """In a workload stack (`settings`, ztpolicy.stack.StackSettings), a role named as the key
+    layer's identity part: the key layer's, which its own stack's check holds (its boundary and
+    policies are there, not here)."""
+    from ztpolicy.guardrails import name_matches
+
+    name = known(role, "name")
+    return bool(getattr(settings, "is_workload", False)) and isinstance(name, str) \
+        and name_matches(name, IDENTITY_ROLE_PATTERNS)

@@ -34,6 +34,7 @@ from ztpolicy.rules.iam import (
     iam_role_permissions_boundary,
     iam_role_session_duration,
     iam_role_trust_restricted,
+    identity_part_in_key_layer,
     jit_grant_expiry,
 )
 from ztpolicy.rules.imagebuilder import (
@@ -151,4 +152,5 @@ ALL_RULES: list[Rule] = [
     guardrail_role_names.RULE,
     guardrail_policies_attached.RULE,
     ci_oidc_trust_pinned.RULE,
+    identity_part_in_key_layer.RULE,
 ]

@@ -62,9 +62,11 @@ from ztpolicy.iam import (
     loosely,
     parse,
     people_trust,
+    read_from_key_layer,
     statements,
 )
 from ztpolicy.rule import Finding, Resource, Rule
+from ztpolicy.stack import stack_settings
 
 MFA_KEY = "aws:MultiFactorAuthPresent"
 # The stack's default `mfaSessionTag`.
@@ -167,7 +169,9 @@ def _denies_without(document: Mapping[str, Any], checks: _Checks, access: str) -
         found = conditions(statement)
         required = [c for c in found if checks.negative(*c)]
         rest = [c for c in found if c not in required]
-        if required and all(_harmless_extra(condition, access) for condition in rest):
+        if all(_harmless_extra(condition, access) for condition in rest):
+            # With no condition of its own, the Deny takes everything from this role: more than
+            # any requirement (a key layer's human roles before their network is known).
             return True
     return False
 
@@ -215,8 +219,9 @@ def iam_human_role_conditions(resources: Sequence[Resource], config: Mapping[str
          _Checks("network", None)),
     ]
     findings: list[Finding] = []
+    settings = stack_settings(config)
     for role in permissions.roles:
-        if not is_human(role):
+        if not is_human(role) or read_from_key_layer(role, settings):
             continue
         access = access_tag(role)
         if access is None:

@@ -29,31 +29,26 @@ then fails, and an exclusion with a reason is how a fork records that relaxation
 known yet are checked when they are.
 
 A split deployment (stack key `layer`, docs/deploying.md) puts the model key in the key layer's
-stack and the roles the deny exempts (the JIT API's function and role, the elevation roles) in
-the workload's, and a per-stack check sees one of them. Each half checks what it holds, and the
-two meet on names both know (components/jit_catalogue.py):
+stack together with the roles the deny exempts: the JIT API's function and role and the elevation
+roles are the key layer's identity part (`compose_identity`), because whoever controls them holds
+the policy. So:
 
-- a key layer (`layer: keys`): every check above on the policy itself (the deny, its shape, no
-  pattern, no elevation allowed a call that carries a policy), and every exempted ARN must be a role of
-  the key's account, without a path, named like the JIT API's role (`zero-trust-ai-<env>-jit-api-role`,
-  the only one that may write the policy) or an elevation role (`zero-trust-ai-<env>-jit-<name>`)
-  of the stack's environment. The roles' tags, trust and the function that runs the writer are
-  not in this stack, so they are checked by the workload's half. Before the workload's grants (a
-  first deployment: `workloadGrantsFile: ""`) the model key keeps its creation policy, which lets
-  the deploying key administrators change it (KMS refuses a CreateKey policy its caller could not
-  change); a missing deny is then accepted, since nothing can yet be decrypted under the key
-  (model-key-attestation-required holds that), and the sealed policy must have it;
-- a workload (`layer: workload`): the grants it hands the key layer (its `keyGrants` output, the
-  key layer's reviewed grants file) are checked where the roles are: each key-administration
-  grant's `role` must be a key-admin elevation role of this stack (tags as above) named like one,
-  with the closed trust (or one person's, as above), and its `policy_writer` must be the role of
-  this stack's JIT API function, named `zero-trust-ai-<env>-jit-api-role`, trusted by Lambda alone
-  and run by no other function.
+- a key layer (`layer: keys`) gets every check above, as a combined stack does, and in addition
+  every exempted ARN must be a role of the key's account, without a path, named like the JIT API's
+  role (`zero-trust-ai-<env>-jit-api-role`, the only one that may write the policy) or an
+  elevation role (`zero-trust-ai-<env>-jit-<name>`) of the stack's environment: the names the CI
+  boundary and the guardrails protect from the workload's deployer. Before the workload's grants
+  (a first deployment: `workloadGrantsFile: ""`) the model key keeps its creation policy, which
+  lets the deploying key administrators change it (KMS refuses a CreateKey policy its caller
+  could not change); a missing deny is then accepted, since nothing can yet be decrypted under
+  the key (model-key-attestation-required holds that), and the sealed policy must have it;
+- a workload (`layer: workload`) hands the key layer no key administration: a
+  `grant_key_administration` entry in its `keyGrants` output (which the key layer refuses in a
+  grants file too) is a finding, as is declaring the JIT there (identity-part-in-key-layer).
 
-What neither half sees: that the key layer's grants file is the workload's `keyGrants` output as
-deployed (a reviewed copy: CODEOWNERS and the review hold it; `ztai verify` reads the deployed
-policies), and, in the key layer, which elevation role is a key-admin one rather than another
-elevation of the same environment (the workload's half holds that for the grants it exports).
+What the key layer's half does not see: that its grants file is the workload's `keyGrants` output
+as deployed (a reviewed copy: CODEOWNERS and the review hold it; `ztai verify` reads the deployed
+policies).
 """
 
 from __future__ import annotations
@@ -300,7 +295,8 @@ def _is_elevation_name(name: Any, prefix: str) -> bool:
 def _key_layer_problem(arn: str, label: str, key_account: str | None, settings: StackSettings,
                        document_writers: set[str]) -> str | None:
     """An exempted ARN in a key layer: a role of the key's account named as the stack's JIT API
-    role or one of its elevation roles (the workload's half checks the roles themselves)."""
+    role or one of its elevation roles (the names the CI boundary and the guardrails protect);
+    the roles themselves are then checked as in a combined stack."""
     if settings.environment is None:
         return (f"{label} exempts {arn} from its two-person deny, but the stack config gives no "
                 "environment (dev, staging or prod), so which JIT roles it may exempt is not known")
@@ -338,54 +334,16 @@ def _exported_key_administration(resources: Sequence[Resource]) -> list[tuple[st
     return found
 
 
-def _workload_findings(resources: Sequence[Resource], settings: StackSettings) -> list[Finding]:
-    """A workload's half: the key-administration grants it exports name its own JIT roles."""
-    grants = _exported_key_administration(resources)
-    if not grants:
-        return []
+def _workload_findings(resources: Sequence[Resource]) -> list[Finding]:
+    """A workload's half: it hands the key layer no key administration (the key layer grants its
+    own elevations and JIT API, its identity part)."""
     anchor = next((r.urn for r in resources if r.type == STACK), "")
-    if settings.environment is None:
-        return [Finding(anchor, "keyGrants hands the key layer key-administration grants, but the "
-                        "stack config gives no environment (dev, staging or prod), so the JIT role "
-                        "names they must have are not known")]
-    writer_name, prefix = jit_role_names(settings.environment)
-    elevations, writers = _elevation_roles(resources), _policy_writers(resources)
-    findings: list[Finding] = []
-    for purpose, role_arn, writer_arn in grants:
-        label = f"keyGrants hands the key layer, for the {purpose} key,"
-        if isinstance(role_arn, str):
-            elevation = _elevation_for(role_arn, elevations, None)
-            if elevation is None:
-                findings.append(Finding(anchor, (
-                    f"{label} the elevation {role_arn}, which is no just-in-time key-admin elevation "
-                    "role of this stack (tags ztai:access=jit-elevation, ztai:grant=key-admin): it "
-                    "could change the policy without two approvals")))
-            elif not _is_elevation_name(name := known(elevation, "name"), prefix) \
-                    and name is not UNKNOWN:
-                findings.append(Finding(elevation.urn, (
-                    f"{label} the elevation role {elevation.name}, named {name!r}, not "
-                    f"{prefix}<elevation>: the key layer checks its exemptions by that name")))
-            elif (problem := _trust_problem(elevation, resources)) is not None:
-                findings.append(Finding(elevation.urn, f"{label} the elevation role "
-                                        f"{elevation.name}, but {problem}"))
-        if isinstance(writer_arn, str):
-            writer = _elevation_for(writer_arn, writers, None)
-            if writer is None:
-                findings.append(Finding(anchor, (
-                    f"{label} the policy writer {writer_arn}, which is not the role of this stack's "
-                    f"JIT API function (zero-trust-ai-{settings.environment}-jit-api, handler "
-                    f"{JIT_API_HANDLER}): it could write the policy without approvals")))
-            elif (name := known(writer, "name")) != writer_name and name is not UNKNOWN:
-                findings.append(Finding(writer.urn, (
-                    f"{label} the JIT API's role {writer.name}, named {name!r}, not {writer_name}: "
-                    "the key layer checks its exemptions by that name")))
-            elif (problem := _writer_problem(writer)) is not None:
-                findings.append(Finding(writer.urn, f"{label} the policy writer, but {problem}"))
-            elif (other := _shared_writer(writer, resources)) is not None:
-                findings.append(Finding(writer.urn, (
-                    f"{label} the JIT API's role as policy writer, which the function {other} runs "
-                    "with too: its code could write the policy without approvals")))
-    return findings
+    return [Finding(anchor, (
+        f"keyGrants hands the key layer a key-administration grant for the {purpose} key (elevation "
+        f"{role}, policy writer {writer}): who may change a key's policy is the key layer's own "
+        "choice (its identity part, compose_identity), never the workload's; the key layer refuses "
+        "such an entry in its grants file"))
+        for purpose, role, writer in _exported_key_administration(resources)]
 
 
 def kms_two_person_key_administration(resources: Sequence[Resource],
@@ -395,7 +353,7 @@ def kms_two_person_key_administration(resources: Sequence[Resource],
     keys = of_type(resources, KEY, REPLICA_KEY)
     roles = _elevation_roles(resources)
     writers = _policy_writers(resources)
-    findings: list[Finding] = _workload_findings(resources, settings) if settings.is_workload else []
+    findings: list[Finding] = _workload_findings(resources) if settings.is_workload else []
     for key, _why in attested_keys(resources, config).values():
         key_arn = known(key, "arn")
         key_account = key_arn.split(":")[4] if isinstance(key_arn, str) and key_arn.count(":") >= 5 else None
@@ -419,10 +377,9 @@ def kms_two_person_key_administration(resources: Sequence[Resource],
                 if "*" in arn or "?" in arn:
                     findings.append(Finding(holder.urn, f"{label} exempts the pattern {arn} from its "
                                             "two-person deny: name each key-admin elevation role exactly"))
-                elif settings.is_keys:
-                    if (problem := _key_layer_problem(arn, label, key_account, settings,
-                                                      document_writers)) is not None:
-                        findings.append(Finding(holder.urn, problem))
+                elif settings.is_keys and (problem := _key_layer_problem(
+                        arn, label, key_account, settings, document_writers)) is not None:
+                    findings.append(Finding(holder.urn, problem))
                 elif (writer := _elevation_for(arn, writers, key_account)) is not None:
                     if (problem := _writer_problem(writer)) is not None:
                         findings.append(Finding(holder.urn, f"{label} exempts {arn}, but {problem}"))
