@@ -19,8 +19,8 @@ from components.api_gateway import (
     truststore_bucket_name,
 )
 from components.api_identity import ApiClient, CognitoApiIdentity, CognitoApiIdentityArgs, scope_string
-from components.aws_facts import enclave_parent_type
-from components.ci_identity import CiIdentity, CiIdentityArgs
+from components.aws_facts import enclave_parent_type, partition_for_region
+from components.ci_identity import CiIdentity, CiIdentityArgs, workload_boundary_transformation
 from components.enclave_fleet import (
     EnclaveInferenceFleet,
     EnclaveInferenceFleetArgs,
@@ -163,7 +163,7 @@ def compose_identity(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy,
             keys.grant_key_administration(elevation.key, jit.roles[elevation.name],
                                           policy_writer=jit.api.role)
         if elevation.grant == "break-glass":  # two approvers; what the break-glass role holds, watched
-            people.grant_break_glass(jit.roles[elevation.name])
+            people.grant_break_glass(jit.roles[elevation.name], elevation.name)
     # Every person's role may call the JIT API (to request, or to approve as the catalogue allows).
     for person in people.roles.values():
         jit.grant_requests(person)
@@ -223,6 +223,11 @@ def compose_organization(config: OrganizationConfig) -> None:
 def compose_workload(config: StackConfig) -> None:
     """A combined stack (the keys too) or a split deployment's workload layer."""
     if config.layer == "workload":
+        # Every role this stack makes carries the CI roles' boundary: its deployer may make no
+        # other, so that no role of its own does what the boundary denies it (the identity part,
+        # key policies, the trail).
+        pulumi.runtime.register_stack_transformation(workload_boundary_transformation(
+            partition_for_region(config.region), config.environment))
         # The keys are the key layer's stack: their ARNs come from it, and every grant below is
         # recorded for it (exported as keyGrants, replayed there from its reviewed grants file).
         keys: KeyHierarchy | KeyLayerReference = KeyLayerReference(

@@ -674,12 +674,22 @@ def _deployer_state(state: StateResources) -> list[dict[str, Any]]:
             _statement("WriteState", "Allow", STATE_WRITE_OBJECT_ACTIONS, f"{state.bucket_arn}/*")]
 
 
-def workload_deployer_policy(state: StateResources, *, partition: str, account: str) -> str:
+def workload_deployer_policy(state: StateResources, *, partition: str, account: str,
+                             environment: str) -> str:
     """The workload deployer: the state, the workload's services, the stack's IAM roles and
     policies, reading keys; an explicit Deny of writing key policies and of making, disabling,
-    deleting, replicating or re-aliasing keys (the key layer's job)."""
+    deleting, replicating or re-aliasing keys (the key layer's job); and every role it makes
+    carries the CI roles' boundary, so that no role it makes can do what it may not."""
     iam = f"arn:{partition}:iam::{account}"
+    boundary = f"{iam}:policy/{boundary_name(environment)}"
     return _document([
+        # iam:PermissionsBoundary is the boundary a CreateRole or PutRolePermissionsBoundary sets
+        # (IAM User Guide, "Permissions boundaries for IAM entities", delegating example): without
+        # this, a role of its own with its own policy would do what the boundary denies it.
+        _statement("RolesItMakesCarryTheBoundary", "Deny",
+                   ["iam:CreateRole", "iam:PutRolePermissionsBoundary"], f"{iam}:role/*",
+                   {"StringNotEquals": {"iam:PermissionsBoundary": boundary}}),
+        _statement("RolesKeepTheBoundary", "Deny", "iam:DeleteRolePermissionsBoundary", f"{iam}:role/*"),
         *_deployer_state(state),
         # Not the key layer's state: its outputs are the key ARNs the workload trusts, and its
         # inputs what the next key-layer deployment diffs against (the Pulumi S3 backend's files
@@ -784,7 +794,8 @@ def permissions_policy(role: str, state: StateResources, *, partition: str, acco
     if role == PREVIEW:
         return preview_policy(state)
     if role == DEPLOY_WORKLOAD:
-        return workload_deployer_policy(state, partition=partition, account=account)
+        return workload_deployer_policy(state, partition=partition, account=account,
+                                        environment=environment)
     if role == DEPLOY_KEYS:
         return keys_deployer_policy(state, partition=partition, account=account, environment=environment)
     raise ValueError(f"unknown CI role {role!r}; one of {', '.join(CI_ROLES)}")
@@ -892,3 +903,21 @@ class CiIdentity(pulumi.ComponentResource):
             "secretsProvider": self.secrets_provider,
             **{f"{role}RoleArn": r.arn for role, r in self.roles.items()},
         })
+
+
+def workload_boundary_transformation(partition: str, environment: str) -> pulumi.ResourceTransformation:
+    """A transformation giving every role a workload stack declares the CI roles' boundary, which
+    its deployer must set on any role it makes (`workload_deployer_policy`). Roles read by name (the
+    key layer's, `Role.get`) are left as they are."""
+    account = aws.get_caller_identity_output().account_id
+    boundary = account.apply(lambda account_id: f"arn:{partition}:iam::{account_id}:policy/"
+                                                f"{boundary_name(environment)}")
+
+    def transformation(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if args.type_ != "aws:iam/role:Role" or args.opts.id is not None \
+                or args.props.get("permissions_boundary") is not None:
+            return None
+        return pulumi.ResourceTransformationResult(props={**args.props, "permissions_boundary": boundary},
+                                                   opts=args.opts)
+
+    return transformation

@@ -549,6 +549,22 @@ def fleet_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
     SCPs, AWS's FullAWSAccess included: these share one document.)"""
     deployers = _exempt(settings, settings.deploy_role_patterns)
     return _document([
+        # The JIT API trusts the request context it is handed (who asked, who approved): called
+        # other than through its function URL, which writes that context from the caller's
+        # signature, it would take a forged approval and write a two-person key's policy. Nobody
+        # is exempt (lambda:InvokedViaFunctionUrl: Lambda Developer Guide, "Control access to
+        # Lambda function URLs"; the human boundary denies the same).
+        _deny("JitApiOnlyThroughItsUrl", "lambda:InvokeFunction",
+              "arn:*:lambda:*:*:function:zero-trust-ai-*-jit-api",
+              {"BoolIfExists": {"lambda:InvokedViaFunctionUrl": "false"}}),
+        # What records elevations and watches break-glass: its logs, failure queues, rules.
+        _deny("JitRecordsByTheKeyDeployer", [
+            "logs:DeleteLogGroup", "logs:PutRetentionPolicy", "logs:DisassociateKmsKey",
+            "sqs:PurgeQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "events:DeleteRule",
+            "events:DisableRule", "events:PutRule", "events:RemoveTargets"], [
+            "arn:*:logs:*:*:log-group:/aws/lambda/zero-trust-ai-*-jit-*",
+            "arn:*:sqs:*:*:zero-trust-ai-*-jit-*", "arn:*:events:*:*:rule/zero-trust-ai-*-used"],
+            _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
         # The JIT functions and their table are the key layer's (IDENTITY_ROLE_PATTERNS).
         _deny("JitByTheKeyDeployer", [*JIT_FUNCTION_CHANGES, "dynamodb:DeleteTable", "dynamodb:UpdateTable",
                                       "dynamodb:PutResourcePolicy", "dynamodb:DeleteResourcePolicy"], [

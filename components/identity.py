@@ -63,6 +63,7 @@ BREAK_GLASS = "break-glass"
 KEY_ADMINISTRATOR = "key-administrator"
 # Tags the boundary and the policy pack read: never settable from a session.
 ACCESS_TAG, ROLE_TAG = "ztai:access", "ztai:role"
+MAX_RULE_NAME = 64  # EventBridge rule names (EventBridge API Reference, PutRule: Name)
 HUMAN, BREAK_GLASS_ACCESS = "human", "break-glass"
 # What would let a person rewrite the JIT functions (and so grant elevations without approval).
 JIT_FUNCTION_CHANGES: tuple[str, ...] = (
@@ -420,9 +421,15 @@ class AccessRoles(pulumi.ComponentResource):
 
     def _watch(self, resource_name: str, rule_name: str, what: str,
                role: aws.iam.Role) -> aws.cloudwatch.EventRule:
-        """An EventBridge rule on every AssumeRole of `role` (no target until the audit trail)."""
+        """An EventBridge rule on every AssumeRole of `role` (no target until the audit trail),
+        named `zero-trust-ai-<env>-<rule_name>`: the CI boundary keeps every deployer but the key
+        layer's off rules named `zero-trust-ai-<env>-*-used`, so the name is never cut short."""
+        full_name = f"zero-trust-ai-{self._environment}-{rule_name}"
+        if len(full_name) > MAX_RULE_NAME or not full_name.endswith("-used"):
+            raise ValueError(f"the watch rule name {full_name!r} is over {MAX_RULE_NAME} characters "
+                             "(EventBridge's limit) or does not end in -used; shorten the elevation's name")
         return aws.cloudwatch.EventRule(
-            resource_name, name=f"zero-trust-ai-{self._environment}-{rule_name}"[:64],
+            resource_name, name=full_name,
             description=f"zero-trust-ai: {what}",
             event_pattern=role.arn.apply(lambda arn: json.dumps({
                 "source": ["aws.sts"], "detail-type": ["AWS API Call via CloudTrail"],
@@ -430,7 +437,7 @@ class AccessRoles(pulumi.ComponentResource):
                            "requestParameters": {"roleArn": [arn]}}}, sort_keys=True)),
             opts=pulumi.ResourceOptions(parent=role))
 
-    def grant_break_glass(self, role: aws.iam.Role) -> aws.cloudwatch.EventRule:
+    def grant_break_glass(self, role: aws.iam.Role, elevation: str) -> aws.cloudwatch.EventRule:
         """Give `role`, a just-in-time `break-glass` elevation (two approvers, an expiry), what the
         break-glass role holds: AWS's AdministratorAccess, still inside the human boundary (no IAM
         change, MFA, device, network, Region; no change of a two-person key, whose policy admits
@@ -441,7 +448,7 @@ class AccessRoles(pulumi.ComponentResource):
             policy_arn=f"arn:{self._partition}:iam::aws:policy/AdministratorAccess",
             opts=pulumi.ResourceOptions(parent=role))
         return self._watch(f"{self._name}-{role.pulumi_resource_name}-used",
-                           f"{role.pulumi_resource_name}-used",
+                           f"jit-{elevation}-used",
                            f"the break-glass elevation {role.pulumi_resource_name} was assumed", role)
 
     def __getitem__(self, role: str) -> aws.iam.Role:

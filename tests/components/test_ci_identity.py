@@ -57,9 +57,10 @@ SETTINGS = CiSettings(repository=REPO, environment=ENV)
 ROLES = ci_role_arns(PARTITION, ACCOUNT, ENV)
 ARN = {PREVIEW: ROLES.preview, DEPLOY_WORKLOAD: ROLES.workload, DEPLOY_KEYS: ROLES.keys}
 BOUNDARY = boundary_policy(STATE, partition=PARTITION, account=ACCOUNT, environment=ENV)
+_WHERE = {"partition": PARTITION, "account": ACCOUNT, "environment": ENV}
 POLICY = {PREVIEW: preview_policy(STATE),
-          DEPLOY_WORKLOAD: workload_deployer_policy(STATE, partition=PARTITION, account=ACCOUNT),
-          DEPLOY_KEYS: keys_deployer_policy(STATE, partition=PARTITION, account=ACCOUNT, environment=ENV)}
+          DEPLOY_WORKLOAD: workload_deployer_policy(STATE, **_WHERE),
+          DEPLOY_KEYS: keys_deployer_policy(STATE, **_WHERE)}
 ADMINISTRATOR_EVERYTHING = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
 PUT_STATE = {"aws:SecureTransport": "true", "s3:x-amz-server-side-encryption": "aws:kms",

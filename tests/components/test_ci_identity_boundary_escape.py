@@ -50,13 +50,15 @@ def test_the_boundary_itself_holds_for_the_ci_role() -> None:
     # Sound (passes): deploy-workload cannot re-trust deploy-keys directly.
     boundary = boundary_policy(STATE, partition="aws", account=ACCOUNT, environment="prod")
     assert _decide(DEPLOY_WORKLOAD, "iam:UpdateAssumeRolePolicy", DEPLOY_KEYS,
-                   identity=workload_deployer_policy(STATE, partition="aws", account=ACCOUNT),
+                   identity=workload_deployer_policy(
+        STATE, partition="aws", account=ACCOUNT, environment="prod"),
                    boundary=boundary) != "allow"
 
 
 def test_the_workload_deployer_cannot_mint_an_unbounded_deployer() -> None:
     boundary = boundary_policy(STATE, partition="aws", account=ACCOUNT, environment="prod")
-    identity = workload_deployer_policy(STATE, partition="aws", account=ACCOUNT)
+    identity = workload_deployer_policy(
+        STATE, partition="aws", account=ACCOUNT, environment="prod")
     steps = [
         _decide(DEPLOY_WORKLOAD, "iam:CreateRole", HELPER, identity=identity, boundary=boundary),
         _decide(DEPLOY_WORKLOAD, "iam:PutRolePolicy", HELPER, identity=identity, boundary=boundary),

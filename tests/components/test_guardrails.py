@@ -199,6 +199,34 @@ def test_the_jit_functions_are_changed_by_the_key_deployer_only(action: str) -> 
     assert decide(DEPLOY_WORKLOAD, "dynamodb:DeleteResourcePolicy", table) == "explicit-deny"
 
 
+@pytest.mark.parametrize("principal", [POWER_USER, DEPLOY_WORKLOAD, DEPLOY_KEYS, BREAK_GLASS])
+def test_nobody_invokes_the_jit_api_but_through_its_url(principal: str) -> None:
+    # Invoked directly, the JIT API would take the request context the caller wrote: three
+    # forged sessions approving a policy document it then writes on a two-person key.
+    api = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:zero-trust-ai-prod-jit-api"
+    assert decide(principal, "lambda:InvokeFunction", api) == "explicit-deny"
+    assert decide(principal, "lambda:InvokeFunction", api,
+                  {"lambda:InvokedViaFunctionUrl": "false"}) == "explicit-deny"
+    assert decide(principal, "lambda:InvokeFunction", api,
+                  {"lambda:InvokedViaFunctionUrl": "true"}) == "allow"
+    # The expiry function is invoked by its schedules (the scheduler role), not through a URL.
+    expiry = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:zero-trust-ai-prod-jit-expiry"
+    assert decide(role("zero-trust-ai-prod-jit-scheduler-role"), "lambda:InvokeFunction", expiry) == "allow"
+
+
+@pytest.mark.parametrize(("action", "resource"), [
+    ("events:DisableRule", f"arn:aws:events:{REGION}:{ACCOUNT}:rule/zero-trust-ai-prod-break-glass-used"),
+    ("events:DeleteRule", f"arn:aws:events:{REGION}:{ACCOUNT}:rule/zero-trust-ai-prod-jit-emergency-used"),
+    ("logs:DeleteLogGroup",
+     f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/zero-trust-ai-prod-jit-api"),
+    ("sqs:PurgeQueue", f"arn:aws:sqs:{REGION}:{ACCOUNT}:zero-trust-ai-prod-jit-api-failures"),
+])
+def test_the_records_of_elevations_are_kept_from_administrators(action: str, resource: str) -> None:
+    assert decide(POWER_USER, action, resource) == "explicit-deny"
+    assert decide(DEPLOY_WORKLOAD, action, resource) == "explicit-deny"
+    assert decide(DEPLOY_KEYS, action, resource) == "allow"
+
+
 def test_the_human_boundary_is_changed_by_the_key_deployer_only() -> None:
     boundary = f"arn:aws:iam::{ACCOUNT}:policy/zero-trust-ai-prod-human-boundary"
     assert decide(DEPLOY_WORKLOAD, "iam:CreatePolicyVersion", boundary) == "explicit-deny"

@@ -120,7 +120,7 @@ def test_a_break_glass_elevation_holds_administrator_access_and_is_watched() -> 
                   and r.inputs["role"] == "zero-trust-ai-dev-jit-emergency"]
     assert attached.inputs["policyArn"].endswith(":policy/AdministratorAccess")
     [watch] = [r for r in stack.resources if r.type == "aws:cloudwatch/eventRule:EventRule"
-               and "jit-role-emergency" in r.inputs["name"]]
+               and r.inputs["name"] == "zero-trust-ai-dev-jit-emergency-used"]
     pattern = json.loads(watch.inputs["eventPattern"])
     assert pattern["detail"]["requestParameters"]["roleArn"] == [role.outputs["arn"]]
 
@@ -135,6 +135,17 @@ def test_a_break_glass_elevation_holds_administrator_access_and_is_watched() -> 
     for grant in ("key-admin", "training-data-prefix-write"):
         retagged = {**role.inputs["tags"], "ztai:grant": grant}
         assert iam_no_wildcard_action(as_rules_see(retagged), {}), grant
+
+
+def test_the_longest_break_glass_elevation_name_gets_a_whole_watch_rule_name() -> None:
+    # EventBridge names are 64 characters at most, and the CI boundary protects those ending in
+    # -used: the longest elevation name (32) of the longest environment (staging) still fits.
+    from components.identity import MAX_RULE_NAME
+    from components.jit_catalogue import NAME
+
+    longest = "a" * 32
+    assert NAME.fullmatch(longest) and not NAME.fullmatch(longest + "a")
+    assert len(f"zero-trust-ai-staging-jit-{longest}-used") <= MAX_RULE_NAME
 
 
 def test_two_person_elevations_last_an_hour_at_most_and_issue_15_minute_sessions(

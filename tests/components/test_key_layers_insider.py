@@ -27,7 +27,7 @@ from components.ci_identity import (
     workload_deployer_policy,
 )
 from tests.components.test_guardrails import ORG, RCPS, REGION, SCPS, TAGGED
-from tests.support.key_policy import Request, evaluate
+from tests.support.key_policy import Request, evaluate, evaluate_session
 from tests.support.org_policy import evaluate_in_organization
 from tests.support.stacks import SplitEnvironment, record_split
 
@@ -41,7 +41,8 @@ JIT_API_ROLE = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-{ENV}-jit-api-role"
 KEY_ADMIN_ELEVATION = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-{ENV}-jit-key-admin"
 JIT_API_FUNCTION = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:zero-trust-ai-{ENV}-jit-api"
 MODEL_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/33333333-3333-3333-3333-333333333333"
-IDENTITY = workload_deployer_policy(STATE, partition="aws", account=ACCOUNT)
+IDENTITY = workload_deployer_policy(
+        STATE, partition="aws", account=ACCOUNT, environment="prod")
 BOUNDARY = boundary_policy(STATE, partition="aws", account=ACCOUNT, environment=ENV)
 
 
@@ -199,3 +200,47 @@ def test_the_tag_the_denials_key_on_is_the_one_the_jit_sets() -> None:
         target_ids=("r-ab12",), organization_id=ORG, allowed_regions=(REGION,))))
     assert f"aws:ResourceTag/{identity.GRANT_TAG}" in scp
     assert set(ci_identity.PRIVILEGED_GRANTS) == {"key-admin", "break-glass"} <= set(jit_catalogue.GRANTS)
+
+
+CI_BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/zero-trust-ai-{ENV}-ci-boundary"
+HELPER = f"arn:aws:iam::{ACCOUNT}:role/reporting-helper"
+
+
+@pytest.mark.parametrize(("boundary", "expected"), [
+    (None, "deny"), (f"arn:aws:iam::{ACCOUNT}:policy/something-else", "deny"), (CI_BOUNDARY, "allow")])
+def test_every_role_the_workload_deployer_makes_carries_the_ci_boundary(
+        boundary: str | None, expected: str) -> None:
+    # Review finding: a helper role of its own (its own policy, no boundary) would do what the
+    # boundary denies the deployer: re-trust the JIT API's role, invoke it directly.
+    context = {} if boundary is None else {"iam:PermissionsBoundary": boundary}
+    effect = evaluate_in_organization(
+        Request(DEPLOY_WORKLOAD, "iam:CreateRole", HELPER, _context(DEPLOY_WORKLOAD, context)),
+        scps=SCPS, rcps=RCPS, identity_policies=[IDENTITY], boundary=BOUNDARY).effect
+    assert (effect == "allow") == (expected == "allow"), effect
+    assert as_workload_deployer("iam:DeleteRolePermissionsBoundary", HELPER) != "allow"
+
+
+@pytest.mark.parametrize(("action", "resource"), [
+    ("iam:UpdateAssumeRolePolicy", JIT_API_ROLE), ("lambda:InvokeFunction", JIT_API_FUNCTION),
+    ("lambda:UpdateFunctionCode", JIT_API_FUNCTION), ("dynamodb:PutItem", JIT_TABLE),
+])
+def test_a_role_the_workload_deployer_makes_is_bound_as_it_is(action: str, resource: str) -> None:
+    # Its own policy allows everything; the CI boundary it must carry denies the identity part.
+    everything = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+    assert evaluate_in_organization(
+        Request(HELPER, action, resource, _context(HELPER)), scps=SCPS, rcps=RCPS,
+        identity_policies=[everything], boundary=BOUNDARY).effect != "allow"
+    # Without the organisation's guardrails too: the boundary alone holds for these.
+    assert evaluate_session(Request(HELPER, action, resource, _context(HELPER)),
+                            identity_policies=[everything], boundary=BOUNDARY).effect != "allow"
+
+
+def test_the_workload_declares_every_role_with_the_ci_boundary(split: SplitEnvironment) -> None:
+    roles = [r for r in split.workload.resources if r.type == "aws:iam/role:Role"]
+    assert roles and all(r.inputs.get("permissionsBoundary") == CI_BOUNDARY for r in roles), [
+        (r.name, r.inputs.get("permissionsBoundary")) for r in roles]
+    # The roles it reads by name keep the key layer's boundary (the human one).
+    human = {r.outputs.get("permissionsBoundary") for r in split.workload.reads
+             if r.type == "aws:iam/role:Role"}
+    assert human and CI_BOUNDARY not in human

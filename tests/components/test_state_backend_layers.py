@@ -48,12 +48,15 @@ def _put(principal: str, identity: str, resource: str) -> str:
 
 def test_each_deployer_writes_its_own_state() -> None:
     # The legitimate paths (pass today).
-    assert _put(ROLES.workload, workload_deployer_policy(STATE, partition="aws", account=ACCOUNT),
+    assert _put(ROLES.workload, workload_deployer_policy(
+        STATE, partition="aws", account=ACCOUNT, environment="prod"),
                 WORKLOAD_STATE) == "allow"
-    assert _put(ROLES.keys, keys_deployer_policy(STATE, partition="aws", account=ACCOUNT, environment="prod"),
+    assert _put(ROLES.keys, keys_deployer_policy(
+        STATE, partition="aws", account=ACCOUNT, environment="prod"),
                 KEY_LAYER_STATE) == "allow"
 
 
 def test_the_workload_deployer_cannot_write_the_key_layers_state() -> None:
-    assert _put(ROLES.workload, workload_deployer_policy(STATE, partition="aws", account=ACCOUNT),
+    assert _put(ROLES.workload, workload_deployer_policy(
+        STATE, partition="aws", account=ACCOUNT, environment="prod"),
                 KEY_LAYER_STATE) != "allow"
