@@ -51,6 +51,8 @@ def standard_tags_transformation(environment: str, owner: str) -> pulumi.Resourc
         # components and providers have no such input.
         if not isinstance(args.resource, pulumi.CustomResource) or "tags" not in args.props:
             return None
+        if args.opts.id is not None:
+            return None  # read by its id (`Role.get`): another stack's resource, tagged there
         tags = args.props["tags"]
         merged = _group_tags(standard, tags) if args.type_ == _GROUP else _merge(standard, tags)
         return pulumi.ResourceTransformationResult(props={**args.props, "tags": merged}, opts=args.opts)

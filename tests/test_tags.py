@@ -24,7 +24,9 @@ def record_program(name: str, extra: Mapping[str, str] | None = None) -> tuple[R
     taggable: set[str] = set()
 
     def observe(args: pulumi.ResourceTransformationArgs) -> None:
-        if isinstance(args.resource, pulumi.CustomResource) and "tags" in args.props:
+        # A resource read by its id (`Role.get`) declares nothing, and is not tagged by the stack.
+        if isinstance(args.resource, pulumi.CustomResource) and "tags" in args.props \
+                and args.opts.id is None:
             taggable.add(f"{args.type_}::{args.name}")
 
     def before() -> None:

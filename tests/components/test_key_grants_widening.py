@@ -11,7 +11,8 @@ is one line a reviewer of the grants file must recognise:
   components/keys.py _policy_document): naming the training-data bucket gives deploy-workload
   kms:Decrypt of every training-data object through S3 (and it holds s3:* in its policy);
 - `grant_key_administration` on a key that is not two-person (training-data), with any standing
-  role as `policy_writer` (here the data curator): that human role may PutKeyPolicy the key;
+  role as `policy_writer` (here the data curator): that human role may PutKeyPolicy the key (now
+  refused in a grants file: the key layer grants its own key administrators);
 - `grant_key_rotation` with `create_successors: true`: the rotation function's role (workload
   owned, code deployed by deploy-workload) becomes PutKeyPolicy administrator of every
   non-two-person key, though the workload's own rotation is configured without successors.
@@ -96,15 +97,16 @@ def _allowed(policy: str, principal: str, action: str, context: dict[str, str] |
 
 
 def test_the_doctored_files_widen_the_key_policies(split: SplitEnvironment, tmp_path: Path) -> None:
-    """The reproduction (passes today): what each doctored entry writes into the key policy."""
-    sealed, _ = _sealed_with(split, [
-        {"grant": "grant_key_administration", "purpose": "training-data", "role": ELEVATION,
-         "policy_writer": CURATOR},
-    ], tmp_path, _successors)
+    """The reproduction: what a doctored entry writes into the key policy. A key-administration
+    entry no longer gets that far: the key layer refuses it (its identity part grants its own
+    key administrators)."""
+    with pytest.raises(StackConfigError, match="grant_key_administration is refused in a grants file"):
+        _sealed_with(split, [{"grant": "grant_key_administration", "purpose": "training-data",
+                              "role": ELEVATION, "policy_writer": CURATOR}], tmp_path)
+    sealed, _ = _sealed_with(split, [], tmp_path, _successors)
     training = _policy(sealed, "training-data")
     through_s3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com", "kms:CallerAccount": ACCOUNT,
                   "kms:EncryptionContext:aws:s3:arn": TRAINING_BUCKET}
-    assert _allowed(training, CURATOR, "kms:PutKeyPolicy")
     rotation = next(e["role"] for e in split.workload.stack_outputs["keyGrants"]["grants"]
                     if e["grant"] == "grant_key_rotation")
     assert rotation.startswith(ROTATION_ROLE_PREFIX)

@@ -158,7 +158,8 @@ def test_the_components_policies_pass() -> None:
 
 def test_unattached_policies_are_caught() -> None:
     findings = guardrail_policies_attached(policies(attach=False), NO_CONFIG)
-    assert urns(findings) == {"logging-identity", "keys-images", "api-network", "fleet", "data-perimeter"}
+    assert urns(findings) == {"logging-identity", "keys-images", "api-network", "fleet-identity",
+                              "data-perimeter"}
     assert all("attached to nothing" in f.message for f in findings)
 
 
