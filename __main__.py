@@ -43,6 +43,7 @@ from components.key_rotation import MonthlyKeyRotation, MonthlyKeyRotationArgs, 
 from components.keys import PURPOSES as KEY_PURPOSES
 from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs, log_group_prefixes_for
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
+from components.role_policies import workload_policy_name
 from components.session_manager import SessionManagerPreferences, SessionManagerPreferencesArgs
 from components.stack_config import (
     BootstrapConfig,
@@ -568,11 +569,14 @@ def compose_workload(config: StackConfig) -> None:
     # --- Just-in-time elevation: what the elevations touch of this stack's resources ---------------
     for elevation in config.jit_elevations:
         role = elevation_roles[elevation.name]
+        # As managed policies: an elevation's inline policies are the JIT's (its window policy ends
+        # sessions at expiry and revocation), written by no deployer (components/role_policies.py).
+        managed = workload_policy_name(config.environment, f"jit-{elevation.name}")
         if elevation.grant == "training-data-prefix-write":  # the canonical case: one job run's writes
-            training_data.grant_write_prefix(role, elevation.prefix)
+            training_data.grant_write_prefix(role, elevation.prefix, managed_policy_name=managed)
             keys.grant_use_through_service("training-data", role, "s3")
         if elevation.grant == "model-prefix-write":
-            fleet.grant_prefix_write(role, elevation.prefix)
+            fleet.grant_prefix_write(role, elevation.prefix, managed_policy_name=managed)
             keys.grant_use_through_service("inference", role, "s3")
     # --- end of just-in-time elevation -------------------------------------------------------------
 

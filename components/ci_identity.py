@@ -58,6 +58,7 @@ from components.config_values import (
     show,
     show_number,
 )
+from components.role_policies import WORKLOAD_POLICY_PATTERN
 
 CI_PROVIDERS = ("github", "gitlab", "oidc")
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
@@ -541,8 +542,12 @@ WORKLOAD_KMS_READ_ACTIONS = ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListAli
 IDENTITY_ROLE_CHANGES = (
     "iam:CreateRole", "iam:DeleteRole", "iam:UpdateRole", "iam:UpdateRoleDescription",
     "iam:UpdateAssumeRolePolicy", "iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary",
-    "iam:TagRole", "iam:UntagRole", "iam:AttachRolePolicy", "iam:DetachRolePolicy",
+    "iam:TagRole", "iam:UntagRole",
 )
+# Attaching and detaching: only the workload's own managed policies (components/role_policies.py),
+# told apart by iam:PolicyARN (IAM User Guide, "IAM condition context keys": iam:PolicyARN on
+# AttachRolePolicy and DetachRolePolicy).
+ATTACHMENT_CHANGES = ("iam:AttachRolePolicy", "iam:DetachRolePolicy")
 # On the JIT's own roles, their permissions and who may hand them to a service too: a function
 # created with the JIT API's role would write key policies with no approval.
 JIT_ROLE_CHANGES = ("iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole")
@@ -718,7 +723,8 @@ def keys_deployer_policy(state: StateResources, *, partition: str, account: str,
         *_deployer_state(state),
         _statement("ProgramLookups", "Allow", PROGRAM_LOOKUP_ACTIONS),
         _statement("KeyLayer", "Allow", KEY_LAYER_ACTIONS),
-        _statement("IdentityRoles", "Allow", [*IDENTITY_ROLE_CHANGES, *JIT_ROLE_CHANGES, "iam:GetRole",
+        _statement("IdentityRoles", "Allow", [*IDENTITY_ROLE_CHANGES, *JIT_ROLE_CHANGES, *ATTACHMENT_CHANGES,
+                                              "iam:GetRole",
                                               "iam:GetRolePolicy", "iam:ListRolePolicies",
                                               "iam:ListAttachedRolePolicies",
                                               "iam:ListInstanceProfilesForRole"], list(part.roles)),
@@ -765,11 +771,20 @@ def boundary_policy(state: StateResources, *, partition: str, account: str, envi
                    list(part.roles), not_keys_deployer),
         _statement("JitRolesOnlyByTheKeyDeployer", "Deny", JIT_ROLE_CHANGES, list(part.jit_roles),
                    not_keys_deployer),
-        _statement("PrivilegedRolesPoliciesOnlyByTheKeyDeployer", "Deny", INLINE_POLICY_CHANGES,
-                   list(part.privileged_roles), not_keys_deployer),
+        _statement("IdentityRolesOnlyWorkloadPoliciesAttached", "Deny", ATTACHMENT_CHANGES,
+                   list(part.roles), {**not_keys_deployer, "ArnNotLike": {
+                       "iam:PolicyARN": f"arn:{partition}:iam::{account}:policy/{WORKLOAD_POLICY_PATTERN}"}}),
+        # An elevation's inline policies are the JIT's: its window policy ends sessions at expiry
+        # and revocation, so none but the key deployer may delete or overwrite it (the workload
+        # grants elevations its resources as managed policies).
+        _statement("ElevationsInlinePoliciesOnlyByTheKeyDeployer", "Deny", INLINE_POLICY_CHANGES,
+                   part.elevations, not_keys_deployer),
+        _statement("PrivilegedRolesPoliciesOnlyByTheKeyDeployer", "Deny",
+                   [*INLINE_POLICY_CHANGES, *ATTACHMENT_CHANGES], list(part.privileged_roles),
+                   not_keys_deployer),
         # A role's own tags are its aws:ResourceTag (IAM User Guide, "Controlling access to and
         # for IAM users and roles using tags"); only the key deployer tags these roles (above).
-        _statement("PrivilegedElevationsPoliciesOnlyByTheKeyDeployer", "Deny", INLINE_POLICY_CHANGES,
+        _statement("PrivilegedElevationsPoliciesOnlyByTheKeyDeployer", "Deny", ATTACHMENT_CHANGES,
                    part.elevations, {**not_keys_deployer, "StringEquals": {
                        f"aws:ResourceTag/{ROLE_GRANT_TAG}": list(PRIVILEGED_GRANTS)}}),
         # Invoking a JIT function other than through its URL hands it a request context the

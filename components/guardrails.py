@@ -52,6 +52,7 @@ from components.config_values import full as _full
 from components.config_values import parse_regions
 from components.config_values import show as _show
 from components.network import EGRESS_TAG
+from components.role_policies import WORKLOAD_POLICY_PATTERN
 
 # What the guardrails key on; the policy pack's `ztpolicy.guardrails` repeats these (the pack may
 # not import components) and tests/components/test_guardrails.py checks that they agree.
@@ -76,6 +77,8 @@ IDENTITY_ROLE_PATTERNS = ("zero-trust-ai-*-jit-*", "zero-trust-ai-*-data-curator
                           "zero-trust-ai-*-security-responder", "zero-trust-ai-*-auditor",
                           "zero-trust-ai-*-key-administrator", "zero-trust-ai-*-break-glass")
 JIT_ROLE_PATTERN = "zero-trust-ai-*-jit-*-role"  # the JIT's own roles (components.jit_catalogue)
+# The JIT functions' roles, which write an elevation's window policy (ztai_runtime.jit.grants).
+JIT_WRITER_ROLE_PATTERNS = ("zero-trust-ai-*-jit-api-role", "zero-trust-ai-*-jit-expiry-role")
 PRIVILEGED_ROLE_PATTERNS = ("zero-trust-ai-*-auditor", "zero-trust-ai-*-key-administrator",
                             "zero-trust-ai-*-break-glass")
 # Who opens sessions on, or sends commands to, the stack's instances: the human role the stack
@@ -349,8 +352,12 @@ def logging_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
     """Logging stays on; no long-term credentials; the organisation is not left; Regions; the
     exempted roles cannot be made or edited by anyone but the deploy roles."""
     break_glass = _exempt(settings)
-    exempt_roles = [*settings.key_admin_role_patterns, *settings.image_publisher_role_patterns,
-                    *settings.deploy_role_patterns, *settings.session_role_patterns]
+    # The identity part's roles (the JIT's, the people's) have statements of their own
+    # (fleet_and_identity_scp): the key deployer makes them, and the JIT writes the elevations.
+    exempt_roles = [pattern for pattern in (
+        *settings.key_admin_role_patterns, *settings.image_publisher_role_patterns,
+        *settings.deploy_role_patterns, *settings.session_role_patterns)
+        if pattern not in IDENTITY_ROLE_PATTERNS]
     return _document([
         _deny("StopNoLogging", [
             "cloudtrail:StopLogging", "cloudtrail:DeleteTrail", "guardduty:DeleteDetector",
@@ -372,6 +379,19 @@ def logging_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
         _deny("AllowedRegionsOnly", GLOBAL_ACTIONS, condition=_merge(
             {"StringNotEquals": {"aws:RequestedRegion": list(settings.allowed_regions)}}, break_glass),
             not_action=True),
+        # What records elevations and watches break-glass: its logs, failure queues, rules.
+        _deny("JitRecordsByTheKeyDeployer", [
+            "logs:DeleteLogGroup", "logs:PutRetentionPolicy", "logs:DisassociateKmsKey",
+            "sqs:PurgeQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "events:DeleteRule",
+            "events:DisableRule", "events:PutRule", "events:RemoveTargets"], [
+            "arn:*:logs:*:*:log-group:/aws/lambda/zero-trust-ai-*-jit-*",
+            "arn:*:sqs:*:*:zero-trust-ai-*-jit-*", "arn:*:events:*:*:rule/zero-trust-ai-*-used"],
+            _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
+        # The human roles' boundary: the key layer's (its identity part).
+        _deny("HumanBoundaryByTheKeyDeployer", ["iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion",
+                                                 "iam:DeletePolicy"],
+              "arn:*:iam::*:policy/zero-trust-ai-*-human-boundary",
+              _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
         # A name pattern is an exemption only while no one else can make a role of that name.
         _deny("ExemptRolesByDeployers", [
             "iam:CreateRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy",
@@ -557,14 +577,6 @@ def fleet_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
         _deny("JitApiOnlyThroughItsUrl", "lambda:InvokeFunction",
               "arn:*:lambda:*:*:function:zero-trust-ai-*-jit-api",
               {"BoolIfExists": {"lambda:InvokedViaFunctionUrl": "false"}}),
-        # What records elevations and watches break-glass: its logs, failure queues, rules.
-        _deny("JitRecordsByTheKeyDeployer", [
-            "logs:DeleteLogGroup", "logs:PutRetentionPolicy", "logs:DisassociateKmsKey",
-            "sqs:PurgeQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "events:DeleteRule",
-            "events:DisableRule", "events:PutRule", "events:RemoveTargets"], [
-            "arn:*:logs:*:*:log-group:/aws/lambda/zero-trust-ai-*-jit-*",
-            "arn:*:sqs:*:*:zero-trust-ai-*-jit-*", "arn:*:events:*:*:rule/zero-trust-ai-*-used"],
-            _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
         # The JIT functions and their table are the key layer's (IDENTITY_ROLE_PATTERNS).
         _deny("JitByTheKeyDeployer", [*JIT_FUNCTION_CHANGES, "dynamodb:DeleteTable", "dynamodb:UpdateTable",
                                       "dynamodb:PutResourcePolicy", "dynamodb:DeleteResourcePolicy"], [
@@ -575,28 +587,35 @@ def fleet_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
         # layer's deployer: whoever sets a role's trust or tags holds what the keys grant it. The
         # workload's deployer still writes their inline policies (grants of its resources), and
         # never the JIT's own roles' policies, nor hands those roles to a new function.
+        # The JIT's writers open and close the elevations (their trust and window policy); their
+        # own policies name the elevation roles only, and their code is the key deployer's.
         _deny("IdentityRolesByTheKeyDeployer", [
-            "iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy", "iam:AttachRolePolicy",
+            "iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
             "iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary", "iam:TagRole",
             "iam:UntagRole"], role_arn_patterns(IDENTITY_ROLE_PATTERNS),
-            _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
-        _deny("JitRolesByTheKeyDeployer", ["iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole"],
-              role_arn_patterns([JIT_ROLE_PATTERN]), _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
+            _exempt(settings, (*KEY_DEPLOY_ROLE_PATTERNS, *JIT_WRITER_ROLE_PATTERNS))),
+        # Attached there: only the workload's own managed policies (components.role_policies).
+        _deny("IdentityRolesGetWorkloadPolicies", ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+              role_arn_patterns(IDENTITY_ROLE_PATTERNS), _merge(
+                  {"ArnNotLike": {"iam:PolicyARN": f"arn:*:iam::*:policy/{WORKLOAD_POLICY_PATTERN}"}},
+                  _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS))),
+        _deny("JitRolesByTheKeyDeployer", "iam:PassRole", role_arn_patterns([JIT_ROLE_PATTERN]),
+              _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
+        # An elevation's inline policies are the JIT's (the window that ends its sessions at
+        # expiry and revocation): only the JIT functions write them, and the key deployer.
+        _deny("ElevationPoliciesByTheJit", ["iam:PutRolePolicy", "iam:DeleteRolePolicy"],
+              role_arn_patterns(["zero-trust-ai-*-jit-*"]),
+              _exempt(settings, (*KEY_DEPLOY_ROLE_PATTERNS, *JIT_WRITER_ROLE_PATTERNS))),
         # Nor the permissions of the roles nothing of the workload is granted to: the auditor, the
         # key administrator, break-glass, and the elevations that administer keys or stand for
         # break-glass (by their tag, which only the key deployer sets).
-        _deny("PrivilegedRolePoliciesByTheKeyDeployer", ["iam:PutRolePolicy", "iam:DeleteRolePolicy"],
-              role_arn_patterns(PRIVILEGED_ROLE_PATTERNS), _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
-        _deny("PrivilegedElevationPoliciesByTheKeyDeployer", ["iam:PutRolePolicy", "iam:DeleteRolePolicy"],
+        _deny("PrivilegedRolePoliciesByTheKeyDeployer", [
+            "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+            role_arn_patterns(PRIVILEGED_ROLE_PATTERNS), _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
+        _deny("PrivilegedElevationPoliciesByTheKeyDeployer", ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
               role_arn_patterns(["zero-trust-ai-*-jit-*"]), _merge(
                   {"StringEquals": {"aws:ResourceTag/ztai:grant": ["key-admin", "break-glass"]}},
                   _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS))),
-        _deny("HumanBoundaryByTheKeyDeployer", ["iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion",
-                                                 "iam:DeletePolicy"],
-              "arn:*:iam::*:policy/zero-trust-ai-*-human-boundary",
-              _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
-
-
         # The parameter's consumer: a launch template version naming another image, or a group
         # pointed at another template, launches any AMI without touching the parameter.
         _deny("FleetLaunchesOnlyThroughTheDeployment", [

@@ -28,6 +28,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components import role_policies
 from components.aws_facts import partition_for_region
 from components.buckets import access_log_bucket, log_to, private_bucket
 
@@ -99,15 +100,19 @@ class TrainingDataBucket(pulumi.ComponentResource):
         self.register_outputs({"bucketName": self.bucket_name,
                                "accessLogBucketName": self.access_logs.bucket.bucket})
 
-    def grant_read_prefix(self, role: aws.iam.Role, prefix: str) -> aws.iam.RolePolicy:
+    def grant_read_prefix(self, role: aws.iam.Role, prefix: str) -> pulumi.CustomResource:
         """Let `role` read (and list) the objects under `prefix`, one of PREFIXES."""
         return self._grant(role, prefix, write=False)
 
-    def grant_write_prefix(self, role: aws.iam.Role, prefix: str) -> aws.iam.RolePolicy:
-        """Let `role` upload objects under `prefix`, one of PREFIXES (no read, no delete)."""
-        return self._grant(role, prefix, write=True)
+    def grant_write_prefix(self, role: aws.iam.Role, prefix: str, *,
+                           managed_policy_name: str | None = None) -> pulumi.CustomResource:
+        """Let `role` upload objects under `prefix`, one of PREFIXES (no read, no delete). With
+        `managed_policy_name` (a just-in-time elevation's role), as that managed policy
+        (components/role_policies.py)."""
+        return self._grant(role, prefix, write=True, managed_policy_name=managed_policy_name)
 
-    def _grant(self, role: aws.iam.Role, prefix: str, *, write: bool) -> aws.iam.RolePolicy:
+    def _grant(self, role: aws.iam.Role, prefix: str, *, write: bool,
+               managed_policy_name: str | None = None) -> pulumi.CustomResource:
         if prefix not in PREFIXES:
             raise ValueError(f"{self._name}: prefix {prefix!r} is not one of {', '.join(PREFIXES)}")
         kind = "write" if write else "read"
@@ -116,8 +121,7 @@ class TrainingDataBucket(pulumi.ComponentResource):
             raise ValueError(f"{self._name}: {kind} on {prefix} is already granted to role {role_name}")
         self._granted.add((kind, prefix, role_name))
         partition = self._partition
-        return aws.iam.RolePolicy(
-            f"{self._name}-{kind}-{prefix.rstrip('/')}-{role_name}", role=role.id,
-            policy=self.bucket_name.apply(
-                lambda bucket: prefix_policy(partition, bucket, prefix, write=write)),
-            opts=pulumi.ResourceOptions(parent=self))
+        return role_policies.grant(
+            f"{self._name}-{kind}-{prefix.rstrip('/')}-{role_name}", role,
+            self.bucket_name.apply(lambda bucket: prefix_policy(partition, bucket, prefix, write=write)),
+            managed_policy_name=managed_policy_name, parent=self)

@@ -62,6 +62,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_aws as aws
 
+from components import role_policies
 from components.aws_facts import enclave_parent_type, partition_for_region
 from components.buckets import ELB_LOG_PREFIX, AccessLogBucket, access_log_bucket, log_to, private_bucket
 from components.certificates import dns_validated_certificate
@@ -398,24 +399,31 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
                 {"Sid": "UploadEncryptedModels", "Effect": "Allow", "Action": "s3:PutObject",
                  "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"}])))
 
-    def grant_prefix_write(self, role: aws.iam.Role, prefix: str) -> aws.iam.RolePolicy:
+    def grant_prefix_write(self, role: aws.iam.Role, prefix: str, *,
+                           managed_policy_name: str | None = None) -> pulumi.CustomResource:
         """Let `role` (a just-in-time elevation) write objects under `prefix` of the model bucket:
         s3:PutObject there only, never under the model or artifact prefixes. Their SSE-KMS layer
-        also needs `keys.grant_use_through_service(<storage purpose>, role, "s3")`."""
+        also needs `keys.grant_use_through_service(<storage purpose>, role, "s3")`. With
+        `managed_policy_name`, as that managed policy (components/role_policies.py): an
+        elevation's inline policies are the JIT's."""
         if not prefix.endswith("/") or prefix.startswith((self.artifact_prefix, "models/")):
             raise ValueError(f"prefix {prefix!r}: a prefix ending in / outside models/ and "
                              f"{self.artifact_prefix}")
         partition = self._partition
-        return self._grant(role, "write-prefix", self.model_bucket_name.apply(
+        return role_policies.grant(self._grant_name("write-prefix"), role, self.model_bucket_name.apply(
             lambda bucket: policy_document([
                 {"Sid": "WriteOnePrefix", "Effect": "Allow", "Action": "s3:PutObject",
-                 "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"}])))
+                 "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"}])),
+            managed_policy_name=managed_policy_name, parent=self)
 
-    def _grant(self, role: aws.iam.Role, what: str, policy: pulumi.Output[str]) -> aws.iam.RolePolicy:
+    def _grant_name(self, what: str) -> str:
         # <fleet>-<what> for the first role granted, <fleet>-<what>-2 ... for more.
         self._grants[what] = self._grants.get(what, 0) + 1
         suffix = f"-{self._grants[what]}" if self._grants[what] > 1 else ""
-        return aws.iam.RolePolicy(f"{self._name}-{what}{suffix}", role=role.id, policy=policy,
+        return f"{self._name}-{what}{suffix}"
+
+    def _grant(self, role: aws.iam.Role, what: str, policy: pulumi.Output[str]) -> aws.iam.RolePolicy:
+        return aws.iam.RolePolicy(self._grant_name(what), role=role.id, policy=policy,
                                   opts=pulumi.ResourceOptions(parent=self))
 
     def _model_bucket(self, name: str, args: EnclaveInferenceFleetArgs,

@@ -183,10 +183,27 @@ def test_the_jits_own_roles_are_neither_written_nor_handed_to_a_new_function() -
     for action in ("iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole"):
         assert decide(DEPLOY_WORKLOAD, action, api_role) == "explicit-deny"
         assert decide(DEPLOY_KEYS, action, api_role) == "allow"
-    # An elevation's and a person's inline policies stay the workload's to write (its grants).
-    elevation = role("zero-trust-ai-prod-jit-training-data-write")
-    assert decide(DEPLOY_WORKLOAD, "iam:PutRolePolicy", elevation) == "allow"
+    # A person's inline policies stay the workload's to write (its grants).
     assert decide(DEPLOY_WORKLOAD, "iam:PutRolePolicy", role("zero-trust-ai-prod-data-curator")) == "allow"
+
+
+def test_an_elevations_window_is_written_by_the_jit_alone() -> None:
+    # The window policy ends an elevation's sessions at expiry and revocation: deleted, a revoked
+    # session would live to its own end. The workload grants elevations managed policies instead.
+    elevation = role("zero-trust-ai-prod-jit-training-data-write")
+    for principal in (POWER_USER, DEPLOY_WORKLOAD):
+        for action in ("iam:PutRolePolicy", "iam:DeleteRolePolicy"):
+            assert decide(principal, action, elevation) == "explicit-deny", (principal, action)
+    for writer in ("zero-trust-ai-prod-jit-api-role", "zero-trust-ai-prod-jit-expiry-role"):
+        assert decide(role(writer), "iam:PutRolePolicy", elevation) == "allow"
+    workload_policy = {"iam:PolicyARN": f"arn:aws:iam::{ACCOUNT}:policy/zero-trust-ai-prod-workload-jit-x"}
+    assert decide(DEPLOY_WORKLOAD, "iam:AttachRolePolicy", elevation, workload_policy) == "allow"
+    for other in ("arn:aws:iam::aws:policy/AdministratorAccess", f"arn:aws:iam::{ACCOUNT}:policy/reporting"):
+        assert decide(DEPLOY_WORKLOAD, "iam:AttachRolePolicy", elevation,
+                      {"iam:PolicyARN": other}) == "explicit-deny"
+    # Not on an elevation that administers keys or stands for break-glass, whatever the policy.
+    assert decide(DEPLOY_WORKLOAD, "iam:AttachRolePolicy", role("zero-trust-ai-prod-jit-key-admin"),
+                  {**workload_policy, "aws:ResourceTag/ztai:grant": "key-admin"}) == "explicit-deny"
 
 
 @pytest.mark.parametrize("action", ["lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
@@ -225,6 +242,18 @@ def test_the_records_of_elevations_are_kept_from_administrators(action: str, res
     assert decide(POWER_USER, action, resource) == "explicit-deny"
     assert decide(DEPLOY_WORKLOAD, action, resource) == "explicit-deny"
     assert decide(DEPLOY_KEYS, action, resource) == "allow"
+
+
+@pytest.mark.parametrize("elevation", ["zero-trust-ai-prod-jit-training-data-write",
+                                       "zero-trust-ai-prod-jit-key-admin"])
+def test_the_jit_still_opens_and_closes_elevations_under_the_guardrails(elevation: str) -> None:
+    # Found while adding the identity statements: the exempt-roles statement denied the JIT API's
+    # role the trust and window writes that open an elevation, once the SCPs were attached.
+    for writer in ("zero-trust-ai-prod-jit-api-role", "zero-trust-ai-prod-jit-expiry-role"):
+        for action in ("iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy"):
+            assert decide(role(writer), action, role(elevation)) == "allow", (writer, action)
+    # ... which nobody else may do.
+    assert decide(POWER_USER, "iam:UpdateAssumeRolePolicy", role(elevation)) == "explicit-deny"
 
 
 def test_the_human_boundary_is_changed_by_the_key_deployer_only() -> None:

@@ -175,9 +175,11 @@ def test_what_the_workload_deployer_still_writes_on_a_person_s_role() -> None:
     ("auditor", {}, "deny"), ("key-administrator", {}, "deny"), ("break-glass", {}, "deny"),
     ("jit-key-admin", {"aws:ResourceTag/ztai:grant": "key-admin"}, "deny"),
     ("jit-emergency", {"aws:ResourceTag/ztai:grant": "break-glass"}, "deny"),
-    # The roles the workload grants its resources to (a bucket prefix, sessions, publishing).
+    # An elevation's inline policies are the JIT's (the window that ends its sessions): the
+    # workload grants elevations managed policies (components/role_policies.py).
+    ("jit-training-data-write", {"aws:ResourceTag/ztai:grant": "training-data-prefix-write"}, "deny"),
+    # The roles the workload grants its resources to inline (a bucket prefix, sessions, publishing).
     ("data-curator", {}, "allow"), ("security-responder", {}, "allow"),
-    ("jit-training-data-write", {"aws:ResourceTag/ztai:grant": "training-data-prefix-write"}, "allow"),
 ])
 def test_which_roles_the_workload_deployer_writes_inline_policies_on(
         role: str, tags: dict[str, str], expected: str) -> None:
@@ -244,3 +246,21 @@ def test_the_workload_declares_every_role_with_the_ci_boundary(split: SplitEnvir
     human = {r.outputs.get("permissionsBoundary") for r in split.workload.reads
              if r.type == "aws:iam/role:Role"}
     assert human and CI_BOUNDARY not in human
+
+
+def test_the_workload_grants_elevations_managed_policies_of_its_own_names(split: SplitEnvironment) -> None:
+    attachments = [r for r in split.workload.resources
+                   if r.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+                   and r.inputs["role"] == f"zero-trust-ai-{ENV}-jit-training-data-write"]
+    policies = {r.outputs["arn"]: r.inputs["name"] for r in split.workload.resources
+                if r.type == "aws:iam/policy:Policy"}
+    assert [policies[a.inputs["policyArn"]] for a in attachments] == [
+        f"zero-trust-ai-{ENV}-workload-jit-training-data-write"]
+    assert not [r for r in split.workload.resources if r.type == "aws:iam/rolePolicy:RolePolicy"
+                and r.inputs["role"].startswith(f"zero-trust-ai-{ENV}-jit-")]
+    for attachment in attachments:
+        context = _context(DEPLOY_WORKLOAD, {"iam:PolicyARN": attachment.inputs["policyArn"]})
+        assert evaluate_in_organization(
+            Request(DEPLOY_WORKLOAD, "iam:AttachRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/"
+                    + attachment.inputs["role"], context),
+            scps=SCPS, rcps=RCPS, identity_policies=[IDENTITY], boundary=BOUNDARY).effect == "allow"

@@ -236,6 +236,13 @@ class AwsMocks(Mocks):
             resource_id = (f"arn:{partition}:iam::{account}:oidc-provider/"
                            f"{str(args.inputs.get('url')).removeprefix('https://')}")
             state["arn"] = resource_id
+        elif args.typ == "aws:iam/policy:Policy":
+            # A managed policy: global (no Region in its ARN), named as given under its path; its
+            # id is its ARN.
+            name = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
+            path = str(args.inputs.get("path") or "/")
+            resource_id = f"arn:{partition}:iam::{account}:policy{path}{name}"
+            state.update({"name": name, "arn": resource_id, "policyId": f"ANPA{digest[:17].upper()}"})
         elif args.typ == "aws:iam/rolePolicy:RolePolicy":
             name = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
             resource_id = f"{args.inputs.get('role')}:{name}"
