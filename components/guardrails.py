@@ -15,7 +15,8 @@ Guardrails (docs/guardrails.md says what each stops and what it cannot):
 - keys: on keys tagged `ztai:key-purpose` (the key hierarchy's tag), no PutKeyPolicy, deletion,
   disabling, alias moves, tag changes or grants except by the key-administration roles (JIT
   elevations, the key layer's deployer); grants AWS services create for their own resources stay
-  allowed; the JIT functions, which write approved key policies, changed only by the deployers;
+  allowed; the image rollout's and key rotation's functions, which run as exempt roles, changed
+  only by the deployers;
 - images and sessions: the `/zero-trust-ai/` parameters (the fleet's image id) overwritten only
   by the image pipeline and the rollout, deleted or relabelled only by break-glass; the image
   pipeline and the session preferences changed only by the deployers; no tunnels; shells on the
@@ -25,13 +26,21 @@ Guardrails (docs/guardrails.md says what each stops and what it cannot):
 - network: no peering, internet or NAT gateway for VPCs tagged `ztai:egress = none`, no changing
   that tag except by the deployers, no VPC Lattice association, no endpoint to a service not
   owned by AWS or a listed account;
+- identity (`fleet-identity`): the human roles, the `zero-trust-ai-*-jit-*` roles, the human
+  boundary, the JIT functions and table, the JIT's log groups, failure queues and the break-glass
+  watch rules changed only by the key layer's deployer; inline policies of the roles granted
+  nothing by the workload (auditor, key administrator, break-glass, key-admin and break-glass
+  elevations) likewise; and nobody, break-glass and the deployers included, invokes the JIT API
+  other than through its function URL (which writes the request context from the caller's
+  signature);
 - data perimeter (RCP): the five services reachable only by the organisation's principals, and
   AWS services acting for the organisation's resources; TLS only.
 
 Every SCP statement exempts the break-glass roles (ArnNotLike aws:PrincipalArn), except leaving
-the organisation and tunnels. Documents are minified and each fits the 5,120-character limit of both policy
-types (AWS Organizations User Guide, "Quotas and service limits": "Maximum size of a policy
-document"); an entity takes at most five SCPs, FullAWSAccess included, so the SCPs are three.
+the organisation, tunnels and invoking the JIT API other than through its URL. Documents are
+minified and each fits the 5,120-character limit of both policy types (AWS Organizations User
+Guide, "Quotas and service limits": "Maximum size of a policy document"); an entity takes at most
+five SCPs, FullAWSAccess included, so the SCPs are four.
 
 Type token `zero-trust-ai:guardrails:OrganizationGuardrails`.
 """
