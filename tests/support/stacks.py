@@ -3,17 +3,23 @@
 A workload stack reads its keys from its key layer's stack (a StackReference): recording it first
 records the key layer as its first deployment leaves it (no grants file) and answers the reference
 with that stack's outputs, as `ztai preview` does (ztai/cli.py).
+
+Recording a stack runs the whole program under the mocks (seconds; a split environment runs it
+three times), and several test modules record the same stacks: each distinct recording is made once
+per test process and every caller gets its own deep copy, so a test that edits what it was given
+cannot change what another test reads.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import runpy
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.conftest import ROOT
 from ztai.preview.recorder import RecordedStack, existing_resources, record
@@ -27,6 +33,23 @@ COMBINED = {f"{PROJECT}:layer": "combined", f"{PROJECT}:keyLayerStack": "",
                 ["arn:aws:iam::111122223333:role/zero-trust-ai-prod-deploy-keys"]),
             f"{PROJECT}:keyInspectorRoleArns": json.dumps(
                 ["arn:aws:iam::111122223333:role/zero-trust-ai-prod-ci-preview"])}
+
+
+_T = TypeVar("_T")
+# (kind, stack name, extra config, key layer's extra config) -> the recording, as first made.
+_RECORDINGS: dict[tuple[str, str, frozenset[tuple[str, str]], frozenset[tuple[str, str]]], Any] = {}
+
+
+def _once(kind: str, name: str, extra: Mapping[str, str] | None, key_extra: Mapping[str, str] | None,
+          make: Callable[[], _T]) -> _T:
+    """The recording for these arguments, made on the first call; a deep copy on every call. The
+    program reads only the stack files and the config given (both in the key), so the recording
+    for the same key does not change within a run."""
+    key = (kind, name, frozenset((extra or {}).items()), frozenset((key_extra or {}).items()))
+    if key not in _RECORDINGS:
+        _RECORDINGS[key] = make()
+    recorded: _T = copy.deepcopy(_RECORDINGS[key])
+    return recorded
 
 
 def run_program(stack_file: StackFile, config: Mapping[str, str], *,
@@ -53,7 +76,15 @@ def key_layer_of(stack_file: StackFile) -> StackFile | None:
 def record_stack(name: str, extra: Mapping[str, str] | None = None, *,
                  before: Callable[[], None] | None = None) -> RecordedStack:
     """One stack as `pulumi up` would declare it; a workload stack against its key layer's first
-    deployment."""
+    deployment. Recorded once per process unless `before` is given (it may observe the program
+    as it runs, so it must see it run)."""
+    if before is None:
+        return _once("stack", name, extra, None, lambda: _record_stack(name, extra))
+    return _record_stack(name, extra, before=before)
+
+
+def _record_stack(name: str, extra: Mapping[str, str] | None, *,
+                  before: Callable[[], None] | None = None) -> RecordedStack:
     stack_file = load_stack(ROOT, name)
     config = stack_file.config | dict(extra or {})
     key_file = key_layer_of(replace(stack_file, config=config))
@@ -82,6 +113,12 @@ class SplitEnvironment:
 
 def record_split(name: str, extra: Mapping[str, str] | None = None,
                  key_extra: Mapping[str, str] | None = None) -> SplitEnvironment:
+    """The split environment's three recordings, made once per process."""
+    return _once("split", name, extra, key_extra, lambda: _record_split(name, extra, key_extra))
+
+
+def _record_split(name: str, extra: Mapping[str, str] | None,
+                  key_extra: Mapping[str, str] | None) -> SplitEnvironment:
     stack_file = load_stack(ROOT, name)
     config = stack_file.config | dict(extra or {})
     key_file = key_layer_of(replace(stack_file, config=config))

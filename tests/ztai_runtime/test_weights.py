@@ -626,7 +626,9 @@ def test_unverified_output_is_unnamed_or_private(tmp_path: Path, key_source: Sta
     (b"PK\x03\x04", fmt.NotAMessageError, "message version 80 does not exist"),
     (b"\x02\x04", fmt.TruncatedHeaderError, "message truncated in the header"),
     (crafted_header()[:60], fmt.TruncatedHeaderError, "message truncated in the"),
-])
+# Named ids: the crafted header holds random bytes, and the parallel workers must each collect the
+# same test names.
+], ids=["empty", "zip-file", "cut-prefix", "cut-header"])
 def test_not_a_message_and_a_cut_header_are_told_apart_from_tampering(
         data: bytes, error: type[Exception], complaint: str) -> None:
     # The CLI reports these as the user's mistake (exit 2), not as a refused message (exit 1).
