@@ -498,10 +498,10 @@ STATE_READ_BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation", "s3:GetBuc
 STATE_WRITE_OBJECT_ACTIONS = ("s3:PutObject", "s3:DeleteObject")
 # What writes or re-points a key policy, or destroys a key: only the key deployer (and the
 # key-admin elevations and break-glass, which are not CI roles).
+# (`kms:Disable*`: DisableKey and DisableKeyRotation; `kms:*Alias`: Create, Update and DeleteAlias.)
 KEY_POLICY_ACTIONS = (
     "kms:PutKeyPolicy", "kms:CreateKey", "kms:ReplicateKey", "kms:UpdatePrimaryRegion",
-    "kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:DisableKeyRotation", "kms:CreateAlias",
-    "kms:UpdateAlias", "kms:DeleteAlias",
+    "kms:ScheduleKeyDeletion", "kms:Disable*", "kms:*Alias",
 )
 # What the key deployer does to keys; never deleting or disabling one (break-glass does that).
 KEY_LAYER_ACTIONS = (
@@ -540,14 +540,18 @@ WORKLOAD_KMS_READ_ACTIONS = ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListAli
 # policies). The workload's deployer may still write inline policies on the human and elevation
 # roles (the grants of its own resources: a bucket prefix, sessions), within the human boundary.
 IDENTITY_ROLE_CHANGES = (
-    "iam:CreateRole", "iam:DeleteRole", "iam:UpdateRole", "iam:UpdateRoleDescription",
-    "iam:UpdateAssumeRolePolicy", "iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary",
-    "iam:TagRole", "iam:UntagRole",
+    "iam:CreateRole", "iam:DeleteRole", "iam:UpdateRole*", "iam:UpdateAssumeRolePolicy",
+    "iam:*RolePermissionsBoundary", "iam:TagRole", "iam:UntagRole",
 )
 # Attaching and detaching: only the workload's own managed policies (components/role_policies.py),
 # told apart by iam:PolicyARN (IAM User Guide, "IAM condition context keys": iam:PolicyARN on
 # AttachRolePolicy and DetachRolePolicy).
 ATTACHMENT_CHANGES = ("iam:AttachRolePolicy", "iam:DetachRolePolicy")
+IDENTITY_ROLE_WRITES = (
+    "iam:CreateRole", "iam:DeleteRole", "iam:UpdateRole", "iam:UpdateRoleDescription",
+    "iam:UpdateAssumeRolePolicy", "iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary",
+    "iam:TagRole", "iam:UntagRole",
+)
 # On the JIT's own roles, their permissions and who may hand them to a service too: a function
 # created with the JIT API's role would write key policies with no approval.
 JIT_ROLE_CHANGES = ("iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole")
@@ -611,18 +615,20 @@ def identity_part(partition: str, account: str, environment: str = "*") -> Ident
 
 
 # Changes to the CI identity itself, refused to the CI roles by their boundary.
+# Written with wildcards where they name only changes (`iam:PutRole*`: PutRolePolicy and
+# PutRolePermissionsBoundary; `iam:DeleteRole*`: DeleteRole, DeleteRolePolicy and
+# DeleteRolePermissionsBoundary; `iam:UpdateRole*`: UpdateRole and UpdateRoleDescription): the
+# boundary is a managed policy, 6,144 characters at most (IAM User Guide, "IAM and AWS STS quotas").
 CI_IDENTITY_CHANGES = (
-    "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy",
-    "iam:DetachRolePolicy", "iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary",
-    "iam:DeleteRole", "iam:UpdateRole", "iam:TagRole", "iam:UntagRole",
+    "iam:UpdateAssumeRolePolicy", "iam:PutRole*", "iam:DeleteRole*", "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy", "iam:UpdateRole*", "iam:TagRole", "iam:UntagRole",
 )
 BOUNDARY_POLICY_CHANGES = ("iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion",
                            "iam:SetDefaultPolicyVersion")
 OIDC_PROVIDER_CHANGES = (
     "iam:CreateOpenIDConnectProvider", "iam:DeleteOpenIDConnectProvider",
-    "iam:UpdateOpenIDConnectProviderThumbprint", "iam:AddClientIDToOpenIDConnectProvider",
-    "iam:RemoveClientIDFromOpenIDConnectProvider", "iam:TagOpenIDConnectProvider",
-    "iam:UntagOpenIDConnectProvider",
+    "iam:UpdateOpenIDConnectProvider*", "iam:*ClientID*OpenIDConnectProvider",
+    "iam:TagOpenIDConnectProvider", "iam:UntagOpenIDConnectProvider",
 )
 LONG_LIVED_CREDENTIALS = ("iam:CreateUser", "iam:CreateAccessKey", "iam:CreateLoginProfile",
                           "iam:UpdateLoginProfile")
@@ -630,10 +636,8 @@ TRAIL_CHANGES = ("cloudtrail:StopLogging", "cloudtrail:DeleteTrail", "cloudtrail
                  "cloudtrail:PutEventSelectors")
 # The state bucket's own configuration and history, which no CI role changes.
 STATE_BUCKET_CHANGES = (
-    "s3:DeleteBucket", "s3:DeleteBucketPolicy", "s3:PutBucketPolicy", "s3:PutBucketVersioning",
-    "s3:PutBucketObjectLockConfiguration", "s3:PutLifecycleConfiguration",
-    "s3:PutEncryptionConfiguration", "s3:PutBucketPublicAccessBlock", "s3:PutBucketLogging",
-    "s3:PutBucketOwnershipControls", "s3:PutReplicationConfiguration", "s3:PutBucketAcl",
+    "s3:DeleteBucket*", "s3:PutBucket*", "s3:PutLifecycleConfiguration", "s3:PutEncryptionConfiguration",
+    "s3:PutReplicationConfiguration",
 )
 STATE_HISTORY_CHANGES = ("s3:DeleteObjectVersion", "s3:BypassGovernanceRetention",
                          "s3:PutObjectRetention", "s3:PutObjectLegalHold")
@@ -723,7 +727,9 @@ def keys_deployer_policy(state: StateResources, *, partition: str, account: str,
         *_deployer_state(state),
         _statement("ProgramLookups", "Allow", PROGRAM_LOOKUP_ACTIONS),
         _statement("KeyLayer", "Allow", KEY_LAYER_ACTIONS),
-        _statement("IdentityRoles", "Allow", [*IDENTITY_ROLE_CHANGES, *JIT_ROLE_CHANGES, *ATTACHMENT_CHANGES,
+        # Allowed by exact names (the denies elsewhere use wildcards to stay short): a wildcard
+        # Allow reaching an IAM write is what iam-no-wildcard-action refuses.
+        _statement("IdentityRoles", "Allow", [*IDENTITY_ROLE_WRITES, *JIT_ROLE_CHANGES, *ATTACHMENT_CHANGES,
                                               "iam:GetRole",
                                               "iam:GetRolePolicy", "iam:ListRolePolicies",
                                               "iam:ListAttachedRolePolicies",
@@ -746,18 +752,15 @@ def boundary_policy(state: StateResources, *, partition: str, account: str, envi
     the ceiling: each role's own policy says what it may do; the Denies bind all three, whatever
     a later grant adds."""
     iam = f"arn:{partition}:iam::{account}"
-    ci_roles = [f"{iam}:role/{role_name(environment, role)}" for role in CI_ROLES]
     keys_deployer = role_arn(partition, account, environment, DEPLOY_KEYS)
-    from components.identity import JIT_FUNCTION_CHANGES  # as in identity_part
-
     not_keys_deployer = {"ArnNotEquals": {"aws:PrincipalArn": keys_deployer}}
     part = identity_part(partition, account)
     return _document([
         _statement("Ceiling", "Allow", "*"),
-        _statement("NoChangesToTheCiRoles", "Deny", CI_IDENTITY_CHANGES, ci_roles),
-        # Nor a role of a CI or deployer name, in any environment: the guardrails exempt deployers
-        # by name, so a deployer that made one (unbounded, trusting itself) could change the other
-        # deployer's trust through it, the keys deployer's included.
+        # No change to a CI role, nor a role of a CI or deployer name, in any environment (the CI
+        # roles are named so): the guardrails exempt deployers by name, so a deployer that made
+        # one (unbounded, trusting itself) could change the other deployer's trust through it,
+        # the keys deployer's included.
         _statement("NoRolesOfTheCiNames", "Deny", ("iam:CreateRole", *CI_IDENTITY_CHANGES),
                    [f"{iam}:role/zero-trust-ai-*-ci-*", f"{iam}:role/zero-trust-ai-*-deploy-*"]),
         _statement("NoChangesToTheBoundary", "Deny", BOUNDARY_POLICY_CHANGES,
@@ -766,36 +769,33 @@ def boundary_policy(state: StateResources, *, partition: str, account: str, envi
         _statement("NoLongLivedCredentials", "Deny", LONG_LIVED_CREDENTIALS),
         _statement("NoTrailChanges", "Deny", TRAIL_CHANGES),
         _statement("KeyPoliciesOnlyByTheKeyDeployer", "Deny", KEY_POLICY_ACTIONS, "*", not_keys_deployer),
-        # The identity part (IdentityPart): the key layer's, every environment's.
+        # The identity part (IdentityPart): the key layer's, every environment's. Its roles'
+        # trust, tags and boundary; the policies attached to them (the workload's own managed
+        # policies only, components/role_policies.py).
         _statement("IdentityRolesOnlyByTheKeyDeployer", "Deny", IDENTITY_ROLE_CHANGES,
                    list(part.roles), not_keys_deployer),
-        _statement("JitRolesOnlyByTheKeyDeployer", "Deny", JIT_ROLE_CHANGES, list(part.jit_roles),
-                   not_keys_deployer),
-        _statement("IdentityRolesOnlyWorkloadPoliciesAttached", "Deny", ATTACHMENT_CHANGES,
-                   list(part.roles), {**not_keys_deployer, "ArnNotLike": {
+        # (A person's role takes any policy: the workload writes their inline ones anyway.)
+        _statement("ElevationsOnlyWorkloadPoliciesAttached", "Deny", ATTACHMENT_CHANGES,
+                   part.elevations, {**not_keys_deployer, "ArnNotLike": {
                        "iam:PolicyARN": f"arn:{partition}:iam::{account}:policy/{WORKLOAD_POLICY_PATTERN}"}}),
-        # An elevation's inline policies are the JIT's: its window policy ends sessions at expiry
-        # and revocation, so none but the key deployer may delete or overwrite it (the workload
-        # grants elevations its resources as managed policies).
-        _statement("ElevationsInlinePoliciesOnlyByTheKeyDeployer", "Deny", INLINE_POLICY_CHANGES,
-                   part.elevations, not_keys_deployer),
-        _statement("PrivilegedRolesPoliciesOnlyByTheKeyDeployer", "Deny",
-                   [*INLINE_POLICY_CHANGES, *ATTACHMENT_CHANGES], list(part.privileged_roles),
-                   not_keys_deployer),
-        # A role's own tags are its aws:ResourceTag (IAM User Guide, "Controlling access to and
-        # for IAM users and roles using tags"); only the key deployer tags these roles (above).
-        _statement("PrivilegedElevationsPoliciesOnlyByTheKeyDeployer", "Deny", ATTACHMENT_CHANGES,
+        # Everything else of it, in one statement (a boundary is a managed policy: 6,144
+        # characters): an elevation's inline policies are the JIT's (its window ends sessions at
+        # expiry and revocation); no JIT role is handed to a service (a function run as the JIT
+        # API's role writes key policies); the JIT functions (invoked other than through the URL,
+        # one takes a request context the caller wrote), table, records and the human boundary.
+        _statement("IdentityPartOnlyByTheKeyDeployer", "Deny", [
+            *INLINE_POLICY_CHANGES, "iam:PassRole", *BOUNDARY_POLICY_CHANGES, "lambda:*", "dynamodb:*",
+            "logs:*", "sqs:*", "events:*", "cloudwatch:*"],
+            [part.elevations, *part.functions, *part.table, part.boundary, *part.records], not_keys_deployer),
+        # Nothing of the workload is granted to these: the auditor, the key administrator,
+        # break-glass, the JIT's own roles, and (by the tag only the key deployer sets; IAM User
+        # Guide, "Controlling access to and for IAM users and roles using tags") the elevations
+        # that administer keys or stand for break-glass.
+        _statement("PrivilegedRolesOnlyByTheKeyDeployer", "Deny", "iam:*RolePolicy",
+                   [*part.privileged_roles, *part.jit_roles], not_keys_deployer),
+        _statement("PrivilegedElevationsOnlyByTheKeyDeployer", "Deny", ATTACHMENT_CHANGES,
                    part.elevations, {**not_keys_deployer, "StringEquals": {
                        f"aws:ResourceTag/{ROLE_GRANT_TAG}": list(PRIVILEGED_GRANTS)}}),
-        # Invoking a JIT function other than through its URL hands it a request context the
-        # caller wrote (who asked, who approved).
-        _statement("JitFunctionsOnlyByTheKeyDeployer", "Deny",
-                   [*JIT_FUNCTION_CHANGES, "lambda:InvokeFunction"], list(part.functions), not_keys_deployer),
-        _statement("JitTableOnlyByTheKeyDeployer", "Deny", "dynamodb:*", list(part.table), not_keys_deployer),
-        _statement("HumanBoundaryOnlyByTheKeyDeployer", "Deny", BOUNDARY_POLICY_CHANGES, part.boundary,
-                   not_keys_deployer),
-        _statement("IdentityRecordsOnlyByTheKeyDeployer", "Deny", IDENTITY_RECORD_CHANGES,
-                   list(part.records), not_keys_deployer),
         _statement("NoStateBucketChanges", "Deny", STATE_BUCKET_CHANGES, state.bucket_arn),
         _statement("NoStateHistoryChanges", "Deny", STATE_HISTORY_CHANGES, f"{state.bucket_arn}/*"),
         _statement("NoStateKeyChanges", "Deny", KEY_POLICY_ACTIONS,

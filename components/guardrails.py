@@ -389,13 +389,16 @@ def logging_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
             {"StringNotEquals": {"aws:RequestedRegion": list(settings.allowed_regions)}}, break_glass),
             not_action=True),
         # What records elevations and watches break-glass: its logs, failure queues, rules.
+        # (The JIT API deletes the expiry schedules it made; nobody else changes them.)
         _deny("JitRecordsByTheKeyDeployer", [
-            "logs:DeleteLogGroup", "logs:PutRetentionPolicy", "logs:DisassociateKmsKey",
-            "sqs:PurgeQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "events:DeleteRule",
-            "events:DisableRule", "events:PutRule", "events:RemoveTargets"], [
+            "logs:Delete*", "logs:PutRetentionPolicy", "logs:*KmsKey", "sqs:PurgeQueue", "sqs:DeleteQueue",
+            "sqs:SetQueueAttributes", "events:DeleteRule", "events:DisableRule", "events:PutRule",
+            "events:*Targets", "cloudwatch:DeleteAlarms", "cloudwatch:DisableAlarmActions",
+            "cloudwatch:PutMetricAlarm", "scheduler:DeleteSchedule", "scheduler:UpdateSchedule"], [
             "arn:*:logs:*:*:log-group:/aws/lambda/zero-trust-ai-*-jit-*",
-            "arn:*:sqs:*:*:zero-trust-ai-*-jit-*", "arn:*:events:*:*:rule/zero-trust-ai-*-used"],
-            _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
+            "arn:*:sqs:*:*:zero-trust-ai-*-jit-*", "arn:*:events:*:*:rule/zero-trust-ai-*-used",
+            "arn:*:cloudwatch:*:*:alarm:zero-trust-ai-*-jit-*", "arn:*:scheduler:*:*:schedule/*/ztai-jit-*"],
+            _exempt(settings, (*KEY_DEPLOY_ROLE_PATTERNS, JIT_WRITER_ROLE_PATTERNS[0]))),
         # The human roles' boundary: the key layer's (its identity part).
         _deny("HumanBoundaryByTheKeyDeployer", ["iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion",
                                                  "iam:DeletePolicy"],
@@ -424,6 +427,14 @@ def keys_images_and_sessions_scp(settings: GuardrailSettings) -> dict[str, Any]:
     parameters = f"arn:*:ssm:*:*:parameter{PARAMETER_PREFIX}*"
     pipeline = "zero-trust-ai-*-enclave-parent"
     return _document([
+        # The JIT API trusts the request context it is handed (who asked, who approved): called
+        # other than through its function URL, which writes that context from the caller's
+        # signature, it would take a forged approval and write a two-person key's policy. Nobody
+        # is exempt (lambda:InvokedViaFunctionUrl: Lambda Developer Guide, "Control access to
+        # Lambda function URLs"; the human boundary denies the same).
+        _deny("JitApiOnlyThroughItsUrl", "lambda:InvokeFunction",
+              "arn:*:lambda:*:*:function:zero-trust-ai-*-jit-api",
+              {"BoolIfExists": {"lambda:InvokedViaFunctionUrl": "false"}}),
         # The key resource carries aws:ResourceTag for these actions (Service Authorization
         # Reference, AWS KMS: resource type `key`); UpdateAlias is checked on the keys it moves
         # between, Tag/UntagResource keep the tag from being removed to slip past this statement.
@@ -578,14 +589,6 @@ def fleet_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
     SCPs, AWS's FullAWSAccess included: these share one document.)"""
     deployers = _exempt(settings, settings.deploy_role_patterns)
     return _document([
-        # The JIT API trusts the request context it is handed (who asked, who approved): called
-        # other than through its function URL, which writes that context from the caller's
-        # signature, it would take a forged approval and write a two-person key's policy. Nobody
-        # is exempt (lambda:InvokedViaFunctionUrl: Lambda Developer Guide, "Control access to
-        # Lambda function URLs"; the human boundary denies the same).
-        _deny("JitApiOnlyThroughItsUrl", "lambda:InvokeFunction",
-              "arn:*:lambda:*:*:function:zero-trust-ai-*-jit-api",
-              {"BoolIfExists": {"lambda:InvokedViaFunctionUrl": "false"}}),
         # The JIT functions and their table are the key layer's (IDENTITY_ROLE_PATTERNS).
         _deny("JitByTheKeyDeployer", [*JIT_FUNCTION_CHANGES, "dynamodb:DeleteTable", "dynamodb:UpdateTable",
                                       "dynamodb:PutResourcePolicy", "dynamodb:DeleteResourcePolicy"], [
@@ -603,13 +606,27 @@ def fleet_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
             "iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary", "iam:TagRole",
             "iam:UntagRole"], role_arn_patterns(IDENTITY_ROLE_PATTERNS),
             _exempt(settings, (*KEY_DEPLOY_ROLE_PATTERNS, *JIT_WRITER_ROLE_PATTERNS))),
-        # Attached there: only the workload's own managed policies (components.role_policies).
-        _deny("IdentityRolesGetWorkloadPolicies", ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
-              role_arn_patterns(IDENTITY_ROLE_PATTERNS), _merge(
+        # Attached to the elevations and the JIT's roles: only the workload's own managed policies
+        # (components.role_policies), by the deployers only (below), and those policies written by
+        # the deployers only. (A person's role: an administrator may write its inline policies
+        # anyway; the human boundary bounds them.)
+        # (`iam:*tachRolePolicy`: AttachRolePolicy and DetachRolePolicy; a document is 5,120
+        # characters at most.)
+        _deny("JitRolesGetWorkloadPolicies", "iam:*tachRolePolicy",
+              role_arn_patterns(["zero-trust-ai-*-jit-*"]), _merge(
                   {"ArnNotLike": {"iam:PolicyARN": f"arn:*:iam::*:policy/{WORKLOAD_POLICY_PATTERN}"}},
                   _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS))),
+        # The JIT API passes its scheduler role to the expiry schedules it creates (its own
+        # policy names that role only: components.jit function_policy).
         _deny("JitRolesByTheKeyDeployer", "iam:PassRole", role_arn_patterns([JIT_ROLE_PATTERN]),
-              _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
+              _exempt(settings, (*KEY_DEPLOY_ROLE_PATTERNS, JIT_WRITER_ROLE_PATTERNS[0]))),
+        _deny("JitRolePoliciesByDeployers", "iam:*tachRolePolicy",
+              role_arn_patterns(["zero-trust-ai-*-jit-*"]),
+              _exempt(settings, settings.deploy_role_patterns)),
+        _deny("WorkloadPoliciesByDeployers", ["iam:CreatePolicy*", "iam:SetDefaultPolicyVersion",
+                                              "iam:DeletePolicy*"],
+              f"arn:*:iam::*:policy/{WORKLOAD_POLICY_PATTERN}",
+              _exempt(settings, settings.deploy_role_patterns)),
         # An elevation's inline policies are the JIT's (the window that ends its sessions at
         # expiry and revocation): only the JIT functions write them, and the key deployer.
         _deny("ElevationPoliciesByTheJit", ["iam:PutRolePolicy", "iam:DeleteRolePolicy"],
@@ -618,10 +635,9 @@ def fleet_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
         # Nor the permissions of the roles nothing of the workload is granted to: the auditor, the
         # key administrator, break-glass, and the elevations that administer keys or stand for
         # break-glass (by their tag, which only the key deployer sets).
-        _deny("PrivilegedRolePoliciesByTheKeyDeployer", [
-            "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+        _deny("PrivilegedRolePoliciesByTheKeyDeployer", "iam:*RolePolicy",
             role_arn_patterns(PRIVILEGED_ROLE_PATTERNS), _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)),
-        _deny("PrivilegedElevationPoliciesByTheKeyDeployer", ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+        _deny("PrivilegedElevationPoliciesByTheKeyDeployer", "iam:*tachRolePolicy",
               role_arn_patterns(["zero-trust-ai-*-jit-*"]), _merge(
                   {"StringEquals": {"aws:ResourceTag/ztai:grant": ["key-admin", "break-glass"]}},
                   _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS))),

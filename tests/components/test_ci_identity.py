@@ -8,6 +8,7 @@ cannot write a key policy, the key deployer can."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -383,3 +384,16 @@ def test_the_pack_catches_a_ci_role_that_admits_a_whole_organisation_or_reposito
     assert ("ci-oidc-trust-pinned", "ci-deploy-workload") in found
     # No longer pinned, the role is held to the human-role conditions too.
     assert ("iam-human-role-conditions", "ci-deploy-workload") in found
+
+
+@pytest.mark.parametrize("partition, region", [("aws", "eu-west-1"), ("aws-us-gov", "us-gov-west-1"),
+                                               ("aws-cn", "cn-northwest-1")])
+def test_the_boundary_fits_a_managed_policy(partition: str, region: str) -> None:
+    # A permissions boundary is a managed policy: 6,144 characters at most, white space aside (IAM
+    # User Guide, "IAM and AWS STS quotas"). The longest environment name and partition.
+    state = StateResources(f"arn:{partition}:s3:::zero-trust-ai-staging-state-{ACCOUNT}-{region}",
+                           f"arn:{partition}:kms:{region}:{ACCOUNT}:key/{'1' * 8}-1111-1111-1111-{'1' * 12}",
+                           f"arn:{partition}:kms:{region}:{ACCOUNT}:key/{'2' * 8}-2222-2222-2222-{'2' * 12}",
+                           region)
+    document = boundary_policy(state, partition=partition, account=ACCOUNT, environment="staging")
+    assert len(re.sub(r"\s", "", document)) <= 6144

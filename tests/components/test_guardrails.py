@@ -173,8 +173,12 @@ IDENTITY_CHANGES = ["iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePol
 def test_the_identity_part_is_changed_by_the_key_deployer_only(action: str, name: str) -> None:
     # The key policies name these roles: whoever sets their trust or tags holds what the keys
     # grant them. The workload's deployer is one of "everybody else" here.
+    # (Policies attached to a person's role are left open, as its inline ones are to an
+    # administrator: the human boundary, which only the key deployer changes, bounds both.)
+    expected = "allow" if (action, name) == ("iam:AttachRolePolicy", "zero-trust-ai-prod-data-curator") \
+        else "explicit-deny"
     for principal in (DEPLOY_WORKLOAD, POWER_USER):
-        assert decide(principal, action, role(name)) == "explicit-deny", principal
+        assert decide(principal, action, role(name)) == expected, principal
     assert decide(DEPLOY_KEYS, action, role(name)) == "allow"
 
 
@@ -254,6 +258,49 @@ def test_the_jit_still_opens_and_closes_elevations_under_the_guardrails(elevatio
             assert decide(role(writer), action, role(elevation)) == "allow", (writer, action)
     # ... which nobody else may do.
     assert decide(POWER_USER, "iam:UpdateAssumeRolePolicy", role(elevation)) == "explicit-deny"
+
+
+def test_the_jit_api_still_schedules_expiries_under_the_guardrails() -> None:
+    # Second review: creating an expiry schedule passes the JIT's scheduler role.
+    scheduler_role = role("zero-trust-ai-prod-jit-scheduler-role")
+    context = {"iam:PassedToService": "scheduler.amazonaws.com"}
+    assert decide(role("zero-trust-ai-prod-jit-api-role"), "iam:PassRole", scheduler_role, context) == "allow"
+    for principal in (POWER_USER, DEPLOY_WORKLOAD):
+        assert decide(principal, "iam:PassRole", scheduler_role, context) == "explicit-deny"
+    schedule = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/ztai-jit-req-1"
+    assert decide(role("zero-trust-ai-prod-jit-api-role"), "scheduler:DeleteSchedule", schedule) == "allow"
+    assert decide(POWER_USER, "scheduler:DeleteSchedule", schedule) == "explicit-deny"
+
+
+def test_only_the_deployers_attach_or_write_the_workloads_policies_on_elevations() -> None:
+    # Second review: any administrator could attach a zero-trust-ai-*-workload-* policy (one of
+    # their own writing) to an elevation, and so widen every future grant of it.
+    elevation = role("zero-trust-ai-prod-jit-training-data-write")
+    workload = f"arn:aws:iam::{ACCOUNT}:policy/zero-trust-ai-prod-workload-jit-training-data-write"
+    attach = {"iam:PolicyARN": workload}
+    assert decide(POWER_USER, "iam:AttachRolePolicy", elevation, attach) == "explicit-deny"
+    assert decide(DEPLOY_WORKLOAD, "iam:AttachRolePolicy", elevation, attach) == "allow"
+    for action in ("iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:CreatePolicy",
+                   "iam:DeletePolicyVersion"):
+        assert decide(POWER_USER, action, workload) == "explicit-deny", action
+        assert decide(DEPLOY_WORKLOAD, action, workload) == "allow", action
+    # Never on the JIT's own roles, whoever attaches (the CI boundary keeps the workload's too).
+    assert decide(POWER_USER, "iam:AttachRolePolicy", role("zero-trust-ai-prod-jit-api-role"),
+                  attach) == "explicit-deny"
+
+
+@pytest.mark.parametrize(("action", "resource"), [
+    ("logs:DeleteLogStream",
+     f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/zero-trust-ai-prod-jit-api:log-stream:x"),
+    ("logs:AssociateKmsKey",
+     f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/zero-trust-ai-prod-jit-api"),
+    ("cloudwatch:DeleteAlarms",
+     f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:zero-trust-ai-prod-jit-api-errors"),
+    ("events:PutTargets", f"arn:aws:events:{REGION}:{ACCOUNT}:rule/zero-trust-ai-prod-break-glass-used"),
+])
+def test_the_rest_of_the_jits_records_too(action: str, resource: str) -> None:
+    assert decide(POWER_USER, action, resource) == "explicit-deny"
+    assert decide(DEPLOY_KEYS, action, resource) == "allow"
 
 
 def test_the_human_boundary_is_changed_by_the_key_deployer_only() -> None:

@@ -652,3 +652,23 @@ def test_the_deployed_boundary_leaves_out_the_stacks_jit_api_only(stack: Recorde
     [api] = [r for r in stack.resources if r.type == "aws:lambda/function:Function"
              and r.inputs.get("name", "").endswith("-jit-api")]
     assert api.inputs["name"] == function.rsplit(":", 1)[-1]
+
+
+def test_the_human_boundary_fits_a_managed_policy() -> None:
+    # A permissions boundary is a managed policy: 6,144 characters at most, white space aside (IAM
+    # User Guide, "IAM and AWS STS quotas"); nine management endpoints, two Regions, the longest
+    # environment name and partition.
+    import re
+
+    from components.identity import boundary_policy
+
+    arn = "arn:aws-us-gov:{}:111122223333:{}"
+    document = boundary_policy(
+        regions=["us-gov-west-1", "us-gov-east-1"], mfa_tag="mfa-authenticated",
+        device_tag="device-compliant",
+        source_vpce_ids=[f"vpce-{i:017x}" for i in range(9)],
+        elevation_roles="arn:aws-us-gov:iam::111122223333:role/zero-trust-ai-staging-jit-*",
+        jit_functions=arn.format("lambda:*", "function:zero-trust-ai-staging-jit-*"),
+        jit_api=arn.format("lambda:us-gov-west-1", "function:zero-trust-ai-staging-jit-api"),
+        jit_table=arn.format("dynamodb:us-gov-west-1", "table/zero-trust-ai-staging-jit"))
+    assert len(re.sub(r"\s", "", document)) <= 6144
