@@ -215,6 +215,7 @@ def analyzed_resources(document: Mapping[str, Any]) -> tuple[str, str, list[Anal
             # Stored in state since pulumi/pulumi#16146 (2024), so refresh can honour it.
             ignore_changes=fields.texts("ignoreChanges", "property paths"),
             custom=fields.flag("custom"),
+            external=fields.flag("external"),
         ))
     return stack, project, analyzed
 

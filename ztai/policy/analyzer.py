@@ -58,6 +58,9 @@ class AnalyzedResource:
     ignore_changes: Sequence[str] = ()
     custom: bool = True
     stack_properties: Mapping[str, Any] | None = None  # AnalyzeStack's view, if different
+    # Read, not declared (a StackReference, `Role.get`): the engine analyses only what a program
+    # registers one by one, so such a resource is in the stack's view (AnalyzeStack) only.
+    external: bool = False
 
 
 @dataclass(frozen=True)
@@ -377,7 +380,8 @@ def analyze(pack: PolicyPackProcess, resources: Sequence[AnalyzedResource], *,
     session = AnalysisSession(pack, user_config=user_config, project=project, stack=stack,
                               stack_config=stack_config, dry_run=dry_run)
     for resource in resources:
-        session.submit(resource)
+        if not resource.external:
+            session.submit(resource)
     return session.finish(resources)
 
 
