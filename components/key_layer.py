@@ -27,7 +27,7 @@ import pulumi_aws as aws
 from components.identity import ROLES as HUMAN_ROLES
 from components.identity import role_name as human_role_name
 from components.jit_catalogue import JitElevation, elevation_role_name
-from components.key_grants import ledger_output, recorded
+from components.key_grants import recorded
 from components.keys import PURPOSES, EnclaveMeasurements, Grantee, alias_name
 
 
@@ -74,11 +74,6 @@ class KeyLayerReference(pulumi.ComponentResource):
 
     def alias_name(self, purpose: str) -> str:
         return alias_name(self._args.environment, purpose)
-
-    def grants_output(self, source_vpce_ids: Sequence[pulumi.Input[str]] = ()) -> pulumi.Output[Any]:
-        """The ledger as the `keyGrants` stack output (the key layer's grants file), with the
-        management segment's endpoints the key layer's human roles are used through."""
-        return ledger_output(self._args.environment, self.ledger, source_vpce_ids)
 
     def seal(self) -> list[aws.kms.KeyPolicy]:
         """Nothing to write here: the key layer writes the policies from the ledger."""
