@@ -260,3 +260,11 @@ def test_a_copy_synced_under_another_root_is_the_same(trail: Trail, tmp_path: Pa
     shutil.copytree(trail.root, moved)
     assert verify_trail(local.load_digests(moved), local.load_public_keys(trail.keys_file),
                         local.log_reader(moved), local.present_logs(moved)).ok
+
+
+def test_a_window_still_checks_the_link_to_the_digest_before_it(trail: Trail) -> None:
+    """The digest before the window, when present, must be the one the window's oldest names."""
+    trail.digests[0].document["logFiles"] = []
+    trail.resign(0)
+    found = kinds(check(trail, start=START + timedelta(hours=1, minutes=30)))
+    assert found == {(DIGEST_CHAIN_MISMATCH, trail.digests[1].relative)}

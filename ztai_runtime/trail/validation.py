@@ -236,11 +236,15 @@ def _check_chain(chain: Sequence[_Parsed], by_location: Mapping[str, _Parsed],
                                     f"names {named.file.location} as its previous digest, but the "
                                     f"digest before it is {before.file.location}"))
             continue
-        if before is None:  # the oldest digest names one outside its chain
-            problems.append(Problem(DIGEST_REORDERED, where,
-                                    f"names {named.file.location} as its previous digest, which is "
-                                    "not in its chain or not older"))
-            continue
+        if before is None:
+            # The oldest digest of the window names one before the window: it must be of the
+            # same chain and older; then it is checked as any predecessor.
+            if named.file.chain != current.file.chain or named.end > current.start:
+                problems.append(Problem(DIGEST_REORDERED, where,
+                                        f"names {named.file.location} as its previous digest, "
+                                        "which is not of its chain or not older"))
+                continue
+            before = named
         if document.get("previousDigestSignature") != before.signature:
             problems.append(Problem(DIGEST_CHAIN_MISMATCH, where,
                                     f"its previousDigestSignature is not the signature of "
