@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.support.cloudtrail import START, Trail, build_trail, log_key, new_key, stamp
+from tests.support.cloudtrail import START, Digest, Trail, build_trail, log_key, new_key, stamp
 from ztai_runtime.trail import local
 from ztai_runtime.trail.validation import (
     DIGEST_BAD_ALGORITHM,
@@ -268,3 +268,25 @@ def test_a_window_still_checks_the_link_to_the_digest_before_it(trail: Trail) ->
     trail.resign(0)
     found = kinds(check(trail, start=START + timedelta(hours=1, minutes=30)))
     assert found == {(DIGEST_CHAIN_MISMATCH, trail.digests[1].relative)}
+
+
+def test_a_backfill_digest_is_checked_outside_the_chain(trail: Trail) -> None:
+    """A late log file listed by a signed backfill digest is valid; the chain is unaffected; the
+    backfill digest's own signature is still checked."""
+    import copy
+    import hashlib
+
+    late = log_key(START + timedelta(minutes=55), "late")
+    content = b'{"Records": [{"eventName": "PutObject"}]}'
+    trail.path(late).write_bytes(gzip.compress(content))
+    relative = trail.digests[0].relative.replace(".json.gz", "_backfill.json.gz")
+    document = copy.deepcopy(trail.digests[0].document)
+    document["digestS3Object"] = document["digestS3Object"].replace(".json.gz", "_backfill.json.gz")
+    document["logFiles"] = [{"s3Bucket": "b", "s3Object": late, "hashAlgorithm": "SHA-256",
+                             "hashValue": hashlib.sha256(content).hexdigest()}]
+    trail.digests.append(Digest(relative, document, ""))
+    trail.resign(len(trail.digests) - 1)
+    report = check(trail)
+    assert report.ok and report.digests_valid == 5
+    trail.write_digest(relative, document, trail.digests[1].signature)
+    assert kinds(check(trail)) == {(DIGEST_BAD_SIGNATURE, relative)}
