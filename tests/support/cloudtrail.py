@@ -51,9 +51,9 @@ def key_list(*keys: rsa.RSAPrivateKey) -> dict[str, Any]:
 
 def sign(key: rsa.RSAPrivateKey, document: dict[str, Any], content: bytes) -> str:
     previous = document["previousDigestSignature"]
-    text = "\n".join((document["digestEndTime"],
+    text = "\n".join((str(document["digestEndTime"]),
                       f"{document['digestS3Bucket']}/{document['digestS3Object']}",
-                      hashlib.sha256(content).hexdigest(), "null" if previous is None else previous))
+                      hashlib.sha256(content).hexdigest(), "null" if previous is None else str(previous)))
     return key.sign(text.encode(), padding.PKCS1v15(), hashes.SHA256()).hex()
 
 

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import json
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.support.cloudtrail import Trail, build_trail, new_key
 from ztai.cli import main
@@ -134,3 +138,46 @@ def test_start_after_end(trail: Trail, capsys: pytest.CaptureFixture[str]) -> No
     err = usage_error(["trail", "verify", str(trail.root), "--start", "2026-03-02T00:00:00Z",
                        "--end", "2026-03-01T00:00:00Z"], capsys)
     assert "is after --end" in err
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                           lambda children: st.lists(children, max_size=3)
+                           | st.dictionaries(st.text(max_size=5), children, max_size=3), max_leaves=8)
+FIELDS = ("digestStartTime", "digestEndTime", "digestS3Bucket", "digestS3Object",
+          "digestPublicKeyFingerprint", "previousDigestSignature", "previousDigestS3Object",
+          "previousDigestS3Bucket", "logFiles", "digestSignatureAlgorithm")
+FUZZ = settings(max_examples=40, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def handled(argv: list[str]) -> None:
+    captured = io.StringIO()
+    with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(io.StringIO()):
+        status = main(argv)
+    assert status in (0, 1, 2), captured.getvalue()
+    assert "Traceback" not in captured.getvalue()
+
+
+@FUZZ
+@given(field=st.sampled_from(FIELDS), value=JSON_VALUES, index=st.integers(0, 2))
+def test_no_digest_field_value_crashes(tmp_path_factory: pytest.TempPathFactory,
+                                       key: rsa.RSAPrivateKey, field: str, value: object,
+                                       index: int) -> None:
+    trail = build_trail(tmp_path_factory.mktemp("fuzz"), key, hours=3)
+    trail.digests[index].document[field] = value
+    trail.resign(index)
+    handled(["trail", "verify", str(trail.root)])
+
+
+@FUZZ
+@given(which=st.sampled_from(["digest", "sidecar", "keys"]),
+       content=st.binary(max_size=2000) | st.sampled_from([b"[" * 5000 + b"]" * 5000, b"{}", b"[]",
+                                                          b'{"Metadata": []}', b"null"]))
+def test_no_file_content_crashes(tmp_path_factory: pytest.TempPathFactory, key: rsa.RSAPrivateKey,
+                                 which: str, content: bytes) -> None:
+    trail = build_trail(tmp_path_factory.mktemp("fuzz"), key, hours=2)
+    digest = trail.path(trail.digests[0].relative)
+    target = {"digest": digest, "sidecar": digest.with_name(digest.name + ".metadata.json"),
+              "keys": trail.keys_file}[which]
+    target.write_bytes(gzip.compress(content) if which == "digest" and len(content) % 2 else content)
+    handled(["trail", "verify", str(trail.root)])

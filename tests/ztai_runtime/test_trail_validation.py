@@ -290,3 +290,37 @@ def test_a_backfill_digest_is_checked_outside_the_chain(trail: Trail) -> None:
     assert report.ok and report.digests_valid == 5
     trail.write_digest(relative, document, trail.digests[1].signature)
     assert kinds(check(trail)) == {(DIGEST_BAD_SIGNATURE, relative)}
+
+
+def test_a_digest_without_required_fields_is_invalid_once(trail: Trail) -> None:
+    from ztai_runtime.trail.validation import DIGEST_INVALID
+    del trail.digests[1].document["digestPublicKeyFingerprint"]
+    digest = trail.digests[1]
+    trail.write_digest(digest.relative, digest.document, digest.signature)
+    found = kinds(check(trail))
+    assert (DIGEST_INVALID, digest.relative) in found
+    assert DIGEST_MISSING not in {kind for kind, _ in found}
+
+
+def test_a_log_key_outside_the_copy_is_not_read(trail: Trail) -> None:
+    read = local.log_reader(trail.root)
+    (trail.root.parent / "outside.json.gz").write_bytes(b"x")
+    assert read("AWSLogs/../../outside.json.gz") is None
+    assert read("AWSLogs/\x00") is None
+    assert read(trail.logs[0]) is not None
+
+
+def test_each_region_is_its_own_chain(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
+    """Two Regions' chains side by side: each starts with nulls, neither is a gap of the other."""
+    from tests.support import cloudtrail
+    first = build_trail(tmp_path, key, hours=2)
+    original = cloudtrail.REGION
+    try:
+        cloudtrail.REGION = "us-east-1"
+        second = build_trail(tmp_path, key, hours=2)
+    finally:
+        cloudtrail.REGION = original
+    assert {digest.relative.split("/")[3] for digest in first.digests + second.digests} == {
+        "eu-west-1", "us-east-1"}
+    report = check(first)
+    assert report.ok and report.digests_checked == 4

@@ -58,7 +58,7 @@ def load_metadata(sidecar: Path) -> dict[str, str] | None:
         return None
     try:
         document = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise TrailInputError(f"{sidecar}: not JSON ({error}); it must be the output of "
                               "`aws s3api head-object` for the digest") from None
     metadata = document.get("Metadata", document) if isinstance(document, dict) else None
@@ -98,6 +98,10 @@ def present_logs(root: Path) -> list[str]:
 
 def log_reader(root: Path) -> Callable[[str], bytes | None]:
     def read(key: str) -> bytes | None:
+        # A key is read only under the copy: a digest's key with `..` or a NUL byte (none that
+        # CloudTrail signed) names no file of it.
+        if "\x00" in key or ".." in key.split("/"):
+            return None
         path = root / key
         return path.read_bytes() if path.is_file() else None
     return read
@@ -130,7 +134,7 @@ def load_public_keys(path: Path) -> dict[str, rsa.RSAPublicKey]:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise TrailInputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise TrailInputError(f"{path}: not a JSON key list ({error}); it must be the output of "
                               "`aws cloudtrail list-public-keys`") from None
     entries = document.get("PublicKeyList") if isinstance(document, dict) else None

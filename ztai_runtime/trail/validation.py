@@ -135,8 +135,9 @@ def aws_logs_part(key: str) -> str:
 
 def string_to_sign(document: Mapping[str, Any], content: bytes) -> bytes:
     previous = document["previousDigestSignature"]
-    lines = (document["digestEndTime"], f"{document['digestS3Bucket']}/{document['digestS3Object']}",
-             hashlib.sha256(content).hexdigest(), "null" if previous is None else previous)
+    lines = (str(document["digestEndTime"]),
+             f"{document['digestS3Bucket']}/{document['digestS3Object']}",
+             hashlib.sha256(content).hexdigest(), "null" if previous is None else str(previous))
     return "\n".join(lines).encode("utf-8")
 
 
@@ -153,8 +154,8 @@ class _Parsed:
 def _parse(digest: DigestFile) -> tuple[_Parsed | None, Problem | None]:
     try:
         document = json.loads(digest.content)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DigestFormatError(f"{digest.location}: not a JSON digest ({error})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise DigestFormatError(f"{digest.location}: not a JSON digest ({error!r})") from None
     if not isinstance(document, dict):
         raise DigestFormatError(f"{digest.location}: not a JSON object")
     absent = [name for name in REQUIRED_FIELDS if name not in document]
@@ -177,9 +178,12 @@ def _verify_signature(parsed: _Parsed, keys: Mapping[str, rsa.RSAPublicKey]) -> 
         return Problem(DIGEST_NO_SIGNATURE, where,
                        "no signature in the digest's S3 metadata (x-amz-meta-signature): its "
                        "metadata was not fetched, or the object was replaced by one without it")
-    algorithms = {metadata.get("signature-algorithm"), document.get("digestSignatureAlgorithm")}
-    if algorithms != {SIGNATURE_ALGORITHM}:
-        named = ", ".join(sorted(str(algorithm) for algorithm in algorithms))
+    # The metadata's algorithm is the one the signature was made with; the file's own field, when
+    # present, must say the same.
+    algorithms = [metadata.get("signature-algorithm"),
+                  document.get("digestSignatureAlgorithm", SIGNATURE_ALGORITHM)]
+    if any(algorithm != SIGNATURE_ALGORITHM for algorithm in algorithms):
+        named = " and ".join(json.dumps(algorithm)[:60] for algorithm in algorithms)
         return Problem(DIGEST_BAD_ALGORITHM, where,
                        f"signature algorithm {named}; CloudTrail signs with {SIGNATURE_ALGORITHM}")
     fingerprint = document["digestPublicKeyFingerprint"]
@@ -208,7 +212,7 @@ def _check_location(parsed: _Parsed) -> Problem | None:
 
 
 def _check_chain(chain: Sequence[_Parsed], by_location: Mapping[str, _Parsed],
-                 start: datetime | None) -> list[Problem]:
+                 unreadable: set[str], start: datetime | None) -> list[Problem]:
     """`chain` oldest first. Each digest must name the one just before it; the oldest may name
     one before the window (`start`) that was not fetched."""
     problems: list[Problem] = []
@@ -225,6 +229,8 @@ def _check_chain(chain: Sequence[_Parsed], by_location: Mapping[str, _Parsed],
                                         "validation was stopped, or digests were removed)"))
             continue
         named = by_location.get(aws_logs_part(str(previous_object)))
+        if named is None and aws_logs_part(str(previous_object)) in unreadable:
+            continue  # present but lacking fields: reported as such already
         if named is None:
             if before is None and start is not None and current.start <= start:
                 continue  # its predecessor lies before the window asked for
@@ -245,6 +251,8 @@ def _check_chain(chain: Sequence[_Parsed], by_location: Mapping[str, _Parsed],
                                         "which is not of its chain or not older"))
                 continue
             before = named
+        if before.signature is None:
+            continue  # no signature to compare: reported as such already
         if document.get("previousDigestSignature") != before.signature:
             problems.append(Problem(DIGEST_CHAIN_MISMATCH, where,
                                     f"its previousDigestSignature is not the signature of "
@@ -276,11 +284,13 @@ def verify_trail(digests: Iterable[DigestFile], public_keys: Mapping[str, rsa.RS
     (or always, without a window). Raises DigestFormatError for a digest that is not JSON."""
     report = TrailReport()
     parsed_all: list[_Parsed] = []
+    unreadable: set[str] = set()
     for digest in digests:
         parsed, problem = _parse(digest)
         if problem is not None:
             report.problems.append(problem)
             report.digests_checked += 1
+            unreadable.add(aws_logs_part(digest.location))
         elif parsed is not None:
             parsed_all.append(parsed)
     by_location = {aws_logs_part(parsed.file.location): parsed for parsed in parsed_all}
@@ -307,7 +317,7 @@ def verify_trail(digests: Iterable[DigestFile], public_keys: Mapping[str, rsa.RS
             chains.setdefault(parsed.file.chain, []).append(parsed)
     for name in sorted(chains):
         chain = sorted(chains[name], key=lambda item: (item.end, item.file.location))
-        report.problems.extend(_check_chain(chain, by_location, start))
+        report.problems.extend(_check_chain(chain, by_location, unreadable, start))
 
     for key in sorted(set(present_logs) - listed):
         when = log_time(key)
