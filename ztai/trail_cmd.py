@@ -50,7 +50,10 @@ def register(commands: Any) -> None:  # argparse's subparsers action has no publ
                         help="check digests that end at or after T (UTC, e.g. 2026-01-08T05:00:00Z; "
                              "default: all)")
     verify.add_argument("--end", metavar="T",
-                        help="check digests that start at or before T (UTC; default: all)")
+                        help="check digests that start at or before T (UTC; default: all). With "
+                             "it, every log file up to T must be listed by a digest; without it, "
+                             "log files newer than the newest digest are counted as not yet "
+                             "digested")
     verify.add_argument("--json", action="store_true",
                         help="one JSON document on stdout (valid, problems, summary) instead of "
                              "the text report")
@@ -72,6 +75,9 @@ def _render(report: TrailReport) -> str:
     lines.append(f"{report.digests_valid} of {report.digests_checked} digest files valid, "
                  f"{report.logs_valid} of {report.logs_checked} log files valid, "
                  f"{len(report.problems)} problem(s)")
+    if report.logs_not_yet_digested:
+        lines.append(f"{report.logs_not_yet_digested} log file(s) delivered after the newest "
+                     "digest: not checked (the next digest will list them)")
     return "\n".join(lines) + "\n"
 
 

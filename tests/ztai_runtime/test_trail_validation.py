@@ -324,3 +324,27 @@ def test_each_region_is_its_own_chain(tmp_path: Path, key: rsa.RSAPrivateKey) ->
         "eu-west-1", "us-east-1"}
     report = check(first)
     assert report.ok and report.digests_checked == 4
+
+
+def test_a_log_delivered_after_the_newest_digest_is_not_yet_added(trail: Trail) -> None:
+    late = log_key(START + timedelta(hours=4, minutes=10), "next-hour")
+    trail.path(late).write_bytes(gzip.compress(b'{"Records": []}'))
+    report = check(trail)
+    assert report.ok and report.logs_not_yet_digested == 1
+    # The newest digest deleted: without an end, its logs look not yet digested; with an end
+    # (the window is closed) they are listed by no digest: added.
+    trail.path(trail.digests[3].relative).unlink()
+    assert check(trail).logs_not_yet_digested == 3
+    closed = kinds(check(trail, end=START + timedelta(hours=4)))
+    assert {(LOG_ADDED, trail.logs[6]), (LOG_ADDED, trail.logs[7])} <= closed
+
+
+def test_a_forged_digest_outside_the_window_does_not_hide_an_added_log(
+        trail: Trail, other_key: rsa.RSAPrivateKey) -> None:
+    added = log_key(START + timedelta(hours=2, minutes=50), "planted")
+    trail.path(added).write_bytes(gzip.compress(b'{"Records": []}'))
+    trail.digests[0].document["logFiles"].append(
+        {"s3Bucket": "b", "s3Object": added, "hashAlgorithm": "SHA-256", "hashValue": "00"})
+    trail.resign(0, key=other_key, fingerprint_of=trail.key)  # forged: fails its signature
+    found = kinds(check(trail, start=START + timedelta(hours=1, minutes=30)))
+    assert (LOG_ADDED, added) in found

@@ -92,6 +92,7 @@ class TrailReport:
     digests_valid: int = 0
     logs_checked: int = 0
     logs_valid: int = 0
+    logs_not_yet_digested: int = 0
 
     @property
     def ok(self) -> bool:
@@ -101,6 +102,7 @@ class TrailReport:
         return {"valid": self.ok, "problems": [problem.as_json() for problem in self.problems],
                 "summary": {"digests": self.digests_checked, "digests_valid": self.digests_valid,
                             "logs": self.logs_checked, "logs_valid": self.logs_valid,
+                            "logs_not_yet_digested": self.logs_not_yet_digested,
                             "problems": len(self.problems)}}
 
 
@@ -294,13 +296,19 @@ def verify_trail(digests: Iterable[DigestFile], public_keys: Mapping[str, rsa.RS
         elif parsed is not None:
             parsed_all.append(parsed)
     by_location = {aws_logs_part(parsed.file.location): parsed for parsed in parsed_all}
+    selected = [parsed for parsed in parsed_all if _in_window(parsed, start, end)]
+    # A log file counts as listed when a digest of the window lists it (a digest that fails is
+    # reported on its own), or a digest outside the window that verifies: a forged digest dated
+    # outside the window cannot hide a log file added inside it.
     listed: set[str] = set()
     for parsed in parsed_all:
+        if parsed not in selected and (_check_location(parsed)
+                                       or _verify_signature(parsed, public_keys)):
+            continue
         for entry in parsed.document["logFiles"]:
             if isinstance(entry, dict) and isinstance(entry.get("s3Object"), str):
                 listed.add(aws_logs_part(entry["s3Object"]))
 
-    selected = [parsed for parsed in parsed_all if _in_window(parsed, start, end)]
     for parsed in sorted(selected, key=lambda item: (item.end, item.file.location)):
         report.digests_checked += 1
         problem = _check_location(parsed) or _verify_signature(parsed, public_keys)
@@ -319,9 +327,17 @@ def verify_trail(digests: Iterable[DigestFile], public_keys: Mapping[str, rsa.RS
         chain = sorted(chains[name], key=lambda item: (item.end, item.file.location))
         report.problems.extend(_check_chain(chain, by_location, unreadable, start))
 
+    # Without an end to the window, log files delivered after the newest digest ended are in no
+    # digest yet (the next one will list them): counted, not reported. With an end, the window is
+    # taken as closed: every log file in it must be listed (the newest digest cannot be shown
+    # deleted otherwise, there being no later digest to name it).
+    newest = None if end is not None else max(
+        (parsed.end for parsed in selected if parsed.verified), default=None)
     for key in sorted(set(present_logs) - listed):
         when = log_time(key)
-        if when is None or ((start is None or when >= start) and (end is None or when <= end)):
+        if when is not None and newest is not None and when > newest:
+            report.logs_not_yet_digested += 1
+        elif when is None or ((start is None or when >= start) and (end is None or when <= end)):
             report.problems.append(Problem(LOG_ADDED, key, "a log file no digest lists: it was "
                                            "added after delivery, or its digest is missing"))
     return report
