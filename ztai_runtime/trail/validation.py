@@ -9,9 +9,9 @@ implementations of CloudTrail log file integrity validation"):
   encoded, is not in the file but in the digest object's S3 metadata (`x-amz-meta-signature`,
   read back as the `signature` key of the object's metadata, with `signature-algorithm`).
 - The signed data is four lines joined by `\\n`: the digest's `digestEndTime` as written, the
-  digest's S3 path `digestS3Bucket/digestS3Object`, the hex SHA-256 of the digest file's
-  uncompressed content, and `previousDigestSignature` (the string `null` for the first digest of
-  a chain).
+  digest's S3 path `digestS3Bucket/digestS3Object`, the hex SHA-256 of the digest file (the guide
+  does not say which form: the uncompressed JSON, as the AWS CLI's `validate-logs` hashes it),
+  and `previousDigestSignature` (the string `null` for the first digest of a chain).
 - The key is the one of the digest's Region whose fingerprint is `digestPublicKeyFingerprint`
   (`aws cloudtrail list-public-keys` gives them: DER, PKCS#1).
 - Each log file's `hashValue` is the hex SHA-256 of its uncompressed content ("compute the
