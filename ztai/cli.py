@@ -7,6 +7,7 @@
     ztai truststore build|check|issue-test-client ...  (ztai/truststore_cmd.py)
     ztai access request|approve|deny|revoke|list ...  (ztai/access_cmd.py)
     ztai verify --stack NAME [--state FILE] ...  (ztai/verify_cmd.py)
+    ztai trail verify PATH [--public-keys FILE] ...  (ztai/trail_cmd.py)
 
 The exit codes are listed once, in `ztai.errors.EXIT_CODES`, and shown under every command's
 --help and in docs/cli.md (generated from this parser by `python -m ztai.clidoc`).
@@ -31,7 +32,15 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ztai import access_cmd, config_cmd, tokenize_cmd, truststore_cmd, verify_cmd, weights_cmd
+from ztai import (
+    access_cmd,
+    config_cmd,
+    tokenize_cmd,
+    trail_cmd,
+    truststore_cmd,
+    verify_cmd,
+    weights_cmd,
+)
 from ztai.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_CODES,
@@ -149,7 +158,8 @@ def _parser() -> argparse.ArgumentParser:
                                           "else this repository's " + str(DEFAULT_PACK))
 
     # Runtime commands: each module adds its parsers and sets `handler` (args -> exit status).
-    for module in (weights_cmd, tokenize_cmd, truststore_cmd, config_cmd, access_cmd, verify_cmd):
+    for module in (weights_cmd, tokenize_cmd, truststore_cmd, config_cmd, access_cmd, verify_cmd,
+                   trail_cmd):
         module.register(commands)
     return parser
 
