@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,13 +232,17 @@ def read_project_yaml(label: str, path: Path) -> Any:
                          f"{strict_yaml.describe(error)})") from None
 
 
+def distinct_choices(key: str, value: Any, allowed: Collection[str], expected: str) -> list[str]:
+    """A list of distinct values, each one of `allowed`; ValueError saying `expected` otherwise."""
+    values = as_string_list(key, value)
+    if any(item not in allowed for item in values) or len(set(values)) != len(values):
+        raise ValueError(f"{full(key)} = {show(value)}: {expected}")
+    return values
+
+
 def parse_regions(key: str, value: Any) -> list[str]:
     """Distinct Regions of components/aws_facts.py (replica Regions, the guardrails' allow-list)."""
     from components.aws_facts import REGION_AZ_COUNT
 
-    regions = as_string_list(key, value)
-    unknown = [region for region in regions if region not in REGION_AZ_COUNT]
-    if unknown or len(set(regions)) != len(regions):
-        raise ValueError(f"{full(key)} = {show(value)}: expected distinct regions from "
-                         f"components/aws_facts.py ({', '.join(sorted(REGION_AZ_COUNT))})")
-    return regions
+    return distinct_choices(key, value, REGION_AZ_COUNT, "expected distinct regions from "
+                            f"components/aws_facts.py ({', '.join(sorted(REGION_AZ_COUNT))})")

@@ -47,6 +47,7 @@ from components.config_values import (
     LAYERS,
     PROJECT_DIR,
     WORKLOAD_LAYERS,
+    distinct_choices,
     parse_regions,
     use_namespace,
 )
@@ -407,12 +408,7 @@ def _parse_grants_file(key: str, value: Any) -> GrantsFile | None:
 
 
 def _parse_two_person_keys(key: str, value: Any) -> list[str]:
-    purposes = _as_string_list(key, value)
-    unknown = [purpose for purpose in purposes if purpose not in KEY_PURPOSES]
-    if unknown or len(set(purposes)) != len(purposes):
-        raise ValueError(f"{_full(key)} = {_show(value)}: distinct key purposes of "
-                         f"{', '.join(KEY_PURPOSES)}")
-    return purposes
+    return distinct_choices(key, value, KEY_PURPOSES, f"distinct key purposes of {', '.join(KEY_PURPOSES)}")
 
 
 

@@ -348,21 +348,11 @@ def _record_and_check(args: argparse.Namespace, stack_file: Any, config: Mapping
     resource as it is registered; (recorded stack, pack result, warnings). `context`: resources
     of another layer the stack-wide policies also see (a key layer's rotation schedule and JIT API
     are the workload's), not reported as this stack's."""
-    from ztai.policy.analyzer import AnalysisSession, AnalyzedResource, PolicyPackProcess, pack_environment
+    from ztai.export import for_analysis
+    from ztai.policy.analyzer import AnalysisSession, PolicyPackProcess, pack_environment
     from ztai.policy.config import PolicyConfigError, unmatched_exclusions
-    from ztai.preview.recorder import RecordedResource
 
     environment = pack_environment(stack_file.project, stack_file.stack, dict(config), True)
-
-    def analyzed(r: RecordedResource) -> AnalyzedResource:
-        # Analyze sees the inputs, as in a preview; AnalyzeStack the state the mocks returned,
-        # and the root stack's outputs (the exports), as the engine passes them.
-        return AnalyzedResource(
-            urn=r.urn, type=r.type, name=r.name, properties=r.inputs,
-            stack_properties=r.outputs if r.custom or r.type == "pulumi:pulumi:Stack" else None,
-            parent=r.parent,
-            dependencies=r.dependencies, property_dependencies=r.property_dependencies,
-            protect=r.protect, ignore_changes=r.ignore_changes, custom=r.custom)
 
     warnings: list[str] = []
     # The pack boots and is configured on the other core while the program runs, and each
@@ -371,15 +361,15 @@ def _record_and_check(args: argparse.Namespace, stack_file: Any, config: Mapping
         session = AnalysisSession(pack, user_config=user_config, project=stack_file.project,
                                   stack=stack_file.stack, stack_config=dict(config))
         recorded = _record(args, stack_file, config, stack_outputs,
-                           on_register=lambda resource: session.submit(analyzed(resource)),
+                           on_register=lambda resource: session.submit(for_analysis(resource)),
                            existing=existing)
         _warn(recorded.warnings)  # as `pulumi preview` shows them, beside the report
         warnings += recorded.warnings
-        session.submit(analyzed(recorded.resources[0]))  # the root stack, described after the run
+        session.submit(for_analysis(recorded.resources[0]))  # the root stack, described after the run
         try:
             # The stack reference the program read is in the engine's view of the stack too.
-            result = session.finish([analyzed(r) for r in [*recorded.resources, *recorded.reads,
-                                                           *context]])
+            result = session.finish([*(for_analysis(r) for r in [*recorded.resources, *context]),
+                                     *(for_analysis(r, read=True) for r in recorded.reads)])
         except PolicyConfigError as error:
             raise UsageError(f"policy config: {error}") from None
     # What a policy finds on the other layer's resources is that layer's check's to report.

@@ -18,7 +18,7 @@ from typing import Any
 
 from ztai.jsonfile import read_json
 from ztai.policy.analyzer import AnalyzedResource
-from ztai.preview.recorder import RecordedStack
+from ztai.preview.recorder import RecordedResource, RecordedStack
 
 DEPLOYMENT_VERSION = 3
 # Pulumi's marker of a secret value in state: {SECRET_SIG: SECRET_VALUE, "ciphertext" | "plaintext"}.
@@ -248,3 +248,23 @@ class _Fields:
         if not _is_texts(value):
             raise ExportFileError(f"{self.label} {key} must be a list of {what}")
         return list(value)
+
+
+def for_analysis(resource: RecordedResource, *, read: bool = False) -> AnalyzedResource:
+    """A recorded resource as the engine hands it to a policy pack: Analyze sees its inputs, as
+    in a preview; AnalyzeStack the state the mocks returned (and the root stack's outputs, the
+    exports). `read`: one the program read rather than declared (`stack.reads`), which the
+    engine shows in the stack's view only."""
+    return AnalyzedResource(
+        urn=resource.urn, type=resource.type, name=resource.name, properties=resource.inputs,
+        stack_properties=(resource.outputs if resource.custom or resource.type == "pulumi:pulumi:Stack"
+                          else None),
+        parent=resource.parent, dependencies=resource.dependencies,
+        property_dependencies=resource.property_dependencies, protect=resource.protect,
+        ignore_changes=resource.ignore_changes, custom=resource.custom, external=read)
+
+
+def stack_for_analysis(stack: RecordedStack) -> list[AnalyzedResource]:
+    """Every resource of a recorded stack as the engine hands it to a pack: what the program
+    declared, then what it read."""
+    return [*map(for_analysis, stack.resources), *(for_analysis(r, read=True) for r in stack.reads)]

@@ -37,7 +37,8 @@ from components.state_backend import (
 )
 from tests.conftest import PACK_DIR
 from tests.support.key_policy import Request, evaluate, evaluate_session
-from ztai.policy.analyzer import AnalyzedResource, PolicyPackProcess, analyze, pack_environment
+from ztai.export import for_analysis
+from ztai.policy.analyzer import PolicyPackProcess, analyze, pack_environment
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 
 ACCOUNT = "111122223333"
@@ -330,14 +331,6 @@ def test_object_lock_is_off_by_default() -> None:
     assert not only(recorded, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
 
 
-def analyzed(resource: RecordedResource) -> AnalyzedResource:
-    return AnalyzedResource(
-        urn=resource.urn, type=resource.type, name=resource.name, properties=resource.inputs,
-        stack_properties=resource.outputs if resource.custom else None, parent=resource.parent,
-        dependencies=resource.dependencies, property_dependencies=resource.property_dependencies,
-        protect=resource.protect, ignore_changes=resource.ignore_changes, custom=resource.custom)
-
-
 @pytest.fixture(scope="module")
 def pack() -> Iterator[PolicyPackProcess]:
     with PolicyPackProcess(PACK_DIR, env=pack_environment("zero-trust-ai", "bootstrap-prod", {},
@@ -346,7 +339,7 @@ def pack() -> Iterator[PolicyPackProcess]:
 
 
 def violations(pack: PolicyPackProcess, resources: list[RecordedResource]) -> set[tuple[str, str]]:
-    result = analyze(pack, [analyzed(r) for r in resources], user_config=None,
+    result = analyze(pack, [for_analysis(r) for r in resources], user_config=None,
                      project="zero-trust-ai", stack="bootstrap-prod")
     return {(v.policy, v.urn.rsplit("::", 1)[-1]) for v in result.violations}
 

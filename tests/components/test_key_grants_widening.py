@@ -34,8 +34,9 @@ from components.stack_config import KeyLayerConfig, StackConfigError, parse_laye
 from tests.conftest import PACK_DIR, ROOT
 from tests.support.key_policy import Request, evaluate
 from tests.support.stacks import SplitEnvironment, record_split, run_program
-from ztai.policy.analyzer import AnalyzedResource, PolicyPackProcess, analyze, pack_environment
-from ztai.preview.recorder import RecordedResource, RecordedStack
+from ztai.export import stack_for_analysis
+from ztai.policy.analyzer import PolicyPackProcess, analyze, pack_environment
+from ztai.preview.recorder import RecordedStack
 from ztai.stackfile import load_stack
 
 ACCOUNT = "111122223333"
@@ -73,19 +74,10 @@ def _policy(stack: RecordedStack, purpose: str) -> str:
                 if r.type == "aws:kms/keyPolicy:KeyPolicy" and r.name == f"keys-{purpose}-policy")
 
 
-def _analyzed(r: RecordedResource) -> AnalyzedResource:
-    return AnalyzedResource(urn=r.urn, type=r.type, name=r.name, properties=r.inputs,
-                            stack_properties=(r.outputs if r.custom or r.type == "pulumi:pulumi:Stack"
-                                              else None),
-                            parent=r.parent, dependencies=r.dependencies,
-                            property_dependencies=r.property_dependencies, protect=r.protect,
-                            ignore_changes=r.ignore_changes, custom=r.custom)
-
-
 def _pack_violations(stack: RecordedStack, config: dict[str, str]) -> set[str]:
     with PolicyPackProcess(PACK_DIR, env=pack_environment(stack.project, stack.stack, dict(config),
                                                           True)) as pack:
-        result = analyze(pack, [_analyzed(r) for r in [*stack.resources, *stack.reads]],
+        result = analyze(pack, stack_for_analysis(stack),
                          user_config=None, project=stack.project, stack=stack.stack,
                          stack_config=dict(config))
     return {v.policy for v in result.mandatory_violations}

@@ -19,8 +19,9 @@ from components.keys import SYMMETRIC_PURPOSES, alias_name
 from components.stack_config import ENVIRONMENTS as STACK_ENVIRONMENTS
 from tests.conftest import PACK_DIR, ROOT
 from tests.support.stacks import record_split
-from ztai.policy.analyzer import AnalyzedResource, PolicyPackProcess, analyze, pack_environment
-from ztai.preview.recorder import RecordedResource, RecordedStack
+from ztai.export import stack_for_analysis
+from ztai.policy.analyzer import PolicyPackProcess, analyze, pack_environment
+from ztai.preview.recorder import RecordedStack
 from ztai.stackfile import load_stack
 from ztpolicy.rule import Resource
 from ztpolicy.rules.kms import kms_two_person_key_administration as two_person_module
@@ -92,19 +93,10 @@ def as_rules_see(stack: RecordedStack, edit: Callable[[str, dict[str, Any]], Non
 
 
 # -- each stack alone through the analyzer, with its own stack config -------------------------------
-def _analyzed(r: RecordedResource) -> AnalyzedResource:
-    return AnalyzedResource(urn=r.urn, type=r.type, name=r.name, properties=r.inputs,
-                            stack_properties=(r.outputs if r.custom or r.type == "pulumi:pulumi:Stack"
-                                              else None),
-                            parent=r.parent, dependencies=r.dependencies,
-                            property_dependencies=r.property_dependencies, protect=r.protect,
-                            ignore_changes=r.ignore_changes, custom=r.custom)
-
-
 def mandatory(stack: RecordedStack, config: Mapping[str, str]) -> set[tuple[str, str]]:
     with PolicyPackProcess(PACK_DIR, env=pack_environment(stack.project, stack.stack, dict(config),
                                                           True)) as pack:
-        result = analyze(pack, [_analyzed(r) for r in [*stack.resources, *stack.reads]],
+        result = analyze(pack, stack_for_analysis(stack),
                          user_config=None, project=stack.project, stack=stack.stack,
                          stack_config=dict(config))
     return {(v.policy, v.urn.rsplit("::", 1)[-1]) for v in result.mandatory_violations}
