@@ -175,6 +175,8 @@ def export_identity(people: AccessRoles, jit: JustInTimeAccess) -> None:
     pulumi.export("jit", {"table": jit.table.name, "apiUrl": jit.function_url.function_url,
                           "roles": {name: role.arn for name, role in jit.roles.items()}})
     pulumi.export("humanRoleArns", people.role_arns)
+    # What a workload reads by name (IdentityReference): it checks the key layer declares each.
+    pulumi.export("elevationRoleArns", {name: role.arn for name, role in jit.roles.items()})
 
 
 def compose_key_layer(config: KeyLayerConfig) -> None:
@@ -535,8 +537,9 @@ def compose_workload(config: StackConfig) -> None:
         people, jit = compose_identity(config, keys, management_endpoints)
         elevation_roles: Mapping[str, aws.iam.Role] = jit.roles
     else:
-        people = IdentityReference("access", IdentityReferenceArgs(environment=config.environment,
-                                                                   elevations=config.jit_elevations))
+        people = IdentityReference("access", IdentityReferenceArgs(
+            environment=config.environment, elevations=config.jit_elevations, key_layer=keys.stack,
+            key_layer_stack=str(config.key_layer_stack)))
         elevation_roles, jit = people.elevation_roles, None
     curator, engineer = people["data-curator"], people["model-engineer"]
     publisher, responder = people["model-publisher"], people["security-responder"]

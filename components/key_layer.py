@@ -133,10 +133,15 @@ class KeyLayerReference(pulumi.ComponentResource):
 @dataclass(frozen=True)
 class IdentityReferenceArgs:
     """environment: the stacks' environment (the roles' known names).
-    elevations: the just-in-time catalogue (jitCatalogueFile), the same file the key layer reads."""
+    elevations: the just-in-time catalogue (jitCatalogueFile), the same file the key layer reads.
+    key_layer: the workload's reference to its key layer's stack (`KeyLayerReference.stack`),
+        whose `humanRoleArns` and `elevationRoleArns` outputs say which roles it declares.
+    key_layer_stack: that stack's name, for messages."""
 
     environment: str
     elevations: Sequence[JitElevation]
+    key_layer: pulumi.StackReference
+    key_layer_stack: str
 
 
 class IdentityReference(pulumi.ComponentResource):
@@ -152,13 +157,29 @@ class IdentityReference(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("zero-trust-ai:identity:IdentityReference", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        stack = args.key_layer
+
+        def declared(output: str, key: str, name: str) -> pulumi.Output[str]:
+            """`name`, once the key layer's `output` says it declares that role; else the user's
+            error, said before any read (a key layer deployed before it had the identity part, or
+            with another jitCatalogueFile than this stack's)."""
+            def check(arns: Any) -> str:
+                if not isinstance(arns, Mapping) or not str(arns.get(key, "")).endswith(f"/{name}"):
+                    raise pulumi.RunError(
+                        f"the key layer stack {args.key_layer_stack} declares no role {name} "
+                        f"({output}[{key!r}]): deploy the key layer first, with the same "
+                        "jitCatalogueFile as this stack (docs/deploying.md)")
+                return name
+            return pulumi.Output.from_input(stack.get_output(output)).apply(check)
+
         self.roles: dict[str, aws.iam.Role] = {
-            role: aws.iam.Role.get(f"{name}-{role}", human_role_name(args.environment, role), opts=child)
+            role: aws.iam.Role.get(f"{name}-{role}", declared(
+                "humanRoleArns", role, human_role_name(args.environment, role)), opts=child)
             for role in HUMAN_ROLES}
         self.elevation_roles: dict[str, aws.iam.Role] = {
-            elevation.name: aws.iam.Role.get(f"{name}-jit-{elevation.name}",
-                                             elevation_role_name(args.environment, elevation.name),
-                                             opts=child)
+            elevation.name: aws.iam.Role.get(f"{name}-jit-{elevation.name}", declared(
+                "elevationRoleArns", elevation.name, elevation_role_name(args.environment, elevation.name)),
+                opts=child)
             for elevation in args.elevations}
         self.register_outputs({})
 

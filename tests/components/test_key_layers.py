@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 
 from components.key_grants import GRANT_METHODS, LEDGER_VERSION
@@ -328,3 +329,21 @@ def test_the_human_roles_are_usable_from_nowhere_until_the_grants_file_names_the
                   if r.type == "aws:ec2/vpcEndpoint:VpcEndpoint"
                   and r.parent.endswith("::network-management-vpc")}
     assert management and set(endpoints) == management
+
+
+def test_a_workload_naming_an_elevation_its_key_layer_lacks_is_the_users_error() -> None:
+    # The two stacks name different catalogues: the workload would grant a role the key layer
+    # never made. Said before any read, by name, and with the fix.
+    expected = (r"key layer stack organization/zero-trust-ai/prod-keys declares no role "
+                r"zero-trust-ai-prod-jit-outputs-write \(elevationRoleArns\['outputs-write'\]\).*"
+                r"same jitCatalogueFile")
+    with pytest.raises(pulumi.RunError, match=expected):
+        record_stack("prod", {"zero-trust-ai:jitCatalogueFile":
+                              "tests/components/fixtures/jit-prod-one-more.yaml"})
+
+
+def test_the_key_layer_exports_the_roles_a_workload_reads(split: SplitEnvironment) -> None:
+    outputs = split.first_keys.stack_outputs
+    assert set(outputs["elevationRoleArns"]) == {"training-data-write", "key-admin"}
+    read = {r.outputs["arn"] for r in split.workload.reads if r.type == "aws:iam/role:Role"}
+    assert read == {*outputs["elevationRoleArns"].values(), *outputs["humanRoleArns"].values()}
