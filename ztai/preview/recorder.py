@@ -16,7 +16,6 @@ import pulumi
 import pulumi.runtime
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime.mocks import MockMonitor
-from pulumi.runtime.settings import _get_rpc_manager
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
@@ -180,9 +179,6 @@ def record(program: Callable[[], None], *, project: str, stack: str,
                              monitor=monitor)
     # set_mocks keeps the config of an earlier run in this process; start from this stack's only.
     pulumi.runtime.set_all_config(dict(config))
-    # Nor the outstanding calls and first error of an earlier run in this process that failed
-    # half-way (a user error raised in one resource leaves the others' reads pending).
-    _get_rpc_manager().clear()
     program()
     _sync_await(wait_for_rpcs())
 
