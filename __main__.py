@@ -19,6 +19,8 @@ from components.api_gateway import (
     truststore_bucket_name,
 )
 from components.api_identity import ApiClient, CognitoApiIdentity, CognitoApiIdentityArgs, scope_string
+from components.audit import AuditTrail, AuditTrailArgs
+from components.audit import trail_name as audit_trail_name
 from components.aws_facts import enclave_parent_type, partition_for_region
 from components.ci_identity import CiIdentity, CiIdentityArgs, workload_boundary_transformation
 from components.enclave_fleet import (
@@ -93,6 +95,9 @@ def key_hierarchy(config: StackConfig | KeyLayerConfig, deployers: Sequence[str]
             deployer_role_arns=deployers,
             # The drift check reads every key's policy without being able to change or use it.
             inspector_role_arns=config.key_inspector_role_arns,
+            # The audit key admits the audit trail (compose_audit) from its creation, and nothing
+            # else ever uses it: the trail waits for no grant, in either layer.
+            audit_trail_name=audit_trail_name(environment),
             protect=config.is_prod,
         ),
     )
@@ -171,6 +176,30 @@ def compose_identity(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy,
     return people, jit
 
 
+def compose_audit(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy,
+                  people: AccessRoles) -> AuditTrail:
+    """The audit trail (docs/audit-trail.md), beside the key it writes with: in a split deployment
+    the key layer's, so the workload's deployer can neither narrow, move nor stop it (the CI
+    roles' boundary and the guardrails name it). Every management event, KMS included, every
+    data event on S3 objects, DynamoDB tables and Lambda functions of the account, into an Object
+    Lock archive and a CloudWatch Logs copy, both under the two-person audit key."""
+    trail = AuditTrail("audit", AuditTrailArgs(
+        environment=config.environment, region=config.region,
+        audit_key_arn=keys.key_arn("audit"), key=[keys.keys["audit"]],
+        retention_days=config.audit_retention_days,
+        # Who deploys this layer: the only principals who may change the archive's configuration.
+        deployer_role_arns=config.key_administrator_role_arns,
+        protect=config.is_prod))
+    # Auditors and responders read the archive (and `ztai trail verify` it); nobody else.
+    for reader in ("auditor", "security-responder"):
+        trail.grant_read(people[reader], reader)
+        keys.grant_trail_read(people[reader])
+    trail.finish()
+    pulumi.export("auditTrail", {"trailArn": trail.trail_arn, "bucket": trail.bucket.bucket,
+                                 "logGroup": trail.log_group.name})
+    return trail
+
+
 def export_identity(people: AccessRoles, jit: JustInTimeAccess) -> None:
     pulumi.export("jit", {"table": jit.table.name, "apiUrl": jit.function_url.function_url,
                           "roles": {name: role.arn for name, role in jit.roles.items()}})
@@ -187,6 +216,7 @@ def compose_key_layer(config: KeyLayerConfig) -> None:
     # The roles the key policies name, and the JIT that writes the two-person policies, are this
     # layer's: the workload's deployer can change neither who assumes them nor the JIT's code.
     people, jit = compose_identity(config, keys, config.human_source_vpce_ids)
+    compose_audit(config, keys, people)
     if config.workload_grants:
         try:
             replay_grants(keys, config.workload_grants, config.enclave_measurements)
@@ -535,6 +565,7 @@ def compose_workload(config: StackConfig) -> None:
     jit: JustInTimeAccess | None
     if isinstance(keys, KeyHierarchy):
         people, jit = compose_identity(config, keys, management_endpoints)
+        compose_audit(config, keys, people)
         elevation_roles: Mapping[str, aws.iam.Role] = jit.roles
     else:
         people = IdentityReference("access", IdentityReferenceArgs(

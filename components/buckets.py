@@ -47,14 +47,21 @@ S3_LOG_PREFIX = "s3/"  # server access logs: s3/<source bucket>/...
 _BucketBase = tuple[aws.s3.Bucket, aws.s3.BucketPublicAccessBlock, aws.s3.BucketVersioning]
 
 
-def _closed_versioned_bucket(name: str, *, tags: Mapping[str, str], protect: bool,
+def closed_versioned_bucket(name: str, *, tags: Mapping[str, str], protect: bool,
                              parent: pulumi.Resource,
-                             bucket_name: pulumi.Input[str] | None = None) -> _BucketBase:
+                             bucket_name: pulumi.Input[str] | None = None,
+                             object_lock_enabled: bool = False,
+                             retain_on_delete: bool = False) -> _BucketBase:
     """What every bucket of the stack has: public access blocked (all four settings), ACLs off
     (BucketOwnerEnforced) and versioning on, as `<name>-public-access`, `-ownership` and
-    `-versioning`, children of the bucket; never force-destroyed."""
+    `-versioning`, children of the bucket; never force-destroyed. `object_lock_enabled`: S3
+    Object Lock, which can only be turned on when the bucket is created (the provider replaces
+    the bucket to change it); its retention is the caller's (`BucketObjectLockConfiguration`).
+    `retain_on_delete`: `pulumi destroy` leaves the bucket in AWS (an archive under retention)."""
     bucket = aws.s3.Bucket(name, bucket=bucket_name, force_destroy=False, tags=dict(tags),
-                           opts=pulumi.ResourceOptions(parent=parent, protect=protect))
+                           object_lock_enabled=object_lock_enabled or None,
+                           opts=pulumi.ResourceOptions(parent=parent, protect=protect,
+                                                       retain_on_delete=retain_on_delete or None))
     child = pulumi.ResourceOptions(parent=bucket)
     public_access = aws.s3.BucketPublicAccessBlock(
         f"{name}-public-access", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
@@ -128,7 +135,7 @@ def access_log_bucket(name: str, *, partition: str, region: str, account_id: pul
     """The bucket `name` for access logs (see the module's docstring), with `<name>-public-access`,
     `-ownership`, `-versioning`, `-encryption` (SSE-S3) and `-policy`, children of the bucket.
     source_bucket_arns: the buckets whose server access logs it receives (under s3/)."""
-    bucket, public_access, _ = _closed_versioned_bucket(name, tags=tags, protect=protect, parent=parent)
+    bucket, public_access, _ = closed_versioned_bucket(name, tags=tags, protect=protect, parent=parent)
     child = pulumi.ResourceOptions(parent=bucket)
     aws.s3.BucketServerSideEncryptionConfiguration(
         f"{name}-encryption", bucket=bucket.id,
@@ -171,7 +178,7 @@ def private_bucket(name: str, *, key_arn: pulumi.Input[str], tags: Mapping[str, 
     """The bucket `name` and its controls, named `<name>-public-access`, `-ownership`,
     `-versioning`, `-encryption` and `-policy`, children of the bucket. `bucket_name`: the
     bucket's name in S3 when it must be known in advance (default: Pulumi's auto-name)."""
-    bucket, public_access, versioning = _closed_versioned_bucket(name, tags=tags, protect=protect,
+    bucket, public_access, versioning = closed_versioned_bucket(name, tags=tags, protect=protect,
                                                                  parent=parent, bucket_name=bucket_name)
     child = pulumi.ResourceOptions(parent=bucket)
     encryption = aws.s3.BucketServerSideEncryptionConfiguration(

@@ -71,7 +71,7 @@ from components.aws_facts import REGION_AZ_COUNT, partition_for_region
 from components.key_grants import recorded
 
 SYMMETRIC_PURPOSES: tuple[str, ...] = ("training-data", "model-weights", "logs", "secrets",
-                                       "inference")
+                                       "inference", "audit")
 HMAC_PURPOSE = "tokens"
 PURPOSES: tuple[str, ...] = (*SYMMETRIC_PURPOSES, HMAC_PURPOSE)
 
@@ -102,6 +102,25 @@ DYNAMODB_TABLE_CONTEXT = "kms:EncryptionContext:aws:dynamodb:tableName"
 CLOUDWATCH_LOGS_ACTIONS = ("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
                            "kms:Describe*")
 LOGS_PURPOSE = "logs"
+# The audit trail's own key (components/audit.py): its log files in the archive and its CloudWatch
+# Logs copy. Not the logs key: whoever may disable or re-policy the key a trail writes with
+# silences the trail ("a disabled key stops delivery", CloudTrail User Guide, "How AWS CloudTrail
+# uses AWS KMS"), and the logs key takes new grants with every component, so it is administered
+# by one person. This one takes none after creation and is two-person by default.
+AUDIT_PURPOSE = "audit"
+# What CloudTrail does with a trail's key (CloudTrail User Guide, "Configure AWS KMS key policies
+# for CloudTrail"): data keys for each log file, under the encryption context
+# `aws:cloudtrail:arn`, and DescribeKey when the trail is created or updated. No Decrypt: that is
+# needed only with an S3 Bucket Key, which the archive does not use.
+CLOUDTRAIL_SERVICE = "cloudtrail.amazonaws.com"
+CLOUDTRAIL_ENCRYPT_ACTIONS = ("kms:GenerateDataKey*",)
+CLOUDTRAIL_CONTEXT = "kms:EncryptionContext:aws:cloudtrail:arn"
+# The only uses of the audit key (`_allow_audit_trail`, `grant_trail_read`); `_grant` refuses any
+# other grant that encrypts, decrypts, makes data keys or hands them out (CreateGrant) on it.
+_AUDIT_KEY_USES = ("CloudTrailEncrypt", "CloudWatchLogsForTheTrail", "ReadTrailLogs")
+_USE_ACTION_PREFIXES = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt", "kms:GenerateDataKey",
+                        "kms:CreateGrant", "kms:*")
+_TRAIL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,127}$")
 # EventBridge Scheduler with a customer managed key (Scheduler User Guide, "Encryption at rest in
 # EventBridge Scheduler"): it encrypts a schedule's payload (the target input) when the schedule
 # is created or updated, as the caller, and decrypts it as the schedule's execution role when it
@@ -195,7 +214,7 @@ KEY_SUCCESSOR_ACTIONS = ("kms:PutKeyPolicy", "kms:TagResource", "kms:EnableKeyRo
 TWO_PERSON_ACTIONS = ("kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DisableKey",
                       "kms:UpdateAlias", "kms:DeleteAlias", "kms:ReplicateKey",
                       "kms:UpdatePrimaryRegion")
-DEFAULT_TWO_PERSON_PURPOSES: tuple[str, ...] = ("model-weights",)
+DEFAULT_TWO_PERSON_PURPOSES: tuple[str, ...] = ("model-weights", AUDIT_PURPOSE)
 # What a key-admin elevation may do on its key: administration without use, plus the multi-Region
 # moves only it may make (a new replica Region of a multi-Region key, a new primary).
 ELEVATION_ADMIN_ACTIONS = (*ADMIN_ACTIONS, "kms:ReplicateKey", "kms:UpdatePrimaryRegion")
@@ -280,7 +299,7 @@ class KeyHierarchyArgs:
     two_person_purposes: keys whose policy, deletion, disabling and alias (TWO_PERSON_ACTIONS)
         only a just-in-time key-admin elevation may change, once two other people approved it
         (`grant_key_administration`); everyone else, the administrators and break-glass included,
-        is denied them in the key's policy. Default: model-weights. `seal()` refuses a two-person
+        is denied them in the key's policy. Default: model-weights and audit. `seal()` refuses a two-person
         key that no elevation administers (nobody could ever change its policy again). An empty
         tuple is a relaxation: the pack's kms-two-person-key-administration rule reports it.
     replica_regions: regions that get a replica of every key. Default empty: single-Region keys.
@@ -304,6 +323,12 @@ class KeyHierarchyArgs:
     administrator_tables: as dynamodb_tables, for tables the key administrators create whoever
         the deployers are: the just-in-time requests table, which a split deployment's key layer
         declares with the keys (its identity part). Default none.
+    audit_trail_name: the name of the account's audit trail (components/audit.py), in this
+        account and the keys' home region: from its creation the audit key lets CloudTrail
+        encrypt that trail's log files and describe the key (both pinned to the trail by
+        aws:SourceArn), and CloudWatch Logs encrypt that trail's log group
+        (`audit_log_group_name`). Nothing else is ever granted on the audit key but reading
+        (`grant_trail_read`). Default None: the key admits neither.
     """
 
     environment: str
@@ -323,6 +348,12 @@ class KeyHierarchyArgs:
     s3_buckets: Mapping[str, Sequence[pulumi.Input[str]]] = field(default_factory=dict)
     inspector_role_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     administrator_tables: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    audit_trail_name: str | None = None
+
+
+def audit_log_group_name(environment: str) -> str:
+    """The audit trail's CloudWatch Logs copy: encrypted with the audit key, not the logs key."""
+    return f"/zero-trust-ai/{environment}/cloudtrail"
 
 
 def log_group_prefixes_for(environment: str) -> tuple[str, ...]:
@@ -390,6 +421,8 @@ class KeyHierarchy(pulumi.ComponentResource):
             self._allow_schedule_creation(purpose, schedules)
         for purpose, components in sorted(args.image_builder_components.items()):
             self._allow_component_creation(purpose, components)
+        if args.audit_trail_name is not None:
+            self._allow_audit_trail(args.audit_trail_name)
         for inspector in args.inspector_role_arns:
             for purpose in PURPOSES:  # reading, not using: the HMAC key's too
                 self._grants[purpose].append(_Grant("InspectWithoutUse", {"AWS": inspector},
@@ -483,6 +516,12 @@ class KeyHierarchy(pulumi.ComponentResource):
             raise ValueError(f"unknown key purpose {purpose!r}; purposes are {', '.join(PURPOSES)}")
         if self._sealed:
             raise RuntimeError(f"{self._name}: grant after seal(); grant everything first, then seal")
+        if (purpose == AUDIT_PURPOSE and sid not in _AUDIT_KEY_USES
+                and any(action.startswith(_USE_ACTION_PREFIXES) for action in actions)):
+            raise ValueError(f"{sid}: the audit key is used only by CloudTrail and CloudWatch Logs "
+                             "for the audit trail, and read with grant_trail_read; grant this use "
+                             "on another key (whoever may use the trail's key may forge what it "
+                             "protects or read it unseen)")
         wants_mac = any(action.endswith("Mac") for action in actions)
         if wants_mac != (purpose == HMAC_PURPOSE):
             raise ValueError(f"{'MAC' if wants_mac else 'encryption'} actions do not fit the "
@@ -560,6 +599,44 @@ class KeyHierarchy(pulumi.ComponentResource):
                         f"arn:{partition}:logs:{region}:{account}:log-group:{prefix}*"
                         for prefix in prefixes]}},
                     service="logs")
+
+    def _allow_audit_trail(self, name: str) -> None:
+        """From the audit key's creation (the trail waits for nothing else): CloudTrail encrypts
+        the log files of the trail `name` of this account, in the keys' home region, and
+        describes the key; CloudWatch Logs encrypts that trail's log group. Statements as the
+        CloudTrail User Guide's "Configure AWS KMS key policies for CloudTrail" writes them: the
+        data keys only with a CloudTrail encryption context of this account's trails, both only
+        for this trail (aws:SourceArn). The ARN is built from this key's own account, so no
+        other account's trail is ever admitted."""
+        if not _TRAIL_NAME.match(name):
+            raise ValueError(f"audit_trail_name {name!r}: 3-128 letters, digits, . _ -, starting "
+                             "with a letter or digit (CloudTrail trail names)")
+        partition, home = self._partition, self._args.region
+        principal: dict[str, pulumi.Input[str]] = {"Service": CLOUDTRAIL_SERVICE}
+
+        def trail(account: str) -> str:
+            return f"arn:{partition}:cloudtrail:{home}:{account}:trail/{name}"
+
+        self._grant(AUDIT_PURPOSE, "CloudTrailEncrypt", principal, CLOUDTRAIL_ENCRYPT_ACTIONS,
+                    lambda account, region: {
+                        "StringEquals": {"aws:SourceArn": trail(account)},
+                        "StringLike": {CLOUDTRAIL_CONTEXT: f"arn:{partition}:cloudtrail:*:{account}:trail/*"}})
+        self._grant(AUDIT_PURPOSE, "CloudTrailDescribeKey", principal, DESCRIBE_ACTIONS,
+                    lambda account, region: {"StringEquals": {"aws:SourceArn": trail(account)}})
+        group = audit_log_group_name(self._args.environment)
+        self._grant(AUDIT_PURPOSE, "CloudWatchLogsForTheTrail", {}, CLOUDWATCH_LOGS_ACTIONS,
+                    lambda account, region: {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn":
+                        f"arn:{partition}:logs:{region}:{account}:log-group:{group}"}},
+                    service="logs")
+
+    @recorded
+    def grant_trail_read(self, role: Grantee) -> None:
+        """Let `role` read the audit trail's log files: kms:Decrypt on the audit key only for
+        data encrypted under a CloudTrail context (the statement the CloudTrail User Guide gives
+        readers), so never the CloudWatch Logs copy's data keys. Reading the archive's objects is
+        the bucket's grant (AuditTrail.grant_read)."""
+        self._grant(AUDIT_PURPOSE, "ReadTrailLogs", self._role(role), DECRYPT_ACTIONS,
+                    lambda account, region: {"Null": {CLOUDTRAIL_CONTEXT: "false"}})
 
     @recorded
     def grant_use_through_service(self, purpose: str, role: Grantee, service: str) -> None:

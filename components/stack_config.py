@@ -30,6 +30,7 @@ import pulumi
 from cryptography import x509
 
 from components.ami_pipeline import EnclaveArtifacts
+from components.audit import MAX_RETENTION_DAYS, MIN_PROD_RETENTION_DAYS
 from components.api_gateway import FIRST_PARTY, ApiPartner, ca_subject_names, domain_problem
 from components.api_identity import UNIQUE_SUFFIX_LENGTH, domain_prefix_problem
 from components.aws_facts import (
@@ -207,7 +208,9 @@ class StackConfig:
     # Just-in-time elevations (jitCatalogueFile); empty: no elevation role.
     jit_elevations: tuple[JitElevation, ...] = ()
     # Keys only a key-admin elevation may change the policy of (twoPersonKeys).
-    two_person_keys: tuple[str, ...] = ("model-weights",)
+    two_person_keys: tuple[str, ...] = ("model-weights", "audit")
+    # Object Lock retention of the audit trail's log files (auditRetentionDays), combined stacks.
+    audit_retention_days: int = 365
     # combined: this stack holds the keys too; workload: they are the key layer's (key_layer_stack).
     layer: str = "combined"
     key_layer_stack: str | None = None
@@ -241,6 +244,7 @@ class KeyLayerConfig:
     # What the workload's grants file says of the management segment's VPC endpoints (the human
     # roles' network); empty until then, and the human roles are usable from nowhere.
     human_source_vpce_ids: tuple[str, ...] = ()
+    audit_retention_days: int = 365
     layer: str = "keys"
 
     @property
@@ -405,6 +409,14 @@ def _parse_grants_file(key: str, value: Any) -> GrantsFile | None:
     text = _as_string(key, value)
     path = (PROJECT_DIR / text).resolve()
     return load_grants_file(path, f"{_full(key)} = {text!r}")
+
+
+def _parse_audit_retention(key: str, value: Any) -> int:
+    days = _as_int(key, value)
+    if not 1 <= days <= MAX_RETENTION_DAYS:
+        raise ValueError(f"{_full(key)} = {days}: a whole number of days from 1 to {MAX_RETENTION_DAYS} "
+                         "(S3 Object Lock default retention)")
+    return days
 
 
 def _parse_two_person_keys(key: str, value: Any) -> list[str]:
@@ -741,11 +753,16 @@ KEYS: dict[str, StackKey] = {
         "default: none, no elevation can be requested. The key layer creates the elevations' roles "
         "and the JIT API; the workload grants what they touch of its resources: both stacks name "
         "the same file.", False, parse_catalogue_file, "", layers=ENVIRONMENT_LAYERS),
+    "auditRetentionDays": StackKey(
+        "Days every audit-trail log file is kept under S3 Object Lock in compliance mode: nobody, the "
+        "account root included, can delete it or shorten that (docs/audit-trail.md). At least 365 in "
+        "prod; a dev stack may keep 1, or its archive outlives it for a year.", False,
+        _parse_audit_retention, 365, type="integer", layers=KEY_LAYERS),
     "twoPersonKeys": StackKey(
         "Keys whose policy, alias, disabling and deletion only an approved key-admin elevation "
         "(two approvers, jitCatalogueFile) may change; the deployer and break-glass are denied "
         "them. Each needs a key-admin elevation for it. [] is a relaxation the policy pack "
-        "reports.", False, _parse_two_person_keys, ["model-weights"], type="array",
+        "reports.", False, _parse_two_person_keys, ["model-weights", "audit"], type="array",
         allowed=KEY_PURPOSES, layers=ENVIRONMENT_LAYERS),
     "keyLayerStack": StackKey(
         "The key layer's stack, <organization>/<project>/<stack> (e.g. "
@@ -1032,6 +1049,7 @@ def parse_layer_config(raw: Mapping[str, Any],
         human_access=human_access,
         jit_elevations=tuple(values["jitCatalogueFile"]),
         two_person_keys=tuple(values["twoPersonKeys"]),
+        audit_retention_days=values["auditRetentionDays"],
         layer=layer,
         key_layer_stack=values["keyLayerStack"],
     )
@@ -1068,6 +1086,7 @@ def _key_layer_config(values: Mapping[str, Any], region: str, problems: _Problem
         key_replica_regions=tuple(values["keyReplicaRegions"]),
         enclave_measurements=measurements,
         two_person_keys=tuple(values["twoPersonKeys"]),
+        audit_retention_days=values["auditRetentionDays"],
         workload_deployer_role_arns=tuple(deployers),
         key_inspector_role_arns=tuple(values["keyInspectorRoleArns"] or ()),
         workload_grants=grants.grants if grants is not None else (),
@@ -1086,6 +1105,10 @@ def _key_administration_problems(values: Mapping[str, Any], region: Any = None) 
     from components.identity import ROLES as HUMAN_ROLES
 
     problems: list[str] = []
+    retention = values.get("auditRetentionDays")
+    if values.get("environment") == "prod" and isinstance(retention, int) and retention < MIN_PROD_RETENTION_DAYS:
+        problems.append(f"{_full('auditRetentionDays')} = {retention}: prod keeps its audit trail at "
+                        f"least {MIN_PROD_RETENTION_DAYS} days under Object Lock")
     elevations = values.get("jitCatalogueFile")
     two_person = values.get("twoPersonKeys")
     if isinstance(elevations, list) and isinstance(two_person, list):

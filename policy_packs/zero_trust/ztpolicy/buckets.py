@@ -28,6 +28,7 @@ from ztpolicy.graph import (
     of_type,
     refers_to,
     refers_to_by_value,
+    sets_a_key,
 )
 from ztpolicy.rule import Finding, Resource
 
@@ -174,6 +175,39 @@ def log_delivery_only(resources: Sequence[Resource], bucket: Resource) -> bool |
     """
     if not log_destination(resources, bucket):
         return False
+    return written_only_by(resources, bucket, LOG_DELIVERY_SERVICES)
+
+
+CLOUDTRAIL_SERVICES = frozenset({"cloudtrail.amazonaws.com"})
+TRAILS = ("aws:cloudtrail/trail:Trail",)
+
+
+def cloudtrail_archive_only(resources: Sequence[Resource], bucket: Resource) -> bool | None:
+    """Is `bucket` an audit trail's archive that only CloudTrail can write, each log file under a
+    customer managed key?
+
+    CloudTrail encrypts each log file with the trail's KMS key (it asks for SSE-KMS on every
+    one), and its digest files with SSE-S3 ("Encrypting CloudTrail log files with AWS KMS keys",
+    CloudTrail User Guide): a bucket default of SSE-KMS would have S3 ask the key for the digests
+    on CloudTrail's behalf under a context the key's CloudTrail statement does not admit. So the
+    archive's default may be SSE-S3 when: a trail of this stack names it (`s3BucketName`) and
+    sets a `kmsKeyId`, nothing of the stack writes objects into it, and its policy has the
+    log-delivery shape with CloudTrail as the only service (`written_only_by`). None when a
+    policy is not known yet."""
+    trails = [trail for trail in of_type(resources, *TRAILS)
+              if refers_to(trail, "s3BucketName", bucket)
+              or refers_to_by_value(trail, "s3BucketName", bucket, "bucket", "id")]
+    if not trails or not all(sets_a_key(trail, "kmsKeyId") for trail in trails):
+        return False
+    if any(refers_to(writer, "bucket", bucket) or names_by_value(writer, "bucket", bucket, "bucket")
+           for writer in of_type(resources, *OBJECT_WRITERS)):
+        return False
+    return written_only_by(resources, bucket, CLOUDTRAIL_SERVICES)
+
+
+def written_only_by(resources: Sequence[Resource], bucket: Resource, services: frozenset[str]) -> bool | None:
+    """Does every policy of `bucket` (one at least, all known) Deny writes to everyone but
+    `services` and Allow only to them? None when a policy is not known yet."""
     policies = attached(resources, bucket, BUCKET_POLICY)
     if not policies:
         return False
@@ -189,19 +223,19 @@ def log_delivery_only(resources: Sequence[Resource], bucket: Resource) -> bool |
             return False
         statements = [s for s in as_list(parsed.get("Statement") if isinstance(parsed, Mapping) else None)
                       if isinstance(s, Mapping)]
-        if not any(_denies_writes_but_log_delivery(s) for s in statements):
+        if not any(_denies_writes_but(s, services) for s in statements):
             return False
         for statement in statements:
             if statement.get("Effect") == "Allow":
                 principal = statement.get("Principal")
-                services = as_list(principal.get("Service")) if isinstance(principal, Mapping) else []
+                allowed = as_list(principal.get("Service")) if isinstance(principal, Mapping) else []
                 only_services = isinstance(principal, Mapping) and set(principal) == {"Service"}
-                if not only_services or not set(map(str, services)) <= LOG_DELIVERY_SERVICES:
+                if not only_services or not set(map(str, allowed)) <= services:
                     return False
     return True
 
 
-def _denies_writes_but_log_delivery(statement: Mapping[str, Any]) -> bool:
+def _denies_writes_but(statement: Mapping[str, Any], services: frozenset[str]) -> bool:
     principal = statement.get("Principal")
     everyone = principal == "*" or (isinstance(principal, Mapping) and set(principal) == {"AWS"}
                                     and [str(p) for p in as_list(principal["AWS"])] == ["*"])
@@ -219,7 +253,7 @@ def _denies_writes_but_log_delivery(statement: Mapping[str, Any]) -> bool:
         return False
     [(key, values)] = block.items()
     return str(key).lower() == "aws:principalservicename" and bool(as_list(values)) and \
-        set(map(str, as_list(values))) <= LOG_DELIVERY_SERVICES
+        set(map(str, as_list(values))) <= services
 
 
 def bucket_keys(resources: Sequence[Resource], bucket: Resource) -> list[Any]:

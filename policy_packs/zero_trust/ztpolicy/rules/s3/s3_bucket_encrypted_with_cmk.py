@@ -31,7 +31,10 @@ policies, rotation and deletion are is checked in the key layer's own stack.
 One exception, in one shape: an access-log destination that only the log-delivery services can
 write, and that the stack actually delivers access logs to and writes nothing else into
 (`ztpolicy.buckets.log_delivery_only`), may use SSE-S3 (`AES256`) and nothing weaker, because
-S3 server access logs are delivered only to SSE-S3 buckets.
+S3 server access logs are delivered only to SSE-S3 buckets. And the same shape with CloudTrail as
+the only writer, for an audit trail's archive (`ztpolicy.buckets.cloudtrail_archive_only`): a trail
+of the stack names it and encrypts every log file with its own KMS key, while CloudTrail writes the
+digest files with SSE-S3.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from ztpolicy.buckets import (
     bucket_findings,
     default_encryptions,
     encryption_key,
+    cloudtrail_archive_only,
     log_delivery_only,
 )
 from ztpolicy.graph import UNKNOWN, known, known_field, names_key, of_type
@@ -167,11 +171,13 @@ def s3_bucket_encrypted_with_cmk(resources: Sequence[Resource], config: Mapping[
         blocks = default_encryptions(configuration)
         if blocks and all(block is not UNKNOWN and known_field(block, "sseAlgorithm") == "AES256"
                           for block in blocks):
-            log_delivery = log_delivery_only(resources, bucket)
-            if log_delivery is None:
+            exceptions = (log_delivery_only(resources, bucket), cloudtrail_archive_only(resources, bucket))
+            if any(exceptions):
+                # An access-log destination (SSE-S3 is the only encryption S3 delivers logs to), or
+                # an audit trail's archive (each log file SSE-KMS, the digests SSE-S3).
+                return []
+            if None in exceptions:
                 return []  # its policy is not known yet (a first preview): decided once it is
-            if log_delivery:
-                return []  # an access-log destination: SSE-S3 is the only encryption S3 delivers logs to
         return block_problems(blocks, f"bucket {bucket.name} (encryption {configuration.name})",
                               configuration, resources, config)
 

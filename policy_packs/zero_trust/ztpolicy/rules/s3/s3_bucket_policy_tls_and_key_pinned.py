@@ -24,6 +24,8 @@ count. A policy not known yet (a real preview) is checked when it is.
 An access-log destination that only the log-delivery services can write
 (`ztpolicy.buckets.log_delivery_only`: a Deny of PutObject to everyone but them) needs the TLS
 Deny only: its objects are SSE-S3 by necessity (S3 server access logs), and nobody else can write.
+So does an audit trail's archive that only CloudTrail can write (`cloudtrail_archive_only`): the
+trail asks for SSE-KMS under its key on every log file itself, and writes digests with SSE-S3.
 """
 
 from __future__ import annotations
@@ -35,7 +37,14 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from ztpolicy.buckets import BUCKET_POLICY, KMS_ALGORITHMS, bucket_findings, bucket_keys, log_delivery_only
+from ztpolicy.buckets import (
+    BUCKET_POLICY,
+    KMS_ALGORITHMS,
+    bucket_findings,
+    bucket_keys,
+    cloudtrail_archive_only,
+    log_delivery_only,
+)
 from ztpolicy.graph import UNKNOWN, as_list, key_id_of, known
 from ztpolicy.rule import Finding, Resource, Rule
 
@@ -142,7 +151,8 @@ def _problems(policy: Resource, bucket: Resource, resources: Sequence[Resource])
     if not document:
         return [f"{label} is empty"]
     return policy_problems(document, label, known(bucket, "arn"), bucket_keys(resources, bucket),
-                           bool(log_delivery_only(resources, bucket)))
+                           bool(log_delivery_only(resources, bucket)
+                                or cloudtrail_archive_only(resources, bucket)))
 
 
 def _inline_problems(bucket: Resource, resources: Sequence[Resource]) -> list[str] | None:
