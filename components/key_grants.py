@@ -56,7 +56,7 @@ GRANT_METHODS = (
     "grant_generate_mac", "grant_verify_mac", "grant_cloudwatch_logs", "grant_use_through_service",
     "grant_decrypt_through_service", "grant_decrypt_with_attestation", "grant_schedule_decrypt",
     "grant_component_decrypt", "allow_administrators_through_s3", "grant_key_rotation",
-    "grant_key_administration",
+    "grant_key_administration", "grant_trail_read",
 )
 # Grant methods a grants file may not name, and why: in a key layer they would hand the workload's
 # side what the split keeps from it.
@@ -71,6 +71,10 @@ REFUSED_IN_A_GRANTS_FILE = {
     # let the workload's side choose a writer of key policies.
     "grant_key_administration": "the key layer grants its own key-admin elevations and JIT API "
                                 "(compose_identity); the workload names no key administrator",
+    # Who reads the audit trail is the key layer's own choice (its auditors, compose_audit): an
+    # entry naming another role would let the workload's side read the record of its own acts.
+    "grant_trail_read": "the key layer chooses who reads its audit trail (compose_audit); the "
+                        "workload names no reader",
 }
 # Arguments that name a principal: an IAM role ARN in the ledger.
 ROLE_ARGUMENTS = ("role", "policy_writer")

@@ -104,6 +104,9 @@ class KeyLayerReference(pulumi.ComponentResource):
     def grant_cloudwatch_logs(self, log_group_prefix: str) -> None: ...
 
     @recorded
+    def grant_trail_read(self, role: Grantee) -> None: ...
+
+    @recorded
     def grant_use_through_service(self, purpose: str, role: Grantee, service: str) -> None: ...
 
     @recorded

@@ -214,7 +214,7 @@ KEY_SUCCESSOR_ACTIONS = ("kms:PutKeyPolicy", "kms:TagResource", "kms:EnableKeyRo
 TWO_PERSON_ACTIONS = ("kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DisableKey",
                       "kms:UpdateAlias", "kms:DeleteAlias", "kms:ReplicateKey",
                       "kms:UpdatePrimaryRegion")
-DEFAULT_TWO_PERSON_PURPOSES: tuple[str, ...] = ("model-weights", AUDIT_PURPOSE)
+DEFAULT_TWO_PERSON_PURPOSES: tuple[str, ...] = ("model-weights",)
 # What a key-admin elevation may do on its key: administration without use, plus the multi-Region
 # moves only it may make (a new replica Region of a multi-Region key, a new primary).
 ELEVATION_ADMIN_ACTIONS = (*ADMIN_ACTIONS, "kms:ReplicateKey", "kms:UpdatePrimaryRegion")
@@ -299,7 +299,8 @@ class KeyHierarchyArgs:
     two_person_purposes: keys whose policy, deletion, disabling and alias (TWO_PERSON_ACTIONS)
         only a just-in-time key-admin elevation may change, once two other people approved it
         (`grant_key_administration`); everyone else, the administrators and break-glass included,
-        is denied them in the key's policy. Default: model-weights and audit. `seal()` refuses a two-person
+        is denied them in the key's policy. Default: model-weights (the stack configuration adds
+        audit). `seal()` refuses a two-person
         key that no elevation administers (nobody could ever change its policy again). An empty
         tuple is a relaxation: the pack's kms-two-person-key-administration rule reports it.
     replica_regions: regions that get a replica of every key. Default empty: single-Region keys.

@@ -104,8 +104,11 @@ def test_the_api_function_gets_the_catalogue() -> None:
 def test_the_shipped_catalogues_parse() -> None:
     for environment in ("dev", "prod"):
         elevations = parse_catalogue_file("jitCatalogueFile", f"stacks/jit/{environment}.yaml", ROOT)
-        assert {e.name for e in elevations} == {"training-data-write", "key-admin"}
+        assert {e.name for e in elevations} == {"training-data-write", "key-admin", "audit-key-admin"}
         assert next(e for e in elevations if e.name == "key-admin").approvals_needed == 2
+        # The audit trail's key is two-person too: its own elevation, two approvers.
+        audit = next(e for e in elevations if e.name == "audit-key-admin")
+        assert (audit.grant, audit.key, audit.approvals_needed) == ("key-admin", "audit", 2)
 
 
 GOOD = {"name": "training-data-write", "description": "write", "grant": "model-prefix-write",

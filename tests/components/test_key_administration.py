@@ -28,7 +28,7 @@ def test_a_key_admin_elevation_names_its_key() -> None:
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"key": None}, "key: missing; key-admin needs the key it administers, one of training-data, "
-                    "model-weights, logs, secrets, inference, tokens"),
+                    "model-weights, logs, secrets, inference, audit, tokens"),
     ({"key": "weights"}, "key = 'weights'; key-admin needs the key it administers"),
     ({"key": ["model-weights"]}, 'key = ["model-weights"]; key-admin needs'),
     ({"grant": "model-prefix-write", "prefix": "x/", "approvalsNeeded": 1},
@@ -41,18 +41,20 @@ def test_bad_key_admin_entries_are_named(change: dict[str, Any], message: str) -
     assert message in str(problem.value)
 
 
-def test_the_shipped_stacks_make_the_model_key_two_person() -> None:
+def test_the_shipped_stacks_make_the_model_and_audit_keys_two_person() -> None:
     config = parse_stack_config(VALID)
-    assert config.two_person_keys == ("model-weights",)
-    assert any(e.grant == "key-admin" and e.key == "model-weights" for e in config.jit_elevations)
+    assert config.two_person_keys == ("model-weights", "audit")
+    for key in config.two_person_keys:
+        assert any(e.grant == "key-admin" and e.key == key for e in config.jit_elevations)
 
 
 def test_a_two_person_key_needs_a_key_admin_elevation_for_it() -> None:
-    [problem] = problems_of(**{"zero-trust-ai__jitCatalogueFile": None})
-    assert problem == (
+    model, audit = problems_of(**{"zero-trust-ai__jitCatalogueFile": None})
+    assert model == (
         "zero-trust-ai:twoPersonKeys names model-weights, but zero-trust-ai:jitCatalogueFile has no "
         "key-admin elevation with `key: model-weights`: nobody could ever change that key's policy; "
         "add one (docs/jit.md), or take the key out of twoPersonKeys")
+    assert "names audit, but" in audit
     [problem] = problems_of(**{"zero-trust-ai__twoPersonKeys": '["model-weights", "secrets"]'})
     assert "names secrets, but" in problem
     # The explicit relaxation parses (the policy pack then reports it).

@@ -60,7 +60,7 @@ def _statements(policy: dict[str, Any]) -> list[str]:
 def test_the_key_layer_writes_the_policies_a_combined_stack_writes(
         split: SplitEnvironment, combined: RecordedStack) -> None:
     sealed, reference = _policies(split.sealed_keys), _policies(combined)
-    assert sorted(sealed) == sorted(reference) and len(sealed) == 6
+    assert sorted(sealed) == sorted(reference) and len(sealed) == 7
     for name, policy in sealed.items():
         # One difference only: what the deployer creates under a key is the workload deployer's
         # in a split, the administrators' (who deploy everything) in a combined stack.
@@ -86,18 +86,20 @@ def test_the_workload_uses_the_key_layers_keys(split: SplitEnvironment) -> None:
     # Every key the workload names is the key layer's, and it names those of its resources.
     assert used and used <= set(arns.values())
     assert {purpose for purpose, arn in arns.items() if arn in used} >= {
-        "training-data", "model-weights", "logs", "secrets", "inference"}
+        "training-data", "model-weights", "logs", "secrets", "inference", "audit"}
     assert split.workload.stack_outputs["keyArns"] == arns
 
 
 def test_the_first_key_layer_admits_no_role_of_the_workload(split: SplitEnvironment) -> None:
     keys = [r for r in split.first_keys.resources if r.type == "aws:kms/key:Key"]
-    assert len(keys) == 6 and not _policies(split.first_keys)
+    assert len(keys) == 7 and not _policies(split.first_keys)
     for key in keys:
         principals = {json.dumps(s["Principal"], sort_keys=True)
                       for s in json.loads(key.inputs["policy"])["Statement"]}
         allowed = {json.dumps({"AWS": [ADMIN]}), json.dumps({"AWS": [DEPLOYER]}),
-                   json.dumps({"AWS": INSPECTOR}), json.dumps({"Service": "logs.eu-west-1.amazonaws.com"})}
+                   json.dumps({"AWS": INSPECTOR}), json.dumps({"Service": "logs.eu-west-1.amazonaws.com"}),
+                   # The audit key admits its trail from creation (pinned to it by aws:SourceArn).
+                   json.dumps({"Service": "cloudtrail.amazonaws.com"})}
         assert principals <= allowed, (key.name, principals - allowed)
     assert any("no workloadGrantsFile yet" in w for w in split.first_keys.warnings)
 
@@ -297,7 +299,7 @@ def test_the_organization_stack_declares_the_guardrails_only() -> None:
 def test_the_inspector_reads_every_key_and_uses_none(split: SplitEnvironment) -> None:
     inspector = INSPECTOR
     keys = [r for r in split.sealed_keys.resources if r.type in ("aws:kms/key:Key", KEY_POLICY)]
-    assert len(keys) == 12
+    assert len(keys) == 14  # seven keys and their seven sealed policies
     for resource in keys:
         policy = resource.inputs["policy"]
         for action in ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
@@ -354,6 +356,6 @@ def test_a_workload_naming_an_elevation_its_key_layer_lacks_is_the_users_error()
 
 def test_the_key_layer_exports_the_roles_a_workload_reads(split: SplitEnvironment) -> None:
     outputs = split.first_keys.stack_outputs
-    assert set(outputs["elevationRoleArns"]) == {"training-data-write", "key-admin"}
+    assert set(outputs["elevationRoleArns"]) == {"training-data-write", "key-admin", "audit-key-admin"}
     read = {r.outputs["arn"] for r in split.workload.reads if r.type == "aws:iam/role:Role"}
     assert read == {*outputs["elevationRoleArns"].values(), *outputs["humanRoleArns"].values()}

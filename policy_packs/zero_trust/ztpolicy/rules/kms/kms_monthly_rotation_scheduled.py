@@ -68,7 +68,7 @@ STACK = "pulumi:pulumi:Stack"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 # The symmetric encryption keys of the hierarchy (components/keys.py SYMMETRIC_PURPOSES; a test
 # keeps them equal): the workload's schedule rotates these.
-ROTATED_PURPOSES = ("training-data", "model-weights", "logs", "secrets", "inference")
+ROTATED_PURPOSES = ("training-data", "model-weights", "logs", "secrets", "inference", "audit")
 # The rotation function's entry point (components/key_rotation.py HANDLER; a test keeps them equal).
 ROTATION_HANDLER = "ztai_runtime.rotation.handler"
 
