@@ -104,6 +104,12 @@ def archive_bucket_name(environment: str, account_id: str) -> str:
     return f"zero-trust-ai-{environment}-audit-{account_id}"
 
 
+def access_log_bucket_name(environment: str, account_id: str) -> str:
+    """The archive's own access logs: `zero-trust-ai-<env>-audit-access-<account>` (at most 60
+    characters), under the same guardrail pattern as the archive."""
+    return f"zero-trust-ai-{environment}-audit-access-{account_id}"
+
+
 @dataclass
 class AuditTrailArgs:
     """Inputs of `AuditTrail`.
@@ -291,7 +297,9 @@ class AuditTrail(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self.bucket, depends_on=[versioning]))
         logs = access_log_bucket(f"{name}-access-logs", partition=partition, region=args.region,
                                  account_id=account, source_bucket_arns=[self.bucket.arn],
-                                 tags=restricted, protect=args.protect, parent=self)
+                                 tags=restricted, protect=args.protect, parent=self,
+                                 bucket_name=account.apply(
+                                     lambda a: access_log_bucket_name(args.environment, a)))
         self._access_log_bucket = logs.bucket
         self._account = account
         self._public_access = public_access

@@ -131,11 +131,13 @@ class AccessLogBucket:
 
 def access_log_bucket(name: str, *, partition: str, region: str, account_id: pulumi.Input[str],
                       source_bucket_arns: list[pulumi.Input[str]], tags: Mapping[str, str],
-                      protect: bool, parent: pulumi.Resource) -> AccessLogBucket:
+                      protect: bool, parent: pulumi.Resource,
+                      bucket_name: pulumi.Input[str] | None = None) -> AccessLogBucket:
     """The bucket `name` for access logs (see the module's docstring), with `<name>-public-access`,
     `-ownership`, `-versioning`, `-encryption` (SSE-S3) and `-policy`, children of the bucket.
     source_bucket_arns: the buckets whose server access logs it receives (under s3/)."""
-    bucket, public_access, _ = closed_versioned_bucket(name, tags=tags, protect=protect, parent=parent)
+    bucket, public_access, _ = closed_versioned_bucket(name, tags=tags, protect=protect, parent=parent,
+                                                       bucket_name=bucket_name)
     child = pulumi.ResourceOptions(parent=bucket)
     aws.s3.BucketServerSideEncryptionConfiguration(
         f"{name}-encryption", bucket=bucket.id,

@@ -610,7 +610,9 @@ def identity_part(partition: str, account: str, environment: str = "*") -> Ident
         records=(f"arn:{partition}:logs:*:{account}:log-group:/aws/lambda/{jit}-*",
                  f"arn:{partition}:sqs:*:{account}:{jit}-*",
                  f"arn:{partition}:events:*:{account}:rule/zero-trust-ai-{environment}-*-used",
-                 f"arn:{partition}:cloudwatch:*:{account}:alarm:{jit}-*"),
+                 f"arn:{partition}:cloudwatch:*:{account}:alarm:{jit}-*",
+                 # The audit trail's CloudWatch Logs copy (components/audit.py).
+                 f"arn:{partition}:logs:*:{account}:log-group:/zero-trust-ai/{environment}/cloudtrail*"),
     )
 
 
@@ -632,8 +634,11 @@ OIDC_PROVIDER_CHANGES = (
 )
 LONG_LIVED_CREDENTIALS = ("iam:CreateUser", "iam:CreateAccessKey", "iam:CreateLoginProfile",
                           "iam:UpdateLoginProfile")
-TRAIL_CHANGES = ("cloudtrail:StopLogging", "cloudtrail:DeleteTrail", "cloudtrail:UpdateTrail",
-                 "cloudtrail:PutEventSelectors")
+# What would silence a trail (no CI role), or narrow it: the key layer's deployer makes the audit
+# trail, and the provider creates a trail with CreateTrail, then PutEventSelectors and
+# PutInsightSelectors (and StartLogging), so it alone is spared the changes.
+TRAIL_STOPS = ("cloudtrail:StopLogging", "cloudtrail:DeleteTrail")
+TRAIL_CHANGES = ("cloudtrail:UpdateTrail", "cloudtrail:Put*Selectors")
 # The state bucket's own configuration and history, which no CI role changes.
 STATE_BUCKET_CHANGES = (
     "s3:DeleteBucket*", "s3:PutBucket*", "s3:PutLifecycleConfiguration", "s3:PutEncryptionConfiguration",
@@ -727,6 +732,20 @@ def keys_deployer_policy(state: StateResources, *, partition: str, account: str,
         *_deployer_state(state),
         _statement("ProgramLookups", "Allow", PROGRAM_LOOKUP_ACTIONS),
         _statement("KeyLayer", "Allow", KEY_LAYER_ACTIONS),
+        # The audit trail (components/audit.py): the trail, its archive and access-log buckets (not
+        # their objects) and its delivery role, by their fixed names.
+        _statement("AuditTrail", "Allow", "cloudtrail:*",
+                   f"arn:{partition}:cloudtrail:*:{account}:trail/zero-trust-ai-{environment}"),
+        # `?` matches one character, never the `/` of an object: the buckets, not what they hold.
+        _statement("AuditArchive", "Allow", "s3:*", [
+            f"arn:{partition}:s3:::zero-trust-ai-{environment}-audit-{'?' * 12}",
+            f"arn:{partition}:s3:::zero-trust-ai-{environment}-audit-access-{'?' * 12}"]),
+        _statement("AuditDelivery", "Allow", [*IDENTITY_ROLE_WRITES, *JIT_ROLE_CHANGES, "iam:GetRole",
+                                              "iam:GetRolePolicy", "iam:ListRolePolicies",
+                                              "iam:ListAttachedRolePolicies",
+                                              "iam:ListInstanceProfilesForRole"],
+                   f"arn:{partition}:iam::{account}:role/zero-trust-ai-{environment}-trail-delivery",
+                   {"StringEqualsIfExists": {"iam:PassedToService": "cloudtrail.amazonaws.com"}}),
         # Allowed by exact names (the denies elsewhere use wildcards to stay short): a wildcard
         # Allow reaching an IAM write is what iam-no-wildcard-action refuses.
         _statement("IdentityRoles", "Allow", [*IDENTITY_ROLE_WRITES, *JIT_ROLE_CHANGES, *ATTACHMENT_CHANGES,
@@ -767,7 +786,8 @@ def boundary_policy(state: StateResources, *, partition: str, account: str, envi
                    f"{iam}:policy/{boundary_name(environment)}"),
         _statement("NoChangesToTheIdentityProvider", "Deny", OIDC_PROVIDER_CHANGES),
         _statement("NoLongLivedCredentials", "Deny", LONG_LIVED_CREDENTIALS),
-        _statement("NoTrailChanges", "Deny", TRAIL_CHANGES),
+        _statement("NoTrailStops", "Deny", TRAIL_STOPS),
+        _statement("TrailsOnlyByTheKeyDeployer", "Deny", TRAIL_CHANGES, "*", not_keys_deployer),
         _statement("KeyPoliciesOnlyByTheKeyDeployer", "Deny", KEY_POLICY_ACTIONS, "*", not_keys_deployer),
         # The identity part (IdentityPart): the key layer's, every environment's. Its roles'
         # trust, tags and boundary; the policies attached to them (the workload's own managed

@@ -85,6 +85,10 @@ IDENTITY_ROLE_PATTERNS = ("zero-trust-ai-*-jit-*", "zero-trust-ai-*-data-curator
                           "zero-trust-ai-*-model-engineer", "zero-trust-ai-*-model-publisher",
                           "zero-trust-ai-*-security-responder", "zero-trust-ai-*-auditor",
                           "zero-trust-ai-*-key-administrator", "zero-trust-ai-*-break-glass")
+# CloudTrail's role writing the audit trail's CloudWatch Logs copy (components/audit.py).
+TRAIL_DELIVERY_ROLE_PATTERN = "zero-trust-ai-*-trail-delivery"
+# The audit trail's archive buckets (components/audit.py archive_bucket_name).
+AUDIT_ARCHIVE_PATTERN = "arn:*:s3:::zero-trust-ai-*-audit-*"
 JIT_ROLE_PATTERN = "zero-trust-ai-*-jit-*-role"  # the JIT's own roles (components.jit_catalogue)
 # The JIT functions' roles, which write an elevation's window policy (ztai_runtime.jit.grants).
 JIT_WRITER_ROLE_PATTERNS = ("zero-trust-ai-*-jit-api-role", "zero-trust-ai-*-jit-expiry-role")
@@ -376,18 +380,25 @@ def logging_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
             "securityhub:DisassociateFromMasterAccount"], condition=break_glass),
         # The deploy roles create and replace these with the stack; nobody else changes them.
         _deny("ChangeNoLogging", [
-            "cloudtrail:UpdateTrail", "cloudtrail:PutEventSelectors", "guardduty:UpdateDetector",
+            "guardduty:UpdateDetector",
             "config:DeleteDeliveryChannel", "ec2:DeleteFlowLogs",
             "route53resolver:DeleteResolverQueryLogConfig",
             "route53resolver:DisassociateResolverQueryLogConfig"],
             condition=_exempt(settings, settings.deploy_role_patterns)),
-        _deny("NoLongTermCredentials", ["iam:CreateUser", "iam:CreateAccessKey",
-                                        "iam:CreateLoginProfile"], condition=break_glass),
-        # No exemption: an account that leaves takes every guardrail with it.
-        _deny("StayInOrganization", "organizations:LeaveOrganization"),
+        # (No long-term credentials: api-network; staying in the organisation: keys-images. One
+        # document holds 5,120 characters and an OU takes five SCPs, FullAWSAccess included.)
         _deny("AllowedRegionsOnly", GLOBAL_ACTIONS, condition=_merge(
             {"StringNotEquals": {"aws:RequestedRegion": list(settings.allowed_regions)}}, break_glass),
             not_action=True),
+        # The audit trail and its CloudWatch Logs copy (components/audit.py) are the key layer's:
+        # nobody else narrows its selectors, moves or re-keys it, nor writes, re-keys, shortens
+        # or deletes the copy; CloudTrail's delivery role alone writes the copy's streams.
+        _deny("AuditTrailByTheKeyDeployer", [
+            "cloudtrail:UpdateTrail", "cloudtrail:Put*Selectors", "logs:Delete*", "logs:Put*",
+            "logs:CreateLogStream", "logs:*KmsKey"], [
+            "arn:*:cloudtrail:*:*:trail/zero-trust-ai-*",
+            "arn:*:logs:*:*:log-group:/zero-trust-ai/*/cloudtrail*"],
+            _exempt(settings, (*KEY_DEPLOY_ROLE_PATTERNS, TRAIL_DELIVERY_ROLE_PATTERN))),
         # What records elevations and watches break-glass: its logs, failure queues, rules.
         # (The JIT API deletes the expiry schedules it made; nobody else changes them.)
         _deny("JitRecordsByTheKeyDeployer", [
@@ -427,6 +438,9 @@ def keys_images_and_sessions_scp(settings: GuardrailSettings) -> dict[str, Any]:
     parameters = f"arn:*:ssm:*:*:parameter{PARAMETER_PREFIX}*"
     pipeline = "zero-trust-ai-*-enclave-parent"
     return _document([
+        # No exemption: an account that leaves takes every guardrail with it (logging-identity's,
+        # here for its size).
+        _deny("StayInOrganization", "organizations:LeaveOrganization"),
         # The JIT API trusts the request context it is handed (who asked, who approved): called
         # other than through its function URL, which writes that context from the caller's
         # signature, it would take a forged approval and write a two-person key's policy. Nobody
@@ -497,6 +511,9 @@ def api_and_network_scp(settings: GuardrailSettings) -> dict[str, Any]:
     writes = ["apigateway:POST", "apigateway:PUT", "apigateway:PATCH"]
     egress_free = {"StringEquals": {f"aws:ResourceTag/{EGRESS_TAG}": EGRESS_FREE_VALUE}}
     return _document([
+        # No IAM users or keys (logging-identity's, here for its size): a key outlives a person.
+        _deny("NoLongTermCredentials", ["iam:CreateUser", "iam:CreateAccessKey",
+                                        "iam:CreateLoginProfile"], condition=break_glass),
         # API Gateway's condition keys (Service Authorization Reference, Amazon API Gateway
         # Management and Management V2): apigateway:Request/DisableExecuteApiEndpoint and
         # apigateway:Request/RouteAuthorizationType, on the restapis, apis, routes and methods.
@@ -572,6 +589,18 @@ def data_perimeter_rcp(settings: GuardrailSettings) -> dict[str, Any]:
                        "Bool": {"aws:PrincipalIsAWSService": "true"}}},
         {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": list(TLS_ACTIONS),
          "Resource": "*", "Condition": {"BoolIfExists": {"aws:SecureTransport": "false"}}},
+        # The audit trail's archive: what is in it stays, whoever asks, the account's root user
+        # included (an RCP binds every principal of a member account); its policy, lock,
+        # lifecycle, versioning and encryption change only by the key layer's deployer.
+        {"Sid": "AuditArchiveKept", "Effect": "Deny", "Principal": "*",
+         "Action": ["s3:DeleteObject*", "s3:DeleteBucket", "s3:PutObjectRetention",
+                    "s3:PutObjectLegalHold"],
+         "Resource": [AUDIT_ARCHIVE_PATTERN, f"{AUDIT_ARCHIVE_PATTERN}/*"]},
+        {"Sid": "AuditArchiveByTheKeyDeployer", "Effect": "Deny", "Principal": "*",
+         "Action": ["s3:PutBucket*", "s3:DeleteBucketPolicy", "s3:PutLifecycleConfiguration",
+                    "s3:PutEncryptionConfiguration"],
+         "Resource": AUDIT_ARCHIVE_PATTERN,
+         "Condition": {"ArnNotLike": {"aws:PrincipalArn": role_arn_patterns(KEY_DEPLOY_ROLE_PATTERNS)}}},
     ])
 
 
@@ -652,19 +681,21 @@ def fleet_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
 
 
 DOCUMENTS = (
-    GuardrailDocument("logging-identity", SCP, "Logging stays on; no IAM users or keys; stay in the "
-                      "organisation; allowed Regions; exempt roles made by deployers only",
+    GuardrailDocument("logging-identity", SCP, "Logging stays on; the audit trail and its copy by the "
+                      "key deployer; allowed Regions; exempt roles made by deployers only",
                       logging_and_identity_scp),
-    GuardrailDocument("keys-images", SCP, "Tagged keys administered by key admins only; image "
+    GuardrailDocument("keys-images", SCP, "Stay in the organisation; tagged keys administered by "
+                      "key admins only; image "
                       "parameters, pipeline and sessions kept to their roles",
                       keys_images_and_sessions_scp),
-    GuardrailDocument("api-network", SCP, "No default execute-api endpoint or unauthorised route; "
+    GuardrailDocument("api-network", SCP, "No IAM users or keys; no default execute-api endpoint "
+                      "or unauthorised route; "
                       "VPC links by deployers; egress-free VPCs stay egress-free", api_and_network_scp),
     GuardrailDocument("fleet-identity", SCP, "The fleet's launch template and group changed by "
                       "deployers only; the human and JIT roles, JIT functions and human boundary by "
                       "the key deployer only", fleet_and_identity_scp),
     GuardrailDocument("data-perimeter", RCP, "S3, KMS, STS, Secrets Manager, SQS: organisation "
-                      "principals and TLS only", data_perimeter_rcp),
+                      "principals and TLS only; the audit archive kept", data_perimeter_rcp),
 )
 
 

@@ -230,8 +230,51 @@ def test_the_key_deployer_can_write_a_key_policy_but_not_destroy_a_key() -> None
         assert session(DEPLOY_KEYS, action, MODEL_KEY, extra=(ADMINISTRATOR_EVERYTHING,)) == "explicit-deny"
 
 
+AUDIT_TRAIL = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/zero-trust-ai-prod"
+
+
+@pytest.mark.parametrize("action", ["cloudtrail:CreateTrail", "cloudtrail:StartLogging",
+                                    "cloudtrail:PutEventSelectors", "cloudtrail:PutInsightSelectors",
+                                    "cloudtrail:UpdateTrail", "cloudtrail:AddTags"])
+def test_the_key_deployer_makes_the_audit_trail_as_the_provider_does(action: str) -> None:
+    # The provider creates a trail with CreateTrail, then StartLogging, PutEventSelectors (the
+    # advanced selectors) and PutInsightSelectors: a boundary that refused one would leave a
+    # trail without its data events or Insights, and nothing under the mocks would show it.
+    assert session(DEPLOY_KEYS, action, AUDIT_TRAIL) == "allow"
+    # The workload's deployer has no CloudTrail action in its own policy.
+    assert session(DEPLOY_WORKLOAD, action, AUDIT_TRAIL) != "allow"
+
+
+@pytest.mark.parametrize("action", ["cloudtrail:UpdateTrail", "cloudtrail:PutEventSelectors",
+                                    "cloudtrail:PutInsightSelectors"])
+def test_only_the_key_deployer_narrows_or_moves_a_trail(action: str) -> None:
+    for role in (DEPLOY_WORKLOAD, PREVIEW):
+        assert session(role, action, AUDIT_TRAIL, extra=(ADMINISTRATOR_EVERYTHING,)) == "explicit-deny"
+
+
+def test_the_key_deployer_makes_the_archive_and_the_delivery_role() -> None:
+    archive = f"arn:aws:s3:::zero-trust-ai-prod-audit-{ACCOUNT}"
+    delivery = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-prod-trail-delivery"
+    copy = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/zero-trust-ai/prod/cloudtrail"
+    access = f"arn:aws:s3:::zero-trust-ai-prod-audit-access-{ACCOUNT}"
+    for action, resource in (("s3:CreateBucket", archive), ("s3:PutBucketPolicy", archive),
+                             ("s3:CreateBucket", access), ("s3:PutBucketLogging", archive),
+                             ("s3:PutBucketObjectLockConfiguration", archive),
+                             ("iam:CreateRole", delivery), ("iam:PutRolePolicy", delivery),
+                             ("logs:CreateLogGroup", copy), ("logs:PutRetentionPolicy", copy)):
+        assert session(DEPLOY_KEYS, action, resource) == "allow", action
+    assert session(DEPLOY_KEYS, "iam:PassRole", delivery,
+                   context={"iam:PassedToService": "cloudtrail.amazonaws.com"}) == "allow"
+    # Its objects are not the deployer's, nor is the copy the workload deployer's.
+    assert session(DEPLOY_KEYS, "s3:GetObject", f"{archive}/AWSLogs/x") != "allow"
+    assert session(DEPLOY_KEYS, "s3:CreateBucket", "arn:aws:s3:::zero-trust-ai-prod-audit-anything-else") != "allow"
+    for action in ("logs:PutRetentionPolicy", "logs:DeleteLogGroup", "logs:PutSubscriptionFilter"):
+        assert session(DEPLOY_WORKLOAD, action, copy, extra=(ADMINISTRATOR_EVERYTHING,)) == "explicit-deny"
+
+
 @pytest.mark.parametrize("role", [PREVIEW, DEPLOY_WORKLOAD, DEPLOY_KEYS])
 @pytest.mark.parametrize("action, resource", [
+    ("cloudtrail:DeleteTrail", AUDIT_TRAIL),
     ("iam:UpdateAssumeRolePolicy", "ci-role"),
     ("iam:PutRolePolicy", "ci-role"),
     ("iam:DeleteRolePermissionsBoundary", "ci-role"),

@@ -115,8 +115,7 @@ def test_scps_spare_the_management_account_and_service_linked_roles() -> None:
 # -- logging -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("action", ["cloudtrail:StopLogging", "cloudtrail:DeleteTrail",
                                     "guardduty:DeleteDetector", "config:StopConfigurationRecorder",
-                                    "securityhub:DisableSecurityHub", "cloudtrail:UpdateTrail",
-                                    "cloudtrail:PutEventSelectors", "ec2:DeleteFlowLogs",
+                                    "securityhub:DisableSecurityHub", "ec2:DeleteFlowLogs",
                                     "route53resolver:DisassociateResolverQueryLogConfig"])
 def test_a_power_user_cannot_stop_or_change_logging(action: str) -> None:
     assert decide(POWER_USER, action) == "explicit-deny"
@@ -124,9 +123,54 @@ def test_a_power_user_cannot_stop_or_change_logging(action: str) -> None:
 
 
 def test_the_deployer_changes_logging_but_never_stops_it() -> None:
-    assert decide(DEPLOY_WORKLOAD, "cloudtrail:UpdateTrail") == "allow"
     assert decide(DEPLOY_WORKLOAD, "ec2:DeleteFlowLogs") == "allow"
-    assert decide(DEPLOY_WORKLOAD, "cloudtrail:StopLogging") == "explicit-deny"
+    assert decide(DEPLOY_WORKLOAD, "cloudtrail:StopLogging", AUDIT_TRAIL) == "explicit-deny"
+
+
+AUDIT_TRAIL = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/zero-trust-ai-prod"
+AUDIT_COPY = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/zero-trust-ai/prod/cloudtrail"
+AUDIT_ARCHIVE = f"arn:aws:s3:::zero-trust-ai-prod-audit-{ACCOUNT}"
+
+
+@pytest.mark.parametrize(("action", "resource"), [
+    ("cloudtrail:UpdateTrail", AUDIT_TRAIL), ("cloudtrail:PutEventSelectors", AUDIT_TRAIL),
+    ("cloudtrail:PutInsightSelectors", AUDIT_TRAIL), ("logs:PutLogEvents", f"{AUDIT_COPY}:log-stream:x"),
+    ("logs:CreateLogStream", f"{AUDIT_COPY}:log-stream:x"), ("logs:PutRetentionPolicy", AUDIT_COPY),
+    ("logs:DeleteSubscriptionFilter", AUDIT_COPY), ("logs:PutLogGroupDeletionProtection", AUDIT_COPY),
+    ("logs:DeleteLogGroup", AUDIT_COPY), ("logs:DisassociateKmsKey", AUDIT_COPY)])
+def test_only_the_key_deployer_changes_the_audit_trail_and_its_copy(action: str, resource: str) -> None:
+    # The workload's deployer is one of the insiders the trail records: it narrows nothing.
+    for principal in (POWER_USER, DEPLOY_WORKLOAD):
+        assert decide(principal, action, resource) == "explicit-deny", principal
+    assert decide(DEPLOY_KEYS, action, resource) == "allow"
+    assert decide(BREAK_GLASS, action, resource) == "allow"
+    # Another trail or log group is not this statement's.
+    other = resource.replace("zero-trust-ai-prod", "other-trail").replace("/zero-trust-ai/prod/", "/other/")
+    assert decide(POWER_USER, action, other) == "allow"
+
+
+def test_only_cloudtrail_delivery_writes_the_audit_copy() -> None:
+    delivery = role("zero-trust-ai-prod-trail-delivery")
+    assert decide(delivery, "logs:PutLogEvents", f"{AUDIT_COPY}:log-stream:x") == "allow"
+
+
+@pytest.mark.parametrize(("action", "resource"), [
+    ("s3:DeleteObject", f"{AUDIT_ARCHIVE}/AWSLogs/x.json.gz"),
+    ("s3:DeleteObjectVersion", f"{AUDIT_ARCHIVE}/AWSLogs/x.json.gz"),
+    ("s3:PutObjectRetention", f"{AUDIT_ARCHIVE}/AWSLogs/x.json.gz"), ("s3:DeleteBucket", AUDIT_ARCHIVE)])
+def test_nobody_deletes_from_the_audit_archive(action: str, resource: str) -> None:
+    for principal in (POWER_USER, DEPLOY_KEYS, BREAK_GLASS, f"arn:aws:iam::{ACCOUNT}:root"):
+        assert decide(principal, action, resource) == "explicit-deny", principal
+
+
+@pytest.mark.parametrize("action", ["s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
+                                    "s3:PutBucketObjectLockConfiguration", "s3:PutLifecycleConfiguration",
+                                    "s3:PutBucketVersioning", "s3:PutEncryptionConfiguration"])
+def test_only_the_key_deployer_configures_the_audit_archive(action: str) -> None:
+    for principal in (POWER_USER, DEPLOY_WORKLOAD, BREAK_GLASS, f"arn:aws:iam::{ACCOUNT}:root"):
+        assert decide(principal, action, AUDIT_ARCHIVE) == "explicit-deny", principal
+    assert decide(DEPLOY_KEYS, action, AUDIT_ARCHIVE) == "allow"
+    assert decide(POWER_USER, action, "arn:aws:s3:::some-other-bucket") == "allow"
 
 
 # -- identity ----------------------------------------------------------------------------------
