@@ -197,8 +197,9 @@ def _integer(value: Any) -> int | None:
     """An integer from a JSON number or a string of digits (access logs write numbers as text)."""
     if isinstance(value, bool):
         return None
+    # Bounded to 64 bits: SIEMs store OCSF integers as longs.
     if isinstance(value, int):
-        return value
+        return value if -(2**63) <= value < 2**63 else None
     if isinstance(value, float):
         return int(value) if value == value and abs(value) < 2**63 else None
     if isinstance(value, str) and value.isdigit() and len(value) < 19:
