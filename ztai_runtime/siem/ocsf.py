@@ -62,7 +62,8 @@ DNS_ACTIVITY = 4003
 
 _APPLICATION, _IAM, _NETWORK = 6, 3, 4
 _INFORMATIONAL = 1
-_SUCCESS, _FAILURE = 1, 2
+_UNKNOWN, _SUCCESS, _FAILURE = 0, 1, 2
+_STATUS_NAMES = {_UNKNOWN: "Unknown", _SUCCESS: "Success", _FAILURE: "Failure"}
 _OTHER = 99
 
 REDACTED = "REDACTED"
@@ -211,6 +212,12 @@ def _epoch_ms(value: Any) -> int | None:
     """Epoch milliseconds of an ISO 8601 time (a time without a zone is UTC), or None."""
     if not isinstance(value, str) or not 10 <= len(value) <= 40:
         return None
+    return _parse_time(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_time(value: str) -> int | None:
+    # Cached: the events of a batch share their seconds (CloudTrail writes no fraction).
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -263,7 +270,7 @@ def _envelope(class_uid: int, category_uid: int, activity_id: int, time_ms: int,
     return {
         "class_uid": class_uid, "category_uid": category_uid, "activity_id": activity_id,
         "type_uid": class_uid * 100 + activity_id, "severity_id": _INFORMATIONAL, "time": time_ms,
-        "status_id": status_id, "status": "Success" if status_id == _SUCCESS else "Failure",
+        "status_id": status_id, "status": _STATUS_NAMES[status_id],
         "metadata": metadata, "cloud": cloud,
     }
 
@@ -513,7 +520,7 @@ def _gateway(record: dict[str, Any], raw: str, log_group: str) -> dict[str, Any]
     route = record.get("routeKey")
     method, _, path = route.partition(" ") if isinstance(route, str) else ("", "", "")
     code = _integer(record.get("status"))
-    status_id = _SUCCESS if code is not None and code < 400 else _FAILURE
+    status_id = _UNKNOWN if code is None else _SUCCESS if code < 400 else _FAILURE
     metadata = _metadata({"name": "API Gateway", "vendor_name": "AWS"}, log_group, request_id)
     event = _envelope(HTTP_ACTIVITY, _NETWORK, _HTTP_ACTIVITY.get(method, _OTHER), time_ms, status_id,
                       metadata, {"provider": "AWS"})
@@ -694,7 +701,7 @@ def _resolver(record: dict[str, Any], raw: str, log_group: str) -> dict[str, Any
     metadata = _metadata(product, log_group)
     if (version := _text(record.get("version"))) is not None:
         metadata["log_version"] = version
-    status_id = _SUCCESS if rcode in (None, "NOERROR") else _FAILURE
+    status_id = _UNKNOWN if rcode is None else _SUCCESS if rcode == "NOERROR" else _FAILURE
     event = _envelope(DNS_ACTIVITY, _NETWORK, 6, time_ms, status_id, metadata,  # 6: Traffic
                       _cloud(record.get("region"), record.get("account_id")))
     query: dict[str, Any] = {"hostname": hostname}

@@ -400,6 +400,14 @@ def test_gateway_request_refused() -> None:
     assert "clientId" not in event["unmapped"]
 
 
+def test_gateway_request_without_a_status_has_an_unknown_outcome() -> None:
+    # The gateway writes "-" for a variable it has no value for.
+    event = mapped(access_log_line(status="-", responseLatency="-", sourceIp="-", routeKey="$default"))
+    assert (event["status_id"], event["status"], event["activity_id"]) == (0, "Unknown", 99)
+    assert "http_response" not in event and "src_endpoint" not in event
+    assert event["http_request"] == {"uid": "Ab1CdEfGhIjKlMnO="}
+
+
 # -- inference events ------------------------------------------------------------------------------
 
 def inference(**fields: Any) -> dict[str, Any]:
@@ -530,6 +538,13 @@ def test_resolver_query_blocked_by_the_dns_firewall() -> None:
     event = mapped(line)
     assert (event["rcode_id"], event["status_id"]) == (3, 2)
     assert event["unmapped"]["firewall_rule_action"] == "BLOCK"
+
+
+def test_resolver_query_without_a_response_code_has_an_unknown_outcome() -> None:
+    line = {"query_timestamp": "2026-12-07T10:15:42Z", "query_name": "a.example.", "srcaddr": "10.0.1.23"}
+    event = mapped(line)
+    assert (event["status_id"], event["status"]) == (0, "Unknown")
+    assert "rcode" not in event and "cloud" in event
 
 
 # -- what is not mapped, and bad input -------------------------------------------------------------
