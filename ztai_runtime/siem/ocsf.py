@@ -303,9 +303,13 @@ def _leading_word(name: str) -> str:
 
 
 def _take_text(fields: dict[str, Any], key: str) -> str | None:
-    """Remove a field and return it if it is a non-empty string (what is left goes to `unmapped`)."""
-    value = fields.pop(key, None)
-    return value if isinstance(value, str) and value else None
+    """A field that is a non-empty string, taken out of `fields`; any other value stays there (it
+    goes to `unmapped` as received)."""
+    value = fields.get(key)
+    if isinstance(value, str) and value:
+        del fields[key]
+        return value
+    return None
 
 
 def _take_user(identity: dict[str, Any]) -> dict[str, Any]:
@@ -370,8 +374,10 @@ def _cloudtrail(record: dict[str, Any], raw: str, log_group: str) -> dict[str, A
     if time_ms is None or name is None or source is None:
         return None  # Insights events (no eventSource) among them
     del record["eventTime"], record["eventName"]
-    identity = record.pop("userIdentity", None)
-    if not isinstance(identity, dict):
+    identity = record.get("userIdentity")
+    if isinstance(identity, dict):
+        del record["userIdentity"]  # what is left of it goes back below
+    else:
         identity = {}
     credential = identity.get("accessKeyId")
     product: dict[str, Any] = {"name": "CloudTrail", "vendor_name": "AWS"}
@@ -385,12 +391,12 @@ def _cloudtrail(record: dict[str, Any], raw: str, log_group: str) -> dict[str, A
         metadata["log_name"] = log_group
     if (version := _take_text(record, "eventVersion")) is not None:
         metadata["log_version"] = version
-    cloud = _cloud(record.pop("awsRegion", None), record.pop("recipientAccountId", None))
+    cloud = _cloud(_take_text(record, "awsRegion"), _take_text(record, "recipientAccountId"))
     user = _take_user(identity)
     session = _session(identity, credential)
     error = _take_text(record, "errorCode")
     detail = _take_text(record, "errorMessage")
-    src_endpoint = _endpoint(record.pop("sourceIPAddress", None))
+    src_endpoint = _endpoint(_take_text(record, "sourceIPAddress"))
     agent = _take_text(record, "userAgent")
 
     event_type = record.get("eventType")
@@ -410,9 +416,10 @@ def _cloudtrail(record: dict[str, Any], raw: str, log_group: str) -> dict[str, A
         if "uid" not in user and (client := _cognito_client(record)) is not None:
             user["uid"] = client
     else:
-        read_only = record.pop("readOnly", None)
-        event = _envelope(API_ACTIVITY, _APPLICATION,
-                          _api_activity(name, read_only if isinstance(read_only, bool) else None),
+        read_only = record.get("readOnly")  # kept in `unmapped` too: CloudTrail's own verdict
+        if not isinstance(read_only, bool):
+            read_only = None
+        event = _envelope(API_ACTIVITY, _APPLICATION, _api_activity(name, read_only),
                           time_ms, _FAILURE if error else _SUCCESS, metadata, cloud)
         actor: dict[str, Any] = {}
         if user:

@@ -595,6 +595,15 @@ def test_odd_types_in_a_trail_record_never_make_an_invalid_event(field: str, val
     assert validate(event) == []
 
 
+@pytest.mark.parametrize("field", ["awsRegion", "recipientAccountId", "sourceIPAddress", "eventID",
+                                   "userAgent", "requestID", "errorCode", "eventCategory", "userIdentity",
+                                   "readOnly"])
+def test_a_field_of_an_odd_type_is_kept_in_unmapped(field: str) -> None:
+    record = trail_record(eventSource="s3.amazonaws.com", eventName="GetObject")
+    record[field] = 7
+    assert mapped(record)["unmapped"][field] == 7
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=3)
