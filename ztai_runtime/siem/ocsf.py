@@ -76,9 +76,9 @@ SECRET_KEYS = frozenset({
     "secretbinary", "privatekey", "keymaterial", "accesstoken", "access_token", "refreshtoken",
     "refresh_token", "idtoken", "id_token", "authorization", "plaintext",
 })
-# A line without any of these holds no secret-named key (each is a part of such a key common to its
-# lower- and camel-case spellings), so the walk is skipped: most records cost a few substring scans.
-_SECRET_MARKERS = ("oken", "ecret", "assword", "rivate", "aterial", "uthorization", "laintext")
+# A line without any of these (in lower case) holds no secret-named key, so the walk is skipped: most
+# records cost a few substring scans.
+_SECRET_MARKERS = ("token", "secret", "password", "private", "material", "authorization", "plaintext")
 # The parts of a CloudTrail record that carry what a caller sent or received.
 _CLOUDTRAIL_PAYLOADS = ("requestParameters", "responseElements", "additionalEventData", "serviceEventDetails")
 
@@ -142,7 +142,7 @@ def _map(message: str, log_group: str) -> dict[str, Any] | None:
         return None
     raw = message
     if "eventVersion" in record and ("eventSource" in record or "eventName" in record):
-        if _holds_secret_names(text) and _redact_payloads(record):
+        if _holds_secret_names(text.lower()) and _redact_payloads(record):
             raw = json.dumps(record, separators=(",", ":"))
         return _cloudtrail(record, raw, log_group)
     kind = record.get("event")
@@ -203,7 +203,7 @@ def _integer(value: Any) -> int | None:
         return value if -(2**63) <= value < 2**63 else None
     if isinstance(value, float):
         return int(value) if value == value and abs(value) < 2**63 else None
-    if isinstance(value, str) and value.isdigit() and len(value) < 19:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
         return int(value)
     return None
 

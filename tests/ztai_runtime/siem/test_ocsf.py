@@ -343,8 +343,9 @@ def test_federation_token_session_token_never_leaves() -> None:
     assert raw["eventID"] == record["eventID"]
 
 
-@pytest.mark.parametrize("key", ["sessionToken", "secretAccessKey", "password", "newPassword",
-                                 "clientSecret", "ClientSecret", "SecretString"])
+@pytest.mark.parametrize("key", ["sessionToken", "secretAccessKey", "password", "newPassword", "PASSWORD",
+                                 "clientSecret", "ClientSecret", "client_secret", "SecretString",
+                                 "PrivateKey", "keyMaterial", "Authorization", "Plaintext", "refreshToken"])
 def test_secret_named_keys_are_redacted_at_any_depth(key: str) -> None:
     secret = "do-not-forward-6f1d2"
     record = trail_record(eventSource="example.amazonaws.com", eventName="CreateThing",
@@ -406,6 +407,12 @@ def test_gateway_request_without_a_status_has_an_unknown_outcome() -> None:
     assert (event["status_id"], event["status"], event["activity_id"]) == (0, "Unknown", 99)
     assert "http_response" not in event and "src_endpoint" not in event
     assert event["http_request"] == {"uid": "Ab1CdEfGhIjKlMnO="}
+
+
+def test_gateway_number_that_is_not_ascii_digits_is_left_out() -> None:
+    # "²" is a digit to str.isdigit but not to int(): the line still maps, without the latency.
+    event = mapped(access_log_line(responseLatency="\u00b2"))
+    assert event["http_response"] == {"code": 200}
 
 
 # -- inference events ------------------------------------------------------------------------------
@@ -568,6 +575,7 @@ INSIGHT = {"eventVersion": "1.08", "eventTime": "2026-12-07T10:00:00Z", "awsRegi
     json.dumps(inference(decision="maybe")),
     json.dumps(inference(time="not a time")),
     json.dumps({"routeKey": "GET /", "requestId": "x", "requestTime": "-"}),
+    json.dumps({"routeKey": "GET /", "requestId": "x", "requestTime": "\u00b2\u00b3"}),  # digits, not ASCII
     json.dumps({"query_name": "a.", "srcaddr": "10.0.0.1", "query_timestamp": None}),
     "[" * 100_000,
     "{" + '"a":' * 10 + "1",
