@@ -441,10 +441,10 @@ def _cloudtrail(record: dict[str, Any], raw: str, log_group: str) -> dict[str, A
         event["src_endpoint"] = src_endpoint
         if agent is not None:
             event["http_request"] = {"user_agent": agent}
-        if error:
+        if error is not None:
             event["status_code"] = error
-            if detail is not None:
-                event["status_detail"] = detail
+        if detail is not None:
+            event["status_detail"] = detail
         if "resources" in record:
             listed = record["resources"]
             resources = _resources(listed)
