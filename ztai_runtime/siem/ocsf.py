@@ -132,7 +132,8 @@ def to_ocsf(message: str, *, log_group: str = "") -> dict[str, Any] | None:
 def _map(message: str, log_group: str) -> dict[str, Any] | None:
     if not isinstance(message, str):
         return None
-    text = message.strip()
+    # CloudWatch Logs messages rarely start with blanks: copy the line only when one does.
+    text = message if message[:1] == "{" else message.strip()
     if not text:
         return None
     if text[0] != "{":
