@@ -1,0 +1,753 @@
+"""One log line in, one OCSF event out: the mapping the SIEM stream's transformation applies.
+
+`to_ocsf(message, log_group=...)` takes one CloudWatch Logs event's message and returns one event of
+the Open Cybersecurity Schema Framework (OCSF_VERSION), a dict ready for `json.dumps`, or None
+when the line is not a kind mapped here (the caller forwards it unchanged and counts it). It
+never raises on what a log line holds: malformed JSON, missing fields and odd types give None.
+
+What is mapped, recognised by content (a line's own shape; the log group only names the log):
+
+- a CloudTrail record, management or data event (`eventVersion`, `eventSource`): API Activity
+  6003; its `AwsConsoleSignIn` records (ConsoleLogin, SwitchRole, ExitRole) and Cognito user pool
+  sign-ins (InitiateAuth, RespondToAuthChallenge, their Admin forms, the hosted UI's Login_POST
+  and Token_POST): Authentication 3002;
+- an API Gateway HTTP API access log line (the stage's JSON format, ACCESS_LOG_FORMAT in
+  components/api_gateway.py): HTTP Activity 4002;
+- an inference event (`"event": "inference"`, written by the parent agent): API Activity 6003;
+- a JIT elevation decision (`jit.<action>` lines naming the person who acted, `jit.api.refused`,
+  `jit.api.bad-request`): API Activity 6003;
+- a VPC flow log record in the default version 2 format (space-separated): Network Activity 4001;
+- a Route 53 Resolver query log record (JSON): DNS Activity 4003.
+
+Left unmapped (None, forwarded as they are): CloudTrail Insights events (a statistical finding,
+not an API call: no actor, no source; OCSF's finding classes are not emitted here); the other
+decision lines of ztai_runtime/jsonlog.py (key rotation, instance refresh, tokenisation, the
+JIT's scheduled expiry): they record what a function decided, and the AWS calls that carried
+each decision out are in CloudTrail with the function's role as the actor, so an API Activity of
+their own would count them twice; an unauthenticated JIT call (no actor to name); flow log lines
+that carry no traffic (NODATA, SKIPDATA) and the header line; Cognito's own user activity log
+export, whose format is not documented field by field.
+
+Every event keeps what the schema has no place for in `unmapped` and the line as received in
+`raw_data` (a string). Credentials are redacted first: in a CloudTrail record's payloads
+(requestParameters, responseElements, additionalEventData, serviceEventDetails), a value under a
+key named like a secret (`sessionToken`, `secretAccessKey`, `password`, `clientSecret`, the other
+names in SECRET_KEYS) becomes "REDACTED", so in `unmapped` and in `raw_data`, which is then the
+redacted record re-serialised. The project's own lines (gateway, inference, JIT) carry no
+credential by construction, and flow and query logs have no such field.
+
+An address that is not an IP (a service name, or the anonymised `08.1.250.216` of the test
+dataset) goes to `src_endpoint.name`: OCSF's IP type would reject it, and the record is never
+dropped for it. Times are epoch milliseconds.
+
+Stdlib only, no per-call schema work: the Lambda ships this directory and nothing else.
+Validation against the JSON Schemas is separate (`ztai_runtime.siem.schemas.validate`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from ipaddress import ip_address
+from typing import Any
+
+OCSF_VERSION = "1.7.0"
+
+API_ACTIVITY = 6003
+AUTHENTICATION = 3002
+HTTP_ACTIVITY = 4002
+NETWORK_ACTIVITY = 4001
+DNS_ACTIVITY = 4003
+
+_APPLICATION, _IAM, _NETWORK = 6, 3, 4
+_INFORMATIONAL = 1
+_UNKNOWN, _SUCCESS, _FAILURE = 0, 1, 2
+_STATUS_NAMES = {_UNKNOWN: "Unknown", _SUCCESS: "Success", _FAILURE: "Failure"}
+_OTHER = 99
+
+REDACTED = "REDACTED"
+# Keys whose values are credentials wherever they appear (compared in lower case). CloudTrail hides
+# most of them itself, but not all: GetFederationToken's and GetSessionToken's responseElements
+# carry the new session token.
+SECRET_KEYS = frozenset({
+    "sessiontoken", "secretaccesskey", "password", "newpassword", "oldpassword", "previouspassword",
+    "proposedpassword", "temporarypassword", "clientsecret", "client_secret", "secretstring",
+    "secretbinary", "privatekey", "keymaterial", "accesstoken", "access_token", "refreshtoken",
+    "refresh_token", "idtoken", "id_token", "authorization", "plaintext",
+})
+# A line without any of these (in lower case) holds no secret-named key, so the walk is skipped: most
+# records cost a few substring scans.
+_SECRET_MARKERS = ("token", "secret", "password", "private", "material", "authorization", "plaintext")
+# The parts of a CloudTrail record that carry what a caller sent or received.
+_CLOUDTRAIL_PAYLOADS = ("requestParameters", "responseElements", "additionalEventData", "serviceEventDetails")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+# API Activity's activity from the verb an AWS operation name starts with.
+_CREATE, _READ, _UPDATE, _DELETE = 1, 2, 3, 4
+_VERBS = {
+    **dict.fromkeys(("Create", "Run", "Add", "Authorize", "Import", "Register", "Allocate", "Associate",
+                     "Copy", "Upload", "Issue", "Request", "Send", "Publish"), _CREATE),
+    **dict.fromkeys(("Get", "Describe", "List", "Head", "Lookup", "Search", "Query", "Scan", "Select",
+                     "Download", "Export"), _READ),
+    **dict.fromkeys(("Update", "Modify", "Put", "Set", "Change", "Replace", "Reset", "Tag", "Untag",
+                     "Enable", "Disable", "Attach", "Rotate", "Restore", "Write", "Apply"), _UPDATE),
+    **dict.fromkeys(("Delete", "Remove", "Detach", "Revoke", "Stop", "Terminate", "Disassociate",
+                     "Deregister", "Cancel", "Leave", "Purge"), _DELETE),
+}
+_HTTP_ACTIVITY = {"CONNECT": 1, "DELETE": 2, "GET": 3, "HEAD": 4, "OPTIONS": 5, "POST": 6, "PUT": 7,
+                  "TRACE": 8, "PATCH": 9}
+_CONSOLE_ACTIVITY = {"ConsoleLogin": 1, "ExitRole": 2, "SwitchRole": 7}
+_COGNITO_SIGN_INS = frozenset({"InitiateAuth", "AdminInitiateAuth", "RespondToAuthChallenge",
+                               "AdminRespondToAuthChallenge", "Login_POST", "Token_POST"})
+# DNS response codes (RFC 1035, RFC 6895) to OCSF's rcode_id; others are 99 Other.
+_RCODES = {"NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5,
+           "YXDOMAIN": 6, "YXRRSET": 7, "NXRRSET": 8, "NOTAUTH": 9, "NOTZONE": 10}
+_FLOW_ACTIVITY = {"ACCEPT": 6, "REJECT": 5}  # Traffic, Refuse
+_FLOW_FIELDS = 14  # version 2's default format (components/network.py sets no log_format)
+
+_GATEWAY_MAPPED = frozenset({"requestId", "requestTime", "sourceIp", "domainName", "routeKey", "status",
+                             "responseLatency", "error"})
+_INFERENCE_MAPPED = frozenset({"event", "time", "requestId", "clientId", "partner", "route", "model",
+                               "modelVersion", "decision", "reason", "status", "requestBytes",
+                               "responseBytes", "latencyMs"})
+_JIT_MAPPED = frozenset({"event", "time", "request_id", "by", "caller", "elevation", "error"})
+_RESOLVER_MAPPED = frozenset({"query_timestamp", "query_name", "query_type", "query_class", "rcode",
+                              "answers", "srcaddr", "srcport", "transport", "account_id", "region",
+                              "vpc_id", "version"})
+
+
+def to_ocsf(message: str, *, log_group: str = "") -> dict[str, Any] | None:
+    """The OCSF event of one log line, or None when the line is not a kind mapped here."""
+    try:
+        return _map(message, log_group)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError):
+        # The mappers check what they read; this is the backstop that keeps a line no one foresaw
+        # from failing the whole batch: it is forwarded unmapped instead.
+        return None
+
+
+def _map(message: str, log_group: str) -> dict[str, Any] | None:
+    if not isinstance(message, str):
+        return None
+    # CloudWatch Logs messages rarely start with blanks: copy the line only when one does.
+    text = message if message[:1] == "{" else message.strip()
+    if not text:
+        return None
+    if text[0] != "{":
+        return _flow_log(text, message, log_group)
+    record = json.loads(text)
+    if not isinstance(record, dict):
+        return None
+    raw = message
+    if "eventVersion" in record and ("eventSource" in record or "eventName" in record):
+        if _holds_secret_names(text.lower()) and _redact_payloads(record):
+            raw = json.dumps(record, separators=(",", ":"))
+        return _cloudtrail(record, raw, log_group)
+    kind = record.get("event")
+    if kind == "inference":
+        return _inference(record, raw, log_group)
+    if isinstance(kind, str):
+        return _jit(record, kind, raw, log_group) if kind.startswith("jit.") else None
+    if "routeKey" in record and "requestId" in record:
+        return _gateway(record, raw, log_group)
+    if "query_name" in record and "srcaddr" in record:
+        return _resolver(record, raw, log_group)
+    return None
+
+
+def _holds_secret_names(text: str) -> bool:
+    return any(marker in text for marker in _SECRET_MARKERS)
+
+
+def _redact_payloads(record: dict[str, Any]) -> bool:
+    changed = False
+    for field in _CLOUDTRAIL_PAYLOADS:
+        payload = record.get(field)
+        if isinstance(payload, (dict, list)):
+            changed = _redact(payload) or changed
+    return changed
+
+
+def _redact(value: Any) -> bool:
+    """Replace, in place, every value under a secret-named key; True when something was replaced."""
+    changed = False
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and key.lower() in SECRET_KEYS and item not in (None, "", REDACTED):
+                value[key] = REDACTED
+                changed = True
+            elif isinstance(item, (dict, list)):
+                changed = _redact(item) or changed
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, (dict, list)):
+                changed = _redact(item) or changed
+    return changed
+
+
+# -- shared pieces ---------------------------------------------------------------------------------
+
+def _text(value: Any) -> str | None:
+    """A non-empty string, or None (a field absent, null, empty or of another type)."""
+    return value if isinstance(value, str) and value else None
+
+
+def _integer(value: Any) -> int | None:
+    """An integer from a JSON number or a string of digits (access logs write numbers as text)."""
+    if isinstance(value, bool):
+        return None
+    # Bounded to 64 bits: SIEMs store OCSF integers as longs.
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else None
+    if isinstance(value, float):
+        return int(value) if value == value and abs(value) < 2**63 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value)
+    return None
+
+
+def _epoch_ms(value: Any) -> int | None:
+    """Epoch milliseconds of an ISO 8601 time (a time without a zone is UTC), or None."""
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        return None
+    return _parse_time(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_time(value: str) -> int | None:
+    # Cached: the events of a batch share their seconds (CloudTrail writes no fraction).
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+@lru_cache(maxsize=8192)
+def _is_ip(value: str) -> bool:
+    # OCSF's ip_t is at most 40 characters and, like Python's parser, refuses IPv4 octets with
+    # leading zeros.
+    if len(value) > 40:
+        return False
+    try:
+        ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _endpoint(address: Any) -> dict[str, Any]:
+    """A network endpoint from an address field: `ip` when it is one, else `name`."""
+    if isinstance(address, str) and address and address != "-":
+        return {"ip": address} if _is_ip(address) else {"name": address}
+    return {"name": "unknown"}
+
+
+def _cloud(region: Any, account: Any) -> dict[str, Any]:
+    cloud: dict[str, Any] = {"provider": "AWS"}
+    if isinstance(region, str) and region:
+        cloud["region"] = region
+    if isinstance(account, str) and account:
+        cloud["account"] = {"uid": account}
+    return cloud
+
+
+def _metadata(product: dict[str, Any], log_group: str, uid: Any = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"version": OCSF_VERSION, "product": product, "profiles": ["cloud"]}
+    if isinstance(uid, str) and uid:
+        metadata["uid"] = uid
+    if log_group:
+        metadata["log_name"] = log_group
+    return metadata
+
+
+def _envelope(class_uid: int, category_uid: int, activity_id: int, time_ms: int, status_id: int,
+              metadata: dict[str, Any], cloud: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "class_uid": class_uid, "category_uid": category_uid, "activity_id": activity_id,
+        "type_uid": class_uid * 100 + activity_id, "severity_id": _INFORMATIONAL, "time": time_ms,
+        "status_id": status_id, "status": _STATUS_NAMES[status_id],
+        "metadata": metadata, "cloud": cloud,
+    }
+
+
+# -- CloudTrail -------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=4096)
+def _api_activity(name: str, read_only: bool | None) -> int:
+    """Create/Read/Update/Delete from the operation's leading verb, else from readOnly."""
+    base = name
+    # Lambda's operations carry their API version (`UpdateFunctionCode20150331v2`).
+    while base and (base[-1].isdigit() or base[-1] == "v"):
+        base = base[:-1]
+    verb = _leading_word(base)
+    if verb == "Batch":
+        verb = _leading_word(base[len("Batch"):])
+    activity = _VERBS.get(verb)
+    if activity is not None:
+        return activity
+    if read_only is True:
+        return _READ
+    return _OTHER
+
+
+def _leading_word(name: str) -> str:
+    for index in range(1, len(name)):
+        if name[index].isupper() or name[index] == "_":
+            return name[:index]
+    return name
+
+
+def _take_text(fields: dict[str, Any], key: str) -> str | None:
+    """A field that is a non-empty string, taken out of `fields`; any other value stays there (it
+    goes to `unmapped` as received)."""
+    value = fields.get(key)
+    if isinstance(value, str) and value:
+        del fields[key]
+        return value
+    return None
+
+
+def _take_user(identity: dict[str, Any]) -> dict[str, Any]:
+    """The OCSF user of a CloudTrail userIdentity, taking the fields it maps out of `identity`."""
+    user: dict[str, Any] = {}
+    arn = _take_text(identity, "arn")
+    name = _take_text(identity, "userName")
+    if name is None and arn is not None:
+        # Roles' sessions and federated users have no userName: the ARN's last part names them.
+        name = arn.rsplit("/", 1)[-1] if "/" in arn else arn.rsplit(":", 1)[-1]
+    if name is not None:
+        user["name"] = name
+    if (uid := _take_text(identity, "principalId")) is not None:
+        user["uid"] = uid
+    if arn is not None:
+        user["uid_alt"] = arn
+    if (kind := _take_text(identity, "type")) is not None:
+        user["type"] = kind
+    if (key := _take_text(identity, "accessKeyId")) is not None:
+        user["credential_uid"] = key
+    if (account := _take_text(identity, "accountId")) is not None:
+        user["account"] = {"uid": account}
+    if "name" not in user and "uid" not in user and "account" not in user:
+        # An AWS service acting on its own (`"type": "AWSService"`) names no user: the actor is
+        # then the service in invokedBy, and the type stays in `unmapped`.
+        if kind is not None:
+            identity["type"] = kind
+        return {}
+    return user
+
+
+def _session(identity: dict[str, Any], credential: Any) -> dict[str, Any] | None:
+    """The session of a role or federated user (sessionContext stays in `unmapped` as well: its
+    web identity and source identity details have no place here)."""
+    context = identity.get("sessionContext")
+    if not isinstance(context, dict):
+        return None
+    session: dict[str, Any] = {}
+    attributes = context.get("attributes")
+    if isinstance(attributes, dict):
+        created = _epoch_ms(attributes.get("creationDate"))
+        if created is not None:
+            session["created_time"] = created
+        # CloudTrail writes this flag as the string "true" or "false".
+        mfa = attributes.get("mfaAuthenticated")
+        if mfa in ("true", "false", True, False):
+            session["is_mfa"] = mfa in ("true", True)
+    issuer = context.get("sessionIssuer")
+    if isinstance(issuer, dict) and (issuer_arn := _text(issuer.get("arn"))) is not None:
+        session["issuer"] = issuer_arn
+    if session and isinstance(credential, str) and credential:
+        session["credential_uid"] = credential
+    return session or None
+
+
+def _cloudtrail(record: dict[str, Any], raw: str, log_group: str) -> dict[str, Any] | None:
+    """API Activity (or Authentication for sign-ins) of one CloudTrail record. The record is
+    consumed: each field mapped is taken out of it, and what remains becomes `unmapped`."""
+    time_ms = _epoch_ms(record.get("eventTime"))
+    name = _text(record.get("eventName"))
+    source = _text(record.get("eventSource"))
+    if time_ms is None or name is None or source is None:
+        return None  # Insights events (no eventSource) among them
+    del record["eventTime"], record["eventName"]
+    identity = record.get("userIdentity")
+    if isinstance(identity, dict):
+        del record["userIdentity"]  # what is left of it goes back below
+    else:
+        identity = {}
+    credential = identity.get("accessKeyId")
+    product: dict[str, Any] = {"name": "CloudTrail", "vendor_name": "AWS"}
+    if (category := _take_text(record, "eventCategory")) is not None:
+        product["feature"] = {"name": category}
+    metadata: dict[str, Any] = {"version": OCSF_VERSION, "product": product, "profiles": ["cloud"],
+                                "event_code": name}
+    if (uid := _take_text(record, "eventID")) is not None:
+        metadata["uid"] = uid
+    if log_group:
+        metadata["log_name"] = log_group
+    if (version := _take_text(record, "eventVersion")) is not None:
+        metadata["log_version"] = version
+    cloud = _cloud(_take_text(record, "awsRegion"), _take_text(record, "recipientAccountId"))
+    user = _take_user(identity)
+    session = _session(identity, credential)
+    error = _take_text(record, "errorCode")
+    detail = _take_text(record, "errorMessage")
+    src_endpoint = _endpoint(_take_text(record, "sourceIPAddress"))
+    agent = _take_text(record, "userAgent")
+
+    event_type = record.get("eventType")
+    if event_type == "AwsConsoleSignIn":
+        response = record.get("responseElements")
+        outcome = response.get(name) if isinstance(response, dict) else None
+        failed = outcome == "Failure" or (outcome != "Success" and (error or detail) is not None)
+        activity = _CONSOLE_ACTIVITY.get(name, _OTHER)
+        is_mfa: bool | None = None
+        extra = record.get("additionalEventData")
+        if isinstance(extra, dict) and extra.get("MFAUsed") in ("Yes", "No"):
+            is_mfa = extra["MFAUsed"] == "Yes"
+    elif source == "cognito-idp.amazonaws.com" and name in _COGNITO_SIGN_INS:
+        failed = error is not None or _cognito_refused(record)
+        activity = 1  # Logon
+        is_mfa = None
+        if "uid" not in user and (client := _cognito_client(record)) is not None:
+            user["uid"] = client
+    else:
+        read_only = record.get("readOnly")  # kept in `unmapped` too: CloudTrail's own verdict
+        if not isinstance(read_only, bool):
+            read_only = None
+        event = _envelope(API_ACTIVITY, _APPLICATION, _api_activity(name, read_only),
+                          time_ms, _FAILURE if error else _SUCCESS, metadata, cloud)
+        actor: dict[str, Any] = {}
+        if user:
+            actor["user"] = user
+        if session is not None:
+            actor["session"] = session
+        if (invoked_by := _take_text(identity, "invokedBy")) is not None:
+            actor["invoked_by"] = invoked_by
+        if not actor:
+            actor["user"] = {"name": "unknown", "type": "Unknown"}
+        event["actor"] = actor
+        api: dict[str, Any] = {"operation": name, "service": {"name": source}}
+        del record["eventSource"]
+        if (request_id := _take_text(record, "requestID")) is not None:
+            api["request"] = {"uid": request_id}
+        if (api_version := _take_text(record, "apiVersion")) is not None:
+            api["version"] = api_version
+        event["api"] = api
+        event["src_endpoint"] = src_endpoint
+        if agent is not None:
+            event["http_request"] = {"user_agent": agent}
+        if error is not None:
+            event["status_code"] = error
+        if detail is not None:
+            event["status_detail"] = detail
+        if "resources" in record:
+            listed = record["resources"]
+            resources = _resources(listed)
+            if resources:
+                event["resources"] = resources
+                if len(resources) == len(listed):  # else the list stays whole in `unmapped`
+                    del record["resources"]
+        if identity:
+            record["userIdentity"] = identity
+        event["unmapped"] = record
+        event["raw_data"] = raw
+        return event
+
+    event = _envelope(AUTHENTICATION, _IAM, activity, time_ms, _FAILURE if failed else _SUCCESS,
+                      metadata, cloud)
+    event["user"] = user or {"name": "unknown", "type": "Unknown"}
+    event["service"] = {"name": record.pop("eventSource")}
+    event["src_endpoint"] = src_endpoint
+    if is_mfa is not None:
+        event["is_mfa"] = is_mfa
+    if agent is not None:
+        event["http_request"] = {"user_agent": agent}
+    if session is not None:
+        event["session"] = session
+    if error is not None:
+        event["status_code"] = error
+    if detail is not None:
+        event["status_detail"] = detail
+    if identity:
+        record["userIdentity"] = identity
+    event["unmapped"] = record
+    event["raw_data"] = raw
+    return event
+
+
+def _cognito_client(record: dict[str, Any]) -> str | None:
+    """The app client a Cognito sign-in names: the API's ClientId, or the hosted UI's client_id."""
+    parameters = record.get("requestParameters")
+    client = parameters.get("clientId") if isinstance(parameters, dict) else None
+    extra = record.get("additionalEventData")
+    hosted = extra.get("requestParameters") if isinstance(extra, dict) else None
+    if client is None and isinstance(hosted, dict):
+        # The hosted UI's endpoints log their query and form parameters as lists of strings.
+        ids = hosted.get("client_id")
+        client = ids[0] if isinstance(ids, list) and ids else ids
+    return _text(client)
+
+
+def _cognito_refused(record: dict[str, Any]) -> bool:
+    """The hosted UI logs its HTTP answer in additionalEventData.responseParameters.status."""
+    extra = record.get("additionalEventData")
+    answer = extra.get("responseParameters") if isinstance(extra, dict) else None
+    status = answer.get("status") if isinstance(answer, dict) else None
+    return isinstance(status, (int, float)) and not isinstance(status, bool) and status >= 400
+
+
+def _resources(value: Any) -> list[dict[str, Any]]:
+    resources: list[dict[str, Any]] = []
+    if not isinstance(value, list):
+        return resources
+    for item in value:
+        if not isinstance(item, dict) or (arn := _text(item.get("ARN"))) is None:
+            continue
+        resource: dict[str, Any] = {"uid": arn}
+        if (kind := _text(item.get("type"))) is not None:
+            resource["type"] = kind
+        if (account := _text(item.get("accountId"))) is not None:
+            resource["owner"] = {"account": {"uid": account}}
+        resources.append(resource)
+    return resources
+
+
+# -- API Gateway access log -------------------------------------------------------------------------
+
+def _gateway(record: dict[str, Any], raw: str, log_group: str) -> dict[str, Any] | None:
+    time_ms = _integer(record.get("requestTime"))  # $context.requestTimeEpoch: milliseconds
+    request_id = _text(record.get("requestId"))
+    if time_ms is None or request_id is None:
+        return None
+    route = record.get("routeKey")
+    method, _, path = route.partition(" ") if isinstance(route, str) else ("", "", "")
+    code = _integer(record.get("status"))
+    status_id = _UNKNOWN if code is None else _SUCCESS if code < 400 else _FAILURE
+    metadata = _metadata({"name": "API Gateway", "vendor_name": "AWS"}, log_group, request_id)
+    event = _envelope(HTTP_ACTIVITY, _NETWORK, _HTTP_ACTIVITY.get(method, _OTHER), time_ms, status_id,
+                      metadata, {"provider": "AWS"})
+    request: dict[str, Any] = {"uid": request_id}
+    if method in _HTTP_ACTIVITY:
+        request["http_method"] = method
+    if path.startswith("/"):
+        url: dict[str, Any] = {"path": path}
+        if (domain := _text(record.get("domainName"))) not in (None, "-"):
+            url["hostname"] = domain
+        request["url"] = url
+    event["http_request"] = request
+    if code is not None:
+        response: dict[str, Any] = {"code": code}
+        if (latency := _integer(record.get("responseLatency"))) is not None:
+            response["latency"] = latency
+        event["http_response"] = response
+        event["status_code"] = str(code)
+    if (address := record.get("sourceIp")) not in (None, "", "-"):
+        event["src_endpoint"] = _endpoint(address)
+    if (domain := _text(record.get("domainName"))) not in (None, "-"):
+        event["dst_endpoint"] = {"hostname": domain}
+    if (error := _text(record.get("error"))) not in (None, "-"):
+        event["status_detail"] = error
+    # The route as configured ("POST /partners/{partner}/predict") and the caller's identity (JWT
+    # subject, client id, certificate) have no field in HTTP Activity: they stay here.
+    event["unmapped"] = {key: value for key, value in record.items()
+                         if (key not in _GATEWAY_MAPPED or key == "routeKey")
+                         and value not in (None, "", "-")}
+    event["raw_data"] = raw
+    return event
+
+
+# -- inference events -------------------------------------------------------------------------------
+
+def _inference(record: dict[str, Any], raw: str, log_group: str) -> dict[str, Any] | None:
+    time_ms = _epoch_ms(record.get("time"))
+    request_id = _text(record.get("requestId"))
+    route = _text(record.get("route"))
+    decision = record.get("decision")
+    if time_ms is None or request_id is None or route is None or decision not in ("served", "refused"):
+        return None
+    source = _text(record.get("source")) or "unknown"
+    product = {"name": "zero-trust-ai", "vendor_name": "zero-trust-ai",
+               "feature": {"name": f"inference ({source})"}}
+    metadata = _metadata(product, log_group, request_id)
+    metadata["event_code"] = "inference"
+    event = _envelope(API_ACTIVITY, _APPLICATION, _OTHER, time_ms,
+                      _SUCCESS if decision == "served" else _FAILURE, metadata, {"provider": "AWS"})
+    event["activity_name"] = "Inference"
+    client = _text(record.get("clientId"))
+    if client is not None:
+        user: dict[str, Any] = {"uid": client}
+        if (partner := _text(record.get("partner"))) is not None:
+            user["org"] = {"name": partner}
+        event["actor"] = {"app_name": client, "user": user}
+    else:
+        # A request refused before its token was read has no client to name.
+        event["actor"] = {"user": {"name": "unauthenticated", "type": "Unknown"}}
+    event["api"] = {"operation": route, "request": {"uid": request_id},
+                    "service": {"name": "zero-trust-ai inference"}}
+    # The agent sees requests through the gateway's VPC link, never the caller's address: that is
+    # in the gateway's access log line with the same request id.
+    event["src_endpoint"] = {"svc_name": "API Gateway"}
+    model = _text(record.get("model"))
+    if model is not None:
+        resource: dict[str, Any] = {"name": model, "type": "model"}
+        if (version := _text(record.get("modelVersion"))) is not None:
+            resource["version"] = version
+        event["resources"] = [resource]
+    code = _integer(record.get("status"))
+    if code is not None:
+        event["status_code"] = str(code)
+        response: dict[str, Any] = {"code": code}
+        if (length := _integer(record.get("responseBytes"))) is not None:
+            response["length"] = length
+        event["http_response"] = response
+    if (length := _integer(record.get("requestBytes"))) is not None:
+        event["http_request"] = {"length": length, "uid": request_id}
+    if (latency := _integer(record.get("latencyMs"))) is not None:
+        event["duration"] = latency
+    if (reason := _text(record.get("reason"))) is not None:
+        event["status_detail"] = reason
+    event["unmapped"] = {key: value for key, value in record.items()
+                         if key not in _INFERENCE_MAPPED and value is not None}
+    event["raw_data"] = raw
+    return event
+
+
+# -- JIT elevation decisions ------------------------------------------------------------------------
+
+def _jit(record: dict[str, Any], kind: str, raw: str, log_group: str) -> dict[str, Any] | None:
+    time_ms = _epoch_ms(record.get("time"))
+    who = _text(record.get("by")) or _text(record.get("caller"))
+    if time_ms is None or who is None:
+        return None  # scheduled expiry and unauthenticated calls: no person acted
+    failed = kind in ("jit.api.refused", "jit.api.bad-request")
+    metadata = _metadata({"name": "zero-trust-ai", "vendor_name": "zero-trust-ai",
+                          "feature": {"name": "JIT elevation"}}, log_group, _text(record.get("request_id")))
+    metadata["event_code"] = kind
+    activity = _CREATE if kind == "jit.requested" else _OTHER if failed else _UPDATE
+    event = _envelope(API_ACTIVITY, _APPLICATION, activity, time_ms, _FAILURE if failed else _SUCCESS,
+                      metadata, {"provider": "AWS"})
+    # `by` is "<principal ARN>/<session name>": the session name is the person.
+    event["actor"] = {"user": {"uid": who, "name": who.rsplit("/", 1)[-1]}}
+    api: dict[str, Any] = {"operation": kind, "service": {"name": "zero-trust-ai JIT"}}
+    if (request_id := _text(record.get("request_id"))) is not None:
+        api["request"] = {"uid": request_id}
+    event["api"] = api
+    # The JIT API is reached through API Gateway with IAM authorisation; the line has no address.
+    event["src_endpoint"] = {"svc_name": "zero-trust-ai JIT"}
+    if (elevation := _text(record.get("elevation"))) is not None:
+        event["resources"] = [{"name": elevation, "type": "elevation"}]
+    if failed and (error := _text(record.get("error"))) is not None:
+        event["status_detail"] = error
+    event["unmapped"] = {key: value for key, value in record.items()
+                         if key not in _JIT_MAPPED and value is not None}
+    event["raw_data"] = raw
+    return event
+
+
+# -- VPC flow logs ----------------------------------------------------------------------------------
+
+def _flow_log(text: str, raw: str, log_group: str) -> dict[str, Any] | None:
+    # version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start
+    # end action log-status: https://docs.aws.amazon.com/vpc/latest/userguide/flow-log-records.html
+    fields = text.split()
+    if len(fields) != _FLOW_FIELDS or fields[0] != "2":
+        return None
+    (_, account, interface, source, destination, source_port, destination_port, protocol, packets,
+     size, start, end, action, log_status) = fields
+    activity = _FLOW_ACTIVITY.get(action)
+    start_s, end_s = _integer(start), _integer(end)
+    if activity is None or log_status != "OK" or start_s is None or end_s is None:
+        return None  # NODATA and SKIPDATA lines carry no traffic
+    metadata = _metadata({"name": "Amazon VPC", "vendor_name": "AWS", "feature": {"name": "Flowlogs"}},
+                         log_group)
+    metadata["log_version"] = "2"
+    event = _envelope(NETWORK_ACTIVITY, _NETWORK, activity, end_s * 1000,
+                      _SUCCESS if action == "ACCEPT" else _FAILURE, metadata,
+                      _cloud(None, account if account != "-" else None))
+    event["status_code"] = action
+    src = _endpoint(source)
+    src["interface_uid"] = interface
+    dst = _endpoint(destination)
+    if (port := _integer(source_port)) is not None and port <= 65535:
+        src["port"] = port
+    if (port := _integer(destination_port)) is not None and port <= 65535:
+        dst["port"] = port
+    event["src_endpoint"] = src
+    event["dst_endpoint"] = dst
+    connection: dict[str, Any] = {"direction_id": 0}  # version 2 records do not say which way
+    if (number := _integer(protocol)) is not None:
+        connection["protocol_num"] = number
+    event["connection_info"] = connection
+    traffic: dict[str, Any] = {}
+    if (count := _integer(packets)) is not None:
+        traffic["packets"] = count
+    if (count := _integer(size)) is not None:
+        traffic["bytes"] = count
+    if traffic:
+        event["traffic"] = traffic
+    event["start_time"] = start_s * 1000
+    event["end_time"] = end_s * 1000
+    event["raw_data"] = raw
+    return event
+
+
+# -- Route 53 Resolver query logs -------------------------------------------------------------------
+
+def _resolver(record: dict[str, Any], raw: str, log_group: str) -> dict[str, Any] | None:
+    time_ms = _epoch_ms(record.get("query_timestamp"))
+    hostname = _text(record.get("query_name"))
+    if time_ms is None or hostname is None:
+        return None
+    rcode = _text(record.get("rcode"))
+    product = {"name": "Route 53", "vendor_name": "AWS", "feature": {"name": "Resolver Query Logs"}}
+    metadata = _metadata(product, log_group)
+    if (version := _text(record.get("version"))) is not None:
+        metadata["log_version"] = version
+    status_id = _UNKNOWN if rcode is None else _SUCCESS if rcode == "NOERROR" else _FAILURE
+    event = _envelope(DNS_ACTIVITY, _NETWORK, 6, time_ms, status_id, metadata,  # 6: Traffic
+                      _cloud(record.get("region"), record.get("account_id")))
+    query: dict[str, Any] = {"hostname": hostname}
+    if (kind := _text(record.get("query_type"))) is not None:
+        query["type"] = kind
+    if (klass := _text(record.get("query_class"))) is not None:
+        query["class"] = klass
+    event["query"] = query
+    if rcode is not None:
+        event["rcode"] = rcode
+        event["rcode_id"] = _RCODES.get(rcode, _OTHER)
+        event["status_code"] = rcode
+    answers = []
+    raw_answers = record.get("answers")
+    for answer in raw_answers if isinstance(raw_answers, list) else ():
+        if isinstance(answer, dict) and (rdata := _text(answer.get("Rdata"))) is not None:
+            item: dict[str, Any] = {"rdata": rdata}
+            if (kind := _text(answer.get("Type"))) is not None:
+                item["type"] = kind
+            if (klass := _text(answer.get("Class"))) is not None:
+                item["class"] = klass
+            answers.append(item)
+    if answers:
+        event["answers"] = answers
+    src = _endpoint(record.get("srcaddr"))
+    if (port := _integer(record.get("srcport"))) is not None and port <= 65535:
+        src["port"] = port
+    if (vpc := _text(record.get("vpc_id"))) is not None:
+        src["vpc_uid"] = vpc
+    ids = record.get("srcids")
+    if isinstance(ids, dict) and (instance := _text(ids.get("instance"))) is not None:
+        src["instance_uid"] = instance
+    event["src_endpoint"] = src
+    if (transport := _text(record.get("transport"))) is not None:
+        event["connection_info"] = {"protocol_name": transport, "direction_id": 2}  # 2: Outbound
+    # srcids, and the DNS Firewall's verdict (firewall_rule_action, its rule group and domain list)
+    # when a rule matched.
+    event["unmapped"] = {key: value for key, value in record.items()
+                         if key not in _RESOLVER_MAPPED and value is not None}
+    event["raw_data"] = raw
+    return event
