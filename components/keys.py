@@ -621,7 +621,8 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._grant(AUDIT_PURPOSE, "CloudTrailEncrypt", principal, CLOUDTRAIL_ENCRYPT_ACTIONS,
                     lambda account, region: {
                         "StringEquals": {"aws:SourceArn": trail(account)},
-                        "StringLike": {CLOUDTRAIL_CONTEXT: f"arn:{partition}:cloudtrail:*:{account}:trail/*"}})
+                        "StringLike": {CLOUDTRAIL_CONTEXT:
+                                       f"arn:{partition}:cloudtrail:*:{account}:trail/*"}})
         self._grant(AUDIT_PURPOSE, "CloudTrailDescribeKey", principal, DESCRIBE_ACTIONS,
                     lambda account, region: {"StringEquals": {"aws:SourceArn": trail(account)}})
         group = audit_log_group_name(self._args.environment)

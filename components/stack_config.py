@@ -30,9 +30,9 @@ import pulumi
 from cryptography import x509
 
 from components.ami_pipeline import EnclaveArtifacts
-from components.audit import MAX_RETENTION_DAYS, MIN_PROD_RETENTION_DAYS
 from components.api_gateway import FIRST_PARTY, ApiPartner, ca_subject_names, domain_problem
 from components.api_identity import UNIQUE_SUFFIX_LENGTH, domain_prefix_problem
+from components.audit import MAX_RETENTION_DAYS, MIN_PROD_RETENTION_DAYS
 from components.aws_facts import (
     FUNCTION_URL_UNSUPPORTED_REGIONS,
     LOG_RETENTION_DAYS,
@@ -1106,7 +1106,8 @@ def _key_administration_problems(values: Mapping[str, Any], region: Any = None) 
 
     problems: list[str] = []
     retention = values.get("auditRetentionDays")
-    if values.get("environment") == "prod" and isinstance(retention, int) and retention < MIN_PROD_RETENTION_DAYS:
+    if (values.get("environment") == "prod" and isinstance(retention, int)
+            and retention < MIN_PROD_RETENTION_DAYS):
         problems.append(f"{_full('auditRetentionDays')} = {retention}: prod keeps its audit trail at "
                         f"least {MIN_PROD_RETENTION_DAYS} days under Object Lock")
     elevations = values.get("jitCatalogueFile")

@@ -267,7 +267,8 @@ def test_the_key_deployer_makes_the_archive_and_the_delivery_role() -> None:
                    context={"iam:PassedToService": "cloudtrail.amazonaws.com"}) == "allow"
     # Its objects are not the deployer's, nor is the copy the workload deployer's.
     assert session(DEPLOY_KEYS, "s3:GetObject", f"{archive}/AWSLogs/x") != "allow"
-    assert session(DEPLOY_KEYS, "s3:CreateBucket", "arn:aws:s3:::zero-trust-ai-prod-audit-anything-else") != "allow"
+    other = "arn:aws:s3:::zero-trust-ai-prod-audit-anything-else"
+    assert session(DEPLOY_KEYS, "s3:CreateBucket", other) != "allow"
     for action in ("logs:PutRetentionPolicy", "logs:DeleteLogGroup", "logs:PutSubscriptionFilter"):
         assert session(DEPLOY_WORKLOAD, action, copy, extra=(ADMINISTRATOR_EVERYTHING,)) == "explicit-deny"
 

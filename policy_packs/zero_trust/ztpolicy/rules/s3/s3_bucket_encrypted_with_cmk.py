@@ -48,9 +48,9 @@ from ztpolicy.buckets import (
     ENCRYPTION,
     KMS_ALGORITHMS,
     bucket_findings,
+    cloudtrail_archive_only,
     default_encryptions,
     encryption_key,
-    cloudtrail_archive_only,
     log_delivery_only,
 )
 from ztpolicy.graph import UNKNOWN, known, known_field, names_key, of_type
