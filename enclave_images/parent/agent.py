@@ -178,19 +178,22 @@ def make_handler(enclave: EnclaveClient, health: EnclaveClient | None = None, *,
         def log_message(self, format: str, *args: Any) -> None:
             pass  # one JSON line per request is written below instead
 
-        def _reply(self, status: int, body: dict[str, Any]) -> int:
+        def _reply(self, status: int, body: dict[str, Any], *, started: float | None = None,
+                   **facts: Any) -> None:
+            """Send the reply; with `started`, the request's event is written first, so no caller
+            has an answer whose event is not on its way."""
             data = json.dumps(body).encode("utf-8")
+            if started is not None:
+                self._record(started, status, len(data), **facts)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
-            return len(data)
 
         def do_GET(self) -> None:
             if self.path != "/health":
-                started = time.monotonic()
-                self._record(started, 404, self._reply(404, {"error": "not found"}), reason="not found")
+                self._reply(404, {"error": "not found"}, started=time.monotonic(), reason="not found")
                 return
             # Health checks are the load balancer's, not inference requests: no event.
             try:
@@ -203,7 +206,7 @@ def make_handler(enclave: EnclaveClient, health: EnclaveClient | None = None, *,
         def do_POST(self) -> None:
             started = time.monotonic()
             status, body, facts = self._predict()
-            self._record(started, status, self._reply(status, body), **facts)
+            self._reply(status, body, started=started, **facts)
 
         def _predict(self) -> tuple[int, dict[str, Any], dict[str, Any]]:
             """The reply's status and body, and what the event says of the request."""
