@@ -2,7 +2,7 @@
 
     python -m enclave_images.parent.agent --bucket B --key models/digits.enc --key-arn ARN \
         --context model=digits --context version=7 [--enclave vsock:16:5005] [--listen 0.0.0.0:8080] \
-        [--tls]
+        [--tls] [--events-log-group /zero-trust-ai/<env>/inference-events]
 
 It fetches the *encrypted* weights from S3, streams them to the enclave with the instance role's
 short-lived credentials (used by the enclave for one attested KMS Decrypt), forwards inference
@@ -13,6 +13,13 @@ It decides nothing about callers: it passes the caller's Authorization header an
 API gateway's integration writes (the client certificate's issuer, subject and serial, the route)
 to the enclave, which verifies them (enclave/auth.py) and answers 401/403 for a request that did
 not pass the gateway's checks. A parent that relays anything else gets the same refusal.
+
+Every inference request it answers, served or refused, leaves one inference event
+(ztai_runtime/inference_events.py, docs/inference-events.md): the gateway's request id
+(`x-ztai-request-id`), the enclave's account of its decision (the `audit` object of its answer:
+the client it verified, the model and version it ran), sizes, latency and status; never the
+body, the token or the certificate. The line goes to the journal and, with `--events-log-group`,
+to that CloudWatch Logs group (event_sink.py). It is written before the answer is sent.
 
 With `--tls` (the fleet's default: its load balancer's target group is TLS) it serves HTTPS with
 an RSA key and self-signed certificate `openssl` makes at start (written only to a private
@@ -225,7 +232,7 @@ def make_handler(enclave: EnclaveClient, health: EnclaveClient | None = None, *,
             except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
                 body = None
             inputs = body.get("inputs") if isinstance(body, dict) else None
-            if not _is_rows(inputs):
+            if not isinstance(inputs, list) or not _is_rows(inputs):
                 text = 'expected {"inputs": [[64 numbers], ...]}'
                 return 400, {"error": text}, {"reason": text, "request_bytes": len(raw)}
             auth = {name: value for name in FORWARDED_HEADERS

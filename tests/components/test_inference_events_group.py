@@ -44,8 +44,10 @@ ROLE = "arn:aws:iam::111122223333:role/fleet-instance-role"
 
 
 def build(args: EnclaveInferenceFleetArgs) -> RecordedStack:
-    return record(lambda: EnclaveInferenceFleet("fleet", args), project="zero-trust-ai",
-                  stack="test", config={}, region=args.region)
+    def program() -> None:
+        EnclaveInferenceFleet("fleet", args)
+
+    return record(program, project="zero-trust-ai", stack="test", config={}, region=args.region)
 
 
 @pytest.fixture(scope="module")

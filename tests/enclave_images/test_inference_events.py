@@ -252,7 +252,7 @@ def test_an_event_is_built_with_its_types() -> None:
 ])
 def test_a_bad_event_is_refused_naming_the_field(change: dict[str, Any], complaint: str) -> None:
     with pytest.raises(ValueError, match=re.escape(complaint)):
-        inference_event(**{**GOOD, **change})  # type: ignore[arg-type]
+        inference_event(**{**GOOD, **change})
 
 
 def test_event_problems_name_every_wrong_field() -> None:
