@@ -35,9 +35,15 @@ granted by `__main__.py`, never by this component). What it builds, secure by de
   balancer on the agent port and send only HTTPS, to the VPC (interface endpoints: KMS through the
   enclave's vsock-proxy, SSM, STS, logs) and to the segment's S3 gateway endpoint;
 - the instance role: trusted by ec2.amazonaws.com; read (GetObject) on the model objects' prefix
-  only; what the SSM agent needs for Session Manager and Run Command, listed action by action
-  instead of AmazonSSMManagedInstanceCore (which also reads every SSM parameter and document,
+  only; write on the inference events' streams (with `logs_key_arn`); what the SSM agent needs
+  for Session Manager and Run Command, listed action by action instead of
+  AmazonSSMManagedInstanceCore (which also reads every SSM parameter and document,
   writes inventory and compliance, and fetches patch snapshots); nothing else;
+- with `logs_key_arn`, the inference events' log group `/zero-trust-ai/<env>/inference-events`
+  (logs key, `log_retention_days`, deletion protection with `protect`): the agents write one event
+  per request there themselves (`--events-log-group`), and the instance role may write its
+  streams and nothing else of CloudWatch Logs (docs/inference-events.md). `inference_log_group`
+  is what the SIEM stream subscribes;
 - unless a bucket is given, a model-object bucket: private (all public access blocked, ACLs off),
   versioned, encrypted with the given CMK (S3 Bucket Key on), TLS only, and refusing uploads
   encrypted any other way. Its `artifacts/` prefix holds the EIF and the parent agent package the
@@ -48,7 +54,9 @@ Grants the key owner must make (components never write key policies), all above 
 `keys.grant_use_through_service(<storage purpose>, fleet.autoscaling_role, "ec2")` (Auto Scaling
 launches the encrypted volumes through EC2: use and CreateGrant, only via EC2, only for an AWS
 resource); and, for the component's bucket, `keys.grant_decrypt_through_service(<storage purpose>,
-fleet.instance_role, "s3")` (and for the pipeline's build role when it reads the artifacts). Type
+fleet.instance_role, "s3")` (and for the pipeline's build role when it reads the artifacts); with
+`logs_key_arn`, `keys.grant_cloudwatch_logs(fleet.inference_log_group_name)`, and the group's name
+in `network.restrict_endpoints(log_group_names=...)` for the segment's logs endpoint. Type
 token `zero-trust-ai:inference:EnclaveInferenceFleet`.
 """
 
