@@ -268,7 +268,9 @@ def make_handler(enclave: EnclaveClient, health: EnclaveClient | None = None, *,
                 model=_text(said.get("model")) if audit else configured.get("model"),
                 model_version=_text(said.get("modelVersion")) if audit else configured.get("version"),
                 decision="served" if status == 200 else "refused",
-                reason=_scrub(reason, self.headers.get("authorization")), status=status))
+                reason=_scrub(reason, [value for name in FORWARDED_HEADERS if name != ROUTE_HEADER
+                                       and (value := self.headers.get(name))]),
+                status=status))
 
     return Handler
 
@@ -287,13 +289,15 @@ def _request_id(headers: Any) -> str:
     return f"agent-{uuid.uuid4()}"
 
 
-def _scrub(reason: str | None, authorization: str | None) -> str | None:
-    """`reason` without the caller's Authorization value or its token, should any refusal
-    message ever quote them: an event never carries a credential."""
-    if reason is None or not authorization:
+def _scrub(reason: str | None, credentials: Sequence[str]) -> str | None:
+    """`reason` without the caller's Authorization value, its token or its certificate headers,
+    should a refusal message quote them (the enclave's "must present a certificate from its own
+    CA, not ..." quotes the issuer): an event never carries a credential or a certificate."""
+    if reason is None:
         return reason
-    secrets = {authorization.strip(), authorization.strip().partition(" ")[2].strip()}
-    for secret in sorted((s for s in secrets if len(s) >= 8), key=len, reverse=True):
+    secrets = {part for value in credentials
+               for part in (value.strip(), value.strip().partition(" ")[2].strip())}
+    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
         reason = reason.replace(secret, "[redacted]")
     return reason
 

@@ -17,11 +17,13 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from enclave_images.enclave.app import EnclaveApp, EnclaveConfig
 from enclave_images.parent.agent import REQUEST_ID_HEADER, EnclaveClient, make_handler
-from enclave_images.parent.event_sink import InferenceEvents
+from enclave_images.parent.event_sink import CloudWatchEventSink, InferenceEvents, stream_name
 from enclave_images.protocol import Address
 from tests.enclave_images.test_app import CONTEXT, ISSUER, VERIFIER, sealed  # noqa: F401 - fixture
 from tests.support.token_issuer import FIRST_PARTY_ID, PARTNER_ID, PARTNER_SCOPE
@@ -220,12 +222,21 @@ def test_no_event_holds_the_body_the_token_or_the_certificate(agent: Agent) -> N
             assert secret not in text
 
 
-def test_a_refusal_quoting_the_token_is_scrubbed(tmp_path: Path) -> None:
-    """Should the enclave's refusal ever quote the Authorization value, the event does not."""
+def test_a_refusal_quoting_the_token_or_the_certificate_is_scrubbed(agent: Agent) -> None:
+    """The enclave's refusal of a certificate from another CA quotes the issuer it was given: the
+    event keeps the refusal, not the header's value."""
+    from tests.support.token_issuer import PARTNER_CA
+    status, reply = agent.call(body=rows(1), headers=ISSUER.headers(ca=PARTNER_CA))
+    assert status == 403 and PARTNER_CA in json.loads(reply)["error"]  # the caller is told
+    event = only_event(agent)
+    assert PARTNER_CA not in event["reason"]
+    assert event["reason"].startswith("refused: client inference must present a certificate from "
+                                      "its own CA, not '[redacted]'")
     from enclave_images.parent.agent import _scrub
-    assert _scrub(f"refused: bad {SECRET_TOKEN}", SECRET_TOKEN) == "refused: bad [redacted]"
-    assert _scrub("refused: bad SECRET-TOKEN-6f1d2b7e9a", SECRET_TOKEN) == "refused: bad [redacted]"
-    assert _scrub("refused", None) == "refused"
+    assert _scrub(f"refused: bad {SECRET_TOKEN}", [SECRET_TOKEN]) == "refused: bad [redacted]"
+    assert _scrub("refused: bad SECRET-TOKEN-6f1d2b7e9a", [SECRET_TOKEN]) == "refused: bad [redacted]"
+    assert _scrub("refused", []) == "refused"
+    assert _scrub(None, [SECRET_TOKEN]) is None
 
 
 # -- the shape itself ----------------------------------------------------------------------------
@@ -262,3 +273,37 @@ def test_event_problems_name_every_wrong_field() -> None:
     assert event_problems({**event, "token": "x"}) == ["token is not a field of the event"]
     assert "requestId missing" in event_problems({k: v for k, v in event.items() if k != "requestId"})
     assert event_time(0) == "1970-01-01T00:00:00.000Z"
+
+
+@mock_aws
+def test_the_agents_events_reach_the_log_group(sealed: tuple[Path, bytes], tmp_path: Path) -> None:  # noqa: F811
+    """The agent as the fleet starts it with --events-log-group: each request's line, as the
+    journal has it, is a log event in the group."""
+    logs = boto3.client("logs", region_name="eu-west-1")
+    group = "/zero-trust-ai/dev/inference-events"
+    logs.create_log_group(logGroupName=group)
+    sink = CloudWatchEventSink(logs, group, stream_name("ip-10-12-1-7"), logger=journal_logger())
+    address = Address.parse(f"unix:{tmp_path / 'enclave.sock'}")
+    app = EnclaveApp(EnclaveConfig(region="eu-west-1", key_arns=("arn:aws:kms:eu-west-1:1:key/k",),
+                                   context={"model": "digits"}),
+                     lambda config, credentials: StaticUnwrapper(sealed[1]), VERIFIER)
+    listener = address.listen()
+    threading.Thread(target=app.serve, args=(listener,), daemon=True).start()
+    client = EnclaveClient(address)
+    client.load(sealed[0], key_arns=[], context=CONTEXT, credentials={})
+    emit = InferenceEvents(journal_logger(), sink)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(client, events=emit))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    agent = Agent(f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        assert agent.call(body=rows(2), headers={**ISSUER.headers(), REQUEST_ID_HEADER: "gw-1"})[0] == 200
+        assert agent.call(body=rows(1), headers={REQUEST_ID_HEADER: "gw-2"})[0] == 401
+    finally:
+        server.shutdown()
+        listener.close()
+    assert sink.flush() is True
+    got = [json.loads(item["message"]) for item in
+           logs.get_log_events(logGroupName=group, logStreamName=sink.stream)["events"]]
+    assert [(e["requestId"], e["decision"], e["status"]) for e in got] == [
+        ("gw-1", "served", 200), ("gw-2", "refused", 401)]
+    assert all(event_problems(event) == [] for event in got)
