@@ -71,7 +71,9 @@ class CloudWatchEventSink:
         self._client, self.log_group, self.stream = client, log_group, stream
         self._log = logger
         self._queue_limit, self._flush_seconds = queue_limit, flush_seconds
-        self._pending: deque[tuple[int, str]] = deque()
+        # (arrival number, timestamp in ms, line), oldest first.
+        self._pending: deque[tuple[int, int, str]] = deque()
+        self._arrivals = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -83,7 +85,8 @@ class CloudWatchEventSink:
     def put(self, record: dict[str, Any]) -> None:
         line = json.dumps(record)
         with self._lock:
-            self._pending.append((int(time.time() * 1000), line))
+            self._arrivals += 1
+            self._pending.append((self._arrivals, int(time.time() * 1000), line))
             over = len(self._pending) - self._queue_limit
             for _ in range(max(over, 0)):
                 self._pending.popleft()
@@ -123,14 +126,16 @@ class CloudWatchEventSink:
                 self._ensure_stream()
                 answer = self._client.put_log_events(
                     logGroupName=self.log_group, logStreamName=self.stream,
-                    logEvents=[{"timestamp": stamp, "message": line} for stamp, line in batch])
+                    logEvents=[{"timestamp": stamp, "message": line} for _, stamp, line in batch])
             except Exception as error:  # noqa: BLE001 - the endpoint, credentials or throttling: retry later
                 log_decision(self._log, "inference-events-unsent", reason=str(error),
                              kind=type(error).__name__, waiting=len(self._pending),
                              logGroup=self.log_group)
                 return False
+            # By arrival number, not by count: `put` may have dropped the oldest meanwhile.
+            last = max(number for number, _, _ in batch)
             with self._lock:
-                for _ in batch:
+                while self._pending and self._pending[0][0] <= last:
                     self._pending.popleft()
             self.sent += len(batch)
             rejected = (answer or {}).get("rejectedLogEventsInfo")
@@ -138,22 +143,21 @@ class CloudWatchEventSink:
                 log_decision(self._log, "inference-events-rejected", rejected=rejected,
                              logGroup=self.log_group)
 
-    def _next_batch(self) -> list[tuple[int, str]]:
+    def _next_batch(self) -> list[tuple[int, int, str]]:
         """The oldest events that fit one PutLogEvents call (the caller holds the lock). The
         queue is in arrival order; timestamps taken by concurrent requests may interleave by a
         millisecond, so the batch is sent sorted and cut where its span would pass 24 hours."""
-        batch: list[tuple[int, str]] = []
+        batch: list[tuple[int, int, str]] = []
         size = 0
-        for stamp, line in self._pending:
+        for number, stamp, line in self._pending:
             cost = len(line.encode("utf-8")) + EVENT_OVERHEAD_BYTES
             if batch and (len(batch) >= MAX_BATCH_EVENTS or size + cost > MAX_BATCH_BYTES
-                          or stamp - batch[0][0] > MAX_BATCH_SPAN_MS):
+                          or stamp - batch[0][1] > MAX_BATCH_SPAN_MS):
                 break
-            batch.append((stamp, line))
+            batch.append((number, stamp, line))
             size += cost
-        # The batch is taken from the front of the queue (popped after a success), so sorting a
-        # copy keeps the queue as it is.
-        return sorted(batch, key=lambda event: event[0])
+        # A copy, sorted by timestamp; the queue keeps its order until the batch is sent.
+        return sorted(batch, key=lambda event: event[1])
 
     def _ensure_stream(self) -> None:
         if self._stream_ready:

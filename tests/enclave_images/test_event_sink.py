@@ -183,3 +183,25 @@ def test_rejected_events_are_named_in_the_journal(rejected: dict[str, int]) -> N
     assert sink.flush() is True
     line = json.loads(text.getvalue().splitlines()[0])
     assert line["event"] == "inference-events-rejected" and line["rejected"] == rejected
+
+
+def test_events_arriving_while_a_batch_is_in_flight_are_kept() -> None:
+    """Requests keep coming while PutLogEvents runs; if the queue overflows meanwhile, what was
+    sent is what leaves the queue, never the newer events."""
+    log, _ = logger()
+    client = FakeLogs()
+    sink = CloudWatchEventSink(client, GROUP, "s", logger=log, queue_limit=3)
+    sent = client.put_log_events
+
+    def busy(**kwargs: Any) -> dict[str, Any]:
+        if not client.calls:
+            sink.put(event(3))
+            sink.put(event(4))  # the queue holds 3: r-0 and r-1, in flight, are pushed out
+        return sent(**kwargs)
+
+    client.put_log_events = busy  # type: ignore[method-assign]
+    for number in range(3):
+        sink.put(event(number))
+    assert sink.flush() is True
+    assert [[json.loads(item["message"])["requestId"] for item in call] for call in client.calls] == [
+        ["r-0", "r-1", "r-2"], ["r-3", "r-4"]]
