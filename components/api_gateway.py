@@ -51,7 +51,9 @@ Secure by default, as the component declares it:
   rewrite each route's path to the agent's (`backend_path`), over TLS verified against
   `backend_server_name` (the NLB's TLS listener; a plain-text backend is refused unless
   `allow_plaintext_backend` names the risk), and that write what the enclave checks again
-  (`ENCLAVE_AUTH_HEADERS`: the route key and the client certificate's issuer, subject and serial);
+  (`ENCLAVE_AUTH_HEADERS`: the route key and the client certificate's issuer, subject and serial)
+  and the gateway's request id, which the parent agent's inference event carries
+  (`REQUEST_ID_HEADERS`, docs/inference-events.md);
 - `enclave_trust(...)`: what the enclave image must bake to verify requests itself
   (enclave_images/enclave/auth.py): the issuer, each client id bound to its CAs' names and to
   the routes whose scopes it is given, each route's scopes. The gateway is not the only door AWS
@@ -116,6 +118,12 @@ ENCLAVE_AUTH_HEADERS = {
     "overwrite:header.x-ztai-client-cert-subject": "$context.identity.clientCert.subjectDN",
     "overwrite:header.x-ztai-client-cert-serial": "$context.identity.clientCert.serialNumber",
 }
+# The gateway's id of the request, for the parent agent's inference event
+# (enclave_images/parent/agent.py REQUEST_ID_HEADER): the same value as the access log's
+# `requestId`, so the two records of one request join on it, and a request that reached the
+# agent without it did not come through this integration. Written over any caller's header of
+# that name, like the headers above; the enclave does not read it.
+REQUEST_ID_HEADERS = {"overwrite:header.x-ztai-request-id": "$context.requestId"}
 FIRST_PARTY = "first-party"  # the principal name of `client_ca_files` in `enclave_trust`
 # Principal names the program gives its own clients: no partner may take one.
 RESERVED_PARTNER_NAMES = frozenset({FIRST_PARTY})
@@ -381,7 +389,8 @@ class SecureApiGateway(pulumi.ComponentResource):
                 integration_type="HTTP_PROXY", integration_method="ANY",
                 integration_uri=args.nlb_listener_arn, connection_type="VPC_LINK",
                 connection_id=vpc_link.id, payload_format_version="1.0",
-                request_parameters={"overwrite:path": path, **ENCLAVE_AUTH_HEADERS},
+                request_parameters={"overwrite:path": path, **ENCLAVE_AUTH_HEADERS,
+                                    **REQUEST_ID_HEADERS},
                 # TLS to the private backend, its certificate's host name verified (and sent as
                 # SNI): https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-apigatewayv2-integration-tlsconfig.html
                 tls_config=(aws.apigatewayv2.IntegrationTlsConfigArgs(

@@ -49,7 +49,8 @@ REQUIREMENTS = Path(__file__).resolve().parent / "requirements-parent.txt"
 AGENT_MODULES: tuple[str, ...] = (
     "enclave_images/__init__.py", "enclave_images/protocol.py",
     "enclave_images/parent/__init__.py", "enclave_images/parent/agent.py",
-    "ztai_runtime/__init__.py", "ztai_runtime/jsonlog.py",
+    "enclave_images/parent/event_sink.py",
+    "ztai_runtime/__init__.py", "ztai_runtime/inference_events.py", "ztai_runtime/jsonlog.py",
 )
 AGENT_MODULE = "enclave_images.parent.agent"
 LAUNCHER = "bin/ztai-parent-agent"

@@ -12,8 +12,13 @@ message is followed by exactly `size` raw bytes: the encrypted weights file, str
                         "auth": {"authorization": "Bearer <JWT>", "x-ztai-route": "POST /v1/infer",
                                  "x-ztai-client-cert-issuer": "<issuer DN>", ...}}
                        (the HTTP headers the gateway sent; enclave/auth.py verifies them)
-    enclave -> parent  {"type": "prediction", "labels": [...]} | {"type": "error", "error": "..."}
-                       | {"type": "error", "error": "refused: ...", "status": 401 | 403}
+    enclave -> parent  {"type": "prediction", "labels": [...], "audit": {...}}
+                       | {"type": "error", "error": "...", "audit": {...}}
+                       | {"type": "error", "error": "refused: ...", "status": 401 | 403, "audit": {...}}
+                       (`audit`: the enclave's decision for the parent's inference event, never a
+                        token or an input: {"clientId", "partner", "route", "rows", "model",
+                        "modelVersion", "decision": "served" | "refused", "reason"};
+                        ztai_runtime/inference_events.py)
     parent -> enclave  {"type": "ping", "version": 1}
     enclave -> parent  {"type": "pong", "loaded": true|false}
 

@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from components.aws_facts import LOG_RETENTION_DAYS
 from components.enclave_fleet.settings import (
     AGENT_PORT,
     ARTIFACT_PREFIX,
     DEFAULT_AGENT_UNIT,
     DEFAULT_EIF_PATH,
     IMAGE_PARAMETER,
+    INFERENCE_EVENTS_LOG_GROUP,
     PRIVATE_IPV4_RANGES,
     EnclaveFleetSettings,
     sizing_problems,
@@ -26,6 +28,7 @@ _PARAMETER_NAME = re.compile(r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9._/-]+$")
 _EIF_PATH = re.compile(r"^/[A-Za-z0-9._/-]+\.eif$")
 _UNIT = re.compile(r"^[A-Za-z0-9@._-]+\.service$")
+_LOG_GROUP_NAME = re.compile(r"[A-Za-z0-9._/#-]{1,512}")
 
 
 @dataclass
@@ -78,7 +81,13 @@ class EnclaveInferenceFleetArgs:
         Amazon Linux root device; a mapping for another name would add a volume and leave the
         root as the AMI has it).
     data_classification: tag; default confidential (the inference segment's).
-    protect: `protect` and deletion protection on the bucket and load balancer; default False.
+    logs_key_arn: CMK of the inference events' log group (the hierarchy's logs key; its owner
+        admits CloudWatch Logs for the group's name: `keys.grant_cloudwatch_logs(
+        fleet.inference_log_group_name)`). Default None: no log group, and the agents write their
+        inference events to their journal only (docs/inference-events.md).
+    log_retention_days: CloudWatch retention of the inference events; default 365.
+    protect: `protect` and deletion protection on the bucket, the load balancer and the
+        inference events' log group; default False.
     image_built_at_deploy: whether the stack builds a hardened image while it deploys (the AMI
         pipeline's `build_image`, with pinned enclave artifacts) and hands it to `launch_after`.
         Default False: the image parameter then holds stock Amazon Linux 2023 (no nitro-cli, no
@@ -118,6 +127,8 @@ class EnclaveInferenceFleetArgs:
     root_volume_size_gib: int = 30
     root_device_name: str = "/dev/xvda"
     data_classification: str = "confidential"
+    logs_key_arn: pulumi.Input[str] | None = None
+    log_retention_days: int = 365
     protect: bool = False
     image_built_at_deploy: bool = False
 
@@ -125,6 +136,11 @@ class EnclaveInferenceFleetArgs:
 def image_parameter_name(args: EnclaveInferenceFleetArgs) -> str:
     """The fleet's image parameter: the given name, or IMAGE_PARAMETER for the environment."""
     return args.image_parameter_name or IMAGE_PARAMETER.format(environment=args.environment)
+
+
+def inference_log_group_name(args: EnclaveInferenceFleetArgs) -> str:
+    """The inference events' log group: INFERENCE_EVENTS_LOG_GROUP for the environment."""
+    return INFERENCE_EVENTS_LOG_GROUP.format(environment=args.environment)
 
 
 def _private_cidr(value: str) -> bool:
@@ -172,6 +188,12 @@ def validate_fleet_args(args: EnclaveInferenceFleetArgs) -> None:
         if not _private_cidr(cidr):
             problems.append(f"client_cidrs {cidr!r}: a private IPv4 CIDR (RFC 1918 or 100.64/10) "
                             "without host bits")
+    if args.logs_key_arn is not None and not _LOG_GROUP_NAME.fullmatch(inference_log_group_name(args)):
+        problems.append(f"environment {args.environment!r}: the inference events' log group "
+                        f"{inference_log_group_name(args)!r} must be 1-512 letters, digits and ._/#-")
+    if args.log_retention_days not in LOG_RETENTION_DAYS:
+        problems.append(f"log_retention_days {args.log_retention_days}: a CloudWatch Logs retention "
+                        f"({', '.join(map(str, LOG_RETENTION_DAYS))})")
     if not 8 <= args.root_volume_size_gib <= 16384:
         problems.append(f"root_volume_size_gib {args.root_volume_size_gib}: 8-16384 (gp3)")
     problems += _listener_problems(args)

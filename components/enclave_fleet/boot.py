@@ -25,9 +25,11 @@ class _BootTemplate(string.Template):
     delimiter = "@"
 
 
-def user_data(args: EnclaveInferenceFleetArgs, bucket: str, model_key_arn: str) -> str:
+def user_data(args: EnclaveInferenceFleetArgs, bucket: str, model_key_arn: str,
+              events_log_group: str | None = None) -> str:
     """The parent's boot script. Every value in it is validated or quoted; it has no debug flag
-    and no console, and the policy pack's enclave-user-data-no-debug rule checks that it stays so."""
+    and no console, and the policy pack's enclave-user-data-no-debug rule checks that it stays so.
+    `events_log_group`: where the agent sends its inference events (none: its journal only)."""
     settings = args.settings
     expected = {name: value.lower() for name, value in args.measurements.pcrs().items()}
     agent_args = [
@@ -37,6 +39,7 @@ def user_data(args: EnclaveInferenceFleetArgs, bucket: str, model_key_arn: str) 
         "--enclave", f"vsock:{ENCLAVE_CID}:{ENCLAVE_PORT}", "--listen", f"0.0.0.0:{args.agent_port}",
         # The load balancer's TLS target group speaks TLS to the agent.
         *([] if args.allow_plaintext_listener else ["--tls"]),
+        *([] if events_log_group is None else ["--events-log-group", events_log_group]),
     ]
     # Inside the quoted here-documents: written verbatim (the agent's EnvironmentFile and the
     # measurement check read them as they are), so a line break could end one early.

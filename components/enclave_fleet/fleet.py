@@ -35,9 +35,15 @@ granted by `__main__.py`, never by this component). What it builds, secure by de
   balancer on the agent port and send only HTTPS, to the VPC (interface endpoints: KMS through the
   enclave's vsock-proxy, SSM, STS, logs) and to the segment's S3 gateway endpoint;
 - the instance role: trusted by ec2.amazonaws.com; read (GetObject) on the model objects' prefix
-  only; what the SSM agent needs for Session Manager and Run Command, listed action by action
-  instead of AmazonSSMManagedInstanceCore (which also reads every SSM parameter and document,
+  only; write on the inference events' streams (with `logs_key_arn`); what the SSM agent needs
+  for Session Manager and Run Command, listed action by action instead of
+  AmazonSSMManagedInstanceCore (which also reads every SSM parameter and document,
   writes inventory and compliance, and fetches patch snapshots); nothing else;
+- with `logs_key_arn`, the inference events' log group `/zero-trust-ai/<env>/inference-events`
+  (logs key, `log_retention_days`, deletion protection with `protect`): the agents write one event
+  per request there themselves (`--events-log-group`), and the instance role may write its
+  streams and nothing else of CloudWatch Logs (docs/inference-events.md). `inference_log_group`
+  is what the SIEM stream subscribes;
 - unless a bucket is given, a model-object bucket: private (all public access blocked, ACLs off),
   versioned, encrypted with the given CMK (S3 Bucket Key on), TLS only, and refusing uploads
   encrypted any other way. Its `artifacts/` prefix holds the EIF and the parent agent package the
@@ -48,7 +54,9 @@ Grants the key owner must make (components never write key policies), all above 
 `keys.grant_use_through_service(<storage purpose>, fleet.autoscaling_role, "ec2")` (Auto Scaling
 launches the encrypted volumes through EC2: use and CreateGrant, only via EC2, only for an AWS
 resource); and, for the component's bucket, `keys.grant_decrypt_through_service(<storage purpose>,
-fleet.instance_role, "s3")` (and for the pipeline's build role when it reads the artifacts). Type
+fleet.instance_role, "s3")` (and for the pipeline's build role when it reads the artifacts); with
+`logs_key_arn`, `keys.grant_cloudwatch_logs(fleet.inference_log_group_name)`, and the group's name
+in `network.restrict_endpoints(log_group_names=...)` for the segment's logs endpoint. Type
 token `zero-trust-ai:inference:EnclaveInferenceFleet`.
 """
 
@@ -66,7 +74,12 @@ from components import role_policies
 from components.aws_facts import enclave_parent_type, partition_for_region
 from components.buckets import ELB_LOG_PREFIX, AccessLogBucket, access_log_bucket, log_to, private_bucket
 from components.certificates import dns_validated_certificate
-from components.enclave_fleet.args import EnclaveInferenceFleetArgs, image_parameter_name, validate_fleet_args
+from components.enclave_fleet.args import (
+    EnclaveInferenceFleetArgs,
+    image_parameter_name,
+    inference_log_group_name,
+    validate_fleet_args,
+)
 from components.enclave_fleet.boot import user_data
 from components.enclave_fleet.settings import (
     ARTIFACT_STACK_KEYS,
@@ -97,6 +110,9 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
     access_logs: AccessLogBucket
     # Where the AMI pipeline reads the EIF and the agent package (grant_artifact_read).
     artifact_prefix: str
+    # One event per inference request, written by the agents (None without `logs_key_arn`).
+    inference_log_group: aws.cloudwatch.LogGroup | None
+    inference_log_group_name: str
 
     def __init__(self, name: str, args: EnclaveInferenceFleetArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -132,6 +148,21 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
             log_to(f"{name}-models-logging", bucket=models, log_bucket=self.access_logs.bucket,
                    after=self.access_logs.policy)
 
+        # -- inference events ----------------------------------------------------------------
+        # The agents send their events themselves (enclave_images/parent/event_sink.py says why
+        # not the CloudWatch agent); the group exists before any instance, encrypted and with a
+        # retention, and the instance role may write its streams only.
+        self.inference_log_group_name = inference_log_group_name(args)
+        self.inference_log_group = None
+        events_group: str | None = None
+        if args.logs_key_arn is not None:
+            events_group = self.inference_log_group_name
+            self.inference_log_group = aws.cloudwatch.LogGroup(
+                f"{name}-inference-events", name=events_group,
+                retention_in_days=args.log_retention_days, kms_key_id=args.logs_key_arn,
+                deletion_protection_enabled=args.protect, tags=tags,
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+
         # -- identities ----------------------------------------------------------------------
         # EC2 sends no aws:SourceAccount when it assumes an instance profile's role, so a
         # condition on it would leave the instances without credentials; a role can only be
@@ -148,7 +179,7 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
             f"{name}-instance-policy", role=self.instance_role.id,
             policy=pulumi.Output.all(bucket_name, account_id).apply(
                 lambda values: instance_policy(partition, args.region, values[1], values[0],
-                                               args.model_prefix)),
+                                               args.model_prefix, events_log_group=events_group)),
             opts=pulumi.ResourceOptions(parent=self.instance_role))
         profile = aws.iam.InstanceProfile(f"{name}-instance-profile", role=self.instance_role.name,
                                           tags=tags, opts=pulumi.ResourceOptions(parent=self.instance_role))
@@ -282,7 +313,7 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
                     volume_size=args.root_volume_size_gib, delete_on_termination="true"))],
             user_data=pulumi.Output.all(bucket_name, args.model_key_arn).apply(
                 lambda values: base64.b64encode(
-                    user_data(args, values[0], values[1]).encode()).decode()),
+                    user_data(args, values[0], values[1], events_group).encode()).decode()),
             update_default_version=True,
             # What EC2 creates from the template is no resource of the stack: no transformation
             # reaches it, so the standard tags are named here.
@@ -345,6 +376,7 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
             "instanceRoleArn": self.instance_role.arn,
             "modelBucket": bucket_name,
             "imageParameter": self.image_parameter.name,
+            "inferenceLogGroup": events_group,
         })
 
     def admit_clients_from(self, security_group_id: pulumi.Input[str], label: str) -> None:
@@ -432,9 +464,19 @@ class EnclaveInferenceFleet(pulumi.ComponentResource):
                               protect=args.protect, parent=self).bucket
 
 
-def instance_policy(partition: str, region: str, account_id: str, bucket: str, prefix: str) -> str:
-    """The parent's IAM policy: the model objects, the SSM agent, nothing else. KMS is not in it:
-    the model-weights key policy names the role, with attestation conditions."""
+def instance_policy(partition: str, region: str, account_id: str, bucket: str, prefix: str, *,
+                    events_log_group: str | None = None) -> str:
+    """The parent's IAM policy: the model objects, the SSM agent, the inference events' log
+    group's streams, nothing else. KMS is not in it: the model-weights key policy names the role,
+    with attestation conditions, and CloudWatch Logs encrypts the events with the logs key itself.
+    The events: CreateLogStream (on the group) and PutLogEvents (on its streams) only; no read,
+    no delete, no retention or policy change, no other group."""
+    events: list[dict[str, object]] = []
+    if events_log_group is not None:
+        group = f"arn:{partition}:logs:{region}:{account_id}:log-group:{events_log_group}"
+        events.append({"Sid": "WriteInferenceEvents", "Effect": "Allow",
+                       "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                       "Resource": [group, f"{group}:log-stream:*"]})
     return policy_document([
         {"Sid": "ReadEncryptedModelObjects", "Effect": "Allow", "Action": "s3:GetObject",
          "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"},
@@ -442,4 +484,5 @@ def instance_policy(partition: str, region: str, account_id: str, bucket: str, p
          "Resource": f"arn:{partition}:ec2:{region}:{account_id}:instance/*"},
         {"Sid": "SsmSessionsAndCommands", "Effect": "Allow", "Action": list(SSM_AGENT_ACTIONS),
          "Resource": "*"},
+        *events,
     ])

@@ -51,6 +51,10 @@ SSM_AGENT_ACTIONS = (
 PRIVATE_IPV4_RANGES = tuple(ipaddress.IPv4Network(block) for block in
                             ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# Where the parent agents write one event per inference request (docs/inference-events.md): a
+# name known before the group exists, so the logs key can admit CloudWatch Logs for it and the
+# endpoints' data perimeter can name it.
+INFERENCE_EVENTS_LOG_GROUP = "/zero-trust-ai/{environment}/inference-events"
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from enclave_images.enclave.auth import AuthError, RequestVerifier, TrustConfig
+from enclave_images.enclave.auth import ROUTE_HEADER, AuthError, RequestVerifier, TrustConfig
 from enclave_images.enclave.model import DigitsModel, ModelError
 from enclave_images.protocol import (
     ENCLAVE_PORT,
@@ -126,6 +126,9 @@ class EnclaveApp:
         self._verifier = verifier
         self._unwrapper_factory = unwrapper_factory
         self._model: DigitsModel | None = None
+        # The encryption context of the loaded weights, as their decryption verified it: the
+        # model and version each prediction's audit names.
+        self._model_context: dict[str, str] = {}
         self._lock = threading.Lock()
         # One load at a time: each holds up to MAX_WEIGHTS_BYTES of enclave memory.
         self._loading = threading.Lock()
@@ -161,31 +164,47 @@ class EnclaveApp:
         if kind == "ping":
             return {"type": "pong", "loaded": self.loaded}
         if kind == "predict":
-            # Who asks is checked before anything else, the model's state included.
-            auth = message.get("auth")
-            headers = ({str(k).lower(): str(v) for k, v in auth.items()}
-                       if isinstance(auth, dict) else {})
-            try:
-                caller = self._verifier.verify(headers)
-            except AuthError as error:
-                log_decision(_log, "predict-unauthorised", status=error.status, reason=str(error),
-                             route=headers.get("x-ztai-route"))
-                return {**_error(f"refused: {error}"), "status": error.status}
-            log_decision(_log, "predict-authorised", client=caller.client_name,
-                         client_id=caller.client_id, route=caller.route, scope=caller.scope,
-                         token_id=caller.token_id, cert_subject=caller.cert_subject,
-                         cert_serial=caller.cert_serial)
-            model = self._model
-            if model is None:
-                return _error("no model loaded")
-            try:
-                return {"type": "prediction", "labels": model.predict(message.get("inputs"))}  # type: ignore[arg-type]
-            except ModelError as error:
-                return _error(str(error))
-            except Exception as error:  # noqa: BLE001 - refuse this request, keep serving the connection
-                log_decision(_log, "predict-refused", reason=str(error), kind=type(error).__name__)
-                return _error(f"prediction refused: {type(error).__name__} (see the enclave log)")
+            return self._predict(message)
         return _error(f"unknown message type {kind!r}")
+
+    def _predict(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A prediction, or a refusal; either way with the `audit` object the parent writes into
+        the request's inference event (the enclave has no network and no log of its own)."""
+        inputs = message.get("inputs")
+        auth = message.get("auth")
+        headers = ({str(k).lower(): str(v) for k, v in auth.items()} if isinstance(auth, dict) else {})
+        with self._lock:
+            model, context = self._model, self._model_context
+        audit: dict[str, Any] = {
+            "clientId": None, "partner": None, "route": headers.get(ROUTE_HEADER),
+            "rows": len(inputs) if isinstance(inputs, list) else 0,
+            "model": context.get("model"), "modelVersion": context.get("version"),
+            "decision": "refused", "reason": None}
+        # Who asks is checked before anything else, the model's state included.
+        try:
+            caller = self._verifier.verify(headers)
+        except AuthError as error:
+            log_decision(_log, "predict-unauthorised", status=error.status, reason=str(error),
+                         route=headers.get(ROUTE_HEADER))
+            return {**_error(f"refused: {error}"), "status": error.status,
+                    "audit": {**audit, "reason": f"refused: {error}"}}
+        log_decision(_log, "predict-authorised", client=caller.client_name,
+                     client_id=caller.client_id, route=caller.route, scope=caller.scope,
+                     token_id=caller.token_id, cert_subject=caller.cert_subject,
+                     cert_serial=caller.cert_serial)
+        audit.update(clientId=caller.client_id, partner=caller.client_name, route=caller.route)
+        if model is None:
+            return {**_error("no model loaded"), "audit": {**audit, "reason": "no model loaded"}}
+        try:
+            labels = model.predict(inputs)  # type: ignore[arg-type]
+        except ModelError as error:
+            return {**_error(str(error)), "audit": {**audit, "reason": str(error)}}
+        except Exception as error:  # noqa: BLE001 - refuse this request, keep serving the connection
+            log_decision(_log, "predict-refused", reason=str(error), kind=type(error).__name__)
+            text = f"prediction refused: {type(error).__name__} (see the enclave log)"
+            return {**_error(text), "audit": {**audit, "reason": text}}
+        return {"type": "prediction", "labels": labels,
+                "audit": {**audit, "rows": len(labels), "decision": "served"}}
 
     def _load(self, message: dict[str, Any], stream: Any) -> dict[str, Any]:
         size = message.get("size")
@@ -223,6 +242,7 @@ class EnclaveApp:
         with self._lock:
             replaced = self._model is not None
             self._model = model
+            self._model_context = {str(k): str(v) for k, v in info.encryption_context.items()}
         log_decision(_log, "model-loaded", message_id=info.message_id, context=info.encryption_context,
                      bytes=info.plaintext_length, classes=model.classes, replaced=replaced)
         return {"type": "loaded", "classes": model.classes, "features": int(model.w1.shape[0])}

@@ -2,7 +2,7 @@
 
     python -m enclave_images.parent.agent --bucket B --key models/digits.enc --key-arn ARN \
         --context model=digits --context version=7 [--enclave vsock:16:5005] [--listen 0.0.0.0:8080] \
-        [--tls]
+        [--tls] [--events-log-group /zero-trust-ai/<env>/inference-events]
 
 It fetches the *encrypted* weights from S3, streams them to the enclave with the instance role's
 short-lived credentials (used by the enclave for one attested KMS Decrypt), forwards inference
@@ -13,6 +13,13 @@ It decides nothing about callers: it passes the caller's Authorization header an
 API gateway's integration writes (the client certificate's issuer, subject and serial, the route)
 to the enclave, which verifies them (enclave/auth.py) and answers 401/403 for a request that did
 not pass the gateway's checks. A parent that relays anything else gets the same refusal.
+
+Every inference request it answers, served or refused, leaves one inference event
+(ztai_runtime/inference_events.py, docs/inference-events.md): the gateway's request id
+(`x-ztai-request-id`), the enclave's account of its decision (the `audit` object of its answer:
+the client it verified, the model and version it ran), sizes, latency and status; never the
+body, the token or the certificate. The line goes to the journal and, with `--events-log-group`,
+to that CloudWatch Logs group (event_sink.py). It is written before the answer is sent.
 
 With `--tls` (the fleet's default: its load balancer's target group is TLS) it serves HTTPS with
 an RSA key and self-signed certificate `openssl` makes at start (written only to a private
@@ -26,16 +33,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import signal
 import ssl
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from enclave_images.parent.event_sink import CloudWatchEventSink, InferenceEvents, stream_name
 from enclave_images.protocol import (
     MAX_TCP_PORT,
     PROTOCOL_VERSION,
@@ -45,6 +57,7 @@ from enclave_images.protocol import (
     send_message,
     write_all,
 )
+from ztai_runtime.inference_events import inference_event
 from ztai_runtime.jsonlog import get_logger, log_decision
 
 # Below the protocol's message limit, so a request that passes here fits one predict message.
@@ -53,15 +66,27 @@ MAX_REQUEST_BYTES = 2 * 1024 * 1024
 FORWARDED_HEADERS = ("authorization", "x-ztai-route", "x-ztai-client-cert-issuer",
                      "x-ztai-client-cert-subject", "x-ztai-client-cert-serial")
 MAX_HEADER_BYTES = 16 * 1024
+ROUTE_HEADER = "x-ztai-route"
+# The API gateway's own id of the request ($context.requestId, components/api_gateway.py), the
+# `requestId` of its access log: the two records of one request join on it. Never forwarded.
+REQUEST_ID_HEADER = "x-ztai-request-id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9=+/_.:-]{1,128}")
+# CloudWatch Logs' log group names: 1-512 of these characters.
+_LOG_GROUP_NAME = re.compile(r"[A-Za-z0-9._/#-]{1,512}")
 _log = get_logger("ztai.parent")
+# Where each request's inference event goes (ztai_runtime/inference_events.py).
+Emit = Callable[[dict[str, Any]], None]
 
 
 class EnclaveError(Exception):
-    """The enclave refused or did not answer. `status`: 401/403 when it refused the caller."""
+    """The enclave refused or did not answer. `status`: 401/403 when it refused the caller;
+    `audit`: the enclave's account of its refusal (None when it did not answer)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None,
+                 audit: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.audit = audit
 
 
 class EnclaveClient:
@@ -92,8 +117,9 @@ class EnclaveClient:
             raise EnclaveError("the enclave closed the connection")
         if answer["type"] == "error":
             status = answer.get("status")
-            raise EnclaveError(str(answer.get("error")),
-                               status if status in (401, 403) else None)
+            audit = answer.get("audit")
+            raise EnclaveError(str(answer.get("error")), status if status in (401, 403) else None,
+                               audit if isinstance(audit, dict) else None)
         return answer
 
     def ping(self) -> dict[str, Any]:
@@ -107,10 +133,15 @@ class EnclaveClient:
 
     def predict(self, inputs: Any, auth: Mapping[str, str]) -> list[int]:
         """`auth`: the caller's headers the enclave verifies (FORWARDED_HEADERS)."""
+        return self.infer(inputs, auth)[0]
+
+    def infer(self, inputs: Any, auth: Mapping[str, str]) -> tuple[list[int], dict[str, Any]]:
+        """The labels and the enclave's audit of the request (empty if it sent none)."""
         answer = self._call({"type": "predict", "version": PROTOCOL_VERSION, "inputs": inputs,
                              "auth": dict(auth)})
         labels: list[int] = answer["labels"]
-        return labels
+        audit = answer.get("audit")
+        return labels, audit if isinstance(audit, dict) else {}
 
 
 def fetch_weights(s3: Any, bucket: str, key: str, directory: Path) -> Path:
@@ -137,10 +168,16 @@ def _is_rows(inputs: Any) -> bool:
         isinstance(row, list) and not any(isinstance(cell, list | dict) for cell in row) for row in inputs)
 
 
-def make_handler(enclave: EnclaveClient,
-                 health: EnclaveClient | None = None) -> type[BaseHTTPRequestHandler]:
-    """`health`: a second connection for /health, so checks never queue behind predictions."""
+def make_handler(enclave: EnclaveClient, health: EnclaveClient | None = None, *,
+                 events: Emit | None = None,
+                 model_context: Mapping[str, str] | None = None) -> type[BaseHTTPRequestHandler]:
+    """`health`: a second connection for /health, so checks never queue behind predictions.
+    `events`: where each request's inference event goes (default: the journal only).
+    `model_context`: the encryption context the agent asked the enclave to load under (its
+    `model` and `version` name the model of an event the enclave did not answer)."""
     health_client = health or enclave
+    emit: Emit = events or InferenceEvents(_log)
+    configured = dict(model_context or {})
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "ztai-parent"
@@ -148,8 +185,13 @@ def make_handler(enclave: EnclaveClient,
         def log_message(self, format: str, *args: Any) -> None:
             pass  # one JSON line per request is written below instead
 
-        def _reply(self, status: int, body: dict[str, Any]) -> None:
+        def _reply(self, status: int, body: dict[str, Any], *, started: float | None = None,
+                   **facts: Any) -> None:
+            """Send the reply; with `started`, the request's event is written first, so no caller
+            has an answer whose event is not on its way."""
             data = json.dumps(body).encode("utf-8")
+            if started is not None:
+                self._record(started, status, len(data), **facts)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -158,8 +200,9 @@ def make_handler(enclave: EnclaveClient,
 
         def do_GET(self) -> None:
             if self.path != "/health":
-                self._reply(404, {"error": "not found"})
+                self._reply(404, {"error": "not found"}, started=time.monotonic(), reason="not found")
                 return
+            # Health checks are the load balancer's, not inference requests: no event.
             try:
                 loaded = bool(health_client.ping().get("loaded"))
             except EnclaveError as error:
@@ -168,36 +211,95 @@ def make_handler(enclave: EnclaveClient,
             self._reply(200 if loaded else 503, {"status": "ready" if loaded else "no model loaded"})
 
         def do_POST(self) -> None:
+            started = time.monotonic()
+            status, body, facts = self._predict()
+            self._reply(status, body, started=started, **facts)
+
+        def _predict(self) -> tuple[int, dict[str, Any], dict[str, Any]]:
+            """The reply's status and body, and what the event says of the request."""
             if self.path != "/predict":
-                self._reply(404, {"error": "not found"})
-                return
+                return 404, {"error": "not found"}, {"reason": "not found"}
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
                 length = -1
             if not 0 < length <= MAX_REQUEST_BYTES:
-                self._reply(413 if length else 411, {"error": f"body must be 1..{MAX_REQUEST_BYTES} bytes"})
-                return
+                text = f"body must be 1..{MAX_REQUEST_BYTES} bytes"
+                return 413 if length else 411, {"error": text}, {"reason": text}
+            raw = self.rfile.read(length)
             try:
-                body = json.loads(self.rfile.read(length))
+                body = json.loads(raw)
             except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
                 body = None
             inputs = body.get("inputs") if isinstance(body, dict) else None
-            if not _is_rows(inputs):
-                self._reply(400, {"error": 'expected {"inputs": [[64 numbers], ...]}'})
-                return
+            if not isinstance(inputs, list) or not _is_rows(inputs):
+                text = 'expected {"inputs": [[64 numbers], ...]}'
+                return 400, {"error": text}, {"reason": text, "request_bytes": len(raw)}
             auth = {name: value for name in FORWARDED_HEADERS
                     if (value := self.headers.get(name)) is not None and len(value) <= MAX_HEADER_BYTES}
+            facts: dict[str, Any] = {"request_bytes": len(raw), "rows": len(inputs)}
             try:
-                labels = enclave.predict(inputs, auth)
+                labels, audit = enclave.infer(inputs, auth)
             except EnclaveError as error:
                 status = error.status or (400 if "must" in str(error) else 502)
-                self._reply(status, {"error": str(error)})
-                return
-            log_decision(_log, "predict", rows=len(labels))
-            self._reply(200, {"labels": labels})
+                return status, {"error": str(error)}, {**facts, "reason": str(error),
+                                                       "audit": error.audit}
+            return 200, {"labels": labels}, {**facts, "audit": audit}
+
+        def _record(self, started: float, status: int, response_bytes: int, *,
+                    reason: str | None = None, rows: int = 0, request_bytes: int = 0,
+                    audit: dict[str, Any] | None = None) -> None:
+            """The request's one inference event. With the enclave's audit (it answered), the
+            caller, model and decision are the enclave's; otherwise the agent's own."""
+            said = audit or {}
+            claimed_route = _text(self.headers.get(ROUTE_HEADER))
+            route = (_text(said.get("route")) or claimed_route
+                     or f"{self.command} {self.path.split('?', 1)[0]}")
+            counted = said.get("rows")
+            reason = (_text(said.get("reason")) or reason) if status != 200 else None
+            emit(inference_event(
+                source="enclave" if audit else "parent", request_id=_request_id(self.headers),
+                client_id=_text(said.get("clientId")), partner=_text(said.get("partner")),
+                route=route,
+                rows=counted if isinstance(counted, int) and not isinstance(counted, bool)
+                and counted >= 0 else rows,
+                request_bytes=request_bytes, response_bytes=response_bytes,
+                latency_ms=(time.monotonic() - started) * 1000,
+                model=_text(said.get("model")) if audit else configured.get("model"),
+                model_version=_text(said.get("modelVersion")) if audit else configured.get("version"),
+                decision="served" if status == 200 else "refused",
+                reason=_scrub(reason, [value for name in FORWARDED_HEADERS if name != ROUTE_HEADER
+                                       and (value := self.headers.get(name))]),
+                status=status))
 
     return Handler
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _request_id(headers: Any) -> str:
+    """The gateway's request id (its access log's `requestId`), or one made here, marked
+    `agent-`, for a request that carries none or a malformed one (it did not come through the
+    gateway's integration, which always writes it)."""
+    given = headers.get(REQUEST_ID_HEADER)
+    if isinstance(given, str) and _REQUEST_ID.fullmatch(given):
+        return given
+    return f"agent-{uuid.uuid4()}"
+
+
+def _scrub(reason: str | None, credentials: Sequence[str]) -> str | None:
+    """`reason` without the caller's Authorization value, its token or its certificate headers,
+    should a refusal message quote them (the enclave's "must present a certificate from its own
+    CA, not ..." quotes the issuer): an event never carries a credential or a certificate."""
+    if reason is None:
+        return reason
+    secrets = {part for value in credentials
+               for part in (value.strip(), value.strip().partition(" ")[2].strip())}
+    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        reason = reason.replace(secret, "[redacted]")
+    return reason
 
 
 def self_signed_context(host_name: str = "ztai-parent-agent", openssl: str = "openssl") -> ssl.SSLContext:
@@ -276,6 +378,13 @@ def _listen_address(text: str) -> tuple[str, int]:
     return host, number
 
 
+def _log_group_name(text: str) -> str:
+    if not _LOG_GROUP_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a CloudWatch Logs group name, 1-512 letters, "
+                                         "digits and ._/#-")
+    return text
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line, checked: a bad value exits with status 2 and names the option."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -290,6 +399,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="where the load balancer reaches the agent (default: 0.0.0.0:8080)")
     parser.add_argument("--tls", action="store_true",
                         help="serve HTTPS with a key made at start (the load balancer's TLS target group)")
+    parser.add_argument("--events-log-group", type=_log_group_name, metavar="NAME",
+                        help="CloudWatch Logs group for the inference events (default: the journal only)")
     args = parser.parse_args(argv)
     context: dict[str, str] = {}
     for key, value in args.context:
@@ -307,11 +418,24 @@ def main() -> None:  # pragma: no cover - runs on the instance
     session = boto3.Session()
     if not session.region_name:
         raise SystemExit("no AWS region configured (AWS_REGION or the instance's metadata)")
-    weights = fetch_weights(session.client("s3"), args.bucket, args.key, Path(tempfile.gettempdir()))
-    enclave = EnclaveClient(args.enclave)
-    enclave.load(weights, key_arns=args.key_arn, context=args.context, credentials=instance_credentials())
-    handler = make_handler(enclave, EnclaveClient(args.enclave, timeout=5.0))
-    AgentServer(args.listen, handler, self_signed_context() if args.tls else None).serve_forever()
+    sink = None
+    if args.events_log_group:
+        sink = CloudWatchEventSink(session.client("logs"), args.events_log_group, stream_name(),
+                                   logger=_log)
+        sink.start()
+    # systemd stops the unit with SIGTERM: end through SystemExit so the events waiting are sent.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        weights = fetch_weights(session.client("s3"), args.bucket, args.key, Path(tempfile.gettempdir()))
+        enclave = EnclaveClient(args.enclave)
+        enclave.load(weights, key_arns=args.key_arn, context=args.context,
+                     credentials=instance_credentials())
+        handler = make_handler(enclave, EnclaveClient(args.enclave, timeout=5.0),
+                               events=InferenceEvents(_log, sink), model_context=args.context)
+        AgentServer(args.listen, handler, self_signed_context() if args.tls else None).serve_forever()
+    finally:
+        if sink is not None:
+            sink.close()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from components.api_gateway import (
     ACCESS_LOG_FORMAT,
     ENCLAVE_AUTH_HEADERS,
     FIRST_PARTY,
+    REQUEST_ID_HEADERS,
     TRUSTSTORE_KEY,
     ApiPartner,
     ApiRoute,
@@ -178,11 +179,18 @@ def test_integration_is_private(stack: RecordedStack) -> None:
         "overwrite:header.x-ztai-route": "$context.routeKey",
         "overwrite:header.x-ztai-client-cert-issuer": "$context.identity.clientCert.issuerDN",
         "overwrite:header.x-ztai-client-cert-subject": "$context.identity.clientCert.subjectDN",
-        "overwrite:header.x-ztai-client-cert-serial": "$context.identity.clientCert.serialNumber"}
-    # The header names are the ones the enclave reads.
+        "overwrite:header.x-ztai-client-cert-serial": "$context.identity.clientCert.serialNumber",
+        # The gateway's request id, the access log's `requestId`, for the inference event.
+        "overwrite:header.x-ztai-request-id": "$context.requestId"}
+    # The header names are the ones the enclave reads, and the one the agent reads.
     from enclave_images.enclave import auth
+    from enclave_images.parent import agent
     assert {key.removeprefix("overwrite:header.") for key in ENCLAVE_AUTH_HEADERS} == {
         auth.ROUTE_HEADER, auth.CERT_ISSUER_HEADER, auth.CERT_SUBJECT_HEADER, auth.CERT_SERIAL_HEADER}
+    assert {f"overwrite:header.{agent.REQUEST_ID_HEADER}": "$context.requestId"} == REQUEST_ID_HEADERS
+    assert json.loads(ACCESS_LOG_FORMAT)["requestId"] == "$context.requestId"
+    # The agent never passes the request id on to the enclave.
+    assert agent.REQUEST_ID_HEADER not in agent.FORWARDED_HEADERS
     # TLS to the load balancer, its certificate's name verified.
     assert integration.inputs["tlsConfig"] == {"serverNameToVerify": "inference.api.dev.example.com"}
     [link] = of_type(stack, "aws:apigatewayv2/vpcLink:VpcLink")

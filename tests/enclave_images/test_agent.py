@@ -44,6 +44,10 @@ def test_good_arguments_are_parsed_into_typed_values() -> None:
     (["--listen", "8080"], "expected HOST:PORT"),
     (["--enclave", "vsock:16:4294967296"], "argument --enclave: address 'vsock:16:4294967296': port"),
     (["--enclave", "http://enclave"], "argument --enclave: address 'http://enclave': expected vsock"),
+    (["--events-log-group", "/zero-trust-ai/dev/inference events"],
+     "argument --events-log-group: '/zero-trust-ai/dev/inference events': a CloudWatch Logs group name"),
+    (["--events-log-group", ""], "argument --events-log-group: '': a CloudWatch Logs group name"),
+    (["--events-log-group", "a" * 513], "a CloudWatch Logs group name, 1-512 letters"),
 ])
 def test_bad_arguments_exit_2_naming_the_option(capsys: pytest.CaptureFixture[str], arguments: list[str],
                                                 complaint: str) -> None:
@@ -52,6 +56,12 @@ def test_bad_arguments_exit_2_naming_the_option(capsys: pytest.CaptureFixture[st
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert complaint in error and "Traceback" not in error
+
+
+def test_the_events_log_group_is_optional() -> None:
+    assert parse_args(REQUIRED).events_log_group is None
+    assert parse_args([*REQUIRED, "--events-log-group", "/zero-trust-ai/dev/inference-events"]
+                      ).events_log_group == "/zero-trust-ai/dev/inference-events"
 
 
 def test_tls_is_an_option_of_its_own() -> None:

@@ -25,7 +25,7 @@ from enclave_images.enclave.model import DigitsModel
 from enclave_images.parent.agent import EnclaveClient, EnclaveError, make_handler
 from enclave_images.protocol import Address, ProtocolError, read_message, send_message
 from tests.enclave_images.conftest import TrainedModel
-from tests.support.token_issuer import StandInIssuer
+from tests.support.token_issuer import FIRST_PARTY_ID, StandInIssuer
 from ztai_runtime.weights import EncryptedDataKey, StaticUnwrapper, encrypt_stream
 
 CONTEXT = {"model": "digits", "version": "1"}
@@ -96,7 +96,11 @@ def test_protocol_errors(enclave: Address) -> None:
     with enclave.connect() as sock, sock.makefile("rwb", buffering=0) as stream:
         send_message(stream, {"type": "predict", "version": 1, "inputs": [[0] * 64],
                               "auth": ISSUER.headers()})
-        assert read_message(stream) == {"type": "error", "error": "no model loaded"}
+        # The caller was verified, so the refusal's audit names it; no model, no version.
+        assert read_message(stream) == {"type": "error", "error": "no model loaded", "audit": {
+            "clientId": FIRST_PARTY_ID, "partner": "inference", "route": "POST /v1/infer",
+            "rows": 1, "model": None, "modelVersion": None, "decision": "refused",
+            "reason": "no model loaded"}}
         send_message(stream, {"type": "ping", "version": 99})
         assert "protocol version 99" in str(read_message(stream))
         stream.write(b"\xff\xff\xff\xff")  # a length far beyond the limit: the enclave hangs up
