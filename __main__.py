@@ -371,8 +371,12 @@ def compose_workload(config: StackConfig) -> None:
             protect=config.is_prod,
             # Without pinned artifacts no image is built at deploy: the group is created empty.
             image_built_at_deploy=config.enclave_artifacts is not None,
+            # One JSON event per inference request, written by the parent agent to its own log
+            # group under the logs key (docs/inference-events.md).
+            logs_key_arn=keys.key_arn("logs"),
         ),
     )
+    keys.grant_cloudwatch_logs(fleet.inference_log_group_name)
     keys.grant_decrypt_with_attestation("model-weights", fleet.instance_role, config.enclave_measurements)
     # Auto Scaling launches the encrypted volumes through EC2 with the fleet's own service-linked role;
     # the instances read the bucket's SSE-KMS layer through S3 only.
@@ -597,7 +601,7 @@ def compose_workload(config: StackConfig) -> None:
     endpoint_policies = network.restrict_endpoints(
         bucket_names=[fleet.model_bucket_name],
         parameter_arns=[fleet.image_parameter.arn],
-        log_group_names=[ami_pipeline.log_group_prefix],
+        log_group_names=[ami_pipeline.log_group_prefix, fleet.inference_log_group_name],
     )
 
     # --- Just-in-time elevation: what the elevations touch of this stack's resources ---------------
