@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ztai.errors import EXIT_OK, EXIT_VIOLATION, UsageError
 from ztai.project import find_project, use_project
-from ztai_runtime.deployed import Deployment, alias_prefix
+from ztai_runtime.deployed import Deployment, alias_prefix, audit_trail_name
 
 if TYPE_CHECKING:  # the analyzer loads grpc and pulumi: only when a verify runs
     from ztai.policy.analyzer import PolicyResult
@@ -228,14 +228,23 @@ def status_findings(deployment: Deployment, *, require_trail: bool) -> list[Find
     if not deployment.trails:
         findings.append(Finding("no-trail", deployment.region,
                                 f"no CloudTrail trail is seen in {deployment.region}: nothing "
-                                "records who changed a key policy or stopped a flow log; the stack "
-                                "deploys no trail of its own (docs/known-gaps.md)",
+                                "records who changed a key policy or stopped a flow log; the key "
+                                "layer deploys the audit trail (docs/audit-trail.md)",
                                 blocking=require_trail))
         return findings
     for trail in deployment.trails:
         if trail.is_logging is False:
             findings.append(Finding("trail-stopped", trail.arn, f"trail {trail.name} is not logging "
                                     "(StopLogging, or never started)"))
+        for what, error in trail.delivery_errors:
+            findings.append(Finding("trail-delivery-error", trail.arn,
+                                    f"trail {trail.name} fails to deliver {what}: {error} (a disabled "
+                                    "or re-policied key, or a changed bucket policy, stops delivery)"))
+    audit = audit_trail_name(deployment.environment)
+    if not any(trail.name == audit or trail.arn.endswith(f":trail/{audit}") for trail in deployment.trails):
+        findings.append(Finding("no-audit-trail", deployment.region,
+                                f"the stack's audit trail {audit} is not seen in {deployment.region} "
+                                "(the key layer deploys it: docs/audit-trail.md)", blocking=require_trail))
     complete = [trail for trail in deployment.trails
                 if trail.is_logging and trail.multi_region and trail.log_file_validation]
     if not complete:

@@ -34,6 +34,12 @@ def alias_prefix(environment: str) -> str:
     return f"{ALIAS_PREFIX}{environment}/"
 
 
+def audit_trail_name(environment: str) -> str:
+    """The audit trail the key layer deploys (components/audit.py trail_name; a test keeps the
+    two equal)."""
+    return f"zero-trust-ai-{environment}"
+
+
 @dataclass(frozen=True)
 class DeployedKey:
     """A key an alias of the environment names."""
@@ -100,6 +106,15 @@ class DeployedTrail:
     log_file_validation: bool
     is_logging: bool | None  # None: GetTrailStatus refused (e.g. an organisation trail of another account)
     kms_key_id: str | None
+    # GetTrailStatus's latest delivery errors, by what failed (log files to S3, digests, the
+    # CloudWatch Logs copy): "a disabled key stops delivery", and so does a wrong policy.
+    delivery_errors: tuple[tuple[str, str], ...] = ()
+
+
+# What each GetTrailStatus error field says failed (CloudTrail API Reference, GetTrailStatus).
+DELIVERY_ERROR_FIELDS = (("LatestDeliveryError", "log files to S3"),
+                         ("LatestDigestDeliveryError", "digest files to S3"),
+                         ("LatestCloudWatchLogsDeliveryError", "the CloudWatch Logs copy"))
 
 
 @dataclass
@@ -232,7 +247,9 @@ def read_trails(cloudtrail: Any, unreadable: list[str]) -> list[DeployedTrail]:
             organization_trail=bool(trail.get("IsOrganizationTrail", False)),
             log_file_validation=bool(trail.get("LogFileValidationEnabled", False)),
             is_logging=bool(status.get("IsLogging")) if status is not None else None,
-            kms_key_id=trail.get("KmsKeyId")))
+            kms_key_id=trail.get("KmsKeyId"),
+            delivery_errors=tuple((what, str(status[field])) for field, what in DELIVERY_ERROR_FIELDS
+                                  if status is not None and status.get(field))))
     trails.sort(key=lambda trail: trail.arn)
     return trails
 

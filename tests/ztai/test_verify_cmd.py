@@ -106,7 +106,7 @@ def test_the_deployed_stack_matches_its_state_and_passes(account: Account,
     assert report["drift"] == []
     assert report["violations"] == []
     assert report["policyPack"]["policiesNotJudged"] == []
-    assert len(report["read"]["keys"]) == 6 and len(report["read"]["vpcs"]) == 4
+    assert len(report["read"]["keys"]) == 7 and len(report["read"]["vpcs"]) == 4
     assert len(report["read"]["flowLogs"]) == 4
     # The stack deploys no trail: said, but not a failure unless asked for.
     assert [(f["kind"], f["blocking"]) for f in report["findings"]] == [("no-trail", False)]
@@ -128,7 +128,7 @@ def test_the_text_report_says_what_was_read_and_that_it_passed(
     status = main(["verify", "--stack", "dev", "--state", str(account.state)])
     out = capsys.readouterr().out
     assert status == 0
-    assert "read 6 key(s), 4 VPC(s)" in out
+    assert "read 7 key(s), 4 VPC(s)" in out
     assert "none: what is deployed is what the state holds" in out
     assert out.rstrip().endswith("Result: PASSED")
 
@@ -296,13 +296,20 @@ def test_no_trail_fails_only_when_required(account: Account, capsys: pytest.Capt
 
 
 def test_a_complete_trail_passes(account: Account, capsys: pytest.CaptureFixture[str]) -> None:
-    trail(REGION)
+    trail(REGION, name="zero-trust-ai-dev")
     status, report, _ = verify(capsys, "--state", str(account.state), "--require-trail")
     assert (status, report["findings"]) == (0, [])
 
 
+def test_another_trail_is_not_the_audit_trail(account: Account, capsys: pytest.CaptureFixture[str]) -> None:
+    trail(REGION, name="somebody-elses")
+    status, report, _ = verify(capsys, "--state", str(account.state), "--require-trail")
+    assert status == 1
+    assert [(f["kind"], f["blocking"]) for f in report["findings"]] == [("no-audit-trail", True)]
+
+
 def test_a_stopped_trail_fails(account: Account, capsys: pytest.CaptureFixture[str]) -> None:
-    trail(REGION, logging=False)
+    trail(REGION, logging=False, name="zero-trust-ai-dev")
     status, report, _ = verify(capsys, "--state", str(account.state))
     assert status == 1
     assert {f["kind"] for f in report["findings"]} == {"trail-stopped", "trail-incomplete"}
@@ -310,7 +317,7 @@ def test_a_stopped_trail_fails(account: Account, capsys: pytest.CaptureFixture[s
 
 def test_a_single_region_trail_without_validation_fails(account: Account,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    trail(REGION, multi_region=False, validation=False)
+    trail(REGION, multi_region=False, validation=False, name="zero-trust-ai-dev")
     status, report, _ = verify(capsys, "--state", str(account.state))
     assert status == 1
     [finding] = report["findings"]

@@ -12,7 +12,15 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from tests.support.deployed_account import model_rotation_periods, trail
-from ztai_runtime.deployed import alias_prefix, parsed_policy, read_deployment, read_keys, read_trails
+from ztai_runtime.deployed import (
+    DeployedTrail,
+    alias_prefix,
+    audit_trail_name,
+    parsed_policy,
+    read_deployment,
+    read_keys,
+    read_trails,
+)
 
 REGION = "eu-west-1"
 POLICY = {"Version": "2012-10-17", "Statement": [{"Sid": "Administer", "Effect": "Allow",
@@ -124,3 +132,25 @@ def test_trails_are_read_with_their_status(aws: dict[str, Any]) -> None:
 
 def test_the_alias_prefix_is_the_keys_components() -> None:
     assert alias_prefix("prod") == "alias/zero-trust-ai/prod/"
+
+
+def test_the_audit_trail_name_is_the_components() -> None:
+    from components.audit import trail_name
+    assert audit_trail_name("prod") == trail_name("prod") == "zero-trust-ai-prod"
+
+
+def test_delivery_errors_are_read_from_the_trail_status() -> None:
+    class CloudTrail:
+        def describe_trails(self, includeShadowTrails: bool) -> dict[str, object]:  # noqa: N803
+            return {"trailList": [{"Name": "zero-trust-ai-prod", "TrailARN": "arn:aws:cloudtrail:eu-west-1:"
+                                   "111122223333:trail/zero-trust-ai-prod", "IsMultiRegionTrail": True,
+                                   "LogFileValidationEnabled": True, "HomeRegion": "eu-west-1"}]}
+
+        def get_trail_status(self, Name: str) -> dict[str, object]:  # noqa: N803
+            return {"IsLogging": True, "LatestDigestDeliveryError": "AccessDenied",
+                    "LatestCloudWatchLogsDeliveryError": "", "LatestDeliveryError": "KMS.DisabledException"}
+
+    [trail] = read_trails(CloudTrail(), [])
+    assert isinstance(trail, DeployedTrail)
+    assert trail.delivery_errors == (("log files to S3", "KMS.DisabledException"),
+                                     ("digest files to S3", "AccessDenied"))
