@@ -82,6 +82,7 @@ RESPONSE_BUDGET_BYTES = 5_500_000
 # What one output record adds to the response besides its base64 data: the JSON punctuation, the
 # keys and the longest result word; recordIds are counted by their length.
 _RECORD_OVERHEAD_BYTES = len('{"recordId":"","result":"ProcessingFailed","data":""},')
+_ENVELOPE_BYTES = len('{"records":[]}')
 
 # PutRecordBatch: at most 500 records and 4 MiB per call, each record at most 1,000 KiB before
 # base64 ("PutRecordBatch", Amazon Data Firehose API reference; botocore's model: Data max 1024000).
@@ -260,55 +261,55 @@ def transform_records(records: Iterable[Mapping[str, Any]], *, mapper: Mapper = 
     ProcessingFailed, see `apply_reingest_failures`). Raises TransformError only for a record
     without a usable recordId, which no output could answer.
     """
-    stats = TransformStats()
-    outputs: list[dict[str, str]] = []
-    reingest: list[Reingest] = []
-    used = len('{"records":[]}')
-    for record in records:
+    batch = list(records)
+    ids: list[str] = []
+    for record in batch:
         record_id = record.get("recordId") if isinstance(record, Mapping) else None
         if not isinstance(record_id, str) or not record_id:
             raise TransformError("a Firehose record has no recordId: the batch cannot be answered")
+        ids.append(record_id)
+    stats = TransformStats()
+    outputs: list[dict[str, str]] = []
+    reingest: list[Reingest] = []
+    # Every record gets an output whatever happens: reserve their envelopes first, so the budget
+    # check below is exact and each record afterwards adds only its data.
+    reserved = _ENVELOPE_BYTES + sum(_record_cost(record_id, 0) for record_id in ids)
+    used = reserved
+    for record_id, record in zip(ids, batch, strict=True):
         stats.records += 1
         data = record.get("data")
         data = data if isinstance(data, str) else ""
         payload = _decode(data)
-        if payload is None:
+        if payload is None or payload["messageType"] not in (DATA_MESSAGE, CONTROL_MESSAGE):
+            # Not a subscription payload, or a message type this code does not know: keep it,
+            # visibly (the backup bucket's processing-failed prefix).
             stats.undecodable_records += 1
             stats.failed_records += 1
             outputs.append({"recordId": record_id, "result": FAILED, "data": data})
-            used += _record_cost(record_id, len(data))
+            used += len(data)
             continue
-        if payload["messageType"] != DATA_MESSAGE:
-            if payload["messageType"] == CONTROL_MESSAGE:
-                stats.control_records += 1
-                outputs.append({"recordId": record_id, "result": DROPPED, "data": ""})
-            else:  # a message type this code does not know: keep it, visibly
-                stats.undecodable_records += 1
-                stats.failed_records += 1
-                outputs.append({"recordId": record_id, "result": FAILED, "data": data})
-                used += len(data)
-            used += _record_cost(record_id, 0)
+        if payload["messageType"] == CONTROL_MESSAGE:
+            stats.control_records += 1
+            outputs.append({"recordId": record_id, "result": DROPPED, "data": ""})
             continue
         lines = _lines(payload, mapper, stats)
         if not lines:
             stats.empty_records += 1
             outputs.append({"recordId": record_id, "result": DROPPED, "data": ""})
-            used += _record_cost(record_id, 0)
             continue
         body = _utf8("\n".join(lines) + "\n")
-        cost = _record_cost(record_id, _base64_length(len(body)))
-        if used + cost > response_budget:
-            alone = cost + len('{"records":[]}') > response_budget
-            payloads = (_split_payloads(payload, lines, response_budget) if alone
+        size = _base64_length(len(body))
+        if used + size > response_budget:
+            alone = reserved + size > response_budget
+            payloads = (_split_payloads(payload, lines, response_budget - reserved) if alone
                         else [base64.b64decode(data)])
             reingest.append(Reingest(record_id, data, payloads))
             stats.reingested_records += 1
             outputs.append({"recordId": record_id, "result": DROPPED, "data": ""})
-            used += _record_cost(record_id, 0)
             continue
         outputs.append({"recordId": record_id, "result": OK,
                         "data": base64.b64encode(body).decode("ascii")})
-        used += cost
+        used += size
     stats.response_bytes = used
     return TransformResult(outputs, stats, reingest)
 
