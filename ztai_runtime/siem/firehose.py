@@ -197,16 +197,15 @@ def _utf8(text: str) -> bytes:
         return text.encode("utf-8", "backslashreplace")
 
 
-def _lines(payload: Mapping[str, Any], mapper: Mapper, stats: TransformStats) -> list[str]:
-    """One output line per log event of a DATA_MESSAGE payload."""
-    log_group = payload.get("logGroup")
-    hint = log_group if isinstance(log_group, str) else ""
+def ocsf_lines(messages: Iterable[str], log_group: str, stats: TransformStats,
+               mapper: Mapper = to_ocsf) -> list[str]:
+    """One output line per message: its OCSF event as compact JSON, or the message forwarded as it
+    came when the mapping does not know it (or fails on it); counted in `stats`."""
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     lines: list[str] = []
-    for event in payload["logEvents"]:
-        message: str = event["message"]
+    for message in messages:
         try:
-            mapped = mapper(message, log_group=hint)
+            mapped = mapper(message, log_group=log_group)
             line = dumps(mapped) if mapped is not None else None
         except Exception:  # noqa: BLE001 - the mapping must never lose an event: forward it as-is
             stats.mapper_errors += 1
@@ -292,7 +291,9 @@ def transform_records(records: Iterable[Mapping[str, Any]], *, mapper: Mapper = 
             stats.control_records += 1
             outputs.append({"recordId": record_id, "result": DROPPED, "data": ""})
             continue
-        lines = _lines(payload, mapper, stats)
+        log_group = payload.get("logGroup")
+        lines = ocsf_lines((event["message"] for event in payload["logEvents"]),
+                           log_group if isinstance(log_group, str) else "", stats, mapper)
         if not lines:
             stats.empty_records += 1
             outputs.append({"recordId": record_id, "result": DROPPED, "data": ""})
