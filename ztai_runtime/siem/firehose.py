@@ -79,10 +79,11 @@ CONTROL_MESSAGE = "CONTROL_MESSAGE"
 # re-ingestion fails, which go back with their original (compressed, so small) data.
 RESPONSE_LIMIT_BYTES = 6_000_000
 RESPONSE_BUDGET_BYTES = 5_500_000
-# What one output record adds to the response besides its base64 data: the JSON punctuation, the
-# keys and the longest result word; recordIds are counted by their length.
-_RECORD_OVERHEAD_BYTES = len('{"recordId":"","result":"ProcessingFailed","data":""},')
-_ENVELOPE_BYTES = len('{"records":[]}')
+# What one output record adds to the response besides its base64 data: the keys, the longest
+# result word and the punctuation as the Python runtime serialises the response (json.dumps's
+# default separators, with spaces); recordIds are counted by their length.
+_RECORD_OVERHEAD_BYTES = len('{"recordId": "", "result": "ProcessingFailed", "data": ""}, ')
+_ENVELOPE_BYTES = len('{"records": []}')
 
 # PutRecordBatch: at most 500 records and 4 MiB per call, each record at most 1,000 KiB before
 # base64 ("PutRecordBatch", Amazon Data Firehose API reference; botocore's model: Data max 1024000).

@@ -4,10 +4,13 @@ Firehose and a stub that refuses records), and the EMF line of counters."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import gzip
 import json
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -195,13 +198,14 @@ def big_records(count: int, events: int = 40) -> list[dict[str, Any]]:
 def budget_for(records: list[dict[str, Any]], fitting: int) -> int:
     """A response budget that holds the first `fitting` records' outputs and not one more."""
     outputs = firehose.transform_records(records).outputs
-    envelopes = len('{"records":[]}') + sum(firehose._record_cost(output["recordId"], 0)
+    envelopes = len('{"records": []}') + sum(firehose._record_cost(output["recordId"], 0)
                                             for output in outputs)
     return envelopes + sum(len(output["data"]) for output in outputs[:fitting]) + 100
 
 
 def response_size(response: dict[str, Any]) -> int:
-    return len(json.dumps(response, separators=(",", ":")))
+    """As the Lambda runtime serialises it (json.dumps's default separators)."""
+    return len(json.dumps(response))
 
 
 def test_the_response_stays_within_the_budget() -> None:
@@ -397,3 +401,14 @@ def test_stratus_records_all_come_out_as_lines() -> None:
     lines = [line for output in result.outputs for line in fx.decoded_lines(output)]
     assert len(lines) == len(messages) == result.stats.events
     assert result.stats.mapped_events + result.stats.unmapped_events == len(messages)
+
+
+def test_the_transform_imports_only_what_the_lambda_ships() -> None:
+    # The function's asset is the ztai_runtime directory; the Python runtime adds boto3/botocore.
+    tree = ast.parse(Path(firehose.__file__).read_text(encoding="utf-8"))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+    assert "ztai_runtime" in imported and "boto3" in imported
+    assert imported - set(sys.stdlib_module_names) - {"__future__"} == {"ztai_runtime", "boto3"}
