@@ -121,7 +121,9 @@ def main() -> None:
     parser.add_argument("--events-per-record", type=int, default=500,
                         help="log events per Firehose record (one CloudWatch Logs payload)")
     parser.add_argument("--repeat", type=int, default=5, help="runs per variant (median)")
-    parser.add_argument("--memory-batches", type=int, nargs="*", default=list(MEMORY_BATCHES),
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="directory for ocsf_transform.json (default benchmarks/results)")
+    parser.add_argument("--memory-batches", type=int, nargs="+", default=list(MEMORY_BATCHES),
                         help="batch sizes (events) of the memory pass")
     args = parser.parse_args()
     for name in ("events", "events_per_record", "repeat"):
@@ -213,8 +215,8 @@ def main() -> None:
     print(f"\nthe {repeated_size:,}-event batch three times in a row, peaks: "
           + ", ".join(f"{peak:,}" for peak in repeated))
 
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ocsf_transform.json").write_text(json.dumps({
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "ocsf_transform.json").write_text(json.dumps({
         "events": args.events, "events_per_record": args.events_per_record, "repeat": args.repeat,
         "pinned": pinned, "mapped": stats.mapped_events, "unmapped": stats.unmapped_events,
         "wall_s": wall, "cpu_s": cpu, "median_wall_s": median_wall, "events_per_s": rate,
