@@ -95,6 +95,10 @@ PUT_RECORD_MAX_BYTES = 1_024_000
 REINGEST_ATTEMPTS = 3
 REINGEST_BACKOFF_SECONDS = 0.2
 
+# A record is at most 1,000 KiB compressed and a CloudWatch Logs payload (JSON text) decompresses
+# to a few times that; this leaves ample room and still bounds what one record can take.
+MAX_PAYLOAD_BYTES = 32 * 1024 * 1024
+
 METRIC_NAMESPACE = "ZeroTrustAI/Siem"
 # The gzip level CloudWatch Logs uses for subscription payloads; re-ingested pieces use it too.
 _GZIP_LEVEL = 6
@@ -163,12 +167,30 @@ def _base64_length(raw_length: int) -> int:
     return 4 * ((raw_length + 2) // 3)
 
 
+def _gunzip(blob: bytes) -> bytes | None:
+    """The decompressed payload, or None when the gzip is cut short or would decompress past
+    MAX_PAYLOAD_BYTES (a record that inflates without bound must not exhaust the function's
+    memory and fail the whole batch). Several gzip members are joined, as gzip.decompress does."""
+    parts: list[bytes] = []
+    total = 0
+    while blob:
+        inflater = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
+        part = inflater.decompress(blob, MAX_PAYLOAD_BYTES - total + 1)
+        total += len(part)
+        if total > MAX_PAYLOAD_BYTES or inflater.unconsumed_tail or not inflater.eof:
+            return None
+        parts.append(part)
+        blob = inflater.unused_data
+    return b"".join(parts) if parts else None
+
+
 def _decode(data: str) -> dict[str, Any] | None:
     """The subscription payload of one record, or None when it is not one."""
     try:
-        payload = json.loads(gzip.decompress(base64.b64decode(data, validate=True)))
-    except (binascii.Error, ValueError, OSError, EOFError, zlib.error):
-        # ValueError covers bad JSON and undecodable UTF-8; OSError/EOFError a bad or cut gzip.
+        text = _gunzip(base64.b64decode(data, validate=True))
+        payload = json.loads(text) if text is not None else None
+    except (binascii.Error, ValueError, zlib.error):
+        # ValueError covers bad JSON and undecodable UTF-8; zlib.error a damaged gzip stream.
         return None
     if not isinstance(payload, dict) or not isinstance(payload.get("messageType"), str):
         return None

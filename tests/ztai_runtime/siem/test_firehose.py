@@ -92,6 +92,23 @@ def test_undecodable_record_fails_with_its_original_data(data: str) -> None:
     assert (stats.undecodable_records, stats.failed_records) == (1, 1)
 
 
+def test_a_record_that_inflates_past_the_limit_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(firehose, "MAX_PAYLOAD_BYTES", 10_000)
+    bomb = base64.b64encode(gzip.compress(json.dumps(fx.payload(["x" * 20_000])).encode())).decode()
+    fits = fx.encode(fx.payload(["x" * 5_000]))
+    response, stats = run(fx.event([fx.record("bomb", bomb), fx.record("fits", fits)]))
+    assert response["records"][0] == {"recordId": "bomb", "result": "ProcessingFailed", "data": bomb}
+    assert response["records"][1]["result"] == "Ok"
+    assert stats.undecodable_records == 1
+
+
+def test_a_payload_in_several_gzip_members_is_read_whole() -> None:
+    text = json.dumps(fx.payload([PLAIN])).encode()
+    blob = gzip.compress(text[:50]) + gzip.compress(text[50:])
+    result = firehose.transform_records([fx.record("m", base64.b64encode(blob).decode())])
+    assert fx.decoded_lines(result.outputs[0]) == [PLAIN]
+
+
 def test_record_data_that_is_not_a_string_fails() -> None:
     response, stats = run(fx.event([{"recordId": "n", "data": None}]))
     assert response["records"] == [{"recordId": "n", "result": "ProcessingFailed", "data": ""}]
