@@ -94,6 +94,10 @@ PUT_RECORD_MAX_BYTES = 1_024_000
 # of the client's own retries of throttling and transient errors; then they fail visibly.
 REINGEST_ATTEMPTS = 3
 REINGEST_BACKOFF_SECONDS = 0.2
+# No PutRecordBatch call is started with less of the invocation left than this: the client's
+# attempts (3, each with its connect and read timeouts, ztai_runtime.retries) fit in it.
+REINGEST_STOP_SECONDS = 30.0
+REINGEST_CLIENT_ATTEMPTS = 3
 
 # A record is at most 1,000 KiB compressed and a CloudWatch Logs payload (JSON text) decompresses
 # to a few times that; this leaves ample room and still bounds what one record can take.
@@ -354,10 +358,13 @@ def _put_batches(entries: Sequence[tuple[int, bytes]]) -> Iterable[list[tuple[in
 
 def reingest_records(client: FirehoseClient, stream_name: str, items: Sequence[Reingest], *,
                      attempts: int = REINGEST_ATTEMPTS,
-                     sleep: Callable[[float], None] = time.sleep) -> set[str]:
+                     sleep: Callable[[float], None] = time.sleep,
+                     seconds_left: Callable[[], float] | None = None) -> set[str]:
     """Put every payload of `items` into the stream; return the recordIds of which at least one
     payload was still refused after `attempts` rounds (FailedPutCount entries, or a call that
-    failed as a whole after the client's own retries)."""
+    failed as a whole after the client's own retries), or not sent because fewer than
+    REINGEST_STOP_SECONDS of the invocation were left (`seconds_left`): answering in time with
+    those records failed beats a timeout, which would make Firehose redo the whole batch."""
     pending = [(index, blob) for index, item in enumerate(items) for blob in item.payloads]
     for attempt in range(attempts):
         if not pending:
@@ -366,6 +373,9 @@ def reingest_records(client: FirehoseClient, stream_name: str, items: Sequence[R
             sleep(REINGEST_BACKOFF_SECONDS * 2 ** (attempt - 1))
         refused: list[tuple[int, bytes]] = []
         for batch in _put_batches(pending):
+            if seconds_left is not None and seconds_left() < REINGEST_STOP_SECONDS:
+                refused.extend(batch)
+                continue
             try:
                 answer = client.put_record_batch(DeliveryStreamName=stream_name,
                                                  Records=[{"Data": blob} for _, blob in batch])
@@ -431,27 +441,32 @@ def build_client(region: str) -> FirehoseClient:
     import boto3  # imported here: the pure transform (and the benchmark) never needs it
 
     from ztai_runtime.retries import retry_config
-    return boto3.client("firehose", region_name=region or None, config=retry_config(5))
+    return boto3.client("firehose", region_name=region or None,
+                        config=retry_config(REINGEST_CLIENT_ATTEMPTS))
 
 
-def process(event: Any, *, client_factory: Callable[[str], FirehoseClient] = build_client,
+def process(event: Any, *, client_factory: Callable[[str], FirehoseClient] | None = None,
             sleep: Callable[[float], None] = time.sleep,
             clock: Callable[[], float] = time.time,
-            response_budget: int = RESPONSE_BUDGET_BYTES) -> tuple[dict[str, Any], TransformStats]:
+            seconds_left: Callable[[], float] | None = None,
+            response_budget: int | None = None) -> tuple[dict[str, Any], TransformStats]:
     """The handler's work with its dependencies injectable: the response and the counters."""
     if not isinstance(event, Mapping) or not isinstance(event.get("records"), list):
         raise TransformError("the event is not a Firehose transformation batch (no records list)")
     arn = event.get("deliveryStreamArn")
     arn = arn if isinstance(arn, str) else ""
     stream_name = stream_name_from_arn(arn) if arn else ""
-    result = transform_records(event["records"], response_budget=response_budget)
+    result = transform_records(event["records"], response_budget=response_budget
+                               if response_budget is not None else RESPONSE_BUDGET_BYTES)
     if result.reingest:
         if not stream_name:
             failed = {item.record_id for item in result.reingest}
         else:
             region = event.get("region")
             region = region if isinstance(region, str) and region else arn.split(":")[3]
-            failed = reingest_records(client_factory(region), stream_name, result.reingest, sleep=sleep)
+            client = (client_factory or build_client)(region)
+            failed = reingest_records(client, stream_name, result.reingest, sleep=sleep,
+                                      seconds_left=seconds_left)
         apply_reingest_failures(result, failed)
     sys.stdout.write(metric_line(result.stats, stream_name, int(clock() * 1000)) + "\n")
     sys.stdout.flush()
@@ -465,5 +480,6 @@ def process(event: Any, *, client_factory: Callable[[str], FirehoseClient] = bui
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Lambda entry point (Firehose data transformation)."""
-    response, _ = process(event)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    response, _ = process(event, seconds_left=(lambda: remaining() / 1000) if callable(remaining) else None)
     return response

@@ -399,6 +399,36 @@ def test_response_over_lambdas_limit_after_failures_fails_the_invocation(
                          clock=lambda: 0.0, response_budget=budget)
 
 
+def test_reingestion_stops_when_the_invocation_is_nearly_over() -> None:
+    event, budget = reingest_event()
+    stub = RefusingFirehose(refusals=1, rounds=99)
+    left = iter([60.0, 10.0, 10.0])  # enough for the first call only
+    response, stats = firehose.process(event, client_factory=lambda region: stub,
+                                       sleep=lambda seconds: None, clock=lambda: 0.0,
+                                       seconds_left=lambda: next(left), response_budget=budget)
+    assert len(stub.calls) == 1
+    assert [output["result"] for output in response["records"]] == [
+        "Ok", "ProcessingFailed", "Dropped", "Dropped"]
+    assert stats.reingest_failed_records == 1
+
+
+def test_the_handler_reads_the_time_left_from_the_lambda_context(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    event, budget = reingest_event()
+    stub = RefusingFirehose(refusals=0, rounds=0)
+    monkeypatch.setattr(firehose, "RESPONSE_BUDGET_BYTES", budget)
+    monkeypatch.setattr(firehose, "build_client", lambda region: stub)
+
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return 5_000
+
+    response = firehose.handler(event, Context())
+    assert stub.calls == []  # 5 s left: no call started
+    assert [output["result"] for output in response["records"]] == ["Ok"] + ["ProcessingFailed"] * 3
+    assert json.loads(capsys.readouterr().out)["ReingestFailedRecords"] == 3
+
+
 def test_reingestion_without_a_stream_arn_fails_visibly() -> None:
     event, budget = reingest_event()
     del event["deliveryStreamArn"]
