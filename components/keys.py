@@ -102,6 +102,10 @@ DYNAMODB_TABLE_CONTEXT = "kms:EncryptionContext:aws:dynamodb:tableName"
 CLOUDWATCH_LOGS_ACTIONS = ("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
                            "kms:Describe*")
 LOGS_PURPOSE = "logs"
+# What a service publishing to an SSE topic asks of the topic's key, and the context SNS sets
+# (KeyHierarchy.grant_alarm_topics).
+ALARM_TOPIC_ACTIONS = ("kms:GenerateDataKey*", "kms:Decrypt")
+ALARM_TOPIC_CONTEXT = "kms:EncryptionContext:aws:sns:topicArn"
 # EventBridge Scheduler with a customer managed key (Scheduler User Guide, "Encryption at rest in
 # EventBridge Scheduler"): it encrypts a schedule's payload (the target input) when the schedule
 # is created or updated, as the caller, and decrypts it as the schedule's execution role when it
@@ -304,6 +308,9 @@ class KeyHierarchyArgs:
     administrator_tables: as dynamodb_tables, for tables the key administrators create whoever
         the deployers are: the just-in-time requests table, which a split deployment's key layer
         declares with the keys (its identity part). Default none.
+    alarm_topics: the stack's alarm topics (components/alarm_topics.py) are encrypted with the
+        logs key: CloudWatch and EventBridge may use it for them, from its creation
+        (`grant_alarm_topics`). Default False.
     """
 
     environment: str
@@ -323,6 +330,7 @@ class KeyHierarchyArgs:
     s3_buckets: Mapping[str, Sequence[pulumi.Input[str]]] = field(default_factory=dict)
     inspector_role_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     administrator_tables: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    alarm_topics: bool = False
 
 
 def log_group_prefixes_for(environment: str) -> tuple[str, ...]:
@@ -390,6 +398,8 @@ class KeyHierarchy(pulumi.ComponentResource):
             self._allow_schedule_creation(purpose, schedules)
         for purpose, components in sorted(args.image_builder_components.items()):
             self._allow_component_creation(purpose, components)
+        if args.alarm_topics:
+            self.grant_alarm_topics()
         for inspector in args.inspector_role_arns:
             for purpose in PURPOSES:  # reading, not using: the HMAC key's too
                 self._grants[purpose].append(_Grant("InspectWithoutUse", {"AWS": inspector},
@@ -911,6 +921,39 @@ class KeyHierarchy(pulumi.ComponentResource):
 
     def alias_name(self, purpose: str) -> str:
         return alias_name(self._args.environment, purpose)
+
+    def grant_alarm_topics(self) -> None:
+        """Let CloudWatch alarms and EventBridge rules publish to the stack's alarm topics, which
+        the logs key encrypts: kms:GenerateDataKey* and kms:Decrypt, the publisher's use of an
+        encrypted topic's key ("Enable compatibility between event sources from AWS services and
+        encrypted topics", Amazon SNS developer guide). Called from the key's creation with
+        `KeyHierarchyArgs.alarm_topics` (the alarms of the key layer's own functions exist
+        before any seal); called later, it takes effect at `seal()`.
+
+        Both statements hold only under the encryption context SNS gives its data keys,
+        `aws:sns:topicArn`, naming the three topics (the key-policy example of "Set up an SNS
+        topic with server-side encryption", Amazon GameLift FlexMatch guide): no other topic or
+        use of the logs key is opened. CloudWatch's also requires `aws:SourceAccount` and alarms of
+        this account (`aws:SourceArn`), as the SNS guide advises. EventBridge's does not: KMS is
+        not documented to see those keys for an EventBridge target's publish, and a condition KMS
+        never sees would drop every event silently; the topic ARNs still bind it to these topics,
+        and the topics' policy admits this account's rules only."""
+        from components.alarm_topics import SEVERITIES, alarm_topic_arn  # imports nothing of keys
+
+        partition, environment = self._partition, self._args.environment
+
+        def topics(account: str, region: str) -> dict[str, Any]:
+            return {ALARM_TOPIC_CONTEXT: [alarm_topic_arn(partition, region, account, environment, s)
+                                          for s in SEVERITIES]}
+
+        self._grant(LOGS_PURPOSE, "CloudWatchAlarmsPublish", {"Service": "cloudwatch.amazonaws.com"},
+                    ALARM_TOPIC_ACTIONS, lambda account, region: {
+                        "StringEquals": {**topics(account, region), "aws:SourceAccount": account},
+                        "ArnLike": {"aws:SourceArn":
+                                    f"arn:{partition}:cloudwatch:{region}:{account}:alarm:*"}})
+        self._grant(LOGS_PURPOSE, "EventBridgeRulesPublish", {"Service": "events.amazonaws.com"},
+                    ALARM_TOPIC_ACTIONS,
+                    lambda account, region: {"StringEquals": topics(account, region)})
 
 
 def alias_name(environment: str, purpose: str) -> str:
