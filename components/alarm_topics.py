@@ -179,9 +179,12 @@ def alarm_actions_by_name(region: str, environment: str,
     """The topics of another stack of the environment (a split deployment's key layer), by their
     fixed names in this account and region."""
     partition = partition_for_region(region)
-    return AlarmActions({severity: pulumi.Output.from_input(account_id).apply(
-        lambda account, s=severity: alarm_topic_arn(partition, region, account, environment, s))
-        for severity in SEVERITIES})
+
+    def arn(severity: str) -> pulumi.Output[str]:
+        return pulumi.Output.from_input(account_id).apply(
+            lambda account: alarm_topic_arn(partition, region, account, environment, severity))
+
+    return AlarmActions({severity: arn(severity) for severity in SEVERITIES})
 
 
 def topic_policy(partition: str, region: str, account: str, topic_arn: str) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 import pulumi
 from cryptography import x509
 
+from components.alarm_topics import ALARM_KEYS, AlarmSubscription, subscription_problems
 from components.ami_pipeline import EnclaveArtifacts
 from components.api_gateway import FIRST_PARTY, ApiPartner, ca_subject_names, domain_problem
 from components.api_identity import UNIQUE_SUFFIX_LENGTH, domain_prefix_problem
@@ -211,6 +212,8 @@ class StackConfig:
     # combined: this stack holds the keys too; workload: they are the key layer's (key_layer_stack).
     layer: str = "combined"
     key_layer_stack: str | None = None
+    # Who the alarm topics notify (alarmSubscriptions); a workload's topics are its key layer's.
+    alarm_subscriptions: tuple[AlarmSubscription, ...] = ()
 
     @property
     def is_prod(self) -> bool:
@@ -241,6 +244,8 @@ class KeyLayerConfig:
     # What the workload's grants file says of the management segment's VPC endpoints (the human
     # roles' network); empty until then, and the human roles are usable from nowhere.
     human_source_vpce_ids: tuple[str, ...] = ()
+    # Who the alarm topics notify (alarmSubscriptions): the topics are this layer's.
+    alarm_subscriptions: tuple[AlarmSubscription, ...] = ()
     layer: str = "keys"
 
     @property
@@ -767,6 +772,8 @@ KEYS: dict[str, StackKey] = {
 KEYS.update({key: StackKey(spec.description, False, spec.parse, spec.default, spec.type,
                             layers=("organization",))
              for key, spec in GUARDRAIL_KEYS.items()})
+# Who the alarms notify, declared by their component (components/alarm_topics.py).
+KEYS.update(ALARM_KEYS)
 
 
 # Other providers' namespaces one edit away from a namespace checked here; left alone.
@@ -944,6 +951,9 @@ def parse_layer_config(raw: Mapping[str, Any],
             problems.add(f"{_full('keyLayerStack')} = {reference!r}: a {environment} workload reads its "
                          f"keys from <organization>/{_project_namespace()}/{environment}-keys, its own "
                          "environment's key layer of this project")
+    # None: refused by its parser already (or not read by this layer).
+    if values.get("alarmSubscriptions") is not None:
+        problems.items += subscription_problems(values.get("environment"), values["alarmSubscriptions"])
     if layer == "keys":
         return _key_layer_config(values, str(region), problems, stack_hint)
     if layer == "bootstrap":
@@ -1034,6 +1044,7 @@ def parse_layer_config(raw: Mapping[str, Any],
         two_person_keys=tuple(values["twoPersonKeys"]),
         layer=layer,
         key_layer_stack=values["keyLayerStack"],
+        alarm_subscriptions=tuple(values["alarmSubscriptions"] or ()),
     )
 
 
@@ -1075,6 +1086,7 @@ def _key_layer_config(values: Mapping[str, Any], region: str, problems: _Problem
         jit_elevations=tuple(values["jitCatalogueFile"]),
         reserve_function_concurrency=values["reserveFunctionConcurrency"],
         human_source_vpce_ids=grants.source_vpce_ids if grants is not None else (),
+        alarm_subscriptions=tuple(values["alarmSubscriptions"] or ()),
     )
 
 
