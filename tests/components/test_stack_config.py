@@ -51,6 +51,10 @@ VALID: dict[str, Any] = {
 }
 
 
+# A prod stack holding the alarm topics needs someone on the critical one.
+PROD_ALARMS = ["critical:email:security-oncall@example.com"]
+
+
 def problems_of(**changes: Any) -> list[str]:
     raw = {**VALID, **{key.replace("__", ":"): value for key, value in changes.items()}}
     raw = {key: value for key, value in raw.items() if value is not None}
@@ -122,7 +126,8 @@ def test_az_count_outside_what_the_region_has(region: str, count: str, expected:
 
 def test_prod_needs_three_zones() -> None:
     [problem] = problems_of(**{"zero-trust-ai__environment": "prod",
-                               "zero-trust-ai__jitCatalogueFile": "stacks/jit/prod.yaml"})
+                               "zero-trust-ai__jitCatalogueFile": "stacks/jit/prod.yaml",
+                               "zero-trust-ai__alarmSubscriptions": PROD_ALARMS})
     assert "allowed 3 to 3" in problem and "prod needs at least 3" in problem
 
 
@@ -334,7 +339,8 @@ def test_bad_fleet_values(key: str, value: str, expected: str) -> None:
 def test_prod_fleet_needs_two_instances() -> None:
     problems = problems_of(**{"zero-trust-ai__environment": "prod", "zero-trust-ai__azCount": "3",
                               "zero-trust-ai__enclaveFleetMinSize": "1",
-                              "zero-trust-ai__jitCatalogueFile": "stacks/jit/prod.yaml"})
+                              "zero-trust-ai__jitCatalogueFile": "stacks/jit/prod.yaml",
+                              "zero-trust-ai__alarmSubscriptions": PROD_ALARMS})
     assert problems == ["zero-trust-ai:enclaveFleetMinSize = 1: prod needs at least 2 (one "
                         "instance is no redundancy)"]
 
