@@ -65,8 +65,8 @@ class JustInTimeAccessArgs:
     """environment, region: the stack's. elevations: the catalogue (`parse_catalogue_file`).
     table_key_arn: CMK of the requests table (the hierarchy's `key_arn("secrets")`).
     logs_key_arn: CMK of the functions' log groups and failure queues (`key_arn("logs")`).
-    alarm_actions: the stack's alarm topics (AlarmTopics.actions); required. The expiry function's
-    errors notify `critical` (a grant may outlive its expiry), the API's `high`.
+    alarm_actions: the stack's alarm topics (AlarmTopics.actions); required. Both functions'
+    alarms notify `high`: a grant's own conditions end it even when the expiry function fails.
     log_retention_days: of the functions' log groups (one of LOG_RETENTION_DAYS); default 365.
     protect: prod: Pulumi `protect` and deletion protection on the table and log groups.
     reserve_concurrency: as in `logged_function`; default True.
@@ -174,7 +174,7 @@ class JustInTimeAccess(pulumi.ComponentResource):
         if args.log_retention_days not in LOG_RETENTION_DAYS:
             raise ValueError(f"log_retention_days {args.log_retention_days}: one of "
                              f"{', '.join(map(str, LOG_RETENTION_DAYS))}")
-        checked_actions(args.alarm_actions, "critical", "JustInTimeAccessArgs.alarm_actions")
+        checked_actions(args.alarm_actions, "high", "JustInTimeAccessArgs.alarm_actions")
         super().__init__("zero-trust-ai:jit:JustInTimeAccess", name, None, opts)
         self._name = name
         child = pulumi.ResourceOptions(parent=self)
@@ -249,7 +249,6 @@ class JustInTimeAccess(pulumi.ComponentResource):
                                      "schedule (its own conditions still end it)",
             environment={"JIT_TABLE": self.table.name},
             role_name=jit_function_role_name(args.environment, "expiry"),
-            errors_alarm_severity="critical",
             **common("expiry"))  # type: ignore[arg-type]
 
         aws.iam.RolePolicy(
