@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pulumi
 from cryptography import x509
@@ -1348,6 +1349,17 @@ def _example_host(host: str) -> bool:
     return any(host == domain or host.endswith("." + domain) for domain in _EXAMPLE_DOMAINS)
 
 
+def _placeholder_subscriptions(subscriptions: tuple[AlarmSubscription, ...]) -> list[str]:
+    """Alarm subscriptions at a reserved example domain: they would reach nobody."""
+    hosts = [(subscription, subscription.endpoint.rsplit("@", 1)[-1] if subscription.protocol == "email"
+              else urlsplit(subscription.endpoint).hostname or "") for subscription in subscriptions]
+    examples = [str(subscription) for subscription, host in hosts if _example_host(host.lower())]
+    if not examples:
+        return []
+    return [f"{_full('alarmSubscriptions')} names example endpoints ({', '.join(examples)}): the "
+            "alarms would reach nobody"]
+
+
 def _placeholder_pcrs(measurements: EnclaveMeasurements) -> list[str]:
     pcrs = [f"enclavePcr{index}" for index, value in enumerate(
         (measurements.pcr0, measurements.pcr1, measurements.pcr2)) if value in PLACEHOLDER_PCRS]
@@ -1380,7 +1392,9 @@ def placeholders(config: LayerConfig) -> list[str]:
         found += [f"{_full('workloadDeployerRoleArns')} names the documentation account {account}"
                   for account in [_documentation_account(arn) for arn in config.workload_deployer_role_arns]
                   if account][:1]
-        return found + _placeholder_pcrs(config.enclave_measurements)
+        return found + _placeholder_subscriptions(config.alarm_subscriptions) + \
+            _placeholder_pcrs(config.enclave_measurements)
+    found += _placeholder_subscriptions(config.alarm_subscriptions)
     api = config.api
     if _example_host(api.domain_name):
         found.append(f"{_full('apiDomainName')} = {api.domain_name} (example.com is reserved)")
