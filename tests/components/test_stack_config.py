@@ -578,8 +578,8 @@ def test_the_placeholder_measurements_are_those_the_stacks_ship() -> None:
      "zero-trust-ai:apiJwtIssuer = https://login.example.org/ (example domains are reserved)"),
     ({"zero-trust-ai:alarmSubscriptions": '["critical:https:https://hooks.example.net/sns", '
                                            '"high:email:oncall@corp.internal"]'},
-     "zero-trust-ai:alarmSubscriptions names example endpoints (critical:https:https://hooks.example.net/sns): "
-     "the alarms would reach nobody"),
+     "zero-trust-ai:alarmSubscriptions names example endpoints "
+     "(critical:https:https://hooks.example.net/sns): the alarms would reach nobody"),
     ({"zero-trust-ai:enclavePcr1": sorted(PLACEHOLDER_PCRS)[0]},
      "zero-trust-ai:enclavePcr1: the shipped placeholder measurements"),
 ])
