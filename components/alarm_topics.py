@@ -123,7 +123,11 @@ def parse_alarm_subscriptions(key: str, value: Any) -> tuple[AlarmSubscription, 
     subscriptions = tuple(parse_subscription(key, item) for item in as_string_list(key, value))
     seen: set[tuple[str, str, str]] = set()
     for subscription in subscriptions:
-        same = (subscription.severity, subscription.protocol, subscription.endpoint.lower())
+        # An address's case does not matter to mail delivery; a URL's path may.
+        endpoint = subscription.endpoint
+        if subscription.protocol == "email":
+            endpoint = endpoint.lower()
+        same = (subscription.severity, subscription.protocol, endpoint)
         if same in seen:
             raise ValueError(f"{full(key)}: {str(subscription)!r} is given twice (SNS would hold "
                              "one subscription; remove the copy)")
