@@ -429,3 +429,8 @@ def test_every_alarm_of_the_dev_stack_notifies_the_topic_of_its_severity() -> No
     assert watch.inputs["arn"] == TOPIC_ARNS["critical"]
     assert watch.inputs["rule"] == named(stack, "access-break-glass-used").outputs["name"]
     assert stack.stack_outputs["alarmTopicArns"] == TOPIC_ARNS
+
+
+def test_two_webhooks_whose_paths_differ_in_case_are_two_subscriptions() -> None:
+    value = json.dumps(["high:https:https://hooks.acme.io/T1/Ab", "high:https:https://hooks.acme.io/T1/aB"])
+    assert len(parse_alarm_subscriptions("alarmSubscriptions", value)) == 2
