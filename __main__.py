@@ -10,6 +10,8 @@ from dataclasses import replace
 import pulumi
 import pulumi_aws as aws
 
+from components.alarm_topics import AlarmActions, AlarmTopics, AlarmTopicsArgs, alarm_actions_by_name
+from components.alarms import notify_on_rule
 from components.ami_pipeline import ImmutableAmiPipeline, ImmutableAmiPipelineArgs, component_names
 from components.api_gateway import (
     FIRST_PARTY,
@@ -98,13 +100,27 @@ def key_hierarchy(config: StackConfig | KeyLayerConfig, deployers: Sequence[str]
             # The audit key admits the audit trail (compose_audit) from its creation, and nothing
             # else ever uses it: the trail waits for no grant, in either layer.
             audit_trail_name=audit_trail_name(environment),
+            # The alarm topics are encrypted with the logs key: CloudWatch and EventBridge publish
+            # to them (these topics only) from the key's creation.
+            alarm_topics=True,
             protect=config.is_prod,
         ),
     )
 
 
+def alarm_topics(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy) -> AlarmTopics:
+    """Where every alarm goes (docs/alarms.md): one topic per severity, with the keys (a split
+    deployment's workload names them by ARN), subscribed from alarmSubscriptions."""
+    topics = AlarmTopics("alarms", AlarmTopicsArgs(
+        environment=config.environment, region=config.region, key_arn=keys.key_arn("logs"),
+        subscriptions=config.alarm_subscriptions, protect=config.is_prod))
+    pulumi.export("alarmTopicArns", {severity: topic.arn for severity, topic in topics.topics.items()})
+    return topics
+
+
 def compose_identity(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy,
-                     source_vpce_ids: Sequence[pulumi.Input[str]]) -> tuple[AccessRoles, JustInTimeAccess]:
+                     source_vpce_ids: Sequence[pulumi.Input[str]],
+                     alarms: AlarmActions) -> tuple[AccessRoles, JustInTimeAccess]:
     """The identity part: the human roles and just-in-time elevation, with the key grants only
     the keys' owner makes to them. In a split deployment the key layer declares it, because the key
     policies name these roles (the key-admin elevation, the JIT API that writes two-person
@@ -154,6 +170,7 @@ def compose_identity(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy,
             permissions_boundary=people.boundary.arn,
             # The keys of the key-admin elevations: the API writes their approved policies.
             key_arns={e.key: keys.key_arn(e.key) for e in config.jit_elevations if e.grant == "key-admin"},
+            alarm_actions=alarms,
         ),
     )
     keys.grant_cloudwatch_logs(jit.log_group_prefix)
@@ -169,7 +186,12 @@ def compose_identity(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy,
             keys.grant_key_administration(elevation.key, jit.roles[elevation.name],
                                           policy_writer=jit.api.role)
         if elevation.grant == "break-glass":  # two approvers; what the break-glass role holds, watched
-            people.grant_break_glass(jit.roles[elevation.name], elevation.name)
+            watch = people.grant_break_glass(jit.roles[elevation.name], elevation.name)
+            notify_on_rule(f"{watch.pulumi_resource_name}-notify", rule=watch, actions=alarms,
+                           severity="critical")
+    # Every AssumeRole of break-glass reaches the critical topic.
+    notify_on_rule("access-break-glass-used-notify", rule=people.break_glass_alarm, actions=alarms,
+                   severity="critical")
     # Every person's role may call the JIT API (to request, or to approve as the catalogue allows).
     for person in people.roles.values():
         jit.grant_requests(person)
@@ -213,9 +235,10 @@ def compose_key_layer(config: KeyLayerConfig) -> None:
     workload's reviewed grants file. Before the workload's first deploy there is none, and the
     keys keep their creation policies, which let no role of the workload use them (docs/deploying.md)."""
     keys = key_hierarchy(config, config.workload_deployer_role_arns)
+    topics = alarm_topics(config, keys)
     # The roles the key policies name, and the JIT that writes the two-person policies, are this
     # layer's: the workload's deployer can change neither who assumes them nor the JIT's code.
-    people, jit = compose_identity(config, keys, config.human_source_vpce_ids)
+    people, jit = compose_identity(config, keys, config.human_source_vpce_ids, topics.actions)
     compose_audit(config, keys, people)
     if config.workload_grants:
         try:
@@ -266,8 +289,12 @@ def compose_workload(config: StackConfig) -> None:
         keys: KeyHierarchy | KeyLayerReference = KeyLayerReference(
             "keys", KeyLayerReferenceArgs(environment=config.environment,
                                           key_layer_stack=str(config.key_layer_stack)))
+        # The alarm topics are the key layer's, named by their fixed ARNs in this account.
+        alarms = alarm_actions_by_name(config.region, config.environment,
+                                       aws.get_caller_identity_output().account_id)
     else:
         keys = key_hierarchy(config)
+        alarms = alarm_topics(config, keys).actions
 
     network = SegmentedNetwork(
         "network",
@@ -307,6 +334,7 @@ def compose_workload(config: StackConfig) -> None:
             protect=config.is_prod,
             reserve_concurrency=config.reserve_function_concurrency,
             schedule_key_arn=keys.key_arn("logs"),
+            alarm_actions=alarms,
         ),
     )
     keys.grant_key_rotation(rotation.role, create_successors=rotation.create_successors)
@@ -459,6 +487,7 @@ def compose_workload(config: StackConfig) -> None:
             workflow_arns=ami_pipeline.workflow_arns,
             protect=config.is_prod,
             reserve_concurrency=config.reserve_function_concurrency,
+            alarm_actions=alarms,
         ),
     )
     keys.grant_cloudwatch_logs(rollout.log_group_prefix)
@@ -568,7 +597,7 @@ def compose_workload(config: StackConfig) -> None:
     people: AccessRoles | IdentityReference
     jit: JustInTimeAccess | None
     if isinstance(keys, KeyHierarchy):
-        people, jit = compose_identity(config, keys, management_endpoints)
+        people, jit = compose_identity(config, keys, management_endpoints, alarms)
         compose_audit(config, keys, people)
         elevation_roles: Mapping[str, aws.iam.Role] = jit.roles
     else:

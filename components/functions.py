@@ -38,7 +38,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import occurrence_alarm
+from components.alarm_topics import AlarmActions
+from components.alarms import checked_actions, occurrence_alarm
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "ztai_runtime"
 RUNTIME = "python3.13"
@@ -110,11 +111,11 @@ def logged_function(
         role_policy: Callable[[pulumi.Output[str]], pulumi.Input[str]],
         logs_key_arn: pulumi.Input[str], log_retention_days: int, memory_size: int, timeout: int,
         retry_attempts: int, max_event_age: int, errors_alarm_description: str,
-        errors_alarm_period: int, alarm_actions: Sequence[pulumi.Input[str]], tags: Mapping[str, str],
+        errors_alarm_period: int, alarm_actions: AlarmActions | None, tags: Mapping[str, str],
         protect: bool = False, environment: Mapping[str, pulumi.Input[str]] | None = None,
         vpc_config: aws.lambda_.FunctionVpcConfigArgs | None = None,
         reserve_concurrency: bool = True, keep_role: bool = False,
-        role_name: str | None = None) -> LoggedFunction:
+        role_name: str | None = None, errors_alarm_severity: str = "high") -> LoggedFunction:
     """Declare one function with its log group, role, role policy, retries and error alarm.
 
     name: prefix of the children's resource names; parent: the component that owns them.
@@ -129,7 +130,9 @@ def logged_function(
     retry_attempts, max_event_age: Lambda's asynchronous retries (0-2) and how long an event may
         wait for them (seconds).
     errors_alarm_description, errors_alarm_period: the error alarm's text and period (seconds).
-    alarm_actions: ARNs notified by the error alarm; none: it still changes state (EventBridge).
+    alarm_actions: the stack's alarm topics (AlarmTopics.actions); required: a function whose
+        failures notify nobody is refused. The failure-queue alarm notifies `high`, the error
+        alarm `errors_alarm_severity` (default `high`).
     tags: the component's tags; each child adds its `Name`.
     protect: `protect` and deletion protection on the log group; default False.
     environment: the function's environment variables; default none.
@@ -144,6 +147,7 @@ def logged_function(
     role_name: the role's AWS name; default None, a name Pulumi makes unique. Given for a role
         another stack names by its ARN (the JIT API's role, in a split deployment's key policies).
     """
+    checked_actions(alarm_actions, errors_alarm_severity, function_name)  # before any resource
     log_group = aws.cloudwatch.LogGroup(
         f"{name}-logs", name=log_group_name(function_name), retention_in_days=log_retention_days,
         kms_key_id=logs_key_arn, deletion_protection_enabled=protect,
@@ -199,11 +203,11 @@ def logged_function(
                     "failure queue",
         namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
         dimensions={"QueueName": failure_queue.name}, statistic="Maximum", period=300,
-        alarm_actions=alarm_actions, tags=tags, parent=failure_queue)
+        actions=alarm_actions, severity="high", tags=tags, parent=failure_queue)
     occurrence_alarm(
         f"{name}-errors-alarm", alarm_name=f"{function_name}-errors", description=errors_alarm_description,
         namespace="AWS/Lambda", metric_name="Errors", dimensions={"FunctionName": function.name},
-        statistic="Sum", period=errors_alarm_period, alarm_actions=alarm_actions, tags=tags,
-        parent=function)
+        statistic="Sum", period=errors_alarm_period, actions=alarm_actions,
+        severity=errors_alarm_severity, tags=tags, parent=function)
     return LoggedFunction(log_group=log_group, role=role, role_policy=policy, function=function,
                           failure_queue=failure_queue)

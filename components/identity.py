@@ -421,7 +421,8 @@ class AccessRoles(pulumi.ComponentResource):
 
     def _watch(self, resource_name: str, rule_name: str, what: str,
                role: aws.iam.Role) -> aws.cloudwatch.EventRule:
-        """An EventBridge rule on every AssumeRole of `role` (no target until the audit trail),
+        """An EventBridge rule on every AssumeRole of `role` (its target, the critical alarm topic, is
+        added where the topics are: components.alarms.notify_on_rule in __main__.py),
         named `zero-trust-ai-<env>-<rule_name>`: the CI boundary keeps every deployer but the key
         layer's off rules named `zero-trust-ai-<env>-*-used`, so the name is never cut short."""
         full_name = f"zero-trust-ai-{self._environment}-{rule_name}"

@@ -35,6 +35,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.alarm_topics import AlarmActions
+from components.alarms import checked_actions
 from components.aws_facts import LOG_RETENTION_DAYS, partition_for_region
 from components.functions import LoggedFunction, log_group_name, logged_function, policy_document
 from components.jit_catalogue import (
@@ -63,7 +65,8 @@ class JustInTimeAccessArgs:
     """environment, region: the stack's. elevations: the catalogue (`parse_catalogue_file`).
     table_key_arn: CMK of the requests table (the hierarchy's `key_arn("secrets")`).
     logs_key_arn: CMK of the functions' log groups and failure queues (`key_arn("logs")`).
-    alarm_actions: notified when a function fails; default none.
+    alarm_actions: the stack's alarm topics (AlarmTopics.actions); required. Both functions'
+    alarms notify `high`: a grant's own conditions end it even when the expiry function fails.
     log_retention_days: of the functions' log groups (one of LOG_RETENTION_DAYS); default 365.
     protect: prod: Pulumi `protect` and deletion protection on the table and log groups.
     reserve_concurrency: as in `logged_function`; default True.
@@ -76,7 +79,7 @@ class JustInTimeAccessArgs:
     elevations: Sequence[JitElevation]
     table_key_arn: pulumi.Input[str]
     logs_key_arn: pulumi.Input[str]
-    alarm_actions: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    alarm_actions: AlarmActions | None = None
     log_retention_days: int = 365
     protect: bool = False
     reserve_concurrency: bool = True
@@ -171,6 +174,7 @@ class JustInTimeAccess(pulumi.ComponentResource):
         if args.log_retention_days not in LOG_RETENTION_DAYS:
             raise ValueError(f"log_retention_days {args.log_retention_days}: one of "
                              f"{', '.join(map(str, LOG_RETENTION_DAYS))}")
+        checked_actions(args.alarm_actions, "high", "JustInTimeAccessArgs.alarm_actions")
         super().__init__("zero-trust-ai:jit:JustInTimeAccess", name, None, opts)
         self._name = name
         child = pulumi.ResourceOptions(parent=self)

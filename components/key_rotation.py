@@ -32,8 +32,10 @@ What it builds, secure by default:
   failures to *deliver* the invocation only: Scheduler invokes Lambda asynchronously, so an error
   the function raises (a failing run) reaches Lambda's own retries and the error alarm, not the
   queue; after the last retry Lambda sends its record to the function's own failure queue
-  (`logged_function`). Alarm state changes are EventBridge events, so response playbooks can subscribe;
-  `alarm_actions` adds SNS topics or other actions.
+  (`logged_function`). Each alarm notifies the topic of its severity (`alarm_actions`, the
+  stack's AlarmTopics): errors, failed events and dead letters `high`, a successor due `medium`.
+- a fourth: the function did not run (`missed_run_alarm`, `high`): no invocation in two
+  consecutive days, whoever stopped the schedule. The schedule must therefore run at least daily.
 
 Network: with `subnet_ids`, `vpc_id` and `vpc_cidr` (the stack passes the management segment) the
 function runs in those private subnets with a security group that allows only HTTPS to the VPC's
@@ -60,7 +62,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import occurrence_alarm
+from components.alarm_topics import AlarmActions
+from components.alarms import checked_actions, missed_run_alarm, occurrence_alarm
 from components.aws_facts import LOG_RETENTION_DAYS, partition_for_region
 from components.functions import (
     log_group_name,
@@ -81,6 +84,10 @@ PREDECESSOR_TAG = "zero-trust-ai:predecessor-key-id"  # must match ztai_runtime.
 DEFAULT_SCHEDULE = "cron(0 3 * * ? *)"
 _CRON = re.compile(r"^cron\(\S+ \S+ \S+ \S+ \S+ \S+\)$")
 _RATE = re.compile(r"^rate\(\d+ (minute|minutes|hour|hours|day|days)\)$")
+# The missed-run alarm: daily periods, alarming after two without an invocation (2 of 2: the day in
+# progress is empty until its run and alone never alarms).
+MISSED_RUN_PERIOD, MISSED_RUN_PERIODS = 86_400, 2
+_RATE_SECONDS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86_400, "days": 86_400}
 # Lambda allows at most 900 s. A successor scan lists every key of the account and reads its tags,
 # and every call may back off up to 8 attempts, so leave room.
 MIN_TIMEOUT, MAX_TIMEOUT = 60, 900
@@ -125,8 +132,8 @@ class MonthlyKeyRotationArgs:
         the VPC's interface endpoint. Default: all empty, no VPC. Give all three or none.
     log_retention_days: CloudWatch retention of the function's logs; default 365.
     timeout_seconds: function timeout, 60-900; default 600.
-    alarm_actions: ARNs notified when the function fails or a dead letter arrives. Default none:
-        the alarms still change state, which EventBridge sees.
+    alarm_actions: the stack's alarm topics (AlarmTopics.actions, or alarm_actions_by_name in a
+        workload stack); required: an alarm that notifies nobody is refused.
     protect: `protect` and deletion protection on the log group; default False, True in prod.
     schedule_key_arn: CMK that encrypts the schedule's payload (the aliases and key ARNs the
         function gets) at rest in EventBridge Scheduler. Default None: an AWS owned key (the pack's
@@ -155,7 +162,7 @@ class MonthlyKeyRotationArgs:
     vpc_cidr: pulumi.Input[str] | None = None
     log_retention_days: int = 365
     timeout_seconds: int = 600
-    alarm_actions: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    alarm_actions: AlarmActions | None = None
     protect: bool = False
     reserve_concurrency: bool = True
     schedule_key_arn: pulumi.Input[str] | None = None
@@ -394,7 +401,16 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
             description="The scheduler could not invoke the key rotation function",
             namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
             dimensions={"QueueName": self.dead_letter_queue.name}, statistic="Maximum", period=300,
-            alarm_actions=args.alarm_actions, tags=tags, parent=self.dead_letter_queue)
+            actions=args.alarm_actions, severity="high", tags=tags, parent=self.dead_letter_queue)
+        # The schedule runs daily: two whole days without an invocation is a stopped schedule (or a
+        # deleted one), never a late run.
+        missed_run_alarm(
+            f"{name}-missed-run-alarm", alarm_name=f"{function_name}-missed-run",
+            description="The key rotation function did not run for two days: its schedule is "
+                        "disabled, deleted or cannot invoke it (docs/alarms.md)",
+            function_name=self.function.name, period=MISSED_RUN_PERIOD,
+            evaluation_periods=MISSED_RUN_PERIODS, actions=args.alarm_actions, severity="high",
+            tags=tags, parent=self.function)
 
         # Months of notice before a key needs a successor that a human must create.
         due_soon_metric = f"SuccessorDueSoon-{args.environment}"
@@ -410,7 +426,7 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
             description="A rotated key will need a successor within months: create it through "
                         "the pipeline (docs/runbooks/key-rotation.md)",
             namespace=METRIC_NAMESPACE, metric_name=due_soon_metric, dimensions=None, statistic="Sum",
-            period=3600, alarm_actions=args.alarm_actions, tags=tags, parent=self.function)
+            period=3600, actions=args.alarm_actions, severity="medium", tags=tags, parent=self.function)
 
         self.register_outputs({
             "functionArn": self.function.arn,
@@ -420,6 +436,18 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
             "deadLetterQueueArn": self.dead_letter_queue.arn,
             "logGroup": log_group.name,
         })
+
+
+def runs_at_least_daily(expression: str) -> bool:
+    """Whether a Scheduler expression fires at least once every day: a rate of a day or less, or
+    a cron on every day of every month (`*` or `?` for day of month, month and day of week)."""
+    if rate := _RATE.match(expression):
+        count = int(expression[len("rate("):].split()[0])
+        return 0 < count * _RATE_SECONDS[rate.group(1)] <= 86_400
+    if _CRON.match(expression):
+        _minutes, _hours, day_of_month, month, day_of_week, _year = expression[5:-1].split()
+        return day_of_month in ("*", "?") and month == "*" and day_of_week in ("*", "?")
+    return False
 
 
 def _validate(args: MonthlyKeyRotationArgs) -> None:
@@ -436,6 +464,11 @@ def _validate(args: MonthlyKeyRotationArgs) -> None:
         raise ValueError(f"schedule_expression {args.schedule_expression!r} is not a recurring "
                          "Scheduler expression: cron(min hour day-of-month month day-of-week year) "
                          "or rate(n minutes|hours|days)")
+    if not runs_at_least_daily(args.schedule_expression):
+        raise ValueError(f"schedule_expression {args.schedule_expression!r} does not run every day: the "
+                         "missed-run alarm counts two days without a run as a stopped schedule; run "
+                         f"it daily (the default, {DEFAULT_SCHEDULE}, rotates on the first of the month)")
+    checked_actions(args.alarm_actions, "high", "MonthlyKeyRotationArgs.alarm_actions")
     if args.log_retention_days not in LOG_RETENTION_DAYS:
         raise ValueError(f"log_retention_days {args.log_retention_days} is not a CloudWatch Logs "
                          f"retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")

@@ -121,6 +121,10 @@ _AUDIT_KEY_USES = ("CloudTrailEncrypt", "CloudWatchLogsForTheTrail", "ReadTrailL
 _USE_ACTION_PREFIXES = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt", "kms:GenerateDataKey",
                         "kms:CreateGrant", "kms:*")
 _TRAIL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,127}$")
+# What a service publishing to an SSE topic asks of the topic's key, and the context SNS sets
+# (KeyHierarchy.grant_alarm_topics).
+ALARM_TOPIC_ACTIONS = ("kms:GenerateDataKey*", "kms:Decrypt")
+ALARM_TOPIC_CONTEXT = "kms:EncryptionContext:aws:sns:topicArn"
 # EventBridge Scheduler with a customer managed key (Scheduler User Guide, "Encryption at rest in
 # EventBridge Scheduler"): it encrypts a schedule's payload (the target input) when the schedule
 # is created or updated, as the caller, and decrypts it as the schedule's execution role when it
@@ -330,6 +334,9 @@ class KeyHierarchyArgs:
         aws:SourceArn), and CloudWatch Logs encrypt that trail's log group
         (`audit_log_group_name`). Nothing else is ever granted on the audit key but reading
         (`grant_trail_read`). Default None: the key admits neither.
+    alarm_topics: the stack's alarm topics (components/alarm_topics.py) are encrypted with the
+        logs key: CloudWatch and EventBridge may use it for them, from its creation
+        (`grant_alarm_topics`). Default False.
     """
 
     environment: str
@@ -350,6 +357,7 @@ class KeyHierarchyArgs:
     inspector_role_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     administrator_tables: Mapping[str, Sequence[str]] = field(default_factory=dict)
     audit_trail_name: str | None = None
+    alarm_topics: bool = False
 
 
 def audit_log_group_name(environment: str) -> str:
@@ -424,6 +432,8 @@ class KeyHierarchy(pulumi.ComponentResource):
             self._allow_component_creation(purpose, components)
         if args.audit_trail_name is not None:
             self._allow_audit_trail(args.audit_trail_name)
+        if args.alarm_topics:
+            self.grant_alarm_topics()
         for inspector in args.inspector_role_arns:
             for purpose in PURPOSES:  # reading, not using: the HMAC key's too
                 self._grants[purpose].append(_Grant("InspectWithoutUse", {"AWS": inspector},
@@ -990,6 +1000,39 @@ class KeyHierarchy(pulumi.ComponentResource):
 
     def alias_name(self, purpose: str) -> str:
         return alias_name(self._args.environment, purpose)
+
+    def grant_alarm_topics(self) -> None:
+        """Let CloudWatch alarms and EventBridge rules publish to the stack's alarm topics, which
+        the logs key encrypts: kms:GenerateDataKey* and kms:Decrypt, the publisher's use of an
+        encrypted topic's key ("Enable compatibility between event sources from AWS services and
+        encrypted topics", Amazon SNS developer guide). Called from the key's creation with
+        `KeyHierarchyArgs.alarm_topics` (the alarms of the key layer's own functions exist
+        before any seal); called later, it takes effect at `seal()`.
+
+        Both statements hold only under the encryption context SNS gives its data keys,
+        `aws:sns:topicArn`, naming the three topics (the key-policy example of "Set up an SNS
+        topic with server-side encryption", Amazon GameLift FlexMatch guide): no other topic or
+        use of the logs key is opened. CloudWatch's also requires `aws:SourceAccount` and alarms of
+        this account (`aws:SourceArn`), as the SNS guide advises. EventBridge's does not: KMS is
+        not documented to see those keys for an EventBridge target's publish, and a condition KMS
+        never sees would drop every event silently; the topic ARNs still bind it to these topics,
+        and the topics' policy admits this account's rules only."""
+        from components.alarm_topics import SEVERITIES, alarm_topic_arn  # imports nothing of keys
+
+        partition, environment = self._partition, self._args.environment
+
+        def topics(account: str, region: str) -> dict[str, Any]:
+            return {ALARM_TOPIC_CONTEXT: [alarm_topic_arn(partition, region, account, environment, s)
+                                          for s in SEVERITIES]}
+
+        self._grant(LOGS_PURPOSE, "CloudWatchAlarmsPublish", {"Service": "cloudwatch.amazonaws.com"},
+                    ALARM_TOPIC_ACTIONS, lambda account, region: {
+                        "StringEquals": {**topics(account, region), "aws:SourceAccount": account},
+                        "ArnLike": {"aws:SourceArn":
+                                    f"arn:{partition}:cloudwatch:{region}:{account}:alarm:*"}})
+        self._grant(LOGS_PURPOSE, "EventBridgeRulesPublish", {"Service": "events.amazonaws.com"},
+                    ALARM_TOPIC_ACTIONS,
+                    lambda account, region: {"StringEquals": topics(account, region)})
 
 
 def alias_name(environment: str, purpose: str) -> str:

@@ -25,10 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pulumi
 from cryptography import x509
 
+from components.alarm_topics import ALARM_KEYS, AlarmSubscription, subscription_problems
 from components.ami_pipeline import EnclaveArtifacts
 from components.api_gateway import FIRST_PARTY, ApiPartner, ca_subject_names, domain_problem
 from components.api_identity import UNIQUE_SUFFIX_LENGTH, domain_prefix_problem
@@ -214,6 +216,8 @@ class StackConfig:
     # combined: this stack holds the keys too; workload: they are the key layer's (key_layer_stack).
     layer: str = "combined"
     key_layer_stack: str | None = None
+    # Who the alarm topics notify (alarmSubscriptions); a workload's topics are its key layer's.
+    alarm_subscriptions: tuple[AlarmSubscription, ...] = ()
 
     @property
     def is_prod(self) -> bool:
@@ -245,6 +249,8 @@ class KeyLayerConfig:
     # roles' network); empty until then, and the human roles are usable from nowhere.
     human_source_vpce_ids: tuple[str, ...] = ()
     audit_retention_days: int = 365
+    # Who the alarm topics notify (alarmSubscriptions): the topics are this layer's.
+    alarm_subscriptions: tuple[AlarmSubscription, ...] = ()
     layer: str = "keys"
 
     @property
@@ -784,6 +790,8 @@ KEYS: dict[str, StackKey] = {
 KEYS.update({key: StackKey(spec.description, False, spec.parse, spec.default, spec.type,
                             layers=("organization",))
              for key, spec in GUARDRAIL_KEYS.items()})
+# Who the alarms notify, declared by their component (components/alarm_topics.py).
+KEYS.update(ALARM_KEYS)
 
 
 # Other providers' namespaces one edit away from a namespace checked here; left alone.
@@ -961,6 +969,9 @@ def parse_layer_config(raw: Mapping[str, Any],
             problems.add(f"{_full('keyLayerStack')} = {reference!r}: a {environment} workload reads its "
                          f"keys from <organization>/{_project_namespace()}/{environment}-keys, its own "
                          "environment's key layer of this project")
+    # None: refused by its parser already (or not read by this layer).
+    if values.get("alarmSubscriptions") is not None:
+        problems.items += subscription_problems(values.get("environment"), values["alarmSubscriptions"])
     if layer == "keys":
         return _key_layer_config(values, str(region), problems, stack_hint)
     if layer == "bootstrap":
@@ -1052,6 +1063,7 @@ def parse_layer_config(raw: Mapping[str, Any],
         audit_retention_days=values["auditRetentionDays"],
         layer=layer,
         key_layer_stack=values["keyLayerStack"],
+        alarm_subscriptions=tuple(values["alarmSubscriptions"] or ()),
     )
 
 
@@ -1094,6 +1106,7 @@ def _key_layer_config(values: Mapping[str, Any], region: str, problems: _Problem
         jit_elevations=tuple(values["jitCatalogueFile"]),
         reserve_function_concurrency=values["reserveFunctionConcurrency"],
         human_source_vpce_ids=grants.source_vpce_ids if grants is not None else (),
+        alarm_subscriptions=tuple(values["alarmSubscriptions"] or ()),
     )
 
 
@@ -1360,6 +1373,17 @@ def _example_host(host: str) -> bool:
     return any(host == domain or host.endswith("." + domain) for domain in _EXAMPLE_DOMAINS)
 
 
+def _placeholder_subscriptions(subscriptions: tuple[AlarmSubscription, ...]) -> list[str]:
+    """Alarm subscriptions at a reserved example domain: they would reach nobody."""
+    hosts = [(subscription, subscription.endpoint.rsplit("@", 1)[-1] if subscription.protocol == "email"
+              else urlsplit(subscription.endpoint).hostname or "") for subscription in subscriptions]
+    examples = [str(subscription) for subscription, host in hosts if _example_host(host.lower())]
+    if not examples:
+        return []
+    return [f"{_full('alarmSubscriptions')} names example endpoints ({', '.join(examples)}): the "
+            "alarms would reach nobody"]
+
+
 def _placeholder_pcrs(measurements: EnclaveMeasurements) -> list[str]:
     pcrs = [f"enclavePcr{index}" for index, value in enumerate(
         (measurements.pcr0, measurements.pcr1, measurements.pcr2)) if value in PLACEHOLDER_PCRS]
@@ -1392,7 +1416,9 @@ def placeholders(config: LayerConfig) -> list[str]:
         found += [f"{_full('workloadDeployerRoleArns')} names the documentation account {account}"
                   for account in [_documentation_account(arn) for arn in config.workload_deployer_role_arns]
                   if account][:1]
-        return found + _placeholder_pcrs(config.enclave_measurements)
+        return found + _placeholder_subscriptions(config.alarm_subscriptions) + \
+            _placeholder_pcrs(config.enclave_measurements)
+    found += _placeholder_subscriptions(config.alarm_subscriptions)
     api = config.api
     if _example_host(api.domain_name):
         found.append(f"{_full('apiDomainName')} = {api.domain_name} (example.com is reserved)")

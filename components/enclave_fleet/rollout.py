@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import occurrence_alarm
+from components.alarm_topics import AlarmActions
+from components.alarms import checked_actions, occurrence_alarm
 from components.aws_facts import LOG_RETENTION_DAYS
 from components.enclave_fleet.settings import (
     INSTANCE_WARMUP_SECONDS,
@@ -124,8 +125,8 @@ class ImageRolloutArgs:
     min_healthy_percentage, max_healthy_percentage, instance_warmup_seconds: the refresh's
         preferences; defaults are the fleet's own (100, 200, 300 s).
     log_retention_days: CloudWatch retention of the function's logs; default 365.
-    alarm_actions: ARNs notified when a rollout fails. Default none: the alarms still change state,
-        which EventBridge sees.
+    alarm_actions: the stack's alarm topics (AlarmTopics.actions); required. An untrusted image
+        notifies `critical`, a failed rollout or invocation `high`.
     protect: `protect` and deletion protection on the log group; default False, True in prod.
     reserve_concurrency: reserve concurrency 1 for the function; default True. False (accounts
         whose Lambda concurrency quota cannot spare it) lets two events run at once: the second
@@ -154,7 +155,7 @@ class ImageRolloutArgs:
     max_healthy_percentage: int = MAX_HEALTHY_PERCENTAGE
     instance_warmup_seconds: int = INSTANCE_WARMUP_SECONDS
     log_retention_days: int = 365
-    alarm_actions: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    alarm_actions: AlarmActions | None = None
     protect: bool = False
     reserve_concurrency: bool = True
 
@@ -191,6 +192,7 @@ class ImageRollout(pulumi.ComponentResource):
     def __init__(self, name: str, args: ImageRolloutArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         _validate_rollout(args)
+        checked_actions(args.alarm_actions, "critical", "ImageRolloutArgs.alarm_actions")
         super().__init__("zero-trust-ai:inference:ImageRollout", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
@@ -285,7 +287,7 @@ class ImageRollout(pulumi.ComponentResource):
             description="The fleet's image parameter or a new image names an AMI the pipeline did "
                         "not produce (README, image rollout runbook: untrusted image)",
             namespace=ROLLOUT_METRIC_NAMESPACE, metric_name=untrusted_metric, dimensions=None,
-            statistic="Sum", period=60, alarm_actions=args.alarm_actions, tags=tags,
+            statistic="Sum", period=60, actions=args.alarm_actions, severity="critical", tags=tags,
             parent=self.function)
         occurrence_alarm(
             f"{name}-parameter-failed-invocations-alarm",
@@ -293,12 +295,13 @@ class ImageRollout(pulumi.ComponentResource):
             description="EventBridge could not invoke the image parameter watch",
             namespace="AWS/Events", metric_name="FailedInvocations",
             dimensions={"RuleName": self.parameter_rule.name}, statistic="Sum", period=300,
-            alarm_actions=args.alarm_actions, tags=tags, parent=self.parameter_rule)
+            actions=args.alarm_actions, severity="high", tags=tags, parent=self.parameter_rule)
         occurrence_alarm(
             f"{name}-failed-invocations-alarm", alarm_name=f"{function_name}-failed-invocations",
             description="EventBridge could not invoke the image rollout function",
             namespace="AWS/Events", metric_name="FailedInvocations", dimensions={"RuleName": self.rule.name},
-            statistic="Sum", period=300, alarm_actions=args.alarm_actions, tags=tags, parent=self.rule)
+            statistic="Sum", period=300, actions=args.alarm_actions, severity="high", tags=tags,
+            parent=self.rule)
 
         self.register_outputs({
             "functionArn": self.function.arn,

@@ -38,6 +38,7 @@ from components.enclave_fleet import (
 from components.functions import RUNTIME_DIR
 from components.keys import EnclaveMeasurements, KeyHierarchy, KeyHierarchyArgs
 from tests.conftest import ROOT
+from tests.support.alarms import ALARMS
 from tests.support.key_policy import Request, cloudwatch_logs_may_encrypt, evaluate
 from tests.support.shellcheck import shellcheck
 from ztai.preview import recorder
@@ -648,7 +649,8 @@ ROLLOUT = ImageRolloutArgs(environment="dev", owner="ml-platform", region="eu-we
                            distribution_configuration_arn=DISTRIBUTION_ARN,
                            build_subnet_id="subnet-0a1b2c3d4e5f60001",
                            build_security_group_ids=["sg-0a1b2c3d4e5f60002", "sg-0a1b2c3d4e5f60003"],
-                           execution_role_arn=EXECUTION_ROLE_ARN, workflow_arns=WORKFLOW_ARNS)
+                           execution_role_arn=EXECUTION_ROLE_ARN, workflow_arns=WORKFLOW_ARNS,
+                           alarm_actions=ALARMS)
 
 
 def build_rollout(args: ImageRolloutArgs = ROLLOUT) -> RecordedStack:

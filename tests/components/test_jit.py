@@ -11,6 +11,7 @@ import pytest
 from components.jit import JustInTimeAccess, JustInTimeAccessArgs
 from components.jit_catalogue import JitElevation, parse_catalogue, parse_catalogue_file
 from components.tags import register_standard_tags
+from tests.support.alarms import ALARMS
 from tests.support.key_policy import Request, evaluate
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 
@@ -29,7 +30,8 @@ def build(elevations: tuple[JitElevation, ...] = ELEVATIONS) -> RecordedStack:
         register_standard_tags("dev", "ml-platform")
         JustInTimeAccess("jit", JustInTimeAccessArgs(environment="dev", region="eu-west-1",
                                                      elevations=elevations, table_key_arn=KEY,
-                                                     logs_key_arn=KEY, key_arns={"model-weights": KEY}))
+                                                     logs_key_arn=KEY, key_arns={"model-weights": KEY},
+                                                     alarm_actions=ALARMS))
 
     return record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
 
@@ -168,7 +170,7 @@ def test_a_persons_role_may_call_the_api_through_its_iam_url_only() -> None:
         jit = JustInTimeAccess("jit", JustInTimeAccessArgs(
             environment="dev", region="eu-west-1", elevations=ELEVATIONS, table_key_arn=KEY,
             logs_key_arn=KEY, permissions_boundary="arn:aws:iam::111122223333:policy/boundary",
-            key_arns={"model-weights": KEY}))
+            key_arns={"model-weights": KEY}, alarm_actions=ALARMS))
         person = aws.iam.Role("curator", assume_role_policy="{}")
         jit.grant_requests(person)
 
@@ -225,5 +227,5 @@ def test_the_api_learns_the_key_each_key_admin_elevation_writes_the_policy_of() 
         def program() -> None:
             JustInTimeAccess("jit", JustInTimeAccessArgs(environment="dev", region="eu-west-1",
                                                          elevations=ELEVATIONS, table_key_arn=KEY,
-                                                         logs_key_arn=KEY))
+                                                         logs_key_arn=KEY, alarm_actions=ALARMS))
         record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")

@@ -99,7 +99,10 @@ def test_the_first_key_layer_admits_no_role_of_the_workload(split: SplitEnvironm
         allowed = {json.dumps({"AWS": [ADMIN]}), json.dumps({"AWS": [DEPLOYER]}),
                    json.dumps({"AWS": INSPECTOR}), json.dumps({"Service": "logs.eu-west-1.amazonaws.com"}),
                    # The audit key admits its trail from creation (pinned to it by aws:SourceArn).
-                   json.dumps({"Service": "cloudtrail.amazonaws.com"})}
+                   json.dumps({"Service": "cloudtrail.amazonaws.com"}),
+                   # Publishing to the alarm topics only (tests/components/test_alarm_topics.py).
+                   json.dumps({"Service": "cloudwatch.amazonaws.com"}),
+                   json.dumps({"Service": "events.amazonaws.com"})}
         assert principals <= allowed, (key.name, principals - allowed)
     assert any("no workloadGrantsFile yet" in w for w in split.first_keys.warnings)
 

@@ -33,6 +33,7 @@ from components.keys import (
 )
 from tests.components.test_keys import USE
 from tests.conftest import ROOT
+from tests.support.alarms import ALARMS
 from tests.support.key_policy import cloudwatch_logs_may_encrypt
 from ztai.preview import recorder
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
@@ -47,7 +48,7 @@ KEY_IDS = tuple(f"{index}000aaaa-0000-aaaa-0000-aaaa0000aaaa" for index in range
 KEY_ARNS = tuple(f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key_id}" for key_id in KEY_IDS)
 ARGS = MonthlyKeyRotationArgs(environment="dev", owner="ml-platform", region=REGION,
                               key_aliases=ALIASES, key_arns=KEY_ARNS, logs_key_arn=LOGS_KEY,
-                              dead_letter_key_arn=LOGS_KEY)
+                              dead_letter_key_arn=LOGS_KEY, alarm_actions=ALARMS)
 CREATING = replace(ARGS, create_successors=True)
 IN_VPC = replace(ARGS, subnet_ids=("subnet-0aaa", "subnet-0bbb"), vpc_id="vpc-0mgmt",
                  vpc_cidr="10.13.0.0/16")

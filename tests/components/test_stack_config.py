@@ -51,6 +51,10 @@ VALID: dict[str, Any] = {
 }
 
 
+# A prod stack holding the alarm topics needs someone on the critical one.
+PROD_ALARMS = ["critical:email:security-oncall@example.com"]
+
+
 def problems_of(**changes: Any) -> list[str]:
     raw = {**VALID, **{key.replace("__", ":"): value for key, value in changes.items()}}
     raw = {key: value for key, value in raw.items() if value is not None}
@@ -122,7 +126,8 @@ def test_az_count_outside_what_the_region_has(region: str, count: str, expected:
 
 def test_prod_needs_three_zones() -> None:
     [problem] = problems_of(**{"zero-trust-ai__environment": "prod",
-                               "zero-trust-ai__jitCatalogueFile": "stacks/jit/prod.yaml"})
+                               "zero-trust-ai__jitCatalogueFile": "stacks/jit/prod.yaml",
+                               "zero-trust-ai__alarmSubscriptions": PROD_ALARMS})
     assert "allowed 3 to 3" in problem and "prod needs at least 3" in problem
 
 
@@ -334,7 +339,8 @@ def test_bad_fleet_values(key: str, value: str, expected: str) -> None:
 def test_prod_fleet_needs_two_instances() -> None:
     problems = problems_of(**{"zero-trust-ai__environment": "prod", "zero-trust-ai__azCount": "3",
                               "zero-trust-ai__enclaveFleetMinSize": "1",
-                              "zero-trust-ai__jitCatalogueFile": "stacks/jit/prod.yaml"})
+                              "zero-trust-ai__jitCatalogueFile": "stacks/jit/prod.yaml",
+                              "zero-trust-ai__alarmSubscriptions": PROD_ALARMS})
     assert problems == ["zero-trust-ai:enclaveFleetMinSize = 1: prod needs at least 2 (one "
                         "instance is no redundancy)"]
 
@@ -544,7 +550,7 @@ def test_a_region_that_is_not_a_name_is_named() -> None:
     ("prod", ["zero-trust-ai:apiDomainName", "zero-trust-ai:apiHostedZoneId",
               "zero-trust-ai:enclavePcr0,", "CA", "CA"]),
     ("prod-keys", ["zero-trust-ai:keyAdministratorRoleArns", "zero-trust-ai:workloadDeployerRoleArns",
-                   "zero-trust-ai:enclavePcr0,"])])
+                   "zero-trust-ai:alarmSubscriptions", "zero-trust-ai:enclavePcr0,"])])
 def test_the_shipped_placeholders_are_named(stack: str, keys: list[str]) -> None:
     found = placeholders(parse_layer_config(load_stack(ROOT, stack).config))
     assert [f.split(" ")[0] for f in found] == keys
@@ -570,6 +576,10 @@ def test_the_placeholder_measurements_are_those_the_stacks_ship() -> None:
      "zero-trust-ai:apiCertificateArn names the documentation account 111122223333"),
     ({"zero-trust-ai:apiJwtIssuer": "https://login.example.org/", "zero-trust-ai:apiJwtAudiences": '["api"]'},
      "zero-trust-ai:apiJwtIssuer = https://login.example.org/ (example domains are reserved)"),
+    ({"zero-trust-ai:alarmSubscriptions": '["critical:https:https://hooks.example.net/sns", '
+                                           '"high:email:oncall@corp.internal"]'},
+     "zero-trust-ai:alarmSubscriptions names example endpoints "
+     "(critical:https:https://hooks.example.net/sns): the alarms would reach nobody"),
     ({"zero-trust-ai:enclavePcr1": sorted(PLACEHOLDER_PCRS)[0]},
      "zero-trust-ai:enclavePcr1: the shipped placeholder measurements"),
 ])
@@ -582,7 +592,9 @@ def test_other_placeholders_are_named(changes: dict[str, str], expected: str) ->
 def test_a_real_configuration_has_no_placeholders() -> None:
     real = {**VALID, "zero-trust-ai:keyAdministratorRoleArns": '["arn:aws:iam::444455556666:role/a"]',
             "zero-trust-ai:apiDomainName": "api.models.acme.io",
-            "zero-trust-ai:apiClientCaFiles": f'["{PARTNER_CA}"]'}
+            "zero-trust-ai:apiClientCaFiles": f'["{PARTNER_CA}"]',
+            "zero-trust-ai:alarmSubscriptions": '["critical:email:oncall@acme.io", '
+                                                '"high:https:https://pager.acme.io/sns"]'}
     assert [p for p in placeholders(parse_stack_config(real)) if not p.startswith("CA file")] == []
 
 

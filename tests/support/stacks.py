@@ -32,7 +32,9 @@ COMBINED = {f"{PROJECT}:layer": "combined", f"{PROJECT}:keyLayerStack": "",
             f"{PROJECT}:keyAdministratorRoleArns": json.dumps(
                 ["arn:aws:iam::111122223333:role/zero-trust-ai-prod-deploy-keys"]),
             f"{PROJECT}:keyInspectorRoleArns": json.dumps(
-                ["arn:aws:iam::111122223333:role/zero-trust-ai-prod-ci-preview"])}
+                ["arn:aws:iam::111122223333:role/zero-trust-ai-prod-ci-preview"]),
+            # The alarm topics are a combined stack's, and prod needs someone on the critical one.
+            f"{PROJECT}:alarmSubscriptions": json.dumps(["critical:email:security-oncall@example.com"])}
 
 
 _T = TypeVar("_T")

@@ -287,6 +287,11 @@ class AwsMocks(Mocks):
             resource_id = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
             state.update({"name": resource_id,
                           "arn": f"arn:{partition}:events:{region}:{account}:rule/{resource_id}"})
+        elif args.typ == "aws:sns/topic:Topic":
+            # A topic's id is its ARN, arn:<partition>:sns:<region>:<account>:<name>.
+            name = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
+            resource_id = f"arn:{partition}:sns:{region}:{account}:{name}"
+            state.update({"name": name, "arn": resource_id})
         elif args.typ == "aws:autoscaling/group:Group":
             resource_id = str(args.inputs.get("name") or f"{args.name}-{digest[:7]}")
             state.update({"name": resource_id, "arn": f"arn:{partition}:autoscaling:{region}:"

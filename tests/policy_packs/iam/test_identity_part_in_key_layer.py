@@ -102,7 +102,8 @@ def test_a_workload_composed_as_a_combined_stack_is_caught(split: Split) -> None
     # human roles and the JIT itself, which in a split is the workload's deployer holding them.
     combined = record_stack("prod", {"zero-trust-ai:layer": "combined", "zero-trust-ai:keyLayerStack": "",
                                      "zero-trust-ai:keyAdministratorRoleArns":
-                                         '["arn:aws:iam::111122223333:role/zero-trust-ai-prod-deploy-keys"]'})
+                                         '["arn:aws:iam::111122223333:role/zero-trust-ai-prod-deploy-keys"]',
+                                     "zero-trust-ai:alarmSubscriptions": '["critical:email:a@example.com"]'})
     found = {name for policy, name in mandatory(combined, split.workload_config) if policy == RULE.name}
     assert {"jit-api-role", "access-data-curator", "jit-table", "access-boundary",
             "jit-role-key-admin"} <= found

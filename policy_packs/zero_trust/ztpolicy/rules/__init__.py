@@ -14,6 +14,9 @@ from ztpolicy.rules.apigateway import (
     api_tls_12,
     inference_path_tls_bound,
 )
+from ztpolicy.rules.cloudwatch import (
+    cloudwatch_alarm_has_action,
+)
 from ztpolicy.rules.dynamodb import (
     dynamodb_deletion_protection,
     dynamodb_pitr_enabled,
@@ -131,6 +134,7 @@ ALL_RULES: list[Rule] = [
     api_partner_route_scoped.RULE,
     session_manager_logging_encrypted.RULE,
     lambda_failure_destination.RULE,
+    cloudwatch_alarm_has_action.RULE,
     load_balancer_access_logs.RULE,
     s3_bucket_public_access_blocked.RULE,
     s3_bucket_owner_enforced.RULE,
