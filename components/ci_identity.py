@@ -611,8 +611,13 @@ def identity_part(partition: str, account: str, environment: str = "*") -> Ident
                  f"arn:{partition}:sqs:*:{account}:{jit}-*",
                  f"arn:{partition}:events:*:{account}:rule/zero-trust-ai-{environment}-*-used",
                  f"arn:{partition}:cloudwatch:*:{account}:alarm:{jit}-*",
-                 # The audit trail's CloudWatch Logs copy (components/audit.py).
-                 f"arn:{partition}:logs:*:{account}:log-group:/zero-trust-ai/{environment}/cloudtrail*"),
+                 # The audit trail's CloudWatch Logs copy (components/audit.py), and the alarm
+                 # topics (components/alarm_topics.py): the key layer's.
+                 f"arn:{partition}:logs:*:{account}:log-group:/zero-trust-ai/{environment}/cloudtrail*",
+                 f"arn:{partition}:sns:*:{account}:zero-trust-ai-{environment}-alarms-*",
+                 # The audit trail itself: the provider makes it with CreateTrail, then
+                 # PutEventSelectors and PutInsightSelectors, which only the key deployer may call.
+                 f"arn:{partition}:cloudtrail:*:{account}:trail/zero-trust-ai-{environment}"),
     )
 
 
@@ -634,11 +639,9 @@ OIDC_PROVIDER_CHANGES = (
 )
 LONG_LIVED_CREDENTIALS = ("iam:CreateUser", "iam:CreateAccessKey", "iam:CreateLoginProfile",
                           "iam:UpdateLoginProfile")
-# What would silence a trail (no CI role), or narrow it: the key layer's deployer makes the audit
-# trail, and the provider creates a trail with CreateTrail, then PutEventSelectors and
-# PutInsightSelectors (and StartLogging), so it alone is spared the changes.
+# What would silence a trail: no CI role may. (Changing the audit trail is the key deployer's
+# alone: it is among the identity part's records, IdentityPart.records.)
 TRAIL_STOPS = ("cloudtrail:StopLogging", "cloudtrail:DeleteTrail")
-TRAIL_CHANGES = ("cloudtrail:UpdateTrail", "cloudtrail:Put*Selectors")
 # The state bucket's own configuration and history, which no CI role changes.
 STATE_BUCKET_CHANGES = (
     "s3:DeleteBucket*", "s3:PutBucket*", "s3:PutLifecycleConfiguration", "s3:PutEncryptionConfiguration",
@@ -758,7 +761,7 @@ def keys_deployer_policy(state: StateResources, *, partition: str, account: str,
                                               "iam:TagPolicy"], part.boundary),
         _statement("JitFunctions", "Allow", "lambda:*", list(part.functions)),
         _statement("JitTable", "Allow", "dynamodb:*", list(part.table)),
-        _statement("IdentityRecords", "Allow", ["logs:*", "sqs:*", "events:*", "cloudwatch:*"],
+        _statement("IdentityRecords", "Allow", ["logs:*", "sqs:*", "events:*", "cloudwatch:*", "sns:*"],
                    list(part.records)),
         _statement("DescribeLogGroups", "Allow", ["logs:DescribeLogGroups", "cloudwatch:DescribeAlarms"]),
         _statement("NoKeyDestruction", "Deny", ["kms:ScheduleKeyDeletion", "kms:DisableKey",
@@ -787,7 +790,6 @@ def boundary_policy(state: StateResources, *, partition: str, account: str, envi
         _statement("NoChangesToTheIdentityProvider", "Deny", OIDC_PROVIDER_CHANGES),
         _statement("NoLongLivedCredentials", "Deny", LONG_LIVED_CREDENTIALS),
         _statement("NoTrailStops", "Deny", TRAIL_STOPS),
-        _statement("TrailsOnlyByTheKeyDeployer", "Deny", TRAIL_CHANGES, "*", not_keys_deployer),
         _statement("KeyPoliciesOnlyByTheKeyDeployer", "Deny", KEY_POLICY_ACTIONS, "*", not_keys_deployer),
         # The identity part (IdentityPart): the key layer's, every environment's. Its roles'
         # trust, tags and boundary; the policies attached to them (the workload's own managed
@@ -805,7 +807,7 @@ def boundary_policy(state: StateResources, *, partition: str, account: str, envi
         # one takes a request context the caller wrote), table, records and the human boundary.
         _statement("IdentityPartOnlyByTheKeyDeployer", "Deny", [
             *INLINE_POLICY_CHANGES, "iam:PassRole", *BOUNDARY_POLICY_CHANGES, "lambda:*", "dynamodb:*",
-            "logs:*", "sqs:*", "events:*", "cloudwatch:*"],
+            "logs:*", "sqs:*", "events:*", "cloudwatch:*", "sns:*", "cloudtrail:*"],
             [part.elevations, *part.functions, *part.table, part.boundary, *part.records], not_keys_deployer),
         # Nothing of the workload is granted to these: the auditor, the key administrator,
         # break-glass, the JIT's own roles, and (by the tag only the key deployer sets; IAM User

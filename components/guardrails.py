@@ -405,10 +405,13 @@ def logging_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
             "logs:Delete*", "logs:PutRetentionPolicy", "logs:*KmsKey", "sqs:PurgeQueue", "sqs:DeleteQueue",
             "sqs:SetQueueAttributes", "events:DeleteRule", "events:DisableRule", "events:PutRule",
             "events:*Targets", "cloudwatch:DeleteAlarms", "cloudwatch:DisableAlarmActions",
-            "cloudwatch:PutMetricAlarm", "scheduler:DeleteSchedule", "scheduler:UpdateSchedule"], [
+            "cloudwatch:PutMetricAlarm", "scheduler:DeleteSchedule", "scheduler:UpdateSchedule", "sns:*"], [
             "arn:*:logs:*:*:log-group:/aws/lambda/zero-trust-ai-*-jit-*",
             "arn:*:sqs:*:*:zero-trust-ai-*-jit-*", "arn:*:events:*:*:rule/zero-trust-ai-*-used",
-            "arn:*:cloudwatch:*:*:alarm:zero-trust-ai-*-jit-*", "arn:*:scheduler:*:*:schedule/*/ztai-jit-*"],
+            "arn:*:cloudwatch:*:*:alarm:zero-trust-ai-*-jit-*", "arn:*:scheduler:*:*:schedule/*/ztai-jit-*",
+            # The alarm topics (components/alarm_topics.py), the key layer's: nobody else deletes,
+            # re-policies, re-keys or unsubscribes them.
+            "arn:*:sns:*:*:zero-trust-ai-*-alarms-*"],
             _exempt(settings, (*KEY_DEPLOY_ROLE_PATTERNS, JIT_WRITER_ROLE_PATTERNS[0]))),
         # The human roles' boundary: the key layer's (its identity part).
         _deny("HumanBoundaryByTheKeyDeployer", ["iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion",

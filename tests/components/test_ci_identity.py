@@ -434,3 +434,11 @@ def test_the_boundary_fits_a_managed_policy(partition: str, region: str) -> None
                            region)
     document = boundary_policy(state, partition=partition, account=ACCOUNT, environment="staging")
     assert len(re.sub(r"\s", "", document)) <= 6144
+
+
+def test_the_alarm_topics_are_the_key_deployers() -> None:
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:zero-trust-ai-prod-alarms-critical"
+    for action in ("sns:CreateTopic", "sns:Subscribe", "sns:SetTopicAttributes"):
+        assert session(DEPLOY_KEYS, action, topic) == "allow", action
+    for action in ("sns:DeleteTopic", "sns:Unsubscribe", "sns:SetTopicAttributes"):
+        assert session(DEPLOY_WORKLOAD, action, topic, extra=(ADMINISTRATOR_EVERYTHING,)) == "explicit-deny"

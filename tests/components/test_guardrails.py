@@ -757,3 +757,11 @@ def test_the_shipped_organization_stack_parses() -> None:
     assert settings.organization_id == ORG and len(settings.target_ids) == 2
     assert settings.break_glass_arn_patterns == ("arn:aws:iam::*:role/zero-trust-ai-*-break-glass",)
     assert all(len(text) <= MAX_POLICY_CHARACTERS for _, text in rendered_documents(settings).values())
+
+
+@pytest.mark.parametrize("action", ["sns:DeleteTopic", "sns:Unsubscribe", "sns:SetTopicAttributes"])
+def test_only_the_key_deployer_changes_the_alarm_topics(action: str) -> None:
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:zero-trust-ai-prod-alarms-critical"
+    for principal in (POWER_USER, DEPLOY_WORKLOAD):
+        assert decide(principal, action, topic) == "explicit-deny", principal
+    assert decide(DEPLOY_KEYS, action, topic) == "allow"
