@@ -79,7 +79,9 @@ DELETE_ACTIONS = ("s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteBucket"
 CONFIGURATION_ACTIONS = ("s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
                          "s3:PutBucketObjectLockConfiguration", "s3:PutLifecycleConfiguration",
                          "s3:PutBucketVersioning", "s3:PutEncryptionConfiguration",
-                         "s3:PutBucketOwnershipControls", "s3:PutBucketPublicAccessBlock")
+                         "s3:PutBucketOwnershipControls", "s3:PutBucketPublicAccessBlock",
+                         "s3:PutBucketLogging", "s3:PutReplicationConfiguration",
+                         "s3:PutInventoryConfiguration")
 # The data-event resource types logged account-wide (CloudTrail User Guide, "Logging data events":
 # resources.type values).
 DATA_EVENT_TYPES = ("AWS::S3::Object", "AWS::DynamoDB::Table", "AWS::Lambda::Function")

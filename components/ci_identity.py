@@ -597,8 +597,10 @@ def identity_part(partition: str, account: str, environment: str = "*") -> Ident
 
     iam, jit = f"arn:{partition}:iam::{account}", JIT_NAME.format(environment=environment)
     return IdentityPart(
+        # The audit trail's delivery role too (components/audit.py): whoever could retrust it
+        # could write the trail's CloudWatch copy as CloudTrail does.
         roles=(*(f"{iam}:role/zero-trust-ai-{environment}-{role}" for role in HUMAN_ROLES),
-               f"{iam}:role/{jit}-*"),
+               f"{iam}:role/{jit}-*", f"{iam}:role/zero-trust-ai-{environment}-trail-delivery"),
         jit_roles=(f"{iam}:role/{jit}-*-role",),
         privileged_roles=tuple(f"{iam}:role/zero-trust-ai-{environment}-{role}"
                                for role in PRIVILEGED_HUMAN_ROLES),
@@ -615,9 +617,9 @@ def identity_part(partition: str, account: str, environment: str = "*") -> Ident
                  # topics (components/alarm_topics.py): the key layer's.
                  f"arn:{partition}:logs:*:{account}:log-group:/zero-trust-ai/{environment}/cloudtrail*",
                  f"arn:{partition}:sns:*:{account}:zero-trust-ai-{environment}-alarms-*",
-                 # The audit trail itself: the provider makes it with CreateTrail, then
-                 # PutEventSelectors and PutInsightSelectors, which only the key deployer may call.
-                 f"arn:{partition}:cloudtrail:*:{account}:trail/zero-trust-ai-{environment}"),
+                 # The trails (the audit trail among them): the provider makes it with CreateTrail,
+                 # then PutEventSelectors and PutInsightSelectors, which only the key deployer may call.
+                 f"arn:{partition}:cloudtrail:*:{account}:trail/*"),
     )
 
 
@@ -738,7 +740,7 @@ def keys_deployer_policy(state: StateResources, *, partition: str, account: str,
         # The audit trail (components/audit.py): the trail, its archive and access-log buckets (not
         # their objects) and its delivery role, by their fixed names.
         _statement("AuditTrail", "Allow", "cloudtrail:*",
-                   f"arn:{partition}:cloudtrail:*:{account}:trail/zero-trust-ai-{environment}"),
+                   f"arn:{partition}:cloudtrail:*:{account}:trail/*"),
         # `?` matches one character, never the `/` of an object: the buckets, not what they hold.
         _statement("AuditArchive", "Allow", "s3:*", [
             f"arn:{partition}:s3:::zero-trust-ai-{environment}-audit-{'?' * 12}",

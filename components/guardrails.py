@@ -88,7 +88,10 @@ IDENTITY_ROLE_PATTERNS = ("zero-trust-ai-*-jit-*", "zero-trust-ai-*-data-curator
 # CloudTrail's role writing the audit trail's CloudWatch Logs copy (components/audit.py).
 TRAIL_DELIVERY_ROLE_PATTERN = "zero-trust-ai-*-trail-delivery"
 # The audit trail's archive buckets (components/audit.py archive_bucket_name).
-AUDIT_ARCHIVE_PATTERN = "arn:*:s3:::zero-trust-ai-*-audit-*"
+# `?` matches one character: the archive and its access-log bucket (an account id), not any bucket
+# whose name happens to contain "-audit-".
+AUDIT_ARCHIVE_PATTERNS = ("arn:*:s3:::zero-trust-ai-*-audit-????????????",
+                          "arn:*:s3:::zero-trust-ai-*-audit-access-????????????")
 JIT_ROLE_PATTERN = "zero-trust-ai-*-jit-*-role"  # the JIT's own roles (components.jit_catalogue)
 # The JIT functions' roles, which write an elevation's window policy (ztai_runtime.jit.grants).
 JIT_WRITER_ROLE_PATTERNS = ("zero-trust-ai-*-jit-api-role", "zero-trust-ai-*-jit-expiry-role")
@@ -394,7 +397,7 @@ def logging_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
         # nobody else narrows its selectors, moves or re-keys it, nor writes, re-keys, shortens
         # or deletes the copy; CloudTrail's delivery role alone writes the copy's streams.
         _deny("AuditTrailByTheKeyDeployer", [
-            "cloudtrail:UpdateTrail", "cloudtrail:Put*Selectors", "logs:Delete*", "logs:Put*",
+            "cloudtrail:UpdateTrail", "cloudtrail:Put*", "logs:Delete*", "logs:Put*",
             "logs:CreateLogStream", "logs:*KmsKey"], [
             "arn:*:cloudtrail:*:*:trail/zero-trust-ai-*",
             "arn:*:logs:*:*:log-group:/zero-trust-ai/*/cloudtrail*"],
@@ -423,7 +426,8 @@ def logging_and_identity_scp(settings: GuardrailSettings) -> dict[str, Any]:
             "iam:CreateRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy",
             "iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary",
             "iam:DeleteRolePermissionsBoundary", "iam:TagRole", "iam:UntagRole"],
-            [*role_arn_patterns(exempt_roles), *settings.break_glass_arn_patterns],
+            [*role_arn_patterns([*exempt_roles, TRAIL_DELIVERY_ROLE_PATTERN]),
+             *settings.break_glass_arn_patterns],
             _exempt(settings, settings.deploy_role_patterns)),
     ])
 
@@ -598,11 +602,12 @@ def data_perimeter_rcp(settings: GuardrailSettings) -> dict[str, Any]:
         {"Sid": "AuditArchiveKept", "Effect": "Deny", "Principal": "*",
          "Action": ["s3:DeleteObject*", "s3:DeleteBucket", "s3:PutObjectRetention",
                     "s3:PutObjectLegalHold"],
-         "Resource": [AUDIT_ARCHIVE_PATTERN, f"{AUDIT_ARCHIVE_PATTERN}/*"]},
+         "Resource": [*AUDIT_ARCHIVE_PATTERNS, *(f"{pattern}/*" for pattern in AUDIT_ARCHIVE_PATTERNS)]},
         {"Sid": "AuditArchiveByTheKeyDeployer", "Effect": "Deny", "Principal": "*",
          "Action": ["s3:PutBucket*", "s3:DeleteBucketPolicy", "s3:PutLifecycleConfiguration",
-                    "s3:PutEncryptionConfiguration"],
-         "Resource": AUDIT_ARCHIVE_PATTERN,
+                    "s3:PutEncryptionConfiguration", "s3:PutReplicationConfiguration",
+                    "s3:PutInventoryConfiguration"],
+         "Resource": list(AUDIT_ARCHIVE_PATTERNS),
          "Condition": {"ArnNotLike": {"aws:PrincipalArn": role_arn_patterns(KEY_DEPLOY_ROLE_PATTERNS)}}},
     ])
 

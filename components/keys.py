@@ -118,8 +118,12 @@ CLOUDTRAIL_CONTEXT = "kms:EncryptionContext:aws:cloudtrail:arn"
 # The only uses of the audit key (`_allow_audit_trail`, `grant_trail_read`); `_grant` refuses any
 # other grant that encrypts, decrypts, makes data keys or hands them out (CreateGrant) on it.
 _AUDIT_KEY_USES = ("CloudTrailEncrypt", "CloudWatchLogsForTheTrail", "ReadTrailLogs")
-_USE_ACTION_PREFIXES = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt", "kms:GenerateDataKey",
-                        "kms:CreateGrant", "kms:*")
+_USE_ACTION_PREFIXES = ("kms:encrypt", "kms:decrypt", "kms:reencrypt", "kms:generatedatakey",
+                        "kms:creategrant")
+# Matched against a grant's actions as patterns too (`kms:De*`, `kms:*`), whatever their case.
+_USE_ACTIONS = ("kms:encrypt", "kms:decrypt", "kms:reencryptfrom", "kms:reencryptto",
+                "kms:generatedatakey", "kms:generatedatakeywithoutplaintext", "kms:generatedatakeypair",
+                "kms:creategrant")
 _TRAIL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,127}$")
 # What a service publishing to an SSE topic asks of the topic's key, and the context SNS sets
 # (KeyHierarchy.grant_alarm_topics).
@@ -528,7 +532,8 @@ class KeyHierarchy(pulumi.ComponentResource):
         if self._sealed:
             raise RuntimeError(f"{self._name}: grant after seal(); grant everything first, then seal")
         if (purpose == AUDIT_PURPOSE and sid not in _AUDIT_KEY_USES
-                and any(action.startswith(_USE_ACTION_PREFIXES) for action in actions)):
+                and any(fnmatchcase(use, action.lower()) or action.lower().startswith(_USE_ACTION_PREFIXES)
+                        for action in actions for use in _USE_ACTIONS)):
             raise ValueError(f"{sid}: the audit key is used only by CloudTrail and CloudWatch Logs "
                              "for the audit trail, and read with grant_trail_read; grant this use "
                              "on another key (whoever may use the trail's key may forge what it "

@@ -442,3 +442,11 @@ def test_the_alarm_topics_are_the_key_deployers() -> None:
         assert session(DEPLOY_KEYS, action, topic) == "allow", action
     for action in ("sns:DeleteTopic", "sns:Unsubscribe", "sns:SetTopicAttributes"):
         assert session(DEPLOY_WORKLOAD, action, topic, extra=(ADMINISTRATOR_EVERYTHING,)) == "explicit-deny"
+
+
+@pytest.mark.parametrize("action", ["iam:UpdateAssumeRolePolicy", "iam:TagRole", "iam:DeleteRole"])
+def test_only_the_key_deployer_changes_the_trail_delivery_role(action: str) -> None:
+    # Whoever retrusted the role CloudTrail writes the trail's copy with could write it too.
+    delivery = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-prod-trail-delivery"
+    assert session(DEPLOY_WORKLOAD, action, delivery, extra=(ADMINISTRATOR_EVERYTHING,)) == "explicit-deny"
+    assert session(DEPLOY_KEYS, action, delivery) == "allow"

@@ -765,3 +765,22 @@ def test_only_the_key_deployer_changes_the_alarm_topics(action: str) -> None:
     for principal in (POWER_USER, DEPLOY_WORKLOAD):
         assert decide(principal, action, topic) == "explicit-deny", principal
     assert decide(DEPLOY_KEYS, action, topic) == "allow"
+
+
+@pytest.mark.parametrize("action", ["iam:CreateRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy",
+                                    "iam:AttachRolePolicy"])
+def test_nobody_but_the_deployers_makes_or_widens_a_trail_delivery_role(action: str) -> None:
+    # The audit trail's guardrail spares that name (CloudTrail writes the copy as it): an
+    # administrator who could make one would be spared too.
+    made = role("zero-trust-ai-x-trail-delivery")
+    assert decide(POWER_USER, action, made) == "explicit-deny"
+    assert decide(DEPLOY_KEYS, action, made) == "allow"
+
+
+def test_the_trail_is_changed_by_its_event_configuration_only_by_the_key_deployer() -> None:
+    assert decide(POWER_USER, "cloudtrail:PutEventConfiguration", AUDIT_TRAIL) == "explicit-deny"
+
+
+def test_a_bucket_merely_named_audit_is_not_the_archive() -> None:
+    other = "arn:aws:s3:::zero-trust-ai-prod-audit-reports/x"
+    assert decide(POWER_USER, "s3:DeleteObject", other) == "allow"
