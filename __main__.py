@@ -199,7 +199,7 @@ def compose_identity(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy,
 
 
 def compose_audit(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy,
-                  people: AccessRoles) -> AuditTrail:
+                  people: AccessRoles, alarms: AlarmActions) -> AuditTrail:
     """The audit trail (docs/audit-trail.md), beside the key it writes with: in a split deployment
     the key layer's, so the workload's deployer can neither narrow, move nor stop it (the CI
     roles' boundary and the guardrails name it). Every management event, KMS included, every
@@ -211,6 +211,8 @@ def compose_audit(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy,
         retention_days=config.audit_retention_days,
         # Who deploys this layer: the only principals who may change the archive's configuration.
         deployer_role_arns=config.key_administrator_role_arns,
+        # A change to the trail, its archive, key or copy pages whoever is on critical.
+        alarms=alarms,
         protect=config.is_prod))
     # Auditors and responders read the archive (and `ztai trail verify` it); nobody else.
     for reader in ("auditor", "security-responder"):
@@ -239,7 +241,7 @@ def compose_key_layer(config: KeyLayerConfig) -> None:
     # The roles the key policies name, and the JIT that writes the two-person policies, are this
     # layer's: the workload's deployer can change neither who assumes them nor the JIT's code.
     people, jit = compose_identity(config, keys, config.human_source_vpce_ids, topics.actions)
-    compose_audit(config, keys, people)
+    compose_audit(config, keys, people, topics.actions)
     if config.workload_grants:
         try:
             replay_grants(keys, config.workload_grants, config.enclave_measurements)
@@ -598,7 +600,7 @@ def compose_workload(config: StackConfig) -> None:
     jit: JustInTimeAccess | None
     if isinstance(keys, KeyHierarchy):
         people, jit = compose_identity(config, keys, management_endpoints, alarms)
-        compose_audit(config, keys, people)
+        compose_audit(config, keys, people, alarms)
         elevation_roles: Mapping[str, aws.iam.Role] = jit.roles
     else:
         people = IdentityReference("access", IdentityReferenceArgs(

@@ -18,7 +18,7 @@ What `AuditTrail` builds (secure by default; nothing to switch on):
   key layer's deployers. Compliance mode is the guarantee: "a protected object version can't be
   overwritten or deleted by any user, including the root user" until its retention ends (S3 User
   Guide, "Locking objects with Object Lock"); the policy holds after that, and the guardrails
-  hold the policy (the root user can always delete a bucket policy: an alarm watches for it).
+  hold the policy (the root user can always delete a bucket policy: the watch below pages on it).
   Log files are encrypted by CloudTrail with the audit key (SSE-KMS, asked for on each file); the
   bucket's default is SSE-S3, for the digest files, which CloudTrail encrypts with SSE-S3
   ("Encrypting CloudTrail log files with AWS KMS keys") and which hold only hashes and signatures;
@@ -38,6 +38,10 @@ What `AuditTrail` builds (secure by default; nothing to switch on):
   Events over 256 KB reach only S3, and anything that could write the group could add lines no
   digest covers: the archive and its digests are the record of truth, the group is the fast copy
   the SIEM stream reads (docs/audit-trail.md).
+
+Watched: every call that would silence, narrow, move or empty the trail (WATCHED_CALLS: the
+trail's, the archive's configuration, the audit key's, the copy's, account-wide CloudWatch Logs
+policies) pages the `critical` alarm topic through an EventBridge rule, whoever makes it.
 
 Order: CloudTrail checks the bucket policy, the key policy and the log group's role when the trail
 is created or updated (CreateTrail errors InsufficientS3BucketPolicyException,
@@ -60,6 +64,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.alarm_topics import AlarmActions
+from components.alarms import notify_on_rule
 from components.aws_facts import LOG_RETENTION_DAYS, REGION_AZ_COUNT, partition_for_region
 from components.buckets import access_log_bucket, closed_versioned_bucket, log_to
 from components.keys import CLOUDTRAIL_SERVICE, audit_log_group_name
@@ -130,6 +136,9 @@ class AuditTrailArgs:
         deployer included, so the next change of the policy needs the root user (docs).
     log_retention_days: CloudWatch Logs retention of the near-real-time copy; default 365.
     protect: Pulumi `protect` on the buckets, the log group and the trail (prod). Default False.
+    alarms: the stack's alarm topics: a change to the trail, the archive's configuration, the
+        audit key or the copy notifies `critical` (WATCHED_CALLS). Default None: no watch (a
+        component test); the program always passes them.
     """
 
     environment: str
@@ -140,6 +149,54 @@ class AuditTrailArgs:
     deployer_role_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     log_retention_days: int = 365
     protect: bool = False
+    alarms: AlarmActions | None = None
+
+
+# The calls that would silence, narrow, move or empty the trail, as CloudTrail names them (event
+# sources and names of the "AWS API Call via CloudTrail" events EventBridge receives). Each is
+# allowed to the key layer's deployer and break-glass only; each made is a page, theirs included:
+# a reviewed change says so, any other is the attack.
+WATCHED_CALLS: dict[str, tuple[str, ...]] = {
+    "cloudtrail.amazonaws.com": ("StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors",
+                                 "PutInsightSelectors", "PutEventConfiguration"),
+    "s3.amazonaws.com": ("PutBucketPolicy", "DeleteBucketPolicy", "PutObjectLockConfiguration",
+                         "PutBucketLifecycle", "PutBucketVersioning", "PutBucketEncryption",
+                         "DeleteBucketEncryption", "PutBucketReplication", "PutBucketLogging",
+                         "PutBucketOwnershipControls", "PutBucketPublicAccessBlock",
+                         "DeleteBucketPublicAccessBlock"),
+    "kms.amazonaws.com": ("DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy", "DeleteAlias",
+                          "UpdateAlias", "DisableKeyRotation"),
+    "logs.amazonaws.com": ("DeleteLogGroup", "DeleteLogStream", "PutRetentionPolicy",
+                           "DeleteSubscriptionFilter", "PutSubscriptionFilter",
+                           "DisassociateKmsKey", "AssociateKmsKey", "PutLogGroupDeletionProtection",
+                           "PutAccountPolicy", "DeleteAccountPolicy"),
+}
+
+
+def watch_patterns(*, trail: str, buckets: Sequence[str], key_arn: str, log_group: str) -> list[str]:
+    """EventBridge patterns (one per event source) matching WATCHED_CALLS on this trail, these
+    buckets, this key and this log group. Account-wide CloudWatch Logs policies (PutAccountPolicy)
+    act on every group, so they match whatever they name."""
+    def pattern(source: str, names: Sequence[str], detail: dict[str, Any]) -> str:
+        return json.dumps({"source": [f"aws.{source.split('.')[0]}"],
+                           "detail-type": ["AWS API Call via CloudTrail"],
+                           "detail": {"eventSource": [source], "eventName": sorted(names), **detail}},
+                          sort_keys=True)
+
+    logs = WATCHED_CALLS["logs.amazonaws.com"]
+    group_calls = [name for name in logs if "AccountPolicy" not in name]
+    return [
+        # The trail is named by its name or its ARN in requestParameters.name.
+        pattern("cloudtrail.amazonaws.com", WATCHED_CALLS["cloudtrail.amazonaws.com"],
+                {"requestParameters": {"name": [trail, trail.rsplit("/", 1)[-1]]}}),
+        pattern("s3.amazonaws.com", WATCHED_CALLS["s3.amazonaws.com"],
+                {"requestParameters": {"bucketName": sorted(buckets)}}),
+        pattern("kms.amazonaws.com", WATCHED_CALLS["kms.amazonaws.com"],
+                {"resources": {"ARN": [key_arn]}}),
+        pattern("logs.amazonaws.com", group_calls,
+                {"requestParameters": {"logGroupName": [log_group]}}),
+        pattern("logs.amazonaws.com", [name for name in logs if "AccountPolicy" in name], {}),
+    ]
 
 
 def validate(args: AuditTrailArgs) -> None:
@@ -372,6 +429,27 @@ class AuditTrail(pulumi.ComponentResource):
                 parent=self, protect=args.protect,
                 depends_on=[self.bucket_policy, *self._bucket_children, self._delivery_policy,
                             self.log_group, *args.key]))
+        if args.alarms is not None:
+            self._watch(args.alarms)
         self.register_outputs({"trailArn": self.trail.arn, "bucket": self.bucket.bucket,
                                "logGroup": self.log_group.name})
         return self.trail
+
+    def _watch(self, alarms: AlarmActions) -> None:
+        """One EventBridge rule per pattern of `watch_patterns`, each notifying `critical`."""
+        names = ("trail", "archive", "key", "copy", "account-log-policies")
+        patterns = pulumi.Output.all(self.trail_arn, self.bucket.bucket, self._access_log_bucket.bucket,
+                                     self._args.audit_key_arn).apply(
+            lambda v: watch_patterns(trail=v[0], buckets=[v[1], v[2]], key_arn=v[3],
+                                     log_group=self.log_group_name))
+        for index, label in enumerate(names):
+            # Named with the break-glass watches' suffix (`-used`): the CI roles' boundary and the
+            # guardrails keep rules of that name to the key layer's deployer.
+            rule = aws.cloudwatch.EventRule(
+                f"{self._name}-watch-{label}",
+                name=f"zero-trust-ai-{self._args.environment}-audit-{label}-used",
+                description=f"zero-trust-ai: a change to the audit trail's {label}",
+                event_pattern=patterns.apply(lambda found, i=index: found[i]),
+                opts=pulumi.ResourceOptions(parent=self))
+            notify_on_rule(f"{self._name}-watch-{label}-notify", rule=rule, actions=alarms,
+                           severity="critical")

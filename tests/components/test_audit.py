@@ -20,6 +20,7 @@ from components.audit import (
     trail_arn,
     trail_name,
 )
+from components.alarm_topics import AlarmActions
 from components.keys import KeyHierarchy, KeyHierarchyArgs
 from tests.support.key_policy import Request, evaluate
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
@@ -29,6 +30,8 @@ ACCOUNT = "111122223333"  # the mocks' account
 DEPLOYER = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-prod-deploy-keys"
 TRAIL = trail_arn("aws", REGION, ACCOUNT, "prod")
 ARCHIVE = f"arn:aws:s3:::{archive_bucket_name('prod', ACCOUNT)}"
+ALARMS = AlarmActions({severity: f"arn:aws:sns:{REGION}:{ACCOUNT}:zero-trust-ai-prod-alarms-{severity}"
+                       for severity in ("critical", "high", "medium")})
 
 
 def build(retention_days: int = 400) -> RecordedStack:
@@ -40,7 +43,7 @@ def build(retention_days: int = 400) -> RecordedStack:
         trail = AuditTrail("audit", AuditTrailArgs(
             environment="prod", region=REGION, audit_key_arn=keys.key_arn("audit"),
             key=[keys.keys["audit"]], retention_days=retention_days, deployer_role_arns=[DEPLOYER],
-            protect=True))
+            protect=True, alarms=ALARMS))
         trail.grant_read(reader, "auditor")
         keys.grant_trail_read(reader)
         trail.finish()
@@ -242,3 +245,21 @@ def test_bad_arguments_are_named(change: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match="AuditTrail") as raised:
         validate(replace(args, **change))
     assert message in str(raised.value)
+
+
+# -- the watch -----------------------------------------------------------------------------------
+def test_every_change_to_the_trail_pages_critical(stack: RecordedStack) -> None:
+    rules = {r.inputs["name"]: json.loads(r.inputs["eventPattern"]) for r in stack.resources
+             if r.type == "aws:cloudwatch/eventRule:EventRule"}
+    assert set(rules) == {f"zero-trust-ai-prod-audit-{label}-used" for label in
+                          ("trail", "archive", "key", "copy", "account-log-policies")}
+    trail = rules["zero-trust-ai-prod-audit-trail-used"]["detail"]
+    assert {"StopLogging", "PutEventSelectors", "UpdateTrail"} <= set(trail["eventName"])
+    assert TRAIL in trail["requestParameters"]["name"]
+    archive = rules["zero-trust-ai-prod-audit-archive-used"]["detail"]
+    assert archive_bucket_name("prod", ACCOUNT) in archive["requestParameters"]["bucketName"]
+    assert {"PutBucketPolicy", "DeleteBucketPolicy", "PutBucketLifecycle"} <= set(archive["eventName"])
+    key = rules["zero-trust-ai-prod-audit-key-used"]["detail"]
+    assert key["resources"]["ARN"] == [named(stack, "keys-audit").outputs["arn"]]
+    targets = [r for r in stack.resources if r.type == "aws:cloudwatch/eventTarget:EventTarget"]
+    assert len(targets) == 5 and {t.inputs["arn"] for t in targets} == {ALARMS.topic_arns["critical"]}
