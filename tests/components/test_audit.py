@@ -11,6 +11,7 @@ from typing import Any
 import pulumi_aws as aws
 import pytest
 
+from components.alarm_topics import AlarmActions
 from components.audit import (
     CONFIGURATION_ACTIONS,
     AuditTrail,
@@ -20,7 +21,6 @@ from components.audit import (
     trail_arn,
     trail_name,
 )
-from components.alarm_topics import AlarmActions
 from components.keys import KeyHierarchy, KeyHierarchyArgs
 from tests.support.key_policy import Request, evaluate
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
