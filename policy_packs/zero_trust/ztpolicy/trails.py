@@ -51,15 +51,26 @@ class Target:
     under: every ARN starting with this prefix (`<bucket ARN>/`: every object of a bucket).
     all_but: every ARN of the type but those starting with one of these prefixes (a key layer's
         account-wide selector, which may leave out its own archive buckets).
+    unknown: the ARN (or the prefixes) are not known yet (a preview of new resources): only what
+        holds whatever they are decides; the rest is None.
     """
 
     exact: str | None = None
     under: str | None = None
     all_but: tuple[str, ...] | None = None
+    unknown: bool = False
 
 
-def _operator_holds(operator: str, values: list[str], target: Target) -> bool:
-    """Does one operator with `values` let every ARN of `target` through?"""
+def _operator_holds(operator: str, values: list[str], target: Target) -> bool | None:
+    """Does one operator with `values` let every ARN of `target` through? None when that depends
+    on an ARN not known yet."""
+    if target.unknown:
+        if target.under is not None and (operator in ("equals", "endsWiths")
+                                         or (operator == "notEndsWiths" and values)):
+            return False  # names some objects only, or leaves some out, whatever the bucket
+        if target.all_but is not None and operator not in ("notStartsWiths", "notEquals"):
+            return False
+        return None
     if target.exact is not None:
         arn = target.exact
         matches = {"equals": arn in values,
@@ -87,7 +98,7 @@ def _operator_holds(operator: str, values: list[str], target: Target) -> bool:
 
 def _condition_holds(condition: Any, target: Target) -> bool | None:
     """Does a field selector admit every ARN (or value) of `target`? None when not known."""
-    found = False
+    found, unknown = False, False
     for operator in OPERATORS:
         raw = known_field(condition, operator)
         if raw is UNKNOWN:
@@ -96,10 +107,15 @@ def _condition_holds(condition: Any, target: Target) -> bool | None:
             continue
         values = known_items(raw)
         if any(v is UNKNOWN for v in values):
-            return None
+            unknown = True
+            continue
         found = True
-        if not _operator_holds(operator, [str(v) for v in values], target):
+        holds = _operator_holds(operator, [str(v) for v in values], target)
+        if holds is False:
             return False
+        unknown = unknown or holds is None
+    if unknown:
+        return None
     return found  # a field selector with no operator matches nothing CloudTrail would accept
 
 

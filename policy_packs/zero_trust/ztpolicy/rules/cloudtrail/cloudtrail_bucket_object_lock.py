@@ -88,8 +88,9 @@ def _lock_problem(resources: Sequence[Resource], bucket: Resource, min_days: int
 
 def cloudtrail_bucket_object_lock(resources: Sequence[Resource],
                                   config: Mapping[str, Any]) -> list[Finding]:
+    # Numbers reach the pack as floats (protobuf Struct); the schema holds it to whole days >= 1.
     raw = config.get("minRetentionDays", 1)
-    min_days = raw if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1 else 1
+    min_days = int(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw >= 1 else 1
     findings: list[Finding] = []
     for trail in trails(resources):
         if known(trail, "s3BucketName") is UNKNOWN and not trail.property_dependencies.get("s3BucketName"):

@@ -62,15 +62,18 @@ def _combined_targets(resources: Sequence[Resource]) -> list[tuple[Resource, str
 def _combined_findings(resources: Sequence[Resource], found: list[Resource]) -> list[Finding]:
     findings: list[Finding] = []
     for target, resource_type, what in _combined_targets(resources):
+        # Created in this update, its ARN is not known yet: only what holds whatever the ARN
+        # decides now (a narrowing field, a NotEndsWith), the rest when it is known.
         arn = known(target, "arn")
-        if arn is UNKNOWN or not isinstance(arn, str) or not arn:
-            continue  # created in this update: checked when its ARN is known
-        wanted = Target(under=f"{arn}/") if resource_type == OBJECT else Target(exact=arn)
+        unknown = not isinstance(arn, str) or not arn
+        arn = "" if unknown else arn
+        wanted = (Target(under=f"{arn}/", unknown=unknown) if resource_type == OBJECT
+                  else Target(exact=arn, unknown=unknown))
         answers = [trail_logs(trail, resource_type, wanted) for trail in found]
         if any(answers) or None in answers:
             continue
         findings.append(Finding(target.urn, (
-            f"{target.name} ({arn}, {what}): no trail of the stack logs every data event on "
+            f"{target.name} ({arn or 'ARN not known yet'}, {what}): no trail of the stack logs every data event on "
             f"{'every object of it' if resource_type == OBJECT else 'it'} ({resource_type} in an "
             f"advanced event selector of {', '.join(t.name for t in found)}, without a narrowing "
             "field or an ARN condition that leaves part of it out), so who read it is not on record")))
@@ -93,12 +96,12 @@ def _archive_buckets(resources: Sequence[Resource], found: list[Resource]) -> li
 
 def _key_layer_findings(resources: Sequence[Resource], found: list[Resource]) -> list[Finding]:
     excluded = _archive_buckets(resources, found)
-    if excluded is None:
-        return []
-    prefixes = tuple(f"{known(bucket, 'arn')}/" for bucket in excluded)
+    # Archive buckets created in this update: their ARNs are not known, so only what holds
+    # whatever they are decides now.
+    prefixes = tuple(f"{known(bucket, 'arn')}/" for bucket in excluded or ())
     missing = []
     for resource_type, target, what in (
-            (OBJECT, Target(all_but=prefixes), "every S3 object (but the trail's own archive and "
+            (OBJECT, Target(all_but=prefixes, unknown=excluded is None), "every S3 object (but the trail's own archive and "
                                                "access-log buckets)"),
             (TABLE_EVENTS, Target(all_but=()), "every DynamoDB table"),
             (FUNCTION_EVENTS, Target(all_but=()), "every Lambda function")):
