@@ -211,7 +211,7 @@ def _unnarrowed_management(selector: Any) -> bool | None:
         given = {op: known_items(v) for op, v in operators.items() if v is not None}
         if set(given) != {"equals"} or UNKNOWN in given["equals"]:
             return None if UNKNOWN in given.get("equals", []) else False
-        if [str(v) for v in given["equals"]] != ["Management"]:
+        if "Management" not in [str(v) for v in given["equals"]]:
             return False
     return True
 

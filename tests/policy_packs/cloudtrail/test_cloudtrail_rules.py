@@ -19,6 +19,7 @@ from components import token_vault, training_data
 from tests.conftest import PACK_DIR, ROOT
 from tests.support.stacks import record_split, record_stack
 from ztai.policy.analyzer import AnalyzedResource, PolicyPackProcess, analyze, pack_environment
+from ztai.policy.config import PolicyConfigError
 from ztai.preview.recorder import RecordedStack
 from ztai.stackfile import load_stack
 from ztpolicy.rule import Finding, Resource
@@ -37,6 +38,7 @@ KEYS_ROOT = "zero-trust-ai-prod-keys"
 MODELS, TRAINING, VAULT = "inference-fleet-models", "training-data-bucket", "token-vault-table"
 PROD_POLICY = json.loads((ROOT / "stacks" / "policy" / "prod-keys.json").read_text(encoding="utf-8"))
 Edit = Callable[[str, dict[str, Any]], None]
+FOREIGN_KEY = "arn:aws:kms:eu-west-1:999988887777:key/0b1c2d3e-aaaa-bbbb-cccc-000011112222"
 
 
 class Stacks:
@@ -159,6 +161,11 @@ def s3_arn_condition(condition: dict[str, Any]) -> Edit:
     return s3_selector(lambda found: found["fieldSelectors"].append({"field": "resources.ARN", **condition}))
 
 
+def excluded(prefix: str) -> Edit:
+    """The S3 selector leaves out one more prefix (NotStartsWith)."""
+    return s3_selector(lambda found: found["fieldSelectors"][2]["notStartsWiths"].append(prefix))
+
+
 def without_trail(stack: RecordedStack) -> RecordedStack:
     changed = copy.deepcopy(stack)
     changed.resources = [r for r in changed.resources if r.type != "aws:cloudtrail/trail:Trail"]
@@ -210,20 +217,21 @@ def _cases(stacks: Stacks) -> list[tuple[str, str, Edit | None, dict[str, Any], 
         ("no validation", "dev", set_props(TRAIL, enableLogFileValidation=False), {}, {(secure, TRAIL)}),
         ("stopped", "dev", set_props(TRAIL, enableLogging=False), {}, {(secure, TRAIL)}),
         ("no log group", "dev", set_props(TRAIL, cloudWatchLogsGroupArn=""), {}, {(secure, TRAIL)}),
-        ("one insight only", "dev", set_props(TRAIL, insightSelectors=[{"insightType": "ApiCallRateInsight"}]),
+        ("one insight only", "dev",
+         set_props(TRAIL, insightSelectors=[{"insightType": "ApiCallRateInsight"}]),
          {}, {(secure, TRAIL)}),
         ("key not of the stack", "dev",
-         set_props(TRAIL, kmsKeyId="arn:aws:kms:eu-west-1:999988887777:key/0b1c2d3e-aaaa-bbbb-cccc-000011112222"),
+         set_props(TRAIL, kmsKeyId=FOREIGN_KEY),
          {}, {(secure, TRAIL)}),
         ("key without the two-person deny", "dev", on(KEY_POLICY, without_deny), {}, {(secure, KEY_POLICY)}),
         ("sealed key without the two-person deny", "sealed", on(KEY_POLICY, without_deny), {},
          {(secure, KEY_POLICY)}),
         ("retention 1 day, 365 required", "sealed", retention(1), {"minRetentionDays": 365}, {(lock, TRAIL)}),
         ("dev's 1 day, 365 required", "dev", None, {"minRetentionDays": 365}, {(lock, TRAIL)}),
-        ("governance mode", "dev", on(LOCK, lambda p: p["rule"]["defaultRetention"].update(mode="GOVERNANCE")),
+        ("governance mode", "dev",
+         on(LOCK, lambda p: p["rule"]["defaultRetention"].update(mode="GOVERNANCE")),
          {}, {(lock, TRAIL)}),
-        ("model bucket left out", "dev", s3_selector(lambda s: s["fieldSelectors"][2]["notStartsWiths"].append(
-            f"{dev_models}/")), {}, {(cover, MODELS)}),
+        ("model bucket left out", "dev", excluded(f"{dev_models}/"), {}, {(cover, MODELS)}),
         ("a second resources.ARN narrowing", "dev", s3_arn_condition({"startsWiths": [f"{dev_training}/"]}),
          {}, {(cover, MODELS)}),
         ("a second resources.ARN narrowing (key layer)", "keys",
@@ -235,10 +243,11 @@ def _cases(stacks: Stacks) -> list[tuple[str, str, Edit | None, dict[str, Any], 
         ("objects read only", "dev", s3_selector(read_only), {}, {(cover, MODELS), (cover, TRAINING)}),
         ("vault not logged", "dev", selectors(lambda f: f.remove(selector(f, "Every DynamoDB"))), {},
          {(cover, VAULT)}),
-        ("functions not logged (key layer)", "sealed", selectors(lambda f: f.remove(selector(f, "Every Lambda"))),
+        ("functions not logged (key layer)", "sealed",
+         selectors(lambda f: f.remove(selector(f, "Every Lambda"))),
          {}, {(cover, KEYS_ROOT)}),
         ("an exclusion wider than the archive (key layer)", "keys",
-         s3_selector(lambda s: s["fieldSelectors"][2]["notStartsWiths"].append("arn:aws:s3:::zero-trust-ai-prod")),
+         excluded("arn:aws:s3:::zero-trust-ai-prod"),
          {}, {(cover, KEYS_ROOT)}),
     ]
 
@@ -304,7 +313,8 @@ def test_findings_say_what_is_wrong(stacks: Stacks) -> None:
     [layer] = messages(stacks, "keys", cloudtrail_data_events_cover,
                        s3_arn_condition({"notEndsWiths": [".bin"]}))
     assert "every S3 object" in layer and "AWS::S3::Object" in layer and "DynamoDB" not in layer
-    [workload] = [f.message for f in cloudtrail_trail_secure(rules_see(stacks.dev), config(stacks, "workload"))]
+    [workload] = [f.message for f in cloudtrail_trail_secure(rules_see(stacks.dev),
+                                                             config(stacks, "workload"))]
     assert "declared in a workload stack" in workload
 
 
@@ -405,3 +415,16 @@ def test_the_rules_are_registered_as_documented() -> None:
     assert rules["cloudtrail-trail-secure"].defaults() == {"requireTrail": True}
     assert rules["cloudtrail-bucket-object-lock"].defaults() == {"minRetentionDays": 1}
     assert all(rules[name].control == "logs that last" for name in RULES)
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("cloudtrail-bucket-object-lock", {"minRetentionDays": 0}),
+    ("cloudtrail-bucket-object-lock", {"minRetentionDays": "365"}),
+    ("cloudtrail-bucket-object-lock", {"minRetentionDays": 36501}),
+    ("cloudtrail-trail-secure", {"requireTrail": "no"}),
+])
+def test_a_bad_setting_is_refused_with_its_name(stacks: Stacks, packs: Mapping[str, PolicyPackProcess],
+                                               setting: str, value: dict[str, Any]) -> None:
+    [(key, _)] = value.items()
+    with pytest.raises(PolicyConfigError, match=rf"{setting}.*{key}|{key}.*{setting}"):
+        through_pack(stacks, packs, "sealed", None, user_config={setting: value})

@@ -62,7 +62,8 @@ def _retention_problem(rule: Any, min_days: int) -> str | None:
     total = sum(v * factor for v, factor in ((days, 1), (years, DAYS_PER_YEAR))
                 if isinstance(v, (int, float)) and not isinstance(v, bool))
     if total < min_days:
-        return (f"keeps each log file {total:g} day{'' if total == 1 else 's'} (default retention), less than the "
+        unit = "day" if total == 1 else "days"
+        return (f"keeps each log file {total:g} {unit} (default retention), less than the "
                 f"{min_days} days minRetentionDays requires")
     return None
 

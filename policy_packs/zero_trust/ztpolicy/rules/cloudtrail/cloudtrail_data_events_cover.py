@@ -34,7 +34,7 @@ from typing import Any
 from pulumi_policy import Severity
 
 from ztpolicy.buckets import BUCKET_LOGGING, BUCKETS, log_destination
-from ztpolicy.graph import UNKNOWN, known, of_type, refers_to, refers_to_by_value
+from ztpolicy.graph import known, of_type, refers_to, refers_to_by_value
 from ztpolicy.rule import Finding, Resource, Rule
 from ztpolicy.stack import stack_settings
 from ztpolicy.trails import Target, stack_anchor, tagged, trail_logs, trails
@@ -73,10 +73,11 @@ def _combined_findings(resources: Sequence[Resource], found: list[Resource]) -> 
         if any(answers) or None in answers:
             continue
         findings.append(Finding(target.urn, (
-            f"{target.name} ({arn or 'ARN not known yet'}, {what}): no trail of the stack logs every data event on "
-            f"{'every object of it' if resource_type == OBJECT else 'it'} ({resource_type} in an "
-            f"advanced event selector of {', '.join(t.name for t in found)}, without a narrowing "
-            "field or an ARN condition that leaves part of it out), so who read it is not on record")))
+            f"{target.name} ({arn or 'ARN not known yet'}, {what}): no trail of the stack logs every "
+            f"data event on {'every object of it' if resource_type == OBJECT else 'it'} "
+            f"({resource_type} in an advanced event selector of {', '.join(t.name for t in found)}, "
+            "without a narrowing field or an ARN condition that leaves part of it out), so who read it "
+            "is not on record")))
     return findings
 
 
@@ -101,8 +102,8 @@ def _key_layer_findings(resources: Sequence[Resource], found: list[Resource]) ->
     prefixes = tuple(f"{known(bucket, 'arn')}/" for bucket in excluded or ())
     missing = []
     for resource_type, target, what in (
-            (OBJECT, Target(all_but=prefixes, unknown=excluded is None), "every S3 object (but the trail's own archive and "
-                                               "access-log buckets)"),
+            (OBJECT, Target(all_but=prefixes, unknown=excluded is None),
+             "every S3 object (but the trail's own archive and access-log buckets)"),
             (TABLE_EVENTS, Target(all_but=()), "every DynamoDB table"),
             (FUNCTION_EVENTS, Target(all_but=()), "every Lambda function")):
         answers = [trail_logs(trail, resource_type, target) for trail in found]

@@ -7,7 +7,9 @@ must declare none, since the trail is the key layer's and a workload's deployer 
 could narrow what it records, move it or stop it. `requireTrail: false` (default true) lets a
 combined stack or a key layer go without one, for a fork whose account an organisation trail of
 another stack records (the management account's, which this stack cannot see); a workload's trail
-is a finding whatever it says.
+is a finding whatever it says. A stack is recognised as one of this program's by its config, which
+always names an `environment` (a required stack key): resources checked without a stack's config
+(a test's, an export analysed with no config) are not required to hold a trail.
 
 For each `aws.cloudtrail.Trail` of the stack:
 
@@ -59,16 +61,14 @@ def _is_true(value: Any) -> bool:
     return value is UNKNOWN or value is True
 
 
-def _stack_key(resources: Sequence[Resource], trail: Resource) -> Resource | None | object:
-    """The stack's key the trail encrypts with; UNKNOWN when a preview cannot tell yet; None when
-    it names no key of the stack."""
+def _stack_key(resources: Sequence[Resource], trail: Resource) -> tuple[Resource | None, bool]:
+    """(the stack's key the trail encrypts with or None, whether a preview cannot tell yet)."""
     keys = of_type(resources, KEY, REPLICA_KEY)
-    found = next((key for key in keys if refers_to_key(trail, "kmsKeyId", key, among=keys)), None)
-    if found is not None:
-        return found
-    if known(trail, "kmsKeyId") is UNKNOWN and not trail.property_dependencies.get("kmsKeyId"):
-        return UNKNOWN
-    return None
+    for key in keys:
+        if refers_to_key(trail, "kmsKeyId", key, among=keys):
+            return key, False
+    unknown = known(trail, "kmsKeyId") is UNKNOWN and not trail.property_dependencies.get("kmsKeyId")
+    return None, bool(unknown)
 
 
 def _insights_missing(trail: Resource) -> list[str] | None:
@@ -88,7 +88,7 @@ def _trail_problems(resources: Sequence[Resource], trail: Resource) -> list[str]
     if not _is_true(known(trail, "enableLogFileValidation")):
         problems.append("has no log file validation (enableLogFileValidation), so an altered or "
                         "missing log file cannot be shown")
-    if _stack_key(resources, trail) is None:
+    if _stack_key(resources, trail) == (None, False):
         problems.append("is not encrypted with a KMS key of this stack (kmsKeyId), whose policy the "
                         "stack writes and the pack checks")
     if known(trail, "includeGlobalServiceEvents") is False:
@@ -119,7 +119,9 @@ def cloudtrail_trail_secure(resources: Sequence[Resource], config: Mapping[str, 
             "layer's (components.audit.AuditTrail in compose_audit), where the workload's deployer "
             "can neither narrow its selectors, nor move it, nor stop it")) for trail in found]
     if not found:
-        if config.get("requireTrail", True) is False:
+        # Only a stack of this program is held to it: its config names an environment (a
+        # required stack key); resources checked without a stack's config are not a stack.
+        if config.get("requireTrail", True) is False or settings.environment is None:
             return []
         return [Finding(stack_anchor(resources), (
             f"the stack ({settings.layer} layer) declares no CloudTrail trail: nothing records who "
@@ -130,8 +132,8 @@ def cloudtrail_trail_secure(resources: Sequence[Resource], config: Mapping[str, 
         problems = _trail_problems(resources, trail)
         if problems:
             findings.append(Finding(trail.urn, f"trail {trail.name} " + "; ".join(problems)))
-        key = _stack_key(resources, trail)
-        if isinstance(key, Resource):
+        key, _ = _stack_key(resources, trail)
+        if key is not None:
             findings += two_person_findings(
                 key, resources, settings, f"trail {trail.name}'s key",
                 "disable the key or drop CloudTrail's statement (the trail stops, unseen)")
