@@ -166,6 +166,25 @@ def excluded(prefix: str) -> Edit:
     return s3_selector(lambda found: found["fieldSelectors"][2]["notStartsWiths"].append(prefix))
 
 
+def archive_policy(keep: Callable[[dict[str, Any]], Any]) -> Edit:
+    """The archive's bucket policy, each statement passed through `keep` (False drops it)."""
+    def change(props: dict[str, Any]) -> None:
+        document = json.loads(props["policy"])
+        document["Statement"] = [s for s in document["Statement"] if keep(s) is not False]
+        props["policy"] = json.dumps(document)
+    return on("audit-bucket-policy", change)
+
+
+def conditional_deletion(statement: dict[str, Any]) -> None:
+    if statement["Sid"] == "DenyDeletion":
+        statement["Condition"] = {"ArnNotEquals": {"aws:PrincipalArn": "arn:aws:iam::111122223333:role/x"}}
+
+
+def bucket_only_deletion(statement: dict[str, Any]) -> None:
+    if statement["Sid"] == "DenyDeletion":
+        statement["Resource"] = [r for r in statement["Resource"] if not r.endswith("/*")]
+
+
 def without_trail(stack: RecordedStack) -> RecordedStack:
     changed = copy.deepcopy(stack)
     changed.resources = [r for r in changed.resources if r.type != "aws:cloudtrail/trail:Trail"]
@@ -231,6 +250,10 @@ def _cases(stacks: Stacks) -> list[tuple[str, str, Edit | None, dict[str, Any], 
         ("governance mode", "dev",
          on(LOCK, lambda p: p["rule"]["defaultRetention"].update(mode="GOVERNANCE")),
          {}, {(lock, TRAIL)}),
+        ("archive policy without DenyDeletion", "sealed",
+         archive_policy(lambda st: st["Sid"] != "DenyDeletion"), {}, {(lock, TRAIL)}),
+        ("DenyDeletion with a condition", "dev", archive_policy(conditional_deletion), {}, {(lock, TRAIL)}),
+        ("DenyDeletion on the bucket only", "dev", archive_policy(bucket_only_deletion), {}, {(lock, TRAIL)}),
         ("model bucket left out", "dev", excluded(f"{dev_models}/"), {}, {(cover, MODELS)}),
         ("a second resources.ARN narrowing", "dev", s3_arn_condition({"startsWiths": [f"{dev_training}/"]}),
          {}, {(cover, MODELS)}),
@@ -256,7 +279,8 @@ CASE_IDS = ["no management selector", "no management selector (key layer)", "eve
             "readOnly true only", "global service events off", "single region", "no validation", "stopped",
             "no log group", "one insight only", "key not of the stack", "key without the two-person deny",
             "sealed key without the two-person deny", "retention 1 day, 365 required",
-            "dev's 1 day, 365 required", "governance mode", "model bucket left out",
+            "dev's 1 day, 365 required", "governance mode", "archive policy without DenyDeletion",
+            "DenyDeletion with a condition", "DenyDeletion on the bucket only", "model bucket left out",
             "a second resources.ARN narrowing", "a second resources.ARN narrowing (key layer)",
             "a NotEndsWith", "a NotEndsWith (key layer)", "objects read only", "vault not logged",
             "functions not logged (key layer)", "an exclusion wider than the archive (key layer)"]
@@ -264,7 +288,7 @@ CASE_IDS = ["no management selector", "no management selector (key layer)", "eve
 
 # What only a bucket's ARN can decide: in a preview of new buckets (inputs, no ARN yet) these wait
 # until the ARN is known; every other variant is caught on inputs already.
-NEEDS_ARNS = {"model bucket left out", "a second resources.ARN narrowing",
+NEEDS_ARNS = {"model bucket left out", "DenyDeletion on the bucket only", "a second resources.ARN narrowing",
               "an exclusion wider than the archive (key layer)"}
 
 

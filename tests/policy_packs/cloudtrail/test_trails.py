@@ -29,7 +29,8 @@ def data(resource_type: str, *arn_conditions: dict[str, Any], **extra: list[str]
 
 
 def objects(*arn_conditions: dict[str, Any], **extra: list[str]) -> bool | None:
-    return selector_logs(data("AWS::S3::Object", *arn_conditions, **extra), "Data", "AWS::S3::Object", OBJECTS)
+    return selector_logs(data("AWS::S3::Object", *arn_conditions, **extra), "Data", "AWS::S3::Object",
+                         OBJECTS)
 
 
 @pytest.mark.parametrize("conditions", [
@@ -79,7 +80,8 @@ def test_the_category_and_type_must_match() -> None:
 
 
 @pytest.mark.parametrize(("condition", "logged"), [
-    ({"equals": [TABLE]}, True), ({"startsWiths": [TABLE[:-5]]}, True), ({"endsWiths": ["token-vault"]}, True),
+    ({"equals": [TABLE]}, True), ({"startsWiths": [TABLE[:-5]]}, True),
+    ({"endsWiths": ["token-vault"]}, True),
     ({"notEquals": [TABLE]}, False), ({"notStartsWiths": [TABLE[:-5]]}, False),
     ({"notEndsWiths": ["vault"]}, False), ({"equals": [f"{TABLE}-old"]}, False),
 ])

@@ -11,7 +11,9 @@ preview, by name or id otherwise) must be a bucket of this stack with `objectLoc
 `aws.s3.BucketObjectLockConfiguration` (or `...V2`, or the inline block) whose default retention
 is `COMPLIANCE` for at least `minRetentionDays` (default 1; a year counts 365 days; prod's
 policy configuration, stacks/policy/prod-keys.json, sets 365: a year of evidence nobody can
-shorten). A bucket outside the stack is a finding: its lock cannot be seen here. Values unknown in
+shorten). Its policy (`aws.s3.BucketPolicy`) must also deny `s3:DeleteObject` and
+`s3:DeleteObjectVersion` on its objects to everyone, with no condition: what keeps a log file once
+its retention ends. A bucket outside the stack is a finding: its lock cannot be seen here. Values unknown in
 a preview are checked when they are known.
 
 Excludable, with a reason (a trail delivering to an archive account's bucket, which that account's
@@ -20,13 +22,15 @@ stack checks).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import Any
 
 from pulumi_policy import Severity
 
-from ztpolicy.buckets import BUCKETS
-from ztpolicy.graph import UNKNOWN, known, known_field, of_type, refers_to, refers_to_by_value
+from ztpolicy.buckets import BUCKET_POLICY, BUCKETS, attached
+from ztpolicy.graph import UNKNOWN, as_list, known, known_field, of_type, refers_to, refers_to_by_value
 from ztpolicy.rule import Finding, Resource, Rule
 from ztpolicy.trails import trails
 
@@ -40,6 +44,44 @@ def _the_bucket(resources: Sequence[Resource], trail: Resource) -> Resource | No
 
 
 DAYS_PER_YEAR = 365
+# What the archive's policy denies everyone, whatever IAM allows (components/audit.py
+# DELETE_ACTIONS): once a retention ends, only this keeps a log file.
+DELETE_ACTIONS = ("s3:DeleteObject", "s3:DeleteObjectVersion")
+_EVERYONE = ("*", {"AWS": "*"}, {"AWS": ["*"]})
+
+
+def _denies_deletion(statement: Mapping[str, Any], objects: str | None) -> bool:
+    """A Deny to everyone, with no condition, of deleting the bucket's objects and versions."""
+    if (statement.get("Effect") != "Deny" or statement.get("Principal") not in _EVERYONE
+            or {"NotPrincipal", "NotAction", "NotResource", "Condition"} & set(statement)):
+        return False
+    actions = [str(a).lower() for a in as_list(statement.get("Action"))]
+    if not all(any(fnmatchcase(wanted.lower(), a) for a in actions) for wanted in DELETE_ACTIONS):
+        return False
+    resources = [str(r) for r in as_list(statement.get("Resource"))]
+    return objects is None or any(fnmatchcase(objects, r) for r in resources)
+
+
+def _deletion_problem(resources: Sequence[Resource], bucket: Resource) -> str | None:
+    """Why the archive's policy does not deny deleting log files to everyone, or None (also when
+    a policy is not known yet)."""
+    policies = attached(resources, bucket, BUCKET_POLICY)
+    arn = known(bucket, "arn")
+    objects = f"{arn}/x" if isinstance(arn, str) and arn else None
+    for policy in policies:
+        document = known(policy, "policy")
+        if document is UNKNOWN:
+            return None
+        try:
+            parsed = json.loads(document) if isinstance(document, str) else document
+        except json.JSONDecodeError:
+            continue
+        statements = as_list(parsed.get("Statement")) if isinstance(parsed, Mapping) else []
+        if any(isinstance(s, Mapping) and _denies_deletion(s, objects) for s in statements):
+            return None
+    return (f"has no policy that denies {' and '.join(DELETE_ACTIONS)} on its objects to everyone "
+            "without a condition (DenyDeletion): once a retention ends, anyone IAM allows could "
+            "delete the log files")
 
 
 def _retention_problem(rule: Any, min_days: int) -> str | None:
@@ -102,7 +144,7 @@ def cloudtrail_bucket_object_lock(resources: Sequence[Resource],
                 f"trail {trail.name} writes to a bucket this stack does not declare, whose Object "
                 "Lock cannot be checked here")))
             continue
-        problem = _lock_problem(resources, bucket, min_days)
+        problem = _lock_problem(resources, bucket, min_days) or _deletion_problem(resources, bucket)
         if problem:
             findings.append(Finding(trail.urn, (
                 f"trail {trail.name} writes to bucket {bucket.name}, whose log files can be deleted: "
