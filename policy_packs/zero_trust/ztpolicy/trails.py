@@ -6,7 +6,10 @@ event is logged when one of them matches it); within a selector every field sele
 (AND); the values of one operator are alternatives (OR). A data-event selector names
 `eventCategory` Equals `Data`, a `resources.type`, and optionally `resources.ARN` with Equals,
 StartsWith, EndsWith or their negations. A selector with no `resources.ARN` logs every resource of
-its type.
+its type. A trail has either advanced or basic (`eventSelectors`) selectors, never both
+(CloudFormation User Guide, "AWS::CloudTrail::Trail AdvancedEventSelector", which also lists the
+fields: `eventCategory`, `eventSource` and `readOnly` for management events; `eventCategory`,
+`resources.type`, `readOnly`, `eventName` and `resources.ARN` for data events).
 
 How a selector is read here, always on the side of logging less (a rule may wrongly say a target
 is not covered, never wrongly that it is):
