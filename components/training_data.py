@@ -35,6 +35,10 @@ from components.buckets import access_log_bucket, log_to, private_bucket
 PREFIXES: tuple[str, ...] = ("raw/", "curated/", "outputs/")
 READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
 WRITE_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
+# The data bucket's tag: how the policy pack finds the training data whose object reads and
+# writes the audit trail must record (cloudtrail-data-events-cover). Set after the caller's tags,
+# so none of them can drop it.
+PURPOSE_TAG = ("ztai:purpose", "training-data")
 
 
 @dataclass
@@ -85,7 +89,8 @@ class TrainingDataBucket(pulumi.ComponentResource):
         self._partition = partition_for_region(args.region)
         self._granted: set[tuple[str, str, str]] = set()
         made = private_bucket(f"{name}-bucket", key_arn=args.key_arn,
-                              tags={"data-classification": "restricted", **args.tags},
+                              tags={"data-classification": "restricted", **args.tags,
+                                    PURPOSE_TAG[0]: PURPOSE_TAG[1]},
                               protect=args.protect, parent=self)
         self.bucket = made.bucket
         self.bucket_name: pulumi.Output[str] = made.bucket.bucket

@@ -116,10 +116,11 @@ def test_the_sealed_key_layer_alone_passes(split: Split) -> None:
 
 def test_the_pack_reads_the_layer_from_the_stack_config(split: Split) -> None:
     # The same key layer read as a combined stack (no config) fails where the other half is
-    # missing: rotation, attestation and the two-person deny (a first deployment).
+    # missing: rotation, attestation and the two-person deny (a first deployment), on the model
+    # key and on the audit trail's key.
     policies = {policy for policy, _ in mandatory(split.keys_first, {})}
     assert policies == {"kms-monthly-rotation-scheduled", "model-key-attestation-required",
-                        "kms-two-person-key-administration"}
+                        "kms-two-person-key-administration", "cloudtrail-trail-secure"}
     # A policy configuration cannot say which layer a stack is (the stack config decides).
     # The workload read as a combined stack: its buckets' keys and the human roles it reads (whose
     # boundary is the key layer's) are missing their other half.

@@ -14,6 +14,11 @@ from ztpolicy.rules.apigateway import (
     api_tls_12,
     inference_path_tls_bound,
 )
+from ztpolicy.rules.cloudtrail import (
+    cloudtrail_bucket_object_lock,
+    cloudtrail_data_events_cover,
+    cloudtrail_trail_secure,
+)
 from ztpolicy.rules.cloudwatch import (
     cloudwatch_alarm_has_action,
 )
@@ -157,4 +162,7 @@ ALL_RULES: list[Rule] = [
     guardrail_policies_attached.RULE,
     ci_oidc_trust_pinned.RULE,
     identity_part_in_key_layer.RULE,
+    cloudtrail_trail_secure.RULE,
+    cloudtrail_bucket_object_lock.RULE,
+    cloudtrail_data_events_cover.RULE,
 ]

@@ -346,61 +346,75 @@ def _workload_findings(resources: Sequence[Resource]) -> list[Finding]:
         for purpose, role, writer in _exported_key_administration(resources)]
 
 
-def kms_two_person_key_administration(resources: Sequence[Resource],
-                                      config: Mapping[str, Any]) -> list[Finding]:
-    settings = stack_settings(config)
+def two_person_findings(key: Resource, resources: Sequence[Resource], settings: StackSettings,
+                        what: str, harm: str) -> list[Finding]:
+    """The findings on one key whose effective policy must keep the two-person deny (the model
+    key here; the audit trail's key in cloudtrail-trail-secure): the deny covers every
+    TWO_PERSON_ACTIONS, exempts only the stack's JIT API role and key-admin elevations, and each
+    of those is what it claims to be (module docstring). The effective policy is the key's
+    `aws.kms.KeyPolicy` when it has one, else its creation policy, which a key layer's first
+    deployment may leave without the deny. `what` names the key in messages ("model key"), `harm`
+    says what a standing administrator could do ("decrypt the weights")."""
     policies = of_type(resources, KEY_POLICY)
     keys = of_type(resources, KEY, REPLICA_KEY)
     roles = _elevation_roles(resources)
     writers = _policy_writers(resources)
+    findings: list[Finding] = []
+    key_arn = known(key, "arn")
+    key_account = key_arn.split(":")[4] if isinstance(key_arn, str) and key_arn.count(":") >= 5 else None
+    linked = [policy for policy in policies if refers_to_key(policy, "keyId", key, among=keys)]
+    for holder in linked or [key]:
+        document = known(holder, "policy")
+        if document is UNKNOWN or document is None:
+            continue
+        label = f"{what} {key.name}" + (f" (policy {holder.name})" if holder is not key else "")
+        exempt, uncovered = two_person_exemptions(document)
+        document_writers = _document_writers(document)
+        if uncovered and settings.keys_before_grants and holder is key:
+            continue  # a key layer's first deployment: its creation policy (module docstring)
+        if uncovered:
+            findings.append(Finding(holder.urn, (
+                f"{label} does not deny {', '.join(uncovered)} to every principal but its key-admin "
+                "elevation (a Deny to `*` with only an ArnNotEquals aws:PrincipalArn condition): a "
+                f"standing administrator could rewrite the policy, {harm} and put it back")))
+            continue
+        for arn in exempt:
+            if "*" in arn or "?" in arn:
+                findings.append(Finding(holder.urn, f"{label} exempts the pattern {arn} from its "
+                                        "two-person deny: name each key-admin elevation role exactly"))
+            elif settings.is_keys and (problem := _key_layer_problem(
+                    arn, label, key_account, settings, document_writers)) is not None:
+                findings.append(Finding(holder.urn, problem))
+            elif (writer := _elevation_for(arn, writers, key_account)) is not None:
+                if (problem := _writer_problem(writer)) is not None:
+                    findings.append(Finding(holder.urn, f"{label} exempts {arn}, but {problem}"))
+                elif (other := _shared_writer(writer, resources)) is not None:
+                    findings.append(Finding(holder.urn, (
+                        f"{label} exempts {arn}, the JIT API's role, which the function {other} "
+                        "runs with too: its code could write the policy without approvals")))
+            elif (elevation := _elevation_for(arn, roles, key_account)) is None:
+                findings.append(Finding(holder.urn, (
+                    f"{label} exempts {arn} from its two-person deny, which is neither the JIT "
+                    "API's role (of the Lambda function *-jit-api) nor a just-in-time key-admin "
+                    "elevation role of this stack (tags ztai:access=jit-elevation, "
+                    "ztai:grant=key-admin): it could change the policy without two approvals")))
+            elif arn in document_writers:
+                findings.append(Finding(holder.urn, (
+                    f"{label} lets {arn}, a key-admin elevation, make calls that carry a key "
+                    f"policy ({', '.join(DOCUMENT_ACTIONS)}): two people would approve a reason, "
+                    "not the document; only the JIT API's role may write it")))
+            elif (problem := _trust_problem(elevation, resources)) is not None:
+                findings.append(Finding(elevation.urn, (
+                    f"{label} exempts the elevation role {elevation.name}, but {problem}")))
+    return findings
+
+
+def kms_two_person_key_administration(resources: Sequence[Resource],
+                                      config: Mapping[str, Any]) -> list[Finding]:
+    settings = stack_settings(config)
     findings: list[Finding] = _workload_findings(resources) if settings.is_workload else []
     for key, _why in attested_keys(resources, config).values():
-        key_arn = known(key, "arn")
-        key_account = key_arn.split(":")[4] if isinstance(key_arn, str) and key_arn.count(":") >= 5 else None
-        linked = [policy for policy in policies if refers_to_key(policy, "keyId", key, among=keys)]
-        for holder in linked or [key]:
-            document = known(holder, "policy")
-            if document is UNKNOWN or document is None:
-                continue
-            label = f"model key {key.name}" + (f" (policy {holder.name})" if holder is not key else "")
-            exempt, uncovered = two_person_exemptions(document)
-            document_writers = _document_writers(document)
-            if uncovered and settings.keys_before_grants and holder is key:
-                continue  # a key layer's first deployment: its creation policy (module docstring)
-            if uncovered:
-                findings.append(Finding(holder.urn, (
-                    f"{label} does not deny {', '.join(uncovered)} to every principal but its key-admin "
-                    "elevation (a Deny to `*` with only an ArnNotEquals aws:PrincipalArn condition): a "
-                    "standing administrator could rewrite the policy, decrypt the weights and put it back")))
-                continue
-            for arn in exempt:
-                if "*" in arn or "?" in arn:
-                    findings.append(Finding(holder.urn, f"{label} exempts the pattern {arn} from its "
-                                            "two-person deny: name each key-admin elevation role exactly"))
-                elif settings.is_keys and (problem := _key_layer_problem(
-                        arn, label, key_account, settings, document_writers)) is not None:
-                    findings.append(Finding(holder.urn, problem))
-                elif (writer := _elevation_for(arn, writers, key_account)) is not None:
-                    if (problem := _writer_problem(writer)) is not None:
-                        findings.append(Finding(holder.urn, f"{label} exempts {arn}, but {problem}"))
-                    elif (other := _shared_writer(writer, resources)) is not None:
-                        findings.append(Finding(holder.urn, (
-                            f"{label} exempts {arn}, the JIT API's role, which the function {other} "
-                            "runs with too: its code could write the policy without approvals")))
-                elif (elevation := _elevation_for(arn, roles, key_account)) is None:
-                    findings.append(Finding(holder.urn, (
-                        f"{label} exempts {arn} from its two-person deny, which is neither the JIT "
-                        "API's role (of the Lambda function *-jit-api) nor a just-in-time key-admin "
-                        "elevation role of this stack (tags ztai:access=jit-elevation, "
-                        "ztai:grant=key-admin): it could change the policy without two approvals")))
-                elif arn in document_writers:
-                    findings.append(Finding(holder.urn, (
-                        f"{label} lets {arn}, a key-admin elevation, make calls that carry a key "
-                        f"policy ({', '.join(DOCUMENT_ACTIONS)}): two people would approve a reason, "
-                        "not the document; only the JIT API's role may write it")))
-                elif (problem := _trust_problem(elevation, resources)) is not None:
-                    findings.append(Finding(elevation.urn, (
-                        f"{label} exempts the elevation role {elevation.name}, but {problem}")))
+        findings += two_person_findings(key, resources, settings, "model key", "decrypt the weights")
     return findings
 
 

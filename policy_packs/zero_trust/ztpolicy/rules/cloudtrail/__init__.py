@@ -1,0 +1,1 @@
+"""Rules on CloudTrail trails (the audit trail) and the bucket they write to."""
