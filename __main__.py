@@ -52,6 +52,7 @@ from components.stack_config import (
     StackConfig,
     load_stack_config,
 )
+from components.siem_stream import SiemStream, SiemStreamArgs, stream_name
 from components.tags import register_standard_tags
 from components.token_vault import TokenVault, TokenVaultArgs, vault_table_name
 from components.training_data import TrainingDataBucket, TrainingDataBucketArgs
@@ -86,6 +87,11 @@ def key_hierarchy(config: StackConfig | KeyLayerConfig, deployers: Sequence[str]
             # deploying role's credentials (which may otherwise never use a key): the inference key
             # admits that through S3, for the truststore bucket's objects only, from its creation.
             s3_buckets={"inference": [truststore_bucket_name(environment, config.region)]},
+            # Firehose creates a grant on the logs key for the SIEM streams, as their deployer: the key
+            # admits that from its creation, through Firehose only (a split deployment's key layer
+            # admits its own stream and the workload's).
+            firehose_streams={"logs": [stream_name(environment, layer) for layer in
+                                       (("keys", "workload") if config.layer == "keys" else ("combined",))]},
             # Only an approved key-admin elevation (two approvers) may rewrite these keys' policies,
             # move their aliases, disable or delete them; the deployer writes the first policy.
             two_person_purposes=config.two_person_keys,
@@ -187,6 +193,8 @@ def compose_key_layer(config: KeyLayerConfig) -> None:
     # The roles the key policies name, and the JIT that writes the two-person policies, are this
     # layer's: the workload's deployer can change neither who assumes them nor the JIT's code.
     people, jit = compose_identity(config, keys, config.human_source_vpce_ids)
+    # The key layer's own log groups to the SIEM (docs/siem-stream.md).
+    siem_stream(config, keys, [jit.api.log_group, jit.expiry.log_group])
     if config.workload_grants:
         try:
             replay_grants(keys, config.workload_grants, config.enclave_measurements)
@@ -201,6 +209,22 @@ def compose_key_layer(config: KeyLayerConfig) -> None:
     pulumi.export("keyAliases", {purpose: keys.alias_name(purpose) for purpose in KEY_PURPOSES})
     pulumi.export("sealedGrants", len(config.workload_grants))
     export_identity(people, jit)
+
+
+def siem_stream(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy | KeyLayerReference,
+                log_groups: Sequence[aws.cloudwatch.LogGroup]) -> SiemStream:
+    """This layer's stream of every log group it declares to the SIEM (docs/siem-stream.md), with
+    the logs key's grants its roles need."""
+    stream = SiemStream("siem", SiemStreamArgs(
+        environment=config.environment, layer=config.layer, region=config.region,
+        logs_key_arn=keys.key_arn("logs"), settings=config.siem, log_groups=log_groups,
+        protect=config.is_prod))
+    keys.grant_cloudwatch_logs(stream.error_log_group_name)
+    keys.grant_cloudwatch_logs(stream.transform_log_group_name)
+    stream.grant_keys(keys)
+    pulumi.export("siemStream", {"name": stream.stream_name, "arn": stream.stream.arn,
+                                 "bucket": stream.bucket.bucket.bucket})
+    return stream
 
 
 def compose_bootstrap(config: BootstrapConfig) -> None:
@@ -582,6 +606,13 @@ def compose_workload(config: StackConfig) -> None:
             fleet.grant_prefix_write(role, elevation.prefix, managed_policy_name=managed)
             keys.grant_use_through_service("inference", role, "s3")
     # --- end of just-in-time elevation -------------------------------------------------------------
+
+    # Every log group of this stack to the SIEM (docs/siem-stream.md); the stream's own are never
+    # subscribed (a loop). A split deployment's key layer streams its own (the JIT's).
+    siem_stream(config, keys, [
+        *(segment.flow_log_group for segment in network.segments.values()), network.query_log_group,
+        rotation.log_group, rollout.log_group, *ami_pipeline.log_groups, sessions.log_group,
+        gateway.log_group, *((jit.api.log_group, jit.expiry.log_group) if jit is not None else ())])
 
     # Every grant is made above this line: sealing writes the key policies.
     key_policies = keys.seal()

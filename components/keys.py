@@ -128,6 +128,8 @@ _SCHEDULE_NAME = re.compile(r"^[0-9A-Za-z_.-]{1,64}$")
 _COMPONENT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,126}$")
 # A DynamoDB table name: 3-255 of a-z, A-Z, 0-9, _ . -
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+# A Firehose stream name: 1-64 of letters, digits, _ . -
+_STREAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _LOG_GROUP_PREFIX = re.compile(r"^/[A-Za-z0-9_./#-]{1,510}$")
 # What S3 asks KMS for, as the caller, on an SSE-KMS bucket's key: GenerateDataKey to write an
 # object (PutObject, CreateMultipartUpload), Decrypt to read one (GetObject) and to finish a
@@ -304,6 +306,10 @@ class KeyHierarchyArgs:
     administrator_tables: as dynamodb_tables, for tables the key administrators create whoever
         the deployers are: the just-in-time requests table, which a split deployment's key layer
         declares with the keys (its identity part). Default none.
+    firehose_streams: purpose -> names of Firehose streams (the SIEM streams) the deploying roles,
+        and the key administrators, create server-side encrypted under that key
+        (`_allow_firehose_stream_creation`). Default none. Refused on model-weights and the HMAC
+        key.
     """
 
     environment: str
@@ -323,6 +329,7 @@ class KeyHierarchyArgs:
     s3_buckets: Mapping[str, Sequence[pulumi.Input[str]]] = field(default_factory=dict)
     inspector_role_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     administrator_tables: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    firehose_streams: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def log_group_prefixes_for(environment: str) -> tuple[str, ...]:
@@ -390,6 +397,8 @@ class KeyHierarchy(pulumi.ComponentResource):
             self._allow_schedule_creation(purpose, schedules)
         for purpose, components in sorted(args.image_builder_components.items()):
             self._allow_component_creation(purpose, components)
+        for purpose, streams in sorted(args.firehose_streams.items()):
+            self._allow_firehose_stream_creation(purpose, streams)
         for inspector in args.inspector_role_arns:
             for purpose in PURPOSES:  # reading, not using: the HMAC key's too
                 self._grants[purpose].append(_Grant("InspectWithoutUse", {"AWS": inspector},
@@ -911,6 +920,32 @@ class KeyHierarchy(pulumi.ComponentResource):
 
     def alias_name(self, purpose: str) -> str:
         return alias_name(self._args.environment, purpose)
+
+    def _allow_firehose_stream_creation(self, purpose: str, streams: Sequence[str]) -> None:
+        """Let the deploying roles, and the key administrators (a split deployment's key layer
+        creates its own stream), create the Firehose `streams` server-side encrypted with the key.
+        With CUSTOMER_MANAGED_CMK, Firehose calls kms:CreateGrant as the caller of
+        CreateDeliveryStream and manages that grant (Firehose API Reference,
+        DeliveryStreamEncryptionConfigurationInput). Two statements, each only through Firehose in
+        the key's region for this account: DescribeKey, and CreateGrant for an AWS resource. The
+        names are checked, not bound: Firehose documents no encryption context or grant constraint
+        naming the stream, so the condition cannot name it; what the statement admits is a grant
+        to Firehose itself, never a use by the caller."""
+        _checked_names("firehose_streams", purpose, streams, _STREAM_NAME, "1-64 of letters, digits, . - _")
+
+        def via(account: str, region: str) -> dict[str, Any]:
+            return _through_service("firehose", account, region)
+
+        def via_for_resource(account: str, region: str) -> dict[str, Any]:
+            return _through_service("firehose", account, region, for_aws_resource=True)
+
+        for sid, actions, condition in (("Describe", DESCRIBE_ACTIONS, via),
+                                        ("Grant", SERVICE_GRANT_ACTIONS, via_for_resource)):
+            self._grant(purpose, f"CreateFirehoseStreams{sid}", {}, actions, condition,
+                        to_administrators=True)
+            if self._args.deployer_role_arns:
+                self._grant(purpose, f"CreateFirehoseStreams{sid}", {}, actions, condition,
+                            to_key_administrators=True)
 
 
 def alias_name(environment: str, purpose: str) -> str:

@@ -67,6 +67,7 @@ from components.enclave_fleet import ARTIFACT_PREFIX, EnclaveFleetSettings, sizi
 from components.guardrails import GUARDRAIL_KEYS, GuardrailSettings, GuardrailSettingsError
 from components.guardrails import parse_settings as parse_guardrail_settings
 from components.jit_catalogue import JitElevation, parse_catalogue_file
+from components.siem_stream import SIEM_KEYS, SiemSettings
 from components.key_grants import GrantsFile, ledger_problems, load_grants_file
 from components.keys import PURPOSES as KEY_PURPOSES
 from components.keys import EnclaveMeasurements, measurement_problem
@@ -211,6 +212,8 @@ class StackConfig:
     # combined: this stack holds the keys too; workload: they are the key layer's (key_layer_stack).
     layer: str = "combined"
     key_layer_stack: str | None = None
+    # Where the stack's SIEM stream delivers (siem); default its own bucket.
+    siem: SiemSettings = SiemSettings()
 
     @property
     def is_prod(self) -> bool:
@@ -242,6 +245,7 @@ class KeyLayerConfig:
     # roles' network); empty until then, and the human roles are usable from nowhere.
     human_source_vpce_ids: tuple[str, ...] = ()
     layer: str = "keys"
+    siem: SiemSettings = SiemSettings()
 
     @property
     def is_prod(self) -> bool:
@@ -767,6 +771,8 @@ KEYS: dict[str, StackKey] = {
 KEYS.update({key: StackKey(spec.description, False, spec.parse, spec.default, spec.type,
                             layers=("organization",))
              for key, spec in GUARDRAIL_KEYS.items()})
+# The SIEM stream's destination, declared by its component (components/siem_stream.py).
+KEYS.update(SIEM_KEYS)
 
 
 # Other providers' namespaces one edit away from a namespace checked here; left alone.
@@ -1034,6 +1040,7 @@ def parse_layer_config(raw: Mapping[str, Any],
         two_person_keys=tuple(values["twoPersonKeys"]),
         layer=layer,
         key_layer_stack=values["keyLayerStack"],
+        siem=values["siem"],
     )
 
 
@@ -1075,6 +1082,7 @@ def _key_layer_config(values: Mapping[str, Any], region: str, problems: _Problem
         jit_elevations=tuple(values["jitCatalogueFile"]),
         reserve_function_concurrency=values["reserveFunctionConcurrency"],
         human_source_vpce_ids=grants.source_vpce_ids if grants is not None else (),
+        siem=values["siem"],
     )
 
 

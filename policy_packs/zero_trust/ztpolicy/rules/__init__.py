@@ -37,6 +37,9 @@ from ztpolicy.rules.iam import (
     identity_part_in_key_layer,
     jit_grant_expiry,
 )
+from ztpolicy.rules.firehose import (
+    firehose_encrypted_with_cmk,
+)
 from ztpolicy.rules.imagebuilder import (
     image_builder_component_encrypted,
     image_builder_infrastructure_hardened,
@@ -59,6 +62,7 @@ from ztpolicy.rules.lambda_ import (
 from ztpolicy.rules.logs import (
     log_group_deletion_protected,
     log_group_encrypted,
+    log_group_subscribed_to_siem,
 )
 from ztpolicy.rules.network import (
     default_security_group_closed,
@@ -105,6 +109,8 @@ ALL_RULES: list[Rule] = [
     default_security_group_closed.RULE,
     log_group_encrypted.RULE,
     log_group_deletion_protected.RULE,
+    log_group_subscribed_to_siem.RULE,
+    firehose_encrypted_with_cmk.RULE,
     kms_key_rotation_enabled.RULE,
     kms_key_deletion_window.RULE,
     kms_key_policy_least_privilege.RULE,
