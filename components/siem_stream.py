@@ -367,11 +367,13 @@ class SiemStream(pulumi.ComponentResource):
                                      "then writes the batch to processing-failed/ in the backup bucket",
             errors_alarm_period=300, alarm_actions=args.alarm_actions, tags=own, protect=args.protect,
             environment={"STREAM_NAME": self.stream_name},
-            reserve_concurrency=args.reserve_concurrency)
+            reserve_concurrency=args.reserve_concurrency,
+            role_name=f"{self.stream_name}-transform")
         self.transform_log_group_name = f"/aws/lambda/{transform_function_name(args.environment, args.layer)}"
 
         self.delivery_role = aws.iam.Role(
-            f"{name}-delivery-role", description="The SIEM stream's Firehose role",
+            f"{name}-delivery-role", name=f"{self.stream_name}-delivery",
+            description="The SIEM stream's Firehose role",
             assume_role_policy=pulumi.Output.all(account, stream_arn).apply(
                 lambda v: delivery_trust(v[0], v[1])),
             max_session_duration=3600, tags={**args.tags, "Name": f"{self.stream_name}-delivery"},
@@ -387,7 +389,7 @@ class SiemStream(pulumi.ComponentResource):
         self.stream = self._stream(name, own)
 
         self.subscription_role = aws.iam.Role(
-            f"{name}-subscription-role",
+            f"{name}-subscription-role", name=f"{self.stream_name}-subscription",
             description="CloudWatch Logs puts subscribed events on the SIEM stream",
             assume_role_policy=account.apply(
                 lambda a: subscription_trust(partition, args.region, a)),
