@@ -45,6 +45,7 @@ from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs, 
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
 from components.role_policies import workload_policy_name
 from components.session_manager import SessionManagerPreferences, SessionManagerPreferencesArgs
+from components.siem_stream import SiemStream, SiemStreamArgs, stream_name
 from components.stack_config import (
     BootstrapConfig,
     KeyLayerConfig,
@@ -52,7 +53,6 @@ from components.stack_config import (
     StackConfig,
     load_stack_config,
 )
-from components.siem_stream import SiemStream, SiemStreamArgs, stream_name
 from components.tags import register_standard_tags
 from components.token_vault import TokenVault, TokenVaultArgs, vault_table_name
 from components.training_data import TrainingDataBucket, TrainingDataBucketArgs

@@ -67,12 +67,12 @@ from components.enclave_fleet import ARTIFACT_PREFIX, EnclaveFleetSettings, sizi
 from components.guardrails import GUARDRAIL_KEYS, GuardrailSettings, GuardrailSettingsError
 from components.guardrails import parse_settings as parse_guardrail_settings
 from components.jit_catalogue import JitElevation, parse_catalogue_file
-from components.siem_stream import SIEM_KEYS, SiemSettings
 from components.key_grants import GrantsFile, ledger_problems, load_grants_file
 from components.keys import PURPOSES as KEY_PURPOSES
 from components.keys import EnclaveMeasurements, measurement_problem
 from components.network import MAX_SEGMENT_PREFIX, MIN_SEGMENT_PREFIX, SEGMENT_NAMES, Segment
 from components.partners_file import parse_partners_file
+from components.siem_stream import SIEM_KEYS, SiemSettings
 from components.truststore import is_placeholder
 
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -88,6 +88,7 @@ MIN_AZ_COUNT = 2
 MIN_PROD_AZ_COUNT = 3
 MIN_PROD_FLEET_SIZE = 2
 _DEFAULT_FLEET = EnclaveFleetSettings()
+_DEFAULT_SIEM = SiemSettings()
 # EnclaveFleetSettings fields (as sizing_problems names them) and the keys that set them.
 _FLEET_KEYS = {"instance_type": ("enclaveInstanceType",), "enclave_cpu_count": ("enclaveCpuCount",),
                "enclave_memory_mib": ("enclaveMemoryMiB",), "eif_size_mib": ("enclaveEifSizeMiB",),
@@ -213,7 +214,7 @@ class StackConfig:
     layer: str = "combined"
     key_layer_stack: str | None = None
     # Where the stack's SIEM stream delivers (siem); default its own bucket.
-    siem: SiemSettings = SiemSettings()
+    siem: SiemSettings = _DEFAULT_SIEM
 
     @property
     def is_prod(self) -> bool:
@@ -245,7 +246,7 @@ class KeyLayerConfig:
     # roles' network); empty until then, and the human roles are usable from nowhere.
     human_source_vpce_ids: tuple[str, ...] = ()
     layer: str = "keys"
-    siem: SiemSettings = SiemSettings()
+    siem: SiemSettings = _DEFAULT_SIEM
 
     @property
     def is_prod(self) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pulumi_aws as aws
@@ -31,12 +32,16 @@ KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890
 SECRET = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:siem-collector-AbCdEf"
 DOMAIN = "arn:aws:es:eu-west-1:111122223333:domain/siem-events"
 STREAM = "zero-trust-ai-dev-combined-siem"
+STREAM_ARN = f"arn:aws:firehose:eu-west-1:111122223333:deliverystream/{STREAM}"
 STREAM_TYPE = "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream"
 FILTER = "aws:cloudwatch/logSubscriptionFilter:LogSubscriptionFilter"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 
 
-def build(settings: SiemSettings = SiemSettings(),
+DEFAULT = SiemSettings()
+
+
+def build(settings: SiemSettings = DEFAULT,
           compose: Callable[[SiemStream, list[aws.cloudwatch.LogGroup]], None] | None = None,
           subscribe: bool = True) -> RecordedStack:
     def program() -> None:
@@ -119,7 +124,7 @@ def test_the_delivery_role_does_exactly_what_delivery_needs(dev: RecordedStack) 
     assert trust == [{"Effect": "Allow", "Principal": {"Service": "firehose.amazonaws.com"},
                       "Action": "sts:AssumeRole", "Condition": {"StringEquals": {
                           "aws:SourceAccount": "111122223333",
-                          "aws:SourceArn": f"arn:aws:firehose:eu-west-1:111122223333:deliverystream/{STREAM}"}}}]
+                          "aws:SourceArn": STREAM_ARN}}}]
     statements = {s["Sid"]: (s["Action"], s["Resource"])
                   for s in policy(named(dev, "siem-delivery-policy"))["Statement"]}
     bucket = named(dev, "siem-bucket").outputs["arn"]
@@ -182,7 +187,7 @@ def test_a_group_left_out_fails_the_rule() -> None:
 def test_subscribing_the_streams_own_groups_is_refused() -> None:
     for pick in (lambda s: s.transform.log_group, lambda s: s.error_log_group,
                  lambda s: s.transform_log_group_name, lambda s: s.error_log_group_name):
-        with pytest.raises(Exception, match="own log group; subscribing it would send the stream its own output"):
+        with pytest.raises(Exception, match="own log group; subscribing it would send the stream its own"):
             build(compose=lambda stream, groups, pick=pick: stream.subscribe(pick(stream)))  # type: ignore[misc]
 
 
@@ -292,3 +297,78 @@ def test_each_bad_setting_is_named_with_what_is_allowed(value: Any, message: str
     with pytest.raises(ValueError, match=re.escape(message)) as raised:
         parse_siem_settings("siem", value)
     assert str(raised.value).startswith("zero-trust-ai:siem")
+
+
+# -- the logs key admits Firehose's grant from its creation ---------------------------------------------
+def test_the_logs_key_admits_the_streams_creation_through_firehose_only() -> None:
+    from tests.components.test_keys import ARGS as KEY_ARGS
+    from tests.components.test_keys import build as build_keys
+    from tests.components.test_keys import named as key_named
+    from tests.components.test_keys import statements as key_statements
+    from ztpolicy.rules.kms.kms_key_policy_least_privilege import document_problems
+
+    admins = ("arn:aws:iam::111122223333:role/deployer",)
+    stack = build_keys(replace(KEY_ARGS, administrator_role_arns=admins, firehose_streams={"logs": [STREAM]}),
+                       compose=lambda keys: keys.seal())
+    created = key_statements(key_named(stack, "keys-logs"))
+    admitted = {sid.rstrip("0123456789"): s for sid, s in created.items() if sid.startswith("CreateFirehose")}
+    via = {"kms:ViaService": "firehose.eu-west-1.amazonaws.com", "kms:CallerAccount": "111122223333"}
+    assert admitted == {
+        "CreateFirehoseStreamsDescribe": {**admitted["CreateFirehoseStreamsDescribe"],
+                                          "Action": ["kms:DescribeKey"], "Principal": {"AWS": list(admins)},
+                                          "Condition": {"StringEquals": via}},
+        "CreateFirehoseStreamsGrant": {**admitted["CreateFirehoseStreamsGrant"],
+                                       "Action": ["kms:CreateGrant"], "Principal": {"AWS": list(admins)},
+                                       "Condition": {"StringEquals": via,
+                                                     "Bool": {"kms:GrantIsForAWSResource": "true"}}}}
+    # Sealed too, and what the pack's least-privilege rule accepts.
+    sealed = key_statements(key_named(stack, "keys-logs-policy"))
+    assert all(statement in sealed.values() for statement in admitted.values())
+    document = json.loads(key_named(stack, "keys-logs-policy").inputs["policy"])
+    assert document_problems(document, "logs", set()) == []
+    # No other key admits it.
+    assert not [sid for sid in key_statements(key_named(stack, "keys-inference")) if "Firehose" in sid]
+
+
+def test_a_split_key_layer_admits_its_own_stream_to_the_key_administrators_too() -> None:
+    from tests.components.test_keys import ARGS as KEY_ARGS
+    from tests.components.test_keys import build as build_keys
+    from tests.components.test_keys import named as key_named
+    from tests.components.test_keys import statements as key_statements
+
+    admin, deployer = "arn:aws:iam::111122223333:role/keys", "arn:aws:iam::111122223333:role/workload"
+    stack = build_keys(replace(KEY_ARGS, administrator_role_arns=(admin,), deployer_role_arns=(deployer,),
+                               firehose_streams={"logs": ["zero-trust-ai-dev-keys-siem",
+                                                          "zero-trust-ai-dev-workload-siem"]}))
+    grants = [s for sid, s in key_statements(key_named(stack, "keys-logs")).items()
+              if sid.startswith("CreateFirehoseStreamsGrant")]
+    assert sorted(s["Principal"]["AWS"][0] for s in grants) == [admin, deployer]
+
+
+@pytest.mark.parametrize(("streams", "message"), [
+    ({"model-weights": [STREAM]}, "the model-weights key cannot encrypt them"),
+    ({"tokens": [STREAM]}, "the tokens key cannot encrypt them"),
+    ({"logs": ["zero-trust-ai-*"]}, "name each in plain text"),
+    ({"logs": []}, "name each in plain text"),
+])
+def test_streams_are_named_plainly_on_a_usable_key(streams: dict[str, list[str]], message: str) -> None:
+    from tests.components.test_keys import ARGS as KEY_ARGS
+    from tests.components.test_keys import build as build_keys
+
+    with pytest.raises(ValueError, match=message):
+        build_keys(replace(KEY_ARGS, firehose_streams=streams))
+
+
+# -- the stack key, as the program reads it ------------------------------------------------------------
+def test_the_stack_config_reads_siem_and_names_a_bad_value() -> None:
+    from components.stack_config import StackConfigError, parse_stack_config
+    from tests.components.test_stack_config import VALID
+
+    assert parse_stack_config(VALID).siem == SiemSettings()
+    given = {**VALID, "zero-trust-ai:siem": json.dumps(["destination=splunk", "url=https://hec.example.com",
+                                                        f"secretArn={SECRET}"])}
+    assert parse_stack_config(given).siem.destination == "splunk"
+    with pytest.raises(StackConfigError) as raised:
+        parse_stack_config({**VALID, "zero-trust-ai:siem": '["destination=syslog"]'})
+    assert raised.value.problems == ["zero-trust-ai:siem: destination='syslog': allowed values are s3, http, "
+                                     "splunk, opensearch"]

@@ -26,6 +26,9 @@ from ztpolicy.rules.ec2 import (
 from ztpolicy.rules.elb import (
     load_balancer_access_logs,
 )
+from ztpolicy.rules.firehose import (
+    firehose_encrypted_with_cmk,
+)
 from ztpolicy.rules.iam import (
     ci_oidc_trust_pinned,
     guardrail_role_names,
@@ -36,9 +39,6 @@ from ztpolicy.rules.iam import (
     iam_role_trust_restricted,
     identity_part_in_key_layer,
     jit_grant_expiry,
-)
-from ztpolicy.rules.firehose import (
-    firehose_encrypted_with_cmk,
 )
 from ztpolicy.rules.imagebuilder import (
     image_builder_component_encrypted,

@@ -46,8 +46,8 @@ def firehose_encrypted_with_cmk(resource: Resource, _config: Mapping[str, Any]) 
     sse = known(resource, "serverSideEncryption")
     enabled, key_type, key = (known_field(sse, "enabled"), known_field(sse, "keyType"),
                               known_field(sse, "keyArn"))
-    if sse is not UNKNOWN and (enabled is not UNKNOWN and enabled is not True
-                               or key_type is not UNKNOWN and key_type != "CUSTOMER_MANAGED_CMK"
+    if sse is not UNKNOWN and ((enabled is not UNKNOWN and enabled is not True)
+                               or (key_type is not UNKNOWN and key_type != "CUSTOMER_MANAGED_CMK")
                                or _missing(key)):
         messages.append(f"Firehose stream {resource.name} is not encrypted with a customer managed key "
                         f"(serverSideEncryption enabled={enabled!r}, keyType={key_type!r}): the events it "
@@ -67,8 +67,10 @@ def firehose_encrypted_with_cmk(resource: Resource, _config: Mapping[str, Any]) 
         return messages
     backup = known_field(block, "s3Configuration")
     mode = known_field(block, "s3BackupMode")
-    if backup is not UNKNOWN and (not isinstance(backup, Mapping) or _missing(known_field(backup, "bucketArn"))
-                                  or _missing(known_field(backup, "kmsKeyArn"))) or _missing(mode):
+    no_backup = backup is not UNKNOWN and (
+        not isinstance(backup, Mapping) or _missing(known_field(backup, "bucketArn"))
+        or _missing(known_field(backup, "kmsKeyArn")))
+    if no_backup or _missing(mode):
         messages.append(f"Firehose stream {resource.name} ({destination}) has no encrypted backup of "
                         "the records it fails to deliver (s3Configuration with bucketArn and "
                         "kmsKeyArn, and s3BackupMode): what the SIEM refuses would be lost")
