@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pulumi_aws as aws
 import pytest
 
+from components.functions import RUNTIME_DIR
 from components.siem_stream import (
     PROCESSOR_BUFFER_MB,
     SIEM_OWN_LOG_TAG,
     TRANSFORM_HANDLER,
+    TRANSFORM_MODULES,
     SiemSettings,
     SiemStream,
     SiemStreamArgs,
@@ -145,6 +151,33 @@ def test_the_transform_may_reingest_into_its_own_stream_only(dev: RecordedStack)
     assert statements["ReingestOversizedRecords"]["Resource"] == \
         f"arn:aws:firehose:eu-west-1:111122223333:deliverystream/{STREAM}"
     assert set(statements) == {"WriteOwnLog", "ReingestOversizedRecords"}
+
+
+def test_the_transform_ships_only_the_runtime_it_imports(dev: RecordedStack) -> None:
+    archive = named(dev, "siem-transform-function").inputs["code"]["assets"]["ztai_runtime"]["assets"]
+    assert set(archive) == set(TRANSFORM_MODULES)
+    assert all(Path(entry["path"]) == RUNTIME_DIR / module for module, entry in archive.items())
+
+
+@pytest.mark.skipif(not (RUNTIME_DIR / "siem" / "firehose.py").exists(),
+                    reason="the transform (ztai_runtime/siem) is not in this tree yet")
+def test_the_shipped_modules_are_all_the_transform_needs(tmp_path: Path) -> None:
+    package = tmp_path / "ztai_runtime"
+    package.mkdir()
+    for module in TRANSFORM_MODULES:
+        source = RUNTIME_DIR / module
+        if source.is_dir():
+            shutil.copytree(source, package / module, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, package / module)
+    # A fresh interpreter that sees only the shipped package (plus boto3, which Lambda provides).
+    handler_module = TRANSFORM_HANDLER.rsplit(".", 1)[0]
+    probe = subprocess.run(
+        [sys.executable, "-c", f"import {handler_module} as m, sys; "
+         "assert m.__file__.startswith(sys.argv[1]); assert callable(m.handler); "
+         "assert not [n for n in sys.modules if n.startswith('pulumi')]",
+         str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert probe.returncode == 0, probe.stderr
 
 
 # -- subscriptions ---------------------------------------------------------------------------------
