@@ -1354,6 +1354,16 @@ def _placeholder_pcrs(measurements: EnclaveMeasurements) -> list[str]:
             "EIF's (enclave_images/build.sh prints them); no enclave could decrypt the weights"]
 
 
+def _siem_placeholders(siem: SiemSettings) -> list[str]:
+    """The SIEM stream's destination still the shipped example (docs/siem-stream.md)."""
+    found = []
+    if siem.url and _example_host(siem.url.split("/")[2].split(":")[0]):
+        found.append(f"{_full('siem')}: url={siem.url} (example domains are reserved)")
+    if (account := _documentation_account(siem.secret_arn)) is not None:
+        found.append(f"{_full('siem')}: secretArn names the documentation account {account}")
+    return found
+
+
 def placeholders(config: LayerConfig) -> list[str]:
     """What in `config` is still one of the shipped placeholders (to be replaced before
     deploying), each saying which key; empty when none is."""
@@ -1377,7 +1387,7 @@ def placeholders(config: LayerConfig) -> list[str]:
         found += [f"{_full('workloadDeployerRoleArns')} names the documentation account {account}"
                   for account in [_documentation_account(arn) for arn in config.workload_deployer_role_arns]
                   if account][:1]
-        return found + _placeholder_pcrs(config.enclave_measurements)
+        return found + _placeholder_pcrs(config.enclave_measurements) + _siem_placeholders(config.siem)
     api = config.api
     if _example_host(api.domain_name):
         found.append(f"{_full('apiDomainName')} = {api.domain_name} (example.com is reserved)")
@@ -1394,7 +1404,7 @@ def placeholders(config: LayerConfig) -> list[str]:
     # Told by content, as the truststore checks tell them, so a renamed copy is still named.
     found += [f"CA file {Path(f).name} holds a shipped placeholder CA (its key was discarded: that "
               "certificate admits no one)" for f in files if _holds_placeholder_ca(f)]
-    return found
+    return found + _siem_placeholders(config.siem)
 
 
 def _holds_placeholder_ca(path: str) -> bool:

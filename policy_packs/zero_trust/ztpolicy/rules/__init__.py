@@ -28,6 +28,7 @@ from ztpolicy.rules.elb import (
 )
 from ztpolicy.rules.firehose import (
     firehose_encrypted_with_cmk,
+    siem_stream_leaves_the_account,
 )
 from ztpolicy.rules.iam import (
     ci_oidc_trust_pinned,
@@ -111,6 +112,7 @@ ALL_RULES: list[Rule] = [
     log_group_deletion_protected.RULE,
     log_group_subscribed_to_siem.RULE,
     firehose_encrypted_with_cmk.RULE,
+    siem_stream_leaves_the_account.RULE,
     kms_key_rotation_enabled.RULE,
     kms_key_deletion_window.RULE,
     kms_key_policy_least_privilege.RULE,
