@@ -22,15 +22,18 @@ from ztpolicy.rules.firehose.siem_stream_leaves_the_account import (
 STREAM_ARN = "arn:aws:firehose:eu-west-1:111122223333:deliverystream/zero-trust-ai-prod-workload-siem"
 
 
+Made = list[tuple[str, str, dict[str, Any], dict[str, list[str]]]]
+
+
 def resources(stack: str, *, destination: str = "extended_s3", exported: bool = False, fed: bool = True,
-              environment: str | None = None) -> list[tuple[str, str, dict[str, Any], dict[str, list[str]]]]:
+              environment: str | None = None) -> Made:
     prefix = f"urn:pulumi:{stack}::zero-trust-ai::"
     stream_props: dict[str, Any] = {"name": "zero-trust-ai-prod-workload-siem", "destination": destination}
     if environment:
         stream_props["tags"] = {"environment": environment}
     if exported:
         stream_props["arn"] = STREAM_ARN
-    made = [(f"{prefix}{FIREHOSE_STREAM}::siem-stream", FIREHOSE_STREAM, stream_props, {})]
+    made: Made = [(f"{prefix}{FIREHOSE_STREAM}::siem-stream", FIREHOSE_STREAM, stream_props, {})]
     if fed:
         made.append((f"{prefix}{SUBSCRIPTION_FILTER}::siem-subscription-flow-logs", SUBSCRIPTION_FILTER,
                      {"logGroup": "/zero-trust-ai/prod/vpc-flow-logs/data",
