@@ -49,6 +49,7 @@ from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs, 
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
 from components.role_policies import workload_policy_name
 from components.session_manager import SessionManagerPreferences, SessionManagerPreferencesArgs
+from components.siem_stream import SiemStream, SiemStreamArgs, stream_name
 from components.stack_config import (
     BootstrapConfig,
     KeyLayerConfig,
@@ -90,6 +91,11 @@ def key_hierarchy(config: StackConfig | KeyLayerConfig, deployers: Sequence[str]
             # deploying role's credentials (which may otherwise never use a key): the inference key
             # admits that through S3, for the truststore bucket's objects only, from its creation.
             s3_buckets={"inference": [truststore_bucket_name(environment, config.region)]},
+            # Firehose creates a grant on the logs key for the SIEM streams, as their deployer: the key
+            # admits that from its creation, through Firehose only (a split deployment's key layer
+            # admits its own stream and the workload's).
+            firehose_streams={"logs": [stream_name(environment, layer) for layer in
+                                       (("keys", "workload") if config.layer == "keys" else ("combined",))]},
             # Only an approved key-admin elevation (two approvers) may rewrite these keys' policies,
             # move their aliases, disable or delete them; the deployer writes the first policy.
             two_person_purposes=config.two_person_keys,
@@ -241,7 +247,9 @@ def compose_key_layer(config: KeyLayerConfig) -> None:
     # The roles the key policies name, and the JIT that writes the two-person policies, are this
     # layer's: the workload's deployer can change neither who assumes them nor the JIT's code.
     people, jit = compose_identity(config, keys, config.human_source_vpce_ids, topics.actions)
-    compose_audit(config, keys, people, topics.actions)
+    trail = compose_audit(config, keys, people, topics.actions)
+    # The key layer's own log groups to the SIEM (docs/siem-stream.md): the JIT's and the trail's copy.
+    siem_stream(config, keys, [jit.api.log_group, jit.expiry.log_group, trail.log_group], topics.actions)
     if config.workload_grants:
         try:
             replay_grants(keys, config.workload_grants, config.enclave_measurements)
@@ -256,6 +264,22 @@ def compose_key_layer(config: KeyLayerConfig) -> None:
     pulumi.export("keyAliases", {purpose: keys.alias_name(purpose) for purpose in KEY_PURPOSES})
     pulumi.export("sealedGrants", len(config.workload_grants))
     export_identity(people, jit)
+
+
+def siem_stream(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy | KeyLayerReference,
+                log_groups: Sequence[aws.cloudwatch.LogGroup], alarms: AlarmActions) -> SiemStream:
+    """This layer's stream of every log group it declares to the SIEM (docs/siem-stream.md), with
+    the logs key's grants its roles need."""
+    stream = SiemStream("siem", SiemStreamArgs(
+        environment=config.environment, layer=config.layer, region=config.region,
+        logs_key_arn=keys.key_arn("logs"), settings=config.siem, log_groups=log_groups,
+        alarm_actions=alarms, protect=config.is_prod))
+    keys.grant_cloudwatch_logs(stream.error_log_group_name)
+    keys.grant_cloudwatch_logs(stream.transform_log_group_name)
+    stream.grant_keys(keys)
+    pulumi.export("siemStream", {"name": stream.stream_name, "arn": stream.stream.arn,
+                                 "bucket": stream.bucket.bucket.bucket})
+    return stream
 
 
 def compose_bootstrap(config: BootstrapConfig) -> None:
@@ -598,9 +622,10 @@ def compose_workload(config: StackConfig) -> None:
     management_endpoints = [endpoint.id for endpoint in management.endpoints.values()]
     people: AccessRoles | IdentityReference
     jit: JustInTimeAccess | None
+    trail_copy: list[aws.cloudwatch.LogGroup] = []
     if isinstance(keys, KeyHierarchy):
         people, jit = compose_identity(config, keys, management_endpoints, alarms)
-        compose_audit(config, keys, people, alarms)
+        trail_copy.append(compose_audit(config, keys, people, alarms).log_group)
         elevation_roles: Mapping[str, aws.iam.Role] = jit.roles
     else:
         people = IdentityReference("access", IdentityReferenceArgs(
@@ -648,6 +673,15 @@ def compose_workload(config: StackConfig) -> None:
             fleet.grant_prefix_write(role, elevation.prefix, managed_policy_name=managed)
             keys.grant_use_through_service("inference", role, "s3")
     # --- end of just-in-time elevation -------------------------------------------------------------
+
+    # Every log group of this stack to the SIEM (docs/siem-stream.md); the stream's own are never
+    # subscribed (a loop). A split deployment's key layer streams its own (the JIT's, the trail's copy).
+    siem_stream(config, keys, [
+        *(segment.flow_log_group for segment in network.segments.values()), network.query_log_group,
+        rotation.log_group, rollout.log_group, *ami_pipeline.log_groups, sessions.log_group,
+        gateway.log_group, *((jit.api.log_group, jit.expiry.log_group) if jit is not None else ()),
+        *([fleet.inference_log_group] if fleet.inference_log_group is not None else []), *trail_copy],
+        alarms)
 
     # Every grant is made above this line: sealing writes the key policies.
     key_policies = keys.seal()

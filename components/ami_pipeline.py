@@ -525,6 +525,8 @@ class ImmutableAmiPipeline(pulumi.ComponentResource):
         self.workflow_arns: tuple[str, ...] = tuple(self._workflows)
         self.build_subnet_id: pulumi.Input[str] = args.subnet_id
         self._log_group_names = (image_log_group.name, pipeline_log_group.name)
+        # Subscribed to the SIEM stream (components/siem_stream.py).
+        self.log_groups: tuple[aws.cloudwatch.LogGroup, ...] = (image_log_group, pipeline_log_group)
         self._execution_grants: list[pulumi.Resource] = [*execution_attachments, execution_policy]
         self.pipeline = aws.imagebuilder.ImagePipeline(
             f"{name}-pipeline", name=base_name,

@@ -417,6 +417,7 @@ class SecureApiGateway(pulumi.ComponentResource):
             # The access log is evidence: in prod neither DeleteLogGroup nor the engine removes it.
             deletion_protection_enabled=args.protect,
             tags=tags, opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+        self.log_group = log_group  # subscribed to the SIEM stream (components/siem_stream.py)
         self.stage = aws.apigatewayv2.Stage(
             f"{name}-stage", api_id=self.api.id, name=args.stage_name, auto_deploy=True,
             default_route_settings=aws.apigatewayv2.StageDefaultRouteSettingsArgs(

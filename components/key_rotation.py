@@ -352,6 +352,7 @@ class MonthlyKeyRotation(pulumi.ComponentResource):
             errors_alarm_period=3600, alarm_actions=args.alarm_actions, tags=tags, protect=args.protect,
             vpc_config=vpc_config, reserve_concurrency=args.reserve_concurrency)
         log_group, self.role, self.function = rotation.log_group, rotation.role, rotation.function
+        self.log_group = log_group  # subscribed to the SIEM stream (components/siem_stream.py)
 
         self.dead_letter_queue = aws.sqs.Queue(
             f"{name}-dlq", name=f"{function_name}-dlq",

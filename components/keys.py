@@ -155,6 +155,8 @@ _SCHEDULE_NAME = re.compile(r"^[0-9A-Za-z_.-]{1,64}$")
 _COMPONENT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,126}$")
 # A DynamoDB table name: 3-255 of a-z, A-Z, 0-9, _ . -
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+# A Firehose stream name: 1-64 of letters, digits, _ . -
+_STREAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _LOG_GROUP_PREFIX = re.compile(r"^/[A-Za-z0-9_./#-]{1,510}$")
 # What S3 asks KMS for, as the caller, on an SSE-KMS bucket's key: GenerateDataKey to write an
 # object (PutObject, CreateMultipartUpload), Decrypt to read one (GetObject) and to finish a
@@ -341,6 +343,10 @@ class KeyHierarchyArgs:
     alarm_topics: the stack's alarm topics (components/alarm_topics.py) are encrypted with the
         logs key: CloudWatch and EventBridge may use it for them, from its creation
         (`grant_alarm_topics`). Default False.
+    firehose_streams: purpose -> names of Firehose streams (the SIEM streams) the deploying roles,
+        and the key administrators, create server-side encrypted under that key
+        (`_allow_firehose_stream_creation`). Default none. Refused on model-weights and the HMAC
+        key.
     """
 
     environment: str
@@ -362,6 +368,7 @@ class KeyHierarchyArgs:
     administrator_tables: Mapping[str, Sequence[str]] = field(default_factory=dict)
     audit_trail_name: str | None = None
     alarm_topics: bool = False
+    firehose_streams: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def audit_log_group_name(environment: str) -> str:
@@ -438,6 +445,8 @@ class KeyHierarchy(pulumi.ComponentResource):
             self._allow_audit_trail(args.audit_trail_name)
         if args.alarm_topics:
             self.grant_alarm_topics()
+        for purpose, streams in sorted(args.firehose_streams.items()):
+            self._allow_firehose_stream_creation(purpose, streams)
         for inspector in args.inspector_role_arns:
             for purpose in PURPOSES:  # reading, not using: the HMAC key's too
                 self._grants[purpose].append(_Grant("InspectWithoutUse", {"AWS": inspector},
@@ -1038,6 +1047,31 @@ class KeyHierarchy(pulumi.ComponentResource):
         self._grant(LOGS_PURPOSE, "EventBridgeRulesPublish", {"Service": "events.amazonaws.com"},
                     ALARM_TOPIC_ACTIONS,
                     lambda account, region: {"StringEquals": topics(account, region)})
+    def _allow_firehose_stream_creation(self, purpose: str, streams: Sequence[str]) -> None:
+        """Let the deploying roles, and the key administrators (a split deployment's key layer
+        creates its own stream), create the Firehose `streams` server-side encrypted with the key.
+        With CUSTOMER_MANAGED_CMK, Firehose calls kms:CreateGrant as the caller of
+        CreateDeliveryStream and manages that grant (Firehose API Reference,
+        DeliveryStreamEncryptionConfigurationInput). Two statements, each only through Firehose in
+        the key's region for this account: DescribeKey, and CreateGrant for an AWS resource. The
+        names are checked, not bound: Firehose documents no encryption context or grant constraint
+        naming the stream, so the condition cannot name it; what the statement admits is a grant
+        to Firehose itself, never a use by the caller."""
+        _checked_names("firehose_streams", purpose, streams, _STREAM_NAME, "1-64 of letters, digits, . - _")
+
+        def via(account: str, region: str) -> dict[str, Any]:
+            return _through_service("firehose", account, region)
+
+        def via_for_resource(account: str, region: str) -> dict[str, Any]:
+            return _through_service("firehose", account, region, for_aws_resource=True)
+
+        for sid, actions, condition in (("Describe", DESCRIBE_ACTIONS, via),
+                                        ("Grant", SERVICE_GRANT_ACTIONS, via_for_resource)):
+            self._grant(purpose, f"CreateFirehoseStreams{sid}", {}, actions, condition,
+                        to_administrators=True)
+            if self._args.deployer_role_arns:
+                self._grant(purpose, f"CreateFirehoseStreams{sid}", {}, actions, condition,
+                            to_key_administrators=True)
 
 
 def alias_name(environment: str, purpose: str) -> str:

@@ -75,6 +75,7 @@ from components.keys import PURPOSES as KEY_PURPOSES
 from components.keys import EnclaveMeasurements, measurement_problem
 from components.network import MAX_SEGMENT_PREFIX, MIN_SEGMENT_PREFIX, SEGMENT_NAMES, Segment
 from components.partners_file import parse_partners_file
+from components.siem_stream import SIEM_KEYS, SiemSettings
 from components.truststore import is_placeholder
 
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -90,6 +91,7 @@ MIN_AZ_COUNT = 2
 MIN_PROD_AZ_COUNT = 3
 MIN_PROD_FLEET_SIZE = 2
 _DEFAULT_FLEET = EnclaveFleetSettings()
+_DEFAULT_SIEM = SiemSettings()
 # EnclaveFleetSettings fields (as sizing_problems names them) and the keys that set them.
 _FLEET_KEYS = {"instance_type": ("enclaveInstanceType",), "enclave_cpu_count": ("enclaveCpuCount",),
                "enclave_memory_mib": ("enclaveMemoryMiB",), "eif_size_mib": ("enclaveEifSizeMiB",),
@@ -218,6 +220,8 @@ class StackConfig:
     key_layer_stack: str | None = None
     # Who the alarm topics notify (alarmSubscriptions); a workload's topics are its key layer's.
     alarm_subscriptions: tuple[AlarmSubscription, ...] = ()
+    # Where the stack's SIEM stream delivers (siem); default its own bucket.
+    siem: SiemSettings = _DEFAULT_SIEM
 
     @property
     def is_prod(self) -> bool:
@@ -252,6 +256,7 @@ class KeyLayerConfig:
     # Who the alarm topics notify (alarmSubscriptions): the topics are this layer's.
     alarm_subscriptions: tuple[AlarmSubscription, ...] = ()
     layer: str = "keys"
+    siem: SiemSettings = _DEFAULT_SIEM
 
     @property
     def is_prod(self) -> bool:
@@ -792,6 +797,8 @@ KEYS.update({key: StackKey(spec.description, False, spec.parse, spec.default, sp
              for key, spec in GUARDRAIL_KEYS.items()})
 # Who the alarms notify, declared by their component (components/alarm_topics.py).
 KEYS.update(ALARM_KEYS)
+# The SIEM stream's destination, declared by its component (components/siem_stream.py).
+KEYS.update(SIEM_KEYS)
 
 
 # Other providers' namespaces one edit away from a namespace checked here; left alone.
@@ -1064,6 +1071,7 @@ def parse_layer_config(raw: Mapping[str, Any],
         layer=layer,
         key_layer_stack=values["keyLayerStack"],
         alarm_subscriptions=tuple(values["alarmSubscriptions"] or ()),
+        siem=values["siem"],
     )
 
 
@@ -1107,6 +1115,7 @@ def _key_layer_config(values: Mapping[str, Any], region: str, problems: _Problem
         reserve_function_concurrency=values["reserveFunctionConcurrency"],
         human_source_vpce_ids=grants.source_vpce_ids if grants is not None else (),
         alarm_subscriptions=tuple(values["alarmSubscriptions"] or ()),
+        siem=values["siem"],
     )
 
 
@@ -1393,6 +1402,16 @@ def _placeholder_pcrs(measurements: EnclaveMeasurements) -> list[str]:
             "EIF's (enclave_images/build.sh prints them); no enclave could decrypt the weights"]
 
 
+def _siem_placeholders(siem: SiemSettings) -> list[str]:
+    """The SIEM stream's destination still the shipped example (docs/siem-stream.md)."""
+    found = []
+    if siem.url and _example_host(siem.url.split("/")[2].split(":")[0]):
+        found.append(f"{_full('siem')}: url={siem.url} (example domains are reserved)")
+    if (account := _documentation_account(siem.secret_arn)) is not None:
+        found.append(f"{_full('siem')}: secretArn names the documentation account {account}")
+    return found
+
+
 def placeholders(config: LayerConfig) -> list[str]:
     """What in `config` is still one of the shipped placeholders (to be replaced before
     deploying), each saying which key; empty when none is."""
@@ -1417,7 +1436,8 @@ def placeholders(config: LayerConfig) -> list[str]:
                   for account in [_documentation_account(arn) for arn in config.workload_deployer_role_arns]
                   if account][:1]
         return found + _placeholder_subscriptions(config.alarm_subscriptions) + \
-            _placeholder_pcrs(config.enclave_measurements)
+            _placeholder_pcrs(config.enclave_measurements) + \
+            _siem_placeholders(config.siem)
     found += _placeholder_subscriptions(config.alarm_subscriptions)
     api = config.api
     if _example_host(api.domain_name):
@@ -1435,7 +1455,7 @@ def placeholders(config: LayerConfig) -> list[str]:
     # Told by content, as the truststore checks tell them, so a renamed copy is still named.
     found += [f"CA file {Path(f).name} holds a shipped placeholder CA (its key was discarded: that "
               "certificate admits no one)" for f in files if _holds_placeholder_ca(f)]
-    return found
+    return found + _siem_placeholders(config.siem)
 
 
 def _holds_placeholder_ca(path: str) -> bool:

@@ -239,6 +239,7 @@ class ImageRollout(pulumi.ComponentResource):
                 "ZTAI_INSTANCE_WARMUP_SECONDS": str(args.instance_warmup_seconds),
             }, reserve_concurrency=args.reserve_concurrency)
         log_group, self.role, self.function = rollout.log_group, rollout.role, rollout.function
+        self.log_group = log_group  # subscribed to the SIEM stream (components/siem_stream.py)
 
         self.rule = aws.cloudwatch.EventRule(
             f"{name}-image-available",

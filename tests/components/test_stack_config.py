@@ -548,9 +548,10 @@ def test_a_region_that_is_not_a_name_is_named() -> None:
     ("dev", ["zero-trust-ai:keyAdministratorRoleArns", "zero-trust-ai:apiDomainName",
              "zero-trust-ai:apiHostedZoneId", "zero-trust-ai:enclavePcr0,", "CA", "CA"]),
     ("prod", ["zero-trust-ai:apiDomainName", "zero-trust-ai:apiHostedZoneId",
-              "zero-trust-ai:enclavePcr0,", "CA", "CA"]),
+              "zero-trust-ai:enclavePcr0,", "CA", "CA", "zero-trust-ai:siem:", "zero-trust-ai:siem:"]),
     ("prod-keys", ["zero-trust-ai:keyAdministratorRoleArns", "zero-trust-ai:workloadDeployerRoleArns",
-                   "zero-trust-ai:alarmSubscriptions", "zero-trust-ai:enclavePcr0,"])])
+                   "zero-trust-ai:alarmSubscriptions", "zero-trust-ai:enclavePcr0,", "zero-trust-ai:siem:",
+                   "zero-trust-ai:siem:"])])
 def test_the_shipped_placeholders_are_named(stack: str, keys: list[str]) -> None:
     found = placeholders(parse_layer_config(load_stack(ROOT, stack).config))
     assert [f.split(" ")[0] for f in found] == keys
@@ -582,6 +583,12 @@ def test_the_placeholder_measurements_are_those_the_stacks_ship() -> None:
      "(critical:https:https://hooks.example.net/sns): the alarms would reach nobody"),
     ({"zero-trust-ai:enclavePcr1": sorted(PLACEHOLDER_PCRS)[0]},
      "zero-trust-ai:enclavePcr1: the shipped placeholder measurements"),
+    ({"zero-trust-ai:siem": '["destination=splunk", "url=https://hec.example.net:443", '
+                            '"secretArn=arn:aws:secretsmanager:eu-west-1:444455556666:secret:hec-AbCdEf"]'},
+     "zero-trust-ai:siem: url=https://hec.example.net:443 (example domains are reserved)"),
+    ({"zero-trust-ai:siem": '["destination=http", "url=https://siem.acme.io", '
+                            '"secretArn=arn:aws:secretsmanager:eu-west-1:111122223333:secret:k-AbCdEf"]'},
+     "zero-trust-ai:siem: secretArn names the documentation account 111122223333"),
 ])
 def test_other_placeholders_are_named(changes: dict[str, str], expected: str) -> None:
     real = {**VALID, "zero-trust-ai:keyAdministratorRoleArns": '["arn:aws:iam::444455556666:role/a"]',

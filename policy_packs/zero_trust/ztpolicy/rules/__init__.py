@@ -34,6 +34,10 @@ from ztpolicy.rules.ec2 import (
 from ztpolicy.rules.elb import (
     load_balancer_access_logs,
 )
+from ztpolicy.rules.firehose import (
+    firehose_encrypted_with_cmk,
+    siem_stream_leaves_the_account,
+)
 from ztpolicy.rules.iam import (
     ci_oidc_trust_pinned,
     guardrail_role_names,
@@ -67,6 +71,7 @@ from ztpolicy.rules.lambda_ import (
 from ztpolicy.rules.logs import (
     log_group_deletion_protected,
     log_group_encrypted,
+    log_group_subscribed_to_siem,
 )
 from ztpolicy.rules.network import (
     default_security_group_closed,
@@ -113,6 +118,9 @@ ALL_RULES: list[Rule] = [
     default_security_group_closed.RULE,
     log_group_encrypted.RULE,
     log_group_deletion_protected.RULE,
+    log_group_subscribed_to_siem.RULE,
+    firehose_encrypted_with_cmk.RULE,
+    siem_stream_leaves_the_account.RULE,
     kms_key_rotation_enabled.RULE,
     kms_key_deletion_window.RULE,
     kms_key_policy_least_privilege.RULE,

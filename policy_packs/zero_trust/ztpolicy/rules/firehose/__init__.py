@@ -1,0 +1,1 @@
+"""Rules on Amazon Data Firehose streams."""
