@@ -733,6 +733,7 @@ def keys_deployer_policy(state: StateResources, *, partition: str, account: str,
     actions, kms:PutKeyPolicy among them, never deleting or disabling a key; and the identity
     part the key layer declares (the human and JIT roles, the JIT functions and table)."""
     part = identity_part(partition, account, environment)
+    siem = f"zero-trust-ai-{environment}-keys-siem"
     return _document([
         *_deployer_state(state),
         _statement("ProgramLookups", "Allow", PROGRAM_LOOKUP_ACTIONS),
@@ -745,6 +746,21 @@ def keys_deployer_policy(state: StateResources, *, partition: str, account: str,
         _statement("AuditArchive", "Allow", "s3:*", [
             f"arn:{partition}:s3:::zero-trust-ai-{environment}-audit-{'?' * 12}",
             f"arn:{partition}:s3:::zero-trust-ai-{environment}-audit-access-{'?' * 12}"]),
+        # The key layer's SIEM stream (components/siem_stream.py: `zero-trust-ai-<env>-keys-siem`),
+        # its transform function, failure queue and alarms, buckets, roles and log groups, by name.
+        _statement("SiemStream", "Allow", ["firehose:*", "lambda:*", "sqs:*", "cloudwatch:*", "logs:*"], [
+            f"arn:{partition}:firehose:*:{account}:deliverystream/{siem}",
+            f"arn:{partition}:lambda:*:{account}:function:{siem}-transform",
+            f"arn:{partition}:sqs:*:{account}:{siem}-transform-failures",
+            f"arn:{partition}:cloudwatch:*:{account}:alarm:{siem}-transform-*",
+            f"arn:{partition}:logs:*:{account}:log-group:/aws/lambda/{siem}-transform*",
+            f"arn:{partition}:logs:*:{account}:log-group:/zero-trust-ai/{environment}/siem/{siem}*"]),
+        _statement("SiemBuckets", "Allow", "s3:*", [
+            f"arn:{partition}:s3:::{siem}-{'?' * 12}", f"arn:{partition}:s3:::{siem}-a-{'?' * 12}"]),
+        _statement("SiemRoles", "Allow", [*IDENTITY_ROLE_WRITES, *JIT_ROLE_CHANGES, "iam:GetRole",
+                                          "iam:GetRolePolicy", "iam:ListRolePolicies",
+                                          "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole"],
+                   f"arn:{partition}:iam::{account}:role/{siem}-*"),
         _statement("AuditDelivery", "Allow", [*IDENTITY_ROLE_WRITES, *JIT_ROLE_CHANGES, "iam:GetRole",
                                               "iam:GetRolePolicy", "iam:ListRolePolicies",
                                               "iam:ListAttachedRolePolicies",

@@ -337,12 +337,15 @@ class SiemStream(pulumi.ComponentResource):
         # The backup bucket: failed deliveries and transforms (and, for s3, every event).
         # Audit events: restricted, with S3 server access logs of who read them.
         bucket_tags = {"data-classification": "restricted", **args.tags}
+        # Fixed names (`<stream>-<account>`, `<stream>-a-<account>`: at most 63 characters), so the
+        # key layer's deployer is allowed these buckets by name (components/ci_identity.py).
         self.bucket = private_bucket(f"{name}-bucket", key_arn=args.logs_key_arn, tags=bucket_tags,
-                                     protect=args.protect, parent=self)
+                                     protect=args.protect, parent=self,
+                                     bucket_name=account.apply(lambda a: f"{self.stream_name}-{a}"))
         self.access_logs = access_log_bucket(
             f"{name}-access-logs", partition=partition, region=args.region, account_id=account,
             source_bucket_arns=[self.bucket.bucket.arn], tags=bucket_tags, protect=args.protect,
-            parent=self)
+            parent=self, bucket_name=account.apply(lambda a: f"{self.stream_name}-a-{a}"))
         log_to(f"{name}-bucket-logging", bucket=self.bucket.bucket, log_bucket=self.access_logs.bucket,
                after=self.access_logs.policy)
         # Firehose's own error log; never subscribed (it would carry the stream's own failures back).

@@ -450,3 +450,23 @@ def test_only_the_key_deployer_changes_the_trail_delivery_role(action: str) -> N
     delivery = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-prod-trail-delivery"
     assert session(DEPLOY_WORKLOAD, action, delivery, extra=(ADMINISTRATOR_EVERYTHING,)) == "explicit-deny"
     assert session(DEPLOY_KEYS, action, delivery) == "allow"
+
+
+def test_the_key_deployer_makes_its_layers_siem_stream() -> None:
+    # components/siem_stream.py names: stream, transform, queue, buckets, roles, log groups.
+    siem = "zero-trust-ai-prod-keys-siem"
+    LOGS = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"  # noqa: N806
+    for action, resource in (
+            ("firehose:CreateDeliveryStream", f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{siem}"),
+            ("lambda:CreateFunction", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{siem}-transform"),
+            ("s3:CreateBucket", f"arn:aws:s3:::{siem}-{ACCOUNT}"),
+            ("s3:CreateBucket", f"arn:aws:s3:::{siem}-a-{ACCOUNT}"),
+            ("iam:CreateRole", f"arn:aws:iam::{ACCOUNT}:role/{siem}-delivery"),
+            ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{siem}-subscription"),
+            ("logs:PutSubscriptionFilter", f"{LOGS}/zero-trust-ai/prod/cloudtrail"),
+            ("logs:CreateLogGroup", f"{LOGS}/zero-trust-ai/prod/siem/{siem}")):
+        assert session(DEPLOY_KEYS, action, resource) == "allow", (action, resource)
+    # Not the workload's stream, nor another bucket.
+    workload = f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/zero-trust-ai-prod-workload-siem"
+    assert session(DEPLOY_KEYS, "firehose:DeleteDeliveryStream", workload) != "allow"
+    assert session(DEPLOY_KEYS, "s3:GetObject", f"arn:aws:s3:::{siem}-{ACCOUNT}/failed/x") != "allow"

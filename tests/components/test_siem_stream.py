@@ -17,6 +17,7 @@ from typing import Any
 import pulumi_aws as aws
 import pytest
 
+from components.alarm_topics import AlarmActions
 from components.functions import RUNTIME_DIR
 from components.siem_stream import (
     PROCESSOR_BUFFER_MB,
@@ -35,6 +36,8 @@ from ztpolicy.rules.firehose.firehose_encrypted_with_cmk import firehose_encrypt
 from ztpolicy.rules.logs.log_group_subscribed_to_siem import log_group_subscribed_to_siem
 
 KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+ALARMS = AlarmActions({severity: f"arn:aws:sns:eu-west-1:111122223333:zero-trust-ai-dev-alarms-{severity}"
+                       for severity in ("critical", "high", "medium")})
 SECRET = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:siem-collector-AbCdEf"
 DOMAIN = "arn:aws:es:eu-west-1:111122223333:domain/siem-events"
 STREAM = "zero-trust-ai-dev-combined-siem"
@@ -58,7 +61,7 @@ def build(settings: SiemSettings = DEFAULT,
                                           kms_key_id=KEY, retention_in_days=365)]
         stream = SiemStream("siem", SiemStreamArgs(
             environment="dev", layer="combined", region="eu-west-1", logs_key_arn=KEY,
-            settings=settings, log_groups=groups if subscribe else ()))
+            settings=settings, log_groups=groups if subscribe else (), alarm_actions=ALARMS))
         if compose is not None:
             compose(stream, groups)
 
