@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -314,6 +314,13 @@ def delivery_trust_policy(account_id: str) -> str:
         sort_keys=True)
 
 
+def _item(index: int) -> Callable[[list[str]], str]:
+    """The `index`-th of a list, as an Output's apply function."""
+    def pick(found: list[str]) -> str:
+        return found[index]
+    return pick
+
+
 class AuditTrail(pulumi.ComponentResource):
     """The trail, its log-archive bucket and its log group. Type token
     `zero-trust-ai:audit:AuditTrail`."""
@@ -449,7 +456,7 @@ class AuditTrail(pulumi.ComponentResource):
                 f"{self._name}-watch-{label}",
                 name=f"zero-trust-ai-{self._args.environment}-audit-{label}-used",
                 description=f"zero-trust-ai: a change to the audit trail's {label}",
-                event_pattern=patterns.apply(lambda found, i=index: found[i]),
+                event_pattern=patterns.apply(_item(index)),
                 opts=pulumi.ResourceOptions(parent=self))
             notify_on_rule(f"{self._name}-watch-{label}-notify", rule=rule, actions=alarms,
                            severity="critical")
