@@ -73,13 +73,15 @@ REDACTED = "REDACTED"
 # services CloudTrail records most (tests/ztai_runtime/siem/test_redaction.py walks their models):
 # `sessionToken`, `webIdentityToken`, `authorizationToken`, `SAMLAssertion`, `secretAccessKey`,
 # `MasterUserPassword`, `Base32StringSeed`, `PreSharedKey`, `UserData`, `PasswordData`, `SecretHash`,
-# `ServiceCredentialSecret`, ... CloudTrail hides most of them itself, but not all: GetSessionToken's
-# responseElements carry the new session token.
+# `ServiceCredentialSecret`, and the bearer-like ones: presigned URLs, an MFA seed's QR code, a
+# VPN's configuration text with its pre-shared keys, a one-time MFA code. CloudTrail hides most of
+# them itself, but not all: GetSessionToken's responseElements carry the new session token.
 _SECRET_ENDINGS = (
     "token", "secret", "password", "passphrase", "assertion", "credential", "privatekey", "seed",
     "presharedkey", "secretkey", "secretaccesskey", "secrethash", "secretcode", "secretstring",
     "secretbinary", "userdata", "passworddata", "authorization", "plaintext", "keymaterial",
-    "sessiontoken",
+    "sessiontoken", "secretvalue", "usercode", "mfacode", "qrcodepng", "policysignature",
+    "presignedurl", "manifesturl", "gatewayconfiguration", "sampleconfiguration", "propagationcontext",
 )
 # A key named like this anywhere in its name is a secret too (`passwordHash`, `privateKeyPem`), unless
 # its name ends in a word that names something about the secret rather than the secret
@@ -100,6 +102,7 @@ _SECRET_PATTERN = re.compile(
 # records cost a few substring scans.
 _SECRET_MARKERS = ("token", "secret", "passw", "passphrase", "assertion", "credential", "private", "seed",
                    "shared", "user_data", "userdata", "user-data", "authorization", "plaintext", "material",
+                   "code", "signature", "presigned", "manifesturl", "configuration", "propagation",
                    '"session"')
 # A line that looks like JSON but does not parse (a number json refuses, a nesting too deep): its
 # `"key": "value"` pairs, redacted as text.
