@@ -2,10 +2,11 @@
 
 `to_ocsf(message, log_group=...)` takes one CloudWatch Logs event's message and returns one event of
 the Open Cybersecurity Schema Framework (OCSF_VERSION), a dict ready for `json.dumps`, or None
-when the line is not a kind mapped here (the caller forwards it unchanged and counts it). It
+when the line is not a kind mapped here (the caller forwards it, redacted, and counts it). It
 never raises on what a log line holds: malformed JSON, missing fields and odd types give None.
 
-What is mapped, recognised by content (a line's own shape; the log group only names the log):
+The log group decides which mapping may apply (`source_of_group`), the line's shape then has to
+match it; with no log group (tests, the CLI) the shape alone decides. What is mapped:
 
 - a CloudTrail record, management or data event (`eventVersion`, `eventSource`): API Activity
   6003; its `AwsConsoleSignIn` records (ConsoleLogin, SwitchRole, ExitRole) and Cognito user pool
@@ -19,8 +20,9 @@ What is mapped, recognised by content (a line's own shape; the log group only na
 - a VPC flow log record in the default version 2 format (space-separated): Network Activity 4001;
 - a Route 53 Resolver query log record (JSON): DNS Activity 4003.
 
-Left unmapped (None, forwarded as they are): CloudTrail Insights events (a statistical finding,
-not an API call: no actor, no source; OCSF's finding classes are not emitted here); the other
+Left unmapped (None, forwarded redacted): a line of a mapped kind in another source's log group;
+CloudTrail Insights events (a statistical finding, not an API call: no actor, no source; OCSF's
+finding classes are not emitted here); the other
 decision lines of ztai_runtime/jsonlog.py (key rotation, instance refresh, tokenisation, the
 JIT's scheduled expiry): they record what a function decided, and the AWS calls that carried
 each decision out are in CloudTrail with the function's role as the actor, so an API Activity of
@@ -29,12 +31,11 @@ that carry no traffic (NODATA, SKIPDATA) and the header line; Cognito's own user
 export, whose format is not documented field by field.
 
 Every event keeps what the schema has no place for in `unmapped` and the line as received in
-`raw_data` (a string). Credentials are redacted first: in a CloudTrail record's payloads
-(requestParameters, responseElements, additionalEventData, serviceEventDetails), a value under a
-key named like a secret (`sessionToken`, `secretAccessKey`, `password`, `clientSecret`, the other
-names in SECRET_KEYS) becomes "REDACTED", so in `unmapped` and in `raw_data`, which is then the
-redacted record re-serialised. The project's own lines (gateway, inference, JIT) carry no
-credential by construction, and flow and query logs have no such field.
+`raw_data` (a string). Credentials are redacted first, in every JSON line: a value under a key
+named like a secret (the rule at _SECRET_ENDINGS: `sessionToken`, `SAMLAssertion`,
+`MasterUserPassword`, `PreSharedKey`, ...) becomes "REDACTED", so in `unmapped` and in `raw_data`,
+which is then the redacted record re-serialised. `redact_line` does the same for the lines the
+transform forwards unmapped, so nothing leaves it unredacted.
 
 An address that is not an IP (a service name, or the anonymised `08.1.250.216` of the test
 dataset) goes to `src_endpoint.name`: OCSF's IP type would reject it, and the record is never
