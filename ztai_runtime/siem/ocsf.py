@@ -99,12 +99,15 @@ _SECRET_NAMES = frozenset({"session"})
 _SECRET_PATTERN = re.compile(
     "(?:" + "|".join(_SECRET_ENDINGS) + ")s?$"
     + "|^(?=.*(?:" + "|".join(_SECRET_PARTS) + "))(?!.*(?:" + "|".join(_ABOUT_A_SECRET) + ")$)")
-# A line without any of these (in lower case) holds no secret-named key, so the walk is skipped: most
-# records cost a few substring scans.
-_SECRET_MARKERS = ("token", "secret", "passw", "passphrase", "assertion", "credential", "private", "seed",
-                   "shared", "user_data", "userdata", "user-data", "authorization", "plaintext", "material",
-                   "code", "signature", "presigned", "manifesturl", "configuration", "propagation",
-                   '"session"')
+# A line in which none of these occurs (in lower case) holds no secret-named key, so the walk is
+# skipped: most records cost a few substring scans. Each word of _SECRET_ENDINGS and _SECRET_PARTS,
+# and `session`, contains one of them, in each spelling a name may split its words with.
+_SECRET_MARKERS = (
+    "token", "secret", "passw", "passphrase", "assertion", "credential", "private", "seed", "shared",
+    "userdata", "user_data", "user-data", "authorization", "plaintext", "material", "usercode",
+    "user_code", "mfacode", "mfa_code", "qrcode", "signature", "presigned", "manifesturl",
+    "manifest_url", "configuration", "propagation", '"session"',
+)
 # A line that looks like JSON but does not parse (a number json refuses, a nesting too deep): its
 # `"key": "value"` pairs, redacted as text.
 _QUOTED_PAIR = re.compile(r'"((?:[^"\\]|\\.){1,200})"(\s*:\s*)"((?:[^"\\]|\\.)*)"')
@@ -241,7 +244,7 @@ def _map(message: str, log_group: str) -> dict[str, Any] | None:
     raw = message
     # Every JSON line, whatever its source, before anything of it is mapped: `raw_data` is then
     # the redacted line re-serialised.
-    if _holds_secret_names(text.lower()) and _redact(record):
+    if _holds_secret_names(text) and _redact(record):
         raw = json.dumps(record, separators=(",", ":"))
     if kind == "cloudtrail":
         return _cloudtrail(record, raw, log_group)
@@ -262,7 +265,7 @@ def redact_line(message: str) -> str:
     if not isinstance(message, str):
         return message
     text = message.strip()
-    if text[:1] not in ("{", "[") or not _holds_secret_names(text.lower()):
+    if text[:1] not in ("{", "[") or not _holds_secret_names(text):
         return message
     try:
         record = json.loads(text)
@@ -298,7 +301,11 @@ _is_secret_name = is_secret_name
 
 
 def _holds_secret_names(text: str) -> bool:
-    return any(marker in text for marker in _SECRET_MARKERS)
+    lowered = text.lower()
+    for marker in _SECRET_MARKERS:
+        if marker in lowered:
+            return True
+    return False
 
 
 def _redact(value: Any, under_secret: bool = False) -> bool:
@@ -312,7 +319,7 @@ def _redact(value: Any, under_secret: bool = False) -> bool:
             if isinstance(item, (dict, list)):
                 secret = isinstance(item, list) and isinstance(key, str) and _is_secret_name(key)
                 changed = _redact(item, secret) or changed
-            elif (isinstance(key, str) and _is_secret(item) and _is_secret_name(key)):
+            elif isinstance(key, str) and _is_secret_name(key) and _is_secret(item):
                 value[key] = REDACTED
                 changed = True
     elif isinstance(value, list):
