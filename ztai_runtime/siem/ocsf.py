@@ -302,10 +302,7 @@ _is_secret_name = is_secret_name
 
 def _holds_secret_names(text: str) -> bool:
     lowered = text.lower()
-    for marker in _SECRET_MARKERS:
-        if marker in lowered:
-            return True
-    return False
+    return any(marker in lowered for marker in _SECRET_MARKERS)
 
 
 def _redact(value: Any, under_secret: bool = False) -> bool:
