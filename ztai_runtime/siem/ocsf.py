@@ -91,9 +91,11 @@ _SECRET_PARTS = ("password", "passphrase", "privatekey", "sessiontoken", "secret
 _ABOUT_A_SECRET = ("id", "ids", "arn", "arns", "name", "names", "type", "types", "length", "lastused",
                    "required", "policy", "enabled", "age", "date", "time", "status", "count", "version")
 # Named like a secret but not one: paging and idempotency tokens a caller makes up, which a SIEM
-# uses to tie calls together; `tokenType`-like names do not end in a secret word at all.
+# uses to tie calls together, and a presigned request's `X-Amz-Credential` (the access key id and
+# scope; its `X-Amz-Security-Token` is redacted). `tokenType`-like names do not end in a secret
+# word at all.
 _NOT_SECRETS = frozenset({"nexttoken", "clienttoken", "idempotencytoken", "paginationtoken",
-                          "continuationtoken", "starttoken", "nextpagetoken"})
+                          "continuationtoken", "starttoken", "nextpagetoken", "xamzcredential"})
 # Cognito's challenge `Session` is the one secret whose name is a plain word; matched exactly.
 _SECRET_NAMES = frozenset({"session"})
 _SECRET_PATTERN = re.compile(
@@ -281,7 +283,7 @@ def redact_line(message: str) -> str:
 
 
 def _redact_pair(match: re.Match[str]) -> str:
-    if not _is_secret_name(match.group(1)) or match.group(3) in ("", REDACTED):
+    if not is_secret_name(match.group(1)) or match.group(3) in ("", REDACTED):
         return match.group(0)
     return f'"{match.group(1)}"{match.group(2)}"{REDACTED}"'
 
@@ -297,7 +299,7 @@ def is_secret_name(key: str) -> bool:
     return _SECRET_PATTERN.search(name) is not None
 
 
-_is_secret_name = is_secret_name
+
 
 
 def _holds_secret_names(text: str) -> bool:
@@ -314,9 +316,9 @@ def _redact(value: Any, under_secret: bool = False) -> bool:
     if isinstance(value, dict):
         for key, item in value.items():
             if isinstance(item, (dict, list)):
-                secret = isinstance(item, list) and isinstance(key, str) and _is_secret_name(key)
+                secret = isinstance(item, list) and isinstance(key, str) and is_secret_name(key)
                 changed = _redact(item, secret) or changed
-            elif isinstance(key, str) and _is_secret_name(key) and _is_secret(item):
+            elif isinstance(key, str) and is_secret_name(key) and _is_secret(item):
                 value[key] = REDACTED
                 changed = True
     elif isinstance(value, list):

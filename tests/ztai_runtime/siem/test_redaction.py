@@ -127,7 +127,7 @@ def test_flags_stay_and_lists_under_a_secret_name_are_replaced() -> None:
     "RawSecretAccessKey", "sessionToken", "secretAccessKey", "password", "new_password", "PASSWORD",
     "client_secret", "SecretString", "SecretBinary", "PrivateKey", "keyMaterial", "Authorization",
     "Plaintext", "refreshToken", "id_token", "access_token", "passwordHash", "credentials",
-    "SECRET_HASH", "REFRESH_TOKEN", "PreSignedUrl", "QRCodePNG",
+    "SECRET_HASH", "REFRESH_TOKEN", "PreSignedUrl", "QRCodePNG", "X-Amz-Security-Token",
 ])
 def test_secret_names_are_matched(name: str) -> None:
     assert is_secret_name(name)
@@ -138,6 +138,7 @@ def test_secret_names_are_matched(name: str) -> None:
     "tokenType", "nextToken", "clientToken", "secretId", "SecretArn", "secretName", "PasswordLength",
     "passwordLastUsed", "privateKeyArn", "accessKeyId", "sessionContext", "sessionName",
     "roleSessionName", "masterUserPasswordSecretKmsKeyId", "eventName", "userName", "keyId",
+    "X-Amz-Credential", "SignatureVersion", "sessionCredentialFromConsole",
 ])
 def test_names_about_a_secret_are_not_redacted(name: str) -> None:
     assert not is_secret_name(name)
