@@ -10,6 +10,7 @@ from typing import Any
 import botocore.loaders
 import pytest
 
+from tests.support import firehose_records as fx
 from ztai_runtime.siem import firehose
 from ztai_runtime.siem.ocsf import REDACTED, is_secret_name, misplaced, redact_line, to_ocsf
 
@@ -245,3 +246,17 @@ def test_a_line_of_no_mapped_kind_is_not_misplaced() -> None:
     assert not misplaced('{"event": "inference-events-dropped", "count": 3}', INFERENCE_GROUP)
     line, stats = forwarded("START RequestId: 8f5", log_group=INFERENCE_GROUP)
     assert stats.misplaced_events == 0 and line == "START RequestId: 8f5"
+
+
+def test_through_the_whole_transform_no_secret_reaches_the_output() -> None:
+    """Firehose records in, response records out: the mapped, the unmapped and the misplaced line."""
+    unmapped = json.dumps(session_token_record(eventTime=None))
+    mapped = json.dumps(session_token_record())
+    trail = fx.record("a", fx.encode(fx.payload([mapped, unmapped], log_group=TRAIL_GROUP)))
+    misplaced_line = fx.record("b", fx.encode(fx.payload([mapped], log_group=INFERENCE_GROUP)))
+    result = firehose.transform_records([trail, misplaced_line])
+    lines = [line for output in result.outputs for line in fx.decoded_lines(output)]
+    assert len(lines) == 3
+    assert all(SECRET not in line for line in lines)
+    assert (result.stats.mapped_events, result.stats.unmapped_events, result.stats.misplaced_events) == (
+        1, 2, 1)
