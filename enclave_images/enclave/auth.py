@@ -64,6 +64,11 @@ ROUTE_HEADER = "x-ztai-route"
 _DN_KEY_ALIASES = {"E": "EMAILADDRESS", "S": "ST", "SP": "ST"}
 
 
+# PyJWT errors whose messages are fixed text ("Signature verification failed", "The token is not
+# yet valid (nbf)", 'Token is missing the "exp" claim'): a refusal may quote them.
+_FIXED_TEXT_ERRORS = (jwt.InvalidSignatureError, jwt.ImmatureSignatureError, jwt.MissingRequiredClaimError)
+
+
 class AuthError(Exception):
     """A request the enclave refuses. `status`: 401 (no valid token) or 403 (valid token, not
     for this route or this certificate)."""
@@ -264,8 +269,12 @@ class RequestVerifier:
             raise AuthError(401, "the token has expired") from None
         except jwt.InvalidIssuerError:
             raise AuthError(401, "the token is from another issuer") from None
-        except jwt.PyJWTError as error:
+        except _FIXED_TEXT_ERRORS as error:
             raise AuthError(401, f"the token is invalid ({type(error).__name__}: {error})") from None
+        except jwt.PyJWTError as error:
+            # The class name only: another PyJWT message may quote a part of the token (a
+            # DecodeError names what failed to decode), and the reason goes into the audit.
+            raise AuthError(401, f"the token is invalid ({type(error).__name__})") from None
         if trust.token_use is not None and claims.get("token_use") != trust.token_use:
             raise AuthError(401, f"token_use {claims.get('token_use')!r}: an {trust.token_use} "
                                  "token is required")

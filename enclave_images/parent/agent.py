@@ -290,13 +290,18 @@ def _request_id(headers: Any) -> str:
 
 
 def _scrub(reason: str | None, credentials: Sequence[str]) -> str | None:
-    """`reason` without the caller's Authorization value, its token or its certificate headers,
-    should a refusal message quote them (the enclave's "must present a certificate from its own
-    CA, not ..." quotes the issuer): an event never carries a credential or a certificate."""
+    """`reason` without the caller's Authorization value, its token (or any of the token's three
+    parts) or its certificate headers, should a refusal message quote them (the enclave's "must
+    present a certificate from its own CA, not ..." quotes the issuer): an event never carries a
+    credential or a certificate."""
     if reason is None:
         return reason
     secrets = {part for value in credentials
                for part in (value.strip(), value.strip().partition(" ")[2].strip())}
+    # And each part of a JWT (header, claims, signature): a message may quote one alone. Only for a
+    # value shaped like one, so a certificate's dotted names do not blank out ordinary words.
+    secrets |= {segment for value in list(secrets) if value.count(".") == 2 and " " not in value
+                for segment in value.split(".") if len(segment) >= 8}
     for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
         reason = reason.replace(secret, "[redacted]")
     return reason

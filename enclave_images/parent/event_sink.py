@@ -79,8 +79,17 @@ class CloudWatchEventSink:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._stream_ready = False
+        # One flush at a time, so a batch is never sent twice by two flushes (the thread's and
+        # close()'s, or a caller's).
+        self._sending = threading.Lock()
         self.sent = 0
         self.dropped = 0
+        self.rejected = 0
+        self._in_flight = 0  # the last arrival number of the batch being sent
+        self._displaced = 0  # events of that batch pushed out of the queue meanwhile
+        # The losses (dropped from the queue, rejected by CloudWatch) the stream has been told of.
+        self._reported_dropped = 0
+        self._reported_rejected = 0
 
     def put(self, record: dict[str, Any]) -> None:
         line = json.dumps(record)
@@ -89,7 +98,12 @@ class CloudWatchEventSink:
             self._pending.append((self._arrivals, int(time.time() * 1000), line))
             over = len(self._pending) - self._queue_limit
             for _ in range(max(over, 0)):
-                self._pending.popleft()
+                number, _, _ = self._pending.popleft()
+                # An event of the batch in flight is not lost yet: it counts as dropped only if
+                # that call fails.
+                if number <= self._in_flight:
+                    self._displaced += 1
+                    over -= 1
             self.dropped += max(over, 0)
         if over > 0:
             log_decision(self._log, "inference-events-dropped", dropped=over, total=self.dropped,
@@ -101,11 +115,17 @@ class CloudWatchEventSink:
         self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the background thread and try once more to send what waits."""
+        """Stop the background thread and try once more to send what waits. When the thread is
+        still in a call after `timeout` (a hung endpoint), nothing more is tried: a second flush
+        would wait on the same endpoint, and the journal keeps every event anyway."""
         self._stopped.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log_decision(self._log, "inference-events-unsent", reason="the sender did not stop in time",
+                             kind="CloseTimeout", waiting=len(self._pending), logGroup=self.log_group)
+                return
         self.flush()
 
     def _run(self) -> None:
@@ -115,33 +135,77 @@ class CloudWatchEventSink:
             self.flush()
 
     def flush(self) -> bool:
-        """Send everything waiting, batch by batch. False when a call failed (the batch stays
-        queued for the next try, and the journal says why)."""
-        while True:
-            with self._lock:
-                batch = self._next_batch()
-            if not batch:
-                return True
-            try:
-                self._ensure_stream()
-                answer = self._client.put_log_events(
-                    logGroupName=self.log_group, logStreamName=self.stream,
-                    logEvents=[{"timestamp": stamp, "message": line} for _, stamp, line in batch])
-            except Exception as error:  # noqa: BLE001 - the endpoint, credentials or throttling: retry later
-                log_decision(self._log, "inference-events-unsent", reason=str(error),
-                             kind=type(error).__name__, waiting=len(self._pending),
-                             logGroup=self.log_group)
-                return False
-            # By arrival number, not by count: `put` may have dropped the oldest meanwhile.
-            last = max(number for number, _, _ in batch)
-            with self._lock:
-                while self._pending and self._pending[0][0] <= last:
-                    self._pending.popleft()
-            self.sent += len(batch)
-            rejected = (answer or {}).get("rejectedLogEventsInfo")
-            if rejected:
-                log_decision(self._log, "inference-events-rejected", rejected=rejected,
-                             logGroup=self.log_group)
+        """Send everything waiting, batch by batch, then, if events were lost since the last time it
+        could, one `inference-events-dropped` line into the stream itself: the SIEM sees the gap
+        even when the instance's journal is out of its reach. False when a call failed (the batch
+        stays queued for the next try, and the journal says why)."""
+        with self._sending:
+            while True:
+                with self._lock:
+                    batch = self._next_batch()
+                    self._in_flight = max((number for number, _, _ in batch), default=0)
+                if not batch:
+                    return self._report_losses()
+                try:
+                    answer = self._put([{"timestamp": stamp, "message": line} for _, stamp, line in batch])
+                except Exception as error:  # noqa: BLE001 - the endpoint, credentials or throttling: retry later
+                    with self._lock:
+                        lost, self.dropped = self._displaced, self.dropped + self._displaced
+                        self._displaced = self._in_flight = 0
+                    log_decision(self._log, "inference-events-unsent", reason=str(error),
+                                 kind=type(error).__name__, waiting=len(self._pending), lost=lost,
+                                 logGroup=self.log_group)
+                    return False
+                # By arrival number, not by count: `put` may have dropped the oldest meanwhile.
+                last = max(number for number, _, _ in batch)
+                with self._lock:
+                    while self._pending and self._pending[0][0] <= last:
+                        self._pending.popleft()
+                    self._displaced = self._in_flight = 0
+                rejected_info = (answer or {}).get("rejectedLogEventsInfo")
+                rejected = _rejected_count(rejected_info, len(batch))
+                self.sent += len(batch) - rejected
+                self.rejected += rejected
+                if rejected_info:
+                    log_decision(self._log, "inference-events-rejected", rejected=rejected_info,
+                                 count=rejected, logGroup=self.log_group)
+
+    def _put(self, events: list[dict[str, Any]]) -> Any:
+        """One PutLogEvents call, making the stream first. A stream deleted meanwhile (by an
+        administrator, or a retention job) is made again and the call retried once."""
+        self._ensure_stream()
+        try:
+            return self._client.put_log_events(logGroupName=self.log_group, logStreamName=self.stream,
+                                               logEvents=events)
+        except Exception as error:
+            if _error_code(error) != "ResourceNotFoundException":
+                raise
+            self._stream_ready = False
+            log_decision(self._log, "inference-events-stream-recreated", stream=self.stream,
+                         logGroup=self.log_group)
+            self._ensure_stream()
+            return self._client.put_log_events(logGroupName=self.log_group, logStreamName=self.stream,
+                                               logEvents=events)
+
+    def _report_losses(self) -> bool:
+        dropped = self.dropped - self._reported_dropped
+        rejected = self.rejected - self._reported_rejected
+        if dropped <= 0 and rejected <= 0:
+            return True
+        now = time.time()
+        notice = {"event": "inference-events-dropped",
+                  "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+                  "count": dropped, "rejected": rejected, "totalDropped": self.dropped,
+                  "totalRejected": self.rejected, "stream": self.stream}
+        try:
+            self._put([{"timestamp": int(now * 1000), "message": json.dumps(notice)}])
+        except Exception as error:  # noqa: BLE001 - told next time sending works
+            log_decision(self._log, "inference-events-unsent", reason=str(error),
+                         kind=type(error).__name__, waiting=len(self._pending), logGroup=self.log_group)
+            return False
+        self._reported_dropped += dropped
+        self._reported_rejected += rejected
+        return True
 
     def _next_batch(self) -> list[tuple[int, int, str]]:
         """The oldest events that fit one PutLogEvents call (the caller holds the lock). The
@@ -165,10 +229,32 @@ class CloudWatchEventSink:
         try:
             self._client.create_log_stream(logGroupName=self.log_group, logStreamName=self.stream)
         except Exception as error:  # only "already exists" is fine, checked by its code
-            code = getattr(error, "response", {}).get("Error", {}).get("Code")
-            if code != "ResourceAlreadyExistsException":
+            if _error_code(error) != "ResourceAlreadyExistsException":
                 raise
         self._stream_ready = True
+
+
+def _error_code(error: Exception) -> Any:
+    """The AWS error code of a botocore ClientError, else None."""
+    response = getattr(error, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
+def _rejected_count(info: Any, size: int) -> int:
+    """How many events of a batch of `size` CloudWatch refused: those before tooOldLogEventEndIndex
+    or expiredLogEventEndIndex (exclusive ends) and those from tooNewLogEventStartIndex on
+    (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_RejectedLogEventsInfo.html)."""
+    if not isinstance(info, dict):
+        return 0
+
+    def index(key: str) -> int | None:
+        value = info.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    old = max(index("tooOldLogEventEndIndex") or 0, index("expiredLogEventEndIndex") or 0)
+    new = index("tooNewLogEventStartIndex")
+    start = size if new is None else max(new, 0)
+    return min(max(old, 0), size) + max(size - max(start, old), 0)
 
 
 class InferenceEvents:

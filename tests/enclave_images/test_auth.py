@@ -292,3 +292,18 @@ def test_root_on_the_parent_writing_to_vsock_gets_nothing(relay: str, tmp_path: 
                               "auth": ISSUER.headers()})
         answer = read_message(stream)
         assert answer is not None and answer["type"] == "prediction"
+
+
+def test_a_refusal_never_quotes_the_token(verifier: RequestVerifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    # PyJWT messages other than its fixed ones may quote what failed to decode: the refusal keeps
+    # only the error's class name.
+    token = ISSUER.token()
+
+    def decode(given: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise jwt.DecodeError(f"Invalid payload string: {given.split('.')[1][:24]}")
+
+    monkeypatch.setattr(jwt, "decode", decode)
+    with pytest.raises(AuthError) as caught:
+        verifier.verify(ISSUER.headers(token))
+    assert (caught.value.status, str(caught.value)) == (401, "the token is invalid (DecodeError)")
+    assert token.split(".")[1][:24] not in str(caught.value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -205,3 +206,164 @@ def test_events_arriving_while_a_batch_is_in_flight_are_kept() -> None:
     assert sink.flush() is True
     assert [[json.loads(item["message"])["requestId"] for item in call] for call in client.calls] == [
         ["r-0", "r-1", "r-2"], ["r-3", "r-4"]]
+
+
+# -- a deleted stream, losses told in the stream, close after a hung call, rejected events ----------
+
+class StreamsLogs:
+    """PutLogEvents as CloudWatch answers it: ResourceNotFoundException for a stream (or group)
+    that is not there; `group` False makes CreateLogStream fail the same way."""
+
+    def __init__(self) -> None:
+        self.streams: set[str] = set()
+        self.group = True
+        self.created = 0
+        self.messages: list[dict[str, Any]] = []
+        self.fail_next: Exception | None = None
+
+    def create_log_stream(self, **kwargs: Any) -> None:
+        if not self.group:
+            raise ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "no group"}},
+                              "CreateLogStream")
+        self.created += 1
+        self.streams.add(kwargs["logStreamName"])
+
+    def put_log_events(self, **kwargs: Any) -> dict[str, Any]:
+        if self.fail_next is not None:
+            error, self.fail_next = self.fail_next, None
+            raise error
+        if kwargs["logStreamName"] not in self.streams:
+            raise ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "no stream"}},
+                              "PutLogEvents")
+        self.messages += [json.loads(item["message"]) for item in kwargs["logEvents"]]
+        return {}
+
+
+def test_a_deleted_stream_is_made_again_and_the_batch_sent() -> None:
+    log, text = logger()
+    client = StreamsLogs()
+    sink = CloudWatchEventSink(client, GROUP, "s", logger=log)
+    sink.put(event(1))
+    assert sink.flush() is True
+    client.streams.clear()  # DeleteLogStream by someone
+    sink.put(event(2))
+    assert sink.flush() is True
+    assert [item["requestId"] for item in client.messages] == ["r-1", "r-2"]
+    assert client.created == 2 and sink.sent == 2
+    assert "inference-events-stream-recreated" in text.getvalue()
+
+
+def test_a_deleted_group_keeps_the_events_until_it_is_back() -> None:
+    log, _ = logger()
+    client = StreamsLogs()
+    sink = CloudWatchEventSink(client, GROUP, "s", logger=log)
+    sink.put(event(1))
+    assert sink.flush() is True
+    client.streams.clear()
+    client.group = False
+    sink.put(event(2))
+    assert sink.flush() is False
+    assert sink.flush() is False  # each flush tries to make the stream again
+    client.group = True
+    assert sink.flush() is True
+    assert [item["requestId"] for item in client.messages] == ["r-1", "r-2"]
+
+
+def test_after_drops_the_stream_is_told_once_sending_works_again() -> None:
+    log, _ = logger()
+    client = StreamsLogs()
+    sink = CloudWatchEventSink(client, GROUP, "s", logger=log, queue_limit=2)
+    client.fail_next = EndpointConnectionError(endpoint_url="https://logs.eu-west-1.amazonaws.com")
+    for number in range(5):
+        sink.put(event(number))
+    assert sink.flush() is False
+    assert sink.flush() is True
+    notices = [item for item in client.messages if item["event"] == "inference-events-dropped"]
+    assert [item["requestId"] for item in client.messages if item["event"] == "inference"] == ["r-3", "r-4"]
+    assert len(notices) == 1
+    assert (notices[0]["count"], notices[0]["rejected"], notices[0]["stream"]) == (3, 0, "s")
+    assert client.messages[-1] == notices[0]  # after the events that waited
+    sink.put(event(5))
+    assert sink.flush() is True
+    assert len([item for item in client.messages if item["event"] == "inference-events-dropped"]) == 1
+
+
+def test_a_notice_that_cannot_be_sent_is_sent_next_time() -> None:
+    log, _ = logger()
+    client = StreamsLogs()
+    sink = CloudWatchEventSink(client, GROUP, "s", logger=log, queue_limit=1)
+    sink.put(event(1))
+    sink.put(event(2))  # r-1 dropped
+    real = client.put_log_events
+    calls = []
+
+    def refuse_the_notice(**kwargs: Any) -> dict[str, Any]:
+        calls.append(kwargs)
+        if len(calls) == 2:
+            raise EndpointConnectionError(endpoint_url="https://logs.eu-west-1.amazonaws.com")
+        return real(**kwargs)
+
+    client.put_log_events = refuse_the_notice  # type: ignore[method-assign]
+    assert sink.flush() is False
+    assert [item["event"] for item in client.messages] == ["inference"]
+    assert sink.flush() is True
+    assert [item["event"] for item in client.messages] == ["inference", "inference-events-dropped"]
+
+
+def test_close_does_not_flush_again_while_the_thread_is_still_sending() -> None:
+    log, text = logger()
+    client = FakeLogs()
+    release = threading.Event()
+    entered = threading.Event()
+    sent = client.put_log_events
+
+    def hung(**kwargs: Any) -> dict[str, Any]:
+        entered.set()
+        release.wait(5)
+        return sent(**kwargs)
+
+    client.put_log_events = hung  # type: ignore[method-assign]
+    sink = CloudWatchEventSink(client, GROUP, "s", logger=log, flush_seconds=0.01)
+    sink.put(event(1))
+    sink.start()
+    assert entered.wait(5)
+    sink.close(timeout=0.1)
+    release.set()
+    deadline = time.monotonic() + 5
+    while not client.calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert len(client.calls) == 1  # the batch went once
+    assert "CloseTimeout" in text.getvalue()
+
+
+@pytest.mark.parametrize(("info", "rejected"), [
+    ({"tooOldLogEventEndIndex": 1}, 1),
+    ({"expiredLogEventEndIndex": 2}, 2),
+    ({"tooNewLogEventStartIndex": 2}, 1),
+    ({"tooOldLogEventEndIndex": 1, "tooNewLogEventStartIndex": 2}, 2),
+    ({"tooOldLogEventEndIndex": 0}, 0),
+    ({"tooNewLogEventStartIndex": 3}, 0),
+])
+def test_rejected_events_are_not_counted_as_sent(info: dict[str, int], rejected: int) -> None:
+    log, _ = logger()
+    client = FakeLogs()
+    answers = [{"rejectedLogEventsInfo": info}, {}]
+    real = client.put_log_events
+
+    def answer(**kwargs: Any) -> dict[str, Any]:
+        real(**kwargs)
+        return answers.pop(0) if answers else {}
+
+    client.put_log_events = answer  # type: ignore[method-assign]
+    sink = CloudWatchEventSink(client, GROUP, "s", logger=log)
+    for number in range(3):
+        sink.put(event(number))
+    assert sink.flush() is True
+    assert (sink.sent, sink.rejected) == (3 - rejected, rejected)
+    notices = [json.loads(item["message"]) for call in client.calls[1:] for item in call]
+    if rejected:
+        assert [(item["event"], item["rejected"]) for item in notices] == [
+            ("inference-events-dropped", rejected)]
+    else:
+        assert notices == []

@@ -237,6 +237,10 @@ def test_a_refusal_quoting_the_token_or_the_certificate_is_scrubbed(agent: Agent
     assert _scrub("refused: bad SECRET-TOKEN-6f1d2b7e9a", [SECRET_TOKEN]) == "refused: bad [redacted]"
     assert _scrub("refused", []) == "refused"
     assert _scrub(None, [SECRET_TOKEN]) is None
+    # A part of a JWT quoted alone (its claims, its signature) is scrubbed too.
+    jwt = "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiI3ZjFjIn0.c2lnbmF0dXJlLTZmMWQ"
+    assert _scrub("bad claims eyJzdWIiOiI3ZjFjIn0 and c2lnbmF0dXJlLTZmMWQ", [jwt]) == (
+        "bad claims [redacted] and [redacted]")
 
 
 # -- the shape itself ----------------------------------------------------------------------------

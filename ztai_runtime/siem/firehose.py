@@ -23,8 +23,11 @@ What each input record becomes here:
 
 - a DATA_MESSAGE: `Ok`, its data the newline-delimited lines of its log events, one line per
   event: the OCSF event `ztai_runtime.siem.ocsf.to_ocsf` maps it to (compact JSON), or, when the
-  mapping does not know the line, the original message as it came (counted as unmapped; its own
-  line breaks escaped as the two characters `\\n` so one event stays one line);
+  mapping does not know the line or fails on it, the message with its secret-named values
+  redacted (`ztai_runtime.siem.ocsf.redact_line`: a JSON line is re-serialised, any other line is
+  as it came), counted as unmapped; its own line breaks escaped as the two characters `\\n` so one
+  event stays one line. A line of a kind mapped here that sits in another source's log group is
+  forwarded so too and counted as misplaced (the mapping dispatches by log group);
 - a CONTROL_MESSAGE, or a DATA_MESSAGE with no events: `Dropped`, counted;
 - anything that cannot be decoded (not base64, not gzip, not a subscription payload): a
   `ProcessingFailed` with the original data, so it lands in the backup bucket, counted;
@@ -62,7 +65,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ztai_runtime.siem.ocsf import to_ocsf
+from ztai_runtime.siem.ocsf import misplaced, redact_line, to_ocsf
 
 # boto3 clients are generated at runtime and carry no static types; this names the boundary.
 FirehoseClient = Any
@@ -123,6 +126,7 @@ class TransformStats:
     mapped_events: int = 0
     unmapped_events: int = 0
     mapper_errors: int = 0
+    misplaced_events: int = 0
     control_records: int = 0
     empty_records: int = 0
     undecodable_records: int = 0
@@ -139,6 +143,7 @@ class TransformStats:
 _METRIC_NAMES = {
     "records": "Records", "events": "Events", "mapped_events": "MappedEvents",
     "unmapped_events": "UnmappedEvents", "mapper_errors": "MapperErrors",
+    "misplaced_events": "MisplacedEvents",
     "control_records": "ControlRecords", "empty_records": "EmptyRecords",
     "undecodable_records": "UndecodableRecords", "reingested_records": "ReingestedRecords",
     "reingest_failed_records": "ReingestFailedRecords", "failed_records": "FailedRecords",
@@ -226,20 +231,24 @@ def _utf8(text: str) -> bytes:
 
 def ocsf_lines(messages: Iterable[str], log_group: str, stats: TransformStats,
                mapper: Mapper = to_ocsf) -> list[str]:
-    """One output line per message: its OCSF event as compact JSON, or the message forwarded as it
-    came when the mapping does not know it (or fails on it); counted in `stats`."""
+    """One output line per message: its OCSF event as compact JSON, or, when the mapping does not
+    know it (or fails on it), the message forwarded with its secret-named values redacted
+    (`redact_line`); counted in `stats`. A line of a mapped kind in another source's log group
+    (a CloudTrail-shaped line among inference events) is forwarded so too, and counted as misplaced."""
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     lines: list[str] = []
     for message in messages:
         try:
             mapped = mapper(message, log_group=log_group)
             line = dumps(mapped) if mapped is not None else None
-        except Exception:  # noqa: BLE001 - the mapping must never lose an event: forward it as-is
+        except Exception:  # noqa: BLE001 - the mapping must never lose an event: forward it redacted
             stats.mapper_errors += 1
             line = None
         if line is None:
             stats.unmapped_events += 1
-            lines.append(_forwarded(message))
+            if log_group and misplaced(message, log_group):
+                stats.misplaced_events += 1
+            lines.append(_forwarded(redact_line(message)))
         else:
             stats.mapped_events += 1
             lines.append(line)

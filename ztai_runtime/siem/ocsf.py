@@ -2,10 +2,11 @@
 
 `to_ocsf(message, log_group=...)` takes one CloudWatch Logs event's message and returns one event of
 the Open Cybersecurity Schema Framework (OCSF_VERSION), a dict ready for `json.dumps`, or None
-when the line is not a kind mapped here (the caller forwards it unchanged and counts it). It
+when the line is not a kind mapped here (the caller forwards it, redacted, and counts it). It
 never raises on what a log line holds: malformed JSON, missing fields and odd types give None.
 
-What is mapped, recognised by content (a line's own shape; the log group only names the log):
+The log group decides which mapping may apply (`source_of_group`), the line's shape then has to
+match it; with no log group (tests, the CLI) the shape alone decides. What is mapped:
 
 - a CloudTrail record, management or data event (`eventVersion`, `eventSource`): API Activity
   6003; its `AwsConsoleSignIn` records (ConsoleLogin, SwitchRole, ExitRole) and Cognito user pool
@@ -19,8 +20,9 @@ What is mapped, recognised by content (a line's own shape; the log group only na
 - a VPC flow log record in the default version 2 format (space-separated): Network Activity 4001;
 - a Route 53 Resolver query log record (JSON): DNS Activity 4003.
 
-Left unmapped (None, forwarded as they are): CloudTrail Insights events (a statistical finding,
-not an API call: no actor, no source; OCSF's finding classes are not emitted here); the other
+Left unmapped (None, forwarded redacted): a line of a mapped kind in another source's log group;
+CloudTrail Insights events (a statistical finding, not an API call: no actor, no source; OCSF's
+finding classes are not emitted here); the other
 decision lines of ztai_runtime/jsonlog.py (key rotation, instance refresh, tokenisation, the
 JIT's scheduled expiry): they record what a function decided, and the AWS calls that carried
 each decision out are in CloudTrail with the function's role as the actor, so an API Activity of
@@ -29,12 +31,11 @@ that carry no traffic (NODATA, SKIPDATA) and the header line; Cognito's own user
 export, whose format is not documented field by field.
 
 Every event keeps what the schema has no place for in `unmapped` and the line as received in
-`raw_data` (a string). Credentials are redacted first: in a CloudTrail record's payloads
-(requestParameters, responseElements, additionalEventData, serviceEventDetails), a value under a
-key named like a secret (`sessionToken`, `secretAccessKey`, `password`, `clientSecret`, the other
-names in SECRET_KEYS) becomes "REDACTED", so in `unmapped` and in `raw_data`, which is then the
-redacted record re-serialised. The project's own lines (gateway, inference, JIT) carry no
-credential by construction, and flow and query logs have no such field.
+`raw_data` (a string). Credentials are redacted first, in every JSON line: a value under a key
+named like a secret (the rule at _SECRET_ENDINGS: `sessionToken`, `SAMLAssertion`,
+`MasterUserPassword`, `PreSharedKey`, ...) becomes "REDACTED", so in `unmapped` and in `raw_data`,
+which is then the redacted record re-serialised. `redact_line` does the same for the lines the
+transform forwards unmapped, so nothing leaves it unredacted.
 
 An address that is not an IP (a service name, or the anonymised `08.1.250.216` of the test
 dataset) goes to `src_endpoint.name`: OCSF's IP type would reject it, and the record is never
@@ -47,6 +48,7 @@ Validation against the JSON Schemas is separate (`ztai_runtime.siem.schemas.vali
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from ipaddress import ip_address
@@ -67,20 +69,50 @@ _STATUS_NAMES = {_UNKNOWN: "Unknown", _SUCCESS: "Success", _FAILURE: "Failure"}
 _OTHER = 99
 
 REDACTED = "REDACTED"
-# Keys whose values are credentials wherever they appear (compared in lower case). CloudTrail hides
-# most of them itself, but not all: GetFederationToken's and GetSessionToken's responseElements
-# carry the new session token.
-SECRET_KEYS = frozenset({
-    "sessiontoken", "secretaccesskey", "password", "newpassword", "oldpassword", "previouspassword",
-    "proposedpassword", "temporarypassword", "clientsecret", "client_secret", "secretstring",
-    "secretbinary", "privatekey", "keymaterial", "accesstoken", "access_token", "refreshtoken",
-    "refresh_token", "idtoken", "id_token", "authorization", "plaintext",
-})
-# A line without any of these (in lower case) holds no secret-named key, so the walk is skipped: most
-# records cost a few substring scans.
-_SECRET_MARKERS = ("token", "secret", "password", "private", "material", "authorization", "plaintext")
-# The parts of a CloudTrail record that carry what a caller sent or received.
-_CLOUDTRAIL_PAYLOADS = ("requestParameters", "responseElements", "additionalEventData", "serviceEventDetails")
+# A key names a secret when its name, in lower case without `_` and `-`, ends in one of these words
+# (an optional plural `s` after it). The words are the ones botocore marks `sensitive` in the
+# services CloudTrail records most (tests/ztai_runtime/siem/test_redaction.py walks their models):
+# `sessionToken`, `webIdentityToken`, `authorizationToken`, `SAMLAssertion`, `secretAccessKey`,
+# `MasterUserPassword`, `Base32StringSeed`, `PreSharedKey`, `UserData`, `PasswordData`, `SecretHash`,
+# `ServiceCredentialSecret`, and the bearer-like ones: presigned URLs, an MFA seed's QR code, a
+# VPN's configuration text with its pre-shared keys, a one-time MFA code. CloudTrail hides most of
+# them itself, but not all: GetSessionToken's responseElements carry the new session token.
+_SECRET_ENDINGS = (
+    "token", "secret", "password", "passphrase", "assertion", "credential", "privatekey", "seed",
+    "presharedkey", "secretkey", "secretaccesskey", "secrethash", "secretcode", "secretstring",
+    "secretbinary", "userdata", "passworddata", "authorization", "plaintext", "keymaterial",
+    "sessiontoken", "secretvalue", "usercode", "mfacode", "qrcodepng", "policysignature",
+    "presignedurl", "manifesturl", "gatewayconfiguration", "sampleconfiguration", "propagationcontext",
+)
+# A key named like this anywhere in its name is a secret too (`passwordHash`, `privateKeyPem`), unless
+# its name ends in a word that names something about the secret rather than the secret
+# (`passwordLastUsed`, `PasswordLength`, `privateKeyArn`).
+_SECRET_PARTS = ("password", "passphrase", "privatekey", "sessiontoken", "secretaccesskey")
+_ABOUT_A_SECRET = ("id", "ids", "arn", "arns", "name", "names", "type", "types", "length", "lastused",
+                   "required", "policy", "enabled", "age", "date", "time", "status", "count", "version")
+# Named like a secret but not one: paging and idempotency tokens a caller makes up, which a SIEM
+# uses to tie calls together, and a presigned request's `X-Amz-Credential` (the access key id and
+# scope; its `X-Amz-Security-Token` is redacted). `tokenType`-like names do not end in a secret
+# word at all.
+_NOT_SECRETS = frozenset({"nexttoken", "clienttoken", "idempotencytoken", "paginationtoken",
+                          "continuationtoken", "starttoken", "nextpagetoken", "xamzcredential"})
+# Cognito's challenge `Session` is the one secret whose name is a plain word; matched exactly.
+_SECRET_NAMES = frozenset({"session"})
+_SECRET_PATTERN = re.compile(
+    "(?:" + "|".join(_SECRET_ENDINGS) + ")s?$"
+    + "|^(?=.*(?:" + "|".join(_SECRET_PARTS) + "))(?!.*(?:" + "|".join(_ABOUT_A_SECRET) + ")$)")
+# A line in which none of these occurs (in lower case) holds no secret-named key, so the walk is
+# skipped: most records cost a few substring scans. Each word of _SECRET_ENDINGS and _SECRET_PARTS,
+# and `session`, contains one of them, in each spelling a name may split its words with.
+_SECRET_MARKERS = (
+    "token", "secret", "passw", "passphrase", "assertion", "credential", "private", "seed", "shared",
+    "userdata", "user_data", "user-data", "authorization", "plaintext", "material", "usercode",
+    "user_code", "mfacode", "mfa_code", "qrcode", "signature", "presigned", "manifesturl",
+    "manifest_url", "configuration", "propagation", '"session"',
+)
+# A line that looks like JSON but does not parse (a number json refuses, a nesting too deep): its
+# `"key": "value"` pairs, redacted as text.
+_QUOTED_PAIR = re.compile(r'"((?:[^"\\]|\\.){1,200})"(\s*:\s*)"((?:[^"\\]|\\.)*)"')
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
@@ -120,13 +152,79 @@ _RESOLVER_MAPPED = frozenset({"query_timestamp", "query_name", "query_type", "qu
 
 
 def to_ocsf(message: str, *, log_group: str = "") -> dict[str, Any] | None:
-    """The OCSF event of one log line, or None when the line is not a kind mapped here."""
+    """The OCSF event of one log line, or None when the line is not a kind mapped here, or is one
+    but sits in another source's log group (see `source_of_group`)."""
     try:
         return _map(message, log_group)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError):
         # The mappers check what they read; this is the backstop that keeps a line no one foresaw
-        # from failing the whole batch: it is forwarded unmapped instead.
+        # from failing the whole batch: it is forwarded unmapped (and redacted) instead.
         return None
+
+
+def source_of_group(log_group: str) -> str | None:
+    """The one source whose lines a log group may hold, by the names the components give the groups,
+    or None for no log group (tests, the CLI): the line's content then decides. A group of any
+    other name gives "other", for which nothing is mapped.
+
+    Why by group: anyone who may write a group (a fleet instance writes its inference events, an
+    app writes its own lines) could otherwise write a line shaped like CloudTrail and have the SIEM
+    show it as an AWS API call by someone else."""
+    if not log_group:
+        return None
+    if log_group.endswith("/cloudtrail"):
+        return "cloudtrail"  # /zero-trust-ai/<env>/cloudtrail (components/keys.py)
+    if log_group.endswith("/inference-events"):
+        return "inference"  # /zero-trust-ai/<env>/inference-events (components/fleet.py)
+    if log_group.startswith("/aws/apigateway/"):
+        return "gateway"  # /aws/apigateway/<api name>... (components/api_gateway.py)
+    if "/vpc-flow-logs/" in log_group:
+        return "flow"  # /zero-trust-ai/<env>/vpc-flow-logs/<vpc> (components/network.py)
+    if "/resolver-query-logs" in log_group:
+        return "resolver"  # /zero-trust-ai/<env>/resolver-query-logs (components/network.py)
+    if log_group.startswith("/aws/lambda/") and "-jit-" in log_group:
+        return "jit"  # /aws/lambda/zero-trust-ai-<env>-jit-<function> (components/jit.py)
+    return "other"
+
+
+def misplaced(message: str, log_group: str) -> bool:
+    """True when a line is of a kind mapped here but its log group belongs to another source (or to
+    none): it is forwarded unmapped, and counted apart so an alarm can tell."""
+    expected = source_of_group(log_group)
+    if expected is None or not isinstance(message, str):
+        return False
+    try:
+        kind = _content_kind(message)
+    except (ValueError, TypeError, RecursionError):
+        return False
+    return kind is not None and kind != expected
+
+
+def _content_kind(message: str) -> str | None:
+    text = message.strip()
+    if not text:
+        return None
+    if text[0] != "{":
+        fields = text.split()
+        return "flow" if len(fields) == _FLOW_FIELDS and fields[0] == "2" else None
+    record = json.loads(text)
+    return _record_kind(record) if isinstance(record, dict) else None
+
+
+def _record_kind(record: dict[str, Any]) -> str | None:
+    """Which source a JSON line's shape says it is from."""
+    if "eventVersion" in record and ("eventSource" in record or "eventName" in record):
+        return "cloudtrail"
+    kind = record.get("event")
+    if kind == "inference":
+        return "inference"
+    if isinstance(kind, str):
+        return "jit" if kind.startswith("jit.") else None
+    if "routeKey" in record and "requestId" in record:
+        return "gateway"
+    if "query_name" in record and "srcaddr" in record:
+        return "resolver"
+    return None
 
 
 def _map(message: str, log_group: str) -> dict[str, Any] | None:
@@ -136,56 +234,107 @@ def _map(message: str, log_group: str) -> dict[str, Any] | None:
     text = message if message[:1] == "{" else message.strip()
     if not text:
         return None
+    expected = source_of_group(log_group)
     if text[0] != "{":
-        return _flow_log(text, message, log_group)
+        return _flow_log(text, message, log_group) if expected in (None, "flow") else None
     record = json.loads(text)
     if not isinstance(record, dict):
         return None
+    kind = _record_kind(record)
+    if kind is None or (expected is not None and kind != expected):
+        return None
     raw = message
-    if "eventVersion" in record and ("eventSource" in record or "eventName" in record):
-        if _holds_secret_names(text.lower()) and _redact_payloads(record):
-            raw = json.dumps(record, separators=(",", ":"))
+    # Every JSON line, whatever its source, before anything of it is mapped: `raw_data` is then
+    # the redacted line re-serialised.
+    if _holds_secret_names(text) and _redact(record):
+        raw = json.dumps(record, separators=(",", ":"))
+    if kind == "cloudtrail":
         return _cloudtrail(record, raw, log_group)
-    kind = record.get("event")
     if kind == "inference":
         return _inference(record, raw, log_group)
-    if isinstance(kind, str):
-        return _jit(record, kind, raw, log_group) if kind.startswith("jit.") else None
-    if "routeKey" in record and "requestId" in record:
+    if kind == "jit":
+        return _jit(record, record["event"], raw, log_group)
+    if kind == "gateway":
         return _gateway(record, raw, log_group)
-    if "query_name" in record and "srcaddr" in record:
-        return _resolver(record, raw, log_group)
-    return None
+    return _resolver(record, raw, log_group)
+
+
+def redact_line(message: str) -> str:
+    """A line as the transform forwards it when it maps nothing: a JSON object or array with every
+    value under a secret-named key replaced by REDACTED and re-serialised (compact); a line that
+    looks like JSON but does not parse, with its `"key": "value"` pairs redacted as text; any other
+    line (a flow log record, plain text) as it is: it has no key names to go by."""
+    if not isinstance(message, str):
+        return message
+    text = message.strip()
+    if text[:1] not in ("{", "[") or not _holds_secret_names(text):
+        return message
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        return _QUOTED_PAIR.sub(_redact_pair, message)
+    if not isinstance(record, (dict, list)):
+        return message
+    try:
+        changed = _redact(record)
+    except RecursionError:
+        return _QUOTED_PAIR.sub(_redact_pair, message)
+    return json.dumps(record, separators=(",", ":")) if changed else message
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    if not is_secret_name(match.group(1)) or match.group(3) in ("", REDACTED):
+        return match.group(0)
+    return f'"{match.group(1)}"{match.group(2)}"{REDACTED}"'
+
+
+@lru_cache(maxsize=8192)
+def is_secret_name(key: str) -> bool:
+    """Whether a value under this key is a credential (the rule at _SECRET_ENDINGS)."""
+    name = key.lower().replace("_", "").replace("-", "")
+    if name in _SECRET_NAMES:
+        return True
+    if name in _NOT_SECRETS:
+        return False
+    return _SECRET_PATTERN.search(name) is not None
+
+
+
 
 
 def _holds_secret_names(text: str) -> bool:
-    return any(marker in text for marker in _SECRET_MARKERS)
+    lowered = text.lower()
+    return any(marker in lowered for marker in _SECRET_MARKERS)
 
 
-def _redact_payloads(record: dict[str, Any]) -> bool:
-    changed = False
-    for field in _CLOUDTRAIL_PAYLOADS:
-        payload = record.get(field)
-        if isinstance(payload, (dict, list)):
-            changed = _redact(payload) or changed
-    return changed
-
-
-def _redact(value: Any) -> bool:
-    """Replace, in place, every value under a secret-named key; True when something was replaced."""
+def _redact(value: Any, under_secret: bool = False) -> bool:
+    """Replace, in place, every value under a secret-named key; True when something was replaced.
+    A string or a number is replaced; true/false and null are kept (`passwordResetRequired` says
+    nothing secret); an object under a secret name is walked by its own keys (`credentials` keeps
+    its `accessKeyId`, loses its `sessionToken`), a list's strings are replaced."""
     changed = False
     if isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(key, str) and key.lower() in SECRET_KEYS and item not in (None, "", REDACTED):
+            if isinstance(item, (dict, list)):
+                secret = isinstance(item, list) and isinstance(key, str) and is_secret_name(key)
+                changed = _redact(item, secret) or changed
+            elif isinstance(key, str) and is_secret_name(key) and _is_secret(item):
                 value[key] = REDACTED
                 changed = True
-            elif isinstance(item, (dict, list)):
-                changed = _redact(item) or changed
     elif isinstance(value, list):
-        for item in value:
+        for index, item in enumerate(value):
             if isinstance(item, (dict, list)):
-                changed = _redact(item) or changed
+                changed = _redact(item, under_secret and isinstance(item, list)) or changed
+            elif under_secret and _is_secret(item):
+                value[index] = REDACTED
+                changed = True
     return changed
+
+
+def _is_secret(item: Any) -> bool:
+    """A value that can carry a secret and is not already redacted."""
+    return (isinstance(item, (str, int, float)) and not isinstance(item, bool)
+            and item not in ("", REDACTED))
 
 
 # -- shared pieces ---------------------------------------------------------------------------------

@@ -23,6 +23,12 @@ from ztai_runtime.siem.schemas import validate
 
 ROOT = Path(__file__).resolve().parents[3]
 TRAIL_GROUP = "/zero-trust-ai/dev/cloudtrail"
+# The groups the components name (the mapping dispatches by group).
+GATEWAY_GROUP = "/aws/apigateway/zero-trust-ai-dev"
+INFERENCE_GROUP = "/zero-trust-ai/dev/inference-events"
+JIT_GROUP = "/aws/lambda/zero-trust-ai-dev-jit-api"
+FLOW_GROUP = "/zero-trust-ai/dev/vpc-flow-logs/vpc-0a1b2c3d"
+RESOLVER_GROUP = "/zero-trust-ai/dev/resolver-query-logs"
 ACCOUNT = "111122223333"
 ENI = "eni-0a1b2c3d4e5f60718"
 ROLE_SESSION = {
@@ -380,7 +386,7 @@ def access_log_line(**values: str) -> str:
 
 
 def test_gateway_request_served() -> None:
-    event = mapped(access_log_line(), log_group="/aws/apigateway/zero-trust-ai-dev")
+    event = mapped(access_log_line(), log_group=GATEWAY_GROUP)
     assert (event["class_uid"], event["category_uid"], event["activity_id"]) == (4002, 4, 6)  # POST
     assert event["time"] == 1796638542123
     assert event["http_request"] == {
@@ -395,7 +401,8 @@ def test_gateway_request_served() -> None:
 
 
 def test_gateway_request_refused() -> None:
-    event = mapped(access_log_line(status="403", error="Forbidden", clientId="-", routeKey="GET /health"))
+    event = mapped(access_log_line(status="403", error="Forbidden", clientId="-", routeKey="GET /health"),
+                   log_group=GATEWAY_GROUP)
     assert (event["activity_id"], event["status_id"], event["status_code"]) == (3, 2, "403")
     assert event["status_detail"] == "Forbidden"
     assert "clientId" not in event["unmapped"]
@@ -403,7 +410,8 @@ def test_gateway_request_refused() -> None:
 
 def test_gateway_request_without_a_status_has_an_unknown_outcome() -> None:
     # The gateway writes "-" for a variable it has no value for.
-    event = mapped(access_log_line(status="-", responseLatency="-", sourceIp="-", routeKey="$default"))
+    event = mapped(access_log_line(status="-", responseLatency="-", sourceIp="-", routeKey="$default"),
+                   log_group=GATEWAY_GROUP)
     assert (event["status_id"], event["status"], event["activity_id"]) == (0, "Unknown", 99)
     assert "http_response" not in event and "src_endpoint" not in event
     assert event["http_request"] == {"uid": "Ab1CdEfGhIjKlMnO="}
@@ -411,7 +419,7 @@ def test_gateway_request_without_a_status_has_an_unknown_outcome() -> None:
 
 def test_gateway_number_that_is_not_ascii_digits_is_left_out() -> None:
     # "²" is a digit to str.isdigit but not to int(): the line still maps, without the latency.
-    event = mapped(access_log_line(responseLatency="\u00b2"))
+    event = mapped(access_log_line(responseLatency="\u00b2"), log_group=GATEWAY_GROUP)
     assert event["http_response"] == {"code": 200}
 
 
@@ -428,7 +436,7 @@ def inference(**fields: Any) -> dict[str, Any]:
 
 
 def test_inference_served() -> None:
-    event = mapped(inference(), log_group="/zero-trust-ai/dev/inference-events")
+    event = mapped(inference(), log_group=INFERENCE_GROUP)
     assert (event["class_uid"], event["activity_id"], event["status_id"]) == (6003, 99, 1)
     assert event["time"] == 1796638542250
     assert event["actor"] == {"app_name": "partner-acme-client",
@@ -444,7 +452,8 @@ def test_inference_served() -> None:
 
 def test_inference_refused() -> None:
     event = mapped(inference(decision="refused", reason="client certificate revoked", status=403,
-                             clientId=None, partner=None, model=None, modelVersion=None, source="enclave"))
+                             clientId=None, partner=None, model=None, modelVersion=None, source="enclave"),
+                   log_group=INFERENCE_GROUP)
     assert (event["status_id"], event["status"], event["status_code"]) == (2, "Failure", "403")
     assert event["status_detail"] == "client certificate revoked"
     assert event["actor"] == {"user": {"name": "unauthenticated", "type": "Unknown"}}
@@ -459,7 +468,7 @@ def test_jit_approval_maps_with_the_person() -> None:
             "elevation": "key-admin", "requester": "arn:aws:iam::1:role/Ops/alice", "reason": "rotate",
             "action": "approved", "by": f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-approver/bob",
             "why": "", "at": "2026-12-07T10:20:00Z"}
-    event = mapped(line, log_group="/aws/lambda/zero-trust-ai-dev-jit")
+    event = mapped(line, log_group=JIT_GROUP)
     assert (event["activity_id"], event["status_id"]) == (3, 1)
     assert event["actor"]["user"]["name"] == "bob"
     assert event["api"]["operation"] == "jit.approved"
@@ -471,7 +480,7 @@ def test_jit_approval_maps_with_the_person() -> None:
 def test_jit_refusal_is_a_failure() -> None:
     line = {"event": "jit.api.refused", "time": "2026-12-07T10:20:00Z",
             "caller": f"arn:aws:iam::{ACCOUNT}:role/Ops/mallory", "error": "self-approval is refused"}
-    event = mapped(line)
+    event = mapped(line, log_group=JIT_GROUP)
     assert (event["status_id"], event["status_detail"]) == (2, "self-approval is refused")
 
 
@@ -489,7 +498,7 @@ def test_decision_lines_without_an_honest_mapping_are_left_unmapped(line: dict[s
 
 def test_flow_log_accept() -> None:
     line = f"2 {ACCOUNT} {ENI} 10.0.1.23 10.0.2.40 49152 443 6 10 5120 1796638500 1796638560 ACCEPT OK"
-    event = mapped(line, log_group="/zero-trust-ai/dev/flow-logs")
+    event = mapped(line, log_group=FLOW_GROUP)
     assert (event["class_uid"], event["activity_id"], event["status_id"]) == (4001, 6, 1)  # Traffic
     assert event["src_endpoint"] == {"ip": "10.0.1.23", "port": 49152, "interface_uid": ENI}
     assert event["dst_endpoint"] == {"ip": "10.0.2.40", "port": 443}
@@ -503,7 +512,7 @@ def test_flow_log_accept() -> None:
 
 def test_flow_log_reject() -> None:
     line = f"2 {ACCOUNT} {ENI} 203.0.113.5 10.0.1.23 51515 22 6 1 40 1796638500 1796638560 REJECT OK"
-    event = mapped(line)
+    event = mapped(line, log_group=FLOW_GROUP)
     assert (event["activity_id"], event["status_id"], event["status_code"]) == (5, 2, "REJECT")  # Refuse
 
 
@@ -526,7 +535,7 @@ def test_resolver_query() -> None:
             "answers": [{"Rdata": "10.0.3.17", "Type": "A", "Class": "IN"}],
             "srcaddr": "10.0.1.23", "srcport": "53124", "transport": "UDP",
             "srcids": {"instance": "i-0abc123"}}
-    event = mapped(line, log_group="/zero-trust-ai/dev/resolver-query-logs")
+    event = mapped(line, log_group=RESOLVER_GROUP)
     assert (event["class_uid"], event["activity_id"], event["status_id"]) == (4003, 6, 1)
     assert event["query"] == {"hostname": "kms.eu-west-1.amazonaws.com.", "type": "A", "class": "IN"}
     assert event["answers"] == [{"rdata": "10.0.3.17", "type": "A", "class": "IN"}]
@@ -542,14 +551,14 @@ def test_resolver_query_blocked_by_the_dns_firewall() -> None:
             "query_type": "TXT", "query_class": "IN", "rcode": "NXDOMAIN", "answers": [],
             "srcaddr": "10.0.1.23", "srcport": "53124",
             "transport": "UDP", "firewall_rule_action": "BLOCK", "firewall_rule_group_id": "rslvr-frg-1"}
-    event = mapped(line)
+    event = mapped(line, log_group=RESOLVER_GROUP)
     assert (event["rcode_id"], event["status_id"]) == (3, 2)
     assert event["unmapped"]["firewall_rule_action"] == "BLOCK"
 
 
 def test_resolver_query_without_a_response_code_has_an_unknown_outcome() -> None:
     line = {"query_timestamp": "2026-12-07T10:15:42Z", "query_name": "a.example.", "srcaddr": "10.0.1.23"}
-    event = mapped(line)
+    event = mapped(line, log_group=RESOLVER_GROUP)
     assert (event["status_id"], event["status"]) == (0, "Unknown")
     assert "rcode" not in event and "cloud" in event
 
