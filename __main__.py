@@ -217,8 +217,9 @@ def compose_audit(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy,
         retention_days=config.audit_retention_days,
         # Who deploys this layer: the only principals who may change the archive's configuration.
         deployer_role_arns=config.key_administrator_role_arns,
-        # A change to the trail, its archive, key or copy pages whoever is on critical.
-        alarms=alarms,
+        # A change to the trail, its archive, key or copy, or to the stream that carries the copy
+        # out (siem_stream), pages whoever is on critical.
+        alarms=alarms, siem_stream_name=stream_name(config.environment, config.layer),
         protect=config.is_prod))
     # Auditors and responders read the archive (and `ztai trail verify` it); nobody else.
     for reader in ("auditor", "security-responder"):

@@ -139,6 +139,9 @@ class AuditTrailArgs:
     alarms: the stack's alarm topics: a change to the trail, the archive's configuration, the
         audit key or the copy notifies `critical` (WATCHED_CALLS). Default None: no watch (a
         component test); the program always passes them.
+    siem_stream_name: the layer's SIEM stream (components/siem_stream.py), which carries the
+        copy out: a change to it or its transform pages `critical` too, and a subscription filter
+        deleted anywhere in the account pages `high` (a source the SIEM no longer sees).
     """
 
     environment: str
@@ -150,6 +153,7 @@ class AuditTrailArgs:
     log_retention_days: int = 365
     protect: bool = False
     alarms: AlarmActions | None = None
+    siem_stream_name: str | None = None
 
 
 # The calls that would silence, narrow, move or empty the trail, as CloudTrail names them (event
@@ -171,6 +175,32 @@ WATCHED_CALLS: dict[str, tuple[str, ...]] = {
                            "DisassociateKmsKey", "AssociateKmsKey", "PutLogGroupDeletionProtection",
                            "PutAccountPolicy", "DeleteAccountPolicy"),
 }
+
+
+# The SIEM stream's calls, and its transform's (Lambda's event names carry an API version suffix,
+# e.g. UpdateFunctionCode20150331v2: matched by prefix).
+STREAM_CALLS = ("UpdateDestination", "DeleteDeliveryStream", "StopDeliveryStreamEncryption",
+                "StartDeliveryStreamEncryption")
+TRANSFORM_CALLS = ("UpdateFunctionCode", "UpdateFunctionConfiguration", "PutFunctionConcurrency",
+                   "DeleteFunction", "AddPermission", "RemovePermission")
+
+
+def stream_patterns(stream: str) -> list[str]:
+    """EventBridge patterns for a change to the SIEM stream `stream` and to its transform
+    (`<stream>-transform`), and for a subscription filter deleted anywhere."""
+    def pattern(source: str, names: list[Any], detail: dict[str, Any]) -> str:
+        return json.dumps({"source": [f"aws.{source.split('.')[0]}"],
+                           "detail-type": ["AWS API Call via CloudTrail"],
+                           "detail": {"eventSource": [source], "eventName": names, **detail}},
+                          sort_keys=True)
+
+    return [
+        pattern("firehose.amazonaws.com", sorted(STREAM_CALLS),
+                {"requestParameters": {"deliveryStreamName": [stream]}}),
+        pattern("lambda.amazonaws.com", [{"prefix": name} for name in TRANSFORM_CALLS],
+                {"requestParameters": {"functionName": [{"suffix": f"{stream}-transform"}]}}),
+        pattern("logs.amazonaws.com", ["DeleteSubscriptionFilter"], {}),
+    ]
 
 
 def watch_patterns(*, trail: str, buckets: Sequence[str], key_arn: str, log_group: str) -> list[str]:
@@ -460,3 +490,14 @@ class AuditTrail(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self))
             notify_on_rule(f"{self._name}-watch-{label}-notify", rule=rule, actions=alarms,
                            severity="critical")
+        if self._args.siem_stream_name is not None:
+            for label, found, severity in zip(("stream", "transform", "subscriptions"),
+                                              stream_patterns(self._args.siem_stream_name),
+                                              ("critical", "critical", "high"), strict=True):
+                rule = aws.cloudwatch.EventRule(
+                    f"{self._name}-watch-{label}",
+                    name=f"zero-trust-ai-{self._args.environment}-audit-{label}-used",
+                    description=f"zero-trust-ai: a change to the SIEM {label}",
+                    event_pattern=found, opts=pulumi.ResourceOptions(parent=self))
+                notify_on_rule(f"{self._name}-watch-{label}-notify", rule=rule, actions=alarms,
+                               severity=severity)

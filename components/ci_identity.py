@@ -589,6 +589,10 @@ class IdentityPart:
     table: tuple[str, ...]
     boundary: str
     records: tuple[str, ...]
+    # The key layer's SIEM stream (components/siem_stream.py), which carries the trail's copy out:
+    # whoever could change its transform, roles, buckets or logs could drop or forge the trail's
+    # events before the SIEM sees them.
+    siem: tuple[str, ...] = ()
 
 
 def identity_part(partition: str, account: str, environment: str = "*") -> IdentityPart:
@@ -596,11 +600,13 @@ def identity_part(partition: str, account: str, environment: str = "*") -> Ident
     from components.identity import ROLES as HUMAN_ROLES
 
     iam, jit = f"arn:{partition}:iam::{account}", JIT_NAME.format(environment=environment)
+    siem = f"zero-trust-ai-{environment}-keys-siem"
     return IdentityPart(
         # The audit trail's delivery role too (components/audit.py): whoever could retrust it
         # could write the trail's CloudWatch copy as CloudTrail does.
         roles=(*(f"{iam}:role/zero-trust-ai-{environment}-{role}" for role in HUMAN_ROLES),
-               f"{iam}:role/{jit}-*", f"{iam}:role/zero-trust-ai-{environment}-trail-delivery"),
+               f"{iam}:role/{jit}-*", f"{iam}:role/zero-trust-ai-{environment}-trail-delivery",
+               f"{iam}:role/{siem}-*"),
         jit_roles=(f"{iam}:role/{jit}-*-role",),
         privileged_roles=tuple(f"{iam}:role/zero-trust-ai-{environment}-{role}"
                                for role in PRIVILEGED_HUMAN_ROLES),
@@ -620,6 +626,13 @@ def identity_part(partition: str, account: str, environment: str = "*") -> Ident
                  # The trails (the audit trail among them): the provider makes it with CreateTrail,
                  # then PutEventSelectors and PutInsightSelectors, which only the key deployer may call.
                  f"arn:{partition}:cloudtrail:*:{account}:trail/*"),
+        siem=(f"arn:{partition}:firehose:*:{account}:deliverystream/{siem}",
+              f"arn:{partition}:lambda:*:{account}:function:{siem}-*",
+              f"arn:{partition}:s3:::{siem}-*", f"arn:{partition}:sqs:*:{account}:{siem}-*",
+              f"arn:{partition}:cloudwatch:*:{account}:alarm:{siem}-*",
+              f"arn:{partition}:logs:*:{account}:log-group:/aws/lambda/{siem}-*",
+              f"arn:{partition}:logs:*:{account}:log-group:/zero-trust-ai/{environment}/siem/{siem}*",
+              f"{iam}:role/{siem}-*"),
     )
 
 
@@ -718,6 +731,9 @@ def workload_deployer_policy(state: StateResources, *, partition: str, account: 
             *(f"{state.bucket_arn}/.pulumi/{folder}/*-keys/*"
               for folder in ("history", "backups", "locks"))]),
         _statement("DeployWorkloadServices", "Allow", [f"{service}:*" for service in WORKLOAD_SERVICES]),
+        # Its own SIEM stream only (components/siem_stream.py), never the key layer's.
+        _statement("WorkloadSiemStream", "Allow", "firehose:*",
+                   f"arn:{partition}:firehose:*:{account}:deliverystream/zero-trust-ai-{environment}-workload-siem"),
         _statement("StackRolesAndPolicies", "Allow", WORKLOAD_IAM_ACTIONS,
                    [f"{iam}:role/*", f"{iam}:policy/*", f"{iam}:instance-profile/*"]),
         _statement("ReadKeys", "Allow", WORKLOAD_KMS_READ_ACTIONS),
@@ -794,7 +810,10 @@ def boundary_policy(state: StateResources, *, partition: str, account: str, envi
     iam = f"arn:{partition}:iam::{account}"
     keys_deployer = role_arn(partition, account, environment, DEPLOY_KEYS)
     not_keys_deployer = {"ArnNotEquals": {"aws:PrincipalArn": keys_deployer}}
-    part = identity_part(partition, account)
+    # Any partition and account in the boundary's own patterns: it binds this account's roles,
+    # and a name-matched Deny on another account's resource costs nothing (a managed policy holds
+    # 6,144 characters, and the identity part's patterns are most of them).
+    part = identity_part("*", "*")
     return _document([
         _statement("Ceiling", "Allow", "*"),
         # No change to a CI role, nor a role of a CI or deployer name, in any environment (the CI
@@ -825,8 +844,9 @@ def boundary_policy(state: StateResources, *, partition: str, account: str, envi
         # one takes a request context the caller wrote), table, records and the human boundary.
         _statement("IdentityPartOnlyByTheKeyDeployer", "Deny", [
             *INLINE_POLICY_CHANGES, "iam:PassRole", *BOUNDARY_POLICY_CHANGES, "lambda:*", "dynamodb:*",
-            "logs:*", "sqs:*", "events:*", "cloudwatch:*", "sns:*", "cloudtrail:*"],
-            [part.elevations, *part.functions, *part.table, part.boundary, *part.records], not_keys_deployer),
+            "logs:*", "sqs:*", "events:*", "cloudwatch:*", "sns:*", "cloudtrail:*", "firehose:*", "s3:*"],
+            [part.elevations, *part.functions, *part.table, part.boundary, *part.records, *part.siem],
+            not_keys_deployer),
         # Nothing of the workload is granted to these: the auditor, the key administrator,
         # break-glass, the JIT's own roles, and (by the tag only the key deployer sets; IAM User
         # Guide, "Controlling access to and for IAM users and roles using tags") the elevations

@@ -43,7 +43,7 @@ def build(retention_days: int = 400) -> RecordedStack:
         trail = AuditTrail("audit", AuditTrailArgs(
             environment="prod", region=REGION, audit_key_arn=keys.key_arn("audit"),
             key=[keys.keys["audit"]], retention_days=retention_days, deployer_role_arns=[DEPLOYER],
-            protect=True, alarms=ALARMS))
+            protect=True, alarms=ALARMS, siem_stream_name="zero-trust-ai-prod-keys-siem"))
         trail.grant_read(reader, "auditor")
         keys.grant_trail_read(reader)
         trail.finish()
@@ -252,7 +252,8 @@ def test_every_change_to_the_trail_pages_critical(stack: RecordedStack) -> None:
     rules = {r.inputs["name"]: json.loads(r.inputs["eventPattern"]) for r in stack.resources
              if r.type == "aws:cloudwatch/eventRule:EventRule"}
     assert set(rules) == {f"zero-trust-ai-prod-audit-{label}-used" for label in
-                          ("trail", "archive", "key", "copy", "account-log-policies")}
+                          ("trail", "archive", "key", "copy", "account-log-policies", "stream",
+                           "transform", "subscriptions")}
     trail = rules["zero-trust-ai-prod-audit-trail-used"]["detail"]
     assert {"StopLogging", "PutEventSelectors", "UpdateTrail"} <= set(trail["eventName"])
     assert TRAIL in trail["requestParameters"]["name"]
@@ -261,5 +262,12 @@ def test_every_change_to_the_trail_pages_critical(stack: RecordedStack) -> None:
     assert {"PutBucketPolicy", "DeleteBucketPolicy", "PutBucketLifecycle"} <= set(archive["eventName"])
     key = rules["zero-trust-ai-prod-audit-key-used"]["detail"]
     assert key["resources"]["ARN"] == [named(stack, "keys-audit").outputs["arn"]]
-    targets = [r for r in stack.resources if r.type == "aws:cloudwatch/eventTarget:EventTarget"]
-    assert len(targets) == 5 and {t.inputs["arn"] for t in targets} == {ALARMS.topic_arns["critical"]}
+    stream = rules["zero-trust-ai-prod-audit-stream-used"]["detail"]
+    assert stream["requestParameters"]["deliveryStreamName"] == ["zero-trust-ai-prod-keys-siem"]
+    transform = rules["zero-trust-ai-prod-audit-transform-used"]["detail"]
+    assert {"prefix": "UpdateFunctionCode"} in transform["eventName"]
+    targets = {r.name: r.inputs["arn"] for r in stack.resources
+               if r.type == "aws:cloudwatch/eventTarget:EventTarget"}
+    assert len(targets) == 8
+    assert targets.pop("audit-watch-subscriptions-notify") == ALARMS.topic_arns["high"]
+    assert set(targets.values()) == {ALARMS.topic_arns["critical"]}

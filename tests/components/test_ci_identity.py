@@ -470,3 +470,32 @@ def test_the_key_deployer_makes_its_layers_siem_stream() -> None:
     workload = f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/zero-trust-ai-prod-workload-siem"
     assert session(DEPLOY_KEYS, "firehose:DeleteDeliveryStream", workload) != "allow"
     assert session(DEPLOY_KEYS, "s3:GetObject", f"arn:aws:s3:::{siem}-{ACCOUNT}/failed/x") != "allow"
+
+
+KEYS_SIEM = "zero-trust-ai-prod-keys-siem"
+TRANSFORM = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{KEYS_SIEM}-transform"
+
+
+@pytest.mark.parametrize(("action", "resource"), [
+    ("lambda:UpdateFunctionCode", TRANSFORM),
+    ("lambda:PutFunctionConcurrency", TRANSFORM),
+    ("iam:UpdateAssumeRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/{KEYS_SIEM}-delivery"),
+    ("iam:PutRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/{KEYS_SIEM}-transform"),
+    ("s3:PutBucketPolicy", f"arn:aws:s3:::{KEYS_SIEM}-{ACCOUNT}"),
+    ("s3:GetObject", f"arn:aws:s3:::{KEYS_SIEM}-{ACCOUNT}/failed/x"),
+    ("logs:DeleteLogGroup", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{KEYS_SIEM}-transform"),
+    ("cloudwatch:DeleteAlarms", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{KEYS_SIEM}-transform-errors"),
+    ("sqs:PurgeQueue", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{KEYS_SIEM}-transform-failures"),
+    ("firehose:UpdateDestination", f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{KEYS_SIEM}"),
+    ("firehose:DeleteDeliveryStream", f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{KEYS_SIEM}"),
+])
+def test_the_workload_deployer_cannot_touch_the_key_layers_siem_stream(action: str, resource: str) -> None:
+    # That stream carries the audit trail's copy: its transform could drop or rewrite the records.
+    assert session(DEPLOY_WORKLOAD, action, resource, extra=(ADMINISTRATOR_EVERYTHING,)) == "explicit-deny"
+
+
+def test_the_workload_deployer_makes_its_own_siem_stream() -> None:
+    own = f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/zero-trust-ai-prod-workload-siem"
+    for action in ("firehose:CreateDeliveryStream", "firehose:TagDeliveryStream",
+                   "firehose:StartDeliveryStreamEncryption"):
+        assert session(DEPLOY_WORKLOAD, action, own) == "allow", action
