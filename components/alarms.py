@@ -92,6 +92,25 @@ def missed_run_alarm(resource_name: str, *, alarm_name: pulumi.Input[str], descr
         opts=pulumi.ResourceOptions(parent=parent))
 
 
+def shortfall_alarm(resource_name: str, *, alarm_name: pulumi.Input[str], description: str,
+                    namespace: str, metric_name: str, dimensions: Mapping[str, pulumi.Input[str]],
+                    statistic: str, threshold: float, period: int, missing: str,
+                    actions: AlarmActions | None, severity: str, tags: Mapping[str, str],
+                    parent: pulumi.Resource) -> aws.cloudwatch.MetricAlarm:
+    """Alarms when `metric_name` falls below `threshold` in one `period` (a success rate that
+    dropped, a stream that fell silent). `missing`: CloudWatch's TreatMissingData, "breaching"
+    where no data point means nothing arrived, "notBreaching" where it means nothing was tried."""
+    arns = checked_actions(actions, severity, resource_name)
+    _checked_window(resource_name, period, 1)
+    return aws.cloudwatch.MetricAlarm(
+        resource_name, name=alarm_name, alarm_description=f"[{severity}] {description}",
+        namespace=namespace, metric_name=metric_name, dimensions=dict(dimensions), statistic=statistic,
+        period=period, evaluation_periods=1, threshold=threshold,
+        comparison_operator="LessThanThreshold", treat_missing_data=missing, alarm_actions=arns,
+        ok_actions=arns, tags={**tags, "ztai:alarm-severity": severity},
+        opts=pulumi.ResourceOptions(parent=parent))
+
+
 def notify_on_rule(resource_name: str, *, rule: aws.cloudwatch.EventRule, actions: AlarmActions | None,
                    severity: str) -> aws.cloudwatch.EventTarget:
     """Deliver every event `rule` matches to `severity`'s topic (the topic's policy admits this

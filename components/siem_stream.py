@@ -37,6 +37,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarm_topics import AlarmActions
+from components.alarms import occurrence_alarm, shortfall_alarm
 from components.aws_facts import partition_for_region
 from components.buckets import access_log_bucket, log_to, private_bucket
 from components.config_values import ENVIRONMENT_LAYERS, StackKey, as_string_list, full, show
@@ -395,6 +396,7 @@ class SiemStream(pulumi.ComponentResource):
                                           settings=settings)),
             opts=pulumi.ResourceOptions(parent=self.delivery_role))
         self.stream = self._stream(name, own)
+        self._alarms(name, settings, args)
 
         self.subscription_role = aws.iam.Role(
             f"{name}-subscription-role", name=f"{self.stream_name}-subscription",
@@ -465,6 +467,37 @@ class SiemStream(pulumi.ComponentResource):
             **destination,
             # Firehose checks the role when the stream is created: its policy first.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.delivery_policy]))
+
+    def _alarms(self, name: str, settings: SiemSettings, args: SiemStreamArgs) -> None:
+        """A stream that stops delivering, stops transforming, fails records or falls silent
+        notifies `high` (Amazon Data Firehose Developer Guide, "Monitor Amazon Data Firehose with
+        CloudWatch metrics": the per-destination `DeliveryTo<destination>.Success`,
+        `ExecuteProcessing.Success`, `IncomingRecords`; the transform's own `FailedRecords`). The
+        trail and the flow logs write all the time, so an hour without a record is news."""
+        stream = {"DeliveryStreamName": self.stream_name}
+        delivery = {"s3": "DeliveryToS3.Success", "http": "DeliveryToHttpEndpoint.Success",
+                    "splunk": "DeliveryToSplunk.Success",
+                    "opensearch": "DeliveryToAmazonOpenSearchService.Success"}[settings.destination]
+        for label, metric, statistic, period, missing, what in (
+                ("delivery", delivery, "Minimum", 300, "notBreaching",
+                 f"the SIEM stream {self.stream_name} failed to deliver to its destination"),
+                ("transform", "ExecuteProcessing.Success", "Minimum", 300, "notBreaching",
+                 f"the SIEM stream {self.stream_name}'s OCSF transform failed or was throttled"),
+                ("silent", "IncomingRecords", "Sum", 3600, "breaching",
+                 f"the SIEM stream {self.stream_name} received nothing for an hour: a subscription "
+                 "or the stream itself is gone")):
+            shortfall_alarm(f"{name}-{label}-alarm", alarm_name=f"{self.stream_name}-{label}",
+                            description=what, namespace="AWS/Firehose", metric_name=metric,
+                            dimensions=stream, statistic=statistic, threshold=1, period=period,
+                            missing=missing, actions=args.alarm_actions, severity="high",
+                            tags=args.tags, parent=self.stream)
+        occurrence_alarm(f"{name}-failed-records-alarm", alarm_name=f"{self.stream_name}-failed-records",
+                         description=f"the SIEM stream {self.stream_name}'s transform could not keep "
+                                     "some records (they are in the backup bucket)",
+                         namespace="ZeroTrustAI/Siem", metric_name="FailedRecords",
+                         dimensions={"DeliveryStream": self.stream_name}, statistic="Sum", period=300,
+                         actions=args.alarm_actions, severity="high", tags=args.tags,
+                         parent=self.stream)
 
     def subscribe(self, *log_groups: aws.cloudwatch.LogGroup | str) -> None:
         """One subscription filter per log group (a LogGroup, or a name the stack does not declare),

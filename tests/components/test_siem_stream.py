@@ -408,3 +408,23 @@ def test_the_stack_config_reads_siem_and_names_a_bad_value() -> None:
         parse_stack_config({**VALID, "zero-trust-ai:siem": '["destination=syslog"]'})
     assert raised.value.problems == ["zero-trust-ai:siem: destination='syslog': allowed values are s3, http, "
                                      "splunk, opensearch"]
+
+
+def test_a_stream_that_stops_delivering_or_falls_silent_notifies(dev: RecordedStack) -> None:
+    alarms = {r.inputs["name"]: r.inputs for r in dev.resources
+              if r.type == "aws:cloudwatch/metricAlarm:MetricAlarm"}
+    stream = "zero-trust-ai-dev-combined-siem"
+    delivery, transform = alarms[f"{stream}-delivery"], alarms[f"{stream}-transform"]
+    silent, failed = alarms[f"{stream}-silent"], alarms[f"{stream}-failed-records"]
+    # The default destination is the stream's own bucket.
+    assert (delivery["namespace"], delivery["metricName"]) == ("AWS/Firehose", "DeliveryToS3.Success")
+    assert transform["metricName"] == "ExecuteProcessing.Success"
+    for alarm in (delivery, transform):
+        assert (alarm["statistic"], alarm["comparisonOperator"], alarm["threshold"]) == (
+            "Minimum", "LessThanThreshold", 1)
+    # No record for an hour is the news: missing data breaches.
+    assert (silent["metricName"], silent["period"], silent["treatMissingData"]) == (
+        "IncomingRecords", 3600, "breaching")
+    assert failed["namespace"] == "ZeroTrustAI/Siem" and failed["dimensions"] == {"DeliveryStream": stream}
+    for alarm in (delivery, transform, silent, failed):
+        assert alarm["alarmActions"] == [ALARMS.topic_arns["high"]]
