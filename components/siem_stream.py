@@ -253,10 +253,15 @@ def delivery_policy(*, bucket_arn: str, function_arn: str, error_log_arn: str,
 
 
 def delivery_trust(account: str, stream_arn: str) -> str:
-    """Firehose, for this stream of this account only (confused-deputy guard)."""
+    """Firehose, for this account only (confused-deputy guard): `sts:ExternalId` = the account, the
+    condition the Amazon Data Firehose Developer Guide's own trust policy uses ("Controlling access
+    with Amazon Data Firehose", allow Firehose to assume an IAM role). Not aws:SourceArn: no page
+    says Firehose sets it when it assumes the role, and a condition it never sees would fail the
+    stream's creation. `stream_arn` is kept for the callers; the role's permissions name the stream."""
+    del stream_arn
     return policy_document([{
         "Effect": "Allow", "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:SourceAccount": account, "aws:SourceArn": stream_arn}}}])
+        "Condition": {"StringEquals": {"sts:ExternalId": account}}}])
 
 
 def subscription_trust(partition: str, region: str, account: str) -> str:

@@ -131,9 +131,10 @@ def test_the_backup_bucket_is_private_encrypted_and_logged(dev: RecordedStack) -
 def test_the_delivery_role_does_exactly_what_delivery_needs(dev: RecordedStack) -> None:
     trust = policy(named(dev, "siem-delivery-role"), "assumeRolePolicy")["Statement"]
     assert trust == [{"Effect": "Allow", "Principal": {"Service": "firehose.amazonaws.com"},
+                      # The guard the Firehose guide's own trust policy uses (no page says Firehose
+                      # sets aws:SourceArn when it assumes the role).
                       "Action": "sts:AssumeRole", "Condition": {"StringEquals": {
-                          "aws:SourceAccount": "111122223333",
-                          "aws:SourceArn": STREAM_ARN}}}]
+                          "sts:ExternalId": "111122223333"}}}]
     statements = {s["Sid"]: (s["Action"], s["Resource"])
                   for s in policy(named(dev, "siem-delivery-policy"))["Statement"]}
     bucket = named(dev, "siem-bucket").outputs["arn"]
