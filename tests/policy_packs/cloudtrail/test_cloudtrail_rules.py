@@ -261,6 +261,14 @@ def _cases(stacks: Stacks) -> list[tuple[str, str, Edit | None, dict[str, Any], 
         ("no validation", "dev", set_props(TRAIL, enableLogFileValidation=False), {}, {(secure, TRAIL)}),
         ("stopped", "dev", set_props(TRAIL, enableLogging=False), {}, {(secure, TRAIL)}),
         ("no log group", "dev", set_props(TRAIL, cloudWatchLogsGroupArn=""), {}, {(secure, TRAIL)}),
+        ("log group not of the stack", "dev",
+         set_props(TRAIL, cloudWatchLogsGroupArn="arn:aws:logs:eu-west-1:111122223333:log-group:/elsewhere:*"),
+         {}, {(secure, TRAIL)}),
+        ("log group of another account (key layer)", "sealed",
+         set_props(TRAIL, cloudWatchLogsGroupArn="arn:aws:logs:eu-west-1:999988887777:log-group:"
+                                                 "/zero-trust-ai/prod/cloudtrail:*"),
+         {}, {(secure, TRAIL)}),
+        ("no log role", "keys", set_props(TRAIL, cloudWatchLogsRoleArn=""), {}, {(secure, TRAIL)}),
         ("one insight only", "dev",
          set_props(TRAIL, insightSelectors=[{"insightType": "ApiCallRateInsight"}]),
          {}, {(secure, TRAIL)}),
@@ -308,7 +316,8 @@ def _cases(stacks: Stacks) -> list[tuple[str, str, Edit | None, dict[str, Any], 
 
 CASE_IDS = ["no management selector", "no management selector (key layer)", "eventSource NotEquals kms",
             "readOnly true only", "global service events off", "single region", "no validation", "stopped",
-            "no log group", "one insight only", "key not of the stack", "key without the two-person deny",
+            "no log group", "log group not of the stack", "log group of another account (key layer)",
+            "no log role", "one insight only", "key not of the stack", "key without the two-person deny",
             "sealed key without the two-person deny", "retention 1 day, 365 required",
             "dev's 1 day, 365 required", "governance mode", "archive policy without DenyDeletion",
             "DenyDeletion with a condition", "DenyDeletion on the bucket only",
@@ -323,7 +332,7 @@ CASE_IDS = ["no management selector", "no management selector (key layer)", "eve
 # until the ARN is known; every other variant is caught on inputs already.
 NEEDS_ARNS = {"model bucket left out", "DenyDeletion on the bucket only", "DenyDeletion on one object only",
               "DenyDeletion on one-character keys", "DenyDeletion on the AWSLogs prefix only",
-              "a second resources.ARN narrowing",
+              "a second resources.ARN narrowing", "log group of another account (key layer)",
               "an exclusion wider than the archive (key layer)"}
 
 
@@ -405,7 +414,7 @@ def test_a_preview_that_does_not_know_a_value_yet_is_not_a_finding(stacks: Stack
 
     def unknown(name: str, props: dict[str, Any]) -> None:
         if name == TRAIL:
-            for key in ("kmsKeyId", "advancedEventSelectors", "isMultiRegionTrail"):
+            for key in ("kmsKeyId", "advancedEventSelectors", "isMultiRegionTrail", "cloudWatchLogsGroupArn"):
                 props[key] = UNKNOWN_STRING_VALUE
         if name == MODELS:
             props["arn"] = UNKNOWN_STRING_VALUE
@@ -416,6 +425,30 @@ def test_a_preview_that_does_not_know_a_value_yet_is_not_a_finding(stacks: Stack
     settings = config(stacks, "dev")
     assert cloudtrail_trail_secure(found, settings) == []
     assert cloudtrail_data_events_cover(found, settings) == []
+
+
+def test_a_log_group_not_known_yet_must_come_from_a_group_of_the_stack(stacks: Stacks) -> None:
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
+
+    def unknown(name: str, props: dict[str, Any]) -> None:
+        if name == TRAIL:
+            props["cloudWatchLogsGroupArn"] = UNKNOWN_STRING_VALUE
+
+    def with_group_dependency(resource: Resource, dependency: str) -> Resource:
+        dependencies = dict(resource.property_dependencies)
+        if resource.name == TRAIL:
+            dependencies["cloudWatchLogsGroupArn"] = (dependency,)
+        return Resource(resource.type, resource.name, resource.urn,
+                        unknown_checking_proxy(dict(resource.props)), resource.parent,
+                        property_dependencies=dependencies)
+
+    seen = rules_see(stacks.dev, unknown, form="inputs")
+    group = next(r.urn for r in seen if r.name == "audit-logs")
+    bucket = next(r.urn for r in seen if r.name == MODELS)
+    settings = config(stacks, "dev")
+    assert cloudtrail_trail_secure([with_group_dependency(r, group) for r in seen], settings) == []
+    [finding] = cloudtrail_trail_secure([with_group_dependency(r, bucket) for r in seen], settings)
+    assert "computed from no log group of this stack" in finding.message
 
 
 # -- through the pack's analyzer, each stack with its own config -----------------------------------------
