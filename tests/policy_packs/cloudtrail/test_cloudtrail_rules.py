@@ -262,7 +262,8 @@ def _cases(stacks: Stacks) -> list[tuple[str, str, Edit | None, dict[str, Any], 
         ("stopped", "dev", set_props(TRAIL, enableLogging=False), {}, {(secure, TRAIL)}),
         ("no log group", "dev", set_props(TRAIL, cloudWatchLogsGroupArn=""), {}, {(secure, TRAIL)}),
         ("log group not of the stack", "dev",
-         set_props(TRAIL, cloudWatchLogsGroupArn="arn:aws:logs:eu-west-1:111122223333:log-group:/elsewhere:*"),
+         set_props(TRAIL, cloudWatchLogsGroupArn="arn:aws:logs:eu-west-1:111122223333:log-group:"
+                                                 "/elsewhere:*"),
          {}, {(secure, TRAIL)}),
         ("log group of another account (key layer)", "sealed",
          set_props(TRAIL, cloudWatchLogsGroupArn="arn:aws:logs:eu-west-1:999988887777:log-group:"
@@ -378,7 +379,8 @@ def test_a_second_policy_on_the_archive_is_caught(stacks: Stacks, form: str, per
     ("ARN/x", False), ("ARN/?", False), ("ARN/AWSLogs/*", False), ("ARN", False), ("ARN/*x", False),
     ("arn:aws:s3:::other-bucket/*", False), ("ARN[/]*", False),
 ])
-def test_a_deny_covers_every_object_only_with_a_pattern_that_takes_any_key(pattern: str, covers: bool) -> None:
+def test_a_deny_covers_every_object_only_with_a_pattern_that_takes_any_key(pattern: str,
+                                                                            covers: bool) -> None:
     from ztpolicy.rules.cloudtrail.cloudtrail_bucket_object_lock import covers_every_object
 
     arn = "arn:aws:s3:::zero-trust-ai-dev-audit-111122223333"

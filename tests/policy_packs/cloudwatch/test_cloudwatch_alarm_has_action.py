@@ -24,9 +24,11 @@ from ztpolicy.rule import Resource
 from ztpolicy.rules.cloudwatch.cloudwatch_alarm_has_action import (
     METRIC_ALARM,
     SEVERITIES,
-    TOPIC as TOPIC_TYPE,
     cloudwatch_alarm_has_action,
     key_layer_topic_names,
+)
+from ztpolicy.rules.cloudwatch.cloudwatch_alarm_has_action import (
+    TOPIC as TOPIC_TYPE,
 )
 from ztpolicy.stack import STACK_SETTINGS, StackSettings
 
@@ -191,7 +193,8 @@ def workload_pack() -> Iterator[PolicyPackProcess]:
         yield running
 
 
-def test_the_pack_reads_the_workloads_layer_for_the_key_layers_topics(workload_pack: PolicyPackProcess) -> None:
+def test_the_pack_reads_the_workloads_layer_for_the_key_layers_topics(
+        workload_pack: PolicyPackProcess) -> None:
     config = {"zero-trust-ai:layer": "workload", "zero-trust-ai:environment": "prod"}
     resources = [place(), alarm("key-layer-alarm", alarmActions=[KEY_LAYER_TOPIC]),
                  alarm("foreign-alarm", alarmActions=[FOREIGN])]

@@ -7,7 +7,7 @@ export), directly and through the pack's analyzer."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -45,20 +45,22 @@ FOREIGN_KEY = "arn:aws:kms:eu-west-1:999988887777:key/0b1c2d3e-aaaa-bbbb-cccc-00
 FOREIGN_BUCKET = "arn:aws:s3:::someone-elses-bucket"
 
 
-def stream(props: dict[str, Any], dependencies: dict[str, tuple[str, ...]] | None = None) -> Resource:
+def stream(props: dict[str, Any], dependencies: Mapping[str, tuple[str, ...]] | None = None) -> Resource:
     return Resource(type=FIREHOSE_STREAM, name="siem-stream",
                     urn=f"urn:pulumi:dev::zero-trust-ai::{FIREHOSE_STREAM}::siem-stream",
-                    props=unknown_checking_proxy(props), property_dependencies=dependencies or {})
+                    props=unknown_checking_proxy(props), property_dependencies=dict(dependencies or {}))
 
 
 def stack_key() -> Resource:
-    return Resource(type=KEY_TYPE, name="keys-logs", urn=f"urn:pulumi:dev::zero-trust-ai::{KEY_TYPE}::keys-logs",
+    return Resource(type=KEY_TYPE, name="keys-logs",
+                    urn=f"urn:pulumi:dev::zero-trust-ai::{KEY_TYPE}::keys-logs",
                     props={"arn": KEY, "keyId": KEY.rsplit("/", 1)[1], "id": KEY.rsplit("/", 1)[1]})
 
 
 def stack_bucket(with_arn: bool = True) -> Resource:
     name = BUCKET.split(":::", 1)[1]
-    return Resource(type=BUCKET_TYPE, name="siem-bucket", urn=f"urn:pulumi:dev::zero-trust-ai::{BUCKET_TYPE}::siem-bucket",
+    return Resource(type=BUCKET_TYPE, name="siem-bucket",
+                    urn=f"urn:pulumi:dev::zero-trust-ai::{BUCKET_TYPE}::siem-bucket",
                     props={"bucket": name, **({"arn": BUCKET, "id": name} if with_arn else {})})
 
 
@@ -129,7 +131,8 @@ def test_a_key_not_known_yet_is_checked_later() -> None:
     (HTTP_INPUTS, ("serverSideEncryption", "keyArn")),
     (HTTP_INPUTS, ("httpEndpointConfiguration", "s3Configuration", "kmsKeyArn")),
 ])
-def test_a_key_not_of_the_stack_is_caught(as_outputs: bool, base: dict[str, Any], path: tuple[str, ...]) -> None:
+def test_a_key_not_of_the_stack_is_caught(as_outputs: bool, base: dict[str, Any],
+                                          path: tuple[str, ...]) -> None:
     props = changed(base, path, FOREIGN_KEY)
     [message] = problems(stream(outputs(props) if as_outputs else props))
     assert f"{'.'.join(path)} names {FOREIGN_KEY}, a key of account 999988887777" in message
@@ -185,7 +188,8 @@ def test_the_analyzer_passes_the_secure_stream(pack: PolicyPackProcess, props: d
 @pytest.mark.parametrize("props", [changed(S3_INPUTS, ("serverSideEncryption", "keyType"), "AWS_OWNED_CMK"),
                                    outputs(changed(HTTP_INPUTS, ("httpEndpointConfiguration",
                                                                  "s3Configuration"), None)),
-                                   outputs(changed(S3_INPUTS, ("serverSideEncryption", "keyArn"), FOREIGN_KEY)),
+                                   outputs(changed(S3_INPUTS, ("serverSideEncryption", "keyArn"),
+                                                   FOREIGN_KEY)),
                                    changed(HTTP_INPUTS, ("httpEndpointConfiguration", "s3Configuration",
                                                          "bucketArn"), FOREIGN_BUCKET)])
 def test_the_analyzer_reports_the_insecure_stream(pack: PolicyPackProcess, props: dict[str, Any]) -> None:

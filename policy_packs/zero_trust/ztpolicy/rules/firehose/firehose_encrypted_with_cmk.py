@@ -94,7 +94,8 @@ def firehose_encrypted_with_cmk(resources: Sequence[Resource], config: Mapping[s
             for message in stream_problems(stream, resources, config)]
 
 
-def stream_problems(resource: Resource, resources: Sequence[Resource], config: Mapping[str, Any]) -> list[str]:
+def stream_problems(resource: Resource, resources: Sequence[Resource],
+                    config: Mapping[str, Any]) -> list[str]:
     messages = []
     sse = known(resource, "serverSideEncryption")
     enabled, key_type, key = (known_field(sse, "enabled"), known_field(sse, "keyType"),
