@@ -93,6 +93,15 @@ def as_rule_sees(resource: RecordedResource) -> Resource:
                     property_dependencies={k: tuple(v) for k, v in resource.property_dependencies.items()})
 
 
+def with_the_logs_key(stack: RecordedStack) -> list[Resource]:
+    """The stack as the pack sees it, with the logs key this test pastes in (KEY) as a key of the
+    stack, as the program's KeyHierarchy declares it."""
+    key = "aws:kms/key:Key"
+    return [*(as_rule_sees(r) for r in stack.resources),
+            Resource(type=key, name="keys-logs", urn=f"urn:pulumi:dev::zero-trust-ai::{key}::keys-logs",
+                     props={"arn": KEY, "id": KEY.rsplit("/", 1)[1]})]
+
+
 # -- the stream ------------------------------------------------------------------------------------
 def test_the_default_stream_is_encrypted_and_delivers_to_its_own_bucket(dev: RecordedStack) -> None:
     stream = named(dev, "siem-stream")
@@ -104,7 +113,7 @@ def test_the_default_stream_is_encrypted_and_delivers_to_its_own_bucket(dev: Rec
     assert s3["kmsKeyArn"] == KEY and s3["prefix"] == "events/"
     assert s3["errorOutputPrefix"].startswith("failed/!{firehose:error-output-type}/")
     assert s3["bucketArn"] == named(dev, "siem-bucket").outputs["arn"]
-    assert firehose_encrypted_with_cmk(as_rule_sees(stream), {}) == []
+    assert firehose_encrypted_with_cmk(with_the_logs_key(dev), {}) == []
 
 
 def test_the_transform_is_the_runtime_handler_with_a_small_buffer(dev: RecordedStack) -> None:
@@ -260,7 +269,7 @@ def test_http_destination_reads_its_key_from_the_secret_and_backs_up_failures() 
     statements = {s["Sid"]: s for s in policy(named(stack, "siem-delivery-policy"))["Statement"]}
     assert statements["ReadEndpointSecret"]["Action"] == "secretsmanager:GetSecretValue"
     assert statements["ReadEndpointSecret"]["Resource"] == SECRET
-    assert firehose_encrypted_with_cmk(as_rule_sees(stream), {}) == []
+    assert firehose_encrypted_with_cmk(with_the_logs_key(stack), {}) == []
 
 
 def test_splunk_destination_sends_raw_events_with_the_token_from_the_secret() -> None:
@@ -272,7 +281,7 @@ def test_splunk_destination_sends_raw_events_with_the_token_from_the_secret() ->
     assert splunk["hecEndpoint"] == "https://hec.example.com:443" and splunk["hecEndpointType"] == "Raw"
     assert splunk["secretsManagerConfiguration"]["secretArn"] == SECRET
     assert splunk["s3BackupMode"] == "FailedEventsOnly" and splunk["retryDuration"] == 3600
-    assert firehose_encrypted_with_cmk(as_rule_sees(stream), {}) == []
+    assert firehose_encrypted_with_cmk(with_the_logs_key(stack), {}) == []
 
 
 def test_opensearch_destination_writes_its_index_only() -> None:
@@ -287,7 +296,7 @@ def test_opensearch_destination_writes_its_index_only() -> None:
     assert statements["WriteIndex"]["Resource"] == [DOMAIN, f"{DOMAIN}/*"]
     assert f"{DOMAIN}/ocsf*/_mapping/*" in statements["ReadClusterState"]["Resource"]
     assert "ReadEndpointSecret" not in statements
-    assert firehose_encrypted_with_cmk(as_rule_sees(stream), {}) == []
+    assert firehose_encrypted_with_cmk(with_the_logs_key(stack), {}) == []
 
 
 # -- the stack key ---------------------------------------------------------------------------------

@@ -122,10 +122,12 @@ def test_the_pack_reads_the_layer_from_the_stack_config(split: Split) -> None:
     assert policies == {"kms-monthly-rotation-scheduled", "model-key-attestation-required",
                         "kms-two-person-key-administration", "cloudtrail-trail-secure"}
     # A policy configuration cannot say which layer a stack is (the stack config decides).
-    # The workload read as a combined stack: its buckets' keys and the human roles it reads (whose
-    # boundary is the key layer's) are missing their other half.
+    # The workload read as a combined stack: its buckets' and its SIEM stream's keys, the human
+    # roles it reads (whose boundary is the key layer's) and the alarm topics its alarms notify
+    # (the key layer's, by name) are missing their other half.
     assert {policy for policy, _ in mandatory(split.workload, {})} == {
-        "s3-bucket-encrypted-with-cmk", "iam-human-role-conditions"}
+        "s3-bucket-encrypted-with-cmk", "iam-human-role-conditions", "cloudwatch-alarm-has-action",
+        "firehose-encrypted-with-cmk"}
 
 
 # -- the settings ------------------------------------------------------------------------------------

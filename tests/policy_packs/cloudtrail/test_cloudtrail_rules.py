@@ -185,6 +185,31 @@ def bucket_only_deletion(statement: dict[str, Any]) -> None:
         statement["Resource"] = [r for r in statement["Resource"] if not r.endswith("/*")]
 
 
+def deletion_resource(resource: Callable[[str], Any]) -> Callable[[dict[str, Any]], None]:
+    """DenyDeletion's Resource rewritten from the bucket's ARN (its first entry)."""
+    def change(statement: dict[str, Any]) -> None:
+        if statement["Sid"] == "DenyDeletion":
+            statement["Resource"] = resource(statement["Resource"][0])
+    return change
+
+
+def with_second_policy(stack: RecordedStack, *, permissive: bool = True) -> RecordedStack:
+    """The archive with a second aws.s3.BucketPolicy: one that allows the account everything, or a
+    copy of the first (still two policies fighting over one bucket)."""
+    changed = copy.deepcopy(stack)
+    first = next(r for r in changed.resources if r.name == "audit-bucket-policy")
+    second = copy.deepcopy(first)
+    second.name, second.urn = "audit-bucket-policy-2", first.urn + "-2"
+    if permissive:
+        arn = json.loads(first.inputs["policy"])["Statement"][0]["Resource"][0]
+        document = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Sid": "Everything", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+            "Action": "s3:*", "Resource": [arn, f"{arn}/*"]}]})
+        second.inputs["policy"] = second.outputs["policy"] = document
+    changed.resources.append(second)
+    return changed
+
+
 def without_trail(stack: RecordedStack) -> RecordedStack:
     changed = copy.deepcopy(stack)
     changed.resources = [r for r in changed.resources if r.type != "aws:cloudtrail/trail:Trail"]
@@ -236,6 +261,15 @@ def _cases(stacks: Stacks) -> list[tuple[str, str, Edit | None, dict[str, Any], 
         ("no validation", "dev", set_props(TRAIL, enableLogFileValidation=False), {}, {(secure, TRAIL)}),
         ("stopped", "dev", set_props(TRAIL, enableLogging=False), {}, {(secure, TRAIL)}),
         ("no log group", "dev", set_props(TRAIL, cloudWatchLogsGroupArn=""), {}, {(secure, TRAIL)}),
+        ("log group not of the stack", "dev",
+         set_props(TRAIL, cloudWatchLogsGroupArn="arn:aws:logs:eu-west-1:111122223333:log-group:"
+                                                 "/elsewhere:*"),
+         {}, {(secure, TRAIL)}),
+        ("log group of another account (key layer)", "sealed",
+         set_props(TRAIL, cloudWatchLogsGroupArn="arn:aws:logs:eu-west-1:999988887777:log-group:"
+                                                 "/zero-trust-ai/prod/cloudtrail:*"),
+         {}, {(secure, TRAIL)}),
+        ("no log role", "keys", set_props(TRAIL, cloudWatchLogsRoleArn=""), {}, {(secure, TRAIL)}),
         ("one insight only", "dev",
          set_props(TRAIL, insightSelectors=[{"insightType": "ApiCallRateInsight"}]),
          {}, {(secure, TRAIL)}),
@@ -254,6 +288,12 @@ def _cases(stacks: Stacks) -> list[tuple[str, str, Edit | None, dict[str, Any], 
          archive_policy(lambda st: st["Sid"] != "DenyDeletion"), {}, {(lock, TRAIL)}),
         ("DenyDeletion with a condition", "dev", archive_policy(conditional_deletion), {}, {(lock, TRAIL)}),
         ("DenyDeletion on the bucket only", "dev", archive_policy(bucket_only_deletion), {}, {(lock, TRAIL)}),
+        ("DenyDeletion on one object only", "dev",
+         archive_policy(deletion_resource(lambda arn: [arn, f"{arn}/x"])), {}, {(lock, TRAIL)}),
+        ("DenyDeletion on one-character keys", "dev",
+         archive_policy(deletion_resource(lambda arn: f"{arn}/?")), {}, {(lock, TRAIL)}),
+        ("DenyDeletion on the AWSLogs prefix only", "sealed",
+         archive_policy(deletion_resource(lambda arn: f"{arn}/AWSLogs/*")), {}, {(lock, TRAIL)}),
         ("model bucket left out", "dev", excluded(f"{dev_models}/"), {}, {(cover, MODELS)}),
         ("a second resources.ARN narrowing", "dev", s3_arn_condition({"startsWiths": [f"{dev_training}/"]}),
          {}, {(cover, MODELS)}),
@@ -277,10 +317,13 @@ def _cases(stacks: Stacks) -> list[tuple[str, str, Edit | None, dict[str, Any], 
 
 CASE_IDS = ["no management selector", "no management selector (key layer)", "eventSource NotEquals kms",
             "readOnly true only", "global service events off", "single region", "no validation", "stopped",
-            "no log group", "one insight only", "key not of the stack", "key without the two-person deny",
+            "no log group", "log group not of the stack", "log group of another account (key layer)",
+            "no log role", "one insight only", "key not of the stack", "key without the two-person deny",
             "sealed key without the two-person deny", "retention 1 day, 365 required",
             "dev's 1 day, 365 required", "governance mode", "archive policy without DenyDeletion",
-            "DenyDeletion with a condition", "DenyDeletion on the bucket only", "model bucket left out",
+            "DenyDeletion with a condition", "DenyDeletion on the bucket only",
+            "DenyDeletion on one object only", "DenyDeletion on one-character keys",
+            "DenyDeletion on the AWSLogs prefix only", "model bucket left out",
             "a second resources.ARN narrowing", "a second resources.ARN narrowing (key layer)",
             "a NotEndsWith", "a NotEndsWith (key layer)", "objects read only", "vault not logged",
             "functions not logged (key layer)", "an exclusion wider than the archive (key layer)"]
@@ -288,7 +331,9 @@ CASE_IDS = ["no management selector", "no management selector (key layer)", "eve
 
 # What only a bucket's ARN can decide: in a preview of new buckets (inputs, no ARN yet) these wait
 # until the ARN is known; every other variant is caught on inputs already.
-NEEDS_ARNS = {"model bucket left out", "DenyDeletion on the bucket only", "a second resources.ARN narrowing",
+NEEDS_ARNS = {"model bucket left out", "DenyDeletion on the bucket only", "DenyDeletion on one object only",
+              "DenyDeletion on one-character keys", "DenyDeletion on the AWSLogs prefix only",
+              "a second resources.ARN narrowing", "log group of another account (key layer)",
               "an exclusion wider than the archive (key layer)"}
 
 
@@ -316,6 +361,30 @@ def test_the_layer_decides_whether_a_stack_holds_a_trail(stacks: Stacks) -> None
     # A workload declaring a trail (the combined stack's, checked as a workload): whatever it says.
     assert check(stacks, "dev", layer_of="workload", requireTrail=False) == {(secure, TRAIL)}
     assert check(stacks, "workload") == set()
+
+
+@pytest.mark.parametrize("form", ["inputs", "outputs"])
+@pytest.mark.parametrize("permissive", [True, False])
+def test_a_second_policy_on_the_archive_is_caught(stacks: Stacks, form: str, permissive: bool) -> None:
+    for which in ("dev", "sealed"):
+        found = rules_see(with_second_policy(stacks.stack(which), permissive=permissive), form=form)
+        [finding] = cloudtrail_bucket_object_lock(found, config(stacks, which))
+        assert finding.urn.endswith(f"::{TRAIL}") and "has 2 bucket policies" in finding.message
+    assert check(stacks, "dev", form=form) == set()  # the shipped stack: one policy
+
+
+@pytest.mark.parametrize(("pattern", "covers"), [
+    ("*", True), ("ARN/*", True), ("ARN*", True), ("arn:aws:s3:::zero-trust-ai-*", True),
+    ("arn:aws:s3:::*/*", True), ("arn:aws:s3:::zero-trust-ai-dev-audit-????????????/*", True),
+    ("ARN/x", False), ("ARN/?", False), ("ARN/AWSLogs/*", False), ("ARN", False), ("ARN/*x", False),
+    ("arn:aws:s3:::other-bucket/*", False), ("ARN[/]*", False),
+])
+def test_a_deny_covers_every_object_only_with_a_pattern_that_takes_any_key(pattern: str,
+                                                                            covers: bool) -> None:
+    from ztpolicy.rules.cloudtrail.cloudtrail_bucket_object_lock import covers_every_object
+
+    arn = "arn:aws:s3:::zero-trust-ai-dev-audit-111122223333"
+    assert covers_every_object(pattern.replace("ARN", arn), arn) is covers
 
 
 def check_stack(stacks: Stacks, stack: RecordedStack, which: str, **more: Any) -> set[tuple[str, str]]:
@@ -347,7 +416,7 @@ def test_a_preview_that_does_not_know_a_value_yet_is_not_a_finding(stacks: Stack
 
     def unknown(name: str, props: dict[str, Any]) -> None:
         if name == TRAIL:
-            for key in ("kmsKeyId", "advancedEventSelectors", "isMultiRegionTrail"):
+            for key in ("kmsKeyId", "advancedEventSelectors", "isMultiRegionTrail", "cloudWatchLogsGroupArn"):
                 props[key] = UNKNOWN_STRING_VALUE
         if name == MODELS:
             props["arn"] = UNKNOWN_STRING_VALUE
@@ -358,6 +427,30 @@ def test_a_preview_that_does_not_know_a_value_yet_is_not_a_finding(stacks: Stack
     settings = config(stacks, "dev")
     assert cloudtrail_trail_secure(found, settings) == []
     assert cloudtrail_data_events_cover(found, settings) == []
+
+
+def test_a_log_group_not_known_yet_must_come_from_a_group_of_the_stack(stacks: Stacks) -> None:
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
+
+    def unknown(name: str, props: dict[str, Any]) -> None:
+        if name == TRAIL:
+            props["cloudWatchLogsGroupArn"] = UNKNOWN_STRING_VALUE
+
+    def with_group_dependency(resource: Resource, dependency: str) -> Resource:
+        dependencies = dict(resource.property_dependencies)
+        if resource.name == TRAIL:
+            dependencies["cloudWatchLogsGroupArn"] = (dependency,)
+        return Resource(resource.type, resource.name, resource.urn,
+                        unknown_checking_proxy(dict(resource.props)), resource.parent,
+                        property_dependencies=dependencies)
+
+    seen = rules_see(stacks.dev, unknown, form="inputs")
+    group = next(r.urn for r in seen if r.name == "audit-logs")
+    bucket = next(r.urn for r in seen if r.name == MODELS)
+    settings = config(stacks, "dev")
+    assert cloudtrail_trail_secure([with_group_dependency(r, group) for r in seen], settings) == []
+    [finding] = cloudtrail_trail_secure([with_group_dependency(r, bucket) for r in seen], settings)
+    assert "computed from no log group of this stack" in finding.message
 
 
 # -- through the pack's analyzer, each stack with its own config -----------------------------------------
@@ -422,6 +515,13 @@ def test_the_analyzer_reads_the_retention_the_policy_config_requires(
         (RULES[1], TRAIL)}
     assert through_pack(stacks, packs, "sealed", retention(1)) == set()  # the default: 1 day
     assert through_pack(stacks, packs, "dev", None, user_config=PROD_POLICY) == {(RULES[1], TRAIL)}
+
+
+@pytest.mark.parametrize("form", ["inputs", "outputs"])
+def test_the_analyzer_catches_a_second_policy_on_the_archive(
+        stacks: Stacks, packs: Mapping[str, PolicyPackProcess], form: str) -> None:
+    assert through_pack(stacks, packs, "dev", None, form=form, stack=with_second_policy(stacks.dev)) == {
+        (RULES[1], TRAIL)}
 
 
 def test_the_analyzer_holds_each_layer_to_its_part(stacks: Stacks,

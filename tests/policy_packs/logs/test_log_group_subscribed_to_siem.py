@@ -46,7 +46,8 @@ _RAW: dict[str, dict[str, Any]] = {}
 
 
 def stack(*, exported: bool, flow_filter: bool = True, destination: str = STREAM_ARN,
-          own_tag: str = STREAM_NAME, transform_name: str = TRANSFORM) -> list[Resource]:
+          own_tag: str = STREAM_NAME, transform_name: str = TRANSFORM, pattern: str | None = "",
+          extra_group: str | None = None) -> list[Resource]:
     """The SIEM stream's resources as a preview (inputs, links as property dependencies) or an export
     (outputs: ids, names and ARNs, no dependencies) sees them."""
     def ids(name: str, **more: Any) -> dict[str, Any]:
@@ -60,11 +61,18 @@ def stack(*, exported: bool, flow_filter: bool = True, destination: str = STREAM
                                                **ids(transform_name)}),
         res(LOG_GROUP, "siem-errors", {"name": ERRORS, "tags": {OWN_LOG_TAG: STREAM_NAME}, **ids(ERRORS)}),
     ]
+    if extra_group is not None:
+        # A real source group carrying the stream's own-log tag, its name containing the stream's.
+        resources.append(res(LOG_GROUP, "tagged-source", {"name": extra_group,
+                                                          "tags": {OWN_LOG_TAG: STREAM_NAME},
+                                                          **ids(extra_group)}))
     if flow_filter:
         foreign = destination != STREAM_ARN
         to_stream = [] if foreign else [urn(FIREHOSE_STREAM, "siem-stream")]
         deps = {} if exported else {"logGroup": [urn(LOG_GROUP, "flow-logs")], "destinationArn": to_stream}
-        props: dict[str, Any] = {"logGroup": FLOW, "filterPattern": ""}
+        props: dict[str, Any] = {"logGroup": FLOW}
+        if pattern is not None:
+            props["filterPattern"] = pattern
         if exported or foreign:
             props["destinationArn"] = destination
         resources.append(res(SUBSCRIPTION_FILTER, "siem-subscription-flow-logs", props, deps))
@@ -99,6 +107,44 @@ def test_the_exemption_tag_exempts_only_the_streams_own_groups(exported: bool) -
     assert caught(renamed) == ["siem-transform-logs"]
 
 
+@pytest.mark.parametrize("exported", [False, True])
+def test_an_absent_pattern_forwards_everything_and_passes(exported: bool) -> None:
+    assert caught(stack(exported=exported, pattern=None)) == []
+
+
+@pytest.mark.parametrize("exported", [False, True])
+@pytest.mark.parametrize("pattern", ["no-such-text-ever-xyzzy", "ERROR", " ", '{ $.eventName = "x" }'])
+def test_a_filter_with_a_pattern_forwards_too_little_and_is_caught(exported: bool, pattern: str) -> None:
+    assert caught(stack(exported=exported, pattern=pattern)) == ["flow-logs"]
+    [finding] = log_group_subscribed_to_siem(stack(exported=exported, pattern=pattern), {})
+    assert f"filter pattern ({pattern!r})" in finding.message and "must be empty" in finding.message
+
+
+@pytest.mark.parametrize("exported", [False, True])
+@pytest.mark.parametrize("name", [
+    f"/zero-trust-ai/dev/siem/{STREAM_NAME}/ssm-sessions",  # the review's probe: contains the name
+    f"/aws/lambda/{STREAM_NAME}-transform-x",
+    f"/aws/lambda/{STREAM_NAME}",
+    f"/zero-trust-ai/prod/siem/{STREAM_NAME}",  # another environment's error-log path
+    f"{ERRORS}-copy",
+])
+def test_the_exemption_matches_the_two_own_names_exactly(exported: bool, name: str) -> None:
+    assert caught(stack(exported=exported, extra_group=name)) == ["tagged-source"]
+
+
+def test_the_exempt_names_are_the_ones_siem_stream_makes() -> None:
+    from components import siem_stream
+    from ztpolicy.rules.logs.log_group_subscribed_to_siem import own_group_names
+
+    for environment, layer in (("dev", "combined"), ("prod", "keys"), ("prod", "workload")):
+        name = siem_stream.stream_name(environment, layer)
+        assert own_group_names(name) == {
+            f"/aws/lambda/{siem_stream.transform_function_name(environment, layer)}",
+            siem_stream.error_log_group_name(environment, layer)}
+    # A stream not named as SiemStream names it keeps only its transform's group exempt.
+    assert own_group_names("elsewhere") == {"/aws/lambda/elsewhere-transform"}
+
+
 # -- through the analyzer ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pack() -> Iterator[PolicyPackProcess]:
@@ -121,3 +167,13 @@ def test_the_analyzer_passes_a_subscribed_stack_and_reports_a_group_left_out(
     assert violated(pack, stack(exported=exported)) == set()
     assert violated(pack, stack(exported=exported, flow_filter=False)) == {
         ("log-group-subscribed-to-siem", "flow-logs")}
+
+
+@pytest.mark.parametrize("exported", [False, True])
+def test_the_analyzer_reports_a_pattern_and_a_group_claiming_the_exemption_by_substring(
+        pack: PolicyPackProcess, exported: bool) -> None:
+    assert violated(pack, stack(exported=exported, pattern="no-such-text-ever-xyzzy")) == {
+        ("log-group-subscribed-to-siem", "flow-logs")}
+    probe = f"/zero-trust-ai/dev/siem/{STREAM_NAME}/ssm-sessions"
+    assert violated(pack, stack(exported=exported, extra_group=probe)) == {
+        ("log-group-subscribed-to-siem", "tagged-source")}

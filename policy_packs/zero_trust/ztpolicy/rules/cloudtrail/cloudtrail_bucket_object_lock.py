@@ -12,8 +12,14 @@ preview, by name or id otherwise) must be a bucket of this stack with `objectLoc
 is `COMPLIANCE` for at least `minRetentionDays` (default 1; a year counts 365 days; prod's
 policy configuration, stacks/policy/prod-keys.json, sets 365: a year of evidence nobody can
 shorten). Its policy (`aws.s3.BucketPolicy`) must also deny `s3:DeleteObject` and
-`s3:DeleteObjectVersion` on its objects to everyone, with no condition: what keeps a log file once
-its retention ends. A bucket outside the stack is a finding: its lock cannot be seen here. Values unknown in
+`s3:DeleteObjectVersion` on every one of its objects to everyone, with no condition: what keeps a
+log file once its retention ends. "Every object" means a Resource pattern that covers
+`<bucket arn>/*` whatever the key (`*`, `<bucket arn>/*`, or a wider pattern such as
+`arn:aws:s3:::zero-trust-ai-*`); one that names some keys only (`<bucket arn>/x`,
+`<bucket arn>/AWSLogs/*`) leaves the others deletable. A bucket has one policy, so exactly one
+`aws.s3.BucketPolicy` may name the archive: with two, whichever the last update wrote wins and the
+two overwrite each other on every update, so a second policy that drops the deny (or merely exists)
+is a finding. A bucket outside the stack is a finding: its lock cannot be seen here. Values unknown in
 a preview are checked when they are known.
 
 Excludable, with a reason (a trail delivering to an archive account's bucket, which that account's
@@ -23,6 +29,7 @@ stack checks).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
@@ -50,7 +57,24 @@ DELETE_ACTIONS = ("s3:DeleteObject", "s3:DeleteObjectVersion")
 _EVERYONE = ("*", {"AWS": "*"}, {"AWS": ["*"]})
 
 
-def _denies_deletion(statement: Mapping[str, Any], objects: str | None) -> bool:
+def _glob(pattern: str) -> re.Pattern[str]:
+    """An IAM Resource pattern as a regex: `*` any run of characters, `?` any one; nothing else is
+    special (IAM has no character classes, unlike fnmatch)."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern),
+                      re.DOTALL)
+
+
+def covers_every_object(pattern: str, bucket_arn: str) -> bool:
+    """Does the IAM Resource `pattern` match `<bucket_arn>/<key>` for every key? It does when it
+    ends in `*` and what comes before that `*` matches a prefix of `<bucket_arn>/` (the `*` then
+    takes the rest of any key); `*` alone is the empty prefix. A pattern ending otherwise matches
+    only keys of some shape (a probe such as `<arn>/x` would wrongly accept `<arn>/?`)."""
+    if not pattern.endswith("*"):
+        return False
+    return _glob(pattern[:-1]).match(f"{bucket_arn}/") is not None
+
+
+def _denies_deletion(statement: Mapping[str, Any], bucket_arn: str | None) -> bool:
     """A Deny to everyone, with no condition, of deleting the bucket's objects and versions."""
     if (statement.get("Effect") != "Deny" or statement.get("Principal") not in _EVERYONE
             or {"NotPrincipal", "NotAction", "NotResource", "Condition"} & set(statement)):
@@ -59,15 +83,19 @@ def _denies_deletion(statement: Mapping[str, Any], objects: str | None) -> bool:
     if not all(any(fnmatchcase(wanted.lower(), a) for a in actions) for wanted in DELETE_ACTIONS):
         return False
     resources = [str(r) for r in as_list(statement.get("Resource"))]
-    return objects is None or any(fnmatchcase(objects, r) for r in resources)
+    return bucket_arn is None or any(covers_every_object(r, bucket_arn) for r in resources)
 
 
 def _deletion_problem(resources: Sequence[Resource], bucket: Resource) -> str | None:
     """Why the archive's policy does not deny deleting log files to everyone, or None (also when
     a policy is not known yet)."""
     policies = attached(resources, bucket, BUCKET_POLICY)
+    if len(policies) > 1:
+        return (f"has {len(policies)} bucket policies ({', '.join(p.name for p in policies)}): a "
+                "bucket keeps one, whichever was written last, so one of them can drop the deny of "
+                "deleting log files; keep a single aws.s3.BucketPolicy")
     arn = known(bucket, "arn")
-    objects = f"{arn}/x" if isinstance(arn, str) and arn else None
+    bucket_arn = arn if isinstance(arn, str) and arn else None
     for policy in policies:
         document = known(policy, "policy")
         if document is UNKNOWN:
@@ -77,11 +105,11 @@ def _deletion_problem(resources: Sequence[Resource], bucket: Resource) -> str | 
         except json.JSONDecodeError:
             continue
         statements = as_list(parsed.get("Statement")) if isinstance(parsed, Mapping) else []
-        if any(isinstance(s, Mapping) and _denies_deletion(s, objects) for s in statements):
+        if any(isinstance(s, Mapping) and _denies_deletion(s, bucket_arn) for s in statements):
             return None
-    return (f"has no policy that denies {' and '.join(DELETE_ACTIONS)} on its objects to everyone "
-            "without a condition (DenyDeletion): once a retention ends, anyone IAM allows could "
-            "delete the log files")
+    return (f"has no policy that denies {' and '.join(DELETE_ACTIONS)} on every object "
+            "(<bucket arn>/* or wider) to everyone without a condition (DenyDeletion): once a "
+            "retention ends, anyone IAM allows could delete the log files")
 
 
 def _retention_problem(rule: Any, min_days: int) -> str | None:

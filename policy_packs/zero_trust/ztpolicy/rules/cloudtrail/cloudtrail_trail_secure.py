@@ -23,7 +23,13 @@ For each `aws.cloudtrail.Trail` of the stack:
 - `includeGlobalServiceEvents` not false: IAM, STS and CloudFront calls are global, and without
   them a multi-region trail misses who made a role or assumed one;
 - `enableLogging` not false (false stops the trail);
-- `cloudWatchLogsGroupArn` set: the near-real-time copy the alarms and the SIEM stream read;
+- `cloudWatchLogsGroupArn` names an `aws.cloudwatch.LogGroup` of this stack (its `arn`, with or
+  without CloudTrail's `:*` suffix; by the group's name when its ARN is not known yet; by the
+  property dependency in a preview where the value is not known), and `cloudWatchLogsRoleArn` is
+  set: the near-real-time copy the alarms and the SIEM stream read. A group outside the stack is
+  one `log-group-subscribed-to-siem` never sees, so the trail's events would never reach the SIEM
+  while the stack's own trail group stays empty; a group of the stack is one that rule requires to
+  be subscribed;
 - `insightSelectors` with `ApiCallRateInsight` and `ApiErrorRateInsight` (CloudTrail Insights);
 - every management event, KMS included: an advanced selector whose only field is
   `eventCategory` Equals `Management` (a `readOnly`, `eventSource` or `eventName` field, or any
@@ -55,6 +61,7 @@ from ztpolicy.stack import stack_settings
 from ztpolicy.trails import logs_every_management_event, stack_anchor, trails
 
 INSIGHT_TYPES = ("ApiCallRateInsight", "ApiErrorRateInsight")
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 
 
 def _is_true(value: Any) -> bool:
@@ -69,6 +76,41 @@ def _stack_key(resources: Sequence[Resource], trail: Resource) -> tuple[Resource
             return key, False
     unknown = known(trail, "kmsKeyId") is UNKNOWN and not trail.property_dependencies.get("kmsKeyId")
     return None, bool(unknown)
+
+
+def _names_group(value: str, group: Resource) -> bool:
+    """Does the trail's `cloudWatchLogsGroupArn` (`<group arn>:*`) name `group`? By the group's ARN
+    when known, else by the name the ARN carries after `:log-group:`."""
+    arn = value[:-2] if value.endswith(":*") else value
+    group_arn = known(group, "arn")
+    if isinstance(group_arn, str) and group_arn:
+        return arn == group_arn
+    name = known(group, "name")
+    return ":log-group:" in arn and isinstance(name, str) and arn.split(":log-group:", 1)[1] == name
+
+
+def _log_group_problem(resources: Sequence[Resource], trail: Resource) -> str | None:
+    """Why the trail's CloudWatch Logs copy is not in a log group of this stack, or None."""
+    value = known(trail, "cloudWatchLogsGroupArn")
+    groups = of_type(resources, LOG_GROUP)
+    if value is UNKNOWN:
+        dependencies = trail.property_dependencies.get("cloudWatchLogsGroupArn", ())
+        if not dependencies or any(group.urn in dependencies for group in groups):
+            return None  # a group of this update (or nothing recorded to tell): checked once known
+        return ("delivers its CloudWatch Logs copy to a group computed from no log group of this "
+                "stack (cloudWatchLogsGroupArn)")
+    if not (isinstance(value, str) and value.strip()):
+        return ("delivers to no CloudWatch Logs group (cloudWatchLogsGroupArn), which the alarms and "
+                "the SIEM stream read")
+    if not any(_names_group(value, group) for group in groups):
+        return (f"delivers its CloudWatch Logs copy to {value}, no log group of this stack "
+                "(cloudWatchLogsGroupArn): the stack's SIEM subscriptions never see it, so its "
+                "events never reach the SIEM")
+    role = known(trail, "cloudWatchLogsRoleArn")
+    if role is not UNKNOWN and not (isinstance(role, str) and role.strip()):
+        return ("has no role to write its CloudWatch Logs copy (cloudWatchLogsRoleArn), so "
+                "CloudTrail delivers nothing to the group")
+    return None
 
 
 def _insights_missing(trail: Resource) -> list[str] | None:
@@ -96,10 +138,8 @@ def _trail_problems(resources: Sequence[Resource], trail: Resource) -> list[str]
                         "and STS calls go unrecorded")
     if known(trail, "enableLogging") is False:
         problems.append("is stopped (enableLogging false)")
-    group = known(trail, "cloudWatchLogsGroupArn")
-    if group is not UNKNOWN and not (isinstance(group, str) and group.strip()):
-        problems.append("delivers to no CloudWatch Logs group (cloudWatchLogsGroupArn), which the "
-                        "alarms and the SIEM stream read")
+    if group_problem := _log_group_problem(resources, trail):
+        problems.append(group_problem)
     if missing := _insights_missing(trail):
         problems.append(f"has no CloudTrail Insights {' or '.join(missing)} (insightSelectors)")
     if logs_every_management_event(trail) is False:
@@ -144,8 +184,8 @@ RULE = Rule(
     name="cloudtrail-trail-secure",
     description="A combined stack or a key layer declares a CloudTrail trail (a workload none): "
                 "multi-region, validated, logging every management event and global service "
-                "events, with Insights and a CloudWatch Logs copy, under a two-person key of the "
-                "stack.",
+                "events, with Insights and a CloudWatch Logs copy in a log group of the stack, under "
+                "a two-person key of the stack.",
     control="logs that last",
     severity=Severity.CRITICAL,
     remediation="Build the trail with components.audit.AuditTrail in the key layer (compose_audit): "

@@ -63,7 +63,8 @@ STACK_REFERENCE = "pulumi:pulumi:StackReference"
 # The property of each encryption holder that carries the key; its dependencies stand in for an
 # unknown key.
 _KEY_PROPERTY = {"aws:s3/bucket:Bucket": "serverSideEncryptionConfiguration",
-                 "aws:s3/bucketV2:BucketV2": "serverSideEncryptionConfigurations"}
+                 "aws:s3/bucketV2:BucketV2": "serverSideEncryptionConfigurations",
+                 "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": "serverSideEncryption"}
 
 
 def key_problem(key: Any) -> str | None:
