@@ -202,12 +202,16 @@ def cloudtrail_archive_only(resources: Sequence[Resource], bucket: Resource) -> 
     if any(refers_to(writer, "bucket", bucket) or names_by_value(writer, "bucket", bucket, "bucket")
            for writer in of_type(resources, *OBJECT_WRITERS)):
         return False
-    return written_only_by(resources, bucket, CLOUDTRAIL_SERVICES)
+    # Each Allow to CloudTrail pinned to a trail or this account: otherwise any account's trail
+    # could write here (the confused deputy the CloudTrail User Guide's bucket policy guards against).
+    return written_only_by(resources, bucket, CLOUDTRAIL_SERVICES, pinned=True)
 
 
-def written_only_by(resources: Sequence[Resource], bucket: Resource, services: frozenset[str]) -> bool | None:
+def written_only_by(resources: Sequence[Resource], bucket: Resource, services: frozenset[str], *,
+                    pinned: bool = False) -> bool | None:
     """Does every policy of `bucket` (one at least, all known) Deny writes to everyone but
-    `services` and Allow only to them? None when a policy is not known yet."""
+    `services` and Allow only to them? With `pinned`, each Allow must also carry an
+    `aws:SourceArn` or `aws:SourceAccount` condition. None when a policy is not known yet."""
     policies = attached(resources, bucket, BUCKET_POLICY)
     if not policies:
         return False
@@ -232,7 +236,16 @@ def written_only_by(resources: Sequence[Resource], bucket: Resource, services: f
                 only_services = isinstance(principal, Mapping) and set(principal) == {"Service"}
                 if not only_services or not set(map(str, allowed)) <= services:
                     return False
+                if pinned and not _pinned_to_a_source(statement.get("Condition")):
+                    return False
     return True
+
+
+def _pinned_to_a_source(condition: Any) -> bool:
+    if not isinstance(condition, Mapping):
+        return False
+    keys = {str(key).lower() for block in condition.values() if isinstance(block, Mapping) for key in block}
+    return bool(keys & {"aws:sourcearn", "aws:sourceaccount"})
 
 
 def _denies_writes_but(statement: Mapping[str, Any], services: frozenset[str]) -> bool:
