@@ -10,13 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.support.datasets import shared_dir
+
 STREAM_ARN = "arn:aws:firehose:eu-west-1:111122223333:deliverystream/zero-trust-ai-dev-siem"
 LOG_GROUP = "/zero-trust-ai/dev/cloudtrail"
 
 # The real CloudTrail records of the issue's data set, found beside the checkout (the main tree)
 # or beside the worktrees' directory.
 _ROOT = Path(__file__).resolve().parent.parent.parent
-STRATUS_CANDIDATES = (_ROOT.parent / "shared" / "datasets" / "stratus-red-team",
+# The shared folder as tests/support/datasets.py finds it (ZTAI_SHARED_DIR, else beside the clone).
+STRATUS_CANDIDATES = (shared_dir() / "datasets" / "stratus-red-team",
                       _ROOT.parent.parent / "shared" / "datasets" / "stratus-red-team")
 
 

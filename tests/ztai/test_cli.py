@@ -238,12 +238,14 @@ def test_usage_errors_exit_2(args: list[str], message: str) -> None:
 
 def test_analyze_reads_the_config_of_the_stack_the_export_is_of(prod_export: Path,
                                                                  tmp_path: Path) -> None:
-    # Without it the workload is checked as a combined stack: its buckets' keys are no stack's, and
-    # the human roles it reads have their boundary in no stack.
+    # Without it the workload is checked as a combined stack: its buckets' and stream's keys are no
+    # stack's, its alarms notify topics of no stack (the key layer's), and the human roles it reads
+    # have their boundary in no stack.
     run = ztai("policy", "analyze", "--file", str(prod_export), "--json")
     assert run.returncode == 1
     assert {v["policy"] for v in json.loads(run.stdout)["violations"]} == {
-        "s3-bucket-encrypted-with-cmk", "iam-human-role-conditions"}
+        "s3-bucket-encrypted-with-cmk", "iam-human-role-conditions", "cloudwatch-alarm-has-action",
+        "firehose-encrypted-with-cmk"}
     # With it, the workload's export passes alone: its buckets use the keys its reference read.
     run = ztai("policy", "analyze", "--file", str(prod_export), "--stack", "prod")
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr
