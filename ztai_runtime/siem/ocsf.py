@@ -245,8 +245,9 @@ def _map(message: str, log_group: str) -> dict[str, Any] | None:
         return None
     raw = message
     # Every JSON line, whatever its source, before anything of it is mapped: `raw_data` is then
-    # the redacted line re-serialised.
-    if _holds_secret_names(text) and _redact(record):
+    # the redacted line re-serialised. The walk itself decides (its names are cached): cheaper than
+    # scanning the text for markers first, and no name the markers would miss escapes it.
+    if _redact(record):
         raw = json.dumps(record, separators=(",", ":"))
     if kind == "cloudtrail":
         return _cloudtrail(record, raw, log_group)
@@ -267,12 +268,13 @@ def redact_line(message: str) -> str:
     if not isinstance(message, str):
         return message
     text = message.strip()
-    if text[:1] not in ("{", "[") or not _holds_secret_names(text):
+    if text[:1] not in ("{", "["):
         return message
     try:
         record = json.loads(text)
     except (ValueError, RecursionError):
-        return _QUOTED_PAIR.sub(_redact_pair, message)
+        # Not parsed: the text scan, only where a secret-like name appears at all.
+        return _QUOTED_PAIR.sub(_redact_pair, message) if _holds_secret_names(text) else message
     if not isinstance(record, (dict, list)):
         return message
     try:
