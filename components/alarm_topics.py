@@ -55,8 +55,6 @@ from components.config_values import KEY_LAYERS, StackKey, as_string_list, full,
 
 SEVERITIES = ("critical", "high", "medium")
 PROTOCOLS = ("email", "https")
-# SNS topic names: 1-256 letters, digits, hyphens and underscores (botocore sns: CreateTopicInput.Name).
-MAX_TOPIC_NAME = 256
 # A plain address: one @, no spaces, a dot in the domain. SNS checks deliverability itself (the
 # confirmation message); this catches the typo before a deploy leaves a subscription pending.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"

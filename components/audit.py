@@ -88,10 +88,6 @@ CONFIGURATION_ACTIONS = ("s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
                          "s3:PutBucketOwnershipControls", "s3:PutBucketPublicAccessBlock",
                          "s3:PutBucketLogging", "s3:PutReplicationConfiguration",
                          "s3:PutInventoryConfiguration")
-# The data-event resource types logged account-wide (CloudTrail User Guide, "Logging data events":
-# resources.type values).
-DATA_EVENT_TYPES = ("AWS::S3::Object", "AWS::DynamoDB::Table", "AWS::Lambda::Function")
-
 _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 
 

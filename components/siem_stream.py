@@ -252,13 +252,12 @@ def delivery_policy(*, bucket_arn: str, function_arn: str, error_log_arn: str,
     return policy_document(statements)
 
 
-def delivery_trust(account: str, stream_arn: str) -> str:
+def delivery_trust(account: str) -> str:
     """Firehose, for this account only (confused-deputy guard): `sts:ExternalId` = the account, the
     condition the Amazon Data Firehose Developer Guide's own trust policy uses ("Controlling access
     with Amazon Data Firehose", allow Firehose to assume an IAM role). Not aws:SourceArn: no page
     says Firehose sets it when it assumes the role, and a condition it never sees would fail the
-    stream's creation. `stream_arn` is kept for the callers; the role's permissions name the stream."""
-    del stream_arn
+    stream's creation. The role's permissions name the stream."""
     return policy_document([{
         "Effect": "Allow", "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole",
         "Condition": {"StringEquals": {"sts:ExternalId": account}}}])
@@ -388,8 +387,7 @@ class SiemStream(pulumi.ComponentResource):
         self.delivery_role = aws.iam.Role(
             f"{name}-delivery-role", name=f"{self.stream_name}-delivery",
             description="The SIEM stream's Firehose role",
-            assume_role_policy=pulumi.Output.all(account, stream_arn).apply(
-                lambda v: delivery_trust(v[0], v[1])),
+            assume_role_policy=account.apply(delivery_trust),
             max_session_duration=3600, tags={**args.tags, "Name": f"{self.stream_name}-delivery"},
             opts=pulumi.ResourceOptions(parent=self))
         settings = args.settings
