@@ -54,7 +54,6 @@ function ships the `ztai_runtime` directory and nothing else. `transform_records
 
 from __future__ import annotations
 
-import base64
 import binascii
 import gzip
 import json
@@ -65,6 +64,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ztai_runtime.siem import codec
 from ztai_runtime.siem.ocsf import misplaced, redact_line, to_ocsf
 
 # boto3 clients are generated at runtime and carry no static types; this names the boundary.
@@ -196,8 +196,8 @@ def _gunzip(blob: bytes) -> bytes | None:
 def _decode(data: str) -> dict[str, Any] | None:
     """The subscription payload of one record, or None when it is not one."""
     try:
-        text = _gunzip(base64.b64decode(data, validate=True))
-        payload = json.loads(text) if text is not None else None
+        text = _gunzip(codec.b64decode(data))
+        payload = codec.loads(text) if text is not None else None
     except (binascii.Error, ValueError, zlib.error):
         # ValueError covers bad JSON and undecodable UTF-8; zlib.error a damaged gzip stream.
         return None
@@ -230,13 +230,15 @@ def _utf8(text: str) -> bytes:
 
 
 def ocsf_lines(messages: Iterable[str], log_group: str, stats: TransformStats,
-               mapper: Mapper = to_ocsf) -> list[str]:
-    """One output line per message: its OCSF event as compact JSON, or, when the mapping does not
-    know it (or fails on it), the message forwarded with its secret-named values redacted
+               mapper: Mapper = to_ocsf) -> list[bytes]:
+    """One output line per message, as UTF-8: its OCSF event as compact JSON, or, when the mapping
+    does not know it (or fails on it), the message forwarded with its secret-named values redacted
     (`redact_line`); counted in `stats`. A line of a mapped kind in another source's log group
-    (a CloudTrail-shaped line among inference events) is forwarded so too, and counted as misplaced."""
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    lines: list[str] = []
+    (a CloudTrail-shaped line among inference events) is forwarded so too, and counted as misplaced.
+    Bytes, not text: the response is bytes (base64) in the end, and the JSON writer's bytes go
+    there as they are."""
+    dumps = codec.dumps_bytes
+    lines: list[bytes] = []
     for message in messages:
         try:
             mapped = mapper(message, log_group=log_group)
@@ -248,7 +250,7 @@ def ocsf_lines(messages: Iterable[str], log_group: str, stats: TransformStats,
             stats.unmapped_events += 1
             if log_group and misplaced(message, log_group):
                 stats.misplaced_events += 1
-            lines.append(_forwarded(redact_line(message)))
+            lines.append(_utf8(_forwarded(redact_line(message))))
         else:
             stats.mapped_events += 1
             lines.append(line)
@@ -256,7 +258,7 @@ def ocsf_lines(messages: Iterable[str], log_group: str, stats: TransformStats,
     return lines
 
 
-def _split_payloads(payload: Mapping[str, Any], lines: Sequence[str], budget: int) -> list[bytes]:
+def _split_payloads(payload: Mapping[str, Any], lines: Sequence[bytes], budget: int) -> list[bytes]:
     """A payload too large to return even alone, as several subscription payloads (same envelope,
     consecutive runs of its log events) each of whose output fits half the budget and each small
     enough for one PutRecordBatch record."""
@@ -267,7 +269,7 @@ def _split_payloads(payload: Mapping[str, Any], lines: Sequence[str], budget: in
     size = 0
     for event, line in zip(payload["logEvents"], lines, strict=True):
         # Each event's output grows by 4/3 in base64; a chunk of one event is always allowed.
-        cost = _base64_length(len(_utf8(line)) + 1)
+        cost = _base64_length(len(line) + 1)
         if chunk and size + cost > limit:
             pieces.extend(_compressed(envelope, chunk))
             chunk, size = [], 0
@@ -334,18 +336,17 @@ def transform_records(records: Iterable[Mapping[str, Any]], *, mapper: Mapper = 
             stats.empty_records += 1
             outputs.append({"recordId": record_id, "result": DROPPED, "data": ""})
             continue
-        body = _utf8("\n".join(lines) + "\n")
+        body = b"\n".join(lines) + b"\n"
         size = _base64_length(len(body))
         if used + size > response_budget:
             alone = reserved + size > response_budget
             payloads = (_split_payloads(payload, lines, response_budget - reserved) if alone
-                        else [base64.b64decode(data)])
+                        else [codec.b64decode(data)])
             reingest.append(Reingest(record_id, data, payloads))
             stats.reingested_records += 1
             outputs.append({"recordId": record_id, "result": DROPPED, "data": ""})
             continue
-        outputs.append({"recordId": record_id, "result": OK,
-                        "data": base64.b64encode(body).decode("ascii")})
+        outputs.append({"recordId": record_id, "result": OK, "data": codec.b64encode(body)})
         used += size
     stats.response_bytes = used
     return TransformResult(outputs, stats, reingest)

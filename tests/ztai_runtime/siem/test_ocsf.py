@@ -662,13 +662,16 @@ def test_any_json_object_of_the_known_fields_gives_none_or_a_valid_event(record:
 
 # -- what the mapping may import -------------------------------------------------------------------
 
-def test_the_mapping_imports_the_standard_library_only() -> None:
-    # The Lambda ships the ztai_runtime directory and nothing else.
+def test_the_mapping_imports_the_standard_library_and_its_codec_only() -> None:
+    # The Lambda ships the ztai_runtime directory and the codec's optional packages (test_codec.py).
     source = ROOT / "ztai_runtime" / "siem" / "ocsf.py"
     tree = ast.parse(source.read_text(encoding="utf-8"))
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
-    assert imported - {"__future__"} <= sys.stdlib_module_names
-    assert {"json", "ipaddress"} <= imported
+    assert imported - {"__future__", "ztai_runtime"} <= sys.stdlib_module_names
+    runtime = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+               and node.module and node.module.startswith("ztai_runtime")}
+    assert runtime == {"ztai_runtime.siem", "ztai_runtime.siem.codec"}
+    assert "ipaddress" in imported

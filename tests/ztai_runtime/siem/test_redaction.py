@@ -45,7 +45,7 @@ def forwarded(message: str, *, log_group: str = TRAIL_GROUP,
               mapper: firehose.Mapper = to_ocsf) -> tuple[str, firehose.TransformStats]:
     stats = firehose.TransformStats()
     [line] = firehose.ocsf_lines([message], log_group, stats, mapper)
-    return line, stats
+    return line.decode(), stats
 
 
 # -- every fallback path of the transform redacts --------------------------------------------------
