@@ -56,7 +56,11 @@ def test_a_tiny_run_reports_every_figure(tmp_path: Path) -> None:
     assert "7 stratus-red-team records replicated to 60 events" in result.stdout
     figures = json.loads((tmp_path / "out" / "ocsf_transform.json").read_text())
     assert figures["events"] == 60
-    assert set(figures["events_per_s"]) == {"baseline", "mapping", "end_to_end", "envelope"}
+    assert set(figures["events_per_s"]) == {"baseline", "baseline_orjson", "mapping", "end_to_end",
+                                            "envelope", "end_to_end_stdlib"}
+    # The benchmark measures what the function ships: both fast libraries (the dev lock has them).
+    assert figures["fast_libraries"] == ["orjson", "pybase64"]
+    assert "fast libraries: orjson, pybase64" in result.stdout
     assert figures["ratio_to_baseline"]["baseline"] == 1.0
     assert [entry["events"] for entry in figures["memory"]] == [10, 20]
     assert len(figures["repeated_peaks"]) == 3
