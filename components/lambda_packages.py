@@ -142,13 +142,13 @@ def _members(wheel: Path) -> list[str]:
     return [member for member in names if not member.endswith("/")]
 
 
-def extracted(wheel: Path, digest: str, into: Path) -> Path:
-    """The wheel extracted into `into/<digest>` (made once: concurrent previews may race, so it is
-    written aside and renamed into place whole)."""
+def extracted(wheel: Path, digest: str, into: Path) -> dict[str, Path]:
+    """{member: its file} of the wheel extracted into `into/<digest>` (made once: concurrent
+    previews may race, so it is written aside and renamed into place whole)."""
     members = _members(wheel)
     target = into / digest
     if target.is_dir():
-        return target
+        return {member: target / member for member in members}
     into.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{digest[:16]}-", dir=into))
     try:
@@ -165,7 +165,7 @@ def extracted(wheel: Path, digest: str, into: Path) -> Path:
                 raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return target
+    return {member: target / member for member in members}
 
 
 def package_files(name: str, *, lock: Path | None = None, wheels: Path | None = None,
@@ -174,8 +174,7 @@ def package_files(name: str, *, lock: Path | None = None, wheels: Path | None = 
     The lock, the wheels' directory and where to extract default to the project's (read when
     called, so a test may point them elsewhere)."""
     wheel, digest = verified_wheel(name, lock=lock or LOCK, wheels=wheels or WHEELS_DIR)
-    directory = extracted(wheel, digest, into or PACKAGES_DIR)
-    return {member: directory / member for member in _members(wheel)}
+    return extracted(wheel, digest, into or PACKAGES_DIR)
 
 
 def package_assets(names: Sequence[str], *, lock: Path | None = None, wheels: Path | None = None,

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from components import lambda_packages
+from components.functions import runtime_archive
 from components.lambda_packages import FIX, LambdaPackageError, package_files, verified_wheel
 from components.siem_stream import TRANSFORM_HANDLER, SiemStream, SiemStreamArgs
 from components.tags import register_standard_tags
@@ -162,6 +163,32 @@ def test_a_wheel_that_fits_the_runtime_by_another_tag_is_shipped(tmp_path: Path,
     files = package_files("orjson", lock=tmp_path / "requirements-lambda.txt", wheels=tmp_path / "wheels",
                           into=tmp_path / "extracted")
     assert "orjson/__init__.py" in files
+
+
+def test_two_wheels_of_the_pinned_version_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "wheels").mkdir()
+    data = real_wheel().read_bytes()
+    (tmp_path / "wheels" / WHEEL).write_bytes(data)
+    (tmp_path / "wheels" / "orjson-3.13.0-py3-none-any.whl").write_bytes(data)
+    lock_of(tmp_path / "requirements-lambda.txt", ("orjson==3.13.0", data))
+    message = refused(tmp_path)
+    assert f"more than one wheel of orjson==3.13.0 in {tmp_path / 'wheels'}" in message
+    assert f"remove {tmp_path / 'wheels'} and run ./run lambda-packages" in message
+
+
+def test_a_package_that_would_overwrite_the_runtime_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "wheels").mkdir()
+    wheel = tmp_path / "wheels" / WHEEL
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("ztai_runtime/__init__.py", "")
+    lock_of(tmp_path / "requirements-lambda.txt", ("orjson==3.13.0", wheel.read_bytes()))
+    monkeypatch.setattr(lambda_packages, "LOCK", tmp_path / "requirements-lambda.txt")
+    monkeypatch.setattr(lambda_packages, "WHEELS_DIR", tmp_path / "wheels")
+    monkeypatch.setattr(lambda_packages, "PACKAGES_DIR", tmp_path / "extracted")
+    with pytest.raises(LambdaPackageError, match=r"a package of \['orjson'\] ships files under "
+                                                 r"ztai_runtime/, the runtime's own directory"):
+        runtime_archive(["__init__.py"], ["orjson"])
 
 
 def test_a_package_the_lock_does_not_pin_is_refused(tmp_path: Path) -> None:
