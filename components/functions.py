@@ -1,8 +1,11 @@
 """The Lambda functions of the stack, declared one way (`logged_function`).
 
 Every function runs runtime code: the `ztai_runtime` modules it imports, shipped as an asset and
-nothing else (components package the runtime, they never import it). What `logged_function`
-declares, secure by default:
+nothing else (components package the runtime, they never import it), and the third-party packages
+it names (`packages`), at the archive's root beside `ztai_runtime/`, from wheels checked against
+requirements-lambda.txt's hashes and the runtime (components/lambda_packages.py; a missing or
+unfit wheel stops the program before any resource of the function is declared). What
+`logged_function` declares, secure by default:
 
 - the log group `/aws/lambda/<function name>` (`<name>-logs`), created before the function so that
   Lambda never creates an unencrypted one; encrypted with the given CMK, kept `log_retention_days`,
@@ -40,6 +43,7 @@ import pulumi_aws as aws
 
 from components.alarm_topics import AlarmActions
 from components.alarms import checked_actions, occurrence_alarm
+from components.lambda_packages import LambdaPackageError, package_assets
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "ztai_runtime"
 RUNTIME = "python3.13"
@@ -82,10 +86,16 @@ def failure_destination_policy(queue_arn: str) -> str:
     ])
 
 
-def runtime_archive(modules: Sequence[str]) -> pulumi.AssetArchive:
-    """The Lambda code: `ztai_runtime/<module>` for each module the function imports."""
+def runtime_archive(modules: Sequence[str], packages: Sequence[str] = ()) -> pulumi.AssetArchive:
+    """The Lambda code: `ztai_runtime/<module>` for each module the function imports, and the files
+    of each package in `packages` at the root, where Lambda's /var/task is on sys.path. Raises
+    `LambdaPackageError` when a package's wheel is missing or does not fit."""
+    files = package_assets(packages)
+    if any(path.split("/")[0] == "ztai_runtime" for path in files):
+        raise LambdaPackageError(f"a package of {list(packages)} ships files under ztai_runtime/, "
+                                 "the runtime's own directory")
     return pulumi.AssetArchive({"ztai_runtime": pulumi.AssetArchive({
-        module: pulumi.FileAsset(str(RUNTIME_DIR / module)) for module in modules})})
+        module: pulumi.FileAsset(str(RUNTIME_DIR / module)) for module in modules}), **files})
 
 
 def log_group_name(function_name: str) -> str:
@@ -115,7 +125,8 @@ def logged_function(
         protect: bool = False, environment: Mapping[str, pulumi.Input[str]] | None = None,
         vpc_config: aws.lambda_.FunctionVpcConfigArgs | None = None,
         reserve_concurrency: bool = True, keep_role: bool = False,
-        role_name: str | None = None, errors_alarm_severity: str = "high") -> LoggedFunction:
+        role_name: str | None = None, errors_alarm_severity: str = "high",
+        packages: Sequence[str] = ()) -> LoggedFunction:
     """Declare one function with its log group, role, role policy, retries and error alarm.
 
     name: prefix of the children's resource names; parent: the component that owns them.
@@ -146,8 +157,12 @@ def logged_function(
         not be it). Default False.
     role_name: the role's AWS name; default None, a name Pulumi makes unique. Given for a role
         another stack names by its ARN (the JIT API's role, in a split deployment's key policies).
+    packages: third-party packages the function imports (names pinned in requirements-lambda.in),
+        shipped at the archive's root; default none. Their wheels are checked here, before any
+        resource: `LambdaPackageError` (a RunError: no traceback) names a missing or unfit one.
     """
     checked_actions(alarm_actions, errors_alarm_severity, function_name)  # before any resource
+    code = runtime_archive(modules, packages)  # before any resource too: a wheel may be refused
     log_group = aws.cloudwatch.LogGroup(
         f"{name}-logs", name=log_group_name(function_name), retention_in_days=log_retention_days,
         kms_key_id=logs_key_arn, deletion_protection_enabled=protect,
@@ -165,7 +180,7 @@ def logged_function(
         opts=pulumi.ResourceOptions(parent=role))
     function = aws.lambda_.Function(
         f"{name}-function", name=function_name, description=description,
-        runtime=RUNTIME, handler=handler, code=runtime_archive(modules), role=role.arn,
+        runtime=RUNTIME, handler=handler, code=code, role=role.arn,
         architectures=["arm64"], memory_size=memory_size, timeout=timeout,
         # None leaves Lambda's default, -1: no reservation.
         reserved_concurrent_executions=1 if reserve_concurrency else None,

@@ -51,6 +51,10 @@ TRANSFORM_HANDLER = "ztai_runtime.siem.firehose.handler"
 # What the transform imports of the runtime (docs/siem-transform.md): the siem package, and the
 # retry settings of its re-ingesting Firehose client. Nothing else ships (components/functions.py).
 TRANSFORM_MODULES: tuple[str, ...] = ("__init__.py", "retries.py", "siem")
+# What the transform ships besides: orjson, which the runtime uses for JSON when it can import
+# it; the transform's throughput depends on it (docs/benchmarks.md). Built for python3.13 on arm64
+# and hash-pinned in requirements-lambda.txt (components/lambda_packages.py).
+TRANSFORM_PACKAGES: tuple[str, ...] = ("orjson",)
 # The Lambda processor's buffer before each invocation. Firehose's range is 0.2-3 MB ("Transform
 # source data in Amazon Data Firehose"); the smallest is chosen because Lambda's synchronous
 # response is limited to 6 MB and CloudWatch Logs records arrive gzip'd: a JSON log compresses
@@ -370,7 +374,7 @@ class SiemStream(pulumi.ComponentResource):
             function_name=transform_function_name(args.environment, args.layer),
             description="Normalises the SIEM stream's records to OCSF (docs/siem-transform.md)",
             role_description="The SIEM stream's OCSF transform",
-            handler=TRANSFORM_HANDLER, modules=TRANSFORM_MODULES,
+            handler=TRANSFORM_HANDLER, modules=TRANSFORM_MODULES, packages=TRANSFORM_PACKAGES,
             role_policy=lambda log_arn: pulumi.Output.all(log_arn, stream_arn).apply(
                 lambda v: transform_policy(v[0], v[1])),
             logs_key_arn=args.logs_key_arn, log_retention_days=args.log_retention_days,

@@ -130,3 +130,66 @@ def test_lock_installs_the_resolver_from_its_own_lock_and_compiles_every_input_w
         "uv pip compile --quiet --universal --python-version 3.11 --generate-hashes "
         f"--custom-compile-command ./run lock --upgrade-package boto3 {source} -o {lock}"
         for source, lock in LOCK_PAIRS]
+
+
+# --- The wheels the Lambda functions ship -----------------------------------------------------------
+
+DOWNLOAD = ("python -m pip download --disable-pip-version-check --require-hashes --no-deps "
+            "--only-binary :all: --platform manylinux2014_aarch64 --python-version 3.13 "
+            "--implementation cp --abi cp313 -r requirements-lambda.txt -d .lambda-packages/wheels")
+
+
+def test_the_lambda_wheels_are_downloaded_for_arm64_once_per_lock_and_again_on_demand(tmp_path: Path) -> None:
+    copy = _copy_of_run(tmp_path)
+    preview = f"python -m ztai preview --project-dir {copy} --stack dev"
+    assert _run(copy, "preview").returncode == 0
+    install = ("python -m pip install --disable-pip-version-check --require-hashes --only-binary :all: "
+               "-r requirements.txt")
+    assert _calls(copy) == [install, DOWNLOAD, preview]
+    # Done for this lock: the next preview goes straight to the program...
+    assert _run(copy, "preview").returncode == 0
+    assert _calls(copy)[3:] == [preview]
+    # ... `./run lambda-packages` downloads again (the fix the program names for a bad wheel) ...
+    run = _run(copy, "lambda-packages")
+    assert run.returncode == 0, run.stderr
+    assert _calls(copy)[4:] == [DOWNLOAD]
+    # ... and so does a preview once the lock changed.
+    with (copy / "requirements-lambda.txt").open("a") as lock:
+        lock.write("# regenerated\n")
+    assert _run(copy, "preview").returncode == 0
+    assert _calls(copy)[5:] == [DOWNLOAD, preview]
+    # The tests need them too (the transform's archive is checked).
+    copy2 = _copy_of_run(tmp_path / "second")
+    _run(copy2, "test")
+    assert _calls(copy2)[:2] == [install.replace("requirements.txt", "requirements-dev.txt"), DOWNLOAD]
+
+
+def test_a_failed_download_of_the_lambda_wheels_stops_with_the_log_and_the_fix(tmp_path: Path) -> None:
+    copy = _copy_of_run(tmp_path)
+    python = copy / ".venv" / "bin" / "python"
+    python.write_text(f'''#!/bin/sh
+echo "python $*" >> "{copy}/calls.log"
+case "$*" in *"pip download"*) echo "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES" >&2; exit 1 ;; esac
+''')
+    run = _run(copy, "preview")
+    assert run.returncode == 2, run.stderr
+    assert "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES" in run.stderr
+    assert ("run: downloading the Lambda functions' wheels of requirements-lambda.txt failed (full log: "
+            ".lambda-packages/pip-download.log)") in run.stderr
+    assert "then run ./run lambda-packages" in run.stderr and "Traceback" not in run.stderr
+    assert _calls(copy)[1:] == [DOWNLOAD]  # the preview did not run
+    # Not marked done: the next run tries again.
+    _run(copy, "preview")
+    assert _calls(copy)[2:] == [DOWNLOAD]
+
+
+def test_an_unhashed_lambda_lock_is_refused_before_anything_is_downloaded(tmp_path: Path) -> None:
+    copy = _copy_of_run(tmp_path)
+    lock = copy / "requirements-lambda.txt"
+    lines = lock.read_text().splitlines()
+    lines.insert(2, "evil==1.0")
+    lock.write_text("\n".join(lines) + "\n")
+    run = _run(copy, "lambda-packages")
+    assert run.returncode == 2, run.stderr
+    assert "run: requirements-lambda.txt line 3: 'evil==1.0' has no valid --hash=sha256:" in run.stderr
+    assert DOWNLOAD not in _calls(copy)

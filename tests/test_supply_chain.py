@@ -44,11 +44,11 @@ def test_every_input_pin_is_in_its_lock_at_the_same_version(source: str, lock: s
 
 
 def test_the_tests_the_pack_and_the_enclave_run_the_versions_the_program_locks() -> None:
-    # The tests install requirements-dev.txt; what they test must be what the program, the pack and
-    # the enclave image install, version for version.
+    # The tests install requirements-dev.txt; what they test must be what the program, the pack,
+    # the enclave image and the Lambda functions (their shipped packages) install, version for version.
     tested = lock_pins("requirements-dev.txt")
     for lock in ("requirements.txt", "policy_packs/zero_trust/requirements.txt",
-                 "enclave_images/requirements-enclave.txt"):
+                 "enclave_images/requirements-enclave.txt", "requirements-lambda.txt"):
         for name, version in lock_pins(lock).items():
             assert tested.get(name) == version, f"{lock} has {name}=={version}, the tests {tested.get(name)}"
 
@@ -136,6 +136,7 @@ PROTECTED_PATHS = [
     "enclave_images/requirements-parent.txt",
     "enclave_images/Dockerfile",
     "run",
+    "components/lambda_packages.py",  # checks the wheels the Lambda functions ship
     # CI.
     ".github/CODEOWNERS",
     ".github/workflows/checks.yml",

@@ -18,6 +18,7 @@ LOCK_PAIRS: tuple[tuple[str, str], ...] = (
     ("policy_packs/zero_trust/requirements.in", "policy_packs/zero_trust/requirements.txt"),
     ("enclave_images/requirements-enclave.in", "enclave_images/requirements-enclave.txt"),
     ("requirements-lock.in", "requirements-lock.txt"),
+    ("requirements-lambda.in", "requirements-lambda.txt"),
 )
 
 _REQUIREMENT = re.compile(
