@@ -51,10 +51,11 @@ TRANSFORM_HANDLER = "ztai_runtime.siem.firehose.handler"
 # What the transform imports of the runtime (docs/siem-transform.md): the siem package, and the
 # retry settings of its re-ingesting Firehose client. Nothing else ships (components/functions.py).
 TRANSFORM_MODULES: tuple[str, ...] = ("__init__.py", "retries.py", "siem")
-# What the transform ships besides: orjson, which the runtime uses for JSON when it can import
-# it; the transform's throughput depends on it (docs/benchmarks.md). Built for python3.13 on arm64
-# and hash-pinned in requirements-lambda.txt (components/lambda_packages.py).
-TRANSFORM_PACKAGES: tuple[str, ...] = ("orjson",)
+# What the transform ships besides: orjson and pybase64, which the runtime uses for JSON and base64
+# when it can import them (ztai_runtime/siem/codec.py); the transform's throughput depends on them
+# (docs/benchmarks.md). Built for python3.13 on arm64 and hash-pinned in requirements-lambda.txt
+# (components/lambda_packages.py).
+TRANSFORM_PACKAGES: tuple[str, ...] = ("orjson", "pybase64")
 # The Lambda processor's buffer before each invocation. Firehose's range is 0.2-3 MB ("Transform
 # source data in Amazon Data Firehose"); the smallest is chosen because Lambda's synchronous
 # response is limited to 6 MB and CloudWatch Logs records arrive gzip'd: a JSON log compresses

@@ -22,7 +22,7 @@ import pytest
 from components import lambda_packages
 from components.functions import runtime_archive
 from components.lambda_packages import FIX, LambdaPackageError, package_files, verified_wheel
-from components.siem_stream import TRANSFORM_HANDLER, SiemStream, SiemStreamArgs
+from components.siem_stream import TRANSFORM_HANDLER, TRANSFORM_PACKAGES, SiemStream, SiemStreamArgs
 from components.tags import register_standard_tags
 from tests.components.test_siem_stream import ALARMS, KEY
 from tests.conftest import ROOT
@@ -34,10 +34,11 @@ FUNCTION = "aws:lambda/function:Function"
 EM_AARCH64 = 183  # the ELF e_machine of 64-bit ARM (the System V ABI's machine numbers)
 
 
-def real_wheel() -> Path:
-    """The project's orjson wheel, checked against the project's lock; fails with the fix when absent."""
+def real_wheel(package: str = "orjson") -> Path:
+    """The project's wheel of a package, checked against the project's lock; fails with the fix when
+    absent."""
     try:
-        wheel, _ = verified_wheel("orjson", lock=lambda_packages.LOCK, wheels=lambda_packages.WHEELS_DIR)
+        wheel, _ = verified_wheel(package, lock=lambda_packages.LOCK, wheels=lambda_packages.WHEELS_DIR)
     except LambdaPackageError as error:
         pytest.fail(str(error))
     return wheel
@@ -88,16 +89,22 @@ def test_the_real_wheel_is_extracted_with_an_arm64_extension_and_its_licence(tmp
     assert [path.name for path in tmp_path.iterdir()] == [digest]
 
 
-def test_the_transform_ships_orjson_for_arm64_next_to_the_runtime_and_no_other_function_ships_any() -> None:
-    real_wheel()
+def test_the_transform_ships_its_packages_for_arm64_next_to_the_runtime_and_no_other_function_ships_any(
+) -> None:
+    for package in TRANSFORM_PACKAGES:
+        real_wheel(package)
     dev = record_stack("dev")
     functions = [r for r in dev.resources if r.type == FUNCTION]
     [transform] = [r for r in functions if r.inputs["handler"] == TRANSFORM_HANDLER]
     archive = transform.inputs["code"]["assets"]
-    assert "ztai_runtime" in archive and "orjson/__init__.py" in archive
-    [extension] = [name for name in archive if name.startswith("orjson/orjson") and name.endswith(".so")]
-    assert elf_class_and_machine(Path(archive[extension]["path"])) == (2, EM_AARCH64)
-    assert {name.split("/")[0] for name in archive} == {"ztai_runtime", "orjson", "orjson-3.13.0.dist-info"}
+    assert TRANSFORM_PACKAGES == ("orjson", "pybase64")
+    assert "ztai_runtime" in archive and "orjson/__init__.py" in archive and "pybase64/__init__.py" in archive
+    for package in TRANSFORM_PACKAGES:
+        # Each package's compiled extension is for the function's machine: 64-bit ARM.
+        [extension] = [name for name in archive if name.startswith(f"{package}/") and name.endswith(".so")]
+        assert elf_class_and_machine(Path(archive[extension]["path"])) == (2, EM_AARCH64), extension
+    assert {name.split("/")[0] for name in archive} == {
+        "ztai_runtime", "orjson", "orjson-3.13.0.dist-info", "pybase64", "pybase64-1.5.1.dist-info"}
     others = [r for r in functions if r is not transform]
     assert others, "the dev stack has other functions"
     for function in others:

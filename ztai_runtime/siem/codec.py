@@ -62,7 +62,7 @@ def using_orjson() -> bool:
 
 
 def fast_libraries() -> tuple[str, ...]:
-    """The fast libraries in use (the transform logs them once per cold start)."""
+    """The fast libraries in use (the transform names them in each invocation's metric line)."""
     return tuple(name for name, module in (("orjson", _orjson), ("pybase64", _pybase64))
                  if module is not None)
 

@@ -442,6 +442,10 @@ def metric_line(stats: TransformStats, stream_name: str, timestamp_ms: int) -> s
                         for name in metrics],
         }]},
         "DeliveryStream": stream_name,
+        # Not a metric, a property of the log line: which fast libraries did the work (the function
+        # ships orjson and pybase64; an empty list means the packaging failed and the transform
+        # runs on the standard library, slower but the same, docs/siem-transform.md).
+        "FastLibraries": list(codec.fast_libraries()),
     }
     document.update(metrics)
     return json.dumps(document, separators=(",", ":"))

@@ -18,7 +18,7 @@ import pytest
 from moto import mock_aws
 
 from tests.support import firehose_records as fx
-from ztai_runtime.siem import firehose
+from ztai_runtime.siem import codec, firehose
 from ztai_runtime.siem.ocsf import to_ocsf
 
 PLAIN = "START RequestId: 8f5 Version: $LATEST"  # a line no mapping knows
@@ -196,6 +196,9 @@ def test_metric_line_is_embedded_metric_format(capsys: pytest.CaptureFixture[str
         == {"Records": 3, "Events": 2, "MappedEvents": 1, "UnmappedEvents": 1, "ControlRecords": 1,
             "FailedRecords": 1, "ReingestedRecords": 0}
     assert {metric["Unit"] for metric in metrics["Metrics"]} <= {"Count", "Bytes"}
+    # Which fast libraries did the work: both when present (the "fast" run), none in the fallback.
+    assert document["FastLibraries"] == list(codec.fast_libraries())
+    assert "FastLibraries" not in names
 
 
 def test_handler_returns_the_response(capsys: pytest.CaptureFixture[str]) -> None:
