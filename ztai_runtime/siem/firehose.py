@@ -239,6 +239,7 @@ def ocsf_lines(messages: Iterable[str], log_group: str, stats: TransformStats,
     there as they are."""
     dumps = codec.dumps_bytes
     lines: list[bytes] = []
+    append = lines.append
     for message in messages:
         try:
             mapped = mapper(message, log_group=log_group)
@@ -250,10 +251,10 @@ def ocsf_lines(messages: Iterable[str], log_group: str, stats: TransformStats,
             stats.unmapped_events += 1
             if log_group and misplaced(message, log_group):
                 stats.misplaced_events += 1
-            lines.append(_utf8(_forwarded(redact_line(message))))
+            append(_utf8(_forwarded(redact_line(message))))
         else:
             stats.mapped_events += 1
-            lines.append(line)
+            append(line)
     stats.events += len(lines)
     return lines
 
