@@ -102,8 +102,10 @@ def json_loads(text: str | bytes) -> Any:
 
 
 def loads(text: str | bytes) -> Any:
-    """Parse a JSON text (str or UTF-8 bytes). Raises ValueError (or RecursionError, as `json`)
-    on what is not JSON."""
+    """Parse a JSON text (str or UTF-8 bytes) as `json.loads` does, but for one thing: with orjson,
+    an integer outside [-2**63, 2**64) comes back as a float (see the module docstring). A caller
+    that passes values on walks them with `check_wide` (ocsf._redacted) and re-reads with
+    `json_loads`. Raises ValueError (or RecursionError, as `json`) on what is not JSON."""
     fast = _orjson
     if fast is not None:
         try:

@@ -47,9 +47,10 @@ Idempotent: the output is a function of the input alone (no clock, no random ids
 retrying a failed invocation can re-ingest a record twice; each OCSF event carries the source's id
 (metadata.uid) for the SIEM to deduplicate on.
 
-Standard library only, plus boto3 for the re-ingestion (present in the Lambda runtime): the
-function ships the `ztai_runtime` directory and nothing else. `transform_records` is the pure part
-(no AWS calls); the benchmark and the tests call it directly.
+The standard library, boto3 for the re-ingestion (present in the Lambda runtime), and orjson and
+pybase64 for JSON and base64 when they can be imported (`codec`; the function ships both, and
+without them the answers are the same, only slower). `transform_records` is the pure part (no AWS
+calls); the benchmark and the tests call it directly.
 """
 
 from __future__ import annotations

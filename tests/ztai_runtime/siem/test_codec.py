@@ -39,8 +39,10 @@ def trail_record(**extra: Any) -> dict[str, Any]:
     return record
 
 
+# Integers within what orjson reads exactly; wider ones are the walk's to catch (tests below).
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(st.text(max_size=8), children, max_size=4),
@@ -90,13 +92,13 @@ def test_a_wide_integer_reaches_the_siem_exactly(number: int) -> None:
     # Unmapped fields keep it exactly, whichever parser read the line, and so does raw_data when a
     # redaction made it re-serialise the record.
     line = json.dumps(trail_record(requestParameters={"bucketName": "b", "count": number,
-                                                       "nested": [{"n": number}]},
+                                                       "nested": [{"n": number}, number]},
                                    responseElements={"sessionToken": "FQoGZXIvYXdzEexample"}))
     event = to_ocsf(line, log_group=TRAIL_GROUP)
     assert event is not None
     written = json.loads(codec.dumps(event))
     assert written["unmapped"]["requestParameters"] == {"bucketName": "b", "count": number,
-                                                         "nested": [{"n": number}]}
+                                                         "nested": [{"n": number}, number]}
     raw = json.loads(written["raw_data"])
     assert raw["requestParameters"]["count"] == number
     assert raw["responseElements"]["sessionToken"] == REDACTED
