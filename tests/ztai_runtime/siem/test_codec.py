@@ -106,6 +106,23 @@ def test_a_wide_integer_reaches_the_siem_exactly(number: int) -> None:
     assert forwarded == {"total": number, "password": REDACTED}
 
 
+@pytest.mark.parametrize("place", ["in a list", "in an object", "at the top"])
+def test_a_wide_integer_anywhere_alone_is_caught(place: str) -> None:
+    # Each place the walk looks, on its own: one wide integer, nothing else wide in the line.
+    number = 2**64 + 1
+    parameters: dict[str, Any] = {"in a list": {"ids": ["a", number]},
+                                  "in an object": {"limits": {"max": number}},
+                                  "at the top": {}}[place]
+    extra = {"wideTop": number} if place == "at the top" else {}
+    line = json.dumps(trail_record(requestParameters=parameters, **extra))
+    event = to_ocsf(line, log_group=TRAIL_GROUP)
+    assert event is not None
+    assert json.loads(codec.dumps(event))["unmapped"] == {
+        key: value for key, value in json.loads(line).items() if key in event["unmapped"]}
+    assert json.loads(redact_line(json.dumps({"x": parameters, **extra, "token": "t"}))) == {
+        "x": parameters, **extra, "token": REDACTED}
+
+
 def test_a_float_literal_past_64_bits_is_kept_as_a_float() -> None:
     # The wide-number check re-reads such a line exactly: the float stays the float it was.
     line = json.dumps(trail_record(requestParameters={"size": 1e30, "token": "t0k"}))
