@@ -506,6 +506,17 @@ class SiemStream(pulumi.ComponentResource):
                          dimensions={"DeliveryStream": self.stream_name}, statistic="Sum", period=300,
                          actions=args.alarm_actions, severity="high", tags=args.tags,
                          parent=self.stream)
+        # Only the stream's own subscription filters write to it; a payload of another owner or
+        # filter was put there by someone allowed firehose:PutRecord, claiming a log group it
+        # does not come from (ztai_runtime/siem/firehose.py, PayloadSource): forged evidence.
+        occurrence_alarm(f"{name}-foreign-records-alarm", alarm_name=f"{self.stream_name}-foreign-records",
+                         description=f"a record on the SIEM stream {self.stream_name} did not come from "
+                                     "its own subscriptions: someone put a forged log payload on it "
+                                     "(delivered unmapped; see CloudTrail for firehose:PutRecord*)",
+                         namespace="ZeroTrustAI/Siem", metric_name="ForeignRecords",
+                         dimensions={"DeliveryStream": self.stream_name}, statistic="Sum", period=300,
+                         actions=args.alarm_actions, severity="critical", tags=args.tags,
+                         parent=self.stream)
 
     def subscribe(self, *log_groups: aws.cloudwatch.LogGroup | str) -> None:
         """One subscription filter per log group (a LogGroup, or a name the stack does not declare),

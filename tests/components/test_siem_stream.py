@@ -438,3 +438,17 @@ def test_a_stream_that_stops_delivering_or_falls_silent_notifies(dev: RecordedSt
     assert failed["namespace"] == "ZeroTrustAI/Siem" and failed["dimensions"] == {"DeliveryStream": stream}
     for alarm in (delivery, transform, silent, failed):
         assert alarm["alarmActions"] == [ALARMS.topic_arns["high"]]
+
+
+def test_a_payload_not_from_the_streams_own_subscriptions_pages_critical(dev: RecordedStack) -> None:
+    # The transform counts such payloads (ForeignRecords): someone with firehose:PutRecord forged
+    # a log payload. Paged like the trail's own tampering watches.
+    alarms = {r.inputs["name"]: r.inputs for r in dev.resources
+              if r.type == "aws:cloudwatch/metricAlarm:MetricAlarm"}
+    stream = "zero-trust-ai-dev-combined-siem"
+    foreign = alarms[f"{stream}-foreign-records"]
+    assert (foreign["namespace"], foreign["metricName"], foreign["statistic"]) == (
+        "ZeroTrustAI/Siem", "ForeignRecords", "Sum")
+    assert foreign["dimensions"] == {"DeliveryStream": stream}
+    assert foreign["comparisonOperator"] == "GreaterThanOrEqualToThreshold" and foreign["threshold"] == 1
+    assert foreign["alarmActions"] == [ALARMS.topic_arns["critical"]]

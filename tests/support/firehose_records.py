@@ -12,7 +12,8 @@ from typing import Any
 
 from tests.support.datasets import shared_dir
 
-STREAM_ARN = "arn:aws:firehose:eu-west-1:111122223333:deliverystream/zero-trust-ai-dev-siem"
+STREAM_NAME = "zero-trust-ai-dev-siem"
+STREAM_ARN = f"arn:aws:firehose:eu-west-1:111122223333:deliverystream/{STREAM_NAME}"
 LOG_GROUP = "/zero-trust-ai/dev/cloudtrail"
 
 # The real CloudTrail records of the issue's data set, found beside the checkout (the main tree)
@@ -40,11 +41,13 @@ def cloudtrail_record(name: str = "GetObject", index: int = 0) -> dict[str, Any]
 
 
 def payload(messages: Sequence[str], *, message_type: str = "DATA_MESSAGE",
-            log_group: str = LOG_GROUP) -> dict[str, Any]:
-    """A subscription payload of these messages (CONTROL_MESSAGE carries none)."""
+            log_group: str = LOG_GROUP, owner: str = "111122223333",
+            filters: Sequence[str] = (STREAM_NAME,)) -> dict[str, Any]:
+    """A subscription payload of these messages (CONTROL_MESSAGE carries none), as the stream's
+    own subscription filter (named like the stream) writes it."""
     return {
-        "owner": "111122223333", "logGroup": log_group, "logStream": "111122223333_CloudTrail_eu-west-1",
-        "subscriptionFilters": ["siem"], "messageType": message_type,
+        "owner": owner, "logGroup": log_group, "logStream": "111122223333_CloudTrail_eu-west-1",
+        "subscriptionFilters": list(filters), "messageType": message_type,
         "logEvents": [{"id": str(36000000000000000000000000000000000000000000000000000000 + index),
                        "timestamp": 1764583200000 + index, "message": message}
                       for index, message in enumerate(messages)],

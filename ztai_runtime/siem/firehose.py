@@ -128,6 +128,7 @@ class TransformStats:
     unmapped_events: int = 0
     mapper_errors: int = 0
     misplaced_events: int = 0
+    foreign_records: int = 0
     control_records: int = 0
     empty_records: int = 0
     undecodable_records: int = 0
@@ -144,7 +145,7 @@ class TransformStats:
 _METRIC_NAMES = {
     "records": "Records", "events": "Events", "mapped_events": "MappedEvents",
     "unmapped_events": "UnmappedEvents", "mapper_errors": "MapperErrors",
-    "misplaced_events": "MisplacedEvents",
+    "misplaced_events": "MisplacedEvents", "foreign_records": "ForeignRecords",
     "control_records": "ControlRecords", "empty_records": "EmptyRecords",
     "undecodable_records": "UndecodableRecords", "reingested_records": "ReingestedRecords",
     "reingest_failed_records": "ReingestFailedRecords", "failed_records": "FailedRecords",
@@ -160,6 +161,25 @@ class Reingest:
     record_id: str
     original: str  # the record's data as received (base64), returned if re-ingestion fails
     payloads: list[bytes]
+
+
+@dataclass(frozen=True)
+class PayloadSource:
+    """Whose subscription payloads a stream expects: CloudWatch Logs writes the log group's
+    account as `owner` and the subscription filter's name in `subscriptionFilters`, and every
+    filter of a stream carries the stream's name (components/siem_stream.py, `subscribe`)."""
+
+    account: str
+    filter_name: str
+
+    def admits(self, payload: Mapping[str, Any]) -> bool:
+        filters = payload.get("subscriptionFilters")
+        return (payload.get("owner") == self.account and isinstance(filters, list)
+                and self.filter_name in filters)
+
+
+def _maps_nothing(message: str, *, log_group: str = "") -> None:
+    return None
 
 
 @dataclass
@@ -292,8 +312,16 @@ def _compressed(envelope: Mapping[str, Any], events: list[Any]) -> list[bytes]:
 
 
 def transform_records(records: Iterable[Mapping[str, Any]], *, mapper: Mapper = to_ocsf,
-                      response_budget: int = RESPONSE_BUDGET_BYTES) -> TransformResult:
+                      response_budget: int = RESPONSE_BUDGET_BYTES,
+                      source: PayloadSource | None = None) -> TransformResult:
     """The outputs for a batch of Firehose records, in order, one per record; no AWS call.
+
+    With `source`, a data payload that does not come from one of the stream's own subscriptions
+    (another `owner`, no filter of the stream's name) is not mapped: anyone allowed
+    firehose:PutRecord on the stream could otherwise write a payload claiming the CloudTrail log
+    group and have forged API calls shown as AWS's record. Its lines are forwarded as unmapped
+    lines are (redacted), and the record is counted in `foreign_records` (ForeignRecords, which
+    has an alarm).
 
     Records that do not fit `response_budget` come back `Dropped` and are listed in
     `reingest`; the caller puts them back into the stream (and turns the ones it cannot into
@@ -332,8 +360,12 @@ def transform_records(records: Iterable[Mapping[str, Any]], *, mapper: Mapper = 
             outputs.append({"recordId": record_id, "result": DROPPED, "data": ""})
             continue
         log_group = payload.get("logGroup")
+        record_mapper = mapper
+        if source is not None and not source.admits(payload):
+            stats.foreign_records += 1
+            record_mapper = _maps_nothing
         lines = ocsf_lines((event["message"] for event in payload["logEvents"]),
-                           log_group if isinstance(log_group, str) else "", stats, mapper)
+                           log_group if isinstance(log_group, str) else "", stats, record_mapper)
         if not lines:
             stats.empty_records += 1
             outputs.append({"recordId": record_id, "result": DROPPED, "data": ""})
@@ -472,8 +504,10 @@ def process(event: Any, *, client_factory: Callable[[str], FirehoseClient] | Non
     arn = event.get("deliveryStreamArn")
     arn = arn if isinstance(arn, str) else ""
     stream_name = stream_name_from_arn(arn) if arn else ""
+    # The stream's own account and name, from its ARN: what its subscriptions' payloads carry.
+    source = PayloadSource(arn.split(":")[4], stream_name) if stream_name else None
     result = transform_records(event["records"], response_budget=response_budget
-                               if response_budget is not None else RESPONSE_BUDGET_BYTES)
+                               if response_budget is not None else RESPONSE_BUDGET_BYTES, source=source)
     if result.reingest:
         if not stream_name:
             failed = {item.record_id for item in result.reingest}

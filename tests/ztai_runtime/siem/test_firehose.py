@@ -462,3 +462,44 @@ def test_the_transform_imports_only_what_the_lambda_ships() -> None:
                  if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
     assert "ztai_runtime" in imported and "boto3" in imported
     assert imported - set(sys.stdlib_module_names) - {"__future__"} == {"ztai_runtime", "boto3"}
+
+
+# -- payloads that are not the stream's own subscriptions ---------------------------------------------
+
+@pytest.mark.parametrize("envelope", [
+    {"owner": "444455556666"},                       # another account's log group, or a forgery
+    {"filters": ["siem-copy"]},                      # a filter that is not the stream's
+    {"filters": []},
+    {"owner": "444455556666", "filters": ["x"]},
+], ids=["other-owner", "other-filter", "no-filter", "both"])
+def test_a_payload_not_from_the_streams_subscriptions_is_forwarded_unmapped_and_counted(
+        envelope: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    # Anyone allowed firehose:PutRecord could post a payload claiming the CloudTrail group: its
+    # CloudTrail-shaped lines must not become the SIEM's API Activity.
+    message = json.dumps(fx.cloudtrail_record("GetObject"))
+    forged = fx.record("f", fx.encode(fx.payload([message, PLAIN], **envelope)))
+    genuine = fx.record("g", fx.encode(fx.payload([message])))
+    response, stats = run(fx.event([forged, genuine]))
+    forged_out, genuine_out = response["records"]
+    assert forged_out["result"] == "Ok" and genuine_out["result"] == "Ok"
+    assert base64.b64decode(forged_out["data"]).decode().splitlines() == [message, PLAIN]
+    assert json.loads(base64.b64decode(genuine_out["data"])) == mapped_json(message)
+    assert (stats.foreign_records, stats.mapped_events, stats.unmapped_events) == (1, 1, 2)
+    assert json.loads(capsys.readouterr().out)["ForeignRecords"] == 1
+
+
+def test_a_foreign_payloads_secrets_are_still_redacted() -> None:
+    record = fx.cloudtrail_record("GetObject")
+    record["responseElements"] = {"credentials": {"sessionToken": "IQoJb3JpZ2luX2VjEXAMPLE"}}
+    forged = fx.record("f", fx.encode(fx.payload([json.dumps(record)], owner="444455556666")))
+    response, stats = run(fx.event([forged]))
+    [line] = base64.b64decode(response["records"][0]["data"]).decode().splitlines()
+    assert json.loads(line)["responseElements"]["credentials"]["sessionToken"] == "REDACTED"
+    assert stats.foreign_records == 1
+
+
+def test_without_a_stream_arn_nothing_is_judged_foreign() -> None:
+    # transform_records alone (no stream to compare with) maps what it is given.
+    message = json.dumps(fx.cloudtrail_record("GetObject"))
+    result = firehose.transform_records([fx.record("a", fx.encode(fx.payload([message], owner="4")))])
+    assert (result.stats.foreign_records, result.stats.mapped_events) == (0, 1)
