@@ -110,9 +110,10 @@ def test_a_wide_integer_reaches_the_siem_exactly(number: int) -> None:
 def test_a_wide_integer_anywhere_alone_is_caught(place: str) -> None:
     # Each place the walk looks, on its own: one wide integer, nothing else wide in the line.
     number = 2**64 + 1
-    parameters: dict[str, Any] = {"in a list": {"ids": ["a", number]},
-                                  "in an object": {"limits": {"max": number}},
-                                  "at the top": {}}[place]
+    places: dict[str, dict[str, Any]] = {"in a list": {"ids": ["a", number]},
+                                         "in an object": {"limits": {"max": number}},
+                                         "at the top": {}}
+    parameters = places[place]
     extra = {"wideTop": number} if place == "at the top" else {}
     line = json.dumps(trail_record(requestParameters=parameters, **extra))
     event = to_ocsf(line, log_group=TRAIL_GROUP)
