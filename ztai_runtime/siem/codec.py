@@ -22,7 +22,8 @@ to the SIEM whichever library read it:
   then writes with `json` (escaping non-ASCII, so the text is valid UTF-8 whatever it holds).
 
 `dumps` writes compact JSON with non-ASCII characters as they are (valid JSON either way; the
-bytes differ from `json.dumps`'s defaults, the values do not).
+bytes differ from `json.dumps`'s defaults, the values do not), and NaN and Infinity as null in
+both paths (orjson does; `json` would write them bare, which is not JSON).
 
 pybase64 writes the same base64 as `base64`, and reads strictly: it refuses some text `base64`
 accepts even with validate=True (padding past a complete group, `YWI=YQ==`), so `b64decode` asks
@@ -34,6 +35,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from typing import Any
 
 try:  # shipped with the transform function; optional everywhere else
@@ -41,7 +43,9 @@ try:  # shipped with the transform function; optional everywhere else
 except ImportError:  # pragma: no cover - the fallback is tested through `use_fast(False)`
     orjson = None  # type: ignore[assignment]
 try:
-    import pybase64
+    # With its compiled extension: without it pybase64 runs pure Python, slower than `base64`
+    # itself, so a wheel for another machine (its extension does not load) means no pybase64.
+    import pybase64._pybase64
 except ImportError:  # pragma: no cover - as above
     pybase64 = None  # type: ignore[assignment]
 
@@ -116,14 +120,33 @@ def loads(text: str | bytes) -> Any:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON text, non-ASCII characters as they are."""
+    """Compact JSON text, non-ASCII characters as they are; NaN and Infinity written as null (as
+    orjson writes them: JSON has no such numbers, and a SIEM would refuse the line)."""
     fast = _orjson
     if fast is not None:
         try:
             return fast.dumps(value).decode()  # type: ignore[no-any-return]
         except fast.JSONEncodeError:
             pass  # a lone surrogate or a wide integer: json writes both
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _json_dumps(value, ensure_ascii=False)
+
+
+def _json_dumps(value: Any, *, ensure_ascii: bool) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=ensure_ascii, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN or Infinity somewhere (json would write them bare): null, as orjson
+        return json.dumps(_finite(value), ensure_ascii=ensure_ascii, separators=(",", ":"))
+
+
+def _finite(value: Any) -> Any:
+    """The value with every NaN and Infinity replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def dumps_bytes(value: Any) -> bytes:
@@ -135,8 +158,8 @@ def dumps_bytes(value: Any) -> bytes:
             return fast.dumps(value)  # type: ignore[no-any-return]
         except fast.JSONEncodeError:
             pass
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = _json_dumps(value, ensure_ascii=False)
     try:
         return text.encode()
     except UnicodeEncodeError:
-        return json.dumps(value, separators=(",", ":")).encode("ascii")
+        return _json_dumps(value, ensure_ascii=True).encode("ascii")

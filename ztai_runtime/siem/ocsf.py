@@ -48,6 +48,7 @@ Schemas is separate (`ztai_runtime.siem.schemas.validate`).
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -113,9 +114,14 @@ _SECRET_MARKERS = (
     "user_code", "mfacode", "mfa_code", "qrcode", "signature", "presigned", "manifesturl",
     "manifest_url", "configuration", "propagation", '"session"',
 )
-# A line that looks like JSON but does not parse (a number json refuses, a nesting too deep): its
-# `"key": "value"` pairs, redacted as text.
-_QUOTED_PAIR = re.compile(r'"((?:[^"\\]|\\.){1,200})"(\s*:\s*)"((?:[^"\\]|\\.)*)"')
+# A line that looks like JSON but does not parse (a number json refuses, a nesting too deep) is
+# redacted as text, token by token (`_redact_text`): strings (an unterminated one at the end too),
+# punctuation, bare words (numbers, true, false, null, anything else) and blanks.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[{}\[\]:,]|[^\s"{}\[\]:,]+|\s+', re.S)
+_KEPT_WORDS = frozenset({"true", "false", "null"})
+# Names longer than this are checked every time rather than cached: a line's writer chooses its
+# key names, and caching long ones would let a few lines fill the function's memory.
+_CACHED_NAME_MAX = 128
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
@@ -268,8 +274,9 @@ def _map(message: str, log_group: str) -> dict[str, Any] | None:
 def redact_line(message: str) -> str:
     """A line as the transform forwards it when it maps nothing: a JSON object or array with every
     value under a secret-named key replaced by REDACTED and re-serialised (compact); a line that
-    looks like JSON but does not parse, with its `"key": "value"` pairs redacted as text; any other
-    line (a flow log record, plain text) as it is: it has no key names to go by."""
+    looks like JSON but does not parse (or is nested too deep to walk or write), redacted as text
+    (`_redact_text`); any other line (a flow log record, plain text) as it is: it has no key
+    names to go by."""
     if not isinstance(message, str):
         return message
     text = message.strip()
@@ -278,26 +285,85 @@ def redact_line(message: str) -> str:
     try:
         record = codec.loads(text)
     except (ValueError, RecursionError):
-        # Not parsed: the text scan, only where a secret-like name appears at all.
-        return _QUOTED_PAIR.sub(_redact_pair, message) if _holds_secret_names(text) else message
+        return _redact_text(message) if _may_hold_secret_names(text) else message
     if not isinstance(record, (dict, list)):
         return message
     try:
         record, changed = _redacted(record, text)
-    except RecursionError:
-        return _QUOTED_PAIR.sub(_redact_pair, message)
-    return codec.dumps(record) if changed else message
+        return codec.dumps(record) if changed else message
+    except (RecursionError, ValueError, TypeError):
+        # Too deep to walk or to write here (orjson writes at most 254 levels, json then recurses):
+        # the text scan, which keeps no stack.
+        return _redact_text(message) if _may_hold_secret_names(text) else message
 
 
-def _redact_pair(match: re.Match[str]) -> str:
-    if not is_secret_name(match.group(1)) or match.group(3) in ("", REDACTED):
-        return match.group(0)
-    return f'"{match.group(1)}"{match.group(2)}"{REDACTED}"'
+def _may_hold_secret_names(text: str) -> bool:
+    """False only when no key of the text can name a secret: none of the markers occurs, and no
+    `\\u` escape could spell one."""
+    return "\\u" in text or _holds_secret_names(text)
+
+
+def _redact_text(message: str) -> str:
+    """Redact a JSON-looking line without parsing it, as `_redact` would: every string or number
+    after a secret-named key; in an array under a secret name (and the arrays in it), every string
+    or number; an object under a secret name by its own keys; true, false and null kept.
+    Iterative, so no nesting is too deep."""
+    tokens = _TOKEN.findall(message)
+    secret_levels: list[bool] = []  # per open array or object: whether its items are all secret
+    pending = False  # the next value follows a secret-named key
+    for index, token in enumerate(tokens):
+        first = token[0]
+        if first.isspace() or first == ":":
+            continue
+        if first == '"':
+            following = index + 1
+            while following < len(tokens) and tokens[following][0].isspace():
+                following += 1
+            if following < len(tokens) and tokens[following] == ":":
+                pending = is_secret_name(_unquoted(token))
+                continue
+            if (pending or (secret_levels and secret_levels[-1])) and token not in ('""', f'"{REDACTED}"'):
+                tokens[index] = f'"{REDACTED}"'
+            pending = False
+        elif first == "[":
+            secret_levels.append(pending or bool(secret_levels and secret_levels[-1]))
+            pending = False
+        elif first == "{":
+            secret_levels.append(False)  # its own keys decide
+            pending = False
+        elif first in "}]":
+            if secret_levels:
+                secret_levels.pop()
+            pending = False
+        elif first == ",":
+            pending = False
+        else:
+            if (pending or (secret_levels and secret_levels[-1])) and token not in _KEPT_WORDS:
+                tokens[index] = f'"{REDACTED}"'
+            pending = False
+    return "".join(tokens)
+
+
+def _unquoted(token: str) -> str:
+    """A string token's text, its escapes resolved where they are valid."""
+    try:
+        value = json.loads(token)
+    except ValueError:
+        return token.strip('"')
+    return value if isinstance(value, str) else token.strip('"')
+
+
+def is_secret_name(key: str) -> bool:
+    """Whether a value under this key is a credential (the rule at _SECRET_ENDINGS)."""
+    return _cached_secret_name(key) if len(key) <= _CACHED_NAME_MAX else _secret_name(key)
 
 
 @lru_cache(maxsize=8192)
-def is_secret_name(key: str) -> bool:
-    """Whether a value under this key is a credential (the rule at _SECRET_ENDINGS)."""
+def _cached_secret_name(key: str) -> bool:
+    return _secret_name(key)
+
+
+def _secret_name(key: str) -> bool:
     name = key.lower().replace("_", "").replace("-", "")
     if name in _SECRET_NAMES:
         return True
@@ -316,8 +382,8 @@ def _holds_secret_names(text: str) -> bool:
 
 # Key names seen and found not to name a secret. An object all of whose keys are here has nothing
 # to redact at its own level, which one set comparison (in C) tells: most objects of most records.
-# Bounded, so lines with made-up keys cannot grow it without end; past the bound the walk checks
-# each name (is_secret_name's own cache), as before.
+# Bounded in count and in each name's length, so lines with made-up keys cannot grow it without
+# end; past the bound the walk checks each name (is_secret_name's own cache), as before.
 _PLAIN_NAMES: set[str] = set()
 _PLAIN_NAMES_MAX = 65_536
 
@@ -358,7 +424,11 @@ def _redact(value: Any, under_secret: bool = False, check_wide: bool = False) ->
             return changed
         for key, item in value.items():
             secret = isinstance(key, str) and is_secret_name(key)
-            if not secret and len(_PLAIN_NAMES) < _PLAIN_NAMES_MAX:
+            if secret:
+                # Re-serialise whatever the value: the parser kept the last of duplicate keys, and
+                # the line's text may hold an earlier one (`"token":"s3cr3t","token":null`).
+                changed = True
+            elif len(_PLAIN_NAMES) < _PLAIN_NAMES_MAX and len(key) <= _CACHED_NAME_MAX:
                 _PLAIN_NAMES.add(key)
             kind = type(item)
             if kind is dict:
@@ -434,12 +504,14 @@ def _parse_time(value: str) -> int | None:
     return (moment - _EPOCH) // _MILLISECOND
 
 
-@lru_cache(maxsize=8192)
 def _is_ip(value: str) -> bool:
-    # OCSF's ip_t is at most 40 characters and, like Python's parser, refuses IPv4 octets with
-    # leading zeros.
-    if len(value) > 40:
-        return False
+    # OCSF's ip_t is at most 40 characters (checked before the cache: only short values are kept).
+    return len(value) <= 40 and _parsed_ip(value)
+
+
+@lru_cache(maxsize=8192)
+def _parsed_ip(value: str) -> bool:
+    # Like OCSF's ip_t, Python's parser refuses IPv4 octets with leading zeros.
     try:
         ip_address(value)
     except ValueError:
@@ -644,7 +716,9 @@ def _cloudtrail(record: dict[str, Any], raw: str, log_group: str) -> dict[str, A
         read_only = record.get("readOnly")  # kept in `unmapped` too: CloudTrail's own verdict
         if not isinstance(read_only, bool):
             read_only = None
-        event = _envelope(API_ACTIVITY, _APPLICATION, _api_activity(name, read_only),
+        activity = (_api_activity(name, read_only) if len(name) <= _CACHED_NAME_MAX
+                    else _api_activity.__wrapped__(name, read_only))
+        event = _envelope(API_ACTIVITY, _APPLICATION, activity,
                           time_ms, _FAILURE if error else _SUCCESS, metadata, cloud)
         actor: dict[str, Any] = {}
         if user:

@@ -192,10 +192,34 @@ def test_the_transform_delivers_the_same_events_with_either_library() -> None:
 def test_the_codec_imports_only_the_standard_library_and_the_shipped_packages() -> None:
     source = ROOT / "ztai_runtime" / "siem" / "codec.py"
     tree = ast.parse(source.read_text(encoding="utf-8"))
-    optional = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Try)
+    optional = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Try)
                 for inner in node.body if isinstance(inner, ast.Import) for alias in inner.names}
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     # The fast libraries are imported only inside try/except ImportError: optional everywhere.
     assert optional == {"orjson", "pybase64"}
     assert imported - optional - {"__future__"} <= sys.stdlib_module_names
+
+
+def strict_json(text: str) -> Any:
+    """Parsed as a SIEM would: NaN and Infinity are not JSON."""
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_written_as_null_in_both_paths(literal: str) -> None:
+    # A line json accepts (orjson refuses it, so json reads it in both paths); a secret makes the
+    # walk re-serialise it, so the writer meets the non-finite number.
+    line = json.dumps(trail_record(requestParameters={"durationSeconds": 1, "password": "p"})).replace(
+        '"durationSeconds": 1', f'"durationSeconds": {literal}')
+    event = to_ocsf(line, log_group=TRAIL_GROUP)
+    assert event is not None
+    written = strict_json(codec.dumps(event))
+    assert written["unmapped"]["requestParameters"] == {"durationSeconds": None, "password": REDACTED}
+    assert strict_json(written["raw_data"])["requestParameters"]["durationSeconds"] is None
+    forwarded = redact_line(f'{{"a": {literal}, "password": "p", "b": [{literal}]}}')
+    assert strict_json(forwarded) == {"a": None, "password": REDACTED, "b": [None]}
+    number = float(literal.lower().replace("infinity", "inf"))
+    assert strict_json(codec.dumps_bytes([number]).decode()) == [None]

@@ -4,6 +4,7 @@ botocore marks `sensitive` in the services CloudTrail records most (bar a reason
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -260,3 +261,79 @@ def test_through_the_whole_transform_no_secret_reaches_the_output() -> None:
     assert all(SECRET not in line for line in lines)
     assert (result.stats.mapped_events, result.stats.unmapped_events, result.stats.misplaced_events) == (
         1, 2, 1)
+
+
+# -- lines written to slip a secret past the walk (review45 H1, M3, M5) --------------------------------
+
+@pytest.mark.parametrize("inner", [
+    '"sessionToken": "%s", "sessionToken": "REDACTED"',         # the parser keeps the last value
+    '"sessionToken": "%s", "sessionToken": null',
+    '"sessionToken": "%s", "session\\u0054oken": ""',            # the same name, spelt with an escape
+])
+def test_a_duplicate_secret_key_does_not_carry_the_first_value_out(inner: str) -> None:
+    text = json.dumps(session_token_record())
+    line = text.replace(f'"sessionToken": "{SECRET}"', inner % SECRET)
+    assert SECRET in line and line != text
+    event = to_ocsf(line, log_group=TRAIL_GROUP)
+    assert event is not None and SECRET not in json.dumps(event)
+    assert SECRET not in redact_line(line)
+    out, _ = forwarded(line, log_group="/aws/lambda/some-app")  # unmapped there
+    assert SECRET not in out
+
+
+def test_a_line_too_deep_to_parse_loses_numbers_and_lists_under_secret_names_too() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    message = ('{"password": 12345678, "passwords": ["pw-one", 42, ["pw-two"]], "PIN_CODE": 7, '
+               '"credentials": {"accessKeyId": "ASIAKEEP", "secretAccessKey": "sak-three"}, '
+               '"flag": true, "pass\\u0077ord": "pw-four", "a": ' + deep + "}")
+    line = redact_line(message)
+    for secret in ("12345678", "pw-one", "42", "pw-two", "sak-three", "pw-four"):
+        assert secret not in line, secret
+    assert '"accessKeyId": "ASIAKEEP"' in line and '"flag": true' in line
+    assert line.count("[") == 100_002  # the structure is kept (the deep arrays and two lists)
+
+
+@pytest.mark.parametrize("depth", [240, 260, 900, 990, 1000, 1030])
+def test_a_deep_line_never_fails_the_batch_and_keeps_no_secret(depth: int) -> None:
+    # orjson reads 1,024 levels and writes 254; json recurses with the interpreter. Whatever the
+    # depth, the line is answered, redacted, and the records around it are transformed.
+    deep = '{"password": "TOPSECRET", "pin": 1, "k": ' + "[" * depth + "]" * depth + "}"
+    trail = json.dumps(session_token_record())
+    records = [fx.record(name, fx.encode(fx.payload(lines, log_group=TRAIL_GROUP)))
+               for name, lines in (("a", [trail]), ("b", [deep, trail]), ("c", [trail]))]
+    result = firehose.transform_records(records)
+    assert [output["result"] for output in result.outputs] == ["Ok", "Ok", "Ok"]
+    body = b"".join(fx_decode(output["data"]) for output in result.outputs)
+    assert b"TOPSECRET" not in body and SECRET.encode() not in body
+    assert result.stats.events == 4
+
+
+def fx_decode(data: str) -> bytes:
+    return base64.b64decode(data)
+
+
+def test_long_key_names_are_not_kept_in_the_caches() -> None:
+    from ztai_runtime.siem import ocsf
+    before = ocsf._cached_secret_name.cache_info().currsize
+    names = [f"k{index}-" + "x" * 8_000 for index in range(20)]
+    for name in names:
+        redact_line(json.dumps({name: "v", "token": "t"}))
+        to_ocsf(json.dumps({**session_token_record(), name: 1}), log_group=TRAIL_GROUP)
+    assert not any(name in ocsf._PLAIN_NAMES for name in names)
+    assert max(map(len, ocsf._PLAIN_NAMES)) <= ocsf._CACHED_NAME_MAX
+    assert ocsf._cached_secret_name.cache_info().currsize - before < len(names)
+    # An address field is the writer's too: a long one is not an IP and never reaches the cache.
+    lookups = ocsf._parsed_ip.cache_info()
+    assert ocsf._endpoint("1" * 5_000) == {"name": "1" * 5_000}
+    after = ocsf._parsed_ip.cache_info()
+    assert (after.hits, after.misses) == (lookups.hits, lookups.misses)
+
+
+def test_the_plain_name_cache_never_holds_a_secret_name() -> None:
+    from ztai_runtime.siem import ocsf
+    for record in (session_token_record(), {"password": "p", "nested": {"apiToken": "t", "x": 1}},
+                   {"credentials": [{"SecretAccessKey": "s"}]}):
+        redact_line(json.dumps(record))
+        to_ocsf(json.dumps(record))
+    assert ocsf._PLAIN_NAMES, "the walk records the plain names it meets"
+    assert not [name for name in ocsf._PLAIN_NAMES if is_secret_name(name)]
