@@ -49,7 +49,7 @@ from components.keys import SYMMETRIC_PURPOSES, KeyHierarchy, KeyHierarchyArgs, 
 from components.network import SegmentedNetwork, SegmentedNetworkArgs
 from components.role_policies import workload_policy_name
 from components.session_manager import SessionManagerPreferences, SessionManagerPreferencesArgs
-from components.siem_stream import SiemStream, SiemStreamArgs, stream_name
+from components.siem_stream import SiemStream, SiemStreamArgs, account_streams, stream_name
 from components.stack_config import (
     BootstrapConfig,
     KeyLayerConfig,
@@ -220,6 +220,9 @@ def compose_audit(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy,
         # A change to the trail, its archive, key or copy, or to the stream that carries the copy
         # out (siem_stream), pages whoever is on critical.
         alarms=alarms, siem_stream_name=stream_name(config.environment, config.layer),
+        # The account's SIEM streams' own buckets and transforms are not logged: their events
+        # would come back to the stream through this trail's copy, in a loop.
+        siem_streams=account_streams(config.environment, config.layer),
         protect=config.is_prod))
     # Auditors and responders read the archive (and `ztai trail verify` it); nobody else.
     for reader in ("auditor", "security-responder"):

@@ -30,7 +30,11 @@ What `AuditTrail` builds (secure by default; nothing to switch on):
   buckets (a trail that logged its own deliveries would log without end); every DynamoDB data
   event (the token vault, the JIT table); every Lambda invocation ("Logging data events", CloudTrail
   User Guide). Account-wide rather than listed: a bucket or table made later, or in the other
-  layer, is covered without a change here, and no selector names what the other layer deploys;
+  layer, is covered without a change here. The only other exclusions are the account's SIEM
+  streams' own plumbing (`siem_streams`): their backup buckets, those buckets' access-log buckets
+  and their transforms, by fixed names. The copy of this trail is one of the streams' sources, so
+  each transform invocation and each batch written to those buckets would be a data event that
+  comes back to the stream and causes the next: a loop that never lets the stream fall silent;
 - CloudTrail Insights: API call rate and API error rate (on management events);
 - delivery to the log group `/zero-trust-ai/<env>/cloudtrail`, encrypted with the audit key, through
   a role only cloudtrail.amazonaws.com may assume, allowed to write that group's CloudTrail streams
@@ -69,6 +73,7 @@ from components.alarms import notify_on_rule
 from components.aws_facts import LOG_RETENTION_DAYS, REGION_AZ_COUNT, partition_for_region
 from components.buckets import access_log_bucket, closed_versioned_bucket, log_to
 from components.keys import CLOUDTRAIL_SERVICE, audit_log_group_name
+from components.siem_stream import backup_access_log_bucket_name, backup_bucket_name, stream_transform_name
 
 CLOUDTRAIL = CLOUDTRAIL_SERVICE
 # Object Lock's default retention in prod: a year of evidence that no one can shorten.
@@ -89,6 +94,7 @@ CONFIGURATION_ACTIONS = ("s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
                          "s3:PutBucketLogging", "s3:PutReplicationConfiguration",
                          "s3:PutInventoryConfiguration")
 _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_SIEM_STREAM = re.compile(r"^zero-trust-ai-[a-z][a-z0-9-]{0,19}-(combined|keys|workload)-siem$")
 
 
 def trail_name(environment: str) -> str:
@@ -138,6 +144,11 @@ class AuditTrailArgs:
     siem_stream_name: the layer's SIEM stream (components/siem_stream.py), which carries the
         copy out: a change to it or its transform pages `critical` too, and a subscription filter
         deleted anywhere in the account pages `high` (a source the SIEM no longer sees).
+    siem_streams: every SIEM stream of the account (`siem_stream.account_streams`): the data events
+        of their backup buckets (`<stream>-<account>`), those buckets' access-log buckets
+        (`<stream>-a-<account>`) and their transforms (`<stream>-transform`, in `region`) are not
+        logged, since they would come back to the stream in a loop (`siem_exclusions`). Default
+        none: everything is logged.
     """
 
     environment: str
@@ -150,6 +161,7 @@ class AuditTrailArgs:
     protect: bool = False
     alarms: AlarmActions | None = None
     siem_stream_name: str | None = None
+    siem_streams: Sequence[str] = field(default_factory=tuple)
 
 
 # The calls that would silence, narrow, move or empty the trail, as CloudTrail names them (event
@@ -240,6 +252,10 @@ def validate(args: AuditTrailArgs) -> None:
     elif args.environment == "prod" and days < MIN_PROD_RETENTION_DAYS:
         problems.append(f"retention_days {days}: prod keeps its audit trail at least "
                         f"{MIN_PROD_RETENTION_DAYS} days")
+    streams = args.siem_streams
+    if isinstance(streams, str) or not all(isinstance(s, str) and _SIEM_STREAM.match(s) for s in streams):
+        problems.append(f"siem_streams {streams!r}: a list of SIEM stream names, "
+                        "zero-trust-ai-<env>-<layer>-siem (components/siem_stream.py stream_name)")
     if args.log_retention_days not in LOG_RETENTION_DAYS:
         problems.append(f"log_retention_days {args.log_retention_days!r} is not a CloudWatch Logs "
                         f"retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
@@ -247,29 +263,62 @@ def validate(args: AuditTrailArgs) -> None:
         raise ValueError("AuditTrail: " + "; ".join(problems))
 
 
-def event_selectors(excluded_bucket_arns: Sequence[str]) -> list[dict[str, Any]]:
+def siem_exclusions(partition: str, region: str, account_id: str,
+                    streams: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(bucket ARNs, function ARNs) of the SIEM streams' own plumbing, which the trail leaves out:
+    each stream's backup bucket and its access-log bucket, and its transform.
+
+    Bucket ARNs carry no Region or account (S3 bucket names are global), and these names end in
+    the account's ID, so they name this account's buckets wherever the trail's Regions are. The
+    transforms are named by their whole ARN, in the stack's Region (where both layers deploy:
+    their keys are single-Region): a function of the same name in another Region is not ours and
+    stays logged, which a Region-less prefix would not do, and NotEquals on the exact ARN leaves
+    out no other function (a NotStartsWith on `...:function:<stream>-transform` would also leave
+    out `<stream>-transform2`). CloudTrail accepts any operator on `resources.ARN`; with Equals or
+    NotEquals the value must be a whole ARN of the selector's type,
+    `arn:<partition>:lambda:<region>:<account_ID>:function:<function_name>` for Lambda (API
+    reference, AdvancedFieldSelector)."""
+    buckets = [f"arn:{partition}:s3:::{name}" for stream in streams
+               for name in (backup_bucket_name(stream, account_id),
+                            backup_access_log_bucket_name(stream, account_id))]
+    functions = [f"arn:{partition}:lambda:{region}:{account_id}:function:{stream_transform_name(stream)}"
+                 for stream in streams]
+    return sorted(buckets), sorted(functions)
+
+
+def event_selectors(excluded_bucket_arns: Sequence[str],
+                    excluded_function_arns: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The trail's advanced event selectors, as CloudTrail's API spells them. Within a selector
     the field selectors AND, the values of one field OR; `readOnly` is left out everywhere, so
-    reads and writes are both logged; no `eventSource` or `eventName` narrows any of them."""
+    reads and writes are both logged; no `eventSource` or `eventName` narrows any of them. The
+    excluded buckets' objects and the excluded functions' invocations are not logged (the
+    archive's own buckets, and the SIEM streams' plumbing: `siem_exclusions`). A trail may hold
+    at most 500 values over all its selectors (PutEventSelectors, AdvancedEventSelectors): these
+    are a handful."""
     def data(name: str, resource_type: str, *extra: dict[str, Any]) -> dict[str, Any]:
         return {"Name": name, "FieldSelectors": [
             {"Field": "eventCategory", "Equals": ["Data"]},
             {"Field": "resources.type", "Equals": [resource_type]}, *extra]}
 
+    functions = ([{"Field": "resources.ARN", "NotEquals": sorted(excluded_function_arns)}]
+                 if excluded_function_arns else [])
     return [
         {"Name": "Every management event, KMS included",
          "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]},
         # An object's ARN starts with its bucket's and a slash ("the trailing slash is
         # intentional; do not exclude it", CloudTrail User Guide, "Logging data events").
-        data("Every S3 object read and write but the archive's own", "AWS::S3::Object",
+        data("Every S3 object read and write but the archive's and the SIEM streams' own",
+             "AWS::S3::Object",
              {"Field": "resources.ARN", "NotStartsWith": sorted(f"{arn}/" for arn in excluded_bucket_arns)}),
         data("Every DynamoDB data event", "AWS::DynamoDB::Table"),
-        data("Every Lambda invocation", "AWS::Lambda::Function"),
+        data("Every Lambda invocation but the SIEM streams' transforms" if functions
+             else "Every Lambda invocation", "AWS::Lambda::Function", *functions),
     ]
 
 
 def _pulumi_selectors(selectors: list[dict[str, Any]]) -> list[aws.cloudtrail.TrailAdvancedEventSelectorArgs]:
-    operators = {"Equals": "equals", "StartsWith": "starts_withs", "NotStartsWith": "not_starts_withs"}
+    operators = {"Equals": "equals", "StartsWith": "starts_withs", "NotStartsWith": "not_starts_withs",
+                 "NotEquals": "not_equals"}
     return [aws.cloudtrail.TrailAdvancedEventSelectorArgs(
         name=selector["Name"],
         field_selectors=[aws.cloudtrail.TrailAdvancedEventSelectorFieldSelectorArgs(
@@ -446,7 +495,9 @@ class AuditTrail(pulumi.ComponentResource):
                                                     deployer_role_arns=v[3])),
             # A bucket policy is public-access-checked: the block must be in place first.
             opts=pulumi.ResourceOptions(parent=self.bucket, depends_on=[self._public_access]))
-        excluded = pulumi.Output.all(self.bucket.arn, self._access_log_bucket.arn)
+        partition = partition_for_region(args.region)
+        excluded = pulumi.Output.all(self.bucket.arn, self._access_log_bucket.arn, account).apply(
+            lambda v: self._excluded(partition, v[0], v[1], v[2]))
         self.trail = aws.cloudtrail.Trail(
             f"{name}-trail", name=self.trail_name, s3_bucket_name=self.bucket.id,
             is_multi_region_trail=True, include_global_service_events=True,
@@ -454,7 +505,8 @@ class AuditTrail(pulumi.ComponentResource):
             # The group's ARN with the stream wildcard, as CloudTrail expects it.
             cloud_watch_logs_group_arn=self.log_group.arn.apply(lambda arn: f"{arn}:*"),
             cloud_watch_logs_role_arn=self.delivery_role.arn,
-            advanced_event_selectors=excluded.apply(lambda arns: _pulumi_selectors(event_selectors(arns))),
+            advanced_event_selectors=excluded.apply(
+                lambda arns: _pulumi_selectors(event_selectors(arns[0], arns[1]))),
             insight_selectors=[aws.cloudtrail.TrailInsightSelectorArgs(insight_type=kind)
                                for kind in INSIGHT_TYPES],
             tags={"data-classification": "restricted"},
@@ -467,6 +519,14 @@ class AuditTrail(pulumi.ComponentResource):
         self.register_outputs({"trailArn": self.trail.arn, "bucket": self.bucket.bucket,
                                "logGroup": self.log_group.name})
         return self.trail
+
+    def _excluded(self, partition: str, archive: str, access_logs: str,
+                  account_id: str) -> tuple[list[str], list[str]]:
+        """(bucket ARNs, function ARNs) the data events leave out: the archive's own buckets and
+        the SIEM streams' plumbing."""
+        buckets, functions = siem_exclusions(partition, self._args.region, account_id,
+                                             self._args.siem_streams)
+        return [archive, access_logs, *buckets], functions
 
     def _watch(self, alarms: AlarmActions) -> None:
         """One EventBridge rule per pattern of `watch_patterns`, each notifying `critical`."""

@@ -211,7 +211,30 @@ def stream_name(environment: str, layer: str) -> str:
 
 
 def transform_function_name(environment: str, layer: str) -> str:
-    return f"{stream_name(environment, layer)}-transform"
+    return stream_transform_name(stream_name(environment, layer))
+
+
+def stream_transform_name(stream: str) -> str:
+    """The stream's OCSF transform, `<stream>-transform`."""
+    return f"{stream}-transform"
+
+
+def backup_bucket_name(stream: str, account_id: str) -> str:
+    """The stream's backup bucket, `<stream>-<account>`: fixed, so the key layer's deployer is
+    allowed it by name (components/ci_identity.py) and the audit trail leaves it out by name."""
+    return f"{stream}-{account_id}"
+
+
+def backup_access_log_bucket_name(stream: str, account_id: str) -> str:
+    """The backup bucket's access logs, `<stream>-a-<account>` (at most 63 characters)."""
+    return f"{stream}-a-{account_id}"
+
+
+def account_streams(environment: str, layer: str) -> tuple[str, ...]:
+    """The SIEM streams of the account a stack of `layer` is deployed to: a combined stack's own;
+    a split deployment's key layer and workload share one account, so both of theirs."""
+    layers = ("combined",) if layer == "combined" else ("keys", "workload")
+    return tuple(stream_name(environment, each) for each in layers)
 
 
 def error_log_group_name(environment: str, layer: str) -> str:
@@ -351,11 +374,13 @@ class SiemStream(pulumi.ComponentResource):
         # key layer's deployer is allowed these buckets by name (components/ci_identity.py).
         self.bucket = private_bucket(f"{name}-bucket", key_arn=args.logs_key_arn, tags=bucket_tags,
                                      protect=args.protect, parent=self,
-                                     bucket_name=account.apply(lambda a: f"{self.stream_name}-{a}"))
+                                     bucket_name=account.apply(
+                                         lambda a: backup_bucket_name(self.stream_name, a)))
         self.access_logs = access_log_bucket(
             f"{name}-access-logs", partition=partition, region=args.region, account_id=account,
             source_bucket_arns=[self.bucket.bucket.arn], tags=bucket_tags, protect=args.protect,
-            parent=self, bucket_name=account.apply(lambda a: f"{self.stream_name}-a-{a}"))
+            parent=self, bucket_name=account.apply(
+                lambda a: backup_access_log_bucket_name(self.stream_name, a)))
         log_to(f"{name}-bucket-logging", bucket=self.bucket.bucket, log_bucket=self.access_logs.bucket,
                after=self.access_logs.policy)
         # Firehose's own error log; never subscribed (it would carry the stream's own failures back).

@@ -18,10 +18,12 @@ from components.audit import (
     AuditTrailArgs,
     archive_bucket_name,
     event_selectors,
+    siem_exclusions,
     trail_arn,
     trail_name,
 )
 from components.keys import KeyHierarchy, KeyHierarchyArgs
+from components.siem_stream import account_streams
 from tests.support.key_policy import Request, evaluate
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
 
@@ -30,6 +32,8 @@ ACCOUNT = "111122223333"  # the mocks' account
 DEPLOYER = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-prod-deploy-keys"
 TRAIL = trail_arn("aws", REGION, ACCOUNT, "prod")
 ARCHIVE = f"arn:aws:s3:::{archive_bucket_name('prod', ACCOUNT)}"
+# The key layer's account holds both layers' streams.
+STREAMS = ("zero-trust-ai-prod-keys-siem", "zero-trust-ai-prod-workload-siem")
 ALARMS = AlarmActions({severity: f"arn:aws:sns:{REGION}:{ACCOUNT}:zero-trust-ai-prod-alarms-{severity}"
                        for severity in ("critical", "high", "medium")})
 
@@ -43,7 +47,8 @@ def build(retention_days: int = 400) -> RecordedStack:
         trail = AuditTrail("audit", AuditTrailArgs(
             environment="prod", region=REGION, audit_key_arn=keys.key_arn("audit"),
             key=[keys.keys["audit"]], retention_days=retention_days, deployer_role_arns=[DEPLOYER],
-            protect=True, alarms=ALARMS, siem_stream_name="zero-trust-ai-prod-keys-siem"))
+            protect=True, alarms=ALARMS, siem_stream_name="zero-trust-ai-prod-keys-siem",
+            siem_streams=STREAMS))
         trail.grant_read(reader, "auditor")
         keys.grant_trail_read(reader)
         trail.finish()
@@ -165,6 +170,51 @@ def test_the_selectors_log_everything_but_the_archive() -> None:
     assert not fields & {"readOnly", "eventName", "eventSource"}  # nothing narrows them
 
 
+def test_the_siem_streams_plumbing_is_named_exactly() -> None:
+    buckets, functions = siem_exclusions("aws", REGION, ACCOUNT, STREAMS)
+    assert buckets == [f"arn:aws:s3:::zero-trust-ai-prod-{layer}-siem{infix}-{ACCOUNT}"
+                       for layer in ("keys", "workload") for infix in ("", "-a")]
+    function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:zero-trust-ai-prod-{{}}-siem-transform"
+    assert functions == [function.format(layer) for layer in ("keys", "workload")]
+    china, _ = siem_exclusions("aws-cn", "cn-north-1", ACCOUNT, STREAMS[:1])
+    assert china == [f"arn:aws-cn:s3:::zero-trust-ai-prod-keys-siem-{ACCOUNT}",
+                     f"arn:aws-cn:s3:::zero-trust-ai-prod-keys-siem-a-{ACCOUNT}"]
+    assert siem_exclusions("aws", REGION, ACCOUNT, ()) == ([], [])
+
+
+def test_each_layer_leaves_out_the_streams_of_its_account() -> None:
+    assert account_streams("dev", "combined") == ("zero-trust-ai-dev-combined-siem",)
+    assert account_streams("prod", "keys") == STREAMS
+    assert account_streams("prod", "workload") == STREAMS
+
+
+def test_the_selectors_leave_out_the_transforms_by_their_whole_arn() -> None:
+    buckets, functions = siem_exclusions("aws", REGION, ACCOUNT, STREAMS)
+    selectors = event_selectors([ARCHIVE, *buckets], functions)
+    objects, invocations = selectors[1], selectors[3]
+    assert objects["FieldSelectors"][-1] == {
+        "Field": "resources.ARN", "NotStartsWith": sorted(f"{arn}/" for arn in [ARCHIVE, *buckets])}
+    # NotEquals, not NotStartsWith: `<stream>-transform2` would start with the transform's ARN.
+    assert invocations["FieldSelectors"][-1] == {"Field": "resources.ARN", "NotEquals": functions}
+    # CloudTrail: a selector's name is at most 100 characters.
+    assert all(len(s["Name"]) <= 100 for s in selectors)
+
+
+def test_the_trail_leaves_out_the_siem_streams_plumbing(stack: RecordedStack) -> None:
+    selectors = {s["name"]: s["fieldSelectors"]
+                 for s in named(stack, "audit-trail").inputs["advancedEventSelectors"]}
+    arns = {name: [f for f in fields if f["field"] == "resources.ARN"] for name, fields in selectors.items()}
+    buckets, functions = siem_exclusions("aws", REGION, ACCOUNT, STREAMS)
+    access = f"arn:aws:s3:::zero-trust-ai-prod-audit-access-{ACCOUNT}"
+    [objects] = [v for k, v in arns.items() if k.startswith("Every S3 object")]
+    assert objects == [{"field": "resources.ARN",
+                        "notStartsWiths": sorted(f"{arn}/" for arn in [ARCHIVE, access, *buckets])}]
+    [invocations] = [v for k, v in arns.items() if k.startswith("Every Lambda invocation")]
+    assert invocations == [{"field": "resources.ARN", "notEquals": functions}]
+    [tables] = [v for k, v in arns.items() if k.startswith("Every DynamoDB")]
+    assert tables == []
+
+
 def test_the_copy_is_written_only_to_the_trails_streams(stack: RecordedStack) -> None:
     group = named(stack, "audit-logs")
     assert group.inputs["name"] == "/zero-trust-ai/prod/cloudtrail"
@@ -238,6 +288,10 @@ def test_no_other_use_of_the_audit_key_is_granted(grant: Any) -> None:
     ({"region": "mars-1"}, "is not a known AWS region"),
     ({"environment": "Prod!"}, "environment 'Prod!'"),
     ({"log_retention_days": 17}, "is not a CloudWatch Logs retention"),
+    ({"siem_streams": "zero-trust-ai-prod-keys-siem"}, "a list of SIEM stream names"),
+    ({"siem_streams": ["zero-trust-ai-prod-keys-siem", "model-bucket"]}, "siem_streams"),
+    ({"siem_streams": ["zero-trust-ai-prod-keys-siem-"]}, "zero-trust-ai-<env>-<layer>-siem"),
+    ({"siem_streams": [None]}, "a list of SIEM stream names"),
 ])
 def test_bad_arguments_are_named(change: dict[str, Any], message: str) -> None:
     from components.audit import validate

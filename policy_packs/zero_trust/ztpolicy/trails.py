@@ -54,6 +54,8 @@ class Target:
     under: every ARN starting with this prefix (`<bucket ARN>/`: every object of a bucket).
     all_but: every ARN of the type but those starting with one of these prefixes (a key layer's
         account-wide selector, which may leave out its own archive buckets).
+    all_but_exact: with all_but, ARNs that may also be left out one by one (NotEquals only): a
+        NotStartsWith on one of them would leave out every ARN that extends it as well.
     unknown: the ARN (or the prefixes) are not known yet (a preview of new resources): only what
         holds whatever they are decides; the rest is None.
     """
@@ -61,6 +63,7 @@ class Target:
     exact: str | None = None
     under: str | None = None
     all_but: tuple[str, ...] | None = None
+    all_but_exact: tuple[str, ...] = ()
     unknown: bool = False
 
 
@@ -95,7 +98,8 @@ def _operator_holds(operator: str, values: list[str], target: Target) -> bool | 
         return operator == "notEndsWiths" and not values
     excluded = target.all_but or ()
     if operator in ("notStartsWiths", "notEquals"):
-        return all(any(v.startswith(prefix) for prefix in excluded) for v in values)
+        return all(any(v.startswith(prefix) for prefix in excluded)
+                   or (operator == "notEquals" and v in target.all_but_exact) for v in values)
     return False
 
 

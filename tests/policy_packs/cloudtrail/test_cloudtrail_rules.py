@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from components import token_vault, training_data
+from components import audit, siem_stream, token_vault, training_data
 from tests.conftest import PACK_DIR, ROOT
 from tests.support.stacks import record_split, record_stack
 from ztai.policy.analyzer import AnalyzedResource, PolicyPackProcess, analyze, pack_environment
@@ -39,6 +39,10 @@ MODELS, TRAINING, VAULT = "inference-fleet-models", "training-data-bucket", "tok
 PROD_POLICY = json.loads((ROOT / "stacks" / "policy" / "prod-keys.json").read_text(encoding="utf-8"))
 Edit = Callable[[str, dict[str, Any]], None]
 FOREIGN_KEY = "arn:aws:kms:eu-west-1:999988887777:key/0b1c2d3e-aaaa-bbbb-cccc-000011112222"
+ACCOUNT = "111122223333"  # the mocks' account
+# The key layer's SIEM transform, and a function of the account that must stay logged.
+TRANSFORM = f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:zero-trust-ai-prod-keys-siem-transform"
+JIT_API = f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:zero-trust-ai-prod-jit-api"
 
 
 class Stacks:
@@ -166,6 +170,18 @@ def excluded(prefix: str) -> Edit:
     return s3_selector(lambda found: found["fieldSelectors"][2]["notStartsWiths"].append(prefix))
 
 
+def arn_condition(starts: str, operator: str, value: str) -> Edit:
+    """The selector named `starts...` leaves out one more ARN (its `resources.ARN` field selector,
+    added when it has none)."""
+    def change(found: dict[str, Any]) -> None:
+        conditions = [f for f in found["fieldSelectors"] if f["field"] == "resources.ARN"]
+        if not conditions:
+            conditions = [{"field": "resources.ARN"}]
+            found["fieldSelectors"].append(conditions[0])
+        conditions[0].setdefault(operator, []).append(value)
+    return selectors(lambda found: change(selector(found, starts)))
+
+
 def archive_policy(keep: Callable[[dict[str, Any]], Any]) -> Edit:
     """The archive's bucket policy, each statement passed through `keep` (False drops it)."""
     def change(props: dict[str, Any]) -> None:
@@ -246,9 +262,52 @@ def test_the_pack_names_the_components_tags() -> None:
     assert cover_module.VAULT_TAG == ("ztai:purpose", token_vault.CONTEXT_PURPOSE)
 
 
+@pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
+def test_the_pack_names_the_siem_streams_plumbing_as_the_trail_does(environment: str) -> None:
+    for layer in cover_module.SPLIT_LAYERS:
+        assert (cover_module.siem_stream_name(environment, layer)
+                == siem_stream.stream_name(environment, layer))
+    streams = siem_stream.account_streams(environment, "keys")
+    buckets, functions = audit.siem_exclusions("aws", "eu-west-1", ACCOUNT, streams)
+    prefixes, allowed = cover_module.siem_plumbing("aws", "eu-west-1", ACCOUNT, [environment])
+    assert sorted(prefixes) == [f"{arn}/" for arn in buckets]
+    assert sorted(allowed) == functions
+
+
+def test_the_key_layer_may_leave_out_exactly_the_siem_streams_plumbing(stacks: Stacks) -> None:
+    # The shipped key layer does leave it out (so its pass above is this rule accepting it), and
+    # each exclusion taken alone is still accepted; without the trail's ARN nothing is decided.
+    [trail] = [r for r in rules_see(stacks.sealed) if r.name == TRAIL]
+    fields = {s["name"].split(" ")[1]: s["fieldSelectors"] for s in trail.props["advancedEventSelectors"]}
+    assert {"field": "resources.ARN", "notEquals": [
+        TRANSFORM, TRANSFORM.replace("-keys-", "-workload-")]} in fields["Lambda"]
+    [objects] = [f for f in fields["S3"] if f["field"] == "resources.ARN"]
+    assert f"arn:aws:s3:::zero-trust-ai-prod-workload-siem-a-{ACCOUNT}/" in objects["notStartsWiths"]
+    assert check(stacks, "sealed", arn_condition("Every Lambda", "notEquals", TRANSFORM)) == set()
+    one_folder = f"arn:aws:s3:::zero-trust-ai-prod-keys-siem-{ACCOUNT}/x/"
+    assert check(stacks, "sealed", excluded(one_folder)) == set()
+    # The same trail checked as another environment's: its prod SIEM names are no longer accepted.
+    other = {**stacks.configs["sealed"], "zero-trust-ai:environment": "staging"}
+    staged = cloudtrail_data_events_cover(rules_see(stacks.sealed), {STACK_SETTINGS: from_values(other)})
+    assert [f.urn.rsplit("::", 1)[-1] for f in staged] == [KEYS_ROOT]
+    assert "every S3 object" in staged[0].message and "every Lambda function" in staged[0].message
+    # A key layer whose config names no environment: any environment's names, still this account's.
+    unnamed = {STACK_SETTINGS: from_values({"zero-trust-ai:layer": "keys"})}
+    dev_bucket = excluded(f"arn:aws:s3:::zero-trust-ai-dev-keys-siem-{ACCOUNT}/")
+    assert cloudtrail_data_events_cover(rules_see(stacks.sealed, dev_bucket), unnamed) == []
+    foreign = excluded("arn:aws:s3:::zero-trust-ai-dev-keys-siem-999988887777/")
+    assert len(cloudtrail_data_events_cover(rules_see(stacks.sealed, foreign), unnamed)) == 1
+    # A trail ARN that is not a trail's: no account or Region to name the streams' by, none accepted.
+    odd = on(TRAIL, lambda props: props.update(arn="arn:aws:cloudtrail:eu-west-1:trail"))
+    [finding] = messages(stacks, "sealed", cloudtrail_data_events_cover, odd)
+    assert "every S3 object" in finding and "every Lambda function" in finding
+
+
 # -- each failing variant, directly, on inputs and on outputs ------------------------------------------
 def _cases(stacks: Stacks) -> list[tuple[str, str, Edit | None, dict[str, Any], set[tuple[str, str]]]]:
     dev_models, dev_training = arn_of(stacks.dev, MODELS), arn_of(stacks.dev, TRAINING)
+    workload_models = arn_of(stacks.workload, MODELS)
+    vault = f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/zero-trust-ai-prod-token-vault"
     secure, lock, cover = RULES
     return [
         ("no management selector", "dev", selectors(no_management), {}, {(secure, TRAIL)}),
@@ -312,6 +371,26 @@ def _cases(stacks: Stacks) -> list[tuple[str, str, Edit | None, dict[str, Any], 
         ("an exclusion wider than the archive (key layer)", "keys",
          excluded("arn:aws:s3:::zero-trust-ai-prod"),
          {}, {(cover, KEYS_ROOT)}),
+        ("the model bucket left out (key layer)", "sealed", excluded(f"{workload_models}/"), {},
+         {(cover, KEYS_ROOT)}),
+        ("a SIEM prefix wider than its bucket (key layer)", "sealed",
+         excluded("arn:aws:s3:::zero-trust-ai-prod-keys-siem-"), {}, {(cover, KEYS_ROOT)}),
+        ("another account's SIEM bucket (key layer)", "sealed",
+         excluded("arn:aws:s3:::zero-trust-ai-prod-keys-siem-999988887777/"), {}, {(cover, KEYS_ROOT)}),
+        ("another environment's SIEM bucket (key layer)", "sealed",
+         excluded(f"arn:aws:s3:::zero-trust-ai-dev-keys-siem-{ACCOUNT}/"), {}, {(cover, KEYS_ROOT)}),
+        ("the vault left out (key layer)", "sealed", arn_condition("Every DynamoDB", "notEquals", vault),
+         {}, {(cover, KEYS_ROOT)}),
+        ("another function left out (key layer)", "sealed",
+         arn_condition("Every Lambda", "notEquals", JIT_API), {}, {(cover, KEYS_ROOT)}),
+        ("the transform by prefix (key layer)", "sealed",
+         arn_condition("Every Lambda", "notStartsWiths", TRANSFORM), {}, {(cover, KEYS_ROOT)}),
+        ("the transform of another Region (key layer)", "keys",
+         arn_condition("Every Lambda", "notEquals", TRANSFORM.replace("eu-west-1", "us-east-1")), {},
+         {(cover, KEYS_ROOT)}),
+        ("another environment's transform (key layer)", "keys",
+         arn_condition("Every Lambda", "notEquals", TRANSFORM.replace("-prod-", "-dev-")), {},
+         {(cover, KEYS_ROOT)}),
     ]
 
 
@@ -326,15 +405,25 @@ CASE_IDS = ["no management selector", "no management selector (key layer)", "eve
             "DenyDeletion on the AWSLogs prefix only", "model bucket left out",
             "a second resources.ARN narrowing", "a second resources.ARN narrowing (key layer)",
             "a NotEndsWith", "a NotEndsWith (key layer)", "objects read only", "vault not logged",
-            "functions not logged (key layer)", "an exclusion wider than the archive (key layer)"]
+            "functions not logged (key layer)", "an exclusion wider than the archive (key layer)",
+            "the model bucket left out (key layer)", "a SIEM prefix wider than its bucket (key layer)",
+            "another account's SIEM bucket (key layer)", "another environment's SIEM bucket (key layer)",
+            "the vault left out (key layer)", "another function left out (key layer)",
+            "the transform by prefix (key layer)", "the transform of another Region (key layer)",
+            "another environment's transform (key layer)"]
 
 
 # What only a bucket's ARN can decide: in a preview of new buckets (inputs, no ARN yet) these wait
-# until the ARN is known; every other variant is caught on inputs already.
+# until the ARN is known; so do the SIEM streams' names, which need the trail's account and Region
+# (its ARN). Every other variant is caught on inputs already.
 NEEDS_ARNS = {"model bucket left out", "DenyDeletion on the bucket only", "DenyDeletion on one object only",
               "DenyDeletion on one-character keys", "DenyDeletion on the AWSLogs prefix only",
               "a second resources.ARN narrowing", "log group of another account (key layer)",
-              "an exclusion wider than the archive (key layer)"}
+              "an exclusion wider than the archive (key layer)", "the model bucket left out (key layer)",
+              "a SIEM prefix wider than its bucket (key layer)", "another account's SIEM bucket (key layer)",
+              "another environment's SIEM bucket (key layer)", "another function left out (key layer)",
+              "the transform by prefix (key layer)", "the transform of another Region (key layer)",
+              "another environment's transform (key layer)"}
 
 
 def expected_in(form: str, case: str, expected: set[tuple[str, str]]) -> set[tuple[str, str]]:

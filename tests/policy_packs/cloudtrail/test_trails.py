@@ -105,6 +105,24 @@ def test_account_wide_leaves_out_only_the_archive() -> None:
     assert logs({"notEndsWiths": [".gz"]}) is False
 
 
+def test_account_wide_leaves_out_exactly_the_functions_named() -> None:
+    transform = "arn:aws:lambda:eu-west-1:111122223333:function:zero-trust-ai-dev-combined-siem-transform"
+    all_but_transform = Target(all_but=(), all_but_exact=(transform,))
+
+    def logs(*conditions: dict[str, Any]) -> bool | None:
+        return selector_logs(data("AWS::Lambda::Function", *conditions), "Data", "AWS::Lambda::Function",
+                             all_but_transform)
+
+    assert logs() is True
+    assert logs({"notEquals": [transform]}) is True
+    assert logs({"notEquals": [transform, transform.replace("combined", "keys")]}) is False
+    # A prefix, even the whole ARN, also leaves out `...-transform2`: only NotEquals may name it.
+    assert logs({"notStartsWiths": [transform]}) is False
+    assert logs({"notEquals": [transform.replace("eu-west-1", "us-east-1")]}) is False
+    assert logs({"equals": [transform]}) is False
+    assert logs({"notEquals": [UNKNOWN]}) is None
+
+
 def test_values_not_known_yet() -> None:
     assert objects({"startsWiths": [UNKNOWN]}) is None
     # A bucket created in this update: what does not depend on its ARN decides already.

@@ -12,11 +12,23 @@ the target) is in ztpolicy.trails. What must be covered depends on the stack's l
   `AWS::S3::Object`, and on each token vault table (tagged `ztai:purpose` = `token-vault`),
   `AWS::DynamoDB::Table`;
 - a key layer: the workload's buckets, tables and functions are in another stack and cannot be
-  listed here, so one of its trails must log them all: every S3 object but those of its own
-  trails' archive buckets and their access-log buckets (a trail that logged its own deliveries
-  would log without end), every DynamoDB table and every Lambda function. A selector counts when
-  its `resources.ARN` is absent or only leaves out (NotStartsWith, NotEquals) ARNs under
-  `<excluded bucket ARN>/`;
+  listed here, so one of its trails must log them all: every S3 object, every DynamoDB table and
+  every Lambda function. A selector counts when its `resources.ARN` is absent or leaves out
+  nothing but what would log without end:
+  - the objects of its own trails' archive buckets and their access-log buckets (a trail that
+    logged its own deliveries), NotStartsWith or NotEquals under `<bucket ARN>/`;
+  - the SIEM streams' own plumbing (components/siem_stream.py): the copy of the trail is one of
+    their sources, so their transforms' invocations and their backup buckets' writes would come
+    back to them in a loop. By their fixed names, in the trail's partition, home Region and
+    account, for the stack's environment (any environment when the stack's config is not known)
+    and both layers of a split deployment, which share the account: the objects under
+    `arn:<partition>:s3:::zero-trust-ai-<env>-<keys|workload>-siem-<account>/` and
+    `...-siem-a-<account>/` (NotStartsWith or NotEquals), and the function
+    `arn:<partition>:lambda:<region>:<account>:function:zero-trust-ai-<env>-<keys|workload>-siem-transform`
+    (NotEquals only: a NotStartsWith would also leave out any function whose name extends it).
+  Any other exclusion (the model bucket, the vault, another function, a wider prefix) is a
+  finding. Until the trail's ARN is known (a preview that creates it) the SIEM names are not, and
+  an exclusion is checked when they are;
 - a workload: nothing to check here. It declares no trail (cloudtrail-trail-secure), and its key
   layer's selectors, checked above, cover its resources account-wide.
 
@@ -28,6 +40,7 @@ Excludable, with a reason.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,7 +49,7 @@ from pulumi_policy import Severity
 from ztpolicy.buckets import BUCKET_LOGGING, BUCKETS, log_destination
 from ztpolicy.graph import known, of_type, refers_to, refers_to_by_value
 from ztpolicy.rule import Finding, Resource, Rule
-from ztpolicy.stack import stack_settings
+from ztpolicy.stack import ENVIRONMENTS, StackSettings, stack_settings
 from ztpolicy.trails import Target, stack_anchor, tagged, trail_logs, trails
 
 TABLE = "aws:dynamodb/table:Table"
@@ -46,6 +59,41 @@ MODEL_BUCKET_TAG = ("ztai:workload", "enclave-inference")
 # them equal).
 TRAINING_DATA_TAG = ("ztai:purpose", "training-data")
 VAULT_TAG = ("ztai:purpose", "token-vault")
+# The layers of a split deployment, which share one account and so one trail.
+SPLIT_LAYERS = ("keys", "workload")
+_TRAIL_ARN = re.compile(r"^arn:([a-z-]+):cloudtrail:([a-z0-9-]+):([0-9]{12}):trail/")
+
+
+def siem_stream_name(environment: str, layer: str) -> str:
+    """components/siem_stream.py stream_name (a test keeps them equal)."""
+    return f"zero-trust-ai-{environment}-{layer}-siem"
+
+
+def siem_plumbing(partition: str, region: str, account: str,
+                  environments: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(object prefixes, function ARNs) of the SIEM streams' own buckets and transforms a key
+    layer's trail may leave out: components/audit.py siem_exclusions, by the same fixed names."""
+    streams = [siem_stream_name(env, layer) for env in environments for layer in SPLIT_LAYERS]
+    prefixes = tuple(f"arn:{partition}:s3:::{stream}{infix}-{account}/"
+                     for stream in streams for infix in ("", "-a"))
+    functions = tuple(f"arn:{partition}:lambda:{region}:{account}:function:{stream}-transform"
+                      for stream in streams)
+    return prefixes, functions
+
+
+def _trail_plumbing(trail: Resource, settings: StackSettings
+                    ) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """What of the SIEM streams `trail` may leave out, from its ARN; None while the ARN is not
+    known; nothing for an ARN that is not a trail's."""
+    arn = known(trail, "arn")
+    if not isinstance(arn, str) or not arn:
+        return None
+    found = _TRAIL_ARN.match(arn)
+    if found is None:
+        return (), ()
+    partition, region, account = found.groups()
+    environments = (settings.environment,) if settings.environment else ENVIRONMENTS
+    return siem_plumbing(partition, region, account, environments)
 
 
 def _combined_targets(resources: Sequence[Resource]) -> list[tuple[Resource, str, str]]:
@@ -95,18 +143,21 @@ def _archive_buckets(resources: Sequence[Resource], found: list[Resource]) -> li
     return None if any(not isinstance(known(b, "arn"), str) for b in chosen) else chosen
 
 
-def _key_layer_findings(resources: Sequence[Resource], found: list[Resource]) -> list[Finding]:
+def _key_layer_findings(resources: Sequence[Resource], found: list[Resource],
+                        settings: StackSettings) -> list[Finding]:
     excluded = _archive_buckets(resources, found)
     # Archive buckets created in this update: their ARNs are not known, so only what holds
     # whatever they are decides now.
-    prefixes = tuple(f"{known(bucket, 'arn')}/" for bucket in excluded or ())
+    archives = tuple(f"{known(bucket, 'arn')}/" for bucket in excluded or ())
     missing = []
-    for resource_type, target, what in (
-            (OBJECT, Target(all_but=prefixes, unknown=excluded is None),
-             "every S3 object (but the trail's own archive and access-log buckets)"),
-            (TABLE_EVENTS, Target(all_but=()), "every DynamoDB table"),
-            (FUNCTION_EVENTS, Target(all_but=()), "every Lambda function")):
-        answers = [trail_logs(trail, resource_type, target) for trail in found]
+    for resource_type, what in (
+            (OBJECT, "every S3 object (but the trail's own archive and access-log buckets and the "
+                     "SIEM streams' buckets)"),
+            (TABLE_EVENTS, "every DynamoDB table"),
+            (FUNCTION_EVENTS, "every Lambda function (but the SIEM streams' transforms)")):
+        answers = [trail_logs(trail, resource_type, _key_layer_target(resource_type, archives,
+                                                                     excluded is None, trail, settings))
+                   for trail in found]
         if not any(answers) and None not in answers:
             missing.append(f"{what} ({resource_type})")
     if not missing:
@@ -115,7 +166,20 @@ def _key_layer_findings(resources: Sequence[Resource], found: list[Resource]) ->
         f"the key layer's trails ({', '.join(t.name for t in found)}) do not log the data events of "
         f"{'; '.join(missing)}: the workload's buckets, tables and functions are in another stack, "
         "so only an account-wide selector (no resources.ARN, or one that leaves out only the "
-        "archive's own buckets) records who read the weights, the training data or the vault"))]
+        "archive's own buckets and the SIEM streams' own buckets and transforms, by their fixed "
+        "names) records who read the weights, the training data or the vault"))]
+
+
+def _key_layer_target(resource_type: str, archives: tuple[str, ...], archives_unknown: bool,
+                      trail: Resource, settings: StackSettings) -> Target:
+    """What `trail` must log of `resource_type`: all of it but what may be left out."""
+    if resource_type == TABLE_EVENTS:
+        return Target(all_but=())
+    plumbing = _trail_plumbing(trail, settings)
+    prefixes, functions = plumbing or ((), ())
+    if resource_type == OBJECT:
+        return Target(all_but=(*archives, *prefixes), unknown=archives_unknown or plumbing is None)
+    return Target(all_but=(), all_but_exact=functions, unknown=plumbing is None)
 
 
 def cloudtrail_data_events_cover(resources: Sequence[Resource],
@@ -125,7 +189,7 @@ def cloudtrail_data_events_cover(resources: Sequence[Resource],
     if not found or settings.is_workload:
         return []
     if settings.is_keys:
-        return _key_layer_findings(resources, found)
+        return _key_layer_findings(resources, found, settings)
     return _combined_findings(resources, found)
 
 
@@ -137,7 +201,8 @@ RULE = Rule(
     control="logs that last",
     severity=Severity.HIGH,
     remediation="Build the trail with components.audit.AuditTrail, whose advanced event selectors "
-                "log every S3 object but the archive's own, every DynamoDB table and every Lambda "
-                "function; do not narrow them with readOnly, eventName, eventSource or resources.ARN.",
+                "log every S3 object but the archive's and the SIEM streams' own, every DynamoDB "
+                "table and every Lambda function but the SIEM streams' transforms; do not narrow "
+                "them with readOnly, eventName, eventSource or resources.ARN.",
     stack_check=cloudtrail_data_events_cover,
 )
