@@ -31,7 +31,8 @@ DEPLOYER = f"arn:aws:iam::{ACCOUNT}:role/zero-trust-ai-prod-deploy-keys"
 TRAIL = trail_arn("aws", REGION, ACCOUNT, "prod")
 ARCHIVE = f"arn:aws:s3:::{archive_bucket_name('prod', ACCOUNT)}"
 ALARMS = AlarmActions({severity: f"arn:aws:sns:{REGION}:{ACCOUNT}:zero-trust-ai-prod-alarms-{severity}"
-                       for severity in ("critical", "high", "medium")})
+                       for severity in ("critical", "high", "medium")},
+                      key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1111bbbb-1111-bbbb-1111-bbbb1111bbbb")
 
 
 def build(retention_days: int = 400) -> RecordedStack:
