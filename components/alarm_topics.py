@@ -158,9 +158,15 @@ ALARM_KEYS: dict[str, StackKey] = {
 @dataclass(frozen=True)
 class AlarmActions:
     """Severity -> the ARN an alarm of that severity notifies. Every severity has one: an alarm is
-    never created without an action (components/alarms.py)."""
+    never created without an action (components/alarms.py).
+
+    key_arn: the key the topics are encrypted with (the logs key), which also encrypts the
+    dead-letter queues of the watches that publish to them (`notify_on_rule`). Set by
+    `AlarmTopics`; None for topics named from another stack (`alarm_actions_by_name`), whose
+    stack holds the watches."""
 
     topic_arns: Mapping[str, pulumi.Input[str]]
+    key_arn: pulumi.Input[str] | None = None
 
     def __post_init__(self) -> None:
         missing = [s for s in SEVERITIES if not self.topic_arns.get(s)]
@@ -266,5 +272,6 @@ class AlarmTopics(pulumi.ComponentResource):
                 f"{name}-{subscription.severity}-{digest}", topic=self.topics[subscription.severity].arn,
                 protocol=subscription.protocol, endpoint=subscription.endpoint,
                 opts=pulumi.ResourceOptions(parent=self.topics[subscription.severity]))
-        self.actions = AlarmActions({severity: topic.arn for severity, topic in self.topics.items()})
+        self.actions = AlarmActions({severity: topic.arn for severity, topic in self.topics.items()},
+                                    key_arn=args.key_arn)
         self.register_outputs({"topicArns": {s: t.arn for s, t in self.topics.items()}})

@@ -491,7 +491,9 @@ DRIFT_READ_ACTIONS = ("kms:ListAliases", "kms:DescribeKey", "kms:GetKeyPolicy",
                       "kms:GetKeyRotationStatus", "kms:ListGrants", "kms:ListKeyRotations",
                       "kms:ListResourceTags",
                       "ec2:DescribeVpcs", "ec2:DescribeVpcEndpoints", "ec2:DescribeFlowLogs",
-                      "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus")
+                      "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus",
+                      # In prod: whether someone confirmed a subscription to the critical topic.
+                      "sns:ListTopics", "sns:ListSubscriptionsByTopic", "sns:GetSubscriptionAttributes")
 STATE_READ_OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
 STATE_READ_BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketVersioning")
 # The Pulumi S3 backend writes and deletes the state, its backups, history and lock files.

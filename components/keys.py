@@ -342,7 +342,8 @@ class KeyHierarchyArgs:
         (`grant_trail_read`). Default None: the key admits neither.
     alarm_topics: the stack's alarm topics (components/alarm_topics.py) are encrypted with the
         logs key: CloudWatch and EventBridge may use it for them, from its creation
-        (`grant_alarm_topics`). Default False.
+        (`grant_alarm_topics`), and EventBridge for the dead-letter queues of the stack's watch
+        rules (`grant_watch_dead_letters`). Default False.
     firehose_streams: purpose -> names of Firehose streams (the SIEM streams) the deploying roles,
         and the key administrators, create server-side encrypted under that key
         (`_allow_firehose_stream_creation`). Default none. Refused on model-weights and the HMAC
@@ -445,6 +446,7 @@ class KeyHierarchy(pulumi.ComponentResource):
             self._allow_audit_trail(args.audit_trail_name)
         if args.alarm_topics:
             self.grant_alarm_topics()
+            self.grant_watch_dead_letters()  # the watches that publish to them
         for purpose, streams in sorted(args.firehose_streams.items()):
             self._allow_firehose_stream_creation(purpose, streams)
         for inspector in args.inspector_role_arns:
@@ -1072,6 +1074,35 @@ class KeyHierarchy(pulumi.ComponentResource):
             if self._args.deployer_role_arns:
                 self._grant(purpose, f"CreateFirehoseStreams{sid}", {}, actions, condition,
                             to_key_administrators=True)
+
+    def grant_watch_dead_letters(self) -> None:
+        """Let EventBridge write the dead letters of the stack's watch rules (components/alarms.py,
+        `notify_on_rule`) to their SQS queues, which the logs key encrypts: kms:GenerateDataKey and
+        kms:Decrypt, what a service sending to an SSE-KMS queue needs ("Access management for
+        encrypted Amazon SQS queues with least privilege policies", Amazon SQS developer guide;
+        "Using dead-letter queues to process undelivered events in EventBridge", EventBridge user
+        guide: a KMS-encrypted dead-letter queue needs the key policy to admit EventBridge).
+        Called from the key's creation with `KeyHierarchyArgs.alarm_topics`, so the key admits
+        the queues before any exists, on the first deploy too.
+
+        Only under the encryption context SQS gives every data key of a queue, `aws:sqs:arn`
+        (as components/key_rotation.py's dead-letter statements rely on), naming this account's
+        queues of the watch dead-letter form `zero-trust-ai-<env>-*-used-dlq`: no other queue or
+        use of the logs key is opened. Like `grant_alarm_topics`'s EventBridge statement, it
+        carries no aws:SourceArn: KMS is not documented to see it when SQS encrypts for
+        EventBridge, and a condition KMS never sees would lose every dead letter; each queue's
+        own policy admits its one rule."""
+        from components.alarms import WATCH_DEAD_LETTER_SUFFIX, WATCH_RULE_SUFFIX  # imports nothing of keys
+
+        partition, environment = self._partition, self._args.environment
+
+        def queues(account: str, region: str) -> dict[str, Any]:
+            name = f"zero-trust-ai-{environment}-*{WATCH_RULE_SUFFIX}{WATCH_DEAD_LETTER_SUFFIX}"
+            return {"StringLike": {"kms:EncryptionContext:aws:sqs:arn":
+                                   f"arn:{partition}:sqs:{region}:{account}:{name}"}}
+
+        self._grant(LOGS_PURPOSE, "EventBridgeWatchDeadLetters", {"Service": "events.amazonaws.com"},
+                    ("kms:GenerateDataKey", "kms:Decrypt"), queues)
 
 
 def alias_name(environment: str, purpose: str) -> str:

@@ -4,7 +4,8 @@
                 [--policy-config PATH] [--policy-pack DIR] [--project-dir DIR]
 
 Reads through boto3 (read-only calls, ztai_runtime/deployed.py) the environment's keys (policy,
-rotation, state), VPCs, endpoint policies, flow logs and trails; runs the policy pack over them as
+rotation, state), VPCs, endpoint policies, flow logs and trails, and in prod whether the alarm
+topics have confirmed subscriptions (ztai/alarm_subscriptions.py); runs the policy pack over them as
 `ztai policy analyze` runs it over an export (ztai/drift.py builds the resources); with `--state`
 (a `pulumi stack export` file) reports every difference from the state. Exit 0 clean, 1 a
 mandatory violation, a finding or drift, 2 bad input (unknown stack, unreadable state file, no
@@ -21,6 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ztai.alarm_subscriptions import (
+    CHECKED_ENVIRONMENTS,
+    TopicSubscriptions,
+    read_alarm_topics,
+    subscription_findings,
+)
 from ztai.errors import EXIT_OK, EXIT_VIOLATION, UsageError
 from ztai.project import find_project, use_project
 from ztai_runtime.deployed import Deployment, alias_prefix, audit_trail_name
@@ -151,15 +158,20 @@ def clients(region: str) -> dict[str, Any]:
     """The boto3 clients verify reads with (replaced in tests only by moto's, through boto3)."""
     import boto3
     session = boto3.session.Session(region_name=region)
-    return {name: session.client(name) for name in ("kms", "ec2", "cloudtrail")}
+    return {name: session.client(name) for name in ("kms", "ec2", "cloudtrail", "sns")}
 
 
-def _read(environment: str, region: str) -> Deployment:
+def _read(environment: str, region: str) -> tuple[Deployment, list[TopicSubscriptions]]:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
     from ztai_runtime.deployed import read_deployment
     try:
-        return read_deployment(environment, region, **clients(region))
+        readers = clients(region)
+        deployment = read_deployment(environment, region, kms=readers["kms"], ec2=readers["ec2"],
+                                     cloudtrail=readers["cloudtrail"])
+        topics = (read_alarm_topics(readers["sns"], environment)
+                  if environment in CHECKED_ENVIRONMENTS else [])
+        return deployment, topics
     except NoCredentialsError:
         raise UsageError("no AWS credentials found: sign in (aws sso login, AWS_PROFILE, or the "
                          "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY variables) with a role that has "
@@ -267,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
     user_config = cli._policy_config(args.policy_config)
     pack_dir = cli._pack_dir(args.policy_pack, [project_dir / cli.DEFAULT_PACK])
 
-    deployment = _read(environment, region)
+    deployment, alarm_topics = _read(environment, region)
 
     from ztai.drift import StateView, analyzed_view, compare
     from ztai.policy.analyzer import PolicyPackProcess, analyze, pack_environment
@@ -277,6 +289,8 @@ def run(args: argparse.Namespace) -> int:
              if state_resources is not None else None)
     drift = compare(state, deployment) if state is not None else []
     findings = status_findings(deployment, require_trail=args.require_trail)
+    findings += [Finding(f.kind, f.resource, f.message, f.blocking)
+                 for f in subscription_findings(alarm_topics, environment, region)]
     view = analyzed_view(deployment, stack=args.stack, project=project, state=state)
     with PolicyPackProcess(pack_dir, env=pack_environment(project, args.stack, config, False)) as pack:
         try:

@@ -236,7 +236,8 @@ def test_a_watch_rule_delivers_to_its_severitys_topic() -> None:
     import pulumi_aws as aws
 
     def program() -> None:
-        rule = aws.cloudwatch.EventRule("watch", event_pattern='{"source": ["aws.sts"]}')
+        rule = aws.cloudwatch.EventRule("watch", name="zero-trust-ai-dev-test-used",
+                                        event_pattern='{"source": ["aws.sts"]}')
         notify_on_rule("watch-notify", rule=rule, actions=ALARMS, severity="critical")
 
     target = named(record(program, project="zero-trust-ai", stack="test", config={}, region=REGION),

@@ -35,7 +35,8 @@ ARCHIVE = f"arn:aws:s3:::{archive_bucket_name('prod', ACCOUNT)}"
 # The key layer's account holds both layers' streams.
 STREAMS = ("zero-trust-ai-prod-keys-siem", "zero-trust-ai-prod-workload-siem")
 ALARMS = AlarmActions({severity: f"arn:aws:sns:{REGION}:{ACCOUNT}:zero-trust-ai-prod-alarms-{severity}"
-                       for severity in ("critical", "high", "medium")})
+                       for severity in ("critical", "high", "medium")},
+                      key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1111bbbb-1111-bbbb-1111-bbbb1111bbbb")
 
 
 def build(retention_days: int = 400) -> RecordedStack:

@@ -24,7 +24,8 @@ STATE = StateResources("arn:aws:s3:::zero-trust-ai-prod-state",
 PREVIEW = ci_role_arns("aws", ACCOUNT, "prod").preview
 # The calls ztai_runtime/deployed.py makes that no key policy can allow (not on a key resource).
 VERIFY_READS = ("kms:ListAliases", "ec2:DescribeVpcs", "ec2:DescribeVpcEndpoints",
-                "ec2:DescribeFlowLogs", "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus")
+                "ec2:DescribeFlowLogs", "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus",
+                "sns:ListTopics", "sns:ListSubscriptionsByTopic", "sns:GetSubscriptionAttributes")
 
 
 def _as_preview(action: str) -> str:

@@ -21,6 +21,7 @@ from ztpolicy.rules.cloudtrail import (
 )
 from ztpolicy.rules.cloudwatch import (
     cloudwatch_alarm_has_action,
+    events_target_has_dlq,
 )
 from ztpolicy.rules.dynamodb import (
     dynamodb_deletion_protection,
@@ -148,6 +149,7 @@ ALL_RULES: list[Rule] = [
     session_manager_logging_encrypted.RULE,
     lambda_failure_destination.RULE,
     cloudwatch_alarm_has_action.RULE,
+    events_target_has_dlq.RULE,
     load_balancer_access_logs.RULE,
     s3_bucket_public_access_blocked.RULE,
     s3_bucket_owner_enforced.RULE,
