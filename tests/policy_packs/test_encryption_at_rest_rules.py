@@ -79,14 +79,6 @@ def test_the_pack_catches_an_unencrypted_schedule_and_component(pack: PolicyPack
                      ("image-builder-component-encrypted", "bare-component")}
 
 
-@pytest.fixture(scope="module")
-def dev_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("export") / "dev.json"
-    run = ztai("preview", "--stack", "dev", "--export", str(path))
-    assert run.returncode == 0, run.stderr
-    return path
-
-
 @pytest.mark.parametrize("where", ["outputs", "inputs"])
 def test_an_export_with_the_keys_removed_fails(dev_export: Path, tmp_path: Path, where: str) -> None:
     document = json.loads(dev_export.read_text())

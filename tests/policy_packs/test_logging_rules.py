@@ -147,14 +147,6 @@ def ztai(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def dev_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("export") / "dev.json"
-    run = ztai("preview", "--stack", "dev", "--export", str(path))
-    assert run.returncode == 0, run.stderr
-    return path
-
-
 @pytest.mark.parametrize("where", ["outputs", "inputs"])
 def test_an_export_without_access_logs_or_failure_destinations_fails(
         dev_export: Path, tmp_path: Path, where: str) -> None:

@@ -205,14 +205,6 @@ def test_the_pack_reads_the_workloads_layer_for_the_key_layers_topics(
     assert found == {("cloudwatch-alarm-has-action", "foreign-alarm")}
 
 
-@pytest.fixture(scope="module")
-def dev_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("export") / "dev.json"
-    run = ztai("preview", "--stack", "dev", "--export", str(path))
-    assert run.returncode == 0, run.stderr
-    return path
-
-
 @pytest.mark.parametrize("actions", [[], [FOREIGN]])
 @pytest.mark.parametrize("where", ["outputs", "inputs"])
 def test_an_export_with_an_alarm_action_removed_fails(dev_export: Path, tmp_path: Path, where: str,

@@ -118,14 +118,6 @@ def test_the_pack_catches_a_watch_without_a_dead_letter_queue(pack: PolicyPackPr
                      ("events-target-has-dlq", "topic-as-dlq-notify")}
 
 
-@pytest.fixture(scope="module")
-def dev_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("export") / "dev.json"
-    run = ztai("preview", "--stack", "dev", "--export", str(path))
-    assert run.returncode == 0, run.stderr
-    return path
-
-
 @pytest.mark.parametrize("where", ["outputs", "inputs"])
 def test_an_export_with_a_watchs_dead_letter_queue_removed_fails(dev_export: Path, tmp_path: Path,
                                                                   where: str) -> None:
