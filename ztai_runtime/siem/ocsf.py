@@ -105,15 +105,6 @@ _SECRET_NAMES = frozenset({"session"})
 _SECRET_PATTERN = re.compile(
     "(?:" + "|".join(_SECRET_ENDINGS) + ")s?$"
     + "|^(?=.*(?:" + "|".join(_SECRET_PARTS) + "))(?!.*(?:" + "|".join(_ABOUT_A_SECRET) + ")$)")
-# A line in which none of these occurs (in lower case) holds no secret-named key, so the walk is
-# skipped: most records cost a few substring scans. Each word of _SECRET_ENDINGS and _SECRET_PARTS,
-# and `session`, contains one of them, in each spelling a name may split its words with.
-_SECRET_MARKERS = (
-    "token", "secret", "passw", "passphrase", "assertion", "credential", "private", "seed", "shared",
-    "userdata", "user_data", "user-data", "authorization", "plaintext", "material", "usercode",
-    "user_code", "mfacode", "mfa_code", "qrcode", "signature", "presigned", "manifesturl",
-    "manifest_url", "configuration", "propagation", '"session"',
-)
 # A line that looks like JSON but does not parse (a number json refuses, a nesting too deep) is
 # redacted as text, token by token (`_redact_text`): strings (an unterminated one at the end too),
 # punctuation, bare words (numbers, true, false, null, anything else) and blanks.
@@ -285,7 +276,7 @@ def redact_line(message: str) -> str:
     try:
         record = codec.loads(text)
     except (ValueError, RecursionError):
-        return _redact_text(message) if _may_hold_secret_names(text) else message
+        return _redact_text(message)
     if not isinstance(record, (dict, list)):
         return message
     try:
@@ -293,14 +284,10 @@ def redact_line(message: str) -> str:
         return codec.dumps(record) if changed else message
     except (RecursionError, ValueError, TypeError):
         # Too deep to walk or to write here (orjson writes at most 254 levels, json then recurses):
-        # the text scan, which keeps no stack.
-        return _redact_text(message) if _may_hold_secret_names(text) else message
-
-
-def _may_hold_secret_names(text: str) -> bool:
-    """False only when no key of the text can name a secret: none of the markers occurs, and no
-    `\\u` escape could spell one."""
-    return "\\u" in text or _holds_secret_names(text)
+        # the text scan, which keeps no stack. Always the scan, with no cheaper test first: a
+        # marker test on the text would miss the names `is_secret_name` reads without their `_`
+        # and `-` (`plain_text`, `pre-signed-url`), and these lines are rare.
+        return _redact_text(message)
 
 
 def _redact_text(message: str) -> str:
@@ -373,11 +360,6 @@ def _secret_name(key: str) -> bool:
 
 
 
-
-
-def _holds_secret_names(text: str) -> bool:
-    lowered = text.lower()
-    return any(marker in lowered for marker in _SECRET_MARKERS)
 
 
 # Key names seen and found not to name a secret. An object all of whose keys are here has nothing

@@ -337,3 +337,23 @@ def test_the_plain_name_cache_never_holds_a_secret_name() -> None:
         to_ocsf(json.dumps(record))
     assert ocsf._PLAIN_NAMES, "the walk records the plain names it meets"
     assert not [name for name in ocsf._PLAIN_NAMES if is_secret_name(name)]
+
+
+# Secret names as writers spell them, separators included: `is_secret_name` reads them without
+# `_` and `-`, and so must every path, the text scan of lines that do not parse too (review50 H1).
+SPELLED_SECRETS = ["plain_text", "pre_signed_url", "pre-signed-url", "mfa-code", "user-code",
+                   "manifest-url", "qr_code_png", "pass_word", "session_token", "Secret-Access-Key",
+                   "private_key", "sessionToken", "Session"]
+
+
+@pytest.mark.parametrize("name", SPELLED_SECRETS)
+def test_every_spelling_of_a_secret_name_is_redacted_on_every_path(name: str) -> None:
+    assert is_secret_name(name), name
+    parsed = json.dumps({name: "s3cr3t-6f1d", "keep": "k"})
+    head = json.dumps(name) + ': "s3cr3t-6f1d", '
+    unparseable = "{" + head + '"n": 01, "keep": "k"}'  # 01: not JSON
+    too_deep = "{" + head + '"keep": "k", "a": ' + "[" * 3000 + "]" * 3000 + "}"
+    for line in (parsed, unparseable, too_deep):
+        out = redact_line(line)
+        assert "s3cr3t-6f1d" not in out, (name, line[:60])
+        assert '"keep": "k"' in out or '"keep":"k"' in out
