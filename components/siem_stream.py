@@ -533,7 +533,8 @@ class SiemStream(pulumi.ComponentResource):
                          parent=self.stream)
         # Only the stream's own subscription filters write to it; a payload of another owner or
         # filter was put there by someone allowed firehose:PutRecord, claiming a log group it
-        # does not come from (ztai_runtime/siem/firehose.py, PayloadSource): forged evidence.
+        # does not come from (ztai_runtime/siem/firehose.py, PayloadSource). A tripwire: a forger
+        # who copies the (public) account and filter name is not seen here.
         occurrence_alarm(f"{name}-foreign-records-alarm", alarm_name=f"{self.stream_name}-foreign-records",
                          description=f"a record on the SIEM stream {self.stream_name} did not come from "
                                      "its own subscriptions: someone put a forged log payload on it "

@@ -316,12 +316,12 @@ def transform_records(records: Iterable[Mapping[str, Any]], *, mapper: Mapper = 
                       source: PayloadSource | None = None) -> TransformResult:
     """The outputs for a batch of Firehose records, in order, one per record; no AWS call.
 
-    With `source`, a data payload that does not come from one of the stream's own subscriptions
-    (another `owner`, no filter of the stream's name) is not mapped: anyone allowed
-    firehose:PutRecord on the stream could otherwise write a payload claiming the CloudTrail log
-    group and have forged API calls shown as AWS's record. Its lines are forwarded as unmapped
-    lines are (redacted), and the record is counted in `foreign_records` (ForeignRecords, which
-    has an alarm).
+    With `source`, a data payload that does not name the stream's account as `owner` and the
+    stream's filter among its `subscriptionFilters` is not mapped: its lines are forwarded as
+    unmapped lines are (redacted), and the record is counted in `foreign_records` (ForeignRecords,
+    which pages critical). A tripwire for a careless forger, not a control: both values are
+    public, and a payload that copies them is mapped. Who may firehose:PutRecord on the stream is
+    the control (docs/known-gaps.md).
 
     Records that do not fit `response_budget` come back `Dropped` and are listed in
     `reingest`; the caller puts them back into the stream (and turns the ones it cannot into
