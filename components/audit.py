@@ -193,8 +193,8 @@ TRANSFORM_CALLS = ("UpdateFunctionCode", "UpdateFunctionConfiguration", "PutFunc
                    "DeleteFunction", "AddPermission", "RemovePermission")
 
 
-def stream_patterns(stream: str) -> list[str]:
-    """EventBridge patterns for a change to the SIEM stream `stream` and to its transform
+def stream_patterns(*streams: str) -> list[str]:
+    """EventBridge patterns for a change to the SIEM streams `streams` and to their transforms
     (`<stream>-transform`), and for a subscription filter deleted anywhere."""
     def pattern(source: str, names: list[Any], detail: dict[str, Any]) -> str:
         return json.dumps({"source": [f"aws.{source.split('.')[0]}"],
@@ -204,9 +204,10 @@ def stream_patterns(stream: str) -> list[str]:
 
     return [
         pattern("firehose.amazonaws.com", sorted(STREAM_CALLS),
-                {"requestParameters": {"deliveryStreamName": [stream]}}),
+                {"requestParameters": {"deliveryStreamName": sorted(streams)}}),
         pattern("lambda.amazonaws.com", [{"prefix": name} for name in TRANSFORM_CALLS],
-                {"requestParameters": {"functionName": [{"suffix": f"{stream}-transform"}]}}),
+                {"requestParameters": {"functionName": [{"suffix": f"{stream}-transform"}
+                                                        for stream in sorted(streams)]}}),
         pattern("logs.amazonaws.com", ["DeleteSubscriptionFilter"], {}),
     ]
 
@@ -557,3 +558,17 @@ class AuditTrail(pulumi.ComponentResource):
                     event_pattern=found, opts=pulumi.ResourceOptions(parent=self))
                 notify_on_rule(f"{self._name}-watch-{label}-notify", rule=rule, actions=alarms,
                                severity=severity)
+        # The account's other streams (the workload's, seen from the key layer): the trail leaves
+        # out their transforms' invocations and their buckets' objects (`siem_exclusions`), so a
+        # change to them must not pass unseen either. High, not critical: the workload's deployer
+        # changes its own transform in an ordinary release.
+        others = sorted(set(self._args.siem_streams) - {self._args.siem_stream_name})
+        if others:
+            for label, found in zip(("stream", "transform"), stream_patterns(*others)[:2], strict=True):
+                rule = aws.cloudwatch.EventRule(
+                    f"{self._name}-watch-other-{label}",
+                    name=f"zero-trust-ai-{self._args.environment}-audit-other-{label}-used",
+                    description=f"zero-trust-ai: a change to another layer's SIEM {label}",
+                    event_pattern=found, opts=pulumi.ResourceOptions(parent=self))
+                notify_on_rule(f"{self._name}-watch-other-{label}-notify", rule=rule, actions=alarms,
+                               severity="high")

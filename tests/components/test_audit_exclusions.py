@@ -101,3 +101,40 @@ def test_every_other_bucket_table_and_function_is_logged(accounts: dict[str, Acc
     functions = {r.name for r in account.of_type(FUNCTION) if name_of(r) not in plumbing}
     assert "jit-api-function" in functions and len(functions) >= 3
     assert {name: answer for name, answer in checked.items() if answer is not True} == {}
+
+
+# -- what the trail leaves out is watched instead (review50 M2) ---------------------------------------
+
+def watch_rules(account: Account) -> dict[str, dict[str, Any]]:
+    import json
+    return {str(r.inputs["name"]): json.loads(r.inputs["eventPattern"])
+            for r in account.of_type("aws:cloudwatch/eventRule:EventRule")
+            if str(r.inputs["name"]).startswith("zero-trust-ai-")}
+
+
+@pytest.mark.parametrize("which", ["prod", "prod-first"])
+def test_every_stream_the_trail_leaves_out_is_watched(accounts: dict[str, Account], which: str) -> None:
+    # The key layer's trail leaves out the workload stream's transform invocations and bucket
+    # objects: a change to that stream or transform pages (high: the workload's deployer changes
+    # its own transform in a release), next to the key layer's own watches (critical).
+    rules = watch_rules(accounts[which])
+    other_stream = rules["zero-trust-ai-prod-audit-other-stream-used"]["detail"]
+    assert other_stream["requestParameters"]["deliveryStreamName"] == ["zero-trust-ai-prod-workload-siem"]
+    other_transform = rules["zero-trust-ai-prod-audit-other-transform-used"]["detail"]
+    assert other_transform["requestParameters"]["functionName"] == [
+        {"suffix": "zero-trust-ai-prod-workload-siem-transform"}]
+    assert {"prefix": "UpdateFunctionCode"} in other_transform["eventName"]
+    own = rules["zero-trust-ai-prod-audit-stream-used"]["detail"]
+    assert own["requestParameters"]["deliveryStreamName"] == ["zero-trust-ai-prod-keys-siem"]
+    targets = {str(r.name): r.inputs["arn"] for r in accounts[which].of_type(
+        "aws:cloudwatch/eventTarget:EventTarget")}
+    high = targets["audit-watch-other-stream-notify"]
+    assert targets["audit-watch-other-transform-notify"] == high
+    assert high.endswith("alarms-high") and targets["audit-watch-stream-notify"].endswith("alarms-critical")
+
+
+def test_a_combined_stack_watches_its_one_stream_once(accounts: dict[str, Account]) -> None:
+    rules = watch_rules(accounts["dev"])
+    assert not [name for name in rules if "-other-" in name]
+    assert rules["zero-trust-ai-dev-audit-stream-used"]["detail"]["requestParameters"][
+        "deliveryStreamName"] == ["zero-trust-ai-dev-combined-siem"]
