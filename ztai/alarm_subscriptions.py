@@ -8,8 +8,12 @@ topic `zero-trust-ai-<env>-alarms-<severity>` (components/alarm_topics.py names 
 subscriptions:
 
 - a topic of a severity that is missing: blocking (its alarms go nowhere);
-- the critical topic without one confirmed subscription: blocking;
-- any subscription still pending: reported, not blocking when critical has a confirmed one.
+- the critical topic without one confirmed subscription that the stack file lists
+  (`alarmSubscriptions`) and that has no filter policy: blocking. A confirmed subscription
+  someone added by hand is not someone the stack names (it may be an insider's endpoint), and a
+  filter policy may let nothing through;
+- any subscription still pending, one the stack file does not list, one with a filter policy:
+  reported, not blocking when critical has a listed, confirmed, unfiltered one.
 
 A subscription is pending when SNS lists it without an ARN (ListSubscriptionsByTopic gives
 `PendingConfirmation` in place of the ARN) or its attributes say `PendingConfirmation` `true`
@@ -19,6 +23,7 @@ sns:GetSubscriptionAttributes (docs/drift.md).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +48,7 @@ class TopicSubscriptions:
     topic_arn: str | None
     confirmed: tuple[str, ...] = ()  # "<protocol>:<endpoint>" of each confirmed subscription
     pending: tuple[str, ...] = ()  # the same, for each still waiting for its owner
+    filtered: tuple[str, ...] = ()  # confirmed, but with a filter policy: it may hear nothing
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ def read_alarm_topics(sns: Any, environment: str) -> list[TopicSubscriptions]:
             continue
         confirmed: list[str] = []
         pending: list[str] = []
+        filtered: list[str] = []
         for subscription in _pages(sns, "list_subscriptions_by_topic", "Subscriptions",
                                    TopicArn=topic_arn):
             attributes = None
@@ -95,14 +102,39 @@ def read_alarm_topics(sns: Any, environment: str) -> list[TopicSubscriptions]:
                 attributes = sns.get_subscription_attributes(
                     SubscriptionArn=subscription["SubscriptionArn"]).get("Attributes", {})
             endpoint = f"{subscription.get('Protocol', '?')}:{subscription.get('Endpoint', '?')}"
-            (confirmed if is_confirmed(subscription, attributes) else pending).append(endpoint)
-        topics.append(TopicSubscriptions(severity, name, topic_arn, tuple(confirmed), tuple(pending)))
+            if not is_confirmed(subscription, attributes):
+                pending.append(endpoint)
+            elif (attributes or {}).get("FilterPolicy"):
+                filtered.append(endpoint)
+            else:
+                confirmed.append(endpoint)
+        topics.append(TopicSubscriptions(severity, name, topic_arn, tuple(confirmed), tuple(pending),
+                                         tuple(filtered)))
     return topics
 
 
-def subscription_findings(topics: list[TopicSubscriptions], environment: str,
-                          region: str) -> list[AlarmFinding]:
-    """What the topics lack (see the module docstring); nothing outside CHECKED_ENVIRONMENTS."""
+def configured_endpoints(value: Any) -> dict[str, set[str]]:
+    """The stack key `alarmSubscriptions` (a list, or its JSON text) as {severity: {"<protocol>:
+    <endpoint>"}}; items that are not `<severity>:<protocol>:<endpoint>` are left out (the
+    program refuses them: components/alarm_topics.py)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    endpoints: dict[str, set[str]] = {}
+    for item in value if isinstance(value, list) else []:
+        severity, _, rest = str(item).partition(":")
+        if severity in SEVERITIES and ":" in rest:
+            endpoints.setdefault(severity, set()).add(rest)
+    return endpoints
+
+
+def subscription_findings(topics: list[TopicSubscriptions], environment: str, region: str,
+                          configured: Mapping[str, set[str]] | None = None) -> list[AlarmFinding]:
+    """What the topics lack (see the module docstring); nothing outside CHECKED_ENVIRONMENTS.
+    `configured`: the stack file's subscriptions (`configured_endpoints`); None counts every
+    confirmed subscription (a stack file that lists none is the program's to refuse)."""
     if environment not in CHECKED_ENVIRONMENTS:
         return []
     findings = []
@@ -119,11 +151,31 @@ def subscription_findings(topics: list[TopicSubscriptions], environment: str,
                 f"the {topic.severity} subscription {endpoint} is not confirmed: SNS delivers "
                 "nothing to it until its owner follows the confirmation message (docs/alarms.md)",
                 False))
-        if topic.severity == "critical" and not topic.confirmed:
+        listed = configured.get(topic.severity, set()) if configured is not None else None
+        unlisted = [e for e in topic.confirmed if listed is not None and e not in listed]
+        for endpoint in unlisted:
+            findings.append(AlarmFinding(
+                "alarm-subscription-unlisted", topic.topic_arn,
+                f"the {topic.severity} subscription {endpoint} is not in the stack's "
+                "zero-trust-ai:alarmSubscriptions: someone added it outside the program; it hears "
+                "every alarm of the topic, and it is not counted as someone on call", False))
+        for endpoint in topic.filtered:
+            findings.append(AlarmFinding(
+                "alarm-subscription-filtered", topic.topic_arn,
+                f"the {topic.severity} subscription {endpoint} has a filter policy: it may let no "
+                "alarm through, so it is not counted as someone on call (the program sets none)",
+                False))
+        heard = [e for e in topic.confirmed if e not in unlisted]
+        if topic.severity == "critical" and not heard:
             waiting = f" ({len(topic.pending)} pending)" if topic.pending else ""
+            others = len(unlisted) + len(topic.filtered)
+            aside = (f"; {others} confirmed but not listed in the stack file or filtered"
+                     if others else "")
             findings.append(AlarmFinding(
                 "no-confirmed-critical-subscription", topic.topic_arn,
-                f"topic {topic.topic_name} has no confirmed subscription{waiting}: a critical alarm "
-                "(break-glass used, the audit trail changed) pages nobody; confirm one "
-                "(docs/alarms.md) or add one to zero-trust-ai:alarmSubscriptions", True))
+                f"topic {topic.topic_name} has no confirmed subscription"
+                f"{' the stack lists' if configured is not None else ''}{waiting}"
+                f"{aside}: a critical alarm (break-glass used, the audit trail changed) may page "
+                "nobody; confirm one (docs/alarms.md) or add one to zero-trust-ai:alarmSubscriptions",
+                True))
     return findings

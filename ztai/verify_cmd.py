@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ztai.alarm_subscriptions import (
     CHECKED_ENVIRONMENTS,
     TopicSubscriptions,
+    configured_endpoints,
     read_alarm_topics,
     subscription_findings,
 )
@@ -290,7 +291,9 @@ def run(args: argparse.Namespace) -> int:
     drift = compare(state, deployment) if state is not None else []
     findings = status_findings(deployment, require_trail=args.require_trail)
     findings += [Finding(f.kind, f.resource, f.message, f.blocking)
-                 for f in subscription_findings(alarm_topics, environment, region)]
+                 for f in subscription_findings(
+                     alarm_topics, environment, region,
+                     configured_endpoints(config.get(f"{project}:alarmSubscriptions", [])))]
     view = analyzed_view(deployment, stack=args.stack, project=project, state=state)
     with PolicyPackProcess(pack_dir, env=pack_environment(project, args.stack, config, False)) as pack:
         try:

@@ -24,6 +24,7 @@ from ztai.alarm_subscriptions import (
     SEVERITIES,
     TopicSubscriptions,
     alarm_topic_name,
+    configured_endpoints,
     is_confirmed,
     read_alarm_topics,
     subscription_findings,
@@ -64,15 +65,18 @@ def stubbed(subscriptions: dict[str, list[tuple[str, str | None]]],
             {"TopicArn": topic_arn(severity)})
         for arn, pending in items:
             if pending is not None:
-                stubber.add_response("get_subscription_attributes",
-                                     {"Attributes": {"PendingConfirmation": pending,
-                                                     "SubscriptionArn": arn}},
+                attributes = {"PendingConfirmation": pending, "SubscriptionArn": arn}
+                if arn in FILTERED:
+                    attributes["FilterPolicy"] = '{"severity": ["none-such"]}'
+                stubber.add_response("get_subscription_attributes", {"Attributes": attributes},
                                      {"SubscriptionArn": arn})
     stubber.activate()
     return sns
 
 
 CONFIRMED = f"{topic_arn('critical')}:0b7c2f3e-0000-4000-8000-000000000001"
+SECOND = f"{topic_arn('critical')}:0b7c2f3e-0000-4000-8000-000000000002"
+FILTERED = {f"{topic_arn('critical')}:0b7c2f3e-0000-4000-8000-00000000000f"}
 
 
 def kinds(findings: list[Any]) -> list[tuple[str, bool]]:
@@ -178,9 +182,18 @@ def test_verify_fails_a_prod_stack_whose_critical_topic_has_no_subscription(
     assert status == 1
     assert {"kind": "no-confirmed-critical-subscription", "resource": topic_arn("critical"),
             "blocking": True} in [{k: f[k] for k in ("kind", "resource", "blocking")} for f in findings]
+    # An endpoint the stack file does not list (stacks/Pulumi.prod-keys.yaml names
+    # security-oncall@example.com) is reported and does not count.
     moto_account.subscribe(TopicArn=topic_arn("critical"), Protocol="email", Endpoint="oncall@example.com")
+    status, findings = verify_prod_keys(capsys)
+    assert status == 1
+    assert {(f["kind"], f["blocking"]) for f in findings if "subscription" in f["kind"]} == {
+        ("alarm-subscription-unlisted", False), ("no-confirmed-critical-subscription", True)}
+    moto_account.subscribe(TopicArn=topic_arn("critical"), Protocol="email",
+                           Endpoint="security-oncall@example.com")
     _, findings = verify_prod_keys(capsys)
-    assert not [f for f in findings if "subscription" in f["kind"] or f["kind"] == "no-alarm-topic"]
+    assert [f["kind"] for f in findings if "subscription" in f["kind"] or f["kind"] == "no-alarm-topic"] == [
+        "alarm-subscription-unlisted"]
 
 
 def test_verify_fails_a_prod_stack_without_its_alarm_topics(
@@ -190,3 +203,42 @@ def test_verify_fails_a_prod_stack_without_its_alarm_topics(
     assert status == 1
     assert ("no-alarm-topic", "zero-trust-ai-prod-alarms-critical", True) in [
         (f["kind"], f["resource"], f["blocking"]) for f in findings]
+
+
+LISTED = {"critical": {"email:oncall0@example.com"}}
+
+
+def test_only_a_subscription_the_stack_lists_counts_as_someone_on_call() -> None:
+    # oncall0 is listed; oncall1, added by hand outside the program, hears the alarms but is
+    # reported and not counted.
+    topics = read_alarm_topics(stubbed({"critical": [(CONFIRMED, "false"), (SECOND, "false")]}), "prod")
+    findings = subscription_findings(topics, "prod", REGION, LISTED)
+    assert kinds(findings) == [("alarm-subscription-unlisted", False)]
+    assert "email:oncall1@example.com is not in the stack's" in findings[0].message
+    only_unlisted = read_alarm_topics(stubbed({"critical": [(SECOND, "false")]}), "prod")
+    # (the stub numbers endpoints by position: the one subscription is oncall0 again)
+    assert kinds(subscription_findings(only_unlisted, "prod", REGION, {"critical": {"email:x@y"}})) == [
+        ("alarm-subscription-unlisted", False), ("no-confirmed-critical-subscription", True)]
+
+
+def test_a_subscription_with_a_filter_policy_does_not_count() -> None:
+    [filtered] = FILTERED
+    topics = read_alarm_topics(stubbed({"critical": [(filtered, "false")]}), "prod")
+    assert topics[0].confirmed == () and topics[0].filtered == ("email:oncall0@example.com",)
+    findings = subscription_findings(topics, "prod", REGION, LISTED)
+    assert kinds(findings) == [("alarm-subscription-filtered", False),
+                               ("no-confirmed-critical-subscription", True)]
+    assert "1 confirmed but not listed in the stack file or filtered" in findings[1].message
+
+
+@pytest.mark.parametrize("value, expected", [
+    (["critical:email:a@example.com", "high:https:https://h.example.com/x"],
+     {"critical": {"email:a@example.com"}, "high": {"https:https://h.example.com/x"}}),
+    ('["critical:email:a@example.com"]', {"critical": {"email:a@example.com"}}),
+    (["nonsense", "loud:email:a@example.com", "critical:"], {}),
+    ("not json", {}),
+    (None, {}),
+])
+def test_the_stack_files_subscriptions_are_read_as_the_program_writes_them(
+        value: Any, expected: dict[str, set[str]]) -> None:
+    assert configured_endpoints(value) == expected
