@@ -6,8 +6,8 @@ nothing: `./run lambda-packages` (which `./run preview` and `./run test` run fir
 of every package of `requirements-lambda.txt` for the functions' runtime into
 `.lambda-packages/wheels/`, pip checking it against the lock's hashes; here, while the program
 composes and before any resource of the function is declared, the wheel is read ONCE into memory
-and every check below is made on those bytes, so nothing read later can differ from what was
-checked:
+and every check below is made on those bytes (Pulumi reads the extracted files again when it
+registers the function: a change between the check and that read is the one window left):
 
 - the lock pins the package (`name==version`) and lists the bytes' sha256 among its hashes, so a
   wheel swapped on disk after the download is refused as one swapped on the index would be;

@@ -311,7 +311,8 @@ def _redact_text(message: str) -> str:
                 continue
             if (pending or (secret_levels and secret_levels[-1])) and token not in ('""', f'"{REDACTED}"'):
                 tokens[index] = f'"{REDACTED}"'
-            pending = False
+            # `pending` holds until the value ends (a comma or a closing bracket): a line that is
+            # not JSON may put several words there (`{"token": abc def}`).
         elif first == "[":
             secret_levels.append(pending or bool(secret_levels and secret_levels[-1]))
             pending = False
@@ -324,10 +325,8 @@ def _redact_text(message: str) -> str:
             pending = False
         elif first == ",":
             pending = False
-        else:
-            if (pending or (secret_levels and secret_levels[-1])) and token not in _KEPT_WORDS:
-                tokens[index] = f'"{REDACTED}"'
-            pending = False
+        elif (pending or (secret_levels and secret_levels[-1])) and token not in _KEPT_WORDS:
+            tokens[index] = f'"{REDACTED}"'
     return "".join(tokens)
 
 

@@ -357,3 +357,10 @@ def test_every_spelling_of_a_secret_name_is_redacted_on_every_path(name: str) ->
         out = redact_line(line)
         assert "s3cr3t-6f1d" not in out, (name, line[:60])
         assert '"keep": "k"' in out or '"keep":"k"' in out
+
+
+def test_a_line_that_is_not_json_loses_every_word_after_a_secret_name() -> None:
+    # review50 L6: the scan holds the secret until the value ends, not after its first word.
+    line = redact_line('{"token": abc def-6f1d ghi, "keep": "k", "password": "p" "q-6f1d"}')
+    assert "abc" not in line and "def-6f1d" not in line and "ghi" not in line and "q-6f1d" not in line
+    assert '"keep": "k"' in line
