@@ -306,9 +306,11 @@ def test_bad_arguments_are_named(change: dict[str, Any], message: str) -> None:
 def test_every_change_to_the_trail_pages_critical(stack: RecordedStack) -> None:
     rules = {r.inputs["name"]: json.loads(r.inputs["eventPattern"]) for r in stack.resources
              if r.type == "aws:cloudwatch/eventRule:EventRule"}
+    # ... and the account's other SIEM stream (the workload's: STREAMS), which the trail leaves
+    # out of data events, is watched too (high: test_audit_exclusions.py).
     assert set(rules) == {f"zero-trust-ai-prod-audit-{label}-used" for label in
                           ("trail", "archive", "key", "copy", "account-log-policies", "stream",
-                           "transform", "subscriptions")}
+                           "transform", "subscriptions", "other-stream", "other-transform")}
     trail = rules["zero-trust-ai-prod-audit-trail-used"]["detail"]
     assert {"StopLogging", "PutEventSelectors", "UpdateTrail"} <= set(trail["eventName"])
     assert TRAIL in trail["requestParameters"]["name"]
@@ -323,6 +325,7 @@ def test_every_change_to_the_trail_pages_critical(stack: RecordedStack) -> None:
     assert {"prefix": "UpdateFunctionCode"} in transform["eventName"]
     targets = {r.name: r.inputs["arn"] for r in stack.resources
                if r.type == "aws:cloudwatch/eventTarget:EventTarget"}
-    assert len(targets) == 8
-    assert targets.pop("audit-watch-subscriptions-notify") == ALARMS.topic_arns["high"]
+    assert len(targets) == 10
+    for label in ("subscriptions", "other-stream", "other-transform"):
+        assert targets.pop(f"audit-watch-{label}-notify") == ALARMS.topic_arns["high"]
     assert set(targets.values()) == {ALARMS.topic_arns["critical"]}
