@@ -632,7 +632,11 @@ def rehome(records: Sequence[Mapping[str, Any]], *, account: str, region: str, s
     - times shifted by one offset so that the earliest `eventTime` falls at `start` plus a jitter
       of 0-59 s drawn from `seed` (sessions' `creationDate` shifted alike); order, spacing and
       every `eventID` are kept (the eventID is restored after the rewrite in any case).
-    Records without an `eventTime` or `eventID` are refused (ValueError)."""
+    Records without an `eventTime` or `eventID` are refused (ValueError).
+
+    What is kept as recorded, and gives the records away without any model: the user agent
+    (`stratus-red-team_<uuid>`) and the actor, mostly an IAM user with a long-term AKIA key, which
+    this architecture never uses. An evaluation should say so rather than credit a model for it."""
     if not records:
         return []
     for index, record in enumerate(records):
