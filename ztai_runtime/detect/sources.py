@@ -320,6 +320,20 @@ def record_kind(record: dict[str, Any]) -> Kind | None:
 
 
 def _event(record: Any, origin: str) -> Event:
+    # The common case first, in a few lookups (the same answer record_kind gives): a CloudTrail
+    # record with its time and id as CloudTrail writes them.
+    if type(record) is dict and "eventVersion" in record and "class_uid" not in record:
+        when = record.get("eventTime")
+        uid = record.get("eventID")
+        if ("eventSource" in record or "eventName" in record) and type(when) is str \
+                and type(uid) is str and uid and len(when) <= 40:
+            time_ms = _parse_iso(when)
+            if time_ms is not None and MIN_MS <= time_ms < END_MS:
+                return Event(time_ms, "cloudtrail", uid, record, origin)
+    return _checked_event(record, origin)
+
+
+def _checked_event(record: Any, origin: str) -> Event:
     if not isinstance(record, dict):
         raise InputError(f"{origin}: the record is {_type(record)}, not a JSON object; allowed: "
                          f"{_ALLOWED_RECORDS}")
