@@ -41,8 +41,8 @@ refuse (the CLI exits 2 and reports no findings).
 
 Order and memory. CloudTrail files overlap in time and are not sorted inside, so each file's events
 are sorted (by time, then id; stable, so equal keys keep their order in the file) and the files
-are merged by `heapq.merge`, which on equal keys takes the file that comes first in name order:
-the output is the same on every run. Nothing can be yielded before every file is read (the last
+are merged by `heapq.merge`, which on equal keys takes the file read first (the PATHs in the order
+given, each folder's files in name order): the output is the same on every run. Nothing can be yielded before every file is read (the last
 file may hold the earliest event), so the merge needs every file's events at hand, in memory or on
 disk. To bound memory, at most `buffer_events` events (default BUFFER_EVENTS) are held: when the
 files read so far hold more, they are merged into one sorted run written to a temporary file
@@ -130,8 +130,10 @@ class Event:
 def read_events(paths: Iterable[str | os.PathLike[str]], *, since_ms: int | None = None,
                 until_ms: int | None = None, buffer_events: int = BUFFER_EVENTS) -> Iterator[Event]:
     """Every event of the files (and folders, recursively) in `paths`, oldest first (ties: by id,
-    then by file name order, then by order in the file), those with since_ms <= time_ms < until_ms
-    when given. Raises InputError (on the first `next`, before any event) on bad input."""
+    then by the order the files are read, then by order in the file), those with
+    since_ms <= time_ms < until_ms when given. Raises InputError (on the first `next`, before any
+    event) on bad input. `buffer_events`: how many events are held in memory before the sorted
+    events are written to a temporary file (see the module docstring)."""
     if buffer_events < 1:
         raise ValueError(f"buffer_events must be at least 1, not {buffer_events}")
     files = list(_files(paths))
