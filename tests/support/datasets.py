@@ -19,15 +19,21 @@ def shared_dir() -> Path:
     return Path(os.environ.get("ZTAI_SHARED_DIR") or ROOT.parent / "shared")
 
 
-def stratus_red_team_records() -> list[tuple[str, dict[str, Any]]]:
-    """(file name, record) of every CloudTrail record of the Stratus Red Team dataset, in file
-    order; the test is skipped, saying where it looked, when the dataset is not there."""
+def stratus_red_team_files() -> list[Path]:
+    """The Stratus Red Team dataset's files (one JSON array of CloudTrail records per technique),
+    in name order; the test is skipped, saying where it looked, when the dataset is not there."""
     folder = shared_dir() / "datasets" / "stratus-red-team"
     files = sorted(folder.glob("aws.*.json"))
     if not files:
         pytest.skip(f"the Stratus Red Team CloudTrail dataset is not at {folder} "
                     "(set ZTAI_SHARED_DIR to the shared/ folder that holds datasets/)")
+    return files
+
+
+def stratus_red_team_records() -> list[tuple[str, dict[str, Any]]]:
+    """(file name, record) of every CloudTrail record of the Stratus Red Team dataset, in file
+    order; the test is skipped, saying where it looked, when the dataset is not there."""
     records: list[tuple[str, dict[str, Any]]] = []
-    for path in files:
+    for path in stratus_red_team_files():
         records.extend((path.name, record) for record in json.loads(path.read_text(encoding="utf-8")))
     return records

@@ -1,0 +1,462 @@
+"""Every input `ztai detect` reads, as one stream of events in event-time order across files.
+
+`read_events(paths, since_ms=..., until_ms=...)` takes files and folders (read recursively, files
+in name order) and yields one `Event` per record, oldest first.
+
+Files. Each file is one of these, optionally gzip'd (recognised by its magic bytes, whatever its
+name):
+- CloudTrail as S3 delivers it, `{"Records": [...]}`;
+- a JSON array of records;
+- JSONL: one record per line, blank lines allowed; a file holding one JSON object that is a record
+  (one line, or the object written over several lines) reads as a one-record file;
+- an empty file (or one of blanks only, or a gzip of nothing): no events, not an error.
+A UTF-8 byte order mark at the start is allowed. Anything else (another text, another encoding,
+a JSON scalar, an object that is neither `Records` nor a record) is an `InputError` naming the file:
+nothing found in a folder is skipped silently.
+
+Records, by their shape (the shapes the SIEM transform maps, `ztai_runtime.siem.ocsf`):
+- `cloudtrail`: a CloudTrail record (`eventVersion`, `eventSource` or `eventName`); time
+  `eventTime` (ISO 8601); id `eventID`;
+- `ocsf`: an OCSF event as the SIEM transform writes it (`class_uid`, `metadata.version`); time
+  `time` (epoch milliseconds); id `metadata.uid`;
+- `gateway`: an API Gateway access log line (`routeKey`, `requestId`); time `requestTime` (epoch
+  milliseconds, a number or a string of digits, as the access log format writes it); id
+  `requestId`;
+- `inference`: an inference event (`"event": "inference"`); time `time` (ISO 8601); id `requestId`;
+- `jit`: a JIT elevation decision line (`"event": "jit.<...>"`); time `time` (ISO 8601). Its
+  `request_id` names the elevation request, which several lines share (requested, approved,
+  expired), so it is no id of the line: a JIT line always gets the synthetic id.
+A record without an id of its own gets the synthetic id `<file>:<line>` (JSONL) or
+`<file>:[<index>]` (an array, or `Records`), `<file>` being the path as found under the PATH given;
+the same arguments give the same ids on every run. A time without a zone is UTC. Times must lie in
+1970-01-01T00:00:00Z..9999-12-31T23:59:59.999Z.
+
+Errors. Bad input never raises anything but `InputError` (a ValueError), whose message names the
+file, the line or record index, what is wrong and what is allowed: a path that does not exist,
+unreadable files, bad gzip, bad UTF-8, bad JSON, a record that is not an object, a `Records` that
+is not a list, a record of no known kind, a missing or unparseable time, a time out of range. One
+bad record fails the whole run, and before any event is yielded: every file is read (and checked)
+before the merge yields its first event, so a caller never acts on part of an input it will then
+refuse (the CLI exits 2 and reports no findings).
+
+Order and memory. CloudTrail files overlap in time and are not sorted inside, so each file's events
+are sorted (by time, then id; stable, so equal keys keep their order in the file) and the files are
+merged by `heapq.merge`, which on equal keys takes the file read first (the PATHs in the order
+given, each folder's files in name order): the output is the same on every run. Nothing can be
+yielded before every file is read (the last file may hold the earliest event), so the merge needs
+every file's events at hand, in memory or on disk. To bound memory, at most `buffer_events` events
+(default BUFFER_EVENTS) are held: when the files read so far hold more, they are merged into one
+sorted run written to a temporary file (pickled, in chunks of SPILL_CHUNK events; deleted when the
+reading ends) and read back chunk by chunk in the final merge. Memory is therefore about
+`buffer_events` events, plus the largest single file (read whole, then sorted), plus one chunk per
+spilled run; disk holds every event beyond the buffer. Spilling costs a pickling and an unpickling
+of each event it writes (measured: reading halves in speed). `since_ms` and `until_ms` filter as the
+files are read (since inclusive, until exclusive), so only what is kept counts.
+
+JSON is read with `ztai_runtime.siem.codec.loads` (orjson when it is installed).
+"""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import heapq
+import json
+import os
+import pickle
+import tempfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from ztai_runtime.siem import codec
+from ztai_runtime.siem.ocsf import _record_kind as siem_record_kind
+
+Kind = Literal["cloudtrail", "ocsf", "gateway", "inference", "jit"]
+
+KINDS: tuple[Kind, ...] = ("cloudtrail", "ocsf", "gateway", "inference", "jit")
+
+# Events held in memory before the files read so far are merged and written to a temporary file.
+# A parsed CloudTrail record is about 4 KB of Python objects (measured: 435 MB of peak RSS for
+# 102,000 Stratus Red Team records held): 100,000 events is some 430 MB.
+BUFFER_EVENTS = 100_000
+# Events per pickled chunk of a spilled run: what the final merge holds of each run at a time.
+SPILL_CHUNK = 1_000
+
+# The range a time may take: from the epoch to the last millisecond of year 9999 (what an ISO time
+# can say, and well inside 64 bits).
+MIN_MS = 0
+END_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z: exclusive
+
+_ALLOWED_FILES = ("a CloudTrail file ({\"Records\": [...]}), a JSON array of records or JSONL "
+                  "(one record per line), UTF-8, optionally gzip'd")
+_ALLOWED_RECORDS = ("a CloudTrail record (eventVersion, eventSource or eventName, eventTime), an OCSF "
+                    "event (class_uid, time, metadata.version), an API Gateway access log line "
+                    "(routeKey, requestId, requestTime), an inference event (\"event\": \"inference\") "
+                    "or a JIT decision line (\"event\": \"jit.<action>\")")
+# The SIEM transform's kinds the detector reads (not its Route 53 Resolver records).
+_SIEM_KINDS: dict[str, Kind] = {"cloudtrail": "cloudtrail", "gateway": "gateway",
+                                "inference": "inference", "jit": "jit"}
+_GZIP_MAGIC = b"\x1f\x8b"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class InputError(ValueError):
+    """Input `ztai detect` cannot read: the message names the file, the line or record, what is
+    wrong and what is allowed (the CLI prints it and exits 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One record of the input, as the detection engine consumes it."""
+
+    time_ms: int
+    """Event time, epoch milliseconds (UTC)."""
+    kind: Kind
+    uid: str
+    """The record's own id (CloudTrail eventID, OCSF metadata.uid, requestId), or the synthetic
+    `<file>:<line>` / `<file>:[<index>]` when it has none (JIT lines always)."""
+    record: dict[str, Any]
+    """The record as read."""
+    origin: str
+    """Where it was read: `<file>:<line>` or `<file>:[<index>]`."""
+
+
+def read_events(paths: Iterable[str | os.PathLike[str]], *, since_ms: int | None = None,
+                until_ms: int | None = None, buffer_events: int = BUFFER_EVENTS) -> Iterator[Event]:
+    """Every event of the files (and folders, recursively) in `paths`, oldest first (ties: by id,
+    then by the order the files are read, then by order in the file), those with
+    since_ms <= time_ms < until_ms when given. Raises InputError (on the first `next`, before any
+    event) on bad input. `buffer_events`: how many events are held in memory before the sorted
+    events are written to a temporary file (see the module docstring)."""
+    if buffer_events < 1:
+        raise ValueError(f"buffer_events must be at least 1, not {buffer_events}")
+    files = list(_files(paths))
+    held: list[list[Event]] = []
+    count = 0
+    with _Spill() as spill, _frozen_heap() as freeze:
+        for path in files:
+            events = _file_events(path, since_ms, until_ms)
+            if not events:
+                continue
+            events.sort(key=_key)  # stable: equal keys keep the file's order
+            held.append(events)
+            count += len(events)
+            if count > buffer_events:
+                spill.write(heapq.merge(*held, key=_key))
+                held, count = [], 0
+            freeze()
+        # Runs come from consecutive files in name order, and heapq.merge takes the earlier
+        # iterable first on equal keys: ties resolve in file order whether spilled or not.
+        yield from heapq.merge(*spill.runs(), *held, key=_key)
+
+
+@contextmanager
+def _frozen_heap() -> Iterator[Callable[[], None]]:
+    """The records read are trees (JSON has no cycles) held until they are yielded: the cyclic
+    garbage collector's passes over them find nothing and cost as much as the parsing (measured on
+    100,000 CloudTrail events: half the read time, then a full pass in the merge). Each file's
+    objects are moved out of its reach once read (`gc.freeze`); reference counting still frees
+    every event once the caller drops it, and the frozen objects go back to the collector when the
+    reading ends. Only the collector's timing changes, never what is freed. A process that froze
+    objects itself (a server before forking) is left alone: nothing is frozen or unfrozen here."""
+    if gc.get_freeze_count():
+        yield lambda: None
+        return
+    try:
+        yield gc.freeze
+    finally:
+        gc.unfreeze()
+
+
+def _key(event: Event) -> tuple[int, str]:
+    return event.time_ms, event.uid
+
+
+# -- files ------------------------------------------------------------------------------------------
+
+def _files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    """The files under each path, in name order within a folder; a path that is not there is an
+    error (a typo must not read as "no findings")."""
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            # sorted() on the relative parts: a stable order whatever the file system lists first.
+            found = [item for item in path.rglob("*") if not item.is_dir()]
+            yield from sorted(found, key=lambda item: item.relative_to(path).parts)
+        elif path.exists():
+            yield path
+        else:
+            raise InputError(f"{path}: no such file or folder (give CloudTrail, OCSF, gateway, "
+                             "inference or JIT log files, or folders of them)")
+
+
+def _file_events(path: Path, since_ms: int | None, until_ms: int | None) -> list[Event]:
+    text = _text(path)
+    # A byte order mark is harmless and some editors write one; JSON parsers refuse it.
+    if text[:1] == "\ufeff":
+        text = text[1:]
+    stripped = text.lstrip()
+    if not stripped:
+        return []
+    name = str(path)
+    records: Iterable[tuple[Any, str]]
+    if stripped[0] == "[":
+        records = _indexed(name, _array(name, _whole(name, text), "the file"))
+    elif stripped[0] == "{":
+        records = _object_file(name, text)
+    else:
+        raise InputError(f"{name}: not a file of a recognised format (it starts with "
+                         f"{stripped[:20]!r}); allowed: {_ALLOWED_FILES}")
+    events: list[Event] = []
+    for record, origin in records:
+        event = _event(record, origin)
+        if (since_ms is None or event.time_ms >= since_ms) and (until_ms is None or event.time_ms < until_ms):
+            events.append(event)
+    return events
+
+
+def _text(path: Path) -> str:
+    name = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"{name}: cannot be read ({error.strerror or error})") from None
+    if data[:2] == _GZIP_MAGIC:
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as error:
+            raise InputError(f"{name}: starts as gzip but is not valid gzip ({error}); allowed: "
+                             f"{_ALLOWED_FILES}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise InputError(f"{name}:{line}: not UTF-8 (byte {error.start}: {error.reason}); allowed: "
+                         f"{_ALLOWED_FILES}") from None
+
+
+def _whole(name: str, text: str) -> Any:
+    try:
+        return codec.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise InputError(f"{name}: {_json_problem(error)}; allowed: {_ALLOWED_FILES}") from None
+
+
+def _json_problem(error: Exception) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"not JSON at line {error.lineno} column {error.colno} ({error.msg})"
+    if isinstance(error, RecursionError):
+        return "JSON nested too deeply"
+    return f"not JSON ({error})"
+
+
+def _array(name: str, value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise InputError(f"{name}: {what} is {_type(value)}, not a list of records; allowed: "
+                         f"{_ALLOWED_FILES}")
+    return value
+
+
+def _indexed(name: str, records: list[Any]) -> Iterator[tuple[Any, str]]:
+    for index, record in enumerate(records):
+        yield record, f"{name}:[{index}]"
+
+
+def _object_file(name: str, text: str) -> Iterable[tuple[Any, str]]:
+    """A file starting with `{`: one JSON document (CloudTrail's `Records`, or one record), or JSONL.
+    The whole text is tried first; when it is no single document but its first line is an object,
+    it is JSONL (and a bad line is reported as such); otherwise the document's own error is."""
+    try:
+        whole = codec.loads(text)
+    except (ValueError, RecursionError) as error:
+        first = text.lstrip().split("\n", 1)[0]
+        try:
+            head = codec.loads(first)
+        except (ValueError, RecursionError):
+            raise InputError(f"{name}: {_json_problem(error)}; allowed: {_ALLOWED_FILES}") from None
+        if not isinstance(head, dict):
+            raise InputError(f"{name}: {_json_problem(error)}; allowed: {_ALLOWED_FILES}") from None
+        return _lines(name, text)
+    if not isinstance(whole, dict):  # pragma: no cover - a text starting with "{" parses to a dict
+        raise InputError(f"{name}: {_type(whole)} is not a record; allowed: {_ALLOWED_FILES}")
+    if "Records" in whole:
+        return _indexed(name, _array(name, whole["Records"], "its Records"))
+    return [(whole, f"{name}:1")]
+
+
+def _lines(name: str, text: str) -> Iterator[tuple[Any, str]]:
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = codec.loads(line)
+        except (ValueError, RecursionError) as error:
+            problem = _json_problem(error).replace(" at line 1 column", " at column")
+            raise InputError(f"{name}:{number}: {problem}; allowed in JSONL: one JSON object per "
+                             "line, blank lines") from None
+        yield record, f"{name}:{number}"
+
+
+def _type(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number"}.get(type(value), "null")
+
+
+# -- records ----------------------------------------------------------------------------------------
+
+def record_kind(record: dict[str, Any]) -> Kind | None:
+    """The kind of a record by its shape, or None when it is none read here. OCSF first (its
+    events keep the source's fields under `unmapped`, never at the top), then the SIEM transform's
+    own detection (its Route 53 Resolver records are no input of the detector: None)."""
+    metadata = record.get("metadata")
+    if "class_uid" in record and isinstance(metadata, dict) and "version" in metadata:
+        return "ocsf"
+    kind = siem_record_kind(record)
+    return _SIEM_KINDS.get(kind) if kind is not None else None
+
+
+def _event(record: Any, origin: str) -> Event:
+    # The common case first, in a few lookups (the same answer record_kind gives): a CloudTrail
+    # record with its time and id as CloudTrail writes them.
+    if type(record) is dict and "eventVersion" in record and "class_uid" not in record:
+        when = record.get("eventTime")
+        uid = record.get("eventID")
+        if ("eventSource" in record or "eventName" in record) and type(when) is str \
+                and type(uid) is str and uid and len(when) <= 40:
+            time_ms = _parse_iso(when)
+            if time_ms is not None and MIN_MS <= time_ms < END_MS:
+                return Event(time_ms, "cloudtrail", uid, record, origin)
+    return _checked_event(record, origin)
+
+
+def _checked_event(record: Any, origin: str) -> Event:
+    if not isinstance(record, dict):
+        raise InputError(f"{origin}: the record is {_type(record)}, not a JSON object; allowed: "
+                         f"{_ALLOWED_RECORDS}")
+    kind = record_kind(record)
+    if kind is None:
+        keys = ", ".join(sorted(record)[:8]) or "none"
+        raise InputError(f"{origin}: a record of no known kind (its keys: {keys}); allowed: "
+                         f"{_ALLOWED_RECORDS}")
+    uid: Any
+    if kind == "cloudtrail":
+        time_ms = _iso_time(record, "eventTime", origin)
+        uid = record.get("eventID")
+    elif kind == "ocsf":
+        time_ms = _epoch_time(record, "time", origin, digits=False)
+        uid = record["metadata"].get("uid")
+    elif kind == "gateway":
+        time_ms = _epoch_time(record, "requestTime", origin, digits=True)
+        uid = record.get("requestId")
+    elif kind == "inference":
+        time_ms = _iso_time(record, "time", origin)
+        uid = record.get("requestId")
+    else:
+        time_ms = _iso_time(record, "time", origin)
+        uid = None
+    if not isinstance(uid, str) or not uid:
+        uid = origin
+    return Event(time_ms, kind, uid, record, origin)
+
+
+def _iso_time(record: dict[str, Any], field: str, origin: str) -> int:
+    value = record.get(field)
+    time_ms = _parse_iso(value) if isinstance(value, str) and len(value) <= 40 else None
+    if time_ms is None:
+        raise InputError(f"{origin}: {field} {_shown(value)} is not an ISO 8601 time; allowed: "
+                         "a time such as 2026-12-07T10:20:00Z")
+    return _in_range(time_ms, field, value, origin)
+
+
+def _epoch_time(record: dict[str, Any], field: str, origin: str, *, digits: bool) -> int:
+    value = record.get(field)
+    time_ms: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        time_ms = value
+    elif digits and isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
+        time_ms = int(value)
+    if time_ms is None:
+        allowed = "an integer or a string of digits" if digits else "an integer"
+        raise InputError(f"{origin}: {field} {_shown(value)} is not epoch milliseconds; allowed: "
+                         f"{allowed}")
+    return _in_range(time_ms, field, value, origin)
+
+
+def _in_range(time_ms: int, field: str, value: Any, origin: str) -> int:
+    if not MIN_MS <= time_ms < END_MS:
+        raise InputError(f"{origin}: {field} {_shown(value)} is out of range; allowed: "
+                         "1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z")
+    return time_ms
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(missing)"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@lru_cache(maxsize=4096)
+def _parse_iso(value: str) -> int | None:
+    # Cached: CloudTrail writes whole seconds, and a file's events share many of them.
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        delta = moment - _EPOCH
+    except OverflowError:  # pragma: no cover - an offset pushing year 1 or 9999 past the range
+        return None
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+# -- spilling ---------------------------------------------------------------------------------------
+
+class _Spill:
+    """Sorted runs written to temporary files (deleted on close), read back chunk by chunk."""
+
+    def __init__(self) -> None:
+        self._files: list[IO[bytes]] = []
+
+    def __enter__(self) -> _Spill:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for file in self._files:
+            file.close()
+
+    def write(self, events: Iterable[Event]) -> None:
+        # Kept open past this call (read back by `runs`): closed, and so deleted, by __exit__.
+        file = tempfile.TemporaryFile(prefix="ztai-detect-")  # noqa: SIM115
+        self._files.append(file)
+        chunk: list[tuple[int, str, str, dict[str, Any], str]] = []
+        for event in events:
+            chunk.append((event.time_ms, event.kind, event.uid, event.record, event.origin))
+            if len(chunk) >= SPILL_CHUNK:
+                pickle.dump(chunk, file, protocol=pickle.HIGHEST_PROTOCOL)
+                chunk = []
+        if chunk:
+            pickle.dump(chunk, file, protocol=pickle.HIGHEST_PROTOCOL)
+        file.seek(0)
+
+    def runs(self) -> list[Iterator[Event]]:
+        return [self._read(file) for file in self._files]
+
+    @staticmethod
+    def _read(file: IO[bytes]) -> Iterator[Event]:
+        while True:
+            try:
+                # Our own file, written above in this process: nothing foreign is unpickled.
+                chunk = pickle.load(file)
+            except EOFError:
+                return
+            for time_ms, kind, uid, record, origin in chunk:
+                yield Event(time_ms, kind, uid, record, origin)
