@@ -70,12 +70,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from ztai_runtime.siem import codec
-from ztai_runtime.siem.ocsf import _record_kind as siem_record_kind
+from ztai_runtime.siem.ocsf import epoch_ms as iso_epoch_ms
+from ztai_runtime.siem.ocsf import record_kind as siem_record_kind
 
 Kind = Literal["cloudtrail", "ocsf", "gateway", "inference", "jit"]
 
@@ -329,7 +329,7 @@ def _event(record: Any, origin: str) -> Event:
         uid = record.get("eventID")
         if ("eventSource" in record or "eventName" in record) and type(when) is str \
                 and type(uid) is str and uid and len(when) <= 40:
-            time_ms = _parse_iso(when)
+            time_ms = iso_epoch_ms(when)
             if time_ms is not None and MIN_MS <= time_ms < END_MS:
                 return Event(time_ms, "cloudtrail", uid, record, origin)
     return _checked_event(record, origin)
@@ -367,7 +367,7 @@ def _checked_event(record: Any, origin: str) -> Event:
 
 def _iso_time(record: dict[str, Any], field: str, origin: str) -> int:
     value = record.get(field)
-    time_ms = _parse_iso(value) if isinstance(value, str) and len(value) <= 40 else None
+    time_ms = iso_epoch_ms(value)  # None for a non-string, a length outside 10-40, no ISO time
     if time_ms is None:
         raise InputError(f"{origin}: {field} {_shown(value)} is not an ISO 8601 time; allowed: "
                          "a time such as 2026-12-07T10:20:00Z")
@@ -400,22 +400,6 @@ def _shown(value: Any) -> str:
         return "(missing)"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-@lru_cache(maxsize=4096)
-def _parse_iso(value: str) -> int | None:
-    # Cached: CloudTrail writes whole seconds, and a file's events share many of them.
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        delta = moment - _EPOCH
-    except OverflowError:  # pragma: no cover - an offset pushing year 1 or 9999 past the range
-        return None
-    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
 
 
 # -- spilling ---------------------------------------------------------------------------------------

@@ -209,11 +209,12 @@ def _content_kind(message: str) -> str | None:
         fields = text.split()
         return "flow" if len(fields) == _FLOW_FIELDS and fields[0] == "2" else None
     record = codec.loads(text)
-    return _record_kind(record) if isinstance(record, dict) else None
+    return record_kind(record) if isinstance(record, dict) else None
 
 
-def _record_kind(record: dict[str, Any]) -> str | None:
-    """Which source a JSON line's shape says it is from."""
+def record_kind(record: dict[str, Any]) -> str | None:
+    """Which source a JSON line's shape says it is from: "cloudtrail", "inference", "jit",
+    "gateway", "resolver", or None (the detector reads its inputs by the same test)."""
     if "eventVersion" in record and ("eventSource" in record or "eventName" in record):
         return "cloudtrail"
     kind = record.get("event")
@@ -241,7 +242,7 @@ def _map(message: str, log_group: str) -> dict[str, Any] | None:
     record = codec.loads(text)
     if not isinstance(record, dict):
         return None
-    kind = _record_kind(record)
+    kind = record_kind(record)
     if kind is None or (expected is not None and kind != expected):
         return None
     raw = message
@@ -466,7 +467,7 @@ def _integer(value: Any) -> int | None:
     return None
 
 
-def _epoch_ms(value: Any) -> int | None:
+def epoch_ms(value: Any) -> int | None:
     """Epoch milliseconds of an ISO 8601 time (a time without a zone is UTC), or None."""
     if not isinstance(value, str) or not 10 <= len(value) <= 40:
         return None
@@ -482,7 +483,10 @@ def _parse_time(value: str) -> int | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _MILLISECOND
+    try:
+        return (moment - _EPOCH) // _MILLISECOND
+    except OverflowError:  # an offset pushing year 1 or 9999 past datetime's range
+        return None
 
 
 def _is_ip(value: str) -> bool:
@@ -623,7 +627,7 @@ def _session(identity: dict[str, Any], credential: Any) -> dict[str, Any] | None
     session: dict[str, Any] = {}
     attributes = context.get("attributes")
     if isinstance(attributes, dict):
-        created = _epoch_ms(attributes.get("creationDate"))
+        created = epoch_ms(attributes.get("creationDate"))
         if created is not None:
             session["created_time"] = created
         # CloudTrail writes this flag as the string "true" or "false".
@@ -647,7 +651,7 @@ _IDENTITY_TEXTS = ("arn", "userName", "principalId", "type", "accessKeyId", "acc
 def _cloudtrail(record: dict[str, Any], raw: str, log_group: str) -> dict[str, Any] | None:
     """API Activity (or Authentication for sign-ins) of one CloudTrail record. The record is
     consumed: each field mapped is taken out of it, and what remains becomes `unmapped`."""
-    time_ms = _epoch_ms(record.get("eventTime"))
+    time_ms = epoch_ms(record.get("eventTime"))
     name = _text(record.get("eventName"))
     source = _text(record.get("eventSource"))
     if time_ms is None or name is None or source is None:
@@ -849,7 +853,7 @@ def _gateway(record: dict[str, Any], raw: str, log_group: str) -> dict[str, Any]
 # -- inference events -------------------------------------------------------------------------------
 
 def _inference(record: dict[str, Any], raw: str, log_group: str) -> dict[str, Any] | None:
-    time_ms = _epoch_ms(record.get("time"))
+    time_ms = epoch_ms(record.get("time"))
     request_id = _text(record.get("requestId"))
     route = _text(record.get("route"))
     decision = record.get("decision")
@@ -905,7 +909,7 @@ def _inference(record: dict[str, Any], raw: str, log_group: str) -> dict[str, An
 # -- JIT elevation decisions ------------------------------------------------------------------------
 
 def _jit(record: dict[str, Any], kind: str, raw: str, log_group: str) -> dict[str, Any] | None:
-    time_ms = _epoch_ms(record.get("time"))
+    time_ms = epoch_ms(record.get("time"))
     who = _text(record.get("by")) or _text(record.get("caller"))
     if time_ms is None or who is None:
         return None  # scheduled expiry and unauthenticated calls: no person acted
@@ -984,7 +988,7 @@ def _flow_log(text: str, raw: str, log_group: str) -> dict[str, Any] | None:
 # -- Route 53 Resolver query logs -------------------------------------------------------------------
 
 def _resolver(record: dict[str, Any], raw: str, log_group: str) -> dict[str, Any] | None:
-    time_ms = _epoch_ms(record.get("query_timestamp"))
+    time_ms = epoch_ms(record.get("query_timestamp"))
     hostname = _text(record.get("query_name"))
     if time_ms is None or hostname is None:
         return None
