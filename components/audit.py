@@ -530,34 +530,21 @@ class AuditTrail(pulumi.ComponentResource):
         return [archive, access_logs, *buckets], functions
 
     def _watch(self, alarms: AlarmActions) -> None:
-        """One EventBridge rule per pattern of `watch_patterns`, each notifying `critical`."""
+        """One EventBridge rule per pattern of `watch_patterns` (`critical`) and, with a SIEM
+        stream, of `stream_patterns`, each notifying its severity."""
         names = ("trail", "archive", "key", "copy", "account-log-policies")
         patterns = pulumi.Output.all(self.trail_arn, self.bucket.bucket, self._access_log_bucket.bucket,
                                      self._args.audit_key_arn).apply(
             lambda v: watch_patterns(trail=v[0], buckets=[v[1], v[2]], key_arn=v[3],
                                      log_group=self.log_group_name))
         for index, label in enumerate(names):
-            # Named with the break-glass watches' suffix (`-used`): the CI roles' boundary and the
-            # guardrails keep rules of that name to the key layer's deployer.
-            rule = aws.cloudwatch.EventRule(
-                f"{self._name}-watch-{label}",
-                name=f"zero-trust-ai-{self._args.environment}-audit-{label}-used",
-                description=f"zero-trust-ai: a change to the audit trail's {label}",
-                event_pattern=patterns.apply(_item(index)),
-                opts=pulumi.ResourceOptions(parent=self))
-            notify_on_rule(f"{self._name}-watch-{label}-notify", rule=rule, actions=alarms,
-                           severity="critical")
+            self._watch_rule(label, patterns.apply(_item(index)), "critical",
+                             f"a change to the audit trail's {label}", alarms)
         if self._args.siem_stream_name is not None:
             for label, found, severity in zip(("stream", "transform", "subscriptions"),
                                               stream_patterns(self._args.siem_stream_name),
                                               ("critical", "critical", "high"), strict=True):
-                rule = aws.cloudwatch.EventRule(
-                    f"{self._name}-watch-{label}",
-                    name=f"zero-trust-ai-{self._args.environment}-audit-{label}-used",
-                    description=f"zero-trust-ai: a change to the SIEM {label}",
-                    event_pattern=found, opts=pulumi.ResourceOptions(parent=self))
-                notify_on_rule(f"{self._name}-watch-{label}-notify", rule=rule, actions=alarms,
-                               severity=severity)
+                self._watch_rule(label, found, severity, f"a change to the SIEM {label}", alarms)
         # The account's other streams (the workload's, seen from the key layer): the trail leaves
         # out their transforms' invocations and their buckets' objects (`siem_exclusions`), so a
         # change to them must not pass unseen either. High, not critical: the workload's deployer
@@ -565,10 +552,17 @@ class AuditTrail(pulumi.ComponentResource):
         others = sorted(set(self._args.siem_streams) - {self._args.siem_stream_name})
         if others:
             for label, found in zip(("stream", "transform"), stream_patterns(*others)[:2], strict=True):
-                rule = aws.cloudwatch.EventRule(
-                    f"{self._name}-watch-other-{label}",
-                    name=f"zero-trust-ai-{self._args.environment}-audit-other-{label}-used",
-                    description=f"zero-trust-ai: a change to another layer's SIEM {label}",
-                    event_pattern=found, opts=pulumi.ResourceOptions(parent=self))
-                notify_on_rule(f"{self._name}-watch-other-{label}-notify", rule=rule, actions=alarms,
-                               severity="high")
+                self._watch_rule(f"other-{label}", found, "high",
+                                 f"a change to another layer's SIEM {label}", alarms)
+
+    def _watch_rule(self, label: str, pattern: pulumi.Input[str], severity: str, what: str,
+                    alarms: AlarmActions) -> None:
+        # Named with the break-glass watches' suffix (`-used`): the CI roles' boundary and the
+        # guardrails keep rules of that name to the key layer's deployer.
+        rule = aws.cloudwatch.EventRule(
+            f"{self._name}-watch-{label}",
+            name=f"zero-trust-ai-{self._args.environment}-audit-{label}-used",
+            description=f"zero-trust-ai: {what}", event_pattern=pattern,
+            opts=pulumi.ResourceOptions(parent=self))
+        notify_on_rule(f"{self._name}-watch-{label}-notify", rule=rule, actions=alarms,
+                       severity=severity)
