@@ -43,7 +43,7 @@ import pulumi_aws as aws
 
 from components.alarm_topics import AlarmActions
 from components.alarms import checked_actions, occurrence_alarm
-from components.lambda_packages import LambdaPackageError, package_assets
+from components.lambda_packages import package_assets
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "ztai_runtime"
 RUNTIME = "python3.13"
@@ -89,11 +89,9 @@ def failure_destination_policy(queue_arn: str) -> str:
 def runtime_archive(modules: Sequence[str], packages: Sequence[str] = ()) -> pulumi.AssetArchive:
     """The Lambda code: `ztai_runtime/<module>` for each module the function imports, and the files
     of each package in `packages` at the root, where Lambda's /var/task is on sys.path. Raises
-    `LambdaPackageError` when a package's wheel is missing or does not fit."""
+    `LambdaPackageError` when a package's wheel is missing or does not fit (one that would ship
+    files under `ztai_runtime/` among them: components/lambda_packages.py)."""
     files = package_assets(packages)
-    if any(path.split("/")[0] == "ztai_runtime" for path in files):
-        raise LambdaPackageError(f"a package of {list(packages)} ships files under ztai_runtime/, "
-                                 "the runtime's own directory")
     return pulumi.AssetArchive({"ztai_runtime": pulumi.AssetArchive({
         module: pulumi.FileAsset(str(RUNTIME_DIR / module)) for module in modules}), **files})
 
