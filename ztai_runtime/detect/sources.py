@@ -321,6 +321,12 @@ def record_kind(record: dict[str, Any]) -> Kind | None:
     return _SIEM_KINDS.get(kind) if kind is not None else None
 
 
+def event_from_record(record: Any, origin: str) -> Event:
+    """One record as an Event, checked as a file's records are (InputError naming `origin`, what is
+    wrong and what is allowed): for callers that receive records one by one (the stream function)."""
+    return _event(record, origin)
+
+
 def _event(record: Any, origin: str) -> Event:
     # The common case first, in a few lookups (the same answer record_kind gives): a CloudTrail
     # record with its time and id as CloudTrail writes them.
