@@ -8,6 +8,7 @@
     ztai access request|approve|deny|revoke|list ...  (ztai/access_cmd.py)
     ztai verify --stack NAME [--state FILE] ...  (ztai/verify_cmd.py)
     ztai trail verify PATH [--public-keys FILE] ...  (ztai/trail_cmd.py)
+    ztai detect PATH... [--json] [--rules DIR] [--state FILE] ...  (ztai/detect_cmd.py)
 
 The exit codes are listed once, in `ztai.errors.EXIT_CODES`, and shown under every command's
 --help and in docs/cli.md (generated from this parser by `python -m ztai.clidoc`).
@@ -35,6 +36,7 @@ from typing import Any, NoReturn
 from ztai import (
     access_cmd,
     config_cmd,
+    detect_cmd,
     tokenize_cmd,
     trail_cmd,
     truststore_cmd,
@@ -159,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
 
     # Runtime commands: each module adds its parsers and sets `handler` (args -> exit status).
     for module in (weights_cmd, tokenize_cmd, truststore_cmd, config_cmd, access_cmd, verify_cmd,
-                   trail_cmd):
+                   trail_cmd, detect_cmd):
         module.register(commands)
     return parser
 

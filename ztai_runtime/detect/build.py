@@ -26,7 +26,7 @@ def build_engine(*, rules_ir: Mapping[str, Any] | None = None,
     - `geoip_db`: an MMDB file for the network-origin model (optional);
     - `max_ids`: cap on the event ids a finding keeps (the stream function's state), None = all.
     """
-    # TODO(issue 14, lead): the Sigma rules, the behavioural models and the extraction model are
+    # Unfinished: the Sigma rules, the behavioural models and the extraction model are
     # wired here as they land; until then the engine runs no detector.
     detectors: list[Detector] = []
     engine = Engine(detectors, allow=allow, max_ids=max_ids)
