@@ -38,9 +38,11 @@ Placeholders (`field|expand: '%name%'`) stand for the stack's own names (its key
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ztai_runtime.detect.signals import SEVERITIES, Signal
@@ -597,3 +599,13 @@ class SigmaRules:
         if state:
             raise ValueError(f"the rules' state must be empty, got keys {sorted(state)}")
         return cls.from_ir(ir, context)
+
+
+SHIPPED_IR = Path(__file__).with_name("sigma_rules.json")
+
+
+def shipped_ir() -> dict[str, Any]:
+    """The IR of the rules the project ships (detections/sigma/, compiled by `python -m
+    ztai.detect_rules --write`)."""
+    loaded: dict[str, Any] = json.loads(SHIPPED_IR.read_text(encoding="utf-8"))
+    return loaded
