@@ -449,15 +449,20 @@ def export(folder: Path | str, backend: str,
 
 
 def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = sys.stdout.write) -> int:
-    """`python -m ztai.detect_rules [--write | --check] [--rules DIR]`: print, write or check the IR."""
+    """`python -m ztai.detect_rules [--write | --check | --export BACKEND] [--rules DIR]`: print,
+    write or check the IR, or print the rules as a backend's queries."""
     parser = argparse.ArgumentParser(prog="python -m ztai.detect_rules",
                                      description="compile the Sigma rules into the runtime's IR")
     parser.add_argument("--rules", default=str(RULES_DIR), help="folder of Sigma rules")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--write", action="store_true", help=f"write the IR to {IR_PATH.relative_to(ROOT)}")
     action.add_argument("--check", action="store_true", help="exit 1 when the committed IR is stale")
+    action.add_argument("--export", choices=BACKENDS, help="print the rules as this backend's queries")
     args = parser.parse_args(argv)
     try:
+        if args.export:
+            out(export(args.rules, args.export))
+            return 0
         text = ir_text(compile_rules(args.rules))
     except RuleError as error:
         print(f"error: {error}", file=sys.stderr)

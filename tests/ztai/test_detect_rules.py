@@ -73,6 +73,18 @@ def test_main_prints_and_checks_the_ir(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["--check"]) == 0
 
 
+def test_main_exports_for_a_backend() -> None:
+    chunks: list[str] = []
+    assert main(["--export", "sentinel"], out=chunks.append) == 0
+    assert "".join(chunks) == export(RULES_DIR, "sentinel") and "AWSCloudTrail" in chunks[0]
+
+
+def test_main_refuses_an_unknown_backend_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--export", "qradar"])
+    assert exited.value.code == 2 and "invalid choice: 'qradar'" in capsys.readouterr().err
+
+
 def test_main_refuses_a_bad_folder_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--rules", str(tmp_path / "none")]) == 2
     assert "no such folder of Sigma rules" in capsys.readouterr().err
@@ -347,3 +359,13 @@ def test_export_takes_the_stack_context() -> None:
 def test_export_refuses_bad_backend_or_context(backend: str, context: Any, message: str) -> None:
     with pytest.raises(RuleError, match=message):
         export(RULES_DIR, backend, context)
+
+
+def test_docs_table_lists_every_rule_with_its_level_and_technique() -> None:
+    page = (RULES_DIR.parent.parent / "docs" / "detection-rules.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip().strip("`"): line for line in page.splitlines()
+            if line.startswith("| `") and "|" in line[3:]}
+    for rule in compile_rules(RULES_DIR)["rules"]:
+        row = rows.get(rule["name"])
+        assert row is not None, f"docs/detection-rules.md lists no rule {rule['name']}"
+        assert f"| {rule['level']} |" in row and rule["techniques"][0] in row
