@@ -239,6 +239,10 @@ CASES: list[tuple[str, str, dict[str, Any], bool]] = [
     ("security-group-open-to-internet", "nested request, ::/0",
      ct("ec2", "AuthorizeSecurityGroupIngress", {"groupId": "sg-1", "ipPermissions": {"items": [
          {"ipProtocol": "-1", "ipv6Ranges": {"items": [{"cidrIpv6": "::/0"}]}}]}}), True),
+    ("security-group-open-to-internet", "rule modified to 0.0.0.0/0",
+     ct("ec2", "ModifySecurityGroupRules", {"ModifySecurityGroupRulesRequest": {
+         "GroupId": "sg-1", "SecurityGroupRule": {"SecurityGroupRuleId": "sgr-1", "SecurityGroupRule": {
+             "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIpv4": "0.0.0.0/0"}}}}), True),
     ("ssm-send-command", "command sent",
      ct("ssm", "SendCommand", {"documentName": "AWS-RunShellScript", "instanceIds": ["i-1"]}), True),
     ("ssm-send-command", "commands listed", ct("ssm", "ListCommands", {}), False),
