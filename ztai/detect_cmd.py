@@ -2,7 +2,7 @@
 
     ztai detect PATH... [--json] [--rules DIR] [--state FILE] [--since T] [--until T]
                         [--fail-on SEVERITY] [--allow FILE] [--context FILE] [--geoip-db FILE]
-    ztai detect export --backend splunk|elastic|sentinel [--rules DIR]
+    ztai detect export --backend splunk|elastic|sentinel [--rules DIR] [--context FILE]
 
 PATH: CloudTrail files as S3 delivers them (`{"Records": [...]}`, optionally gzip'd), JSON arrays of
 records, JSONL, or folders of those (read recursively); also the project's OCSF records, gateway
@@ -184,11 +184,11 @@ def _rules_ir(folder: Path | None) -> dict[str, Any] | None:
         return None
     if not folder.is_dir():
         raise UsageError(f"--rules {folder}: not a folder (a folder of Sigma rules, *.yml)")
-    from ztai.detect_rules import RulesError, compile_rules  # pySigma loads only when asked
+    from ztai.detect_rules import RuleError, compile_rules  # pySigma loads only when asked
 
     try:
         return compile_rules(folder)
-    except RulesError as problem:
+    except RuleError as problem:
         raise UsageError(str(problem)) from None
 
 
@@ -257,18 +257,19 @@ def _export(args: argparse.Namespace) -> int:
         raise UsageError(f"`ztai detect export` needs --backend ({', '.join(BACKENDS)})")
     extra = [name for name, given in (("--json", args.json), ("--state", args.state),
                                        ("--since", args.since), ("--until", args.until),
-                                       ("--allow", args.allow), ("--context", args.context),
-                                       ("--geoip-db", args.geoip_db)) if given]
+                                       ("--allow", args.allow), ("--geoip-db", args.geoip_db))
+             if given]
     if extra:
         raise UsageError(f"`ztai detect export` does not take {', '.join(extra)}: it prints the "
                          "rules, it reads no events")
-    from ztai.detect_rules import RulesError, export, shipped_rules_dir
+    from ztai.detect_rules import RULES_DIR, RuleError, export
 
-    folder = args.rules if args.rules is not None else shipped_rules_dir()
+    folder = args.rules if args.rules is not None else RULES_DIR
     if not folder.is_dir():
         raise UsageError(f"--rules {folder}: not a folder (a folder of Sigma rules, *.yml)")
+    context = _context(args.context)
     try:
-        sys.stdout.write(export(folder, args.backend).rstrip("\n") + "\n")
-    except RulesError as problem:
+        sys.stdout.write(export(folder, args.backend, context).rstrip("\n") + "\n")
+    except RuleError as problem:
         raise UsageError(str(problem)) from None
     return EXIT_OK

@@ -115,7 +115,8 @@ def test_pip_install_gives_a_ztai_command(tmp_path: Path) -> None:
             if "__pycache__" not in module.parts:
                 assert module.relative_to(ROOT).as_posix() in names
     # ... and the data files the components read.
-    for data in [*(ROOT / "components").rglob("*.tpl"), *(ROOT / "components").rglob("*.yaml")]:
+    for data in [*(ROOT / "components").rglob("*.tpl"), *(ROOT / "components").rglob("*.yaml"),
+                 ROOT / "ztai_runtime" / "detect" / "sigma_rules.json"]:
         assert data.relative_to(ROOT).as_posix() in names
     # The dependencies are requirements.in's pins (the lock's top-level inputs).
     pins = [line.split("#")[0].strip() for line in (ROOT / "requirements.in").read_text().splitlines()]

@@ -12,6 +12,7 @@ from typing import Any
 
 from ztai_runtime.detect.allowlist import AllowList
 from ztai_runtime.detect.engine import Detector, Engine
+from ztai_runtime.detect.rules import SigmaRules, shipped_ir
 
 
 def build_engine(*, rules_ir: Mapping[str, Any] | None = None,
@@ -26,9 +27,10 @@ def build_engine(*, rules_ir: Mapping[str, Any] | None = None,
     - `geoip_db`: an MMDB file for the network-origin model (optional);
     - `max_ids`: cap on the event ids a finding keeps (the stream function's state), None = all.
     """
-    # Unfinished: the Sigma rules, the behavioural models and the extraction model are
-    # wired here as they land; until then the engine runs no detector.
-    detectors: list[Detector] = []
+    saved: Mapping[str, Any] = (state or {}).get("detectors") or {}
+    rules = SigmaRules.from_state(saved.get(SigmaRules.name, {}),
+                                  rules_ir if rules_ir is not None else shipped_ir(), context)
+    detectors: list[Detector] = [rules]
     engine = Engine(detectors, allow=allow, max_ids=max_ids)
     if state is not None:
         engine.restore(dict(state))
