@@ -46,7 +46,7 @@ def origin(address: object) -> Origin | None:
 
 def _parse_origin(address: str) -> Origin | None:
     parts = address.split(".")
-    if len(parts) == 4:
+    if len(parts) == 4 and ":" not in address:
         octets: list[int] = []
         for part in parts:
             # No leading zeros (ambiguous: octal to some parsers), digits only, 0..255.
@@ -156,7 +156,7 @@ class Stat:
         return math.sqrt(self.m2 / self.w) if self.w > 0 and self.m2 > 0 else 0.0
 
     def to_list(self) -> list[float]:
-        return [round(self.w, 6), round(self.mean, 6), round(self.m2, 6), self.t]
+        return [self.w, self.mean, self.m2, self.t]
 
     @classmethod
     def from_list(cls, data: object) -> Stat:

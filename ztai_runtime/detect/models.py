@@ -332,8 +332,8 @@ class Behaviour:
             "version": STATE_VERSION, "start": self.start, "keys": dict(self.keys),
             "principals": {name: _principal_state(p) for name, p in self.principals.items()},
             "roles": {name: {"networks": r.networks, "agents": r.agents, "actions": r.actions,
-                             "services": r.services, "hours": [round(v, 6) for v in r.hours],
-                             "hoursTotal": round(r.hours_total, 6), "hoursDay": r.hours_day}
+                             "services": r.services, "hours": list(r.hours),
+                             "hoursTotal": r.hours_total, "hoursDay": r.hours_day}
                       for name, r in self.roles.items()},
             "settings": _settings_state(self.settings)}
 
@@ -850,9 +850,9 @@ def _principal_state(p: _Principal) -> dict[str, Any]:
         "volumes": {k: _window_state(w) for k, w in p.volumes.items()},
         "networks": p.networks, "asns": p.asns, "countries": p.countries, "agents": p.agents,
         "actions": p.actions, "services": p.services, "instanceNetworks": p.instance_nets,
-        "hours": [round(v, 6) for v in p.hours], "hoursTotal": round(p.hours_total, 6),
-        "hoursDay": p.hours_day, "hour": [p.hour, p.hour_count, round(p.hour_base, 9)],
-        "links": [round(p.endpoint_w, 6), round(p.direct_w, 6), p.links_t],
+        "hours": list(p.hours), "hoursTotal": p.hours_total,
+        "hoursDay": p.hours_day, "hour": [p.hour, p.hour_count, p.hour_base],
+        "links": [p.endpoint_w, p.direct_w, p.links_t],
         "failures": _window_state(p.fails), "recent": p.recent}
 
 
