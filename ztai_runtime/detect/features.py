@@ -25,8 +25,9 @@ Origin = tuple[str, bool]
 link-local, shared/CGNAT, multicast or reserved). Documentation ranges (TEST-NET) count as public:
 they stand for public addresses in examples and tests."""
 
-_origins: dict[str, Origin | None] = {}
-_agents: dict[str, str] = {}
+# The caches (the models read them directly on their hot path, one dict lookup per event).
+_ORIGINS: dict[str, Origin | None] = {}
+_AGENTS: dict[str, str] = {}
 
 
 def origin(address: object) -> Origin | None:
@@ -34,13 +35,13 @@ def origin(address: object) -> Origin | None:
     if not isinstance(address, str):
         return None
     try:
-        return _origins[address]
+        return _ORIGINS[address]
     except KeyError:
         pass
     result = _parse_origin(address)
-    if len(_origins) >= CACHE_ENTRIES:
-        _origins.clear()
-    _origins[address] = result
+    if len(_ORIGINS) >= CACHE_ENTRIES:
+        _ORIGINS.clear()
+    _ORIGINS[address] = result
     return result
 
 
@@ -95,13 +96,13 @@ def agent_family(user_agent: object) -> str | None:
     if not isinstance(user_agent, str) or not user_agent:
         return None
     try:
-        return _agents[user_agent]
+        return _AGENTS[user_agent]
     except KeyError:
         pass
     family = _family(user_agent)
-    if len(_agents) >= CACHE_ENTRIES:
-        _agents.clear()
-    _agents[user_agent] = family
+    if len(_AGENTS) >= CACHE_ENTRIES:
+        _AGENTS.clear()
+    _AGENTS[user_agent] = family
     return family
 
 

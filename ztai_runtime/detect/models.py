@@ -46,7 +46,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from ztai_runtime.detect.features import Stat, agent_family, origin
+from ztai_runtime.detect.features import _AGENTS, _ORIGINS, Stat, agent_family, origin
 from ztai_runtime.detect.geo import GeoLookup
 from ztai_runtime.detect.signals import Signal
 from ztai_runtime.detect.sources import Event
@@ -72,6 +72,9 @@ _SECRET_READS = frozenset(("GetSecretValue", "BatchGetSecretValue"))
 _PARAMETER_READS = frozenset(("GetParameter", "GetParameters", "GetParametersByPath",
                               "GetParameterHistory"))
 _VAULT_READS = frozenset(("GetItem", "BatchGetItem", "Query", "Scan"))
+_VOLUME_SOURCES = frozenset(("s3.amazonaws.com", "secretsmanager.amazonaws.com", "ssm.amazonaws.com",
+                             "dynamodb.amazonaws.com"))
+_MISS: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +219,7 @@ class _Principal:
         self.hour_base = 0.0
         self.endpoint_w = 0.0
         self.direct_w = 0.0
-        self.links_t = first
+        self.links_t = first // DAY_MS
         self.instance_nets: dict[str, int] = {}
         self.fails = _Window()
         self.recent: dict[str, int] = {}
@@ -260,6 +263,14 @@ def _seen(table: dict[str, int], key: str, now: int, expiry: int, cap: int) -> b
     return last is not None and now - last <= expiry
 
 
+def _decay_hours(holder: _Principal | _Role, day: int, half: float) -> None:
+    """The hour histogram's daily decay (once a day per holder, not per event)."""
+    decay = math.exp2(-(day - holder.hours_day) * DAY_MS / half)
+    holder.hours = [v * decay for v in holder.hours]
+    holder.hours_total *= decay
+    holder.hours_day = day
+
+
 def _fmt_bytes(size: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if size < 1000 or unit == "TB":
@@ -291,6 +302,7 @@ class Behaviour:
         self._half = s.half_life_days * DAY_MS
         self._expiry = int(s.seen_expiry_days * DAY_MS)
         self._min_age = int(s.min_age_days * DAY_MS)
+        self._min_events = s.min_events
         self._cap = int(s.max_items)
         self._actions: dict[str, dict[str, str]] = {}
 
@@ -317,7 +329,7 @@ class Behaviour:
             if t > p.last:
                 p.last = t
         p.events += 1
-        judged = live and p.events > self.settings.min_events and t - p.first >= self._min_age
+        judged = live and p.events > self._min_events and t - p.first >= self._min_age
         record = event.record
         if event.kind == "cloudtrail":
             self._cloudtrail(out, p, principal, record, t, live, judged)
@@ -423,7 +435,6 @@ class Behaviour:
 
     def _cloudtrail(self, out: list[Signal], p: _Principal, principal: str, record: dict[str, Any],
                     t: int, live: bool, judged: bool) -> None:
-        s = self.settings
         source = record.get("eventSource")
         name = record.get("eventName")
         if not isinstance(source, str) or not isinstance(name, str):
@@ -437,7 +448,59 @@ class Behaviour:
                 names.clear()
             action = names[name] = f"{source.partition('.')[0]}:{name}"
         role = self.roles.get(p.role) if p.role is not None else None
-        # New API or service for the principal and its role.
+        # New API or service for the principal and its role. The fast path: an action this
+        # principal called within TOUCH_MS is neither new nor due for a refresh of its seen time.
+        last = p.actions.get(action)
+        if last is None or t - last >= TOUCH_MS:
+            self._actions_seen(out, p, role, principal, record, source, action, t, judged)
+        # Rate per action; the fast path: the action's current window is open.
+        w = p.rates.get(action)
+        if w is not None and w.window == t // RATE_WINDOW_MS:
+            w.count += 1
+            if judged and w.count > w.limit:
+                self._rate_signal(out, p, principal, action, w, t)
+        else:
+            self._rate(out, p, principal, action, t, judged)
+        # Failures.
+        error = record.get("errorCode")
+        if error is not None:
+            self._failure(out, p, principal, str(error), action, t, live)
+        identity = record.get("userIdentity")
+        if not isinstance(identity, dict):
+            identity = {}
+        key = identity.get("accessKeyId")
+        if isinstance(key, str) and key[:4] == "AKIA":
+            self._long_term_key(out, p, principal, key, identity, t, live)
+        # Network, endpoint, instance credentials.
+        address = record.get("sourceIPAddress")
+        net = _ORIGINS.get(address, _MISS) if isinstance(address, str) else None
+        if net is _MISS:
+            net = origin(address)
+        agent = record.get("userAgent")
+        if net is not None:
+            lambda_call = isinstance(agent, str) and "exec-env/AWS_Lambda" in agent
+            self._network(out, p, role, principal, identity, record, address, net, t, live, judged,
+                          lambda_call)
+        # User agent.
+        family = _AGENTS.get(agent) if isinstance(agent, str) else None
+        if family is None:
+            family = agent_family(agent)
+        if family is not None:
+            last = p.agents.get(family)
+            if last is None or t - last >= TOUCH_MS:
+                new_agent = not _seen(p.agents, family, t, self._expiry, self._cap)
+                if role is not None:
+                    new_agent = not _seen(role.agents, family, t, self._expiry, self._cap) and new_agent
+                if judged and new_agent:
+                    self._emit(out, p, principal, "new-agent", "low",
+                               f"{principal} used a client new for it and its role: {family} "
+                               f"(user agent {str(agent)[:80]!r})", family, t)
+        # Data volume.
+        if source in _VOLUME_SOURCES:
+            self._volume_event(out, p, principal, record, source, name, t, live, judged)
+
+    def _actions_seen(self, out: list[Signal], p: _Principal, role: _Role | None, principal: str,
+                      record: dict[str, Any], source: str, action: str, t: int, judged: bool) -> None:
         service = source
         new_service = not _seen(p.services, service, t, self._expiry, self._cap)
         new_action = not _seen(p.actions, action, t, self._expiry, self._cap)
@@ -457,37 +520,10 @@ class Behaviour:
                 self._emit(out, p, principal, "new-action", severity,
                            f"{principal} called {action} for the first time (new for this principal and its "
                            "role after its warm-up)", service, t)
-        # Rate per action.
-        self._rate(out, p, principal, action, t, judged)
-        # Failures.
-        error = record.get("errorCode")
-        if error is not None:
-            self._failure(out, p, principal, str(error), action, t, live)
-        identity = record.get("userIdentity")
-        if not isinstance(identity, dict):
-            identity = {}
-        key = identity.get("accessKeyId")
-        if isinstance(key, str) and key.startswith("AKIA"):
-            self._long_term_key(out, p, principal, key, identity, t, live)
-        # Network, endpoint, instance credentials.
-        address = record.get("sourceIPAddress")
-        net = origin(address)
-        agent = record.get("userAgent")
-        if net is not None:
-            lambda_call = isinstance(agent, str) and "exec-env/AWS_Lambda" in agent
-            self._network(out, p, role, principal, identity, record, address, net, t, live, judged,
-                          lambda_call)
-        # User agent.
-        family = agent_family(agent)
-        if family is not None:
-            new_agent = not _seen(p.agents, family, t, self._expiry, self._cap)
-            if role is not None:
-                new_agent = not _seen(role.agents, family, t, self._expiry, self._cap) and new_agent
-            if judged and new_agent:
-                self._emit(out, p, principal, "new-agent", "low",
-                           f"{principal} used a client new for it and its role: {family} "
-                           f"(user agent {str(agent)[:80]!r})", family, t)
-        # Data volume.
+
+    def _volume_event(self, out: list[Signal], p: _Principal, principal: str, record: dict[str, Any],
+                      source: str, name: str, t: int, live: bool, judged: bool) -> None:
+        s = self.settings
         if source == "s3.amazonaws.com":
             if name == "GetObject":
                 params = record.get("requestParameters")
@@ -504,7 +540,9 @@ class Behaviour:
                 if name == "BatchGetSecretValue" and isinstance(params, dict):
                     ids = params.get("secretIdList")
                     # A filter instead of a list reads up to maxResults (20 by default) secrets.
-                    count = len(ids) if isinstance(ids, list) and ids else int(params.get("maxResults") or 20)
+                    most = params.get("maxResults")
+                    count = len(ids) if isinstance(ids, list) and ids else (
+                        most if isinstance(most, int) and not isinstance(most, bool) and most > 0 else 20)
                 self._volume(out, p, principal, "secrets", count, 0, t, live, judged)
         elif source == "ssm.amazonaws.com":
             if name in _PARAMETER_READS and record.get("errorCode") is None:
@@ -583,9 +621,13 @@ class Behaviour:
             w.limit = self._limit(w.stat, self.settings.rate_min) if enough else _INF
         w.count += 1
         if judged and w.count > w.limit:
-            self._emit(out, p, principal, "rate", "medium",
-                       f"{principal}: {w.count} {action} calls in 10 min; normal for this principal is "
-                       f"{_normal(w.stat)} per active 10 min", action, t)
+            self._rate_signal(out, p, principal, action, w, t)
+
+    def _rate_signal(self, out: list[Signal], p: _Principal, principal: str, action: str, w: _Window,
+                     t: int) -> None:
+        self._emit(out, p, principal, "rate", "medium",
+                   f"{principal}: {w.count} {action} calls in 10 min; normal for this principal is "
+                   f"{_normal(w.stat)} per active 10 min", action, t)
 
     def _volume(self, out: list[Signal], p: _Principal, principal: str, store: str, count: int,
                 size: int, t: int, live: bool, judged: bool) -> None:
@@ -678,12 +720,13 @@ class Behaviour:
         s = self.settings
         prefix, public = net
         endpoint = record.get("vpcEndpointId")
-        # Instance credentials: a session named after an instance, or delivered by the metadata service.
-        context = identity.get("sessionContext")
-        delivery = context.get("ec2RoleDelivery") if isinstance(context, dict) else None
+        # Instance credentials: the metadata service names the session after the instance
+        # (`AROA...:i-0123...`) and says how it delivered them (ec2RoleDelivery).
         principal_id = identity.get("principalId")
-        instance = delivery is not None or (isinstance(principal_id, str) and ":i-" in principal_id)
+        instance = isinstance(principal_id, str) and ":i-" in principal_id
         if instance:
+            context = identity.get("sessionContext")
+            delivery = context.get("ec2RoleDelivery") if isinstance(context, dict) else None
             if delivery == "1.0" and s.require_imdsv2 and live:
                 self._emit(out, p, principal, "imdsv1", "medium",
                            f"{principal}: instance credentials delivered by IMDSv1 (ec2RoleDelivery 1.0); "
@@ -701,19 +744,28 @@ class Behaviour:
         # Endpoint habit: decayed counts of calls through an endpoint and from a public address
         # without one (service calls, whose address is a service name, never get here).
         if endpoint or public:
-            decay = math.exp2(-(t - p.links_t) / self._half) if t > p.links_t else 1.0
-            p.links_t = max(t, p.links_t)
-            total = p.endpoint_w * decay + p.direct_w * decay
-            share = p.endpoint_w * decay / total if total else 0.0
-            if (judged and not endpoint and not instance and total >= s.min_events
-                    and share >= s.endpoint_share):
-                self._emit(out, p, principal, "outside-endpoints", "medium",
-                           f"{principal} called from {address} without a VPC endpoint; "
-                           f"{share:.1%} of its recent calls came through one", prefix, t)
-            p.endpoint_w = p.endpoint_w * decay + (1.0 if endpoint else 0.0)
-            p.direct_w = p.direct_w * decay + (0.0 if endpoint else 1.0)
+            day = t // DAY_MS
+            if day > p.links_t:  # the counts decay once a day (not on every event: exp2 costs)
+                decay = math.exp2(-(day - p.links_t) * DAY_MS / self._half)
+                p.endpoint_w *= decay
+                p.direct_w *= decay
+                p.links_t = day
+            if endpoint:
+                p.endpoint_w += 1.0
+            else:
+                total = p.endpoint_w + p.direct_w
+                share = p.endpoint_w / total if total else 0.0
+                if judged and not instance and total >= s.min_events and share >= s.endpoint_share:
+                    self._emit(out, p, principal, "outside-endpoints", "medium",
+                               f"{principal} called from {address} without a VPC endpoint; "
+                               f"{share:.1%} of its recent calls came through one", prefix, t)
+                p.direct_w += 1.0
+        last = p.networks.get(prefix)
+        if last is not None and t - last < TOUCH_MS:
+            return
         # Hosted CI runners (web identity) and Lambda functions come from a pool of addresses:
         # their network is no sign of who they are, so novelty is not judged for them.
+        context = identity.get("sessionContext")
         if lambda_call or (isinstance(context, dict) and isinstance(context.get("webIdFederationData"), dict)
                            and context["webIdFederationData"].get("federatedProvider")):
             return
@@ -748,14 +800,10 @@ class Behaviour:
         day = t // DAY_MS
         absolute = t // HOUR_MS
         hour = absolute % 24
-        for holder in (p, role):
-            if holder is None:
-                continue
-            if day > holder.hours_day:
-                decay = math.exp2(-(day - holder.hours_day) * DAY_MS / self._half)
-                holder.hours = [v * decay for v in holder.hours]
-                holder.hours_total *= decay
-                holder.hours_day = day
+        if day > p.hours_day:
+            _decay_hours(p, day, self._half)
+        if role is not None and day > role.hours_day:
+            _decay_hours(role, day, self._half)
         if absolute != p.hour:
             p.hour = absolute
             p.hour_count = 0
@@ -852,7 +900,7 @@ def _principal_state(p: _Principal) -> dict[str, Any]:
         "actions": p.actions, "services": p.services, "instanceNetworks": p.instance_nets,
         "hours": list(p.hours), "hoursTotal": p.hours_total,
         "hoursDay": p.hours_day, "hour": [p.hour, p.hour_count, p.hour_base],
-        "links": [p.endpoint_w, p.direct_w, p.links_t],
+        "links": [p.endpoint_w, p.direct_w, p.links_t],  # links_t: the day of the last decay
         "failures": _window_state(p.fails), "recent": p.recent}
 
 
@@ -895,9 +943,9 @@ def _principal_from(data: Any, name: str) -> _Principal:
     p.hour_base = float(_number(hour[2], "hour share"))
     links = data["links"]
     if not isinstance(links, list) or len(links) != 3:
-        raise ValueError("links must be [through endpoints, without, time ms]")
+        raise ValueError("links must be [through endpoints, without, day]")
     p.endpoint_w = float(_number(links[0], "links through endpoints"))
     p.direct_w = float(_number(links[1], "links without endpoints"))
-    p.links_t = _number(links[2], "links time", integer=True)
+    p.links_t = _number(links[2], "links day", integer=True)
     p.fails = _window_from(data["failures"], "failures")
     return p
