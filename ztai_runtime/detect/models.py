@@ -608,12 +608,13 @@ class Behaviour:
                 del p.rates[next(iter(p.rates))]
             w = p.rates[action] = _Window()
             w.window = window
-        elif w.window != window:
-            if w.window < window:
-                # Learn the closed window, clipped at its limit: a burst must not become the normal.
-                w.stat.update(min(w.count, w.limit), w.window * RATE_WINDOW_MS, self._half)
-                del p.rates[action]  # most recently used last: the LRU order
-                p.rates[action] = w
+        elif w.window < window:
+            # Learn the closed window, clipped at its limit: a burst must not become the normal.
+            # (An event older than the open window, which a stream can deliver late, counts in the
+            # open window: windows are never reopened.)
+            w.stat.update(min(w.count, w.limit), w.window * RATE_WINDOW_MS, self._half)
+            del p.rates[action]  # most recently used last: the LRU order
+            p.rates[action] = w
             w.window = window
             w.count = 0
             w.flagged = False
@@ -639,10 +640,12 @@ class Behaviour:
                 del p.volumes[next(iter(p.volumes))]
             w = p.volumes[store] = _Window()
             w.window = -1
-        if w.window != window:
-            if 0 <= w.window < window:
+        if w.window < window:
+            if w.window >= 0:
                 w.stat.update(min(w.count, w.limit), w.window * HOUR_MS, self._half)
                 w.size_stat.update(min(w.size, w.size_limit), w.window * HOUR_MS, self._half)
+                del p.volumes[store]  # most recently used last: the LRU order
+                p.volumes[store] = w
             w.window = window
             w.count = 0
             w.size = 0
@@ -685,8 +688,8 @@ class Behaviour:
         s = self.settings
         w = p.fails
         window = t // RATE_WINDOW_MS
-        if w.window != window:
-            if 0 <= w.window < window:
+        if w.window < window:
+            if w.window >= 0:
                 w.stat.update(min(w.count, w.limit), w.window * RATE_WINDOW_MS, self._half)
             w.window = window
             w.count = 0
@@ -804,7 +807,7 @@ class Behaviour:
             _decay_hours(p, day, self._half)
         if role is not None and day > role.hours_day:
             _decay_hours(role, day, self._half)
-        if absolute != p.hour:
+        if absolute > p.hour:
             p.hour = absolute
             p.hour_count = 0
             # The share of this hour of the day in the person's activity, or in their role's when

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ztai_runtime.detect.engine import Engine
 from ztai_runtime.detect.features import Stat, agent_family, origin
@@ -779,3 +781,70 @@ def test_state_that_is_not_an_object_is_refused() -> None:
 def test_bad_settings_are_refused_by_name(field: str, value: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ModelSettings(**{field: value})
+
+
+# -- robustness ---------------------------------------------------------------------------------------------
+
+_ODD = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(
+            [
+                "sourceIPAddress",
+                "userAgent",
+                "requestParameters",
+                "additionalEventData",
+                "errorCode",
+                "vpcEndpointId",
+                "readOnly",
+                "userIdentity",
+            ]
+        ),
+        _ODD,
+    ),
+    name=st.sampled_from(
+        [
+            "GetObject",
+            "GetSecretValue",
+            "BatchGetSecretValue",
+            "GetParameters",
+            "BatchGetItem",
+            "Query",
+            "RunInstances",
+        ]
+    ),
+    source=st.sampled_from(
+        [
+            "s3.amazonaws.com",
+            "secretsmanager.amazonaws.com",
+            "ssm.amazonaws.com",
+            "dynamodb.amazonaws.com",
+            "ec2.amazonaws.com",
+        ]
+    ),
+)
+def test_odd_field_values_never_crash_a_model(fields: dict[str, Any], name: str, source: str) -> None:
+    model = Behaviour(ModelSettings(baseline_days=0, min_events=0, min_age_days=0))
+    record = ct(T0, name, source=source)
+    record.update(fields)
+    feed(model, [record, ct(T0 + 1000, name, source=source)])
+    json.dumps(model.to_state())  # still JSON-safe
+
+
+def test_a_late_event_counts_in_the_open_window() -> None:
+    model = Behaviour(FAST)
+    feed(model, workdays(4))
+    late = [ct(T0 + 4 * DAY + 10 * HOUR + i * 1000) for i in range(600)] + [ct(T0 + 4 * DAY + 9 * HOUR)]
+    signals = [s for s in feed(model, late) if s.rule == "model:volume"]
+    assert "read 601 objects" in signals[-1].reason
