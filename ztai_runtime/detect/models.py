@@ -303,6 +303,8 @@ class Behaviour:
         self._expiry = int(s.seen_expiry_days * DAY_MS)
         self._min_age = int(s.min_age_days * DAY_MS)
         self._min_events = s.min_events
+        self._rare_events = s.rare_hour_events
+        self._rare_share = s.rare_hour_share
         self._cap = int(s.max_items)
         self._actions: dict[str, dict[str, str]] = {}
 
@@ -318,8 +320,8 @@ class Behaviour:
         out: list[Signal] = []
         p = self.principals.get(principal)
         if p is None:
-            role_known = (role := _role_of(principal)) is not None and role in self.roles
-            p = self._new_principal(principal, t, role)
+            role_known = (role_name := _role_of(principal)) is not None and role_name in self.roles
+            p = self._new_principal(principal, t, role_name)
             if live:
                 self._new_principal_signal(out, p, event, principal, t, role_known)
         else:
@@ -331,11 +333,26 @@ class Behaviour:
         p.events += 1
         judged = live and p.events > self._min_events and t - p.first >= self._min_age
         record = event.record
+        role = self.roles.get(p.role) if p.role is not None else None
         if event.kind == "cloudtrail":
-            self._cloudtrail(out, p, principal, record, t, live, judged)
+            self._cloudtrail(out, p, role, principal, record, t, live, judged)
         else:
             self._other(out, p, principal, event, t, live, judged)
-        self._hour(out, p, self.roles.get(p.role) if p.role is not None else None, principal, t, judged)
+        # The hour of day; the fast path: the same clock hour as this principal's last event (so no
+        # day has turned for it, nor for its role unless another session turned it already).
+        absolute = t // HOUR_MS
+        if absolute == p.hour and (role is None or role.hours_day == p.hours_day):
+            hour = absolute % 24
+            p.hour_count += 1
+            p.hours[hour] += 1.0
+            p.hours_total += 1.0
+            if role is not None:
+                role.hours[hour] += 1.0
+                role.hours_total += 1.0
+            if judged and p.hour_count >= self._rare_events and p.hour_base < self._rare_share:
+                self._rare_hour(out, p, principal, hour, t)
+        else:
+            self._hour(out, p, role, principal, t, judged)
         return out
 
     def to_state(self) -> dict[str, Any]:
@@ -433,7 +450,8 @@ class Behaviour:
             severity = "informational" if mfa else "medium"
             self._emit(out, p, principal, "new-principal", severity, reason, "", t)
 
-    def _cloudtrail(self, out: list[Signal], p: _Principal, principal: str, record: dict[str, Any],
+    def _cloudtrail(self, out: list[Signal], p: _Principal, role: _Role | None, principal: str,
+                    record: dict[str, Any],
                     t: int, live: bool, judged: bool) -> None:
         source = record.get("eventSource")
         name = record.get("eventName")
@@ -447,7 +465,6 @@ class Behaviour:
             if len(names) >= 4096:
                 names.clear()
             action = names[name] = f"{source.partition('.')[0]}:{name}"
-        role = self.roles.get(p.role) if p.role is not None else None
         # New API or service for the principal and its role. The fast path: an action this
         # principal called within TOUCH_MS is neither new nor due for a refresh of its seen time.
         last = p.actions.get(action)
@@ -478,9 +495,18 @@ class Behaviour:
             net = origin(address)
         agent = record.get("userAgent")
         if net is not None:
-            lambda_call = isinstance(agent, str) and "exec-env/AWS_Lambda" in agent
-            self._network(out, p, role, principal, identity, record, address, net, t, live, judged,
-                          lambda_call)
+            # The fast path: a call through an endpoint, from a network this principal used within
+            # TOUCH_MS, by no instance, on a day whose decay is done: only the endpoint count moves.
+            endpoint = record.get("vpcEndpointId")
+            principal_id = identity.get("principalId")
+            last = p.networks.get(net[0])
+            if (endpoint and last is not None and t - last < TOUCH_MS and t // DAY_MS <= p.links_t
+                    and not (isinstance(principal_id, str) and ":i-" in principal_id)):
+                p.endpoint_w += 1.0
+            else:
+                lambda_call = isinstance(agent, str) and "exec-env/AWS_Lambda" in agent
+                self._network(out, p, role, principal, identity, record, address, net, t, live, judged,
+                              lambda_call)
         # User agent.
         family = _AGENTS.get(agent) if isinstance(agent, str) else None
         if family is None:
@@ -823,9 +849,12 @@ class Behaviour:
             role.hours[hour] += 1.0
             role.hours_total += 1.0
         if judged and p.hour_count >= s.rare_hour_events and p.hour_base < s.rare_hour_share:
-            self._emit(out, p, principal, "rare-hour", "medium",
-                       f"{principal}: {p.hour_count} calls between {hour:02d}:00 and {hour:02d}:59 UTC, an "
-                       f"hour that holds {p.hour_base:.2%} of its activity (and of its role's)", "", t)
+            self._rare_hour(out, p, principal, hour, t)
+
+    def _rare_hour(self, out: list[Signal], p: _Principal, principal: str, hour: int, t: int) -> None:
+        self._emit(out, p, principal, "rare-hour", "medium",
+                   f"{principal}: {p.hour_count} calls between {hour:02d}:00 and {hour:02d}:59 UTC, an "
+                   f"hour that holds {p.hour_base:.2%} of its activity (and of its role's)", "", t)
 
     def _emit(self, out: list[Signal], p: _Principal, principal: str, kind: str, severity: str,
               reason: str, group: str, t: int) -> None:
