@@ -66,7 +66,8 @@ _DENIED = frozenset(("AccessDenied", "AccessDeniedException", "UnauthorizedOpera
                      "Client.UnauthorizedOperation", "UnauthorizedAccess", "AuthorizationError",
                      "Client.AuthFailure", "AuthFailure", "InvalidClientTokenId",
                      "UnrecognizedClientException", "SignatureDoesNotMatch", "ExpiredToken",
-                     "ExpiredTokenException", "NotAuthorized", "Forbidden"))
+                     "ExpiredTokenException", "NotAuthorized", "Forbidden",
+                     "401", "403"))  # the API gateway's refusals, by HTTP status
 # Reads of secret material: Secrets Manager values and SSM parameters read with decryption.
 _SECRET_READS = frozenset(("GetSecretValue", "BatchGetSecretValue"))
 _PARAMETER_READS = frozenset(("GetParameter", "GetParameters", "GetParametersByPath",

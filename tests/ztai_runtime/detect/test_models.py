@@ -848,3 +848,67 @@ def test_a_late_event_counts_in_the_open_window() -> None:
     late = [ct(T0 + 4 * DAY + 10 * HOUR + i * 1000) for i in range(600)] + [ct(T0 + 4 * DAY + 9 * HOUR)]
     signals = [s for s in feed(model, late) if s.rule == "model:volume"]
     assert "read 601 objects" in signals[-1].reason
+
+
+def test_geo_without_maxminddb_says_what_to_install(monkeypatch: pytest.MonkeyPatch, mmdb: Path) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "maxminddb", None)  # makes `import maxminddb` raise ImportError
+    with pytest.raises(GeoError, match="needs the maxminddb package"):
+        GeoLookup(mmdb)
+
+
+def test_gateway_refusals_burst_is_flagged() -> None:
+    model = Behaviour(FAST)
+    ok = [
+        {
+            "requestId": f"r{i}",
+            "requestTime": T0 + i * HOUR,
+            "routeKey": "POST /predict",
+            "status": 200,
+            "sourceIp": "198.51.100.4",
+            "clientId": "partner-a",
+        }
+        for i in range(40)
+    ]
+    denied = [
+        {
+            "requestId": f"d{i}",
+            "requestTime": T0 + 2 * DAY + i * 1000,
+            "routeKey": "POST /predict",
+            "status": "403",
+            "sourceIp": "198.51.100.4",
+            "clientId": "partner-a",
+        }
+        for i in range(12)
+    ]
+    signals = feed(model, ok + denied)
+    assert [s.rule for s in signals] == ["model:failures"] * 3
+    assert signals[0].principal == "client:partner-a" and "api:POST /predict 403" in signals[0].reason
+
+
+def test_inference_events_learn_a_rate_per_model() -> None:
+    model = Behaviour(FAST)
+    from datetime import UTC, datetime
+
+    def inference(ms: int, index: int) -> dict[str, Any]:
+        moment = datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return {
+            "event": "inference",
+            "time": moment,
+            "requestId": f"i{index}",
+            "clientId": "partner-a",
+            "model": "ranker-v7",
+            "rows": 10,
+        }
+
+    normal = [
+        inference(T0 + day * DAY + hour * HOUR + i * 120_000, day * 1000 + hour * 10 + i)
+        for day in range(4)
+        for hour in range(9, 17)
+        for i in range(3)
+    ]
+    assert feed(model, normal) == []
+    burst = [inference(T0 + 4 * DAY + 10 * HOUR + i * 1000, 90_000 + i) for i in range(80)]
+    signals = [s for s in feed(model, burst) if s.rule == "model:rate"]
+    assert signals and signals[0].group == "inference:ranker-v7"
