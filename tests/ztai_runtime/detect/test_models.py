@@ -686,13 +686,35 @@ def _mixed_stream() -> list[dict[str, Any]]:
             )
             for i in range(15)
         ]
+        # anna at 03:00 (her and her role's rare hour), listing in a loop (a rate burst), and
+        # calling an API new for her role.
+        + [
+            ct(
+                T0 + 5 * DAY + 3 * HOUR + i * 1000,
+                "ListObjects",
+                params={"bucketName": BUCKET},
+                ip="10.23.4.17",
+                endpoint=True,
+            )
+            for i in range(40)
+        ]
+        + [
+            ct(
+                T0 + 5 * DAY + 3 * HOUR + 50_000,
+                "InvokeModel",
+                source="bedrock.amazonaws.com",
+                ip="10.23.4.17",
+                endpoint=True,
+                read_only=False,
+            )
+        ]
     )
     return sorted(records, key=lambda r: r["eventTime"]) + tail
 
 
 def test_state_round_trip_gives_the_same_signals_after() -> None:
     records = _mixed_stream()
-    half = len(records) - 900
+    half = len(records) - 950
     whole = Behaviour(FAST)
     expected = feed(whole, records)
     first = Behaviour(FAST)
@@ -707,6 +729,12 @@ def test_state_round_trip_gives_the_same_signals_after() -> None:
         "model:instance-credentials-outside",
         "model:failures",
         "model:new-principal",
+        "model:new-agent",
+        "model:long-term-key",
+        "model:imdsv1",
+        "model:rate",
+        "model:rare-hour",
+        "model:new-action",
     }
     assert json.loads(json.dumps(resumed.to_state())) == json.loads(json.dumps(whole.to_state()))
 
