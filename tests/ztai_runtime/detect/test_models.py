@@ -672,7 +672,7 @@ def _mixed_stream() -> list[dict[str, Any]]:
                 T0 + 4 * DAY + 12 * HOUR,
                 "GetCallerIdentity",
                 source="sts.amazonaws.com",
-                identity=_instance(),
+                identity=_instance(delivery="1.0"),
                 ip="18.236.253.47",
             ),
         ]
