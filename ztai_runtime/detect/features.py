@@ -26,8 +26,8 @@ link-local, shared/CGNAT, multicast or reserved). Documentation ranges (TEST-NET
 they stand for public addresses in examples and tests."""
 
 # The caches (the models read them directly on their hot path, one dict lookup per event).
-_ORIGINS: dict[str, Origin | None] = {}
-_AGENTS: dict[str, str] = {}
+ORIGIN_CACHE: dict[str, Origin | None] = {}
+AGENT_CACHE: dict[str, str] = {}
 
 
 def origin(address: object) -> Origin | None:
@@ -35,13 +35,13 @@ def origin(address: object) -> Origin | None:
     if not isinstance(address, str):
         return None
     try:
-        return _ORIGINS[address]
+        return ORIGIN_CACHE[address]
     except KeyError:
         pass
     result = _parse_origin(address)
-    if len(_ORIGINS) >= CACHE_ENTRIES:
-        _ORIGINS.clear()
-    _ORIGINS[address] = result
+    if len(ORIGIN_CACHE) >= CACHE_ENTRIES:
+        ORIGIN_CACHE.clear()
+    ORIGIN_CACHE[address] = result
     return result
 
 
@@ -96,13 +96,13 @@ def agent_family(user_agent: object) -> str | None:
     if not isinstance(user_agent, str) or not user_agent:
         return None
     try:
-        return _AGENTS[user_agent]
+        return AGENT_CACHE[user_agent]
     except KeyError:
         pass
     family = _family(user_agent)
-    if len(_AGENTS) >= CACHE_ENTRIES:
-        _AGENTS.clear()
-    _AGENTS[user_agent] = family
+    if len(AGENT_CACHE) >= CACHE_ENTRIES:
+        AGENT_CACHE.clear()
+    AGENT_CACHE[user_agent] = family
     return family
 
 

@@ -46,7 +46,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from ztai_runtime.detect.features import _AGENTS, _ORIGINS, Stat, agent_family, origin
+from ztai_runtime.detect.features import AGENT_CACHE, ORIGIN_CACHE, Stat, agent_family, origin
 from ztai_runtime.detect.geo import GeoLookup
 from ztai_runtime.detect.signals import Signal
 from ztai_runtime.detect.sources import Event
@@ -491,7 +491,7 @@ class Behaviour:
             self._long_term_key(out, p, principal, key, identity, t, live)
         # Network, endpoint, instance credentials.
         address = record.get("sourceIPAddress")
-        net = _ORIGINS.get(address, _MISS) if isinstance(address, str) else None
+        net = ORIGIN_CACHE.get(address, _MISS) if isinstance(address, str) else None
         if net is _MISS:
             net = origin(address)
         agent = record.get("userAgent")
@@ -509,7 +509,7 @@ class Behaviour:
                 self._network(out, p, role, principal, identity, record, address, net, t, live, judged,
                               lambda_call)
         # User agent.
-        family = _AGENTS.get(agent) if isinstance(agent, str) else None
+        family = AGENT_CACHE.get(agent) if isinstance(agent, str) else None
         if family is None:
             family = agent_family(agent)
         if family is not None:
