@@ -12,25 +12,36 @@ from typing import Any
 
 from ztai_runtime.detect.allowlist import AllowList
 from ztai_runtime.detect.engine import Detector, Engine
+from ztai_runtime.detect.geo import GeoLookup
+from ztai_runtime.detect.models import Behaviour, ModelSettings
 from ztai_runtime.detect.rules import SigmaRules, shipped_ir
 
 
 def build_engine(*, rules_ir: Mapping[str, Any] | None = None,
                  context: Mapping[str, Sequence[str]] | None = None,
                  allow: AllowList | None = None, geoip_db: str | None = None,
-                 state: Mapping[str, Any] | None = None, max_ids: int | None = None) -> Engine:
+                 state: Mapping[str, Any] | None = None, max_ids: int | None = None,
+                 settings: ModelSettings | None = None) -> Engine:
     """The engine with every detector; `state` (from `Engine.to_state()`) resumes what was learned.
 
     - `rules_ir`: the compiled Sigma rules (default: the rules the project ships);
     - `context`: the values the rules' placeholders expand to (the stack's keys, roles, tables);
     - `allow`: the allow-list;
     - `geoip_db`: an MMDB file for the network-origin model (optional);
-    - `max_ids`: cap on the event ids a finding keeps (the stream function's state), None = all.
+    - `max_ids`: cap on the event ids a finding keeps (the stream function's state), None = all;
+    - `settings`: the behavioural models' parameters (default: `ModelSettings()`).
+
+    ValueError (GeoError, a ValueError, for the database) naming the problem on a bad IR, context,
+    database or state.
     """
     saved: Mapping[str, Any] = (state or {}).get("detectors") or {}
     rules = SigmaRules.from_state(saved.get(SigmaRules.name, {}),
                                   rules_ir if rules_ir is not None else shipped_ir(), context)
-    detectors: list[Detector] = [rules]
+    geo = GeoLookup(geoip_db) if geoip_db is not None else None
+    settings = settings or ModelSettings()
+    behaviour = Behaviour.from_state(saved[Behaviour.name], settings=settings, geo=geo) \
+        if Behaviour.name in saved else Behaviour(settings, geo)
+    detectors: list[Detector] = [rules, behaviour]
     engine = Engine(detectors, allow=allow, max_ids=max_ids)
     if state is not None:
         engine.restore(dict(state))
