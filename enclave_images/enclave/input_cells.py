@@ -52,8 +52,9 @@ class InputCells:
 
     def cells(self, batch: np.ndarray) -> np.ndarray:
         """Each row's cell id (0..2**CELL_BITS-1), in row order: stays inside the enclave."""
-        signs = (batch - CENTRE) @ self.planes.T > 0
-        return signs.astype(np.int64) @ _WEIGHTS
+        signs: np.ndarray = (batch - CENTRE) @ self.planes.T > 0
+        cells: np.ndarray = signs.astype(np.int64) @ _WEIGHTS
+        return cells
 
     def summary(self, inputs: Any) -> dict[str, Any]:
         """`inputCells` (sorted, distinct, at most MAX_INPUT_CELLS) and `inputCellCount` of a batch

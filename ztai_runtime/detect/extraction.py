@@ -43,14 +43,13 @@ from typing import Any
 
 from ztai_runtime.detect.signals import Signal
 from ztai_runtime.detect.sources import Event
-from ztai_runtime.inference_events import CELL_SPACE
+from ztai_runtime.inference_events import CELL_SPACE, MAX_INPUT_CELLS
 
 RULE = "model:extraction"
 # MITRE ATLAS (the ATT&CK counterpart for ML systems): AML.T0024 Exfiltration via ML Inference API.
 TECHNIQUE = "AML.T0024"
 SEVERITY = "high"
 STATE_VERSION = 1
-_CELL_BIT = tuple(1 << cell for cell in range(CELL_SPACE))
 
 
 @dataclass(frozen=True)
@@ -117,23 +116,33 @@ class _Normal:
 class _Client:
     """One client's current window and normal."""
 
-    __slots__ = ("cells", "coverage_normal", "gateway", "gateway_normal", "learned", "max_count",
-                 "requests", "rows", "rows_normal", "start", "total", "version")
+    __slots__ = ("cells", "coverage_limit", "coverage_normal", "gateway", "gateway_limit",
+                 "gateway_normal", "learned", "max_count", "requests", "rows", "rows_limit",
+                 "rows_normal", "start", "total", "version")
 
     def __init__(self, start: int) -> None:
         self.start = start
-        self.rows = self.requests = self.gateway = self.cells = self.max_count = 0
+        self.rows = self.requests = self.gateway = self.max_count = 0
+        self.cells: set[int] = set()
+        # The limits the current window is judged by (from the normals; none while warming up).
+        self.rows_limit = self.coverage_limit = self.gateway_limit = float("inf")
         self.version: str | None = None
         self.learned = 0
         self.total = 0
         self.rows_normal, self.coverage_normal, self.gateway_normal = _Normal(), _Normal(), _Normal()
 
     def window_coverage(self) -> int:
-        return max(self.cells.bit_count(), self.max_count)
+        return max(len(self.cells), self.max_count)
+
+    def set_limits(self, settings: ExtractionSettings) -> None:
+        if self.learned >= settings.warmup_windows:
+            self.rows_limit = self.rows_normal.limit(settings, settings.min_rows)
+            self.coverage_limit = self.coverage_normal.limit(settings, settings.min_coverage)
+            self.gateway_limit = self.gateway_normal.limit(settings, settings.min_requests)
 
     def to_state(self) -> dict[str, Any]:
         return {"start": self.start, "rows": self.rows, "requests": self.requests,
-                "gateway": self.gateway, "cells": f"{self.cells:x}", "maxCount": self.max_count,
+                "gateway": self.gateway, "cells": sorted(self.cells), "maxCount": self.max_count,
                 "version": self.version, "learned": self.learned, "total": self.total,
                 "normals": [[n.mean, n.dev, n.windows] for n in (self.rows_normal, self.coverage_normal,
                                                        self.gateway_normal)]}
@@ -142,7 +151,7 @@ class _Client:
     def from_state(cls, data: dict[str, Any]) -> _Client:
         client = cls(int(data["start"]))
         client.rows, client.requests = int(data["rows"]), int(data["requests"])
-        client.gateway, client.cells = int(data["gateway"]), int(str(data["cells"]), 16)
+        client.gateway, client.cells = int(data["gateway"]), {int(cell) for cell in data["cells"]}
         client.max_count, client.learned = int(data["maxCount"]), int(data["learned"])
         version = data.get("version")
         client.version = version if isinstance(version, str) else None
@@ -173,11 +182,9 @@ class Extraction:
         if kind == "inference" and record.get("decision") != "served":
             return []
         client = self._window(principal, event.time_ms)
-        settings = self.settings
         if kind == "gateway":
             client.gateway += 1
-            if client.learned >= settings.warmup_windows and client.gateway >= client.gateway_normal.limit(
-                    settings, settings.min_requests):
+            if client.gateway >= client.gateway_limit:
                 return [self._signal(principal, client, event.time_ms, [
                     f"{client.gateway:,} requests at the gateway (its normal "
                     f"{_figure(client.gateway_normal)} per active window)"])]
@@ -193,12 +200,16 @@ class Extraction:
             if version != client.version:
                 # Another model version numbers its cells afresh: this window's coverage restarts.
                 client.version = version if isinstance(version, str) else None
-                client.cells = client.max_count = 0
-            mask = client.cells
-            for cell in cells:
-                if isinstance(cell, int) and 0 <= cell < CELL_SPACE:
-                    mask |= _CELL_BIT[cell]
-            client.cells = mask
+                client.cells = set()
+                client.max_count = 0
+            # A summary of another shape is skipped, not counted (min/max and a set's update run in
+            # C: a Python loop over the ids would double the cost of an event).
+            try:
+                if len(cells) <= MAX_INPUT_CELLS and (not cells or (
+                        min(cells) >= 0 and max(cells) < CELL_SPACE)):
+                    client.cells.update(cells)
+            except TypeError:
+                pass
             count = record.get("inputCellCount")
             if isinstance(count, int) and client.max_count < count <= CELL_SPACE:
                 client.max_count = count
@@ -213,25 +224,22 @@ class Extraction:
         elif start > client.start:
             self._learn(client)
             client.start = start
-            client.rows = client.requests = client.gateway = client.cells = client.max_count = 0
+            client.rows = client.requests = client.gateway = client.max_count = 0
+            client.cells = set()
+            client.set_limits(self.settings)
         return client
 
     def _learn(self, client: _Client) -> None:
         """The ended window into the client's normal, clipped at the limits it was judged by."""
-        settings = self.settings
-        warm = client.learned >= settings.warmup_windows
-        coverage = client.window_coverage()
+        alpha = self.settings.alpha
+        # Only windows with requests of each kind count (a night without requests is no normal,
+        # and a detector fed no gateway lines learns no gateway normal). The limits are infinite
+        # while the client warms up.
         if client.requests:
-            rows = client.rows
-            if warm:
-                rows = min(rows, int(client.rows_normal.limit(settings, settings.min_rows)))
-                coverage = min(coverage, int(client.coverage_normal.limit(settings, settings.min_coverage)))
-            client.rows_normal.learn(rows, settings.alpha)
-            client.coverage_normal.learn(coverage, settings.alpha)
-        gateway = client.gateway
-        if warm:
-            gateway = min(gateway, int(client.gateway_normal.limit(settings, settings.min_requests)))
-        client.gateway_normal.learn(gateway, settings.alpha)
+            client.rows_normal.learn(min(client.rows, client.rows_limit), alpha)
+            client.coverage_normal.learn(min(client.window_coverage(), client.coverage_limit), alpha)
+        if client.gateway:
+            client.gateway_normal.learn(min(client.gateway, client.gateway_limit), alpha)
         client.learned += 1
 
     def _judge(self, principal: str, client: _Client, time_ms: int) -> list[Signal]:
@@ -247,13 +255,12 @@ class Extraction:
                        f"(budget {settings.diversity_budget:g}; natural inputs about 0.25 at 200 rows)")
         if rows >= settings.rows_budget:
             why.append(f"{rows:,} rows served (budget {settings.rows_budget:,} per window)")
-        if client.learned >= settings.warmup_windows:
-            if rows >= client.rows_normal.limit(settings, settings.min_rows):
-                why.append(f"{rows:,} rows served, its normal {_figure(client.rows_normal)} "
-                           "per active window")
-            if coverage >= client.coverage_normal.limit(settings, settings.min_coverage):
-                why.append(f"{coverage} input cells covered, its normal "
-                           f"{_figure(client.coverage_normal)}")
+        if rows >= client.rows_limit:
+            why.append(f"{rows:,} rows served, its normal {_figure(client.rows_normal)} "
+                       "per active window")
+        if coverage >= client.coverage_limit:
+            why.append(f"{coverage} input cells covered, its normal "
+                       f"{_figure(client.coverage_normal)}")
         if not why:
             return []
         return [self._signal(principal, client, time_ms, why)]
@@ -287,6 +294,8 @@ class Extraction:
         try:
             detector.clients = {str(name): _Client.from_state(client)
                                 for name, client in (data.get("clients") or {}).items()}
+            for client in detector.clients.values():
+                client.set_limits(settings)
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"extraction state: a client's entry is malformed ({error!r})") from None
         return detector
