@@ -3,10 +3,12 @@ digits model as they would, and extraction clients, as inference events in the e
 parent agent writes (ztai_runtime/inference_events.py), with the enclave's input summary computed
 by the enclave's own code over the model the project trains.
 
-    python -m benchmarks.inference_traffic [--days 28] [--seed 0]
+    python -m benchmarks.inference_traffic [--days 28] [--seed 0] [--speed] [--replication]
 
 prints the evaluation: after how many rows each extraction client was flagged, and the benign
-clients' false findings per 10,000 events (docs/detection-extraction.md).
+clients' false findings per 10,000 events (docs/detection-extraction.md); `--speed` adds the
+detector's cost per event, `--replication` how well a surrogate trained on N labels of each query
+strategy agrees with the model (the budget the detector must beat; about a minute).
 
 The partners' inputs are the digits of scikit-learn's bundled set (the model's own domain), each
 partner with its own mix of classes and its own scanning noise, its own daily volume, batch size and
@@ -217,29 +219,115 @@ def evaluate(days: int = 28, seed: int = 0) -> dict[str, Any]:
         engine.process(event_from_record(record, f"traffic:[{index}]"))
     findings = engine.finish()
     first_flag: dict[str, int] = {}
+    first_reason: dict[str, str] = {}
     for finding in findings:
         for uid in finding.event_ids:
             if uid in drawn:
                 name, rows = drawn[uid]
-                first_flag[name] = min(rows, first_flag.get(name, rows))
+                if rows < first_flag.get(name, rows + 1):
+                    first_flag[name], first_reason[name] = rows, finding.reason
     false = [f for f in findings if not set(f.event_ids) & attack_ids]
     return {"benignEvents": len(benign), "days": days,
             "falseFindings": len(false), "falsePer10k": 10_000 * len(false) / max(1, len(benign)),
             "falseFindingReasons": [f.reason for f in false],
             "flaggedAfterRows": {name: first_flag.get(name) for name in ("probe", "stolen")},
+            "reasons": first_reason,
             "attackRows": served}
+
+
+def replication(sizes: tuple[int, ...] = (100, 200, 500, 1_000, 2_000, 5_000, 20_000),
+                seed: int = 0) -> dict[str, dict[int, float]]:
+    """For each query strategy and N: the agreement with the model, on the held-out digits, of a
+    surrogate of the same architecture (64 hidden units, the attacker's best case) trained on N
+    inputs and the labels the model gave them."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+
+    model, _ = _model()
+    inputs, _ = _digits()
+    pool, held_out = train_test_split(inputs, test_size=0.25, random_state=0)  # as train() splits
+
+    def labels(rows: np.ndarray) -> np.ndarray:
+        return np.array([label for start in range(0, len(rows), 1024)
+                         for label in model.predict(rows[start:start + 1024].tolist())])
+
+    rng = np.random.default_rng(seed)
+    seeds = pool[rng.choice(len(pool), 20, replace=False)]
+    def uniform(n: int) -> np.ndarray:
+        rows: np.ndarray = np.rint(rng.uniform(0, 16, (n, 64)))
+        return rows
+
+    def natural(n: int) -> np.ndarray:
+        rows: np.ndarray = pool[rng.integers(0, len(pool), n)]
+        return rows
+
+    def perturbed(n: int) -> np.ndarray:
+        rows: np.ndarray = np.clip(np.rint(seeds[rng.integers(0, 20, n)] + rng.normal(0, 3, (n, 64))),
+                                   0, 16)
+        return rows
+
+    strategies = {"uniform": uniform, "natural": natural, "perturbed seeds": perturbed}
+    truth = labels(held_out)
+    curves: dict[str, dict[int, float]] = {}
+    for name, draw in strategies.items():
+        curves[name] = {}
+        for size in sizes:
+            queries = draw(size)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                surrogate = MLPClassifier(hidden_layer_sizes=(64,), max_iter=300, random_state=seed)
+                surrogate.fit(queries / 16.0, labels(queries))
+            curves[name][size] = float(np.mean(surrogate.predict(held_out / 16.0) == truth))
+    return curves
+
+
+def speed(days: int = 7, seed: int = 0, repeat: int = 5) -> float:
+    """Microseconds per event of `Extraction.observe` over a week of traffic with a probe in it
+    (the best of `repeat` runs; events parsed beforehand)."""
+    import time
+
+    from ztai_runtime.detect.extraction import Extraction
+    from ztai_runtime.detect.signals import principal_of
+    from ztai_runtime.detect.sources import event_from_record
+
+    records = benign_traffic(days, seed) + uniform_extraction(start_s=START_S + 3 * DAY_S,
+                                                              seed=10_001 + seed)
+    records.sort(key=lambda event: event["time"])
+    events = [event_from_record(record, f"traffic:[{index}]") for index, record in enumerate(records)]
+    pairs = [(event, principal_of(event)) for event in events]
+    best = float("inf")
+    for _ in range(repeat):
+        observe = Extraction().observe
+        started = time.perf_counter()
+        for event, principal in pairs:
+            observe(event, principal)
+        best = min(best, time.perf_counter() - started)
+    return best / len(pairs) * 1e6
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=28)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--speed", action="store_true", help="the detector's cost per event")
+    parser.add_argument("--replication", action="store_true",
+                        help="surrogate agreement after N labels of each query strategy")
     args = parser.parse_args()
+    if args.replication:
+        for name, curve in replication(seed=args.seed).items():
+            print(f"{name:>16}: " + ", ".join(f"N={size:,} {agreement:.1%}"
+                                                for size, agreement in curve.items()))
+    if args.speed:
+        print(f"Extraction.observe: {speed(seed=args.seed):.2f} µs per inference event")
     result = evaluate(args.days, args.seed)
     print(f"{result['benignEvents']:,} benign inference events over {result['days']} days")
     for name, rows in result["flaggedAfterRows"].items():
         print(f"  {name}: flagged after {rows if rows is None else format(rows, ',')} rows "
               f"(of {result['attackRows'].get(name, 0):,})")
+        print(f"    {result['reasons'].get(name)}")
     print(f"  benign false findings: {result['falseFindings']} "
           f"({result['falsePer10k']:.2f} per 10,000 events)")
     for reason in result["falseFindingReasons"]:
