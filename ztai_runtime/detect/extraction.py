@@ -28,7 +28,11 @@ every served event of a window once any of these holds in it:
   `spread` mean absolute deviations above it, and at least `min_rows`), or coverage above its normal
   (the same test, at least `min_coverage` cells);
 and on gateway lines of a window whose request count is above the client's normal in the same way
-(at least `min_requests`): the count the parent agent cannot drop or forge.
+(at least `min_requests`): the count the parent agent cannot drop or forge;
+- after `known_windows` windows with requests: at least `novel_cells` cells in the window that the
+  client has not queried in the last `forget_ms` (a partner's own data keeps to its cells: in the
+  evaluation at most 3 new ones an hour once it is known; queries of another distribution, from
+  stolen credentials, bring new cells from their first few hundred rows).
 docs/detection-extraction.md has the measured figures behind the defaults.
 
 Cost per event: a dict lookup, a few integer operations and one OR per listed cell (no set, no
@@ -68,11 +72,15 @@ class ExtractionSettings:
     min_rows: int = 500
     min_coverage: int = 64
     min_requests: int = 200
+    novel_cells: int = 8
+    known_windows: int = 48
+    forget_ms: int = 30 * 86_400_000
 
     def __post_init__(self) -> None:
         problems = []
         for name in ("window_ms", "coverage_budget", "diversity_min_rows", "rows_budget",
-                     "min_rows", "min_coverage", "min_requests"):
+                     "min_rows", "min_coverage", "min_requests", "novel_cells", "known_windows",
+                     "forget_ms"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 problems.append(f"{name} {value!r}: a whole number of at least 1")
@@ -117,13 +125,18 @@ class _Client:
     """One client's current window and normal."""
 
     __slots__ = ("cells", "coverage_limit", "coverage_normal", "gateway", "gateway_limit",
-                 "gateway_normal", "learned", "max_count", "requests", "rows", "rows_limit",
-                 "rows_normal", "start", "total", "version")
+                 "gateway_normal", "known", "known_windows", "learned", "max_count", "novel",
+                 "requests", "rows", "rows_limit", "rows_normal", "start", "total", "version")
 
     def __init__(self, start: int) -> None:
         self.start = start
         self.rows = self.requests = self.gateway = self.max_count = 0
         self.cells: set[int] = set()
+        # The cells the client has queried (cell -> start of the last window it did), and this
+        # window's cells outside them; `known_windows` counts the windows `known` has learned.
+        self.known: dict[int, int] = {}
+        self.known_windows = 0
+        self.novel: set[int] = set()
         # The limits the current window is judged by (from the normals; none while warming up).
         self.rows_limit = self.coverage_limit = self.gateway_limit = float("inf")
         self.version: str | None = None
@@ -143,6 +156,8 @@ class _Client:
     def to_state(self) -> dict[str, Any]:
         return {"start": self.start, "rows": self.rows, "requests": self.requests,
                 "gateway": self.gateway, "cells": sorted(self.cells), "maxCount": self.max_count,
+                "known": [[cell, start] for cell, start in sorted(self.known.items())],
+                "knownWindows": self.known_windows, "novel": sorted(self.novel),
                 "version": self.version, "learned": self.learned, "total": self.total,
                 "normals": [[n.mean, n.dev, n.windows] for n in (self.rows_normal, self.coverage_normal,
                                                        self.gateway_normal)]}
@@ -152,6 +167,9 @@ class _Client:
         client = cls(int(data["start"]))
         client.rows, client.requests = int(data["rows"]), int(data["requests"])
         client.gateway, client.cells = int(data["gateway"]), {int(cell) for cell in data["cells"]}
+        client.known = {int(cell): int(start) for cell, start in data["known"]}
+        client.known_windows = int(data["knownWindows"])
+        client.novel = {int(cell) for cell in data["novel"]}
         client.max_count, client.learned = int(data["maxCount"]), int(data["learned"])
         version = data.get("version")
         client.version = version if isinstance(version, str) else None
@@ -200,7 +218,8 @@ class Extraction:
             if version != client.version:
                 # Another model version numbers its cells afresh: this window's coverage restarts.
                 client.version = version if isinstance(version, str) else None
-                client.cells = set()
+                client.cells, client.novel, client.known = set(), set(), {}
+                client.known_windows = 0
                 client.max_count = 0
             # A summary of another shape is skipped, not counted (min/max and a set's update run in
             # C: a Python loop over the ids would double the cost of an event).
@@ -208,6 +227,10 @@ class Extraction:
                 if len(cells) <= MAX_INPUT_CELLS and (not cells or (
                         min(cells) >= 0 and max(cells) < CELL_SPACE)):
                     client.cells.update(cells)
+                    if client.known_windows >= self.settings.known_windows:
+                        fresh = set(cells)
+                        fresh.difference_update(client.known)
+                        client.novel |= fresh
             except TypeError:
                 pass
             count = record.get("inputCellCount")
@@ -225,7 +248,7 @@ class Extraction:
             self._learn(client)
             client.start = start
             client.rows = client.requests = client.gateway = client.max_count = 0
-            client.cells = set()
+            client.cells, client.novel = set(), set()
             client.set_limits(self.settings)
         return client
 
@@ -241,6 +264,15 @@ class Extraction:
         if client.gateway:
             client.gateway_normal.learn(min(client.gateway, client.gateway_limit), alpha)
         client.learned += 1
+        if client.cells:
+            known, start = client.known, client.start
+            for cell in client.cells:
+                known[cell] = start
+            client.known_windows += 1
+            if client.known_windows % 24 == 0:  # forget cells unused for forget_ms, now and then
+                oldest = start - self.settings.forget_ms
+                for cell in [cell for cell, seen in known.items() if seen < oldest]:
+                    del known[cell]
 
     def _judge(self, principal: str, client: _Client, time_ms: int) -> list[Signal]:
         settings = self.settings
@@ -261,6 +293,9 @@ class Extraction:
         if coverage >= client.coverage_limit:
             why.append(f"{coverage} input cells covered, its normal "
                        f"{_figure(client.coverage_normal)}")
+        if len(client.novel) >= settings.novel_cells:
+            why.append(f"{len(client.novel)} input cells it has not queried before (it had "
+                       f"queried {len(client.known)})")
         if not why:
             return []
         return [self._signal(principal, client, time_ms, why)]

@@ -119,6 +119,42 @@ def test_coverage_above_the_clients_normal_is_flagged() -> None:
     assert any("input cells covered, its normal 20 ± 0" in s.reason for s in signals)
 
 
+def test_cells_a_known_client_never_queried_are_flagged() -> None:
+    """48 hours of a client's own data (cells 0-19), then queries from elsewhere: eight new cells in
+    one window raise a signal, seven do not."""
+    def shifted(new: int) -> list[dict[str, Any]]:
+        return [record(T0_MS + 48 * HOUR_MS + i * 1000, rows=10, cells=[i % 20, 100 + i])
+                for i in range(new)] + [record(T0_MS + 48 * HOUR_MS + 60_000, rows=10, cells=[1])]
+
+    detector = Extraction()
+    feed(detector, normal_hours(0, 48))
+    assert feed(detector, normal_hours(48, 1)) == []
+    seven = Extraction.from_state(detector.to_state())
+    signals = feed(detector, shifted(8))
+    assert signals and "8 input cells it has not queried before (it had queried 20)" in signals[0].reason
+    assert feed(seven, shifted(7)) == []
+
+
+def test_new_cells_are_not_judged_before_the_client_is_known() -> None:
+    detector = Extraction()
+    feed(detector, normal_hours(0, 47))  # the 47th window is still open: 46 learned
+    elsewhere = [record(T0_MS + 47 * HOUR_MS + i, rows=10, cells=[100 + i]) for i in range(20)]
+    assert feed(detector, elsewhere) == []
+
+
+def test_cells_unused_for_long_are_forgotten() -> None:
+    settings = ExtractionSettings(known_windows=2, forget_ms=5 * HOUR_MS)
+    lines = normal_hours(0, 2) + normal_hours(2, 24, cells=10)  # cells 10-19 unused from hour 2
+    return_of_old_cells = normal_hours(26, 1)
+    forgetting = Extraction(settings)
+    feed(forgetting, lines)
+    assert any("10 input cells it has not queried before" in s.reason
+               for s in feed(forgetting, return_of_old_cells))
+    remembering = Extraction(ExtractionSettings(known_windows=2))
+    feed(remembering, lines)
+    assert feed(remembering, return_of_old_cells) == []
+
+
 def test_a_lasting_change_of_use_is_learned_slowly() -> None:
     """Six times the volume from hour 12 on: flagged at first, still flagged some windows later
     (one window does not make a normal), no longer once the normal has caught up."""
@@ -165,6 +201,8 @@ def test_a_new_model_version_restarts_the_windows_coverage() -> None:
     assert client.window_coverage() == 100
     feed(detector, [record(T0_MS + 1000, cells=[7], version="2")])
     assert (client.window_coverage(), client.version, client.rows) == (1, "2", 101)
+    # What it knew of the old numbering is forgotten too, and learned again.
+    assert (client.known, client.known_windows) == ({}, 0)
 
 
 def gateway(at_ms: int, client: str = CLIENT) -> dict[str, Any]:
