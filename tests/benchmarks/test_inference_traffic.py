@@ -74,7 +74,7 @@ def test_the_evaluation_flags_both_extractions_early_and_no_partner() -> None:
     result = evaluate(days=10, seed=0)
     assert result["falseFindings"] == 0, result["falseFindingReasons"]
     flagged = result["flaggedAfterRows"]
-    # Before the measured replication points: about 2,000 rows for perturbed seeds (87% agreement),
-    # far beyond 20,000 for uniform probing (63% at 20,000).
+    # Well before the measured replication points (95% agreement): about 5,000 labels for perturbed
+    # seeds, beyond 20,000 for uniform probing (63% at 20,000).
     assert flagged["probe"] is not None and flagged["probe"] <= 1_000
-    assert flagged["stolen"] is not None and flagged["stolen"] <= 2_000
+    assert flagged["stolen"] is not None and flagged["stolen"] <= 1_000
