@@ -226,8 +226,12 @@ class Extraction:
             try:
                 if len(cells) <= MAX_INPUT_CELLS and (not cells or (
                         min(cells) >= 0 and max(cells) < CELL_SPACE)):
-                    client.cells.update(cells)
-                    if client.known_windows >= self.settings.known_windows:
+                    window = client.cells
+                    before = len(window)
+                    window.update(cells)
+                    # A cell new to the client is new to the window too: only then look it up (most
+                    # requests of a busy window add no cell to it).
+                    if len(window) != before and client.known_windows >= self.settings.known_windows:
                         fresh = set(cells)
                         fresh.difference_update(client.known)
                         client.novel |= fresh
