@@ -13,7 +13,7 @@ Per client (`client:<clientId>`), per window (default one hour of event time, al
   largest single request's count (a lower bound of the true figure);
 - diversity: coverage / rows.
 Against the client's normal: exponentially weighted mean and mean absolute deviation of each figure
-over the client's past active windows (weight ALPHA per window, so about the last 20 windows count),
+over the client's past active windows (weight `alpha`, 0.05, per window: about the last 20 count),
 learned when a window ends. A window's figures enter the normal clipped at the threshold they are
 judged by, so one extraction window moves the normal little and a lasting change is learned over
 several windows (forgets slowly, follows a real change of use).
@@ -27,16 +27,17 @@ every served event of a window once any of these holds in it:
 - after `warmup_windows` windows learned: rows above the client's normal (`factor` x its mean and
   `spread` mean absolute deviations above it, and at least `min_rows`), or coverage above its normal
   (the same test, at least `min_coverage` cells);
-and on gateway lines of a window whose request count is above the client's normal in the same way
-(at least `min_requests`): the count the parent agent cannot drop or forge;
 - after `known_windows` windows with requests: at least `novel_cells` cells in the window that the
   client has not queried in the last `forget_ms` (a partner's own data keeps to its cells: in the
   evaluation at most 3 new ones an hour once it is known; queries of another distribution, from
-  stolen credentials, bring new cells from their first few hundred rows).
+  stolen credentials, bring new cells from their first few hundred rows);
+and on gateway lines of a window whose request count is above the client's normal in the same way
+(at least `min_requests`): the count the parent agent cannot drop or forge.
 docs/detection-extraction.md has the measured figures behind the defaults.
 
-Cost per event: a dict lookup, a few integer operations and one OR per listed cell (no set, no
-sort); memory per client is a fixed handful of numbers.
+Cost per event: a dict lookup, a few integer operations and a set update with the listed cells (the
+known cells are looked up only for a cell new to the window); memory per client: the window's and the
+known cells (at most 256 each) and a handful of numbers.
 """
 
 from __future__ import annotations
