@@ -17,8 +17,9 @@ message is followed by exactly `size` raw bytes: the encrypted weights file, str
                        | {"type": "error", "error": "refused: ...", "status": 401 | 403, "audit": {...}}
                        (`audit`: the enclave's decision for the parent's inference event, never a
                         token or an input: {"clientId", "partner", "route", "rows", "model",
-                        "modelVersion", "decision": "served" | "refused", "reason"};
-                        ztai_runtime/inference_events.py)
+                        "modelVersion", "decision": "served" | "refused", "reason"}, and when
+                        served the input summary "inputCells", "inputCellCount" (cells, not
+                        inputs: enclave/input_cells.py); ztai_runtime/inference_events.py)
     parent -> enclave  {"type": "ping", "version": 1}
     enclave -> parent  {"type": "pong", "loaded": true|false}
 

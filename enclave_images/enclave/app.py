@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from enclave_images.enclave.auth import ROUTE_HEADER, AuthError, RequestVerifier, TrustConfig
+from enclave_images.enclave.input_cells import InputCells
 from enclave_images.enclave.model import DigitsModel, ModelError
 from enclave_images.protocol import (
     ENCLAVE_PORT,
@@ -126,6 +127,9 @@ class EnclaveApp:
         self._verifier = verifier
         self._unwrapper_factory = unwrapper_factory
         self._model: DigitsModel | None = None
+        # The loaded model's input cells: each served request's audit summarises its inputs with
+        # them (enclave_images/enclave/input_cells.py), for the model-extraction detector.
+        self._cells: InputCells | None = None
         # The encryption context of the loaded weights, as their decryption verified it: the
         # model and version each prediction's audit names.
         self._model_context: dict[str, str] = {}
@@ -174,7 +178,7 @@ class EnclaveApp:
         auth = message.get("auth")
         headers = ({str(k).lower(): str(v) for k, v in auth.items()} if isinstance(auth, dict) else {})
         with self._lock:
-            model, context = self._model, self._model_context
+            model, context, cells = self._model, self._model_context, self._cells
         audit: dict[str, Any] = {
             "clientId": None, "partner": None, "route": headers.get(ROUTE_HEADER),
             "rows": len(inputs) if isinstance(inputs, list) else 0,
@@ -203,8 +207,9 @@ class EnclaveApp:
             log_decision(_log, "predict-refused", reason=str(error), kind=type(error).__name__)
             text = f"prediction refused: {type(error).__name__} (see the enclave log)"
             return {**_error(text), "audit": {**audit, "reason": text}}
+        summary = cells.summary(inputs) if cells is not None else {}
         return {"type": "prediction", "labels": labels,
-                "audit": {**audit, "rows": len(labels), "decision": "served"}}
+                "audit": {**audit, "rows": len(labels), "decision": "served", **summary}}
 
     def _load(self, message: dict[str, Any], stream: Any) -> dict[str, Any]:
         size = message.get("size")
@@ -230,6 +235,7 @@ class EnclaveApp:
                         **self._config.context}
             info = decrypt_stream(weights, memory, unwrapper, expected_context=expected)  # type: ignore[arg-type]
             model = DigitsModel.from_bytes(memory.view)
+            cells = InputCells.for_weights(model.w1)
         except Exception as error:  # noqa: BLE001 - any failure refuses the load, keeps the stream in step
             weights.drain()
             log_decision(_log, "load-refused", reason=str(error), kind=type(error).__name__)
@@ -241,7 +247,7 @@ class EnclaveApp:
             self._loading.release()
         with self._lock:
             replaced = self._model is not None
-            self._model = model
+            self._model, self._cells = model, cells
             self._model_context = {str(k): str(v) for k, v in info.encryption_context.items()}
         log_decision(_log, "model-loaded", message_id=info.message_id, context=info.encryption_context,
                      bytes=info.plaintext_length, classes=model.classes, replaced=replaced)

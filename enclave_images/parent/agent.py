@@ -57,7 +57,7 @@ from enclave_images.protocol import (
     send_message,
     write_all,
 )
-from ztai_runtime.inference_events import inference_event
+from ztai_runtime.inference_events import inference_event, input_summary
 from ztai_runtime.jsonlog import get_logger, log_decision
 
 # Below the protocol's message limit, so a request that passes here fits one predict message.
@@ -257,6 +257,9 @@ def make_handler(enclave: EnclaveClient, health: EnclaveClient | None = None, *,
                      or f"{self.command} {self.path.split('?', 1)[0]}")
             counted = said.get("rows")
             reason = (_text(said.get("reason")) or reason) if status != 200 else None
+            # The enclave's input summary of a request it served, relayed as it came (dropped when
+            # malformed: a relay never fails the request).
+            summary = input_summary(said) if audit and status == 200 else {}
             emit(inference_event(
                 source="enclave" if audit else "parent", request_id=_request_id(self.headers),
                 client_id=_text(said.get("clientId")), partner=_text(said.get("partner")),
@@ -270,7 +273,8 @@ def make_handler(enclave: EnclaveClient, health: EnclaveClient | None = None, *,
                 decision="served" if status == 200 else "refused",
                 reason=_scrub(reason, [value for name in FORWARDED_HEADERS if name != ROUTE_HEADER
                                        and (value := self.headers.get(name))]),
-                status=status))
+                status=status, input_cells=summary.get("inputCells"),
+                input_cell_count=summary.get("inputCellCount")))
 
     return Handler
 

@@ -27,7 +27,15 @@ from enclave_images.parent.event_sink import CloudWatchEventSink, InferenceEvent
 from enclave_images.protocol import Address
 from tests.enclave_images.test_app import CONTEXT, ISSUER, VERIFIER, sealed  # noqa: F401 - fixture
 from tests.support.token_issuer import FIRST_PARTY_ID, PARTNER_ID, PARTNER_SCOPE
-from ztai_runtime.inference_events import FIELDS, event_problems, event_time, inference_event
+from ztai_runtime.inference_events import (
+    FIELDS,
+    MAX_INPUT_CELLS,
+    OPTIONAL_FIELDS,
+    event_problems,
+    event_time,
+    inference_event,
+    input_summary,
+)
 from ztai_runtime.weights import StaticUnwrapper
 
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -105,7 +113,9 @@ def rows(count: int, value: float = 0) -> dict[str, Any]:
 def only_event(agent: Agent) -> dict[str, Any]:
     [event] = agent.events
     assert event_problems(event) == []
-    assert list(event) == list(FIELDS)  # every field, in the documented order
+    # Every field, in the documented order; the input summary only when the enclave served it.
+    summarised = event["source"] == "enclave" and event["decision"] == "served"
+    assert list(event) == list(FIELDS) + (list(OPTIONAL_FIELDS) if summarised else [])
     assert TIME.fullmatch(event["time"])
     return event
 
@@ -120,7 +130,10 @@ def test_a_served_request_is_one_event_with_the_enclaves_account(agent: Agent) -
         "clientId": FIRST_PARTY_ID, "partner": "inference", "route": "POST /v1/infer", "rows": 3,
         "requestBytes": len(body), "responseBytes": len(reply),
         # The version of the weights the enclave decrypted, not the agent's configuration.
-        "model": "digits", "modelVersion": "1", "decision": "served", "reason": None, "status": 200}
+        "model": "digits", "modelVersion": "1", "decision": "served", "reason": None, "status": 200,
+        # Three blank rows: one cell (its number is the loaded weights' own, see test_input_cells).
+        "inputCells": event["inputCells"], "inputCellCount": 1}
+    assert len(event["inputCells"]) == 1
     assert isinstance(event["latencyMs"], float) and event["latencyMs"] > 0
 
 
@@ -277,6 +290,55 @@ def test_event_problems_name_every_wrong_field() -> None:
     assert event_problems({**event, "token": "x"}) == ["token is not a field of the event"]
     assert "requestId missing" in event_problems({k: v for k, v in event.items() if k != "requestId"})
     assert event_time(0) == "1970-01-01T00:00:00.000Z"
+
+
+def test_a_served_requests_input_summary_is_bounded_and_holds_no_input(agent: Agent) -> None:
+    """A batch of varied rows: the event lists at most MAX_INPUT_CELLS distinct cells, sorted,
+    with their count, and none of the pixel values."""
+    from sklearn.datasets import load_digits
+    digits = load_digits().data
+    body = {"inputs": [[float(v) + 0.0625 for v in row] for row in digits[:300]]}
+    assert agent.call(body=body, headers=ISSUER.headers())[0] == 200
+    event = only_event(agent)
+    cells, count = event["inputCells"], event["inputCellCount"]
+    assert len(cells) == MAX_INPUT_CELLS < count <= 256
+    assert cells == sorted(set(cells)) and all(0 <= cell < 256 for cell in cells)
+    assert "0.0625" not in json.dumps(event)
+
+
+@pytest.mark.parametrize("audit", [
+    {"inputCells": [3, 1], "inputCellCount": 2},  # not sorted
+    {"inputCells": [1, 1], "inputCellCount": 1},  # not distinct
+    {"inputCells": [256], "inputCellCount": 1},  # outside the cell space
+    {"inputCells": list(range(MAX_INPUT_CELLS + 1)), "inputCellCount": 17},  # beyond the cap
+    {"inputCells": [1, 2], "inputCellCount": 5},  # fewer than the cap, yet a larger count
+    {"inputCells": [1, 2]},  # no count
+    {"inputCells": "1,2", "inputCellCount": 2},
+    {"inputCells": [True], "inputCellCount": 1},
+])
+def test_a_malformed_input_summary_is_not_relayed(audit: dict[str, Any]) -> None:
+    """The parent relays the enclave's summary only when it has the documented shape; a bad one is
+    left out of the event, never a failed request."""
+    assert input_summary(audit) == {}
+    with pytest.raises(ValueError, match="inputCell"):
+        inference_event(**{**GOOD, "decision": "served", "status": 200, "reason": None},  # type: ignore[arg-type]
+                        input_cells=audit.get("inputCells"), input_cell_count=audit.get("inputCellCount", 0))
+
+
+def test_an_input_summary_is_checked_and_only_on_a_served_event() -> None:
+    served = {**GOOD, "decision": "served", "status": 200, "reason": None}
+    event = inference_event(**served, input_cells=[4, 9], input_cell_count=2)  # type: ignore[arg-type]
+    assert (event["inputCells"], event["inputCellCount"]) == ([4, 9], 2)
+    assert input_summary({"inputCells": [4, 9], "inputCellCount": 2, "rows": 3}) == {
+        "inputCells": [4, 9], "inputCellCount": 2}
+    # Capped: more distinct cells than listed.
+    full = list(range(0, 256, 16))
+    assert event_problems({**event, "inputCells": full, "inputCellCount": 200}) == []
+    # An event from before the summary (none of its fields) is still an event.
+    old = {k: v for k, v in event.items() if k not in OPTIONAL_FIELDS}
+    assert event_problems(old) == []
+    with pytest.raises(ValueError, match="only a served request has an input summary"):
+        inference_event(**GOOD, input_cells=[1], input_cell_count=1)  # type: ignore[arg-type]
 
 
 @mock_aws

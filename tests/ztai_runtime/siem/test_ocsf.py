@@ -450,6 +450,16 @@ def test_inference_served() -> None:
     assert event["unmapped"] == {"source": "parent", "rows": 12}
 
 
+def test_inference_input_summary_stays_in_unmapped() -> None:
+    """The enclave's input summary has no OCSF attribute: it is kept in `unmapped`, so the detector
+    reading the SIEM finds it there (and in `raw_data`); an event without it maps as before."""
+    event = mapped(inference(inputCells=[3, 41, 172], inputCellCount=3), log_group=INFERENCE_GROUP)
+    assert event["unmapped"] == {"source": "parent", "rows": 12, "inputCells": [3, 41, 172],
+                                 "inputCellCount": 3}
+    assert json.loads(event["raw_data"])["inputCells"] == [3, 41, 172]
+    assert validate(event) == []
+
+
 def test_inference_refused() -> None:
     event = mapped(inference(decision="refused", reason="client certificate revoked", status=403,
                              clientId=None, partner=None, model=None, modelVersion=None, source="enclave"),
