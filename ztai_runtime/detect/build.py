@@ -12,6 +12,7 @@ from typing import Any
 
 from ztai_runtime.detect.allowlist import AllowList
 from ztai_runtime.detect.engine import Detector, Engine
+from ztai_runtime.detect.extraction import Extraction
 from ztai_runtime.detect.geo import GeoLookup
 from ztai_runtime.detect.models import Behaviour, ModelSettings
 from ztai_runtime.detect.rules import SigmaRules, shipped_ir
@@ -41,7 +42,9 @@ def build_engine(*, rules_ir: Mapping[str, Any] | None = None,
     settings = settings or ModelSettings()
     behaviour = Behaviour.from_state(saved[Behaviour.name], settings=settings, geo=geo) \
         if Behaviour.name in saved else Behaviour(settings, geo)
-    detectors: list[Detector] = [rules, behaviour]
+    extraction = Extraction.from_state(saved[Extraction.name]) if Extraction.name in saved \
+        else Extraction()
+    detectors: list[Detector] = [rules, behaviour, extraction]
     engine = Engine(detectors, allow=allow, max_ids=max_ids)
     if state is not None:
         engine.restore(dict(state))
