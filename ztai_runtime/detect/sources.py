@@ -39,16 +39,17 @@ bad record fails the whole run, and before any event is yielded: every file is r
 before the merge yields its first event, so a caller never acts on part of an input it will then
 refuse (the CLI exits 2 and reports no findings).
 
-Order and memory. CloudTrail files overlap in time and are not sorted inside, so each file's events
-are sorted (by time, then id; stable, so equal keys keep their order in the file) and the files are
-merged by `heapq.merge`, which on equal keys takes the file read first (the PATHs in the order
-given, each folder's files in name order): the output is the same on every run. Nothing can be
-yielded before every file is read (the last file may hold the earliest event), so the merge needs
+Order and memory. CloudTrail files overlap in time and are not sorted inside, so the events are
+sorted by time, then id; on equal keys the file read first comes first (the PATHs in the order
+given, each folder's files in name order), then the order in the file (one stable sort of the
+events in the order read; spilled runs, below, are merged by `heapq.merge`, which keeps that
+rule): the output is the same on every run. Nothing can be
+yielded before every file is read (the last file may hold the earliest event), so the sort needs
 every file's events at hand, in memory or on disk. To bound memory, at most `buffer_events` events
-(default BUFFER_EVENTS) are held: when the files read so far hold more, they are merged into one
-sorted run written to a temporary file (pickled, in chunks of SPILL_CHUNK events; deleted when the
+(default BUFFER_EVENTS) are held: when the files read so far hold more, they are sorted into one
+run written to a temporary file (pickled, in chunks of SPILL_CHUNK events; deleted when the
 reading ends) and read back chunk by chunk in the final merge. Memory is therefore about
-`buffer_events` events, plus the largest single file (read whole, then sorted), plus one chunk per
+`buffer_events` events, plus the largest single file (read whole), plus one chunk per
 spilled run; disk holds every event beyond the buffer. Spilling costs a pickling and an unpickling
 of each event it writes (measured: reading halves in speed). `since_ms` and `until_ms` filter as the
 files are read (since inclusive, until exclusive), so only what is kept counts.
