@@ -113,9 +113,9 @@ RELEVANCE: dict[str, tuple[bool, str]] = {
     "lambda-overwrite-code": (True, "the runtime (rotation, JIT, playbooks) is Lambda"),
     "lambda-layer-extension": (True, "the runtime (rotation, JIT, playbooks) is Lambda"),
     "lambda-backdoor-function": (True, "the runtime (rotation, JIT, playbooks) is Lambda"),
-    "rds-share-snapshot": (False, "generic: no RDS in the architecture"),
-    "bedrock-invoke-model": (False, "generic: models are self-hosted in enclaves, not on Bedrock"),
-    "ec2-get-password-data": (False, "generic: Windows-only API, the fleet is Linux"),
+    "rds-share-snapshot": (False, "no RDS in the architecture"),
+    "bedrock-invoke-model": (False, "models are self-hosted in enclaves, not on Bedrock"),
+    "ec2-get-password-data": (False, "Windows-only API, the fleet is Linux"),
 }
 
 # The disguise: a normal SDK, an ML engineer at the London office.
