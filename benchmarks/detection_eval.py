@@ -59,6 +59,7 @@ from benchmarks.detection_data import (
     benign_activity,
     load_stratus,
     mixed,
+    on_call_night,
 )
 from ztai_runtime.detect.build import build_engine
 from ztai_runtime.detect.engine import Engine, Finding
@@ -210,6 +211,13 @@ class Corpus:
     start: datetime
     days: int
     at: dict[str, datetime] = field(default_factory=dict)
+    seed: int = 0
+
+
+def rotations(corpus: Corpus) -> list[str]:
+    """The days of the window on which the key rotation runs (the 1st of a month)."""
+    days = (corpus.start + timedelta(days=offset) for offset in range(corpus.days))
+    return [day.date().isoformat() for day in days if day.day == 1]
 
 
 def build_corpus(folder: Path, *, techniques: Mapping[str, Sequence[Mapping[str, Any]]], start: datetime,
@@ -226,7 +234,7 @@ def build_corpus(folder: Path, *, techniques: Mapping[str, Sequence[Mapping[str,
         records = [disguise([r], account=account)[0] if r["eventID"] in attack else r for r in records]
     files = write_cloudtrail(folder, records, account=account, seed=seed)
     attacks = sum(len(ids) for ids in truth.values())
-    return Corpus(folder, truth, len(records), len(records) - attacks, files, start, days, at)
+    return Corpus(folder, truth, len(records), len(records) - attacks, files, start, days, at, seed)
 
 
 def write_cloudtrail(folder: Path, records: Iterable[Mapping[str, Any]], *, account: str, seed: int) -> int:
@@ -369,17 +377,21 @@ def markdown(plain: Evaluation, disguised: Evaluation | None, corpus: Corpus) ->
 def summary(plain: Evaluation, disguised: Evaluation | None, corpus: Corpus) -> list[str]:
     relevant = [t for t in plain.techniques if t.relevant]
     generic = [t for t in plain.techniques if not t.relevant]
+    verdict = ("no finding at all: nothing to judge" if not plain.findings
+               else "met" if plain.false_per_10k < TARGET_FALSE_PER_10K else "NOT met")
     out = [
         f"- corpus: {corpus.days} days from {corpus.start.date()} ({BASELINE_DAYS} days of baseline, no "
         f"attack), {corpus.events:,} events in {corpus.files:,} CloudTrail files, of which "
         f"{corpus.events - corpus.benign} attack events of {len(corpus.truth)} techniques",
+        f"- in the benign activity: key rotation on {', '.join(rotations(corpus)) or 'no day (no 1st)'}; "
+        f"the on-call night {on_call_night(corpus.start, corpus.days, corpus.seed) or 'none (too short)'}; "
+        "CI releases on Thursdays, image rollouts on Tuesdays, JIT elevations on Wednesdays",
         f"- relevant techniques flagged: **{sum(t.flagged for t in relevant)} of {len(relevant)}**; "
         f"generic: {sum(t.flagged for t in generic)} of {len(generic)}",
         f"- benign events: {plain.benign_events:,}; listed by a finding: {plain.benign_flagged:,}",
         f"- findings: {plain.findings:,}; false findings (listing no attack event): "
         f"{plain.false_findings:,} = **{plain.false_per_10k:.2f} per 10,000 benign events** "
-        f"(target < {TARGET_FALSE_PER_10K:g}: "
-        f"{'met' if plain.false_per_10k < TARGET_FALSE_PER_10K else 'NOT met'})",
+        f"(target < {TARGET_FALSE_PER_10K:g}: {verdict})",
     ]
     if plain.false_rules:
         out.append("- false findings by rule: "
@@ -443,7 +455,8 @@ def main(argv: Sequence[str] | None = None, *, engine_factory: Callable[[], Engi
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "detection_eval.json").write_text(json.dumps({
         "seed": args.seed, "start": start.date().isoformat(), "days": days, "baseline_days": BASELINE_DAYS,
-        "events_per_day": args.events_per_day, "files": corpus.files,
+        "events_per_day": args.events_per_day, "files": corpus.files, "key_rotations": rotations(corpus),
+        "on_call_night": str(on_call_night(corpus.start, corpus.days, corpus.seed)),
         "attack_times": {short_name(name): moment.isoformat() for name, moment in sorted(corpus.at.items())},
         **{variant: evaluation.to_json() for variant, evaluation in evaluations.items()},
     }, indent=2) + "\n", encoding="utf-8")

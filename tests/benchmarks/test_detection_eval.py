@@ -140,6 +140,14 @@ def test_files_are_written_as_s3_delivers_cloudtrail(tmp_path: Path) -> None:
     assert [p.read_bytes() for p in sorted(again.rglob("*.gz"))] == [p.read_bytes() for p in files]
 
 
+def test_four_weeks_from_the_default_start_hold_a_key_rotation_and_the_on_call_night_after_the_baseline(
+        tmp_path: Path) -> None:
+    corpus = Corpus(tmp_path, {}, 0, 0, 0, detection_eval.DEFAULT_START, 28, seed=14)
+    assert detection_eval.rotations(corpus) == ["2026-12-01"]
+    assert "the on-call night 2026-12-07" in "\n".join(detection_eval.summary(
+        account([], {}, 0), None, corpus))
+
+
 def test_disguise_removes_the_giveaways_and_keeps_the_action() -> None:
     records = [r for records in techniques("iam-create-admin-user", "console-login-without-mfa").values()
                for r in records]
@@ -203,6 +211,8 @@ def test_main_writes_the_json_and_the_markdown(tmp_path: Path, capsys: pytest.Ca
     assert data["recorded"]["relevant_flagged"] == 1 and data["recorded"]["relevant"] == 32
     assert data["disguised"]["techniques"]["cloudtrail-stop"]["flagged"] is True
     assert len(data["attack_times"]) == 35
+    # Two weeks from 2026-11-16: no 1st of the month; the on-call night after the first week.
+    assert data["key_rotations"] == [] and data["on_call_night"] >= "2026-11-23"
     assert out.read_text() in capsys.readouterr().out
     assert "| cloudtrail-stop | yes | the audit trail is a control |" in out.read_text()
 
