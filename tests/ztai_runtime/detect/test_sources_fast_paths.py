@@ -122,12 +122,11 @@ def test_the_collector_is_on_again_when_events_are_yielded_and_off_stays_off(tmp
 def test_a_folder_that_cannot_be_listed_is_an_input_error(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     # Running as root, permissions cannot refuse a listing: the walk reports the error as the OS would.
-    from ztai_runtime.detect import sources
 
     def walk(top: str, onerror: Any = None) -> Any:
         onerror(PermissionError(13, "Permission denied", os.path.join(top, "locked")))
         yield from ()
 
-    monkeypatch.setattr(sources.os, "walk", walk)
+    monkeypatch.setattr(os, "walk", walk)  # the module the reader calls it from
     with pytest.raises(InputError, match=r"locked: cannot be listed \(Permission denied\)"):
         list(read_events([tmp_path]))
