@@ -710,3 +710,10 @@ def mixed(benign: Iterable[Mapping[str, Any]], techniques: Mapping[str, Sequence
                 raise ValueError(f"eventID {event_id} appears twice; the ground truth would be ambiguous")
             seen.add(event_id)
     return [record for _, _, record in stream], truth
+
+
+def assumed_identity(role: str, session: str, created: datetime, *, account: str = ACCOUNT,
+                     mfa: bool = True, source_identity: str | None = None) -> dict[str, Any]:
+    """The `userIdentity` of an assumed-role session of `role` in `account`, as the generator
+    writes its personas' (for an evaluation that puts a record in a persona's hands)."""
+    return _Gen(0, account, REGION).assumed(role, session, created, mfa=mfa, source_identity=source_identity)
