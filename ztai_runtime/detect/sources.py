@@ -10,6 +10,11 @@ name):
 - JSONL: one record per line, blank lines allowed; a file holding one JSON object that is a record
   (one line, or the object written over several lines) reads as a one-record file;
 - an empty file (or one of blanks only, or a gzip of nothing): no events, not an error.
+Inside a folder, what a copy of the trail's bucket holds besides logs is not read: CloudTrail's
+digest files (any folder named `CloudTrail-Digest`), the `<digest>.metadata.json` sidecars and the
+`public-keys.json` that `ztai trail verify` reads beside them, and hidden files and folders (names
+starting with a dot). So the folder `ztai trail verify` checks is the folder `ztai detect` reads.
+A file named on the command line is always read.
 A UTF-8 byte order mark at the start is allowed. Anything else (another text, another encoding,
 a JSON scalar, an object that is neither `Records` nor a record) is an `InputError` naming the file:
 nothing found in a folder is skipped silently.
@@ -248,12 +253,22 @@ def _folder_files(folder: Path) -> list[str]:
     (measured: rglob's stats and relative paths cost more than reading a small CloudTrail file)."""
     root = str(folder)
     found: list[tuple[tuple[str, ...], str]] = []
-    for directory, _, names in os.walk(root, onerror=_raise):
+    for directory, folders, names in os.walk(root, onerror=_raise):
+        # Not logs (the module docstring): pruned in place, so os.walk does not descend.
+        folders[:] = [name for name in folders if name not in _NOT_LOG_FOLDERS and name[:1] != "."]
         below = os.path.relpath(directory, root)
         parts = () if below == os.curdir else tuple(below.split(os.sep))
-        found.extend(((*parts, name), os.path.join(directory, name)) for name in names)
+        found.extend(((*parts, name), os.path.join(directory, name)) for name in names
+                     if name[:1] != "." and name not in _NOT_LOG_FILES
+                     and not name.endswith(_SIDECAR_SUFFIX))
     found.sort(key=itemgetter(0))
     return [name for _, name in found]
+
+
+# What a copy of the trail's bucket holds that is not a log (ztai_runtime/trail/local.py).
+_NOT_LOG_FOLDERS = frozenset(("CloudTrail-Digest",))
+_NOT_LOG_FILES = frozenset(("public-keys.json",))
+_SIDECAR_SUFFIX = ".metadata.json"
 
 
 def _raise(error: OSError) -> None:

@@ -418,3 +418,25 @@ def test_a_process_that_froze_objects_is_left_alone(tmp_path: Path) -> None:
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_a_trail_copy_is_read_without_its_digests_sidecars_keys_or_hidden_files(tmp_path: Path) -> None:
+    """The folder `ztai trail verify` checks holds digests, their sidecars and the public keys:
+    `ztai detect` reads the same folder, logs only; a file named on the command line is read."""
+    logs = tmp_path / "AWSLogs" / "111122223333"
+    record = {"eventVersion": "1.10", "eventSource": "s3.amazonaws.com", "eventName": "GetObject",
+              "eventTime": "2026-01-01T00:00:00Z", "eventID": "log-1"}
+    (logs / "CloudTrail" / "eu-west-1").mkdir(parents=True)
+    (logs / "CloudTrail" / "eu-west-1" / "a.json.gz").write_bytes(
+        gzip.compress(json.dumps({"Records": [record]}).encode()))
+    digest = logs / "CloudTrail-Digest" / "eu-west-1"
+    digest.mkdir(parents=True)
+    (digest / "d.json.gz").write_bytes(gzip.compress(b'{"awsAccountId": "111122223333", "logFiles": []}'))
+    (digest / "d.json.gz.metadata.json").write_text('{"signature": "00"}')
+    (tmp_path / "public-keys.json").write_text('{"PublicKeyList": []}')
+    (tmp_path / ".DS_Store").write_bytes(b"\x00\x01")
+    (tmp_path / ".sync").mkdir()
+    (tmp_path / ".sync" / "state").write_text("x")
+    assert [event.uid for event in read_events([tmp_path])] == ["log-1"]
+    with pytest.raises(InputError, match=r"public-keys\.json"):
+        list(read_events([tmp_path / "public-keys.json"]))
