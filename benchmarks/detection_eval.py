@@ -51,6 +51,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from benchmarks.detection_data import (
     ACCOUNT,
     PERSONAS,
@@ -61,12 +63,14 @@ from benchmarks.detection_data import (
     mixed,
     on_call_night,
 )
+from ztai_runtime.detect.allowlist import AllowList
 from ztai_runtime.detect.build import build_engine
 from ztai_runtime.detect.engine import Engine, Finding
 from ztai_runtime.detect.sources import read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+ALLOW_LIST = ROOT / "detections" / "allow.yaml"
 # Beside the checkout (a clone, or a worktree one level deeper), or under ZTAI_SHARED_DIR.
 DATASET_CANDIDATES = tuple(Path(base) / "datasets" / "stratus-red-team" for base in (
     *((os.environ["ZTAI_SHARED_DIR"],) if os.environ.get("ZTAI_SHARED_DIR") else ()),
@@ -356,7 +360,8 @@ def evaluate(corpus: Corpus, engine: Engine) -> Evaluation:
 
 # -- the report -----------------------------------------------------------------------------------------
 
-def markdown(plain: Evaluation, disguised: Evaluation | None, corpus: Corpus) -> str:
+def markdown(plain: Evaluation, disguised: Evaluation | None, corpus: Corpus,
+             unallowed: Evaluation | None = None) -> str:
     by_name = {t.name: t for t in disguised.techniques} if disguised else {}
     lines = ["| technique | relevant | why | events | flagged | by | events flagged |"
              + (" disguised: flagged | by |" if disguised else ""),
@@ -371,6 +376,13 @@ def markdown(plain: Evaluation, disguised: Evaluation | None, corpus: Corpus) ->
         lines.append(row)
     lines.append("")
     lines += summary(plain, disguised, corpus)
+    if unallowed is not None:
+        lines.append(f"- without the allow-list: relevant flagged "
+                     f"{sum(t.flagged for t in unallowed.techniques if t.relevant)} of "
+                     f"{sum(t.relevant for t in unallowed.techniques)}; false findings "
+                     f"{unallowed.false_findings:,} ({unallowed.false_per_10k:.2f} per 10,000)"
+                     + (": " + ", ".join(f"{rule} {count}" for rule, count in unallowed.false_rules.items())
+                        if unallowed.false_rules else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -410,7 +422,12 @@ def summary(plain: Evaluation, disguised: Evaluation | None, corpus: Corpus) -> 
     return out
 
 
-def main(argv: Sequence[str] | None = None, *, engine_factory: Callable[[], Engine] = build_engine) -> int:
+def shipped_allow_list(path: Path = ALLOW_LIST) -> AllowList:
+    """The allow-list the project ships (detections/allow.yaml), fresh (its counts start at 0)."""
+    return AllowList.parse(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
+
+
+def main(argv: Sequence[str] | None = None, *, engine_factory: Callable[[], Engine] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path,
                         help="the stratus-red-team folder (found beside the checkout by default)")
@@ -422,6 +439,9 @@ def main(argv: Sequence[str] | None = None, *, engine_factory: Callable[[], Engi
     parser.add_argument("--start", default=DEFAULT_START.date().isoformat(),
                         help="first day, YYYY-MM-DD (UTC)")
     parser.add_argument("--no-disguised", action="store_true", help="skip the disguised run")
+    parser.add_argument("--no-allow", action="store_true",
+                        help="run without the shipped allow-list (detections/allow.yaml); by default "
+                             "the evaluation runs with it, and once more without it for the record")
     parser.add_argument("--keep", type=Path,
                         help="write the corpus here (kept) instead of a temporary folder")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for detection_eval.json")
@@ -436,6 +456,12 @@ def main(argv: Sequence[str] | None = None, *, engine_factory: Callable[[], Engi
     except ValueError:
         parser.error(f"--start {args.start!r} is not a date; allowed: YYYY-MM-DD")
     techniques = load_stratus(find_dataset(args.dataset))
+    if engine_factory is None:
+        def engine_factory() -> Engine:
+            return build_engine(allow=None if args.no_allow else shipped_allow_list())
+        bare: Callable[[], Engine] | None = None if args.no_allow else build_engine
+    else:
+        bare = None
     days = 7 * args.weeks
     evaluations: dict[str, Evaluation] = {}
     corpus: Corpus | None = None
@@ -447,8 +473,11 @@ def main(argv: Sequence[str] | None = None, *, engine_factory: Callable[[], Engi
                                  disguised=variant == "disguised")
             corpus = corpus or built
             evaluations[variant] = evaluate(built, engine_factory())
+            if variant == "recorded" and bare is not None:
+                evaluations["recorded-without-allow-list"] = evaluate(built, bare())
     assert corpus is not None
-    report = markdown(evaluations["recorded"], evaluations.get("disguised"), corpus)
+    report = markdown(evaluations["recorded"], evaluations.get("disguised"), corpus,
+                      evaluations.get("recorded-without-allow-list"))
     print(report)
     if args.markdown:
         args.markdown.write_text(report, encoding="utf-8")

@@ -72,3 +72,22 @@ def test_bad_entries_are_refused_naming_the_problem(data: Any, message: str) -> 
     with pytest.raises(AllowListError) as raised:
         AllowList.parse(data)
     assert message in str(raised.value)
+
+
+def test_the_shipped_allow_list_is_valid_and_allows_only_what_it_says() -> None:
+    """detections/allow.yaml: each entry names model kinds (never a Sigma rule, never the models
+    that show stolen credentials), never critical, and a role, not everyone."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[3] / "detections" / "allow.yaml"
+    allow = AllowList.parse(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
+    assert allow.entries
+    never = {"model:new-network", "model:instance-credentials-outside", "model:long-term-key",
+             "model:imdsv1", "model:outside-endpoints"}
+    for item in allow.entries:
+        assert item.principal.startswith("arn:aws:iam::*:role/"), item.principal
+        assert item.rules and all(rule.startswith("model:") and "*" not in rule for rule in item.rules)
+        assert not set(item.rules) & never
+        assert not item.critical
