@@ -23,8 +23,8 @@ on the gzip, the same checks). What one invocation does (docs/detection-stream.m
 5. The events go through the engine (`ztai_runtime.detect.build.build_engine`) in event-time order;
    bursts idle for the engine's burst gap are closed (`Engine.close_idle`, wall-clock now).
 6. Each finding the batch opened goes to the EventBridge bus (`EVENT_BUS_NAME`; Source
-   `zero-trust-ai.detect`, DetailType `Detection Finding`, Detail the finding as `ztai detect --json`
-   prints it), and to the SIEM as an OCSF 1.7.0 Detection Finding (class 2004, activity Create); each
+   `zero-trust-ai.detect`, DetailType `Detection Finding`, Detail the finding's JSON form,
+   `Finding.to_json`), and to the SIEM as an OCSF 1.7.0 Detection Finding (class 2004, activity Create); each
    finding closed goes to the SIEM as the same finding's Update, with every event id it kept. The
    OCSF findings are JSON lines on standard output: the function's own log group, which the SIEM
    stream subscribes (and this function does not: that would be a loop). Not PutRecordBatch on
