@@ -202,9 +202,11 @@ class StateStore:
                              "earlier version of the object (the bucket is versioned) or delete it to "
                              "start learning again") from None
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or \
-                state.get("version") != STATE_VERSION:
+                state.get("version") != STATE_VERSION or not isinstance(state.get("engine"), dict) \
+                or not isinstance(state.get("recentIds"), list):
             raise StateError(f"the detection state {where} is not format {STATE_FORMAT} version "
-                             f"{STATE_VERSION}: restore an earlier version or delete it")
+                             f"{STATE_VERSION} (engine and recentIds): restore an earlier version of "
+                             "the object (the bucket is versioned) or delete it")
         return state, response["ETag"]
 
     def save(self, state: Mapping[str, Any], etag: str | None) -> str:
@@ -352,7 +354,8 @@ def process(event: Any, *, config: StreamConfig, s3: S3Client, events_client: Ev
             sleep: Callable[[float], None] = time.sleep) -> StreamStats:
     """The handler's work with its dependencies injectable."""
     stats = StreamStats()
-    data = event.get("awslogs", {}).get("data") if isinstance(event, Mapping) else None
+    envelope = event.get("awslogs") if isinstance(event, Mapping) else None
+    data = envelope.get("data") if isinstance(envelope, Mapping) else None
     payload = decode_payload(data) if isinstance(data, str) else None
     if payload is None:
         # Not a CloudWatch Logs subscription event at all: the invocation is unusable, retrying it
@@ -369,9 +372,16 @@ def process(event: Any, *, config: StreamConfig, s3: S3Client, events_client: Ev
     store = StateStore(s3, config.state_bucket, config.state_key)
     state, etag = store.load()
     recent = RecentIds(state.get("recentIds", []) if state else ())
-    # Looked up at the call: the lead's build_engine wires the detectors (tests pass their own).
-    engine = (build or build_engine)(rules_ir=None, context=config.context, allow=config.allow,
-                   state=state["engine"] if state else None, max_ids=STREAM_MAX_IDS)
+    # Looked up at the call: build_engine wires the detectors (tests pass their own).
+    try:
+        engine = (build or build_engine)(rules_ir=None, context=config.context, allow=config.allow,
+                                         state=state["engine"] if state else None, max_ids=STREAM_MAX_IDS)
+    except (ValueError, KeyError, TypeError) as error:
+        if state is None:
+            raise
+        raise StateError(f"the detection state s3://{config.state_bucket}/{config.state_key} cannot "
+                         f"be restored ({type(error).__name__}: {error}): restore an earlier version "
+                         "of the object (the bucket is versioned) or delete it") from None
     ready: list[Event] = []
     for log_event in payload["logEvents"]:
         stats.events += 1

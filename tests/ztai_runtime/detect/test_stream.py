@@ -216,7 +216,8 @@ def test_a_control_message_is_ignored_and_writes_no_state(aws: dict[str, Any]) -
     assert aws["s3"].list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
 
 
-@pytest.mark.parametrize("event", [{}, {"awslogs": {"data": "not base64 gzip"}}, "text", None])
+@pytest.mark.parametrize("event", [{}, {"awslogs": {"data": "not base64 gzip"}}, {"awslogs": "x"},
+                                   {"awslogs": {"data": 5}}, "text", None])
 def test_an_event_that_is_not_a_subscription_fails_with_a_message(aws: dict[str, Any], event: Any) -> None:
     with pytest.raises(InputError, match="not a CloudWatch Logs subscription event"):
         run(aws, event)
@@ -245,7 +246,8 @@ def test_the_first_write_is_conditional_too(aws: dict[str, Any]) -> None:
 
 def test_a_conditional_write_after_a_clean_read_succeeds(aws: dict[str, Any]) -> None:
     store = StateStore(aws["s3"], BUCKET, "k")
-    first = {"format": stream.STATE_FORMAT, "version": stream.STATE_VERSION, "n": 1}
+    first = {"format": stream.STATE_FORMAT, "version": stream.STATE_VERSION, "engine": {}, "recentIds": [],
+             "n": 1}
     etag = store.save(first, None)
     state, read_etag = store.load()
     assert state == first and read_etag == etag
@@ -259,6 +261,12 @@ def test_a_conditional_write_after_a_clean_read_succeeds(aws: dict[str, Any]) ->
     (b"not gzip", "is not gzip'd JSON"),
     (gzip.compress(b"{not json"), "is not gzip'd JSON"),
     (gzip.compress(b'{"format": "other", "version": 1}'), "is not format"),
+    (gzip.compress(json.dumps({"format": stream.STATE_FORMAT, "version": 1, "engine": {},
+                               "recentIds": {}}).encode()), "is not format"),
+    (gzip.compress(json.dumps({"format": stream.STATE_FORMAT, "version": 1, "recentIds": [],
+                               "engine": {"version": 99}}).encode()), "cannot be restored"),
+    (gzip.compress(json.dumps({"format": stream.STATE_FORMAT, "version": 1, "recentIds": [],
+                               "engine": {"version": 1, "detectors": {}}}).encode()), "cannot be restored"),
 ])
 def test_an_unreadable_state_fails_naming_the_object_and_the_way_out(
         aws: dict[str, Any], body: bytes, message: str) -> None:
@@ -401,3 +409,15 @@ def test_the_handler_logs_a_configuration_error(monkeypatch: pytest.MonkeyPatch,
         stream.handler(trail_payload(trail_record("e1")), None)
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["event"] == "detect.config-error" and "STATE_BUCKET" in line["error"]
+
+
+def test_the_siem_transform_forwards_the_ocsf_finding_unchanged() -> None:
+    from ztai_runtime.siem.firehose import TransformStats, ocsf_lines
+
+    finding = Finding(rule="fake-decrypt", principal="arn:aws:iam::1:role/x", group="", severity="high",
+                      reason="a secret token was decrypted", technique="T1552.004", first_ms=T0,
+                      last_ms=T0, event_ids=["e1"], event_count=1)
+    [event] = ocsf_findings(finding, stream.ACTIVITY_CREATE, now_ms=T0, region=REGION, account="1")
+    stats = TransformStats()
+    [line] = ocsf_lines([json.dumps(event)], "/aws/lambda/zero-trust-ai-dev-combined-siem-detect", stats)
+    assert json.loads(line) == event and validate(json.loads(line)) == []
