@@ -4,10 +4,11 @@
 `DetectionStream` is declared beside each layer's `SiemStream` and subscribed to the same log
 groups: CloudWatch Logs allows two subscription filters per log group ("CloudWatch Logs quotas"),
 the SIEM stream takes one and this the other. Its function (`ztai_runtime.detect.stream.handler`)
-runs the detection engine the command line runs over files, keeps what it learned in a state bucket, puts one event per
-finding on the EventBridge bus `zero-trust-ai-<env>-detections` for the playbooks, and writes each
-finding as an OCSF Detection Finding to its own log group, which the SIEM stream subscribes (this
-stream never does: it would read its own output). Secure by default:
+runs the detection engine the command line runs over files, keeps what it learned in a state
+bucket, puts one event per finding on the EventBridge bus `zero-trust-ai-<env>-detections` for
+the playbooks, and writes each finding as an OCSF Detection Finding to its own log group, which
+the SIEM stream subscribes (this stream never does: it would read its own output). Secure by
+default:
 
 - the function through `logged_function`: its encrypted log group, a role trusted by Lambda of this
   account only, reserved concurrency 1 (one learner: two runs would race on the state), Lambda's
