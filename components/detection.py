@@ -73,18 +73,31 @@ def detections_bus_name(environment: str) -> str:
 
 
 def function_name(environment: str, layer: str) -> str:
-    return f"{stream_name(environment, layer)}-detect"
+    return stream_detect_name(stream_name(environment, layer))
+
+
+def stream_detect_name(stream: str) -> str:
+    """The detection function beside the SIEM stream `stream`: `<stream>-detect`."""
+    return f"{stream}-detect"
 
 
 def state_bucket_name(environment: str, layer: str, account: str) -> str:
     """`<stream>-d-<account>`: at most 63 characters for every environment name the stack accepts
     (`zero-trust-ai-` 14 + at most 20 + `-workload-siem` 14 + `-d-` 3 + 12), as S3 requires."""
-    return f"{stream_name(environment, layer)}-d-{account}"
+    return stream_state_bucket_name(stream_name(environment, layer), account)
 
 
 def state_access_log_bucket_name(environment: str, layer: str, account: str) -> str:
     """`<stream>-l-<account>`: the state bucket's server access logs (same length)."""
-    return f"{stream_name(environment, layer)}-l-{account}"
+    return stream_state_access_log_bucket_name(stream_name(environment, layer), account)
+
+
+def stream_state_bucket_name(stream: str, account: str) -> str:
+    return f"{stream}-d-{account}"
+
+
+def stream_state_access_log_bucket_name(stream: str, account: str) -> str:
+    return f"{stream}-l-{account}"
 
 
 def detection_policy(*, log_group_arn: str, bucket_arn: str, bus_arn: str) -> str:
