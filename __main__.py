@@ -25,6 +25,7 @@ from components.audit import AuditTrail, AuditTrailArgs
 from components.audit import trail_name as audit_trail_name
 from components.aws_facts import enclave_parent_type, partition_for_region
 from components.ci_identity import CiIdentity, CiIdentityArgs, workload_boundary_transformation
+from components.detection import DetectionStream, DetectionStreamArgs
 from components.enclave_fleet import (
     EnclaveInferenceFleet,
     EnclaveInferenceFleetArgs,
@@ -274,10 +275,20 @@ def siem_stream(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy | KeyLa
                 log_groups: Sequence[aws.cloudwatch.LogGroup], alarms: AlarmActions) -> SiemStream:
     """This layer's stream of every log group it declares to the SIEM (docs/siem-stream.md), with
     the logs key's grants its roles need."""
+    # The detection engine on the same log groups (docs/detection-stream.md); its OCSF findings reach
+    # the SIEM through its own log group, which the stream subscribes and it does not (a loop). The
+    # findings bus is the key layer's in a split deployment (the workload's function puts on it).
+    detection = DetectionStream("detect", DetectionStreamArgs(
+        environment=config.environment, layer=config.layer, region=config.region,
+        logs_key_arn=keys.key_arn("logs"), alarm_actions=alarms, log_groups=log_groups,
+        create_bus=config.layer != "workload", protect=config.is_prod))
+    detection.grant_keys(keys)
+    pulumi.export("detection", {"function": detection.function_name, "bus": detection.bus_name,
+                                "stateBucket": detection.bucket.bucket.bucket})
     stream = SiemStream("siem", SiemStreamArgs(
         environment=config.environment, layer=config.layer, region=config.region,
-        logs_key_arn=keys.key_arn("logs"), settings=config.siem, log_groups=log_groups,
-        alarm_actions=alarms, protect=config.is_prod))
+        logs_key_arn=keys.key_arn("logs"), settings=config.siem,
+        log_groups=[*log_groups, detection.log_group], alarm_actions=alarms, protect=config.is_prod))
     keys.grant_cloudwatch_logs(stream.error_log_group_name)
     keys.grant_cloudwatch_logs(stream.transform_log_group_name)
     stream.grant_keys(keys)

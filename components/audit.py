@@ -32,7 +32,8 @@ What `AuditTrail` builds (secure by default; nothing to switch on):
   User Guide). Account-wide rather than listed: a bucket or table made later, or in the other
   layer, is covered without a change here. The only other exclusions are the account's SIEM
   streams' own plumbing (`siem_streams`): their backup buckets, those buckets' access-log buckets
-  and their transforms, by fixed names. The copy of this trail is one of the streams' sources, so
+  and their transforms, and the detection functions beside them with their state buckets
+  (components/detection.py), by fixed names. The copy of this trail is one of the streams' sources, so
   each transform invocation and each batch written to those buckets would be a data event that
   comes back to the stream and causes the next: a loop that never lets the stream fall silent;
 - CloudTrail Insights: API call rate and API error rate (on management events);
@@ -72,6 +73,11 @@ from components.alarm_topics import AlarmActions
 from components.alarms import notify_on_rule
 from components.aws_facts import LOG_RETENTION_DAYS, REGION_AZ_COUNT, partition_for_region
 from components.buckets import access_log_bucket, closed_versioned_bucket, log_to
+from components.detection import (
+    stream_detect_name,
+    stream_state_access_log_bucket_name,
+    stream_state_bucket_name,
+)
 from components.keys import CLOUDTRAIL_SERVICE, audit_log_group_name
 from components.siem_stream import backup_access_log_bucket_name, backup_bucket_name, stream_transform_name
 
@@ -279,11 +285,16 @@ def siem_exclusions(partition: str, region: str, account_id: str,
     NotEquals the value must be a whole ARN of the selector's type,
     `arn:<partition>:lambda:<region>:<account_ID>:function:<function_name>` for Lambda (API
     reference, AdvancedFieldSelector)."""
+    # Each stream's detection function (components/detection.py) watches the same groups, the
+    # trail's copy among them: its invocations and its state bucket's objects would come back too.
     buckets = [f"arn:{partition}:s3:::{name}" for stream in streams
                for name in (backup_bucket_name(stream, account_id),
-                            backup_access_log_bucket_name(stream, account_id))]
-    functions = [f"arn:{partition}:lambda:{region}:{account_id}:function:{stream_transform_name(stream)}"
-                 for stream in streams]
+                            backup_access_log_bucket_name(stream, account_id),
+                            stream_state_bucket_name(stream, account_id),
+                            stream_state_access_log_bucket_name(stream, account_id))]
+    functions = [f"arn:{partition}:lambda:{region}:{account_id}:function:{name}"
+                 for stream in streams
+                 for name in (stream_transform_name(stream), stream_detect_name(stream))]
     return sorted(buckets), sorted(functions)
 
 

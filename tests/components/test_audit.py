@@ -173,13 +173,16 @@ def test_the_selectors_log_everything_but_the_archive() -> None:
 
 def test_the_siem_streams_plumbing_is_named_exactly() -> None:
     buckets, functions = siem_exclusions("aws", REGION, ACCOUNT, STREAMS)
-    assert buckets == [f"arn:aws:s3:::zero-trust-ai-prod-{layer}-siem{infix}-{ACCOUNT}"
-                       for layer in ("keys", "workload") for infix in ("", "-a")]
-    function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:zero-trust-ai-prod-{{}}-siem-transform"
-    assert functions == [function.format(layer) for layer in ("keys", "workload")]
+    # The backup bucket and its access logs; the detection function's state bucket (-d) and its
+    # access logs (-l) (components/detection.py).
+    assert buckets == sorted(f"arn:aws:s3:::zero-trust-ai-prod-{layer}-siem{infix}-{ACCOUNT}"
+                             for layer in ("keys", "workload") for infix in ("", "-a", "-d", "-l"))
+    function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:zero-trust-ai-prod-{{}}-siem-{{}}"
+    assert functions == [function.format(layer, kind) for layer in ("keys", "workload")
+                         for kind in ("detect", "transform")]
     china, _ = siem_exclusions("aws-cn", "cn-north-1", ACCOUNT, STREAMS[:1])
-    assert china == [f"arn:aws-cn:s3:::zero-trust-ai-prod-keys-siem-{ACCOUNT}",
-                     f"arn:aws-cn:s3:::zero-trust-ai-prod-keys-siem-a-{ACCOUNT}"]
+    assert china == sorted(f"arn:aws-cn:s3:::zero-trust-ai-prod-keys-siem{infix}-{ACCOUNT}"
+                           for infix in ("", "-a", "-d", "-l"))
     assert siem_exclusions("aws", REGION, ACCOUNT, ()) == ([], [])
 
 

@@ -64,9 +64,11 @@ def logged(account: Account, resource: RecordedResource) -> bool | None:
 
 def siem_plumbing(account: Account) -> set[str]:
     """The names of the SIEM streams' backup buckets, their access-log buckets and transforms, as
-    the streams declare them (components/siem_stream.py)."""
+    the streams declare them (components/siem_stream.py), and of the detection functions beside
+    them with their state buckets (components/detection.py)."""
     return {name_of(r) for r in account.resources
-            if r.name in ("siem-bucket", "siem-access-logs", "siem-transform-function")}
+            if r.name in ("siem-bucket", "siem-access-logs", "siem-transform-function",
+                          "detect-state", "detect-state-access-logs", "detect-function-function")}
 
 
 @pytest.mark.parametrize(("which", "streams"), [
@@ -79,9 +81,10 @@ def test_the_trail_leaves_out_each_stream_of_its_account(accounts: dict[str, Acc
     account = accounts[which]
     plumbing = siem_plumbing(account)
     assert plumbing == {name for stream in streams
-                        for name in (f"{stream}-{ACCOUNT}", f"{stream}-a-{ACCOUNT}", f"{stream}-transform")}
+                        for name in (f"{stream}-{ACCOUNT}", f"{stream}-a-{ACCOUNT}", f"{stream}-transform",
+                                     f"{stream}-d-{ACCOUNT}", f"{stream}-l-{ACCOUNT}", f"{stream}-detect")}
     resources = [r for kind in (BUCKET, FUNCTION) for r in account.of_type(kind) if name_of(r) in plumbing]
-    assert len(resources) == 3 * len(streams)
+    assert len(resources) == 6 * len(streams)
     assert [name_of(r) for r in resources if logged(account, r) is not False] == []
 
 
@@ -97,7 +100,8 @@ def test_every_other_bucket_table_and_function_is_logged(accounts: dict[str, Acc
                 continue
             checked[resource.name] = logged(account, resource)
     assert set(checked) >= REQUIRED
-    # Every function of the account but the transforms: the JIT's, rotation, the image rollout.
+    # Every function of the account but the transforms and detection functions: the JIT's, rotation,
+    # the image rollout.
     functions = {r.name for r in account.of_type(FUNCTION) if name_of(r) not in plumbing}
     assert "jit-api-function" in functions and len(functions) >= 3
     assert {name: answer for name, answer in checked.items() if answer is not True} == {}

@@ -64,9 +64,11 @@ def test_the_key_layer_writes_the_policies_a_combined_stack_writes(
     # The key layer streams its own log groups to the SIEM (components/siem_stream.py): on the logs
     # key, and only there, the statements of that second stream, which a combined stack does not
     # have: its creation by the key administrators, and its two roles' use through S3 and SQS.
+    # And of its detection function (components/detection.py), which watches the same groups: its
+    # role's use through S3 (the state bucket) and SQS (the failure queue).
     own_stream_roles = {r.outputs["arn"] for r in split.sealed_keys.resources
-                        if r.name in ("siem-delivery-role", "siem-transform-role")}
-    assert len(own_stream_roles) == 2
+                        if r.name in ("siem-delivery-role", "siem-transform-role", "detect-function-role")}
+    assert len(own_stream_roles) == 3
     for name, policy in sealed.items():
         # One difference only: what the deployer creates under a key is the workload deployer's
         # in a split, the administrators' (who deploy everything) in a combined stack.
@@ -80,7 +82,11 @@ def test_the_key_layer_writes_the_policies_a_combined_stack_writes(
             for statement in expected:
                 extra.remove(statement)
             principals = sorted(str(json.loads(s)["Principal"]["AWS"]) for s in extra)
-            assert principals == sorted([str([ADMIN])] * 2 + [*own_stream_roles] * 2), extra
+            detect_role = next(arn for arn in own_stream_roles if arn.endswith("-siem-detect"))
+            # Each role twice (use, and grants for AWS resources); the detection role through both
+            # S3 and SQS, so four times.
+            assert principals == sorted([str([ADMIN])] * 2 + [*own_stream_roles] * 2
+                                        + [detect_role] * 2), extra
             # (_statements strips a Sid's trailing digits: ThroughS3 reads ThroughS)
             assert {json.loads(s)["Sid"] for s in extra} == {
                 "CreateFirehoseStreamsDescribe", "CreateFirehoseStreamsGrant", "ThroughS", "GrantThroughS",

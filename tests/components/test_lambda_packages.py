@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from components import lambda_packages
+from components.detection import DETECT_HANDLER, DETECT_PACKAGES
 from components.functions import runtime_archive
 from components.lambda_packages import FIX, LambdaPackageError, package_files, verified_wheel
 from components.siem_stream import TRANSFORM_HANDLER, TRANSFORM_PACKAGES, SiemStream, SiemStreamArgs
@@ -139,7 +140,12 @@ def test_the_transform_ships_its_packages_for_arm64_next_to_the_runtime_and_no_o
         assert elf_class_and_machine(Path(archive[extension]["path"])) == (2, EM_AARCH64), extension
     assert {name.split("/")[0] for name in archive} == {
         "ztai_runtime", "orjson", "orjson-3.13.0.dist-info", "pybase64", "pybase64-1.5.1.dist-info"}
-    others = [r for r in functions if r is not transform]
+    # The detection stream function ships the same two, for the same codec (components/detection.py).
+    [detect] = [r for r in functions if r.inputs["handler"] == DETECT_HANDLER]
+    assert DETECT_PACKAGES == TRANSFORM_PACKAGES
+    assert {name.split("/")[0] for name in detect.inputs["code"]["assets"]} == {
+        "ztai_runtime", "orjson", "orjson-3.13.0.dist-info", "pybase64", "pybase64-1.5.1.dist-info"}
+    others = [r for r in functions if r is not transform and r is not detect]
     assert others, "the dev stack has other functions"
     for function in others:
         assert set(function.inputs["code"]["assets"]) == {"ztai_runtime"}, function.name

@@ -443,10 +443,11 @@ def test_a_workload_bucket_under_a_key_neither_the_references_nor_the_stacks_is_
     [message] = buckets(split.workload, split.workload_config, other_key)
     assert f"names {stranger}, which is no KMS key of this stack" in message
     # A reference to a stack other than the configured key layer vouches for nothing: each of the
-    # four buckets under a key layer's key (models, training data, truststore, the SIEM stream's) is caught.
-    assert len(buckets(split.workload, split.workload_config, other_reference)) == 4
+    # five buckets under a key layer's key (models, training data, truststore, the SIEM stream's, the
+    # detection function's state) is caught.
+    assert len(buckets(split.workload, split.workload_config, other_reference)) == 5
     other_layer = {**split.workload_config, "zero-trust-ai:keyLayerStack": "organization/zero-trust-ai/x"}
-    assert len(buckets(split.workload, other_layer)) == 4
+    assert len(buckets(split.workload, other_layer)) == 5
     # Nor in a stack whose config does not say it is a workload.
-    assert len(buckets(split.workload, {**split.workload_config, "zero-trust-ai:layer": "combined"})) == 4
+    assert len(buckets(split.workload, {**split.workload_config, "zero-trust-ai:layer": "combined"})) == 5
 

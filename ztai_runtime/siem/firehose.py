@@ -232,6 +232,11 @@ def _decode(data: str) -> dict[str, Any] | None:
     return payload
 
 
+# The decoder, public for the detection stream function, which reads the same payloads
+# (ztai_runtime/detect/stream.py) delivered to Lambda instead of Firehose.
+decode_payload = _decode
+
+
 def _forwarded(message: str) -> str:
     """An unmapped line as delivered: as it came, without the trailing line break Lambda and most
     writers add, and with inner line breaks escaped so that one event is one line."""

@@ -65,6 +65,8 @@ AUTHENTICATION = 3002
 HTTP_ACTIVITY = 4002
 NETWORK_ACTIVITY = 4001
 DNS_ACTIVITY = 4003
+# Written by the detection stream function (ztai_runtime/detect/stream.py), not by this mapping.
+DETECTION_FINDING = 2004
 
 _APPLICATION, _IAM, _NETWORK = 6, 3, 4
 _INFORMATIONAL = 1

@@ -279,8 +279,11 @@ def test_the_key_layer_may_leave_out_exactly_the_siem_streams_plumbing(stacks: S
     # each exclusion taken alone is still accepted; without the trail's ARN nothing is decided.
     [trail] = [r for r in rules_see(stacks.sealed) if r.name == TRAIL]
     fields = {s["name"].split(" ")[1]: s["fieldSelectors"] for s in trail.props["advancedEventSelectors"]}
+    # The transforms and the detection functions beside them (components/detection.py).
+    detect = TRANSFORM.replace("-transform", "-detect")
     assert {"field": "resources.ARN", "notEquals": [
-        TRANSFORM, TRANSFORM.replace("-keys-", "-workload-")]} in fields["Lambda"]
+        detect, TRANSFORM, detect.replace("-keys-", "-workload-"),
+        TRANSFORM.replace("-keys-", "-workload-")]} in fields["Lambda"]
     [objects] = [f for f in fields["S3"] if f["field"] == "resources.ARN"]
     assert f"arn:aws:s3:::zero-trust-ai-prod-workload-siem-a-{ACCOUNT}/" in objects["notStartsWiths"]
     assert check(stacks, "sealed", arn_condition("Every Lambda", "notEquals", TRANSFORM)) == set()

@@ -92,7 +92,7 @@ def test_validate_wants_an_object(value: Any) -> None:
     assert validate(value) == [f"an OCSF event is a JSON object, not {type(value).__name__}"]
 
 
-@pytest.mark.parametrize("class_uid", [None, 2004, "4001", True])
+@pytest.mark.parametrize("class_uid", [None, 2001, "4001", True])  # 2001: Security Finding
 def test_validate_names_the_classes_it_knows(class_uid: Any) -> None:
     event = valid_flow_event()
     event["class_uid"] = class_uid

@@ -21,6 +21,7 @@ from typing import Any
 from ztai_runtime.siem.ocsf import (
     API_ACTIVITY,
     AUTHENTICATION,
+    DETECTION_FINDING,
     DNS_ACTIVITY,
     HTTP_ACTIVITY,
     NETWORK_ACTIVITY,
@@ -35,6 +36,7 @@ CLASSES = {
     HTTP_ACTIVITY: "http_activity",
     NETWORK_ACTIVITY: "network_activity",
     DNS_ACTIVITY: "dns_activity",
+    DETECTION_FINDING: "detection_finding",
 }
 PROFILES = ("cloud",)
 

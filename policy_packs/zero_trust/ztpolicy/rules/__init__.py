@@ -67,11 +67,13 @@ from ztpolicy.rules.kms import (
     model_key_attestation_required,
 )
 from ztpolicy.rules.lambda_ import (
+    detection_function_single_runner,
     lambda_failure_destination,
 )
 from ztpolicy.rules.logs import (
     log_group_deletion_protected,
     log_group_encrypted,
+    log_group_subscribed_to_detection,
     log_group_subscribed_to_siem,
 )
 from ztpolicy.rules.network import (
@@ -120,6 +122,8 @@ ALL_RULES: list[Rule] = [
     log_group_encrypted.RULE,
     log_group_deletion_protected.RULE,
     log_group_subscribed_to_siem.RULE,
+    log_group_subscribed_to_detection.RULE,
+    detection_function_single_runner.RULE,
     firehose_encrypted_with_cmk.RULE,
     siem_stream_leaves_the_account.RULE,
     kms_key_rotation_enabled.RULE,

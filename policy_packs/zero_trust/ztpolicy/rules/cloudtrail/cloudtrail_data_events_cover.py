@@ -25,7 +25,10 @@ the target) is in ztpolicy.trails. What must be covered depends on the stack's l
     `arn:<partition>:s3:::zero-trust-ai-<env>-<keys|workload>-siem-<account>/` and
     `...-siem-a-<account>/` (NotStartsWith or NotEquals), and the function
     `arn:<partition>:lambda:<region>:<account>:function:zero-trust-ai-<env>-<keys|workload>-siem-transform`
-    (NotEquals only: a NotStartsWith would also leave out any function whose name extends it).
+    (NotEquals only: a NotStartsWith would also leave out any function whose name extends it);
+    and likewise the detection function beside each stream (components/detection.py), which
+    watches the same copy: its state buckets `...-siem-d-<account>/` and `...-siem-l-<account>/`
+    and its function `...-siem-detect`.
   Any other exclusion (the model bucket, the vault, another function, a wider prefix) is a
   finding. Until the trail's ARN is known (a preview that creates it) the SIEM names are not, and
   an exclusion is checked when they are;
@@ -74,10 +77,12 @@ def siem_plumbing(partition: str, region: str, account: str,
     """(object prefixes, function ARNs) of the SIEM streams' own buckets and transforms a key
     layer's trail may leave out: components/audit.py siem_exclusions, by the same fixed names."""
     streams = [siem_stream_name(env, layer) for env in environments for layer in SPLIT_LAYERS]
+    # The backup bucket and its access logs; the detection function's state bucket (-d) and its
+    # access logs (-l) (components/detection.py).
     prefixes = tuple(f"arn:{partition}:s3:::{stream}{infix}-{account}/"
-                     for stream in streams for infix in ("", "-a"))
-    functions = tuple(f"arn:{partition}:lambda:{region}:{account}:function:{stream}-transform"
-                      for stream in streams)
+                     for stream in streams for infix in ("", "-a", "-d", "-l"))
+    functions = tuple(f"arn:{partition}:lambda:{region}:{account}:function:{stream}-{kind}"
+                      for stream in streams for kind in ("transform", "detect"))
     return prefixes, functions
 
 
