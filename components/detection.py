@@ -35,10 +35,12 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import yaml
 
 from components.alarm_topics import AlarmActions
 from components.alarms import occurrence_alarm
@@ -50,8 +52,10 @@ from components.siem_stream import stream_name
 
 DETECT_HANDLER = "ztai_runtime.detect.stream.handler"
 # What the function imports of the runtime: the detect package, the SIEM package (its payload
-# decoder, the OCSF version and the fast codec), the retry settings and the JSON log helper.
-DETECT_MODULES: tuple[str, ...] = ("__init__.py", "retries.py", "jsonlog.py", "siem", "detect")
+# decoder, the OCSF version and the fast codec), the retry settings, the JSON log helper and the
+# inference events module (the extraction detector reads its cell constants).
+DETECT_MODULES: tuple[str, ...] = ("__init__.py", "retries.py", "jsonlog.py", "inference_events.py", "siem",
+                                   "detect")
 # orjson and pybase64, as the SIEM transform: the runtime's codec uses them when it can import them.
 DETECT_PACKAGES: tuple[str, ...] = ("orjson", "pybase64")
 STATE_KEY = "state/detection.json.gz"
@@ -65,6 +69,35 @@ RETRY_ATTEMPTS = 2
 MAX_EVENT_AGE_SECONDS = 6 * 3600
 TIMEOUT_SECONDS = 120
 MEMORY_MB = 1024
+
+
+# The allow-list the project ships (docs/detection.md#the-allow-list): the same file `ztai detect
+# --allow` reads, so the stream function and the CLI suppress the same signals.
+SHIPPED_ALLOW_LIST = Path(__file__).resolve().parent.parent / "detections" / "allow.yaml"
+# Lambda's environment variables hold 4 KB in all ("Lambda quotas"); the allow-list travels in one.
+MAX_ALLOW_LIST_BYTES = 3072
+
+
+class AllowListFileError(ValueError):
+    """The allow-list file cannot be shipped: the message names the file and what is wrong."""
+
+
+def shipped_allow_list(path: Path = SHIPPED_ALLOW_LIST) -> dict[str, Any]:
+    """The allow-list file's content for the function's ALLOW_LIST. Only its outline is checked here
+    (a mapping with the list `allow`, small enough for the function's environment); every entry is
+    checked by the runtime's parser, by the tests of the shipped file and at the function's start."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as problem:
+        raise AllowListFileError(f"allow-list {path}: cannot read it as YAML ({problem})") from None
+    if not isinstance(data, dict) or set(data) != {"allow"} or not isinstance(data["allow"], list | None):
+        raise AllowListFileError(f"allow-list {path}: must be a mapping with the one key 'allow', a "
+                                 "list of entries (docs/detection.md#the-allow-list)")
+    size = len(json.dumps(data, sort_keys=True).encode())
+    if size > MAX_ALLOW_LIST_BYTES:
+        raise AllowListFileError(f"allow-list {path}: {size} bytes as JSON, more than the "
+                                 f"{MAX_ALLOW_LIST_BYTES} the function's environment can carry")
+    return data
 
 
 def detections_bus_name(environment: str) -> str:

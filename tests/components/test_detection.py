@@ -260,3 +260,18 @@ def test_the_keys_grants_are_asked_of_the_owner() -> None:
 
     build(lambda d, groups: d.grant_keys(Keys()), with_siem=False)
     assert calls == [("logs", f"/aws/lambda/{FUNCTION_NAME}"), ("logs", "s3"), ("logs", "sqs")]
+
+
+def test_the_shipped_allow_list_travels_whole_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    from components.detection import AllowListFileError, shipped_allow_list
+
+    shipped = shipped_allow_list()
+    assert [entry["principal"] for entry in shipped["allow"]]
+    for text, message in (("allow: {}\n", "the one key 'allow'"), ("[1]\n", "the one key 'allow'"),
+                          ("allow: [\n", "cannot read it as YAML"),
+                          ("allow:\n" + "  - principal: x\n    reason: " + "y" * 4000 + "\n",
+                           "more than the 3072")):
+        path = tmp_path / "allow.yaml"
+        path.write_text(text)
+        with pytest.raises(AllowListFileError, match=message):
+            shipped_allow_list(path)
