@@ -25,7 +25,12 @@ from components.audit import AuditTrail, AuditTrailArgs
 from components.audit import trail_name as audit_trail_name
 from components.aws_facts import enclave_parent_type, partition_for_region
 from components.ci_identity import CiIdentity, CiIdentityArgs, workload_boundary_transformation
-from components.detection import DetectionStream, DetectionStreamArgs, shipped_allow_list
+from components.detection import (
+    DetectionStream,
+    DetectionStreamArgs,
+    shipped_allow_list,
+    stack_context,
+)
 from components.enclave_fleet import (
     EnclaveInferenceFleet,
     EnclaveInferenceFleetArgs,
@@ -282,7 +287,8 @@ def siem_stream(config: StackConfig | KeyLayerConfig, keys: KeyHierarchy | KeyLa
         environment=config.environment, layer=config.layer, region=config.region,
         logs_key_arn=keys.key_arn("logs"), alarm_actions=alarms, log_groups=log_groups,
         create_bus=config.layer != "workload", protect=config.is_prod,
-        allow_list=shipped_allow_list()))
+        allow_list=shipped_allow_list(),
+        context=stack_context(config.environment, keys.key_arns())))
     detection.grant_keys(keys)
     pulumi.export("detection", {"function": detection.function_name, "bus": detection.bus_name,
                                 "stateBucket": detection.bucket.bucket.bucket})

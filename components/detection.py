@@ -35,6 +35,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +94,38 @@ def shipped_allow_list(path: Path = SHIPPED_ALLOW_LIST) -> dict[str, Any]:
     if not isinstance(data, dict) or set(data) != {"allow"} or not isinstance(data["allow"], list | None):
         raise AllowListFileError(f"allow-list {path}: must be a mapping with the one key 'allow', a "
                                  "list of entries (docs/detection.md#the-allow-list)")
+    # YAML reads an unquoted `until: 2027-06-30` as a date: carried as the text the runtime reads.
+    data = dict(json.loads(json.dumps(data, default=_date_text)))
     size = len(json.dumps(data, sort_keys=True).encode())
     if size > MAX_ALLOW_LIST_BYTES:
         raise AllowListFileError(f"allow-list {path}: {size} bytes as JSON, more than the "
                                  f"{MAX_ALLOW_LIST_BYTES} the function's environment can carry")
     return data
+
+
+def _date_text(value: Any) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
+    raise AllowListFileError(f"the allow-list holds a {type(value).__name__}, which JSON cannot carry")
+
+
+def stack_context(environment: str, key_arns: Mapping[str, pulumi.Input[str]]
+                  ) -> dict[str, list[pulumi.Input[str]]]:
+    """The rules' placeholders for this stack (docs/detection-rules.md#placeholders-the-stacks-own-names):
+    its keys by ARN and alias (`alias/zero-trust-ai/<env>/<purpose>`, components/keys.py; a Decrypt
+    names its key by ARN in `resources`, so the rules on the weights key need the ARN), and its
+    deployers and key administrators by their exact names in this environment, which no JIT role
+    (`zero-trust-ai-<env>-jit-<name>`) can match."""
+    role = f"arn:aws:iam::*:role/zero-trust-ai-{environment}-"
+    aliases = f"alias/zero-trust-ai/{environment}/"
+    return {
+        "weights_key": [key_arns["model-weights"], f"{aliases}model-weights",
+                        f"arn:aws:kms:*:*:{aliases}model-weights"],
+        "stack_keys": [*(key_arns[purpose] for purpose in sorted(key_arns)), f"{aliases}*",
+                       f"arn:aws:kms:*:*:{aliases}*"],
+        "deploy_roles": [f"{role}deploy-workload", f"{role}deploy-keys"],
+        "key_admin_roles": [f"{role}deploy-keys", f"{role}jit-api-role"],
+    }
 
 
 def detections_bus_name(environment: str) -> str:
@@ -162,7 +190,9 @@ class DetectionStreamArgs:
     create_bus: declare the bus here (default True); False in a split deployment's workload, whose
         key layer declares it.
     allow_list: the allow-list file's content (ztai_runtime/detect/allowlist.py), default none.
-    context: the rules' placeholders (name -> values), default none.
+    context: the rules' placeholders (name -> values: text or Outputs, e.g. the stack's key ARNs),
+        default none (the rules' defaults, which cannot tell the weights key by its ARN:
+        `stack_context` gives the stack's own).
     log_retention_days: of the function's log group; default 365.
     protect: `protect` on the bucket, the log group and the bus (prod). Default False.
     """
@@ -175,7 +205,7 @@ class DetectionStreamArgs:
     log_groups: Sequence[aws.cloudwatch.LogGroup | str] = ()
     create_bus: bool = True
     allow_list: Mapping[str, Any] | None = None
-    context: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    context: Mapping[str, Sequence[pulumi.Input[str]]] = field(default_factory=dict)
     log_retention_days: int = 365
     protect: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -230,8 +260,10 @@ class DetectionStream(pulumi.ComponentResource):
         if args.allow_list is not None:
             environment["ALLOW_LIST"] = json.dumps(dict(args.allow_list), sort_keys=True)
         if args.context:
-            environment["CONTEXT"] = json.dumps({k: list(v) for k, v in args.context.items()},
-                                                sort_keys=True)
+            names = sorted(args.context)
+            environment["CONTEXT"] = pulumi.Output.all(
+                *(pulumi.Output.all(*args.context[n]) for n in names)).apply(
+                lambda values: json.dumps(dict(zip(names, values, strict=True)), sort_keys=True))
         bucket_arn, bus_arn = self.bucket.bucket.arn, self.bus_arn
         self.function = logged_function(
             f"{name}-function", parent=self, account_id=account, function_name=self.function_name,

@@ -56,6 +56,10 @@ ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 # elevation named like one would take its name, and the CI boundary tells the two kinds apart by
 # that suffix (the workload's deployer may write an elevation's permissions, never those roles').
 RESERVED_SUFFIX = "-role"
+# The CI deployers are zero-trust-ai-<env>-deploy-keys and -deploy-workload (ci_identity.py): an
+# elevation named so would make a JIT role (zero-trust-ai-<env>-jit-<name>) that the detection
+# rules' deployer patterns (`zero-trust-ai-*-deploy-keys`) would take for a deployer.
+RESERVED_DEPLOYER_SUFFIXES = ("deploy-keys", "deploy-workload")
 PREFIX = re.compile(r"[A-Za-z0-9!_.()'-]+(/[A-Za-z0-9!_.()'-]+)*/")
 
 
@@ -155,6 +159,10 @@ def _entry(entry: dict[Any, Any]) -> tuple[list[str], JitElevation | None]:
     elif name.endswith(RESERVED_SUFFIX):
         problems.append(f"name = {show(name)}: a name ending in {RESERVED_SUFFIX} is reserved (the "
                         "JIT's own roles are named so); choose another name")
+    elif name.endswith(RESERVED_DEPLOYER_SUFFIXES):
+        problems.append(f"name = {show(name)}: a name ending in "
+                        f"{' or '.join(RESERVED_DEPLOYER_SUFFIXES)} is reserved (the CI deployers are "
+                        "named so, and detection exempts them by name); choose another name")
     if not isinstance(description, str) or not description.strip():
         problems.append("description: say what the elevation is for, in words")
     if grant not in GRANTS:

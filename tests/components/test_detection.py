@@ -275,3 +275,50 @@ def test_the_shipped_allow_list_travels_whole_and_a_bad_one_is_refused(tmp_path:
         path.write_text(text)
         with pytest.raises(AllowListFileError, match=message):
             shipped_allow_list(path)
+    path.write_text("allow:\n  - principal: x\n    reason: r\n    until: 2027-06-30\n")
+    assert shipped_allow_list(path)["allow"][0]["until"] == "2027-06-30"
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+def test_the_deployed_function_knows_the_stacks_keys_and_deployers(stack_name: str) -> None:
+    """The stack hands its function the weights key's ARN (a Decrypt names its key by ARN, which
+    the rules' defaults cannot tell from any other key) and its exact deployers: the weights rules
+    fire on an ARN-only Decrypt, and a JIT role is not taken for a deployer."""
+    from tests.support.stacks import record_stack
+    from ztai_runtime.detect.rules import SigmaRules, shipped_ir
+    from ztai_runtime.detect.sources import event_from_record
+
+    stack = record_stack(stack_name)
+    [function] = [r for r in of_type(stack, "aws:lambda/function:Function")
+                  if r.inputs.get("handler") == "ztai_runtime.detect.stream.handler"]
+    variables = function.inputs["environment"]["variables"]
+    context = json.loads(variables["CONTEXT"])
+    allow = json.loads(variables["ALLOW_LIST"])
+    assert allow == shipped_allow_list_content()
+    [weights_arn] = [v for v in context["weights_key"] if ":key/" in v]
+    rules = SigmaRules.from_ir(shipped_ir(), context)
+    account = weights_arn.split(":")[4]
+    engineer: dict[str, Any] = {"type": "AssumedRole",
+                "arn": f"arn:aws:sts::{account}:assumed-role/zero-trust-ai-prod-model-engineer/alice",
+                "sessionContext": {"sessionIssuer": {
+                    "arn": f"arn:aws:iam::{account}:role/zero-trust-ai-prod-model-engineer"}}}
+
+    def names(record: dict[str, Any]) -> set[str]:
+        return {rule.name for rule in rules.matching(event_from_record(record, "t"))}
+
+    decrypt: dict[str, Any] = {"eventVersion": "1.11", "eventTime": "2026-12-07T10:00:00Z", "eventID": "d",
+               "eventSource": "kms.amazonaws.com", "eventName": "Decrypt", "userIdentity": engineer,
+               "requestParameters": {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+               "resources": [{"ARN": weights_arn, "type": "AWS::KMS::Key"}]}
+    assert "weights-key-use-without-attestation" in names(decrypt)
+    jit_role = f"arn:aws:iam::{account}:role/zero-trust-ai-{stack_name}-jit-model-prefix-write"
+    code: dict[str, Any] = {**decrypt, "eventSource": "lambda.amazonaws.com", "eventName": "UpdateFunctionCode20150331v2",
+            "requestParameters": {"functionName": "zero-trust-ai-prod-key-rotation"}, "resources": [],
+            "userIdentity": {**engineer, "sessionContext": {"sessionIssuer": {"arn": jit_role}}}}
+    assert "lambda-changed-outside-deployer" in names(code)
+
+
+def shipped_allow_list_content() -> object:
+    from components.detection import shipped_allow_list
+
+    return json.loads(json.dumps(shipped_allow_list(), sort_keys=True))

@@ -138,6 +138,9 @@ GOOD = {"name": "training-data-write", "description": "write", "grant": "model-p
     ({"grant": "key-admin", "approvalsNeeded": 2},
      "prefix: only model-prefix-write and training-data-prefix-write take one"),
     ({"approver": ["x"]}, "unknown field(s) approver"),
+    # Detection exempts the CI deployers by name: a JIT role must never look like one.
+    ({"name": "hotfix-deploy-keys"}, "a name ending in deploy-keys or deploy-workload is reserved"),
+    ({"name": "deploy-workload"}, "a name ending in deploy-keys or deploy-workload is reserved"),
     ({"approvers": None}, "missing approvers"),
 ])
 def test_bad_catalogue_entries_are_named(change: dict[str, Any], message: str) -> None:
@@ -229,3 +232,4 @@ def test_the_api_learns_the_key_each_key_admin_elevation_writes_the_policy_of() 
                                                          elevations=ELEVATIONS, table_key_arn=KEY,
                                                          logs_key_arn=KEY, alarm_actions=ALARMS))
         record(program, project="zero-trust-ai", stack="test", config={}, region="eu-west-1")
+

@@ -289,6 +289,16 @@ CASES: list[tuple[str, str, dict[str, Any], bool]] = [
      ct("kms", "Decrypt", {"keyId": WEIGHTS_ALIAS}, errorCode="AccessDenied", errorMessage="denied"), True),
     ("weights-key-use-failed", "Decrypt granted (attested)",
      ct("kms", "Decrypt", {"keyId": WEIGHTS_ALIAS, "recipient": _RECIPIENT}), False),
+    # With the default placeholders every key ARN is the stack's, so the outside key is named by an
+    # alias of its own here; a stack's context (its key ARNs) catches an outside key ARN as well.
+    ("weights-reencrypted-to-another-key", "re-encrypted under an outside key",
+     ct("kms", "ReEncrypt", {"sourceKeyId": WEIGHTS_ALIAS, "destinationKeyId": "alias/exfil"}), True),
+    ("weights-reencrypted-to-another-key", "another key re-encrypted",
+     ct("kms", "ReEncrypt", {"sourceKeyId": KEY_ARN,
+                             "destinationKeyId": "arn:aws:kms:eu-west-1:444455556666:key/mine"}), False),
+    ("parent-ami-parameter-overwritten", "parameter written by an engineer through Image Builder",
+     ct("ssm", "PutParameter", {"name": "/zero-trust-ai/prod/enclave-parent/ami-id", "overwrite": True},
+        identity=assumed(f"{_P}-model-engineer", invokedBy="imagebuilder.amazonaws.com")), True),
     ("weights-key-use-without-attestation", "Decrypt without a recipient",
      ct("kms", "Decrypt", {"keyId": WEIGHTS_ALIAS, "encryptionAlgorithm": "SYMMETRIC_DEFAULT"}), True),
     ("weights-key-use-without-attestation", "Decrypt with the enclave's attestation",

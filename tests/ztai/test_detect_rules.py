@@ -323,7 +323,7 @@ def test_export_splunk_keeps_cloudtrail_field_names() -> None:
     assert 'eventSource="iam.amazonaws.com"' in admin and "requestParameters.policyArn" in admin
     assert "AttachRolePolicy" in admin
     # Placeholders become the defaults.
-    assert "zero-trust-ai-*-deploy-*" in queries["lambda-changed-outside-deployer"]
+    assert "zero-trust-ai-*-deploy-workload" in queries["lambda-changed-outside-deployer"]
     assert "'by'='requester'" in queries["jit-approved-by-requester"]
 
 

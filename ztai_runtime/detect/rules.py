@@ -82,7 +82,11 @@ PLACEHOLDERS: dict[str, Placeholder] = {
         (f"{_ROLE}zero-trust-ai-*-deploy-keys", f"{_ROLE}zero-trust-ai-*-jit-api-role")),
     "deploy_roles": Placeholder(
         "the CI deployers, which create and update the stack's resources",
-        (f"{_ROLE}zero-trust-ai-*-deploy-*", f"{_ROLE}zero-trust-ai-*-ci-*")),
+        # The two deployers by their exact suffixes (components/ci_identity.py); the read-only
+        # preview role changes nothing. JIT elevations may not take these suffixes
+        # (components/jit_catalogue.py RESERVED_DEPLOYER_SUFFIXES), and the stack's own context
+        # names the deployers by environment, which no JIT role (`-jit-<name>`) can match.
+        (f"{_ROLE}zero-trust-ai-*-deploy-workload", f"{_ROLE}zero-trust-ai-*-deploy-keys")),
     "parent_ami_parameters": Placeholder(
         "the SSM parameters holding the enclave parents' AMI id",
         ("/zero-trust-ai/*/enclave-parent/ami-id", "/zero-trust-ai-*/enclave-parent/ami*")),
