@@ -312,9 +312,10 @@ def test_the_deployed_function_knows_the_stacks_keys_and_deployers(stack_name: s
                "resources": [{"ARN": weights_arn, "type": "AWS::KMS::Key"}]}
     assert "weights-key-use-without-attestation" in names(decrypt)
     jit_role = f"arn:aws:iam::{account}:role/zero-trust-ai-{stack_name}-jit-model-prefix-write"
-    code: dict[str, Any] = {**decrypt, "eventSource": "lambda.amazonaws.com", "eventName": "UpdateFunctionCode20150331v2",
-            "requestParameters": {"functionName": "zero-trust-ai-prod-key-rotation"}, "resources": [],
-            "userIdentity": {**engineer, "sessionContext": {"sessionIssuer": {"arn": jit_role}}}}
+    code: dict[str, Any] = {
+        **decrypt, "eventSource": "lambda.amazonaws.com", "eventName": "UpdateFunctionCode20150331v2",
+        "requestParameters": {"functionName": "zero-trust-ai-prod-key-rotation"}, "resources": [],
+        "userIdentity": {**engineer, "sessionContext": {"sessionIssuer": {"arn": jit_role}}}}
     assert "lambda-changed-outside-deployer" in names(code)
 
 
