@@ -204,11 +204,14 @@ class Engine:
         return closed
 
     def close_idle(self, now_ms: int) -> list[Finding]:
-        """End every burst with no signal for `burst_gap_ms` before `now_ms`; return them with any
-        closed by `process` since the last call."""
+        """End every burst with no signal for `burst_gap_ms` before `now_ms`, and every burst whose
+        last event lies more than `burst_gap_ms` after `now_ms` (a record dated in the future, forged
+        or from a wrong clock, would otherwise keep its burst open for ever and swallow every later
+        signal of its key; a clock a little ahead keeps its burst); return them with any closed by
+        `process` since the last call."""
         done = self.take_closed()
         for key, finding in list(self.open.items()):
-            if now_ms - finding.last_ms > self.burst_gap_ms:
+            if abs(now_ms - finding.last_ms) > self.burst_gap_ms:
                 done.append(self.open.pop(key))
         return done
 

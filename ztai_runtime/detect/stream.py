@@ -48,6 +48,7 @@ boto3 and the standard library (plus the optional fast codec); no pulumi.
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import hashlib
 import json
@@ -61,9 +62,9 @@ from typing import Any
 
 from ztai_runtime.detect.allowlist import AllowList, AllowListError
 from ztai_runtime.detect.build import build_engine
-from ztai_runtime.detect.engine import STREAM_MAX_IDS, Engine, Finding
+from ztai_runtime.detect.engine import STREAM_MAX_IDS, Engine, Finding, unwrap
 from ztai_runtime.detect.signals import SEVERITIES
-from ztai_runtime.detect.sources import Event, InputError, event_from_record
+from ztai_runtime.detect.sources import KINDS, Event, InputError, event_from_record
 from ztai_runtime.siem import codec
 from ztai_runtime.siem.firehose import CONTROL_MESSAGE, DATA_MESSAGE, decode_payload
 from ztai_runtime.siem.ocsf import DETECTION_FINDING, OCSF_VERSION
@@ -93,6 +94,25 @@ PUT_EVENTS_BACKOFF_SECONDS = 0.5
 # of the same finding_info.uid, each with a slice of related_events and the full count.
 OCSF_IDS_PER_LINE = 2_000
 MAX_STATE_BYTES = 256 * 1024 * 1024
+# Which log group may carry which kind of record. Anyone who may write to a subscribed log group
+# (root on an enclave parent writes the inference events group) could otherwise write lines shaped
+# like CloudTrail or the gateway's access log and have them believed. SOURCE_KINDS (built by
+# components/detection.py) maps log group name patterns (fnmatch; the first that matches wins) to
+# the kinds their records may be; a group no pattern matches may carry only UNMATCHED_KINDS. OCSF
+# records are judged by the kind of the record they wrap (the engine unwraps them).
+UNMATCHED_KINDS: frozenset[str] = frozenset({"ocsf", "jit"})
+MAX_SOURCE_PATTERNS = 50
+# Event times the function believes. Ahead of its clock: at most FUTURE_SKEW_MS (clocks differ a
+# little; a record dated further ahead would keep its burst open and swallow later signals). Behind
+# it: at most the function's maximum event age (components/detection.py MAX_EVENT_AGE_SECONDS: an
+# invocation may be retried that long) plus CloudTrail's delivery lag (the CloudTrail FAQ: log files
+# are delivered within about 5 minutes of an API call on average, not guaranteed; the copy to
+# CloudWatch Logs adds a little; an hour is a generous bound). Older records would be learned as if
+# they were now, a way to poison the models' normal.
+FUTURE_SKEW_MS = 15 * 60_000
+MAX_EVENT_AGE_MS = 6 * 3_600_000
+DELIVERY_LAG_MS = 3_600_000
+MAX_PAST_MS = MAX_EVENT_AGE_MS + DELIVERY_LAG_MS
 
 FINDINGS_CATEGORY = 2
 ACTIVITY_CREATE, ACTIVITY_UPDATE = 1, 2
@@ -131,6 +151,36 @@ class StreamConfig:
     state_key: str = DEFAULT_STATE_KEY
     allow: AllowList = field(default_factory=lambda: AllowList(()))
     context: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # (log group pattern, kinds it may carry), in order; the first match wins.
+    source_kinds: tuple[tuple[str, frozenset[str]], ...] = ()
+
+    def kinds_for(self, log_group: str) -> frozenset[str]:
+        """The record kinds `log_group` may carry."""
+        for pattern, kinds in self.source_kinds:
+            if fnmatch.fnmatchcase(log_group, pattern):
+                return kinds
+        return UNMATCHED_KINDS
+
+
+def parse_source_kinds(text: str) -> tuple[tuple[str, frozenset[str]], ...]:
+    """SOURCE_KINDS: a JSON list of [log group pattern, [kind, ...]]; ConfigError naming it."""
+    allowed = f"a JSON list of [log group pattern, [kinds]] with kinds among {', '.join(KINDS)}"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"SOURCE_KINDS is not JSON ({error.msg} at character {error.pos}): "
+                          f"{allowed}") from None
+    if not isinstance(data, list) or len(data) > MAX_SOURCE_PATTERNS:
+        raise ConfigError(f"SOURCE_KINDS is not a list of at most {MAX_SOURCE_PATTERNS} entries: {allowed}")
+    out: list[tuple[str, frozenset[str]]] = []
+    for number, entry in enumerate(data, 1):
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+                and entry[0].startswith("/") and isinstance(entry[1], list)
+                and all(isinstance(k, str) and k in KINDS for k in entry[1])):
+            raise ConfigError(f"SOURCE_KINDS: entry {number} {json.dumps(entry)[:120]} is not "
+                              f"[\"/log/group/pattern\", [kinds]]: {allowed}")
+        out.append((entry[0], frozenset(entry[1])))
+    return tuple(out)
 
 
 def config_from_environment(env: Mapping[str, str]) -> StreamConfig:
@@ -172,7 +222,10 @@ def config_from_environment(env: Mapping[str, str]) -> StreamConfig:
                 raise ConfigError(f"CONTEXT: {name!r} must be a list of strings, not "
                                   f"{json.dumps(values)[:80]}")
             context[name] = tuple(values)
-    return StreamConfig(state_bucket=bucket, bus_name=bus, state_key=key, allow=allow, context=context)
+    source_text = env.get("SOURCE_KINDS", "").strip()
+    source_kinds = parse_source_kinds(source_text) if source_text else ()
+    return StreamConfig(state_bucket=bucket, bus_name=bus, state_key=key, allow=allow, context=context,
+                        source_kinds=source_kinds)
 
 
 # -- the state -----------------------------------------------------------------------------------
@@ -338,6 +391,7 @@ class StreamStats:
     records: int = 0
     replayed: int = 0
     unreadable: int = 0
+    refused: int = 0
     opened: int = 0
     closed: int = 0
     published: int = 0
@@ -383,6 +437,8 @@ def process(event: Any, *, config: StreamConfig, s3: S3Client, events_client: Ev
                          f"be restored ({type(error).__name__}: {error}): restore an earlier version "
                          "of the object (the bucket is versioned) or delete it") from None
     ready: list[Event] = []
+    may_carry = config.kinds_for(log_group)
+    earliest, latest = now_ms - MAX_PAST_MS, now_ms + FUTURE_SKEW_MS
     for log_event in payload["logEvents"]:
         stats.events += 1
         event_id = str(log_event.get("id", ""))
@@ -390,18 +446,31 @@ def process(event: Any, *, config: StreamConfig, s3: S3Client, events_client: Ev
             stats.replayed += 1
             continue
         why = ""
+        refused = False
         try:
             record = codec.loads(log_event["message"])
-            ready.append(event_from_record(record, f"{log_group} event {event_id}"))
+            item = unwrap(event_from_record(record, f"{log_group} event {event_id}"))
+            if item.kind not in may_carry:
+                refused = True
+                why = (f"a {item.kind} record in {log_group}, which may carry only "
+                       f"{', '.join(sorted(may_carry))} (SOURCE_KINDS): refused as forged")
+            elif not earliest <= item.time_ms <= latest:
+                refused = True
+                why = (f"event time {item.time_ms} is outside what this invocation believes "
+                       f"({earliest}..{latest}: at most {MAX_PAST_MS // 3_600_000} h old, "
+                       f"{FUTURE_SKEW_MS // 60_000} min ahead): refused")
+            else:
+                ready.append(item)
         except InputError as error:
             why = str(error)
         except (ValueError, RecursionError) as error:  # not JSON (a flow-log line, Lambda's own lines)
             why = f"not a JSON record ({type(error).__name__})"
         if why:
             stats.unreadable += 1
+            stats.refused += refused
             if stats.unreadable <= LOGGED_SKIPS:
-                emit({"event": "detect.skipped", "logGroup": log_group, "eventId": event_id,
-                      "why": why[:300]})
+                emit({"event": "detect.refused" if refused else "detect.skipped", "logGroup": log_group,
+                      "eventId": event_id, "why": why[:300]})
     stats.records = len(ready)
     ready.sort(key=lambda e: e.time_ms)
     opened: list[Finding] = []
@@ -424,6 +493,10 @@ def process(event: Any, *, config: StreamConfig, s3: S3Client, events_client: Ev
 _CONFIG: StreamConfig | None = None
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Lambda entry point (CloudWatch Logs subscription, asynchronous)."""
     global _CONFIG
@@ -444,5 +517,5 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
                     s3=boto3.client("s3", region_name=region or None, config=retry_config(3)),
                     events_client=boto3.client("events", region_name=region or None,
                                                config=retry_config(3)),
-                    now_ms=int(time.time() * 1000), region=region, account=account)
+                    now_ms=_now_ms(), region=region, account=account)
     return dict(stats.__dict__)

@@ -94,6 +94,19 @@ def test_process_returns_the_findings_an_event_opens() -> None:
     assert engine.finish() == []
 
 
+def test_close_idle_closes_a_burst_dated_after_now_so_later_signals_open_a_new_one() -> None:
+    engine = Engine([ByName({"GetObject": "high"})])
+    future = T0 + 365 * 24 * BURST_GAP_MS  # a record dated a year ahead (forged or a wrong clock)
+    engine.process(ct("GetObject", future, "forged"))
+    assert [f.event_ids for f in engine.close_idle(T0)] == [["forged"]]
+    assert [f.event_ids for f in engine.process(ct("GetObject", T0 + 1, "real"))] == [["real"]]
+    assert engine.close_idle(T0 + 2) == []  # a burst in the past within the gap stays open
+    engine = Engine([ByName({"GetObject": "high"})])
+    engine.process(ct("GetObject", T0 + BURST_GAP_MS, "ahead"))  # a clock an hour ahead at most
+    assert engine.close_idle(T0) == []
+    assert [f.event_ids for f in engine.close_idle(T0 - 1)] == [["ahead"]]
+
+
 def test_max_ids_caps_the_list_and_counts_the_rest() -> None:
     events = [ct("GetObject", T0 + i, f"e{i}") for i in range(5)]
     [finding] = run(events, Engine([ByName({"GetObject": "low"})], max_ids=3))
