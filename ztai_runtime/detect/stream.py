@@ -63,6 +63,7 @@ from typing import Any
 from ztai_runtime.detect.allowlist import AllowList, AllowListError
 from ztai_runtime.detect.build import build_engine
 from ztai_runtime.detect.engine import STREAM_MAX_IDS, Engine, Finding, unwrap
+from ztai_runtime.detect.rules import PLACEHOLDERS
 from ztai_runtime.detect.signals import SEVERITIES
 from ztai_runtime.detect.sources import KINDS, Event, InputError, event_from_record
 from ztai_runtime.siem import codec
@@ -218,9 +219,15 @@ def config_from_environment(env: Mapping[str, str]) -> StreamConfig:
             raise ConfigError(f"CONTEXT is a JSON {type(data).__name__}: an object of name -> list "
                               "of strings")
         for name, values in data.items():
-            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                raise ConfigError(f"CONTEXT: {name!r} must be a list of strings, not "
-                                  f"{json.dumps(values)[:80]}")
+            # Checked here, so a typo is a configuration error naming the variable, never taken for
+            # a damaged state when the engine is built.
+            if name not in PLACEHOLDERS:
+                raise ConfigError(f"CONTEXT: {name[:80]!r} is no placeholder of the rules: one of "
+                                  f"{', '.join(sorted(PLACEHOLDERS))}")
+            if not isinstance(values, list) or not values or \
+                    not all(isinstance(v, str) and v for v in values):
+                raise ConfigError(f"CONTEXT: {name!r} must be a non-empty list of non-empty strings, "
+                                  f"not {json.dumps(values)[:80]}")
             context[name] = tuple(values)
     source_text = env.get("SOURCE_KINDS", "").strip()
     source_kinds = parse_source_kinds(source_text) if source_text else ()

@@ -386,9 +386,9 @@ GOOD_ENV = {"STATE_BUCKET": BUCKET, "EVENT_BUS_NAME": BUS}
 
 
 def test_the_configuration_is_read_from_the_environment() -> None:
-    config = config_from_environment({**GOOD_ENV, "CONTEXT": '{"weightsKeys": ["arn:k"]}',
+    config = config_from_environment({**GOOD_ENV, "CONTEXT": '{"weights_key": ["arn:k"]}',
                                       "ALLOW_LIST": json.dumps({"allow": []}), "STATE_KEY": "s/x.gz"})
-    assert config.context == {"weightsKeys": ("arn:k",)} and config.state_key == "s/x.gz"
+    assert config.context == {"weights_key": ("arn:k",)} and config.state_key == "s/x.gz"
     assert config_from_environment(GOOD_ENV).state_key == stream.DEFAULT_STATE_KEY
 
 
@@ -400,7 +400,12 @@ def test_the_configuration_is_read_from_the_environment() -> None:
     ({**GOOD_ENV, "ALLOW_LIST": '{"allow": [{"principal": "*", "reason": "x"}]}'}, "ALLOW_LIST: entry 1"),
     ({**GOOD_ENV, "CONTEXT": "[1"}, "CONTEXT is not JSON"),
     ({**GOOD_ENV, "CONTEXT": "[]"}, "CONTEXT is a JSON list: an object"),
-    ({**GOOD_ENV, "CONTEXT": '{"roles": "r"}'}, "CONTEXT: 'roles' must be a list of strings"),
+    ({**GOOD_ENV, "CONTEXT": '{"weights_key": "r"}'}, "CONTEXT: 'weights_key' must be a non-empty list"),
+    ({**GOOD_ENV, "CONTEXT": '{"weights_key": []}'}, "CONTEXT: 'weights_key' must be a non-empty list"),
+    ({**GOOD_ENV, "CONTEXT": '{"weights_key": [""]}'}, "CONTEXT: 'weights_key' must be a non-empty list"),
+    ({**GOOD_ENV, "CONTEXT": '{"weight_key": ["arn:k"]}'},
+     "CONTEXT: 'weight_key' is no placeholder of the rules: one of .*weights_key"),
+    ({**GOOD_ENV, "ALLOW_LIST": '{"allow": "x"}'}, "ALLOW_LIST"),
 ])
 def test_a_bad_configuration_names_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -511,3 +516,4 @@ def test_a_bad_source_kinds_names_the_variable(text: str, message: str) -> None:
 def test_source_kinds_is_read_from_the_environment() -> None:
     config = config_from_environment({**GOOD_ENV, "SOURCE_KINDS": SOURCE_KINDS})
     assert config.kinds_for(GROUP) == {"cloudtrail"} and config.source_kinds == KINDS
+
