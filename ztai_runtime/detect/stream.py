@@ -409,6 +409,24 @@ def _log(fields: Mapping[str, Any]) -> None:
     sys.stdout.write(json.dumps(fields, separators=(",", ":"), default=str) + "\n")
 
 
+def restore_engine(config: StreamConfig, state: Mapping[str, Any] | None,
+                   build: EngineBuilder | None = None) -> Engine:
+    """The engine with what `state` (the state object, or None) learned; StateError naming the
+    object and the way out when it cannot be restored."""
+    # Looked up at the call: build_engine wires the detectors (tests pass their own).
+    try:
+        return (build or build_engine)(rules_ir=None, context=config.context, allow=config.allow,
+                                       state=state["engine"] if state else None, max_ids=STREAM_MAX_IDS)
+    except (ValueError, KeyError, TypeError) as error:
+        # The state is checked where it is read (build_engine, each detector's from_state); a part
+        # they do not check (the engine's counters and bursts) fails here as one of these.
+        if state is None:
+            raise
+        raise StateError(f"the detection state s3://{config.state_bucket}/{config.state_key} cannot "
+                         f"be restored ({type(error).__name__}: {error}): restore an earlier version "
+                         "of the object (the bucket is versioned) or delete it") from None
+
+
 def process(event: Any, *, config: StreamConfig, s3: S3Client, events_client: EventsClient,
             now_ms: int, region: str = "", account: str = "",
             build: EngineBuilder | None = None, emit: Callable[[Mapping[str, Any]], None] = _log,
@@ -433,16 +451,7 @@ def process(event: Any, *, config: StreamConfig, s3: S3Client, events_client: Ev
     store = StateStore(s3, config.state_bucket, config.state_key)
     state, etag = store.load()
     recent = RecentIds(state.get("recentIds", []) if state else ())
-    # Looked up at the call: build_engine wires the detectors (tests pass their own).
-    try:
-        engine = (build or build_engine)(rules_ir=None, context=config.context, allow=config.allow,
-                                         state=state["engine"] if state else None, max_ids=STREAM_MAX_IDS)
-    except (ValueError, KeyError, TypeError) as error:
-        if state is None:
-            raise
-        raise StateError(f"the detection state s3://{config.state_bucket}/{config.state_key} cannot "
-                         f"be restored ({type(error).__name__}: {error}): restore an earlier version "
-                         "of the object (the bucket is versioned) or delete it") from None
+    engine = restore_engine(config, state, build)
     ready: list[Event] = []
     may_carry = config.kinds_for(log_group)
     earliest, latest = now_ms - MAX_PAST_MS, now_ms + FUTURE_SKEW_MS
