@@ -62,7 +62,7 @@ from typing import Any
 
 from ztai_runtime.detect.allowlist import AllowList, AllowListError
 from ztai_runtime.detect.build import build_engine
-from ztai_runtime.detect.engine import STREAM_MAX_IDS, Engine, Finding, unwrap
+from ztai_runtime.detect.engine import STREAM_MAX_IDS, Engine, Finding, clip, unwrap
 from ztai_runtime.detect.rules import PLACEHOLDERS
 from ztai_runtime.detect.signals import SEVERITIES
 from ztai_runtime.detect.sources import KINDS, Event, InputError, event_from_record
@@ -92,8 +92,17 @@ PUT_EVENTS_ATTEMPTS = 4
 PUT_EVENTS_BACKOFF_SECONDS = 0.5
 # Event ids per OCSF finding line: a CloudWatch Logs event is at most 1 MB ("CloudWatch Logs
 # quotas"), and Lambda splits longer lines; a finding with more ids is sent as several Update lines
-# of the same finding_info.uid, each with a slice of related_events and the full count.
+# of the same finding_info.uid, each with a slice of related_events and the full count. A slice also
+# stops at OCSF_LINE_ID_BYTES of ids, so a line stays well under 256 KB whatever the ids' length.
 OCSF_IDS_PER_LINE = 2_000
+OCSF_LINE_ID_BYTES = 128 * 1024
+# An event id as the outputs carry it: CloudTrail's are 36 characters; a longer one came from a
+# record's writer and is clipped (the finding keeps it whole in the state).
+ID_LIMIT = 128
+# Event ids in the EventBridge entry (at most 256 KB: "Calculating Amazon EventBridge PutEvents event
+# entry size", EventBridge User Guide): the first ones, for the playbook to start from; every id
+# reaches the SIEM in the OCSF finding, and `eventIdsDropped` says how many the entry left out.
+EVENT_BRIDGE_MAX_IDS = 100
 MAX_STATE_BYTES = 256 * 1024 * 1024
 # Which log group may carry which kind of record. Anyone who may write to a subscribed log group
 # (root on an enclave parent writes the inference events group) could otherwise write lines shaped
@@ -314,8 +323,31 @@ class RecentIds:
 # -- outputs -------------------------------------------------------------------------------------
 
 def event_bridge_entry(finding: Finding, bus_name: str) -> dict[str, Any]:
+    """The finding as one PutEvents entry: its JSON form with at most EVENT_BRIDGE_MAX_IDS ids, each
+    clipped to ID_LIMIT characters (the text fields are clipped by `Finding.to_json`), so the entry
+    stays far below EventBridge's 256 KB."""
+    detail = finding.to_json()
+    ids = detail["eventIds"]
+    if len(ids) > EVENT_BRIDGE_MAX_IDS:
+        detail["eventIdsDropped"] = detail.get("eventIdsDropped", 0) + len(ids) - EVENT_BRIDGE_MAX_IDS
+    detail["eventIds"] = [clip(uid, ID_LIMIT) for uid in ids[:EVENT_BRIDGE_MAX_IDS]]
     return {"Source": SOURCE, "DetailType": DETAIL_TYPE, "EventBusName": bus_name,
-            "Detail": json.dumps(finding.to_json(), separators=(",", ":"))}
+            "Detail": json.dumps(detail, separators=(",", ":"))}
+
+
+def _id_slices(ids: Sequence[str]) -> list[list[str]]:
+    """`ids` (clipped) in slices of at most OCSF_IDS_PER_LINE ids and OCSF_LINE_ID_BYTES of JSON."""
+    slices: list[list[str]] = [[]]
+    size = 0
+    for uid in ids:
+        uid = clip(uid, ID_LIMIT)
+        cost = len(json.dumps(uid)) + 10  # {"uid":...},
+        if slices[-1] and (len(slices[-1]) >= OCSF_IDS_PER_LINE or size + cost > OCSF_LINE_ID_BYTES):
+            slices.append([])
+            size = 0
+        slices[-1].append(uid)
+        size += cost
+    return slices
 
 
 def publish(client: EventsClient, entries: Sequence[dict[str, Any]], *,
@@ -350,12 +382,12 @@ def ocsf_findings(finding: Finding, activity: int, *, now_ms: int, region: str,
                   account: str) -> list[dict[str, Any]]:
     """The finding as OCSF 1.7.0 Detection Findings (class 2004): one, or one per slice of
     OCSF_IDS_PER_LINE event ids when it has more."""
-    ids = finding.event_ids or [""]
-    slices = [ids[i:i + OCSF_IDS_PER_LINE] for i in range(0, len(ids), OCSF_IDS_PER_LINE)]
+    slices = _id_slices(finding.event_ids or [""])
+    reason, principal = clip(finding.reason), clip(finding.principal)
     analytic = {"name": finding.rule, "uid": finding.rule,
                 "type_id": _ANALYTIC_BEHAVIORAL if finding.rule.startswith("model:") else _ANALYTIC_RULE}
     info: dict[str, Any] = {
-        "uid": finding.uid, "title": finding.rule, "desc": finding.reason, "analytic": analytic,
+        "uid": finding.uid, "title": finding.rule, "desc": reason, "analytic": analytic,
         "first_seen_time": finding.first_ms, "last_seen_time": finding.last_ms,
         "related_events_count": finding.event_count, "product": PRODUCT}
     if finding.technique:
@@ -381,9 +413,9 @@ def ocsf_findings(finding: Finding, activity: int, *, now_ms: int, region: str,
             "severity_id": _SEVERITY_IDS[finding.severity], "severity": finding.severity.capitalize(),
             "status_id": STATUS_NEW, "status": "New", "time": now_ms,
             "start_time": finding.first_ms, "end_time": finding.last_ms, "count": finding.event_count,
-            "message": finding.reason,
+            "message": reason,
             # Detection Finding has no actor of its own: whose behaviour it is, as its evidence.
-            "evidences": [{"actor": {"user": {"name": finding.principal}}}],
+            "evidences": [{"actor": {"user": {"name": principal}}}],
             "finding_info": {**info, "related_events": [{"uid": uid} for uid in chunk if uid]},
             "metadata": metadata, "cloud": cloud}
         out.append(event)

@@ -167,3 +167,19 @@ def test_finding_ids_are_stable_and_distinct() -> None:
     first = ids()
     assert first == ids()
     assert len(set(first)) == 2
+
+
+def test_to_json_clips_long_text_and_says_how_long_it_was() -> None:
+    from ztai_runtime.detect.engine import TEXT_LIMIT, Finding
+    long = "b" * 250_000
+    finding = Finding(rule="r", principal="p" * 600, group=long, severity="high",
+                      reason=f"GetObject on {long}", technique=None, first_ms=T0, last_ms=T0,
+                      event_ids=["e"], event_count=1)
+    out = finding.to_json()
+    assert out["group"] == "b" * TEXT_LIMIT + "… (250,000 characters)"
+    assert out["principal"].startswith("p" * TEXT_LIMIT + "…") and "(600 characters)" in out["principal"]
+    assert len(out["reason"]) < TEXT_LIMIT + 40 and out["reason"].endswith("(250,013 characters)")
+    short = Finding(rule="r", principal="p", group="g", severity="high", reason="why", technique=None,
+                    first_ms=T0, last_ms=T0)
+    assert (short.to_json()["principal"], short.to_json()["group"], short.to_json()["reason"]) == \
+        ("p", "g", "why")

@@ -517,3 +517,37 @@ def test_source_kinds_is_read_from_the_environment() -> None:
     config = config_from_environment({**GOOD_ENV, "SOURCE_KINDS": SOURCE_KINDS})
     assert config.kinds_for(GROUP) == {"cloudtrail"} and config.source_kinds == KINDS
 
+
+
+# -- the size of what is published -----------------------------------------------------------------
+
+def huge_finding(ids: int, id_chars: int) -> Finding:
+    name = "k" * 250_000  # a 250 KB requestParameters name, say
+    return Finding(rule="fake-decrypt", principal=f"arn:aws:sts::1:assumed-role/r/{name}", group=name,
+                   severity="high", reason=f"GetObject on {name}", technique=None, first_ms=T0,
+                   last_ms=T0, event_ids=[f"{i:08d}" + "x" * id_chars for i in range(ids)],
+                   event_count=ids)
+
+
+def test_the_event_bridge_entry_stays_far_below_256_kb() -> None:
+    entry = stream.event_bridge_entry(huge_finding(stream.STREAM_MAX_IDS, 250_000 // 100), BUS)
+    assert len(entry["Detail"].encode()) < 64 * 1024
+    detail = json.loads(entry["Detail"])
+    assert len(detail["eventIds"]) == stream.EVENT_BRIDGE_MAX_IDS
+    assert detail["eventIdsDropped"] == stream.STREAM_MAX_IDS - stream.EVENT_BRIDGE_MAX_IDS
+    assert detail["eventIds"][0].startswith("00000000x") and "characters)" in detail["eventIds"][0]
+    assert detail["reason"].endswith("(250,013 characters)")
+
+
+def test_a_huge_finding_is_published_whole_but_small(aws: dict[str, Any]) -> None:
+    assert stream.publish(aws["events"], [stream.event_bridge_entry(huge_finding(3, 0), BUS)]) == 1
+
+
+def test_every_ocsf_line_stays_below_256_kb_and_lists_every_id() -> None:
+    finding = huge_finding(3_000, 5_000)
+    parts = ocsf_findings(finding, stream.ACTIVITY_UPDATE, now_ms=T0, region=REGION, account="1")
+    assert all(len(json.dumps(p).encode()) < 200 * 1024 for p in parts)
+    related = [e["uid"] for p in parts for e in p["finding_info"]["related_events"]]
+    assert len(related) == 3_000 and related[0].startswith("00000000x")
+    assert all(len(uid) < stream.ID_LIMIT + 40 for uid in related)
+    assert all(validate(p) == [] for p in parts[:1])
