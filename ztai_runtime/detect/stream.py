@@ -16,7 +16,10 @@ on the gzip, the same checks). What one invocation does (docs/detection-stream.m
    access log, inference and JIT events). A message that is not a readable record (a flow-log line,
    Lambda's START/END lines, a JSON line of another kind) is counted and skipped; the first
    `LOGGED_SKIPS` of an invocation are logged one JSON line each (log group, event id, why), the
-   rest counted in the summary line. It never fails the batch.
+   rest counted in the summary line. It never fails the batch. A readable record is refused the
+   same way (counted also as `refused`, logged `detect.refused`) when its log group may not carry
+   its kind (SOURCE_KINDS) or its time lies outside [now - MAX_PAST_MS, now + FUTURE_SKEW_MS]:
+   lines forged into one subscribed group are not believed as another source's.
 4. An event whose CloudWatch Logs id is among the recent ids the state keeps (`RECENT_IDS`, as
    64-bit digests) was processed already: it is skipped and counted, so a replayed payload (the
    asynchronous retry of a failed invocation) is not learned or counted twice.
@@ -41,7 +44,9 @@ on the gzip, the same checks). What one invocation does (docs/detection-stream.m
 Configuration (environment variables, checked before any AWS call; `ConfigError` names the variable,
 the value and what is allowed): STATE_BUCKET, EVENT_BUS_NAME (required), STATE_KEY (default
 `state/detection.json.gz`), ALLOW_LIST (JSON: the allow-list file's content, default none),
-CONTEXT (JSON object of name -> list of strings: the rules' placeholders, default none).
+CONTEXT (JSON object of placeholder name -> non-empty list of strings, default none), SOURCE_KINDS
+(JSON list of [log group pattern, [kinds]], built by the component; default: no group may carry
+CloudTrail, gateway or inference records).
 
 boto3 and the standard library (plus the optional fast codec); no pulumi.
 """

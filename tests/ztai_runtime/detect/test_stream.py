@@ -19,7 +19,7 @@ from moto import mock_aws
 
 from ztai_runtime.detect import stream
 from ztai_runtime.detect.allowlist import AllowList
-from ztai_runtime.detect.engine import BURST_GAP_MS, Engine, Finding
+from ztai_runtime.detect.engine import BURST_GAP_MS, STREAM_MAX_IDS, Engine, Finding
 from ztai_runtime.detect.signals import Signal
 from ztai_runtime.detect.sources import Event, InputError
 from ztai_runtime.detect.stream import (
@@ -530,11 +530,11 @@ def huge_finding(ids: int, id_chars: int) -> Finding:
 
 
 def test_the_event_bridge_entry_stays_far_below_256_kb() -> None:
-    entry = stream.event_bridge_entry(huge_finding(stream.STREAM_MAX_IDS, 250_000 // 100), BUS)
+    entry = stream.event_bridge_entry(huge_finding(STREAM_MAX_IDS, 250_000 // 100), BUS)
     assert len(entry["Detail"].encode()) < 64 * 1024
     detail = json.loads(entry["Detail"])
     assert len(detail["eventIds"]) == stream.EVENT_BRIDGE_MAX_IDS
-    assert detail["eventIdsDropped"] == stream.STREAM_MAX_IDS - stream.EVENT_BRIDGE_MAX_IDS
+    assert detail["eventIdsDropped"] == STREAM_MAX_IDS - stream.EVENT_BRIDGE_MAX_IDS
     assert detail["eventIds"][0].startswith("00000000x") and "characters)" in detail["eventIds"][0]
     assert detail["reason"].endswith("(250,013 characters)")
 
