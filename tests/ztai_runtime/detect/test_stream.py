@@ -551,3 +551,12 @@ def test_every_ocsf_line_stays_below_256_kb_and_lists_every_id() -> None:
     assert len(related) == 3_000 and related[0].startswith("00000000x")
     assert all(len(uid) < stream.ID_LIMIT + 40 for uid in related)
     assert all(validate(p) == [] for p in parts[:1])
+
+
+def test_gateway_lines_are_read_from_the_api_access_log_group_only(aws: dict[str, Any]) -> None:
+    from tests.ztai_runtime.detect.test_sources import gateway
+    line = json.dumps(gateway("g1", T0))
+    forged = run(aws, payload([("cwl-g1", line)], group=INFERENCE_GROUP))
+    assert forged.refused == 1 and forged.records == 0
+    real = run(aws, payload([("cwl-g2", line)], group="/aws/apigateway/zero-trust-ai-dev-inference"))
+    assert real.refused == 0 and real.records == 1
