@@ -48,7 +48,10 @@ from components.alarms import occurrence_alarm
 from components.aws_facts import partition_for_region
 from components.buckets import access_log_bucket, log_to, private_bucket
 from components.config_values import ENVIRONMENT_LAYERS
-from components.functions import logged_function, policy_document
+from components.enclave_fleet.settings import INFERENCE_EVENTS_LOG_GROUP
+from components.functions import log_group_name, logged_function, policy_document
+from components.jit_catalogue import jit_table_name
+from components.keys import audit_log_group_name
 from components.siem_stream import stream_name
 
 DETECT_HANDLER = "ztai_runtime.detect.stream.handler"
@@ -126,6 +129,20 @@ def stack_context(environment: str, key_arns: Mapping[str, pulumi.Input[str]]
         "deploy_roles": [f"{role}deploy-workload", f"{role}deploy-keys"],
         "key_admin_roles": [f"{role}deploy-keys", f"{role}jit-api-role"],
     }
+
+
+def source_kinds(environment: str) -> list[list[Any]]:
+    """The function's SOURCE_KINDS: which log groups may carry which kind of record (log group name
+    patterns, the first match wins; any other group may carry no CloudTrail, gateway or inference
+    record). Without it, anyone who may write to one subscribed group (root on an enclave parent
+    writes the inference events group) could write lines shaped like CloudTrail or the gateway's
+    access log and have them believed (docs/detection-stream.md)."""
+    return [[audit_log_group_name(environment), ["cloudtrail"]],
+            [INFERENCE_EVENTS_LOG_GROUP.format(environment=environment), ["inference"]],
+            # SecureApiGateway's access log group (components/api_gateway.py).
+            [f"/aws/apigateway/zero-trust-ai-{environment}-*", ["gateway"]],
+            # The JIT functions' own log groups (components/jit.py: `<jit table name>-<function>`).
+            [log_group_name(f"{jit_table_name(environment)}-*"), ["jit"]]]
 
 
 def detections_bus_name(environment: str) -> str:
@@ -256,7 +273,8 @@ class DetectionStream(pulumi.ComponentResource):
 
         environment: dict[str, pulumi.Input[str]] = {
             "STATE_BUCKET": self.bucket.bucket.bucket, "STATE_KEY": STATE_KEY,
-            "EVENT_BUS_NAME": self.bus_name}
+            "EVENT_BUS_NAME": self.bus_name,
+            "SOURCE_KINDS": json.dumps(source_kinds(args.environment), separators=(",", ":"))}
         if args.allow_list is not None:
             environment["ALLOW_LIST"] = json.dumps(dict(args.allow_list), sort_keys=True)
         if args.context:

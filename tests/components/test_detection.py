@@ -32,6 +32,7 @@ from components.siem_stream import SiemStream, SiemStreamArgs
 from components.tags import register_standard_tags
 from tests.support.key_policy import Request, evaluate
 from ztai.preview.recorder import RecordedResource, RecordedStack, record
+from ztai_runtime.detect.stream import config_from_environment
 from ztpolicy.rule import Resource
 from ztpolicy.rules.lambda_.detection_function_single_runner import detection_function_single_runner
 from ztpolicy.rules.lambda_.lambda_failure_destination import lambda_failure_destination
@@ -107,6 +108,13 @@ def test_the_function_runs_the_stream_handler_alone_with_its_configuration(dev: 
     assert variables["EVENT_BUS_NAME"] == BUS and variables["STATE_KEY"] == STATE_KEY
     assert variables["STATE_BUCKET"] == named(dev, "detect-state").outputs["bucket"]
     assert "ALLOW_LIST" not in variables and "CONTEXT" not in variables
+    config = config_from_environment(variables)
+    assert config.kinds_for("/zero-trust-ai/dev/cloudtrail") == {"cloudtrail"}
+    assert config.kinds_for("/zero-trust-ai/dev/inference-events") == {"inference"}
+    assert config.kinds_for("/aws/apigateway/zero-trust-ai-dev-inference") == {"gateway"}
+    assert config.kinds_for("/aws/lambda/zero-trust-ai-dev-jit-api") == {"jit"}
+    assert not config.kinds_for("/zero-trust-ai/dev/ssm-sessions") & {"cloudtrail", "gateway", "inference"}
+    assert len(json.dumps(variables)) < 4096 - 1024  # Lambda's 4 KB, room for the allow-list
     invoke = named(dev, "detect-function-async").inputs
     assert invoke["maximumRetryAttempts"] == 2 and invoke["maximumEventAgeInSeconds"] == 6 * 3600
     assert invoke["destinationConfig"]["onFailure"]["destination"] == \

@@ -35,7 +35,18 @@ def build_engine(*, rules_ir: Mapping[str, Any] | None = None,
     ValueError (GeoError, a ValueError, for the database) naming the problem on a bad IR, context,
     database or state.
     """
-    saved: Mapping[str, Any] = (state or {}).get("detectors") or {}
+    if state is not None and not isinstance(state, Mapping):
+        raise ValueError(f"detection state must be an object, not {type(state).__name__}")
+    saved = (state or {}).get("detectors")
+    if saved is None:
+        saved = {}
+    if not isinstance(saved, Mapping):
+        raise ValueError(f"detection state: detectors must be an object of detector name -> state, "
+                         f"not {type(saved).__name__}")
+    for name, part in saved.items():
+        if not isinstance(part, Mapping):
+            raise ValueError(f"detection state: detectors.{name} must be an object, not "
+                             f"{type(part).__name__}")
     rules = SigmaRules.from_state(saved.get(SigmaRules.name, {}),
                                   rules_ir if rules_ir is not None else shipped_ir(), context)
     geo = GeoLookup(geoip_db) if geoip_db is not None else None

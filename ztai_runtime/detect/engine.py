@@ -37,6 +37,18 @@ BURST_GAP_MS = 3_600_000
 # says how many ids it dropped (`eventCount` is always the full count).
 STREAM_MAX_IDS = 10_000
 STATE_VERSION = 1
+# The most characters of a finding's reason, principal and group its JSON form carries: they come
+# from record strings (a bucket or key name, a session name), which a writer of records chooses, and
+# a finding is an alert (an EventBridge entry is at most 256 KB: "Calculating Amazon EventBridge
+# PutEvents event entry size", EventBridge User Guide), not a copy of the record.
+TEXT_LIMIT = 500
+
+
+def clip(text: str, limit: int = TEXT_LIMIT) -> str:
+    """`text`, or its first `limit` characters with an ellipsis and its full length."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
 
 
 class Detector(Protocol):
@@ -79,15 +91,16 @@ class Finding:
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def to_json(self) -> dict[str, Any]:
-        """The finding as `ztai detect --json` prints it."""
+        """The finding as `ztai detect --json` prints it (reason, principal and group clipped to
+        TEXT_LIMIT characters)."""
         out: dict[str, Any] = {
-            "id": self.uid, "rule": self.rule, "principal": self.principal,
-            "severity": self.severity, "reason": self.reason,
+            "id": self.uid, "rule": self.rule, "principal": clip(self.principal),
+            "severity": self.severity, "reason": clip(self.reason),
             "firstSeen": iso(self.first_ms), "lastSeen": iso(self.last_ms),
             "eventIds": list(self.event_ids), "eventCount": self.event_count,
             "attack": self.technique}
         if self.group:
-            out["group"] = self.group
+            out["group"] = clip(self.group)
         if self.dropped_ids:
             out["eventIdsDropped"] = self.dropped_ids
         return out
@@ -204,11 +217,14 @@ class Engine:
         return closed
 
     def close_idle(self, now_ms: int) -> list[Finding]:
-        """End every burst with no signal for `burst_gap_ms` before `now_ms`; return them with any
-        closed by `process` since the last call."""
+        """End every burst with no signal for `burst_gap_ms` before `now_ms`, and every burst whose
+        last event lies more than `burst_gap_ms` after `now_ms` (a record dated in the future, forged
+        or from a wrong clock, would otherwise keep its burst open for ever and swallow every later
+        signal of its key; a clock a little ahead keeps its burst); return them with any closed by
+        `process` since the last call."""
         done = self.take_closed()
         for key, finding in list(self.open.items()):
-            if now_ms - finding.last_ms > self.burst_gap_ms:
+            if abs(now_ms - finding.last_ms) > self.burst_gap_ms:
                 done.append(self.open.pop(key))
         return done
 

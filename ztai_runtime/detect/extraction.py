@@ -326,14 +326,23 @@ class Extraction:
         if version != STATE_VERSION:
             raise ValueError(f"extraction state version {version!r} is not {STATE_VERSION}: "
                              "start from no state")
+        saved = data.get("settings")
+        if saved is not None and not isinstance(saved, dict):
+            raise ValueError(f"extraction state: settings must be an object, not {type(saved).__name__}")
+        clients = data.get("clients")
+        if clients is not None and not isinstance(clients, dict):
+            raise ValueError(f"extraction state: clients must be an object of client -> state, not "
+                             f"{type(clients).__name__}")
         if settings is None:
-            saved = data.get("settings") or {}
             known = {f.name for f in fields(ExtractionSettings)}
-            settings = ExtractionSettings(**{k: v for k, v in saved.items() if k in known})
+            try:
+                settings = ExtractionSettings(**{k: v for k, v in (saved or {}).items() if k in known})
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"extraction state: settings are malformed ({error})") from None
         detector = cls(settings)
         try:
             detector.clients = {str(name): _Client.from_state(client)
-                                for name, client in (data.get("clients") or {}).items()}
+                                for name, client in (clients or {}).items()}
             for client in detector.clients.values():
                 client.set_limits(settings)
         except (KeyError, TypeError, ValueError) as error:

@@ -123,7 +123,10 @@ def _family(agent: str) -> str:
         if major is not None:
             return f"{name}/{major}"
     # Anything else: its first token, numbers and UUIDs blanked out ("stratus-red-team_<uuid>").
-    first = text.split(None, 1)[0].strip("[]()")
+    tokens = text.split(None, 1)
+    if not tokens:  # blanks only: no family to learn (a forged line must not crash the batch)
+        return "#"
+    first = tokens[0].strip("[]()")
     return _VOLATILE.sub("#", first.split("/", 1)[0])[:64] or "#"
 
 

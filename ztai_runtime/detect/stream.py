@@ -16,7 +16,10 @@ on the gzip, the same checks). What one invocation does (docs/detection-stream.m
    access log, inference and JIT events). A message that is not a readable record (a flow-log line,
    Lambda's START/END lines, a JSON line of another kind) is counted and skipped; the first
    `LOGGED_SKIPS` of an invocation are logged one JSON line each (log group, event id, why), the
-   rest counted in the summary line. It never fails the batch.
+   rest counted in the summary line. It never fails the batch. A readable record is refused the
+   same way (counted also as `refused`, logged `detect.refused`) when its log group may not carry
+   its kind (SOURCE_KINDS) or its time lies outside [now - MAX_PAST_MS, now + FUTURE_SKEW_MS]:
+   lines forged into one subscribed group are not believed as another source's.
 4. An event whose CloudWatch Logs id is among the recent ids the state keeps (`RECENT_IDS`, as
    64-bit digests) was processed already: it is skipped and counted, so a replayed payload (the
    asynchronous retry of a failed invocation) is not learned or counted twice.
@@ -41,13 +44,16 @@ on the gzip, the same checks). What one invocation does (docs/detection-stream.m
 Configuration (environment variables, checked before any AWS call; `ConfigError` names the variable,
 the value and what is allowed): STATE_BUCKET, EVENT_BUS_NAME (required), STATE_KEY (default
 `state/detection.json.gz`), ALLOW_LIST (JSON: the allow-list file's content, default none),
-CONTEXT (JSON object of name -> list of strings: the rules' placeholders, default none).
+CONTEXT (JSON object of placeholder name -> non-empty list of strings, default none), SOURCE_KINDS
+(JSON list of [log group pattern, [kinds]], built by the component; default: no group may carry
+CloudTrail, gateway or inference records).
 
 boto3 and the standard library (plus the optional fast codec); no pulumi.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import hashlib
 import json
@@ -61,9 +67,10 @@ from typing import Any
 
 from ztai_runtime.detect.allowlist import AllowList, AllowListError
 from ztai_runtime.detect.build import build_engine
-from ztai_runtime.detect.engine import STREAM_MAX_IDS, Engine, Finding
+from ztai_runtime.detect.engine import STREAM_MAX_IDS, Engine, Finding, clip, unwrap
+from ztai_runtime.detect.rules import PLACEHOLDERS
 from ztai_runtime.detect.signals import SEVERITIES
-from ztai_runtime.detect.sources import Event, InputError, event_from_record
+from ztai_runtime.detect.sources import KINDS, Event, InputError, event_from_record
 from ztai_runtime.siem import codec
 from ztai_runtime.siem.firehose import CONTROL_MESSAGE, DATA_MESSAGE, decode_payload
 from ztai_runtime.siem.ocsf import DETECTION_FINDING, OCSF_VERSION
@@ -90,9 +97,37 @@ PUT_EVENTS_ATTEMPTS = 4
 PUT_EVENTS_BACKOFF_SECONDS = 0.5
 # Event ids per OCSF finding line: a CloudWatch Logs event is at most 1 MB ("CloudWatch Logs
 # quotas"), and Lambda splits longer lines; a finding with more ids is sent as several Update lines
-# of the same finding_info.uid, each with a slice of related_events and the full count.
+# of the same finding_info.uid, each with a slice of related_events and the full count. A slice also
+# stops at OCSF_LINE_ID_BYTES of ids, so a line stays well under 256 KB whatever the ids' length.
 OCSF_IDS_PER_LINE = 2_000
+OCSF_LINE_ID_BYTES = 128 * 1024
+# An event id as the outputs carry it: CloudTrail's are 36 characters; a longer one came from a
+# record's writer and is clipped (the finding keeps it whole in the state).
+ID_LIMIT = 128
+# Event ids in the EventBridge entry (at most 256 KB: "Calculating Amazon EventBridge PutEvents event
+# entry size", EventBridge User Guide): the first ones, for the playbook to start from; every id
+# reaches the SIEM in the OCSF finding, and `eventIdsDropped` says how many the entry left out.
+EVENT_BRIDGE_MAX_IDS = 100
 MAX_STATE_BYTES = 256 * 1024 * 1024
+# Which log group may carry which kind of record. Anyone who may write to a subscribed log group
+# (root on an enclave parent writes the inference events group) could otherwise write lines shaped
+# like CloudTrail or the gateway's access log and have them believed. SOURCE_KINDS (built by
+# components/detection.py) maps log group name patterns (fnmatch; the first that matches wins) to
+# the kinds their records may be; a group no pattern matches may carry only UNMATCHED_KINDS. OCSF
+# records are judged by the kind of the record they wrap (the engine unwraps them).
+UNMATCHED_KINDS: frozenset[str] = frozenset({"ocsf", "jit"})
+MAX_SOURCE_PATTERNS = 50
+# Event times the function believes. Ahead of its clock: at most FUTURE_SKEW_MS (clocks differ a
+# little; a record dated further ahead would keep its burst open and swallow later signals). Behind
+# it: at most the function's maximum event age (components/detection.py MAX_EVENT_AGE_SECONDS: an
+# invocation may be retried that long) plus CloudTrail's delivery lag (the CloudTrail FAQ: log files
+# are delivered within about 5 minutes of an API call on average, not guaranteed; the copy to
+# CloudWatch Logs adds a little; an hour is a generous bound). Older records would be learned as if
+# they were now, a way to poison the models' normal.
+FUTURE_SKEW_MS = 15 * 60_000
+MAX_EVENT_AGE_MS = 6 * 3_600_000
+DELIVERY_LAG_MS = 3_600_000
+MAX_PAST_MS = MAX_EVENT_AGE_MS + DELIVERY_LAG_MS
 
 FINDINGS_CATEGORY = 2
 ACTIVITY_CREATE, ACTIVITY_UPDATE = 1, 2
@@ -131,6 +166,36 @@ class StreamConfig:
     state_key: str = DEFAULT_STATE_KEY
     allow: AllowList = field(default_factory=lambda: AllowList(()))
     context: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # (log group pattern, kinds it may carry), in order; the first match wins.
+    source_kinds: tuple[tuple[str, frozenset[str]], ...] = ()
+
+    def kinds_for(self, log_group: str) -> frozenset[str]:
+        """The record kinds `log_group` may carry."""
+        for pattern, kinds in self.source_kinds:
+            if fnmatch.fnmatchcase(log_group, pattern):
+                return kinds
+        return UNMATCHED_KINDS
+
+
+def parse_source_kinds(text: str) -> tuple[tuple[str, frozenset[str]], ...]:
+    """SOURCE_KINDS: a JSON list of [log group pattern, [kind, ...]]; ConfigError naming it."""
+    allowed = f"a JSON list of [log group pattern, [kinds]] with kinds among {', '.join(KINDS)}"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"SOURCE_KINDS is not JSON ({error.msg} at character {error.pos}): "
+                          f"{allowed}") from None
+    if not isinstance(data, list) or len(data) > MAX_SOURCE_PATTERNS:
+        raise ConfigError(f"SOURCE_KINDS is not a list of at most {MAX_SOURCE_PATTERNS} entries: {allowed}")
+    out: list[tuple[str, frozenset[str]]] = []
+    for number, entry in enumerate(data, 1):
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+                and entry[0].startswith("/") and isinstance(entry[1], list)
+                and all(isinstance(k, str) and k in KINDS for k in entry[1])):
+            raise ConfigError(f"SOURCE_KINDS: entry {number} {json.dumps(entry)[:120]} is not "
+                              f"[\"/log/group/pattern\", [kinds]]: {allowed}")
+        out.append((entry[0], frozenset(entry[1])))
+    return tuple(out)
 
 
 def config_from_environment(env: Mapping[str, str]) -> StreamConfig:
@@ -168,11 +233,20 @@ def config_from_environment(env: Mapping[str, str]) -> StreamConfig:
             raise ConfigError(f"CONTEXT is a JSON {type(data).__name__}: an object of name -> list "
                               "of strings")
         for name, values in data.items():
-            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                raise ConfigError(f"CONTEXT: {name!r} must be a list of strings, not "
-                                  f"{json.dumps(values)[:80]}")
+            # Checked here, so a typo is a configuration error naming the variable, never taken for
+            # a damaged state when the engine is built.
+            if name not in PLACEHOLDERS:
+                raise ConfigError(f"CONTEXT: {name[:80]!r} is no placeholder of the rules: one of "
+                                  f"{', '.join(sorted(PLACEHOLDERS))}")
+            if not isinstance(values, list) or not values or \
+                    not all(isinstance(v, str) and v for v in values):
+                raise ConfigError(f"CONTEXT: {name!r} must be a non-empty list of non-empty strings, "
+                                  f"not {json.dumps(values)[:80]}")
             context[name] = tuple(values)
-    return StreamConfig(state_bucket=bucket, bus_name=bus, state_key=key, allow=allow, context=context)
+    source_text = env.get("SOURCE_KINDS", "").strip()
+    source_kinds = parse_source_kinds(source_text) if source_text else ()
+    return StreamConfig(state_bucket=bucket, bus_name=bus, state_key=key, allow=allow, context=context,
+                        source_kinds=source_kinds)
 
 
 # -- the state -----------------------------------------------------------------------------------
@@ -254,8 +328,31 @@ class RecentIds:
 # -- outputs -------------------------------------------------------------------------------------
 
 def event_bridge_entry(finding: Finding, bus_name: str) -> dict[str, Any]:
+    """The finding as one PutEvents entry: its JSON form with at most EVENT_BRIDGE_MAX_IDS ids, each
+    clipped to ID_LIMIT characters (the text fields are clipped by `Finding.to_json`), so the entry
+    stays far below EventBridge's 256 KB."""
+    detail = finding.to_json()
+    ids = detail["eventIds"]
+    if len(ids) > EVENT_BRIDGE_MAX_IDS:
+        detail["eventIdsDropped"] = detail.get("eventIdsDropped", 0) + len(ids) - EVENT_BRIDGE_MAX_IDS
+    detail["eventIds"] = [clip(uid, ID_LIMIT) for uid in ids[:EVENT_BRIDGE_MAX_IDS]]
     return {"Source": SOURCE, "DetailType": DETAIL_TYPE, "EventBusName": bus_name,
-            "Detail": json.dumps(finding.to_json(), separators=(",", ":"))}
+            "Detail": json.dumps(detail, separators=(",", ":"))}
+
+
+def _id_slices(ids: Sequence[str]) -> list[list[str]]:
+    """`ids` (clipped) in slices of at most OCSF_IDS_PER_LINE ids and OCSF_LINE_ID_BYTES of JSON."""
+    slices: list[list[str]] = [[]]
+    size = 0
+    for uid in ids:
+        uid = clip(uid, ID_LIMIT)
+        cost = len(json.dumps(uid)) + 10  # {"uid":...},
+        if slices[-1] and (len(slices[-1]) >= OCSF_IDS_PER_LINE or size + cost > OCSF_LINE_ID_BYTES):
+            slices.append([])
+            size = 0
+        slices[-1].append(uid)
+        size += cost
+    return slices
 
 
 def publish(client: EventsClient, entries: Sequence[dict[str, Any]], *,
@@ -290,12 +387,12 @@ def ocsf_findings(finding: Finding, activity: int, *, now_ms: int, region: str,
                   account: str) -> list[dict[str, Any]]:
     """The finding as OCSF 1.7.0 Detection Findings (class 2004): one, or one per slice of
     OCSF_IDS_PER_LINE event ids when it has more."""
-    ids = finding.event_ids or [""]
-    slices = [ids[i:i + OCSF_IDS_PER_LINE] for i in range(0, len(ids), OCSF_IDS_PER_LINE)]
+    slices = _id_slices(finding.event_ids or [""])
+    reason, principal = clip(finding.reason), clip(finding.principal)
     analytic = {"name": finding.rule, "uid": finding.rule,
                 "type_id": _ANALYTIC_BEHAVIORAL if finding.rule.startswith("model:") else _ANALYTIC_RULE}
     info: dict[str, Any] = {
-        "uid": finding.uid, "title": finding.rule, "desc": finding.reason, "analytic": analytic,
+        "uid": finding.uid, "title": finding.rule, "desc": reason, "analytic": analytic,
         "first_seen_time": finding.first_ms, "last_seen_time": finding.last_ms,
         "related_events_count": finding.event_count, "product": PRODUCT}
     if finding.technique:
@@ -321,9 +418,9 @@ def ocsf_findings(finding: Finding, activity: int, *, now_ms: int, region: str,
             "severity_id": _SEVERITY_IDS[finding.severity], "severity": finding.severity.capitalize(),
             "status_id": STATUS_NEW, "status": "New", "time": now_ms,
             "start_time": finding.first_ms, "end_time": finding.last_ms, "count": finding.event_count,
-            "message": finding.reason,
+            "message": reason,
             # Detection Finding has no actor of its own: whose behaviour it is, as its evidence.
-            "evidences": [{"actor": {"user": {"name": finding.principal}}}],
+            "evidences": [{"actor": {"user": {"name": principal}}}],
             "finding_info": {**info, "related_events": [{"uid": uid} for uid in chunk if uid]},
             "metadata": metadata, "cloud": cloud}
         out.append(event)
@@ -338,6 +435,7 @@ class StreamStats:
     records: int = 0
     replayed: int = 0
     unreadable: int = 0
+    refused: int = 0
     opened: int = 0
     closed: int = 0
     published: int = 0
@@ -346,6 +444,24 @@ class StreamStats:
 
 def _log(fields: Mapping[str, Any]) -> None:
     sys.stdout.write(json.dumps(fields, separators=(",", ":"), default=str) + "\n")
+
+
+def restore_engine(config: StreamConfig, state: Mapping[str, Any] | None,
+                   build: EngineBuilder | None = None) -> Engine:
+    """The engine with what `state` (the state object, or None) learned; StateError naming the
+    object and the way out when it cannot be restored."""
+    # Looked up at the call: build_engine wires the detectors (tests pass their own).
+    try:
+        return (build or build_engine)(rules_ir=None, context=config.context, allow=config.allow,
+                                       state=state["engine"] if state else None, max_ids=STREAM_MAX_IDS)
+    except (ValueError, KeyError, TypeError) as error:
+        # The state is checked where it is read (build_engine, each detector's from_state); a part
+        # they do not check (the engine's counters and bursts) fails here as one of these.
+        if state is None:
+            raise
+        raise StateError(f"the detection state s3://{config.state_bucket}/{config.state_key} cannot "
+                         f"be restored ({type(error).__name__}: {error}): restore an earlier version "
+                         "of the object (the bucket is versioned) or delete it") from None
 
 
 def process(event: Any, *, config: StreamConfig, s3: S3Client, events_client: EventsClient,
@@ -372,17 +488,10 @@ def process(event: Any, *, config: StreamConfig, s3: S3Client, events_client: Ev
     store = StateStore(s3, config.state_bucket, config.state_key)
     state, etag = store.load()
     recent = RecentIds(state.get("recentIds", []) if state else ())
-    # Looked up at the call: build_engine wires the detectors (tests pass their own).
-    try:
-        engine = (build or build_engine)(rules_ir=None, context=config.context, allow=config.allow,
-                                         state=state["engine"] if state else None, max_ids=STREAM_MAX_IDS)
-    except (ValueError, KeyError, TypeError) as error:
-        if state is None:
-            raise
-        raise StateError(f"the detection state s3://{config.state_bucket}/{config.state_key} cannot "
-                         f"be restored ({type(error).__name__}: {error}): restore an earlier version "
-                         "of the object (the bucket is versioned) or delete it") from None
+    engine = restore_engine(config, state, build)
     ready: list[Event] = []
+    may_carry = config.kinds_for(log_group)
+    earliest, latest = now_ms - MAX_PAST_MS, now_ms + FUTURE_SKEW_MS
     for log_event in payload["logEvents"]:
         stats.events += 1
         event_id = str(log_event.get("id", ""))
@@ -390,18 +499,31 @@ def process(event: Any, *, config: StreamConfig, s3: S3Client, events_client: Ev
             stats.replayed += 1
             continue
         why = ""
+        refused = False
         try:
             record = codec.loads(log_event["message"])
-            ready.append(event_from_record(record, f"{log_group} event {event_id}"))
+            item = unwrap(event_from_record(record, f"{log_group} event {event_id}"))
+            if item.kind not in may_carry:
+                refused = True
+                why = (f"a {item.kind} record in {log_group}, which may carry only "
+                       f"{', '.join(sorted(may_carry))} (SOURCE_KINDS): refused as forged")
+            elif not earliest <= item.time_ms <= latest:
+                refused = True
+                why = (f"event time {item.time_ms} is outside what this invocation believes "
+                       f"({earliest}..{latest}: at most {MAX_PAST_MS // 3_600_000} h old, "
+                       f"{FUTURE_SKEW_MS // 60_000} min ahead): refused")
+            else:
+                ready.append(item)
         except InputError as error:
             why = str(error)
         except (ValueError, RecursionError) as error:  # not JSON (a flow-log line, Lambda's own lines)
             why = f"not a JSON record ({type(error).__name__})"
         if why:
             stats.unreadable += 1
+            stats.refused += refused
             if stats.unreadable <= LOGGED_SKIPS:
-                emit({"event": "detect.skipped", "logGroup": log_group, "eventId": event_id,
-                      "why": why[:300]})
+                emit({"event": "detect.refused" if refused else "detect.skipped", "logGroup": log_group,
+                      "eventId": event_id, "why": why[:300]})
     stats.records = len(ready)
     ready.sort(key=lambda e: e.time_ms)
     opened: list[Finding] = []
@@ -424,6 +546,10 @@ def process(event: Any, *, config: StreamConfig, s3: S3Client, events_client: Ev
 _CONFIG: StreamConfig | None = None
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Lambda entry point (CloudWatch Logs subscription, asynchronous)."""
     global _CONFIG
@@ -444,5 +570,5 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
                     s3=boto3.client("s3", region_name=region or None, config=retry_config(3)),
                     events_client=boto3.client("events", region_name=region or None,
                                                config=retry_config(3)),
-                    now_ms=int(time.time() * 1000), region=region, account=account)
+                    now_ms=_now_ms(), region=region, account=account)
     return dict(stats.__dict__)

@@ -94,6 +94,19 @@ def test_process_returns_the_findings_an_event_opens() -> None:
     assert engine.finish() == []
 
 
+def test_close_idle_closes_a_burst_dated_after_now_so_later_signals_open_a_new_one() -> None:
+    engine = Engine([ByName({"GetObject": "high"})])
+    future = T0 + 365 * 24 * BURST_GAP_MS  # a record dated a year ahead (forged or a wrong clock)
+    engine.process(ct("GetObject", future, "forged"))
+    assert [f.event_ids for f in engine.close_idle(T0)] == [["forged"]]
+    assert [f.event_ids for f in engine.process(ct("GetObject", T0 + 1, "real"))] == [["real"]]
+    assert engine.close_idle(T0 + 2) == []  # a burst in the past within the gap stays open
+    engine = Engine([ByName({"GetObject": "high"})])
+    engine.process(ct("GetObject", T0 + BURST_GAP_MS, "ahead"))  # a clock an hour ahead at most
+    assert engine.close_idle(T0) == []
+    assert [f.event_ids for f in engine.close_idle(T0 - 1)] == [["ahead"]]
+
+
 def test_max_ids_caps_the_list_and_counts_the_rest() -> None:
     events = [ct("GetObject", T0 + i, f"e{i}") for i in range(5)]
     [finding] = run(events, Engine([ByName({"GetObject": "low"})], max_ids=3))
@@ -154,3 +167,19 @@ def test_finding_ids_are_stable_and_distinct() -> None:
     first = ids()
     assert first == ids()
     assert len(set(first)) == 2
+
+
+def test_to_json_clips_long_text_and_says_how_long_it_was() -> None:
+    from ztai_runtime.detect.engine import TEXT_LIMIT, Finding
+    long = "b" * 250_000
+    finding = Finding(rule="r", principal="p" * 600, group=long, severity="high",
+                      reason=f"GetObject on {long}", technique=None, first_ms=T0, last_ms=T0,
+                      event_ids=["e"], event_count=1)
+    out = finding.to_json()
+    assert out["group"] == "b" * TEXT_LIMIT + "… (250,000 characters)"
+    assert out["principal"].startswith("p" * TEXT_LIMIT + "…") and "(600 characters)" in out["principal"]
+    assert len(out["reason"]) < TEXT_LIMIT + 40 and out["reason"].endswith("(250,013 characters)")
+    short = Finding(rule="r", principal="p", group="g", severity="high", reason="why", technique=None,
+                    first_ms=T0, last_ms=T0)
+    assert (short.to_json()["principal"], short.to_json()["group"], short.to_json()["reason"]) == \
+        ("p", "g", "why")

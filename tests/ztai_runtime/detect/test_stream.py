@@ -19,7 +19,7 @@ from moto import mock_aws
 
 from ztai_runtime.detect import stream
 from ztai_runtime.detect.allowlist import AllowList
-from ztai_runtime.detect.engine import BURST_GAP_MS, Engine, Finding
+from ztai_runtime.detect.engine import BURST_GAP_MS, STREAM_MAX_IDS, Engine, Finding
 from ztai_runtime.detect.signals import Signal
 from ztai_runtime.detect.sources import Event, InputError
 from ztai_runtime.detect.stream import (
@@ -122,7 +122,11 @@ def delivered(aws: dict[str, Any]) -> list[dict[str, Any]]:
             aws["sqs"].delete_message(QueueUrl=aws["queue"], ReceiptHandle=message["ReceiptHandle"])
 
 
-CONFIG = StreamConfig(state_bucket=BUCKET, bus_name=BUS)
+SOURCE_KINDS = json.dumps([[GROUP, ["cloudtrail"]],
+                           ["/zero-trust-ai/dev/inference-events", ["inference"]],
+                           ["/aws/apigateway/zero-trust-ai-dev-*", ["gateway"]]])
+KINDS = stream.parse_source_kinds(SOURCE_KINDS)
+CONFIG = StreamConfig(state_bucket=BUCKET, bus_name=BUS, source_kinds=KINDS)
 
 
 def run(aws: dict[str, Any], event: dict[str, Any], lines: list[dict[str, Any]] | None = None,
@@ -357,7 +361,7 @@ def test_the_allow_list_from_the_configuration_suppresses(aws: dict[str, Any]) -
     allow = AllowList.parse({"allow": [{"principal": "arn:aws:iam::111122223333:role/engineer*",
                                         "reason": "the engineers decrypt in this test on purpose"}]})
     stats = run(aws, trail_payload(trail_record("e1")),
-                config=StreamConfig(state_bucket=BUCKET, bus_name=BUS, allow=allow))
+                config=StreamConfig(state_bucket=BUCKET, bus_name=BUS, allow=allow, source_kinds=KINDS))
     assert stats.opened == 0 and delivered(aws) == []
 
 
@@ -368,6 +372,8 @@ def test_the_handler_runs_the_engine_build_engine_makes(aws: dict[str, Any],
     monkeypatch.setenv("STATE_BUCKET", BUCKET)
     monkeypatch.setenv("EVENT_BUS_NAME", BUS)
     monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("SOURCE_KINDS", SOURCE_KINDS)
+    monkeypatch.setattr(stream, "_now_ms", lambda: T0 + 1000)
 
     class Context:
         invoked_function_arn = f"arn:aws:lambda:{REGION}:111122223333:function:detect"
@@ -380,9 +386,9 @@ GOOD_ENV = {"STATE_BUCKET": BUCKET, "EVENT_BUS_NAME": BUS}
 
 
 def test_the_configuration_is_read_from_the_environment() -> None:
-    config = config_from_environment({**GOOD_ENV, "CONTEXT": '{"weightsKeys": ["arn:k"]}',
+    config = config_from_environment({**GOOD_ENV, "CONTEXT": '{"weights_key": ["arn:k"]}',
                                       "ALLOW_LIST": json.dumps({"allow": []}), "STATE_KEY": "s/x.gz"})
-    assert config.context == {"weightsKeys": ("arn:k",)} and config.state_key == "s/x.gz"
+    assert config.context == {"weights_key": ("arn:k",)} and config.state_key == "s/x.gz"
     assert config_from_environment(GOOD_ENV).state_key == stream.DEFAULT_STATE_KEY
 
 
@@ -394,7 +400,12 @@ def test_the_configuration_is_read_from_the_environment() -> None:
     ({**GOOD_ENV, "ALLOW_LIST": '{"allow": [{"principal": "*", "reason": "x"}]}'}, "ALLOW_LIST: entry 1"),
     ({**GOOD_ENV, "CONTEXT": "[1"}, "CONTEXT is not JSON"),
     ({**GOOD_ENV, "CONTEXT": "[]"}, "CONTEXT is a JSON list: an object"),
-    ({**GOOD_ENV, "CONTEXT": '{"roles": "r"}'}, "CONTEXT: 'roles' must be a list of strings"),
+    ({**GOOD_ENV, "CONTEXT": '{"weights_key": "r"}'}, "CONTEXT: 'weights_key' must be a non-empty list"),
+    ({**GOOD_ENV, "CONTEXT": '{"weights_key": []}'}, "CONTEXT: 'weights_key' must be a non-empty list"),
+    ({**GOOD_ENV, "CONTEXT": '{"weights_key": [""]}'}, "CONTEXT: 'weights_key' must be a non-empty list"),
+    ({**GOOD_ENV, "CONTEXT": '{"weight_key": ["arn:k"]}'},
+     "CONTEXT: 'weight_key' is no placeholder of the rules: one of .*weights_key"),
+    ({**GOOD_ENV, "ALLOW_LIST": '{"allow": "x"}'}, "ALLOW_LIST"),
 ])
 def test_a_bad_configuration_names_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -421,3 +432,131 @@ def test_the_siem_transform_forwards_the_ocsf_finding_unchanged() -> None:
     stats = TransformStats()
     [line] = ocsf_lines([json.dumps(event)], "/aws/lambda/zero-trust-ai-dev-combined-siem-detect", stats)
     assert json.loads(line) == event and validate(json.loads(line)) == []
+
+
+# -- forged records: the kinds a log group may carry, the event times believed ---------------------
+
+INFERENCE_GROUP = "/zero-trust-ai/dev/inference-events"
+
+
+def test_a_cloudtrail_shaped_line_in_the_inference_group_is_refused_and_logged(
+        aws: dict[str, Any]) -> None:
+    lines: list[dict[str, Any]] = []
+    forged = trail_record("f1")
+    stats = run(aws, payload([("cwl-f1", json.dumps(forged))], group=INFERENCE_GROUP), lines)
+    assert stats.refused == 1 and stats.unreadable == 1 and stats.records == 0 and stats.opened == 0
+    [refused] = [line for line in lines if line.get("event") == "detect.refused"]
+    assert refused["logGroup"] == INFERENCE_GROUP and "cloudtrail record" in refused["why"]
+    assert "may carry only inference" in refused["why"] and delivered(aws) == []
+
+
+def test_an_ocsf_wrapped_cloudtrail_record_is_judged_by_what_it_wraps(aws: dict[str, Any]) -> None:
+    wrapped = {"class_uid": 6003, "metadata": {"version": "1.7.0"}, "time": T0,
+               "raw_data": json.dumps(trail_record("w1"))}
+    stats = run(aws, payload([("cwl-w1", json.dumps(wrapped))], group="/aws/lambda/other"))
+    assert stats.refused == 1 and stats.opened == 0
+
+
+def test_a_group_no_pattern_names_may_not_carry_gateway_or_inference_lines() -> None:
+    assert CONFIG.kinds_for("/aws/lambda/anything") == stream.UNMATCHED_KINDS
+    assert not stream.UNMATCHED_KINDS & {"cloudtrail", "gateway", "inference"}
+    assert CONFIG.kinds_for("/aws/apigateway/zero-trust-ai-dev-inference") == {"gateway"}
+    assert StreamConfig(state_bucket=BUCKET, bus_name=BUS).kinds_for(GROUP) == stream.UNMATCHED_KINDS
+
+
+@pytest.mark.parametrize("offset_ms", [
+    stream.FUTURE_SKEW_MS + 2000,                       # ahead of the clock: would hold a burst open
+    253_402_300_000_000 - T0,                           # year 9999
+    -(stream.MAX_PAST_MS + 1000),                       # back-dated: would be learned as normal
+])
+def test_an_event_time_outside_the_believed_window_is_refused(aws: dict[str, Any], offset_ms: int) -> None:
+    lines: list[dict[str, Any]] = []
+    stats = run(aws, trail_payload(trail_record("t1", offset_ms=offset_ms)), lines)
+    assert stats.refused == 1 and stats.records == 0 and stats.opened == 0
+    assert saved_state(aws)["engine"]["detectors"]["fake"]["seen"] == 0  # nothing learned
+    assert any(line.get("event") == "detect.refused" and "event time" in line["why"] for line in lines)
+
+
+def test_event_times_at_the_edges_of_the_window_are_believed(aws: dict[str, Any]) -> None:
+    now = T0 + stream.MAX_PAST_MS
+    stats = run(aws, trail_payload(trail_record("old"), trail_record("new", offset_ms=stream.MAX_PAST_MS
+                                                                      + stream.FUTURE_SKEW_MS - 1000)),
+                now_ms=now)
+    assert stats.refused == 0 and stats.records == 2
+
+
+def test_a_future_dated_forgery_cannot_silence_later_signals(aws: dict[str, Any]) -> None:
+    """Even past the time check (an engine state from before it), a burst dated after now closes."""
+    forged = Finding(rule="fake-decrypt", principal="arn:aws:iam::111122223333:role/engineer/alice",
+                     group="", severity="high", reason="r", technique=None,
+                     first_ms=253_402_300_000_000, last_ms=253_402_300_000_000, event_ids=["x"],
+                     event_count=1)
+    engine = fake_build()
+    engine.open[(forged.rule, forged.principal, forged.group)] = forged
+    aws["s3"].put_object(Bucket=BUCKET, Key=stream.DEFAULT_STATE_KEY, Body=gzip.compress(json.dumps(
+        {"format": stream.STATE_FORMAT, "version": stream.STATE_VERSION, "engine": engine.to_state(),
+         "recentIds": []}).encode()))
+    run(aws, trail_payload(trail_record("e0", "Encrypt")))  # closes the forged burst
+    stats = run(aws, trail_payload(trail_record("e1")))
+    assert stats.opened == 1 and delivered(aws)[-1]["detail"]["eventIds"] == ["e1"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{", "SOURCE_KINDS is not JSON"),
+    ('{"a": 1}', "SOURCE_KINDS is not a list"),
+    ('[["/g", ["cloudtrail", "nope"]]]', "SOURCE_KINDS: entry 1"),
+    ('[["g", ["cloudtrail"]]]', "SOURCE_KINDS: entry 1"),
+    ('[["/g"]]', "SOURCE_KINDS: entry 1"),
+])
+def test_a_bad_source_kinds_names_the_variable(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_from_environment({**GOOD_ENV, "SOURCE_KINDS": text})
+
+
+def test_source_kinds_is_read_from_the_environment() -> None:
+    config = config_from_environment({**GOOD_ENV, "SOURCE_KINDS": SOURCE_KINDS})
+    assert config.kinds_for(GROUP) == {"cloudtrail"} and config.source_kinds == KINDS
+
+
+
+# -- the size of what is published -----------------------------------------------------------------
+
+def huge_finding(ids: int, id_chars: int) -> Finding:
+    name = "k" * 250_000  # a 250 KB requestParameters name, say
+    return Finding(rule="fake-decrypt", principal=f"arn:aws:sts::1:assumed-role/r/{name}", group=name,
+                   severity="high", reason=f"GetObject on {name}", technique=None, first_ms=T0,
+                   last_ms=T0, event_ids=[f"{i:08d}" + "x" * id_chars for i in range(ids)],
+                   event_count=ids)
+
+
+def test_the_event_bridge_entry_stays_far_below_256_kb() -> None:
+    entry = stream.event_bridge_entry(huge_finding(STREAM_MAX_IDS, 250_000 // 100), BUS)
+    assert len(entry["Detail"].encode()) < 64 * 1024
+    detail = json.loads(entry["Detail"])
+    assert len(detail["eventIds"]) == stream.EVENT_BRIDGE_MAX_IDS
+    assert detail["eventIdsDropped"] == STREAM_MAX_IDS - stream.EVENT_BRIDGE_MAX_IDS
+    assert detail["eventIds"][0].startswith("00000000x") and "characters)" in detail["eventIds"][0]
+    assert detail["reason"].endswith("(250,013 characters)")
+
+
+def test_a_huge_finding_is_published_whole_but_small(aws: dict[str, Any]) -> None:
+    assert stream.publish(aws["events"], [stream.event_bridge_entry(huge_finding(3, 0), BUS)]) == 1
+
+
+def test_every_ocsf_line_stays_below_256_kb_and_lists_every_id() -> None:
+    finding = huge_finding(3_000, 5_000)
+    parts = ocsf_findings(finding, stream.ACTIVITY_UPDATE, now_ms=T0, region=REGION, account="1")
+    assert all(len(json.dumps(p).encode()) < 200 * 1024 for p in parts)
+    related = [e["uid"] for p in parts for e in p["finding_info"]["related_events"]]
+    assert len(related) == 3_000 and related[0].startswith("00000000x")
+    assert all(len(uid) < stream.ID_LIMIT + 40 for uid in related)
+    assert all(validate(p) == [] for p in parts[:1])
+
+
+def test_gateway_lines_are_read_from_the_api_access_log_group_only(aws: dict[str, Any]) -> None:
+    from tests.ztai_runtime.detect.test_sources import gateway
+    line = json.dumps(gateway("g1", T0))
+    forged = run(aws, payload([("cwl-g1", line)], group=INFERENCE_GROUP))
+    assert forged.refused == 1 and forged.records == 0
+    real = run(aws, payload([("cwl-g2", line)], group="/aws/apigateway/zero-trust-ai-dev-inference"))
+    assert real.refused == 0 and real.records == 1
