@@ -26,7 +26,6 @@ SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITI
 # so two engineers sharing one role are two principals.
 _INSTANCE_SESSION = re.compile(r"^i-[0-9a-f]{8,17}$")
 _ASSUMED = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
-_MISS: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +117,7 @@ def _cloudtrail_principal(record: dict[str, Any]) -> str:
     kind = identity.get("type")
     arn = identity.get("arn")
     if kind == "AssumedRole" and isinstance(arn, str):
-        parsed = _ARN_CACHE.get(arn, _MISS)
-        if parsed is _MISS:
-            parsed = _assumed(arn)
+        parsed = _ARN_CACHE[arn] if arn in _ARN_CACHE else _assumed(arn)
         if parsed is None:
             return arn
         base, session, person, instance = parsed
