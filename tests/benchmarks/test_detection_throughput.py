@@ -45,6 +45,8 @@ def test_a_tiny_corpus_gives_every_figure(tmp_path: Path) -> None:
     (["--repeat", "0"], "--repeat must be at least 1"),
     (["--events-per-day", "0"], "--events-per-day must be at least 1"),
     (["--days", "7"], "--days must be at least 8"),
+    (["--busy", "0"], "--busy must be at least 1 (records a weekday)"),
+    (["--busy", "lots"], "invalid int value"),
     (["--repeat", "many"], "invalid int value"),
 ])
 def test_bad_options_are_usage_errors(options: list[str], problem: str) -> None:

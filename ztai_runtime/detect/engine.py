@@ -165,14 +165,18 @@ class Engine:
 
     def process(self, event: Event) -> list[Finding]:
         """Feed one event (in time order); returns the findings it opened (first of a burst)."""
-        event = unwrap(event)
+        if event.kind == "ocsf":  # only OCSF events are unwrapped: no call for the others
+            event = unwrap(event)
         self.events += 1
         if event.time_ms > self.last_ms:
             self.last_ms = event.time_ms
         principal = principal_of(event)
         opened: list[Finding] = []
         for detector in self.detectors:
-            for signal in detector.observe(event, principal):
+            signals = detector.observe(event, principal)
+            if not signals:  # most events raise nothing: no loop set up for them
+                continue
+            for signal in signals:
                 if self.allow.suppresses(signal, event.time_ms):
                     continue
                 finding = self._add(signal, event)

@@ -131,6 +131,8 @@ _RESOURCE_KEYS = ("name", "keyId", "aliasName", "targetKeyId", "trailName", "fun
                   "flowLogIds", "resolverQueryLogConfigId", "dBSnapshotIdentifier")
 
 Record = dict[str, Any]
+# The `eventName`s, as written, whose candidate rules are remembered (AWS has some 15,000 actions).
+_EXACT_NAMES = 20_000
 Matcher = Callable[[Record], bool]
 
 
@@ -542,6 +544,7 @@ class SigmaRules:
         self._unpinned = {kind: tuple(rules) for kind, rules in unpinned.items()}
         cloudtrail_all = self._unpinned["cloudtrail"]
         self._by_name = {key: tuple(rules) + cloudtrail_all for key, rules in pinned.items()}
+        self._by_exact: dict[str, tuple[CompiledRule, ...]] = {}
 
     @classmethod
     def from_ir(cls, ir: Any, context: Mapping[str, Sequence[str]] | None = None) -> SigmaRules:
@@ -578,11 +581,27 @@ class SigmaRules:
         record = event.record
         if event.kind == "cloudtrail":
             name = record.get("eventName")
-            candidates = self._by_name.get(name.lower(), self._unpinned["cloudtrail"]) \
-                if type(name) is str else self._unpinned["cloudtrail"]
+            if type(name) is str:
+                # By the name as written first (one lookup, no lowering: CloudTrail writes the same
+                # few names again and again), then by its lower case.
+                candidates = self._by_exact.get(name)
+                if candidates is None:
+                    candidates = self._exact(name)
+            else:
+                candidates = self._unpinned["cloudtrail"]
         else:
             candidates = self._unpinned.get(event.kind, ())
+        if not candidates:
+            return []
         return [rule for rule in candidates if rule.match(record)]
+
+    def _exact(self, name: str) -> tuple[CompiledRule, ...]:
+        """The candidates of an `eventName` as written, remembered (bounded: cleared when full)."""
+        candidates = self._by_name.get(name.lower(), self._unpinned["cloudtrail"])
+        if len(self._by_exact) >= _EXACT_NAMES:
+            self._by_exact.clear()
+        self._by_exact[name] = candidates
+        return candidates
 
     def observe(self, event: Event, principal: str) -> list[Signal]:
         """A signal per rule the event matches (rules learn nothing)."""

@@ -88,6 +88,28 @@ def principal_of(event: Event) -> str:
     return "unknown"
 
 
+# The parsed assumed-role ARNs (`arn` -> (role ARN, session, role ARN/session, session names an
+# instance), or None when the ARN is not an assumed role's): a stream repeats a handful of
+# principals, and the regular expressions cost most of the principal's decision. Bounded: cleared
+# whole when full.
+_ARN_CACHE: dict[str, tuple[str, str, str, bool] | None] = {}
+_CACHE_ENTRIES = 16_384
+
+
+def _assumed(arn: str) -> tuple[str, str, str, bool] | None:
+    match = _ASSUMED.match(arn)
+    if match is None:
+        parsed = None
+    else:
+        partition, account, role, session = match.groups()
+        base = f"arn:{partition}:iam::{account}:role/{role}"
+        parsed = (base, session, f"{base}/{session}", _INSTANCE_SESSION.match(session) is not None)
+    if len(_ARN_CACHE) >= _CACHE_ENTRIES:
+        _ARN_CACHE.clear()
+    _ARN_CACHE[arn] = parsed
+    return parsed
+
+
 def _cloudtrail_principal(record: dict[str, Any]) -> str:
     identity = record.get("userIdentity")
     if not isinstance(identity, dict):
@@ -95,14 +117,13 @@ def _cloudtrail_principal(record: dict[str, Any]) -> str:
     kind = identity.get("type")
     arn = identity.get("arn")
     if kind == "AssumedRole" and isinstance(arn, str):
-        match = _ASSUMED.match(arn)
-        if match:
-            partition, account, role, session = match.groups()
-            base = f"arn:{partition}:iam::{account}:role/{role}"
-            if _INSTANCE_SESSION.match(session) or _is_function_session(record, identity, session):
-                return base
-            return f"{base}/{session}"
-        return arn
+        parsed = _ARN_CACHE[arn] if arn in _ARN_CACHE else _assumed(arn)
+        if parsed is None:
+            return arn
+        base, session, person, instance = parsed
+        if instance or _is_function_session(record, identity, session):
+            return base
+        return person
     if kind == "AWSService":
         invoked = identity.get("invokedBy") or record.get("sourceIPAddress")
         return f"service:{invoked}" if isinstance(invoked, str) else "service:-"

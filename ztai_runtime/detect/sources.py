@@ -52,10 +52,10 @@ rule): the output is the same on every run. Nothing can be
 yielded before every file is read (the last file may hold the earliest event), so the sort needs
 every file's events at hand, in memory or on disk. To bound memory, at most `buffer_events` events
 (default BUFFER_EVENTS) are held: when the files read so far hold more, they are sorted into one
-run written to a temporary file (pickled, in chunks of SPILL_CHUNK events; deleted when the
+run written to a temporary file (in `marshal`'s form, in chunks of SPILL_CHUNK events; deleted when the
 reading ends) and read back chunk by chunk in the final merge. Memory is therefore about
 `buffer_events` events, plus the largest single file (read whole), plus one chunk per
-spilled run; disk holds every event beyond the buffer. Spilling costs a pickling and an unpickling
+spilled run; disk holds every event beyond the buffer. Spilling costs a writing and a reading
 of each event it writes (measured: reading halves in speed). `since_ms` and `until_ms` filter as the
 files are read (since inclusive, until exclusive), so only what is kept counts.
 
@@ -68,8 +68,8 @@ import gc
 import gzip
 import heapq
 import json
+import marshal
 import os
-import pickle
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -92,7 +92,7 @@ KINDS: tuple[Kind, ...] = ("cloudtrail", "ocsf", "gateway", "inference", "jit")
 # A parsed CloudTrail record is about 4 KB of Python objects (measured: 435 MB of peak RSS for
 # 102,000 Stratus Red Team records held): 100,000 events is some 430 MB.
 BUFFER_EVENTS = 100_000
-# Events per pickled chunk of a spilled run: what the final merge holds of each run at a time.
+# Events per chunk of a spilled run: what the final merge holds of each run at a time.
 SPILL_CHUNK = 1_000
 
 # The range a time may take: from the epoch to the last millisecond of year 9999 (what an ISO time
@@ -563,6 +563,16 @@ def _shown(value: Any) -> str:
 
 # -- spilling ---------------------------------------------------------------------------------------
 
+def _write_chunk(file: IO[bytes], chunk: list[tuple[int, str, str, dict[str, Any], str]]) -> None:
+    """One chunk of a spilled run: its length (8 bytes) and its `marshal` form. marshal writes the
+    JSON types (dict, list, str, int of any size, float including NaN, bool, None) exactly as they
+    are, key order kept, and at about half pickle's cost (measured: 3.8 against 6.8 µs per
+    CloudTrail event written, 4.2 against 5.2 read): the records hold nothing else."""
+    data = marshal.dumps(chunk)
+    file.write(len(data).to_bytes(8, "little"))
+    file.write(data)
+
+
 class _Spill:
     """Sorted runs written to temporary files (deleted on close), read back chunk by chunk."""
 
@@ -584,10 +594,10 @@ class _Spill:
         for event in events:
             chunk.append((event.time_ms, event.kind, event.uid, event.record, event.origin))
             if len(chunk) >= SPILL_CHUNK:
-                pickle.dump(chunk, file, protocol=pickle.HIGHEST_PROTOCOL)
+                _write_chunk(file, chunk)
                 chunk = []
         if chunk:
-            pickle.dump(chunk, file, protocol=pickle.HIGHEST_PROTOCOL)
+            _write_chunk(file, chunk)
         file.seek(0)
 
     def runs(self) -> list[Iterator[Event]]:
@@ -596,10 +606,10 @@ class _Spill:
     @staticmethod
     def _read(file: IO[bytes]) -> Iterator[Event]:
         while True:
-            try:
-                # Our own file, written above in this process: nothing foreign is unpickled.
-                chunk = pickle.load(file)
-            except EOFError:
+            head = file.read(8)
+            if not head:
                 return
+            # Our own file, written above in this process: nothing foreign is read.
+            chunk = marshal.loads(file.read(int.from_bytes(head, "little")))
             for time_ms, kind, uid, record, origin in chunk:
                 yield Event(time_ms, kind, uid, record, origin)

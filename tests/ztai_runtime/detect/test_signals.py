@@ -52,3 +52,21 @@ def test_severity_rank_orders_and_refuses_unknown_names() -> None:
     assert severity_rank("low") < severity_rank("medium") < severity_rank("critical")
     with pytest.raises(ValueError, match="allowed are informational, low, medium, high, critical"):
         severity_rank("severe")
+
+
+def test_a_repeated_arn_is_decided_per_record_not_by_its_first_answer() -> None:
+    # The parsed ARN is remembered; whether the session is a function's is decided per record: the
+    # same session seen from a Lambda function and then from a person's CLI are two answers.
+    identity = assumed("ops", "on-call")
+    role = f"arn:aws:iam::{ACCOUNT}:role/ops"
+    lambda_call = trail(identity, userAgent="Boto3/1.35 exec-env/AWS_Lambda_python3.13")
+    cli_call = trail(identity, userAgent="aws-cli/2.17")
+    for _ in range(2):
+        assert principal_of(event_from_record(lambda_call, "test")) == role
+        assert principal_of(event_from_record(cli_call, "test")) == f"{role}/on-call"
+    named_after_role = trail(assumed("deploy", "deploy"))
+    assert principal_of(event_from_record(named_after_role, "test")) == f"arn:aws:iam::{ACCOUNT}:role/deploy"
+    # Not an assumed role's ARN: the ARN itself, again from the remembered answer.
+    odd = trail({"type": "AssumedRole", "arn": "arn:aws:sts::short:assumed-role/x"})
+    for _ in range(2):
+        assert principal_of(event_from_record(odd, "test")) == "arn:aws:sts::short:assumed-role/x"

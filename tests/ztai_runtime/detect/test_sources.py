@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import gzip
 import json
+import math
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -221,6 +222,28 @@ def test_spilled_runs_read_back_in_order(tmp_path: Path, monkeypatch: pytest.Mon
     assert spilled == expected
     assert [event.time_ms for event in spilled] == sorted(event.time_ms for event in spilled)
     assert len(spilled) == 24
+
+
+def test_spilled_records_come_back_exactly_as_read(tmp_path: Path) -> None:
+    # What JSON can hold that a lossy round trip would change: NaN and Infinity (the standard
+    # library reads them), an integer wider than 64 bits, a lone surrogate, nesting, key order.
+    text = ('[' + ", ".join(
+        '{"eventVersion": "1.10", "eventSource": "s3.amazonaws.com", "eventName": "GetObject", '
+        f'"eventTime": "2026-01-01T00:00:0{n}Z", "eventID": "e{n}", "z": 1, "a": [NaN, Infinity, '
+        '123456789012345678901234567890, 1.5, true, null], "s": "\\ud800 \u00e9", "o": {"b": {"c": []}}}'
+        for n in range(5)) + ']')
+    path = write(tmp_path / "odd.json", text)
+    expected = list(read_events([path]))
+    spilled = list(read_events([path], buffer_events=1))
+    # (NaN is unequal to itself: the records are compared as the standard library writes them.)
+    assert [json.dumps(e.record) for e in spilled] == [json.dumps(e.record) for e in expected]
+    for event in spilled:
+        assert list(event.record) == list(expected[0].record)  # key order kept
+        values = event.record["a"]
+        assert math.isnan(values[0]) and values[1] == math.inf and values[2] == 123456789012345678901234567890
+        assert event.record["s"] == "\ud800 \u00e9"
+    assert [(e.time_ms, e.kind, e.uid, e.origin) for e in spilled] == \
+        [(e.time_ms, e.kind, e.uid, e.origin) for e in expected]
 
 
 def test_buffer_must_be_positive(tmp_path: Path) -> None:
