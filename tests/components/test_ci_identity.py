@@ -549,6 +549,16 @@ def test_every_detection_stream_call_is_a_real_iam_action() -> None:
     assert [problem for action in sorted(calls) if (problem := action_problem(action))] == []
 
 
+def test_every_action_the_ci_policies_name_is_real() -> None:
+    # A misspelt or retired action (or a wildcard matching none) would allow or deny nothing.
+    actions = {action for document in (*POLICY.values(), BOUNDARY)
+               for statement in json.loads(document)["Statement"]
+               for action in ([statement["Action"]] if isinstance(statement["Action"], str)
+                              else statement["Action"])}
+    assert {"events:*", "lambda:*", "s3:*"} <= actions
+    assert [problem for action in sorted(actions) if (problem := action_problem(action))] == []
+
+
 @pytest.mark.parametrize(("action", "resource"), _detection_calls("keys"))
 def test_the_key_deployer_makes_its_layers_detection_stream(action: str, resource: str) -> None:
     assert session(DEPLOY_KEYS, action, resource) == "allow"

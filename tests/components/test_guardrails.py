@@ -30,6 +30,7 @@ from components.guardrails import (
 )
 from components.network import EGRESS_TAG
 from tests.conftest import ROOT
+from tests.support.iam_catalog import action_problem
 from tests.support.key_policy import Request
 from tests.support.org_policy import Caller, evaluate_in_organization, rcp_decision
 from ztai.preview.recorder import RecordedStack, record
@@ -213,6 +214,14 @@ def test_only_the_key_deployer_changes_the_key_siem_buckets_and_queues(action: s
     assert decide(DEPLOY_KEYS, action, resource) == "allow"
     workload = resource.replace("-keys-siem", "-workload-siem")
     assert decide(POWER_USER, action, workload) == "allow"
+
+
+def test_every_action_the_guardrails_name_is_real() -> None:
+    # A misspelt action, or a wildcard matching none, would deny nothing (tests/support/iam_catalog.py).
+    actions = {action for text in (*SCPS, *RCPS) for statement in json.loads(text)["Statement"]
+               for action in _as_list(statement.get("Action", statement.get("NotAction", [])))}
+    assert {"s3:Put*Configuration", "sqs:*Permission", "lambda:Update*"} <= actions
+    assert [problem for action in sorted(actions) if (problem := action_problem(action))] == []
 
 
 def test_only_the_detection_function_writes_its_state() -> None:
