@@ -621,18 +621,21 @@ def data_perimeter_rcp(settings: GuardrailSettings) -> dict[str, Any]:
          "Condition": {"ArnNotLike": {"aws:PrincipalArn": role_arn_patterns(KEY_DEPLOY_ROLE_PATTERNS)}}},
         # The key layer's SIEM stream and detection function (components/siem_stream.py,
         # components/detection.py): their buckets' configuration and objects, and their failure
-        # queues, change only by the key layer's deployer, whoever asks (an engineer, the root
-        # user): a deleted failed record or state, or a purged queue, hides what detection saw.
+        # queues, change only by the key layer's deployer (and break-glass), whoever asks (an
+        # engineer, the root user): a deleted failed record or state, or a purged queue, hides
+        # what detection saw.
         {"Sid": "KeySiemByTheKeyDeployer", "Effect": "Deny", "Principal": "*",
          "Action": ["s3:PutBucket*", "s3:DeleteBucket*", "s3:DeleteObject*", "s3:Put*Configuration",
                     "sqs:DeleteQueue", "sqs:PurgeQueue", "sqs:SetQueueAttributes", "sqs:*Permission"],
          "Resource": [f"arn:*:s3:::{KEY_SIEM_PATTERN}", f"arn:*:sqs:*:*:{KEY_SIEM_PATTERN}"],
-         "Condition": {"ArnNotLike": {"aws:PrincipalArn": role_arn_patterns(KEY_DEPLOY_ROLE_PATTERNS)}}},
+         "Condition": _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)},
         # What the detection function learned: only it writes its state object (the trail leaves
-        # that bucket's data events out, so a rewrite would leave no record).
+        # that bucket's data events out, so a rewrite would leave no record). Break-glass is
+        # exempt from both: a damaged state is restored from an earlier version, or deleted, by
+        # hand (docs/detection-stream.md).
         {"Sid": "KeyDetectionStateByItsFunction", "Effect": "Deny", "Principal": "*",
          "Action": ["s3:PutObject"], "Resource": [KEY_DETECTION_STATE_PATTERN],
-         "Condition": {"ArnNotLike": {"aws:PrincipalArn": role_arn_patterns([KEY_DETECTION_ROLE_PATTERN])}}},
+         "Condition": _exempt(settings, [KEY_DETECTION_ROLE_PATTERN])},
     ])
 
 

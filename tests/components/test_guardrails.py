@@ -212,6 +212,7 @@ def test_only_the_key_deployer_changes_the_key_siem_buckets_and_queues(action: s
     for principal in (POWER_USER, DEPLOY_WORKLOAD, KEY_DETECT_ROLE, ROOT_USER):
         assert decide(principal, action, resource) == "explicit-deny", principal
     assert decide(DEPLOY_KEYS, action, resource) == "allow"
+    assert decide(BREAK_GLASS, action, resource) == "allow"  # a damaged state restored by hand
     workload = resource.replace("-keys-siem", "-workload-siem")
     assert decide(POWER_USER, action, workload) == "allow"
 
@@ -228,6 +229,7 @@ def test_only_the_detection_function_writes_its_state() -> None:
     state = f"{KEY_DETECT_STATE}/state/detection.json.gz"
     assert decide(KEY_DETECT_ROLE, "s3:PutObject", state) == "allow"
     assert decide(KEY_DETECT_ROLE, "s3:GetObject", state) == "allow"
+    assert decide(BREAK_GLASS, "s3:PutObject", state) == "allow"  # restoring an earlier version
     for principal in (POWER_USER, DEPLOY_WORKLOAD, DEPLOY_KEYS, ROOT_USER, role(f"{KEY_SIEM}-transform")):
         assert decide(principal, "s3:PutObject", state) == "explicit-deny", principal
     # The workload's detection state is its own deployment's business.
