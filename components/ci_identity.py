@@ -575,6 +575,9 @@ IDENTITY_RECORD_CHANGES = (
     "cloudwatch:DeleteAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:DisableAlarmActions",
     "cloudwatch:SetAlarmState",
 )
+# The key layer's SIEM functions, `<stream>-<name>`: the OCSF transform (components/siem_stream.py)
+# and the detection function (components/detection.py).
+SIEM_FUNCTIONS = ("transform", "detect")
 # The JIT functions' own alarms, queues and log groups are named after the functions.
 JIT_NAME = "zero-trust-ai-{environment}-jit"
 
@@ -628,7 +631,11 @@ def identity_part(partition: str, account: str, environment: str = "*") -> Ident
                  # The trails (the audit trail among them): the provider makes it with CreateTrail,
                  # then PutEventSelectors and PutInsightSelectors, which only the key deployer may call.
                  f"arn:{partition}:cloudtrail:*:{account}:trail/*"),
+        # Its detection stream (components/detection.py) is named under it, but for the findings
+        # bus, which the key layer owns: whoever could delete or re-policy the bus, rewrite the
+        # function or its state (the `-d-` bucket) would blind detection or forge findings.
         siem=(f"arn:{partition}:firehose:*:{account}:deliverystream/{siem}",
+              f"arn:{partition}:events:*:{account}:event-bus/zero-trust-ai-{environment}-detections",
               f"arn:{partition}:lambda:*:{account}:function:{siem}-*",
               f"arn:{partition}:s3:::{siem}-*", f"arn:{partition}:sqs:*:{account}:{siem}-*",
               f"arn:{partition}:cloudwatch:*:{account}:alarm:{siem}-*",
@@ -765,16 +772,25 @@ def keys_deployer_policy(state: StateResources, *, partition: str, account: str,
             f"arn:{partition}:s3:::zero-trust-ai-{environment}-audit-{'?' * 12}",
             f"arn:{partition}:s3:::zero-trust-ai-{environment}-audit-access-{'?' * 12}"]),
         # The key layer's SIEM stream (components/siem_stream.py: `zero-trust-ai-<env>-keys-siem`),
-        # its transform function, failure queue and alarms, buckets, roles and log groups, by name.
+        # its transform function, and its detection function (components/detection.py: `-detect`):
+        # each one's failure queue and alarms, buckets, roles and log groups, by name. (The
+        # detection function's subscriptions are on the JIT's log groups and the trail's copy,
+        # IdentityRecords; CloudWatch Logs checks the function's own permission, not the caller.)
         _statement("SiemStream", "Allow", ["firehose:*", "lambda:*", "sqs:*", "cloudwatch:*", "logs:*"], [
             f"arn:{partition}:firehose:*:{account}:deliverystream/{siem}",
-            f"arn:{partition}:lambda:*:{account}:function:{siem}-transform",
-            f"arn:{partition}:sqs:*:{account}:{siem}-transform-failures",
-            f"arn:{partition}:cloudwatch:*:{account}:alarm:{siem}-transform-*",
-            f"arn:{partition}:logs:*:{account}:log-group:/aws/lambda/{siem}-transform*",
+            *(arn for function in SIEM_FUNCTIONS for arn in (
+                f"arn:{partition}:lambda:*:{account}:function:{siem}-{function}",
+                f"arn:{partition}:sqs:*:{account}:{siem}-{function}-failures",
+                f"arn:{partition}:cloudwatch:*:{account}:alarm:{siem}-{function}-*",
+                f"arn:{partition}:logs:*:{account}:log-group:/aws/lambda/{siem}-{function}*")),
             f"arn:{partition}:logs:*:{account}:log-group:/zero-trust-ai/{environment}/siem/{siem}*"]),
+        # The stream's archive and its access logs; the detection state and its access logs.
         _statement("SiemBuckets", "Allow", "s3:*", [
-            f"arn:{partition}:s3:::{siem}-{'?' * 12}", f"arn:{partition}:s3:::{siem}-a-{'?' * 12}"]),
+            f"arn:{partition}:s3:::{siem}-{infix}{'?' * 12}" for infix in ("", "a-", "d-", "l-")]),
+        # The findings bus (components/detection.py `detections_bus_name`): created, tagged,
+        # described and, with the stack, deleted here; its rules are the playbooks'.
+        _statement("DetectionsBus", "Allow", "events:*",
+                   f"arn:{partition}:events:*:{account}:event-bus/zero-trust-ai-{environment}-detections"),
         _statement("SiemRoles", "Allow", [*IDENTITY_ROLE_WRITES, *JIT_ROLE_CHANGES, "iam:GetRole",
                                           "iam:GetRolePolicy", "iam:ListRolePolicies",
                                           "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole"],

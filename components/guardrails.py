@@ -92,6 +92,12 @@ TRAIL_DELIVERY_ROLE_PATTERN = "zero-trust-ai-*-trail-delivery"
 # whose name happens to contain "-audit-".
 AUDIT_ARCHIVE_PATTERNS = ("arn:*:s3:::zero-trust-ai-*-audit-????????????",
                           "arn:*:s3:::zero-trust-ai-*-audit-access-????????????")
+# The key layer's SIEM stream and detection function, `zero-trust-ai-<env>-keys-siem-...`
+# (components/siem_stream.py, components/detection.py): their functions, buckets and queues; the
+# detection function's state bucket (`-d-` and an account id) and its role.
+KEY_SIEM_PATTERN = "zero-trust-ai-*-keys-siem-*"
+KEY_DETECTION_STATE_PATTERN = "arn:*:s3:::zero-trust-ai-*-keys-siem-d-????????????/*"
+KEY_DETECTION_ROLE_PATTERN = "zero-trust-ai-*-keys-siem-detect"
 JIT_ROLE_PATTERN = "zero-trust-ai-*-jit-*-role"  # the JIT's own roles (components.jit_catalogue)
 # The JIT functions' roles, which write an elevation's window policy (ztai_runtime.jit.grants).
 JIT_WRITER_ROLE_PATTERNS = ("zero-trust-ai-*-jit-api-role", "zero-trust-ai-*-jit-expiry-role")
@@ -468,10 +474,14 @@ def keys_images_and_sessions_scp(settings: GuardrailSettings) -> dict[str, Any]:
         # changes their code or configuration skips the approvals (components.identity's
         # JIT_FUNCTION_CHANGES; a test checks this covers them).
         # So do the image rollout's parameter watch and the key rotation, which run as roles the
-        # guardrails exempt by name: new code would act as them.
+        # guardrails exempt by name: new code would act as them. And the key layer's SIEM
+        # transform and detection function: new code would drop or forge what the trail's copy
+        # and the JIT's logs carry, or blind detection (the workload's deployer is kept off them
+        # by its CI boundary, components/ci_identity.py; their buckets: data-perimeter).
         _deny("FunctionsByDeployers", JIT_FUNCTION_CHANGES, [
             "arn:*:lambda:*:*:function:zero-trust-ai-*-inference-image-rollout",
-            "arn:*:lambda:*:*:function:zero-trust-ai-*-key-rotation"], deployers),
+            "arn:*:lambda:*:*:function:zero-trust-ai-*-key-rotation",
+            f"arn:*:lambda:*:*:function:{KEY_SIEM_PATTERN}"], deployers),
         # Grants AWS services create for their own resources (EBS volumes, AMI copies) are how
         # the fleet and the pipeline use the keys: kms:GrantIsForAWSResource is true only then.
         _deny("GrantsByKeyAdminsOrForAwsResources", "kms:CreateGrant", "arn:*:kms:*:*:key/*", _merge(
@@ -609,6 +619,23 @@ def data_perimeter_rcp(settings: GuardrailSettings) -> dict[str, Any]:
                     "s3:PutInventoryConfiguration"],
          "Resource": list(AUDIT_ARCHIVE_PATTERNS),
          "Condition": {"ArnNotLike": {"aws:PrincipalArn": role_arn_patterns(KEY_DEPLOY_ROLE_PATTERNS)}}},
+        # The key layer's SIEM stream and detection function (components/siem_stream.py,
+        # components/detection.py): their buckets' configuration and objects, and their failure
+        # queues, change only by the key layer's deployer (and break-glass), whoever asks (an
+        # engineer, the root user): a deleted failed record or state, or a purged queue, hides
+        # what detection saw.
+        {"Sid": "KeySiemByTheKeyDeployer", "Effect": "Deny", "Principal": "*",
+         "Action": ["s3:PutBucket*", "s3:DeleteBucket*", "s3:DeleteObject*", "s3:Put*Configuration",
+                    "sqs:DeleteQueue", "sqs:PurgeQueue", "sqs:SetQueueAttributes", "sqs:*Permission"],
+         "Resource": [f"arn:*:s3:::{KEY_SIEM_PATTERN}", f"arn:*:sqs:*:*:{KEY_SIEM_PATTERN}"],
+         "Condition": _exempt(settings, KEY_DEPLOY_ROLE_PATTERNS)},
+        # What the detection function learned: only it writes its state object (the trail leaves
+        # that bucket's data events out, so a rewrite would leave no record). Break-glass is
+        # exempt from both: a damaged state is restored from an earlier version, or deleted, by
+        # hand (docs/detection-stream.md).
+        {"Sid": "KeyDetectionStateByItsFunction", "Effect": "Deny", "Principal": "*",
+         "Action": ["s3:PutObject"], "Resource": [KEY_DETECTION_STATE_PATTERN],
+         "Condition": _exempt(settings, [KEY_DETECTION_ROLE_PATTERN])},
     ])
 
 

@@ -23,6 +23,7 @@ from components.ci_identity import (
     CiIdentityArgs,
     CiSettings,
     StateResources,
+    boundary_name,
     boundary_policy,
     keys_deployer_policy,
     preview_policy,
@@ -36,6 +37,7 @@ from components.state_backend import (
     state_key_policy,
 )
 from tests.conftest import PACK_DIR
+from tests.support.iam_catalog import action_problem
 from tests.support.key_policy import Request, evaluate, evaluate_session
 from ztai.export import for_analysis
 from ztai.policy.analyzer import PolicyPackProcess, analyze, pack_environment
@@ -492,6 +494,131 @@ TRANSFORM = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{KEYS_SIEM}-transform"
 def test_the_workload_deployer_cannot_touch_the_key_layers_siem_stream(action: str, resource: str) -> None:
     # That stream carries the audit trail's copy: its transform could drop or rewrite the records.
     assert session(DEPLOY_WORKLOAD, action, resource, extra=(ADMINISTRATOR_EVERYTHING,)) == "explicit-deny"
+
+
+# -- the detection stream (components/detection.py), beside each layer's SIEM stream ------------
+def _detection_calls(layer: str) -> list[tuple[str, str]]:
+    """What `pulumi up` calls to create one layer's DetectionStream (and, in the key layer, the
+    bus): the function and its role, log group, failure queue and alarms, the state and access-log
+    buckets, and a subscription (its permission on the function, the filter on the log group)."""
+    stream = f"zero-trust-ai-prod-{layer}-siem"
+    fn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{stream}-detect"
+    role = f"arn:aws:iam::{ACCOUNT}:role/{stream}-detect"
+    logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{stream}-detect"
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{stream}-detect-failures"
+    state, access = f"arn:aws:s3:::{stream}-d-{ACCOUNT}", f"arn:aws:s3:::{stream}-l-{ACCOUNT}"
+    return [
+        ("iam:CreateRole", role), ("iam:PutRolePolicy", role), ("iam:TagRole", role), ("iam:GetRole", role),
+        ("iam:PassRole", role), ("iam:DeleteRolePolicy", role), ("iam:DeleteRole", role),
+        ("logs:CreateLogGroup", logs), ("logs:PutRetentionPolicy", logs), ("logs:TagResource", logs),
+        ("logs:ListTagsForResource", logs), ("logs:AssociateKmsKey", logs),
+        ("lambda:CreateFunction", fn), ("lambda:GetFunction", fn), ("lambda:TagResource", fn),
+        ("lambda:PutFunctionConcurrency", fn), ("lambda:PutFunctionEventInvokeConfig", fn),
+        ("lambda:GetFunctionEventInvokeConfig", fn), ("lambda:AddPermission", fn),
+        ("lambda:GetPolicy", fn), ("lambda:RemovePermission", fn), ("lambda:UpdateFunctionCode", fn),
+        ("sqs:CreateQueue", queue), ("sqs:GetQueueAttributes", queue), ("sqs:SetQueueAttributes", queue),
+        ("sqs:TagQueue", queue),
+        *((action, f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{stream}-detect-{alarm}")
+          for alarm in ("errors", "failures", "throttles")
+          for action in ("cloudwatch:PutMetricAlarm", "cloudwatch:TagResource")),
+        *((action, bucket) for bucket in (state, access) for action in (
+            "s3:CreateBucket", "s3:PutBucketPolicy", "s3:PutBucketVersioning",
+            "s3:PutEncryptionConfiguration", "s3:PutBucketPublicAccessBlock",
+            "s3:PutBucketOwnershipControls", "s3:PutBucketTagging", "s3:PutLifecycleConfiguration",
+            "s3:GetBucketPolicy", "s3:ListBucket")),
+        ("s3:PutBucketLogging", state),
+    ]
+
+
+KEY_LAYER_SUBSCRIPTIONS = [  # the JIT functions' log groups and the trail's copy (__main__.py)
+    f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/zero-trust-ai-prod-jit-api",
+    f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/zero-trust-ai-prod-jit-expiry",
+    f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/zero-trust-ai/prod/cloudtrail",
+    # and the SIEM stream subscribes the detection function's own log group
+    f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{KEYS_SIEM}-detect"]
+DETECTIONS_BUS = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/zero-trust-ai-prod-detections"
+BUS_CALLS = ["events:CreateEventBus", "events:DescribeEventBus", "events:TagResource", "events:UntagResource",
+             "events:ListTagsForResource", "events:UpdateEventBus", "events:DeleteEventBus"]
+
+
+def test_every_detection_stream_call_is_a_real_iam_action() -> None:
+    # Checked against the IAM database (tests/support/iam_catalog.py): a misspelt action in these
+    # tests would pass against a policy that never allows the real one.
+    calls = {action for action, _ in _detection_calls("keys")} | set(BUS_CALLS) | {
+        "logs:PutSubscriptionFilter", "logs:DeleteSubscriptionFilter", "logs:DescribeSubscriptionFilters"}
+    assert [problem for action in sorted(calls) if (problem := action_problem(action))] == []
+
+
+def test_every_action_the_ci_policies_name_is_real() -> None:
+    # A misspelt or retired action (or a wildcard matching none) would allow or deny nothing.
+    actions = {action for document in (*POLICY.values(), BOUNDARY)
+               for statement in json.loads(document)["Statement"]
+               for action in ([statement["Action"]] if isinstance(statement["Action"], str)
+                              else statement["Action"])}
+    assert {"events:*", "lambda:*", "s3:*"} <= actions
+    assert [problem for action in sorted(actions) if (problem := action_problem(action))] == []
+
+
+@pytest.mark.parametrize(("action", "resource"), _detection_calls("keys"))
+def test_the_key_deployer_makes_its_layers_detection_stream(action: str, resource: str) -> None:
+    assert session(DEPLOY_KEYS, action, resource) == "allow"
+
+
+@pytest.mark.parametrize("action", BUS_CALLS)
+def test_the_key_deployer_makes_the_findings_bus(action: str) -> None:
+    assert session(DEPLOY_KEYS, action, DETECTIONS_BUS) == "allow"
+    # Not another bus, nor another environment's.
+    assert session(DEPLOY_KEYS, action, DETECTIONS_BUS.replace("detections", "other")) != "allow"
+    assert session(DEPLOY_KEYS, action, DETECTIONS_BUS.replace("-prod-", "-dev-")) != "allow"
+
+
+@pytest.mark.parametrize("log_group", KEY_LAYER_SUBSCRIPTIONS)
+def test_the_key_deployer_subscribes_the_key_layers_log_groups(log_group: str) -> None:
+    for action in ("logs:PutSubscriptionFilter", "logs:DescribeSubscriptionFilters",
+                   "logs:DeleteSubscriptionFilter"):
+        assert session(DEPLOY_KEYS, action, log_group) == "allow", action
+
+
+def test_the_key_deployer_makes_nothing_else_of_a_detection_stream() -> None:
+    # The workload's stream, the state object, another function or bucket under the stream's name.
+    for action, resource in _detection_calls("workload"):
+        assert session(DEPLOY_KEYS, action, resource) != "allow", (action, resource)
+    state = f"arn:aws:s3:::{KEYS_SIEM}-d-{ACCOUNT}"
+    other = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{KEYS_SIEM}-other"
+    for action, resource in (("s3:PutObject", f"{state}/state/detection.json.gz"),
+                             ("s3:GetObject", f"{state}/state/detection.json.gz"),
+                             ("lambda:CreateFunction", other),
+                             ("s3:CreateBucket", f"arn:aws:s3:::{KEYS_SIEM}-x-{ACCOUNT}")):
+        assert session(DEPLOY_KEYS, action, resource) != "allow", (action, resource)
+
+
+@pytest.mark.parametrize(("action", "resource"), _detection_calls("workload"))
+def test_the_workload_deployer_makes_its_own_detection_stream(action: str, resource: str) -> None:
+    context = {"iam:PermissionsBoundary": f"arn:aws:iam::{ACCOUNT}:policy/{boundary_name(ENV)}"} \
+        if action == "iam:CreateRole" else None
+    assert session(DEPLOY_WORKLOAD, action, resource, context=context) == "allow"
+
+
+def _is_read(action: str) -> bool:
+    return action.split(":")[1].startswith(("Get", "List", "Describe"))
+
+
+@pytest.mark.parametrize(("action", "resource"), [
+    *((action, resource) for action, resource in _detection_calls("keys") if not _is_read(action)),
+    *((action, DETECTIONS_BUS) for action in BUS_CALLS if not _is_read(action)),
+    ("s3:PutObject", f"arn:aws:s3:::{KEYS_SIEM}-d-{ACCOUNT}/state/detection.json.gz"),
+    ("events:PutEvents", DETECTIONS_BUS)])
+def test_the_workload_deployer_cannot_touch_the_key_detection_stream(action: str, resource: str) -> None:
+    # Not with any permission a later grant adds: its boundary refuses it. Deleting the key layer's
+    # function, its subscription permissions, its state or the bus would blind detection.
+    assert session(DEPLOY_WORKLOAD, action, resource, extra=(ADMINISTRATOR_EVERYTHING,)) == "explicit-deny"
+
+
+@pytest.mark.parametrize("log_group", KEY_LAYER_SUBSCRIPTIONS)
+def test_the_workload_deployer_cannot_unsubscribe_the_key_layers_detection(log_group: str) -> None:
+    for action in ("logs:DeleteSubscriptionFilter", "logs:PutSubscriptionFilter"):
+        assert session(DEPLOY_WORKLOAD, action, log_group,
+                       extra=(ADMINISTRATOR_EVERYTHING,)) == "explicit-deny", action
 
 
 def test_the_workload_deployer_makes_its_own_siem_stream() -> None:

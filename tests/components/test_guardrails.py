@@ -30,6 +30,7 @@ from components.guardrails import (
 )
 from components.network import EGRESS_TAG
 from tests.conftest import ROOT
+from tests.support.iam_catalog import action_problem
 from tests.support.key_policy import Request
 from tests.support.org_policy import Caller, evaluate_in_organization, rcp_decision
 from ztai.preview.recorder import RecordedStack, record
@@ -171,6 +172,71 @@ def test_only_the_key_deployer_configures_the_audit_archive(action: str) -> None
         assert decide(principal, action, AUDIT_ARCHIVE) == "explicit-deny", principal
     assert decide(DEPLOY_KEYS, action, AUDIT_ARCHIVE) == "allow"
     assert decide(POWER_USER, action, "arn:aws:s3:::some-other-bucket") == "allow"
+
+
+# -- the key layer's SIEM stream and detection function -----------------------------------------
+KEY_SIEM = "zero-trust-ai-prod-keys-siem"
+KEY_DETECT_FUNCTION = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{KEY_SIEM}-detect"
+KEY_DETECT_STATE = f"arn:aws:s3:::{KEY_SIEM}-d-{ACCOUNT}"
+KEY_DETECT_ROLE = role(f"{KEY_SIEM}-detect")
+ROOT_USER = f"arn:aws:iam::{ACCOUNT}:root"
+
+
+@pytest.mark.parametrize("action", ["lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
+                                    "lambda:DeleteFunction", "lambda:PutFunctionConcurrency",
+                                    "lambda:RemovePermission"])
+@pytest.mark.parametrize("function", ["detect", "transform"])
+def test_only_the_deployers_change_the_key_layers_siem_functions(action: str, function: str) -> None:
+    # New code there would blind detection or drop the trail's copy on its way to the SIEM (the
+    # workload's deployer is held off by its CI boundary: tests/components/test_ci_identity.py).
+    arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{KEY_SIEM}-{function}"
+    assert decide(POWER_USER, action, arn) == "explicit-deny"
+    assert decide(DEPLOY_KEYS, action, arn) == "allow"
+    # Not the workload's own detection function.
+    workload = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:zero-trust-ai-prod-workload-siem-{function}"
+    assert decide(POWER_USER, action, workload) == "allow"
+
+
+@pytest.mark.parametrize(("action", "resource"), [
+    ("s3:PutBucketPolicy", KEY_DETECT_STATE), ("s3:PutBucketVersioning", KEY_DETECT_STATE),
+    ("s3:PutLifecycleConfiguration", KEY_DETECT_STATE), ("s3:PutEncryptionConfiguration", KEY_DETECT_STATE),
+    ("s3:DeleteBucket", KEY_DETECT_STATE), ("s3:DeleteObject", f"{KEY_DETECT_STATE}/state/detection.json.gz"),
+    ("s3:DeleteObjectVersion", f"{KEY_DETECT_STATE}/state/detection.json.gz"),
+    ("s3:PutBucketLogging", f"arn:aws:s3:::{KEY_SIEM}-l-{ACCOUNT}"),
+    ("s3:DeleteObject", f"arn:aws:s3:::{KEY_SIEM}-{ACCOUNT}/failed/x"),
+    ("sqs:PurgeQueue", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{KEY_SIEM}-detect-failures"),
+    ("sqs:SetQueueAttributes", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{KEY_SIEM}-transform-failures"),
+    ("sqs:DeleteQueue", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{KEY_SIEM}-detect-failures")])
+def test_only_the_key_deployer_changes_the_key_siem_buckets_and_queues(action: str, resource: str) -> None:
+    # An RCP: whoever asks, the root user and the workload's deployer included.
+    for principal in (POWER_USER, DEPLOY_WORKLOAD, KEY_DETECT_ROLE, ROOT_USER):
+        assert decide(principal, action, resource) == "explicit-deny", principal
+    assert decide(DEPLOY_KEYS, action, resource) == "allow"
+    assert decide(BREAK_GLASS, action, resource) == "allow"  # a damaged state restored by hand
+    workload = resource.replace("-keys-siem", "-workload-siem")
+    assert decide(POWER_USER, action, workload) == "allow"
+
+
+def test_every_action_the_guardrails_name_is_real() -> None:
+    # A misspelt action, or a wildcard matching none, would deny nothing (tests/support/iam_catalog.py).
+    actions = {action for text in (*SCPS, *RCPS) for statement in json.loads(text)["Statement"]
+               for action in _as_list(statement.get("Action", statement.get("NotAction", [])))}
+    assert {"s3:Put*Configuration", "sqs:*Permission", "lambda:Update*"} <= actions
+    assert [problem for action in sorted(actions) if (problem := action_problem(action))] == []
+
+
+def test_only_the_detection_function_writes_its_state() -> None:
+    state = f"{KEY_DETECT_STATE}/state/detection.json.gz"
+    assert decide(KEY_DETECT_ROLE, "s3:PutObject", state) == "allow"
+    assert decide(KEY_DETECT_ROLE, "s3:GetObject", state) == "allow"
+    assert decide(BREAK_GLASS, "s3:PutObject", state) == "allow"  # restoring an earlier version
+    for principal in (POWER_USER, DEPLOY_WORKLOAD, DEPLOY_KEYS, ROOT_USER, role(f"{KEY_SIEM}-transform")):
+        assert decide(principal, "s3:PutObject", state) == "explicit-deny", principal
+    # The workload's detection state is its own deployment's business.
+    assert decide(POWER_USER, "s3:PutObject", state.replace("-keys-siem", "-workload-siem")) == "allow"
+    # Only the state bucket: the SIEM archive is written by Firehose's delivery role.
+    assert decide(role(f"{KEY_SIEM}-delivery"), "s3:PutObject",
+                  f"arn:aws:s3:::{KEY_SIEM}-{ACCOUNT}/2026/01/01/x.gz") == "allow"
 
 
 # -- identity ----------------------------------------------------------------------------------

@@ -11,6 +11,10 @@ They are now the key layer's identity part (`compose_identity` in __main__.py), 
 boundary and the guardrails deny their changes to all but the key layer's deployer. These tests
 evaluate the shipped documents (the deployer's policy and boundary, under the SCPs and RCPs) for
 each link of that chain, and the legitimate path of the key deployer.
+
+The same holds for the key layer's detection stream, which watches the JIT and the trail's copy:
+each call its first deployment makes is the key deployer's, none the workload deployer's, and the
+workload deployer makes its own.
 """
 
 from __future__ import annotations
@@ -264,3 +268,94 @@ def test_the_workload_grants_elevations_managed_policies_of_its_own_names(split:
             Request(DEPLOY_WORKLOAD, "iam:AttachRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/"
                     + attachment.inputs["role"], context),
             scps=SCPS, rcps=RCPS, identity_policies=[IDENTITY], boundary=BOUNDARY).effect == "allow"
+
+
+# -- the detection stream (components/detection.py), as each layer's first `pulumi up` declares it --
+def _arn(service: str, name: str) -> str:
+    return {"lambda": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}",
+            "logs": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}",
+            "sqs": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}",
+            "cloudwatch": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
+            "s3": f"arn:aws:s3:::{name}", "iam": f"arn:aws:iam::{ACCOUNT}:role/{name}",
+            "events": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{name}"}[service]
+
+
+# The call that creates each resource type the component declares, and the input naming what it is
+# made on (pulumi-aws inputs; the queue policy's queue is its parent queue, checked with it).
+_CREATES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "aws:lambda/function:Function": (("lambda:CreateFunction", "lambda", "name"),
+                                     ("lambda:PutFunctionConcurrency", "lambda", "name"),
+                                     ("iam:PassRole", "iam", "role")),
+    "aws:lambda/permission:Permission": (("lambda:AddPermission", "lambda", "function"),),
+    "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": (
+        ("lambda:PutFunctionEventInvokeConfig", "lambda", "functionName"),),
+    "aws:cloudwatch/logGroup:LogGroup": (("logs:CreateLogGroup", "logs", "name"),
+                                         ("logs:PutRetentionPolicy", "logs", "name")),
+    "aws:cloudwatch/logSubscriptionFilter:LogSubscriptionFilter": (
+        ("logs:PutSubscriptionFilter", "logs", "logGroup"),),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": (("cloudwatch:PutMetricAlarm", "cloudwatch", "name"),),
+    "aws:sqs/queue:Queue": (("sqs:CreateQueue", "sqs", "name"), ("sqs:SetQueueAttributes", "sqs", "name")),
+    "aws:sqs/queuePolicy:QueuePolicy": (),
+    "aws:s3/bucket:Bucket": (("s3:CreateBucket", "s3", "bucket"), ("s3:PutBucketTagging", "s3", "bucket")),
+    "aws:s3/bucketPolicy:BucketPolicy": (("s3:PutBucketPolicy", "s3", "bucket"),),
+    "aws:s3/bucketVersioning:BucketVersioning": (("s3:PutBucketVersioning", "s3", "bucket"),),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+        ("s3:PutEncryptionConfiguration", "s3", "bucket"),),
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": (
+        ("s3:PutBucketPublicAccessBlock", "s3", "bucket"),),
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": (
+        ("s3:PutBucketOwnershipControls", "s3", "bucket"),),
+    "aws:s3/bucketLogging:BucketLogging": (("s3:PutBucketLogging", "s3", "bucket"),),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": (
+        ("s3:PutLifecycleConfiguration", "s3", "bucket"),),
+    "aws:iam/role:Role": (("iam:CreateRole", "iam", "name"), ("iam:TagRole", "iam", "name")),
+    "aws:iam/rolePolicy:RolePolicy": (("iam:PutRolePolicy", "iam", "role"),),
+    "aws:cloudwatch/eventBus:EventBus": (("events:CreateEventBus", "events", "name"),
+                                         ("events:TagResource", "events", "name")),
+}
+
+
+def _detection_calls(stack: Any) -> list[tuple[str, str]]:
+    """Every (action, ARN) creating the stack's detection stream: its component's resources."""
+    calls: list[tuple[str, str]] = []
+    for resource in stack.resources:
+        if not resource.name.startswith("detect") or resource.type.startswith("zero-trust-ai:"):
+            continue
+        assert resource.type in _CREATES, f"{resource.type} ({resource.name}): add its calls to _CREATES"
+        for action, service, field in _CREATES[resource.type]:
+            value = str(resource.inputs[field])
+            # (A function names its role by ARN, a role policy by name.)
+            name = value.rsplit("/", 1)[-1] if service == "iam" and value.startswith("arn:") else value
+            calls.append((action, _arn(service, name)))
+    return calls
+
+
+def test_the_key_deployer_deploys_the_key_layers_detection_stream(split: SplitEnvironment) -> None:
+    # The first deployment of the key layer, under its boundary and the organisation's guardrails.
+    calls = _detection_calls(split.first_keys)
+    assert ("events:CreateEventBus", _arn("events", "zero-trust-ai-prod-detections")) in calls
+    assert ("logs:PutSubscriptionFilter", _arn("logs", "/zero-trust-ai/prod/cloudtrail")) in calls
+    refused = [(action, arn, effect) for action, arn in calls
+               if (effect := as_keys_deployer(action, arn)) != "allow"]
+    assert refused == []
+
+
+def test_the_workload_deployer_cannot_touch_the_key_layers_detection_stream(split: SplitEnvironment) -> None:
+    calls = _detection_calls(split.first_keys)
+    allowed = [(action, arn) for action, arn in calls if as_workload_deployer(action, arn) == "allow"]
+    assert allowed == []
+
+
+def test_the_workload_deployer_deploys_its_own_detection_stream(split: SplitEnvironment) -> None:
+    calls = _detection_calls(split.workload)
+    assert calls and all("-workload-siem" in arn or ":log-group:" in arn for _, arn in calls)
+    assert not any(action == "events:CreateEventBus" for action, _ in calls)  # the key layer's bus
+    refused = []
+    for action, arn in calls:
+        extra = {"iam:PermissionsBoundary": CI_BOUNDARY} if action == "iam:CreateRole" else {}
+        effect = evaluate_in_organization(
+            Request(DEPLOY_WORKLOAD, action, arn, _context(DEPLOY_WORKLOAD, extra)), scps=SCPS, rcps=RCPS,
+            identity_policies=[IDENTITY], boundary=BOUNDARY).effect
+        if effect != "allow":
+            refused.append((action, arn, effect))
+    assert refused == []
