@@ -794,10 +794,23 @@ class Behaviour:
         if last is not None and t - last < TOUCH_MS:
             return
         # Hosted CI runners (web identity) and Lambda functions come from a pool of addresses:
-        # their network is no sign of who they are, so novelty is not judged for them.
+        # their address prefix is no sign of who they are, so prefix novelty is not judged for them.
+        # The Lambda marker is only the caller's word (its user agent, which anyone can write), so
+        # with an IP database the pool's network still is: credentials of a function or a CI job
+        # used from an ASN the principal never called from is the sign of stolen credentials.
         context = identity.get("sessionContext")
         if lambda_call or (isinstance(context, dict) and isinstance(context.get("webIdFederationData"), dict)
                            and context["webIdFederationData"].get("federatedProvider")):
+            if self.geo is None or not isinstance(address, str):
+                return
+            asn, _ = self.geo.lookup(address)
+            if asn is None:
+                return
+            first = not p.asns
+            if not _seen(p.asns, asn, t, self._expiry, self._cap) and judged and not first:
+                self._emit(out, p, principal, "new-network", "medium",
+                           f"{principal} (a function's or CI job's credentials, by its user agent or "
+                           f"identity) called from {address}, in network {asn}, new for it", asn, t)
             return
         new_net = not _seen(p.networks, prefix, t, self._expiry, self._cap)
         if role is not None:

@@ -327,6 +327,22 @@ def mmdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def test_a_lambda_user_agent_does_not_hide_a_new_network_when_a_database_is_given(mmdb: Path) -> None:
+    """The Lambda marker is only the caller's word: a function's credentials used from an ASN the
+    principal never called from are flagged (without a database, address pools hide it)."""
+    lambda_agent = BOTO + " exec-env/AWS_Lambda_python3.13"
+    model = Behaviour(FAST, geo=GeoLookup(mmdb))
+    feed(model, workdays(3, ip="198.51.100.17", agent=lambda_agent))
+    same_asn = feed(model, [ct(T0 + 3 * DAY + 10 * HOUR, ip="198.51.101.4", agent=lambda_agent)])
+    assert "model:new-network" not in kinds(same_asn)
+    other = feed(model, [ct(T0 + 3 * DAY + 13 * HOUR, ip="203.0.113.50", agent=lambda_agent)])
+    assert [s.severity for s in other if s.rule == "model:new-network"] == ["medium"]
+    blind = Behaviour(FAST)
+    feed(blind, workdays(3, ip="198.51.100.17", agent=lambda_agent))
+    assert "model:new-network" not in kinds(
+        feed(blind, [ct(T0 + 3 * DAY + 13 * HOUR, ip="203.0.113.50", agent=lambda_agent)]))
+
+
 def test_geo_lookup_reads_asn_and_country(mmdb: Path) -> None:
     geo = GeoLookup(mmdb)
     assert geo.lookup("198.51.100.9") == ("AS64500", "DE")
