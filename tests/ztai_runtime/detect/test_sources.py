@@ -433,12 +433,14 @@ def test_a_process_that_froze_objects_is_left_alone(tmp_path: Path) -> None:
     write(tmp_path / "a.json", json.dumps([cloudtrail("a", T0)]))
     gc.freeze()
     try:
+        # The count may only fall (a frozen object freed elsewhere leaves the permanent
+        # generation); the reader neither freezes its records (it would rise) nor unfreezes (0).
         frozen = gc.get_freeze_count()
         events = read_events([tmp_path])
         next(events)
-        assert gc.get_freeze_count() == frozen
+        assert 0 < gc.get_freeze_count() <= frozen
         assert list(events) == []
-        assert gc.get_freeze_count() == frozen
+        assert 0 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
 
