@@ -30,6 +30,9 @@ from typing import Any
 STACK_SETTINGS = "ztai:stack"
 DEFAULT_PROJECT = "zero-trust-ai"
 LAYERS = ("combined", "keys", "workload")
+# The stacks that set an account or the organisation up (components/config_values.py LAYERS): no
+# workload and no keys of an environment, so nothing a rule about those must find there.
+ACCOUNT_SETUP_LAYERS = ("bootstrap", "organization")
 # components/stack_config.py ENVIRONMENTS (a test keeps them equal).
 ENVIRONMENTS = ("dev", "staging", "prod")
 _PCR_KEYS = {"PCR0": "enclavePcr0", "PCR1": "enclavePcr1", "PCR2": "enclavePcr2"}
@@ -47,6 +50,8 @@ class StackSettings:
         (then no rule assumes a first deployment: only an explicit "" says there are no grants).
     measurements: the `enclavePcr0..2` the stack pins, PCR name -> lower-case digest (only the
         well-formed ones).
+    account_setup: the stack is a `bootstrap` or `organization` one (its `layer` then reads as
+        `combined` for every other rule).
     """
 
     layer: str = "combined"
@@ -54,6 +59,7 @@ class StackSettings:
     key_layer_stack: str = ""
     workload_grants_file: str | None = None
     measurements: Mapping[str, str] = field(default_factory=dict)
+    account_setup: bool = False
 
     @property
     def is_keys(self) -> bool:
@@ -84,7 +90,7 @@ def from_values(values: Mapping[str, Any], project: str = DEFAULT_PROJECT) -> St
                          environment=environment if environment in ENVIRONMENTS else None,
                          key_layer_stack=value("keyLayerStack") or "",
                          workload_grants_file=value("workloadGrantsFile"),
-                         measurements=measurements)
+                         measurements=measurements, account_setup=layer in ACCOUNT_SETUP_LAYERS)
 
 
 def from_engine() -> StackSettings:

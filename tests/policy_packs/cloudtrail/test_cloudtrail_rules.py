@@ -453,6 +453,12 @@ def test_the_layer_decides_whether_a_stack_holds_a_trail(stacks: Stacks) -> None
     # A workload declaring a trail (the combined stack's, checked as a workload): whatever it says.
     assert check(stacks, "dev", layer_of="workload", requireTrail=False) == {(secure, TRAIL)}
     assert check(stacks, "workload") == set()
+    # The organisation and bootstrap stacks set accounts up: no environment's trail is theirs.
+    for layer in ("organization", "bootstrap"):
+        settings = from_values({**stacks.configs["dev"], "zero-trust-ai:layer": layer})
+        assert cloudtrail_trail_secure(rules_see(without_trail(stacks.dev)), {STACK_SETTINGS: settings}) == []
+    unknown = from_values({**stacks.configs["dev"], "zero-trust-ai:layer": "other"})
+    assert cloudtrail_trail_secure(rules_see(without_trail(stacks.dev)), {STACK_SETTINGS: unknown}) != []
 
 
 @pytest.mark.parametrize("form", ["inputs", "outputs"])

@@ -7,7 +7,8 @@ must declare none, since the trail is the key layer's and a workload's deployer 
 could narrow what it records, move it or stop it. `requireTrail: false` (default true) lets a
 combined stack or a key layer go without one, for a fork whose account an organisation trail of
 another stack records (the management account's, which this stack cannot see); a workload's trail
-is a finding whatever it says. A stack is recognised as one of this program's by its config, which
+is a finding whatever it says. The organisation and bootstrap stacks (`layer: organization`,
+`bootstrap`) are not required to hold one. A stack is recognised as one of this program's by its config, which
 always names an `environment` (a required stack key): resources checked without a stack's config
 (a test's, an export analysed with no config) are not required to hold a trail.
 
@@ -161,7 +162,9 @@ def cloudtrail_trail_secure(resources: Sequence[Resource], config: Mapping[str, 
     if not found:
         # Only a stack of this program is held to it: its config names an environment (a
         # required stack key); resources checked without a stack's config are not a stack.
-        if config.get("requireTrail", True) is False or settings.environment is None:
+        # The organisation and bootstrap stacks hold no environment's trail: the key layer does.
+        if (config.get("requireTrail", True) is False or settings.environment is None
+                or settings.account_setup):
             return []
         return [Finding(stack_anchor(resources), (
             f"the stack ({settings.layer} layer) declares no CloudTrail trail: nothing records who "
