@@ -331,3 +331,18 @@ def shipped_allow_list_content() -> object:
     from components.detection import shipped_allow_list
 
     return json.loads(json.dumps(shipped_allow_list(), sort_keys=True))
+
+
+def test_the_deployed_functions_environment_fits_lambdas_4_kb() -> None:
+    """Lambda refuses a function whose environment variables exceed 4 KB in all ("Lambda quotas"):
+    the allow-list, the context with every key ARN and the source kinds must fit together."""
+    from tests.support.stacks import record_stack
+
+    for name in ("dev", "prod-keys", "prod"):
+        stack = record_stack(name)
+        [function] = [r for r in of_type(stack, "aws:lambda/function:Function")
+                      if r.inputs.get("handler") == "ztai_runtime.detect.stream.handler"]
+        variables = function.inputs["environment"]["variables"]
+        size = sum(len(k.encode()) + len(str(v).encode()) for k, v in variables.items())
+        assert size < 4096, (name, size)
+        assert ":key/" in variables["CONTEXT"]  # the real key ARNs, not placeholders
