@@ -183,3 +183,16 @@ def test_to_json_clips_long_text_and_says_how_long_it_was() -> None:
                     first_ms=T0, last_ms=T0)
     assert (short.to_json()["principal"], short.to_json()["group"], short.to_json()["reason"]) == \
         ("p", "g", "why")
+
+
+def test_the_shipped_rules_are_compiled_once_per_context() -> None:
+    """A warm stream function reuses the compiled rules (they learn nothing); another context
+    compiles its own, and a bad context is still refused."""
+    from ztai_runtime.detect.build import build_engine
+
+    first, again = build_engine(), build_engine()
+    assert first.detectors[0] is again.detectors[0]
+    other = build_engine(context={"weights_key": ["arn:aws:kms:eu-west-1:111122223333:key/k"]})
+    assert other.detectors[0] is not first.detectors[0]
+    with pytest.raises(ValueError, match="unknown placeholder"):
+        build_engine(context={"weight_key": ["x"]})
