@@ -18,6 +18,8 @@ import ipaddress
 import math
 import re
 
+from ztai_runtime.detect.signals import remember
+
 CACHE_ENTRIES = 65_536
 
 Origin = tuple[str, bool]
@@ -38,11 +40,7 @@ def origin(address: object) -> Origin | None:
         return ORIGIN_CACHE[address]
     except KeyError:
         pass
-    result = _parse_origin(address)
-    if len(ORIGIN_CACHE) >= CACHE_ENTRIES:
-        ORIGIN_CACHE.clear()
-    ORIGIN_CACHE[address] = result
-    return result
+    return remember(ORIGIN_CACHE, address, _parse_origin(address), CACHE_ENTRIES)
 
 
 def _parse_origin(address: str) -> Origin | None:
@@ -99,11 +97,7 @@ def agent_family(user_agent: object) -> str | None:
         return AGENT_CACHE[user_agent]
     except KeyError:
         pass
-    family = _family(user_agent)
-    if len(AGENT_CACHE) >= CACHE_ENTRIES:
-        AGENT_CACHE.clear()
-    AGENT_CACHE[user_agent] = family
-    return family
+    return remember(AGENT_CACHE, user_agent, _family(user_agent), CACHE_ENTRIES)
 
 
 def _family(agent: str) -> str:

@@ -48,7 +48,7 @@ from typing import Any
 
 from ztai_runtime.detect.features import AGENT_CACHE, ORIGIN_CACHE, Stat, agent_family, origin
 from ztai_runtime.detect.geo import GeoLookup
-from ztai_runtime.detect.signals import Signal
+from ztai_runtime.detect.signals import Signal, remember
 from ztai_runtime.detect.sources import Event
 
 STATE_VERSION = 1
@@ -463,9 +463,7 @@ class Behaviour:
             names = self._actions[source] = {}
         action = names.get(name)
         if action is None:
-            if len(names) >= 4096:
-                names.clear()
-            action = names[name] = f"{source.partition('.')[0]}:{name}"
+            action = remember(names, name, f"{source.partition('.')[0]}:{name}", 4096)
         # New API or service for the principal and its role. The fast path: an action this
         # principal called within TOUCH_MS is neither new nor due for a refresh of its seen time.
         last = p.actions.get(action)

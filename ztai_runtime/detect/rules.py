@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ztai_runtime.detect.signals import SEVERITIES, Signal
+from ztai_runtime.detect.signals import SEVERITIES, Signal, remember
 from ztai_runtime.detect.sources import Event
 
 IR_VERSION = 1
@@ -597,11 +597,8 @@ class SigmaRules:
 
     def _exact(self, name: str) -> tuple[CompiledRule, ...]:
         """The candidates of an `eventName` as written, remembered (bounded: cleared when full)."""
-        candidates = self._by_name.get(name.lower(), self._unpinned["cloudtrail"])
-        if len(self._by_exact) >= _EXACT_NAMES:
-            self._by_exact.clear()
-        self._by_exact[name] = candidates
-        return candidates
+        return remember(self._by_exact, name,
+                        self._by_name.get(name.lower(), self._unpinned["cloudtrail"]), _EXACT_NAMES)
 
     def observe(self, event: Event, principal: str) -> list[Signal]:
         """A signal per rule the event matches (rules learn nothing)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ztai_runtime.detect.sources import Event
 
@@ -26,6 +26,22 @@ SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITI
 # so two engineers sharing one role are two principals.
 _INSTANCE_SESSION = re.compile(r"^i-[0-9a-f]{8,17}$")
 _ASSUMED = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+# What a memo of the detectors' hot paths holds at most: cleared whole when full (cheaper than an
+# LRU's bookkeeping on every hit, and the few hundred principals, agents and names of an account
+# refill it at once). Callers read the dict directly (a `.get` is cheaper than a call).
+MEMO_ENTRIES = 16_384
+
+
+def remember(memo: dict[K, V], key: K, value: V, limit: int = MEMO_ENTRIES) -> V:
+    """Store `value` under `key` in a bounded memo (cleared when it holds `limit` entries)."""
+    if len(memo) >= limit:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +109,6 @@ def principal_of(event: Event) -> str:
 # principals, and the regular expressions cost most of the principal's decision. Bounded: cleared
 # whole when full.
 _ARN_CACHE: dict[str, tuple[str, str, str, bool] | None] = {}
-_CACHE_ENTRIES = 16_384
 
 
 def _assumed(arn: str) -> tuple[str, str, str, bool] | None:
@@ -104,10 +119,7 @@ def _assumed(arn: str) -> tuple[str, str, str, bool] | None:
         partition, account, role, session = match.groups()
         base = f"arn:{partition}:iam::{account}:role/{role}"
         parsed = (base, session, f"{base}/{session}", _INSTANCE_SESSION.match(session) is not None)
-    if len(_ARN_CACHE) >= _CACHE_ENTRIES:
-        _ARN_CACHE.clear()
-    _ARN_CACHE[arn] = parsed
-    return parsed
+    return remember(_ARN_CACHE, arn, parsed)
 
 
 def _cloudtrail_principal(record: dict[str, Any]) -> str:
