@@ -339,21 +339,7 @@ class Behaviour:
             self._cloudtrail(out, p, role, principal, record, t, live, judged)
         else:
             self._other(out, p, principal, event, t, live, judged)
-        # The hour of day; the fast path: the same clock hour as this principal's last event (so no
-        # day has turned for it, nor for its role unless another session turned it already).
-        absolute = t // HOUR_MS
-        if absolute == p.hour and (role is None or role.hours_day == p.hours_day):
-            hour = absolute % 24
-            p.hour_count += 1
-            p.hours[hour] += 1.0
-            p.hours_total += 1.0
-            if role is not None:
-                role.hours[hour] += 1.0
-                role.hours_total += 1.0
-            if judged and p.hour_count >= self._rare_events and p.hour_base < self._rare_share:
-                self._rare_hour(out, p, principal, hour, t)
-        else:
-            self._hour(out, p, role, principal, t, judged)
+        self._hour(out, p, role, principal, t, judged)
         return out
 
     def to_state(self) -> dict[str, Any]:
@@ -837,10 +823,11 @@ class Behaviour:
 
     def _hour(self, out: list[Signal], p: _Principal, role: _Role | None, principal: str, t: int,
               judged: bool) -> None:
-        s = self.settings
         day = t // DAY_MS
         absolute = t // HOUR_MS
         hour = absolute % 24
+        # Within the hour of the principal's last event these checks are false: no day turns, no
+        # share is recomputed, only the counts move.
         if day > p.hours_day:
             _decay_hours(p, day, self._half)
         if role is not None and day > role.hours_day:
@@ -860,7 +847,7 @@ class Behaviour:
         if role is not None:
             role.hours[hour] += 1.0
             role.hours_total += 1.0
-        if judged and p.hour_count >= s.rare_hour_events and p.hour_base < s.rare_hour_share:
+        if judged and p.hour_count >= self._rare_events and p.hour_base < self._rare_share:
             self._rare_hour(out, p, principal, hour, t)
 
     def _rare_hour(self, out: list[Signal], p: _Principal, principal: str, hour: int, t: int) -> None:
