@@ -32,7 +32,6 @@ Type token `zero-trust-ai:detection:DetectionStream`.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -52,7 +51,7 @@ from components.enclave_fleet.settings import INFERENCE_EVENTS_LOG_GROUP
 from components.functions import log_group_name, logged_function, policy_document
 from components.jit_catalogue import jit_table_name
 from components.keys import audit_log_group_name
-from components.siem_stream import stream_name
+from components.siem_stream import stream_name, subscription_of
 
 DETECT_HANDLER = "ztai_runtime.detect.stream.handler"
 # What the function imports of the runtime: the detect package, the SIEM package (its payload
@@ -324,14 +323,7 @@ class DetectionStream(pulumi.ComponentResource):
             if group is self.log_group or group == self.log_group_name:
                 raise ValueError(f"{self._name}: the detection function's own log group cannot be "
                                  "subscribed: it would read its own findings, in a loop")
-            if any(group is seen for seen in self._subscribed):
-                raise ValueError(f"{self._name}: {_label(group)} is subscribed already")
-            if isinstance(group, str) and not group.startswith("/"):
-                raise ValueError(f"{self._name}: {group!r} is not a log group name (it starts with /)")
-            self._subscribed.append(group)
-            label = group if isinstance(group, str) else group.pulumi_resource_name
-            resource_name = f"{self._name}-subscription-{_slug(label)}"
-            group_name: pulumi.Input[str] = group if isinstance(group, str) else group.name
+            resource_name, group_name = subscription_of(self._name, group, self._subscribed)
             source_arn = pulumi.Output.all(self._account, group_name).apply(self._group_arn)
             permission = aws.lambda_.Permission(
                 f"{resource_name}-permission", action="lambda:InvokeFunction",
@@ -358,10 +350,3 @@ class DetectionStream(pulumi.ComponentResource):
         keys.grant_use_through_service("logs", self.function.role, "s3")
         keys.grant_use_through_service("logs", self.function.role, "sqs")
 
-
-def _label(group: aws.cloudwatch.LogGroup | str) -> str:
-    return repr(group) if isinstance(group, str) else f"log group {group.pulumi_resource_name}"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9-]+", "-", text).strip("-").lower() or "group"

@@ -552,24 +552,13 @@ class SiemStream(pulumi.ComponentResource):
                self.transform_log_group_name)
         for group in log_groups:
             if any(group is mine for mine in own):
-                raise ValueError(f"{self._name}: {self._label(group)} is the SIEM stream's own log "
+                raise ValueError(f"{self._name}: {group_label(group)} is the SIEM stream's own log "
                                  "group; subscribing it would send the stream its own output")
-            if any(group is seen for seen in self._subscribed):
-                raise ValueError(f"{self._name}: {self._label(group)} is subscribed already")
-            if isinstance(group, str) and not group.startswith("/"):
-                raise ValueError(f"{self._name}: {group!r} is not a log group name (it starts with /)")
-            self._subscribed.append(group)
-            label = group if isinstance(group, str) else group.pulumi_resource_name
-            resource_name = f"{self._name}-subscription-{_slug(label)}"
-            name = group if isinstance(group, str) else group.name
+            resource_name, name = subscription_of(self._name, group, self._subscribed)
             self.filters[resource_name] = aws.cloudwatch.LogSubscriptionFilter(
                 resource_name, name=self.stream_name, log_group=name, filter_pattern="",
                 destination_arn=self.stream.arn, role_arn=self.subscription_role.arn,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.subscription_policy]))
-
-    @staticmethod
-    def _label(group: aws.cloudwatch.LogGroup | str) -> str:
-        return repr(group) if isinstance(group, str) else f"log group {group.pulumi_resource_name}"
 
     def grant_keys(self, keys: Any) -> None:
         """What the stream's roles need of the logs key, asked of its owner: the delivery role
@@ -579,6 +568,22 @@ class SiemStream(pulumi.ComponentResource):
         keys.grant_use_through_service("logs", self.transform.role, "sqs")
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9-]+", "-", text).strip("-").lower() or "group"
+def group_label(group: aws.cloudwatch.LogGroup | str) -> str:
+    return repr(group) if isinstance(group, str) else f"log group {group.pulumi_resource_name}"
+
+
+def subscription_of(owner: str, group: aws.cloudwatch.LogGroup | str,
+                    subscribed: list[aws.cloudwatch.LogGroup | str]) -> tuple[str, pulumi.Input[str]]:
+    """The checks and names every subscriber of log groups shares (the SIEM stream, the detection
+    function): a group given twice or a name that is no log group is refused (ValueError naming
+    it); else the group is recorded in `subscribed`, and its filter's resource name and the group's
+    name are returned."""
+    if any(group is seen for seen in subscribed):
+        raise ValueError(f"{owner}: {group_label(group)} is subscribed already")
+    if isinstance(group, str) and not group.startswith("/"):
+        raise ValueError(f"{owner}: {group!r} is not a log group name (it starts with /)")
+    subscribed.append(group)
+    label = group if isinstance(group, str) else group.pulumi_resource_name
+    slug = re.sub(r"[^A-Za-z0-9-]+", "-", label).strip("-").lower() or "group"
+    return f"{owner}-subscription-{slug}", (group if isinstance(group, str) else group.name)
 
