@@ -81,8 +81,9 @@ SHIPPED_ALLOW_LIST = Path(__file__).resolve().parent.parent / "detections" / "al
 MAX_ALLOW_LIST_BYTES = 3072
 
 
-class AllowListFileError(ValueError):
-    """The allow-list file cannot be shipped: the message names the file and what is wrong."""
+class AllowListFileError(pulumi.RunError, ValueError):
+    """The allow-list file cannot be shipped: the message names the file and what is wrong (a
+    `pulumi.RunError`, so a preview reports it as the user's error, without a traceback)."""
 
 
 def shipped_allow_list(path: Path = SHIPPED_ALLOW_LIST) -> dict[str, Any]:

@@ -273,6 +273,8 @@ def test_the_keys_grants_are_asked_of_the_owner() -> None:
 def test_the_shipped_allow_list_travels_whole_and_a_bad_one_is_refused(tmp_path: Path) -> None:
     from components.detection import AllowListFileError, shipped_allow_list
 
+    # A RunError: `ztai preview` reports it as the user's error, with no traceback.
+    assert issubclass(AllowListFileError, pulumi.RunError)
     shipped = shipped_allow_list()
     assert [entry["principal"] for entry in shipped["allow"]]
     for text, message in (("allow: {}\n", "the one key 'allow'"), ("[1]\n", "the one key 'allow'"),
