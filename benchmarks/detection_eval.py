@@ -64,9 +64,8 @@ from benchmarks.detection_data import (
     on_call_night,
 )
 from ztai_runtime.detect.allowlist import AllowList
-from ztai_runtime.detect.build import build_engine
+from ztai_runtime.detect.build import build_engine, run_files
 from ztai_runtime.detect.engine import Engine, Finding
-from ztai_runtime.detect.sources import read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -243,17 +242,21 @@ def build_corpus(folder: Path, *, techniques: Mapping[str, Sequence[Mapping[str,
 
 def write_cloudtrail(folder: Path, records: Iterable[Mapping[str, Any]], *, account: str, seed: int) -> int:
     """The records as CloudTrail delivers them to S3: one gzip'd `{"Records": [...]}` per region and
-    five minutes of event time, named as CloudTrail names them, records shuffled inside a file
-    (seeded). Returns the number of files."""
-    buckets: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    five minutes of event time, named as CloudTrail names them with the time of its delivery (1-10
+    minutes after its five minutes end, seeded: a file holds "records written at any point before"
+    it was delivered), records shuffled inside a file (seeded). Returns the number of files."""
+    buckets: dict[tuple[str, datetime], list[Mapping[str, Any]]] = defaultdict(list)
     for record in records:
         moment = datetime.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ")
         moment = moment.replace(minute=moment.minute - moment.minute % DELIVERY_MINUTES, second=0)
-        buckets[(str(record.get("awsRegion") or REGION), moment.strftime("%Y%m%dT%H%MZ"))].append(record)
+        buckets[(str(record.get("awsRegion") or REGION), moment)].append(record)
     rng = random.Random(f"delivery/{seed}")
-    for (region, stamp), batch in sorted(buckets.items()):
+    for (region, period), batch in sorted(buckets.items()):
         rng.shuffle(batch)
-        suffix = hashlib.sha256(f"{seed}/{region}/{stamp}".encode()).hexdigest()[:16].upper()
+        at = period + timedelta(minutes=DELIVERY_MINUTES + rng.randint(1, 10))
+        stamp = at.strftime("%Y%m%dT%H%MZ")
+        # Named after its five minutes: two files may be delivered in the same minute.
+        suffix = hashlib.sha256(f"{seed}/{region}/{period:%Y%m%dT%H%M}".encode()).hexdigest()[:16].upper()
         path = (folder / "AWSLogs" / account / "CloudTrail" / region / stamp[:4] / stamp[4:6] / stamp[6:8]
                 / f"{account}_CloudTrail_{region}_{stamp}_{suffix}.json.gz")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -264,15 +267,11 @@ def write_cloudtrail(folder: Path, records: Iterable[Mapping[str, Any]], *, acco
 
 # -- the run and its accounting ----------------------------------------------------------------------
 
-def run_engine(folder: Path, engine: Engine) -> tuple[list[Finding], int]:
-    """The findings of `engine` over every file under `folder`, as `ztai detect` runs it, and the
-    number of events read."""
-    events = 0
-    process = engine.process
-    for event in read_events([folder]):
-        process(event)
-        events += 1
-    return engine.finish(), events
+def run_engine(folder: Path, make_engine: Callable[[], Engine]) -> tuple[list[Finding], int]:
+    """The findings of an engine `make_engine` builds over every file under `folder`, as `ztai
+    detect` runs it (`run_files`), and the number of events read."""
+    engine, _ = run_files([folder], make_engine)
+    return engine.finish(), engine.events
 
 
 @dataclass
@@ -351,8 +350,8 @@ def account(findings: Sequence[Finding], truth: Mapping[str, Sequence[str]], eve
                       dict(sorted(false_rules.items(), key=lambda item: (-item[1], item[0]))))
 
 
-def evaluate(corpus: Corpus, engine: Engine) -> Evaluation:
-    findings, events = run_engine(corpus.folder, engine)
+def evaluate(corpus: Corpus, make_engine: Callable[[], Engine]) -> Evaluation:
+    findings, events = run_engine(corpus.folder, make_engine)
     if events != corpus.events:
         raise SystemExit(f"detection_eval: read {events} events of the {corpus.events} written")
     return account(findings, corpus.truth, events)
@@ -472,9 +471,9 @@ def main(argv: Sequence[str] | None = None, *, engine_factory: Callable[[], Engi
                                  seed=args.seed, events_per_day=args.events_per_day,
                                  disguised=variant == "disguised")
             corpus = corpus or built
-            evaluations[variant] = evaluate(built, engine_factory())
+            evaluations[variant] = evaluate(built, engine_factory)
             if variant == "recorded" and bare is not None:
-                evaluations["recorded-without-allow-list"] = evaluate(built, bare())
+                evaluations["recorded-without-allow-list"] = evaluate(built, bare)
     assert corpus is not None
     report = markdown(evaluations["recorded"], evaluations.get("disguised"), corpus,
                       evaluations.get("recorded-without-allow-list"))

@@ -20,6 +20,7 @@ converted for a SIEM through pySigma's backends (`ztai.detect_rules`).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -33,10 +34,10 @@ import yaml
 
 from ztai.errors import EXIT_OK, EXIT_VIOLATION, UsageError
 from ztai_runtime.detect.allowlist import AllowList, AllowListError
-from ztai_runtime.detect.build import build_engine
-from ztai_runtime.detect.engine import Finding, iso
+from ztai_runtime.detect.build import build_engine, run_files
+from ztai_runtime.detect.engine import Engine, Finding, iso
 from ztai_runtime.detect.signals import SEVERITIES, severity_rank
-from ztai_runtime.detect.sources import InputError, read_events
+from ztai_runtime.detect.sources import InputError
 from ztai_runtime.trail.validation import parse_time
 
 DEFAULT_FAIL_ON = "low"
@@ -109,16 +110,23 @@ def run(args: argparse.Namespace) -> int:
     if args.geoip_db is not None and not Path(args.geoip_db).is_file():
         raise UsageError(f"--geoip-db {args.geoip_db}: no such file (an MMDB file, e.g. DB-IP Lite "
                          "ASN and country: docs/detection-models.md)")
+
+    def make_engine() -> Engine:
+        # A copy of the state each time: a second reading (run_files) starts from it again.
+        return build_engine(rules_ir=rules_ir, context=context, allow=allow, geoip_db=args.geoip_db,
+                            state=copy.deepcopy(state))
+
     try:
-        engine = build_engine(rules_ir=rules_ir, context=context, allow=allow,
-                              geoip_db=args.geoip_db, state=state)
+        make_engine()  # a bad rule, context, database or state is reported before any file is read
     except ValueError as problem:
         raise UsageError(f"cannot start the detectors: {problem}") from None
     try:
-        for event in read_events(args.paths, since_ms=since_ms, until_ms=until_ms):
-            engine.process(event)
+        engine, reread = run_files(args.paths, make_engine, since_ms=since_ms, until_ms=until_ms)
     except InputError as problem:
         raise UsageError(str(problem)) from None
+    if reread is not None:
+        sys.stderr.write(f"ztai detect: read the files a second time, all at once, in exact time order: "
+                         f"{reread}\n")
     findings = engine.finish()
     if args.state is not None:
         _save_state(args.state, engine.to_state())

@@ -130,11 +130,17 @@ def test_files_are_written_as_s3_delivers_cloudtrail(tmp_path: Path) -> None:
     assert write_cloudtrail(tmp_path, records, account="111122223333", seed=1) == 4
     files = sorted(tmp_path.rglob("*.json.gz"))
     pattern = re.compile(r"AWSLogs/111122223333/CloudTrail/(eu-west-1|us-east-1)/2026/11/16/"
-                         r"111122223333_CloudTrail_\1_20261116T100[05]Z_[0-9A-F]{16}\.json\.gz")
-    assert all(pattern.fullmatch(path.relative_to(tmp_path).as_posix()) for path in files), files
+                         r"111122223333_CloudTrail_\1_20261116T10([0-9]{2})Z_[0-9A-F]{16}\.json\.gz")
+    matches = [pattern.fullmatch(path.relative_to(tmp_path).as_posix()) for path in files]
+    assert all(matches), files
     batches = [json.loads(gzip.decompress(path.read_bytes()))["Records"] for path in files]
     assert sorted(len(batch) for batch in batches) == [3, 3, 5, 5]  # minutes 0-4 and 5-7
     assert all(len({r["awsRegion"] for r in batch}) == 1 for batch in batches)
+    # Each named by its delivery: 1-10 minutes after its five minutes end, never before an event.
+    for match, batch in zip(matches, batches, strict=True):
+        assert match is not None
+        period_end = 5 if max(r["eventTime"] for r in batch) < "2026-11-16T10:05" else 10
+        assert period_end + 1 <= int(match.group(2)) <= period_end + 10
     again = tmp_path / "again"
     write_cloudtrail(again, records, account="111122223333", seed=1)
     assert [p.read_bytes() for p in sorted(again.rglob("*.gz"))] == [p.read_bytes() for p in files]
@@ -177,7 +183,7 @@ def test_a_fake_rule_flags_its_technique_and_its_benign_hits_are_false_findings(
     # StartInstanceRefresh: the image rollout, once on each of the window's two Tuesdays (hours apart
     # from anything else): two bursts, two false findings.
     engine = Engine([NameDetector("stop", "StopLogging"), NameDetector("refresh", "StartInstanceRefresh")])
-    result = evaluate(corpus, engine)
+    result = evaluate(corpus, lambda: engine)
     by_name = {t.name: t for t in result.techniques}
     stops = sum(1 for r in techniques("cloudtrail-stop")["defense-evasion.cloudtrail-stop"]
                 if r["eventName"] == "StopLogging")
@@ -191,8 +197,8 @@ def test_a_fake_rule_flags_its_technique_and_its_benign_hits_are_false_findings(
 
 
 def test_a_giveaway_detector_flags_as_recorded_but_not_disguised(tmp_path: Path) -> None:
-    recorded = evaluate(small_corpus(tmp_path / "r"), Engine([AgentDetector()]))
-    hidden = evaluate(small_corpus(tmp_path / "d", disguised=True), Engine([AgentDetector()]))
+    recorded = evaluate(small_corpus(tmp_path / "r"), lambda: Engine([AgentDetector()]))
+    hidden = evaluate(small_corpus(tmp_path / "d", disguised=True), lambda: Engine([AgentDetector()]))
     assert all(t.flagged for t in recorded.techniques)
     assert not any(t.flagged for t in hidden.techniques)
     report = detection_eval.markdown(recorded, hidden, small_corpus(tmp_path / "again"))

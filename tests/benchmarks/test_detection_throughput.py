@@ -31,14 +31,14 @@ def test_a_tiny_corpus_gives_every_figure(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "detection_throughput.json").read_text())
     assert data["events"] == len(records) and data["files"] == files and data["repeat"] == 2
-    names = {"plain", "reader", "end_to_end", "end_to_end_stdlib"}
+    names = {"plain", "reader", "reader_exact", "end_to_end", "end_to_end_stdlib"}
     assert names <= set(data["events_per_cpu_s"])
     for name in names:
         assert len(data["cpu_s"][name]) == 2
         assert data["events_per_cpu_s"][name] > 0 and data["per_event_us"][name] > 0
     assert data["cpu_vs_plain"]["plain"] == pytest.approx(1.0)
     assert "end to end: target ≥ 50,000 events/s per core:" in result.stdout
-    assert "| the reader alone: read_events, events in time order |" in result.stdout
+    assert "| the reader alone: read_events, the windowed read (events in time order) |" in result.stdout
 
 
 @pytest.mark.parametrize(("options", "problem"), [

@@ -210,3 +210,45 @@ def test_a_critical_signal_needs_critical_true(logs: Path, tmp_path: Path, engin
     allow.write_text("allow:\n  - principal: 'arn:aws:iam::*:user/mallory'\n"
                      "    reason: the test user stops logging on purpose in this test\n")
     assert main(["detect", str(logs), "--allow", str(allow)]) == 1
+
+
+def delivered_trail(folder: Path, at: str, records: list[dict[str, Any]], unique: str) -> Path:
+    """A CloudTrail file named as S3 holds it, delivered at `at` (YYYYMMDDTHHmmZ): the windowed read
+    orders such files by that time."""
+    return write_trail(folder / f"111122223333_CloudTrail_eu-west-1_{at}_{unique}.json.gz", records)
+
+
+def test_a_late_event_means_a_second_reading_with_the_same_result(
+        tmp_path: Path, engines: list[Engine], capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "trail"
+    delivered_trail(folder, "20260301T1010Z", [record("StopLogging", "2026-03-01T10:00:00Z", "e1")], "A" * 16)
+    delivered_trail(folder, "20260301T1610Z", [record("StopLogging", "2026-03-01T16:00:00Z", "e3")], "B" * 16)
+    # Delivered five hours after it happened: past the windowed read's hour.
+    delivered_trail(folder, "20260301T1620Z", [record("StopLogging", "2026-03-01T11:00:00Z", "e2")], "C" * 16)
+    state = tmp_path / "state.json"
+    assert main(["detect", str(folder), "--json", "--state", str(state)]) == 1
+    captured = capsys.readouterr()
+    assert "read the files a second time" in captured.err and "CCCC" in captured.err
+    findings = json.loads(captured.out)["findings"]
+    # In time order (the burst gap of an hour splits e1 and e2 from e3), as the exact read gives.
+    assert [finding["eventIds"] for finding in findings] == [["e1", "e2"], ["e3"]]
+    # The second reading started again from no state: three events seen, not three plus some.
+    assert json.loads(state.read_text())["detectors"]["flag"] == {"seen": 3}
+
+
+def test_a_bad_file_delivered_last_exits_2_after_the_windowed_read_began(
+        tmp_path: Path, engines: list[Engine], capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "trail"
+    delivered_trail(folder, "20260301T1010Z", [record("StopLogging", "2026-03-01T10:00:00Z", "e1")], "A" * 16)
+    delivered_trail(folder, "20260302T1010Z", [record("StopLogging", "2026-03-02T10:00:00Z", "e2")], "B" * 16)
+    state = tmp_path / "state.json"
+    assert main(["detect", str(folder), "--state", str(state)]) == 1
+    before = state.read_bytes()
+    bad = delivered_trail(folder, "20260309T1010Z", [], "C" * 16)
+    bad.write_bytes(gzip.compress(b'{"Records": [{"eventVersion": "1.08"}]}'))
+    capsys.readouterr()
+    assert main(["detect", str(folder), "--state", str(state), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "CCCC" in captured.err and "no known kind" in captured.err
+    assert engines[-1].events >= 2  # events were judged before the bad file was reached
+    assert state.read_bytes() == before

@@ -8,7 +8,8 @@ things in the same events.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ztai_runtime.detect.allowlist import AllowList
@@ -17,6 +18,7 @@ from ztai_runtime.detect.extraction import Extraction
 from ztai_runtime.detect.geo import GeoLookup
 from ztai_runtime.detect.models import Behaviour, ModelSettings
 from ztai_runtime.detect.rules import SigmaRules, shipped_ir
+from ztai_runtime.detect.sources import WindowExceededError, read_events
 
 # The shipped rules compiled, per context: they learn nothing, so a warm stream function reuses them
 # instead of reading and compiling the IR on every invocation (about 3 ms each).
@@ -77,3 +79,42 @@ def build_engine(*, rules_ir: Mapping[str, Any] | None = None,
     if state is not None:
         engine.restore(dict(state))
     return engine
+
+
+# How late the windowed read lets an event be in its CloudTrail file (after the file's delivery
+# time): CloudTrail delivers "within an average of about 5 minutes of an API call", and a file
+# "can contain records written at any point before" its delivery time, so no bound holds for
+# every record; an hour leaves the rare late one room, and an event later still costs a second
+# reading, never a wrong order (`run_files`).
+WINDOW_MS = 60 * 60_000
+
+
+def run_files(paths: Iterable[str | os.PathLike[str]], make_engine: Callable[[], Engine], *,
+              since_ms: int | None = None, until_ms: int | None = None,
+              window_ms: int = WINDOW_MS) -> tuple[Engine, str | None]:
+    """Every event of `paths` through an engine `make_engine()` builds, in event-time order (as
+    `read_events` orders them), as `ztai detect` runs it. Returns the engine (not yet finished)
+    and, when the windowed read could not order the input (`WindowExceededError`), why the files were
+    read a second time with the exact read, into a second engine from `make_engine()` (the first
+    one's state is discarded: the result is that of the exact read, whatever came first).
+
+    The windowed read holds about `window_ms` of events and judges each as soon as its window has
+    been read; the exact read holds (and spills) them all. Same events, same order, same findings.
+    InputError (possibly after events were judged: act on nothing before this returns) on bad
+    input."""
+    paths = list(paths)
+    engine = make_engine()
+    try:
+        _feed(engine, read_events(paths, since_ms=since_ms, until_ms=until_ms, window_ms=window_ms))
+        return engine, None
+    except WindowExceededError as late:
+        reason = str(late)
+    engine = make_engine()
+    _feed(engine, read_events(paths, since_ms=since_ms, until_ms=until_ms))
+    return engine, reason
+
+
+def _feed(engine: Engine, events: Iterable[Any]) -> None:
+    process = engine.process
+    for event in events:
+        process(event)

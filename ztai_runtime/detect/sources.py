@@ -70,12 +70,13 @@ import heapq
 import json
 import marshal
 import os
+import re
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -154,20 +155,40 @@ def _new_event(time_ms: int, kind: Kind, uid: str, record: dict[str, Any], origi
 
 
 def read_events(paths: Iterable[str | os.PathLike[str]], *, since_ms: int | None = None,
-                until_ms: int | None = None, buffer_events: int = BUFFER_EVENTS) -> Iterator[Event]:
+                until_ms: int | None = None, buffer_events: int = BUFFER_EVENTS,
+                window_ms: int | None = None) -> Iterator[Event]:
     """Every event of the files (and folders, recursively) in `paths`, oldest first (ties: by id,
     then by the order the files are read, then by order in the file), those with
-    since_ms <= time_ms < until_ms when given. Raises InputError (on the first `next`, before any
-    event) on bad input. `buffer_events`: how many events are held in memory before the sorted
-    events are written to a temporary file (see the module docstring)."""
+    since_ms <= time_ms < until_ms when given.
+
+    `window_ms` None (the exact read): every file is read before the first event is yielded, so
+    bad input raises InputError on the first `next`, before any event; `buffer_events` events are
+    held in memory, the rest spilled to a temporary file (the module docstring).
+
+    `window_ms` given (the windowed read, "Order and memory" in the module docstring): CloudTrail
+    files are read in the order of their delivery times and their events yielded as soon as every
+    file delivered up to `window_ms` after them has been read. The same events in the same order
+    as the exact read, or WindowExceededError (possibly after events were yielded) where the input does
+    not allow it; InputError may then also come after events were yielded."""
     if buffer_events < 1:
         raise ValueError(f"buffer_events must be at least 1, not {buffer_events}")
-    files = list(_files(paths))
+    if window_ms is not None and window_ms < 0:
+        raise ValueError(f"window_ms must not be negative, not {window_ms}")
+    undated, dated = _delivery_order(_files(paths))
+    if window_ms is None:
+        yield from _exact([*undated, *(path for _, path in dated)], since_ms, until_ms, buffer_events)
+    else:
+        yield from _windowed(undated, dated, since_ms, until_ms, buffer_events, window_ms)
+
+
+def _exact(files: list[str], since_ms: int | None, until_ms: int | None,
+           buffer_events: int) -> Iterator[Event]:
+    """Every event of `files`, in order, each file read before the first is yielded."""
     # Every file's events in one list, in the order read, sorted once (stable): the same order as
     # sorting each file and merging the files with heapq.merge (earlier file first on equal keys),
     # at a fraction of the cost (measured: the merge's per-event key calls and heap steps cost as
-    # much as the parsing of a small CloudTrail file, and the files, read in name order, are mostly
-    # in time order already, which the sort takes advantage of).
+    # much as the parsing of a small CloudTrail file, and the files, read in delivery order, are
+    # mostly in time order already, which the sort takes advantage of).
     held: list[Event] = []
     hours: dict[str, int] = {}
     with _Spill() as spill, _frozen_heap() as freeze:
@@ -186,9 +207,140 @@ def read_events(paths: Iterable[str | os.PathLike[str]], *, since_ms: int | None
         if not runs:
             yield from held
             return
-        # Runs come from consecutive files in name order, and heapq.merge takes the earlier
+        # Runs come from consecutive files in reading order, and heapq.merge takes the earlier
         # iterable first on equal keys: ties resolve in file order whether spilled or not.
         yield from heapq.merge(*runs, held, key=_key)
+
+
+class WindowExceededError(Exception):
+    """The windowed read (`read_events(..., window_ms=...)`) met input it cannot yield in order
+    within its window: an event older than events already yielded, or more than `buffer_events`
+    events waiting. Nothing is wrong with the input: read it again with the exact read (no
+    `window_ms`), from the start (`run_files` in ztai_runtime.detect.build does)."""
+
+
+# A CloudTrail log file's name: AccountID_CloudTrail_RegionName_YYYYMMDDTHHmmZ_UniqueString.json.gz,
+# the time being when the file was delivered ("A log file delivered at a specific time can contain
+# records written at any point before that time": https://docs.aws.amazon.com/awscloudtrail/latest/
+# userguide/cloudtrail-log-file-examples.html#cloudtrail-log-filename-format).
+_CLOUDTRAIL_NAME = re.compile(
+    r"[0-9]{12}_CloudTrail_[A-Za-z0-9-]+_([0-9]{8}T[0-9]{4}Z)_[A-Za-z0-9]+\.json(?:\.gz)?")
+# The windowed read's buckets: CloudTrail delivers a region's events about every five minutes.
+_STEP_MS = 5 * 60_000
+
+
+def _delivery_order(files: Iterable[str]) -> tuple[list[str], list[tuple[int, str]]]:
+    """The reading order of both reads: first the files whose names give no delivery time, in the
+    order found; then CloudTrail's files by delivery time (those of the same time in the order
+    found), with their delivery times (epoch milliseconds)."""
+    undated: list[str] = []
+    dated: list[tuple[int, str]] = []
+    for path in files:
+        match = _CLOUDTRAIL_NAME.fullmatch(os.path.basename(path))
+        delivered = _delivery_ms(match.group(1)) if match else None
+        if delivered is None:
+            undated.append(path)
+        else:
+            dated.append((delivered, path))
+    dated.sort(key=itemgetter(0))
+    return undated, dated
+
+
+def _delivery_ms(stamp: str) -> int | None:
+    # The digits taken as they stand (the name's pattern admits digits only): strptime costs
+    # about 10 µs a file, more than a small CloudTrail file's events take to read.
+    try:
+        moment = datetime(int(stamp[0:4]), int(stamp[4:6]), int(stamp[6:8]), int(stamp[9:11]),
+                          int(stamp[11:13]), tzinfo=UTC)
+    except ValueError:  # a name of the right shape with no such time (month 13): read as undated
+        return None
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _windowed(undated: list[str], dated: list[tuple[int, str]], since_ms: int | None,
+              until_ms: int | None, buffer_events: int, window_ms: int) -> Iterator[Event]:
+    """The windowed read. The undated files are read first, as the exact read reads them (held,
+    spilled past the buffer). The dated files follow in delivery order; each one's events wait in
+    five-minute buckets of event time. Before a file delivered at D is read, every bucket wholly
+    before D - window_ms is sorted and yielded (merged with the undated events of its time): every
+    file still to be read was delivered at D or later, and its events are taken to be at most
+    `window_ms` older than their file. An event that is older (it would come before events
+    already yielded), or more than `buffer_events` events waiting, raise WindowExceededError."""
+    early = _Peek(_exact(undated, since_ms, until_ms, buffer_events) if undated else iter(()))
+    buckets: dict[int, list[Event]] = {}
+    waiting = 0
+    flushed = MIN_MS  # every event before this time has been yielded
+    hours: dict[str, int] = {}
+    for delivered, path in dated:
+        mark = (delivered - window_ms) // _STEP_MS * _STEP_MS
+        if mark > flushed:
+            ready = sorted(index for index in buckets if index * _STEP_MS < mark)
+            for index in ready:
+                events = buckets.pop(index)
+                waiting -= len(events)
+                events.sort(key=_key)
+                yield from early.merged(events, index * _STEP_MS, (index + 1) * _STEP_MS)
+            yield from early.before(mark)
+            flushed = mark
+        out: list[Event] = []
+        _file_events(path, since_ms, until_ms, out, hours)
+        if not out:
+            continue
+        # A file's events mostly fall in one bucket: placed together, in C, when they do.
+        times = list(map(_time, out))
+        first, last = min(times), max(times)
+        if first < flushed:
+            late = out[times.index(first)]
+            raise WindowExceededError(
+                f"{late.origin}: an event of {_iso(first)} in a file delivered at {_iso(delivered)}, "
+                f"more than the window ({window_ms // 60_000} min) before its delivery: later events "
+                "were already read out")
+        index = first // _STEP_MS
+        if index == last // _STEP_MS:
+            buckets.setdefault(index, []).extend(out)
+        else:
+            for event, time_ms in zip(out, times, strict=True):
+                buckets.setdefault(time_ms // _STEP_MS, []).append(event)
+        waiting += len(out)
+        if waiting > buffer_events:
+            raise WindowExceededError(f"{path}: more than {buffer_events:,} events wait for their window")
+    for index in sorted(buckets):
+        events = buckets.pop(index)
+        events.sort(key=_key)
+        yield from early.merged(events, index * _STEP_MS, (index + 1) * _STEP_MS)
+    yield from early.before(END_MS)
+
+
+class _Peek:
+    """The undated files' events (in order), taken as far as the windowed read has come."""
+
+    __slots__ = ("_events", "_head")
+
+    def __init__(self, events: Iterator[Event]) -> None:
+        self._events = events
+        self._head: Event | None = next(events, None)
+
+    def before(self, limit: int) -> Iterator[Event]:
+        """The events before `limit` not yet taken."""
+        head = self._head
+        while head is not None and head.time_ms < limit:
+            yield head
+            head = self._head = next(self._events, None)
+
+    def merged(self, events: list[Event], start: int, end: int) -> Iterator[Event]:
+        """`events` (sorted, all in start..end) merged with the events before `end`: the earlier
+        first on equal keys (the undated files are read first)."""
+        if self._head is None or self._head.time_ms >= end:
+            return iter(events)
+        return self._merge(events, start, end)
+
+    def _merge(self, events: list[Event], start: int, end: int) -> Iterator[Event]:
+        yield from self.before(start)
+        yield from heapq.merge(self.before(end), events, key=_key)
+
+
+def _iso(time_ms: int) -> str:
+    return (_EPOCH + timedelta(milliseconds=time_ms)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @contextmanager
@@ -227,6 +379,7 @@ def _frozen_heap() -> Iterator[Callable[[], None]]:
 
 # (time_ms, uid), built in C.
 _key: Callable[[Event], tuple[int, str]] = attrgetter("time_ms", "uid")
+_time: Callable[[Event], int] = attrgetter("time_ms")
 
 
 # -- files ------------------------------------------------------------------------------------------
