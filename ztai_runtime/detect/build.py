@@ -18,7 +18,7 @@ from ztai_runtime.detect.extraction import Extraction
 from ztai_runtime.detect.geo import GeoLookup
 from ztai_runtime.detect.models import Behaviour, ModelSettings
 from ztai_runtime.detect.rules import SigmaRules, shipped_ir
-from ztai_runtime.detect.sources import WindowExceededError, read_events
+from ztai_runtime.detect.sources import WindowExceededError, collector_paused, read_events
 
 # The shipped rules compiled, per context: they learn nothing, so a warm stream function reuses them
 # instead of reading and compiling the IR on every invocation (about 3 ms each).
@@ -103,15 +103,16 @@ def run_files(paths: Iterable[str | os.PathLike[str]], make_engine: Callable[[],
     InputError (possibly after events were judged: act on nothing before this returns) on bad
     input."""
     paths = list(paths)
-    engine = make_engine()
-    try:
-        _feed(engine, read_events(paths, since_ms=since_ms, until_ms=until_ms, window_ms=window_ms))
-        return engine, None
-    except WindowExceededError as late:
-        reason = str(late)
-    engine = make_engine()
-    _feed(engine, read_events(paths, since_ms=since_ms, until_ms=until_ms))
-    return engine, reason
+    with collector_paused():  # the run makes no reference cycles (sources.collector_paused)
+        engine = make_engine()
+        try:
+            _feed(engine, read_events(paths, since_ms=since_ms, until_ms=until_ms, window_ms=window_ms))
+            return engine, None
+        except WindowExceededError as late:
+            reason = str(late)
+        engine = make_engine()
+        _feed(engine, read_events(paths, since_ms=since_ms, until_ms=until_ms))
+        return engine, reason
 
 
 def _feed(engine: Engine, events: Iterable[Any]) -> None:

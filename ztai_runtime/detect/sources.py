@@ -1,7 +1,7 @@
 """Every input `ztai detect` reads, as one stream of events in event-time order across files.
 
-`read_events(paths, since_ms=..., until_ms=...)` takes files and folders (read recursively, files
-in name order) and yields one `Event` per record, oldest first.
+`read_events(paths, since_ms=..., until_ms=..., window_ms=...)` takes files and folders (read
+recursively) and yields one `Event` per record, oldest first ("Order", below).
 
 Files. Each file is one of these, optionally gzip'd (recognised by its magic bytes, whatever its
 name):
@@ -40,24 +40,44 @@ Errors. Bad input never raises anything but `InputError` (a ValueError), whose m
 file, the line or record index, what is wrong and what is allowed: a path that does not exist,
 unreadable files, bad gzip, bad UTF-8, bad JSON, a record that is not an object, a `Records` that
 is not a list, a record of no known kind, a missing or unparseable time, a time out of range. One
-bad record fails the whole run, and before any event is yielded: every file is read (and checked)
-before the merge yields its first event, so a caller never acts on part of an input it will then
-refuse (the CLI exits 2 and reports no findings).
+bad record fails the whole run. The exact read (below) reads and checks every file before it
+yields the first event; the windowed read may raise after events were yielded, so a caller acts on
+nothing (reports no finding, saves no state) until the reading has ended (the CLI exits 2 and
+reports nothing either way).
 
-Order and memory. CloudTrail files overlap in time and are not sorted inside, so the events are
-sorted by time, then id; on equal keys the file read first comes first (the PATHs in the order
-given, each folder's files in name order), then the order in the file (one stable sort of the
-events in the order read; spilled runs, below, are merged by `heapq.merge`, which keeps that
-rule): the output is the same on every run. Nothing can be
-yielded before every file is read (the last file may hold the earliest event), so the sort needs
-every file's events at hand, in memory or on disk. To bound memory, at most `buffer_events` events
-(default BUFFER_EVENTS) are held: when the files read so far hold more, they are sorted into one
-run written to a temporary file (in `marshal`'s form, in chunks of SPILL_CHUNK events; deleted when the
-reading ends) and read back chunk by chunk in the final merge. Memory is therefore about
-`buffer_events` events, plus the largest single file (read whole), plus one chunk per
-spilled run; disk holds every event beyond the buffer. Spilling costs a writing and a reading
-of each event it writes (measured: reading halves in speed). `since_ms` and `until_ms` filter as the
-files are read (since inclusive, until exclusive), so only what is kept counts.
+Order. CloudTrail files overlap in time and are not sorted inside, so the events are sorted by
+time, then id; on equal keys the file read first comes first, then the order in the file. Files
+are read in this order: first those whose names give no delivery time (the PATHs in the order
+given, each folder's files in name order), then CloudTrail's files
+(`<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<unique>.json.gz`) by the delivery time in their
+names, those of one time in the order found. The output is the same on every run, and the same
+from both reads.
+
+The exact read (`window_ms` None). Nothing can be yielded before every file is read (the last file
+may hold the earliest event: CloudTrail's file delivered at a time "can contain records written at
+any point before that time"), so every event is held: one stable sort of the events in the order
+read. To bound memory, at most `buffer_events` events (default BUFFER_EVENTS) are held: when the
+files read so far hold more, they are sorted into one run written to a temporary file (in
+`marshal`'s form, in chunks of SPILL_CHUNK events; deleted when the reading ends) and read back
+chunk by chunk in the final merge (`heapq.merge`, which keeps the tie rule). Memory is therefore
+about `buffer_events` events, plus the largest single file (read whole), plus one chunk per spilled
+run; disk holds every event beyond the buffer. Spilling costs a writing and a reading of each event
+it writes (measured: reading halves in speed).
+
+The windowed read (`window_ms` given; what `ztai detect` runs first, `build.run_files`). The files
+with no delivery time are read first, as the exact read reads them. CloudTrail's files follow in
+delivery order, and their events wait in five-minute buckets of event time; before the file
+delivered at D is read, every bucket wholly before D - window_ms is sorted and yielded (merged with
+the first files' events of its time). That is exact as long as no event is more than `window_ms`
+older than its file's delivery, since every file still unread was delivered at D or later. An event
+older than that, which would have to come before events already yielded, raises
+`WindowExceededError`, as do more than `buffer_events` events waiting; the caller then reads again
+with the exact read, from the start. Memory is about `window_ms` of events plus one file; each
+event is held only until its window has been read, and is judged while still in the processor's
+caches (measured: the busy account's end-to-end throughput in docs/benchmarks.md).
+
+`since_ms` and `until_ms` filter as the files are read (since inclusive, until exclusive), so only
+what is kept counts.
 
 JSON is read with `ztai_runtime.siem.codec.loads` (orjson when it is installed).
 """
@@ -165,7 +185,7 @@ def read_events(paths: Iterable[str | os.PathLike[str]], *, since_ms: int | None
     bad input raises InputError on the first `next`, before any event; `buffer_events` events are
     held in memory, the rest spilled to a temporary file (the module docstring).
 
-    `window_ms` given (the windowed read, "Order and memory" in the module docstring): CloudTrail
+    `window_ms` given (the windowed read, the module docstring): CloudTrail
     files are read in the order of their delivery times and their events yielded as soon as every
     file delivered up to `window_ms` after them has been read. The same events in the same order
     as the exact read, or WindowExceededError (possibly after events were yielded) where the input does
@@ -192,7 +212,7 @@ def _exact(files: list[str], since_ms: int | None, until_ms: int | None,
     held: list[Event] = []
     hours: dict[str, int] = {}
     with _Spill() as spill, _frozen_heap() as freeze:
-        with _collector_paused():
+        with collector_paused():
             for path in files:
                 _file_events(path, since_ms, until_ms, held, hours)
                 if len(held) > buffer_events:
@@ -344,11 +364,16 @@ def _iso(time_ms: int) -> str:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while the files are read (it is on again before the first
-    event is yielded, so the caller's own garbage is collected as usual): the reading makes no
-    cycles, and the collector's passes over the records being parsed find nothing (measured: about
-    1 µs per event, 5% of the reading). A collector the caller switched off stays off."""
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off inside the block, on again after it (a collector the caller
+    switched off stays off). Reading makes no reference cycles (JSON has none), nor does the
+    engine (tests/ztai_runtime/detect/test_sources_windowed.py checks a whole run leaves nothing
+    for the collector), so its passes over the records being parsed and over the engine's learned
+    state find nothing and only cost time (measured: about 1 µs per event while reading, more on
+    a busy account's run, where every full pass walks the whole learned state). Reference counting
+    still frees every object as soon as it is dropped. The exact read pauses it while the files
+    are read (on again before the first event is yielded, so the caller's garbage is collected as
+    usual); `build.run_files` pauses it for the whole run."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -363,7 +388,7 @@ def _frozen_heap() -> Iterator[Callable[[], None]]:
     """The records read are trees (JSON has no cycles) held until they are yielded: the cyclic
     garbage collector's passes over them find nothing and cost as much as the parsing (measured on
     100,000 CloudTrail events: half the read time, then a full pass in the merge). Once the files
-    are read (the collector paused meanwhile, `_collector_paused`), their objects are moved out of
+    are read (the collector paused meanwhile, `collector_paused`), their objects are moved out of
     its reach (`gc.freeze`); reference counting still frees
     every event once the caller drops it, and the frozen objects go back to the collector when the
     reading ends. Only the collector's timing changes, never what is freed. A process that froze
