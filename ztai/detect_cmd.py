@@ -112,14 +112,15 @@ def run(args: argparse.Namespace) -> int:
                          "ASN and country: docs/detection-models.md)")
 
     def make_engine() -> Engine:
-        # A copy of the state each time: a second reading (run_files) starts from it again.
-        return build_engine(rules_ir=rules_ir, context=context, allow=allow, geoip_db=args.geoip_db,
-                            state=copy.deepcopy(state))
+        # Fresh each time: a second reading (run_files) starts again from the saved state and with
+        # the allow-list's counts at zero, so its output is what one reading would give.
+        try:
+            return build_engine(rules_ir=rules_ir, context=context,
+                                allow=AllowList(allow.entries) if allow is not None else None,
+                                geoip_db=args.geoip_db, state=copy.deepcopy(state))
+        except ValueError as problem:  # raised before any file is read (run_files builds first)
+            raise UsageError(f"cannot start the detectors: {problem}") from None
 
-    try:
-        make_engine()  # a bad rule, context, database or state is reported before any file is read
-    except ValueError as problem:
-        raise UsageError(f"cannot start the detectors: {problem}") from None
     try:
         engine, reread = run_files(args.paths, make_engine, since_ms=since_ms, until_ms=until_ms)
     except InputError as problem:
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     findings = engine.finish()
     if args.state is not None:
         _save_state(args.state, engine.to_state())
-    summary = _summary(findings, engine.events, allow)
+    summary = _summary(findings, engine.events, engine.allow if allow is not None else None)
     if args.json:
         document = {"findings": [finding.to_json() for finding in findings], "summary": summary}
         sys.stdout.write(json.dumps(document, indent=2) + "\n")

@@ -252,3 +252,20 @@ def test_a_bad_file_delivered_last_exits_2_after_the_windowed_read_began(
     assert captured.out == "" and "CCCC" in captured.err and "no known kind" in captured.err
     assert engines[-1].events >= 2  # events were judged before the bad file was reached
     assert state.read_bytes() == before
+
+
+def test_a_second_reading_counts_the_allow_list_once(
+        tmp_path: Path, engines: list[Engine], capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "trail"
+    delivered_trail(folder, "20260301T1010Z", [record("GetObject", "2026-03-01T10:00:00Z", "e1")], "A" * 16)
+    delivered_trail(folder, "20260301T1610Z", [record("GetObject", "2026-03-01T16:00:00Z", "e3")], "B" * 16)
+    delivered_trail(folder, "20260301T1620Z", [record("GetObject", "2026-03-01T11:00:00Z", "e2")], "C" * 16)
+    allow = tmp_path / "allow.yaml"
+    allow.write_text(f"allow:\n  - principal: '{USER}'\n    reason: the test's own automation\n")
+    assert main(["detect", str(folder), "--json", "--allow", str(allow)]) == 0
+    captured = capsys.readouterr()
+    assert "read the files a second time" in captured.err
+    document = json.loads(captured.out)
+    assert document["findings"] == []
+    # Three events suppressed, as one reading counts them: not three plus the first reading's two.
+    assert [entry["suppressed"] for entry in document["summary"]["allowListed"]] == [3]

@@ -82,10 +82,12 @@ def build_engine(*, rules_ir: Mapping[str, Any] | None = None,
 
 
 # How late the windowed read lets an event be in its CloudTrail file (after the file's delivery
-# time): CloudTrail delivers "within an average of about 5 minutes of an API call", and a file
-# "can contain records written at any point before" its delivery time, so no bound holds for
-# every record; an hour leaves the rare late one room, and an event later still costs a second
-# reading, never a wrong order (`run_files`).
+# time): CloudTrail delivers "within an average of about 5 minutes of an API call"
+# (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/get-and-view-cloudtrail-log-files.html),
+# and a file "can contain records written at any point before" its delivery time
+# (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-log-file-examples.html), so
+# no bound holds for every record; an hour leaves the rare late one room, and an event later still
+# costs a second reading, never a wrong order (`run_files`).
 WINDOW_MS = 60 * 60_000
 
 

@@ -49,7 +49,7 @@ Order. CloudTrail files overlap in time and are not sorted inside, so the events
 time, then id; on equal keys the file read first comes first, then the order in the file. Files
 are read in this order: first those whose names give no delivery time (the PATHs in the order
 given, each folder's files in name order), then CloudTrail's files
-(`<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<unique>.json.gz`) by the delivery time in their
+(`<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<unique>.json[.gz]`) by the delivery time in their
 names, those of one time in the order found. The output is the same on every run, and the same
 from both reads.
 
@@ -72,9 +72,16 @@ the first files' events of its time). That is exact as long as no event is more 
 older than its file's delivery, since every file still unread was delivered at D or later. An event
 older than that, which would have to come before events already yielded, raises
 `WindowExceededError`, as do more than `buffer_events` events waiting; the caller then reads again
-with the exact read, from the start. Memory is about `window_ms` of events plus one file; each
-event is held only until its window has been read, and is judged while still in the processor's
-caches (measured: the busy account's end-to-end throughput in docs/benchmarks.md).
+with the exact read, from the start. Memory is about `window_ms` of events (at most
+`buffer_events`) plus one file, plus what the exact read holds of the files with no delivery time
+(at most `buffer_events` too): about twice the exact read's at worst. Nothing is spilled to disk
+and no event waits for the whole input. The window does not hold, and the exact read is needed,
+when a file brings an event more than `window_ms` older than its delivery (no bound is promised:
+a file "can contain records written at any point before" its delivery), or when `window_ms` of
+the account's events are more than `buffer_events` (with the defaults, more than about 80,000
+events an hour: an account that busy is always read twice, the windowed read giving up at its
+first busy hour). The five-minute buckets match CloudTrail's delivery, "about every 5 minutes";
+any bucket size gives the same order.
 
 `since_ms` and `until_ms` filter as the files are read (since inclusive, until exclusive), so only
 what is kept counts.
@@ -288,14 +295,18 @@ def _windowed(undated: list[str], dated: list[tuple[int, str]], since_ms: int | 
     already yielded), or more than `buffer_events` events waiting, raise WindowExceededError."""
     early = _Peek(_exact(undated, since_ms, until_ms, buffer_events) if undated else iter(()))
     buckets: dict[int, list[Event]] = {}
+    # The waiting buckets' indices, oldest first: each flush takes only the buckets it yields (a
+    # scan of every bucket at every flush would grow with the square of the buckets waiting, which
+    # a planted file with events far in the future would make many).
+    order: list[int] = []
     waiting = 0
     flushed = MIN_MS  # every event before this time has been yielded
     hours: dict[str, int] = {}
     for delivered, path in dated:
         mark = (delivered - window_ms) // _STEP_MS * _STEP_MS
         if mark > flushed:
-            ready = sorted(index for index in buckets if index * _STEP_MS < mark)
-            for index in ready:
+            while order and order[0] * _STEP_MS < mark:
+                index = heapq.heappop(order)
                 events = buckets.pop(index)
                 waiting -= len(events)
                 events.sort(key=_key)
@@ -317,18 +328,28 @@ def _windowed(undated: list[str], dated: list[tuple[int, str]], since_ms: int | 
                 "were already read out")
         index = first // _STEP_MS
         if index == last // _STEP_MS:
-            buckets.setdefault(index, []).extend(out)
+            _bucket(buckets, order, index).extend(out)
         else:
             for event, time_ms in zip(out, times, strict=True):
-                buckets.setdefault(time_ms // _STEP_MS, []).append(event)
+                _bucket(buckets, order, time_ms // _STEP_MS).append(event)
         waiting += len(out)
         if waiting > buffer_events:
-            raise WindowExceededError(f"{path}: more than {buffer_events:,} events wait for their window")
-    for index in sorted(buckets):
+            raise WindowExceededError(f"{path}: more than {buffer_events:,} events wait for their window "
+                                      f"({window_ms // 60_000} min)")
+    while order:
+        index = heapq.heappop(order)
         events = buckets.pop(index)
         events.sort(key=_key)
         yield from early.merged(events, index * _STEP_MS, (index + 1) * _STEP_MS)
     yield from early.before(END_MS)
+
+
+def _bucket(buckets: dict[int, list[Event]], order: list[int], index: int) -> list[Event]:
+    bucket = buckets.get(index)
+    if bucket is None:
+        bucket = buckets[index] = []
+        heapq.heappush(order, index)
+    return bucket
 
 
 class _Peek:

@@ -239,3 +239,33 @@ def test_a_run_makes_no_reference_cycles(tmp_path: Path) -> None:
         gc.enable()
     assert any(finding.rule.startswith("cloudtrail") for finding in findings), [f.rule for f in findings]
     assert unreachable == 0
+
+
+def test_an_event_exactly_at_the_mark_is_in_time_and_one_before_it_is_not(tmp_path: Path) -> None:
+    # Before the file delivered at 11:06 is read, everything before 10:05 (11:06 less the hour,
+    # down to a five-minute edge) has been yielded: an event at 10:05:00 still fits, 10:04:59 not.
+    def at(minutes: int, seconds: int = 0) -> datetime:
+        return START + timedelta(minutes=minutes, seconds=seconds)
+
+    delivered(tmp_path, "eu-west-1", at(60), [record("a", at(30))], unique="A000000000000000")
+    delivered(tmp_path, "eu-west-1", at(65), [record("b", at(6))], unique="B000000000000000")
+    delivered(tmp_path, "eu-west-1", at(66), [record("c", at(5))], unique="C000000000000000")
+    exact = keys(read_events([tmp_path]))
+    assert keys(read_events([tmp_path], window_ms=HOUR_MS)) == exact
+    assert [uid for _, uid, _ in exact] == ["c", "b", "a"]
+    delivered(tmp_path, "eu-west-1", at(67), [record("d", at(4, 59))], unique="D000000000000000")
+    with pytest.raises(WindowExceededError, match="2026-12-07T10:04:59Z"):
+        list(read_events([tmp_path], window_ms=HOUR_MS))
+
+
+def test_buckets_far_in_the_future_wait_in_order_to_the_end(tmp_path: Path) -> None:
+    # A file named as delivered in 1970 (read first) with events in year 3000, each in a bucket of
+    # its own: they wait for the whole run and come last, in order, whatever else was read.
+    future = datetime(3000, 1, 1, tzinfo=UTC)
+    far = [record(f"f{n}", future + timedelta(minutes=5 * (n * 7 % 50))) for n in range(50)]
+    delivered(tmp_path, "eu-west-1", datetime(1970, 1, 1, tzinfo=UTC), far, unique="EPOCH00000000000")
+    trail(tmp_path, hours=3)
+    exact = keys(read_events([tmp_path]))
+    assert keys(read_events([tmp_path], window_ms=HOUR_MS)) == exact
+    in_time_order = sorted(range(50), key=lambda n: n * 7 % 50)
+    assert [uid for _, uid, _ in exact[-50:]] == [f"f{n}" for n in in_time_order]
