@@ -218,13 +218,18 @@ def delivered_trail(folder: Path, at: str, records: list[dict[str, Any]], unique
     return write_trail(folder / f"111122223333_CloudTrail_eu-west-1_{at}_{unique}.json.gz", records)
 
 
+def late_trail(folder: Path, name: str) -> Path:
+    """Three `name` events, e1 and e3 delivered on time, e2 delivered five hours after it happened
+    (past the windowed read's hour): `ztai detect` reads such a folder twice."""
+    delivered_trail(folder, "20260301T1010Z", [record(name, "2026-03-01T10:00:00Z", "e1")], "A" * 16)
+    delivered_trail(folder, "20260301T1610Z", [record(name, "2026-03-01T16:00:00Z", "e3")], "B" * 16)
+    delivered_trail(folder, "20260301T1620Z", [record(name, "2026-03-01T11:00:00Z", "e2")], "C" * 16)
+    return folder
+
+
 def test_a_late_event_means_a_second_reading_with_the_same_result(
         tmp_path: Path, engines: list[Engine], capsys: pytest.CaptureFixture[str]) -> None:
-    folder = tmp_path / "trail"
-    delivered_trail(folder, "20260301T1010Z", [record("StopLogging", "2026-03-01T10:00:00Z", "e1")], "A" * 16)
-    delivered_trail(folder, "20260301T1610Z", [record("StopLogging", "2026-03-01T16:00:00Z", "e3")], "B" * 16)
-    # Delivered five hours after it happened: past the windowed read's hour.
-    delivered_trail(folder, "20260301T1620Z", [record("StopLogging", "2026-03-01T11:00:00Z", "e2")], "C" * 16)
+    folder = late_trail(tmp_path / "trail", "StopLogging")
     state = tmp_path / "state.json"
     assert main(["detect", str(folder), "--json", "--state", str(state)]) == 1
     captured = capsys.readouterr()
@@ -256,10 +261,7 @@ def test_a_bad_file_delivered_last_exits_2_after_the_windowed_read_began(
 
 def test_a_second_reading_counts_the_allow_list_once(
         tmp_path: Path, engines: list[Engine], capsys: pytest.CaptureFixture[str]) -> None:
-    folder = tmp_path / "trail"
-    delivered_trail(folder, "20260301T1010Z", [record("GetObject", "2026-03-01T10:00:00Z", "e1")], "A" * 16)
-    delivered_trail(folder, "20260301T1610Z", [record("GetObject", "2026-03-01T16:00:00Z", "e3")], "B" * 16)
-    delivered_trail(folder, "20260301T1620Z", [record("GetObject", "2026-03-01T11:00:00Z", "e2")], "C" * 16)
+    folder = late_trail(tmp_path / "trail", "GetObject")
     allow = tmp_path / "allow.yaml"
     allow.write_text(f"allow:\n  - principal: '{USER}'\n    reason: the test's own automation\n")
     assert main(["detect", str(folder), "--json", "--allow", str(allow)]) == 0
