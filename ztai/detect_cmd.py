@@ -35,9 +35,9 @@ import yaml
 from ztai.errors import EXIT_OK, EXIT_VIOLATION, UsageError
 from ztai_runtime.detect.allowlist import AllowList, AllowListError
 from ztai_runtime.detect.build import build_engine, run_files
-from ztai_runtime.detect.engine import Engine, Finding, iso
+from ztai_runtime.detect.engine import Engine, Finding
 from ztai_runtime.detect.signals import SEVERITIES, severity_rank
-from ztai_runtime.detect.sources import InputError
+from ztai_runtime.detect.sources import InputError, iso
 from ztai_runtime.trail.validation import parse_time
 
 DEFAULT_FAIL_ON = "low"

@@ -22,12 +22,11 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ztai_runtime.detect.allowlist import AllowList
 from ztai_runtime.detect.signals import Signal, principal_of, severity_rank
-from ztai_runtime.detect.sources import Event, record_kind
+from ztai_runtime.detect.sources import Event, iso, record_kind
 
 # A burst ends after an hour of event time without a signal of it: a person's session of bulk reads
 # is one finding, the same thing the next morning is another.
@@ -118,12 +117,6 @@ class Finding:
                    first_ms=int(data["first"]), last_ms=int(data["last"]),
                    event_ids=list(data["ids"]), event_count=int(data["count"]),
                    dropped_ids=int(data["dropped"]), reasons=int(data["reasons"]))
-
-
-def iso(ms: int) -> str:
-    """Epoch milliseconds as ISO 8601 UTC with a Z (milliseconds kept)."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 def unwrap(event: Event) -> Event:

@@ -100,7 +100,7 @@ import os
 import re
 import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -305,13 +305,7 @@ def _windowed(undated: list[str], dated: list[tuple[int, str]], since_ms: int | 
     for delivered, path in dated:
         mark = (delivered - window_ms) // _STEP_MS * _STEP_MS
         if mark > flushed:
-            while order and order[0] * _STEP_MS < mark:
-                index = heapq.heappop(order)
-                events = buckets.pop(index)
-                waiting -= len(events)
-                events.sort(key=_key)
-                yield from early.merged(events, index * _STEP_MS, (index + 1) * _STEP_MS)
-            yield from early.before(mark)
+            waiting -= yield from _flush(buckets, order, early, mark)
             flushed = mark
         out: list[Event] = []
         _file_events(path, since_ms, until_ms, out, hours)
@@ -323,7 +317,7 @@ def _windowed(undated: list[str], dated: list[tuple[int, str]], since_ms: int | 
         if first < flushed:
             late = out[times.index(first)]
             raise WindowExceededError(
-                f"{late.origin}: an event of {_iso(first)} in a file delivered at {_iso(delivered)}, "
+                f"{late.origin}: an event of {iso(first)} in a file delivered at {iso(delivered)}, "
                 f"more than the window ({window_ms // 60_000} min) before its delivery: later events "
                 "were already read out")
         index = first // _STEP_MS
@@ -336,12 +330,23 @@ def _windowed(undated: list[str], dated: list[tuple[int, str]], since_ms: int | 
         if waiting > buffer_events:
             raise WindowExceededError(f"{path}: more than {buffer_events:,} events wait for their window "
                                       f"({window_ms // 60_000} min)")
-    while order:
+    yield from _flush(buckets, order, early, END_MS + _STEP_MS)
+
+
+def _flush(buckets: dict[int, list[Event]], order: list[int], early: _Peek,
+           mark: int) -> Generator[Event, None, int]:
+    """Yield every waiting bucket wholly before `mark`, oldest first, each sorted and merged with
+    the undated files' events of its time, then those of the undated before `mark`; return how many
+    of the waiting events were yielded."""
+    taken = 0
+    while order and order[0] * _STEP_MS < mark:
         index = heapq.heappop(order)
         events = buckets.pop(index)
+        taken += len(events)
         events.sort(key=_key)
         yield from early.merged(events, index * _STEP_MS, (index + 1) * _STEP_MS)
-    yield from early.before(END_MS)
+    yield from early.before(mark)
+    return taken
 
 
 def _bucket(buckets: dict[int, list[Event]], order: list[int], index: int) -> list[Event]:
@@ -380,8 +385,11 @@ class _Peek:
         yield from heapq.merge(self.before(end), events, key=_key)
 
 
-def _iso(time_ms: int) -> str:
-    return (_EPOCH + timedelta(milliseconds=time_ms)).strftime("%Y-%m-%dT%H:%M:%SZ")
+def iso(ms: int) -> str:
+    """Epoch milliseconds as ISO 8601 UTC with a Z (milliseconds kept), as findings and messages
+    write times."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 @contextmanager

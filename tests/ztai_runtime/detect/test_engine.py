@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from ztai_runtime.detect.allowlist import AllowList
-from ztai_runtime.detect.engine import BURST_GAP_MS, Engine, iso, run, unwrap
+from ztai_runtime.detect.engine import BURST_GAP_MS, Engine, run, unwrap
 from ztai_runtime.detect.signals import Signal
-from ztai_runtime.detect.sources import Event, event_from_record
+from ztai_runtime.detect.sources import Event, event_from_record, iso
 
 ROLE = "arn:aws:iam::111122223333:role/curator"
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
